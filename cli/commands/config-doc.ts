@@ -1,0 +1,13 @@
+// `pollen config-doc`: prints the configuration tables of every daemon as Markdown (for the README).
+import type { Command } from 'commander';
+import { configMarkdown } from '../../src/config.ts';
+import { SUPERNODE_SETTINGS } from '../../supernode/config.ts';
+
+export function registerConfigDoc(program: Command): void {
+  program
+    .command('config-doc')
+    .description('print the configuration tables (flags, env vars, defaults) as Markdown')
+    .action(() => {
+      process.stdout.write(`### pollen supernode\n\n${configMarkdown(SUPERNODE_SETTINGS)}\n`);
+    });
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs Pollen all-in-one (supernode + peer, embedded storage) after installing the npm dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+exec node bin/pollen.js start "$@"

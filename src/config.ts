@@ -1,0 +1,125 @@
+// Table-driven configuration: each daemon declares one table of settings (key, flag, env var,
+// default, help). The CLI builds its options from the table, `resolveConfig` merges flag > env >
+// default, validates (the error names the key and why), and freezes. The README's configuration
+// tables are generated from the same tables (`pollen config-doc`), so docs and code agree.
+import { PollenError } from './errors.ts';
+
+export type SettingType = 'string' | 'int' | 'bool' | 'list';
+
+export interface Setting {
+  readonly key: string;
+  readonly type: SettingType;
+  /** Long flag without dashes, e.g. `listen` for `--listen`. */
+  readonly flag: string;
+  readonly env: string;
+  readonly default: string | number | boolean | readonly string[] | undefined;
+  readonly help: string;
+  /** Secrets are redacted when the config is logged. */
+  readonly secret?: boolean;
+  /** Returns a reason when the value is not acceptable. */
+  readonly validate?: (value: never) => string | undefined;
+}
+
+export type ConfigValues = Readonly<Record<string, string | number | boolean | readonly string[] | undefined>>;
+
+function parseValue(setting: Setting, raw: unknown, source: string): string | number | boolean | readonly string[] {
+  const fail = (why: string): never => {
+    throw new PollenError('ERR_INVALID_CONFIG', `invalid ${setting.key} (${source}): ${why}`, { key: setting.key, source });
+  };
+  switch (setting.type) {
+    case 'string':
+      if (typeof raw !== 'string') fail('expected a string');
+      return raw as string;
+    case 'int': {
+      const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+      if (!Number.isSafeInteger(n)) fail(`expected an integer, got ${JSON.stringify(raw)}`);
+      return n;
+    }
+    case 'bool': {
+      if (typeof raw === 'boolean') return raw;
+      const s = String(raw).toLowerCase();
+      if (['1', 'true', 'yes', 'on'].includes(s)) return true;
+      if (['0', 'false', 'no', 'off'].includes(s)) return false;
+      return fail(`expected true or false, got ${JSON.stringify(raw)}`);
+    }
+    case 'list':
+      if (Array.isArray(raw)) return raw.map(String);
+      // From an environment variable: comma-separated.
+      return String(raw)
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0);
+  }
+}
+
+/**
+ * Resolves a daemon's configuration. `flags` holds the values given on the command line (by setting
+ * key; undefined when absent); `env` the process environment.
+ */
+export function resolveConfig(
+  table: readonly Setting[],
+  flags: Readonly<Record<string, unknown>>,
+  env: Readonly<Record<string, string | undefined>>,
+): ConfigValues {
+  const out: Record<string, string | number | boolean | readonly string[] | undefined> = {};
+  for (const setting of table) {
+    const fromFlag = flags[setting.key];
+    const fromEnv = env[setting.env];
+    let value: string | number | boolean | readonly string[] | undefined;
+    if (fromFlag !== undefined && !(Array.isArray(fromFlag) && fromFlag.length === 0)) {
+      value = parseValue(setting, fromFlag, `--${setting.flag}`);
+    } else if (fromEnv !== undefined && fromEnv !== '') {
+      value = parseValue(setting, fromEnv, `$${setting.env}`);
+    } else {
+      value = setting.default;
+    }
+    if (value !== undefined && setting.validate) {
+      const why = (setting.validate as (v: unknown) => string | undefined)(value);
+      if (why) throw new PollenError('ERR_INVALID_CONFIG', `invalid ${setting.key}: ${why}`, { key: setting.key });
+    }
+    out[setting.key] = Array.isArray(value) ? Object.freeze([...value]) : value;
+  }
+  return Object.freeze(out);
+}
+
+/** The config with secrets replaced, for the one log line at start. */
+export function redactConfig(table: readonly Setting[], config: ConfigValues): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const setting of table) {
+    const v = config[setting.key];
+    out[setting.key] = setting.secret && v !== undefined && v !== '' ? '[redacted]' : v;
+  }
+  return out;
+}
+
+/** A Markdown table of a daemon's settings, for the README. */
+export function configMarkdown(table: readonly Setting[]): string {
+  const rows = table.map((s) => {
+    const def = s.default === undefined ? '' : Array.isArray(s.default) ? s.default.join(',') : String(s.default);
+    return `| \`--${s.flag}\` | \`${s.env}\` | ${def === '' ? '' : `\`${def}\``} | ${s.help} |`;
+  });
+  return ['| flag | env var | default | meaning |', '| --- | --- | --- | --- |', ...rows].join('\n');
+}
+
+// Validators shared by the daemons' tables.
+
+export function validateHostPort(v: string): string | undefined {
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(v);
+  if (!m) return `expected HOST:PORT, got ${JSON.stringify(v)}`;
+  const port = Number(m[2]);
+  return port <= 65535 ? undefined : `port ${port} is out of range`;
+}
+
+export function validateHttpUrl(v: string): string | undefined {
+  try {
+    const u = new URL(v);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? undefined : `expected an http(s) URL, got ${v}`;
+  } catch {
+    return `expected a URL, got ${JSON.stringify(v)}`;
+  }
+}
+
+export function splitHostPort(v: string): { host: string; port: number } {
+  const i = v.lastIndexOf(':');
+  return { host: v.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(v.slice(i + 1)) };
+}

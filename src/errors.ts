@@ -1,0 +1,74 @@
+// One error class for all of Pollen. Each code has a kind that drives retry, ban and HTTP mapping,
+// and a human message. HTTP status codes and OCI error bodies are derived only at the HTTP edge
+// (see src/oci/error-body.ts), never here.
+
+export type ErrorKind =
+  | 'not_found'
+  | 'invalid'
+  | 'unavailable'
+  | 'integrity'
+  | 'unauthorized'
+  | 'denied'
+  | 'aborted'
+  | 'too_large'
+  | 'internal';
+
+/** Every error code Pollen raises, with its kind and a short description (listed in the README). */
+export const ERROR_CODES = {
+  ERR_INVALID_NAME: { kind: 'invalid', description: 'a repository name does not match the distribution name grammar' },
+  ERR_INVALID_REFERENCE: { kind: 'invalid', description: 'an image reference, tag or digest cannot be parsed' },
+  ERR_INVALID_DIGEST: { kind: 'invalid', description: 'a digest is malformed or uses an unsupported algorithm' },
+  ERR_INVALID_RANGE: { kind: 'invalid', description: 'a Range header cannot be satisfied for the blob' },
+  ERR_INVALID_CONFIG: { kind: 'invalid', description: 'a configuration value is missing or malformed' },
+  ERR_INVALID_REQUEST: { kind: 'invalid', description: 'a request is malformed (path, header, body or query)' },
+  ERR_INVALID_MANIFEST: { kind: 'invalid', description: 'a manifest or index cannot be parsed or is not of a known media type' },
+  ERR_UNKNOWN_UPSTREAM: { kind: 'invalid', description: 'no upstream registry is configured for the requested host' },
+  ERR_MANIFEST_UNKNOWN: { kind: 'not_found', description: 'the manifest is not known upstream or locally' },
+  ERR_BLOB_UNKNOWN: { kind: 'not_found', description: 'the blob is not known upstream or locally' },
+  ERR_NAME_UNKNOWN: { kind: 'not_found', description: 'the repository is not known upstream' },
+  ERR_NOT_FOUND: { kind: 'not_found', description: 'the requested object does not exist' },
+  ERR_MANIFEST_TOO_LARGE: { kind: 'too_large', description: 'a manifest exceeds the 4 MiB limit' },
+  ERR_MESSAGE_TOO_LARGE: { kind: 'too_large', description: 'a peer or client message exceeds its size cap' },
+  ERR_UNAUTHORIZED: { kind: 'unauthorized', description: 'the upstream registry requires credentials the client did not give' },
+  ERR_DENIED: { kind: 'denied', description: 'the upstream registry refused access with the given credentials' },
+  ERR_UPSTREAM_UNAVAILABLE: { kind: 'unavailable', description: 'the upstream registry cannot be reached or answered with a server error' },
+  ERR_UPSTREAM_PROTOCOL: { kind: 'unavailable', description: 'the upstream registry answered with something that breaks the distribution protocol' },
+  ERR_DIGEST_MISMATCH: { kind: 'integrity', description: 'content did not hash to its expected digest' },
+  ERR_SIZE_MISMATCH: { kind: 'integrity', description: 'content was shorter or longer than its declared size' },
+  ERR_ABORTED: { kind: 'aborted', description: 'the operation was cancelled' },
+  ERR_CLOSED: { kind: 'aborted', description: 'the component was closed while the operation ran' },
+  ERR_INTERNAL: { kind: 'internal', description: 'an unexpected internal failure (a bug: please report it)' },
+} as const satisfies Record<string, { kind: ErrorKind; description: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class PollenError extends Error {
+  override readonly name = 'PollenError';
+  readonly code: ErrorCode;
+  readonly kind: ErrorKind;
+  /** Structured detail for logs and the OCI error body's `detail`; never holds credentials. */
+  readonly detail: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message: string, detail: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.kind = ERROR_CODES[code].kind;
+    this.detail = Object.freeze({ ...detail });
+  }
+}
+
+export function isPollenError(err: unknown, code?: ErrorCode): err is PollenError {
+  return err instanceof PollenError && (code === undefined || err.code === code);
+}
+
+/** Wraps anything thrown into a PollenError, keeping the original as the cause. */
+export function toPollenError(err: unknown, fallback: ErrorCode = 'ERR_INTERNAL'): PollenError {
+  if (err instanceof PollenError) return err;
+  if (isAbortError(err)) return new PollenError('ERR_ABORTED', 'operation aborted', {}, { cause: err });
+  const message = err instanceof Error ? err.message : String(err);
+  return new PollenError(fallback, message, {}, { cause: err });
+}
+
+export function isAbortError(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'AbortError' || (err as { code?: string }).code === 'ABORT_ERR');
+}

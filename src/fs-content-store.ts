@@ -1,0 +1,198 @@
+// Content store on disk, laid out as containerd's: `blobs/sha256/<hex>` for committed blobs and
+// `ingest/<hex>` for blobs being written. Commit = fsync, verify, rename; a reader never sees a
+// partial blob under blobs/. "Already exists" on commit is success.
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { digestHex, parseDigest, type Digest } from './digest.ts';
+import { PollenError } from './errors.ts';
+import type { BlobInfo, ByteRange, ContentStore, Ingest } from './content-store.ts';
+
+const HASH_CHUNK_BYTES = 1 << 20;
+
+export class FsContentStore implements ContentStore {
+  readonly root: string;
+  private readonly blobDir: string;
+  private readonly ingestDir: string;
+
+  private constructor(root: string) {
+    this.root = root;
+    this.blobDir = join(root, 'blobs', 'sha256');
+    this.ingestDir = join(root, 'ingest');
+  }
+
+  static async open(root: string): Promise<FsContentStore> {
+    const store = new FsContentStore(root);
+    await mkdir(store.blobDir, { recursive: true });
+    await mkdir(store.ingestDir, { recursive: true });
+    return store;
+  }
+
+  blobPath(digest: Digest): string {
+    return join(this.blobDir, digestHex(digest));
+  }
+
+  async stat(digest: Digest): Promise<BlobInfo | undefined> {
+    try {
+      const s = await stat(this.blobPath(digest));
+      return { digest, size: s.size };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  async read(digest: Digest, range?: ByteRange): Promise<Readable> {
+    // Open first so a missing blob is an error here, not an 'error' event later.
+    let fh: FileHandle;
+    try {
+      fh = await open(this.blobPath(digest), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new PollenError('ERR_BLOB_UNKNOWN', `blob ${digest} is not in the content store`, { digest });
+      }
+      throw err;
+    }
+    return createReadStream('', {
+      fd: fh,
+      start: range?.start,
+      end: range?.end,
+      highWaterMark: 256 * 1024,
+      autoClose: true,
+    });
+  }
+
+  async openIngest(digest: Digest, options: { resume?: boolean } = {}): Promise<Ingest> {
+    const path = join(this.ingestDir, digestHex(digest));
+    const fh = await open(path, options.resume ? 'a+' : 'w+').then(async (h) => {
+      // 'a+' forces appends on Linux for positional writes; reopen read-write without truncation.
+      if (!options.resume) return h;
+      await h.close();
+      return open(path, 'r+');
+    });
+    const { size } = await fh.stat();
+    return new FsIngest(digest, fh, path, this.blobPath(digest), size);
+  }
+
+  async delete(digest: Digest): Promise<boolean> {
+    try {
+      await rm(this.blobPath(digest));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
+  async *list(): AsyncIterable<BlobInfo> {
+    for (const name of await readdir(this.blobDir)) {
+      let digest: Digest;
+      try {
+        digest = parseDigest(`sha256:${name}`);
+      } catch {
+        continue;
+      }
+      const info = await this.stat(digest);
+      if (info) yield info;
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+class FsIngest implements Ingest {
+  readonly digest: Digest;
+  readonly resumedBytes: number;
+  private readonly fh: FileHandle;
+  private readonly path: string;
+  private readonly target: string;
+  // Incremental hash while writes arrive strictly in order from offset 0; otherwise re-hash at commit.
+  private hash: Hash | undefined;
+  private hashedBytes = 0;
+  private done = false;
+
+  constructor(digest: Digest, fh: FileHandle, path: string, target: string, resumedBytes: number) {
+    this.digest = digest;
+    this.fh = fh;
+    this.path = path;
+    this.target = target;
+    this.resumedBytes = resumedBytes;
+    this.hash = resumedBytes === 0 ? createHash('sha256') : undefined;
+  }
+
+  async writeAt(data: Uint8Array, offset: number): Promise<void> {
+    this.assertOpen();
+    let written = 0;
+    while (written < data.length) {
+      const { bytesWritten } = await this.fh.write(data, written, data.length - written, offset + written);
+      written += bytesWritten;
+    }
+    if (this.hash && offset === this.hashedBytes) {
+      this.hash.update(data);
+      this.hashedBytes += data.length;
+    } else if (offset + data.length > this.hashedBytes) {
+      this.hash = undefined;
+    }
+  }
+
+  async readAt(target: Uint8Array, offset: number): Promise<number> {
+    this.assertOpen();
+    const { bytesRead } = await this.fh.read(target, 0, target.length, offset);
+    return bytesRead;
+  }
+
+  async commit(expectedSize?: number): Promise<BlobInfo> {
+    this.assertOpen();
+    this.done = true;
+    try {
+      const { size } = await this.fh.stat();
+      if (expectedSize !== undefined && size !== expectedSize) {
+        throw new PollenError('ERR_SIZE_MISMATCH', `blob ${this.digest} is ${size} bytes, expected ${expectedSize}`, { digest: this.digest, expectedSize, actualSize: size });
+      }
+      const actual = this.hash && this.hashedBytes === size ? this.hash.digest('hex') : await this.rehash(size);
+      if (`sha256:${actual}` !== this.digest) {
+        throw new PollenError('ERR_DIGEST_MISMATCH', `blob hashed to sha256:${actual}, expected ${this.digest}`, { expected: this.digest, actual: `sha256:${actual}` });
+      }
+      await this.fh.sync();
+      await this.fh.close();
+      await rename(this.path, this.target);
+      return { digest: this.digest, size };
+    } catch (err) {
+      await this.fh.close().catch(() => {});
+      await rm(this.path, { force: true });
+      throw err;
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    await this.fh.close().catch(() => {});
+    await rm(this.path, { force: true });
+  }
+
+  async suspend(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    await this.fh.sync().catch(() => {});
+    await this.fh.close().catch(() => {});
+  }
+
+  private async rehash(size: number): Promise<string> {
+    const hash = createHash('sha256');
+    const buf = Buffer.allocUnsafe(HASH_CHUNK_BYTES);
+    for (let pos = 0; pos < size; ) {
+      const { bytesRead } = await this.fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
+      if (bytesRead === 0) break;
+      hash.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+    }
+    return hash.digest('hex');
+  }
+
+  private assertOpen(): void {
+    if (this.done) throw new PollenError('ERR_CLOSED', `ingest of ${this.digest} is already finished`, { digest: this.digest });
+  }
+}

@@ -1,0 +1,95 @@
+// In-memory content store for unit tests of logic that needs a store; same contract as FsContentStore.
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { Digest } from './digest.ts';
+import { PollenError } from './errors.ts';
+import type { BlobInfo, ByteRange, ContentStore, Ingest } from './content-store.ts';
+
+export class MemoryContentStore implements ContentStore {
+  private readonly blobs = new Map<Digest, Buffer>();
+  private readonly partials = new Map<Digest, Buffer>();
+
+  async stat(digest: Digest): Promise<BlobInfo | undefined> {
+    const b = this.blobs.get(digest);
+    return b ? { digest, size: b.length } : undefined;
+  }
+
+  async read(digest: Digest, range?: ByteRange): Promise<Readable> {
+    const b = this.blobs.get(digest);
+    if (!b) throw new PollenError('ERR_BLOB_UNKNOWN', `blob ${digest} is not in the content store`, { digest });
+    return Readable.from([range ? b.subarray(range.start, range.end + 1) : b]);
+  }
+
+  async openIngest(digest: Digest, options: { resume?: boolean } = {}): Promise<Ingest> {
+    const initial = options.resume ? (this.partials.get(digest) ?? Buffer.alloc(0)) : Buffer.alloc(0);
+    this.partials.set(digest, initial);
+    return new MemoryIngest(digest, initial.length, this.partials, this.blobs);
+  }
+
+  async delete(digest: Digest): Promise<boolean> {
+    return this.blobs.delete(digest);
+  }
+
+  async *list(): AsyncIterable<BlobInfo> {
+    for (const [digest, b] of this.blobs) yield { digest, size: b.length };
+  }
+
+  async close(): Promise<void> {}
+}
+
+class MemoryIngest implements Ingest {
+  private done = false;
+
+  constructor(
+    readonly digest: Digest,
+    readonly resumedBytes: number,
+    private readonly partials: Map<Digest, Buffer>,
+    private readonly blobs: Map<Digest, Buffer>,
+  ) {}
+
+  private get buf(): Buffer {
+    return this.partials.get(this.digest) ?? Buffer.alloc(0);
+  }
+
+  async writeAt(data: Uint8Array, offset: number): Promise<void> {
+    if (this.done) throw new PollenError('ERR_CLOSED', `ingest of ${this.digest} is already finished`);
+    let b = this.buf;
+    if (offset + data.length > b.length) {
+      const grown = Buffer.alloc(offset + data.length);
+      b.copy(grown);
+      b = grown;
+    }
+    b.set(data, offset);
+    this.partials.set(this.digest, b);
+  }
+
+  async readAt(target: Uint8Array, offset: number): Promise<number> {
+    return this.buf.copy(target, 0, offset, Math.min(this.buf.length, offset + target.length));
+  }
+
+  async commit(expectedSize?: number): Promise<BlobInfo> {
+    if (this.done) throw new PollenError('ERR_CLOSED', `ingest of ${this.digest} is already finished`);
+    this.done = true;
+    const b = this.buf;
+    this.partials.delete(this.digest);
+    if (expectedSize !== undefined && b.length !== expectedSize) {
+      throw new PollenError('ERR_SIZE_MISMATCH', `blob ${this.digest} is ${b.length} bytes, expected ${expectedSize}`, { digest: this.digest });
+    }
+    const actual = `sha256:${createHash('sha256').update(b).digest('hex')}`;
+    if (actual !== this.digest) {
+      throw new PollenError('ERR_DIGEST_MISMATCH', `blob hashed to ${actual}, expected ${this.digest}`, { expected: this.digest, actual });
+    }
+    this.blobs.set(this.digest, b);
+    return { digest: this.digest, size: b.length };
+  }
+
+  async abort(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    this.partials.delete(this.digest);
+  }
+
+  async suspend(): Promise<void> {
+    this.done = true;
+  }
+}

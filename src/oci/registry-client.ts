@@ -1,0 +1,200 @@
+// A client of the OCI distribution pull API for the parts of Pollen that pull on their own
+// account (the snapshotter's `pollen pull`, the supernode's seed, preheat jobs): it answers Basic
+// and Bearer challenges itself, caching tokens per scope. The peer mirror does not use this: it
+// relays the engine's own auth flow instead (peer/upstream.ts).
+import type { Readable } from 'node:stream';
+import { request, type Dispatcher } from 'undici';
+import { sha256Digest, type Digest } from '../digest.ts';
+import { PollenError, toPollenError } from '../errors.ts';
+import { ACCEPT_ALL_MANIFESTS, MAX_MANIFEST_BYTES } from './media-types.ts';
+import { readBodyCapped } from './body.ts';
+import { parseChallenge, type Challenge } from './www-authenticate.ts';
+
+export type Credentials = { username: string; password: string } | { token: string };
+
+export interface RegistryClientOptions {
+  /** Base URL of the registry, e.g. `http://127.0.0.1:5000`. */
+  readonly baseUrl: string;
+  readonly credentials?: Credentials;
+  /** Extra headers on every request (e.g. an Authorization given by a preheat job). */
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly userAgent?: string;
+}
+
+export interface FetchedManifest {
+  readonly mediaType: string;
+  readonly digest: Digest;
+  readonly bytes: Buffer;
+}
+
+export interface BlobResponse {
+  /** 200 for the whole blob, 206 for a range. */
+  readonly status: number;
+  /** Total blob size when the registry said it. */
+  readonly size: number | undefined;
+  readonly contentLength: number | undefined;
+  readonly body: Readable;
+}
+
+interface UpstreamResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData['body'];
+}
+
+export class RegistryClient {
+  readonly baseUrl: string;
+  private readonly dispatcher: Dispatcher | undefined;
+  private readonly credentials: Credentials | undefined;
+  private readonly headers: Record<string, string>;
+  private readonly tokens = new Map<string, string>();
+
+  constructor(deps: { dispatcher?: Dispatcher }, options: RegistryClientOptions) {
+    this.dispatcher = deps.dispatcher;
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.credentials = options.credentials;
+    this.headers = { 'user-agent': options.userAgent ?? 'pollen', ...options.headers };
+  }
+
+  /** A request with the auth flow: on a 401 challenge, get a token (or use Basic) and retry once. */
+  async request(
+    method: 'GET' | 'HEAD',
+    path: string,
+    opts: { headers?: Record<string, string>; signal?: AbortSignal; scope: string; relayAuth?: boolean },
+  ): Promise<UpstreamResponse> {
+    const url = `${this.baseUrl}${path}`;
+    const send = async (auth: string | undefined): Promise<UpstreamResponse> => {
+      try {
+        const headers: Record<string, string> = { ...this.headers, ...opts.headers };
+        if (auth) headers.authorization = auth;
+        return await request(url, { method, headers, signal: opts.signal, dispatcher: this.dispatcher, maxRedirections: 0 } as Parameters<typeof request>[1]);
+      } catch (err) {
+        const e = toPollenError(err, 'ERR_UPSTREAM_UNAVAILABLE');
+        if (e.code === 'ERR_UPSTREAM_UNAVAILABLE') {
+          throw new PollenError('ERR_UPSTREAM_UNAVAILABLE', `registry ${this.baseUrl} unreachable: ${e.message}`, { upstream: this.baseUrl }, { cause: err });
+        }
+        throw e;
+      }
+    };
+    // relayAuth: the caller's own Authorization (or none) goes as is and a 401 comes back to it,
+    // so an engine behind the mirror runs its own token flow.
+    let res = await send(opts.relayAuth ? opts.headers?.authorization : (this.tokens.get(opts.scope) ?? this.staticAuth()));
+    if (res.statusCode === 401 && !opts.relayAuth) {
+      const challenge = parseChallenge(headerValue(res.headers['www-authenticate']));
+      await res.body.dump();
+      const auth = await this.authorize(challenge, opts.scope, opts.signal);
+      if (auth) res = await send(auth);
+    }
+    // Follow redirects (registries backed by object storage redirect blob GETs) without auth.
+    for (let hops = 0; (res.statusCode === 307 || res.statusCode === 302 || res.statusCode === 301 || res.statusCode === 303 || res.statusCode === 308) && hops < 5; hops++) {
+      const location = headerValue(res.headers.location);
+      await res.body.dump();
+      if (!location) throw new PollenError('ERR_UPSTREAM_PROTOCOL', `redirect without location from ${url}`);
+      const next = new URL(location, url).toString();
+      res = await request(next, { method, headers: { ...this.headers, ...opts.headers }, signal: opts.signal, dispatcher: this.dispatcher } as Parameters<typeof request>[1]);
+    }
+    return res;
+  }
+
+  async getManifest(name: string, reference: string, opts: { accept?: string; signal?: AbortSignal } = {}): Promise<FetchedManifest> {
+    const res = await this.request('GET', `/v2/${name}/manifests/${reference}`, {
+      headers: { accept: opts.accept ?? ACCEPT_ALL_MANIFESTS },
+      signal: opts.signal,
+      scope: `repository:${name}:pull`,
+    });
+    if (res.statusCode !== 200) await this.throwFor(res, 'manifest', `${name}:${reference}`);
+    const bytes = await readBodyCapped(res.body, MAX_MANIFEST_BYTES, `manifest ${name}:${reference}`);
+    const digest = sha256Digest(bytes);
+    if (reference.startsWith('sha256:') && digest !== reference) {
+      throw new PollenError('ERR_DIGEST_MISMATCH', `manifest ${name}@${reference} hashed to ${digest}`, { expected: reference, actual: digest });
+    }
+    const mediaType = (headerValue(res.headers['content-type']) ?? '').split(';')[0]!.trim() || (JSON.parse(bytes.toString('utf8')) as { mediaType?: string }).mediaType || '';
+    return { mediaType, digest, bytes };
+  }
+
+  /** The blob's size, or undefined when the registry does not have it. */
+  async headBlob(name: string, digest: Digest, signal?: AbortSignal): Promise<number | undefined> {
+    const res = await this.request('HEAD', `/v2/${name}/blobs/${digest}`, { signal, scope: `repository:${name}:pull` });
+    await res.body.dump();
+    if (res.statusCode === 404) return undefined;
+    if (res.statusCode !== 200) await this.throwFor(res, 'blob', digest);
+    const len = headerValue(res.headers['content-length']);
+    return len === undefined ? undefined : Number(len);
+  }
+
+  async getBlob(name: string, digest: Digest, opts: { range?: { start: number; end?: number }; signal?: AbortSignal } = {}): Promise<BlobResponse> {
+    const headers: Record<string, string> = {};
+    if (opts.range) headers.range = `bytes=${opts.range.start}-${opts.range.end ?? ''}`;
+    const res = await this.request('GET', `/v2/${name}/blobs/${digest}`, { headers, signal: opts.signal, scope: `repository:${name}:pull` });
+    if (res.statusCode !== 200 && res.statusCode !== 206) await this.throwFor(res, 'blob', digest);
+    const contentLength = numberHeader(res.headers['content-length']);
+    let size: number | undefined = res.statusCode === 200 ? contentLength : undefined;
+    const cr = headerValue(res.headers['content-range']);
+    const m = cr ? /\/(\d+)$/.exec(cr) : null;
+    if (m) size = Number(m[1]);
+    if (opts.range && res.statusCode === 200 && opts.range.start > 0) {
+      await res.body.dump();
+      throw new PollenError('ERR_UPSTREAM_PROTOCOL', `registry ${this.baseUrl} ignored a Range request for ${digest}`, { upstream: this.baseUrl });
+    }
+    return { status: res.statusCode, size, contentLength, body: res.body };
+  }
+
+  private staticAuth(): string | undefined {
+    const c = this.credentials;
+    if (c && 'username' in c) return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
+    return undefined;
+  }
+
+  private async authorize(challenge: Challenge | undefined, scope: string, signal?: AbortSignal): Promise<string | undefined> {
+    if (!challenge) return undefined;
+    if (challenge.scheme === 'basic') return this.staticAuth();
+    if (challenge.scheme !== 'bearer' || !challenge.params.realm) return undefined;
+    const c = this.credentials;
+    if (c && 'token' in c) return `Bearer ${c.token}`;
+    const realm = new URL(challenge.params.realm);
+    if (challenge.params.service) realm.searchParams.set('service', challenge.params.service);
+    realm.searchParams.set('scope', challenge.params.scope ?? scope);
+    const headers: Record<string, string> = { ...this.headers };
+    const basic = this.staticAuth();
+    if (basic) headers.authorization = basic;
+    const res = await request(realm, { method: 'GET', headers, signal, dispatcher: this.dispatcher } as Parameters<typeof request>[1]).catch((err: unknown) => {
+      throw new PollenError('ERR_UPSTREAM_UNAVAILABLE', `token service ${realm.origin} unreachable`, { upstream: realm.origin }, { cause: err });
+    });
+    if (res.statusCode === 401 || res.statusCode === 403) {
+      await res.body.dump();
+      throw new PollenError(c ? 'ERR_DENIED' : 'ERR_UNAUTHORIZED', `token service ${realm.origin} refused ${scope}`, { upstream: this.baseUrl, scope });
+    }
+    if (res.statusCode !== 200) {
+      await res.body.dump();
+      throw new PollenError('ERR_UPSTREAM_UNAVAILABLE', `token service ${realm.origin} answered ${res.statusCode}`, { upstream: this.baseUrl });
+    }
+    const body = JSON.parse((await readBodyCapped(res.body, 1 << 20, 'token response')).toString('utf8')) as { token?: string; access_token?: string };
+    const token = body.token ?? body.access_token;
+    if (!token) throw new PollenError('ERR_UPSTREAM_PROTOCOL', `token service ${realm.origin} returned no token`);
+    const auth = `Bearer ${token}`;
+    this.tokens.set(scope, auth);
+    return auth;
+  }
+
+  private async throwFor(res: UpstreamResponse, what: 'manifest' | 'blob', id: string): Promise<never> {
+    await res.body.dump();
+    const s = res.statusCode;
+    if (s === 401) throw new PollenError('ERR_UNAUTHORIZED', `registry ${this.baseUrl} requires authentication for ${what} ${id}`, { upstream: this.baseUrl });
+    if (s === 403) throw new PollenError('ERR_DENIED', `registry ${this.baseUrl} denied access to ${what} ${id}`, { upstream: this.baseUrl });
+    if (s === 404) {
+      throw new PollenError(what === 'manifest' ? 'ERR_MANIFEST_UNKNOWN' : 'ERR_BLOB_UNKNOWN', `${what} ${id} not found at ${this.baseUrl}`, { upstream: this.baseUrl });
+    }
+    throw new PollenError('ERR_UPSTREAM_UNAVAILABLE', `registry ${this.baseUrl} answered ${s} for ${what} ${id}`, { upstream: this.baseUrl, status: s });
+  }
+}
+
+export function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function numberHeader(v: string | string[] | undefined): number | undefined {
+  const s = headerValue(v);
+  if (s === undefined) return undefined;
+  const n = Number(s);
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}

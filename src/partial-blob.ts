@@ -1,0 +1,160 @@
+// A blob on its way into the content store that clients can already read. The downloader (a
+// registry fetch, or pieces from peers) writes into an Ingest and moves `available`, the length of
+// the contiguous prefix on disk; every waiting client streams from the ingest file at its own pace,
+// so one slow client never holds back the download or the others, and memory stays bounded.
+// After commit readers continue from the committed blob; after a failure they get the error.
+import { Readable } from 'node:stream';
+import type { ContentStore, BlobInfo, Ingest, ByteRange } from './content-store.ts';
+import type { Digest } from './digest.ts';
+import { PollenError } from './errors.ts';
+
+const READ_CHUNK_BYTES = 256 * 1024;
+
+type State =
+  | { name: 'writing' }
+  | { name: 'committing' }
+  | { name: 'committed'; info: BlobInfo }
+  | { name: 'failed'; error: Error };
+
+export class PartialBlob {
+  readonly digest: Digest;
+  readonly size: number;
+  private readonly store: ContentStore;
+  private readonly ingest: Ingest;
+  private state: State = { name: 'writing' };
+  private prefix: number;
+  private readsInFlight = 0;
+  private waiters: Array<() => void> = [];
+
+  constructor(deps: { store: ContentStore; ingest: Ingest }, options: { size: number; available?: number }) {
+    this.store = deps.store;
+    this.ingest = deps.ingest;
+    this.digest = deps.ingest.digest;
+    this.size = options.size;
+    this.prefix = options.available ?? 0;
+  }
+
+  /** Length of the contiguous prefix that readers may read. */
+  get available(): number {
+    return this.prefix;
+  }
+
+  get settled(): boolean {
+    return this.state.name === 'committed' || this.state.name === 'failed';
+  }
+
+  /** Appends in order at the end of the available prefix (a sequential download). */
+  async append(chunk: Uint8Array): Promise<void> {
+    this.assertWriting();
+    if (this.prefix + chunk.length > this.size) {
+      throw new PollenError('ERR_SIZE_MISMATCH', `blob ${this.digest} is longer than its declared ${this.size} bytes`, { digest: this.digest, expectedSize: this.size });
+    }
+    await this.ingest.writeAt(chunk, this.prefix);
+    this.prefix += chunk.length;
+    this.wake();
+  }
+
+  /** Writes at an offset without moving the prefix (pieces arriving out of order). */
+  async writeAt(chunk: Uint8Array, offset: number): Promise<void> {
+    this.assertWriting();
+    await this.ingest.writeAt(chunk, offset);
+  }
+
+  /** Declares that the first `bytes` bytes are on disk and verified enough to serve in order. */
+  setAvailable(bytes: number): void {
+    if (bytes > this.prefix) {
+      this.prefix = Math.min(bytes, this.size);
+      this.wake();
+    }
+  }
+
+  /** Verifies and commits the blob. Readers mid-stream continue from the committed blob. */
+  async commit(): Promise<BlobInfo> {
+    this.assertWriting();
+    this.state = { name: 'committing' };
+    while (this.readsInFlight > 0) await this.changed();
+    try {
+      const info = await this.ingest.commit(this.size);
+      this.state = { name: 'committed', info };
+      return info;
+    } catch (err) {
+      this.state = { name: 'failed', error: err as Error };
+      throw err;
+    } finally {
+      this.wake();
+    }
+  }
+
+  /** Fails the download: readers get `error`, the ingest is discarded (or kept, when `keepPartial`). */
+  async fail(error: Error, options: { keepPartial?: boolean } = {}): Promise<void> {
+    if (this.settled) return;
+    this.state = { name: 'failed', error };
+    this.wake();
+    while (this.readsInFlight > 0) await this.changed();
+    if (options.keepPartial) await this.ingest.suspend();
+    else await this.ingest.abort();
+  }
+
+  /** A stream of the blob (or a range of it) that yields bytes as they become available. */
+  createReadStream(range?: ByteRange, signal?: AbortSignal): Readable {
+    return Readable.from(this.chunks(range?.start ?? 0, range?.end ?? this.size - 1, signal), { objectMode: false });
+  }
+
+  private async *chunks(start: number, end: number, signal?: AbortSignal): AsyncGenerator<Buffer> {
+    let pos = start;
+    while (pos <= end) {
+      signal?.throwIfAborted();
+      const state = this.state;
+      if (state.name === 'failed') throw state.error;
+      if (state.name === 'committed') {
+        if (pos > end) return;
+        yield* (await this.store.read(this.digest, { start: pos, end })) as AsyncIterable<Buffer>;
+        return;
+      }
+      if (state.name === 'writing' && pos < this.prefix) {
+        const n = Math.min(READ_CHUNK_BYTES, this.prefix - pos, end + 1 - pos);
+        const buf = Buffer.allocUnsafe(n);
+        this.readsInFlight++;
+        let got: number;
+        try {
+          got = await this.ingest.readAt(buf, pos);
+        } finally {
+          this.readsInFlight--;
+          if (this.readsInFlight === 0) this.wake();
+        }
+        if (got === 0) throw new PollenError('ERR_INTERNAL', `partial blob ${this.digest} read nothing at ${pos}`);
+        pos += got;
+        yield buf.subarray(0, got);
+        continue;
+      }
+      await this.changed(signal);
+    }
+  }
+
+  private changed(signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      const onAbort = (): void => reject(signal?.reason);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      });
+    });
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  private assertWriting(): void {
+    if (this.state.name !== 'writing') {
+      throw new PollenError('ERR_CLOSED', `blob ${this.digest} is no longer being written (${this.state.name})`, { digest: this.digest });
+    }
+  }
+}

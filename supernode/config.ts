@@ -1,0 +1,20 @@
+// The supernode's settings: one table of key, flag, env var, default and help (see src/config.ts).
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { validateHostPort, type ConfigValues, type Setting } from '../src/config.ts';
+
+export const SUPERNODE_SETTINGS = [
+  { key: 'listen', type: 'string', flag: 'listen', env: 'POLLEN_SUPERNODE_LISTEN', default: '127.0.0.1:8002', help: 'address of the supernode HTTP API', validate: validateHostPort },
+  { key: 'data', type: 'string', flag: 'data', env: 'POLLEN_SUPERNODE_DATA', default: join(homedir(), '.pollen', 'supernode'), help: 'data directory (metadata in level, seed blobs)' },
+  { key: 'logLevel', type: 'string', flag: 'log-level', env: 'POLLEN_LOG_LEVEL', default: 'info', help: 'log level (fatal, error, warn, info, debug, trace)' },
+] as const satisfies readonly Setting[];
+
+export interface SupernodeConfig {
+  readonly listen: string;
+  readonly data: string;
+  readonly logLevel: string;
+}
+
+export function supernodeConfigFrom(values: ConfigValues): SupernodeConfig {
+  return Object.freeze({ listen: values.listen as string, data: values.data as string, logLevel: values.logLevel as string });
+}
