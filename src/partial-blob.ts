@@ -111,8 +111,11 @@ export class PartialBlob {
         yield* (await this.store.read(this.digest, { start: pos, end })) as AsyncIterable<Buffer>;
         return;
       }
-      if (state.name === 'writing' && pos < this.prefix) {
-        const n = Math.min(READ_CHUNK_BYTES, this.prefix - pos, end + 1 - pos);
+      // The last byte is held back until the whole blob is verified, so a client never sees a clean
+      // end of content that turns out to be corrupt: it sees the connection fail instead.
+      const readable = this.prefix >= this.size ? this.size - 1 : this.prefix;
+      if (state.name === 'writing' && pos < readable) {
+        const n = Math.min(READ_CHUNK_BYTES, readable - pos, end + 1 - pos);
         const buf = Buffer.allocUnsafe(n);
         this.readsInFlight++;
         let got: number;
