@@ -3,6 +3,8 @@
 import { Command, CommanderError } from 'commander';
 import { isPollenError } from '../src/errors.ts';
 import { registerConfigDoc } from './commands/config-doc.ts';
+import { registerPull } from './commands/pull.ts';
+import { registerSnapshots } from './commands/snapshots.ts';
 import { registerSupernode } from './commands/supernode.ts';
 
 export function buildProgram(): Command {
@@ -12,6 +14,8 @@ export function buildProgram(): Command {
     .exitOverride();
   registerSupernode(program);
   registerConfigDoc(program);
+  registerPull(program);
+  registerSnapshots(program);
   return program;
 }
 
