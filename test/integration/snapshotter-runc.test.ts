@@ -48,14 +48,26 @@ describe('pollen pull + runc', () => {
     expect(r.stdout.trim()).toBe('override');
   });
 
-  it('--rich makes tini pid 1, which reaps an orphaned zombie, and runs the hooks', async () => {
+  // pid 1 becomes `sleep` (exec), which never reaps: an orphan that exits meanwhile stays a zombie
+  // unless a real init is pid 1. An observer counts zombies while pid 1 still runs.
+  const zombieScript = [
+    'sh', '-c',
+    'cat /proc/1/cmdline | tr "\\0" " "; echo; (sleep 0.6; echo "zombies=$(grep -l "^State:.*Z" /proc/[0-9]*/status 2>/dev/null | wc -l)") & (sh -c "sleep 0.1 &"); exec sleep 1.2',
+  ];
+
+  it('without --rich an orphaned child stays a zombie (the control for the rich test)', async () => {
     const bundle = join(dir, 'b3');
+    await pollenPull(ref, join(dir, 'store'), bundle, ['--', ...zombieScript]);
+    const r = await runcRun(bundle);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('zombies=1');
+  });
+
+  it('--rich makes tini pid 1, which reaps an orphaned zombie, and runs the hooks', async () => {
+    const bundle = join(dir, 'b4');
     const marks = join(dir, 'hook-marks');
-    // The command orphans a child that exits at once (its parent sh is gone, so pid 1 must reap it),
-    // then looks at pid 1 and for zombies.
-    const script = '(sh -c "sleep 0.2 &" ); sleep 1; cat /proc/1/cmdline | tr "\\0" " "; echo; echo "zombies=$(grep -l "^State:.*Z" /proc/[0-9]*/status 2>/dev/null | wc -l)"';
     await writeFile(marks, '');
-    await pollenPull(ref, join(dir, 'store'), bundle, ['--rich', '--prestart-hook', `echo prestart >> ${marks}`, '--poststop-hook', `echo poststop >> ${marks}`, '--', 'sh', '-c', script.replace(/tr "\\\\0" " "/, 'tr "\\0" " "')]);
+    await pollenPull(ref, join(dir, 'store'), bundle, ['--rich', '--prestart-hook', `echo prestart >> ${marks}`, '--poststop-hook', `echo poststop >> ${marks}`, '--', ...zombieScript]);
     const config = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as { process: { args: string[] } };
     expect(config.process.args[0]).toBe('/.pollen-init');
     const r = await runcRun(bundle);
