@@ -58,3 +58,56 @@ export async function runcRun(bundle: string, timeoutMs = 30_000): Promise<{ cod
     await run(runc, ['--root', stateRoot, 'delete', '--force', id]).catch(() => {});
   }
 }
+
+export interface TreeEntry {
+  type: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  link?: string;
+  sha?: string;
+  mtime?: number;
+  rdev?: number;
+  xattrs?: string;
+}
+
+/**
+ * A rootfs as comparable data: every path with type, mode, owner, symlink target, content hash,
+ * device number, user xattrs and (for non-directories) mtime; plus hardlink groups by inode.
+ */
+export async function walkTree(root: string): Promise<{ entries: Record<string, TreeEntry>; hardlinks: string[][] }> {
+  const { lstat, readdir, readlink } = await import('node:fs/promises');
+  const { createHash } = await import('node:crypto');
+  const entries: Record<string, TreeEntry> = {};
+  const inodes = new Map<number, string[]>();
+  const getfattr = requireTool('getfattr', 'attr');
+  const visit = async (rel: string): Promise<void> => {
+    const path = rel ? join(root, rel) : root;
+    const st = await lstat(path);
+    const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : 'other';
+    if (rel) {
+      const e: TreeEntry = { type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
+      if (type === 'symlink') e.link = await readlink(path);
+      if (type === 'file') e.sha = createHash('sha256').update(await readFile(path)).digest('hex');
+      if (type !== 'dir') e.mtime = Math.floor(st.mtimeMs / 1000);
+      if (type === 'char' || type === 'block') e.rdev = st.rdev;
+      if (type !== 'symlink') {
+        const x = await run(getfattr, ['-h', '-d', '-m', '^user\\.', '--absolute-names', path]).catch(() => ({ stdout: '' }));
+        const lines = x.stdout.split('\n').filter((l) => l.startsWith('user.'));
+        if (lines.length) e.xattrs = lines.sort().join(';');
+      }
+      entries[rel] = e;
+      if (type !== 'dir') inodes.set(st.ino, [...(inodes.get(st.ino) ?? []), rel]);
+    }
+    if (type === 'dir') for (const name of (await readdir(path)).sort()) await visit(rel ? `${rel}/${name}` : name);
+  };
+  await visit('');
+  const hardlinks = [...inodes.values()].filter((g) => g.length > 1).map((g) => g.sort()).sort((a, b) => a[0]!.localeCompare(b[0]!));
+  return { entries, hardlinks };
+}
+
+/** `umoci unpack` of an OCI layout's tag into a fresh bundle; returns its rootfs. */
+export async function umociUnpack(layoutDir: string, tag: string, bundle: string): Promise<string> {
+  await run(requireTool('umoci', 'umoci'), ['unpack', '--image', `${layoutDir}:${tag}`, bundle], { maxBuffer: 16 << 20 });
+  return join(bundle, 'rootfs');
+}
