@@ -23,8 +23,10 @@ export function decompress(source: Readable, compression: LayerCompression, opti
 }
 
 function through(source: Readable, t: Transform): Readable {
+  // `out` stays outside the pipeline so it is destroyed with the mapped error, not the raw one.
   const out = new PassThrough();
-  pipeline(source, t, out).catch((err: unknown) => out.destroy(wrap(err)));
+  pipeline(source, t).catch((err: unknown) => out.destroy(wrap(err)));
+  t.pipe(out);
   return out;
 }
 
