@@ -12,7 +12,7 @@
 // hardlinks never changes the parent.
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, rm, symlink, utimes } from 'node:fs/promises';
+import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, rm, symlink, utimes, type FileHandle } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -25,6 +25,19 @@ import { makeNode, setXattr } from './special-files.ts';
 export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_WHITEOUT = '.wh..wh..opq';
 const MAX_WARNINGS = 100;
+const WRITE_BATCH_BYTES = 1024 * 1024;
+
+async function writeAll(fh: FileHandle, buffers: Buffer[]): Promise<void> {
+  let total = buffers.reduce((n, b) => n + b.length, 0);
+  let { bytesWritten } = await fh.writev(buffers);
+  while (bytesWritten < total) {
+    // A short write (rare on regular files): continue with what is left.
+    const rest = Buffer.concat(buffers).subarray(bytesWritten);
+    total = rest.length;
+    buffers = [rest];
+    ({ bytesWritten } = await fh.writev(buffers));
+  }
+}
 
 export interface ApplyWarning {
   readonly entry: string;
@@ -199,10 +212,20 @@ class LayerApplier {
   private async writeFile(dest: string, h: Headers, body: Readable): Promise<void> {
     const fh = await open(dest, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
+      // Chunks are gathered up to WRITE_BATCH_BYTES and written with one writev.
+      let batch: Buffer[] = [];
+      let batched = 0;
       for await (const chunk of body as AsyncIterable<Buffer>) {
-        await fh.write(chunk);
+        batch.push(chunk);
+        batched += chunk.length;
         this.fileBytes += chunk.length;
+        if (batched >= WRITE_BATCH_BYTES) {
+          await writeAll(fh, batch);
+          batch = [];
+          batched = 0;
+        }
       }
+      if (batched > 0) await writeAll(fh, batch);
       await fh.chown(h.uid ?? 0, h.gid ?? 0);
       await fh.chmod((h.mode ?? 0o644) & 0o7777);
       if (h.mtime) await fh.utimes(h.mtime, h.mtime);
