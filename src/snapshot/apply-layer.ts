@@ -16,11 +16,11 @@ import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, rm, symlink,
 import { posix } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { extract, type Header as Headers } from 'tar-stream';
 import type { Digest } from '../digest.ts';
 import { PollenError, toPollenError } from '../errors.ts';
 import { cleanEntryName, secureJoin } from './secure-join.ts';
 import { makeNode, setXattr } from './special-files.ts';
+import { createTarExtract, entryMeta, entryXattrs, type Header as Headers } from './tar-reader.ts';
 
 export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_WHITEOUT = '.wh..wh..opq';
@@ -72,7 +72,7 @@ export async function applyLayer(root: string, tar: Readable, options: ApplyOpti
       cb(null, chunk);
     },
   });
-  const ex = extract();
+  const ex = createTarExtract();
   const feeding = pipeline(tar, hasher, ex, { signal: options.signal });
   feeding.catch(() => {}); // surfaced below, after the entry loop
   try {
@@ -134,7 +134,8 @@ class LayerApplier {
       if (existing && !existing.isDirectory()) await this.remove(dest);
       if (!existing || !existing.isDirectory()) await mkdir(dest, { mode: 0o700 });
       await this.metadata(dest, h, 'directory');
-      if (h.mtime) this.dirTimes.push({ path: dest, mtime: h.mtime });
+      const { mtime } = entryMeta(h);
+      if (mtime) this.dirTimes.push({ path: dest, mtime });
     } else if (type === 'file' || type === 'contiguous-file') {
       if (existing) await this.remove(dest);
       await this.writeFile(dest, h, body);
@@ -226,9 +227,10 @@ class LayerApplier {
         }
       }
       if (batched > 0) await writeAll(fh, batch);
-      await fh.chown(h.uid ?? 0, h.gid ?? 0);
+      const { uid, gid, mtime } = entryMeta(h);
+      await fh.chown(uid, gid);
       await fh.chmod((h.mode ?? 0o644) & 0o7777);
-      if (h.mtime) await fh.utimes(h.mtime, h.mtime);
+      if (mtime) await fh.utimes(mtime, mtime);
     } finally {
       await fh.close();
     }
@@ -250,16 +252,15 @@ class LayerApplier {
   }
 
   private async metadata(path: string, h: Headers, kind: 'directory' | 'symlink' | 'other'): Promise<void> {
-    await lchown(path, h.uid ?? 0, h.gid ?? 0);
+    const { uid, gid, mtime } = entryMeta(h);
+    await lchown(path, uid, gid);
     if (kind !== 'symlink') await chmod(path, (h.mode ?? (kind === 'directory' ? 0o755 : 0o644)) & 0o7777);
-    if (kind !== 'directory' && h.mtime) await lutimes(path, h.mtime, h.mtime);
+    if (kind !== 'directory' && mtime) await lutimes(path, mtime, mtime);
   }
 
   private async xattrs(path: string, h: Headers): Promise<void> {
-    for (const [key, value] of Object.entries(h.pax ?? {})) {
-      if (!key.startsWith('SCHILY.xattr.')) continue;
-      const name = key.slice('SCHILY.xattr.'.length);
-      await setXattr(path, name, Buffer.from(String(value), 'utf8')).catch((err: Error) => this.warn(h.name, `xattr ${name} not set: ${err.message.split('\n')[0]}`));
+    for (const { name, value } of entryXattrs(h)) {
+      await setXattr(path, name, value).catch((err: Error) => this.warn(h.name, `xattr ${name} not set: ${err.message.split('\n')[0]}`));
     }
   }
 }
