@@ -52,7 +52,7 @@ describe('snapshotter failures', () => {
   });
 
   it('a pull killed mid-unpack leaves no half snapshot, and the next pull completes', async () => {
-    const big = await randomFileLayer('killed-unpack', 64 << 20, 'gzip');
+    const big = await randomFileLayer('killed-unpack', 32 << 20, 'gzip');
     const ref = await pushImage(registry, join(dir, 'l2'), 'fail/killed', [big]);
     const store = join(dir, 's2');
     const child = spawn(process.execPath, [POLLEN_BIN, 'pull', ref, '--bundle', join(dir, 'b2'), '--root', store], { stdio: 'ignore' });
