@@ -18,7 +18,14 @@ export async function skopeoPullViaMirror(mirrorHost: string, image: string, des
     `[[registry]]\nprefix = "${UPSTREAM_HOST}"\nlocation = "${UPSTREAM_HOST}"\n[[registry.mirror]]\nlocation = "${mirrorHost}"\ninsecure = true\n`,
   );
   const args = ['--registries-conf', conf, 'copy', '--quiet', '--insecure-policy', '--src-tls-verify=false'];
-  if (options.creds) args.push('--src-creds', options.creds);
+  if (options.creds) {
+    // skopeo gives --src-creds to the named registry only; a mirror's credentials are looked up by
+    // the mirror's own host in an auth file, as a user would configure them.
+    const auth = Buffer.from(options.creds).toString('base64');
+    await writeFile(join(conf, '..', 'auth.json'), JSON.stringify({ auths: { [mirrorHost]: { auth }, [UPSTREAM_HOST]: { auth } } }));
+    args.push('--src-authfile', join(conf, '..', 'auth.json'));
+  }
+  if (process.env.SKOPEO_DEBUG) args.unshift('--debug');
   args.push(`docker://${UPSTREAM_HOST}/${image}`, `oci:${destDir}:pulled`);
   try {
     await execFileP(skopeo, args, { maxBuffer: 16 << 20, timeout: 300_000 });
