@@ -42,11 +42,17 @@ export interface ActiveSnapshot {
 export class SnapshotStore {
   private constructor(readonly root: string) {}
 
-  /** Opens (creating) a store and removes what interrupted unpacks left behind. */
+  /**
+   * Opens (creating) a store and removes what interrupted unpacks left behind: tmp entries are
+   * named after the pid that made them, so those of a pull still running elsewhere are kept.
+   */
   static async open(root: string): Promise<SnapshotStore> {
     const abs = resolve(root);
-    await rm(join(abs, 'tmp'), { recursive: true, force: true });
     for (const d of ['snapshots', 'tmp', 'bundles']) await mkdir(join(abs, d), { recursive: true, mode: 0o700 });
+    for (const name of await readdir(join(abs, 'tmp'))) {
+      const pid = Number(name.split('-')[0]);
+      if (!Number.isSafeInteger(pid) || !processAlive(pid)) await rm(join(abs, 'tmp', name), { recursive: true, force: true });
+    }
     return new SnapshotStore(abs);
   }
 
@@ -70,7 +76,7 @@ export class SnapshotStore {
 
   /** A new snapshot on top of `parent` (a committed one) or empty. */
   async prepare(parent: Digest | undefined): Promise<ActiveSnapshot> {
-    const tmp = join(this.root, 'tmp', randomBytes(8).toString('hex'));
+    const tmp = join(this.root, 'tmp', `${process.pid}-${randomBytes(8).toString('hex')}`);
     await mkdir(tmp, { mode: 0o700 });
     const dir = join(tmp, 'fs');
     if (parent) {
@@ -156,13 +162,23 @@ export class SnapshotStore {
 
   private async discard(chainId: Digest): Promise<void> {
     // Rename first so a half-removed snapshot is never visible under its chainID.
-    const dying = join(this.root, 'tmp', `rm-${digestHex(chainId)}-${randomBytes(4).toString('hex')}`);
+    const dying = join(this.root, 'tmp', `${process.pid}-rm-${digestHex(chainId).slice(0, 12)}-${randomBytes(4).toString('hex')}`);
     await rename(join(this.root, 'snapshots', digestHex(chainId)), dying);
     await rm(dying, { recursive: true, force: true });
   }
 
   private bundleRefPath(bundle: string): string {
     return join(this.root, 'bundles', `${createHash('sha256').update(bundle).digest('hex')}.json`);
+  }
+}
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true; // another store object of this process may be unpacking
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
