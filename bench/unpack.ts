@@ -62,6 +62,9 @@ let cpuPids: number[] = [];
 const cpu: Record<string, number[]> = {};
 
 async function timed<T>(name: string, fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  // Every phase starts with no dirty pages left by the one before (writeback throttling would
+  // otherwise slow whichever phase comes next).
+  await execFileP('sync', []);
   const c0 = cpuSeconds(cpuPids);
   const t0 = performance.now();
   const value = await fn();
