@@ -10,7 +10,7 @@
 import { createReadStream, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
@@ -177,13 +177,15 @@ async function main(): Promise<void> {
       cpuSeconds: c,
       twoCoreBoundMs: Math.round(boundMs),
       pollenVsTwoCoreBound: Math.round((m.pollen! / boundMs) * 100) / 100,
+      // Wall times are only comparable on an otherwise idle machine: the 1-minute load at the end.
+      loadAvg1m: Math.round(loadavg()[0]! * 10) / 10,
       pollenVsSkopeoUmoci: Math.round((m.pollen! / m.skopeoUmoci!) * 100) / 100,
       pollenVsTar: Math.round((m.pollen! / m.tar!) * 100) / 100,
       unpackVsTar: Math.round((m.unpack! / m.tar!) * 100) / 100,
     };
     process.stdout.write(`${JSON.stringify(result)}\n\n`);
     const line = (name: string, ms: number, note = ''): string => `${name.padEnd(30)} ${String(ms).padStart(8)} ms  ${note}\n`;
-    process.stdout.write(`image: ${sizeMiB} MiB in ${nLayers} gzip layers (${result.compressedMiB} MiB compressed), median of ${rounds} round(s)\n`);
+    process.stdout.write(`image: ${sizeMiB} MiB in ${nLayers} gzip layers (${result.compressedMiB} MiB compressed), median of ${rounds} round(s); load average ${result.loadAvg1m} on ${availableParallelism()} cores\n`);
     process.stdout.write(line('pollen pull (to bundle)', m.pollen!, `${(sizeMiB / (m.pollen! / 1000)).toFixed(0)} MiB/s`));
     process.stdout.write(line('  download alone', m.download!, `cpu ${c.download} s (node + registry)`));
     process.stdout.write(line('  unpack alone (+bundle copy)', m.unpack!, `cpu ${c.unpack} s`));
