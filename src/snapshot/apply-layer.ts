@@ -108,6 +108,7 @@ class LayerApplier {
   private readonly dirTimes: Array<{ path: string; mtime: Date }> = [];
   /** Parent directories already resolved and known to exist; cleared when links or dirs change. */
   private readonly parents = new Map<string, string>();
+  private rootless = false;
 
   constructor(private readonly root: string) {}
 
@@ -228,7 +229,7 @@ class LayerApplier {
       }
       if (batched > 0) await writeAll(fh, batch);
       const { uid, gid, mtime } = entryMeta(h);
-      await fh.chown(uid, gid);
+      await this.owned(h.name, () => fh.chown(uid, gid));
       await fh.chmod((h.mode ?? 0o644) & 0o7777);
       if (mtime) await fh.utimes(mtime, mtime);
     } finally {
@@ -253,9 +254,21 @@ class LayerApplier {
 
   private async metadata(path: string, h: Headers, kind: 'directory' | 'symlink' | 'other'): Promise<void> {
     const { uid, gid, mtime } = entryMeta(h);
-    await lchown(path, uid, gid);
+    await this.owned(h.name, () => lchown(path, uid, gid));
     if (kind !== 'symlink') await chmod(path, (h.mode ?? (kind === 'directory' ? 0o755 : 0o644)) & 0o7777);
     if (kind !== 'directory' && mtime) await lutimes(path, mtime, mtime);
+  }
+
+  /** chown; without root (EPERM) the owner is skipped and reported once, as rootless umoci does. */
+  private async owned(entry: string, chown: () => Promise<void>): Promise<void> {
+    if (this.rootless) return;
+    try {
+      await chown();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+      this.rootless = true;
+      this.warn(entry, 'not allowed to change owners (not root): ownership of this layer is not applied');
+    }
   }
 
   private async xattrs(path: string, h: Headers): Promise<void> {
