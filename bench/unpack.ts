@@ -6,7 +6,7 @@
 //   skopeo+umoci  `skopeo copy docker://... oci:DIR` then `umoci unpack`
 //   tar -xzf    GNU tar of the same local layer files, one after another
 // Overlap: pollen / max(download, unpack) should be <= 1.15 (download and unpack overlap).
-// Usage: npm run bench:unpack [-- --size-mib 300 --layers 4 --rounds 1]
+// Usage: npm run bench:unpack [-- --size-mib 300 --layers 4 --rounds 1 --concurrency 3]
 import { createReadStream, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
@@ -21,7 +21,7 @@ import { RegistryClient } from '../src/oci/registry-client.ts';
 import { applyLayer } from '../src/snapshot/apply-layer.ts';
 import { writeBundle } from '../src/snapshot/bundle-writer.ts';
 import { decompress } from '../src/snapshot/decompress.ts';
-import { pullImage } from '../src/snapshot/image-puller.ts';
+import { DEFAULT_DOWNLOAD_CONCURRENCY, pullImage } from '../src/snapshot/image-puller.ts';
 import { SnapshotStore } from '../src/snapshot/snapshot-store.ts';
 import { parseImageConfig } from '../src/oci/image.ts';
 import { buildTar, makeLayer, OciLayout, seededBytes, type BuiltLayer, type TarEntry } from '../test/helpers/images.ts';
@@ -74,7 +74,8 @@ async function timed<T>(name: string, fn: () => Promise<T>): Promise<{ ms: numbe
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '300' }, layers: { type: 'string', default: '4' }, rounds: { type: 'string', default: '1' } } });
+  const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '300' }, layers: { type: 'string', default: '4' }, rounds: { type: 'string', default: '1' }, concurrency: { type: 'string', default: String(DEFAULT_DOWNLOAD_CONCURRENCY) } } });
+  const concurrency = Number(values.concurrency);
   const sizeMiB = Number(values['size-mib']);
   const nLayers = Number(values.layers);
   const rounds = Number(values.rounds);
@@ -113,7 +114,7 @@ async function main(): Promise<void> {
       const store = join(round, 'pollen-store');
       const snapshots = await SnapshotStore.open(store);
       const content = await FsContentStore.open(join(store, 'content'));
-      rows.pollen!.push((await timed('pollen', () => pullImage({ client, snapshots, content }, { name: 'bench/unpack', reference: 'v1', platform, bundleDir: join(round, 'pollen-bundle'), imageName: 'bench' }))).ms);
+      rows.pollen!.push((await timed('pollen', () => pullImage({ client, snapshots, content }, { name: 'bench/unpack', reference: 'v1', platform, bundleDir: join(round, 'pollen-bundle'), imageName: 'bench', concurrency }))).ms);
 
       // Download alone: the same blobs, 3 at once, to files.
       const blobDir = join(round, 'blobs');
@@ -169,6 +170,7 @@ async function main(): Promise<void> {
       bench: 'unpack',
       sizeMiB,
       layers: nLayers,
+      concurrency,
       compressedMiB: Math.round((compressed / MiB) * 10) / 10,
       rounds,
       ms: m,
