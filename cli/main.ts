@@ -2,6 +2,7 @@
 // the library (src/) and the daemons (supernode/, peer/) together. Only this layer reads argv and env.
 import { Command, CommanderError } from 'commander';
 import { isPollenError } from '../src/errors.ts';
+import { registerBench } from './commands/bench.ts';
 import { registerConfigDoc } from './commands/config-doc.ts';
 import { registerSupernode } from './commands/supernode.ts';
 
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerSupernode(program);
   registerConfigDoc(program);
+  registerBench(program);
   return program;
 }
 
