@@ -10,7 +10,7 @@ function fmt(x: number, digits = 2): string {
 }
 
 function row(r: ScenarioResult, direct: ScenarioResult | undefined): string[] {
-  if (r.error?.startsWith('not run')) return [String(r.sizeMiB), String(r.n), r.system, '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', r.error.slice(0, 60)];
+  if (r.error?.startsWith('not run')) return [String(r.sizeMiB), String(r.n), r.system, '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', 'not run (see below)'];
   const rx = r.hosts.reduce((a, h) => ({ reg: a.reg + h.fromRegistry, sn: a.sn + h.fromSupernode, peers: a.peers + h.fromPeers }), { reg: 0, sn: 0, peers: 0 });
   const total = rx.reg + rx.sn + rx.peers || 1;
   const meanCpu = r.hosts.reduce((s, h) => s + h.clientCpuS, 0) / (r.hosts.length || 1);

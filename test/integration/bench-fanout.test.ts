@@ -1,0 +1,95 @@
+// The fan-out benchmark end to end at a tiny scale (2 peer hosts, an 8 MiB image): every baseline
+// gets the image onto every host, the byte accounting says where the bytes came from, and the
+// results directory holds the JSON, the table and the charts. Needs root (see testbed.test.ts).
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ScenarioResult } from '../../bench/fanout/scenario.ts';
+import { runFanout, type FanoutReport } from '../../bench/fanout/sweep.ts';
+import { makeTorrent } from '../../bench/fanout/torrent.ts';
+import { requireTool } from '../helpers/tools.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const SIZE_MIB = 8;
+
+describe('pollen bench fanout at small scale (needs root)', () => {
+  let out: string;
+  let report: FanoutReport;
+  const scenario = (system: string): ScenarioResult => {
+    const r = report.scenarios.find((s) => s.system === system);
+    if (!r) throw new Error(`no ${system} scenario`);
+    return r;
+  };
+
+  beforeAll(async () => {
+    for (const [tool, pkg] of [['skopeo', 'skopeo'], ['docker-registry', 'docker-registry'], ['aria2c', 'aria2'], ['opentracker', 'opentracker'], ['curl', 'curl']] as const) requireTool(tool, pkg);
+    out = await mkdtemp(join(tmpdir(), 'pollen-fanout-test-'));
+    report = await runFanout({ peers: [2], sizesMiB: [SIZE_MIB], mbit: 200, systems: ['direct', 'proxy-cache', 'bittorrent'], outDir: out, repoRoot: ROOT, log: () => {} });
+  }, 300_000);
+
+  afterAll(async () => {
+    if (out) await rm(out, { recursive: true, force: true });
+  });
+
+  it('gets the whole image onto every host with every baseline', () => {
+    for (const r of report.scenarios) {
+      expect(r.error, `${r.system}: ${r.error}`).toBeUndefined();
+      expect(r.hosts).toHaveLength(2);
+      for (const h of r.hosts) {
+        expect(h.ok).toBe(true);
+        expect(h.rxBytes).toBeGreaterThanOrEqual(r.imageBytes);
+      }
+      expect(r.allDoneS).toBeGreaterThanOrEqual(r.lowerBoundS * 0.95);
+    }
+  });
+
+  it('counts direct pulls as N image sizes sent by the registry, all received from it', () => {
+    const r = scenario('direct');
+    expect(r.registryEgressBytes / r.imageBytes).toBeGreaterThanOrEqual(2);
+    expect(r.registryEgressBytes / r.imageBytes).toBeLessThan(2.1);
+    for (const h of r.hosts) expect(h.fromRegistry).toBeGreaterThanOrEqual(r.imageBytes);
+  });
+
+  it('counts pull-through-cache bytes as coming from the supernode host', () => {
+    const r = scenario('proxy-cache');
+    for (const h of r.hosts) expect(h.fromSupernode).toBeGreaterThanOrEqual(r.imageBytes);
+    expect(r.supernodeEgressBytes).toBeGreaterThanOrEqual(2 * r.imageBytes);
+    expect(r.daemons['cache@supernode']?.cpuS).toBeGreaterThan(0);
+  });
+
+  it('records client CPU and peak RSS for every host', () => {
+    for (const r of report.scenarios) {
+      for (const h of r.hosts) {
+        expect(h.clientCpuS).toBeGreaterThan(0);
+        expect(h.clientMaxRssMiB).toBeGreaterThan(1);
+      }
+    }
+  });
+
+  it('writes results.json, table.txt and the charts', async () => {
+    const files = await readdir(out);
+    expect(files).toEqual(expect.arrayContaining(['results.json', 'table.txt', `cdf-s${SIZE_MIB}-n2.svg`, `alldone-vs-n-s${SIZE_MIB}.svg`]));
+    const json = JSON.parse(await readFile(join(out, 'results.json'), 'utf8')) as FanoutReport;
+    expect(json.scenarios).toHaveLength(3);
+    const table = await readFile(join(out, 'table.txt'), 'utf8');
+    for (const s of ['direct', 'proxy-cache', 'bittorrent']) expect(table).toContain(s);
+  });
+
+  it('builds .torrent files whose info hash aria2c agrees with', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pollen-torrent-'));
+    try {
+      await writeFile(join(dir, 'x'), Buffer.alloc(300_000, 7));
+      await writeFile(join(dir, 'y'), Buffer.alloc(5, 9));
+      const t = await makeTorrent('blobs', [{ path: ['x'], source: join(dir, 'x'), length: 300_000 }, { path: ['y'], source: join(dir, 'y'), length: 5 }], 262_144, 'http://10.0.0.1:6969/announce');
+      await writeFile(join(dir, 't.torrent'), t.metainfo);
+      const { stdout } = await promisify(execFile)(requireTool('aria2c', 'aria2'), ['-S', join(dir, 't.torrent')]);
+      expect(stdout).toMatch(new RegExp(`Info Hash: ${t.infoHash.toString('hex')}`));
+      expect(stdout).toMatch(/Piece Length: 256KiB/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
