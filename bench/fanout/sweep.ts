@@ -41,7 +41,8 @@ export interface FanoutOptions {
   mbit: number;
   /** Upload cap of the registry host (default: mbit). */
   registryMbit?: number | undefined;
-  systems: readonly string[];
+  /** System names (see SYSTEM_NAMES), or instances (tests plug in stand-ins). */
+  systems: readonly (string | FanoutSystem)[];
   outDir: string;
   repoRoot: string;
   log: (line: string) => void;
@@ -60,7 +61,7 @@ export interface FanoutReport {
 const PEER_NAME_DIGITS = 2;
 
 export async function runFanout(opts: FanoutOptions): Promise<FanoutReport> {
-  const systems = opts.systems.map(makeSystem);
+  const systems = opts.systems.map((s) => (typeof s === 'string' ? makeSystem(s) : s));
   const registryMbit = opts.registryMbit ?? opts.mbit;
   const maxN = Math.max(...opts.peers);
   const report: FanoutReport = {
@@ -68,7 +69,7 @@ export async function runFanout(opts: FanoutOptions): Promise<FanoutReport> {
     startedAt: new Date().toISOString(),
     finishedAt: '',
     machine: { cpus: cpus().length, kernel: release(), node: process.version },
-    options: { peers: [...opts.peers], sizesMiB: [...opts.sizesMiB], mbit: opts.mbit, registryMbit, systems: [...opts.systems] },
+    options: { peers: [...opts.peers], sizesMiB: [...opts.sizesMiB], mbit: opts.mbit, registryMbit, systems: systems.map((s) => s.name) },
     systems: [],
     scenarios: [],
   };

@@ -2,13 +2,14 @@
 // gets the image onto every host, the byte accounting says where the bytes came from, and the
 // results directory holds the JSON, the table and the charts. Needs root (see testbed.test.ts).
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScenarioResult } from '../../bench/fanout/scenario.ts';
 import { runFanout, type FanoutReport } from '../../bench/fanout/sweep.ts';
+import { PollenSystem, type LaunchSpec, type PollenLaunch } from '../../bench/fanout/systems/pollen.ts';
 import { makeTorrent } from '../../bench/fanout/torrent.ts';
 import { requireTool } from '../helpers/tools.ts';
 
@@ -90,6 +91,46 @@ describe('pollen bench fanout at small scale (needs root)', () => {
       expect(stdout).toMatch(/Piece Length: 256KiB/);
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** Stand-ins for `pollen supernode` / `pollen peer`: a plain registry, and a pull-through cache as each host's mirror. */
+function standInLaunch(): PollenLaunch {
+  const registry = async (listen: string, dir: string, proxy?: string): Promise<LaunchSpec> => {
+    await mkdir(dir, { recursive: true });
+    const config = join(dir, 'config.yml');
+    await writeFile(
+      config,
+      `version: 0.1\nlog: { level: warn, accesslog: { disabled: true } }\nstorage: { filesystem: { rootdirectory: ${join(dir, 'data')} } }\n` +
+        `http: { addr: ${listen} }\n${proxy ? `proxy: { remoteurl: ${proxy} }\n` : ''}`,
+    );
+    return { cmd: requireTool('docker-registry', 'docker-registry'), args: ['serve', config] };
+  };
+  return {
+    supernode: (_ctx, listen, dir) => registry(listen, dir),
+    peer: (_ctx, _host, o) => registry(o.listen, o.dataDir, o.upstream),
+  };
+}
+
+describe('the Pollen system of the fan-out benchmark, with stand-in daemons (needs root)', () => {
+  it('starts a supernode and a mirror per host, and skopeo on every host pulls through its local mirror', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'pollen-fanout-standin-'));
+    try {
+      const system = new PollenSystem({ launch: standInLaunch(), name: 'pollen-stand-in' });
+      const report = await runFanout({ peers: [2], sizesMiB: [4], mbit: 200, systems: [system], outDir: out, repoRoot: ROOT, log: () => {} });
+      const r = report.scenarios[0]!;
+      expect(r.error, r.error).toBeUndefined();
+      expect(r.hosts.map((h) => h.ok)).toEqual([true, true]);
+      // Each host's mirror fetched the image from the registry host (nothing from peers or the supernode).
+      for (const h of r.hosts) {
+        expect(h.fromRegistry).toBeGreaterThanOrEqual(r.imageBytes);
+        expect(h.fromPeers).toBeLessThan(r.imageBytes * 0.01);
+      }
+      expect(Object.keys(r.daemons).sort()).toEqual(['peer@peer01', 'peer@peer02', 'supernode@supernode']);
+      for (const d of Object.values(r.daemons)) expect(d.cpuS).toBeGreaterThan(0);
+    } finally {
+      await rm(out, { recursive: true, force: true });
     }
   });
 });

@@ -17,12 +17,43 @@ const WIRE_PORT = 65002;
 /** Cluster secret of the benchmark's peers (a fresh test bed each run; not a credential of anything else). */
 const BENCH_SECRET = 'pollen-bench-fanout';
 
+export interface LaunchSpec {
+  cmd: string;
+  args: string[];
+}
+
+/** How the supernode and the peers are started; the default runs this build's `pollen` CLI. */
+export interface PollenLaunch {
+  supernode(ctx: FanoutContext, listen: string, dataDir: string): Promise<LaunchSpec>;
+  peer(ctx: FanoutContext, host: Host, options: { listen: string; dataDir: string; upstream: string; supernodeUrl: string; wire: string }): Promise<LaunchSpec>;
+}
+
+export const POLLEN_CLI_LAUNCH: PollenLaunch = {
+  async supernode(ctx, listen, dataDir) {
+    return { cmd: process.execPath, args: [join(ctx.repoRoot, 'bin', 'pollen.js'), 'supernode', '--listen', listen, '--data', dataDir, '--log-level', 'warn'] };
+  },
+  async peer(ctx, _host, o) {
+    return {
+      cmd: process.execPath,
+      args: [join(ctx.repoRoot, 'bin', 'pollen.js'), 'peer', '--listen', o.listen, '--data', o.dataDir, '--upstream', o.upstream, '--supernode', o.supernodeUrl, '--wire', o.wire, '--secret', BENCH_SECRET, '--log-level', 'warn'],
+    };
+  },
+};
+
 export class PollenSystem implements FanoutSystem {
-  readonly name = 'pollen';
+  readonly name: string;
   readonly description = 'pollen supernode on the supernode host, pollen peer on every host, skopeo through the local peer';
   private procs = new Map<string, NsProcess>();
+  private readonly launch: PollenLaunch;
+
+  /** `launch` replaces the pollen CLI (a test uses stand-ins to check the harness side of this system). */
+  constructor(deps: { launch?: PollenLaunch; name?: string } = {}) {
+    this.launch = deps.launch ?? POLLEN_CLI_LAUNCH;
+    this.name = deps.name ?? 'pollen';
+  }
 
   async unavailableReason(repoRoot: string): Promise<string | undefined> {
+    if (this.launch !== POLLEN_CLI_LAUNCH) return undefined;
     const help = await run(process.execPath, [join(repoRoot, 'bin', 'pollen.js'), '--help'], { allowFail: true });
     for (const cmd of ['supernode', 'peer']) {
       if (!new RegExp(`^\\s+${cmd}\\b`, 'm').test(help)) return `\`pollen ${cmd}\` is not a command of this build (the P2P layer has not landed yet)`;
@@ -30,53 +61,30 @@ export class PollenSystem implements FanoutSystem {
     return undefined;
   }
 
-  private pollen(ctx: FanoutContext): string[] {
-    return [join(ctx.repoRoot, 'bin', 'pollen.js')];
-  }
-
   async prepare(ctx: FanoutContext): Promise<void> {
     this.procs = new Map();
     const dir = join(ctx.workDir, 'pollen');
     await mkdir(dir, { recursive: true });
     const supernodeUrl = `http://${ctx.supernode.ip}:${SUPERNODE_PORT}`;
-    const sn = ctx.bed.spawn(
-      ctx.supernode,
-      process.execPath,
-      [...this.pollen(ctx), 'supernode', '--listen', `${ctx.supernode.ip}:${SUPERNODE_PORT}`, '--data', join(dir, 'supernode'), '--log-level', 'warn'],
-      { cwd: ctx.repoRoot },
-    );
+    const snSpec = await this.launch.supernode(ctx, `${ctx.supernode.ip}:${SUPERNODE_PORT}`, join(dir, 'supernode'));
+    const sn = ctx.bed.spawn(ctx.supernode, snSpec.cmd, snSpec.args, { cwd: ctx.repoRoot });
     this.procs.set(`supernode@${ctx.supernode.name}`, sn);
     await waitHttp(ctx.bed, ctx.supernode, supernodeUrl).catch((err: Error) => {
-      throw new Error(`pollen supernode did not start: ${err.message}\n${sn.output().slice(-2000)}`);
+      throw new Error(`${this.name} supernode did not start: ${err.message}\n${sn.output().slice(-2000)}`);
     });
     // Peers start one after another (tsx start-up is CPU-bound); all are up before the pulls start.
     for (const host of ctx.peers) {
-      const peer = ctx.bed.spawn(
-        host,
-        process.execPath,
-        [
-          ...this.pollen(ctx),
-          'peer',
-          '--listen',
-          MIRROR_ADDR,
-          '--data',
-          join(dir, `peer-${host.name}`),
-          '--upstream',
-          `http://${ctx.registryAddr}`,
-          '--supernode',
-          supernodeUrl,
-          '--wire',
-          `${host.ip}:${WIRE_PORT}`,
-          '--secret',
-          BENCH_SECRET,
-          '--log-level',
-          'warn',
-        ],
-        { cwd: ctx.repoRoot },
-      );
+      const spec = await this.launch.peer(ctx, host, {
+        listen: MIRROR_ADDR,
+        dataDir: join(dir, `peer-${host.name}`),
+        upstream: `http://${ctx.registryAddr}`,
+        supernodeUrl,
+        wire: `${host.ip}:${WIRE_PORT}`,
+      });
+      const peer = ctx.bed.spawn(host, spec.cmd, spec.args, { cwd: ctx.repoRoot });
       this.procs.set(`peer@${host.name}`, peer);
       await waitHttp(ctx.bed, host, `http://${MIRROR_ADDR}/v2/`).catch((err: Error) => {
-        throw new Error(`pollen peer did not start on ${host.name}: ${err.message}\n${peer.output().slice(-2000)}`);
+        throw new Error(`${this.name} peer did not start on ${host.name}: ${err.message}\n${peer.output().slice(-2000)}`);
       });
     }
   }
