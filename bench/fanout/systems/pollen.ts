@@ -30,12 +30,12 @@ export interface PollenLaunch {
 
 export const POLLEN_CLI_LAUNCH: PollenLaunch = {
   async supernode(ctx, listen, dataDir) {
-    return { cmd: process.execPath, args: [join(ctx.repoRoot, 'bin', 'pollen.js'), 'supernode', '--listen', listen, '--data', dataDir, '--log-level', 'warn'] };
+    return { cmd: process.execPath, args: [join(ctx.repoRoot, 'bin', 'pollen.js'), 'supernode', '--listen', listen, '--data', dataDir, '--secret', BENCH_SECRET, '--log-level', 'warn'] };
   },
   async peer(ctx, _host, o) {
     return {
       cmd: process.execPath,
-      args: [join(ctx.repoRoot, 'bin', 'pollen.js'), 'peer', '--listen', o.listen, '--data', o.dataDir, '--upstream', o.upstream, '--supernode', o.supernodeUrl, '--wire', o.wire, '--secret', BENCH_SECRET, '--log-level', 'warn'],
+      args: [join(ctx.repoRoot, 'bin', 'pollen.js'), 'peer', '--listen', o.listen, '--data', o.dataDir, '--upstream', o.upstream, '--registry', `${ctx.registryAddr}=${o.upstream}`, '--supernode', o.supernodeUrl, '--wire', o.wire, '--secret', BENCH_SECRET, '--log-level', 'warn'],
     };
   },
 };
