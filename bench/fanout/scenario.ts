@@ -2,7 +2,7 @@
 // pulls at the same instant, and records per host the completion time, the bytes received from the
 // registry host, the supernode host and other peers, and the client's CPU and peak RSS; plus the
 // registry's and supernode's egress and the usage of every daemon.
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NsProcess } from '../testbed/ns-process.ts';
 import { counterDelta, type HostCounters } from '../testbed/shaping.ts';
@@ -54,6 +54,8 @@ export interface ScenarioInput {
   lowerBoundS: number;
   pullTimeoutMs: number;
   repoRoot: string;
+  /** Where to write the daemons' output (logs/<system>-n<N>-s<S>-<daemon>.log). */
+  logDir?: string | undefined;
 }
 
 const KIB_PER_MIB = 1024;
@@ -133,8 +135,14 @@ export async function runScenario(input: ScenarioInput): Promise<ScenarioResult>
   } finally {
     const more = await system.finish(ctx).catch(() => ({}));
     daemons = { ...daemons, ...more };
+    if (input.logDir) await writeLogs(input.logDir, `${system.name}-n${base.n}-s${base.sizeMiB}`, system.logs?.() ?? {});
     await rm(workDir, { recursive: true, force: true });
   }
   for (const [k, u] of Object.entries(daemons)) base.daemons[k] = { cpuS: u.cpuSeconds, maxRssMiB: u.maxRssKiB / KIB_PER_MIB };
   return base;
+}
+
+async function writeLogs(dir: string, prefix: string, logs: Record<string, string>): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  for (const [name, text] of Object.entries(logs)) await writeFile(join(dir, `${prefix}-${name.replace(/[^\w.-]/g, '_')}.log`), text);
 }

@@ -100,7 +100,7 @@ export async function runFanout(opts: FanoutOptions): Promise<FanoutReport> {
           const notRun = report.systems[i]!.notRun;
           const result: ScenarioResult = notRun
             ? { system: system.name, n, sizeMiB, imageBytes: image.totalBytes, lowerBoundS, allDoneS: NaN, medianS: NaN, registryEgressBytes: 0, supernodeEgressBytes: 0, registryCpuS: 0, hosts: [], daemons: {}, error: `not run: ${notRun}` }
-            : await runScenario({ bed, system, registryHost, supernodeHost: bed.host('supernode'), peers, registryAddr: origin.addr, registryProc: origin.proc, image, lowerBoundS, pullTimeoutMs, repoRoot: opts.repoRoot });
+            : await runScenario({ bed, system, registryHost, supernodeHost: bed.host('supernode'), peers, registryAddr: origin.addr, registryProc: origin.proc, image, lowerBoundS, pullTimeoutMs, repoRoot: opts.repoRoot, logDir: join(opts.outDir, 'logs') });
           report.scenarios.push(result);
           if (!notRun) opts.log(JSON.stringify(summaryLine(result)));
           await writeFile(join(opts.outDir, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);

@@ -44,4 +44,6 @@ export interface FanoutSystem {
   pull(ctx: FanoutContext, host: Host, t0: number): Promise<PullOutcome>;
   /** Stops every process the system started (idempotent) and reports their usage. */
   finish(ctx: FanoutContext): Promise<DaemonUsage>;
+  /** The output of the daemons of the last scenario, by name (kept after finish(), for failure reports). */
+  logs?(): Record<string, string>;
 }

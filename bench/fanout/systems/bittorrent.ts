@@ -22,6 +22,7 @@ export class BitTorrentSystem implements FanoutSystem {
   readonly name = 'bittorrent';
   readonly description = 'aria2c peers + opentracker on the supernode host + an aria2c seeder on the registry host';
   private procs = new Map<string, NsProcess>();
+  private stopped = new Map<string, NsProcess>();
   private torrentFile = '';
   private hook = '';
 
@@ -37,6 +38,7 @@ export class BitTorrentSystem implements FanoutSystem {
 
   async prepare(ctx: FanoutContext): Promise<void> {
     this.procs = new Map();
+    this.stopped = new Map();
     const dir = join(ctx.workDir, 'bittorrent');
     await mkdir(dir, { recursive: true });
     const announce = `http://${ctx.supernode.ip}:${TRACKER_PORT}/announce`;
@@ -135,9 +137,14 @@ export class BitTorrentSystem implements FanoutSystem {
     return { ok: false, seconds: (Date.now() - t0) / 1000, client: proc.usage(), error: 'timed out' };
   }
 
+  logs(): Record<string, string> {
+    return Object.fromEntries([...this.stopped].map(([name, proc]) => [name, proc.output()]));
+  }
+
   async finish(): Promise<DaemonUsage> {
     const usage: DaemonUsage = {};
     for (const [name, proc] of this.procs) usage[name] = await proc.stop(3000);
+    for (const [name, proc] of this.procs) this.stopped.set(name, proc);
     this.procs.clear();
     return usage;
   }

@@ -30,12 +30,12 @@ export interface PollenLaunch {
 
 export const POLLEN_CLI_LAUNCH: PollenLaunch = {
   async supernode(ctx, listen, dataDir) {
-    return { cmd: process.execPath, args: [join(ctx.repoRoot, 'bin', 'pollen.js'), 'supernode', '--listen', listen, '--data', dataDir, '--secret', BENCH_SECRET, '--log-level', 'warn'] };
+    return { cmd: process.execPath, args: [join(ctx.repoRoot, 'bin', 'pollen.js'), 'supernode', '--listen', listen, '--data', dataDir, '--secret', BENCH_SECRET, '--log-level', 'info'] };
   },
   async peer(ctx, _host, o) {
     return {
       cmd: process.execPath,
-      args: [join(ctx.repoRoot, 'bin', 'pollen.js'), 'peer', '--listen', o.listen, '--data', o.dataDir, '--upstream', o.upstream, '--registry', `${ctx.registryAddr}=${o.upstream}`, '--supernode', o.supernodeUrl, '--wire', o.wire, '--secret', BENCH_SECRET, '--log-level', 'warn'],
+      args: [join(ctx.repoRoot, 'bin', 'pollen.js'), 'peer', '--listen', o.listen, '--data', o.dataDir, '--upstream', o.upstream, '--registry', `${ctx.registryAddr}=${o.upstream}`, '--supernode', o.supernodeUrl, '--wire', o.wire, '--secret', BENCH_SECRET, '--log-level', 'info'],
     };
   },
 };
@@ -44,6 +44,7 @@ export class PollenSystem implements FanoutSystem {
   readonly name: string;
   readonly description = 'pollen supernode on the supernode host, pollen peer on every host, skopeo through the local peer';
   private procs = new Map<string, NsProcess>();
+  private stopped = new Map<string, NsProcess>();
   private readonly launch: PollenLaunch;
 
   /** `launch` replaces the pollen CLI (a test uses stand-ins to check the harness side of this system). */
@@ -63,6 +64,7 @@ export class PollenSystem implements FanoutSystem {
 
   async prepare(ctx: FanoutContext): Promise<void> {
     this.procs = new Map();
+    this.stopped = new Map();
     const dir = join(ctx.workDir, 'pollen');
     await mkdir(dir, { recursive: true });
     const supernodeUrl = `http://${ctx.supernode.ip}:${SUPERNODE_PORT}`;
@@ -93,9 +95,14 @@ export class PollenSystem implements FanoutSystem {
     return skopeoPull(ctx.bed, host, ctx.image, ctx.workDir, t0, ctx.pullTimeoutMs, { from: ctx.registryAddr, mirror: MIRROR_ADDR });
   }
 
+  logs(): Record<string, string> {
+    return Object.fromEntries([...this.stopped].map(([name, proc]) => [name, proc.output()]));
+  }
+
   async finish(): Promise<DaemonUsage> {
     const usage: DaemonUsage = {};
     for (const [name, proc] of [...this.procs].reverse()) usage[name] = await proc.stop(5000);
+    for (const [name, proc] of this.procs) this.stopped.set(name, proc);
     this.procs.clear();
     return usage;
   }
