@@ -3,7 +3,9 @@
 import { Command, CommanderError } from 'commander';
 import { isPollenError } from '../src/errors.ts';
 import { registerBench } from './commands/bench.ts';
-import { registerConfigDoc } from './commands/config-doc.ts';
+import { registerDocs } from './commands/docs.ts';
+import { registerPeer } from './commands/peer.ts';
+import { registerStart } from './commands/start.ts';
 import { registerSupernode } from './commands/supernode.ts';
 
 export function buildProgram(): Command {
@@ -11,8 +13,10 @@ export function buildProgram(): Command {
     .description('Peer-to-peer container image distribution: registry mirror, P2P blob sharing, snapshotter')
     .showHelpAfterError()
     .exitOverride();
+  registerStart(program);
   registerSupernode(program);
-  registerConfigDoc(program);
+  registerPeer(program);
+  registerDocs(program);
   registerBench(program);
   return program;
 }

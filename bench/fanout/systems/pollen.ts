@@ -1,8 +1,8 @@
 // System (d): Pollen. THE INTEGRATION POINT for the P2P layer: `pollen supernode` on the supernode
 // host, `pollen peer` on every peer host (its mirror on 127.0.0.1:65001 inside that host, its wire
 // on the host's address), and skopeo pulling through the local peer as its registry mirror.
-// It is written against the CLI of the P2P design (flags below); until `pollen peer` exists in
-// this build, unavailableReason() says so and the runner reports the system as not run.
+// It is written against the CLI of the p2p branch (flags below); until `pollen peer` of this build
+// has them, unavailableReason() says so and the runner reports the system as not run.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../../testbed/exec.ts';
@@ -55,10 +55,14 @@ export class PollenSystem implements FanoutSystem {
 
   async unavailableReason(repoRoot: string): Promise<string | undefined> {
     if (this.launch !== POLLEN_CLI_LAUNCH) return undefined;
-    const help = await run(process.execPath, [join(repoRoot, 'bin', 'pollen.js'), '--help'], { allowFail: true });
+    const bin = join(repoRoot, 'bin', 'pollen.js');
+    const help = await run(process.execPath, [bin, '--help'], { allowFail: true });
     for (const cmd of ['supernode', 'peer']) {
       if (!new RegExp(`^\\s+${cmd}\\b`, 'm').test(help)) return `\`pollen ${cmd}\` is not a command of this build (the P2P layer has not landed yet)`;
     }
+    const peerHelp = await run(process.execPath, [bin, 'peer', '--help'], { allowFail: true });
+    const missing = ['--supernode', '--wire', '--secret'].filter((f) => !peerHelp.includes(f));
+    if (missing.length > 0) return `\`pollen peer\` of this build has no ${missing.join(', ')} (the P2P layer has not landed yet)`;
     return undefined;
   }
 
