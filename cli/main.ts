@@ -2,7 +2,8 @@
 // the library (src/) and the daemons (supernode/, peer/) together. Only this layer reads argv and env.
 import { Command, CommanderError } from 'commander';
 import { isPollenError } from '../src/errors.ts';
-import { registerConfigDoc } from './commands/config-doc.ts';
+import { registerBench } from './commands/bench.ts';
+import { registerDocs } from './commands/docs.ts';
 import { registerPeer } from './commands/peer.ts';
 import { registerPull } from './commands/pull.ts';
 import { registerSnapshots } from './commands/snapshots.ts';
@@ -17,7 +18,8 @@ export function buildProgram(): Command {
   registerStart(program);
   registerSupernode(program);
   registerPeer(program);
-  registerConfigDoc(program);
+  registerDocs(program);
+  registerBench(program);
   registerPull(program);
   registerSnapshots(program);
   return program;

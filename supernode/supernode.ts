@@ -2,10 +2,10 @@
 // and preheat jobs hang off this composition (see the P2P and preheat issues).
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { splitHostPort } from '../src/config.ts';
 import { openLevelKv, type Kv } from '../src/db.ts';
+import { createHttpApp, listenOn } from '../src/http-app.ts';
 import type { SupernodeConfig } from './config.ts';
 
 export class Supernode {
@@ -29,13 +29,10 @@ export class Supernode {
   async start(): Promise<void> {
     await mkdir(this.config.data, { recursive: true });
     this.db = await openLevelKv(join(this.config.data, 'meta'));
-    const app = Fastify({ loggerInstance: this.logger as FastifyBaseLogger, disableRequestLogging: true });
+    const app = createHttpApp(this.logger);
     app.get('/healthz', async () => ({ status: 'ok' }));
-    const { host, port } = splitHostPort(this.config.listen);
-    await app.listen({ host, port });
-    const addr = app.server.address();
-    this.address = typeof addr === 'object' && addr ? `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}` : undefined;
     this.app = app;
+    this.address = await listenOn(app, this.config.listen);
     this.logger.info({ url: this.address }, 'supernode listening');
   }
 
