@@ -86,20 +86,31 @@ describe('multi-host test bed (needs root)', () => {
     expect(src.rxBytes).toBeLessThan(bytes * 0.05);
   });
 
+  /**
+   * The rate through a capped link, best of up to three transfers: a busy machine can starve the
+   * sender or receiver of CPU and make one transfer slower than the cap, but no transfer may ever
+   * go faster than the cap allows.
+   */
+  async function cappedRate(from: Host, to: Host, bytes: number, capMbit: number): Promise<number> {
+    let best = 0;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const report = await transfer(bed, from, to, bytes);
+      const mbit = (report.bytes * 8) / (report.ms * 1000);
+      expect(mbit).toBeLessThan(capMbit * 1.1);
+      best = Math.max(best, mbit);
+      if (best > capMbit * 0.9) break;
+    }
+    return best;
+  }
+
   it('holds an upload cap (tbf on eth0) within 10 %', async () => {
-    const bytes = 10 * 1024 * 1024;
-    const report = await transfer(bed, bed.host('src'), bed.host('sink'), bytes);
-    const mbit = (report.bytes * 8) / (report.ms * 1000);
+    const mbit = await cappedRate(bed.host('src'), bed.host('sink'), 10 * 1024 * 1024, UP_CAP_MBIT);
     expect(mbit).toBeGreaterThan(UP_CAP_MBIT * 0.9);
-    expect(mbit).toBeLessThan(UP_CAP_MBIT * 1.1);
   });
 
   it('holds a download cap (ifb + tbf) within 10 %', async () => {
-    const bytes = 5 * 1024 * 1024;
-    const report = await transfer(bed, bed.host('sink'), bed.host('slow'), bytes);
-    const mbit = (report.bytes * 8) / (report.ms * 1000);
+    const mbit = await cappedRate(bed.host('sink'), bed.host('slow'), 5 * 1024 * 1024, DOWN_CAP_MBIT);
     expect(mbit).toBeGreaterThan(DOWN_CAP_MBIT * 0.9);
-    expect(mbit).toBeLessThan(DOWN_CAP_MBIT * 1.1);
   });
 
   it('measures CPU seconds and peak RSS of a process run under GNU time', async () => {
