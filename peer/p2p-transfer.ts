@@ -34,8 +34,8 @@ export interface TransferTimings {
 
 export const DEFAULT_TIMINGS: TransferTimings = { syncMs: 300, pieceStallMs: 5_000, noProgressMs: 10_000, supernodeDeadMs: 3_000 };
 const MAX_PARENTS = 5;
-const SEED_CONCURRENCY = 2;
-const MIN_WINDOW_BLOCKS = 4;
+const SEED_CONCURRENCY = 3;
+const MIN_WINDOW_BLOCKS = 8;
 const MAX_WINDOW_BLOCKS = 64;
 /** The window holds this much of a parent's measured throughput in flight. */
 const WINDOW_SECONDS = 0.3;
@@ -218,16 +218,18 @@ export class P2pTransfer {
       parent.assignments.clear();
       this.pump();
     });
+    // Bitfield and unchoke may arrive in the same read as the proof: listen before 'ready'.
+    const pump = (): void => this.pump();
+    conn.on('unchoke', pump);
+    conn.on('have', pump);
+    conn.on('bitfield', pump);
     conn.ready.then(
       () => {
         this.connecting.delete(peerId);
         if (this.mode !== 'p2p') return conn.destroy('transfer over');
         this.parents.set(peerId, parent);
         conn.interested();
-        const pump = (): void => this.pump();
-        conn.on('unchoke', pump);
-        conn.on('have', pump);
-        conn.on('bitfield', pump);
+        this.pump();
       },
       () => this.badParents.add(peerId),
     );
@@ -343,6 +345,7 @@ export class P2pTransfer {
     } finally {
       this.seedFetches.delete(index);
       this.release(index);
+      void this.sync();
       this.pump();
     }
   }

@@ -75,10 +75,10 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     socket.setTimeout(IDLE_TIMEOUT_MS, () => this.destroy('idle timeout'));
     socket.on('data', (chunk: Buffer) => {
       if (this.closed) return;
-      const bad = guard.check(chunk);
-      if (bad) return this.destroy(bad);
+      const frames = guard.push(chunk);
+      if (typeof frames === 'string') return this.destroy(frames);
       try {
-        this.wire.write(chunk);
+        for (const frame of frames) this.wire.write(frame);
       } catch (err) {
         this.destroy(`bad message: ${(err as Error).message}`);
       }

@@ -1,6 +1,7 @@
 // An in-process P2P swarm for tests and benchmarks: a real Supernode and peers made of the real
 // P2P parts (agent, uploader, downloader over FsContentStore and level), driven through the
 // BlobDownloader seam without the mirror in front.
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +15,6 @@ import { P2pDownloader } from '../../peer/p2p-downloader.ts';
 import type { PersistedPieces, TransferTimings } from '../../peer/p2p-transfer.ts';
 import { UpstreamDownloader } from '../../peer/upstream-downloader.ts';
 import { Supernode } from '../../supernode/supernode.ts';
-import { sha256 } from './images.ts';
 
 export const testLogger = pino({ level: process.env.POLLEN_TEST_LOG ?? 'silent' });
 
@@ -62,9 +62,9 @@ export async function startPeer(supernodes: string[], options: { secret?: string
     dir,
     async pull(registry, name, digest) {
       const partial = await downloader.start({ digest, sizeHint: undefined, upstream: { baseUrl: registry, name, authorization: undefined } });
-      const chunks: Buffer[] = [];
-      for await (const c of partial.createReadStream()) chunks.push(c as Buffer);
-      return sha256(Buffer.concat(chunks));
+      const hash = createHash('sha256');
+      for await (const c of partial.createReadStream()) hash.update(c as Buffer);
+      return `sha256:${hash.digest('hex')}`;
     },
     async close() {
       await downloader.close();
