@@ -39,6 +39,8 @@ export class P2pAgent {
   readonly client: SupernodeClient;
   readonly pieces: LocalPieces;
   readonly totals: P2pTotals = { peer: 0, seed: 0, upstream: 0 };
+  /** Parents banned for sending bad pieces (by any transfer). */
+  readonly banned = new Set<string>();
   readonly logger: Logger;
   private readonly uploader: Uploader;
   private readonly options: P2pAgentOptions;

@@ -69,6 +69,7 @@ export class P2pDownloader implements BlobDownloader {
         identity: this.agent.identity,
         peerId: this.agent.peerId,
         onBytes: (from, n) => void (this.agent.totals[from] += n),
+        onBan: (peerId) => void this.agent.banned.add(peerId),
       },
       { request, meta, partial, ingest, have },
       this.timings,

@@ -79,6 +79,7 @@ export interface TransferDeps {
   readonly identity: WireIdentity;
   readonly peerId: string;
   readonly onBytes: (from: keyof TransferCounters, bytes: number) => void;
+  readonly onBan: (peerId: string) => void;
 }
 
 export class P2pTransfer {
@@ -300,6 +301,7 @@ export class P2pTransfer {
           if (!this.verify(a.index, data)) {
             this.deps.logger.warn({ digest: this.digest, parent: parent.peerId, piece: a.index }, 'bad piece from a parent; banning it');
             this.banned.add(parent.peerId);
+            this.deps.onBan(parent.peerId);
             this.badParents.add(parent.peerId);
             parent.conn.destroy('sent a bad piece');
           } else {

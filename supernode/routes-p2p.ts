@@ -72,7 +72,10 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
       for (const h of holdings) {
         if (typeof h?.digest !== 'string' || !isDigestLike(h.digest) || typeof h.pieces !== 'string') continue;
         const task = seed.get(h.digest);
-        if (!task || task.state.name === 'failed') continue;
+        if (!task || task.state.name === 'failed') {
+          scheduler.rememberHolding(h.digest, peerId, h.pieces);
+          continue;
+        }
         scheduler.join(h.digest, task.meta.pieceCount, peer, Bitfield.fromBase64(task.meta.pieceCount, h.pieces));
       }
       request.log.info({ peerId, wireAddr, holdings: holdings.length }, 'peer registered');
@@ -104,6 +107,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
         },
       };
       const task = await seed.ensure(req);
+      scheduler.adoptPending(req.digest, task.meta.pieceCount, (id) => tracker.get(id));
       if (!scheduler.holds(req.digest, peer.peerId)) scheduler.join(req.digest, task.meta.pieceCount, peer);
       return metaBody(task);
     } catch (err) {

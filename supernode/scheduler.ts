@@ -17,6 +17,8 @@ export interface SchedulerOptions {
 
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = { maxParents: 6, scanLimit: 200, seedLeaseMs: 10_000, maxSeedGrants: 4 };
 
+const MAX_PENDING_TASKS = 10_000;
+
 interface TaskAvailability {
   readonly pieceCount: number;
   readonly availability: Uint32Array;
@@ -38,6 +40,30 @@ export class Scheduler {
   constructor(deps: { clock: Clock }, options: Partial<SchedulerOptions> = {}) {
     this.clock = deps.clock;
     this.options = { ...DEFAULT_SCHEDULER_OPTIONS, ...options };
+  }
+
+  /** Holdings reported for a task the supernode does not know yet (e.g. after a restart). */
+  private readonly pendingHoldings = new Map<Digest, Map<string, string>>();
+
+  rememberHolding(digest: Digest, peerId: string, pieces: string): void {
+    let m = this.pendingHoldings.get(digest);
+    if (!m) {
+      if (this.pendingHoldings.size >= MAX_PENDING_TASKS) return;
+      m = new Map();
+      this.pendingHoldings.set(digest, m);
+    }
+    m.set(peerId, pieces);
+  }
+
+  /** Applies remembered holdings once the task exists. */
+  adoptPending(digest: Digest, pieceCount: number, lookup: (peerId: string) => PeerRecord | undefined): void {
+    const m = this.pendingHoldings.get(digest);
+    if (!m) return;
+    this.pendingHoldings.delete(digest);
+    for (const [peerId, pieces] of m) {
+      const peer = lookup(peerId);
+      if (peer && !this.holds(digest, peerId)) this.join(digest, pieceCount, peer, Bitfield.fromBase64(pieceCount, pieces));
+    }
   }
 
   /** Adds `peer` to the task (with the pieces it holds, if any). */
@@ -113,11 +139,18 @@ export class Scheduler {
       peer.picks++;
       return { peerId: peer.peerId, wireAddr: peer.wireAddr };
     });
-    const seedGrants = this.grantSeed(task, asker, mine, Math.min(wantSeed, this.options.maxSeedGrants));
+    // Holders others reported as bad do not count as a source: their pieces may come from the seed.
+    const distrusted: Bitfield[] = [];
+    scanned = 0;
+    for (const [peerId, bits] of task.holders) {
+      if (scanned++ >= this.options.scanLimit) break;
+      if ((lookup(peerId)?.failures ?? 0) > 0) distrusted.push(bits);
+    }
+    const seedGrants = this.grantSeed(task, asker, mine, Math.min(wantSeed, this.options.maxSeedGrants), distrusted);
     return { parents, seedGrants, availability: Array.from(task.availability) };
   }
 
-  private grantSeed(task: TaskAvailability, asker: string, mine: Bitfield | undefined, want: number): number[] {
+  private grantSeed(task: TaskAvailability, asker: string, mine: Bitfield | undefined, want: number, distrusted: Bitfield[]): number[] {
     const now = this.clock.now();
     const grants: number[] = [];
     let held = 0;
@@ -126,7 +159,8 @@ export class Scheduler {
       else if (lease.peerId === asker) held++;
     }
     for (let i = 0; i < task.pieceCount && grants.length + held < want; i++) {
-      if (task.availability[i]! > 0 || mine?.has(i) || task.leases.has(i)) continue;
+      if (mine?.has(i) || task.leases.has(i)) continue;
+      if (task.availability[i]! > distrusted.filter((b) => b.has(i)).length) continue;
       task.leases.set(i, { peerId: asker, until: now + this.options.seedLeaseMs });
       grants.push(i);
     }
