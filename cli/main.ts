@@ -3,6 +3,8 @@
 import { Command, CommanderError } from 'commander';
 import { isPollenError } from '../src/errors.ts';
 import { registerConfigDoc } from './commands/config-doc.ts';
+import { registerPeer } from './commands/peer.ts';
+import { registerStart } from './commands/start.ts';
 import { registerSupernode } from './commands/supernode.ts';
 
 export function buildProgram(): Command {
@@ -10,7 +12,9 @@ export function buildProgram(): Command {
     .description('Peer-to-peer container image distribution: registry mirror, P2P blob sharing, snapshotter')
     .showHelpAfterError()
     .exitOverride();
+  registerStart(program);
   registerSupernode(program);
+  registerPeer(program);
   registerConfigDoc(program);
   return program;
 }

@@ -25,6 +25,8 @@ export class PartialBlob {
   private prefix: number;
   private readsInFlight = 0;
   private waiters: Array<() => void> = [];
+  private readonly settledSignal: Promise<void>;
+  private resolveSettled!: () => void;
 
   constructor(deps: { store: ContentStore; ingest: Ingest }, options: { size: number; available?: number }) {
     this.store = deps.store;
@@ -32,6 +34,12 @@ export class PartialBlob {
     this.digest = deps.ingest.digest;
     this.size = options.size;
     this.prefix = options.available ?? 0;
+    this.settledSignal = new Promise((resolve) => (this.resolveSettled = resolve));
+  }
+
+  /** Resolves once the blob is committed or has failed. */
+  settledPromise(): Promise<void> {
+    return this.settledSignal;
   }
 
   /** Length of the contiguous prefix that readers may read. */
@@ -82,6 +90,7 @@ export class PartialBlob {
       throw err;
     } finally {
       this.wake();
+      this.resolveSettled();
     }
   }
 
@@ -90,6 +99,7 @@ export class PartialBlob {
     if (this.settled) return;
     this.state = { name: 'failed', error };
     this.wake();
+    this.resolveSettled();
     while (this.readsInFlight > 0) await this.changed();
     if (options.keepPartial) await this.ingest.suspend();
     else await this.ingest.abort();

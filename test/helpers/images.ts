@@ -80,8 +80,13 @@ export interface BuiltLayer {
   blob: Buffer;
 }
 
-export function makeLayer(tar: Buffer, compression: Compression, docker = false): BuiltLayer {
-  const blob = compression === 'gzip' ? gzipSync(tar, { level: 1 }) : tar;
+/**
+ * A layer blob from a tar. `gzipLevel` 0 stores without compressing (fast, for large random content).
+ * Note: skopeo compresses uncompressed layers when it pushes to a registry, so layers meant to keep
+ * their digest through a push must be gzip.
+ */
+export function makeLayer(tar: Buffer, compression: Compression, docker = false, gzipLevel = 1): BuiltLayer {
+  const blob = compression === 'gzip' ? gzipSync(tar, { level: gzipLevel }) : tar;
   const mediaType = docker ? MediaType.DockerLayerGzip : compression === 'gzip' ? MediaType.OciLayerGzip : MediaType.OciLayerTar;
   return { descriptor: { mediaType, digest: sha256(blob), size: blob.length }, diffId: sha256(tar), blob };
 }
@@ -148,10 +153,11 @@ export class OciLayout {
 }
 
 /** A tar layer holding one file of seeded random content (for sizes that matter, not for unpack rules). */
-export async function randomFileLayer(seed: string, bytes: number, compression: Compression = 'none'): Promise<BuiltLayer> {
+export async function randomFileLayer(seed: string, bytes: number, compression: Compression = 'gzip'): Promise<BuiltLayer> {
   const tar = await buildTar([
     { type: 'directory', name: 'data/' },
     { type: 'file', name: `data/${seed}.bin`, content: seededBytes(seed, bytes), mode: 0o644 },
   ]);
-  return makeLayer(tar, compression);
+  // Random content does not compress: gzip level 0 keeps generation fast.
+  return makeLayer(tar, compression, false, 0);
 }

@@ -1,0 +1,21 @@
+// `pollen peer`: the per-host agent, registry mirror and HTTP proxy of the host's container engine.
+import type { Command } from 'commander';
+import { redactConfig } from '../../src/config.ts';
+import { PEER_SETTINGS, peerConfigFrom } from '../../peer/config.ts';
+import { Peer } from '../../peer/peer.ts';
+import { runUntilSignal } from '../daemon.ts';
+import { createLogger } from '../logger.ts';
+import { addConfigOptions, configFromCommand } from '../options.ts';
+
+export function registerPeer(program: Command): void {
+  const cmd = program.command('peer').description('run a peer: registry mirror and HTTP proxy for the local container engine');
+  addConfigOptions(cmd, PEER_SETTINGS).action(async () => {
+    const values = configFromCommand(cmd, PEER_SETTINGS);
+    const config = peerConfigFrom(values);
+    const logger = createLogger(config.logLevel, 'pollen-peer');
+    logger.info({ config: redactConfig(PEER_SETTINGS, values) }, 'starting peer');
+    const peer = new Peer({ logger }, config);
+    await peer.start();
+    await runUntilSignal(logger, peer);
+  });
+}

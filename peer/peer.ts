@@ -1,0 +1,118 @@
+// The peer agent: the registry mirror and HTTP proxy of its host's container engine, backed by a
+// local content store and metadata in level. Composition only; the logic lives in the services.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { Agent, type Dispatcher } from 'undici';
+import { systemClock, type Clock } from '../src/clock.ts';
+import { splitHostPort } from '../src/config.ts';
+import type { ContentStore } from '../src/content-store.ts';
+import { openLevelKv, type Kv } from '../src/db.ts';
+import { FsContentStore } from '../src/fs-content-store.ts';
+import { Metrics } from '../src/metrics.ts';
+import { AccessCache } from './access-control.ts';
+import { AccessGate } from './access-gate.ts';
+import type { BlobDownloader } from './blob-downloader.ts';
+import { BlobService } from './blob-service.ts';
+import type { PeerConfig } from './config.ts';
+import { ForwardProxy } from './forward-proxy.ts';
+import { ManifestService } from './manifest-service.ts';
+import { registerMirrorRoutes } from './mirror-routes.ts';
+import { UpstreamDownloader } from './upstream-downloader.ts';
+import { Upstreams } from './upstreams.ts';
+
+/** Builds the downloader the mirror uses on a cache miss (the P2P downloader plugs in here). */
+export type DownloaderFactory = (deps: { store: ContentStore; db: Kv; logger: Logger; dispatcher: Dispatcher; metrics: Metrics; fallback: UpstreamDownloader }) => BlobDownloader;
+
+export class Peer {
+  private readonly logger: Logger;
+  private readonly config: PeerConfig;
+  private readonly clock: Clock;
+  private readonly downloaderFactory: DownloaderFactory | undefined;
+  private app: FastifyInstance | undefined;
+  private db: Kv | undefined;
+  private store: FsContentStore | undefined;
+  private dispatcher: Agent | undefined;
+  private proxy: ForwardProxy | undefined;
+  private address: string | undefined;
+
+  constructor(deps: { logger: Logger; clock?: Clock; downloaderFactory?: DownloaderFactory }, config: PeerConfig) {
+    this.logger = deps.logger.child({ component: 'peer' });
+    this.clock = deps.clock ?? systemClock;
+    this.downloaderFactory = deps.downloaderFactory;
+    this.config = config;
+  }
+
+  /** The mirror's URL (after start). */
+  get url(): string {
+    if (!this.address) throw new Error('peer not started');
+    return this.address;
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.config.data, { recursive: true });
+    this.store = await FsContentStore.open(join(this.config.data, 'content'));
+    this.db = await openLevelKv(join(this.config.data, 'meta'));
+    this.dispatcher = new Agent({
+      connectTimeout: this.config.upstreamTimeoutMs,
+      headersTimeout: this.config.upstreamTimeoutMs,
+      bodyTimeout: this.config.upstreamTimeoutMs,
+      connections: 64,
+    });
+    const metrics = new Metrics({ prefix: 'pollen_peer_', defaults: true });
+    const requests = metrics.counter('pollen_peer_blob_requests_total', 'blob requests by outcome: hit (store), miss (download started), join (joined a download in flight)', ['outcome']);
+    const upstreamBytes = metrics.counter('pollen_peer_upstream_bytes_total', 'blob bytes fetched from upstream registries');
+    const fallback = new UpstreamDownloader({ store: this.store, logger: this.logger, dispatcher: this.dispatcher, stats: { onUpstreamBytes: (n) => upstreamBytes.inc(n) } });
+    const downloader = this.downloaderFactory?.({ store: this.store, db: this.db, logger: this.logger, dispatcher: this.dispatcher, metrics, fallback }) ?? fallback;
+
+    const access = new AccessCache({ clock: this.clock }, { ttlMs: this.config.accessTtlMs, graceMs: this.config.accessGraceMs });
+    const gate = new AccessGate({ cache: access, dispatcher: this.dispatcher, logger: this.logger });
+    const upstreams = new Upstreams({ defaultUpstream: this.config.upstream, registries: this.config.registries, credentials: this.config.credentials });
+    const manifests = new ManifestService({ store: this.store, db: this.db, gate, access, dispatcher: this.dispatcher, logger: this.logger });
+    const blobs = new BlobService({
+      store: this.store,
+      gate,
+      downloader,
+      logger: this.logger,
+      stats: { onHit: () => requests.inc({ outcome: 'hit' }), onMiss: () => requests.inc({ outcome: 'miss' }), onJoin: () => requests.inc({ outcome: 'join' }) },
+    });
+
+    this.proxy = new ForwardProxy({ logger: this.logger, dispatcher: this.dispatcher });
+    const app = Fastify({
+      loggerInstance: this.logger as FastifyBaseLogger,
+      disableRequestLogging: true,
+      exposeHeadRoutes: false,
+      maxParamLength: 2048,
+      rewriteUrl: this.proxy.rewriteUrl,
+      // Clients disconnecting mid-blob is normal; the download goes on and is cached.
+      return503OnClosing: false,
+    });
+    app.get('/healthz', async () => ({ status: 'ok' }));
+    app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));
+    this.proxy.register(app);
+    registerMirrorRoutes(app, { upstreams, manifests, blobs, dispatcher: this.dispatcher, logger: this.logger, proxyOriginOf: this.proxy.originOf });
+    this.proxy.attach(app.server);
+
+    const { host, port } = splitHostPort(this.config.listen);
+    await app.listen({ host, port });
+    const addr = app.server.address();
+    this.address = typeof addr === 'object' && addr ? `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}` : undefined;
+    this.app = app;
+    this.logger.info({ url: this.address, upstream: this.config.upstream, registries: [...this.config.registries.keys()] }, 'peer mirror listening');
+  }
+
+  async close(): Promise<void> {
+    const { app, proxy, dispatcher, store, db } = this;
+    this.app = undefined;
+    this.proxy = undefined;
+    this.dispatcher = undefined;
+    this.store = undefined;
+    this.db = undefined;
+    proxy?.close();
+    await app?.close();
+    await dispatcher?.destroy();
+    await store?.close();
+    await db?.close();
+  }
+}

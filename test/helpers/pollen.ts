@@ -1,0 +1,64 @@
+// Real Pollen daemons as child processes (`node bin/pollen.js ...`), on random loopback ports.
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, httpOk, spawnLogged, stopProcess, waitFor } from './tools.ts';
+
+export const POLLEN_BIN = resolve(fileURLToPath(import.meta.url), '../../../bin/pollen.js');
+
+export class PollenProcess {
+  private constructor(
+    readonly url: string,
+    readonly dataDir: string,
+    private readonly child: ChildProcess,
+    readonly output: () => string,
+    private readonly ownsData: boolean,
+  ) {}
+
+  /** Starts `pollen peer` with the given extra arguments; `--listen` and `--data` are chosen here unless given. */
+  static async peer(args: string[], options: { dataDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<PollenProcess> {
+    return PollenProcess.spawn('peer', args, options);
+  }
+
+  static async spawn(command: string, args: string[], options: { dataDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<PollenProcess> {
+    const port = await freePort();
+    const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), `pollen-${command}-`)));
+    const { child, output } = spawnLogged(process.execPath, [POLLEN_BIN, command, '--listen', `127.0.0.1:${port}`, '--data', dataDir, '--log-level', 'debug', ...args], {
+      env: { ...process.env, ...options.env },
+    });
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      await waitFor(async () => {
+        if (child.exitCode !== null) throw new Error(`pollen ${command} exited: ${output()}`);
+        return httpOk(`${url}/healthz`);
+      }, `pollen ${command} on ${url}`);
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw new Error(`${(err as Error).message}\n${output()}`);
+    }
+    return new PollenProcess(url, dataDir, child, output, options.dataDir === undefined);
+  }
+
+  get host(): string {
+    return this.url.replace(/^http:\/\//, '');
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get exited(): boolean {
+    return this.child.exitCode !== null || this.child.signalCode !== null;
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    this.child.kill(signal);
+  }
+
+  async stop(options: { keepData?: boolean } = {}): Promise<void> {
+    await stopProcess(this.child);
+    if (this.ownsData && !options.keepData) await rm(this.dataDir, { recursive: true, force: true });
+  }
+}
