@@ -23,6 +23,8 @@ export interface P2pAgentOptions {
   readonly uploadBytesPerSecond: number;
   readonly maxConnections: number;
   readonly supernodeTimeoutMs: number;
+  /** TEST ONLY: corrupt every uploaded block. */
+  readonly faultCorruptUploads?: boolean;
 }
 
 export interface P2pTotals {
@@ -41,6 +43,8 @@ export class P2pAgent {
   readonly totals: P2pTotals = { peer: 0, seed: 0, upstream: 0 };
   /** Parents banned for sending bad pieces (by any transfer). */
   readonly banned = new Set<string>();
+  /** Called for every verified piece, by source (metrics hook). */
+  onBytes: (from: keyof P2pTotals, bytes: number) => void = () => {};
   readonly logger: Logger;
   private readonly uploader: Uploader;
   private readonly options: P2pAgentOptions;
@@ -56,7 +60,7 @@ export class P2pAgent {
     this.pieces = new LocalPieces({ store: deps.store });
     this.uploader = new Uploader(
       { pieces: this.pieces, logger: deps.logger, clock: deps.clock },
-      { listen: options.wireListen, identity: this.identity, uploadSlots: options.uploadSlots, uploadBytesPerSecond: options.uploadBytesPerSecond, maxConnections: options.maxConnections },
+      { listen: options.wireListen, identity: this.identity, uploadSlots: options.uploadSlots, uploadBytesPerSecond: options.uploadBytesPerSecond, maxConnections: options.maxConnections, corruptUploads: options.faultCorruptUploads ?? false },
     );
   }
 

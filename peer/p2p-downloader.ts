@@ -68,7 +68,10 @@ export class P2pDownloader implements BlobDownloader {
         logger: this.agent.logger,
         identity: this.agent.identity,
         peerId: this.agent.peerId,
-        onBytes: (from, n) => void (this.agent.totals[from] += n),
+        onBytes: (from, n) => {
+          this.agent.totals[from] += n;
+          this.agent.onBytes(from, n);
+        },
         onBan: (peerId) => void this.agent.banned.add(peerId),
       },
       { request, meta, partial, ingest, have },

@@ -20,6 +20,8 @@ export interface UploaderOptions {
   /** 0 = unlimited. */
   readonly uploadBytesPerSecond: number;
   readonly maxConnections: number;
+  /** TEST ONLY: flip a byte of every block served. */
+  readonly corruptUploads?: boolean;
 }
 
 export class Uploader {
@@ -122,6 +124,11 @@ export class Uploader {
       const data = await source.read(piece.start + offset, length);
       if (data.length !== length) throw new Error(`short read ${data.length}/${length}`);
       this.uploadedBytes += length;
+      if (this.options.corruptUploads) {
+        const bad = Buffer.from(data);
+        bad[0] = bad[0]! ^ 0xff;
+        return respond(null, bad);
+      }
       respond(null, data);
     } catch (err) {
       this.logger.debug({ err: (err as Error).message, index }, 'could not serve a block');
