@@ -366,6 +366,7 @@ export class P2pTransfer {
     }
     this.counters[from] += data.length;
     this.deps.onBytes(from, data.length);
+    this.deps.logger.debug({ digest: this.digest, piece: index, from }, 'piece verified');
     this.lastProgressAt = Date.now();
     this.pendingHaves.push(index);
     this.deps.pieces.announce(this.digest, index);
