@@ -56,8 +56,13 @@ export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: nu
     this.committed.set(digest, size);
   }
 
+  /** Tells listeners (the uploader's connections) about a verified piece; never throws into the caller. */
   announce(digest: Digest, index: number): void {
-    this.emit('have', digest, index);
+    try {
+      this.emit('have', digest, index);
+    } catch {
+      // a listener's failure must not fail the download
+    }
   }
 
   source(digest: Digest): PieceSource | undefined {

@@ -32,7 +32,7 @@ export interface TransferTimings {
   readonly supernodeDeadMs: number;
 }
 
-export const DEFAULT_TIMINGS: TransferTimings = { syncMs: 300, pieceStallMs: 5_000, noProgressMs: 10_000, supernodeDeadMs: 3_000 };
+export const DEFAULT_TIMINGS: TransferTimings = { syncMs: 500, pieceStallMs: 8_000, noProgressMs: 15_000, supernodeDeadMs: 8_000 };
 const MAX_PARENTS = 5;
 const SEED_CONCURRENCY = 3;
 const MIN_WINDOW_BLOCKS = 8;
@@ -104,6 +104,7 @@ export class P2pTransfer {
   private lastProgressAt = Date.now();
   private lastSyncOkAt = Date.now();
   private syncing: Promise<void> | undefined;
+  private lastSyncAt = 0;
   private ticker: NodeJS.Timeout | undefined;
   private mode: 'p2p' | 'fallback' | 'done' = 'p2p';
   private readonly started = Date.now();
@@ -161,12 +162,13 @@ export class P2pTransfer {
         }
       }
     }
-    void this.sync();
+    if (now - this.lastSyncAt >= this.timings.syncMs) void this.sync();
     this.pump();
   }
 
   private sync(): Promise<void> {
     if (this.syncing || this.mode !== 'p2p') return this.syncing ?? Promise.resolve();
+    this.lastSyncAt = Date.now();
     const have = this.pendingHaves;
     this.pendingHaves = [];
     const badParents = [...this.badParents];
@@ -398,6 +400,7 @@ export class P2pTransfer {
         const start = i * this.meta.pieceSize;
         const end = Math.min(this.meta.size, (j + 1) * this.meta.pieceSize) - 1;
         await fetchRangeFromUpstream(this.request.upstream, this.digest, { start, end }, this.controller.signal, async (piece, data) => {
+          if (this.mode === 'done') throw new PollenError('ERR_ABORTED', 'transfer already finishing');
           const index = i + piece;
           if (this.hashKnown(index) && !this.verify(index, data)) {
             throw new PollenError('ERR_PIECE_DIGEST_MISMATCH', `registry piece ${index} of ${this.digest} does not match the seed's hash`);
@@ -446,6 +449,8 @@ export class P2pTransfer {
   }
 
   private async abandon(error: PollenError): Promise<void> {
+    // Already finishing (the last piece came from P2P while the fallback ran): nothing to abandon.
+    if (this.mode === 'done') return;
     this.mode = 'done';
     this.stop();
     this.deps.pieces.removeActive(this.digest, this);
@@ -456,7 +461,6 @@ export class P2pTransfer {
 
   /** Stops the transfer (peer shutting down): the verified pieces stay for a resume. */
   async close(): Promise<void> {
-    if (this.mode === 'done') return;
     await this.abandon(new PollenError('ERR_CLOSED', 'peer shutting down'));
   }
 

@@ -35,7 +35,7 @@ export class Uploader {
   private readonly waiting: WireConnection[] = [];
   private readonly sockets = new Set<Socket>();
   private readonly onHave = (digest: Digest, index: number): void => {
-    for (const c of this.connections) if (!c.isClosed && c.digest === digest) c.have(index);
+    for (const c of this.connections) if (!c.isClosed && c.digestIfKnown === digest) c.have(index);
   };
   uploadedBytes = 0;
   private port = 0;

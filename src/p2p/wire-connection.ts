@@ -127,6 +127,11 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     return this.digestValue;
   }
 
+  /** The digest once known (always for outgoing; after the extended handshake for incoming). */
+  get digestIfKnown(): Digest | undefined {
+    return this.digestValue;
+  }
+
   get remoteAddress(): string {
     return `${this.socket.remoteAddress}:${this.socket.remotePort}`;
   }
