@@ -2,7 +2,7 @@
 // the library (src/) and the daemons (supernode/, peer/) together. Only this layer reads argv and env.
 import { Command, CommanderError } from 'commander';
 import { isPollenError } from '../src/errors.ts';
-import { registerConfigDoc } from './commands/config-doc.ts';
+import { registerDocs } from './commands/docs.ts';
 import { registerPeer } from './commands/peer.ts';
 import { registerStart } from './commands/start.ts';
 import { registerSupernode } from './commands/supernode.ts';
@@ -15,7 +15,7 @@ export function buildProgram(): Command {
   registerStart(program);
   registerSupernode(program);
   registerPeer(program);
-  registerConfigDoc(program);
+  registerDocs(program);
   return program;
 }
 

@@ -13,11 +13,14 @@ function validateMappings(what: string) {
   };
 }
 
-export const DEFAULT_DATA_DIR = join(homedir(), '.pollen');
+/** Expands a leading `~/` (defaults are written that way so the docs read the same for everyone). */
+export function expandHome(path: string): string {
+  return path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path;
+}
 
 export const PEER_SETTINGS = [
   { key: 'listen', type: 'string', flag: 'listen', env: 'POLLEN_LISTEN', default: '127.0.0.1:65001', help: 'address of the registry mirror and HTTP proxy', validate: validateHostPort },
-  { key: 'data', type: 'string', flag: 'data', env: 'POLLEN_DATA', default: DEFAULT_DATA_DIR, help: 'data directory (content store, metadata)' },
+  { key: 'data', type: 'string', flag: 'data', env: 'POLLEN_DATA', default: '~/.pollen', help: 'data directory (content store, metadata)' },
   { key: 'upstream', type: 'string', flag: 'upstream', env: 'POLLEN_UPSTREAM', default: undefined, help: 'default upstream registry URL, used when a request names no registry', validate: validateHttpUrl },
   { key: 'registry', type: 'list', flag: 'registry', env: 'POLLEN_REGISTRY', default: [], help: 'HOST=URL: the URL that reaches registry HOST (for ?ns=HOST and proxy requests)', validate: validateMappings('--registry') },
   { key: 'credentials', type: 'list', flag: 'credentials', env: 'POLLEN_CREDENTIALS', default: [], help: 'HOST=USER:PASSWORD: static credentials for an upstream, used when the client sends none', secret: true, validate: validateMappings('--credentials') },
@@ -73,7 +76,7 @@ function mapping(list: readonly string[]): Map<string, string> {
 export function peerConfigFrom(values: ConfigValues): PeerConfig {
   return Object.freeze({
     listen: values.listen as string,
-    data: values.data as string,
+    data: expandHome(values.data as string),
     upstream: (values.upstream as string | undefined)?.replace(/\/+$/, ''),
     registries: mapping(values.registry as readonly string[]),
     credentials: mapping(values.credentials as readonly string[]),

@@ -21,10 +21,11 @@ const DEFAULT_BODIES: Record<number, [code: string, message: string]> = {
   404: ['NOT_FOUND', 'not found'],
 };
 
-interface UpstreamLike {
+export interface UpstreamLike {
   statusCode: number;
   headers: Record<string, string | string[] | undefined>;
-  body: AsyncIterable<Uint8Array> & { dump(): Promise<void>; destroy(): void };
+  /** Absent for an answer already read (a HEAD probe). */
+  body?: AsyncIterable<Uint8Array> & { dump(): Promise<void>; destroy(): void };
 }
 
 /**
@@ -38,14 +39,14 @@ export async function relayUpstream(res: UpstreamLike, clientMethod: 'GET' | 'HE
     if (v !== undefined) headers[h] = Array.isArray(v) ? v.join(', ') : v;
   }
   if (clientMethod === 'HEAD') {
-    await res.body.dump();
+    await res.body?.dump();
     return { status: res.statusCode, headers };
   }
   let body: Buffer;
-  if (upstreamMethod === 'GET') {
+  if (upstreamMethod === 'GET' && res.body) {
     body = await readBodyCapped(res.body, MAX_RELAYED_BODY_BYTES, 'upstream error body').catch(() => Buffer.alloc(0));
   } else {
-    await res.body.dump();
+    await res.body?.dump();
     const [code, message] = res.statusCode === 404 && notFoundCode ? [notFoundCode, `${notFoundCode.toLowerCase().replace('_', ' ')}`] : (DEFAULT_BODIES[res.statusCode] ?? ['UNKNOWN', `upstream answered ${res.statusCode}`]);
     body = Buffer.from(JSON.stringify({ errors: [{ code, message, detail: null }] }));
     headers['content-type'] = 'application/json; charset=utf-8';

@@ -2,14 +2,14 @@
 // local content store and metadata in level. Composition only; the logic lives in the services.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Agent, type Dispatcher } from 'undici';
 import { systemClock, type Clock } from '../src/clock.ts';
-import { splitHostPort } from '../src/config.ts';
 import type { ContentStore } from '../src/content-store.ts';
 import { openLevelKv, type Kv } from '../src/db.ts';
 import { FsContentStore } from '../src/fs-content-store.ts';
+import { createHttpApp, listenOn } from '../src/http-app.ts';
 import { Metrics } from '../src/metrics.ts';
 import { AccessCache } from './access-control.ts';
 import { AccessGate } from './access-gate.ts';
@@ -83,11 +83,9 @@ export class Peer {
     });
 
     this.proxy = new ForwardProxy({ logger: this.logger, dispatcher: this.dispatcher });
-    const app = Fastify({
-      loggerInstance: this.logger as FastifyBaseLogger,
-      disableRequestLogging: true,
+    const app = createHttpApp(this.logger, {
       exposeHeadRoutes: false,
-      maxParamLength: 2048,
+      routerOptions: { maxParamLength: 2048 },
       rewriteUrl: this.proxy.rewriteUrl,
       // Clients disconnecting mid-blob is normal; the download goes on and is cached.
       return503OnClosing: false,
@@ -98,11 +96,8 @@ export class Peer {
     registerMirrorRoutes(app, { upstreams, manifests, blobs, dispatcher: this.dispatcher, logger: this.logger, proxyOriginOf: this.proxy.originOf });
     this.proxy.attach(app.server);
 
-    const { host, port } = splitHostPort(this.config.listen);
-    await app.listen({ host, port });
-    const addr = app.server.address();
-    this.address = typeof addr === 'object' && addr ? `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}` : undefined;
     this.app = app;
+    this.address = await listenOn(app, this.config.listen);
     this.logger.info({ url: this.address, upstream: this.config.upstream, registries: [...this.config.registries.keys()] }, 'peer mirror listening');
   }
 

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 declare -A NEED=(
   [docker-registry]=docker-registry [skopeo]=skopeo [umoci]=umoci [runc]=runc
   [containerd]=containerd [ctr]=containerd [busybox]=busybox-static [zstd]=zstd [ip]=iproute2
-  [tini]=tini [htpasswd]=apache2-utils [curl]=curl [tc]=iproute2
+  [tini]=tini [htpasswd]=apache2-utils [curl]=curl [tc]=iproute2 [openssl]=openssl
 )
 missing=()
 for tool in "${!NEED[@]}"; do

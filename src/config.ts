@@ -87,7 +87,8 @@ export function redactConfig(table: readonly Setting[], config: ConfigValues): R
   const out: Record<string, unknown> = {};
   for (const setting of table) {
     const v = config[setting.key];
-    out[setting.key] = setting.secret && v !== undefined && v !== '' ? '[redacted]' : v;
+    const empty = v === undefined || v === '' || (Array.isArray(v) && v.length === 0);
+    out[setting.key] = setting.secret && !empty ? '[redacted]' : v;
   }
   return out;
 }

@@ -24,15 +24,26 @@ export interface Ingest {
   readonly digest: Digest;
   /** Bytes present at the start of the ingest when it was opened (resumed partial content). */
   readonly resumedBytes: number;
-  writeAt(data: Uint8Array, offset: number): Promise<void>;
-  /** Reads back already-written bytes (for streaming a partial blob to waiting clients). */
+  /** Writes one buffer, or several back to back (one vectored write), at `offset`. */
+  writeAt(data: Uint8Array | readonly Uint8Array[], offset: number): Promise<void>;
+  /**
+   * Reads back written bytes (for streaming a partial blob to waiting clients). Keeps working after
+   * `commit()` until `close()`, so readers mid-stream are never cut off by the commit.
+   */
   readAt(target: Uint8Array, offset: number): Promise<number>;
-  /** Verifies size and digest, then makes the blob visible. Rejects with ERR_DIGEST_MISMATCH / ERR_SIZE_MISMATCH. */
+  /**
+   * Checks size and digest without making the blob visible. Rejects with ERR_DIGEST_MISMATCH /
+   * ERR_SIZE_MISMATCH (the ingest is then discarded). Cheap when writes came in order.
+   */
+  verify(expectedSize?: number): Promise<BlobInfo>;
+  /** Verifies (unless already verified), makes the content durable, then visible. */
   commit(expectedSize?: number): Promise<BlobInfo>;
   /** Discards the ingest. Idempotent. */
   abort(): Promise<void>;
   /** Releases handles but keeps the partial content so a later `openIngest(.., {resume: true})` continues it. */
   suspend(): Promise<void>;
+  /** Releases the read handle after a commit. Idempotent. */
+  close(): Promise<void>;
 }
 
 export interface ContentStore {

@@ -76,3 +76,9 @@ export function toPollenError(err: unknown, fallback: ErrorCode = 'ERR_INTERNAL'
 export function isAbortError(err: unknown): boolean {
   return err instanceof Error && (err.name === 'AbortError' || (err as { code?: string }).code === 'ABORT_ERR');
 }
+
+/** The README's table of error codes, generated from ERROR_CODES so docs and code agree. */
+export function errorCodesMarkdown(): string {
+  const rows = Object.entries(ERROR_CODES).map(([code, v]) => `| \`${code}\` | ${v.kind} | ${v.description} |`);
+  return ['| code | kind | meaning |', '| --- | --- | --- |', ...rows].join('\n');
+}

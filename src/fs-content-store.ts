@@ -59,7 +59,7 @@ export class FsContentStore implements ContentStore {
       fd: fh,
       start: range?.start,
       end: range?.end,
-      highWaterMark: 256 * 1024,
+      highWaterMark: 1024 * 1024,
       autoClose: true,
     });
   }
@@ -102,16 +102,19 @@ export class FsContentStore implements ContentStore {
   async close(): Promise<void> {}
 }
 
+type IngestState = 'open' | 'verified' | 'committed' | 'closed';
+
 class FsIngest implements Ingest {
   readonly digest: Digest;
   readonly resumedBytes: number;
   private readonly fh: FileHandle;
   private readonly path: string;
   private readonly target: string;
-  // Incremental hash while writes arrive strictly in order from offset 0; otherwise re-hash at commit.
+  // Incremental hash while writes arrive strictly in order from offset 0; otherwise re-hash at verify.
   private hash: Hash | undefined;
   private hashedBytes = 0;
-  private done = false;
+  private state: IngestState = 'open';
+  private verified: BlobInfo | undefined;
 
   constructor(digest: Digest, fh: FileHandle, path: string, target: string, resumedBytes: number) {
     this.digest = digest;
@@ -122,30 +125,33 @@ class FsIngest implements Ingest {
     this.hash = resumedBytes === 0 ? createHash('sha256') : undefined;
   }
 
-  async writeAt(data: Uint8Array, offset: number): Promise<void> {
-    this.assertOpen();
-    let written = 0;
-    while (written < data.length) {
-      const { bytesWritten } = await this.fh.write(data, written, data.length - written, offset + written);
-      written += bytesWritten;
+  async writeAt(data: Uint8Array | readonly Uint8Array[], offset: number): Promise<void> {
+    this.assert('open');
+    const chunks = data instanceof Uint8Array ? [data] : data;
+    const length = chunks.reduce((n, c) => n + c.length, 0);
+    const { bytesWritten } = await this.fh.writev(chunks as Uint8Array[], offset);
+    if (bytesWritten < length) {
+      // A short vectored write (rare): finish the rest with plain writes.
+      const rest = Buffer.concat(chunks).subarray(bytesWritten);
+      for (let off = 0; off < rest.length; ) off += (await this.fh.write(rest, off, rest.length - off, offset + bytesWritten + off)).bytesWritten;
     }
     if (this.hash && offset === this.hashedBytes) {
-      this.hash.update(data);
-      this.hashedBytes += data.length;
-    } else if (offset + data.length > this.hashedBytes) {
+      for (const c of chunks) this.hash.update(c);
+      this.hashedBytes += length;
+    } else if (offset + length > this.hashedBytes) {
       this.hash = undefined;
     }
   }
 
   async readAt(target: Uint8Array, offset: number): Promise<number> {
-    this.assertOpen();
+    if (this.state === 'closed') throw new PollenError('ERR_CLOSED', `ingest of ${this.digest} is closed`, { digest: this.digest });
     const { bytesRead } = await this.fh.read(target, 0, target.length, offset);
     return bytesRead;
   }
 
-  async commit(expectedSize?: number): Promise<BlobInfo> {
-    this.assertOpen();
-    this.done = true;
+  async verify(expectedSize?: number): Promise<BlobInfo> {
+    if (this.verified) return this.verified;
+    this.assert('open');
     try {
       const { size } = await this.fh.stat();
       if (expectedSize !== undefined && size !== expectedSize) {
@@ -155,28 +161,50 @@ class FsIngest implements Ingest {
       if (`sha256:${actual}` !== this.digest) {
         throw new PollenError('ERR_DIGEST_MISMATCH', `blob hashed to sha256:${actual}, expected ${this.digest}`, { expected: this.digest, actual: `sha256:${actual}` });
       }
-      await this.fh.sync();
-      await this.fh.close();
-      await rename(this.path, this.target);
-      return { digest: this.digest, size };
+      this.state = 'verified';
+      this.verified = { digest: this.digest, size };
+      return this.verified;
     } catch (err) {
-      await this.fh.close().catch(() => {});
-      await rm(this.path, { force: true });
+      await this.abort();
+      throw err;
+    }
+  }
+
+  async commit(expectedSize?: number): Promise<BlobInfo> {
+    const info = await this.verify(expectedSize);
+    this.assert('verified');
+    try {
+      await this.fh.sync();
+      await rename(this.path, this.target);
+      this.state = 'committed';
+      return info;
+    } catch (err) {
+      await this.abort();
       throw err;
     }
   }
 
   async abort(): Promise<void> {
-    if (this.done) return;
-    this.done = true;
+    if (this.state === 'closed') return;
+    this.state = 'closed';
     await this.fh.close().catch(() => {});
     await rm(this.path, { force: true });
   }
 
   async suspend(): Promise<void> {
-    if (this.done) return;
-    this.done = true;
+    if (this.state === 'closed') return;
+    this.state = 'closed';
     await this.fh.sync().catch(() => {});
+    await this.fh.close().catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    if (this.state !== 'committed') {
+      await this.abort();
+      return;
+    }
+    this.state = 'closed';
     await this.fh.close().catch(() => {});
   }
 
@@ -192,7 +220,9 @@ class FsIngest implements Ingest {
     return hash.digest('hex');
   }
 
-  private assertOpen(): void {
-    if (this.done) throw new PollenError('ERR_CLOSED', `ingest of ${this.digest} is already finished`, { digest: this.digest });
+  private assert(expected: IngestState): void {
+    if (this.state !== expected) {
+      throw new PollenError('ERR_CLOSED', `ingest of ${this.digest} is ${this.state}, not ${expected}`, { digest: this.digest });
+    }
   }
 }

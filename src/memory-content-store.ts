@@ -38,7 +38,8 @@ export class MemoryContentStore implements ContentStore {
 }
 
 class MemoryIngest implements Ingest {
-  private done = false;
+  private state: 'open' | 'verified' | 'committed' | 'closed' = 'open';
+  private snapshot: Buffer | undefined;
 
   constructor(
     readonly digest: Digest,
@@ -48,11 +49,12 @@ class MemoryIngest implements Ingest {
   ) {}
 
   private get buf(): Buffer {
-    return this.partials.get(this.digest) ?? Buffer.alloc(0);
+    return this.snapshot ?? this.partials.get(this.digest) ?? Buffer.alloc(0);
   }
 
-  async writeAt(data: Uint8Array, offset: number): Promise<void> {
-    if (this.done) throw new PollenError('ERR_CLOSED', `ingest of ${this.digest} is already finished`);
+  async writeAt(chunks: Uint8Array | readonly Uint8Array[], offset: number): Promise<void> {
+    if (this.state !== 'open') throw new PollenError('ERR_CLOSED', `ingest of ${this.digest} is ${this.state}`);
+    const data = chunks instanceof Uint8Array ? chunks : Buffer.concat(chunks);
     let b = this.buf;
     if (offset + data.length > b.length) {
       const grown = Buffer.alloc(offset + data.length);
@@ -64,32 +66,48 @@ class MemoryIngest implements Ingest {
   }
 
   async readAt(target: Uint8Array, offset: number): Promise<number> {
+    if (this.state === 'closed') throw new PollenError('ERR_CLOSED', `ingest of ${this.digest} is closed`);
     return this.buf.copy(target, 0, offset, Math.min(this.buf.length, offset + target.length));
   }
 
-  async commit(expectedSize?: number): Promise<BlobInfo> {
-    if (this.done) throw new PollenError('ERR_CLOSED', `ingest of ${this.digest} is already finished`);
-    this.done = true;
+  async verify(expectedSize?: number): Promise<BlobInfo> {
+    if (this.state === 'verified' || this.state === 'committed') return { digest: this.digest, size: this.buf.length };
+    if (this.state !== 'open') throw new PollenError('ERR_CLOSED', `ingest of ${this.digest} is ${this.state}`);
     const b = this.buf;
-    this.partials.delete(this.digest);
+    const fail = async (err: PollenError): Promise<never> => {
+      await this.abort();
+      throw err;
+    };
     if (expectedSize !== undefined && b.length !== expectedSize) {
-      throw new PollenError('ERR_SIZE_MISMATCH', `blob ${this.digest} is ${b.length} bytes, expected ${expectedSize}`, { digest: this.digest });
+      await fail(new PollenError('ERR_SIZE_MISMATCH', `blob ${this.digest} is ${b.length} bytes, expected ${expectedSize}`, { digest: this.digest }));
     }
     const actual = `sha256:${createHash('sha256').update(b).digest('hex')}`;
-    if (actual !== this.digest) {
-      throw new PollenError('ERR_DIGEST_MISMATCH', `blob hashed to ${actual}, expected ${this.digest}`, { expected: this.digest, actual });
-    }
-    this.blobs.set(this.digest, b);
+    if (actual !== this.digest) await fail(new PollenError('ERR_DIGEST_MISMATCH', `blob hashed to ${actual}, expected ${this.digest}`, { expected: this.digest, actual }));
+    this.state = 'verified';
     return { digest: this.digest, size: b.length };
   }
 
+  async commit(expectedSize?: number): Promise<BlobInfo> {
+    const info = await this.verify(expectedSize);
+    this.snapshot = this.buf;
+    this.partials.delete(this.digest);
+    this.blobs.set(this.digest, this.snapshot);
+    this.state = 'committed';
+    return info;
+  }
+
   async abort(): Promise<void> {
-    if (this.done) return;
-    this.done = true;
+    if (this.state === 'closed') return;
+    this.state = 'closed';
     this.partials.delete(this.digest);
   }
 
   async suspend(): Promise<void> {
-    this.done = true;
+    this.state = 'closed';
+  }
+
+  async close(): Promise<void> {
+    if (this.state === 'committed') this.state = 'closed';
+    else await this.abort();
   }
 }

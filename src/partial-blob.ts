@@ -12,7 +12,8 @@ const READ_CHUNK_BYTES = 256 * 1024;
 
 type State =
   | { name: 'writing' }
-  | { name: 'committing' }
+  | { name: 'verifying' }
+  | { name: 'verified' }
   | { name: 'committed'; info: BlobInfo }
   | { name: 'failed'; error: Error };
 
@@ -24,6 +25,8 @@ export class PartialBlob {
   private state: State = { name: 'writing' };
   private prefix: number;
   private readsInFlight = 0;
+  private activeReaders = 0;
+  private ingestClosed = false;
   private waiters: Array<() => void> = [];
   private readonly settledSignal: Promise<void>;
   private resolveSettled!: () => void;
@@ -52,13 +55,14 @@ export class PartialBlob {
   }
 
   /** Appends in order at the end of the available prefix (a sequential download). */
-  async append(chunk: Uint8Array): Promise<void> {
+  async append(chunk: Uint8Array | readonly Uint8Array[]): Promise<void> {
     this.assertWriting();
-    if (this.prefix + chunk.length > this.size) {
+    const length = chunk instanceof Uint8Array ? chunk.length : chunk.reduce((n, c) => n + c.length, 0);
+    if (this.prefix + length > this.size) {
       throw new PollenError('ERR_SIZE_MISMATCH', `blob ${this.digest} is longer than its declared ${this.size} bytes`, { digest: this.digest, expectedSize: this.size });
     }
     await this.ingest.writeAt(chunk, this.prefix);
-    this.prefix += chunk.length;
+    this.prefix += length;
     this.wake();
   }
 
@@ -76,12 +80,17 @@ export class PartialBlob {
     }
   }
 
-  /** Verifies and commits the blob. Readers mid-stream continue from the committed blob. */
+  /**
+   * Verifies and commits the blob. Readers get the last byte as soon as the digest is verified,
+   * without waiting for the fsync and rename that make it durable and visible.
+   */
   async commit(): Promise<BlobInfo> {
     this.assertWriting();
-    this.state = { name: 'committing' };
-    while (this.readsInFlight > 0) await this.changed();
+    this.state = { name: 'verifying' };
     try {
+      await this.ingest.verify(this.size);
+      this.state = { name: 'verified' };
+      this.wake();
       const info = await this.ingest.commit(this.size);
       this.state = { name: 'committed', info };
       return info;
@@ -91,6 +100,7 @@ export class PartialBlob {
     } finally {
       this.wake();
       this.resolveSettled();
+      await this.maybeCloseIngest();
     }
   }
 
@@ -101,6 +111,7 @@ export class PartialBlob {
     this.wake();
     this.resolveSettled();
     while (this.readsInFlight > 0) await this.changed();
+    this.ingestClosed = true;
     if (options.keepPartial) await this.ingest.suspend();
     else await this.ingest.abort();
   }
@@ -110,38 +121,57 @@ export class PartialBlob {
     return Readable.from(this.chunks(range?.start ?? 0, range?.end ?? this.size - 1, signal), { objectMode: false });
   }
 
+  private readable(): number {
+    const name = this.state.name;
+    if (name === 'verified' || name === 'committed') return this.size;
+    // The last byte is held back until the whole blob is verified, so a client never sees a clean
+    // end of content that turns out to be corrupt: it sees the connection fail instead.
+    return this.prefix >= this.size ? this.size - 1 : this.prefix;
+  }
+
   private async *chunks(start: number, end: number, signal?: AbortSignal): AsyncGenerator<Buffer> {
     let pos = start;
-    while (pos <= end) {
-      signal?.throwIfAborted();
-      const state = this.state;
-      if (state.name === 'failed') throw state.error;
-      if (state.name === 'committed') {
-        if (pos > end) return;
-        yield* (await this.store.read(this.digest, { start: pos, end })) as AsyncIterable<Buffer>;
-        return;
-      }
-      // The last byte is held back until the whole blob is verified, so a client never sees a clean
-      // end of content that turns out to be corrupt: it sees the connection fail instead.
-      const readable = this.prefix >= this.size ? this.size - 1 : this.prefix;
-      if (state.name === 'writing' && pos < readable) {
-        const n = Math.min(READ_CHUNK_BYTES, readable - pos, end + 1 - pos);
-        const buf = Buffer.allocUnsafe(n);
-        this.readsInFlight++;
-        let got: number;
-        try {
-          got = await this.ingest.readAt(buf, pos);
-        } finally {
-          this.readsInFlight--;
-          if (this.readsInFlight === 0) this.wake();
+    this.activeReaders++;
+    try {
+      while (pos <= end) {
+        signal?.throwIfAborted();
+        const state = this.state;
+        if (state.name === 'failed') throw state.error;
+        if (this.ingestClosed) {
+          // Committed and released: the rest comes from the store.
+          yield* (await this.store.read(this.digest, { start: pos, end })) as AsyncIterable<Buffer>;
+          return;
         }
-        if (got === 0) throw new PollenError('ERR_INTERNAL', `partial blob ${this.digest} read nothing at ${pos}`);
-        pos += got;
-        yield buf.subarray(0, got);
-        continue;
+        const readable = this.readable();
+        if (pos < readable) {
+          const n = Math.min(READ_CHUNK_BYTES, readable - pos, end + 1 - pos);
+          const buf = Buffer.allocUnsafe(n);
+          this.readsInFlight++;
+          let got: number;
+          try {
+            got = await this.ingest.readAt(buf, pos);
+          } finally {
+            this.readsInFlight--;
+            if (this.readsInFlight === 0) this.wake();
+          }
+          if (got === 0) throw new PollenError('ERR_INTERNAL', `partial blob ${this.digest} read nothing at ${pos}`);
+          pos += got;
+          yield buf.subarray(0, got);
+          continue;
+        }
+        await this.changed(signal);
       }
-      await this.changed(signal);
+    } finally {
+      this.activeReaders--;
+      await this.maybeCloseIngest();
     }
+  }
+
+  /** The ingest's read handle is released once the blob is committed and no reader uses it. */
+  private async maybeCloseIngest(): Promise<void> {
+    if (this.state.name !== 'committed' || this.activeReaders > 0 || this.ingestClosed) return;
+    this.ingestClosed = true;
+    await this.ingest.close();
   }
 
   private changed(signal?: AbortSignal): Promise<void> {

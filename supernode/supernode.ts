@@ -2,14 +2,14 @@
 // and preheat jobs hang off this composition (see the P2P and preheat issues).
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { splitHostPort } from '../src/config.ts';
 import { openLevelKv, type Kv } from '../src/db.ts';
 import { systemClock, type Clock } from '../src/clock.ts';
 import { FsContentStore } from '../src/fs-content-store.ts';
 import { clusterToken } from '../src/p2p/wire-auth.ts';
 import { CLUSTER_TOKEN_HEADER, type MetainfoBody } from '../src/p2p/supernode-api.ts';
+import { createHttpApp, listenOn } from '../src/http-app.ts';
 import type { SupernodeConfig } from './config.ts';
 import { registerP2pRoutes } from './routes-p2p.ts';
 import { Scheduler } from './scheduler.ts';
@@ -41,7 +41,7 @@ export class Supernode {
   async start(): Promise<void> {
     await mkdir(this.config.data, { recursive: true });
     this.db = await openLevelKv(join(this.config.data, 'meta'));
-    const app = Fastify({ loggerInstance: this.logger as FastifyBaseLogger, disableRequestLogging: true });
+    const app = createHttpApp(this.logger);
     app.get('/healthz', async () => ({ status: 'ok' }));
     const store = await FsContentStore.open(join(this.config.data, 'seed'));
     const seed = new Seed({ store, kv: this.db.sub<MetainfoBody>('meta'), logger: this.logger });
@@ -64,11 +64,8 @@ export class Supernode {
     }
     app.get('/api/v1/stats', async () => ({ peers: tracker.size, seed: seed.counters }));
     registerP2pRoutes(app, { tracker, scheduler, seed });
-    const { host, port } = splitHostPort(this.config.listen);
-    await app.listen({ host, port });
-    const addr = app.server.address();
-    this.address = typeof addr === 'object' && addr ? `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}` : undefined;
     this.app = app;
+    this.address = await listenOn(app, this.config.listen);
     this.logger.info({ url: this.address }, 'supernode listening');
   }
 

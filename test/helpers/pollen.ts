@@ -33,7 +33,7 @@ export class PollenProcess {
       await waitFor(async () => {
         if (child.exitCode !== null) throw new Error(`pollen ${command} exited: ${output()}`);
         return httpOk(`${url}/healthz`);
-      }, `pollen ${command} on ${url}`);
+      }, `pollen ${command} on ${url}`, 60_000);
     } catch (err) {
       child.kill('SIGKILL');
       throw new Error(`${(err as Error).message}\n${output()}`);

@@ -23,7 +23,9 @@ export class TestRegistry {
     readonly credentials: { username: string; password: string } | undefined,
   ) {}
 
-  static async start(options: { auth?: { username: string; password: string }; proxyRemote?: string } = {}): Promise<TestRegistry> {
+  static async start(
+    options: { auth?: { username: string; password: string }; tokenAuth?: { realm: string; service: string; issuer: string; rootCertBundle: string; credentials: { username: string; password: string } }; proxyRemote?: string } = {},
+  ): Promise<TestRegistry> {
     const bin = requireTool('docker-registry', 'docker-registry');
     const dir = await mkdtemp(join(tmpdir(), 'pollen-registry-'));
     const port = await freePort();
@@ -32,6 +34,10 @@ export class TestRegistry {
       const htpasswd = requireTool('htpasswd', 'apache2-utils');
       await execFileP(htpasswd, ['-Bbc', join(dir, 'htpasswd'), options.auth.username, options.auth.password]);
       auth = `auth: { htpasswd: { realm: pollen, path: ${join(dir, 'htpasswd')} } }\n`;
+    }
+    if (options.tokenAuth) {
+      const t = options.tokenAuth;
+      auth = `auth: { token: { realm: "${t.realm}", service: ${t.service}, issuer: ${t.issuer}, rootcertbundle: ${t.rootCertBundle} } }\n`;
     }
     const proxy = options.proxyRemote ? `proxy: { remoteurl: ${options.proxyRemote} }\n` : '';
     await writeFile(
@@ -43,7 +49,7 @@ export class TestRegistry {
     const { child, output } = spawnLogged(bin, ['serve', join(dir, 'config.yml')]);
     const url = `http://127.0.0.1:${port}`;
     await waitFor(async () => (await fetch(`${url}/v2/`)).status < 500, `registry on ${url}`);
-    return new TestRegistry(url, `127.0.0.1:${port}`, dir, child, output, options.auth);
+    return new TestRegistry(url, `127.0.0.1:${port}`, dir, child, output, options.auth ?? options.tokenAuth?.credentials);
   }
 
   /** Requests logged so far (Apache combined lines of the access log). */

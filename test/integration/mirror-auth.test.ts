@@ -5,10 +5,11 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { skopeoPullViaMirror, UPSTREAM_HOST } from '../helpers/clients.ts';
+import { Containerd, skopeoPullViaMirror, UPSTREAM_HOST } from '../helpers/clients.ts';
 import { PollenProcess } from '../helpers/pollen.ts';
 import { TestRegistry } from '../helpers/registry.ts';
 import { pushStandardImages, type StandardImages } from '../helpers/test-images.ts';
+import { TOKEN_ISSUER, TOKEN_SERVICE, TokenServer } from '../helpers/token-server.ts';
 import { freePort } from '../helpers/tools.ts';
 
 const OCI_MANIFEST = { accept: 'application/vnd.oci.image.manifest.v1+json' };
@@ -90,6 +91,50 @@ describe('an htpasswd-protected registry', () => {
   });
 });
 
+describe('a registry with Bearer token auth (the distribution token flow)', () => {
+  const creds = { username: 'bob', password: 'builder' };
+  let tokens: TokenServer;
+  let registry: TestRegistry;
+  let images: StandardImages;
+  let peer: PollenProcess;
+
+  beforeAll(async () => {
+    tokens = await TokenServer.start(creds);
+    cleanups.push(() => tokens.stop());
+    registry = await TestRegistry.start({ tokenAuth: { realm: tokens.realm, service: TOKEN_SERVICE, issuer: TOKEN_ISSUER, rootCertBundle: tokens.certPath, credentials: creds } });
+    cleanups.push(() => registry.stop());
+    images = await pushStandardImages(registry, { largeLayerBytes: 2 * 1024 * 1024 });
+    peer = await PollenProcess.peer(['--upstream', registry.url, '--registry', `${UPSTREAM_HOST}=${registry.url}`]);
+    cleanups.push(() => peer.stop());
+  });
+
+  it('relays the Bearer challenge so skopeo and containerd run their own token flow through the mirror', async () => {
+    const dest = await mkdtemp(join(tmpdir(), 'pollen-bearer-'));
+    cleanups.push(() => rm(dest, { recursive: true, force: true }));
+    await skopeoPullViaMirror(peer.host, images.app.ref, dest, { creds: `${creds.username}:${creds.password}` });
+    const names = await readdir(join(dest, 'blobs', 'sha256'));
+    for (const l of images.app.layers) expect(names).toContain(l.descriptor.digest.slice(7));
+
+    const containerd = await Containerd.start();
+    try {
+      await containerd.pullViaMirror(peer.host, images.docker.ref, { user: `${creds.username}:${creds.password}` });
+      expect((await containerd.contentGet(images.docker.layers[0]!.descriptor.digest)).equals(images.docker.layers[0]!.blob)).toBe(true);
+    } finally {
+      await containerd.stop();
+    }
+    // The clients fetched their tokens themselves, with their credentials.
+    expect(tokens.issued.filter((t) => t.user === creds.username && t.granted).length).toBeGreaterThan(0);
+  });
+
+  it('gives an anonymous client the Bearer challenge, not the cached blob', async () => {
+    const layer = images.app.layers[1]!;
+    const res = await fetch(`${peer.url}/v2/${images.app.name}/blobs/${layer.descriptor.digest}`);
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toContain(`Bearer realm="${tokens.realm}"`);
+    expect((await res.text()).length).toBeLessThan(1000);
+  });
+});
+
 /** An HTTP proxy in front of the registry that flips one byte in blob bodies while `corrupt` is on. */
 async function corruptingProxy(target: string): Promise<{ url: string; setCorrupt(on: boolean): void; close(): Promise<void> }> {
   let corrupt = true;
@@ -143,6 +188,25 @@ describe('an upstream that corrupts a byte', () => {
     expect(good.status).toBe(200);
     expect(Buffer.from(await good.arrayBuffer()).equals(layer.blob)).toBe(true);
     expect(await readdir(join(peer.dataDir, 'content', 'blobs', 'sha256'))).toContain(layer.descriptor.digest.slice(7));
+  });
+});
+
+describe('an upstream that sends an oversized manifest', () => {
+  it('is refused with 413 and nothing cached; the daemon serves on', async () => {
+    const huge = Buffer.alloc(5 * 1024 * 1024, 0x20);
+    const server = createServer((req, res) => {
+      if (req.url?.includes('/manifests/')) res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }).end(huge);
+      else res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+    const port = await freePort();
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => server.close(() => resolve())));
+    const peer = await PollenProcess.peer(['--upstream', `http://127.0.0.1:${port}`]);
+    cleanups.push(() => peer.stop());
+    const res = await fetch(`${peer.url}/v2/ns/big/manifests/v1`, { headers: OCI_MANIFEST });
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { errors: Array<{ code: string }> }).errors[0]!.code).toBe('SIZE_INVALID');
+    expect((await fetch(`${peer.url}/healthz`)).status).toBe(200);
   });
 });
 

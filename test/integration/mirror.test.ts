@@ -107,6 +107,8 @@ describe('one upstream fetch per blob', () => {
     const peer = await startPeer();
     const layer = images.app.layers[1]!;
     const before = registry.blobGets(layer.descriptor.digest).length;
+    const heads = () => registry.accessLog().filter((e) => e.method === 'HEAD' && e.path.includes(layer.descriptor.digest)).length;
+    const headsBefore = heads();
     const bodies = await Promise.all(
       Array.from({ length: 10 }, async () => {
         const res = await fetch(`${peer.url}/v2/${images.app.name}/blobs/${layer.descriptor.digest}`);
@@ -117,6 +119,8 @@ describe('one upstream fetch per blob', () => {
     );
     for (const b of bodies) expect(sha256(b)).toBe(layer.descriptor.digest);
     expect(registry.blobGets(layer.descriptor.digest).length - before).toBe(1);
+    // Their access checks (same credential) shared one HEAD too.
+    expect(heads() - headsBefore).toBe(1);
   });
 });
 
