@@ -150,7 +150,9 @@ export class P2pTransfer {
   private tick(): void {
     if (this.mode !== 'p2p') return;
     const now = Date.now();
-    if (now - this.lastSyncOkAt > this.timings.supernodeDeadMs) return this.fallBack('supernode unreachable');
+    // A slow or lost supernode matters only when the parents we have stop delivering too.
+    const stalledFor = now - this.lastProgressAt;
+    if (now - this.lastSyncOkAt > this.timings.supernodeDeadMs && stalledFor > this.timings.supernodeDeadMs / 2) return this.fallBack('supernode unreachable');
     if (now - this.lastProgressAt > this.timings.noProgressMs) return this.fallBack('no progress');
     for (const parent of this.parents.values()) {
       for (const a of parent.assignments.values()) {
@@ -173,7 +175,8 @@ export class P2pTransfer {
     this.pendingHaves = [];
     const badParents = [...this.badParents];
     this.badParents.clear();
-    const wantSeed = Math.max(0, SEED_CONCURRENCY - this.seedFetches.size);
+    // Leases we hold come back with every answer, so count the whole allowance, not what is left.
+    const wantSeed = SEED_CONCURRENCY;
     this.syncing = this.deps.client
       .sync(this.deps.supernode, this.digest, { peerId: this.deps.peerId, have, wantSeed, badParents })
       .then((res) => this.onSync(res))

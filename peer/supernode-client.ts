@@ -20,6 +20,7 @@ import {
 } from '../src/p2p/supernode-api.ts';
 
 const MAX_RESPONSE_BYTES = 1 << 20;
+const SEED_PIECE_TIMEOUT_MS = 60_000;
 
 export class SupernodeClient {
   readonly urls: readonly string[];
@@ -65,7 +66,8 @@ export class SupernodeClient {
   }
 
   async seedPiece(url: string, digest: Digest, index: number, signal: AbortSignal): Promise<Readable> {
-    const res = await this.send(url, API.seedPiece(digest, index), 'GET', undefined, signal);
+    // The seed answers once the piece has come from the registry: wait longer than for API calls.
+    const res = await this.send(url, API.seedPiece(digest, index), 'GET', undefined, signal, SEED_PIECE_TIMEOUT_MS);
     if (res.statusCode !== 200) throw await errorOf(url, res);
     return res.body;
   }
@@ -81,7 +83,7 @@ export class SupernodeClient {
     }
   }
 
-  private async send(url: string, path: string, method: 'GET' | 'POST', body: string | undefined, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+  private async send(url: string, path: string, method: 'GET' | 'POST', body: string | undefined, signal: AbortSignal, timeoutMs = this.timeoutMs): Promise<Dispatcher.ResponseData> {
     try {
       return await request(`${url}${path}`, {
         method,
@@ -89,8 +91,8 @@ export class SupernodeClient {
         body,
         signal,
         dispatcher: this.dispatcher,
-        headersTimeout: this.timeoutMs,
-        bodyTimeout: this.timeoutMs,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
       });
     } catch (err) {
       throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} unreachable: ${(err as Error).message}`, { supernode: url }, { cause: err });

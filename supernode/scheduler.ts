@@ -150,15 +150,18 @@ export class Scheduler {
     return { parents, seedGrants, availability: Array.from(task.availability) };
   }
 
+  /** Pieces the asker may fetch from the seed: the leases it holds (renewed) plus new ones up to `want`. */
   private grantSeed(task: TaskAvailability, asker: string, mine: Bitfield | undefined, want: number, distrusted: Bitfield[]): number[] {
     const now = this.clock.now();
     const grants: number[] = [];
-    let held = 0;
     for (const [i, lease] of task.leases) {
       if (lease.until <= now) task.leases.delete(i);
-      else if (lease.peerId === asker) held++;
+      else if (lease.peerId === asker && !mine?.has(i)) {
+        lease.until = now + this.options.seedLeaseMs;
+        grants.push(i);
+      }
     }
-    for (let i = 0; i < task.pieceCount && grants.length + held < want; i++) {
+    for (let i = 0; i < task.pieceCount && grants.length < want; i++) {
       if (mine?.has(i) || task.leases.has(i)) continue;
       if (task.availability[i]! > distrusted.filter((b) => b.has(i)).length) continue;
       task.leases.set(i, { peerId: asker, until: now + this.options.seedLeaseMs });

@@ -4,7 +4,8 @@ import type { Clock } from '../src/clock.ts';
 import type { Digest } from '../src/digest.ts';
 
 export const HEARTBEAT_MS = 1_000;
-export const PEER_TTL_MS = 4_000;
+/** Generous against a starved event loop on either side, still "within seconds". */
+export const PEER_TTL_MS = 8_000;
 const SWEEP_MS = 500;
 
 export interface PeerRecord {

@@ -43,12 +43,13 @@ describe('Scheduler', () => {
     scheduler.join(digest, 4, peer('c'), held);
     expect(scheduler.schedule(digest, 'a', 2, lookup).seedGrants).toEqual([1, 2]);
     expect(scheduler.schedule(digest, 'b', 2, lookup).seedGrants).toEqual([3]);
-    // a still holds its two leases: nothing more for it.
-    expect(scheduler.schedule(digest, 'a', 2, lookup).seedGrants).toEqual([]);
+    // a asks again: its own leases come back (renewed), nothing new beyond its allowance.
+    expect(scheduler.schedule(digest, 'a', 2, lookup).seedGrants).toEqual([1, 2]);
     scheduler.have(digest, 'a', [1]);
-    expect(scheduler.schedule(digest, 'b', 2, lookup).seedGrants).toEqual([]);
+    // Piece 1 is now held by a peer and 2 is leased to a: b keeps only its own lease.
+    expect(scheduler.schedule(digest, 'b', 2, lookup).seedGrants).toEqual([3]);
     clock.advance(5_001);
-    // Both leases ran out (a's on 2, b's own on 3): 2 and 3 are grantable again.
+    // Every lease ran out: 2 and 3 are grantable again.
     expect(scheduler.schedule(digest, 'b', 2, lookup).seedGrants).toEqual([2, 3]);
   });
 
