@@ -4,6 +4,8 @@
 // before it is written, announced or persisted; a parent that sends a bad piece is banned. The
 // verified bitfield is persisted so a restarted peer resumes, and the contiguous verified prefix is
 // exposed to waiting clients through the PartialBlob. The whole blob is verified at commit.
+// Over 400 lines because it is one state machine (p2p → fallback → done) whose sources share the
+// same piece accounting; the next split would be the per-parent window into its own class.
 import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
 import type { Logger } from 'pino';
