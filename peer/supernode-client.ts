@@ -21,6 +21,7 @@ import {
 
 const MAX_RESPONSE_BYTES = 1 << 20;
 const SEED_PIECE_TIMEOUT_MS = 60_000;
+const CREATE_TASK_TIMEOUT_MS = 20_000;
 
 export class SupernodeClient {
   readonly urls: readonly string[];
@@ -57,8 +58,9 @@ export class SupernodeClient {
     }
   }
 
+  /** Creating a task waits for the seed's first answer from the registry: allow it more time. */
   createTask(url: string, body: TaskRequest): Promise<MetainfoBody> {
-    return this.post(url, API.task, body);
+    return this.post(url, API.task, body, Math.max(this.timeoutMs, CREATE_TASK_TIMEOUT_MS));
   }
 
   sync(url: string, digest: Digest, body: SyncRequest): Promise<SyncResponse> {
@@ -72,8 +74,8 @@ export class SupernodeClient {
     return res.body;
   }
 
-  private async post<T>(url: string, path: string, body: unknown): Promise<T> {
-    const res = await this.send(url, path, 'POST', JSON.stringify(body), AbortSignal.timeout(this.timeoutMs));
+  private async post<T>(url: string, path: string, body: unknown, timeoutMs = this.timeoutMs): Promise<T> {
+    const res = await this.send(url, path, 'POST', JSON.stringify(body), AbortSignal.timeout(timeoutMs), timeoutMs);
     if (res.statusCode !== 200) throw await errorOf(url, res);
     const text = await readCapped(res.body);
     try {

@@ -56,7 +56,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Warnings and errors the daemons logged, for post-mortems.
-  const lines = procs.flatMap((p, i) => p.output().split('\n').filter((l) => /"level":(40|50|60)/.test(l)).map((l) => `[${i} ${p.url}] ${l}`));
+  const lines = procs.flatMap((p, i) => p.output().split('\n').filter((l) => /"level":(40|50|60)/.test(l) || /"msg":"(no P2P task from this supernode|P2P stalled; fetching the rest from the registry|blob committed|seed fetching from the registry|peer dropped: no heartbeat)"/.test(l)).map((l) => `[${i} ${p.url}] ${l}`));
   await writeFile(join(tmpdir(), 'pollen-p2p-cluster-warnings.log'), lines.join('\n'));
   for (const p of procs) await p.stop().catch(() => {});
   for (const c of containerds) await c.stop().catch(() => {});
