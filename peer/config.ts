@@ -35,7 +35,7 @@ export const PEER_SETTINGS = [
   { key: 'uploadRate', type: 'int', flag: 'upload-rate', env: 'POLLEN_UPLOAD_RATE', default: 0, help: 'upload bandwidth cap for the whole host in bytes per second (0 = unlimited)' },
   { key: 'wireMaxConnections', type: 'int', flag: 'wire-max-connections', env: 'POLLEN_WIRE_MAX_CONNECTIONS', default: 256, help: 'incoming wire connections accepted at once' },
   { key: 'supernodeTimeoutMs', type: 'int', flag: 'supernode-timeout-ms', env: 'POLLEN_SUPERNODE_TIMEOUT_MS', default: 5_000, help: 'timeout of a supernode API call' },
-  { key: 'p2pStallMs', type: 'int', flag: 'p2p-stall-ms', env: 'POLLEN_P2P_STALL_MS', default: 10_000, help: 'a P2P download with no verified piece for this long falls back to the registry' },
+  { key: 'p2pStallMs', type: 'int', flag: 'p2p-stall-ms', env: 'POLLEN_P2P_STALL_MS', default: 30_000, help: 'a P2P download with no verified piece for this long falls back to the registry' },
   { key: 'faultCorruptUploads', type: 'bool', flag: 'fault-corrupt-uploads', env: 'POLLEN_FAULT_CORRUPT_UPLOADS', default: false, help: 'TEST ONLY: corrupt every block this peer uploads (to test that others ban it)' },
   { key: 'logLevel', type: 'string', flag: 'log-level', env: 'POLLEN_LOG_LEVEL', default: 'info', help: 'log level (fatal, error, warn, info, debug, trace)' },
 ] as const satisfies readonly Setting[];

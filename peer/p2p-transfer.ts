@@ -34,7 +34,8 @@ export interface TransferTimings {
   readonly supernodeDeadMs: number;
 }
 
-export const DEFAULT_TIMINGS: TransferTimings = { syncMs: 500, pieceStallMs: 8_000, noProgressMs: 15_000, supernodeDeadMs: 8_000 };
+// Generous: on a starved machine a fallback that comes too early sends the registry every byte again.
+export const DEFAULT_TIMINGS: TransferTimings = { syncMs: 500, pieceStallMs: 8_000, noProgressMs: 30_000, supernodeDeadMs: 15_000 };
 const MAX_PARENTS = 5;
 const SEED_CONCURRENCY = 3;
 const MIN_WINDOW_BLOCKS = 8;
