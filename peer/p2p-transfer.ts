@@ -205,6 +205,14 @@ export class P2pTransfer {
     if (res.failed) return this.fallBack(`seed failed: ${res.failed}`);
     if (res.hashes.length === this.meta.pieceCount) this.meta = { ...this.meta, hashes: res.hashes };
     this.availability = res.availability;
+    // Make room for parents we do not know yet by dropping idle ones that hold nothing we lack.
+    const fresh = res.parents.some((p) => !this.parents.has(p.peerId) && !this.connecting.has(p.peerId) && !this.banned.has(p.peerId));
+    if (fresh) {
+      for (const parent of this.parents.values()) {
+        if (this.parents.size + this.connecting.size < MAX_PARENTS) break;
+        if (parent.assignments.size === 0 && !this.isUseful(parent)) parent.conn.destroy('holds nothing we need');
+      }
+    }
     for (const p of res.parents) {
       if (this.parents.size + this.connecting.size >= MAX_PARENTS) break;
       if (!this.parents.has(p.peerId) && !this.connecting.has(p.peerId) && !this.banned.has(p.peerId)) this.connectParent(p.peerId, p.wireAddr);
@@ -242,6 +250,11 @@ export class P2pTransfer {
       },
       () => this.badParents.add(peerId),
     );
+  }
+
+  private isUseful(parent: Parent): boolean {
+    for (let i = 0; i < this.meta.pieceCount; i++) if (!this.have.has(i) && parent.conn.peerHas(i)) return true;
+    return false;
   }
 
   private release(index: number): void {
@@ -374,12 +387,12 @@ export class P2pTransfer {
     }
     this.counters[from] += data.length;
     this.deps.onBytes(from, data.length);
-    this.deps.logger.debug({ digest: this.digest, piece: index, from }, 'piece verified');
     this.lastProgressAt = Date.now();
     this.pendingHaves.push(index);
     this.deps.pieces.announce(this.digest, index);
     this.partial.setAvailable(Math.min(this.meta.size, this.have.prefixLength() * this.meta.pieceSize));
     await this.deps.kv.put(this.digest, { size: this.meta.size, pieceSize: this.meta.pieceSize, pieces: this.have.toBase64() }).catch(() => {});
+    this.deps.logger.debug({ digest: this.digest, piece: index, from }, 'piece verified');
     if (this.have.complete) await this.finish();
     else if (this.pendingHaves.length >= 4) void this.sync();
   }
