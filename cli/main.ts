@@ -2,8 +2,11 @@
 // the library (src/) and the daemons (supernode/, peer/) together. Only this layer reads argv and env.
 import { Command, CommanderError } from 'commander';
 import { isPollenError } from '../src/errors.ts';
+import { registerBench } from './commands/bench.ts';
 import { registerDocs } from './commands/docs.ts';
 import { registerPeer } from './commands/peer.ts';
+import { registerPull } from './commands/pull.ts';
+import { registerSnapshots } from './commands/snapshots.ts';
 import { registerStart } from './commands/start.ts';
 import { registerSupernode } from './commands/supernode.ts';
 
@@ -16,6 +19,9 @@ export function buildProgram(): Command {
   registerSupernode(program);
   registerPeer(program);
   registerDocs(program);
+  registerBench(program);
+  registerPull(program);
+  registerSnapshots(program);
   return program;
 }
 
