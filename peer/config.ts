@@ -27,6 +27,16 @@ export const PEER_SETTINGS = [
   { key: 'accessTtlMs', type: 'int', flag: 'access-ttl-ms', env: 'POLLEN_ACCESS_TTL_MS', default: 30_000, help: 'how long an upstream access decision (per credential and repository) is trusted' },
   { key: 'accessGraceMs', type: 'int', flag: 'access-grace-ms', env: 'POLLEN_ACCESS_GRACE_MS', default: 3_600_000, help: 'how long an expired "allowed" decision still serves cached content while the upstream is unreachable' },
   { key: 'upstreamTimeoutMs', type: 'int', flag: 'upstream-timeout-ms', env: 'POLLEN_UPSTREAM_TIMEOUT_MS', default: 30_000, help: 'connect and header timeout for upstream requests' },
+  { key: 'supernode', type: 'list', flag: 'supernode', env: 'POLLEN_SUPERNODE', default: [], help: 'supernode URL: joins the P2P cluster (each digest is owned by one of them, by rendezvous hashing)', validate: (v: readonly string[]) => v.map(validateHttpUrl).find((x) => x !== undefined) },
+  { key: 'secret', type: 'string', flag: 'secret', env: 'POLLEN_SECRET', default: undefined, help: 'cluster secret shared by the supernode and the peers, proven on the wire and to the supernode', secret: true },
+  { key: 'wire', type: 'string', flag: 'wire', env: 'POLLEN_WIRE', default: '0.0.0.0:65002', help: 'address of the peer wire (BitTorrent protocol) listener', validate: validateHostPort },
+  { key: 'wireAdvertise', type: 'string', flag: 'wire-advertise', env: 'POLLEN_WIRE_ADVERTISE', default: undefined, help: 'HOST:PORT other peers dial to reach this wire (default: the wire address, 127.0.0.1 for a wildcard host)', validate: validateHostPort },
+  { key: 'uploadSlots', type: 'int', flag: 'upload-slots', env: 'POLLEN_UPLOAD_SLOTS', default: 8, help: 'peers served at once (the others wait, choked)' },
+  { key: 'uploadRate', type: 'int', flag: 'upload-rate', env: 'POLLEN_UPLOAD_RATE', default: 0, help: 'upload bandwidth cap for the whole host in bytes per second (0 = unlimited)' },
+  { key: 'wireMaxConnections', type: 'int', flag: 'wire-max-connections', env: 'POLLEN_WIRE_MAX_CONNECTIONS', default: 256, help: 'incoming wire connections accepted at once' },
+  { key: 'supernodeTimeoutMs', type: 'int', flag: 'supernode-timeout-ms', env: 'POLLEN_SUPERNODE_TIMEOUT_MS', default: 5_000, help: 'timeout of a supernode API call' },
+  { key: 'p2pStallMs', type: 'int', flag: 'p2p-stall-ms', env: 'POLLEN_P2P_STALL_MS', default: 30_000, help: 'a P2P download with no verified piece for this long falls back to the registry' },
+  { key: 'faultCorruptUploads', type: 'bool', flag: 'fault-corrupt-uploads', env: 'POLLEN_FAULT_CORRUPT_UPLOADS', default: false, help: 'TEST ONLY: corrupt every block this peer uploads (to test that others ban it)' },
   { key: 'logLevel', type: 'string', flag: 'log-level', env: 'POLLEN_LOG_LEVEL', default: 'info', help: 'log level (fatal, error, warn, info, debug, trace)' },
 ] as const satisfies readonly Setting[];
 
@@ -41,6 +51,16 @@ export interface PeerConfig {
   readonly accessTtlMs: number;
   readonly accessGraceMs: number;
   readonly upstreamTimeoutMs: number;
+  readonly supernodes: readonly string[];
+  readonly secret: string;
+  readonly wire: string;
+  readonly wireAdvertise: string | undefined;
+  readonly uploadSlots: number;
+  readonly uploadRate: number;
+  readonly wireMaxConnections: number;
+  readonly supernodeTimeoutMs: number;
+  readonly p2pStallMs: number;
+  readonly faultCorruptUploads: boolean;
   readonly logLevel: string;
 }
 
@@ -63,6 +83,16 @@ export function peerConfigFrom(values: ConfigValues): PeerConfig {
     accessTtlMs: values.accessTtlMs as number,
     accessGraceMs: values.accessGraceMs as number,
     upstreamTimeoutMs: values.upstreamTimeoutMs as number,
+    supernodes: (values.supernode as readonly string[]).map((u) => u.replace(/\/+$/, '')),
+    secret: (values.secret as string | undefined) ?? '',
+    wire: values.wire as string,
+    wireAdvertise: values.wireAdvertise as string | undefined,
+    uploadSlots: values.uploadSlots as number,
+    uploadRate: values.uploadRate as number,
+    wireMaxConnections: values.wireMaxConnections as number,
+    supernodeTimeoutMs: values.supernodeTimeoutMs as number,
+    p2pStallMs: values.p2pStallMs as number,
+    faultCorruptUploads: values.faultCorruptUploads as boolean,
     logLevel: values.logLevel as string,
   });
 }

@@ -19,6 +19,9 @@ import type { PeerConfig } from './config.ts';
 import { ForwardProxy } from './forward-proxy.ts';
 import { ManifestService } from './manifest-service.ts';
 import { registerMirrorRoutes } from './mirror-routes.ts';
+import { P2pAgent } from './p2p-agent.ts';
+import { P2pDownloader } from './p2p-downloader.ts';
+import type { PersistedPieces } from './p2p-transfer.ts';
 import { UpstreamDownloader } from './upstream-downloader.ts';
 import { Upstreams } from './upstreams.ts';
 
@@ -36,6 +39,7 @@ export class Peer {
   private dispatcher: Agent | undefined;
   private proxy: ForwardProxy | undefined;
   private address: string | undefined;
+  private p2p: { agent: P2pAgent; downloader: P2pDownloader } | undefined;
 
   constructor(deps: { logger: Logger; clock?: Clock; downloaderFactory?: DownloaderFactory }, config: PeerConfig) {
     this.logger = deps.logger.child({ component: 'peer' });
@@ -64,7 +68,7 @@ export class Peer {
     const requests = metrics.counter('pollen_peer_blob_requests_total', 'blob requests by outcome: hit (store), miss (download started), join (joined a download in flight)', ['outcome']);
     const upstreamBytes = metrics.counter('pollen_peer_upstream_bytes_total', 'blob bytes fetched from upstream registries');
     const fallback = new UpstreamDownloader({ store: this.store, logger: this.logger, dispatcher: this.dispatcher, stats: { onUpstreamBytes: (n) => upstreamBytes.inc(n) } });
-    const downloader = this.downloaderFactory?.({ store: this.store, db: this.db, logger: this.logger, dispatcher: this.dispatcher, metrics, fallback }) ?? fallback;
+    const downloader = this.downloaderFactory?.({ store: this.store, db: this.db, logger: this.logger, dispatcher: this.dispatcher, metrics, fallback }) ?? (await this.startP2p(fallback, metrics)) ?? fallback;
 
     const access = new AccessCache({ clock: this.clock }, { ttlMs: this.config.accessTtlMs, graceMs: this.config.accessGraceMs });
     const gate = new AccessGate({ cache: access, dispatcher: this.dispatcher, logger: this.logger });
@@ -97,7 +101,37 @@ export class Peer {
     this.logger.info({ url: this.address, upstream: this.config.upstream, registries: [...this.config.registries.keys()] }, 'peer mirror listening');
   }
 
+  /** With `--supernode`, the P2P downloader (falling back to `fallback`); undefined without. */
+  private async startP2p(fallback: UpstreamDownloader, metrics: Metrics): Promise<P2pDownloader | undefined> {
+    const c = this.config;
+    if (c.supernodes.length === 0 || !this.store || !this.db) return undefined;
+    const agent = new P2pAgent(
+      { store: this.store, logger: this.logger, clock: this.clock },
+      {
+        supernodes: c.supernodes,
+        secret: c.secret,
+        wireListen: c.wire,
+        wireAdvertise: c.wireAdvertise,
+        uploadSlots: c.uploadSlots,
+        uploadBytesPerSecond: c.uploadRate,
+        maxConnections: c.wireMaxConnections,
+        supernodeTimeoutMs: c.supernodeTimeoutMs,
+        faultCorruptUploads: c.faultCorruptUploads,
+      },
+    );
+    await agent.start();
+    const bytes = metrics.counter('pollen_peer_p2p_bytes_total', 'blob bytes fetched by the P2P downloader, by source (peer, seed, upstream)', ['source']);
+    agent.onBytes = (from, n) => bytes.inc({ source: from }, n);
+    const downloader = new P2pDownloader({ agent, store: this.store, kv: this.db.sub<PersistedPieces>('p2p'), fallback }, { timings: { noProgressMs: c.p2pStallMs } });
+    this.p2p = { agent, downloader };
+    return downloader;
+  }
+
   async close(): Promise<void> {
+    const p2p = this.p2p;
+    this.p2p = undefined;
+    await p2p?.downloader.close();
+    await p2p?.agent.close();
     const { app, proxy, dispatcher, store, db } = this;
     this.app = undefined;
     this.proxy = undefined;

@@ -6,16 +6,26 @@ import { validateHostPort, type ConfigValues, type Setting } from '../src/config
 export const SUPERNODE_SETTINGS = [
   { key: 'listen', type: 'string', flag: 'listen', env: 'POLLEN_SUPERNODE_LISTEN', default: '127.0.0.1:8002', help: 'address of the supernode HTTP API', validate: validateHostPort },
   { key: 'data', type: 'string', flag: 'data', env: 'POLLEN_SUPERNODE_DATA', default: '~/.pollen/supernode', help: 'data directory (metadata in level, seed blobs)' },
+  { key: 'secret', type: 'string', flag: 'secret', env: 'POLLEN_SECRET', default: undefined, help: 'cluster secret shared by the supernode and the peers (peers must present it)', secret: true },
+  { key: 'maxParents', type: 'int', flag: 'max-parents', env: 'POLLEN_MAX_PARENTS', default: 6, help: 'parents handed to a peer per sync' },
   { key: 'logLevel', type: 'string', flag: 'log-level', env: 'POLLEN_LOG_LEVEL', default: 'info', help: 'log level (fatal, error, warn, info, debug, trace)' },
 ] as const satisfies readonly Setting[];
 
 export interface SupernodeConfig {
   readonly listen: string;
   readonly data: string;
+  readonly secret: string | undefined;
+  readonly maxParents: number;
   readonly logLevel: string;
 }
 
 export function supernodeConfigFrom(values: ConfigValues): SupernodeConfig {
   const data = values.data as string;
-  return Object.freeze({ listen: values.listen as string, data: data === '~' || data.startsWith('~/') ? join(homedir(), data.slice(1)) : data, logLevel: values.logLevel as string });
+  return Object.freeze({
+    listen: values.listen as string,
+    data: data === '~' || data.startsWith('~/') ? join(homedir(), data.slice(1)) : data,
+    secret: values.secret as string | undefined,
+    maxParents: values.maxParents as number,
+    logLevel: values.logLevel as string,
+  });
 }

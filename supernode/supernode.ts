@@ -5,8 +5,16 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { openLevelKv, type Kv } from '../src/db.ts';
+import { systemClock, type Clock } from '../src/clock.ts';
+import { FsContentStore } from '../src/fs-content-store.ts';
+import { clusterToken } from '../src/p2p/wire-auth.ts';
+import { CLUSTER_TOKEN_HEADER, type MetainfoBody } from '../src/p2p/supernode-api.ts';
 import { createHttpApp, listenOn } from '../src/http-app.ts';
 import type { SupernodeConfig } from './config.ts';
+import { registerP2pRoutes } from './routes-p2p.ts';
+import { Scheduler } from './scheduler.ts';
+import { Seed } from './seed.ts';
+import { Tracker } from './tracker.ts';
 
 export class Supernode {
   private readonly logger: Logger;
@@ -14,9 +22,13 @@ export class Supernode {
   private app: FastifyInstance | undefined;
   private db: Kv | undefined;
   private address: string | undefined;
+  private readonly clock: Clock;
+  private tracker: Tracker | undefined;
+  private seed: Seed | undefined;
 
-  constructor(deps: { logger: Logger }, config: SupernodeConfig) {
+  constructor(deps: { logger: Logger; clock?: Clock }, config: SupernodeConfig) {
     this.logger = deps.logger.child({ component: 'supernode' });
+    this.clock = deps.clock ?? systemClock;
     this.config = config;
   }
 
@@ -31,6 +43,27 @@ export class Supernode {
     this.db = await openLevelKv(join(this.config.data, 'meta'));
     const app = createHttpApp(this.logger);
     app.get('/healthz', async () => ({ status: 'ok' }));
+    const store = await FsContentStore.open(join(this.config.data, 'seed'));
+    const seed = new Seed({ store, kv: this.db.sub<MetainfoBody>('meta'), logger: this.logger });
+    await seed.start();
+    this.seed = seed;
+    const scheduler = new Scheduler({ clock: this.clock }, { maxParents: this.config.maxParents });
+    const tracker = new Tracker({ clock: this.clock, onDrop: (peer) => {
+      scheduler.dropPeer(peer);
+      this.logger.info({ peerId: peer.peerId }, 'peer dropped: no heartbeat');
+    } });
+    tracker.start();
+    this.tracker = tracker;
+    if (this.config.secret !== undefined && this.config.secret !== '') {
+      const token = clusterToken(this.config.secret);
+      app.addHook('onRequest', async (request, reply) => {
+        if (request.url.startsWith('/api/') && request.headers[CLUSTER_TOKEN_HEADER] !== token) {
+          return reply.code(401).send({ code: 'ERR_UNAUTHORIZED', message: 'missing or wrong cluster secret' });
+        }
+      });
+    }
+    app.get('/api/v1/stats', async () => ({ peers: tracker.size, seed: seed.counters }));
+    registerP2pRoutes(app, { tracker, scheduler, seed });
     this.app = app;
     this.address = await listenOn(app, this.config.listen);
     this.logger.info({ url: this.address }, 'supernode listening');
@@ -39,7 +72,11 @@ export class Supernode {
   async close(): Promise<void> {
     const app = this.app;
     this.app = undefined;
+    this.tracker?.close();
+    this.tracker = undefined;
     await app?.close();
+    await this.seed?.close();
+    this.seed = undefined;
     const db = this.db;
     this.db = undefined;
     await db?.close();

@@ -29,7 +29,8 @@ export function registerStart(program: Command): void {
     logger.info({ config: redactConfig(PEER_SETTINGS, values), supernode: supernodeConfig.listen }, 'starting pollen (all-in-one)');
     const supernode = new Supernode({ logger }, supernodeConfig);
     await supernode.start();
-    const peer = new Peer({ logger }, peerConfig);
+    // The all-in-one peer joins its own supernode unless told otherwise.
+    const peer = new Peer({ logger }, peerConfig.supernodes.length > 0 ? peerConfig : { ...peerConfig, supernodes: [supernode.url] });
     try {
       await peer.start();
     } catch (err) {

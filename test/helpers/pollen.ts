@@ -22,8 +22,8 @@ export class PollenProcess {
     return PollenProcess.spawn('peer', args, options);
   }
 
-  static async spawn(command: string, args: string[], options: { dataDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<PollenProcess> {
-    const port = await freePort();
+  static async spawn(command: string, args: string[], options: { dataDir?: string; env?: NodeJS.ProcessEnv; port?: number } = {}): Promise<PollenProcess> {
+    const port = options.port ?? (await freePort());
     const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), `pollen-${command}-`)));
     const { child, output } = spawnLogged(process.execPath, [POLLEN_BIN, command, '--listen', `127.0.0.1:${port}`, '--data', dataDir, '--log-level', 'debug', ...args], {
       env: { ...process.env, ...options.env },

@@ -1,0 +1,509 @@
+// One blob fetched piece by piece: from several parents over the wire (a window of blocks per
+// parent sized from its measured throughput), from the seed for pieces the supernode grants, and
+// from the registry when P2P stops making progress. Every piece is checked against its sha256
+// before it is written, announced or persisted; a parent that sends a bad piece is banned. The
+// verified bitfield is persisted so a restarted peer resumes, and the contiguous verified prefix is
+// exposed to waiting clients through the PartialBlob. The whole blob is verified at commit.
+// Over 400 lines because it is one state machine (p2p → fallback → done) whose sources share the
+// same piece accounting; the next split would be the per-parent window into its own class.
+import { createHash } from 'node:crypto';
+import { connect } from 'node:net';
+import type { Logger } from 'pino';
+import type { Ingest } from '../src/content-store.ts';
+import type { Kv } from '../src/db.ts';
+import type { Digest } from '../src/digest.ts';
+import { PollenError, toPollenError } from '../src/errors.ts';
+import type { PartialBlob } from '../src/partial-blob.ts';
+import { Bitfield } from '../src/p2p/bitfield.ts';
+import { BLOCK_BYTES, pieceRange } from '../src/p2p/metainfo.ts';
+import type { MetainfoBody, SyncResponse } from '../src/p2p/supernode-api.ts';
+import { WireConnection, type WireIdentity } from '../src/p2p/wire-connection.ts';
+import type { BlobFetchRequest } from './blob-downloader.ts';
+import type { LocalPieces } from './local-pieces.ts';
+import { pickPiece } from './piece-picker.ts';
+import type { SupernodeClient } from './supernode-client.ts';
+import { fetchRangeFromUpstream } from './upstream-ranges.ts';
+
+export interface TransferTimings {
+  readonly syncMs: number;
+  /** A piece with no block for this long is taken back and asked elsewhere. */
+  readonly pieceStallMs: number;
+  /** No bytes from any source for this long: fall back to the registry. */
+  readonly noProgressMs: number;
+  /** The supernode unreachable for this long: fall back to the registry. */
+  readonly supernodeDeadMs: number;
+}
+
+// Generous: on a starved machine a fallback that comes too early sends the registry every byte again.
+export const DEFAULT_TIMINGS: TransferTimings = { syncMs: 500, pieceStallMs: 8_000, noProgressMs: 30_000, supernodeDeadMs: 15_000 };
+const MAX_PARENTS = 5;
+const SEED_CONCURRENCY = 3;
+const MIN_WINDOW_BLOCKS = 8;
+const MAX_WINDOW_BLOCKS = 64;
+/** The window holds this much of a parent's measured throughput in flight. */
+const WINDOW_SECONDS = 0.3;
+
+export interface TransferCounters {
+  peer: number;
+  seed: number;
+  upstream: number;
+}
+
+export interface PersistedPieces {
+  readonly size: number;
+  readonly pieceSize: number;
+  readonly pieces: string;
+}
+
+interface Assignment {
+  readonly index: number;
+  readonly length: number;
+  readonly blocks: Array<Buffer | undefined>;
+  nextOffset: number;
+  received: number;
+  lastBlockAt: number;
+}
+
+interface Parent {
+  readonly peerId: string;
+  readonly conn: WireConnection;
+  readonly assignments: Map<number, Assignment>;
+  outstanding: number;
+  bytesPerSecond: number;
+  lastSample: number;
+}
+
+export interface TransferDeps {
+  readonly client: SupernodeClient;
+  readonly supernode: string;
+  readonly pieces: LocalPieces;
+  readonly kv: Kv<PersistedPieces>;
+  readonly logger: Logger;
+  readonly identity: WireIdentity;
+  readonly peerId: string;
+  readonly onBytes: (from: keyof TransferCounters, bytes: number) => void;
+  readonly onBan: (peerId: string) => void;
+}
+
+export class P2pTransfer {
+  readonly counters: TransferCounters = { peer: 0, seed: 0, upstream: 0 };
+  private readonly deps: TransferDeps;
+  private readonly timings: TransferTimings;
+  private readonly request: BlobFetchRequest;
+  private readonly digest: Digest;
+  private readonly partial: PartialBlob;
+  private readonly ingest: Ingest;
+  private meta: MetainfoBody;
+  private readonly have: Bitfield;
+  private readonly parents = new Map<string, Parent>();
+  private readonly connecting = new Set<string>();
+  private readonly banned = new Set<string>();
+  private readonly badParents = new Set<string>();
+  private readonly inFlight = new Map<number, number>();
+  private readonly writing = new Set<number>();
+  private readonly seedFetches = new Set<number>();
+  private availability: readonly number[] = [];
+  private pendingHaves: number[] = [];
+  private lastProgressAt = Date.now();
+  private lastSyncOkAt = Date.now();
+  private syncing: Promise<void> | undefined;
+  private lastSyncAt = 0;
+  private persistChain: Promise<void> = Promise.resolve();
+  private ticker: NodeJS.Timeout | undefined;
+  private mode: 'p2p' | 'fallback' | 'done' = 'p2p';
+  private readonly started = Date.now();
+  private readonly controller = new AbortController();
+  private readonly seedController = new AbortController();
+  private resolveDone!: () => void;
+  readonly done: Promise<void> = new Promise((r) => (this.resolveDone = r));
+
+  constructor(deps: TransferDeps, init: { request: BlobFetchRequest; meta: MetainfoBody; partial: PartialBlob; ingest: Ingest; have: Bitfield }, timings: TransferTimings = DEFAULT_TIMINGS) {
+    this.deps = deps;
+    this.timings = timings;
+    this.request = init.request;
+    this.digest = init.request.digest;
+    this.meta = init.meta;
+    this.partial = init.partial;
+    this.ingest = init.ingest;
+    this.have = init.have;
+  }
+
+  get size(): number {
+    return this.meta.size;
+  }
+
+  get pieces(): Bitfield {
+    return this.have;
+  }
+
+  async readAt(offset: number, length: number): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(length);
+    const n = await this.ingest.readAt(buf, offset);
+    if (n !== length) throw new PollenError('ERR_INTERNAL', `short read of ${this.digest}`);
+    return buf;
+  }
+
+  start(): void {
+    this.deps.pieces.addActive(this.digest, this);
+    this.ticker = setInterval(() => this.tick(), Math.min(250, this.timings.syncMs));
+    this.ticker.unref();
+    if (this.have.complete) void this.finish();
+    else void this.sync();
+  }
+
+  private tick(): void {
+    if (this.mode !== 'p2p') return;
+    const now = Date.now();
+    // A slow or lost supernode matters only when the parents we have stop delivering too.
+    const stalledFor = now - this.lastProgressAt;
+    if (now - this.lastSyncOkAt > this.timings.supernodeDeadMs && stalledFor > this.timings.supernodeDeadMs / 2) return this.fallBack('supernode unreachable');
+    if (now - this.lastProgressAt > this.timings.noProgressMs) return this.fallBack('no progress');
+    for (const parent of this.parents.values()) {
+      for (const a of parent.assignments.values()) {
+        if (now - a.lastBlockAt > this.timings.pieceStallMs) {
+          this.deps.logger.debug({ digest: this.digest, parent: parent.peerId, piece: a.index }, 'piece stalled; dropping parent');
+          this.badParents.add(parent.peerId);
+          parent.conn.destroy('stalled');
+          break;
+        }
+      }
+    }
+    if (now - this.lastSyncAt >= this.timings.syncMs) void this.sync();
+    this.pump();
+  }
+
+  private sync(): Promise<void> {
+    if (this.syncing || this.mode !== 'p2p') return this.syncing ?? Promise.resolve();
+    this.lastSyncAt = Date.now();
+    const have = this.pendingHaves;
+    this.pendingHaves = [];
+    const badParents = [...this.badParents];
+    this.badParents.clear();
+    // Leases we hold come back with every answer, so count the whole allowance, not what is left.
+    const wantSeed = SEED_CONCURRENCY;
+    this.syncing = this.deps.client
+      .sync(this.deps.supernode, this.digest, { peerId: this.deps.peerId, have, wantSeed, badParents })
+      .then((res) => this.onSync(res))
+      .catch(async (err: unknown) => {
+        this.pendingHaves.push(...have);
+        const e = toPollenError(err);
+        if (e.kind === 'not_found') {
+          // The supernode lost the peer or the task (a restart): register the task again.
+          await this.deps.client.createTask(this.deps.supernode, { peerId: this.deps.peerId, digest: this.digest, sizeHint: this.meta.size, upstream: this.request.upstream }).then(
+            () => (this.lastSyncOkAt = Date.now()),
+            () => {},
+          );
+        }
+        this.deps.logger.debug({ digest: this.digest, err: e.message }, 'sync failed');
+      })
+      .finally(() => (this.syncing = undefined));
+    return this.syncing;
+  }
+
+  private onSync(res: SyncResponse): void {
+    this.lastSyncOkAt = Date.now();
+    if (this.mode !== 'p2p') return;
+    if (res.failed) return this.fallBack(`seed failed: ${res.failed}`);
+    if (res.hashes.length === this.meta.pieceCount) this.meta = { ...this.meta, hashes: res.hashes };
+    this.availability = res.availability;
+    // Make room for parents we do not know yet by dropping idle ones that hold nothing we lack.
+    const fresh = res.parents.some((p) => !this.parents.has(p.peerId) && !this.connecting.has(p.peerId) && !this.banned.has(p.peerId));
+    if (fresh) {
+      for (const parent of this.parents.values()) {
+        if (this.parents.size + this.connecting.size < MAX_PARENTS) break;
+        if (parent.assignments.size === 0 && !this.isUseful(parent)) parent.conn.destroy('holds nothing we need');
+      }
+    }
+    for (const p of res.parents) {
+      if (this.parents.size + this.connecting.size >= MAX_PARENTS) break;
+      if (!this.parents.has(p.peerId) && !this.connecting.has(p.peerId) && !this.banned.has(p.peerId)) this.connectParent(p.peerId, p.wireAddr);
+    }
+    for (const i of res.seedGrants) if (!this.have.has(i) && !this.seedFetches.has(i)) void this.fetchFromSeed(i);
+    this.pump();
+  }
+
+  private connectParent(peerId: string, wireAddr: string): void {
+    const i = wireAddr.lastIndexOf(':');
+    const socket = connect(Number(wireAddr.slice(i + 1)), wireAddr.slice(0, i).replace(/^\[|\]$/g, ''));
+    socket.on('error', () => {});
+    const conn = WireConnection.outgoing(socket, this.deps.identity, this.digest);
+    this.connecting.add(peerId);
+    const parent: Parent = { peerId, conn, assignments: new Map(), outstanding: 0, bytesPerSecond: 0, lastSample: Date.now() };
+    conn.on('close', () => {
+      this.connecting.delete(peerId);
+      if (this.parents.get(peerId) === parent) this.parents.delete(peerId);
+      for (const a of parent.assignments.values()) this.release(a.index);
+      parent.assignments.clear();
+      this.pump();
+    });
+    // Bitfield and unchoke may arrive in the same read as the proof: listen before 'ready'.
+    const pump = (): void => this.pump();
+    conn.on('unchoke', pump);
+    conn.on('have', pump);
+    conn.on('bitfield', pump);
+    conn.ready.then(
+      () => {
+        this.connecting.delete(peerId);
+        if (this.mode !== 'p2p') return conn.destroy('transfer over');
+        this.parents.set(peerId, parent);
+        conn.interested();
+        this.pump();
+      },
+      () => this.badParents.add(peerId),
+    );
+  }
+
+  /** Writes the verified bitfield; writes are chained so an older snapshot never lands last. */
+  private persist(): Promise<void> {
+    this.persistChain = this.persistChain
+      .then(() => this.deps.kv.put(this.digest, { size: this.meta.size, pieceSize: this.meta.pieceSize, pieces: this.have.toBase64() }))
+      .catch(() => {});
+    return this.persistChain;
+  }
+
+  private isUseful(parent: Parent): boolean {
+    for (let i = 0; i < this.meta.pieceCount; i++) if (!this.have.has(i) && parent.conn.peerHas(i)) return true;
+    return false;
+  }
+
+  private release(index: number): void {
+    const n = (this.inFlight.get(index) ?? 1) - 1;
+    if (n <= 0) this.inFlight.delete(index);
+    else this.inFlight.set(index, n);
+  }
+
+  private hashKnown(i: number): boolean {
+    return typeof this.meta.hashes[i] === 'string';
+  }
+
+  private pump(): void {
+    if (this.mode !== 'p2p') return;
+    for (const parent of this.parents.values()) {
+      if (parent.conn.isClosed || parent.conn.peerChoking) continue;
+      const window = Math.min(MAX_WINDOW_BLOCKS, Math.max(MIN_WINDOW_BLOCKS, Math.ceil((parent.bytesPerSecond * WINDOW_SECONDS) / BLOCK_BYTES)));
+      while (parent.outstanding < window) {
+        let a = [...parent.assignments.values()].find((x) => x.nextOffset < x.length);
+        if (!a) {
+          const index = pickPiece({
+            have: this.have,
+            inFlight: this.inFlight,
+            canGet: (i) => parent.conn.peerHas(i) && this.hashKnown(i) && !this.writing.has(i),
+            availability: (i) => (this.availability[i] ?? 0) + this.connectedHolders(i),
+            mine: new Set(parent.assignments.keys()),
+          });
+          if (index === undefined) break;
+          const length = pieceRange(this.meta.size, this.meta.pieceSize, index).length;
+          a = { index, length, blocks: new Array(Math.ceil(length / BLOCK_BYTES)), nextOffset: 0, received: 0, lastBlockAt: Date.now() };
+          parent.assignments.set(index, a);
+          this.inFlight.set(index, (this.inFlight.get(index) ?? 0) + 1);
+        }
+        this.requestBlock(parent, a);
+      }
+    }
+  }
+
+  private connectedHolders(i: number): number {
+    let n = 0;
+    for (const p of this.parents.values()) if (p.conn.peerHas(i)) n++;
+    return n;
+  }
+
+  private requestBlock(parent: Parent, a: Assignment): void {
+    const offset = a.nextOffset;
+    const len = Math.min(BLOCK_BYTES, a.length - offset);
+    a.nextOffset += len;
+    parent.outstanding++;
+    parent.conn.request(a.index, offset, len).then(
+      (block) => {
+        parent.outstanding--;
+        const now = Date.now();
+        const dt = Math.max(1, now - parent.lastSample) / 1000;
+        parent.bytesPerSecond = 0.8 * parent.bytesPerSecond + 0.2 * Math.min(len / dt, 4e9);
+        parent.lastSample = now;
+        if (parent.assignments.get(a.index) !== a) return this.pump();
+        a.blocks[offset / BLOCK_BYTES] = block;
+        a.received += len;
+        a.lastBlockAt = now;
+        this.lastProgressAt = now;
+        if (a.received === a.length) {
+          parent.assignments.delete(a.index);
+          this.release(a.index);
+          const data = a.blocks.length === 1 ? a.blocks[0]! : Buffer.concat(a.blocks as Buffer[], a.length);
+          if (!this.verify(a.index, data)) {
+            this.deps.logger.warn({ digest: this.digest, parent: parent.peerId, piece: a.index }, 'bad piece from a parent; banning it');
+            this.banned.add(parent.peerId);
+            this.deps.onBan(parent.peerId);
+            this.badParents.add(parent.peerId);
+            parent.conn.destroy('sent a bad piece');
+          } else {
+            void this.storePiece(a.index, data, 'peer');
+          }
+        }
+        this.pump();
+      },
+      () => {
+        parent.outstanding = Math.max(0, parent.outstanding - 1);
+        if (parent.assignments.get(a.index) === a) {
+          parent.assignments.delete(a.index);
+          this.release(a.index);
+        }
+      },
+    );
+  }
+
+  private verify(index: number, data: Buffer): boolean {
+    const want = this.meta.hashes[index];
+    return typeof want === 'string' && createHash('sha256').update(data).digest('hex') === want;
+  }
+
+  private async fetchFromSeed(index: number): Promise<void> {
+    this.seedFetches.add(index);
+    this.inFlight.set(index, (this.inFlight.get(index) ?? 0) + 1);
+    try {
+      const { length } = pieceRange(this.meta.size, this.meta.pieceSize, index);
+      const body = await this.deps.client.seedPiece(this.deps.supernode, this.digest, index, AbortSignal.any([this.seedController.signal, this.controller.signal]));
+      const chunks: Buffer[] = [];
+      let n = 0;
+      for await (const c of body) {
+        n += (c as Buffer).length;
+        if (n > length) throw new PollenError('ERR_SIZE_MISMATCH', `seed piece ${index} is longer than ${length} bytes`);
+        this.lastProgressAt = Date.now();
+        chunks.push(c as Buffer);
+      }
+      const data = Buffer.concat(chunks, n);
+      if (!this.hashKnown(index)) await this.sync();
+      if (n !== length || !this.verify(index, data)) throw new PollenError('ERR_PIECE_DIGEST_MISMATCH', `seed piece ${index} of ${this.digest} failed verification`);
+      await this.storePiece(index, data, 'seed');
+    } catch (err) {
+      if (this.mode === 'p2p') this.deps.logger.debug({ digest: this.digest, piece: index, err: (err as Error).message }, 'seed piece failed');
+    } finally {
+      this.seedFetches.delete(index);
+      this.release(index);
+      void this.sync();
+      this.pump();
+    }
+  }
+
+  private async storePiece(index: number, data: Buffer, from: keyof TransferCounters): Promise<void> {
+    if (this.have.has(index) || this.writing.has(index) || this.mode === 'done') return;
+    this.writing.add(index);
+    try {
+      await this.partial.writeAt(data, index * this.meta.pieceSize);
+      this.have.set(index);
+    } catch (err) {
+      this.deps.logger.warn({ digest: this.digest, err: (err as Error).message }, 'could not write a piece');
+      return;
+    } finally {
+      this.writing.delete(index);
+    }
+    this.counters[from] += data.length;
+    this.deps.onBytes(from, data.length);
+    this.lastProgressAt = Date.now();
+    this.pendingHaves.push(index);
+    this.deps.pieces.announce(this.digest, index);
+    this.partial.setAvailable(Math.min(this.meta.size, this.have.prefixLength() * this.meta.pieceSize));
+    await this.persist();
+    this.deps.logger.debug({ digest: this.digest, piece: index, from }, 'piece verified');
+    if (this.have.complete) await this.finish();
+    else if (this.pendingHaves.length >= 4) void this.sync();
+  }
+
+  private fallBack(reason: string): void {
+    if (this.mode !== 'p2p') return;
+    this.mode = 'fallback';
+    this.deps.logger.info({ digest: this.digest, reason, missing: this.meta.pieceCount - this.have.count }, 'P2P stalled; fetching the rest from the registry');
+    this.closeParents();
+    this.seedController.abort();
+    void this.fetchRestFromUpstream();
+  }
+
+  private async fetchRestFromUpstream(): Promise<void> {
+    try {
+      let i = 0;
+      while (i < this.meta.pieceCount) {
+        if (this.have.has(i)) {
+          i++;
+          continue;
+        }
+        let j = i;
+        while (j + 1 < this.meta.pieceCount && !this.have.has(j + 1)) j++;
+        const start = i * this.meta.pieceSize;
+        const end = Math.min(this.meta.size, (j + 1) * this.meta.pieceSize) - 1;
+        await fetchRangeFromUpstream(this.request.upstream, this.digest, { start, end }, this.controller.signal, async (piece, data) => {
+          if (this.mode === 'done') throw new PollenError('ERR_ABORTED', 'transfer already finishing');
+          const index = i + piece;
+          if (this.hashKnown(index) && !this.verify(index, data)) {
+            throw new PollenError('ERR_PIECE_DIGEST_MISMATCH', `registry piece ${index} of ${this.digest} does not match the seed's hash`);
+          }
+          await this.storePieceFallback(index, data);
+        }, this.meta.pieceSize);
+        i = j + 1;
+      }
+      if (!this.have.complete) throw new PollenError('ERR_INTERNAL', `blob ${this.digest} incomplete after the registry fallback`);
+      await this.finish();
+    } catch (err) {
+      await this.abandon(toPollenError(err, 'ERR_UPSTREAM_UNAVAILABLE'));
+    }
+  }
+
+  private async storePieceFallback(index: number, data: Buffer): Promise<void> {
+    if (this.have.has(index)) return;
+    await this.partial.writeAt(data, index * this.meta.pieceSize);
+    this.have.set(index);
+    this.counters.upstream += data.length;
+    this.deps.onBytes('upstream', data.length);
+    void this.persist();
+    this.deps.pieces.announce(this.digest, index);
+    this.partial.setAvailable(Math.min(this.meta.size, this.have.prefixLength() * this.meta.pieceSize));
+  }
+
+  private async finish(): Promise<void> {
+    if (this.mode === 'done') return;
+    this.mode = 'done';
+    this.stop();
+    try {
+      await this.partial.commit();
+      this.deps.pieces.markCommitted(this.digest, this.meta.size);
+      this.deps.pieces.removeActive(this.digest, this);
+      await this.persistChain;
+      await this.deps.kv.del(this.digest).catch(() => {});
+      const have = this.pendingHaves;
+      this.pendingHaves = [];
+      void this.deps.client.sync(this.deps.supernode, this.digest, { peerId: this.deps.peerId, have, wantSeed: 0, badParents: [] }).catch(() => {});
+      this.deps.logger.info({ digest: this.digest, size: this.meta.size, ms: Date.now() - this.started, from: { ...this.counters } }, 'blob committed');
+    } catch (err) {
+      this.deps.pieces.removeActive(this.digest, this);
+      await this.deps.kv.del(this.digest).catch(() => {});
+      this.deps.logger.warn({ digest: this.digest, err: (err as Error).message }, 'blob failed verification at commit; nothing committed');
+    } finally {
+      this.resolveDone();
+    }
+  }
+
+  private async abandon(error: PollenError): Promise<void> {
+    // Already finishing (the last piece came from P2P while the fallback ran): nothing to abandon.
+    if (this.mode === 'done') return;
+    this.mode = 'done';
+    this.stop();
+    this.deps.pieces.removeActive(this.digest, this);
+    this.deps.logger.warn({ digest: this.digest, code: error.code, err: error.message }, 'blob download failed; partial state kept for a resume');
+    await this.partial.fail(error, { keepPartial: true });
+    this.resolveDone();
+  }
+
+  /** Stops the transfer (peer shutting down): the verified pieces stay for a resume. */
+  async close(): Promise<void> {
+    await this.abandon(new PollenError('ERR_CLOSED', 'peer shutting down'));
+  }
+
+  private closeParents(): void {
+    for (const p of this.parents.values()) p.conn.destroy('transfer over');
+    this.parents.clear();
+  }
+
+  private stop(): void {
+    if (this.ticker) clearInterval(this.ticker);
+    this.controller.abort();
+    this.closeParents();
+  }
+}

@@ -1,0 +1,35 @@
+// The part of bittorrent-protocol's untyped API that src/p2p/wire-connection.ts (its only importer) uses.
+declare module 'bittorrent-protocol' {
+  interface PeerBitField {
+    get(index: number): boolean;
+  }
+  interface WireExtension {
+    onExtendedHandshake?(handshake: Record<string, unknown>): void;
+    onMessage?(buf: Uint8Array): void;
+  }
+  export default class Wire {
+    constructor(type?: string);
+    peerPieces: PeerBitField;
+    peerChoking: boolean;
+    amChoking: boolean;
+    peerRequests: unknown[];
+    requests: unknown[];
+    extendedHandshake: Record<string, unknown>;
+    peerExtendedMapping: Record<string, number>;
+    destroyed: boolean;
+    use(ext: new (wire: Wire) => WireExtension): void;
+    handshake(infoHash: string | Uint8Array, peerId: string | Uint8Array, extensions?: Record<string, boolean>): void;
+    extended(ext: string | number, obj: Uint8Array | Record<string, unknown>): void;
+    bitfield(bits: Uint8Array): void;
+    have(index: number): void;
+    choke(): void;
+    unchoke(): void;
+    interested(): void;
+    request(index: number, offset: number, length: number, cb: (err: Error | null, buf?: Uint8Array) => void): void;
+    cancel(index: number, offset: number, length: number): void;
+    setKeepAlive(enable: boolean): void;
+    write(chunk: Uint8Array): boolean;
+    destroy(): void;
+    on(event: string, fn: (...args: never[]) => void): this;
+  }
+}

@@ -1,0 +1,43 @@
+// Pieces of a blob: the piece size is a pure function of the blob size (4 MiB by default, doubled
+// until a blob has at most MAX_PIECES pieces; a small blob is one piece), so every peer and the
+// supernode agree on the layout without exchanging it. Metainfo adds the sha256 of each piece.
+import type { Digest } from '../digest.ts';
+import { PollenError } from '../errors.ts';
+
+export const DEFAULT_PIECE_BYTES = 4 * 1024 * 1024;
+export const MAX_PIECES = 1000;
+/** Blocks are what one wire request asks for (BEP 3 "request"). */
+export const BLOCK_BYTES = 256 * 1024;
+
+export interface Metainfo {
+  readonly digest: Digest;
+  readonly size: number;
+  readonly pieceSize: number;
+  readonly pieceCount: number;
+  /** sha256 hex of each piece, `null` while the seed has not seen it yet. */
+  readonly hashes: ReadonlyArray<string | null>;
+}
+
+export function pieceSizeFor(size: number, basePieceBytes = DEFAULT_PIECE_BYTES): number {
+  if (!Number.isSafeInteger(size) || size < 0) throw new PollenError('ERR_INVALID_REQUEST', `invalid blob size ${size}`, { size });
+  let piece = basePieceBytes;
+  while (Math.ceil(size / piece) > MAX_PIECES) piece *= 2;
+  return piece;
+}
+
+export function pieceCountFor(size: number, pieceSize: number): number {
+  return Math.max(1, Math.ceil(size / pieceSize));
+}
+
+/** Byte offset and length of piece `index`. */
+export function pieceRange(size: number, pieceSize: number, index: number): { start: number; length: number } {
+  const start = index * pieceSize;
+  return { start, length: Math.max(0, Math.min(pieceSize, size - start)) };
+}
+
+/** The layout of a blob of `size` bytes (hashes unknown). */
+export function layoutFor(digest: Digest, size: number): Metainfo {
+  const pieceSize = pieceSizeFor(size);
+  const pieceCount = pieceCountFor(size, pieceSize);
+  return { digest, size, pieceSize, pieceCount, hashes: new Array<string | null>(pieceCount).fill(null) };
+}

@@ -1,0 +1,81 @@
+// The HTTP API between peers and the supernode: request and response bodies shared by both
+// daemons (which never import each other). All bodies are JSON; bitfields are base64.
+import type { Digest } from '../digest.ts';
+
+export const CLUSTER_TOKEN_HEADER = 'x-pollen-cluster';
+
+export const API = {
+  register: '/api/v1/peers',
+  heartbeat: (peerId: string) => `/api/v1/peers/${encodeURIComponent(peerId)}/heartbeat`,
+  task: '/api/v1/tasks',
+  sync: (digest: Digest) => `/api/v1/tasks/${digest}/sync`,
+  seedPiece: (digest: Digest, index: number) => `/api/v1/seed/${digest}/pieces/${index}`,
+} as const;
+
+export interface Holding {
+  readonly digest: Digest;
+  /** base64 bitfield of the pieces held. */
+  readonly pieces: string;
+}
+
+export interface RegisterRequest {
+  readonly peerId: string;
+  /** HOST:PORT where the peer's wire listens. */
+  readonly wireAddr: string;
+  readonly uploadSlots: number;
+  /** What the peer holds, so a restarted supernode rebuilds piece availability. */
+  readonly holdings: readonly Holding[];
+}
+
+export interface RegisterResponse {
+  readonly heartbeatMs: number;
+}
+
+export interface TaskRequest {
+  readonly peerId: string;
+  readonly digest: Digest;
+  readonly sizeHint?: number;
+  /** Where the seed fetches the blob, with the requesting client's credentials. */
+  readonly upstream: { readonly baseUrl: string; readonly name: string; readonly authorization?: string };
+}
+
+export interface MetainfoBody {
+  readonly digest: Digest;
+  readonly size: number;
+  readonly pieceSize: number;
+  readonly pieceCount: number;
+  readonly hashes: ReadonlyArray<string | null>;
+}
+
+export interface SyncRequest {
+  readonly peerId: string;
+  /** Pieces verified since the last sync. */
+  readonly have: readonly number[];
+  /** How many seed pieces the peer would fetch now. */
+  readonly wantSeed: number;
+  /** Parents that sent bad pieces or failed. */
+  readonly badParents: readonly string[];
+  /** Set when the peer gives up the task (done or fallen back). */
+  readonly leave?: boolean;
+}
+
+export interface ParentInfo {
+  readonly peerId: string;
+  readonly wireAddr: string;
+}
+
+export interface SyncResponse {
+  readonly hashes: ReadonlyArray<string | null>;
+  readonly parents: readonly ParentInfo[];
+  /** Pieces this peer may fetch from the seed (no peer holds them, nobody else is fetching them). */
+  readonly seedGrants: readonly number[];
+  /** How many peers hold each piece (rarest-first guidance). */
+  readonly availability: readonly number[];
+  /** The seed failed (e.g. digest mismatch): the peer must fall back. */
+  readonly failed?: string;
+}
+
+export interface ApiErrorBody {
+  readonly code: string;
+  readonly message: string;
+}

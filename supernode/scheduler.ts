@@ -1,0 +1,187 @@
+// Per-task piece availability and parent choice. Parents are peers first (scored by pieces held,
+// free upload slots, recent picks and failure history; never the asker), and the seed only for
+// pieces no peer holds, each leased to one peer at a time so the seed sends a piece about once.
+// Work per request is bounded: at most SCAN_LIMIT holders are scored, whatever the swarm size.
+import type { Clock } from '../src/clock.ts';
+import type { Digest } from '../src/digest.ts';
+import { Bitfield } from '../src/p2p/bitfield.ts';
+import type { ParentInfo } from '../src/p2p/supernode-api.ts';
+import type { PeerRecord } from './tracker.ts';
+
+export interface SchedulerOptions {
+  readonly maxParents: number;
+  readonly scanLimit: number;
+  readonly seedLeaseMs: number;
+  readonly maxSeedGrants: number;
+}
+
+export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = { maxParents: 6, scanLimit: 200, seedLeaseMs: 10_000, maxSeedGrants: 4 };
+
+const MAX_PENDING_TASKS = 10_000;
+const SEED_LOOKAHEAD_PIECES = 2;
+
+interface TaskAvailability {
+  readonly pieceCount: number;
+  readonly availability: Uint32Array;
+  readonly holders: Map<string, Bitfield>;
+  readonly leases: Map<number, { peerId: string; until: number }>;
+}
+
+export interface Schedule {
+  readonly parents: ParentInfo[];
+  readonly seedGrants: number[];
+  readonly availability: number[];
+}
+
+export class Scheduler {
+  private readonly clock: Clock;
+  private readonly options: SchedulerOptions;
+  private readonly tasks = new Map<Digest, TaskAvailability>();
+
+  constructor(deps: { clock: Clock }, options: Partial<SchedulerOptions> = {}) {
+    this.clock = deps.clock;
+    this.options = { ...DEFAULT_SCHEDULER_OPTIONS, ...options };
+  }
+
+  /** Holdings reported for a task the supernode does not know yet (e.g. after a restart). */
+  private readonly pendingHoldings = new Map<Digest, Map<string, string>>();
+
+  rememberHolding(digest: Digest, peerId: string, pieces: string): void {
+    let m = this.pendingHoldings.get(digest);
+    if (!m) {
+      if (this.pendingHoldings.size >= MAX_PENDING_TASKS) return;
+      m = new Map();
+      this.pendingHoldings.set(digest, m);
+    }
+    m.set(peerId, pieces);
+  }
+
+  /** Applies remembered holdings once the task exists. */
+  adoptPending(digest: Digest, pieceCount: number, lookup: (peerId: string) => PeerRecord | undefined): void {
+    const m = this.pendingHoldings.get(digest);
+    if (!m) return;
+    this.pendingHoldings.delete(digest);
+    for (const [peerId, pieces] of m) {
+      const peer = lookup(peerId);
+      if (peer && !this.holds(digest, peerId)) this.join(digest, pieceCount, peer, Bitfield.fromBase64(pieceCount, pieces));
+    }
+  }
+
+  /** Adds `peer` to the task (with the pieces it holds, if any). */
+  join(digest: Digest, pieceCount: number, peer: PeerRecord, pieces?: Bitfield): void {
+    let task = this.tasks.get(digest);
+    if (!task || task.pieceCount !== pieceCount) {
+      if (task) this.forgetTask(digest);
+      task = { pieceCount, availability: new Uint32Array(pieceCount), holders: new Map(), leases: new Map() };
+      this.tasks.set(digest, task);
+    }
+    const old = task.holders.get(peer.peerId);
+    const bits = pieces && pieces.length === pieceCount ? pieces : new Bitfield(pieceCount);
+    if (old) for (const i of old.indexes()) task.availability[i]!--;
+    for (const i of bits.indexes()) task.availability[i]!++;
+    task.holders.set(peer.peerId, bits);
+    peer.tasks.add(digest);
+  }
+
+  leave(digest: Digest, peerId: string): void {
+    const task = this.tasks.get(digest);
+    const bits = task?.holders.get(peerId);
+    if (!task || !bits) return;
+    for (const i of bits.indexes()) task.availability[i]!--;
+    task.holders.delete(peerId);
+    for (const [i, lease] of task.leases) if (lease.peerId === peerId) task.leases.delete(i);
+  }
+
+  /** Forgets everything a dropped peer held. */
+  dropPeer(peer: PeerRecord): void {
+    for (const digest of peer.tasks) this.leave(digest, peer.peerId);
+    peer.tasks.clear();
+  }
+
+  forgetTask(digest: Digest): void {
+    this.tasks.delete(digest);
+  }
+
+  /** Records pieces a peer verified. */
+  have(digest: Digest, peerId: string, pieces: readonly number[]): void {
+    const task = this.tasks.get(digest);
+    const bits = task?.holders.get(peerId);
+    if (!task || !bits) return;
+    for (const i of pieces) {
+      if (bits.set(i)) task.availability[i]!++;
+      const lease = task.leases.get(i);
+      if (lease?.peerId === peerId) task.leases.delete(i);
+    }
+  }
+
+  holds(digest: Digest, peerId: string): boolean {
+    return this.tasks.get(digest)?.holders.has(peerId) ?? false;
+  }
+
+  /** Parents and seed grants for `asker`. `lookup` gives the tracker's record of a holder. */
+  schedule(digest: Digest, asker: string, wantSeed: number, lookup: (peerId: string) => PeerRecord | undefined, seedHas: (i: number) => boolean = () => true): Schedule {
+    const task = this.tasks.get(digest);
+    if (!task) return { parents: [], seedGrants: [], availability: [] };
+    const mine = task.holders.get(asker);
+    const scored: Array<{ peer: PeerRecord; score: number }> = [];
+    let scanned = 0;
+    for (const [peerId, bits] of task.holders) {
+      if (scanned++ >= this.options.scanLimit) break;
+      if (peerId === asker) continue;
+      const peer = lookup(peerId);
+      if (!peer) continue;
+      const useful = mine ? countUseful(bits, mine) : bits.count;
+      if (useful === 0 && bits.complete) continue;
+      const score = useful / task.pieceCount + 0.05 * peer.uploadSlots - 0.1 * peer.picks - 1.0 * peer.failures;
+      scored.push({ peer, score });
+    }
+    scored.sort((a, b) => b.score - a.score);
+    const parents = scored.slice(0, this.options.maxParents).map(({ peer }) => {
+      peer.picks++;
+      return { peerId: peer.peerId, wireAddr: peer.wireAddr };
+    });
+    // Holders others reported as bad do not count as a source: their pieces may come from the seed.
+    const distrusted: Bitfield[] = [];
+    scanned = 0;
+    for (const [peerId, bits] of task.holders) {
+      if (scanned++ >= this.options.scanLimit) break;
+      if ((lookup(peerId)?.failures ?? 0) > 0) distrusted.push(bits);
+    }
+    const seedGrants = this.grantSeed(task, asker, mine, Math.min(wantSeed, this.options.maxSeedGrants), distrusted, seedHas);
+    return { parents, seedGrants, availability: Array.from(task.availability) };
+  }
+
+  /** Pieces the asker may fetch from the seed: the leases it holds (renewed) plus new ones up to `want`. */
+  private grantSeed(task: TaskAvailability, asker: string, mine: Bitfield | undefined, want: number, distrusted: Bitfield[], seedHas: (i: number) => boolean): number[] {
+    const now = this.clock.now();
+    const grants: number[] = [];
+    for (const [i, lease] of task.leases) {
+      if (lease.until <= now) task.leases.delete(i);
+      else if (lease.peerId === asker && !mine?.has(i)) {
+        lease.until = now + this.options.seedLeaseMs;
+        grants.push(i);
+      }
+    }
+    // Pieces the seed has not got yet are granted only a few ahead of it: a peer holding a grant far
+    // ahead would wait on the registry while others could have served it what the seed already has.
+    let ahead = 0;
+    for (let i = 0; i < task.pieceCount && grants.length < want; i++) {
+      const ready = seedHas(i);
+      if (!ready && ahead++ >= SEED_LOOKAHEAD_PIECES) break;
+      if (mine?.has(i) || task.leases.has(i)) continue;
+      if (task.availability[i]! > distrusted.filter((b) => b.has(i)).length) continue;
+      task.leases.set(i, { peerId: asker, until: now + this.options.seedLeaseMs });
+      grants.push(i);
+    }
+    return grants;
+  }
+}
+
+function countUseful(theirs: Bitfield, mine: Bitfield): number {
+  let n = 0;
+  for (let b = 0; b < theirs.bytes.length; b++) {
+    let x = theirs.bytes[b]! & ~mine.bytes[b]! & 0xff;
+    for (; x; x &= x - 1) n++;
+  }
+  return n;
+}

@@ -1,0 +1,211 @@
+// The P2P cluster end to end: a real registry, `pollen supernode` and `pollen peer --supernode`
+// processes, real clients (skopeo, containerd's ctr) pulling through the peers' mirrors.
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Digest } from '../../src/digest.ts';
+import { infoHashOf, WireConnection } from '../../src/p2p/wire-connection.ts';
+import { Containerd, skopeoPullViaMirror } from '../helpers/clients.ts';
+import { CLUSTER_SECRET, committedSources, pushRandomImage, startP2pPeer, startSupernodeProcess, wirePort, type ImageFixture } from '../helpers/p2p-cluster.ts';
+import type { PollenProcess } from '../helpers/pollen.ts';
+import { TestRegistry } from '../helpers/registry.ts';
+import { freePort, waitFor } from '../helpers/tools.ts';
+
+const MiB = 1 << 20;
+let registry: TestRegistry;
+let big: ImageFixture;
+let small: ImageFixture;
+const procs: PollenProcess[] = [];
+const containerds: Containerd[] = [];
+const scratch: string[] = [];
+
+function track<T extends PollenProcess>(p: T): T {
+  procs.push(p);
+  return p;
+}
+
+async function tempDir(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'pollen-p2p-pull-'));
+  scratch.push(d);
+  return d;
+}
+
+function sha256(b: Buffer): string {
+  return `sha256:${createHash('sha256').update(b).digest('hex')}`;
+}
+
+async function skopeoPullChecked(peer: PollenProcess, image: ImageFixture): Promise<void> {
+  const dest = await tempDir();
+  await skopeoPullViaMirror(peer.host, image.ref, dest);
+  for (const l of image.layers) expect(sha256(await readFile(join(dest, 'blobs', 'sha256', l.descriptor.digest.slice(7))))).toBe(l.descriptor.digest);
+  await rm(dest, { recursive: true, force: true });
+}
+
+function logCount(p: PollenProcess, msg: string): number {
+  return p.output().split(`"msg":"${msg}"`).length - 1;
+}
+
+beforeAll(async () => {
+  registry = await TestRegistry.start();
+  big = await pushRandomImage(registry, 'p2p/big', [100 * MiB, 64 * MiB, 40 * MiB]);
+  small = await pushRandomImage(registry, 'p2p/small', [32 * MiB]);
+}, 300_000);
+
+afterAll(async () => {
+  // Warnings and errors the daemons logged, for post-mortems.
+  const lines = procs.flatMap((p, i) => p.output().split('\n').filter((l) => /"level":(40|50|60)/.test(l) || /"msg":"(no P2P task from this supernode|P2P stalled; fetching the rest from the registry|blob committed|seed fetching from the registry|peer dropped: no heartbeat)"/.test(l)).map((l) => `[${i} ${p.url}] ${l}`));
+  await writeFile(join(tmpdir(), 'pollen-p2p-cluster-warnings.log'), lines.join('\n'));
+  for (const p of procs) await p.stop().catch(() => {});
+  for (const c of containerds) await c.stop().catch(() => {});
+  await registry?.stop();
+  for (const d of scratch) await rm(d, { recursive: true, force: true });
+}, 120_000);
+
+describe('a P2P cluster of real processes', () => {
+  let supernode: PollenProcess;
+  let late: PollenProcess;
+
+  it('8 peers pulling a 3-layer 204 MiB image at once with skopeo and ctr get identical blobs; the registry sends it about once; most bytes come from peers', async () => {
+    supernode = track(await startSupernodeProcess());
+    const peers = await Promise.all(Array.from({ length: 8 }, () => startP2pPeer(registry, supernode.url).then(track)));
+    const ctrs = await Promise.all([Containerd.start(), Containerd.start()]);
+    containerds.push(...ctrs);
+    const before = registry.blobBytesSent();
+    await Promise.all(
+      peers.map(async (peer, i) => {
+        if (i < 6) return skopeoPullChecked(peer, big);
+        const ctr = ctrs[i - 6]!;
+        await ctr.pullViaMirror(peer.host, big.ref);
+        for (const l of big.layers) expect(sha256(await ctr.contentGet(l.descriptor.digest))).toBe(l.descriptor.digest);
+      }),
+    );
+    const sent = registry.blobBytesSent() - before;
+    expect(sent).toBeLessThanOrEqual(1.1 * big.size);
+    const sources = peers.map((p) => committedSources(p.output()));
+    const fromPeers = sources.reduce((n, s) => n + s.peer, 0);
+    const fromSeed = sources.reduce((n, s) => n + s.seed, 0);
+    expect(fromPeers).toBeGreaterThan(fromSeed);
+    expect(fromPeers + fromSeed).toBeGreaterThan(7 * big.size);
+  }, 900_000);
+
+  it('a peer that starts after the others finished gets every byte from peers: zero registry bytes', async () => {
+    late = track(await startP2pPeer(registry, supernode.url));
+    const before = registry.blobBytesSent();
+    await skopeoPullChecked(late, big);
+    expect(registry.blobBytesSent() - before).toBe(0);
+    const from = committedSources(late.output());
+    expect(from.seed + from.upstream).toBe(0);
+    expect(from.peer).toBeGreaterThanOrEqual(big.layers.reduce((n, l) => n + l.blob.length, 0));
+  }, 300_000);
+
+  it('random bytes, oversized lengths, a wrong handshake or a missing secret on the wire port are dropped and the peer serves on', async () => {
+    const port = wirePort(late.output());
+    const digest = big.layers[0]!.descriptor.digest as Digest;
+    const closes = async (payload: Buffer): Promise<boolean> => {
+      const s = connect(port, '127.0.0.1');
+      s.on('error', () => {});
+      await new Promise((r) => s.once('connect', r));
+      s.write(payload);
+      return new Promise((resolve) => {
+        const t = setTimeout(() => resolve(false), 10_000);
+        s.resume();
+        s.once('close', () => {
+          clearTimeout(t);
+          resolve(true);
+        });
+      });
+    };
+    const reserved = Buffer.alloc(8);
+    reserved[5] = 0x10;
+    const handshake = Buffer.concat([Buffer.from('\x13BitTorrent protocol', 'latin1'), reserved, Buffer.from(infoHashOf(digest), 'hex'), randomBytes(20)]);
+    const huge = Buffer.alloc(4);
+    huge.writeUInt32BE(0x7fffffff);
+    expect(await closes(randomBytes(8192))).toBe(true);
+    expect(await closes(Buffer.concat([Buffer.from('\x13BitTorrent protocoX', 'latin1'), randomBytes(48)]))).toBe(true);
+    expect(await closes(Buffer.concat([handshake, huge, randomBytes(1024)]))).toBe(true);
+    const noSecret = WireConnection.outgoing(connect(port, '127.0.0.1'), { peerId: randomBytes(20), secret: '' }, digest);
+    await expect(noSecret.ready).rejects.toThrow();
+    const wrongSecret = WireConnection.outgoing(connect(port, '127.0.0.1'), { peerId: randomBytes(20), secret: 'guess' }, digest);
+    await expect(wrongSecret.ready).rejects.toThrow();
+
+    expect(late.exited).toBe(false);
+    const member = WireConnection.outgoing(connect(port, '127.0.0.1'), { peerId: randomBytes(20), secret: CLUSTER_SECRET }, digest);
+    await member.ready;
+    if (member.peerChoking) await new Promise<void>((r) => member.once('unchoke', () => r()));
+    const block = await member.request(0, 0, 16 * 1024);
+    expect(block.equals(big.layers[0]!.blob.subarray(0, 16 * 1024))).toBe(true);
+    member.destroy();
+  }, 120_000);
+});
+
+describe('P2P faults with real processes', () => {
+  it('a peer serving corrupted pieces is banned and every pull is still correct', async () => {
+    const sn = track(await startSupernodeProcess());
+    const bad = track(await startP2pPeer(registry, sn.url, ['--fault-corrupt-uploads']));
+    await skopeoPullChecked(bad, small);
+    const others = await Promise.all([startP2pPeer(registry, sn.url).then(track), startP2pPeer(registry, sn.url).then(track)]);
+    await Promise.all(others.map((p) => skopeoPullChecked(p, small)));
+    expect(others.reduce((n, p) => n + logCount(p, 'bad piece from a parent; banning it'), 0)).toBeGreaterThan(0);
+    expect(bad.exited).toBe(false);
+  }, 300_000);
+
+  it('SIGKILL of a parent mid-transfer: the others finish', async () => {
+    const sn = track(await startSupernodeProcess());
+    const parent = track(await startP2pPeer(registry, sn.url, ['--upload-rate', String(4 * MiB)]));
+    await skopeoPullChecked(parent, small);
+    const others = await Promise.all([startP2pPeer(registry, sn.url).then(track), startP2pPeer(registry, sn.url).then(track)]);
+    const pulls = others.map((p) => skopeoPullChecked(p, small));
+    await waitFor(async () => others.some((p) => logCount(p, 'piece verified') > 0), 'a first piece from the parent', 60_000);
+    parent.kill('SIGKILL');
+    await Promise.all(pulls);
+  }, 300_000);
+
+  it('stopping the supernode mid-pull: pulls complete from the registry; after a restart new pulls use P2P again', async () => {
+    const data = await tempDir();
+    const port = await freePort();
+    let sn = await startSupernodeProcess([], { dataDir: data, port });
+    const parent = track(await startP2pPeer(registry, sn.url, ['--upload-rate', String(4 * MiB)]));
+    await skopeoPullChecked(parent, small);
+    const others = await Promise.all([startP2pPeer(registry, sn.url).then(track), startP2pPeer(registry, sn.url).then(track)]);
+    const pulls = others.map((p) => skopeoPullChecked(p, small));
+    await waitFor(async () => others.some((p) => logCount(p, 'piece verified') > 0), 'a first piece', 60_000);
+    await sn.stop({ keepData: true });
+    await Promise.all(pulls);
+    expect(others.some((p) => committedSources(p.output()).upstream > 0)).toBe(true);
+
+    sn = track(await startSupernodeProcess([], { dataDir: data, port }));
+    await waitFor(async () => [parent, ...others].every((p) => p.output().split('"msg":"registered with the supernode"').length > 2), 'peers registered again', 30_000);
+    const next = track(await startP2pPeer(registry, sn.url));
+    const before = registry.blobBytesSent();
+    await skopeoPullChecked(next, small);
+    expect(registry.blobBytesSent() - before).toBe(0);
+    expect(committedSources(next.output()).peer).toBeGreaterThan(0);
+  }, 300_000);
+
+  it('SIGKILL a peer mid-download and restart it: it resumes, fetching less than the blob again', async () => {
+    const sn = track(await startSupernodeProcess());
+    const parent = track(await startP2pPeer(registry, sn.url, ['--upload-rate', String(4 * MiB)]));
+    await skopeoPullChecked(parent, small);
+    const dir = await tempDir();
+    const first = await startP2pPeer(registry, sn.url, [], { dataDir: dir });
+    const pull = skopeoPullChecked(first, small).catch((e: Error) => e);
+    await waitFor(async () => logCount(first, 'piece verified') >= 3, 'three verified pieces', 60_000);
+    first.kill('SIGKILL');
+    expect(await pull).toBeInstanceOf(Error);
+    // The bytes of the pieces it verified before it died.
+    const layer = small.layers[0]!;
+    const verified = new Set<number>();
+    for (const m of first.output().matchAll(new RegExp(`"digest":"${layer.descriptor.digest}","piece":(\\d+)[^\\n]*"msg":"piece verified"`, 'g'))) verified.add(Number(m[1]));
+    const held = [...verified].reduce((n, i) => n + Math.max(0, Math.min(4 * MiB, layer.blob.length - i * 4 * MiB)), 0);
+    expect(held).toBeGreaterThan(0);
+    await first.stop({ keepData: true });
+    const again = track(await startP2pPeer(registry, sn.url, [], { dataDir: dir }));
+    await skopeoPullChecked(again, small);
+    expect(logCount(again, 'resuming a partial download')).toBe(1);
+    const from = committedSources(again.output(), layer.descriptor.digest);
+    expect(from.peer + from.seed + from.upstream).toBe(layer.blob.length - held);
+  }, 300_000);
+});

@@ -1,0 +1,143 @@
+// Several peers (the real P2P parts, in process) pulling one layer through a real supernode from a
+// real registry, driven through the BlobDownloader seam.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Digest } from '../../src/digest.ts';
+import { OciLayout, randomFileLayer, type BuiltLayer } from '../helpers/images.ts';
+import { TestRegistry } from '../helpers/registry.ts';
+import { freePort, waitFor } from '../helpers/tools.ts';
+import { startPeer, startSupernode, type TestPeer } from '../helpers/p2p-swarm.ts';
+
+const LAYER_BYTES = 40 << 20;
+
+describe('P2P swarm over a real registry', () => {
+  let registry: TestRegistry;
+  let layer: BuiltLayer;
+  let layoutDir: string;
+  const cleanups: Array<() => Promise<void>> = [];
+
+  beforeAll(async () => {
+    registry = await TestRegistry.start();
+    layoutDir = await mkdtemp(join(tmpdir(), 'pollen-layout-'));
+    const layout = new OciLayout(layoutDir);
+    layer = await randomFileLayer('swarm', LAYER_BYTES, 'gzip');
+    layout.tag(layout.addImage([layer]), 'v1');
+    await layout.save();
+    await registry.push(layoutDir, 'v1', 'test/swarm:v1');
+  });
+
+  afterAll(async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+    await registry?.stop();
+    await rm(layoutDir, { recursive: true, force: true });
+  });
+
+  async function peers(n: number, urls: string[], options: Parameters<typeof startPeer>[1] = {}): Promise<TestPeer[]> {
+    const out = await Promise.all(Array.from({ length: n }, () => startPeer(urls, options)));
+    for (const p of out) cleanups.push(() => p.close());
+    return out;
+  }
+
+  it('five peers pulling at once get identical blobs, the registry sends it about once, and most bytes come from peers', async () => {
+    const { node } = await startSupernode();
+    cleanups.push(() => node.close());
+    const swarm = await peers(5, [node.url]);
+    const digest = layer.descriptor.digest as Digest;
+    const before = registry.blobBytesSent();
+    const got = await Promise.all(swarm.map((p) => p.pull(registry.url, 'test/swarm', digest)));
+    expect(new Set(got)).toEqual(new Set([digest]));
+    for (const p of swarm) expect((await p.store.stat(digest))?.size).toBe(layer.blob.length);
+    const registryBytes = registry.blobBytesSent() - before;
+    expect(registryBytes).toBeLessThanOrEqual(1.1 * layer.blob.length);
+    const fromPeers = swarm.reduce((n, p) => n + p.agent.totals.peer, 0);
+    const fromSeed = swarm.reduce((n, p) => n + p.agent.totals.seed, 0);
+    const fromUpstream = swarm.reduce((n, p) => n + p.agent.totals.upstream, 0);
+    expect(fromUpstream).toBe(0);
+    expect(fromPeers).toBeGreaterThan(fromSeed);
+
+    // A peer that arrives after the others finished gets everything from peers.
+    const [late] = await peers(1, [node.url]);
+    const lateBefore = registry.blobBytesSent();
+    expect(await late!.pull(registry.url, 'test/swarm', digest)).toBe(digest);
+    expect(registry.blobBytesSent() - lateBefore).toBe(0);
+    expect(late!.agent.totals).toEqual({ peer: layer.blob.length, seed: 0, upstream: 0 });
+  }, 180_000);
+
+  it('a parent that serves corrupted pieces is banned and every pull is still correct', async () => {
+    const { node } = await startSupernode();
+    cleanups.push(() => node.close());
+    const digest = layer.descriptor.digest as Digest;
+    const [bad] = await peers(1, [node.url]);
+    expect(await bad!.pull(registry.url, 'test/swarm', digest)).toBe(digest);
+    // Test-only fault: from now on this peer flips a byte in every block it serves.
+    const source = bad!.agent.pieces.source.bind(bad!.agent.pieces);
+    bad!.agent.pieces.source = (d) => {
+      const s = source(d);
+      return s && { ...s, read: async (o: number, l: number) => {
+        const b = Buffer.from(await s.read(o, l));
+        b[0] = b[0]! ^ 0xff;
+        return b;
+      } };
+    };
+    const swarm = await peers(3, [node.url], { timings: { noProgressMs: 30_000 } });
+    const got = await Promise.all(swarm.map((p) => p.pull(registry.url, 'test/swarm', digest)));
+    expect(new Set(got)).toEqual(new Set([digest]));
+    expect(swarm.some((p) => p.agent.banned.has(bad!.agent.peerId))).toBe(true);
+    expect(swarm.reduce((n, p) => n + p.agent.totals.upstream, 0)).toBe(0);
+  }, 180_000);
+
+  it('a restarted peer resumes from the pieces it verified before', async () => {
+    const { node } = await startSupernode();
+    cleanups.push(() => node.close());
+    const digest = layer.descriptor.digest as Digest;
+    // The only parent uploads slowly, so the second peer is still mid-download when it stops.
+    const [slow] = await peers(1, [node.url], { uploadBytesPerSecond: 8 << 20 });
+    expect(await slow!.pull(registry.url, 'test/swarm', digest)).toBe(digest);
+    const dir = await mkdtemp(join(tmpdir(), 'pollen-resume-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const first = await startPeer([node.url], { dir });
+    const pulling = first.pull(registry.url, 'test/swarm', digest).catch((e: Error) => e);
+    const deadline = Date.now() + 30_000;
+    while (first.agent.totals.peer + first.agent.totals.seed < 12 << 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await first.close();
+    expect(await pulling).toBeInstanceOf(Error);
+    const held = first.agent.totals.peer + first.agent.totals.seed;
+    expect(held).toBeGreaterThan(0);
+    expect(held).toBeLessThan(layer.blob.length);
+
+    const again = await startPeer([node.url], { dir });
+    cleanups.push(() => again.close());
+    expect(await again.pull(registry.url, 'test/swarm', digest)).toBe(digest);
+    const fetched = again.agent.totals.peer + again.agent.totals.seed + again.agent.totals.upstream;
+    expect(fetched).toBeLessThanOrEqual(layer.blob.length - held);
+  }, 180_000);
+
+  it('pulls complete when the supernode stops mid-pull (from the parents they know, else the registry), and use P2P again after it restarts', async () => {
+    const data = await mkdtemp(join(tmpdir(), 'pollen-sn-'));
+    cleanups.push(() => rm(data, { recursive: true, force: true }));
+    const port = await freePort();
+    let { node } = await startSupernode({ data, listen: `127.0.0.1:${port}` });
+    const digest = layer.descriptor.digest as Digest;
+    const [slow] = await peers(1, [node.url], { uploadBytesPerSecond: 8 << 20 });
+    expect(await slow!.pull(registry.url, 'test/swarm', digest)).toBe(digest);
+    const swarm = await peers(2, [node.url], { timings: { supernodeDeadMs: 1_500 } });
+    const pulls = swarm.map((p) => p.pull(registry.url, 'test/swarm', digest));
+    const deadline = Date.now() + 30_000;
+    while (swarm.every((p) => p.agent.totals.peer === 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await node.close();
+    expect(await Promise.all(pulls)).toEqual([digest, digest]);
+    for (const p of swarm) expect(p.agent.totals.peer + p.agent.totals.seed + p.agent.totals.upstream).toBe(layer.blob.length);
+
+    ({ node } = await startSupernode({ data, listen: `127.0.0.1:${port}` }));
+    cleanups.push(() => node.close());
+    // The earlier peers register again with what they hold; the supernode rebuilds availability.
+    await waitFor(async () => [slow!, ...swarm].every((p) => p.agent.isRegistered(node.url)), 'peers re-registered');
+    const [late] = await peers(1, [node.url]);
+    const before = registry.blobBytesSent();
+    expect(await late!.pull(registry.url, 'test/swarm', digest)).toBe(digest);
+    expect(late!.agent.totals.peer).toBe(layer.blob.length);
+    expect(registry.blobBytesSent() - before).toBe(0);
+  }, 180_000);
+});

@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../../src/clock.ts';
+import { sha256Digest } from '../../../../src/digest.ts';
+import { Bitfield } from '../../../../src/p2p/bitfield.ts';
+import { layoutFor, MAX_PIECES, pieceRange, pieceSizeFor, DEFAULT_PIECE_BYTES } from '../../../../src/p2p/metainfo.ts';
+import { TokenBucket } from '../../../../src/p2p/token-bucket.ts';
+import { WireGuard } from '../../../../src/p2p/wire-guard.ts';
+import { pickPiece } from '../../../../peer/piece-picker.ts';
+
+describe('piece layout', () => {
+  it('uses 4 MiB pieces, one piece for a small blob, and larger pieces so a blob has at most MAX_PIECES', () => {
+    expect(pieceSizeFor(10)).toBe(DEFAULT_PIECE_BYTES);
+    expect(layoutFor(sha256Digest('x'), 10).pieceCount).toBe(1);
+    expect(layoutFor(sha256Digest('x'), 0).pieceCount).toBe(1);
+    const huge = 10 * 1024 ** 3;
+    const layout = layoutFor(sha256Digest('x'), huge);
+    expect(layout.pieceCount).toBeLessThanOrEqual(MAX_PIECES);
+    expect(layout.pieceSize).toBe(16 * 1024 * 1024);
+    expect(pieceRange(10 << 20, 4 << 20, 2)).toEqual({ start: 8 << 20, length: 2 << 20 });
+  });
+});
+
+describe('Bitfield', () => {
+  it('uses BitTorrent bit order, counts, and clears spare bits a peer sent', () => {
+    const b = new Bitfield(10, new Uint8Array([0b10100000, 0xff]));
+    expect([...b.indexes()]).toEqual([0, 2, 8, 9]);
+    expect(b.count).toBe(4);
+    expect(b.set(1)).toBe(true);
+    expect(b.set(1)).toBe(false);
+    expect(b.set(10)).toBe(false);
+    expect(b.prefixLength()).toBe(3);
+    expect(Bitfield.fromBase64(10, b.toBase64()).count).toBe(5);
+  });
+});
+
+describe('TokenBucket', () => {
+  it('lets the burst through at once and the rest at the configured rate', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket({ clock }, { bytesPerSecond: 1000, burstBytes: 1000 });
+    let done = 0;
+    void bucket.take(1000).then(() => done++);
+    void bucket.take(500).then(() => done++);
+    await Promise.resolve();
+    expect(done).toBe(1);
+    clock.advance(400);
+    await Promise.resolve();
+    expect(done).toBe(1);
+    clock.advance(100);
+    await Promise.resolve();
+    expect(done).toBe(2);
+  });
+});
+
+describe('WireGuard', () => {
+  it('reassembles frames split across reads and refuses oversized lengths', () => {
+    const g = new WireGuard({ maxMessageBytes: 100 });
+    const hs = Buffer.concat([Buffer.from([19]), Buffer.alloc(67)]);
+    const msg = Buffer.from([0, 0, 0, 3, 7, 7, 7]);
+    const keepAlive = Buffer.alloc(4);
+    const all = Buffer.concat([hs, msg, keepAlive]);
+    const frames: Buffer[] = [];
+    for (let i = 0; i < all.length; i += 5) {
+      const out = g.push(all.subarray(i, i + 5));
+      expect(typeof out).not.toBe('string');
+      frames.push(...(out as Buffer[]));
+    }
+    expect(frames.map((f) => f.length)).toEqual([68, 7, 4]);
+    const big = Buffer.alloc(4);
+    big.writeUInt32BE(101);
+    expect(g.push(big)).toMatch(/exceeds/);
+    expect(new WireGuard({ maxMessageBytes: 100 }).push(Buffer.from('GET / HTTP/1.1'))).toMatch(/handshake/);
+  });
+});
+
+describe('pickPiece', () => {
+  const base = (have: Bitfield) => ({ have, inFlight: new Map<number, number>(), canGet: () => true, availability: () => 1, mine: new Set<number>() });
+
+  it('fetches the head of the blob in order, then the rarest piece', () => {
+    const have = new Bitfield(10);
+    expect(pickPiece(base(have))).toBe(0);
+    const inFlight = new Map([[0, 1], [1, 1]]);
+    expect(pickPiece({ ...base(have), inFlight, availability: (i) => (i === 7 ? 0 : 3) })).toBe(7);
+  });
+
+  it('in endgame asks a second parent for a piece in flight, never the same parent twice', () => {
+    const have = Bitfield.full(3);
+    have.clear(2);
+    const inFlight = new Map([[2, 1]]);
+    expect(pickPiece({ ...base(have), inFlight })).toBe(2);
+    expect(pickPiece({ ...base(have), inFlight, mine: new Set([2]) })).toBeUndefined();
+    expect(pickPiece({ ...base(have), inFlight: new Map([[2, 2]]) })).toBeUndefined();
+  });
+});

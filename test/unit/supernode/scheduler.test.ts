@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../src/clock.ts';
+import { sha256Digest } from '../../../src/digest.ts';
+import { Bitfield } from '../../../src/p2p/bitfield.ts';
+import { Scheduler } from '../../../supernode/scheduler.ts';
+import { PEER_TTL_MS, Tracker, type PeerRecord } from '../../../supernode/tracker.ts';
+
+const digest = sha256Digest('task');
+
+function setup(options: ConstructorParameters<typeof Scheduler>[1] = {}) {
+  const clock = new ManualClock(1_000);
+  const scheduler = new Scheduler({ clock }, options);
+  const dropped: string[] = [];
+  const tracker = new Tracker({ clock, onDrop: (p) => {
+    dropped.push(p.peerId);
+    scheduler.dropPeer(p);
+  } });
+  const peer = (id: string, slots = 4): PeerRecord => tracker.register(id, `127.0.0.1:${1000 + id.length}`, slots);
+  const lookup = (id: string) => tracker.get(id);
+  return { clock, scheduler, tracker, peer, lookup, dropped };
+}
+
+describe('Scheduler', () => {
+  it('never hands out the asker as its own parent, and prefers peers holding more of what it lacks', () => {
+    const { scheduler, peer, lookup } = setup();
+    const full = Bitfield.full(8);
+    const half = new Bitfield(8);
+    for (const i of [0, 1, 2, 3]) half.set(i);
+    scheduler.join(digest, 8, peer('asker'));
+    scheduler.join(digest, 8, peer('half'), half);
+    scheduler.join(digest, 8, peer('full'), full);
+    const s = scheduler.schedule(digest, 'asker', 0, lookup);
+    expect(s.parents.map((p) => p.peerId)).toEqual(['full', 'half']);
+    expect(s.availability).toEqual([2, 2, 2, 2, 1, 1, 1, 1]);
+  });
+
+  it('grants seed pieces only for pieces no peer holds, each to one peer at a time until the lease expires', () => {
+    const { clock, scheduler, peer, lookup } = setup({ maxSeedGrants: 2, seedLeaseMs: 5_000 });
+    const held = new Bitfield(4);
+    held.set(0);
+    scheduler.join(digest, 4, peer('a'));
+    scheduler.join(digest, 4, peer('b'));
+    scheduler.join(digest, 4, peer('c'), held);
+    expect(scheduler.schedule(digest, 'a', 2, lookup).seedGrants).toEqual([1, 2]);
+    expect(scheduler.schedule(digest, 'b', 2, lookup).seedGrants).toEqual([3]);
+    // a asks again: its own leases come back (renewed), nothing new beyond its allowance.
+    expect(scheduler.schedule(digest, 'a', 2, lookup).seedGrants).toEqual([1, 2]);
+    scheduler.have(digest, 'a', [1]);
+    // Piece 1 is now held by a peer and 2 is leased to a: b keeps only its own lease.
+    expect(scheduler.schedule(digest, 'b', 2, lookup).seedGrants).toEqual([3]);
+    clock.advance(5_001);
+    // Every lease ran out: 2 and 3 are grantable again.
+    expect(scheduler.schedule(digest, 'b', 2, lookup).seedGrants).toEqual([2, 3]);
+  });
+
+  it('grants pieces the seed has not fetched yet only a couple ahead of it', () => {
+    const { scheduler, peer, lookup } = setup({ maxSeedGrants: 4 });
+    scheduler.join(digest, 10, peer('a'));
+    scheduler.join(digest, 10, peer('b'));
+    const seedHas = (i: number) => i < 3;
+    expect(scheduler.schedule(digest, 'a', 4, lookup, seedHas).seedGrants).toEqual([0, 1, 2, 3]);
+    expect(scheduler.schedule(digest, 'b', 4, lookup, seedHas).seedGrants).toEqual([4]);
+  });
+
+  it('lets the seed serve pieces whose only holders were reported bad', () => {
+    const { scheduler, peer, lookup } = setup();
+    scheduler.join(digest, 2, peer('asker'));
+    const liar = peer('liar');
+    scheduler.join(digest, 2, liar, Bitfield.full(2));
+    expect(scheduler.schedule(digest, 'asker', 2, lookup).seedGrants).toEqual([]);
+    liar.failures++;
+    expect(scheduler.schedule(digest, 'asker', 2, lookup).seedGrants).toEqual([0, 1]);
+  });
+
+  it('drops a peer that stops heart-beating and forgets what it held', () => {
+    const { clock, scheduler, tracker, peer, lookup, dropped } = setup();
+    tracker.start();
+    scheduler.join(digest, 2, peer('gone'), Bitfield.full(2));
+    scheduler.join(digest, 2, peer('alive'));
+    for (let t = 0; t < PEER_TTL_MS + 1_000; t += 500) {
+      tracker.heartbeat('alive');
+      clock.advance(500);
+    }
+    expect(dropped).toEqual(['gone']);
+    const s = scheduler.schedule(digest, 'alive', 2, lookup);
+    expect(s.parents).toEqual([]);
+    expect(s.availability).toEqual([0, 0]);
+    expect(s.seedGrants).toEqual([0, 1]);
+    tracker.close();
+  });
+
+  it('scores at most scanLimit holders per request however large the swarm', () => {
+    const { scheduler, peer, lookup } = setup({ scanLimit: 50, maxParents: 5 });
+    scheduler.join(digest, 16, peer('asker'));
+    for (let i = 0; i < 10_000; i++) scheduler.join(digest, 16, peer(`p${i}`), Bitfield.full(16));
+    let looked = 0;
+    const s = scheduler.schedule(digest, 'asker', 0, (id) => {
+      looked++;
+      return lookup(id);
+    });
+    expect(s.parents).toHaveLength(5);
+    expect(looked).toBeLessThanOrEqual(100);
+  });
+
+  it('rebuilds availability from holdings reported before the task exists (a restarted supernode)', () => {
+    const { scheduler, peer, lookup } = setup();
+    peer('holder');
+    scheduler.rememberHolding(digest, 'holder', Bitfield.full(3).toBase64());
+    scheduler.adoptPending(digest, 3, lookup);
+    scheduler.join(digest, 3, peer('asker'));
+    const s = scheduler.schedule(digest, 'asker', 3, lookup);
+    expect(s.parents.map((p) => p.peerId)).toEqual(['holder']);
+    expect(s.seedGrants).toEqual([]);
+  });
+});
