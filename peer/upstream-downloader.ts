@@ -8,12 +8,6 @@ import { RegistryClient } from '../src/oci/registry-client.ts';
 import { PartialBlob } from '../src/partial-blob.ts';
 import type { BlobDownloader, BlobFetchRequest } from './blob-downloader.ts';
 
-/** Writes are gathered to this size (one vectored write): fewer syscalls than undici's 64 KiB chunks... */
-const WRITE_BATCH_BYTES = 1 << 20;
-/** ...except at the start, where small writes keep the time to first byte low. */
-const EARLY_BYTES = 4 << 20;
-const EARLY_WRITE_BATCH_BYTES = 64 << 10;
-
 export interface DownloadStats {
   onUpstreamBytes(bytes: number): void;
 }
@@ -62,22 +56,7 @@ export class UpstreamDownloader implements BlobDownloader {
   private async fill(partial: PartialBlob, body: AsyncIterable<Uint8Array> & { destroy(): void }, baseUrl: string): Promise<void> {
     const started = Date.now();
     try {
-      let batch: Buffer[] = [];
-      let batched = 0;
-      for await (const chunk of body) {
-        batch.push(chunk as Buffer);
-        batched += chunk.length;
-        if (batched >= (partial.available < EARLY_BYTES ? EARLY_WRITE_BATCH_BYTES : WRITE_BATCH_BYTES)) {
-          await partial.append(batch);
-          this.stats?.onUpstreamBytes(batched);
-          batch = [];
-          batched = 0;
-        }
-      }
-      if (batched > 0) {
-        await partial.append(batch);
-        this.stats?.onUpstreamBytes(batched);
-      }
+      await partial.appendFrom(body, (n) => this.stats?.onUpstreamBytes(n));
       await partial.commit();
       this.logger.info({ digest: partial.digest, size: partial.size, ms: Date.now() - started, from: { upstream: partial.size } }, 'blob committed');
     } catch (err) {

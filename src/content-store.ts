@@ -36,8 +36,11 @@ export interface Ingest {
    * ERR_SIZE_MISMATCH (the ingest is then discarded). Cheap when writes came in order.
    */
   verify(expectedSize?: number): Promise<BlobInfo>;
-  /** Verifies (unless already verified), makes the content durable, then visible. */
-  commit(expectedSize?: number): Promise<BlobInfo>;
+  /**
+   * Verifies (unless already verified), makes the content durable, then visible, and releases the
+   * handle — unless `keepReadable`, for readers mid-stream; then `close()` releases it later.
+   */
+  commit(expectedSize?: number, options?: { keepReadable?: boolean }): Promise<BlobInfo>;
   /** Discards the ingest. Idempotent. */
   abort(): Promise<void>;
   /** Releases handles but keeps the partial content so a later `openIngest(.., {resume: true})` continues it. */

@@ -170,13 +170,14 @@ class FsIngest implements Ingest {
     }
   }
 
-  async commit(expectedSize?: number): Promise<BlobInfo> {
+  async commit(expectedSize?: number, options: { keepReadable?: boolean } = {}): Promise<BlobInfo> {
     const info = await this.verify(expectedSize);
     this.assert('verified');
     try {
       await this.fh.sync();
       await rename(this.path, this.target);
       this.state = 'committed';
+      if (!options.keepReadable) await this.close();
       return info;
     } catch (err) {
       await this.abort();

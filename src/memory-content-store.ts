@@ -87,12 +87,13 @@ class MemoryIngest implements Ingest {
     return { digest: this.digest, size: b.length };
   }
 
-  async commit(expectedSize?: number): Promise<BlobInfo> {
+  async commit(expectedSize?: number, options: { keepReadable?: boolean } = {}): Promise<BlobInfo> {
     const info = await this.verify(expectedSize);
     this.snapshot = this.buf;
     this.partials.delete(this.digest);
     this.blobs.set(this.digest, this.snapshot);
     this.state = 'committed';
+    if (!options.keepReadable) await this.close();
     return info;
   }
 

@@ -9,6 +9,11 @@ import type { Digest } from './digest.ts';
 import { PollenError } from './errors.ts';
 
 const READ_CHUNK_BYTES = 256 * 1024;
+/** Network chunks (~64 KiB) are gathered into writes of this size: one vectored write each... */
+const APPEND_BATCH_BYTES = 1 << 20;
+/** ...except in the first bytes, where small writes keep the time to first byte low. */
+const EARLY_BYTES = 4 << 20;
+const EARLY_APPEND_BATCH_BYTES = 64 << 10;
 
 type State =
   | { name: 'writing' }
@@ -66,6 +71,27 @@ export class PartialBlob {
     this.wake();
   }
 
+  /**
+   * Appends a whole stream in order (a download), gathering its chunks into larger writes;
+   * `onBatch` hears of each batch written (progress, counters).
+   */
+  async appendFrom(body: AsyncIterable<Uint8Array>, onBatch?: (bytes: number) => void): Promise<void> {
+    let batch: Uint8Array[] = [];
+    let batched = 0;
+    const flush = async (): Promise<void> => {
+      await this.append(batch);
+      onBatch?.(batched);
+      batch = [];
+      batched = 0;
+    };
+    for await (const chunk of body) {
+      batch.push(chunk);
+      batched += chunk.length;
+      if (batched >= (this.prefix < EARLY_BYTES ? EARLY_APPEND_BATCH_BYTES : APPEND_BATCH_BYTES)) await flush();
+    }
+    if (batched > 0) await flush();
+  }
+
   /** Writes at an offset without moving the prefix (pieces arriving out of order). */
   async writeAt(chunk: Uint8Array, offset: number): Promise<void> {
     this.assertWriting();
@@ -91,7 +117,7 @@ export class PartialBlob {
       await this.ingest.verify(this.size);
       this.state = { name: 'verified' };
       this.wake();
-      const info = await this.ingest.commit(this.size);
+      const info = await this.ingest.commit(this.size, { keepReadable: true });
       this.state = { name: 'committed', info };
       return info;
     } catch (err) {

@@ -15,7 +15,6 @@ import { resolveImage } from './image-resolver.ts';
 import type { SnapshotStore } from './snapshot-store.ts';
 
 export const DEFAULT_DOWNLOAD_CONCURRENCY = 3;
-export const APPEND_BATCH_BYTES = 1024 * 1024;
 
 export type PullEvent =
   | { type: 'resolved'; manifest: Digest; layers: number; reused: number }
@@ -145,24 +144,11 @@ class LayerFetcher {
         }
         throw err;
       });
-      // Network chunks (~64 KiB) are gathered into APPEND_BATCH_BYTES writes: one thread-pool
-      // round trip per write is what limits a download to a file, not the network.
       let bytes = 0;
-      let batch: Buffer[] = [];
-      let batched = 0;
-      const flush = async (): Promise<void> => {
-        await partial.append(batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched));
-        bytes += batched;
-        batch = [];
-        batched = 0;
+      await partial.appendFrom(res.body as AsyncIterable<Uint8Array>, (n) => {
+        bytes += n;
         this.emit({ type: 'download', layer: index, digest: layer.digest, bytes, total: layer.size });
-      };
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        batch.push(chunk);
-        batched += chunk.length;
-        if (batched >= APPEND_BATCH_BYTES) await flush();
-      }
-      if (batched > 0) await flush();
+      });
       await partial.commit();
     } catch (err) {
       await partial.fail(toPollenError(err));
