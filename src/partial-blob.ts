@@ -78,18 +78,28 @@ export class PartialBlob {
   async appendFrom(body: AsyncIterable<Uint8Array>, onBatch?: (bytes: number) => void): Promise<void> {
     let batch: Uint8Array[] = [];
     let batched = 0;
+    // One write in flight while the next batch arrives: the network and the disk overlap instead of
+    // taking turns (awaiting each write stalled the socket, and with it the registry).
+    let writing: Promise<void> = Promise.resolve();
     const flush = async (): Promise<void> => {
-      await this.append(batch);
-      onBatch?.(batched);
+      const chunks = batch;
+      const bytes = batched;
       batch = [];
       batched = 0;
+      await writing;
+      writing = this.append(chunks).then(() => onBatch?.(bytes));
+      writing.catch(() => {}); // awaited at the next flush or at the end; never unhandled
     };
-    for await (const chunk of body) {
-      batch.push(chunk);
-      batched += chunk.length;
-      if (batched >= (this.prefix < EARLY_BYTES ? EARLY_APPEND_BATCH_BYTES : APPEND_BATCH_BYTES)) await flush();
+    try {
+      for await (const chunk of body) {
+        batch.push(chunk);
+        batched += chunk.length;
+        if (batched >= (this.prefix < EARLY_BYTES ? EARLY_APPEND_BATCH_BYTES : APPEND_BATCH_BYTES)) await flush();
+      }
+      if (batched > 0) await flush();
+    } finally {
+      await writing;
     }
-    if (batched > 0) await flush();
   }
 
   /** Writes at an offset without moving the prefix (pieces arriving out of order). */
