@@ -2,6 +2,7 @@
 // the library (src/) and the daemons (supernode/, peer/) together. Only this layer reads argv and env.
 import { Command, CommanderError } from 'commander';
 import { isPollenError } from '../src/errors.ts';
+import { registerBench } from './commands/bench.ts';
 import { registerDocs } from './commands/docs.ts';
 import { registerPeer } from './commands/peer.ts';
 import { registerStart } from './commands/start.ts';
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
   registerSupernode(program);
   registerPeer(program);
   registerDocs(program);
+  registerBench(program);
   return program;
 }
 
