@@ -1,8 +1,10 @@
 // One simulated Pollen fan-out: N peers pull one blob of S bytes at (about) the same instant. The
 // supernode is the real Tracker + Scheduler (sim-supernode.ts), each peer the model of P2pTransfer
 // with the real piece picker (sim-peer.ts), on the fluid network model (network.ts). The seed is
-// the origin host (it holds every piece from the start, upload-capped like the registry); a
-// separate registry host with the same cap serves peers that fall back.
+// supernode host (upload-capped like the registry) and receives the blob from the registry once,
+// in order, at the registry's rate (a piece can leave the seed once it has arrived); a registry
+// host with the same cap serves peers that fall back (its stream to the seed is not modelled as
+// competing with those fallbacks).
 import { createHash } from 'node:crypto';
 import type { Digest } from '../../src/digest.ts';
 import { pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
@@ -81,6 +83,8 @@ export function runPollenSwarm(o: PollenSwarmOptions): PollenSwarmResult {
     registryHost,
     peers,
     latency: (a: HostId, b: HostId) => access[a]! + access[b]!,
+    // The seed streams the blob from the registry once, in order, at the registry's upload rate.
+    seedReadyAtMs: (i: number) => (((i + 1) * pieceBytes) / o.originUpBytesPerS) * 1000,
     onDone: () => void remaining--,
   };
   const peerOptions = {

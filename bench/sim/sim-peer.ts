@@ -34,6 +34,8 @@ export interface SimWorld {
   readonly network: SimNetwork;
   readonly supernode: SimSupernode;
   readonly seedHost: HostId;
+  /** When piece i has arrived at the seed from the registry (the seed streams the blob once, in order). */
+  seedReadyAtMs(i: number): number;
   readonly registryHost: HostId;
   readonly peers: ReadonlyMap<string, SimPeer>;
   /** One-way latency between two hosts, ms. */
@@ -65,7 +67,7 @@ export class SimPeer {
   doneMs = NaN;
   private readonly parents = new Map<string, Link>();
   private readonly inFlight = new Map<number, number>();
-  private readonly seedFlights = new Map<number, Transfer>();
+  private readonly seedFlights = new Map<number, { transfer?: Transfer; cancelled: boolean }>();
   private availability: readonly number[] = [];
   private pendingHaves: number[] = [];
   private syncing = false;
@@ -252,16 +254,22 @@ export class SimPeer {
     }
   }
 
+  /** GET /seed/:digest/pieces/:i: the seed answers once the piece has come from the registry. */
   private fetchFromSeed(i: number): void {
     this.inFlight.set(i, (this.inFlight.get(i) ?? 0) + 1);
-    const t = this.world.network.transfer(this.world.seedHost, this.host, this.options.pieceBytes, () => {
-      this.seedFlights.delete(i);
-      this.releasePiece(i);
-      this.store(i, 'fromSeed');
-      this.sync();
-      this.pump();
+    const fetch: { transfer?: Transfer; cancelled: boolean } = { cancelled: false };
+    this.seedFlights.set(i, fetch);
+    const { queue, network, seedHost } = this.world;
+    queue.at(Math.max(queue.now, this.world.seedReadyAtMs(i)), () => {
+      if (fetch.cancelled) return;
+      fetch.transfer = network.transfer(seedHost, this.host, this.options.pieceBytes, () => {
+        this.seedFlights.delete(i);
+        this.releasePiece(i);
+        this.store(i, 'fromSeed');
+        this.sync();
+        this.pump();
+      });
     });
-    this.seedFlights.set(i, t);
   }
 
   private store(i: number, from: 'fromPeers' | 'fromSeed'): void {
@@ -308,8 +316,9 @@ export class SimPeer {
 
   private stopFetching(): void {
     for (const link of [...this.parents.values()]) this.closeLink(link);
-    for (const [i, t] of this.seedFlights) {
-      this.world.network.cancel(t);
+    for (const [i, f] of this.seedFlights) {
+      f.cancelled = true;
+      if (f.transfer) this.world.network.cancel(f.transfer);
       this.releasePiece(i);
     }
     this.seedFlights.clear();

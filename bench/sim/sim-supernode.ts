@@ -17,8 +17,10 @@ export interface SimSyncAnswer {
 }
 
 export interface SupernodeStats {
-  /** Calls of Scheduler.schedule() (one per sync), and wall ms spent in the scheduler and tracker. */
+  /** Calls of Scheduler.schedule() (one per sync) and the wall ms they took (with the sync's have()). */
   scheduleCalls: number;
+  syncWallMs: number;
+  /** Wall ms of every call into the scheduler and tracker (syncs, registrations, heartbeats). */
   schedulerWallMs: number;
   /** The most schedule() calls in one second of simulated time. */
   peakCallsPerSimS: number;
@@ -29,7 +31,7 @@ export class SimSupernode {
   readonly clock = new ManualClock(0);
   readonly tracker: Tracker;
   readonly scheduler: Scheduler;
-  readonly stats: SupernodeStats = { scheduleCalls: 0, schedulerWallMs: 0, peakCallsPerSimS: 0, peersDropped: 0 };
+  readonly stats: SupernodeStats = { scheduleCalls: 0, syncWallMs: 0, schedulerWallMs: 0, peakCallsPerSimS: 0, peersDropped: 0 };
   private readonly queue: EventQueue;
   private readonly digest: Digest;
   private readonly pieceCount: number;
@@ -72,6 +74,7 @@ export class SimSupernode {
 
   /** POST /api/v1/tasks/:digest/sync; undefined is the route's 404 (unknown peer or task). */
   sync(peerId: string, body: { have: readonly number[]; wantSeed: number; badParents: readonly string[] }): SimSyncAnswer | undefined {
+    const t = performance.now();
     return this.timed(() => {
       if (!this.tracker.get(peerId) || !this.scheduler.holds(this.digest, peerId)) return undefined;
       this.scheduler.have(this.digest, peerId, body.have);
@@ -80,7 +83,9 @@ export class SimSupernode {
         if (parent) parent.failures++;
       }
       this.countCall();
-      return this.scheduler.schedule(this.digest, peerId, body.wantSeed, (id) => this.tracker.get(id));
+      const answer = this.scheduler.schedule(this.digest, peerId, body.wantSeed, (id) => this.tracker.get(id));
+      this.stats.syncWallMs += performance.now() - t;
+      return answer;
     });
   }
 
