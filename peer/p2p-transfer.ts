@@ -108,6 +108,7 @@ export class P2pTransfer {
   private lastSyncOkAt = Date.now();
   private syncing: Promise<void> | undefined;
   private lastSyncAt = 0;
+  private persistChain: Promise<void> = Promise.resolve();
   private ticker: NodeJS.Timeout | undefined;
   private mode: 'p2p' | 'fallback' | 'done' = 'p2p';
   private readonly started = Date.now();
@@ -252,6 +253,14 @@ export class P2pTransfer {
     );
   }
 
+  /** Writes the verified bitfield; writes are chained so an older snapshot never lands last. */
+  private persist(): Promise<void> {
+    this.persistChain = this.persistChain
+      .then(() => this.deps.kv.put(this.digest, { size: this.meta.size, pieceSize: this.meta.pieceSize, pieces: this.have.toBase64() }))
+      .catch(() => {});
+    return this.persistChain;
+  }
+
   private isUseful(parent: Parent): boolean {
     for (let i = 0; i < this.meta.pieceCount; i++) if (!this.have.has(i) && parent.conn.peerHas(i)) return true;
     return false;
@@ -391,7 +400,7 @@ export class P2pTransfer {
     this.pendingHaves.push(index);
     this.deps.pieces.announce(this.digest, index);
     this.partial.setAvailable(Math.min(this.meta.size, this.have.prefixLength() * this.meta.pieceSize));
-    await this.deps.kv.put(this.digest, { size: this.meta.size, pieceSize: this.meta.pieceSize, pieces: this.have.toBase64() }).catch(() => {});
+    await this.persist();
     this.deps.logger.debug({ digest: this.digest, piece: index, from }, 'piece verified');
     if (this.have.complete) await this.finish();
     else if (this.pendingHaves.length >= 4) void this.sync();
@@ -441,6 +450,7 @@ export class P2pTransfer {
     this.have.set(index);
     this.counters.upstream += data.length;
     this.deps.onBytes('upstream', data.length);
+    void this.persist();
     this.deps.pieces.announce(this.digest, index);
     this.partial.setAvailable(Math.min(this.meta.size, this.have.prefixLength() * this.meta.pieceSize));
   }
@@ -453,6 +463,7 @@ export class P2pTransfer {
       await this.partial.commit();
       this.deps.pieces.markCommitted(this.digest, this.meta.size);
       this.deps.pieces.removeActive(this.digest, this);
+      await this.persistChain;
       await this.deps.kv.del(this.digest).catch(() => {});
       const have = this.pendingHaves;
       this.pendingHaves = [];
