@@ -44,6 +44,8 @@ export interface PollenSwarmResult {
   allDoneMs: number;
   medianMs: number;
   seedSentBytes: number;
+  /** When the last piece from the seed arrived. */
+  seedLastMs: number;
   registrySentBytes: number;
   fallbacks: number;
   totals: PeerCounters;
@@ -75,6 +77,7 @@ export function runPollenSwarm(o: PollenSwarmOptions): PollenSwarmResult {
   const supernode = new SimSupernode({ queue }, { digest, pieceCount, scheduler: o.scheduler });
   const peers = new Map<string, SimPeer>();
   let remaining = o.peers;
+  let seedLastMs = NaN;
   const world = {
     queue,
     network,
@@ -86,6 +89,7 @@ export function runPollenSwarm(o: PollenSwarmOptions): PollenSwarmResult {
     // The seed streams the blob from the registry once, in order, at the registry's upload rate.
     seedReadyAtMs: (i: number) => (((i + 1) * pieceBytes) / o.originUpBytesPerS) * 1000,
     onDone: () => void remaining--,
+    onSeedPiece: (atMs: number) => void (seedLastMs = atMs),
   };
   const peerOptions = {
     pieceCount,
@@ -117,6 +121,7 @@ export function runPollenSwarm(o: PollenSwarmOptions): PollenSwarmResult {
     allDoneMs: remaining === 0 ? Math.max(...doneMs) : NaN,
     medianMs: finished[Math.floor(finished.length / 2)] ?? NaN,
     seedSentBytes: network.sentBytes(seedHost),
+    seedLastMs,
     registrySentBytes: network.sentBytes(registryHost),
     fallbacks: list.filter((p) => p.counters.fromRegistry > 0).length,
     totals,

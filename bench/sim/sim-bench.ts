@@ -22,6 +22,8 @@ export interface SimBenchOptions {
   originMbit: number;
   seed: number;
   pieceMiB?: number;
+  /** Stop a run after this much simulated time; peers not done by then are reported as unfinished. */
+  maxSimS: number;
   scheduler?: Partial<SchedulerOptions>;
   outDir: string;
   log: (line: string) => void;
@@ -35,6 +37,9 @@ export interface SimRow {
   allDoneS: number;
   xLowerBound: number;
   medianS: number;
+  /** Share of peers done within 1.5 x T*, and within maxSimS. */
+  doneBy15: number;
+  doneByEnd: number;
   seedEgressXS: number;
   registryEgressXS: number;
   fallbacks: number;
@@ -96,7 +101,7 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
   const rows: SimRow[] = [];
   await mkdir(o.outDir, { recursive: true });
   for (const n of o.peers) {
-    const r = runPollenSwarm({ peers: n, blobBytes, pieceBytes, peerUpBytesPerS: up, peerDownBytesPerS: up, originUpBytesPerS: originUp, random: mulberry32(o.seed), scheduler: o.scheduler });
+    const r = runPollenSwarm({ peers: n, blobBytes, pieceBytes, peerUpBytesPerS: up, peerDownBytesPerS: up, originUpBytesPerS: originUp, random: mulberry32(o.seed), scheduler: o.scheduler, maxSimMs: o.maxSimS * 1000 });
     const lowerBoundS = lowerBoundSeconds(blobBytes, { registryUpMbit: o.originMbit, peerDownMbit: o.mbit, peerUpMbit: new Array<number>(n).fill(o.mbit) });
     const usPerSchedule = (r.supernode.syncWallMs * 1000) / Math.max(1, r.supernode.scheduleCalls);
     const simS = (Number.isFinite(r.allDoneMs) ? r.allDoneMs : Math.max(...r.doneMs.filter(Number.isFinite), 1)) / 1000;
@@ -108,6 +113,8 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
       allDoneS: r.allDoneMs / 1000,
       xLowerBound: r.allDoneMs / 1000 / lowerBoundS,
       medianS: r.medianMs / 1000,
+      doneBy15: r.doneMs.filter((t) => t / 1000 <= 1.5 * lowerBoundS).length / n,
+      doneByEnd: (n - r.unfinished) / n,
       seedEgressXS: r.seedSentBytes / blobBytes,
       registryEgressXS: r.registrySentBytes / blobBytes,
       fallbacks: r.fallbacks,
@@ -146,10 +153,10 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
 }
 
 export function renderSimTable(rows: readonly SimRow[]): string {
-  const head = ['N', 'S MiB', 'pieces', 'T* s', 'all-done s', 'x T*', 'median s', 'seed xS', 'registry xS', 'fallbacks', 'dup xS', 'us/schedule', 'schedules/s (wall)', 'needed/s peak', 'sn CPU at peak', 'B/peer-task', 'wall s'];
+  const head = ['N', 'S MiB', 'pieces', 'T* s', 'all-done s', 'x T*', 'median s', 'done@1.5T*', 'done@end', 'seed xS', 'registry xS', 'fallbacks', 'dup xS', 'us/schedule', 'schedules/s (wall)', 'needed/s peak', 'sn CPU at peak', 'B/peer-task', 'wall s'];
   const f = (x: number, d = 1): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
   const body = rows.map((r) => [
-    String(r.n), String(r.sizeMiB), String(r.pieces), f(r.lowerBoundS), r.unfinished > 0 ? `${r.unfinished} unfinished` : f(r.allDoneS), f(r.xLowerBound, 2), f(r.medianS),
+    String(r.n), String(r.sizeMiB), String(r.pieces), f(r.lowerBoundS), r.unfinished > 0 ? `${r.unfinished} unfinished` : f(r.allDoneS), f(r.xLowerBound, 2), f(r.medianS), `${f(r.doneBy15 * 100, 0)} %`, `${f(r.doneByEnd * 100, 0)} %`,
     f(r.seedEgressXS, 2), f(r.registryEgressXS, 2), String(r.fallbacks), f(r.duplicateXS, 1), f(r.usPerSchedule, 0), f(r.schedulesPerWallS, 0), String(r.peakSchedulesPerSimS),
     `${f(r.supernodeCpuAtPeak * 100, 0)} %`, f(r.bytesPerPeerTask, 0), f(r.wallS),
   ]);

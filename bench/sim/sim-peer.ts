@@ -41,6 +41,8 @@ export interface SimWorld {
   /** One-way latency between two hosts, ms. */
   latency(a: HostId, b: HostId): number;
   onDone(peer: SimPeer): void;
+  /** A piece from the seed has arrived at a peer. */
+  onSeedPiece(atMs: number): void;
 }
 
 interface Link {
@@ -265,6 +267,7 @@ export class SimPeer {
       fetch.transfer = network.transfer(seedHost, this.host, this.options.pieceBytes, () => {
         this.seedFlights.delete(i);
         this.releasePiece(i);
+        this.world.onSeedPiece(queue.now);
         this.store(i, 'fromSeed');
         this.sync();
         this.pump();

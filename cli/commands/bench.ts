@@ -59,10 +59,11 @@ export function registerBench(program: Command): void {
     .option('--mbit <rate>', 'upload and download cap of every peer, Mbit/s', DEFAULT_MBIT)
     .option('--origin-mbit <rate>', 'upload cap of the origin (registry and seed), Mbit/s (default: --mbit)')
     .option('--piece-mib <mib>', 'piece size in MiB (default: the real layout, 4 MiB doubled up to 1,000 pieces)')
+    .option('--max-sim-s <s>', 'stop a run after this many simulated seconds (peers not done are reported as unfinished)', '600')
     .option('--scan-limit <n>', "the scheduler's scanLimit (default: the supernode's)")
     .option('--seed <n>', 'seed of the random start jitter and latencies', '1')
     .option('--out <dir>', 'results directory (default: results/sim-<timestamp>)')
-    .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; scanLimit?: string; seed: string; out?: string }) => {
+    .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; scanLimit?: string; maxSimS: string; seed: string; out?: string }) => {
       const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
       const outDir = o.out ?? join(REPO_ROOT, 'results', `sim-${stamp}`);
       const { runSimBench, renderSimTable } = await import('../../bench/sim/sim-bench.ts');
@@ -74,6 +75,7 @@ export function registerBench(program: Command): void {
         originMbit: o.originMbit === undefined ? mbit : positive('origin-mbit', o.originMbit),
         pieceMiB: o.pieceMib === undefined ? undefined : positive('piece-mib', o.pieceMib),
         scheduler: o.scanLimit === undefined ? undefined : { scanLimit: numberList('scan-limit', o.scanLimit)[0]! },
+        maxSimS: positive('max-sim-s', o.maxSimS),
         seed: Number(o.seed),
         outDir,
         log: (line) => process.stdout.write(`${line}\n`),
