@@ -47,6 +47,8 @@ export interface PollenSwarmResult {
   /** When the last piece from the seed arrived. */
   seedLastMs: number;
   registrySentBytes: number;
+  /** Bytes all peers uploaded (to each other, duplicates included). */
+  peersSentBytes: number;
   fallbacks: number;
   totals: PeerCounters;
   supernode: SupernodeStats;
@@ -123,6 +125,7 @@ export function runPollenSwarm(o: PollenSwarmOptions): PollenSwarmResult {
     seedSentBytes: network.sentBytes(seedHost),
     seedLastMs,
     registrySentBytes: network.sentBytes(registryHost),
+    peersSentBytes: list.reduce((sum, p) => sum + network.sentBytes(p.host), 0),
     fallbacks: list.filter((p) => p.counters.fromRegistry > 0).length,
     totals,
     supernode: { ...supernode.stats },

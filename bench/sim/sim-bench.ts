@@ -45,6 +45,8 @@ export interface SimRow {
   fallbacks: number;
   unfinished: number;
   duplicateXS: number;
+  /** Peers' upload used until all-done (or the end of the run): bytes they sent / (N x u_peer x time). */
+  peerUpUtil: number;
   scheduleCalls: number;
   usPerSchedule: number;
   schedulesPerWallS: number;
@@ -120,6 +122,7 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
       fallbacks: r.fallbacks,
       unfinished: r.unfinished,
       duplicateXS: r.totals.duplicate / blobBytes,
+      peerUpUtil: r.peersSentBytes / (n * up * (Number.isFinite(r.allDoneMs) ? r.allDoneMs / 1000 : o.maxSimS)),
       scheduleCalls: r.supernode.scheduleCalls,
       usPerSchedule,
       schedulesPerWallS: 1e6 / usPerSchedule,
@@ -153,11 +156,11 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
 }
 
 export function renderSimTable(rows: readonly SimRow[]): string {
-  const head = ['N', 'S MiB', 'pieces', 'T* s', 'all-done s', 'x T*', 'median s', 'done@1.5T*', 'done@end', 'seed xS', 'registry xS', 'fallbacks', 'dup xS', 'us/schedule', 'schedules/s (wall)', 'needed/s peak', 'sn CPU at peak', 'B/peer-task', 'wall s'];
+  const head = ['N', 'S MiB', 'pieces', 'T* s', 'all-done s', 'x T*', 'median s', 'done@1.5T*', 'done@end', 'seed xS', 'registry xS', 'fallbacks', 'dup xS', 'peer up used', 'us/schedule', 'schedules/s (wall)', 'needed/s peak', 'sn CPU at peak', 'B/peer-task', 'wall s'];
   const f = (x: number, d = 1): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
   const body = rows.map((r) => [
     String(r.n), String(r.sizeMiB), String(r.pieces), f(r.lowerBoundS), r.unfinished > 0 ? `${r.unfinished} unfinished` : f(r.allDoneS), f(r.xLowerBound, 2), f(r.medianS), `${f(r.doneBy15 * 100, 0)} %`, `${f(r.doneByEnd * 100, 0)} %`,
-    f(r.seedEgressXS, 2), f(r.registryEgressXS, 2), String(r.fallbacks), f(r.duplicateXS, 1), f(r.usPerSchedule, 0), f(r.schedulesPerWallS, 0), String(r.peakSchedulesPerSimS),
+    f(r.seedEgressXS, 2), f(r.registryEgressXS, 2), String(r.fallbacks), f(r.duplicateXS, 1), `${f(r.peerUpUtil * 100, 0)} %`, f(r.usPerSchedule, 0), f(r.schedulesPerWallS, 0), String(r.peakSchedulesPerSimS),
     `${f(r.supernodeCpuAtPeak * 100, 0)} %`, f(r.bytesPerPeerTask, 0), f(r.wallS),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
