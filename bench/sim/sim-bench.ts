@@ -48,8 +48,11 @@ export interface SimRow {
   /** Peers' upload used until all-done (or the end of the run): bytes they sent / (N x u_peer x time). */
   peerUpUtil: number;
   scheduleCalls: number;
+  /** Wall us per sync inside the simulation (inflated when the machine is loaded). */
   usPerSchedule: number;
-  schedulesPerWallS: number;
+  /** CPU us per sync measured apart (measureScheduleCpuUs), and what one core answers per second. */
+  cpuUsPerSchedule: number;
+  schedulesPerCoreS: number;
   meanSchedulesPerSimS: number;
   peakSchedulesPerSimS: number;
   supernodeCpuAtPeak: number;
@@ -95,6 +98,33 @@ export function measureBytesPerPeerTask(n: number, pieceCount: number): number {
   return Math.max(0, after - before) / n;
 }
 
+/**
+ * CPU microseconds of one sync's have() + schedule() with n peers holding random halves of the
+ * pieces (process CPU time, so other processes on the machine do not inflate it).
+ */
+export function measureScheduleCpuUs(n: number, pieceCount: number, calls = 2_000): number {
+  const clock = new ManualClock(0);
+  const scheduler = new Scheduler({ clock });
+  const tracker = new Tracker({ clock, onDrop: (p) => scheduler.dropPeer(p) });
+  const digest = `sha256:${'cd'.repeat(32)}` as Digest;
+  const random = mulberry32(n);
+  for (let i = 0; i < n; i++) {
+    const bits = new Bitfield(pieceCount);
+    for (let p = 0; p < pieceCount; p++) if (random() < 0.5) bits.set(p);
+    scheduler.join(digest, pieceCount, tracker.register(`peer-${i}`, `10.0.0.1:${i}`, 8), bits);
+  }
+  const lookup = (id: string) => tracker.get(id);
+  const start = process.cpuUsage();
+  for (let k = 0; k < calls; k++) {
+    const asker = `peer-${Math.floor(random() * n)}`;
+    scheduler.have(digest, asker, [Math.floor(random() * pieceCount)]);
+    scheduler.schedule(digest, asker, 3, lookup);
+    if (k % 100 === 0) clock.advance(50);
+  }
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / calls;
+}
+
 export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
   const blobBytes = o.sizeMiB * 1024 * 1024;
   const pieceBytes = o.pieceMiB === undefined ? pieceSizeFor(blobBytes) : o.pieceMiB * 1024 * 1024;
@@ -105,6 +135,7 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
   for (const n of o.peers) {
     const r = runPollenSwarm({ peers: n, blobBytes, pieceBytes, peerUpBytesPerS: up, peerDownBytesPerS: up, originUpBytesPerS: originUp, random: mulberry32(o.seed), scheduler: o.scheduler, maxSimMs: o.maxSimS * 1000 });
     const lowerBoundS = lowerBoundSeconds(blobBytes, { registryUpMbit: o.originMbit, peerDownMbit: o.mbit, peerUpMbit: new Array<number>(n).fill(o.mbit) });
+    const cpuUsPerSchedule = measureScheduleCpuUs(n, r.pieceCount);
     const usPerSchedule = (r.supernode.syncWallMs * 1000) / Math.max(1, r.supernode.scheduleCalls);
     const simS = (Number.isFinite(r.allDoneMs) ? r.allDoneMs : Math.max(...r.doneMs.filter(Number.isFinite), 1)) / 1000;
     const row: SimRow = {
@@ -125,10 +156,11 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
       peerUpUtil: r.peersSentBytes / (n * up * (Number.isFinite(r.allDoneMs) ? r.allDoneMs / 1000 : o.maxSimS)),
       scheduleCalls: r.supernode.scheduleCalls,
       usPerSchedule,
-      schedulesPerWallS: 1e6 / usPerSchedule,
+      cpuUsPerSchedule,
+      schedulesPerCoreS: 1e6 / cpuUsPerSchedule,
       meanSchedulesPerSimS: r.supernode.scheduleCalls / simS,
       peakSchedulesPerSimS: r.supernode.peakCallsPerSimS,
-      supernodeCpuAtPeak: (r.supernode.peakCallsPerSimS * usPerSchedule) / 1e6,
+      supernodeCpuAtPeak: (r.supernode.peakCallsPerSimS * cpuUsPerSchedule) / 1e6,
       bytesPerPeerTask: measureBytesPerPeerTask(n, r.pieceCount),
       wallS: r.wallMs / 1000,
       events: r.events,
@@ -156,11 +188,11 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
 }
 
 export function renderSimTable(rows: readonly SimRow[]): string {
-  const head = ['N', 'S MiB', 'pieces', 'T* s', 'all-done s', 'x T*', 'median s', 'done@1.5T*', 'done@end', 'seed xS', 'registry xS', 'fallbacks', 'dup xS', 'peer up used', 'us/schedule', 'schedules/s (wall)', 'needed/s peak', 'sn CPU at peak', 'B/peer-task', 'wall s'];
+  const head = ['N', 'S MiB', 'pieces', 'T* s', 'all-done s', 'x T*', 'median s', 'done@1.5T*', 'done@end', 'seed xS', 'registry xS', 'fallbacks', 'dup xS', 'peer up used', 'wall us/sched', 'cpu us/sched', 'scheds/s/core', 'needed/s peak', 'sn CPU at peak', 'B/peer-task', 'wall s'];
   const f = (x: number, d = 1): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
   const body = rows.map((r) => [
     String(r.n), String(r.sizeMiB), String(r.pieces), f(r.lowerBoundS), r.unfinished > 0 ? `${r.unfinished} unfinished` : f(r.allDoneS), f(r.xLowerBound, 2), f(r.medianS), `${f(r.doneBy15 * 100, 0)} %`, `${f(r.doneByEnd * 100, 0)} %`,
-    f(r.seedEgressXS, 2), f(r.registryEgressXS, 2), String(r.fallbacks), f(r.duplicateXS, 1), `${f(r.peerUpUtil * 100, 0)} %`, f(r.usPerSchedule, 0), f(r.schedulesPerWallS, 0), String(r.peakSchedulesPerSimS),
+    f(r.seedEgressXS, 2), f(r.registryEgressXS, 2), String(r.fallbacks), f(r.duplicateXS, 1), `${f(r.peerUpUtil * 100, 0)} %`, f(r.usPerSchedule, 0), f(r.cpuUsPerSchedule, 0), f(r.schedulesPerCoreS, 0), String(r.peakSchedulesPerSimS),
     `${f(r.supernodeCpuAtPeak * 100, 0)} %`, f(r.bytesPerPeerTask, 0), f(r.wallS),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
