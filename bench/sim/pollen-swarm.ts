@@ -76,7 +76,8 @@ export function runPollenSwarm(o: PollenSwarmOptions): PollenSwarmResult {
   const seedHost = addHost(o.originUpBytesPerS, o.originUpBytesPerS);
   const registryHost = addHost(o.originUpBytesPerS, o.originUpBytesPerS);
   const digest = `sha256:${createHash('sha256').update(`sim-${o.blobBytes}`).digest('hex')}` as Digest;
-  const supernode = new SimSupernode({ queue }, { digest, pieceCount, scheduler: o.scheduler });
+  const seedReadyAtMs = (i: number): number => (((i + 1) * pieceBytes) / o.originUpBytesPerS) * 1000;
+  const supernode = new SimSupernode({ queue }, { digest, pieceCount, scheduler: o.scheduler, seedHas: (i, now) => seedReadyAtMs(i) <= now });
   const peers = new Map<string, SimPeer>();
   let remaining = o.peers;
   let seedLastMs = NaN;
@@ -89,7 +90,7 @@ export function runPollenSwarm(o: PollenSwarmOptions): PollenSwarmResult {
     peers,
     latency: (a: HostId, b: HostId) => access[a]! + access[b]!,
     // The seed streams the blob from the registry once, in order, at the registry's upload rate.
-    seedReadyAtMs: (i: number) => (((i + 1) * pieceBytes) / o.originUpBytesPerS) * 1000,
+    seedReadyAtMs,
     onDone: () => void remaining--,
     onSeedPiece: (atMs: number) => void (seedLastMs = atMs),
   };

@@ -8,8 +8,8 @@
 //   first over supernode availability + connected holders, endgame copies), one fluid flow each;
 // - seed grants fetched from the seed host at once (SEED_CONCURRENCY asked per sync);
 // - the uploader: at most `uploadSlots` children unchoked, the others wait in FIFO order;
-// - a finished peer closes its parent connections and keeps serving; no verified piece for
-//   noProgressMs: fall back, fetching the rest from the registry host (the supernode is not told).
+// - a finished peer closes its parent connections and keeps serving; no bytes arriving for
+//   noProgressMs (checked every tick): fall back, fetching the rest from the registry host (the supernode is not told).
 // Not modelled: block-level windows (a piece is one flow), per-block stall detection, write latency.
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { pickPiece } from '../../peer/piece-picker.ts';
@@ -118,9 +118,17 @@ export class SimPeer {
 
   private tick(): void {
     const now = this.world.queue.now;
+    // Any bytes arriving count as progress (a moving fluid flow delivers bytes all the time).
+    if (this.receiving()) this.lastProgressAt = now;
     if (now - this.lastProgressAt > this.options.noProgressMs) return this.fallBack();
     if (now - this.lastSyncAt >= this.options.syncMs) this.sync();
     this.pump();
+  }
+
+  private receiving(): boolean {
+    for (const link of this.parents.values()) if (link.flights.size > 0) return true;
+    for (const f of this.seedFlights.values()) if (f.transfer) return true;
+    return false;
   }
 
   private sync(): void {

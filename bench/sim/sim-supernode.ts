@@ -35,11 +35,13 @@ export class SimSupernode {
   private readonly queue: EventQueue;
   private readonly digest: Digest;
   private readonly pieceCount: number;
+  private readonly seedHasAt: (i: number, nowMs: number) => boolean;
   private secondStart = 0;
   private callsThisSecond = 0;
 
-  constructor(deps: { queue: EventQueue }, options: { digest: Digest; pieceCount: number; scheduler?: Partial<SchedulerOptions> }) {
+  constructor(deps: { queue: EventQueue }, options: { digest: Digest; pieceCount: number; scheduler?: Partial<SchedulerOptions>; seedHas?: (i: number, nowMs: number) => boolean }) {
     this.queue = deps.queue;
+    this.seedHasAt = options.seedHas ?? (() => true);
     this.digest = options.digest;
     this.pieceCount = options.pieceCount;
     this.scheduler = new Scheduler({ clock: this.clock }, options.scheduler);
@@ -83,7 +85,9 @@ export class SimSupernode {
         if (parent) parent.failures++;
       }
       this.countCall();
-      const answer = this.scheduler.schedule(this.digest, peerId, body.wantSeed, (id) => this.tracker.get(id));
+      // As the route does: the seed "has" a piece once its hash is known (it arrived from the registry).
+      const now = this.queue.now;
+      const answer = this.scheduler.schedule(this.digest, peerId, body.wantSeed, (id) => this.tracker.get(id), (i) => this.seedHasAt(i, now));
       this.stats.syncWallMs += performance.now() - t;
       return answer;
     });
