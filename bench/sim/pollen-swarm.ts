@@ -127,7 +127,7 @@ export function runPollenSwarm(o: PollenSwarmOptions): PollenSwarmResult {
     seedLastMs,
     registrySentBytes: network.sentBytes(registryHost),
     peersSentBytes: list.reduce((sum, p) => sum + network.sentBytes(p.host), 0),
-    fallbacks: list.filter((p) => p.counters.fromRegistry > 0).length,
+    fallbacks: list.filter((p) => p.mode === 'fallback' || p.counters.fromRegistry > 0).length,
     totals,
     supernode: { ...supernode.stats },
     events: queue.eventsRun,
