@@ -5,6 +5,8 @@ import { isPollenError } from '../src/errors.ts';
 import { registerBench } from './commands/bench.ts';
 import { registerDocs } from './commands/docs.ts';
 import { registerPeer } from './commands/peer.ts';
+import { registerPull } from './commands/pull.ts';
+import { registerSnapshots } from './commands/snapshots.ts';
 import { registerStart } from './commands/start.ts';
 import { registerSupernode } from './commands/supernode.ts';
 
@@ -18,6 +20,8 @@ export function buildProgram(): Command {
   registerPeer(program);
   registerDocs(program);
   registerBench(program);
+  registerPull(program);
+  registerSnapshots(program);
   return program;
 }
 

@@ -9,7 +9,7 @@ declare -A NEED=(
   [docker-registry]=docker-registry [skopeo]=skopeo [umoci]=umoci [runc]=runc
   [containerd]=containerd [ctr]=containerd [busybox]=busybox-static [zstd]=zstd [ip]=iproute2
   [tini]=tini [htpasswd]=apache2-utils [curl]=curl [tc]=iproute2 [openssl]=openssl
-  [aria2c]=aria2 [opentracker]=opentracker
+  [aria2c]=aria2 [opentracker]=opentracker [setfattr]=attr [getfattr]=attr
 )
 missing=()
 for tool in "${!NEED[@]}"; do
