@@ -1,7 +1,8 @@
 // Per-task piece availability and parent choice. Parents are peers first (scored by pieces held,
 // free upload slots, recent picks and failure history; never the asker), and the seed only for
 // pieces no peer holds, each leased to one peer at a time so the seed sends a piece about once.
-// Work per request is bounded: at most SCAN_LIMIT holders are scored, whatever the swarm size.
+// Work per request is bounded: at most scanLimit holders are scored, whatever the swarm size, in a
+// window that moves on with every request so that every holder is offered in turn.
 import type { Clock } from '../src/clock.ts';
 import type { Digest } from '../src/digest.ts';
 import { Bitfield } from '../src/p2p/bitfield.ts';
@@ -24,6 +25,10 @@ interface TaskAvailability {
   readonly pieceCount: number;
   readonly availability: Uint32Array;
   readonly holders: Map<string, Bitfield>;
+  /** Holder ids in an array, so each request scans a window that moves on (see scanWindow). */
+  readonly order: string[];
+  readonly position: Map<string, number>;
+  cursor: number;
   readonly leases: Map<number, { peerId: string; until: number }>;
 }
 
@@ -72,7 +77,7 @@ export class Scheduler {
     let task = this.tasks.get(digest);
     if (!task || task.pieceCount !== pieceCount) {
       if (task) this.forgetTask(digest);
-      task = { pieceCount, availability: new Uint32Array(pieceCount), holders: new Map(), leases: new Map() };
+      task = { pieceCount, availability: new Uint32Array(pieceCount), holders: new Map(), order: [], position: new Map(), cursor: 0, leases: new Map() };
       this.tasks.set(digest, task);
     }
     const old = task.holders.get(peer.peerId);
@@ -80,6 +85,10 @@ export class Scheduler {
     if (old) for (const i of old.indexes()) task.availability[i]!--;
     for (const i of bits.indexes()) task.availability[i]!++;
     task.holders.set(peer.peerId, bits);
+    if (!task.position.has(peer.peerId)) {
+      task.position.set(peer.peerId, task.order.length);
+      task.order.push(peer.peerId);
+    }
     peer.tasks.add(digest);
   }
 
@@ -89,6 +98,13 @@ export class Scheduler {
     if (!task || !bits) return;
     for (const i of bits.indexes()) task.availability[i]!--;
     task.holders.delete(peerId);
+    const at = task.position.get(peerId)!;
+    const last = task.order.pop()!;
+    if (last !== peerId) {
+      task.order[at] = last;
+      task.position.set(last, at);
+    }
+    task.position.delete(peerId);
     for (const [i, lease] of task.leases) if (lease.peerId === peerId) task.leases.delete(i);
   }
 
@@ -124,9 +140,8 @@ export class Scheduler {
     if (!task) return { parents: [], seedGrants: [], availability: [] };
     const mine = task.holders.get(asker);
     const scored: Array<{ peer: PeerRecord; score: number }> = [];
-    let scanned = 0;
-    for (const [peerId, bits] of task.holders) {
-      if (scanned++ >= this.options.scanLimit) break;
+    const window = scanWindow(task, this.options.scanLimit);
+    for (const [peerId, bits] of window) {
       if (peerId === asker) continue;
       const peer = lookup(peerId);
       if (!peer) continue;
@@ -142,9 +157,7 @@ export class Scheduler {
     });
     // Holders others reported as bad do not count as a source: their pieces may come from the seed.
     const distrusted: Bitfield[] = [];
-    scanned = 0;
-    for (const [peerId, bits] of task.holders) {
-      if (scanned++ >= this.options.scanLimit) break;
+    for (const [peerId, bits] of window) {
       if ((lookup(peerId)?.failures ?? 0) > 0) distrusted.push(bits);
     }
     const seedGrants = this.grantSeed(task, asker, mine, Math.min(wantSeed, this.options.maxSeedGrants), distrusted, seedHas);
@@ -175,6 +188,23 @@ export class Scheduler {
     }
     return grants;
   }
+}
+
+/**
+ * Up to `limit` holders, starting where the previous request's window ended: in a swarm larger
+ * than the limit every holder gets offered in turn (scanning from the first holder every time
+ * would offer only the first `limit` peers to join as parents, however large the swarm).
+ */
+function scanWindow(task: TaskAvailability, limit: number): Array<[string, Bitfield]> {
+  const n = task.order.length;
+  const count = Math.min(limit, n);
+  const out: Array<[string, Bitfield]> = [];
+  for (let k = 0; k < count; k++) {
+    const id = task.order[(task.cursor + k) % n]!;
+    out.push([id, task.holders.get(id)!]);
+  }
+  task.cursor = n === 0 ? 0 : (task.cursor + count) % n;
+  return out;
 }
 
 function countUseful(theirs: Bitfield, mine: Bitfield): number {

@@ -1,6 +1,8 @@
 // The clock of the discrete-event simulation: a binary min-heap of events ordered by time, ties
 // broken by insertion order, so a run is deterministic. Events can be cancelled (lazily: a
-// cancelled event stays in the heap and is skipped when it comes up).
+// cancelled event stays in the heap and is skipped when it comes up; when cancelled entries
+// outnumber live ones the heap is rebuilt without them, so memory stays bounded by the live
+// events even when flows far in the future are rescheduled over and over).
 
 export interface SimEvent {
   readonly atMs: number;
@@ -10,13 +12,18 @@ export interface SimEvent {
 interface Entry extends SimEvent {
   readonly seq: number;
   readonly fn: () => void;
+  queued: boolean;
 }
+
+/** Below this many entries the heap is never compacted. */
+const COMPACT_MIN_ENTRIES = 4096;
 
 export class EventQueue {
   private heap: Entry[] = [];
   private seq = 0;
   private nowMs = 0;
   private processed = 0;
+  private cancelledQueued = 0;
 
   get now(): number {
     return this.nowMs;
@@ -33,7 +40,7 @@ export class EventQueue {
 
   at(atMs: number, fn: () => void): SimEvent {
     if (!(atMs >= this.nowMs)) throw new Error(`cannot schedule an event in the past (${atMs} < ${this.nowMs})`);
-    const e: Entry = { atMs, seq: this.seq++, fn, cancelled: false };
+    const e: Entry = { atMs, seq: this.seq++, fn, cancelled: false, queued: true };
     this.heap.push(e);
     this.up(this.heap.length - 1);
     return e;
@@ -44,7 +51,22 @@ export class EventQueue {
   }
 
   cancel(e: SimEvent | undefined): void {
-    if (e) e.cancelled = true;
+    if (!e || e.cancelled) return;
+    e.cancelled = true;
+    if ((e as Entry).queued) {
+      this.cancelledQueued++;
+      if (this.heap.length >= COMPACT_MIN_ENTRIES && this.cancelledQueued * 2 > this.heap.length) this.compact();
+    }
+  }
+
+  /** Drops cancelled entries and restores the heap order. */
+  private compact(): void {
+    this.heap = this.heap.filter((e) => {
+      if (e.cancelled) e.queued = false;
+      return !e.cancelled;
+    });
+    this.cancelledQueued = 0;
+    for (let i = (this.heap.length >> 1) - 1; i >= 0; i--) this.down(i);
   }
 
   /** Runs events in order until none is left, the time limit passes, or stop() returns true. */
@@ -56,7 +78,11 @@ export class EventQueue {
       const top = this.heap[0]!;
       if (top.atMs > until) break;
       this.pop();
-      if (top.cancelled) continue;
+      top.queued = false;
+      if (top.cancelled) {
+        this.cancelledQueued--;
+        continue;
+      }
       this.nowMs = top.atMs;
       top.fn();
       this.processed++;

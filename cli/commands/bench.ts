@@ -1,4 +1,5 @@
 // `pollen bench fanout`: the multi-host fan-out benchmark (needs root: it builds network namespaces).
+// `pollen bench sim`: the same question for 100 to 10,000 peers, simulated with the real scheduler.
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { SYSTEM_NAMES } from '../../bench/fanout/system-names.ts';
@@ -49,5 +50,36 @@ export function registerBench(program: Command): void {
         log: (line) => process.stdout.write(`${line}\n`),
       });
       process.stdout.write(`\n${renderTable(report)}\nresults: ${outDir} (results.json, table.txt, *.svg; see bench/README.md)\n`);
+    });
+  bench
+    .command('sim')
+    .description('simulated fan-out to 100-10,000 peers with the real supernode scheduler: all-done time against N and T*, scheduler cost and memory')
+    .option('--peers <list>', 'peer counts N to sweep', '100,1000,10000')
+    .option('--size <mib>', 'blob size S in MiB', '256')
+    .option('--mbit <rate>', 'upload and download cap of every peer, Mbit/s', DEFAULT_MBIT)
+    .option('--origin-mbit <rate>', 'upload cap of the origin (registry and seed), Mbit/s (default: --mbit)')
+    .option('--piece-mib <mib>', 'piece size in MiB (default: the real layout, 4 MiB doubled up to 1,000 pieces)')
+    .option('--max-sim-s <s>', 'stop a run after this many simulated seconds (peers not done are reported as unfinished)', '600')
+    .option('--scan-limit <n>', "the scheduler's scanLimit (default: the supernode's)")
+    .option('--seed <n>', 'seed of the random start jitter and latencies', '1')
+    .option('--out <dir>', 'results directory (default: results/sim-<timestamp>)')
+    .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; scanLimit?: string; maxSimS: string; seed: string; out?: string }) => {
+      const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
+      const outDir = o.out ?? join(REPO_ROOT, 'results', `sim-${stamp}`);
+      const { runSimBench, renderSimTable } = await import('../../bench/sim/sim-bench.ts');
+      const mbit = positive('mbit', o.mbit);
+      const rows = await runSimBench({
+        peers: numberList('peers', o.peers),
+        sizeMiB: positive('size', o.size),
+        mbit,
+        originMbit: o.originMbit === undefined ? mbit : positive('origin-mbit', o.originMbit),
+        pieceMiB: o.pieceMib === undefined ? undefined : positive('piece-mib', o.pieceMib),
+        scheduler: o.scanLimit === undefined ? undefined : { scanLimit: numberList('scan-limit', o.scanLimit)[0]! },
+        maxSimS: positive('max-sim-s', o.maxSimS),
+        seed: Number(o.seed),
+        outDir,
+        log: (line) => process.stdout.write(`${line}\n`),
+      });
+      process.stdout.write(`\n${renderSimTable(rows)}\nresults: ${outDir} (results.json, table.txt, alldone-vs-n.svg; see bench/README.md)\n`);
     });
 }

@@ -102,6 +102,20 @@ describe('Scheduler', () => {
     expect(looked).toBeLessThanOrEqual(100);
   });
 
+  it('offers every holder in turn when the swarm is larger than scanLimit, also after holders leave', () => {
+    const { scheduler, peer, lookup } = setup({ scanLimit: 10, maxParents: 5 });
+    scheduler.join(digest, 16, peer('asker'));
+    for (let i = 0; i < 100; i++) scheduler.join(digest, 16, peer(`p${i}`), Bitfield.full(16));
+    scheduler.leave(digest, 'p3');
+    const offered = new Set<string>();
+    for (let k = 0; k < 20; k++) for (const p of scheduler.schedule(digest, 'asker', 0, lookup).parents) offered.add(p.peerId);
+    // 20 requests x 10 scanned cover all 100 holders: parents come from the whole swarm, not the first 10 to join.
+    expect([...offered].some((id) => Number(id.slice(1)) >= 50)).toBe(true);
+    expect(offered.size).toBeGreaterThanOrEqual(50);
+    expect(offered.has('p3')).toBe(false);
+    expect(offered.has('asker')).toBe(false);
+  });
+
   it('rebuilds availability from holdings reported before the task exists (a restarted supernode)', () => {
     const { scheduler, peer, lookup } = setup();
     peer('holder');

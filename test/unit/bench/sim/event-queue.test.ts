@@ -55,3 +55,39 @@ describe('EventQueue', () => {
     expect(times).toHaveLength(2000);
   });
 });
+
+describe('EventQueue compaction', () => {
+  it('keeps the heap near the live events when most entries are cancelled, and still runs them in order', () => {
+    const q = new EventQueue();
+    const seen: number[] = [];
+    const times: number[] = [];
+    // One live event per slot, rescheduled (cancel + add) 20 times: 200,000 entries made, 10,000 live.
+    const live = Array.from({ length: 10_000 }, (_, i) => q.at(1_000 + i, () => seen.push(i)));
+    for (let round = 0; round < 20; round++) {
+      for (let i = 0; i < live.length; i++) {
+        q.cancel(live[i]);
+        live[i] = q.at(1_000 + ((i * 7919 + round) % 10_000) + round / 100, () => {
+          seen.push(i);
+          times.push(q.now);
+        });
+      }
+    }
+    expect(q.pending).toBeLessThanOrEqual(2 * 10_000 + 1);
+    q.run();
+    expect(seen).toHaveLength(10_000);
+    expect(new Set(seen).size).toBe(10_000);
+    expect(q.eventsRun).toBe(10_000);
+    expect(times.every((t, k) => k === 0 || t >= times[k - 1]!)).toBe(true);
+  });
+
+  it('cancelling an event that already ran changes nothing', () => {
+    const q = new EventQueue();
+    const e = q.at(1, () => {});
+    q.run();
+    q.cancel(e);
+    let ran = false;
+    q.at(2, () => (ran = true));
+    q.run();
+    expect(ran).toBe(true);
+  });
+});

@@ -1,0 +1,201 @@
+// `pollen bench sim`: sweeps N through the simulated Pollen fan-out (pollen-swarm.ts), and reports
+// all-done time against N and T*, the real scheduler's cost (schedule() calls per wall second,
+// calls the swarm needs per simulated second) and the supernode's memory per tracked peer-task.
+import { writeFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { ManualClock } from '../../src/clock.ts';
+import type { Digest } from '../../src/digest.ts';
+import { Bitfield } from '../../src/p2p/bitfield.ts';
+import { pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
+import { Scheduler, type SchedulerOptions } from '../../supernode/scheduler.ts';
+import { Tracker } from '../../supernode/tracker.ts';
+import { lowerBoundSeconds } from '../fanout/lower-bound.ts';
+import { lineChart } from '../fanout/svg.ts';
+import { runPollenSwarm } from './pollen-swarm.ts';
+
+export interface SimBenchOptions {
+  peers: readonly number[];
+  sizeMiB: number;
+  mbit: number;
+  originMbit: number;
+  seed: number;
+  pieceMiB?: number;
+  /** Stop a run after this much simulated time; peers not done by then are reported as unfinished. */
+  maxSimS: number;
+  scheduler?: Partial<SchedulerOptions>;
+  outDir: string;
+  log: (line: string) => void;
+}
+
+export interface SimRow {
+  n: number;
+  sizeMiB: number;
+  pieces: number;
+  lowerBoundS: number;
+  allDoneS: number;
+  xLowerBound: number;
+  medianS: number;
+  /** Share of peers done within 1.5 x T*, and within maxSimS. */
+  doneBy15: number;
+  doneByEnd: number;
+  seedEgressXS: number;
+  registryEgressXS: number;
+  fallbacks: number;
+  unfinished: number;
+  duplicateXS: number;
+  /** Peers' upload used until all-done (or the end of the run): bytes they sent / (N x u_peer x time). */
+  peerUpUtil: number;
+  scheduleCalls: number;
+  /** Wall us per sync inside the simulation (inflated when the machine is loaded). */
+  usPerSchedule: number;
+  /** CPU us per sync measured apart (measureScheduleCpuUs), and what one core answers per second. */
+  cpuUsPerSchedule: number;
+  schedulesPerCoreS: number;
+  meanSchedulesPerSimS: number;
+  peakSchedulesPerSimS: number;
+  supernodeCpuAtPeak: number;
+  bytesPerPeerTask: number;
+  wallS: number;
+  events: number;
+}
+
+/** A seeded PRNG (mulberry32). */
+export function mulberry32(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => {
+    x = (x + 0x6d2b79f5) >>> 0;
+    let t = x;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function gcNow(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
+/** Heap bytes per peer-task of the real Tracker + Scheduler: n peers registered and joined to one task, each holding half the pieces. */
+export function measureBytesPerPeerTask(n: number, pieceCount: number): number {
+  const clock = new ManualClock(0);
+  gcNow();
+  const before = process.memoryUsage().heapUsed;
+  const scheduler = new Scheduler({ clock });
+  const tracker = new Tracker({ clock, onDrop: (p) => scheduler.dropPeer(p) });
+  const digest = `sha256:${'ab'.repeat(32)}` as Digest;
+  for (let i = 0; i < n; i++) {
+    const peer = tracker.register(`peer-${i}`, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:65002`, 8);
+    const bits = new Bitfield(pieceCount);
+    for (let p = i % 2; p < pieceCount; p += 2) bits.set(p);
+    scheduler.join(digest, pieceCount, peer, bits);
+  }
+  gcNow();
+  const after = process.memoryUsage().heapUsed;
+  if (tracker.size !== n) throw new Error('tracker lost peers');
+  return Math.max(0, after - before) / n;
+}
+
+/**
+ * CPU microseconds of one sync's have() + schedule() with n peers holding random halves of the
+ * pieces (process CPU time, so other processes on the machine do not inflate it).
+ */
+export function measureScheduleCpuUs(n: number, pieceCount: number, calls = 2_000): number {
+  const clock = new ManualClock(0);
+  const scheduler = new Scheduler({ clock });
+  const tracker = new Tracker({ clock, onDrop: (p) => scheduler.dropPeer(p) });
+  const digest = `sha256:${'cd'.repeat(32)}` as Digest;
+  const random = mulberry32(n);
+  for (let i = 0; i < n; i++) {
+    const bits = new Bitfield(pieceCount);
+    for (let p = 0; p < pieceCount; p++) if (random() < 0.5) bits.set(p);
+    scheduler.join(digest, pieceCount, tracker.register(`peer-${i}`, `10.0.0.1:${i}`, 8), bits);
+  }
+  const lookup = (id: string) => tracker.get(id);
+  const start = process.cpuUsage();
+  for (let k = 0; k < calls; k++) {
+    const asker = `peer-${Math.floor(random() * n)}`;
+    scheduler.have(digest, asker, [Math.floor(random() * pieceCount)]);
+    scheduler.schedule(digest, asker, 3, lookup);
+    if (k % 100 === 0) clock.advance(50);
+  }
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / calls;
+}
+
+export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
+  const blobBytes = o.sizeMiB * 1024 * 1024;
+  const pieceBytes = o.pieceMiB === undefined ? pieceSizeFor(blobBytes) : o.pieceMiB * 1024 * 1024;
+  const up = (o.mbit * 1e6) / 8;
+  const originUp = (o.originMbit * 1e6) / 8;
+  const rows: SimRow[] = [];
+  await mkdir(o.outDir, { recursive: true });
+  for (const n of o.peers) {
+    const r = runPollenSwarm({ peers: n, blobBytes, pieceBytes, peerUpBytesPerS: up, peerDownBytesPerS: up, originUpBytesPerS: originUp, random: mulberry32(o.seed), scheduler: o.scheduler, maxSimMs: o.maxSimS * 1000 });
+    const lowerBoundS = lowerBoundSeconds(blobBytes, { registryUpMbit: o.originMbit, peerDownMbit: o.mbit, peerUpMbit: new Array<number>(n).fill(o.mbit) });
+    const cpuUsPerSchedule = measureScheduleCpuUs(n, r.pieceCount);
+    const usPerSchedule = (r.supernode.syncWallMs * 1000) / Math.max(1, r.supernode.scheduleCalls);
+    const simS = (Number.isFinite(r.allDoneMs) ? r.allDoneMs : Math.max(...r.doneMs.filter(Number.isFinite), 1)) / 1000;
+    const row: SimRow = {
+      n,
+      sizeMiB: o.sizeMiB,
+      pieces: r.pieceCount,
+      lowerBoundS,
+      allDoneS: r.allDoneMs / 1000,
+      xLowerBound: r.allDoneMs / 1000 / lowerBoundS,
+      medianS: r.medianMs / 1000,
+      doneBy15: r.doneMs.filter((t) => t / 1000 <= 1.5 * lowerBoundS).length / n,
+      doneByEnd: (n - r.unfinished) / n,
+      seedEgressXS: r.seedSentBytes / blobBytes,
+      registryEgressXS: r.registrySentBytes / blobBytes,
+      fallbacks: r.fallbacks,
+      unfinished: r.unfinished,
+      duplicateXS: r.totals.duplicate / blobBytes,
+      peerUpUtil: r.peersSentBytes / (n * up * (Number.isFinite(r.allDoneMs) ? r.allDoneMs / 1000 : o.maxSimS)),
+      scheduleCalls: r.supernode.scheduleCalls,
+      usPerSchedule,
+      cpuUsPerSchedule,
+      schedulesPerCoreS: 1e6 / cpuUsPerSchedule,
+      meanSchedulesPerSimS: r.supernode.scheduleCalls / simS,
+      peakSchedulesPerSimS: r.supernode.peakCallsPerSimS,
+      supernodeCpuAtPeak: (r.supernode.peakCallsPerSimS * cpuUsPerSchedule) / 1e6,
+      bytesPerPeerTask: measureBytesPerPeerTask(n, r.pieceCount),
+      wallS: r.wallMs / 1000,
+      events: r.events,
+    };
+    rows.push(row);
+    o.log(JSON.stringify({ bench: 'sim', ...row }));
+  }
+  await writeFile(join(o.outDir, 'results.json'), `${JSON.stringify({ options: { ...o, log: undefined }, rows }, null, 2)}\n`);
+  const table = renderSimTable(rows);
+  await writeFile(join(o.outDir, 'table.txt'), `${table}\n`);
+  await writeFile(
+    join(o.outDir, 'alldone-vs-n.svg'),
+    lineChart({
+      title: `Simulated Pollen fan-out, S=${o.sizeMiB} MiB, ${o.mbit} Mbit/s peers, origin ${o.originMbit} Mbit/s`,
+      xLabel: 'log10 N (2 = 100 peers, 3 = 1,000, 4 = 10,000)',
+      yLabel: 'all-done time / T*',
+      series: [
+        { name: 'Pollen (real scheduler)', points: rows.map((r) => [Math.log10(r.n), r.xLowerBound] as [number, number]) },
+        { name: 'target 1.5 x T*', dashed: true, points: rows.map((r) => [Math.log10(r.n), 1.5] as [number, number]) },
+        { name: 'T*', dashed: true, points: rows.map((r) => [Math.log10(r.n), 1] as [number, number]) },
+      ],
+    }),
+  );
+  return rows;
+}
+
+export function renderSimTable(rows: readonly SimRow[]): string {
+  const head = ['N', 'S MiB', 'pieces', 'T* s', 'all-done s', 'x T*', 'median s', 'done@1.5T*', 'done@end', 'seed xS', 'registry xS', 'fallbacks', 'dup xS', 'peer up used', 'wall us/sched', 'cpu us/sched', 'scheds/s/core', 'needed/s peak', 'sn CPU at peak', 'B/peer-task', 'wall s'];
+  const f = (x: number, d = 1): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+  const body = rows.map((r) => [
+    String(r.n), String(r.sizeMiB), String(r.pieces), f(r.lowerBoundS), r.unfinished > 0 ? `${r.unfinished} unfinished` : f(r.allDoneS), f(r.xLowerBound, 2), f(r.medianS), `${f(r.doneBy15 * 100, 0)} %`, `${f(r.doneByEnd * 100, 0)} %`,
+    f(r.seedEgressXS, 2), f(r.registryEgressXS, 2), String(r.fallbacks), f(r.duplicateXS, 1), `${f(r.peerUpUtil * 100, 0)} %`, f(r.usPerSchedule, 0), f(r.cpuUsPerSchedule, 0), f(r.schedulesPerCoreS, 0), String(r.peakSchedulesPerSimS),
+    `${f(r.supernodeCpuAtPeak * 100, 0)} %`, f(r.bytesPerPeerTask, 0), f(r.wallS),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
+  return [line(head), ...body.map(line)].join('\n');
+}

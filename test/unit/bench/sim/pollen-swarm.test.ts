@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import { runPollenSwarm, type PollenSwarmOptions } from '../../../../bench/sim/pollen-swarm.ts';
+import { measureBytesPerPeerTask, mulberry32 } from '../../../../bench/sim/sim-bench.ts';
+
+const MIB = 1024 * 1024;
+const RATE = 12.5e6; // 100 Mbit/s
+
+function options(peers: number, extra: Partial<PollenSwarmOptions> = {}): PollenSwarmOptions {
+  return { peers, blobBytes: 32 * MIB, peerUpBytesPerS: RATE, peerDownBytesPerS: RATE, originUpBytesPerS: RATE, random: mulberry32(7), ...extra };
+}
+
+describe('runPollenSwarm (real supernode scheduler and piece picker on the simulated network)', () => {
+  it('10 peers all finish; every piece is accounted for and the seed sends each piece once', () => {
+    const r = runPollenSwarm(options(10));
+    expect(r.pieceCount).toBe(8); // 32 MiB in the real layout: 4 MiB pieces
+    expect(r.unfinished).toBe(0);
+    expect(r.doneMs.every(Number.isFinite)).toBe(true);
+    expect(r.fallbacks).toBe(0);
+    // Every peer received the whole blob once, from the seed or from other peers.
+    expect(r.totals.fromSeed + r.totals.fromPeers).toBe(10 * 32 * MIB);
+    expect(r.totals.fromRegistry).toBe(0);
+    // Peers shared: the seed sent each piece about once (not once per peer).
+    expect(r.seedSentBytes).toBeCloseTo(32 * MIB, 0);
+    expect(r.totals.fromSeed).toBe(32 * MIB);
+    // Never faster than the lower bound S / u_origin.
+    expect(r.allDoneMs / 1000).toBeGreaterThanOrEqual((32 * MIB) / RATE);
+    expect(r.supernode.scheduleCalls).toBeGreaterThan(10);
+    expect(r.supernode.peersDropped).toBe(0);
+  });
+
+  it('is deterministic for a seeded random', () => {
+    const a = runPollenSwarm(options(12, { random: mulberry32(3) }));
+    const b = runPollenSwarm(options(12, { random: mulberry32(3) }));
+    expect(a.doneMs).toEqual(b.doneMs);
+    expect(a.supernode.scheduleCalls).toBe(b.supernode.scheduleCalls);
+  });
+
+  it('peers that get neither seed grants nor parents fall back to the registry after noProgressMs', () => {
+    const r = runPollenSwarm(options(3, { scheduler: { maxSeedGrants: 0 }, noProgressMs: 5_000 }));
+    expect(r.unfinished).toBe(0);
+    expect(r.fallbacks).toBe(3);
+    expect(r.totals.fromRegistry).toBe(3 * 32 * MIB);
+    expect(r.seedSentBytes).toBe(0);
+    // 5 s without progress, then three fallbacks share the registry's upload.
+    expect(r.allDoneMs).toBeGreaterThan(5_000 + ((3 * 32 * MIB) / RATE) * 1000 * 0.99);
+  });
+
+  it('reports an unfinished run instead of hanging when the time limit passes', () => {
+    const r = runPollenSwarm(options(4, { scheduler: { maxSeedGrants: 0 }, maxSimMs: 2_000 }));
+    expect(r.unfinished).toBe(4);
+    expect(r.allDoneMs).toBeNaN();
+  });
+
+  it('the real tracker and scheduler hold a peer-task in a bounded number of heap bytes', () => {
+    const bytes = measureBytesPerPeerTask(5_000, 64);
+    expect(bytes).toBeGreaterThan(50);
+    expect(bytes).toBeLessThan(20_000);
+  });
+});

@@ -1,0 +1,31 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runSimBench } from '../../../../bench/sim/sim-bench.ts';
+
+describe('runSimBench', () => {
+  let dir = '';
+  afterEach(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('prints one JSON line per N and writes results.json, table.txt and the chart, with all-done against T*', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pollen-sim-'));
+    const lines: string[] = [];
+    const rows = await runSimBench({ peers: [4, 8], sizeMiB: 16, mbit: 100, originMbit: 100, seed: 5, maxSimS: 600, outDir: dir, log: (l) => lines.push(l) });
+    expect(lines.map((l) => JSON.parse(l).n)).toEqual([4, 8]);
+    for (const r of rows) {
+      expect(r.unfinished).toBe(0);
+      // T* = S / u_origin here: 16 MiB at 12.5 MB/s.
+      expect(r.lowerBoundS).toBeCloseTo((16 * 1024 * 1024) / 12.5e6, 6);
+      expect(r.xLowerBound).toBeGreaterThanOrEqual(1);
+      expect(r.seedEgressXS).toBeCloseTo(1, 6);
+      expect(r.cpuUsPerSchedule).toBeGreaterThan(0);
+    }
+    const saved = JSON.parse(await readFile(join(dir, 'results.json'), 'utf8')) as { rows: unknown[] };
+    expect(saved.rows).toHaveLength(2);
+    expect(await readFile(join(dir, 'table.txt'), 'utf8')).toMatch(/x T\*/);
+    expect(await readFile(join(dir, 'alldone-vs-n.svg'), 'utf8')).toMatch(/^<svg[\s\S]*Pollen \(real scheduler\)[\s\S]*<\/svg>\n$/);
+  });
+});
