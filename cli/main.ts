@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { isPollenError } from '../src/errors.ts';
 import { registerDocs } from './commands/docs.ts';
 import { registerPeer } from './commands/peer.ts';
+import { registerPreheat } from './commands/preheat.ts';
 import { registerStart } from './commands/start.ts';
 import { registerSupernode } from './commands/supernode.ts';
 
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
   registerStart(program);
   registerSupernode(program);
   registerPeer(program);
+  registerPreheat(program);
   registerDocs(program);
   return program;
 }
