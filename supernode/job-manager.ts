@@ -40,6 +40,8 @@ export interface JobManagerOptions {
   readonly maxBlobsPerJob: number;
   readonly maxKeptJobs: number;
   readonly pollMs: number;
+  /** After the supernode starts, peers are chosen only once this has passed (peers register again within it). */
+  readonly registrationGraceMs: number;
 }
 
 export const DEFAULT_JOB_MANAGER_OPTIONS: JobManagerOptions = {
@@ -51,6 +53,7 @@ export const DEFAULT_JOB_MANAGER_OPTIONS: JobManagerOptions = {
   maxBlobsPerJob: 1_000,
   maxKeptJobs: 500,
   pollMs: 1_000,
+  registrationGraceMs: 5_000,
 };
 
 interface Runtime {
@@ -292,9 +295,11 @@ export class JobManager {
 
   /**
    * Fixes the job's peers. With none live yet (e.g. just after a supernode restart, before the
-   * peers registered again) it waits up to peerAbsentMs, then fails with ERR_NO_PEERS.
+   * peers registered again) it waits up to peerAbsentMs, then fails with ERR_NO_PEERS. Right after
+   * a start it waits registrationGraceMs, so that a restart does not shrink the selection.
    */
   private select(job: JobRecord, now: number): boolean {
+    if (now - this.startedAt < this.options.registrationGraceMs) return false;
     const live = this.ports.livePeers();
     const peers = selectPeers(live, job.spec.selection);
     if (peers.length === 0) {
