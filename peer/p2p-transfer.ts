@@ -108,6 +108,7 @@ export class P2pTransfer {
   private lastSyncOkAt = Date.now();
   private syncing: Promise<void> | undefined;
   private lastSyncAt = 0;
+  private persistChain: Promise<void> = Promise.resolve();
   private ticker: NodeJS.Timeout | undefined;
   private mode: 'p2p' | 'fallback' | 'done' = 'p2p';
   private readonly started = Date.now();
@@ -205,6 +206,14 @@ export class P2pTransfer {
     if (res.failed) return this.fallBack(`seed failed: ${res.failed}`);
     if (res.hashes.length === this.meta.pieceCount) this.meta = { ...this.meta, hashes: res.hashes };
     this.availability = res.availability;
+    // Make room for parents we do not know yet by dropping idle ones that hold nothing we lack.
+    const fresh = res.parents.some((p) => !this.parents.has(p.peerId) && !this.connecting.has(p.peerId) && !this.banned.has(p.peerId));
+    if (fresh) {
+      for (const parent of this.parents.values()) {
+        if (this.parents.size + this.connecting.size < MAX_PARENTS) break;
+        if (parent.assignments.size === 0 && !this.isUseful(parent)) parent.conn.destroy('holds nothing we need');
+      }
+    }
     for (const p of res.parents) {
       if (this.parents.size + this.connecting.size >= MAX_PARENTS) break;
       if (!this.parents.has(p.peerId) && !this.connecting.has(p.peerId) && !this.banned.has(p.peerId)) this.connectParent(p.peerId, p.wireAddr);
@@ -242,6 +251,19 @@ export class P2pTransfer {
       },
       () => this.badParents.add(peerId),
     );
+  }
+
+  /** Writes the verified bitfield; writes are chained so an older snapshot never lands last. */
+  private persist(): Promise<void> {
+    this.persistChain = this.persistChain
+      .then(() => this.deps.kv.put(this.digest, { size: this.meta.size, pieceSize: this.meta.pieceSize, pieces: this.have.toBase64() }))
+      .catch(() => {});
+    return this.persistChain;
+  }
+
+  private isUseful(parent: Parent): boolean {
+    for (let i = 0; i < this.meta.pieceCount; i++) if (!this.have.has(i) && parent.conn.peerHas(i)) return true;
+    return false;
   }
 
   private release(index: number): void {
@@ -374,12 +396,12 @@ export class P2pTransfer {
     }
     this.counters[from] += data.length;
     this.deps.onBytes(from, data.length);
-    this.deps.logger.debug({ digest: this.digest, piece: index, from }, 'piece verified');
     this.lastProgressAt = Date.now();
     this.pendingHaves.push(index);
     this.deps.pieces.announce(this.digest, index);
     this.partial.setAvailable(Math.min(this.meta.size, this.have.prefixLength() * this.meta.pieceSize));
-    await this.deps.kv.put(this.digest, { size: this.meta.size, pieceSize: this.meta.pieceSize, pieces: this.have.toBase64() }).catch(() => {});
+    await this.persist();
+    this.deps.logger.debug({ digest: this.digest, piece: index, from }, 'piece verified');
     if (this.have.complete) await this.finish();
     else if (this.pendingHaves.length >= 4) void this.sync();
   }
@@ -428,6 +450,7 @@ export class P2pTransfer {
     this.have.set(index);
     this.counters.upstream += data.length;
     this.deps.onBytes('upstream', data.length);
+    void this.persist();
     this.deps.pieces.announce(this.digest, index);
     this.partial.setAvailable(Math.min(this.meta.size, this.have.prefixLength() * this.meta.pieceSize));
   }
@@ -440,6 +463,7 @@ export class P2pTransfer {
       await this.partial.commit();
       this.deps.pieces.markCommitted(this.digest, this.meta.size);
       this.deps.pieces.removeActive(this.digest, this);
+      await this.persistChain;
       await this.deps.kv.del(this.digest).catch(() => {});
       const have = this.pendingHaves;
       this.pendingHaves = [];

@@ -7,6 +7,7 @@ export const HEARTBEAT_MS = 1_000;
 /** Generous against a starved event loop on either side, still "within seconds". */
 export const PEER_TTL_MS = 8_000;
 const SWEEP_MS = 500;
+const FAILURE_DECAY_MS = 10_000;
 
 export interface PeerRecord {
   readonly peerId: string;
@@ -15,6 +16,7 @@ export interface PeerRecord {
   lastSeen: number;
   /** Bad pieces or failures reported against this peer by others (decays on success). */
   failures: number;
+  failuresDecayedAt: number;
   /** How often the scheduler recently handed this peer out as a parent (spreads load). */
   picks: number;
   readonly tasks: Set<Digest>;
@@ -57,7 +59,7 @@ export class Tracker {
       known.lastSeen = now;
       return known;
     }
-    const peer: PeerRecord = { peerId, wireAddr, uploadSlots, lastSeen: now, failures: 0, picks: 0, tasks: new Set() };
+    const peer: PeerRecord = { peerId, wireAddr, uploadSlots, lastSeen: now, failures: 0, failuresDecayedAt: now, picks: 0, tasks: new Set() };
     this.peers.set(peerId, peer);
     return peer;
   }
@@ -68,6 +70,11 @@ export class Tracker {
     if (!peer) return false;
     peer.lastSeen = this.clock.now();
     peer.picks = Math.floor(peer.picks / 2);
+    // Failure reports fade (a stall under load is not a lie); a liar keeps being reported and banned locally.
+    if (this.clock.now() - peer.failuresDecayedAt >= FAILURE_DECAY_MS) {
+      peer.failures = Math.floor(peer.failures / 2);
+      peer.failuresDecayedAt = this.clock.now();
+    }
     return true;
   }
 
