@@ -4,7 +4,7 @@
 // Side by side in one run: time until all N hold the image, and the registry blob bytes as a
 // multiple of the image size. One machine: every peer shares the same CPUs and disk.
 // Usage: npm run bench:preheat [-- --size-mib 256 --peers 8]
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -52,6 +52,7 @@ async function main(): Promise<void> {
     const pullBytes = registry.blobBytesSent() - before;
     const pullFromPeers = sum('peer');
     await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
 
     // Preheat image B to the same n peers.
     const client = new JobsClient({ baseUrl: supernode.url, token: TOKEN });
