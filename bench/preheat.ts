@@ -4,7 +4,7 @@
 // Side by side in one run: time until all N hold the image, and the registry blob bytes as a
 // multiple of the image size. One machine: every peer shares the same CPUs and disk.
 // Usage: npm run bench:preheat [-- --size-mib 256 --peers 8]
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -100,6 +100,9 @@ async function main(): Promise<void> {
     console.log(`| bytes peers sent each other   | ${f(preheatFromPeers / MiB, 0).padStart(15)} MiB | ${f(pullFromPeers / MiB, 0).padStart(11)} MiB |        |`);
     console.log(`\nAfter the preheat, the ${n} pulls at once took ${f(warmMs / 1000, 2)} s (${f(result.pullAfterPreheatVsPull, 3)}x the cold pulls), registry blob bytes: ${warmBytes}`);
   } finally {
+    // Warnings and fallbacks the daemons logged, for post-mortems.
+    const lines = procs.flatMap((p, i) => p.output().split('\n').filter((l) => /"level":(40|50|60)/.test(l) || /"msg":"(no P2P task from this supernode|P2P stalled[^"]*|preheat[^"]*)"/.test(l)).map((l) => `[${i}] ${l}`));
+    await writeFile(join(tmpdir(), 'pollen-bench-preheat.log'), lines.join('\n'));
     for (const p of procs) await p.stop().catch(() => {});
     await registry.stop();
     await rm(dir, { recursive: true, force: true });
