@@ -40,8 +40,8 @@ async function main(): Promise<void> {
 
     const supernode = await startSupernodeProcess(['--log-level', 'info', '--admin-token', TOKEN]);
     procs.push(supernode);
-    const peers = await Promise.all(Array.from({ length: n }, () => startP2pPeer(registry, supernode.url, ['--log-level', 'info'])));
-    procs.push(...peers);
+    // Tracked as each starts, so a failed start does not leak the others.
+    const peers = await Promise.all(Array.from({ length: n }, () => startP2pPeer(registry, supernode.url, ['--log-level', 'info']).then((p) => (procs.push(p), p))));
     const sum = (k: 'peer' | 'seed' | 'upstream') => peers.map((p) => committedSources(p.output())).reduce((a, s) => a + s[k], 0);
     // Peers have registered once they logged it.
     while (!peers.every((p) => p.output().includes('"msg":"registered with the supernode"'))) await sleep(200);
