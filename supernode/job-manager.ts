@@ -133,12 +133,14 @@ export class JobManager {
     const job: JobRecord = { id: this.nextId++, createdAt: now, updatedAt: now, spec, echo, hasSecrets: hasSecrets(secrets), state: { name: 'pending' }, resumed: 0, layers: [], peers: [], tasks: {} };
     this.jobs.set(job.id, job);
     this.runtime.set(job.id, this.newRuntime(secrets));
-    await this.meta.put('next-id', this.nextId);
     this.touch(job);
+    // The answer shows the job as created (pending), even if a tick starts it while it is stored.
+    const created = jobBody(job);
+    await this.meta.put('next-id', this.nextId);
     await this.flush();
     this.prune();
     this.logger.info({ job: job.id, target: spec.target, scope: spec.scope }, 'preheat job created');
-    return jobBody(job);
+    return created;
   }
 
   get(id: number): JobBody | undefined {
