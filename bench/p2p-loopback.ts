@@ -4,7 +4,7 @@
 // a multiple of the image size). On one machine every peer shares the same CPUs and disk, so the
 // time is not a fan-out speed-up; the registry bytes are the point.
 // Usage: npm run bench:p2p [-- --size-mib 256 --peers 8]
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -46,6 +46,7 @@ async function main(): Promise<void> {
     );
     const directBytes = registry.blobBytesSent() - before;
     await rm(dir, { recursive: true, force: true });
+    await mkdir(dir);
 
     // Pollen: a supernode and n peers, each client pulling through its own peer, at once.
     const supernode = await startSupernodeProcess(['--log-level', 'info']);
@@ -56,6 +57,8 @@ async function main(): Promise<void> {
     const p2pMs = await timed(() => Promise.all(peers.map((p, i) => skopeoPullViaMirror(p.host, image.ref, join(dir, `p2p-${i}`)))));
     const p2pBytes = registry.blobBytesSent() - before;
     const sources = peers.map((p) => committedSources(p.output()));
+    const logFile = join(tmpdir(), 'pollen-bench-p2p.log');
+    await writeFile(logFile, procs.map((p, i) => p.output().split('\n').map((l) => `[${i}] ${l}`).join('\n')).join('\n'));
     const sum = (k: 'peer' | 'seed' | 'upstream') => sources.reduce((a, s) => a + s[k], 0);
 
     const result = {
@@ -81,6 +84,7 @@ async function main(): Promise<void> {
     console.log('| --------------------------- | ---------- | --------------- | ------ |');
     console.log(`| time until all done (s)     | ${f(p2pMs / 1000).padStart(10)} | ${f(directMs / 1000).padStart(15)} | ${f(result.timeRatio, 2).padStart(5)}x |`);
     console.log(`| registry blob bytes (x img) | ${f(result.p2pRegistryXImage, 2).padStart(10)} | ${f(result.directRegistryXImage, 2).padStart(15)} | ${f(p2pBytes / Math.max(1, directBytes), 2).padStart(5)}x |`);
+    console.log(`\n(daemon logs: ${logFile})`);
     console.log(`\nP2P bytes by source: peers ${f(result.bytesFromPeers / MiB, 0)} MiB, seed ${f(result.bytesFromSeed / MiB, 0)} MiB, upstream ${f(result.bytesFromUpstream / MiB, 0)} MiB`);
   } finally {
     for (const p of procs) await p.stop().catch(() => {});

@@ -28,7 +28,7 @@ export interface TransferTimings {
   readonly syncMs: number;
   /** A piece with no block for this long is taken back and asked elsewhere. */
   readonly pieceStallMs: number;
-  /** No verified piece for this long: fall back to the registry. */
+  /** No bytes from any source for this long: fall back to the registry. */
   readonly noProgressMs: number;
   /** The supernode unreachable for this long: fall back to the registry. */
   readonly supernodeDeadMs: number;
@@ -324,6 +324,7 @@ export class P2pTransfer {
         a.blocks[offset / BLOCK_BYTES] = block;
         a.received += len;
         a.lastBlockAt = now;
+        this.lastProgressAt = now;
         if (a.received === a.length) {
           parent.assignments.delete(a.index);
           this.release(a.index);
@@ -366,6 +367,7 @@ export class P2pTransfer {
       for await (const c of body) {
         n += (c as Buffer).length;
         if (n > length) throw new PollenError('ERR_SIZE_MISMATCH', `seed piece ${index} is longer than ${length} bytes`);
+        this.lastProgressAt = Date.now();
         chunks.push(c as Buffer);
       }
       const data = Buffer.concat(chunks, n);

@@ -138,7 +138,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
         return { hashes: [], parents: [], seedGrants: [], availability: [], failed: task.state.error.message } satisfies SyncResponse;
       }
       const wantSeed = typeof body.wantSeed === 'number' ? body.wantSeed : 0;
-      const schedule = scheduler.schedule(digest, peerId, wantSeed, (id) => tracker.get(id));
+      const schedule = scheduler.schedule(digest, peerId, wantSeed, (id) => tracker.get(id), (i) => typeof task.meta.hashes[i] === 'string');
       return { hashes: [...task.meta.hashes], ...schedule } satisfies SyncResponse;
     } catch (err) {
       return sendError(reply, err);

@@ -18,6 +18,7 @@ export interface SchedulerOptions {
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = { maxParents: 6, scanLimit: 200, seedLeaseMs: 10_000, maxSeedGrants: 4 };
 
 const MAX_PENDING_TASKS = 10_000;
+const SEED_LOOKAHEAD_PIECES = 2;
 
 interface TaskAvailability {
   readonly pieceCount: number;
@@ -118,7 +119,7 @@ export class Scheduler {
   }
 
   /** Parents and seed grants for `asker`. `lookup` gives the tracker's record of a holder. */
-  schedule(digest: Digest, asker: string, wantSeed: number, lookup: (peerId: string) => PeerRecord | undefined): Schedule {
+  schedule(digest: Digest, asker: string, wantSeed: number, lookup: (peerId: string) => PeerRecord | undefined, seedHas: (i: number) => boolean = () => true): Schedule {
     const task = this.tasks.get(digest);
     if (!task) return { parents: [], seedGrants: [], availability: [] };
     const mine = task.holders.get(asker);
@@ -146,12 +147,12 @@ export class Scheduler {
       if (scanned++ >= this.options.scanLimit) break;
       if ((lookup(peerId)?.failures ?? 0) > 0) distrusted.push(bits);
     }
-    const seedGrants = this.grantSeed(task, asker, mine, Math.min(wantSeed, this.options.maxSeedGrants), distrusted);
+    const seedGrants = this.grantSeed(task, asker, mine, Math.min(wantSeed, this.options.maxSeedGrants), distrusted, seedHas);
     return { parents, seedGrants, availability: Array.from(task.availability) };
   }
 
   /** Pieces the asker may fetch from the seed: the leases it holds (renewed) plus new ones up to `want`. */
-  private grantSeed(task: TaskAvailability, asker: string, mine: Bitfield | undefined, want: number, distrusted: Bitfield[]): number[] {
+  private grantSeed(task: TaskAvailability, asker: string, mine: Bitfield | undefined, want: number, distrusted: Bitfield[], seedHas: (i: number) => boolean): number[] {
     const now = this.clock.now();
     const grants: number[] = [];
     for (const [i, lease] of task.leases) {
@@ -161,7 +162,12 @@ export class Scheduler {
         grants.push(i);
       }
     }
+    // Pieces the seed has not got yet are granted only a few ahead of it: a peer holding a grant far
+    // ahead would wait on the registry while others could have served it what the seed already has.
+    let ahead = 0;
     for (let i = 0; i < task.pieceCount && grants.length < want; i++) {
+      const ready = seedHas(i);
+      if (!ready && ahead++ >= SEED_LOOKAHEAD_PIECES) break;
       if (mine?.has(i) || task.leases.has(i)) continue;
       if (task.availability[i]! > distrusted.filter((b) => b.has(i)).length) continue;
       task.leases.set(i, { peerId: asker, until: now + this.options.seedLeaseMs });

@@ -52,11 +52,11 @@ export interface BlobSources {
   upstream: number;
 }
 
-/** Sums the `from` counters of a peer's "blob committed" log lines. */
-export function committedSources(output: string): BlobSources {
+/** Sums the `from` counters of a peer's "blob committed" log lines (of one blob, when given). */
+export function committedSources(output: string, digest?: string): BlobSources {
   const total: BlobSources = { peer: 0, seed: 0, upstream: 0 };
   for (const line of output.split('\n')) {
-    if (!line.includes('"blob committed"')) continue;
+    if (!line.includes('"blob committed"') || (digest && !line.includes(digest))) continue;
     try {
       const from = (JSON.parse(line) as { from?: Partial<BlobSources> }).from ?? {};
       total.peer += from.peer ?? 0;

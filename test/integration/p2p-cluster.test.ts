@@ -205,7 +205,7 @@ describe('P2P faults with real processes', () => {
     const again = track(await startP2pPeer(registry, sn.url, [], { dataDir: dir }));
     await skopeoPullChecked(again, small);
     expect(logCount(again, 'resuming a partial download')).toBe(1);
-    const from = committedSources(again.output());
+    const from = committedSources(again.output(), layer.descriptor.digest);
     expect(from.peer + from.seed + from.upstream).toBe(layer.blob.length - held);
   }, 300_000);
 });

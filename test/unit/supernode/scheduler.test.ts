@@ -53,6 +53,15 @@ describe('Scheduler', () => {
     expect(scheduler.schedule(digest, 'b', 2, lookup).seedGrants).toEqual([2, 3]);
   });
 
+  it('grants pieces the seed has not fetched yet only a couple ahead of it', () => {
+    const { scheduler, peer, lookup } = setup({ maxSeedGrants: 4 });
+    scheduler.join(digest, 10, peer('a'));
+    scheduler.join(digest, 10, peer('b'));
+    const seedHas = (i: number) => i < 3;
+    expect(scheduler.schedule(digest, 'a', 4, lookup, seedHas).seedGrants).toEqual([0, 1, 2, 3]);
+    expect(scheduler.schedule(digest, 'b', 4, lookup, seedHas).seedGrants).toEqual([4]);
+  });
+
   it('lets the seed serve pieces whose only holders were reported bad', () => {
     const { scheduler, peer, lookup } = setup();
     scheduler.join(digest, 2, peer('asker'));
