@@ -3,7 +3,9 @@
 // (concurrent_task_count) and peers per blob (concurrent_peer_count), retries, a per-task and a
 // per-job timeout. Every change is persisted in level; on start, unfinished jobs resume from their
 // record (what is done stays done) or, when they carried registry credentials (never stored), fail
-// with ERR_JOB_INTERRUPTED: no job stays "running" across a restart.
+// with ERR_JOB_INTERRUPTED: no job stays "running" across a restart. One file over 400 lines: the
+// scheduling round, resolution, seed and peer assignment all move the same job record through its
+// state machines, and reading them together is how one checks that no transition is missed.
 import type { Logger } from 'pino';
 import type { Clock } from '../src/clock.ts';
 import type { Kv } from '../src/db.ts';
@@ -11,7 +13,8 @@ import type { Digest } from '../src/digest.ts';
 import { PollenError, toPollenError, type ErrorCode } from '../src/errors.ts';
 import type { JobBody, WorkItem, WorkReport, WorkResponse } from '../src/preheat/jobs-api.ts';
 import { isFinished, moveJob, moveTask, type TaskState } from './job-state.ts';
-import { hasSecrets, parsePreheatArgs, type PeerSelection, type PreheatSecrets, type PreheatSpec } from './preheat-args.ts';
+import { hasSecrets, parsePreheatArgs, type PreheatSecrets, type PreheatSpec } from './preheat-args.ts';
+import { selectPeers } from './peer-selection.ts';
 import { allSettled, failureSummary, jobBody, peerTaskStates, type JobRecord, type LayerRecord } from './preheat-job.ts';
 import type { Resolved } from './preheat-resolver.ts';
 
@@ -420,21 +423,4 @@ export class JobManager {
 
 function key(id: number): string {
   return String(id).padStart(12, '0');
-}
-
-/** Peers chosen by id or IP, then capped by count or percentage (in id order, so it is stable). */
-export function selectPeers(live: ReadonlyArray<{ id: string; addr: string }>, sel: PeerSelection): Array<{ id: string; addr: string }> {
-  let chosen = [...live].sort((a, b) => (a.id < b.id ? -1 : 1));
-  if (sel.ids) {
-    const byId = new Map(chosen.map((p) => [p.id, p]));
-    // Named peers that are not registered are kept: their tasks fail with a clear reason.
-    chosen = sel.ids.map((id) => byId.get(id) ?? { id, addr: '' });
-  }
-  if (sel.ips) {
-    const ips = new Set(sel.ips);
-    chosen = chosen.filter((p) => ips.has(p.addr.replace(/^\[?([^\]]*?)\]?:\d+$/, '$1')));
-  }
-  if (sel.count !== undefined) chosen = chosen.slice(0, sel.count);
-  else if (sel.percentage !== undefined) chosen = chosen.slice(0, Math.ceil((chosen.length * sel.percentage) / 100));
-  return chosen;
 }
