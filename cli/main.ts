@@ -2,9 +2,12 @@
 // the library (src/) and the daemons (supernode/, peer/) together. Only this layer reads argv and env.
 import { Command, CommanderError } from 'commander';
 import { isPollenError } from '../src/errors.ts';
+import { registerBench } from './commands/bench.ts';
 import { registerDocs } from './commands/docs.ts';
 import { registerPeer } from './commands/peer.ts';
 import { registerPreheat } from './commands/preheat.ts';
+import { registerPull } from './commands/pull.ts';
+import { registerSnapshots } from './commands/snapshots.ts';
 import { registerStart } from './commands/start.ts';
 import { registerSupernode } from './commands/supernode.ts';
 
@@ -18,6 +21,9 @@ export function buildProgram(): Command {
   registerPeer(program);
   registerPreheat(program);
   registerDocs(program);
+  registerBench(program);
+  registerPull(program);
+  registerSnapshots(program);
   return program;
 }
 

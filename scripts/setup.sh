@@ -9,11 +9,14 @@ declare -A NEED=(
   [docker-registry]=docker-registry [skopeo]=skopeo [umoci]=umoci [runc]=runc
   [containerd]=containerd [ctr]=containerd [busybox]=busybox-static [zstd]=zstd [ip]=iproute2
   [tini]=tini [htpasswd]=apache2-utils [curl]=curl [tc]=iproute2 [openssl]=openssl
+  [aria2c]=aria2 [opentracker]=opentracker [setfattr]=attr [getfattr]=attr
 )
 missing=()
 for tool in "${!NEED[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || [ -x "/sbin/$tool" ] || missing+=("${NEED[$tool]}")
 done
+# GNU time (the test bed's CPU/peak-RSS meter): `command -v time` finds the shell keyword, so check the file.
+[ -x /usr/bin/time ] || missing+=(time)
 if [ "${#missing[@]}" -gt 0 ]; then
   pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
   echo "setup: installing Debian packages: $pkgs"

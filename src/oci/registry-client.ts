@@ -19,6 +19,8 @@ export interface RegistryClientOptions {
   /** Extra headers on every request (e.g. an Authorization given by a preheat job). */
   readonly headers?: Readonly<Record<string, string>>;
   readonly userAgent?: string;
+  /** Query parameters on every request, e.g. `{ ns: 'registry.example' }` for a mirror, as containerd sends. */
+  readonly query?: Readonly<Record<string, string>>;
 }
 
 export interface FetchedManifest {
@@ -48,12 +50,14 @@ export class RegistryClient {
   private readonly credentials: Credentials | undefined;
   private readonly headers: Record<string, string>;
   private readonly tokens = new Map<string, string>();
+  private readonly query: string;
 
   constructor(deps: { dispatcher?: Dispatcher }, options: RegistryClientOptions) {
     this.dispatcher = deps.dispatcher;
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.credentials = options.credentials;
     this.headers = { 'user-agent': options.userAgent ?? 'pollen', ...options.headers };
+    this.query = options.query && Object.keys(options.query).length ? `?${new URLSearchParams(options.query as Record<string, string>).toString()}` : '';
   }
 
   /** A request with the auth flow: on a 401 challenge, get a token (or use Basic) and retry once. */
@@ -62,7 +66,7 @@ export class RegistryClient {
     path: string,
     opts: { headers?: Record<string, string>; signal?: AbortSignal; scope: string; relayAuth?: boolean },
   ): Promise<UpstreamResponse> {
-    const url = `${this.baseUrl}${path}`;
+    const url = `${this.baseUrl}${path}${this.query}`;
     const send = async (auth: string | undefined): Promise<UpstreamResponse> => {
       try {
         const headers: Record<string, string> = { ...this.headers, ...opts.headers };

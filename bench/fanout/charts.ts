@@ -1,0 +1,43 @@
+// The benchmark's charts: per (S, N) the completion-time CDF of each system with T* marked, and
+// per S the all-done time against N for each system beside T*.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { lineChart, type Series } from './svg.ts';
+import type { FanoutReport } from './sweep.ts';
+
+export function cdfSeries(times: readonly number[]): [number, number][] {
+  const sorted = [...times].sort((a, b) => a - b);
+  const pts: [number, number][] = [[0, 0]];
+  for (const [i, t] of sorted.entries()) pts.push([t, (i + 1) / sorted.length]);
+  return pts;
+}
+
+export async function writeCharts(report: FanoutReport, outDir: string): Promise<string[]> {
+  const written: string[] = [];
+  const ran = report.scenarios.filter((r) => r.hosts.length > 0);
+  const systems = [...new Set(ran.map((r) => r.system))];
+  for (const sizeMiB of report.options.sizesMiB) {
+    for (const n of report.options.peers) {
+      const rs = ran.filter((r) => r.sizeMiB === sizeMiB && r.n === n);
+      if (rs.length === 0) continue;
+      const series: Series[] = rs.map((r) => ({ name: r.system, step: true, points: cdfSeries(r.hosts.filter((h) => h.ok).map((h) => h.seconds)) }));
+      const tStar = rs[0]!.lowerBoundS;
+      series.push({ name: 'T* (lower bound)', dashed: true, points: [[tStar, 0], [tStar, 1]] });
+      const file = `cdf-s${sizeMiB}-n${n}.svg`;
+      await writeFile(join(outDir, file), lineChart({ title: `Completion time CDF, N=${n} hosts, S=${sizeMiB} MiB, ${report.options.mbit} Mbit/s`, xLabel: 'seconds since all pulls started', yLabel: 'fraction of hosts done', series, yMax: 1 }));
+      written.push(file);
+    }
+    const bySize = ran.filter((r) => r.sizeMiB === sizeMiB);
+    if (bySize.length === 0) continue;
+    const series: Series[] = systems.map((name) => ({
+      name,
+      points: bySize.filter((r) => r.system === name).map((r) => [r.n, r.allDoneS] as [number, number]),
+    }));
+    const bounds = new Map(bySize.map((r) => [r.n, r.lowerBoundS]));
+    series.push({ name: 'T* (lower bound)', dashed: true, points: [...bounds].sort((a, b) => a[0] - b[0]) });
+    const file = `alldone-vs-n-s${sizeMiB}.svg`;
+    await writeFile(join(outDir, file), lineChart({ title: `All-done time against N, S=${sizeMiB} MiB, ${report.options.mbit} Mbit/s`, xLabel: 'N (peer hosts)', yLabel: 'seconds until every host has the image', series }));
+    written.push(file);
+  }
+  return written;
+}

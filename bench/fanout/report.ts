@@ -1,0 +1,58 @@
+// The readable table of a fan-out run: one row per scenario, times against the lower bound T* and
+// the direct baseline of the same N and S, and the registry's egress as a multiple of the image size.
+import type { ScenarioResult } from './scenario.ts';
+import type { FanoutReport } from './sweep.ts';
+
+const COLUMNS = ['S MiB', 'N', 'system', 'all-done s', 'x T*', 'x direct', 'median s', 'reg egress xS', 'sn egress xS', 'rx reg/sn/peers %', 'client cpu s', 'client rss MiB', 'daemon cpu s', 'status'] as const;
+
+function fmt(x: number, digits = 2): string {
+  return Number.isFinite(x) ? x.toFixed(digits) : '-';
+}
+
+function row(r: ScenarioResult, direct: ScenarioResult | undefined): string[] {
+  if (r.error?.startsWith('not run')) return [String(r.sizeMiB), String(r.n), r.system, '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', 'not run (see below)'];
+  const rx = r.hosts.reduce((a, h) => ({ reg: a.reg + h.fromRegistry, sn: a.sn + h.fromSupernode, peers: a.peers + h.fromPeers }), { reg: 0, sn: 0, peers: 0 });
+  const total = rx.reg + rx.sn + rx.peers || 1;
+  const meanCpu = r.hosts.reduce((s, h) => s + h.clientCpuS, 0) / (r.hosts.length || 1);
+  const maxRss = Math.max(0, ...r.hosts.map((h) => h.clientMaxRssMiB));
+  const daemonCpu = Object.values(r.daemons).reduce((s, d) => s + d.cpuS, 0);
+  const failed = r.hosts.filter((h) => !h.ok).length;
+  return [
+    String(r.sizeMiB),
+    String(r.n),
+    r.system,
+    fmt(r.allDoneS),
+    fmt(r.allDoneS / r.lowerBoundS),
+    direct && r.system !== 'direct' ? fmt(r.allDoneS / direct.allDoneS) : r.system === 'direct' ? '1.00' : '-',
+    fmt(r.medianS),
+    fmt(r.registryEgressBytes / r.imageBytes),
+    fmt(r.supernodeEgressBytes / r.imageBytes),
+    `${Math.round((100 * rx.reg) / total)}/${Math.round((100 * rx.sn) / total)}/${Math.round((100 * rx.peers) / total)}`,
+    fmt(meanCpu),
+    fmt(maxRss, 0),
+    fmt(daemonCpu),
+    r.error ? `FAILED ${failed}/${r.hosts.length}` : 'ok',
+  ];
+}
+
+export function renderTable(report: FanoutReport): string {
+  const rows: string[][] = [];
+  for (const r of report.scenarios) {
+    const direct = report.scenarios.find((d) => d.system === 'direct' && d.n === r.n && d.sizeMiB === r.sizeMiB && !d.error);
+    rows.push(row(r, direct));
+  }
+  const widths = COLUMNS.map((c, i) => Math.max(c.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string => cells.map((c, i) => (i === 2 || i === 13 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const o = report.options;
+  const head = [
+    `pollen bench fanout: links ${o.mbit} Mbit/s up and down per host, registry upload ${o.registryMbit} Mbit/s; ${report.machine.cpus} cores, kernel ${report.machine.kernel}`,
+    'T* = max(S/u_registry, S/d_peer, N*S/(u_registry + sum u_peer)); "x direct" = all-done / all-done of direct pulls at the same N and S;',
+    '"reg egress xS" = bytes the registry host sent / image size; "rx reg/sn/peers %" = where the peers\' received bytes came from.',
+    '',
+    line(COLUMNS),
+    line(COLUMNS.map((_, i) => '-'.repeat(widths[i]!))),
+  ];
+  const notes = report.scenarios.filter((r) => r.error && !r.error.startsWith('not run')).map((r) => `${r.system} N=${r.n} S=${r.sizeMiB}: ${r.error!.slice(0, 400)}`);
+  const notRun = report.systems.filter((s) => s.notRun).map((s) => `${s.name}: not run: ${s.notRun}`);
+  return `${[...head, ...rows.map(line), '', ...notRun, ...notes].join('\n')}\n`;
+}

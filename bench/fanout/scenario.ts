@@ -1,0 +1,148 @@
+// One fan-out scenario: one system, N peer hosts, one image. Prepares the system, starts all N
+// pulls at the same instant, and records per host the completion time, the bytes received from the
+// registry host, the supernode host and other peers, and the client's CPU and peak RSS; plus the
+// registry's and supernode's egress and the usage of every daemon.
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { NsProcess } from '../testbed/ns-process.ts';
+import { counterDelta, type HostCounters } from '../testbed/shaping.ts';
+import type { Host, Testbed } from '../testbed/testbed.ts';
+import type { BenchImage } from './image.ts';
+import type { DaemonUsage, FanoutContext, FanoutSystem, PullOutcome } from './system.ts';
+
+export interface HostResult {
+  host: string;
+  ok: boolean;
+  seconds: number;
+  rxBytes: number;
+  fromRegistry: number;
+  fromSupernode: number;
+  fromPeers: number;
+  txBytes: number;
+  clientCpuS: number;
+  clientMaxRssMiB: number;
+  error?: string | undefined;
+}
+
+export interface ScenarioResult {
+  system: string;
+  n: number;
+  sizeMiB: number;
+  imageBytes: number;
+  lowerBoundS: number;
+  /** Time until the last host had the image (NaN if any host failed). */
+  allDoneS: number;
+  medianS: number;
+  registryEgressBytes: number;
+  supernodeEgressBytes: number;
+  registryCpuS: number;
+  hosts: HostResult[];
+  daemons: Record<string, { cpuS: number; maxRssMiB: number }>;
+  /** Set when the system did not run (unavailable) or the scenario failed as a whole. */
+  error?: string | undefined;
+}
+
+export interface ScenarioInput {
+  bed: Testbed;
+  system: FanoutSystem;
+  registryHost: Host;
+  supernodeHost: Host;
+  peers: readonly Host[];
+  registryAddr: string;
+  registryProc: NsProcess;
+  image: BenchImage;
+  lowerBoundS: number;
+  pullTimeoutMs: number;
+  repoRoot: string;
+  /** Where to write the daemons' output (logs/<system>-n<N>-s<S>-<daemon>.log). */
+  logDir?: string | undefined;
+}
+
+const KIB_PER_MIB = 1024;
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length === 0 ? NaN : s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export async function runScenario(input: ScenarioInput): Promise<ScenarioResult> {
+  const { bed, system, image } = input;
+  const base: ScenarioResult = {
+    system: system.name,
+    n: input.peers.length,
+    sizeMiB: image.sizeMiB,
+    imageBytes: image.totalBytes,
+    lowerBoundS: input.lowerBoundS,
+    allDoneS: NaN,
+    medianS: NaN,
+    registryEgressBytes: 0,
+    supernodeEgressBytes: 0,
+    registryCpuS: 0,
+    hosts: [],
+    daemons: {},
+  };
+  const workDir = join(bed.workDir, `${system.name}-n${input.peers.length}-s${image.sizeMiB}`);
+  await mkdir(workDir, { recursive: true });
+  const ctx: FanoutContext = {
+    bed,
+    registry: input.registryHost,
+    supernode: input.supernodeHost,
+    peers: input.peers,
+    registryAddr: input.registryAddr,
+    image,
+    workDir,
+    repoRoot: input.repoRoot,
+    pullTimeoutMs: input.pullTimeoutMs,
+  };
+  let daemons: DaemonUsage = {};
+  try {
+    await system.prepare(ctx);
+    const regCpu0 = input.registryProc.usage().cpuSeconds;
+    const before = await bed.counters();
+    const t0 = Date.now();
+    const outcomes: PullOutcome[] = await Promise.all(input.peers.map((h) => system.pull(ctx, h, t0)));
+    const after = await bed.counters();
+    base.registryCpuS = input.registryProc.usage().cpuSeconds - regCpu0;
+    daemons = await system.finish(ctx);
+    const delta = (h: Host): HostCounters => counterDelta(after.get(h.name)!, before.get(h.name)!);
+    base.registryEgressBytes = delta(input.registryHost).txBytes;
+    base.supernodeEgressBytes = delta(input.supernodeHost).txBytes;
+    base.hosts = input.peers.map((h, i) => {
+      const o = outcomes[i]!;
+      const d = delta(h);
+      return {
+        host: h.name,
+        ok: o.ok,
+        seconds: o.seconds,
+        rxBytes: d.rxBytes,
+        fromRegistry: d.rxFrom[input.registryHost.name] ?? 0,
+        fromSupernode: d.rxFrom[input.supernodeHost.name] ?? 0,
+        fromPeers: d.rxFrom.other ?? 0,
+        txBytes: d.txBytes,
+        clientCpuS: o.client.cpuSeconds,
+        clientMaxRssMiB: o.client.maxRssKiB / KIB_PER_MIB,
+        error: o.error,
+      };
+    });
+    const times = base.hosts.map((h) => h.seconds);
+    base.allDoneS = base.hosts.every((h) => h.ok) ? Math.max(...times) : NaN;
+    base.medianS = median(times);
+    const failed = base.hosts.filter((h) => !h.ok);
+    if (failed.length > 0) base.error = `${failed.length} of ${base.hosts.length} pulls failed; first: ${failed[0]!.host}: ${failed[0]!.error ?? ''}`;
+  } catch (err) {
+    base.error = (err as Error).message.slice(0, 4000);
+  } finally {
+    const more = await system.finish(ctx).catch(() => ({}));
+    daemons = { ...daemons, ...more };
+    if (input.logDir) await writeLogs(input.logDir, `${system.name}-n${base.n}-s${base.sizeMiB}`, system.logs?.() ?? {});
+    await rm(workDir, { recursive: true, force: true });
+  }
+  for (const [k, u] of Object.entries(daemons)) base.daemons[k] = { cpuS: u.cpuSeconds, maxRssMiB: u.maxRssKiB / KIB_PER_MIB };
+  return base;
+}
+
+async function writeLogs(dir: string, prefix: string, logs: Record<string, string>): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  for (const [name, text] of Object.entries(logs)) await writeFile(join(dir, `${prefix}-${name.replace(/[^\w.-]/g, '_')}.log`), text);
+}

@@ -1,0 +1,135 @@
+// The fan-out benchmark: one test bed (registry host, supernode host, max-N peer hosts, every link
+// shaped), one origin registry, and for each image size S and peer count N every system in turn on
+// the same topology and caps. Writes results.json, table.txt and SVG charts into the output directory.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, release } from 'node:os';
+import { join } from 'node:path';
+import { Testbed, type HostSpec } from '../testbed/testbed.ts';
+import { buildBenchImage } from './image.ts';
+import { lowerBoundSeconds } from './lower-bound.ts';
+import { pushImage, startRegistry } from './registry-daemon.ts';
+import { renderTable } from './report.ts';
+import { runScenario, type ScenarioResult } from './scenario.ts';
+import { writeCharts } from './charts.ts';
+import { SYSTEM_NAMES } from './system-names.ts';
+import type { FanoutSystem } from './system.ts';
+import { BitTorrentSystem } from './systems/bittorrent.ts';
+import { DirectSystem } from './systems/direct.ts';
+import { PollenSystem } from './systems/pollen.ts';
+import { ProxyCacheSystem } from './systems/proxy-cache.ts';
+
+
+export function makeSystem(name: string): FanoutSystem {
+  switch (name) {
+    case 'direct':
+      return new DirectSystem();
+    case 'proxy-cache':
+      return new ProxyCacheSystem();
+    case 'bittorrent':
+      return new BitTorrentSystem();
+    case 'pollen':
+      return new PollenSystem();
+    default:
+      throw new Error(`unknown system "${name}" (known: ${SYSTEM_NAMES.join(', ')})`);
+  }
+}
+
+export interface FanoutOptions {
+  peers: readonly number[];
+  sizesMiB: readonly number[];
+  /** Upload and download cap of every host, Mbit/s. */
+  mbit: number;
+  /** Upload cap of the registry host (default: mbit). */
+  registryMbit?: number | undefined;
+  /** System names (see SYSTEM_NAMES), or instances (tests plug in stand-ins). */
+  systems: readonly (string | FanoutSystem)[];
+  outDir: string;
+  repoRoot: string;
+  log: (line: string) => void;
+}
+
+export interface FanoutReport {
+  kind: 'pollen-bench-fanout';
+  startedAt: string;
+  finishedAt: string;
+  machine: { cpus: number; kernel: string; node: string };
+  options: { peers: number[]; sizesMiB: number[]; mbit: number; registryMbit: number; systems: string[] };
+  systems: { name: string; description: string; notRun?: string | undefined }[];
+  scenarios: ScenarioResult[];
+}
+
+const PEER_NAME_DIGITS = 2;
+
+export async function runFanout(opts: FanoutOptions): Promise<FanoutReport> {
+  const systems = opts.systems.map((s) => (typeof s === 'string' ? makeSystem(s) : s));
+  const registryMbit = opts.registryMbit ?? opts.mbit;
+  const maxN = Math.max(...opts.peers);
+  const report: FanoutReport = {
+    kind: 'pollen-bench-fanout',
+    startedAt: new Date().toISOString(),
+    finishedAt: '',
+    machine: { cpus: cpus().length, kernel: release(), node: process.version },
+    options: { peers: [...opts.peers], sizesMiB: [...opts.sizesMiB], mbit: opts.mbit, registryMbit, systems: systems.map((s) => s.name) },
+    systems: [],
+    scenarios: [],
+  };
+  for (const s of systems) report.systems.push({ name: s.name, description: s.description, notRun: await s.unavailableReason(opts.repoRoot) });
+  for (const s of report.systems) if (s.notRun) opts.log(`system ${s.name} will not run: ${s.notRun}`);
+  await mkdir(opts.outDir, { recursive: true });
+
+  const specs: HostSpec[] = [
+    { name: 'registry', upMbit: registryMbit, downMbit: opts.mbit },
+    { name: 'supernode', upMbit: opts.mbit, downMbit: opts.mbit },
+  ];
+  for (let i = 1; i <= maxN; i++) specs.push({ name: `peer${String(i).padStart(PEER_NAME_DIGITS, '0')}`, upMbit: opts.mbit, downMbit: opts.mbit });
+  opts.log(`building the test bed: registry, supernode and ${maxN} peer hosts at ${opts.mbit} Mbit/s (registry upload ${registryMbit} Mbit/s)`);
+  const bed = await Testbed.create(specs, { countedSources: ['registry', 'supernode'] });
+  try {
+    const registryHost = bed.host('registry');
+    const origin = await startRegistry(bed, registryHost, join(bed.workDir, 'origin-registry'));
+    for (const sizeMiB of opts.sizesMiB) {
+      opts.log(`image of ${sizeMiB} MiB: generating and pushing`);
+      const image = await buildBenchImage(join(bed.workDir, 'images'), sizeMiB);
+      await pushImage(bed, registryHost, origin, image);
+      for (const n of opts.peers) {
+        const peers = bed.hosts.filter((h) => h.name.startsWith('peer')).slice(0, n);
+        const lowerBoundS = lowerBoundSeconds(image.totalBytes, { registryUpMbit: registryMbit, peerDownMbit: opts.mbit, peerUpMbit: peers.map(() => opts.mbit) });
+        // Generous: three times what N direct pulls from the registry would take, plus start-up.
+        const pullTimeoutMs = Math.ceil(3 * ((n * image.totalBytes * 8) / (registryMbit * 1e6)) * 1000) + 60_000;
+        for (const [i, system] of systems.entries()) {
+          const notRun = report.systems[i]!.notRun;
+          const result: ScenarioResult = notRun
+            ? { system: system.name, n, sizeMiB, imageBytes: image.totalBytes, lowerBoundS, allDoneS: NaN, medianS: NaN, registryEgressBytes: 0, supernodeEgressBytes: 0, registryCpuS: 0, hosts: [], daemons: {}, error: `not run: ${notRun}` }
+            : await runScenario({ bed, system, registryHost, supernodeHost: bed.host('supernode'), peers, registryAddr: origin.addr, registryProc: origin.proc, image, lowerBoundS, pullTimeoutMs, repoRoot: opts.repoRoot, logDir: join(opts.outDir, 'logs') });
+          report.scenarios.push(result);
+          if (!notRun) opts.log(JSON.stringify(summaryLine(result)));
+          await writeFile(join(opts.outDir, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
+        }
+      }
+    }
+  } finally {
+    await bed.close();
+  }
+  report.finishedAt = new Date().toISOString();
+  await writeFile(join(opts.outDir, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
+  const table = renderTable(report);
+  await writeFile(join(opts.outDir, 'table.txt'), table);
+  await writeCharts(report, opts.outDir);
+  return report;
+}
+
+/** The one-line JSON summary printed as each scenario finishes. */
+export function summaryLine(r: ScenarioResult): Record<string, unknown> {
+  const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
+  return {
+    bench: 'fanout',
+    system: r.system,
+    n: r.n,
+    sizeMiB: r.sizeMiB,
+    allDoneS: round(r.allDoneS),
+    lowerBoundS: round(r.lowerBoundS),
+    xLowerBound: round(r.allDoneS / r.lowerBoundS),
+    registryEgressXS: round(r.registryEgressBytes / r.imageBytes),
+    ...(r.error ? { error: r.error.slice(0, 300) } : {}),
+  };
+}

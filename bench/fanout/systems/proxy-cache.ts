@@ -1,0 +1,36 @@
+// Baseline (b): a pull-through cache (distribution in proxy mode) on the supernode host; every host
+// pulls from it, and it fetches from the origin registry. Fresh cache storage for each scenario.
+import { join } from 'node:path';
+import type { Host } from '../../testbed/testbed.ts';
+import { skopeoPull } from '../ns-tools.ts';
+import { startRegistry, type RegistryDaemon } from '../registry-daemon.ts';
+import type { DaemonUsage, FanoutContext, FanoutSystem, PullOutcome } from '../system.ts';
+
+export class ProxyCacheSystem implements FanoutSystem {
+  readonly name = 'proxy-cache';
+  readonly description = 'pull-through cache (docker-registry proxy mode) on the supernode host';
+  private cache: RegistryDaemon | undefined;
+  private usage: DaemonUsage = {};
+
+  async unavailableReason(): Promise<string | undefined> {
+    return undefined;
+  }
+
+  async prepare(ctx: FanoutContext): Promise<void> {
+    this.usage = {};
+    this.cache = await startRegistry(ctx.bed, ctx.supernode, join(ctx.workDir, 'proxy-cache'), { proxyRemote: `http://${ctx.registryAddr}` });
+  }
+
+  pull(ctx: FanoutContext, host: Host, t0: number): Promise<PullOutcome> {
+    if (!this.cache) throw new Error('proxy-cache: prepare() was not called');
+    return skopeoPull(ctx.bed, host, ctx.image, ctx.workDir, t0, ctx.pullTimeoutMs, { from: this.cache.addr });
+  }
+
+  async finish(ctx: FanoutContext): Promise<DaemonUsage> {
+    if (this.cache) {
+      this.usage[`cache@${ctx.supernode.name}`] = await this.cache.proc.stop();
+      this.cache = undefined;
+    }
+    return this.usage;
+  }
+}

@@ -1,0 +1,103 @@
+// The clock of the discrete-event simulation: a binary min-heap of events ordered by time, ties
+// broken by insertion order, so a run is deterministic. Events can be cancelled (lazily: a
+// cancelled event stays in the heap and is skipped when it comes up).
+
+export interface SimEvent {
+  readonly atMs: number;
+  cancelled: boolean;
+}
+
+interface Entry extends SimEvent {
+  readonly seq: number;
+  readonly fn: () => void;
+}
+
+export class EventQueue {
+  private heap: Entry[] = [];
+  private seq = 0;
+  private nowMs = 0;
+  private processed = 0;
+
+  get now(): number {
+    return this.nowMs;
+  }
+
+  /** Events run so far. */
+  get eventsRun(): number {
+    return this.processed;
+  }
+
+  get pending(): number {
+    return this.heap.length;
+  }
+
+  at(atMs: number, fn: () => void): SimEvent {
+    if (!(atMs >= this.nowMs)) throw new Error(`cannot schedule an event in the past (${atMs} < ${this.nowMs})`);
+    const e: Entry = { atMs, seq: this.seq++, fn, cancelled: false };
+    this.heap.push(e);
+    this.up(this.heap.length - 1);
+    return e;
+  }
+
+  after(delayMs: number, fn: () => void): SimEvent {
+    return this.at(this.nowMs + Math.max(0, delayMs), fn);
+  }
+
+  cancel(e: SimEvent | undefined): void {
+    if (e) e.cancelled = true;
+  }
+
+  /** Runs events in order until none is left, the time limit passes, or stop() returns true. */
+  run(options: { untilMs?: number; stop?: () => boolean; maxEvents?: number } = {}): void {
+    const until = options.untilMs ?? Infinity;
+    const max = options.maxEvents ?? Infinity;
+    let n = 0;
+    while (this.heap.length > 0 && n < max) {
+      const top = this.heap[0]!;
+      if (top.atMs > until) break;
+      this.pop();
+      if (top.cancelled) continue;
+      this.nowMs = top.atMs;
+      top.fn();
+      this.processed++;
+      n++;
+      if (options.stop?.()) break;
+    }
+  }
+
+  private less(a: Entry, b: Entry): boolean {
+    return a.atMs < b.atMs || (a.atMs === b.atMs && a.seq < b.seq);
+  }
+
+  private pop(): void {
+    const last = this.heap.pop()!;
+    if (this.heap.length > 0) {
+      this.heap[0] = last;
+      this.down(0);
+    }
+  }
+
+  private up(i: number): void {
+    const h = this.heap;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.less(h[i]!, h[p]!)) break;
+      [h[i], h[p]] = [h[p]!, h[i]!];
+      i = p;
+    }
+  }
+
+  private down(i: number): void {
+    const h = this.heap;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < h.length && this.less(h[l]!, h[m]!)) m = l;
+      if (r < h.length && this.less(h[r]!, h[m]!)) m = r;
+      if (m === i) return;
+      [h[i], h[m]] = [h[m]!, h[i]!];
+      i = m;
+    }
+  }
+}

@@ -1,0 +1,83 @@
+// Per-host link caps and byte counters with tc, inside the host's namespace:
+// upload = tbf on eth0's egress; download = eth0's ingress redirected (mirred) to an ifb device with
+// a tbf on its egress. The ingress redirect is done by one u32 filter per named source address plus
+// a catch-all, so each filter's action counter tells the bytes received from that source.
+import { run } from './exec.ts';
+
+export const HOST_IF = 'eth0';
+export const IFB_IF = 'ifb0';
+const CATCH_ALL_PRIO = 99;
+
+export interface CountedSource {
+  name: string;
+  ip: string;
+}
+
+export interface LinkCaps {
+  /** Upload cap in Mbit/s (undefined: uncapped). */
+  upMbit?: number | undefined;
+  /** Download cap in Mbit/s (undefined: uncapped, still counted). */
+  downMbit?: number | undefined;
+}
+
+/** tbf parameters for a rate: the bucket holds at least 64 KiB and one 4 ms tick of traffic (HZ=250). */
+export function tbfArgs(mbit: number): string[] {
+  if (!(mbit > 0)) throw new Error(`link rate must be a positive number of Mbit/s, got ${mbit}`);
+  const bytesPerS = (mbit * 1e6) / 8;
+  const burst = Math.max(64 * 1024, Math.ceil(bytesPerS / 250));
+  return ['tbf', 'rate', `${mbit}mbit`, 'burst', String(burst), 'latency', '50ms'];
+}
+
+export async function shapeHost(tc: string, ip: string, ns: string, caps: LinkCaps, sources: readonly CountedSource[]): Promise<void> {
+  if (caps.upMbit !== undefined) await run(tc, ['-n', ns, 'qdisc', 'add', 'dev', HOST_IF, 'root', ...tbfArgs(caps.upMbit)]);
+  await run(ip, ['-n', ns, 'link', 'add', IFB_IF, 'type', 'ifb']);
+  await run(ip, ['-n', ns, 'link', 'set', IFB_IF, 'up']);
+  if (caps.downMbit !== undefined) await run(tc, ['-n', ns, 'qdisc', 'add', 'dev', IFB_IF, 'root', ...tbfArgs(caps.downMbit)]);
+  await run(tc, ['-n', ns, 'qdisc', 'add', 'dev', HOST_IF, 'handle', 'ffff:', 'ingress']);
+  const redirect = ['action', 'mirred', 'egress', 'redirect', 'dev', IFB_IF];
+  for (const [i, s] of sources.entries()) {
+    await run(tc, ['-n', ns, 'filter', 'add', 'dev', HOST_IF, 'parent', 'ffff:', 'protocol', 'ip', 'prio', String(i + 1), 'u32', 'match', 'ip', 'src', `${s.ip}/32`, ...redirect]);
+  }
+  await run(tc, ['-n', ns, 'filter', 'add', 'dev', HOST_IF, 'parent', 'ffff:', 'protocol', 'all', 'prio', String(CATCH_ALL_PRIO), 'u32', 'match', 'u32', '0', '0', ...redirect]);
+}
+
+export interface HostCounters {
+  /** Bytes sent and received on the host's link (IP packets as the interface counts them). */
+  txBytes: number;
+  rxBytes: number;
+  /** Bytes received per counted source; `other` is everything else (peers, ARP). */
+  rxFrom: Record<string, number>;
+}
+
+interface TcFilter {
+  pref?: number;
+  options?: { actions?: { stats?: { bytes?: number } }[] };
+}
+
+interface IpLink {
+  stats64?: { rx?: { bytes?: number }; tx?: { bytes?: number } };
+}
+
+export async function readCounters(tc: string, ip: string, ns: string, sources: readonly CountedSource[]): Promise<HostCounters> {
+  const [linkJson, filterJson] = await Promise.all([
+    run(ip, ['-n', ns, '-s', '-j', 'link', 'show', 'dev', HOST_IF]),
+    run(tc, ['-n', ns, '-s', '-j', 'filter', 'show', 'dev', HOST_IF, 'ingress']),
+  ]);
+  const link = (JSON.parse(linkJson) as IpLink[])[0];
+  const rxFrom: Record<string, number> = { other: 0 };
+  for (const s of sources) rxFrom[s.name] = 0;
+  for (const f of JSON.parse(filterJson) as TcFilter[]) {
+    const bytes = f.options?.actions?.[0]?.stats?.bytes;
+    if (bytes === undefined || f.pref === undefined) continue;
+    const name = f.pref === CATCH_ALL_PRIO ? 'other' : sources[f.pref - 1]?.name;
+    if (name !== undefined) rxFrom[name] = (rxFrom[name] ?? 0) + bytes;
+  }
+  return { txBytes: link?.stats64?.tx?.bytes ?? 0, rxBytes: link?.stats64?.rx?.bytes ?? 0, rxFrom };
+}
+
+/** Counter differences (after - before), for measuring one phase of a run. */
+export function counterDelta(after: HostCounters, before: HostCounters): HostCounters {
+  const rxFrom: Record<string, number> = {};
+  for (const [k, v] of Object.entries(after.rxFrom)) rxFrom[k] = v - (before.rxFrom[k] ?? 0);
+  return { txBytes: after.txBytes - before.txBytes, rxBytes: after.rxBytes - before.rxBytes, rxFrom };
+}

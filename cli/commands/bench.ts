@@ -1,0 +1,53 @@
+// `pollen bench fanout`: the multi-host fan-out benchmark (needs root: it builds network namespaces).
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { SYSTEM_NAMES } from '../../bench/fanout/system-names.ts';
+
+const REPO_ROOT = join(import.meta.dirname, '..', '..');
+/** The default sweep: finishes in well under 10 minutes on two cores (see bench/README.md). */
+export const DEFAULT_PEERS = '2,4,8';
+export const DEFAULT_SIZES_MIB = '64';
+export const DEFAULT_MBIT = '100';
+
+function numberList(flag: string, value: string): number[] {
+  const xs = value.split(',').map((v) => Number(v.trim()));
+  if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`--${flag} takes a comma-separated list of positive integers, got "${value}"`);
+  return xs;
+}
+
+function positive(flag: string, value: string): number {
+  const x = Number(value);
+  if (!(x > 0)) throw new Error(`--${flag} takes a positive number, got "${value}"`);
+  return x;
+}
+
+export function registerBench(program: Command): void {
+  const bench = program.command('bench').description('benchmarks that print figures (JSON lines and a table) and write charts');
+  bench
+    .command('fanout')
+    .description('time for N hosts (network namespaces with shaped links) to all pull an image, against T* and the baselines; needs root')
+    .option('--peers <list>', 'peer host counts N to sweep, e.g. 2,4,8,16,24', DEFAULT_PEERS)
+    .option('--sizes <list>', 'image sizes S in MiB to sweep, e.g. 64,256,1024', DEFAULT_SIZES_MIB)
+    .option('--mbit <rate>', 'upload and download cap of every host, Mbit/s', DEFAULT_MBIT)
+    .option('--registry-mbit <rate>', 'upload cap of the registry host, Mbit/s (default: --mbit)')
+    .option('--systems <list>', `systems to run, in order (${SYSTEM_NAMES.join(', ')})`, SYSTEM_NAMES.join(','))
+    .option('--out <dir>', 'results directory (default: results/fanout-<timestamp>)')
+    .action(async (o: { peers: string; sizes: string; mbit: string; registryMbit?: string; systems: string; out?: string }) => {
+      const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
+      const outDir = o.out ?? join(REPO_ROOT, 'results', `fanout-${stamp}`);
+      // Loaded on demand: the benchmark pulls in image generation and the test bed.
+      const { runFanout } = await import('../../bench/fanout/sweep.ts');
+      const { renderTable } = await import('../../bench/fanout/report.ts');
+      const report = await runFanout({
+        peers: numberList('peers', o.peers),
+        sizesMiB: numberList('sizes', o.sizes),
+        mbit: positive('mbit', o.mbit),
+        registryMbit: o.registryMbit === undefined ? undefined : positive('registry-mbit', o.registryMbit),
+        systems: o.systems.split(',').map((s) => s.trim()).filter(Boolean),
+        outDir,
+        repoRoot: REPO_ROOT,
+        log: (line) => process.stdout.write(`${line}\n`),
+      });
+      process.stdout.write(`\n${renderTable(report)}\nresults: ${outDir} (results.json, table.txt, *.svg; see bench/README.md)\n`);
+    });
+}

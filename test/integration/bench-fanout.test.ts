@@ -1,0 +1,136 @@
+// The fan-out benchmark end to end at a tiny scale (2 peer hosts, an 8 MiB image): every baseline
+// gets the image onto every host, the byte accounting says where the bytes came from, and the
+// results directory holds the JSON, the table and the charts. Needs root (see testbed.test.ts).
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ScenarioResult } from '../../bench/fanout/scenario.ts';
+import { runFanout, type FanoutReport } from '../../bench/fanout/sweep.ts';
+import { PollenSystem, type LaunchSpec, type PollenLaunch } from '../../bench/fanout/systems/pollen.ts';
+import { makeTorrent } from '../../bench/fanout/torrent.ts';
+import { requireTool } from '../helpers/tools.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const SIZE_MIB = 8;
+
+describe('pollen bench fanout at small scale (needs root)', () => {
+  let out: string;
+  let report: FanoutReport;
+  const scenario = (system: string): ScenarioResult => {
+    const r = report.scenarios.find((s) => s.system === system);
+    if (!r) throw new Error(`no ${system} scenario`);
+    return r;
+  };
+
+  beforeAll(async () => {
+    for (const [tool, pkg] of [['skopeo', 'skopeo'], ['docker-registry', 'docker-registry'], ['aria2c', 'aria2'], ['opentracker', 'opentracker'], ['curl', 'curl']] as const) requireTool(tool, pkg);
+    out = await mkdtemp(join(tmpdir(), 'pollen-fanout-test-'));
+    report = await runFanout({ peers: [2], sizesMiB: [SIZE_MIB], mbit: 200, systems: ['direct', 'proxy-cache', 'bittorrent'], outDir: out, repoRoot: ROOT, log: () => {} });
+  }, 300_000);
+
+  afterAll(async () => {
+    if (out) await rm(out, { recursive: true, force: true });
+  });
+
+  it('gets the whole image onto every host with every baseline', () => {
+    for (const r of report.scenarios) {
+      expect(r.error, `${r.system}: ${r.error}`).toBeUndefined();
+      expect(r.hosts).toHaveLength(2);
+      for (const h of r.hosts) {
+        expect(h.ok).toBe(true);
+        expect(h.rxBytes).toBeGreaterThanOrEqual(r.imageBytes);
+      }
+      expect(r.allDoneS).toBeGreaterThanOrEqual(r.lowerBoundS * 0.95);
+    }
+  });
+
+  it('counts direct pulls as N image sizes sent by the registry, all received from it', () => {
+    const r = scenario('direct');
+    expect(r.registryEgressBytes / r.imageBytes).toBeGreaterThanOrEqual(2);
+    expect(r.registryEgressBytes / r.imageBytes).toBeLessThan(2.1);
+    for (const h of r.hosts) expect(h.fromRegistry).toBeGreaterThanOrEqual(r.imageBytes);
+  });
+
+  it('counts pull-through-cache bytes as coming from the supernode host', () => {
+    const r = scenario('proxy-cache');
+    for (const h of r.hosts) expect(h.fromSupernode).toBeGreaterThanOrEqual(r.imageBytes);
+    expect(r.supernodeEgressBytes).toBeGreaterThanOrEqual(2 * r.imageBytes);
+    expect(r.daemons['cache@supernode']?.cpuS).toBeGreaterThan(0);
+  });
+
+  it('records client CPU and peak RSS for every host', () => {
+    for (const r of report.scenarios) {
+      for (const h of r.hosts) {
+        expect(h.clientCpuS).toBeGreaterThan(0);
+        expect(h.clientMaxRssMiB).toBeGreaterThan(1);
+      }
+    }
+  });
+
+  it('writes results.json, table.txt and the charts', async () => {
+    const files = await readdir(out);
+    expect(files).toEqual(expect.arrayContaining(['results.json', 'table.txt', `cdf-s${SIZE_MIB}-n2.svg`, `alldone-vs-n-s${SIZE_MIB}.svg`]));
+    const json = JSON.parse(await readFile(join(out, 'results.json'), 'utf8')) as FanoutReport;
+    expect(json.scenarios).toHaveLength(3);
+    const table = await readFile(join(out, 'table.txt'), 'utf8');
+    for (const s of ['direct', 'proxy-cache', 'bittorrent']) expect(table).toContain(s);
+  });
+
+  it('builds .torrent files whose info hash aria2c agrees with', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pollen-torrent-'));
+    try {
+      await writeFile(join(dir, 'x'), Buffer.alloc(300_000, 7));
+      await writeFile(join(dir, 'y'), Buffer.alloc(5, 9));
+      const t = await makeTorrent('blobs', [{ path: ['x'], source: join(dir, 'x'), length: 300_000 }, { path: ['y'], source: join(dir, 'y'), length: 5 }], 262_144, 'http://10.0.0.1:6969/announce');
+      await writeFile(join(dir, 't.torrent'), t.metainfo);
+      const { stdout } = await promisify(execFile)(requireTool('aria2c', 'aria2'), ['-S', join(dir, 't.torrent')]);
+      expect(stdout).toMatch(new RegExp(`Info Hash: ${t.infoHash.toString('hex')}`));
+      expect(stdout).toMatch(/Piece Length: 256KiB/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** Stand-ins for `pollen supernode` / `pollen peer`: a plain registry, and a pull-through cache as each host's mirror. */
+function standInLaunch(): PollenLaunch {
+  const registry = async (listen: string, dir: string, proxy?: string): Promise<LaunchSpec> => {
+    await mkdir(dir, { recursive: true });
+    const config = join(dir, 'config.yml');
+    await writeFile(
+      config,
+      `version: 0.1\nlog: { level: warn, accesslog: { disabled: true } }\nstorage: { filesystem: { rootdirectory: ${join(dir, 'data')} } }\n` +
+        `http: { addr: ${listen} }\n${proxy ? `proxy: { remoteurl: ${proxy} }\n` : ''}`,
+    );
+    return { cmd: requireTool('docker-registry', 'docker-registry'), args: ['serve', config] };
+  };
+  return {
+    supernode: (_ctx, listen, dir) => registry(listen, dir),
+    peer: (_ctx, _host, o) => registry(o.listen, o.dataDir, o.upstream),
+  };
+}
+
+describe('the Pollen system of the fan-out benchmark, with stand-in daemons (needs root)', () => {
+  it('starts a supernode and a mirror per host, and skopeo on every host pulls through its local mirror', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'pollen-fanout-standin-'));
+    try {
+      const system = new PollenSystem({ launch: standInLaunch(), name: 'pollen-stand-in' });
+      const report = await runFanout({ peers: [2], sizesMiB: [4], mbit: 200, systems: [system], outDir: out, repoRoot: ROOT, log: () => {} });
+      const r = report.scenarios[0]!;
+      expect(r.error, r.error).toBeUndefined();
+      expect(r.hosts.map((h) => h.ok)).toEqual([true, true]);
+      // Each host's mirror fetched the image from the registry host (nothing from peers or the supernode).
+      for (const h of r.hosts) {
+        expect(h.fromRegistry).toBeGreaterThanOrEqual(r.imageBytes);
+        expect(h.fromPeers).toBeLessThan(r.imageBytes * 0.01);
+      }
+      expect(Object.keys(r.daemons).sort()).toEqual(['peer@peer01', 'peer@peer02', 'supernode@supernode']);
+      for (const d of Object.values(r.daemons)) expect(d.cpuS).toBeGreaterThan(0);
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+  });
+});
