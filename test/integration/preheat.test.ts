@@ -166,6 +166,29 @@ describe('preheat jobs with real processes', () => {
     for (const p of peers) expect(await storeHolds(p, other.layers[0]!.descriptor.digest)).toBe(false);
   }, 120_000);
 
+  it('a request as Harbor\'s Dragonfly provider sends it (/healthy, POST /oapi/v1/jobs with a manifest URL and headers) gets an integer id and PENDING, then SUCCESS', async () => {
+    const other = await pushRandomImage(registry, 'pre/harbor', [256 * 1024]);
+    const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+    expect((await fetch(`${supernode.url}/healthy`, { headers: auth })).status).toBe(200);
+    const res = await fetch(`${supernode.url}/oapi/v1/jobs`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ type: 'preheat', args: { type: 'image', url: `${registry.url}/v2/pre/harbor/manifests/v1`, headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' }, scope: 'single_seed_peer' } }),
+    });
+    expect(res.status).toBe(200);
+    const created = (await res.json()) as { id: unknown; state: string; created_at: string };
+    expect(Number.isInteger(created.id)).toBe(true);
+    expect(created.state).toBe('PENDING');
+    expect(Number.isNaN(Date.parse(created.created_at))).toBe(false);
+    let state = created.state;
+    await waitFor(async () => {
+      state = ((await (await fetch(`${supernode.url}/oapi/v1/jobs/${String(created.id)}`, { headers: auth })).json()) as { state: string }).state;
+      return state !== 'PENDING';
+    }, 'job to end', 120_000);
+    expect(state).toBe('SUCCESS');
+    expect(await storeHolds(supernode, other.layers[0]!.descriptor.digest, 'seed')).toBe(true);
+  }, 180_000);
+
   it('a reference the registry does not have fails the job with the registry\'s answer as the reason; the CLI exits 1', async () => {
     const client = new JobsClient({ baseUrl: supernode.url, token: TOKEN });
     const created = await client.create({ type: 'preheat', args: { image: `${registry.host}/pre/absent:v9`, scope: 'all_peers' } });
