@@ -5,6 +5,7 @@ import { isPollenError } from '../src/errors.ts';
 import { registerBench } from './commands/bench.ts';
 import { registerDocs } from './commands/docs.ts';
 import { registerPeer } from './commands/peer.ts';
+import { registerPreheat } from './commands/preheat.ts';
 import { registerPull } from './commands/pull.ts';
 import { registerSnapshots } from './commands/snapshots.ts';
 import { registerStart } from './commands/start.ts';
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerStart(program);
   registerSupernode(program);
   registerPeer(program);
+  registerPreheat(program);
   registerDocs(program);
   registerBench(program);
   registerPull(program);

@@ -22,6 +22,7 @@ import { registerMirrorRoutes } from './mirror-routes.ts';
 import { P2pAgent } from './p2p-agent.ts';
 import { P2pDownloader } from './p2p-downloader.ts';
 import type { PersistedPieces } from './p2p-transfer.ts';
+import { PreheatWorker } from './preheat-worker.ts';
 import { UpstreamDownloader } from './upstream-downloader.ts';
 import { Upstreams } from './upstreams.ts';
 
@@ -39,7 +40,7 @@ export class Peer {
   private dispatcher: Agent | undefined;
   private proxy: ForwardProxy | undefined;
   private address: string | undefined;
-  private p2p: { agent: P2pAgent; downloader: P2pDownloader } | undefined;
+  private p2p: { agent: P2pAgent; downloader: P2pDownloader; preheat: PreheatWorker } | undefined;
 
   constructor(deps: { logger: Logger; clock?: Clock; downloaderFactory?: DownloaderFactory }, config: PeerConfig) {
     this.logger = deps.logger.child({ component: 'peer' });
@@ -123,13 +124,17 @@ export class Peer {
     const bytes = metrics.counter('pollen_peer_p2p_bytes_total', 'blob bytes fetched by the P2P downloader, by source (peer, seed, upstream)', ['source']);
     agent.onBytes = (from, n) => bytes.inc({ source: from }, n);
     const downloader = new P2pDownloader({ agent, store: this.store, kv: this.db.sub<PersistedPieces>('p2p'), fallback }, { timings: { noProgressMs: c.p2pStallMs } });
-    this.p2p = { agent, downloader };
+    // Preheat jobs hand this peer blobs to fetch through the same downloader as the mirror.
+    const preheat = new PreheatWorker({ client: agent.client, peerId: agent.peerId, isRegistered: (url) => agent.isRegistered(url), downloader, store: this.store, logger: this.logger });
+    preheat.start();
+    this.p2p = { agent, downloader, preheat };
     return downloader;
   }
 
   async close(): Promise<void> {
     const p2p = this.p2p;
     this.p2p = undefined;
+    p2p?.preheat.close();
     await p2p?.downloader.close();
     await p2p?.agent.close();
     const { app, proxy, dispatcher, store, db } = this;

@@ -18,6 +18,7 @@ import {
   type SyncResponse,
   type TaskRequest,
 } from '../src/p2p/supernode-api.ts';
+import { JOBS_API, type WorkRequest, type WorkResponse } from '../src/preheat/jobs-api.ts';
 
 const MAX_RESPONSE_BYTES = 1 << 20;
 const SEED_PIECE_TIMEOUT_MS = 60_000;
@@ -65,6 +66,11 @@ export class SupernodeClient {
 
   sync(url: string, digest: Digest, body: SyncRequest): Promise<SyncResponse> {
     return this.post(url, API.sync(digest), body);
+  }
+
+  /** Preheat work: delivers the peer's reports and gets its current assignments. */
+  preheatWork(url: string, peerId: string, body: WorkRequest): Promise<WorkResponse> {
+    return this.post(url, JOBS_API.peerWork(peerId), body);
   }
 
   async seedPiece(url: string, digest: Digest, index: number, signal: AbortSignal): Promise<Readable> {

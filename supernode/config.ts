@@ -7,6 +7,7 @@ export const SUPERNODE_SETTINGS = [
   { key: 'listen', type: 'string', flag: 'listen', env: 'POLLEN_SUPERNODE_LISTEN', default: '127.0.0.1:8002', help: 'address of the supernode HTTP API', validate: validateHostPort },
   { key: 'data', type: 'string', flag: 'data', env: 'POLLEN_SUPERNODE_DATA', default: '~/.pollen/supernode', help: 'data directory (metadata in level, seed blobs)' },
   { key: 'secret', type: 'string', flag: 'secret', env: 'POLLEN_SECRET', default: undefined, help: 'cluster secret shared by the supernode and the peers (peers must present it)', secret: true },
+  { key: 'adminToken', type: 'string', flag: 'admin-token', env: 'POLLEN_ADMIN_TOKEN', default: undefined, help: 'bearer token of the jobs API (preheat); without it the jobs API is disabled', secret: true },
   { key: 'maxParents', type: 'int', flag: 'max-parents', env: 'POLLEN_MAX_PARENTS', default: 6, help: 'parents handed to a peer per sync' },
   { key: 'logLevel', type: 'string', flag: 'log-level', env: 'POLLEN_LOG_LEVEL', default: 'info', help: 'log level (fatal, error, warn, info, debug, trace)' },
 ] as const satisfies readonly Setting[];
@@ -15,6 +16,7 @@ export interface SupernodeConfig {
   readonly listen: string;
   readonly data: string;
   readonly secret: string | undefined;
+  readonly adminToken?: string;
   readonly maxParents: number;
   readonly logLevel: string;
 }
@@ -25,6 +27,7 @@ export function supernodeConfigFrom(values: ConfigValues): SupernodeConfig {
     listen: values.listen as string,
     data: data === '~' || data.startsWith('~/') ? join(homedir(), data.slice(1)) : data,
     secret: values.secret as string | undefined,
+    adminToken: (values.adminToken as string | undefined) || undefined,
     maxParents: values.maxParents as number,
     logLevel: values.logLevel as string,
   });

@@ -30,7 +30,7 @@ const STATUS: Record<ErrorKind, number> = {
   internal: 500,
 };
 
-function sendError(reply: FastifyReply, err: unknown): FastifyReply {
+export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   const e = toPollenError(err);
   return reply.code(STATUS[e.kind]).send({ code: e.code, message: e.message });
 }

@@ -11,6 +11,9 @@ import { clusterToken } from '../src/p2p/wire-auth.ts';
 import { CLUSTER_TOKEN_HEADER, type MetainfoBody } from '../src/p2p/supernode-api.ts';
 import { createHttpApp, listenOn } from '../src/http-app.ts';
 import type { SupernodeConfig } from './config.ts';
+import { JobManager } from './job-manager.ts';
+import { preheatPorts } from './preheat-ports.ts';
+import { isJobsPath, registerJobRoutes } from './routes-jobs.ts';
 import { registerP2pRoutes } from './routes-p2p.ts';
 import { Scheduler } from './scheduler.ts';
 import { Seed } from './seed.ts';
@@ -25,6 +28,7 @@ export class Supernode {
   private readonly clock: Clock;
   private tracker: Tracker | undefined;
   private seed: Seed | undefined;
+  private jobs: JobManager | undefined;
 
   constructor(deps: { logger: Logger; clock?: Clock }, config: SupernodeConfig) {
     this.logger = deps.logger.child({ component: 'supernode' });
@@ -57,13 +61,17 @@ export class Supernode {
     if (this.config.secret !== undefined && this.config.secret !== '') {
       const token = clusterToken(this.config.secret);
       app.addHook('onRequest', async (request, reply) => {
-        if (request.url.startsWith('/api/') && request.headers[CLUSTER_TOKEN_HEADER] !== token) {
+        if (request.url.startsWith('/api/') && !isJobsPath(request.url) && request.headers[CLUSTER_TOKEN_HEADER] !== token) {
           return reply.code(401).send({ code: 'ERR_UNAUTHORIZED', message: 'missing or wrong cluster secret' });
         }
       });
     }
     app.get('/api/v1/stats', async () => ({ peers: tracker.size, seed: seed.counters }));
     registerP2pRoutes(app, { tracker, scheduler, seed });
+    const jobs = new JobManager({ kv: this.db.sub('preheat'), clock: this.clock, logger: this.logger, ports: preheatPorts({ seed, tracker }) });
+    await jobs.start();
+    this.jobs = jobs;
+    registerJobRoutes(app, { jobs, adminToken: this.config.adminToken });
     this.app = app;
     this.address = await listenOn(app, this.config.listen);
     this.logger.info({ url: this.address }, 'supernode listening');
@@ -75,6 +83,8 @@ export class Supernode {
     this.tracker?.close();
     this.tracker = undefined;
     await app?.close();
+    await this.jobs?.close();
+    this.jobs = undefined;
     await this.seed?.close();
     this.seed = undefined;
     const db = this.db;

@@ -78,6 +78,11 @@ export class Tracker {
     return true;
   }
 
+  /** Every registered peer (preheat jobs choose among them). */
+  list(): PeerRecord[] {
+    return [...this.peers.values()];
+  }
+
   get(peerId: string): PeerRecord | undefined {
     return this.peers.get(peerId);
   }
