@@ -13,14 +13,9 @@ import { committedSources, pushRandomImage, startP2pPeer, startSupernodeProcess 
 import type { PollenProcess } from '../test/helpers/pollen.ts';
 import { TestRegistry } from '../test/helpers/registry.ts';
 import { execFileP, requireTool } from '../test/helpers/tools.ts';
+import { timed } from './timed.ts';
 
 const MiB = 1 << 20;
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const t = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t) / 1e6;
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '256' }, peers: { type: 'string', default: '8' } } });
