@@ -53,6 +53,27 @@ describe('Scheduler', () => {
     expect(scheduler.schedule(digest, 'b', 2, lookup).seedGrants).toEqual([2, 3]);
   });
 
+  it('super-seeds: a peer holding two pieces nobody else has gets no new seed pieces while others are in the task', () => {
+    const { scheduler, peer, lookup } = setup({ maxSeedGrants: 4 });
+    scheduler.join(digest, 8, peer('a'));
+    scheduler.join(digest, 8, peer('b'));
+    expect(scheduler.schedule(digest, 'a', 2, lookup).seedGrants).toEqual([0, 1]);
+    scheduler.have(digest, 'a', [0, 1]);
+    // a holds 0 and 1 alone: the next seed pieces go to b, and b fetches 0 and 1 from a.
+    expect(scheduler.schedule(digest, 'a', 2, lookup).seedGrants).toEqual([]);
+    expect(scheduler.schedule(digest, 'b', 2, lookup).seedGrants).toEqual([2, 3]);
+    scheduler.have(digest, 'b', [0]);
+    // Once b has one of a's pieces, a may take a seed piece again.
+    expect(scheduler.schedule(digest, 'a', 1, lookup).seedGrants).toEqual([4]);
+  });
+
+  it('keeps granting seed pieces to a peer that is alone in its task', () => {
+    const { scheduler, peer, lookup } = setup({ maxSeedGrants: 4 });
+    scheduler.join(digest, 8, peer('solo'));
+    scheduler.have(digest, 'solo', [0, 1, 2]);
+    expect(scheduler.schedule(digest, 'solo', 2, lookup).seedGrants).toEqual([3, 4]);
+  });
+
   it('grants pieces the seed has not fetched yet only a couple ahead of it', () => {
     const { scheduler, peer, lookup } = setup({ maxSeedGrants: 4 });
     scheduler.join(digest, 10, peer('a'));
