@@ -182,7 +182,8 @@ describe('bad input', () => {
     expect(await probe(`/v2/ns/app/blobs/sha256:${'0'.repeat(64)}`)).toEqual({ status: 404, code: 'BLOB_UNKNOWN' });
     expect(await probe('/v2/ns/app/manifests/v1', { method: 'PUT', body: '{}' })).toEqual({ status: 405, code: 'UNSUPPORTED' });
     expect((await probe('/v2/ns/app/manifests/v1', { headers: { 'x-huge': 'a'.repeat(64 * 1024) } })).status).toBe(431);
-    expect((await probe('/v2/ns/app/blobs/sha256:' + '0'.repeat(64), { headers: { range: 'bytes=1-2,5-6' } })).status).toBeGreaterThanOrEqual(400);
+    // Several ranges in one header are refused on a blob that exists (registries serve one range).
+    expect(await probe(`/v2/ns/app/blobs/${images.app.layers[0]!.descriptor.digest}`, { headers: { range: 'bytes=1-2,5-6' } })).toEqual({ status: 416, code: 'RANGE_INVALID' });
     // Raw garbage on the socket.
     const net = await import('node:net');
     await new Promise<void>((resolve) => {
