@@ -1,8 +1,16 @@
 // The discrete-event network model: hosts with upload and download caps, a one-way latency between
 // any two hosts, and transfers modelled as fluid flows. A flow's first byte arrives after the
-// latency; then it moves at min(up(src) / flows out of src, down(dst) / flows into dst), an
-// equal-share approximation of TCP sharing that is recomputed (only for the flows touching the
-// two hosts) whenever a flow starts or ends, so each event costs O(flows at those hosts).
+// latency; from then on it moves at a rate given by an approximate max-min fair share of every
+// host's links, which is how competing TCP flows with similar round trips settle: each host's
+// upload is water-filled over its outgoing flows (a flow held back at its receiver leaves its
+// share to the others), then each host's download over its incoming flows, twice over.
+//
+// Rates are recomputed for the whole network at most once per `quantumMs` of simulated time, after
+// any flow started, ended or was cancelled: a new flow waits up to a quantum for its rate (much as
+// TCP takes round trips to ramp up) and an ended flow's share stays idle that long. With the
+// default quantum of 0 the model is exact event by event; at 10,000 hosts a quantum of a few ms
+// keeps a run to minutes. Completions are exact: a flow that will end before the next recompute
+// gets its own event at the instant its last byte arrives.
 import type { EventQueue, SimEvent } from './event-queue.ts';
 
 export type HostId = number;
@@ -15,6 +23,8 @@ export interface SimHostSpec {
 export interface NetworkOptions {
   /** One-way latency between two hosts in ms (default 0). */
   latencyMs?: (from: HostId, to: HostId) => number;
+  /** Rates are recomputed at most once per this many simulated ms (default 0: after every change). */
+  quantumMs?: number;
 }
 
 export interface Transfer {
@@ -29,8 +39,12 @@ interface Flow extends Transfer {
   lastMs: number;
   active: boolean;
   done: boolean;
+  /** The latency wait before activation, or the exact completion once it is near. */
   event: SimEvent | undefined;
   onDone: (atMs: number) => void;
+  /** Scratch of the rate computation: what the receiver allows, then what the sender gives. */
+  allowBytesPerS: number;
+  upBytesPerS: number;
 }
 
 interface HostState extends SimHostSpec {
@@ -38,25 +52,36 @@ interface HostState extends SimHostSpec {
   in: Set<Flow>;
   sentBytes: number;
   receivedBytes: number;
+  /** Water level of the download in the last pass: the rate a flow not held back elsewhere gets. */
+  downLevel: number;
 }
 
 /** Bytes below which a flow counts as finished (floating-point dust). */
 const EPSILON_BYTES = 1e-6;
+/** Upload-then-download water-filling rounds per recompute. */
+const FILL_ROUNDS = 2;
 
 export class SimNetwork {
   private readonly hosts: HostState[] = [];
   private readonly latency: (from: HostId, to: HostId) => number;
+  private readonly quantumMs: number;
+  private readonly flows = new Set<Flow>();
+  private recompute: SimEvent | undefined;
+  private lastRecomputeMs = -Infinity;
+  private dirty = false;
 
   constructor(
     private readonly queue: EventQueue,
     options: NetworkOptions = {},
   ) {
     this.latency = options.latencyMs ?? (() => 0);
+    this.quantumMs = options.quantumMs ?? 0;
+    if (!(this.quantumMs >= 0)) throw new Error('quantumMs must be >= 0');
   }
 
   addHost(spec: SimHostSpec): HostId {
     if (!(spec.upBytesPerS > 0) || !(spec.downBytesPerS > 0)) throw new Error('host caps must be positive bytes per second');
-    this.hosts.push({ ...spec, out: new Set(), in: new Set(), sentBytes: 0, receivedBytes: 0 });
+    this.hosts.push({ ...spec, out: new Set(), in: new Set(), sentBytes: 0, receivedBytes: 0, downLevel: 0 });
     return this.hosts.length - 1;
   }
 
@@ -78,13 +103,23 @@ export class SimNetwork {
     return { out: s.out.size, in: s.in.size };
   }
 
+  /** Bytes per second now moving out of / into a host (settled at the last recompute). */
+  rates(h: HostId): { out: number; in: number } {
+    const s = this.host(h);
+    let out = 0;
+    let into = 0;
+    for (const f of s.out) out += f.rateBytesPerS;
+    for (const f of s.in) into += f.rateBytesPerS;
+    return { out, in: into };
+  }
+
   /** Starts moving `bytes` from one host to another; onDone runs when the last byte has arrived. */
   transfer(from: HostId, to: HostId, bytes: number, onDone: (atMs: number) => void): Transfer {
     this.host(from);
     this.host(to);
     if (from === to) throw new Error('a transfer needs two different hosts');
     if (!(bytes > 0)) throw new Error(`a transfer moves a positive number of bytes, got ${bytes}`);
-    const flow: Flow = { from, to, bytes, remaining: bytes, rateBytesPerS: 0, lastMs: 0, active: false, done: false, event: undefined, onDone };
+    const flow: Flow = { from, to, bytes, remaining: bytes, rateBytesPerS: 0, lastMs: 0, active: false, done: false, event: undefined, onDone, allowBytesPerS: 0, upBytesPerS: 0 };
     flow.event = this.queue.after(this.latency(from, to), () => this.activate(flow));
     return flow;
   }
@@ -95,6 +130,7 @@ export class SimNetwork {
     if (flow.done) return;
     flow.done = true;
     this.queue.cancel(flow.event);
+    flow.event = undefined;
     if (flow.active) this.detach(flow);
   }
 
@@ -105,21 +141,22 @@ export class SimNetwork {
   }
 
   private activate(flow: Flow): void {
+    flow.event = undefined;
     if (flow.done) return;
     flow.active = true;
     flow.lastMs = this.queue.now;
-    const src = this.host(flow.from);
-    const dst = this.host(flow.to);
-    src.out.add(flow);
-    dst.in.add(flow);
-    this.rebalance(src, dst);
+    this.flows.add(flow);
+    this.hosts[flow.from]!.out.add(flow);
+    this.hosts[flow.to]!.in.add(flow);
+    this.markDirty();
   }
 
   private finish(flow: Flow): void {
+    flow.event = undefined;
     this.settle(flow);
     // Floating-point dust: the flow has moved all its bytes.
-    this.host(flow.from).sentBytes += flow.remaining;
-    this.host(flow.to).receivedBytes += flow.remaining;
+    this.hosts[flow.from]!.sentBytes += flow.remaining;
+    this.hosts[flow.to]!.receivedBytes += flow.remaining;
     flow.remaining = 0;
     flow.done = true;
     this.detach(flow);
@@ -129,35 +166,102 @@ export class SimNetwork {
   private detach(flow: Flow): void {
     this.settle(flow);
     flow.active = false;
-    const src = this.host(flow.from);
-    const dst = this.host(flow.to);
-    src.out.delete(flow);
-    dst.in.delete(flow);
-    this.rebalance(src, dst);
+    flow.rateBytesPerS = 0;
+    this.flows.delete(flow);
+    this.hosts[flow.from]!.out.delete(flow);
+    this.hosts[flow.to]!.in.delete(flow);
+    this.markDirty();
   }
 
   /** Moves a flow's progress up to now at its current rate. */
   private settle(flow: Flow): void {
     if (!flow.active) return;
-    const moved = Math.min(flow.remaining, (flow.rateBytesPerS * (this.queue.now - flow.lastMs)) / 1000);
+    const now = this.queue.now;
+    const moved = Math.min(flow.remaining, (flow.rateBytesPerS * (now - flow.lastMs)) / 1000);
     flow.remaining -= moved;
-    flow.lastMs = this.queue.now;
-    this.host(flow.from).sentBytes += moved;
-    this.host(flow.to).receivedBytes += moved;
+    flow.lastMs = now;
+    this.hosts[flow.from]!.sentBytes += moved;
+    this.hosts[flow.to]!.receivedBytes += moved;
   }
 
-  private rebalance(src: HostState, dst: HostState): void {
-    const affected = new Set<Flow>([...src.out, ...dst.in]);
-    for (const f of affected) {
-      const s = this.host(f.from);
-      const d = this.host(f.to);
-      const rate = Math.min(s.upBytesPerS / s.out.size, d.downBytesPerS / d.in.size);
-      if (rate === f.rateBytesPerS && f.event && !f.event.cancelled) continue;
+  /** A flow started or ended: recompute the rates as soon as the quantum allows. */
+  private markDirty(): void {
+    this.dirty = true;
+    const at = Math.max(this.queue.now, this.lastRecomputeMs + this.quantumMs);
+    if (this.recompute && !this.recompute.cancelled && this.recompute.atMs <= at) return;
+    this.queue.cancel(this.recompute);
+    this.recompute = this.queue.at(at, () => this.rebalance());
+  }
+
+  private rebalance(): void {
+    this.recompute = undefined;
+    const now = this.queue.now;
+    if (this.dirty) {
+      this.dirty = false;
+      this.lastRecomputeMs = now;
+      for (const f of this.flows) this.settle(f);
+      this.fill();
+    }
+    // Flows that end before the next recompute can come get an exact completion event; for the
+    // others a recompute is due no later than the first of them would end.
+    const horizon = now + this.quantumMs;
+    let nextEnd = Infinity;
+    for (const f of this.flows) {
       this.settle(f);
-      f.rateBytesPerS = rate;
-      this.queue.cancel(f.event);
-      const leftMs = f.remaining <= EPSILON_BYTES ? 0 : (f.remaining / rate) * 1000;
-      f.event = this.queue.after(leftMs, () => this.finish(f));
+      const endMs = f.remaining <= EPSILON_BYTES ? now : f.rateBytesPerS > 0 ? now + (f.remaining / f.rateBytesPerS) * 1000 : Infinity;
+      if (endMs <= horizon) {
+        if (f.event && !f.event.cancelled && f.event.atMs === endMs) continue;
+        this.queue.cancel(f.event);
+        f.event = this.queue.at(endMs, () => this.finish(f));
+      } else {
+        if (f.event) {
+          this.queue.cancel(f.event);
+          f.event = undefined;
+        }
+        if (endMs < nextEnd) nextEnd = endMs;
+      }
+    }
+    if (Number.isFinite(nextEnd) && !this.recompute) this.recompute = this.queue.at(Math.max(now, nextEnd - this.quantumMs), () => this.rebalance());
+  }
+
+  /** Approximate max-min fair rates for every active flow. */
+  private fill(): void {
+    for (const f of this.flows) {
+      const dst = this.hosts[f.to]!;
+      f.allowBytesPerS = dst.downBytesPerS / dst.in.size;
+    }
+    for (let round = 0; round < FILL_ROUNDS; round++) {
+      for (const h of this.hosts) {
+        if (h.out.size > 0) waterFill(h.upBytesPerS, h.out, (f) => f.allowBytesPerS, (f, r) => (f.upBytesPerS = r));
+      }
+      for (const h of this.hosts) {
+        if (h.in.size > 0) h.downLevel = waterFill(h.downBytesPerS, h.in, (f) => f.upBytesPerS, (f, r) => (f.rateBytesPerS = r));
+      }
+      // What each receiver would allow a flow that asked for more: its download's water level.
+      for (const f of this.flows) f.allowBytesPerS = Math.max(f.rateBytesPerS, this.hosts[f.to]!.downLevel);
     }
   }
+}
+
+/**
+ * Shares `capacity` over `flows`, none getting more than its cap: flows capped below an equal
+ * share keep their cap, the rest split what is left equally. Returns that equal share (the level).
+ */
+function waterFill(capacity: number, flows: Set<Flow>, cap: (f: Flow) => number, set: (f: Flow, rate: number) => void): number {
+  const sorted = [...flows].sort((a, b) => cap(a) - cap(b));
+  let left = capacity;
+  let n = sorted.length;
+  let level = left / n;
+  for (const f of sorted) {
+    const c = cap(f);
+    if (c < level) {
+      set(f, c);
+      left -= c;
+      n--;
+      level = n > 0 ? left / n : level;
+    } else {
+      set(f, level);
+    }
+  }
+  return level;
 }

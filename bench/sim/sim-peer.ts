@@ -3,7 +3,8 @@
 // - sync with the supernode every syncMs (tick every TICK_MS), after every 4 verified pieces and after
 //   every seed piece, one sync at a time, a round trip away; heartbeats every HEARTBEAT_MS;
 // - up to MAX_PARENTS parent connections from the parents the supernode offers (a connection takes
-//   a round trip); idle parents that hold nothing we lack are dropped when fresh ones are offered;
+//   a round trip); idle parents that hold nothing we lack, or have kept us choked longer than
+//   CHOKE_PATIENCE_MS, are dropped when fresh ones are offered;
 // - per unchoked parent `piecesPerParent` pieces in flight, chosen by pickPiece (stream-ahead, rarest
 //   first over supernode availability + connected holders, endgame copies), one fluid flow each;
 // - seed grants fetched from the seed host at once (SEED_CONCURRENCY asked per sync);
@@ -18,7 +19,7 @@ import type { HostId, SimNetwork, Transfer } from './network.ts';
 import type { SimSupernode, SimSyncAnswer } from './sim-supernode.ts';
 
 /** Values of peer/p2p-transfer.ts and supernode/tracker.ts (not exported there). */
-export const PEER_CONSTANTS = { MAX_PARENTS: 5, SEED_CONCURRENCY: 3, TICK_MS: 250, HEARTBEAT_MS: 1_000, HAVES_PER_SYNC: 4 } as const;
+export const PEER_CONSTANTS = { MAX_PARENTS: 10, CHOKE_PATIENCE_MS: 1_000, SEED_CONCURRENCY: 3, TICK_MS: 250, HEARTBEAT_MS: 1_000, HAVES_PER_SYNC: 4 } as const;
 
 export interface SimPeerOptions {
   pieceCount: number;
@@ -51,6 +52,8 @@ interface Link {
   connecting: boolean;
   unchoked: boolean;
   closed: boolean;
+  /** When the link came up: the parent has kept us choked since then while !unchoked. */
+  connectedAt: number;
   readonly flights: Map<number, Transfer>;
 }
 
@@ -85,6 +88,13 @@ export class SimPeer {
     private readonly options: SimPeerOptions,
   ) {
     this.have = new Bitfield(options.pieceCount);
+  }
+
+  /** Parent links: connected and unchoked, connected but waiting for a slot, still connecting. */
+  linkStates(): { unchoked: number; choked: number; connecting: number } {
+    const r = { unchoked: 0, choked: 0, connecting: 0 };
+    for (const l of this.parents.values()) r[l.connecting ? 'connecting' : l.unchoked ? 'unchoked' : 'choked']++;
+    return r;
   }
 
   /** The pull starts: register, create the task, sync, and tick from now on. */
@@ -162,7 +172,9 @@ export class SimPeer {
     if (fresh) {
       for (const link of [...this.parents.values()]) {
         if (this.parents.size < MAX_PARENTS) break;
-        if (!link.connecting && link.flights.size === 0 && !this.isUseful(link.parent)) this.closeLink(link);
+        if (link.connecting || link.flights.size > 0) continue;
+        const waitedTooLong = !link.unchoked && this.world.queue.now - link.connectedAt > PEER_CONSTANTS.CHOKE_PATIENCE_MS;
+        if (waitedTooLong || !this.isUseful(link.parent)) this.closeLink(link);
       }
     }
     for (const p of res.parents) {
@@ -180,11 +192,12 @@ export class SimPeer {
   }
 
   private connect(parent: SimPeer): void {
-    const link: Link = { child: this, parent, connecting: true, unchoked: false, closed: false, flights: new Map() };
+    const link: Link = { child: this, parent, connecting: true, unchoked: false, closed: false, connectedAt: Infinity, flights: new Map() };
     this.parents.set(parent.peerId, link);
     this.world.queue.after(2 * this.world.latency(this.host, parent.host), () => {
       if (link.closed) return;
       link.connecting = false;
+      link.connectedAt = this.world.queue.now;
       if (this.mode !== 'p2p') return this.closeLink(link);
       parent.accept(link);
     });

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../../src/digest.ts';
+import { DEFAULT_PIECE_BYTES } from '../../src/p2p/metainfo.ts';
 import { infoHashOf, WireConnection } from '../../src/p2p/wire-connection.ts';
 import { Containerd, skopeoPullViaMirror } from '../helpers/clients.ts';
 import { CLUSTER_SECRET, committedSources, pushRandomImage, startP2pPeer, startSupernodeProcess, wirePort, type ImageFixture } from '../helpers/p2p-cluster.ts';
@@ -199,7 +200,7 @@ describe('P2P faults with real processes', () => {
     const layer = small.layers[0]!;
     const verified = new Set<number>();
     for (const m of first.output().matchAll(new RegExp(`"digest":"${layer.descriptor.digest}","piece":(\\d+)[^\\n]*"msg":"piece verified"`, 'g'))) verified.add(Number(m[1]));
-    const held = [...verified].reduce((n, i) => n + Math.max(0, Math.min(4 * MiB, layer.blob.length - i * 4 * MiB)), 0);
+    const held = [...verified].reduce((n, i) => n + Math.max(0, Math.min(DEFAULT_PIECE_BYTES, layer.blob.length - i * DEFAULT_PIECE_BYTES)), 0);
     expect(held).toBeGreaterThan(0);
     await first.stop({ keepData: true });
     const again = track(await startP2pPeer(registry, sn.url, [], { dataDir: dir }));

@@ -66,6 +66,42 @@ describe('SimNetwork', () => {
     expect(net.activeFlows(a)).toEqual({ out: 0, in: 0 });
   });
 
+  it('gives a sender\'s share that a slow receiver cannot take to its other flows (max-min, as TCP settles)', () => {
+    const { q, net } = setup();
+    const src = net.addHost({ upBytesPerS: 3 * MB, downBytesPerS: 1 * MB });
+    const slow = net.addHost({ upBytesPerS: 1 * MB, downBytesPerS: 0.5 * MB });
+    const fast = net.addHost({ upBytesPerS: 1 * MB, downBytesPerS: 10 * MB });
+    const done: Record<string, number> = {};
+    net.transfer(src, slow, 1 * MB, (t) => (done.slow = t));
+    net.transfer(src, fast, 5 * MB, (t) => (done.fast = t));
+    q.at(1000, () => {
+      expect(net.rates(src).out).toBeCloseTo(3 * MB, 3);
+      expect(net.rates(fast).in).toBeCloseTo(2.5 * MB, 3);
+    });
+    q.run();
+    // slow takes 0.5 MB/s for 2 s; fast gets the other 2.5 MB/s (5 MB in 2 s), not an equal 1.5.
+    expect(done.slow).toBeCloseTo(2000, 6);
+    expect(done.fast).toBeCloseTo(2000, 6);
+  });
+
+  it('with a quantum, rates follow changes no sooner than one quantum later, and completions stay exact', () => {
+    const q = new EventQueue();
+    const net = new SimNetwork(q, { quantumMs: 100 });
+    const a = net.addHost({ upBytesPerS: 1 * MB, downBytesPerS: 1 * MB });
+    const b = net.addHost({ upBytesPerS: 1 * MB, downBytesPerS: 1 * MB });
+    const c = net.addHost({ upBytesPerS: 1 * MB, downBytesPerS: 1 * MB });
+    const done: Record<string, number> = {};
+    net.transfer(a, b, 1 * MB, (t) => (done.first = t));
+    // Starts at 50 ms, inside the quantum that began at 0: it gets a rate only at 100 ms.
+    q.at(50, () => net.transfer(a, c, 0.5 * MB, (t) => (done.second = t)));
+    q.run();
+    // first: 1 MB/s for 100 ms (0.1 MB), then 0.5 MB/s: the second flow's 0.5 MB end at 1100 ms,
+    // when first has moved 0.6 MB; its last 0.4 MB run at 1 MB/s from the recompute at 1100 ms.
+    expect(done.second).toBeCloseTo(1100, 6);
+    expect(done.first).toBeCloseTo(1500, 6);
+    expect(net.sentBytes(a)).toBeCloseTo(1.5 * MB, 3);
+  });
+
   it('rejects bad hosts and transfers', () => {
     const { net } = setup();
     expect(() => net.addHost({ upBytesPerS: 0, downBytesPerS: 1 })).toThrow(/positive/);

@@ -12,7 +12,7 @@ function options(peers: number, extra: Partial<PollenSwarmOptions> = {}): Pollen
 describe('runPollenSwarm (real supernode scheduler and piece picker on the simulated network)', () => {
   it('10 peers all finish; every piece is accounted for and the seed sends each piece once', () => {
     const r = runPollenSwarm(options(10));
-    expect(r.pieceCount).toBe(8); // 32 MiB in the real layout: 4 MiB pieces
+    expect(r.pieceCount).toBe(32); // 32 MiB in the real layout: 1 MiB pieces
     expect(r.unfinished).toBe(0);
     expect(r.doneMs.every(Number.isFinite)).toBe(true);
     expect(r.fallbacks).toBe(0);
