@@ -11,6 +11,8 @@ import { PollenError } from './errors.ts';
 import type { BlobInfo, ByteRange, ContentStore, Ingest } from './content-store.ts';
 
 const HASH_CHUNK_BYTES = 1 << 20;
+/** Bytes of out-of-order writes held in memory for the incremental hash (beyond it they are read back). */
+export const PENDING_HASH_BYTES = 32 << 20;
 
 export class FsContentStore implements ContentStore {
   readonly root: string;
@@ -110,9 +112,16 @@ class FsIngest implements Ingest {
   private readonly fh: FileHandle;
   private readonly path: string;
   private readonly target: string;
-  // Incremental hash while writes arrive strictly in order from offset 0; otherwise re-hash at verify.
+  // Incremental hash of the written prefix. A write beyond the prefix waits in `pending` (its bytes
+  // kept in memory up to PENDING_HASH_BYTES, else read back from disk when the prefix reaches it),
+  // so pieces landing out of order (P2P) still get hashed as they come instead of all over again at
+  // verify. A write into the hashed prefix or over a pending write gives up: verify re-reads the file.
+  // Callers must not modify a buffer they handed to writeAt.
   private hash: Hash | undefined;
   private hashedBytes = 0;
+  private readonly pending = new Map<number, { length: number; chunks: readonly Uint8Array[] | undefined }>();
+  private pendingBytes = 0;
+  private hashing: Promise<void> = Promise.resolve();
   private state: IngestState = 'open';
   private verified: BlobInfo | undefined;
 
@@ -135,12 +144,42 @@ class FsIngest implements Ingest {
       const rest = Buffer.concat(chunks).subarray(bytesWritten);
       for (let off = 0; off < rest.length; ) off += (await this.fh.write(rest, off, rest.length - off, offset + bytesWritten + off)).bytesWritten;
     }
-    if (this.hash && offset === this.hashedBytes) {
-      for (const c of chunks) this.hash.update(c);
-      this.hashedBytes += length;
-    } else if (offset + length > this.hashedBytes) {
-      this.hash = undefined;
+    if (this.hash) this.hashing = this.hashing.then(() => this.extendHash(chunks, offset, length)).catch(() => this.dropHash());
+  }
+
+  private async extendHash(chunks: readonly Uint8Array[], offset: number, length: number): Promise<void> {
+    const hash = this.hash;
+    if (!hash || length === 0) return;
+    if (offset < this.hashedBytes || this.overlapsPending(offset, length)) return this.dropHash();
+    if (offset > this.hashedBytes) {
+      const keep = this.pendingBytes + length <= PENDING_HASH_BYTES;
+      this.pending.set(offset, { length, chunks: keep ? chunks : undefined });
+      if (keep) this.pendingBytes += length;
+      return;
     }
+    for (const c of chunks) hash.update(c);
+    this.hashedBytes += length;
+    for (let next = this.pending.get(this.hashedBytes); next; next = this.pending.get(this.hashedBytes)) {
+      this.pending.delete(this.hashedBytes);
+      if (next.chunks) {
+        for (const c of next.chunks) hash.update(c);
+        this.pendingBytes -= next.length;
+      } else {
+        await this.hashRange(hash, this.hashedBytes, this.hashedBytes + next.length);
+      }
+      this.hashedBytes += next.length;
+    }
+  }
+
+  private overlapsPending(offset: number, length: number): boolean {
+    for (const [o, p] of this.pending) if (o < offset + length && offset < o + p.length) return true;
+    return false;
+  }
+
+  private dropHash(): void {
+    this.hash = undefined;
+    this.pending.clear();
+    this.pendingBytes = 0;
   }
 
   async readAt(target: Uint8Array, offset: number): Promise<number> {
@@ -157,6 +196,7 @@ class FsIngest implements Ingest {
       if (expectedSize !== undefined && size !== expectedSize) {
         throw new PollenError('ERR_SIZE_MISMATCH', `blob ${this.digest} is ${size} bytes, expected ${expectedSize}`, { digest: this.digest, expectedSize, actualSize: size });
       }
+      await this.hashing;
       const actual = this.hash && this.hashedBytes === size ? this.hash.digest('hex') : await this.rehash(size);
       if (`sha256:${actual}` !== this.digest) {
         throw new PollenError('ERR_DIGEST_MISMATCH', `blob hashed to sha256:${actual}, expected ${this.digest}`, { expected: this.digest, actual: `sha256:${actual}` });
@@ -211,14 +251,18 @@ class FsIngest implements Ingest {
 
   private async rehash(size: number): Promise<string> {
     const hash = createHash('sha256');
-    const buf = Buffer.allocUnsafe(HASH_CHUNK_BYTES);
-    for (let pos = 0; pos < size; ) {
-      const { bytesRead } = await this.fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
-      if (bytesRead === 0) break;
+    await this.hashRange(hash, 0, size);
+    return hash.digest('hex');
+  }
+
+  private async hashRange(hash: Hash, start: number, end: number): Promise<void> {
+    const buf = Buffer.allocUnsafe(Math.min(HASH_CHUNK_BYTES, Math.max(1, end - start)));
+    for (let pos = start; pos < end; ) {
+      const { bytesRead } = await this.fh.read(buf, 0, Math.min(buf.length, end - pos), pos);
+      if (bytesRead === 0) throw new PollenError('ERR_SIZE_MISMATCH', `blob ${this.digest} ends at ${pos}, before ${end}`, { digest: this.digest });
       hash.update(buf.subarray(0, bytesRead));
       pos += bytesRead;
     }
-    return hash.digest('hex');
   }
 
   private assert(expected: IngestState): void {

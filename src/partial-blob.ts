@@ -103,7 +103,7 @@ export class PartialBlob {
   }
 
   /** Writes at an offset without moving the prefix (pieces arriving out of order). */
-  async writeAt(chunk: Uint8Array, offset: number): Promise<void> {
+  async writeAt(chunk: Uint8Array | readonly Uint8Array[], offset: number): Promise<void> {
     this.assertWriting();
     await this.ingest.writeAt(chunk, offset);
   }
