@@ -31,7 +31,7 @@ export const PEER_SETTINGS = [
   { key: 'secret', type: 'string', flag: 'secret', env: 'POLLEN_SECRET', default: undefined, help: 'cluster secret shared by the supernode and the peers, proven on the wire and to the supernode', secret: true },
   { key: 'wire', type: 'string', flag: 'wire', env: 'POLLEN_WIRE', default: '0.0.0.0:65002', help: 'address of the peer wire (BitTorrent protocol) listener', validate: validateHostPort },
   { key: 'wireAdvertise', type: 'string', flag: 'wire-advertise', env: 'POLLEN_WIRE_ADVERTISE', default: undefined, help: 'HOST:PORT other peers dial to reach this wire (default: the wire address, 127.0.0.1 for a wildcard host)', validate: validateHostPort },
-  { key: 'uploadSlots', type: 'int', flag: 'upload-slots', env: 'POLLEN_UPLOAD_SLOTS', default: 8, help: 'peers served at once (the others wait, choked)' },
+  { key: 'uploadSlots', type: 'int', flag: 'upload-slots', env: 'POLLEN_UPLOAD_SLOTS', default: 10, help: 'peers served at once (the others wait, choked); keep it above the 8 parents a peer fetches from' },
   { key: 'uploadRate', type: 'int', flag: 'upload-rate', env: 'POLLEN_UPLOAD_RATE', default: 0, help: 'upload bandwidth cap for the whole host in bytes per second (0 = unlimited)' },
   { key: 'wireMaxConnections', type: 'int', flag: 'wire-max-connections', env: 'POLLEN_WIRE_MAX_CONNECTIONS', default: 256, help: 'incoming wire connections accepted at once' },
   { key: 'supernodeTimeoutMs', type: 'int', flag: 'supernode-timeout-ms', env: 'POLLEN_SUPERNODE_TIMEOUT_MS', default: 5_000, help: 'timeout of a supernode API call' },

@@ -58,6 +58,8 @@ interface HostState extends SimHostSpec {
 
 /** Bytes below which a flow counts as finished (floating-point dust). */
 const EPSILON_BYTES = 1e-6;
+/** Completion events are laid out this far ahead (or a quantum, if longer). */
+const HORIZON_MS = 20;
 /** Upload-then-download water-filling rounds per recompute. */
 const FILL_ROUNDS = 2;
 
@@ -202,10 +204,11 @@ export class SimNetwork {
       for (const f of this.flows) this.settle(f);
       this.fill();
     }
-    // Flows that end before the next recompute can come get an exact completion event; for the
-    // others a recompute is due no later than the first of them would end.
-    const horizon = now + this.quantumMs;
-    let nextEnd = Infinity;
+    // Flows that end within the horizon get an exact completion event (rates hold until the next
+    // recompute, which comes no sooner than a quantum after a change); the others are looked at
+    // again at the horizon. A horizon per flow end would wake the model once per flow.
+    const horizon = now + Math.max(this.quantumMs, HORIZON_MS);
+    let beyond = false;
     for (const f of this.flows) {
       this.settle(f);
       const endMs = f.remaining <= EPSILON_BYTES ? now : f.rateBytesPerS > 0 ? now + (f.remaining / f.rateBytesPerS) * 1000 : Infinity;
@@ -218,10 +221,10 @@ export class SimNetwork {
           this.queue.cancel(f.event);
           f.event = undefined;
         }
-        if (endMs < nextEnd) nextEnd = endMs;
+        if (Number.isFinite(endMs)) beyond = true;
       }
     }
-    if (Number.isFinite(nextEnd) && !this.recompute) this.recompute = this.queue.at(Math.max(now, nextEnd - this.quantumMs), () => this.rebalance());
+    if (beyond && !this.recompute) this.recompute = this.queue.at(horizon, () => this.rebalance());
   }
 
   /** Approximate max-min fair rates for every active flow. */

@@ -69,7 +69,7 @@ export interface PollenSwarmResult {
 export const NETWORK_QUANTUM_MS = 5;
 
 /** Defaults of peer/config.ts (uploadSlots) and peer/p2p-transfer.ts (DEFAULT_TIMINGS). */
-export const SIM_DEFAULTS = { uploadSlots: 8, piecesPerParent: 1, syncMs: 500, noProgressMs: 30_000, startSpreadMs: 100, accessLatencyMs: [0.5, 2.5] as const };
+export const SIM_DEFAULTS = { uploadSlots: 10, piecesPerParent: 1, syncMs: 500, noProgressMs: 30_000, startSpreadMs: 100, accessLatencyMs: [0.5, 2.5] as const };
 
 export function runPollenSwarm(o: PollenSwarmOptions): PollenSwarmResult {
   const wall = performance.now();

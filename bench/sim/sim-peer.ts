@@ -19,7 +19,7 @@ import type { HostId, SimNetwork, Transfer } from './network.ts';
 import type { SimSupernode, SimSyncAnswer } from './sim-supernode.ts';
 
 /** Values of peer/p2p-transfer.ts and supernode/tracker.ts (not exported there). */
-export const PEER_CONSTANTS = { MAX_PARENTS: 10, CHOKE_PATIENCE_MS: 1_000, SEED_CONCURRENCY: 3, TICK_MS: 250, HEARTBEAT_MS: 1_000, HAVES_PER_SYNC: 4 } as const;
+export const PEER_CONSTANTS = { MAX_PARENTS: 8, CHOKE_PATIENCE_MS: 1_000, SEED_CONCURRENCY: 3, TICK_MS: 250, HEARTBEAT_MS: 1_000, HAVES_PER_SYNC: 4 } as const;
 
 export interface SimPeerOptions {
   pieceCount: number;

@@ -46,7 +46,7 @@ export async function startPeer(supernodes: string[], options: { secret?: string
       secret: options.secret ?? '',
       wireListen: '127.0.0.1:0',
       wireAdvertise: undefined,
-      uploadSlots: 8,
+      uploadSlots: 10,
       uploadBytesPerSecond: options.uploadBytesPerSecond ?? 0,
       maxConnections: 64,
       supernodeTimeoutMs: 2_000,

@@ -1,0 +1,12 @@
+(globalThis as any).FREE_BONUS = Number(process.env.FB ?? 1);
+(globalThis as any).ROTATE_MS = Number(process.env.RM ?? Infinity);
+(globalThis as any).CHOKE_PATIENCE_MS = Number(process.env.CP ?? Infinity);
+import { runPollenSwarm } from './sim/pollen-swarm.ts';
+import { mulberry32 } from './sim/sim-bench.ts';
+const n = Number(process.argv[2] ?? 100);
+const extra = JSON.parse(process.argv[3] ?? '{}');
+const up = 12.5e6;
+const r = runPollenSwarm({ peers: n, blobBytes: 256 * 1024 * 1024, peerUpBytesPerS: up, peerDownBytesPerS: up, originUpBytesPerS: up, random: mulberry32(1), maxSimMs: 300_000, ...extra });
+const d = r.doneMs.filter(Number.isFinite).sort((a, b) => a - b);
+const q = (p: number) => (d[Math.floor(p * (d.length - 1))]! / 1000).toFixed(1);
+console.log(JSON.stringify({ n, seedLastS: r.seedLastMs / 1000, seedXS: r.seedSentBytes / 2 ** 28, min: q(0), p10: q(0.1), p50: q(0.5), p90: q(0.9), max: q(1), dupXS: r.totals.duplicate / 2 ** 28, fb: r.fallbacks, calls: r.supernode.scheduleCalls, wall: (r.wallMs / 1000).toFixed(1), unfinished: r.unfinished }));
