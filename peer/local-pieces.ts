@@ -7,6 +7,7 @@ import type { Digest } from '../src/digest.ts';
 import { Bitfield } from '../src/p2p/bitfield.ts';
 import { pieceCountFor, pieceSizeFor } from '../src/p2p/metainfo.ts';
 import type { Holding } from '../src/p2p/supernode-api.ts';
+import { joinBuffers } from '../src/bytes.ts';
 
 export interface PieceSource {
   readonly size: number;
@@ -108,6 +109,6 @@ export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: nu
     const stream = await this.store.read(digest, { start: offset, end: offset + length - 1 });
     const chunks: Buffer[] = [];
     for await (const c of stream) chunks.push(c as Buffer);
-    return Buffer.concat(chunks);
+    return joinBuffers(chunks);
   }
 }

@@ -35,7 +35,9 @@ export interface TransferTimings {
 }
 
 // Generous: on a starved machine a fallback that comes too early sends the registry every byte again.
-export const DEFAULT_TIMINGS: TransferTimings = { syncMs: 500, pieceStallMs: 8_000, noProgressMs: 30_000, supernodeDeadMs: 15_000 };
+// The fan-out bed (16 peers on 2 cores, every link full) lost syncs for over 15 s while P2P was
+// still the best way forward: 31 fallbacks sent the registry 12 x S.
+export const DEFAULT_TIMINGS: TransferTimings = { syncMs: 500, pieceStallMs: 8_000, noProgressMs: 30_000, supernodeDeadMs: 30_000 };
 /**
  * Parents connected at once. Five left peers starved in simulation: a child keeps a parent while it
  * holds anything useful, so a child whose few parents were all busy crawled while other uploads
@@ -119,6 +121,7 @@ export class P2pTransfer {
   private lastProgressAt = Date.now();
   private lastSyncOkAt = Date.now();
   private syncing: Promise<void> | undefined;
+  private pumpQueued = false;
   private lastSyncAt = 0;
   private persistChain: Promise<void> = Promise.resolve();
   private ticker: NodeJS.Timeout | undefined;
@@ -194,7 +197,7 @@ export class P2pTransfer {
     // Leases we hold come back with every answer, so count the whole allowance, not what is left.
     const wantSeed = SEED_CONCURRENCY;
     this.syncing = this.deps.client
-      .sync(this.deps.supernode, this.digest, { peerId: this.deps.peerId, have, wantSeed, badParents })
+      .sync(this.deps.supernode, this.digest, { peerId: this.deps.peerId, have, wantSeed, badParents, knownHashes: this.knownHashes() })
       .then((res) => this.onSync(res))
       .catch(async (err: unknown) => {
         this.pendingHaves.push(...have);
@@ -216,7 +219,7 @@ export class P2pTransfer {
     this.lastSyncOkAt = Date.now();
     if (this.mode !== 'p2p') return;
     if (res.failed) return this.fallBack(`seed failed: ${res.failed}`);
-    if (res.hashes.length === this.meta.pieceCount) this.meta = { ...this.meta, hashes: res.hashes };
+    this.mergeHashes(res);
     this.availability = res.availability;
     // Make room for parents we do not know yet by dropping idle ones that hold nothing we lack or
     // keep us waiting for an upload slot.
@@ -238,6 +241,24 @@ export class P2pTransfer {
     this.pump();
   }
 
+  /** Takes the hashes the answer carries (from `hashesFrom` on); a malformed answer changes nothing. */
+  private mergeHashes(res: SyncResponse): void {
+    const from = res.hashesFrom ?? 0;
+    if (!Number.isInteger(from) || from < 0 || from + res.hashes.length !== this.meta.pieceCount) return;
+    const hashes = [...this.meta.hashes];
+    res.hashes.forEach((h, k) => {
+      if (typeof h === 'string' && hashes[from + k] == null) hashes[from + k] = h;
+    });
+    this.meta = { ...this.meta, hashes };
+  }
+
+  /** Leading piece hashes known (what the next sync need not send again). */
+  private knownHashes(): number {
+    let n = 0;
+    while (n < this.meta.pieceCount && typeof this.meta.hashes[n] === 'string') n++;
+    return n;
+  }
+
   private connectParent(peerId: string, wireAddr: string): void {
     const i = wireAddr.lastIndexOf(':');
     const socket = connect(Number(wireAddr.slice(i + 1)), wireAddr.slice(0, i).replace(/^\[|\]$/g, ''));
@@ -253,7 +274,7 @@ export class P2pTransfer {
       this.pump();
     });
     // Bitfield and unchoke may arrive in the same read as the proof: listen before 'ready'.
-    const pump = (): void => this.pump();
+    const pump = (): void => this.pumpSoon();
     conn.on('unchoke', () => {
       parent.chokedSince = Infinity;
       this.pump();
@@ -296,8 +317,25 @@ export class P2pTransfer {
     return typeof this.meta.hashes[i] === 'string';
   }
 
+  /**
+   * One pump for a burst of events: every parent announces every piece it verifies, so with 16
+   * parents a 256-piece blob brings thousands of 'have' messages, each of which used to scan every
+   * piece for every parent.
+   */
+  private pumpSoon(): void {
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    setImmediate(() => {
+      this.pumpQueued = false;
+      this.pump();
+    });
+  }
+
   private pump(): void {
     if (this.mode !== 'p2p') return;
+    // Holders among the connected parents, counted once per pump rather than per candidate piece.
+    const connected = new Uint16Array(this.meta.pieceCount);
+    for (const p of this.parents.values()) for (let i = 0; i < connected.length; i++) if (p.conn.peerHas(i)) connected[i]!++;
     for (const parent of this.parents.values()) {
       if (parent.conn.isClosed || parent.conn.peerChoking) continue;
       const window = Math.min(MAX_WINDOW_BLOCKS, Math.max(MIN_WINDOW_BLOCKS, Math.ceil((parent.bytesPerSecond * WINDOW_SECONDS) / BLOCK_BYTES)));
@@ -308,7 +346,7 @@ export class P2pTransfer {
             have: this.have,
             inFlight: this.inFlight,
             canGet: (i) => parent.conn.peerHas(i) && this.hashKnown(i) && !this.writing.has(i),
-            availability: (i) => (this.availability[i] ?? 0) + this.connectedHolders(i),
+            availability: (i) => (this.availability[i] ?? 0) + connected[i]!,
             mine: new Set(parent.assignments.keys()),
           });
           if (index === undefined) break;
@@ -320,12 +358,6 @@ export class P2pTransfer {
         this.requestBlock(parent, a);
       }
     }
-  }
-
-  private connectedHolders(i: number): number {
-    let n = 0;
-    for (const p of this.parents.values()) if (p.conn.peerHas(i)) n++;
-    return n;
   }
 
   private requestBlock(parent: Parent, a: Assignment): void {

@@ -8,6 +8,7 @@ import type { ByteRange } from '../src/content-store.ts';
 import { RegistryClient } from '../src/oci/registry-client.ts';
 import type { UpstreamTarget } from './blob-downloader.ts';
 import { upstreamStatusError } from './upstream-downloader.ts';
+import { joinBuffers } from '../src/bytes.ts';
 
 export async function fetchRangeFromUpstream(
   upstream: UpstreamTarget,
@@ -46,7 +47,7 @@ export async function fetchRangeFromUpstream(
       inPiece += take.length;
       got += take.length;
       if (inPiece === pieceSize || got === total) {
-        await onPiece(k++, Buffer.concat(piece, inPiece));
+        await onPiece(k++, joinBuffers(piece, inPiece));
         piece = [];
         inPiece = 0;
       }

@@ -139,7 +139,10 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
       }
       const wantSeed = typeof body.wantSeed === 'number' ? body.wantSeed : 0;
       const schedule = scheduler.schedule(digest, peerId, wantSeed, (id) => tracker.get(id), (i) => typeof task.meta.hashes[i] === 'string');
-      return { hashes: [...task.meta.hashes], ...schedule } satisfies SyncResponse;
+      // Only the hashes the peer lacks: all of them on every sync was 17 KB per answer for a 256 MiB
+      // blob, on the links the seed keeps full.
+      const known = typeof body.knownHashes === 'number' && Number.isInteger(body.knownHashes) ? Math.min(Math.max(0, body.knownHashes), task.meta.pieceCount) : 0;
+      return { hashes: task.meta.hashes.slice(known), hashesFrom: known, ...schedule } satisfies SyncResponse;
     } catch (err) {
       return sendError(reply, err);
     }

@@ -13,6 +13,7 @@ import { RegistryClient } from '../src/oci/registry-client.ts';
 import { PartialBlob } from '../src/partial-blob.ts';
 import { layoutFor, pieceRange } from '../src/p2p/metainfo.ts';
 import type { MetainfoBody, TaskRequest } from '../src/p2p/supernode-api.ts';
+import { joinBuffers } from '../src/bytes.ts';
 
 const WRITE_BATCH_BYTES = 1 << 20;
 /** A failed task is remembered this long so syncing peers learn of the failure, then retried afresh. */
@@ -151,7 +152,7 @@ export class Seed {
       // Each piece's hash is published only after its bytes are in the served prefix.
       const flush = async (): Promise<void> => {
         if (batched === 0) return;
-        const data = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched);
+        const data = joinBuffers(batch, batched);
         batch = [];
         batched = 0;
         let off = 0;

@@ -55,6 +55,8 @@ export interface SyncRequest {
   readonly wantSeed: number;
   /** Parents that sent bad pieces or failed. */
   readonly badParents: readonly string[];
+  /** How many piece hashes, from the first, the peer already knows: the answer sends only the rest. */
+  readonly knownHashes?: number;
   /** Set when the peer gives up the task (done or fallen back). */
   readonly leave?: boolean;
 }
@@ -65,7 +67,9 @@ export interface ParentInfo {
 }
 
 export interface SyncResponse {
+  /** Piece hashes from index `hashesFrom` on (0 when absent), `null` where the seed has none yet. */
   readonly hashes: ReadonlyArray<string | null>;
+  readonly hashesFrom?: number;
   readonly parents: readonly ParentInfo[];
   /** Pieces this peer may fetch from the seed (no peer holds them, nobody else is fetching them). */
   readonly seedGrants: readonly number[];

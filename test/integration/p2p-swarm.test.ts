@@ -9,6 +9,7 @@ import { OciLayout, randomFileLayer, type BuiltLayer } from '../helpers/images.t
 import { TestRegistry } from '../helpers/registry.ts';
 import { freePort, waitFor } from '../helpers/tools.ts';
 import { startPeer, startSupernode, type TestPeer } from '../helpers/p2p-swarm.ts';
+import { SupernodeClient } from '../../peer/supernode-client.ts';
 
 const LAYER_BYTES = 40 << 20;
 
@@ -64,6 +65,30 @@ describe('P2P swarm over a real registry', () => {
     expect(registry.blobBytesSent() - lateBefore).toBe(0);
     expect(late!.agent.totals).toEqual({ peer: layer.blob.length, seed: 0, upstream: 0 });
   }, 180_000);
+
+  it('a sync answer carries only the piece hashes the peer does not know yet; a bad count is clamped', async () => {
+    const { node } = await startSupernode();
+    cleanups.push(() => node.close());
+    const client = new SupernodeClient({}, { urls: [node.url], timeoutMs: 5_000 });
+    const digest = layer.descriptor.digest as Digest;
+    await client.register(node.url, { peerId: 'p1', wireAddr: '127.0.0.1:1', uploadSlots: 1, holdings: [] });
+    const meta = await client.createTask(node.url, { peerId: 'p1', digest, upstream: { baseUrl: registry.url, name: 'test/swarm' } });
+    const sync = (knownHashes?: unknown) => client.sync(node.url, digest, { peerId: 'p1', have: [], wantSeed: 0, badParents: [], knownHashes } as never);
+    // The seed fetches the blob once the task exists; wait until every hash is known.
+    await waitFor(async () => (await sync(0)).hashes.every((h) => typeof h === 'string'), 'every piece hash', 60_000);
+    const all = await sync(0);
+    expect(all.hashesFrom).toBe(0);
+    expect(all.hashes).toHaveLength(meta.pieceCount);
+    const rest = await sync(3);
+    expect(rest.hashesFrom).toBe(3);
+    expect(rest.hashes).toEqual(all.hashes.slice(3));
+    expect((await sync(meta.pieceCount)).hashes).toEqual([]);
+    for (const [bad, from] of [[-5, 0], [1e9, meta.pieceCount], ['x', 0], [2.5, 0]] as const) {
+      const r = await sync(bad);
+      expect(r.hashesFrom).toBe(from);
+      expect(r.hashes).toHaveLength(meta.pieceCount - from);
+    }
+  });
 
   it('a parent that serves corrupted pieces is banned and every pull is still correct', async () => {
     const { node } = await startSupernode();

@@ -70,6 +70,35 @@ describe('WireGuard', () => {
     expect(g.push(big)).toMatch(/exceeds/);
     expect(new WireGuard({ maxMessageBytes: 100 }).push(Buffer.from('GET / HTTP/1.1'))).toMatch(/handshake/);
   });
+
+  it('gives back exactly the frames that were sent, however the stream is cut into reads', () => {
+    let seed = 7;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const sent: Buffer[] = [Buffer.concat([Buffer.from([19]), Buffer.from('BitTorrent protocol'), Buffer.alloc(48, 1)])];
+    for (let k = 0; k < 300; k++) {
+      const body = Buffer.alloc([0, 1, 13, 300, 5000, 70_000][rand(6)]!, k);
+      const len = Buffer.alloc(4);
+      len.writeUInt32BE(body.length);
+      sent.push(Buffer.concat([len, body]));
+    }
+    const stream = Buffer.concat(sent);
+    for (const maxRead of [1, 3, 1448, 65_536, stream.length]) {
+      const g = new WireGuard({ maxMessageBytes: 1 << 20 });
+      const got: Buffer[] = [];
+      for (let i = 0; i < stream.length; ) {
+        const n = 1 + rand(maxRead);
+        const out = g.push(stream.subarray(i, i + n));
+        if (typeof out === 'string') throw new Error(out);
+        got.push(...out);
+        i += n;
+      }
+      expect(got.length).toBe(sent.length);
+      got.forEach((f, k) => expect(f.equals(sent[k]!)).toBe(true));
+    }
+  });
 });
 
 describe('pickPiece', () => {
