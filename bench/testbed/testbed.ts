@@ -22,6 +22,12 @@ const BRIDGE_IF = 'br0';
 export interface HostSpec extends LinkCaps {
   /** Short host name: [a-z0-9-], unique in the test bed. */
   name: string;
+  /**
+   * Scheduling priority of every process started in the host (nice value, default 0). All hosts
+   * share this machine's cores, where a real host would have its own: a shared server (registry,
+   * supernode) among N busy peers and N clients got 1/(2N+1) of the CPU otherwise.
+   */
+  nice?: number;
 }
 
 export interface Host {
@@ -29,6 +35,7 @@ export interface Host {
   readonly ns: string;
   readonly ip: string;
   readonly index: number;
+  readonly nice: number;
 }
 
 export interface TestbedOptions {
@@ -53,7 +60,7 @@ export class Testbed implements Teardown {
     private readonly ipBin: string,
     private readonly tcBin: string,
   ) {
-    this.hosts = specs.map((s, i) => ({ name: s.name, ns: `${prefix}-${s.name}`, ip: `${SUBNET_PREFIX}${i + 2}`, index: i }));
+    this.hosts = specs.map((s, i) => ({ name: s.name, ns: `${prefix}-${s.name}`, ip: `${SUBNET_PREFIX}${i + 2}`, index: i, nice: s.nice ?? 0 }));
     this.sources = countedSources.map((name) => ({ name, ip: this.host(name).ip }));
     this.workDir = mkdtempSync(join(tmpdir(), `pollen-testbed-${prefix}-`));
   }
@@ -129,7 +136,8 @@ export class Testbed implements Teardown {
 
   /** Starts a long-running process inside a host; close() stops it if the caller did not. */
   spawn(host: Host, cmd: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): NsProcess {
-    const child: ChildProcess = spawn(this.ipBin, ['netns', 'exec', host.ns, cmd, ...args], {
+    const niced = host.nice === 0 ? [] : [findTool('nice', 'coreutils'), '-n', String(host.nice)];
+    const child: ChildProcess = spawn(this.ipBin, ['netns', 'exec', host.ns, ...niced, cmd, ...args], {
       cwd: options.cwd,
       env: options.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
