@@ -46,11 +46,40 @@ export class Seed {
     this.logger = deps.logger.child({ component: 'seed' });
   }
 
+  /** Piece hashes of a blob the store holds whole, in the current layout. */
+  private async layoutOfHeld(digest: Digest, size: number): Promise<SeedTask['meta']> {
+    const layout = layoutFor(digest, size);
+    const hashes: string[] = [];
+    let hash = createHash('sha256');
+    let inPiece = 0;
+    for await (const chunk of await this.store.read(digest)) {
+      let data = chunk as Buffer;
+      while (data.length > 0) {
+        if (hashes.length >= layout.pieceCount) throw new PollenError('ERR_SIZE_MISMATCH', `held blob ${digest} is longer than ${size} bytes`, { digest });
+        const pieceLength = pieceRange(size, layout.pieceSize, hashes.length).length;
+        const take = Math.min(pieceLength - inPiece, data.length);
+        hash.update(data.subarray(0, take));
+        inPiece += take;
+        data = data.subarray(take);
+        if (inPiece === pieceLength) {
+          hashes.push(hash.digest('hex'));
+          hash = createHash('sha256');
+          inPiece = 0;
+        }
+      }
+    }
+    if (size === 0) hashes.push(hash.digest('hex'));
+    if (hashes.length !== layout.pieceCount) throw new PollenError('ERR_SIZE_MISMATCH', `held blob ${digest} does not fill its ${layout.pieceCount} pieces`, { digest });
+    return { ...layout, hashes };
+  }
+
   /** Reloads the metainfo of blobs the seed holds whole; drops metainfo of unfinished ones. */
   async start(): Promise<void> {
     for await (const [digest, meta] of this.kv.entries()) {
       const info = await this.store.stat(meta.digest);
-      if (info && info.size === meta.size && meta.hashes.every((h) => h !== null)) {
+      // Metainfo of another piece layout (written before DEFAULT_PIECE_BYTES changed) is dropped:
+      // peers refuse it; begin() hashes the held blob again in the current layout.
+      if (info && info.size === meta.size && meta.pieceSize === layoutFor(meta.digest, meta.size).pieceSize && meta.hashes.every((h) => h !== null)) {
         this.tasks.set(meta.digest, { meta: { ...meta, hashes: [...meta.hashes] }, state: { name: 'complete' } });
       } else {
         await this.kv.del(digest);
@@ -101,8 +130,16 @@ export class Seed {
     const { digest, upstream } = req;
     const existing = await this.store.stat(digest);
     const stored = existing ? await this.kv.get(digest) : undefined;
-    if (existing && stored && stored.hashes.every((h) => h !== null)) {
+    if (existing && stored && stored.pieceSize === layoutFor(digest, stored.size).pieceSize && stored.hashes.every((h) => h !== null)) {
       const task: SeedTask = { meta: { ...stored, hashes: [...stored.hashes] }, state: { name: 'complete' } };
+      this.tasks.set(digest, task);
+      return task;
+    }
+    if (existing) {
+      // The blob is held but its metainfo is gone or of an old layout: hash it here, not again from the registry.
+      const meta = await this.layoutOfHeld(digest, existing.size);
+      await this.kv.put(digest, meta);
+      const task: SeedTask = { meta, state: { name: 'complete' } };
       this.tasks.set(digest, task);
       return task;
     }
