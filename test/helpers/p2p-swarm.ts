@@ -30,7 +30,7 @@ export interface TestPeer {
   readonly downloader: P2pDownloader;
   readonly store: FsContentStore;
   readonly dir: string;
-  /** Downloads through the P2P downloader and returns the sha256 of what a client streamed. */
+  /** Downloads through the P2P downloader, waits for the commit, and returns the sha256 of what a client streamed. */
   pull(registry: string, name: string, digest: Digest): Promise<string>;
   close(): Promise<void>;
 }
@@ -64,6 +64,9 @@ export async function startPeer(supernodes: string[], options: { secret?: string
       const partial = await downloader.start({ digest, sizeHint: undefined, upstream: { baseUrl: registry, name, authorization: undefined } });
       const hash = createHash('sha256');
       for await (const c of partial.createReadStream()) hash.update(c as Buffer);
+      // A reader gets the last byte once the digest is verified, before the fsync and rename that
+      // put the blob in the store; a pull is done when the blob is there.
+      await partial.settledPromise();
       return `sha256:${hash.digest('hex')}`;
     },
     async close() {
