@@ -113,6 +113,7 @@ export class P2pTransfer {
   private readonly connecting = new Set<string>();
   private readonly banned = new Set<string>();
   private readonly badParents = new Set<string>();
+  private readonly corruptParents = new Set<string>();
   private readonly inFlight = new Map<number, number>();
   private readonly writing = new Set<number>();
   private readonly seedFetches = new Set<number>();
@@ -193,14 +194,18 @@ export class P2pTransfer {
     const have = this.pendingHaves;
     this.pendingHaves = [];
     const badParents = [...this.badParents];
+    const corruptParents = [...this.corruptParents];
     this.badParents.clear();
+    this.corruptParents.clear();
     // Leases we hold come back with every answer, so count the whole allowance, not what is left.
     const wantSeed = SEED_CONCURRENCY;
     this.syncing = this.deps.client
-      .sync(this.deps.supernode, this.digest, { peerId: this.deps.peerId, have, wantSeed, badParents, knownHashes: this.knownHashes() })
+      .sync(this.deps.supernode, this.digest, { peerId: this.deps.peerId, have, wantSeed, badParents, corruptParents, knownHashes: this.knownHashes() })
       .then((res) => this.onSync(res))
       .catch(async (err: unknown) => {
         this.pendingHaves.push(...have);
+        for (const p of badParents) this.badParents.add(p);
+        for (const p of corruptParents) this.corruptParents.add(p);
         const e = toPollenError(err);
         if (e.kind === 'not_found') {
           // The supernode lost the peer or the task (a restart): register the task again.
@@ -386,7 +391,7 @@ export class P2pTransfer {
             this.deps.logger.warn({ digest: this.digest, parent: parent.peerId, piece: a.index }, 'bad piece from a parent; banning it');
             this.banned.add(parent.peerId);
             this.deps.onBan(parent.peerId);
-            this.badParents.add(parent.peerId);
+            this.corruptParents.add(parent.peerId);
             parent.conn.destroy('sent a bad piece');
           } else {
             void this.storePiece(a.index, data, 'peer');

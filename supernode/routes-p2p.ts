@@ -131,6 +131,13 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
         const parent = typeof p === 'string' ? tracker.get(p) : undefined;
         if (parent) parent.failures++;
       }
+      for (const p of Array.isArray(body.corruptParents) ? body.corruptParents.slice(0, 64) : []) {
+        const parent = typeof p === 'string' ? tracker.get(p) : undefined;
+        if (parent) {
+          parent.failures++;
+          parent.corruptions++;
+        }
+      }
       if (body.leave) {
         return { hashes: [], parents: [], seedGrants: [], availability: [] } satisfies SyncResponse;
       }

@@ -162,10 +162,12 @@ export class Scheduler {
       peer.picks++;
       return { peerId: peer.peerId, wireAddr: peer.wireAddr };
     });
-    // Holders others reported as bad do not count as a source: their pieces may come from the seed.
+    // Holders others caught sending bad pieces do not count as a source: their pieces may come from
+    // the seed. Slow or unreachable ones still do: counting those too made the seed serve nearly
+    // every piece to every peer on a CPU-starved 16-host bed (9.9 x S), where stalls are common.
     const distrusted: Bitfield[] = [];
     for (const [peerId, bits] of window) {
-      if ((lookup(peerId)?.failures ?? 0) > 0) distrusted.push(bits);
+      if ((lookup(peerId)?.corruptions ?? 0) > 0) distrusted.push(bits);
     }
     const seedGrants = this.grantSeed(task, asker, mine, Math.min(wantSeed, this.options.maxSeedGrants), distrusted, seedHas);
     return { parents, seedGrants, availability: Array.from(task.availability) };

@@ -20,6 +20,8 @@ export interface PeerRecord {
   lastSeen: number;
   /** Bad pieces or failures reported against this peer by others (decays on success). */
   failures: number;
+  /** Bad pieces alone: while non-zero the scheduler does not count this peer's pieces as held. */
+  corruptions: number;
   failuresDecayedAt: number;
   /** How often the scheduler recently handed this peer out as a parent (spreads load). */
   picks: number;
@@ -63,7 +65,7 @@ export class Tracker {
       known.lastSeen = now;
       return known;
     }
-    const peer: PeerRecord = { peerId, wireAddr, uploadSlots, lastSeen: now, failures: 0, failuresDecayedAt: now, picks: 0, tasks: new Set() };
+    const peer: PeerRecord = { peerId, wireAddr, uploadSlots, lastSeen: now, failures: 0, corruptions: 0, failuresDecayedAt: now, picks: 0, tasks: new Set() };
     this.peers.set(peerId, peer);
     return peer;
   }
@@ -77,6 +79,7 @@ export class Tracker {
     // Failure reports fade (a stall under load is not a lie); a liar keeps being reported and banned locally.
     if (this.clock.now() - peer.failuresDecayedAt >= FAILURE_DECAY_MS) {
       peer.failures = Math.floor(peer.failures / 2);
+      peer.corruptions = Math.floor(peer.corruptions / 2);
       peer.failuresDecayedAt = this.clock.now();
     }
     return true;

@@ -53,8 +53,13 @@ export interface SyncRequest {
   readonly have: readonly number[];
   /** How many seed pieces the peer would fetch now. */
   readonly wantSeed: number;
-  /** Parents that sent bad pieces or failed. */
+  /** Parents that failed us (stalled, unreachable): they are offered less. */
   readonly badParents: readonly string[];
+  /**
+   * Parents that sent a piece that failed verification: offered less, and their pieces no longer
+   * count as held, so the seed may serve those pieces. A slow parent still holds what it holds.
+   */
+  readonly corruptParents?: readonly string[];
   /** How many piece hashes, from the first, the peer already knows: the answer sends only the rest. */
   readonly knownHashes?: number;
   /** Set when the peer gives up the task (done or fallen back). */

@@ -10,6 +10,7 @@ import { TestRegistry } from '../helpers/registry.ts';
 import { freePort, waitFor } from '../helpers/tools.ts';
 import { startPeer, startSupernode, type TestPeer } from '../helpers/p2p-swarm.ts';
 import { SupernodeClient } from '../../peer/supernode-client.ts';
+import { Bitfield } from '../../src/p2p/bitfield.ts';
 
 const LAYER_BYTES = 40 << 20;
 
@@ -88,6 +89,24 @@ describe('P2P swarm over a real registry', () => {
       expect(r.hashesFrom).toBe(from);
       expect(r.hashes).toHaveLength(meta.pieceCount - from);
     }
+  });
+
+  it('a parent reported slow still counts as a holder; one reported corrupt does not, and the seed serves its pieces', async () => {
+    const { node } = await startSupernode();
+    cleanups.push(() => node.close());
+    const client = new SupernodeClient({}, { urls: [node.url], timeoutMs: 5_000 });
+    const digest = layer.descriptor.digest as Digest;
+    await client.register(node.url, { peerId: 'asker', wireAddr: '127.0.0.1:1', uploadSlots: 1, holdings: [] });
+    const meta = await client.createTask(node.url, { peerId: 'asker', digest, upstream: { baseUrl: registry.url, name: 'test/swarm' } });
+    const all = Bitfield.full(meta.pieceCount).toBase64();
+    await client.register(node.url, { peerId: 'holder', wireAddr: '127.0.0.1:2', uploadSlots: 1, holdings: [{ digest, pieces: all }] });
+    const sync = (report: { badParents?: string[]; corruptParents?: string[] }) =>
+      client.sync(node.url, digest, { peerId: 'asker', have: [], wantSeed: 3, badParents: [], ...report });
+    const before = await sync({});
+    expect(before.seedGrants).toEqual([]);
+    expect(before.parents.map((p) => p.peerId)).toEqual(['holder']);
+    expect((await sync({ badParents: ['holder', 'holder'] })).seedGrants).toEqual([]);
+    expect((await sync({ corruptParents: ['holder'] })).seedGrants.length).toBeGreaterThan(0);
   });
 
   it('a parent that serves corrupted pieces is banned and every pull is still correct', async () => {

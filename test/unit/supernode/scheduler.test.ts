@@ -90,7 +90,17 @@ describe('Scheduler', () => {
     scheduler.join(digest, 2, liar, Bitfield.full(2));
     expect(scheduler.schedule(digest, 'asker', 2, lookup).seedGrants).toEqual([]);
     liar.failures++;
+    liar.corruptions++;
     expect(scheduler.schedule(digest, 'asker', 2, lookup).seedGrants).toEqual([0, 1]);
+  });
+
+  it('keeps counting the pieces of a parent reported slow, so the seed does not serve them again', () => {
+    const { scheduler, peer, lookup } = setup();
+    scheduler.join(digest, 2, peer('asker'));
+    const slow = peer('slow');
+    scheduler.join(digest, 2, slow, Bitfield.full(2));
+    slow.failures += 3;
+    expect(scheduler.schedule(digest, 'asker', 2, lookup).seedGrants).toEqual([]);
   });
 
   it('drops a peer that stops heart-beating and forgets what it held', () => {
