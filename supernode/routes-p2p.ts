@@ -145,7 +145,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
         return { hashes: [], parents: [], seedGrants: [], availability: [], failed: task.state.error.message } satisfies SyncResponse;
       }
       const wantSeed = typeof body.wantSeed === 'number' ? body.wantSeed : 0;
-      const schedule = scheduler.schedule(digest, peerId, wantSeed, (id) => tracker.get(id), (i) => typeof task.meta.hashes[i] === 'string');
+      const schedule = scheduler.schedule(digest, peerId, wantSeed, (id) => tracker.get(id), (i) => typeof task.meta.hashes[i] === 'string', body.starved === true);
       // Only the hashes the peer lacks: all of them on every sync was 17 KB per answer for a 256 MiB
       // blob, on the links the seed keeps full.
       const known = typeof body.knownHashes === 'number' && Number.isInteger(body.knownHashes) ? Math.min(Math.max(0, body.knownHashes), task.meta.pieceCount) : 0;

@@ -141,8 +141,11 @@ export class Scheduler {
     return this.tasks.get(digest)?.holders.has(peerId) ?? false;
   }
 
-  /** Parents and seed grants for `asker`. `lookup` gives the tracker's record of a holder. */
-  schedule(digest: Digest, asker: string, wantSeed: number, lookup: (peerId: string) => PeerRecord | undefined, seedHas: (i: number) => boolean = () => true): Schedule {
+  /**
+   * Parents and seed grants for `asker`. `lookup` gives the tracker's record of a holder; `starved`
+   * (the asker got no piece for a while) lets the seed serve pieces that peers hold.
+   */
+  schedule(digest: Digest, asker: string, wantSeed: number, lookup: (peerId: string) => PeerRecord | undefined, seedHas: (i: number) => boolean = () => true, starved = false): Schedule {
     const task = this.tasks.get(digest);
     if (!task) return { parents: [], seedGrants: [], availability: [] };
     const mine = task.holders.get(asker);
@@ -169,21 +172,15 @@ export class Scheduler {
     for (const [peerId, bits] of window) {
       if ((lookup(peerId)?.corruptions ?? 0) > 0) distrusted.push(bits);
     }
-    const seedGrants = this.grantSeed(task, asker, mine, Math.min(wantSeed, this.options.maxSeedGrants), distrusted, seedHas);
+    const want = Math.min(wantSeed, this.options.maxSeedGrants);
+    const seedGrants = starved ? this.grantStarved(task, asker, mine, want, seedHas) : this.grantSeed(task, asker, mine, want, distrusted, seedHas);
     return { parents, seedGrants, availability: Array.from(task.availability) };
   }
 
   /** Pieces the asker may fetch from the seed: the leases it holds (renewed) plus new ones up to `want`. */
   private grantSeed(task: TaskAvailability, asker: string, mine: Bitfield | undefined, want: number, distrusted: Bitfield[], seedHas: (i: number) => boolean): number[] {
     const now = this.clock.now();
-    const grants: number[] = [];
-    for (const [i, lease] of task.leases) {
-      if (lease.until <= now) task.leases.delete(i);
-      else if (lease.peerId === asker && !mine?.has(i)) {
-        lease.until = now + this.options.seedLeaseMs;
-        grants.push(i);
-      }
-    }
+    const grants = renewLeases(task, asker, mine, now, this.options.seedLeaseMs);
     if (mine && task.holders.size > 1 && uniquePieces(task, mine) >= SUPER_SEED_UNIQUE_PIECES) return grants;
     // Pieces the seed has not got yet are granted only a few ahead of it: a peer holding a grant far
     // ahead would wait on the registry while others could have served it what the seed already has.
@@ -198,6 +195,41 @@ export class Scheduler {
     }
     return grants;
   }
+
+  /**
+   * Seed pieces for a starved asker: any piece the seed has and the asker lacks, held by peers or
+   * not, rarest first, one lease per piece as usual. Peers hold them but are not delivering them
+   * to this asker; the seed sends such a piece at most once per starved peer.
+   */
+  private grantStarved(task: TaskAvailability, asker: string, mine: Bitfield | undefined, want: number, seedHas: (i: number) => boolean): number[] {
+    const now = this.clock.now();
+    const grants = renewLeases(task, asker, mine, now, this.options.seedLeaseMs);
+    if (grants.length >= want) return grants;
+    const candidates: number[] = [];
+    for (let i = 0; i < task.pieceCount; i++) {
+      if (!mine?.has(i) && !task.leases.has(i) && seedHas(i)) candidates.push(i);
+    }
+    candidates.sort((a, b) => task.availability[a]! - task.availability[b]! || a - b);
+    for (const i of candidates) {
+      if (grants.length >= want) break;
+      task.leases.set(i, { peerId: asker, until: now + this.options.seedLeaseMs });
+      grants.push(i);
+    }
+    return grants;
+  }
+}
+
+/** Leases of `asker` that are still running, renewed; expired leases of anyone are dropped. */
+function renewLeases(task: TaskAvailability, asker: string, mine: Bitfield | undefined, now: number, leaseMs: number): number[] {
+  const grants: number[] = [];
+  for (const [i, lease] of task.leases) {
+    if (lease.until <= now) task.leases.delete(i);
+    else if (lease.peerId === asker && !mine?.has(i)) {
+      lease.until = now + leaseMs;
+      grants.push(i);
+    }
+  }
+  return grants;
 }
 
 /** Pieces `mine` holds that no other holder has (availability counts `mine` too). */

@@ -60,6 +60,11 @@ export interface SyncRequest {
    * count as held, so the seed may serve those pieces. A slow parent still holds what it holds.
    */
   readonly corruptParents?: readonly string[];
+  /**
+   * Set when no piece has arrived for a while although some are missing: the seed may then serve
+   * pieces that peers hold (they are not delivering them to this peer).
+   */
+  readonly starved?: boolean;
   /** How many piece hashes, from the first, the peer already knows: the answer sends only the rest. */
   readonly knownHashes?: number;
   /** Set when the peer gives up the task (done or fallen back). */

@@ -94,6 +94,33 @@ describe('Scheduler', () => {
     expect(scheduler.schedule(digest, 'asker', 2, lookup).seedGrants).toEqual([0, 1]);
   });
 
+  it('lets the seed serve a starved asker pieces that peers hold, rarest first, each leased once', () => {
+    const { scheduler, peer, lookup } = setup({ maxSeedGrants: 2 });
+    scheduler.join(digest, 4, peer('asker'));
+    scheduler.join(digest, 4, peer('other'));
+    const most = Bitfield.full(4);
+    const some = new Bitfield(4);
+    some.set(0);
+    some.set(2);
+    scheduler.join(digest, 4, peer('p1'), most);
+    scheduler.join(digest, 4, peer('p2'), some);
+    const seedHas = (i: number) => i < 4;
+    expect(scheduler.schedule(digest, 'asker', 2, lookup, seedHas).seedGrants).toEqual([]);
+    // Pieces 1 and 3 are held once, 0 and 2 twice.
+    expect(scheduler.schedule(digest, 'asker', 2, lookup, seedHas, true).seedGrants).toEqual([1, 3]);
+    // The leases are the asker's: renewed for it, not granted again to another starved peer.
+    expect(scheduler.schedule(digest, 'asker', 2, lookup, seedHas, true).seedGrants).toEqual([1, 3]);
+    expect(scheduler.schedule(digest, 'other', 2, lookup, seedHas, true).seedGrants).toEqual([0, 2]);
+    expect(scheduler.schedule(digest, 'other', 2, lookup, (i) => i === 0, true).seedGrants).toEqual([0, 2]);
+  });
+
+  it('grants a starved asker only pieces the seed already has', () => {
+    const { scheduler, peer, lookup } = setup({ maxSeedGrants: 4 });
+    scheduler.join(digest, 4, peer('asker'));
+    scheduler.join(digest, 4, peer('p1'), Bitfield.full(4));
+    expect(scheduler.schedule(digest, 'asker', 4, lookup, (i) => i === 2, true).seedGrants).toEqual([2]);
+  });
+
   it('keeps counting the pieces of a parent reported slow, so the seed does not serve them again', () => {
     const { scheduler, peer, lookup } = setup();
     scheduler.join(digest, 2, peer('asker'));
