@@ -17,7 +17,7 @@ import type { PartialBlob } from '../src/partial-blob.ts';
 import { Bitfield } from '../src/p2p/bitfield.ts';
 import { BLOCK_BYTES, pieceRange } from '../src/p2p/metainfo.ts';
 import type { MetainfoBody, SyncResponse } from '../src/p2p/supernode-api.ts';
-import { WireConnection, type WireIdentity } from '../src/p2p/wire-connection.ts';
+import { releaseBlock, WireConnection, type WireIdentity } from '../src/p2p/wire-connection.ts';
 import type { BlobFetchRequest } from './blob-downloader.ts';
 import type { LocalPieces } from './local-pieces.ts';
 import { pickPiece } from './piece-picker.ts';
@@ -386,7 +386,10 @@ export class P2pTransfer {
         const dt = Math.max(1, now - parent.lastSample) / 1000;
         parent.bytesPerSecond = 0.8 * parent.bytesPerSecond + 0.2 * Math.min(len / dt, 4e9);
         parent.lastSample = now;
-        if (parent.assignments.get(a.index) !== a) return this.pump();
+        if (parent.assignments.get(a.index) !== a) {
+          releaseBlock(block);
+          return this.pump();
+        }
         a.blocks[offset / BLOCK_BYTES] = block;
         a.received += len;
         a.lastBlockAt = now;
@@ -396,14 +399,17 @@ export class P2pTransfer {
           this.release(a.index);
           // The blocks stay separate (no 1 MiB copy per piece): hashed in order, written vectored.
           const data = a.blocks as Buffer[];
+          // The blocks' buffers go back to the wire's pool once stored (or refused): not before.
+          const done = (): void => data.forEach(releaseBlock);
           if (!this.verify(a.index, data)) {
+            done();
             this.deps.logger.warn({ digest: this.digest, parent: parent.peerId, piece: a.index }, 'bad piece from a parent; banning it');
             this.banned.add(parent.peerId);
             this.deps.onBan(parent.peerId);
             this.corruptParents.add(parent.peerId);
             parent.conn.destroy('sent a bad piece');
           } else {
-            void this.storePiece(a.index, data, 'peer');
+            void this.storePiece(a.index, data, 'peer', done);
           }
         }
         this.pump();
@@ -466,8 +472,9 @@ export class P2pTransfer {
     }
   }
 
-  private async storePiece(index: number, data: readonly Buffer[], from: keyof TransferCounters): Promise<void> {
-    if (this.have.has(index) || this.writing.has(index) || this.mode === 'done') return;
+  /** Writes a verified piece and announces it; `written` runs once `data` is no longer needed. */
+  private async storePiece(index: number, data: readonly Buffer[], from: keyof TransferCounters, written?: () => void): Promise<void> {
+    if (this.have.has(index) || this.writing.has(index) || this.mode === 'done') return written?.();
     this.writing.add(index);
     try {
       await this.partial.writeAt(data, index * this.meta.pieceSize);
@@ -477,6 +484,7 @@ export class P2pTransfer {
       return;
     } finally {
       this.writing.delete(index);
+      written?.();
     }
     const bytes = data.reduce((n, b) => n + b.length, 0);
     this.counters[from] += bytes;

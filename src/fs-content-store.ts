@@ -11,8 +11,6 @@ import { PollenError } from './errors.ts';
 import type { BlobInfo, ByteRange, ContentStore, Ingest } from './content-store.ts';
 
 const HASH_CHUNK_BYTES = 1 << 20;
-/** Bytes of out-of-order writes held in memory for the incremental hash (beyond it they are read back). */
-export const PENDING_HASH_BYTES = 32 << 20;
 
 export class FsContentStore implements ContentStore {
   readonly root: string;
@@ -112,16 +110,21 @@ class FsIngest implements Ingest {
   private readonly fh: FileHandle;
   private readonly path: string;
   private readonly target: string;
-  // Incremental hash of the written prefix. A write beyond the prefix waits in `pending` (its bytes
-  // kept in memory up to PENDING_HASH_BYTES, else read back from disk when the prefix reaches it),
-  // so pieces landing out of order (P2P) still get hashed as they come instead of all over again at
-  // verify. A write into the hashed prefix or over a pending write gives up: verify re-reads the file.
-  // Callers must not modify a buffer they handed to writeAt.
+  // Incremental hash of the written prefix. A write at the end of the hashed prefix is hashed from
+  // memory before writeAt resolves; a write beyond it is remembered as a range and read back from
+  // the file (the page cache) once the prefix reaches it, so pieces landing out of order (P2P) are
+  // hashed as they come instead of all over again at verify. writeAt never keeps the caller's
+  // buffers once it resolves: the P2P downloader reuses them for the next blocks (fresh 256 KiB
+  // buffers cost a third of a downloading peer's CPU in page faults). A write into the hashed
+  // prefix or over a pending range gives up: verify re-reads the file.
   private hash: Hash | undefined;
   private hashedBytes = 0;
-  private readonly pending = new Map<number, { length: number; chunks: readonly Uint8Array[] | undefined }>();
-  private pendingBytes = 0;
+  /** Length of the range being read back and hashed right now (it belongs to the prefix). */
+  private hashingBytes = 0;
+  private readonly pending = new Map<number, number>();
+  private catchingUp = false;
   private hashing: Promise<void> = Promise.resolve();
+  private scratch: Buffer<ArrayBuffer> | undefined;
   private state: IngestState = 'open';
   private verified: BlobInfo | undefined;
 
@@ -144,42 +147,57 @@ class FsIngest implements Ingest {
       const rest = Buffer.concat(chunks).subarray(bytesWritten);
       for (let off = 0; off < rest.length; ) off += (await this.fh.write(rest, off, rest.length - off, offset + bytesWritten + off)).bytesWritten;
     }
-    if (this.hash) this.hashing = this.hashing.then(() => this.extendHash(chunks, offset, length)).catch(() => this.dropHash());
+    this.noteWritten(chunks, offset, length);
   }
 
-  private async extendHash(chunks: readonly Uint8Array[], offset: number, length: number): Promise<void> {
+  private noteWritten(chunks: readonly Uint8Array[], offset: number, length: number): void {
     const hash = this.hash;
     if (!hash || length === 0) return;
-    if (offset < this.hashedBytes || this.overlapsPending(offset, length)) return this.dropHash();
-    if (offset > this.hashedBytes) {
-      const keep = this.pendingBytes + length <= PENDING_HASH_BYTES;
-      this.pending.set(offset, { length, chunks: keep ? chunks : undefined });
-      if (keep) this.pendingBytes += length;
-      return;
+    if (offset < this.hashedBytes + this.hashingBytes || this.overlapsPending(offset, length)) return this.dropHash();
+    if (offset === this.hashedBytes && !this.catchingUp) {
+      for (const c of chunks) hash.update(c);
+      this.hashedBytes += length;
+    } else {
+      this.pending.set(offset, length);
     }
-    for (const c of chunks) hash.update(c);
-    this.hashedBytes += length;
-    for (let next = this.pending.get(this.hashedBytes); next; next = this.pending.get(this.hashedBytes)) {
+    this.catchUpSoon();
+  }
+
+  /** Reads back and hashes the pending ranges that now continue the prefix, one run at a time. */
+  private catchUpSoon(): void {
+    if (this.catchingUp || !this.hash || !this.pending.has(this.hashedBytes)) return;
+    this.catchingUp = true;
+    this.hashing = this.catchUp()
+      .catch(() => this.dropHash())
+      .finally(() => {
+        this.catchingUp = false;
+        this.catchUpSoon();
+      });
+  }
+
+  private async catchUp(): Promise<void> {
+    for (let length = this.pending.get(this.hashedBytes); length !== undefined; length = this.pending.get(this.hashedBytes)) {
+      const hash = this.hash;
+      if (!hash) return;
       this.pending.delete(this.hashedBytes);
-      if (next.chunks) {
-        for (const c of next.chunks) hash.update(c);
-        this.pendingBytes -= next.length;
-      } else {
-        await this.hashRange(hash, this.hashedBytes, this.hashedBytes + next.length);
-      }
-      this.hashedBytes += next.length;
+      this.hashingBytes = length;
+      this.scratch ??= Buffer.allocUnsafe(HASH_CHUNK_BYTES);
+      await this.hashRange(hash, this.hashedBytes, this.hashedBytes + length, this.scratch);
+      if (this.hash !== hash) return;
+      this.hashedBytes += length;
+      this.hashingBytes = 0;
     }
   }
 
   private overlapsPending(offset: number, length: number): boolean {
-    for (const [o, p] of this.pending) if (o < offset + length && offset < o + p.length) return true;
+    for (const [o, n] of this.pending) if (o < offset + length && offset < o + n) return true;
     return false;
   }
 
   private dropHash(): void {
     this.hash = undefined;
+    this.hashingBytes = 0;
     this.pending.clear();
-    this.pendingBytes = 0;
   }
 
   async readAt(target: Uint8Array, offset: number): Promise<number> {
@@ -196,7 +214,7 @@ class FsIngest implements Ingest {
       if (expectedSize !== undefined && size !== expectedSize) {
         throw new PollenError('ERR_SIZE_MISMATCH', `blob ${this.digest} is ${size} bytes, expected ${expectedSize}`, { digest: this.digest, expectedSize, actualSize: size });
       }
-      await this.hashing;
+      while (this.catchingUp) await this.hashing;
       const actual = this.hash && this.hashedBytes === size ? this.hash.digest('hex') : await this.rehash(size);
       if (`sha256:${actual}` !== this.digest) {
         throw new PollenError('ERR_DIGEST_MISMATCH', `blob hashed to sha256:${actual}, expected ${this.digest}`, { expected: this.digest, actual: `sha256:${actual}` });
@@ -255,8 +273,7 @@ class FsIngest implements Ingest {
     return hash.digest('hex');
   }
 
-  private async hashRange(hash: Hash, start: number, end: number): Promise<void> {
-    const buf = Buffer.allocUnsafe(Math.min(HASH_CHUNK_BYTES, Math.max(1, end - start)));
+  private async hashRange(hash: Hash, start: number, end: number, buf: Buffer = Buffer.allocUnsafe(Math.min(HASH_CHUNK_BYTES, Math.max(1, end - start)))): Promise<void> {
     for (let pos = start; pos < end; ) {
       const { bytesRead } = await this.fh.read(buf, 0, Math.min(buf.length, end - pos), pos);
       if (bytesRead === 0) throw new PollenError('ERR_SIZE_MISMATCH', `blob ${this.digest} ends at ${pos}, before ${end}`, { digest: this.digest });

@@ -19,7 +19,7 @@ import type { HostId, SimNetwork, Transfer } from './network.ts';
 import type { SimSupernode, SimSyncAnswer } from './sim-supernode.ts';
 
 /** Values of peer/p2p-transfer.ts and supernode/tracker.ts (not exported there). */
-export const PEER_CONSTANTS = { MAX_PARENTS: 8, CHOKE_PATIENCE_MS: 1_000, SEED_CONCURRENCY: 3, TICK_MS: 250, HEARTBEAT_MS: 1_000, HAVES_PER_SYNC: 4 } as const;
+export const PEER_CONSTANTS = { MAX_PARENTS: 8, CHOKE_PATIENCE_MS: 1_000, SEED_CONCURRENCY: 3, TICK_MS: 250, HEARTBEAT_MS: 1_000, HAVES_PER_SYNC: 4, STARVED_MS: 5_000 } as const;
 
 export interface SimPeerOptions {
   pieceCount: number;
@@ -78,6 +78,7 @@ export class SimPeer {
   private syncing = false;
   private lastSyncAt = -Infinity;
   private lastProgressAt = 0;
+  private lastPieceAt = 0;
   private readonly unchoked = new Set<Link>();
   private readonly waiting: Link[] = [];
 
@@ -101,7 +102,7 @@ export class SimPeer {
   start(): void {
     const { queue, supernode } = this.world;
     this.mode = 'p2p';
-    this.lastProgressAt = queue.now;
+    this.lastProgressAt = this.lastPieceAt = queue.now;
     const rtt = this.rtt();
     queue.after(rtt, () => {
       supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots);
@@ -149,8 +150,9 @@ export class SimPeer {
     const have = this.pendingHaves;
     this.pendingHaves = [];
     const oneWay = this.rtt() / 2;
+    const starved = !this.have.complete && queue.now - this.lastPieceAt > PEER_CONSTANTS.STARVED_MS;
     queue.after(oneWay, () => {
-      const answer = supernode.sync(this.peerId, { have, wantSeed: PEER_CONSTANTS.SEED_CONCURRENCY, badParents: [] });
+      const answer = supernode.sync(this.peerId, { have, wantSeed: PEER_CONSTANTS.SEED_CONCURRENCY, badParents: [], starved });
       queue.after(oneWay, () => {
         this.syncing = false;
         if (!answer) {
@@ -303,7 +305,7 @@ export class SimPeer {
     }
     this.have.set(i);
     this.counters[from] += this.options.pieceBytes;
-    this.lastProgressAt = this.world.queue.now;
+    this.lastProgressAt = this.lastPieceAt = this.world.queue.now;
     this.pendingHaves.push(i);
     // 'have' to the children we serve: their pump may now pick this piece.
     for (const link of this.unchoked) link.child.pump();

@@ -75,7 +75,7 @@ export class SimSupernode {
   }
 
   /** POST /api/v1/tasks/:digest/sync; undefined is the route's 404 (unknown peer or task). */
-  sync(peerId: string, body: { have: readonly number[]; wantSeed: number; badParents: readonly string[] }): SimSyncAnswer | undefined {
+  sync(peerId: string, body: { have: readonly number[]; wantSeed: number; badParents: readonly string[]; starved?: boolean }): SimSyncAnswer | undefined {
     const t = performance.now();
     return this.timed(() => {
       if (!this.tracker.get(peerId) || !this.scheduler.holds(this.digest, peerId)) return undefined;
@@ -87,7 +87,7 @@ export class SimSupernode {
       this.countCall();
       // As the route does: the seed "has" a piece once its hash is known (it arrived from the registry).
       const now = this.queue.now;
-      const answer = this.scheduler.schedule(this.digest, peerId, body.wantSeed, (id) => this.tracker.get(id), (i) => this.seedHasAt(i, now));
+      const answer = this.scheduler.schedule(this.digest, peerId, body.wantSeed, (id) => this.tracker.get(id), (i) => this.seedHasAt(i, now), body.starved === true);
       this.stats.syncWallMs += performance.now() - t;
       return answer;
     });

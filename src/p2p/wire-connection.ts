@@ -11,11 +11,19 @@ import { digestHex, isDigestLike, type Digest } from '../digest.ts';
 import { PollenError } from '../errors.ts';
 import { BLOCK_BYTES } from './metainfo.ts';
 import { checkWireProof, newNonce, NONCE_BYTES, wireProof } from './wire-auth.ts';
+import { BlockPool } from './block-pool.ts';
 import { WireGuard } from './wire-guard.ts';
 
 /** Largest frame: a piece message carrying one block (id 1 + index 4 + begin 4). */
 export const MAX_MESSAGE_BYTES = BLOCK_BYTES + 9;
 export const MAX_INCOMING_REQUESTS = 64;
+/** Buffers of incoming whole-block piece messages, shared by every connection of the process (16 MiB kept at most). */
+const blockPool = new BlockPool({ frameBytes: 4 + MAX_MESSAGE_BYTES, maxFree: 64 });
+
+/** Gives a block that `request` resolved with back for reuse; call once, when nothing uses it any more. */
+export function releaseBlock(block: Uint8Array): void {
+  blockPool.release(block);
+}
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
 export const IDLE_TIMEOUT_MS = 120_000;
 const AUTH_EXT = 'pollen_auth';
@@ -70,7 +78,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     this.ready.catch(() => {});
     this.wire = new Wire(this.outgoing ? 'tcpOutgoing' : 'tcpIncoming');
     this.wire.use(authExtension(this));
-    const guard = new WireGuard({ maxMessageBytes: MAX_MESSAGE_BYTES });
+    const guard = new WireGuard({ maxMessageBytes: MAX_MESSAGE_BYTES, pool: blockPool });
     socket.setNoDelay(true);
     socket.setTimeout(IDLE_TIMEOUT_MS, () => this.destroy('idle timeout'));
     socket.on('data', (chunk: Buffer) => {

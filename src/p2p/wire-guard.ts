@@ -6,8 +6,13 @@
 // A frame that spans reads is copied into one buffer allocated at its known length as the reads
 // come (Buffer.concat of the ~180 segments of a block on a shaped link cost 20 times more: it
 // was the largest item in a peer's profile); a frame inside one read is passed on as a view.
+// Frames of exactly the pool's size (a piece message of one whole block) are filled into buffers
+// from a BlockPool, which the downloader gives back once the block is stored.
+import type { BlockPool } from './block-pool.ts';
+
 export class WireGuard {
   private readonly maxMessageBytes: number;
+  private readonly pool: BlockPool | undefined;
   private handshakeDone = false;
   /** The frame being filled (undefined while its 4-byte length prefix is incomplete). */
   private frame: Buffer | undefined;
@@ -15,8 +20,9 @@ export class WireGuard {
   private readonly prefix = Buffer.alloc(4);
   private prefixHave = 0;
 
-  constructor(options: { maxMessageBytes: number }) {
+  constructor(options: { maxMessageBytes: number; pool?: BlockPool }) {
     this.maxMessageBytes = options.maxMessageBytes;
+    this.pool = options.pool;
   }
 
   /** Splits `chunk` into complete frames; returns a reason instead when the framing is broken. */
@@ -45,7 +51,7 @@ export class WireGuard {
             continue;
           }
           rest = rest.subarray(take);
-          this.frame = Buffer.allocUnsafe(4 + len);
+          this.frame = this.pool && 4 + len === this.pool.frameBytes ? this.pool.acquire() : Buffer.allocUnsafe(4 + len);
           this.prefix.copy(this.frame, 0);
           this.have = 4;
         }

@@ -3,12 +3,13 @@ import { ManualClock } from '../../../../src/clock.ts';
 import { sha256Digest } from '../../../../src/digest.ts';
 import { Bitfield } from '../../../../src/p2p/bitfield.ts';
 import { layoutFor, MAX_PIECES, pieceRange, pieceSizeFor, DEFAULT_PIECE_BYTES } from '../../../../src/p2p/metainfo.ts';
+import { BlockPool } from '../../../../src/p2p/block-pool.ts';
 import { TokenBucket } from '../../../../src/p2p/token-bucket.ts';
 import { WireGuard } from '../../../../src/p2p/wire-guard.ts';
 import { pickPiece } from '../../../../peer/piece-picker.ts';
 
 describe('piece layout', () => {
-  it('uses 4 MiB pieces, one piece for a small blob, and larger pieces so a blob has at most MAX_PIECES', () => {
+  it('uses DEFAULT_PIECE_BYTES pieces, one piece for a small blob, and larger pieces so a blob has at most MAX_PIECES', () => {
     expect(pieceSizeFor(10)).toBe(DEFAULT_PIECE_BYTES);
     expect(layoutFor(sha256Digest('x'), 10).pieceCount).toBe(1);
     expect(layoutFor(sha256Digest('x'), 0).pieceCount).toBe(1);
@@ -98,6 +99,44 @@ describe('WireGuard', () => {
       expect(got.length).toBe(sent.length);
       got.forEach((f, k) => expect(f.equals(sent[k]!)).toBe(true));
     }
+  });
+});
+
+describe('BlockPool', () => {
+  it('hands a released buffer out again, once, and ignores buffers it did not lend', () => {
+    const pool = new BlockPool({ frameBytes: 32, maxFree: 1 });
+    const a = pool.acquire();
+    expect(a.length).toBe(32);
+    pool.release(Buffer.alloc(32));
+    pool.release(a.subarray(13));
+    pool.release(a.subarray(13));
+    expect(pool.freeCount).toBe(1);
+    const b = pool.acquire();
+    expect(b.buffer).toBe(a.buffer);
+    expect(pool.acquire().buffer).not.toBe(a.buffer);
+    // Beyond maxFree a released buffer is left to the garbage collector.
+    const c = pool.acquire();
+    pool.release(b);
+    pool.release(c);
+    expect(pool.freeCount).toBe(1);
+  });
+
+  it('fills whole-block frames of a WireGuard into pool buffers, other frames not', () => {
+    const pool = new BlockPool({ frameBytes: 4 + 20, maxFree: 4 });
+    const g = new WireGuard({ maxMessageBytes: 100, pool });
+    const handshake = Buffer.alloc(68);
+    handshake[0] = 19;
+    const frame = (len: number) => Buffer.concat([Buffer.from([0, 0, 0, len]), Buffer.alloc(len, len)]);
+    const stream = Buffer.concat([handshake, frame(20), frame(7), frame(20)]);
+    const out: Buffer[] = [];
+    for (let i = 0; i < stream.length; i += 5) out.push(...(g.push(stream.subarray(i, i + 5)) as Buffer[]));
+    expect(out.map((f) => f.length)).toEqual([68, 24, 11, 24]);
+    expect(Buffer.concat(out).equals(stream)).toBe(true);
+    pool.release(out[2]!);
+    expect(pool.freeCount).toBe(0);
+    pool.release(out[1]!.subarray(13));
+    pool.release(out[3]!);
+    expect(pool.freeCount).toBe(2);
   });
 });
 

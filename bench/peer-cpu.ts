@@ -1,0 +1,112 @@
+// CPU a peer spends per byte on its data path, on loopback without caps: the figure that bounds
+// fan-out on the two-core test bed (bench fanout), where every peer shares the same cores.
+// Three pulls of one image through `pollen peer` processes, each by skopeo through its own peer:
+//   (a) mirror:  a peer without a supernode pulls from the registry (the registry-mirror path);
+//   (b) seed:    peer A pulls through P2P; every piece comes from the supernode's seed;
+//   (c) p2p:     peer B pulls through P2P with A holding everything: every piece comes from A.
+// For each, CPU seconds (user + system, from /proc) of the peers involved, per GiB of image, and
+// skopeo's wall time; (a) is the baseline of the same run (the ratios are what to compare across
+// machines). Usage: npm run bench:peer-cpu [-- --size-mib 256]
+import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { skopeoPullViaMirror, UPSTREAM_HOST } from '../test/helpers/clients.ts';
+import { committedSources, pushRandomImage, startP2pPeer, startSupernodeProcess } from '../test/helpers/p2p-cluster.ts';
+import { PollenProcess } from '../test/helpers/pollen.ts';
+import { TestRegistry } from '../test/helpers/registry.ts';
+import { requireTool } from '../test/helpers/tools.ts';
+import { timed } from './timed.ts';
+
+const MiB = 1 << 20;
+const CLOCK_TICKS_PER_S = 100;
+
+/** User and system CPU seconds of a process so far. */
+async function cpuSeconds(proc: PollenProcess): Promise<{ user: number; sys: number }> {
+  const stat = await readFile(`/proc/${proc.pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) in parentheses: utime and stime are 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { user: Number(fields[11]) / CLOCK_TICKS_PER_S, sys: Number(fields[12]) / CLOCK_TICKS_PER_S };
+}
+
+interface Row {
+  readonly pull: string;
+  readonly seconds: number;
+  /** CPU seconds (user + system) per process, and the system part alone. */
+  readonly cpu: Record<string, number>;
+  readonly sys: Record<string, number>;
+}
+
+async function measure(pull: string, procs: Record<string, PollenProcess>, run: () => Promise<void>): Promise<Row> {
+  const before = Object.fromEntries(await Promise.all(Object.entries(procs).map(async ([k, p]) => [k, await cpuSeconds(p)] as const)));
+  const ms = await timed(run);
+  const cpu: Record<string, number> = {};
+  const sys: Record<string, number> = {};
+  for (const [k, p] of Object.entries(procs)) {
+    const after = await cpuSeconds(p);
+    sys[k] = after.sys - before[k]!.sys;
+    cpu[k] = after.user - before[k]!.user + sys[k];
+  }
+  return { pull, seconds: ms / 1000, cpu, sys };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '256' } } });
+  const sizeMiB = Number(values['size-mib']);
+  requireTool('skopeo', 'skopeo');
+  const registry = await TestRegistry.start();
+  const dir = await mkdtemp(join(tmpdir(), 'pollen-bench-cpu-'));
+  const procs: PollenProcess[] = [];
+  const quiet = ['--log-level', 'info'];
+  try {
+    const image = await pushRandomImage(registry, 'bench/cpu', [sizeMiB * MiB]);
+    const gib = image.size / (1 << 30);
+
+    const mirror = await PollenProcess.peer(['--upstream', registry.url, '--registry', `${UPSTREAM_HOST}=${registry.url}`, ...quiet]);
+    procs.push(mirror);
+    const a0 = await measure('mirror: registry -> peer -> skopeo', { peer: mirror }, () => skopeoPullViaMirror(mirror.host, image.ref, join(dir, 'mirror')));
+
+    const supernode = await startSupernodeProcess(quiet);
+    procs.push(supernode);
+    const a = await startP2pPeer(registry, supernode.url, quiet);
+    const b = await startP2pPeer(registry, supernode.url, quiet);
+    procs.push(a, b);
+    const seed = await measure('seed: supernode -> peer A -> skopeo', { supernode, peerA: a }, () => skopeoPullViaMirror(a.host, image.ref, join(dir, 'a')));
+    const p2p = await measure('p2p: peer A -> peer B -> skopeo', { peerA: a, peerB: b }, () => skopeoPullViaMirror(b.host, image.ref, join(dir, 'b')));
+    const fromPeers = committedSources(b.output()).peer;
+
+    const rows = [a0, seed, p2p];
+    const perGiB = (s: number) => s / gib;
+    const baseline = perGiB(a0.cpu.peer!);
+    const result = {
+      bench: 'peer-cpu',
+      sizeMiB,
+      imageBytes: image.size,
+      bFromPeersBytes: fromPeers,
+      pulls: rows.map((r) => ({
+        pull: r.pull,
+        seconds: +r.seconds.toFixed(2),
+        cpuSPerGiB: Object.fromEntries(Object.entries(r.cpu).map(([k, v]) => [k, +perGiB(v).toFixed(2)])),
+        sysSPerGiB: Object.fromEntries(Object.entries(r.sys).map(([k, v]) => [k, +perGiB(v).toFixed(2)])),
+      })),
+      downloaderXMirror: +(perGiB(p2p.cpu.peerB!) / baseline).toFixed(2),
+      uploaderXMirror: +(perGiB(p2p.cpu.peerA!) / baseline).toFixed(2),
+    };
+    console.log(JSON.stringify(result));
+    console.log(`\npeer CPU per GiB on loopback, ${sizeMiB} MiB image, no caps (baseline: the mirror path, same run)\n`);
+    console.log('| pull                                 | wall s | process: CPU s per GiB (x mirror) [of it system]              |');
+    console.log('| ------------------------------------ | ------ | ------------------------------------------------------------- |');
+    for (const r of rows) {
+      const cells = Object.entries(r.cpu).map(([k, v]) => `${k} ${perGiB(v).toFixed(2)} (${(perGiB(v) / baseline).toFixed(2)}x) [${perGiB(r.sys[k]!).toFixed(2)}]`).join(', ');
+      console.log(`| ${r.pull.padEnd(36)} | ${r.seconds.toFixed(1).padStart(6)} | ${cells.padEnd(61)} |`);
+    }
+    console.log(`\npeer B got ${(fromPeers / MiB).toFixed(0)} of ${(image.size / MiB).toFixed(0)} MiB from peers`);
+    if (fromPeers < image.size * 0.9) throw new Error(`peer B got only ${fromPeers} of ${image.size} bytes from peer A: the p2p row does not measure the peer path`);
+  } finally {
+    for (const p of procs.reverse()) await p.stop().catch(() => {});
+    await registry.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
