@@ -7,7 +7,8 @@ import type { Digest } from '../src/digest.ts';
 import { Bitfield } from '../src/p2p/bitfield.ts';
 import { pieceCountFor, pieceSizeFor } from '../src/p2p/metainfo.ts';
 import type { Holding } from '../src/p2p/supernode-api.ts';
-import { joinBuffers } from '../src/bytes.ts';
+import { PollenError } from '../src/errors.ts';
+import { uploadBuffer } from '../src/p2p/wire-connection.ts';
 
 export interface PieceSource {
   readonly size: number;
@@ -15,14 +16,15 @@ export interface PieceSource {
   readonly pieceCount: number;
   has(index: number): boolean;
   bitfield(): Uint8Array;
-  /** Reads bytes of the blob (only from verified pieces). */
+  /** Reads bytes of the blob (only from verified pieces) into a buffer from `uploadBuffer`. */
   read(offset: number, length: number): Promise<Buffer>;
 }
 
 export interface ActiveTransfer {
   readonly size: number;
   readonly pieces: Bitfield;
-  readAt(offset: number, length: number): Promise<Buffer>;
+  /** Fills `target` from `offset` of the blob (verified pieces only). */
+  readInto(target: Buffer, offset: number): Promise<void>;
 }
 
 const MAX_HOLDINGS = 2_000;
@@ -78,7 +80,9 @@ export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: nu
         bitfield: () => active.pieces.bytes,
         read: async (offset, length) => {
           try {
-            return await active.readAt(offset, length);
+            const target = uploadBuffer(length);
+            await active.readInto(target, offset);
+            return target;
           } catch {
             // The transfer may have just committed: read the committed blob.
             return this.readCommitted(digest, offset, length);
@@ -107,8 +111,15 @@ export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: nu
 
   private async readCommitted(digest: Digest, offset: number, length: number): Promise<Buffer> {
     const stream = await this.store.read(digest, { start: offset, end: offset + length - 1 });
-    const chunks: Buffer[] = [];
-    for await (const c of stream) chunks.push(c as Buffer);
-    return joinBuffers(chunks);
+    const target = uploadBuffer(length);
+    let filled = 0;
+    for await (const c of stream) {
+      const chunk = c as Buffer;
+      if (filled + chunk.length > length) throw new PollenError('ERR_INTERNAL', `blob ${digest} read past ${offset + length}`);
+      chunk.copy(target, filled);
+      filled += chunk.length;
+    }
+    if (filled !== length) throw new PollenError('ERR_INTERNAL', `short read of ${digest}: ${filled} of ${length} bytes`);
+    return target;
   }
 }

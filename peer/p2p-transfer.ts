@@ -160,11 +160,9 @@ export class P2pTransfer {
     return this.have;
   }
 
-  async readAt(offset: number, length: number): Promise<Buffer> {
-    const buf = Buffer.allocUnsafe(length);
-    const n = await this.ingest.readAt(buf, offset);
-    if (n !== length) throw new PollenError('ERR_INTERNAL', `short read of ${this.digest}`);
-    return buf;
+  async readInto(target: Buffer, offset: number): Promise<void> {
+    const n = await this.ingest.readAt(target, offset);
+    if (n !== target.length) throw new PollenError('ERR_INTERNAL', `short read of ${this.digest}`);
   }
 
   start(): void {

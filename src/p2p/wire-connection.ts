@@ -19,10 +19,21 @@ export const MAX_MESSAGE_BYTES = BLOCK_BYTES + 9;
 export const MAX_INCOMING_REQUESTS = 64;
 /** Buffers of incoming whole-block piece messages, shared by every connection of the process (16 MiB kept at most). */
 const blockPool = new BlockPool({ frameBytes: 4 + MAX_MESSAGE_BYTES, maxFree: 64 });
+/** Buffers of outgoing blocks: taken by the uploader's reads, back once the socket has the bytes. */
+const uploadPool = new BlockPool({ frameBytes: BLOCK_BYTES, maxFree: 64 });
 
 /** Gives a block that `request` resolved with back for reuse; call once, when nothing uses it any more. */
 export function releaseBlock(block: Uint8Array): void {
   blockPool.release(block);
+}
+
+/**
+ * A buffer to read a block into before answering a request with it: a whole block comes from a pool
+ * and returns to it once written to the socket, so answer with this buffer itself (not a copy) or
+ * not at all.
+ */
+export function uploadBuffer(length: number): Buffer {
+  return length === BLOCK_BYTES ? uploadPool.acquire() : Buffer.allocUnsafe(length);
 }
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
 export const IDLE_TIMEOUT_MS = 120_000;
@@ -94,7 +105,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     socket.on('error', (err) => this.destroy(`socket error: ${err.message}`));
     socket.on('close', () => this.destroy('socket closed'));
     this.wire.on('data', ((chunk: Uint8Array) => {
-      if (!this.closed) socket.write(chunk);
+      if (!this.closed) socket.write(chunk, () => uploadPool.release(chunk));
     }) as never);
     this.wire.on('error', (() => this.destroy('wire error')) as never);
     this.wire.on('end', (() => this.destroy('protocol error')) as never);
