@@ -22,11 +22,11 @@ const MiB = 1 << 20;
 const CLOCK_TICKS_PER_S = 100;
 
 /** User and system CPU seconds of a process so far. */
-async function cpuSeconds(proc: PollenProcess): Promise<{ user: number; sys: number }> {
+async function cpuSeconds(proc: PollenProcess): Promise<{ user: number; sys: number; faults: number }> {
   const stat = await readFile(`/proc/${proc.pid}/stat`, 'utf8');
-  // Fields after the command name (which may hold spaces) in parentheses: utime and stime are 14 and 15.
+  // Fields after the command name (which may hold spaces) in parentheses: minflt is 10, utime and stime are 14 and 15.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: Number(fields[11]) / CLOCK_TICKS_PER_S, sys: Number(fields[12]) / CLOCK_TICKS_PER_S };
+  return { user: Number(fields[11]) / CLOCK_TICKS_PER_S, sys: Number(fields[12]) / CLOCK_TICKS_PER_S, faults: Number(fields[7]) };
 }
 
 interface Row {
@@ -35,6 +35,8 @@ interface Row {
   /** CPU seconds (user + system) per process, and the system part alone. */
   readonly cpu: Record<string, number>;
   readonly sys: Record<string, number>;
+  /** Minor page faults per process (first touches of fresh memory: costly on this kind of VM). */
+  readonly faults: Record<string, number>;
 }
 
 async function measure(pull: string, procs: Record<string, PollenProcess>, run: () => Promise<void>): Promise<Row> {
@@ -42,12 +44,14 @@ async function measure(pull: string, procs: Record<string, PollenProcess>, run: 
   const ms = await timed(run);
   const cpu: Record<string, number> = {};
   const sys: Record<string, number> = {};
+  const faults: Record<string, number> = {};
   for (const [k, p] of Object.entries(procs)) {
     const after = await cpuSeconds(p);
     sys[k] = after.sys - before[k]!.sys;
     cpu[k] = after.user - before[k]!.user + sys[k];
+    faults[k] = after.faults - before[k]!.faults;
   }
-  return { pull, seconds: ms / 1000, cpu, sys };
+  return { pull, seconds: ms / 1000, cpu, sys, faults };
 }
 
 async function main(): Promise<void> {
@@ -88,17 +92,20 @@ async function main(): Promise<void> {
         seconds: +r.seconds.toFixed(2),
         cpuSPerGiB: Object.fromEntries(Object.entries(r.cpu).map(([k, v]) => [k, +perGiB(v).toFixed(2)])),
         sysSPerGiB: Object.fromEntries(Object.entries(r.sys).map(([k, v]) => [k, +perGiB(v).toFixed(2)])),
+        pageFaultsPerGiB: Object.fromEntries(Object.entries(r.faults).map(([k, v]) => [k, Math.round(perGiB(v))])),
       })),
       downloaderXMirror: +(perGiB(p2p.cpu.peerB!) / baseline).toFixed(2),
       uploaderXMirror: +(perGiB(p2p.cpu.peerA!) / baseline).toFixed(2),
     };
     console.log(JSON.stringify(result));
     console.log(`\npeer CPU per GiB on loopback, ${sizeMiB} MiB image, no caps (baseline: the mirror path, same run)\n`);
-    console.log('| pull                                 | wall s | process: CPU s per GiB (x mirror) [of it system]              |');
-    console.log('| ------------------------------------ | ------ | ------------------------------------------------------------- |');
+    console.log('| pull                                 | wall s | process: CPU s per GiB (x mirror) [of it system; page faults per GiB]          |');
+    console.log('| ------------------------------------ | ------ | ------------------------------------------------------------------------------ |');
     for (const r of rows) {
-      const cells = Object.entries(r.cpu).map(([k, v]) => `${k} ${perGiB(v).toFixed(2)} (${(perGiB(v) / baseline).toFixed(2)}x) [${perGiB(r.sys[k]!).toFixed(2)}]`).join(', ');
-      console.log(`| ${r.pull.padEnd(36)} | ${r.seconds.toFixed(1).padStart(6)} | ${cells.padEnd(61)} |`);
+      const cells = Object.entries(r.cpu)
+        .map(([k, v]) => `${k} ${perGiB(v).toFixed(2)} (${(perGiB(v) / baseline).toFixed(2)}x) [${perGiB(r.sys[k]!).toFixed(2)}; ${(perGiB(r.faults[k]!) / 1000).toFixed(0)}k]`)
+        .join(', ');
+      console.log(`| ${r.pull.padEnd(36)} | ${r.seconds.toFixed(1).padStart(6)} | ${cells.padEnd(78)} |`);
     }
     console.log(`\npeer B got ${(fromPeers / MiB).toFixed(0)} of ${(image.size / MiB).toFixed(0)} MiB from peers`);
     if (fromPeers < image.size * 0.9) throw new Error(`peer B got only ${fromPeers} of ${image.size} bytes from peer A: the p2p row does not measure the peer path`);
