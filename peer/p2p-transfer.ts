@@ -5,7 +5,8 @@
 // verified bitfield is persisted so a restarted peer resumes, and the contiguous verified prefix is
 // exposed to waiting clients through the PartialBlob. The whole blob is verified at commit.
 // Over 400 lines because it is one state machine (p2p → fallback → done) whose sources share the
-// same piece accounting; the next split would be the per-parent window into its own class.
+// same piece accounting (the seed-piece GET is in seed-piece.ts); the next split would be the
+// per-parent window into its own class.
 import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
 import type { Logger } from 'pino';
@@ -21,6 +22,7 @@ import { releaseBlock, WireConnection, type WireIdentity } from '../src/p2p/wire
 import type { BlobFetchRequest } from './blob-downloader.ts';
 import type { LocalPieces } from './local-pieces.ts';
 import { pickPiece } from './piece-picker.ts';
+import { fetchSeedPiece } from './seed-piece.ts';
 import type { SupernodeClient } from './supernode-client.ts';
 import { fetchRangeFromUpstream } from './upstream-ranges.ts';
 
@@ -433,36 +435,22 @@ export class P2pTransfer {
   private async fetchFromSeed(index: number): Promise<void> {
     this.seedFetches.add(index);
     this.inFlight.set(index, (this.inFlight.get(index) ?? 0) + 1);
-    // The answer may wait for the registry; once bytes flow, a body that stops for pieceStallMs is
-    // given up, so the lease goes back (in the 16-peer bed a stuck body held a piece nobody else
-    // could get from the seed, and eleven peers fell back to the registry for it).
-    const stall = new AbortController();
-    let watchdog: NodeJS.Timeout | undefined;
-    const rearm = (): void => {
-      clearTimeout(watchdog);
-      watchdog = setTimeout(() => stall.abort(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `seed piece ${index} stalled for ${this.timings.pieceStallMs} ms`)), this.timings.pieceStallMs);
-    };
     try {
-      const { length } = pieceRange(this.meta.size, this.meta.pieceSize, index);
-      const body = await this.deps.client.seedPiece(this.deps.supernode, this.digest, index, AbortSignal.any([this.seedController.signal, this.controller.signal, stall.signal]));
-      const chunks: Buffer[] = [];
-      let n = 0;
-      rearm();
-      for await (const c of body) {
-        rearm();
-        n += (c as Buffer).length;
-        if (n > length) throw new PollenError('ERR_SIZE_MISMATCH', `seed piece ${index} is longer than ${length} bytes`);
-        this.lastProgressAt = Date.now();
-        chunks.push(c as Buffer);
-      }
-      clearTimeout(watchdog);
+      const chunks = await fetchSeedPiece(this.deps.client, {
+        supernode: this.deps.supernode,
+        digest: this.digest,
+        index,
+        length: pieceRange(this.meta.size, this.meta.pieceSize, index).length,
+        stallMs: this.timings.pieceStallMs,
+        signal: AbortSignal.any([this.seedController.signal, this.controller.signal]),
+        onChunk: () => (this.lastProgressAt = Date.now()),
+      });
       if (!this.hashKnown(index)) await this.sync();
-      if (n !== length || !this.verify(index, chunks)) throw new PollenError('ERR_PIECE_DIGEST_MISMATCH', `seed piece ${index} of ${this.digest} failed verification`);
+      if (!this.verify(index, chunks)) throw new PollenError('ERR_PIECE_DIGEST_MISMATCH', `seed piece ${index} of ${this.digest} failed verification`);
       await this.storePiece(index, chunks, 'seed');
     } catch (err) {
       if (this.mode === 'p2p') this.deps.logger.debug({ digest: this.digest, piece: index, err: (err as Error).message }, 'seed piece failed');
     } finally {
-      clearTimeout(watchdog);
       this.seedFetches.delete(index);
       this.release(index);
       void this.sync();
