@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { runPollenSwarm, type PollenSwarmOptions } from '../../../../bench/sim/pollen-swarm.ts';
+import { PEER_CONSTANTS } from '../../../../bench/sim/sim-peer.ts';
 import { measureBytesPerPeerTask, mulberry32 } from '../../../../bench/sim/sim-bench.ts';
 
 const MIB = 1024 * 1024;
@@ -43,6 +44,32 @@ describe('runPollenSwarm (real supernode scheduler and piece picker on the simul
     expect(r.seedSentBytes).toBe(0);
     // 5 s without progress, then three fallbacks share the registry's upload.
     expect(r.allDoneMs).toBeGreaterThan(5_000 + ((3 * 32 * MIB) / RATE) * 1000 * 0.99);
+  });
+
+  it('samples the swarm while it runs: parent links within the cap, finished peers only ever more', () => {
+    const done: number[] = [];
+    let unchoked = 0;
+    let overCap = 0;
+    const r = runPollenSwarm(
+      options(10, {
+        sample: {
+          everyMs: 500,
+          fn: (_now, peers) => {
+            done.push(peers.filter((p) => Number.isFinite(p.doneMs)).length);
+            for (const p of peers) {
+              const l = p.linkStates();
+              unchoked += l.unchoked;
+              if (l.unchoked + l.choked + l.connecting > PEER_CONSTANTS.MAX_PARENTS) overCap++;
+            }
+          },
+        },
+      }),
+    );
+    expect(r.unfinished).toBe(0);
+    expect(done.length).toBeGreaterThanOrEqual(Math.floor(r.allDoneMs / 500));
+    expect(done).toEqual([...done].sort((a, b) => a - b));
+    expect(unchoked).toBeGreaterThan(0);
+    expect(overCap).toBe(0);
   });
 
   it('reports an unfinished run instead of hanging when the time limit passes', () => {
