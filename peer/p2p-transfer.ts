@@ -52,6 +52,8 @@ const MAX_PARENTS = 8;
 /** A parent that has kept us choked (all its upload slots taken) this long makes room for a fresh one. */
 const CHOKE_PATIENCE_MS = 1_000;
 const SEED_CONCURRENCY = 3;
+/** Parents reported per sync and list (the supernode reads no more); the rest go with the next. */
+const MAX_REPORTS_PER_SYNC = 64;
 /**
  * No verified piece for this long, with pieces missing: the peer tells the supernode it is starved,
  * and the seed backs up the parents that hold what it lacks but do not deliver it (all slots busy,
@@ -201,10 +203,8 @@ export class P2pTransfer {
     this.lastSyncAt = Date.now();
     const have = this.pendingHaves;
     this.pendingHaves = [];
-    const badParents = [...this.badParents];
-    const corruptParents = [...this.corruptParents];
-    this.badParents.clear();
-    this.corruptParents.clear();
+    const badParents = takeReports(this.badParents);
+    const corruptParents = takeReports(this.corruptParents);
     // Leases we hold come back with every answer, so count the whole allowance, not what is left.
     const wantSeed = SEED_CONCURRENCY;
     const starved = !this.have.complete && Date.now() - this.lastPieceAt > STARVED_MS;
@@ -583,4 +583,15 @@ export class P2pTransfer {
     this.controller.abort();
     this.closeParents();
   }
+}
+
+/** Up to MAX_REPORTS_PER_SYNC entries of `set` (what a supernode reads), taken out of it. */
+function takeReports(set: Set<string>): string[] {
+  const out: string[] = [];
+  for (const id of set) {
+    if (out.length >= MAX_REPORTS_PER_SYNC) break;
+    out.push(id);
+    set.delete(id);
+  }
+  return out;
 }

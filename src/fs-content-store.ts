@@ -141,11 +141,17 @@ class FsIngest implements Ingest {
     this.assert('open');
     const chunks = data instanceof Uint8Array ? [data] : data;
     const length = chunks.reduce((n, c) => n + c.length, 0);
-    const { bytesWritten } = await this.fh.writev(chunks as Uint8Array[], offset);
-    if (bytesWritten < length) {
-      // A short vectored write (rare): finish the rest with plain writes.
-      const rest = Buffer.concat(chunks).subarray(bytesWritten);
-      for (let off = 0; off < rest.length; ) off += (await this.fh.write(rest, off, rest.length - off, offset + bytesWritten + off)).bytesWritten;
+    try {
+      const { bytesWritten } = await this.fh.writev(chunks as Uint8Array[], offset);
+      if (bytesWritten < length) {
+        // A short vectored write (rare): finish the rest with plain writes.
+        const rest = Buffer.concat(chunks).subarray(bytesWritten);
+        for (let off = 0; off < rest.length; ) off += (await this.fh.write(rest, off, rest.length - off, offset + bytesWritten + off)).bytesWritten;
+      }
+    } catch (err) {
+      // Some of these bytes may be on disk over a range already hashed or pending: verify re-reads.
+      this.dropHash();
+      throw err;
     }
     this.noteWritten(chunks, offset, length);
   }
