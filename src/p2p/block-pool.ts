@@ -17,7 +17,8 @@ export class BlockPool {
 
   /** A buffer of exactly `frameBytes` (contents undefined). */
   acquire(): Buffer {
-    const ab = this.free.pop() ?? new ArrayBuffer(this.frameBytes);
+    // allocUnsafeSlow: a buffer of its own, not zero-filled (new ArrayBuffer would clear it first).
+    const ab = this.free.pop() ?? (Buffer.allocUnsafeSlow(this.frameBytes).buffer as ArrayBuffer);
     this.lent.add(ab);
     return Buffer.from(ab);
   }
