@@ -5,8 +5,8 @@
 // verified bitfield is persisted so a restarted peer resumes, and the contiguous verified prefix is
 // exposed to waiting clients through the PartialBlob. The whole blob is verified at commit.
 // Over 400 lines because it is one state machine (p2p → fallback → done) whose sources share the
-// same piece accounting (the seed-piece GET is in seed-piece.ts); the next split would be the
-// per-parent window into its own class.
+// same piece accounting (the seed-piece GET is in seed-piece.ts, a parent's window and
+// assignments in parent-link.ts).
 import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
 import type { Logger } from 'pino';
@@ -21,6 +21,7 @@ import type { MetainfoBody, SyncResponse } from '../src/p2p/supernode-api.ts';
 import { releaseBlock, WireConnection, type WireIdentity } from '../src/p2p/wire-connection.ts';
 import type { BlobFetchRequest } from './blob-downloader.ts';
 import type { LocalPieces } from './local-pieces.ts';
+import { ParentLink, type Assignment } from './parent-link.ts';
 import { pickPiece } from './piece-picker.ts';
 import { fetchSeedPiece } from './seed-piece.ts';
 import type { SupernodeClient } from './supernode-client.ts';
@@ -61,10 +62,6 @@ const MAX_REPORTS_PER_SYNC = 64;
  * CPU-starved 16-host bed, 40 such fallbacks sent the registry 6.9 x S.
  */
 const STARVED_MS = 5_000;
-const MIN_WINDOW_BLOCKS = 8;
-const MAX_WINDOW_BLOCKS = 64;
-/** The window holds this much of a parent's measured throughput in flight. */
-const WINDOW_SECONDS = 0.3;
 
 export interface TransferCounters {
   peer: number;
@@ -76,26 +73,6 @@ export interface PersistedPieces {
   readonly size: number;
   readonly pieceSize: number;
   readonly pieces: string;
-}
-
-interface Assignment {
-  readonly index: number;
-  readonly length: number;
-  readonly blocks: Array<Buffer | undefined>;
-  nextOffset: number;
-  received: number;
-  lastBlockAt: number;
-}
-
-interface Parent {
-  readonly peerId: string;
-  readonly conn: WireConnection;
-  readonly assignments: Map<number, Assignment>;
-  outstanding: number;
-  bytesPerSecond: number;
-  lastSample: number;
-  /** Since when the parent has been choking us (Infinity while it is not). */
-  chokedSince: number;
 }
 
 export interface TransferDeps {
@@ -120,7 +97,7 @@ export class P2pTransfer {
   private readonly ingest: Ingest;
   private meta: MetainfoBody;
   private readonly have: Bitfield;
-  private readonly parents = new Map<string, Parent>();
+  private readonly parents = new Map<string, ParentLink>();
   private readonly connecting = new Set<string>();
   private readonly banned = new Set<string>();
   private readonly badParents = new Set<string>();
@@ -279,7 +256,7 @@ export class P2pTransfer {
     socket.on('error', () => {});
     const conn = WireConnection.outgoing(socket, this.deps.identity, this.digest);
     this.connecting.add(peerId);
-    const parent: Parent = { peerId, conn, assignments: new Map(), outstanding: 0, bytesPerSecond: 0, lastSample: Date.now(), chokedSince: Date.now() };
+    const parent = new ParentLink(peerId, conn);
     conn.on('close', () => {
       this.connecting.delete(peerId);
       if (this.parents.get(peerId) === parent) this.parents.delete(peerId);
@@ -316,7 +293,7 @@ export class P2pTransfer {
     return this.persistChain;
   }
 
-  private isUseful(parent: Parent): boolean {
+  private isUseful(parent: ParentLink): boolean {
     for (let i = 0; i < this.meta.pieceCount; i++) if (!this.have.has(i) && parent.conn.peerHas(i)) return true;
     return false;
   }
@@ -352,9 +329,9 @@ export class P2pTransfer {
     for (const p of this.parents.values()) for (let i = 0; i < connected.length; i++) if (p.conn.peerHas(i)) connected[i]!++;
     for (const parent of this.parents.values()) {
       if (parent.conn.isClosed || parent.conn.peerChoking) continue;
-      const window = Math.min(MAX_WINDOW_BLOCKS, Math.max(MIN_WINDOW_BLOCKS, Math.ceil((parent.bytesPerSecond * WINDOW_SECONDS) / BLOCK_BYTES)));
+      const window = parent.window;
       while (parent.outstanding < window) {
-        let a = [...parent.assignments.values()].find((x) => x.nextOffset < x.length);
+        let a = parent.unfinished();
         if (!a) {
           const index = pickPiece({
             have: this.have,
@@ -364,9 +341,7 @@ export class P2pTransfer {
             mine: new Set(parent.assignments.keys()),
           });
           if (index === undefined) break;
-          const length = pieceRange(this.meta.size, this.meta.pieceSize, index).length;
-          a = { index, length, blocks: new Array(Math.ceil(length / BLOCK_BYTES)), nextOffset: 0, received: 0, lastBlockAt: Date.now() };
-          parent.assignments.set(index, a);
+          a = parent.assign(index, pieceRange(this.meta.size, this.meta.pieceSize, index).length);
           this.inFlight.set(index, (this.inFlight.get(index) ?? 0) + 1);
         }
         this.requestBlock(parent, a);
@@ -374,7 +349,7 @@ export class P2pTransfer {
     }
   }
 
-  private requestBlock(parent: Parent, a: Assignment): void {
+  private requestBlock(parent: ParentLink, a: Assignment): void {
     const offset = a.nextOffset;
     const len = Math.min(BLOCK_BYTES, a.length - offset);
     a.nextOffset += len;
@@ -383,9 +358,7 @@ export class P2pTransfer {
       (block) => {
         parent.outstanding--;
         const now = Date.now();
-        const dt = Math.max(1, now - parent.lastSample) / 1000;
-        parent.bytesPerSecond = 0.8 * parent.bytesPerSecond + 0.2 * Math.min(len / dt, 4e9);
-        parent.lastSample = now;
+        parent.sample(len, now);
         if (parent.assignments.get(a.index) !== a) {
           releaseBlock(block);
           return this.pump();
