@@ -42,6 +42,17 @@ describe('P2P swarm over a real registry', () => {
     return out;
   }
 
+  /** A fresh supernode with a peer registered through the API alone (no agent) that created the swarm layer's task. */
+  async function apiPeerWithTask(peerId: string) {
+    const { node } = await startSupernode();
+    cleanups.push(() => node.close());
+    const client = new SupernodeClient({}, { urls: [node.url], timeoutMs: 5_000 });
+    const digest = layer.descriptor.digest as Digest;
+    await client.register(node.url, { peerId, wireAddr: '127.0.0.1:1', uploadSlots: 1, holdings: [] });
+    const meta = await client.createTask(node.url, { peerId, digest, upstream: { baseUrl: registry.url, name: 'test/swarm' } });
+    return { node, client, digest, meta };
+  }
+
   it('five peers pulling at once get identical blobs, the registry sends it about once, and most bytes come from peers', async () => {
     const { node } = await startSupernode();
     cleanups.push(() => node.close());
@@ -68,12 +79,7 @@ describe('P2P swarm over a real registry', () => {
   }, 180_000);
 
   it('a sync answer carries only the piece hashes the peer does not know yet; a bad count is clamped', async () => {
-    const { node } = await startSupernode();
-    cleanups.push(() => node.close());
-    const client = new SupernodeClient({}, { urls: [node.url], timeoutMs: 5_000 });
-    const digest = layer.descriptor.digest as Digest;
-    await client.register(node.url, { peerId: 'p1', wireAddr: '127.0.0.1:1', uploadSlots: 1, holdings: [] });
-    const meta = await client.createTask(node.url, { peerId: 'p1', digest, upstream: { baseUrl: registry.url, name: 'test/swarm' } });
+    const { node, client, digest, meta } = await apiPeerWithTask('p1');
     const sync = (knownHashes?: unknown) => client.sync(node.url, digest, { peerId: 'p1', have: [], wantSeed: 0, badParents: [], knownHashes } as never);
     // The seed fetches the blob once the task exists; wait until every hash is known.
     await waitFor(async () => (await sync(0)).hashes.every((h) => typeof h === 'string'), 'every piece hash', 60_000);
@@ -92,12 +98,7 @@ describe('P2P swarm over a real registry', () => {
   });
 
   it('a parent reported slow still counts as a holder; one reported corrupt does not, and the seed serves its pieces', async () => {
-    const { node } = await startSupernode();
-    cleanups.push(() => node.close());
-    const client = new SupernodeClient({}, { urls: [node.url], timeoutMs: 5_000 });
-    const digest = layer.descriptor.digest as Digest;
-    await client.register(node.url, { peerId: 'asker', wireAddr: '127.0.0.1:1', uploadSlots: 1, holdings: [] });
-    const meta = await client.createTask(node.url, { peerId: 'asker', digest, upstream: { baseUrl: registry.url, name: 'test/swarm' } });
+    const { node, client, digest, meta } = await apiPeerWithTask('asker');
     const all = Bitfield.full(meta.pieceCount).toBase64();
     await client.register(node.url, { peerId: 'holder', wireAddr: '127.0.0.1:2', uploadSlots: 1, holdings: [{ digest, pieces: all }] });
     const sync = (report: { badParents?: string[]; corruptParents?: string[] }) =>
