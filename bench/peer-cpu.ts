@@ -7,7 +7,7 @@
 // For each, CPU seconds (user + system, from /proc) of the peers involved, per GiB of image, and
 // skopeo's wall time; (a) is the baseline of the same run (the ratios are what to compare across
 // machines). Usage: npm run bench:peer-cpu [-- --size-mib 256]
-import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -16,17 +16,15 @@ import { committedSources, pushRandomImage, startP2pPeer, startSupernodeProcess 
 import { PollenProcess } from '../test/helpers/pollen.ts';
 import { TestRegistry } from '../test/helpers/registry.ts';
 import { requireTool } from '../test/helpers/tools.ts';
+import { cpuDetail } from './testbed/process-stats.ts';
 import { timed } from './timed.ts';
 
 const MiB = 1 << 20;
-const CLOCK_TICKS_PER_S = 100;
 
-/** User and system CPU seconds of a process so far. */
-async function cpuSeconds(proc: PollenProcess): Promise<{ user: number; sys: number; faults: number }> {
-  const stat = await readFile(`/proc/${proc.pid}/stat`, 'utf8');
-  // Fields after the command name (which may hold spaces) in parentheses: minflt is 10, utime and stime are 14 and 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: Number(fields[11]) / CLOCK_TICKS_PER_S, sys: Number(fields[12]) / CLOCK_TICKS_PER_S, faults: Number(fields[7]) };
+function cpuSeconds(proc: PollenProcess): { user: number; sys: number; faults: number } {
+  const d = cpuDetail(proc.pid ?? 0);
+  if (!d) throw new Error(`process ${proc.pid} is gone`);
+  return { user: d.userS, sys: d.systemS, faults: d.minorFaults };
 }
 
 interface Row {
@@ -40,13 +38,13 @@ interface Row {
 }
 
 async function measure(pull: string, procs: Record<string, PollenProcess>, run: () => Promise<void>): Promise<Row> {
-  const before = Object.fromEntries(await Promise.all(Object.entries(procs).map(async ([k, p]) => [k, await cpuSeconds(p)] as const)));
+  const before = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSeconds(p)] as const));
   const ms = await timed(run);
   const cpu: Record<string, number> = {};
   const sys: Record<string, number> = {};
   const faults: Record<string, number> = {};
   for (const [k, p] of Object.entries(procs)) {
-    const after = await cpuSeconds(p);
+    const after = cpuSeconds(p);
     sys[k] = after.sys - before[k]!.sys;
     cpu[k] = after.user - before[k]!.user + sys[k];
     faults[k] = after.faults - before[k]!.faults;

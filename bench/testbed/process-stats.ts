@@ -15,7 +15,11 @@ export interface ProcessUsage {
 interface ProcStat {
   pid: number;
   ppid: number;
+  /** utime + stime + cutime + cstime. */
   ticks: number;
+  userTicks: number;
+  systemTicks: number;
+  minorFaults: number;
 }
 
 function readStat(pid: number): ProcStat | undefined {
@@ -28,8 +32,14 @@ function readStat(pid: number): ProcStat | undefined {
   // The command name (field 2) is in parentheses and may hold spaces: split after the last ')'.
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
   const num = (i: number): number => Number(rest[i] ?? 0);
-  // rest[0] is field 3 (state): ppid is field 4, utime..cstime are fields 14..17.
-  return { pid, ppid: num(1), ticks: num(11) + num(12) + num(13) + num(14) };
+  // rest[0] is field 3 (state): ppid is field 4, minflt is 10, utime..cstime are fields 14..17.
+  return { pid, ppid: num(1), ticks: num(11) + num(12) + num(13) + num(14), userTicks: num(11), systemTicks: num(12), minorFaults: num(7) };
+}
+
+/** User and system CPU seconds and minor page faults of one live process so far (its own, not its children's). */
+export function cpuDetail(pid: number): { userS: number; systemS: number; minorFaults: number } | undefined {
+  const st = readStat(pid);
+  return st && { userS: st.userTicks / CLOCK_TICKS_PER_S, systemS: st.systemTicks / CLOCK_TICKS_PER_S, minorFaults: st.minorFaults };
 }
 
 function readHwmKiB(pid: number): number {
