@@ -11,13 +11,13 @@ import { clusterToken } from '../src/p2p/wire-auth.ts';
 import { CLUSTER_TOKEN_HEADER, type MetainfoBody } from '../src/p2p/supernode-api.ts';
 import { createHttpApp, listenOn } from '../src/http-app.ts';
 import type { SupernodeConfig } from './config.ts';
-import { JobManager } from './job-manager.ts';
-import { preheatPorts } from './preheat-ports.ts';
-import { isJobsPath, registerJobRoutes } from './routes-jobs.ts';
-import { registerP2pRoutes } from './routes-p2p.ts';
-import { Scheduler } from './scheduler.ts';
-import { Seed } from './seed.ts';
-import { Tracker } from './tracker.ts';
+import { JobManager } from './preheat/job-manager.ts';
+import { preheatPorts } from './preheat/preheat-ports.ts';
+import { isJobsPath, registerJobRoutes } from './preheat/routes-jobs.ts';
+import { registerP2pRoutes } from './p2p/routes-p2p.ts';
+import { Scheduler } from './p2p/scheduler.ts';
+import { Seed } from './p2p/seed.ts';
+import { Tracker } from './p2p/tracker.ts';
 
 export class Supernode {
   private readonly logger: Logger;

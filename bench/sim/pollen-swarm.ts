@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { Digest } from '../../src/digest.ts';
 import { pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
-import type { SchedulerOptions } from '../../supernode/scheduler.ts';
+import type { SchedulerOptions } from '../../supernode/p2p/scheduler.ts';
 import { EventQueue } from './event-queue.ts';
 import { SimNetwork, type HostId } from './network.ts';
 import { SimPeer, type PeerCounters } from './sim-peer.ts';
@@ -68,7 +68,7 @@ export interface PollenSwarmResult {
  */
 export const NETWORK_QUANTUM_MS = 5;
 
-/** Defaults of peer/config.ts (uploadSlots) and peer/p2p-transfer.ts (DEFAULT_TIMINGS). */
+/** Defaults of peer/config.ts (uploadSlots) and peer/p2p/p2p-transfer.ts (DEFAULT_TIMINGS). */
 export const SIM_DEFAULTS = { uploadSlots: 10, piecesPerParent: 1, syncMs: 500, noProgressMs: 30_000, startSpreadMs: 100, accessLatencyMs: [0.5, 2.5] as const };
 
 export function runPollenSwarm(o: PollenSwarmOptions): PollenSwarmResult {

@@ -1,5 +1,5 @@
-// A simulated Pollen peer: the behaviour of peer/p2p-transfer.ts (P2pTransfer) and peer/uploader.ts
-// on the simulated network, with the REAL piece picker (peer/piece-picker.ts). What it models:
+// A simulated Pollen peer: the behaviour of peer/p2p/p2p-transfer.ts (P2pTransfer) and peer/p2p/uploader.ts
+// on the simulated network, with the REAL piece picker (peer/p2p/piece-picker.ts). What it models:
 // - sync with the supernode every syncMs (tick every TICK_MS), after every 4 verified pieces and after
 //   every seed piece, one sync at a time, a round trip away; heartbeats every HEARTBEAT_MS;
 // - up to MAX_PARENTS parent connections from the parents the supernode offers (a connection takes
@@ -13,12 +13,12 @@
 //   noProgressMs (checked every tick): fall back, fetching the rest from the registry host (the supernode is not told).
 // Not modelled: block-level windows (a piece is one flow), per-block stall detection, write latency.
 import { Bitfield } from '../../src/p2p/bitfield.ts';
-import { pickPiece } from '../../peer/piece-picker.ts';
+import { pickPiece } from '../../peer/p2p/piece-picker.ts';
 import type { EventQueue } from './event-queue.ts';
 import type { HostId, SimNetwork, Transfer } from './network.ts';
 import type { SimSupernode, SimSyncAnswer } from './sim-supernode.ts';
 
-/** Values of peer/p2p-transfer.ts and supernode/tracker.ts (not exported there). */
+/** Values of peer/p2p/p2p-transfer.ts and supernode/p2p/tracker.ts (not exported there). */
 export const PEER_CONSTANTS = { MAX_PARENTS: 8, CHOKE_PATIENCE_MS: 1_000, SEED_CONCURRENCY: 3, TICK_MS: 250, HEARTBEAT_MS: 1_000, HAVES_PER_SYNC: 4, STARVED_MS: 5_000 } as const;
 
 export interface SimPeerOptions {

@@ -1,13 +1,13 @@
 // The supernode side of the simulation: the REAL Tracker and Scheduler (imported from supernode/,
 // not copied) under a ManualClock that follows the event queue. The few lines of glue mirror what
-// supernode/routes-p2p.ts does for POST /peers, POST /tasks, POST /tasks/:digest/sync and the
+// supernode/p2p/routes-p2p.ts does for POST /peers, POST /tasks, POST /tasks/:digest/sync and the
 // heartbeat, without HTTP. Every call into the scheduler is timed on the wall clock, so the run
 // reports how many scheduling decisions per second the real code makes.
 import { ManualClock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import type { ParentInfo } from '../../src/p2p/supernode-api.ts';
-import { Scheduler, type SchedulerOptions } from '../../supernode/scheduler.ts';
-import { Tracker } from '../../supernode/tracker.ts';
+import { Scheduler, type SchedulerOptions } from '../../supernode/p2p/scheduler.ts';
+import { Tracker } from '../../supernode/p2p/tracker.ts';
 import type { EventQueue } from './event-queue.ts';
 
 export interface SimSyncAnswer {

@@ -10,10 +10,10 @@ import { systemClock } from '../../src/clock.ts';
 import { openLevelKv, type Kv } from '../../src/db.ts';
 import type { Digest } from '../../src/digest.ts';
 import { FsContentStore } from '../../src/fs-content-store.ts';
-import { P2pAgent } from '../../peer/p2p-agent.ts';
-import { P2pDownloader } from '../../peer/p2p-downloader.ts';
-import type { PersistedPieces, TransferTimings } from '../../peer/p2p-transfer.ts';
-import { UpstreamDownloader } from '../../peer/upstream-downloader.ts';
+import { P2pAgent } from '../../peer/p2p/p2p-agent.ts';
+import { P2pDownloader } from '../../peer/p2p/p2p-downloader.ts';
+import type { PersistedPieces, TransferTimings } from '../../peer/p2p/p2p-transfer.ts';
+import { UpstreamDownloader } from '../../peer/mirror/upstream-downloader.ts';
 import { Supernode } from '../../supernode/supernode.ts';
 
 export const testLogger = pino({ level: process.env.POLLEN_TEST_LOG ?? 'silent' });

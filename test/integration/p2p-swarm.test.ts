@@ -9,7 +9,7 @@ import { OciLayout, randomFileLayer, type BuiltLayer } from '../helpers/images.t
 import { TestRegistry } from '../helpers/registry.ts';
 import { freePort, waitFor } from '../helpers/tools.ts';
 import { startPeer, startSupernode, type TestPeer } from '../helpers/p2p-swarm.ts';
-import { SupernodeClient } from '../../peer/supernode-client.ts';
+import { SupernodeClient } from '../../peer/p2p/supernode-client.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 
 const LAYER_BYTES = 40 << 20;

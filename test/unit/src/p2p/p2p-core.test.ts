@@ -6,7 +6,7 @@ import { layoutFor, MAX_PIECES, pieceRange, pieceSizeFor, DEFAULT_PIECE_BYTES } 
 import { BlockPool } from '../../../../src/p2p/block-pool.ts';
 import { TokenBucket } from '../../../../src/p2p/token-bucket.ts';
 import { WireGuard } from '../../../../src/p2p/wire-guard.ts';
-import { pickPiece } from '../../../../peer/piece-picker.ts';
+import { pickPiece } from '../../../../peer/p2p/piece-picker.ts';
 
 describe('piece layout', () => {
   it('uses DEFAULT_PIECE_BYTES pieces, one piece for a small blob, and larger pieces so a blob has at most MAX_PIECES', () => {

@@ -1,0 +1,125 @@
+// What this peer can serve to others: blobs being downloaded (the pieces verified so far, read from
+// their ingest) and blobs committed in the content store (all pieces). The uploader asks here; the
+// downloader registers its transfers and announces each verified piece.
+import { EventEmitter } from 'node:events';
+import type { ContentStore } from '../../src/content-store.ts';
+import type { Digest } from '../../src/digest.ts';
+import { Bitfield } from '../../src/p2p/bitfield.ts';
+import { pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
+import type { Holding } from '../../src/p2p/supernode-api.ts';
+import { PollenError } from '../../src/errors.ts';
+import { uploadBuffer } from '../../src/p2p/wire-connection.ts';
+
+export interface PieceSource {
+  readonly size: number;
+  readonly pieceSize: number;
+  readonly pieceCount: number;
+  has(index: number): boolean;
+  bitfield(): Uint8Array;
+  /** Reads bytes of the blob (only from verified pieces) into a buffer from `uploadBuffer`. */
+  read(offset: number, length: number): Promise<Buffer>;
+}
+
+export interface ActiveTransfer {
+  readonly size: number;
+  readonly pieces: Bitfield;
+  /** Fills `target` from `offset` of the blob (verified pieces only). */
+  readInto(target: Buffer, offset: number): Promise<void>;
+}
+
+const MAX_HOLDINGS = 2_000;
+
+export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: number] }> {
+  private readonly store: ContentStore;
+  private readonly active = new Map<Digest, ActiveTransfer>();
+  private readonly committed = new Map<Digest, number>();
+
+  constructor(deps: { store: ContentStore }) {
+    super();
+    this.store = deps.store;
+  }
+
+  async start(): Promise<void> {
+    for await (const info of this.store.list()) this.committed.set(info.digest, info.size);
+  }
+
+  knows(digest: Digest): boolean {
+    return this.active.has(digest) || this.committed.has(digest);
+  }
+
+  addActive(digest: Digest, transfer: ActiveTransfer): void {
+    this.active.set(digest, transfer);
+  }
+
+  removeActive(digest: Digest, transfer: ActiveTransfer): void {
+    if (this.active.get(digest) === transfer) this.active.delete(digest);
+  }
+
+  markCommitted(digest: Digest, size: number): void {
+    this.committed.set(digest, size);
+  }
+
+  /** Tells listeners (the uploader's connections) about a verified piece; never throws into the caller. */
+  announce(digest: Digest, index: number): void {
+    try {
+      this.emit('have', digest, index);
+    } catch {
+      // a listener's failure must not fail the download
+    }
+  }
+
+  source(digest: Digest): PieceSource | undefined {
+    const active = this.active.get(digest);
+    if (active) {
+      const pieceSize = pieceSizeFor(active.size);
+      return {
+        size: active.size,
+        pieceSize,
+        pieceCount: active.pieces.length,
+        has: (i) => active.pieces.has(i),
+        bitfield: () => active.pieces.bytes,
+        read: async (offset, length) => {
+          try {
+            const target = uploadBuffer(length);
+            await active.readInto(target, offset);
+            return target;
+          } catch {
+            // The transfer may have just committed: read the committed blob.
+            return this.readCommitted(digest, offset, length);
+          }
+        },
+      };
+    }
+    const size = this.committed.get(digest);
+    if (size === undefined) return undefined;
+    const pieceSize = pieceSizeFor(size);
+    const pieceCount = pieceCountFor(size, pieceSize);
+    const all = Bitfield.full(pieceCount);
+    return { size, pieceSize, pieceCount, has: (i) => all.has(i), bitfield: () => all.bytes, read: (o, l) => this.readCommitted(digest, o, l) };
+  }
+
+  /** What to report when (re-)registering with a supernode. */
+  holdings(): Holding[] {
+    const out: Holding[] = [];
+    for (const [digest, t] of this.active) out.push({ digest, pieces: t.pieces.toBase64() });
+    for (const [digest, size] of this.committed) {
+      if (out.length >= MAX_HOLDINGS) break;
+      if (!this.active.has(digest)) out.push({ digest, pieces: Bitfield.full(pieceCountFor(size, pieceSizeFor(size))).toBase64() });
+    }
+    return out;
+  }
+
+  private async readCommitted(digest: Digest, offset: number, length: number): Promise<Buffer> {
+    const stream = await this.store.read(digest, { start: offset, end: offset + length - 1 });
+    const target = uploadBuffer(length);
+    let filled = 0;
+    for await (const c of stream) {
+      const chunk = c as Buffer;
+      if (filled + chunk.length > length) throw new PollenError('ERR_INTERNAL', `blob ${digest} read past ${offset + length}`);
+      chunk.copy(target, filled);
+      filled += chunk.length;
+    }
+    if (filled !== length) throw new PollenError('ERR_INTERNAL', `short read of ${digest}: ${filled} of ${length} bytes`);
+    return target;
+  }
+}

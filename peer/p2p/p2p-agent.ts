@@ -1,0 +1,120 @@
+// The peer's membership in the P2P cluster: its identity, the wire listener (uploader), what it can
+// serve (LocalPieces), and registration with every configured supernode, kept alive by heartbeats;
+// a supernode that forgot the peer (restart, missed heartbeats) gets a fresh registration with the
+// peer's holdings, from which it rebuilds piece availability.
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Clock } from '../../src/clock.ts';
+import type { ContentStore } from '../../src/content-store.ts';
+import { splitHostPort } from '../../src/config.ts';
+import type { WireIdentity } from '../../src/p2p/wire-connection.ts';
+import { LocalPieces } from './local-pieces.ts';
+import { SupernodeClient } from './supernode-client.ts';
+import { Uploader } from './uploader.ts';
+
+export interface P2pAgentOptions {
+  readonly supernodes: readonly string[];
+  readonly secret: string;
+  /** HOST:PORT of the wire listener. */
+  readonly wireListen: string;
+  /** HOST:PORT other peers dial (defaults to the listen host and the bound port). */
+  readonly wireAdvertise: string | undefined;
+  readonly uploadSlots: number;
+  readonly uploadBytesPerSecond: number;
+  readonly maxConnections: number;
+  readonly supernodeTimeoutMs: number;
+  /** TEST ONLY: corrupt every uploaded block. */
+  readonly faultCorruptUploads?: boolean;
+}
+
+export interface P2pTotals {
+  peer: number;
+  seed: number;
+  upstream: number;
+}
+
+const RETRY_MS = 1_000;
+
+export class P2pAgent {
+  readonly peerId = randomBytes(20).toString('hex');
+  readonly identity: WireIdentity;
+  readonly client: SupernodeClient;
+  readonly pieces: LocalPieces;
+  readonly totals: P2pTotals = { peer: 0, seed: 0, upstream: 0 };
+  /** Parents banned for sending bad pieces (by any transfer). */
+  readonly banned = new Set<string>();
+  /** Called for every verified piece, by source (metrics hook). */
+  onBytes: (from: keyof P2pTotals, bytes: number) => void = () => {};
+  readonly logger: Logger;
+  private readonly uploader: Uploader;
+  private readonly options: P2pAgentOptions;
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly registered = new Set<string>();
+  private closed = false;
+
+  constructor(deps: { store: ContentStore; logger: Logger; clock: Clock }, options: P2pAgentOptions) {
+    this.options = options;
+    this.logger = deps.logger.child({ component: 'p2p' });
+    this.identity = { peerId: Buffer.from(this.peerId, 'hex'), secret: options.secret };
+    this.client = new SupernodeClient({}, { urls: options.supernodes, secret: options.secret || undefined, timeoutMs: options.supernodeTimeoutMs });
+    this.pieces = new LocalPieces({ store: deps.store });
+    this.uploader = new Uploader(
+      { pieces: this.pieces, logger: deps.logger, clock: deps.clock },
+      { listen: options.wireListen, identity: this.identity, uploadSlots: options.uploadSlots, uploadBytesPerSecond: options.uploadBytesPerSecond, maxConnections: options.maxConnections, corruptUploads: options.faultCorruptUploads ?? false },
+    );
+  }
+
+  get wireAddr(): string {
+    if (this.options.wireAdvertise) return this.options.wireAdvertise;
+    const { host } = splitHostPort(this.options.wireListen);
+    const h = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+    return `${h.includes(':') ? `[${h}]` : h}:${this.uploader.listenPort}`;
+  }
+
+  get uploadedBytes(): number {
+    return this.uploader.uploadedBytes;
+  }
+
+  async start(): Promise<void> {
+    await this.pieces.start();
+    await this.uploader.start();
+    for (const url of this.client.urls) void this.keepAlive(url, 0);
+    this.logger.info({ peerId: this.peerId, wire: this.wireAddr, supernodes: this.client.urls }, 'joined the P2P cluster');
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    await this.uploader.close();
+  }
+
+  isRegistered(url: string): boolean {
+    return this.registered.has(url);
+  }
+
+  async register(url: string): Promise<void> {
+    const res = await this.client.register(url, { peerId: this.peerId, wireAddr: this.wireAddr, uploadSlots: this.options.uploadSlots, holdings: this.pieces.holdings() });
+    if (!this.registered.has(url)) this.logger.info({ supernode: url }, 'registered with the supernode');
+    this.registered.add(url);
+    return void res;
+  }
+
+  private async keepAlive(url: string, heartbeatMs: number): Promise<void> {
+    if (this.closed) return;
+    let next = heartbeatMs || RETRY_MS;
+    try {
+      if (!this.registered.has(url) || !(await this.client.heartbeat(url, this.peerId))) {
+        this.registered.delete(url);
+        await this.register(url);
+      }
+    } catch (err) {
+      if (this.registered.delete(url)) this.logger.warn({ supernode: url, err: (err as Error).message }, 'supernode unreachable');
+      next = RETRY_MS;
+    }
+    if (this.closed) return;
+    const t = setTimeout(() => void this.keepAlive(url, heartbeatMs || 1_000), next);
+    t.unref();
+    this.timers.set(url, t);
+  }
+}

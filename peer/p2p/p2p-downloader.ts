@@ -1,0 +1,141 @@
+// The P2P BlobDownloader: asks the supernode that owns the digest for the task (which starts the
+// seed), resumes any verified pieces left by an earlier run, and runs a P2pTransfer that fills the
+// PartialBlob from peers and the seed. When no supernode answers the blob comes straight from the
+// registry (the wrapped UpstreamDownloader); the transfer itself falls back to the registry when it
+// stalls. A pull never fails because the P2P layer did.
+import { createHash } from 'node:crypto';
+import type { ContentStore, Ingest } from '../../src/content-store.ts';
+import type { Kv } from '../../src/db.ts';
+import type { Digest } from '../../src/digest.ts';
+import { PollenError, toPollenError } from '../../src/errors.ts';
+import { PartialBlob } from '../../src/partial-blob.ts';
+import { Bitfield } from '../../src/p2p/bitfield.ts';
+import { pieceCountFor, pieceRange, pieceSizeFor } from '../../src/p2p/metainfo.ts';
+import type { MetainfoBody } from '../../src/p2p/supernode-api.ts';
+import type { BlobDownloader, BlobFetchRequest } from '../blob-downloader.ts';
+import type { P2pAgent } from './p2p-agent.ts';
+import { DEFAULT_TIMINGS, P2pTransfer, type PersistedPieces, type TransferTimings } from './p2p-transfer.ts';
+
+export class P2pDownloader implements BlobDownloader {
+  private readonly agent: P2pAgent;
+  private readonly store: ContentStore;
+  private readonly kv: Kv<PersistedPieces>;
+  private readonly fallback: BlobDownloader;
+  private readonly timings: TransferTimings;
+  private readonly active = new Map<Digest, Promise<PartialBlob>>();
+  private readonly transfers = new Set<P2pTransfer>();
+
+  constructor(deps: { agent: P2pAgent; store: ContentStore; kv: Kv<PersistedPieces>; fallback: BlobDownloader }, options: { timings?: Partial<TransferTimings> } = {}) {
+    this.agent = deps.agent;
+    this.store = deps.store;
+    this.kv = deps.kv;
+    this.fallback = deps.fallback;
+    this.timings = { ...DEFAULT_TIMINGS, ...options.timings };
+  }
+
+  start(request: BlobFetchRequest): Promise<PartialBlob> {
+    const known = this.active.get(request.digest);
+    if (known) return known;
+    const started = this.begin(request);
+    this.active.set(request.digest, started);
+    started.catch(() => this.active.delete(request.digest));
+    return started;
+  }
+
+  /** Stops running transfers, keeping their verified pieces for a resume. */
+  async close(): Promise<void> {
+    await Promise.all([...this.transfers].map((t) => t.close()));
+  }
+
+  private async begin(request: BlobFetchRequest): Promise<PartialBlob> {
+    const found = await this.task(request);
+    if (!found) {
+      this.active.delete(request.digest);
+      return this.fallback.start(request);
+    }
+    const { url, meta } = found;
+    const saved = await this.kv.get(request.digest);
+    const ingest = await this.store.openIngest(request.digest, { resume: saved !== undefined });
+    const have = await this.resume(ingest, meta, saved);
+    const available = Math.min(meta.size, have.prefixLength() * meta.pieceSize);
+    const partial = new PartialBlob({ store: this.store, ingest }, { size: meta.size, available });
+    const transfer = new P2pTransfer(
+      {
+        client: this.agent.client,
+        supernode: url,
+        pieces: this.agent.pieces,
+        kv: this.kv,
+        logger: this.agent.logger,
+        identity: this.agent.identity,
+        peerId: this.agent.peerId,
+        onBytes: (from, n) => {
+          this.agent.totals[from] += n;
+          this.agent.onBytes(from, n);
+        },
+        onBan: (peerId) => void this.agent.banned.add(peerId),
+      },
+      { request, meta, partial, ingest, have },
+      this.timings,
+    );
+    this.transfers.add(transfer);
+    void transfer.done.then(() => {
+      this.transfers.delete(transfer);
+      this.active.delete(request.digest);
+    });
+    if (have.count > 0) this.agent.logger.info({ digest: request.digest, pieces: have.count, of: meta.pieceCount }, 'resuming a partial download');
+    transfer.start();
+    return partial;
+  }
+
+  /** The task from the first supernode (in rendezvous order) that answers; undefined to fall back. */
+  private async task(request: BlobFetchRequest): Promise<{ url: string; meta: MetainfoBody } | undefined> {
+    const body = { peerId: this.agent.peerId, digest: request.digest, sizeHint: request.sizeHint, upstream: request.upstream };
+    for (const url of this.agent.client.ownersOf(request.digest)) {
+      try {
+        if (!this.agent.isRegistered(url)) await this.agent.register(url);
+        let meta: MetainfoBody;
+        try {
+          meta = await this.agent.client.createTask(url, body);
+        } catch (err) {
+          if (!(err instanceof PollenError) || err.code !== 'ERR_NOT_FOUND') throw err;
+          await this.agent.register(url);
+          meta = await this.agent.client.createTask(url, body);
+        }
+        if (!consistent(meta, request.digest)) throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent inconsistent metainfo`);
+        return { url, meta };
+      } catch (err) {
+        const e = toPollenError(err);
+        this.agent.logger.info({ digest: request.digest, supernode: url, code: e.code, err: e.message }, 'no P2P task from this supernode');
+        if (e.code !== 'ERR_SUPERNODE_UNAVAILABLE') return undefined;
+      }
+    }
+    return undefined;
+  }
+
+  /** Pieces a previous run verified and persisted, checked again against their hashes. */
+  private async resume(ingest: Ingest, meta: MetainfoBody, saved: PersistedPieces | undefined): Promise<Bitfield> {
+    const have = new Bitfield(meta.pieceCount);
+    if (!saved || saved.size !== meta.size || saved.pieceSize !== meta.pieceSize) return have;
+    for (const i of Bitfield.fromBase64(meta.pieceCount, saved.pieces).indexes()) {
+      const want = meta.hashes[i];
+      if (typeof want !== 'string') continue;
+      const { start, length } = pieceRange(meta.size, meta.pieceSize, i);
+      const buf = Buffer.allocUnsafe(length);
+      if ((await ingest.readAt(buf, start)) !== length) continue;
+      if (createHash('sha256').update(buf).digest('hex') === want) have.set(i);
+    }
+    return have;
+  }
+}
+
+function consistent(meta: MetainfoBody, digest: Digest): boolean {
+  return (
+    meta.digest === digest &&
+    Number.isSafeInteger(meta.size) &&
+    meta.size >= 0 &&
+    meta.pieceSize === pieceSizeFor(meta.size) &&
+    meta.pieceCount === pieceCountFor(meta.size, meta.pieceSize) &&
+    Array.isArray(meta.hashes) &&
+    meta.hashes.length === meta.pieceCount
+  );
+}

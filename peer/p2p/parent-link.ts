@@ -1,0 +1,60 @@
+// One parent of a transfer: the wire connection, the pieces assigned to it with the blocks received
+// so far, and a window of block requests in flight sized from the throughput measured on it (a
+// fast parent gets more in flight, a slow one no more than it delivers in WINDOW_SECONDS).
+import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
+import type { WireConnection } from '../../src/p2p/wire-connection.ts';
+
+const MIN_WINDOW_BLOCKS = 8;
+const MAX_WINDOW_BLOCKS = 64;
+/** The window holds this much of a parent's measured throughput in flight. */
+const WINDOW_SECONDS = 0.3;
+
+export interface Assignment {
+  readonly index: number;
+  readonly length: number;
+  readonly blocks: Array<Buffer | undefined>;
+  nextOffset: number;
+  received: number;
+  lastBlockAt: number;
+}
+
+export class ParentLink {
+  readonly peerId: string;
+  readonly conn: WireConnection;
+  readonly assignments = new Map<number, Assignment>();
+  /** Block requests sent and not answered yet. */
+  outstanding = 0;
+  /** Since when the parent has been choking us (Infinity while it is not). */
+  chokedSince = Date.now();
+  private bytesPerSecond = 0;
+  private lastSample = Date.now();
+
+  constructor(peerId: string, conn: WireConnection) {
+    this.peerId = peerId;
+    this.conn = conn;
+  }
+
+  /** Block requests to keep in flight. */
+  get window(): number {
+    return Math.min(MAX_WINDOW_BLOCKS, Math.max(MIN_WINDOW_BLOCKS, Math.ceil((this.bytesPerSecond * WINDOW_SECONDS) / BLOCK_BYTES)));
+  }
+
+  /** The assignment with blocks still to request, if any. */
+  unfinished(): Assignment | undefined {
+    for (const a of this.assignments.values()) if (a.nextOffset < a.length) return a;
+    return undefined;
+  }
+
+  assign(index: number, length: number): Assignment {
+    const a: Assignment = { index, length, blocks: new Array(Math.ceil(length / BLOCK_BYTES)), nextOffset: 0, received: 0, lastBlockAt: Date.now() };
+    this.assignments.set(index, a);
+    return a;
+  }
+
+  /** A block of `bytes` arrived at `now`: folds it into the measured throughput. */
+  sample(bytes: number, now: number): void {
+    const dt = Math.max(1, now - this.lastSample) / 1000;
+    this.bytesPerSecond = 0.8 * this.bytesPerSecond + 0.2 * Math.min(bytes / dt, 4e9);
+    this.lastSample = now;
+  }
+}

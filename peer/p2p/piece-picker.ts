@@ -1,0 +1,58 @@
+// Which piece to ask a parent for next. The first few missing pieces come first, in order (a
+// waiting engine streams the blob in order); beyond that window, rarest first over what the
+// connected parents and the supernode report, lowest index on ties. In endgame (every missing
+// piece already requested somewhere) a piece may be asked of a second parent.
+import type { Bitfield } from '../../src/p2p/bitfield.ts';
+
+/** Missing pieces at the head of the blob fetched in order before rarest-first applies. */
+export const STREAM_AHEAD_PIECES = 2;
+export const ENDGAME_COPIES = 2;
+
+export interface PickInput {
+  readonly have: Bitfield;
+  /** How many parents each piece is currently requested from. */
+  readonly inFlight: ReadonlyMap<number, number>;
+  /** Whether this parent can give piece i (it holds it and its hash is known). */
+  readonly canGet: (i: number) => boolean;
+  /** Holders of piece i known to us (connected parents + supernode availability). */
+  readonly availability: (i: number) => number;
+  /** Pieces this parent is already fetching (never asked twice of one parent). */
+  readonly mine: ReadonlySet<number>;
+}
+
+export function pickPiece(input: PickInput): number | undefined {
+  const { have, inFlight, canGet, availability, mine } = input;
+  const n = have.length;
+  const first = have.prefixLength();
+  let ahead = 0;
+  for (let i = first; i < n && ahead < STREAM_AHEAD_PIECES; i++) {
+    if (have.has(i)) continue;
+    ahead++;
+    if (!inFlight.has(i) && canGet(i)) return i;
+  }
+  let best: number | undefined;
+  let bestAvail = Infinity;
+  let pending = 0;
+  for (let i = first; i < n; i++) {
+    if (have.has(i)) continue;
+    if (inFlight.has(i)) {
+      pending++;
+      continue;
+    }
+    if (!canGet(i)) continue;
+    const a = availability(i);
+    if (a < bestAvail) {
+      best = i;
+      bestAvail = a;
+    }
+  }
+  if (best !== undefined) return best;
+  // Endgame: every missing piece this parent could give is already requested elsewhere.
+  if (pending === 0) return undefined;
+  for (let i = first; i < n; i++) {
+    if (have.has(i) || mine.has(i)) continue;
+    const copies = inFlight.get(i) ?? 0;
+    if (copies > 0 && copies < ENDGAME_COPIES && canGet(i)) return i;
+  }
+  return undefined;
+}

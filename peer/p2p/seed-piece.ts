@@ -1,0 +1,48 @@
+// One piece from the supernode's seed: GET it and gather its body, which must be exactly `length`
+// bytes. The answer may wait for the registry; once bytes flow, a body that stops for `stallMs` is
+// given up, so the caller's lease goes back (in the 16-peer bed a stuck body held a piece nobody
+// else could get from the seed, and eleven peers fell back to the registry for it). Verification
+// against the piece's sha256 is the caller's.
+import type { Digest } from '../../src/digest.ts';
+import { PollenError } from '../../src/errors.ts';
+import type { SupernodeClient } from './supernode-client.ts';
+
+export interface SeedPieceRequest {
+  readonly supernode: string;
+  readonly digest: Digest;
+  readonly index: number;
+  readonly length: number;
+  readonly stallMs: number;
+  readonly signal: AbortSignal;
+  /** Hears of every chunk (progress). */
+  readonly onChunk?: (bytes: number) => void;
+}
+
+/** The body's chunks, in order, `length` bytes in all. */
+export async function fetchSeedPiece(client: SupernodeClient, req: SeedPieceRequest): Promise<Buffer[]> {
+  const { index, length, stallMs } = req;
+  const stall = new AbortController();
+  let watchdog: NodeJS.Timeout | undefined;
+  const rearm = (): void => {
+    clearTimeout(watchdog);
+    watchdog = setTimeout(() => stall.abort(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `seed piece ${index} stalled for ${stallMs} ms`)), stallMs);
+  };
+  try {
+    const body = await client.seedPiece(req.supernode, req.digest, index, AbortSignal.any([req.signal, stall.signal]));
+    const chunks: Buffer[] = [];
+    let n = 0;
+    rearm();
+    for await (const c of body) {
+      rearm();
+      const chunk = c as Buffer;
+      n += chunk.length;
+      if (n > length) throw new PollenError('ERR_SIZE_MISMATCH', `seed piece ${index} is longer than ${length} bytes`);
+      req.onChunk?.(chunk.length);
+      chunks.push(chunk);
+    }
+    if (n !== length) throw new PollenError('ERR_SIZE_MISMATCH', `seed piece ${index} ended after ${n} of ${length} bytes`);
+    return chunks;
+  } finally {
+    clearTimeout(watchdog);
+  }
+}

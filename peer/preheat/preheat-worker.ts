@@ -1,0 +1,131 @@
+// The peer's side of preheat jobs: it polls each supernode for the blobs it must hold (work handed
+// out by the supernode's job manager; peers cannot create jobs), fetches each one through the
+// mirror's BlobDownloader (the P2P downloader: pieces from other peers and the seed, registry
+// fallback) into the local content store, and reports done or failed on the next poll. A blob
+// already in the store is reported at once; at most `concurrency` blobs download at a time.
+import type { Logger } from 'pino';
+import type { ContentStore } from '../../src/content-store.ts';
+import { toPollenError } from '../../src/errors.ts';
+import type { WorkItem, WorkReport } from '../../src/preheat/jobs-api.ts';
+import type { BlobDownloader } from '../blob-downloader.ts';
+import type { SupernodeClient } from '../p2p/supernode-client.ts';
+
+export interface PreheatWorkerOptions {
+  readonly concurrency: number;
+  readonly retryMs: number;
+}
+
+const DEFAULT_OPTIONS: PreheatWorkerOptions = { concurrency: 4, retryMs: 2_000 };
+
+export class PreheatWorker {
+  private readonly client: SupernodeClient;
+  private readonly peerId: string;
+  private readonly isRegistered: (url: string) => boolean;
+  private readonly downloader: BlobDownloader;
+  private readonly store: ContentStore;
+  private readonly logger: Logger;
+  private readonly options: PreheatWorkerOptions;
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** Per supernode: reports not yet delivered. */
+  private readonly reports = new Map<string, WorkReport[]>();
+  private readonly known = new Set<string>();
+  private readonly queue: Array<{ url: string; item: WorkItem }> = [];
+  private running = 0;
+  private closed = false;
+
+  constructor(
+    deps: { client: SupernodeClient; peerId: string; isRegistered: (url: string) => boolean; downloader: BlobDownloader; store: ContentStore; logger: Logger },
+    options: Partial<PreheatWorkerOptions> = {},
+  ) {
+    this.client = deps.client;
+    this.peerId = deps.peerId;
+    this.isRegistered = deps.isRegistered;
+    this.downloader = deps.downloader;
+    this.store = deps.store;
+    this.logger = deps.logger.child({ component: 'preheat' });
+    this.options = { ...DEFAULT_OPTIONS, ...options };
+  }
+
+  start(): void {
+    for (const url of this.client.urls) this.later(url, this.options.retryMs);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  private later(url: string, ms: number): void {
+    if (this.closed) return;
+    const t = setTimeout(() => void this.poll(url), ms);
+    t.unref();
+    this.timers.set(url, t);
+  }
+
+  private async poll(url: string): Promise<void> {
+    if (this.closed) return;
+    if (!this.isRegistered(url)) return this.later(url, this.options.retryMs);
+    const sending = this.reports.get(url) ?? [];
+    this.reports.set(url, []);
+    try {
+      const res = await this.client.preheatWork(url, this.peerId, { reports: sending });
+      for (const item of Array.isArray(res.work) ? res.work : []) {
+        const k = `${url} ${item.job} ${item.digest}`;
+        if (this.known.has(k)) continue;
+        this.known.add(k);
+        this.queue.push({ url, item });
+      }
+      this.pump();
+      this.later(url, Math.min(Math.max(Number(res.pollMs) || 1_000, 200), 30_000));
+    } catch (err) {
+      this.reports.set(url, [...sending, ...(this.reports.get(url) ?? [])]);
+      this.logger.debug({ supernode: url, err: (err as Error).message }, 'preheat poll failed');
+      this.later(url, this.options.retryMs);
+    }
+  }
+
+  private pump(): void {
+    while (!this.closed && this.running < this.options.concurrency && this.queue.length > 0) {
+      const next = this.queue.shift()!;
+      this.running++;
+      void this.fetch(next.item)
+        .then((report) => {
+          const list = this.reports.get(next.url) ?? [];
+          list.push(report);
+          this.reports.set(next.url, list);
+        })
+        .finally(() => {
+          this.known.delete(`${next.url} ${next.item.job} ${next.item.digest}`);
+          this.running--;
+          this.pump();
+        });
+    }
+  }
+
+  private async fetch(item: WorkItem): Promise<WorkReport> {
+    const base = { job: item.job, digest: item.digest };
+    try {
+      if (await this.store.stat(item.digest)) return { ...base, ok: true };
+      this.logger.info({ job: item.job, digest: item.digest, size: item.size }, 'preheating a blob');
+      const partial = await this.downloader.start({ digest: item.digest, sizeHint: item.size ?? undefined, upstream: { baseUrl: item.upstream.baseUrl, name: item.upstream.name, authorization: item.upstream.authorization } });
+      await partial.settledPromise();
+      if (await this.store.stat(item.digest)) {
+        this.logger.info({ job: item.job, digest: item.digest }, 'blob preheated');
+        return { ...base, ok: true };
+      }
+      // The partial failed: reading it gives the reason.
+      let reason = 'download failed';
+      try {
+        for await (const _ of partial.createReadStream({ start: 0, end: 0 })) break;
+      } catch (err) {
+        reason = (err as Error).message;
+      }
+      return { ...base, ok: false, error: reason };
+    } catch (err) {
+      const e = toPollenError(err);
+      this.logger.warn({ job: item.job, digest: item.digest, code: e.code, err: e.message }, 'preheat of a blob failed');
+      return { ...base, ok: false, error: `${e.code}: ${e.message}` };
+    }
+  }
+}

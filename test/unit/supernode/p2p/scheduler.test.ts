@@ -1,0 +1,187 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../../src/clock.ts';
+import { sha256Digest } from '../../../../src/digest.ts';
+import { Bitfield } from '../../../../src/p2p/bitfield.ts';
+import { Scheduler } from '../../../../supernode/p2p/scheduler.ts';
+import { PEER_TTL_MS, Tracker, type PeerRecord } from '../../../../supernode/p2p/tracker.ts';
+
+const digest = sha256Digest('task');
+
+function setup(options: ConstructorParameters<typeof Scheduler>[1] = {}) {
+  const clock = new ManualClock(1_000);
+  const scheduler = new Scheduler({ clock }, options);
+  const dropped: string[] = [];
+  const tracker = new Tracker({ clock, onDrop: (p) => {
+    dropped.push(p.peerId);
+    scheduler.dropPeer(p);
+  } });
+  const peer = (id: string, slots = 4): PeerRecord => tracker.register(id, `127.0.0.1:${1000 + id.length}`, slots);
+  const lookup = (id: string) => tracker.get(id);
+  return { clock, scheduler, tracker, peer, lookup, dropped };
+}
+
+describe('Scheduler', () => {
+  it('never hands out the asker as its own parent, and prefers peers holding more of what it lacks', () => {
+    const { scheduler, peer, lookup } = setup();
+    const full = Bitfield.full(8);
+    const half = new Bitfield(8);
+    for (const i of [0, 1, 2, 3]) half.set(i);
+    scheduler.join(digest, 8, peer('asker'));
+    scheduler.join(digest, 8, peer('half'), half);
+    scheduler.join(digest, 8, peer('full'), full);
+    const s = scheduler.schedule(digest, 'asker', 0, lookup);
+    expect(s.parents.map((p) => p.peerId)).toEqual(['full', 'half']);
+    expect(s.availability).toEqual([2, 2, 2, 2, 1, 1, 1, 1]);
+  });
+
+  it('grants seed pieces only for pieces no peer holds, each to one peer at a time until the lease expires', () => {
+    const { clock, scheduler, peer, lookup } = setup({ maxSeedGrants: 2, seedLeaseMs: 5_000 });
+    const held = new Bitfield(4);
+    held.set(0);
+    scheduler.join(digest, 4, peer('a'));
+    scheduler.join(digest, 4, peer('b'));
+    scheduler.join(digest, 4, peer('c'), held);
+    expect(scheduler.schedule(digest, 'a', 2, lookup).seedGrants).toEqual([1, 2]);
+    expect(scheduler.schedule(digest, 'b', 2, lookup).seedGrants).toEqual([3]);
+    // a asks again: its own leases come back (renewed), nothing new beyond its allowance.
+    expect(scheduler.schedule(digest, 'a', 2, lookup).seedGrants).toEqual([1, 2]);
+    scheduler.have(digest, 'a', [1]);
+    // Piece 1 is now held by a peer and 2 is leased to a: b keeps only its own lease.
+    expect(scheduler.schedule(digest, 'b', 2, lookup).seedGrants).toEqual([3]);
+    clock.advance(5_001);
+    // Every lease ran out: 2 and 3 are grantable again.
+    expect(scheduler.schedule(digest, 'b', 2, lookup).seedGrants).toEqual([2, 3]);
+  });
+
+  it('super-seeds: a peer holding two pieces nobody else has gets no new seed pieces while others are in the task', () => {
+    const { scheduler, peer, lookup } = setup({ maxSeedGrants: 4 });
+    scheduler.join(digest, 8, peer('a'));
+    scheduler.join(digest, 8, peer('b'));
+    expect(scheduler.schedule(digest, 'a', 2, lookup).seedGrants).toEqual([0, 1]);
+    scheduler.have(digest, 'a', [0, 1]);
+    // a holds 0 and 1 alone: the next seed pieces go to b, and b fetches 0 and 1 from a.
+    expect(scheduler.schedule(digest, 'a', 2, lookup).seedGrants).toEqual([]);
+    expect(scheduler.schedule(digest, 'b', 2, lookup).seedGrants).toEqual([2, 3]);
+    scheduler.have(digest, 'b', [0]);
+    // Once b has one of a's pieces, a may take a seed piece again.
+    expect(scheduler.schedule(digest, 'a', 1, lookup).seedGrants).toEqual([4]);
+  });
+
+  it('keeps granting seed pieces to a peer that is alone in its task', () => {
+    const { scheduler, peer, lookup } = setup({ maxSeedGrants: 4 });
+    scheduler.join(digest, 8, peer('solo'));
+    scheduler.have(digest, 'solo', [0, 1, 2]);
+    expect(scheduler.schedule(digest, 'solo', 2, lookup).seedGrants).toEqual([3, 4]);
+  });
+
+  it('grants pieces the seed has not fetched yet only a couple ahead of it', () => {
+    const { scheduler, peer, lookup } = setup({ maxSeedGrants: 4 });
+    scheduler.join(digest, 10, peer('a'));
+    scheduler.join(digest, 10, peer('b'));
+    const seedHas = (i: number) => i < 3;
+    expect(scheduler.schedule(digest, 'a', 4, lookup, seedHas).seedGrants).toEqual([0, 1, 2, 3]);
+    expect(scheduler.schedule(digest, 'b', 4, lookup, seedHas).seedGrants).toEqual([4]);
+  });
+
+  it('lets the seed serve pieces whose only holders were reported bad', () => {
+    const { scheduler, peer, lookup } = setup();
+    scheduler.join(digest, 2, peer('asker'));
+    const liar = peer('liar');
+    scheduler.join(digest, 2, liar, Bitfield.full(2));
+    expect(scheduler.schedule(digest, 'asker', 2, lookup).seedGrants).toEqual([]);
+    liar.failures++;
+    liar.corruptions++;
+    expect(scheduler.schedule(digest, 'asker', 2, lookup).seedGrants).toEqual([0, 1]);
+  });
+
+  it('lets the seed serve a starved asker pieces that peers hold, rarest first, each leased once', () => {
+    const { scheduler, peer, lookup } = setup({ maxSeedGrants: 2 });
+    scheduler.join(digest, 4, peer('asker'));
+    scheduler.join(digest, 4, peer('other'));
+    const most = Bitfield.full(4);
+    const some = new Bitfield(4);
+    some.set(0);
+    some.set(2);
+    scheduler.join(digest, 4, peer('p1'), most);
+    scheduler.join(digest, 4, peer('p2'), some);
+    const seedHas = (i: number) => i < 4;
+    expect(scheduler.schedule(digest, 'asker', 2, lookup, seedHas).seedGrants).toEqual([]);
+    // Pieces 1 and 3 are held once, 0 and 2 twice.
+    expect(scheduler.schedule(digest, 'asker', 2, lookup, seedHas, true).seedGrants).toEqual([1, 3]);
+    // The leases are the asker's: renewed for it, not granted again to another starved peer.
+    expect(scheduler.schedule(digest, 'asker', 2, lookup, seedHas, true).seedGrants).toEqual([1, 3]);
+    expect(scheduler.schedule(digest, 'other', 2, lookup, seedHas, true).seedGrants).toEqual([0, 2]);
+    expect(scheduler.schedule(digest, 'other', 2, lookup, (i) => i === 0, true).seedGrants).toEqual([0, 2]);
+  });
+
+  it('grants a starved asker only pieces the seed already has', () => {
+    const { scheduler, peer, lookup } = setup({ maxSeedGrants: 4 });
+    scheduler.join(digest, 4, peer('asker'));
+    scheduler.join(digest, 4, peer('p1'), Bitfield.full(4));
+    expect(scheduler.schedule(digest, 'asker', 4, lookup, (i) => i === 2, true).seedGrants).toEqual([2]);
+  });
+
+  it('keeps counting the pieces of a parent reported slow, so the seed does not serve them again', () => {
+    const { scheduler, peer, lookup } = setup();
+    scheduler.join(digest, 2, peer('asker'));
+    const slow = peer('slow');
+    scheduler.join(digest, 2, slow, Bitfield.full(2));
+    slow.failures += 3;
+    expect(scheduler.schedule(digest, 'asker', 2, lookup).seedGrants).toEqual([]);
+  });
+
+  it('drops a peer that stops heart-beating and forgets what it held', () => {
+    const { clock, scheduler, tracker, peer, lookup, dropped } = setup();
+    tracker.start();
+    scheduler.join(digest, 2, peer('gone'), Bitfield.full(2));
+    scheduler.join(digest, 2, peer('alive'));
+    for (let t = 0; t < PEER_TTL_MS + 1_000; t += 500) {
+      tracker.heartbeat('alive');
+      clock.advance(500);
+    }
+    expect(dropped).toEqual(['gone']);
+    const s = scheduler.schedule(digest, 'alive', 2, lookup);
+    expect(s.parents).toEqual([]);
+    expect(s.availability).toEqual([0, 0]);
+    expect(s.seedGrants).toEqual([0, 1]);
+    tracker.close();
+  });
+
+  it('scores at most scanLimit holders per request however large the swarm', () => {
+    const { scheduler, peer, lookup } = setup({ scanLimit: 50, maxParents: 5 });
+    scheduler.join(digest, 16, peer('asker'));
+    for (let i = 0; i < 10_000; i++) scheduler.join(digest, 16, peer(`p${i}`), Bitfield.full(16));
+    let looked = 0;
+    const s = scheduler.schedule(digest, 'asker', 0, (id) => {
+      looked++;
+      return lookup(id);
+    });
+    expect(s.parents).toHaveLength(5);
+    expect(looked).toBeLessThanOrEqual(100);
+  });
+
+  it('offers every holder in turn when the swarm is larger than scanLimit, also after holders leave', () => {
+    const { scheduler, peer, lookup } = setup({ scanLimit: 10, maxParents: 5 });
+    scheduler.join(digest, 16, peer('asker'));
+    for (let i = 0; i < 100; i++) scheduler.join(digest, 16, peer(`p${i}`), Bitfield.full(16));
+    scheduler.leave(digest, 'p3');
+    const offered = new Set<string>();
+    for (let k = 0; k < 20; k++) for (const p of scheduler.schedule(digest, 'asker', 0, lookup).parents) offered.add(p.peerId);
+    // 20 requests x 10 scanned cover all 100 holders: parents come from the whole swarm, not the first 10 to join.
+    expect([...offered].some((id) => Number(id.slice(1)) >= 50)).toBe(true);
+    expect(offered.size).toBeGreaterThanOrEqual(50);
+    expect(offered.has('p3')).toBe(false);
+    expect(offered.has('asker')).toBe(false);
+  });
+
+  it('rebuilds availability from holdings reported before the task exists (a restarted supernode)', () => {
+    const { scheduler, peer, lookup } = setup();
+    peer('holder');
+    scheduler.rememberHolding(digest, 'holder', Bitfield.full(3).toBase64());
+    scheduler.adoptPending(digest, 3, lookup);
+    scheduler.join(digest, 3, peer('asker'));
+    const s = scheduler.schedule(digest, 'asker', 3, lookup);
+    expect(s.parents.map((p) => p.peerId)).toEqual(['holder']);
+    expect(s.seedGrants).toEqual([]);
+  });
+});
