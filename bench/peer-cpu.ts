@@ -68,7 +68,7 @@ async function main(): Promise<void> {
     procs.push(mirror);
     const a0 = await measure('mirror: registry -> peer -> skopeo', { peer: mirror }, () => skopeoPullViaMirror(mirror.host, image.ref, join(dir, 'mirror')));
 
-    const supernode = await startSupernodeProcess(quiet);
+    const supernode = await startSupernodeProcess(registry, quiet);
     procs.push(supernode);
     const a = await startP2pPeer(registry, supernode.url, quiet);
     const b = await startP2pPeer(registry, supernode.url, quiet);

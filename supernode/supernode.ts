@@ -10,7 +10,8 @@ import { FsContentStore } from '../src/fs-content-store.ts';
 import { clusterToken } from '../src/p2p/wire-auth.ts';
 import { CLUSTER_TOKEN_HEADER, type MetainfoBody } from '../src/p2p/supernode-api.ts';
 import { createHttpApp, listenOn } from '../src/http-app.ts';
-import type { SupernodeConfig } from './config.ts';
+import { RegistryHosts } from '../src/oci/registry-hosts.ts';
+import { DEFAULT_SEED_MAX_BLOB_BYTES, type SupernodeConfig } from './config.ts';
 import { JobManager } from './preheat/job-manager.ts';
 import { preheatPorts } from './preheat/preheat-ports.ts';
 import { isJobsPath, registerJobRoutes } from './preheat/routes-jobs.ts';
@@ -48,12 +49,17 @@ export class Supernode {
     const app = createHttpApp(this.logger);
     app.get('/healthz', async () => ({ status: 'ok' }));
     const store = await FsContentStore.open(join(this.config.data, 'seed'));
-    const seed = new Seed({ store, kv: this.db.sub<MetainfoBody>('meta'), logger: this.logger });
+    const hosts = new RegistryHosts({ defaultUpstream: this.config.upstream, registries: this.config.registries ?? new Map() });
+    const seed = new Seed(
+      { store, kv: this.db.sub<MetainfoBody>('meta'), logger: this.logger, hosts, clock: this.clock },
+      { maxBlobBytes: this.config.seedMaxBlobBytes ?? DEFAULT_SEED_MAX_BLOB_BYTES },
+    );
     await seed.start();
     this.seed = seed;
     const scheduler = new Scheduler({ clock: this.clock }, { maxParents: this.config.maxParents });
     const tracker = new Tracker({ clock: this.clock, onDrop: (peer) => {
       scheduler.dropPeer(peer);
+      seed.forgetPeer(peer.peerId);
       this.logger.info({ peerId: peer.peerId }, 'peer dropped: no heartbeat');
     } });
     tracker.start();
@@ -68,13 +74,13 @@ export class Supernode {
     }
     app.get('/api/v1/stats', async () => ({ peers: tracker.size, seed: seed.counters }));
     registerP2pRoutes(app, { tracker, scheduler, seed });
-    const jobs = new JobManager({ kv: this.db.sub('preheat'), clock: this.clock, logger: this.logger, ports: preheatPorts({ seed, tracker }) });
+    const jobs = new JobManager({ kv: this.db.sub('preheat'), clock: this.clock, logger: this.logger, ports: preheatPorts({ seed, tracker, hosts }) });
     await jobs.start();
     this.jobs = jobs;
     registerJobRoutes(app, { jobs, adminToken: this.config.adminToken });
     this.app = app;
     this.address = await listenOn(app, this.config.listen);
-    this.logger.info({ url: this.address }, 'supernode listening');
+    this.logger.info({ url: this.address, registries: hosts.hosts }, 'supernode listening');
   }
 
   async close(): Promise<void> {

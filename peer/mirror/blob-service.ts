@@ -46,7 +46,7 @@ export class BlobService {
   }
 
   async serve(req: BlobRequest): Promise<MirrorReply> {
-    const target: UpstreamTarget = { baseUrl: req.upstream.baseUrl, name: req.name, authorization: req.authorization ?? req.upstream.staticAuthorization };
+    const target: UpstreamTarget = { registry: req.upstream.host, baseUrl: req.upstream.baseUrl, name: req.name, authorization: req.authorization ?? req.upstream.staticAuthorization };
     const local = await this.store.stat(req.digest);
     const gate = await this.gate.check(target, `/v2/${req.name}/blobs/${req.digest}`, {
       clientMethod: req.method,

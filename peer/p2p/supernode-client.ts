@@ -73,9 +73,9 @@ export class SupernodeClient {
     return this.post(url, JOBS_API.peerWork(peerId), body);
   }
 
-  async seedPiece(url: string, digest: Digest, index: number, signal: AbortSignal): Promise<Readable> {
+  async seedPiece(url: string, digest: Digest, index: number, peerId: string, signal: AbortSignal): Promise<Readable> {
     // The seed answers once the piece has come from the registry: wait longer than for API calls.
-    const res = await this.send(url, API.seedPiece(digest, index), 'GET', undefined, signal, SEED_PIECE_TIMEOUT_MS);
+    const res = await this.send(url, API.seedPiece(digest, index, peerId), 'GET', undefined, signal, SEED_PIECE_TIMEOUT_MS);
     if (res.statusCode !== 200) throw await errorOf(url, res);
     return res.body;
   }

@@ -8,6 +8,7 @@ import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { API, type RegisterRequest, type SyncRequest, type SyncResponse, type TaskRequest, type MetainfoBody } from '../../src/p2p/supernode-api.ts';
 import type { Scheduler } from './scheduler.ts';
 import type { Seed, SeedTask } from './seed.ts';
+import { parseTaskUpstream } from './seed-upstreams.ts';
 import { HEARTBEAT_MS, type Tracker } from './tracker.ts';
 
 const MAX_HOLDINGS = 5_000;
@@ -93,20 +94,17 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
   app.post(API.task, async (request, reply) => {
     try {
       const body = (request.body ?? {}) as Partial<TaskRequest>;
+      // peer identity: from the authenticated request once api lands
       const peer = tracker.get(str(body.peerId, 'peerId', 128));
       if (!peer) return reply.code(404).send({ code: 'ERR_NOT_FOUND', message: 'unknown peer: register first' });
-      const up = (body.upstream ?? {}) as Partial<TaskRequest['upstream']>;
       const req: TaskRequest = {
         peerId: peer.peerId,
         digest: digestOf(body.digest),
-        sizeHint: typeof body.sizeHint === 'number' ? body.sizeHint : undefined,
-        upstream: {
-          baseUrl: str(up.baseUrl, 'upstream.baseUrl'),
-          name: str(up.name, 'upstream.name', 512),
-          authorization: typeof up.authorization === 'string' ? up.authorization : undefined,
-        },
+        sizeHint: body.sizeHint === undefined ? undefined : int(body.sizeHint, 'sizeHint'),
+        upstream: parseTaskUpstream(body.upstream),
       };
-      const task = await seed.ensure(req);
+      // Refused unless the registry admits the requester for this blob (seed.ts): nothing is joined or answered before.
+      const task = await seed.openTask(req);
       scheduler.adoptPending(req.digest, task.meta.pieceCount, (id) => tracker.get(id));
       if (!scheduler.holds(req.digest, peer.peerId)) scheduler.join(req.digest, task.meta.pieceCount, peer);
       return metaBody(task);
@@ -119,10 +117,11 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
     try {
       const digest = digestOf(request.params.digest);
       const body = (request.body ?? {}) as Partial<SyncRequest>;
+      // peer identity: from the authenticated request once api lands
       const peerId = str(body.peerId, 'peerId', 128);
       const peer = tracker.get(peerId);
       const task = seed.get(digest);
-      if (!peer || !task || !scheduler.holds(digest, peerId)) {
+      if (!peer || !task || !scheduler.holds(digest, peerId) || !seed.isAdmitted(peerId, digest)) {
         return reply.code(404).send({ code: 'ERR_NOT_FOUND', message: 'unknown peer or task: create the task again' });
       }
       const have = Array.isArray(body.have) ? body.have.filter((i): i is number => Number.isInteger(i)).slice(0, task.meta.pieceCount) : [];
@@ -155,13 +154,15 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
     }
   });
 
-  app.get<{ Params: { digest: string; index: string } }>('/api/v1/seed/:digest/pieces/:index', async (request, reply) => {
+  app.get<{ Params: { digest: string; index: string }; Querystring: { peer?: string } }>('/api/v1/seed/:digest/pieces/:index', async (request, reply) => {
     try {
       const digest = digestOf(request.params.digest);
       const index = Number(request.params.index);
+      // peer identity: from the authenticated request once api lands
+      const peerId = str(request.query.peer, 'peer', 128);
       const controller = new AbortController();
       request.raw.once('close', () => controller.abort());
-      const { length, body } = await seed.readPiece(digest, index, controller.signal);
+      const { length, body } = await seed.readPiece(peerId, digest, index, controller.signal);
       body.on('error', () => {});
       return reply.header('content-length', length).type('application/octet-stream').send(body);
     } catch (err) {

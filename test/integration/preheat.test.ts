@@ -72,7 +72,7 @@ function registeredCount(p: PollenProcess): number {
 beforeAll(async () => {
   registry = await TestRegistry.start();
   image = await pushRandomImage(registry, 'pre/app', [9 * MiB, 2 * MiB, 256 * 1024]);
-  supernode = track(await startSupernodeProcess(['--admin-token', TOKEN]));
+  supernode = track(await startSupernodeProcess(registry, ['--admin-token', TOKEN]));
   peers = await Promise.all(Array.from({ length: 4 }, () => startP2pPeer(registry, supernode.url).then(track)));
   await waitFor(async () => peers.every((p) => registeredCount(p) > 0), 'peers registered', 60_000);
 }, 300_000);
@@ -241,7 +241,7 @@ describe('preheat jobs across a supernode restart', () => {
     const data = await tempDir();
     const port = await freePort();
     const img = await pushRandomImage(registry, 'pre/restart', [6 * MiB, 1 * MiB]);
-    let sn = await startSupernodeProcess(['--admin-token', TOKEN], { dataDir: data, port });
+    let sn = await startSupernodeProcess(registry, ['--admin-token', TOKEN], { dataDir: data, port });
     const two = await Promise.all([startP2pPeer(registry, sn.url).then(track), startP2pPeer(registry, sn.url).then(track)]);
     await waitFor(async () => two.every((p) => registeredCount(p) > 0), 'peers registered', 60_000);
     let client = new JobsClient({ baseUrl: sn.url, token: TOKEN });
@@ -249,7 +249,7 @@ describe('preheat jobs across a supernode restart', () => {
     const secret = await client.create({ type: 'preheat', args: { image: `${registry.host}/${img.ref}`, scope: 'all_peers', username: 'u', password: 'p' } });
     sn.kill('SIGKILL');
     await sn.stop({ keepData: true });
-    sn = track(await startSupernodeProcess(['--admin-token', TOKEN], { dataDir: data, port }));
+    sn = track(await startSupernodeProcess(registry, ['--admin-token', TOKEN], { dataDir: data, port }));
     client = new JobsClient({ baseUrl: sn.url, token: TOKEN });
     const interrupted = await client.get(secret.id);
     expect(interrupted.phase).toBe('failed');

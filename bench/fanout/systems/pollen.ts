@@ -30,7 +30,7 @@ export interface PollenLaunch {
 
 export const POLLEN_CLI_LAUNCH: PollenLaunch = {
   async supernode(ctx, listen, dataDir) {
-    return { cmd: process.execPath, args: [join(ctx.repoRoot, 'bin', 'pollen.js'), 'supernode', '--listen', listen, '--data', dataDir, '--secret', BENCH_SECRET, '--log-level', 'info'] };
+    return { cmd: process.execPath, args: [join(ctx.repoRoot, 'bin', 'pollen.js'), 'supernode', '--listen', listen, '--data', dataDir, '--upstream', `http://${ctx.registryAddr}`, '--secret', BENCH_SECRET, '--log-level', 'info'] };
   },
   async peer(ctx, _host, o) {
     return {
