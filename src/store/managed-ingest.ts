@@ -32,23 +32,27 @@ export class ManagedIngest implements Ingest {
 
   /** Accounts for the ingest growing to `total` bytes, evicting to make room; ERR_DISK_QUOTA if it cannot. */
   async reserve(total: number): Promise<void> {
-    const index = this.store.index;
-    for (;;) {
-      const need = total - index.ingestBytes(this.digest);
-      if (need <= 0 || this.finished) return;
-      const quota = this.store.quota?.bytes;
-      if (quota === undefined || index.usedBytes + need <= quota) {
-        index.setIngest(this.digest, total);
-        return;
-      }
+    while (!this.tryReserve(total)) {
+      const need = total - this.store.index.ingestBytes(this.digest);
       if (!(await this.store.makeRoom(need))) throw this.store.quotaError(this.digest, need);
     }
+  }
+
+  /** Accounts for growing to `total` if it fits now (no await on the write path when it does). */
+  private tryReserve(total: number): boolean {
+    const index = this.store.index;
+    const need = total - index.ingestBytes(this.digest);
+    if (need <= 0 || this.finished) return true;
+    const quota = this.store.quota?.bytes;
+    if (quota !== undefined && index.usedBytes + need > quota) return false;
+    index.setIngest(this.digest, total);
+    return true;
   }
 
   async writeAt(data: Uint8Array | readonly Uint8Array[], offset: number): Promise<void> {
     const length = data instanceof Uint8Array ? data.length : data.reduce((n, c) => n + c.length, 0);
     const end = offset + length;
-    if (end > this.store.index.ingestBytes(this.digest)) await this.reserve(end);
+    if (!this.tryReserve(end)) await this.reserve(end);
     await this.inner.writeAt(data, offset);
     if (end > this.highWater) this.highWater = end;
   }
