@@ -25,10 +25,12 @@ export function registerGc(program: Command): void {
     .command('gc')
     .description('garbage-collect the peer\'s content store now: abandoned downloads, blobs past --blob-ttl, least recently used blobs above --disk-quota')
     .option('--peer <url>', `the running peer's admin URL (default ${DEFAULT_PEER_ADMIN_URL}; without a peer there, collect directly on --data)`)
+    .option('--direct', 'collect on --data without asking a peer (refused while a peer runs on it)')
     .option('--json', 'print the report as JSON');
   addConfigOptions(cmd, GC_SETTINGS).action(async () => {
-    const opts = cmd.opts<{ peer?: string; json?: boolean }>();
-    const report = (await askPeer(opts.peer ?? DEFAULT_PEER_ADMIN_URL, opts.peer !== undefined)) ?? (await collectDirectly(cmd, opts.peer ?? DEFAULT_PEER_ADMIN_URL));
+    const opts = cmd.opts<{ peer?: string; direct?: boolean; json?: boolean }>();
+    const url = opts.peer ?? DEFAULT_PEER_ADMIN_URL;
+    const report = (opts.direct ? undefined : await askPeer(url, opts.peer !== undefined)) ?? (await collectDirectly(cmd, url));
     process.stdout.write(opts.json ? `${JSON.stringify(report)}\n` : describe(report));
   });
 }

@@ -146,7 +146,7 @@ describe('disk quota and garbage collection (real registry, real peer, skopeo)',
   it('`pollen gc` collects directly on the data directory without a peer, and through a running peer', async () => {
     const { a, b, c } = images;
     // No peer: a smaller quota given to the command evicts down to 90 % of it, oldest first.
-    const direct = await pollenGc(['--data', data, '--disk-quota', '4MiB']);
+    const direct = await pollenGc(['--direct', '--data', data, '--disk-quota', '4MiB']);
     expect(direct.removed.map((r) => r.reason)).not.toHaveLength(0);
     expect(direct.removed.every((r) => r.reason === 'quota')).toBe(true);
     expect(direct.removed.map((r) => r.digest)).toContain(c.layer.descriptor.digest);
@@ -158,6 +158,8 @@ describe('disk quota and garbage collection (real registry, real peer, skopeo)',
     const peer = await startPeer(['--disk-quota', '8MiB', '--blob-ttl', '3s']);
     await pull(peer, a);
     await new Promise((r) => setTimeout(r, 3_500));
+    // Collecting directly while the peer runs would race it: refused.
+    await expect(pollenGc(['--direct', '--data', data])).rejects.toThrow(/a peer seems to run on/);
     const report = await pollenGc(['--peer', peer.url]);
     expect(report.removed.filter((r) => r.reason === 'ttl').map((r) => r.digest)).toContain(a.layer.descriptor.digest);
     expect(hasBlob(data, a.layer.descriptor.digest)).toBe(false);
