@@ -8,7 +8,7 @@
 // configuration for that registry (its URL, its static credentials if any).
 import type { Logger } from 'pino';
 import type { ContentStore } from '../../src/content-store.ts';
-import { toPollenError } from '../../src/errors.ts';
+import { PollenError, toPollenError } from '../../src/errors.ts';
 import type { WorkItem, WorkReport } from '../../src/preheat/jobs-api.ts';
 import type { BlobDownloader, UpstreamTarget } from '../blob-downloader.ts';
 import type { SupernodeClient } from '../p2p/supernode-client.ts';
@@ -116,9 +116,11 @@ export class PreheatWorker {
     try {
       if (await this.store.stat(item.digest)) return { ...base, ok: true };
       this.logger.info({ job: item.job, digest: item.digest, size: item.size }, 'preheating a blob');
-      const registry = String(item.upstream?.registry ?? '');
+      const { registry, name } = (item.upstream ?? {}) as Partial<WorkItem['upstream']>;
+      if (typeof registry !== 'string' || typeof name !== 'string') throw new PollenError('ERR_INVALID_REQUEST', 'a work item without a registry and a name');
+      // This peer's own way to the registry (its URL, its static credentials): the work item has none.
       const way = this.lookup(registry);
-      const upstream: UpstreamTarget = { registry, baseUrl: way.baseUrl, name: String(item.upstream.name), authorization: way.staticAuthorization };
+      const upstream: UpstreamTarget = { registry, baseUrl: way.baseUrl, name, authorization: way.staticAuthorization };
       const partial = await this.downloader.start({ digest: item.digest, sizeHint: item.size ?? undefined, upstream });
       await partial.settledPromise();
       if (await this.store.stat(item.digest)) {
