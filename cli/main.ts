@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { isPollenError } from '../src/errors.ts';
 import { registerBench } from './commands/bench.ts';
+import { registerConfigure } from './commands/configure.ts';
 import { registerDocs } from './commands/docs.ts';
 import { registerPeer } from './commands/peer.ts';
 import { registerPreheat } from './commands/preheat.ts';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerBench(program);
   registerPull(program);
   registerSnapshots(program);
+  registerConfigure(program);
   return program;
 }
 
