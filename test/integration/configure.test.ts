@@ -14,6 +14,7 @@ import { TestRegistry } from '../helpers/registry.ts';
 import { execFileP, requireTool, spawnLogged, stopProcess, waitFor } from '../helpers/tools.ts';
 
 const IMAGE = 'library/pollen-configure';
+const FILE_SECRET = 'cluster-secret-from-the-config-file-7f3a9c';
 
 async function configure(args: string[]): Promise<{ stdout: string; stderr: string }> {
   return execFileP(process.execPath, [POLLEN_BIN, 'configure', ...args], { timeout: 60_000 });
@@ -35,7 +36,7 @@ describe('pollen configure with the real engines', () => {
     await registry.push(layout.dir, 'latest', `${IMAGE}:latest`);
     // The peer's registries come from its config file: containerd names the registry (?ns=), the
     // others reach the default upstream.
-    await writeFile(join(dir, 'peer.yaml'), `upstream: ${registry.url}\nregistry:\n  ${UPSTREAM_HOST}: ${registry.url}\nupload-slots: 4\n`);
+    await writeFile(join(dir, 'peer.yaml'), `upstream: ${registry.url}\nregistry:\n  ${UPSTREAM_HOST}: ${registry.url}\nupload-slots: 4\nsecret: "${FILE_SECRET}"\n`);
     peer = await PollenProcess.peer(['--config', join(dir, 'peer.yaml')]);
   });
 
@@ -45,9 +46,11 @@ describe('pollen configure with the real engines', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('the peer took its registries from its --config file and logged which file', () => {
-    expect(peer.output()).toContain(join(dir, 'peer.yaml'));
-    expect(peer.output()).toContain(`"upstream":"${registry.url}"`);
+  it('the peer took its settings from its --config file, and logged them once with the secret redacted', () => {
+    const start = peer.output().split('\n').filter((l) => l.includes('"configFile"'));
+    expect(start).toHaveLength(1);
+    expect(JSON.parse(start[0]!)).toMatchObject({ configFile: join(dir, 'peer.yaml'), config: { upstream: registry.url, uploadSlots: 4, secret: '[redacted]' } });
+    expect(peer.output()).not.toContain(FILE_SECRET);
   });
 
   it('containerd pulls through the peer with the hosts.toml merged into an existing one', async () => {
