@@ -15,7 +15,7 @@ function setup(options: ConstructorParameters<typeof Scheduler>[1] = {}) {
     dropped.push(p.peerId);
     scheduler.dropPeer(p);
   } });
-  const peer = (id: string, slots = 4): PeerRecord => tracker.register(id, `127.0.0.1:${1000 + id.length}`, slots);
+  const peer = (id: string, slots = 4): PeerRecord => tracker.register(id, `127.0.0.1:${1000 + id.length}`, slots).peer;
   const lookup = (id: string) => tracker.get(id);
   return { clock, scheduler, tracker, peer, lookup, dropped };
 }
