@@ -7,26 +7,19 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { pskServerOptions } from '../src/cluster-tls.ts';
 import { openLevelKv, type Kv } from '../src/db.ts';
 import { systemClock, type Clock } from '../src/clock.ts';
 import { FsContentStore } from '../src/fs-content-store.ts';
 import type { MetainfoBody } from '../src/p2p/supernode-api.ts';
-import { createHttpApp, listenOn } from '../src/http-app.ts';
+import { listenOn } from '../src/http-app.ts';
 import type { SupernodeConfig } from './config.ts';
-import { installErrorHandler } from './http/error-handler.ts';
+import { createAdminApp, createClusterApp } from './http/apps.ts';
 import { checkClusterListen } from './http/listen-policy.ts';
-import { installRouteAuth } from './http/route-auth.ts';
 import { JobManager } from './preheat/job-manager.ts';
 import { preheatPorts } from './preheat/preheat-ports.ts';
-import { registerJobRoutes, registerPreheatWorkRoute } from './preheat/routes-jobs.ts';
-import { registerP2pRoutes } from './p2p/routes-p2p.ts';
 import { Scheduler } from './p2p/scheduler.ts';
 import { Seed } from './p2p/seed.ts';
 import { Tracker } from './p2p/tracker.ts';
-
-/** Schema checks exactly as written: no type coercion ("5" is not 5). */
-const AJV = { customOptions: { coerceTypes: false } } as const;
 
 export class Supernode {
   private readonly logger: Logger;
@@ -79,19 +72,10 @@ export class Supernode {
     await jobs.start();
     this.jobs = jobs;
 
-    const app = createHttpApp(this.logger, { ajv: AJV, ...(secret ? { https: pskServerOptions(secret, 'api') } : {}) });
-    installErrorHandler(app);
-    installRouteAuth(app, { tls: secret !== undefined, peerOf: (token) => tracker.authenticate(token)?.peerId });
-    registerP2pRoutes(app, { tracker, scheduler, seed });
-    registerPreheatWorkRoute(app, { jobs });
+    const app = createClusterApp(this.logger, { tracker, scheduler, seed, jobs }, { secret });
     this.app = app;
-
-    const admin = createHttpApp(this.logger, { ajv: AJV });
-    installErrorHandler(admin);
-    installRouteAuth(admin, { tls: false, adminToken: this.config.adminToken });
-    admin.get('/healthz', { config: { auth: 'public' } }, async () => ({ status: 'ok' }));
-    admin.get('/api/v1/stats', { config: { auth: 'public' } }, async () => ({ peers: tracker.size, seed: seed.counters, scheduler: scheduler.sizes }));
-    registerJobRoutes(admin, { jobs });
+    const stats = (): unknown => ({ peers: tracker.size, seed: seed.counters, scheduler: scheduler.sizes });
+    const admin = createAdminApp(this.logger, { jobs, stats }, { adminToken: this.config.adminToken });
     this.admin = admin;
 
     this.address = await listenOn(app, this.config.listen, secret ? 'https' : 'http');

@@ -39,6 +39,7 @@ export class SupernodeClient {
   private readonly timeoutMs: number;
   /** This peer's registration with each supernode (by configured URL). */
   private readonly sessions = new Map<string, { peerId: string; token: string }>();
+  private readonly registering = new Map<string, Promise<RegisterResponse>>();
 
   constructor(deps: { dispatcher?: Dispatcher }, options: { urls: readonly string[]; secret?: string; timeoutMs: number }) {
     this.urls = options.urls.map((u) => u.replace(/\/+$/, ''));
@@ -54,8 +55,22 @@ export class SupernodeClient {
     return [...this.urls].sort((a, b) => (score(a) < score(b) ? 1 : -1));
   }
 
-  /** Registers (again: with this peer's token, so the supernode knows it is the same peer). */
-  async register(url: string, body: RegisterRequest): Promise<RegisterResponse> {
+  /**
+   * Registers (again: with this peer's token, so the supernode knows it is the same peer).
+   * Registrations with one supernode run one after another: a second one started while the first
+   * is under way must present the token the first one brings back.
+   */
+  register(url: string, body: RegisterRequest): Promise<RegisterResponse> {
+    const previous = this.registering.get(url) ?? Promise.resolve();
+    const next = previous.catch(() => {}).then(() => this.registerNow(url, body));
+    this.registering.set(url, next);
+    void next.catch(() => {}).finally(() => {
+      if (this.registering.get(url) === next) this.registering.delete(url);
+    });
+    return next;
+  }
+
+  private async registerNow(url: string, body: RegisterRequest): Promise<RegisterResponse> {
     const session = this.sessions.get(url);
     const sent = { ...body, holdings: body.holdings.slice(0, API_LIMITS.holdings) };
     const res = await this.post<RegisterResponse>(url, API.register, sent, this.timeoutMs, session?.peerId === body.peerId ? session.token : undefined);
