@@ -81,6 +81,7 @@ export class Supernode {
     this.address = await listenOn(app, this.config.listen, secret ? 'https' : 'http');
     this.adminAddress = await listenOn(admin, this.config.adminListen);
     this.logger.info({ url: this.address, admin: this.adminAddress, tls: secret !== undefined }, 'supernode listening');
+    if (!secret) this.logger.warn({ url: this.address }, 'no cluster secret: the cluster API is plain HTTP, open to anyone who reaches this loopback address (set --secret to encrypt it)');
   }
 
   async close(): Promise<void> {
