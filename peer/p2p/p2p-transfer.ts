@@ -412,7 +412,6 @@ export class P2pTransfer {
     try {
       const chunks = await fetchSeedPiece(this.deps.client, {
         supernode: this.deps.supernode,
-        peerId: this.deps.peerId,
         digest: this.digest,
         index,
         length: pieceRange(this.meta.size, this.meta.pieceSize, index).length,

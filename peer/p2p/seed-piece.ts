@@ -9,8 +9,6 @@ import type { SupernodeClient } from './supernode-client.ts';
 
 export interface SeedPieceRequest {
   readonly supernode: string;
-  /** The seed serves a blob only to a peer admitted for it when its task was created. */
-  readonly peerId: string;
   readonly digest: Digest;
   readonly index: number;
   readonly length: number;
@@ -30,7 +28,7 @@ export async function fetchSeedPiece(client: SupernodeClient, req: SeedPieceRequ
     watchdog = setTimeout(() => stall.abort(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `seed piece ${index} stalled for ${stallMs} ms`)), stallMs);
   };
   try {
-    const body = await client.seedPiece(req.supernode, req.digest, index, req.peerId, AbortSignal.any([req.signal, stall.signal]));
+    const body = await client.seedPiece(req.supernode, req.digest, index, AbortSignal.any([req.signal, stall.signal]));
     const chunks: Buffer[] = [];
     let n = 0;
     rearm();
