@@ -2,6 +2,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { validateHostPort, validateHttpUrl, type ConfigValues, type Setting } from '../src/config.ts';
+import { hasUserinfo } from '../src/oci/redact-url.ts';
 
 function validateMappings(what: string) {
   return (v: readonly string[]): string | undefined => {
@@ -13,6 +14,27 @@ function validateMappings(what: string) {
   };
 }
 
+/**
+ * A registry URL: http(s), and without `user:password@` (it would end up in logs and error
+ * bodies; credentials go in --credentials, redacted when the config is logged).
+ */
+function validateRegistryUrl(flag: string) {
+  return (v: string): string | undefined => {
+    if (hasUserinfo(v)) return `${flag} URLs must not carry user:password@ (it would reach logs and error messages): give them with --credentials HOST=USER:PASSWORD`;
+    return validateHttpUrl(v);
+  };
+}
+
+function validateRegistryMappings(v: readonly string[]): string | undefined {
+  const shape = validateMappings('--registry')(v);
+  if (shape) return shape;
+  for (const m of v) {
+    const why = validateRegistryUrl('--registry')(m.slice(m.indexOf('=') + 1).trim());
+    if (why) return `${m.slice(0, m.indexOf('=')).slice(0, 100)}: ${why}`;
+  }
+  return undefined;
+}
+
 /** Expands a leading `~/` (defaults are written that way so the docs read the same for everyone). */
 export function expandHome(path: string): string {
   return path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path;
@@ -20,11 +42,12 @@ export function expandHome(path: string): string {
 
 export const PEER_SETTINGS = [
   { key: 'listen', type: 'string', flag: 'listen', env: 'POLLEN_LISTEN', default: '127.0.0.1:65001', help: 'address of the registry mirror and HTTP proxy', validate: validateHostPort },
+  { key: 'metricsListen', type: 'string', flag: 'metrics-listen', env: 'POLLEN_METRICS_LISTEN', default: '127.0.0.1:65003', help: 'address of /metrics and /healthz (kept off the mirror port; loopback by default)', validate: validateHostPort },
   { key: 'data', type: 'string', flag: 'data', env: 'POLLEN_DATA', default: '~/.pollen', help: 'data directory (content store, metadata)' },
-  { key: 'upstream', type: 'string', flag: 'upstream', env: 'POLLEN_UPSTREAM', default: undefined, help: 'default upstream registry URL, used when a request names no registry', validate: validateHttpUrl },
-  { key: 'registry', type: 'list', flag: 'registry', env: 'POLLEN_REGISTRY', default: [], help: 'HOST=URL: the URL that reaches registry HOST (for ?ns=HOST and proxy requests)', validate: validateMappings('--registry') },
+  { key: 'upstream', type: 'string', flag: 'upstream', env: 'POLLEN_UPSTREAM', default: undefined, help: 'default upstream registry URL, used when a request names no registry', validate: validateRegistryUrl('--upstream') },
+  { key: 'registry', type: 'list', flag: 'registry', env: 'POLLEN_REGISTRY', default: [], help: 'HOST=URL: the URL that reaches registry HOST (for ?ns=HOST and proxy requests; the proxy serves only these and --upstream)', validate: validateRegistryMappings },
   { key: 'credentials', type: 'list', flag: 'credentials', env: 'POLLEN_CREDENTIALS', default: [], help: 'HOST=USER:PASSWORD: static credentials for an upstream, used when the client sends none', secret: true, validate: validateMappings('--credentials') },
-  { key: 'accessTtlMs', type: 'int', flag: 'access-ttl-ms', env: 'POLLEN_ACCESS_TTL_MS', default: 30_000, help: 'how long an upstream access decision (per credential and repository) is trusted' },
+  { key: 'accessTtlMs', type: 'int', flag: 'access-ttl-ms', env: 'POLLEN_ACCESS_TTL_MS', default: 30_000, help: 'how long an upstream access decision (per credential, registry, repository and digest) is trusted' },
   { key: 'accessGraceMs', type: 'int', flag: 'access-grace-ms', env: 'POLLEN_ACCESS_GRACE_MS', default: 3_600_000, help: 'how long an expired "allowed" decision still serves cached content while the upstream is unreachable' },
   { key: 'upstreamTimeoutMs', type: 'int', flag: 'upstream-timeout-ms', env: 'POLLEN_UPSTREAM_TIMEOUT_MS', default: 30_000, help: 'connect and header timeout for upstream requests' },
   { key: 'supernode', type: 'list', flag: 'supernode', env: 'POLLEN_SUPERNODE', default: [], help: 'supernode URL: joins the P2P cluster (each digest is owned by one of them, by rendezvous hashing)', validate: (v: readonly string[]) => v.map(validateHttpUrl).find((x) => x !== undefined) },
@@ -42,6 +65,7 @@ export const PEER_SETTINGS = [
 
 export interface PeerConfig {
   readonly listen: string;
+  readonly metricsListen: string;
   readonly data: string;
   readonly upstream: string | undefined;
   /** Registry host (as clients name it) → base URL. */
@@ -76,6 +100,7 @@ function mapping(list: readonly string[]): Map<string, string> {
 export function peerConfigFrom(values: ConfigValues): PeerConfig {
   return Object.freeze({
     listen: values.listen as string,
+    metricsListen: values.metricsListen as string,
     data: expandHome(values.data as string),
     upstream: (values.upstream as string | undefined)?.replace(/\/+$/, ''),
     registries: mapping(values.registry as readonly string[]),

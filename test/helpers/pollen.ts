@@ -11,6 +11,8 @@ export const POLLEN_BIN = resolve(fileURLToPath(import.meta.url), '../../../bin/
 export class PollenProcess {
   private constructor(
     readonly url: string,
+    /** Where /healthz (and a peer's /metrics) are served: a peer's --metrics-listen, else `url`. */
+    readonly metricsUrl: string,
     readonly dataDir: string,
     private readonly child: ChildProcess,
     readonly output: () => string,
@@ -25,20 +27,25 @@ export class PollenProcess {
   static async spawn(command: string, args: string[], options: { dataDir?: string; env?: NodeJS.ProcessEnv; port?: number } = {}): Promise<PollenProcess> {
     const port = options.port ?? (await freePort());
     const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), `pollen-${command}-`)));
-    const { child, output } = spawnLogged(process.execPath, [POLLEN_BIN, command, '--listen', `127.0.0.1:${port}`, '--data', dataDir, '--log-level', 'debug', ...args], {
+    // A peer serves /metrics and /healthz on a listener of its own, off the mirror port.
+    const metricsPort = command === 'peer' || command === 'start' ? await freePort() : undefined;
+    const metricsArgs = metricsPort === undefined ? [] : ['--metrics-listen', `127.0.0.1:${metricsPort}`];
+    const { child, output } = spawnLogged(process.execPath, [POLLEN_BIN, command, '--listen', `127.0.0.1:${port}`, ...metricsArgs, '--data', dataDir, '--log-level', 'debug', ...args], {
       env: { ...process.env, ...options.env },
     });
     const url = `http://127.0.0.1:${port}`;
+    const metricsUrl = metricsPort === undefined ? url : `http://127.0.0.1:${metricsPort}`;
     try {
       await waitFor(async () => {
         if (child.exitCode !== null) throw new Error(`pollen ${command} exited: ${output()}`);
-        return httpOk(`${url}/healthz`);
+        // A peer opens its metrics listener after its mirror: healthy means both are up.
+        return httpOk(`${metricsUrl}/healthz`);
       }, `pollen ${command} on ${url}`, 60_000);
     } catch (err) {
       child.kill('SIGKILL');
       throw new Error(`${(err as Error).message}\n${output()}`);
     }
-    return new PollenProcess(url, dataDir, child, output, options.dataDir === undefined);
+    return new PollenProcess(url, metricsUrl, dataDir, child, output, options.dataDir === undefined);
   }
 
   get host(): string {

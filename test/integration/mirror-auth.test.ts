@@ -206,7 +206,7 @@ describe('an upstream that sends an oversized manifest', () => {
     const res = await fetch(`${peer.url}/v2/ns/big/manifests/v1`, { headers: OCI_MANIFEST });
     expect(res.status).toBe(413);
     expect(((await res.json()) as { errors: Array<{ code: string }> }).errors[0]!.code).toBe('SIZE_INVALID');
-    expect((await fetch(`${peer.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${peer.metricsUrl}/healthz`)).status).toBe(200);
   });
 });
 
