@@ -13,7 +13,9 @@ interface Recorder {
   server: Server;
 }
 
-async function listen(handler: (path: string, rec: Recorder) => { status: number; headers?: Record<string, string>; body?: string }): Promise<Recorder> {
+type Answer = { status: number; headers?: Record<string, string>; body?: string };
+
+async function listen(handler: (path: string, rec: Recorder) => Answer): Promise<Recorder> {
   const rec: Recorder = { url: '', seen: [], server: undefined as unknown as Server };
   rec.server = createServer((req, res) => {
     const path = req.url ?? '/';
@@ -31,10 +33,10 @@ let storage: Recorder;
 let registry: Recorder;
 
 beforeAll(async () => {
-  storage = await listen((path) =>
+  storage = await listen((path): Answer =>
     path.startsWith('/back') ? { status: 307, headers: { location: `${registry.url}/v2/x/blobs/landed` } } : { status: 200, headers: { 'content-length': '4' }, body: 'blob' },
   );
-  registry = await listen((path) => {
+  registry = await listen((path): Answer => {
     if (path === '/v2/x/blobs/cross') return { status: 307, headers: { location: `${storage.url}/bucket/cross?X-Amz-Signature=s3cr3t` } };
     if (path === '/v2/x/blobs/same') return { status: 307, headers: { location: '/storage/same' } };
     if (path === '/v2/x/blobs/bounce') return { status: 302, headers: { location: `${storage.url}/back` } };
@@ -92,7 +94,7 @@ describe('RegistryClient redirects', () => {
     const client = new RegistryClient({}, { baseUrl: registry.url });
     const err = await client.request('GET', '/v2/x/blobs/nowhere', { scope: 'repository:x:pull', relayAuth: true }).catch((e: Error) => e);
     expect(err).toMatchObject({ code: 'ERR_UPSTREAM_UNAVAILABLE' });
-    expect(JSON.stringify({ m: (err as Error).message, d: (err as { detail: unknown }).detail })).not.toContain('s3cr3t');
+    expect(JSON.stringify({ m: (err as Error).message, d: (err as unknown as { detail: unknown }).detail })).not.toContain('s3cr3t');
   });
 });
 
@@ -108,7 +110,7 @@ describe('userinfo in a registry URL', () => {
     const down = new RegistryClient({}, { baseUrl: 'http://bot:hunter2@127.0.0.1:1' });
     const err = await down.getManifest('x', 'v1').catch((e: Error) => e);
     expect(err).toMatchObject({ code: 'ERR_UPSTREAM_UNAVAILABLE' });
-    expect(JSON.stringify({ m: (err as Error).message, d: (err as { detail: unknown }).detail })).not.toContain('hunter2');
+    expect(JSON.stringify({ m: (err as Error).message, d: (err as unknown as { detail: unknown }).detail })).not.toContain('hunter2');
   });
 
   it('redactUrl removes userinfo and query, and leaves plain URLs alone', () => {
