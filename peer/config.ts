@@ -25,6 +25,11 @@ function validateRegistryUrl(flag: string) {
   };
 }
 
+function validateSupernodeUrls(v: readonly string[]): string | undefined {
+  if (v.some(hasUserinfo)) return '--supernode URLs must not carry user:password@ (it would reach logs): the cluster is joined with --secret';
+  return v.map(validateHttpUrl).find((x) => x !== undefined);
+}
+
 function validateRegistryMappings(v: readonly string[]): string | undefined {
   const shape = validateMappings('--registry')(v);
   if (shape) return shape;
@@ -50,7 +55,7 @@ export const PEER_SETTINGS = [
   { key: 'accessTtlMs', type: 'int', flag: 'access-ttl-ms', env: 'POLLEN_ACCESS_TTL_MS', default: 30_000, help: 'how long an upstream access decision (per credential, registry, repository and digest) is trusted' },
   { key: 'accessGraceMs', type: 'int', flag: 'access-grace-ms', env: 'POLLEN_ACCESS_GRACE_MS', default: 3_600_000, help: 'how long an expired "allowed" decision still serves cached content while the upstream is unreachable' },
   { key: 'upstreamTimeoutMs', type: 'int', flag: 'upstream-timeout-ms', env: 'POLLEN_UPSTREAM_TIMEOUT_MS', default: 30_000, help: 'connect and header timeout for upstream requests' },
-  { key: 'supernode', type: 'list', flag: 'supernode', env: 'POLLEN_SUPERNODE', default: [], help: 'supernode URL: joins the P2P cluster (each digest is owned by one of them, by rendezvous hashing)', validate: (v: readonly string[]) => v.map(validateHttpUrl).find((x) => x !== undefined) },
+  { key: 'supernode', type: 'list', flag: 'supernode', env: 'POLLEN_SUPERNODE', default: [], help: 'supernode URL: joins the P2P cluster (each digest is owned by one of them, by rendezvous hashing)', validate: validateSupernodeUrls },
   { key: 'secret', type: 'string', flag: 'secret', env: 'POLLEN_SECRET', default: undefined, help: 'cluster secret shared by the supernode and the peers, proven on the wire and to the supernode', secret: true },
   { key: 'wire', type: 'string', flag: 'wire', env: 'POLLEN_WIRE', default: '0.0.0.0:65002', help: 'address of the peer wire (BitTorrent protocol) listener', validate: validateHostPort },
   { key: 'wireAdvertise', type: 'string', flag: 'wire-advertise', env: 'POLLEN_WIRE_ADVERTISE', default: undefined, help: 'HOST:PORT other peers dial to reach this wire (default: the wire address, 127.0.0.1 for a wildcard host)', validate: validateHostPort },

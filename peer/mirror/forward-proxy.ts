@@ -89,8 +89,10 @@ export class ForwardProxy {
       const authority = req.url ?? '';
       const target = this.upstreams.tunnelTarget(authority);
       if (!target) {
-        this.logger.debug({ target: authority.slice(0, 100) }, 'CONNECT refused: not a configured registry');
-        refuse(client, new PollenError('ERR_PROXY_TARGET_DENIED', `the proxy tunnels to configured registries only, and ${JSON.stringify(authority.slice(0, 100))} is not one`));
+        // Only a plain host:port is repeated: anything else may hold userinfo.
+        const shown = /^[A-Za-z0-9.:[\]-]{1,261}$/.test(authority) ? authority : '(malformed authority)';
+        this.logger.debug({ target: shown }, 'CONNECT refused: not a configured registry');
+        refuse(client, new PollenError('ERR_PROXY_TARGET_DENIED', `the proxy tunnels to configured registries only, and ${shown} is not one`));
         return;
       }
       const upstream = connect({ host: target.host, port: target.port });

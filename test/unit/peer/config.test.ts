@@ -27,6 +27,10 @@ describe('peer config', () => {
     expect(message).not.toContain('token@');
   });
 
+  it('refuses supernode URLs with userinfo', () => {
+    expect(() => resolve({ supernode: ['http://peer:s3cret@127.0.0.1:8002'] })).toThrow(/--supernode URLs must not carry user:password@/);
+  });
+
   it('still takes plain registry URLs and mappings', () => {
     const c = resolve({ upstream: 'http://127.0.0.1:5000/', registry: ['registry.example=https://mirror.internal:8443'] });
     expect(c.upstream).toBe('http://127.0.0.1:5000');
