@@ -5,10 +5,10 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseDigest } from '../../../../src/digest.ts';
 import { isPollenError, type ErrorCode } from '../../../../src/errors.ts';
-import { isValidName, isValidTag, MAX_NAME_LENGTH, parseManifestRef, parseName } from '../../../../src/oci/names.ts';
+import { isValidName, isValidTag, MAX_NAME_LENGTH, parseImageReference, parseManifestRef, parseName } from '../../../../src/oci/names.ts';
 import { parseRange } from '../../../../src/oci/range.ts';
 
-const RUNS = { numRuns: 2_000 };
+const RUNS = { numRuns: 1_000 };
 const SHA256 = /^sha256:[0-9a-f]{64}$/;
 
 /** Returns the PollenError code thrown by `f`, undefined when it returned; fails on anything else thrown. */
@@ -125,6 +125,27 @@ describe('manifest references (property)', () => {
         } else {
           expect(ref!.digest).toMatch(SHA256);
         }
+      }),
+      RUNS,
+    );
+  });
+});
+
+describe('image references (property)', () => {
+  it('never throw anything but a reference or digest error; what they yield has a valid name, tag and digest', () => {
+    const hostish = fc.constantFrom('', 'registry.example/', '127.0.0.1:5000/', 'localhost/', 'EVIL.example:1/');
+    const reference = fc.oneof(fc.tuple(hostish, fc.oneof(validName, nasty), fc.constantFrom('', ':v1', ':../x', '@sha256:00', ':')).map(([h, n, t]) => h + n + t), fc.string({ maxLength: 120 }));
+    fc.assert(
+      fc.property(reference, (s) => {
+        let r: ReturnType<typeof parseImageReference> | undefined;
+        const code = codeOf(() => (r = parseImageReference(s)));
+        if (code !== undefined) {
+          expect(['ERR_INVALID_REFERENCE', 'ERR_INVALID_DIGEST']).toContain(code);
+          return;
+        }
+        expect(isValidName(r!.name)).toBe(true);
+        if (r!.tag !== undefined) expect(isValidTag(r!.tag)).toBe(true);
+        if (r!.digest !== undefined) expect(r!.digest).toMatch(SHA256);
       }),
       RUNS,
     );
