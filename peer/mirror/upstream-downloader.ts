@@ -48,7 +48,7 @@ export class UpstreamDownloader implements BlobDownloader {
       res.body.destroy();
       throw new PollenError('ERR_UPSTREAM_PROTOCOL', `registry ${client.displayUrl} sent blob ${digest} without a length`, { upstream: client.displayUrl });
     }
-    const ingest = await this.store.openIngest(digest);
+    const ingest = await this.store.openIngest(digest, { expectedSize: size }).catch((err: unknown) => { res.body.destroy(); throw err; }); // ERR_DISK_QUOTA: refused before any byte
     const partial = new PartialBlob({ store: this.store, ingest }, { size });
     void this.fill(partial, res.body, client.displayUrl).catch(() => {});
     return partial;
