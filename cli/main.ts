@@ -7,6 +7,7 @@ import { registerDocs } from './commands/docs.ts';
 import { registerPeer } from './commands/peer.ts';
 import { registerPreheat } from './commands/preheat.ts';
 import { registerPull } from './commands/pull.ts';
+import { registerSecret } from './commands/secret.ts';
 import { registerSnapshots } from './commands/snapshots.ts';
 import { registerStart } from './commands/start.ts';
 import { registerSupernode } from './commands/supernode.ts';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerBench(program);
   registerPull(program);
   registerSnapshots(program);
+  registerSecret(program);
   return program;
 }
 

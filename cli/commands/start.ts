@@ -10,6 +10,7 @@ import { Supernode } from '../../supernode/supernode.ts';
 import { runUntilSignal } from '../daemon.ts';
 import { createLogger } from '../logger.ts';
 import { addConfigOptions, configFromCommand } from '../options.ts';
+import { requireSafeWire } from './secret.ts';
 
 export function registerStart(program: Command): void {
   const cmd = program
@@ -19,6 +20,8 @@ export function registerStart(program: Command): void {
   addConfigOptions(cmd, PEER_SETTINGS).action(async () => {
     const values = configFromCommand(cmd, PEER_SETTINGS);
     const peerConfig = peerConfigFrom({ ...values, data: join(values.data as string, 'peer') });
+    // The all-in-one peer always runs P2P (with its own supernode): its wire must not be open.
+    requireSafeWire(peerConfig);
     const logger = createLogger(peerConfig.logLevel, 'pollen');
     const supernodeValues = configFromCommand(cmd, SUPERNODE_SETTINGS.filter((s) => s.key !== 'listen' && s.key !== 'data'));
     const supernodeConfig = supernodeConfigFrom({

@@ -5,6 +5,7 @@
 // has them, unavailableReason() says so and the runner reports the system as not run.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { generateSecret } from '../../../src/cluster-tls.ts';
 import { run } from '../../testbed/exec.ts';
 import type { NsProcess } from '../../testbed/ns-process.ts';
 import type { Host } from '../../testbed/testbed.ts';
@@ -14,8 +15,8 @@ import type { DaemonUsage, FanoutContext, FanoutSystem, PullOutcome } from '../s
 const SUPERNODE_PORT = 8002;
 const MIRROR_ADDR = '127.0.0.1:65001';
 const WIRE_PORT = 65002;
-/** Cluster secret of the benchmark's peers (a fresh test bed each run; not a credential of anything else). */
-const BENCH_SECRET = 'pollen-bench-fanout';
+/** Cluster secret of the benchmark's peers: a fresh strong one per run (the peers' wires are off loopback). */
+const BENCH_SECRET = generateSecret();
 
 export interface LaunchSpec {
   cmd: string;
