@@ -2,9 +2,10 @@
 // from TCP accept until its connection is ready (TLS done, digest accepted); such sockets
 //  - get HANDSHAKE_TIMEOUT_MS in all, then they are closed;
 //  - are capped per remote address (MAX_HANDSHAKES_PER_ADDRESS: a new one beyond it is refused);
-//  - are capped in all (MAX_HANDSHAKING), and when the cap is reached the OLDEST one is closed to
-//    make room, so idle strangers, however many addresses they use, cannot keep a member out: a
-//    member's handshake takes milliseconds, a stranger's socket is the one that has been waiting;
+//  - are capped in all (MAX_HANDSHAKING); when the cap is reached, the oldest socket of the address
+//    holding the most of them is closed to make room. So idle strangers cannot keep a member out:
+//    a member's handshake takes milliseconds and holds one slot, while a stranger's sockets pile
+//    up on its addresses and are the ones evicted, even while it keeps opening new ones;
 //  - never come from a banned address (wire-bans.ts).
 // Members' ready connections are counted separately (the listener's maxConnections) and upload
 // slots (uploader.ts) are given only to ready connections.
@@ -54,11 +55,11 @@ export class WireAdmission {
     if (this.bans.isBanned(key)) return 'banned';
     if ((this.perAddress.get(key) ?? 0) >= this.options.maxPerAddress) return 'address busy';
     while (this.pending.size >= this.options.maxHandshaking) {
-      const oldest = this.pending.keys().next().value;
-      if (oldest === undefined) break;
-      this.forget(oldest);
+      const victim = this.evictionVictim();
+      if (victim === undefined) break;
+      this.forget(victim);
       this.evicted++;
-      oldest.destroy();
+      victim.destroy();
     }
     const timer = this.clock.setTimeout(() => {
       if (!this.pending.has(socket)) return;
@@ -86,6 +87,14 @@ export class WireAdmission {
       this.forget(s);
       s.destroy();
     }
+  }
+
+  /** The oldest socket of the address with the most sockets in handshake (oldest first among equals). */
+  private evictionVictim(): AdmittedSocket | undefined {
+    let most = 0;
+    for (const n of this.perAddress.values()) most = Math.max(most, n);
+    for (const [socket, { key }] of this.pending) if (this.perAddress.get(key) === most) return socket;
+    return undefined;
   }
 
   private forget(socket: AdmittedSocket): void {

@@ -50,7 +50,19 @@ describe('WireAdmission', () => {
     expect(admission.admit(a[2]!)).toBe('admitted');
   });
 
-  it('when full, the oldest socket in handshake makes room: idle strangers cannot keep a newcomer out', () => {
+  it('when full, the oldest socket of the busiest address makes room: a stranger holding many cannot evict a member', () => {
+    const { admission } = setup();
+    const member = new StandIn('10.0.0.5');
+    expect(admission.admit(member)).toBe('admitted');
+    const stranger = ['10.0.0.1', '10.0.0.1', '10.0.0.2'].map((a) => new StandIn(a));
+    for (const s of stranger) expect(admission.admit(s)).toBe('admitted');
+    expect(admission.admit(new StandIn('10.0.0.2'))).toBe('admitted');
+    expect(member.destroyed).toBe(false);
+    expect(stranger[0]!.destroyed).toBe(true);
+    expect(stranger[1]!.destroyed).toBe(false);
+  });
+
+  it('when full with one socket per address, the oldest makes room', () => {
     const { admission } = setup();
     const strangers = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4'].map((a) => new StandIn(a));
     for (const s of strangers) expect(admission.admit(s)).toBe('admitted');
