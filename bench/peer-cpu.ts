@@ -1,9 +1,12 @@
 // CPU a peer spends per byte on its data path, on loopback without caps: the figure that bounds
 // fan-out on the two-core test bed (bench fanout), where every peer shares the same cores.
-// Three pulls of one image through `pollen peer` processes, each by skopeo through its own peer:
+// Pulls of one image through `pollen peer` processes, each by skopeo through its own peer:
 //   (a) mirror:  a peer without a supernode pulls from the registry (the registry-mirror path);
 //   (b) seed:    peer A pulls through P2P; every piece comes from the supernode's seed;
 //   (c) p2p:     peer B pulls through P2P with A holding everything: every piece comes from A.
+// (b) and (c) run twice, in two clusters side by side: without a secret (plain TCP wire, allowed on
+// loopback only) and with one (the wire is TLS 1.3 with the cluster's pre-shared key), so the cost
+// of encryption on the downloading (B) and uploading (A) peer is measured in the same run.
 // For each, CPU seconds (user + system, from /proc) of the peers involved, per GiB of image, and
 // skopeo's wall time; (a) is the baseline of the same run (the ratios are what to compare across
 // machines). Usage: npm run bench:peer-cpu [-- --size-mib 256]
@@ -11,6 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { generateSecret } from '../src/cluster-tls.ts';
 import { skopeoPullViaMirror, UPSTREAM_HOST } from '../test/helpers/clients.ts';
 import { committedSources, pushRandomImage, startP2pPeer, startSupernodeProcess } from '../test/helpers/p2p-cluster.ts';
 import { PollenProcess } from '../test/helpers/pollen.ts';
@@ -68,18 +72,27 @@ async function main(): Promise<void> {
     procs.push(mirror);
     const a0 = await measure('mirror: registry -> peer -> skopeo', { peer: mirror }, () => skopeoPullViaMirror(mirror.host, image.ref, join(dir, 'mirror')));
 
-    const supernode = await startSupernodeProcess(quiet);
-    procs.push(supernode);
-    const a = await startP2pPeer(registry, supernode.url, quiet);
-    const b = await startP2pPeer(registry, supernode.url, quiet);
-    procs.push(a, b);
-    const seed = await measure('seed: supernode -> peer A -> skopeo', { supernode, peerA: a }, () => skopeoPullViaMirror(a.host, image.ref, join(dir, 'a')));
-    const p2p = await measure('p2p: peer A -> peer B -> skopeo', { peerA: a, peerB: b }, () => skopeoPullViaMirror(b.host, image.ref, join(dir, 'b')));
-    const fromPeers = committedSources(b.output()).peer;
+    // One cluster per wire: plain TCP (no secret) and TLS (a strong secret); the same pulls in each.
+    const clusters: Array<{ wire: 'plain' | 'tls'; seed: Row; p2p: Row; fromPeers: number }> = [];
+    for (const wire of ['plain', 'tls'] as const) {
+      const secretArgs = ['--secret', wire === 'tls' ? generateSecret() : ''];
+      const supernode = await startSupernodeProcess([...quiet, ...secretArgs]);
+      procs.push(supernode);
+      const a = await startP2pPeer(registry, supernode.url, [...quiet, ...secretArgs]);
+      const b = await startP2pPeer(registry, supernode.url, [...quiet, ...secretArgs]);
+      procs.push(a, b);
+      const seed = await measure(`seed (${wire}): supernode -> peer A`, { supernode, peerA: a }, () => skopeoPullViaMirror(a.host, image.ref, join(dir, `a-${wire}`)));
+      const p2p = await measure(`p2p (${wire}): peer A -> peer B`, { peerA: a, peerB: b }, () => skopeoPullViaMirror(b.host, image.ref, join(dir, `b-${wire}`)));
+      clusters.push({ wire, seed, p2p, fromPeers: committedSources(b.output()).peer });
+    }
+    const plain = clusters[0]!;
+    const tls = clusters[1]!;
 
-    const rows = [a0, seed, p2p];
+    const rows = [a0, ...clusters.flatMap((c) => [c.seed, c.p2p])];
     const perGiB = (s: number) => s / gib;
     const baseline = perGiB(a0.cpu.peer!);
+    const wireCpu = (c: (typeof clusters)[number]) => ({ downloaderCpuSPerGiB: +perGiB(c.p2p.cpu.peerB!).toFixed(2), uploaderCpuSPerGiB: +perGiB(c.p2p.cpu.peerA!).toFixed(2), seconds: +c.p2p.seconds.toFixed(2) });
+    const fromPeers = Math.min(plain.fromPeers, tls.fromPeers);
     const result = {
       bench: 'peer-cpu',
       sizeMiB,
@@ -92,8 +105,14 @@ async function main(): Promise<void> {
         sysSPerGiB: Object.fromEntries(Object.entries(r.sys).map(([k, v]) => [k, +perGiB(v).toFixed(2)])),
         pageFaultsPerGiB: Object.fromEntries(Object.entries(r.faults).map(([k, v]) => [k, Math.round(perGiB(v))])),
       })),
-      downloaderXMirror: +(perGiB(p2p.cpu.peerB!) / baseline).toFixed(2),
-      uploaderXMirror: +(perGiB(p2p.cpu.peerA!) / baseline).toFixed(2),
+      downloaderXMirror: +(perGiB(tls.p2p.cpu.peerB!) / baseline).toFixed(2),
+      uploaderXMirror: +(perGiB(tls.p2p.cpu.peerA!) / baseline).toFixed(2),
+      wire: {
+        plain: wireCpu(plain),
+        tls: wireCpu(tls),
+        downloaderTlsOverPlain: +(tls.p2p.cpu.peerB! / plain.p2p.cpu.peerB!).toFixed(3),
+        uploaderTlsOverPlain: +(tls.p2p.cpu.peerA! / plain.p2p.cpu.peerA!).toFixed(3),
+      },
     };
     console.log(JSON.stringify(result));
     console.log(`\npeer CPU per GiB on loopback, ${sizeMiB} MiB image, no caps (baseline: the mirror path, same run)\n`);
@@ -105,7 +124,8 @@ async function main(): Promise<void> {
         .join(', ');
       console.log(`| ${r.pull.padEnd(36)} | ${r.seconds.toFixed(1).padStart(6)} | ${cells.padEnd(78)} |`);
     }
-    console.log(`\npeer B got ${(fromPeers / MiB).toFixed(0)} of ${(image.size / MiB).toFixed(0)} MiB from peers`);
+    console.log(`\nwire encryption (TLS 1.3 PSK, AES-128-GCM) against plain TCP, CPU s per GiB: downloading peer B ${perGiB(plain.p2p.cpu.peerB!).toFixed(2)} -> ${perGiB(tls.p2p.cpu.peerB!).toFixed(2)} (${((result.wire.downloaderTlsOverPlain - 1) * 100).toFixed(0)} %), uploading peer A ${perGiB(plain.p2p.cpu.peerA!).toFixed(2)} -> ${perGiB(tls.p2p.cpu.peerA!).toFixed(2)} (${((result.wire.uploaderTlsOverPlain - 1) * 100).toFixed(0)} %)`);
+    console.log(`peer B got at least ${(fromPeers / MiB).toFixed(0)} of ${(image.size / MiB).toFixed(0)} MiB from peers in each cluster`);
     if (fromPeers < image.size * 0.9) throw new Error(`peer B got only ${fromPeers} of ${image.size} bytes from peer A: the p2p row does not measure the peer path`);
   } finally {
     for (const p of procs.reverse()) await p.stop().catch(() => {});
