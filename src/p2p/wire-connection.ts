@@ -74,6 +74,9 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
   private infoHash: string | undefined;
   private digestValue: Digest | undefined;
   private isReady = false;
+  /** Output of the library not yet handed to the socket (see send). */
+  private readonly outbox: Uint8Array[] = [];
+  private writing = false;
   private closed = false;
   /** Why the connection was closed for breaking the protocol (and its address banned), if it was. */
   violation: string | undefined;
@@ -109,9 +112,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     });
     socket.on('error', (err) => this.destroy(`socket error: ${err.message}`));
     socket.on('close', () => this.destroy('socket closed'));
-    this.wire.on('data', ((chunk: Uint8Array) => {
-      if (!this.closed) socket.write(chunk, () => uploadPool.release(chunk));
-    }) as never);
+    this.wire.on('data', ((chunk: Uint8Array) => this.send(chunk)) as never);
     this.wire.on('error', (() => this.violate('wire error')) as never);
     this.wire.on('end', (() => this.violate('protocol error')) as never);
     this.wire.on('close', (() => this.destroy('wire closed')) as never);
@@ -213,6 +214,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     clearTimeout(this.handshakeTimer);
     this.socket.destroy();
     this.wire.destroy();
+    for (const chunk of this.outbox.splice(0)) uploadPool.release(chunk);
     this.emit('close', reason);
   }
 
@@ -222,6 +224,31 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     this.violation = reason;
     this.options.bans?.ban(this.socket.remoteAddress);
     this.destroy(`protocol violation: ${reason}`);
+  }
+
+  /**
+   * Writes the library's output one chunk at a time, each once the previous one is written. Queued
+   * writes would reach the socket as one writev, which TLS first copies into a single fresh buffer
+   * (up to MAX_INCOMING_REQUESTS blocks: 16 MiB of page faults); one at a time, a block is
+   * encrypted straight from its pooled buffer, which goes back to the pool once written.
+   */
+  private send(chunk: Uint8Array): void {
+    if (this.closed) return uploadPool.release(chunk);
+    this.outbox.push(chunk);
+    if (!this.writing) this.flush();
+  }
+
+  private flush(): void {
+    const chunk = this.outbox.shift();
+    if (chunk === undefined || this.closed) {
+      this.writing = false;
+      return;
+    }
+    this.writing = true;
+    this.socket.write(chunk, () => {
+      uploadPool.release(chunk);
+      this.flush();
+    });
   }
 
   private onHandshake(infoHash: string, ext: { extended?: boolean }): void {
