@@ -72,27 +72,43 @@ async function main(): Promise<void> {
     procs.push(mirror);
     const a0 = await measure('mirror: registry -> peer -> skopeo', { peer: mirror }, () => skopeoPullViaMirror(mirror.host, image.ref, join(dir, 'mirror')));
 
-    // One cluster per wire: plain TCP (no secret) and TLS (a strong secret); the same pulls in each.
-    const clusters: Array<{ wire: 'plain' | 'tls'; seed: Row; p2p: Row; fromPeers: number }> = [];
+    // One cluster per wire: plain TCP (no secret) and TLS (a strong secret), each with a peer A and
+    // two downloaders. The pulls alternate between the clusters (seed: plain, tls; p2p: plain, tls,
+    // tls, plain) so a change in the shared machine's load weighs on both sides alike.
+    type Wire = 'plain' | 'tls';
+    const clusters = new Map<Wire, { a: PollenProcess; bs: PollenProcess[]; supernode: PollenProcess }>();
     for (const wire of ['plain', 'tls'] as const) {
       const secretArgs = ['--secret', wire === 'tls' ? generateSecret() : ''];
       const supernode = await startSupernodeProcess([...quiet, ...secretArgs]);
       procs.push(supernode);
       const a = await startP2pPeer(registry, supernode.url, [...quiet, ...secretArgs]);
-      const b = await startP2pPeer(registry, supernode.url, [...quiet, ...secretArgs]);
-      procs.push(a, b);
-      const seed = await measure(`seed (${wire}): supernode -> peer A`, { supernode, peerA: a }, () => skopeoPullViaMirror(a.host, image.ref, join(dir, `a-${wire}`)));
-      const p2p = await measure(`p2p (${wire}): peer A -> peer B`, { peerA: a, peerB: b }, () => skopeoPullViaMirror(b.host, image.ref, join(dir, `b-${wire}`)));
-      clusters.push({ wire, seed, p2p, fromPeers: committedSources(b.output()).peer });
+      const bs = [await startP2pPeer(registry, supernode.url, [...quiet, ...secretArgs]), await startP2pPeer(registry, supernode.url, [...quiet, ...secretArgs])];
+      procs.push(a, ...bs);
+      clusters.set(wire, { a, bs, supernode });
     }
-    const plain = clusters[0]!;
-    const tls = clusters[1]!;
+    const seedRows = new Map<Wire, Row>();
+    for (const wire of ['plain', 'tls'] as const) {
+      const { a, supernode } = clusters.get(wire)!;
+      seedRows.set(wire, await measure(`seed (${wire}): supernode -> peer A`, { supernode, peerA: a }, () => skopeoPullViaMirror(a.host, image.ref, join(dir, `a-${wire}`))));
+    }
+    const p2pRows: Array<{ wire: Wire; row: Row }> = [];
+    for (const [wire, round] of [['plain', 0], ['tls', 0], ['tls', 1], ['plain', 1]] as const) {
+      const { a, bs } = clusters.get(wire)!;
+      const row = await measure(`p2p (${wire}) #${round + 1}: peer A -> peer B`, { peerA: a, peerB: bs[round]! }, () => skopeoPullViaMirror(bs[round]!.host, image.ref, join(dir, `b-${wire}-${round}`)));
+      p2pRows.push({ wire, row });
+    }
+    const fromPeers = Math.min(...[...clusters.values()].flatMap((c) => c.bs.map((b) => committedSources(b.output()).peer)));
 
-    const rows = [a0, ...clusters.flatMap((c) => [c.seed, c.p2p])];
+    const rows = [a0, seedRows.get('plain')!, seedRows.get('tls')!, ...p2pRows.map((r) => r.row)];
     const perGiB = (s: number) => s / gib;
     const baseline = perGiB(a0.cpu.peer!);
-    const wireCpu = (c: (typeof clusters)[number]) => ({ downloaderCpuSPerGiB: +perGiB(c.p2p.cpu.peerB!).toFixed(2), uploaderCpuSPerGiB: +perGiB(c.p2p.cpu.peerA!).toFixed(2), seconds: +c.p2p.seconds.toFixed(2) });
-    const fromPeers = Math.min(plain.fromPeers, tls.fromPeers);
+    /** CPU s per GiB of one role in the p2p pulls of one cluster, averaged over its rounds. */
+    const wireCpu = (wire: Wire, role: 'peerA' | 'peerB') => {
+      const mine = p2pRows.filter((r) => r.wire === wire);
+      return perGiB(mine.reduce((n, r) => n + r.row.cpu[role]!, 0) / mine.length);
+    };
+    const wireOf = (wire: Wire) => ({ downloaderCpuSPerGiB: +wireCpu(wire, 'peerB').toFixed(2), uploaderCpuSPerGiB: +wireCpu(wire, 'peerA').toFixed(2) });
+    const overPlain = (role: 'peerA' | 'peerB') => +(wireCpu('tls', role) / wireCpu('plain', role)).toFixed(3);
     const result = {
       bench: 'peer-cpu',
       sizeMiB,
@@ -105,13 +121,15 @@ async function main(): Promise<void> {
         sysSPerGiB: Object.fromEntries(Object.entries(r.sys).map(([k, v]) => [k, +perGiB(v).toFixed(2)])),
         pageFaultsPerGiB: Object.fromEntries(Object.entries(r.faults).map(([k, v]) => [k, Math.round(perGiB(v))])),
       })),
-      downloaderXMirror: +(perGiB(tls.p2p.cpu.peerB!) / baseline).toFixed(2),
-      uploaderXMirror: +(perGiB(tls.p2p.cpu.peerA!) / baseline).toFixed(2),
+      downloaderXMirror: +(wireCpu('tls', 'peerB') / baseline).toFixed(2),
+      uploaderXMirror: +(wireCpu('tls', 'peerA') / baseline).toFixed(2),
       wire: {
-        plain: wireCpu(plain),
-        tls: wireCpu(tls),
-        downloaderTlsOverPlain: +(tls.p2p.cpu.peerB! / plain.p2p.cpu.peerB!).toFixed(3),
-        uploaderTlsOverPlain: +(tls.p2p.cpu.peerA! / plain.p2p.cpu.peerA!).toFixed(3),
+        plain: wireOf('plain'),
+        tls: wireOf('tls'),
+        downloaderTlsOverPlain: overPlain('peerB'),
+        uploaderTlsOverPlain: overPlain('peerA'),
+        // The seed path does not use the wire: its ratio shows how much the machine's load moved.
+        seedPeerTlsOverPlainControl: +(seedRows.get('tls')!.cpu.peerA! / seedRows.get('plain')!.cpu.peerA!).toFixed(3),
       },
     };
     console.log(JSON.stringify(result));
@@ -124,8 +142,14 @@ async function main(): Promise<void> {
         .join(', ');
       console.log(`| ${r.pull.padEnd(36)} | ${r.seconds.toFixed(1).padStart(6)} | ${cells.padEnd(78)} |`);
     }
-    console.log(`\nwire encryption (TLS 1.3 PSK, AES-128-GCM) against plain TCP, CPU s per GiB: downloading peer B ${perGiB(plain.p2p.cpu.peerB!).toFixed(2)} -> ${perGiB(tls.p2p.cpu.peerB!).toFixed(2)} (${((result.wire.downloaderTlsOverPlain - 1) * 100).toFixed(0)} %), uploading peer A ${perGiB(plain.p2p.cpu.peerA!).toFixed(2)} -> ${perGiB(tls.p2p.cpu.peerA!).toFixed(2)} (${((result.wire.uploaderTlsOverPlain - 1) * 100).toFixed(0)} %)`);
-    console.log(`peer B got at least ${(fromPeers / MiB).toFixed(0)} of ${(image.size / MiB).toFixed(0)} MiB from peers in each cluster`);
+    const pct = (x: number) => `${x >= 1 ? '+' : ''}${((x - 1) * 100).toFixed(0)} %`;
+    console.log(
+      `\nwire encryption (TLS 1.3 PSK, AES-128-GCM) against plain TCP, CPU s per GiB (mean of 2 pulls each): ` +
+        `downloading peer B ${wireCpu('plain', 'peerB').toFixed(2)} -> ${wireCpu('tls', 'peerB').toFixed(2)} (${pct(result.wire.downloaderTlsOverPlain)}), ` +
+        `uploading peer A ${wireCpu('plain', 'peerA').toFixed(2)} -> ${wireCpu('tls', 'peerA').toFixed(2)} (${pct(result.wire.uploaderTlsOverPlain)}); ` +
+        `control (seed path, no wire): ${pct(result.wire.seedPeerTlsOverPlainControl)}`,
+    );
+    console.log(`every peer B got at least ${(fromPeers / MiB).toFixed(0)} of ${(image.size / MiB).toFixed(0)} MiB from peers`);
     if (fromPeers < image.size * 0.9) throw new Error(`peer B got only ${fromPeers} of ${image.size} bytes from peer A: the p2p row does not measure the peer path`);
   } finally {
     for (const p of procs.reverse()) await p.stop().catch(() => {});
