@@ -1,6 +1,6 @@
 // The wire over real loopback sockets: TLS with the cluster's wire key (the dialler proves it
 // first), the digest exchange, blocks, and what a connection that breaks the protocol gets.
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../../../src/clock.ts';
@@ -8,6 +8,7 @@ import { generateSecret } from '../../../../src/cluster-tls.ts';
 import { sha256Digest, type Digest } from '../../../../src/digest.ts';
 import { AddressBans } from '../../../../src/p2p/wire-bans.ts';
 import { WireConnection, MAX_MESSAGE_BYTES, infoHashOf } from '../../../../src/p2p/wire-connection.ts';
+import { WireDialer } from '../../../../src/p2p/wire-dialer.ts';
 import { WireListener } from '../../../../src/p2p/wire-listener.ts';
 import { dialWire } from '../../../../src/p2p/wire-tls.ts';
 
@@ -151,4 +152,23 @@ describe('WireConnection on plain TCP (no secret: loopback only)', () => {
     expect(await closedWithin(silent, 8000)).toBe(true);
     expect(bans.isBanned('127.0.0.5')).toBe(false);
   }, 10_000);
+
+  it('a parent that answers with a broken frame is banned by the dialling side and not dialled again', async () => {
+    const hostile = createServer((s) => {
+      s.on('error', () => {});
+      s.write(Buffer.concat([handshakeBytes(infoHashOf(digest)), Buffer.from([0xff, 0xff, 0xff, 0xff, 1])]));
+    });
+    await new Promise<void>((r) => hostile.listen(0, '127.0.0.6', r));
+    try {
+      const bans = new AddressBans({ clock: systemClock });
+      const dialer = new WireDialer({ bans }, { peerId: randomBytes(20), secret: '' });
+      const addr = `127.0.0.6:${(hostile.address() as { port: number }).port}`;
+      const conn = dialer.dial(addr, digest)!;
+      await expect(conn.ready).rejects.toThrow(/protocol violation: message of/);
+      expect(bans.isBanned('127.0.0.6')).toBe(true);
+      expect(dialer.dial(addr, digest)).toBeUndefined();
+    } finally {
+      hostile.close();
+    }
+  });
 });
