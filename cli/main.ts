@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { isPollenError } from '../src/errors.ts';
 import { registerBench } from './commands/bench.ts';
 import { registerDocs } from './commands/docs.ts';
+import { registerGc } from './commands/gc.ts';
 import { registerPeer } from './commands/peer.ts';
 import { registerPreheat } from './commands/preheat.ts';
 import { registerPull } from './commands/pull.ts';
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerBench(program);
   registerPull(program);
   registerSnapshots(program);
+  registerGc(program);
   registerSecret(program);
   return program;
 }

@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   ERR_SIZE_MISMATCH: { kind: 'integrity', description: 'content was shorter or longer than its declared size' },
   ERR_PEER_PROTOCOL: { kind: 'unavailable', description: 'a peer broke the wire protocol, failed the cluster secret check or closed the connection' },
   ERR_PIECE_DIGEST_MISMATCH: { kind: 'integrity', description: 'a piece from a peer or the seed did not hash to its sha256 in the metainfo' },
+  ERR_DISK_QUOTA: { kind: 'unavailable', description: 'the content store is at its disk quota (--disk-quota) and every blob it could evict is in use' },
   ERR_SUPERNODE_UNAVAILABLE: { kind: 'unavailable', description: 'no supernode could be reached or it answered with an error' },
   ERR_LAYER_INVALID: { kind: 'invalid', description: 'a layer is not a valid (compressed) tar or holds an entry that cannot be applied' },
   ERR_LAYER_FOREIGN: { kind: 'invalid', description: 'a foreign/non-distributable layer cannot be fetched from the registry' },
