@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { isPollenError } from '../src/errors.ts';
 import { registerBench } from './commands/bench.ts';
+import { registerConfigure } from './commands/configure.ts';
 import { registerDocs } from './commands/docs.ts';
 import { registerGc } from './commands/gc.ts';
 import { registerPeer } from './commands/peer.ts';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerPull(program);
   registerSnapshots(program);
   registerGc(program);
+  registerConfigure(program);
   registerSecret(program);
   return program;
 }

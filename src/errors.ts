@@ -43,6 +43,8 @@ export const ERROR_CODES = {
   ERR_LAYER_FOREIGN: { kind: 'invalid', description: 'a foreign/non-distributable layer cannot be fetched from the registry' },
   ERR_DIFFID_MISMATCH: { kind: 'integrity', description: "an uncompressed layer did not hash to the image config's diffID" },
   ERR_SNAPSHOT_IN_USE: { kind: 'invalid', description: 'a snapshot is still used by a bundle or a child snapshot' },
+  ERR_CLUSTER_UNAUTHORIZED: { kind: 'unauthorized', description: "a supernode API call without this peer's own token (from its registration), or to a path no route of that listener declares" },
+  ERR_PEER_ID_TAKEN: { kind: 'denied', description: "a peer id that a live peer holds was registered again without that peer's token" },
   ERR_ADMIN_UNAUTHORIZED: { kind: 'unauthorized', description: 'the supernode jobs API needs the admin token (Authorization: Bearer TOKEN), or has none configured' },
   ERR_ILLEGAL_TRANSITION: { kind: 'invalid', description: 'a preheat job or task state change that its state machine does not allow (e.g. cancelling a finished job)' },
   ERR_PLATFORM_UNKNOWN: { kind: 'not_found', description: 'an image index has no manifest for the requested platform' },

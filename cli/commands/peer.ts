@@ -5,7 +5,7 @@ import { PEER_SETTINGS, peerConfigFrom } from '../../peer/config.ts';
 import { Peer } from '../../peer/peer.ts';
 import { runUntilSignal } from '../daemon.ts';
 import { createLogger } from '../logger.ts';
-import { addConfigOptions, configFromCommand } from '../options.ts';
+import { addConfigOptions, configFilePath, configFromCommand } from '../options.ts';
 import { requireSafeWire } from './secret.ts';
 
 export function registerPeer(program: Command): void {
@@ -16,7 +16,7 @@ export function registerPeer(program: Command): void {
     // P2P (and its wire listener) runs only with a supernode.
     if (config.supernodes.length > 0) requireSafeWire(config);
     const logger = createLogger(config.logLevel, 'pollen-peer');
-    logger.info({ config: redactConfig(PEER_SETTINGS, values) }, 'starting peer');
+    logger.info({ config: redactConfig(PEER_SETTINGS, values), configFile: configFilePath(cmd) }, 'starting peer');
     const peer = new Peer({ logger }, config);
     await peer.start();
     await runUntilSignal(logger, peer);
