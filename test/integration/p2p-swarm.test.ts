@@ -107,7 +107,7 @@ describe('P2P swarm over a real registry', () => {
     const { node, client, digest, meta } = await apiPeerWithTask('asker');
     const all = Bitfield.full(meta.pieceCount).toBase64();
     // Another peer: its own client, so its own token.
-    const holder = new SupernodeClient({}, { urls: [node.url], timeoutMs: 5_000 });
+    const holder = new SupernodeClient({}, { urls: [node.url], secret: SECRET, timeoutMs: 5_000 });
     cleanups.push(() => holder.close());
     await holder.register(node.url, { peerId: 'holder', wireAddr: '127.0.0.1:2', uploadSlots: 1, holdings: [{ digest, pieces: all }] });
     const sync = (report: { badParents?: string[]; corruptParents?: string[] }) =>
