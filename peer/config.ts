@@ -70,7 +70,7 @@ export const PEER_SETTINGS = [
   { key: 'upstreamTimeoutMs', type: 'int', flag: 'upstream-timeout-ms', env: 'POLLEN_UPSTREAM_TIMEOUT_MS', default: 30_000, help: 'connect and header timeout for upstream requests' },
   { key: 'supernode', type: 'list', flag: 'supernode', env: 'POLLEN_SUPERNODE', default: [], help: 'supernode URL: joins the P2P cluster (each digest is owned by one of them, by rendezvous hashing)', validate: validateSupernodeUrls },
   { key: 'secret', type: 'string', flag: 'secret', env: 'POLLEN_SECRET', default: undefined, help: 'cluster secret shared by the supernode and the peers, proven on the wire and to the supernode', secret: true },
-  { key: 'wire', type: 'string', flag: 'wire', env: 'POLLEN_WIRE', default: '0.0.0.0:65002', help: 'address of the peer wire (BitTorrent protocol) listener', validate: validateHostPort },
+  { key: 'wire', type: 'string', flag: 'wire', env: 'POLLEN_WIRE', default: '127.0.0.1:65002', help: 'address of the peer wire (BitTorrent protocol; TLS with the cluster secret\'s key when one is set); off loopback it needs a strong --secret', validate: validateHostPort },
   { key: 'wireAdvertise', type: 'string', flag: 'wire-advertise', env: 'POLLEN_WIRE_ADVERTISE', default: undefined, help: 'HOST:PORT other peers dial to reach this wire (default: the wire address, 127.0.0.1 for a wildcard host)', validate: validateHostPort },
   { key: 'uploadSlots', type: 'int', flag: 'upload-slots', env: 'POLLEN_UPLOAD_SLOTS', default: 10, help: 'peers served at once (the others wait, choked); keep it above the 8 parents a peer fetches from' },
   { key: 'uploadRate', type: 'int', flag: 'upload-rate', env: 'POLLEN_UPLOAD_RATE', default: 0, help: 'upload bandwidth cap for the whole host in bytes per second (0 = unlimited)' },
