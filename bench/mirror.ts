@@ -78,7 +78,8 @@ async function shapedSetting(layoutDir: string, linkMbit: number): Promise<Setti
     curl: inClient,
     startPeer: async (dataDir) => {
       const proc = bed.spawn(client, process.execPath, [POLLEN_BIN, 'peer', '--listen', '127.0.0.1:65001', '--data', join(bed.workDir, dataDir), '--upstream', `http://${registry.addr}`, '--log-level', 'warn']);
-      await waitHttp(bed, client, 'http://127.0.0.1:65001/healthz', 60_000);
+      // The peer's /healthz is on its metrics listener (--metrics-listen, default 127.0.0.1:65003).
+      await waitHttp(bed, client, 'http://127.0.0.1:65003/healthz', 60_000);
       return { url: 'http://127.0.0.1:65001', stop: async () => void (await proc.stop()) };
     },
     close: () => bed.close(),

@@ -1,9 +1,13 @@
 // CPU a peer spends per byte on its data path, on loopback without caps: the figure that bounds
 // fan-out on the two-core test bed (bench fanout), where every peer shares the same cores.
-// Three pulls of one image through `pollen peer` processes, each by skopeo through its own peer:
+// Pulls of one image through `pollen peer` processes, each by skopeo through its own peer:
 //   (a) mirror:  a peer without a supernode pulls from the registry (the registry-mirror path);
 //   (b) seed:    peer A pulls through P2P; every piece comes from the supernode's seed;
 //   (c) p2p:     peer B pulls through P2P with A holding everything: every piece comes from A.
+// (b) and (c) run in two clusters side by side: without a secret (plain TCP wire and plain HTTP API,
+// allowed on loopback only) and with one (the wire and the supernode API are TLS 1.3 with keys
+// derived from the cluster secret), so the cost of encryption on the downloading (B) and uploading
+// (A) peer, and on the seed path, is measured in the same run.
 // For each, CPU seconds (user + system, from /proc) of the peers involved, per GiB of image, and
 // skopeo's wall time; (a) is the baseline of the same run (the ratios are what to compare across
 // machines). Usage: npm run bench:peer-cpu [-- --size-mib 256]
@@ -11,6 +15,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { generateSecret } from '../src/cluster-tls.ts';
 import { skopeoPullViaMirror, UPSTREAM_HOST } from '../test/helpers/clients.ts';
 import { committedSources, pushRandomImage, startP2pPeer, startSupernodeProcess } from '../test/helpers/p2p-cluster.ts';
 import { PollenProcess } from '../test/helpers/pollen.ts';
@@ -68,18 +73,43 @@ async function main(): Promise<void> {
     procs.push(mirror);
     const a0 = await measure('mirror: registry -> peer -> skopeo', { peer: mirror }, () => skopeoPullViaMirror(mirror.host, image.ref, join(dir, 'mirror')));
 
-    const supernode = await startSupernodeProcess(registry, quiet);
-    procs.push(supernode);
-    const a = await startP2pPeer(registry, supernode.url, quiet);
-    const b = await startP2pPeer(registry, supernode.url, quiet);
-    procs.push(a, b);
-    const seed = await measure('seed: supernode -> peer A -> skopeo', { supernode, peerA: a }, () => skopeoPullViaMirror(a.host, image.ref, join(dir, 'a')));
-    const p2p = await measure('p2p: peer A -> peer B -> skopeo', { peerA: a, peerB: b }, () => skopeoPullViaMirror(b.host, image.ref, join(dir, 'b')));
-    const fromPeers = committedSources(b.output()).peer;
+    // One cluster per wire: plain TCP (no secret) and TLS (a strong secret), each with a peer A and
+    // two downloaders. The pulls alternate between the clusters (seed: plain, tls; p2p: plain, tls,
+    // tls, plain) so a change in the shared machine's load weighs on both sides alike.
+    type Wire = 'plain' | 'tls';
+    const clusters = new Map<Wire, { a: PollenProcess; bs: PollenProcess[]; supernode: PollenProcess }>();
+    for (const wire of ['plain', 'tls'] as const) {
+      const secretArgs = ['--secret', wire === 'tls' ? generateSecret() : ''];
+      const supernode = await startSupernodeProcess(registry, [...quiet, ...secretArgs]);
+      procs.push(supernode);
+      const a = await startP2pPeer(registry, supernode.url, [...quiet, ...secretArgs]);
+      const bs = [await startP2pPeer(registry, supernode.url, [...quiet, ...secretArgs]), await startP2pPeer(registry, supernode.url, [...quiet, ...secretArgs])];
+      procs.push(a, ...bs);
+      clusters.set(wire, { a, bs, supernode });
+    }
+    const seedRows = new Map<Wire, Row>();
+    for (const wire of ['plain', 'tls'] as const) {
+      const { a, supernode } = clusters.get(wire)!;
+      seedRows.set(wire, await measure(`seed (${wire}): supernode -> peer A`, { supernode, peerA: a }, () => skopeoPullViaMirror(a.host, image.ref, join(dir, `a-${wire}`))));
+    }
+    const p2pRows: Array<{ wire: Wire; row: Row }> = [];
+    for (const [wire, round] of [['plain', 0], ['tls', 0], ['tls', 1], ['plain', 1]] as const) {
+      const { a, bs } = clusters.get(wire)!;
+      const row = await measure(`p2p (${wire}) #${round + 1}: peer A -> peer B`, { peerA: a, peerB: bs[round]! }, () => skopeoPullViaMirror(bs[round]!.host, image.ref, join(dir, `b-${wire}-${round}`)));
+      p2pRows.push({ wire, row });
+    }
+    const fromPeers = Math.min(...[...clusters.values()].flatMap((c) => c.bs.map((b) => committedSources(b.output()).peer)));
 
-    const rows = [a0, seed, p2p];
+    const rows = [a0, seedRows.get('plain')!, seedRows.get('tls')!, ...p2pRows.map((r) => r.row)];
     const perGiB = (s: number) => s / gib;
     const baseline = perGiB(a0.cpu.peer!);
+    /** CPU s per GiB of one role in the p2p pulls of one cluster, averaged over its rounds. */
+    const wireCpu = (wire: Wire, role: 'peerA' | 'peerB') => {
+      const mine = p2pRows.filter((r) => r.wire === wire);
+      return perGiB(mine.reduce((n, r) => n + r.row.cpu[role]!, 0) / mine.length);
+    };
+    const wireOf = (wire: Wire) => ({ downloaderCpuSPerGiB: +wireCpu(wire, 'peerB').toFixed(2), uploaderCpuSPerGiB: +wireCpu(wire, 'peerA').toFixed(2) });
+    const overPlain = (role: 'peerA' | 'peerB') => +(wireCpu('tls', role) / wireCpu('plain', role)).toFixed(3);
     const result = {
       bench: 'peer-cpu',
       sizeMiB,
@@ -92,8 +122,16 @@ async function main(): Promise<void> {
         sysSPerGiB: Object.fromEntries(Object.entries(r.sys).map(([k, v]) => [k, +perGiB(v).toFixed(2)])),
         pageFaultsPerGiB: Object.fromEntries(Object.entries(r.faults).map(([k, v]) => [k, Math.round(perGiB(v))])),
       })),
-      downloaderXMirror: +(perGiB(p2p.cpu.peerB!) / baseline).toFixed(2),
-      uploaderXMirror: +(perGiB(p2p.cpu.peerA!) / baseline).toFixed(2),
+      downloaderXMirror: +(wireCpu('tls', 'peerB') / baseline).toFixed(2),
+      uploaderXMirror: +(wireCpu('tls', 'peerA') / baseline).toFixed(2),
+      wire: {
+        plain: wireOf('plain'),
+        tls: wireOf('tls'),
+        downloaderTlsOverPlain: overPlain('peerB'),
+        uploaderTlsOverPlain: overPlain('peerA'),
+        // The seed path: pieces from the supernode's API, TLS-PSK against plain HTTP.
+        seedPeerTlsOverPlain: +(seedRows.get('tls')!.cpu.peerA! / seedRows.get('plain')!.cpu.peerA!).toFixed(3),
+      },
     };
     console.log(JSON.stringify(result));
     console.log(`\npeer CPU per GiB on loopback, ${sizeMiB} MiB image, no caps (baseline: the mirror path, same run)\n`);
@@ -105,7 +143,14 @@ async function main(): Promise<void> {
         .join(', ');
       console.log(`| ${r.pull.padEnd(36)} | ${r.seconds.toFixed(1).padStart(6)} | ${cells.padEnd(78)} |`);
     }
-    console.log(`\npeer B got ${(fromPeers / MiB).toFixed(0)} of ${(image.size / MiB).toFixed(0)} MiB from peers`);
+    const pct = (x: number) => `${x >= 1 ? '+' : ''}${((x - 1) * 100).toFixed(0)} %`;
+    console.log(
+      `\nwire encryption (TLS 1.3 PSK, AES-128-GCM) against plain TCP, CPU s per GiB (mean of 2 pulls each): ` +
+        `downloading peer B ${wireCpu('plain', 'peerB').toFixed(2)} -> ${wireCpu('tls', 'peerB').toFixed(2)} (${pct(result.wire.downloaderTlsOverPlain)}), ` +
+        `uploading peer A ${wireCpu('plain', 'peerA').toFixed(2)} -> ${wireCpu('tls', 'peerA').toFixed(2)} (${pct(result.wire.uploaderTlsOverPlain)}); ` +
+        `seed path (supernode API, TLS against plain HTTP), peer A: ${pct(result.wire.seedPeerTlsOverPlain)}`,
+    );
+    console.log(`every peer B got at least ${(fromPeers / MiB).toFixed(0)} of ${(image.size / MiB).toFixed(0)} MiB from peers`);
     if (fromPeers < image.size * 0.9) throw new Error(`peer B got only ${fromPeers} of ${image.size} bytes from peer A: the p2p row does not measure the peer path`);
   } finally {
     for (const p of procs.reverse()) await p.stop().catch(() => {});

@@ -9,6 +9,7 @@ import { registerGc } from './commands/gc.ts';
 import { registerPeer } from './commands/peer.ts';
 import { registerPreheat } from './commands/preheat.ts';
 import { registerPull } from './commands/pull.ts';
+import { registerSecret } from './commands/secret.ts';
 import { registerSnapshots } from './commands/snapshots.ts';
 import { registerStart } from './commands/start.ts';
 import { registerSupernode } from './commands/supernode.ts';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerSnapshots(program);
   registerGc(program);
   registerConfigure(program);
+  registerSecret(program);
   return program;
 }
 

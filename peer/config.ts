@@ -2,9 +2,36 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { validateHostPort, validateHttpUrl, type ConfigValues, type Setting } from '../src/config.ts';
+import { hasUserinfo } from '../src/oci/redact-url.ts';
 import { parseHostMappings, validateHostMappings } from '../src/oci/registry-hosts.ts';
 import { quotaProblem } from '../src/store/quota.ts';
 import { parseDuration } from '../src/units.ts';
+
+/**
+ * A registry URL: http(s), and without `user:password@` (it would end up in logs and error
+ * bodies; credentials go in --credentials, redacted when the config is logged).
+ */
+function validateRegistryUrl(flag: string) {
+  return (v: string): string | undefined => {
+    if (hasUserinfo(v)) return `${flag} URLs must not carry user:password@ (it would reach logs and error messages): give them with --credentials HOST=USER:PASSWORD`;
+    return validateHttpUrl(v);
+  };
+}
+
+function validateSupernodeUrls(v: readonly string[]): string | undefined {
+  if (v.some(hasUserinfo)) return '--supernode URLs must not carry user:password@ (it would reach logs): the cluster is joined with --secret';
+  return v.map(validateHttpUrl).find((x) => x !== undefined);
+}
+
+function validateRegistryMappings(v: readonly string[]): string | undefined {
+  const shape = validateHostMappings('--registry')(v);
+  if (shape) return shape;
+  for (const m of v) {
+    const why = validateRegistryUrl('--registry')(m.slice(m.indexOf('=') + 1).trim());
+    if (why) return `${m.slice(0, m.indexOf('=')).slice(0, 100)}: ${why}`;
+  }
+  return undefined;
+}
 
 function durationProblem(v: string): string | undefined {
   try {
@@ -22,18 +49,19 @@ export function expandHome(path: string): string {
 
 export const PEER_SETTINGS = [
   { key: 'listen', type: 'string', flag: 'listen', env: 'POLLEN_LISTEN', default: '127.0.0.1:65001', help: 'address of the registry mirror and HTTP proxy', validate: validateHostPort },
+  { key: 'metricsListen', type: 'string', flag: 'metrics-listen', env: 'POLLEN_METRICS_LISTEN', default: '127.0.0.1:65003', help: 'address of /metrics, /healthz and POST /api/v1/gc (`pollen gc`), kept off the mirror port; loopback by default', validate: validateHostPort },
   { key: 'data', type: 'string', flag: 'data', env: 'POLLEN_DATA', default: '~/.pollen', help: 'data directory (content store, metadata)' },
   { key: 'diskQuota', type: 'string', flag: 'disk-quota', env: 'POLLEN_DISK_QUOTA', default: '80%', help: 'most the content store may hold (its blobs and downloads, not the filesystem\'s usage): a size (20GiB, 500MB) or a share of the filesystem (80%); above it the least recently used blobs are evicted', validate: quotaProblem },
   { key: 'blobTtl', type: 'string', flag: 'blob-ttl', env: 'POLLEN_BLOB_TTL', default: undefined, help: 'evict blobs not read for this long (30m, 6h, 7d); default: only the quota evicts', validate: durationProblem },
-  { key: 'upstream', type: 'string', flag: 'upstream', env: 'POLLEN_UPSTREAM', default: undefined, help: 'default upstream registry URL, used when a request names no registry', validate: validateHttpUrl },
-  { key: 'registry', type: 'list', flag: 'registry', env: 'POLLEN_REGISTRY', default: [], help: 'HOST=URL: the URL that reaches registry HOST (for ?ns=HOST and proxy requests)', validate: validateHostMappings('--registry') },
+  { key: 'upstream', type: 'string', flag: 'upstream', env: 'POLLEN_UPSTREAM', default: undefined, help: 'default upstream registry URL, used when a request names no registry', validate: validateRegistryUrl('--upstream') },
+  { key: 'registry', type: 'list', flag: 'registry', env: 'POLLEN_REGISTRY', default: [], help: 'HOST=URL: the URL that reaches registry HOST (for ?ns=HOST and proxy requests; the proxy serves only these and --upstream)', validate: validateRegistryMappings },
   { key: 'credentials', type: 'list', flag: 'credentials', env: 'POLLEN_CREDENTIALS', default: [], help: 'HOST=USER:PASSWORD: static credentials for an upstream, used when the client sends none', secret: true, validate: validateHostMappings('--credentials') },
-  { key: 'accessTtlMs', type: 'int', flag: 'access-ttl-ms', env: 'POLLEN_ACCESS_TTL_MS', default: 30_000, help: 'how long an upstream access decision (per credential and repository) is trusted' },
+  { key: 'accessTtlMs', type: 'int', flag: 'access-ttl-ms', env: 'POLLEN_ACCESS_TTL_MS', default: 30_000, help: 'how long an upstream access decision (per credential, registry, repository and digest) is trusted' },
   { key: 'accessGraceMs', type: 'int', flag: 'access-grace-ms', env: 'POLLEN_ACCESS_GRACE_MS', default: 3_600_000, help: 'how long an expired "allowed" decision still serves cached content while the upstream is unreachable' },
   { key: 'upstreamTimeoutMs', type: 'int', flag: 'upstream-timeout-ms', env: 'POLLEN_UPSTREAM_TIMEOUT_MS', default: 30_000, help: 'connect and header timeout for upstream requests' },
-  { key: 'supernode', type: 'list', flag: 'supernode', env: 'POLLEN_SUPERNODE', default: [], help: 'supernode URL: joins the P2P cluster (each digest is owned by one of them, by rendezvous hashing)', validate: (v: readonly string[]) => v.map(validateHttpUrl).find((x) => x !== undefined) },
+  { key: 'supernode', type: 'list', flag: 'supernode', env: 'POLLEN_SUPERNODE', default: [], help: 'supernode URL: joins the P2P cluster (each digest is owned by one of them, by rendezvous hashing)', validate: validateSupernodeUrls },
   { key: 'secret', type: 'string', flag: 'secret', env: 'POLLEN_SECRET', default: undefined, help: 'cluster secret shared by the supernode and the peers, proven on the wire and to the supernode', secret: true },
-  { key: 'wire', type: 'string', flag: 'wire', env: 'POLLEN_WIRE', default: '0.0.0.0:65002', help: 'address of the peer wire (BitTorrent protocol) listener', validate: validateHostPort },
+  { key: 'wire', type: 'string', flag: 'wire', env: 'POLLEN_WIRE', default: '127.0.0.1:65002', help: 'address of the peer wire (BitTorrent protocol; TLS with the cluster secret\'s key when one is set); off loopback it needs a strong --secret', validate: validateHostPort },
   { key: 'wireAdvertise', type: 'string', flag: 'wire-advertise', env: 'POLLEN_WIRE_ADVERTISE', default: undefined, help: 'HOST:PORT other peers dial to reach this wire (default: the wire address, 127.0.0.1 for a wildcard host)', validate: validateHostPort },
   { key: 'uploadSlots', type: 'int', flag: 'upload-slots', env: 'POLLEN_UPLOAD_SLOTS', default: 10, help: 'peers served at once (the others wait, choked); keep it above the 8 parents a peer fetches from' },
   { key: 'uploadRate', type: 'int', flag: 'upload-rate', env: 'POLLEN_UPLOAD_RATE', default: 0, help: 'upload bandwidth cap for the whole host in bytes per second (0 = unlimited)' },
@@ -46,6 +74,7 @@ export const PEER_SETTINGS = [
 
 export interface PeerConfig {
   readonly listen: string;
+  readonly metricsListen: string;
   readonly data: string;
   /** As given (`20GiB`, `80%`): resolved against the store's filesystem when the peer starts. */
   readonly diskQuota: string;
@@ -75,6 +104,7 @@ export interface PeerConfig {
 export function peerConfigFrom(values: ConfigValues): PeerConfig {
   return Object.freeze({
     listen: values.listen as string,
+    metricsListen: values.metricsListen as string,
     data: expandHome(values.data as string),
     diskQuota: values.diskQuota as string,
     blobTtlMs: values.blobTtl === undefined ? 0 : parseDuration(values.blobTtl as string),

@@ -1,5 +1,7 @@
 // The peer agent: the registry mirror and HTTP proxy of its host's container engine, backed by a
 // local content store and metadata in level. Composition only; the logic lives in the services.
+// /metrics, /healthz and POST /api/v1/gc have their own listener (--metrics-listen, loopback by
+// default): the mirror/proxy port serves the distribution API and nothing else.
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -37,6 +39,8 @@ export class Peer {
   private readonly clock: Clock;
   private readonly downloaderFactory: DownloaderFactory | undefined;
   private app: FastifyInstance | undefined;
+  private metricsApp: FastifyInstance | undefined;
+  private metricsAddress: string | undefined;
   private db: Kv | undefined;
   private store: ManagedStore | undefined;
   private gc: GcStore | undefined;
@@ -56,6 +60,12 @@ export class Peer {
   get url(): string {
     if (!this.address) throw new Error('peer not started');
     return this.address;
+  }
+
+  /** The URL of /metrics and /healthz (after start). */
+  get metricsUrl(): string {
+    if (!this.metricsAddress) throw new Error('peer not started');
+    return this.metricsAddress;
   }
 
   async start(): Promise<void> {
@@ -79,7 +89,7 @@ export class Peer {
 
     const access = new AccessCache({ clock: this.clock }, { ttlMs: this.config.accessTtlMs, graceMs: this.config.accessGraceMs });
     const gate = new AccessGate({ cache: access, dispatcher: this.dispatcher, logger: this.logger });
-    const manifests = new ManifestService({ store: this.store, db: this.db, gate, access, dispatcher: this.dispatcher, logger: this.logger });
+    const manifests = new ManifestService({ store: this.store, db: this.db, gate, dispatcher: this.dispatcher, logger: this.logger });
     const blobs = new BlobService({
       store: this.store,
       gate,
@@ -88,7 +98,7 @@ export class Peer {
       stats: { onHit: () => requests.inc({ outcome: 'hit' }), onMiss: () => requests.inc({ outcome: 'miss' }), onJoin: () => requests.inc({ outcome: 'join' }) },
     });
 
-    this.proxy = new ForwardProxy({ logger: this.logger, dispatcher: this.dispatcher });
+    this.proxy = new ForwardProxy({ upstreams, logger: this.logger, dispatcher: this.dispatcher });
     const app = createHttpApp(this.logger, {
       exposeHeadRoutes: false,
       routerOptions: { maxParamLength: 2048 },
@@ -96,17 +106,22 @@ export class Peer {
       // Clients disconnecting mid-blob is normal; the download goes on and is cached.
       return503OnClosing: false,
     });
-    app.get('/healthz', async () => ({ status: 'ok' }));
-    app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));
-    // POST /api/v1/gc (`pollen gc`): goes with /metrics onto the loopback admin listener.
-    registerGcRoutes(app, this.gc.collector);
     this.proxy.register(app);
-    registerMirrorRoutes(app, { upstreams, manifests, blobs, dispatcher: this.dispatcher, logger: this.logger, proxyOriginOf: this.proxy.originOf });
+    registerMirrorRoutes(app, { upstreams, manifests, blobs, dispatcher: this.dispatcher, logger: this.logger, proxyUpstreamOf: this.proxy.upstreamOf });
     this.proxy.attach(app.server);
 
     this.app = app;
     this.address = await listenOn(app, this.config.listen);
-    this.logger.info({ url: this.address, upstream: this.config.upstream, registries: [...this.config.registries.keys()] }, 'peer mirror listening');
+
+    // Opened after the mirror, so a healthy /healthz means the mirror is listening too.
+    const metricsApp = createHttpApp(this.logger);
+    metricsApp.get('/healthz', async () => ({ status: 'ok' }));
+    metricsApp.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));
+    // POST /api/v1/gc (`pollen gc --peer`, default http://127.0.0.1:65003).
+    registerGcRoutes(metricsApp, this.gc.collector);
+    this.metricsApp = metricsApp;
+    this.metricsAddress = await listenOn(metricsApp, this.config.metricsListen);
+    this.logger.info({ url: this.address, metrics: this.metricsAddress, upstream: this.config.upstream, registries: [...this.config.registries.keys()] }, 'peer mirror listening');
   }
 
   /** With `--supernode`, the P2P downloader (falling back to `fallback`); undefined without. */
@@ -154,8 +169,9 @@ export class Peer {
     p2p?.preheat.close();
     await p2p?.downloader.close();
     await p2p?.agent.close();
-    const { app, proxy, dispatcher, gc, db } = this;
+    const { app, metricsApp, proxy, dispatcher, gc, db } = this;
     this.app = undefined;
+    this.metricsApp = undefined;
     this.proxy = undefined;
     this.dispatcher = undefined;
     this.store = undefined;
@@ -163,6 +179,7 @@ export class Peer {
     this.db = undefined;
     proxy?.close();
     await app?.close();
+    await metricsApp?.close();
     await dispatcher?.destroy();
     await gc?.close();
     await db?.close();

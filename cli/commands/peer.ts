@@ -6,12 +6,15 @@ import { Peer } from '../../peer/peer.ts';
 import { runUntilSignal } from '../daemon.ts';
 import { createLogger } from '../logger.ts';
 import { addConfigOptions, configFilePath, configFromCommand } from '../options.ts';
+import { requireSafeWire } from './secret.ts';
 
 export function registerPeer(program: Command): void {
   const cmd = program.command('peer').description('run a peer: registry mirror and HTTP proxy for the local container engine');
   addConfigOptions(cmd, PEER_SETTINGS).action(async () => {
     const values = configFromCommand(cmd, PEER_SETTINGS);
     const config = peerConfigFrom(values);
+    // P2P (and its wire listener) runs only with a supernode.
+    if (config.supernodes.length > 0) requireSafeWire(config);
     const logger = createLogger(config.logLevel, 'pollen-peer');
     logger.info({ config: redactConfig(PEER_SETTINGS, values), configFile: configFilePath(cmd) }, 'starting peer');
     const peer = new Peer({ logger }, config);

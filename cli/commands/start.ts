@@ -11,6 +11,7 @@ import { runUntilSignal } from '../daemon.ts';
 import { createLogger } from '../logger.ts';
 import { addConfigOptions, configFileFromCommand, configFilePath, configFromCommand } from '../options.ts';
 import { START_EXTRA_SETTINGS, START_SETTINGS, START_SUPERNODE_SETTINGS } from '../start-settings.ts';
+import { requireSafeWire } from './secret.ts';
 
 export function registerStart(program: Command): void {
   const cmd = program
@@ -22,6 +23,8 @@ export function registerStart(program: Command): void {
     const values = configFromCommand(cmd, PEER_SETTINGS, process.env, file);
     const extra = configFromCommand(cmd, START_EXTRA_SETTINGS, process.env, file);
     const peerConfig = peerConfigFrom({ ...values, data: join(values.data as string, 'peer') });
+    // The all-in-one peer always runs P2P (with its own supernode): its wire must not be open.
+    requireSafeWire(peerConfig);
     const logger = createLogger(peerConfig.logLevel, 'pollen');
     const supernodeValues = configFromCommand(cmd, START_SUPERNODE_SETTINGS, process.env, file);
     const supernodeConfig = supernodeConfigFrom({

@@ -1,15 +1,26 @@
 // Private content stays private: before anything cached goes to a client, the upstream must have
-// said that this client (this credential) may read this repository. The check is a HEAD with the
-// client's own credentials; its answer is cached briefly per (credential, registry, repository).
+// said that this client (this credential) may read this object (this digest) in this repository of
+// this registry. The check is a HEAD on that exact object with the client's own credentials; its
+// answer is cached briefly per (credential, registry, repository, object). A registry links blobs
+// to repositories, so an allowance for one digest says nothing about another, even in the same
+// repository: `public/app` readable by anyone does not make a private layer readable through it.
 // While the registry is unreachable, an expired "allowed" still serves cached content for a grace
-// period; a client the registry never allowed gets nothing.
+// period; a client the registry never allowed this object gets nothing.
 import { createHash } from 'node:crypto';
 import type { Clock } from '../../src/clock.ts';
+import type { Digest } from '../../src/digest.ts';
+
+/** The object a decision is about: a blob or a manifest, by digest. */
+export interface AccessObject {
+  readonly kind: 'blob' | 'manifest';
+  readonly digest: Digest;
+}
 
 export interface AccessKey {
   readonly baseUrl: string;
   readonly name: string;
   readonly authorization: string | undefined;
+  readonly object: AccessObject;
 }
 
 const MAX_DECISIONS = 50_000;
@@ -49,14 +60,18 @@ export class AccessCache {
     }
   }
 
-  /** The upstream refused: forget any earlier allowance at once. */
+  /** The upstream refused or no longer has the object: forget any earlier allowance at once. */
   revoke(key: AccessKey): void {
     this.allowedAt.delete(keyOf(key));
+  }
+
+  get size(): number {
+    return this.allowedAt.size;
   }
 }
 
 /** Credentials are hashed into the key: they are never kept or logged in clear. */
 function keyOf(key: AccessKey): string {
   const cred = key.authorization ? createHash('sha256').update(key.authorization).digest('base64url') : 'anonymous';
-  return `${cred} ${key.baseUrl} ${key.name}`;
+  return JSON.stringify([cred, key.baseUrl, key.name, key.object.kind, key.object.digest]);
 }

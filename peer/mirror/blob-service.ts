@@ -1,6 +1,7 @@
 // Blobs through the mirror: from the content store at disk speed when present; otherwise fetched
 // once (however many clients ask at the same moment) and streamed to every waiting client as the
-// bytes arrive. Every client first passes the access gate with its own credentials.
+// bytes arrive. Every client first passes the access gate with its own credentials, for this digest
+// in the repository it named, before it is served, starts a download or joins one.
 import type { Logger } from 'pino';
 import type { ContentStore } from '../../src/content-store.ts';
 import type { Digest } from '../../src/digest.ts';
@@ -47,12 +48,11 @@ export class BlobService {
 
   async serve(req: BlobRequest): Promise<MirrorReply> {
     const target: UpstreamTarget = { registry: req.upstream.host, baseUrl: req.upstream.baseUrl, name: req.name, authorization: req.authorization ?? req.upstream.staticAuthorization };
+    const object = { kind: 'blob', digest: req.digest } as const;
     const local = await this.store.stat(req.digest);
-    const gate = await this.gate.check(target, `/v2/${req.name}/blobs/${req.digest}`, {
-      clientMethod: req.method,
-      haveLocal: local !== undefined,
-      notFoundCode: 'BLOB_UNKNOWN',
-    });
+    // The gate decides first, whatever happens next: nothing is served, and no download is started
+    // or joined (P2P or upstream), for a client the upstream has not allowed this blob in this repository.
+    const gate = await this.gate.check(target, object, { clientMethod: req.method, haveLocal: local !== undefined });
     if (!gate.allowed) return gate.reply;
 
     // Stat again: the blob may have been committed while the gate asked upstream.
@@ -66,7 +66,7 @@ export class BlobService {
       // A HEAD on a blob that is not here needs its size only: the probe has it, or ask for it.
       const probed = gate.probe ? Number(headerValue(gate.probe['content-length'])) : NaN;
       if (Number.isSafeInteger(probed)) return this.headers(req.digest, probed, 200);
-      const again = await this.gate.check(target, `/v2/${req.name}/blobs/${req.digest}`, { clientMethod: 'HEAD', haveLocal: false, notFoundCode: 'BLOB_UNKNOWN', force: true });
+      const again = await this.gate.check(target, object, { clientMethod: 'HEAD', haveLocal: false, force: true });
       if (!again.allowed) return again.reply;
       return this.headers(req.digest, Number(headerValue(again.probe?.['content-length']) ?? 0), 200);
     }

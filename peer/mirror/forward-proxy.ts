@@ -1,7 +1,10 @@
-// The HTTP forward-proxy face of the mirror, as pouchd's image-proxy uses it: absolute-URI requests
-// for a registry's /v2/ API get exactly the mirror's treatment (cache, single flight, access gate),
-// with the URL's origin as the upstream; any other absolute-URI request is relayed as is; CONNECT is
-// tunnelled as is (TLS inside it cannot be cached).
+// The HTTP forward-proxy face of the mirror, as pouchd's image-proxy uses it. It serves configured
+// registries only (see upstreams.ts): an absolute-URI request for a registry's /v2/ API gets
+// exactly the mirror route of that registry (cache, single flight, the same access gate); other
+// paths of a configured registry (a token endpoint on the same host) are relayed to it; CONNECT to a
+// configured registry is a blind tunnel to it (TLS inside cannot be cached). Any other target is
+// refused with 403 before a connection is attempted: the proxy is no port-scan oracle and no way to
+// the supernode, the peers' wires or the host's local services.
 import type { IncomingMessage, Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { pipeline } from 'node:stream/promises';
@@ -9,41 +12,56 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { request, type Dispatcher } from 'undici';
 import { PollenError } from '../../src/errors.ts';
+import { ociErrorBody } from '../../src/oci/error-body.ts';
+import type { Upstream, Upstreams } from './upstreams.ts';
 
 const PROXY_PASS_PATH = '/_pollen/proxy-pass';
+const PROXY_REFUSED_PATH = '/_pollen/proxy-refused';
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
 
+/** What was decided for an absolute-URI request when its URL was rewritten. */
+type ProxyDecision = { readonly upstream: Upstream; readonly pathname: string; readonly search: string } | { readonly refused: PollenError };
+
 export class ForwardProxy {
-  private readonly targets = new WeakMap<IncomingMessage, URL>();
+  private readonly decisions = new WeakMap<IncomingMessage, ProxyDecision>();
+  private readonly upstreams: Upstreams;
   private readonly logger: Logger;
   private readonly dispatcher: Dispatcher | undefined;
   private readonly tunnels = new Set<Socket>();
 
-  constructor(deps: { logger: Logger; dispatcher?: Dispatcher }) {
+  constructor(deps: { upstreams: Upstreams; logger: Logger; dispatcher?: Dispatcher }) {
+    this.upstreams = deps.upstreams;
     this.logger = deps.logger;
     this.dispatcher = deps.dispatcher;
   }
 
-  /** Fastify's rewriteUrl hook: absolute URIs become local paths, their target remembered. */
+  /** Fastify's rewriteUrl hook: absolute URIs become local paths, the decision about their target remembered. */
   rewriteUrl = (req: IncomingMessage): string => {
     const url = req.url ?? '/';
-    if (!/^https?:\/\//i.test(url)) return url;
-    let target: URL;
-    try {
-      target = new URL(url);
-    } catch {
-      return '/_pollen/invalid-proxy-target';
-    }
-    this.targets.set(req, target);
-    return target.pathname.startsWith('/v2/') || target.pathname === '/v2' ? `${target.pathname === '/v2' ? '/v2/' : target.pathname}${target.search}` : PROXY_PASS_PATH;
+    if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) return url;
+    const decision = this.decide(url);
+    this.decisions.set(req, decision);
+    if ('refused' in decision) return PROXY_REFUSED_PATH;
+    const { pathname, search } = decision;
+    if (pathname === '/v2') return `/v2/${search}`;
+    return pathname.startsWith('/v2/') ? `${pathname}${search}` : PROXY_PASS_PATH;
   };
 
-  originOf = (req: FastifyRequest): string | undefined => this.targets.get(req.raw)?.origin;
+  /** The configured registry an absolute-URI request was for; undefined for an ordinary mirror request. */
+  upstreamOf = (req: FastifyRequest): Upstream | undefined => {
+    const d = this.decisions.get(req.raw);
+    return d && 'upstream' in d ? d.upstream : undefined;
+  };
 
   register(app: FastifyInstance): void {
+    app.all(PROXY_REFUSED_PATH, async (req) => {
+      const d = this.decisions.get(req.raw);
+      throw d && 'refused' in d ? d.refused : new PollenError('ERR_NOT_FOUND', 'not a proxy request');
+    });
     app.all(PROXY_PASS_PATH, async (req, reply) => {
-      const target = this.targets.get(req.raw);
-      if (!target) throw new PollenError('ERR_NOT_FOUND', 'not a proxy request');
+      const d = this.decisions.get(req.raw);
+      if (!d || !('upstream' in d)) throw new PollenError('ERR_NOT_FOUND', 'not a proxy request');
+      const target = `${d.upstream.baseUrl}${d.pathname}${d.search}`;
       const headers: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
       const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
@@ -53,7 +71,7 @@ export class ForwardProxy {
         body: hasBody ? req.raw : undefined,
         dispatcher: this.dispatcher,
       }).catch((err: unknown) => {
-        throw new PollenError('ERR_UPSTREAM_UNAVAILABLE', `proxy target ${target.origin} unreachable: ${(err as Error).message}`, { upstream: target.origin });
+        throw new PollenError('ERR_UPSTREAM_UNAVAILABLE', `registry ${d.upstream.host} unreachable: ${(err as Error).message}`, { upstream: d.upstream.host });
       });
       const out: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(res.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
@@ -64,15 +82,20 @@ export class ForwardProxy {
     app.addContentTypeParser('*', (_req, _payload, done) => done(null));
   }
 
-  /** CONNECT host:port tunnels. */
+  /** CONNECT host:port tunnels, to configured registries only. */
   attach(server: Server): void {
     server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
-      const m = /^\[?([^\]\s]+?)\]?:(\d{1,5})$/.exec(req.url ?? '');
-      if (!m || Number(m[2]) > 65535) {
-        client.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n');
+      client.on('error', () => client.destroy());
+      const authority = req.url ?? '';
+      const target = this.upstreams.tunnelTarget(authority);
+      if (!target) {
+        // Only a plain host:port is repeated: anything else may hold userinfo.
+        const shown = /^[A-Za-z0-9.:[\]-]{1,261}$/.test(authority) ? authority : '(malformed authority)';
+        this.logger.debug({ target: shown }, 'CONNECT refused: not a configured registry');
+        refuse(client, new PollenError('ERR_PROXY_TARGET_DENIED', `the proxy tunnels to configured registries only, and ${shown} is not one`));
         return;
       }
-      const upstream = connect({ host: m[1]!, port: Number(m[2]) });
+      const upstream = connect({ host: target.host, port: target.port });
       this.tunnels.add(client).add(upstream);
       const cleanup = (): void => {
         client.destroy();
@@ -87,8 +110,8 @@ export class ForwardProxy {
         void pipeline(upstream, client).catch(cleanup);
       });
       upstream.once('error', (err) => {
-        this.logger.debug({ target: req.url, err: err.message }, 'CONNECT target unreachable');
-        if (!client.destroyed && client.writable) client.end('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n');
+        this.logger.debug({ target: authority, err: err.message }, 'CONNECT target unreachable');
+        if (!client.destroyed && client.writable) client.end('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
         cleanup();
       });
       client.once('error', cleanup);
@@ -99,5 +122,34 @@ export class ForwardProxy {
   close(): void {
     for (const s of this.tunnels) s.destroy();
     this.tunnels.clear();
+  }
+
+  private decide(raw: string): ProxyDecision {
+    let target: URL;
+    try {
+      target = new URL(raw);
+    } catch {
+      return { refused: new PollenError('ERR_INVALID_REQUEST', 'the proxy request names an invalid URL') };
+    }
+    if (target.protocol !== 'http:' && target.protocol !== 'https:') {
+      return { refused: new PollenError('ERR_PROXY_TARGET_DENIED', `the proxy serves http(s) registries only, not ${target.protocol.slice(0, 20)}`) };
+    }
+    if (target.username || target.password) {
+      // Never echoed or logged: it holds a password. Clients send credentials in Authorization.
+      return { refused: new PollenError('ERR_INVALID_REQUEST', 'the proxy request URL carries user:password@; send credentials in an Authorization header') };
+    }
+    try {
+      return { upstream: this.upstreams.resolve({ proxyHost: target.host }), pathname: target.pathname, search: target.search };
+    } catch (err) {
+      return { refused: err instanceof PollenError ? err : new PollenError('ERR_PROXY_TARGET_DENIED', 'the proxy target is not a configured registry') };
+    }
+  }
+}
+
+/** A 403 with an OCI error body, then the socket closes: nothing was dialled. */
+function refuse(client: Socket, err: PollenError): void {
+  const body = JSON.stringify(ociErrorBody(err));
+  if (!client.destroyed && client.writable) {
+    client.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   }
 }

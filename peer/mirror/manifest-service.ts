@@ -1,18 +1,20 @@
 // Manifests through the mirror. A manifest is immutable by digest, so it is cached by digest in the
 // content store (media type in level). A tag is always revalidated upstream with the client's own
 // Accept and Authorization; only when the upstream cannot be reached is the last digest seen for
-// that tag served, and then only to a client the upstream allowed before.
+// that tag served, and then only to a client the upstream allowed that very digest before. Every
+// manifest the upstream gives a client is recorded as allowed by digest (for this client and
+// repository), which is all the offline path trusts.
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import type { ContentStore } from '../../src/content-store.ts';
 import type { Kv } from '../../src/db.ts';
-import { sha256Digest, type Digest } from '../../src/digest.ts';
+import { parseDigest, sha256Digest, type Digest } from '../../src/digest.ts';
 import { PollenError, toPollenError } from '../../src/errors.ts';
 import { readBodyCapped } from '../../src/oci/body.ts';
 import { ACCEPT_ALL_MANIFESTS, MAX_MANIFEST_BYTES } from '../../src/oci/media-types.ts';
 import type { ManifestRef } from '../../src/oci/names.ts';
 import { headerValue, RegistryClient } from '../../src/oci/registry-client.ts';
-import type { AccessCache } from './access-control.ts';
+import { redactUrl } from '../../src/oci/redact-url.ts';
 import type { AccessGate } from './access-gate.ts';
 import type { UpstreamTarget } from '../blob-downloader.ts';
 import { relayUpstream, type MirrorReply } from './mirror-reply.ts';
@@ -42,16 +44,14 @@ export class ManifestService {
   private readonly meta: Kv<ManifestMeta>;
   private readonly tags: Kv<TagMeta>;
   private readonly gate: AccessGate;
-  private readonly access: AccessCache;
   private readonly dispatcher: Dispatcher | undefined;
   private readonly logger: Logger;
 
-  constructor(deps: { store: ContentStore; db: Kv; gate: AccessGate; access: AccessCache; dispatcher?: Dispatcher; logger: Logger }) {
+  constructor(deps: { store: ContentStore; db: Kv; gate: AccessGate; dispatcher?: Dispatcher; logger: Logger }) {
     this.store = deps.store;
     this.meta = deps.db.sub<ManifestMeta>('manifest');
     this.tags = deps.db.sub<TagMeta>('tag');
     this.gate = deps.gate;
-    this.access = deps.access;
     this.dispatcher = deps.dispatcher;
     this.logger = deps.logger;
   }
@@ -61,12 +61,7 @@ export class ManifestService {
     if (req.ref.kind === 'digest') {
       const cached = await this.cached(req.ref.digest);
       if (cached) {
-        const gate = await this.gate.check(target, `/v2/${req.name}/manifests/${req.ref.digest}`, {
-          clientMethod: req.method,
-          accept: ACCEPT_ALL_MANIFESTS,
-          haveLocal: true,
-          notFoundCode: 'MANIFEST_UNKNOWN',
-        });
+        const gate = await this.gate.check(target, { kind: 'manifest', digest: req.ref.digest }, { clientMethod: req.method, haveLocal: true });
         return gate.allowed ? this.reply(req.method, req.ref.digest, cached) : gate.reply;
       }
     }
@@ -86,13 +81,12 @@ export class ManifestService {
     }
     if (res.statusCode >= 500) {
       await res.body.dump();
-      return this.offline(req, target, new PollenError('ERR_UPSTREAM_UNAVAILABLE', `registry ${target.baseUrl} answered ${res.statusCode} for manifest ${req.name}:${reference}`, { upstream: target.baseUrl, status: res.statusCode }));
+      return this.offline(req, target, new PollenError('ERR_UPSTREAM_UNAVAILABLE', `registry ${client.displayUrl} answered ${res.statusCode} for manifest ${req.name}:${reference}`, { upstream: client.displayUrl, status: res.statusCode }));
     }
     if (res.statusCode !== 200) {
-      if (res.statusCode === 401 || res.statusCode === 403) this.access.revoke(target);
+      if (req.ref.kind === 'digest') this.gate.recordRefused(target, { kind: 'manifest', digest: req.ref.digest });
       return relayUpstream(res, req.method, req.method, 'MANIFEST_UNKNOWN');
     }
-    this.access.allow(target);
     const length = Number(headerValue(res.headers['content-length']));
     if (length > MAX_MANIFEST_BYTES) {
       await res.body.dump();
@@ -106,26 +100,30 @@ export class ManifestService {
         const v = headerValue(res.headers[h]);
         if (v !== undefined) out[h] = v;
       }
+      // The upstream answered this client for this digest (by digest, or the tag's current one).
+      const answered = req.ref.kind === 'digest' ? req.ref.digest : tryParseDigest(out['docker-content-digest']);
+      if (answered) this.gate.recordAllowed(target, { kind: 'manifest', digest: answered });
       return { status: 200, headers: out };
     }
     const bytes = await readBodyCapped(res.body, MAX_MANIFEST_BYTES, `manifest ${req.name}:${reference}`);
     const digest = sha256Digest(bytes);
     if (req.ref.kind === 'digest' && digest !== req.ref.digest) {
-      throw new PollenError('ERR_DIGEST_MISMATCH', `registry ${target.baseUrl} sent a manifest hashing to ${digest} for ${req.ref.digest}`, { expected: req.ref.digest, actual: digest });
+      throw new PollenError('ERR_DIGEST_MISMATCH', `registry ${client.displayUrl} sent a manifest hashing to ${digest} for ${req.ref.digest}`, { expected: req.ref.digest, actual: digest });
     }
     const mediaType = contentType || mediaTypeOf(bytes);
+    this.gate.recordAllowed(target, { kind: 'manifest', digest });
     await this.remember(digest, bytes, mediaType);
-    if (req.ref.kind === 'tag') await this.tags.put(tagKey(req.upstream.host, req.name, req.ref.tag), { digest, mediaType });
+    if (req.ref.kind === 'tag') await this.tags.put(tagKey(req.upstream.baseUrl, req.name, req.ref.tag), { digest, mediaType });
     return this.reply('GET', digest, { mediaType, size: bytes.length }, bytes);
   }
 
-  /** The upstream cannot be asked: serve the last digest known for a tag, to a client allowed before. */
+  /** The upstream cannot be asked: serve the last digest known for a tag, to a client allowed that digest before. */
   private async offline(req: ManifestRequest, target: UpstreamTarget, cause: PollenError): Promise<MirrorReply> {
-    if (req.ref.kind === 'tag' && this.access.isWithinGrace(target)) {
-      const last = await this.tags.get(tagKey(req.upstream.host, req.name, req.ref.tag));
-      const cached = last && (await this.cached(last.digest));
+    if (req.ref.kind === 'tag') {
+      const last = await this.tags.get(tagKey(req.upstream.baseUrl, req.name, req.ref.tag));
+      const cached = last && this.gate.wasAllowed(target, { kind: 'manifest', digest: last.digest }) && (await this.cached(last.digest));
       if (last && cached) {
-        this.logger.warn({ upstream: target.baseUrl, name: req.name, tag: req.ref.tag, digest: last.digest, err: cause.message }, 'upstream unreachable: serving the last known digest for the tag');
+        this.logger.warn({ upstream: redactUrl(target.baseUrl), name: req.name, tag: req.ref.tag, digest: last.digest, err: cause.message }, 'upstream unreachable: serving the last known digest for the tag');
         return this.reply(req.method, last.digest, cached);
       }
     }
@@ -158,8 +156,17 @@ export class ManifestService {
   }
 }
 
-function tagKey(host: string, name: string, tag: string): string {
-  return `${host}/${name}:${tag}`;
+/** Keyed by the upstream's URL, not the name clients give it: content of one upstream is never another's. */
+function tagKey(baseUrl: string, name: string, tag: string): string {
+  return `${baseUrl}/${name}:${tag}`;
+}
+
+function tryParseDigest(s: string | undefined): Digest | undefined {
+  try {
+    return s === undefined ? undefined : parseDigest(s);
+  } catch {
+    return undefined;
+  }
 }
 
 function mediaTypeOf(bytes: Buffer): string {

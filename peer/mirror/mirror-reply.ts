@@ -19,6 +19,7 @@ const DEFAULT_BODIES: Record<number, [code: string, message: string]> = {
   401: ['UNAUTHORIZED', 'authentication required'],
   403: ['DENIED', 'requested access to the resource is denied'],
   404: ['NOT_FOUND', 'not found'],
+  429: ['TOOMANYREQUESTS', 'too many requests'],
 };
 
 export interface UpstreamLike {

@@ -23,8 +23,8 @@ export interface MirrorRouteDeps {
   readonly blobs: BlobService;
   readonly dispatcher: Dispatcher | undefined;
   readonly logger: Logger;
-  /** The origin of a forward-proxy (absolute-URI) request, when it was one. */
-  readonly proxyOriginOf: (req: FastifyRequest) => string | undefined;
+  /** The configured registry a forward-proxy (absolute-URI) request was for, when it was one. */
+  readonly proxyUpstreamOf: (req: FastifyRequest) => Upstream | undefined;
 }
 
 export function registerMirrorRoutes(app: FastifyInstance, deps: MirrorRouteDeps): void {
@@ -34,8 +34,10 @@ export function registerMirrorRoutes(app: FastifyInstance, deps: MirrorRouteDeps
   );
 
   const upstreamOf = (req: FastifyRequest): Upstream => {
+    const proxied = deps.proxyUpstreamOf(req);
+    if (proxied) return proxied;
     const ns = (req.query as Record<string, unknown>).ns;
-    return deps.upstreams.resolve({ ns: typeof ns === 'string' ? ns : undefined, proxyOrigin: deps.proxyOriginOf(req) });
+    return deps.upstreams.resolve({ ns: typeof ns === 'string' ? ns : undefined });
   };
 
   // The version check. Relayed from the upstream when there is one, so a registry's auth challenge

@@ -5,6 +5,7 @@ import type { Dispatcher } from 'undici';
 import type { ContentStore } from '../../src/content-store.ts';
 import { PollenError, toPollenError } from '../../src/errors.ts';
 import { RegistryClient } from '../../src/oci/registry-client.ts';
+import { redactUrl } from '../../src/oci/redact-url.ts';
 import { PartialBlob } from '../../src/partial-blob.ts';
 import type { BlobDownloader, BlobFetchRequest } from '../blob-downloader.ts';
 
@@ -45,11 +46,11 @@ export class UpstreamDownloader implements BlobDownloader {
     const size = Number.isSafeInteger(length) && length >= 0 ? length : request.sizeHint;
     if (size === undefined) {
       res.body.destroy();
-      throw new PollenError('ERR_UPSTREAM_PROTOCOL', `registry ${upstream.baseUrl} sent blob ${digest} without a length`, { upstream: upstream.baseUrl });
+      throw new PollenError('ERR_UPSTREAM_PROTOCOL', `registry ${client.displayUrl} sent blob ${digest} without a length`, { upstream: client.displayUrl });
     }
     const ingest = await this.store.openIngest(digest, { expectedSize: size }).catch((err: unknown) => { res.body.destroy(); throw err; }); // ERR_DISK_QUOTA: refused before any byte
     const partial = new PartialBlob({ store: this.store, ingest }, { size });
-    void this.fill(partial, res.body, upstream.baseUrl).catch(() => {});
+    void this.fill(partial, res.body, client.displayUrl).catch(() => {});
     return partial;
   }
 
@@ -69,7 +70,8 @@ export class UpstreamDownloader implements BlobDownloader {
   }
 }
 
-export function upstreamStatusError(status: number, baseUrl: string, digest: string): PollenError {
+export function upstreamStatusError(status: number, url: string, digest: string): PollenError {
+  const baseUrl = redactUrl(url);
   if (status === 401) return new PollenError('ERR_UNAUTHORIZED', `registry ${baseUrl} requires authentication for blob ${digest}`, { upstream: baseUrl });
   if (status === 403) return new PollenError('ERR_DENIED', `registry ${baseUrl} denied access to blob ${digest}`, { upstream: baseUrl });
   if (status === 404) return new PollenError('ERR_BLOB_UNKNOWN', `blob ${digest} not found at ${baseUrl}`, { upstream: baseUrl });

@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
 import type { Clock } from '../../src/clock.ts';
 import type { ContentStore } from '../../src/content-store.ts';
 import { splitHostPort } from '../../src/config.ts';
-import type { WireIdentity } from '../../src/p2p/wire-connection.ts';
+import { AddressBans } from '../../src/p2p/wire-bans.ts';
+import { WireDialer } from '../../src/p2p/wire-dialer.ts';
 import { LocalPieces } from './local-pieces.ts';
 import { SupernodeClient } from './supernode-client.ts';
 import { Uploader } from './uploader.ts';
@@ -37,11 +38,14 @@ const RETRY_MS = 1_000;
 
 export class P2pAgent {
   readonly peerId = randomBytes(20).toString('hex');
-  readonly identity: WireIdentity;
+  /** Dials parents for every transfer (TLS with the cluster's wire key when a secret is set). */
+  readonly dialer: WireDialer;
+  /** Addresses that broke the wire protocol, refused by the listener and not dialled (one list for both). */
+  readonly wireBans: AddressBans;
   readonly client: SupernodeClient;
   readonly pieces: LocalPieces;
   readonly totals: P2pTotals = { peer: 0, seed: 0, upstream: 0 };
-  /** Parents banned for sending bad pieces (by any transfer). */
+  /** Parents (by peer id) a transfer banned for sending bad pieces; each transfer also keeps its own. */
   readonly banned = new Set<string>();
   /** Called for every verified piece, by source (metrics hook). */
   onBytes: (from: keyof P2pTotals, bytes: number) => void = () => {};
@@ -55,12 +59,14 @@ export class P2pAgent {
   constructor(deps: { store: ContentStore; logger: Logger; clock: Clock }, options: P2pAgentOptions) {
     this.options = options;
     this.logger = deps.logger.child({ component: 'p2p' });
-    this.identity = { peerId: Buffer.from(this.peerId, 'hex'), secret: options.secret };
+    const peerId = Buffer.from(this.peerId, 'hex');
+    this.wireBans = new AddressBans({ clock: deps.clock });
+    this.dialer = new WireDialer({ bans: this.wireBans }, { peerId, secret: options.secret });
     this.client = new SupernodeClient({}, { urls: options.supernodes, secret: options.secret || undefined, timeoutMs: options.supernodeTimeoutMs });
     this.pieces = new LocalPieces({ store: deps.store });
     this.uploader = new Uploader(
-      { pieces: this.pieces, logger: deps.logger, clock: deps.clock },
-      { listen: options.wireListen, identity: this.identity, uploadSlots: options.uploadSlots, uploadBytesPerSecond: options.uploadBytesPerSecond, maxConnections: options.maxConnections, corruptUploads: options.faultCorruptUploads ?? false },
+      { pieces: this.pieces, logger: deps.logger, clock: deps.clock, bans: this.wireBans },
+      { listen: options.wireListen, peerId, secret: options.secret, uploadSlots: options.uploadSlots, uploadBytesPerSecond: options.uploadBytesPerSecond, maxConnections: options.maxConnections, corruptUploads: options.faultCorruptUploads ?? false },
     );
   }
 

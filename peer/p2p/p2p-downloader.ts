@@ -67,7 +67,7 @@ export class P2pDownloader implements BlobDownloader {
         pieces: this.agent.pieces,
         kv: this.kv,
         logger: this.agent.logger,
-        identity: this.agent.identity,
+        dialer: this.agent.dialer,
         peerId: this.agent.peerId,
         onBytes: (from, n) => {
           this.agent.totals[from] += n;

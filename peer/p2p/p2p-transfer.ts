@@ -8,7 +8,6 @@
 // same piece accounting (the seed-piece GET is in seed-piece.ts, a parent's window and
 // assignments in parent-link.ts).
 import { createHash } from 'node:crypto';
-import { connect } from 'node:net';
 import type { Logger } from 'pino';
 import type { Ingest } from '../../src/content-store.ts';
 import type { Kv } from '../../src/db.ts';
@@ -18,7 +17,8 @@ import type { PartialBlob } from '../../src/partial-blob.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { BLOCK_BYTES, pieceRange } from '../../src/p2p/metainfo.ts';
 import type { MetainfoBody, SyncResponse } from '../../src/p2p/supernode-api.ts';
-import { releaseBlock, WireConnection, type WireIdentity } from '../../src/p2p/wire-connection.ts';
+import { releaseBlock } from '../../src/p2p/wire-connection.ts';
+import type { WireDialer } from '../../src/p2p/wire-dialer.ts';
 import type { BlobFetchRequest } from '../blob-downloader.ts';
 import type { LocalPieces } from './local-pieces.ts';
 import { ParentLink, type Assignment } from './parent-link.ts';
@@ -82,7 +82,8 @@ export interface TransferDeps {
   readonly pieces: LocalPieces;
   readonly kv: Kv<PersistedPieces>;
   readonly logger: Logger;
-  readonly identity: WireIdentity;
+  /** Opens wire connections (TLS with the cluster key; skips banned addresses). */
+  readonly dialer: WireDialer;
   readonly peerId: string;
   readonly onBytes: (from: keyof TransferCounters, bytes: number) => void;
   readonly onBan: (peerId: string) => void;
@@ -252,10 +253,8 @@ export class P2pTransfer {
   }
 
   private connectParent(peerId: string, wireAddr: string): void {
-    const i = wireAddr.lastIndexOf(':');
-    const socket = connect(Number(wireAddr.slice(i + 1)), wireAddr.slice(0, i).replace(/^\[|\]$/g, ''));
-    socket.on('error', () => {});
-    const conn = WireConnection.outgoing(socket, this.deps.identity, this.digest);
+    const conn = this.deps.dialer.dial(wireAddr, this.digest);
+    if (!conn) return; // its address broke the wire protocol: banned for a while
     this.connecting.add(peerId);
     const parent = new ParentLink(peerId, conn);
     conn.on('close', () => {

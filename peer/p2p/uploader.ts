@@ -1,24 +1,29 @@
-// Serves pieces of complete and partial blobs to other peers over the wire: a TCP listener with a
-// connection cap, upload slots (at most `uploadSlots` connections unchoked at once, the rest wait
-// their turn), and a per-host token bucket that caps upload bandwidth. A request for a piece we do
-// not hold, or outside the blob, drops the connection.
-import { createServer, type Server, type Socket } from 'node:net';
+// Serves pieces of complete and partial blobs to other peers over the wire: the wire listener
+// (src/p2p/wire-listener.ts: TLS with the cluster key, admission of sockets in handshake, bans)
+// hands over connections that are ready; each gets an upload slot (at most `uploadSlots` unchoked
+// at once, the rest wait their turn) and a per-host token bucket caps upload bandwidth. A request
+// for a piece we do not hold, or outside the blob, is a protocol violation: closed and banned.
 import type { Logger } from 'pino';
 import type { Clock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
-import { splitHostPort } from '../../src/config.ts';
 import { pieceRange } from '../../src/p2p/metainfo.ts';
 import { TokenBucket } from '../../src/p2p/token-bucket.ts';
-import { WireConnection, type WireIdentity } from '../../src/p2p/wire-connection.ts';
+import type { AddressBans } from '../../src/p2p/wire-bans.ts';
+import type { WireConnection } from '../../src/p2p/wire-connection.ts';
+import { WireListener } from '../../src/p2p/wire-listener.ts';
 import type { LocalPieces } from './local-pieces.ts';
 
 export interface UploaderOptions {
   /** HOST:PORT to listen on (port 0 for a free one). */
   readonly listen: string;
-  readonly identity: WireIdentity;
+  /** 20 bytes. */
+  readonly peerId: Buffer;
+  /** The cluster secret: the wire is TLS with its key ('' = plain TCP, loopback only). */
+  readonly secret: string;
   readonly uploadSlots: number;
   /** 0 = unlimited. */
   readonly uploadBytesPerSecond: number;
+  /** Ready (authenticated) connections at once; sockets in handshake are capped by admission. */
   readonly maxConnections: number;
   /** TEST ONLY: flip a byte of every block served. */
   readonly corruptUploads?: boolean;
@@ -29,77 +34,71 @@ export class Uploader {
   private readonly logger: Logger;
   private readonly options: UploaderOptions;
   private readonly bucket: TokenBucket;
-  private server: Server | undefined;
+  private readonly listener: WireListener;
   private readonly connections = new Set<WireConnection>();
   private readonly unchoked = new Set<WireConnection>();
   private readonly waiting: WireConnection[] = [];
-  private readonly sockets = new Set<Socket>();
   private readonly onHave = (digest: Digest, index: number): void => {
     for (const c of this.connections) if (!c.isClosed && c.digestIfKnown === digest) c.have(index);
   };
   uploadedBytes = 0;
-  private port = 0;
 
-  constructor(deps: { pieces: LocalPieces; logger: Logger; clock: Clock }, options: UploaderOptions) {
+  constructor(deps: { pieces: LocalPieces; logger: Logger; clock: Clock; bans: AddressBans }, options: UploaderOptions) {
     this.pieces = deps.pieces;
     this.logger = deps.logger.child({ component: 'uploader' });
     this.options = options;
     this.bucket = new TokenBucket({ clock: deps.clock }, { bytesPerSecond: options.uploadBytesPerSecond, burstBytes: Math.max(options.uploadBytesPerSecond / 4, 1 << 20) });
+    this.listener = new WireListener(
+      { clock: deps.clock, bans: deps.bans, accept: (d) => this.pieces.knows(d) },
+      { listen: options.listen, peerId: options.peerId, secret: options.secret, maxConnections: options.maxConnections },
+    );
+    this.listener.on('ready', (conn) => this.onReady(conn));
+    this.listener.on('closed', (conn, reason) => {
+      if (conn.violation) this.logger.warn({ remote: conn.remoteAddress, reason: conn.violation }, 'wire protocol violation; address banned');
+      else this.logger.debug({ remote: conn.remoteAddress, reason }, 'wire connection closed');
+    });
   }
 
   get listenPort(): number {
-    return this.port;
+    return this.listener.port;
+  }
+
+  /** Sockets in TLS or wire handshake. */
+  get handshaking(): number {
+    return this.listener.handshaking;
   }
 
   async start(): Promise<void> {
-    const { host, port } = splitHostPort(this.options.listen);
-    const server = createServer((socket) => this.accept(socket));
-    server.maxConnections = this.options.maxConnections;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => resolve());
-    });
-    server.on('error', (err) => this.logger.warn({ err: err.message }, 'wire listener error'));
-    this.port = (server.address() as { port: number }).port;
-    this.server = server;
+    await this.listener.start((err) => this.logger.warn({ err: err.message }, 'wire listener error'));
     this.pieces.on('have', this.onHave);
-    this.logger.info({ host, port: this.port }, 'wire listening');
+    this.logger.info({ listen: this.options.listen, port: this.listener.port, tls: this.options.secret !== '' }, 'wire listening');
   }
 
   async close(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
     this.pieces.off('have', this.onHave);
     this.bucket.close();
     for (const c of this.connections) c.destroy('shutting down');
-    for (const s of this.sockets) s.destroy();
-    if (server) await new Promise<void>((r) => server.close(() => r()));
+    await this.listener.close();
   }
 
-  private accept(socket: Socket): void {
-    this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
-    const conn = WireConnection.incoming(socket, this.options.identity, (d) => this.pieces.knows(d));
+  private onReady(conn: WireConnection): void {
+    const source = this.pieces.source(conn.digest);
+    if (!source) return conn.destroy('blob gone');
     this.connections.add(conn);
-    conn.on('close', (reason) => {
+    conn.on('close', () => {
       this.connections.delete(conn);
-      this.logger.debug({ remote: conn.remoteAddress, reason }, 'wire connection closed');
       if (this.unchoked.delete(conn)) this.unchokeNext();
       const w = this.waiting.indexOf(conn);
       if (w >= 0) this.waiting.splice(w, 1);
     });
-    conn.on('ready', () => {
-      const source = this.pieces.source(conn.digest);
-      if (!source) return conn.destroy('blob gone');
-      conn.sendBitfield(source.bitfield());
-      if (this.unchoked.size < this.options.uploadSlots) {
-        this.unchoked.add(conn);
-        conn.unchoke();
-      } else {
-        this.waiting.push(conn);
-      }
-    });
     conn.on('request', (index, offset, length, respond) => void this.serve(conn, index, offset, length, respond));
+    conn.sendBitfield(source.bitfield());
+    if (this.unchoked.size < this.options.uploadSlots) {
+      this.unchoked.add(conn);
+      conn.unchoke();
+    } else {
+      this.waiting.push(conn);
+    }
   }
 
   private unchokeNext(): void {
@@ -115,10 +114,10 @@ export class Uploader {
   private async serve(conn: WireConnection, index: number, offset: number, length: number, respond: (err: Error | null, data?: Uint8Array) => void): Promise<void> {
     const source = this.pieces.source(conn.digest);
     if (!source || !Number.isInteger(index) || index < 0 || index >= source.pieceCount || !source.has(index)) {
-      return conn.destroy(`request for piece ${index} we do not hold`);
+      return conn.violate(`request for piece ${index} we do not hold`);
     }
     const piece = pieceRange(source.size, source.pieceSize, index);
-    if (offset < 0 || offset + length > piece.length) return conn.destroy(`request outside piece ${index}`);
+    if (offset < 0 || offset + length > piece.length) return conn.violate(`request outside piece ${index}`);
     try {
       await this.bucket.take(length);
       const data = await source.read(piece.start + offset, length);

@@ -1,7 +1,10 @@
 // A client of the OCI distribution pull API for the parts of Pollen that pull on their own
 // account (the snapshotter's `pollen pull`, the supernode's seed, preheat jobs): it answers Basic
 // and Bearer challenges itself, caching tokens per scope. The peer mirror does not use this: it
-// relays the engine's own auth flow instead (peer/upstream.ts).
+// relays the engine's own auth flow instead (it calls `request` with `relayAuth`).
+// Redirects (registries backed by object storage send blob GETs to another origin) are followed
+// here, and the Authorization header never leaves the registry's origin: a redirect to another
+// origin is followed without it. URLs in errors are redacted (no userinfo, no presigned query).
 import type { Readable } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
 import { sha256Digest, type Digest } from '../digest.ts';
@@ -9,6 +12,12 @@ import { PollenError, toPollenError } from '../errors.ts';
 import { ACCEPT_ALL_MANIFESTS, MAX_MANIFEST_BYTES } from './media-types.ts';
 import { readBodyCapped } from './body.ts';
 import { parseChallenge, type Challenge } from './www-authenticate.ts';
+import { redactUrl, splitUserinfo } from './redact-url.ts';
+
+const MAX_REDIRECTS = 5;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+/** Headers that carry credentials: sent to the registry's origin only. */
+const CREDENTIAL_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
 
 export type Credentials = { username: string; password: string } | { token: string };
 
@@ -45,7 +54,10 @@ interface UpstreamResponse {
 }
 
 export class RegistryClient {
+  /** The base URL requests go to (userinfo, if it had any, moved into the credentials). */
   readonly baseUrl: string;
+  /** The base URL as it may appear in logs and error messages. */
+  readonly displayUrl: string;
   private readonly dispatcher: Dispatcher | undefined;
   private readonly credentials: Credentials | undefined;
   private readonly headers: Record<string, string>;
@@ -54,8 +66,11 @@ export class RegistryClient {
 
   constructor(deps: { dispatcher?: Dispatcher }, options: RegistryClientOptions) {
     this.dispatcher = deps.dispatcher;
-    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
-    this.credentials = options.credentials;
+    // `http://user:password@host` works as credentials, and never reaches a log or an error body.
+    const { url, credentials } = splitUserinfo(options.baseUrl);
+    this.baseUrl = url.replace(/\/+$/, '');
+    this.displayUrl = redactUrl(this.baseUrl).replace(/\/+$/, '');
+    this.credentials = options.credentials ?? credentials;
     this.headers = { 'user-agent': options.userAgent ?? 'pollen', ...options.headers };
     this.query = options.query && Object.keys(options.query).length ? `?${new URLSearchParams(options.query as Record<string, string>).toString()}` : '';
   }
@@ -67,35 +82,74 @@ export class RegistryClient {
     opts: { headers?: Record<string, string>; signal?: AbortSignal; scope: string; relayAuth?: boolean },
   ): Promise<UpstreamResponse> {
     const url = `${this.baseUrl}${path}${this.query}`;
-    const send = async (auth: string | undefined): Promise<UpstreamResponse> => {
+    const send = async (target: string, headers: Record<string, string>): Promise<UpstreamResponse> => {
       try {
-        const headers: Record<string, string> = { ...this.headers, ...opts.headers };
-        if (auth) headers.authorization = auth;
-        return await request(url, { method, headers, signal: opts.signal, dispatcher: this.dispatcher, maxRedirections: 0 } as Parameters<typeof request>[1]);
+        return await request(target, { method, headers, signal: opts.signal, dispatcher: this.dispatcher, maxRedirections: 0 } as Parameters<typeof request>[1]);
       } catch (err) {
         const e = toPollenError(err, 'ERR_UPSTREAM_UNAVAILABLE');
         if (e.code === 'ERR_UPSTREAM_UNAVAILABLE') {
-          throw new PollenError('ERR_UPSTREAM_UNAVAILABLE', `registry ${this.baseUrl} unreachable: ${e.message}`, { upstream: this.baseUrl }, { cause: err });
+          const where = target === url ? `registry ${this.displayUrl}` : `redirect target ${redactUrl(target)}`;
+          throw new PollenError('ERR_UPSTREAM_UNAVAILABLE', `${where} unreachable: ${e.message}`, { upstream: this.displayUrl }, { cause: err });
         }
         throw e;
       }
     };
+    const withAuth = (auth: string | undefined): Record<string, string> => {
+      const headers: Record<string, string> = { ...this.headers, ...opts.headers };
+      if (auth) headers.authorization = auth;
+      else delete headers.authorization;
+      return headers;
+    };
     // relayAuth: the caller's own Authorization (or none) goes as is and a 401 comes back to it,
     // so an engine behind the mirror runs its own token flow.
-    let res = await send(opts.relayAuth ? opts.headers?.authorization : (this.tokens.get(opts.scope) ?? this.staticAuth()));
+    let headers = withAuth(opts.relayAuth ? opts.headers?.authorization : (this.tokens.get(opts.scope) ?? this.staticAuth()));
+    let res = await send(url, headers);
     if (res.statusCode === 401 && !opts.relayAuth) {
       const challenge = parseChallenge(headerValue(res.headers['www-authenticate']));
       await res.body.dump();
       const auth = await this.authorize(challenge, opts.scope, opts.signal);
-      if (auth) res = await send(auth);
+      if (auth) {
+        headers = withAuth(auth);
+        res = await send(url, headers);
+      }
     }
-    // Follow redirects (registries backed by object storage redirect blob GETs) without auth.
-    for (let hops = 0; (res.statusCode === 307 || res.statusCode === 302 || res.statusCode === 301 || res.statusCode === 303 || res.statusCode === 308) && hops < 5; hops++) {
+    return this.followRedirects(res, url, headers, send);
+  }
+
+  /**
+   * Follows up to MAX_REDIRECTS redirects. Credentials go only to the origin they were meant for:
+   * the first hop to another origin drops them for the rest of the chain (as fetch does).
+   */
+  private async followRedirects(
+    first: UpstreamResponse,
+    url: string,
+    headers: Record<string, string>,
+    send: (target: string, headers: Record<string, string>) => Promise<UpstreamResponse>,
+  ): Promise<UpstreamResponse> {
+    let res = first;
+    let current = url;
+    let sent = headers;
+    for (let hops = 0; REDIRECT_STATUSES.has(res.statusCode); hops++) {
       const location = headerValue(res.headers.location);
       await res.body.dump();
-      if (!location) throw new PollenError('ERR_UPSTREAM_PROTOCOL', `redirect without location from ${url}`);
-      const next = new URL(location, url).toString();
-      res = await request(next, { method, headers: { ...this.headers, ...opts.headers }, signal: opts.signal, dispatcher: this.dispatcher } as Parameters<typeof request>[1]);
+      if (hops >= MAX_REDIRECTS) throw new PollenError('ERR_UPSTREAM_PROTOCOL', `registry ${this.displayUrl} redirected more than ${MAX_REDIRECTS} times`, { upstream: this.displayUrl });
+      if (!location) throw new PollenError('ERR_UPSTREAM_PROTOCOL', `redirect without location from ${redactUrl(current)}`, { upstream: this.displayUrl });
+      let next: URL;
+      try {
+        next = new URL(location, current);
+      } catch {
+        throw new PollenError('ERR_UPSTREAM_PROTOCOL', `registry ${this.displayUrl} redirected to an invalid location`, { upstream: this.displayUrl });
+      }
+      if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+        throw new PollenError('ERR_UPSTREAM_PROTOCOL', `registry ${this.displayUrl} redirected to a ${next.protocol} URL`, { upstream: this.displayUrl });
+      }
+      if (next.origin !== new URL(current).origin) sent = withoutCredentials(sent);
+      if (next.username || next.password) {
+        next.username = '';
+        next.password = '';
+      }
+      current = next.toString();
+      res = await send(current, sent);
     }
     return res;
   }
@@ -138,7 +192,7 @@ export class RegistryClient {
     if (m) size = Number(m[1]);
     if (opts.range && res.statusCode === 200 && opts.range.start > 0) {
       await res.body.dump();
-      throw new PollenError('ERR_UPSTREAM_PROTOCOL', `registry ${this.baseUrl} ignored a Range request for ${digest}`, { upstream: this.baseUrl });
+      throw new PollenError('ERR_UPSTREAM_PROTOCOL', `registry ${this.displayUrl} ignored a Range request for ${digest}`, { upstream: this.displayUrl });
     }
     return { status: res.statusCode, size, contentLength, body: res.body };
   }
@@ -166,11 +220,11 @@ export class RegistryClient {
     });
     if (res.statusCode === 401 || res.statusCode === 403) {
       await res.body.dump();
-      throw new PollenError(c ? 'ERR_DENIED' : 'ERR_UNAUTHORIZED', `token service ${realm.origin} refused ${scope}`, { upstream: this.baseUrl, scope });
+      throw new PollenError(c ? 'ERR_DENIED' : 'ERR_UNAUTHORIZED', `token service ${realm.origin} refused ${scope}`, { upstream: this.displayUrl, scope });
     }
     if (res.statusCode !== 200) {
       await res.body.dump();
-      throw new PollenError('ERR_UPSTREAM_UNAVAILABLE', `token service ${realm.origin} answered ${res.statusCode}`, { upstream: this.baseUrl });
+      throw new PollenError('ERR_UPSTREAM_UNAVAILABLE', `token service ${realm.origin} answered ${res.statusCode}`, { upstream: this.displayUrl });
     }
     const body = JSON.parse((await readBodyCapped(res.body, 1 << 20, 'token response')).toString('utf8')) as { token?: string; access_token?: string };
     const token = body.token ?? body.access_token;
@@ -183,13 +237,19 @@ export class RegistryClient {
   private async throwFor(res: UpstreamResponse, what: 'manifest' | 'blob', id: string): Promise<never> {
     await res.body.dump();
     const s = res.statusCode;
-    if (s === 401) throw new PollenError('ERR_UNAUTHORIZED', `registry ${this.baseUrl} requires authentication for ${what} ${id}`, { upstream: this.baseUrl });
-    if (s === 403) throw new PollenError('ERR_DENIED', `registry ${this.baseUrl} denied access to ${what} ${id}`, { upstream: this.baseUrl });
+    if (s === 401) throw new PollenError('ERR_UNAUTHORIZED', `registry ${this.displayUrl} requires authentication for ${what} ${id}`, { upstream: this.displayUrl });
+    if (s === 403) throw new PollenError('ERR_DENIED', `registry ${this.displayUrl} denied access to ${what} ${id}`, { upstream: this.displayUrl });
     if (s === 404) {
-      throw new PollenError(what === 'manifest' ? 'ERR_MANIFEST_UNKNOWN' : 'ERR_BLOB_UNKNOWN', `${what} ${id} not found at ${this.baseUrl}`, { upstream: this.baseUrl });
+      throw new PollenError(what === 'manifest' ? 'ERR_MANIFEST_UNKNOWN' : 'ERR_BLOB_UNKNOWN', `${what} ${id} not found at ${this.displayUrl}`, { upstream: this.displayUrl });
     }
-    throw new PollenError('ERR_UPSTREAM_UNAVAILABLE', `registry ${this.baseUrl} answered ${s} for ${what} ${id}`, { upstream: this.baseUrl, status: s });
+    throw new PollenError('ERR_UPSTREAM_UNAVAILABLE', `registry ${this.displayUrl} answered ${s} for ${what} ${id}`, { upstream: this.displayUrl, status: s });
   }
+}
+
+function withoutCredentials(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) if (!CREDENTIAL_HEADERS.includes(k.toLowerCase())) out[k] = v;
+  return out;
 }
 
 export function headerValue(v: string | string[] | undefined): string | undefined {

@@ -1,16 +1,19 @@
-// The one adapter over `bittorrent-protocol` (BEP 3 peer wire over TCP). A connection is keyed by
-// a blob digest (info hash = the first 20 bytes of its sha256) and becomes `ready` only after both
-// sides proved the cluster secret in the BEP 10 extended handshake (src/p2p/wire-auth.ts). The
-// library's quirks are handled here once: it buffers any announced message length (WireGuard caps
-// it), it has no cap on incoming requests (we drop a peer that exceeds ours), and it answers
-// nothing while choking, so an unauthenticated peer gets nothing.
+// The one adapter over `bittorrent-protocol` (BEP 3 peer wire). A connection is keyed by a blob
+// digest (info hash = the first 20 bytes of its sha256). Cluster membership is proven below this
+// class, by the transport (src/p2p/wire-tls.ts: TLS 1.3 with the cluster's pre-shared key, the
+// dialler proving the key first); what runs here is the BEP 3 handshake and a BEP 10 extended
+// handshake in which the dialler names the digest and the listener, if it serves it, answers with
+// a `pollen_accept` message. Only then is the connection `ready`. The library's quirks are handled
+// here once: it buffers any announced message length (WireGuard caps it), it has no cap on
+// incoming requests (we drop a peer that exceeds ours), and it answers nothing while choking.
+// Framing and protocol violations close the connection and ban the remote address (wire-bans.ts).
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import Wire from 'bittorrent-protocol';
 import { digestHex, isDigestLike, type Digest } from '../digest.ts';
 import { PollenError } from '../errors.ts';
 import { BLOCK_BYTES } from './metainfo.ts';
-import { checkWireProof, newNonce, NONCE_BYTES, wireProof } from './wire-auth.ts';
+import type { AddressBans } from './wire-bans.ts';
 import { BlockPool } from './block-pool.ts';
 import { WireGuard } from './wire-guard.ts';
 
@@ -35,15 +38,17 @@ export function releaseBlock(block: Uint8Array): void {
 export function uploadBuffer(length: number): Buffer {
   return length === BLOCK_BYTES ? uploadPool.acquire() : Buffer.allocUnsafe(length);
 }
+/** From TCP accept (or dial) to `ready`: TLS, the BEP 3 and the extended handshake together. */
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
 export const IDLE_TIMEOUT_MS = 120_000;
-const AUTH_EXT = 'pollen_auth';
+/** The listener's answer to the digest the dialler named: it serves it (payload: the digest). */
+const ACCEPT_EXT = 'pollen_accept';
 
-export interface WireIdentity {
+export interface WireOptions {
   /** 20 bytes. */
   readonly peerId: Buffer;
-  /** The cluster secret ('' when none is configured: both ends must agree). */
-  readonly secret: string;
+  /** Where a protocol violation bans the remote address (none: the connection is only closed). */
+  readonly bans?: AddressBans;
 }
 
 export function infoHashOf(digest: Digest): string {
@@ -64,21 +69,24 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
   readonly outgoing: boolean;
   private readonly socket: Socket;
   private readonly wire: Wire;
-  private readonly identity: WireIdentity;
-  private readonly nonce = newNonce();
+  private readonly options: WireOptions;
   private readonly accept: ((digest: Digest) => boolean) | undefined;
-  private peerNonce: Uint8Array | undefined;
   private infoHash: string | undefined;
   private digestValue: Digest | undefined;
-  private authed = false;
+  private isReady = false;
+  /** Output of the library not yet handed to the socket (see send). */
+  private readonly outbox: Uint8Array[] = [];
+  private writing = false;
   private closed = false;
+  /** Why the connection was closed for breaking the protocol (and its address banned), if it was. */
+  violation: string | undefined;
   private readonly handshakeTimer: NodeJS.Timeout;
   readonly ready: Promise<void>;
 
-  private constructor(socket: Socket, identity: WireIdentity, digest: Digest | undefined, accept: ((d: Digest) => boolean) | undefined) {
+  private constructor(socket: Socket, options: WireOptions, digest: Digest | undefined, accept: ((d: Digest) => boolean) | undefined) {
     super();
     this.socket = socket;
-    this.identity = identity;
+    this.options = options;
     this.outgoing = digest !== undefined;
     this.digestValue = digest;
     this.accept = accept;
@@ -88,57 +96,55 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     });
     this.ready.catch(() => {});
     this.wire = new Wire(this.outgoing ? 'tcpOutgoing' : 'tcpIncoming');
-    this.wire.use(authExtension(this));
+    this.wire.use(acceptExtension());
     const guard = new WireGuard({ maxMessageBytes: MAX_MESSAGE_BYTES, pool: blockPool });
     socket.setNoDelay(true);
     socket.setTimeout(IDLE_TIMEOUT_MS, () => this.destroy('idle timeout'));
     socket.on('data', (chunk: Buffer) => {
       if (this.closed) return;
       const frames = guard.push(chunk);
-      if (typeof frames === 'string') return this.destroy(frames);
+      if (typeof frames === 'string') return this.violate(frames);
       try {
         for (const frame of frames) this.wire.write(frame);
       } catch (err) {
-        this.destroy(`bad message: ${(err as Error).message}`);
+        this.violate(`bad message: ${(err as Error).message}`);
       }
     });
     socket.on('error', (err) => this.destroy(`socket error: ${err.message}`));
     socket.on('close', () => this.destroy('socket closed'));
-    this.wire.on('data', ((chunk: Uint8Array) => {
-      if (!this.closed) socket.write(chunk, () => uploadPool.release(chunk));
-    }) as never);
-    this.wire.on('error', (() => this.destroy('wire error')) as never);
-    this.wire.on('end', (() => this.destroy('protocol error')) as never);
+    this.wire.on('data', ((chunk: Uint8Array) => this.send(chunk)) as never);
+    this.wire.on('error', (() => this.violate('wire error')) as never);
+    this.wire.on('end', (() => this.violate('protocol error')) as never);
     this.wire.on('close', (() => this.destroy('wire closed')) as never);
     this.wire.on('handshake', ((infoHash: string, _peerId: string, ext: { extended?: boolean }) => this.onHandshake(infoHash, ext)) as never);
     this.wire.on('extended', ((ext: string, payload: unknown) => this.onExtended(ext, payload)) as never);
-    this.wire.on('have', ((i: number) => this.authed && this.emit('have', i)) as never);
-    this.wire.on('bitfield', (() => this.authed && this.emit('bitfield')) as never);
-    this.wire.on('unchoke', (() => this.authed && this.emit('unchoke')) as never);
-    this.wire.on('choke', (() => this.authed && this.emit('choke')) as never);
+    this.wire.on('have', ((i: number) => this.isReady && this.emit('have', i)) as never);
+    this.wire.on('bitfield', (() => this.isReady && this.emit('bitfield')) as never);
+    this.wire.on('unchoke', (() => this.isReady && this.emit('unchoke')) as never);
+    this.wire.on('choke', (() => this.isReady && this.emit('choke')) as never);
     this.wire.on('request', ((index: number, offset: number, length: number, respond: (err: Error | null, data?: Uint8Array) => void) => {
-      if (!this.authed) return this.destroy('request before authentication');
-      if (this.wire.peerRequests.length > MAX_INCOMING_REQUESTS) return this.destroy('too many outstanding requests');
-      if (length <= 0 || length > BLOCK_BYTES) return this.destroy(`request of ${length} bytes`);
+      if (!this.isReady) return this.violate('request before the handshake');
+      if (this.wire.peerRequests.length > MAX_INCOMING_REQUESTS) return this.violate('too many outstanding requests');
+      if (length <= 0 || length > BLOCK_BYTES) return this.violate(`request of ${length} bytes`);
       this.emit('request', index, offset, length, respond);
     }) as never);
     this.handshakeTimer = setTimeout(() => this.destroy('handshake timeout'), HANDSHAKE_TIMEOUT_MS);
     this.handshakeTimer.unref();
     if (digest) {
       this.infoHash = infoHashOf(digest);
-      this.wire.extendedHandshake = { pollen_nonce: this.nonce, pollen_digest: digest };
-      this.wire.handshake(this.infoHash, identity.peerId);
+      this.wire.extendedHandshake = { pollen_digest: digest };
+      this.wire.handshake(this.infoHash, options.peerId);
     }
   }
 
-  /** Dials side: asks for `digest`. */
-  static outgoing(socket: Socket, identity: WireIdentity, digest: Digest): WireConnection {
-    return new WireConnection(socket, identity, digest, undefined);
+  /** Dialling side: asks for `digest` over `socket` (already secured by the transport). */
+  static outgoing(socket: Socket, options: WireOptions, digest: Digest): WireConnection {
+    return new WireConnection(socket, options, digest, undefined);
   }
 
   /** Listening side: `accept` says whether this peer serves the digest the other side asks for. */
-  static incoming(socket: Socket, identity: WireIdentity, accept: (digest: Digest) => boolean): WireConnection {
-    return new WireConnection(socket, identity, undefined, accept);
+  static incoming(socket: Socket, options: WireOptions, accept: (digest: Digest) => boolean): WireConnection {
+    return new WireConnection(socket, options, undefined, accept);
   }
 
   get digest(): Digest {
@@ -164,7 +170,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
   }
 
   peerHas(index: number): boolean {
-    return this.authed && this.wire.peerPieces.get(index);
+    return this.isReady && this.wire.peerPieces.get(index);
   }
 
   request(index: number, offset: number, length: number): Promise<Buffer> {
@@ -187,7 +193,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
   }
 
   have(index: number): void {
-    if (!this.closed && this.authed) this.wire.have(index);
+    if (!this.closed && this.isReady) this.wire.have(index);
   }
 
   choke(): void {
@@ -208,55 +214,90 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     clearTimeout(this.handshakeTimer);
     this.socket.destroy();
     this.wire.destroy();
+    for (const chunk of this.outbox.splice(0)) uploadPool.release(chunk);
     this.emit('close', reason);
   }
 
-  private onHandshake(infoHash: string, ext: { extended?: boolean }): void {
-    if (!ext.extended) return this.destroy('peer does not speak the extension protocol');
-    if (this.outgoing) {
-      if (infoHash !== this.infoHash) this.destroy('info hash mismatch');
-      return;
-    }
-    if (!/^[0-9a-f]{40}$/.test(infoHash)) return this.destroy('bad info hash');
-    this.infoHash = infoHash;
-    this.wire.extendedHandshake = { pollen_nonce: this.nonce };
-    this.wire.handshake(infoHash, this.identity.peerId);
+  /** Closes the connection for breaking the protocol and bans the remote address. */
+  violate(reason: string): void {
+    if (this.closed) return;
+    this.violation = reason;
+    this.options.bans?.ban(this.socket.remoteAddress);
+    this.destroy(`protocol violation: ${reason}`);
   }
 
-  /** Called by the auth extension with the peer's extended handshake. */
-  onPeerExtendedHandshake(handshake: Record<string, unknown>): void {
-    const nonce = handshake.pollen_nonce;
-    if (!(nonce instanceof Uint8Array) || nonce.length !== NONCE_BYTES) return this.destroy('missing nonce');
-    this.peerNonce = nonce;
-    if (!this.outgoing) {
-      const raw = handshake.pollen_digest;
-      const digest = raw instanceof Uint8Array ? Buffer.from(raw).toString('latin1') : '';
-      if (!isDigestLike(digest) || !digest.startsWith('sha256:')) return this.destroy('bad digest');
-      if (infoHashOf(digest as Digest) !== this.infoHash) return this.destroy('digest does not match info hash');
-      if (!this.accept?.(digest as Digest)) return this.destroy('blob not served here');
-      this.digestValue = digest as Digest;
+  /**
+   * Writes the library's output one chunk at a time, each once the previous one is written. Queued
+   * writes would reach the socket as one writev, which TLS first copies into a single fresh buffer
+   * (up to MAX_INCOMING_REQUESTS blocks: 16 MiB of page faults); one at a time, a block is
+   * encrypted straight from its pooled buffer, which goes back to the pool once written.
+   */
+  private send(chunk: Uint8Array): void {
+    if (this.closed) return uploadPool.release(chunk);
+    this.outbox.push(chunk);
+    if (!this.writing) this.flush();
+  }
+
+  private flush(): void {
+    const chunk = this.outbox.shift();
+    if (chunk === undefined || this.closed) {
+      this.writing = false;
+      return;
     }
-    this.wire.extended(AUTH_EXT, wireProof(this.identity.secret, this.infoHash!, this.nonce, nonce));
+    this.writing = true;
+    this.socket.write(chunk, () => {
+      uploadPool.release(chunk);
+      this.flush();
+    });
+  }
+
+  private onHandshake(infoHash: string, ext: { extended?: boolean }): void {
+    if (!ext.extended) return this.violate('peer does not speak the extension protocol');
+    if (this.outgoing) {
+      if (infoHash !== this.infoHash) this.violate('info hash mismatch');
+      return;
+    }
+    if (this.infoHash !== undefined) return this.violate('second handshake');
+    if (!/^[0-9a-f]{40}$/.test(infoHash)) return this.violate('bad info hash');
+    this.infoHash = infoHash;
+    this.wire.extendedHandshake = {};
+    this.wire.handshake(infoHash, this.options.peerId);
   }
 
   private onExtended(ext: string, payload: unknown): void {
-    if (ext === 'handshake' && !this.wire.peerExtendedMapping[AUTH_EXT]) this.destroy('peer has no cluster authentication');
-    if (ext !== AUTH_EXT || this.authed || this.closed) return;
-    if (!this.peerNonce || !(payload instanceof Uint8Array)) return this.destroy('authentication out of order');
-    if (!checkWireProof(this.identity.secret, this.infoHash!, this.peerNonce, this.nonce, payload)) return this.destroy('wrong cluster secret');
-    this.authed = true;
+    if (this.closed) return;
+    if (ext === 'handshake') return this.outgoing ? undefined : this.onDiallerHandshake(payload as Record<string, unknown>);
+    if (ext !== ACCEPT_EXT || !this.outgoing || this.isReady) return;
+    const named = payload instanceof Uint8Array ? Buffer.from(payload).toString('latin1') : '';
+    if (named !== this.digestValue) return this.violate('accepted another digest');
+    this.becomeReady();
+  }
+
+  /** Listening side: the dialler named the digest it wants; answer if this peer serves it. */
+  private onDiallerHandshake(handshake: Record<string, unknown>): void {
+    if (this.digestValue !== undefined) return this.violate('second extended handshake');
+    if (!this.wire.peerExtendedMapping[ACCEPT_EXT]) return this.violate('peer does not speak pollen_accept');
+    const raw = handshake.pollen_digest;
+    const digest = raw instanceof Uint8Array ? Buffer.from(raw).toString('latin1') : '';
+    if (!isDigestLike(digest) || !digest.startsWith('sha256:')) return this.violate('bad digest');
+    if (infoHashOf(digest as Digest) !== this.infoHash) return this.violate('digest does not match info hash');
+    if (!this.accept?.(digest as Digest)) return this.destroy('blob not served here');
+    this.digestValue = digest as Digest;
+    this.wire.extended(ACCEPT_EXT, Buffer.from(digest, 'latin1'));
+    this.becomeReady();
+  }
+
+  private becomeReady(): void {
+    this.isReady = true;
     clearTimeout(this.handshakeTimer);
     this.wire.setKeepAlive(true);
     this.emit('ready');
   }
 }
 
-function authExtension(conn: WireConnection): new (wire: Wire) => { onExtendedHandshake(h: Record<string, unknown>): void } {
-  class PollenAuth {
-    onExtendedHandshake(handshake: Record<string, unknown>): void {
-      conn.onPeerExtendedHandshake(handshake);
-    }
-  }
-  (PollenAuth.prototype as unknown as { name: string }).name = AUTH_EXT;
-  return PollenAuth;
+/** Registers `pollen_accept` in the extended handshake's `m`, so either side may send it. */
+function acceptExtension(): new (wire: Wire) => object {
+  class PollenAccept {}
+  (PollenAccept.prototype as unknown as { name: string }).name = ACCEPT_EXT;
+  return PollenAccept;
 }

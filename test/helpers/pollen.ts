@@ -12,7 +12,7 @@ export const POLLEN_BIN = join(packageRoot(import.meta.dirname), 'bin', 'pollen.
 export class PollenProcess {
   private constructor(
     readonly url: string,
-    /** Where /healthz answers: the supernode's admin listener (jobs API, stats), else `url`. */
+    /** Where /healthz answers: a supernode's admin listener (jobs API, stats), a peer's metrics listener, else `url`. */
     readonly adminUrl: string,
     readonly dataDir: string,
     private readonly child: ChildProcess,
@@ -28,10 +28,12 @@ export class PollenProcess {
   static async spawn(command: string, args: string[], options: { dataDir?: string; env?: NodeJS.ProcessEnv; port?: number } = {}): Promise<PollenProcess> {
     const port = options.port ?? (await freePort());
     const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), `pollen-${command}-`)));
-    // The supernode serves health, stats and the jobs API on its plain-HTTP admin listener; its
-    // `--listen` is the cluster API (TLS when it has a secret).
-    const adminPort = command === 'supernode' ? await freePort() : port;
-    const adminArgs = command === 'supernode' ? ['--admin-listen', `127.0.0.1:${adminPort}`] : [];
+    // The supernode serves health, stats and the jobs API on its plain-HTTP admin listener (its
+    // `--listen` is the cluster API, TLS when it has a secret); a peer serves /metrics, /healthz
+    // and the GC route on its metrics listener, off the mirror port.
+    const ownAdmin = command === 'supernode' || command === 'peer' || command === 'start';
+    const adminPort = ownAdmin ? await freePort() : port;
+    const adminArgs = !ownAdmin ? [] : command === 'supernode' ? ['--admin-listen', `127.0.0.1:${adminPort}`] : ['--metrics-listen', `127.0.0.1:${adminPort}`];
     const { child, output } = spawnLogged(process.execPath, [POLLEN_BIN, command, '--listen', `127.0.0.1:${port}`, ...adminArgs, '--data', dataDir, '--log-level', 'debug', ...args], {
       env: { ...process.env, ...options.env },
     });
@@ -40,6 +42,7 @@ export class PollenProcess {
     try {
       await waitFor(async () => {
         if (child.exitCode !== null) throw new Error(`pollen ${command} exited: ${output()}`);
+        // A peer opens its metrics listener after its mirror: healthy means both are up.
         return httpOk(`${adminUrl}/healthz`);
       }, `pollen ${command} on ${url}`, 60_000);
     } catch (err) {
@@ -47,6 +50,11 @@ export class PollenProcess {
       throw new Error(`${(err as Error).message}\n${output()}`);
     }
     return new PollenProcess(url, adminUrl, dataDir, child, output, options.dataDir === undefined);
+  }
+
+  /** A peer's metrics listener (/metrics, /healthz, POST /api/v1/gc): its adminUrl. */
+  get metricsUrl(): string {
+    return this.adminUrl;
   }
 
   get host(): string {

@@ -1,6 +1,7 @@
 // A Docker token-auth server (the Bearer flow of the distribution spec) for a real registry: it
-// signs RS256 JWTs with a throwaway self-signed certificate that the registry trusts, granting
-// pull/push to one user and nothing to anyone else.
+// signs RS256 JWTs with a throwaway self-signed certificate that the registry trusts. By default it
+// grants every requested action to its users and nothing to anyone else; a `grant` policy decides
+// per (user, repository) instead, as real registries do (see scoped-token-registry.ts).
 import { createPrivateKey, createSign, randomUUID, X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -10,6 +11,16 @@ import { execFileP, freePort, requireTool } from './tools.ts';
 
 export const TOKEN_ISSUER = 'pollen-test-issuer';
 export const TOKEN_SERVICE = 'pollen-test-registry';
+
+export interface TokenUser {
+  readonly username: string;
+  readonly password: string;
+}
+
+/** The actions `user` (undefined: anonymous) gets on `repository` out of those it asked for. */
+export type GrantPolicy = (user: string | undefined, repository: string, requested: readonly string[]) => readonly string[];
+
+const GRANT_USERS_EVERYTHING: GrantPolicy = (user, _repository, requested) => (user ? requested : []);
 
 function b64url(b: Buffer | string): string {
   return Buffer.from(b).toString('base64url');
@@ -24,7 +35,10 @@ export class TokenServer {
     readonly issued: Array<{ user: string | undefined; scope: string | undefined; granted: boolean }>,
   ) {}
 
-  static async start(user: { username: string; password: string }): Promise<TokenServer> {
+  /** One user (or several) and, optionally, the policy of who gets what. */
+  static async start(users: TokenUser | readonly TokenUser[], options: { grant?: GrantPolicy } = {}): Promise<TokenServer> {
+    const list: readonly TokenUser[] = Array.isArray(users) ? users : [users as TokenUser];
+    const grant = options.grant ?? GRANT_USERS_EVERYTHING;
     const openssl = requireTool('openssl', 'openssl');
     const dir = await mkdtemp(join(tmpdir(), 'pollen-token-'));
     const keyPath = join(dir, 'key.pem');
@@ -33,7 +47,7 @@ export class TokenServer {
     const key = createPrivateKey(await readFile(keyPath));
     const certDer = new X509Certificate(await readFile(certPath)).raw;
     const issued: TokenServer['issued'] = [];
-    const expected = `Basic ${Buffer.from(`${user.username}:${user.password}`).toString('base64')}`;
+    const byBasic = new Map(list.map((u) => [`Basic ${Buffer.from(`${u.username}:${u.password}`).toString('base64')}`, u.username]));
     const server = createServer(async (req, res) => {
       // GET with query and Basic auth (docker, skopeo), or an OAuth2 POST form with
       // grant_type=password (containerd, when it has credentials).
@@ -46,21 +60,26 @@ export class TokenServer {
         params = new URLSearchParams(body);
         if (params.get('grant_type') === 'password') authorization = `Basic ${Buffer.from(`${params.get('username')}:${params.get('password')}`).toString('base64')}`;
       }
-      const scope = params.get('scope') ?? undefined;
-      const authorised = authorization === expected;
-      if (authorization && !authorised) {
+      const scopes = params.getAll('scope').flatMap((s) => s.split(' ')).filter((s) => s.length > 0);
+      const scope = scopes.length > 0 ? scopes.join(' ') : undefined;
+      const user = authorization ? byBasic.get(authorization) : undefined;
+      if (authorization && !user) {
         res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"bad credentials"}');
         issued.push({ user: 'invalid', scope, granted: false });
         return;
       }
       const access = [];
-      const m = scope ? /^repository:([^:]+):(.+)$/.exec(scope) : null;
-      if (m && authorised) access.push({ type: 'repository', name: m[1], actions: m[2]!.split(',') });
-      issued.push({ user: authorised ? user.username : undefined, scope, granted: access.length > 0 });
+      for (const one of scopes) {
+        const m = /^repository:([^:]+):(.+)$/.exec(one);
+        if (!m) continue;
+        const actions = grant(user, m[1]!, m[2]!.split(','));
+        if (actions.length > 0) access.push({ type: 'repository', name: m[1], actions });
+      }
+      issued.push({ user, scope, granted: access.length > 0 });
       const now = Math.floor(Date.now() / 1000);
       const header = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', x5c: [certDer.toString('base64')] }));
       const claims = b64url(
-        JSON.stringify({ iss: TOKEN_ISSUER, sub: authorised ? user.username : '', aud: TOKEN_SERVICE, exp: now + 300, nbf: now - 10, iat: now, jti: randomUUID(), access }),
+        JSON.stringify({ iss: TOKEN_ISSUER, sub: user ?? '', aud: TOKEN_SERVICE, exp: now + 300, nbf: now - 10, iat: now, jti: randomUUID(), access }),
       );
       const signature = createSign('RSA-SHA256').update(`${header}.${claims}`).sign(key);
       const token = `${header}.${claims}.${b64url(signature)}`;

@@ -131,7 +131,7 @@ describe('disk quota and garbage collection (real registry, real peer, skopeo)',
     const onDisk = await storeBytes(data);
     await peer.stop({ keepData: true });
     peer = await startPeer(['--disk-quota', '8MiB']);
-    const report = await pollenGc(['--peer', peer.url]);
+    const report = await pollenGc(['--peer', peer.metricsUrl]);
     expect(report.usedBytes).toBe(onDisk);
     expect(report.quotaBytes).toBe(QUOTA);
     expect(report.removed).toEqual([]);
@@ -160,7 +160,7 @@ describe('disk quota and garbage collection (real registry, real peer, skopeo)',
     await new Promise((r) => setTimeout(r, 3_500));
     // Collecting directly while the peer runs would race it: refused.
     await expect(pollenGc(['--direct', '--data', data])).rejects.toThrow(/a peer seems to run on/);
-    const report = await pollenGc(['--peer', peer.url]);
+    const report = await pollenGc(['--peer', peer.metricsUrl]);
     expect(report.removed.filter((r) => r.reason === 'ttl').map((r) => r.digest)).toContain(a.layer.descriptor.digest);
     expect(hasBlob(data, a.layer.descriptor.digest)).toBe(false);
     expect(report.freedBytes).toBeGreaterThanOrEqual(LAYER);

@@ -10,7 +10,7 @@ import { PollenProcess } from '../helpers/pollen.ts';
 import { TestRegistry } from '../helpers/registry.ts';
 import { pushStandardImages, type StandardImages } from '../helpers/test-images.ts';
 import { TOKEN_ISSUER, TOKEN_SERVICE, TokenServer } from '../helpers/token-server.ts';
-import { freePort } from '../helpers/tools.ts';
+import { freePort, waitFor } from '../helpers/tools.ts';
 
 const OCI_MANIFEST = { accept: 'application/vnd.oci.image.manifest.v1+json' };
 const cleanups: Array<() => Promise<void>> = [];
@@ -187,7 +187,8 @@ describe('an upstream that corrupts a byte', () => {
     const good = await fetch(url);
     expect(good.status).toBe(200);
     expect(Buffer.from(await good.arrayBuffer()).equals(layer.blob)).toBe(true);
-    expect(await readdir(join(peer.dataDir, 'content', 'blobs', 'sha256'))).toContain(layer.descriptor.digest.slice(7));
+    // The commit (fsync, rename, quota accounting) follows the verified last byte.
+    await waitFor(async () => (await readdir(join(peer.dataDir, 'content', 'blobs', 'sha256'))).includes(layer.descriptor.digest.slice(7)), 'the clean blob is committed', 10_000);
   });
 });
 
@@ -206,7 +207,7 @@ describe('an upstream that sends an oversized manifest', () => {
     const res = await fetch(`${peer.url}/v2/ns/big/manifests/v1`, { headers: OCI_MANIFEST });
     expect(res.status).toBe(413);
     expect(((await res.json()) as { errors: Array<{ code: string }> }).errors[0]!.code).toBe('SIZE_INVALID');
-    expect((await fetch(`${peer.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${peer.metricsUrl}/healthz`)).status).toBe(200);
   });
 });
 

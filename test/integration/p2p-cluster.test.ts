@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../../src/digest.ts';
 import { DEFAULT_PIECE_BYTES } from '../../src/p2p/metainfo.ts';
 import { infoHashOf, WireConnection } from '../../src/p2p/wire-connection.ts';
+import { dialWire } from '../../src/p2p/wire-tls.ts';
 import { Containerd, skopeoPullViaMirror } from '../helpers/clients.ts';
 import { CLUSTER_SECRET, committedSources, pushRandomImage, startP2pPeer, startSupernodeProcess, wirePort, type ImageFixture } from '../helpers/p2p-cluster.ts';
 import type { PollenProcess } from '../helpers/pollen.ts';
@@ -127,13 +128,13 @@ describe('a P2P cluster of real processes', () => {
     expect(await closes(randomBytes(8192))).toBe(true);
     expect(await closes(Buffer.concat([Buffer.from('\x13BitTorrent protocoX', 'latin1'), randomBytes(48)]))).toBe(true);
     expect(await closes(Buffer.concat([handshake, huge, randomBytes(1024)]))).toBe(true);
-    const noSecret = WireConnection.outgoing(connect(port, '127.0.0.1'), { peerId: randomBytes(20), secret: '' }, digest);
+    const noSecret = WireConnection.outgoing(dialWire(`127.0.0.1:${port}`, ''), { peerId: randomBytes(20) }, digest);
     await expect(noSecret.ready).rejects.toThrow();
-    const wrongSecret = WireConnection.outgoing(connect(port, '127.0.0.1'), { peerId: randomBytes(20), secret: 'guess' }, digest);
+    const wrongSecret = WireConnection.outgoing(dialWire(`127.0.0.1:${port}`, 'guess'), { peerId: randomBytes(20) }, digest);
     await expect(wrongSecret.ready).rejects.toThrow();
 
     expect(late.exited).toBe(false);
-    const member = WireConnection.outgoing(connect(port, '127.0.0.1'), { peerId: randomBytes(20), secret: CLUSTER_SECRET }, digest);
+    const member = WireConnection.outgoing(dialWire(`127.0.0.1:${port}`, CLUSTER_SECRET), { peerId: randomBytes(20) }, digest);
     await member.ready;
     if (member.peerChoking) await new Promise<void>((r) => member.once('unchoke', () => r()));
     const block = await member.request(0, 0, 16 * 1024);

@@ -11,8 +11,11 @@ import { freePort, waitFor } from '../helpers/tools.ts';
 import { startPeer, startSupernode, type TestPeer } from '../helpers/p2p-swarm.ts';
 import { SupernodeClient } from '../../peer/p2p/supernode-client.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
+import { generateSecret } from '../../src/cluster-tls.ts';
 
 const LAYER_BYTES = 40 << 20;
+/** The swarm's cluster secret: the wire runs TLS with its key (and the API checks its token). */
+const SECRET = generateSecret();
 
 describe('P2P swarm over a real registry', () => {
   let registry: TestRegistry;
@@ -37,16 +40,16 @@ describe('P2P swarm over a real registry', () => {
   });
 
   async function peers(n: number, urls: string[], options: Parameters<typeof startPeer>[1] = {}): Promise<TestPeer[]> {
-    const out = await Promise.all(Array.from({ length: n }, () => startPeer(urls, options)));
+    const out = await Promise.all(Array.from({ length: n }, () => startPeer(urls, { secret: SECRET, ...options })));
     for (const p of out) cleanups.push(() => p.close());
     return out;
   }
 
   /** A fresh supernode with a peer registered through the API alone (no agent) that created the swarm layer's task. */
   async function apiPeerWithTask(peerId: string) {
-    const { node } = await startSupernode({ upstream: registry.url });
+    const { node } = await startSupernode({ upstream: registry.url, secret: SECRET });
     cleanups.push(() => node.close());
-    const client = new SupernodeClient({}, { urls: [node.url], timeoutMs: 5_000 });
+    const client = new SupernodeClient({}, { urls: [node.url], secret: SECRET, timeoutMs: 5_000 });
     cleanups.push(() => client.close());
     const digest = layer.descriptor.digest as Digest;
     await client.register(node.url, { peerId, wireAddr: '127.0.0.1:1', uploadSlots: 1, holdings: [] });
@@ -55,7 +58,7 @@ describe('P2P swarm over a real registry', () => {
   }
 
   it('five peers pulling at once get identical blobs, the registry sends it about once, and most bytes come from peers', async () => {
-    const { node } = await startSupernode({ upstream: registry.url });
+    const { node } = await startSupernode({ upstream: registry.url, secret: SECRET });
     cleanups.push(() => node.close());
     const swarm = await peers(5, [node.url]);
     const digest = layer.descriptor.digest as Digest;
@@ -104,7 +107,7 @@ describe('P2P swarm over a real registry', () => {
     const { node, client, digest, meta } = await apiPeerWithTask('asker');
     const all = Bitfield.full(meta.pieceCount).toBase64();
     // Another peer: its own client, so its own token.
-    const holder = new SupernodeClient({}, { urls: [node.url], timeoutMs: 5_000 });
+    const holder = new SupernodeClient({}, { urls: [node.url], secret: SECRET, timeoutMs: 5_000 });
     cleanups.push(() => holder.close());
     await holder.register(node.url, { peerId: 'holder', wireAddr: '127.0.0.1:2', uploadSlots: 1, holdings: [{ digest, pieces: all }] });
     const sync = (report: { badParents?: string[]; corruptParents?: string[] }) =>
@@ -117,7 +120,7 @@ describe('P2P swarm over a real registry', () => {
   });
 
   it('a parent that serves corrupted pieces is banned and every pull is still correct', async () => {
-    const { node } = await startSupernode({ upstream: registry.url });
+    const { node } = await startSupernode({ upstream: registry.url, secret: SECRET });
     cleanups.push(() => node.close());
     const digest = layer.descriptor.digest as Digest;
     const [bad] = await peers(1, [node.url]);
@@ -140,7 +143,7 @@ describe('P2P swarm over a real registry', () => {
   }, 180_000);
 
   it('a restarted peer resumes from the pieces it verified before', async () => {
-    const { node } = await startSupernode({ upstream: registry.url });
+    const { node } = await startSupernode({ upstream: registry.url, secret: SECRET });
     cleanups.push(() => node.close());
     const digest = layer.descriptor.digest as Digest;
     // The only parent uploads slowly, so the second peer is still mid-download when it stops.
@@ -148,7 +151,7 @@ describe('P2P swarm over a real registry', () => {
     expect(await slow!.pull(registry.url, 'test/swarm', digest)).toBe(digest);
     const dir = await mkdtemp(join(tmpdir(), 'pollen-resume-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const first = await startPeer([node.url], { dir });
+    const first = await startPeer([node.url], { dir, secret: SECRET });
     const pulling = first.pull(registry.url, 'test/swarm', digest).catch((e: Error) => e);
     const deadline = Date.now() + 30_000;
     while (first.agent.totals.peer + first.agent.totals.seed < 12 << 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -158,7 +161,7 @@ describe('P2P swarm over a real registry', () => {
     expect(held).toBeGreaterThan(0);
     expect(held).toBeLessThan(layer.blob.length);
 
-    const again = await startPeer([node.url], { dir });
+    const again = await startPeer([node.url], { dir, secret: SECRET });
     cleanups.push(() => again.close());
     expect(await again.pull(registry.url, 'test/swarm', digest)).toBe(digest);
     const fetched = again.agent.totals.peer + again.agent.totals.seed + again.agent.totals.upstream;
@@ -169,7 +172,7 @@ describe('P2P swarm over a real registry', () => {
     const data = await mkdtemp(join(tmpdir(), 'pollen-sn-'));
     cleanups.push(() => rm(data, { recursive: true, force: true }));
     const port = await freePort();
-    let { node } = await startSupernode({ upstream: registry.url, data, listen: `127.0.0.1:${port}` });
+    let { node } = await startSupernode({ upstream: registry.url, data, listen: `127.0.0.1:${port}`, secret: SECRET });
     const digest = layer.descriptor.digest as Digest;
     const [slow] = await peers(1, [node.url], { uploadBytesPerSecond: 8 << 20 });
     expect(await slow!.pull(registry.url, 'test/swarm', digest)).toBe(digest);
@@ -181,7 +184,7 @@ describe('P2P swarm over a real registry', () => {
     expect(await Promise.all(pulls)).toEqual([digest, digest]);
     for (const p of swarm) expect(p.agent.totals.peer + p.agent.totals.seed + p.agent.totals.upstream).toBe(layer.blob.length);
 
-    ({ node } = await startSupernode({ upstream: registry.url, data, listen: `127.0.0.1:${port}` }));
+    ({ node } = await startSupernode({ upstream: registry.url, data, listen: `127.0.0.1:${port}`, secret: SECRET }));
     cleanups.push(() => node.close());
     // The earlier peers register again with what they hold; the supernode rebuilds availability.
     await waitFor(async () => [slow!, ...swarm].every((p) => p.agent.isRegistered(node.url)), 'peers re-registered');

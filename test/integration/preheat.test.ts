@@ -153,7 +153,7 @@ describe('preheat jobs with real processes', () => {
       for (const l of image.layers) expect(sha256(await readFile(join(dest, 'blobs', 'sha256', l.descriptor.digest.slice(7))))).toBe(l.descriptor.digest);
       expect(registry.blobGets().length - gets).toBe(0);
       expect(p.output().split('"msg":"blob committed"').length).toBe(committed);
-      const metrics = await (await fetch(`${p.url}/metrics`)).text();
+      const metrics = await (await fetch(`${p.metricsUrl}/metrics`)).text();
       expect(metrics).toMatch(/pollen_peer_blob_requests_total\{outcome="hit"\} [1-9]/);
       expect(metrics).not.toMatch(/pollen_peer_blob_requests_total\{outcome="miss"\} [1-9]/);
     }

@@ -1,39 +1,49 @@
-import { createServer, connect, type Server, type Socket } from 'node:net';
+// The wire over real loopback sockets: TLS with the cluster's wire key (the dialler proves it
+// first), the digest exchange, blocks, and what a connection that breaks the protocol gets.
+import { connect, createServer, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../../../../src/clock.ts';
+import { generateSecret } from '../../../../src/cluster-tls.ts';
 import { sha256Digest, type Digest } from '../../../../src/digest.ts';
+import { AddressBans } from '../../../../src/p2p/wire-bans.ts';
 import { WireConnection, MAX_MESSAGE_BYTES, infoHashOf } from '../../../../src/p2p/wire-connection.ts';
+import { WireDialer } from '../../../../src/p2p/wire-dialer.ts';
+import { WireListener } from '../../../../src/p2p/wire-listener.ts';
+import { dialWire } from '../../../../src/p2p/wire-tls.ts';
 
 const digest = sha256Digest('blob');
-const servers: Server[] = [];
-afterEach(() => {
-  for (const s of servers.splice(0)) s.close();
+const SECRET = generateSecret();
+const listeners: WireListener[] = [];
+afterEach(async () => {
+  for (const l of listeners.splice(0)) await l.close();
 });
 
-/** A listening side that serves `digest` with two pieces of 1 KiB (piece i = byte i+1). */
-async function listen(secret: string, accepted: WireConnection[] = []): Promise<{ port: number; closed: string[] }> {
+/** The real wire listener serving `digest` with two pieces of 1 KiB (piece i = byte i+1). */
+async function listen(secret: string): Promise<{ port: number; closed: string[]; bans: AddressBans }> {
   const closed: string[] = [];
-  const server = createServer((socket) => {
-    const conn = WireConnection.incoming(socket, { peerId: randomBytes(20), secret }, (d) => d === digest);
-    accepted.push(conn);
-    conn.on('close', (r) => closed.push(r));
-    conn.on('ready', () => {
-      conn.sendBitfield(new Uint8Array([0b11000000]));
-      conn.unchoke();
-    });
-    conn.on('request', (index, offset, length, respond) => respond(null, Buffer.alloc(length, index + 1)));
+  const bans = new AddressBans({ clock: systemClock });
+  const listener = new WireListener({ clock: systemClock, bans, accept: (d) => d === digest }, { listen: '127.0.0.1:0', peerId: randomBytes(20), secret, maxConnections: 16 });
+  listener.on('closed', (_c, r) => closed.push(r));
+  listener.on('ready', (conn) => {
+    conn.sendBitfield(new Uint8Array([0b11000000]));
+    conn.unchoke();
+    conn.on('request', (index, _offset, length, respond) => respond(null, Buffer.alloc(length, index + 1)));
   });
-  servers.push(server);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { port: (server.address() as { port: number }).port, closed };
+  await listener.start(() => {});
+  listeners.push(listener);
+  return { port: listener.port, closed, bans };
 }
 
 function dial(port: number, secret: string, d: Digest = digest): WireConnection {
-  return WireConnection.outgoing(connect(port, '127.0.0.1'), { peerId: randomBytes(20), secret }, d);
+  const socket = dialWire(`127.0.0.1:${port}`, secret);
+  socket.on('error', () => {});
+  return WireConnection.outgoing(socket, { peerId: randomBytes(20) }, d);
 }
 
-async function rawSocket(port: number): Promise<Socket> {
-  const s = connect(port, '127.0.0.1');
+/** A plain TCP socket from `from` (another loopback address, so a ban of it spares 127.0.0.1). */
+async function rawSocket(port: number, from = '127.0.0.1'): Promise<Socket> {
+  const s = connect({ port, host: '127.0.0.1', localAddress: from });
   await new Promise((r) => s.once('connect', r));
   return s;
 }
@@ -56,12 +66,16 @@ function handshakeBytes(infoHash: string): Buffer {
   return Buffer.concat([Buffer.from('\x13BitTorrent protocol', 'latin1'), reserved, Buffer.from(infoHash, 'hex'), randomBytes(20)]);
 }
 
-describe('WireConnection', () => {
-  it('authenticates with the shared secret, then exchanges bitfield and blocks', async () => {
-    const { port } = await listen('s3cret');
-    const c = dial(port, 's3cret');
-    await c.ready;
-    await new Promise<void>((r) => (c.peerChoking ? c.once('unchoke', r) : r()));
+async function unchoked(c: WireConnection): Promise<void> {
+  await c.ready;
+  await new Promise<void>((r) => (c.peerChoking ? c.once('unchoke', () => r()) : r()));
+}
+
+describe('WireConnection over TLS with the cluster key', () => {
+  it('a member completes TLS and the digest exchange, then gets the bitfield and blocks', async () => {
+    const { port } = await listen(SECRET);
+    const c = dial(port, SECRET);
+    await unchoked(c);
     expect(c.peerHas(0) && c.peerHas(1)).toBe(true);
     expect(c.peerHas(2)).toBe(false);
     const block = await c.request(1, 0, 1024);
@@ -69,61 +83,92 @@ describe('WireConnection', () => {
     c.destroy();
   });
 
-  it('drops a peer with the wrong secret before it gets anything', async () => {
-    const { port, closed } = await listen('s3cret');
-    const c = dial(port, 'guess');
+  it('a dialler with another key fails the TLS handshake and learns nothing', async () => {
+    const { port, closed } = await listen(SECRET);
+    const c = dial(port, generateSecret());
     await expect(c.ready).rejects.toThrow(/closed before ready/);
     expect(c.peerHas(0)).toBe(false);
     await new Promise((r) => setTimeout(r, 50));
-    expect(closed.some((r) => /wrong cluster secret/.test(r))).toBe(true);
+    // The listener never got as far as a wire connection: it has not even seen the info hash.
+    expect(closed).toEqual([]);
   });
 
-  it('drops a peer with no secret when one is configured', async () => {
-    const { port } = await listen('s3cret');
+  it('a dialler without the key (plain TCP) is dropped by a listener that has one', async () => {
+    const { port } = await listen(SECRET);
     await expect(dial(port, '').ready).rejects.toThrow();
   });
 
   it('refuses a digest it does not serve', async () => {
-    const { port, closed } = await listen('');
-    await expect(dial(port, '', sha256Digest('other')).ready).rejects.toThrow();
+    const { port, closed } = await listen(SECRET);
+    await expect(dial(port, SECRET, sha256Digest('other')).ready).rejects.toThrow();
     await new Promise((r) => setTimeout(r, 50));
     expect(closed).toContain('blob not served here');
   });
+});
 
-  it('drops random bytes, a wrong handshake and oversized lengths, and serves on', async () => {
+describe('WireConnection on plain TCP (no secret: loopback only)', () => {
+  it('serves a dialler and drops one that floods requests or asks for oversized blocks', async () => {
     const { port, closed } = await listen('');
-    const junk = await rawSocket(port);
+    const c = dial(port, '');
+    await unchoked(c);
+    expect((await c.request(0, 0, 512)).equals(Buffer.alloc(512, 1))).toBe(true);
+    const p = c.request(0, 0, 1 << 20).catch((e: Error) => e);
+    expect(await p).toBeInstanceOf(Error);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(closed.some((r) => /protocol violation: request of/.test(r))).toBe(true);
+  });
+
+  it('random bytes, a wrong handshake and oversized lengths close the socket and ban its address; others are still served', async () => {
+    const { port, closed, bans } = await listen('');
+    const junk = await rawSocket(port, '127.0.0.2');
     junk.write(randomBytes(4096));
     expect(await closedWithin(junk)).toBe(true);
+    expect(bans.isBanned('127.0.0.2')).toBe(true);
+    const again = await rawSocket(port, '127.0.0.2');
+    expect(await closedWithin(again)).toBe(true);
 
-    const wrong = await rawSocket(port);
+    const wrong = await rawSocket(port, '127.0.0.3');
     wrong.write(Buffer.concat([Buffer.from('\x13BitTorrent protocoX', 'latin1'), randomBytes(48)]));
     expect(await closedWithin(wrong)).toBe(true);
 
-    const big = await rawSocket(port);
+    const big = await rawSocket(port, '127.0.0.4');
     const len = Buffer.alloc(4);
     len.writeUInt32BE(MAX_MESSAGE_BYTES + 1);
     big.write(Buffer.concat([handshakeBytes(infoHashOf(digest)), len, Buffer.alloc(1024)]));
     expect(await closedWithin(big)).toBe(true);
     expect(closed.some((r) => /exceeds/.test(r))).toBe(true);
-
-    const silent = await rawSocket(port);
-    silent.write(handshakeBytes(infoHashOf(digest)));
-    expect(await closedWithin(silent, 8000)).toBe(true); // no extended handshake: handshake timeout
+    expect(bans.isBanned('127.0.0.3') && bans.isBanned('127.0.0.4')).toBe(true);
+    expect(bans.isBanned('127.0.0.1')).toBe(false);
 
     const ok = dial(port, '');
     await ok.ready;
     ok.destroy();
   }, 20_000);
 
-  it('drops a peer that floods requests or asks for oversized blocks', async () => {
-    const { port, closed } = await listen('');
-    const c = dial(port, '');
-    await c.ready;
-    await new Promise<void>((r) => (c.peerChoking ? c.once('unchoke', r) : r()));
-    const p = c.request(0, 0, 1 << 20).catch((e: Error) => e);
-    expect(await p).toBeInstanceOf(Error);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(closed.some((r) => /request of/.test(r))).toBe(true);
+  it('a dialler that never sends its extended handshake is closed at the handshake deadline, not banned', async () => {
+    const { port, bans } = await listen('');
+    const silent = await rawSocket(port, '127.0.0.5');
+    silent.write(handshakeBytes(infoHashOf(digest)));
+    expect(await closedWithin(silent, 8000)).toBe(true);
+    expect(bans.isBanned('127.0.0.5')).toBe(false);
+  }, 10_000);
+
+  it('a parent that answers with a broken frame is banned by the dialling side and not dialled again', async () => {
+    const hostile = createServer((s) => {
+      s.on('error', () => {});
+      s.write(Buffer.concat([handshakeBytes(infoHashOf(digest)), Buffer.from([0xff, 0xff, 0xff, 0xff, 1])]));
+    });
+    await new Promise<void>((r) => hostile.listen(0, '127.0.0.6', r));
+    try {
+      const bans = new AddressBans({ clock: systemClock });
+      const dialer = new WireDialer({ bans }, { peerId: randomBytes(20), secret: '' });
+      const addr = `127.0.0.6:${(hostile.address() as { port: number }).port}`;
+      const conn = dialer.dial(addr, digest)!;
+      await expect(conn.ready).rejects.toThrow(/protocol violation: message of/);
+      expect(bans.isBanned('127.0.0.6')).toBe(true);
+      expect(dialer.dial(addr, digest)).toBeUndefined();
+    } finally {
+      hostile.close();
+    }
   });
 });

@@ -1,0 +1,182 @@
+// Attacks on a peer's wire, against the real P2P parts (supernode, agents, wire listener, dialler)
+// over real loopback sockets, in a cluster with a secret (so the wire is TLS with the wire key):
+// a stranger gets at most a TLS alert and learns nothing about what the peer holds; a stranger
+// holding many idle sockets does not keep a member out; a peer with another secret fetches nothing.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/clock.ts';
+import { generateSecret } from '../../src/cluster-tls.ts';
+import { sha256Digest, type Digest } from '../../src/digest.ts';
+import { AddressBans } from '../../src/p2p/wire-bans.ts';
+import { infoHashOf } from '../../src/p2p/wire-connection.ts';
+import { WireDialer } from '../../src/p2p/wire-dialer.ts';
+import { splitHostPort } from '../../src/config.ts';
+import { OciLayout, randomFileLayer, type BuiltLayer } from '../helpers/images.ts';
+import { startPeer, startSupernode, type TestPeer } from '../helpers/p2p-swarm.ts';
+import { TestRegistry } from '../helpers/registry.ts';
+
+const SECRET = generateSecret();
+
+/** The BitTorrent handshake and extended handshake a plain (pre-TLS) Pollen dialler would send for `digest`. */
+function plainHello(digest: Digest): Buffer {
+  const reserved = Buffer.alloc(8);
+  reserved[5] = 0x10;
+  const body = Buffer.from(`d1:md13:pollen_accepti1ee13:pollen_digest${digest.length}:${digest}e`, 'latin1');
+  const ext = Buffer.alloc(6);
+  ext.writeUInt32BE(2 + body.length);
+  ext[4] = 20;
+  ext[5] = 0;
+  return Buffer.concat([Buffer.from('\x13BitTorrent protocol', 'latin1'), reserved, Buffer.from(infoHashOf(digest), 'hex'), randomBytes(20), ext, body]);
+}
+
+/** Sends `bytes` on a plain socket; everything received until the peer closes it (rejects after `ms`). */
+function exchange(port: number, bytes: Buffer, ms = 8_000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const s = tcpConnect(port, '127.0.0.1');
+    const got: Buffer[] = [];
+    const t = setTimeout(() => (s.destroy(), reject(new Error('the peer kept the connection open'))), ms);
+    s.on('error', () => {});
+    s.on('data', (d: Buffer) => got.push(d));
+    s.once('connect', () => s.write(bytes));
+    s.once('close', () => (clearTimeout(t), resolve(Buffer.concat(got))));
+  });
+}
+
+/** Nothing, or TLS alert records only (content type 21, two bytes each). */
+function atMostAlerts(b: Buffer): boolean {
+  for (let i = 0; i + 5 <= b.length; i += 7) if (b[i] !== 0x15 || b.readUInt16BE(i + 3) !== 2) return false;
+  return b.length % 7 === 0;
+}
+
+/** A TCP relay to `port` that records what the peer sends back (to see the bytes under a TLS client). */
+async function recordingRelay(port: number): Promise<{ port: number; fromPeer: Buffer[]; closed: Promise<void>; server: Server }> {
+  const fromPeer: Buffer[] = [];
+  let done!: () => void;
+  const closed = new Promise<void>((r) => (done = r));
+  const server = createServer((client) => {
+    const upstream = tcpConnect(port, '127.0.0.1');
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+    client.on('data', (d) => upstream.write(d));
+    upstream.on('data', (d: Buffer) => (fromPeer.push(d), client.write(d)));
+    upstream.once('close', () => (client.destroy(), done()));
+    client.once('close', () => upstream.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as { port: number }).port, fromPeer, closed, server };
+}
+
+describe('attacks on the peer wire', () => {
+  let registry: TestRegistry;
+  let layer: BuiltLayer;
+  let layoutDir: string;
+  let holder: TestPeer;
+  let wirePort: number;
+  const cleanups: Array<() => Promise<unknown>> = [];
+
+  beforeAll(async () => {
+    registry = await TestRegistry.start();
+    layoutDir = await mkdtemp(join(tmpdir(), 'pollen-attack-wire-'));
+    const layout = new OciLayout(layoutDir);
+    layer = await randomFileLayer('attack-wire', 6 << 20, 'gzip');
+    layout.tag(layout.addImage([layer]), 'v1');
+    await layout.save();
+    await registry.push(layoutDir, 'v1', 'test/attack:v1');
+    const { node } = await startSupernode({ upstream: registry.url, secret: SECRET });
+    cleanups.push(() => node.close());
+    holder = await startPeer([node.url], { secret: SECRET });
+    cleanups.push(() => holder.close());
+    const digest = layer.descriptor.digest as Digest;
+    expect(await holder.pull(registry.url, 'test/attack', digest)).toBe(digest);
+    wirePort = splitHostPort(holder.agent.wireAddr).port;
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+    await registry?.stop();
+    await rm(layoutDir, { recursive: true, force: true });
+  });
+
+  it('a stranger speaking plain BitTorrent gets at most a TLS alert, the same whether the peer holds the digest or not', async () => {
+    const held = await exchange(wirePort, plainHello(layer.descriptor.digest as Digest));
+    const notHeld = await exchange(wirePort, plainHello(sha256Digest('not held anywhere')));
+    expect(atMostAlerts(held)).toBe(true);
+    expect(atMostAlerts(notHeld)).toBe(true);
+    expect(held).toEqual(notHeld);
+    const noise = await exchange(wirePort, randomBytes(4096));
+    expect(atMostAlerts(noise)).toBe(true);
+  });
+
+  it('a TLS client without the key, or with another key, gets a handshake failure alert and nothing else', async () => {
+    for (const attempt of ['no key', 'other key'] as const) {
+      const relay = await recordingRelay(wirePort);
+      const client =
+        attempt === 'no key'
+          ? tlsConnect({ host: '127.0.0.1', port: relay.port, rejectUnauthorized: false, minVersion: 'TLSv1.2' })
+          : new WireDialer({ bans: new AddressBans({ clock: systemClock }) }, { peerId: randomBytes(20), secret: generateSecret() }).dial(`127.0.0.1:${relay.port}`, layer.descriptor.digest as Digest)!;
+      const failed = new Promise<string>((resolve) => {
+        if ('ready' in client) client.ready.then(() => resolve('ready'), (e: Error) => resolve(e.message));
+        else client.on('error', (e) => resolve(e.message)).on('secureConnect', () => resolve('secure'));
+      });
+      expect(await failed).not.toMatch(/^(ready|secure)$/);
+      await relay.closed;
+      const fromPeer = Buffer.concat(relay.fromPeer);
+      expect(fromPeer.length).toBeGreaterThan(0);
+      expect(atMostAlerts(fromPeer)).toBe(true);
+      relay.server.close();
+    }
+  });
+
+  it('a peer with another secret cannot fetch a piece; a member can', async () => {
+    const digest = layer.descriptor.digest as Digest;
+    const bans = new AddressBans({ clock: systemClock });
+    const outsider = new WireDialer({ bans }, { peerId: randomBytes(20), secret: generateSecret() }).dial(holder.agent.wireAddr, digest)!;
+    await expect(outsider.ready).rejects.toThrow(/closed before ready/);
+    expect(outsider.peerHas(0)).toBe(false);
+    await expect(outsider.request(0, 0, 16 * 1024)).rejects.toThrow();
+
+    const member = new WireDialer({ bans }, { peerId: randomBytes(20), secret: SECRET }).dial(holder.agent.wireAddr, digest)!;
+    await member.ready;
+    if (member.peerChoking) await new Promise<void>((r) => member.once('unchoke', () => r()));
+    const block = await member.request(0, 0, 16 * 1024);
+    expect(sha256Digest(block)).toBe(sha256Digest(layer.blob.subarray(0, 16 * 1024)));
+    member.destroy();
+  });
+
+  it('a stranger keeping hundreds of idle sockets open from many addresses does not stop a member from connecting and pulling', async () => {
+    const idle = new Set<Socket>();
+    let opened = 0;
+    let stop = false;
+    const open = (from: string): void => {
+      if (stop) return;
+      const s = tcpConnect({ port: wirePort, host: '127.0.0.1', localAddress: from });
+      opened++;
+      idle.add(s);
+      s.on('error', () => {});
+      // The stranger reopens whatever the peer closes (after a pause, as a real flood would).
+      s.once('close', () => (idle.delete(s), setTimeout(() => open(from), 50).unref()));
+    };
+    for (let a = 2; a < 22; a++) for (let i = 0; i < 20; i++) open(`127.0.0.${a}`);
+    await new Promise((r) => setTimeout(r, 1_000));
+    try {
+      // Hundreds asked, the peer holds at most its handshake cap and closes the rest.
+      expect(opened).toBeGreaterThan(400);
+      const digest = layer.descriptor.digest as Digest;
+      const member = new WireDialer({ bans: new AddressBans({ clock: systemClock }) }, { peerId: randomBytes(20), secret: SECRET }).dial(holder.agent.wireAddr, digest)!;
+      await member.ready;
+      member.destroy();
+      const late = await startPeer(holder.agent.client.urls.slice(), { secret: SECRET });
+      cleanups.push(() => late.close());
+      expect(await late.pull(registry.url, 'test/attack', digest)).toBe(digest);
+      expect(late.agent.totals.peer).toBeGreaterThanOrEqual(layer.blob.length / 2);
+    } finally {
+      stop = true;
+      for (const s of idle) s.destroy();
+    }
+  }, 60_000);
+});
