@@ -172,12 +172,13 @@ export class Seed {
 
   /** The bytes of one piece, for a peer admitted for the blob; waits for them while the fetch runs. */
   async readPiece(peerId: string, digest: Digest, index: number, signal?: AbortSignal): Promise<{ length: number; body: Readable }> {
+    // Admission first: a peer not admitted learns nothing, not even whether the seed has the blob.
+    if (!this.grants.has(peerId, digest)) {
+      throw new PollenError('ERR_SEED_NOT_ADMITTED', `peer ${peerId.slice(0, 64)} is not admitted for ${digest}: create the task first`, { digest });
+    }
     const task = this.tasks.get(digest);
     if (!task || index < 0 || index >= task.meta.pieceCount || !Number.isInteger(index)) {
       throw new PollenError('ERR_NOT_FOUND', `the seed has no piece ${index} of ${digest}`, { digest, index });
-    }
-    if (!this.grants.has(peerId, digest)) {
-      throw new PollenError('ERR_SEED_NOT_ADMITTED', `peer ${peerId.slice(0, 64)} is not admitted for ${digest}: create the task first`, { digest });
     }
     const { start, length } = pieceRange(task.meta.size, task.meta.pieceSize, index);
     const range = { start, end: start + length - 1 };

@@ -137,6 +137,8 @@ describe('Seed: metainfo and pieces only for requesters the registry admits', ()
       expect(seed.isAdmitted(peer, digest)).toBe(false);
       await expect(seed.readPiece(peer, digest, 0)).rejects.toMatchObject({ code: 'ERR_SEED_NOT_ADMITTED', kind: 'denied' });
     }
+    // The same answer for a blob the seed does not have: no presence oracle.
+    await expect(seed.readPiece('anon', `sha256:${'0'.repeat(64)}` as Digest, 0)).rejects.toMatchObject({ code: 'ERR_SEED_NOT_ADMITTED' });
     // Held and complete now: still refused without credentials.
     await expect(seed.openTask(task('anon', digest))).rejects.toMatchObject({ code: 'ERR_UNAUTHORIZED' });
     expect(registry.gets).toHaveLength(1);
