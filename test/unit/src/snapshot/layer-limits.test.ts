@@ -13,39 +13,9 @@ import { applyLayer } from '../../../../src/snapshot/apply-layer.ts';
 import { decompress } from '../../../../src/snapshot/decompress.ts';
 import { DEFAULT_LAYER_RATIO_FLOOR_BYTES, layerLimits } from '../../../../src/snapshot/layer-limits.ts';
 import { buildTar } from '../../../helpers/images.ts';
+import { fileHeader, gzipBomb } from '../../../integration/fixtures/hostile-layers.ts';
 
-const GIB = 1024 ** 3;
 const MIB = 1024 ** 2;
-
-/** A ustar header of a regular file `name` declaring `size` bytes (the content follows). */
-function fileHeader(name: string, size: number): Buffer {
-  const h = Buffer.alloc(512);
-  const field = (off: number, len: number, v: string): void => void h.write(v.padEnd(len, '\0'), off, len, 'latin1');
-  const octal = (off: number, len: number, v: number): void => field(off, len, `${v.toString(8).padStart(len - 1, '0')}`);
-  field(0, 100, name);
-  octal(100, 8, 0o644);
-  octal(108, 8, 0);
-  octal(116, 8, 0);
-  octal(124, 12, size);
-  octal(136, 12, 1700000000);
-  h.write(' '.repeat(8), 148, 8, 'latin1');
-  h.write('0', 156, 1, 'latin1');
-  field(257, 6, 'ustar');
-  h.write('00', 263, 2, 'latin1');
-  let sum = 0;
-  for (const b of h) sum += b;
-  field(148, 8, `${sum.toString(8).padStart(6, '0')}\0 `);
-  return h;
-}
-
-/**
- * ~2 MB of gzip expanding to 2 GiB: a tar header for one 2 GiB file of zeros, then 32 gzip
- * members of 64 MiB of zeros each (concatenated members are one valid gzip stream).
- */
-function gzipBomb(): Buffer {
-  const zeros = gzipSync(Buffer.alloc(64 * MIB), { level: 9 });
-  return Buffer.concat([gzipSync(fileHeader('zeros', 2 * GIB)), ...Array.from({ length: 32 }, () => zeros)]);
-}
 
 /** Counts the compressed bytes the decompressor pulled from the blob. */
 function counted(source: Readable): { stream: Readable; read: () => number } {
