@@ -7,6 +7,8 @@ const CLUSTER = ['test/integration/p2p-cluster.test.ts', 'test/integration/bench
 
 export default defineConfig({
   test: {
+    // The daemons the tests start run the compiled dist/: built here when older than the sources.
+    globalSetup: ['test/global-setup.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     reporters: ['default'],

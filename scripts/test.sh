@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The test command: set-up (packages, npm ci), type-check (tests included), then the whole vitest
-# suite, closing with a plain "N passed, N failed" line.
+# The test command: set-up (packages, npm ci), type-check (tests included), build (dist/: the
+# daemons the tests start run compiled), then the whole vitest suite, closing with a plain
+# "N passed, N failed" line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 npx tsc -p tsconfig.json --noEmit || { echo "type-check failed"; echo "0 passed, 1 failed"; exit 1; }
+node scripts/build.js || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
 results=$(mktemp -t pollen-vitest-XXXXXX.json)
 npx vitest run --reporter=default --reporter=json --outputFile.json="$results" "$@"
 code=$?

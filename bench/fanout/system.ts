@@ -16,7 +16,7 @@ export interface FanoutContext {
   image: BenchImage;
   /** Scratch directory of this scenario (removed afterwards). */
   workDir: string;
-  /** Root of the Pollen checkout (for bin/pollen.js and tsx). */
+  /** Root of the Pollen checkout (for bin/pollen.js, which runs the compiled dist/). */
   repoRoot: string;
   /** A pull that takes longer than this fails. */
   pullTimeoutMs: number;

@@ -3,8 +3,22 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { SYSTEM_NAMES } from '../../bench/fanout/system-names.ts';
+import { packageRoot } from '../package-root.ts';
 
-const REPO_ROOT = join(import.meta.dirname, '..', '..');
+const REPO_ROOT = packageRoot(import.meta.dirname);
+
+/** The benchmarks need a checkout: the npm package ships the daemons and the CLI, not bench/. */
+async function benchModule<T>(load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && /[/\\]bench[/\\]/.test((err as Error).message)) {
+      throw new Error(`\`pollen bench\` runs from a checkout of the Pollen repository (npm ci && npm run build): this installation has no benchmarks (${(err as Error).message})`);
+    }
+    throw err;
+  }
+}
+
 /** The default sweep: finishes in well under 10 minutes on two cores (see bench/README.md). */
 export const DEFAULT_PEERS = '2,4,8';
 export const DEFAULT_SIZES_MIB = '64';
@@ -37,8 +51,8 @@ export function registerBench(program: Command): void {
       const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
       const outDir = o.out ?? join(REPO_ROOT, 'results', `fanout-${stamp}`);
       // Loaded on demand: the benchmark pulls in image generation and the test bed.
-      const { runFanout } = await import('../../bench/fanout/sweep.ts');
-      const { renderTable } = await import('../../bench/fanout/report.ts');
+      const { runFanout } = await benchModule(() => import('../../bench/fanout/sweep.ts'));
+      const { renderTable } = await benchModule(() => import('../../bench/fanout/report.ts'));
       const report = await runFanout({
         peers: numberList('peers', o.peers),
         sizesMiB: numberList('sizes', o.sizes),
@@ -66,7 +80,7 @@ export function registerBench(program: Command): void {
     .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; scanLimit?: string; maxSimS: string; seed: string; out?: string }) => {
       const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
       const outDir = o.out ?? join(REPO_ROOT, 'results', `sim-${stamp}`);
-      const { runSimBench, renderSimTable } = await import('../../bench/sim/sim-bench.ts');
+      const { runSimBench, renderSimTable } = await benchModule(() => import('../../bench/sim/sim-bench.ts'));
       const mbit = positive('mbit', o.mbit);
       const rows = await runSimBench({
         peers: numberList('peers', o.peers),

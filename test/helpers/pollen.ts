@@ -2,11 +2,12 @@
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../../cli/package-root.ts';
 import { freePort, httpOk, spawnLogged, stopProcess, waitFor } from './tools.ts';
 
-export const POLLEN_BIN = resolve(fileURLToPath(import.meta.url), '../../../bin/pollen.js');
+/** The `pollen` command of this checkout: it runs the compiled daemons in dist/ (`npm run build`). */
+export const POLLEN_BIN = join(packageRoot(import.meta.dirname), 'bin', 'pollen.js');
 
 export class PollenProcess {
   private constructor(

@@ -78,7 +78,7 @@ export class PollenSystem implements FanoutSystem {
     await waitHttp(ctx.bed, ctx.supernode, supernodeUrl).catch((err: Error) => {
       throw new Error(`${this.name} supernode did not start: ${err.message}\n${sn.output().slice(-2000)}`);
     });
-    // Peers start one after another (tsx start-up is CPU-bound); all are up before the pulls start.
+    // Peers start one after another (start-up is CPU-bound); all are up before the pulls start.
     for (const host of ctx.peers) {
       const spec = await this.launch.peer(ctx, host, {
         listen: MIRROR_ADDR,
