@@ -13,7 +13,7 @@
 // nobody else can reach through the 0700 parents.
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { digestHex, type Digest } from '../digest.ts';
@@ -183,8 +183,15 @@ export class SnapshotStore {
 /** Mode of the store's directories and of bundle directories: only Pollen's user gets in. */
 export const PRIVATE_DIR_MODE = 0o700;
 
-/** Creates `dir` (and, with `parents`, missing parents) and makes it 0700 even if it existed. */
+/**
+ * Creates `dir` (and, with `parents`, missing parents) and makes it 0700 even if it existed.
+ * A directory other users share (sticky, like /tmp) or `/` is refused rather than taken over.
+ */
 export async function privateDir(dir: string, parents = false): Promise<void> {
+  const existing = await stat(dir).catch(() => undefined);
+  if (existing && (existing.mode & 0o1000 || resolve(dir) === '/')) {
+    throw new PollenError('ERR_INVALID_CONFIG', `${dir} is a directory other users share: Pollen makes its store and bundle directories 0700, so give one of their own (e.g. ${join(dir, 'pollen')})`, { dir });
+  }
   if (parents) await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
   else {
     await mkdir(dir, { mode: PRIVATE_DIR_MODE }).catch((err: NodeJS.ErrnoException) => {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sha256Digest } from '../../../../src/digest.ts';
+import { isPollenError } from '../../../../src/errors.ts';
 import { parseImageConfig } from '../../../../src/oci/image.ts';
 import { applyLayer } from '../../../../src/snapshot/apply-layer.ts';
 import { writeBundle } from '../../../../src/snapshot/bundle-writer.ts';
@@ -70,5 +71,18 @@ describe('private snapshot store and bundles', () => {
       expect(await mode(join(bundle, 'rootfs', 'tmp'))).toBe(0o1777);
     }
     expect(await mode(join(dir, 'bundles'))).toBe(0o755); // the caller's parent directory is left alone
+  });
+
+  it('a shared directory (sticky, like /tmp) is refused as a store or a bundle, and keeps its mode', async () => {
+    const shared = join(dir, 'shared');
+    await mkdir(shared);
+    await chmod(shared, 0o1777);
+    const err = await SnapshotStore.open(shared).catch((e: unknown) => e);
+    expect(isPollenError(err, 'ERR_INVALID_CONFIG')).toBe(true);
+    const store = await SnapshotStore.open(join(dir, 'store'));
+    const image = parseImageConfig(Buffer.from(JSON.stringify({ config: {}, rootfs: { diff_ids: [] } })));
+    const err2 = await writeBundle({ snapshots: store }, { bundleDir: shared, chainId: sha256Digest('none'), image, imageName: 'x', prestartHooks: [], poststopHooks: [] }).catch((e: unknown) => e);
+    expect(isPollenError(err2, 'ERR_INVALID_CONFIG')).toBe(true);
+    expect(await mode(shared)).toBe(0o1777);
   });
 });
