@@ -51,9 +51,12 @@ function through(source: Readable, t: Transform, limits: LayerLimits, consumed: 
   };
   pipeline(source, t).catch(fail);
   t.pipe(out);
-  // A limit crossed: stop reading the blob and decompressing at once.
+  // A limit crossed, or the reader gave up (a bad entry): stop reading the blob and decompressing.
   out.on('error', (err) => {
     if (!t.destroyed) t.destroy(err);
+  });
+  out.on('close', () => {
+    if (!t.destroyed) t.destroy();
   });
   return out;
 }

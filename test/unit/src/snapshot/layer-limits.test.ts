@@ -84,6 +84,16 @@ describe('layer size limits', () => {
     expect((await lstat(join(root, 'text'))).size).toBe(7 * 4 * MIB);
   });
 
+  it('a reader that gives up stops the decompression and closes the blob', async () => {
+    await writeFile(join(dir, 'bomb.gz'), gzipBomb());
+    const blob = createReadStream(join(dir, 'bomb.gz'));
+    const tar = decompress(blob, 'gzip');
+    await new Promise<void>((resolve) => tar.once('data', () => resolve()));
+    tar.destroy();
+    await new Promise<void>((resolve) => (blob.closed ? resolve() : blob.once('close', () => resolve())));
+    expect(blob.destroyed).toBe(true);
+  }, 20_000);
+
   it('limits must be positive numbers', () => {
     expect(() => layerLimits({ maxRatio: 0 })).toThrow(/maxRatio/);
     expect(() => layerLimits({ maxBytes: Number.NaN })).toThrow(/maxBytes/);
