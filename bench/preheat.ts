@@ -50,7 +50,7 @@ async function main(): Promise<void> {
     await mkdir(dir, { recursive: true });
 
     // Preheat image B to the same n peers.
-    const client = new JobsClient({ baseUrl: supernode.url, token: TOKEN });
+    const client = new JobsClient({ baseUrl: supernode.adminUrl, token: TOKEN });
     before = registry.blobBytesSent();
     const beforePeers = sum('peer');
     let job = await client.create({ type: 'preheat', args: { image: `${registry.host}/${preheated.ref}`, scope: 'all_peers' } });

@@ -3,7 +3,9 @@
 import { Command, CommanderError } from 'commander';
 import { isPollenError } from '../src/errors.ts';
 import { registerBench } from './commands/bench.ts';
+import { registerConfigure } from './commands/configure.ts';
 import { registerDocs } from './commands/docs.ts';
+import { registerGc } from './commands/gc.ts';
 import { registerPeer } from './commands/peer.ts';
 import { registerPreheat } from './commands/preheat.ts';
 import { registerPull } from './commands/pull.ts';
@@ -24,6 +26,8 @@ export function buildProgram(): Command {
   registerBench(program);
   registerPull(program);
   registerSnapshots(program);
+  registerGc(program);
+  registerConfigure(program);
   return program;
 }
 

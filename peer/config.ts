@@ -2,6 +2,8 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { validateHostPort, validateHttpUrl, type ConfigValues, type Setting } from '../src/config.ts';
+import { quotaProblem } from '../src/store/quota.ts';
+import { parseDuration } from '../src/units.ts';
 
 function validateMappings(what: string) {
   return (v: readonly string[]): string | undefined => {
@@ -13,6 +15,15 @@ function validateMappings(what: string) {
   };
 }
 
+function durationProblem(v: string): string | undefined {
+  try {
+    parseDuration(v);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 /** Expands a leading `~/` (defaults are written that way so the docs read the same for everyone). */
 export function expandHome(path: string): string {
   return path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path;
@@ -21,6 +32,8 @@ export function expandHome(path: string): string {
 export const PEER_SETTINGS = [
   { key: 'listen', type: 'string', flag: 'listen', env: 'POLLEN_LISTEN', default: '127.0.0.1:65001', help: 'address of the registry mirror and HTTP proxy', validate: validateHostPort },
   { key: 'data', type: 'string', flag: 'data', env: 'POLLEN_DATA', default: '~/.pollen', help: 'data directory (content store, metadata)' },
+  { key: 'diskQuota', type: 'string', flag: 'disk-quota', env: 'POLLEN_DISK_QUOTA', default: '80%', help: 'most the content store may hold (its blobs and downloads, not the filesystem\'s usage): a size (20GiB, 500MB) or a share of the filesystem (80%); above it the least recently used blobs are evicted', validate: quotaProblem },
+  { key: 'blobTtl', type: 'string', flag: 'blob-ttl', env: 'POLLEN_BLOB_TTL', default: undefined, help: 'evict blobs not read for this long (30m, 6h, 7d); default: only the quota evicts', validate: durationProblem },
   { key: 'upstream', type: 'string', flag: 'upstream', env: 'POLLEN_UPSTREAM', default: undefined, help: 'default upstream registry URL, used when a request names no registry', validate: validateHttpUrl },
   { key: 'registry', type: 'list', flag: 'registry', env: 'POLLEN_REGISTRY', default: [], help: 'HOST=URL: the URL that reaches registry HOST (for ?ns=HOST and proxy requests)', validate: validateMappings('--registry') },
   { key: 'credentials', type: 'list', flag: 'credentials', env: 'POLLEN_CREDENTIALS', default: [], help: 'HOST=USER:PASSWORD: static credentials for an upstream, used when the client sends none', secret: true, validate: validateMappings('--credentials') },
@@ -43,6 +56,10 @@ export const PEER_SETTINGS = [
 export interface PeerConfig {
   readonly listen: string;
   readonly data: string;
+  /** As given (`20GiB`, `80%`): resolved against the store's filesystem when the peer starts. */
+  readonly diskQuota: string;
+  /** 0: no expiry. */
+  readonly blobTtlMs: number;
   readonly upstream: string | undefined;
   /** Registry host (as clients name it) → base URL. */
   readonly registries: ReadonlyMap<string, string>;
@@ -77,6 +94,8 @@ export function peerConfigFrom(values: ConfigValues): PeerConfig {
   return Object.freeze({
     listen: values.listen as string,
     data: expandHome(values.data as string),
+    diskQuota: values.diskQuota as string,
+    blobTtlMs: values.blobTtl === undefined ? 0 : parseDuration(values.blobTtl as string),
     upstream: (values.upstream as string | undefined)?.replace(/\/+$/, ''),
     registries: mapping(values.registry as readonly string[]),
     credentials: mapping(values.credentials as readonly string[]),

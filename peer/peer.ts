@@ -1,6 +1,5 @@
 // The peer agent: the registry mirror and HTTP proxy of its host's container engine, backed by a
 // local content store and metadata in level. Composition only; the logic lives in the services.
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -8,7 +7,10 @@ import { Agent, type Dispatcher } from 'undici';
 import { systemClock, type Clock } from '../src/clock.ts';
 import type { ContentStore } from '../src/content-store.ts';
 import { openLevelKv, type Kv } from '../src/db.ts';
-import { FsContentStore } from '../src/fs-content-store.ts';
+import { registerGcRoutes } from '../src/store/gc-routes.ts';
+import { openGcStore, type GcStore } from '../src/store/gc-store.ts';
+import type { ManagedStore, Removed } from '../src/store/managed-store.ts';
+import { ensurePrivateDir } from '../src/store/private-dir.ts';
 import { createHttpApp, listenOn } from '../src/http-app.ts';
 import { Metrics } from '../src/metrics.ts';
 import { AccessCache } from './mirror/access-control.ts';
@@ -36,7 +38,8 @@ export class Peer {
   private readonly downloaderFactory: DownloaderFactory | undefined;
   private app: FastifyInstance | undefined;
   private db: Kv | undefined;
-  private store: FsContentStore | undefined;
+  private store: ManagedStore | undefined;
+  private gc: GcStore | undefined;
   private dispatcher: Agent | undefined;
   private proxy: ForwardProxy | undefined;
   private address: string | undefined;
@@ -56,8 +59,10 @@ export class Peer {
   }
 
   async start(): Promise<void> {
-    await mkdir(this.config.data, { recursive: true });
-    this.store = await FsContentStore.open(join(this.config.data, 'content'));
+    await ensurePrivateDir(this.config.data);
+    this.gc = await openGcStore({ clock: this.clock, logger: this.logger }, join(this.config.data, 'content'), { diskQuota: this.config.diskQuota, blobTtlMs: this.config.blobTtlMs });
+    this.store = this.gc.store;
+    this.store.onRemoved((removed) => this.onBlobRemoved(removed));
     this.db = await openLevelKv(join(this.config.data, 'meta'));
     this.dispatcher = new Agent({
       connectTimeout: this.config.upstreamTimeoutMs,
@@ -93,6 +98,8 @@ export class Peer {
     });
     app.get('/healthz', async () => ({ status: 'ok' }));
     app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));
+    // POST /api/v1/gc (`pollen gc`): goes with /metrics onto the loopback admin listener.
+    registerGcRoutes(app, this.gc.collector);
     this.proxy.register(app);
     registerMirrorRoutes(app, { upstreams, manifests, blobs, dispatcher: this.dispatcher, logger: this.logger, proxyOriginOf: this.proxy.originOf });
     this.proxy.attach(app.server);
@@ -131,22 +138,32 @@ export class Peer {
     return downloader;
   }
 
+  /**
+   * HOOK for the P2P agent: a blob left the content store (evicted by quota or TTL, or deleted).
+   * The agent should stop offering it (LocalPieces) and tell the supernode its holdings shrank;
+   * both live in peer/p2p (being reworked), so for now the removal is only logged.
+   */
+  private onBlobRemoved(removed: Removed): void {
+    this.logger.debug({ digest: removed.digest, size: removed.size, reason: removed.reason }, 'blob removed from the content store');
+  }
+
   async close(): Promise<void> {
     const p2p = this.p2p;
     this.p2p = undefined;
     p2p?.preheat.close();
     await p2p?.downloader.close();
     await p2p?.agent.close();
-    const { app, proxy, dispatcher, store, db } = this;
+    const { app, proxy, dispatcher, gc, db } = this;
     this.app = undefined;
     this.proxy = undefined;
     this.dispatcher = undefined;
     this.store = undefined;
+    this.gc = undefined;
     this.db = undefined;
     proxy?.close();
     await app?.close();
     await dispatcher?.destroy();
-    await store?.close();
+    await gc?.close();
     await db?.close();
   }
 }

@@ -10,6 +10,7 @@ declare -A NEED=(
   [containerd]=containerd [ctr]=containerd [busybox]=busybox-static [zstd]=zstd [ip]=iproute2
   [tini]=tini [htpasswd]=apache2-utils [curl]=curl [tc]=iproute2 [openssl]=openssl
   [aria2c]=aria2 [opentracker]=opentracker [setfattr]=attr [getfattr]=attr
+  [systemd-analyze]=systemd [dockerd]=docker.io [docker]=docker.io [kubectl]=kubernetes-client
 )
 missing=()
 for tool in "${!NEED[@]}"; do

@@ -1,7 +1,8 @@
 // Table-driven configuration: each daemon declares one table of settings (key, flag, env var,
 // default, help). The CLI builds its options from the table, `resolveConfig` merges flag > env >
-// default, validates (the error names the key and why), and freezes. The README's configuration
-// tables are generated from the same tables (`pollen config-doc`), so docs and code agree.
+// config file > default, validates (the error names the key, where the value came from, and why),
+// and freezes. The README's configuration tables are generated from the same tables (`pollen docs`),
+// so docs and code agree. Config files are read by src/config-file.ts.
 import { PollenError } from './errors.ts';
 
 export type SettingType = 'string' | 'int' | 'bool' | 'list';
@@ -21,6 +22,15 @@ export interface Setting {
 }
 
 export type ConfigValues = Readonly<Record<string, string | number | boolean | readonly string[] | undefined>>;
+
+/** One value from a config file, already checked against its setting's type; `source` says where it is (`FILE:LINE key`). */
+export interface FileValue {
+  readonly value: string | number | boolean | readonly string[];
+  readonly source: string;
+}
+
+/** A config file's values by setting key (see src/config-file.ts). */
+export type FileValues = ReadonlyMap<string, FileValue>;
 
 function parseValue(setting: Setting, raw: unknown, source: string): string | number | boolean | readonly string[] {
   const fail = (why: string): never => {
@@ -54,28 +64,37 @@ function parseValue(setting: Setting, raw: unknown, source: string): string | nu
 
 /**
  * Resolves a daemon's configuration. `flags` holds the values given on the command line (by setting
- * key; undefined when absent); `env` the process environment.
+ * key; undefined when absent); `env` the process environment; `file` the values of a config file.
+ * Precedence: flag > env > file > default.
  */
 export function resolveConfig(
   table: readonly Setting[],
   flags: Readonly<Record<string, unknown>>,
   env: Readonly<Record<string, string | undefined>>,
+  file: FileValues = new Map(),
 ): ConfigValues {
   const out: Record<string, string | number | boolean | readonly string[] | undefined> = {};
   for (const setting of table) {
     const fromFlag = flags[setting.key];
     const fromEnv = env[setting.env];
+    const fromFile = file.get(setting.key);
     let value: string | number | boolean | readonly string[] | undefined;
+    let source = 'default';
     if (fromFlag !== undefined && !(Array.isArray(fromFlag) && fromFlag.length === 0)) {
-      value = parseValue(setting, fromFlag, `--${setting.flag}`);
+      source = `--${setting.flag}`;
+      value = parseValue(setting, fromFlag, source);
     } else if (fromEnv !== undefined && fromEnv !== '') {
-      value = parseValue(setting, fromEnv, `$${setting.env}`);
+      source = `$${setting.env}`;
+      value = parseValue(setting, fromEnv, source);
+    } else if (fromFile !== undefined) {
+      source = fromFile.source;
+      value = parseValue(setting, fromFile.value, source);
     } else {
       value = setting.default;
     }
     if (value !== undefined && setting.validate) {
       const why = (setting.validate as (v: unknown) => string | undefined)(value);
-      if (why) throw new PollenError('ERR_INVALID_CONFIG', `invalid ${setting.key}: ${why}`, { key: setting.key });
+      if (why) throw new PollenError('ERR_INVALID_CONFIG', `invalid ${setting.key} (${source}): ${why}`, { key: setting.key, source });
     }
     out[setting.key] = Array.isArray(value) ? Object.freeze([...value]) : value;
   }

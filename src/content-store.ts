@@ -49,13 +49,56 @@ export interface Ingest {
   close(): Promise<void>;
 }
 
+export interface IngestOptions {
+  readonly resume?: boolean;
+  readonly expectedSize?: number;
+}
+
 export interface ContentStore {
   stat(digest: Digest): Promise<BlobInfo | undefined>;
   /** Reads a committed blob, whole or a range. Throws ERR_BLOB_UNKNOWN when absent. */
   read(digest: Digest, range?: ByteRange): Promise<Readable>;
-  /** Opens an ingest; with `resume`, keeps partial content left by an earlier suspended ingest. */
-  openIngest(digest: Digest, options?: { resume?: boolean }): Promise<Ingest>;
+  /**
+   * Opens an ingest; with `resume`, keeps partial content left by an earlier suspended ingest.
+   * `expectedSize`, when the caller knows it, lets a store with a quota reserve the space up front
+   * and refuse (ERR_DISK_QUOTA) before anything is written or promised to a client.
+   */
+  openIngest(digest: Digest, options?: IngestOptions): Promise<Ingest>;
   delete(digest: Digest): Promise<boolean>;
   list(): AsyncIterable<BlobInfo>;
   close(): Promise<void>;
+}
+
+/** A committed blob with the time it was last read (ms since the epoch). */
+export interface BlobUsage extends BlobInfo {
+  readonly accessedAt: number;
+}
+
+/** An ingest file: its bytes on disk (apparent size) and when it was last written. */
+export interface IngestUsage {
+  readonly digest: Digest;
+  readonly size: number;
+  readonly modifiedAt: number;
+}
+
+/**
+ * What garbage collection needs beyond the ContentStore seam: last-access times that survive a
+ * restart, and the ingest area (abandoned partial blobs). Both stores implement it; the quota,
+ * leases and eviction live once, in src/store/managed-store.ts, over any CollectableStore.
+ */
+export interface CollectableStore extends ContentStore {
+  /** Committed blobs with their last-access time. */
+  usage(): AsyncIterable<BlobUsage>;
+  /** Records that `digest` was read at `atMs`, durably. A missing blob is ignored. */
+  touch(digest: Digest, atMs: number): Promise<void>;
+  /** Ingest files present, live or abandoned. */
+  ingests(): AsyncIterable<IngestUsage>;
+  /** Removes an ingest file (the caller knows nothing is writing it). */
+  removeIngest(digest: Digest): Promise<boolean>;
+}
+
+/** Pins on blobs: while a lease is held the blob is never evicted. */
+export interface BlobLeases {
+  /** Takes a lease on `digest` (held or not yet held); the returned function releases it, once. */
+  lease(digest: Digest): () => void;
 }

@@ -2,6 +2,7 @@
 // prefix scans that are always drained or closed. Everything else in Pollen sees the Kv interface;
 // unit tests use MemoryKv. Both pass test/unit/db.test.ts.
 import { ClassicLevel } from 'classic-level';
+import { ensurePrivateDir } from './store/private-dir.ts';
 
 export type KvOp<T> = { type: 'put'; key: string; value: T } | { type: 'del'; key: string };
 
@@ -71,7 +72,10 @@ class LevelKv<T> implements Kv<T> {
   }
 }
 
+/** Opens (creating) the database at `path`; its directory is private to Pollen's user (0700). */
 export async function openLevelKv<T = unknown>(path: string): Promise<Kv<T>> {
+  // LevelDB creates its files 0644: the 0700 directory is what keeps them private.
+  await ensurePrivateDir(path);
   const db = new ClassicLevel<string, string>(path, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
   await db.open();
   return new LevelKv<T>(db, '', true);

@@ -1,18 +1,23 @@
 // Content store on disk, laid out as containerd's: `blobs/sha256/<hex>` for committed blobs and
 // `ingest/<hex>` for blobs being written. Commit = fsync, verify, rename; a reader never sees a
-// partial blob under blobs/. "Already exists" on commit is success.
+// partial blob under blobs/. "Already exists" on commit is success. Directories are 0700 and files
+// 0600, as containerd's content store: layers of private images are readable by Pollen's user only.
+// A blob's last-access time is its file's mtime (set by `touch`): blobs are immutable, so mtime
+// carries nothing else, it survives restarts with the file itself (no second record to reconcile
+// after a crash or a hand-deleted blob), and atime cannot be trusted (relatime, noatime mounts).
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { digestHex, parseDigest, type Digest } from './digest.ts';
 import { PollenError } from './errors.ts';
-import type { BlobInfo, ByteRange, ContentStore, Ingest } from './content-store.ts';
+import type { BlobInfo, BlobUsage, ByteRange, CollectableStore, Ingest, IngestOptions, IngestUsage } from './content-store.ts';
+import { ensurePrivateDir, ensurePrivateFile, PRIVATE_FILE_MODE } from './store/private-dir.ts';
 
 const HASH_CHUNK_BYTES = 1 << 20;
 
-export class FsContentStore implements ContentStore {
+export class FsContentStore implements CollectableStore {
   readonly root: string;
   private readonly blobDir: string;
   private readonly ingestDir: string;
@@ -25,9 +30,21 @@ export class FsContentStore implements ContentStore {
 
   static async open(root: string): Promise<FsContentStore> {
     const store = new FsContentStore(root);
-    await mkdir(store.blobDir, { recursive: true });
-    await mkdir(store.ingestDir, { recursive: true });
+    const { wasPrivate } = await ensurePrivateDir(root);
+    await ensurePrivateDir(join(root, 'blobs'));
+    await ensurePrivateDir(store.blobDir);
+    await ensurePrivateDir(store.ingestDir);
+    // A store that was not private (an older version, a permissive umask) may hold readable files.
+    if (!wasPrivate) for (const dir of [store.blobDir, store.ingestDir]) await store.privatiseFiles(dir);
     return store;
+  }
+
+  private async privatiseFiles(dir: string): Promise<void> {
+    for (const name of await readdir(dir)) {
+      const path = join(dir, name);
+      const s = await stat(path).catch(() => undefined);
+      if (s?.isFile()) await ensurePrivateFile(path, s.mode);
+    }
   }
 
   blobPath(digest: Digest): string {
@@ -64,9 +81,9 @@ export class FsContentStore implements ContentStore {
     });
   }
 
-  async openIngest(digest: Digest, options: { resume?: boolean } = {}): Promise<Ingest> {
+  async openIngest(digest: Digest, options: IngestOptions = {}): Promise<Ingest> {
     const path = join(this.ingestDir, digestHex(digest));
-    const fh = await open(path, options.resume ? 'a+' : 'w+').then(async (h) => {
+    const fh = await open(path, options.resume ? 'a+' : 'w+', PRIVATE_FILE_MODE).then(async (h) => {
       // 'a+' forces appends on Linux for positional writes; reopen read-write without truncation.
       if (!options.resume) return h;
       await h.close();
@@ -87,15 +104,48 @@ export class FsContentStore implements ContentStore {
   }
 
   async *list(): AsyncIterable<BlobInfo> {
-    for (const name of await readdir(this.blobDir)) {
+    for await (const { digest, size } of this.usage()) yield { digest, size };
+  }
+
+  async *usage(): AsyncIterable<BlobUsage> {
+    for await (const [digest, s] of this.files(this.blobDir)) yield { digest, size: s.size, accessedAt: s.mtimeMs };
+  }
+
+  async touch(digest: Digest, atMs: number): Promise<void> {
+    const at = atMs / 1000;
+    await utimes(this.blobPath(digest), at, at).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
+
+  async *ingests(): AsyncIterable<IngestUsage> {
+    for await (const [digest, s] of this.files(this.ingestDir)) yield { digest, size: s.size, modifiedAt: s.mtimeMs };
+  }
+
+  async removeIngest(digest: Digest): Promise<boolean> {
+    try {
+      await rm(join(this.ingestDir, digestHex(digest)));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
+  /** The digest-named regular files of a directory, with their stats; others are skipped. */
+  private async *files(dir: string): AsyncIterable<[Digest, { size: number; mtimeMs: number }]> {
+    for (const name of await readdir(dir)) {
       let digest: Digest;
       try {
         digest = parseDigest(`sha256:${name}`);
       } catch {
         continue;
       }
-      const info = await this.stat(digest);
-      if (info) yield info;
+      const s = await stat(join(dir, name)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return undefined; // removed meanwhile
+        throw err;
+      });
+      if (s?.isFile()) yield [digest, s];
     }
   }
 

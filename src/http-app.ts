@@ -1,23 +1,27 @@
 // The fastify set-up both daemons share: their pino logger without per-request lines (those would
 // drown a busy mirror), and listening on HOST:PORT with the URL it ended up on (port 0 allowed).
+// `https` makes a TLS listener (the supernode's cluster API: TLS 1.3 PSK, see cluster-tls.ts).
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance } from 'fastify';
 import type { Server } from 'node:http';
+import type { TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { splitHostPort } from './config.ts';
 
-export function createHttpApp(logger: Logger, options: Omit<FastifyHttpOptions<Server>, 'logger' | 'loggerInstance'> = {}): FastifyInstance {
+export type HttpAppOptions = Omit<FastifyHttpOptions<Server>, 'logger' | 'loggerInstance'> & { readonly https?: TlsOptions };
+
+export function createHttpApp(logger: Logger, options: HttpAppOptions = {}): FastifyInstance {
   return Fastify({
     ...options,
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
-  }) as unknown as FastifyInstance;
+  } as FastifyHttpOptions<Server>) as unknown as FastifyInstance;
 }
 
-/** Listens on `HOST:PORT` and returns the base URL it serves on. */
-export async function listenOn(app: FastifyInstance, hostPort: string): Promise<string> {
+/** Listens on `HOST:PORT` and returns the base URL it serves on (`https:` for a TLS app). */
+export async function listenOn(app: FastifyInstance, hostPort: string, scheme: 'http' | 'https' = 'http'): Promise<string> {
   const { host, port } = splitHostPort(hostPort);
   await app.listen({ host, port });
   const addr = app.server.address();
   const actualPort = typeof addr === 'object' && addr ? addr.port : port;
-  return `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+  return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
 }

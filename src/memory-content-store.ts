@@ -1,13 +1,21 @@
 // In-memory content store for unit tests of logic that needs a store; same contract as FsContentStore.
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { systemClock, type Clock } from './clock.ts';
 import type { Digest } from './digest.ts';
 import { PollenError } from './errors.ts';
-import type { BlobInfo, ByteRange, ContentStore, Ingest } from './content-store.ts';
+import type { BlobInfo, BlobUsage, ByteRange, CollectableStore, Ingest, IngestOptions, IngestUsage } from './content-store.ts';
 
-export class MemoryContentStore implements ContentStore {
+export class MemoryContentStore implements CollectableStore {
   private readonly blobs = new Map<Digest, Buffer>();
   private readonly partials = new Map<Digest, Buffer>();
+  /** Last access of blobs, last write of partials (ms, from the clock). */
+  private readonly times = new Map<Digest, number>();
+  private readonly clock: Clock;
+
+  constructor(deps: { clock?: Clock } = {}) {
+    this.clock = deps.clock ?? systemClock;
+  }
 
   async stat(digest: Digest): Promise<BlobInfo | undefined> {
     const b = this.blobs.get(digest);
@@ -20,10 +28,10 @@ export class MemoryContentStore implements ContentStore {
     return Readable.from([range ? b.subarray(range.start, range.end + 1) : b]);
   }
 
-  async openIngest(digest: Digest, options: { resume?: boolean } = {}): Promise<Ingest> {
+  async openIngest(digest: Digest, options: IngestOptions = {}): Promise<Ingest> {
     const initial = options.resume ? (this.partials.get(digest) ?? Buffer.alloc(0)) : Buffer.alloc(0);
     this.partials.set(digest, initial);
-    return new MemoryIngest(digest, initial.length, this.partials, this.blobs);
+    return new MemoryIngest(digest, initial.length, this.partials, this.blobs, () => this.times.set(digest, this.clock.now()));
   }
 
   async delete(digest: Digest): Promise<boolean> {
@@ -32,6 +40,22 @@ export class MemoryContentStore implements ContentStore {
 
   async *list(): AsyncIterable<BlobInfo> {
     for (const [digest, b] of this.blobs) yield { digest, size: b.length };
+  }
+
+  async *usage(): AsyncIterable<BlobUsage> {
+    for (const [digest, b] of this.blobs) yield { digest, size: b.length, accessedAt: this.times.get(digest) ?? 0 };
+  }
+
+  async touch(digest: Digest, atMs: number): Promise<void> {
+    if (this.blobs.has(digest)) this.times.set(digest, atMs);
+  }
+
+  async *ingests(): AsyncIterable<IngestUsage> {
+    for (const [digest, b] of this.partials) yield { digest, size: b.length, modifiedAt: this.times.get(digest) ?? 0 };
+  }
+
+  async removeIngest(digest: Digest): Promise<boolean> {
+    return this.partials.delete(digest);
   }
 
   async close(): Promise<void> {}
@@ -46,6 +70,7 @@ class MemoryIngest implements Ingest {
     readonly resumedBytes: number,
     private readonly partials: Map<Digest, Buffer>,
     private readonly blobs: Map<Digest, Buffer>,
+    private readonly written: () => void,
   ) {}
 
   private get buf(): Buffer {
@@ -63,6 +88,7 @@ class MemoryIngest implements Ingest {
     }
     b.set(data, offset);
     this.partials.set(this.digest, b);
+    this.written();
   }
 
   async readAt(target: Uint8Array, offset: number): Promise<number> {
@@ -92,6 +118,7 @@ class MemoryIngest implements Ingest {
     this.snapshot = this.buf;
     this.partials.delete(this.digest);
     this.blobs.set(this.digest, this.snapshot);
+    this.written();
     this.state = 'committed';
     if (!options.keepReadable) await this.close();
     return info;

@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { validateHostPort, type ConfigValues, type Setting } from '../src/config.ts';
 
 export const SUPERNODE_SETTINGS = [
-  { key: 'listen', type: 'string', flag: 'listen', env: 'POLLEN_SUPERNODE_LISTEN', default: '127.0.0.1:8002', help: 'address of the supernode HTTP API', validate: validateHostPort },
+  { key: 'listen', type: 'string', flag: 'listen', env: 'POLLEN_SUPERNODE_LISTEN', default: '127.0.0.1:8002', help: 'address of the cluster API (peers): TLS 1.3 keyed by --secret; without a secret only a loopback address is allowed', validate: validateHostPort },
+  { key: 'adminListen', type: 'string', flag: 'admin-listen', env: 'POLLEN_SUPERNODE_ADMIN_LISTEN', default: '127.0.0.1:8003', help: 'address of the admin API (plain HTTP: /healthz, stats, the preheat jobs API behind --admin-token); keep it on loopback or a private network', validate: validateHostPort },
   { key: 'data', type: 'string', flag: 'data', env: 'POLLEN_SUPERNODE_DATA', default: '~/.pollen/supernode', help: 'data directory (metadata in level, seed blobs)' },
-  { key: 'secret', type: 'string', flag: 'secret', env: 'POLLEN_SECRET', default: undefined, help: 'cluster secret shared by the supernode and the peers (peers must present it)', secret: true },
+  { key: 'secret', type: 'string', flag: 'secret', env: 'POLLEN_SECRET', default: undefined, help: 'cluster secret shared by the supernode and the peers: keys the TLS of the cluster API (`pollen secret` prints one)', secret: true },
   { key: 'adminToken', type: 'string', flag: 'admin-token', env: 'POLLEN_ADMIN_TOKEN', default: undefined, help: 'bearer token of the jobs API (preheat); without it the jobs API is disabled', secret: true },
   { key: 'maxParents', type: 'int', flag: 'max-parents', env: 'POLLEN_MAX_PARENTS', default: 6, help: 'parents handed to a peer per sync' },
   { key: 'logLevel', type: 'string', flag: 'log-level', env: 'POLLEN_LOG_LEVEL', default: 'info', help: 'log level (fatal, error, warn, info, debug, trace)' },
@@ -14,6 +15,7 @@ export const SUPERNODE_SETTINGS = [
 
 export interface SupernodeConfig {
   readonly listen: string;
+  readonly adminListen: string;
   readonly data: string;
   readonly secret: string | undefined;
   readonly adminToken?: string;
@@ -25,6 +27,7 @@ export function supernodeConfigFrom(values: ConfigValues): SupernodeConfig {
   const data = values.data as string;
   return Object.freeze({
     listen: values.listen as string,
+    adminListen: values.adminListen as string,
     data: data === '~' || data.startsWith('~/') ? join(homedir(), data.slice(1)) : data,
     secret: values.secret as string | undefined,
     adminToken: (values.adminToken as string | undefined) || undefined,

@@ -1,5 +1,8 @@
-// The supernode daemon: its HTTP API (fastify), metadata in level. The scheduler, tracker, seed
-// and preheat jobs hang off this composition (see the P2P and preheat issues).
+// The supernode daemon: two HTTP listeners and metadata in level. The cluster listener (peers:
+// registration, tasks, syncs, seed pieces, preheat work) is TLS 1.3 keyed by the cluster secret,
+// or loopback only without one; the admin listener (plain HTTP, loopback by default) has health,
+// stats and the preheat jobs API behind the admin token. Every route declares who may call it
+// (http/route-auth.ts) and every error leaves through one handler (http/error-handler.ts).
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -7,14 +10,13 @@ import type { Logger } from 'pino';
 import { openLevelKv, type Kv } from '../src/db.ts';
 import { systemClock, type Clock } from '../src/clock.ts';
 import { FsContentStore } from '../src/fs-content-store.ts';
-import { clusterToken } from '../src/p2p/wire-auth.ts';
-import { CLUSTER_TOKEN_HEADER, type MetainfoBody } from '../src/p2p/supernode-api.ts';
-import { createHttpApp, listenOn } from '../src/http-app.ts';
+import type { MetainfoBody } from '../src/p2p/supernode-api.ts';
+import { listenOn } from '../src/http-app.ts';
 import type { SupernodeConfig } from './config.ts';
+import { createAdminApp, createClusterApp } from './http/apps.ts';
+import { checkClusterListen } from './http/listen-policy.ts';
 import { JobManager } from './preheat/job-manager.ts';
 import { preheatPorts } from './preheat/preheat-ports.ts';
-import { isJobsPath, registerJobRoutes } from './preheat/routes-jobs.ts';
-import { registerP2pRoutes } from './p2p/routes-p2p.ts';
 import { Scheduler } from './p2p/scheduler.ts';
 import { Seed } from './p2p/seed.ts';
 import { Tracker } from './p2p/tracker.ts';
@@ -23,8 +25,10 @@ export class Supernode {
   private readonly logger: Logger;
   private readonly config: SupernodeConfig;
   private app: FastifyInstance | undefined;
+  private admin: FastifyInstance | undefined;
   private db: Kv | undefined;
   private address: string | undefined;
+  private adminAddress: string | undefined;
   private readonly clock: Clock;
   private tracker: Tracker | undefined;
   private seed: Seed | undefined;
@@ -36,17 +40,23 @@ export class Supernode {
     this.config = config;
   }
 
-  /** The URL the API listens on (after start). */
+  /** The URL of the cluster API (after start): `https:` with a secret. */
   get url(): string {
     if (!this.address) throw new Error('supernode not started');
     return this.address;
   }
 
+  /** The URL of the admin API (after start). */
+  get adminUrl(): string {
+    if (!this.adminAddress) throw new Error('supernode not started');
+    return this.adminAddress;
+  }
+
   async start(): Promise<void> {
+    const secret = this.config.secret || undefined;
+    checkClusterListen(this.config.listen, secret);
     await mkdir(this.config.data, { recursive: true });
     this.db = await openLevelKv(join(this.config.data, 'meta'));
-    const app = createHttpApp(this.logger);
-    app.get('/healthz', async () => ({ status: 'ok' }));
     const store = await FsContentStore.open(join(this.config.data, 'seed'));
     const seed = new Seed({ store, kv: this.db.sub<MetainfoBody>('meta'), logger: this.logger });
     await seed.start();
@@ -58,30 +68,30 @@ export class Supernode {
     } });
     tracker.start();
     this.tracker = tracker;
-    if (this.config.secret !== undefined && this.config.secret !== '') {
-      const token = clusterToken(this.config.secret);
-      app.addHook('onRequest', async (request, reply) => {
-        if (request.url.startsWith('/api/') && !isJobsPath(request.url) && request.headers[CLUSTER_TOKEN_HEADER] !== token) {
-          return reply.code(401).send({ code: 'ERR_UNAUTHORIZED', message: 'missing or wrong cluster secret' });
-        }
-      });
-    }
-    app.get('/api/v1/stats', async () => ({ peers: tracker.size, seed: seed.counters }));
-    registerP2pRoutes(app, { tracker, scheduler, seed });
     const jobs = new JobManager({ kv: this.db.sub('preheat'), clock: this.clock, logger: this.logger, ports: preheatPorts({ seed, tracker }) });
     await jobs.start();
     this.jobs = jobs;
-    registerJobRoutes(app, { jobs, adminToken: this.config.adminToken });
+
+    const app = createClusterApp(this.logger, { tracker, scheduler, seed, jobs }, { secret });
     this.app = app;
-    this.address = await listenOn(app, this.config.listen);
-    this.logger.info({ url: this.address }, 'supernode listening');
+    const stats = (): unknown => ({ peers: tracker.size, seed: seed.counters, scheduler: scheduler.sizes });
+    const admin = createAdminApp(this.logger, { jobs, stats }, { adminToken: this.config.adminToken });
+    this.admin = admin;
+
+    this.address = await listenOn(app, this.config.listen, secret ? 'https' : 'http');
+    this.adminAddress = await listenOn(admin, this.config.adminListen);
+    this.logger.info({ url: this.address, admin: this.adminAddress, tls: secret !== undefined }, 'supernode listening');
+    if (!secret) this.logger.warn({ url: this.address }, 'no cluster secret: the cluster API is plain HTTP, open to anyone who reaches this loopback address (set --secret to encrypt it)');
   }
 
   async close(): Promise<void> {
     const app = this.app;
+    const admin = this.admin;
     this.app = undefined;
+    this.admin = undefined;
     this.tracker?.close();
     this.tracker = undefined;
+    await admin?.close();
     await app?.close();
     await this.jobs?.close();
     this.jobs = undefined;

@@ -87,7 +87,7 @@ export function measureBytesPerPeerTask(n: number, pieceCount: number): number {
   const tracker = new Tracker({ clock, onDrop: (p) => scheduler.dropPeer(p) });
   const digest = `sha256:${'ab'.repeat(32)}` as Digest;
   for (let i = 0; i < n; i++) {
-    const peer = tracker.register(`peer-${i}`, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:65002`, 8);
+    const peer = tracker.register(`peer-${i}`, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:65002`, 8).peer;
     const bits = new Bitfield(pieceCount);
     for (let p = i % 2; p < pieceCount; p += 2) bits.set(p);
     scheduler.join(digest, pieceCount, peer, bits);
@@ -111,7 +111,7 @@ export function measureScheduleCpuUs(n: number, pieceCount: number, calls = 2_00
   for (let i = 0; i < n; i++) {
     const bits = new Bitfield(pieceCount);
     for (let p = 0; p < pieceCount; p++) if (random() < 0.5) bits.set(p);
-    scheduler.join(digest, pieceCount, tracker.register(`peer-${i}`, `10.0.0.1:${i}`, 8), bits);
+    scheduler.join(digest, pieceCount, tracker.register(`peer-${i}`, `10.0.0.1:${i}`, 8).peer, bits);
   }
   const lookup = (id: string) => tracker.get(id);
   const start = process.cpuUsage();

@@ -65,7 +65,8 @@ export class SimSupernode {
   /** POST /api/v1/peers (no holdings: every simulated peer starts empty) then POST /api/v1/tasks. */
   registerAndJoin(peerId: string, wireAddr: string, uploadSlots: number): void {
     this.timed(() => {
-      const peer = this.tracker.register(peerId, wireAddr, uploadSlots);
+      // A live peer registers again with its own token (as the real one does): its record stays.
+      const peer = this.tracker.get(peerId) ?? this.tracker.register(peerId, wireAddr, uploadSlots).peer;
       if (!this.scheduler.holds(this.digest, peerId)) this.scheduler.join(this.digest, this.pieceCount, peer);
     });
   }

@@ -5,7 +5,7 @@ import { PEER_SETTINGS, peerConfigFrom } from '../../peer/config.ts';
 import { Peer } from '../../peer/peer.ts';
 import { runUntilSignal } from '../daemon.ts';
 import { createLogger } from '../logger.ts';
-import { addConfigOptions, configFromCommand } from '../options.ts';
+import { addConfigOptions, configFilePath, configFromCommand } from '../options.ts';
 
 export function registerPeer(program: Command): void {
   const cmd = program.command('peer').description('run a peer: registry mirror and HTTP proxy for the local container engine');
@@ -13,7 +13,7 @@ export function registerPeer(program: Command): void {
     const values = configFromCommand(cmd, PEER_SETTINGS);
     const config = peerConfigFrom(values);
     const logger = createLogger(config.logLevel, 'pollen-peer');
-    logger.info({ config: redactConfig(PEER_SETTINGS, values) }, 'starting peer');
+    logger.info({ config: redactConfig(PEER_SETTINGS, values), configFile: configFilePath(cmd) }, 'starting peer');
     const peer = new Peer({ logger }, config);
     await peer.start();
     await runUntilSignal(logger, peer);

@@ -1,5 +1,6 @@
-// `pollen preheat REF`: creates a preheat job on the supernode (jobs API, admin token) and, with
-// --wait, follows it to the end: a live status line on a terminal, one line per change otherwise.
+// `pollen preheat REF`: creates a preheat job on the supernode (jobs API on its admin listener,
+// admin token) and, with --wait, follows it to the end: a live status line on a terminal, one line
+// per change otherwise.
 // Exit status: 0 when the job succeeded (or was created, without --wait), 1 when it failed.
 import type { Command } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -59,10 +60,10 @@ export function registerPreheat(program: Command): void {
     .option('--timeout-ms <ms>', 'fail the job after this long')
     .option('--wait', 'follow the job until it ends; exit 1 when it fails')
     .option('--json', 'print the final job as JSON')
-    .option('--supernode <url>', 'supernode URL (env POLLEN_SUPERNODE; default http://127.0.0.1:8002)')
+    .option('--supernode <url>', "the supernode's admin API URL (its --admin-listen; env POLLEN_SUPERNODE_ADMIN; default http://127.0.0.1:8003)")
     .option('--token <token>', 'admin token of the jobs API (env POLLEN_ADMIN_TOKEN)')
     .action(async (ref: string, o: PreheatOptions) => {
-      const supernode = o.supernode ?? process.env.POLLEN_SUPERNODE?.split(',')[0] ?? 'http://127.0.0.1:8002';
+      const supernode = o.supernode ?? process.env.POLLEN_SUPERNODE_ADMIN ?? 'http://127.0.0.1:8003';
       const client = new JobsClient({ baseUrl: supernode, token: o.token ?? process.env.POLLEN_ADMIN_TOKEN });
       const username = o.username ?? process.env.POLLEN_PREHEAT_USERNAME;
       const password = o.password ?? process.env.POLLEN_PREHEAT_PASSWORD;

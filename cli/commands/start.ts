@@ -5,28 +5,34 @@ import type { Command } from 'commander';
 import { redactConfig } from '../../src/config.ts';
 import { PEER_SETTINGS, peerConfigFrom } from '../../peer/config.ts';
 import { Peer } from '../../peer/peer.ts';
-import { SUPERNODE_SETTINGS, supernodeConfigFrom } from '../../supernode/config.ts';
+import { supernodeConfigFrom } from '../../supernode/config.ts';
 import { Supernode } from '../../supernode/supernode.ts';
 import { runUntilSignal } from '../daemon.ts';
 import { createLogger } from '../logger.ts';
-import { addConfigOptions, configFromCommand } from '../options.ts';
+import { addConfigOptions, configFileFromCommand, configFilePath, configFromCommand } from '../options.ts';
+import { START_EXTRA_SETTINGS, START_SETTINGS, START_SUPERNODE_SETTINGS } from '../start-settings.ts';
 
 export function registerStart(program: Command): void {
   const cmd = program
     .command('start')
-    .description('run a supernode and a peer in one process (all-in-one, embedded storage)')
-    .option('--supernode-listen <addr>', 'address of the supernode HTTP API', '127.0.0.1:8002');
-  addConfigOptions(cmd, PEER_SETTINGS).action(async () => {
-    const values = configFromCommand(cmd, PEER_SETTINGS);
+    .description('run a supernode and a peer in one process (all-in-one, embedded storage)');
+  addConfigOptions(cmd, START_SETTINGS).action(async () => {
+    // One flat config file for both: checked against every key `start` takes.
+    const file = configFileFromCommand(cmd, START_SETTINGS);
+    const values = configFromCommand(cmd, PEER_SETTINGS, process.env, file);
+    const extra = configFromCommand(cmd, START_EXTRA_SETTINGS, process.env, file);
     const peerConfig = peerConfigFrom({ ...values, data: join(values.data as string, 'peer') });
     const logger = createLogger(peerConfig.logLevel, 'pollen');
-    const supernodeValues = configFromCommand(cmd, SUPERNODE_SETTINGS.filter((s) => s.key !== 'listen' && s.key !== 'data'));
+    const supernodeValues = configFromCommand(cmd, START_SUPERNODE_SETTINGS, process.env, file);
     const supernodeConfig = supernodeConfigFrom({
       ...supernodeValues,
-      listen: (cmd.opts() as { supernodeListen: string }).supernodeListen,
+      listen: extra.supernodeListen,
       data: join(values.data as string, 'supernode'),
     });
-    logger.info({ config: redactConfig(PEER_SETTINGS, values), supernode: supernodeConfig.listen }, 'starting pollen (all-in-one)');
+    logger.info(
+      { config: { ...redactConfig(PEER_SETTINGS, values), ...redactConfig(START_EXTRA_SETTINGS, extra) }, configFile: configFilePath(cmd) },
+      'starting pollen (all-in-one)',
+    );
     const supernode = new Supernode({ logger }, supernodeConfig);
     await supernode.start();
     // The all-in-one peer joins its own supernode unless told otherwise.

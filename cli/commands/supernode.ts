@@ -5,7 +5,7 @@ import { SUPERNODE_SETTINGS, supernodeConfigFrom } from '../../supernode/config.
 import { Supernode } from '../../supernode/supernode.ts';
 import { runUntilSignal } from '../daemon.ts';
 import { createLogger } from '../logger.ts';
-import { addConfigOptions, configFromCommand } from '../options.ts';
+import { addConfigOptions, configFilePath, configFromCommand } from '../options.ts';
 
 export function registerSupernode(program: Command): void {
   const cmd = program.command('supernode').description('run a supernode: peer registry, piece scheduler, seed (back-to-source)');
@@ -13,7 +13,7 @@ export function registerSupernode(program: Command): void {
     const values = configFromCommand(cmd, SUPERNODE_SETTINGS);
     const config = supernodeConfigFrom(values);
     const logger = createLogger(config.logLevel, 'pollen-supernode');
-    logger.info({ config: redactConfig(SUPERNODE_SETTINGS, values) }, 'starting supernode');
+    logger.info({ config: redactConfig(SUPERNODE_SETTINGS, values), configFile: configFilePath(cmd) }, 'starting supernode');
     const supernode = new Supernode({ logger }, config);
     await supernode.start();
     await runUntilSignal(logger, supernode);

@@ -47,7 +47,7 @@ export class UpstreamDownloader implements BlobDownloader {
       res.body.destroy();
       throw new PollenError('ERR_UPSTREAM_PROTOCOL', `registry ${upstream.baseUrl} sent blob ${digest} without a length`, { upstream: upstream.baseUrl });
     }
-    const ingest = await this.store.openIngest(digest);
+    const ingest = await this.store.openIngest(digest, { expectedSize: size }).catch((err: unknown) => { res.body.destroy(); throw err; }); // ERR_DISK_QUOTA: refused before any byte
     const partial = new PartialBlob({ store: this.store, ingest }, { size });
     void this.fill(partial, res.body, upstream.baseUrl).catch(() => {});
     return partial;

@@ -87,6 +87,7 @@ export class P2pAgent {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     await this.uploader.close();
+    await this.client.close();
   }
 
   isRegistered(url: string): boolean {

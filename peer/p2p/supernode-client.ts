@@ -2,21 +2,27 @@
 // supernodes, each digest has an owner by rendezvous hashing over the list; the next ones in that
 // order take over when the owner is down. Every call has a timeout; failures are
 // ERR_SUPERNODE_UNAVAILABLE (or the supernode's own error for 4xx answers).
+// With a cluster secret every call is TLS 1.3 keyed by it (src/cluster-tls.ts), also to a
+// supernode given as `http://`: the secret says the cluster is encrypted. Registration returns this
+// peer's own token per supernode, presented on every later call; when a supernode no longer knows
+// the token (it restarted, or dropped the peer) the call fails as ERR_NOT_FOUND so the caller
+// registers again, as it does for an unknown task.
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { request, type Dispatcher } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
+import { pskClientOptions } from '../../src/cluster-tls.ts';
 import type { Digest } from '../../src/digest.ts';
-import { ERROR_CODES, PollenError, type ErrorCode } from '../../src/errors.ts';
-import { clusterToken } from '../../src/p2p/wire-auth.ts';
+import { PollenError } from '../../src/errors.ts';
 import {
   API,
-  CLUSTER_TOKEN_HEADER,
+  API_LIMITS,
+  apiErrorOf,
   type MetainfoBody,
   type RegisterRequest,
   type RegisterResponse,
   type SyncRequest,
   type SyncResponse,
-  type TaskRequest,
+  type TaskBody,
 } from '../../src/p2p/supernode-api.ts';
 import { JOBS_API, type WorkRequest, type WorkResponse } from '../../src/preheat/jobs-api.ts';
 
@@ -25,17 +31,22 @@ const SEED_PIECE_TIMEOUT_MS = 60_000;
 const CREATE_TASK_TIMEOUT_MS = 20_000;
 
 export class SupernodeClient {
+  /** The supernodes as configured (their identity: keys of ownership and registration). */
   readonly urls: readonly string[];
   private readonly dispatcher: Dispatcher | undefined;
+  private readonly ownDispatcher: Agent | undefined;
+  private readonly tls: boolean;
   private readonly timeoutMs: number;
-  private readonly headers: Record<string, string>;
+  /** This peer's registration with each supernode (by configured URL). */
+  private readonly sessions = new Map<string, { peerId: string; token: string }>();
+  private readonly registering = new Map<string, Promise<RegisterResponse>>();
 
   constructor(deps: { dispatcher?: Dispatcher }, options: { urls: readonly string[]; secret?: string; timeoutMs: number }) {
-    this.dispatcher = deps.dispatcher;
     this.urls = options.urls.map((u) => u.replace(/\/+$/, ''));
     this.timeoutMs = options.timeoutMs;
-    this.headers = { 'content-type': 'application/json' };
-    if (options.secret) this.headers[CLUSTER_TOKEN_HEADER] = clusterToken(options.secret);
+    this.tls = Boolean(options.secret);
+    this.ownDispatcher = options.secret && !deps.dispatcher ? new Agent({ connect: pskClientOptions(options.secret, 'api') }) : undefined;
+    this.dispatcher = deps.dispatcher ?? this.ownDispatcher;
   }
 
   /** Supernodes in preference order for `digest` (rendezvous hashing). */
@@ -44,14 +55,35 @@ export class SupernodeClient {
     return [...this.urls].sort((a, b) => (score(a) < score(b) ? 1 : -1));
   }
 
+  /**
+   * Registers (again: with this peer's token, so the supernode knows it is the same peer).
+   * Registrations with one supernode run one after another: a second one started while the first
+   * is under way must present the token the first one brings back.
+   */
   register(url: string, body: RegisterRequest): Promise<RegisterResponse> {
-    return this.post(url, API.register, body);
+    const previous = this.registering.get(url) ?? Promise.resolve();
+    const next = previous.catch(() => {}).then(() => this.registerNow(url, body));
+    this.registering.set(url, next);
+    void next.catch(() => {}).finally(() => {
+      if (this.registering.get(url) === next) this.registering.delete(url);
+    });
+    return next;
   }
 
-  /** False when the supernode no longer knows the peer (it must register again). */
+  private async registerNow(url: string, body: RegisterRequest): Promise<RegisterResponse> {
+    const session = this.sessions.get(url);
+    const sent = { ...body, holdings: body.holdings.slice(0, API_LIMITS.holdings) };
+    const res = await this.post<RegisterResponse>(url, API.register, sent, this.timeoutMs, session?.peerId === body.peerId ? session.token : undefined);
+    if (typeof res.token !== 'string' || res.peerId !== body.peerId) throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent a malformed registration answer`, { supernode: url });
+    this.sessions.set(url, { peerId: res.peerId, token: res.token });
+    return res;
+  }
+
+  /** False when the supernode no longer knows this peer (`peerId`): it must register again. */
   async heartbeat(url: string, peerId: string): Promise<boolean> {
+    if (this.sessions.get(url)?.peerId !== peerId) return false;
     try {
-      await this.post(url, API.heartbeat(peerId), {});
+      await this.post(url, API.heartbeat, {});
       return true;
     } catch (err) {
       if (err instanceof PollenError && err.kind === 'not_found') return false;
@@ -60,7 +92,7 @@ export class SupernodeClient {
   }
 
   /** Creating a task waits for the seed's first answer from the registry: allow it more time. */
-  createTask(url: string, body: TaskRequest): Promise<MetainfoBody> {
+  createTask(url: string, body: TaskBody): Promise<MetainfoBody> {
     return this.post(url, API.task, body, Math.max(this.timeoutMs, CREATE_TASK_TIMEOUT_MS));
   }
 
@@ -68,21 +100,32 @@ export class SupernodeClient {
     return this.post(url, API.sync(digest), body);
   }
 
-  /** Preheat work: delivers the peer's reports and gets its current assignments. */
+  /** Preheat work of this peer (`peerId`, registered with `url`): delivers its reports and gets its assignments. */
   preheatWork(url: string, peerId: string, body: WorkRequest): Promise<WorkResponse> {
-    return this.post(url, JOBS_API.peerWork(peerId), body);
+    if (this.sessions.get(url)?.peerId !== peerId) return Promise.reject(notRegistered(url));
+    return this.post(url, JOBS_API.peerWork, body);
   }
 
   async seedPiece(url: string, digest: Digest, index: number, signal: AbortSignal): Promise<Readable> {
     // The seed answers once the piece has come from the registry: wait longer than for API calls.
-    const res = await this.send(url, API.seedPiece(digest, index), 'GET', undefined, signal, SEED_PIECE_TIMEOUT_MS);
-    if (res.statusCode !== 200) throw await errorOf(url, res);
+    const res = await this.send(url, API.seedPiece(digest, index), 'GET', undefined, signal, SEED_PIECE_TIMEOUT_MS, this.tokenFor(url));
+    if (res.statusCode !== 200) throw await this.errorOf(url, res);
     return res.body;
   }
 
-  private async post<T>(url: string, path: string, body: unknown, timeoutMs = this.timeoutMs): Promise<T> {
-    const res = await this.send(url, path, 'POST', JSON.stringify(body), AbortSignal.timeout(timeoutMs), timeoutMs);
-    if (res.statusCode !== 200) throw await errorOf(url, res);
+  async close(): Promise<void> {
+    await this.ownDispatcher?.close();
+  }
+
+  private tokenFor(url: string): string {
+    const session = this.sessions.get(url);
+    if (!session) throw notRegistered(url);
+    return session.token;
+  }
+
+  private async post<T>(url: string, path: string, body: unknown, timeoutMs = this.timeoutMs, token: string | undefined = path === API.register ? undefined : this.tokenFor(url)): Promise<T> {
+    const res = await this.send(url, path, 'POST', JSON.stringify(body), AbortSignal.timeout(timeoutMs), timeoutMs, token);
+    if (res.statusCode !== 200) throw await this.errorOf(url, res);
     const text = await readCapped(res.body);
     try {
       return JSON.parse(text) as T;
@@ -91,11 +134,13 @@ export class SupernodeClient {
     }
   }
 
-  private async send(url: string, path: string, method: 'GET' | 'POST', body: string | undefined, signal: AbortSignal, timeoutMs = this.timeoutMs): Promise<Dispatcher.ResponseData> {
+  private async send(url: string, path: string, method: 'GET' | 'POST', body: string | undefined, signal: AbortSignal, timeoutMs: number, token: string | undefined): Promise<Dispatcher.ResponseData> {
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (token) headers.authorization = `Bearer ${token}`;
     try {
-      return await request(`${url}${path}`, {
+      return await request(`${this.tls ? url.replace(/^http:/, 'https:') : url}${path}`, {
         method,
-        headers: this.headers,
+        headers,
         body,
         signal,
         dispatcher: this.dispatcher,
@@ -106,6 +151,26 @@ export class SupernodeClient {
       throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} unreachable: ${(err as Error).message}`, { supernode: url }, { cause: err });
     }
   }
+
+  /** The supernode's error; one that no longer knows our token drops it and reads as not_found. */
+  private async errorOf(url: string, res: Dispatcher.ResponseData): Promise<PollenError> {
+    let text = '';
+    try {
+      text = await readCapped(res.body);
+    } catch {
+      // keep the generic error
+    }
+    const err = apiErrorOf(res.statusCode, text, 'ERR_SUPERNODE_UNAVAILABLE', { supernode: url });
+    if (err.code === 'ERR_CLUSTER_UNAUTHORIZED') {
+      this.sessions.delete(url);
+      return new PollenError('ERR_NOT_FOUND', `supernode ${url} does not know this peer (any more): register again`, { supernode: url, status: res.statusCode });
+    }
+    return new PollenError(err.code, `supernode ${url} answered ${res.statusCode}: ${err.message}`, err.detail);
+  }
+}
+
+function notRegistered(url: string): PollenError {
+  return new PollenError('ERR_NOT_FOUND', `this peer is not registered with supernode ${url}`, { supernode: url });
 }
 
 async function readCapped(body: Dispatcher.ResponseData['body']): Promise<string> {
@@ -120,17 +185,4 @@ async function readCapped(body: Dispatcher.ResponseData['body']): Promise<string
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
-}
-
-async function errorOf(url: string, res: Dispatcher.ResponseData): Promise<PollenError> {
-  let code: ErrorCode = 'ERR_SUPERNODE_UNAVAILABLE';
-  let message = `supernode ${url} answered ${res.statusCode}`;
-  try {
-    const body = JSON.parse(await readCapped(res.body)) as { code?: string; message?: string };
-    if (res.statusCode < 500 && body.code && body.code in ERROR_CODES) code = body.code as ErrorCode;
-    if (body.message) message = `${message}: ${body.message}`;
-  } catch {
-    // keep the generic error
-  }
-  return new PollenError(code, message, { supernode: url, status: res.statusCode });
 }

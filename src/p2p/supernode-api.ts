@@ -1,12 +1,17 @@
 // The HTTP API between peers and the supernode: request and response bodies shared by both
 // daemons (which never import each other). All bodies are JSON; bitfields are base64.
+// Trust: with a cluster secret the API is TLS 1.3 with a key derived from it (src/cluster-tls.ts),
+// so only members connect. Registration (POST /peers) needs only that; it returns a token of this
+// peer alone, and every other call names its peer by presenting that token
+// (`Authorization: Bearer TOKEN`): the supernode takes the peer id from the token, never from a
+// body or a path. Errors are OCI error bodies (src/oci/error-body.ts) with `detail.pollenCode`.
 import type { Digest } from '../digest.ts';
-
-export const CLUSTER_TOKEN_HEADER = 'x-pollen-cluster';
+import { ERROR_CODES, PollenError, type ErrorCode } from '../errors.ts';
 
 export const API = {
   register: '/api/v1/peers',
-  heartbeat: (peerId: string) => `/api/v1/peers/${encodeURIComponent(peerId)}/heartbeat`,
+  /** The calling peer (named by its token) is alive. */
+  heartbeat: '/api/v1/peers/self/heartbeat',
   task: '/api/v1/tasks',
   sync: (digest: Digest) => `/api/v1/tasks/${digest}/sync`,
   seedPiece: (digest: Digest, index: number) => `/api/v1/seed/${digest}/pieces/${index}`,
@@ -18,7 +23,20 @@ export interface Holding {
   readonly pieces: string;
 }
 
+/** Bounds of the request bodies (the supernode's schemas refuse more). */
+export const API_LIMITS = {
+  peerIdChars: 128,
+  holdings: 5_000,
+  reportedParents: 64,
+  wantSeed: 64,
+  uploadSlots: 10_000,
+} as const;
+
+/** Peer ids: letters, digits, `-` and `_` (the agent uses 40 hex digits). */
+export const PEER_ID_PATTERN = '^[A-Za-z0-9_-]{1,128}$';
+
 export interface RegisterRequest {
+  /** The id the peer chose (random); a live peer's id is registered again only with its token. */
   readonly peerId: string;
   /** HOST:PORT where the peer's wire listens. */
   readonly wireAddr: string;
@@ -28,10 +46,14 @@ export interface RegisterRequest {
 }
 
 export interface RegisterResponse {
+  readonly peerId: string;
+  /** This peer's credential for every later call (Authorization: Bearer TOKEN). */
+  readonly token: string;
   readonly heartbeatMs: number;
 }
 
 export interface TaskRequest {
+  /** Filled in by the supernode from the caller's token (a peer need not send it; it is ignored). */
   readonly peerId: string;
   readonly digest: Digest;
   readonly sizeHint?: number;
@@ -47,13 +69,20 @@ export interface MetainfoBody {
   readonly hashes: ReadonlyArray<string | null>;
 }
 
+/** What a peer sends to create a task: its id comes from its token. */
+export type TaskBody = Omit<TaskRequest, 'peerId'> & { readonly peerId?: string };
+
 export interface SyncRequest {
-  readonly peerId: string;
+  /** Ignored: the supernode takes the peer from the token. */
+  readonly peerId?: string;
   /** Pieces verified since the last sync. */
   readonly have: readonly number[];
   /** How many seed pieces the peer would fetch now. */
   readonly wantSeed: number;
-  /** Parents that failed us (stalled, unreachable): they are offered less. */
+  /**
+   * Parents that failed us (stalled, unreachable): they are offered less. Only parents the
+   * supernode offered this peer for this task count, each offer at most once.
+   */
   readonly badParents: readonly string[];
   /**
    * Parents that sent a piece that failed verification: offered less, and their pieces no longer
@@ -89,7 +118,22 @@ export interface SyncResponse {
   readonly failed?: string;
 }
 
+/** The OCI error body the supernode answers with (src/oci/error-body.ts). */
 export interface ApiErrorBody {
-  readonly code: string;
-  readonly message: string;
+  readonly errors: ReadonlyArray<{ readonly code: string; readonly message: string; readonly detail?: { readonly pollenCode?: string } }>;
+}
+
+/** The PollenError an API error answer stands for: its `detail.pollenCode` (when known) and message. */
+export function apiErrorOf(status: number, text: string, fallback: ErrorCode, where: Record<string, unknown>): PollenError {
+  let code: ErrorCode = fallback;
+  let message = `answered ${status}`;
+  try {
+    const first = (JSON.parse(text) as Partial<ApiErrorBody>).errors?.[0];
+    const pollenCode = first?.detail?.pollenCode;
+    if (status < 500 && typeof pollenCode === 'string' && pollenCode in ERROR_CODES) code = pollenCode as ErrorCode;
+    if (typeof first?.message === 'string') message = first.message.slice(0, 500);
+  } catch {
+    // not an error body: keep the generic error
+  }
+  return new PollenError(code, message, { ...where, status });
 }

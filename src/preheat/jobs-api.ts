@@ -11,8 +11,8 @@ export const JOBS_API = {
   job: (id: number) => `/api/v1/jobs/${id}`,
   /** Harbor's Dragonfly provider calls the open API paths: same handlers. */
   openJobs: '/oapi/v1/jobs',
-  /** A peer's preheat work: reports in, assignments out (cluster secret, not the admin token). */
-  peerWork: (peerId: string) => `/api/v1/peers/${encodeURIComponent(peerId)}/preheat`,
+  /** The calling peer's preheat work, on the cluster listener: reports in, assignments out (the peer's own token). */
+  peerWork: '/api/v1/peers/self/preheat',
 } as const;
 
 export type PreheatScope = 'single_seed_peer' | 'all_peers';

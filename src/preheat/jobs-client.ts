@@ -1,6 +1,8 @@
-// A typed HTTP client of the supernode's jobs API (the CLI's `pollen preheat`, tests, benchmarks).
+// A typed HTTP client of the supernode's jobs API (the CLI's `pollen preheat`, tests, benchmarks),
+// on the supernode's admin listener (--admin-listen, http://127.0.0.1:8003 by default).
 import { request } from 'undici';
-import { ERROR_CODES, PollenError, type ErrorCode } from '../errors.ts';
+import { PollenError } from '../errors.ts';
+import { apiErrorOf } from '../p2p/supernode-api.ts';
 import { JOBS_API, type CreateJobBody, type JobBody } from './jobs-api.ts';
 
 const MAX_RESPONSE_BYTES = 16 << 20;
@@ -55,16 +57,12 @@ export class JobsClient {
     }
     const text = Buffer.concat(chunks).toString('utf8');
     if (res.statusCode === 204) return undefined as T;
+    if (res.statusCode >= 400) throw apiErrorOf(res.statusCode, text, 'ERR_SUPERNODE_UNAVAILABLE', { supernode: this.baseUrl });
     let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : undefined;
     } catch {
       throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${this.baseUrl} sent malformed JSON (${res.statusCode})`);
-    }
-    if (res.statusCode >= 400) {
-      const e = (parsed ?? {}) as { code?: string; message?: string };
-      const code: ErrorCode = e.code && e.code in ERROR_CODES ? (e.code as ErrorCode) : 'ERR_SUPERNODE_UNAVAILABLE';
-      throw new PollenError(code, e.message ?? `supernode answered ${res.statusCode}`, { status: res.statusCode });
     }
     return parsed as T;
   }

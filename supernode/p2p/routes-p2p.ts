@@ -1,57 +1,33 @@
-// The supernode's P2P API (see src/p2p/supernode-api.ts): peer registration and heartbeats, task
-// creation (starts the seed), progress sync with scheduling, and seed pieces. Bodies are checked
-// here; errors leave as {code, message} with a status derived from the error kind.
-import type { FastifyInstance, FastifyReply } from 'fastify';
-import { isDigestLike, type Digest } from '../../src/digest.ts';
-import { PollenError, toPollenError, type ErrorKind } from '../../src/errors.ts';
+// The supernode's P2P API (see src/p2p/supernode-api.ts) on the cluster listener: registration
+// (cluster members) hands out the peer's token; heartbeats, tasks, syncs and seed pieces belong to
+// the peer its token names. Bodies are checked by the schemas in ../http/schemas.ts before a
+// handler runs; errors are thrown and leave through ../http/error-handler.ts.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Digest } from '../../src/digest.ts';
+import { PollenError } from '../../src/errors.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
-import { API, type RegisterRequest, type SyncRequest, type SyncResponse, type TaskRequest, type MetainfoBody } from '../../src/p2p/supernode-api.ts';
+import { API, type Holding, type MetainfoBody, type RegisterResponse, type SyncRequest, type SyncResponse, type TaskBody } from '../../src/p2p/supernode-api.ts';
+import { bearerOf } from '../http/route-auth.ts';
+import { DIGEST_PARAMS, PIECE_PARAMS, REGISTER_BODY, SYNC_BODY, TASK_BODY } from '../http/schemas.ts';
+import { checkWireHost, parseWireAddr } from '../http/wire-addr.ts';
 import type { Scheduler } from './scheduler.ts';
 import type { Seed, SeedTask } from './seed.ts';
-import { HEARTBEAT_MS, type Tracker } from './tracker.ts';
+import { HEARTBEAT_MS, type PeerRecord, type Tracker } from './tracker.ts';
 
-const MAX_HOLDINGS = 5_000;
+/** What the routes need of the seed (the unit tests give a stand-in). */
+export type SeedPort = Pick<Seed, 'get' | 'ensure' | 'readPiece'>;
 
 export interface P2pRouteDeps {
   readonly tracker: Tracker;
   readonly scheduler: Scheduler;
-  readonly seed: Seed;
+  readonly seed: SeedPort;
 }
 
-const STATUS: Record<ErrorKind, number> = {
-  not_found: 404,
-  invalid: 400,
-  unavailable: 502,
-  integrity: 502,
-  unauthorized: 401,
-  denied: 403,
-  aborted: 503,
-  too_large: 413,
-  internal: 500,
-};
-
-export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
-  const e = toPollenError(err);
-  return reply.code(STATUS[e.kind]).send({ code: e.code, message: e.message });
-}
-
-function bad(what: string): never {
-  throw new PollenError('ERR_INVALID_REQUEST', what);
-}
-
-function str(v: unknown, what: string, max = 4096): string {
-  if (typeof v !== 'string' || v.length === 0 || v.length > max) bad(`${what} must be a non-empty string`);
-  return v as string;
-}
-
-function int(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) bad(`${what} must be a non-negative integer`);
-  return v as number;
-}
-
-function digestOf(v: unknown): Digest {
-  if (typeof v !== 'string' || !isDigestLike(v) || !v.startsWith('sha256:')) bad('digest must be sha256:<64 hex>');
-  return v as Digest;
+interface RegisterBody {
+  readonly peerId: string;
+  readonly wireAddr: string;
+  readonly uploadSlots: number;
+  readonly holdings?: readonly Holding[];
 }
 
 function metaBody(task: SeedTask): MetainfoBody {
@@ -61,111 +37,88 @@ function metaBody(task: SeedTask): MetainfoBody {
 export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): void {
   const { tracker, scheduler, seed } = deps;
 
-  app.post(API.register, async (request, reply) => {
-    try {
-      const body = (request.body ?? {}) as Partial<RegisterRequest>;
-      const peerId = str(body.peerId, 'peerId', 128);
-      const wireAddr = str(body.wireAddr, 'wireAddr', 300);
-      const uploadSlots = int(body.uploadSlots, 'uploadSlots');
-      const holdings = Array.isArray(body.holdings) ? body.holdings.slice(0, MAX_HOLDINGS) : [];
-      const peer = tracker.register(peerId, wireAddr, uploadSlots);
-      for (const h of holdings) {
-        if (typeof h?.digest !== 'string' || !isDigestLike(h.digest) || typeof h.pieces !== 'string') continue;
-        const task = seed.get(h.digest);
-        if (!task || task.state.name === 'failed') {
-          scheduler.rememberHolding(h.digest, peerId, h.pieces);
-          continue;
-        }
-        scheduler.join(h.digest, task.meta.pieceCount, peer, Bitfield.fromBase64(task.meta.pieceCount, h.pieces));
+  /** The peer the request's token named (the auth hook put its id on the request). */
+  const caller = (request: FastifyRequest): PeerRecord => {
+    const peer = request.peerId === undefined ? undefined : tracker.get(request.peerId);
+    if (!peer) throw new PollenError('ERR_CLUSTER_UNAUTHORIZED', 'unknown peer: register again');
+    return peer;
+  };
+
+  app.post<{ Body: RegisterBody }>(API.register, { config: { auth: 'cluster' }, schema: { body: REGISTER_BODY }, bodyLimit: 4 << 20 }, async (request): Promise<RegisterResponse> => {
+    const body = request.body;
+    const wire = parseWireAddr(body.wireAddr);
+    checkWireHost(wire, request.ip);
+    const { peer, token } = tracker.register(body.peerId, body.wireAddr, body.uploadSlots, bearerOf(request));
+    const holdings = body.holdings ?? [];
+    for (const h of holdings) {
+      const task = seed.get(h.digest);
+      if (!task || task.state.name === 'failed') {
+        scheduler.rememberHolding(h.digest, peer.peerId, h.pieces);
+        continue;
       }
-      request.log.info({ peerId, wireAddr, holdings: holdings.length }, 'peer registered');
-      return { heartbeatMs: HEARTBEAT_MS };
-    } catch (err) {
-      return sendError(reply, err);
+      scheduler.join(h.digest, task.meta.pieceCount, peer, Bitfield.fromBase64(task.meta.pieceCount, h.pieces));
     }
+    request.log.info({ peerId: peer.peerId, wireAddr: body.wireAddr, holdings: holdings.length }, 'peer registered');
+    return { peerId: peer.peerId, token, heartbeatMs: HEARTBEAT_MS };
   });
 
-  app.post<{ Params: { peerId: string } }>('/api/v1/peers/:peerId/heartbeat', async (request, reply) => {
-    if (!tracker.heartbeat(request.params.peerId)) return reply.code(404).send({ code: 'ERR_NOT_FOUND', message: 'unknown peer: register again' });
+  app.post(API.heartbeat, { config: { auth: 'peer' } }, async (request) => {
+    tracker.heartbeat(caller(request).peerId);
     return { ok: true };
   });
 
-  app.post(API.task, async (request, reply) => {
-    try {
-      const body = (request.body ?? {}) as Partial<TaskRequest>;
-      const peer = tracker.get(str(body.peerId, 'peerId', 128));
-      if (!peer) return reply.code(404).send({ code: 'ERR_NOT_FOUND', message: 'unknown peer: register first' });
-      const up = (body.upstream ?? {}) as Partial<TaskRequest['upstream']>;
-      const req: TaskRequest = {
-        peerId: peer.peerId,
-        digest: digestOf(body.digest),
-        sizeHint: typeof body.sizeHint === 'number' ? body.sizeHint : undefined,
-        upstream: {
-          baseUrl: str(up.baseUrl, 'upstream.baseUrl'),
-          name: str(up.name, 'upstream.name', 512),
-          authorization: typeof up.authorization === 'string' ? up.authorization : undefined,
-        },
-      };
-      const task = await seed.ensure(req);
-      scheduler.adoptPending(req.digest, task.meta.pieceCount, (id) => tracker.get(id));
-      if (!scheduler.holds(req.digest, peer.peerId)) scheduler.join(req.digest, task.meta.pieceCount, peer);
-      return metaBody(task);
-    } catch (err) {
-      return sendError(reply, err);
-    }
+  app.post<{ Body: TaskBody }>(API.task, { config: { auth: 'peer' }, schema: { body: TASK_BODY } }, async (request) => {
+    const peer = caller(request);
+    const { digest, sizeHint, upstream } = request.body;
+    const task = await seed.ensure({ peerId: peer.peerId, digest, sizeHint, upstream });
+    scheduler.adoptPending(digest, task.meta.pieceCount, (id) => tracker.get(id));
+    if (!scheduler.holds(digest, peer.peerId)) scheduler.join(digest, task.meta.pieceCount, peer);
+    return metaBody(task);
   });
 
-  app.post<{ Params: { digest: string } }>('/api/v1/tasks/:digest/sync', async (request, reply) => {
-    try {
-      const digest = digestOf(request.params.digest);
-      const body = (request.body ?? {}) as Partial<SyncRequest>;
-      const peerId = str(body.peerId, 'peerId', 128);
-      const peer = tracker.get(peerId);
+  app.post<{ Params: { digest: Digest }; Body: SyncRequest }>(
+    '/api/v1/tasks/:digest/sync',
+    { config: { auth: 'peer' }, schema: { params: DIGEST_PARAMS, body: SYNC_BODY } },
+    async (request): Promise<SyncResponse> => {
+      const peer = caller(request);
+      const { digest } = request.params;
+      const body = request.body;
       const task = seed.get(digest);
-      if (!peer || !task || !scheduler.holds(digest, peerId)) {
-        return reply.code(404).send({ code: 'ERR_NOT_FOUND', message: 'unknown peer or task: create the task again' });
-      }
-      const have = Array.isArray(body.have) ? body.have.filter((i): i is number => Number.isInteger(i)).slice(0, task.meta.pieceCount) : [];
-      scheduler.have(digest, peerId, have);
-      for (const p of Array.isArray(body.badParents) ? body.badParents.slice(0, 64) : []) {
-        const parent = typeof p === 'string' ? tracker.get(p) : undefined;
-        if (parent) parent.failures++;
-      }
-      for (const p of Array.isArray(body.corruptParents) ? body.corruptParents.slice(0, 64) : []) {
-        const parent = typeof p === 'string' ? tracker.get(p) : undefined;
-        if (parent) {
-          parent.failures++;
-          parent.corruptions++;
-        }
-      }
-      if (body.leave) {
-        return { hashes: [], parents: [], seedGrants: [], availability: [] } satisfies SyncResponse;
-      }
-      if (task.state.name === 'failed') {
-        return { hashes: [], parents: [], seedGrants: [], availability: [], failed: task.state.error.message } satisfies SyncResponse;
-      }
-      const wantSeed = typeof body.wantSeed === 'number' ? body.wantSeed : 0;
-      const schedule = scheduler.schedule(digest, peerId, wantSeed, (id) => tracker.get(id), (i) => typeof task.meta.hashes[i] === 'string', body.starved === true);
+      if (!task || !scheduler.holds(digest, peer.peerId)) throw new PollenError('ERR_NOT_FOUND', 'unknown task for this peer: create the task again');
+      scheduler.have(digest, peer.peerId, body.have ?? []);
+      report(digest, peer, body.badParents ?? [], false);
+      report(digest, peer, body.corruptParents ?? [], true);
+      if (body.leave) return { hashes: [], parents: [], seedGrants: [], availability: [] };
+      if (task.state.name === 'failed') return { hashes: [], parents: [], seedGrants: [], availability: [], failed: task.state.error.message };
+      const schedule = scheduler.schedule(digest, peer.peerId, body.wantSeed ?? 0, (id) => tracker.get(id), (i) => typeof task.meta.hashes[i] === 'string', body.starved === true);
       // Only the hashes the peer lacks: all of them on every sync was 17 KB per answer for a 256 MiB
       // blob, on the links the seed keeps full.
-      const known = typeof body.knownHashes === 'number' && Number.isInteger(body.knownHashes) ? Math.min(Math.max(0, body.knownHashes), task.meta.pieceCount) : 0;
-      return { hashes: task.meta.hashes.slice(known), hashesFrom: known, ...schedule } satisfies SyncResponse;
-    } catch (err) {
-      return sendError(reply, err);
-    }
-  });
+      const k = body.knownHashes;
+      const known = typeof k === 'number' && Number.isInteger(k) ? Math.min(Math.max(0, k), task.meta.pieceCount) : 0;
+      return { hashes: task.meta.hashes.slice(known), hashesFrom: known, ...schedule };
+    },
+  );
 
-  app.get<{ Params: { digest: string; index: string } }>('/api/v1/seed/:digest/pieces/:index', async (request, reply) => {
-    try {
-      const digest = digestOf(request.params.digest);
-      const index = Number(request.params.index);
+  /** Counts reports only against parents the scheduler offered this peer here, within its allowance. */
+  function report(digest: Digest, reporter: PeerRecord, parents: readonly string[], corrupt: boolean): void {
+    for (const id of parents) {
+      const parent = tracker.get(id);
+      if (!parent || !scheduler.takeOffer(digest, reporter.peerId, id) || !tracker.chargeReport(reporter)) continue;
+      parent.failures++;
+      if (corrupt) parent.corruptions++;
+    }
+  }
+
+  app.get<{ Params: { digest: Digest; index: string } }>(
+    '/api/v1/seed/:digest/pieces/:index',
+    { config: { auth: 'peer' }, schema: { params: PIECE_PARAMS } },
+    async (request, reply) => {
+      caller(request);
       const controller = new AbortController();
       request.raw.once('close', () => controller.abort());
-      const { length, body } = await seed.readPiece(digest, index, controller.signal);
+      const { length, body } = await seed.readPiece(request.params.digest, Number(request.params.index), controller.signal);
       body.on('error', () => {});
       return reply.header('content-length', length).type('application/octet-stream').send(body);
-    } catch (err) {
-      return sendError(reply, err);
-    }
-  });
+    },
+  );
 }

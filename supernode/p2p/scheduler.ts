@@ -3,6 +3,9 @@
 // pieces no peer holds, each leased to one peer at a time so the seed sends a piece about once.
 // Work per request is bounded: at most scanLimit holders are scored, whatever the swarm size, in a
 // window that moves on with every request so that every holder is offered in turn.
+// Reports are believed only as far as the scheduler can check them: a peer reports a parent only
+// if this task's schedule offered it that parent, and each offer once. A dropped peer leaves no
+// trace: its holdings, leases, offers and pending holdings go with it.
 import type { Clock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
@@ -19,6 +22,8 @@ export interface SchedulerOptions {
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = { maxParents: 6, scanLimit: 200, seedLeaseMs: 10_000, maxSeedGrants: 4 };
 
 const MAX_PENDING_TASKS = 10_000;
+/** Parents remembered per asker and task as offered (the most recent ones). */
+const MAX_OFFERS_PER_ASKER = 64;
 const SEED_LOOKAHEAD_PIECES = 2;
 /**
  * Super-seeding: a peer that already holds this many pieces no other peer has gets no new seed
@@ -37,6 +42,8 @@ interface TaskAvailability {
   readonly position: Map<string, number>;
   cursor: number;
   readonly leases: Map<number, { peerId: string; until: number }>;
+  /** Parents each asker was offered and has not reported yet (insertion order: oldest first). */
+  readonly offered: Map<string, Set<string>>;
 }
 
 export interface Schedule {
@@ -57,6 +64,8 @@ export class Scheduler {
 
   /** Holdings reported for a task the supernode does not know yet (e.g. after a restart). */
   private readonly pendingHoldings = new Map<Digest, Map<string, string>>();
+  /** The digests each peer has pending holdings of (pruned when the peer is dropped). */
+  private readonly pendingByPeer = new Map<string, Set<Digest>>();
 
   rememberHolding(digest: Digest, peerId: string, pieces: string): void {
     let m = this.pendingHoldings.get(digest);
@@ -66,6 +75,14 @@ export class Scheduler {
       this.pendingHoldings.set(digest, m);
     }
     m.set(peerId, pieces);
+    let mine = this.pendingByPeer.get(peerId);
+    if (!mine) this.pendingByPeer.set(peerId, (mine = new Set()));
+    mine.add(digest);
+  }
+
+  /** Tasks and pending-holding digests the scheduler keeps (tests watch them shrink). */
+  get sizes(): { tasks: number; pendingTasks: number; pendingPeers: number } {
+    return { tasks: this.tasks.size, pendingTasks: this.pendingHoldings.size, pendingPeers: this.pendingByPeer.size };
   }
 
   /** Applies remembered holdings once the task exists. */
@@ -74,9 +91,16 @@ export class Scheduler {
     if (!m) return;
     this.pendingHoldings.delete(digest);
     for (const [peerId, pieces] of m) {
+      this.forgetPending(peerId, digest);
       const peer = lookup(peerId);
       if (peer && !this.holds(digest, peerId)) this.join(digest, pieceCount, peer, Bitfield.fromBase64(pieceCount, pieces));
     }
+  }
+
+  private forgetPending(peerId: string, digest: Digest): void {
+    const mine = this.pendingByPeer.get(peerId);
+    mine?.delete(digest);
+    if (mine?.size === 0) this.pendingByPeer.delete(peerId);
   }
 
   /** Adds `peer` to the task (with the pieces it holds, if any). */
@@ -84,7 +108,7 @@ export class Scheduler {
     let task = this.tasks.get(digest);
     if (!task || task.pieceCount !== pieceCount) {
       if (task) this.forgetTask(digest);
-      task = { pieceCount, availability: new Uint32Array(pieceCount), holders: new Map(), order: [], position: new Map(), cursor: 0, leases: new Map() };
+      task = { pieceCount, availability: new Uint32Array(pieceCount), holders: new Map(), order: [], position: new Map(), cursor: 0, leases: new Map(), offered: new Map() };
       this.tasks.set(digest, task);
     }
     const old = task.holders.get(peer.peerId);
@@ -112,13 +136,29 @@ export class Scheduler {
       task.position.set(last, at);
     }
     task.position.delete(peerId);
+    task.offered.delete(peerId);
     for (const [i, lease] of task.leases) if (lease.peerId === peerId) task.leases.delete(i);
+    if (task.holders.size === 0) this.tasks.delete(digest);
   }
 
-  /** Forgets everything a dropped peer held. */
+  /** Forgets everything about a dropped peer: what it held, its leases and offers, its pending holdings. */
   dropPeer(peer: PeerRecord): void {
     for (const digest of peer.tasks) this.leave(digest, peer.peerId);
     peer.tasks.clear();
+    for (const digest of this.pendingByPeer.get(peer.peerId) ?? []) {
+      const m = this.pendingHoldings.get(digest);
+      m?.delete(peer.peerId);
+      if (m?.size === 0) this.pendingHoldings.delete(digest);
+    }
+    this.pendingByPeer.delete(peer.peerId);
+  }
+
+  /**
+   * Whether `asker` may report `parent` in this task: only a parent its schedule offered it, and
+   * each offer once (the offer is used up).
+   */
+  takeOffer(digest: Digest, asker: string, parent: string): boolean {
+    return this.tasks.get(digest)?.offered.get(asker)?.delete(parent) ?? false;
   }
 
   forgetTask(digest: Digest): void {
@@ -165,6 +205,7 @@ export class Scheduler {
       peer.picks++;
       return { peerId: peer.peerId, wireAddr: peer.wireAddr };
     });
+    if (parents.length > 0 && task.holders.has(asker)) rememberOffers(task, asker, parents);
     // Holders others caught sending bad pieces do not count as a source: their pieces may come from
     // the seed. Slow or unreachable ones still do: counting those too made the seed serve nearly
     // every piece to every peer on a CPU-starved 16-host bed (9.9 x S), where stalls are common.
@@ -216,6 +257,19 @@ export class Scheduler {
       grants.push(i);
     }
     return grants;
+  }
+}
+
+function rememberOffers(task: TaskAvailability, asker: string, parents: readonly ParentInfo[]): void {
+  let offers = task.offered.get(asker);
+  if (!offers) task.offered.set(asker, (offers = new Set()));
+  for (const p of parents) {
+    offers.delete(p.peerId);
+    offers.add(p.peerId);
+  }
+  for (const oldest of offers) {
+    if (offers.size <= MAX_OFFERS_PER_ASKER) break;
+    offers.delete(oldest);
   }
 }
 

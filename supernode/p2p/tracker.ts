@@ -1,7 +1,11 @@
-// Registered peers and their heartbeats. A peer that stops heart-beating is dropped within
-// PEER_TTL_MS (checked every SWEEP_MS), and the scheduler forgets what it held.
+// Registered peers, their credentials and heartbeats. Each peer holds its own token (issued at
+// registration, kept as a hash); a live peer's id is registered again only with that token. A peer
+// that stops heart-beating is dropped within PEER_TTL_MS (checked every SWEEP_MS), and everything
+// about it goes (onDrop: the scheduler forgets what it held).
 import type { Clock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
+import { PollenError } from '../../src/errors.ts';
+import { issuePeerToken, parsePeerToken, tokenMatches } from './peer-token.ts';
 
 export const HEARTBEAT_MS = 1_000;
 /**
@@ -12,9 +16,16 @@ export const HEARTBEAT_MS = 1_000;
 export const PEER_TTL_MS = 20_000;
 const SWEEP_MS = 500;
 const FAILURE_DECAY_MS = 10_000;
+/** Reports (bad or corrupt parents) that count, per reporting peer and REPORT_WINDOW_MS. */
+export const REPORTS_PER_WINDOW = 32;
+export const REPORT_WINDOW_MS = 10_000;
+/** Live peers at most (a flood of registrations from members cannot grow the map forever). */
+export const MAX_PEERS = 100_000;
 
 export interface PeerRecord {
   readonly peerId: string;
+  /** sha256 of the secret part of the peer's token (see http/peer-token.ts). */
+  readonly tokenHash: Buffer;
   wireAddr: string;
   uploadSlots: number;
   lastSeen: number;
@@ -25,6 +36,9 @@ export interface PeerRecord {
   failuresDecayedAt: number;
   /** How often the scheduler recently handed this peer out as a parent (spreads load). */
   picks: number;
+  /** Reports this peer made that counted in the current window (bounded rate). */
+  reports: number;
+  reportsWindowAt: number;
   readonly tasks: Set<Digest>;
 }
 
@@ -56,18 +70,49 @@ export class Tracker {
     return this.peers.size;
   }
 
-  register(peerId: string, wireAddr: string, uploadSlots: number): PeerRecord {
+  /**
+   * Registers `peerId` and returns its record and token. A live peer registers again (new address,
+   * slots) only with its own token, which stays the same; without it the id is refused.
+   */
+  register(peerId: string, wireAddr: string, uploadSlots: number, token?: string): { peer: PeerRecord; token: string } {
     const now = this.clock.now();
     const known = this.peers.get(peerId);
     if (known) {
+      if (token === undefined || this.authenticate(token) !== known) {
+        throw new PollenError('ERR_PEER_ID_TAKEN', `peer id ${peerId} belongs to a live peer: registering it again needs that peer's token`, { peerId });
+      }
       known.wireAddr = wireAddr;
       known.uploadSlots = uploadSlots;
       known.lastSeen = now;
-      return known;
+      return { peer: known, token };
     }
-    const peer: PeerRecord = { peerId, wireAddr, uploadSlots, lastSeen: now, failures: 0, corruptions: 0, failuresDecayedAt: now, picks: 0, tasks: new Set() };
+    if (this.peers.size >= MAX_PEERS) throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `the supernode tracks ${MAX_PEERS} peers already`);
+    const issued = issuePeerToken(peerId);
+    const peer: PeerRecord = {
+      peerId, tokenHash: issued.hash, wireAddr, uploadSlots, lastSeen: now,
+      failures: 0, corruptions: 0, failuresDecayedAt: now, picks: 0, reports: 0, reportsWindowAt: now, tasks: new Set(),
+    };
     this.peers.set(peerId, peer);
-    return peer;
+    return { peer, token: issued.token };
+  }
+
+  /** The live peer a token belongs to (hashes compared in constant time), or undefined. */
+  authenticate(token: string): PeerRecord | undefined {
+    const parsed = parsePeerToken(token);
+    const peer = parsed && this.peers.get(parsed.peerId);
+    return peer && parsed && tokenMatches(parsed.hash, peer.tokenHash) ? peer : undefined;
+  }
+
+  /** Counts one report by `reporter`; false once it used its allowance for this window. */
+  chargeReport(reporter: PeerRecord): boolean {
+    const now = this.clock.now();
+    if (now - reporter.reportsWindowAt >= REPORT_WINDOW_MS) {
+      reporter.reportsWindowAt = now;
+      reporter.reports = 0;
+    }
+    if (reporter.reports >= REPORTS_PER_WINDOW) return false;
+    reporter.reports++;
+    return true;
   }
 
   /** Returns false for an unknown peer (it must register again, with its holdings). */

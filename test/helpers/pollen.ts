@@ -12,6 +12,8 @@ export const POLLEN_BIN = join(packageRoot(import.meta.dirname), 'bin', 'pollen.
 export class PollenProcess {
   private constructor(
     readonly url: string,
+    /** Where /healthz answers: the supernode's admin listener (jobs API, stats), else `url`. */
+    readonly adminUrl: string,
     readonly dataDir: string,
     private readonly child: ChildProcess,
     readonly output: () => string,
@@ -26,20 +28,25 @@ export class PollenProcess {
   static async spawn(command: string, args: string[], options: { dataDir?: string; env?: NodeJS.ProcessEnv; port?: number } = {}): Promise<PollenProcess> {
     const port = options.port ?? (await freePort());
     const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), `pollen-${command}-`)));
-    const { child, output } = spawnLogged(process.execPath, [POLLEN_BIN, command, '--listen', `127.0.0.1:${port}`, '--data', dataDir, '--log-level', 'debug', ...args], {
+    // The supernode serves health, stats and the jobs API on its plain-HTTP admin listener; its
+    // `--listen` is the cluster API (TLS when it has a secret).
+    const adminPort = command === 'supernode' ? await freePort() : port;
+    const adminArgs = command === 'supernode' ? ['--admin-listen', `127.0.0.1:${adminPort}`] : [];
+    const { child, output } = spawnLogged(process.execPath, [POLLEN_BIN, command, '--listen', `127.0.0.1:${port}`, ...adminArgs, '--data', dataDir, '--log-level', 'debug', ...args], {
       env: { ...process.env, ...options.env },
     });
     const url = `http://127.0.0.1:${port}`;
+    const adminUrl = `http://127.0.0.1:${adminPort}`;
     try {
       await waitFor(async () => {
         if (child.exitCode !== null) throw new Error(`pollen ${command} exited: ${output()}`);
-        return httpOk(`${url}/healthz`);
+        return httpOk(`${adminUrl}/healthz`);
       }, `pollen ${command} on ${url}`, 60_000);
     } catch (err) {
       child.kill('SIGKILL');
       throw new Error(`${(err as Error).message}\n${output()}`);
     }
-    return new PollenProcess(url, dataDir, child, output, options.dataDir === undefined);
+    return new PollenProcess(url, adminUrl, dataDir, child, output, options.dataDir === undefined);
   }
 
   get host(): string {

@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobBody, JobPhase } from '../../src/preheat/jobs-api.ts';
 import { JobsClient } from '../../src/preheat/jobs-client.ts';
-import { clusterToken } from '../../src/p2p/wire-auth.ts';
 import { skopeoPullViaMirror } from '../helpers/clients.ts';
 import { CLUSTER_SECRET, committedSources, pushRandomImage, startP2pPeer, startSupernodeProcess, type ImageFixture } from '../helpers/p2p-cluster.ts';
 import { POLLEN_BIN, type PollenProcess } from '../helpers/pollen.ts';
@@ -86,22 +85,23 @@ afterAll(async () => {
 }, 120_000);
 
 describe('preheat jobs with real processes', () => {
-  it('the jobs API answers 401 without the admin token, with a wrong one, and to the peers\' cluster secret', async () => {
+  it('the jobs API (admin listener) answers 401 without the admin token, with a wrong one, and to the cluster secret', async () => {
     const body = JSON.stringify({ type: 'preheat', args: { image: `${registry.host}/${image.ref}` } });
-    const post = (headers: Record<string, string>) => fetch(`${supernode.url}/api/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
-    const attempts: Array<Record<string, string>> = [{}, { authorization: 'Bearer wrong' }, { 'x-pollen-cluster': clusterToken(CLUSTER_SECRET) }];
+    const post = (headers: Record<string, string>) => fetch(`${supernode.adminUrl}/api/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+    const attempts: Array<Record<string, string>> = [{}, { authorization: 'Bearer wrong' }, { authorization: `Bearer ${CLUSTER_SECRET}` }];
     for (const headers of attempts) {
       const res = await post(headers);
       expect(res.status).toBe(401);
-      expect(((await res.json()) as { code: string }).code).toBe('ERR_ADMIN_UNAUTHORIZED');
+      const error = ((await res.json()) as { errors: Array<{ code: string; detail: { pollenCode: string } }> }).errors[0];
+      expect(error).toMatchObject({ code: 'UNAUTHORIZED', detail: { pollenCode: 'ERR_ADMIN_UNAUTHORIZED' } });
     }
-    expect((await fetch(`${supernode.url}/api/v1/jobs`)).status).toBe(401);
-    expect((await fetch(`${supernode.url}/oapi/v1/jobs/1`)).status).toBe(401);
-    await expect(new JobsClient({ baseUrl: supernode.url }).list()).rejects.toMatchObject({ code: 'ERR_ADMIN_UNAUTHORIZED' });
+    expect((await fetch(`${supernode.adminUrl}/api/v1/jobs`)).status).toBe(401);
+    expect((await fetch(`${supernode.adminUrl}/oapi/v1/jobs/1`)).status).toBe(401);
+    await expect(new JobsClient({ baseUrl: supernode.adminUrl }).list()).rejects.toMatchObject({ code: 'ERR_ADMIN_UNAUTHORIZED' });
   });
 
   it('`pollen preheat --scope all-peers --wait` puts every blob in all 4 peers\' stores (digests verified), peers sharing with each other; phases go pending → running → succeeded', async () => {
-    const client = new JobsClient({ baseUrl: supernode.url, token: TOKEN });
+    const client = new JobsClient({ baseUrl: supernode.adminUrl, token: TOKEN });
     const seen: JobPhase[] = [];
     const tasksDone: number[] = [];
     let watching = true;
@@ -117,7 +117,7 @@ describe('preheat jobs with real processes', () => {
       }
     })();
     const blobs = await imageBlobs(image.ref);
-    const { stdout } = await execFileP(process.execPath, [POLLEN_BIN, 'preheat', `${registry.host}/${image.ref}`, '--scope', 'all-peers', '--wait', '--supernode', supernode.url, '--token', TOKEN], { timeout: 300_000 });
+    const { stdout } = await execFileP(process.execPath, [POLLEN_BIN, 'preheat', `${registry.host}/${image.ref}`, '--scope', 'all-peers', '--wait', '--supernode', supernode.adminUrl, '--token', TOKEN], { timeout: 300_000 });
     watching = false;
     await watcher;
     const lines = stdout.trim().split('\n');
@@ -156,7 +156,7 @@ describe('preheat jobs with real processes', () => {
 
   it('single_seed_peer: the supernode\'s seed holds every blob', async () => {
     const other = await pushRandomImage(registry, 'pre/seedonly', [1 * MiB]);
-    const client = new JobsClient({ baseUrl: supernode.url, token: TOKEN });
+    const client = new JobsClient({ baseUrl: supernode.adminUrl, token: TOKEN });
     const created = await client.create({ type: 'preheat', args: { url: `${registry.url}/v2/pre/seedonly/manifests/v1`, scope: 'single_seed_peer' } });
     expect(created.phase).toBe('pending');
     expect(created.state).toBe('PENDING');
@@ -169,8 +169,8 @@ describe('preheat jobs with real processes', () => {
   it('a request as Harbor\'s Dragonfly provider sends it (/healthy, POST /oapi/v1/jobs with a manifest URL and headers) gets an integer id and PENDING, then SUCCESS', async () => {
     const other = await pushRandomImage(registry, 'pre/harbor', [256 * 1024]);
     const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
-    expect((await fetch(`${supernode.url}/healthy`, { headers: auth })).status).toBe(200);
-    const res = await fetch(`${supernode.url}/oapi/v1/jobs`, {
+    expect((await fetch(`${supernode.adminUrl}/healthy`, { headers: auth })).status).toBe(200);
+    const res = await fetch(`${supernode.adminUrl}/oapi/v1/jobs`, {
       method: 'POST',
       headers: auth,
       body: JSON.stringify({ type: 'preheat', args: { type: 'image', url: `${registry.url}/v2/pre/harbor/manifests/v1`, headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' }, scope: 'single_seed_peer' } }),
@@ -182,7 +182,7 @@ describe('preheat jobs with real processes', () => {
     expect(Number.isNaN(Date.parse(created.created_at))).toBe(false);
     let state = created.state;
     await waitFor(async () => {
-      state = ((await (await fetch(`${supernode.url}/oapi/v1/jobs/${String(created.id)}`, { headers: auth })).json()) as { state: string }).state;
+      state = ((await (await fetch(`${supernode.adminUrl}/oapi/v1/jobs/${String(created.id)}`, { headers: auth })).json()) as { state: string }).state;
       return state !== 'PENDING';
     }, 'job to end', 120_000);
     expect(state).toBe('SUCCESS');
@@ -190,7 +190,7 @@ describe('preheat jobs with real processes', () => {
   }, 180_000);
 
   it('a reference the registry does not have fails the job with the registry\'s answer as the reason; the CLI exits 1', async () => {
-    const client = new JobsClient({ baseUrl: supernode.url, token: TOKEN });
+    const client = new JobsClient({ baseUrl: supernode.adminUrl, token: TOKEN });
     const created = await client.create({ type: 'preheat', args: { image: `${registry.host}/pre/absent:v9`, scope: 'all_peers' } });
     const job = await waitEnd(client, created.id);
     expect(job.phase).toBe('failed');
@@ -198,7 +198,7 @@ describe('preheat jobs with real processes', () => {
     expect(job.code).toBe('ERR_MANIFEST_UNKNOWN');
     expect(job.reason).toMatch(/pre\/absent:v9.*not found/);
     expect(job.result.job_states[0]!.error).toBe(job.reason);
-    const cli = await execFileP(process.execPath, [POLLEN_BIN, 'preheat', `${registry.host}/pre/absent:v9`, '--wait', '--supernode', supernode.url, '--token', TOKEN]).catch((e: { code: number; stderr: string }) => e);
+    const cli = await execFileP(process.execPath, [POLLEN_BIN, 'preheat', `${registry.host}/pre/absent:v9`, '--wait', '--supernode', supernode.adminUrl, '--token', TOKEN]).catch((e: { code: number; stderr: string }) => e);
     expect((cli as { code: number }).code).toBe(1);
     expect((cli as { stderr: string }).stderr).toMatch(/failed: .*not found.*ERR_MANIFEST_UNKNOWN/);
   }, 120_000);
@@ -208,7 +208,7 @@ describe('preheat jobs with real processes', () => {
     const locked = await TestRegistry.start({ auth: creds });
     try {
       await pushRandomImage(locked, 'pre/private', [512 * 1024]);
-      const client = new JobsClient({ baseUrl: supernode.url, token: TOKEN });
+      const client = new JobsClient({ baseUrl: supernode.adminUrl, token: TOKEN });
       const bare = await waitEnd(client, (await client.create({ type: 'preheat', args: { image: `${locked.host}/pre/private:v1` } })).id);
       expect(bare.phase).toBe('failed');
       expect(bare.code).toBe('ERR_UNAUTHORIZED');
@@ -223,7 +223,7 @@ describe('preheat jobs with real processes', () => {
   }, 180_000);
 
   it('DELETE cancels a running job (failed, "cancelled"); a second DELETE forgets it', async () => {
-    const client = new JobsClient({ baseUrl: supernode.url, token: TOKEN });
+    const client = new JobsClient({ baseUrl: supernode.adminUrl, token: TOKEN });
     // A named peer that does not exist keeps the job running until it is judged absent.
     const created = await client.create({ type: 'preheat', args: { image: `${registry.host}/${image.ref}`, scope: 'all_peers', peers: ['ghost'] } });
     await waitFor(async () => (await client.get(created.id)).phase === 'running', 'job running');
@@ -244,13 +244,13 @@ describe('preheat jobs across a supernode restart', () => {
     let sn = await startSupernodeProcess(['--admin-token', TOKEN], { dataDir: data, port });
     const two = await Promise.all([startP2pPeer(registry, sn.url).then(track), startP2pPeer(registry, sn.url).then(track)]);
     await waitFor(async () => two.every((p) => registeredCount(p) > 0), 'peers registered', 60_000);
-    let client = new JobsClient({ baseUrl: sn.url, token: TOKEN });
+    let client = new JobsClient({ baseUrl: sn.adminUrl, token: TOKEN });
     const plain = await client.create({ type: 'preheat', args: { image: `${registry.host}/${img.ref}`, scope: 'all_peers' } });
     const secret = await client.create({ type: 'preheat', args: { image: `${registry.host}/${img.ref}`, scope: 'all_peers', username: 'u', password: 'p' } });
     sn.kill('SIGKILL');
     await sn.stop({ keepData: true });
     sn = track(await startSupernodeProcess(['--admin-token', TOKEN], { dataDir: data, port }));
-    client = new JobsClient({ baseUrl: sn.url, token: TOKEN });
+    client = new JobsClient({ baseUrl: sn.adminUrl, token: TOKEN });
     const interrupted = await client.get(secret.id);
     expect(interrupted.phase).toBe('failed');
     expect(interrupted.code).toBe('ERR_JOB_INTERRUPTED');

@@ -42,6 +42,8 @@ describe('layout boundaries', () => {
     ['bittorrent-protocol', 1],
     ['hyperswarm', 1],
     ['prom-client', 1],
+    ['yaml', 1],
+    ['smol-toml', 1],
   ])('%s is imported by at most %i adapter file', (lib, max) => {
     const importers = ALL.filter((f) => importsOf(f).some((i) => i === lib || i.startsWith(`${lib}/`)));
     expect(importers.length, importers.join(', ')).toBeLessThanOrEqual(max);

@@ -11,6 +11,9 @@ describe('README', () => {
   it('holds the configuration tables exactly as `pollen docs` prints them', () => {
     expect(README).toContain(referenceTables().config);
   });
+  it('documents the config file format as `pollen docs` prints it', () => {
+    expect(README).toContain(referenceTables().configFile);
+  });
   it('holds the error-code table exactly as the code defines it', () => {
     expect(README).toContain(referenceTables().errors);
   });

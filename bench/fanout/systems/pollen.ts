@@ -12,14 +12,21 @@ import { skopeoPull, waitHttp } from '../ns-tools.ts';
 import type { DaemonUsage, FanoutContext, FanoutSystem, PullOutcome } from '../system.ts';
 
 const SUPERNODE_PORT = 8002;
+/** The supernode's admin listener (health), on loopback inside the supernode's host. */
+const SUPERNODE_ADMIN = '127.0.0.1:8003';
 const MIRROR_ADDR = '127.0.0.1:65001';
 const WIRE_PORT = 65002;
-/** Cluster secret of the benchmark's peers (a fresh test bed each run; not a credential of anything else). */
-const BENCH_SECRET = 'pollen-bench-fanout';
+/**
+ * Cluster secret of the benchmark's peers (a fresh test bed each run; not a credential of anything
+ * else). Strong enough for a listener off loopback (at least 32 varied characters).
+ */
+const BENCH_SECRET = 'pollen-bench-fanout-testbed-cluster-secret';
 
 export interface LaunchSpec {
   cmd: string;
   args: string[];
+  /** What answers HTTP once the daemon is up, from inside its host (default: the address it serves). */
+  healthUrl?: string;
 }
 
 /** How the supernode and the peers are started; the default runs this build's `pollen` CLI. */
@@ -30,7 +37,12 @@ export interface PollenLaunch {
 
 export const POLLEN_CLI_LAUNCH: PollenLaunch = {
   async supernode(ctx, listen, dataDir) {
-    return { cmd: process.execPath, args: [join(ctx.repoRoot, 'bin', 'pollen.js'), 'supernode', '--listen', listen, '--data', dataDir, '--secret', BENCH_SECRET, '--log-level', 'info'] };
+    // The cluster API is TLS (keyed by the secret); health answers on the plain admin listener.
+    return {
+      cmd: process.execPath,
+      args: [join(ctx.repoRoot, 'bin', 'pollen.js'), 'supernode', '--listen', listen, '--admin-listen', SUPERNODE_ADMIN, '--data', dataDir, '--secret', BENCH_SECRET, '--log-level', 'info'],
+      healthUrl: `http://${SUPERNODE_ADMIN}/healthz`,
+    };
   },
   async peer(ctx, _host, o) {
     return {
@@ -75,7 +87,7 @@ export class PollenSystem implements FanoutSystem {
     const snSpec = await this.launch.supernode(ctx, `${ctx.supernode.ip}:${SUPERNODE_PORT}`, join(dir, 'supernode'));
     const sn = ctx.bed.spawn(ctx.supernode, snSpec.cmd, snSpec.args, { cwd: ctx.repoRoot });
     this.procs.set(`supernode@${ctx.supernode.name}`, sn);
-    await waitHttp(ctx.bed, ctx.supernode, supernodeUrl).catch((err: Error) => {
+    await waitHttp(ctx.bed, ctx.supernode, snSpec.healthUrl ?? supernodeUrl).catch((err: Error) => {
       throw new Error(`${this.name} supernode did not start: ${err.message}\n${sn.output().slice(-2000)}`);
     });
     // Peers start one after another (start-up is CPU-bound); all are up before the pulls start.

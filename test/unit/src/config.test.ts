@@ -17,7 +17,7 @@ describe('resolveConfig', () => {
   });
   it('names the key, the source and the reason of a bad value', () => {
     expect(() => resolveConfig(TABLE, { n: 'x' }, {})).toThrow(/invalid n \(--n\): expected an integer/);
-    expect(() => resolveConfig(TABLE, {}, { T_LISTEN: 'nope' })).toThrow(/invalid listen: expected HOST:PORT/);
+    expect(() => resolveConfig(TABLE, {}, { T_LISTEN: 'nope' })).toThrow(/invalid listen \(\$T_LISTEN\): expected HOST:PORT/);
     expect(() => resolveConfig(TABLE, {}, { T_ON: 'maybe' })).toThrow(/invalid on \(\$T_ON\)/);
   });
   it('redacts secrets for the log line', () => {

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { buffer, text } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
-import type { ContentStore } from '../../../src/content-store.ts';
+import type { CollectableStore, ContentStore } from '../../../src/content-store.ts';
 import { sha256Digest } from '../../../src/digest.ts';
 import { isPollenError } from '../../../src/errors.ts';
 
@@ -160,6 +160,53 @@ export function contentStoreConformance(name: string, open: () => Promise<Conten
       expect(listed).toEqual([{ digest, size: data.length }]);
       expect(await store.delete(digest)).toBe(true);
       expect(await store.delete(digest)).toBe(false);
+    });
+  });
+}
+
+/** What garbage collection needs from a store: access times and the ingest area. */
+export function collectableStoreConformance(name: string, open: () => Promise<CollectableStore>): void {
+  describe(`CollectableStore conformance: ${name}`, () => {
+    const data = Buffer.from('a blob the collector may remove');
+    const digest = sha256Digest(data);
+    const collect = async <T>(it: AsyncIterable<T>): Promise<T[]> => {
+      const out: T[] = [];
+      for await (const x of it) out.push(x);
+      return out;
+    };
+
+    it('reports each blob with the last access time recorded by touch', async () => {
+      const store = await open();
+      const ingest = await store.openIngest(digest);
+      await ingest.writeAt(data, 0);
+      await ingest.commit();
+      await store.touch(digest, 1_700_000_123_000);
+      expect(await collect(store.usage())).toEqual([{ digest, size: data.length, accessedAt: 1_700_000_123_000 }]);
+      await store.touch(sha256Digest('absent'), 5); // a blob removed meanwhile is no error
+      await store.close();
+    });
+
+    it('lists ingest files with their size until they are committed or removed', async () => {
+      const store = await open();
+      const other = Buffer.from('another blob, left half written');
+      const otherDigest = sha256Digest(other);
+      const left = await store.openIngest(otherDigest);
+      await left.writeAt(other.subarray(0, 10), 0);
+      await left.suspend();
+      const ingest = await store.openIngest(digest);
+      await ingest.writeAt(data, 0);
+      const listed = await collect(store.ingests());
+      expect(listed.map((i) => [i.digest, i.size]).sort()).toEqual([[digest, data.length], [otherDigest, 10]].sort());
+      for (const i of listed) expect(Number.isFinite(i.modifiedAt)).toBe(true);
+      await ingest.commit();
+      expect((await collect(store.ingests())).map((i) => i.digest)).toEqual([otherDigest]);
+      expect(await store.removeIngest(otherDigest)).toBe(true);
+      expect(await store.removeIngest(otherDigest)).toBe(false);
+      expect(await collect(store.ingests())).toEqual([]);
+      const resumed = await store.openIngest(otherDigest, { resume: true });
+      expect(resumed.resumedBytes).toBe(0);
+      await resumed.abort();
+      await store.close();
     });
   });
 }

@@ -1,9 +1,23 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { systemClock } from '../../../src/clock.ts';
 import { FsContentStore } from '../../../src/fs-content-store.ts';
 import { MemoryContentStore } from '../../../src/memory-content-store.ts';
-import { contentStoreConformance } from './content-store.conformance.ts';
+import { ManagedStore } from '../../../src/store/managed-store.ts';
+import { collectableStoreConformance, contentStoreConformance } from './content-store.conformance.ts';
 
-contentStoreConformance('FsContentStore', async () => FsContentStore.open(await mkdtemp(join(tmpdir(), 'pollen-cs-'))));
+const fsStore = async (): Promise<FsContentStore> => FsContentStore.open(await mkdtemp(join(tmpdir(), 'pollen-cs-')));
+const managed = async (inner: FsContentStore | MemoryContentStore): Promise<ManagedStore> => {
+  // A quota far above what the suite writes: the managed store must keep the contract unchanged.
+  const store = new ManagedStore({ store: inner, clock: systemClock }, { quota: { bytes: 1 << 30, label: '1 GiB' } });
+  await store.start();
+  return store;
+};
+
+contentStoreConformance('FsContentStore', fsStore);
 contentStoreConformance('MemoryContentStore', async () => new MemoryContentStore());
+contentStoreConformance('ManagedStore over FsContentStore', async () => managed(await fsStore()));
+contentStoreConformance('ManagedStore over MemoryContentStore', async () => managed(new MemoryContentStore()));
+collectableStoreConformance('FsContentStore', fsStore);
+collectableStoreConformance('MemoryContentStore', async () => new MemoryContentStore());

@@ -15,7 +15,7 @@ function setup(options: ConstructorParameters<typeof Scheduler>[1] = {}) {
     dropped.push(p.peerId);
     scheduler.dropPeer(p);
   } });
-  const peer = (id: string, slots = 4): PeerRecord => tracker.register(id, `127.0.0.1:${1000 + id.length}`, slots);
+  const peer = (id: string, slots = 4): PeerRecord => tracker.get(id) ?? tracker.register(id, `127.0.0.1:${1000 + id.length}`, slots).peer;
   const lookup = (id: string) => tracker.get(id);
   return { clock, scheduler, tracker, peer, lookup, dropped };
 }
@@ -183,5 +183,55 @@ describe('Scheduler', () => {
     const s = scheduler.schedule(digest, 'asker', 3, lookup);
     expect(s.parents.map((p) => p.peerId)).toEqual(['holder']);
     expect(s.seedGrants).toEqual([]);
+  });
+
+  it('counts a report only against a parent its schedule offered the reporter in this task, each offer once', () => {
+    const { scheduler, peer, lookup } = setup();
+    const other = sha256Digest('other task');
+    scheduler.join(digest, 2, peer('asker'));
+    scheduler.join(digest, 2, peer('bystander'));
+    scheduler.join(digest, 2, peer('honest'), Bitfield.full(2));
+    scheduler.join(other, 2, peer('asker'));
+    // Never offered: a report naming it is not believed.
+    expect(scheduler.takeOffer(digest, 'asker', 'honest')).toBe(false);
+    expect(scheduler.schedule(digest, 'asker', 0, lookup).parents.map((p) => p.peerId)).toContain('honest');
+    // Offered in this task to this asker: counted once; not in another task, not for another asker.
+    expect(scheduler.takeOffer(other, 'asker', 'honest')).toBe(false);
+    expect(scheduler.takeOffer(digest, 'bystander', 'honest')).toBe(false);
+    expect(scheduler.takeOffer(digest, 'asker', 'honest')).toBe(true);
+    expect(scheduler.takeOffer(digest, 'asker', 'honest')).toBe(false);
+  });
+
+  it("forgets everything about a peer that stops heart-beating: holdings, offers, pending holdings, tasks it alone held (manual clock)", () => {
+    const { clock, scheduler, tracker, peer, lookup, dropped } = setup();
+    const pendingDigest = sha256Digest('not a task yet');
+    const lonely = sha256Digest('held by the departed alone');
+    tracker.start();
+    const gone = peer('gone');
+    peer('alive');
+    scheduler.rememberHolding(pendingDigest, 'gone', Bitfield.full(3).toBase64());
+    scheduler.rememberHolding(pendingDigest, 'alive', Bitfield.full(3).toBase64());
+    scheduler.join(digest, 2, gone, Bitfield.full(2));
+    scheduler.join(digest, 2, lookup('alive')!);
+    scheduler.join(lonely, 2, gone, Bitfield.full(2));
+    scheduler.schedule(digest, 'gone', 0, lookup);
+    expect(scheduler.sizes).toEqual({ tasks: 2, pendingTasks: 1, pendingPeers: 2 });
+    for (let t = 0; t < PEER_TTL_MS + 1_000; t += 500) {
+      tracker.heartbeat('alive');
+      clock.advance(500);
+    }
+    expect(dropped).toEqual(['gone']);
+    expect(gone.tasks.size).toBe(0);
+    expect(tracker.get('gone')).toBeUndefined();
+    // The task only the departed held is gone; its pending holding is pruned, the live peer's kept.
+    expect(scheduler.sizes).toEqual({ tasks: 1, pendingTasks: 1, pendingPeers: 1 });
+    expect(scheduler.holds(lonely, 'gone')).toBe(false);
+    scheduler.adoptPending(pendingDigest, 3, lookup);
+    scheduler.join(pendingDigest, 3, peer('asker'));
+    expect(scheduler.schedule(pendingDigest, 'asker', 0, lookup).parents.map((p) => p.peerId)).toEqual(['alive']);
+    expect(scheduler.sizes.pendingPeers).toBe(0);
+    // A peer registering the departed id later is a new peer: nothing of the old one is offered.
+    expect(scheduler.schedule(digest, 'alive', 0, lookup).availability).toEqual([0, 0]);
+    tracker.close();
   });
 });

@@ -1,0 +1,50 @@
+// The supernode's two fastify apps, assembled in one place so the daemon and the tests run the same
+// thing: the cluster app (peers; TLS-PSK when there is a secret) and the admin app (plain HTTP:
+// health, stats, jobs API). Each gets the one error handler and the route-auth hook first.
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { pskServerOptions } from '../../src/cluster-tls.ts';
+import { createHttpApp } from '../../src/http-app.ts';
+import type { JobManager } from '../preheat/job-manager.ts';
+import { registerJobRoutes, registerPreheatWorkRoute } from '../preheat/routes-jobs.ts';
+import { registerP2pRoutes, type SeedPort } from '../p2p/routes-p2p.ts';
+import type { Scheduler } from '../p2p/scheduler.ts';
+import type { Tracker } from '../p2p/tracker.ts';
+import { installErrorHandler } from './error-handler.ts';
+import { installRouteAuth } from './route-auth.ts';
+
+/** Schema checks exactly as written: no type coercion ("5" is not 5). */
+const AJV = { customOptions: { coerceTypes: false } } as const;
+
+export interface ClusterAppDeps {
+  readonly tracker: Tracker;
+  readonly scheduler: Scheduler;
+  readonly seed: SeedPort;
+  readonly jobs: Pick<JobManager, 'work'>;
+}
+
+export function createClusterApp(logger: Logger, deps: ClusterAppDeps, options: { secret: string | undefined }): FastifyInstance {
+  const { secret } = options;
+  const app = createHttpApp(logger, { ajv: AJV, ...(secret ? { https: pskServerOptions(secret, 'api') } : {}) });
+  installErrorHandler(app);
+  installRouteAuth(app, { tls: secret !== undefined, peerOf: (token) => deps.tracker.authenticate(token)?.peerId });
+  registerP2pRoutes(app, deps);
+  registerPreheatWorkRoute(app, deps);
+  return app;
+}
+
+export interface AdminAppDeps {
+  readonly jobs: JobManager;
+  /** Counters for GET /api/v1/stats. */
+  readonly stats: () => unknown;
+}
+
+export function createAdminApp(logger: Logger, deps: AdminAppDeps, options: { adminToken: string | undefined }): FastifyInstance {
+  const app = createHttpApp(logger, { ajv: AJV });
+  installErrorHandler(app);
+  installRouteAuth(app, { tls: false, adminToken: options.adminToken });
+  app.get('/healthz', { config: { auth: 'public' } }, async () => ({ status: 'ok' }));
+  app.get('/api/v1/stats', { config: { auth: 'public' } }, async () => deps.stats());
+  registerJobRoutes(app, deps);
+  return app;
+}

@@ -1,0 +1,103 @@
+// JSON schemas of the supernode API's request bodies and parameters (fastify validates them before a
+// handler runs; a body that does not match is a 400 with the OCI error body). Every array, string
+// and number is bounded. Properties not listed are dropped (fastify's removeAdditional), so an
+// older supernode accepts a newer peer's extra fields.
+import { MAX_PIECES } from '../../src/p2p/metainfo.ts';
+import { API_LIMITS, PEER_ID_PATTERN } from '../../src/p2p/supernode-api.ts';
+
+const DIGEST = { type: 'string', pattern: '^sha256:[a-f0-9]{64}$' } as const;
+const PEER_ID = { type: 'string', pattern: PEER_ID_PATTERN } as const;
+/** A bitfield of at most MAX_PIECES bits, base64. */
+const BITFIELD = { type: 'string', maxLength: 4 * Math.ceil(Math.ceil(MAX_PIECES / 8) / 3), pattern: '^[A-Za-z0-9+/]*={0,2}$' } as const;
+const PIECE_INDEX = { type: 'integer', minimum: 0, maximum: MAX_PIECES - 1 } as const;
+
+export const DIGEST_PARAMS = {
+  type: 'object',
+  required: ['digest'],
+  properties: { digest: DIGEST },
+} as const;
+
+export const PIECE_PARAMS = {
+  type: 'object',
+  required: ['digest', 'index'],
+  properties: { digest: DIGEST, index: { type: 'string', pattern: '^(0|[1-9][0-9]{0,5})$' } },
+} as const;
+
+export const REGISTER_BODY = {
+  type: 'object',
+  required: ['peerId', 'wireAddr', 'uploadSlots'],
+  additionalProperties: false,
+  properties: {
+    peerId: PEER_ID,
+    wireAddr: { type: 'string', minLength: 3, maxLength: 262 },
+    uploadSlots: { type: 'integer', minimum: 0, maximum: API_LIMITS.uploadSlots },
+    holdings: {
+      type: 'array',
+      maxItems: API_LIMITS.holdings,
+      items: { type: 'object', required: ['digest', 'pieces'], additionalProperties: false, properties: { digest: DIGEST, pieces: BITFIELD } },
+    },
+  },
+} as const;
+
+/** Where the seed fetches from. The seed checks it against what the supernode may reach. */
+const UPSTREAM = {
+  type: 'object',
+  required: ['name'],
+  anyOf: [{ required: ['baseUrl'] }, { required: ['registry'] }],
+  additionalProperties: false,
+  properties: {
+    baseUrl: { type: 'string', minLength: 1, maxLength: 2048 },
+    registry: { type: 'string', minLength: 1, maxLength: 255 },
+    name: { type: 'string', minLength: 1, maxLength: 255 },
+    authorization: { type: 'string', maxLength: 8192 },
+  },
+} as const;
+
+export const TASK_BODY = {
+  type: 'object',
+  required: ['digest', 'upstream'],
+  additionalProperties: false,
+  properties: {
+    digest: DIGEST,
+    sizeHint: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+    upstream: UPSTREAM,
+  },
+} as const;
+
+const PARENTS = { type: 'array', maxItems: API_LIMITS.reportedParents, items: PEER_ID } as const;
+
+export const SYNC_BODY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    have: { type: 'array', maxItems: MAX_PIECES, items: PIECE_INDEX },
+    wantSeed: { type: 'integer', minimum: 0, maximum: API_LIMITS.wantSeed },
+    badParents: PARENTS,
+    corruptParents: PARENTS,
+    starved: { type: 'boolean' },
+    knownHashes: { type: 'number' },
+    leave: { type: 'boolean' },
+  },
+} as const;
+
+export const WORK_BODY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    reports: {
+      type: 'array',
+      maxItems: 1_000,
+      items: {
+        type: 'object',
+        required: ['job', 'digest', 'ok'],
+        additionalProperties: false,
+        properties: {
+          job: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+          digest: DIGEST,
+          ok: { type: 'boolean' },
+          error: { type: 'string', maxLength: 16_384 },
+        },
+      },
+    },
+  },
+} as const;

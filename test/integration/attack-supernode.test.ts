@@ -1,0 +1,225 @@
+// Attacks on the supernode, against a real `pollen supernode` process with a strong cluster secret
+// and an admin token, a real registry behind its seed, and requests written byte for byte over
+// TLS-PSK (test/helpers/psk-http.ts) so that odd path spellings reach the server as written.
+// Issue 10, property 3: deny by default on the decoded path, each peer its own credential,
+// validated addresses; property 7: without the key there is no connection at all.
+import { connect } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pskClientOptions } from '../../src/cluster-tls.ts';
+import type { Digest } from '../../src/digest.ts';
+import type { SyncResponse } from '../../src/p2p/supernode-api.ts';
+import { JobsClient } from '../../src/preheat/jobs-client.ts';
+import type { WorkResponse } from '../../src/preheat/jobs-api.ts';
+import { pushRandomImage, type ImageFixture } from '../helpers/p2p-cluster.ts';
+import { PollenProcess } from '../helpers/pollen.ts';
+import { pskRequest, type RawAnswer } from '../helpers/psk-http.ts';
+import { TestRegistry } from '../helpers/registry.ts';
+import { waitFor } from '../helpers/tools.ts';
+
+const SECRET = 'attack-suite-Zq8vN3kP0sLw7Rt2Yx5Hc9Bm4Jd6Gf1A';
+const ADMIN_TOKEN = 'attack-suite-admin-token';
+const MiB = 1 << 20;
+
+let registry: TestRegistry;
+let image: ImageFixture;
+let sn: PollenProcess;
+let port: number;
+let layer: Digest;
+
+const call = (req: { method: string; path: string; token?: string; headers?: Record<string, string>; body?: unknown }): Promise<RawAnswer> =>
+  pskRequest(port, SECRET, { ...req, headers: { ...(req.token ? { authorization: `Bearer ${req.token}` } : {}), ...req.headers } });
+
+/** Where the seed fetches the layer (the one place that knows the task body's upstream shape). */
+function upstream(): Record<string, string> {
+  return { baseUrl: registry.url, name: 'attack/app' };
+}
+
+async function register(peerId: string, wireAddr = '127.0.0.1:40000', token?: string): Promise<RawAnswer> {
+  return call({ method: 'POST', path: '/api/v1/peers', token, body: { peerId, wireAddr, uploadSlots: 4, holdings: [] } });
+}
+
+async function registered(peerId: string, wireAddr?: string): Promise<string> {
+  const res = await register(peerId, wireAddr);
+  expect(res.status, res.body).toBe(200);
+  return (JSON.parse(res.body) as { token: string }).token;
+}
+
+function expectRefusal(res: RawAnswer, statuses: number[] = [401]): void {
+  expect(statuses, `${res.status} ${res.body}`).toContain(res.status);
+  const body = JSON.parse(res.body) as { errors: Array<{ code: string; message: string; detail: { pollenCode: string } }> };
+  expect(body.errors[0]!.detail.pollenCode).toMatch(/^ERR_(CLUSTER_UNAUTHORIZED|PEER_ID_TAKEN|ADMIN_UNAUTHORIZED|INVALID_REQUEST)$/);
+}
+
+async function stats(): Promise<{ peers: number; seed: { registryBytes: number; servedBytes: number }; scheduler: Record<string, number> }> {
+  return (await (await fetch(`${sn.adminUrl}/api/v1/stats`)).json()) as never;
+}
+
+beforeAll(async () => {
+  registry = await TestRegistry.start();
+  image = await pushRandomImage(registry, 'attack/app', [5 * MiB]);
+  layer = image.layers[0]!.descriptor.digest as Digest;
+  sn = await PollenProcess.spawn('supernode', ['--secret', SECRET, '--admin-token', ADMIN_TOKEN]);
+  port = Number(new URL(sn.url).port);
+}, 120_000);
+
+afterAll(async () => {
+  await sn?.stop();
+  await registry?.stop();
+}, 60_000);
+
+/** Spellings of one path that a prefix test on the raw URL would have got wrong. */
+function spellings(path: string): string[] {
+  return [
+    path,
+    path.replace('/api/', '/%61pi/'),
+    path.replace('/api/v1/', '/api/%76%31/'),
+    path.replace('/api/', '/API/'),
+    `/${path}`,
+    path.replace('/api/v1/', '/api/v1/../v1/'),
+    path.replace('/api/v1/', '/api/./v1/'),
+    path.replace('/api/v1/', '/api%2Fv1/'),
+    `${path}/`,
+    `${path}?peerId=victim`,
+    `${path}#x`,
+  ];
+}
+
+describe('the supernode cluster API under attack', () => {
+  it('without the cluster key no TLS handshake completes, plain HTTP gets no answer, and nothing changes', async () => {
+    const before = await stats();
+    const handshake = (options: object) =>
+      new Promise<string>((resolve) => {
+        const s = connect({ host: '127.0.0.1', port, ...options });
+        s.once('secureConnect', () => {
+          s.destroy();
+          resolve('connected');
+        });
+        s.once('error', (e) => resolve(`refused: ${e.message}`));
+      });
+    expect(await handshake(pskClientOptions(SECRET, 'api'))).toBe('connected');
+    expect(await handshake(pskClientOptions(`${SECRET}x`, 'api'))).toMatch(/^refused/);
+    expect(await handshake(pskClientOptions(SECRET, 'wire'))).toMatch(/^refused/);
+    expect(await handshake({ rejectUnauthorized: false })).toMatch(/^refused/);
+    expect(await handshake({ rejectUnauthorized: false, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' })).toMatch(/^refused/);
+    await expect(fetch(`http://127.0.0.1:${port}/api/v1/peers`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ peerId: 'x', wireAddr: '127.0.0.1:1', uploadSlots: 1 }) })).rejects.toThrow();
+    await expect(pskRequest(port, `${SECRET}x`, { method: 'POST', path: '/api/v1/peers', body: { peerId: 'x', wireAddr: '127.0.0.1:1', uploadSlots: 1 } })).rejects.toThrow();
+    expect(await stats()).toEqual(before);
+  });
+
+  it('every peer route, under every path spelling, refuses no token, a wrong token and a mangled one with 401 and the OCI error body, and changes nothing', async () => {
+    const victim = await registered('victim');
+    const task = await call({ method: 'POST', path: '/api/v1/tasks', token: victim, body: { digest: layer, upstream: upstream() } });
+    expect(task.status, task.body).toBe(200);
+    const before = await stats();
+    const routes: Array<[string, string, unknown]> = [
+      ['POST', '/api/v1/peers/self/heartbeat', {}],
+      ['POST', '/api/v1/tasks', { digest: layer, upstream: upstream() }],
+      ['POST', `/api/v1/tasks/${layer}/sync`, { have: [0, 1, 2, 3, 4], wantSeed: 4, corruptParents: ['victim'] }],
+      ['GET', `/api/v1/seed/${layer}/pieces/0`, undefined],
+      ['POST', '/api/v1/peers/self/preheat', { reports: [] }],
+      ['POST', '/api/v1/peers/victim/heartbeat', {}],
+      ['POST', '/api/v1/peers/victim/preheat', { reports: [] }],
+      ['POST', '/api/v1/jobs', { type: 'preheat', args: { image: `${registry.host}/${image.ref}` } }],
+      ['GET', '/api/v1/stats', undefined],
+      ['GET', '/healthz', undefined],
+    ];
+    const wrong = ['victim.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', `${victim.slice(0, -2)}xx`, `nobody${victim.slice(victim.indexOf('.'))}`, SECRET, ADMIN_TOKEN];
+    for (const [method, path, body] of routes) {
+      for (const spelled of spellings(path)) {
+        for (const token of [undefined, ...wrong]) {
+          expectRefusal(await call({ method, path: spelled, token, body }));
+        }
+        expectRefusal(await call({ method, path: spelled, headers: { 'x-pollen-cluster': SECRET }, body }));
+      }
+    }
+    // Only the registration route takes a member without a token, and only under spellings that
+    // match it; a path that matches no route is refused whatever the caller holds.
+    for (const spelled of ['//api/v1/peers', '/API/v1/peers', '/api/v1/peers/', '/api/v1/peers%2F', '/api%2Fv1/peers']) {
+      expectRefusal(await call({ method: 'POST', path: spelled, token: victim, body: { peerId: 'intruder', wireAddr: '127.0.0.1:1', uploadSlots: 1 } }));
+    }
+    const after = await stats();
+    expect(after.peers).toBe(before.peers);
+    expect(after.scheduler).toEqual(before.scheduler);
+    expect(after.seed.servedBytes).toBe(before.seed.servedBytes);
+  }, 120_000);
+
+  it('the admin listener refuses the jobs API without the admin token under every spelling, and serves no cluster route', async () => {
+    const jobsPaths = ['/api/v1/jobs', '/oapi/v1/jobs', '/api/v1/jobs/1', '/oapi/v1/jobs/1'];
+    for (const path of jobsPaths) {
+      for (const spelled of spellings(path)) {
+        for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: `Bearer ${SECRET}` }, { authorization: ADMIN_TOKEN }] as Array<Record<string, string>>) {
+          const res = await fetch(`${sn.adminUrl}${spelled}`, { headers });
+          expect([401, 404], `${spelled} ${res.status}`).toContain(res.status);
+          if (res.status === 404) expect(spelled).toMatch(/#/);
+          else expect(((await res.json()) as { errors: unknown[] }).errors).toHaveLength(1);
+        }
+      }
+    }
+    const before = await stats();
+    for (const path of ['/api/v1/peers', '/api/v1/tasks', `/api/v1/tasks/${layer}/sync`, '/api/v1/peers/self/preheat']) {
+      const res = await fetch(`${sn.adminUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_TOKEN}` }, body: JSON.stringify({ peerId: 'sneaky', wireAddr: '127.0.0.1:1', uploadSlots: 1 }) });
+      expect(res.status).toBe(401);
+    }
+    expect((await stats()).peers).toBe(before.peers);
+    expect(await new JobsClient({ baseUrl: sn.adminUrl, token: ADMIN_TOKEN }).list()).toBeInstanceOf(Array);
+  });
+
+  it('a bogus wireAddr is refused with 400 and registers nothing', async () => {
+    const before = (await stats()).peers;
+    for (const bad of ['http://127.0.0.1:1/', '127.0.0.1', '127.0.0.1:0', '127.0.0.1:70000', 'user@127.0.0.1:1', '127.0.0.1:1/x', '0.0.0.0:1', '[::]:1', 'a b:1', '[127.0.0.1]:1', '1.2.3:1', '']) {
+      const res = await register(`bogus-${before}`, bad);
+      expectRefusal(res, [400]);
+    }
+    expect((await stats()).peers).toBe(before);
+  });
+
+  it("peer A cannot take B's id, sync as B, or poll B's preheat work", async () => {
+    const a = await registered('peer-a', '127.0.0.1:41001');
+    const b = await registered('peer-b', '127.0.0.1:41002');
+    const c = await registered('peer-c', '127.0.0.1:41003');
+    // B's id, live: refused without B's token (none, A's), and B's address stays.
+    expectRefusal(await register('peer-b', '127.0.0.1:666'), [403]);
+    expectRefusal(await register('peer-b', '127.0.0.1:666', a), [403]);
+    const keepAlive = setInterval(() => {
+      for (const t of [a, b, c]) void call({ method: 'POST', path: '/api/v1/peers/self/heartbeat', token: t }).catch(() => {});
+    }, 2_000);
+    try {
+      for (const t of [a, b, c]) expect((await call({ method: 'POST', path: '/api/v1/tasks', token: t, body: { digest: layer, upstream: upstream() } })).status).toBe(200);
+      const sync = async (token: string, body: object): Promise<SyncResponse> => {
+        const res = await call({ method: 'POST', path: `/api/v1/tasks/${layer}/sync`, token, body: { have: [], wantSeed: 0, badParents: [], ...body } });
+        expect(res.status, res.body).toBe(200);
+        return JSON.parse(res.body) as SyncResponse;
+      };
+      await waitFor(async () => (await sync(c, {})).hashes.every((h) => typeof h === 'string'), 'the seed has every piece', 60_000);
+      // A claims pieces "as B": they are A's. A, holding two pieces nobody else has, gets no new
+      // seed grants (super-seeding); B, holding none, gets the next ones.
+      await sync(a, { peerId: 'peer-b', have: [0, 1] });
+      expect((await sync(a, { peerId: 'peer-b', wantSeed: 2 })).seedGrants).toEqual([]);
+      expect((await sync(b, { wantSeed: 2 })).seedGrants).toEqual([2, 3]);
+      const parentsOfC = (await sync(c, {})).parents;
+      expect(parentsOfC.find((p) => p.peerId === 'peer-b')?.wireAddr).toBe('127.0.0.1:41002');
+
+      // A preheat job for B alone: only B's own token gets its work.
+      const jobs = new JobsClient({ baseUrl: sn.adminUrl, token: ADMIN_TOKEN });
+      const job = await jobs.create({ type: 'preheat', args: { image: `${registry.host}/${image.ref}`, scope: 'all_peers', peers: ['peer-b'] } });
+      const poll = async (token: string, body: object = { reports: [] }, path = '/api/v1/peers/self/preheat'): Promise<RawAnswer> => call({ method: 'POST', path, token, body });
+      let workOfB: WorkResponse = { work: [], pollMs: 0 };
+      await waitFor(async () => {
+        workOfB = JSON.parse((await poll(b)).body) as WorkResponse;
+        return workOfB.work.length > 0;
+      }, "B's preheat work", 60_000);
+      const pollA = await poll(a, { reports: [], peerId: 'peer-b' });
+      expect(pollA.status).toBe(200);
+      expect((JSON.parse(pollA.body) as WorkResponse).work).toEqual([]);
+      expectRefusal(await poll(a, { reports: [] }, '/api/v1/peers/peer-b/preheat'));
+      expectRefusal(await poll(a, { reports: [] }, '/api/v1/peers/%70eer-b/preheat'));
+      // A reports B's items done: they stay B's, not done.
+      await poll(a, { reports: workOfB.work.map((w) => ({ job: w.job, digest: w.digest, ok: true })) });
+      const progress = (await jobs.get(job.id)).progress;
+      expect(progress.tasks.done).toBe(0);
+      await jobs.cancel(job.id);
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }, 180_000);
+});

@@ -1,0 +1,249 @@
+// Property tests of what peers feed the supernode's cluster API: whatever JSON arrives, the routes
+// (the production assembly, through fastify's inject) answer 2xx or 4xx with the OCI error body and
+// never throw (no 500); nothing reaches a peer route without that peer's token, whatever the path's
+// spelling; one peer's entries never break another peer's sync.
+import { Readable } from 'node:stream';
+import fc from 'fast-check';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../../src/clock.ts';
+import { sha256Digest, type Digest } from '../../../../src/digest.ts';
+import { PollenError } from '../../../../src/errors.ts';
+import { layoutFor } from '../../../../src/p2p/metainfo.ts';
+import { splitHostPort } from '../../../../src/config.ts';
+import type { SyncResponse } from '../../../../src/p2p/supernode-api.ts';
+import { createClusterApp } from '../../../../supernode/http/apps.ts';
+import type { SeedPort } from '../../../../supernode/p2p/routes-p2p.ts';
+import { Scheduler } from '../../../../supernode/p2p/scheduler.ts';
+import type { SeedTask } from '../../../../supernode/p2p/seed.ts';
+import { Tracker } from '../../../../supernode/p2p/tracker.ts';
+
+const DIGEST = sha256Digest('blob');
+const RUNS = 150;
+
+/** A seed that knows one 5 MiB blob, complete, and creates any other task on demand. */
+function fakeSeed(): SeedPort & { ensured: number } {
+  const tasks = new Map<Digest, SeedTask>();
+  const make = (d: Digest): SeedTask => {
+    const meta = layoutFor(d, 5 << 20);
+    return { meta: { ...meta, hashes: meta.hashes.map((_, i) => `${i}`.padStart(64, '0')) }, state: { name: 'complete' } };
+  };
+  tasks.set(DIGEST, make(DIGEST));
+  const seed = {
+    ensured: 0,
+    get: (d: Digest) => tasks.get(d),
+    async ensure(req: { digest: Digest }) {
+      seed.ensured++;
+      let t = tasks.get(req.digest);
+      if (!t) tasks.set(req.digest, (t = make(req.digest)));
+      return t;
+    },
+    async readPiece(d: Digest, index: number) {
+      const t = tasks.get(d);
+      if (!t || index >= t.meta.pieceCount) throw new PollenError('ERR_NOT_FOUND', 'no such piece');
+      return { length: 1, body: Readable.from([Buffer.from('x')]) };
+    },
+  };
+  return seed as unknown as SeedPort & { ensured: number };
+}
+
+interface Harness {
+  app: FastifyInstance;
+  tracker: Tracker;
+  seed: SeedPort & { ensured: number };
+  work: string[];
+  register(peerId: string, wireAddr?: string, extra?: object): Promise<string>;
+}
+
+const apps: FastifyInstance[] = [];
+afterEach(async () => {
+  for (const a of apps.splice(0)) await a.close();
+});
+
+async function harness(): Promise<Harness> {
+  const clock = new ManualClock(0);
+  const scheduler = new Scheduler({ clock });
+  const tracker = new Tracker({ clock, onDrop: (p) => scheduler.dropPeer(p) });
+  const seed = fakeSeed();
+  const work: string[] = [];
+  const jobs = { work: (peerId: string) => (work.push(peerId), { work: [], pollMs: 1_000 }) };
+  const app = createClusterApp(pino({ level: 'silent' }), { tracker, scheduler, seed, jobs }, { secret: undefined });
+  apps.push(app);
+  await app.ready();
+  return {
+    app, tracker, seed, work,
+    async register(peerId, wireAddr = '127.0.0.1:4000', extra = {}) {
+      const res = await app.inject({ method: 'POST', url: '/api/v1/peers', payload: { peerId, wireAddr, uploadSlots: 4, ...extra } });
+      expect(res.statusCode, res.body).toBe(200);
+      return (res.json() as { token: string }).token;
+    },
+  };
+}
+
+function expectOciError(body: string): void {
+  const parsed = JSON.parse(body) as { errors: Array<{ code: string; message: string; detail: { pollenCode: string } }> };
+  expect(parsed.errors).toHaveLength(1);
+  expect(typeof parsed.errors[0]!.code).toBe('string');
+  expect(parsed.errors[0]!.detail.pollenCode).toMatch(/^ERR_/);
+}
+
+const peerId = fc.oneof(fc.stringMatching(/^[A-Za-z0-9_-]{1,20}$/), fc.string({ maxLength: 200 }));
+const digestish = fc.oneof(fc.constant(DIGEST), fc.stringMatching(/^sha256:[a-f0-9]{64}$/), fc.string({ maxLength: 80 }));
+const anyJson = fc.jsonValue({ maxDepth: 3 });
+/** A value of about the right type, or anything at all. */
+const field = <T>(good: fc.Arbitrary<T>) => fc.oneof({ weight: 3, arbitrary: good }, { weight: 1, arbitrary: anyJson });
+const ints = fc.array(fc.oneof(fc.integer({ min: -5, max: 1_200 }), fc.double()), { maxLength: 20 });
+
+const registerBody = fc.oneof(
+  anyJson,
+  fc.record(
+    {
+      peerId: field(peerId),
+      wireAddr: field(fc.oneof(fc.constantFrom('127.0.0.1:1', '[::1]:65002', 'host.example:80', 'http://x:1/', 'a@b:1', 'x:0', 'x:99999', '1.2.3:4', ':1', 'x:'), fc.string({ maxLength: 40 }))),
+      uploadSlots: field(fc.integer({ min: -3, max: 20_000 })),
+      holdings: field(fc.array(fc.record({ digest: field(digestish), pieces: field(fc.oneof(fc.base64String({ maxLength: 200 }), fc.string({ maxLength: 200 }))) }, { requiredKeys: [] }), { maxLength: 5 })),
+    },
+    { requiredKeys: [] },
+  ),
+);
+
+const syncBody = fc.oneof(
+  anyJson,
+  fc.record(
+    {
+      have: field(ints),
+      wantSeed: field(fc.integer({ min: -2, max: 100 })),
+      badParents: field(fc.array(peerId, { maxLength: 70 })),
+      corruptParents: field(fc.array(peerId, { maxLength: 70 })),
+      starved: field(fc.boolean()),
+      knownHashes: field(fc.oneof(fc.integer(), fc.double())),
+      leave: field(fc.boolean()),
+      peerId: field(peerId),
+    },
+    { requiredKeys: [] },
+  ),
+);
+
+const taskBody = fc.oneof(
+  anyJson,
+  fc.record(
+    {
+      digest: field(digestish),
+      sizeHint: field(fc.integer({ min: -1, max: 1 << 30 })),
+      upstream: field(fc.record({ baseUrl: field(fc.webUrl()), registry: field(fc.domain()), name: field(fc.string({ maxLength: 300 })), authorization: field(fc.string({ maxLength: 50 })) }, { requiredKeys: [] })),
+    },
+    { requiredKeys: [] },
+  ),
+);
+
+const workBody = fc.oneof(
+  anyJson,
+  fc.record({ reports: field(fc.array(fc.record({ job: field(fc.integer({ min: -1, max: 1e6 })), digest: field(digestish), ok: field(fc.boolean()), error: field(fc.string({ maxLength: 600 })) }, { requiredKeys: [] }), { maxLength: 5 })) }, { requiredKeys: [] }),
+);
+
+describe('supernode API bodies (fast-check over fastify inject)', () => {
+  it('registration: any JSON body gets 200, or a 4xx with the OCI error body; never 500', async () => {
+    const h = await harness();
+    await fc.assert(
+      fc.asyncProperty(registerBody, async (body) => {
+        const res = await h.app.inject({ method: 'POST', url: '/api/v1/peers', payload: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+        expect(res.statusCode).toBeLessThan(500);
+        if (res.statusCode !== 200) expectOciError(res.body);
+        else expect((res.json() as { token: string }).token).toMatch(/\./);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('task, sync, heartbeat, seed piece and preheat work: any JSON body with a valid token gets 2xx or 4xx with the OCI error body; never 500', async () => {
+    const h = await harness();
+    const token = await h.register('me');
+    await h.register('other', '127.0.0.2:4000');
+    const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const routes: Array<[string, fc.Arbitrary<unknown>, (b: unknown) => string]> = [
+      ['POST', taskBody, () => '/api/v1/tasks'],
+      ['POST', syncBody, () => `/api/v1/tasks/${DIGEST}/sync`],
+      ['POST', anyJson, () => '/api/v1/peers/self/heartbeat'],
+      ['POST', workBody, () => '/api/v1/peers/self/preheat'],
+    ];
+    // Join the task first so that syncs reach the scheduler too.
+    expect((await h.app.inject({ method: 'POST', url: '/api/v1/tasks', headers: auth, payload: { digest: DIGEST, upstream: { baseUrl: 'http://r', name: 'a/b' } } })).statusCode).toBe(200);
+    for (const [method, body, url] of routes) {
+      await fc.assert(
+        fc.asyncProperty(body, async (b) => {
+          const res = await h.app.inject({ method: method as 'POST', url: url(b), headers: auth, payload: JSON.stringify(b) });
+          expect(res.statusCode, `${url(b)} ${res.body}`).toBeLessThan(500);
+          if (res.statusCode >= 400) expectOciError(res.body);
+        }),
+        { numRuns: RUNS },
+      );
+    }
+    await fc.assert(
+      fc.asyncProperty(digestish, fc.oneof(fc.nat(), fc.string({ maxLength: 10 })), async (d, i) => {
+        const res = await h.app.inject({ method: 'GET', url: `/api/v1/seed/${encodeURIComponent(d)}/pieces/${encodeURIComponent(String(i))}`, headers: auth });
+        expect(res.statusCode).toBeLessThan(500);
+        if (res.statusCode >= 400) expectOciError(res.body);
+      }),
+      { numRuns: RUNS },
+    );
+    // The preheat work asked for was always the caller's.
+    expect(new Set(h.work)).toEqual(new Set(['me']));
+  });
+
+  it('no spelling of a peer route reaches it without the peer token (or with a wrong one): 401, OCI body, no state change', async () => {
+    const h = await harness();
+    const token = await h.register('victim');
+    const targets = ['/api/v1/peers/self/heartbeat', '/api/v1/tasks', `/api/v1/tasks/${DIGEST}/sync`, `/api/v1/seed/${DIGEST}/pieces/0`, '/api/v1/peers/self/preheat', '/api/v1/peers/victim/heartbeat', '/api/v1/peers/victim/preheat'];
+    const spell = fc.constantFrom<(p: string) => string>(
+      (p) => p,
+      (p) => p.replace('/api', '/%61pi'),
+      (p) => p.replace('v1', '%76%31'),
+      (p) => p.toUpperCase(),
+      (p) => `/${p}`,
+      (p) => p.replace('/v1/', '/v1/../v1/'),
+      (p) => p.replace('/v1/', '/./v1/'),
+      (p) => `${p}/`,
+      (p) => p.replace(/\//g, '%2f'),
+      (p) => `${p}?peerId=victim`,
+      (p) => p.replace('/api/v1', '/api/v1;x'),
+    );
+    const creds = fc.constantFrom<Record<string, string>>({}, { authorization: 'Bearer victim.AAAA' }, { authorization: `Bearer ${token}x` }, { authorization: token }, { 'x-pollen-cluster': 'anything' }, { authorization: `Basic ${Buffer.from(`victim:${token}`).toString('base64')}` });
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...targets), spell, creds, fc.constantFrom('GET', 'POST'), async (target, how, headers, method) => {
+        const ensured = h.seed.ensured;
+        const res = await h.app.inject({ method: method as 'GET' | 'POST', url: how(target), headers: { ...headers, 'content-type': 'application/json' }, payload: method === 'POST' ? '{"digest":"' + DIGEST + '","upstream":{"baseUrl":"http://r","name":"a/b"}}' : undefined });
+        expect([401, 403]).toContain(res.statusCode);
+        expectOciError(res.body);
+        expect(h.seed.ensured).toBe(ensured);
+        expect(h.work).toEqual([]);
+      }),
+      { numRuns: 300 },
+    );
+    expect(h.tracker.size).toBe(1);
+  });
+
+  it("one peer's odd but accepted registration never breaks another peer's sync, and every parent it is given has a dialable address", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(registerBody, { maxLength: 6 }), async (bodies) => {
+        const h = await harness();
+        const token = await h.register('honest');
+        const auth = { authorization: `Bearer ${token}` };
+        await h.app.inject({ method: 'POST', url: '/api/v1/tasks', headers: auth, payload: { digest: DIGEST, upstream: { baseUrl: 'http://r', name: 'a/b' } } });
+        for (const b of bodies) {
+          const withHolding = typeof b === 'object' && b !== null && !Array.isArray(b) ? { ...b, holdings: [{ digest: DIGEST, pieces: 'AAAA' }, ...(Array.isArray((b as { holdings?: unknown }).holdings) ? (b as { holdings: unknown[] }).holdings : [])] } : b;
+          await h.app.inject({ method: 'POST', url: '/api/v1/peers', payload: JSON.stringify(withHolding), headers: { 'content-type': 'application/json' } });
+        }
+        const res = await h.app.inject({ method: 'POST', url: `/api/v1/tasks/${DIGEST}/sync`, headers: auth, payload: { have: [], wantSeed: 2, badParents: [] } });
+        expect(res.statusCode, res.body).toBe(200);
+        for (const p of (res.json() as SyncResponse).parents) {
+          const { host, port } = splitHostPort(p.wireAddr);
+          expect(host.length).toBeGreaterThan(0);
+          expect(Number.isInteger(port) && port > 0 && port < 65_536).toBe(true);
+        }
+        await h.app.close();
+      }),
+      { numRuns: 40 },
+    );
+  });
+});
