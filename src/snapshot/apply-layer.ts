@@ -278,6 +278,9 @@ class LayerApplier {
     if (!st || st.isDirectory()) {
       throw new PollenError('ERR_LAYER_INVALID', `hardlink ${h.name} points to ${h.linkname ?? ''}, which is ${st ? 'a directory' : 'not in the layer or below it'}`, { entry: h.name, linkname: h.linkname });
     }
+    if (target.startsWith(`${dest}/`)) {
+      throw new PollenError('ERR_LAYER_INVALID', `hardlink ${h.name} would replace the directory holding its own target ${h.linkname ?? ''}`, { entry: h.name, linkname: h.linkname });
+    }
     this.parents.clear();
     // The entry's xattrs are set on the linked inode. If this layer did not create it, it is the
     // parent snapshot's (cloned by `cp -al`) or shared further down: give this snapshot its own
