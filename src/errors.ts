@@ -44,6 +44,7 @@ export const ERROR_CODES = {
   ERR_SUPERNODE_UNAVAILABLE: { kind: 'unavailable', description: 'no supernode could be reached or it answered with an error' },
   ERR_LAYER_INVALID: { kind: 'invalid', description: 'a layer is not a valid (compressed) tar or holds an entry that cannot be applied' },
   ERR_LAYER_FOREIGN: { kind: 'invalid', description: 'a foreign/non-distributable layer cannot be fetched from the registry' },
+  ERR_LAYER_TOO_LARGE: { kind: 'too_large', description: 'a layer expands beyond the uncompressed size or compression ratio limit (a decompression bomb)' },
   ERR_DIFFID_MISMATCH: { kind: 'integrity', description: "an uncompressed layer did not hash to the image config's diffID" },
   ERR_SNAPSHOT_IN_USE: { kind: 'invalid', description: 'a snapshot is still used by a bundle or a child snapshot' },
   ERR_CLUSTER_UNAUTHORIZED: { kind: 'unauthorized', description: "a supernode API call without this peer's own token (from its registration), or to a path no route of that listener declares" },
