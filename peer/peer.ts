@@ -161,6 +161,7 @@ export class Peer {
    */
   private onBlobRemoved(removed: Removed): void {
     this.logger.debug({ digest: removed.digest, size: removed.size, reason: removed.reason }, 'blob removed from the content store');
+    this.p2p?.agent.forget(removed.digest);
   }
 
   async close(): Promise<void> {
