@@ -10,6 +10,7 @@ import { splitHostPort } from '../../src/config.ts';
 import { AddressBans } from '../../src/p2p/wire-bans.ts';
 import { WireDialer } from '../../src/p2p/wire-dialer.ts';
 import { LocalPieces } from './local-pieces.ts';
+import type { TransferEvent } from './p2p-transfer.ts';
 import { SupernodeClient } from './supernode-client.ts';
 import { Uploader } from './uploader.ts';
 
@@ -49,6 +50,8 @@ export class P2pAgent {
   readonly banned = new Set<string>();
   /** Called for every verified piece, by source (metrics hook). */
   onBytes: (from: keyof P2pTotals, bytes: number) => void = () => {};
+  /** Called for wasted bytes, fallbacks, stalls and declined seed grants of every transfer (metrics hook). */
+  onTransferEvent: (e: TransferEvent) => void = () => {};
   readonly logger: Logger;
   private readonly uploader: Uploader;
   private readonly options: P2pAgentOptions;
