@@ -71,18 +71,22 @@ export class ParentPool {
    * then fresh parents are dialled up to MAX_PARENTS.
    */
   offer(offered: readonly ParentInfo[], isUseful: (parent: ParentLink) => boolean): void {
+    // A parent dropped to make room is not dialled again from the same offer.
+    const dropped = new Set<string>();
     if (offered.some((p) => !this.known(p.peerId))) {
       const now = this.clock.now();
-      for (const parent of this.parents.values()) {
+      for (const parent of [...this.parents.values()]) {
         if (this.size < MAX_PARENTS) break;
         if (parent.assignments.size > 0) continue;
-        if (now - parent.chokedSince > CHOKE_PATIENCE_MS) parent.conn.destroy('kept us choked');
-        else if (!isUseful(parent)) parent.conn.destroy('holds nothing we need');
+        const reason = now - parent.chokedSince > CHOKE_PATIENCE_MS ? 'kept us choked' : !isUseful(parent) ? 'holds nothing we need' : undefined;
+        if (!reason) continue;
+        dropped.add(parent.peerId);
+        parent.conn.destroy(reason);
       }
     }
     for (const p of offered) {
       if (this.size >= MAX_PARENTS) break;
-      if (!this.known(p.peerId)) this.connect(p.peerId, p.wireAddr);
+      if (!this.known(p.peerId) && !dropped.has(p.peerId)) this.connect(p.peerId, p.wireAddr);
     }
   }
 

@@ -1,0 +1,246 @@
+// In-memory parts for driving one P2pTransfer on a ManualClock: scripted parent connections (the
+// test says when a parent is ready, unchokes, announces and delivers), a supernode client whose
+// sync answers the test gives, an in-memory blob target. Every request a transfer makes is logged
+// in one list, so a test can compare the decisions of two transfers.
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { Readable } from 'node:stream';
+import { pino } from 'pino';
+import { ManualClock } from '../../src/clock.ts';
+import type { Digest } from '../../src/digest.ts';
+import { Bitfield } from '../../src/p2p/bitfield.ts';
+import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
+import type { MetainfoBody, SyncRequest, SyncResponse } from '../../src/p2p/supernode-api.ts';
+import { P2pTransfer, type TransferDeps, type TransferTimings, DEFAULT_TIMINGS } from '../../peer/p2p/p2p-transfer.ts';
+import type { ParentConnection, ParentDialer, TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seams.ts';
+
+export const PIECE_BYTES = 2 * BLOCK_BYTES;
+
+interface PendingBlock {
+  index: number;
+  offset: number;
+  length: number;
+  resolve: (b: Buffer) => void;
+  reject: (e: Error) => void;
+}
+
+export class ScriptedParent extends EventEmitter implements ParentConnection {
+  readonly ready: Promise<void>;
+  isClosed = false;
+  peerChoking = true;
+  closeReason: string | undefined;
+  readonly held = new Set<number>();
+  readonly pending: PendingBlock[] = [];
+  readonly cancelled: Array<[number, number]> = [];
+  private open!: () => void;
+
+  constructor(
+    readonly peerId: string,
+    private readonly blob: Buffer,
+    private readonly log: string[],
+  ) {
+    super();
+    this.ready = new Promise((r) => (this.open = r));
+  }
+
+  /** Handshakes done, with these pieces; unchoked at once unless told otherwise. */
+  connect(pieces: Iterable<number>, unchoke = true): void {
+    for (const i of pieces) this.held.add(i);
+    this.emit('bitfield');
+    if (unchoke) this.peerChoking = false;
+    this.open();
+    if (unchoke) this.emit('unchoke');
+  }
+
+  announce(i: number): void {
+    this.held.add(i);
+    this.emit('have', i);
+  }
+
+  peerHas(i: number): boolean {
+    return this.held.has(i);
+  }
+
+  request(index: number, offset: number, length: number): Promise<Buffer> {
+    this.log.push(`${this.peerId}:${index}/${offset / BLOCK_BYTES}`);
+    return new Promise((resolve, reject) => {
+      if (this.isClosed) return reject(new Error('closed'));
+      this.pending.push({ index, offset, length, resolve, reject });
+    });
+  }
+
+  /** Answers up to `n` pending requests, oldest first. */
+  deliver(n = Infinity): number {
+    let k = 0;
+    while (k < n && this.pending.length > 0) {
+      const r = this.pending.shift()!;
+      const start = r.index * PIECE_BYTES + r.offset;
+      r.resolve(Buffer.from(this.blob.subarray(start, start + r.length)));
+      k++;
+    }
+    return k;
+  }
+
+  requestedPieces(): Set<number> {
+    return new Set(this.pending.map((r) => r.index));
+  }
+
+  cancel(index: number, offset: number): void {
+    const k = this.pending.findIndex((r) => r.index === index && r.offset === offset);
+    if (k < 0) return;
+    this.cancelled.push([index, offset]);
+    this.pending.splice(k, 1)[0]!.reject(new Error('request was cancelled'));
+  }
+
+  interested(): void {}
+
+  destroy(reason = 'closed'): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.closeReason = reason;
+    for (const r of this.pending.splice(0)) r.reject(new Error('closed'));
+    this.emit('close', reason);
+  }
+}
+
+export class ScriptedSupernode implements TransferClient {
+  readonly syncs: Array<{ body: SyncRequest; answer: (res: SyncResponse) => void; fail: (e: Error) => void }> = [];
+  readonly seedAsked: number[] = [];
+  /** Every sync body, in order. */
+  readonly bodies: SyncRequest[] = [];
+  /** Seed pieces asked and not answered yet (answered by `serveSeed`). */
+  private readonly seedPending = new Map<number, (body: Readable) => void>();
+
+  constructor(
+    private readonly meta: MetainfoBody,
+    private readonly blob: Buffer,
+  ) {}
+
+  sync(_url: string, _digest: Digest, body: SyncRequest): Promise<SyncResponse> {
+    this.bodies.push(body);
+    return new Promise((answer, fail) => this.syncs.push({ body, answer, fail }));
+  }
+
+  /** Answers the oldest open sync (hashes all known). */
+  answer(res: Partial<SyncResponse> = {}): SyncRequest {
+    const s = this.syncs.shift();
+    if (!s) throw new Error('no sync waiting');
+    s.answer({ hashes: this.meta.hashes, parents: [], seedGrants: [], availability: [], ...res });
+    return s.body;
+  }
+
+  createTask(): Promise<MetainfoBody> {
+    return Promise.resolve(this.meta);
+  }
+
+  seedPiece(_url: string, _digest: Digest, index: number): Promise<Readable> {
+    this.seedAsked.push(index);
+    return new Promise((r) => this.seedPending.set(index, r));
+  }
+
+  serveSeed(index: number): void {
+    const r = this.seedPending.get(index);
+    if (!r) throw new Error(`seed piece ${index} not asked`);
+    this.seedPending.delete(index);
+    r(Readable.from([Buffer.from(this.blob.subarray(index * PIECE_BYTES, (index + 1) * PIECE_BYTES))]));
+  }
+}
+
+export interface Harness {
+  readonly clock: ManualClock;
+  readonly transfer: P2pTransfer;
+  readonly supernode: ScriptedSupernode;
+  readonly parents: Map<string, ScriptedParent>;
+  /** Every block request, `peer:piece/block`, in the order the transfer made them. */
+  readonly log: string[];
+  readonly dialled: string[];
+  readonly upstreamRanges: Array<{ start: number; end: number }>;
+  /** Lets promise callbacks and `soon` work run (no clock time passes). */
+  settle(): Promise<void>;
+  /** Moves the clock `ms` forward, settling after each step of `stepMs`. */
+  advance(ms: number, stepMs?: number): Promise<void>;
+}
+
+/** A transfer of a `pieces`-piece blob (PIECE_BYTES each), started; `parents` are dialled when offered. */
+export function harness(options: { pieces: number; parents: readonly string[]; timings?: Partial<TransferTimings>; have?: readonly number[] }): Harness {
+  const clock = new ManualClock(1_000_000);
+  const blob = Buffer.alloc(options.pieces * PIECE_BYTES);
+  for (let i = 0; i < blob.length; i += 4) blob.writeUInt32BE(i * 2654435761 >>> 0, i);
+  const hashes = Array.from({ length: options.pieces }, (_, i) => createHash('sha256').update(blob.subarray(i * PIECE_BYTES, (i + 1) * PIECE_BYTES)).digest('hex'));
+  const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}` as Digest;
+  const meta: MetainfoBody = { digest, size: blob.length, pieceSize: PIECE_BYTES, pieceCount: options.pieces, hashes };
+  const log: string[] = [];
+  const dialled: string[] = [];
+  const parents = new Map(options.parents.map((id) => [id, new ScriptedParent(id, blob, log)]));
+  const dialer: ParentDialer = {
+    dial: (wireAddr) => {
+      dialled.push(wireAddr);
+      return parents.get(wireAddr);
+    },
+  };
+  const supernode = new ScriptedSupernode(meta, blob);
+  const upstreamRanges: Array<{ start: number; end: number }> = [];
+  const fetchUpstream: UpstreamFetch = async (_u, _d, range, _signal, onPiece, pieceSize) => {
+    upstreamRanges.push(range);
+    for (let off = range.start, k = 0; off <= range.end; off += pieceSize, k++) await onPiece(k, Buffer.from(blob.subarray(off, Math.min(range.end + 1, off + pieceSize))));
+  };
+  const target = Buffer.alloc(blob.length);
+  const deps: TransferDeps = {
+    client: supernode,
+    supernode: 'https://supernode.test',
+    pieces: { addActive() {}, removeActive() {}, announce() {}, markCommitted() {} },
+    kv: { put: async () => {}, del: async () => {} },
+    logger: pino({ level: 'silent' }),
+    dialer,
+    peerId: 'child',
+    onBytes: () => {},
+    onBan: () => {},
+    clock,
+    fetchUpstream,
+  };
+  const have = new Bitfield(options.pieces);
+  for (const i of options.have ?? []) have.set(i);
+  const partial = {
+    writeAt: async (data: Uint8Array | readonly Uint8Array[], offset: number) => {
+      let o = offset;
+      for (const b of Array.isArray(data) ? data : [data as Uint8Array]) {
+        target.set(b, o);
+        o += b.length;
+      }
+    },
+    setAvailable: () => {},
+    commit: async () => {
+      if (!target.equals(blob)) throw new Error('blob differs');
+      return { digest, size: blob.length } as never;
+    },
+    fail: async () => {},
+  };
+  const transfer = new P2pTransfer(
+    deps,
+    { request: { digest, sizeHint: blob.length, upstream: { baseUrl: 'http://registry.test', name: 'x', authorization: undefined } }, meta, partial, ingest: { readAt: async () => 0 }, have },
+    { ...DEFAULT_TIMINGS, ...options.timings },
+  );
+  const settle = async (): Promise<void> => {
+    for (let k = 0; k < 8; k++) {
+      clock.advance(0);
+      await new Promise((r) => setImmediate(r));
+    }
+  };
+  const advance = async (ms: number, stepMs = 50): Promise<void> => {
+    for (let t = 0; t < ms; t += stepMs) {
+      clock.advance(Math.min(stepMs, ms - t));
+      await settle();
+    }
+  };
+  transfer.start();
+  return { clock, transfer, supernode, parents, log, dialled, upstreamRanges, settle, advance };
+}
+
+/** Offers parents in the next sync answer and makes them ready with the pieces given. */
+export async function offerParents(h: Harness, held: Record<string, Iterable<number>>, extra: Partial<SyncResponse> = {}): Promise<void> {
+  await h.settle();
+  h.supernode.answer({ parents: Object.keys(held).map((id) => ({ peerId: id, wireAddr: id })), ...extra });
+  await h.settle();
+  for (const [id, pieces] of Object.entries(held)) h.parents.get(id)!.connect(pieces);
+  await h.settle();
+}
