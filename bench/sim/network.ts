@@ -115,14 +115,18 @@ export class SimNetwork {
     return { out, in: into };
   }
 
-  /** Starts moving `bytes` from one host to another; onDone runs when the last byte has arrived. */
-  transfer(from: HostId, to: HostId, bytes: number, onDone: (atMs: number) => void): Transfer {
+  /**
+   * Starts moving `bytes` from one host to another; onDone runs when the last byte has arrived. A
+   * flow that continues a stream already under way (the next block on a busy connection) passes
+   * `continued`: its first byte does not wait the latency again.
+   */
+  transfer(from: HostId, to: HostId, bytes: number, onDone: (atMs: number) => void, continued = false): Transfer {
     this.host(from);
     this.host(to);
     if (from === to) throw new Error('a transfer needs two different hosts');
     if (!(bytes > 0)) throw new Error(`a transfer moves a positive number of bytes, got ${bytes}`);
     const flow: Flow = { from, to, bytes, remaining: bytes, rateBytesPerS: 0, lastMs: 0, active: false, done: false, event: undefined, onDone, allowBytesPerS: 0, upBytesPerS: 0 };
-    flow.event = this.queue.after(this.latency(from, to), () => this.activate(flow));
+    flow.event = this.queue.after(continued ? 0 : this.latency(from, to), () => this.activate(flow));
     return flow;
   }
 
