@@ -82,6 +82,13 @@ export class ManualClock implements Clock {
     return this.setTimeout(fn, 0);
   }
 
+  /** When the next timer falls due (undefined when none waits). */
+  nextDueAt(): number | undefined {
+    let at: number | undefined;
+    for (const x of this.timers) if (!x.cancelled && (at === undefined || x.at < at)) at = x.at;
+    return at;
+  }
+
   /** Timers waiting to run. */
   get pending(): number {
     return this.timers.filter((x) => !x.cancelled).length;

@@ -13,7 +13,7 @@ import { EventQueue } from './event-queue.ts';
 import { SimNetwork, type HostId } from './network.ts';
 import type { TransferTimings } from '../../peer/p2p/p2p-transfer.ts';
 import { DUPLICATE_CAUSES, type DuplicateCause } from '../../peer/p2p/piece-ledger.ts';
-import { SimulatedPeer } from './simulated-peer.ts';
+import { SimulatedPeer, type TransferTrace } from './simulated-peer.ts';
 import { SimSupernode, type SupernodeStats } from './sim-supernode.ts';
 
 export interface PeerCounters {
@@ -51,6 +51,8 @@ export interface PollenSwarmOptions {
   networkQuantumMs?: number;
   /** Give up after this much simulated time (default 1 h). */
   maxSimMs?: number;
+  /** Records what reaches this peer's transfer and what it decides (simulated-peer.ts). */
+  trace?: { peerId: string; into: TransferTrace };
   /** Called every everyMs of simulated time while the run lasts (time series for diagnosis). */
   sample?: { everyMs: number; fn: (nowMs: number, peers: readonly SimulatedPeer[], network: SimNetwork) => void };
 }
@@ -128,7 +130,8 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
   const peerOptions = { uploadSlots: o.uploadSlots ?? SIM_DEFAULTS.uploadSlots, timings: o.timings ?? {} };
   const list: SimulatedPeer[] = [];
   for (let i = 0; i < o.peers; i++) {
-    const peer = new SimulatedPeer(world, `peer-${i}`, addHost(o.peerUpBytesPerS, o.peerDownBytesPerS), peerOptions);
+    const id = `peer-${i}`;
+    const peer = new SimulatedPeer(world, id, addHost(o.peerUpBytesPerS, o.peerDownBytesPerS), o.trace?.peerId === id ? { ...peerOptions, trace: o.trace.into } : peerOptions);
     peers.set(peer.peerId, peer);
     list.push(peer);
   }

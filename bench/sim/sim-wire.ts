@@ -28,6 +28,12 @@ export interface UploadSide {
   release(link: SimLink): void;
 }
 
+/** What crosses a link to the child, and what the child asks (the simulation's trace of one transfer). */
+export interface LinkObserver {
+  delivered(e: { kind: 'bitfield'; pieces: number[] } | { kind: 'unchoke' } | { kind: 'have'; index: number } | { kind: 'block'; index: number; offset: number }): void;
+  requested(index: number, offset: number): void;
+}
+
 interface BlockRequest {
   readonly index: number;
   readonly offset: number;
@@ -55,6 +61,7 @@ export class SimLink extends EventEmitter implements ParentConnection {
     private readonly world: WireWorld,
     readonly childHost: HostId,
     readonly parent: UploadSide,
+    private readonly observer?: LinkObserver,
   ) {
     super();
     this.ready = new Promise((resolve, reject) => {
@@ -73,6 +80,7 @@ export class SimLink extends EventEmitter implements ParentConnection {
     this.toChild(() => {
       this.view = snapshot;
       this.isReady = true;
+      this.observer?.delivered({ kind: 'bitfield', pieces: [...snapshot.indexes()] });
       this.open();
       this.emit('bitfield');
     });
@@ -81,6 +89,7 @@ export class SimLink extends EventEmitter implements ParentConnection {
   sendUnchoke(): void {
     this.toChild(() => {
       this.peerChoking = false;
+      this.observer?.delivered({ kind: 'unchoke' });
       this.emit('unchoke');
     });
   }
@@ -88,6 +97,7 @@ export class SimLink extends EventEmitter implements ParentConnection {
   sendHave(index: number): void {
     this.toChild(() => {
       this.view?.set(index);
+      this.observer?.delivered({ kind: 'have', index });
       this.emit('have', index);
     });
   }
@@ -101,6 +111,7 @@ export class SimLink extends EventEmitter implements ParentConnection {
   request(index: number, offset: number, length: number): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       if (this.isClosed) return reject(new PollenError('ERR_PEER_PROTOCOL', 'wire connection closed'));
+      this.observer?.requested(index, offset);
       const req: BlockRequest = { index, offset, length, resolve, reject, settled: false, cancelAt: Infinity };
       this.pending.add(req);
       this.toParent(() => {
@@ -152,8 +163,9 @@ export class SimLink extends EventEmitter implements ParentConnection {
     if (req.settled) return;
     req.settled = true;
     this.pending.delete(req);
-    if (err) req.reject(err);
-    else req.resolve(this.world.body(req.length));
+    if (err) return req.reject(err);
+    this.observer?.delivered({ kind: 'block', index: req.index, offset: req.offset });
+    req.resolve(this.world.body(req.length));
   }
 
   private toParent(fn: () => void): void {

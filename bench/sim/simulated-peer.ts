@@ -11,13 +11,14 @@ import { pino } from 'pino';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
+import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
 import type { MetainfoBody, SyncResponse } from '../../src/p2p/supernode-api.ts';
 import { P2pTransfer, type TransferTimings, DEFAULT_TIMINGS } from '../../peer/p2p/p2p-transfer.ts';
 import type { TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seams.ts';
 import type { EventQueue } from './event-queue.ts';
 import type { HostId, SimNetwork } from './network.ts';
 import { QueueClock } from './queue-clock.ts';
-import { SimLink, type UploadSide, type WireWorld } from './sim-wire.ts';
+import { SimLink, type LinkObserver, type UploadSide, type WireWorld } from './sim-wire.ts';
 import type { SimSupernode } from './sim-supernode.ts';
 
 /** The agent's heartbeat period (peer/p2p/p2p-agent.ts). */
@@ -41,9 +42,24 @@ export interface SimWorld extends WireWorld {
   onSeedPiece(atMs: number): void;
 }
 
+/** What reached one peer's transfer through its seams, with the time, and what it decided (a replay test feeds the events to a transfer on a manual clock and compares the decisions). */
+export type TraceEvent = { t: number } & (
+  | { kind: 'start'; hashes: Array<string | null> }
+  | { kind: 'sync'; res: SyncResponse }
+  | { kind: 'seed'; index: number }
+  | { kind: 'link'; parent: string; e: Parameters<LinkObserver['delivered']>[0] }
+);
+
+export interface TransferTrace {
+  readonly events: TraceEvent[];
+  /** `dial:<parent>`, `<parent>:<piece>/<block>`, `seed:<piece>`, in the order the transfer made them. */
+  readonly decisions: string[];
+}
+
 export interface SimulatedPeerOptions {
   uploadSlots: number;
   timings: Partial<TransferTimings>;
+  trace?: TransferTrace;
 }
 
 export class SimulatedPeer implements UploadSide {
@@ -97,6 +113,8 @@ export class SimulatedPeer implements UploadSide {
   private startTransfer(): void {
     const { world } = this;
     const meta: MetainfoBody = { digest: world.digest, size: world.blobBytes, pieceSize: world.pieceBytes, pieceCount: world.pieceCount, hashes: this.hashesNow() };
+    const trace = this.options.trace;
+    trace?.events.push({ t: world.queue.now, kind: 'start', hashes: [...meta.hashes] });
     const transfer = new P2pTransfer(
       {
         client: this.client(),
@@ -115,7 +133,12 @@ export class SimulatedPeer implements UploadSide {
           dial: (wireAddr) => {
             const parent = world.peer(wireAddr);
             if (!parent || parent === this) return undefined;
-            const link = new SimLink(world, this.host, parent);
+            trace?.decisions.push(`dial:${wireAddr}`);
+            const observer: LinkObserver | undefined = trace && {
+              delivered: (e) => trace.events.push({ t: world.queue.now, kind: 'link', parent: wireAddr, e }),
+              requested: (index, offset) => trace.decisions.push(`${wireAddr}:${index}/${offset / BLOCK_BYTES}`),
+            };
+            const link = new SimLink(world, this.host, parent, observer);
             this.dialled.push(link);
             link.on('close', () => {
               const k = this.dialled.indexOf(link);
@@ -163,6 +186,7 @@ export class SimulatedPeer implements UploadSide {
   private client(): TransferClient {
     const { world } = this;
     const oneWay = (): number => this.rtt() / 2;
+    const trace = this.options.trace;
     const later = <T>(fn: () => T): Promise<T> => new Promise((resolve, reject) => world.queue.after(oneWay(), () => {
       try {
         const v = fn();
@@ -177,6 +201,9 @@ export class SimulatedPeer implements UploadSide {
           const answer = world.supernode.sync(this.peerId, { have: body.have, wantSeed: body.wantSeed, badParents: body.badParents, starved: body.starved });
           if (!answer) throw new PollenError('ERR_NOT_FOUND', 'unknown peer or task');
           return { ...answer, hashes: this.hashesNow(), hashesFrom: 0 };
+        }).then((res) => {
+          trace?.events.push({ t: world.queue.now, kind: 'sync', res });
+          return res;
         }),
       createTask: () =>
         later(() => {
@@ -185,6 +212,7 @@ export class SimulatedPeer implements UploadSide {
         }),
       seedPiece: (_url, _digest, index, signal) =>
         new Promise<Readable>((resolve, reject) => {
+          trace?.decisions.push(`seed:${index}`);
           const length = Math.min(world.pieceBytes, world.blobBytes - index * world.pieceBytes);
           let flow: ReturnType<SimNetwork['transfer']> | undefined;
           const onAbort = (): void => {
@@ -199,6 +227,7 @@ export class SimulatedPeer implements UploadSide {
               flow = world.network.transfer(world.seedHost, this.host, length, () => {
                 signal.removeEventListener('abort', onAbort);
                 world.onSeedPiece(world.queue.now);
+                trace?.events.push({ t: world.queue.now, kind: 'seed', index });
                 resolve(Readable.from([world.body(length)]));
               });
             });

@@ -38,6 +38,8 @@ export class ScriptedParent extends EventEmitter implements ParentConnection {
     readonly peerId: string,
     private readonly blob: Buffer,
     private readonly log: string[],
+    private readonly decisions: string[],
+    private readonly pieceBytes = PIECE_BYTES,
   ) {
     super();
     this.ready = new Promise((r) => (this.open = r));
@@ -52,6 +54,27 @@ export class ScriptedParent extends EventEmitter implements ParentConnection {
     if (unchoke) this.emit('unchoke');
   }
 
+  /** The handshakes finish with this bitfield (the parent still chokes). */
+  handshake(pieces: Iterable<number>): void {
+    for (const i of pieces) this.held.add(i);
+    this.open();
+    this.emit('bitfield');
+  }
+
+  unchokeNow(): void {
+    this.peerChoking = false;
+    this.emit('unchoke');
+  }
+
+  /** Answers the request for this block. */
+  deliverBlock(index: number, offset: number): void {
+    const k = this.pending.findIndex((r) => r.index === index && r.offset === offset);
+    if (k < 0) throw new Error(`${this.peerId}: no request for ${index}/${offset}`);
+    const r = this.pending.splice(k, 1)[0]!;
+    const start = r.index * this.pieceBytes + r.offset;
+    r.resolve(Buffer.from(this.blob.subarray(start, start + r.length)));
+  }
+
   announce(i: number): void {
     this.held.add(i);
     this.emit('have', i);
@@ -62,9 +85,10 @@ export class ScriptedParent extends EventEmitter implements ParentConnection {
   }
 
   request(index: number, offset: number, length: number): Promise<Buffer> {
-    this.log.push(`${this.peerId}:${index}/${offset / BLOCK_BYTES}`);
     return new Promise((resolve, reject) => {
       if (this.isClosed) return reject(new Error('closed'));
+      this.log.push(`${this.peerId}:${index}/${offset / BLOCK_BYTES}`);
+      this.decisions.push(`${this.peerId}:${index}/${offset / BLOCK_BYTES}`);
       this.pending.push({ index, offset, length, resolve, reject });
     });
   }
@@ -74,7 +98,7 @@ export class ScriptedParent extends EventEmitter implements ParentConnection {
     let k = 0;
     while (k < n && this.pending.length > 0) {
       const r = this.pending.shift()!;
-      const start = r.index * PIECE_BYTES + r.offset;
+      const start = r.index * this.pieceBytes + r.offset;
       r.resolve(Buffer.from(this.blob.subarray(start, start + r.length)));
       k++;
     }
@@ -114,11 +138,19 @@ export class ScriptedSupernode implements TransferClient {
   constructor(
     private readonly meta: MetainfoBody,
     private readonly blob: Buffer,
+    private readonly decisions: string[],
   ) {}
 
   sync(_url: string, _digest: Digest, body: SyncRequest): Promise<SyncResponse> {
     this.bodies.push(body);
     return new Promise((answer, fail) => this.syncs.push({ body, answer, fail }));
+  }
+
+  /** Answers the oldest open sync with exactly this response. */
+  answerWith(res: SyncResponse): void {
+    const s = this.syncs.shift();
+    if (!s) throw new Error('no sync waiting');
+    s.answer(res);
   }
 
   /** Answers the oldest open sync (hashes all known). */
@@ -135,6 +167,7 @@ export class ScriptedSupernode implements TransferClient {
 
   seedPiece(_url: string, _digest: Digest, index: number): Promise<Readable> {
     this.seedAsked.push(index);
+    this.decisions.push(`seed:${index}`);
     return new Promise((r) => this.seedPending.set(index, r));
   }
 
@@ -142,7 +175,8 @@ export class ScriptedSupernode implements TransferClient {
     const r = this.seedPending.get(index);
     if (!r) throw new Error(`seed piece ${index} not asked`);
     this.seedPending.delete(index);
-    r(Readable.from([Buffer.from(this.blob.subarray(index * PIECE_BYTES, (index + 1) * PIECE_BYTES))]));
+    const pieceBytes = this.meta.pieceSize;
+    r(Readable.from([Buffer.from(this.blob.subarray(index * pieceBytes, (index + 1) * pieceBytes))]));
   }
 }
 
@@ -153,6 +187,8 @@ export interface Harness {
   readonly parents: Map<string, ScriptedParent>;
   /** Every block request, `peer:piece/block`, in the order the transfer made them. */
   readonly log: string[];
+  /** `dial:<parent>`, `<parent>:<piece>/<block>`, `seed:<piece>`, in order (the simulation's trace uses the same). */
+  readonly decisions: string[];
   readonly dialled: string[];
   readonly upstreamRanges: Array<{ start: number; end: number }>;
   /** Lets promise callbacks and `soon` work run (no clock time passes). */
@@ -162,23 +198,40 @@ export interface Harness {
 }
 
 /** A transfer of a `pieces`-piece blob (PIECE_BYTES each), started; `parents` are dialled when offered. */
-export function harness(options: { pieces: number; parents: readonly string[]; timings?: Partial<TransferTimings>; have?: readonly number[] }): Harness {
-  const clock = new ManualClock(1_000_000);
-  const blob = Buffer.alloc(options.pieces * PIECE_BYTES);
+export interface HarnessOptions {
+  pieces: number;
+  parents: readonly string[];
+  timings?: Partial<TransferTimings>;
+  have?: readonly number[];
+  /** Piece size (default PIECE_BYTES). */
+  pieceBytes?: number;
+  /** The clock's time when the transfer starts. */
+  startAt?: number;
+  /** The hashes the transfer starts with, and how it hashes pieces (default: sha256, all known). */
+  hashes?: ReadonlyArray<string | null>;
+  hashPiece?: (data: readonly Buffer[]) => string;
+}
+
+export function harness(options: HarnessOptions): Harness {
+  const pieceBytes = options.pieceBytes ?? PIECE_BYTES;
+  const clock = new ManualClock(options.startAt ?? 1_000_000);
+  const blob = Buffer.alloc(options.pieces * pieceBytes);
   for (let i = 0; i < blob.length; i += 4) blob.writeUInt32BE(i * 2654435761 >>> 0, i);
-  const hashes = Array.from({ length: options.pieces }, (_, i) => createHash('sha256').update(blob.subarray(i * PIECE_BYTES, (i + 1) * PIECE_BYTES)).digest('hex'));
+  const hashes = options.hashes ?? Array.from({ length: options.pieces }, (_, i) => createHash('sha256').update(blob.subarray(i * pieceBytes, (i + 1) * pieceBytes)).digest('hex'));
   const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}` as Digest;
-  const meta: MetainfoBody = { digest, size: blob.length, pieceSize: PIECE_BYTES, pieceCount: options.pieces, hashes };
+  const meta: MetainfoBody = { digest, size: blob.length, pieceSize: pieceBytes, pieceCount: options.pieces, hashes };
   const log: string[] = [];
+  const decisions: string[] = [];
   const dialled: string[] = [];
-  const parents = new Map(options.parents.map((id) => [id, new ScriptedParent(id, blob, log)]));
+  const parents = new Map(options.parents.map((id) => [id, new ScriptedParent(id, blob, log, decisions, pieceBytes)]));
   const dialer: ParentDialer = {
     dial: (wireAddr) => {
       dialled.push(wireAddr);
+      decisions.push(`dial:${wireAddr}`);
       return parents.get(wireAddr);
     },
   };
-  const supernode = new ScriptedSupernode(meta, blob);
+  const supernode = new ScriptedSupernode(meta, blob, decisions);
   const upstreamRanges: Array<{ start: number; end: number }> = [];
   const fetchUpstream: UpstreamFetch = async (_u, _d, range, _signal, onPiece, pieceSize) => {
     upstreamRanges.push(range);
@@ -197,6 +250,7 @@ export function harness(options: { pieces: number; parents: readonly string[]; t
     onBan: () => {},
     clock,
     fetchUpstream,
+    ...(options.hashPiece ? { hashPiece: options.hashPiece } : {}),
   };
   const have = new Bitfield(options.pieces);
   for (const i of options.have ?? []) have.set(i);
@@ -210,7 +264,7 @@ export function harness(options: { pieces: number; parents: readonly string[]; t
     },
     setAvailable: () => {},
     commit: async () => {
-      if (!target.equals(blob)) throw new Error('blob differs');
+      if (!options.hashPiece && !target.equals(blob)) throw new Error('blob differs');
       return { digest, size: blob.length } as never;
     },
     fail: async () => {},
@@ -233,7 +287,7 @@ export function harness(options: { pieces: number; parents: readonly string[]; t
     }
   };
   transfer.start();
-  return { clock, transfer, supernode, parents, log, dialled, upstreamRanges, settle, advance };
+  return { clock, transfer, supernode, parents, log, decisions, dialled, upstreamRanges, settle, advance };
 }
 
 /** Offers parents in the next sync answer and makes them ready with the pieces given. */
