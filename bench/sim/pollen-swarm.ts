@@ -47,6 +47,11 @@ export interface PollenSwarmOptions {
   /** The transfer's timings (default DEFAULT_TIMINGS of peer/p2p/p2p-transfer.ts). */
   timings?: Partial<TransferTimings>;
   scheduler?: Partial<SchedulerOptions>;
+  /**
+   * The machine's CPU, shared by the peers' processes (default: free). The fan-out bed runs every
+   * host on the same 2 cores, and there a Pollen peer's CPU per byte limits the swarm before its links.
+   */
+  cpu?: { cores: number; peerReceiveNsPerByte: number; peerSendNsPerByte: number };
   /** The network model's rate recompute quantum, ms (network.ts; default NETWORK_QUANTUM_MS). */
   networkQuantumMs?: number;
   /** Give up after this much simulated time (default 1 h). */
@@ -94,11 +99,12 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
   const queue = new EventQueue();
   const [lo, hi] = o.accessLatencyMs ?? SIM_DEFAULTS.accessLatencyMs;
   const access: number[] = [];
-  const network = new SimNetwork(queue, { latencyMs: (a, b) => access[a]! + access[b]!, quantumMs: o.networkQuantumMs ?? NETWORK_QUANTUM_MS });
-  const addHost = (up: number, down: number): HostId => {
+  const network = new SimNetwork(queue, { latencyMs: (a, b) => access[a]! + access[b]!, quantumMs: o.networkQuantumMs ?? NETWORK_QUANTUM_MS, ...(o.cpu ? { cores: o.cpu.cores } : {}) });
+  const addHost = (up: number, down: number, cpu?: { receiveNsPerByte: number; sendNsPerByte: number }): HostId => {
     access.push(lo + (hi - lo) * o.random());
-    return network.addHost({ upBytesPerS: up, downBytesPerS: down });
+    return network.addHost({ upBytesPerS: up, downBytesPerS: down, ...cpu });
   };
+  const peerCpu = o.cpu && { receiveNsPerByte: o.cpu.peerReceiveNsPerByte, sendNsPerByte: o.cpu.peerSendNsPerByte };
   const seedHost = addHost(o.originUpBytesPerS, o.originUpBytesPerS);
   const registryHost = addHost(o.originUpBytesPerS, o.originUpBytesPerS);
   const digest = `sha256:${createHash('sha256').update(`sim-${o.blobBytes}`).digest('hex')}` as Digest;
@@ -131,7 +137,7 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
   const list: SimulatedPeer[] = [];
   for (let i = 0; i < o.peers; i++) {
     const id = `peer-${i}`;
-    const peer = new SimulatedPeer(world, id, addHost(o.peerUpBytesPerS, o.peerDownBytesPerS), o.trace?.peerId === id ? { ...peerOptions, trace: o.trace.into } : peerOptions);
+    const peer = new SimulatedPeer(world, id, addHost(o.peerUpBytesPerS, o.peerDownBytesPerS, peerCpu), o.trace?.peerId === id ? { ...peerOptions, trace: o.trace.into } : peerOptions);
     peers.set(peer.peerId, peer);
     list.push(peer);
   }

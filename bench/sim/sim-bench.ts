@@ -25,6 +25,8 @@ export interface SimBenchOptions {
   /** Stop a run after this much simulated time; peers not done by then are reported as unfinished. */
   maxSimS: number;
   scheduler?: Partial<SchedulerOptions>;
+  /** The machine's cores shared by the peers, and a peer's CPU ns per byte received and sent (pollen-swarm.ts). */
+  cpu?: { cores: number; peerReceiveNsPerByte: number; peerSendNsPerByte: number };
   outDir: string;
   log: (line: string) => void;
 }
@@ -139,7 +141,7 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
   const rows: SimRow[] = [];
   await mkdir(o.outDir, { recursive: true });
   for (const n of o.peers) {
-    const r = await runPollenSwarm({ peers: n, blobBytes, pieceBytes, peerUpBytesPerS: up, peerDownBytesPerS: up, originUpBytesPerS: originUp, random: mulberry32(o.seed), scheduler: o.scheduler, maxSimMs: o.maxSimS * 1000 });
+    const r = await runPollenSwarm({ peers: n, blobBytes, pieceBytes, peerUpBytesPerS: up, peerDownBytesPerS: up, originUpBytesPerS: originUp, random: mulberry32(o.seed), scheduler: o.scheduler, maxSimMs: o.maxSimS * 1000, ...(o.cpu ? { cpu: o.cpu } : {}) });
     const lowerBoundS = lowerBoundSeconds(blobBytes, { registryUpMbit: o.originMbit, peerDownMbit: o.mbit, peerUpMbit: new Array<number>(n).fill(o.mbit) });
     const cpuUsPerSchedule = measureScheduleCpuUs(n, r.pieceCount);
     const usPerSchedule = (r.supernode.syncWallMs * 1000) / Math.max(1, r.supernode.scheduleCalls);

@@ -72,6 +72,14 @@ describe('runPollenSwarm (the real supernode scheduler and the real peer transfe
     expect(overCap).toBe(0);
   });
 
+  it('is held back by a shared CPU that cannot carry every link at once', async () => {
+    const free = await runPollenSwarm(options(8));
+    // 8 peers at 12.5 MB/s, 100 ns per byte received + sent: 10 cores' worth asked of 1.
+    const starved = await runPollenSwarm(options(8, { cpu: { cores: 1, peerReceiveNsPerByte: 60, peerSendNsPerByte: 40 } }));
+    expect(starved.unfinished).toBe(0);
+    expect(starved.allDoneMs).toBeGreaterThan(1.5 * free.allDoneMs);
+  });
+
   it('reports an unfinished run instead of hanging when the time limit passes', async () => {
     const r = await runPollenSwarm(options(4, { scheduler: { maxSeedGrants: 0 }, maxSimMs: 2_000 }));
     expect(r.unfinished).toBe(4);
