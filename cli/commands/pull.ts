@@ -6,6 +6,7 @@ import { hostPlatform, parsePlatform } from '../../src/oci/image.ts';
 import { formatImageReference, parseImageReference } from '../../src/oci/names.ts';
 import { RegistryClient } from '../../src/oci/registry-client.ts';
 import { pullImage } from '../../src/snapshot/image-puller.ts';
+import { DEFAULT_LAYER_MAX_BYTES, DEFAULT_LAYER_MAX_RATIO, layerLimits } from '../../src/snapshot/layer-limits.ts';
 import { SnapshotStore } from '../../src/snapshot/snapshot-store.ts';
 import { join } from 'node:path';
 import { createProgress } from './pull-progress.ts';
@@ -39,6 +40,8 @@ export function registerPull(program: Command): void {
     .option('--prestart-hook <cmd>', 'OCI prestart hook (sh -c CMD); repeatable', collect)
     .option('--poststop-hook <cmd>', 'OCI poststop hook (sh -c CMD); repeatable', collect)
     .option('--username <user>', 'registry user name (password from POLLEN_REGISTRY_PASSWORD)')
+    .addOption(new Option('--max-layer-bytes <n>', 'largest uncompressed size of one layer, in bytes').env('POLLEN_MAX_LAYER_BYTES').default(String(DEFAULT_LAYER_MAX_BYTES)))
+    .addOption(new Option('--max-layer-ratio <n>', 'largest uncompressed/compressed ratio of a layer past its first 8 MiB').env('POLLEN_MAX_LAYER_RATIO').default(String(DEFAULT_LAYER_MAX_RATIO)))
     .addOption(snapshotRootOption())
     .action(async (ref: string, args: string[], o: Record<string, unknown>) => {
       const image = parseImageReference(ref);
@@ -52,6 +55,7 @@ export function registerPull(program: Command): void {
           ...(typeof o.username === 'string' && password !== undefined ? { credentials: { username: o.username, password } } : {}),
         },
       );
+      const limits = layerLimits({ maxBytes: Number(o.maxLayerBytes), maxRatio: Number(o.maxLayerRatio) });
       const snapshots = await SnapshotStore.open(String(o.root));
       const content = await FsContentStore.open(join(String(o.root), 'content'));
       const progress = createProgress(process.stderr);
@@ -72,6 +76,7 @@ export function registerPull(program: Command): void {
             rich: o.rich === true,
             prestartHooks: (o.prestartHook as string[] | undefined) ?? [],
             poststopHooks: (o.poststopHook as string[] | undefined) ?? [],
+            layerLimits: limits,
             signal: ac.signal,
           },
         );

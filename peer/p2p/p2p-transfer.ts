@@ -24,6 +24,7 @@ import { ParentPool } from './parent-pool.ts';
 import { PieceLedger, SEED_SOURCE, type DuplicateCause, type TransferStats } from './piece-ledger.ts';
 import { pickPiece } from './piece-picker.ts';
 import { fetchSeedPiece } from './seed-piece.ts';
+import { taskRequest } from './task-request.ts';
 import { TransferState } from './transfer-state.ts';
 import { sha256Piece, type BlobReader, type BlobTarget, type ParentDialer, type PieceHasher, type PieceKv, type PieceRegistry, type TransferClient, type UpstreamFetch } from './transfer-seams.ts';
 
@@ -212,7 +213,7 @@ export class P2pTransfer {
         const e = toPollenError(err);
         if (e.kind === 'not_found') {
           // The supernode lost the peer or the task (a restart): register the task again.
-          await this.deps.client.createTask(this.deps.supernode, { peerId: this.deps.peerId, digest: this.digest, sizeHint: this.meta.size, upstream: this.request.upstream }).then(
+          await this.deps.client.createTask(this.deps.supernode, taskRequest(this.deps.peerId, this.request, this.meta.size)).then(
             () => (this.lastSyncOkAt = this.clock.now()),
             () => {},
           );

@@ -9,10 +9,17 @@
 // a symlink to the outside followed by a file beneath it, a hardlink or a whiteout that escapes
 // all land inside the root. Such entries are reported in `warnings`. An existing non-directory is
 // never modified in place (it is unlinked and recreated), so a snapshot cloned from its parent by
-// hardlinks never changes the parent.
+// hardlinks never changes the parent; a hardlink entry whose metadata would change an inode this
+// layer did not create first copies that inode up (see `hardlink`). Every call that changes
+// metadata acts on a file descriptor we opened or on a path whose last component is not followed
+// (lchown, lutimes, `setfattr -h`; chmod only on what lstat showed is not a symlink), and the
+// deferred directory times are applied on paths resolved again, symlink-free, at the end.
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, rm, symlink, utimes, type FileHandle } from 'node:fs/promises';
+import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, rename, rm, symlink, type FileHandle } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { posix } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -25,6 +32,7 @@ import { createTarExtract, entryMeta, entryXattrs, type Header as Headers } from
 export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_WHITEOUT = '.wh..wh..opq';
 const MAX_WARNINGS = 100;
+const run = promisify(execFile);
 const WRITE_BATCH_BYTES = 1024 * 1024;
 
 async function writeAll(fh: FileHandle, buffers: Buffer[]): Promise<void> {
@@ -85,8 +93,10 @@ export async function applyLayer(root: string, tar: Readable, options: ApplyOpti
     await applier.finish();
   } catch (err) {
     ex.destroy();
-    await feeding.catch(() => {});
-    throw toLayerError(err);
+    // The stream's own failure (a size limit, a decompression error) is the cause; the entry
+    // loop then only sees a premature close.
+    const cause = await feeding.then(() => undefined, (e: unknown) => e);
+    throw toLayerError(cause instanceof PollenError ? cause : err);
   }
   return { diffId: `sha256:${hash.digest('hex')}`, entries: applier.entries, fileBytes: applier.fileBytes, warnings: applier.warnings };
 }
@@ -105,7 +115,10 @@ class LayerApplier {
   fileBytes = 0;
   readonly warnings: ApplyWarning[] = [];
   private readonly written = new Set<string>();
-  private readonly dirTimes: Array<{ path: string; mtime: Date }> = [];
+  /** Directory mtimes, applied at the end (root-relative, symlink-free when recorded). */
+  private readonly dirTimes: Array<{ rel: string; mtime: Date }> = [];
+  /** Inodes this layer created: the only ones a hardlink entry's metadata may change in place. */
+  private readonly ownInodes = new Set<bigint>();
   /** Parent directories already resolved and known to exist; cleared when links or dirs change. */
   private readonly parents = new Map<string, string>();
   private rootless = false;
@@ -136,7 +149,7 @@ class LayerApplier {
       if (!existing || !existing.isDirectory()) await mkdir(dest, { mode: 0o700 });
       await this.metadata(dest, h, 'directory');
       const { mtime } = entryMeta(h);
-      if (mtime) this.dirTimes.push({ path: dest, mtime });
+      if (mtime) this.dirTimes.push({ rel: posix.relative(this.root, dest), mtime });
     } else if (type === 'file' || type === 'contiguous-file') {
       if (existing) await this.remove(dest);
       await this.writeFile(dest, h, body);
@@ -144,6 +157,7 @@ class LayerApplier {
       if (existing) await this.remove(dest);
       await symlink(h.linkname ?? '', dest);
       this.parents.clear();
+      await this.own(dest);
       await this.metadata(dest, h, 'symlink');
     } else if (type === 'link') {
       await this.hardlink(dest, h, existing !== undefined);
@@ -155,6 +169,7 @@ class LayerApplier {
         this.warn(h.name, `${type} not created: ${(err as Error).message.split('\n')[0]}`);
         return;
       }
+      await this.own(dest);
       await this.metadata(dest, h, 'other');
     } else {
       this.warn(h.name, `entry type ${type} ignored`);
@@ -164,12 +179,27 @@ class LayerApplier {
     await this.xattrs(dest, h);
   }
 
+  /**
+   * Directory mtimes, deepest last-written first. A later entry may have replaced the directory
+   * (or one above it) with a symlink to anywhere: each path is resolved again inside the root, is
+   * skipped unless that resolution meets no symlink and ends on a directory, and is set with
+   * lutimes (which never follows the last component).
+   */
   async finish(): Promise<void> {
-    for (const { path, mtime } of this.dirTimes.reverse()) {
-      await utimes(path, mtime, mtime).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOENT' && err.code !== 'ENOTDIR') throw err;
-      });
+    for (const { rel, mtime } of this.dirTimes.reverse()) {
+      const parentRel = posix.dirname(rel) === '.' ? '' : posix.dirname(rel);
+      const parent = await secureJoin(this.root, parentRel);
+      if (parent.rel !== parentRel) continue; // a symlink now sits on the way
+      const path = posix.join(parent.path, posix.basename(rel));
+      const st = await lstat(path).catch(() => undefined);
+      if (!st?.isDirectory()) continue;
+      await lutimes(path, mtime, mtime);
     }
+  }
+
+  /** Records the inode at `path` as created by this layer. */
+  private async own(path: string): Promise<void> {
+    this.ownInodes.add((await lstat(path, { bigint: true })).ino);
   }
 
   private async parent(parentRel: string, entryName: string): Promise<string> {
@@ -228,6 +258,7 @@ class LayerApplier {
         }
       }
       if (batched > 0) await writeAll(fh, batch);
+      this.ownInodes.add((await fh.stat({ bigint: true })).ino);
       const { uid, gid, mtime } = entryMeta(h);
       await this.owned(h.name, () => fh.chown(uid, gid));
       await fh.chmod((h.mode ?? 0o644) & 0o7777);
@@ -243,13 +274,35 @@ class LayerApplier {
     const tdir = await secureJoin(this.root, posix.dirname(rel) === '.' ? '' : posix.dirname(rel));
     if (tdir.clamped) this.warn(h.name, 'a symlink on the hardlink target path climbs out of the root: resolved inside it');
     const target = posix.join(tdir.path, posix.basename(rel));
-    const st = rel === '' ? undefined : await lstat(target).catch(() => undefined);
+    const st = rel === '' ? undefined : await lstat(target, { bigint: true }).catch(() => undefined);
     if (!st || st.isDirectory()) {
       throw new PollenError('ERR_LAYER_INVALID', `hardlink ${h.name} points to ${h.linkname ?? ''}, which is ${st ? 'a directory' : 'not in the layer or below it'}`, { entry: h.name, linkname: h.linkname });
     }
+    if (target.startsWith(`${dest}/`)) {
+      throw new PollenError('ERR_LAYER_INVALID', `hardlink ${h.name} would replace the directory holding its own target ${h.linkname ?? ''}`, { entry: h.name, linkname: h.linkname });
+    }
+    this.parents.clear();
+    // The entry's xattrs are set on the linked inode. If this layer did not create it, it is the
+    // parent snapshot's (cloned by `cp -al`) or shared further down: give this snapshot its own
+    // copy first, as overlayfs copies a lower file up before changing it. (Other names of the old
+    // inode in this snapshot keep the old one, as on overlayfs without its index feature.)
+    if (entryXattrs(h).length > 0 && !this.ownInodes.has(st.ino)) await this.copyUp(target);
     if (target === dest) return;
     if (exists) await this.remove(dest);
     await link(target, dest);
+  }
+
+  /** Replaces `path` (not a directory) by a copy of itself: same content, mode, owner, times, xattrs. */
+  private async copyUp(path: string): Promise<void> {
+    const tmp = posix.join(posix.dirname(path), `.pollen-copy-up-${randomBytes(8).toString('hex')}`);
+    try {
+      await run('cp', ['-a', '--reflink=auto', '--', path, tmp]);
+      await rename(tmp, path);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw new PollenError('ERR_LAYER_INVALID', `cannot copy up ${path} before changing it: ${(err as Error).message.split('\n')[0]}`, { path }, { cause: err });
+    }
+    await this.own(path);
   }
 
   private async metadata(path: string, h: Headers, kind: 'directory' | 'symlink' | 'other'): Promise<void> {

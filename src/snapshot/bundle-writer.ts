@@ -1,16 +1,18 @@
 // An OCI runtime bundle from a committed snapshot: `rootfs/` a private copy of the snapshot (so
 // the container's writes never reach the shared snapshot), `config.json` from the image config,
-// and a marker naming the snapshot (for `pollen snapshots ls` and prune).
+// and a marker naming the snapshot (for `pollen snapshots ls` and prune). The bundle directory is
+// 0700, as containerd makes its bundles: the rootfs keeps the image's modes (setuid binaries,
+// world-writable directories, device nodes), and no other local user may reach them.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Digest } from '../digest.ts';
 import { PollenError } from '../errors.ts';
 import type { ImageConfig } from '../oci/image.ts';
 import { buildRuntimeSpec, type RuntimeSpecOptions } from './runtime-spec.ts';
-import type { SnapshotStore } from './snapshot-store.ts';
+import { privateDir, type SnapshotStore } from './snapshot-store.ts';
 import { resolveUser } from './user.ts';
 
 const run = promisify(execFile);
@@ -25,7 +27,8 @@ export async function writeBundle(
   opts: BundleOptions & { bundleDir: string; chainId: Digest; image: ImageConfig; imageName: string },
 ): Promise<void> {
   const rootfs = join(opts.bundleDir, 'rootfs');
-  await mkdir(opts.bundleDir, { recursive: true });
+  await mkdir(dirname(opts.bundleDir), { recursive: true });
+  await privateDir(opts.bundleDir);
   if (existsSync(rootfs) && (await readdir(rootfs)).length > 0) {
     throw new PollenError('ERR_INVALID_REQUEST', `bundle ${opts.bundleDir} already has a non-empty rootfs: remove it first`, { bundle: opts.bundleDir });
   }

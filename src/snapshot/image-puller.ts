@@ -12,6 +12,7 @@ import { applyLayer, type ApplyWarning } from './apply-layer.ts';
 import { writeBundle, type BundleOptions } from './bundle-writer.ts';
 import { decompress } from './decompress.ts';
 import { resolveImage } from './image-resolver.ts';
+import type { LayerLimits } from './layer-limits.ts';
 import type { SnapshotStore } from './snapshot-store.ts';
 
 export const DEFAULT_DOWNLOAD_CONCURRENCY = 3;
@@ -38,6 +39,8 @@ export interface PullOptions extends BundleOptions {
   /** For the bundle record (`pollen snapshots ls`). */
   readonly imageName: string;
   readonly concurrency?: number;
+  /** Caps on each layer's uncompressed size and ratio (ERR_LAYER_TOO_LARGE); defaults otherwise. */
+  readonly layerLimits?: LayerLimits;
   readonly signal?: AbortSignal;
 }
 
@@ -78,7 +81,7 @@ export async function pullImage(deps: PullDeps, opts: PullOptions): Promise<Pull
       const partial = await blobs[i]!;
       const active = await deps.snapshots.prepare(i > 0 ? ids[i - 1] : undefined);
       try {
-        const tar = decompress(partial.createReadStream(undefined, signal), layerKind(layer.mediaType).compression);
+        const tar = decompress(partial.createReadStream(undefined, signal), layerKind(layer.mediaType).compression, opts.layerLimits ? { limits: opts.layerLimits } : {});
         const r = await applyLayer(active.dir, tar, { signal, onTarBytes: (n) => emit({ type: 'unpack', layer: i, chainId, tarBytes: n }) });
         const expected = image.config.diffIds[i]!;
         if (r.diffId !== expected) {

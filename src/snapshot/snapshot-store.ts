@@ -6,9 +6,14 @@
 // everything else shares the parent's inodes) and the layer applier never changes an existing
 // non-directory in place, so the parent stays untouched. Commit is one rename: a killed unpack
 // leaves only a tmp directory, which the next open removes.
+//
+// The store is private to Pollen's user, as containerd's snapshot roots are: ROOT, its three
+// directories and every snapshot directory are 0700 whatever the umask and whether they existed
+// before. Inside, each rootfs keeps the image's own modes (a setuid binary stays setuid), which
+// nobody else can reach through the 0700 parents.
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { digestHex, type Digest } from '../digest.ts';
@@ -48,7 +53,10 @@ export class SnapshotStore {
    */
   static async open(root: string): Promise<SnapshotStore> {
     const abs = resolve(root);
-    for (const d of ['snapshots', 'tmp', 'bundles']) await mkdir(join(abs, d), { recursive: true, mode: 0o700 });
+    await privateDir(abs, true);
+    for (const d of ['snapshots', 'tmp', 'bundles']) await privateDir(join(abs, d));
+    // Snapshots committed by an older Pollen (or under another umask) become private too.
+    for (const hex of await readdir(join(abs, 'snapshots'))) await chmod(join(abs, 'snapshots', hex), PRIVATE_DIR_MODE).catch(() => {});
     for (const name of await readdir(join(abs, 'tmp'))) {
       const pid = Number(name.split('-')[0]);
       if (!Number.isSafeInteger(pid) || !processAlive(pid)) await rm(join(abs, 'tmp', name), { recursive: true, force: true });
@@ -77,7 +85,7 @@ export class SnapshotStore {
   /** A new snapshot on top of `parent` (a committed one) or empty. */
   async prepare(parent: Digest | undefined): Promise<ActiveSnapshot> {
     const tmp = join(this.root, 'tmp', `${process.pid}-${randomBytes(8).toString('hex')}`);
-    await mkdir(tmp, { mode: 0o700 });
+    await privateDir(tmp);
     const dir = join(tmp, 'fs');
     if (parent) {
       if (!(await this.stat(parent))) throw new PollenError('ERR_NOT_FOUND', `parent snapshot ${parent} does not exist`, { chainId: parent });
@@ -170,6 +178,27 @@ export class SnapshotStore {
   private bundleRefPath(bundle: string): string {
     return join(this.root, 'bundles', `${createHash('sha256').update(bundle).digest('hex')}.json`);
   }
+}
+
+/** Mode of the store's directories and of bundle directories: only Pollen's user gets in. */
+export const PRIVATE_DIR_MODE = 0o700;
+
+/**
+ * Creates `dir` (and, with `parents`, missing parents) and makes it 0700 even if it existed.
+ * A directory other users share (sticky, like /tmp) or `/` is refused rather than taken over.
+ */
+export async function privateDir(dir: string, parents = false): Promise<void> {
+  const existing = await stat(dir).catch(() => undefined);
+  if (existing && (existing.mode & 0o1000 || resolve(dir) === '/')) {
+    throw new PollenError('ERR_INVALID_CONFIG', `${dir} is a directory other users share: Pollen makes its store and bundle directories 0700, so give one of their own (e.g. ${join(dir, 'pollen')})`, { dir });
+  }
+  if (parents) await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  else {
+    await mkdir(dir, { mode: PRIVATE_DIR_MODE }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+  }
+  await chmod(dir, PRIVATE_DIR_MODE);
 }
 
 function processAlive(pid: number): boolean {

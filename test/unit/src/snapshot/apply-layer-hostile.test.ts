@@ -5,9 +5,11 @@ import { createReadStream, existsSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isPollenError } from '../../../../src/errors.ts';
 import { applyLayer } from '../../../../src/snapshot/apply-layer.ts';
+import { buildTar } from '../../../helpers/images.ts';
 
 const FIXTURES = resolve(import.meta.dirname, '../../../fixtures/hostile');
 const HOST_MARKER = '/etc/pollen-hostile-pwned';
@@ -84,6 +86,15 @@ describe('hostile layers stay inside the rootfs', () => {
     const err = await apply('hardlink-symlink-escape.tar').catch((e: unknown) => e);
     expect(isPollenError(err, 'ERR_LAYER_INVALID')).toBe(true);
     expect(existsSync(join(root, 'hl'))).toBe(false);
+  });
+
+  it('a hardlink replacing the directory that holds its own target is refused (found by the property test)', async () => {
+    await mkdir(join(root, 'b'));
+    await writeFile(join(root, 'b', 'f'), 'f');
+    const tar = await buildTar([{ type: 'link', name: 'b', linkname: 'b/f' }]);
+    const err = await applyLayer(root, Readable.from([tar])).catch((e: unknown) => e);
+    expect(isPollenError(err, 'ERR_LAYER_INVALID')).toBe(true);
+    expect(await readFile(join(root, 'b', 'f'), 'utf8')).toBe('f');
   });
 
   it('whiteout-escape.tar: whiteouts that climb out or name `.`/`..` remove nothing outside', async () => {
