@@ -3,9 +3,9 @@
 // its seams: a QueueClock, a dialer whose connections move blocks over the network model
 // (sim-wire.ts), a supernode client that calls the real Tracker and Scheduler a latency away
 // (sim-supernode.ts), the seed and the registry as upload-capped hosts. What is modelled here and
-// not the product's code: the upload side's slots (peer/p2p/uploader.ts: the first uploadSlots
-// children unchoked, the others wait in order), the agent's register/heartbeat calls, writes
-// (instant) and hashes (a piece is named, not hashed).
+// not the product's code: the agent's register/heartbeat calls, writes
+// (instant) and hashes (a piece is named, not hashed). The upload side uses the uploader's own
+// slots (peer/p2p/upload-slots.ts).
 import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import type { Digest } from '../../src/digest.ts';
@@ -14,6 +14,7 @@ import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
 import type { MetainfoBody, SyncResponse } from '../../src/p2p/supernode-api.ts';
 import { P2pTransfer, type TransferTimings, DEFAULT_TIMINGS } from '../../peer/p2p/p2p-transfer.ts';
+import { UploadSlots, type SlotHolder } from '../../peer/p2p/upload-slots.ts';
 import type { TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seams.ts';
 import type { EventQueue } from './event-queue.ts';
 import type { HostId, SimNetwork } from './network.ts';
@@ -67,8 +68,8 @@ export class SimulatedPeer implements UploadSide {
   transfer: P2pTransfer | undefined;
   private readonly clock: QueueClock;
   private readonly children = new Set<SimLink>();
-  private readonly unchoked = new Set<SimLink>();
-  private readonly waiting: SimLink[] = [];
+  private readonly slots: UploadSlots<ParentEnd>;
+  private readonly ends = new Map<SimLink, ParentEnd>();
   private readonly dialled: SimLink[] = [];
   private readonly empty: Bitfield;
 
@@ -79,6 +80,7 @@ export class SimulatedPeer implements UploadSide {
     private readonly options: SimulatedPeerOptions,
   ) {
     this.clock = new QueueClock(world.queue);
+    this.slots = new UploadSlots({ slots: options.uploadSlots });
     this.empty = new Bitfield(world.pieceCount);
   }
 
@@ -254,31 +256,33 @@ export class SimulatedPeer implements UploadSide {
       signal.addEventListener('abort', onAbort, { once: true });
     });
 
-  // The upload side: the first uploadSlots children unchoked, the others wait in order.
+  // The upload side: the uploader's slots (the first uploadSlots children unchoked, the others wait in order).
 
   accept(link: SimLink): void {
     this.children.add(link);
     link.sendBitfield(this.pieces);
-    if (this.unchoked.size < this.options.uploadSlots) this.unchoke(link);
-    else this.waiting.push(link);
+    const end = new ParentEnd(link);
+    this.ends.set(link, end);
+    this.slots.admit(end);
   }
 
   release(link: SimLink): void {
     this.children.delete(link);
-    if (this.unchoked.delete(link)) {
-      while (this.unchoked.size < this.options.uploadSlots) {
-        const next = this.waiting.shift();
-        if (!next) break;
-        if (!next.isClosed) this.unchoke(next);
-      }
-    } else {
-      const w = this.waiting.indexOf(link);
-      if (w >= 0) this.waiting.splice(w, 1);
-    }
+    const end = this.ends.get(link);
+    if (!end) return;
+    this.ends.delete(link);
+    end.isClosed = true;
+    this.slots.release(end);
   }
+}
 
-  private unchoke(link: SimLink): void {
-    this.unchoked.add(link);
-    link.sendUnchoke();
+/** The parent's end of a link, as the upload slots see it: closed once the child's close has reached the parent. */
+class ParentEnd implements SlotHolder {
+  isClosed = false;
+
+  constructor(readonly link: SimLink) {}
+
+  unchoke(): void {
+    this.link.sendUnchoke();
   }
 }
