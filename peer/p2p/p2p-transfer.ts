@@ -159,13 +159,6 @@ export class P2pTransfer {
     return this.ledger.stats;
   }
 
-  /** Parents ready now (for the simulation's samples). */
-  parentCount(): number {
-    let n = 0;
-    for (const _ of this.pool.ready()) n++;
-    return n;
-  }
-
   async readInto(target: Buffer, offset: number): Promise<void> {
     const n = await this.ingest.readAt(target, offset);
     if (n !== target.length) throw new PollenError('ERR_INTERNAL', `short read of ${this.digest}`);
