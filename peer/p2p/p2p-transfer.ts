@@ -266,8 +266,11 @@ export class P2pTransfer {
   }
 
   private onParentClosed(parent: ParentLink): void {
-    const cause: DuplicateCause = this.state.phase !== 'p2p' ? 'fallback-overlap' : parent.stalled ? 'stall-reassign' : 'parent-lost';
-    for (const a of parent.assignments.values()) this.dropAssignment(parent, a, cause);
+    const phase = this.state.phase;
+    for (const a of parent.assignments.values()) {
+      const cause: DuplicateCause = phase === 'fallback' ? 'fallback-overlap' : phase !== 'p2p' ? this.ledger.copyCause(a.index) : parent.stalled ? 'stall-reassign' : 'parent-lost';
+      this.dropAssignment(parent, a, cause);
+    }
     parent.assignments.clear();
     this.pump();
   }

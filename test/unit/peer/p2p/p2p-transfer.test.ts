@@ -137,6 +137,19 @@ describe('P2pTransfer on a manual clock', () => {
     expect(h.transfer.counters.upstream).toBe(3 * PIECE_BYTES);
   });
 
+  it('counts what was in flight when it fell back as fallback overlap, and fetches that piece from the registry', async () => {
+    const h = start({ pieces: 2, parents: ['a'], have: [1], timings: { noProgressMs: 3_000 } });
+    await offerParents(h, { a: [0, 1] });
+    h.parents.get('a')!.deliver(1);
+    await h.settle();
+    await h.advance(3_500, 250);
+    await h.transfer.done;
+    expect(h.parents.get('a')!.closeReason).toBe('transfer over');
+    expect(h.transfer.stats.duplicateBytes['fallback-overlap']).toBe(BLOCK_BYTES);
+    expect(h.upstreamRanges).toEqual([{ start: 0, end: PIECE_BYTES - 1 }]);
+    expect(h.transfer.state.phase).toBe('done');
+  });
+
   it('makes room for a fresh parent by dropping one that kept it choked past the patience', async () => {
     const ids = ['p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7', 'p8', 'p9'];
     const h = start({ pieces: 2, parents: ids });
