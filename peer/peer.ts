@@ -145,6 +145,16 @@ export class Peer {
     await agent.start();
     const bytes = metrics.counter('pollen_peer_p2p_bytes_total', 'blob bytes fetched by the P2P downloader, by source (peer, seed, upstream)', ['source']);
     agent.onBytes = (from, n) => bytes.inc({ source: from }, n);
+    const duplicates = metrics.counter('pollen_duplicate_bytes_total', 'bytes a P2P transfer received and threw away, by cause (endgame, starved-seed-grant, stall-reassign, parent-lost, fallback-overlap, late-arrival, corrupt)', ['cause']);
+    const fallbacks = metrics.counter('pollen_fallbacks_total', 'P2P transfers that fell back to the registry');
+    const stalls = metrics.counter('pollen_piece_stalls_total', 'parents dropped because a piece got no block for the stall timeout');
+    const starved = metrics.counter('pollen_starved_grants_total', 'seed grants declined because the piece was in flight to a live parent');
+    agent.onTransferEvent = (e) => {
+      if (e.kind === 'duplicate') duplicates.inc({ cause: e.cause }, e.bytes);
+      else if (e.kind === 'fallback') fallbacks.inc();
+      else if (e.kind === 'stall') stalls.inc();
+      else starved.inc();
+    };
     const downloader = new P2pDownloader({ agent, store: this.store, kv: this.db.sub<PersistedPieces>('p2p'), fallback }, { timings: { noProgressMs: c.p2pStallMs } });
     // Preheat jobs hand this peer blobs to fetch through the same downloader as the mirror.
     const lookup = (registry: string) => upstreams.resolve({ ns: registry });

@@ -11,6 +11,7 @@ import type { Digest } from '../../src/digest.ts';
 import { AddressBans } from '../../src/p2p/wire-bans.ts';
 import { WireDialer } from '../../src/p2p/wire-dialer.ts';
 import { LocalPieces } from './local-pieces.ts';
+import type { TransferEvent } from './p2p-transfer.ts';
 import { SupernodeClient } from './supernode-client.ts';
 import { Uploader } from './uploader.ts';
 
@@ -50,6 +51,8 @@ export class P2pAgent {
   readonly banned = new Set<string>();
   /** Called for every verified piece, by source (metrics hook). */
   onBytes: (from: keyof P2pTotals, bytes: number) => void = () => {};
+  /** Called for wasted bytes, fallbacks, stalls and declined seed grants of every transfer (metrics hook). */
+  onTransferEvent: (e: TransferEvent) => void = () => {};
   readonly logger: Logger;
   private readonly uploader: Uploader;
   private readonly options: P2pAgentOptions;

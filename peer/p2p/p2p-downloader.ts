@@ -74,6 +74,7 @@ export class P2pDownloader implements BlobDownloader {
           this.agent.onBytes(from, n);
         },
         onBan: (peerId) => void this.agent.banned.add(peerId),
+        onEvent: (e) => this.agent.onTransferEvent(e),
       },
       { request, meta, partial, ingest, have },
       this.timings,
