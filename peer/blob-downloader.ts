@@ -5,6 +5,7 @@
 // downloader, which falls back to the UpstreamDownloader whenever P2P cannot make progress.
 import type { Digest } from '../src/digest.ts';
 import type { PartialBlob } from '../src/partial-blob.ts';
+import type { Throttle } from '../src/rate/throttle.ts';
 
 /** Where the blob can be fetched from the registry, with the requesting client's credentials. */
 export interface UpstreamTarget {
@@ -19,6 +20,8 @@ export interface UpstreamTarget {
   readonly name: string;
   /** The client's Authorization header (or the configured static credentials), if any. */
   readonly authorization: string | undefined;
+  /** The host's download budget (`--download-rate`) that paces the registry's body; none: unpaced. */
+  readonly throttle?: Throttle;
 }
 
 export interface BlobFetchRequest {
@@ -35,4 +38,14 @@ export interface BlobDownloader {
    * start (e.g. the registry refuses or does not have the blob).
    */
   start(request: BlobFetchRequest): Promise<PartialBlob>;
+}
+
+/**
+ * `downloader` with the registry bytes of every download paced by `throttle`, the host's download
+ * budget: the request's target carries it to whichever path reads the registry (the whole-blob GET,
+ * the P2P transfer's ranged fallback).
+ */
+export function withDownloadBudget(downloader: BlobDownloader, throttle: Throttle): BlobDownloader {
+  if (throttle.unlimited) return downloader;
+  return { start: (request) => downloader.start({ ...request, upstream: { ...request.upstream, throttle } }) };
 }

@@ -56,7 +56,8 @@ export const PEER_SETTINGS = [
   { key: 'wire', type: 'string', flag: 'wire', env: 'POLLEN_WIRE', default: '127.0.0.1:65002', help: 'address of the peer wire (BitTorrent protocol; TLS with the cluster secret\'s key when one is set); off loopback it needs a strong --secret', validate: validateHostPort },
   { key: 'wireAdvertise', type: 'string', flag: 'wire-advertise', env: 'POLLEN_WIRE_ADVERTISE', default: undefined, help: 'HOST:PORT other peers dial to reach this wire (default: the wire address, 127.0.0.1 for a wildcard host)', validate: validateHostPort },
   { key: 'uploadSlots', type: 'int', flag: 'upload-slots', env: 'POLLEN_UPLOAD_SLOTS', default: 10, help: 'peers served at once (the others wait, choked); keep it above the 8 parents a peer fetches from' },
-  { key: 'uploadRate', type: 'int', flag: 'upload-rate', env: 'POLLEN_UPLOAD_RATE', default: 0, help: 'upload bandwidth cap for the whole host in bytes per second (0 = unlimited)' },
+  { key: 'uploadRate', type: 'rate', flag: 'upload-rate', env: 'POLLEN_UPLOAD_RATE', default: 0, help: 'upload bandwidth cap for the whole host, in bytes per second or a size per second (50MiB, 100MB/s); 0 = unlimited' },
+  { key: 'downloadRate', type: 'rate', flag: 'download-rate', env: 'POLLEN_DOWNLOAD_RATE', default: 0, help: 'download bandwidth cap for the whole host, shared by everything it receives for blobs (pieces from peers and the seed, registry downloads), in bytes per second or a size per second (50MiB); 0 = unlimited' },
   { key: 'wireMaxConnections', type: 'int', flag: 'wire-max-connections', env: 'POLLEN_WIRE_MAX_CONNECTIONS', default: 256, help: 'incoming wire connections accepted at once' },
   { key: 'supernodeTimeoutMs', type: 'int', flag: 'supernode-timeout-ms', env: 'POLLEN_SUPERNODE_TIMEOUT_MS', default: 5_000, help: 'timeout of a supernode API call' },
   { key: 'p2pStallMs', type: 'int', flag: 'p2p-stall-ms', env: 'POLLEN_P2P_STALL_MS', default: 30_000, help: 'a P2P download with no verified piece for this long falls back to the registry' },
@@ -85,7 +86,10 @@ export interface PeerConfig {
   readonly wire: string;
   readonly wireAdvertise: string | undefined;
   readonly uploadSlots: number;
+  /** Bytes per second; 0 = unlimited. */
   readonly uploadRate: number;
+  /** Bytes per second; 0 = unlimited. */
+  readonly downloadRate: number;
   readonly wireMaxConnections: number;
   readonly supernodeTimeoutMs: number;
   readonly p2pStallMs: number;
@@ -112,6 +116,7 @@ export function peerConfigFrom(values: ConfigValues): PeerConfig {
     wireAdvertise: values.wireAdvertise as string | undefined,
     uploadSlots: values.uploadSlots as number,
     uploadRate: values.uploadRate as number,
+    downloadRate: values.downloadRate as number,
     wireMaxConnections: values.wireMaxConnections as number,
     supernodeTimeoutMs: values.supernodeTimeoutMs as number,
     p2pStallMs: values.p2pStallMs as number,

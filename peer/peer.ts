@@ -17,7 +17,8 @@ import { createHttpApp, listenOn } from '../src/http-app.ts';
 import { Metrics } from '../src/metrics.ts';
 import { AccessCache } from './mirror/access-control.ts';
 import { AccessGate } from './mirror/access-gate.ts';
-import type { BlobDownloader } from './blob-downloader.ts';
+import { withDownloadBudget, type BlobDownloader } from './blob-downloader.ts';
+import { rateLimiter } from '../src/rate/throttle.ts';
 import { BlobService } from './mirror/blob-service.ts';
 import type { PeerConfig } from './config.ts';
 import { ForwardProxy } from './mirror/forward-proxy.ts';
@@ -38,6 +39,8 @@ export class Peer {
   private readonly config: PeerConfig;
   private readonly clock: Clock;
   private readonly downloaderFactory: DownloaderFactory | undefined;
+  /** The host's download budget (`--download-rate`): registry bodies, parents' and the seed's pieces. */
+  private readonly downloads;
   private app: FastifyInstance | undefined;
   private metricsApp: FastifyInstance | undefined;
   private metricsAddress: string | undefined;
@@ -54,6 +57,7 @@ export class Peer {
     this.clock = deps.clock ?? systemClock;
     this.downloaderFactory = deps.downloaderFactory;
     this.config = config;
+    this.downloads = rateLimiter({ clock: this.clock }, config.downloadRate);
   }
 
   /** The mirror's URL (after start). */
@@ -85,7 +89,7 @@ export class Peer {
     const upstreamBytes = metrics.counter('pollen_peer_upstream_bytes_total', 'blob bytes fetched from upstream registries');
     const fallback = new UpstreamDownloader({ store: this.store, logger: this.logger, dispatcher: this.dispatcher, stats: { onUpstreamBytes: (n) => upstreamBytes.inc(n) } });
     const upstreams = new Upstreams({ defaultUpstream: this.config.upstream, registries: this.config.registries, credentials: this.config.credentials });
-    const downloader = this.downloaderFactory?.({ store: this.store, db: this.db, logger: this.logger, dispatcher: this.dispatcher, metrics, fallback }) ?? (await this.startP2p(fallback, metrics, upstreams)) ?? fallback;
+    const downloader = withDownloadBudget(this.downloaderFactory?.({ store: this.store, db: this.db, logger: this.logger, dispatcher: this.dispatcher, metrics, fallback }) ?? (await this.startP2p(fallback, metrics, upstreams)) ?? fallback, this.downloads);
 
     const access = new AccessCache({ clock: this.clock }, { ttlMs: this.config.accessTtlMs, graceMs: this.config.accessGraceMs });
     const gate = new AccessGate({ cache: access, dispatcher: this.dispatcher, logger: this.logger });
@@ -129,7 +133,7 @@ export class Peer {
     const c = this.config;
     if (c.supernodes.length === 0 || !this.store || !this.db) return undefined;
     const agent = new P2pAgent(
-      { store: this.store, logger: this.logger, clock: this.clock },
+      { store: this.store, logger: this.logger, clock: this.clock, downloads: this.downloads },
       {
         supernodes: c.supernodes,
         secret: c.secret,
@@ -158,7 +162,7 @@ export class Peer {
     const downloader = new P2pDownloader({ agent, store: this.store, kv: this.db.sub<PersistedPieces>('p2p'), fallback }, { timings: { noProgressMs: c.p2pStallMs } });
     // Preheat jobs hand this peer blobs to fetch through the same downloader as the mirror.
     const lookup = (registry: string) => upstreams.resolve({ ns: registry });
-    const preheat = new PreheatWorker({ client: agent.client, peerId: agent.peerId, isRegistered: (url) => agent.isRegistered(url), downloader, lookup, store: this.store, leases: this.store, logger: this.logger });
+    const preheat = new PreheatWorker({ client: agent.client, peerId: agent.peerId, isRegistered: (url) => agent.isRegistered(url), downloader: withDownloadBudget(downloader, this.downloads), lookup, store: this.store, leases: this.store, logger: this.logger });
     preheat.start();
     this.p2p = { agent, downloader, preheat };
     return downloader;

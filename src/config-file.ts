@@ -15,8 +15,9 @@ export const CONFIG_FILE_DOC = `### Configuration files
 (or \`$POLLEN_CONFIG\`). It is one flat mapping of setting to value; a key is the flag without its
 dashes (\`upload-slots\`) or the setting's camel-case key (\`uploadSlots\`). Flags win over the
 environment, which wins over the file, which wins over the default. Integers and booleans are YAML
-numbers and \`true\`/\`false\`; a list is a YAML sequence (a single string is a one-item list), and the
-\`HOST=VALUE\` lists (\`registry\`, \`credentials\`) may also be a mapping. An empty value leaves the
+numbers and \`true\`/\`false\`; a rate is bytes per second, a number or a size (\`50MiB\`); a list
+is a YAML sequence (a single string is a one-item list), and the \`HOST=VALUE\` lists (\`registry\`,
+\`credentials\`) may also be a mapping. An empty value leaves the
 default. An unknown key, a key given twice or a value of the wrong type stops the daemon with the
 file, the line and the key. \`pollen start\` takes the peer's keys plus those of its own table.
 Keep secrets out of world-readable files: \`POLLEN_SECRET\` from a root-only environment file or a
@@ -91,6 +92,8 @@ function typeMismatch(setting: Setting, raw: unknown): string | undefined {
       return typeof raw === 'string' ? undefined : `expected a string, got ${describe(raw)}${typeof raw === 'number' || typeof raw === 'boolean' ? ' (quote it)' : ''}`;
     case 'int':
       return typeof raw === 'number' && Number.isSafeInteger(raw) ? undefined : `expected an integer, got ${describe(raw)}`;
+    case 'rate':
+      return (typeof raw === 'number' && Number.isSafeInteger(raw) && raw >= 0) || typeof raw === 'string' ? undefined : `expected bytes per second (a number, or a size such as 50MiB), got ${describe(raw)}`;
     case 'bool':
       return typeof raw === 'boolean' ? undefined : `expected true or false, got ${describe(raw)}`;
     case 'list': {

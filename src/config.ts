@@ -4,8 +4,10 @@
 // and freezes. The README's configuration tables are generated from the same tables (`pollen docs`),
 // so docs and code agree. Config files are read by src/config-file.ts.
 import { PollenError } from './errors.ts';
+import { parseRate } from './units.ts';
 
-export type SettingType = 'string' | 'int' | 'bool' | 'list';
+/** `rate`: bytes per second, given as an integer or a size (`50MiB`, `50MiB/s`); the value is the number. */
+export type SettingType = 'string' | 'int' | 'bool' | 'list' | 'rate';
 
 export interface Setting {
   readonly key: string;
@@ -44,6 +46,17 @@ function parseValue(setting: Setting, raw: unknown, source: string): string | nu
       const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
       if (!Number.isSafeInteger(n)) fail(`expected an integer, got ${JSON.stringify(raw)}`);
       return n;
+    }
+    case 'rate': {
+      if (typeof raw === 'number') {
+        if (!Number.isSafeInteger(raw) || raw < 0) fail(`expected bytes per second (0 or more), got ${raw}`);
+        return raw;
+      }
+      try {
+        return parseRate(String(raw));
+      } catch (err) {
+        return fail((err as Error).message);
+      }
     }
     case 'bool': {
       if (typeof raw === 'boolean') return raw;

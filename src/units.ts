@@ -27,6 +27,19 @@ export function parseByteSize(text: string): number {
   return bytes;
 }
 
+/**
+ * Bytes per second in `text`: a whole number of bytes (`1048576`, as the rate settings always took)
+ * or a size, per second if it says so (`50MiB`, `50MiB/s`, `100MB/s`). 0 means unlimited to callers.
+ */
+export function parseRate(text: string): number {
+  const t = text.trim().replace(/\s*\/\s*s(ec)?$/i, '');
+  try {
+    return parseByteSize(t);
+  } catch {
+    throw new PollenError('ERR_INVALID_CONFIG', `expected a rate in bytes per second such as 50MiB, 100MB/s or 1048576, got ${JSON.stringify(text)}`, { value: text });
+  }
+}
+
 /** Milliseconds in `text`: one or more number+unit parts (`90s`, `1h30m`, `7d`); `0` alone is zero. */
 export function parseDuration(text: string): number {
   const t = text.trim();

@@ -19,6 +19,7 @@ export const SUPERNODE_SETTINGS = [
   { key: 'seedMaxBlobBytes', type: 'int', flag: 'seed-max-blob-bytes', env: 'POLLEN_SEED_MAX_BLOB_BYTES', default: DEFAULT_SEED_MAX_BLOB_BYTES, help: 'largest blob the seed fetches (a larger size declared by the registry is refused)' },
   { key: 'seedDiskQuota', type: 'string', flag: 'seed-disk-quota', env: 'POLLEN_SEED_DISK_QUOTA', default: '80%', help: 'most the seed\'s store may hold: a size (500GiB) or a share of its filesystem (80%); above it the least recently used blobs nothing is reading are evicted', validate: quotaProblem },
   { key: 'seedBlobTtl', type: 'string', flag: 'seed-blob-ttl', env: 'POLLEN_SEED_BLOB_TTL', default: undefined, help: 'evict seed blobs not read for this long (30m, 6h, 7d); default: only the quota evicts', validate: durationProblem },
+  { key: 'seedRegistryRate', type: 'rate', flag: 'seed-registry-rate', env: 'POLLEN_SEED_REGISTRY_RATE', default: 0, help: 'cap of the bandwidth the seed takes from registries, shared by all its fetches, in bytes per second or a size per second (50MiB); 0 = unlimited' },
   { key: 'maxParents', type: 'int', flag: 'max-parents', env: 'POLLEN_MAX_PARENTS', default: 6, help: 'parents handed to a peer per sync' },
   { key: 'logLevel', type: 'string', flag: 'log-level', env: 'POLLEN_LOG_LEVEL', default: 'info', help: 'log level (fatal, error, warn, info, debug, trace)' },
 ] as const satisfies readonly Setting[];
@@ -39,6 +40,8 @@ export interface SupernodeConfig {
   readonly seedDiskQuota?: string | undefined;
   /** 0: no time-based eviction. */
   readonly seedBlobTtlMs?: number;
+  /** Bytes per second the seed reads from registries, all fetches together; 0 (default) = unlimited. */
+  readonly seedRegistryRate?: number;
   readonly maxParents: number;
   readonly logLevel: string;
 }
@@ -56,6 +59,7 @@ export function supernodeConfigFrom(values: ConfigValues): SupernodeConfig {
     seedMaxBlobBytes: values.seedMaxBlobBytes as number,
     seedDiskQuota: values.seedDiskQuota as string | undefined,
     seedBlobTtlMs: values.seedBlobTtl === undefined ? 0 : parseDuration(values.seedBlobTtl as string),
+    seedRegistryRate: values.seedRegistryRate as number,
     maxParents: values.maxParents as number,
     logLevel: values.logLevel as string,
   });

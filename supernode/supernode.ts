@@ -70,7 +70,7 @@ export class Supernode {
     const hosts = new RegistryHosts({ defaultUpstream: this.config.upstream, registries: this.config.registries ?? new Map() });
     const seed = new Seed(
       { store, kv: this.db.sub<MetainfoBody>('meta'), logger: this.logger, hosts, clock: this.clock },
-      { maxBlobBytes: this.config.seedMaxBlobBytes ?? DEFAULT_SEED_MAX_BLOB_BYTES },
+      { maxBlobBytes: this.config.seedMaxBlobBytes ?? DEFAULT_SEED_MAX_BLOB_BYTES, registryBytesPerSecond: this.config.seedRegistryRate ?? 0 },
     );
     await seed.start();
     this.seed = seed;

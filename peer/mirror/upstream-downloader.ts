@@ -1,5 +1,6 @@
 // Blobs straight from the registry: one ranged-capable GET with the client's credentials, written
-// in order into the store while clients stream it; verified and committed at the end.
+// in order into the store while clients stream it (paced by the host's download budget, when the
+// target carries one); verified and committed at the end.
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import type { ContentStore } from '../../src/content-store.ts';
@@ -7,6 +8,7 @@ import { PollenError, toPollenError } from '../../src/errors.ts';
 import { RegistryClient } from '../../src/oci/registry-client.ts';
 import { redactUrl } from '../../src/oci/redact-url.ts';
 import { PartialBlob } from '../../src/partial-blob.ts';
+import { pacedChunks, type Throttle } from '../../src/rate/throttle.ts';
 import type { BlobDownloader, BlobFetchRequest } from '../blob-downloader.ts';
 
 export interface DownloadStats {
@@ -50,14 +52,14 @@ export class UpstreamDownloader implements BlobDownloader {
     }
     const ingest = await this.store.openIngest(digest, { expectedSize: size }).catch((err: unknown) => { res.body.destroy(); throw err; }); // ERR_DISK_QUOTA: refused before any byte
     const partial = new PartialBlob({ store: this.store, ingest }, { size });
-    void this.fill(partial, res.body, client.displayUrl).catch(() => {});
+    void this.fill(partial, res.body, client.displayUrl, upstream.throttle).catch(() => {});
     return partial;
   }
 
-  private async fill(partial: PartialBlob, body: AsyncIterable<Uint8Array> & { destroy(): void }, baseUrl: string): Promise<void> {
+  private async fill(partial: PartialBlob, body: AsyncIterable<Uint8Array> & { destroy(): void }, baseUrl: string, throttle: Throttle | undefined): Promise<void> {
     const started = Date.now();
     try {
-      await partial.appendFrom(body, (n) => this.stats?.onUpstreamBytes(n));
+      await partial.appendFrom(pacedChunks(body, throttle), (n) => this.stats?.onUpstreamBytes(n));
       await partial.commit();
       this.logger.info({ digest: partial.digest, size: partial.size, ms: Date.now() - started, from: { upstream: partial.size } }, 'blob committed');
     } catch (err) {

@@ -1,7 +1,7 @@
 // A byte range of a blob straight from the registry (the P2P fallback for the pieces still
 // missing), with the client's credentials, cut into pieces as it streams: `onPiece(k, bytes)` gets
 // the k-th piece of the range. A registry that ignores Range (200) is read from the start and the
-// bytes before the range are skipped.
+// bytes before the range are skipped. The body is paced by the target's download budget, if any.
 import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
 import type { ByteRange } from '../../src/content-store.ts';
@@ -9,6 +9,7 @@ import { RegistryClient } from '../../src/oci/registry-client.ts';
 import type { UpstreamTarget } from '../blob-downloader.ts';
 import { upstreamStatusError } from './upstream-downloader.ts';
 import { joinBuffers } from '../../src/bytes.ts';
+import { pacedChunks } from '../../src/rate/throttle.ts';
 
 export async function fetchRangeFromUpstream(
   upstream: UpstreamTarget,
@@ -32,7 +33,7 @@ export async function fetchRangeFromUpstream(
   let k = 0;
   let piece: Buffer[] = [];
   let inPiece = 0;
-  for await (const raw of res.body) {
+  for await (const raw of pacedChunks(res.body as AsyncIterable<Buffer>, upstream.throttle, signal)) {
     let chunk = raw as Buffer;
     if (skip > 0) {
       const n = Math.min(skip, chunk.length);

@@ -10,8 +10,10 @@ import { splitHostPort } from '../../src/config.ts';
 import type { Digest } from '../../src/digest.ts';
 import { AddressBans } from '../../src/p2p/wire-bans.ts';
 import { WireDialer } from '../../src/p2p/wire-dialer.ts';
+import type { Throttle } from '../../src/rate/throttle.ts';
 import { LocalPieces } from './local-pieces.ts';
 import type { TransferEvent } from './p2p-transfer.ts';
+import { paceSeedPieces } from './seed-piece.ts';
 import { SupernodeClient } from './supernode-client.ts';
 import { Uploader } from './uploader.ts';
 
@@ -60,13 +62,15 @@ export class P2pAgent {
   private readonly registered = new Set<string>();
   private closed = false;
 
-  constructor(deps: { store: ContentStore; logger: Logger; clock: Clock }, options: P2pAgentOptions) {
+  /** `downloads`: the host's download budget, paying for what parents and the seed send. */
+  constructor(deps: { store: ContentStore; logger: Logger; clock: Clock; downloads?: Throttle }, options: P2pAgentOptions) {
     this.options = options;
     this.logger = deps.logger.child({ component: 'p2p' });
     const peerId = Buffer.from(this.peerId, 'hex');
     this.wireBans = new AddressBans({ clock: deps.clock });
-    this.dialer = new WireDialer({ bans: this.wireBans }, { peerId, secret: options.secret });
+    this.dialer = new WireDialer({ bans: this.wireBans, throttle: deps.downloads }, { peerId, secret: options.secret });
     this.client = new SupernodeClient({}, { urls: options.supernodes, secret: options.secret || undefined, timeoutMs: options.supernodeTimeoutMs });
+    if (deps.downloads) paceSeedPieces(this.client, deps.downloads);
     this.pieces = new LocalPieces({ store: deps.store });
     this.uploader = new Uploader(
       { pieces: this.pieces, logger: deps.logger, clock: deps.clock, bans: this.wireBans },

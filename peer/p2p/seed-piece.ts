@@ -2,9 +2,11 @@
 // bytes. The answer may wait for the registry; once bytes flow, a body that stops for `stallMs` is
 // given up, so the caller's lease goes back (in the 16-peer bed a stuck body held a piece nobody
 // else could get from the seed, and eleven peers fell back to the registry for it). Verification
-// against the piece's sha256 is the caller's.
+// against the piece's sha256 is the caller's. The body is paced by the host's download budget
+// (`--download-rate`) registered for the client, if any.
 import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
+import { pacedChunks, type Throttle } from '../../src/rate/throttle.ts';
 import type { SupernodeClient } from './supernode-client.ts';
 
 export interface SeedPieceRequest {
@@ -18,6 +20,13 @@ export interface SeedPieceRequest {
   readonly onChunk?: (bytes: number) => void;
 }
 
+/** The download budget of the seed pieces fetched through each client (the P2P agent registers its own). */
+const budgets = new WeakMap<object, Throttle>();
+
+export function paceSeedPieces(client: object, throttle: Throttle): void {
+  budgets.set(client, throttle);
+}
+
 /** The body's chunks, in order, `length` bytes in all. */
 export async function fetchSeedPiece(client: Pick<SupernodeClient, 'seedPiece'>, req: SeedPieceRequest): Promise<Buffer[]> {
   const { index, length, stallMs } = req;
@@ -28,7 +37,8 @@ export async function fetchSeedPiece(client: Pick<SupernodeClient, 'seedPiece'>,
     watchdog = setTimeout(() => stall.abort(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `seed piece ${index} stalled for ${stallMs} ms`)), stallMs);
   };
   try {
-    const body = await client.seedPiece(req.supernode, req.digest, index, AbortSignal.any([req.signal, stall.signal]));
+    const signal = AbortSignal.any([req.signal, stall.signal]);
+    const body = pacedChunks(await client.seedPiece(req.supernode, req.digest, index, signal) as AsyncIterable<Buffer>, budgets.get(client), signal);
     const chunks: Buffer[] = [];
     let n = 0;
     rearm();

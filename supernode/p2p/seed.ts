@@ -5,7 +5,8 @@
 // whose requester the registry lets read it (seed-admission.ts), or one a preheat job sent for it.
 // The registry's declared size must match what the peer saw and stay under a cap; bytes between
 // socket and disk share one fixed budget across all fetches (seed-buffers.ts); a failed attempt is
-// cleaned up before the next one opens the same ingest.
+// cleaned up before the next one opens the same ingest. What the seed reads from registries shares
+// one bandwidth cap (`--seed-registry-rate`), paced chunk by chunk across all fetches.
 import { createHash, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -17,6 +18,8 @@ import type { Kv } from '../../src/db.ts';
 import type { RegistryHosts } from '../../src/oci/registry-hosts.ts';
 import { PartialBlob } from '../../src/partial-blob.ts';
 import { layoutFor, pieceRange } from '../../src/p2p/metainfo.ts';
+import type { TokenBucket } from '../../src/p2p/token-bucket.ts';
+import { pacedChunks, rateLimiter } from '../../src/rate/throttle.ts';
 import type { MetainfoBody, TaskRequest, TaskUpstream } from '../../src/p2p/supernode-api.ts';
 import { DEFAULT_SEED_MAX_BLOB_BYTES } from '../config.ts';
 import { SeedAdmission, type SeedAdmissionOptions } from './seed-admission.ts';
@@ -37,9 +40,11 @@ export interface SeedOptions {
   readonly failedTtlMs: number;
   readonly admission: Partial<SeedAdmissionOptions>;
   readonly grants: Partial<SeedGrantsOptions>;
+  /** Bytes per second read from registries, all fetches together; 0 = unlimited. */
+  readonly registryBytesPerSecond: number;
 }
 
-export const DEFAULT_SEED_OPTIONS: SeedOptions = { maxBlobBytes: DEFAULT_SEED_MAX_BLOB_BYTES, bufferBytes: 16 << 20, failedTtlMs: 10_000, admission: {}, grants: {} };
+export const DEFAULT_SEED_OPTIONS: SeedOptions = { maxBlobBytes: DEFAULT_SEED_MAX_BLOB_BYTES, bufferBytes: 16 << 20, failedTtlMs: 10_000, admission: {}, grants: {}, registryBytesPerSecond: 0 };
 
 type SeedState =
   | { name: 'fetching'; partial: PartialBlob }
@@ -68,6 +73,7 @@ export class Seed {
   private readonly admission: SeedAdmission;
   private readonly grants: SeedGrants;
   readonly buffers: BufferBudget;
+  private readonly registryRate: TokenBucket;
   private readonly tasks = new Map<Digest, SeedTask>();
   private readonly starting = new Map<Digest, Promise<SeedTask>>();
   private readonly controller = new AbortController();
@@ -87,6 +93,7 @@ export class Seed {
     this.admission = new SeedAdmission({ fetcher: this.fetcher, clock: this.clock }, this.options.admission);
     this.grants = new SeedGrants({ clock: this.clock }, this.options.grants);
     this.buffers = new BufferBudget({ limitBytes: this.options.bufferBytes });
+    this.registryRate = rateLimiter({ clock: this.clock }, this.options.registryBytesPerSecond);
   }
 
   /** Reloads the metainfo of blobs the seed holds whole; drops metainfo of unfinished ones. */
@@ -204,6 +211,7 @@ export class Seed {
 
   async close(): Promise<void> {
     this.controller.abort(new PollenError('ERR_CLOSED', 'seed closed'));
+    this.registryRate.close();
     for (const task of this.tasks.values()) {
       if (task.state.name === 'fetching') await task.state.partial.fail(new PollenError('ERR_CLOSED', 'seed closed'));
       if (task.state.name === 'failed') await task.state.cleaned;
@@ -301,7 +309,7 @@ export class Seed {
     };
     const stopHearing = this.buffers.onPressure(() => void flush().catch(() => {}));
     try {
-      for await (const raw of body) {
+      for await (const raw of pacedChunks(body, this.registryRate, this.controller.signal)) {
         const chunk = raw as Buffer;
         this.counters.registryBytes += chunk.length;
         if (!this.buffers.tryTake(chunk.length)) {

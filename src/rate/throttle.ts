@@ -1,0 +1,53 @@
+// The host's download budget (`--download-rate`, and the seed's `--seed-registry-rate`): one token
+// bucket (src/p2p/token-bucket.ts, FIFO, so flows sharing it take turns chunk by chunk) and the two
+// ways bytes are paced by it. An async body (a registry GET, a seed piece) is read one chunk at a
+// time and its next chunk is asked for only once the last one was paid for, so the stream's own
+// backpressure holds the sender back. A socket (a parent on the wire) is paused after a read it
+// could not pay for and resumed once paid: at most one socket read is held beyond the kernel's
+// buffers, and TCP's window slows the sender. Rate 0 is unlimited and costs nothing.
+import type { Socket } from 'node:net';
+import type { Clock } from '../clock.ts';
+import { TokenBucket } from '../p2p/token-bucket.ts';
+
+/** What pacing needs of a bucket. */
+export type Throttle = Pick<TokenBucket, 'tryTake' | 'take' | 'unlimited'>;
+
+/** Burst: a sixteenth of a second at the rate, and at least a few socket reads' worth. */
+export const MIN_BURST_BYTES = 256 * 1024;
+
+/** A bucket for `bytesPerSecond` (0 = unlimited), bursting a sixteenth of a second. */
+export function rateLimiter(deps: { clock: Clock }, bytesPerSecond: number): TokenBucket {
+  return new TokenBucket(deps, { bytesPerSecond, burstBytes: Math.max(MIN_BURST_BYTES, Math.floor(bytesPerSecond / 16)) });
+}
+
+/** `source`'s chunks, each handed on once the throttle let its bytes through. */
+export async function* pacedChunks<T extends Uint8Array>(source: AsyncIterable<T>, throttle: Throttle | undefined, signal?: AbortSignal): AsyncGenerator<T> {
+  if (!throttle || throttle.unlimited) {
+    yield* source;
+    return;
+  }
+  for await (const chunk of source) {
+    if (!throttle.tryTake(chunk.length)) await throttle.take(chunk.length, signal);
+    yield chunk;
+  }
+}
+
+/**
+ * Paces what `socket` receives: every read is paid for; one that cannot be paid at once pauses the
+ * socket until it is. Stops with the socket (a waiting payment is dropped).
+ */
+export function paceSocketReads(socket: Socket, throttle: Throttle | undefined): void {
+  if (!throttle || throttle.unlimited) return;
+  const gone = new AbortController();
+  socket.once('close', () => gone.abort());
+  socket.on('data', (chunk: Buffer) => {
+    if (throttle.tryTake(chunk.length)) return;
+    socket.pause();
+    throttle.take(chunk.length, gone.signal).then(
+      () => {
+        if (!socket.destroyed) socket.resume();
+      },
+      () => {},
+    );
+  });
+}

@@ -1,0 +1,164 @@
+// The download/upload budget on a manual clock: the rate holds over time, the burst goes at once,
+// waiters are served first come first served, an aborted waiter leaves the line, and the pacing
+// helpers (async bodies, sockets) hold the source back until its bytes are paid for.
+import { PassThrough } from 'node:stream';
+import type { Socket } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../../src/clock.ts';
+import { TokenBucket } from '../../../../src/p2p/token-bucket.ts';
+import { pacedChunks, paceSocketReads, rateLimiter } from '../../../../src/rate/throttle.ts';
+
+const flush = async (): Promise<void> => {
+  for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+};
+
+/** Moves the clock in steps, letting what each step released run before the next. */
+async function step(clock: ManualClock, ms: number, steps: number): Promise<void> {
+  for (let i = 0; i < steps; i++) {
+    clock.advance(ms);
+    await flush();
+  }
+}
+
+describe('TokenBucket as a shared throttle', () => {
+  it('lets the burst through at once and then exactly the rate, second after second', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket({ clock }, { bytesPerSecond: 1000, burstBytes: 200 });
+    let granted = 0;
+    const loop = (async () => {
+      for (let i = 0; i < 30; i++) {
+        await bucket.take(100);
+        granted += 100;
+      }
+    })();
+    await flush();
+    expect(granted).toBe(200);
+    for (let s = 1; s <= 2; s++) {
+      await step(clock, 10, 100);
+      expect(granted).toBe(200 + s * 1000);
+    }
+    await step(clock, 100, 8);
+    await loop;
+    expect(granted).toBe(3000);
+  });
+
+  it('serves waiters in order: a later small request does not overtake an earlier large one', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket({ clock }, { bytesPerSecond: 1000, burstBytes: 1000 });
+    expect(bucket.tryTake(1000)).toBe(true);
+    const order: string[] = [];
+    void bucket.take(800).then(() => order.push('a'));
+    void bucket.take(10).then(() => order.push('b'));
+    void bucket.take(10).then(() => order.push('c'));
+    expect(bucket.tryTake(1)).toBe(false);
+    clock.advance(500);
+    await flush();
+    expect(order).toEqual([]);
+    clock.advance(320);
+    await flush();
+    expect(order).toEqual(['a', 'b', 'c']);
+  });
+
+  it('takes turns between flows chunk by chunk', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket({ clock }, { bytesPerSecond: 1000, burstBytes: 100 });
+    const got = { x: 0, y: 0 };
+    const flow = async (name: 'x' | 'y'): Promise<void> => {
+      for (;;) {
+        await bucket.take(100);
+        got[name] += 100;
+      }
+    };
+    void flow('x').catch(() => {});
+    void flow('y').catch(() => {});
+    await step(clock, 50, 40);
+    expect(Math.abs(got.x - got.y)).toBeLessThanOrEqual(100);
+    expect(got.x + got.y).toBe(2100);
+    bucket.close();
+    await flush();
+  });
+
+  it('charges a request larger than the burst in full: the next one waits for the debt', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket({ clock }, { bytesPerSecond: 1000, burstBytes: 100 });
+    await bucket.take(1000);
+    let done = false;
+    void bucket.take(100).then(() => (done = true));
+    clock.advance(999);
+    await flush();
+    expect(done).toBe(false);
+    clock.advance(101);
+    await flush();
+    expect(done).toBe(true);
+  });
+
+  it('drops an aborted waiter with the signal\'s reason and lets the next one go in its time', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket({ clock }, { bytesPerSecond: 1000, burstBytes: 1000 });
+    await bucket.take(1000);
+    const abort = new AbortController();
+    const first = bucket.take(1000, abort.signal);
+    let second = false;
+    void bucket.take(100).then(() => (second = true));
+    abort.abort(new Error('client went away'));
+    await expect(first).rejects.toThrow('client went away');
+    clock.advance(100);
+    await flush();
+    expect(second).toBe(true);
+    await expect(bucket.take(1, AbortSignal.abort(new Error('already')))).rejects.toThrow('already');
+  });
+
+  it('rejects waiters when closed, and never waits when unlimited', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket({ clock }, { bytesPerSecond: 10, burstBytes: 10 });
+    await bucket.take(10);
+    const waiting = bucket.take(10);
+    bucket.close();
+    await expect(waiting).rejects.toMatchObject({ code: 'ERR_CLOSED' });
+    const free = rateLimiter({ clock }, 0);
+    expect(free.unlimited).toBe(true);
+    for (let i = 0; i < 100; i++) expect(free.tryTake(1 << 30)).toBe(true);
+  });
+});
+
+describe('pacing helpers', () => {
+  it('pacedChunks hands a chunk on only once its bytes are paid for', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket({ clock }, { bytesPerSecond: 1000, burstBytes: 100 });
+    async function* source(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < 5; i++) yield Buffer.alloc(100, i);
+    }
+    const seen: number[] = [];
+    const reading = (async () => {
+      for await (const c of pacedChunks(source(), bucket)) seen.push(c[0]!);
+    })();
+    await flush();
+    expect(seen).toEqual([0]);
+    clock.advance(100);
+    await flush();
+    expect(seen).toEqual([0, 1]);
+    await step(clock, 100, 3);
+    await reading;
+    expect(seen).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('paceSocketReads pauses a socket after a read it cannot pay for and resumes it once paid', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket({ clock }, { bytesPerSecond: 1000, burstBytes: 100 });
+    const socket = new PassThrough();
+    paceSocketReads(socket as unknown as Socket, bucket);
+    const received: number[] = [];
+    socket.on('data', (c: Buffer) => received.push(c.length));
+    socket.write(Buffer.alloc(100));
+    socket.write(Buffer.alloc(100));
+    socket.write(Buffer.alloc(100));
+    await flush();
+    // The first read was paid from the burst, the second was read and then paused the socket.
+    expect(received).toEqual([100, 100]);
+    expect(socket.isPaused()).toBe(true);
+    clock.advance(100);
+    await flush();
+    expect(received).toEqual([100, 100, 100]);
+    socket.destroy();
+  });
+});
