@@ -1,0 +1,53 @@
+// The host's download budget reaches the two registry/seed paths the P2P transfer calls without
+// knowing of it: seed-piece bodies (the budget registered for the agent's supernode client) and the
+// registry's bytes of any download (the budget stamped on the request's target).
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../../src/clock.ts';
+import type { Digest } from '../../../../src/digest.ts';
+import type { PartialBlob } from '../../../../src/partial-blob.ts';
+import { TokenBucket } from '../../../../src/p2p/token-bucket.ts';
+import { withDownloadBudget, type BlobFetchRequest } from '../../../../peer/blob-downloader.ts';
+import { fetchSeedPiece, paceSeedPieces } from '../../../../peer/p2p/seed-piece.ts';
+
+const DIGEST = `sha256:${'a'.repeat(64)}` as Digest;
+const flush = async (): Promise<void> => {
+  for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+};
+
+describe('download budget on the seed and registry paths', () => {
+  it('a seed piece fetched through a paced client arrives at the budget\'s rate', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket({ clock }, { bytesPerSecond: 1000, burstBytes: 100 });
+    const client = { seedPiece: async () => Readable.from([Buffer.alloc(100), Buffer.alloc(100), Buffer.alloc(100)]) };
+    paceSeedPieces(client, bucket);
+    let got = 0;
+    const piece = fetchSeedPiece(client as never, { supernode: 'x', digest: DIGEST, index: 0, length: 300, stallMs: 60_000, signal: new AbortController().signal, onChunk: (n) => (got += n) });
+    await flush();
+    expect(got).toBe(100);
+    clock.advance(100);
+    await flush();
+    expect(got).toBe(200);
+    clock.advance(100);
+    await flush();
+    expect((await piece).reduce((n, b) => n + b.length, 0)).toBe(300);
+  });
+
+  it('a seed piece through a client without a budget is not held back', async () => {
+    const client = { seedPiece: async () => Readable.from([Buffer.alloc(100), Buffer.alloc(100)]) };
+    const chunks = await fetchSeedPiece(client as never, { supernode: 'x', digest: DIGEST, index: 0, length: 200, stallMs: 60_000, signal: new AbortController().signal });
+    expect(chunks).toHaveLength(2);
+  });
+
+  it('withDownloadBudget stamps the budget on every request\'s target, and is a no-op when unlimited', async () => {
+    const seen: BlobFetchRequest[] = [];
+    const inner = { start: async (r: BlobFetchRequest) => (seen.push(r), {} as PartialBlob) };
+    const bucket = new TokenBucket({ clock: new ManualClock() }, { bytesPerSecond: 1000, burstBytes: 100 });
+    const request: BlobFetchRequest = { digest: DIGEST, sizeHint: 1, upstream: { baseUrl: 'http://r', name: 'n', authorization: undefined } };
+    await withDownloadBudget(inner, bucket).start(request);
+    expect(seen[0]!.upstream.throttle).toBe(bucket);
+    expect(request.upstream.throttle).toBeUndefined();
+    const free = new TokenBucket({ clock: new ManualClock() }, { bytesPerSecond: 0, burstBytes: 1 });
+    expect(withDownloadBudget(inner, free)).toBe(inner);
+  });
+});
