@@ -18,6 +18,7 @@ import { Metrics } from '../src/metrics.ts';
 import { AccessCache } from './mirror/access-control.ts';
 import { AccessGate } from './mirror/access-gate.ts';
 import { withDownloadBudget, type BlobDownloader } from './blob-downloader.ts';
+import type { TokenBucket } from '../src/p2p/token-bucket.ts';
 import { rateLimiter } from '../src/rate/throttle.ts';
 import { BlobService } from './mirror/blob-service.ts';
 import type { PeerConfig } from './config.ts';
@@ -40,7 +41,7 @@ export class Peer {
   private readonly clock: Clock;
   private readonly downloaderFactory: DownloaderFactory | undefined;
   /** The host's download budget (`--download-rate`): registry bodies, parents' and the seed's pieces. */
-  private readonly downloads;
+  private readonly downloads: TokenBucket;
   private app: FastifyInstance | undefined;
   private metricsApp: FastifyInstance | undefined;
   private metricsAddress: string | undefined;
