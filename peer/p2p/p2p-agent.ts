@@ -47,8 +47,10 @@ export class P2pAgent {
   readonly totals: P2pTotals = { peer: 0, seed: 0, upstream: 0 };
   /** Parents (by peer id) a transfer banned for sending bad pieces; each transfer also keeps its own. */
   readonly banned = new Set<string>();
-  /** Called for every verified piece, by source (metrics hook). */
-  onBytes: (from: keyof P2pTotals, bytes: number) => void = () => {};
+  /** Called for every verified piece, by source and blob (metrics hook). */
+  onBytes: (from: keyof P2pTotals, bytes: number, digest: string) => void = () => {};
+  /** Called when a transfer bans a parent for a bad piece (metrics hook). */
+  onBan: (peerId: string) => void = () => {};
   readonly logger: Logger;
   private readonly uploader: Uploader;
   private readonly options: P2pAgentOptions;
@@ -75,6 +77,10 @@ export class P2pAgent {
     const { host } = splitHostPort(this.options.wireListen);
     const h = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
     return `${h.includes(':') ? `[${h}]` : h}:${this.uploader.listenPort}`;
+  }
+
+  get connectedChildren(): number {
+    return this.uploader.connectedChildren;
   }
 
   get uploadedBytes(): number {

@@ -42,6 +42,13 @@ export class P2pDownloader implements BlobDownloader {
     return started;
   }
 
+  /** Parents connected across running transfers (a gauge for the metrics). */
+  get connectedParents(): number {
+    let n = 0;
+    for (const t of this.transfers) n += t.connectedParents;
+    return n;
+  }
+
   /** Stops running transfers, keeping their verified pieces for a resume. */
   async close(): Promise<void> {
     await Promise.all([...this.transfers].map((t) => t.close()));
@@ -70,9 +77,12 @@ export class P2pDownloader implements BlobDownloader {
         peerId: this.agent.peerId,
         onBytes: (from, n) => {
           this.agent.totals[from] += n;
-          this.agent.onBytes(from, n);
+          this.agent.onBytes(from, n, request.digest);
         },
-        onBan: (peerId) => void this.agent.banned.add(peerId),
+        onBan: (peerId) => {
+          this.agent.banned.add(peerId);
+          this.agent.onBan(peerId);
+        },
       },
       { request, meta, partial, ingest, have },
       this.timings,

@@ -138,6 +138,10 @@ export class P2pTransfer {
     return this.meta.size;
   }
 
+  get connectedParents(): number {
+    return this.parents.size;
+  }
+
   get pieces(): Bitfield {
     return this.have;
   }
