@@ -55,7 +55,7 @@ export class Metrics {
         for (const [labels, total] of read()) {
           const key = JSON.stringify(labels);
           const grew = total - (last.get(key) ?? 0);
-          if (grew > 0) this.inc(labels, grew);
+          this.inc(labels, Math.max(0, grew));
           last.set(key, Math.max(total, last.get(key) ?? 0));
         }
       },
