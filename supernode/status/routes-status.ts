@@ -25,8 +25,7 @@ export function registerStatusRoutes(app: FastifyInstance, deps: StatusRouteDeps
   );
   app.get('/api/v1/status', { config: pub }, async () => deps.model.snapshot());
   app.get('/events', { config: pub }, async (_req, reply) => {
-    deps.events.open(reply);
-    return reply;
+    return deps.events.open(reply);
   });
   // Before the server waits for connections to end: an event stream never ends by itself.
   app.addHook('preClose', async () => deps.events.close());

@@ -4,7 +4,6 @@
 // than the page changes) is dropped rather than buffered for, and at most MAX_CLIENTS are open.
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
-import { PollenError } from '../../src/errors.ts';
 
 export const EVENT_INTERVAL_MS = 1_000;
 export const MAX_CLIENTS = 32;
@@ -27,9 +26,11 @@ export class StatusEvents {
     return this.clients.size;
   }
 
-  /** Takes over the reply's socket and streams snapshots until the client leaves. */
-  open(reply: FastifyReply): void {
-    if (this.clients.size >= MAX_CLIENTS) throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `the status page has ${MAX_CLIENTS} live viewers already`);
+  /** Takes over the reply's socket and streams snapshots until the client leaves (503 when full). */
+  open(reply: FastifyReply): FastifyReply {
+    if (this.clients.size >= MAX_CLIENTS) {
+      return reply.code(503).header('retry-after', '10').send({ errors: [{ code: 'UNAVAILABLE', message: `the status page has ${MAX_CLIENTS} live viewers already`, detail: null }] });
+    }
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-content-type-options': 'nosniff' });
@@ -37,6 +38,7 @@ export class StatusEvents {
     res.once('close', () => this.remove(res));
     this.send(res, `retry: 2000\ndata: ${JSON.stringify(this.snapshot())}\n\n`);
     this.timer ??= setInterval(() => this.tick(), this.intervalMs);
+    return reply;
   }
 
   /** Ends every stream (the admin app closes). */
