@@ -54,7 +54,11 @@ export class Peer {
   private observer: MirrorObserver | undefined;
   private p2p: { agent: P2pAgent; downloader: P2pDownloader; preheat: PreheatWorker } | undefined;
 
-  constructor(deps: { logger: Logger; clock?: Clock; downloaderFactory?: DownloaderFactory }, config: PeerConfig) {
+  private readonly version: string | undefined;
+
+  /** `version` (the package's) is reported to the supernode's status page. */
+  constructor(deps: { logger: Logger; clock?: Clock; downloaderFactory?: DownloaderFactory; version?: string }, config: PeerConfig) {
+    this.version = deps.version;
     this.logger = deps.logger.child({ component: 'peer' });
     this.clock = deps.clock ?? systemClock;
     this.downloaderFactory = deps.downloaderFactory;
@@ -194,6 +198,14 @@ export class Peer {
       m?.downloaded(sourceOf[from], n);
       this.observer?.sources.add(digest, from === 'upstream' ? 'registry' : from, n);
     };
+    const store = this.store;
+    agent.report = () => ({
+      ...(this.version ? { version: this.version } : {}),
+      storeBytes: store.index.usedBytes,
+      ...(store.quota ? { storeQuotaBytes: store.quota.bytes } : {}),
+      uploadedBytes: agent.uploadedBytes,
+      downloadedBytes: agent.totals.peer + agent.totals.seed + agent.totals.upstream,
+    });
     agent.onBan = () => {
       m?.bans.inc();
       m?.pieceFailures.inc({ cause: 'digest_mismatch' });

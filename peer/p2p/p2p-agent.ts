@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../../src/clock.ts';
 import type { ContentStore } from '../../src/content-store.ts';
 import { splitHostPort } from '../../src/config.ts';
+import type { HeartbeatBody } from '../../src/p2p/supernode-api.ts';
 import { AddressBans } from '../../src/p2p/wire-bans.ts';
 import { WireDialer } from '../../src/p2p/wire-dialer.ts';
 import { LocalPieces } from './local-pieces.ts';
@@ -49,6 +50,8 @@ export class P2pAgent {
   readonly banned = new Set<string>();
   /** Called for every verified piece, by source and blob (metrics hook). */
   onBytes: (from: keyof P2pTotals, bytes: number, digest: string) => void = () => {};
+  /** What each heartbeat reports to the supernode (its status page): version, store use, byte totals. */
+  report: () => HeartbeatBody = () => ({});
   /** Called when a transfer bans a parent for a bad piece (metrics hook). */
   onBan: (peerId: string) => void = () => {};
   readonly logger: Logger;
@@ -117,7 +120,7 @@ export class P2pAgent {
     if (this.closed) return;
     let next = heartbeatMs || RETRY_MS;
     try {
-      if (!this.registered.has(url) || !(await this.client.heartbeat(url, this.peerId))) {
+      if (!this.registered.has(url) || !(await this.client.heartbeat(url, this.peerId, this.report()))) {
         this.registered.delete(url);
         await this.register(url);
       }

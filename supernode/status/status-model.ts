@@ -1,5 +1,6 @@
-// What the status page shows, as one JSON snapshot: the peers (id, wire address, download rate
-// from the pieces they report), the tasks (size, holders, a pieces-by-peers grid, bytes by source)
+// What the status page shows, as one JSON snapshot: the peers (id, wire address, and what their
+// heartbeats report: version, store use, upload and download rates; without reports, the download
+// rate from the pieces their syncs report), the tasks (size, holders, a pieces-by-peers grid, bytes by source)
 // and the preheat jobs. Bounded whatever the cluster's size: at most MAX_PEERS peers and
 // MAX_TASKS tasks, MAX_GRID_ROWS peers per grid, each row at most GRID_COLUMNS cells. It carries
 // ids, addresses, digests and counts: never content bytes, tokens or registry credentials.
@@ -14,6 +15,14 @@ export const MAX_TASKS = 50;
 export const MAX_GRID_ROWS = 40;
 export const GRID_COLUMNS = 64;
 const MAX_JOBS = 20;
+/** Rates are measured over this much recent history (heartbeats and snapshots come each second). */
+export const RATE_WINDOW_MS = 5_000;
+
+interface RateSample {
+  readonly t: number;
+  readonly up: number | undefined;
+  readonly down: number;
+}
 
 export interface StatusSources {
   peers(): readonly PeerRecord[];
@@ -26,12 +35,13 @@ export interface StatusSources {
 export interface PeerView {
   readonly id: string;
   readonly address: string;
-  /** Not reported by peers yet: null. */
+  /** Null when the peer does not report it (an older peer). */
   readonly version: string | null;
   readonly storeBytes: number | null;
-  /** Bytes per second the peer verified, from the pieces it reported over the last interval. */
+  readonly storeQuotaBytes: number | null;
+  /** Bytes per second the peer downloaded (reported, else from the pieces its syncs reported). */
   readonly downBps: number;
-  /** Not reported by peers yet: null. */
+  /** Bytes per second the peer uploaded to other peers (null when it does not report it). */
   readonly upBps: number | null;
   readonly tasks: number;
   readonly uploadSlots: number;
@@ -63,8 +73,8 @@ export class StatusModel {
   private readonly now: () => number;
   /** Seed bytes sent per task (counted at the cluster API), pruned to the tasks that exist. */
   private readonly seedSent = new Map<string, number>();
-  private lastHeld = new Map<string, number>();
-  private lastAt = 0;
+  /** Recent byte totals per live peer, for the rates (pruned to the peers that exist). */
+  private samples = new Map<string, RateSample[]>();
 
   constructor(deps: { sources: StatusSources; now?: () => number }) {
     this.sources = deps.sources;
@@ -110,16 +120,24 @@ export class StatusModel {
     }
     for (const d of this.seedSent.keys()) if (!live.has(d)) this.seedSent.delete(d);
 
-    const dt = this.lastAt ? (at - this.lastAt) / 1000 : 0;
     const peers = this.sources.peers();
+    const samples = new Map<string, RateSample[]>();
     const views: PeerView[] = peers.slice(0, MAX_PEERS).map((p) => {
-      const held = heldBytes.get(p.peerId) ?? 0;
-      const before = this.lastHeld.get(p.peerId);
-      const downBps = dt > 0 && before !== undefined ? Math.max(0, (held - before) / dt) : 0;
-      return { id: p.peerId, address: p.wireAddr, version: null, storeBytes: null, downBps: Math.round(downBps), upBps: null, tasks: p.tasks.size, uploadSlots: p.uploadSlots };
+      const r = p.report;
+      const reported = r?.downloadedBytes !== undefined;
+      const sample: RateSample = { t: reported ? p.lastSeen : at, up: r?.uploadedBytes, down: reported ? r.downloadedBytes! : (heldBytes.get(p.peerId) ?? 0) };
+      const history = (this.samples.get(p.peerId) ?? []).filter((s) => s.t >= at - RATE_WINDOW_MS && s.t !== sample.t);
+      history.push(sample);
+      samples.set(p.peerId, history);
+      const first = history[0]!;
+      const dt = (sample.t - first.t) / 1000;
+      const rate = (a: number | undefined, b: number | undefined): number => (dt > 0 && a !== undefined && b !== undefined ? Math.max(0, Math.round((b - a) / dt)) : 0);
+      return {
+        id: p.peerId, address: p.wireAddr, version: r?.version ?? null, storeBytes: r?.storeBytes ?? null, storeQuotaBytes: r?.storeQuotaBytes ?? null,
+        downBps: rate(first.down, sample.down), upBps: r?.uploadedBytes === undefined ? null : rate(first.up, sample.up), tasks: p.tasks.size, uploadSlots: p.uploadSlots,
+      };
     });
-    this.lastHeld = heldBytes;
-    this.lastAt = at;
+    this.samples = samples;
 
     const seed = this.sources.seedCounters();
     const jobs = this.sources.jobs().slice(0, MAX_JOBS).map((j) => ({

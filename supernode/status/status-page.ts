@@ -26,7 +26,7 @@ function draw(s) {
   const peers = $('#peers tbody');
   peers.replaceChildren(...s.peers.map((p) => el('tr', { 'data-peer': p.id },
     el('td', { title: p.id }, short(p.id)), el('td', {}, p.address), el('td', {}, p.version ?? '\\u2014'),
-    el('td', {}, bytes(p.storeBytes)), el('td', {}, rate(p.downBps)), el('td', {}, rate(p.upBps)), el('td', {}, p.tasks))));
+    el('td', {}, bytes(p.storeBytes) + (p.storeQuotaBytes ? ' of ' + bytes(p.storeQuotaBytes) : '')), el('td', {}, rate(p.downBps)), el('td', {}, rate(p.upBps)), el('td', {}, p.tasks))));
   const tasks = $('#tasks');
   tasks.replaceChildren(...s.tasks.map((t) => {
     const rows = t.grid.map((r) => el('tr', { class: 'row', 'data-peer': r.peer, 'data-held': r.held },

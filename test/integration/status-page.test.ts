@@ -3,7 +3,7 @@
 // 24 MiB layer first; peer B then pulls it from A, whose uploads are capped at 3 MiB/s so the
 // transfer takes seconds: the page must list both peers and show B's row of the task's
 // pieces-by-peers grid fill up over time, from the server-sent events alone (no reload).
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -94,9 +94,11 @@ describe('the supernode status page', () => {
     // B pulls from A at 3 MiB/s: several seconds, seen through the page only.
     const pulled = pullBlob(peerB, digest);
     const seen: number[] = [];
+    const upRates: string[] = [];
     let shot = false;
     await waitFor(async () => {
       const held = await heldOnPage(page, digest, b);
+      upRates.push((await page.locator(`#peers tr[data-peer="${a}"] td`).nth(5).textContent()) ?? '');
       if (held !== undefined && held !== seen.at(-1)) seen.push(held);
       if (!shot && held !== undefined && held > pieceCount / 4 && held < pieceCount) {
         await page.screenshot({ path: SCREENSHOT, fullPage: true });
@@ -111,6 +113,10 @@ describe('the supernode status page', () => {
     expect(seen).toEqual([...seen].sort((x, y) => x - y));
     expect(shot).toBe(true);
     await expect(page.locator(`section.task[data-digest="${digest}"]`).getAttribute('data-complete')).resolves.toBe('2');
+    // What A's heartbeats report: the package version, and uploads to B at a rate the page shows.
+    const version = (JSON.parse(await readFile(resolve(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }).version;
+    expect(await page.locator(`#peers tr[data-peer="${a}"] td`).nth(2).textContent()).toBe(version);
+    expect(upRates.some((r) => /[1-9].*B\/s/.test(r)), `A's up rates seen: ${upRates.join(', ')}`).toBe(true);
     expect(errors).toEqual([]);
     await page.close();
   }, 240_000);

@@ -54,6 +54,25 @@ describe('StatusModel', () => {
     expect(s.tasks[0]!.grid[0]).toEqual({ peer: 'p1', cells: '99990000', held: 4 });
   });
 
+  it('shows what heartbeats report: version, store use, and up/down rates over the recent window', () => {
+    let now = 10_000;
+    const p = peer('p2');
+    const model = new StatusModel({
+      now: () => now,
+      sources: { peers: () => [p], tasks: () => [], seedTask: () => undefined, seedCounters: () => ({ registryBytes: 0, servedBytes: 0 }), jobs: () => [] },
+    });
+    p.lastSeen = now;
+    p.report = { version: '0.1.0', storeBytes: 5 * MiB, storeQuotaBytes: 100 * MiB, uploadedBytes: 0, downloadedBytes: 0 };
+    expect(model.snapshot().peers[0]).toMatchObject({ version: '0.1.0', storeBytes: 5 * MiB, storeQuotaBytes: 100 * MiB, upBps: 0, downBps: 0 });
+    now += 1_000;
+    p.lastSeen = now;
+    p.report = { version: '0.1.0', storeBytes: 9 * MiB, uploadedBytes: 3 * MiB, downloadedBytes: 4 * MiB };
+    expect(model.snapshot().peers[0]).toMatchObject({ storeBytes: 9 * MiB, upBps: 3 * MiB, downBps: 4 * MiB });
+    // A snapshot between heartbeats keeps the rate (same report, same time).
+    now += 500;
+    expect(model.snapshot().peers[0]).toMatchObject({ upBps: 3 * MiB, downBps: 4 * MiB });
+  });
+
   it(`draws at most ${MAX_GRID_ROWS} rows per task however many peers hold it`, () => {
     const holders = new Map(Array.from({ length: MAX_GRID_ROWS * 3 }, (_, i) => [`p${i}`, new Bitfield(4)] as const));
     const model = new StatusModel({
