@@ -44,7 +44,7 @@ async function main(): Promise<void> {
     await mkdir(dir);
 
     // Pollen: a supernode and n peers, each client pulling through its own peer, at once.
-    const supernode = await startSupernodeProcess(['--log-level', 'info']);
+    const supernode = await startSupernodeProcess(registry, ['--log-level', 'info']);
     procs.push(supernode);
     const peers = await Promise.all(Array.from({ length: n }, () => startP2pPeer(registry, supernode.url, ['--log-level', 'info'])));
     procs.push(...peers);

@@ -80,7 +80,7 @@ async function main(): Promise<void> {
     const clusters = new Map<Wire, { a: PollenProcess; bs: PollenProcess[]; supernode: PollenProcess }>();
     for (const wire of ['plain', 'tls'] as const) {
       const secretArgs = ['--secret', wire === 'tls' ? generateSecret() : ''];
-      const supernode = await startSupernodeProcess([...quiet, ...secretArgs]);
+      const supernode = await startSupernodeProcess(registry, [...quiet, ...secretArgs]);
       procs.push(supernode);
       const a = await startP2pPeer(registry, supernode.url, [...quiet, ...secretArgs]);
       const bs = [await startP2pPeer(registry, supernode.url, [...quiet, ...secretArgs]), await startP2pPeer(registry, supernode.url, [...quiet, ...secretArgs])];

@@ -33,7 +33,7 @@ async function main(): Promise<void> {
     const pulled = await pushRandomImage(registry, 'bench/pulled', layout);
     const preheated = await pushRandomImage(registry, 'bench/preheated', layout);
 
-    const supernode = await startSupernodeProcess(['--log-level', 'info', '--admin-token', TOKEN]);
+    const supernode = await startSupernodeProcess(registry, ['--log-level', 'info', '--admin-token', TOKEN]);
     procs.push(supernode);
     // Tracked as each starts, so a failed start does not leak the others.
     const peers = await Promise.all(Array.from({ length: n }, () => startP2pPeer(registry, supernode.url, ['--log-level', 'info']).then((p) => (procs.push(p), p))));

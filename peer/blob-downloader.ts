@@ -8,6 +8,11 @@ import type { PartialBlob } from '../src/partial-blob.ts';
 
 /** Where the blob can be fetched from the registry, with the requesting client's credentials. */
 export interface UpstreamTarget {
+  /**
+   * The registry's host as clients name it (`ns`, the host of the default upstream): what the peer
+   * tells the supernode, whose seed maps it to a URL of its own. Defaults to the host of `baseUrl`.
+   */
+  readonly registry?: string;
   /** Registry base URL, e.g. `https://registry.example:5000`. */
   readonly baseUrl: string;
   /** Repository name in that registry. */

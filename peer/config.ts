@@ -3,18 +3,9 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { validateHostPort, validateHttpUrl, type ConfigValues, type Setting } from '../src/config.ts';
 import { hasUserinfo } from '../src/oci/redact-url.ts';
+import { parseHostMappings, validateHostMappings } from '../src/oci/registry-hosts.ts';
 import { quotaProblem } from '../src/store/quota.ts';
 import { parseDuration } from '../src/units.ts';
-
-function validateMappings(what: string) {
-  return (v: readonly string[]): string | undefined => {
-    for (const m of v) {
-      const i = m.indexOf('=');
-      if (i <= 0) return `${what} entries are HOST=VALUE, got ${JSON.stringify(m.replace(/:.*$/, ':…'))}`;
-    }
-    return undefined;
-  };
-}
 
 /**
  * A registry URL: http(s), and without `user:password@` (it would end up in logs and error
@@ -33,7 +24,7 @@ function validateSupernodeUrls(v: readonly string[]): string | undefined {
 }
 
 function validateRegistryMappings(v: readonly string[]): string | undefined {
-  const shape = validateMappings('--registry')(v);
+  const shape = validateHostMappings('--registry')(v);
   if (shape) return shape;
   for (const m of v) {
     const why = validateRegistryUrl('--registry')(m.slice(m.indexOf('=') + 1).trim());
@@ -65,7 +56,7 @@ export const PEER_SETTINGS = [
   { key: 'blobTtl', type: 'string', flag: 'blob-ttl', env: 'POLLEN_BLOB_TTL', default: undefined, help: 'evict blobs not read for this long (30m, 6h, 7d); default: only the quota evicts', validate: durationProblem },
   { key: 'upstream', type: 'string', flag: 'upstream', env: 'POLLEN_UPSTREAM', default: undefined, help: 'default upstream registry URL, used when a request names no registry', validate: validateRegistryUrl('--upstream') },
   { key: 'registry', type: 'list', flag: 'registry', env: 'POLLEN_REGISTRY', default: [], help: 'HOST=URL: the URL that reaches registry HOST (for ?ns=HOST and proxy requests; the proxy serves only these and --upstream)', validate: validateRegistryMappings },
-  { key: 'credentials', type: 'list', flag: 'credentials', env: 'POLLEN_CREDENTIALS', default: [], help: 'HOST=USER:PASSWORD: static credentials for an upstream, used when the client sends none', secret: true, validate: validateMappings('--credentials') },
+  { key: 'credentials', type: 'list', flag: 'credentials', env: 'POLLEN_CREDENTIALS', default: [], help: 'HOST=USER:PASSWORD: static credentials for an upstream, used when the client sends none', secret: true, validate: validateHostMappings('--credentials') },
   { key: 'accessTtlMs', type: 'int', flag: 'access-ttl-ms', env: 'POLLEN_ACCESS_TTL_MS', default: 30_000, help: 'how long an upstream access decision (per credential, registry, repository and digest) is trusted' },
   { key: 'accessGraceMs', type: 'int', flag: 'access-grace-ms', env: 'POLLEN_ACCESS_GRACE_MS', default: 3_600_000, help: 'how long an expired "allowed" decision still serves cached content while the upstream is unreachable' },
   { key: 'upstreamTimeoutMs', type: 'int', flag: 'upstream-timeout-ms', env: 'POLLEN_UPSTREAM_TIMEOUT_MS', default: 30_000, help: 'connect and header timeout for upstream requests' },
@@ -112,15 +103,6 @@ export interface PeerConfig {
   readonly logLevel: string;
 }
 
-function mapping(list: readonly string[]): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const entry of list) {
-    const i = entry.indexOf('=');
-    m.set(entry.slice(0, i).trim(), entry.slice(i + 1).trim().replace(/\/+$/, ''));
-  }
-  return m;
-}
-
 export function peerConfigFrom(values: ConfigValues): PeerConfig {
   return Object.freeze({
     listen: values.listen as string,
@@ -130,8 +112,8 @@ export function peerConfigFrom(values: ConfigValues): PeerConfig {
     diskQuota: values.diskQuota as string,
     blobTtlMs: values.blobTtl === undefined ? 0 : parseDuration(values.blobTtl as string),
     upstream: (values.upstream as string | undefined)?.replace(/\/+$/, ''),
-    registries: mapping(values.registry as readonly string[]),
-    credentials: mapping(values.credentials as readonly string[]),
+    registries: parseHostMappings(values.registry as readonly string[]),
+    credentials: parseHostMappings(values.credentials as readonly string[]),
     accessTtlMs: values.accessTtlMs as number,
     accessGraceMs: values.accessGraceMs as number,
     upstreamTimeoutMs: values.upstreamTimeoutMs as number,

@@ -107,7 +107,8 @@ export class Peer {
     const observer = new MirrorObserver({ metrics: peerMetrics, logger: this.logger }, { accessLog: this.config.accessLog });
     this.observer = observer;
     const fallback = new UpstreamDownloader({ store: this.store, logger: this.logger, dispatcher: this.dispatcher, stats: { onUpstreamBytes: (n) => peerMetrics.downloaded('back_to_source', n) } });
-    const inner = this.downloaderFactory?.({ store: this.store, db: this.db, logger: this.logger, dispatcher: this.dispatcher, metrics, fallback }) ?? (await this.startP2p(fallback)) ?? fallback;
+    const upstreams = new Upstreams({ defaultUpstream: this.config.upstream, registries: this.config.registries, credentials: this.config.credentials });
+    const inner = this.downloaderFactory?.({ store: this.store, db: this.db, logger: this.logger, dispatcher: this.dispatcher, metrics, fallback }) ?? (await this.startP2p(fallback, upstreams)) ?? fallback;
     // Downloads in progress, for the active-transfers gauge: from start until the blob settles.
     const downloader: BlobDownloader = {
       start: (request) => {
@@ -122,7 +123,6 @@ export class Peer {
 
     const access = new AccessCache({ clock: this.clock }, { ttlMs: this.config.accessTtlMs, graceMs: this.config.accessGraceMs });
     const gate = new AccessGate({ cache: access, dispatcher: this.dispatcher, logger: this.logger });
-    const upstreams = new Upstreams({ defaultUpstream: this.config.upstream, registries: this.config.registries, credentials: this.config.credentials });
     const manifests = new ManifestService({ store: this.store, db: this.db, gate, dispatcher: this.dispatcher, logger: this.logger });
     const blobs = new BlobService({
       store: this.store,
@@ -174,7 +174,7 @@ export class Peer {
   }
 
   /** With `--supernode`, the P2P downloader (falling back to `fallback`); undefined without. */
-  private async startP2p(fallback: UpstreamDownloader): Promise<P2pDownloader | undefined> {
+  private async startP2p(fallback: UpstreamDownloader, upstreams: Upstreams): Promise<P2pDownloader | undefined> {
     const c = this.config;
     if (c.supernodes.length === 0 || !this.store || !this.db) return undefined;
     const agent = new P2pAgent(
@@ -212,7 +212,8 @@ export class Peer {
     };
     const downloader = new P2pDownloader({ agent, store: this.store, kv: this.db.sub<PersistedPieces>('p2p'), fallback }, { timings: { noProgressMs: c.p2pStallMs } });
     // Preheat jobs hand this peer blobs to fetch through the same downloader as the mirror.
-    const preheat = new PreheatWorker({ client: agent.client, peerId: agent.peerId, isRegistered: (url) => agent.isRegistered(url), downloader, store: this.store, logger: this.logger });
+    const lookup = (registry: string) => upstreams.resolve({ ns: registry });
+    const preheat = new PreheatWorker({ client: agent.client, peerId: agent.peerId, isRegistered: (url) => agent.isRegistered(url), downloader, lookup, store: this.store, logger: this.logger });
     preheat.start();
     this.p2p = { agent, downloader, preheat };
     return downloader;

@@ -36,6 +36,8 @@ export const ERROR_CODES = {
   ERR_UPSTREAM_PROTOCOL: { kind: 'unavailable', description: 'the upstream registry answered with something that breaks the distribution protocol' },
   ERR_DIGEST_MISMATCH: { kind: 'integrity', description: 'content did not hash to its expected digest' },
   ERR_SIZE_MISMATCH: { kind: 'integrity', description: 'content was shorter or longer than its declared size' },
+  ERR_BLOB_TOO_LARGE: { kind: 'too_large', description: "a registry declares a blob larger than the seed's limit (--seed-max-blob-bytes)" },
+  ERR_SEED_NOT_ADMITTED: { kind: 'denied', description: "a peer asked the seed for a blob's pieces or metainfo without being admitted for it (its task was not created, or has lapsed)" },
   ERR_PEER_PROTOCOL: { kind: 'unavailable', description: 'a peer broke the wire protocol, failed the cluster secret check or closed the connection' },
   ERR_PIECE_DIGEST_MISMATCH: { kind: 'integrity', description: 'a piece from a peer or the seed did not hash to its sha256 in the metainfo' },
   ERR_DISK_QUOTA: { kind: 'unavailable', description: 'the content store is at its disk quota (--disk-quota) and every blob it could evict is in use' },

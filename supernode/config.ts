@@ -2,6 +2,9 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { validateHostPort, type ConfigValues, type Setting } from '../src/config.ts';
+import { parseHostMappings, registryUrlProblem, validateHostMappings } from '../src/oci/registry-hosts.ts';
+
+export const DEFAULT_SEED_MAX_BLOB_BYTES = 64 * 1024 * 1024 * 1024;
 
 export const SUPERNODE_SETTINGS = [
   { key: 'listen', type: 'string', flag: 'listen', env: 'POLLEN_SUPERNODE_LISTEN', default: '127.0.0.1:8002', help: 'address of the cluster API (peers): TLS 1.3 keyed by --secret; without a secret only a loopback address is allowed', validate: validateHostPort },
@@ -9,6 +12,9 @@ export const SUPERNODE_SETTINGS = [
   { key: 'data', type: 'string', flag: 'data', env: 'POLLEN_SUPERNODE_DATA', default: '~/.pollen/supernode', help: 'data directory (metadata in level, seed blobs)' },
   { key: 'secret', type: 'string', flag: 'secret', env: 'POLLEN_SECRET', default: undefined, help: 'cluster secret shared by the supernode and the peers: keys the TLS of the cluster API (`pollen secret` prints one)', secret: true },
   { key: 'adminToken', type: 'string', flag: 'admin-token', env: 'POLLEN_ADMIN_TOKEN', default: undefined, help: 'bearer token of the jobs API (preheat); without it the jobs API is disabled', secret: true },
+  { key: 'upstream', type: 'string', flag: 'upstream', env: 'POLLEN_UPSTREAM', default: undefined, help: 'default registry URL of the seed (reached by its own HOST:PORT, as the peers\' --upstream)', validate: registryUrlProblem },
+  { key: 'registry', type: 'list', flag: 'registry', env: 'POLLEN_REGISTRY', default: [], help: 'HOST=URL: a registry the seed may fetch from (peers name it by HOST); no other registry is reached', validate: validateHostMappings('--registry', { urls: true }) },
+  { key: 'seedMaxBlobBytes', type: 'int', flag: 'seed-max-blob-bytes', env: 'POLLEN_SEED_MAX_BLOB_BYTES', default: DEFAULT_SEED_MAX_BLOB_BYTES, help: 'largest blob the seed fetches (a larger size declared by the registry is refused)' },
   { key: 'maxParents', type: 'int', flag: 'max-parents', env: 'POLLEN_MAX_PARENTS', default: 6, help: 'parents handed to a peer per sync' },
   { key: 'logLevel', type: 'string', flag: 'log-level', env: 'POLLEN_LOG_LEVEL', default: 'info', help: 'log level (fatal, error, warn, info, debug, trace)' },
 ] as const satisfies readonly Setting[];
@@ -19,6 +25,12 @@ export interface SupernodeConfig {
   readonly data: string;
   readonly secret: string | undefined;
   readonly adminToken?: string;
+  /** Default registry URL (its host is its key). */
+  readonly upstream?: string | undefined;
+  /** Registry host → base URL: with `upstream`, the only registries the seed reaches (none when both are absent). */
+  readonly registries?: ReadonlyMap<string, string>;
+  /** Default DEFAULT_SEED_MAX_BLOB_BYTES. */
+  readonly seedMaxBlobBytes?: number;
   readonly maxParents: number;
   readonly logLevel: string;
 }
@@ -31,6 +43,9 @@ export function supernodeConfigFrom(values: ConfigValues): SupernodeConfig {
     data: data === '~' || data.startsWith('~/') ? join(homedir(), data.slice(1)) : data,
     secret: values.secret as string | undefined,
     adminToken: (values.adminToken as string | undefined) || undefined,
+    upstream: (values.upstream as string | undefined)?.replace(/\/+$/, ''),
+    registries: parseHostMappings(values.registry as readonly string[]),
+    seedMaxBlobBytes: values.seedMaxBlobBytes as number,
     maxParents: values.maxParents as number,
     logLevel: values.logLevel as string,
   });

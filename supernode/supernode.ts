@@ -13,7 +13,8 @@ import { systemClock, type Clock } from '../src/clock.ts';
 import { FsContentStore } from '../src/fs-content-store.ts';
 import type { MetainfoBody } from '../src/p2p/supernode-api.ts';
 import { listenOn } from '../src/http-app.ts';
-import type { SupernodeConfig } from './config.ts';
+import { RegistryHosts } from '../src/oci/registry-hosts.ts';
+import { DEFAULT_SEED_MAX_BLOB_BYTES, type SupernodeConfig } from './config.ts';
 import { createAdminApp, createClusterApp } from './http/apps.ts';
 import { checkClusterListen } from './http/listen-policy.ts';
 import { JobManager } from './preheat/job-manager.ts';
@@ -64,17 +65,22 @@ export class Supernode {
     await mkdir(this.config.data, { recursive: true });
     this.db = await openLevelKv(join(this.config.data, 'meta'));
     const store = await FsContentStore.open(join(this.config.data, 'seed'));
-    const seed = new Seed({ store, kv: this.db.sub<MetainfoBody>('meta'), logger: this.logger });
+    const hosts = new RegistryHosts({ defaultUpstream: this.config.upstream, registries: this.config.registries ?? new Map() });
+    const seed = new Seed(
+      { store, kv: this.db.sub<MetainfoBody>('meta'), logger: this.logger, hosts, clock: this.clock },
+      { maxBlobBytes: this.config.seedMaxBlobBytes ?? DEFAULT_SEED_MAX_BLOB_BYTES },
+    );
     await seed.start();
     this.seed = seed;
     const scheduler = new Scheduler({ clock: this.clock }, { maxParents: this.config.maxParents });
     const tracker = new Tracker({ clock: this.clock, onDrop: (peer) => {
       scheduler.dropPeer(peer);
+      seed.forgetPeer(peer.peerId);
       this.logger.info({ peerId: peer.peerId }, 'peer dropped: no heartbeat');
     } });
     tracker.start();
     this.tracker = tracker;
-    const jobs = new JobManager({ kv: this.db.sub('preheat'), clock: this.clock, logger: this.logger, ports: preheatPorts({ seed, tracker }) });
+    const jobs = new JobManager({ kv: this.db.sub('preheat'), clock: this.clock, logger: this.logger, ports: preheatPorts({ seed, tracker, hosts }) });
     await jobs.start();
     this.jobs = jobs;
 
@@ -99,7 +105,7 @@ export class Supernode {
 
     this.address = await listenOn(app, this.config.listen, secret ? 'https' : 'http');
     this.adminAddress = await listenOn(admin, this.config.adminListen);
-    this.logger.info({ url: this.address, admin: this.adminAddress, tls: secret !== undefined }, 'supernode listening');
+    this.logger.info({ url: this.address, admin: this.adminAddress, tls: secret !== undefined, registries: hosts.hosts }, 'supernode listening');
     if (!secret) this.logger.warn({ url: this.address }, 'no cluster secret: the cluster API is plain HTTP, open to anyone who reaches this loopback address (set --secret to encrypt it)');
   }
 

@@ -49,7 +49,7 @@ export class BlobService {
   }
 
   async serve(req: BlobRequest): Promise<MirrorReply> {
-    const target: UpstreamTarget = { baseUrl: req.upstream.baseUrl, name: req.name, authorization: req.authorization ?? req.upstream.staticAuthorization };
+    const target: UpstreamTarget = { registry: req.upstream.host, baseUrl: req.upstream.baseUrl, name: req.name, authorization: req.authorization ?? req.upstream.staticAuthorization };
     const object = { kind: 'blob', digest: req.digest } as const;
     const local = await this.store.stat(req.digest);
     // The gate decides first, whatever happens next: nothing is served, and no download is started

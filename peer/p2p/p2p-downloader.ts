@@ -15,6 +15,7 @@ import type { MetainfoBody } from '../../src/p2p/supernode-api.ts';
 import type { BlobDownloader, BlobFetchRequest } from '../blob-downloader.ts';
 import type { P2pAgent } from './p2p-agent.ts';
 import { DEFAULT_TIMINGS, P2pTransfer, type PersistedPieces, type TransferTimings } from './p2p-transfer.ts';
+import { taskRequest } from './task-request.ts';
 
 export class P2pDownloader implements BlobDownloader {
   private readonly agent: P2pAgent;
@@ -99,7 +100,7 @@ export class P2pDownloader implements BlobDownloader {
 
   /** The task from the first supernode (in rendezvous order) that answers; undefined to fall back. */
   private async task(request: BlobFetchRequest): Promise<{ url: string; meta: MetainfoBody } | undefined> {
-    const body = { peerId: this.agent.peerId, digest: request.digest, sizeHint: request.sizeHint, upstream: request.upstream };
+    const body = taskRequest(this.agent.peerId, request, request.sizeHint);
     for (const url of this.agent.client.ownersOf(request.digest)) {
       try {
         if (!this.agent.isRegistered(url)) await this.agent.register(url);
@@ -111,7 +112,7 @@ export class P2pDownloader implements BlobDownloader {
           await this.agent.register(url);
           meta = await this.agent.client.createTask(url, body);
         }
-        if (!consistent(meta, request.digest)) throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent inconsistent metainfo`);
+        if (!consistent(meta, request.digest) || (request.sizeHint !== undefined && meta.size !== request.sizeHint)) throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent inconsistent metainfo`);
         return { url, meta };
       } catch (err) {
         const e = toPollenError(err);

@@ -24,6 +24,7 @@ import type { LocalPieces } from './local-pieces.ts';
 import { ParentLink, type Assignment } from './parent-link.ts';
 import { pickPiece } from './piece-picker.ts';
 import { fetchSeedPiece } from './seed-piece.ts';
+import { taskRequest } from './task-request.ts';
 import type { SupernodeClient } from './supernode-client.ts';
 import { fetchRangeFromUpstream } from '../mirror/upstream-ranges.ts';
 
@@ -200,7 +201,7 @@ export class P2pTransfer {
         const e = toPollenError(err);
         if (e.kind === 'not_found') {
           // The supernode lost the peer or the task (a restart): register the task again.
-          await this.deps.client.createTask(this.deps.supernode, { peerId: this.deps.peerId, digest: this.digest, sizeHint: this.meta.size, upstream: this.request.upstream }).then(
+          await this.deps.client.createTask(this.deps.supernode, taskRequest(this.deps.peerId, this.request, this.meta.size)).then(
             () => (this.lastSyncOkAt = Date.now()),
             () => {},
           );

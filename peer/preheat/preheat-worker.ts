@@ -3,11 +3,14 @@
 // mirror's BlobDownloader (the P2P downloader: pieces from other peers and the seed, registry
 // fallback) into the local content store, and reports done or failed on the next poll. A blob
 // already in the store is reported at once; at most `concurrency` blobs download at a time.
+// A work item names the registry by host key and carries no credential: the supernode admits this
+// peer for the blob on the job's authority, and the registry fallback uses this peer's own
+// configuration for that registry (its URL, its static credentials if any).
 import type { Logger } from 'pino';
 import type { ContentStore } from '../../src/content-store.ts';
-import { toPollenError } from '../../src/errors.ts';
+import { PollenError, toPollenError } from '../../src/errors.ts';
 import type { WorkItem, WorkReport } from '../../src/preheat/jobs-api.ts';
-import type { BlobDownloader } from '../blob-downloader.ts';
+import type { BlobDownloader, UpstreamTarget } from '../blob-downloader.ts';
 import type { SupernodeClient } from '../p2p/supernode-client.ts';
 
 export interface PreheatWorkerOptions {
@@ -17,11 +20,15 @@ export interface PreheatWorkerOptions {
 
 const DEFAULT_OPTIONS: PreheatWorkerOptions = { concurrency: 4, retryMs: 2_000 };
 
+/** This peer's way to a registry named by host key (throws when it has none). */
+export type RegistryLookup = (registry: string) => { readonly baseUrl: string; readonly staticAuthorization: string | undefined };
+
 export class PreheatWorker {
   private readonly client: SupernodeClient;
   private readonly peerId: string;
   private readonly isRegistered: (url: string) => boolean;
   private readonly downloader: BlobDownloader;
+  private readonly lookup: RegistryLookup;
   private readonly store: ContentStore;
   private readonly logger: Logger;
   private readonly options: PreheatWorkerOptions;
@@ -34,13 +41,14 @@ export class PreheatWorker {
   private closed = false;
 
   constructor(
-    deps: { client: SupernodeClient; peerId: string; isRegistered: (url: string) => boolean; downloader: BlobDownloader; store: ContentStore; logger: Logger },
+    deps: { client: SupernodeClient; peerId: string; isRegistered: (url: string) => boolean; downloader: BlobDownloader; lookup: RegistryLookup; store: ContentStore; logger: Logger },
     options: Partial<PreheatWorkerOptions> = {},
   ) {
     this.client = deps.client;
     this.peerId = deps.peerId;
     this.isRegistered = deps.isRegistered;
     this.downloader = deps.downloader;
+    this.lookup = deps.lookup;
     this.store = deps.store;
     this.logger = deps.logger.child({ component: 'preheat' });
     this.options = { ...DEFAULT_OPTIONS, ...options };
@@ -108,7 +116,12 @@ export class PreheatWorker {
     try {
       if (await this.store.stat(item.digest)) return { ...base, ok: true };
       this.logger.info({ job: item.job, digest: item.digest, size: item.size }, 'preheating a blob');
-      const partial = await this.downloader.start({ digest: item.digest, sizeHint: item.size ?? undefined, upstream: { baseUrl: item.upstream.baseUrl, name: item.upstream.name, authorization: item.upstream.authorization } });
+      const { registry, name } = (item.upstream ?? {}) as Partial<WorkItem['upstream']>;
+      if (typeof registry !== 'string' || typeof name !== 'string') throw new PollenError('ERR_INVALID_REQUEST', 'a work item without a registry and a name');
+      // This peer's own way to the registry (its URL, its static credentials): the work item has none.
+      const way = this.lookup(registry);
+      const upstream: UpstreamTarget = { registry, baseUrl: way.baseUrl, name, authorization: way.staticAuthorization };
+      const partial = await this.downloader.start({ digest: item.digest, sizeHint: item.size ?? undefined, upstream });
       await partial.settledPromise();
       if (await this.store.stat(item.digest)) {
         this.logger.info({ job: item.job, digest: item.digest }, 'blob preheated');

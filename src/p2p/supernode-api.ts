@@ -68,9 +68,24 @@ export interface TaskRequest {
   /** Filled in by the supernode from the caller's token (a peer need not send it; it is ignored). */
   readonly peerId: string;
   readonly digest: Digest;
+  /** The blob's size as the peer saw it (manifest descriptor or its own HEAD): the registry must declare the same. */
   readonly sizeHint?: number;
-  /** Where the seed fetches the blob, with the requesting client's credentials. */
-  readonly upstream: { readonly baseUrl: string; readonly name: string; readonly authorization?: string };
+  readonly upstream: TaskUpstream;
+}
+
+/**
+ * Which registry object the task is, and who asks. The supernode reaches only the registries it is
+ * configured with (`registry` is the host key of its --registry/--upstream list, never a URL), and
+ * sends the registry nothing of the caller's but `authorization`: the client's own credential, with
+ * which it checks that the client may read this blob before it gives out metainfo or pieces.
+ */
+export interface TaskUpstream {
+  /** Registry host as clients name it, e.g. `registry.example` or `127.0.0.1:5000`. */
+  readonly registry: string;
+  /** Repository name (distribution grammar). */
+  readonly name: string;
+  /** The client's Authorization header value: `Basic …` or `Bearer …` only. */
+  readonly authorization?: string;
 }
 
 export interface MetainfoBody {

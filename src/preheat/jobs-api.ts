@@ -124,12 +124,17 @@ export interface WorkRequest {
   readonly reports: readonly WorkReport[];
 }
 
-/** One blob a peer must have: it downloads it through its P2P downloader. */
+/**
+ * One blob a peer must have: it downloads it through its P2P downloader, from other peers and the
+ * seed. The registry and name are identifiers only (the registry by host key, as in a task request):
+ * a job's registry credentials stay in the supernode, whose seed fetches with them and admits the
+ * peer for the blob on the job's authority.
+ */
 export interface WorkItem {
   readonly job: number;
   readonly digest: Digest;
   readonly size: number | null;
-  readonly upstream: { readonly baseUrl: string; readonly name: string; readonly authorization?: string };
+  readonly upstream: { readonly registry: string; readonly name: string };
 }
 
 export interface WorkResponse {

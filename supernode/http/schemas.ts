@@ -55,13 +55,12 @@ export const REGISTER_BODY = {
 } as const;
 
 /** Where the seed fetches from. The seed checks it against what the supernode may reach. */
+// The registry by host key only: the seed maps it to a URL of its own configuration (seed-upstreams.ts).
 const UPSTREAM = {
   type: 'object',
-  required: ['name'],
-  anyOf: [{ required: ['baseUrl'] }, { required: ['registry'] }],
+  required: ['registry', 'name'],
   additionalProperties: false,
   properties: {
-    baseUrl: { type: 'string', minLength: 1, maxLength: 2048 },
     registry: { type: 'string', minLength: 1, maxLength: 255 },
     name: { type: 'string', minLength: 1, maxLength: 255 },
     authorization: { type: 'string', maxLength: 8192 },

@@ -15,7 +15,7 @@ import type { Seed, SeedTask } from './seed.ts';
 import { HEARTBEAT_MS, type PeerRecord, type Tracker } from './tracker.ts';
 
 /** What the routes need of the seed (the unit tests give a stand-in). */
-export type SeedPort = Pick<Seed, 'get' | 'ensure' | 'readPiece'>;
+export type SeedPort = Pick<Seed, 'get' | 'openTask' | 'isAdmitted' | 'readPiece'>;
 
 export interface P2pRouteDeps {
   readonly tracker: Tracker;
@@ -70,7 +70,8 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
   app.post<{ Body: TaskBody }>(API.task, { config: { auth: 'peer' }, schema: { body: TASK_BODY } }, async (request) => {
     const peer = caller(request);
     const { digest, sizeHint, upstream } = request.body;
-    const task = await seed.ensure({ peerId: peer.peerId, digest, sizeHint, upstream });
+    // Refused unless the registry admits the requester for this blob (seed.ts): nothing is joined or answered before.
+    const task = await seed.openTask({ peerId: peer.peerId, digest, sizeHint, upstream });
     scheduler.adoptPending(digest, task.meta.pieceCount, (id) => tracker.get(id));
     if (!scheduler.holds(digest, peer.peerId)) scheduler.join(digest, task.meta.pieceCount, peer);
     return metaBody(task);
@@ -84,7 +85,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
       const { digest } = request.params;
       const body = request.body;
       const task = seed.get(digest);
-      if (!task || !scheduler.holds(digest, peer.peerId)) throw new PollenError('ERR_NOT_FOUND', 'unknown task for this peer: create the task again');
+      if (!task || !scheduler.holds(digest, peer.peerId) || !seed.isAdmitted(peer.peerId, digest)) throw new PollenError('ERR_NOT_FOUND', 'unknown task for this peer: create the task again');
       scheduler.have(digest, peer.peerId, body.have ?? []);
       report(digest, peer, body.badParents ?? [], false);
       report(digest, peer, body.corruptParents ?? [], true);
@@ -113,10 +114,10 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
     '/api/v1/seed/:digest/pieces/:index',
     { config: { auth: 'peer' }, schema: { params: PIECE_PARAMS } },
     async (request, reply) => {
-      caller(request);
+      const peer = caller(request);
       const controller = new AbortController();
       request.raw.once('close', () => controller.abort());
-      const { length, body } = await seed.readPiece(request.params.digest, Number(request.params.index), controller.signal);
+      const { length, body } = await seed.readPiece(peer.peerId, request.params.digest, Number(request.params.index), controller.signal);
       body.on('error', () => {});
       return reply.header('content-length', length).type('application/octet-stream').send(body);
     },

@@ -1,24 +1,51 @@
-// The seed ("back-to-source"): fetches a blob from the registry once, with the credentials of the
-// client whose peer asked first, hashing each piece as it streams in. A piece is served to peers
-// as soon as it has arrived (PartialBlob streams the growing prefix); the whole blob is checked
-// against its digest at the end, and a blob that fails is purged with its metainfo.
+// The seed ("back-to-source"): fetches a blob from a configured registry once, hashing each piece as
+// it streams in, and serves pieces to peers as soon as they have arrived (PartialBlob streams the
+// growing prefix); the whole blob is checked against its digest at the end, and a blob that fails is
+// purged with its metainfo. It gives metainfo and pieces only to a peer admitted for the blob: one
+// whose requester the registry lets read it (seed-admission.ts), or one a preheat job sent for it.
+// The registry's declared size must match what the peer saw and stay under a cap; bytes between
+// socket and disk share one fixed budget across all fetches (seed-buffers.ts); a failed attempt is
+// cleaned up before the next one opens the same ingest.
 import { createHash, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../../src/clock.ts';
 import type { ContentStore } from '../../src/content-store.ts';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError, toPollenError } from '../../src/errors.ts';
 import type { Kv } from '../../src/db.ts';
-import { RegistryClient } from '../../src/oci/registry-client.ts';
+import type { RegistryHosts } from '../../src/oci/registry-hosts.ts';
 import { PartialBlob } from '../../src/partial-blob.ts';
 import { layoutFor, pieceRange } from '../../src/p2p/metainfo.ts';
-import type { MetainfoBody, TaskRequest } from '../../src/p2p/supernode-api.ts';
+import type { MetainfoBody, TaskRequest, TaskUpstream } from '../../src/p2p/supernode-api.ts';
+import { DEFAULT_SEED_MAX_BLOB_BYTES } from '../config.ts';
+import { SeedAdmission, type SeedAdmissionOptions } from './seed-admission.ts';
+import { BufferBudget } from './seed-buffers.ts';
+import { blobStatusError, registrySeedFetcher, type SeedBody, type SeedFetcher } from './seed-fetcher.ts';
+import { SeedGrants, type SeedGrantsOptions } from './seed-grants.ts';
+import { resolveSeedSource, type SeedSource } from './seed-upstreams.ts';
+import { hashHeldBlob } from './seed-held.ts';
 
 const WRITE_BATCH_BYTES = 1 << 20;
-/** A failed task is remembered this long so syncing peers learn of the failure, then retried afresh. */
-const FAILED_TTL_MS = 10_000;
 
-type SeedState = { name: 'fetching'; partial: PartialBlob } | { name: 'complete' } | { name: 'failed'; error: PollenError };
+export interface SeedOptions {
+  /** A larger size declared by the registry is refused (ERR_BLOB_TOO_LARGE). */
+  readonly maxBlobBytes: number;
+  /** Registry bytes held in memory at once, across all fetches. */
+  readonly bufferBytes: number;
+  /** A failed task is remembered this long so syncing peers learn of the failure, then retried afresh. */
+  readonly failedTtlMs: number;
+  readonly admission: Partial<SeedAdmissionOptions>;
+  readonly grants: Partial<SeedGrantsOptions>;
+}
+
+export const DEFAULT_SEED_OPTIONS: SeedOptions = { maxBlobBytes: DEFAULT_SEED_MAX_BLOB_BYTES, bufferBytes: 16 << 20, failedTtlMs: 10_000, admission: {}, grants: {} };
+
+type SeedState =
+  | { name: 'fetching'; partial: PartialBlob }
+  | { name: 'complete' }
+  /** `cleaned` settles once the attempt's ingest is gone: the next attempt opens it only then. */
+  | { name: 'failed'; error: PollenError; cleaned: Promise<void> };
 
 export interface SeedTask {
   readonly meta: { digest: Digest; size: number; pieceSize: number; pieceCount: number; hashes: Array<string | null> };
@@ -34,42 +61,32 @@ export class Seed {
   private readonly store: ContentStore;
   private readonly kv: Kv<MetainfoBody>;
   private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly hosts: RegistryHosts;
+  private readonly fetcher: SeedFetcher;
+  private readonly options: SeedOptions;
+  private readonly admission: SeedAdmission;
+  private readonly grants: SeedGrants;
+  readonly buffers: BufferBudget;
   private readonly tasks = new Map<Digest, SeedTask>();
   private readonly starting = new Map<Digest, Promise<SeedTask>>();
   private readonly controller = new AbortController();
   readonly counters: SeedCounters = { registryBytes: 0, servedBytes: 0 };
 
-  constructor(deps: { store: ContentStore; kv: Kv<MetainfoBody>; logger: Logger }) {
+  constructor(
+    deps: { store: ContentStore; kv: Kv<MetainfoBody>; logger: Logger; hosts: RegistryHosts; clock?: Clock; fetcher?: SeedFetcher },
+    options: Partial<SeedOptions> = {},
+  ) {
     this.store = deps.store;
     this.kv = deps.kv;
     this.logger = deps.logger.child({ component: 'seed' });
-  }
-
-  /** Piece hashes of a blob the store holds whole, in the current layout. */
-  private async layoutOfHeld(digest: Digest, size: number): Promise<SeedTask['meta']> {
-    const layout = layoutFor(digest, size);
-    const hashes: string[] = [];
-    let hash = createHash('sha256');
-    let inPiece = 0;
-    for await (const chunk of await this.store.read(digest)) {
-      let data = chunk as Buffer;
-      while (data.length > 0) {
-        if (hashes.length >= layout.pieceCount) throw new PollenError('ERR_SIZE_MISMATCH', `held blob ${digest} is longer than ${size} bytes`, { digest });
-        const pieceLength = pieceRange(size, layout.pieceSize, hashes.length).length;
-        const take = Math.min(pieceLength - inPiece, data.length);
-        hash.update(data.subarray(0, take));
-        inPiece += take;
-        data = data.subarray(take);
-        if (inPiece === pieceLength) {
-          hashes.push(hash.digest('hex'));
-          hash = createHash('sha256');
-          inPiece = 0;
-        }
-      }
-    }
-    if (size === 0) hashes.push(hash.digest('hex'));
-    if (hashes.length !== layout.pieceCount) throw new PollenError('ERR_SIZE_MISMATCH', `held blob ${digest} does not fill its ${layout.pieceCount} pieces`, { digest });
-    return { ...layout, hashes };
+    this.clock = deps.clock ?? systemClock;
+    this.hosts = deps.hosts;
+    this.fetcher = deps.fetcher ?? registrySeedFetcher();
+    this.options = { ...DEFAULT_SEED_OPTIONS, ...options };
+    this.admission = new SeedAdmission({ fetcher: this.fetcher, clock: this.clock }, this.options.admission);
+    this.grants = new SeedGrants({ clock: this.clock }, this.options.grants);
+    this.buffers = new BufferBudget({ limitBytes: this.options.bufferBytes });
   }
 
   /** Reloads the metainfo of blobs the seed holds whole; drops metainfo of unfinished ones. */
@@ -84,27 +101,81 @@ export class Seed {
         await this.kv.del(digest);
       }
     }
-    this.logger.info({ blobs: this.tasks.size }, 'seed metainfo loaded');
+    this.logger.info({ blobs: this.tasks.size, registries: this.hosts.hosts }, 'seed metainfo loaded');
+    if (this.hosts.hosts.length === 0) this.logger.warn('the seed may reach no registry: every task is refused and peers pull from their registries directly (add --upstream URL or --registry HOST=URL)');
   }
 
   get(digest: Digest): SeedTask | undefined {
     return this.tasks.get(digest);
   }
 
-  /** The task for a blob, starting the registry fetch when needed; resolves once the size is known. */
-  async ensure(req: TaskRequest): Promise<SeedTask> {
-    const known = this.tasks.get(req.digest);
-    if (known && known.state.name !== 'failed') return known;
-    let pending = this.starting.get(req.digest);
-    if (!pending) {
-      pending = this.begin(req).finally(() => this.starting.delete(req.digest));
-      this.starting.set(req.digest, pending);
-    }
-    return pending;
+  /** A configured registry object from a task's upstream (throws for an unknown registry, a bad name or credential). */
+  sourceOf(upstream: TaskUpstream): SeedSource {
+    return resolveSeedSource(this.hosts, upstream);
   }
 
-  /** The bytes of one piece; waits for them while the fetch is running. */
-  async readPiece(digest: Digest, index: number, signal?: AbortSignal): Promise<{ length: number; body: Readable }> {
+  /**
+   * A peer's task: the requester must be one the registry lets read this blob (asked with its
+   * credential, unless the peer is already admitted for it), and the registry's size must match
+   * the peer's. Admits the peer for the blob's metainfo and pieces.
+   */
+  async openTask(req: TaskRequest): Promise<SeedTask> {
+    const source = this.sourceOf(req.upstream);
+    const known = this.tasks.get(req.digest);
+    if (known && known.state.name !== 'failed' && this.grants.has(req.peerId, req.digest)) {
+      checkHint(source, req.digest, known.meta.size, req.sizeHint);
+      return known;
+    }
+    const task = await this.ensure(source, req.digest, req.sizeHint);
+    this.grants.admit(req.peerId, req.digest);
+    return task;
+  }
+
+  /** Admits a peer for a blob on another's authority (a preheat job whose credential the registry admitted). */
+  admit(peerId: string, digest: Digest): void {
+    this.grants.admit(peerId, digest);
+  }
+
+  isAdmitted(peerId: string, digest: Digest): boolean {
+    return this.grants.has(peerId, digest);
+  }
+
+  /** A peer left the cluster: its admissions go. */
+  forgetPeer(peerId: string): void {
+    this.grants.forgetPeer(peerId);
+  }
+
+  /**
+   * The task for a blob, once the registry admitted `source`'s credential for it and declared the
+   * expected size; starts the registry fetch when needed. Resolves once the size is known.
+   */
+  async ensure(source: SeedSource, digest: Digest, sizeHint?: number): Promise<SeedTask> {
+    const declared = await this.admission.check(source, digest, this.controller.signal);
+    checkHint(source, digest, declared, sizeHint);
+    if (declared > this.options.maxBlobBytes) {
+      throw new PollenError('ERR_BLOB_TOO_LARGE', `registry ${source.registry} declares ${declared} bytes for blob ${digest}, more than the seed's limit of ${this.options.maxBlobBytes}`, { upstream: source.registry, size: declared });
+    }
+    let known = this.tasks.get(digest);
+    if (!known || known.state.name === 'failed') {
+      let pending = this.starting.get(digest);
+      if (!pending) {
+        pending = this.begin(source, digest, declared).finally(() => this.starting.delete(digest));
+        this.starting.set(digest, pending);
+      }
+      known = await pending;
+    }
+    if (known.meta.size !== declared) {
+      throw new PollenError('ERR_SIZE_MISMATCH', `registry ${source.registry} declares ${declared} bytes for blob ${digest}, which is ${known.meta.size} bytes`, { digest, upstream: source.registry });
+    }
+    return known;
+  }
+
+  /** The bytes of one piece, for a peer admitted for the blob; waits for them while the fetch runs. */
+  async readPiece(peerId: string, digest: Digest, index: number, signal?: AbortSignal): Promise<{ length: number; body: Readable }> {
+    // Admission first: a peer not admitted learns nothing, not even whether the seed has the blob.
+    if (!this.grants.has(peerId, digest)) {
+      throw new PollenError('ERR_SEED_NOT_ADMITTED', `peer ${peerId.slice(0, 64)} is not admitted for ${digest}: create the task first`, { digest });
+    }
     const task = this.tasks.get(digest);
     if (!task || index < 0 || index >= task.meta.pieceCount || !Number.isInteger(index)) {
       throw new PollenError('ERR_NOT_FOUND', `the seed has no piece ${index} of ${digest}`, { digest, index });
@@ -112,8 +183,8 @@ export class Seed {
     const { start, length } = pieceRange(task.meta.size, task.meta.pieceSize, index);
     const range = { start, end: start + length - 1 };
     const state = task.state;
-    this.counters.servedBytes += length;
     if (state.name === 'failed') throw state.error;
+    this.counters.servedBytes += length;
     if (state.name === 'fetching') return { length, body: state.partial.createReadStream(range, signal) };
     return { length, body: await this.store.read(digest, range) };
   }
@@ -122,125 +193,143 @@ export class Seed {
     this.controller.abort(new PollenError('ERR_CLOSED', 'seed closed'));
     for (const task of this.tasks.values()) {
       if (task.state.name === 'fetching') await task.state.partial.fail(new PollenError('ERR_CLOSED', 'seed closed'));
+      if (task.state.name === 'failed') await task.state.cleaned;
     }
   }
 
-  private async begin(req: TaskRequest): Promise<SeedTask> {
-    const { digest, upstream } = req;
+  private async begin(source: SeedSource, digest: Digest, size: number): Promise<SeedTask> {
+    const previous = this.tasks.get(digest);
+    if (previous?.state.name === 'failed') await previous.state.cleaned;
     const existing = await this.store.stat(digest);
-    const stored = existing ? await this.kv.get(digest) : undefined;
-    if (existing && stored && stored.pieceSize === layoutFor(digest, stored.size).pieceSize && stored.hashes.every((h) => h !== null)) {
-      const task: SeedTask = { meta: { ...stored, hashes: [...stored.hashes] }, state: { name: 'complete' } };
-      this.tasks.set(digest, task);
-      return task;
-    }
-    if (existing) {
-      // The blob is held but its metainfo is gone or of an old layout: hash it here, not again from the registry.
-      const meta = await this.layoutOfHeld(digest, existing.size);
-      await this.kv.put(digest, meta);
-      const task: SeedTask = { meta, state: { name: 'complete' } };
-      this.tasks.set(digest, task);
-      return task;
-    }
-    const client = new RegistryClient({}, { baseUrl: upstream.baseUrl });
-    const headers: Record<string, string> = {};
-    if (upstream.authorization) headers.authorization = upstream.authorization;
-    const res = await client.request('GET', `/v2/${upstream.name}/blobs/${digest}`, {
-      headers,
-      signal: this.controller.signal,
-      scope: `repository:${upstream.name}:pull`,
-      relayAuth: true,
+    if (existing) return this.adoptHeld(digest, existing.size);
+    const res = await this.fetcher.get(source, digest, this.controller.signal).catch((err: unknown) => {
+      throw toPollenError(err, 'ERR_UPSTREAM_UNAVAILABLE');
     });
-    if (res.statusCode !== 200) {
-      await res.body.dump();
-      throw statusError(res.statusCode, upstream.baseUrl, digest);
-    }
-    const size = Number(res.headers['content-length'] ?? req.sizeHint);
-    if (!Number.isSafeInteger(size) || size < 0) {
+    if (res.status !== 200) throw blobStatusError(res.status, source, digest);
+    if (res.size !== undefined && res.size !== size) {
       res.body.destroy();
-      throw new PollenError('ERR_UPSTREAM_PROTOCOL', `registry ${upstream.baseUrl} sent blob ${digest} without a length`, { upstream: upstream.baseUrl });
+      throw new PollenError('ERR_SIZE_MISMATCH', `registry ${source.registry} sent ${res.size} bytes of blob ${digest} after declaring ${size}`, { digest, upstream: source.registry });
     }
     const layout = layoutFor(digest, size);
     const ingest = await this.store.openIngest(digest);
     const partial = new PartialBlob({ store: this.store, ingest }, { size });
     const task: SeedTask = { meta: { ...layout, hashes: [...layout.hashes] }, state: { name: 'fetching', partial } };
     this.tasks.set(digest, task);
-    this.logger.info({ digest, size, pieces: layout.pieceCount, upstream: upstream.baseUrl }, 'seed fetching from the registry');
+    this.logger.info({ digest, size, pieces: layout.pieceCount, upstream: source.registry, name: source.name }, 'seed fetching from the registry');
     void this.fill(task, partial, res.body);
     return task;
   }
 
-  private async fill(task: SeedTask, partial: PartialBlob, body: AsyncIterable<Uint8Array> & { destroy(): void }): Promise<void> {
+  /** A blob the store holds whole: its metainfo from level, or hashed again here (not from the registry). */
+  private async adoptHeld(digest: Digest, size: number): Promise<SeedTask> {
+    const stored = await this.kv.get(digest);
+    let meta: SeedTask['meta'];
+    if (stored && stored.size === size && stored.pieceSize === layoutFor(digest, stored.size).pieceSize && stored.hashes.every((h) => h !== null)) {
+      meta = { ...stored, hashes: [...stored.hashes] };
+    } else {
+      meta = await hashHeldBlob(this.store, digest, size);
+      await this.kv.put(digest, meta);
+    }
+    const task: SeedTask = { meta, state: { name: 'complete' } };
+    this.tasks.set(digest, task);
+    return task;
+  }
+
+  private async fill(task: SeedTask, partial: PartialBlob, body: SeedBody): Promise<void> {
     const { meta } = task;
-    const started = Date.now();
+    const started = this.clock.now();
     let piece = 0;
     let inPiece = 0;
     let hash: Hash = createHash('sha256');
-    const finishPiece = (): void => {
-      meta.hashes[piece] = hash.digest('hex');
-      piece++;
-      inPiece = 0;
-      hash = createHash('sha256');
-    };
-    try {
-      let batch: Buffer[] = [];
-      let batched = 0;
-      // Each piece's hash is published only after its bytes are in the served prefix. The chunks
-      // are cut at piece ends and written vectored, not joined: a fresh 1 MiB buffer per batch
-      // cost more than the hashing.
-      const flush = async (): Promise<void> => {
-        const chunks = batch;
-        batch = [];
-        batched = 0;
-        let out: Buffer[] = [];
-        for (const chunk of chunks) {
-          for (let off = 0; off < chunk.length; ) {
-            const pieceLen = pieceRange(meta.size, meta.pieceSize, piece).length;
-            const n = Math.min(pieceLen - inPiece, chunk.length - off);
-            if (n <= 0) throw new PollenError('ERR_SIZE_MISMATCH', `blob ${meta.digest} is longer than ${meta.size} bytes`, { digest: meta.digest });
-            const slice = chunk.subarray(off, off + n);
-            hash.update(slice);
-            out.push(slice);
-            inPiece += n;
-            off += n;
-            if (inPiece === pieceLen) {
-              await partial.append(out);
-              out = [];
-              finishPiece();
-            }
+    let batch: Buffer[] = [];
+    let batched = 0;
+    let writing: Promise<void> = Promise.resolve();
+    let writeFailed: unknown;
+    // Each piece's hash is published only after its bytes are in the served prefix. The chunks
+    // are cut at piece ends and written vectored, not joined: a fresh 1 MiB buffer per batch
+    // cost more than the hashing.
+    const write = async (chunks: Buffer[]): Promise<void> => {
+      let out: Buffer[] = [];
+      for (const chunk of chunks) {
+        for (let off = 0; off < chunk.length; ) {
+          const pieceLen = pieceRange(meta.size, meta.pieceSize, piece).length;
+          const n = Math.min(pieceLen - inPiece, chunk.length - off);
+          if (n <= 0) throw new PollenError('ERR_SIZE_MISMATCH', `blob ${meta.digest} is longer than ${meta.size} bytes`, { digest: meta.digest });
+          const slice = chunk.subarray(off, off + n);
+          hash.update(slice);
+          out.push(slice);
+          inPiece += n;
+          off += n;
+          if (inPiece === pieceLen) {
+            await partial.append(out);
+            out = [];
+            meta.hashes[piece] = hash.digest('hex');
+            piece++;
+            inPiece = 0;
+            hash = createHash('sha256');
           }
         }
-        if (out.length > 0) await partial.append(out);
-      };
-      for await (const chunk of body) {
-        batch.push(chunk as Buffer);
-        batched += chunk.length;
+      }
+      if (out.length > 0) await partial.append(out);
+    };
+    // Batches are written in order; their budget goes back once written (or failed).
+    const flush = (): Promise<void> => {
+      const chunks = batch;
+      const bytes = batched;
+      batch = [];
+      batched = 0;
+      if (chunks.length === 0) return writing;
+      writing = writing.then(() => write(chunks)).finally(() => this.buffers.give(bytes));
+      writing.catch((err: unknown) => {
+        writeFailed ??= err;
+        body.destroy();
+      });
+      return writing;
+    };
+    const stopHearing = this.buffers.onPressure(() => void flush().catch(() => {}));
+    try {
+      for await (const raw of body) {
+        const chunk = raw as Buffer;
         this.counters.registryBytes += chunk.length;
+        if (!this.buffers.tryTake(chunk.length)) {
+          await flush();
+          await this.buffers.take(chunk.length, this.controller.signal);
+        }
+        batch.push(chunk);
+        batched += chunk.length;
         if (batched >= WRITE_BATCH_BYTES) await flush();
       }
       await flush();
-      if (meta.size === 0) finishPiece();
+      if (meta.size === 0) meta.hashes[0] = hash.digest('hex');
       await partial.commit();
       task.state = { name: 'complete' };
       await this.kv.put(meta.digest, { ...meta });
-      this.logger.info({ digest: meta.digest, size: meta.size, ms: Date.now() - started }, 'seed blob complete');
+      this.logger.info({ digest: meta.digest, size: meta.size, ms: this.clock.now() - started }, 'seed blob complete');
     } catch (err) {
+      stopHearing();
       body.destroy();
-      const e = toPollenError(err, 'ERR_UPSTREAM_UNAVAILABLE');
-      task.state = { name: 'failed', error: e };
+      const e = toPollenError(writeFailed ?? err, 'ERR_UPSTREAM_UNAVAILABLE');
+      // Failed at once (a task asked for now starts afresh), cleaned up before that next attempt
+      // opens the same ingest: the batch in hand is dropped, readers get the error, the file goes.
+      const cleaned = flush()
+        .catch(() => {})
+        .then(() => partial.fail(e))
+        .then(() => this.kv.del(meta.digest))
+        .catch(() => {});
+      task.state = { name: 'failed', error: e, cleaned };
       this.logger.warn({ digest: meta.digest, code: e.code, err: e.message }, 'seed fetch failed; blob and metainfo purged');
-      await partial.fail(e);
-      await this.kv.del(meta.digest).catch(() => {});
-      setTimeout(() => {
+      this.clock.setTimeout(() => {
         if (this.tasks.get(meta.digest) === task) this.tasks.delete(meta.digest);
-      }, FAILED_TTL_MS).unref();
+      }, this.options.failedTtlMs);
+    } finally {
+      stopHearing();
     }
   }
 }
 
-function statusError(status: number, baseUrl: string, digest: string): PollenError {
-  if (status === 401) return new PollenError('ERR_UNAUTHORIZED', `registry ${baseUrl} requires authentication for blob ${digest}`, { upstream: baseUrl });
-  if (status === 403) return new PollenError('ERR_DENIED', `registry ${baseUrl} denied access to blob ${digest}`, { upstream: baseUrl });
-  if (status === 404) return new PollenError('ERR_BLOB_UNKNOWN', `blob ${digest} not found at ${baseUrl}`, { upstream: baseUrl });
-  return new PollenError('ERR_UPSTREAM_UNAVAILABLE', `registry ${baseUrl} answered ${status} for blob ${digest}`, { upstream: baseUrl, status });
+/** The registry's declared size against the size the peer saw (when it said). */
+function checkHint(source: SeedSource, digest: Digest, declared: number, sizeHint: number | undefined): void {
+  if (sizeHint !== undefined && sizeHint !== declared) {
+    throw new PollenError('ERR_SIZE_MISMATCH', `registry ${source.registry} declares ${declared} bytes for blob ${digest}; the peer expects ${sizeHint}`, { digest, upstream: source.registry, expectedSize: sizeHint });
+  }
 }

@@ -18,17 +18,26 @@ import { selectPeers } from '../p2p/peer-selection.ts';
 import { allSettled, failureSummary, jobBody, peerTaskStates, type JobRecord, type LayerRecord } from './preheat-job.ts';
 import type { Resolved } from './preheat-resolver.ts';
 
-export interface Upstream {
-  readonly baseUrl: string;
+/** The registry object of a job's blob and the job's credential: for the seed only, never for peers. */
+export interface JobUpstream {
+  /** Host key of the supernode's configured registries. */
+  readonly registry: string;
   readonly name: string;
   readonly authorization?: string;
 }
 
 /** What the manager needs from the rest of the supernode (in-memory fakes in unit tests). */
 export interface PreheatPorts {
+  /** Throws ERR_UNKNOWN_UPSTREAM unless the supernode is configured to reach this registry. */
+  checkRegistry(registry: string): void;
   resolve(spec: PreheatSpec, secrets: PreheatSecrets, signal: AbortSignal): Promise<Resolved>;
-  /** Has the seed hold the whole blob; calls `started` once the registry answered (peers may join then). */
-  seedFetch(digest: Digest, size: number, upstream: Upstream, signal: AbortSignal, started: () => void): Promise<void>;
+  /**
+   * Has the seed hold the whole blob, fetched with the job's credential once the registry admitted
+   * it for this blob; calls `started` then (peers may join).
+   */
+  seedFetch(digest: Digest, size: number, upstream: JobUpstream, signal: AbortSignal, started: () => void): Promise<void>;
+  /** Admits a peer for a blob on the job's authority (the registry admitted the job's credential for it). */
+  admit(peerId: string, digest: Digest): void;
   livePeers(): ReadonlyArray<{ readonly id: string; readonly addr: string }>;
 }
 
@@ -64,7 +73,10 @@ interface Runtime {
   readonly controller: AbortController;
   resolving: boolean;
   resolveAttempts: number;
+  /** Blobs the registry admitted the job's credential for (the seed fetched or holds them): peers may be sent for these. */
   readonly seedStarted: Set<Digest>;
+  /** Blobs done before a restart whose admission is being asked again. */
+  readonly readmitting: Set<Digest>;
   readonly absentSince: Map<string, number>;
 }
 
@@ -130,6 +142,7 @@ export class JobManager {
     const b = (body ?? {}) as { type?: unknown; args?: unknown };
     if (b.type !== 'preheat') throw new PollenError('ERR_INVALID_REQUEST', `type must be "preheat" (got ${JSON.stringify(String(b.type ?? '')).slice(0, 40)})`);
     const { spec, secrets, echo } = parsePreheatArgs(b.args);
+    this.ports.checkRegistry(spec.target.registry);
     const active = [...this.jobs.values()].filter((j) => !isFinished(j.state)).length;
     if (active >= this.options.maxRunningJobs * 4) throw new PollenError('ERR_JOB_LIMIT', `${active} preheat jobs are already queued or running`);
     const now = this.clock.now();
@@ -183,8 +196,14 @@ export class JobManager {
     const work: WorkItem[] = [];
     for (const job of this.jobs.values()) {
       if (job.state.name !== 'running') continue;
-      const upstream = this.upstreamOf(job);
-      for (const l of job.layers) if (job.tasks[l.digest]?.[peerId]?.name === 'active') work.push({ job: job.id, digest: l.digest, size: l.size, upstream });
+      // Identifiers only: the job's credential never goes to a peer.
+      const upstream = { registry: registryOf(job), name: job.spec.target.name };
+      const admitted = this.rt(job).seedStarted;
+      for (const l of job.layers) {
+        if (job.tasks[l.digest]?.[peerId]?.name !== 'active') continue;
+        if (admitted.has(l.digest)) this.ports.admit(peerId, l.digest);
+        work.push({ job: job.id, digest: l.digest, size: l.size, upstream });
+      }
     }
     return { work, pollMs: this.options.pollMs };
   }
@@ -234,7 +253,7 @@ export class JobManager {
   }
 
   private newRuntime(secrets: PreheatSecrets): Runtime {
-    return { secrets, controller: new AbortController(), resolving: false, resolveAttempts: 0, seedStarted: new Set(), absentSince: new Map() };
+    return { secrets, controller: new AbortController(), resolving: false, resolveAttempts: 0, seedStarted: new Set(), readmitting: new Set(), absentSince: new Map() };
   }
 
   private rt(job: JobRecord): Runtime {
@@ -264,7 +283,11 @@ export class JobManager {
     for (const layer of unsettledLayers.slice(0, job.spec.concurrentTasks)) {
       if (layer.seed.name === 'waiting') this.startSeed(job, rt, layer, now);
       if (job.state.name !== 'running') return;
-      if (!rt.seedStarted.has(layer.digest) && layer.seed.name !== 'done') continue;
+      if (!rt.seedStarted.has(layer.digest)) {
+        // Done before a restart: peers are sent for it only once the registry admits the job again.
+        if (layer.seed.name === 'done') this.readmit(job, rt, layer);
+        continue;
+      }
       const tasks = job.tasks[layer.digest] ?? {};
       let active = Object.values(tasks).filter((t) => t.name === 'active').length;
       for (const [peerId, t] of Object.entries(tasks)) {
@@ -374,17 +397,37 @@ export class JobManager {
     );
   }
 
+  /** Asks the registry again (through the seed, which holds the blob) whether the job's credential reads it. */
+  private readmit(job: JobRecord, rt: Runtime, layer: LayerRecord): void {
+    if (rt.readmitting.has(layer.digest)) return;
+    rt.readmitting.add(layer.digest);
+    this.ports.seedFetch(layer.digest, layer.size, this.upstreamOf(job), rt.controller.signal, () => {}).then(
+      () => {
+        rt.readmitting.delete(layer.digest);
+        rt.seedStarted.add(layer.digest);
+      },
+      (err: unknown) => {
+        rt.readmitting.delete(layer.digest);
+        if (job.state.name !== 'running') return;
+        const e = toPollenError(err, 'ERR_UPSTREAM_UNAVAILABLE');
+        // Retried on the next round while the registry is unreachable (the job timeout bounds it).
+        if (!RETRIABLE.has(e.kind)) this.finish(job, e.code, `the registry no longer admits the job for blob ${layer.digest}: ${e.message}`);
+      },
+    );
+  }
+
   private retryOrFail(job: JobRecord, digest: Digest, peerId: string, t: Extract<TaskState, { name: 'active' }>, reason: string): void {
     const tasks = job.tasks[digest]!;
     tasks[peerId] = t.attempts < this.options.maxAttempts ? moveTask(t, { name: 'waiting', attempts: t.attempts, lastError: reason }) : moveTask(t, { name: 'failed', attempts: t.attempts, reason });
     this.touch(job);
   }
 
-  private upstreamOf(job: JobRecord): Upstream {
+  /** The seed's view of the job's target, with the job's credential (held in memory only). */
+  private upstreamOf(job: JobRecord): JobUpstream {
     const { secrets } = this.rt(job);
     const c = secrets.credentials;
     const authorization = secrets.headers.authorization ?? (c ? `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}` : undefined);
-    return { baseUrl: job.spec.target.baseUrl, name: job.spec.target.name, ...(authorization ? { authorization } : {}) };
+    return { registry: registryOf(job), name: job.spec.target.name, ...(authorization ? { authorization } : {}) };
   }
 
   private succeed(job: JobRecord): void {
@@ -419,6 +462,11 @@ export class JobManager {
       void this.kv.del(key(job.id));
     }
   }
+}
+
+/** The target's registry host key (records stored before it was kept carry the URL only). */
+function registryOf(job: JobRecord): string {
+  return job.spec.target.registry || new URL(job.spec.target.baseUrl).host;
 }
 
 function key(id: number): string {

@@ -23,7 +23,12 @@ export interface PeerSelection {
 }
 
 export interface PreheatSpec {
-  readonly target: { readonly baseUrl: string; readonly name: string; readonly reference: string };
+  /**
+   * `registry` is the host key the supernode's --registry/--upstream list must know (the seed and
+   * the resolution reach the URL configured for it); `baseUrl` is the URL as the job named it, shown
+   * in the job's task URLs only.
+   */
+  readonly target: { readonly registry: string; readonly baseUrl: string; readonly name: string; readonly reference: string };
   readonly platform: string;
   readonly scope: PreheatScope;
   readonly selection: PeerSelection;
@@ -65,12 +70,13 @@ function target(args: PreheatArgsBody): PreheatSpec['target'] {
   if (typeof args.url === 'string' && args.url !== '') {
     const m = /^(https?:\/\/[^/?#]+)\/v2\/(.+)\/manifests\/([^/?#]+)$/.exec(args.url);
     if (!m || !isValidName(m[2]!)) bad('args.url must be a manifest URL: http(s)://HOST/v2/NAME/manifests/TAG-OR-DIGEST');
+    if (m![1]!.includes('@')) bad('args.url must not carry credentials: give args.username and args.password');
     parseManifestRef(m![3]!);
-    return { baseUrl: m![1]!, name: m![2]!, reference: m![3]! };
+    return { registry: new URL(m![1]!).host, baseUrl: m![1]!, name: m![2]!, reference: m![3]! };
   }
   if (typeof args.image === 'string' && args.image !== '') {
     const ref = parseImageReference(args.image);
-    return { baseUrl: registryBaseUrl(ref.host), name: ref.name, reference: ref.digest ?? ref.tag ?? 'latest' };
+    return { registry: ref.host, baseUrl: registryBaseUrl(ref.host), name: ref.name, reference: ref.digest ?? ref.tag ?? 'latest' };
   }
   return bad('args.url (a manifest URL) or args.image (an image reference) is required');
 }

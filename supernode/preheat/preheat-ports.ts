@@ -1,10 +1,12 @@
 // The production PreheatPorts: resolution through RegistryClient with the job's credentials, the
-// supernode's own Seed as the seed peer, and the tracker's live peers.
+// supernode's own Seed as the seed peer, and the tracker's live peers. Both reach only a registry
+// the supernode is configured for, at the URL configured for it (not the one the job named).
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
+import type { RegistryHosts } from '../../src/oci/registry-hosts.ts';
 import { RegistryClient } from '../../src/oci/registry-client.ts';
-import type { PreheatPorts, Upstream } from './job-manager.ts';
+import type { JobUpstream, PreheatPorts } from './job-manager.ts';
 import type { PreheatSecrets, PreheatSpec } from './preheat-args.ts';
 import { parsePlatform, resolveImage, type Resolved } from './preheat-resolver.ts';
 import type { Seed } from '../p2p/seed.ts';
@@ -12,15 +14,20 @@ import type { Tracker } from '../p2p/tracker.ts';
 
 const SETTLE_POLL_MS = 50;
 
-export function preheatPorts(deps: { seed: Seed; tracker: Tracker }): PreheatPorts {
+export function preheatPorts(deps: { seed: Seed; tracker: Tracker; hosts: RegistryHosts }): PreheatPorts {
   return {
+    checkRegistry(registry: string): void {
+      deps.hosts.baseUrlOf(registry, 'the supernode');
+    },
+
     resolve(spec: PreheatSpec, secrets: PreheatSecrets, signal: AbortSignal): Promise<Resolved> {
-      const client = new RegistryClient({}, { baseUrl: spec.target.baseUrl, credentials: secrets.credentials, headers: secrets.headers, userAgent: 'pollen-preheat' });
+      const baseUrl = deps.hosts.baseUrlOf(spec.target.registry, 'the supernode');
+      const client = new RegistryClient({}, { baseUrl, credentials: secrets.credentials, headers: secrets.headers, userAgent: 'pollen-preheat' });
       return resolveImage(client, spec.target.name, spec.target.reference, parsePlatform(spec.platform), signal);
     },
 
-    async seedFetch(digest: Digest, size: number, upstream: Upstream, signal: AbortSignal, started: () => void): Promise<void> {
-      const task = await deps.seed.ensure({ peerId: 'preheat', digest, sizeHint: size, upstream });
+    async seedFetch(digest: Digest, size: number, upstream: JobUpstream, signal: AbortSignal, started: () => void): Promise<void> {
+      const task = await deps.seed.ensure(deps.seed.sourceOf(upstream), digest, size);
       started();
       for (;;) {
         signal.throwIfAborted();
@@ -30,6 +37,10 @@ export function preheatPorts(deps: { seed: Seed; tracker: Tracker }): PreheatPor
         if (state.partial.settled) await sleep(SETTLE_POLL_MS, undefined, { signal });
         else await Promise.race([state.partial.settledPromise(), aborted(signal)]);
       }
+    },
+
+    admit(peerId: string, digest: Digest): void {
+      deps.seed.admit(peerId, digest);
     },
 
     livePeers() {

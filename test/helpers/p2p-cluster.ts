@@ -35,8 +35,9 @@ export async function pushRandomImage(registry: TestRegistry, name: string, laye
   }
 }
 
-export function startSupernodeProcess(args: string[] = [], options: { dataDir?: string; port?: number } = {}): Promise<PollenProcess> {
-  return PollenProcess.spawn('supernode', ['--secret', CLUSTER_SECRET, ...args], options);
+/** `pollen supernode` whose seed reaches `registry`, by its own HOST:PORT and as UPSTREAM_HOST (as the peers name it). */
+export function startSupernodeProcess(registry: TestRegistry, args: string[] = [], options: { dataDir?: string; port?: number } = {}): Promise<PollenProcess> {
+  return PollenProcess.spawn('supernode', ['--secret', CLUSTER_SECRET, '--upstream', registry.url, '--registry', `${UPSTREAM_HOST}=${registry.url}`, ...args], options);
 }
 
 export function startP2pPeer(registry: TestRegistry, supernodeUrl: string, args: string[] = [], options: { dataDir?: string } = {}): Promise<PollenProcess> {

@@ -18,9 +18,10 @@ import { Supernode } from '../../supernode/supernode.ts';
 
 export const testLogger = pino({ level: process.env.POLLEN_TEST_LOG ?? 'silent' });
 
-export async function startSupernode(options: { secret?: string; data?: string; listen?: string } = {}): Promise<{ node: Supernode; data: string }> {
+/** A supernode whose seed reaches `upstream` (the registry's URL; peers name it by its HOST:PORT). */
+export async function startSupernode(options: { upstream: string; secret?: string; data?: string; listen?: string }): Promise<{ node: Supernode; data: string }> {
   const data = options.data ?? (await mkdtemp(join(tmpdir(), 'pollen-sn-')));
-  const node = new Supernode({ logger: testLogger }, { listen: options.listen ?? '127.0.0.1:0', adminListen: '127.0.0.1:0', data, secret: options.secret, maxParents: 6, logLevel: 'info' });
+  const node = new Supernode({ logger: testLogger }, { listen: options.listen ?? '127.0.0.1:0', adminListen: '127.0.0.1:0', data, secret: options.secret, upstream: options.upstream, maxParents: 6, logLevel: 'info' });
   await node.start();
   return { node, data };
 }

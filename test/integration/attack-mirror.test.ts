@@ -333,7 +333,7 @@ describe('a registry that redirects blob GETs to another origin', () => {
 
 describe('a second peer that can get the blob over P2P', () => {
   it('refuses the public client before fetching anything, and gives alice the blob from the first peer', async () => {
-    const supernode = await startSupernodeProcess();
+    const supernode = await startSupernodeProcess(scoped.registry);
     cleanups.push(() => supernode.stop());
     const first = await startP2pPeer(scoped.registry, supernode.url);
     cleanups.push(() => first.stop());

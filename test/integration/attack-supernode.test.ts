@@ -31,7 +31,7 @@ const call = (req: { method: string; path: string; token?: string; headers?: Rec
 
 /** Where the seed fetches the layer (the one place that knows the task body's upstream shape). */
 function upstream(): Record<string, string> {
-  return { baseUrl: registry.url, name: 'attack/app' };
+  return { registry: registry.host, name: 'attack/app' };
 }
 
 async function register(peerId: string, wireAddr = '127.0.0.1:40000', token?: string): Promise<RawAnswer> {
@@ -58,7 +58,7 @@ beforeAll(async () => {
   registry = await TestRegistry.start();
   image = await pushRandomImage(registry, 'attack/app', [5 * MiB]);
   layer = image.layers[0]!.descriptor.digest as Digest;
-  sn = await PollenProcess.spawn('supernode', ['--secret', SECRET, '--admin-token', ADMIN_TOKEN]);
+  sn = await PollenProcess.spawn('supernode', ['--secret', SECRET, '--admin-token', ADMIN_TOKEN, '--upstream', registry.url]);
   port = Number(new URL(sn.url).port);
 }, 120_000);
 

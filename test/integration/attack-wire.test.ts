@@ -87,7 +87,7 @@ describe('attacks on the peer wire', () => {
     layout.tag(layout.addImage([layer]), 'v1');
     await layout.save();
     await registry.push(layoutDir, 'v1', 'test/attack:v1');
-    const { node } = await startSupernode({ secret: SECRET });
+    const { node } = await startSupernode({ upstream: registry.url, secret: SECRET });
     cleanups.push(() => node.close());
     holder = await startPeer([node.url], { secret: SECRET });
     cleanups.push(() => holder.close());

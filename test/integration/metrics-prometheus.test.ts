@@ -61,7 +61,7 @@ beforeAll(async () => {
   const bin = requireTool('prometheus', 'prometheus');
   registry = await TestRegistry.start();
   image = await pushRandomImage(registry, 'prom/app', [12 * MiB]);
-  supernode = await startSupernodeProcess();
+  supernode = await startSupernodeProcess(registry);
   procs.push(supernode);
   for (const p of await Promise.all([startP2pPeer(registry, supernode.url), startP2pPeer(registry, supernode.url)])) procs.push(p);
   [peerA, peerB] = procs.slice(1) as [PollenProcess, PollenProcess];

@@ -71,7 +71,7 @@ describe('a P2P cluster of real processes', () => {
   let late: PollenProcess;
 
   it('8 peers pulling a 3-layer 204 MiB image at once with skopeo and ctr get identical blobs; the registry sends it about once; most bytes come from peers', async () => {
-    supernode = track(await startSupernodeProcess());
+    supernode = track(await startSupernodeProcess(registry));
     const peers = await Promise.all(Array.from({ length: 8 }, () => startP2pPeer(registry, supernode.url).then(track)));
     const ctrs = await Promise.all([Containerd.start(), Containerd.start()]);
     containerds.push(...ctrs);
@@ -145,7 +145,7 @@ describe('a P2P cluster of real processes', () => {
 
 describe('P2P faults with real processes', () => {
   it('a peer serving corrupted pieces is banned and every pull is still correct', async () => {
-    const sn = track(await startSupernodeProcess());
+    const sn = track(await startSupernodeProcess(registry));
     const bad = track(await startP2pPeer(registry, sn.url, ['--fault-corrupt-uploads']));
     await skopeoPullChecked(bad, small);
     const others = await Promise.all([startP2pPeer(registry, sn.url).then(track), startP2pPeer(registry, sn.url).then(track)]);
@@ -155,7 +155,7 @@ describe('P2P faults with real processes', () => {
   }, 300_000);
 
   it('SIGKILL of a parent mid-transfer: the others finish', async () => {
-    const sn = track(await startSupernodeProcess());
+    const sn = track(await startSupernodeProcess(registry));
     const parent = track(await startP2pPeer(registry, sn.url, ['--upload-rate', String(4 * MiB)]));
     await skopeoPullChecked(parent, small);
     const others = await Promise.all([startP2pPeer(registry, sn.url).then(track), startP2pPeer(registry, sn.url).then(track)]);
@@ -168,7 +168,7 @@ describe('P2P faults with real processes', () => {
   it('stopping the supernode mid-pull: pulls complete from the registry; after a restart new pulls use P2P again', async () => {
     const data = await tempDir();
     const port = await freePort();
-    let sn = await startSupernodeProcess([], { dataDir: data, port });
+    let sn = await startSupernodeProcess(registry, [], { dataDir: data, port });
     const parent = track(await startP2pPeer(registry, sn.url, ['--upload-rate', String(4 * MiB)]));
     await skopeoPullChecked(parent, small);
     const others = await Promise.all([startP2pPeer(registry, sn.url).then(track), startP2pPeer(registry, sn.url).then(track)]);
@@ -178,7 +178,7 @@ describe('P2P faults with real processes', () => {
     await Promise.all(pulls);
     expect(others.some((p) => committedSources(p.output()).upstream > 0)).toBe(true);
 
-    sn = track(await startSupernodeProcess([], { dataDir: data, port }));
+    sn = track(await startSupernodeProcess(registry, [], { dataDir: data, port }));
     await waitFor(async () => [parent, ...others].every((p) => p.output().split('"msg":"registered with the supernode"').length > 2), 'peers registered again', 30_000);
     const next = track(await startP2pPeer(registry, sn.url));
     const before = registry.blobBytesSent();
@@ -188,7 +188,7 @@ describe('P2P faults with real processes', () => {
   }, 300_000);
 
   it('SIGKILL a peer mid-download and restart it: it resumes, fetching less than the blob again', async () => {
-    const sn = track(await startSupernodeProcess());
+    const sn = track(await startSupernodeProcess(registry));
     const parent = track(await startP2pPeer(registry, sn.url, ['--upload-rate', String(4 * MiB)]));
     await skopeoPullChecked(parent, small);
     const dir = await tempDir();

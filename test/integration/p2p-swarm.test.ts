@@ -47,18 +47,18 @@ describe('P2P swarm over a real registry', () => {
 
   /** A fresh supernode with a peer registered through the API alone (no agent) that created the swarm layer's task. */
   async function apiPeerWithTask(peerId: string) {
-    const { node } = await startSupernode({ secret: SECRET });
+    const { node } = await startSupernode({ upstream: registry.url, secret: SECRET });
     cleanups.push(() => node.close());
     const client = new SupernodeClient({}, { urls: [node.url], secret: SECRET, timeoutMs: 5_000 });
     cleanups.push(() => client.close());
     const digest = layer.descriptor.digest as Digest;
     await client.register(node.url, { peerId, wireAddr: '127.0.0.1:1', uploadSlots: 1, holdings: [] });
-    const meta = await client.createTask(node.url, { peerId, digest, upstream: { baseUrl: registry.url, name: 'test/swarm' } });
+    const meta = await client.createTask(node.url, { peerId, digest, upstream: { registry: registry.host, name: 'test/swarm' } });
     return { node, client, digest, meta };
   }
 
   it('five peers pulling at once get identical blobs, the registry sends it about once, and most bytes come from peers', async () => {
-    const { node } = await startSupernode({ secret: SECRET });
+    const { node } = await startSupernode({ upstream: registry.url, secret: SECRET });
     cleanups.push(() => node.close());
     const swarm = await peers(5, [node.url]);
     const digest = layer.descriptor.digest as Digest;
@@ -120,7 +120,7 @@ describe('P2P swarm over a real registry', () => {
   });
 
   it('a parent that serves corrupted pieces is banned and every pull is still correct', async () => {
-    const { node } = await startSupernode({ secret: SECRET });
+    const { node } = await startSupernode({ upstream: registry.url, secret: SECRET });
     cleanups.push(() => node.close());
     const digest = layer.descriptor.digest as Digest;
     const [bad] = await peers(1, [node.url]);
@@ -143,7 +143,7 @@ describe('P2P swarm over a real registry', () => {
   }, 180_000);
 
   it('a restarted peer resumes from the pieces it verified before', async () => {
-    const { node } = await startSupernode({ secret: SECRET });
+    const { node } = await startSupernode({ upstream: registry.url, secret: SECRET });
     cleanups.push(() => node.close());
     const digest = layer.descriptor.digest as Digest;
     // The only parent uploads slowly, so the second peer is still mid-download when it stops.
@@ -172,7 +172,7 @@ describe('P2P swarm over a real registry', () => {
     const data = await mkdtemp(join(tmpdir(), 'pollen-sn-'));
     cleanups.push(() => rm(data, { recursive: true, force: true }));
     const port = await freePort();
-    let { node } = await startSupernode({ data, listen: `127.0.0.1:${port}`, secret: SECRET });
+    let { node } = await startSupernode({ upstream: registry.url, data, listen: `127.0.0.1:${port}`, secret: SECRET });
     const digest = layer.descriptor.digest as Digest;
     const [slow] = await peers(1, [node.url], { uploadBytesPerSecond: 8 << 20 });
     expect(await slow!.pull(registry.url, 'test/swarm', digest)).toBe(digest);
@@ -184,7 +184,7 @@ describe('P2P swarm over a real registry', () => {
     expect(await Promise.all(pulls)).toEqual([digest, digest]);
     for (const p of swarm) expect(p.agent.totals.peer + p.agent.totals.seed + p.agent.totals.upstream).toBe(layer.blob.length);
 
-    ({ node } = await startSupernode({ data, listen: `127.0.0.1:${port}`, secret: SECRET }));
+    ({ node } = await startSupernode({ upstream: registry.url, data, listen: `127.0.0.1:${port}`, secret: SECRET }));
     cleanups.push(() => node.close());
     // The earlier peers register again with what they hold; the supernode rebuilds availability.
     await waitFor(async () => [slow!, ...swarm].every((p) => p.agent.isRegistered(node.url)), 'peers re-registered');

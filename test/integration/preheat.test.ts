@@ -17,6 +17,9 @@ import { execFileP, freePort, waitFor } from '../helpers/tools.ts';
 const MiB = 1 << 20;
 const TOKEN = 'preheat-admin-token';
 let registry: TestRegistry;
+/** A registry that needs credentials; the supernode is configured for it too. */
+let locked: TestRegistry;
+const LOCKED_CREDS = { username: 'alice', password: 'wonderland' };
 let image: ImageFixture;
 let supernode: PollenProcess;
 let peers: PollenProcess[] = [];
@@ -70,8 +73,9 @@ function registeredCount(p: PollenProcess): number {
 
 beforeAll(async () => {
   registry = await TestRegistry.start();
+  locked = await TestRegistry.start({ auth: LOCKED_CREDS });
   image = await pushRandomImage(registry, 'pre/app', [9 * MiB, 2 * MiB, 256 * 1024]);
-  supernode = track(await startSupernodeProcess(['--admin-token', TOKEN]));
+  supernode = track(await startSupernodeProcess(registry, ['--admin-token', TOKEN, '--registry', `${locked.host}=${locked.url}`]));
   peers = await Promise.all(Array.from({ length: 4 }, () => startP2pPeer(registry, supernode.url).then(track)));
   await waitFor(async () => peers.every((p) => registeredCount(p) > 0), 'peers registered', 60_000);
 }, 300_000);
@@ -81,6 +85,7 @@ afterAll(async () => {
   await writeFile(join(tmpdir(), 'pollen-preheat-test.log'), lines.join('\n'));
   for (const p of procs) await p.stop().catch(() => {});
   await registry?.stop();
+  await locked?.stop();
   for (const d of scratch) await rm(d, { recursive: true, force: true });
 }, 120_000);
 
@@ -204,23 +209,23 @@ describe('preheat jobs with real processes', () => {
   }, 120_000);
 
   it('a registry that needs credentials: without them the job fails with ERR_UNAUTHORIZED; with them it succeeds', async () => {
-    const creds = { username: 'alice', password: 'wonderland' };
-    const locked = await TestRegistry.start({ auth: creds });
-    try {
-      await pushRandomImage(locked, 'pre/private', [512 * 1024]);
-      const client = new JobsClient({ baseUrl: supernode.adminUrl, token: TOKEN });
-      const bare = await waitEnd(client, (await client.create({ type: 'preheat', args: { image: `${locked.host}/pre/private:v1` } })).id);
-      expect(bare.phase).toBe('failed');
-      expect(bare.code).toBe('ERR_UNAUTHORIZED');
-      expect(bare.reason).toMatch(/requires authentication/);
-      const withCreds = await waitEnd(client, (await client.create({ type: 'preheat', args: { image: `${locked.host}/pre/private:v1`, ...creds } })).id);
-      expect(withCreds.phase).toBe('succeeded');
-      expect(withCreds.args.password).toBe('');
-      expect(JSON.stringify(withCreds)).not.toContain(creds.password);
-    } finally {
-      await locked.stop();
-    }
+    const creds = LOCKED_CREDS;
+    await pushRandomImage(locked, 'pre/private', [512 * 1024]);
+    const client = new JobsClient({ baseUrl: supernode.adminUrl, token: TOKEN });
+    const bare = await waitEnd(client, (await client.create({ type: 'preheat', args: { image: `${locked.host}/pre/private:v1` } })).id);
+    expect(bare.phase).toBe('failed');
+    expect(bare.code).toBe('ERR_UNAUTHORIZED');
+    expect(bare.reason).toMatch(/requires authentication/);
+    const withCreds = await waitEnd(client, (await client.create({ type: 'preheat', args: { image: `${locked.host}/pre/private:v1`, ...creds } })).id);
+    expect(withCreds.phase).toBe('succeeded');
+    expect(withCreds.args.password).toBe('');
+    expect(JSON.stringify(withCreds)).not.toContain(creds.password);
   }, 180_000);
+
+  it('a job for a registry the supernode is not configured to reach is refused when created', async () => {
+    const client = new JobsClient({ baseUrl: supernode.adminUrl, token: TOKEN });
+    await expect(client.create({ type: 'preheat', args: { image: '127.0.0.1:1/pre/app:v1' } })).rejects.toMatchObject({ code: 'ERR_UNKNOWN_UPSTREAM' });
+  });
 
   it('DELETE cancels a running job (failed, "cancelled"); a second DELETE forgets it', async () => {
     const client = new JobsClient({ baseUrl: supernode.adminUrl, token: TOKEN });
@@ -241,7 +246,7 @@ describe('preheat jobs across a supernode restart', () => {
     const data = await tempDir();
     const port = await freePort();
     const img = await pushRandomImage(registry, 'pre/restart', [6 * MiB, 1 * MiB]);
-    let sn = await startSupernodeProcess(['--admin-token', TOKEN], { dataDir: data, port });
+    let sn = await startSupernodeProcess(registry, ['--admin-token', TOKEN], { dataDir: data, port });
     const two = await Promise.all([startP2pPeer(registry, sn.url).then(track), startP2pPeer(registry, sn.url).then(track)]);
     await waitFor(async () => two.every((p) => registeredCount(p) > 0), 'peers registered', 60_000);
     let client = new JobsClient({ baseUrl: sn.adminUrl, token: TOKEN });
@@ -249,7 +254,7 @@ describe('preheat jobs across a supernode restart', () => {
     const secret = await client.create({ type: 'preheat', args: { image: `${registry.host}/${img.ref}`, scope: 'all_peers', username: 'u', password: 'p' } });
     sn.kill('SIGKILL');
     await sn.stop({ keepData: true });
-    sn = track(await startSupernodeProcess(['--admin-token', TOKEN], { dataDir: data, port }));
+    sn = track(await startSupernodeProcess(registry, ['--admin-token', TOKEN], { dataDir: data, port }));
     client = new JobsClient({ baseUrl: sn.adminUrl, token: TOKEN });
     const interrupted = await client.get(secret.id);
     expect(interrupted.phase).toBe('failed');

@@ -49,7 +49,7 @@ beforeAll(async () => {
   expect(existsSync(CHROMIUM), 'Debian chromium (scripts/setup.sh installs it)').toBe(true);
   registry = await TestRegistry.start();
   image = await pushRandomImage(registry, 'status/app', [24 * MiB]);
-  supernode = await startSupernodeProcess();
+  supernode = await startSupernodeProcess(registry);
   procs.push(supernode);
   peerA = await startP2pPeer(registry, supernode.url, ['--upload-rate', String(3 * MiB)]);
   procs.push(peerA);

@@ -40,7 +40,7 @@ export const POLLEN_CLI_LAUNCH: PollenLaunch = {
     // The cluster API is TLS (keyed by the secret); health answers on the plain admin listener.
     return {
       cmd: process.execPath,
-      args: [join(ctx.repoRoot, 'bin', 'pollen.js'), 'supernode', '--listen', listen, '--admin-listen', SUPERNODE_ADMIN, '--data', dataDir, '--secret', BENCH_SECRET, '--log-level', 'info'],
+      args: [join(ctx.repoRoot, 'bin', 'pollen.js'), 'supernode', '--listen', listen, '--admin-listen', SUPERNODE_ADMIN, '--data', dataDir, '--upstream', `http://${ctx.registryAddr}`, '--secret', BENCH_SECRET, '--log-level', 'info'],
       healthUrl: `http://${SUPERNODE_ADMIN}/healthz`,
     };
   },

@@ -22,7 +22,7 @@ import { Tracker } from '../../../../supernode/p2p/tracker.ts';
 const DIGEST = sha256Digest('blob');
 const RUNS = 150;
 
-/** A seed that knows one 5 MiB blob, complete, and creates any other task on demand. */
+/** A seed that knows one 5 MiB blob, complete, creates any other task on demand, and admits every task's peer. */
 function fakeSeed(): SeedPort & { ensured: number } {
   const tasks = new Map<Digest, SeedTask>();
   const make = (d: Digest): SeedTask => {
@@ -30,16 +30,19 @@ function fakeSeed(): SeedPort & { ensured: number } {
     return { meta: { ...meta, hashes: meta.hashes.map((_, i) => `${i}`.padStart(64, '0')) }, state: { name: 'complete' } };
   };
   tasks.set(DIGEST, make(DIGEST));
+  const admitted = new Set<string>();
   const seed = {
     ensured: 0,
     get: (d: Digest) => tasks.get(d),
-    async ensure(req: { digest: Digest }) {
+    async openTask(req: { peerId: string; digest: Digest }) {
       seed.ensured++;
       let t = tasks.get(req.digest);
       if (!t) tasks.set(req.digest, (t = make(req.digest)));
+      admitted.add(`${req.peerId} ${req.digest}`);
       return t;
     },
-    async readPiece(d: Digest, index: number) {
+    isAdmitted: (peerId: string, d: Digest) => admitted.has(`${peerId} ${d}`),
+    async readPiece(_peerId: string, d: Digest, index: number) {
       const t = tasks.get(d);
       if (!t || index >= t.meta.pieceCount) throw new PollenError('ERR_NOT_FOUND', 'no such piece');
       return { length: 1, body: Readable.from([Buffer.from('x')]) };
@@ -168,7 +171,7 @@ describe('supernode API bodies (fast-check over fastify inject)', () => {
       ['POST', workBody, () => '/api/v1/peers/self/preheat'],
     ];
     // Join the task first so that syncs reach the scheduler too.
-    expect((await h.app.inject({ method: 'POST', url: '/api/v1/tasks', headers: auth, payload: { digest: DIGEST, upstream: { baseUrl: 'http://r', name: 'a/b' } } })).statusCode).toBe(200);
+    expect((await h.app.inject({ method: 'POST', url: '/api/v1/tasks', headers: auth, payload: { digest: DIGEST, upstream: { registry: 'r.example', name: 'a/b' } } })).statusCode).toBe(200);
     for (const [method, body, url] of routes) {
       await fc.assert(
         fc.asyncProperty(body, async (b) => {
@@ -225,7 +228,7 @@ describe('supernode API bodies (fast-check over fastify inject)', () => {
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...targets), spell, creds, fc.constantFrom('GET', 'POST'), async (target, how, headers, method) => {
         const ensured = h.seed.ensured;
-        const res = await h.app.inject({ method: method as 'GET' | 'POST', url: how(target), headers: { ...headers, 'content-type': 'application/json' }, payload: method === 'POST' ? '{"digest":"' + DIGEST + '","upstream":{"baseUrl":"http://r","name":"a/b"}}' : undefined });
+        const res = await h.app.inject({ method: method as 'GET' | 'POST', url: how(target), headers: { ...headers, 'content-type': 'application/json' }, payload: method === 'POST' ? '{"digest":"' + DIGEST + '","upstream":{"registry":"r.example","name":"a/b"}}' : undefined });
         expect([401, 403]).toContain(res.statusCode);
         expectOciError(res.body);
         expect(h.seed.ensured).toBe(ensured);
@@ -242,7 +245,7 @@ describe('supernode API bodies (fast-check over fastify inject)', () => {
         const h = await harness();
         const token = await h.register('honest');
         const auth = { authorization: `Bearer ${token}` };
-        await h.app.inject({ method: 'POST', url: '/api/v1/tasks', headers: auth, payload: { digest: DIGEST, upstream: { baseUrl: 'http://r', name: 'a/b' } } });
+        await h.app.inject({ method: 'POST', url: '/api/v1/tasks', headers: auth, payload: { digest: DIGEST, upstream: { registry: 'r.example', name: 'a/b' } } });
         for (const b of bodies) {
           const withHolding = typeof b === 'object' && b !== null && !Array.isArray(b) ? { ...b, holdings: [{ digest: DIGEST, pieces: 'AAAA' }, ...(Array.isArray((b as { holdings?: unknown }).holdings) ? (b as { holdings: unknown[] }).holdings : [])] } : b;
           await h.app.inject({ method: 'POST', url: '/api/v1/peers', payload: JSON.stringify(withHolding), headers: { 'content-type': 'application/json' } });

@@ -9,7 +9,7 @@ import { sha256Digest, type Digest } from '../../../../src/digest.ts';
 import { PollenError } from '../../../../src/errors.ts';
 import { MediaType } from '../../../../src/oci/media-types.ts';
 import type { FetchedManifest } from '../../../../src/oci/registry-client.ts';
-import { JobManager, type PreheatPorts } from '../../../../supernode/preheat/job-manager.ts';
+import { JobManager, type JobUpstream, type PreheatPorts } from '../../../../supernode/preheat/job-manager.ts';
 import { selectPeers } from '../../../../supernode/p2p/peer-selection.ts';
 import { moveJob, moveTask } from '../../../../supernode/preheat/job-state.ts';
 import { parsePreheatArgs } from '../../../../supernode/preheat/preheat-args.ts';
@@ -103,12 +103,12 @@ describe('preheat resolution', () => {
 describe('preheat args', () => {
   it('accepts a Dragonfly manifest URL or an image reference, and keeps credentials out of the echo', () => {
     const a = parsePreheatArgs({ type: 'image', url: 'https://reg.example/v2/library/redis/manifests/7', headers: { Authorization: 'Bearer t' }, timeout: 30e9 });
-    expect(a.spec.target).toEqual({ baseUrl: 'https://reg.example', name: 'library/redis', reference: '7' });
+    expect(a.spec.target).toEqual({ registry: 'reg.example', baseUrl: 'https://reg.example', name: 'library/redis', reference: '7' });
     expect(a.spec.timeoutMs).toBe(30_000);
     expect(a.secrets.headers.authorization).toBe('Bearer t');
     expect(JSON.stringify(a.echo)).not.toContain('Bearer t');
     const b = parsePreheatArgs({ image: '127.0.0.1:5000/ns/app:v1', scope: 'all_peers', username: 'u', password: 'secret', count: 2 });
-    expect(b.spec.target).toEqual({ baseUrl: 'http://127.0.0.1:5000', name: 'ns/app', reference: 'v1' });
+    expect(b.spec.target).toEqual({ registry: '127.0.0.1:5000', baseUrl: 'http://127.0.0.1:5000', name: 'ns/app', reference: 'v1' });
     expect(b.spec.selection.count).toBe(2);
     expect(JSON.stringify(b.echo)).not.toContain('secret');
   });
@@ -135,13 +135,24 @@ describe('preheat args', () => {
 class FakePorts implements PreheatPorts {
   peers: Array<{ id: string; addr: string }> = [];
   seedFetches: Digest[] = [];
+  /** What the seed was asked to fetch with (the job's credential included). */
+  seedUpstreams: JobUpstream[] = [];
   seedFailure: PollenError | undefined;
+  registries = new Set(['127.0.0.1:5000', 'reg.example']);
+  admitted: string[] = [];
+  checkRegistry(registry: string): void {
+    if (!this.registries.has(registry)) throw new PollenError('ERR_UNKNOWN_UPSTREAM', `the supernode is not configured to reach registry ${registry}`);
+  }
+  admit(peerId: string, digest: Digest): void {
+    this.admitted.push(`${peerId} ${digest}`);
+  }
   resolved: Resolved = { manifest: sha256Digest('m'), blobs: [{ digest: sha256Digest('a'), mediaType: 'x', size: 1 }, { digest: sha256Digest('b'), mediaType: 'x', size: 2 }] };
   async resolve(): Promise<Resolved> {
     return this.resolved;
   }
-  async seedFetch(digest: Digest, _size: number, _up: unknown, _signal: AbortSignal, started: () => void): Promise<void> {
+  async seedFetch(digest: Digest, _size: number, up: JobUpstream, _signal: AbortSignal, started: () => void): Promise<void> {
     this.seedFetches.push(digest);
+    this.seedUpstreams.push(up);
     if (this.seedFailure) throw this.seedFailure;
     started();
   }
@@ -184,7 +195,11 @@ describe('JobManager', () => {
     const handedOut = ports.peers.map((p) => jobs.work(p.id, []).work);
     // One blob at a time (concurrent_task_count 1), to two peers at a time.
     expect(handedOut.flat().map((w) => w.digest)).toEqual([ports.resolved.blobs[0]!.digest, ports.resolved.blobs[0]!.digest]);
-    expect(handedOut[0]![0]!.upstream).toEqual({ baseUrl: 'https://reg.example', name: 'ns/app', authorization: 'Bearer x' });
+    // The peer learns which blob of which registry, never the job's credential; the seed has it.
+    expect(handedOut[0]![0]!.upstream).toEqual({ registry: 'reg.example', name: 'ns/app' });
+    expect(JSON.stringify(handedOut)).not.toContain('Bearer x');
+    expect(ports.seedUpstreams[0]).toEqual({ registry: 'reg.example', name: 'ns/app', authorization: 'Bearer x' });
+    expect(ports.admitted).toEqual([`p1 ${ports.resolved.blobs[0]!.digest}`, `p2 ${ports.resolved.blobs[0]!.digest}`]);
     for (let round = 0; round < 6; round++) {
       for (const p of ports.peers) jobs.work(p.id, jobs.work(p.id, []).work.map((w) => ({ job: w.job, digest: w.digest, ok: true })));
       await step();
@@ -192,6 +207,40 @@ describe('JobManager', () => {
     const done = jobs.get(job.id)!;
     expect(done.phase).toBe('succeeded');
     expect(done.progress).toEqual({ layers: { total: 2, done: 2, failed: 0 }, peers: { total: 3, done: 3, failed: 0 }, tasks: { total: 6, done: 6, failed: 0 } });
+    await jobs.close();
+  });
+
+  it('a job for a registry the supernode is not configured to reach is refused at creation', async () => {
+    const { jobs, ports } = setup();
+    await jobs.start();
+    await expect(jobs.create({ type: 'preheat', args: { image: 'elsewhere.example/ns/app:v1' } })).rejects.toMatchObject({ code: 'ERR_UNKNOWN_UPSTREAM' });
+    await expect(jobs.create({ type: 'preheat', args: { url: 'http://10.0.0.1:5000/v2/ns/app/manifests/v1' } })).rejects.toMatchObject({ code: 'ERR_UNKNOWN_UPSTREAM' });
+    await expect(jobs.create({ type: 'preheat', args: { url: 'http://u:p@reg.example/v2/ns/app/manifests/v1' } })).rejects.toMatchObject({ code: 'ERR_INVALID_REQUEST' });
+    expect(jobs.list()).toEqual([]);
+    expect(ports.seedFetches).toEqual([]);
+    await jobs.close();
+  });
+
+  it('a peer is admitted for a blob on the job\'s authority only once the seed was admitted with the job\'s credential', async () => {
+    const { jobs, ports, step } = setup();
+    ports.peers = [{ id: 'p1', addr: '127.0.0.1:1' }];
+    ports.resolved = { manifest: sha256Digest('m'), blobs: [{ digest: sha256Digest('a'), mediaType: 'x', size: 1 }] };
+    // The registry is unreachable at first: the seed retries, and no peer is sent meanwhile.
+    ports.seedFailure = new PollenError('ERR_UPSTREAM_UNAVAILABLE', 'registry unreachable');
+    await jobs.start();
+    await jobs.create({ type: 'preheat', args: { image: 'reg.example/ns/app:v1', scope: 'all_peers', username: 'u', password: 'p' } });
+    await step();
+    await step();
+    expect(jobs.work('p1', []).work).toEqual([]);
+    expect(ports.admitted).toEqual([]);
+    ports.seedFailure = undefined;
+    await step();
+    await step();
+    const [w] = jobs.work('p1', []).work;
+    expect(w).toMatchObject({ digest: sha256Digest('a'), upstream: { registry: 'reg.example', name: 'ns/app' } });
+    expect(Object.keys(w!.upstream)).toEqual(['registry', 'name']);
+    expect(ports.admitted).toEqual([`p1 ${sha256Digest('a')}`]);
+    expect(ports.seedUpstreams.at(-1)!.authorization).toBe(`Basic ${Buffer.from('u:p').toString('base64')}`);
     await jobs.close();
   });
 
@@ -273,6 +322,7 @@ describe('JobManager', () => {
     await first.jobs.flush();
 
     const second = setup(kv, new ManualClock(50_000), first.ports);
+    const fetchesBefore = first.ports.seedFetches.length;
     await second.jobs.start();
     expect(second.jobs.get(secret.id)).toMatchObject({ phase: 'failed', code: 'ERR_JOB_INTERRUPTED' });
     expect(second.jobs.get(plain.id)).toMatchObject({ phase: 'running', resumed: 1, progress: { tasks: { done: 1 } } });
@@ -282,6 +332,8 @@ describe('JobManager', () => {
     }
     await second.step();
     expect(second.jobs.get(plain.id)).toMatchObject({ phase: 'succeeded', resumed: 1 });
+    // The blob the seed held before the restart, with peers still to get it, was admitted again first.
+    expect(first.ports.seedFetches.slice(fetchesBefore)).toEqual([first.ports.resolved.blobs[1]!.digest]);
     const third = await second.jobs.create({ type: 'preheat', args: { image: 'reg.example/ns/app:v1' } });
     expect(third.id).toBeGreaterThan(secret.id);
     await second.jobs.close();
