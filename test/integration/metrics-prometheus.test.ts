@@ -131,6 +131,8 @@ describe('metrics scraped by a real Prometheus', () => {
     const ready = await fetch(`${peerB.metricsUrl}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ status: 'ready', checks: { store: 'ok', supernode: 'ok', upstream: 'ok' } });
+    const snReady = await fetch(`${supernode.adminUrl}/readyz`);
+    expect(await snReady.json()).toEqual({ status: 'ready', checks: { 'seed-store': 'ok', upstream: 'ok' } });
     await supernode.stop();
     let body: { status?: string; checks?: Record<string, string> } = {};
     await waitFor(async () => {
