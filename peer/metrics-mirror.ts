@@ -60,16 +60,22 @@ export class MirrorObserver {
     this.outcomes.set(req, outcome);
   };
 
+  /**
+   * Records each request when its response closes: finished, or cut short by a client that left
+   * (fastify's onResponse does not run for those, and they belong in the access log too).
+   */
   install(app: FastifyInstance): void {
-    app.addHook('onResponse', async (req, reply) => this.record(req, reply));
+    app.addHook('onRequest', async (req, reply) => {
+      const started = performance.now();
+      reply.raw.once('close', () => this.record(req, reply, performance.now() - started));
+    });
   }
 
-  private record(req: FastifyRequest, reply: FastifyReply): void {
+  private record(req: FastifyRequest, reply: FastifyReply, ms: number): void {
     const path = req.url.split('?')[0] ?? req.url;
     const blob = BLOB_PATH.exec(path);
     const kind = blob ? 'blob' : MANIFEST_PATH.test(path) ? 'manifest' : 'other';
     const outcome = this.outcomes.get(req);
-    const ms = reply.elapsedTime;
     this.metrics.mirrorLatency.observe({ kind, outcome: outcome ?? 'none' }, ms / 1000);
     const length = Number(reply.getHeader('content-length'));
     // A client that went away mid-body did not get content-length bytes: count none rather than guess.
