@@ -100,7 +100,9 @@ describe('metrics scraped by a real Prometheus', () => {
     const digest = layer.descriptor.digest;
     expect(await pullBlob(peerA, digest)).toBe(layer.blob.length);
     expect(await pullBlob(peerB, digest)).toBe(layer.blob.length);
-    expect(await pullBlob(peerB, digest)).toBe(layer.blob.length); // a hit, from B's store
+    // Once B committed the blob (the last byte reaches the client just before), a pull is a hit.
+    await waitFor(async () => peerB.output().includes('"msg":"blob committed"'), 'B committed the blob', 30_000);
+    expect(await pullBlob(peerB, digest)).toBe(layer.blob.length);
 
     // All three targets scraped (the query is empty until they are).
     await waitPositive('count(up{job=~"pollen-.*"} == 1) == 3', undefined);
