@@ -7,7 +7,8 @@ import type { FastifyReply } from 'fastify';
 
 export const EVENT_INTERVAL_MS = 1_000;
 export const MAX_CLIENTS = 32;
-export const MAX_PENDING_BYTES = 256 * 1024;
+/** About four of the largest snapshots (status-model.ts bounds them to a few hundred KiB). */
+export const MAX_PENDING_BYTES = 1024 * 1024;
 
 export class StatusEvents {
   private readonly snapshot: () => unknown;

@@ -94,6 +94,8 @@ export class StatusModel {
     let taskCount = 0;
     for (const t of this.sources.tasks()) {
       taskCount++;
+      // Only the tasks shown are scanned: the snapshot's cost stays bounded however many tasks run.
+      if (tasks.length >= MAX_TASKS) continue;
       live.add(t.digest);
       const seedTask = this.sources.seedTask(t.digest);
       const size = seedTask?.meta.size ?? 0;
@@ -108,17 +110,15 @@ export class StatusModel {
         if (bits.complete) complete++;
         if (grid.length < MAX_GRID_ROWS) grid.push({ peer, cells: gridRow(bits, t.pieceCount), held: bits.count });
       }
-      if (tasks.length < MAX_TASKS) {
-        const seed = this.seedSent.get(t.digest) ?? 0;
-        tasks.push({
-          digest: t.digest, size, pieceCount: t.pieceCount, holders: t.holders.size, complete,
-          seed: seedTask ? seedTask.state.name : 'unknown',
-          bytes: { seed, peers: Math.max(0, heldTotal - seed) },
-          grid,
-        });
-      }
+      const seed = this.seedSent.get(t.digest) ?? 0;
+      tasks.push({
+        digest: t.digest, size, pieceCount: t.pieceCount, holders: t.holders.size, complete,
+        seed: seedTask ? seedTask.state.name : 'unknown',
+        bytes: { seed, peers: Math.max(0, heldTotal - seed) },
+        grid,
+      });
     }
-    for (const d of this.seedSent.keys()) if (!live.has(d)) this.seedSent.delete(d);
+    if (taskCount <= MAX_TASKS) for (const d of this.seedSent.keys()) if (!live.has(d)) this.seedSent.delete(d);
 
     const peers = this.sources.peers();
     const samples = new Map<string, RateSample[]>();
