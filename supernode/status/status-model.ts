@@ -6,6 +6,7 @@
 // ids, addresses, digests and counts: never content bytes, tokens or registry credentials.
 import type { Digest } from '../../src/digest.ts';
 import type { Bitfield } from '../../src/p2p/bitfield.ts';
+import { redactUrl } from '../../src/oci/redact-url.ts';
 import type { JobBody } from '../../src/preheat/jobs-api.ts';
 import type { SeedCounters, SeedTask } from '../p2p/seed.ts';
 import type { PeerRecord } from '../p2p/tracker.ts';
@@ -65,7 +66,7 @@ export interface StatusSnapshot {
   readonly totals: { readonly peers: number; readonly tasks: number; readonly seedRegistryBytes: number; readonly seedServedBytes: number };
   readonly peers: readonly PeerView[];
   readonly tasks: readonly TaskView[];
-  readonly jobs: ReadonlyArray<{ readonly id: number; readonly state: string; readonly phase: string; readonly target: unknown; readonly progress: JobBody['progress']; readonly reason?: string }>;
+  readonly jobs: ReadonlyArray<{ readonly id: number; readonly state: string; readonly phase: string; readonly target: string | null; readonly progress: JobBody['progress']; readonly reason?: string }>;
 }
 
 export class StatusModel {
@@ -141,7 +142,7 @@ export class StatusModel {
 
     const seed = this.sources.seedCounters();
     const jobs = this.sources.jobs().slice(0, MAX_JOBS).map((j) => ({
-      id: j.id, state: j.state, phase: j.phase, target: (j.args as { url?: unknown }).url ?? null, progress: j.progress, ...(j.reason ? { reason: j.reason } : {}),
+      id: j.id, state: j.state, phase: j.phase, target: targetOf(j), progress: j.progress, ...(j.reason ? { reason: j.reason } : {}),
     }));
     return { at, totals: { peers: peers.length, tasks: taskCount, seedRegistryBytes: seed.registryBytes, seedServedBytes: seed.servedBytes }, peers: views, tasks, jobs };
   }
@@ -159,4 +160,10 @@ export function gridRow(bits: Bitfield, pieceCount: number): string {
     row += String(Math.round((9 * have) / Math.max(1, to - from)));
   }
   return row;
+}
+
+/** The image a job preheats, as its URL without userinfo or query (never a credential on the page). */
+function targetOf(job: JobBody): string | null {
+  const url = (job.args as { url?: unknown }).url;
+  return typeof url === 'string' ? redactUrl(url).slice(0, 300) : null;
 }

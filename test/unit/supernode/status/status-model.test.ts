@@ -73,6 +73,17 @@ describe('StatusModel', () => {
     expect(model.snapshot().peers[0]).toMatchObject({ upBps: 3 * MiB, downBps: 4 * MiB });
   });
 
+  it('shows a preheat job\'s image URL without credentials', () => {
+    const job = { id: 7, state: 'PENDING', phase: 'running', args: { url: 'https://user:pw@registry.example/v2/app/manifests/v1?token=abc' }, progress: { layers: { total: 1, done: 0, failed: 0 }, peers: { total: 1, done: 0, failed: 0 }, tasks: { total: 1, done: 0, failed: 0 } } };
+    const model = new StatusModel({
+      sources: { peers: () => [], tasks: () => [], seedTask: () => undefined, seedCounters: () => ({ registryBytes: 0, servedBytes: 0 }), jobs: () => [job as never] },
+    });
+    const s = model.snapshot();
+    expect(s.jobs[0]).toMatchObject({ id: 7, state: 'PENDING', phase: 'running' });
+    expect(s.jobs[0]!.target).toBe('https://registry.example/v2/app/manifests/v1?…');
+    expect(JSON.stringify(s)).not.toMatch(/pw|token=abc/);
+  });
+
   it(`draws at most ${MAX_GRID_ROWS} rows per task however many peers hold it`, () => {
     const holders = new Map(Array.from({ length: MAX_GRID_ROWS * 3 }, (_, i) => [`p${i}`, new Bitfield(4)] as const));
     const model = new StatusModel({
