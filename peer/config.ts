@@ -5,7 +5,7 @@ import { validateHostPort, validateHttpUrl, type ConfigValues, type Setting } fr
 import { hasUserinfo } from '../src/oci/redact-url.ts';
 import { parseHostMappings, validateHostMappings } from '../src/oci/registry-hosts.ts';
 import { quotaProblem } from '../src/store/quota.ts';
-import { parseDuration } from '../src/units.ts';
+import { durationProblem, parseDuration } from '../src/units.ts';
 
 /**
  * A registry URL: http(s), and without `user:password@` (it would end up in logs and error
@@ -33,14 +33,6 @@ function validateRegistryMappings(v: readonly string[]): string | undefined {
   return undefined;
 }
 
-function durationProblem(v: string): string | undefined {
-  try {
-    parseDuration(v);
-    return undefined;
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
 
 /** Expands a leading `~/` (defaults are written that way so the docs read the same for everyone). */
 export function expandHome(path: string): string {

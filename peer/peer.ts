@@ -108,7 +108,7 @@ export class Peer {
     this.observer = observer;
     const fallback = new UpstreamDownloader({ store: this.store, logger: this.logger, dispatcher: this.dispatcher, stats: { onUpstreamBytes: (n) => peerMetrics.downloaded('back_to_source', n) } });
     const upstreams = new Upstreams({ defaultUpstream: this.config.upstream, registries: this.config.registries, credentials: this.config.credentials });
-    const inner = this.downloaderFactory?.({ store: this.store, db: this.db, logger: this.logger, dispatcher: this.dispatcher, metrics, fallback }) ?? (await this.startP2p(fallback, upstreams)) ?? fallback;
+    const inner = this.downloaderFactory?.({ store: this.store, db: this.db, logger: this.logger, dispatcher: this.dispatcher, metrics, fallback }) ?? (await this.startP2p(fallback, peerMetrics, upstreams)) ?? fallback;
     // Downloads in progress, for the active-transfers gauge: from start until the blob settles.
     const downloader: BlobDownloader = {
       start: (request) => {
@@ -174,7 +174,7 @@ export class Peer {
   }
 
   /** With `--supernode`, the P2P downloader (falling back to `fallback`); undefined without. */
-  private async startP2p(fallback: UpstreamDownloader, upstreams: Upstreams): Promise<P2pDownloader | undefined> {
+  private async startP2p(fallback: UpstreamDownloader, m: PeerMetrics, upstreams: Upstreams): Promise<P2pDownloader | undefined> {
     const c = this.config;
     if (c.supernodes.length === 0 || !this.store || !this.db) return undefined;
     const agent = new P2pAgent(
@@ -192,10 +192,10 @@ export class Peer {
       },
     );
     await agent.start();
-    const m = this.peerMetrics;
+    const metrics = m.metrics;
     const sourceOf = { peer: 'remote_peer', seed: 'seed', upstream: 'back_to_source' } as const;
     agent.onBytes = (from, n, digest) => {
-      m?.downloaded(sourceOf[from], n);
+      m.downloaded(sourceOf[from], n);
       this.observer?.sources.add(digest, from === 'upstream' ? 'registry' : from, n);
     };
     const store = this.store;
@@ -207,13 +207,23 @@ export class Peer {
       downloadedBytes: agent.totals.peer + agent.totals.seed + agent.totals.upstream,
     });
     agent.onBan = () => {
-      m?.bans.inc();
-      m?.pieceFailures.inc({ cause: 'digest_mismatch' });
+      m.bans.inc();
+      m.pieceFailures.inc({ cause: 'digest_mismatch' });
+    };
+    const duplicates = metrics.counter('pollen_duplicate_bytes_total', 'bytes a P2P transfer received and threw away, by cause (endgame, starved-seed-grant, stall-reassign, parent-lost, fallback-overlap, late-arrival, corrupt)', ['cause']);
+    const fallbacks = metrics.counter('pollen_fallbacks_total', 'P2P transfers that fell back to the registry');
+    const stalls = metrics.counter('pollen_piece_stalls_total', 'parents dropped because a piece got no block for the stall timeout');
+    const starved = metrics.counter('pollen_starved_grants_total', 'seed grants declined because the piece was in flight to a live parent');
+    agent.onTransferEvent = (e) => {
+      if (e.kind === 'duplicate') duplicates.inc({ cause: e.cause }, e.bytes);
+      else if (e.kind === 'fallback') fallbacks.inc();
+      else if (e.kind === 'stall') stalls.inc();
+      else starved.inc();
     };
     const downloader = new P2pDownloader({ agent, store: this.store, kv: this.db.sub<PersistedPieces>('p2p'), fallback }, { timings: { noProgressMs: c.p2pStallMs } });
     // Preheat jobs hand this peer blobs to fetch through the same downloader as the mirror.
     const lookup = (registry: string) => upstreams.resolve({ ns: registry });
-    const preheat = new PreheatWorker({ client: agent.client, peerId: agent.peerId, isRegistered: (url) => agent.isRegistered(url), downloader, lookup, store: this.store, logger: this.logger });
+    const preheat = new PreheatWorker({ client: agent.client, peerId: agent.peerId, isRegistered: (url) => agent.isRegistered(url), downloader, lookup, store: this.store, leases: this.store, logger: this.logger });
     preheat.start();
     this.p2p = { agent, downloader, preheat };
     return downloader;
@@ -228,6 +238,7 @@ export class Peer {
     this.peerMetrics?.evictions.inc({ reason: removed.reason });
     this.peerMetrics?.evictedBytes.inc({ reason: removed.reason }, removed.size);
     this.logger.debug({ digest: removed.digest, size: removed.size, reason: removed.reason }, 'blob removed from the content store');
+    this.p2p?.agent.forget(removed.digest);
   }
 
   async close(): Promise<void> {

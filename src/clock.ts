@@ -1,7 +1,16 @@
-// Injected time, so unit tests drive a manual clock and never sleep.
+// Injected time, so unit tests drive a manual clock and never sleep, and the simulation drives the
+// peer's own transfer logic on simulated time (bench/sim).
+export interface Timer {
+  cancel(): void;
+}
+
 export interface Clock {
   now(): number;
-  setTimeout(fn: () => void, ms: number): { cancel(): void };
+  setTimeout(fn: () => void, ms: number): Timer;
+  /** Runs fn every `ms` until cancelled. */
+  setInterval(fn: () => void, ms: number): Timer;
+  /** Runs fn once the current burst of work is over (setImmediate), before any later timer. */
+  soon(fn: () => void): Timer;
 }
 
 export const systemClock: Clock = {
@@ -11,12 +20,29 @@ export const systemClock: Clock = {
     t.unref?.();
     return { cancel: () => clearTimeout(t) };
   },
+  setInterval(fn, ms) {
+    const t = setInterval(fn, ms);
+    t.unref?.();
+    return { cancel: () => clearInterval(t) };
+  },
+  soon(fn) {
+    const t = setImmediate(fn);
+    return { cancel: () => clearImmediate(t) };
+  },
 };
 
-/** A clock that moves only when told to: `advance(ms)` runs the timers that fall due. */
+interface ManualTimer {
+  at: number;
+  seq: number;
+  fn: () => void;
+  cancelled: boolean;
+}
+
+/** A clock that moves only when told to: `advance(ms)` runs the timers that fall due, in time order (ties in the order they were set). */
 export class ManualClock implements Clock {
   private t: number;
-  private timers: Array<{ at: number; fn: () => void; cancelled: boolean }> = [];
+  private seq = 0;
+  private timers: ManualTimer[] = [];
 
   constructor(start = 0) {
     this.t = start;
@@ -26,16 +52,53 @@ export class ManualClock implements Clock {
     return this.t;
   }
 
-  setTimeout(fn: () => void, ms: number): { cancel(): void } {
-    const timer = { at: this.t + ms, fn, cancelled: false };
+  setTimeout(fn: () => void, ms: number): Timer {
+    const timer: ManualTimer = { at: this.t + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
     this.timers.push(timer);
     return { cancel: () => void (timer.cancelled = true) };
+  }
+
+  setInterval(fn: () => void, ms: number): Timer {
+    const every = Math.max(1, ms);
+    let current: Timer | undefined;
+    let cancelled = false;
+    const arm = (): void => {
+      current = this.setTimeout(() => {
+        if (cancelled) return;
+        arm();
+        fn();
+      }, every);
+    };
+    arm();
+    return {
+      cancel: () => {
+        cancelled = true;
+        current?.cancel();
+      },
+    };
+  }
+
+  soon(fn: () => void): Timer {
+    return this.setTimeout(fn, 0);
+  }
+
+  /** When the next timer falls due (undefined when none waits). */
+  nextDueAt(): number | undefined {
+    let at: number | undefined;
+    for (const x of this.timers) if (!x.cancelled && (at === undefined || x.at < at)) at = x.at;
+    return at;
+  }
+
+  /** Timers waiting to run. */
+  get pending(): number {
+    return this.timers.filter((x) => !x.cancelled).length;
   }
 
   advance(ms: number): void {
     const until = this.t + ms;
     for (;;) {
-      const due = this.timers.filter((x) => !x.cancelled && x.at <= until).sort((a, b) => a.at - b.at)[0];
+      let due: ManualTimer | undefined;
+      for (const x of this.timers) if (!x.cancelled && x.at <= until && (!due || x.at < due.at || (x.at === due.at && x.seq < due.seq))) due = x;
       if (!due) break;
       this.t = due.at;
       due.cancelled = true;

@@ -56,3 +56,13 @@ export function formatBytes(bytes: number): string {
   }
   return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
 }
+
+/** Why `text` is not a duration (a config validator), or undefined. */
+export function durationProblem(text: string): string | undefined {
+  try {
+    parseDuration(text);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}

@@ -3,6 +3,8 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { validateHostPort, type ConfigValues, type Setting } from '../src/config.ts';
 import { parseHostMappings, registryUrlProblem, validateHostMappings } from '../src/oci/registry-hosts.ts';
+import { quotaProblem } from '../src/store/quota.ts';
+import { durationProblem, parseDuration } from '../src/units.ts';
 
 export const DEFAULT_SEED_MAX_BLOB_BYTES = 64 * 1024 * 1024 * 1024;
 
@@ -15,6 +17,8 @@ export const SUPERNODE_SETTINGS = [
   { key: 'upstream', type: 'string', flag: 'upstream', env: 'POLLEN_UPSTREAM', default: undefined, help: 'default registry URL of the seed (reached by its own HOST:PORT, as the peers\' --upstream)', validate: registryUrlProblem },
   { key: 'registry', type: 'list', flag: 'registry', env: 'POLLEN_REGISTRY', default: [], help: 'HOST=URL: a registry the seed may fetch from (peers name it by HOST); no other registry is reached', validate: validateHostMappings('--registry', { urls: true }) },
   { key: 'seedMaxBlobBytes', type: 'int', flag: 'seed-max-blob-bytes', env: 'POLLEN_SEED_MAX_BLOB_BYTES', default: DEFAULT_SEED_MAX_BLOB_BYTES, help: 'largest blob the seed fetches (a larger size declared by the registry is refused)' },
+  { key: 'seedDiskQuota', type: 'string', flag: 'seed-disk-quota', env: 'POLLEN_SEED_DISK_QUOTA', default: '80%', help: 'most the seed\'s store may hold: a size (500GiB) or a share of its filesystem (80%); above it the least recently used blobs nothing is reading are evicted', validate: quotaProblem },
+  { key: 'seedBlobTtl', type: 'string', flag: 'seed-blob-ttl', env: 'POLLEN_SEED_BLOB_TTL', default: undefined, help: 'evict seed blobs not read for this long (30m, 6h, 7d); default: only the quota evicts', validate: durationProblem },
   { key: 'maxParents', type: 'int', flag: 'max-parents', env: 'POLLEN_MAX_PARENTS', default: 6, help: 'parents handed to a peer per sync' },
   { key: 'logLevel', type: 'string', flag: 'log-level', env: 'POLLEN_LOG_LEVEL', default: 'info', help: 'log level (fatal, error, warn, info, debug, trace)' },
 ] as const satisfies readonly Setting[];
@@ -31,6 +35,10 @@ export interface SupernodeConfig {
   readonly registries?: ReadonlyMap<string, string>;
   /** Default DEFAULT_SEED_MAX_BLOB_BYTES. */
   readonly seedMaxBlobBytes?: number;
+  /** `80%`, `500GiB` (see src/store/quota.ts); undefined: no quota. */
+  readonly seedDiskQuota?: string | undefined;
+  /** 0: no time-based eviction. */
+  readonly seedBlobTtlMs?: number;
   readonly maxParents: number;
   readonly logLevel: string;
 }
@@ -46,6 +54,8 @@ export function supernodeConfigFrom(values: ConfigValues): SupernodeConfig {
     upstream: (values.upstream as string | undefined)?.replace(/\/+$/, ''),
     registries: parseHostMappings(values.registry as readonly string[]),
     seedMaxBlobBytes: values.seedMaxBlobBytes as number,
+    seedDiskQuota: values.seedDiskQuota as string | undefined,
+    seedBlobTtlMs: values.seedBlobTtl === undefined ? 0 : parseDuration(values.seedBlobTtl as string),
     maxParents: values.maxParents as number,
     logLevel: values.logLevel as string,
   });

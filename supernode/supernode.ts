@@ -10,7 +10,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { openLevelKv, type Kv } from '../src/db.ts';
 import { systemClock, type Clock } from '../src/clock.ts';
-import { FsContentStore } from '../src/fs-content-store.ts';
+import { openGcStore, type GcStore } from '../src/store/gc-store.ts';
+import { ensurePrivateDir } from '../src/store/private-dir.ts';
 import type { MetainfoBody } from '../src/p2p/supernode-api.ts';
 import { listenOn } from '../src/http-app.ts';
 import { RegistryHosts } from '../src/oci/registry-hosts.ts';
@@ -39,6 +40,7 @@ export class Supernode {
   private readonly clock: Clock;
   private tracker: Tracker | undefined;
   private seed: Seed | undefined;
+  private seedStore: GcStore | undefined;
   private jobs: JobManager | undefined;
 
   constructor(deps: { logger: Logger; clock?: Clock }, config: SupernodeConfig) {
@@ -64,7 +66,13 @@ export class Supernode {
     checkClusterListen(this.config.listen, secret);
     await mkdir(this.config.data, { recursive: true });
     this.db = await openLevelKv(join(this.config.data, 'meta'));
-    const store = await FsContentStore.open(join(this.config.data, 'seed'));
+    await ensurePrivateDir(this.config.data);
+    // The seed's store: private, with a quota and LRU/TTL eviction of blobs nothing is reading.
+    this.seedStore = await openGcStore({ clock: this.clock, logger: this.logger.child({ component: 'seed-store' }) }, join(this.config.data, 'seed'), {
+      diskQuota: this.config.seedDiskQuota,
+      blobTtlMs: this.config.seedBlobTtlMs ?? 0,
+    });
+    const store = this.seedStore.store;
     const hosts = new RegistryHosts({ defaultUpstream: this.config.upstream, registries: this.config.registries ?? new Map() });
     const seed = new Seed(
       { store, kv: this.db.sub<MetainfoBody>('meta'), logger: this.logger, hosts, clock: this.clock },
@@ -72,6 +80,7 @@ export class Supernode {
     );
     await seed.start();
     this.seed = seed;
+    store.onRemoved((removed) => seed.forgetBlob(removed.digest));
     const scheduler = new Scheduler({ clock: this.clock }, { maxParents: this.config.maxParents });
     const tracker = new Tracker({ clock: this.clock, onDrop: (peer) => {
       scheduler.dropPeer(peer);
@@ -124,6 +133,8 @@ export class Supernode {
     this.jobs = undefined;
     await this.seed?.close();
     this.seed = undefined;
+    await this.seedStore?.close();
+    this.seedStore = undefined;
     const db = this.db;
     this.db = undefined;
     await db?.close();

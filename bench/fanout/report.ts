@@ -3,20 +3,22 @@
 import type { ScenarioResult } from './scenario.ts';
 import type { FanoutReport } from './sweep.ts';
 
-const COLUMNS = ['S MiB', 'N', 'system', 'all-done s', 'x T*', 'x direct', 'median s', 'reg egress xS', 'sn egress xS', 'rx reg/sn/peers %', 'client cpu s', 'client rss MiB', 'daemon cpu s', 'status'] as const;
+const COLUMNS = ['S MiB', 'N', 'system', 'all-done s', 'x T*', 'x direct', 'median s', 'reg egress xS', 'sn egress xS', 'rx reg/sn/peers %', 'rx/need', 'dup xS', 'fallbacks', 'stalls', 'starved', 'client cpu s', 'client rss MiB', 'daemon cpu s', 'status'] as const;
+const STATUS = COLUMNS.length - 1;
 
 function fmt(x: number, digits = 2): string {
   return Number.isFinite(x) ? x.toFixed(digits) : '-';
 }
 
 function row(r: ScenarioResult, direct: ScenarioResult | undefined): string[] {
-  if (r.error?.startsWith('not run')) return [String(r.sizeMiB), String(r.n), r.system, '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', 'not run (see below)'];
+  if (r.error?.startsWith('not run')) return [String(r.sizeMiB), String(r.n), r.system, ...new Array<string>(STATUS - 3).fill('-'), 'not run (see below)'];
   const rx = r.hosts.reduce((a, h) => ({ reg: a.reg + h.fromRegistry, sn: a.sn + h.fromSupernode, peers: a.peers + h.fromPeers }), { reg: 0, sn: 0, peers: 0 });
   const total = rx.reg + rx.sn + rx.peers || 1;
   const meanCpu = r.hosts.reduce((s, h) => s + h.clientCpuS, 0) / (r.hosts.length || 1);
   const maxRss = Math.max(0, ...r.hosts.map((h) => h.clientMaxRssMiB));
   const daemonCpu = Object.values(r.daemons).reduce((s, d) => s + d.cpuS, 0);
   const failed = r.hosts.filter((h) => !h.ok).length;
+  const t = r.transfer;
   return [
     String(r.sizeMiB),
     String(r.n),
@@ -28,6 +30,11 @@ function row(r: ScenarioResult, direct: ScenarioResult | undefined): string[] {
     fmt(r.registryEgressBytes / r.imageBytes),
     fmt(r.supernodeEgressBytes / r.imageBytes),
     `${Math.round((100 * rx.reg) / total)}/${Math.round((100 * rx.sn) / total)}/${Math.round((100 * rx.peers) / total)}`,
+    fmt(r.hosts.reduce((s, h) => s + h.rxBytes, 0) / (r.n * r.imageBytes || 1)),
+    t ? fmt(t.duplicateBytes / r.imageBytes) : '-',
+    t ? String(t.fallbacks) : '-',
+    t ? String(t.stalls) : '-',
+    t ? String(t.starvedGrants) : '-',
     fmt(meanCpu),
     fmt(maxRss, 0),
     fmt(daemonCpu),
@@ -42,12 +49,14 @@ export function renderTable(report: FanoutReport): string {
     rows.push(row(r, direct));
   }
   const widths = COLUMNS.map((c, i) => Math.max(c.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]): string => cells.map((c, i) => (i === 2 || i === 13 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const line = (cells: readonly string[]): string => cells.map((c, i) => (i === 2 || i === STATUS ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const o = report.options;
   const head = [
     `pollen bench fanout: links ${o.mbit} Mbit/s up and down per host, registry upload ${o.registryMbit} Mbit/s; ${report.machine.cpus} cores, kernel ${report.machine.kernel}`,
     'T* = max(S/u_registry, S/d_peer, N*S/(u_registry + sum u_peer)); "x direct" = all-done / all-done of direct pulls at the same N and S;',
-    '"reg egress xS" = bytes the registry host sent / image size; "rx reg/sn/peers %" = where the peers\' received bytes came from.',
+    '"reg egress xS" = bytes the registry host sent / image size; "rx reg/sn/peers %" = where the peers\' received bytes came from;',
+    '"rx/need" = bytes the peers received / (N x image size); Pollen\'s own counts (its peers\' "blob committed" lines): "dup xS" = bytes received and',
+    'thrown away / image size (by cause in report.json), "fallbacks" to the registry, "stalls" (parents dropped for a stalled piece), "starved" (seed grants declined).',
     '',
     line(COLUMNS),
     line(COLUMNS.map((_, i) => '-'.repeat(widths[i]!))),

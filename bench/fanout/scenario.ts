@@ -8,6 +8,7 @@ import type { NsProcess } from '../testbed/ns-process.ts';
 import { counterDelta, type HostCounters } from '../testbed/shaping.ts';
 import type { Host, Testbed } from '../testbed/testbed.ts';
 import type { BenchImage } from './image.ts';
+import type { TransferSummary } from './pollen-stats.ts';
 import type { DaemonUsage, FanoutContext, FanoutSystem, PullOutcome } from './system.ts';
 
 export interface HostResult {
@@ -38,6 +39,8 @@ export interface ScenarioResult {
   registryCpuS: number;
   hosts: HostResult[];
   daemons: Record<string, { cpuS: number; maxRssMiB: number }>;
+  /** What the system's peers counted of their transfers (Pollen only). */
+  transfer?: TransferSummary | undefined;
   /** Set when the system did not run (unavailable) or the scenario failed as a whole. */
   error?: string | undefined;
 }
@@ -135,6 +138,7 @@ export async function runScenario(input: ScenarioInput): Promise<ScenarioResult>
   } finally {
     const more = await system.finish(ctx).catch(() => ({}));
     daemons = { ...daemons, ...more };
+    base.transfer = system.transferSummary?.();
     if (input.logDir) await writeLogs(input.logDir, `${system.name}-n${base.n}-s${base.sizeMiB}`, system.logs?.() ?? {});
     await rm(workDir, { recursive: true, force: true });
   }

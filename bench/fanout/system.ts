@@ -4,6 +4,7 @@
 import type { ProcessUsage } from '../testbed/process-stats.ts';
 import type { Host, Testbed } from '../testbed/testbed.ts';
 import type { BenchImage } from './image.ts';
+import type { TransferSummary } from './pollen-stats.ts';
 
 export interface FanoutContext {
   bed: Testbed;
@@ -46,4 +47,6 @@ export interface FanoutSystem {
   finish(ctx: FanoutContext): Promise<DaemonUsage>;
   /** The output of the daemons of the last scenario, by name (kept after finish(), for failure reports). */
   logs?(): Record<string, string>;
+  /** After finish(): what the system's own peers counted of their transfers (Pollen's duplicates by cause, fallbacks, stalls, starved grants). */
+  transferSummary?(): TransferSummary | undefined;
 }

@@ -91,6 +91,29 @@ export class EventQueue {
     }
   }
 
+  /**
+   * As `run`, letting the promise callbacks an event set off run before the next event (the peer's
+   * transfer logic is asynchronous): each event is followed by a turn of the Node event loop.
+   */
+  async runSettling(options: { untilMs?: number; stop?: () => boolean } = {}): Promise<void> {
+    const until = options.untilMs ?? Infinity;
+    while (this.heap.length > 0) {
+      const top = this.heap[0]!;
+      if (top.atMs > until) break;
+      this.pop();
+      top.queued = false;
+      if (top.cancelled) {
+        this.cancelledQueued--;
+        continue;
+      }
+      this.nowMs = top.atMs;
+      top.fn();
+      this.processed++;
+      await new Promise<void>((r) => setImmediate(r));
+      if (options.stop?.()) break;
+    }
+  }
+
   private less(a: Entry, b: Entry): boolean {
     return a.atMs < b.atMs || (a.atMs === b.atMs && a.seq < b.seq);
   }

@@ -18,6 +18,9 @@ export type HostId = number;
 export interface SimHostSpec {
   upBytesPerS: number;
   downBytesPerS: number;
+  /** CPU nanoseconds this host's process spends per byte it sends / receives, on the shared cores (default 0: free). */
+  sendNsPerByte?: number;
+  receiveNsPerByte?: number;
 }
 
 export interface NetworkOptions {
@@ -25,6 +28,12 @@ export interface NetworkOptions {
   latencyMs?: (from: HostId, to: HostId) => number;
   /** Rates are recomputed at most once per this many simulated ms (default 0: after every change). */
   quantumMs?: number;
+  /**
+   * Cores the hosts' processes share (default Infinity). When the flows' CPU cost (the hosts'
+   * ns per byte sent and received) asks for more, every flow that costs CPU slows in proportion,
+   * as processes on a loaded machine do: the fan-out bed runs all its hosts on 2 cores.
+   */
+  cores?: number;
 }
 
 export interface Transfer {
@@ -48,6 +57,8 @@ interface Flow extends Transfer {
 }
 
 interface HostState extends SimHostSpec {
+  sendNsPerByte: number;
+  receiveNsPerByte: number;
   out: Set<Flow>;
   in: Set<Flow>;
   sentBytes: number;
@@ -67,6 +78,7 @@ export class SimNetwork {
   private readonly hosts: HostState[] = [];
   private readonly latency: (from: HostId, to: HostId) => number;
   private readonly quantumMs: number;
+  private readonly cores: number;
   private readonly flows = new Set<Flow>();
   private recompute: SimEvent | undefined;
   private lastRecomputeMs = -Infinity;
@@ -78,12 +90,15 @@ export class SimNetwork {
   ) {
     this.latency = options.latencyMs ?? (() => 0);
     this.quantumMs = options.quantumMs ?? 0;
+    this.cores = options.cores ?? Infinity;
     if (!(this.quantumMs >= 0)) throw new Error('quantumMs must be >= 0');
+    if (!(this.cores > 0)) throw new Error('cores must be > 0');
   }
 
   addHost(spec: SimHostSpec): HostId {
     if (!(spec.upBytesPerS > 0) || !(spec.downBytesPerS > 0)) throw new Error('host caps must be positive bytes per second');
-    this.hosts.push({ ...spec, out: new Set(), in: new Set(), sentBytes: 0, receivedBytes: 0, downLevel: 0 });
+    if (!((spec.sendNsPerByte ?? 0) >= 0) || !((spec.receiveNsPerByte ?? 0) >= 0)) throw new Error('CPU costs must be >= 0 ns per byte');
+    this.hosts.push({ ...spec, sendNsPerByte: spec.sendNsPerByte ?? 0, receiveNsPerByte: spec.receiveNsPerByte ?? 0, out: new Set(), in: new Set(), sentBytes: 0, receivedBytes: 0, downLevel: 0 });
     return this.hosts.length - 1;
   }
 
@@ -115,14 +130,18 @@ export class SimNetwork {
     return { out, in: into };
   }
 
-  /** Starts moving `bytes` from one host to another; onDone runs when the last byte has arrived. */
-  transfer(from: HostId, to: HostId, bytes: number, onDone: (atMs: number) => void): Transfer {
+  /**
+   * Starts moving `bytes` from one host to another; onDone runs when the last byte has arrived. A
+   * flow that continues a stream already under way (the next block on a busy connection) passes
+   * `continued`: its first byte does not wait the latency again.
+   */
+  transfer(from: HostId, to: HostId, bytes: number, onDone: (atMs: number) => void, continued = false): Transfer {
     this.host(from);
     this.host(to);
     if (from === to) throw new Error('a transfer needs two different hosts');
     if (!(bytes > 0)) throw new Error(`a transfer moves a positive number of bytes, got ${bytes}`);
     const flow: Flow = { from, to, bytes, remaining: bytes, rateBytesPerS: 0, lastMs: 0, active: false, done: false, event: undefined, onDone, allowBytesPerS: 0, upBytesPerS: 0 };
-    flow.event = this.queue.after(this.latency(from, to), () => this.activate(flow));
+    flow.event = this.queue.after(continued ? 0 : this.latency(from, to), () => this.activate(flow));
     return flow;
   }
 
@@ -243,6 +262,20 @@ export class SimNetwork {
       // What each receiver would allow a flow that asked for more: its download's water level.
       for (const f of this.flows) f.allowBytesPerS = Math.max(f.rateBytesPerS, this.hosts[f.to]!.downLevel);
     }
+    if (Number.isFinite(this.cores)) this.shareCores();
+  }
+
+  /** Slows the flows that cost CPU in proportion when together they need more than the cores. */
+  private shareCores(): void {
+    let demand = 0;
+    for (const f of this.flows) demand += f.rateBytesPerS * this.nsPerByte(f) * 1e-9;
+    if (demand <= this.cores) return;
+    const scale = this.cores / demand;
+    for (const f of this.flows) if (this.nsPerByte(f) > 0) f.rateBytesPerS *= scale;
+  }
+
+  private nsPerByte(f: Flow): number {
+    return this.hosts[f.from]!.sendNsPerByte + this.hosts[f.to]!.receiveNsPerByte;
   }
 }
 

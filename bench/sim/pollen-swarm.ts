@@ -1,6 +1,6 @@
 // One simulated Pollen fan-out: N peers pull one blob of S bytes at (about) the same instant. The
-// supernode is the real Tracker + Scheduler (sim-supernode.ts), each peer the model of P2pTransfer
-// with the real piece picker (sim-peer.ts), on the fluid network model (network.ts). The seed is
+// supernode is the real Tracker + Scheduler (sim-supernode.ts), each peer runs the real P2pTransfer
+// through its seams (simulated-peer.ts, sim-wire.ts), on the fluid network model (network.ts). The seed is
 // supernode host (upload-capped like the registry) and receives the blob from the registry once,
 // in order, at the registry's rate (a piece can leave the seed once it has arrived); a registry
 // host with the same cap serves peers that fall back (its stream to the seed is not modelled as
@@ -11,8 +11,23 @@ import { pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
 import type { SchedulerOptions } from '../../supernode/p2p/scheduler.ts';
 import { EventQueue } from './event-queue.ts';
 import { SimNetwork, type HostId } from './network.ts';
-import { SimPeer, type PeerCounters } from './sim-peer.ts';
+import type { TransferTimings } from '../../peer/p2p/p2p-transfer.ts';
+import { DUPLICATE_CAUSES, type DuplicateCause } from '../../peer/p2p/piece-ledger.ts';
+import { SimulatedPeer, type TransferTrace } from './simulated-peer.ts';
 import { SimSupernode, type SupernodeStats } from './sim-supernode.ts';
+
+export interface PeerCounters {
+  fromPeers: number;
+  fromSeed: number;
+  fromRegistry: number;
+  /** Bytes received and thrown away (the transfer's own count, all causes). */
+  duplicate: number;
+  duplicateByCause: Record<DuplicateCause, number>;
+  /** Bytes that reached the peers over the network (cancelled blocks already on the way included). */
+  networkReceived: number;
+  stalls: number;
+  starvedGrants: number;
+}
 
 export interface PollenSwarmOptions {
   peers: number;
@@ -29,16 +44,22 @@ export interface PollenSwarmOptions {
   /** One-way latency of a host's access link is uniform in [min, max] ms; a path adds both ends (default 0.5-2.5). */
   accessLatencyMs?: readonly [number, number];
   uploadSlots?: number;
-  piecesPerParent?: number;
-  syncMs?: number;
-  noProgressMs?: number;
+  /** The transfer's timings (default DEFAULT_TIMINGS of peer/p2p/p2p-transfer.ts). */
+  timings?: Partial<TransferTimings>;
   scheduler?: Partial<SchedulerOptions>;
+  /**
+   * The machine's CPU, shared by the peers' processes (default: free). The fan-out bed runs every
+   * host on the same 2 cores, and there a Pollen peer's CPU per byte limits the swarm before its links.
+   */
+  cpu?: { cores: number; peerReceiveNsPerByte: number; peerSendNsPerByte: number };
   /** The network model's rate recompute quantum, ms (network.ts; default NETWORK_QUANTUM_MS). */
   networkQuantumMs?: number;
   /** Give up after this much simulated time (default 1 h). */
   maxSimMs?: number;
+  /** Records what reaches this peer's transfer and what it decides (simulated-peer.ts). */
+  trace?: { peerId: string; into: TransferTrace };
   /** Called every everyMs of simulated time while the run lasts (time series for diagnosis). */
-  sample?: { everyMs: number; fn: (nowMs: number, peers: readonly SimPeer[], network: SimNetwork) => void };
+  sample?: { everyMs: number; fn: (nowMs: number, peers: readonly SimulatedPeer[], network: SimNetwork) => void };
 }
 
 export interface PollenSwarmResult {
@@ -68,53 +89,55 @@ export interface PollenSwarmResult {
  */
 export const NETWORK_QUANTUM_MS = 5;
 
-/** Defaults of peer/config.ts (uploadSlots) and peer/p2p/p2p-transfer.ts (DEFAULT_TIMINGS). */
-export const SIM_DEFAULTS = { uploadSlots: 10, piecesPerParent: 1, syncMs: 500, noProgressMs: 30_000, startSpreadMs: 100, accessLatencyMs: [0.5, 2.5] as const };
+/** Defaults of peer/config.ts (uploadSlots). */
+export const SIM_DEFAULTS = { uploadSlots: 10, startSpreadMs: 100, accessLatencyMs: [0.5, 2.5] as const };
 
-export function runPollenSwarm(o: PollenSwarmOptions): PollenSwarmResult {
+export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarmResult> {
   const wall = performance.now();
   const pieceBytes = o.pieceBytes ?? pieceSizeFor(o.blobBytes);
   const pieceCount = pieceCountFor(o.blobBytes, pieceBytes);
   const queue = new EventQueue();
   const [lo, hi] = o.accessLatencyMs ?? SIM_DEFAULTS.accessLatencyMs;
   const access: number[] = [];
-  const network = new SimNetwork(queue, { latencyMs: (a, b) => access[a]! + access[b]!, quantumMs: o.networkQuantumMs ?? NETWORK_QUANTUM_MS });
-  const addHost = (up: number, down: number): HostId => {
+  const network = new SimNetwork(queue, { latencyMs: (a, b) => access[a]! + access[b]!, quantumMs: o.networkQuantumMs ?? NETWORK_QUANTUM_MS, ...(o.cpu ? { cores: o.cpu.cores } : {}) });
+  const addHost = (up: number, down: number, cpu?: { receiveNsPerByte: number; sendNsPerByte: number }): HostId => {
     access.push(lo + (hi - lo) * o.random());
-    return network.addHost({ upBytesPerS: up, downBytesPerS: down });
+    return network.addHost({ upBytesPerS: up, downBytesPerS: down, ...cpu });
   };
+  const peerCpu = o.cpu && { receiveNsPerByte: o.cpu.peerReceiveNsPerByte, sendNsPerByte: o.cpu.peerSendNsPerByte };
   const seedHost = addHost(o.originUpBytesPerS, o.originUpBytesPerS);
   const registryHost = addHost(o.originUpBytesPerS, o.originUpBytesPerS);
   const digest = `sha256:${createHash('sha256').update(`sim-${o.blobBytes}`).digest('hex')}` as Digest;
   const seedReadyAtMs = (i: number): number => (((i + 1) * pieceBytes) / o.originUpBytesPerS) * 1000;
   const supernode = new SimSupernode({ queue }, { digest, pieceCount, scheduler: o.scheduler, seedHas: (i, now) => seedReadyAtMs(i) <= now });
-  const peers = new Map<string, SimPeer>();
+  const peers = new Map<string, SimulatedPeer>();
   let remaining = o.peers;
   let seedLastMs = NaN;
+  // Every block and piece body is a view of this one buffer: the simulation names pieces, it does not hash them.
+  const blank = Buffer.alloc(Math.max(pieceBytes, 1));
   const world = {
     queue,
     network,
     supernode,
     seedHost,
     registryHost,
-    peers,
+    digest,
+    blobBytes: o.blobBytes,
+    pieceBytes,
+    pieceCount,
     latency: (a: HostId, b: HostId) => access[a]! + access[b]!,
+    body: (length: number) => blank.subarray(0, length),
     // The seed streams the blob from the registry once, in order, at the registry's upload rate.
     seedReadyAtMs,
+    peer: (id: string) => peers.get(id),
     onDone: () => void remaining--,
     onSeedPiece: (atMs: number) => void (seedLastMs = atMs),
   };
-  const peerOptions = {
-    pieceCount,
-    pieceBytes,
-    uploadSlots: o.uploadSlots ?? SIM_DEFAULTS.uploadSlots,
-    piecesPerParent: o.piecesPerParent ?? SIM_DEFAULTS.piecesPerParent,
-    syncMs: o.syncMs ?? SIM_DEFAULTS.syncMs,
-    noProgressMs: o.noProgressMs ?? SIM_DEFAULTS.noProgressMs,
-  };
-  const list: SimPeer[] = [];
+  const peerOptions = { uploadSlots: o.uploadSlots ?? SIM_DEFAULTS.uploadSlots, timings: o.timings ?? {} };
+  const list: SimulatedPeer[] = [];
   for (let i = 0; i < o.peers; i++) {
-    const peer = new SimPeer(world, `peer-${i}`, addHost(o.peerUpBytesPerS, o.peerDownBytesPerS), peerOptions);
+    const id = `peer-${i}`;
+    const peer = new SimulatedPeer(world, id, addHost(o.peerUpBytesPerS, o.peerDownBytesPerS, peerCpu), o.trace?.peerId === id ? { ...peerOptions, trace: o.trace.into } : peerOptions);
     peers.set(peer.peerId, peer);
     list.push(peer);
   }
@@ -129,12 +152,26 @@ export function runPollenSwarm(o: PollenSwarmOptions): PollenSwarmResult {
     };
     queue.at(0, tick);
   }
-  queue.run({ stop: () => remaining === 0, untilMs: o.maxSimMs ?? 3_600_000 });
+  await queue.runSettling({ stop: () => remaining === 0, untilMs: o.maxSimMs ?? 3_600_000 });
+  for (const p of list) await p.transfer?.close();
   supernode.close();
   const doneMs = list.map((p) => p.doneMs);
   const finished = doneMs.filter(Number.isFinite).sort((a, b) => a - b);
-  const totals: PeerCounters = { fromPeers: 0, fromSeed: 0, fromRegistry: 0, duplicate: 0 };
-  for (const p of list) for (const k of Object.keys(totals) as (keyof PeerCounters)[]) totals[k] += p.counters[k];
+  const totals: PeerCounters = { fromPeers: 0, fromSeed: 0, fromRegistry: 0, duplicate: 0, duplicateByCause: Object.fromEntries(DUPLICATE_CAUSES.map((c) => [c, 0])) as Record<DuplicateCause, number>, networkReceived: 0, stalls: 0, starvedGrants: 0 };
+  for (const p of list) {
+    totals.networkReceived += network.receivedBytes(p.host);
+    const t = p.transfer;
+    if (!t) continue;
+    totals.fromPeers += t.counters.peer;
+    totals.fromSeed += t.counters.seed;
+    totals.fromRegistry += t.counters.upstream;
+    for (const c of DUPLICATE_CAUSES) {
+      totals.duplicateByCause[c] += t.stats.duplicateBytes[c];
+      totals.duplicate += t.stats.duplicateBytes[c];
+    }
+    totals.stalls += t.stats.stalls;
+    totals.starvedGrants += t.stats.starvedGrants;
+  }
   return {
     pieceCount,
     pieceBytes,
@@ -145,7 +182,7 @@ export function runPollenSwarm(o: PollenSwarmOptions): PollenSwarmResult {
     seedLastMs,
     registrySentBytes: network.sentBytes(registryHost),
     peersSentBytes: list.reduce((sum, p) => sum + network.sentBytes(p.host), 0),
-    fallbacks: list.filter((p) => p.mode === 'fallback' || p.counters.fromRegistry > 0).length,
+    fallbacks: list.reduce((n, p) => n + (p.transfer?.stats.fallbacks ?? 0), 0),
     totals,
     supernode: { ...supernode.stats },
     events: queue.eventsRun,

@@ -25,6 +25,8 @@ export interface SimBenchOptions {
   /** Stop a run after this much simulated time; peers not done by then are reported as unfinished. */
   maxSimS: number;
   scheduler?: Partial<SchedulerOptions>;
+  /** The machine's cores shared by the peers, and a peer's CPU ns per byte received and sent (pollen-swarm.ts). */
+  cpu?: { cores: number; peerReceiveNsPerByte: number; peerSendNsPerByte: number };
   outDir: string;
   log: (line: string) => void;
 }
@@ -45,6 +47,12 @@ export interface SimRow {
   fallbacks: number;
   unfinished: number;
   duplicateXS: number;
+  /** Wasted bytes / S by cause (the transfer's own accounting). */
+  duplicateByCauseXS: Record<string, number>;
+  /** Bytes that reached the peers over the network / (N x S): 1 means no byte twice. */
+  receivedPerNeeded: number;
+  stalls: number;
+  starvedGrants: number;
   /** Peers' upload used until all-done (or the end of the run): bytes they sent / (N x u_peer x time). */
   peerUpUtil: number;
   scheduleCalls: number;
@@ -133,7 +141,7 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
   const rows: SimRow[] = [];
   await mkdir(o.outDir, { recursive: true });
   for (const n of o.peers) {
-    const r = runPollenSwarm({ peers: n, blobBytes, pieceBytes, peerUpBytesPerS: up, peerDownBytesPerS: up, originUpBytesPerS: originUp, random: mulberry32(o.seed), scheduler: o.scheduler, maxSimMs: o.maxSimS * 1000 });
+    const r = await runPollenSwarm({ peers: n, blobBytes, pieceBytes, peerUpBytesPerS: up, peerDownBytesPerS: up, originUpBytesPerS: originUp, random: mulberry32(o.seed), scheduler: o.scheduler, maxSimMs: o.maxSimS * 1000, ...(o.cpu ? { cpu: o.cpu } : {}) });
     const lowerBoundS = lowerBoundSeconds(blobBytes, { registryUpMbit: o.originMbit, peerDownMbit: o.mbit, peerUpMbit: new Array<number>(n).fill(o.mbit) });
     const cpuUsPerSchedule = measureScheduleCpuUs(n, r.pieceCount);
     const usPerSchedule = (r.supernode.syncWallMs * 1000) / Math.max(1, r.supernode.scheduleCalls);
@@ -153,6 +161,10 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
       fallbacks: r.fallbacks,
       unfinished: r.unfinished,
       duplicateXS: r.totals.duplicate / blobBytes,
+      duplicateByCauseXS: Object.fromEntries(Object.entries(r.totals.duplicateByCause).map(([k, v]) => [k, v / blobBytes])),
+      receivedPerNeeded: r.totals.networkReceived / (n * blobBytes),
+      stalls: r.totals.stalls,
+      starvedGrants: r.totals.starvedGrants,
       peerUpUtil: r.peersSentBytes / (n * up * (Number.isFinite(r.allDoneMs) ? r.allDoneMs / 1000 : o.maxSimS)),
       scheduleCalls: r.supernode.scheduleCalls,
       usPerSchedule,
@@ -188,11 +200,11 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
 }
 
 export function renderSimTable(rows: readonly SimRow[]): string {
-  const head = ['N', 'S MiB', 'pieces', 'T* s', 'all-done s', 'x T*', 'median s', 'done@1.5T*', 'done@end', 'seed xS', 'registry xS', 'fallbacks', 'dup xS', 'peer up used', 'wall us/sched', 'cpu us/sched', 'scheds/s/core', 'needed/s peak', 'sn CPU at peak', 'B/peer-task', 'wall s'];
+  const head = ['N', 'S MiB', 'pieces', 'T* s', 'all-done s', 'x T*', 'median s', 'done@1.5T*', 'done@end', 'seed xS', 'registry xS', 'fallbacks', 'dup xS', 'recv/need', 'stalls', 'starved', 'peer up used', 'wall us/sched', 'cpu us/sched', 'scheds/s/core', 'needed/s peak', 'sn CPU at peak', 'B/peer-task', 'wall s'];
   const f = (x: number, d = 1): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
   const body = rows.map((r) => [
     String(r.n), String(r.sizeMiB), String(r.pieces), f(r.lowerBoundS), r.unfinished > 0 ? `${r.unfinished} unfinished` : f(r.allDoneS), f(r.xLowerBound, 2), f(r.medianS), `${f(r.doneBy15 * 100, 0)} %`, `${f(r.doneByEnd * 100, 0)} %`,
-    f(r.seedEgressXS, 2), f(r.registryEgressXS, 2), String(r.fallbacks), f(r.duplicateXS, 1), `${f(r.peerUpUtil * 100, 0)} %`, f(r.usPerSchedule, 0), f(r.cpuUsPerSchedule, 0), f(r.schedulesPerCoreS, 0), String(r.peakSchedulesPerSimS),
+    f(r.seedEgressXS, 2), f(r.registryEgressXS, 2), String(r.fallbacks), f(r.duplicateXS, 1), f(r.receivedPerNeeded, 2), String(r.stalls), String(r.starvedGrants), `${f(r.peerUpUtil * 100, 0)} %`, f(r.usPerSchedule, 0), f(r.cpuUsPerSchedule, 0), f(r.schedulesPerCoreS, 0), String(r.peakSchedulesPerSimS),
     `${f(r.supernodeCpuAtPeak * 100, 0)} %`, f(r.bytesPerPeerTask, 0), f(r.wallS),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));

@@ -36,6 +36,13 @@ function positive(flag: string, value: string): number {
   return x;
 }
 
+/** --cores with --peer-ns-per-byte <rx,tx>: the shared CPU of the simulation (bench/sim/pollen-swarm.ts). */
+function simCpu(cores: number, nsPerByte: readonly number[]): { cores: number; peerReceiveNsPerByte: number; peerSendNsPerByte: number } {
+  const [rx, tx] = nsPerByte;
+  if (nsPerByte.length !== 2 || rx === undefined || tx === undefined) throw new Error('--peer-ns-per-byte takes two numbers, received and sent, e.g. 20,13');
+  return { cores, peerReceiveNsPerByte: rx, peerSendNsPerByte: tx };
+}
+
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('benchmarks that print figures (JSON lines and a table) and write charts');
   bench
@@ -76,8 +83,10 @@ export function registerBench(program: Command): void {
     .option('--max-sim-s <s>', 'stop a run after this many simulated seconds (peers not done are reported as unfinished)', '600')
     .option('--scan-limit <n>', "the scheduler's scanLimit (default: the supernode's)")
     .option('--seed <n>', 'seed of the random start jitter and latencies', '1')
+    .option('--cores <n>', "cores the peers' processes share (default: CPU is free; the fan-out bed has 2)")
+    .option('--peer-ns-per-byte <rx,tx>', "a peer's CPU ns per byte received and sent, with --cores", '20,13')
     .option('--out <dir>', 'results directory (default: results/sim-<timestamp>)')
-    .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; scanLimit?: string; maxSimS: string; seed: string; out?: string }) => {
+    .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; scanLimit?: string; maxSimS: string; seed: string; cores?: string; peerNsPerByte: string; out?: string }) => {
       const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
       const outDir = o.out ?? join(REPO_ROOT, 'results', `sim-${stamp}`);
       const { runSimBench, renderSimTable } = await benchModule(() => import('../../bench/sim/sim-bench.ts'));
@@ -91,6 +100,7 @@ export function registerBench(program: Command): void {
         scheduler: o.scanLimit === undefined ? undefined : { scanLimit: numberList('scan-limit', o.scanLimit)[0]! },
         maxSimS: positive('max-sim-s', o.maxSimS),
         seed: Number(o.seed),
+        ...(o.cores === undefined ? {} : { cpu: simCpu(positive('cores', o.cores), numberList('peer-ns-per-byte', o.peerNsPerByte)) }),
         outDir,
         log: (line) => process.stdout.write(`${line}\n`),
       });

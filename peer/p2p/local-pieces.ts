@@ -59,6 +59,11 @@ export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: nu
     this.committed.set(digest, size);
   }
 
+  /** The store no longer has the blob (evicted): nothing of it is offered any more. */
+  forget(digest: Digest): boolean {
+    return this.committed.delete(digest);
+  }
+
   /** Tells listeners (the uploader's connections) about a verified piece; never throws into the caller. */
   announce(digest: Digest, index: number): void {
     try {

@@ -7,10 +7,12 @@ import type { Logger } from 'pino';
 import type { Clock } from '../../src/clock.ts';
 import type { ContentStore } from '../../src/content-store.ts';
 import { splitHostPort } from '../../src/config.ts';
+import type { Digest } from '../../src/digest.ts';
 import type { HeartbeatBody } from '../../src/p2p/supernode-api.ts';
 import { AddressBans } from '../../src/p2p/wire-bans.ts';
 import { WireDialer } from '../../src/p2p/wire-dialer.ts';
 import { LocalPieces } from './local-pieces.ts';
+import type { TransferEvent } from './p2p-transfer.ts';
 import { SupernodeClient } from './supernode-client.ts';
 import { Uploader } from './uploader.ts';
 
@@ -50,6 +52,8 @@ export class P2pAgent {
   readonly banned = new Set<string>();
   /** Called for every verified piece, by source and blob (metrics hook). */
   onBytes: (from: keyof P2pTotals, bytes: number, digest: string) => void = () => {};
+  /** Called for wasted bytes, fallbacks, stalls and declined seed grants of every transfer (metrics hook). */
+  onTransferEvent: (e: TransferEvent) => void = () => {};
   /** What each heartbeat reports to the supernode (its status page): version, store use, byte totals. */
   report: () => HeartbeatBody = () => ({});
   /** Called when a transfer bans a parent for a bad piece (metrics hook). */
@@ -103,6 +107,18 @@ export class P2pAgent {
     this.timers.clear();
     await this.uploader.close();
     await this.client.close();
+  }
+
+  /**
+   * The content store evicted `digest`: stop offering it to other peers, and tell every supernode
+   * this peer is registered with, so it stops naming this peer as a parent of the blob. A supernode
+   * that cannot be told learns it from the next registration (holdings are rebuilt from the store).
+   */
+  forget(digest: Digest): void {
+    if (!this.pieces.forget(digest)) return;
+    for (const url of this.registered) {
+      void this.client.dropHolding(url, digest).catch((err: unknown) => this.logger.debug({ supernode: url, digest, err: (err as Error).message }, 'could not report an evicted blob'));
+    }
   }
 
   isRegistered(url: string): boolean {

@@ -84,6 +84,7 @@ export class P2pDownloader implements BlobDownloader {
           this.agent.banned.add(peerId);
           this.agent.onBan(peerId);
         },
+        onEvent: (e) => this.agent.onTransferEvent(e),
       },
       { request, meta, partial, ingest, have },
       this.timings,

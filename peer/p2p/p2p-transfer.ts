@@ -4,29 +4,31 @@
 // before it is written, announced or persisted; a parent that sends a bad piece is banned. The
 // verified bitfield is persisted so a restarted peer resumes, and the contiguous verified prefix is
 // exposed to waiting clients through the PartialBlob. The whole blob is verified at commit.
-// Over 400 lines because it is one state machine (p2p → fallback → done) whose sources share the
-// same piece accounting (the seed-piece GET is in seed-piece.ts, a parent's window and
-// assignments in parent-link.ts).
-import { createHash } from 'node:crypto';
+// The parts: the piece accounting in piece-ledger.ts, the parents in parent-pool.ts (a parent's
+// window and assignments in parent-link.ts), the phase in transfer-state.ts, the seed-piece GET
+// in seed-piece.ts; time and every outside party come through the seams of transfer-seams.ts, so
+// unit tests drive it on a manual clock and bench/sim runs this very code on simulated time.
+// Over 400 lines because it is the one place the sources meet: which piece from whom, when.
 import type { Logger } from 'pino';
-import type { Ingest } from '../../src/content-store.ts';
-import type { Kv } from '../../src/db.ts';
+import { systemClock, type Clock, type Timer } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError, toPollenError } from '../../src/errors.ts';
-import type { PartialBlob } from '../../src/partial-blob.ts';
-import { Bitfield } from '../../src/p2p/bitfield.ts';
+import type { Bitfield } from '../../src/p2p/bitfield.ts';
 import { BLOCK_BYTES, pieceRange } from '../../src/p2p/metainfo.ts';
 import type { MetainfoBody, SyncResponse } from '../../src/p2p/supernode-api.ts';
 import { releaseBlock } from '../../src/p2p/wire-connection.ts';
-import type { WireDialer } from '../../src/p2p/wire-dialer.ts';
 import type { BlobFetchRequest } from '../blob-downloader.ts';
-import type { LocalPieces } from './local-pieces.ts';
-import { ParentLink, type Assignment } from './parent-link.ts';
+import { fetchRangeFromUpstream } from '../mirror/upstream-ranges.ts';
+import type { Assignment, ParentLink } from './parent-link.ts';
+import { ParentPool } from './parent-pool.ts';
+import { PieceLedger, SEED_SOURCE, type DuplicateCause, type TransferStats } from './piece-ledger.ts';
 import { pickPiece } from './piece-picker.ts';
 import { fetchSeedPiece } from './seed-piece.ts';
 import { taskRequest } from './task-request.ts';
-import type { SupernodeClient } from './supernode-client.ts';
-import { fetchRangeFromUpstream } from '../mirror/upstream-ranges.ts';
+import { TransferState } from './transfer-state.ts';
+import { sha256Piece, type BlobReader, type BlobTarget, type ParentDialer, type PieceHasher, type PieceKv, type PieceRegistry, type TransferClient, type UpstreamFetch } from './transfer-seams.ts';
+
+export type { PersistedPieces } from './transfer-seams.ts';
 
 export interface TransferTimings {
   readonly syncMs: number;
@@ -42,27 +44,18 @@ export interface TransferTimings {
 // The fan-out bed (16 peers on 2 cores, every link full) lost syncs for over 15 s while P2P was
 // still the best way forward: 31 fallbacks sent the registry 12 x S.
 export const DEFAULT_TIMINGS: TransferTimings = { syncMs: 500, pieceStallMs: 8_000, noProgressMs: 30_000, supernodeDeadMs: 30_000 };
-/**
- * Parents connected at once. Five left peers starved in simulation: a child keeps a parent while it
- * holds anything useful, so a child whose few parents were all busy crawled while other uploads
- * idled. It stays below the uploaders' slots (10 by default): with more children asking than slots
- * to serve them, the children that came last waited choked behind the ones that never leave
- * (simulated 1,000 peers, 256 MiB, 100 Mbit/s: all-done 1.55 x T* with 8 parents and 8 slots,
- * 1.43 x with 8 and 10; bench/sim).
- */
-const MAX_PARENTS = 8;
-/** A parent that has kept us choked (all its upload slots taken) this long makes room for a fresh one. */
-const CHOKE_PATIENCE_MS = 1_000;
-const SEED_CONCURRENCY = 3;
-/** Parents reported per sync and list (the supernode reads no more); the rest go with the next. */
-const MAX_REPORTS_PER_SYNC = 64;
+export const SEED_CONCURRENCY = 3;
+/** The transfer's tick (stall and progress checks, periodic sync) runs this often at most. */
+export const TICK_MS = 250;
+/** This many verified pieces not yet reported make the transfer sync at once. */
+export const HAVES_PER_SYNC = 4;
 /**
  * No verified piece for this long, with pieces missing: the peer tells the supernode it is starved,
  * and the seed backs up the parents that hold what it lacks but do not deliver it (all slots busy,
  * links full). Falling back to the registry (noProgressMs) is for when that fails too: on the
  * CPU-starved 16-host bed, 40 such fallbacks sent the registry 6.9 x S.
  */
-const STARVED_MS = 5_000;
+export const STARVED_MS = 5_000;
 
 export interface TransferCounters {
   peer: number;
@@ -70,81 +63,107 @@ export interface TransferCounters {
   upstream: number;
 }
 
-export interface PersistedPieces {
-  readonly size: number;
-  readonly pieceSize: number;
-  readonly pieces: string;
-}
+/** What the peer counts (Prometheus) as a transfer runs. */
+export type TransferEvent = { kind: 'duplicate'; cause: DuplicateCause; bytes: number } | { kind: 'fallback' } | { kind: 'stall' } | { kind: 'starved-grant' };
 
 export interface TransferDeps {
-  readonly client: SupernodeClient;
+  readonly client: TransferClient;
   readonly supernode: string;
-  readonly pieces: LocalPieces;
-  readonly kv: Kv<PersistedPieces>;
+  readonly pieces: PieceRegistry;
+  readonly kv: PieceKv;
   readonly logger: Logger;
   /** Opens wire connections (TLS with the cluster key; skips banned addresses). */
-  readonly dialer: WireDialer;
+  readonly dialer: ParentDialer;
   readonly peerId: string;
   readonly onBytes: (from: keyof TransferCounters, bytes: number) => void;
   readonly onBan: (peerId: string) => void;
+  readonly onEvent?: (e: TransferEvent) => void;
+  /** Time (default the system clock). */
+  readonly clock?: Clock;
+  /** The piece hash (default sha256; the simulation names pieces without hashing them). */
+  readonly hashPiece?: PieceHasher;
+  /** The registry range GET of the fallback (default fetchRangeFromUpstream). */
+  readonly fetchUpstream?: UpstreamFetch;
 }
 
 export class P2pTransfer {
   readonly counters: TransferCounters = { peer: 0, seed: 0, upstream: 0 };
+  readonly state = new TransferState();
   private readonly deps: TransferDeps;
+  private readonly clock: Clock;
+  private readonly hashPiece: PieceHasher;
   private readonly timings: TransferTimings;
   private readonly request: BlobFetchRequest;
   private readonly digest: Digest;
-  private readonly partial: PartialBlob;
-  private readonly ingest: Ingest;
+  private readonly partial: BlobTarget;
+  private readonly ingest: BlobReader;
   private meta: MetainfoBody;
-  private readonly have: Bitfield;
-  private readonly parents = new Map<string, ParentLink>();
-  private readonly connecting = new Set<string>();
-  private readonly banned = new Set<string>();
-  private readonly badParents = new Set<string>();
-  private readonly corruptParents = new Set<string>();
-  private readonly inFlight = new Map<number, number>();
-  private readonly writing = new Set<number>();
-  private readonly seedFetches = new Set<number>();
+  private readonly ledger: PieceLedger;
+  private readonly pool: ParentPool;
+  private readonly seedFetches = new Map<number, AbortController>();
+  private readonly declinedGrants = new Set<number>();
   private availability: readonly number[] = [];
   private pendingHaves: number[] = [];
-  private lastProgressAt = Date.now();
-  private lastPieceAt = Date.now();
-  private lastSyncOkAt = Date.now();
+  private lastProgressAt: number;
+  private lastPieceAt: number;
+  private lastSyncOkAt: number;
   private syncing: Promise<void> | undefined;
   private pumpQueued = false;
   private lastSyncAt = 0;
   private persistChain: Promise<void> = Promise.resolve();
-  private ticker: NodeJS.Timeout | undefined;
-  private mode: 'p2p' | 'fallback' | 'done' = 'p2p';
-  private readonly started = Date.now();
+  private ticker: Timer | undefined;
+  private readonly started: number;
   private readonly controller = new AbortController();
   private readonly seedController = new AbortController();
   private resolveDone!: () => void;
   readonly done: Promise<void> = new Promise((r) => (this.resolveDone = r));
 
-  constructor(deps: TransferDeps, init: { request: BlobFetchRequest; meta: MetainfoBody; partial: PartialBlob; ingest: Ingest; have: Bitfield }, timings: TransferTimings = DEFAULT_TIMINGS) {
+  constructor(deps: TransferDeps, init: { request: BlobFetchRequest; meta: MetainfoBody; partial: BlobTarget; ingest: BlobReader; have: Bitfield }, timings: TransferTimings = DEFAULT_TIMINGS) {
     this.deps = deps;
+    this.clock = deps.clock ?? systemClock;
+    this.hashPiece = deps.hashPiece ?? sha256Piece;
     this.timings = timings;
     this.request = init.request;
     this.digest = init.request.digest;
     this.meta = init.meta;
     this.partial = init.partial;
     this.ingest = init.ingest;
-    this.have = init.have;
+    this.ledger = new PieceLedger(init.have);
+    this.started = this.lastProgressAt = this.lastPieceAt = this.lastSyncOkAt = this.clock.now();
+    this.pool = new ParentPool(
+      {
+        dialer: deps.dialer,
+        clock: this.clock,
+        events: {
+          onReady: () => this.pump(),
+          onClose: (parent) => this.onParentClosed(parent),
+          onPieces: () => this.pumpSoon(),
+          onUnchoke: () => this.pump(),
+          wanted: () => this.state.phase === 'p2p',
+        },
+      },
+      { digest: this.digest },
+    );
   }
 
   get size(): number {
     return this.meta.size;
   }
 
+  /** Parents connected and ready (a gauge for the metrics). */
   get connectedParents(): number {
-    return this.parents.size;
+    let n = 0;
+    for (const _ of this.pool.ready()) n++;
+    return n;
   }
 
   get pieces(): Bitfield {
-    return this.have;
+    return this.ledger.have;
+  }
+
+  /** Bytes received and thrown away by cause, fallbacks, stalls, declined seed grants. */
+  get stats(): Readonly<TransferStats> {
+    return this.ledger.stats;
   }
 
   async readInto(target: Buffer, offset: number): Promise<void> {
@@ -154,55 +173,48 @@ export class P2pTransfer {
 
   start(): void {
     this.deps.pieces.addActive(this.digest, this);
-    this.ticker = setInterval(() => this.tick(), Math.min(250, this.timings.syncMs));
-    this.ticker.unref();
-    if (this.have.complete) void this.finish();
+    this.ticker = this.clock.setInterval(() => this.tick(), Math.min(TICK_MS, this.timings.syncMs));
+    if (this.ledger.have.complete) void this.finish();
     else void this.sync();
   }
 
   private tick(): void {
-    if (this.mode !== 'p2p') return;
-    const now = Date.now();
+    if (this.state.phase !== 'p2p') return;
+    const now = this.clock.now();
     // A slow or lost supernode matters only when the parents we have stop delivering too.
     const stalledFor = now - this.lastProgressAt;
     if (now - this.lastSyncOkAt > this.timings.supernodeDeadMs && stalledFor > this.timings.supernodeDeadMs / 2) return this.fallBack('supernode unreachable');
     if (now - this.lastProgressAt > this.timings.noProgressMs) return this.fallBack('no progress');
-    for (const parent of this.parents.values()) {
-      for (const a of parent.assignments.values()) {
-        if (now - a.lastBlockAt > this.timings.pieceStallMs) {
-          this.deps.logger.debug({ digest: this.digest, parent: parent.peerId, piece: a.index }, 'piece stalled; dropping parent');
-          this.badParents.add(parent.peerId);
-          parent.conn.destroy('stalled');
-          break;
-        }
-      }
+    for (const { parent, piece } of this.pool.stalled(this.timings.pieceStallMs)) {
+      this.deps.logger.debug({ digest: this.digest, parent: parent.peerId, piece }, 'piece stalled; dropping parent');
+      this.ledger.stats.stalls++;
+      this.deps.onEvent?.({ kind: 'stall' });
+      this.pool.dropStalled(parent);
     }
     if (now - this.lastSyncAt >= this.timings.syncMs) void this.sync();
     this.pump();
   }
 
   private sync(): Promise<void> {
-    if (this.syncing || this.mode !== 'p2p') return this.syncing ?? Promise.resolve();
-    this.lastSyncAt = Date.now();
+    if (this.syncing || this.state.phase !== 'p2p') return this.syncing ?? Promise.resolve();
+    this.lastSyncAt = this.clock.now();
     const have = this.pendingHaves;
     this.pendingHaves = [];
-    const badParents = takeReports(this.badParents);
-    const corruptParents = takeReports(this.corruptParents);
+    const reports = this.pool.takeReports();
     // Leases we hold come back with every answer, so count the whole allowance, not what is left.
     const wantSeed = SEED_CONCURRENCY;
-    const starved = !this.have.complete && Date.now() - this.lastPieceAt > STARVED_MS;
+    const starved = !this.ledger.have.complete && this.clock.now() - this.lastPieceAt > STARVED_MS;
     this.syncing = this.deps.client
-      .sync(this.deps.supernode, this.digest, { peerId: this.deps.peerId, have, wantSeed, badParents, corruptParents, starved, knownHashes: this.knownHashes() })
+      .sync(this.deps.supernode, this.digest, { peerId: this.deps.peerId, have, wantSeed, ...reports, starved, knownHashes: this.knownHashes() })
       .then((res) => this.onSync(res))
       .catch(async (err: unknown) => {
         this.pendingHaves.push(...have);
-        for (const p of badParents) this.badParents.add(p);
-        for (const p of corruptParents) this.corruptParents.add(p);
+        this.pool.restoreReports(reports);
         const e = toPollenError(err);
         if (e.kind === 'not_found') {
           // The supernode lost the peer or the task (a restart): register the task again.
           await this.deps.client.createTask(this.deps.supernode, taskRequest(this.deps.peerId, this.request, this.meta.size)).then(
-            () => (this.lastSyncOkAt = Date.now()),
+            () => (this.lastSyncOkAt = this.clock.now()),
             () => {},
           );
         }
@@ -213,29 +225,33 @@ export class P2pTransfer {
   }
 
   private onSync(res: SyncResponse): void {
-    this.lastSyncOkAt = Date.now();
-    if (this.mode !== 'p2p') return;
+    this.lastSyncOkAt = this.clock.now();
+    if (this.state.phase !== 'p2p') return;
     if (res.failed) return this.fallBack(`seed failed: ${res.failed}`);
     this.mergeHashes(res);
     this.availability = res.availability;
-    // Make room for parents we do not know yet by dropping idle ones that hold nothing we lack or
-    // keep us waiting for an upload slot.
-    const fresh = res.parents.some((p) => !this.parents.has(p.peerId) && !this.connecting.has(p.peerId) && !this.banned.has(p.peerId));
-    if (fresh) {
-      const now = Date.now();
-      for (const parent of this.parents.values()) {
-        if (this.parents.size + this.connecting.size < MAX_PARENTS) break;
-        if (parent.assignments.size > 0) continue;
-        if (now - parent.chokedSince > CHOKE_PATIENCE_MS) parent.conn.destroy('kept us choked');
-        else if (!this.isUseful(parent)) parent.conn.destroy('holds nothing we need');
-      }
-    }
-    for (const p of res.parents) {
-      if (this.parents.size + this.connecting.size >= MAX_PARENTS) break;
-      if (!this.parents.has(p.peerId) && !this.connecting.has(p.peerId) && !this.banned.has(p.peerId)) this.connectParent(p.peerId, p.wireAddr);
-    }
-    for (const i of res.seedGrants) if (!this.have.has(i) && !this.seedFetches.has(i)) void this.fetchFromSeed(i);
+    this.pool.offer(res.parents, (parent) => this.isUseful(parent));
+    for (const i of res.seedGrants) this.onSeedGrant(i);
     this.pump();
+  }
+
+  /**
+   * A seed grant is fetched unless the piece is held or coming: a grant for a piece in flight to a
+   * live parent (a block within pieceStallMs) is declined, since both copies would arrive (the
+   * bed's duplicates); a piece on a stalled parent is fetched as a second copy.
+   */
+  private onSeedGrant(i: number): void {
+    if (!this.ledger.isMissing(i) || this.seedFetches.has(i)) return;
+    const holders = this.ledger.holders(i);
+    if (holders.some((p) => this.pool.liveHolder(p, i, this.timings.pieceStallMs))) {
+      if (!this.declinedGrants.has(i)) {
+        this.declinedGrants.add(i);
+        this.ledger.stats.starvedGrants++;
+        this.deps.onEvent?.({ kind: 'starved-grant' });
+      }
+      return;
+    }
+    void this.fetchFromSeed(i);
   }
 
   /** Takes the hashes the answer carries (from `hashesFrom` on); a malformed answer changes nothing. */
@@ -256,56 +272,37 @@ export class P2pTransfer {
     return n;
   }
 
-  private connectParent(peerId: string, wireAddr: string): void {
-    const conn = this.deps.dialer.dial(wireAddr, this.digest);
-    if (!conn) return; // its address broke the wire protocol: banned for a while
-    this.connecting.add(peerId);
-    const parent = new ParentLink(peerId, conn);
-    conn.on('close', () => {
-      this.connecting.delete(peerId);
-      if (this.parents.get(peerId) === parent) this.parents.delete(peerId);
-      for (const a of parent.assignments.values()) this.release(a.index);
-      parent.assignments.clear();
-      this.pump();
-    });
-    // Bitfield and unchoke may arrive in the same read as the proof: listen before 'ready'.
-    const pump = (): void => this.pumpSoon();
-    conn.on('unchoke', () => {
-      parent.chokedSince = Infinity;
-      this.pump();
-    });
-    conn.on('choke', () => (parent.chokedSince = Date.now()));
-    conn.on('have', pump);
-    conn.on('bitfield', pump);
-    conn.ready.then(
-      () => {
-        this.connecting.delete(peerId);
-        if (this.mode !== 'p2p') return conn.destroy('transfer over');
-        this.parents.set(peerId, parent);
-        conn.interested();
-        this.pump();
-      },
-      () => this.badParents.add(peerId),
-    );
+  private onParentClosed(parent: ParentLink): void {
+    const phase = this.state.phase;
+    for (const a of parent.assignments.values()) {
+      const cause: DuplicateCause = phase === 'fallback' ? 'fallback-overlap' : phase !== 'p2p' ? this.ledger.copyCause(a.index) : parent.stalled ? 'stall-reassign' : 'parent-lost';
+      this.dropAssignment(parent, a, cause);
+    }
+    parent.assignments.clear();
+    this.pump();
+  }
+
+  /** Takes an assignment back: its blocks so far are wasted, blocks still to come count as wasted too. */
+  private dropAssignment(parent: ParentLink, a: Assignment, cause: DuplicateCause): void {
+    a.dropped = cause;
+    this.wasted(cause, a.received);
+    for (const b of a.blocks) if (b) releaseBlock(b);
+    a.blocks.fill(undefined);
+    if (parent.assignments.get(a.index) === a) parent.assignments.delete(a.index);
+    this.ledger.release(a.index, parent.peerId);
   }
 
   /** Writes the verified bitfield; writes are chained so an older snapshot never lands last. */
   private persist(): Promise<void> {
     this.persistChain = this.persistChain
-      .then(() => this.deps.kv.put(this.digest, { size: this.meta.size, pieceSize: this.meta.pieceSize, pieces: this.have.toBase64() }))
+      .then(() => this.deps.kv.put(this.digest, { size: this.meta.size, pieceSize: this.meta.pieceSize, pieces: this.ledger.have.toBase64() }))
       .catch(() => {});
     return this.persistChain;
   }
 
   private isUseful(parent: ParentLink): boolean {
-    for (let i = 0; i < this.meta.pieceCount; i++) if (!this.have.has(i) && parent.conn.peerHas(i)) return true;
+    for (let i = 0; i < this.meta.pieceCount; i++) if (!this.ledger.have.has(i) && parent.conn.peerHas(i)) return true;
     return false;
-  }
-
-  private release(index: number): void {
-    const n = (this.inFlight.get(index) ?? 1) - 1;
-    if (n <= 0) this.inFlight.delete(index);
-    else this.inFlight.set(index, n);
   }
 
   private hashKnown(i: number): boolean {
@@ -320,33 +317,33 @@ export class P2pTransfer {
   private pumpSoon(): void {
     if (this.pumpQueued) return;
     this.pumpQueued = true;
-    setImmediate(() => {
+    this.clock.soon(() => {
       this.pumpQueued = false;
       this.pump();
     });
   }
 
   private pump(): void {
-    if (this.mode !== 'p2p') return;
+    if (this.state.phase !== 'p2p') return;
     // Holders among the connected parents, counted once per pump rather than per candidate piece.
     const connected = new Uint16Array(this.meta.pieceCount);
-    for (const p of this.parents.values()) for (let i = 0; i < connected.length; i++) if (p.conn.peerHas(i)) connected[i]!++;
-    for (const parent of this.parents.values()) {
+    for (const p of this.pool.ready()) for (let i = 0; i < connected.length; i++) if (p.conn.peerHas(i)) connected[i]!++;
+    for (const parent of this.pool.ready()) {
       if (parent.conn.isClosed || parent.conn.peerChoking) continue;
       const window = parent.window;
       while (parent.outstanding < window) {
         let a = parent.unfinished();
         if (!a) {
           const index = pickPiece({
-            have: this.have,
-            inFlight: this.inFlight,
-            canGet: (i) => parent.conn.peerHas(i) && this.hashKnown(i) && !this.writing.has(i),
+            have: this.ledger.have,
+            inFlight: this.ledger.inFlight,
+            canGet: (i) => parent.conn.peerHas(i) && this.hashKnown(i) && !this.ledger.isWriting(i),
             availability: (i) => (this.availability[i] ?? 0) + connected[i]!,
             mine: new Set(parent.assignments.keys()),
           });
           if (index === undefined) break;
           a = parent.assign(index, pieceRange(this.meta.size, this.meta.pieceSize, index).length);
-          this.inFlight.set(index, (this.inFlight.get(index) ?? 0) + 1);
+          this.ledger.request(index, parent.peerId);
         }
         this.requestBlock(parent, a);
       }
@@ -361,10 +358,12 @@ export class P2pTransfer {
     parent.conn.request(a.index, offset, len).then(
       (block) => {
         parent.outstanding--;
-        const now = Date.now();
+        const now = this.clock.now();
         parent.sample(len, now);
+        this.ledger.received(len);
         if (parent.assignments.get(a.index) !== a) {
           releaseBlock(block);
+          this.wasted(a.dropped ?? 'late-arrival', len);
           return this.pump();
         }
         a.blocks[offset / BLOCK_BYTES] = block;
@@ -373,18 +372,17 @@ export class P2pTransfer {
         this.lastProgressAt = now;
         if (a.received === a.length) {
           parent.assignments.delete(a.index);
-          this.release(a.index);
+          this.ledger.release(a.index, parent.peerId);
           // The blocks stay separate (no 1 MiB copy per piece): hashed in order, written vectored.
           const data = a.blocks as Buffer[];
           // The blocks' buffers go back to the wire's pool once stored (or refused): not before.
           const done = (): void => data.forEach(releaseBlock);
           if (!this.verify(a.index, data)) {
             done();
+            this.wasted('corrupt', a.length);
             this.deps.logger.warn({ digest: this.digest, parent: parent.peerId, piece: a.index }, 'bad piece from a parent; banning it');
-            this.banned.add(parent.peerId);
             this.deps.onBan(parent.peerId);
-            this.corruptParents.add(parent.peerId);
-            parent.conn.destroy('sent a bad piece');
+            this.pool.ban(parent);
           } else {
             void this.storePiece(a.index, data, 'peer', done);
           }
@@ -395,23 +393,28 @@ export class P2pTransfer {
         parent.outstanding = Math.max(0, parent.outstanding - 1);
         if (parent.assignments.get(a.index) === a) {
           parent.assignments.delete(a.index);
-          this.release(a.index);
+          this.ledger.release(a.index, parent.peerId);
         }
       },
     );
   }
 
+  private wasted(cause: DuplicateCause, bytes: number): void {
+    if (bytes <= 0) return;
+    this.ledger.wasted(cause, bytes);
+    this.deps.onEvent?.({ kind: 'duplicate', cause, bytes });
+  }
+
   private verify(index: number, data: readonly Buffer[]): boolean {
     const want = this.meta.hashes[index];
-    if (typeof want !== 'string') return false;
-    const hash = createHash('sha256');
-    for (const b of data) hash.update(b);
-    return hash.digest('hex') === want;
+    return typeof want === 'string' && this.hashPiece(data) === want;
   }
 
   private async fetchFromSeed(index: number): Promise<void> {
-    this.seedFetches.add(index);
-    this.inFlight.set(index, (this.inFlight.get(index) ?? 0) + 1);
+    const piece = new AbortController();
+    this.seedFetches.set(index, piece);
+    this.ledger.request(index, SEED_SOURCE, 'starved-seed-grant');
+    let got = 0;
     try {
       const chunks = await fetchSeedPiece(this.deps.client, {
         supernode: this.deps.supernode,
@@ -419,73 +422,113 @@ export class P2pTransfer {
         index,
         length: pieceRange(this.meta.size, this.meta.pieceSize, index).length,
         stallMs: this.timings.pieceStallMs,
-        signal: AbortSignal.any([this.seedController.signal, this.controller.signal]),
-        onChunk: () => (this.lastProgressAt = Date.now()),
+        signal: AbortSignal.any([this.seedController.signal, this.controller.signal, piece.signal]),
+        onChunk: (n) => {
+          got += n;
+          this.ledger.received(n);
+          this.lastProgressAt = this.clock.now();
+        },
       });
       if (!this.hashKnown(index)) await this.sync();
-      if (!this.verify(index, chunks)) throw new PollenError('ERR_PIECE_DIGEST_MISMATCH', `seed piece ${index} of ${this.digest} failed verification`);
+      if (!this.verify(index, chunks)) {
+        this.wasted('corrupt', got);
+        got = 0;
+        throw new PollenError('ERR_PIECE_DIGEST_MISMATCH', `seed piece ${index} of ${this.digest} failed verification`);
+      }
+      got = 0;
       await this.storePiece(index, chunks, 'seed');
     } catch (err) {
-      if (this.mode === 'p2p') this.deps.logger.debug({ digest: this.digest, piece: index, err: (err as Error).message }, 'seed piece failed');
+      // A fetch given up part way: what came is wasted (the piece came from a parent, or P2P ended).
+      this.wasted(this.state.phase !== 'p2p' ? 'fallback-overlap' : this.ledger.isMissing(index) ? 'late-arrival' : this.ledger.copyCause(index), got);
+      if (this.state.phase === 'p2p' && !piece.signal.aborted) this.deps.logger.debug({ digest: this.digest, piece: index, err: (err as Error).message }, 'seed piece failed');
     } finally {
-      this.seedFetches.delete(index);
-      this.release(index);
+      if (this.seedFetches.get(index) === piece) this.seedFetches.delete(index);
+      this.ledger.release(index, SEED_SOURCE);
       void this.sync();
       this.pump();
     }
   }
 
-  /** Writes a verified piece and announces it; `written` runs once `data` is no longer needed. */
+  /**
+   * Writes a verified piece and announces it; `written` runs once `data` is no longer needed. The
+   * other copies of the piece still coming (endgame, a seed grant) are cancelled.
+   */
   private async storePiece(index: number, data: readonly Buffer[], from: keyof TransferCounters, written?: () => void): Promise<void> {
-    if (this.have.has(index) || this.writing.has(index) || this.mode === 'done') return written?.();
-    this.writing.add(index);
+    const bytes = data.reduce((n, b) => n + b.length, 0);
+    if (this.state.over || !this.ledger.beginWrite(index)) {
+      this.wasted(this.ledger.copyCause(index), bytes);
+      return written?.();
+    }
+    this.cancelCopies(index);
+    let stored = false;
     try {
       await this.partial.writeAt(data, index * this.meta.pieceSize);
-      this.have.set(index);
+      stored = true;
     } catch (err) {
       this.deps.logger.warn({ digest: this.digest, err: (err as Error).message }, 'could not write a piece');
       return;
     } finally {
-      this.writing.delete(index);
+      this.ledger.endWrite(index, stored);
       written?.();
     }
-    const bytes = data.reduce((n, b) => n + b.length, 0);
     this.counters[from] += bytes;
     this.deps.onBytes(from, bytes);
-    this.lastProgressAt = this.lastPieceAt = Date.now();
+    this.lastProgressAt = this.lastPieceAt = this.clock.now();
     this.pendingHaves.push(index);
     this.deps.pieces.announce(this.digest, index);
-    this.partial.setAvailable(Math.min(this.meta.size, this.have.prefixLength() * this.meta.pieceSize));
+    this.partial.setAvailable(Math.min(this.meta.size, this.ledger.have.prefixLength() * this.meta.pieceSize));
     await this.persist();
     this.deps.logger.debug({ digest: this.digest, piece: index, from }, 'piece verified');
-    if (this.have.complete) await this.finish();
-    else if (this.pendingHaves.length >= 4) void this.sync();
+    if (this.ledger.have.complete) await this.finish();
+    else if (this.pendingHaves.length >= HAVES_PER_SYNC) void this.sync();
+  }
+
+  /** Cancels the requests for `index` still out to parents and the seed (its copy is being stored). */
+  private cancelCopies(index: number): void {
+    const cause = this.ledger.copyCause(index);
+    for (const source of this.ledger.holders(index)) {
+      if (source === SEED_SOURCE) {
+        this.seedFetches.get(index)?.abort();
+        continue;
+      }
+      for (const parent of this.pool.ready()) {
+        if (parent.peerId !== source) continue;
+        const a = parent.assignments.get(index);
+        if (!a) continue;
+        this.dropAssignment(parent, a, cause);
+        for (let off = 0; off < a.nextOffset; off += BLOCK_BYTES) parent.conn.cancel(index, off, Math.min(BLOCK_BYTES, a.length - off));
+      }
+    }
   }
 
   private fallBack(reason: string): void {
-    if (this.mode !== 'p2p') return;
-    this.mode = 'fallback';
-    this.deps.logger.info({ digest: this.digest, reason, missing: this.meta.pieceCount - this.have.count }, 'P2P stalled; fetching the rest from the registry');
-    this.closeParents();
+    if (!this.state.tryMove('fallback')) return;
+    this.ledger.stats.fallbacks++;
+    this.deps.onEvent?.({ kind: 'fallback' });
+    this.deps.logger.info({ digest: this.digest, reason, missing: this.meta.pieceCount - this.ledger.have.count }, 'P2P stalled; fetching the rest from the registry');
+    this.pool.closeAll();
     this.seedController.abort();
     void this.fetchRestFromUpstream();
   }
 
   private async fetchRestFromUpstream(): Promise<void> {
+    const fetchRange = this.deps.fetchUpstream ?? fetchRangeFromUpstream;
+    const have = this.ledger.have;
     try {
       let i = 0;
       while (i < this.meta.pieceCount) {
-        if (this.have.has(i)) {
+        if (have.has(i)) {
           i++;
           continue;
         }
         let j = i;
-        while (j + 1 < this.meta.pieceCount && !this.have.has(j + 1)) j++;
+        while (j + 1 < this.meta.pieceCount && !have.has(j + 1)) j++;
         const start = i * this.meta.pieceSize;
         const end = Math.min(this.meta.size, (j + 1) * this.meta.pieceSize) - 1;
-        await fetchRangeFromUpstream(this.request.upstream, this.digest, { start, end }, this.controller.signal, async (piece, data) => {
-          if (this.mode === 'done') throw new PollenError('ERR_ABORTED', 'transfer already finishing');
+        await fetchRange(this.request.upstream, this.digest, { start, end }, this.controller.signal, async (piece, data) => {
+          if (this.state.over) throw new PollenError('ERR_ABORTED', 'transfer already finishing');
           const index = i + piece;
+          this.ledger.received(data.length);
           if (this.hashKnown(index) && !this.verify(index, [data])) {
             throw new PollenError('ERR_PIECE_DIGEST_MISMATCH', `registry piece ${index} of ${this.digest} does not match the seed's hash`);
           }
@@ -493,7 +536,7 @@ export class P2pTransfer {
         }, this.meta.pieceSize);
         i = j + 1;
       }
-      if (!this.have.complete) throw new PollenError('ERR_INTERNAL', `blob ${this.digest} incomplete after the registry fallback`);
+      if (!have.complete) throw new PollenError('ERR_INTERNAL', `blob ${this.digest} incomplete after the registry fallback`);
       await this.finish();
     } catch (err) {
       await this.abandon(toPollenError(err, 'ERR_UPSTREAM_UNAVAILABLE'));
@@ -501,19 +544,23 @@ export class P2pTransfer {
   }
 
   private async storePieceFallback(index: number, data: Buffer): Promise<void> {
-    if (this.have.has(index)) return;
-    await this.partial.writeAt(data, index * this.meta.pieceSize);
-    this.have.set(index);
+    if (!this.ledger.beginWrite(index)) return this.wasted('fallback-overlap', data.length);
+    let stored = false;
+    try {
+      await this.partial.writeAt(data, index * this.meta.pieceSize);
+      stored = true;
+    } finally {
+      this.ledger.endWrite(index, stored);
+    }
     this.counters.upstream += data.length;
     this.deps.onBytes('upstream', data.length);
     void this.persist();
     this.deps.pieces.announce(this.digest, index);
-    this.partial.setAvailable(Math.min(this.meta.size, this.have.prefixLength() * this.meta.pieceSize));
+    this.partial.setAvailable(Math.min(this.meta.size, this.ledger.have.prefixLength() * this.meta.pieceSize));
   }
 
   private async finish(): Promise<void> {
-    if (this.mode === 'done') return;
-    this.mode = 'done';
+    if (!this.state.tryMove('done')) return;
     this.stop();
     try {
       await this.partial.commit();
@@ -524,7 +571,11 @@ export class P2pTransfer {
       const have = this.pendingHaves;
       this.pendingHaves = [];
       void this.deps.client.sync(this.deps.supernode, this.digest, { peerId: this.deps.peerId, have, wantSeed: 0, badParents: [] }).catch(() => {});
-      this.deps.logger.info({ digest: this.digest, size: this.meta.size, ms: Date.now() - this.started, from: { ...this.counters } }, 'blob committed');
+      const s = this.ledger.stats;
+      this.deps.logger.info(
+        { digest: this.digest, size: this.meta.size, ms: this.clock.now() - this.started, from: { ...this.counters }, received: s.receivedBytes, duplicates: { ...s.duplicateBytes }, fallbacks: s.fallbacks, stalls: s.stalls, starvedGrants: s.starvedGrants },
+        'blob committed',
+      );
     } catch (err) {
       this.deps.pieces.removeActive(this.digest, this);
       await this.deps.kv.del(this.digest).catch(() => {});
@@ -536,8 +587,7 @@ export class P2pTransfer {
 
   private async abandon(error: PollenError): Promise<void> {
     // Already finishing (the last piece came from P2P while the fallback ran): nothing to abandon.
-    if (this.mode === 'done') return;
-    this.mode = 'done';
+    if (!this.state.tryMove('failed')) return;
     this.stop();
     this.deps.pieces.removeActive(this.digest, this);
     this.deps.logger.warn({ digest: this.digest, code: error.code, err: error.message }, 'blob download failed; partial state kept for a resume');
@@ -550,25 +600,9 @@ export class P2pTransfer {
     await this.abandon(new PollenError('ERR_CLOSED', 'peer shutting down'));
   }
 
-  private closeParents(): void {
-    for (const p of this.parents.values()) p.conn.destroy('transfer over');
-    this.parents.clear();
-  }
-
   private stop(): void {
-    if (this.ticker) clearInterval(this.ticker);
+    this.ticker?.cancel();
     this.controller.abort();
-    this.closeParents();
+    this.pool.closeAll();
   }
-}
-
-/** Up to MAX_REPORTS_PER_SYNC entries of `set` (what a supernode reads), taken out of it. */
-function takeReports(set: Set<string>): string[] {
-  const out: string[] = [];
-  for (const id of set) {
-    if (out.length >= MAX_REPORTS_PER_SYNC) break;
-    out.push(id);
-    set.delete(id);
-  }
-  return out;
 }

@@ -1,8 +1,10 @@
 // One parent of a transfer: the wire connection, the pieces assigned to it with the blocks received
 // so far, and a window of block requests in flight sized from the throughput measured on it (a
 // fast parent gets more in flight, a slow one no more than it delivers in WINDOW_SECONDS).
+import type { Clock } from '../../src/clock.ts';
 import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
-import type { WireConnection } from '../../src/p2p/wire-connection.ts';
+import type { DuplicateCause } from './piece-ledger.ts';
+import type { ParentConnection } from './transfer-seams.ts';
 
 const MIN_WINDOW_BLOCKS = 8;
 const MAX_WINDOW_BLOCKS = 64;
@@ -16,22 +18,29 @@ export interface Assignment {
   nextOffset: number;
   received: number;
   lastBlockAt: number;
+  /** Set when the assignment was taken back: blocks that still come count as wasted under this cause. */
+  dropped?: DuplicateCause;
 }
 
 export class ParentLink {
   readonly peerId: string;
-  readonly conn: WireConnection;
+  readonly conn: ParentConnection;
   readonly assignments = new Map<number, Assignment>();
   /** Block requests sent and not answered yet. */
   outstanding = 0;
   /** Since when the parent has been choking us (Infinity while it is not). */
-  chokedSince = Date.now();
+  chokedSince: number;
+  /** Dropped for a stalled piece (its partial pieces count as stall duplicates). */
+  stalled = false;
+  private readonly clock: Clock;
   private bytesPerSecond = 0;
-  private lastSample = Date.now();
+  private lastSample: number;
 
-  constructor(peerId: string, conn: WireConnection) {
+  constructor(peerId: string, conn: ParentConnection, clock: Clock) {
     this.peerId = peerId;
     this.conn = conn;
+    this.clock = clock;
+    this.chokedSince = this.lastSample = clock.now();
   }
 
   /** Block requests to keep in flight. */
@@ -46,7 +55,7 @@ export class ParentLink {
   }
 
   assign(index: number, length: number): Assignment {
-    const a: Assignment = { index, length, blocks: new Array(Math.ceil(length / BLOCK_BYTES)), nextOffset: 0, received: 0, lastBlockAt: Date.now() };
+    const a: Assignment = { index, length, blocks: new Array(Math.ceil(length / BLOCK_BYTES)), nextOffset: 0, received: 0, lastBlockAt: this.clock.now() };
     this.assignments.set(index, a);
     return a;
   }

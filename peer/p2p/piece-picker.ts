@@ -1,7 +1,10 @@
 // Which piece to ask a parent for next. The first few missing pieces come first, in order (a
 // waiting engine streams the blob in order); beyond that window, rarest first over what the
 // connected parents and the supernode report, lowest index on ties. In endgame (every missing
-// piece already requested somewhere) a piece may be asked of a second parent.
+// piece already requested somewhere, as BitTorrent's) a piece may be asked of a second parent.
+// A missing piece that no source offers yet (the seed has not had it from the registry) keeps the
+// peer out of endgame: the simulation running this picker found a peer caught up with the swarm's
+// frontier otherwise asked second copies of everything in flight, 2 x S of duplicates at N = 16.
 import type { Bitfield } from '../../src/p2p/bitfield.ts';
 
 /** Missing pieces at the head of the blob fetched in order before rarest-first applies. */
@@ -33,12 +36,14 @@ export function pickPiece(input: PickInput): number | undefined {
   let best: number | undefined;
   let bestAvail = Infinity;
   let pending = 0;
+  let unrequested = 0;
   for (let i = first; i < n; i++) {
     if (have.has(i)) continue;
     if (inFlight.has(i)) {
       pending++;
       continue;
     }
+    unrequested++;
     if (!canGet(i)) continue;
     const a = availability(i);
     if (a < bestAvail) {
@@ -47,8 +52,8 @@ export function pickPiece(input: PickInput): number | undefined {
     }
   }
   if (best !== undefined) return best;
-  // Endgame: every missing piece this parent could give is already requested elsewhere.
-  if (pending === 0) return undefined;
+  // Endgame: every missing piece is already requested somewhere.
+  if (pending === 0 || unrequested > 0) return undefined;
   for (let i = first; i < n; i++) {
     if (have.has(i) || mine.has(i)) continue;
     const copies = inFlight.get(i) ?? 0;

@@ -19,7 +19,7 @@ export interface SeedPieceRequest {
 }
 
 /** The body's chunks, in order, `length` bytes in all. */
-export async function fetchSeedPiece(client: SupernodeClient, req: SeedPieceRequest): Promise<Buffer[]> {
+export async function fetchSeedPiece(client: Pick<SupernodeClient, 'seedPiece'>, req: SeedPieceRequest): Promise<Buffer[]> {
   const { index, length, stallMs } = req;
   const stall = new AbortController();
   let watchdog: NodeJS.Timeout | undefined;

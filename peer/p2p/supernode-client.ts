@@ -101,6 +101,11 @@ export class SupernodeClient {
     return this.post(url, API.sync(digest), body);
   }
 
+  /** This peer no longer holds `digest` (its store evicted it). */
+  async dropHolding(url: string, digest: Digest): Promise<void> {
+    await this.post(url, API.drop(digest), {});
+  }
+
   /** Preheat work of this peer (`peerId`, registered with `url`): delivers its reports and gets its assignments. */
   preheatWork(url: string, peerId: string, body: WorkRequest): Promise<WorkResponse> {
     if (this.sessions.get(url)?.peerId !== peerId) return Promise.reject(notRegistered(url));

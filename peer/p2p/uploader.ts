@@ -12,6 +12,7 @@ import type { AddressBans } from '../../src/p2p/wire-bans.ts';
 import type { WireConnection } from '../../src/p2p/wire-connection.ts';
 import { WireListener } from '../../src/p2p/wire-listener.ts';
 import type { LocalPieces } from './local-pieces.ts';
+import { UploadSlots } from './upload-slots.ts';
 
 export interface UploaderOptions {
   /** HOST:PORT to listen on (port 0 for a free one). */
@@ -36,8 +37,7 @@ export class Uploader {
   private readonly bucket: TokenBucket;
   private readonly listener: WireListener;
   private readonly connections = new Set<WireConnection>();
-  private readonly unchoked = new Set<WireConnection>();
-  private readonly waiting: WireConnection[] = [];
+  private readonly slots: UploadSlots<WireConnection>;
   private readonly onHave = (digest: Digest, index: number): void => {
     for (const c of this.connections) if (!c.isClosed && c.digestIfKnown === digest) c.have(index);
   };
@@ -47,6 +47,7 @@ export class Uploader {
     this.pieces = deps.pieces;
     this.logger = deps.logger.child({ component: 'uploader' });
     this.options = options;
+    this.slots = new UploadSlots({ slots: options.uploadSlots });
     this.bucket = new TokenBucket({ clock: deps.clock }, { bytesPerSecond: options.uploadBytesPerSecond, burstBytes: Math.max(options.uploadBytesPerSecond / 4, 1 << 20) });
     this.listener = new WireListener(
       { clock: deps.clock, bans: deps.bans, accept: (d) => this.pieces.knows(d) },
@@ -92,28 +93,11 @@ export class Uploader {
     this.connections.add(conn);
     conn.on('close', () => {
       this.connections.delete(conn);
-      if (this.unchoked.delete(conn)) this.unchokeNext();
-      const w = this.waiting.indexOf(conn);
-      if (w >= 0) this.waiting.splice(w, 1);
+      this.slots.release(conn);
     });
     conn.on('request', (index, offset, length, respond) => void this.serve(conn, index, offset, length, respond));
     conn.sendBitfield(source.bitfield());
-    if (this.unchoked.size < this.options.uploadSlots) {
-      this.unchoked.add(conn);
-      conn.unchoke();
-    } else {
-      this.waiting.push(conn);
-    }
-  }
-
-  private unchokeNext(): void {
-    while (this.unchoked.size < this.options.uploadSlots) {
-      const next = this.waiting.shift();
-      if (!next) return;
-      if (next.isClosed) continue;
-      this.unchoked.add(next);
-      next.unchoke();
-    }
+    this.slots.admit(conn);
   }
 
   private async serve(conn: WireConnection, index: number, offset: number, length: number, respond: (err: Error | null, data?: Uint8Array) => void): Promise<void> {

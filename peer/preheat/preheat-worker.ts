@@ -6,8 +6,11 @@
 // A work item names the registry by host key and carries no credential: the supernode admits this
 // peer for the blob on the job's authority, and the registry fallback uses this peer's own
 // configuration for that registry (its URL, its static credentials if any).
+// Blobs of a job are pinned in the store (a lease) while the job keeps this peer busy and for
+// PIN_GRACE_MS after its last item here, so the quota's eviction never takes a job's early layers
+// to make room for its later ones; a job larger than the quota fails with ERR_DISK_QUOTA instead.
 import type { Logger } from 'pino';
-import type { ContentStore } from '../../src/content-store.ts';
+import type { BlobLeases, ContentStore } from '../../src/content-store.ts';
 import { PollenError, toPollenError } from '../../src/errors.ts';
 import type { WorkItem, WorkReport } from '../../src/preheat/jobs-api.ts';
 import type { BlobDownloader, UpstreamTarget } from '../blob-downloader.ts';
@@ -19,6 +22,8 @@ export interface PreheatWorkerOptions {
 }
 
 const DEFAULT_OPTIONS: PreheatWorkerOptions = { concurrency: 4, retryMs: 2_000 };
+/** How long a job's blobs stay pinned after its last work item on this peer. */
+export const PIN_GRACE_MS = 10 * 60_000;
 
 /** This peer's way to a registry named by host key (throws when it has none). */
 export type RegistryLookup = (registry: string) => { readonly baseUrl: string; readonly staticAuthorization: string | undefined };
@@ -39,9 +44,12 @@ export class PreheatWorker {
   private readonly queue: Array<{ url: string; item: WorkItem }> = [];
   private running = 0;
   private closed = false;
+  private readonly leases: BlobLeases | undefined;
+  /** Per job: the leases of its blobs, released PIN_GRACE_MS after its last item here. */
+  private readonly pins = new Map<string, { releases: Array<() => void>; running: number; timer: NodeJS.Timeout | undefined }>();
 
   constructor(
-    deps: { client: SupernodeClient; peerId: string; isRegistered: (url: string) => boolean; downloader: BlobDownloader; lookup: RegistryLookup; store: ContentStore; logger: Logger },
+    deps: { client: SupernodeClient; peerId: string; isRegistered: (url: string) => boolean; downloader: BlobDownloader; lookup: RegistryLookup; store: ContentStore; leases?: BlobLeases; logger: Logger },
     options: Partial<PreheatWorkerOptions> = {},
   ) {
     this.client = deps.client;
@@ -50,6 +58,7 @@ export class PreheatWorker {
     this.downloader = deps.downloader;
     this.lookup = deps.lookup;
     this.store = deps.store;
+    this.leases = deps.leases;
     this.logger = deps.logger.child({ component: 'preheat' });
     this.options = { ...DEFAULT_OPTIONS, ...options };
   }
@@ -62,6 +71,37 @@ export class PreheatWorker {
     this.closed = true;
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
+    for (const job of [...this.pins.keys()]) this.unpin(job);
+  }
+
+  /** Pins `digest` for `job` (before its download starts, so nothing evicts it half-way either). */
+  private pin(job: string, digest: WorkItem['digest']): void {
+    if (!this.leases) return;
+    let pin = this.pins.get(job);
+    if (!pin) this.pins.set(job, (pin = { releases: [], running: 0, timer: undefined }));
+    if (pin.timer) clearTimeout(pin.timer);
+    pin.timer = undefined;
+    pin.running++;
+    pin.releases.push(this.leases.lease(digest));
+  }
+
+  /** The job's last item here is done: its pins go after the grace period (or at once on close). */
+  private settle(job: string): void {
+    const pin = this.pins.get(job);
+    if (!pin) return;
+    pin.running--;
+    if (pin.running > 0 || this.queue.some((q) => String(q.item.job) === job)) return;
+    if (pin.timer) clearTimeout(pin.timer);
+    pin.timer = setTimeout(() => this.unpin(job), PIN_GRACE_MS);
+    pin.timer.unref();
+  }
+
+  private unpin(job: string): void {
+    const pin = this.pins.get(job);
+    if (!pin) return;
+    this.pins.delete(job);
+    if (pin.timer) clearTimeout(pin.timer);
+    for (const release of pin.releases) release();
   }
 
   private later(url: string, ms: number): void {
@@ -97,6 +137,8 @@ export class PreheatWorker {
     while (!this.closed && this.running < this.options.concurrency && this.queue.length > 0) {
       const next = this.queue.shift()!;
       this.running++;
+      const job = String(next.item.job);
+      this.pin(job, next.item.digest);
       void this.fetch(next.item)
         .then((report) => {
           const list = this.reports.get(next.url) ?? [];
@@ -106,6 +148,7 @@ export class PreheatWorker {
         .finally(() => {
           this.known.delete(`${next.url} ${next.item.job} ${next.item.digest}`);
           this.running--;
+          this.settle(job);
           this.pump();
         });
     }

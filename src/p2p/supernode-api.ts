@@ -14,6 +14,8 @@ export const API = {
   heartbeat: '/api/v1/peers/self/heartbeat',
   task: '/api/v1/tasks',
   sync: (digest: Digest) => `/api/v1/tasks/${digest}/sync`,
+  /** The calling peer no longer holds this blob (evicted from its store): it stops being a parent of it. */
+  drop: (digest: Digest) => `/api/v1/tasks/${digest}/drop`,
   seedPiece: (digest: Digest, index: number) => `/api/v1/seed/${digest}/pieces/${index}`,
 } as const;
 

@@ -77,6 +77,13 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
     return metaBody(task);
   });
 
+  // A peer's store evicted the blob: it holds none of it now, so it is nobody's parent for it. Only
+  // about itself (the id comes from its token) and only ever shrinking: nothing to admit or check.
+  app.post<{ Params: { digest: Digest } }>('/api/v1/tasks/:digest/drop', { config: { auth: 'peer' }, schema: { params: DIGEST_PARAMS } }, async (request) => {
+    scheduler.leave(request.params.digest, caller(request).peerId);
+    return {};
+  });
+
   app.post<{ Params: { digest: Digest }; Body: SyncRequest }>(
     '/api/v1/tasks/:digest/sync',
     { config: { auth: 'peer' }, schema: { params: DIGEST_PARAMS, body: SYNC_BODY } },

@@ -140,6 +140,19 @@ export class Seed {
     return this.grants.has(peerId, digest);
   }
 
+  /**
+   * The store evicted (or lost) a blob: its metainfo goes too, so the next task fetches it from the
+   * registry again instead of pointing peers at bytes that are gone. A fetch in progress is not
+   * affected (its ingest holds a lease, so it is never evicted).
+   */
+  forgetBlob(digest: Digest): void {
+    const task = this.tasks.get(digest);
+    if (task?.state.name !== 'complete') return;
+    this.tasks.delete(digest);
+    void this.kv.del(digest).catch((err: unknown) => this.logger.warn({ digest, err: (err as Error).message }, 'could not drop the metainfo of an evicted blob'));
+    this.logger.info({ digest }, 'blob evicted from the seed store; metainfo dropped');
+  }
+
   /** A peer left the cluster: its admissions go. */
   forgetPeer(peerId: string): void {
     this.grants.forgetPeer(peerId);

@@ -361,6 +361,15 @@ describe('a second peer that can get the blob over P2P', () => {
     await waitFor(async () => second.output().split('\n').some((l) => l.includes('"blob committed"') && l.includes(privateOnly.descriptor.digest)), 'the second peer commits the blob');
     const sources = committedSources(second.output(), privateOnly.descriptor.digest);
     expect(sources.peer + sources.seed).toBeGreaterThan(0);
+    // The transfer's own counts: in the committed line and on the metrics listener.
+    const line = second.output().split('\n').find((l) => l.includes('"blob committed"') && l.includes(privateOnly.descriptor.digest))!;
+    const committed = JSON.parse(line) as { received: number; duplicates: Record<string, number>; fallbacks: number; stalls: number; starvedGrants: number };
+    expect(committed.received).toBeGreaterThanOrEqual(sources.peer + sources.seed);
+    expect(Object.keys(committed.duplicates)).toEqual(expect.arrayContaining(['endgame', 'starved-seed-grant', 'stall-reassign', 'fallback-overlap']));
+    expect(committed.fallbacks).toBe(0);
+    const metrics = (await raw(second.metricsUrl, 'GET', '/metrics')).body.toString();
+    for (const name of ['pollen_duplicate_bytes_total', 'pollen_fallbacks_total', 'pollen_piece_stalls_total', 'pollen_starved_grants_total']) expect(metrics).toContain(`# TYPE ${name} counter`);
+    expect(metrics).toMatch(/^pollen_fallbacks_total 0$/m);
   });
 });
 

@@ -9,6 +9,7 @@ import { run } from '../../testbed/exec.ts';
 import type { NsProcess } from '../../testbed/ns-process.ts';
 import type { Host } from '../../testbed/testbed.ts';
 import { skopeoPull, waitHttp } from '../ns-tools.ts';
+import { transferSummaryFromLogs, type TransferSummary } from '../pollen-stats.ts';
 import type { DaemonUsage, FanoutContext, FanoutSystem, PullOutcome } from '../system.ts';
 
 const SUPERNODE_PORT = 8002;
@@ -113,6 +114,12 @@ export class PollenSystem implements FanoutSystem {
 
   logs(): Record<string, string> {
     return Object.fromEntries([...this.stopped].map(([name, proc]) => [name, proc.output()]));
+  }
+
+  /** The peers' 'blob committed' lines of the last scenario, summed (undefined before any peer stopped). */
+  transferSummary(): TransferSummary | undefined {
+    const peers = [...this.stopped].filter(([name]) => name.startsWith('peer@')).map(([, proc]) => proc.output());
+    return peers.length > 0 ? transferSummaryFromLogs(peers) : undefined;
   }
 
   async finish(): Promise<DaemonUsage> {

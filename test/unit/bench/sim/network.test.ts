@@ -109,4 +109,23 @@ describe('SimNetwork', () => {
     expect(() => net.transfer(a, a, 1, () => {})).toThrow(/two different hosts/);
     expect(() => net.transfer(a, 7, 1, () => {})).toThrow(/no host 7/);
   });
+
+  it('slows the flows that cost CPU in proportion when they need more than the shared cores, and leaves free flows alone', () => {
+    const q = new EventQueue();
+    const net = new SimNetwork(q, { cores: 1 });
+    // Two peer-to-peer flows at 10 MB/s would need 2 x 10 MB/s x 100 ns/B = 2 cores: each gets half.
+    const peer = { upBytesPerS: 10 * MB, downBytesPerS: 10 * MB, sendNsPerByte: 40, receiveNsPerByte: 60 };
+    const [a, b, c, d] = [net.addHost(peer), net.addHost(peer), net.addHost(peer), net.addHost(peer)];
+    const free = { upBytesPerS: 10 * MB, downBytesPerS: 10 * MB };
+    const [x, y] = [net.addHost(free), net.addHost(free)];
+    const done: Record<string, number> = {};
+    net.transfer(a, b, 10 * MB, (t) => (done.ab = t));
+    net.transfer(c, d, 10 * MB, (t) => (done.cd = t));
+    net.transfer(x, y, 10 * MB, (t) => (done.xy = t));
+    q.run();
+    expect(done.ab).toBeCloseTo(2000, 6);
+    expect(done.cd).toBeCloseTo(2000, 6);
+    expect(done.xy).toBeCloseTo(1000, 6);
+    expect(() => new SimNetwork(q, { cores: 0 })).toThrow(/cores/);
+  });
 });

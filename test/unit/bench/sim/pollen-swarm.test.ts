@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { runPollenSwarm, type PollenSwarmOptions } from '../../../../bench/sim/pollen-swarm.ts';
-import { PEER_CONSTANTS } from '../../../../bench/sim/sim-peer.ts';
+import { MAX_PARENTS } from '../../../../peer/p2p/parent-pool.ts';
 import { measureBytesPerPeerTask, mulberry32 } from '../../../../bench/sim/sim-bench.ts';
 
 const MIB = 1024 * 1024;
@@ -10,9 +10,9 @@ function options(peers: number, extra: Partial<PollenSwarmOptions> = {}): Pollen
   return { peers, blobBytes: 32 * MIB, peerUpBytesPerS: RATE, peerDownBytesPerS: RATE, originUpBytesPerS: RATE, random: mulberry32(7), ...extra };
 }
 
-describe('runPollenSwarm (real supernode scheduler and piece picker on the simulated network)', () => {
-  it('10 peers all finish; every piece is accounted for and the seed sends each piece once', () => {
-    const r = runPollenSwarm(options(10));
+describe('runPollenSwarm (the real supernode scheduler and the real peer transfer on the simulated network)', () => {
+  it('10 peers all finish; every piece is accounted for and the seed sends each piece once', async () => {
+    const r = await runPollenSwarm(options(10));
     expect(r.pieceCount).toBe(32); // 32 MiB in the real layout: 1 MiB pieces
     expect(r.unfinished).toBe(0);
     expect(r.doneMs.every(Number.isFinite)).toBe(true);
@@ -29,15 +29,15 @@ describe('runPollenSwarm (real supernode scheduler and piece picker on the simul
     expect(r.supernode.peersDropped).toBe(0);
   });
 
-  it('is deterministic for a seeded random', () => {
-    const a = runPollenSwarm(options(12, { random: mulberry32(3) }));
-    const b = runPollenSwarm(options(12, { random: mulberry32(3) }));
+  it('is deterministic for a seeded random', async () => {
+    const a = await runPollenSwarm(options(12, { random: mulberry32(3) }));
+    const b = await runPollenSwarm(options(12, { random: mulberry32(3) }));
     expect(a.doneMs).toEqual(b.doneMs);
     expect(a.supernode.scheduleCalls).toBe(b.supernode.scheduleCalls);
   });
 
-  it('peers that get neither seed grants nor parents fall back to the registry after noProgressMs', () => {
-    const r = runPollenSwarm(options(3, { scheduler: { maxSeedGrants: 0 }, noProgressMs: 5_000 }));
+  it('peers that get neither seed grants nor parents fall back to the registry after noProgressMs', async () => {
+    const r = await runPollenSwarm(options(3, { scheduler: { maxSeedGrants: 0 }, timings: { noProgressMs: 5_000 } }));
     expect(r.unfinished).toBe(0);
     expect(r.fallbacks).toBe(3);
     expect(r.totals.fromRegistry).toBe(3 * 32 * MIB);
@@ -46,11 +46,11 @@ describe('runPollenSwarm (real supernode scheduler and piece picker on the simul
     expect(r.allDoneMs).toBeGreaterThan(5_000 + ((3 * 32 * MIB) / RATE) * 1000 * 0.99);
   });
 
-  it('samples the swarm while it runs: parent links within the cap, finished peers only ever more', () => {
+  it('samples the swarm while it runs: parent links within the cap, finished peers only ever more', async () => {
     const done: number[] = [];
     let unchoked = 0;
     let overCap = 0;
-    const r = runPollenSwarm(
+    const r = await runPollenSwarm(
       options(10, {
         sample: {
           everyMs: 500,
@@ -59,7 +59,7 @@ describe('runPollenSwarm (real supernode scheduler and piece picker on the simul
             for (const p of peers) {
               const l = p.linkStates();
               unchoked += l.unchoked;
-              if (l.unchoked + l.choked + l.connecting > PEER_CONSTANTS.MAX_PARENTS) overCap++;
+              if (l.unchoked + l.choked + l.connecting > MAX_PARENTS) overCap++;
             }
           },
         },
@@ -72,8 +72,16 @@ describe('runPollenSwarm (real supernode scheduler and piece picker on the simul
     expect(overCap).toBe(0);
   });
 
-  it('reports an unfinished run instead of hanging when the time limit passes', () => {
-    const r = runPollenSwarm(options(4, { scheduler: { maxSeedGrants: 0 }, maxSimMs: 2_000 }));
+  it('is held back by a shared CPU that cannot carry every link at once', async () => {
+    const free = await runPollenSwarm(options(8));
+    // 8 peers at 12.5 MB/s, 100 ns per byte received + sent: 10 cores' worth asked of 1.
+    const starved = await runPollenSwarm(options(8, { cpu: { cores: 1, peerReceiveNsPerByte: 60, peerSendNsPerByte: 40 } }));
+    expect(starved.unfinished).toBe(0);
+    expect(starved.allDoneMs).toBeGreaterThan(1.5 * free.allDoneMs);
+  });
+
+  it('reports an unfinished run instead of hanging when the time limit passes', async () => {
+    const r = await runPollenSwarm(options(4, { scheduler: { maxSeedGrants: 0 }, maxSimMs: 2_000 }));
     expect(r.unfinished).toBe(4);
     expect(r.allDoneMs).toBeNaN();
   });

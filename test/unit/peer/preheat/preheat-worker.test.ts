@@ -3,7 +3,7 @@
 // configuration, and reports a blob of a registry it is not configured for as failed.
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Digest } from '../../../../src/digest.ts';
 import { sha256Digest } from '../../../../src/digest.ts';
 import { PollenError } from '../../../../src/errors.ts';
@@ -12,7 +12,7 @@ import { PartialBlob } from '../../../../src/partial-blob.ts';
 import type { WorkItem, WorkReport, WorkRequest, WorkResponse } from '../../../../src/preheat/jobs-api.ts';
 import type { BlobDownloader, BlobFetchRequest } from '../../../../peer/blob-downloader.ts';
 import type { SupernodeClient } from '../../../../peer/p2p/supernode-client.ts';
-import { PreheatWorker } from '../../../../peer/preheat/preheat-worker.ts';
+import { PIN_GRACE_MS, PreheatWorker } from '../../../../peer/preheat/preheat-worker.ts';
 import { waitFor } from '../../../helpers/tools.ts';
 
 describe('PreheatWorker', () => {
@@ -62,5 +62,61 @@ describe('PreheatWorker', () => {
     expect(reports.find((r) => r.digest === known)).toMatchObject({ ok: true });
     expect(reports.find((r) => r.digest === unknown)).toMatchObject({ ok: false, error: expect.stringMatching(/ERR_UNKNOWN_UPSTREAM.*--registry other.example=URL/) });
     expect(await store.stat(known)).toEqual({ digest: known, size: blob.length });
+  });
+
+  it('pins a job\'s blobs in the store while the job runs and for the grace period after its last item, then releases them', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const store = new MemoryContentStore();
+      const blobs = [randomBytes(100), randomBytes(200)];
+      const items: WorkItem[] = blobs.map((b) => ({ job: 7, digest: sha256Digest(b) as Digest, size: b.length, upstream: { registry: 'reg.example', name: 'ns/app' } }));
+      const reports: WorkReport[] = [];
+      let handed = false;
+      const client = {
+        urls: ['http://sn'],
+        async preheatWork(_url: string, _peer: string, body: WorkRequest): Promise<WorkResponse> {
+          reports.push(...body.reports);
+          const work = handed ? [] : items;
+          handed = true;
+          return { work, pollMs: 200 };
+        },
+      } as unknown as SupernodeClient;
+      const downloader: BlobDownloader = {
+        async start(request) {
+          const blob = blobs.find((b) => sha256Digest(b) === request.digest)!;
+          const ingest = await store.openIngest(request.digest);
+          const partial = new PartialBlob({ store, ingest }, { size: blob.length });
+          await partial.append(blob);
+          await partial.commit();
+          return partial;
+        },
+      };
+      const held = new Map<Digest, number>();
+      const leases = {
+        lease(digest: Digest) {
+          held.set(digest, (held.get(digest) ?? 0) + 1);
+          let released = false;
+          return () => {
+            if (released) return;
+            released = true;
+            held.set(digest, held.get(digest)! - 1);
+          };
+        },
+      };
+      const lookup = () => ({ baseUrl: 'https://reg.example', staticAuthorization: undefined });
+      const worker = new PreheatWorker({ client, peerId: 'p1', isRegistered: () => true, downloader, lookup, store, leases, logger: pino({ level: 'silent' }) }, { retryMs: 10 });
+      worker.start();
+      for (let i = 0; i < 200 && reports.length < 2; i++) await vi.advanceTimersByTimeAsync(50);
+      expect(reports.map((r) => r.ok)).toEqual([true, true]);
+      // Done here, but still pinned: the job may be filling this store with more of its blobs.
+      for (const item of items) expect(held.get(item.digest)).toBe(1);
+      await vi.advanceTimersByTimeAsync(PIN_GRACE_MS - 60_000);
+      for (const item of items) expect(held.get(item.digest)).toBe(1);
+      await vi.advanceTimersByTimeAsync(60_000);
+      for (const item of items) expect(held.get(item.digest)).toBe(0);
+      worker.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

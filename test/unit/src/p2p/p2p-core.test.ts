@@ -158,4 +158,14 @@ describe('pickPiece', () => {
     expect(pickPiece({ ...base(have), inFlight, mine: new Set([2]) })).toBeUndefined();
     expect(pickPiece({ ...base(have), inFlight: new Map([[2, 2]]) })).toBeUndefined();
   });
+
+  it('stays out of endgame while a missing piece is requested nowhere (not offered by anyone yet)', () => {
+    const have = Bitfield.full(4);
+    have.clear(2);
+    have.clear(3);
+    // Piece 2 is in flight, piece 3 has no holder yet (the seed has not had it from the registry).
+    const inFlight = new Map([[2, 1]]);
+    expect(pickPiece({ ...base(have), inFlight, canGet: (i) => i === 2 })).toBeUndefined();
+    expect(pickPiece({ ...base(have), inFlight: new Map([[2, 1], [3, 1]]), canGet: (i) => i === 2 })).toBe(2);
+  });
 });

@@ -210,7 +210,7 @@ describe('supernode API bodies (fast-check over fastify inject)', () => {
   it('no spelling of a peer route reaches it without the peer token (or with a wrong one): 401, OCI body, no state change', async () => {
     const h = await harness();
     const token = await h.register('victim');
-    const targets = ['/api/v1/peers/self/heartbeat', '/api/v1/tasks', `/api/v1/tasks/${DIGEST}/sync`, `/api/v1/seed/${DIGEST}/pieces/0`, '/api/v1/peers/self/preheat', '/api/v1/peers/victim/heartbeat', '/api/v1/peers/victim/preheat'];
+    const targets = ['/api/v1/peers/self/heartbeat', '/api/v1/tasks', `/api/v1/tasks/${DIGEST}/sync`, `/api/v1/tasks/${DIGEST}/drop`, `/api/v1/seed/${DIGEST}/pieces/0`, '/api/v1/peers/self/preheat', '/api/v1/peers/victim/heartbeat', '/api/v1/peers/victim/preheat'];
     const spell = fc.constantFrom<(p: string) => string>(
       (p) => p,
       (p) => p.replace('/api', '/%61pi'),
@@ -261,5 +261,25 @@ describe('supernode API bodies (fast-check over fastify inject)', () => {
       }),
       { numRuns: 40 },
     );
+  });
+
+  it('a peer whose store evicted a blob (drop) stops being offered as its parent; only the token\'s own peer is dropped', async () => {
+    const h = await harness();
+    const auth = async (peerId: string, addr: string) => ({ authorization: `Bearer ${await h.register(peerId, addr)}`, 'content-type': 'application/json' });
+    const holder = await auth('holder', '127.0.0.2:4000');
+    const other = await auth('other', '127.0.0.3:4000');
+    const child = await auth('child', '127.0.0.4:4000');
+    const task = { digest: DIGEST, upstream: { registry: 'r.example', name: 'a/b' } };
+    const pieceCount = layoutFor(DIGEST, 5 << 20).pieceCount;
+    const all = Array.from({ length: pieceCount }, (_, i) => i);
+    for (const a of [holder, other, child]) expect((await h.app.inject({ method: 'POST', url: '/api/v1/tasks', headers: a, payload: task })).statusCode).toBe(200);
+    for (const a of [holder, other]) await h.app.inject({ method: 'POST', url: `/api/v1/tasks/${DIGEST}/sync`, headers: a, payload: { have: all, wantSeed: 0, badParents: [] } });
+    const parents = async (): Promise<string[]> => {
+      const res = await h.app.inject({ method: 'POST', url: `/api/v1/tasks/${DIGEST}/sync`, headers: child, payload: { have: [], wantSeed: 0, badParents: [] } });
+      return (JSON.parse(res.body) as SyncResponse).parents.map((p) => p.peerId).sort();
+    };
+    expect(await parents()).toEqual(['holder', 'other']);
+    expect((await h.app.inject({ method: 'POST', url: `/api/v1/tasks/${DIGEST}/drop`, headers: holder, payload: {} })).statusCode).toBe(200);
+    expect(await parents()).toEqual(['other']);
   });
 });

@@ -320,3 +320,24 @@ describe('Seed: memory and failed attempts', () => {
     expect(registry.gets).toEqual([]);
   });
 });
+
+describe('Seed: eviction from its store', () => {
+  it('a blob evicted from the store loses its metainfo, and the next task fetches it from the registry again', async () => {
+    const { seed, registry, store, kv } = setup();
+    const bytes = randomBytes(2 * DEFAULT_PIECE_BYTES + 3);
+    const digest = registry.add({ bytes, name: 'private/app' });
+    const t = await seed.openTask(task('p', digest));
+    expect(await settled(t)).toBe('complete');
+    expect(await kv.get(digest)).toBeDefined();
+    // What the managed store's onRemoved does in the daemon.
+    await store.delete(digest);
+    seed.forgetBlob(digest);
+    expect(seed.get(digest)).toBeUndefined();
+    for (let i = 0; i < 10 && (await kv.get(digest)) !== undefined; i++) await new Promise((r) => setImmediate(r));
+    expect(await kv.get(digest)).toBeUndefined();
+    const again = await seed.openTask(task('p', digest));
+    expect(await settled(again)).toBe('complete');
+    expect(registry.gets).toHaveLength(2);
+    expect(createHash('sha256').update(await readAll(seed, 'p', again)).digest('hex')).toBe(digest.slice(7));
+  });
+});

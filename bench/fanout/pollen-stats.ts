@@ -1,0 +1,47 @@
+// What the Pollen peers say about their transfers, read from their logs: every 'blob committed'
+// line (peer/p2p/p2p-transfer.ts) carries the bytes received, the bytes thrown away by cause, and
+// the fallbacks, stalled parents and declined seed grants of that blob. Summed over a scenario's
+// peers they are the report's duplicate, fallback, stall and starved-grant columns.
+
+export interface TransferSummary {
+  /** 'blob committed' lines read. */
+  blobs: number;
+  receivedBytes: number;
+  duplicateBytes: number;
+  duplicatesByCause: Record<string, number>;
+  fallbacks: number;
+  stalls: number;
+  starvedGrants: number;
+}
+
+const num = (x: unknown): number => (typeof x === 'number' && Number.isFinite(x) ? x : 0);
+
+/** Sums the 'blob committed' lines of the peers' outputs (pino JSON, one object a line; other lines are skipped). */
+export function transferSummaryFromLogs(outputs: Iterable<string>): TransferSummary {
+  const s: TransferSummary = { blobs: 0, receivedBytes: 0, duplicateBytes: 0, duplicatesByCause: {}, fallbacks: 0, stalls: 0, starvedGrants: 0 };
+  for (const text of outputs) {
+    for (const line of text.split('\n')) {
+      if (!line.includes('"blob committed"')) continue;
+      let o: Record<string, unknown>;
+      try {
+        o = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        continue;
+      }
+      if (o.msg !== 'blob committed') continue;
+      s.blobs++;
+      s.receivedBytes += num(o.received);
+      s.fallbacks += num(o.fallbacks);
+      s.stalls += num(o.stalls);
+      s.starvedGrants += num(o.starvedGrants);
+      const d = o.duplicates;
+      if (d && typeof d === 'object') {
+        for (const [cause, bytes] of Object.entries(d as Record<string, unknown>)) {
+          s.duplicatesByCause[cause] = (s.duplicatesByCause[cause] ?? 0) + num(bytes);
+          s.duplicateBytes += num(bytes);
+        }
+      }
+    }
+  }
+  return s;
+}

@@ -1,0 +1,186 @@
+// A simulated wire connection between a child and a parent. The child's side is the
+// ParentConnection the real P2pTransfer dials (peer/p2p/transfer-seams.ts); the parent's side is
+// driven by the simulated peer's upload slots (simulated-peer.ts). Every message takes the one-way
+// latency; blocks go one after another as flows on the network model (one TCP stream: the next
+// block follows the last without waiting the latency again). A cancel rejects the child's request
+// at once (as the wire does) and stops the block at the parent if it has not started to send.
+import { EventEmitter } from 'node:events';
+import { Bitfield } from '../../src/p2p/bitfield.ts';
+import { PollenError } from '../../src/errors.ts';
+import type { ParentConnection } from '../../peer/p2p/transfer-seams.ts';
+import type { EventQueue } from './event-queue.ts';
+import type { HostId, SimNetwork, Transfer } from './network.ts';
+
+export interface WireWorld {
+  readonly queue: EventQueue;
+  readonly network: SimNetwork;
+  latency(a: HostId, b: HostId): number;
+  /** Bytes of a block's body (views of one buffer: the simulation does not hash). */
+  body(length: number): Buffer;
+}
+
+/** The parent's side as the link needs it. */
+export interface UploadSide {
+  readonly host: HostId;
+  /** A child connected: the parent answers with its bitfield, and unchokes it when a slot is free. */
+  accept(link: SimLink): void;
+  /** The child went away (its slot is free again). */
+  release(link: SimLink): void;
+}
+
+/** What crosses a link to the child, and what the child asks (the simulation's trace of one transfer). */
+export interface LinkObserver {
+  delivered(e: { kind: 'bitfield'; pieces: number[] } | { kind: 'unchoke' } | { kind: 'have'; index: number } | { kind: 'block'; index: number; offset: number }): void;
+  requested(index: number, offset: number): void;
+}
+
+interface BlockRequest {
+  readonly index: number;
+  readonly offset: number;
+  readonly length: number;
+  resolve: (b: Buffer) => void;
+  reject: (e: Error) => void;
+  settled: boolean;
+  /** When the cancel reaches the parent (Infinity while not cancelled). */
+  cancelAt: number;
+}
+
+export class SimLink extends EventEmitter implements ParentConnection {
+  readonly ready: Promise<void>;
+  isClosed = false;
+  peerChoking = true;
+  isReady = false;
+  private view: Bitfield | undefined;
+  private open!: () => void;
+  private fail!: (e: Error) => void;
+  private readonly outbox: BlockRequest[] = [];
+  private readonly pending = new Set<BlockRequest>();
+  private sending: { req: BlockRequest; flow: Transfer } | undefined;
+
+  constructor(
+    private readonly world: WireWorld,
+    readonly childHost: HostId,
+    readonly parent: UploadSide,
+    private readonly observer?: LinkObserver,
+  ) {
+    super();
+    this.ready = new Promise((resolve, reject) => {
+      this.open = resolve;
+      this.fail = reject;
+    });
+    this.ready.catch(() => {});
+    this.toParent(() => this.parent.accept(this));
+  }
+
+  // The parent's side.
+
+  /** The parent's bitfield, then an unchoke if it has a free slot (as the real uploader answers). */
+  sendBitfield(pieces: Bitfield): void {
+    const snapshot = Bitfield.fromBase64(pieces.length, pieces.toBase64());
+    this.toChild(() => {
+      this.view = snapshot;
+      this.isReady = true;
+      this.observer?.delivered({ kind: 'bitfield', pieces: [...snapshot.indexes()] });
+      this.open();
+      this.emit('bitfield');
+    });
+  }
+
+  sendUnchoke(): void {
+    this.toChild(() => {
+      this.peerChoking = false;
+      this.observer?.delivered({ kind: 'unchoke' });
+      this.emit('unchoke');
+    });
+  }
+
+  sendHave(index: number): void {
+    this.toChild(() => {
+      this.view?.set(index);
+      this.observer?.delivered({ kind: 'have', index });
+      this.emit('have', index);
+    });
+  }
+
+  // The child's side (ParentConnection).
+
+  peerHas(index: number): boolean {
+    return this.isReady && (this.view?.has(index) ?? false);
+  }
+
+  request(index: number, offset: number, length: number): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      if (this.isClosed) return reject(new PollenError('ERR_PEER_PROTOCOL', 'wire connection closed'));
+      this.observer?.requested(index, offset);
+      const req: BlockRequest = { index, offset, length, resolve, reject, settled: false, cancelAt: Infinity };
+      this.pending.add(req);
+      this.toParent(() => {
+        this.outbox.push(req);
+        this.sendNext(false);
+      });
+    });
+  }
+
+  cancel(index: number, offset: number): void {
+    for (const req of this.pending) {
+      if (req.index !== index || req.offset !== offset) continue;
+      req.cancelAt = this.world.queue.now + this.world.latency(this.childHost, this.parent.host);
+      this.settle(req, new PollenError('ERR_PEER_PROTOCOL', 'request was cancelled'));
+      return;
+    }
+  }
+
+  interested(): void {}
+
+  destroy(reason = 'closed'): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    if (this.sending) this.world.network.cancel(this.sending.flow);
+    this.sending = undefined;
+    this.outbox.length = 0;
+    for (const req of [...this.pending]) this.settle(req, new PollenError('ERR_PEER_PROTOCOL', 'wire connection closed'));
+    this.fail(new PollenError('ERR_PEER_PROTOCOL', `closed before ready: ${reason}`));
+    this.toParentEvenClosed(() => this.parent.release(this));
+    this.emit('close', reason);
+  }
+
+  /** The parent sends the next block asked for (one at a time: a stream). */
+  private sendNext(continued: boolean): void {
+    if (this.sending || this.isClosed) return;
+    let req = this.outbox.shift();
+    while (req && req.cancelAt <= this.world.queue.now) req = this.outbox.shift();
+    if (!req) return;
+    const r = req;
+    const flow = this.world.network.transfer(this.parent.host, this.childHost, r.length, () => {
+      this.sending = undefined;
+      this.settle(r, undefined);
+      this.sendNext(true);
+    }, continued);
+    this.sending = { req: r, flow };
+  }
+
+  private settle(req: BlockRequest, err: Error | undefined): void {
+    if (req.settled) return;
+    req.settled = true;
+    this.pending.delete(req);
+    if (err) return req.reject(err);
+    this.observer?.delivered({ kind: 'block', index: req.index, offset: req.offset });
+    req.resolve(this.world.body(req.length));
+  }
+
+  private toParent(fn: () => void): void {
+    this.world.queue.after(this.world.latency(this.childHost, this.parent.host), () => {
+      if (!this.isClosed) fn();
+    });
+  }
+
+  private toParentEvenClosed(fn: () => void): void {
+    this.world.queue.after(this.world.latency(this.childHost, this.parent.host), fn);
+  }
+
+  private toChild(fn: () => void): void {
+    this.world.queue.after(this.world.latency(this.parent.host, this.childHost), () => {
+      if (!this.isClosed) fn();
+    });
+  }
+}

@@ -1,0 +1,288 @@
+// One simulated Pollen peer: the REAL transfer (peer/p2p/p2p-transfer.ts: its piece picker,
+// windows, stall, starve and endgame rules, and the parent pool) running on simulated time through
+// its seams: a QueueClock, a dialer whose connections move blocks over the network model
+// (sim-wire.ts), a supernode client that calls the real Tracker and Scheduler a latency away
+// (sim-supernode.ts), the seed and the registry as upload-capped hosts. What is modelled here and
+// not the product's code: the agent's register/heartbeat calls, writes
+// (instant) and hashes (a piece is named, not hashed). The upload side uses the uploader's own
+// slots (peer/p2p/upload-slots.ts).
+import { Readable } from 'node:stream';
+import { pino } from 'pino';
+import type { Digest } from '../../src/digest.ts';
+import { PollenError } from '../../src/errors.ts';
+import { Bitfield } from '../../src/p2p/bitfield.ts';
+import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
+import type { MetainfoBody, SyncResponse } from '../../src/p2p/supernode-api.ts';
+import { P2pTransfer, type TransferTimings, DEFAULT_TIMINGS } from '../../peer/p2p/p2p-transfer.ts';
+import { UploadSlots, type SlotHolder } from '../../peer/p2p/upload-slots.ts';
+import type { TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seams.ts';
+import type { EventQueue } from './event-queue.ts';
+import type { HostId, SimNetwork } from './network.ts';
+import { QueueClock } from './queue-clock.ts';
+import { SimLink, type LinkObserver, type UploadSide, type WireWorld } from './sim-wire.ts';
+import type { SimSupernode } from './sim-supernode.ts';
+
+/** The agent's heartbeat period (peer/p2p/p2p-agent.ts). */
+export const HEARTBEAT_MS = 1_000;
+/** The hash every simulated piece carries (pieces are named by index, not hashed). */
+const SIM_HASH = 'sim';
+const silent = pino({ level: 'silent' });
+
+export interface SimWorld extends WireWorld {
+  readonly supernode: SimSupernode;
+  readonly seedHost: HostId;
+  readonly registryHost: HostId;
+  readonly digest: Digest;
+  readonly blobBytes: number;
+  readonly pieceBytes: number;
+  readonly pieceCount: number;
+  /** When piece i has arrived at the seed from the registry (the seed streams the blob once, in order). */
+  seedReadyAtMs(i: number): number;
+  peer(peerId: string): SimulatedPeer | undefined;
+  onDone(peer: SimulatedPeer): void;
+  onSeedPiece(atMs: number): void;
+}
+
+/** What reached one peer's transfer through its seams, with the time, and what it decided (a replay test feeds the events to a transfer on a manual clock and compares the decisions). */
+export type TraceEvent = { t: number } & (
+  | { kind: 'start'; hashes: Array<string | null> }
+  | { kind: 'sync'; res: SyncResponse }
+  | { kind: 'seed'; index: number }
+  | { kind: 'link'; parent: string; e: Parameters<LinkObserver['delivered']>[0] }
+);
+
+export interface TransferTrace {
+  readonly events: TraceEvent[];
+  /** `dial:<parent>`, `<parent>:<piece>/<block>`, `seed:<piece>`, in the order the transfer made them. */
+  readonly decisions: string[];
+}
+
+export interface SimulatedPeerOptions {
+  uploadSlots: number;
+  timings: Partial<TransferTimings>;
+  trace?: TransferTrace;
+}
+
+export class SimulatedPeer implements UploadSide {
+  doneMs = NaN;
+  transfer: P2pTransfer | undefined;
+  private readonly clock: QueueClock;
+  private readonly children = new Set<SimLink>();
+  private readonly slots: UploadSlots<ParentEnd>;
+  private readonly ends = new Map<SimLink, ParentEnd>();
+  private readonly dialled: SimLink[] = [];
+  private readonly empty: Bitfield;
+
+  constructor(
+    private readonly world: SimWorld,
+    readonly peerId: string,
+    readonly host: HostId,
+    private readonly options: SimulatedPeerOptions,
+  ) {
+    this.clock = new QueueClock(world.queue);
+    this.slots = new UploadSlots({ slots: options.uploadSlots });
+    this.empty = new Bitfield(world.pieceCount);
+  }
+
+  get pieces(): Bitfield {
+    return this.transfer?.pieces ?? this.empty;
+  }
+
+  /** Parent links of this peer as a child: ready and unchoked, ready but choked, still connecting. */
+  linkStates(): { unchoked: number; choked: number; connecting: number } {
+    const r = { unchoked: 0, choked: 0, connecting: 0 };
+    for (const l of this.dialled) {
+      if (l.isClosed) continue;
+      r[!l.isReady ? 'connecting' : l.peerChoking ? 'choked' : 'unchoked']++;
+    }
+    return r;
+  }
+
+  /** The pull starts: register and create the task (a round trip each, as P2pDownloader does), then the transfer runs. */
+  start(): void {
+    const { queue, supernode } = this.world;
+    queue.after(this.rtt(), () => {
+      supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots);
+      const beat = (): void => {
+        if (!supernode.heartbeat(this.peerId)) supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots);
+        queue.after(HEARTBEAT_MS, beat);
+      };
+      queue.after(HEARTBEAT_MS, beat);
+      queue.after(this.rtt(), () => this.startTransfer());
+    });
+  }
+
+  private startTransfer(): void {
+    const { world } = this;
+    const meta: MetainfoBody = { digest: world.digest, size: world.blobBytes, pieceSize: world.pieceBytes, pieceCount: world.pieceCount, hashes: this.hashesNow() };
+    const trace = this.options.trace;
+    trace?.events.push({ t: world.queue.now, kind: 'start', hashes: [...meta.hashes] });
+    const transfer = new P2pTransfer(
+      {
+        client: this.client(),
+        supernode: 'sim',
+        pieces: {
+          addActive: () => {},
+          removeActive: () => {},
+          markCommitted: () => {},
+          announce: (_d, index) => {
+            for (const link of this.children) link.sendHave(index);
+          },
+        },
+        kv: { put: async () => {}, del: async () => {} },
+        logger: silent,
+        dialer: {
+          dial: (wireAddr) => {
+            const parent = world.peer(wireAddr);
+            if (!parent || parent === this) return undefined;
+            trace?.decisions.push(`dial:${wireAddr}`);
+            const observer: LinkObserver | undefined = trace && {
+              delivered: (e) => trace.events.push({ t: world.queue.now, kind: 'link', parent: wireAddr, e }),
+              requested: (index, offset) => trace.decisions.push(`${wireAddr}:${index}/${offset / BLOCK_BYTES}`),
+            };
+            const link = new SimLink(world, this.host, parent, observer);
+            this.dialled.push(link);
+            link.on('close', () => {
+              const k = this.dialled.indexOf(link);
+              if (k >= 0) this.dialled.splice(k, 1);
+            });
+            return link;
+          },
+        },
+        peerId: this.peerId,
+        onBytes: () => {},
+        onBan: () => {},
+        clock: this.clock,
+        hashPiece: () => SIM_HASH,
+        fetchUpstream: this.fetchUpstream,
+      },
+      {
+        request: { digest: world.digest, sizeHint: world.blobBytes, upstream: { baseUrl: 'sim://registry', name: 'sim', authorization: undefined } },
+        meta,
+        partial: { writeAt: async () => {}, setAvailable: () => {}, commit: async () => ({}) as never, fail: async () => {} },
+        ingest: { readAt: async () => 0 },
+        have: new Bitfield(world.pieceCount),
+      },
+      { ...DEFAULT_TIMINGS, ...this.options.timings },
+    );
+    this.transfer = transfer;
+    void transfer.done.then(() => {
+      if (transfer.state.phase !== 'done') return;
+      this.doneMs = world.queue.now;
+      world.onDone(this);
+    });
+    transfer.start();
+  }
+
+  /** Piece hashes the seed knows now (a piece's hash is known once it came from the registry). */
+  private hashesNow(): Array<string | null> {
+    const now = this.world.queue.now;
+    return Array.from({ length: this.world.pieceCount }, (_, i) => (this.world.seedReadyAtMs(i) <= now ? SIM_HASH : null));
+  }
+
+  private rtt(): number {
+    return 2 * this.world.latency(this.host, this.world.seedHost);
+  }
+
+  /** The supernode API a latency away, answered by the real Tracker and Scheduler. */
+  private client(): TransferClient {
+    const { world } = this;
+    const oneWay = (): number => this.rtt() / 2;
+    const trace = this.options.trace;
+    const later = <T>(fn: () => T): Promise<T> => new Promise((resolve, reject) => world.queue.after(oneWay(), () => {
+      try {
+        const v = fn();
+        world.queue.after(oneWay(), () => resolve(v));
+      } catch (err) {
+        world.queue.after(oneWay(), () => reject(err));
+      }
+    }));
+    return {
+      sync: (_url, _digest, body) =>
+        later((): SyncResponse => {
+          const answer = world.supernode.sync(this.peerId, { have: body.have, wantSeed: body.wantSeed, badParents: body.badParents, starved: body.starved });
+          if (!answer) throw new PollenError('ERR_NOT_FOUND', 'unknown peer or task');
+          return { ...answer, hashes: this.hashesNow(), hashesFrom: 0 };
+        }).then((res) => {
+          trace?.events.push({ t: world.queue.now, kind: 'sync', res });
+          return res;
+        }),
+      createTask: () =>
+        later(() => {
+          world.supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots);
+          return { digest: world.digest, size: world.blobBytes, pieceSize: world.pieceBytes, pieceCount: world.pieceCount, hashes: this.hashesNow() };
+        }),
+      seedPiece: (_url, _digest, index, signal) =>
+        new Promise<Readable>((resolve, reject) => {
+          trace?.decisions.push(`seed:${index}`);
+          const length = Math.min(world.pieceBytes, world.blobBytes - index * world.pieceBytes);
+          let flow: ReturnType<SimNetwork['transfer']> | undefined;
+          const onAbort = (): void => {
+            if (flow) world.network.cancel(flow);
+            reject(new PollenError('ERR_ABORTED', 'seed piece aborted'));
+          };
+          signal.addEventListener('abort', onAbort, { once: true });
+          world.queue.after(oneWay(), () => {
+            if (signal.aborted) return;
+            world.queue.at(Math.max(world.queue.now, world.seedReadyAtMs(index)), () => {
+              if (signal.aborted) return;
+              flow = world.network.transfer(world.seedHost, this.host, length, () => {
+                signal.removeEventListener('abort', onAbort);
+                world.onSeedPiece(world.queue.now);
+                trace?.events.push({ t: world.queue.now, kind: 'seed', index });
+                resolve(Readable.from([world.body(length)]));
+              });
+            });
+          });
+        }),
+    };
+  }
+
+  /** The registry range GET of the fallback: one flow from the registry host, pieces handed over as it ends. */
+  private readonly fetchUpstream: UpstreamFetch = (_upstream, _digest, range, signal, onPiece, pieceSize) =>
+    new Promise<void>((resolve, reject) => {
+      const { world } = this;
+      const bytes = range.end - range.start + 1;
+      const flow = world.network.transfer(world.registryHost, this.host, bytes, () => {
+        signal.removeEventListener('abort', onAbort);
+        void (async () => {
+          for (let off = 0, k = 0; off < bytes; off += pieceSize, k++) await onPiece(k, world.body(Math.min(pieceSize, bytes - off)));
+        })().then(resolve, reject);
+      });
+      const onAbort = (): void => {
+        world.network.cancel(flow);
+        reject(new PollenError('ERR_ABORTED', 'registry fetch aborted'));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+
+  // The upload side: the uploader's slots (the first uploadSlots children unchoked, the others wait in order).
+
+  accept(link: SimLink): void {
+    this.children.add(link);
+    link.sendBitfield(this.pieces);
+    const end = new ParentEnd(link);
+    this.ends.set(link, end);
+    this.slots.admit(end);
+  }
+
+  release(link: SimLink): void {
+    this.children.delete(link);
+    const end = this.ends.get(link);
+    if (!end) return;
+    this.ends.delete(link);
+    end.isClosed = true;
+    this.slots.release(end);
+  }
+}
+
+/** The parent's end of a link, as the upload slots see it: closed once the child's close has reached the parent. */
+class ParentEnd implements SlotHolder {
+  isClosed = false;
+
+  constructor(readonly link: SimLink) {}
+
+  unchoke(): void {
+    this.link.sendUnchoke();
+  }
+}

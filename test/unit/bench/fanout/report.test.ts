@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { transferSummaryFromLogs } from '../../../../bench/fanout/pollen-stats.ts';
+import { renderTable } from '../../../../bench/fanout/report.ts';
+import type { ScenarioResult } from '../../../../bench/fanout/scenario.ts';
+import type { FanoutReport } from '../../../../bench/fanout/sweep.ts';
+
+const MIB = 1024 * 1024;
+
+function committed(o: Record<string, unknown>): string {
+  return JSON.stringify({ level: 30, time: 1, name: 'p2p', msg: 'blob committed', digest: 'sha256:ab', size: 64 * MIB, ...o });
+}
+
+describe("the fan-out report's Pollen transfer columns", () => {
+  it("sums the peers' 'blob committed' lines, skipping other lines and bad JSON", () => {
+    const peerA = [
+      '{"level":30,"msg":"P2P stalled; fetching the rest from the registry"}',
+      committed({ received: 70 * MIB, duplicates: { endgame: 4 * MIB, 'stall-reassign': 2 * MIB }, fallbacks: 0, stalls: 1, starvedGrants: 2 }),
+      'not json "blob committed"',
+    ].join('\n');
+    const peerB = committed({ received: 64 * MIB, duplicates: { endgame: MIB }, fallbacks: 1, stalls: 0, starvedGrants: 0 });
+    const s = transferSummaryFromLogs([peerA, peerB]);
+    expect(s).toEqual({ blobs: 2, receivedBytes: 134 * MIB, duplicateBytes: 7 * MIB, duplicatesByCause: { endgame: 5 * MIB, 'stall-reassign': 2 * MIB }, fallbacks: 1, stalls: 1, starvedGrants: 2 });
+  });
+
+  it('prints rx/need for every system and dup xS, fallbacks, stalls, starved where the system counted them', () => {
+    const host = (rxBytes: number) => ({ host: 'p', ok: true, seconds: 10, rxBytes, fromRegistry: 0, fromSupernode: 0, fromPeers: rxBytes, txBytes: 0, clientCpuS: 1, clientMaxRssMiB: 10 });
+    const base: ScenarioResult = { system: 'bittorrent', n: 2, sizeMiB: 64, imageBytes: 64 * MIB, lowerBoundS: 5, allDoneS: 10, medianS: 9, registryEgressBytes: 64 * MIB, supernodeEgressBytes: 0, registryCpuS: 0, hosts: [host(64 * MIB), host(72 * MIB)], daemons: {} };
+    const pollen: ScenarioResult = { ...base, system: 'pollen', transfer: { blobs: 2, receivedBytes: 0, duplicateBytes: 32 * MIB, duplicatesByCause: {}, fallbacks: 3, stalls: 4, starvedGrants: 5 } };
+    const report: FanoutReport = { kind: 'pollen-bench-fanout', startedAt: '', finishedAt: '', machine: { cpus: 2, kernel: 'k', node: 'v20' }, options: { peers: [2], sizesMiB: [64], mbit: 100, registryMbit: 100, systems: [] }, systems: [], scenarios: [base, pollen] };
+    const lines = renderTable(report).split('\n');
+    const header = lines.find((l) => l.trim().startsWith('S MiB'))!.trim().split(/\s{2,}/);
+    const cells = (system: string) => lines.find((l) => l.includes(` ${system} `))!.trim().split(/\s{2,}/);
+    const col = (name: string) => header.indexOf(name);
+    expect(cells('bittorrent')[col('rx/need')]).toBe('1.06');
+    expect(cells('bittorrent')[col('dup xS')]).toBe('-');
+    expect(cells('pollen')[col('dup xS')]).toBe('0.50');
+    expect([col('fallbacks'), col('stalls'), col('starved')].map((i) => cells('pollen')[i])).toEqual(['3', '4', '5']);
+  });
+});

@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { runPollenSwarm } from '../../../../bench/sim/pollen-swarm.ts';
+import { mulberry32 } from '../../../../bench/sim/sim-bench.ts';
+import type { TraceEvent, TransferTrace } from '../../../../bench/sim/simulated-peer.ts';
+import { harness } from '../../../helpers/transfer-harness.ts';
+
+const MIB = 1024 * 1024;
+const RATE = 12.5e6;
+const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+describe('the simulation and a peer on a manual clock', () => {
+  it('make the same decisions (dials, block requests, seed fetches) on the same sequence of events', async () => {
+    const trace: TransferTrace = { events: [], decisions: [] };
+    const r = await runPollenSwarm({
+      peers: 4,
+      blobBytes: 8 * MIB,
+      pieceBytes: MIB,
+      peerUpBytesPerS: RATE,
+      peerDownBytesPerS: RATE,
+      originUpBytesPerS: RATE,
+      random: mulberry32(5),
+      trace: { peerId: 'peer-1', into: trace },
+    });
+    expect(r.unfinished).toBe(0);
+    const [start, ...events] = trace.events as [Extract<TraceEvent, { kind: 'start' }>, ...TraceEvent[]];
+    expect(start.kind).toBe('start');
+    // The traced peer got pieces from parents and from the seed: the replay covers both paths.
+    expect(events.some((e) => e.kind === 'link' && e.e.kind === 'block')).toBe(true);
+    expect(events.some((e) => e.kind === 'seed')).toBe(true);
+
+    const h = harness({ pieces: r.pieceCount, pieceBytes: r.pieceBytes, parents: ['peer-0', 'peer-2', 'peer-3'], startAt: start.t, hashes: start.hashes, hashPiece: () => 'sim' });
+    try {
+      for (const e of events) {
+        // Timers (ticks, deferred pumps) due before the event run first, each followed by its promise callbacks.
+        if (e.t > h.clock.now()) {
+          for (let due = h.clock.nextDueAt(); due !== undefined && due < e.t; due = h.clock.nextDueAt()) {
+            h.clock.advance(due - h.clock.now());
+            await flush();
+          }
+          h.clock.advance(e.t - h.clock.now());
+          await flush();
+        }
+        if (e.kind === 'sync') h.supernode.answerWith(e.res);
+        else if (e.kind === 'seed') h.supernode.serveSeed(e.index);
+        else if (e.kind === 'link') {
+          const p = h.parents.get(e.parent)!;
+          if (e.e.kind === 'bitfield') p.handshake(e.e.pieces);
+          else if (e.e.kind === 'unchoke') p.unchokeNow();
+          else if (e.e.kind === 'have') p.announce(e.e.index);
+          else p.deliverBlock(e.e.index, e.e.offset);
+        }
+        await flush();
+      }
+      await h.transfer.done;
+      expect(h.transfer.state.phase).toBe('done');
+      expect(h.decisions).toEqual(trace.decisions);
+    } finally {
+      await h.transfer.close();
+    }
+  });
+});

@@ -1,0 +1,166 @@
+import fc from 'fast-check';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BLOCK_BYTES } from '../../../../src/p2p/metainfo.ts';
+import { ENDGAME_COPIES } from '../../../../peer/p2p/piece-picker.ts';
+import { harness, offerParents, PIECE_BYTES, type Harness } from '../../../helpers/transfer-harness.ts';
+
+const open: Harness[] = [];
+function start(options: Parameters<typeof harness>[0]): Harness {
+  const h = harness(options);
+  open.push(h);
+  return h;
+}
+afterEach(async () => {
+  for (const h of open.splice(0)) await h.transfer.close();
+});
+
+const pieceOf = (entry: string): number => Number(entry.split(':')[1]!.split('/')[0]);
+const firstPieces = (log: readonly string[]): number[] => [...new Set(log.map(pieceOf))];
+
+describe('P2pTransfer on a manual clock', () => {
+  it('asks the first missing pieces in order, then the rarest first (lowest index on ties)', async () => {
+    const h = start({ pieces: 6, parents: ['a'] });
+    await offerParents(h, { a: [0, 1, 2, 3, 4, 5] }, { availability: [5, 5, 5, 1, 5, 5] });
+    // A window of 8 blocks: four pieces of two blocks.
+    expect(firstPieces(h.log)).toEqual([0, 1, 3, 2]);
+  });
+
+  it('completes from parents, verifying each piece, and commits', async () => {
+    const h = start({ pieces: 3, parents: ['a', 'b'] });
+    await offerParents(h, { a: [0, 1, 2], b: [0, 1, 2] });
+    for (let k = 0; k < 10 && h.transfer.state.phase === 'p2p'; k++) {
+      for (const p of h.parents.values()) p.deliver();
+      await h.settle();
+    }
+    await h.transfer.done;
+    expect(h.transfer.state.phase).toBe('done');
+    expect(h.transfer.counters.peer).toBe(3 * PIECE_BYTES);
+  });
+
+  it('in endgame asks a piece of at most ENDGAME_COPIES parents at once, whatever the parents do', async () => {
+    const ids = ['a', 'b', 'c', 'd'];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.constantFrom(...ids), fc.constantFrom('deliver1', 'deliver', 'close', 'wait')), { minLength: 1, maxLength: 12 }),
+        async (steps) => {
+          const h = harness({ pieces: 2, parents: ids });
+          try {
+            await offerParents(h, { a: [0, 1], b: [0, 1], c: [0, 1], d: [0, 1] });
+            const check = (): void => {
+              for (const piece of [0, 1]) {
+                const asking = [...h.parents.values()].filter((p) => !p.isClosed && p.requestedPieces().has(piece));
+                expect(asking.length).toBeLessThanOrEqual(ENDGAME_COPIES);
+              }
+            };
+            check();
+            for (const [id, action] of steps) {
+              const p = h.parents.get(id)!;
+              if (action === 'deliver1') p.deliver(1);
+              else if (action === 'deliver') p.deliver();
+              else if (action === 'close') p.destroy('gone');
+              else await h.advance(300);
+              await h.settle();
+              check();
+            }
+          } finally {
+            await h.transfer.close();
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('cancels the other copy of a piece once one copy is stored; only the blocks that came count as endgame duplicates', async () => {
+    const h = start({ pieces: 1, parents: ['a', 'b'] });
+    await offerParents(h, { a: [0], b: [0] });
+    const [a, b] = [h.parents.get('a')!, h.parents.get('b')!];
+    expect(a.requestedPieces()).toEqual(new Set([0]));
+    expect(b.requestedPieces()).toEqual(new Set([0]));
+    b.deliver(1);
+    await h.settle();
+    a.deliver();
+    await h.settle();
+    await h.transfer.done;
+    expect(b.cancelled).toEqual([[0, BLOCK_BYTES]]);
+    expect(h.transfer.stats.duplicateBytes.endgame).toBe(BLOCK_BYTES);
+    expect(h.transfer.stats.receivedBytes).toBe(PIECE_BYTES + BLOCK_BYTES);
+  });
+
+  it('declines a seed grant of a piece in flight to a live parent, and takes it once that parent stalled', async () => {
+    const h = start({ pieces: 2, parents: ['a'], timings: { pieceStallMs: 2_000 } });
+    await offerParents(h, { a: [0] });
+    expect(h.parents.get('a')!.requestedPieces()).toEqual(new Set([0]));
+    await h.advance(500);
+    h.supernode.answer({ seedGrants: [0, 1] });
+    await h.settle();
+    expect(h.supernode.seedAsked).toEqual([1]);
+    expect(h.transfer.stats.starvedGrants).toBe(1);
+    // Piece 0 gets no block for pieceStallMs: its parent is dropped and the grant taken.
+    for (let t = 0; t < 2_500; t += 250) {
+      await h.advance(250);
+      if (h.supernode.syncs.length > 0) h.supernode.answer({ seedGrants: [0, 1] });
+    }
+    expect(h.parents.get('a')!.closeReason).toBe('stalled');
+    expect(h.transfer.stats.stalls).toBe(1);
+    expect(h.supernode.seedAsked).toEqual([1, 0]);
+    expect(h.transfer.stats.starvedGrants).toBe(1);
+    // The stalled parent is reported with the next sync.
+    expect(h.supernode.bodies.filter((b) => b.badParents.includes('a'))).toHaveLength(1);
+  });
+
+  it('drops a parent whose piece stalls, counts its partial piece as a stall duplicate, and asks another parent', async () => {
+    const h = start({ pieces: 1, parents: ['a', 'b'], timings: { pieceStallMs: 2_000 } });
+    await offerParents(h, { a: [0], b: [] });
+    const [a, b] = [h.parents.get('a')!, h.parents.get('b')!];
+    a.deliver(1);
+    await h.settle();
+    await h.advance(2_300, 100);
+    expect(a.closeReason).toBe('stalled');
+    expect(h.transfer.stats.duplicateBytes['stall-reassign']).toBe(BLOCK_BYTES);
+    b.announce(0);
+    await h.settle();
+    expect(b.requestedPieces()).toEqual(new Set([0]));
+    b.deliver();
+    await h.settle();
+    await h.transfer.done;
+    expect(h.transfer.state.phase).toBe('done');
+  });
+
+  it('falls back to the registry after noProgressMs without bytes, fetching only the missing pieces', async () => {
+    const h = start({ pieces: 4, parents: [], have: [0], timings: { noProgressMs: 3_000 } });
+    await h.advance(3_500, 250);
+    await h.transfer.done;
+    expect(h.transfer.stats.fallbacks).toBe(1);
+    expect(h.transfer.state.phase).toBe('done');
+    expect(h.upstreamRanges).toEqual([{ start: PIECE_BYTES, end: 4 * PIECE_BYTES - 1 }]);
+    expect(h.transfer.counters.upstream).toBe(3 * PIECE_BYTES);
+  });
+
+  it('counts what was in flight when it fell back as fallback overlap, and fetches that piece from the registry', async () => {
+    const h = start({ pieces: 2, parents: ['a'], have: [1], timings: { noProgressMs: 3_000 } });
+    await offerParents(h, { a: [0, 1] });
+    h.parents.get('a')!.deliver(1);
+    await h.settle();
+    await h.advance(3_500, 250);
+    await h.transfer.done;
+    expect(h.parents.get('a')!.closeReason).toBe('transfer over');
+    expect(h.transfer.stats.duplicateBytes['fallback-overlap']).toBe(BLOCK_BYTES);
+    expect(h.upstreamRanges).toEqual([{ start: 0, end: PIECE_BYTES - 1 }]);
+    expect(h.transfer.state.phase).toBe('done');
+  });
+
+  it('makes room for a fresh parent by dropping one that kept it choked past the patience', async () => {
+    const ids = ['p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7', 'p8', 'p9'];
+    const h = start({ pieces: 2, parents: ids });
+    await h.settle();
+    h.supernode.answer({ parents: ids.slice(0, 8).map((id) => ({ peerId: id, wireAddr: id })) });
+    await h.settle();
+    for (const id of ids.slice(0, 8)) h.parents.get(id)!.connect([0, 1], false);
+    await h.advance(1_500, 250);
+    h.supernode.answer({ parents: ids.map((id) => ({ peerId: id, wireAddr: id })) });
+    await h.settle();
+    expect(h.parents.get('p1')!.closeReason).toBe('kept us choked');
+    expect(h.dialled).toContain('p9');
+  });
+});
