@@ -78,6 +78,8 @@ export interface TransferDeps {
   readonly onBytes: (from: keyof TransferCounters, bytes: number) => void;
   readonly onBan: (peerId: string) => void;
   readonly onEvent?: (e: TransferEvent) => void;
+  /** Parents this transfer may have now (default MAX_PARENTS; the peer shares a host budget). */
+  readonly maxParents?: () => number;
   /** Time (default the system clock). */
   readonly clock?: Clock;
   /** The piece hash (default sha256; the simulation names pieces without hashing them). */
@@ -142,7 +144,7 @@ export class P2pTransfer {
           wanted: () => this.state.phase === 'p2p',
         },
       },
-      { digest: this.digest },
+      { digest: this.digest, maxParents: deps.maxParents },
     );
   }
 

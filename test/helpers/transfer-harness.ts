@@ -210,6 +210,8 @@ export interface HarnessOptions {
   /** The hashes the transfer starts with, and how it hashes pieces (default: sha256, all known). */
   hashes?: ReadonlyArray<string | null>;
   hashPiece?: (data: readonly Buffer[]) => string;
+  /** The transfer's share of the host's parent budget (default: MAX_PARENTS). */
+  maxParents?: () => number;
 }
 
 export function harness(options: HarnessOptions): Harness {
@@ -251,6 +253,7 @@ export function harness(options: HarnessOptions): Harness {
     clock,
     fetchUpstream,
     ...(options.hashPiece ? { hashPiece: options.hashPiece } : {}),
+    ...(options.maxParents ? { maxParents: options.maxParents } : {}),
   };
   const have = new Bitfield(options.pieces);
   for (const i of options.have ?? []) have.set(i);
