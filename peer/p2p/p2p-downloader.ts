@@ -75,7 +75,8 @@ export class P2pDownloader implements BlobDownloader {
           this.agent.totals[from] += n;
           this.agent.onBytes(from, n);
         },
-        onBan: (peerId) => void this.agent.banned.add(peerId),
+        parentBans: this.agent.parentBans,
+        onBan: () => {},
         onEvent: (e) => this.agent.onTransferEvent(e),
       },
       { request, meta, partial, ingest, have },

@@ -5,6 +5,7 @@
 import type { Clock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import type { ParentInfo } from '../../src/p2p/supernode-api.ts';
+import { ExpiringBans } from '../../src/p2p/wire-bans.ts';
 import { ParentLink } from './parent-link.ts';
 import type { ParentDialer } from './transfer-seams.ts';
 
@@ -51,7 +52,8 @@ export interface ParentPoolEvents {
 export class ParentPool {
   private readonly parents = new Map<string, ParentLink>();
   private readonly connecting = new Set<string>();
-  private readonly banned = new Set<string>();
+  /** Parents that sent a bad piece: the peer's shared list, so no other transfer dials them either. */
+  private readonly banned: ExpiringBans;
   private readonly badParents = new Set<string>();
   private readonly corruptParents = new Set<string>();
   private readonly dialer: ParentDialer;
@@ -61,9 +63,10 @@ export class ParentPool {
   /** How many parents this transfer may have now (the host's budget shared by its transfers). */
   private readonly limit: () => number;
 
-  constructor(deps: { dialer: ParentDialer; clock: Clock; events: ParentPoolEvents }, options: { digest: Digest; maxParents?: () => number }) {
+  constructor(deps: { dialer: ParentDialer; clock: Clock; events: ParentPoolEvents; bans?: ExpiringBans }, options: { digest: Digest; maxParents?: () => number }) {
     this.dialer = deps.dialer;
     this.clock = deps.clock;
+    this.banned = deps.bans ?? new ExpiringBans({ clock: deps.clock });
     this.events = deps.events;
     this.digest = options.digest;
     this.limit = options.maxParents ?? (() => MAX_PARENTS);
@@ -79,7 +82,7 @@ export class ParentPool {
   }
 
   private known(peerId: string): boolean {
-    return this.parents.has(peerId) || this.connecting.has(peerId) || this.banned.has(peerId);
+    return this.parents.has(peerId) || this.connecting.has(peerId) || this.banned.isBanned(peerId);
   }
 
   /**
@@ -160,9 +163,9 @@ export class ParentPool {
     parent.conn.destroy('stalled');
   }
 
-  /** Bans a parent that sent a bad piece: never dialled again by this transfer, reported as corrupt. */
+  /** Bans a parent that sent a bad piece: not dialled again (by any transfer sharing the bans), reported as corrupt. */
   ban(parent: ParentLink): void {
-    this.banned.add(parent.peerId);
+    this.banned.ban(parent.peerId);
     this.corruptParents.add(parent.peerId);
     parent.conn.destroy('sent a bad piece');
   }

@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../../src/clock.ts';
 import { BLOCK_BYTES } from '../../../../src/p2p/metainfo.ts';
+import { ExpiringBans } from '../../../../src/p2p/wire-bans.ts';
 import { ENDGAME_COPIES } from '../../../../peer/p2p/piece-picker.ts';
 import { MAX_PARENTS, MIN_PARENTS, parentsPerTransfer } from '../../../../peer/p2p/parent-pool.ts';
 import { harness, offerParents, PIECE_BYTES, type Harness } from '../../../helpers/transfer-harness.ts';
@@ -38,6 +40,24 @@ describe('the host\'s parent budget', () => {
     h.supernode.answer({ parents: ids.map((id) => ({ peerId: id, wireAddr: id })) });
     await h.settle();
     expect(h.dialled).toEqual(['a', 'b', 'c', 'd']);
+  });
+});
+
+describe('one reputation of parents for every transfer', () => {
+  it('a parent that sent one transfer a bad piece is not dialled by another transfer of the same peer', async () => {
+    const bans = new ExpiringBans({ clock: new ManualClock(0) });
+    const first = start({ pieces: 2, parents: ['bad', 'good'], parentBans: bans });
+    await offerParents(first, { bad: [0, 1] });
+    first.parents.get('bad')!.deliver(Infinity, true);
+    await first.settle();
+    expect(first.parents.get('bad')!.closeReason).toBe('sent a bad piece');
+    expect(bans.isBanned('bad')).toBe(true);
+    const second = start({ pieces: 2, parents: ['bad', 'good'], parentBans: bans });
+    await offerParents(second, { good: [0, 1] });
+    await second.advance(600);
+    second.supernode.answer({ parents: [{ peerId: 'bad', wireAddr: 'bad' }, { peerId: 'good', wireAddr: 'good' }] });
+    await second.settle();
+    expect(second.dialled).toEqual(['good']);
   });
 });
 
