@@ -73,7 +73,7 @@ export class PeerMetrics {
     gauge('pollen_peer_connected_parents', 'peers this peer downloads from, across its transfers', read((g) => g.connectedParents?.() ?? 0));
     gauge('pollen_peer_connected_children', 'peers connected to this peer\'s wire listener to download from it', read((g) => g.connectedChildren?.() ?? 0));
     gauge('pollen_peer_supernodes_registered', 'supernodes this peer is registered with', read((g) => g.supernodesRegistered?.() ?? 0));
-    gauge('pollen_peer_banned_peers', 'peers this peer has banned (bad pieces)', read((g) => g.bannedPeers?.() ?? 0));
+    gauge('pollen_peer_banned_peers', 'peers this peer refuses to download from for now (they sent a piece that failed its sha256)', read((g) => g.bannedPeers?.() ?? 0));
   }
 
   private uploadedSeen = 0;

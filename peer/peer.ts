@@ -100,7 +100,7 @@ export class Peer {
       connectedChildren: () => this.p2p?.agent.connectedChildren ?? 0,
       uploadedBytes: () => this.p2p?.agent.uploadedBytes ?? 0,
       supernodesRegistered: () => this.p2p?.agent.client.urls.filter((u) => this.p2p?.agent.isRegistered(u)).length ?? 0,
-      bannedPeers: () => this.p2p?.agent.banned.size ?? 0,
+      bannedPeers: () => this.p2p?.agent.parentBans.size ?? 0,
     }));
     this.peerMetrics = peerMetrics;
     const metrics = peerMetrics.metrics;

@@ -9,7 +9,7 @@ import type { ContentStore } from '../../src/content-store.ts';
 import { splitHostPort } from '../../src/config.ts';
 import type { Digest } from '../../src/digest.ts';
 import type { HeartbeatBody } from '../../src/p2p/supernode-api.ts';
-import { AddressBans } from '../../src/p2p/wire-bans.ts';
+import { AddressBans, ExpiringBans } from '../../src/p2p/wire-bans.ts';
 import { WireDialer } from '../../src/p2p/wire-dialer.ts';
 import { LocalPieces } from './local-pieces.ts';
 import type { TransferEvent } from './p2p-transfer.ts';
@@ -48,8 +48,8 @@ export class P2pAgent {
   readonly client: SupernodeClient;
   readonly pieces: LocalPieces;
   readonly totals: P2pTotals = { peer: 0, seed: 0, upstream: 0 };
-  /** Parents (by peer id) a transfer banned for sending bad pieces; each transfer also keeps its own. */
-  readonly banned = new Set<string>();
+  /** Parents (by peer id) that sent a piece that failed verification: no transfer dials them for a while. */
+  readonly parentBans: ExpiringBans;
   /** Called for every verified piece, by source and blob (metrics hook). */
   onBytes: (from: keyof P2pTotals, bytes: number, digest: string) => void = () => {};
   /** Called for wasted bytes, fallbacks, stalls and declined seed grants of every transfer (metrics hook). */
@@ -70,6 +70,7 @@ export class P2pAgent {
     this.logger = deps.logger.child({ component: 'p2p' });
     const peerId = Buffer.from(this.peerId, 'hex');
     this.wireBans = new AddressBans({ clock: deps.clock });
+    this.parentBans = new ExpiringBans({ clock: deps.clock });
     this.dialer = new WireDialer({ bans: this.wireBans }, { peerId, secret: options.secret });
     this.client = new SupernodeClient({}, { urls: options.supernodes, secret: options.secret || undefined, timeoutMs: options.supernodeTimeoutMs });
     this.pieces = new LocalPieces({ store: deps.store });
