@@ -41,7 +41,8 @@ export function expandHome(path: string): string {
 
 export const PEER_SETTINGS = [
   { key: 'listen', type: 'string', flag: 'listen', env: 'POLLEN_LISTEN', default: '127.0.0.1:65001', help: 'address of the registry mirror and HTTP proxy', validate: validateHostPort },
-  { key: 'metricsListen', type: 'string', flag: 'metrics-listen', env: 'POLLEN_METRICS_LISTEN', default: '127.0.0.1:65003', help: 'address of /metrics, /healthz and POST /api/v1/gc (`pollen gc`), kept off the mirror port; loopback by default', validate: validateHostPort },
+  { key: 'accessLog', type: 'bool', flag: 'access-log', env: 'POLLEN_ACCESS_LOG', default: true, help: 'one info log line per mirror request (method, path, status, bytes, source, duration); false to turn it off' },
+  { key: 'metricsListen', type: 'string', flag: 'metrics-listen', env: 'POLLEN_METRICS_LISTEN', default: '127.0.0.1:65003', help: 'address of /metrics, /healthz, /readyz and POST /api/v1/gc (`pollen gc`), kept off the mirror port; loopback by default', validate: validateHostPort },
   { key: 'data', type: 'string', flag: 'data', env: 'POLLEN_DATA', default: '~/.pollen', help: 'data directory (content store, metadata)' },
   { key: 'diskQuota', type: 'string', flag: 'disk-quota', env: 'POLLEN_DISK_QUOTA', default: '80%', help: 'most the content store may hold (its blobs and downloads, not the filesystem\'s usage): a size (20GiB, 500MB) or a share of the filesystem (80%); above it the least recently used blobs are evicted', validate: quotaProblem },
   { key: 'blobTtl', type: 'string', flag: 'blob-ttl', env: 'POLLEN_BLOB_TTL', default: undefined, help: 'evict blobs not read for this long (30m, 6h, 7d); default: only the quota evicts', validate: durationProblem },
@@ -67,6 +68,7 @@ export const PEER_SETTINGS = [
 
 export interface PeerConfig {
   readonly listen: string;
+  readonly accessLog: boolean;
   readonly metricsListen: string;
   readonly data: string;
   /** As given (`20GiB`, `80%`): resolved against the store's filesystem when the peer starts. */
@@ -100,6 +102,7 @@ export interface PeerConfig {
 export function peerConfigFrom(values: ConfigValues): PeerConfig {
   return Object.freeze({
     listen: values.listen as string,
+    accessLog: values.accessLog as boolean,
     metricsListen: values.metricsListen as string,
     data: expandHome(values.data as string),
     diskQuota: values.diskQuota as string,

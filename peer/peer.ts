@@ -14,7 +14,8 @@ import { openGcStore, type GcStore } from '../src/store/gc-store.ts';
 import type { ManagedStore, Removed } from '../src/store/managed-store.ts';
 import { ensurePrivateDir } from '../src/store/private-dir.ts';
 import { createHttpApp, listenOn } from '../src/http-app.ts';
-import { Metrics } from '../src/metrics.ts';
+import { ReadinessProbe, httpReachableCheck, registerHealthRoutes, writableDirCheck, type ReadyCheck } from '../src/health.ts';
+import type { Metrics } from '../src/metrics.ts';
 import { AccessCache } from './mirror/access-control.ts';
 import { AccessGate } from './mirror/access-gate.ts';
 import { withDownloadBudget, type BlobDownloader } from './blob-downloader.ts';
@@ -25,6 +26,8 @@ import type { PeerConfig } from './config.ts';
 import { ForwardProxy } from './mirror/forward-proxy.ts';
 import { ManifestService } from './mirror/manifest-service.ts';
 import { registerMirrorRoutes } from './mirror/mirror-routes.ts';
+import { MirrorObserver } from './metrics-mirror.ts';
+import { PeerMetrics } from './metrics-peer.ts';
 import { P2pAgent } from './p2p/p2p-agent.ts';
 import { P2pDownloader } from './p2p/p2p-downloader.ts';
 import type { PersistedPieces } from './p2p/p2p-transfer.ts';
@@ -51,9 +54,15 @@ export class Peer {
   private dispatcher: Agent | undefined;
   private proxy: ForwardProxy | undefined;
   private address: string | undefined;
+  private peerMetrics: PeerMetrics | undefined;
+  private observer: MirrorObserver | undefined;
   private p2p: { agent: P2pAgent; downloader: P2pDownloader; preheat: PreheatWorker } | undefined;
 
-  constructor(deps: { logger: Logger; clock?: Clock; downloaderFactory?: DownloaderFactory }, config: PeerConfig) {
+  private readonly version: string | undefined;
+
+  /** `version` (the package's) is reported to the supernode's status page. */
+  constructor(deps: { logger: Logger; clock?: Clock; downloaderFactory?: DownloaderFactory; version?: string }, config: PeerConfig) {
+    this.version = deps.version;
     this.logger = deps.logger.child({ component: 'peer' });
     this.clock = deps.clock ?? systemClock;
     this.downloaderFactory = deps.downloaderFactory;
@@ -85,12 +94,37 @@ export class Peer {
       bodyTimeout: this.config.upstreamTimeoutMs,
       connections: 64,
     });
-    const metrics = new Metrics({ prefix: 'pollen_peer_', defaults: true });
-    const requests = metrics.counter('pollen_peer_blob_requests_total', 'blob requests by outcome: hit (store), miss (download started), join (joined a download in flight)', ['outcome']);
-    const upstreamBytes = metrics.counter('pollen_peer_upstream_bytes_total', 'blob bytes fetched from upstream registries');
-    const fallback = new UpstreamDownloader({ store: this.store, logger: this.logger, dispatcher: this.dispatcher, stats: { onUpstreamBytes: (n) => upstreamBytes.inc(n) } });
+    const store = this.store;
+    const active = new Set<Promise<unknown>>();
+    const peerMetrics = new PeerMetrics(() => ({
+      storeBytes: () => store.index.usedBytes,
+      quotaBytes: () => store.quota?.bytes,
+      storeBlobs: () => store.index.blobCount,
+      activeTransfers: () => active.size,
+      connectedParents: () => this.p2p?.downloader.connectedParents ?? 0,
+      connectedChildren: () => this.p2p?.agent.connectedChildren ?? 0,
+      uploadedBytes: () => this.p2p?.agent.uploadedBytes ?? 0,
+      supernodesRegistered: () => this.p2p?.agent.client.urls.filter((u) => this.p2p?.agent.isRegistered(u)).length ?? 0,
+      bannedPeers: () => this.p2p?.agent.parentBans.size ?? 0,
+    }));
+    this.peerMetrics = peerMetrics;
+    const metrics = peerMetrics.metrics;
+    const observer = new MirrorObserver({ metrics: peerMetrics, logger: this.logger }, { accessLog: this.config.accessLog });
+    this.observer = observer;
+    const fallback = new UpstreamDownloader({ store: this.store, logger: this.logger, dispatcher: this.dispatcher, stats: { onUpstreamBytes: (n) => peerMetrics.downloaded('back_to_source', n) } });
     const upstreams = new Upstreams({ defaultUpstream: this.config.upstream, registries: this.config.registries, credentials: this.config.credentials });
-    const downloader = withDownloadBudget(this.downloaderFactory?.({ store: this.store, db: this.db, logger: this.logger, dispatcher: this.dispatcher, metrics, fallback }) ?? (await this.startP2p(fallback, metrics, upstreams)) ?? fallback, this.downloads);
+    const inner = withDownloadBudget(this.downloaderFactory?.({ store: this.store, db: this.db, logger: this.logger, dispatcher: this.dispatcher, metrics, fallback }) ?? (await this.startP2p(fallback, peerMetrics, upstreams)) ?? fallback, this.downloads);
+    // Downloads in progress, for the active-transfers gauge: from start until the blob settles.
+    const downloader: BlobDownloader = {
+      start: (request) => {
+        const started = inner.start(request);
+        const settled = started.then((partial) => partial.settledPromise()).catch(() => {});
+        active.add(settled);
+        void settled.finally(() => active.delete(settled));
+        return started;
+      },
+    };
+    const requests = peerMetrics.blobRequests;
 
     const access = new AccessCache({ clock: this.clock }, { ttlMs: this.config.accessTtlMs, graceMs: this.config.accessGraceMs });
     const gate = new AccessGate({ cache: access, dispatcher: this.dispatcher, logger: this.logger });
@@ -112,7 +146,8 @@ export class Peer {
       return503OnClosing: false,
     });
     this.proxy.register(app);
-    registerMirrorRoutes(app, { upstreams, manifests, blobs, dispatcher: this.dispatcher, logger: this.logger, proxyUpstreamOf: this.proxy.upstreamOf });
+    observer.install(app);
+    registerMirrorRoutes(app, { upstreams, manifests, blobs, dispatcher: this.dispatcher, logger: this.logger, proxyUpstreamOf: this.proxy.upstreamOf, onBlobOutcome: observer.noteOutcome });
     this.proxy.attach(app.server);
 
     this.app = app;
@@ -120,7 +155,7 @@ export class Peer {
 
     // Opened after the mirror, so a healthy /healthz means the mirror is listening too.
     const metricsApp = createHttpApp(this.logger);
-    metricsApp.get('/healthz', async () => ({ status: 'ok' }));
+    registerHealthRoutes(metricsApp, new ReadinessProbe(this.readyChecks()));
     metricsApp.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));
     // POST /api/v1/gc (`pollen gc --peer`, default http://127.0.0.1:65003).
     registerGcRoutes(metricsApp, this.gc.collector);
@@ -129,8 +164,22 @@ export class Peer {
     this.logger.info({ url: this.address, metrics: this.metricsAddress, upstream: this.config.upstream, registries: [...this.config.registries.keys()] }, 'peer mirror listening');
   }
 
+  /** What /readyz checks: the store takes writes, a supernode (when configured) and the upstream answer. */
+  private readyChecks(): ReadyCheck[] {
+    const checks = [writableDirCheck('store', join(this.config.data, 'content'))];
+    const urls = this.config.supernodes;
+    if (urls.length > 0) {
+      checks.push({
+        name: 'supernode',
+        run: async () => (urls.some((u) => this.p2p?.agent.isRegistered(u)) ? undefined : `not registered with any supernode (${urls.length} configured; see the log for why)`),
+      });
+    }
+    if (this.config.upstream) checks.push(httpReachableCheck('upstream', `${this.config.upstream}/v2/`, this.dispatcher));
+    return checks;
+  }
+
   /** With `--supernode`, the P2P downloader (falling back to `fallback`); undefined without. */
-  private async startP2p(fallback: UpstreamDownloader, metrics: Metrics, upstreams: Upstreams): Promise<P2pDownloader | undefined> {
+  private async startP2p(fallback: UpstreamDownloader, m: PeerMetrics, upstreams: Upstreams): Promise<P2pDownloader | undefined> {
     const c = this.config;
     if (c.supernodes.length === 0 || !this.store || !this.db) return undefined;
     const agent = new P2pAgent(
@@ -148,8 +197,24 @@ export class Peer {
       },
     );
     await agent.start();
-    const bytes = metrics.counter('pollen_peer_p2p_bytes_total', 'blob bytes fetched by the P2P downloader, by source (peer, seed, upstream)', ['source']);
-    agent.onBytes = (from, n) => bytes.inc({ source: from }, n);
+    const metrics = m.metrics;
+    const sourceOf = { peer: 'remote_peer', seed: 'seed', upstream: 'back_to_source' } as const;
+    agent.onBytes = (from, n, digest) => {
+      m.downloaded(sourceOf[from], n);
+      this.observer?.sources.add(digest, from === 'upstream' ? 'registry' : from, n);
+    };
+    const store = this.store;
+    agent.report = () => ({
+      ...(this.version ? { version: this.version } : {}),
+      storeBytes: store.index.usedBytes,
+      ...(store.quota ? { storeQuotaBytes: store.quota.bytes } : {}),
+      uploadedBytes: agent.uploadedBytes,
+      downloadedBytes: agent.totals.peer + agent.totals.seed + agent.totals.upstream,
+    });
+    agent.onBan = () => {
+      m.bans.inc();
+      m.pieceFailures.inc({ cause: 'digest_mismatch' });
+    };
     const duplicates = metrics.counter('pollen_duplicate_bytes_total', 'bytes a P2P transfer received and threw away, by cause (endgame, starved-seed-grant, stall-reassign, parent-lost, fallback-overlap, late-arrival, corrupt)', ['cause']);
     const fallbacks = metrics.counter('pollen_fallbacks_total', 'P2P transfers that fell back to the registry');
     const stalls = metrics.counter('pollen_piece_stalls_total', 'parents dropped because a piece got no block for the stall timeout');
@@ -175,6 +240,8 @@ export class Peer {
    * both live in peer/p2p (being reworked), so for now the removal is only logged.
    */
   private onBlobRemoved(removed: Removed): void {
+    this.peerMetrics?.evictions.inc({ reason: removed.reason });
+    this.peerMetrics?.evictedBytes.inc({ reason: removed.reason }, removed.size);
     this.logger.debug({ digest: removed.digest, size: removed.size, reason: removed.reason }, 'blob removed from the content store');
     this.p2p?.agent.forget(removed.digest);
   }

@@ -1,6 +1,7 @@
 // The supernode daemon: two HTTP listeners and metadata in level. The cluster listener (peers:
 // registration, tasks, syncs, seed pieces, preheat work) is TLS 1.3 keyed by the cluster secret,
 // or loopback only without one; the admin listener (plain HTTP, loopback by default) has health,
+// readiness, /metrics, the status page (`/`, status/),
 // stats and the preheat jobs API behind the admin token. Every route declares who may call it
 // (http/route-auth.ts) and every error leaves through one handler (http/error-handler.ts).
 import { mkdir } from 'node:fs/promises';
@@ -22,6 +23,11 @@ import { preheatPorts } from './preheat/preheat-ports.ts';
 import { Scheduler } from './p2p/scheduler.ts';
 import { Seed } from './p2p/seed.ts';
 import { Tracker } from './p2p/tracker.ts';
+import { ReadinessProbe, httpReachableCheck, writableDirCheck } from '../src/health.ts';
+import { registerStatusRoutes } from './status/routes-status.ts';
+import { StatusEvents } from './status/status-events.ts';
+import { StatusModel } from './status/status-model.ts';
+import { SupernodeMetrics } from './status/supernode-metrics.ts';
 
 export class Supernode {
   private readonly logger: Logger;
@@ -87,10 +93,25 @@ export class Supernode {
     await jobs.start();
     this.jobs = jobs;
 
-    const app = createClusterApp(this.logger, { tracker, scheduler, seed, jobs }, { secret });
+    const metrics = new SupernodeMetrics({
+      peers: () => tracker.size,
+      tasks: () => scheduler.sizes.tasks,
+      seed: () => seed.counters,
+      jobsByState: () => countBy(jobs.list(), (j) => j.state),
+    });
+    const model = new StatusModel({
+      sources: { peers: () => tracker.list(), tasks: () => scheduler.taskViews(), seedTask: (d) => seed.get(d), seedCounters: () => seed.counters, jobs: () => jobs.list() },
+    });
+    const events = new StatusEvents({ snapshot: () => model.snapshot() });
+    // Ready: the seed's store takes writes and, with a default upstream, that registry answers.
+    const upstream = this.config.upstream;
+    const readiness = new ReadinessProbe([writableDirCheck('seed-store', join(this.config.data, 'seed')), ...(upstream ? [httpReachableCheck('upstream', `${upstream}/v2/`)] : [])]);
+    const observe = (a: FastifyInstance): void => metrics.observeClusterApp(a, (digest, n) => model.onSeedPiece(digest, n));
+    const app = createClusterApp(this.logger, { tracker, scheduler, seed, jobs, observe }, { secret });
     this.app = app;
     const stats = (): unknown => ({ peers: tracker.size, seed: seed.counters, scheduler: scheduler.sizes });
-    const admin = createAdminApp(this.logger, { jobs, stats }, { adminToken: this.config.adminToken });
+    const status = (a: FastifyInstance): void => registerStatusRoutes(a, { readiness, metrics: metrics.metrics, model, events });
+    const admin = createAdminApp(this.logger, { jobs, stats, status }, { adminToken: this.config.adminToken });
     this.admin = admin;
 
     this.address = await listenOn(app, this.config.listen, secret ? 'https' : 'http');
@@ -118,4 +139,10 @@ export class Supernode {
     this.db = undefined;
     await db?.close();
   }
+}
+
+function countBy<T>(items: readonly T[], key: (t: T) => string): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const t of items) m.set(key(t), (m.get(key(t)) ?? 0) + 1);
+  return m;
 }

@@ -5,6 +5,7 @@ import { PEER_SETTINGS, peerConfigFrom } from '../../peer/config.ts';
 import { Peer } from '../../peer/peer.ts';
 import { runUntilSignal } from '../daemon.ts';
 import { createLogger } from '../logger.ts';
+import { packageVersion } from '../package-root.ts';
 import { addConfigOptions, configFilePath, configFromCommand } from '../options.ts';
 import { requireSafeWire } from './secret.ts';
 
@@ -17,7 +18,7 @@ export function registerPeer(program: Command): void {
     if (config.supernodes.length > 0) requireSafeWire(config);
     const logger = createLogger(config.logLevel, 'pollen-peer');
     logger.info({ config: redactConfig(PEER_SETTINGS, values), configFile: configFilePath(cmd) }, 'starting peer');
-    const peer = new Peer({ logger }, config);
+    const peer = new Peer({ logger, version: packageVersion(import.meta.dirname) }, config);
     await peer.start();
     await runUntilSignal(logger, peer);
   });

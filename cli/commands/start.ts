@@ -9,6 +9,7 @@ import { supernodeConfigFrom } from '../../supernode/config.ts';
 import { Supernode } from '../../supernode/supernode.ts';
 import { runUntilSignal } from '../daemon.ts';
 import { createLogger } from '../logger.ts';
+import { packageVersion } from '../package-root.ts';
 import { addConfigOptions, configFileFromCommand, configFilePath, configFromCommand } from '../options.ts';
 import { START_EXTRA_SETTINGS, START_SETTINGS, START_SUPERNODE_SETTINGS } from '../start-settings.ts';
 import { requireSafeWire } from './secret.ts';
@@ -39,7 +40,7 @@ export function registerStart(program: Command): void {
     const supernode = new Supernode({ logger }, supernodeConfig);
     await supernode.start();
     // The all-in-one peer joins its own supernode unless told otherwise.
-    const peer = new Peer({ logger }, peerConfig.supernodes.length > 0 ? peerConfig : { ...peerConfig, supernodes: [supernode.url] });
+    const peer = new Peer({ logger, version: packageVersion(import.meta.dirname) }, peerConfig.supernodes.length > 0 ? peerConfig : { ...peerConfig, supernodes: [supernode.url] });
     try {
       await peer.start();
     } catch (err) {

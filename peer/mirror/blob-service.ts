@@ -21,6 +21,8 @@ export interface BlobRequest {
   readonly authorization: string | undefined;
   readonly range: string | undefined;
   readonly signal?: AbortSignal;
+  /** Hears how this request is served: from the store (hit), a new download (miss) or one in flight (join). */
+  readonly onOutcome?: (outcome: 'hit' | 'miss' | 'join') => void;
 }
 
 export interface BlobServiceStats {
@@ -59,6 +61,7 @@ export class BlobService {
     const committed = local ?? (await this.store.stat(req.digest));
     if (committed) {
       this.stats?.onHit();
+      req.onOutcome?.('hit');
       return this.reply(req, committed.size, (range) => this.store.read(req.digest, range));
     }
     const running = this.inflight.get(req.digest);
@@ -72,6 +75,7 @@ export class BlobService {
     }
     if (running) this.stats?.onJoin();
     else this.stats?.onMiss();
+    req.onOutcome?.(running ? 'join' : 'miss');
     const partial = await (running ?? this.download(req, target, gate.probe));
     return this.reply(req, partial.size, async (range) => partial.createReadStream(range, req.signal));
   }

@@ -25,6 +25,8 @@ export interface MirrorRouteDeps {
   readonly logger: Logger;
   /** The configured registry a forward-proxy (absolute-URI) request was for, when it was one. */
   readonly proxyUpstreamOf: (req: FastifyRequest) => Upstream | undefined;
+  /** Hears how a blob request was served (metrics and the access log). */
+  readonly onBlobOutcome?: (req: FastifyRequest, outcome: 'hit' | 'miss' | 'join') => void;
 }
 
 export function registerMirrorRoutes(app: FastifyInstance, deps: MirrorRouteDeps): void {
@@ -88,7 +90,10 @@ export function registerMirrorRoutes(app: FastifyInstance, deps: MirrorRouteDeps
       reply.raw.once('close', () => controller.abort());
       return send(
         reply,
-        await deps.blobs.serve({ method, upstream, name, digest: parseDigest(ref), authorization, range: header(req, 'range'), signal: controller.signal }),
+        await deps.blobs.serve({
+          method, upstream, name, digest: parseDigest(ref), authorization, range: header(req, 'range'), signal: controller.signal,
+          onOutcome: (outcome) => deps.onBlobOutcome?.(req, outcome),
+        }),
       );
     },
   });

@@ -47,6 +47,11 @@ export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: nu
     return this.active.has(digest) || this.committed.has(digest);
   }
 
+  /** Blobs downloading now (the transfers that share the host's parent budget). */
+  get activeTransfers(): number {
+    return this.active.size;
+  }
+
   addActive(digest: Digest, transfer: ActiveTransfer): void {
     this.active.set(digest, transfer);
   }

@@ -8,7 +8,8 @@ import type { Clock } from '../../src/clock.ts';
 import type { ContentStore } from '../../src/content-store.ts';
 import { splitHostPort } from '../../src/config.ts';
 import type { Digest } from '../../src/digest.ts';
-import { AddressBans } from '../../src/p2p/wire-bans.ts';
+import type { HeartbeatBody } from '../../src/p2p/supernode-api.ts';
+import { AddressBans, ExpiringBans } from '../../src/p2p/wire-bans.ts';
 import { WireDialer } from '../../src/p2p/wire-dialer.ts';
 import type { Throttle } from '../../src/rate/throttle.ts';
 import { LocalPieces } from './local-pieces.ts';
@@ -49,12 +50,16 @@ export class P2pAgent {
   readonly client: SupernodeClient;
   readonly pieces: LocalPieces;
   readonly totals: P2pTotals = { peer: 0, seed: 0, upstream: 0 };
-  /** Parents (by peer id) a transfer banned for sending bad pieces; each transfer also keeps its own. */
-  readonly banned = new Set<string>();
-  /** Called for every verified piece, by source (metrics hook). */
-  onBytes: (from: keyof P2pTotals, bytes: number) => void = () => {};
+  /** Parents (by peer id) that sent a piece that failed verification: no transfer dials them for a while. */
+  readonly parentBans: ExpiringBans;
+  /** Called for every verified piece, by source and blob (metrics hook). */
+  onBytes: (from: keyof P2pTotals, bytes: number, digest: string) => void = () => {};
   /** Called for wasted bytes, fallbacks, stalls and declined seed grants of every transfer (metrics hook). */
   onTransferEvent: (e: TransferEvent) => void = () => {};
+  /** What each heartbeat reports to the supernode (its status page): version, store use, byte totals. */
+  report: () => HeartbeatBody = () => ({});
+  /** Called when a transfer bans a parent for a bad piece (metrics hook). */
+  onBan: (peerId: string) => void = () => {};
   readonly logger: Logger;
   private readonly uploader: Uploader;
   private readonly options: P2pAgentOptions;
@@ -68,6 +73,7 @@ export class P2pAgent {
     this.logger = deps.logger.child({ component: 'p2p' });
     const peerId = Buffer.from(this.peerId, 'hex');
     this.wireBans = new AddressBans({ clock: deps.clock });
+    this.parentBans = new ExpiringBans({ clock: deps.clock });
     this.dialer = new WireDialer({ bans: this.wireBans, throttle: deps.downloads }, { peerId, secret: options.secret });
     this.client = new SupernodeClient({}, { urls: options.supernodes, secret: options.secret || undefined, timeoutMs: options.supernodeTimeoutMs });
     if (deps.downloads) paceSeedPieces(this.client, deps.downloads);
@@ -83,6 +89,10 @@ export class P2pAgent {
     const { host } = splitHostPort(this.options.wireListen);
     const h = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
     return `${h.includes(':') ? `[${h}]` : h}:${this.uploader.listenPort}`;
+  }
+
+  get connectedChildren(): number {
+    return this.uploader.connectedChildren;
   }
 
   get uploadedBytes(): number {
@@ -131,7 +141,7 @@ export class P2pAgent {
     if (this.closed) return;
     let next = heartbeatMs || RETRY_MS;
     try {
-      if (!this.registered.has(url) || !(await this.client.heartbeat(url, this.peerId))) {
+      if (!this.registered.has(url) || !(await this.client.heartbeat(url, this.peerId, this.report()))) {
         this.registered.delete(url);
         await this.register(url);
       }

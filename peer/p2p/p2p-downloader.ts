@@ -14,6 +14,7 @@ import { pieceCountFor, pieceRange, pieceSizeFor } from '../../src/p2p/metainfo.
 import type { MetainfoBody } from '../../src/p2p/supernode-api.ts';
 import type { BlobDownloader, BlobFetchRequest } from '../blob-downloader.ts';
 import type { P2pAgent } from './p2p-agent.ts';
+import { parentsPerTransfer } from './parent-pool.ts';
 import { DEFAULT_TIMINGS, P2pTransfer, type PersistedPieces, type TransferTimings } from './p2p-transfer.ts';
 import { taskRequest } from './task-request.ts';
 
@@ -43,6 +44,13 @@ export class P2pDownloader implements BlobDownloader {
     return started;
   }
 
+  /** Parents connected across running transfers (a gauge for the metrics). */
+  get connectedParents(): number {
+    let n = 0;
+    for (const t of this.transfers) n += t.connectedParents;
+    return n;
+  }
+
   /** Stops running transfers, keeping their verified pieces for a resume. */
   async close(): Promise<void> {
     await Promise.all([...this.transfers].map((t) => t.close()));
@@ -68,12 +76,14 @@ export class P2pDownloader implements BlobDownloader {
         kv: this.kv,
         logger: this.agent.logger,
         dialer: this.agent.dialer,
+        maxParents: () => parentsPerTransfer(this.agent.pieces.activeTransfers),
         peerId: this.agent.peerId,
         onBytes: (from, n) => {
           this.agent.totals[from] += n;
-          this.agent.onBytes(from, n);
+          this.agent.onBytes(from, n, request.digest);
         },
-        onBan: (peerId) => void this.agent.banned.add(peerId),
+        parentBans: this.agent.parentBans,
+        onBan: (peerId) => this.agent.onBan(peerId),
         onEvent: (e) => this.agent.onTransferEvent(e),
       },
       { request, meta, partial, ingest, have },

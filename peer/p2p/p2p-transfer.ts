@@ -17,6 +17,7 @@ import type { Bitfield } from '../../src/p2p/bitfield.ts';
 import { BLOCK_BYTES, pieceRange } from '../../src/p2p/metainfo.ts';
 import type { MetainfoBody, SyncResponse } from '../../src/p2p/supernode-api.ts';
 import { releaseBlock } from '../../src/p2p/wire-connection.ts';
+import type { ExpiringBans } from '../../src/p2p/wire-bans.ts';
 import type { BlobFetchRequest } from '../blob-downloader.ts';
 import { fetchRangeFromUpstream } from '../mirror/upstream-ranges.ts';
 import type { Assignment, ParentLink } from './parent-link.ts';
@@ -78,6 +79,10 @@ export interface TransferDeps {
   readonly onBytes: (from: keyof TransferCounters, bytes: number) => void;
   readonly onBan: (peerId: string) => void;
   readonly onEvent?: (e: TransferEvent) => void;
+  /** The peer's bans of parents that sent bad pieces, shared by its transfers (default: this transfer's own). */
+  readonly parentBans?: ExpiringBans;
+  /** Parents this transfer may have now (default MAX_PARENTS; the peer shares a host budget). */
+  readonly maxParents?: () => number;
   /** Time (default the system clock). */
   readonly clock?: Clock;
   /** The piece hash (default sha256; the simulation names pieces without hashing them). */
@@ -134,6 +139,7 @@ export class P2pTransfer {
       {
         dialer: deps.dialer,
         clock: this.clock,
+        ...(deps.parentBans ? { bans: deps.parentBans } : {}),
         events: {
           onReady: () => this.pump(),
           onClose: (parent) => this.onParentClosed(parent),
@@ -142,12 +148,19 @@ export class P2pTransfer {
           wanted: () => this.state.phase === 'p2p',
         },
       },
-      { digest: this.digest },
+      { digest: this.digest, maxParents: deps.maxParents },
     );
   }
 
   get size(): number {
     return this.meta.size;
+  }
+
+  /** Parents connected and ready (a gauge for the metrics). */
+  get connectedParents(): number {
+    let n = 0;
+    for (const _ of this.pool.ready()) n++;
+    return n;
   }
 
   get pieces(): Bitfield {

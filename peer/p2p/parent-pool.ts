@@ -5,6 +5,7 @@
 import type { Clock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import type { ParentInfo } from '../../src/p2p/supernode-api.ts';
+import { ExpiringBans } from '../../src/p2p/wire-bans.ts';
 import { ParentLink } from './parent-link.ts';
 import type { ParentDialer } from './transfer-seams.ts';
 
@@ -17,6 +18,20 @@ import type { ParentDialer } from './transfer-seams.ts';
  * 1.43 x with 8 and 10; bench/sim).
  */
 export const MAX_PARENTS = 8;
+/**
+ * Parent connections one host keeps across all its transfers. A pull fetches its layers at once
+ * (skopeo and containerd: 3-4), and each transfer dialling MAX_PARENTS gave every host ~32 incoming
+ * TLS flows into one 100 Mbit/s link: on the fan-out bed (N = 8, 64 MiB) hosts received 1.20-1.27 x
+ * what they needed, the excess being TCP retransmissions of that incast (the transfers' own
+ * duplicates were 2 %); with at most 3 parents per transfer, 1.11 x.
+ */
+export const HOST_PARENT_BUDGET = 12;
+export const MIN_PARENTS = 3;
+
+/** Parents for each of `active` concurrent transfers: the host's budget shared, within [MIN, MAX]. */
+export function parentsPerTransfer(active: number): number {
+  return Math.max(MIN_PARENTS, Math.min(MAX_PARENTS, Math.floor(HOST_PARENT_BUDGET / Math.max(1, active))));
+}
 /** A parent that has kept us choked (all its upload slots taken) this long makes room for a fresh one. */
 export const CHOKE_PATIENCE_MS = 1_000;
 /** Parents reported per sync and list (the supernode reads no more); the rest go with the next. */
@@ -37,19 +52,24 @@ export interface ParentPoolEvents {
 export class ParentPool {
   private readonly parents = new Map<string, ParentLink>();
   private readonly connecting = new Set<string>();
-  private readonly banned = new Set<string>();
+  /** Parents that sent a bad piece: the peer's shared list, so no other transfer dials them either. */
+  private readonly banned: ExpiringBans;
   private readonly badParents = new Set<string>();
   private readonly corruptParents = new Set<string>();
   private readonly dialer: ParentDialer;
   private readonly clock: Clock;
   private readonly digest: Digest;
   private readonly events: ParentPoolEvents;
+  /** How many parents this transfer may have now (the host's budget shared by its transfers). */
+  private readonly limit: () => number;
 
-  constructor(deps: { dialer: ParentDialer; clock: Clock; events: ParentPoolEvents }, options: { digest: Digest }) {
+  constructor(deps: { dialer: ParentDialer; clock: Clock; events: ParentPoolEvents; bans?: ExpiringBans }, options: { digest: Digest; maxParents?: () => number }) {
     this.dialer = deps.dialer;
     this.clock = deps.clock;
+    this.banned = deps.bans ?? new ExpiringBans({ clock: deps.clock });
     this.events = deps.events;
     this.digest = options.digest;
+    this.limit = options.maxParents ?? (() => MAX_PARENTS);
   }
 
   /** The parents that are ready. */
@@ -62,21 +82,22 @@ export class ParentPool {
   }
 
   private known(peerId: string): boolean {
-    return this.parents.has(peerId) || this.connecting.has(peerId) || this.banned.has(peerId);
+    return this.parents.has(peerId) || this.connecting.has(peerId) || this.banned.isBanned(peerId);
   }
 
   /**
    * Takes the parents the supernode offers: when it offers one we do not know and the pool is full,
    * idle parents that kept us choked past CHOKE_PATIENCE_MS or hold nothing we lack make room;
-   * then fresh parents are dialled up to MAX_PARENTS.
+   * then fresh parents are dialled up to the limit (MAX_PARENTS, or the host's share).
    */
   offer(offered: readonly ParentInfo[], isUseful: (parent: ParentLink) => boolean): void {
+    const limit = this.limit();
     // A parent dropped to make room is not dialled again from the same offer.
     const dropped = new Set<string>();
     if (offered.some((p) => !this.known(p.peerId))) {
       const now = this.clock.now();
       for (const parent of [...this.parents.values()]) {
-        if (this.size < MAX_PARENTS) break;
+        if (this.size < limit) break;
         if (parent.assignments.size > 0) continue;
         const reason = now - parent.chokedSince > CHOKE_PATIENCE_MS ? 'kept us choked' : !isUseful(parent) ? 'holds nothing we need' : undefined;
         if (!reason) continue;
@@ -85,7 +106,7 @@ export class ParentPool {
       }
     }
     for (const p of offered) {
-      if (this.size >= MAX_PARENTS) break;
+      if (this.size >= limit) break;
       if (!this.known(p.peerId) && !dropped.has(p.peerId)) this.connect(p.peerId, p.wireAddr);
     }
   }
@@ -142,9 +163,9 @@ export class ParentPool {
     parent.conn.destroy('stalled');
   }
 
-  /** Bans a parent that sent a bad piece: never dialled again by this transfer, reported as corrupt. */
+  /** Bans a parent that sent a bad piece: not dialled again (by any transfer sharing the bans), reported as corrupt. */
   ban(parent: ParentLink): void {
-    this.banned.add(parent.peerId);
+    this.banned.ban(parent.peerId);
     this.corruptParents.add(parent.peerId);
     parent.conn.destroy('sent a bad piece');
   }

@@ -17,6 +17,7 @@ import {
   API,
   API_LIMITS,
   apiErrorOf,
+  type HeartbeatBody,
   type MetainfoBody,
   type RegisterRequest,
   type RegisterResponse,
@@ -80,10 +81,10 @@ export class SupernodeClient {
   }
 
   /** False when the supernode no longer knows this peer (`peerId`): it must register again. */
-  async heartbeat(url: string, peerId: string): Promise<boolean> {
+  async heartbeat(url: string, peerId: string, report: HeartbeatBody = {}): Promise<boolean> {
     if (this.sessions.get(url)?.peerId !== peerId) return false;
     try {
-      await this.post(url, API.heartbeat, {});
+      await this.post(url, API.heartbeat, report);
       return true;
     } catch (err) {
       if (err instanceof PollenError && err.kind === 'not_found') return false;

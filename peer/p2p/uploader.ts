@@ -65,6 +65,11 @@ export class Uploader {
   }
 
   /** Sockets in TLS or wire handshake. */
+  /** Children connected (authenticated wire connections): a gauge for the metrics. */
+  get connectedChildren(): number {
+    return this.connections.size;
+  }
+
   get handshaking(): number {
     return this.listener.handshaking;
   }

@@ -47,6 +47,18 @@ export interface RegisterRequest {
   readonly holdings: readonly Holding[];
 }
 
+/**
+ * What a peer tells the supernode with each heartbeat, for the status page: all optional, so
+ * either side may be older. Byte counts are running totals since the peer started.
+ */
+export interface HeartbeatBody {
+  readonly version?: string;
+  readonly storeBytes?: number;
+  readonly storeQuotaBytes?: number;
+  readonly uploadedBytes?: number;
+  readonly downloadedBytes?: number;
+}
+
 export interface RegisterResponse {
   readonly peerId: string;
   /** This peer's credential for every later call (Authorization: Bearer TOKEN). */

@@ -1,9 +1,13 @@
-// Addresses that broke the wire protocol (oversize frame, bad index or length, a malformed
-// handshake, a request for a piece never announced): refused by the listener and never dialled for
-// BAN_MS. One list per peer process, shared by the wire listener and every transfer's dial path,
-// so a parent or a child that misbehaves once is shut out of all of them. Keyed by IP address
-// (the port of a dialler changes with every connection); IPv4-mapped IPv6 counts as IPv4.
-// Bounded: past MAX_BANNED_ADDRESSES the ban that ends soonest makes room.
+// The peer's reputation of other peers: who is shut out, for how long. Two lists per peer process,
+// each shared by everything that talks to other peers, so a peer that misbehaves once is shut out
+// of all of them:
+// - AddressBans: addresses that broke the wire protocol (oversize frame, bad index or length, a
+//   malformed handshake, a request for a piece never announced): refused by the listener and never
+//   dialled. Keyed by IP address (the port of a dialler changes with every connection);
+//   IPv4-mapped IPv6 counts as IPv4.
+// - peer-id bans (ExpiringBans): parents that sent a piece that failed verification; no transfer
+//   dials them again (several peers may share an address, as on one host, so these are by id).
+// Both last BAN_MS and are bounded: past MAX_BANNED_ADDRESSES the ban that ends soonest makes room.
 import type { Clock } from '../clock.ts';
 
 export const BAN_MS = 10 * 60_000;
@@ -15,18 +19,21 @@ export function addressKey(address: string | undefined): string {
   return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
 }
 
-export class AddressBans {
+/** Keys banned for a while; bounded. */
+export class ExpiringBans {
   private readonly clock: Clock;
   private readonly until = new Map<string, number>();
   private readonly banMs: number;
+  private readonly keyOf: (raw: string | undefined) => string;
 
-  constructor(deps: { clock: Clock }, options: { banMs?: number } = {}) {
+  constructor(deps: { clock: Clock }, options: { banMs?: number; keyOf?: (raw: string | undefined) => string } = {}) {
     this.clock = deps.clock;
     this.banMs = options.banMs ?? BAN_MS;
+    this.keyOf = options.keyOf ?? ((raw) => raw ?? '');
   }
 
   ban(address: string | undefined): void {
-    const key = addressKey(address);
+    const key = this.keyOf(address);
     if (key === '') return;
     this.until.delete(key);
     if (this.until.size >= MAX_BANNED_ADDRESSES) this.prune();
@@ -39,7 +46,7 @@ export class AddressBans {
   }
 
   isBanned(address: string | undefined): boolean {
-    const key = addressKey(address);
+    const key = this.keyOf(address);
     const until = this.until.get(key);
     if (until === undefined) return false;
     if (until > this.clock.now()) return true;
@@ -57,5 +64,12 @@ export class AddressBans {
       if (until > now) break;
       this.until.delete(k);
     }
+  }
+}
+
+/** Wire protocol offenders, by IP address. */
+export class AddressBans extends ExpiringBans {
+  constructor(deps: { clock: Clock }, options: { banMs?: number } = {}) {
+    super(deps, { ...options, keyOf: addressKey });
   }
 }

@@ -1,6 +1,6 @@
 // The supernode's two fastify apps, assembled in one place so the daemon and the tests run the same
 // thing: the cluster app (peers; TLS-PSK when there is a secret) and the admin app (plain HTTP:
-// health, stats, jobs API). Each gets the one error handler and the route-auth hook first.
+// health, metrics, the status page, stats, jobs API). Each gets the one error handler and the route-auth hook first.
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { pskServerOptions } from '../../src/cluster-tls.ts';
@@ -21,6 +21,8 @@ export interface ClusterAppDeps {
   readonly scheduler: Scheduler;
   readonly seed: SeedPort;
   readonly jobs: Pick<JobManager, 'work'>;
+  /** Hooks that watch every answer (metrics), installed before the routes. */
+  readonly observe?: (app: FastifyInstance) => void;
 }
 
 export function createClusterApp(logger: Logger, deps: ClusterAppDeps, options: { secret: string | undefined }): FastifyInstance {
@@ -28,6 +30,7 @@ export function createClusterApp(logger: Logger, deps: ClusterAppDeps, options: 
   const app = createHttpApp(logger, { ajv: AJV, ...(secret ? { https: pskServerOptions(secret, 'api') } : {}) });
   installErrorHandler(app);
   installRouteAuth(app, { tls: secret !== undefined, peerOf: (token) => deps.tracker.authenticate(token)?.peerId });
+  deps.observe?.(app);
   registerP2pRoutes(app, deps);
   registerPreheatWorkRoute(app, deps);
   return app;
@@ -37,13 +40,16 @@ export interface AdminAppDeps {
   readonly jobs: JobManager;
   /** Counters for GET /api/v1/stats. */
   readonly stats: () => unknown;
+  /** Health, readiness, metrics and the status page (../status/routes-status.ts); a bare /healthz without. */
+  readonly status?: (app: FastifyInstance) => void;
 }
 
 export function createAdminApp(logger: Logger, deps: AdminAppDeps, options: { adminToken: string | undefined }): FastifyInstance {
   const app = createHttpApp(logger, { ajv: AJV });
   installErrorHandler(app);
   installRouteAuth(app, { tls: false, adminToken: options.adminToken });
-  app.get('/healthz', { config: { auth: 'public' } }, async () => ({ status: 'ok' }));
+  if (deps.status) deps.status(app);
+  else app.get('/healthz', { config: { auth: 'public' } }, async () => ({ status: 'ok' }));
   app.get('/api/v1/stats', { config: { auth: 'public' } }, async () => deps.stats());
   registerJobRoutes(app, deps);
   return app;

@@ -11,6 +11,21 @@ const PEER_ID = { type: 'string', pattern: PEER_ID_PATTERN } as const;
 const BITFIELD = { type: 'string', maxLength: 4 * Math.ceil(Math.ceil(MAX_PIECES / 8) / 3), pattern: '^[A-Za-z0-9+/]*={0,2}$' } as const;
 const PIECE_INDEX = { type: 'integer', minimum: 0, maximum: MAX_PIECES - 1 } as const;
 
+const BYTES = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
+
+/** A heartbeat's report (src/p2p/supernode-api.ts HeartbeatBody); an empty body is fine. */
+export const HEARTBEAT_BODY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    version: { type: 'string', maxLength: 64, pattern: '^[A-Za-z0-9.+_-]*$' },
+    storeBytes: BYTES,
+    storeQuotaBytes: BYTES,
+    uploadedBytes: BYTES,
+    downloadedBytes: BYTES,
+  },
+} as const;
+
 export const DIGEST_PARAMS = {
   type: 'object',
   required: ['digest'],

@@ -6,9 +6,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
-import { API, type Holding, type MetainfoBody, type RegisterResponse, type SyncRequest, type SyncResponse, type TaskBody } from '../../src/p2p/supernode-api.ts';
+import { API, type HeartbeatBody, type Holding, type MetainfoBody, type RegisterResponse, type SyncRequest, type SyncResponse, type TaskBody } from '../../src/p2p/supernode-api.ts';
 import { bearerOf } from '../http/route-auth.ts';
-import { DIGEST_PARAMS, PIECE_PARAMS, REGISTER_BODY, SYNC_BODY, TASK_BODY } from '../http/schemas.ts';
+import { DIGEST_PARAMS, HEARTBEAT_BODY, PIECE_PARAMS, REGISTER_BODY, SYNC_BODY, TASK_BODY } from '../http/schemas.ts';
 import { checkWireHost, parseWireAddr } from '../http/wire-addr.ts';
 import type { Scheduler } from './scheduler.ts';
 import type { Seed, SeedTask } from './seed.ts';
@@ -62,8 +62,8 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
     return { peerId: peer.peerId, token, heartbeatMs: HEARTBEAT_MS };
   });
 
-  app.post(API.heartbeat, { config: { auth: 'peer' } }, async (request) => {
-    tracker.heartbeat(caller(request).peerId);
+  app.post<{ Body: HeartbeatBody | undefined }>(API.heartbeat, { config: { auth: 'peer' }, schema: { body: HEARTBEAT_BODY }, bodyLimit: 4096 }, async (request) => {
+    tracker.heartbeat(caller(request).peerId, request.body ?? undefined);
     return { ok: true };
   });
 

@@ -85,6 +85,11 @@ export class Scheduler {
     return { tasks: this.tasks.size, pendingTasks: this.pendingHoldings.size, pendingPeers: this.pendingByPeer.size };
   }
 
+  /** Each task's holders and the pieces they hold, read-only (the status page draws them). */
+  *taskViews(): IterableIterator<{ readonly digest: Digest; readonly pieceCount: number; readonly holders: ReadonlyMap<string, Bitfield> }> {
+    for (const [digest, task] of this.tasks) yield { digest, pieceCount: task.pieceCount, holders: task.holders };
+  }
+
   /** Applies remembered holdings once the task exists. */
   adoptPending(digest: Digest, pieceCount: number, lookup: (peerId: string) => PeerRecord | undefined): void {
     const m = this.pendingHoldings.get(digest);

@@ -5,6 +5,7 @@
 import type { Clock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
+import type { HeartbeatBody } from '../../src/p2p/supernode-api.ts';
 import { issuePeerToken, parsePeerToken, tokenMatches } from './peer-token.ts';
 
 export const HEARTBEAT_MS = 1_000;
@@ -40,6 +41,8 @@ export interface PeerRecord {
   reports: number;
   reportsWindowAt: number;
   readonly tasks: Set<Digest>;
+  /** What the peer last reported with a heartbeat (version, store use, byte totals), if anything. */
+  report?: HeartbeatBody;
 }
 
 export class Tracker {
@@ -116,10 +119,11 @@ export class Tracker {
   }
 
   /** Returns false for an unknown peer (it must register again, with its holdings). */
-  heartbeat(peerId: string): boolean {
+  heartbeat(peerId: string, report?: HeartbeatBody): boolean {
     const peer = this.peers.get(peerId);
     if (!peer) return false;
     peer.lastSeen = this.clock.now();
+    if (report && Object.keys(report).length > 0) peer.report = report;
     peer.picks = Math.floor(peer.picks / 2);
     // Failure reports fade (a stall under load is not a lie); a liar keeps being reported and banned locally.
     if (this.clock.now() - peer.failuresDecayedAt >= FAILURE_DECAY_MS) {

@@ -10,6 +10,7 @@ import { ManualClock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
+import type { ExpiringBans } from '../../src/p2p/wire-bans.ts';
 import type { MetainfoBody, SyncRequest, SyncResponse } from '../../src/p2p/supernode-api.ts';
 import { P2pTransfer, type TransferDeps, type TransferTimings, DEFAULT_TIMINGS } from '../../peer/p2p/p2p-transfer.ts';
 import type { ParentConnection, ParentDialer, TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seams.ts';
@@ -93,13 +94,15 @@ export class ScriptedParent extends EventEmitter implements ParentConnection {
     });
   }
 
-  /** Answers up to `n` pending requests, oldest first. */
-  deliver(n = Infinity): number {
+  /** Answers up to `n` pending requests, oldest first (with a flipped first byte when `corrupt`). */
+  deliver(n = Infinity, corrupt = false): number {
     let k = 0;
     while (k < n && this.pending.length > 0) {
       const r = this.pending.shift()!;
       const start = r.index * this.pieceBytes + r.offset;
-      r.resolve(Buffer.from(this.blob.subarray(start, start + r.length)));
+      const block = Buffer.from(this.blob.subarray(start, start + r.length));
+      if (corrupt) block[0] = block[0]! ^ 0xff;
+      r.resolve(block);
       k++;
     }
     return k;
@@ -210,6 +213,10 @@ export interface HarnessOptions {
   /** The hashes the transfer starts with, and how it hashes pieces (default: sha256, all known). */
   hashes?: ReadonlyArray<string | null>;
   hashPiece?: (data: readonly Buffer[]) => string;
+  /** The peer's shared bans of parents that sent bad pieces (default: the transfer's own). */
+  parentBans?: ExpiringBans;
+  /** The transfer's share of the host's parent budget (default: MAX_PARENTS). */
+  maxParents?: () => number;
 }
 
 export function harness(options: HarnessOptions): Harness {
@@ -251,6 +258,8 @@ export function harness(options: HarnessOptions): Harness {
     clock,
     fetchUpstream,
     ...(options.hashPiece ? { hashPiece: options.hashPiece } : {}),
+    ...(options.maxParents ? { maxParents: options.maxParents } : {}),
+    ...(options.parentBans ? { parentBans: options.parentBans } : {}),
   };
   const have = new Bitfield(options.pieces);
   for (const i of options.have ?? []) have.set(i);

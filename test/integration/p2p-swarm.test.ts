@@ -138,7 +138,7 @@ describe('P2P swarm over a real registry', () => {
     const swarm = await peers(3, [node.url], { timings: { noProgressMs: 30_000 } });
     const got = await Promise.all(swarm.map((p) => p.pull(registry.url, 'test/swarm', digest)));
     expect(new Set(got)).toEqual(new Set([digest]));
-    expect(swarm.some((p) => p.agent.banned.has(bad!.agent.peerId))).toBe(true);
+    expect(swarm.some((p) => p.agent.parentBans.isBanned(bad!.agent.peerId))).toBe(true);
     expect(swarm.reduce((n, p) => n + p.agent.totals.upstream, 0)).toBe(0);
   }, 180_000);
 

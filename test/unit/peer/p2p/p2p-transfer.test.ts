@@ -1,7 +1,10 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../../src/clock.ts';
 import { BLOCK_BYTES } from '../../../../src/p2p/metainfo.ts';
+import { ExpiringBans } from '../../../../src/p2p/wire-bans.ts';
 import { ENDGAME_COPIES } from '../../../../peer/p2p/piece-picker.ts';
+import { MAX_PARENTS, MIN_PARENTS, parentsPerTransfer } from '../../../../peer/p2p/parent-pool.ts';
 import { harness, offerParents, PIECE_BYTES, type Harness } from '../../../helpers/transfer-harness.ts';
 
 const open: Harness[] = [];
@@ -16,6 +19,47 @@ afterEach(async () => {
 
 const pieceOf = (entry: string): number => Number(entry.split(':')[1]!.split('/')[0]);
 const firstPieces = (log: readonly string[]): number[] => [...new Set(log.map(pieceOf))];
+
+describe('the host\'s parent budget', () => {
+  it('one transfer gets MAX_PARENTS; concurrent transfers share the budget, never below MIN_PARENTS', () => {
+    expect(parentsPerTransfer(0)).toBe(MAX_PARENTS);
+    expect(parentsPerTransfer(1)).toBe(MAX_PARENTS);
+    expect(parentsPerTransfer(2)).toBe(6);
+    expect(parentsPerTransfer(4)).toBe(3);
+    expect(parentsPerTransfer(40)).toBe(MIN_PARENTS);
+  });
+
+  it('a transfer dials no more parents than its share when it is offered more, and more once the share grows', async () => {
+    let share = 2;
+    const ids = ['a', 'b', 'c', 'd', 'e'];
+    const h = start({ pieces: 8, parents: ids, maxParents: () => share });
+    await offerParents(h, { a: [0, 1, 2, 3, 4, 5, 6, 7], b: [0, 1, 2, 3, 4, 5, 6, 7], c: [0, 1, 2, 3, 4, 5, 6, 7], d: [0, 1, 2, 3, 4, 5, 6, 7], e: [0, 1, 2, 3, 4, 5, 6, 7] });
+    expect(h.dialled).toEqual(['a', 'b']);
+    share = 4;
+    await h.advance(600);
+    h.supernode.answer({ parents: ids.map((id) => ({ peerId: id, wireAddr: id })) });
+    await h.settle();
+    expect(h.dialled).toEqual(['a', 'b', 'c', 'd']);
+  });
+});
+
+describe('one reputation of parents for every transfer', () => {
+  it('a parent that sent one transfer a bad piece is not dialled by another transfer of the same peer', async () => {
+    const bans = new ExpiringBans({ clock: new ManualClock(0) });
+    const first = start({ pieces: 2, parents: ['bad', 'good'], parentBans: bans });
+    await offerParents(first, { bad: [0, 1] });
+    first.parents.get('bad')!.deliver(Infinity, true);
+    await first.settle();
+    expect(first.parents.get('bad')!.closeReason).toBe('sent a bad piece');
+    expect(bans.isBanned('bad')).toBe(true);
+    const second = start({ pieces: 2, parents: ['bad', 'good'], parentBans: bans });
+    await offerParents(second, { good: [0, 1] });
+    await second.advance(600);
+    second.supernode.answer({ parents: [{ peerId: 'bad', wireAddr: 'bad' }, { peerId: 'good', wireAddr: 'good' }] });
+    await second.settle();
+    expect(second.dialled).toEqual(['good']);
+  });
+});
 
 describe('P2pTransfer on a manual clock', () => {
   it('asks the first missing pieces in order, then the rarest first (lowest index on ties)', async () => {

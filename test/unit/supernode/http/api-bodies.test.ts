@@ -194,6 +194,19 @@ describe('supernode API bodies (fast-check over fastify inject)', () => {
     expect(new Set(h.work)).toEqual(new Set(['me']));
   });
 
+  it('a heartbeat keeps what the peer reports for the status page, drops fields it does not know, and accepts an empty body', async () => {
+    const h = await harness();
+    const token = await h.register('reporter');
+    const beat = (payload: object) => h.app.inject({ method: 'POST', url: '/api/v1/peers/self/heartbeat', headers: { authorization: `Bearer ${token}` }, payload });
+    expect((await beat({})).statusCode).toBe(200);
+    expect(h.tracker.get('reporter')?.report).toBeUndefined();
+    expect((await beat({ version: '0.1.0', storeBytes: 10, uploadedBytes: 5, downloadedBytes: 7, secretSauce: 'x' })).statusCode).toBe(200);
+    expect(h.tracker.get('reporter')?.report).toEqual({ version: '0.1.0', storeBytes: 10, uploadedBytes: 5, downloadedBytes: 7 });
+    const bad = await beat({ version: '<script>', storeBytes: -1 });
+    expect(bad.statusCode).toBe(400);
+    expectOciError(bad.body);
+  });
+
   it('no spelling of a peer route reaches it without the peer token (or with a wrong one): 401, OCI body, no state change', async () => {
     const h = await harness();
     const token = await h.register('victim');

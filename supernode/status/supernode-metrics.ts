@@ -1,0 +1,64 @@
+// The supernode's Prometheus series (served on its admin listener, next to /healthz). Syncs are
+// counted and timed as the cluster API answers them; peers, tasks, seed bytes and preheat jobs are
+// read at scrape time from the tracker, scheduler, seed and job manager, which keep them anyway.
+import type { FastifyInstance } from 'fastify';
+import { Metrics, type Counter, type Histogram } from '../../src/metrics.ts';
+import type { SeedCounters } from '../p2p/seed.ts';
+
+/** The cluster API's piece sync route, as fastify names it (see ../p2p/routes-p2p.ts). */
+export const SYNC_ROUTE = '/api/v1/tasks/:digest/sync';
+/** The seed's piece route: its answers are the seed's upload, per task. */
+export const SEED_PIECE_ROUTE = '/api/v1/seed/:digest/pieces/:index';
+
+/** Sync round trips are milliseconds; a starved event loop makes them seconds. */
+const SYNC_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+export interface SupernodeMetricSources {
+  peers(): number;
+  tasks(): number;
+  seed(): Readonly<SeedCounters>;
+  /** Preheat jobs by state (PENDING, SUCCESS, FAILURE...). */
+  jobsByState(): ReadonlyMap<string, number>;
+}
+
+export class SupernodeMetrics {
+  readonly metrics = new Metrics({ prefix: 'pollen_supernode_', defaults: true });
+  readonly syncs: Counter;
+  readonly syncLatency: Histogram;
+
+  constructor(sources: SupernodeMetricSources) {
+    const m = this.metrics;
+    this.syncs = m.counter('pollen_supernode_syncs_total', 'piece syncs answered (a peer reports pieces and gets parents and seed grants); rate() gives syncs per second');
+    this.syncLatency = m.histogram('pollen_supernode_sync_duration_seconds', 'time to answer a sync, from request to response', [], SYNC_BUCKETS_S);
+    m.gauge('pollen_supernode_peers', 'registered live peers', [], (g) => g.set(sources.peers()));
+    m.gauge('pollen_supernode_tasks', 'tasks (blobs) the scheduler tracks holders of', [], (g) => g.set(sources.tasks()));
+    m.counterFrom('pollen_supernode_seed_bytes_total', 'seed bytes by direction: download from back_to_source (the registry), upload from the seed to peers', ['direction', 'source'], () => {
+      const c = sources.seed();
+      return [
+        [{ direction: 'download', source: 'back_to_source' }, c.registryBytes],
+        [{ direction: 'upload', source: 'seed' }, c.servedBytes],
+      ];
+    });
+    const seen = new Set<string>(['PENDING', 'SUCCESS', 'FAILURE']);
+    m.gauge('pollen_supernode_preheat_jobs', 'preheat jobs the supernode keeps, by state', ['state'], (g) => {
+      const now = sources.jobsByState();
+      for (const s of now.keys()) seen.add(s);
+      for (const s of seen) g.set({ state: s }, now.get(s) ?? 0);
+    });
+  }
+
+  /** Times the cluster API's syncs, and tells `onSeedPiece` of each seed piece sent (per task). */
+  observeClusterApp(app: FastifyInstance, onSeedPiece: (digest: string, bytes: number) => void): void {
+    app.addHook('onResponse', async (req, reply) => {
+      const route = req.routeOptions.url;
+      if (route === SYNC_ROUTE) {
+        this.syncs.inc();
+        this.syncLatency.observe(reply.elapsedTime / 1000);
+      } else if (route === SEED_PIECE_ROUTE && reply.statusCode === 200 && reply.raw.writableFinished) {
+        const digest = (req.params as { digest?: string }).digest;
+        const bytes = Number(reply.getHeader('content-length'));
+        if (digest && Number.isSafeInteger(bytes)) onSeedPiece(digest, bytes);
+      }
+    });
+  }
+}
