@@ -14,7 +14,6 @@ import { WireDialer } from '../../src/p2p/wire-dialer.ts';
 import type { Throttle } from '../../src/rate/throttle.ts';
 import { LocalPieces } from './local-pieces.ts';
 import type { TransferEvent } from './p2p-transfer.ts';
-import { paceSeedPieces } from './seed-piece.ts';
 import { SupernodeClient } from './supernode-client.ts';
 import { Uploader } from './uploader.ts';
 
@@ -52,6 +51,8 @@ export class P2pAgent {
   readonly totals: P2pTotals = { peer: 0, seed: 0, upstream: 0 };
   /** Parents (by peer id) that sent a piece that failed verification: no transfer dials them for a while. */
   readonly parentBans: ExpiringBans;
+  /** The host's download budget (`--download-rate`), paid by what parents and the seed send. */
+  readonly downloads: Throttle | undefined;
   /** Called for every verified piece, by source and blob (metrics hook). */
   onBytes: (from: keyof P2pTotals, bytes: number, digest: string) => void = () => {};
   /** Called for wasted bytes, fallbacks, stalls and declined seed grants of every transfer (metrics hook). */
@@ -76,7 +77,7 @@ export class P2pAgent {
     this.parentBans = new ExpiringBans({ clock: deps.clock });
     this.dialer = new WireDialer({ bans: this.wireBans, throttle: deps.downloads }, { peerId, secret: options.secret });
     this.client = new SupernodeClient({}, { urls: options.supernodes, secret: options.secret || undefined, timeoutMs: options.supernodeTimeoutMs });
-    if (deps.downloads) paceSeedPieces(this.client, deps.downloads);
+    this.downloads = deps.downloads;
     this.pieces = new LocalPieces({ store: deps.store });
     this.uploader = new Uploader(
       { pieces: this.pieces, logger: deps.logger, clock: deps.clock, bans: this.wireBans },

@@ -83,6 +83,7 @@ export class P2pDownloader implements BlobDownloader {
           this.agent.onBytes(from, n, request.digest);
         },
         parentBans: this.agent.parentBans,
+        downloads: this.agent.downloads,
         onBan: (peerId) => this.agent.onBan(peerId),
         onEvent: (e) => this.agent.onTransferEvent(e),
       },

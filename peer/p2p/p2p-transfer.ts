@@ -18,6 +18,7 @@ import { BLOCK_BYTES, pieceRange } from '../../src/p2p/metainfo.ts';
 import type { MetainfoBody, SyncResponse } from '../../src/p2p/supernode-api.ts';
 import { releaseBlock } from '../../src/p2p/wire-connection.ts';
 import type { ExpiringBans } from '../../src/p2p/wire-bans.ts';
+import type { Throttle } from '../../src/rate/throttle.ts';
 import type { BlobFetchRequest } from '../blob-downloader.ts';
 import { fetchRangeFromUpstream } from '../mirror/upstream-ranges.ts';
 import type { Assignment, ParentLink } from './parent-link.ts';
@@ -81,6 +82,8 @@ export interface TransferDeps {
   readonly onEvent?: (e: TransferEvent) => void;
   /** The peer's bans of parents that sent bad pieces, shared by its transfers (default: this transfer's own). */
   readonly parentBans?: ExpiringBans;
+  /** The host's download budget for seed pieces (wire reads are paced by the dialer). */
+  readonly downloads?: Throttle | undefined;
   /** Parents this transfer may have now (default MAX_PARENTS; the peer shares a host budget). */
   readonly maxParents?: () => number;
   /** Time (default the system clock). */
@@ -428,6 +431,7 @@ export class P2pTransfer {
         index,
         length: pieceRange(this.meta.size, this.meta.pieceSize, index).length,
         stallMs: this.timings.pieceStallMs,
+        throttle: this.deps.downloads,
         signal: AbortSignal.any([this.seedController.signal, this.controller.signal, piece.signal]),
         onChunk: (n) => {
           got += n;

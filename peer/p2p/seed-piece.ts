@@ -3,7 +3,7 @@
 // given up, so the caller's lease goes back (in the 16-peer bed a stuck body held a piece nobody
 // else could get from the seed, and eleven peers fell back to the registry for it). Verification
 // against the piece's sha256 is the caller's. The body is paced by the host's download budget
-// (`--download-rate`) registered for the client, if any.
+// (`--download-rate`) when the request carries one.
 import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
 import { pacedChunks, type Throttle } from '../../src/rate/throttle.ts';
@@ -18,13 +18,8 @@ export interface SeedPieceRequest {
   readonly signal: AbortSignal;
   /** Hears of every chunk (progress). */
   readonly onChunk?: (bytes: number) => void;
-}
-
-/** The download budget of the seed pieces fetched through each client (the P2P agent registers its own). */
-const budgets = new WeakMap<object, Throttle>();
-
-export function paceSeedPieces(client: object, throttle: Throttle): void {
-  budgets.set(client, throttle);
+  /** The host's download budget, paid for every chunk before it is taken. */
+  readonly throttle?: Throttle | undefined;
 }
 
 /** The body's chunks, in order, `length` bytes in all. */
@@ -38,7 +33,7 @@ export async function fetchSeedPiece(client: Pick<SupernodeClient, 'seedPiece'>,
   };
   try {
     const signal = AbortSignal.any([req.signal, stall.signal]);
-    const body = pacedChunks(await client.seedPiece(req.supernode, req.digest, index, signal) as AsyncIterable<Buffer>, budgets.get(client), signal);
+    const body = pacedChunks(await client.seedPiece(req.supernode, req.digest, index, signal) as AsyncIterable<Buffer>, req.throttle, signal);
     const chunks: Buffer[] = [];
     let n = 0;
     rearm();

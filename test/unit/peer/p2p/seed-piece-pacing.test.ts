@@ -1,5 +1,5 @@
 // The host's download budget reaches the two registry/seed paths the P2P transfer calls without
-// knowing of it: seed-piece bodies (the budget registered for the agent's supernode client) and the
+// knowing of it: seed-piece bodies (the budget the transfer passes with each request) and the
 // registry's bytes of any download (the budget stamped on the request's target).
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
@@ -8,7 +8,7 @@ import type { Digest } from '../../../../src/digest.ts';
 import type { PartialBlob } from '../../../../src/partial-blob.ts';
 import { TokenBucket } from '../../../../src/p2p/token-bucket.ts';
 import { withDownloadBudget, type BlobFetchRequest } from '../../../../peer/blob-downloader.ts';
-import { fetchSeedPiece, paceSeedPieces } from '../../../../peer/p2p/seed-piece.ts';
+import { fetchSeedPiece } from '../../../../peer/p2p/seed-piece.ts';
 
 const DIGEST = `sha256:${'a'.repeat(64)}` as Digest;
 const flush = async (): Promise<void> => {
@@ -16,13 +16,12 @@ const flush = async (): Promise<void> => {
 };
 
 describe('download budget on the seed and registry paths', () => {
-  it('a seed piece fetched through a paced client arrives at the budget\'s rate', async () => {
+  it('a seed piece fetched with the host\'s budget arrives at the budget\'s rate', async () => {
     const clock = new ManualClock();
     const bucket = new TokenBucket({ clock }, { bytesPerSecond: 1000, burstBytes: 100 });
     const client = { seedPiece: async () => Readable.from([Buffer.alloc(100), Buffer.alloc(100), Buffer.alloc(100)]) };
-    paceSeedPieces(client, bucket);
     let got = 0;
-    const piece = fetchSeedPiece(client as never, { supernode: 'x', digest: DIGEST, index: 0, length: 300, stallMs: 60_000, signal: new AbortController().signal, onChunk: (n) => (got += n) });
+    const piece = fetchSeedPiece(client as never, { supernode: 'x', digest: DIGEST, index: 0, length: 300, stallMs: 60_000, signal: new AbortController().signal, throttle: bucket, onChunk: (n) => (got += n) });
     await flush();
     expect(got).toBe(100);
     clock.advance(100);
@@ -33,7 +32,7 @@ describe('download budget on the seed and registry paths', () => {
     expect((await piece).reduce((n, b) => n + b.length, 0)).toBe(300);
   });
 
-  it('a seed piece through a client without a budget is not held back', async () => {
+  it('a seed piece without a budget is not held back', async () => {
     const client = { seedPiece: async () => Readable.from([Buffer.alloc(100), Buffer.alloc(100)]) };
     const chunks = await fetchSeedPiece(client as never, { supernode: 'x', digest: DIGEST, index: 0, length: 200, stallMs: 60_000, signal: new AbortController().signal });
     expect(chunks).toHaveLength(2);
