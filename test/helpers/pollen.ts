@@ -34,7 +34,10 @@ export class PollenProcess {
     const ownAdmin = command === 'supernode' || command === 'peer' || command === 'start';
     const adminPort = ownAdmin ? await freePort() : port;
     const adminArgs = !ownAdmin ? [] : command === 'supernode' ? ['--admin-listen', `127.0.0.1:${adminPort}`] : ['--metrics-listen', `127.0.0.1:${adminPort}`];
-    const { child, output } = spawnLogged(process.execPath, [POLLEN_BIN, command, '--listen', `127.0.0.1:${port}`, ...adminArgs, '--data', dataDir, '--log-level', 'debug', ...args], {
+    // POLLEN_CPU_PROF_DIR=DIR: every daemon writes a V8 CPU profile there (node --cpu-prof), for
+    // the benches that run on these helpers (bench:peer-cpu, bench:p2p).
+    const prof = process.env.POLLEN_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.POLLEN_CPU_PROF_DIR}`] : [];
+    const { child, output } = spawnLogged(process.execPath, [...prof, POLLEN_BIN, command, '--listen', `127.0.0.1:${port}`, ...adminArgs, '--data', dataDir, '--log-level', 'debug', ...args], {
       env: { ...process.env, ...options.env },
     });
     const url = `http://127.0.0.1:${port}`;
