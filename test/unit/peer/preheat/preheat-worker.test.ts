@@ -15,6 +15,22 @@ import type { SupernodeClient } from '../../../../peer/p2p/supernode-client.ts';
 import { PIN_GRACE_MS, PreheatWorker } from '../../../../peer/preheat/preheat-worker.ts';
 import { waitFor } from '../../../helpers/tools.ts';
 
+/** A supernode client that hands out `items` on the first poll and collects every report. */
+function handsOutOnce(items: WorkItem[]): { client: SupernodeClient; reports: WorkReport[] } {
+  const reports: WorkReport[] = [];
+  let handed = false;
+  const client = {
+    urls: ['http://sn'],
+    async preheatWork(_url: string, _peer: string, body: WorkRequest): Promise<WorkResponse> {
+      reports.push(...body.reports);
+      const work = handed ? [] : items;
+      handed = true;
+      return { work, pollMs: 200 };
+    },
+  } as unknown as SupernodeClient;
+  return { client, reports };
+}
+
 describe('PreheatWorker', () => {
   it('fetches a work item through this peer\'s own way to the registry and reports an unconfigured registry as failed', async () => {
     const store = new MemoryContentStore();
@@ -25,17 +41,7 @@ describe('PreheatWorker', () => {
       { job: 1, digest: known, size: blob.length, upstream: { registry: 'reg.example', name: 'ns/app' } },
       { job: 1, digest: unknown, size: 5, upstream: { registry: 'other.example', name: 'ns/app' } },
     ];
-    const reports: WorkReport[] = [];
-    let handed = false;
-    const client = {
-      urls: ['http://sn'],
-      async preheatWork(_url: string, _peer: string, body: WorkRequest): Promise<WorkResponse> {
-        reports.push(...body.reports);
-        const work = handed ? [] : items;
-        handed = true;
-        return { work, pollMs: 200 };
-      },
-    } as unknown as SupernodeClient;
+    const { client, reports } = handsOutOnce(items);
     const asked: BlobFetchRequest[] = [];
     const downloader: BlobDownloader = {
       async start(request) {
@@ -70,17 +76,7 @@ describe('PreheatWorker', () => {
       const store = new MemoryContentStore();
       const blobs = [randomBytes(100), randomBytes(200)];
       const items: WorkItem[] = blobs.map((b) => ({ job: 7, digest: sha256Digest(b) as Digest, size: b.length, upstream: { registry: 'reg.example', name: 'ns/app' } }));
-      const reports: WorkReport[] = [];
-      let handed = false;
-      const client = {
-        urls: ['http://sn'],
-        async preheatWork(_url: string, _peer: string, body: WorkRequest): Promise<WorkResponse> {
-          reports.push(...body.reports);
-          const work = handed ? [] : items;
-          handed = true;
-          return { work, pollMs: 200 };
-        },
-      } as unknown as SupernodeClient;
+      const { client, reports } = handsOutOnce(items);
       const downloader: BlobDownloader = {
         async start(request) {
           const blob = blobs.find((b) => sha256Digest(b) === request.digest)!;
