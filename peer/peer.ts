@@ -235,9 +235,8 @@ export class Peer {
   }
 
   /**
-   * HOOK for the P2P agent: a blob left the content store (evicted by quota or TTL, or deleted).
-   * The agent should stop offering it (LocalPieces) and tell the supernode its holdings shrank;
-   * both live in peer/p2p (being reworked), so for now the removal is only logged.
+   * A blob left the content store (evicted by quota or TTL, or deleted): the P2P agent stops
+   * offering it and tells the supernodes its holdings shrank.
    */
   private onBlobRemoved(removed: Removed): void {
     this.peerMetrics?.evictions.inc({ reason: removed.reason });

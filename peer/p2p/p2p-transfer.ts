@@ -400,10 +400,8 @@ export class P2pTransfer {
       },
       () => {
         parent.outstanding = Math.max(0, parent.outstanding - 1);
-        if (parent.assignments.get(a.index) === a) {
-          parent.assignments.delete(a.index);
-          this.ledger.release(a.index, parent.peerId);
-        }
+        // The blocks already in hand go back to the pool and count as wasted, as for any dropped copy.
+        if (parent.assignments.get(a.index) === a) this.dropAssignment(parent, a, 'parent-lost');
       },
     );
   }

@@ -102,7 +102,10 @@ export class Uploader {
 
   private async serve(conn: WireConnection, index: number, offset: number, length: number, respond: (err: Error | null, data?: Uint8Array) => void): Promise<void> {
     const source = this.pieces.source(conn.digest);
-    if (!source || !Number.isInteger(index) || index < 0 || index >= source.pieceCount || !source.has(index)) {
+    // The blob went (evicted, or its download abandoned) after the child saw our bitfield: the child
+    // did nothing wrong, so close without a ban; it learns from the supernode who else holds it.
+    if (!source) return conn.destroy('blob no longer held');
+    if (!Number.isInteger(index) || index < 0 || index >= source.pieceCount || !source.has(index)) {
       return conn.violate(`request for piece ${index} we do not hold`);
     }
     const piece = pieceRange(source.size, source.pieceSize, index);

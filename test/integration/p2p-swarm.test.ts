@@ -168,6 +168,24 @@ describe('P2P swarm over a real registry', () => {
     expect(fetched).toBeLessThanOrEqual(layer.blob.length - held);
   }, 180_000);
 
+  it('a parent that evicts a blob mid-upload closes its children without banning them, and the children still complete', async () => {
+    const { node } = await startSupernode({ upstream: registry.url, secret: SECRET });
+    cleanups.push(() => node.close());
+    const digest = layer.descriptor.digest as Digest;
+    const [holder] = await peers(1, [node.url], { uploadBytesPerSecond: 8 << 20 });
+    expect(await holder!.pull(registry.url, 'test/swarm', digest)).toBe(digest);
+    const [child] = await peers(1, [node.url]);
+    const pulling = child!.pull(registry.url, 'test/swarm', digest);
+    const deadline = Date.now() + 30_000;
+    while (child!.agent.totals.peer < 4 << 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(child!.agent.totals.peer).toBeGreaterThan(0);
+    // What the store's eviction does: the holder stops offering the blob while the child is asking.
+    holder!.agent.forget(digest);
+    expect(await pulling).toBe(digest);
+    expect(holder!.agent.wireBans.isBanned('127.0.0.1')).toBe(false);
+    expect(child!.agent.wireBans.isBanned('127.0.0.1')).toBe(false);
+  }, 180_000);
+
   it('pulls complete when the supernode stops mid-pull (from the parents they know, else the registry), and use P2P again after it restarts', async () => {
     const data = await mkdtemp(join(tmpdir(), 'pollen-sn-'));
     cleanups.push(() => rm(data, { recursive: true, force: true }));
