@@ -110,16 +110,20 @@ describe('preheat jobs with real processes', () => {
     const seen: JobPhase[] = [];
     const tasksDone: number[] = [];
     let watching = true;
+    const sample = async (): Promise<void> => {
+      const j = (await client.list().catch(() => []))[0];
+      if (j) {
+        if (seen.at(-1) !== j.phase) seen.push(j.phase);
+        tasksDone.push(j.progress.tasks.done);
+      }
+    };
     const watcher = (async () => {
       while (watching) {
-        const jobs = await client.list().catch(() => []);
-        const j = jobs[0];
-        if (j) {
-          if (seen.at(-1) !== j.phase) seen.push(j.phase);
-          tasksDone.push(j.progress.tasks.done);
-        }
+        await sample();
         await new Promise((r) => setTimeout(r, 50));
       }
+      // The CLI returned once it saw the job end, maybe between two samples: one more.
+      await sample();
     })();
     const blobs = await imageBlobs(image.ref);
     const { stdout } = await execFileP(process.execPath, [POLLEN_BIN, 'preheat', `${registry.host}/${image.ref}`, '--scope', 'all-peers', '--wait', '--supernode', supernode.adminUrl, '--token', TOKEN], { timeout: 300_000 });

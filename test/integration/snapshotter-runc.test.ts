@@ -52,7 +52,7 @@ describe('pollen pull + runc', () => {
   // unless a real init is pid 1. An observer counts zombies while pid 1 still runs.
   const zombieScript = [
     'sh', '-c',
-    'cat /proc/1/cmdline | tr "\\0" " "; echo; (sleep 0.6; echo "zombies=$(grep -l "^State:.*Z" /proc/[0-9]*/status 2>/dev/null | wc -l)") & (sh -c "sleep 0.1 &"); exec sleep 1.2',
+    'cat /proc/1/cmdline | tr "\\0" " "; echo; (sleep 0.6; echo "zombies=$(grep -l "^State:.*Z" /proc/[0-9]*/status 2>/dev/null | wc -l)") & (sh -c "sleep 0.1 &"); exec sleep 3',
   ];
 
   it('without --rich an orphaned child stays a zombie (the control for the rich test)', async () => {
