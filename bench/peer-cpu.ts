@@ -10,7 +10,9 @@
 // (A) peer, and on the seed path, is measured in the same run.
 // For each, CPU seconds (user + system, from /proc) of the peers involved, per GiB of image, and
 // skopeo's wall time; (a) is the baseline of the same run (the ratios are what to compare across
-// machines). Usage: npm run bench:peer-cpu [-- --size-mib 256]
+// machines). The floor: curl fetching the same blob straight from the registry (its CPU under GNU
+// time), what any client pays to receive the bytes at all.
+// Usage: npm run bench:peer-cpu [-- --size-mib 256]
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,8 +22,8 @@ import { skopeoPullViaMirror, UPSTREAM_HOST } from '../test/helpers/clients.ts';
 import { committedSources, pushRandomImage, startP2pPeer, startSupernodeProcess } from '../test/helpers/p2p-cluster.ts';
 import { PollenProcess } from '../test/helpers/pollen.ts';
 import { TestRegistry } from '../test/helpers/registry.ts';
-import { requireTool } from '../test/helpers/tools.ts';
-import { cpuDetail } from './testbed/process-stats.ts';
+import { execFileP, requireTool } from '../test/helpers/tools.ts';
+import { cpuDetail, GNU_TIME_FORMAT, parseGnuTime } from './testbed/process-stats.ts';
 import { timed } from './timed.ts';
 
 const MiB = 1 << 20;
@@ -72,6 +74,12 @@ async function main(): Promise<void> {
     const mirror = await PollenProcess.peer(['--upstream', registry.url, '--registry', `${UPSTREAM_HOST}=${registry.url}`, ...quiet]);
     procs.push(mirror);
     const a0 = await measure('mirror: registry -> peer -> skopeo', { peer: mirror }, () => skopeoPullViaMirror(mirror.host, image.ref, join(dir, 'mirror')));
+    // The floor: curl receiving the layer straight from the registry, to /dev/null.
+    const layer = image.layers[0]!;
+    const curlRun = await execFileP('/usr/bin/time', ['-f', GNU_TIME_FORMAT, requireTool('curl', 'curl'), '-sf', '-o', '/dev/null', `${registry.url}/v2/${image.ref.split(':')[0]}/blobs/${layer.descriptor.digest}`]);
+    const curlUsage = parseGnuTime(curlRun.stderr);
+    if (!curlUsage) throw new Error(`GNU time gave no usage for curl: ${curlRun.stderr}`);
+    const curlCpuPerGiB = curlUsage.cpuSeconds / (layer.blob.length / (1 << 30));
 
     // One cluster per wire: plain TCP (no secret) and TLS (a strong secret), each with a peer A and
     // two downloaders. The pulls alternate between the clusters (seed: plain, tls; p2p: plain, tls,
@@ -122,6 +130,7 @@ async function main(): Promise<void> {
         sysSPerGiB: Object.fromEntries(Object.entries(r.sys).map(([k, v]) => [k, +perGiB(v).toFixed(2)])),
         pageFaultsPerGiB: Object.fromEntries(Object.entries(r.faults).map(([k, v]) => [k, Math.round(perGiB(v))])),
       })),
+      curlFloorCpuSPerGiB: +curlCpuPerGiB.toFixed(2),
       downloaderXMirror: +(wireCpu('tls', 'peerB') / baseline).toFixed(2),
       uploaderXMirror: +(wireCpu('tls', 'peerA') / baseline).toFixed(2),
       wire: {
@@ -137,6 +146,7 @@ async function main(): Promise<void> {
     console.log(`\npeer CPU per GiB on loopback, ${sizeMiB} MiB image, no caps (baseline: the mirror path, same run)\n`);
     console.log('| pull                                 | wall s | process: CPU s per GiB (x mirror) [of it system; page faults per GiB]          |');
     console.log('| ------------------------------------ | ------ | ------------------------------------------------------------------------------ |');
+    console.log(`| ${'floor: curl <- registry (same blob)'.padEnd(36)} | ${'-'.padStart(6)} | ${`curl ${curlCpuPerGiB.toFixed(2)} (${(curlCpuPerGiB / baseline).toFixed(2)}x)`.padEnd(78)} |`);
     for (const r of rows) {
       const cells = Object.entries(r.cpu)
         .map(([k, v]) => `${k} ${perGiB(v).toFixed(2)} (${(perGiB(v) / baseline).toFixed(2)}x) [${perGiB(r.sys[k]!).toFixed(2)}; ${(perGiB(r.faults[k]!) / 1000).toFixed(0)}k]`)
