@@ -73,10 +73,14 @@ export class EventQueue {
   run(options: { untilMs?: number; stop?: () => boolean; maxEvents?: number } = {}): void {
     const until = options.untilMs ?? Infinity;
     const max = options.maxEvents ?? Infinity;
-    let n = 0;
-    while (this.heap.length > 0 && n < max) {
+    for (let n = 0; n < max && this.step(until); n++) if (options.stop?.()) break;
+  }
+
+  /** Runs the next event due by `until` (skipping cancelled ones); false when there is none. */
+  private step(until: number): boolean {
+    while (this.heap.length > 0) {
       const top = this.heap[0]!;
-      if (top.atMs > until) break;
+      if (top.atMs > until) return false;
       this.pop();
       top.queued = false;
       if (top.cancelled) {
@@ -86,9 +90,9 @@ export class EventQueue {
       this.nowMs = top.atMs;
       top.fn();
       this.processed++;
-      n++;
-      if (options.stop?.()) break;
+      return true;
     }
+    return false;
   }
 
   /**
@@ -97,18 +101,7 @@ export class EventQueue {
    */
   async runSettling(options: { untilMs?: number; stop?: () => boolean } = {}): Promise<void> {
     const until = options.untilMs ?? Infinity;
-    while (this.heap.length > 0) {
-      const top = this.heap[0]!;
-      if (top.atMs > until) break;
-      this.pop();
-      top.queued = false;
-      if (top.cancelled) {
-        this.cancelledQueued--;
-        continue;
-      }
-      this.nowMs = top.atMs;
-      top.fn();
-      this.processed++;
+    while (this.step(until)) {
       await new Promise<void>((r) => setImmediate(r));
       if (options.stop?.()) break;
     }
