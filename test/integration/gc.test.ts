@@ -2,8 +2,7 @@
 // whose sum passes --disk-quota; the least recently used blobs go, the store never passes the quota
 // by more than one blob in flight, a blob that cannot fit is refused with an OCI error while the
 // peer keeps serving, a restart keeps the accounting and LRU order, and `pollen gc` reports removals.
-import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +11,7 @@ import { skopeoPullViaMirror, UPSTREAM_HOST } from '../helpers/clients.ts';
 import { OciLayout, randomFileLayer, sha256, type BuiltLayer } from '../helpers/images.ts';
 import { POLLEN_BIN, PollenProcess } from '../helpers/pollen.ts';
 import { TestRegistry } from '../helpers/registry.ts';
+import { storeBytes, storeHasBlob } from '../helpers/store-files.ts';
 import { execFileP } from '../helpers/tools.ts';
 
 const MiB = 1024 * 1024;
@@ -34,17 +34,7 @@ async function pushImage(registry: TestRegistry, dir: string, name: string, byte
   return { ref: `gc/${name}:v1`, name: `gc/${name}`, layer };
 }
 
-/** Bytes of Pollen's own files in the store: blobs and ingests, as the quota counts them. */
-async function storeBytes(data: string): Promise<number> {
-  let total = 0;
-  for (const sub of ['content/blobs/sha256', 'content/ingest']) {
-    const dir = join(data, sub);
-    for (const name of await readdir(dir).catch(() => [])) total += (await stat(join(dir, name)).catch(() => ({ size: 0 }))).size;
-  }
-  return total;
-}
-
-const hasBlob = (data: string, digest: string): boolean => existsSync(join(data, 'content', 'blobs', 'sha256', digest.slice('sha256:'.length)));
+const hasBlob = (data: string, digest: string): boolean => storeHasBlob(data, 'content', digest);
 
 async function pollenGc(args: string[]): Promise<CollectReport> {
   const { stdout } = await execFileP(process.execPath, [POLLEN_BIN, 'gc', '--json', ...args], { timeout: 60_000 });
@@ -94,7 +84,7 @@ describe('disk quota and garbage collection (real registry, real peer, skopeo)',
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        maxBytes = Math.max(maxBytes, await storeBytes(data));
+        maxBytes = Math.max(maxBytes, await storeBytes(data, 'content'));
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
@@ -128,7 +118,7 @@ describe('disk quota and garbage collection (real registry, real peer, skopeo)',
     expect(hasBlob(data, big.layer.descriptor.digest)).toBe(false);
 
     // Restart: the accounting is rebuilt from the store, and the LRU order from the blobs' times.
-    const onDisk = await storeBytes(data);
+    const onDisk = await storeBytes(data, 'content');
     await peer.stop({ keepData: true });
     peer = await startPeer(['--disk-quota', '8MiB']);
     const report = await pollenGc(['--peer', peer.metricsUrl]);
@@ -139,7 +129,7 @@ describe('disk quota and garbage collection (real registry, real peer, skopeo)',
     expect(hasBlob(data, a.layer.descriptor.digest)).toBe(false);
     expect(hasBlob(data, c.layer.descriptor.digest)).toBe(true);
     expect(hasBlob(data, b.layer.descriptor.digest)).toBe(true);
-    expect(await storeBytes(data)).toBeLessThanOrEqual(QUOTA);
+    expect(await storeBytes(data, 'content')).toBeLessThanOrEqual(QUOTA);
     await peer.stop({ keepData: true });
   });
 

@@ -3,8 +3,7 @@
 // seed) images whose sum passes it. The seed evicts its least recently used blobs, its store never
 // passes the quota by more than the blob being fetched, and an evicted blob comes back: the next
 // peer that needs it gets it, the seed fetching it from the registry again.
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,22 +11,14 @@ import { skopeoPullViaMirror } from '../helpers/clients.ts';
 import { pushRandomImage, startP2pPeer, startSupernodeProcess, type ImageFixture } from '../helpers/p2p-cluster.ts';
 import type { PollenProcess } from '../helpers/pollen.ts';
 import { TestRegistry } from '../helpers/registry.ts';
+import { storeBytes, storeHasBlob } from '../helpers/store-files.ts';
 
 const MiB = 1024 * 1024;
 const QUOTA = 8 * MiB;
 const LAYER = 3 * MiB;
 
-/** Bytes of the seed's own files: its blobs and ingests, as its quota counts them. */
-async function seedBytes(data: string): Promise<number> {
-  let total = 0;
-  for (const sub of ['seed/blobs/sha256', 'seed/ingest']) {
-    const dir = join(data, sub);
-    for (const name of await readdir(dir).catch(() => [])) total += (await stat(join(dir, name)).catch(() => ({ size: 0 }))).size;
-  }
-  return total;
-}
-
-const seedHas = (data: string, digest: string): boolean => existsSync(join(data, 'seed', 'blobs', 'sha256', digest.slice('sha256:'.length)));
+const seedBytes = (data: string): Promise<number> => storeBytes(data, 'seed');
+const seedHas = (data: string, digest: string): boolean => storeHasBlob(data, 'seed', digest);
 
 describe('the seed store under --seed-disk-quota (real registry, supernode and peers)', () => {
   let registry: TestRegistry;
