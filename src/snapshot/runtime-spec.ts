@@ -21,7 +21,14 @@ export interface RuntimeSpecOptions {
 
 const CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE'];
 
-const hook = (cmd: string): { path: string; args: string[] } => ({ path: '/bin/sh', args: ['sh', '-c', cmd] });
+/**
+ * A hook command runs as `sh -c CMD` with the container state on its stdin, which is then drained.
+ * runc writes the state after starting the hook; a command that exits without reading it (`echo x
+ * >> file`) closes the pipe first, runc catches the SIGPIPE it gets and forwards it, like every
+ * signal it catches, to the container's init, which dies of it (exit 141, seen under load).
+ */
+export const HOOK_SCRIPT = 'sh -c "$1"; rc=$?; cat >/dev/null; exit $rc';
+const hook = (cmd: string): { path: string; args: string[] } => ({ path: '/bin/sh', args: ['sh', '-c', HOOK_SCRIPT, 'pollen-hook', cmd] });
 
 export function buildRuntimeSpec(image: ImageConfig, user: ResolvedUser, options: RuntimeSpecOptions = {}): Record<string, unknown> {
   const c = image.config;
