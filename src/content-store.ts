@@ -59,6 +59,11 @@ export interface ContentStore {
   /** Reads a committed blob, whole or a range. Throws ERR_BLOB_UNKNOWN when absent. */
   read(digest: Digest, range?: ByteRange): Promise<Readable>;
   /**
+   * Fills `target` from a committed blob at `offset` (a piece for a peer): no stream and no buffer of
+   * its own. Throws ERR_BLOB_UNKNOWN when absent and ERR_INTERNAL on a short read.
+   */
+  readInto(digest: Digest, target: Uint8Array, offset: number): Promise<void>;
+  /**
    * Opens an ingest; with `resume`, keeps partial content left by an earlier suspended ingest.
    * `expectedSize`, when the caller knows it, lets a store with a quota reserve the space up front
    * and refuse (ERR_DISK_QUOTA) before anything is written or promised to a client.

@@ -81,6 +81,21 @@ export class FsContentStore implements CollectableStore {
     });
   }
 
+  async readInto(digest: Digest, target: Uint8Array, offset: number): Promise<void> {
+    const fh = await open(this.blobPath(digest), 'r').catch((err: NodeJS.ErrnoException) => {
+      throw err.code === 'ENOENT' ? new PollenError('ERR_BLOB_UNKNOWN', `blob ${digest} is not in the content store`, { digest }) : err;
+    });
+    try {
+      for (let filled = 0; filled < target.length; ) {
+        const { bytesRead } = await fh.read(target, filled, target.length - filled, offset + filled);
+        if (bytesRead === 0) throw new PollenError('ERR_INTERNAL', `short read of ${digest}: ${filled} of ${target.length} bytes at ${offset}`, { digest });
+        filled += bytesRead;
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+
   async openIngest(digest: Digest, options: IngestOptions = {}): Promise<Ingest> {
     const path = join(this.ingestDir, digestHex(digest));
     const fh = await open(path, options.resume ? 'a+' : 'w+', PRIVATE_FILE_MODE).then(async (h) => {
@@ -191,6 +206,10 @@ class FsIngest implements Ingest {
     this.assert('open');
     const chunks = data instanceof Uint8Array ? [data] : data;
     const length = chunks.reduce((n, c) => n + c.length, 0);
+    // A write that continues the hashed prefix is hashed now, from the caller's buffers while they
+    // are in the CPU's cache, whichever write the thread pool finishes first: deciding after the
+    // write resolved sent most in-order pieces to the read-back path (writes complete out of order).
+    const hashedNow = this.hashInOrder(chunks, offset, length);
     try {
       const { bytesWritten } = await this.fh.writev(chunks as Uint8Array[], offset);
       if (bytesWritten < length) {
@@ -203,19 +222,24 @@ class FsIngest implements Ingest {
       this.dropHash();
       throw err;
     }
-    this.noteWritten(chunks, offset, length);
+    if (hashedNow) this.catchUpSoon();
+    else this.noteWritten(chunks, offset, length);
+  }
+
+  /** Hashes a write at the end of the hashed prefix from memory (the hash covers bytes submitted; a failed write drops it). */
+  private hashInOrder(chunks: readonly Uint8Array[], offset: number, length: number): boolean {
+    const hash = this.hash;
+    if (!hash || length === 0 || offset !== this.hashedBytes || this.catchingUp || this.overlapsPending(offset, length)) return false;
+    for (const c of chunks) hash.update(c);
+    this.hashedBytes += length;
+    return true;
   }
 
   private noteWritten(chunks: readonly Uint8Array[], offset: number, length: number): void {
     const hash = this.hash;
     if (!hash || length === 0) return;
     if (offset < this.hashedBytes + this.hashingBytes || this.overlapsPending(offset, length)) return this.dropHash();
-    if (offset === this.hashedBytes && !this.catchingUp) {
-      for (const c of chunks) hash.update(c);
-      this.hashedBytes += length;
-    } else {
-      this.pending.set(offset, length);
-    }
+    if (!this.hashInOrder(chunks, offset, length)) this.pending.set(offset, length);
     this.catchUpSoon();
   }
 

@@ -28,6 +28,13 @@ export class MemoryContentStore implements CollectableStore {
     return Readable.from([range ? b.subarray(range.start, range.end + 1) : b]);
   }
 
+  async readInto(digest: Digest, target: Uint8Array, offset: number): Promise<void> {
+    const b = this.blobs.get(digest);
+    if (!b) throw new PollenError('ERR_BLOB_UNKNOWN', `blob ${digest} is not in the content store`, { digest });
+    if (offset + target.length > b.length) throw new PollenError('ERR_INTERNAL', `short read of ${digest} at ${offset}`, { digest });
+    target.set(b.subarray(offset, offset + target.length));
+  }
+
   async openIngest(digest: Digest, options: IngestOptions = {}): Promise<Ingest> {
     const initial = options.resume ? (this.partials.get(digest) ?? Buffer.alloc(0)) : Buffer.alloc(0);
     this.partials.set(digest, initial);

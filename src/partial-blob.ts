@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import type { ContentStore, BlobInfo, Ingest, ByteRange } from './content-store.ts';
 import type { Digest } from './digest.ts';
 import { PollenError } from './errors.ts';
+import type { PooledBody } from './pooled-body.ts';
 
 const READ_CHUNK_BYTES = 256 * 1024;
 /** Network chunks (~64 KiB) are gathered into writes of this size: one vectored write each... */
@@ -157,6 +158,11 @@ export class PartialBlob {
     return Readable.from(this.chunks(range?.start ?? 0, range?.end ?? this.size - 1, signal), { objectMode: false });
   }
 
+  /** The same bytes as a response body read into pooled buffers (src/pooled-body.ts). */
+  pooledBody(range?: ByteRange, signal?: AbortSignal): PooledBody {
+    return { pooled: true, chunks: (acquire) => this.chunks(range?.start ?? 0, range?.end ?? this.size - 1, signal, acquire) };
+  }
+
   private readable(): number {
     const name = this.state.name;
     if (name === 'verified' || name === 'committed') return this.size;
@@ -165,7 +171,7 @@ export class PartialBlob {
     return this.prefix >= this.size ? this.size - 1 : this.prefix;
   }
 
-  private async *chunks(start: number, end: number, signal?: AbortSignal): AsyncGenerator<Buffer> {
+  private async *chunks(start: number, end: number, signal?: AbortSignal, acquire?: () => Buffer): AsyncGenerator<Buffer> {
     let pos = start;
     this.activeReaders++;
     try {
@@ -180,8 +186,9 @@ export class PartialBlob {
         }
         const readable = this.readable();
         if (pos < readable) {
-          const n = Math.min(READ_CHUNK_BYTES, readable - pos, end + 1 - pos);
-          const buf = Buffer.allocUnsafe(n);
+          const whole = acquire?.();
+          const n = Math.min(whole?.length ?? READ_CHUNK_BYTES, readable - pos, end + 1 - pos);
+          const buf = whole ? whole.subarray(0, n) : Buffer.allocUnsafe(n);
           this.readsInFlight++;
           let got: number;
           try {

@@ -77,7 +77,7 @@ export class BlobService {
     else this.stats?.onMiss();
     req.onOutcome?.(running ? 'join' : 'miss');
     const partial = await (running ?? this.download(req, target, gate.probe));
-    return this.reply(req, partial.size, async (range) => partial.createReadStream(range, req.signal));
+    return this.reply(req, partial.size, async (range) => partial.pooledBody(range, req.signal));
   }
 
   private download(req: BlobRequest, target: UpstreamTarget, probe: Readonly<Record<string, string | string[] | undefined>> | undefined): Promise<PartialBlob> {

@@ -3,12 +3,13 @@
 // engine runs its own token flow; 403; 404).
 import type { Readable } from 'node:stream';
 import { readBodyCapped } from '../../src/oci/body.ts';
+import type { PooledBody } from '../../src/pooled-body.ts';
 
 export interface MirrorReply {
   readonly status: number;
   readonly headers: Readonly<Record<string, string>>;
   /** Absent for HEAD. */
-  readonly body?: Readable | Buffer | undefined;
+  readonly body?: Readable | Buffer | PooledBody | undefined;
 }
 
 /** Upstream headers passed to the client on relayed refusals. */

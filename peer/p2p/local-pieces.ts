@@ -7,7 +7,6 @@ import type { Digest } from '../../src/digest.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
 import type { Holding } from '../../src/p2p/supernode-api.ts';
-import { PollenError } from '../../src/errors.ts';
 import { uploadBuffer } from '../../src/p2p/wire-connection.ts';
 
 export interface PieceSource {
@@ -120,16 +119,9 @@ export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: nu
   }
 
   private async readCommitted(digest: Digest, offset: number, length: number): Promise<Buffer> {
-    const stream = await this.store.read(digest, { start: offset, end: offset + length - 1 });
     const target = uploadBuffer(length);
-    let filled = 0;
-    for await (const c of stream) {
-      const chunk = c as Buffer;
-      if (filled + chunk.length > length) throw new PollenError('ERR_INTERNAL', `blob ${digest} read past ${offset + length}`);
-      chunk.copy(target, filled);
-      filled += chunk.length;
-    }
-    if (filled !== length) throw new PollenError('ERR_INTERNAL', `short read of ${digest}: ${filled} of ${length} bytes`);
+    await this.store.readInto(digest, target, offset);
     return target;
   }
+
 }

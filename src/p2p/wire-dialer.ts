@@ -4,9 +4,9 @@
 // What parents send is paced by the host's download budget (`--download-rate`), when it has one.
 import type { Digest } from '../digest.ts';
 import { splitHostPort } from '../config.ts';
-import { paceSocketReads, type Throttle } from '../rate/throttle.ts';
+import { readPacer, type Throttle } from '../rate/throttle.ts';
 import type { AddressBans } from './wire-bans.ts';
-import { WireConnection } from './wire-connection.ts';
+import { READ_BUFFER, WireConnection } from './wire-connection.ts';
 import { dialWire } from './wire-tls.ts';
 
 export interface WireDialerOptions {
@@ -30,9 +30,27 @@ export class WireDialer {
   /** A connection asking `wireAddr` (HOST:PORT) for `digest`; undefined when that address is banned. */
   dial(wireAddr: string, digest: Digest): WireConnection | undefined {
     if (this.bans.isBanned(splitHostPort(wireAddr).host)) return undefined;
-    const socket = dialWire(wireAddr, this.options.secret);
+    const options = { peerId: this.options.peerId, bans: this.bans };
+    if (this.throttle && !this.throttle.unlimited) {
+      // Paced: 'data' events, which stop at once when the socket pauses (TLS goes on handing
+      // decrypted records to an onread callback after a pause, so those reads would escape the cap).
+      const socket = dialWire(wireAddr, this.options.secret);
+      socket.on('error', () => {});
+      const pace = readPacer(socket, this.throttle)!;
+      socket.on('data', (chunk: Buffer) => void pace(chunk.length));
+      return WireConnection.outgoing(socket, options, digest);
+    }
+    // Unpaced: reads land in the process's one read buffer and go straight to the connection's framing.
+    let conn: WireConnection | undefined;
+    const socket = dialWire(wireAddr, this.options.secret, {
+      buffer: READ_BUFFER,
+      callback: (bytes, buf) => {
+        conn?.receive(Buffer.from(buf.buffer, buf.byteOffset, bytes));
+        return true;
+      },
+    });
     socket.on('error', () => {});
-    paceSocketReads(socket, this.throttle);
-    return WireConnection.outgoing(socket, { peerId: this.options.peerId, bans: this.bans }, digest);
+    conn = WireConnection.outgoing(socket, { ...options, ownReads: true }, digest);
+    return conn;
   }
 }

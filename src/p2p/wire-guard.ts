@@ -6,6 +6,8 @@
 // A frame that spans reads is copied into one buffer allocated at its known length as the reads
 // come (Buffer.concat of the ~180 segments of a block on a shaped link cost 20 times more: it
 // was the largest item in a peer's profile); a frame inside one read is passed on as a view.
+// A caller that reads into one reused buffer (a socket's `onread`) says so, and frames inside one
+// read are copied (they are small: whole blocks never fit in one read).
 // Frames of exactly the pool's size (a piece message of one whole block) are filled into buffers
 // from a BlockPool, which the downloader gives back once the block is stored.
 import type { BlockPool } from './block-pool.ts';
@@ -25,8 +27,12 @@ export class WireGuard {
     this.pool = options.pool;
   }
 
-  /** Splits `chunk` into complete frames; returns a reason instead when the framing is broken. */
-  push(chunk: Buffer): Buffer[] | string {
+  /**
+   * Splits `chunk` into complete frames; returns a reason instead when the framing is broken.
+   * `transient`: the caller reuses `chunk`'s memory for its next read, so a frame found whole
+   * inside it is copied out instead of handed on as a view.
+   */
+  push(chunk: Buffer, transient = false): Buffer[] | string {
     const frames: Buffer[] = [];
     let rest = chunk;
     while (rest.length > 0) {
@@ -45,8 +51,8 @@ export class WireGuard {
           const len = this.prefix.readUInt32BE(0);
           if (len > this.maxMessageBytes) return `message of ${len} bytes exceeds the ${this.maxMessageBytes}-byte cap`;
           if (fromThisRead && rest.length >= 4 + len) {
-            // The whole frame is in this read: hand on a view of it.
-            frames.push(rest.subarray(0, 4 + len));
+            // The whole frame is in this read: hand on a view of it (a copy when the read is transient).
+            frames.push(transient ? Buffer.from(rest.subarray(0, 4 + len)) : rest.subarray(0, 4 + len));
             rest = rest.subarray(4 + len);
             continue;
           }

@@ -4,7 +4,7 @@
 // alert and closes, before it has seen an info hash, so a stranger learns nothing, not even
 // whether this peer holds a blob. Without a secret the wire is plain TCP, which the CLI allows
 // only on loopback (wireExposure).
-import { connect as tcpConnect, type Socket } from 'node:net';
+import { connect as tcpConnect, type OnReadOpts, type Socket } from 'node:net';
 import { connect as tlsConnect, createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { pskClientOptions, pskServerOptions, secretWeakness } from '../cluster-tls.ts';
 import { splitHostPort } from '../config.ts';
@@ -36,11 +36,14 @@ export function whenSecure(socket: Socket, onSecure: () => void): void {
   else onSecure();
 }
 
-/** Dials HOST:PORT (IPv6 in brackets); with a secret over TLS. Writes before the handshake are queued. */
-export function dialWire(wireAddr: string, secret: string): Socket {
+/**
+ * Dials HOST:PORT (IPv6 in brackets); with a secret over TLS. Writes before the handshake are queued.
+ * `onread`: the socket reads into the given buffer and calls back instead of emitting 'data'.
+ */
+export function dialWire(wireAddr: string, secret: string, onread?: OnReadOpts): Socket {
   const { host, port } = splitHostPort(wireAddr);
-  if (secret === '') return tcpConnect(port, host);
-  return tlsConnect({ ...pskClientOptions(secret, 'wire'), host, port, secureContext: contextFor(secret, 'client') });
+  if (secret === '') return tcpConnect({ port, host, ...(onread ? { onread } : {}) });
+  return tlsConnect({ ...pskClientOptions(secret, 'wire'), host, port, secureContext: contextFor(secret, 'client'), ...(onread ? { onread } : {}) });
 }
 
 /** True for a host that is only reachable from this machine. */

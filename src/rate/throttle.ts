@@ -33,21 +33,24 @@ export async function* pacedChunks<T extends Uint8Array>(source: AsyncIterable<T
 }
 
 /**
- * Paces what `socket` receives: every read is paid for; one that cannot be paid at once pauses the
- * socket until it is. Stops with the socket (a waiting payment is dropped).
+ * Paces what `socket` receives: call the returned function with each read's length (its 'data'
+ * events); every read is paid for, and one that cannot be paid at once pauses the socket until it
+ * is (and returns false). Stops with the socket (a waiting payment is dropped). Undefined when
+ * there is nothing to pace.
  */
-export function paceSocketReads(socket: Socket, throttle: Throttle | undefined): void {
-  if (!throttle || throttle.unlimited) return;
+export function readPacer(socket: Socket, throttle: Throttle | undefined): ((bytes: number) => boolean) | undefined {
+  if (!throttle || throttle.unlimited) return undefined;
   const gone = new AbortController();
   socket.once('close', () => gone.abort());
-  socket.on('data', (chunk: Buffer) => {
-    if (throttle.tryTake(chunk.length)) return;
+  return (bytes) => {
+    if (throttle.tryTake(bytes)) return true;
     socket.pause();
-    throttle.take(chunk.length, gone.signal).then(
+    throttle.take(bytes, gone.signal).then(
       () => {
         if (!socket.destroyed) socket.resume();
       },
       () => {},
     );
-  });
+    return false;
+  };
 }

@@ -80,6 +80,16 @@ export class ManagedStore implements ContentStore, BlobLeases {
     return this.inner.stat(digest);
   }
 
+  async readInto(digest: Digest, target: Uint8Array, offset: number): Promise<void> {
+    const release = this.leases.acquire(digest);
+    try {
+      await this.inner.readInto(digest, target, offset);
+      this.touch(digest);
+    } finally {
+      release();
+    }
+  }
+
   async read(digest: Digest, range?: ByteRange): Promise<Readable> {
     const release = this.leases.acquire(digest);
     try {

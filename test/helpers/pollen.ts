@@ -36,7 +36,8 @@ export class PollenProcess {
     const adminArgs = !ownAdmin ? [] : command === 'supernode' ? ['--admin-listen', `127.0.0.1:${adminPort}`] : ['--metrics-listen', `127.0.0.1:${adminPort}`];
     // POLLEN_CPU_PROF_DIR=DIR: every daemon writes a V8 CPU profile there (node --cpu-prof), for
     // the benches that run on these helpers (bench:peer-cpu, bench:p2p).
-    const prof = process.env.POLLEN_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.POLLEN_CPU_PROF_DIR}`] : [];
+    // POLLEN_NODE_FLAGS='--trace-gc ...': more node/V8 flags for every daemon (diagnosis only).
+    const prof = [...(process.env.POLLEN_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.POLLEN_CPU_PROF_DIR}`] : []), ...(process.env.POLLEN_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [])];
     const { child, output } = spawnLogged(process.execPath, [...prof, POLLEN_BIN, command, '--listen', `127.0.0.1:${port}`, ...adminArgs, '--data', dataDir, '--log-level', 'debug', ...args], {
       env: { ...process.env, ...options.env },
     });

@@ -36,19 +36,22 @@ export interface PollenLaunch {
   peer(ctx: FanoutContext, host: Host, options: { listen: string; dataDir: string; upstream: string; supernodeUrl: string; wire: string }): Promise<LaunchSpec>;
 }
 
+/** POLLEN_CPU_PROF_DIR=DIR: every daemon writes a V8 CPU profile there (node --cpu-prof), as in the test helpers. */
+const profArgs = (): string[] => (process.env.POLLEN_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.POLLEN_CPU_PROF_DIR}`] : []);
+
 export const POLLEN_CLI_LAUNCH: PollenLaunch = {
   async supernode(ctx, listen, dataDir) {
     // The cluster API is TLS (keyed by the secret); health answers on the plain admin listener.
     return {
       cmd: process.execPath,
-      args: [join(ctx.repoRoot, 'bin', 'pollen.js'), 'supernode', '--listen', listen, '--admin-listen', SUPERNODE_ADMIN, '--data', dataDir, '--upstream', `http://${ctx.registryAddr}`, '--secret', BENCH_SECRET, '--log-level', 'info'],
+      args: [...profArgs(), join(ctx.repoRoot, 'bin', 'pollen.js'), 'supernode', '--listen', listen, '--admin-listen', SUPERNODE_ADMIN, '--data', dataDir, '--upstream', `http://${ctx.registryAddr}`, '--secret', BENCH_SECRET, '--log-level', 'info'],
       healthUrl: `http://${SUPERNODE_ADMIN}/healthz`,
     };
   },
   async peer(ctx, _host, o) {
     return {
       cmd: process.execPath,
-      args: [join(ctx.repoRoot, 'bin', 'pollen.js'), 'peer', '--listen', o.listen, '--data', o.dataDir, '--upstream', o.upstream, '--registry', `${ctx.registryAddr}=${o.upstream}`, '--supernode', o.supernodeUrl, '--wire', o.wire, '--secret', BENCH_SECRET, '--log-level', 'info'],
+      args: [...profArgs(), join(ctx.repoRoot, 'bin', 'pollen.js'), 'peer', '--listen', o.listen, '--data', o.dataDir, '--upstream', o.upstream, '--registry', `${ctx.registryAddr}=${o.upstream}`, '--supernode', o.supernodeUrl, '--wire', o.wire, '--secret', BENCH_SECRET, '--log-level', 'info'],
     };
   },
 };

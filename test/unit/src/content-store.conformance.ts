@@ -24,6 +24,19 @@ export function contentStoreConformance(name: string, open: () => Promise<Conten
       await store.close();
     });
 
+    it('readInto fills a caller\'s buffer from a committed blob, and refuses an absent blob or a read past the end', async () => {
+      const store = await open();
+      await expect(store.readInto(digest, Buffer.alloc(4), 0)).rejects.toMatchObject({ code: 'ERR_BLOB_UNKNOWN' });
+      const ingest = await store.openIngest(digest);
+      await ingest.writeAt(data, 0);
+      await ingest.commit(data.length);
+      const target = Buffer.alloc(6);
+      await store.readInto(digest, target, 6);
+      expect(target.toString()).toBe('pollen');
+      await expect(store.readInto(digest, Buffer.alloc(8), data.length - 4)).rejects.toMatchObject({ code: 'ERR_INTERNAL' });
+      await store.close();
+    });
+
     it('commits out-of-order writes after verifying the whole content', async () => {
       const store = await open();
       const ingest = await store.openIngest(digest);

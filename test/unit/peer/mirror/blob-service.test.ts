@@ -1,5 +1,6 @@
 // The blob path's access decision is per (credential, registry, repository, digest), taken before
 // anything is served and before a download is started or joined.
+import { BODY_CHUNK_BYTES, isPooledBody } from '../../../../src/pooled-body.ts';
 import type { Readable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -39,7 +40,9 @@ async function bodyOf(r: MirrorReply): Promise<Buffer> {
   if (r.body === undefined) return Buffer.alloc(0);
   if (Buffer.isBuffer(r.body)) return r.body;
   const chunks: Buffer[] = [];
-  for await (const c of r.body as Readable) chunks.push(c as Buffer);
+  // A pooled body (a blob in flight) fills the buffers it is given: copy each before the next.
+  const source = isPooledBody(r.body) ? r.body.chunks(() => Buffer.allocUnsafe(BODY_CHUNK_BYTES)) : (r.body as Readable);
+  for await (const c of source) chunks.push(Buffer.from(c as Buffer));
   return Buffer.concat(chunks);
 }
 

@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../src/clock.ts';
 import { TokenBucket } from '../../../../src/p2p/token-bucket.ts';
-import { pacedChunks, paceSocketReads, rateLimiter } from '../../../../src/rate/throttle.ts';
+import { pacedChunks, rateLimiter, readPacer } from '../../../../src/rate/throttle.ts';
 
 const flush = async (): Promise<void> => {
   for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
@@ -142,23 +142,32 @@ describe('pacing helpers', () => {
     expect(seen).toEqual([0, 1, 2, 3, 4]);
   });
 
-  it('paceSocketReads pauses a socket after a read it cannot pay for and resumes it once paid', async () => {
+  it('readPacer pauses a socket after a read it cannot pay for and resumes it once paid', async () => {
     const clock = new ManualClock();
     const bucket = new TokenBucket({ clock }, { bytesPerSecond: 1000, burstBytes: 100 });
     const socket = new PassThrough();
-    paceSocketReads(socket as unknown as Socket, bucket);
+    const pace = readPacer(socket as unknown as Socket, bucket)!;
     const received: number[] = [];
-    socket.on('data', (c: Buffer) => received.push(c.length));
+    const paid: boolean[] = [];
+    socket.on('data', (c: Buffer) => {
+      received.push(c.length);
+      paid.push(pace(c.length));
+    });
     socket.write(Buffer.alloc(100));
     socket.write(Buffer.alloc(100));
     socket.write(Buffer.alloc(100));
     await flush();
     // The first read was paid from the burst, the second was read and then paused the socket.
     expect(received).toEqual([100, 100]);
+    expect(paid).toEqual([true, false]);
     expect(socket.isPaused()).toBe(true);
     clock.advance(100);
     await flush();
     expect(received).toEqual([100, 100, 100]);
     socket.destroy();
+  });
+
+  it('readPacer is absent without a limit', () => {
+    expect(readPacer(new PassThrough() as unknown as Socket, undefined)).toBeUndefined();
   });
 });
