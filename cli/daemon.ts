@@ -28,3 +28,17 @@ export async function runUntilSignal(logger: Logger, closable: Closable): Promis
     process.on('SIGINT', onSignal);
   });
 }
+
+/**
+ * Starts `daemon`; a start that fails half-way (a port in use) closes what it had opened, so the
+ * process exits with the error instead of living on without its listener (a peer that had joined
+ * its supernode kept running, mirror-less, on its timers).
+ */
+export async function startOrClose(daemon: Closable & { start(): Promise<void> }): Promise<void> {
+  try {
+    await daemon.start();
+  } catch (err) {
+    await daemon.close().catch(() => {});
+    throw err;
+  }
+}

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { redactConfig } from '../../src/config.ts';
 import { PEER_SETTINGS, peerConfigFrom } from '../../peer/config.ts';
 import { Peer } from '../../peer/peer.ts';
-import { runUntilSignal } from '../daemon.ts';
+import { runUntilSignal, startOrClose } from '../daemon.ts';
 import { createLogger } from '../logger.ts';
 import { packageVersion } from '../package-root.ts';
 import { addConfigOptions, configFilePath, configFromCommand } from '../options.ts';
@@ -19,7 +19,7 @@ export function registerPeer(program: Command): void {
     const logger = createLogger(config.logLevel, 'pollen-peer');
     logger.info({ config: redactConfig(PEER_SETTINGS, values), configFile: configFilePath(cmd) }, 'starting peer');
     const peer = new Peer({ logger, version: packageVersion(import.meta.dirname) }, config);
-    await peer.start();
+    await startOrClose(peer);
     await runUntilSignal(logger, peer);
   });
 }

@@ -7,7 +7,7 @@ import { PEER_SETTINGS, peerConfigFrom } from '../../peer/config.ts';
 import { Peer } from '../../peer/peer.ts';
 import { supernodeConfigFrom } from '../../supernode/config.ts';
 import { Supernode } from '../../supernode/supernode.ts';
-import { runUntilSignal } from '../daemon.ts';
+import { runUntilSignal, startOrClose } from '../daemon.ts';
 import { createLogger } from '../logger.ts';
 import { packageVersion } from '../package-root.ts';
 import { addConfigOptions, configFileFromCommand, configFilePath, configFromCommand } from '../options.ts';
@@ -38,11 +38,11 @@ export function registerStart(program: Command): void {
       'starting pollen (all-in-one)',
     );
     const supernode = new Supernode({ logger }, supernodeConfig);
-    await supernode.start();
+    await startOrClose(supernode);
     // The all-in-one peer joins its own supernode unless told otherwise.
     const peer = new Peer({ logger, version: packageVersion(import.meta.dirname) }, peerConfig.supernodes.length > 0 ? peerConfig : { ...peerConfig, supernodes: [supernode.url] });
     try {
-      await peer.start();
+      await startOrClose(peer);
     } catch (err) {
       await supernode.close();
       throw err;

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { redactConfig } from '../../src/config.ts';
 import { SUPERNODE_SETTINGS, supernodeConfigFrom } from '../../supernode/config.ts';
 import { Supernode } from '../../supernode/supernode.ts';
-import { runUntilSignal } from '../daemon.ts';
+import { runUntilSignal, startOrClose } from '../daemon.ts';
 import { createLogger } from '../logger.ts';
 import { addConfigOptions, configFilePath, configFromCommand } from '../options.ts';
 
@@ -15,7 +15,7 @@ export function registerSupernode(program: Command): void {
     const logger = createLogger(config.logLevel, 'pollen-supernode');
     logger.info({ config: redactConfig(SUPERNODE_SETTINGS, values), configFile: configFilePath(cmd) }, 'starting supernode');
     const supernode = new Supernode({ logger }, config);
-    await supernode.start();
+    await startOrClose(supernode);
     await runUntilSignal(logger, supernode);
   });
 }

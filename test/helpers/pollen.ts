@@ -26,6 +26,18 @@ export class PollenProcess {
   }
 
   static async spawn(command: string, args: string[], options: { dataDir?: string; env?: NodeJS.ProcessEnv; port?: number } = {}): Promise<PollenProcess> {
+    // A port found free can be taken before the daemon binds it (another test's outgoing
+    // connection); the daemon then exits with EADDRINUSE, and a port chosen here is chosen again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await PollenProcess.spawnOnce(command, args, options);
+      } catch (err) {
+        if (options.port !== undefined || attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+      }
+    }
+  }
+
+  private static async spawnOnce(command: string, args: string[], options: { dataDir?: string; env?: NodeJS.ProcessEnv; port?: number }): Promise<PollenProcess> {
     const port = options.port ?? (await freePort());
     const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), `pollen-${command}-`)));
     // The supernode serves health, stats and the jobs API on its plain-HTTP admin listener (its
@@ -44,11 +56,10 @@ export class PollenProcess {
     const url = `http://127.0.0.1:${port}`;
     const adminUrl = `http://127.0.0.1:${adminPort}`;
     try {
-      await waitFor(async () => {
-        if (child.exitCode !== null) throw new Error(`pollen ${command} exited: ${output()}`);
-        // A peer opens its metrics listener after its mirror: healthy means both are up.
-        return httpOk(`${adminUrl}/healthz`);
-      }, `pollen ${command} on ${url}`, 60_000);
+      // A daemon that exits (a failed start) ends the wait at once, not after the timeout.
+      await waitFor(async () => child.exitCode !== null || httpOk(`${adminUrl}/healthz`), `pollen ${command} on ${url}`, 60_000);
+      // A peer opens its metrics listener after its mirror: healthy means both are up.
+      if (child.exitCode !== null) throw new Error(`pollen ${command} exited with code ${child.exitCode}`);
     } catch (err) {
       child.kill('SIGKILL');
       throw new Error(`${(err as Error).message}\n${output()}`);

@@ -128,7 +128,9 @@ describe('the Pollen system of the fan-out benchmark, with stand-in daemons (nee
         expect(h.fromPeers).toBeLessThan(r.imageBytes * 0.01);
       }
       expect(Object.keys(r.daemons).sort()).toEqual(['peer@peer01', 'peer@peer02', 'supernode@supernode']);
-      for (const d of Object.values(r.daemons)) expect(d.cpuS).toBeGreaterThan(0);
+      // The mirrors served the pulls: their CPU shows. The stand-in supernode serves nothing and may
+      // stay under one clock tick (10 ms): measured, not necessarily above zero.
+      for (const [k, d] of Object.entries(r.daemons)) expect(d.cpuS, k).toBeGreaterThanOrEqual(k.startsWith('peer@') ? 0.01 : 0);
     } finally {
       await rm(out, { recursive: true, force: true });
     }
