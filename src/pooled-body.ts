@@ -4,7 +4,7 @@
 // milliseconds (--trace-gc). Here the body's reads fill buffers from a pool, the response writes
 // each one with a callback, and the callback gives it back: the socket owns a buffer until it
 // has written it, and not a moment longer.
-import type { ServerResponse } from 'node:http';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { BlockPool } from './p2p/block-pool.ts';
 
 export const BODY_CHUNK_BYTES = 256 * 1024;
@@ -18,6 +18,32 @@ export interface PooledBody {
    * release ignores). The consumer releases each chunk once it is done with it.
    */
   chunks(acquire: () => Buffer): AsyncIterable<Buffer>;
+}
+
+/** A byte range (inclusive end) of a committed blob as a pooled body, read with a content store's `readInto`. */
+export function pooledRangeBody(readInto: (target: Uint8Array, offset: number) => Promise<void>, range: { start: number; end: number }): PooledBody {
+  return {
+    pooled: true,
+    async *chunks(acquire) {
+      for (let pos = range.start; pos <= range.end; ) {
+        const whole = acquire();
+        const chunk = whole.subarray(0, Math.min(whole.length, range.end + 1 - pos));
+        await readInto(chunk, pos);
+        pos += chunk.length;
+        yield chunk;
+      }
+    },
+  };
+}
+
+/**
+ * Sends `body` as the whole answer of a fastify route (status and headers as set on `reply`): the
+ * reply is hijacked and written here. The route's 'close' still ends its request as for any other.
+ */
+export function sendPooledBody(reply: { hijack(): unknown; raw: ServerResponse; statusCode: number; getHeaders(): Record<string, unknown> }, body: PooledBody): void {
+  reply.hijack();
+  reply.raw.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
+  void writePooledBody(reply.raw, body);
 }
 
 export function isPooledBody(body: unknown): body is PooledBody {

@@ -1,14 +1,13 @@
 // The OCI distribution pull API of the mirror, on fastify. Paths are parsed here (nested names
 // `a/b/c` need a wildcard), errors become OCI error bodies at this edge, and nothing a client sends
 // can crash the daemon: every failure is a PollenError mapped to a status.
-import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { parseDigest } from '../../src/digest.ts';
 import { PollenError, toPollenError } from '../../src/errors.ts';
 import { httpStatusOf, ociErrorBody } from '../../src/oci/error-body.ts';
-import { isPooledBody, writePooledBody } from '../../src/pooled-body.ts';
+import { isPooledBody, sendPooledBody } from '../../src/pooled-body.ts';
 import { parseManifestRef, parseName } from '../../src/oci/names.ts';
 import { RegistryClient } from '../../src/oci/registry-client.ts';
 import type { BlobService } from './blob-service.ts';
@@ -114,11 +113,9 @@ export function registerMirrorRoutes(app: FastifyInstance, deps: MirrorRouteDeps
 function send(reply: FastifyReply, r: MirrorReply): FastifyReply {
   void reply.code(r.status).headers({ ...API_VERSION_HEADER, ...r.headers });
   if (isPooledBody(r.body)) {
-    // Written here with a callback per chunk (src/pooled-body.ts), not piped by fastify; the
-    // access log and the metrics hear of the response from its 'close' as for any other.
-    void reply.hijack();
-    reply.raw.writeHead(r.status, reply.getHeaders() as OutgoingHttpHeaders);
-    void writePooledBody(reply.raw, r.body);
+    // Written with a callback per chunk (src/pooled-body.ts), not piped by fastify; the access log
+    // and the metrics hear of the response from its 'close' as for any other.
+    sendPooledBody(reply, r.body);
     return reply;
   }
   return r.body === undefined ? reply.send() : reply.send(r.body);

@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
+import { sendPooledBody } from '../../src/pooled-body.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { API, type HeartbeatBody, type Holding, type MetainfoBody, type RegisterResponse, type SyncRequest, type SyncResponse, type TaskBody } from '../../src/p2p/supernode-api.ts';
 import { bearerOf } from '../http/route-auth.ts';
@@ -125,8 +126,9 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
       const controller = new AbortController();
       request.raw.once('close', () => controller.abort());
       const { length, body } = await seed.readPiece(peer.peerId, request.params.digest, Number(request.params.index), controller.signal);
-      body.on('error', () => {});
-      return reply.header('content-length', length).type('application/octet-stream').send(body);
+      // In pooled buffers written with callbacks (src/pooled-body.ts), not a fresh buffer per read.
+      sendPooledBody(reply.header('content-length', length).type('application/octet-stream'), body);
+      return reply;
     },
   );
 }

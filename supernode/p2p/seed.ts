@@ -8,7 +8,6 @@
 // cleaned up before the next one opens the same ingest. What the seed reads from registries shares
 // one bandwidth cap (`--seed-registry-rate`), paced chunk by chunk across all fetches.
 import { createHash, type Hash } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../../src/clock.ts';
 import type { ContentStore } from '../../src/content-store.ts';
@@ -17,6 +16,7 @@ import { PollenError, toPollenError } from '../../src/errors.ts';
 import type { Kv } from '../../src/db.ts';
 import type { RegistryHosts } from '../../src/oci/registry-hosts.ts';
 import { PartialBlob } from '../../src/partial-blob.ts';
+import { pooledRangeBody, type PooledBody } from '../../src/pooled-body.ts';
 import { layoutFor, pieceRange } from '../../src/p2p/metainfo.ts';
 import type { TokenBucket } from '../../src/p2p/token-bucket.ts';
 import { pacedChunks, rateLimiter } from '../../src/rate/throttle.ts';
@@ -191,7 +191,7 @@ export class Seed {
   }
 
   /** The bytes of one piece, for a peer admitted for the blob; waits for them while the fetch runs. */
-  async readPiece(peerId: string, digest: Digest, index: number, signal?: AbortSignal): Promise<{ length: number; body: Readable }> {
+  async readPiece(peerId: string, digest: Digest, index: number, signal?: AbortSignal): Promise<{ length: number; body: PooledBody }> {
     // Admission first: a peer not admitted learns nothing, not even whether the seed has the blob.
     if (!this.grants.has(peerId, digest)) {
       throw new PollenError('ERR_SEED_NOT_ADMITTED', `peer ${peerId.slice(0, 64)} is not admitted for ${digest}: create the task first`, { digest });
@@ -205,8 +205,8 @@ export class Seed {
     const state = task.state;
     if (state.name === 'failed') throw state.error;
     this.counters.servedBytes += length;
-    if (state.name === 'fetching') return { length, body: state.partial.createReadStream(range, signal) };
-    return { length, body: await this.store.read(digest, range) };
+    if (state.name === 'fetching') return { length, body: state.partial.pooledBody(range, signal) };
+    return { length, body: pooledRangeBody((target, offset) => this.store.readInto(digest, target, offset), range) };
   }
 
   async close(): Promise<void> {

@@ -36,8 +36,14 @@ export interface PollenLaunch {
   peer(ctx: FanoutContext, host: Host, options: { listen: string; dataDir: string; upstream: string; supernodeUrl: string; wire: string }): Promise<LaunchSpec>;
 }
 
-/** POLLEN_CPU_PROF_DIR=DIR: every daemon writes a V8 CPU profile there (node --cpu-prof), as in the test helpers. */
-const profArgs = (): string[] => (process.env.POLLEN_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.POLLEN_CPU_PROF_DIR}`] : []);
+/**
+ * As in the test helpers: POLLEN_CPU_PROF_DIR=DIR, every daemon writes a V8 CPU profile there (node
+ * --cpu-prof); POLLEN_NODE_FLAGS='--perf-basic-prof ...', more node/V8 flags (diagnosis only).
+ */
+const profArgs = (): string[] => [
+  ...(process.env.POLLEN_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.POLLEN_CPU_PROF_DIR}`] : []),
+  ...(process.env.POLLEN_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? []),
+];
 
 export const POLLEN_CLI_LAUNCH: PollenLaunch = {
   async supernode(ctx, listen, dataDir) {

@@ -2,7 +2,7 @@
 // (the production assembly, through fastify's inject) answer 2xx or 4xx with the OCI error body and
 // never throw (no 500); nothing reaches a peer route without that peer's token, whatever the path's
 // spelling; one peer's entries never break another peer's sync.
-import { Readable } from 'node:stream';
+import { pooledRangeBody } from '../../../../src/pooled-body.ts';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -45,7 +45,7 @@ function fakeSeed(): SeedPort & { ensured: number } {
     async readPiece(_peerId: string, d: Digest, index: number) {
       const t = tasks.get(d);
       if (!t || index >= t.meta.pieceCount) throw new PollenError('ERR_NOT_FOUND', 'no such piece');
-      return { length: 1, body: Readable.from([Buffer.from('x')]) };
+      return { length: 1, body: pooledRangeBody(async (target) => void target.fill(0x78), { start: 0, end: 0 }) };
     },
   };
   return seed as unknown as SeedPort & { ensured: number };

@@ -2,6 +2,7 @@
 // files are the point, a real FsContentStore: which registries and names it reaches, what of the
 // caller's reaches the registry, who gets metainfo and pieces, sizes, the admission cache, the
 // memory budget, and attempts that fail leaving nothing that breaks the next one.
+import { BODY_CHUNK_BYTES } from '../../../../src/pooled-body.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -53,7 +54,9 @@ function task(peerId: string, digest: Digest, upstream: Partial<TaskRequest['ups
 /** The task's state once its fetch has ended (the seed moves it right after the partial settles). */
 async function settled(t: SeedTask): Promise<SeedTask['state']['name']> {
   if (t.state.name === 'fetching') await t.state.partial.settledPromise();
-  for (let i = 0; i < 100 && t.state.name === 'fetching'; i++) await new Promise((r) => setImmediate(r));
+  // What follows the commit (real files: fsync, rename, the metainfo write) can take a while on a busy machine.
+  const deadline = Date.now() + 5000;
+  while (t.state.name === 'fetching' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
   return t.state.name;
 }
 
@@ -61,7 +64,7 @@ async function readAll(seed: Seed, peerId: string, t: SeedTask): Promise<Buffer>
   const out: Buffer[] = [];
   for (let i = 0; i < t.meta.pieceCount; i++) {
     const { body } = await seed.readPiece(peerId, t.meta.digest, i);
-    for await (const c of body) out.push(c as Buffer);
+    for await (const c of body.chunks(() => Buffer.allocUnsafe(BODY_CHUNK_BYTES))) out.push(Buffer.from(c));
   }
   return Buffer.concat(out);
 }
