@@ -32,9 +32,19 @@ export function secretWeakness(secret: string | undefined): string | undefined {
   return undefined;
 }
 
+/** Keys derived so far, by purpose and secret: every wire connection (dialled or accepted) needs one. */
+const derived = new Map<string, Buffer>();
+
 /** The pre-shared key for one purpose: HKDF-SHA256 of the secret, so wire and API keys differ. */
 export function derivePsk(secret: string, purpose: PskPurpose): Buffer {
-  return Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), Buffer.from('pollen-cluster-psk'), Buffer.from(IDENTITY[purpose]), 32));
+  const key = `${purpose}\0${secret}`;
+  let psk = derived.get(key);
+  if (!psk) {
+    if (derived.size > 8) derived.clear();
+    psk = Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), Buffer.from('pollen-cluster-psk'), Buffer.from(IDENTITY[purpose]), 32));
+    derived.set(key, psk);
+  }
+  return psk;
 }
 
 /** Options for `tls.createServer` / fastify's `https`: only a client holding the key completes. */
