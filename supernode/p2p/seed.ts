@@ -206,6 +206,8 @@ export class Seed {
     if (state.name === 'failed') throw state.error;
     this.counters.servedBytes += length;
     if (state.name === 'fetching') return { length, body: state.partial.pooledBody(range, signal) };
+    // Absent (evicted): a clear error now, before the answer's head is sent.
+    if (!(await this.store.stat(digest))) throw new PollenError('ERR_BLOB_UNKNOWN', `blob ${digest} is not in the seed's store`, { digest });
     return { length, body: pooledRangeBody((target, offset) => this.store.readInto(digest, target, offset), range) };
   }
 
