@@ -98,6 +98,8 @@ describe('the supernode status page', () => {
     const seen: number[] = [];
     const upRates: string[] = [];
     let shot = false;
+    let pull = 'pending';
+    pulled.then((n) => (pull = `done, ${n} bytes`), (e: unknown) => (pull = `failed: ${String(e)}`));
     await waitFor(async () => {
       const held = await heldOnPage(page, digest, b);
       upRates.push((await page.locator(`#peers tr[data-peer="${a}"] td`).nth(5).textContent()) ?? '');
@@ -107,7 +109,11 @@ describe('the supernode status page', () => {
         shot = true;
       }
       return held === pieceCount;
-    }, 'peer B complete on the page', 120_000);
+    }, 'peer B complete on the page', 120_000).catch((err: unknown) => {
+      // Seen once in a loaded CI run: say whether B's pull itself finished and how it got its bytes.
+      const notable = peerB.output().split('\n').filter((l) => /"level":(40|50)|blob committed|fallback|stall/.test(l)).slice(-8).join('\n');
+      throw new Error(`${(err as Error).message}; B's pull ${pull}; held pieces seen: ${seen.join(', ')}; B's log:\n${notable}`);
+    });
     expect(await pulled).toBe(layer.blob.length);
 
     // Partial values between empty and complete: the page moved with the transfer, not only at its end.
