@@ -30,6 +30,9 @@ import { taskRequest } from './task-request.ts';
 import { TransferState } from './transfer-state.ts';
 import { sha256Piece, type BlobReader, type BlobTarget, type ParentDialer, type PieceHasher, type PieceKv, type PieceRegistry, type TransferClient, type UpstreamFetch } from './transfer-seams.ts';
 
+/** Tries of the report that a transfer has every piece (1 s, then 2 s apart). */
+const FINAL_REPORT_ATTEMPTS = 3;
+
 export type { PersistedPieces } from './transfer-seams.ts';
 
 export interface TransferTimings {
@@ -576,9 +579,8 @@ export class P2pTransfer {
       this.deps.pieces.removeActive(this.digest, this);
       await this.persistChain;
       await this.deps.kv.del(this.digest).catch(() => {});
-      const have = this.pendingHaves;
       this.pendingHaves = [];
-      void this.deps.client.sync(this.deps.supernode, this.digest, { peerId: this.deps.peerId, have, wantSeed: 0, badParents: [] }).catch(() => {});
+      void this.reportComplete();
       const s = this.ledger.stats;
       this.deps.logger.info(
         { digest: this.digest, size: this.meta.size, ms: this.clock.now() - this.started, from: { ...this.counters }, received: s.receivedBytes, duplicates: { ...s.duplicateBytes }, fallbacks: s.fallbacks, stalls: s.stalls, starvedGrants: s.starvedGrants },
@@ -590,6 +592,23 @@ export class P2pTransfer {
       this.deps.logger.warn({ digest: this.digest, err: (err as Error).message }, 'blob failed verification at commit; nothing committed');
     } finally {
       this.resolveDone();
+    }
+  }
+
+  /**
+   * The last report names every piece, not only those since the last answered sync: a sync in
+   * flight when the transfer ended may fail with its haves, and the supernode should list this peer
+   * as a holder of the whole blob. A loaded supernode may drop one request: tried a few times.
+   */
+  private async reportComplete(): Promise<void> {
+    const have = Array.from({ length: this.meta.pieceCount }, (_, i) => i);
+    for (let attempt = 0; attempt < FINAL_REPORT_ATTEMPTS; attempt++) {
+      const ok = await this.deps.client.sync(this.deps.supernode, this.digest, { peerId: this.deps.peerId, have, wantSeed: 0, badParents: [] }).then(
+        () => true,
+        () => false,
+      );
+      if (ok || attempt === FINAL_REPORT_ATTEMPTS - 1) return;
+      await new Promise<void>((resolve) => this.clock.setTimeout(resolve, 1000 * 2 ** attempt));
     }
   }
 

@@ -81,6 +81,26 @@ describe('P2pTransfer on a manual clock', () => {
     expect(h.transfer.counters.peer).toBe(3 * PIECE_BYTES);
   });
 
+  it('reports every piece once committed, and tries that report again when the supernode drops it', async () => {
+    const h = start({ pieces: 3, parents: ['a'] });
+    await offerParents(h, { a: [0, 1, 2] });
+    for (let k = 0; k < 10 && h.transfer.state.phase === 'p2p'; k++) {
+      h.parents.get('a')!.deliver();
+      await h.settle();
+    }
+    await h.transfer.done;
+    // Syncs still open from the transfer (none answered any more) fail, as they may on a loaded supernode.
+    const final = (): { body: { have: number[] }; fail: (e: Error) => void } => h.supernode.syncs.at(-1)! as never;
+    expect(final().body.have).toEqual([0, 1, 2]);
+    const asked = h.supernode.bodies.length;
+    final().fail(new Error('timeout'));
+    await h.settle();
+    await h.advance(1000, 100);
+    expect(h.supernode.bodies.length).toBe(asked + 1);
+    expect(h.supernode.bodies.at(-1)!.have).toEqual([0, 1, 2]);
+    h.supernode.answer();
+  });
+
   it('in endgame asks a piece of at most ENDGAME_COPIES parents at once, whatever the parents do', async () => {
     const ids = ['a', 'b', 'c', 'd'];
     await fc.assert(
