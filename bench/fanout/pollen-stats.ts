@@ -1,6 +1,6 @@
 // What the Pollen peers say about their transfers, read from their logs: every 'blob committed'
 // line (peer/p2p/p2p-transfer.ts) carries the bytes received, the bytes thrown away by cause, and
-// the fallbacks, stalled parents and declined seed grants of that blob. Summed over a scenario's
+// the fallbacks, stalled parents, declined seed grants, parent dials and answered syncs of that blob. Summed over a scenario's
 // peers they are the report's duplicate, fallback, stall and starved-grant columns.
 
 export interface TransferSummary {
@@ -12,13 +12,16 @@ export interface TransferSummary {
   fallbacks: number;
   stalls: number;
   starvedGrants: number;
+  /** Wire connections the peers opened to parents, and syncs the supernode answered. */
+  dials: number;
+  syncs: number;
 }
 
 const num = (x: unknown): number => (typeof x === 'number' && Number.isFinite(x) ? x : 0);
 
 /** Sums the 'blob committed' lines of the peers' outputs (pino JSON, one object a line; other lines are skipped). */
 export function transferSummaryFromLogs(outputs: Iterable<string>): TransferSummary {
-  const s: TransferSummary = { blobs: 0, receivedBytes: 0, duplicateBytes: 0, duplicatesByCause: {}, fallbacks: 0, stalls: 0, starvedGrants: 0 };
+  const s: TransferSummary = { blobs: 0, receivedBytes: 0, duplicateBytes: 0, duplicatesByCause: {}, fallbacks: 0, stalls: 0, starvedGrants: 0, dials: 0, syncs: 0 };
   for (const text of outputs) {
     for (const line of text.split('\n')) {
       if (!line.includes('"blob committed"')) continue;
@@ -34,6 +37,8 @@ export function transferSummaryFromLogs(outputs: Iterable<string>): TransferSumm
       s.fallbacks += num(o.fallbacks);
       s.stalls += num(o.stalls);
       s.starvedGrants += num(o.starvedGrants);
+      s.dials += num(o.dials);
+      s.syncs += num(o.syncs);
       const d = o.duplicates;
       if (d && typeof d === 'object') {
         for (const [cause, bytes] of Object.entries(d as Record<string, unknown>)) {

@@ -3,7 +3,7 @@
 import type { ScenarioResult } from './scenario.ts';
 import type { FanoutReport } from './sweep.ts';
 
-const COLUMNS = ['S MiB', 'N', 'system', 'all-done s', 'x T*', 'x direct', 'median s', 'reg egress xS', 'sn egress xS', 'rx reg/sn/peers %', 'rx/need', 'dup xS', 'fallbacks', 'stalls', 'starved', 'client cpu s', 'client rss MiB', 'daemon cpu s', 'status'] as const;
+const COLUMNS = ['S MiB', 'N', 'system', 'all-done s', 'x T*', 'x direct', 'median s', 'reg egress xS', 'sn egress xS', 'rx reg/sn/peers %', 'rx/need', 'rx pkt/MiB', 'dup xS', 'fallbacks', 'stalls', 'starved', 'client cpu s', 'client rss MiB', 'daemon cpu s', 'status'] as const;
 const STATUS = COLUMNS.length - 1;
 
 function fmt(x: number, digits = 2): string {
@@ -31,6 +31,7 @@ function row(r: ScenarioResult, direct: ScenarioResult | undefined): string[] {
     fmt(r.supernodeEgressBytes / r.imageBytes),
     `${Math.round((100 * rx.reg) / total)}/${Math.round((100 * rx.sn) / total)}/${Math.round((100 * rx.peers) / total)}`,
     fmt(r.hosts.reduce((s, h) => s + h.rxBytes, 0) / (r.n * r.imageBytes || 1)),
+    fmt(r.hosts.reduce((s, h) => s + (h.rxPackets ?? NaN), 0) / (r.hosts.reduce((s, h) => s + h.rxBytes, 0) / 2 ** 20), 0),
     t ? fmt(t.duplicateBytes / r.imageBytes) : '-',
     t ? String(t.fallbacks) : '-',
     t ? String(t.stalls) : '-',
@@ -55,7 +56,7 @@ export function renderTable(report: FanoutReport): string {
     `pollen bench fanout: links ${o.mbit} Mbit/s up and down per host, registry upload ${o.registryMbit} Mbit/s; ${report.machine.cpus} cores, kernel ${report.machine.kernel}`,
     'T* = max(S/u_registry, S/d_peer, N*S/(u_registry + sum u_peer)); "x direct" = all-done / all-done of direct pulls at the same N and S;',
     '"reg egress xS" = bytes the registry host sent / image size; "rx reg/sn/peers %" = where the peers\' received bytes came from;',
-    '"rx/need" = bytes the peers received / (N x image size); Pollen\'s own counts (its peers\' "blob committed" lines): "dup xS" = bytes received and',
+    '"rx/need" = bytes the peers received / (N x image size); "rx pkt/MiB" = packets the peers received per MiB received (1 MiB is ~725 full frames); Pollen\'s own counts (its peers\' "blob committed" lines): "dup xS" = bytes received and',
     'thrown away / image size (by cause in report.json), "fallbacks" to the registry, "stalls" (parents dropped for a stalled piece), "starved" (seed grants declined).',
     '',
     line(COLUMNS),

@@ -16,6 +16,9 @@ export interface HostResult {
   ok: boolean;
   seconds: number;
   rxBytes: number;
+  /** Packets received and sent on the host's link (absent in reports from before they were counted). */
+  rxPackets?: number;
+  txPackets?: number;
   fromRegistry: number;
   fromSupernode: number;
   fromPeers: number;
@@ -119,6 +122,8 @@ export async function runScenario(input: ScenarioInput): Promise<ScenarioResult>
         ok: o.ok,
         seconds: o.seconds,
         rxBytes: d.rxBytes,
+        rxPackets: d.rxPackets,
+        txPackets: d.txPackets,
         fromRegistry: d.rxFrom[input.registryHost.name] ?? 0,
         fromSupernode: d.rxFrom[input.supernodeHost.name] ?? 0,
         fromPeers: d.rxFrom.other ?? 0,

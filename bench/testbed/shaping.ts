@@ -45,6 +45,9 @@ export interface HostCounters {
   /** Bytes sent and received on the host's link (IP packets as the interface counts them). */
   txBytes: number;
   rxBytes: number;
+  /** Packets sent and received on the host's link (small writes cost the bed's shaping and bridging per packet). */
+  txPackets: number;
+  rxPackets: number;
   /** Bytes received per counted source; `other` is everything else (peers, ARP). */
   rxFrom: Record<string, number>;
 }
@@ -55,7 +58,7 @@ interface TcFilter {
 }
 
 interface IpLink {
-  stats64?: { rx?: { bytes?: number }; tx?: { bytes?: number } };
+  stats64?: { rx?: { bytes?: number; packets?: number }; tx?: { bytes?: number; packets?: number } };
 }
 
 export async function readCounters(tc: string, ip: string, ns: string, sources: readonly CountedSource[]): Promise<HostCounters> {
@@ -72,12 +75,13 @@ export async function readCounters(tc: string, ip: string, ns: string, sources: 
     const name = f.pref === CATCH_ALL_PRIO ? 'other' : sources[f.pref - 1]?.name;
     if (name !== undefined) rxFrom[name] = (rxFrom[name] ?? 0) + bytes;
   }
-  return { txBytes: link?.stats64?.tx?.bytes ?? 0, rxBytes: link?.stats64?.rx?.bytes ?? 0, rxFrom };
+  const stats = link?.stats64;
+  return { txBytes: stats?.tx?.bytes ?? 0, rxBytes: stats?.rx?.bytes ?? 0, txPackets: stats?.tx?.packets ?? 0, rxPackets: stats?.rx?.packets ?? 0, rxFrom };
 }
 
 /** Counter differences (after - before), for measuring one phase of a run. */
 export function counterDelta(after: HostCounters, before: HostCounters): HostCounters {
   const rxFrom: Record<string, number> = {};
   for (const [k, v] of Object.entries(after.rxFrom)) rxFrom[k] = v - (before.rxFrom[k] ?? 0);
-  return { txBytes: after.txBytes - before.txBytes, rxBytes: after.rxBytes - before.rxBytes, rxFrom };
+  return { txBytes: after.txBytes - before.txBytes, rxBytes: after.rxBytes - before.rxBytes, txPackets: after.txPackets - before.txPackets, rxPackets: after.rxPackets - before.rxPackets, rxFrom };
 }

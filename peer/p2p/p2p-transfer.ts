@@ -151,6 +151,7 @@ export class P2pTransfer {
           onClose: (parent) => this.onParentClosed(parent),
           onPieces: () => this.pumpSoon(),
           onUnchoke: () => this.pump(),
+          onDial: () => this.ledger.stats.dials++,
           wanted: () => this.state.phase === 'p2p',
         },
       },
@@ -238,6 +239,7 @@ export class P2pTransfer {
 
   private onSync(res: SyncResponse): void {
     this.lastSyncOkAt = this.clock.now();
+    this.ledger.stats.syncs++;
     if (this.state.phase !== 'p2p') return;
     if (res.failed) return this.fallBack(`seed failed: ${res.failed}`);
     this.mergeHashes(res);
@@ -583,7 +585,7 @@ export class P2pTransfer {
       void this.reportComplete();
       const s = this.ledger.stats;
       this.deps.logger.info(
-        { digest: this.digest, size: this.meta.size, ms: this.clock.now() - this.started, from: { ...this.counters }, received: s.receivedBytes, duplicates: { ...s.duplicateBytes }, fallbacks: s.fallbacks, stalls: s.stalls, starvedGrants: s.starvedGrants },
+        { digest: this.digest, size: this.meta.size, ms: this.clock.now() - this.started, from: { ...this.counters }, received: s.receivedBytes, duplicates: { ...s.duplicateBytes }, fallbacks: s.fallbacks, stalls: s.stalls, starvedGrants: s.starvedGrants, dials: s.dials, syncs: s.syncs },
         'blob committed',
       );
     } catch (err) {

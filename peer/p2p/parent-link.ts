@@ -32,6 +32,8 @@ export class ParentLink {
   chokedSince: number;
   /** Dropped for a stalled piece (its partial pieces count as stall duplicates). */
   stalled = false;
+  /** When the parent connected or was last given a piece, whichever came later. */
+  lastAssignedAt: number;
   private readonly clock: Clock;
   private bytesPerSecond = 0;
   private lastSample: number;
@@ -40,7 +42,7 @@ export class ParentLink {
     this.peerId = peerId;
     this.conn = conn;
     this.clock = clock;
-    this.chokedSince = this.lastSample = clock.now();
+    this.chokedSince = this.lastSample = this.lastAssignedAt = clock.now();
   }
 
   /** Block requests to keep in flight. */
@@ -57,6 +59,7 @@ export class ParentLink {
   assign(index: number, length: number): Assignment {
     const a: Assignment = { index, length, blocks: new Array(Math.ceil(length / BLOCK_BYTES)), nextOffset: 0, received: 0, lastBlockAt: this.clock.now() };
     this.assignments.set(index, a);
+    this.lastAssignedAt = a.lastBlockAt;
     return a;
   }
 

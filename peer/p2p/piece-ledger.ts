@@ -29,10 +29,14 @@ export interface TransferStats {
   stalls: number;
   /** Seed grants declined because the piece was in flight to a live parent (each piece once). */
   starvedGrants: number;
+  /** Wire connections opened to parents. */
+  dials: number;
+  /** Syncs with the supernode that were answered. */
+  syncs: number;
 }
 
 export function emptyStats(): TransferStats {
-  return { receivedBytes: 0, duplicateBytes: Object.fromEntries(DUPLICATE_CAUSES.map((c) => [c, 0])) as Record<DuplicateCause, number>, fallbacks: 0, stalls: 0, starvedGrants: 0 };
+  return { receivedBytes: 0, duplicateBytes: Object.fromEntries(DUPLICATE_CAUSES.map((c) => [c, 0])) as Record<DuplicateCause, number>, fallbacks: 0, stalls: 0, starvedGrants: 0, dials: 0, syncs: 0 };
 }
 
 export class PieceLedger {

@@ -14,18 +14,18 @@ describe("the fan-out report's Pollen transfer columns", () => {
   it("sums the peers' 'blob committed' lines, skipping other lines and bad JSON", () => {
     const peerA = [
       '{"level":30,"msg":"P2P stalled; fetching the rest from the registry"}',
-      committed({ received: 70 * MIB, duplicates: { endgame: 4 * MIB, 'stall-reassign': 2 * MIB }, fallbacks: 0, stalls: 1, starvedGrants: 2 }),
+      committed({ received: 70 * MIB, duplicates: { endgame: 4 * MIB, 'stall-reassign': 2 * MIB }, fallbacks: 0, stalls: 1, starvedGrants: 2, dials: 7, syncs: 30 }),
       'not json "blob committed"',
     ].join('\n');
-    const peerB = committed({ received: 64 * MIB, duplicates: { endgame: MIB }, fallbacks: 1, stalls: 0, starvedGrants: 0 });
+    const peerB = committed({ received: 64 * MIB, duplicates: { endgame: MIB }, fallbacks: 1, stalls: 0, starvedGrants: 0, dials: 3, syncs: 11 });
     const s = transferSummaryFromLogs([peerA, peerB]);
-    expect(s).toEqual({ blobs: 2, receivedBytes: 134 * MIB, duplicateBytes: 7 * MIB, duplicatesByCause: { endgame: 5 * MIB, 'stall-reassign': 2 * MIB }, fallbacks: 1, stalls: 1, starvedGrants: 2 });
+    expect(s).toEqual({ blobs: 2, receivedBytes: 134 * MIB, duplicateBytes: 7 * MIB, duplicatesByCause: { endgame: 5 * MIB, 'stall-reassign': 2 * MIB }, fallbacks: 1, stalls: 1, starvedGrants: 2, dials: 10, syncs: 41 });
   });
 
   it('prints rx/need for every system and dup xS, fallbacks, stalls, starved where the system counted them', () => {
     const host = (rxBytes: number) => ({ host: 'p', ok: true, seconds: 10, rxBytes, fromRegistry: 0, fromSupernode: 0, fromPeers: rxBytes, txBytes: 0, clientCpuS: 1, clientMaxRssMiB: 10 });
     const base: ScenarioResult = { system: 'bittorrent', n: 2, sizeMiB: 64, imageBytes: 64 * MIB, lowerBoundS: 5, allDoneS: 10, medianS: 9, registryEgressBytes: 64 * MIB, supernodeEgressBytes: 0, registryCpuS: 0, hosts: [host(64 * MIB), host(72 * MIB)], daemons: {} };
-    const pollen: ScenarioResult = { ...base, system: 'pollen', transfer: { blobs: 2, receivedBytes: 0, duplicateBytes: 32 * MIB, duplicatesByCause: {}, fallbacks: 3, stalls: 4, starvedGrants: 5 } };
+    const pollen: ScenarioResult = { ...base, system: 'pollen', transfer: { blobs: 2, receivedBytes: 0, duplicateBytes: 32 * MIB, duplicatesByCause: {}, fallbacks: 3, stalls: 4, starvedGrants: 5, dials: 6, syncs: 7 } };
     const report: FanoutReport = { kind: 'pollen-bench-fanout', startedAt: '', finishedAt: '', machine: { cpus: 2, kernel: 'k', node: 'v20' }, options: { peers: [2], sizesMiB: [64], mbit: 100, registryMbit: 100, systems: [] }, systems: [], scenarios: [base, pollen] };
     const lines = renderTable(report).split('\n');
     const header = lines.find((l) => l.trim().startsWith('S MiB'))!.trim().split(/\s{2,}/);

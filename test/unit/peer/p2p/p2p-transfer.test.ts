@@ -4,7 +4,7 @@ import { ManualClock } from '../../../../src/clock.ts';
 import { BLOCK_BYTES } from '../../../../src/p2p/metainfo.ts';
 import { ExpiringBans } from '../../../../src/p2p/wire-bans.ts';
 import { ENDGAME_COPIES } from '../../../../peer/p2p/piece-picker.ts';
-import { MAX_PARENTS, MIN_PARENTS, parentsPerTransfer } from '../../../../peer/p2p/parent-pool.ts';
+import { MAX_PARENTS, MIN_PARENTS, parentsPerTransfer, USELESS_PATIENCE_MS } from '../../../../peer/p2p/parent-pool.ts';
 import { harness, offerParents, PIECE_BYTES, type Harness } from '../../../helpers/transfer-harness.ts';
 
 const open: Harness[] = [];
@@ -40,6 +40,27 @@ describe('the host\'s parent budget', () => {
     h.supernode.answer({ parents: ids.map((id) => ({ peerId: id, wireAddr: id })) });
     await h.settle();
     expect(h.dialled).toEqual(['a', 'b', 'c', 'd']);
+  });
+  it('keeps a parent that holds nothing we lack for USELESS_PATIENCE_MS before it makes room for one offered', async () => {
+    const h = start({ pieces: 4, parents: ['a', 'b', 'c'], maxParents: () => 2 });
+    // Both parents are downloading too: nothing we lack yet.
+    await offerParents(h, { a: [], b: [] });
+    const offerC = async (): Promise<void> => {
+      await h.advance(600);
+      h.supernode.answer({ parents: [{ peerId: 'c', wireAddr: 'c' }] });
+      await h.settle();
+    };
+    await offerC();
+    expect(h.dialled).toEqual(['a', 'b']);
+    expect(h.parents.get('a')!.isClosed).toBe(false);
+    // One announces a piece and is given it: it stays; the other, idle past the patience, goes.
+    h.parents.get('a')!.announce(0);
+    await h.settle();
+    await h.advance(USELESS_PATIENCE_MS - 600);
+    await offerC();
+    expect(h.parents.get('b')!.closeReason).toBe('holds nothing we need');
+    expect(h.parents.get('a')!.isClosed).toBe(false);
+    expect(h.dialled).toEqual(['a', 'b', 'c']);
   });
 });
 
