@@ -153,6 +153,8 @@ export class SimulatedPeer implements UploadSide {
         onBytes: () => {},
         onBan: () => {},
         clock: this.clock,
+        // One transfer per simulated peer: its ticks run from its own start, as on a host of its own.
+        tickPhaseMs: this.clock.now(),
         hashPiece: () => SIM_HASH,
         fetchUpstream: this.fetchUpstream,
       },

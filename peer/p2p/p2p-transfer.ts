@@ -52,6 +52,12 @@ export const DEFAULT_TIMINGS: TransferTimings = { syncMs: 500, pieceStallMs: 8_0
 export const SEED_CONCURRENCY = 3;
 /** The transfer's tick (stall and progress checks, periodic sync) runs this often at most. */
 export const TICK_MS = 250;
+/**
+ * Where in each TICK_MS this process's transfers tick: all at the same instants, so their periodic
+ * syncs leave in one request (the supernode client sends the syncs of one turn together), at a
+ * phase of the process's own so that a cluster's peers do not all sync in the same millisecond.
+ */
+const PROCESS_TICK_PHASE_MS = Math.floor(Math.random() * TICK_MS);
 /** This many verified pieces not yet reported make the transfer sync at once. */
 export const HAVES_PER_SYNC = 4;
 /**
@@ -95,6 +101,8 @@ export interface TransferDeps {
   readonly hashPiece?: PieceHasher;
   /** The registry range GET of the fallback (default fetchRangeFromUpstream). */
   readonly fetchUpstream?: UpstreamFetch;
+  /** Ticks fall on times t with (t - tickPhaseMs) a multiple of the tick (default: this process's phase). */
+  readonly tickPhaseMs?: number;
 }
 
 export class P2pTransfer {
@@ -186,9 +194,19 @@ export class P2pTransfer {
 
   start(): void {
     this.deps.pieces.addActive(this.digest, this);
-    this.ticker = this.clock.setInterval(() => this.tick(), Math.min(TICK_MS, this.timings.syncMs));
+    this.scheduleTick();
     if (this.ledger.have.complete) void this.finish();
     else void this.sync();
+  }
+
+  /** The next tick, on the process's grid of ticks (see PROCESS_TICK_PHASE_MS). */
+  private scheduleTick(): void {
+    const period = Math.min(TICK_MS, this.timings.syncMs);
+    const into = (((this.clock.now() - (this.deps.tickPhaseMs ?? PROCESS_TICK_PHASE_MS)) % period) + period) % period;
+    this.ticker = this.clock.setTimeout(() => {
+      this.tick();
+      if (!this.state.over) this.scheduleTick();
+    }, period - into);
   }
 
   private tick(): void {

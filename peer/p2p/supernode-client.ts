@@ -16,11 +16,13 @@ import { PollenError } from '../../src/errors.ts';
 import {
   API,
   API_LIMITS,
+  apiErrorFrom,
   apiErrorOf,
   type HeartbeatBody,
   type MetainfoBody,
   type RegisterRequest,
   type RegisterResponse,
+  type SyncBatchResponse,
   type SyncRequest,
   type SyncResponse,
   type TaskBody,
@@ -30,6 +32,22 @@ import { JOBS_API, type WorkRequest, type WorkResponse } from '../../src/preheat
 const MAX_RESPONSE_BYTES = 1 << 20;
 const SEED_PIECE_TIMEOUT_MS = 60_000;
 const CREATE_TASK_TIMEOUT_MS = 20_000;
+/** Syncs sent in one request at most (the supernode takes API_LIMITS.syncsPerBatch). */
+const SYNCS_PER_REQUEST = 16;
+
+interface QueuedSync {
+  readonly digest: Digest;
+  readonly body: SyncRequest;
+  resolve(answer: SyncResponse): void;
+  reject(err: unknown): void;
+}
+
+/** The syncs waiting for one supernode, and whether a request of them is out. */
+interface SyncQueue {
+  readonly waiting: QueuedSync[];
+  scheduled: boolean;
+  inFlight: boolean;
+}
 
 export class SupernodeClient {
   /** The supernodes as configured (their identity: keys of ownership and registration). */
@@ -41,6 +59,7 @@ export class SupernodeClient {
   /** This peer's registration with each supernode (by configured URL). */
   private readonly sessions = new Map<string, { peerId: string; token: string }>();
   private readonly registering = new Map<string, Promise<RegisterResponse>>();
+  private readonly syncQueues = new Map<string, SyncQueue>();
 
   constructor(deps: { dispatcher?: Dispatcher }, options: { urls: readonly string[]; secret?: string; timeoutMs: number }) {
     this.urls = options.urls.map((u) => u.replace(/\/+$/, ''));
@@ -97,8 +116,53 @@ export class SupernodeClient {
     return this.post(url, API.task, body, Math.max(this.timeoutMs, CREATE_TASK_TIMEOUT_MS));
   }
 
+  /**
+   * One task's sync. Syncs asked in the same turn of the event loop (the transfers tick together)
+   * go to the supernode in one request, and so do those asked while a request is out: each answer
+   * or error comes back to its own caller, as if it had been sent alone.
+   */
   sync(url: string, digest: Digest, body: SyncRequest): Promise<SyncResponse> {
-    return this.post(url, API.sync(digest), body);
+    return new Promise((resolve, reject) => {
+      let queue = this.syncQueues.get(url);
+      if (!queue) this.syncQueues.set(url, (queue = { waiting: [], scheduled: false, inFlight: false }));
+      queue.waiting.push({ digest, body, resolve, reject });
+      this.flushSoon(url, queue);
+    });
+  }
+
+  private flushSoon(url: string, queue: SyncQueue): void {
+    if (queue.scheduled || queue.inFlight || queue.waiting.length === 0) return;
+    queue.scheduled = true;
+    setImmediate(() => {
+      queue.scheduled = false;
+      void this.flushSyncs(url, queue);
+    });
+  }
+
+  private async flushSyncs(url: string, queue: SyncQueue): Promise<void> {
+    if (queue.inFlight) return;
+    const batch = queue.waiting.splice(0, SYNCS_PER_REQUEST);
+    if (batch.length === 0) return;
+    queue.inFlight = true;
+    try {
+      const res = await this.post<SyncBatchResponse>(url, API.syncs, { syncs: batch.map((q) => ({ ...q.body, digest: q.digest })) });
+      const answers = Array.isArray(res?.syncs) ? res.syncs : [];
+      batch.forEach((q, k) => {
+        const a = answers[k];
+        if (!a || a.digest !== q.digest) q.reject(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent a malformed sync answer`, { supernode: url }));
+        else if ('answer' in a && a.answer && typeof a.answer === 'object') q.resolve(a.answer);
+        else {
+          const status = 'status' in a && Number.isInteger(a.status) ? a.status : 502;
+          const err = apiErrorFrom(status, 'error' in a ? a.error : undefined, 'ERR_SUPERNODE_UNAVAILABLE', { supernode: url });
+          q.reject(new PollenError(err.code, `supernode ${url} answered ${status} for ${q.digest}: ${err.message}`, err.detail));
+        }
+      });
+    } catch (err) {
+      for (const q of batch) q.reject(err);
+    } finally {
+      queue.inFlight = false;
+      this.flushSoon(url, queue);
+    }
   }
 
   /** This peer no longer holds `digest` (its store evicted it). */

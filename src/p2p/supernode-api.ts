@@ -14,6 +14,8 @@ export const API = {
   heartbeat: '/api/v1/peers/self/heartbeat',
   task: '/api/v1/tasks',
   sync: (digest: Digest) => `/api/v1/tasks/${digest}/sync`,
+  /** Several tasks' syncs in one request (what the peer sends: its transfers sync on the same ticks). */
+  syncs: '/api/v1/syncs',
   /** The calling peer no longer holds this blob (evicted from its store): it stops being a parent of it. */
   drop: (digest: Digest) => `/api/v1/tasks/${digest}/drop`,
   seedPiece: (digest: Digest, index: number) => `/api/v1/seed/${digest}/pieces/${index}`,
@@ -32,6 +34,7 @@ export const API_LIMITS = {
   reportedParents: 64,
   wantSeed: 64,
   uploadSlots: 10_000,
+  syncsPerBatch: 64,
 } as const;
 
 /** Peer ids: letters, digits, `-` and `_` (the agent uses 40 hex digits). */
@@ -147,6 +150,20 @@ export interface SyncResponse {
   readonly failed?: string;
 }
 
+/** One task's sync in a batch: the digest and its SyncRequest. */
+export type SyncBatchItem = SyncRequest & { readonly digest: Digest };
+
+export interface SyncBatchRequest {
+  readonly syncs: readonly SyncBatchItem[];
+}
+
+/** A batch item's answer, in the order asked: the task's SyncResponse, or the status and OCI error body it would have answered alone. */
+export type SyncBatchAnswer = { readonly digest: Digest; readonly answer: SyncResponse } | { readonly digest: Digest; readonly status: number; readonly error: unknown };
+
+export interface SyncBatchResponse {
+  readonly syncs: readonly SyncBatchAnswer[];
+}
+
 /** The OCI error body the supernode answers with (src/oci/error-body.ts). */
 export interface ApiErrorBody {
   readonly errors: ReadonlyArray<{ readonly code: string; readonly message: string; readonly detail?: { readonly pollenCode?: string } }>;
@@ -154,15 +171,22 @@ export interface ApiErrorBody {
 
 /** The PollenError an API error answer stands for: its `detail.pollenCode` (when known) and message. */
 export function apiErrorOf(status: number, text: string, fallback: ErrorCode, where: Record<string, unknown>): PollenError {
-  let code: ErrorCode = fallback;
-  let message = `answered ${status}`;
+  let body: unknown;
   try {
-    const first = (JSON.parse(text) as Partial<ApiErrorBody>).errors?.[0];
-    const pollenCode = first?.detail?.pollenCode;
-    if (status < 500 && typeof pollenCode === 'string' && pollenCode in ERROR_CODES) code = pollenCode as ErrorCode;
-    if (typeof first?.message === 'string') message = first.message.slice(0, 500);
+    body = JSON.parse(text);
   } catch {
     // not an error body: keep the generic error
   }
+  return apiErrorFrom(status, body, fallback, where);
+}
+
+/** As apiErrorOf, from an error body already parsed (a batch answer's item). */
+export function apiErrorFrom(status: number, body: unknown, fallback: ErrorCode, where: Record<string, unknown>): PollenError {
+  let code: ErrorCode = fallback;
+  let message = `answered ${status}`;
+  const first = body && typeof body === 'object' ? (body as Partial<ApiErrorBody>).errors?.[0] : undefined;
+  const pollenCode = first?.detail?.pollenCode;
+  if (status < 500 && typeof pollenCode === 'string' && pollenCode in ERROR_CODES) code = pollenCode as ErrorCode;
+  if (typeof first?.message === 'string') message = first.message.slice(0, 500);
   return new PollenError(code, message, { ...where, status });
 }

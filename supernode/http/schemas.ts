@@ -94,6 +94,21 @@ export const SYNC_BODY = {
   },
 } as const;
 
+/** Several tasks' syncs: each item is a SYNC_BODY with its digest. */
+export const SYNC_BATCH_BODY = {
+  type: 'object',
+  required: ['syncs'],
+  additionalProperties: false,
+  properties: {
+    syncs: {
+      type: 'array',
+      minItems: 1,
+      maxItems: API_LIMITS.syncsPerBatch,
+      items: { ...SYNC_BODY, required: ['digest'], properties: { ...SYNC_BODY.properties, digest: DIGEST } },
+    },
+  },
+} as const;
+
 export const WORK_BODY = {
   type: 'object',
   additionalProperties: false,

@@ -7,9 +7,22 @@ import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
 import { sendPooledBody } from '../../src/pooled-body.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
-import { API, type HeartbeatBody, type Holding, type MetainfoBody, type RegisterResponse, type SyncRequest, type SyncResponse, type TaskBody } from '../../src/p2p/supernode-api.ts';
+import {
+  API,
+  type HeartbeatBody,
+  type Holding,
+  type MetainfoBody,
+  type RegisterResponse,
+  type SyncBatchAnswer,
+  type SyncBatchRequest,
+  type SyncBatchResponse,
+  type SyncRequest,
+  type SyncResponse,
+  type TaskBody,
+} from '../../src/p2p/supernode-api.ts';
+import { classify, errorAnswer } from '../http/error-handler.ts';
 import { bearerOf } from '../http/route-auth.ts';
-import { DIGEST_PARAMS, HEARTBEAT_BODY, PIECE_PARAMS, REGISTER_BODY, SYNC_BODY, TASK_BODY } from '../http/schemas.ts';
+import { DIGEST_PARAMS, HEARTBEAT_BODY, PIECE_PARAMS, REGISTER_BODY, SYNC_BATCH_BODY, SYNC_BODY, TASK_BODY } from '../http/schemas.ts';
 import { checkWireHost, parseWireAddr } from '../http/wire-addr.ts';
 import type { Scheduler } from './scheduler.ts';
 import type { Seed, SeedTask } from './seed.ts';
@@ -85,28 +98,47 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
     return {};
   });
 
+  /** One task's sync: the pieces the peer verified and its reports go in, parents and seed grants come out. */
+  function syncOne(peer: PeerRecord, digest: Digest, body: SyncRequest): SyncResponse {
+    const task = seed.get(digest);
+    if (!task || !scheduler.holds(digest, peer.peerId) || !seed.isAdmitted(peer.peerId, digest)) throw new PollenError('ERR_NOT_FOUND', 'unknown task for this peer: create the task again');
+    scheduler.have(digest, peer.peerId, body.have ?? []);
+    report(digest, peer, body.badParents ?? [], false);
+    report(digest, peer, body.corruptParents ?? [], true);
+    if (body.leave) return { hashes: [], parents: [], seedGrants: [], availability: [] };
+    if (task.state.name === 'failed') return { hashes: [], parents: [], seedGrants: [], availability: [], failed: task.state.error.message };
+    const schedule = scheduler.schedule(digest, peer.peerId, body.wantSeed ?? 0, (id) => tracker.get(id), (i) => typeof task.meta.hashes[i] === 'string', body.starved === true);
+    // Only the hashes the peer lacks: all of them on every sync was 17 KB per answer for a 256 MiB
+    // blob, on the links the seed keeps full.
+    const k = body.knownHashes;
+    const known = typeof k === 'number' && Number.isInteger(k) ? Math.min(Math.max(0, k), task.meta.pieceCount) : 0;
+    return { hashes: task.meta.hashes.slice(known), hashesFrom: known, ...schedule };
+  }
+
   app.post<{ Params: { digest: Digest }; Body: SyncRequest }>(
     '/api/v1/tasks/:digest/sync',
     { config: { auth: 'peer' }, schema: { params: DIGEST_PARAMS, body: SYNC_BODY } },
-    async (request): Promise<SyncResponse> => {
-      const peer = caller(request);
-      const { digest } = request.params;
-      const body = request.body;
-      const task = seed.get(digest);
-      if (!task || !scheduler.holds(digest, peer.peerId) || !seed.isAdmitted(peer.peerId, digest)) throw new PollenError('ERR_NOT_FOUND', 'unknown task for this peer: create the task again');
-      scheduler.have(digest, peer.peerId, body.have ?? []);
-      report(digest, peer, body.badParents ?? [], false);
-      report(digest, peer, body.corruptParents ?? [], true);
-      if (body.leave) return { hashes: [], parents: [], seedGrants: [], availability: [] };
-      if (task.state.name === 'failed') return { hashes: [], parents: [], seedGrants: [], availability: [], failed: task.state.error.message };
-      const schedule = scheduler.schedule(digest, peer.peerId, body.wantSeed ?? 0, (id) => tracker.get(id), (i) => typeof task.meta.hashes[i] === 'string', body.starved === true);
-      // Only the hashes the peer lacks: all of them on every sync was 17 KB per answer for a 256 MiB
-      // blob, on the links the seed keeps full.
-      const k = body.knownHashes;
-      const known = typeof k === 'number' && Number.isInteger(k) ? Math.min(Math.max(0, k), task.meta.pieceCount) : 0;
-      return { hashes: task.meta.hashes.slice(known), hashesFrom: known, ...schedule };
-    },
+    async (request): Promise<SyncResponse> => syncOne(caller(request), request.params.digest, request.body),
   );
+
+  // The peer's transfers sync on the same ticks and send their syncs together: one request, one
+  // token check and one TLS record each way instead of one per transfer. Each item is answered as
+  // it would have been alone, its error included, so one unknown task does not fail the others.
+  app.post<{ Body: SyncBatchRequest }>(API.syncs, { config: { auth: 'peer' }, schema: { body: SYNC_BATCH_BODY } }, async (request): Promise<SyncBatchResponse> => {
+    const peer = caller(request);
+    const syncs: SyncBatchAnswer[] = [];
+    for (const { digest, ...body } of request.body.syncs) {
+      try {
+        syncs.push({ digest, answer: syncOne(peer, digest, body) });
+      } catch (err) {
+        const { error, status } = classify(err);
+        const answer = errorAnswer(error, status);
+        if (answer.status >= 500) request.log.error({ err, digest }, 'sync failed');
+        syncs.push({ digest, status: answer.status, error: answer.body });
+      }
+    }
+    return { syncs };
+  });
 
   /** Counts reports only against parents the scheduler offered this peer here, within its allowance. */
   function report(digest: Digest, reporter: PeerRecord, parents: readonly string[], corrupt: boolean): void {

@@ -257,6 +257,8 @@ export function harness(options: HarnessOptions): Harness {
     onBan: () => {},
     clock,
     fetchUpstream,
+    // Ticks every TICK_MS from the start, as a transfer started on the grid.
+    tickPhaseMs: options.startAt ?? 1_000_000,
     ...(options.hashPiece ? { hashPiece: options.hashPiece } : {}),
     ...(options.maxParents ? { maxParents: options.maxParents } : {}),
     ...(options.parentBans ? { parentBans: options.parentBans } : {}),

@@ -11,7 +11,9 @@ import { freePort, waitFor } from '../helpers/tools.ts';
 import { startPeer, startSupernode, type TestPeer } from '../helpers/p2p-swarm.ts';
 import { SupernodeClient } from '../../peer/p2p/supernode-client.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
-import { generateSecret } from '../../src/cluster-tls.ts';
+import { generateSecret, pskClientOptions } from '../../src/cluster-tls.ts';
+import { API } from '../../src/p2p/supernode-api.ts';
+import { Agent, type Dispatcher } from 'undici';
 
 const LAYER_BYTES = 40 << 20;
 /** The swarm's cluster secret: the wire runs TLS with its key (and the API checks its token). */
@@ -46,10 +48,10 @@ describe('P2P swarm over a real registry', () => {
   }
 
   /** A fresh supernode with a peer registered through the API alone (no agent) that created the swarm layer's task. */
-  async function apiPeerWithTask(peerId: string) {
+  async function apiPeerWithTask(peerId: string, dispatcher?: Dispatcher) {
     const { node } = await startSupernode({ upstream: registry.url, secret: SECRET });
     cleanups.push(() => node.close());
-    const client = new SupernodeClient({}, { urls: [node.url], secret: SECRET, timeoutMs: 5_000 });
+    const client = new SupernodeClient(dispatcher ? { dispatcher } : {}, { urls: [node.url], secret: SECRET, timeoutMs: 5_000 });
     cleanups.push(() => client.close());
     const digest = layer.descriptor.digest as Digest;
     await client.register(node.url, { peerId, wireAddr: '127.0.0.1:1', uploadSlots: 1, holdings: [] });
@@ -101,6 +103,32 @@ describe('P2P swarm over a real registry', () => {
     }
     // Not a number at all: the body schema refuses it.
     await expect(sync('x')).rejects.toMatchObject({ code: 'ERR_INVALID_REQUEST' });
+  });
+
+  it('syncs of one turn go in one request, and each gets its own answer or error', async () => {
+    const paths: string[] = [];
+    const agent = new Agent({ connect: pskClientOptions(SECRET, 'api') });
+    cleanups.push(() => agent.close());
+    const counted = agent.compose((dispatch) => (opts, handler) => {
+      paths.push(String(opts.path));
+      return dispatch(opts, handler);
+    });
+    const { node, client, digest } = await apiPeerWithTask('p1', counted);
+    const unknown = `sha256:${'0'.repeat(64)}` as Digest;
+    const body = { have: [], wantSeed: 0, badParents: [] };
+    paths.length = 0;
+    const [known, missing] = await Promise.allSettled([client.sync(node.url, digest, body), client.sync(node.url, unknown, body)]);
+    expect(paths).toEqual([API.syncs]);
+    expect(known.status).toBe('fulfilled');
+    expect(known.status === 'fulfilled' && Array.isArray(known.value.parents)).toBe(true);
+    expect(missing).toMatchObject({ status: 'rejected', reason: { code: 'ERR_NOT_FOUND' } });
+    // One asked while a request is out waits for it and goes with whatever else came meanwhile.
+    paths.length = 0;
+    const first = client.sync(node.url, digest, body);
+    await new Promise((r) => setImmediate(r));
+    const later = [client.sync(node.url, digest, body), client.sync(node.url, digest, body)];
+    await Promise.all([first, ...later]);
+    expect(paths).toEqual([API.syncs, API.syncs]);
   });
 
   it('a parent reported slow still counts as a holder; one reported corrupt does not, and the seed serves its pieces', async () => {
