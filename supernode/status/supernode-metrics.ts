@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Metrics, type Counter, type Histogram } from '../../src/metrics.ts';
 import type { SeedCounters } from '../p2p/seed.ts';
+import { API } from '../../src/p2p/supernode-api.ts';
 
 /** The cluster API's piece sync route, as fastify names it (see ../p2p/routes-p2p.ts). */
 export const SYNC_ROUTE = '/api/v1/tasks/:digest/sync';
@@ -29,7 +30,7 @@ export class SupernodeMetrics {
   constructor(sources: SupernodeMetricSources) {
     const m = this.metrics;
     this.syncs = m.counter('pollen_supernode_syncs_total', 'piece syncs answered (a peer reports pieces and gets parents and seed grants); rate() gives syncs per second');
-    this.syncLatency = m.histogram('pollen_supernode_sync_duration_seconds', 'time to answer a sync, from request to response', [], SYNC_BUCKETS_S);
+    this.syncLatency = m.histogram('pollen_supernode_sync_duration_seconds', 'time to answer a sync request (one task, or a batch of a peer\'s tasks), from request to response', [], SYNC_BUCKETS_S);
     m.gauge('pollen_supernode_peers', 'registered live peers', [], (g) => g.set(sources.peers()));
     m.gauge('pollen_supernode_tasks', 'tasks (blobs) the scheduler tracks holders of', [], (g) => g.set(sources.tasks()));
     m.counterFrom('pollen_supernode_seed_bytes_total', 'seed bytes by direction: download from back_to_source (the registry), upload from the seed to peers', ['direction', 'source'], () => {
@@ -51,8 +52,10 @@ export class SupernodeMetrics {
   observeClusterApp(app: FastifyInstance, onSeedPiece: (digest: string, bytes: number) => void): void {
     app.addHook('onResponse', async (req, reply) => {
       const route = req.routeOptions.url;
-      if (route === SYNC_ROUTE) {
-        this.syncs.inc();
+      if (route === SYNC_ROUTE || route === API.syncs) {
+        // A batch counts each task's sync it carried; its latency is the request's.
+        const items = route === API.syncs ? (req.body as { syncs?: unknown[] } | undefined)?.syncs?.length ?? 0 : 1;
+        this.syncs.inc(items);
         this.syncLatency.observe(reply.elapsedTime / 1000);
       } else if (route === SEED_PIECE_ROUTE && reply.statusCode === 200 && reply.raw.writableFinished) {
         const digest = (req.params as { digest?: string }).digest;

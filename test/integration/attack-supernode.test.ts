@@ -115,6 +115,7 @@ describe('the supernode cluster API under attack', () => {
       ['POST', '/api/v1/peers/self/heartbeat', {}],
       ['POST', '/api/v1/tasks', { digest: layer, upstream: upstream() }],
       ['POST', `/api/v1/tasks/${layer}/sync`, { have: [0, 1, 2, 3, 4], wantSeed: 4, corruptParents: ['victim'] }],
+      ['POST', '/api/v1/syncs', { syncs: [{ digest: layer, have: [0, 1, 2, 3, 4], wantSeed: 4, corruptParents: ['victim'] }] }],
       ['GET', `/api/v1/seed/${layer}/pieces/0`, undefined],
       ['POST', '/api/v1/peers/self/preheat', { reports: [] }],
       ['POST', '/api/v1/peers/victim/heartbeat', {}],
@@ -171,6 +172,34 @@ describe('the supernode cluster API under attack', () => {
       expectRefusal(res, [400]);
     }
     expect((await stats()).peers).toBe(before);
+  });
+
+  it('a batch of syncs answers each task only to a peer in it, item by item, and refuses a malformed or oversized batch whole', async () => {
+    const member = await registered('batch-member');
+    const outsider = await registered('batch-outsider');
+    expect((await call({ method: 'POST', path: '/api/v1/tasks', token: member, body: { digest: layer, upstream: upstream() } })).status).toBe(200);
+    const before = await stats();
+    const other = `sha256:${'1'.repeat(64)}`;
+    const item = (digest: string) => ({ digest, have: [0, 1, 2], wantSeed: 4, badParents: [], corruptParents: ['batch-member'] });
+    // The outsider never joined the task: each item is refused as the per-task route would refuse it,
+    // and nothing it claimed or reported counts.
+    const res = await call({ method: 'POST', path: '/api/v1/syncs', token: outsider, body: { syncs: [item(layer), item(other)] } });
+    expect(res.status, res.body).toBe(200);
+    const answers = (JSON.parse(res.body) as { syncs: Array<{ digest: string; status?: number; error?: { errors: Array<{ detail: { pollenCode: string } }> }; answer?: unknown }> }).syncs;
+    expect(answers.map((a) => [a.digest, a.status, a.error?.errors[0]?.detail.pollenCode, a.answer])).toEqual([
+      [layer, 404, 'ERR_NOT_FOUND', undefined],
+      [other, 404, 'ERR_NOT_FOUND', undefined],
+    ]);
+    expect((await stats()).scheduler).toEqual(before.scheduler);
+    // The member gets its own task's answer next to a refused item.
+    const mixed = JSON.parse((await call({ method: 'POST', path: '/api/v1/syncs', token: member, body: { syncs: [item(other), { digest: layer, have: [], wantSeed: 0, badParents: [] }] } })).body) as { syncs: Array<{ status?: number; answer?: SyncResponse }> };
+    expect(mixed.syncs[0]!.status).toBe(404);
+    expect(Array.isArray(mixed.syncs[1]!.answer?.hashes)).toBe(true);
+    // Malformed or too many items: 400 for the whole request, nothing applied.
+    for (const body of [{ syncs: [] }, { syncs: [{ have: [] }] }, { syncs: [{ ...item(layer), digest: '../x' }] }, { syncs: Array.from({ length: 65 }, () => item(layer)) }, { syncs: 'x' }]) {
+      expectRefusal(await call({ method: 'POST', path: '/api/v1/syncs', token: member, body }), [400]);
+    }
+    expect((await stats()).scheduler).toEqual(before.scheduler);
   });
 
   it("peer A cannot take B's id, sync as B, or poll B's preheat work", async () => {
