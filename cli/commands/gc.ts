@@ -4,11 +4,9 @@
 // answer is detected by its database lock: the command then refuses rather than race the daemon.
 import type { Command } from 'commander';
 import { systemClock } from '../../src/clock.ts';
-import { openLevelKv } from '../../src/db.ts';
 import { PollenError } from '../../src/errors.ts';
 import type { CollectReport } from '../../src/store/collector.ts';
 import { GC_ROUTE } from '../../src/store/gc-routes.ts';
-import { openGcStore } from '../../src/store/gc-store.ts';
 import { formatBytes, parseDuration } from '../../src/units.ts';
 import { expandHome, PEER_SETTINGS } from '../../peer/config.ts';
 import { addConfigOptions, configFromCommand } from '../options.ts';
@@ -57,6 +55,8 @@ async function collectDirectly(cmd: Command, url: string): Promise<CollectReport
     throw new PollenError('ERR_NOT_FOUND', `no content store at ${content} (and no peer at ${url}): pass --data or --peer`, { data });
   }
   // The peer holds its database open: failing to open it means a peer runs on this directory.
+  // The store and its database are loaded by the command that opens them (start-up of every other command).
+  const [{ openLevelKv }, { openGcStore }] = await Promise.all([import('../../src/db.ts'), import('../../src/store/gc-store.ts')]);
   const db = await openLevelKv(join(data, 'meta')).catch((err: unknown) => {
     throw new PollenError('ERR_INVALID_REQUEST', `a peer seems to run on ${data} (its database is locked) but does not answer at ${url}: pass --peer with its admin URL`, { data }, { cause: err });
   });

@@ -2,7 +2,6 @@
 import type { Command } from 'commander';
 import { redactConfig } from '../../src/config.ts';
 import { PEER_SETTINGS, peerConfigFrom } from '../../peer/config.ts';
-import { Peer } from '../../peer/peer.ts';
 import { runUntilSignal, startOrClose } from '../daemon.ts';
 import { createLogger } from '../logger.ts';
 import { packageVersion } from '../package-root.ts';
@@ -18,6 +17,8 @@ export function registerPeer(program: Command): void {
     if (config.supernodes.length > 0) requireSafeWire(config);
     const logger = createLogger(config.logLevel, 'pollen-peer');
     logger.info({ config: redactConfig(PEER_SETTINGS, values), configFile: configFilePath(cmd) }, 'starting peer');
+    // Loaded here, not at the top: `pollen` loads only the command it runs (a peer's start-up CPU).
+    const { Peer } = await import('../../peer/peer.ts');
     const peer = new Peer({ logger, version: packageVersion(import.meta.dirname) }, config);
     await startOrClose(peer);
     await runUntilSignal(logger, peer);

@@ -6,7 +6,6 @@ import type { Command } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PollenError } from '../../src/errors.ts';
 import type { JobBody, PreheatArgsBody, PreheatScope } from '../../src/preheat/jobs-api.ts';
-import { JobsClient } from '../../src/preheat/jobs-client.ts';
 
 const POLL_MS = 500;
 
@@ -64,6 +63,7 @@ export function registerPreheat(program: Command): void {
     .option('--token <token>', 'admin token of the jobs API (env POLLEN_ADMIN_TOKEN)')
     .action(async (ref: string, o: PreheatOptions) => {
       const supernode = o.supernode ?? process.env.POLLEN_SUPERNODE_ADMIN ?? 'http://127.0.0.1:8003';
+      const { JobsClient } = await import('../../src/preheat/jobs-client.ts');
       const client = new JobsClient({ baseUrl: supernode, token: o.token ?? process.env.POLLEN_ADMIN_TOKEN });
       const username = o.username ?? process.env.POLLEN_PREHEAT_USERNAME;
       const password = o.password ?? process.env.POLLEN_PREHEAT_PASSWORD;

@@ -1,13 +1,9 @@
 // `pollen pull REF --bundle DIR`: from an image reference to an OCI bundle that `runc run` starts,
 // directly from the registry or through a Pollen peer mirror (`--mirror URL`, with `?ns=<host>`).
 import { Option, type Command } from 'commander';
-import { FsContentStore } from '../../src/fs-content-store.ts';
 import { hostPlatform, parsePlatform } from '../../src/oci/image.ts';
 import { formatImageReference, parseImageReference } from '../../src/oci/names.ts';
-import { RegistryClient } from '../../src/oci/registry-client.ts';
-import { pullImage } from '../../src/snapshot/image-puller.ts';
 import { DEFAULT_LAYER_MAX_BYTES, DEFAULT_LAYER_MAX_RATIO, layerLimits } from '../../src/snapshot/layer-limits.ts';
-import { SnapshotStore } from '../../src/snapshot/snapshot-store.ts';
 import { join } from 'node:path';
 import { createProgress } from './pull-progress.ts';
 
@@ -45,6 +41,13 @@ export function registerPull(program: Command): void {
     .addOption(snapshotRootOption())
     .action(async (ref: string, args: string[], o: Record<string, unknown>) => {
       const image = parseImageReference(ref);
+      // The pulling and unpacking code is loaded by the command that runs it (start-up of every other command).
+      const [{ RegistryClient }, { pullImage }, { SnapshotStore }, { FsContentStore }] = await Promise.all([
+        import('../../src/oci/registry-client.ts'),
+        import('../../src/snapshot/image-puller.ts'),
+        import('../../src/snapshot/snapshot-store.ts'),
+        import('../../src/fs-content-store.ts'),
+      ]);
       const plainHttp = o.plainHttp === true;
       const password = process.env.POLLEN_REGISTRY_PASSWORD;
       const client = new RegistryClient(

@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { parseDigest, type Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
-import { SnapshotStore } from '../../src/snapshot/snapshot-store.ts';
+import type { SnapshotStore } from '../../src/snapshot/snapshot-store.ts';
 import { snapshotRootOption } from './pull.ts';
 
 const size = (n: number): string => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`);
@@ -16,7 +16,7 @@ export function registerSnapshots(program: Command): void {
     .option('--json', 'one JSON object per line')
     .addOption(snapshotRootOption())
     .action(async (o: { root: string; json?: boolean }) => {
-      const store = await SnapshotStore.open(o.root);
+      const store = await openSnapshots(o.root);
       const use = await store.usage();
       const rows = (await store.list()).map((s) => ({ ...s, bundles: use.get(s.chainId)?.bundles ?? [], children: use.get(s.chainId)?.children ?? [] }));
       if (o.json) {
@@ -35,7 +35,7 @@ export function registerSnapshots(program: Command): void {
     .option('--force', 'remove even when in use')
     .addOption(snapshotRootOption())
     .action(async (ids: string[], o: { root: string; force?: boolean }) => {
-      const store = await SnapshotStore.open(o.root);
+      const store = await openSnapshots(o.root);
       const all = (await store.list()).map((s) => s.chainId);
       for (const id of ids) {
         await store.remove(matchId(all, id), { force: o.force === true });
@@ -47,7 +47,7 @@ export function registerSnapshots(program: Command): void {
     .description('remove every snapshot that no existing bundle needs')
     .addOption(snapshotRootOption())
     .action(async (o: { root: string }) => {
-      const store = await SnapshotStore.open(o.root);
+      const store = await openSnapshots(o.root);
       const removed = await store.prune();
       const bytes = removed.reduce((n, s) => n + s.size, 0);
       process.stdout.write(`pruned ${removed.length} snapshots, ${size(bytes)} of layer content\n`);
@@ -59,4 +59,10 @@ function matchId(all: readonly Digest[], id: string): Digest {
   const hits = all.filter((d) => d.slice(7).startsWith(id));
   if (hits.length !== 1) throw new PollenError('ERR_NOT_FOUND', `${hits.length === 0 ? 'no' : 'more than one'} snapshot matches ${id}`, { id });
   return hits[0]!;
+}
+
+/** The snapshot store, loaded by the commands that use it (not at every `pollen` start). */
+async function openSnapshots(root: string): Promise<SnapshotStore> {
+  const { SnapshotStore } = await import('../../src/snapshot/snapshot-store.ts');
+  return SnapshotStore.open(root);
 }

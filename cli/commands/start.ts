@@ -4,9 +4,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { redactConfig } from '../../src/config.ts';
 import { PEER_SETTINGS, peerConfigFrom } from '../../peer/config.ts';
-import { Peer } from '../../peer/peer.ts';
 import { supernodeConfigFrom } from '../../supernode/config.ts';
-import { Supernode } from '../../supernode/supernode.ts';
 import { runUntilSignal, startOrClose } from '../daemon.ts';
 import { createLogger } from '../logger.ts';
 import { packageVersion } from '../package-root.ts';
@@ -37,6 +35,7 @@ export function registerStart(program: Command): void {
       { config: { ...redactConfig(PEER_SETTINGS, values), ...redactConfig(START_EXTRA_SETTINGS, extra) }, configFile: configFilePath(cmd) },
       'starting pollen (all-in-one)',
     );
+    const [{ Supernode }, { Peer }] = await Promise.all([import('../../supernode/supernode.ts'), import('../../peer/peer.ts')]);
     const supernode = new Supernode({ logger }, supernodeConfig);
     await startOrClose(supernode);
     // The all-in-one peer joins its own supernode unless told otherwise.

@@ -2,7 +2,6 @@
 import type { Command } from 'commander';
 import { redactConfig } from '../../src/config.ts';
 import { SUPERNODE_SETTINGS, supernodeConfigFrom } from '../../supernode/config.ts';
-import { Supernode } from '../../supernode/supernode.ts';
 import { runUntilSignal, startOrClose } from '../daemon.ts';
 import { createLogger } from '../logger.ts';
 import { addConfigOptions, configFilePath, configFromCommand } from '../options.ts';
@@ -14,6 +13,7 @@ export function registerSupernode(program: Command): void {
     const config = supernodeConfigFrom(values);
     const logger = createLogger(config.logLevel, 'pollen-supernode');
     logger.info({ config: redactConfig(SUPERNODE_SETTINGS, values), configFile: configFilePath(cmd) }, 'starting supernode');
+    const { Supernode } = await import('../../supernode/supernode.ts');
     const supernode = new Supernode({ logger }, config);
     await startOrClose(supernode);
     await runUntilSignal(logger, supernode);
