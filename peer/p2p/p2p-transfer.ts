@@ -9,7 +9,6 @@
 // in seed-piece.ts; time and every outside party come through the seams of transfer-seams.ts, so
 // unit tests drive it on a manual clock and bench/sim runs this very code on simulated time.
 // Over 400 lines because it is the one place the sources meet: which piece from whom, when.
-import type { Logger } from 'pino';
 import { systemClock, type Clock, type Timer } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError, toPollenError } from '../../src/errors.ts';
@@ -17,8 +16,6 @@ import type { Bitfield } from '../../src/p2p/bitfield.ts';
 import { BLOCK_BYTES, pieceRange } from '../../src/p2p/metainfo.ts';
 import type { MetainfoBody, SyncResponse } from '../../src/p2p/supernode-api.ts';
 import { releaseBlock } from '../../src/p2p/wire-connection.ts';
-import type { ExpiringBans } from '../../src/p2p/wire-bans.ts';
-import type { Throttle } from '../../src/rate/throttle.ts';
 import type { BlobFetchRequest } from '../blob-downloader.ts';
 import { fetchRangeFromUpstream } from '../mirror/upstream-ranges.ts';
 import type { Assignment, ParentLink } from './parent-link.ts';
@@ -28,27 +25,12 @@ import { pickPiece } from './piece-picker.ts';
 import { fetchSeedPiece } from './seed-piece.ts';
 import { taskRequest } from './task-request.ts';
 import { TransferState } from './transfer-state.ts';
-import { sha256Piece, type BlobReader, type BlobTarget, type ParentDialer, type PieceHasher, type PieceKv, type PieceRegistry, type TransferClient, type UpstreamFetch } from './transfer-seams.ts';
-
-/** Tries of the report that a transfer has every piece (1 s, then 2 s apart). */
-const FINAL_REPORT_ATTEMPTS = 3;
+import { knownHashCount, TransferSync, withAnsweredHashes } from './transfer-sync.ts';
+import { DEFAULT_TIMINGS, sha256Piece, type BlobReader, type BlobTarget, type PieceHasher, type TransferCounters, type TransferDeps, type TransferTimings } from './transfer-seams.ts';
 
 export type { PersistedPieces } from './transfer-seams.ts';
+export { DEFAULT_TIMINGS, type TransferDeps, type TransferEvent, type TransferTimings } from './transfer-seams.ts';
 
-export interface TransferTimings {
-  readonly syncMs: number;
-  /** A piece with no block for this long is taken back and asked elsewhere. */
-  readonly pieceStallMs: number;
-  /** No bytes from any source for this long: fall back to the registry. */
-  readonly noProgressMs: number;
-  /** The supernode unreachable for this long: fall back to the registry. */
-  readonly supernodeDeadMs: number;
-}
-
-// Generous: on a starved machine a fallback that comes too early sends the registry every byte again.
-// The fan-out bed (16 peers on 2 cores, every link full) lost syncs for over 15 s while P2P was
-// still the best way forward: 31 fallbacks sent the registry 12 x S.
-export const DEFAULT_TIMINGS: TransferTimings = { syncMs: 500, pieceStallMs: 8_000, noProgressMs: 30_000, supernodeDeadMs: 30_000 };
 export const SEED_CONCURRENCY = 3;
 /** The transfer's tick (stall and progress checks, periodic sync) runs this often at most. */
 export const TICK_MS = 250;
@@ -68,43 +50,6 @@ export const HAVES_PER_SYNC = 4;
  */
 export const STARVED_MS = 5_000;
 
-export interface TransferCounters {
-  peer: number;
-  seed: number;
-  upstream: number;
-}
-
-/** What the peer counts (Prometheus) as a transfer runs. */
-export type TransferEvent = { kind: 'duplicate'; cause: DuplicateCause; bytes: number } | { kind: 'fallback' } | { kind: 'stall' } | { kind: 'starved-grant' };
-
-export interface TransferDeps {
-  readonly client: TransferClient;
-  readonly supernode: string;
-  readonly pieces: PieceRegistry;
-  readonly kv: PieceKv;
-  readonly logger: Logger;
-  /** Opens wire connections (TLS with the cluster key; skips banned addresses). */
-  readonly dialer: ParentDialer;
-  readonly peerId: string;
-  readonly onBytes: (from: keyof TransferCounters, bytes: number) => void;
-  readonly onBan: (peerId: string) => void;
-  readonly onEvent?: (e: TransferEvent) => void;
-  /** The peer's bans of parents that sent bad pieces, shared by its transfers (default: this transfer's own). */
-  readonly parentBans?: ExpiringBans;
-  /** The host's download budget for seed pieces (wire reads are paced by the dialer). */
-  readonly downloads?: Throttle | undefined;
-  /** Parents this transfer may have now (default MAX_PARENTS; the peer shares a host budget). */
-  readonly maxParents?: () => number;
-  /** Time (default the system clock). */
-  readonly clock?: Clock;
-  /** The piece hash (default sha256; the simulation names pieces without hashing them). */
-  readonly hashPiece?: PieceHasher;
-  /** The registry range GET of the fallback (default fetchRangeFromUpstream). */
-  readonly fetchUpstream?: UpstreamFetch;
-  /** Ticks fall on times t with (t - tickPhaseMs) a multiple of the tick (default: this process's phase). */
-  readonly tickPhaseMs?: number;
-}
-
 export class P2pTransfer {
   readonly counters: TransferCounters = { peer: 0, seed: 0, upstream: 0 };
   readonly state = new TransferState();
@@ -118,17 +63,14 @@ export class P2pTransfer {
   private readonly ingest: BlobReader;
   private meta: MetainfoBody;
   private readonly ledger: PieceLedger;
+  private readonly supernodeSync: TransferSync;
   private readonly pool: ParentPool;
   private readonly seedFetches = new Map<number, AbortController>();
   private readonly declinedGrants = new Set<number>();
   private availability: readonly number[] = [];
-  private pendingHaves: number[] = [];
   private lastProgressAt: number;
   private lastPieceAt: number;
-  private lastSyncOkAt: number;
-  private syncing: Promise<void> | undefined;
   private pumpQueued = false;
-  private lastSyncAt = 0;
   private persistChain: Promise<void> = Promise.resolve();
   private ticker: Timer | undefined;
   private readonly started: number;
@@ -148,7 +90,28 @@ export class P2pTransfer {
     this.partial = init.partial;
     this.ingest = init.ingest;
     this.ledger = new PieceLedger(init.have);
-    this.started = this.lastProgressAt = this.lastPieceAt = this.lastSyncOkAt = this.clock.now();
+    this.started = this.lastProgressAt = this.lastPieceAt = this.clock.now();
+    this.supernodeSync = new TransferSync({
+      client: deps.client,
+      supernode: deps.supernode,
+      digest: this.digest,
+      peerId: deps.peerId,
+      clock: this.clock,
+      logger: deps.logger,
+      wanted: () => this.state.phase === 'p2p',
+      request: () => ({
+        ...this.pool.takeReports(),
+        // Leases we hold come back with every answer, so count the whole allowance, not what is left.
+        wantSeed: SEED_CONCURRENCY,
+        starved: !this.ledger.have.complete && this.clock.now() - this.lastPieceAt > STARVED_MS,
+        knownHashes: knownHashCount(this.meta),
+      }),
+      unsent: (r) => this.pool.restoreReports({ badParents: r.badParents, corruptParents: r.corruptParents ?? [] }),
+      recreateTask: async () => {
+        await this.deps.client.createTask(this.deps.supernode, taskRequest(this.deps.peerId, this.request, this.meta.size));
+      },
+      onAnswer: (res) => this.onSync(res),
+    });
     this.pool = new ParentPool(
       {
         dialer: deps.dialer,
@@ -214,7 +177,7 @@ export class P2pTransfer {
     const now = this.clock.now();
     // A slow or lost supernode matters only when the parents we have stop delivering too.
     const stalledFor = now - this.lastProgressAt;
-    if (now - this.lastSyncOkAt > this.timings.supernodeDeadMs && stalledFor > this.timings.supernodeDeadMs / 2) return this.fallBack('supernode unreachable');
+    if (now - this.supernodeSync.lastOkAt > this.timings.supernodeDeadMs && stalledFor > this.timings.supernodeDeadMs / 2) return this.fallBack('supernode unreachable');
     if (now - this.lastProgressAt > this.timings.noProgressMs) return this.fallBack('no progress');
     for (const { parent, piece } of this.pool.stalled(this.timings.pieceStallMs)) {
       this.deps.logger.debug({ digest: this.digest, parent: parent.peerId, piece }, 'piece stalled; dropping parent');
@@ -222,45 +185,19 @@ export class P2pTransfer {
       this.deps.onEvent?.({ kind: 'stall' });
       this.pool.dropStalled(parent);
     }
-    if (now - this.lastSyncAt >= this.timings.syncMs) void this.sync();
+    if (now - this.supernodeSync.lastSentAt >= this.timings.syncMs) void this.sync();
     this.pump();
   }
 
   private sync(): Promise<void> {
-    if (this.syncing || this.state.phase !== 'p2p') return this.syncing ?? Promise.resolve();
-    this.lastSyncAt = this.clock.now();
-    const have = this.pendingHaves;
-    this.pendingHaves = [];
-    const reports = this.pool.takeReports();
-    // Leases we hold come back with every answer, so count the whole allowance, not what is left.
-    const wantSeed = SEED_CONCURRENCY;
-    const starved = !this.ledger.have.complete && this.clock.now() - this.lastPieceAt > STARVED_MS;
-    this.syncing = this.deps.client
-      .sync(this.deps.supernode, this.digest, { peerId: this.deps.peerId, have, wantSeed, ...reports, starved, knownHashes: this.knownHashes() })
-      .then((res) => this.onSync(res))
-      .catch(async (err: unknown) => {
-        this.pendingHaves.push(...have);
-        this.pool.restoreReports(reports);
-        const e = toPollenError(err);
-        if (e.kind === 'not_found') {
-          // The supernode lost the peer or the task (a restart): register the task again.
-          await this.deps.client.createTask(this.deps.supernode, taskRequest(this.deps.peerId, this.request, this.meta.size)).then(
-            () => (this.lastSyncOkAt = this.clock.now()),
-            () => {},
-          );
-        }
-        this.deps.logger.debug({ digest: this.digest, err: e.message }, 'sync failed');
-      })
-      .finally(() => (this.syncing = undefined));
-    return this.syncing;
+    return this.supernodeSync.sync();
   }
 
   private onSync(res: SyncResponse): void {
-    this.lastSyncOkAt = this.clock.now();
     this.ledger.stats.syncs++;
     if (this.state.phase !== 'p2p') return;
     if (res.failed) return this.fallBack(`seed failed: ${res.failed}`);
-    this.mergeHashes(res);
+    this.meta = withAnsweredHashes(this.meta, res);
     this.availability = res.availability;
     this.pool.offer(res.parents, (parent) => this.isUseful(parent));
     for (const i of res.seedGrants) this.onSeedGrant(i);
@@ -284,24 +221,6 @@ export class P2pTransfer {
       return;
     }
     void this.fetchFromSeed(i);
-  }
-
-  /** Takes the hashes the answer carries (from `hashesFrom` on); a malformed answer changes nothing. */
-  private mergeHashes(res: SyncResponse): void {
-    const from = res.hashesFrom ?? 0;
-    if (!Number.isInteger(from) || from < 0 || from + res.hashes.length !== this.meta.pieceCount) return;
-    const hashes = [...this.meta.hashes];
-    res.hashes.forEach((h, k) => {
-      if (typeof h === 'string' && hashes[from + k] == null) hashes[from + k] = h;
-    });
-    this.meta = { ...this.meta, hashes };
-  }
-
-  /** Leading piece hashes known (what the next sync need not send again). */
-  private knownHashes(): number {
-    let n = 0;
-    while (n < this.meta.pieceCount && typeof this.meta.hashes[n] === 'string') n++;
-    return n;
   }
 
   private onParentClosed(parent: ParentLink): void {
@@ -505,13 +424,13 @@ export class P2pTransfer {
     this.counters[from] += bytes;
     this.deps.onBytes(from, bytes);
     this.lastProgressAt = this.lastPieceAt = this.clock.now();
-    this.pendingHaves.push(index);
+    this.supernodeSync.verified(index);
     this.deps.pieces.announce(this.digest, index);
     this.partial.setAvailable(Math.min(this.meta.size, this.ledger.have.prefixLength() * this.meta.pieceSize));
     await this.persist();
     this.deps.logger.debug({ digest: this.digest, piece: index, from }, 'piece verified');
     if (this.ledger.have.complete) await this.finish();
-    else if (this.pendingHaves.length >= HAVES_PER_SYNC) void this.sync();
+    else if (this.supernodeSync.pendingCount >= HAVES_PER_SYNC) void this.sync();
   }
 
   /** Cancels the requests for `index` still out to parents and the seed (its copy is being stored). */
@@ -599,8 +518,7 @@ export class P2pTransfer {
       this.deps.pieces.removeActive(this.digest, this);
       await this.persistChain;
       await this.deps.kv.del(this.digest).catch(() => {});
-      this.pendingHaves = [];
-      void this.reportComplete();
+      void this.supernodeSync.reportComplete(this.meta.pieceCount);
       const s = this.ledger.stats;
       this.deps.logger.info(
         { digest: this.digest, size: this.meta.size, ms: this.clock.now() - this.started, from: { ...this.counters }, received: s.receivedBytes, duplicates: { ...s.duplicateBytes }, fallbacks: s.fallbacks, stalls: s.stalls, starvedGrants: s.starvedGrants, dials: s.dials, syncs: s.syncs },
@@ -612,23 +530,6 @@ export class P2pTransfer {
       this.deps.logger.warn({ digest: this.digest, err: (err as Error).message }, 'blob failed verification at commit; nothing committed');
     } finally {
       this.resolveDone();
-    }
-  }
-
-  /**
-   * The last report names every piece, not only those since the last answered sync: a sync in
-   * flight when the transfer ended may fail with its haves, and the supernode should list this peer
-   * as a holder of the whole blob. A loaded supernode may drop one request: tried a few times.
-   */
-  private async reportComplete(): Promise<void> {
-    const have = Array.from({ length: this.meta.pieceCount }, (_, i) => i);
-    for (let attempt = 0; attempt < FINAL_REPORT_ATTEMPTS; attempt++) {
-      const ok = await this.deps.client.sync(this.deps.supernode, this.digest, { peerId: this.deps.peerId, have, wantSeed: 0, badParents: [] }).then(
-        () => true,
-        () => false,
-      );
-      if (ok || attempt === FINAL_REPORT_ATTEMPTS - 1) return;
-      await new Promise<void>((resolve) => this.clock.setTimeout(resolve, 1000 * 2 ** attempt));
     }
   }
 

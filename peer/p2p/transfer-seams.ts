@@ -4,12 +4,17 @@
 // the simulation (bench/sim) passes parts that move bytes over its network model on simulated
 // time, so the model runs the peer's own transfer logic and not a copy of it.
 import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Clock } from '../../src/clock.ts';
 import type { Ingest } from '../../src/content-store.ts';
 import type { Kv } from '../../src/db.ts';
 import type { Digest } from '../../src/digest.ts';
 import type { PartialBlob } from '../../src/partial-blob.ts';
+import type { ExpiringBans } from '../../src/p2p/wire-bans.ts';
+import type { Throttle } from '../../src/rate/throttle.ts';
 import type { fetchRangeFromUpstream } from '../mirror/upstream-ranges.ts';
 import type { LocalPieces } from './local-pieces.ts';
+import type { DuplicateCause } from './piece-ledger.ts';
 import type { SupernodeClient } from './supernode-client.ts';
 
 /** One wire connection to a parent, as the transfer uses it (WireConnection implements it). */
@@ -56,3 +61,56 @@ export const sha256Piece: PieceHasher = (data) => {
   for (const b of data) hash.update(b);
   return hash.digest('hex');
 };
+
+export interface TransferTimings {
+  readonly syncMs: number;
+  /** A piece with no block for this long is taken back and asked elsewhere. */
+  readonly pieceStallMs: number;
+  /** No bytes from any source for this long: fall back to the registry. */
+  readonly noProgressMs: number;
+  /** The supernode unreachable for this long: fall back to the registry. */
+  readonly supernodeDeadMs: number;
+}
+
+// Generous: on a starved machine a fallback that comes too early sends the registry every byte again.
+// The fan-out bed (16 peers on 2 cores, every link full) lost syncs for over 15 s while P2P was
+// still the best way forward: 31 fallbacks sent the registry 12 x S.
+export const DEFAULT_TIMINGS: TransferTimings = { syncMs: 500, pieceStallMs: 8_000, noProgressMs: 30_000, supernodeDeadMs: 30_000 };
+
+export interface TransferCounters {
+  peer: number;
+  seed: number;
+  upstream: number;
+}
+
+/** What the peer counts (Prometheus) as a transfer runs. */
+export type TransferEvent = { kind: 'duplicate'; cause: DuplicateCause; bytes: number } | { kind: 'fallback' } | { kind: 'stall' } | { kind: 'starved-grant' };
+
+/** Everything a transfer is given: the parties it talks to, time, and the peer's shared budgets. */
+export interface TransferDeps {
+  readonly client: TransferClient;
+  readonly supernode: string;
+  readonly pieces: PieceRegistry;
+  readonly kv: PieceKv;
+  readonly logger: Logger;
+  /** Opens wire connections (TLS with the cluster key; skips banned addresses). */
+  readonly dialer: ParentDialer;
+  readonly peerId: string;
+  readonly onBytes: (from: keyof TransferCounters, bytes: number) => void;
+  readonly onBan: (peerId: string) => void;
+  readonly onEvent?: (e: TransferEvent) => void;
+  /** The peer's bans of parents that sent bad pieces, shared by its transfers (default: this transfer's own). */
+  readonly parentBans?: ExpiringBans;
+  /** The host's download budget for seed pieces (wire reads are paced by the dialer). */
+  readonly downloads?: Throttle | undefined;
+  /** Parents this transfer may have now (default MAX_PARENTS; the peer shares a host budget). */
+  readonly maxParents?: () => number;
+  /** Time (default the system clock). */
+  readonly clock?: Clock;
+  /** The piece hash (default sha256; the simulation names pieces without hashing them). */
+  readonly hashPiece?: PieceHasher;
+  /** The registry range GET of the fallback (default fetchRangeFromUpstream). */
+  readonly fetchUpstream?: UpstreamFetch;
+  /** Ticks fall on times t with (t - tickPhaseMs) a multiple of the tick (default: this process's phase). */
+  readonly tickPhaseMs?: number;
+}

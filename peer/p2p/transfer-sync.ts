@@ -1,0 +1,127 @@
+// A transfer's conversation with the supernode that owns its blob: one sync at a time carries the
+// pieces verified since the last answered one, the parents to report and what the transfer wants
+// of the seed; the answer (parents, seed grants, piece hashes, availability) goes back to the
+// transfer. A failed sync keeps its pieces and reports for the next one; an unknown task (the
+// supernode restarted or dropped us) is created again. When the transfer has every piece, the last
+// report names all of them and is tried again if it fails. Time and the supernode come through
+// the transfer's seams (transfer-seams.ts), so the simulation runs this code too.
+import type { Logger } from 'pino';
+import type { Clock } from '../../src/clock.ts';
+import type { Digest } from '../../src/digest.ts';
+import { toPollenError } from '../../src/errors.ts';
+import type { MetainfoBody, SyncRequest, SyncResponse } from '../../src/p2p/supernode-api.ts';
+import type { TransferClient } from './transfer-seams.ts';
+
+/** Tries of the report that a transfer has every piece (1 s, then 2 s apart). */
+export const FINAL_REPORT_ATTEMPTS = 3;
+
+/** What the sync asks of the transfer it belongs to. */
+export interface SyncPort {
+  readonly client: TransferClient;
+  readonly supernode: string;
+  readonly digest: Digest;
+  readonly peerId: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Whether syncing is still wanted (the transfer is fetching over P2P). */
+  wanted(): boolean;
+  /** The rest of the request (reports taken out of the parent pool, seed wishes, hashes known). */
+  request(): Omit<SyncRequest, 'have' | 'peerId'>;
+  /** The request failed: its reports are owed again. */
+  unsent(request: Omit<SyncRequest, 'have' | 'peerId'>): void;
+  /** The supernode no longer knows the task: create it again. */
+  recreateTask(): Promise<void>;
+  onAnswer(res: SyncResponse): void;
+}
+
+export class TransferSync {
+  private readonly port: SyncPort;
+  private pending: number[] = [];
+  private syncing: Promise<void> | undefined;
+  /** When the last sync left, and when the supernode last answered (or took the task again). */
+  lastSentAt = 0;
+  lastOkAt: number;
+
+  constructor(port: SyncPort) {
+    this.port = port;
+    this.lastOkAt = port.clock.now();
+  }
+
+  /** A piece verified since the last sync (reported with the next one). */
+  verified(index: number): void {
+    this.pending.push(index);
+  }
+
+  /** Pieces verified and not yet reported. */
+  get pendingCount(): number {
+    return this.pending.length;
+  }
+
+  /** Syncs now unless a sync is out (then resolves when that one is answered or failed). */
+  sync(): Promise<void> {
+    const port = this.port;
+    if (this.syncing || !port.wanted()) return this.syncing ?? Promise.resolve();
+    this.lastSentAt = port.clock.now();
+    const have = this.pending;
+    this.pending = [];
+    const rest = port.request();
+    this.syncing = port.client
+      .sync(port.supernode, port.digest, { peerId: port.peerId, have, ...rest })
+      .then((res) => {
+        this.lastOkAt = port.clock.now();
+        port.onAnswer(res);
+      })
+      .catch(async (err: unknown) => {
+        this.pending.push(...have);
+        port.unsent(rest);
+        const e = toPollenError(err);
+        if (e.kind === 'not_found') {
+          // The supernode lost the peer or the task (a restart): register the task again.
+          await port.recreateTask().then(
+            () => (this.lastOkAt = port.clock.now()),
+            () => {},
+          );
+        }
+        port.logger.debug({ digest: port.digest, err: e.message }, 'sync failed');
+      })
+      .finally(() => (this.syncing = undefined));
+    return this.syncing;
+  }
+
+  /**
+   * The last report names every piece, not only those since the last answered sync: a sync in
+   * flight when the transfer ended may fail with its haves, and the supernode should list this peer
+   * as a holder of the whole blob. A loaded supernode may drop one request: tried a few times.
+   */
+  async reportComplete(pieceCount: number): Promise<void> {
+    const port = this.port;
+    this.pending = [];
+    const have = Array.from({ length: pieceCount }, (_, i) => i);
+    for (let attempt = 0; attempt < FINAL_REPORT_ATTEMPTS; attempt++) {
+      const ok = await port.client.sync(port.supernode, port.digest, { peerId: port.peerId, have, wantSeed: 0, badParents: [] }).then(
+        () => true,
+        () => false,
+      );
+      if (ok || attempt === FINAL_REPORT_ATTEMPTS - 1) return;
+      await new Promise<void>((resolve) => port.clock.setTimeout(resolve, 1000 * 2 ** attempt));
+    }
+  }
+}
+
+/** The metainfo with the hashes an answer carries (from `hashesFrom` on); a malformed answer changes nothing. */
+export function withAnsweredHashes(meta: MetainfoBody, res: SyncResponse): MetainfoBody {
+  const from = res.hashesFrom ?? 0;
+  if (!Number.isInteger(from) || from < 0 || from + res.hashes.length !== meta.pieceCount) return meta;
+  const hashes = [...meta.hashes];
+  res.hashes.forEach((h, k) => {
+    if (typeof h === 'string' && hashes[from + k] == null) hashes[from + k] = h;
+  });
+  return { ...meta, hashes };
+}
+
+/** Leading piece hashes known (what the next sync need not be sent again). */
+export function knownHashCount(meta: MetainfoBody): number {
+  let n = 0;
+  while (n < meta.pieceCount && typeof meta.hashes[n] === 'string') n++;
+  return n;
+}
