@@ -217,6 +217,8 @@ export interface HarnessOptions {
   parentBans?: ExpiringBans;
   /** The transfer's share of the host's parent budget (default: MAX_PARENTS). */
   maxParents?: () => number;
+  /** Where its ticks fall (default: the start, so it ticks every TICK_MS from there). */
+  tickPhaseMs?: number;
 }
 
 export function harness(options: HarnessOptions): Harness {
@@ -258,7 +260,7 @@ export function harness(options: HarnessOptions): Harness {
     clock,
     fetchUpstream,
     // Ticks every TICK_MS from the start, as a transfer started on the grid.
-    tickPhaseMs: options.startAt ?? 1_000_000,
+    tickPhaseMs: options.tickPhaseMs ?? options.startAt ?? 1_000_000,
     ...(options.hashPiece ? { hashPiece: options.hashPiece } : {}),
     ...(options.maxParents ? { maxParents: options.maxParents } : {}),
     ...(options.parentBans ? { parentBans: options.parentBans } : {}),

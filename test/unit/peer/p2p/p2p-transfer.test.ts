@@ -64,6 +64,30 @@ describe('the host\'s parent budget', () => {
   });
 });
 
+describe('the transfers of a peer tick together', () => {
+  it('ticks on the process grid, not from its own start, so periodic syncs of transfers started apart fall at the same instants', async () => {
+    const syncTimes = async (startAt: number): Promise<number[]> => {
+      const h = start({ pieces: 4, parents: ['a'], startAt, tickPhaseMs: 0 });
+      const times: number[] = [];
+      for (let t = 0; t < 2_000; t += 10) {
+        while (h.supernode.syncs.length > 0) {
+          times.push(h.clock.now());
+          h.supernode.answer();
+        }
+        await h.advance(10, 10);
+      }
+      return times;
+    };
+    // Started 100 and 180 ms past a tick: the first sync at the start, then on the 250 ms grid.
+    const first = await syncTimes(1_000_100);
+    const second = await syncTimes(1_000_180);
+    expect(first[0]).toBe(1_000_100);
+    expect(second[0]).toBe(1_000_180);
+    for (const t of [...first.slice(1), ...second.slice(1)]) expect(t % 250).toBe(0);
+    expect(first.slice(1, 3)).toEqual(second.slice(1, 3));
+  });
+});
+
 describe('one reputation of parents for every transfer', () => {
   it('a parent that sent one transfer a bad piece is not dialled by another transfer of the same peer', async () => {
     const bans = new ExpiringBans({ clock: new ManualClock(0) });
