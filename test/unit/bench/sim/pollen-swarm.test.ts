@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { runPollenSwarm, type PollenSwarmOptions } from '../../../../bench/sim/pollen-swarm.ts';
 import { MAX_PARENTS } from '../../../../peer/p2p/parent-pool.ts';
 import { measureBytesPerPeerTask, mulberry32 } from '../../../../bench/sim/sim-bench.ts';
+import { DEFAULT_PIECE_BYTES } from '../../../../src/p2p/metainfo.ts';
 
 const MIB = 1024 * 1024;
 const RATE = 12.5e6; // 100 Mbit/s
@@ -13,7 +14,7 @@ function options(peers: number, extra: Partial<PollenSwarmOptions> = {}): Pollen
 describe('runPollenSwarm (the real supernode scheduler and the real peer transfer on the simulated network)', () => {
   it('10 peers all finish; every piece is accounted for and the seed sends each piece once', async () => {
     const r = await runPollenSwarm(options(10));
-    expect(r.pieceCount).toBe(32); // 32 MiB in the real layout: 1 MiB pieces
+    expect(r.pieceCount).toBe((32 * MIB) / DEFAULT_PIECE_BYTES); // 32 MiB in the real layout
     expect(r.unfinished).toBe(0);
     expect(r.doneMs.every(Number.isFinite)).toBe(true);
     expect(r.fallbacks).toBe(0);
