@@ -53,8 +53,9 @@ export class SupernodeMetrics {
     app.addHook('onResponse', async (req, reply) => {
       const route = req.routeOptions.url;
       if (route === SYNC_ROUTE || route === API.syncs) {
-        // A batch counts each task's sync it carried; its latency is the request's.
-        const items = route === API.syncs ? (req.body as { syncs?: unknown[] } | undefined)?.syncs?.length ?? 0 : 1;
+        // A batch answered counts each task's sync it carried (a refused request, none); its latency is the request's.
+        const batch = (req.body as { syncs?: unknown } | undefined)?.syncs;
+        const items = reply.statusCode !== 200 ? 0 : route === API.syncs ? (Array.isArray(batch) ? batch.length : 0) : 1;
         this.syncs.inc(items);
         this.syncLatency.observe(reply.elapsedTime / 1000);
       } else if (route === SEED_PIECE_ROUTE && reply.statusCode === 200 && reply.raw.writableFinished) {
