@@ -22,6 +22,14 @@ export const testLogger = pino({ level: process.env.POLLEN_TEST_LOG ?? 'silent' 
 export async function startSupernode(options: { upstream: string; secret?: string; data?: string; listen?: string }): Promise<{ node: Supernode; data: string }> {
   const data = options.data ?? (await mkdtemp(join(tmpdir(), 'pollen-sn-')));
   const node = new Supernode({ logger: testLogger }, { listen: options.listen ?? '127.0.0.1:0', adminListen: '127.0.0.1:0', data, secret: options.secret, upstream: options.upstream, maxParents: 6, logLevel: 'info' });
+  if (!options.data) {
+    // A directory made here goes with the supernode (its seed's store holds whole blobs).
+    const close = node.close.bind(node);
+    node.close = async () => {
+      await close();
+      await rm(data, { recursive: true, force: true });
+    };
+  }
   await node.start();
   return { node, data };
 }

@@ -1,13 +1,22 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll } from 'vitest';
 import { systemClock } from '../../../src/clock.ts';
 import { FsContentStore } from '../../../src/fs-content-store.ts';
 import { MemoryContentStore } from '../../../src/memory-content-store.ts';
 import { ManagedStore } from '../../../src/store/managed-store.ts';
 import { collectableStoreConformance, contentStoreConformance } from './content-store.conformance.ts';
 
-const fsStore = async (): Promise<FsContentStore> => FsContentStore.open(await mkdtemp(join(tmpdir(), 'pollen-cs-')));
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+const fsStore = async (): Promise<FsContentStore> => {
+  const dir = await mkdtemp(join(tmpdir(), 'pollen-cs-'));
+  dirs.push(dir);
+  return FsContentStore.open(dir);
+};
 const managed = async (inner: FsContentStore | MemoryContentStore): Promise<ManagedStore> => {
   // A quota far above what the suite writes: the managed store must keep the contract unchanged.
   const store = new ManagedStore({ store: inner, clock: systemClock }, { quota: { bytes: 1 << 30, label: '1 GiB' } });
