@@ -6,9 +6,11 @@
 // exposed to waiting clients through the PartialBlob. The whole blob is verified at commit.
 // The parts: the piece accounting in piece-ledger.ts, the parents in parent-pool.ts (a parent's
 // window and assignments in parent-link.ts), the phase in transfer-state.ts, the seed-piece GET
-// in seed-piece.ts; time and every outside party come through the seams of transfer-seams.ts, so
-// unit tests drive it on a manual clock and bench/sim runs this very code on simulated time.
-// Over 400 lines because it is the one place the sources meet: which piece from whom, when.
+// in seed-piece.ts, the seed grants in seed-grants.ts, the supernode sync in transfer-sync.ts, the
+// registry fallback in upstream-fallback.ts; time and every outside party come through the seams of
+// transfer-seams.ts, so unit tests drive it on a manual clock and bench/sim runs this very code on
+// simulated time. Over 400 lines because it is the one place the sources meet: which piece from
+// whom, when, and what a piece that came does to the others in flight.
 import { systemClock, type Clock, type Timer } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError, toPollenError } from '../../src/errors.ts';
@@ -22,9 +24,10 @@ import type { Assignment, ParentLink } from './parent-link.ts';
 import { ParentPool } from './parent-pool.ts';
 import { PieceLedger, SEED_SOURCE, type DuplicateCause, type TransferStats } from './piece-ledger.ts';
 import { pickPiece } from './piece-picker.ts';
-import { fetchSeedPiece } from './seed-piece.ts';
+import { SeedGrants } from './seed-grants.ts';
 import { taskRequest } from './task-request.ts';
 import { TransferState } from './transfer-state.ts';
+import { fetchMissingFromUpstream } from './upstream-fallback.ts';
 import { knownHashCount, TransferSync, withAnsweredHashes } from './transfer-sync.ts';
 import { DEFAULT_TIMINGS, sha256Piece, type BlobReader, type BlobTarget, type PieceHasher, type TransferCounters, type TransferDeps, type TransferTimings } from './transfer-seams.ts';
 
@@ -65,8 +68,7 @@ export class P2pTransfer {
   private readonly ledger: PieceLedger;
   private readonly supernodeSync: TransferSync;
   private readonly pool: ParentPool;
-  private readonly seedFetches = new Map<number, AbortController>();
-  private readonly declinedGrants = new Set<number>();
+  private readonly seed: SeedGrants;
   private availability: readonly number[] = [];
   private lastProgressAt: number;
   private lastPieceAt: number;
@@ -75,7 +77,6 @@ export class P2pTransfer {
   private ticker: Timer | undefined;
   private readonly started: number;
   private readonly controller = new AbortController();
-  private readonly seedController = new AbortController();
   private resolveDone!: () => void;
   readonly done: Promise<void> = new Promise((r) => (this.resolveDone = r));
 
@@ -128,6 +129,30 @@ export class P2pTransfer {
       },
       { digest: this.digest, maxParents: deps.maxParents },
     );
+    this.seed = new SeedGrants({
+      client: deps.client,
+      supernode: deps.supernode,
+      digest: this.digest,
+      clock: this.clock,
+      logger: deps.logger,
+      ledger: this.ledger,
+      pool: this.pool,
+      pieceStallMs: timings.pieceStallMs,
+      downloads: deps.downloads,
+      signal: this.controller.signal,
+      onEvent: deps.onEvent,
+      meta: () => this.meta,
+      inP2p: () => this.state.phase === 'p2p',
+      sync: () => this.sync(),
+      verify: (index, data) => this.verify(index, data),
+      store: (index, data) => this.storePiece(index, data, 'seed'),
+      wasted: (cause, bytes) => this.wasted(cause, bytes),
+      progressed: () => (this.lastProgressAt = this.clock.now()),
+      settled: () => {
+        void this.sync();
+        this.pump();
+      },
+    });
   }
 
   get size(): number {
@@ -200,27 +225,8 @@ export class P2pTransfer {
     this.meta = withAnsweredHashes(this.meta, res);
     this.availability = res.availability;
     this.pool.offer(res.parents, (parent) => this.isUseful(parent));
-    for (const i of res.seedGrants) this.onSeedGrant(i);
+    for (const i of res.seedGrants) this.seed.grant(i);
     this.pump();
-  }
-
-  /**
-   * A seed grant is fetched unless the piece is held or coming: a grant for a piece in flight to a
-   * live parent (a block within pieceStallMs) is declined, since both copies would arrive (the
-   * bed's duplicates); a piece on a stalled parent is fetched as a second copy.
-   */
-  private onSeedGrant(i: number): void {
-    if (!this.ledger.isMissing(i) || this.seedFetches.has(i)) return;
-    const holders = this.ledger.holders(i);
-    if (holders.some((p) => this.pool.liveHolder(p, i, this.timings.pieceStallMs))) {
-      if (!this.declinedGrants.has(i)) {
-        this.declinedGrants.add(i);
-        this.ledger.stats.starvedGrants++;
-        this.deps.onEvent?.({ kind: 'starved-grant' });
-      }
-      return;
-    }
-    void this.fetchFromSeed(i);
   }
 
   private onParentClosed(parent: ParentLink): void {
@@ -359,54 +365,16 @@ export class P2pTransfer {
     return typeof want === 'string' && this.hashPiece(data) === want;
   }
 
-  private async fetchFromSeed(index: number): Promise<void> {
-    const piece = new AbortController();
-    this.seedFetches.set(index, piece);
-    this.ledger.request(index, SEED_SOURCE, 'starved-seed-grant');
-    let got = 0;
-    try {
-      const chunks = await fetchSeedPiece(this.deps.client, {
-        supernode: this.deps.supernode,
-        digest: this.digest,
-        index,
-        length: pieceRange(this.meta.size, this.meta.pieceSize, index).length,
-        stallMs: this.timings.pieceStallMs,
-        throttle: this.deps.downloads,
-        signal: AbortSignal.any([this.seedController.signal, this.controller.signal, piece.signal]),
-        onChunk: (n) => {
-          got += n;
-          this.ledger.received(n);
-          this.lastProgressAt = this.clock.now();
-        },
-      });
-      if (!this.hashKnown(index)) await this.sync();
-      if (!this.verify(index, chunks)) {
-        this.wasted('corrupt', got);
-        got = 0;
-        throw new PollenError('ERR_PIECE_DIGEST_MISMATCH', `seed piece ${index} of ${this.digest} failed verification`);
-      }
-      got = 0;
-      await this.storePiece(index, chunks, 'seed');
-    } catch (err) {
-      // A fetch given up part way: what came is wasted (the piece came from a parent, or P2P ended).
-      this.wasted(this.state.phase !== 'p2p' ? 'fallback-overlap' : this.ledger.isMissing(index) ? 'late-arrival' : this.ledger.copyCause(index), got);
-      if (this.state.phase === 'p2p' && !piece.signal.aborted) this.deps.logger.debug({ digest: this.digest, piece: index, err: (err as Error).message }, 'seed piece failed');
-    } finally {
-      if (this.seedFetches.get(index) === piece) this.seedFetches.delete(index);
-      this.ledger.release(index, SEED_SOURCE);
-      void this.sync();
-      this.pump();
-    }
-  }
-
   /**
    * Writes a verified piece and announces it; `written` runs once `data` is no longer needed. The
-   * other copies of the piece still coming (endgame, a seed grant) are cancelled.
+   * other copies of the piece still coming (endgame, a seed grant) are cancelled. The one store path
+   * of every source: a registry piece's write error fails the fallback, a P2P one only skips the piece.
    */
-  private async storePiece(index: number, data: readonly Buffer[], from: keyof TransferCounters, written?: () => void): Promise<void> {
-    const bytes = data.reduce((n, b) => n + b.length, 0);
-    if (this.state.over || !this.ledger.beginWrite(index)) {
-      this.wasted(this.ledger.copyCause(index), bytes);
+  private async storePiece(index: number, data: Buffer | readonly Buffer[], from: keyof TransferCounters, written?: () => void): Promise<void> {
+    const fallback = from === 'upstream';
+    const bytes = Buffer.isBuffer(data) ? data.length : data.reduce((n, b) => n + b.length, 0);
+    if ((this.state.over && !fallback) || !this.ledger.beginWrite(index)) {
+      this.wasted(fallback ? 'fallback-overlap' : this.ledger.copyCause(index), bytes);
       return written?.();
     }
     this.cancelCopies(index);
@@ -415,6 +383,7 @@ export class P2pTransfer {
       await this.partial.writeAt(data, index * this.meta.pieceSize);
       stored = true;
     } catch (err) {
+      if (fallback) throw err;
       this.deps.logger.warn({ digest: this.digest, err: (err as Error).message }, 'could not write a piece');
       return;
     } finally {
@@ -423,10 +392,11 @@ export class P2pTransfer {
     }
     this.counters[from] += bytes;
     this.deps.onBytes(from, bytes);
-    this.lastProgressAt = this.lastPieceAt = this.clock.now();
-    this.supernodeSync.verified(index);
     this.deps.pieces.announce(this.digest, index);
     this.partial.setAvailable(Math.min(this.meta.size, this.ledger.have.prefixLength() * this.meta.pieceSize));
+    if (fallback) return void this.persist();
+    this.lastProgressAt = this.lastPieceAt = this.clock.now();
+    this.supernodeSync.verified(index);
     await this.persist();
     this.deps.logger.debug({ digest: this.digest, piece: index, from }, 'piece verified');
     if (this.ledger.have.complete) await this.finish();
@@ -438,7 +408,7 @@ export class P2pTransfer {
     const cause = this.ledger.copyCause(index);
     for (const source of this.ledger.holders(index)) {
       if (source === SEED_SOURCE) {
-        this.seedFetches.get(index)?.abort();
+        this.seed.cancel(index);
         continue;
       }
       for (const parent of this.pool.ready()) {
@@ -457,56 +427,22 @@ export class P2pTransfer {
     this.deps.onEvent?.({ kind: 'fallback' });
     this.deps.logger.info({ digest: this.digest, reason, missing: this.meta.pieceCount - this.ledger.have.count }, 'P2P stalled; fetching the rest from the registry');
     this.pool.closeAll();
-    this.seedController.abort();
-    void this.fetchRestFromUpstream();
-  }
-
-  private async fetchRestFromUpstream(): Promise<void> {
-    const fetchRange = this.deps.fetchUpstream ?? fetchRangeFromUpstream;
-    const have = this.ledger.have;
-    try {
-      let i = 0;
-      while (i < this.meta.pieceCount) {
-        if (have.has(i)) {
-          i++;
-          continue;
-        }
-        let j = i;
-        while (j + 1 < this.meta.pieceCount && !have.has(j + 1)) j++;
-        const start = i * this.meta.pieceSize;
-        const end = Math.min(this.meta.size, (j + 1) * this.meta.pieceSize) - 1;
-        await fetchRange(this.request.upstream, this.digest, { start, end }, this.controller.signal, async (piece, data) => {
-          if (this.state.over) throw new PollenError('ERR_ABORTED', 'transfer already finishing');
-          const index = i + piece;
-          this.ledger.received(data.length);
-          if (this.hashKnown(index) && !this.verify(index, [data])) {
-            throw new PollenError('ERR_PIECE_DIGEST_MISMATCH', `registry piece ${index} of ${this.digest} does not match the seed's hash`);
-          }
-          await this.storePieceFallback(index, data);
-        }, this.meta.pieceSize);
-        i = j + 1;
-      }
-      if (!have.complete) throw new PollenError('ERR_INTERNAL', `blob ${this.digest} incomplete after the registry fallback`);
-      await this.finish();
-    } catch (err) {
-      await this.abandon(toPollenError(err, 'ERR_UPSTREAM_UNAVAILABLE'));
-    }
-  }
-
-  private async storePieceFallback(index: number, data: Buffer): Promise<void> {
-    if (!this.ledger.beginWrite(index)) return this.wasted('fallback-overlap', data.length);
-    let stored = false;
-    try {
-      await this.partial.writeAt(data, index * this.meta.pieceSize);
-      stored = true;
-    } finally {
-      this.ledger.endWrite(index, stored);
-    }
-    this.counters.upstream += data.length;
-    this.deps.onBytes('upstream', data.length);
-    void this.persist();
-    this.deps.pieces.announce(this.digest, index);
-    this.partial.setAvailable(Math.min(this.meta.size, this.ledger.have.prefixLength() * this.meta.pieceSize));
+    this.seed.stop();
+    void fetchMissingFromUpstream({
+      fetchRange: this.deps.fetchUpstream ?? fetchRangeFromUpstream,
+      upstream: this.request.upstream,
+      digest: this.digest,
+      meta: this.meta,
+      have: this.ledger.have,
+      signal: this.controller.signal,
+      running: () => !this.state.over,
+      received: (n) => this.ledger.received(n),
+      matches: (index, data) => !this.hashKnown(index) || this.verify(index, [data]),
+      store: (index, data) => this.storePiece(index, data, 'upstream'),
+    }).then(
+      () => this.finish(),
+      (err: unknown) => this.abandon(toPollenError(err, 'ERR_UPSTREAM_UNAVAILABLE')),
+    );
   }
 
   private async finish(): Promise<void> {

@@ -1,0 +1,124 @@
+// The pieces a transfer fetches from the supernode's seed, each for a grant the supernode gave in
+// a sync answer. A grant is fetched unless the piece is held or coming: a grant for a piece in
+// flight to a live parent (a block within pieceStallMs) is declined, since both copies would arrive
+// (the bed's duplicates); a piece on a stalled parent is fetched as a second copy. What the seed
+// sends is checked against the piece's sha256 and stored through the transfer's one store path;
+// bytes of a fetch given up part way are counted as duplicates by cause.
+import type { Logger } from 'pino';
+import type { Clock } from '../../src/clock.ts';
+import type { Digest } from '../../src/digest.ts';
+import { PollenError } from '../../src/errors.ts';
+import { pieceRange } from '../../src/p2p/metainfo.ts';
+import type { MetainfoBody } from '../../src/p2p/supernode-api.ts';
+import type { Throttle } from '../../src/rate/throttle.ts';
+import type { ParentPool } from './parent-pool.ts';
+import { SEED_SOURCE, type DuplicateCause, type PieceLedger } from './piece-ledger.ts';
+import { fetchSeedPiece } from './seed-piece.ts';
+import type { TransferClient, TransferEvent } from './transfer-seams.ts';
+
+/** What the seed fetches need of their transfer. */
+export interface SeedGrantsPort {
+  readonly client: TransferClient;
+  readonly supernode: string;
+  readonly digest: Digest;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly ledger: PieceLedger;
+  readonly pool: ParentPool;
+  readonly pieceStallMs: number;
+  /** The host's download budget. */
+  readonly downloads?: Throttle | undefined;
+  /** Aborted when the transfer stops. */
+  readonly signal: AbortSignal;
+  readonly onEvent?: ((e: TransferEvent) => void) | undefined;
+  meta(): MetainfoBody;
+  inP2p(): boolean;
+  /** Asks the supernode for news (hashes of pieces the seed fetched after our metainfo). */
+  sync(): Promise<void>;
+  /** True when `data` matches the piece's known hash. */
+  verify(index: number, data: readonly Buffer[]): boolean;
+  store(index: number, data: readonly Buffer[]): Promise<void>;
+  wasted(cause: DuplicateCause, bytes: number): void;
+  /** Bytes arrived (the transfer's progress clock). */
+  progressed(): void;
+  /** A fetch ended: its lease is free for the parents again. */
+  settled(): void;
+}
+
+export class SeedGrants {
+  private readonly port: SeedGrantsPort;
+  private readonly fetches = new Map<number, AbortController>();
+  private readonly declined = new Set<number>();
+  private readonly controller = new AbortController();
+
+  constructor(port: SeedGrantsPort) {
+    this.port = port;
+  }
+
+  /** The supernode granted piece `index` from its seed. */
+  grant(index: number): void {
+    const { ledger, pool } = this.port;
+    if (!ledger.isMissing(index) || this.fetches.has(index)) return;
+    if (ledger.holders(index).some((p) => pool.liveHolder(p, index, this.port.pieceStallMs))) {
+      if (!this.declined.has(index)) {
+        this.declined.add(index);
+        ledger.stats.starvedGrants++;
+        this.port.onEvent?.({ kind: 'starved-grant' });
+      }
+      return;
+    }
+    void this.fetch(index);
+  }
+
+  /** Gives up the fetch of `index` (another copy is being stored). */
+  cancel(index: number): void {
+    this.fetches.get(index)?.abort();
+  }
+
+  /** Gives up every fetch (the transfer left P2P). */
+  stop(): void {
+    this.controller.abort();
+  }
+
+  private async fetch(index: number): Promise<void> {
+    const port = this.port;
+    const { ledger } = port;
+    const piece = new AbortController();
+    this.fetches.set(index, piece);
+    ledger.request(index, SEED_SOURCE, 'starved-seed-grant');
+    let got = 0;
+    try {
+      const meta = port.meta();
+      const chunks = await fetchSeedPiece(port.client, {
+        supernode: port.supernode,
+        digest: port.digest,
+        index,
+        length: pieceRange(meta.size, meta.pieceSize, index).length,
+        stallMs: port.pieceStallMs,
+        throttle: port.downloads,
+        signal: AbortSignal.any([this.controller.signal, port.signal, piece.signal]),
+        onChunk: (n) => {
+          got += n;
+          ledger.received(n);
+          port.progressed();
+        },
+      });
+      if (typeof port.meta().hashes[index] !== 'string') await port.sync();
+      if (!port.verify(index, chunks)) {
+        port.wasted('corrupt', got);
+        got = 0;
+        throw new PollenError('ERR_PIECE_DIGEST_MISMATCH', `seed piece ${index} of ${port.digest} failed verification`);
+      }
+      got = 0;
+      await port.store(index, chunks);
+    } catch (err) {
+      // A fetch given up part way: what came is wasted (the piece came from a parent, or P2P ended).
+      port.wasted(!port.inP2p() ? 'fallback-overlap' : ledger.isMissing(index) ? 'late-arrival' : ledger.copyCause(index), got);
+      if (port.inP2p() && !piece.signal.aborted) port.logger.debug({ digest: port.digest, piece: index, err: (err as Error).message }, 'seed piece failed');
+    } finally {
+      if (this.fetches.get(index) === piece) this.fetches.delete(index);
+      ledger.release(index, SEED_SOURCE);
+      port.settled();
+    }
+  }
+}
