@@ -41,7 +41,12 @@ export interface ScenarioResult {
   supernodeEgressBytes: number;
   registryCpuS: number;
   hosts: HostResult[];
-  daemons: Record<string, { cpuS: number; maxRssMiB: number }>;
+  /**
+   * The long-running processes: CPU s from the common start of the pulls until they were stopped
+   * (`cpuS`; a process started during the pulls, e.g. aria2c, counts whole), and over their whole
+   * life (`lifeCpuS`: with start-up, e.g. node loading its modules).
+   */
+  daemons: Record<string, { cpuS: number; lifeCpuS: number; maxRssMiB: number }>;
   /** What the system's peers counted of their transfers (Pollen only). */
   transfer?: TransferSummary | undefined;
   /** Set when the system did not run (unavailable) or the scenario failed as a whole. */
@@ -102,9 +107,11 @@ export async function runScenario(input: ScenarioInput): Promise<ScenarioResult>
     pullTimeoutMs: input.pullTimeoutMs,
   };
   let daemons: DaemonUsage = {};
+  let atStart: DaemonUsage = {};
   try {
     await system.prepare(ctx);
     const regCpu0 = input.registryProc.usage().cpuSeconds;
+    atStart = system.usageNow();
     const before = await bed.counters();
     const t0 = Date.now();
     const outcomes: PullOutcome[] = await Promise.all(input.peers.map((h) => system.pull(ctx, h, t0)));
@@ -147,7 +154,7 @@ export async function runScenario(input: ScenarioInput): Promise<ScenarioResult>
     if (input.logDir) await writeLogs(input.logDir, `${system.name}-n${base.n}-s${base.sizeMiB}`, system.logs?.() ?? {});
     await rm(workDir, { recursive: true, force: true });
   }
-  for (const [k, u] of Object.entries(daemons)) base.daemons[k] = { cpuS: u.cpuSeconds, maxRssMiB: u.maxRssKiB / KIB_PER_MIB };
+  for (const [k, u] of Object.entries(daemons)) base.daemons[k] = { cpuS: u.cpuSeconds - (atStart[k]?.cpuSeconds ?? 0), lifeCpuS: u.cpuSeconds, maxRssMiB: u.maxRssKiB / KIB_PER_MIB };
   return base;
 }
 

@@ -45,6 +45,8 @@ export interface FanoutSystem {
   pull(ctx: FanoutContext, host: Host, t0: number): Promise<PullOutcome>;
   /** Stops every process the system started (idempotent) and reports their usage. */
   finish(ctx: FanoutContext): Promise<DaemonUsage>;
+  /** The usage of the processes running now (sampled before the pulls start, so that their start-up is told apart). */
+  usageNow(): DaemonUsage;
   /** The output of the daemons of the last scenario, by name (kept after finish(), for failure reports). */
   logs?(): Record<string, string>;
   /** After finish(): what the system's own peers counted of their transfers (Pollen's duplicates by cause, fallbacks, stalls, starved grants). */

@@ -131,6 +131,8 @@ describe('the Pollen system of the fan-out benchmark, with stand-in daemons (nee
       // The mirrors served the pulls: their CPU shows. The stand-in supernode serves nothing and may
       // stay under one clock tick (10 ms): measured, not necessarily above zero.
       for (const [k, d] of Object.entries(r.daemons)) expect(d.cpuS, k).toBeGreaterThanOrEqual(k.startsWith('peer@') ? 0.01 : 0);
+      // The pulls' share leaves out the start-up: at most the whole life.
+      for (const [k, d] of Object.entries(r.daemons)) expect(d.lifeCpuS, k).toBeGreaterThanOrEqual(d.cpuS);
     } finally {
       await rm(out, { recursive: true, force: true });
     }

@@ -141,6 +141,10 @@ export class BitTorrentSystem implements FanoutSystem {
     return Object.fromEntries([...this.stopped].map(([name, proc]) => [name, proc.output()]));
   }
 
+  usageNow(): DaemonUsage {
+    return Object.fromEntries([...this.procs].map(([name, proc]) => [name, proc.usage()]));
+  }
+
   async finish(): Promise<DaemonUsage> {
     const usage: DaemonUsage = {};
     for (const [name, proc] of this.procs) usage[name] = await proc.stop(3000);

@@ -20,4 +20,8 @@ export class DirectSystem implements FanoutSystem {
   async finish(): Promise<DaemonUsage> {
     return {};
   }
+
+  usageNow(): DaemonUsage {
+    return {};
+  }
 }

@@ -131,6 +131,10 @@ export class PollenSystem implements FanoutSystem {
     return peers.length > 0 ? transferSummaryFromLogs(peers) : undefined;
   }
 
+  usageNow(): DaemonUsage {
+    return Object.fromEntries([...this.procs].map(([name, proc]) => [name, proc.usage()]));
+  }
+
   async finish(): Promise<DaemonUsage> {
     const usage: DaemonUsage = {};
     for (const [name, proc] of [...this.procs].reverse()) usage[name] = await proc.stop(5000);

@@ -10,6 +10,7 @@ export class ProxyCacheSystem implements FanoutSystem {
   readonly name = 'proxy-cache';
   readonly description = 'pull-through cache (docker-registry proxy mode) on the supernode host';
   private cache: RegistryDaemon | undefined;
+  private cacheName = '';
   private usage: DaemonUsage = {};
 
   async unavailableReason(): Promise<string | undefined> {
@@ -18,6 +19,7 @@ export class ProxyCacheSystem implements FanoutSystem {
 
   async prepare(ctx: FanoutContext): Promise<void> {
     this.usage = {};
+    this.cacheName = `cache@${ctx.supernode.name}`;
     this.cache = await startRegistry(ctx.bed, ctx.supernode, join(ctx.workDir, 'proxy-cache'), { proxyRemote: `http://${ctx.registryAddr}` });
   }
 
@@ -26,9 +28,13 @@ export class ProxyCacheSystem implements FanoutSystem {
     return skopeoPull(ctx.bed, host, ctx.image, ctx.workDir, t0, ctx.pullTimeoutMs, { from: this.cache.addr });
   }
 
-  async finish(ctx: FanoutContext): Promise<DaemonUsage> {
+  usageNow(): DaemonUsage {
+    return this.cache ? { [this.cacheName]: this.cache.proc.usage() } : {};
+  }
+
+  async finish(): Promise<DaemonUsage> {
     if (this.cache) {
-      this.usage[`cache@${ctx.supernode.name}`] = await this.cache.proc.stop();
+      this.usage[this.cacheName] = await this.cache.proc.stop();
       this.cache = undefined;
     }
     return this.usage;
