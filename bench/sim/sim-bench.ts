@@ -58,11 +58,16 @@ export interface SimRow {
   scheduleCalls: number;
   /** Wall us per sync inside the simulation (inflated when the machine is loaded). */
   usPerSchedule: number;
-  /** CPU us per sync measured apart (measureScheduleCpuUs), and what one core answers per second. */
+  /** CPU us per sync with a parent scan measured apart (measureScheduleCpuUs), and what one core answers per second. */
   cpuUsPerSchedule: number;
   schedulesPerCoreS: number;
+  /** CPU us per sync that runs no parent scan (its asker scanned within offerIntervalMs). */
+  cpuUsPerSyncWithoutScan: number;
   meanSchedulesPerSimS: number;
   peakSchedulesPerSimS: number;
+  /** The most parent scans in one second of simulated time. */
+  peakScansPerSimS: number;
+  /** The busiest simulated second's syncs at their measured CPU costs, in cores. */
   supernodeCpuAtPeak: number;
   bytesPerPeerTask: number;
   wallS: number;
@@ -112,7 +117,12 @@ export function measureBytesPerPeerTask(n: number, pieceCount: number): number {
  * as many calls again untimed: a supernode answering thousands of syncs a second runs optimized
  * code, and 2,000 cold calls counted the compiler's work as the scheduler's (2-3 x the steady cost).
  */
-export function measureScheduleCpuUs(n: number, pieceCount: number, options: Partial<SchedulerOptions> = {}, calls = 20_000): number {
+export function measureScheduleCpuUs(n: number, pieceCount: number, options: Partial<SchedulerOptions> = {}, calls = 20_000): { scan: number; withoutScan: number } {
+  return { scan: syncCpuUs(n, pieceCount, { ...options, offerIntervalMs: 0 }, calls), withoutScan: syncCpuUs(n, pieceCount, { ...options, offerIntervalMs: Number.POSITIVE_INFINITY }, calls) };
+}
+
+/** As measureScheduleCpuUs, with every asker scanned once first (so an infinite offer interval times syncs without a scan). */
+function syncCpuUs(n: number, pieceCount: number, options: Partial<SchedulerOptions>, calls: number): number {
   const clock = new ManualClock(0);
   const scheduler = new Scheduler({ clock }, options);
   const tracker = new Tracker({ clock, onDrop: (p) => scheduler.dropPeer(p) });
@@ -124,6 +134,7 @@ export function measureScheduleCpuUs(n: number, pieceCount: number, options: Par
     scheduler.join(digest, pieceCount, tracker.register(`peer-${i}`, `10.0.0.1:${i}`, 8).peer, bits);
   }
   const lookup = (id: string) => tracker.get(id);
+  for (let i = 0; i < n; i++) scheduler.schedule(digest, `peer-${i}`, 3, lookup);
   const run = (count: number): void => {
     for (let k = 0; k < count; k++) {
       const asker = `peer-${Math.floor(random() * n)}`;
@@ -149,7 +160,10 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
   for (const n of o.peers) {
     const r = await runPollenSwarm({ peers: n, blobBytes, pieceBytes, peerUpBytesPerS: up, peerDownBytesPerS: up, originUpBytesPerS: originUp, random: mulberry32(o.seed), scheduler: o.scheduler, maxSimMs: o.maxSimS * 1000, ...(o.cpu ? { cpu: o.cpu } : {}) });
     const lowerBoundS = lowerBoundSeconds(blobBytes, { registryUpMbit: o.originMbit, peerDownMbit: o.mbit, peerUpMbit: new Array<number>(n).fill(o.mbit) });
-    const cpuUsPerSchedule = measureScheduleCpuUs(n, r.pieceCount, o.scheduler);
+    const cpu = measureScheduleCpuUs(n, r.pieceCount, o.scheduler);
+    const cpuUsPerSchedule = cpu.scan;
+    const { callsBySimS, scansBySimS } = r.supernode;
+    const usBySimS = Array.from(callsBySimS, (calls = 0, s) => (calls - (scansBySimS[s] ?? 0)) * cpu.withoutScan + (scansBySimS[s] ?? 0) * cpu.scan);
     const usPerSchedule = (r.supernode.syncWallMs * 1000) / Math.max(1, r.supernode.scheduleCalls);
     const simS = (Number.isFinite(r.allDoneMs) ? r.allDoneMs : Math.max(...r.doneMs.filter(Number.isFinite), 1)) / 1000;
     const row: SimRow = {
@@ -176,9 +190,11 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
       usPerSchedule,
       cpuUsPerSchedule,
       schedulesPerCoreS: 1e6 / cpuUsPerSchedule,
+      cpuUsPerSyncWithoutScan: cpu.withoutScan,
       meanSchedulesPerSimS: r.supernode.scheduleCalls / simS,
       peakSchedulesPerSimS: r.supernode.peakCallsPerSimS,
-      supernodeCpuAtPeak: (r.supernode.peakCallsPerSimS * cpuUsPerSchedule) / 1e6,
+      peakScansPerSimS: Math.max(0, ...Array.from(scansBySimS, (x = 0) => x)),
+      supernodeCpuAtPeak: Math.max(0, ...usBySimS) / 1e6,
       bytesPerPeerTask: measureBytesPerPeerTask(n, r.pieceCount),
       wallS: r.wallMs / 1000,
       events: r.events,
@@ -206,11 +222,11 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
 }
 
 export function renderSimTable(rows: readonly SimRow[]): string {
-  const head = ['N', 'S MiB', 'pieces', 'T* s', 'all-done s', 'x T*', 'median s', 'done@1.5T*', 'done@end', 'seed xS', 'registry xS', 'fallbacks', 'dup xS', 'recv/need', 'stalls', 'starved', 'peer up used', 'wall us/sched', 'cpu us/sched', 'scheds/s/core', 'needed/s peak', 'sn CPU at peak', 'B/peer-task', 'wall s'];
+  const head = ['N', 'S MiB', 'pieces', 'T* s', 'all-done s', 'x T*', 'median s', 'done@1.5T*', 'done@end', 'seed xS', 'registry xS', 'fallbacks', 'dup xS', 'recv/need', 'stalls', 'starved', 'peer up used', 'wall us/sync', 'cpu us/scan', 'cpu us/sync w/o scan', 'scans/s/core', 'syncs/s peak', 'scans/s peak', 'sn CPU at peak', 'B/peer-task', 'wall s'];
   const f = (x: number, d = 1): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
   const body = rows.map((r) => [
     String(r.n), String(r.sizeMiB), String(r.pieces), f(r.lowerBoundS), r.unfinished > 0 ? `${r.unfinished} unfinished` : f(r.allDoneS), f(r.xLowerBound, 2), f(r.medianS), `${f(r.doneBy15 * 100, 0)} %`, `${f(r.doneByEnd * 100, 0)} %`,
-    f(r.seedEgressXS, 2), f(r.registryEgressXS, 2), String(r.fallbacks), f(r.duplicateXS, 1), f(r.receivedPerNeeded, 2), String(r.stalls), String(r.starvedGrants), `${f(r.peerUpUtil * 100, 0)} %`, f(r.usPerSchedule, 0), f(r.cpuUsPerSchedule, 0), f(r.schedulesPerCoreS, 0), String(r.peakSchedulesPerSimS),
+    f(r.seedEgressXS, 2), f(r.registryEgressXS, 2), String(r.fallbacks), f(r.duplicateXS, 1), f(r.receivedPerNeeded, 2), String(r.stalls), String(r.starvedGrants), `${f(r.peerUpUtil * 100, 0)} %`, f(r.usPerSchedule, 0), f(r.cpuUsPerSchedule, 0), f(r.cpuUsPerSyncWithoutScan, 0), f(r.schedulesPerCoreS, 0), String(r.peakSchedulesPerSimS), String(r.peakScansPerSimS),
     `${f(r.supernodeCpuAtPeak * 100, 0)} %`, f(r.bytesPerPeerTask, 0), f(r.wallS),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));

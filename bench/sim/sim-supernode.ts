@@ -24,6 +24,9 @@ export interface SupernodeStats {
   schedulerWallMs: number;
   /** The most schedule() calls in one second of simulated time. */
   peakCallsPerSimS: number;
+  /** Syncs, and those that ran a parent scan, in each second of simulated time. */
+  readonly callsBySimS: number[];
+  readonly scansBySimS: number[];
   peersDropped: number;
 }
 
@@ -31,7 +34,7 @@ export class SimSupernode {
   readonly clock = new ManualClock(0);
   readonly tracker: Tracker;
   readonly scheduler: Scheduler;
-  readonly stats: SupernodeStats = { scheduleCalls: 0, syncWallMs: 0, schedulerWallMs: 0, peakCallsPerSimS: 0, peersDropped: 0 };
+  readonly stats: SupernodeStats = { scheduleCalls: 0, syncWallMs: 0, schedulerWallMs: 0, peakCallsPerSimS: 0, callsBySimS: [], scansBySimS: [], peersDropped: 0 };
   private readonly queue: EventQueue;
   private readonly digest: Digest;
   private readonly pieceCount: number;
@@ -88,7 +91,10 @@ export class SimSupernode {
       this.countCall();
       // As the route does: the seed "has" a piece once its hash is known (it arrived from the registry).
       const now = this.queue.now;
+      const scans = this.scheduler.scans;
       const answer = this.scheduler.schedule(this.digest, peerId, body.wantSeed, (id) => this.tracker.get(id), (i) => this.seedHasAt(i, now), body.starved === true);
+      const second = Math.floor(now / 1000);
+      this.stats.scansBySimS[second] = (this.stats.scansBySimS[second] ?? 0) + this.scheduler.scans - scans;
       this.stats.syncWallMs += performance.now() - t;
       return answer;
     });
@@ -102,6 +108,7 @@ export class SimSupernode {
       this.callsThisSecond = 0;
     }
     this.callsThisSecond++;
+    this.stats.callsBySimS[second] = this.callsThisSecond;
     if (this.callsThisSecond > this.stats.peakCallsPerSimS) this.stats.peakCallsPerSimS = this.callsThisSecond;
   }
 

@@ -79,7 +79,7 @@ export function registerBench(program: Command): void {
     .option('--size <mib>', 'blob size S in MiB', '256')
     .option('--mbit <rate>', 'upload and download cap of every peer, Mbit/s', DEFAULT_MBIT)
     .option('--origin-mbit <rate>', 'upload cap of the origin (registry and seed), Mbit/s (default: --mbit)')
-    .option('--piece-mib <mib>', 'piece size in MiB (default: the real layout, 1 MiB doubled up to 1,000 pieces)')
+    .option('--piece-mib <mib>', 'piece size in MiB (default: the real layout, 512 KiB doubled up to 1,000 pieces)')
     .option('--max-sim-s <s>', 'stop a run after this many simulated seconds (peers not done are reported as unfinished)', '600')
     .option('--scan-limit <n>', "the scheduler's scanLimit (default: the supernode's)")
     .option('--seed <n>', 'seed of the random start jitter and latencies', '1')

@@ -17,6 +17,12 @@ export interface SchedulerOptions {
   readonly scanLimit: number;
   readonly seedLeaseMs: number;
   readonly maxSeedGrants: number;
+  /**
+   * An asker offered parents less than this long ago gets none (its haves are still counted and its
+   * seed grants still given): the parent scan is the cost of a sync, and a peer syncs at every few
+   * verified pieces as well as every 500 ms. 0 scans at every sync.
+   */
+  readonly offerIntervalMs: number;
 }
 
 /**
@@ -24,7 +30,7 @@ export interface SchedulerOptions {
  * 2.06 x T*, 100 2.04 / 2.07, 64 2.08 / 2.12; a sync's scheduling costs ~24 us at 100 against ~38 at
  * 200 (one pass, top-k insert; the sort of the whole window it replaced took ~80).
  */
-export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = { maxParents: 6, scanLimit: 100, seedLeaseMs: 10_000, maxSeedGrants: 4 };
+export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = { maxParents: 6, scanLimit: 100, seedLeaseMs: 10_000, maxSeedGrants: 4, offerIntervalMs: 400 };
 
 const MAX_PENDING_TASKS = 10_000;
 /** Parents remembered per asker and task as offered (the most recent ones). */
@@ -49,6 +55,8 @@ interface TaskAvailability {
   readonly leases: Map<number, { peerId: string; until: number }>;
   /** Parents each asker was offered and has not reported yet (insertion order: oldest first). */
   readonly offered: Map<string, Set<string>>;
+  /** When each asker's last parent scan ran. */
+  readonly scannedAt: Map<string, number>;
 }
 
 export interface Schedule {
@@ -118,7 +126,7 @@ export class Scheduler {
     let task = this.tasks.get(digest);
     if (!task || task.pieceCount !== pieceCount) {
       if (task) this.forgetTask(digest);
-      task = { pieceCount, availability: new Uint32Array(pieceCount), holders: new Map(), order: [], position: new Map(), cursor: 0, leases: new Map(), offered: new Map() };
+      task = { pieceCount, availability: new Uint32Array(pieceCount), holders: new Map(), order: [], position: new Map(), cursor: 0, leases: new Map(), offered: new Map(), scannedAt: new Map() };
       this.tasks.set(digest, task);
     }
     const old = task.holders.get(peer.peerId);
@@ -147,6 +155,7 @@ export class Scheduler {
     }
     task.position.delete(peerId);
     task.offered.delete(peerId);
+    task.scannedAt.delete(peerId);
     for (const [i, lease] of task.leases) if (lease.peerId === peerId) task.leases.delete(i);
     if (task.holders.size === 0) this.tasks.delete(digest);
   }
@@ -199,14 +208,44 @@ export class Scheduler {
     const task = this.tasks.get(digest);
     if (!task) return { parents: [], seedGrants: [], availability: [] };
     const mine = task.holders.get(asker);
-    // One pass over the window: each holder is looked up once, scored, and kept if it is among the
-    // best maxParents so far (a sorted insert into a short list, not a sort of the whole window).
-    const best: Array<{ peer: PeerRecord; score: number }> = [];
-    const keep = this.options.maxParents;
+    const now = this.clock.now();
     // Holders others caught sending bad pieces do not count as a source: their pieces may come from
     // the seed. Slow or unreachable ones still do: counting those too made the seed serve nearly
     // every piece to every peer on a CPU-starved 16-host bed (9.9 x S), where stalls are common.
     const distrusted: Bitfield[] = [];
+    const parents = this.scanAllowed(task, asker, now, starved) ? this.pickParents(task, asker, mine, lookup, distrusted) : this.distrustedIn(task, lookup, distrusted);
+    const want = Math.min(wantSeed, this.options.maxSeedGrants);
+    const seedGrants = starved ? this.grantStarved(task, asker, mine, want, seedHas) : this.grantSeed(task, asker, mine, want, distrusted, seedHas);
+    return { parents, seedGrants, availability: Array.from(task.availability) };
+  }
+
+  /** Parent scans run (a sync within offerIntervalMs of its asker's last scan runs none). */
+  scans = 0;
+
+  private scanAllowed(task: TaskAvailability, asker: string, now: number, starved: boolean): boolean {
+    const last = task.scannedAt.get(asker);
+    if (!starved && last !== undefined && now - last < this.options.offerIntervalMs) return false;
+    if (task.holders.has(asker)) task.scannedAt.set(asker, now);
+    this.scans++;
+    return true;
+  }
+
+  /** Without a scan: only the distrusted holders of the next window (lookups, no scoring); no parents. */
+  private distrustedIn(task: TaskAvailability, lookup: (peerId: string) => PeerRecord | undefined, distrusted: Bitfield[]): ParentInfo[] {
+    const n = task.order.length;
+    const count = Math.min(this.options.scanLimit, n);
+    for (let k = 0; k < count; k++) {
+      const peerId = task.order[(task.cursor + k) % n]!;
+      if ((lookup(peerId)?.corruptions ?? 0) > 0) distrusted.push(task.holders.get(peerId)!);
+    }
+    return [];
+  }
+
+  private pickParents(task: TaskAvailability, asker: string, mine: Bitfield | undefined, lookup: (peerId: string) => PeerRecord | undefined, distrusted: Bitfield[]): ParentInfo[] {
+    // One pass over the window: each holder is looked up once, scored, and kept if it is among the
+    // best maxParents so far (a sorted insert into a short list, not a sort of the whole window).
+    const best: Array<{ peer: PeerRecord; score: number }> = [];
+    const keep = this.options.maxParents;
     const n = task.order.length;
     const count = Math.min(this.options.scanLimit, n);
     for (let k = 0; k < count; k++) {
@@ -232,9 +271,7 @@ export class Scheduler {
       return { peerId: peer.peerId, wireAddr: peer.wireAddr };
     });
     if (parents.length > 0 && task.holders.has(asker)) rememberOffers(task, asker, parents);
-    const want = Math.min(wantSeed, this.options.maxSeedGrants);
-    const seedGrants = starved ? this.grantStarved(task, asker, mine, want, seedHas) : this.grantSeed(task, asker, mine, want, distrusted, seedHas);
-    return { parents, seedGrants, availability: Array.from(task.availability) };
+    return parents;
   }
 
   /** Pieces the asker may fetch from the seed: the leases it holds (renewed) plus new ones up to `want`. */

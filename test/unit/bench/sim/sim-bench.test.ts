@@ -22,6 +22,11 @@ describe('runSimBench', () => {
       expect(r.xLowerBound).toBeGreaterThanOrEqual(1);
       expect(r.seedEgressXS).toBeCloseTo(1, 6);
       expect(r.cpuUsPerSchedule).toBeGreaterThan(0);
+      expect(r.cpuUsPerSyncWithoutScan).toBeGreaterThan(0);
+      // Haves-driven syncs within the offer interval run no parent scan.
+      expect(r.peakScansPerSimS).toBeGreaterThan(0);
+      expect(r.peakScansPerSimS).toBeLessThan(r.peakSchedulesPerSimS);
+      expect(r.supernodeCpuAtPeak).toBeGreaterThan(0);
     }
     const saved = JSON.parse(await readFile(join(dir, 'results.json'), 'utf8')) as { rows: unknown[] };
     expect(saved.rows).toHaveLength(2);

@@ -4,6 +4,7 @@ import { ManualClock } from '../../../../src/clock.ts';
 import { BLOCK_BYTES } from '../../../../src/p2p/metainfo.ts';
 import { ExpiringBans } from '../../../../src/p2p/wire-bans.ts';
 import { ENDGAME_COPIES } from '../../../../peer/p2p/piece-picker.ts';
+import { HAVE_BYTES_PER_SYNC } from '../../../../peer/p2p/p2p-transfer.ts';
 import { MAX_PARENTS, MIN_PARENTS, parentsPerTransfer, USELESS_PATIENCE_MS } from '../../../../peer/p2p/parent-pool.ts';
 import { harness, offerParents, PIECE_BYTES, type Harness } from '../../../helpers/transfer-harness.ts';
 
@@ -144,6 +145,28 @@ describe('P2pTransfer on a manual clock', () => {
     expect(h.supernode.bodies.length).toBe(asked + 1);
     expect(h.supernode.bodies.at(-1)!.have).toEqual([0, 1, 2]);
     h.supernode.answer();
+  });
+
+  it('syncs at once when HAVE_BYTES_PER_SYNC of verified pieces are unreported, the same bytes whatever the piece size', async () => {
+    const havesPerSync = async (pieceBytes: number): Promise<number[]> => {
+      const pieces = (3 * HAVE_BYTES_PER_SYNC) / pieceBytes;
+      const all = Array.from({ length: pieces }, (_, i) => i);
+      const h = start({ pieces, parents: ['a'], pieceBytes });
+      await offerParents(h, { a: all });
+      const asked = h.supernode.bodies.length;
+      // The clock stands still: every sync from here on is one the verified pieces asked for.
+      for (let k = 0; k < 4 * pieces && h.transfer.state.phase === 'p2p'; k++) {
+        h.parents.get('a')!.deliver(1);
+        await h.settle();
+        while (h.supernode.syncs.length > 0) h.supernode.answer();
+      }
+      await h.transfer.done;
+      return h.supernode.bodies.slice(asked).map((b) => b.have.length);
+    };
+    // Each sync but the final report carries exactly the pieces that make HAVE_BYTES_PER_SYNC.
+    const per = (pieceBytes: number): number => HAVE_BYTES_PER_SYNC / pieceBytes;
+    expect(await havesPerSync(BLOCK_BYTES)).toEqual([per(BLOCK_BYTES), per(BLOCK_BYTES), expect.any(Number)]);
+    expect(await havesPerSync(4 * BLOCK_BYTES)).toEqual([per(4 * BLOCK_BYTES), per(4 * BLOCK_BYTES), expect.any(Number)]);
   });
 
   it('in endgame asks a piece of at most ENDGAME_COPIES parents at once, whatever the parents do', async () => {

@@ -161,7 +161,8 @@ describe('Scheduler', () => {
   });
 
   it('offers every holder in turn when the swarm is larger than scanLimit, also after holders leave', () => {
-    const { scheduler, peer, lookup } = setup({ scanLimit: 10, maxParents: 5 });
+    // Every request scans (no offer interval): this is about the window, not how often it moves.
+    const { scheduler, peer, lookup } = setup({ scanLimit: 10, maxParents: 5, offerIntervalMs: 0 });
     scheduler.join(digest, 16, peer('asker'));
     for (let i = 0; i < 100; i++) scheduler.join(digest, 16, peer(`p${i}`), Bitfield.full(16));
     scheduler.leave(digest, 'p3');
@@ -172,6 +173,31 @@ describe('Scheduler', () => {
     expect(offered.size).toBeGreaterThanOrEqual(50);
     expect(offered.has('p3')).toBe(false);
     expect(offered.has('asker')).toBe(false);
+  });
+
+  it('scans for parents at most once per offerIntervalMs per asker (a starved asker at once); haves and seed grants count at every sync', () => {
+    const { clock, scheduler, peer, lookup } = setup({ offerIntervalMs: 400, maxSeedGrants: 2 });
+    scheduler.join(digest, 4, peer('asker'));
+    scheduler.join(digest, 4, peer('other'));
+    const holder = new Bitfield(4);
+    holder.set(0);
+    scheduler.join(digest, 4, peer('holder'), holder);
+    const first = scheduler.schedule(digest, 'asker', 2, lookup);
+    expect(first.parents.map((p) => p.peerId)).toEqual(['holder', 'other']);
+    expect(first.seedGrants).toEqual([1, 2]);
+    const scans = scheduler.scans;
+    clock.advance(399);
+    scheduler.have(digest, 'other', [1]);
+    const soon = scheduler.schedule(digest, 'asker', 2, lookup);
+    expect(soon.parents).toEqual([]);
+    expect(soon.availability).toEqual([1, 1, 0, 0]);
+    expect(soon.seedGrants).toEqual([1, 2]);
+    // Another asker has its own interval.
+    expect(scheduler.schedule(digest, 'other', 2, lookup).parents.map((p) => p.peerId).sort()).toEqual(['asker', 'holder']);
+    expect(scheduler.schedule(digest, 'asker', 2, lookup, () => true, true).parents.map((p) => p.peerId).sort()).toEqual(['holder', 'other']);
+    clock.advance(400);
+    expect(scheduler.schedule(digest, 'asker', 2, lookup).parents).not.toEqual([]);
+    expect(scheduler.scans).toBe(scans + 3);
   });
 
   it('rebuilds availability from holdings reported before the task exists (a restarted supernode)', () => {
