@@ -17,5 +17,5 @@ if (existsSync(new URL('../tsconfig.build.json', import.meta.url))) {
 }
 // The same as `node --enable-source-maps`, for every module loaded from here on.
 process.setSourceMapsEnabled(true);
-const { main } = await import('../dist/cli/main.js');
+const { main } = await import('../dist/bundle/main.js');
 await main(process.argv);
