@@ -1,9 +1,9 @@
 // The readable table of a fan-out run: one row per scenario, times against the lower bound T* and
 // the direct baseline of the same N and S, and the registry's egress as a multiple of the image size.
-import type { ScenarioResult } from './scenario.ts';
+import { totalCpuS, type ScenarioResult } from './scenario.ts';
 import type { FanoutReport } from './sweep.ts';
 
-const COLUMNS = ['S MiB', 'N', 'system', 'all-done s', 'x T*', 'x direct', 'median s', 'reg egress xS', 'sn egress xS', 'rx reg/sn/peers %', 'rx/need', 'rx pkt/MiB', 'dup xS', 'fallbacks', 'stalls', 'starved', 'client cpu s', 'client rss MiB', 'daemon cpu s', 'daemon life cpu s', 'status'] as const;
+const COLUMNS = ['S MiB', 'N', 'system', 'all-done s', 'x T*', 'x direct', 'median s', 'reg egress xS', 'sn egress xS', 'rx reg/sn/peers %', 'rx/need', 'rx pkt/MiB', 'dup xS', 'fallbacks', 'stalls', 'starved', 'client cpu s', 'client rss MiB', 'daemon cpu s', 'daemon life cpu s', 'total cpu s', 'status'] as const;
 const STATUS = COLUMNS.length - 1;
 
 function fmt(x: number, digits = 2): string {
@@ -41,6 +41,7 @@ function row(r: ScenarioResult, direct: ScenarioResult | undefined): string[] {
     fmt(maxRss, 0),
     fmt(daemonCpu),
     fmt(daemonLifeCpu),
+    fmt(totalCpuS(r)),
     r.error ? `FAILED ${failed}/${r.hosts.length}` : 'ok',
   ];
 }
@@ -60,7 +61,8 @@ export function renderTable(report: FanoutReport): string {
     '"reg egress xS" = bytes the registry host sent / image size; "rx reg/sn/peers %" = where the peers\' received bytes came from;',
     '"rx/need" = bytes the peers received / (N x image size); "rx pkt/MiB" = packets the peers received per MiB received (1 MiB is ~725 full frames); Pollen\'s own counts (its peers\' "blob committed" lines): "dup xS" = bytes received and',
     'thrown away / image size (by cause in report.json), "fallbacks" to the registry, "stalls" (parents dropped for a stalled piece), "starved" (seed grants declined);',
-    '"daemon cpu s" = CPU of the long-running processes from the start of the pulls until they stop (aria2c, started by the pull, whole); "daemon life cpu s" = the same with their start-up.',
+    '"daemon cpu s" = CPU of the long-running processes from the start of the pulls until they stop (aria2c, started by the pull, whole); "daemon life cpu s" = the same with their start-up;',
+    '"total cpu s" = daemon cpu s + the clients that are not daemons (skopeo; aria2c is both, counted once): the CPU the system spent on the pulls.',
     '',
     line(COLUMNS),
     line(COLUMNS.map((_, i) => '-'.repeat(widths[i]!))),

@@ -24,6 +24,8 @@ export interface HostResult {
   fromPeers: number;
   txBytes: number;
   clientCpuS: number;
+  /** The client is one of the daemons too (aria2c), so totalCpuS counts it there only. */
+  clientIsDaemon?: boolean;
   clientMaxRssMiB: number;
   error?: string | undefined;
 }
@@ -75,6 +77,11 @@ function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
   return s.length === 0 ? NaN : s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** CPU s the whole system spent on the pulls: its daemons' (cpuS) and its clients that are not daemons (aria2c is both: once). */
+export function totalCpuS(r: ScenarioResult): number {
+  return Object.values(r.daemons).reduce((s, d) => s + d.cpuS, 0) + r.hosts.reduce((s, h) => s + (h.clientIsDaemon ? 0 : h.clientCpuS), 0);
 }
 
 export async function runScenario(input: ScenarioInput): Promise<ScenarioResult> {
@@ -136,6 +143,7 @@ export async function runScenario(input: ScenarioInput): Promise<ScenarioResult>
         fromPeers: d.rxFrom.other ?? 0,
         txBytes: d.txBytes,
         clientCpuS: o.client.cpuSeconds,
+        ...(o.clientIsDaemon ? { clientIsDaemon: true } : {}),
         clientMaxRssMiB: o.client.maxRssKiB / KIB_PER_MIB,
         error: o.error,
       };

@@ -9,7 +9,7 @@ import { buildBenchImage } from './image.ts';
 import { lowerBoundSeconds } from './lower-bound.ts';
 import { pushImage, startRegistry } from './registry-daemon.ts';
 import { renderTable } from './report.ts';
-import { runScenario, type ScenarioResult } from './scenario.ts';
+import { runScenario, totalCpuS, type ScenarioResult } from './scenario.ts';
 import { writeCharts } from './charts.ts';
 import { SYSTEM_NAMES } from './system-names.ts';
 import type { FanoutSystem } from './system.ts';
@@ -135,6 +135,7 @@ export function summaryLine(r: ScenarioResult): Record<string, unknown> {
     lowerBoundS: round(r.lowerBoundS),
     xLowerBound: round(r.allDoneS / r.lowerBoundS),
     registryEgressXS: round(r.registryEgressBytes / r.imageBytes),
+    totalCpuS: round(totalCpuS(r)),
     ...(r.error ? { error: r.error.slice(0, 300) } : {}),
   };
 }

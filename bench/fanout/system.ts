@@ -29,6 +29,8 @@ export interface PullOutcome {
   seconds: number;
   /** The pulling client (skopeo, aria2c); for aria2c this includes seeding until finish(). */
   client: ProcessUsage;
+  /** The client is also one of the system's daemons (aria2c): its CPU is in the daemons' already. */
+  clientIsDaemon?: boolean;
   error?: string | undefined;
 }
 

@@ -129,12 +129,12 @@ export class BitTorrentSystem implements FanoutSystem {
       const stamp = await readFile(marker, 'utf8').catch(() => '');
       if (/^\d+\s*$/.test(stamp)) {
         const doneMs = Number(BigInt(stamp.trim()) / 1_000_000n);
-        return { ok: true, seconds: (doneMs - t0) / 1000, client: proc.usage() };
+        return { ok: true, seconds: (doneMs - t0) / 1000, client: proc.usage(), clientIsDaemon: true };
       }
-      if (!proc.running) return { ok: false, seconds: (Date.now() - t0) / 1000, client: proc.usage(), error: `aria2c exited: ${proc.output().slice(-500)}` };
+      if (!proc.running) return { ok: false, seconds: (Date.now() - t0) / 1000, client: proc.usage(), clientIsDaemon: true, error: `aria2c exited: ${proc.output().slice(-500)}` };
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
-    return { ok: false, seconds: (Date.now() - t0) / 1000, client: proc.usage(), error: 'timed out' };
+    return { ok: false, seconds: (Date.now() - t0) / 1000, client: proc.usage(), clientIsDaemon: true, error: 'timed out' };
   }
 
   logs(): Record<string, string> {

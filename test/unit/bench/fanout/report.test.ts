@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { transferSummaryFromLogs } from '../../../../bench/fanout/pollen-stats.ts';
 import { renderTable } from '../../../../bench/fanout/report.ts';
-import type { ScenarioResult } from '../../../../bench/fanout/scenario.ts';
+import { totalCpuS, type ScenarioResult } from '../../../../bench/fanout/scenario.ts';
 import type { FanoutReport } from '../../../../bench/fanout/sweep.ts';
 
 const MIB = 1024 * 1024;
@@ -35,5 +35,20 @@ describe("the fan-out report's Pollen transfer columns", () => {
     expect(cells('bittorrent')[col('dup xS')]).toBe('-');
     expect(cells('pollen')[col('dup xS')]).toBe('0.50');
     expect([col('fallbacks'), col('stalls'), col('starved')].map((i) => cells('pollen')[i])).toEqual(['3', '4', '5']);
+  });
+
+  it('counts a client that is also a daemon (aria2c) once in total cpu s, and a separate client (skopeo) on top of the daemons', () => {
+    const host = (clientIsDaemon: boolean) => ({ host: 'p', ok: true, seconds: 10, rxBytes: 64 * MIB, fromRegistry: 0, fromSupernode: 0, fromPeers: 64 * MIB, txBytes: 0, clientCpuS: 0.5, clientMaxRssMiB: 10, ...(clientIsDaemon ? { clientIsDaemon } : {}) });
+    const daemons = { 'a@p1': { cpuS: 1, lifeCpuS: 1.5, maxRssMiB: 1 }, 'b@p2': { cpuS: 2, lifeCpuS: 2.5, maxRssMiB: 1 } };
+    const bt: ScenarioResult = { system: 'bittorrent', n: 2, sizeMiB: 64, imageBytes: 64 * MIB, lowerBoundS: 5, allDoneS: 10, medianS: 9, registryEgressBytes: 64 * MIB, supernodeEgressBytes: 0, registryCpuS: 0, hosts: [host(true), host(true)], daemons };
+    const pollen: ScenarioResult = { ...bt, system: 'pollen', hosts: [host(false), host(false)] };
+    expect(totalCpuS(bt)).toBeCloseTo(3, 9);
+    expect(totalCpuS(pollen)).toBeCloseTo(4, 9);
+    const report: FanoutReport = { kind: 'pollen-bench-fanout', startedAt: '', finishedAt: '', machine: { cpus: 2, kernel: 'k', node: 'v20' }, options: { peers: [2], sizesMiB: [64], mbit: 100, registryMbit: 100, systems: [] }, systems: [], scenarios: [bt, pollen] };
+    const lines = renderTable(report).split('\n');
+    const header = lines.find((l) => l.trim().startsWith('S MiB'))!.trim().split(/\s{2,}/);
+    const cells = (system: string) => lines.find((l) => l.includes(` ${system} `))!.trim().split(/\s{2,}/);
+    expect(cells('bittorrent')[header.indexOf('daemon life cpu s')]).toBe('4.00');
+    expect(cells('pollen')[header.indexOf('total cpu s')]).toBe('4.00');
   });
 });
