@@ -82,11 +82,12 @@ export function registerBench(program: Command): void {
     .option('--piece-mib <mib>', 'piece size in MiB (default: the real layout, 512 KiB doubled up to 1,000 pieces)')
     .option('--max-sim-s <s>', 'stop a run after this many simulated seconds (peers not done are reported as unfinished)', '600')
     .option('--scan-limit <n>', "the scheduler's scanLimit (default: the supernode's)")
+    .option('--offer-interval-ms <ms>', "the scheduler's offerIntervalMs: parents offered to a peer at most this often (default: the supernode's, every sync)")
     .option('--seed <n>', 'seed of the random start jitter and latencies', '1')
     .option('--cores <n>', "cores the peers' processes share (default: CPU is free; the fan-out bed has 2)")
     .option('--peer-ns-per-byte <rx,tx>', "a peer's CPU ns per byte received and sent, with --cores", '32,10')
     .option('--out <dir>', 'results directory (default: results/sim-<timestamp>)')
-    .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; scanLimit?: string; maxSimS: string; seed: string; cores?: string; peerNsPerByte: string; out?: string }) => {
+    .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; scanLimit?: string; offerIntervalMs?: string; maxSimS: string; seed: string; cores?: string; peerNsPerByte: string; out?: string }) => {
       const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
       const outDir = o.out ?? join(REPO_ROOT, 'results', `sim-${stamp}`);
       const { runSimBench, renderSimTable } = await benchModule(() => import('../../bench/sim/sim-bench.ts'));
@@ -97,7 +98,10 @@ export function registerBench(program: Command): void {
         mbit,
         originMbit: o.originMbit === undefined ? mbit : positive('origin-mbit', o.originMbit),
         pieceMiB: o.pieceMib === undefined ? undefined : positive('piece-mib', o.pieceMib),
-        scheduler: o.scanLimit === undefined ? undefined : { scanLimit: numberList('scan-limit', o.scanLimit)[0]! },
+        scheduler: {
+          ...(o.scanLimit === undefined ? {} : { scanLimit: numberList('scan-limit', o.scanLimit)[0]! }),
+          ...(o.offerIntervalMs === undefined ? {} : { offerIntervalMs: positive('offer-interval-ms', o.offerIntervalMs) }),
+        },
         maxSimS: positive('max-sim-s', o.maxSimS),
         seed: Number(o.seed),
         ...(o.cores === undefined ? {} : { cpu: simCpu(positive('cores', o.cores), numberList('peer-ns-per-byte', o.peerNsPerByte)) }),

@@ -47,8 +47,7 @@ const PROCESS_TICK_PHASE_MS = Math.floor(Math.random() * TICK_MS);
  * Verified bytes not yet reported that make the transfer sync at once (at least one piece), in
  * bytes so that the piece size does not set how often peers sync. Fresh haves are what make the
  * supernode's offers good: simulated 1,000 peers, 64 MiB, 512 KiB pieces: 1.77 x T* at 2 MiB,
- * 1.99 at 4 MiB. What these syncs would cost the supernode (a parent scan each) is saved there
- * instead: it scans for a peer at most once per offer interval (supernode/p2p/scheduler.ts).
+ * 1.99 at 4 MiB.
  */
 export const HAVE_BYTES_PER_SYNC = 2 * 1024 * 1024;
 /**

@@ -19,18 +19,21 @@ export interface SchedulerOptions {
   readonly maxSeedGrants: number;
   /**
    * An asker offered parents less than this long ago gets none (its haves are still counted and its
-   * seed grants still given): the parent scan is the cost of a sync, and a peer syncs at every few
-   * verified pieces as well as every 500 ms. 0 scans at every sync.
+   * seed grants still given; a starved asker is always scanned for). 0, the default, scans at every
+   * sync. Simulated (64 MiB, seed 1), 400 ms left 1,000 peers at 1.78 x T* (1.77) but slowed 10,000
+   * to 2.38 x T* (1.96): fewer offers. Kept for `pollen bench sim --offer-interval-ms`, to weigh a
+   * supernode's CPU against the fan-out.
    */
   readonly offerIntervalMs: number;
 }
 
 /**
  * scanLimit: holders scored per sync. Simulated 1,000 peers, 64 MiB (seeds 1, 2): 200 gave 2.01 /
- * 2.06 x T*, 100 2.04 / 2.07, 64 2.08 / 2.12; a sync's scheduling costs ~24 us at 100 against ~38 at
- * 200 (one pass, top-k insert; the sort of the whole window it replaced took ~80).
+ * 2.06 x T*, 100 2.04 / 2.07, 64 2.08 / 2.12. A sync with its scan costs ~15 us of CPU at 10,000
+ * holders and 128 pieces (bitfields read from an array beside the ids, bytes counted by table:
+ * ~39 us before), one without ~4 us.
  */
-export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = { maxParents: 6, scanLimit: 100, seedLeaseMs: 10_000, maxSeedGrants: 4, offerIntervalMs: 400 };
+export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = { maxParents: 6, scanLimit: 100, seedLeaseMs: 10_000, maxSeedGrants: 4, offerIntervalMs: 0 };
 
 const MAX_PENDING_TASKS = 10_000;
 /** Parents remembered per asker and task as offered (the most recent ones). */
@@ -50,6 +53,8 @@ interface TaskAvailability {
   readonly holders: Map<string, Bitfield>;
   /** Holder ids in an array, so each request scans a window that moves on (see scanWindow). */
   readonly order: string[];
+  /** The holders' bitfields in the same order (the scan reads them without a map lookup each). */
+  readonly orderBits: Bitfield[];
   readonly position: Map<string, number>;
   cursor: number;
   readonly leases: Map<number, { peerId: string; until: number }>;
@@ -126,7 +131,7 @@ export class Scheduler {
     let task = this.tasks.get(digest);
     if (!task || task.pieceCount !== pieceCount) {
       if (task) this.forgetTask(digest);
-      task = { pieceCount, availability: new Uint32Array(pieceCount), holders: new Map(), order: [], position: new Map(), cursor: 0, leases: new Map(), offered: new Map(), scannedAt: new Map() };
+      task = { pieceCount, availability: new Uint32Array(pieceCount), holders: new Map(), order: [], orderBits: [], position: new Map(), cursor: 0, leases: new Map(), offered: new Map(), scannedAt: new Map() };
       this.tasks.set(digest, task);
     }
     const old = task.holders.get(peer.peerId);
@@ -134,9 +139,12 @@ export class Scheduler {
     if (old) for (const i of old.indexes()) task.availability[i]!--;
     for (const i of bits.indexes()) task.availability[i]!++;
     task.holders.set(peer.peerId, bits);
-    if (!task.position.has(peer.peerId)) {
+    const at = task.position.get(peer.peerId);
+    if (at !== undefined) task.orderBits[at] = bits;
+    else {
       task.position.set(peer.peerId, task.order.length);
       task.order.push(peer.peerId);
+      task.orderBits.push(bits);
     }
     peer.tasks.add(digest);
   }
@@ -149,8 +157,10 @@ export class Scheduler {
     task.holders.delete(peerId);
     const at = task.position.get(peerId)!;
     const last = task.order.pop()!;
+    const lastBits = task.orderBits.pop()!;
     if (last !== peerId) {
       task.order[at] = last;
+      task.orderBits[at] = lastBits;
       task.position.set(last, at);
     }
     task.position.delete(peerId);
@@ -216,7 +226,7 @@ export class Scheduler {
     const parents = this.scanAllowed(task, asker, now, starved) ? this.pickParents(task, asker, mine, lookup, distrusted) : this.distrustedIn(task, lookup, distrusted);
     const want = Math.min(wantSeed, this.options.maxSeedGrants);
     const seedGrants = starved ? this.grantStarved(task, asker, mine, want, seedHas) : this.grantSeed(task, asker, mine, want, distrusted, seedHas);
-    return { parents, seedGrants, availability: Array.from(task.availability) };
+    return { parents, seedGrants, availability: toArray(task.availability) };
   }
 
   /** Parent scans run (a sync within offerIntervalMs of its asker's last scan runs none). */
@@ -235,8 +245,8 @@ export class Scheduler {
     const n = task.order.length;
     const count = Math.min(this.options.scanLimit, n);
     for (let k = 0; k < count; k++) {
-      const peerId = task.order[(task.cursor + k) % n]!;
-      if ((lookup(peerId)?.corruptions ?? 0) > 0) distrusted.push(task.holders.get(peerId)!);
+      const at = (task.cursor + k) % n;
+      if ((lookup(task.order[at]!)?.corruptions ?? 0) > 0) distrusted.push(task.orderBits[at]!);
     }
     return [];
   }
@@ -249,8 +259,9 @@ export class Scheduler {
     const n = task.order.length;
     const count = Math.min(this.options.scanLimit, n);
     for (let k = 0; k < count; k++) {
-      const peerId = task.order[(task.cursor + k) % n]!;
-      const bits = task.holders.get(peerId)!;
+      const slot = (task.cursor + k) % n;
+      const peerId = task.order[slot]!;
+      const bits = task.orderBits[slot]!;
       const peer = lookup(peerId);
       if (!peer) continue;
       if (peer.corruptions > 0) distrusted.push(bits);
@@ -286,7 +297,7 @@ export class Scheduler {
       const ready = seedHas(i);
       if (!ready && ahead++ >= SEED_LOOKAHEAD_PIECES) break;
       if (mine?.has(i) || task.leases.has(i)) continue;
-      if (task.availability[i]! > distrusted.filter((b) => b.has(i)).length) continue;
+      if (task.availability[i]! > heldBy(distrusted, i)) continue;
       task.leases.set(i, { peerId: asker, until: now + this.options.seedLeaseMs });
       grants.push(i);
     }
@@ -353,11 +364,31 @@ function uniquePieces(task: TaskAvailability, mine: Bitfield): number {
 // swarm larger than the limit every holder gets offered in turn (scanning from the first holder
 // every time would offer only the first `limit` peers to join as parents, however large the swarm).
 
-function countUseful(theirs: Bitfield, mine: Bitfield): number {
+/** A plain array (what JSON carries) of a typed one; Array.from goes through the iterator protocol, several times slower. */
+function toArray(a: Uint32Array): number[] {
+  const out = new Array<number>(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]!;
+  return out;
+}
+
+/** How many of `bitfields` hold piece `i`. */
+function heldBy(bitfields: readonly Bitfield[], i: number): number {
   let n = 0;
-  for (let b = 0; b < theirs.bytes.length; b++) {
-    let x = theirs.bytes[b]! & ~mine.bytes[b]! & 0xff;
-    for (; x; x &= x - 1) n++;
-  }
+  for (const b of bitfields) if (b.has(i)) n++;
+  return n;
+}
+
+/** Set bits of each byte value. */
+const POPCOUNT8 = Uint8Array.from({ length: 256 }, (_, b) => {
+  let n = 0;
+  for (let x = b; x; x &= x - 1) n++;
+  return n;
+});
+
+function countUseful(theirs: Bitfield, mine: Bitfield): number {
+  const t = theirs.bytes;
+  const m = mine.bytes;
+  let n = 0;
+  for (let b = 0; b < t.length; b++) n += POPCOUNT8[t[b]! & ~m[b]! & 0xff]!;
   return n;
 }
