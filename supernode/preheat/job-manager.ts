@@ -3,9 +3,10 @@
 // (concurrent_task_count) and peers per blob (concurrent_peer_count), retries, a per-task and a
 // per-job timeout. Every change is persisted in level; on start, unfinished jobs resume from their
 // record (what is done stays done) or, when they carried registry credentials (never stored), fail
-// with ERR_JOB_INTERRUPTED: no job stays "running" across a restart. One file over 400 lines: the
-// scheduling round, resolution, seed and peer assignment all move the same job record through its
-// state machines, and reading them together is how one checks that no transition is missed.
+// with ERR_JOB_INTERRUPTED: no job stays "running" across a restart. The records and their
+// persistence are job-store.ts; the scheduling round, resolution, seed and peer assignment here all
+// move the same job record through its state machines (over 400 lines: read together, one checks
+// that no transition is missed).
 import type { Logger } from 'pino';
 import type { Clock } from '../../src/clock.ts';
 import type { Kv } from '../../src/db.ts';
@@ -15,31 +16,10 @@ import type { JobBody, WorkItem, WorkReport, WorkResponse } from '../../src/preh
 import { isFinished, moveJob, moveTask, type TaskState } from './job-state.ts';
 import { hasSecrets, parsePreheatArgs, type PreheatSecrets, type PreheatSpec } from './preheat-args.ts';
 import { selectPeers } from '../p2p/peer-selection.ts';
+import { JobStore } from './job-store.ts';
+import type { JobUpstream, PreheatPorts } from './preheat-ports.ts';
 import { allSettled, failureSummary, jobBody, peerTaskStates, type JobRecord, type LayerRecord } from './preheat-job.ts';
 import type { Resolved } from './preheat-resolver.ts';
-
-/** The registry object of a job's blob and the job's credential: for the seed only, never for peers. */
-export interface JobUpstream {
-  /** Host key of the supernode's configured registries. */
-  readonly registry: string;
-  readonly name: string;
-  readonly authorization?: string;
-}
-
-/** What the manager needs from the rest of the supernode (in-memory fakes in unit tests). */
-export interface PreheatPorts {
-  /** Throws ERR_UNKNOWN_UPSTREAM unless the supernode is configured to reach this registry. */
-  checkRegistry(registry: string): void;
-  resolve(spec: PreheatSpec, secrets: PreheatSecrets, signal: AbortSignal): Promise<Resolved>;
-  /**
-   * Has the seed hold the whole blob, fetched with the job's credential once the registry admitted
-   * it for this blob; calls `started` then (peers may join).
-   */
-  seedFetch(digest: Digest, size: number, upstream: JobUpstream, signal: AbortSignal, started: () => void): Promise<void>;
-  /** Admits a peer for a blob on the job's authority (the registry admitted the job's credential for it). */
-  admit(peerId: string, digest: Digest): void;
-  livePeers(): ReadonlyArray<{ readonly id: string; readonly addr: string }>;
-}
 
 export interface JobManagerOptions {
   readonly tickMs: number;
@@ -84,47 +64,38 @@ const NO_SECRETS: PreheatSecrets = { headers: {} };
 const RETRIABLE = new Set(['unavailable', 'aborted', 'internal']);
 
 export class JobManager {
-  private readonly kv: Kv<JobRecord>;
-  private readonly meta: Kv<number>;
+  private readonly jobs: JobStore;
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly ports: PreheatPorts;
   private readonly options: JobManagerOptions;
-  private readonly jobs = new Map<number, JobRecord>();
   private readonly runtime = new Map<number, Runtime>();
-  private readonly dirty = new Set<number>();
-  private nextId = 1;
   private startedAt = 0;
   private timer: { cancel(): void } | undefined;
-  private writing: Promise<void> = Promise.resolve();
   private closed = false;
 
   constructor(deps: { kv: Kv; clock: Clock; logger: Logger; ports: PreheatPorts }, options: Partial<JobManagerOptions> = {}) {
-    this.kv = deps.kv.sub<JobRecord>('job');
-    this.meta = deps.kv.sub<number>('meta');
     this.clock = deps.clock;
     this.logger = deps.logger.child({ component: 'preheat' });
+    this.jobs = new JobStore({ kv: deps.kv, clock: deps.clock, onError: (err) => this.logger.error({ err }, 'cannot persist preheat jobs') });
     this.ports = deps.ports;
     this.options = { ...DEFAULT_JOB_MANAGER_OPTIONS, ...options };
   }
 
   async start(): Promise<void> {
     this.startedAt = this.clock.now();
-    this.nextId = (await this.meta.get('next-id')) ?? 1;
-    for await (const [, job] of this.kv.entries()) {
-      this.jobs.set(job.id, job);
-      this.nextId = Math.max(this.nextId, job.id + 1);
-      if (isFinished(job.state)) continue;
+    await this.jobs.load((job) => {
+      if (isFinished(job.state)) return;
       if (job.hasSecrets) {
         this.finish(job, 'ERR_JOB_INTERRUPTED', 'the supernode restarted while the job ran; its registry credentials are never stored, so it cannot resume: create it again');
-        continue;
+        return;
       }
       job.resumed++;
       for (const l of job.layers) if (l.seed.name === 'active') l.seed = moveTask(l.seed, { name: 'waiting', attempts: l.seed.attempts - 1 });
       for (const t of peerTaskStates(job)) if (t.state.name === 'active') job.tasks[t.digest]![t.peerId] = moveTask(t.state, { name: 'waiting', attempts: t.state.attempts - 1 });
       this.touch(job);
       this.logger.info({ job: job.id, state: job.state.name }, 'preheat job resumed after a restart');
-    }
+    });
     await this.flush();
     this.schedule();
   }
@@ -143,18 +114,16 @@ export class JobManager {
     if (b.type !== 'preheat') throw new PollenError('ERR_INVALID_REQUEST', `type must be "preheat" (got ${JSON.stringify(String(b.type ?? '')).slice(0, 40)})`);
     const { spec, secrets, echo } = parsePreheatArgs(b.args);
     this.ports.checkRegistry(spec.target.registry);
-    const active = [...this.jobs.values()].filter((j) => !isFinished(j.state)).length;
+    const active = this.jobs.unfinished;
     if (active >= this.options.maxRunningJobs * 4) throw new PollenError('ERR_JOB_LIMIT', `${active} preheat jobs are already queued or running`);
     const now = this.clock.now();
-    const job: JobRecord = { id: this.nextId++, createdAt: now, updatedAt: now, spec, echo, hasSecrets: hasSecrets(secrets), state: { name: 'pending' }, resumed: 0, layers: [], peers: [], tasks: {} };
-    this.jobs.set(job.id, job);
+    const job: JobRecord = { id: await this.jobs.allocateId(), createdAt: now, updatedAt: now, spec, echo, hasSecrets: hasSecrets(secrets), state: { name: 'pending' }, resumed: 0, layers: [], peers: [], tasks: {} };
+    this.jobs.add(job);
     this.runtime.set(job.id, this.newRuntime(secrets));
-    this.touch(job);
     // The answer shows the job as created (pending), even if a tick starts it while it is stored.
     const created = jobBody(job);
-    await this.meta.put('next-id', this.nextId);
     await this.flush();
-    this.prune();
+    this.jobs.prune(this.options.maxKeptJobs);
     this.logger.info({ job: job.id, target: spec.target, scope: spec.scope }, 'preheat job created');
     return created;
   }
@@ -173,9 +142,8 @@ export class JobManager {
     const job = this.jobs.get(id);
     if (!job) return undefined;
     if (isFinished(job.state)) {
-      this.jobs.delete(id);
       this.runtime.delete(id);
-      await this.kv.del(key(id));
+      await this.jobs.remove(id);
       return 'deleted';
     }
     this.finish(job, 'ERR_ABORTED', 'cancelled by the operator');
@@ -232,16 +200,7 @@ export class JobManager {
 
   /** Writes changed jobs to level (serialised). */
   flush(): Promise<void> {
-    const ids = [...this.dirty];
-    this.dirty.clear();
-    this.writing = this.writing.then(async () => {
-      const ops = ids.flatMap((id) => {
-        const job = this.jobs.get(id);
-        return job ? [{ type: 'put' as const, key: key(id), value: job }] : [];
-      });
-      if (ops.length > 0) await this.kv.batch(ops).catch((err: unknown) => this.logger.error({ err }, 'cannot persist preheat jobs'));
-    });
-    return this.writing;
+    return this.jobs.flush();
   }
 
   private schedule(): void {
@@ -451,24 +410,11 @@ export class JobManager {
   }
 
   private touch(job: JobRecord): void {
-    job.updatedAt = this.clock.now();
-    this.dirty.add(job.id);
-  }
-
-  private prune(): void {
-    const finished = [...this.jobs.values()].filter((j) => isFinished(j.state)).sort((a, b) => a.id - b.id);
-    for (const job of finished.slice(0, Math.max(0, finished.length - this.options.maxKeptJobs))) {
-      this.jobs.delete(job.id);
-      void this.kv.del(key(job.id));
-    }
+    this.jobs.touch(job);
   }
 }
 
 /** The target's registry host key (records stored before it was kept carry the URL only). */
 function registryOf(job: JobRecord): string {
   return job.spec.target.registry || new URL(job.spec.target.baseUrl).host;
-}
-
-function key(id: number): string {
-  return String(id).padStart(12, '0');
 }
