@@ -53,6 +53,8 @@ try {
     target: 'node20',
     // Maps through dist/'s own maps to the TypeScript sources.
     sourcemap: true,
+    // The maps point at the sources; copies of them inside tripled the maps (6.8 -> 2.2 MB).
+    sourcesContent: false,
     external: ['classic-level', 'tar-stream'],
     plugins: [benchOutside],
     // The CommonJS dependencies' require() of node's modules, in an ES module.
