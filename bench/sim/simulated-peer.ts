@@ -21,9 +21,8 @@ import type { HostId, SimNetwork } from './network.ts';
 import { QueueClock } from './queue-clock.ts';
 import { SimLink, type LinkObserver, type UploadSide, type WireWorld } from './sim-wire.ts';
 import type { SimSupernode } from './sim-supernode.ts';
+import { HEARTBEAT_MS } from '../../supernode/p2p/tracker.ts';
 
-/** The agent's heartbeat period (peer/p2p/p2p-agent.ts). */
-export const HEARTBEAT_MS = 1_000;
 /** The hash every simulated piece carries (pieces are named by index, not hashed). */
 const SIM_HASH = 'sim';
 const silent = pino({ level: 'silent' });
@@ -103,6 +102,8 @@ export class SimulatedPeer implements UploadSide {
     const { queue, supernode } = this.world;
     queue.after(this.rtt(), () => {
       supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots);
+      // Liveness: the idle period the supernode names at registration (a real peer moving bytes
+      // beats every second for the status page, which the scheduling here does not depend on).
       const beat = (): void => {
         if (!supernode.heartbeat(this.peerId)) supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots);
         queue.after(HEARTBEAT_MS, beat);

@@ -39,6 +39,12 @@ export interface P2pTotals {
 }
 
 const RETRY_MS = 1_000;
+/** Heartbeat period when the supernode names none, and the bounds of one it names. */
+const DEFAULT_HEARTBEAT_MS = 5_000;
+const MIN_HEARTBEAT_MS = 500;
+const MAX_HEARTBEAT_MS = 60_000;
+/** While the peer moves bytes its reports (the status page's rates) go out this often. */
+const BUSY_HEARTBEAT_MS = 1_000;
 
 export class P2pAgent {
   readonly peerId = randomBytes(20).toString('hex');
@@ -66,6 +72,8 @@ export class P2pAgent {
   private readonly options: P2pAgentOptions;
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly registered = new Set<string>();
+  /** The heartbeat period each supernode asked for at registration. */
+  private readonly heartbeatMs = new Map<string, number>();
   private closed = false;
 
   /** `downloads`: the host's download budget, paying for what parents and the seed send. */
@@ -103,7 +111,7 @@ export class P2pAgent {
   async start(): Promise<void> {
     await this.pieces.start();
     await this.uploader.start();
-    for (const url of this.client.urls) void this.keepAlive(url, 0);
+    for (const url of this.client.urls) void this.keepAlive(url);
     this.logger.info({ peerId: this.peerId, wire: this.wireAddr, supernodes: this.client.urls }, 'joined the P2P cluster');
   }
 
@@ -135,23 +143,28 @@ export class P2pAgent {
     const res = await this.client.register(url, { peerId: this.peerId, wireAddr: this.wireAddr, uploadSlots: this.options.uploadSlots, holdings: this.pieces.holdings() });
     if (!this.registered.has(url)) this.logger.info({ supernode: url }, 'registered with the supernode');
     this.registered.add(url);
-    return void res;
+    // The supernode says how often it wants a heartbeat (within sane bounds).
+    const asked = Number(res.heartbeatMs);
+    this.heartbeatMs.set(url, Number.isFinite(asked) ? Math.min(Math.max(asked, MIN_HEARTBEAT_MS), MAX_HEARTBEAT_MS) : DEFAULT_HEARTBEAT_MS);
   }
 
-  private async keepAlive(url: string, heartbeatMs: number): Promise<void> {
+  private async keepAlive(url: string): Promise<void> {
     if (this.closed) return;
-    let next = heartbeatMs || RETRY_MS;
+    let next = RETRY_MS;
     try {
       if (!this.registered.has(url) || !(await this.client.heartbeat(url, this.peerId, this.report()))) {
         this.registered.delete(url);
         await this.register(url);
       }
+      // Busy (downloading, or children connected): every second, so the status page's rates are live;
+      // idle, as the supernode asked.
+      const asked = this.heartbeatMs.get(url) ?? DEFAULT_HEARTBEAT_MS;
+      next = this.pieces.activeTransfers > 0 || this.uploader.connectedChildren > 0 ? Math.min(asked, BUSY_HEARTBEAT_MS) : asked;
     } catch (err) {
       if (this.registered.delete(url)) this.logger.warn({ supernode: url, err: (err as Error).message }, 'supernode unreachable');
-      next = RETRY_MS;
     }
     if (this.closed) return;
-    const t = setTimeout(() => void this.keepAlive(url, heartbeatMs || 1_000), next);
+    const t = setTimeout(() => void this.keepAlive(url), next);
     t.unref();
     this.timers.set(url, t);
   }

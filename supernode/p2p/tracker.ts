@@ -8,7 +8,12 @@ import { PollenError } from '../../src/errors.ts';
 import type { HeartbeatBody } from '../../src/p2p/supernode-api.ts';
 import { issuePeerToken, parsePeerToken, tokenMatches } from './peer-token.ts';
 
-export const HEARTBEAT_MS = 1_000;
+/**
+ * How often idle peers heart-beat (told at registration; a peer moving bytes reports every second,
+ * for the status page's rates). A heartbeat is a TLS request the supernode answers: at 1 s, 10,000
+ * idle peers sent 10,000 a second. PEER_TTL_MS is four of them.
+ */
+export const HEARTBEAT_MS = 5_000;
 /**
  * Generous against starved event loops and full links (a heartbeat that loses packets behind bulk
  * flows in a drop-tail queue backs off for seconds; 8 s dropped 33 live peers in the 16-peer bed).
@@ -16,6 +21,8 @@ export const HEARTBEAT_MS = 1_000;
  */
 export const PEER_TTL_MS = 20_000;
 const SWEEP_MS = 500;
+/** A peer's recent picks (offers as a parent, which lower its score) halve this often. */
+const PICKS_HALF_LIFE_MS = 1_000;
 const FAILURE_DECAY_MS = 10_000;
 /** Reports (bad or corrupt parents) that count, per reporting peer and REPORT_WINDOW_MS. */
 export const REPORTS_PER_WINDOW = 32;
@@ -50,10 +57,12 @@ export class Tracker {
   private readonly onDrop: (peer: PeerRecord) => void;
   private readonly peers = new Map<string, PeerRecord>();
   private timer: { cancel(): void } | undefined;
+  private picksDecayedAt: number;
 
   constructor(deps: { clock: Clock; onDrop: (peer: PeerRecord) => void }) {
     this.clock = deps.clock;
     this.onDrop = deps.onDrop;
+    this.picksDecayedAt = deps.clock.now();
   }
 
   start(): void {
@@ -124,7 +133,6 @@ export class Tracker {
     if (!peer) return false;
     peer.lastSeen = this.clock.now();
     if (report && Object.keys(report).length > 0) peer.report = report;
-    peer.picks = Math.floor(peer.picks / 2);
     // Failure reports fade (a stall under load is not a lie); a liar keeps being reported and banned locally.
     if (this.clock.now() - peer.failuresDecayedAt >= FAILURE_DECAY_MS) {
       peer.failures = Math.floor(peer.failures / 2);
@@ -144,11 +152,17 @@ export class Tracker {
   }
 
   sweep(): void {
-    const deadline = this.clock.now() - PEER_TTL_MS;
+    const now = this.clock.now();
+    const deadline = now - PEER_TTL_MS;
+    // Picks fade on the clock, not per heartbeat: the heartbeat's period is the peers' business.
+    const halvings = Math.floor((now - this.picksDecayedAt) / PICKS_HALF_LIFE_MS);
+    if (halvings > 0) this.picksDecayedAt += halvings * PICKS_HALF_LIFE_MS;
     for (const peer of this.peers.values()) {
       if (peer.lastSeen < deadline) {
         this.peers.delete(peer.peerId);
         this.onDrop(peer);
+      } else if (halvings > 0 && peer.picks > 0) {
+        peer.picks = peer.picks >>> Math.min(halvings, 31);
       }
     }
   }

@@ -31,7 +31,9 @@ export interface JobManagerOptions {
   readonly maxRunningJobs: number;
   readonly maxBlobsPerJob: number;
   readonly maxKeptJobs: number;
+  /** How often peers poll for work while a job is queued or running, and while none is (a poll is a TLS request per peer). */
   readonly pollMs: number;
+  readonly idlePollMs: number;
   /** After the supernode starts, peers are chosen only once this has passed (peers register again within it). */
   readonly registrationGraceMs: number;
 }
@@ -45,6 +47,7 @@ export const DEFAULT_JOB_MANAGER_OPTIONS: JobManagerOptions = {
   maxBlobsPerJob: 1_000,
   maxKeptJobs: 500,
   pollMs: 1_000,
+  idlePollMs: 5_000,
   registrationGraceMs: 5_000,
 };
 
@@ -173,7 +176,7 @@ export class JobManager {
         work.push({ job: job.id, digest: l.digest, size: l.size, upstream });
       }
     }
-    return { work, pollMs: this.options.pollMs };
+    return { work, pollMs: this.jobs.unfinished > 0 ? this.options.pollMs : this.options.idlePollMs };
   }
 
   /** One scheduling round over every unfinished job (the timer calls it; tests call it directly). */

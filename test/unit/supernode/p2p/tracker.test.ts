@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../src/clock.ts';
-import { PEER_TTL_MS, REPORT_WINDOW_MS, REPORTS_PER_WINDOW, Tracker } from '../../../../supernode/p2p/tracker.ts';
+import { HEARTBEAT_MS, PEER_TTL_MS, REPORT_WINDOW_MS, REPORTS_PER_WINDOW, Tracker } from '../../../../supernode/p2p/tracker.ts';
 
 function setup() {
   const clock = new ManualClock(1_000);
@@ -56,5 +56,29 @@ describe('Tracker identities', () => {
     expect(counted).toBe(REPORTS_PER_WINDOW);
     clock.advance(REPORT_WINDOW_MS);
     expect(tracker.chargeReport(peer)).toBe(true);
+  });
+});
+
+describe('Tracker liveness', () => {
+  it("halves a peer's picks every second of the clock whether it heart-beats or not, and drops it only after PEER_TTL_MS of silence", () => {
+    const { clock, tracker } = setup();
+    const { peer } = tracker.register('a', '10.0.0.1:1', 4);
+    peer.picks = 64;
+    clock.advance(1_000);
+    tracker.sweep();
+    expect(peer.picks).toBe(32);
+    clock.advance(3_000);
+    tracker.sweep();
+    expect(peer.picks).toBe(4);
+    // A heartbeat leaves the picks alone (its period is the peers' business).
+    tracker.heartbeat('a');
+    expect(peer.picks).toBe(4);
+    expect(HEARTBEAT_MS * 4).toBeLessThanOrEqual(PEER_TTL_MS);
+    clock.advance(PEER_TTL_MS - 1);
+    tracker.sweep();
+    expect(tracker.get('a')).toBe(peer);
+    clock.advance(2);
+    tracker.sweep();
+    expect(tracker.get('a')).toBeUndefined();
   });
 });

@@ -9,7 +9,7 @@ import { sha256Digest, type Digest } from '../../../../src/digest.ts';
 import { PollenError } from '../../../../src/errors.ts';
 import { MediaType } from '../../../../src/oci/media-types.ts';
 import type { FetchedManifest } from '../../../../src/oci/registry-client.ts';
-import { JobManager } from '../../../../supernode/preheat/job-manager.ts';
+import { DEFAULT_JOB_MANAGER_OPTIONS, JobManager } from '../../../../supernode/preheat/job-manager.ts';
 import type { JobUpstream, PreheatPorts } from '../../../../supernode/preheat/preheat-ports.ts';
 import { selectPeers } from '../../../../supernode/p2p/peer-selection.ts';
 import { moveJob, moveTask } from '../../../../supernode/preheat/job-state.ts';
@@ -183,6 +183,19 @@ describe('JobManager', () => {
     expect(ports.seedFetches).toEqual(ports.resolved.blobs.map((b) => b.digest));
     await step();
     expect(jobs.get(job.id)).toMatchObject({ phase: 'succeeded', state: 'SUCCESS', progress: { layers: { total: 2, done: 2, failed: 0 } } });
+    await jobs.close();
+  });
+
+  it('tells peers to poll every pollMs while a job is queued or running and every idlePollMs otherwise', async () => {
+    const { jobs, step } = setup();
+    await jobs.start();
+    expect(jobs.work('p1', []).pollMs).toBe(DEFAULT_JOB_MANAGER_OPTIONS.idlePollMs);
+    const job = await jobs.create({ type: 'preheat', args: { image: '127.0.0.1:5000/ns/app:v1' } });
+    expect(jobs.work('p1', []).pollMs).toBe(DEFAULT_JOB_MANAGER_OPTIONS.pollMs);
+    for (let k = 0; k < 5 && jobs.get(job.id)?.phase !== 'succeeded'; k++) await step();
+    expect(jobs.get(job.id)?.phase).toBe('succeeded');
+    expect(jobs.work('p1', []).pollMs).toBe(DEFAULT_JOB_MANAGER_OPTIONS.idlePollMs);
+    expect(DEFAULT_JOB_MANAGER_OPTIONS.idlePollMs).toBeGreaterThan(DEFAULT_JOB_MANAGER_OPTIONS.pollMs);
     await jobs.close();
   });
 
