@@ -74,6 +74,8 @@ export class Scheduler {
   private readonly clock: Clock;
   private readonly options: SchedulerOptions;
   private readonly tasks = new Map<Digest, TaskAvailability>();
+  /** Parent scans run (a sync within offerIntervalMs of its asker's last scan runs none). */
+  scans = 0;
 
   constructor(deps: { clock: Clock }, options: Partial<SchedulerOptions> = {}) {
     this.clock = deps.clock;
@@ -229,14 +231,15 @@ export class Scheduler {
     return { parents, seedGrants, availability: toArray(task.availability) };
   }
 
-  /** Parent scans run (a sync within offerIntervalMs of its asker's last scan runs none). */
-  scans = 0;
-
   private scanAllowed(task: TaskAvailability, asker: string, now: number, starved: boolean): boolean {
-    const last = task.scannedAt.get(asker);
-    if (!starved && last !== undefined && now - last < this.options.offerIntervalMs) return false;
-    if (task.holders.has(asker)) task.scannedAt.set(asker, now);
     this.scans++;
+    if (this.options.offerIntervalMs <= 0) return true;
+    const last = task.scannedAt.get(asker);
+    if (!starved && last !== undefined && now - last < this.options.offerIntervalMs) {
+      this.scans--;
+      return false;
+    }
+    if (task.holders.has(asker)) task.scannedAt.set(asker, now);
     return true;
   }
 
