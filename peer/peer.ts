@@ -30,7 +30,7 @@ import { MirrorObserver } from './metrics-mirror.ts';
 import { PeerMetrics } from './metrics-peer.ts';
 import { P2pAgent } from './p2p/p2p-agent.ts';
 import { P2pDownloader } from './p2p/p2p-downloader.ts';
-import type { PersistedPieces } from './p2p/p2p-transfer.ts';
+import type { PersistedPieces } from './p2p/transfer-seams.ts';
 import { PreheatWorker } from './preheat/preheat-worker.ts';
 import { UpstreamDownloader } from './mirror/upstream-downloader.ts';
 import { Upstreams } from './mirror/upstreams.ts';

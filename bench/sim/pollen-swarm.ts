@@ -11,7 +11,7 @@ import { pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
 import type { SchedulerOptions } from '../../supernode/p2p/scheduler.ts';
 import { EventQueue } from './event-queue.ts';
 import { SimNetwork, type HostId } from './network.ts';
-import type { TransferTimings } from '../../peer/p2p/p2p-transfer.ts';
+import type { TransferTimings } from '../../peer/p2p/transfer-seams.ts';
 import { DUPLICATE_CAUSES, type DuplicateCause } from '../../peer/p2p/piece-ledger.ts';
 import { SimulatedPeer, type TransferTrace } from './simulated-peer.ts';
 import { SimSupernode, type SupernodeStats } from './sim-supernode.ts';

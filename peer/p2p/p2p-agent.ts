@@ -13,7 +13,7 @@ import { AddressBans, ExpiringBans } from '../../src/p2p/wire-bans.ts';
 import { WireDialer } from '../../src/p2p/wire-dialer.ts';
 import type { Throttle } from '../../src/rate/throttle.ts';
 import { LocalPieces } from './local-pieces.ts';
-import type { TransferEvent } from './p2p-transfer.ts';
+import type { TransferEvent } from './transfer-seams.ts';
 import { SupernodeClient } from './supernode-client.ts';
 import { Uploader } from './uploader.ts';
 

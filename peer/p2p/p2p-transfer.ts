@@ -31,8 +31,6 @@ import { fetchMissingFromUpstream } from './upstream-fallback.ts';
 import { knownHashCount, TransferSync, withAnsweredHashes } from './transfer-sync.ts';
 import { DEFAULT_TIMINGS, sha256Piece, type BlobReader, type BlobTarget, type PieceHasher, type TransferCounters, type TransferDeps, type TransferTimings } from './transfer-seams.ts';
 
-export type { PersistedPieces } from './transfer-seams.ts';
-export { DEFAULT_TIMINGS, type TransferDeps, type TransferEvent, type TransferTimings } from './transfer-seams.ts';
 
 export const SEED_CONCURRENCY = 3;
 /** The transfer's tick (stall and progress checks, periodic sync) runs this often at most. */

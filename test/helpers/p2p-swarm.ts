@@ -12,7 +12,7 @@ import type { Digest } from '../../src/digest.ts';
 import { FsContentStore } from '../../src/fs-content-store.ts';
 import { P2pAgent } from '../../peer/p2p/p2p-agent.ts';
 import { P2pDownloader } from '../../peer/p2p/p2p-downloader.ts';
-import type { PersistedPieces, TransferTimings } from '../../peer/p2p/p2p-transfer.ts';
+import type { PersistedPieces, TransferTimings } from '../../peer/p2p/transfer-seams.ts';
 import { UpstreamDownloader } from '../../peer/mirror/upstream-downloader.ts';
 import { Supernode } from '../../supernode/supernode.ts';
 

@@ -12,7 +12,8 @@ import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
 import type { ExpiringBans } from '../../src/p2p/wire-bans.ts';
 import type { MetainfoBody, SyncRequest, SyncResponse } from '../../src/p2p/supernode-api.ts';
-import { P2pTransfer, type TransferDeps, type TransferTimings, DEFAULT_TIMINGS } from '../../peer/p2p/p2p-transfer.ts';
+import { P2pTransfer } from '../../peer/p2p/p2p-transfer.ts';
+import { DEFAULT_TIMINGS, type TransferDeps, type TransferTimings } from '../../peer/p2p/transfer-seams.ts';
 import type { ParentConnection, ParentDialer, TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seams.ts';
 
 export const PIECE_BYTES = 2 * BLOCK_BYTES;
