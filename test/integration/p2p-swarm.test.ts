@@ -232,8 +232,14 @@ describe('P2P swarm over a real registry', () => {
 
     ({ node } = await startSupernode({ upstream: registry.url, data, listen: `127.0.0.1:${port}`, secret: SECRET }));
     cleanups.push(() => node.close());
-    // The earlier peers register again with what they hold; the supernode rebuilds availability.
-    await waitFor(async () => [slow!, ...swarm].every((p) => p.agent.isRegistered(node.url)), 'peers re-registered');
+    // The earlier peers register again with what they hold (an idle one at its next heartbeat, up
+    // to the idle period later); the supernode rebuilds availability from that.
+    const restarted = node;
+    await waitFor(async () => {
+      const status = (await (await fetch(`${restarted.adminUrl}/api/v1/status`)).json()) as { peers: Array<{ id: string }> };
+      const known = new Set(status.peers.map((p) => p.id));
+      return [slow!, ...swarm].every((p) => known.has(p.agent.peerId));
+    }, 'the restarted supernode knows the earlier peers', 30_000);
     const [late] = await peers(1, [node.url]);
     const before = registry.blobBytesSent();
     expect(await late!.pull(registry.url, 'test/swarm', digest)).toBe(digest);
