@@ -2,10 +2,10 @@
 // command (dist/cli/main.js and what it loads) into dist/bundle/, and stamps dist/.built with the
 // time the build started, so an edit made during the build still counts as newer.
 // The bundle is what bin/pollen.js runs: node resolving and loading ~400 module files was half of a
-// daemon's start (a peer until its mirror answers: 0.51-0.57 CPU s from dist/, 0.27-0.29 bundled).
-// Code splitting keeps each command's modules in chunks loaded only when it runs. Left outside:
-// classic-level (a native addon) and tar-stream (src/snapshot/tar-reader.ts patches one of its
-// modules through require, which must be the instance the unpacker uses).
+// daemon's start (a peer until its mirror answers: 0.51-0.57 CPU s from dist/, 0.30-0.36 bundled;
+// 0.27-0.29 as one file). Code splitting keeps each command's modules in chunks loaded only when it
+// runs. Left outside: classic-level (a native addon) and tar-stream (src/snapshot/tar-reader.ts
+// swaps its PAX decoder through require, which must reach the instance the unpacker uses).
 // `--if-stale` builds only when dist/ is older than the sources (vitest's global set-up); `--clean`
 // empties dist/ first (npm pack: no output of a source file that has since been removed).
 import { spawnSync } from 'node:child_process';
