@@ -232,14 +232,12 @@ export class Scheduler {
   }
 
   private scanAllowed(task: TaskAvailability, asker: string, now: number, starved: boolean): boolean {
-    this.scans++;
-    if (this.options.offerIntervalMs <= 0) return true;
-    const last = task.scannedAt.get(asker);
-    if (!starved && last !== undefined && now - last < this.options.offerIntervalMs) {
-      this.scans--;
-      return false;
+    if (this.options.offerIntervalMs > 0) {
+      const last = task.scannedAt.get(asker);
+      if (!starved && last !== undefined && now - last < this.options.offerIntervalMs) return false;
+      if (task.holders.has(asker)) task.scannedAt.set(asker, now);
     }
-    if (task.holders.has(asker)) task.scannedAt.set(asker, now);
+    this.scans++;
     return true;
   }
 
