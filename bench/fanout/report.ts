@@ -3,7 +3,7 @@
 import { totalCpuS, type ScenarioResult } from './scenario.ts';
 import type { FanoutReport } from './sweep.ts';
 
-const COLUMNS = ['S MiB', 'N', 'system', 'all-done s', 'x T*', 'x direct', 'median s', 'reg egress xS', 'sn egress xS', 'rx reg/sn/peers %', 'rx/need', 'rx pkt/MiB', 'dup xS', 'fallbacks', 'stalls', 'starved', 'client cpu s', 'client rss MiB', 'daemon cpu s', 'daemon life cpu s', 'total cpu s', 'status'] as const;
+const COLUMNS = ['S MiB', 'N', 'system', 'all-done s', 'x T*', 'x direct', 'median s', 'reg egress xS', 'sn egress xS', 'rx reg/sn/peers %', 'rx/need', 'rx pkt/MiB', 'dup xS', 'fallbacks', 'stalls', 'starved', 'client cpu s', 'client rss MiB', 'daemon cpu s', 'daemon sys %', 'daemon life cpu s', 'total cpu s', 'status'] as const;
 const STATUS = COLUMNS.length - 1;
 
 function fmt(x: number, digits = 2): string {
@@ -17,6 +17,7 @@ function row(r: ScenarioResult, direct: ScenarioResult | undefined): string[] {
   const meanCpu = r.hosts.reduce((s, h) => s + h.clientCpuS, 0) / (r.hosts.length || 1);
   const maxRss = Math.max(0, ...r.hosts.map((h) => h.clientMaxRssMiB));
   const daemonCpu = Object.values(r.daemons).reduce((s, d) => s + d.cpuS, 0);
+  const daemonSys = Object.values(r.daemons).reduce((s, d) => s + (d.sysS ?? NaN), 0);
   const daemonLifeCpu = Object.values(r.daemons).reduce((s, d) => s + (d.lifeCpuS ?? d.cpuS), 0);
   const failed = r.hosts.filter((h) => !h.ok).length;
   const t = r.transfer;
@@ -40,6 +41,7 @@ function row(r: ScenarioResult, direct: ScenarioResult | undefined): string[] {
     fmt(meanCpu),
     fmt(maxRss, 0),
     fmt(daemonCpu),
+    fmt((100 * daemonSys) / daemonCpu, 0),
     fmt(daemonLifeCpu),
     fmt(totalCpuS(r)),
     r.error ? `FAILED ${failed}/${r.hosts.length}` : 'ok',
@@ -61,7 +63,7 @@ export function renderTable(report: FanoutReport): string {
     '"reg egress xS" = bytes the registry host sent / image size; "rx reg/sn/peers %" = where the peers\' received bytes came from;',
     '"rx/need" = bytes the peers received / (N x image size); "rx pkt/MiB" = packets the peers received per MiB received (1 MiB is ~725 full frames); Pollen\'s own counts (its peers\' "blob committed" lines): "dup xS" = bytes received and',
     'thrown away / image size (by cause in report.json), "fallbacks" to the registry, "stalls" (parents dropped for a stalled piece), "starved" (seed grants declined);',
-    '"daemon cpu s" = CPU of the long-running processes from the start of the pulls until they stop (aria2c, started by the pull, whole); "daemon life cpu s" = the same with their start-up;',
+    '"daemon cpu s" = CPU of the long-running processes from the start of the pulls until they stop (aria2c, started by the pull, whole), "daemon sys %" the kernel share of it; "daemon life cpu s" = the same with their start-up;',
     '"total cpu s" = daemon cpu s + the clients that are not daemons (skopeo; aria2c is both, counted once): the CPU the system spent on the pulls.',
     '',
     line(COLUMNS),

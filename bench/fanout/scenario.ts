@@ -46,9 +46,10 @@ export interface ScenarioResult {
   /**
    * The long-running processes: CPU s from the common start of the pulls until they were stopped
    * (`cpuS`; a process started during the pulls, e.g. aria2c, counts whole), and over their whole
-   * life (`lifeCpuS`: with start-up, e.g. node loading its modules).
+   * life (`lifeCpuS`: with start-up, e.g. node loading its modules); `sysS` is the kernel's part of
+   * `cpuS` (network stack, disk writes).
    */
-  daemons: Record<string, { cpuS: number; lifeCpuS: number; maxRssMiB: number }>;
+  daemons: Record<string, { cpuS: number; sysS?: number; lifeCpuS: number; maxRssMiB: number }>;
   /** What the system's peers counted of their transfers (Pollen only). */
   transfer?: TransferSummary | undefined;
   /** Set when the system did not run (unavailable) or the scenario failed as a whole. */
@@ -162,7 +163,7 @@ export async function runScenario(input: ScenarioInput): Promise<ScenarioResult>
     if (input.logDir) await writeLogs(input.logDir, `${system.name}-n${base.n}-s${base.sizeMiB}`, system.logs?.() ?? {});
     await rm(workDir, { recursive: true, force: true });
   }
-  for (const [k, u] of Object.entries(daemons)) base.daemons[k] = { cpuS: u.cpuSeconds - (atStart[k]?.cpuSeconds ?? 0), lifeCpuS: u.cpuSeconds, maxRssMiB: u.maxRssKiB / KIB_PER_MIB };
+  for (const [k, u] of Object.entries(daemons)) base.daemons[k] = { cpuS: u.cpuSeconds - (atStart[k]?.cpuSeconds ?? 0), sysS: u.systemSeconds - (atStart[k]?.systemSeconds ?? 0), lifeCpuS: u.cpuSeconds, maxRssMiB: u.maxRssKiB / KIB_PER_MIB };
   return base;
 }
 

@@ -9,7 +9,7 @@ const OUTPUT_KEEP_CHARS = 1_000_000;
 export class NsProcess {
   readonly exited: Promise<number | null>;
   private out = '';
-  private lastUsage: ProcessUsage = { cpuSeconds: 0, maxRssKiB: 0 };
+  private lastUsage: ProcessUsage = { cpuSeconds: 0, systemSeconds: 0, maxRssKiB: 0 };
 
   constructor(
     readonly child: ChildProcess,
@@ -95,5 +95,5 @@ export async function runTimed(proc: NsProcess, timeFile: string, timeoutMs?: nu
   const wallMs = performance.now() - t0;
   if (timer) clearTimeout(timer);
   const text = await readFile(timeFile, 'utf8').catch(() => '');
-  return { exitCode, wallMs, usage: parseGnuTime(text) ?? { cpuSeconds: 0, maxRssKiB: 0 }, output: proc.output() };
+  return { exitCode, wallMs, usage: parseGnuTime(text) ?? { cpuSeconds: 0, systemSeconds: 0, maxRssKiB: 0 }, output: proc.output() };
 }

@@ -8,6 +8,8 @@ const CLOCK_TICKS_PER_S = 100;
 export interface ProcessUsage {
   /** user + system CPU seconds, including reaped children's. */
   cpuSeconds: number;
+  /** The system (kernel) part of cpuSeconds: on the bed, mostly the network stack and disk writes. */
+  systemSeconds: number;
   /** Peak resident set size in KiB (VmHWM; summed over the live process tree). */
   maxRssKiB: number;
 }
@@ -19,6 +21,7 @@ interface ProcStat {
   ticks: number;
   userTicks: number;
   systemTicks: number;
+  childSystemTicks: number;
   minorFaults: number;
 }
 
@@ -33,7 +36,7 @@ function readStat(pid: number): ProcStat | undefined {
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
   const num = (i: number): number => Number(rest[i] ?? 0);
   // rest[0] is field 3 (state): ppid is field 4, minflt is 10, utime..cstime are fields 14..17.
-  return { pid, ppid: num(1), ticks: num(11) + num(12) + num(13) + num(14), userTicks: num(11), systemTicks: num(12), minorFaults: num(7) };
+  return { pid, ppid: num(1), ticks: num(11) + num(12) + num(13) + num(14), userTicks: num(11), systemTicks: num(12), childSystemTicks: num(14), minorFaults: num(7) };
 }
 
 /** User and system CPU seconds and minor page faults of one live process so far (its own, not its children's). */
@@ -75,14 +78,16 @@ export function processTree(root: number): number[] {
 /** Usage of a live process and its descendants now (zero if it is gone). */
 export function sampleUsage(pid: number): ProcessUsage {
   let ticks = 0;
+  let systemTicks = 0;
   let rss = 0;
   for (const p of processTree(pid)) {
     const st = readStat(p);
     if (!st) continue;
     ticks += st.ticks;
+    systemTicks += st.systemTicks + st.childSystemTicks;
     rss += readHwmKiB(p);
   }
-  return { cpuSeconds: ticks / CLOCK_TICKS_PER_S, maxRssKiB: rss };
+  return { cpuSeconds: ticks / CLOCK_TICKS_PER_S, systemSeconds: systemTicks / CLOCK_TICKS_PER_S, maxRssKiB: rss };
 }
 
 /** GNU time format the test bed uses: `%e %U %S %M` (wall s, user s, system s, max RSS KiB). */
@@ -91,5 +96,5 @@ export const GNU_TIME_FORMAT = 'pollen-usage %e %U %S %M';
 export function parseGnuTime(text: string): ProcessUsage | undefined {
   const m = /pollen-usage ([\d.]+) ([\d.]+) ([\d.]+) (\d+)/.exec(text);
   if (!m) return undefined;
-  return { cpuSeconds: Number(m[2]) + Number(m[3]), maxRssKiB: Number(m[4]) };
+  return { cpuSeconds: Number(m[2]) + Number(m[3]), systemSeconds: Number(m[3]), maxRssKiB: Number(m[4]) };
 }

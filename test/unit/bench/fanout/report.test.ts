@@ -37,9 +37,9 @@ describe("the fan-out report's Pollen transfer columns", () => {
     expect([col('fallbacks'), col('stalls'), col('starved')].map((i) => cells('pollen')[i])).toEqual(['3', '4', '5']);
   });
 
-  it('counts a client that is also a daemon (aria2c) once in total cpu s, and a separate client (skopeo) on top of the daemons', () => {
+  it('counts a client that is also a daemon (aria2c) once in total cpu s, a separate client (skopeo) on top of the daemons, and the kernel share of the daemons', () => {
     const host = (clientIsDaemon: boolean) => ({ host: 'p', ok: true, seconds: 10, rxBytes: 64 * MIB, fromRegistry: 0, fromSupernode: 0, fromPeers: 64 * MIB, txBytes: 0, clientCpuS: 0.5, clientMaxRssMiB: 10, ...(clientIsDaemon ? { clientIsDaemon } : {}) });
-    const daemons = { 'a@p1': { cpuS: 1, lifeCpuS: 1.5, maxRssMiB: 1 }, 'b@p2': { cpuS: 2, lifeCpuS: 2.5, maxRssMiB: 1 } };
+    const daemons = { 'a@p1': { cpuS: 1, sysS: 0.25, lifeCpuS: 1.5, maxRssMiB: 1 }, 'b@p2': { cpuS: 2, sysS: 0.5, lifeCpuS: 2.5, maxRssMiB: 1 } };
     const bt: ScenarioResult = { system: 'bittorrent', n: 2, sizeMiB: 64, imageBytes: 64 * MIB, lowerBoundS: 5, allDoneS: 10, medianS: 9, registryEgressBytes: 64 * MIB, supernodeEgressBytes: 0, registryCpuS: 0, hosts: [host(true), host(true)], daemons };
     const pollen: ScenarioResult = { ...bt, system: 'pollen', hosts: [host(false), host(false)] };
     expect(totalCpuS(bt)).toBeCloseTo(3, 9);
@@ -49,6 +49,7 @@ describe("the fan-out report's Pollen transfer columns", () => {
     const header = lines.find((l) => l.trim().startsWith('S MiB'))!.trim().split(/\s{2,}/);
     const cells = (system: string) => lines.find((l) => l.includes(` ${system} `))!.trim().split(/\s{2,}/);
     expect(cells('bittorrent')[header.indexOf('daemon life cpu s')]).toBe('4.00');
+    expect(cells('bittorrent')[header.indexOf('daemon sys %')]).toBe('25');
     expect(cells('pollen')[header.indexOf('total cpu s')]).toBe('4.00');
   });
 });
