@@ -77,6 +77,7 @@ export class P2pTransfer {
   private lastPieceAt: number;
   private pumpQueued = false;
   private persistChain: Promise<void> = Promise.resolve();
+  private persistQueued = false;
   private ticker: Timer | undefined;
   private readonly started: number;
   private readonly controller = new AbortController();
@@ -252,10 +253,20 @@ export class P2pTransfer {
     this.ledger.release(a.index, parent.peerId);
   }
 
-  /** Writes the verified bitfield; writes are chained so an older snapshot never lands last. */
+  /**
+   * Writes the verified bitfield. Writes are chained so an older snapshot never lands last, and
+   * coalesced: while one waits its turn, a new call joins it (its snapshot is taken when it runs, so
+   * it carries every piece verified until then); pieces arriving faster than the store writes cost
+   * one write per turn instead of one each.
+   */
   private persist(): Promise<void> {
+    if (this.persistQueued) return this.persistChain;
+    this.persistQueued = true;
     this.persistChain = this.persistChain
-      .then(() => this.deps.kv.put(this.digest, { size: this.meta.size, pieceSize: this.meta.pieceSize, pieces: this.ledger.have.toBase64() }))
+      .then(() => {
+        this.persistQueued = false;
+        return this.deps.kv.put(this.digest, { size: this.meta.size, pieceSize: this.meta.pieceSize, pieces: this.ledger.have.toBase64() });
+      })
       .catch(() => {});
     return this.persistChain;
   }

@@ -220,6 +220,8 @@ export interface HarnessOptions {
   maxParents?: () => number;
   /** Where its ticks fall (default: the start, so it ticks every TICK_MS from there). */
   tickPhaseMs?: number;
+  /** Where the verified bitfield is persisted (default: nowhere, at once). */
+  kv?: TransferDeps['kv'];
 }
 
 export function harness(options: HarnessOptions): Harness {
@@ -252,7 +254,7 @@ export function harness(options: HarnessOptions): Harness {
     client: supernode,
     supernode: 'https://supernode.test',
     pieces: { addActive() {}, removeActive() {}, announce() {}, markCommitted() {} },
-    kv: { put: async () => {}, del: async () => {} },
+    kv: options.kv ?? { put: async () => {}, del: async () => {} },
     logger: pino({ level: 'silent' }),
     dialer,
     peerId: 'child',

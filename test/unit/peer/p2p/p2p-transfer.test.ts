@@ -6,6 +6,7 @@ import { ExpiringBans } from '../../../../src/p2p/wire-bans.ts';
 import { ENDGAME_COPIES } from '../../../../peer/p2p/piece-picker.ts';
 import { HAVE_BYTES_PER_SYNC } from '../../../../peer/p2p/p2p-transfer.ts';
 import { MAX_PARENTS, MIN_PARENTS, parentsPerTransfer, USELESS_PATIENCE_MS } from '../../../../peer/p2p/parent-pool.ts';
+import { Bitfield } from '../../../../src/p2p/bitfield.ts';
 import { harness, offerParents, PIECE_BYTES, type Harness } from '../../../helpers/transfer-harness.ts';
 
 const open: Harness[] = [];
@@ -125,6 +126,36 @@ describe('P2pTransfer on a manual clock', () => {
     await h.transfer.done;
     expect(h.transfer.state.phase).toBe('done');
     expect(h.transfer.counters.peer).toBe(3 * PIECE_BYTES);
+  });
+
+  it('persists the verified bitfield once per store turn: pieces verified while a write waits join the next write, which carries them all', async () => {
+    const snapshots: string[] = [];
+    const releases: Array<() => void> = [];
+    const kv = {
+      put: (_key: string, value: { pieces: string }): Promise<void> => {
+        snapshots.push(value.pieces);
+        return new Promise<void>((resolve) => releases.push(resolve));
+      },
+      del: async () => {},
+    };
+    const h = start({ pieces: 6, parents: ['a'], kv });
+    await offerParents(h, { a: [0, 1, 2, 3, 4, 5] });
+    for (let k = 0; k < 12; k++) {
+      for (const p of h.parents.values()) p.deliver();
+      await h.settle();
+    }
+    // Six pieces verified; the first write still waits for the store: one write, the rest queued as one.
+    expect(snapshots).toHaveLength(1);
+    expect(Bitfield.fromBase64(6, snapshots[0]!).count).toBeLessThan(6);
+    releases.shift()!();
+    await h.settle();
+    expect(snapshots).toHaveLength(2);
+    expect(Bitfield.fromBase64(6, snapshots[1]!).count).toBe(6);
+    releases.shift()!();
+    await h.transfer.done;
+    expect(h.transfer.state.phase).toBe('done');
+    // Two writes for six pieces (one per piece before: each waited its turn, then wrote the same).
+    expect(snapshots).toHaveLength(2);
   });
 
   it('reports every piece once committed, and tries that report again when the supernode drops it', async () => {
