@@ -6,8 +6,9 @@
 // exposed to waiting clients through the PartialBlob. The whole blob is verified at commit.
 // The parts: the piece accounting in piece-ledger.ts, the parents in parent-pool.ts (a parent's
 // window and assignments in parent-link.ts), the phase in transfer-state.ts, the seed-piece GET
-// in seed-piece.ts, the seed grants in seed-grants.ts, the supernode sync in transfer-sync.ts, the
-// registry fallback in upstream-fallback.ts; time and every outside party come through the seams of
+// in seed-piece.ts, the seed grants in seed-grants.ts, the persisted bitfield in
+// bitfield-record.ts, the supernode sync in transfer-sync.ts, the registry fallback in
+// upstream-fallback.ts; time and every outside party come through the seams of
 // transfer-seams.ts, so unit tests drive it on a manual clock and bench/sim runs this very code on
 // simulated time. Over 400 lines because it is the one place the sources meet: which piece from
 // whom, when, and what a piece that came does to the others in flight.
@@ -18,6 +19,7 @@ import type { Bitfield } from '../../src/p2p/bitfield.ts';
 import { BLOCK_BYTES, pieceRange } from '../../src/p2p/metainfo.ts';
 import type { MetainfoBody, SyncResponse } from '../../src/p2p/supernode-api.ts';
 import { releaseBlock } from '../../src/p2p/wire-connection.ts';
+import { BitfieldRecord } from './bitfield-record.ts';
 import type { BlobFetchRequest } from '../blob-downloader.ts';
 import { fetchRangeFromUpstream } from '../mirror/upstream-ranges.ts';
 import type { Assignment, ParentLink } from './parent-link.ts';
@@ -76,8 +78,7 @@ export class P2pTransfer {
   private lastProgressAt: number;
   private lastPieceAt: number;
   private pumpQueued = false;
-  private persistChain: Promise<void> = Promise.resolve();
-  private persistQueued = false;
+  private readonly record: BitfieldRecord;
   private ticker: Timer | undefined;
   private readonly started: number;
   private readonly controller = new AbortController();
@@ -95,6 +96,7 @@ export class P2pTransfer {
     this.partial = init.partial;
     this.ingest = init.ingest;
     this.ledger = new PieceLedger(init.have);
+    this.record = new BitfieldRecord(deps, { digest: this.digest, size: this.meta.size, pieceSize: this.meta.pieceSize, have: this.ledger.have });
     this.started = this.lastProgressAt = this.lastPieceAt = this.clock.now();
     this.supernodeSync = new TransferSync({
       client: deps.client,
@@ -253,23 +255,6 @@ export class P2pTransfer {
     this.ledger.release(a.index, parent.peerId);
   }
 
-  /**
-   * Writes the verified bitfield. Writes are chained so an older snapshot never lands last, and
-   * coalesced: while one waits its turn, a new call joins it (its snapshot is taken when it runs, so
-   * it carries every piece verified until then); pieces arriving faster than the store writes cost
-   * one write per turn instead of one each.
-   */
-  private persist(): Promise<void> {
-    if (this.persistQueued) return this.persistChain;
-    this.persistQueued = true;
-    this.persistChain = this.persistChain
-      .then(() => {
-        this.persistQueued = false;
-        return this.deps.kv.put(this.digest, { size: this.meta.size, pieceSize: this.meta.pieceSize, pieces: this.ledger.have.toBase64() });
-      })
-      .catch(() => {});
-    return this.persistChain;
-  }
 
   private isUseful(parent: ParentLink): boolean {
     for (let i = 0; i < this.meta.pieceCount; i++) if (!this.ledger.have.has(i) && parent.conn.peerHas(i)) return true;
@@ -408,10 +393,10 @@ export class P2pTransfer {
     this.deps.onBytes(from, bytes);
     this.deps.pieces.announce(this.digest, index);
     this.partial.setAvailable(Math.min(this.meta.size, this.ledger.have.prefixLength() * this.meta.pieceSize));
-    if (fallback) return void this.persist();
+    if (fallback) return void this.record.save();
     this.lastProgressAt = this.lastPieceAt = this.clock.now();
     this.supernodeSync.verified(index);
-    await this.persist();
+    await this.record.save();
     this.deps.logger.debug({ digest: this.digest, piece: index, from }, 'piece verified');
     if (this.ledger.have.complete) await this.finish();
     else if (this.supernodeSync.pendingCount * this.meta.pieceSize >= HAVE_BYTES_PER_SYNC) void this.sync();
@@ -466,8 +451,7 @@ export class P2pTransfer {
       await this.partial.commit();
       this.deps.pieces.markCommitted(this.digest, this.meta.size);
       this.deps.pieces.removeActive(this.digest, this);
-      await this.persistChain;
-      await this.deps.kv.del(this.digest).catch(() => {});
+      await this.record.remove();
       void this.supernodeSync.reportComplete(this.meta.pieceCount);
       const s = this.ledger.stats;
       this.deps.logger.info(
@@ -476,7 +460,7 @@ export class P2pTransfer {
       );
     } catch (err) {
       this.deps.pieces.removeActive(this.digest, this);
-      await this.deps.kv.del(this.digest).catch(() => {});
+      await this.record.remove();
       this.deps.logger.warn({ digest: this.digest, err: (err as Error).message }, 'blob failed verification at commit; nothing committed');
     } finally {
       this.resolveDone();
