@@ -19,13 +19,13 @@ import type { Bitfield } from '../../src/p2p/bitfield.ts';
 import { BLOCK_BYTES, pieceRange } from '../../src/p2p/metainfo.ts';
 import type { MetainfoBody, SyncResponse } from '../../src/p2p/supernode-api.ts';
 import { releaseBlock } from '../../src/p2p/wire-connection.ts';
-import { BitfieldRecord } from './bitfield-record.ts';
 import type { BlobFetchRequest } from '../blob-downloader.ts';
 import { fetchRangeFromUpstream } from '../mirror/upstream-ranges.ts';
 import type { Assignment, ParentLink } from './parent-link.ts';
-import { ParentPool } from './parent-pool.ts';
+import { BitfieldRecord } from './bitfield-record.ts';
+import { MAX_PARENTS, ParentPool } from './parent-pool.ts';
 import { PieceLedger, SEED_SOURCE, type DuplicateCause, type TransferStats } from './piece-ledger.ts';
-import { pickPiece } from './piece-picker.ts';
+import { ENDGAME_COPIES, pickPiece } from './piece-picker.ts';
 import { SeedGrants } from './seed-grants.ts';
 import { taskRequest } from './task-request.ts';
 import { TransferState } from './transfer-state.ts';
@@ -133,7 +133,10 @@ export class P2pTransfer {
           wanted: () => this.state.phase === 'p2p',
         },
       },
-      { digest: this.digest, maxParents: deps.maxParents },
+      // No more parents than pieces still lacking (ENDGAME_COPIES at least, for a last piece's second
+      // copy): the one-piece config blob of an image dialled ~5 parents per host on the bed (N = 16),
+      // a TLS and two wire handshakes each for 741 bytes.
+      { digest: this.digest, maxParents: () => Math.min(deps.maxParents?.() ?? MAX_PARENTS, Math.max(ENDGAME_COPIES, this.meta.pieceCount - this.ledger.have.count)) },
     );
     this.seed = new SeedGrants({
       client: deps.client,

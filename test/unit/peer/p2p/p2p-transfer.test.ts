@@ -313,13 +313,22 @@ describe('P2pTransfer on a manual clock', () => {
     expect(h.transfer.state.phase).toBe('done');
   });
 
+  it('dials no more parents than pieces it lacks, and ENDGAME_COPIES at least', async () => {
+    const one = start({ pieces: 1, parents: ['a', 'b', 'c', 'd', 'e'] });
+    await offerParents(one, { a: [0], b: [0], c: [0], d: [0], e: [0] });
+    expect(one.dialled).toHaveLength(ENDGAME_COPIES);
+    const three = start({ pieces: 6, parents: ['a', 'b', 'c', 'd', 'e'], have: [0, 1, 2] });
+    await offerParents(three, { a: [3, 4, 5], b: [3, 4, 5], c: [3, 4, 5], d: [3, 4, 5], e: [3, 4, 5] });
+    expect(three.dialled).toHaveLength(3);
+  });
+
   it('makes room for a fresh parent by dropping one that kept it choked past the patience', async () => {
     const ids = ['p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7', 'p8', 'p9'];
-    const h = start({ pieces: 2, parents: ids });
+    const h = start({ pieces: 8, parents: ids });
     await h.settle();
     h.supernode.answer({ parents: ids.slice(0, 8).map((id) => ({ peerId: id, wireAddr: id })) });
     await h.settle();
-    for (const id of ids.slice(0, 8)) h.parents.get(id)!.connect([0, 1], false);
+    for (const id of ids.slice(0, 8)) h.parents.get(id)!.connect([0, 1, 2, 3, 4, 5, 6, 7], false);
     await h.advance(1_500, 250);
     h.supernode.answer({ parents: ids.map((id) => ({ peerId: id, wireAddr: id })) });
     await h.settle();
