@@ -4,15 +4,17 @@
 // paths of a configured registry (a token endpoint on the same host) are relayed to it; CONNECT to a
 // configured registry is a blind tunnel to it (TLS inside cannot be cached). Any other target is
 // refused with 403 before a connection is attempted: the proxy is no port-scan oracle and no way to
-// the supernode, the peers' wires or the host's local services.
-import type { IncomingMessage, Server } from 'node:http';
+// the supernode, the peers' wires or the host's local services. Tunnels are bounded: MAX_TUNNELS
+// at once (a client past that gets 503 before anything is dialled) and closed after
+// TUNNEL_IDLE_MS without a byte either way, so no client can make the peer hold sockets without end.
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { request, type Dispatcher } from 'undici';
 import { PollenError } from '../../src/errors.ts';
-import { ociErrorBody } from '../../src/oci/error-body.ts';
+import { httpStatusOf, ociErrorBody } from '../../src/oci/error-body.ts';
 import type { Upstream, Upstreams } from './upstreams.ts';
 
 const PROXY_PASS_PATH = '/_pollen/proxy-pass';
@@ -20,6 +22,11 @@ const PROXY_REFUSED_PATH = '/_pollen/proxy-refused';
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
 
 /** What was decided for an absolute-URI request when its URL was rewritten. */
+/** CONNECT tunnels open at once at most (each holds two sockets); more get 503. */
+export const MAX_TUNNELS = 256;
+/** A tunnel that carried no byte either way for this long is closed (a pull's registry connection idles far less). */
+export const TUNNEL_IDLE_MS = 5 * 60_000;
+
 type ProxyDecision = { readonly upstream: Upstream; readonly pathname: string; readonly search: string } | { readonly refused: PollenError };
 
 export class ForwardProxy {
@@ -28,11 +35,22 @@ export class ForwardProxy {
   private readonly logger: Logger;
   private readonly dispatcher: Dispatcher | undefined;
   private readonly tunnels = new Set<Socket>();
+  /** The client side of each open tunnel. */
+  private readonly tunnelClients = new Set<Socket>();
+  private readonly maxTunnels: number;
+  private readonly tunnelIdleMs: number;
 
-  constructor(deps: { upstreams: Upstreams; logger: Logger; dispatcher?: Dispatcher }) {
+  constructor(deps: { upstreams: Upstreams; logger: Logger; dispatcher?: Dispatcher }, options: { maxTunnels?: number; tunnelIdleMs?: number } = {}) {
     this.upstreams = deps.upstreams;
     this.logger = deps.logger;
     this.dispatcher = deps.dispatcher;
+    this.maxTunnels = options.maxTunnels ?? MAX_TUNNELS;
+    this.tunnelIdleMs = options.tunnelIdleMs ?? TUNNEL_IDLE_MS;
+  }
+
+  /** CONNECT tunnels open now. */
+  get openTunnels(): number {
+    return this.tunnelClients.size;
   }
 
   /** Fastify's rewriteUrl hook: absolute URIs become local paths, the decision about their target remembered. */
@@ -95,14 +113,24 @@ export class ForwardProxy {
         refuse(client, new PollenError('ERR_PROXY_TARGET_DENIED', `the proxy tunnels to configured registries only, and ${shown} is not one`));
         return;
       }
+      if (this.tunnelClients.size >= this.maxTunnels) {
+        this.logger.warn({ open: this.tunnelClients.size }, 'CONNECT refused: too many tunnels open');
+        refuse(client, new PollenError('ERR_PROXY_BUSY', `the proxy has ${this.tunnelClients.size} tunnels open, its limit; try again when some close`));
+        return;
+      }
       const upstream = connect({ host: target.host, port: target.port });
       this.tunnels.add(client).add(upstream);
+      this.tunnelClients.add(client);
       const cleanup = (): void => {
         client.destroy();
         upstream.destroy();
         this.tunnels.delete(client);
         this.tunnels.delete(upstream);
+        this.tunnelClients.delete(client);
       };
+      // Any byte either way resets both: a socket's timeout counts its reads and its writes.
+      client.setTimeout(this.tunnelIdleMs, cleanup);
+      upstream.setTimeout(this.tunnelIdleMs, cleanup);
       upstream.once('connect', () => {
         client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
         if (head.length > 0) upstream.write(head);
@@ -122,6 +150,7 @@ export class ForwardProxy {
   close(): void {
     for (const s of this.tunnels) s.destroy();
     this.tunnels.clear();
+    this.tunnelClients.clear();
   }
 
   private decide(raw: string): ProxyDecision {
@@ -146,10 +175,11 @@ export class ForwardProxy {
   }
 }
 
-/** A 403 with an OCI error body, then the socket closes: nothing was dialled. */
+/** The error's status (403 for a target refused, 503 when busy) with its OCI body, then the socket closes: nothing was dialled. */
 function refuse(client: Socket, err: PollenError): void {
   const body = JSON.stringify(ociErrorBody(err));
+  const status = httpStatusOf(err);
   if (!client.destroyed && client.writable) {
-    client.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    client.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   }
 }
