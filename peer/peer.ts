@@ -14,7 +14,7 @@ import { openGcStore, type GcStore } from '../src/store/gc-store.ts';
 import type { ManagedStore, Removed } from '../src/store/managed-store.ts';
 import { ensurePrivateDir } from '../src/store/private-dir.ts';
 import { createHttpApp, listenOn } from '../src/http-app.ts';
-import { ReadinessProbe, httpReachableCheck, registerHealthRoutes, writableDirCheck, type ReadyCheck } from '../src/health.ts';
+import { ReadinessProbe, httpReachableCheck, kvCheck, registerHealthRoutes, writableDirCheck, type ReadyCheck } from '../src/health.ts';
 import type { Metrics } from '../src/metrics.ts';
 import { AccessCache } from './mirror/access-control.ts';
 import { AccessGate } from './mirror/access-gate.ts';
@@ -164,9 +164,10 @@ export class Peer {
     this.logger.info({ url: this.address, metrics: this.metricsAddress, upstream: this.config.upstream, registries: [...this.config.registries.keys()] }, 'peer mirror listening');
   }
 
-  /** What /readyz checks: the store takes writes, a supernode (when configured) and the upstream answer. */
+  /** What /readyz checks: the store takes writes, the metadata database answers, a supernode (when configured) and the upstream answer. */
   private readyChecks(): ReadyCheck[] {
     const checks = [writableDirCheck('store', join(this.config.data, 'content'))];
+    if (this.db) checks.push(kvCheck('metadata', this.db.sub<string>('readyz')));
     const urls = this.config.supernodes;
     if (urls.length > 0) {
       checks.push({

@@ -1,6 +1,6 @@
 // Health on a daemon's loopback admin/metrics listener: `/healthz` says the process answers (the
-// liveness probe), `/readyz` runs the daemon's readiness checks (store writable, supernode and
-// upstream reachable...) and answers 503 with every failing check's reason, so a load balancer or
+// liveness probe), `/readyz` runs the daemon's readiness checks (stores writable, the metadata
+// database answering, supernode and upstream reachable...) and answers 503 with every failing check's reason, so a load balancer or
 // kubelet stops sending work and an operator reads why. Checks run at most once per
 // READY_CACHE_MS however often the route is hit, each bounded by its own timeout.
 import { randomBytes } from 'node:crypto';
@@ -8,6 +8,7 @@ import { unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { request, type Dispatcher } from 'undici';
+import type { Kv } from './db.ts';
 
 export const READY_CACHE_MS = 1_000;
 export const CHECK_TIMEOUT_MS = 3_000;
@@ -78,6 +79,24 @@ export function writableDirCheck(name: string, dir: string): ReadyCheck {
       }
       await unlink(probe).catch(() => {});
       return undefined;
+    },
+  };
+}
+
+/** The metadata store (level) takes a write and reads it back: a closed or failing database is not ready. */
+export function kvCheck(name: string, kv: Kv<string>): ReadyCheck {
+  return {
+    name,
+    async run() {
+      const key = `probe-${randomBytes(6).toString('hex')}`;
+      try {
+        await kv.put(key, 'ok');
+        const back = await kv.get(key);
+        await kv.del(key);
+        return back === 'ok' ? undefined : 'the metadata store did not read back what was written';
+      } catch (err) {
+        return `the metadata store fails: ${(err as { code?: string }).code ?? (err as Error).message}`;
+      }
     },
   };
 }

@@ -23,7 +23,7 @@ import { preheatPorts } from './preheat/preheat-ports.ts';
 import { Scheduler } from './p2p/scheduler.ts';
 import { Seed } from './p2p/seed.ts';
 import { Tracker } from './p2p/tracker.ts';
-import { ReadinessProbe, httpReachableCheck, writableDirCheck } from '../src/health.ts';
+import { ReadinessProbe, httpReachableCheck, kvCheck, writableDirCheck } from '../src/health.ts';
 import { registerStatusRoutes } from './status/routes-status.ts';
 import { StatusEvents } from './status/status-events.ts';
 import { StatusModel } from './status/status-model.ts';
@@ -103,9 +103,14 @@ export class Supernode {
       sources: { peers: () => tracker.list(), tasks: () => scheduler.taskViews(), seedTask: (d) => seed.get(d), seedCounters: () => seed.counters, jobs: () => jobs.list() },
     });
     const events = new StatusEvents({ snapshot: () => model.snapshot() });
-    // Ready: the seed's store takes writes and, with a default upstream, that registry answers.
+    // Ready: the seed's store takes writes, the metadata database answers and, with a default
+    // upstream, that registry answers.
     const upstream = this.config.upstream;
-    const readiness = new ReadinessProbe([writableDirCheck('seed-store', join(this.config.data, 'seed')), ...(upstream ? [httpReachableCheck('upstream', `${upstream}/v2/`)] : [])]);
+    const readiness = new ReadinessProbe([
+      writableDirCheck('seed-store', join(this.config.data, 'seed')),
+      kvCheck('metadata', this.db.sub<string>('readyz')),
+      ...(upstream ? [httpReachableCheck('upstream', `${upstream}/v2/`)] : []),
+    ]);
     const observe = (a: FastifyInstance): void => metrics.observeClusterApp(a, (digest, n) => model.onSeedPiece(digest, n));
     const app = createClusterApp(this.logger, { tracker, scheduler, seed, jobs, observe }, { secret });
     this.app = app;

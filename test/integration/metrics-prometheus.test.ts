@@ -132,9 +132,9 @@ describe('metrics scraped by a real Prometheus', () => {
   it('answers /readyz 200 while the supernode is there, 503 with the reason when it is gone', async () => {
     const ready = await fetch(`${peerB.metricsUrl}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: 'ready', checks: { store: 'ok', supernode: 'ok', upstream: 'ok' } });
+    expect(await ready.json()).toEqual({ status: 'ready', checks: { store: 'ok', metadata: 'ok', supernode: 'ok', upstream: 'ok' } });
     const snReady = await fetch(`${supernode.adminUrl}/readyz`);
-    expect(await snReady.json()).toEqual({ status: 'ready', checks: { 'seed-store': 'ok', upstream: 'ok' } });
+    expect(await snReady.json()).toEqual({ status: 'ready', checks: { 'seed-store': 'ok', metadata: 'ok', upstream: 'ok' } });
     await supernode.stop();
     let body: { status?: string; checks?: Record<string, string> } = {};
     await waitFor(async () => {

@@ -3,7 +3,8 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReadinessProbe, httpReachableCheck, writableDirCheck } from '../../../src/health.ts';
+import { openLevelKv } from '../../../src/db.ts';
+import { ReadinessProbe, httpReachableCheck, kvCheck, writableDirCheck } from '../../../src/health.ts';
 
 let dir: string;
 beforeAll(async () => {
@@ -18,6 +19,17 @@ describe('readiness checks', () => {
     expect(await writableDirCheck('store', dir).run(AbortSignal.timeout(1000))).toBeUndefined();
     expect(await readdir(dir)).toEqual([]);
     expect(await writableDirCheck('store', join(dir, 'gone')).run(AbortSignal.timeout(1000))).toMatch(/cannot write .*gone: ENOENT/);
+  });
+
+  it('the metadata database passes while it answers, keeping no probe key, and fails with the reason once closed', async () => {
+    const db = await openLevelKv<string>(join(dir, 'meta'));
+    const check = kvCheck('metadata', db.sub<string>('readyz'));
+    expect(await check.run(AbortSignal.timeout(1000))).toBeUndefined();
+    const keys: string[] = [];
+    for await (const [k] of db.entries()) keys.push(k);
+    expect(keys).toEqual([]);
+    await db.close();
+    expect(await check.run(AbortSignal.timeout(1000))).toMatch(/^the metadata store fails: /);
   });
 
   it('an HTTP endpoint is reachable when it answers below 500 (a 401 counts), not when it is down or failing', async () => {
