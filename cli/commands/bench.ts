@@ -39,7 +39,7 @@ function positive(flag: string, value: string): number {
 /** --cores with --peer-ns-per-byte <rx,tx>: the shared CPU of the simulation (bench/sim/pollen-swarm.ts). */
 function simCpu(cores: number, nsPerByte: readonly number[]): { cores: number; peerReceiveNsPerByte: number; peerSendNsPerByte: number } {
   const [rx, tx] = nsPerByte;
-  if (nsPerByte.length !== 2 || rx === undefined || tx === undefined) throw new Error('--peer-ns-per-byte takes two numbers, received and sent, e.g. 32,10');
+  if (nsPerByte.length !== 2 || rx === undefined || tx === undefined) throw new Error('--peer-ns-per-byte takes two numbers, received and sent, e.g. 24,8');
   return { cores, peerReceiveNsPerByte: rx, peerSendNsPerByte: tx };
 }
 
@@ -85,7 +85,7 @@ export function registerBench(program: Command): void {
     .option('--offer-interval-ms <ms>', "the scheduler's offerIntervalMs: parents offered to a peer at most this often (default: the supernode's, every sync)")
     .option('--seed <n>', 'seed of the random start jitter and latencies', '1')
     .option('--cores <n>', "cores the peers' processes share (default: CPU is free; the fan-out bed has 2)")
-    .option('--peer-ns-per-byte <rx,tx>', "a peer's CPU ns per byte received and sent, with --cores", '32,10')
+    .option('--peer-ns-per-byte <rx,tx>', "a peer's CPU ns per byte received and sent, with --cores", '24,8')
     .option('--out <dir>', 'results directory (default: results/sim-<timestamp>)')
     .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; scanLimit?: string; offerIntervalMs?: string; maxSimS: string; seed: string; cores?: string; peerNsPerByte: string; out?: string }) => {
       const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
