@@ -1,7 +1,9 @@
 // The wire address a peer registers: HOST:PORT other peers dial, so it must be nothing else (no
 // scheme, path or userinfo; a port 1-65535; an IP or a DNS name). When the peer registers from a
-// non-loopback address and names an IP, that IP must be the one it registers from: a member cannot
-// point the others at a third party's host.
+// non-loopback address, the host must lead back to it: an IP must be the address it registers from,
+// a DNS name must resolve to that address (among its addresses). A member cannot point the others
+// at a third party's host, by address or by name.
+import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { PollenError } from '../../src/errors.ts';
 
@@ -38,9 +40,44 @@ export function isLoopbackIp(ip: string): boolean {
   return v4 === '::1' || /^127\./.test(v4);
 }
 
-/** Refuses an IP wire host other than the address the peer registers from (loopback callers exempt). */
-export function checkWireHost(addr: WireAddr, remoteIp: string): void {
-  if (!addr.ip || isLoopbackIp(remoteIp)) return;
-  const norm = (ip: string): string => (ip.startsWith('::ffff:') ? ip.slice(7) : ip).toLowerCase();
-  if (norm(addr.host) !== norm(remoteIp)) bad(`host ${addr.host} is not the address this peer registers from (${remoteIp})`);
+/** Every address a DNS name resolves to. */
+export type LookupAll = (host: string) => Promise<string[]>;
+
+/** The system resolver, as the peers that dial the name use it. */
+const systemLookupAll: LookupAll = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+
+/** How long a registration waits for its wire host's DNS answer. */
+export const WIRE_LOOKUP_TIMEOUT_MS = 3_000;
+
+const normIp = (ip: string): string => (ip.startsWith('::ffff:') ? ip.slice(7) : ip).toLowerCase();
+
+/**
+ * Refuses a wire host that does not lead back to the address the peer registers from (loopback
+ * callers exempt): an IP must be that address, a DNS name must resolve to it.
+ */
+export async function checkWireHost(addr: WireAddr, remoteIp: string, lookupAll: LookupAll = systemLookupAll): Promise<void> {
+  if (isLoopbackIp(remoteIp)) return;
+  const remote = normIp(remoteIp);
+  if (addr.ip) {
+    if (normIp(addr.host) !== remote) bad(`host ${addr.host} is not the address this peer registers from (${remoteIp})`);
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  let addresses: string[];
+  try {
+    addresses = await Promise.race([
+      lookupAll(addr.host),
+      new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(Object.assign(new Error('timed out'), { code: 'ETIMEOUT' })), WIRE_LOOKUP_TIMEOUT_MS);
+        timer.unref();
+      }),
+    ]);
+  } catch (err) {
+    return bad(`host ${addr.host} does not resolve (${(err as { code?: string }).code ?? (err as Error).message})`);
+  } finally {
+    clearTimeout(timer);
+  }
+  if (!addresses.some((a) => normIp(a) === remote)) {
+    bad(`host ${addr.host} resolves to ${addresses.slice(0, 4).join(', ') || 'nothing'}, not to the address this peer registers from (${remoteIp})`);
+  }
 }

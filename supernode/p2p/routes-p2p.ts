@@ -61,7 +61,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
   app.post<{ Body: RegisterBody }>(API.register, { config: { auth: 'cluster' }, schema: { body: REGISTER_BODY }, bodyLimit: 4 << 20 }, async (request): Promise<RegisterResponse> => {
     const body = request.body;
     const wire = parseWireAddr(body.wireAddr);
-    checkWireHost(wire, request.ip);
+    await checkWireHost(wire, request.ip);
     const { peer, token } = tracker.register(body.peerId, body.wireAddr, body.uploadSlots, bearerOf(request));
     const holdings = body.holdings ?? [];
     for (const h of holdings) {

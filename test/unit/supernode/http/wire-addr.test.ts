@@ -35,11 +35,26 @@ describe('wire addresses peers register', () => {
     );
   });
 
-  it('an IP host must be the address the peer registers from, unless it registers over loopback', () => {
-    expect(() => checkWireHost(parseWireAddr('10.0.0.9:1'), '10.0.0.8')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_REQUEST' }));
-    expect(() => checkWireHost(parseWireAddr('10.0.0.8:1'), '10.0.0.8')).not.toThrow();
-    expect(() => checkWireHost(parseWireAddr('10.0.0.8:1'), '::ffff:10.0.0.8')).not.toThrow();
-    expect(() => checkWireHost(parseWireAddr('10.0.0.9:1'), '127.0.0.1')).not.toThrow();
+  it('an IP host must be the address the peer registers from, unless it registers over loopback', async () => {
+    await expect(checkWireHost(parseWireAddr('10.0.0.9:1'), '10.0.0.8')).rejects.toMatchObject({ code: 'ERR_INVALID_REQUEST' });
+    await expect(checkWireHost(parseWireAddr('10.0.0.8:1'), '10.0.0.8')).resolves.toBeUndefined();
+    await expect(checkWireHost(parseWireAddr('10.0.0.8:1'), '::ffff:10.0.0.8')).resolves.toBeUndefined();
+    await expect(checkWireHost(parseWireAddr('10.0.0.9:1'), '127.0.0.1')).resolves.toBeUndefined();
+  });
+
+  it('a DNS host must resolve to the address the peer registers from; one that does not, or does not resolve, is refused', async () => {
+    const zone: Record<string, string[]> = { 'peer-a.cluster.test': ['10.0.0.7', '10.0.0.8'], 'db.corp.test': ['10.9.9.9'] };
+    const lookupAll = async (host: string): Promise<string[]> => {
+      const a = zone[host];
+      if (!a) throw Object.assign(new Error(`no such host ${host}`), { code: 'ENOTFOUND' });
+      return a;
+    };
+    await expect(checkWireHost(parseWireAddr('peer-a.cluster.test:65002'), '10.0.0.8', lookupAll)).resolves.toBeUndefined();
+    await expect(checkWireHost(parseWireAddr('peer-a.cluster.test:65002'), '::ffff:10.0.0.8', lookupAll)).resolves.toBeUndefined();
+    await expect(checkWireHost(parseWireAddr('db.corp.test:6379'), '10.0.0.8', lookupAll)).rejects.toThrow(/resolves to 10\.9\.9\.9, not to the address this peer registers from/);
+    await expect(checkWireHost(parseWireAddr('gone.test:65002'), '10.0.0.8', lookupAll)).rejects.toThrow(/does not resolve \(ENOTFOUND\)/);
+    // Over loopback (a single host's cluster, the tests) a name is taken as it is.
+    await expect(checkWireHost(parseWireAddr('db.corp.test:6379'), '127.0.0.1', lookupAll)).resolves.toBeUndefined();
   });
 });
 
