@@ -1,8 +1,9 @@
 // Health on a daemon's loopback admin/metrics listener: `/healthz` says the process answers (the
 // liveness probe), `/readyz` runs the daemon's readiness checks (stores writable, the metadata
-// database answering, supernode and upstream reachable...) and answers 503 with every failing check's reason, so a load balancer or
-// kubelet stops sending work and an operator reads why. Checks run at most once per
-// READY_CACHE_MS however often the route is hit, each bounded by its own timeout.
+// database answering, supernode and upstream reachable...) and answers 503 with every failing
+// check's reason, so a load balancer or kubelet stops sending work and an operator reads why.
+// Checks run at most once per READY_CACHE_MS however often the route is hit, each bounded by its
+// own timeout.
 import { randomBytes } from 'node:crypto';
 import { unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -21,12 +21,12 @@ const PROXY_PASS_PATH = '/_pollen/proxy-pass';
 const PROXY_REFUSED_PATH = '/_pollen/proxy-refused';
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
 
-/** What was decided for an absolute-URI request when its URL was rewritten. */
 /** CONNECT tunnels open at once at most (each holds two sockets); more get 503. */
 export const MAX_TUNNELS = 256;
 /** A tunnel that carried no byte either way for this long is closed (a pull's registry connection idles far less). */
 export const TUNNEL_IDLE_MS = 5 * 60_000;
 
+/** What was decided for an absolute-URI request when its URL was rewritten. */
 type ProxyDecision = { readonly upstream: Upstream; readonly pathname: string; readonly search: string } | { readonly refused: PollenError };
 
 export class ForwardProxy {

@@ -258,7 +258,6 @@ export class P2pTransfer {
     this.ledger.release(a.index, parent.peerId);
   }
 
-
   private isUseful(parent: ParentLink): boolean {
     for (let i = 0; i < this.meta.pieceCount; i++) if (!this.ledger.have.has(i) && parent.conn.peerHas(i)) return true;
     return false;

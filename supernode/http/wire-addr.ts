@@ -44,7 +44,7 @@ export function isLoopbackIp(ip: string): boolean {
 export type LookupAll = (host: string) => Promise<string[]>;
 
 /** The system resolver, as the peers that dial the name use it. */
-const systemLookupAll: LookupAll = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+const systemLookupAll: LookupAll = async (host) => (await lookup(host, { all: true })).map((a) => a.address);
 
 /** How long a registration waits for its wire host's DNS answer. */
 export const WIRE_LOOKUP_TIMEOUT_MS = 3_000;
