@@ -63,7 +63,8 @@ export class Peer {
   /** `version` (the package's) is reported to the supernode's status page. */
   constructor(deps: { logger: Logger; clock?: Clock; downloaderFactory?: DownloaderFactory; version?: string }, config: PeerConfig) {
     this.version = deps.version;
-    this.logger = deps.logger.child({ component: 'peer' });
+    // The daemon's own key; its parts add `component` (access, p2p, uploader...): one each per line.
+    this.logger = deps.logger.child({ daemon: 'peer' });
     this.clock = deps.clock ?? systemClock;
     this.downloaderFactory = deps.downloaderFactory;
     this.config = config;

@@ -44,7 +44,8 @@ export class Supernode {
   private jobs: JobManager | undefined;
 
   constructor(deps: { logger: Logger; clock?: Clock }, config: SupernodeConfig) {
-    this.logger = deps.logger.child({ component: 'supernode' });
+    // The daemon's own key; its parts add `component` (seed, preheat, content-store...): one each per line.
+    this.logger = deps.logger.child({ daemon: 'supernode' });
     this.clock = deps.clock ?? systemClock;
     this.config = config;
   }
@@ -68,7 +69,7 @@ export class Supernode {
     this.db = await openLevelKv(join(this.config.data, 'meta'));
     await ensurePrivateDir(this.config.data);
     // The seed's store: private, with a quota and LRU/TTL eviction of blobs nothing is reading.
-    this.seedStore = await openGcStore({ clock: this.clock, logger: this.logger.child({ component: 'seed-store' }) }, join(this.config.data, 'seed'), {
+    this.seedStore = await openGcStore({ clock: this.clock, logger: this.logger.child({ store: 'seed' }) }, join(this.config.data, 'seed'), {
       diskQuota: this.config.seedDiskQuota,
       blobTtlMs: this.config.seedBlobTtlMs ?? 0,
     });

@@ -167,5 +167,13 @@ describe('the seed against a registry with htpasswd auth', () => {
       for (const l of image.layers) expect(sha256(await readFile(join(p.dataDir, 'content', 'blobs', 'sha256', l.descriptor.digest.slice(7))))).toBe(l.descriptor.digest);
       expect(committedSources(p.output()).upstream).toBe(0);
     }
+    // Log lines as a log collector parses them: one `component` key each (duplicate keys are
+    // refused by some, e.g. Elasticsearch), and the daemon named.
+    for (const [proc, daemon] of [...peers.map((p) => [p, 'peer'] as const), [supernode, 'supernode'] as const]) {
+      const lines = proc.output().split('\n').filter((l) => l.startsWith('{'));
+      expect(lines.length).toBeGreaterThan(0);
+      for (const l of lines) expect(l.split('"component":').length, l).toBeLessThanOrEqual(2);
+      expect(lines.filter((l) => l.includes(`"daemon":"${daemon}"`)).length).toBeGreaterThan(0);
+    }
   }, 300_000);
 });
