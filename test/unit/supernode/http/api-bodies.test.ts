@@ -263,6 +263,20 @@ describe('supernode API bodies (fast-check over fastify inject)', () => {
     );
   });
 
+  it('a member registering from 10.0.0.8 cannot name a third party as its wire: another IP, or a DNS name that resolves elsewhere (system resolver), is refused; its own IP is taken', async () => {
+    const h = await harness();
+    const from = (wireAddr: string, id: string) => h.app.inject({ method: 'POST', url: '/api/v1/peers', remoteAddress: '10.0.0.8', payload: { peerId: id, wireAddr, uploadSlots: 4 } });
+    for (const [wireAddr, why] of [['10.0.0.9:6379', /is not the address this peer registers from/], ['localhost:6379', /resolves to .*not to the address this peer registers from \(10\.0\.0\.8\)/]] as const) {
+      const res = await from(wireAddr, 'squatter');
+      expect(res.statusCode, wireAddr).toBe(400);
+      expectOciError(res.body);
+      expect(JSON.parse(res.body).errors[0].message).toMatch(why);
+    }
+    expect(h.tracker.size).toBe(0);
+    expect((await from('10.0.0.8:65002', 'honest')).statusCode).toBe(200);
+    expect(h.tracker.size).toBe(1);
+  });
+
   it('a peer whose store evicted a blob (drop) stops being offered as its parent; only the token\'s own peer is dropped', async () => {
     const h = await harness();
     const auth = async (peerId: string, addr: string) => ({ authorization: `Bearer ${await h.register(peerId, addr)}`, 'content-type': 'application/json' });
