@@ -34,9 +34,8 @@ export class ForwardProxy {
   private readonly upstreams: Upstreams;
   private readonly logger: Logger;
   private readonly dispatcher: Dispatcher | undefined;
-  private readonly tunnels = new Set<Socket>();
-  /** The client side of each open tunnel. */
-  private readonly tunnelClients = new Set<Socket>();
+  /** Each open tunnel: its client socket and the socket to the registry. */
+  private readonly tunnels = new Map<Socket, Socket>();
   private readonly maxTunnels: number;
   private readonly tunnelIdleMs: number;
 
@@ -50,7 +49,7 @@ export class ForwardProxy {
 
   /** CONNECT tunnels open now. */
   get openTunnels(): number {
-    return this.tunnelClients.size;
+    return this.tunnels.size;
   }
 
   /** Fastify's rewriteUrl hook: absolute URIs become local paths, the decision about their target remembered. */
@@ -113,20 +112,17 @@ export class ForwardProxy {
         refuse(client, new PollenError('ERR_PROXY_TARGET_DENIED', `the proxy tunnels to configured registries only, and ${shown} is not one`));
         return;
       }
-      if (this.tunnelClients.size >= this.maxTunnels) {
-        this.logger.warn({ open: this.tunnelClients.size }, 'CONNECT refused: too many tunnels open');
-        refuse(client, new PollenError('ERR_PROXY_BUSY', `the proxy has ${this.tunnelClients.size} tunnels open, its limit; try again when some close`));
+      if (this.tunnels.size >= this.maxTunnels) {
+        this.logger.warn({ open: this.tunnels.size }, 'CONNECT refused: too many tunnels open');
+        refuse(client, new PollenError('ERR_PROXY_BUSY', `the proxy has ${this.tunnels.size} tunnels open, its limit; try again when some close`));
         return;
       }
       const upstream = connect({ host: target.host, port: target.port });
-      this.tunnels.add(client).add(upstream);
-      this.tunnelClients.add(client);
+      this.tunnels.set(client, upstream);
       const cleanup = (): void => {
         client.destroy();
         upstream.destroy();
         this.tunnels.delete(client);
-        this.tunnels.delete(upstream);
-        this.tunnelClients.delete(client);
       };
       // Any byte either way resets both: a socket's timeout counts its reads and its writes.
       client.setTimeout(this.tunnelIdleMs, cleanup);
@@ -148,9 +144,11 @@ export class ForwardProxy {
   }
 
   close(): void {
-    for (const s of this.tunnels) s.destroy();
+    for (const [client, upstream] of this.tunnels) {
+      client.destroy();
+      upstream.destroy();
+    }
     this.tunnels.clear();
-    this.tunnelClients.clear();
   }
 
   private decide(raw: string): ProxyDecision {
