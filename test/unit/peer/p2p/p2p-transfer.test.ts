@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../src/clock.ts';
@@ -270,6 +271,30 @@ describe('P2pTransfer on a manual clock', () => {
     expect(h.transfer.stats.starvedGrants).toBe(1);
     // The stalled parent is reported with the next sync.
     expect(h.supernode.bodies.filter((b) => b.badParents.includes('a'))).toHaveLength(1);
+  });
+
+  it('a seed piece whose hash is not known yet waits for a sync sent after it came, not one already out: it is stored, not counted corrupt', async () => {
+    const blob = Buffer.alloc(2 * PIECE_BYTES);
+    for (let i = 0; i < blob.length; i += 4) blob.writeUInt32BE((i * 2654435761) >>> 0, i);
+    const hash0 = createHash('sha256').update(blob.subarray(0, PIECE_BYTES)).digest('hex');
+    const h = start({ pieces: 2, parents: [], hashes: [null, null] });
+    await h.settle();
+    h.supernode.answerWith({ hashes: [null, null], parents: [], seedGrants: [0], availability: [] });
+    await h.settle();
+    expect(h.supernode.seedAsked).toEqual([0]);
+    // A periodic sync goes out before the piece comes, and is answered from before the seed had it.
+    await h.advance(600);
+    expect(h.supernode.syncs).toHaveLength(1);
+    h.supernode.serveSeed(0);
+    await h.settle();
+    h.supernode.answerWith({ hashes: [null, null], parents: [], seedGrants: [], availability: [] });
+    await h.settle();
+    // The next sync, sent after the piece came, brings its hash.
+    expect(h.supernode.syncs).toHaveLength(1);
+    h.supernode.answerWith({ hashes: [hash0, null], parents: [], seedGrants: [], availability: [] });
+    await h.settle();
+    expect(h.transfer.stats.duplicateBytes.corrupt ?? 0).toBe(0);
+    expect(h.transfer.counters.seed).toBe(PIECE_BYTES);
   });
 
   it('drops a parent whose piece stalls, counts its partial piece as a stall duplicate, and asks another parent', async () => {
