@@ -13,6 +13,17 @@ export interface Clock {
   soon(fn: () => void): Timer;
 }
 
+/**
+ * Milliseconds from `now` to the next point of the grid `phase + k * period`, at least 1. A timer
+ * that fires on a grid point of a fractional clock (the simulation's) can read a time a rounding
+ * error short of it, and a wait of that much added to `now` is `now` again: the simulation then ran
+ * the same tick forever (bench sim, some seeds).
+ */
+export function delayToGrid(now: number, phase: number, period: number): number {
+  const wait = period - ((((now - phase) % period) + period) % period);
+  return wait < 1 ? wait + period : wait;
+}
+
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout(fn, ms) {

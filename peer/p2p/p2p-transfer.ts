@@ -12,7 +12,7 @@
 // transfer-seams.ts, so unit tests drive it on a manual clock and bench/sim runs this very code on
 // simulated time. Over 400 lines because it is the one place the sources meet: which piece from
 // whom, when, and what a piece that came does to the others in flight.
-import { systemClock, type Clock, type Timer } from '../../src/clock.ts';
+import { delayToGrid, systemClock, type Clock, type Timer } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError, toPollenError } from '../../src/errors.ts';
 import type { Bitfield } from '../../src/p2p/bitfield.ts';
@@ -199,11 +199,10 @@ export class P2pTransfer {
   /** The next tick, on the process's grid of ticks (see PROCESS_TICK_PHASE_MS). */
   private scheduleTick(): void {
     const period = Math.min(TICK_MS, this.timings.syncMs);
-    const into = (((this.clock.now() - (this.deps.tickPhaseMs ?? PROCESS_TICK_PHASE_MS)) % period) + period) % period;
     this.ticker = this.clock.setTimeout(() => {
       this.tick();
       if (!this.state.over) this.scheduleTick();
-    }, period - into);
+    }, delayToGrid(this.clock.now(), this.deps.tickPhaseMs ?? PROCESS_TICK_PHASE_MS, period));
   }
 
   private tick(): void {
