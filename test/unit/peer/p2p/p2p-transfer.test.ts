@@ -6,6 +6,7 @@ import { BLOCK_BYTES } from '../../../../src/p2p/metainfo.ts';
 import { ExpiringBans } from '../../../../src/p2p/wire-bans.ts';
 import { ENDGAME_COPIES } from '../../../../peer/p2p/piece-picker.ts';
 import { HAVE_BYTES_PER_SYNC } from '../../../../peer/p2p/p2p-transfer.ts';
+import { MIN_WINDOW_BLOCKS } from '../../../../peer/p2p/parent-link.ts';
 import { MAX_PARENTS, MIN_PARENTS, parentsPerTransfer, USELESS_PATIENCE_MS } from '../../../../peer/p2p/parent-pool.ts';
 import { Bitfield } from '../../../../src/p2p/bitfield.ts';
 import { harness, offerParents, PIECE_BYTES, type Harness } from '../../../helpers/transfer-harness.ts';
@@ -111,10 +112,18 @@ describe('one reputation of parents for every transfer', () => {
 
 describe('P2pTransfer on a manual clock', () => {
   it('asks the first missing pieces in order, then the rarest first (lowest index on ties)', async () => {
-    const h = start({ pieces: 6, parents: ['a'] });
-    await offerParents(h, { a: [0, 1, 2, 3, 4, 5] }, { availability: [5, 5, 5, 1, 5, 5] });
-    // A window of 8 blocks: four pieces of two blocks.
+    const h = start({ pieces: 6, parents: ['a', 'b', 'c', 'd'] });
+    const all = [0, 1, 2, 3, 4, 5];
+    await offerParents(h, { a: all, b: all, c: all, d: all }, { availability: [5, 5, 5, 1, 5, 5] });
+    // A fresh parent's window (MIN_WINDOW_BLOCKS) holds one piece of two blocks: one piece each.
+    expect(MIN_WINDOW_BLOCKS * BLOCK_BYTES).toBe(PIECE_BYTES);
     expect(firstPieces(h.log)).toEqual([0, 1, 3, 2]);
+  });
+
+  it('keeps no more than MIN_WINDOW_BLOCKS in flight to a parent whose throughput is not known yet', async () => {
+    const h = start({ pieces: 6, parents: ['a'] });
+    await offerParents(h, { a: [0, 1, 2, 3, 4, 5] });
+    expect(h.log).toHaveLength(MIN_WINDOW_BLOCKS);
   });
 
   it('completes from parents, verifying each piece, and commits', async () => {
