@@ -30,7 +30,7 @@ import { SeedGrants } from './seed-grants.ts';
 import { taskRequest } from './task-request.ts';
 import { TransferState } from './transfer-state.ts';
 import { fetchMissingFromUpstream } from './upstream-fallback.ts';
-import { knownHashCount, TransferSync, withAnsweredHashes } from './transfer-sync.ts';
+import { HAVE_BYTES_PER_SYNC, knownHashCount, syncInterval, TransferSync, withAnsweredHashes } from './transfer-sync.ts';
 import { DEFAULT_TIMINGS, sha256Piece, type BlobReader, type BlobTarget, type PieceHasher, type TransferCounters, type TransferDeps, type TransferTimings } from './transfer-seams.ts';
 
 
@@ -43,13 +43,6 @@ export const TICK_MS = 250;
  * phase of the process's own so that a cluster's peers do not all sync in the same millisecond.
  */
 const PROCESS_TICK_PHASE_MS = Math.floor(Math.random() * TICK_MS);
-/**
- * Verified bytes not yet reported that make the transfer sync at once (at least one piece), in
- * bytes so that the piece size does not set how often peers sync. Fresh haves are what make the
- * supernode's offers good: simulated 1,000 peers, 64 MiB, 512 KiB pieces: 1.77 x T* at 2 MiB,
- * 1.99 at 4 MiB.
- */
-export const HAVE_BYTES_PER_SYNC = 2 * 1024 * 1024;
 /**
  * No verified piece for this long, with pieces missing: the peer tells the supernode it is starved,
  * and the seed backs up the parents that hold what it lacks but do not deliver it (all slots busy,
@@ -218,7 +211,7 @@ export class P2pTransfer {
       this.deps.onEvent?.({ kind: 'stall' });
       this.pool.dropStalled(parent);
     }
-    if (now - this.supernodeSync.lastSentAt >= this.timings.syncMs) void this.sync();
+    if (now - this.supernodeSync.lastSentAt >= syncInterval(this.timings.syncMs, this.ledger.have.count, this.meta.pieceCount)) void this.sync();
     this.pump();
   }
 

@@ -12,6 +12,25 @@ import { toPollenError } from '../../src/errors.ts';
 import type { MetainfoBody, SyncRequest, SyncResponse } from '../../src/p2p/supernode-api.ts';
 import type { TransferClient } from './transfer-seams.ts';
 
+/**
+ * Verified bytes not yet reported that make the transfer sync at once (at least one piece), in
+ * bytes so that the piece size does not set how often peers sync. Fresh haves are what make the
+ * supernode's offers good: simulated 1,000 peers, 64 MiB, 512 KiB pieces: 1.77 x T* at 2 MiB,
+ * 1.99 at 4 MiB.
+ */
+export const HAVE_BYTES_PER_SYNC = 2 * 1024 * 1024;
+
+/**
+ * How often a transfer syncs: twice as often while it holds less than a quarter of the blob. Early
+ * in a fan-out the few peers holding the newest pieces are what everyone needs, and a sync is how a
+ * child hears of them; later its parents' haves carry most of that news. Simulated 64 MiB, free
+ * CPU: N = 300 8.15 -> 7.75 s, N = 1,000 8.98 -> 8.38 s (1.67 -> 1.56 x T*); syncing every 250 ms
+ * throughout gained no more (7.79, 8.22 s) for twice the supernode's work.
+ */
+export function syncInterval(syncMs: number, have: number, pieceCount: number): number {
+  return have * 4 < pieceCount ? syncMs / 2 : syncMs;
+}
+
 /** Tries of the report that a transfer has every piece (1 s, then 2 s apart). */
 export const FINAL_REPORT_ATTEMPTS = 3;
 

@@ -5,7 +5,7 @@ import { ManualClock } from '../../../../src/clock.ts';
 import { BLOCK_BYTES } from '../../../../src/p2p/metainfo.ts';
 import { ExpiringBans } from '../../../../src/p2p/wire-bans.ts';
 import { ENDGAME_COPIES } from '../../../../peer/p2p/piece-picker.ts';
-import { HAVE_BYTES_PER_SYNC } from '../../../../peer/p2p/p2p-transfer.ts';
+import { HAVE_BYTES_PER_SYNC, syncInterval } from '../../../../peer/p2p/transfer-sync.ts';
 import { MIN_WINDOW_BLOCKS } from '../../../../peer/p2p/parent-link.ts';
 import { MAX_PARENTS, MIN_PARENTS, parentsPerTransfer, USELESS_PATIENCE_MS } from '../../../../peer/p2p/parent-pool.ts';
 import { Bitfield } from '../../../../src/p2p/bitfield.ts';
@@ -186,6 +186,24 @@ describe('P2pTransfer on a manual clock', () => {
     expect(h.supernode.bodies.length).toBe(asked + 1);
     expect(h.supernode.bodies.at(-1)!.have).toEqual([0, 1, 2]);
     h.supernode.answer();
+  });
+
+  it('syncs twice as often while it holds less than a quarter of the blob', async () => {
+    expect(syncInterval(500, 1, 8)).toBe(250);
+    expect(syncInterval(500, 2, 8)).toBe(500);
+    const syncsIn2s = async (have: number[]): Promise<number> => {
+      const h = start({ pieces: 8, parents: [], have });
+      await h.settle();
+      h.supernode.answer();
+      const before = h.supernode.bodies.length;
+      for (let t = 0; t < 2_000; t += 50) {
+        await h.advance(50);
+        while (h.supernode.syncs.length > 0) h.supernode.answer();
+      }
+      return h.supernode.bodies.length - before;
+    };
+    expect(await syncsIn2s([0])).toBe(8);
+    expect(await syncsIn2s([0, 1])).toBe(4);
   });
 
   it('syncs at once when HAVE_BYTES_PER_SYNC of verified pieces are unreported, the same bytes whatever the piece size', async () => {
