@@ -5,6 +5,7 @@ import { validateHostPort, type ConfigValues, type Setting } from '../src/config
 import { parseHostMappings, registryUrlProblem, validateHostMappings } from '../src/oci/registry-hosts.ts';
 import { quotaProblem } from '../src/store/quota.ts';
 import { durationProblem, parseDuration } from '../src/units.ts';
+import { DEFAULT_MAX_PARENTS } from './p2p/scheduler.ts';
 
 export const DEFAULT_SEED_MAX_BLOB_BYTES = 64 * 1024 * 1024 * 1024;
 
@@ -20,7 +21,7 @@ export const SUPERNODE_SETTINGS = [
   { key: 'seedDiskQuota', type: 'string', flag: 'seed-disk-quota', env: 'POLLEN_SEED_DISK_QUOTA', default: '80%', help: 'most the seed\'s store may hold: a size (500GiB) or a share of its filesystem (80%); above it the least recently used blobs nothing is reading are evicted', validate: quotaProblem },
   { key: 'seedBlobTtl', type: 'string', flag: 'seed-blob-ttl', env: 'POLLEN_SEED_BLOB_TTL', default: undefined, help: 'evict seed blobs not read for this long (30m, 6h, 7d); default: only the quota evicts', validate: durationProblem },
   { key: 'seedRegistryRate', type: 'rate', flag: 'seed-registry-rate', env: 'POLLEN_SEED_REGISTRY_RATE', default: 0, help: 'cap of the bandwidth the seed takes from registries, shared by all its fetches, in bytes per second or a size per second (50MiB); 0 = unlimited' },
-  { key: 'maxParents', type: 'int', flag: 'max-parents', env: 'POLLEN_MAX_PARENTS', default: 6, help: 'parents handed to a peer per sync' },
+  { key: 'maxParents', type: 'int', flag: 'max-parents', env: 'POLLEN_MAX_PARENTS', default: DEFAULT_MAX_PARENTS, help: 'parents handed to a peer per sync' },
   { key: 'logLevel', type: 'string', flag: 'log-level', env: 'POLLEN_LOG_LEVEL', default: 'info', help: 'log level (fatal, error, warn, info, debug, trace)' },
 ] as const satisfies readonly Setting[];
 
