@@ -28,12 +28,6 @@ export interface SchedulerOptions {
 }
 
 /**
- * scanLimit: holders scored per sync. Simulated 1,000 peers, 64 MiB (seeds 1, 2): 200 gave 2.01 /
- * 2.06 x T*, 100 2.04 / 2.07, 64 2.08 / 2.12. A sync with its scan costs ~15 us of CPU at 10,000
- * holders and 128 pieces (bitfields read from an array beside the ids, bytes counted by table:
- * ~39 us before), one without ~4 us.
- */
-/**
  * maxParents: parents offered per sync. A peer dials what it is offered up to its own limit (8 per
  * transfer, its host's budget shared), so 6 at a time filled its pool at its first sync with the
  * holders of that moment, the same few early peers for everyone, which then served a crowd while
@@ -44,6 +38,12 @@ export interface SchedulerOptions {
  */
 export const DEFAULT_MAX_PARENTS = 2;
 
+/**
+ * scanLimit: holders scored per sync. Simulated 1,000 peers, 64 MiB (seeds 1, 2): 200 gave 2.01 /
+ * 2.06 x T*, 100 2.04 / 2.07, 64 2.08 / 2.12. A sync with its scan costs ~15 us of CPU at 10,000
+ * holders and 128 pieces (bitfields read from an array beside the ids, bytes counted by table:
+ * ~39 us before), one without ~4 us.
+ */
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = { maxParents: DEFAULT_MAX_PARENTS, scanLimit: 100, seedLeaseMs: 10_000, maxSeedGrants: 4, offerIntervalMs: 0 };
 
 const MAX_PENDING_TASKS = 10_000;
