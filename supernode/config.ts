@@ -5,7 +5,7 @@ import { validateHostPort, type ConfigValues, type Setting } from '../src/config
 import { parseHostMappings, registryUrlProblem, validateHostMappings } from '../src/oci/registry-hosts.ts';
 import { quotaProblem } from '../src/store/quota.ts';
 import { durationProblem, parseDuration } from '../src/units.ts';
-import { DEFAULT_MAX_PARENTS } from './p2p/scheduler.ts';
+import { DEFAULT_MAX_PARENTS } from './p2p/scheduler-options.ts';
 
 export const DEFAULT_SEED_MAX_BLOB_BYTES = 64 * 1024 * 1024 * 1024;
 

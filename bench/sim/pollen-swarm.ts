@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { Digest } from '../../src/digest.ts';
 import { pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
-import type { SchedulerOptions } from '../../supernode/p2p/scheduler.ts';
+import type { SchedulerOptions } from '../../supernode/p2p/scheduler-options.ts';
 import { EventQueue } from './event-queue.ts';
 import { SimNetwork, type HostId } from './network.ts';
 import type { TransferTimings } from '../../peer/p2p/transfer-seams.ts';

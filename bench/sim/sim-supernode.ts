@@ -6,7 +6,8 @@
 import { ManualClock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import type { ParentInfo } from '../../src/p2p/supernode-api.ts';
-import { Scheduler, type SchedulerOptions } from '../../supernode/p2p/scheduler.ts';
+import { Scheduler } from '../../supernode/p2p/scheduler.ts';
+import type { SchedulerOptions } from '../../supernode/p2p/scheduler-options.ts';
 import { Tracker } from '../../supernode/p2p/tracker.ts';
 import type { EventQueue } from './event-queue.ts';
 

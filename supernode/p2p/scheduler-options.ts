@@ -1,0 +1,35 @@
+// The scheduler's knobs and their defaults, each with the measurement that chose it (bench sim and
+// the fan-out bed). The supernode's --max-parents sets one of them; the simulation sets any.
+export interface SchedulerOptions {
+  readonly maxParents: number;
+  readonly scanLimit: number;
+  readonly seedLeaseMs: number;
+  readonly maxSeedGrants: number;
+  /**
+   * An asker offered parents less than this long ago gets none (its haves are still counted and its
+   * seed grants still given; a starved asker is always scanned for). 0, the default, scans at every
+   * sync. Simulated (64 MiB, seed 1), 400 ms left 1,000 peers at 1.78 x T* (1.77) but slowed 10,000
+   * to 2.38 x T* (1.96): fewer offers. Kept for `pollen bench sim --offer-interval-ms`, to weigh a
+   * supernode's CPU against the fan-out.
+   */
+  readonly offerIntervalMs: number;
+}
+
+/**
+ * maxParents: parents offered per sync. A peer dials what it is offered up to its own limit (8 per
+ * transfer, its host's budget shared), so 6 at a time filled its pool at its first sync with the
+ * holders of that moment, the same few early peers for everyone, which then served a crowd while
+ * later holders idled; 2 at a time fill it over a few syncs from whoever is best placed by then.
+ * Simulated 64 MiB, free CPU: N = 1,000 8.38 -> 7.92 s (1.56 -> 1.48 x T*), N = 300 7.75 -> 7.52
+ * (3: 7.61, 4: 7.67, 10: 8.47); N = 16 and 100 unchanged. The bed (N = 4 / 8 / 16, two runs each):
+ * 7.95, 7.26 / 9.80, 9.97 / 20.37, 20.01 s with 6 against 7.25, 7.30 / 9.79, 9.16 / 20.18, 19.55.
+ */
+export const DEFAULT_MAX_PARENTS = 2;
+
+/**
+ * scanLimit: holders scored per sync. Simulated 1,000 peers, 64 MiB (seeds 1, 2): 200 gave 2.01 /
+ * 2.06 x T*, 100 2.04 / 2.07, 64 2.08 / 2.12. A sync with its scan costs ~15 us of CPU at 10,000
+ * holders and 128 pieces (bitfields read from an array beside the ids, bytes counted by table:
+ * ~39 us before), one without ~4 us.
+ */
+export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = { maxParents: DEFAULT_MAX_PARENTS, scanLimit: 100, seedLeaseMs: 10_000, maxSeedGrants: 4, offerIntervalMs: 0 };
