@@ -21,6 +21,8 @@ export const RATE_WINDOW_MS = 5_000;
 
 interface RateSample {
   readonly t: number;
+  /** From the peer's heartbeat report (its own byte totals), or the supernode's estimate from held pieces. */
+  readonly reported: boolean;
   readonly up: number | undefined;
   readonly down: number;
 }
@@ -126,8 +128,10 @@ export class StatusModel {
     const views: PeerView[] = peers.slice(0, MAX_PEERS).map((p) => {
       const r = p.report;
       const reported = r?.downloadedBytes !== undefined;
-      const sample: RateSample = { t: reported ? p.lastSeen : at, up: r?.uploadedBytes, down: reported ? r.downloadedBytes! : (heldBytes.get(p.peerId) ?? 0) };
-      const history = (this.samples.get(p.peerId) ?? []).filter((s) => s.t >= at - RATE_WINDOW_MS && s.t !== sample.t);
+      const sample: RateSample = { t: reported ? p.lastSeen : at, reported, up: r?.uploadedBytes, down: reported ? r.downloadedBytes! : (heldBytes.get(p.peerId) ?? 0) };
+      // A rate compares like with like: estimates taken before the peer's first report (no upload
+      // total) would stay first in the window for RATE_WINDOW_MS and show 0 while it uploads.
+      const history = (this.samples.get(p.peerId) ?? []).filter((s) => s.t >= at - RATE_WINDOW_MS && s.t !== sample.t && s.reported === reported);
       history.push(sample);
       samples.set(p.peerId, history);
       const first = history[0]!;

@@ -73,6 +73,24 @@ describe('StatusModel', () => {
     expect(model.snapshot().peers[0]).toMatchObject({ upBps: 3 * MiB, downBps: 4 * MiB });
   });
 
+  it('shows the upload rate from the second report on, whatever the snapshots taken before the first report', () => {
+    let now = 10_000;
+    const p = peer('p3');
+    const model = new StatusModel({
+      now: () => now,
+      sources: { peers: () => [p], tasks: () => [], seedTask: () => undefined, seedCounters: () => ({ registryBytes: 0, servedBytes: 0 }), jobs: () => [] },
+    });
+    // The page polls many times a second while the peer has not reported yet: estimates, no upload total.
+    for (let i = 0; i < 40; i++, now += 60) expect(model.snapshot().peers[0]!.upBps).toBeNull();
+    p.lastSeen = now;
+    p.report = { uploadedBytes: 10 * MiB, downloadedBytes: 24 * MiB };
+    expect(model.snapshot().peers[0]!.upBps).toBe(0);
+    now += 1_000;
+    p.lastSeen = now;
+    p.report = { uploadedBytes: 13 * MiB, downloadedBytes: 24 * MiB };
+    expect(model.snapshot().peers[0]).toMatchObject({ upBps: 3 * MiB, downBps: 0 });
+  });
+
   it('shows a preheat job\'s image URL without credentials', () => {
     const job = { id: 7, state: 'PENDING', phase: 'running', args: { url: 'https://user:pw@registry.example/v2/app/manifests/v1?token=abc' }, progress: { layers: { total: 1, done: 0, failed: 0 }, peers: { total: 1, done: 0, failed: 0 }, tasks: { total: 1, done: 0, failed: 0 } } };
     const model = new StatusModel({
