@@ -11,6 +11,17 @@ function peer(id: string): PeerRecord {
   return { peerId: id, tokenHash: Buffer.alloc(32), wireAddr: `127.0.0.1:${id.length}`, uploadSlots: 10, lastSeen: 0, failures: 0, corruptions: 0, failuresDecayedAt: 0, picks: 0, reports: 0, reportsWindowAt: 0, tasks: new Set([D]) };
 }
 
+/** A model whose only peer is `id`, on a clock the test moves (`clock.now`). */
+function onePeer(id: string): { p: PeerRecord; model: StatusModel; clock: { now: number } } {
+  const clock = { now: 10_000 };
+  const p = peer(id);
+  const model = new StatusModel({
+    now: () => clock.now,
+    sources: { peers: () => [p], tasks: () => [], seedTask: () => undefined, seedCounters: () => ({ registryBytes: 0, servedBytes: 0 }), jobs: () => [] },
+  });
+  return { p, model, clock };
+}
+
 describe('gridRow', () => {
   it('gives one cell per piece for small blobs: 9 held, 0 missing', () => {
     const b = new Bitfield(5);
@@ -55,38 +66,28 @@ describe('StatusModel', () => {
   });
 
   it('shows what heartbeats report: version, store use, and up/down rates over the recent window', () => {
-    let now = 10_000;
-    const p = peer('p2');
-    const model = new StatusModel({
-      now: () => now,
-      sources: { peers: () => [p], tasks: () => [], seedTask: () => undefined, seedCounters: () => ({ registryBytes: 0, servedBytes: 0 }), jobs: () => [] },
-    });
-    p.lastSeen = now;
+    const { p, model, clock } = onePeer('p2');
+    p.lastSeen = clock.now;
     p.report = { version: '0.1.0', storeBytes: 5 * MiB, storeQuotaBytes: 100 * MiB, uploadedBytes: 0, downloadedBytes: 0 };
     expect(model.snapshot().peers[0]).toMatchObject({ version: '0.1.0', storeBytes: 5 * MiB, storeQuotaBytes: 100 * MiB, upBps: 0, downBps: 0 });
-    now += 1_000;
-    p.lastSeen = now;
+    clock.now += 1_000;
+    p.lastSeen = clock.now;
     p.report = { version: '0.1.0', storeBytes: 9 * MiB, uploadedBytes: 3 * MiB, downloadedBytes: 4 * MiB };
     expect(model.snapshot().peers[0]).toMatchObject({ storeBytes: 9 * MiB, upBps: 3 * MiB, downBps: 4 * MiB });
     // A snapshot between heartbeats keeps the rate (same report, same time).
-    now += 500;
+    clock.now += 500;
     expect(model.snapshot().peers[0]).toMatchObject({ upBps: 3 * MiB, downBps: 4 * MiB });
   });
 
   it('shows the upload rate from the second report on, whatever the snapshots taken before the first report', () => {
-    let now = 10_000;
-    const p = peer('p3');
-    const model = new StatusModel({
-      now: () => now,
-      sources: { peers: () => [p], tasks: () => [], seedTask: () => undefined, seedCounters: () => ({ registryBytes: 0, servedBytes: 0 }), jobs: () => [] },
-    });
+    const { p, model, clock } = onePeer('p3');
     // The page polls many times a second while the peer has not reported yet: estimates, no upload total.
-    for (let i = 0; i < 40; i++, now += 60) expect(model.snapshot().peers[0]!.upBps).toBeNull();
-    p.lastSeen = now;
+    for (let i = 0; i < 40; i++, clock.now += 60) expect(model.snapshot().peers[0]!.upBps).toBeNull();
+    p.lastSeen = clock.now;
     p.report = { uploadedBytes: 10 * MiB, downloadedBytes: 24 * MiB };
     expect(model.snapshot().peers[0]!.upBps).toBe(0);
-    now += 1_000;
-    p.lastSeen = now;
+    clock.now += 1_000;
+    p.lastSeen = clock.now;
     p.report = { uploadedBytes: 13 * MiB, downloadedBytes: 24 * MiB };
     expect(model.snapshot().peers[0]).toMatchObject({ upBps: 3 * MiB, downBps: 0 });
   });
