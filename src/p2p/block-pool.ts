@@ -31,6 +31,11 @@ export class BlockPool {
     if (this.free.length < this.maxFree) this.free.push(ab);
   }
 
+  /** True when `view` lies in a buffer lent by this pool and not given back yet. */
+  owns(view: Uint8Array): boolean {
+    return view.buffer instanceof ArrayBuffer && this.lent.has(view.buffer);
+  }
+
   get freeCount(): number {
     return this.free.length;
   }

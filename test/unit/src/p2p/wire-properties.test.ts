@@ -2,7 +2,6 @@
 // on arbitrary byte streams cut into arbitrary reads (never a throw; a violation closes and bans),
 // and the TLS handshake of the real listener against random bytes, wrong keys and truncated hellos
 // (closed within the deadline, with at most a TLS alert sent back).
-import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { connect, createServer, type Socket } from 'node:net';
 import fc from 'fast-check';
@@ -15,6 +14,7 @@ import { infoHashOf, MAX_MESSAGE_BYTES, WireConnection } from '../../../../src/p
 import { WireGuard } from '../../../../src/p2p/wire-guard.ts';
 import { WireListener } from '../../../../src/p2p/wire-listener.ts';
 import { dialWire } from '../../../../src/p2p/wire-tls.ts';
+import { FakeWireSocket } from '../../../helpers/fake-wire-socket.ts';
 
 const digest = sha256Digest('blob');
 
@@ -42,26 +42,8 @@ function frame(len: number, payload: Uint8Array): Buffer {
   return Buffer.concat([b, payload]);
 }
 
-/** Just what WireConnection uses of a socket, fed by the test. */
-class FakeSocket extends EventEmitter {
-  readonly remoteAddress = '10.9.8.7';
-  readonly remotePort = 4000;
-  destroyed = false;
-  setNoDelay(): void {}
-  setTimeout(): void {}
-  write(_chunk: Uint8Array, cb?: () => void): boolean {
-    cb?.();
-    return true;
-  }
-  destroy(): void {
-    if (this.destroyed) return;
-    this.destroyed = true;
-    this.emit('close');
-  }
-}
-
-function incoming(bans: AddressBans): { conn: WireConnection; socket: FakeSocket } {
-  const socket = new FakeSocket();
+function incoming(bans: AddressBans): { conn: WireConnection; socket: FakeWireSocket } {
+  const socket = new FakeWireSocket();
   const conn = WireConnection.incoming(socket as unknown as Socket, { peerId: randomBytes(20), bans }, (d) => d === digest);
   return { conn, socket };
 }

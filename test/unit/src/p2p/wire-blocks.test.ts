@@ -1,0 +1,190 @@
+// The block messages (request, piece, cancel), which WireConnection frames and parses itself, on a
+// socket the test feeds and reads: every answered request leaves as one write holding the whole
+// piece message, a cancelled or choked request is never answered, a dialler's request resolves
+// only with the block it asked for, and a remote side that breaks the rules is closed and banned.
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { systemClock } from '../../../../src/clock.ts';
+import { sha256Digest } from '../../../../src/digest.ts';
+import { BLOCK_BYTES } from '../../../../src/p2p/metainfo.ts';
+import { AddressBans } from '../../../../src/p2p/wire-bans.ts';
+import { infoHashOf, MAX_INCOMING_REQUESTS, uploadBuffer, WireConnection } from '../../../../src/p2p/wire-connection.ts';
+import { FakeWireSocket } from '../../../helpers/fake-wire-socket.ts';
+
+const digest = sha256Digest('blob');
+
+function frame(id: number, ...parts: Array<number | Uint8Array>): Buffer {
+  const body = Buffer.concat(parts.map((p) => (typeof p === 'number' ? Buffer.from([p >>> 24, (p >>> 16) & 255, (p >>> 8) & 255, p & 255]) : Buffer.from(p))));
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(1 + body.length);
+  head[4] = id;
+  return Buffer.concat([head, body]);
+}
+
+function handshake(): Buffer {
+  const reserved = Buffer.alloc(8);
+  reserved[5] = 0x10;
+  return Buffer.concat([Buffer.from('\x13BitTorrent protocol', 'latin1'), reserved, Buffer.from(infoHashOf(digest), 'hex'), randomBytes(20)]);
+}
+
+function extended(id: number, body: string | Buffer): Buffer {
+  return frame(20, Buffer.from([id]), typeof body === 'string' ? Buffer.from(body, 'latin1') : body);
+}
+
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+}
+
+/** Piece messages among what was written, one per write: [index, offset, block length, write length]. */
+function pieces(written: Buffer[]): Array<[number, number, number, number]> {
+  return written.filter((w) => w.length >= 13 && w[4] === 7).map((w) => [w.readUInt32BE(5), w.readUInt32BE(9), w.readUInt32BE(0) - 9, w.length]);
+}
+
+/** A listening side that became ready for `digest` and unchoked the dialler. */
+async function readyListener(bans = new AddressBans({ clock: systemClock })): Promise<{ conn: WireConnection; socket: FakeWireSocket; bans: AddressBans }> {
+  const socket = new FakeWireSocket();
+  const conn = WireConnection.incoming(socket as unknown as Socket, { peerId: randomBytes(20), bans }, (d) => d === digest);
+  conn.on('close', () => {});
+  socket.emit('data', Buffer.concat([handshake(), extended(0, `d1:md13:pollen_accepti1ee13:pollen_digest${digest.length}:${digest}e`)]));
+  await conn.ready;
+  conn.unchoke();
+  await settle();
+  return { conn, socket, bans };
+}
+
+/** A dialling side that became ready (the listener accepted the digest) and was unchoked. */
+async function readyDialler(): Promise<{ conn: WireConnection; socket: FakeWireSocket; bans: AddressBans }> {
+  const bans = new AddressBans({ clock: systemClock });
+  const socket = new FakeWireSocket();
+  const conn = WireConnection.outgoing(socket as unknown as Socket, { peerId: randomBytes(20), ownReads: true, bans }, digest);
+  conn.on('close', () => {});
+  conn.receive(Buffer.concat([handshake(), extended(0, 'd1:md13:pollen_accepti1eee'), extended(1, Buffer.from(digest, 'latin1')), frame(1)]));
+  await conn.ready;
+  await settle();
+  expect(conn.peerChoking).toBe(false);
+  return { conn, socket, bans };
+}
+
+describe('block messages, serving side', () => {
+  it('answers each request not cancelled in one write holding the whole piece message, and nothing else', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uniqueArray(fc.record({ index: fc.nat(20), block: fc.nat(3), length: fc.constantFrom(BLOCK_BYTES, 1, 1000, BLOCK_BYTES - 1), cancel: fc.boolean() }), {
+          minLength: 1,
+          maxLength: 12,
+          selector: (r) => `${r.index}:${r.block}`,
+        }),
+        async (requests) => {
+          const { conn, socket } = await readyListener();
+          const asked: Array<{ index: number; offset: number; length: number; respond: (err: Error | null, data?: Uint8Array) => void }> = [];
+          conn.on('request', (index, offset, length, respond) => asked.push({ index, offset, length, respond }));
+          socket.emit('data', Buffer.concat(requests.map((r) => frame(6, r.index, r.block * BLOCK_BYTES, r.length))));
+          expect(asked.map((a) => [a.index, a.offset, a.length])).toEqual(requests.map((r) => [r.index, r.block * BLOCK_BYTES, r.length]));
+          socket.emit('data', Buffer.concat(requests.filter((r) => r.cancel).map((r) => frame(8, r.index, r.block * BLOCK_BYTES, r.length))));
+          socket.written.length = 0;
+          for (const a of asked) {
+            const data = uploadBuffer(a.length);
+            data.fill(a.index);
+            a.respond(null, data);
+          }
+          await settle();
+          const expected = requests.filter((r) => !r.cancel).map((r) => [r.index, r.block * BLOCK_BYTES, r.length, 13 + r.length]);
+          expect(pieces(socket.written)).toEqual(expected);
+          for (const w of socket.written) expect(w.subarray(13).every((b) => b === w.readUInt32BE(5) % 256)).toBe(true);
+          expect(conn.isClosed).toBe(false);
+          conn.destroy();
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('a request while choking is ignored, and choking drops the answers still to come', async () => {
+    const { conn, socket } = await readyListener();
+    const asked: Array<(err: Error | null, data?: Uint8Array) => void> = [];
+    conn.on('request', (_i, _o, _l, respond) => asked.push(respond));
+    socket.emit('data', frame(6, 0, 0, 100));
+    conn.choke();
+    socket.emit('data', frame(6, 1, 0, 100));
+    await settle();
+    socket.written.length = 0;
+    expect(asked).toHaveLength(1);
+    asked[0]!(null, uploadBuffer(100));
+    await settle();
+    expect(pieces(socket.written)).toEqual([]);
+    expect(conn.isClosed).toBe(false);
+    conn.destroy();
+  });
+
+  it(`more than ${MAX_INCOMING_REQUESTS} requests outstanding, a bad size or a malformed message closes and bans`, async () => {
+    const bad = [
+      Buffer.concat(Array.from({ length: MAX_INCOMING_REQUESTS + 1 }, (_, i) => frame(6, i, 0, 16))),
+      frame(6, 0, 0, BLOCK_BYTES + 1),
+      frame(6, 0, 0, 0),
+      frame(6, 0, 0),
+      frame(8, 0, 0, 16, 0),
+      frame(7, 0),
+    ];
+    for (const bytes of bad) {
+      const { conn, socket, bans } = await readyListener();
+      conn.on('request', () => {});
+      socket.emit('data', bytes);
+      expect(conn.violation).toBeDefined();
+      expect(conn.isClosed).toBe(true);
+      expect(bans.isBanned(socket.remoteAddress)).toBe(true);
+    }
+  });
+
+  it('a block message before the handshake is done closes and bans', async () => {
+    for (const bytes of [frame(6, 0, 0, 16), frame(7, 0, 0, Buffer.alloc(16)), frame(8, 0, 0, 16)]) {
+      const bans = new AddressBans({ clock: systemClock });
+      const socket = new FakeWireSocket();
+      const conn = WireConnection.incoming(socket as unknown as Socket, { peerId: randomBytes(20), bans }, (d) => d === digest);
+      conn.on('close', () => {});
+      socket.emit('data', Buffer.concat([handshake(), bytes]));
+      await settle();
+      expect(conn.violation).toMatch(/before the handshake/);
+      expect(bans.isBanned(socket.remoteAddress)).toBe(true);
+    }
+  });
+});
+
+describe('block messages, dialling side', () => {
+  it('a request resolves with the block asked for; other blocks and other lengths are dropped', async () => {
+    const { conn, socket } = await readyDialler();
+    socket.written.length = 0;
+    let got: Buffer | undefined;
+    void conn.request(3, BLOCK_BYTES, 100).then((b) => (got = b));
+    await settle();
+    expect(socket.written).toEqual([frame(6, 3, BLOCK_BYTES, 100)]);
+    conn.receive(Buffer.concat([frame(7, 3, 0, Buffer.alloc(100, 1)), frame(7, 3, BLOCK_BYTES, Buffer.alloc(99, 2))]));
+    await settle();
+    expect(got).toBeUndefined();
+    conn.receive(frame(7, 3, BLOCK_BYTES, Buffer.alloc(100, 3)));
+    await settle();
+    expect(got?.equals(Buffer.alloc(100, 3))).toBe(true);
+    expect(conn.isClosed).toBe(false);
+    conn.destroy();
+  });
+
+  it('a choke, a cancel or the close rejects what is still asked; a cancel is sent to the parent', async () => {
+    const { conn, socket } = await readyDialler();
+    const a = conn.request(0, 0, 10).catch((e: Error) => e.message);
+    const b = conn.request(1, 0, 10).catch((e: Error) => e.message);
+    socket.written.length = 0;
+    conn.cancel(1, 0, 10);
+    await settle();
+    expect(socket.written).toEqual([frame(8, 1, 0, 10)]);
+    expect(await b).toMatch(/cancelled/);
+    conn.receive(frame(0));
+    expect(await a).toMatch(/choking/);
+    expect(await conn.request(2, 0, 10).catch((e: Error) => e.message)).toMatch(/choking/);
+    conn.receive(frame(1));
+    await settle();
+    const c = conn.request(2, 0, 10).catch((e: Error) => e.message);
+    conn.destroy();
+    expect(await c).toMatch(/closed/);
+  });
+});
