@@ -6,6 +6,7 @@ import { parseHostMappings, registryUrlProblem, validateHostMappings } from '../
 import { quotaProblem } from '../src/store/quota.ts';
 import { durationProblem, parseDuration } from '../src/units.ts';
 import { DEFAULT_MAX_PARENTS } from './p2p/scheduler-options.ts';
+import { DEFAULT_PEER_REQUEST_RATE } from './http/peer-request-budget.ts';
 
 export const DEFAULT_SEED_MAX_BLOB_BYTES = 64 * 1024 * 1024 * 1024;
 
@@ -21,6 +22,7 @@ export const SUPERNODE_SETTINGS = [
   { key: 'seedDiskQuota', type: 'string', flag: 'seed-disk-quota', env: 'POLLEN_SEED_DISK_QUOTA', default: '80%', help: 'most the seed\'s store may hold: a size (500GiB) or a share of its filesystem (80%); above it the least recently used blobs nothing is reading are evicted', validate: quotaProblem },
   { key: 'seedBlobTtl', type: 'string', flag: 'seed-blob-ttl', env: 'POLLEN_SEED_BLOB_TTL', default: undefined, help: 'evict seed blobs not read for this long (30m, 6h, 7d); default: only the quota evicts', validate: durationProblem },
   { key: 'seedRegistryRate', type: 'rate', flag: 'seed-registry-rate', env: 'POLLEN_SEED_REGISTRY_RATE', default: 0, help: 'cap of the bandwidth the seed takes from registries, shared by all its fetches, in bytes per second or a size per second (50MiB); 0 = unlimited' },
+  { key: 'peerRequestRate', type: 'int', flag: 'peer-request-rate', env: 'POLLEN_PEER_REQUEST_RATE', default: DEFAULT_PEER_REQUEST_RATE, help: "calls of the cluster API a peer may make per second (heartbeats, tasks, syncs; not seed pieces), with a burst of 5 s or 256; faster ones are answered 429. 0 = unlimited" },
   { key: 'maxParents', type: 'int', flag: 'max-parents', env: 'POLLEN_MAX_PARENTS', default: DEFAULT_MAX_PARENTS, help: 'parents handed to a peer per sync' },
   { key: 'logLevel', type: 'string', flag: 'log-level', env: 'POLLEN_LOG_LEVEL', default: 'info', help: 'log level (fatal, error, warn, info, debug, trace)' },
 ] as const satisfies readonly Setting[];
@@ -44,6 +46,8 @@ export interface SupernodeConfig {
   /** Bytes per second the seed reads from registries, all fetches together; 0 (default) = unlimited. */
   readonly seedRegistryRate?: number;
   readonly maxParents: number;
+  /** Cluster API calls per second per peer (0 = unlimited). */
+  readonly peerRequestRate?: number;
   readonly logLevel: string;
 }
 
@@ -62,6 +66,7 @@ export function supernodeConfigFrom(values: ConfigValues): SupernodeConfig {
     seedBlobTtlMs: values.seedBlobTtl === undefined ? 0 : parseDuration(values.seedBlobTtl as string),
     seedRegistryRate: values.seedRegistryRate as number,
     maxParents: values.maxParents as number,
+    peerRequestRate: values.peerRequestRate as number,
     logLevel: values.logLevel as string,
   });
 }

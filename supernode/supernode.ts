@@ -17,6 +17,7 @@ import { listenOn } from '../src/http-app.ts';
 import { RegistryHosts } from '../src/oci/registry-hosts.ts';
 import { DEFAULT_SEED_MAX_BLOB_BYTES, type SupernodeConfig } from './config.ts';
 import { createAdminApp, createClusterApp } from './http/apps.ts';
+import { DEFAULT_PEER_REQUEST_RATE, PeerRequestBudget } from './http/peer-request-budget.ts';
 import { checkClusterListen } from './http/listen-policy.ts';
 import { JobManager } from './preheat/job-manager.ts';
 import { preheatPorts } from './preheat/preheat-ports.ts';
@@ -113,7 +114,8 @@ export class Supernode {
       ...(upstream ? [httpReachableCheck('upstream', `${upstream}/v2/`)] : []),
     ]);
     const observe = (a: FastifyInstance): void => metrics.observeClusterApp(a, (digest, n) => model.onSeedPiece(digest, n));
-    const app = createClusterApp(this.logger, { tracker, scheduler, seed, jobs, observe }, { secret });
+    const peerBudget = new PeerRequestBudget({ clock: this.clock }, { perSecond: this.config.peerRequestRate ?? DEFAULT_PEER_REQUEST_RATE });
+    const app = createClusterApp(this.logger, { tracker, scheduler, seed, jobs, observe, peerBudget }, { secret });
     this.app = app;
     const stats = (): unknown => ({ peers: tracker.size, seed: seed.counters, scheduler: scheduler.sizes });
     const status = (a: FastifyInstance): void => registerStatusRoutes(a, { readiness, metrics: metrics.metrics, model, events });

@@ -11,6 +11,7 @@ import { registerP2pRoutes, type SeedPort } from '../p2p/routes-p2p.ts';
 import type { Scheduler } from '../p2p/scheduler.ts';
 import type { Tracker } from '../p2p/tracker.ts';
 import { installErrorHandler } from './error-handler.ts';
+import type { PeerRequestBudget } from './peer-request-budget.ts';
 import { installRouteAuth } from './route-auth.ts';
 
 /** Schema checks exactly as written: no type coercion ("5" is not 5). */
@@ -21,6 +22,8 @@ export interface ClusterAppDeps {
   readonly scheduler: Scheduler;
   readonly seed: SeedPort;
   readonly jobs: Pick<JobManager, 'work'>;
+  /** Each peer's allowance of calls (none: unlimited). */
+  readonly peerBudget?: PeerRequestBudget;
   /** Hooks that watch every answer (metrics), installed before the routes. */
   readonly observe?: (app: FastifyInstance) => void;
 }
@@ -29,7 +32,8 @@ export function createClusterApp(logger: Logger, deps: ClusterAppDeps, options: 
   const { secret } = options;
   const app = createHttpApp(logger, { ajv: AJV, ...(secret ? { https: pskServerOptions(secret, 'api') } : {}) });
   installErrorHandler(app);
-  installRouteAuth(app, { tls: secret !== undefined, peerOf: (token) => deps.tracker.authenticate(token)?.peerId });
+  const budget = deps.peerBudget;
+  installRouteAuth(app, { tls: secret !== undefined, peerOf: (token) => deps.tracker.authenticate(token)?.peerId, ...(budget ? { admitPeer: (id: string) => budget.admit(id) } : {}) });
   deps.observe?.(app);
   registerP2pRoutes(app, deps);
   registerPreheatWorkRoute(app, deps);

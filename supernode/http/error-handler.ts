@@ -45,6 +45,7 @@ export function installErrorHandler(app: FastifyInstance): void {
     const answer = errorAnswer(error, status);
     if (answer.status >= 500) request.log.error({ err, method: request.method, url: request.url.slice(0, 200) }, 'supernode request failed');
     else request.log.debug({ code: error.code, method: request.method, url: request.url.slice(0, 200) }, 'supernode request refused');
+    if (answer.status === 429) reply.header('retry-after', '1');
     return reply.code(answer.status).type('application/json').send(answer.body);
   });
   app.setNotFoundHandler((request, reply) => {

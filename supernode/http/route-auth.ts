@@ -5,7 +5,8 @@
 // a route, and get that route's check, or match none and are refused.
 //   public   anyone who reaches the listener (health, stats, Harbor's /healthy: admin listener)
 //   cluster  a cluster member: the connection completed the TLS-PSK handshake (registration)
-//   peer     a registered peer, by its own token; its id is put on `request.peerId`
+//   peer     a registered peer, by its own token; its id is put on `request.peerId`; its calls count
+//            against its allowance (peer-request-budget.ts) unless the route is `unmetered`
 //   admin    the admin token (the preheat jobs API)
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
@@ -18,6 +19,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Who may call this route (see supernode/http/route-auth.ts); a route without it is refused. */
     auth?: RouteAuth;
+    /** A `peer` route whose calls do not count against the peer's allowance (the seed's pieces). */
+    unmetered?: boolean;
   }
   interface FastifyRequest {
     /** The peer a `peer` route's token names (set by the auth hook); undefined elsewhere. */
@@ -31,6 +34,8 @@ export interface RouteAuthDeps {
   /** The peer id a token belongs to (constant-time check), or undefined. */
   readonly peerOf?: (token: string) => string | undefined;
   readonly adminToken?: string | undefined;
+  /** A peer's allowance of calls: false refuses this one with 429 (routes marked `unmetered` skip it). */
+  readonly admitPeer?: (peerId: string) => boolean;
 }
 
 /** The credential of `Authorization: Bearer TOKEN`, or undefined. */
@@ -61,6 +66,9 @@ export function installRouteAuth(app: FastifyInstance, deps: RouteAuthDeps): voi
         const token = bearerOf(request);
         const peerId = token === undefined ? undefined : deps.peerOf?.(token);
         if (peerId === undefined) throw new PollenError('ERR_CLUSTER_UNAUTHORIZED', "this call needs the peer's own token (Authorization: Bearer TOKEN from POST /api/v1/peers); register again");
+        if (deps.admitPeer && request.routeOptions.config.unmetered !== true && !deps.admitPeer(peerId)) {
+          throw new PollenError('ERR_TOO_MANY_REQUESTS', `peer ${peerId} called faster than its allowance; try again in a second`);
+        }
         request.peerId = peerId;
         return;
       }

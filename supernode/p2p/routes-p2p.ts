@@ -152,7 +152,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
 
   app.get<{ Params: { digest: Digest; index: string } }>(
     '/api/v1/seed/:digest/pieces/:index',
-    { config: { auth: 'peer' }, schema: { params: PIECE_PARAMS } },
+    { config: { auth: 'peer', unmetered: true }, schema: { params: PIECE_PARAMS } },
     async (request, reply) => {
       const peer = caller(request);
       const controller = new AbortController();

@@ -14,6 +14,7 @@ import { layoutFor } from '../../../../src/p2p/metainfo.ts';
 import { splitHostPort } from '../../../../src/config.ts';
 import type { SyncResponse } from '../../../../src/p2p/supernode-api.ts';
 import { createClusterApp } from '../../../../supernode/http/apps.ts';
+import { PeerRequestBudget } from '../../../../supernode/http/peer-request-budget.ts';
 import type { SeedPort } from '../../../../supernode/p2p/routes-p2p.ts';
 import { Scheduler } from '../../../../supernode/p2p/scheduler.ts';
 import type { SeedTask } from '../../../../supernode/p2p/seed.ts';
@@ -53,6 +54,7 @@ function fakeSeed(): SeedPort & { ensured: number } {
 
 interface Harness {
   app: FastifyInstance;
+  clock: ManualClock;
   tracker: Tracker;
   seed: SeedPort & { ensured: number };
   work: string[];
@@ -64,18 +66,20 @@ afterEach(async () => {
   for (const a of apps.splice(0)) await a.close();
 });
 
-async function harness(): Promise<Harness> {
+/** The cluster app on a manual clock; with `perSecond`, each peer's calls are metered (see peer-request-budget.ts). */
+async function harness(perSecond?: number): Promise<Harness> {
   const clock = new ManualClock(0);
   const scheduler = new Scheduler({ clock });
   const tracker = new Tracker({ clock, onDrop: (p) => scheduler.dropPeer(p) });
   const seed = fakeSeed();
   const work: string[] = [];
   const jobs = { work: (peerId: string) => (work.push(peerId), { work: [], pollMs: 1_000 }) };
-  const app = createClusterApp(pino({ level: 'silent' }), { tracker, scheduler, seed, jobs }, { secret: undefined });
+  const peerBudget = perSecond === undefined ? undefined : new PeerRequestBudget({ clock }, { perSecond });
+  const app = createClusterApp(pino({ level: 'silent' }), { tracker, scheduler, seed, jobs, ...(peerBudget ? { peerBudget } : {}) }, { secret: undefined });
   apps.push(app);
   await app.ready();
   return {
-    app, tracker, seed, work,
+    app, clock, tracker, seed, work,
     async register(peerId, wireAddr = '127.0.0.1:4000', extra = {}) {
       const res = await app.inject({ method: 'POST', url: '/api/v1/peers', payload: { peerId, wireAddr, uploadSlots: 4, ...extra } });
       expect(res.statusCode, res.body).toBe(200);
@@ -295,5 +299,31 @@ describe('supernode API bodies (fast-check over fastify inject)', () => {
     expect(await parents()).toEqual(['holder', 'other']);
     expect((await h.app.inject({ method: 'POST', url: `/api/v1/tasks/${DIGEST}/drop`, headers: holder, payload: {} })).statusCode).toBe(200);
     expect(await parents()).toEqual(['other']);
+  });
+
+  it("a peer calling faster than its allowance gets 429 with the OCI body and Retry-After; other peers and the seed's pieces are not held back", async () => {
+    const h = await harness(10);
+    const flooder = { authorization: `Bearer ${await h.register('flooder')}` };
+    const other = { authorization: `Bearer ${await h.register('other')}` };
+    const beat = (headers: Record<string, string>) => h.app.inject({ method: 'POST', url: '/api/v1/peers/self/heartbeat', headers, payload: {} });
+    const codes: number[] = [];
+    for (let i = 0; i < 300; i++) codes.push((await beat(flooder)).statusCode);
+    // The burst (256 calls) at one instant, then refusals.
+    expect(codes.filter((c) => c === 200)).toHaveLength(256);
+    expect(codes.slice(256).every((c) => c === 429)).toBe(true);
+    const refused = await beat(flooder);
+    expect(refused.statusCode).toBe(429);
+    expect(refused.headers['retry-after']).toBe('1');
+    expectOciError(refused.body);
+    expect(refused.json()).toMatchObject({ errors: [{ code: 'TOOMANYREQUESTS', detail: { pollenCode: 'ERR_TOO_MANY_REQUESTS' } }] });
+    expect((await beat(other)).statusCode).toBe(200);
+    await h.app.inject({ method: 'POST', url: '/api/v1/tasks', headers: other, payload: { digest: DIGEST, size: 5 << 20 } });
+    const piece = await h.app.inject({ method: 'GET', url: `/api/v1/seed/${DIGEST}/pieces/0`, headers: flooder });
+    expect(piece.statusCode).not.toBe(429);
+    // A second refills ten calls, no more.
+    h.clock.advance(1_000);
+    const after: number[] = [];
+    for (let i = 0; i < 12; i++) after.push((await beat(flooder)).statusCode);
+    expect(after.filter((c) => c === 200)).toHaveLength(10);
   });
 });

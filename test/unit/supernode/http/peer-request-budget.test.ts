@@ -1,0 +1,48 @@
+// A peer's allowance of supernode calls: over any schedule of calls, what is admitted in any time
+// window is at most the burst plus the rate over the window; a peer within its rate is never
+// refused; one peer's calls never take another's allowance; idle peers' entries are dropped.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../../src/clock.ts';
+import { PeerRequestBudget } from '../../../../supernode/http/peer-request-budget.ts';
+
+describe('PeerRequestBudget', () => {
+  it('admits at most burst + rate x window in any window, and never refuses a peer within its rate', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 100 }), fc.array(fc.record({ gapMs: fc.nat(500), calls: fc.nat(40) }), { minLength: 1, maxLength: 60 }), (perSecond, schedule) => {
+        const clock = new ManualClock(0);
+        const budget = new PeerRequestBudget({ clock }, { perSecond, burst: 20 });
+        const admitted: number[] = [];
+        for (const { gapMs, calls } of schedule) {
+          clock.advance(gapMs);
+          for (let i = 0; i < calls; i++) if (budget.admit('p')) admitted.push(clock.now());
+        }
+        for (let i = 0; i < admitted.length; i++) {
+          for (let j = i; j < admitted.length; j++) expect(j - i + 1).toBeLessThanOrEqual(20 + ((admitted[j]! - admitted[i]!) / 1000) * perSecond + 1e-9);
+        }
+        // A polite peer (one call per 1/perSecond s) is always admitted, whatever a noisy one does.
+        const polite = new PeerRequestBudget({ clock }, { perSecond, burst: 20 });
+        for (let i = 0; i < 50; i++) {
+          for (let k = 0; k < 30; k++) polite.admit('noisy');
+          expect(polite.admit('polite')).toBe(true);
+          clock.advance(Math.ceil(1000 / perSecond));
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('0 per second is no limit; entries of idle peers are dropped once there are many', () => {
+    const clock = new ManualClock(0);
+    const open = new PeerRequestBudget({ clock }, { perSecond: 0 });
+    for (let i = 0; i < 10_000; i++) expect(open.admit('p')).toBe(true);
+    expect(open.size).toBe(0);
+    const budget = new PeerRequestBudget({ clock }, { perSecond: 10, burst: 20 });
+    for (let i = 0; i < 5_000; i++) budget.admit(`peer-${i}`);
+    clock.advance(60_000);
+    for (let i = 0; i < 5_000; i++) budget.admit(`later-${i}`);
+    // The first 5,000 are idle (full again) by then: dropped, so only the active ones are kept
+    // (authenticated peer ids only, so never more than the tracker holds).
+    expect(budget.size).toBeLessThanOrEqual(5_000);
+  });
+});
