@@ -24,13 +24,14 @@ export interface BenchImage {
   totalBytes: number;
 }
 
-export async function buildBenchImage(dir: string, sizeMiB: number): Promise<BenchImage> {
+/** `name`: another image of the same size with other bytes (the warm-up image is 'warm'). */
+export async function buildBenchImage(dir: string, sizeMiB: number, name = 'fanout'): Promise<BenchImage> {
   if (!(sizeMiB >= 1)) throw new Error(`image size must be at least 1 MiB, got ${sizeMiB}`);
-  const layoutDir = join(dir, `image-${sizeMiB}mib`);
+  const layoutDir = join(dir, `${name}-${sizeMiB}mib`);
   const layout = new OciLayout(layoutDir);
   const layers = [];
   for (const [i, share] of LAYER_SHARES.entries()) {
-    layers.push(await randomFileLayer(`fanout-${sizeMiB}-${i}`, Math.max(1024, Math.floor(sizeMiB * MIB * share)), 'none'));
+    layers.push(await randomFileLayer(`${name}-${sizeMiB}-${i}`, Math.max(1024, Math.floor(sizeMiB * MIB * share)), 'none'));
   }
   const tag = `s${sizeMiB}`;
   const manifest = layout.addImage(layers, { config: { Cmd: ['/bin/true'] } });
@@ -41,7 +42,7 @@ export async function buildBenchImage(dir: string, sizeMiB: number): Promise<Ben
     layers: BlobInfo[];
   };
   const blobs = [manifestJson.config, ...manifestJson.layers].map((b) => ({ digest: b.digest, size: b.size }));
-  return { layoutDir, repo: 'bench/fanout', tag, sizeMiB, blobs, totalBytes: blobs.reduce((n, b) => n + b.size, 0) };
+  return { layoutDir, repo: `bench/${name}`, tag, sizeMiB, blobs, totalBytes: blobs.reduce((n, b) => n + b.size, 0) };
 }
 
 export function blobPath(image: BenchImage, digest: string): string {

@@ -58,7 +58,8 @@ export function renderTable(report: FanoutReport): string {
   const line = (cells: readonly string[]): string => cells.map((c, i) => (i === 2 || i === STATUS ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const o = report.options;
   const head = [
-    `pollen bench fanout: links ${o.mbit} Mbit/s up and down per host, registry upload ${o.registryMbit} Mbit/s; ${report.machine.cpus} cores, kernel ${report.machine.kernel}`,
+    `pollen bench fanout: links ${o.mbit} Mbit/s up and down per host, registry upload ${o.registryMbit} Mbit/s; ${report.machine.cpus} cores, kernel ${report.machine.kernel}` +
+      (o.warmUpMiB ? `; pollen and proxy-cache daemons warmed up by a ${o.warmUpMiB} MiB pull of another image before each measured pull` : ''),
     'T* = max(S/u_registry, S/d_peer, N*S/(u_registry + sum u_peer)); "x direct" = all-done / all-done of direct pulls at the same N and S;',
     '"reg egress xS" = bytes the registry host sent / image size; "rx reg/sn/peers %" = where the peers\' received bytes came from;',
     '"rx/need" = bytes the peers received / (N x image size); "rx pkt/MiB" = packets the peers received per MiB received (1 MiB is ~725 full frames); Pollen\'s own counts (its peers\' "blob committed" lines): "dup xS" = bytes received and',

@@ -5,7 +5,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { Testbed, type HostSpec } from '../testbed/testbed.ts';
-import { buildBenchImage } from './image.ts';
+import { buildBenchImage, type BenchImage } from './image.ts';
 import { lowerBoundSeconds } from './lower-bound.ts';
 import { pushImage, startRegistry } from './registry-daemon.ts';
 import { renderTable } from './report.ts';
@@ -43,6 +43,8 @@ export interface FanoutOptions {
   registryMbit?: number | undefined;
   /** System names (see SYSTEM_NAMES), or instances (tests plug in stand-ins). */
   systems: readonly (string | FanoutSystem)[];
+  /** MiB of another image pulled through the daemons of systems that serve many pulls, before each measured pull (0: none). */
+  warmUpMiB?: number | undefined;
   outDir: string;
   repoRoot: string;
   log: (line: string) => void;
@@ -53,7 +55,7 @@ export interface FanoutReport {
   startedAt: string;
   finishedAt: string;
   machine: { cpus: number; kernel: string; node: string };
-  options: { peers: number[]; sizesMiB: number[]; mbit: number; registryMbit: number; systems: string[] };
+  options: { peers: number[]; sizesMiB: number[]; mbit: number; registryMbit: number; systems: string[]; warmUpMiB?: number };
   systems: { name: string; description: string; notRun?: string | undefined }[];
   scenarios: ScenarioResult[];
 }
@@ -71,7 +73,7 @@ export async function runFanout(opts: FanoutOptions): Promise<FanoutReport> {
     startedAt: new Date().toISOString(),
     finishedAt: '',
     machine: { cpus: cpus().length, kernel: release(), node: process.version },
-    options: { peers: [...opts.peers], sizesMiB: [...opts.sizesMiB], mbit: opts.mbit, registryMbit, systems: systems.map((s) => s.name) },
+    options: { peers: [...opts.peers], sizesMiB: [...opts.sizesMiB], mbit: opts.mbit, registryMbit, systems: systems.map((s) => s.name), ...(opts.warmUpMiB ? { warmUpMiB: opts.warmUpMiB } : {}) },
     systems: [],
     scenarios: [],
   };
@@ -92,6 +94,12 @@ export async function runFanout(opts: FanoutOptions): Promise<FanoutReport> {
   try {
     const registryHost = bed.host('registry');
     const origin = await startRegistry(bed, registryHost, join(bed.workDir, 'origin-registry'));
+    let warmImage: BenchImage | undefined;
+    if (opts.warmUpMiB) {
+      opts.log(`warm-up image of ${opts.warmUpMiB} MiB: generating and pushing`);
+      warmImage = await buildBenchImage(join(bed.workDir, 'images'), opts.warmUpMiB, 'warm');
+      await pushImage(bed, registryHost, origin, warmImage);
+    }
     for (const sizeMiB of opts.sizesMiB) {
       opts.log(`image of ${sizeMiB} MiB: generating and pushing`);
       const image = await buildBenchImage(join(bed.workDir, 'images'), sizeMiB);
@@ -105,7 +113,7 @@ export async function runFanout(opts: FanoutOptions): Promise<FanoutReport> {
           const notRun = report.systems[i]!.notRun;
           const result: ScenarioResult = notRun
             ? { system: system.name, n, sizeMiB, imageBytes: image.totalBytes, lowerBoundS, allDoneS: NaN, medianS: NaN, registryEgressBytes: 0, supernodeEgressBytes: 0, registryCpuS: 0, hosts: [], daemons: {}, error: `not run: ${notRun}` }
-            : await runScenario({ bed, system, registryHost, supernodeHost: bed.host('supernode'), peers, registryAddr: origin.addr, registryProc: origin.proc, image, lowerBoundS, pullTimeoutMs, repoRoot: opts.repoRoot, logDir: join(opts.outDir, 'logs') });
+            : await runScenario({ bed, system, registryHost, supernodeHost: bed.host('supernode'), peers, registryAddr: origin.addr, registryProc: origin.proc, image, lowerBoundS, pullTimeoutMs, repoRoot: opts.repoRoot, logDir: join(opts.outDir, 'logs'), warmImage });
           report.scenarios.push(result);
           if (!notRun) opts.log(JSON.stringify(summaryLine(result)));
           await writeFile(join(opts.outDir, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);

@@ -43,6 +43,12 @@ export interface FanoutSystem {
   /** Undefined when the system can run here, or why it cannot. */
   unavailableReason(repoRoot: string): Promise<string | undefined>;
   prepare(ctx: FanoutContext): Promise<void>;
+  /**
+   * The pulls go through daemons started in prepare() that would serve many pulls in use (a
+   * registry mirror, a peer agent): with `--warm-up`, they first serve another image, so that the
+   * measured pull is a long-running daemon's, not its first.
+   */
+  readonly servesManyPulls?: boolean;
   /** Pulls the image on one host; `t0` (Date.now()) is the common start of all pulls. */
   pull(ctx: FanoutContext, host: Host, t0: number): Promise<PullOutcome>;
   /** Stops every process the system started (idempotent) and reports their usage. */

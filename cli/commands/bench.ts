@@ -53,8 +53,9 @@ export function registerBench(program: Command): void {
     .option('--mbit <rate>', 'upload and download cap of every host, Mbit/s', DEFAULT_MBIT)
     .option('--registry-mbit <rate>', 'upload cap of the registry host, Mbit/s (default: --mbit)')
     .option('--systems <list>', `systems to run, in order (${SYSTEM_NAMES.join(', ')})`, SYSTEM_NAMES.join(','))
+    .option('--warm-up <mib>', 'before each measured pull, pull another image of this size through the daemons of systems that serve many pulls (pollen, proxy-cache): a long-running daemon, not a fresh one', '0')
     .option('--out <dir>', 'results directory (default: results/fanout-<timestamp>)')
-    .action(async (o: { peers: string; sizes: string; mbit: string; registryMbit?: string; systems: string; out?: string }) => {
+    .action(async (o: { peers: string; sizes: string; mbit: string; registryMbit?: string; systems: string; warmUp: string; out?: string }) => {
       const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
       const outDir = o.out ?? join(REPO_ROOT, 'results', `fanout-${stamp}`);
       // Loaded on demand: the benchmark pulls in image generation and the test bed.
@@ -66,6 +67,7 @@ export function registerBench(program: Command): void {
         mbit: positive('mbit', o.mbit),
         registryMbit: o.registryMbit === undefined ? undefined : positive('registry-mbit', o.registryMbit),
         systems: o.systems.split(',').map((s) => s.trim()).filter(Boolean),
+        warmUpMiB: o.warmUp === '0' ? 0 : positive('warm-up', o.warmUp),
         outDir,
         repoRoot: REPO_ROOT,
         log: (line) => process.stdout.write(`${line}\n`),

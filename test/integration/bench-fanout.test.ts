@@ -61,6 +61,25 @@ describe('pollen bench fanout at small scale (needs root)', () => {
     expect(r.daemons['cache@supernode']?.cpuS).toBeGreaterThan(0);
   });
 
+  it('with --warm-up, a daemon that serves many pulls serves another image first, outside what is measured; others are not warmed', async () => {
+    const warmOut = await mkdtemp(join(tmpdir(), 'pollen-fanout-warm-'));
+    try {
+      const warm = await runFanout({ peers: [2], sizesMiB: [4], mbit: 200, systems: ['direct', 'proxy-cache'], warmUpMiB: 2, outDir: warmOut, repoRoot: ROOT, log: () => {} });
+      expect(warm.options.warmUpMiB).toBe(2);
+      const cache = warm.scenarios.find((s) => s.system === 'proxy-cache')!;
+      const direct = warm.scenarios.find((s) => s.system === 'direct')!;
+      for (const r of [cache, direct]) expect(r.error, `${r.system}: ${r.error}`).toBeUndefined();
+      // The cache served the warm-up image first; its bytes (2 x 2 MiB to the hosts) are not counted.
+      expect(cache.warmUpS).toBeGreaterThan(0);
+      expect(direct.warmUpS).toBeUndefined();
+      expect(cache.supernodeEgressBytes).toBeLessThan(2 * cache.imageBytes + (1 << 20));
+      expect(direct.registryEgressBytes).toBeLessThan(2.1 * direct.imageBytes);
+      expect(await readFile(join(warmOut, 'table.txt'), 'utf8')).toContain('warmed up by a 2 MiB pull');
+    } finally {
+      await rm(warmOut, { recursive: true, force: true });
+    }
+  }, 300_000);
+
   it('records client CPU and peak RSS for every host', () => {
     for (const r of report.scenarios) {
       for (const h of r.hosts) {

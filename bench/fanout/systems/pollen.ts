@@ -65,6 +65,7 @@ export const POLLEN_CLI_LAUNCH: PollenLaunch = {
 export class PollenSystem implements FanoutSystem {
   readonly name: string;
   readonly description = 'pollen supernode on the supernode host, pollen peer on every host, skopeo through the local peer';
+  readonly servesManyPulls = true;
   private procs = new Map<string, NsProcess>();
   private stopped = new Map<string, NsProcess>();
   private readonly launch: PollenLaunch;

@@ -8,10 +8,13 @@ import type { DaemonUsage, FanoutContext, FanoutSystem, PullOutcome } from '../s
 
 export class ProxyCacheSystem implements FanoutSystem {
   readonly name = 'proxy-cache';
+  readonly servesManyPulls = true;
   readonly description = 'pull-through cache (docker-registry proxy mode) on the supernode host';
   private cache: RegistryDaemon | undefined;
   private cacheName = '';
   private usage: DaemonUsage = {};
+  /** The cache's output of the last scenario (its request log). */
+  private lastOutput: string | undefined;
 
   async unavailableReason(): Promise<string | undefined> {
     return undefined;
@@ -28,6 +31,10 @@ export class ProxyCacheSystem implements FanoutSystem {
     return skopeoPull(ctx.bed, host, ctx.image, ctx.workDir, t0, ctx.pullTimeoutMs, { from: this.cache.addr });
   }
 
+  logs(): Record<string, string> {
+    return this.lastOutput === undefined ? {} : { [this.cacheName]: this.lastOutput };
+  }
+
   usageNow(): DaemonUsage {
     return this.cache ? { [this.cacheName]: this.cache.proc.usage() } : {};
   }
@@ -35,6 +42,7 @@ export class ProxyCacheSystem implements FanoutSystem {
   async finish(): Promise<DaemonUsage> {
     if (this.cache) {
       this.usage[this.cacheName] = await this.cache.proc.stop();
+      this.lastOutput = this.cache.proc.output();
       this.cache = undefined;
     }
     return this.usage;
