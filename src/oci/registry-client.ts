@@ -84,7 +84,10 @@ export class RegistryClient {
     const url = `${this.baseUrl}${path}${this.query}`;
     const send = async (target: string, headers: Record<string, string>): Promise<UpstreamResponse> => {
       try {
-        return await request(target, { method, headers, signal: opts.signal, dispatcher: this.dispatcher, maxRedirections: 0 } as Parameters<typeof request>[1]);
+        // reset: false keeps the connection after a HEAD: undici closes it by default, in case a
+        // server sends a body anyway; registries do not, and every manifest or blob HEAD (two per
+        // layer an engine pulls) cost a new connection and, with TLS, a handshake.
+        return await request(target, { method, headers, signal: opts.signal, dispatcher: this.dispatcher, maxRedirections: 0, reset: false } as Parameters<typeof request>[1]);
       } catch (err) {
         const e = toPollenError(err, 'ERR_UPSTREAM_UNAVAILABLE');
         if (e.code === 'ERR_UPSTREAM_UNAVAILABLE') {

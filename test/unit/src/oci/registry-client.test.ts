@@ -119,3 +119,23 @@ describe('userinfo in a registry URL', () => {
     expect(redactUrl('not a url //u:p@x?q')).not.toContain('u:p');
   });
 });
+
+describe('RegistryClient connections', () => {
+  it('keeps the connection across HEADs and GETs (undici would close it after every HEAD)', async () => {
+    const rec = await listen(() => ({ status: 200, headers: { 'content-length': '4' }, body: 'blob' }));
+    let connections = 0;
+    rec.server.on('connection', () => connections++);
+    try {
+      const client = new RegistryClient({}, { baseUrl: rec.url });
+      for (let i = 0; i < 6; i++) {
+        expect(await client.headBlob('x', `sha256:${'0'.repeat(63)}${i}` as never)).toBe(4);
+        const res = await client.request('GET', '/v2/x/blobs/y', { scope: 'repository:x:pull' });
+        expect(await res.body.text()).toBe('blob');
+      }
+      expect(connections).toBeLessThanOrEqual(2);
+    } finally {
+      rec.server.closeAllConnections();
+      await new Promise<void>((resolve) => rec.server.close(() => resolve()));
+    }
+  });
+});
