@@ -7,7 +7,7 @@ import type { Digest } from '../../src/digest.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
 import type { Holding } from '../../src/p2p/supernode-api.ts';
-import { uploadBuffer } from '../../src/p2p/wire-connection.ts';
+import { uploadBuffer } from '../../src/p2p/wire-blocks.ts';
 
 export interface PieceSource {
   readonly size: number;

@@ -18,7 +18,7 @@ import { PollenError, toPollenError } from '../../src/errors.ts';
 import type { Bitfield } from '../../src/p2p/bitfield.ts';
 import { BLOCK_BYTES, pieceRange } from '../../src/p2p/metainfo.ts';
 import type { MetainfoBody, SyncResponse } from '../../src/p2p/supernode-api.ts';
-import { releaseBlock } from '../../src/p2p/wire-connection.ts';
+import { releaseBlock } from '../../src/p2p/wire-blocks.ts';
 import type { BlobFetchRequest } from '../blob-downloader.ts';
 import { fetchRangeFromUpstream } from '../mirror/upstream-ranges.ts';
 import type { Assignment, ParentLink } from './parent-link.ts';

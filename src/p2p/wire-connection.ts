@@ -7,12 +7,9 @@
 // here once: it buffers any announced message length (WireGuard caps it), it has no cap on
 // incoming requests (we drop a peer that exceeds ours), and it answers nothing while choking.
 // Framing and protocol violations close the connection and ban the remote address (wire-bans.ts).
-// The three messages that move blocks (request, piece, cancel) are framed and parsed here, not by
-// the library: a block arrives once per 256 KiB and went through the library's stream (a queue and
-// two microtasks per frame), its parser and its request list, and left as two writes (a 13-byte
-// header, then the block: two TLS records, two packets). Here a piece is answered in one write from
-// a buffer read with room for its header, and a received piece resolves its request at once. Every
-// other message (handshakes, bitfield, have, choke, interest, keep-alive) is still the library's.
+// The three messages that move blocks (request, piece, cancel) are parsed here and framed in
+// wire-blocks.ts, not by the library (see there why); every other message (handshakes, bitfield,
+// have, choke, interest, keep-alive) is still the library's.
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import Wire from 'bittorrent-protocol';
@@ -20,53 +17,21 @@ import { digestHex, isDigestLike, type Digest } from '../digest.ts';
 import { PollenError } from '../errors.ts';
 import { BLOCK_BYTES } from './metainfo.ts';
 import type { AddressBans } from './wire-bans.ts';
-import { BlockPool } from './block-pool.ts';
-import { WireGuard } from './wire-guard.ts';
+import {
+  BLOCK_MESSAGE_BYTES,
+  blockKey,
+  blockMessage,
+  MAX_INCOMING_REQUESTS,
+  MSG_CANCEL,
+  MSG_PIECE,
+  MSG_REQUEST,
+  newWireGuard,
+  PIECE_HEAD_BYTES,
+  pieceMessage,
+  releaseBlock,
+  releaseUpload,
+} from './wire-blocks.ts';
 
-/** Largest frame: a piece message carrying one block (id 1 + index 4 + begin 4). */
-export const MAX_MESSAGE_BYTES = BLOCK_BYTES + 9;
-/** A piece message before its block: length 4, id 1, index 4, begin 4. */
-const PIECE_HEAD_BYTES = 13;
-/** A request or cancel message: length 4, id 1, index 4, begin 4, length 4. */
-const BLOCK_MESSAGE_BYTES = 17;
-const MSG_REQUEST = 6;
-const MSG_PIECE = 7;
-const MSG_CANCEL = 8;
-export const MAX_INCOMING_REQUESTS = 64;
-/** Buffers of incoming whole-block piece messages, shared by every connection of the process (16 MiB kept at most). */
-const blockPool = new BlockPool({ frameBytes: 4 + MAX_MESSAGE_BYTES, maxFree: 64 });
-/**
- * Buffers of outgoing piece messages: the uploader reads a block in after the header's room, and
- * the buffer comes back once the socket has the bytes.
- */
-const uploadPool = new BlockPool({ frameBytes: PIECE_HEAD_BYTES + BLOCK_BYTES, maxFree: 64 });
-/** Buffers of partial blocks (a blob's last one), also read in after room for the header. */
-const withHeadRoom = new WeakSet<ArrayBuffer>();
-
-/**
- * What dialled sockets read into (`onread`), shared by all of them: each read is framed, and copied
- * out where kept, before the next read of any socket can happen. A fresh buffer per read (Node's
- * default) made V8 run a full mark-compact every ~150 ms of a download, for the memory it counts
- * as external: about a third of a downloading peer's CPU (--trace-gc, bench:peer-cpu).
- */
-export const READ_BUFFER = Buffer.allocUnsafeSlow(64 * 1024);
-
-/** Gives a block that `request` resolved with back for reuse; call once, when nothing uses it any more. */
-export function releaseBlock(block: Uint8Array): void {
-  blockPool.release(block);
-}
-
-/**
- * A buffer to read a block into before answering a request with it. It is a view after room for the
- * piece message's header, so the answer goes out in one write; a whole block comes from a pool and
- * returns to it once written to the socket. Answer with this buffer itself (a copy costs a copy).
- */
-export function uploadBuffer(length: number): Buffer {
-  if (length === BLOCK_BYTES) return uploadPool.acquire().subarray(PIECE_HEAD_BYTES);
-  const frame = Buffer.allocUnsafeSlow(PIECE_HEAD_BYTES + length);
-  withHeadRoom.add(frame.buffer as ArrayBuffer);
-  return frame.subarray(PIECE_HEAD_BYTES);
-}
 /** From TCP accept (or dial) to `ready`: TLS, the BEP 3 and the extended handshake together. */
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
 export const IDLE_TIMEOUT_MS = 120_000;
@@ -96,9 +61,6 @@ interface AskedBlock {
   readonly reject: (err: Error) => void;
 }
 
-function blockKey(index: number, offset: number): string {
-  return `${index}:${offset}`;
-}
 
 export interface WireConnectionEvents {
   ready: [];
@@ -152,7 +114,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     this.ready.catch(() => {});
     this.wire = new Wire(this.outgoing ? 'tcpOutgoing' : 'tcpIncoming');
     this.wire.use(acceptExtension());
-    const guard = new WireGuard({ maxMessageBytes: MAX_MESSAGE_BYTES, pool: blockPool });
+    const guard = newWireGuard();
     socket.setNoDelay(true);
     // Idle: nothing received for one to two periods (a ready peer sends a keep-alive every minute).
     // Not socket.setTimeout: node re-arms that timer on every read, a few percent of a downloading
@@ -300,7 +262,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     this.failAsked('wire was closed');
     this.socket.destroy();
     this.wire.destroy();
-    for (const chunk of this.outbox.splice(0)) uploadPool.release(chunk);
+    for (const chunk of this.outbox.splice(0)) releaseUpload(chunk);
     this.emit('close', reason);
   }
 
@@ -319,7 +281,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
    * encrypted straight from its pooled buffer, which goes back to the pool once written.
    */
   private send(chunk: Uint8Array): void {
-    if (this.closed) return uploadPool.release(chunk);
+    if (this.closed) return releaseUpload(chunk);
     this.outbox.push(chunk);
     if (!this.writing) this.flush();
   }
@@ -332,7 +294,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     }
     this.writing = true;
     this.socket.write(chunk, () => {
-      uploadPool.release(chunk);
+      releaseUpload(chunk);
       this.flush();
     });
   }
@@ -369,29 +331,15 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     this.served.set(key, token);
     this.emit('request', index, offset, length, (err, data) => {
       if (this.closed || this.served.get(key) !== token || err || !data) {
-        if (data) uploadPool.release(data);
+        if (data) releaseUpload(data);
         return;
       }
       this.served.delete(key);
-      this.sendPiece(index, offset, data);
+      this.send(pieceMessage(index, offset, data));
     });
   }
 
-  /** One write: the header goes in the room uploadBuffer left before the block (a copy otherwise). */
-  private sendPiece(index: number, offset: number, data: Uint8Array): void {
-    let frame: Buffer;
-    if (data.byteOffset === PIECE_HEAD_BYTES && (uploadPool.owns(data) || withHeadRoom.has(data.buffer as ArrayBuffer))) {
-      frame = Buffer.from(data.buffer, 0, PIECE_HEAD_BYTES + data.length);
-    } else {
-      frame = Buffer.allocUnsafe(PIECE_HEAD_BYTES + data.length);
-      frame.set(data, PIECE_HEAD_BYTES);
-    }
-    frame.writeUInt32BE(PIECE_HEAD_BYTES - 4 + data.length, 0);
-    frame[4] = MSG_PIECE;
-    frame.writeUInt32BE(index, 5);
-    frame.writeUInt32BE(offset, 9);
-    this.send(frame);
-  }
+
 
   private failAsked(why: string): void {
     if (this.asked.size === 0) return;
@@ -444,16 +392,6 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
   }
 }
 
-/** A request or cancel message. */
-function blockMessage(id: number, index: number, offset: number, length: number): Buffer {
-  const m = Buffer.allocUnsafe(BLOCK_MESSAGE_BYTES);
-  m.writeUInt32BE(BLOCK_MESSAGE_BYTES - 4, 0);
-  m[4] = id;
-  m.writeUInt32BE(index, 5);
-  m.writeUInt32BE(offset, 9);
-  m.writeUInt32BE(length, 13);
-  return m;
-}
 
 /** Registers `pollen_accept` in the extended handshake's `m`, so either side may send it. */
 function acceptExtension(): new (wire: Wire) => object {

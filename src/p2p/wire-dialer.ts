@@ -6,7 +6,8 @@ import type { Digest } from '../digest.ts';
 import { splitHostPort } from '../config.ts';
 import { readPacer, type Throttle } from '../rate/throttle.ts';
 import type { AddressBans } from './wire-bans.ts';
-import { READ_BUFFER, WireConnection } from './wire-connection.ts';
+import { READ_BUFFER } from './wire-blocks.ts';
+import { WireConnection } from './wire-connection.ts';
 import { dialWire } from './wire-tls.ts';
 
 export interface WireDialerOptions {

@@ -10,7 +10,8 @@ import { systemClock } from '../../../../src/clock.ts';
 import { sha256Digest } from '../../../../src/digest.ts';
 import { BLOCK_BYTES } from '../../../../src/p2p/metainfo.ts';
 import { AddressBans } from '../../../../src/p2p/wire-bans.ts';
-import { infoHashOf, MAX_INCOMING_REQUESTS, uploadBuffer, WireConnection } from '../../../../src/p2p/wire-connection.ts';
+import { MAX_INCOMING_REQUESTS, uploadBuffer } from '../../../../src/p2p/wire-blocks.ts';
+import { infoHashOf, WireConnection } from '../../../../src/p2p/wire-connection.ts';
 import { FakeWireSocket } from '../../../helpers/fake-wire-socket.ts';
 
 const digest = sha256Digest('blob');
