@@ -202,6 +202,32 @@ describe('the supernode cluster API under attack', () => {
     expect((await stats()).scheduler).toEqual(before.scheduler);
   });
 
+  it("a member calling faster than its allowance gets 429 without the route running; another member is still answered", async () => {
+    // A supernode of its own with 1 call a second per peer (burst 256), so the flood outruns the refill on any machine.
+    const metered = await PollenProcess.spawn('supernode', ['--secret', SECRET, '--upstream', registry.url, '--peer-request-rate', '1']);
+    try {
+      const mport = Number(new URL(metered.url).port);
+      const on = (req: { method: string; path: string; token?: string; body?: unknown }): Promise<RawAnswer> =>
+        pskRequest(mport, SECRET, { ...req, headers: req.token ? { authorization: `Bearer ${req.token}` } : {} });
+      const enrol = async (peerId: string, wireAddr: string): Promise<string> => {
+        const res = await on({ method: 'POST', path: '/api/v1/peers', body: { peerId, wireAddr, uploadSlots: 4, holdings: [] } });
+        expect(res.status, res.body).toBe(200);
+        return (JSON.parse(res.body) as { token: string }).token;
+      };
+      const flooder = await enrol('flooder', '127.0.0.1:42001');
+      const polite = await enrol('polite', '127.0.0.1:42002');
+      const answers = await Promise.all(Array.from({ length: 320 }, () => on({ method: 'POST', path: `/api/v1/tasks/${layer}/sync`, token: flooder, body: { have: [], wantSeed: 0, badParents: [] } })));
+      const refused = answers.filter((r) => r.status === 429);
+      expect(refused.length).toBeGreaterThan(0);
+      expect(answers.filter((r) => r.status !== 429).length).toBeLessThanOrEqual(256 + 60);
+      const body = JSON.parse(refused[0]!.body) as { errors: Array<{ code: string; detail: { pollenCode: string } }> };
+      expect(body.errors[0]).toMatchObject({ code: 'TOOMANYREQUESTS', detail: { pollenCode: 'ERR_TOO_MANY_REQUESTS' } });
+      expect((await on({ method: 'POST', path: '/api/v1/peers/self/heartbeat', token: polite, body: {} })).status).toBe(200);
+    } finally {
+      await metered.stop();
+    }
+  }, 120_000);
+
   it("peer A cannot take B's id, sync as B, or poll B's preheat work", async () => {
     const a = await registered('peer-a', '127.0.0.1:41001');
     const b = await registered('peer-b', '127.0.0.1:41002');
