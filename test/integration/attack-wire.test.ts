@@ -1,19 +1,22 @@
 // Attacks on a peer's wire, against the real P2P parts (supernode, agents, wire listener, dialler)
 // over real loopback sockets, in a cluster with a secret (so the wire is TLS with the wire key):
 // a stranger gets at most a TLS alert and learns nothing about what the peer holds; a stranger
-// holding many idle sockets does not keep a member out; a peer with another secret fetches nothing.
+// holding many idle sockets does not keep a member out; a peer with another secret fetches nothing;
+// a member that breaks the block rules is closed and its address banned, and only its address.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.ts';
-import { generateSecret } from '../../src/cluster-tls.ts';
+import { generateSecret, pskClientOptions } from '../../src/cluster-tls.ts';
 import { sha256Digest, type Digest } from '../../src/digest.ts';
 import { AddressBans } from '../../src/p2p/wire-bans.ts';
-import { infoHashOf } from '../../src/p2p/wire-connection.ts';
+import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
+import { blockMessage, MAX_INCOMING_REQUESTS, MSG_REQUEST } from '../../src/p2p/wire-blocks.ts';
+import { infoHashOf, WireConnection } from '../../src/p2p/wire-connection.ts';
 import { WireDialer } from '../../src/p2p/wire-dialer.ts';
 import { splitHostPort } from '../../src/config.ts';
 import { OciLayout, randomFileLayer, type BuiltLayer } from '../helpers/images.ts';
@@ -147,6 +150,45 @@ describe('attacks on the peer wire', () => {
     expect(sha256Digest(block)).toBe(sha256Digest(layer.blob.subarray(0, 16 * 1024)));
     member.destroy();
   });
+
+  /** A member's wire connection to the holder from `localAddress` (a loopback address of its own, so a ban there bans no one else). */
+  function memberFrom(localAddress: string): { socket: TLSSocket; conn: WireConnection } {
+    const tcp = tcpConnect({ host: '127.0.0.1', port: wirePort, localAddress });
+    const socket = tlsConnect({ ...pskClientOptions(SECRET, 'wire'), socket: tcp });
+    socket.on('error', () => {});
+    const conn = WireConnection.outgoing(socket, { peerId: randomBytes(20), bans: new AddressBans({ clock: systemClock }) }, layer.descriptor.digest as Digest);
+    return { socket, conn };
+  }
+
+  it('a member that breaks the block rules is closed and banned by address; members elsewhere still fetch', async () => {
+    const block = 16 * 1024;
+    const tooMany = Buffer.concat(Array.from({ length: MAX_INCOMING_REQUESTS + 1 }, (_, k) => blockMessage(MSG_REQUEST, Math.floor(k / 32), (k % 32) * block, block)));
+    const malformed = Buffer.concat([Buffer.from([0, 0, 0, 14, MSG_REQUEST]), Buffer.alloc(13)]);
+    const breaches: Array<[string, Buffer]> = [
+      ['a request larger than a block', blockMessage(MSG_REQUEST, 0, 0, BLOCK_BYTES + 1)],
+      [`${MAX_INCOMING_REQUESTS + 1} requests outstanding`, tooMany],
+      ['a request of the wrong length', malformed],
+    ];
+    for (const [i, [what, bytes]] of breaches.entries()) {
+      const address = `127.0.0.${41 + i}`;
+      const { socket, conn } = memberFrom(address);
+      await conn.ready;
+      if (conn.peerChoking) await new Promise<void>((r) => conn.once('unchoke', () => r()));
+      const closed = new Promise<void>((r) => socket.once('close', () => r()));
+      socket.write(bytes);
+      await expect(Promise.race([closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r(`still open after ${what}`), 5_000))])).resolves.toBe('closed');
+      // The same address is refused from now on, even with the key and a fresh connection.
+      const again = memberFrom(address);
+      await expect(again.conn.ready, what).rejects.toThrow();
+      again.socket.destroy();
+    }
+    const { socket, conn } = memberFrom('127.0.0.1');
+    await conn.ready;
+    if (conn.peerChoking) await new Promise<void>((r) => conn.once('unchoke', () => r()));
+    const got = await conn.request(0, 0, block);
+    expect(sha256Digest(got)).toBe(sha256Digest(layer.blob.subarray(0, block)));
+    socket.destroy();
+  }, 60_000);
 
   it('a stranger keeping hundreds of idle sockets open from many addresses does not stop a member from connecting and pulling', async () => {
     const idle = new Set<Socket>();
