@@ -230,7 +230,7 @@ export class Peer {
     const downloader = new P2pDownloader({ agent, store: this.store, kv: this.db.sub<PersistedPieces>('p2p'), fallback }, { timings: { noProgressMs: c.p2pStallMs } });
     // Preheat jobs hand this peer blobs to fetch through the same downloader as the mirror.
     const lookup = (registry: string) => upstreams.resolve({ ns: registry });
-    const preheat = new PreheatWorker({ client: agent.client, peerId: agent.peerId, isRegistered: (url) => agent.isRegistered(url), downloader: withDownloadBudget(downloader, this.downloads), lookup, store: this.store, leases: this.store, logger: this.logger });
+    const preheat = new PreheatWorker({ client: agent.client, peerId: () => agent.peerId, isRegistered: (url) => agent.isRegistered(url), downloader: withDownloadBudget(downloader, this.downloads), lookup, store: this.store, leases: this.store, logger: this.logger });
     preheat.start();
     this.p2p = { agent, downloader, preheat };
     return downloader;

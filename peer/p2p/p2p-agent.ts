@@ -8,6 +8,7 @@ import type { Clock } from '../../src/clock.ts';
 import type { ContentStore } from '../../src/content-store.ts';
 import { splitHostPort } from '../../src/config.ts';
 import type { Digest } from '../../src/digest.ts';
+import { PollenError } from '../../src/errors.ts';
 import type { HeartbeatBody } from '../../src/p2p/supernode-api.ts';
 import { AddressBans, ExpiringBans } from '../../src/p2p/wire-bans.ts';
 import { WireDialer } from '../../src/p2p/wire-dialer.ts';
@@ -47,7 +48,16 @@ const MAX_HEARTBEAT_MS = 60_000;
 const BUSY_HEARTBEAT_MS = 1_000;
 
 export class P2pAgent {
-  readonly peerId = randomBytes(20).toString('hex');
+  /**
+   * The id this peer registers with: random, and taken afresh when a supernode says another member
+   * holds it (one that registered it first after a supernode restart, or while this peer's
+   * heartbeats were lost), so no member can keep a peer out of the cluster by squatting its id.
+   * The wire handshake's id stays the first one: nothing checks it against the supernode's.
+   */
+  get peerId(): string {
+    return this.id;
+  }
+  private id = randomBytes(20).toString('hex');
   /** Dials parents for every transfer (TLS with the cluster's wire key when a secret is set). */
   readonly dialer: WireDialer;
   /** Addresses that broke the wire protocol, refused by the listener and not dialled (one list for both). */
@@ -140,7 +150,15 @@ export class P2pAgent {
   }
 
   async register(url: string): Promise<void> {
-    const res = await this.client.register(url, { peerId: this.peerId, wireAddr: this.wireAddr, uploadSlots: this.options.uploadSlots, holdings: this.pieces.holdings() });
+    const body = () => ({ peerId: this.id, wireAddr: this.wireAddr, uploadSlots: this.options.uploadSlots, holdings: this.pieces.holdings() });
+    const res = await this.client.register(url, body()).catch((err: unknown) => {
+      if (!(err instanceof PollenError) || err.code !== 'ERR_PEER_ID_TAKEN') throw err;
+      // The other supernodes learn the new id at their next heartbeat (the session no longer matches).
+      const taken = this.id;
+      this.id = randomBytes(20).toString('hex');
+      this.logger.warn({ supernode: url, taken, peerId: this.id }, 'another member holds this peer id at the supernode: registering with a new one');
+      return this.client.register(url, body());
+    });
     if (!this.registered.has(url)) this.logger.info({ supernode: url }, 'registered with the supernode');
     this.registered.add(url);
     // The supernode says how often it wants a heartbeat (within sane bounds).

@@ -30,7 +30,8 @@ export type RegistryLookup = (registry: string) => { readonly baseUrl: string; r
 
 export class PreheatWorker {
   private readonly client: SupernodeClient;
-  private readonly peerId: string;
+  /** This peer's current id (it changes if a supernode finds it taken; see P2pAgent.peerId). */
+  private readonly peerId: () => string;
   private readonly isRegistered: (url: string) => boolean;
   private readonly downloader: BlobDownloader;
   private readonly lookup: RegistryLookup;
@@ -49,7 +50,7 @@ export class PreheatWorker {
   private readonly pins = new Map<string, { releases: Array<() => void>; running: number; timer: NodeJS.Timeout | undefined }>();
 
   constructor(
-    deps: { client: SupernodeClient; peerId: string; isRegistered: (url: string) => boolean; downloader: BlobDownloader; lookup: RegistryLookup; store: ContentStore; leases?: BlobLeases; logger: Logger },
+    deps: { client: SupernodeClient; peerId: () => string; isRegistered: (url: string) => boolean; downloader: BlobDownloader; lookup: RegistryLookup; store: ContentStore; leases?: BlobLeases; logger: Logger },
     options: Partial<PreheatWorkerOptions> = {},
   ) {
     this.client = deps.client;
@@ -117,7 +118,7 @@ export class PreheatWorker {
     const sending = this.reports.get(url) ?? [];
     this.reports.set(url, []);
     try {
-      const res = await this.client.preheatWork(url, this.peerId, { reports: sending });
+      const res = await this.client.preheatWork(url, this.peerId(), { reports: sending });
       for (const item of Array.isArray(res.work) ? res.work : []) {
         const k = `${url} ${item.job} ${item.digest}`;
         if (this.known.has(k)) continue;

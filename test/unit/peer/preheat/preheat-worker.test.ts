@@ -57,7 +57,7 @@ describe('PreheatWorker', () => {
       if (registry !== 'reg.example') throw new PollenError('ERR_UNKNOWN_UPSTREAM', `no upstream is configured for registry ${registry}: add --registry ${registry}=URL`);
       return { baseUrl: 'https://mirror.internal:8443', staticAuthorization: 'Basic cGVlcjpvd24=' };
     };
-    const worker = new PreheatWorker({ client, peerId: 'p1', isRegistered: () => true, downloader, lookup, store, logger: pino({ level: 'silent' }) }, { retryMs: 10 });
+    const worker = new PreheatWorker({ client, peerId: () => 'p1', isRegistered: () => true, downloader, lookup, store, logger: pino({ level: 'silent' }) }, { retryMs: 10 });
     worker.start();
     try {
       await waitFor(async () => reports.length === 2, 'two reports', 5_000);
@@ -100,7 +100,7 @@ describe('PreheatWorker', () => {
         },
       };
       const lookup = () => ({ baseUrl: 'https://reg.example', staticAuthorization: undefined });
-      const worker = new PreheatWorker({ client, peerId: 'p1', isRegistered: () => true, downloader, lookup, store, leases, logger: pino({ level: 'silent' }) }, { retryMs: 10 });
+      const worker = new PreheatWorker({ client, peerId: () => 'p1', isRegistered: () => true, downloader, lookup, store, leases, logger: pino({ level: 'silent' }) }, { retryMs: 10 });
       worker.start();
       for (let i = 0; i < 200 && reports.length < 2; i++) await vi.advanceTimersByTimeAsync(50);
       expect(reports.map((r) => r.ok)).toEqual([true, true]);

@@ -1,0 +1,59 @@
+// A member cannot keep another peer out of the cluster by registering that peer's id first. The
+// moment it can try is a supernode restart: every peer registers again, and a member that knows a
+// victim's id (parents lists name them) races it. Real supernode (restarted on the same address),
+// real agent, the squatter a supernode client with the cluster secret.
+import { createServer } from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import { generateSecret } from '../../src/cluster-tls.ts';
+import { SupernodeClient } from '../../peer/p2p/supernode-client.ts';
+import { startPeer, startSupernode, type TestPeer } from '../helpers/p2p-swarm.ts';
+
+const SECRET = generateSecret();
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+async function until(what: string, ok: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('peer ids cannot be squatted', () => {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  afterAll(async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+  });
+
+  it('a member that registers a peer id first after a supernode restart does not keep that peer out: it registers with a new id', async () => {
+    const listen = `127.0.0.1:${await freePort()}`;
+    const upstream = 'http://127.0.0.1:9'; // nothing is pulled here
+    const first = await startSupernode({ upstream, secret: SECRET, listen });
+    let node = first.node;
+    cleanups.push(() => node.close());
+    const url = `http://${listen}`;
+    const victim: TestPeer = await startPeer([url], { secret: SECRET });
+    cleanups.push(() => victim.close());
+    await until('the victim registers', () => victim.agent.isRegistered(url), 10_000);
+    const id = victim.agent.peerId;
+
+    await node.close();
+    node = (await startSupernode({ upstream, secret: SECRET, listen })).node;
+    const squatter = new SupernodeClient({}, { urls: [url], secret: SECRET, timeoutMs: 2_000 });
+    cleanups.push(() => squatter.close());
+    const taken = await squatter.register(url, { peerId: id, wireAddr: '127.0.0.1:40999', uploadSlots: 1, holdings: [] });
+    expect(taken.peerId).toBe(id);
+
+    // The victim finds its session gone at its next heartbeat (idle: every 5 s) and registers again.
+    await until('the victim registers again under a new id', () => victim.agent.isRegistered(url) && victim.agent.peerId !== id, 15_000);
+    // The new registration is the victim's own: its heartbeats are accepted.
+    expect(await victim.agent.client.heartbeat(url, victim.agent.peerId)).toBe(true);
+  }, 40_000);
+});
