@@ -2,29 +2,13 @@
 // moment it can try is a supernode restart: every peer registers again, and a member that knows a
 // victim's id (parents lists name them) races it. Real supernode (restarted on the same address),
 // real agent, the squatter a supernode client with the cluster secret.
-import { createServer } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateSecret } from '../../src/cluster-tls.ts';
 import { SupernodeClient } from '../../peer/p2p/supernode-client.ts';
 import { startPeer, startSupernode, type TestPeer } from '../helpers/p2p-swarm.ts';
+import { freePort, waitFor } from '../helpers/tools.ts';
 
 const SECRET = generateSecret();
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
-
-async function until(what: string, ok: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('peer ids cannot be squatted', () => {
   const cleanups: Array<() => Promise<unknown>> = [];
@@ -41,7 +25,7 @@ describe('peer ids cannot be squatted', () => {
     const url = `http://${listen}`;
     const victim: TestPeer = await startPeer([url], { secret: SECRET });
     cleanups.push(() => victim.close());
-    await until('the victim registers', () => victim.agent.isRegistered(url), 10_000);
+    await waitFor(async () => victim.agent.isRegistered(url), 'the victim to register', 10_000);
     const id = victim.agent.peerId;
 
     const squatter = new SupernodeClient({}, { urls: [url], secret: SECRET, timeoutMs: 2_000 });
@@ -58,7 +42,7 @@ describe('peer ids cannot be squatted', () => {
     expect(squatted).toBe(true);
 
     // The victim finds its session gone at its next heartbeat (idle: every 5 s) and registers again.
-    await until('the victim registers again under a new id', () => victim.agent.isRegistered(url) && victim.agent.peerId !== id, 15_000);
+    await waitFor(async () => victim.agent.isRegistered(url) && victim.agent.peerId !== id, 'the victim to register again under a new id', 15_000);
     // The new registration is the victim's own: its heartbeats are accepted.
     expect(await victim.agent.client.heartbeat(url, victim.agent.peerId)).toBe(true);
   }, 40_000);
