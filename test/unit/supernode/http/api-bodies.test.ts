@@ -69,7 +69,8 @@ afterEach(async () => {
 /** The cluster app on a manual clock; with `perSecond`, each peer's calls are metered (see peer-request-budget.ts). */
 async function harness(perSecond?: number): Promise<Harness> {
   const clock = new ManualClock(0);
-  const scheduler = new Scheduler({ clock });
+  // Two parents per sync (the default is one): the drop case below needs both holders offered at once.
+  const scheduler = new Scheduler({ clock }, { maxParents: 2 });
   const tracker = new Tracker({ clock, onDrop: (p) => scheduler.dropPeer(p) });
   const seed = fakeSeed();
   const work: string[] = [];

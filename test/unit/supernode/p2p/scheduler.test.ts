@@ -22,7 +22,7 @@ function setup(options: ConstructorParameters<typeof Scheduler>[1] = {}) {
 
 describe('Scheduler', () => {
   it('never hands out the asker as its own parent, and prefers peers holding more of what it lacks', () => {
-    const { scheduler, peer, lookup } = setup();
+    const { scheduler, peer, lookup } = setup({ maxParents: 2 });
     const full = Bitfield.full(8);
     const half = new Bitfield(8);
     for (const i of [0, 1, 2, 3]) half.set(i);
@@ -175,7 +175,7 @@ describe('Scheduler', () => {
   });
 
   it('scans for parents at most once per offerIntervalMs per asker (a starved asker at once); haves and seed grants count at every sync', () => {
-    const { clock, scheduler, peer, lookup } = setup({ offerIntervalMs: 400, maxSeedGrants: 2 });
+    const { clock, scheduler, peer, lookup } = setup({ offerIntervalMs: 400, maxSeedGrants: 2, maxParents: 2 });
     scheduler.join(digest, 4, peer('asker'));
     scheduler.join(digest, 4, peer('other'));
     const holder = new Bitfield(4);
