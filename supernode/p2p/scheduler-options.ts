@@ -19,13 +19,14 @@ export interface SchedulerOptions {
  * maxParents: parents offered per sync. A peer dials what it is offered up to its own limit (8 per
  * transfer, its host's budget shared), so 6 at a time filled its pool at its first sync with the
  * holders of that moment, the same few early peers for everyone, which then served a crowd while
- * later holders idled; fewer at a time fill it over a few syncs from whoever is best placed by then.
- * Simulated 64 MiB, free CPU: N = 1,000 8.38 s with 6, 7.94 with 2, 7.76 with 1 (1.56, 1.48, 1.45 x
- * T*); N = 3,000 8.14 -> 8.03 s and N = 10,000 8.6 -> 8.3 s (1.60 -> 1.55 x, 2 -> 1); N = 300 7.75 with 6, 7.52 with 2 (3: 7.61, 4: 7.67, 10:
- * 8.47); N = 4 to 100, and --cores 2 at N = 4 / 8 / 16, within 2 % between 2 and 1. The bed (N = 4 /
- * 8 / 16, 64 MiB, two interleaved pairs, 2 against 1): 7.44, 7.41 / 9.08, 9.30 / 21.79, 19.64 s
- * against 7.66, 7.46 / 8.80, 9.20 / 20.00, 20.10 s, CPU alike (its noise; 6 against 2 earlier: 7.95,
- * 7.26 / 9.80, 9.97 / 20.37, 20.01 s against 7.25, 7.30 / 9.79, 9.16 / 20.18, 19.55).
+ * later holders idled; fewer at a time fill it over a few syncs from whoever is best placed by
+ * then. Simulated 64 MiB, free CPU: N = 1,000 8.38 s with 6, 7.94 with 2, 7.76 with 1 (1.56, 1.48,
+ * 1.45 x T*); N = 3,000 8.14 -> 8.03 s and N = 10,000 8.6 -> 8.3 s (1.60 -> 1.55 x, 2 -> 1); N =
+ * 300 7.75 with 6, 7.52 with 2 (3: 7.61, 4: 7.67, 10: 8.47); N = 4 to 100, and --cores 2 at N = 4 /
+ * 8 / 16, within 2 % between 2 and 1. The bed (N = 4 / 8 / 16, 64 MiB, two interleaved pairs, 2
+ * against 1): 7.44, 7.41 / 9.08, 9.30 / 21.79, 19.64 s against 7.66, 7.46 / 8.80, 9.20 / 20.00,
+ * 20.10 s, CPU alike (its noise; 6 against 2 earlier: 7.95, 7.26 / 9.80, 9.97 / 20.37, 20.01 s
+ * against 7.25, 7.30 / 9.79, 9.16 / 20.18, 19.55).
  */
 export const DEFAULT_MAX_PARENTS = 1;
 
