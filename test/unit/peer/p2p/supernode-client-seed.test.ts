@@ -1,0 +1,85 @@
+// Seed pieces travel to a supernode on one pipelined connection of their own (SEED_PIPELINE), and
+// the API calls keep theirs: a heartbeat or sync never waits behind a piece the seed is still
+// waiting on the registry for. A real HTTP server stands in for the supernode's routes.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Digest } from '../../../../src/digest.ts';
+import { SEED_PIPELINE, SupernodeClient } from '../../../../peer/p2p/supernode-client.ts';
+
+const DIGEST = `sha256:${'b'.repeat(64)}` as Digest;
+
+interface HeldPiece {
+  readonly index: number;
+  readonly socket: Socket;
+  readonly res: ServerResponse;
+}
+
+async function fakeSupernode(): Promise<{ url: string; held: HeldPiece[]; sockets: Set<Socket>; close: () => Promise<void> }> {
+  const held: HeldPiece[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const piece = /\/pieces\/(\d+)$/.exec(req.url ?? '');
+    if (req.method === 'GET' && piece) {
+      held.push({ index: Number(piece[1]), socket: req.socket, res });
+      return;
+    }
+    req.resume();
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json');
+      if (req.url === '/api/v1/peers') return res.end(JSON.stringify({ peerId: 'p1', token: 'token' }));
+      res.end('{}');
+    });
+  });
+  server.on('connection', (s) => sockets.add(s));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    held,
+    sockets,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+const waitFor = async (cond: () => boolean): Promise<void> => {
+  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(cond()).toBe(true);
+};
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+describe('SupernodeClient seed pieces', () => {
+  it('sends the pieces in flight on one connection, in order, and API calls do not wait behind them', async () => {
+    const sn = await fakeSupernode();
+    const client = new SupernodeClient({}, { urls: [sn.url], timeoutMs: 5_000 });
+    cleanups.push(() => client.close(), () => sn.close());
+    await client.register(sn.url, { peerId: 'p1', wireAddr: '127.0.0.1:1', uploadSlots: 4, holdings: [] });
+    const signal = new AbortController().signal;
+    const pieces = Array.from({ length: SEED_PIPELINE }, (_, i) => client.seedPiece(sn.url, DIGEST, i, signal));
+
+    // The server answers pipelined requests one after another: the first arrives now, on its own connection.
+    await waitFor(() => sn.held.length === 1);
+    const seedSocket = sn.held[0]!.socket;
+    // The first piece is still held (the seed waits on the registry), and a heartbeat goes through.
+    expect(await client.heartbeat(sn.url, 'p1')).toBe(true);
+    for (let i = 0; i < SEED_PIPELINE; i++) {
+      await waitFor(() => sn.held.length === i + 1);
+      const h = sn.held[i]!;
+      expect(h.index).toBe(i);
+      expect(h.socket).toBe(seedSocket);
+      h.res.end(`piece-${i}`);
+    }
+    const bodies = await Promise.all(pieces.map(async (p) => (await (await p).toArray()).map(String).join('')));
+    expect(bodies).toEqual(Array.from({ length: SEED_PIPELINE }, (_, i) => `piece-${i}`));
+    // The seed's connection, and the API's (register, heartbeat): two in all.
+    expect(sn.sockets.size).toBe(2);
+  });
+});
