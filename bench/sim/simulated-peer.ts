@@ -71,6 +71,8 @@ export class SimulatedPeer implements UploadSide {
   private readonly slots: UploadSlots<ParentEnd>;
   private readonly ends = new Map<SimLink, ParentEnd>();
   private readonly dialled: SimLink[] = [];
+  /** Resolves once the last seed piece asked for has been sent (or given up). */
+  private seedLine: Promise<void> = Promise.resolve();
   private readonly empty: Bitfield;
 
   constructor(
@@ -216,25 +218,35 @@ export class SimulatedPeer implements UploadSide {
           world.supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots);
           return { digest: world.digest, size: world.blobBytes, pieceSize: world.pieceBytes, pieceCount: world.pieceCount, hashes: this.hashesNow() };
         }),
+      // One pipelined connection per supernode (peer/p2p/supernode-client.ts, SEED_PIPELINE): the
+      // seed answers this peer's requests in order, a body once the one before it has gone.
       seedPiece: (_url, _digest, index, signal) =>
         new Promise<Readable>((resolve, reject) => {
           trace?.decisions.push(`seed:${index}`);
           const length = Math.min(world.pieceBytes, world.blobBytes - index * world.pieceBytes);
           let flow: ReturnType<SimNetwork['transfer']> | undefined;
+          let sent!: () => void;
+          const previous = this.seedLine;
+          this.seedLine = new Promise<void>((r) => (sent = r));
           const onAbort = (): void => {
             if (flow) world.network.cancel(flow);
+            sent();
             reject(new PollenError('ERR_ABORTED', 'seed piece aborted'));
           };
           signal.addEventListener('abort', onAbort, { once: true });
           world.queue.after(oneWay(), () => {
             if (signal.aborted) return;
-            world.queue.at(Math.max(world.queue.now, world.seedReadyAtMs(index)), () => {
+            void previous.then(() => {
               if (signal.aborted) return;
-              flow = world.network.transfer(world.seedHost, this.host, length, () => {
-                signal.removeEventListener('abort', onAbort);
-                world.onSeedPiece(world.queue.now);
-                trace?.events.push({ t: world.queue.now, kind: 'seed', index });
-                resolve(Readable.from([world.body(length)]));
+              world.queue.at(Math.max(world.queue.now, world.seedReadyAtMs(index)), () => {
+                if (signal.aborted) return;
+                flow = world.network.transfer(world.seedHost, this.host, length, () => {
+                  signal.removeEventListener('abort', onAbort);
+                  sent();
+                  world.onSeedPiece(world.queue.now);
+                  trace?.events.push({ t: world.queue.now, kind: 'seed', index });
+                  resolve(Readable.from([world.body(length)]));
+                });
               });
             });
           });
