@@ -230,7 +230,8 @@ export class SimulatedPeer implements UploadSide {
           this.seedLine = new Promise<void>((r) => (sent = r));
           const onAbort = (): void => {
             if (flow) world.network.cancel(flow);
-            sent();
+            // The line moves on once the body before this one has gone (at once if this one was sending).
+            void previous.then(sent);
             reject(new PollenError('ERR_ABORTED', 'seed piece aborted'));
           };
           signal.addEventListener('abort', onAbort, { once: true });
