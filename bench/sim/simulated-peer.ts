@@ -218,8 +218,8 @@ export class SimulatedPeer implements UploadSide {
           world.supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots);
           return { digest: world.digest, size: world.blobBytes, pieceSize: world.pieceBytes, pieceCount: world.pieceCount, hashes: this.hashesNow() };
         }),
-      // One pipelined connection per supernode (peer/p2p/supernode-client.ts, SEED_PIPELINE): the
-      // seed answers this peer's requests in order, a body once the one before it has gone.
+      // One connection per supernode (peer/p2p/supernode-client.ts, SEED_CONNECTIONS): a request
+      // leaves once the body before it has come, and the seed answers it after the one-way latency.
       seedPiece: (_url, _digest, index, signal) =>
         new Promise<Readable>((resolve, reject) => {
           trace?.decisions.push(`seed:${index}`);
@@ -235,9 +235,9 @@ export class SimulatedPeer implements UploadSide {
             reject(new PollenError('ERR_ABORTED', 'seed piece aborted'));
           };
           signal.addEventListener('abort', onAbort, { once: true });
-          world.queue.after(oneWay(), () => {
+          void previous.then(() => {
             if (signal.aborted) return;
-            void previous.then(() => {
+            world.queue.after(oneWay(), () => {
               if (signal.aborted) return;
               world.queue.at(Math.max(world.queue.now, world.seedReadyAtMs(index)), () => {
                 if (signal.aborted) return;

@@ -32,21 +32,19 @@ import { JOBS_API, type WorkRequest, type WorkResponse } from '../../src/preheat
 const MAX_RESPONSE_BYTES = 1 << 20;
 const SEED_PIECE_TIMEOUT_MS = 60_000;
 /**
- * Seed pieces go to each supernode over one connection of their own, up to this many requests
- * pipelined on it (as many as a peer holds seed leases at once: the scheduler's maxSeedGrants).
- * With a connection per piece in flight, a supernode serving 4 peers sent on up to 16 flows whose
- * queue in the host's uplink (126-374 KB, 10-30 ms on the fan-out bed) held back the ACKs of the
- * seed's own stream from the registry: 11.0 MB/s of a 12.5 MB/s link, against 11.75 for a client
- * that only receives. One flow per peer keeps that queue short and the stream at the link's rate;
- * pipelining keeps the seed's link busy between one piece and the next (one connection without
- * it left the peers ~2 s behind the seed). Bed, 256 MiB, N = 4, two runs each: the registry stream
- * 24.63 / 24.79 -> 23.40 / 23.35 s, all-done 26.14 / 26.19 -> 25.24 / 25.34 s (one connection
- * unpipelined: 23.05 / 23.00 s and 25.52 / 25.67 s); 64 MiB, N = 4 / 8 / 16, two interleaved
- * pairs: 7.46, 7.75 / 9.25, 10.94 / 21.01, 21.56 s -> 7.50, 7.19 / 10.32, 9.45 / 20.26, 19.60 s;
- * 256 MiB, N = 8: 33.26 -> 32.85 s. API calls (syncs, heartbeats) keep their own connections, so
- * none waits behind a piece's body.
+ * Seed pieces go to each supernode over one connection of their own, one request at a time. With
+ * a connection per piece in flight, a supernode serving 4 peers sent on up to 16 flows whose queue
+ * in the host's uplink (126-374 KB, 10-30 ms on the fan-out bed) held back the ACKs of the seed's
+ * own stream from the registry: 11.0 MB/s of a 12.5 MB/s link, against 11.75 for a client that
+ * only receives. One flow per peer keeps that queue short and the stream at the link's rate. Bed,
+ * 256 MiB, N = 4, two runs each: registry stream 24.63 / 24.79 -> 23.05 / 23.00 s, all-done
+ * 26.14 / 26.19 -> 25.52 / 25.67 s. Pipelining the requests on that connection did better still
+ * (25.24 / 25.34 s: no gap between one piece and the next) but undici 7 (7.30.2) then crashes the
+ * process when a request behind the head is aborted (an assertion in its request handler, thrown
+ * from a socket callback), and a seed copy is aborted whenever a peer delivers the piece first.
+ * API calls (syncs, heartbeats) keep their own connections, so none waits behind a piece's body.
  */
-export const SEED_PIPELINE = 4;
+export const SEED_CONNECTIONS = 1;
 const CREATE_TASK_TIMEOUT_MS = 20_000;
 /** Syncs sent in one request at most (the supernode takes API_LIMITS.syncsPerBatch). */
 const SYNCS_PER_REQUEST = 16;
@@ -70,7 +68,7 @@ export class SupernodeClient {
   readonly urls: readonly string[];
   private readonly dispatcher: Dispatcher | undefined;
   private readonly ownDispatcher: Agent | undefined;
-  /** Seed pieces: one pipelined connection per supernode (see SEED_PIPELINE). */
+  /** Seed pieces: one connection per supernode (see SEED_CONNECTIONS). */
   private readonly seedDispatcher: Dispatcher;
   private readonly ownSeedDispatcher: Agent | undefined;
   private readonly tls: boolean;
@@ -86,7 +84,7 @@ export class SupernodeClient {
     this.tls = Boolean(options.secret);
     this.ownDispatcher = options.secret && !deps.dispatcher ? new Agent({ connect: pskClientOptions(options.secret, 'api') }) : undefined;
     this.dispatcher = deps.dispatcher ?? this.ownDispatcher;
-    this.ownSeedDispatcher = deps.dispatcher ? undefined : new Agent({ ...(options.secret ? { connect: pskClientOptions(options.secret, 'api') } : {}), connections: 1, pipelining: SEED_PIPELINE });
+    this.ownSeedDispatcher = deps.dispatcher ? undefined : new Agent({ ...(options.secret ? { connect: pskClientOptions(options.secret, 'api') } : {}), connections: SEED_CONNECTIONS });
     this.seedDispatcher = deps.dispatcher ?? this.ownSeedDispatcher!;
   }
 

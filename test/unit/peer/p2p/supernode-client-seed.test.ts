@@ -1,11 +1,12 @@
-// Seed pieces travel to a supernode on one pipelined connection of their own (SEED_PIPELINE), and
-// the API calls keep theirs: a heartbeat or sync never waits behind a piece the seed is still
-// waiting on the registry for. A real HTTP server stands in for the supernode's routes.
+// Seed pieces travel to a supernode on one connection of their own, one after another
+// (SEED_CONNECTIONS), and the API calls keep theirs: a heartbeat or sync never waits behind a piece
+// the seed is still waiting on the registry for; a piece given up while others wait for the
+// connection takes nothing else down. A real HTTP server stands in for the supernode's routes.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Digest } from '../../../../src/digest.ts';
-import { SEED_PIPELINE, SupernodeClient } from '../../../../peer/p2p/supernode-client.ts';
+import { SupernodeClient } from '../../../../peer/p2p/supernode-client.ts';
 
 const DIGEST = `sha256:${'b'.repeat(64)}` as Digest;
 
@@ -57,20 +58,20 @@ afterEach(async () => {
 });
 
 describe('SupernodeClient seed pieces', () => {
-  it('sends the pieces in flight on one connection, in order, and API calls do not wait behind them', async () => {
+  it('sends the pieces asked for on one connection, in order, and API calls do not wait behind them', async () => {
     const sn = await fakeSupernode();
     const client = new SupernodeClient({}, { urls: [sn.url], timeoutMs: 5_000 });
     cleanups.push(() => client.close(), () => sn.close());
     await client.register(sn.url, { peerId: 'p1', wireAddr: '127.0.0.1:1', uploadSlots: 4, holdings: [] });
     const signal = new AbortController().signal;
-    const pieces = Array.from({ length: SEED_PIPELINE }, (_, i) => client.seedPiece(sn.url, DIGEST, i, signal));
+    const pieces = Array.from({ length: 4 }, (_, i) => client.seedPiece(sn.url, DIGEST, i, signal));
 
-    // The server answers pipelined requests one after another: the first arrives now, on its own connection.
+    // One request at a time: the first arrives now, on a connection of its own.
     await waitFor(() => sn.held.length === 1);
     const seedSocket = sn.held[0]!.socket;
     // The first piece is still held (the seed waits on the registry), and a heartbeat goes through.
     expect(await client.heartbeat(sn.url, 'p1')).toBe(true);
-    for (let i = 0; i < SEED_PIPELINE; i++) {
+    for (let i = 0; i < 4; i++) {
       await waitFor(() => sn.held.length === i + 1);
       const h = sn.held[i]!;
       expect(h.index).toBe(i);
@@ -78,8 +79,36 @@ describe('SupernodeClient seed pieces', () => {
       h.res.end(`piece-${i}`);
     }
     const bodies = await Promise.all(pieces.map(async (p) => (await (await p).toArray()).map(String).join('')));
-    expect(bodies).toEqual(Array.from({ length: SEED_PIPELINE }, (_, i) => `piece-${i}`));
+    expect(bodies).toEqual(Array.from({ length: 4 }, (_, i) => `piece-${i}`));
     // The seed's connection, and the API's (register, heartbeat): two in all.
     expect(sn.sockets.size).toBe(2);
+  });
+
+  it('a piece given up while it waits for the connection fails alone; the others still come', async () => {
+    const sn = await fakeSupernode();
+    const client = new SupernodeClient({}, { urls: [sn.url], timeoutMs: 5_000 });
+    cleanups.push(() => client.close(), () => sn.close());
+    await client.register(sn.url, { peerId: 'p1', wireAddr: '127.0.0.1:1', uploadSlots: 4, holdings: [] });
+    const aborts = [0, 1, 2, 3].map(() => new AbortController());
+    const pieces = aborts.map((a, i) =>
+      client.seedPiece(sn.url, DIGEST, i, a.signal).then(
+        async (body) => (await body.toArray()).map(String).join(''),
+        (err: Error) => `failed: ${err.message}`,
+      ),
+    );
+    await waitFor(() => sn.held.length === 1);
+    // Piece 1 is cancelled (a parent delivered it first) while piece 0's body is still to come.
+    aborts[1]!.abort();
+    await new Promise((r) => setTimeout(r, 50));
+    sn.held[0]!.res.end('piece-0');
+    for (const i of [2, 3]) {
+      await waitFor(() => sn.held.some((h) => h.index === i));
+      sn.held.find((h) => h.index === i)!.res.end(`piece-${i}`);
+    }
+    const got = await Promise.all(pieces);
+    expect(got[0]).toBe('piece-0');
+    expect(got[1]).toMatch(/^failed: /);
+    expect(got.slice(2)).toEqual(['piece-2', 'piece-3']);
+    expect(sn.held.map((h) => h.index)).not.toContain(1);
   });
 });
