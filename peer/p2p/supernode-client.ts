@@ -84,8 +84,7 @@ export class SupernodeClient {
     this.tls = Boolean(options.secret);
     this.ownDispatcher = options.secret && !deps.dispatcher ? new Agent({ connect: pskClientOptions(options.secret, 'api') }) : undefined;
     this.dispatcher = deps.dispatcher ?? this.ownDispatcher;
-    this.ownSeedDispatcher = deps.dispatcher ? undefined : new Agent({ ...(options.secret ? { connect: pskClientOptions(options.secret, 'api') } : {}), connections: SEED_CONNECTIONS });
-    this.seedDispatcher = deps.dispatcher ?? this.ownSeedDispatcher!;
+    this.seedDispatcher = deps.dispatcher ?? (this.ownSeedDispatcher = new Agent({ ...(options.secret ? { connect: pskClientOptions(options.secret, 'api') } : {}), connections: SEED_CONNECTIONS }));
   }
 
   /** Supernodes in preference order for `digest` (rendezvous hashing). */

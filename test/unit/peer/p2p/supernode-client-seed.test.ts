@@ -7,6 +7,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Digest } from '../../../../src/digest.ts';
 import { SupernodeClient } from '../../../../peer/p2p/supernode-client.ts';
+import { waitFor } from '../../../helpers/tools.ts';
 
 const DIGEST = `sha256:${'b'.repeat(64)}` as Digest;
 
@@ -47,11 +48,6 @@ async function fakeSupernode(): Promise<{ url: string; held: HeldPiece[]; socket
   };
 }
 
-const waitFor = async (cond: () => boolean): Promise<void> => {
-  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
-  expect(cond()).toBe(true);
-};
-
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
@@ -67,12 +63,12 @@ describe('SupernodeClient seed pieces', () => {
     const pieces = Array.from({ length: 4 }, (_, i) => client.seedPiece(sn.url, DIGEST, i, signal));
 
     // One request at a time: the first arrives now, on a connection of its own.
-    await waitFor(() => sn.held.length === 1);
+    await waitFor(async () => sn.held.length === 1, 'the first piece request', 2_000);
     const seedSocket = sn.held[0]!.socket;
     // The first piece is still held (the seed waits on the registry), and a heartbeat goes through.
     expect(await client.heartbeat(sn.url, 'p1')).toBe(true);
     for (let i = 0; i < 4; i++) {
-      await waitFor(() => sn.held.length === i + 1);
+      await waitFor(async () => sn.held.length === i + 1, `the request for piece ${i}`, 2_000);
       const h = sn.held[i]!;
       expect(h.index).toBe(i);
       expect(h.socket).toBe(seedSocket);
@@ -96,13 +92,13 @@ describe('SupernodeClient seed pieces', () => {
         (err: Error) => `failed: ${err.message}`,
       ),
     );
-    await waitFor(() => sn.held.length === 1);
+    await waitFor(async () => sn.held.length === 1, 'the first piece request', 2_000);
     // Piece 1 is cancelled (a parent delivered it first) while piece 0's body is still to come.
     aborts[1]!.abort();
     await new Promise((r) => setTimeout(r, 50));
     sn.held[0]!.res.end('piece-0');
     for (const i of [2, 3]) {
-      await waitFor(() => sn.held.some((h) => h.index === i));
+      await waitFor(async () => sn.held.some((h) => h.index === i), `the request for piece ${i}`, 2_000);
       sn.held.find((h) => h.index === i)!.res.end(`piece-${i}`);
     }
     const got = await Promise.all(pieces);
