@@ -15,6 +15,7 @@ import type { ManagedStore, Removed } from '../src/store/managed-store.ts';
 import { ensurePrivateDir } from '../src/store/private-dir.ts';
 import { createHttpApp, listenOn } from '../src/http-app.ts';
 import { ReadinessProbe, httpReachableCheck, kvCheck, registerHealthRoutes, writableDirCheck, type ReadyCheck } from '../src/health.ts';
+import { mallocHugepages } from '../src/malloc-tunables.ts';
 import type { Metrics } from '../src/metrics.ts';
 import { AccessCache } from './mirror/access-control.ts';
 import { AccessGate } from './mirror/access-gate.ts';
@@ -162,7 +163,7 @@ export class Peer {
     registerGcRoutes(metricsApp, this.gc.collector);
     this.metricsApp = metricsApp;
     this.metricsAddress = await listenOn(metricsApp, this.config.metricsListen);
-    this.logger.info({ url: this.address, metrics: this.metricsAddress, upstream: this.config.upstream, registries: [...this.config.registries.keys()] }, 'peer mirror listening');
+    this.logger.info({ url: this.address, metrics: this.metricsAddress, upstream: this.config.upstream, registries: [...this.config.registries.keys()], mallocHugepages: mallocHugepages(process.env) }, 'peer mirror listening');
   }
 
   /** What /readyz checks: the store takes writes, the metadata database answers, a supernode (when configured) and the upstream answer. */

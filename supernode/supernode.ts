@@ -14,6 +14,7 @@ import { openGcStore, type GcStore } from '../src/store/gc-store.ts';
 import { ensurePrivateDir } from '../src/store/private-dir.ts';
 import type { MetainfoBody } from '../src/p2p/supernode-api.ts';
 import { listenOn } from '../src/http-app.ts';
+import { mallocHugepages } from '../src/malloc-tunables.ts';
 import { RegistryHosts } from '../src/oci/registry-hosts.ts';
 import { DEFAULT_SEED_MAX_BLOB_BYTES, type SupernodeConfig } from './config.ts';
 import { createAdminApp, createClusterApp } from './http/apps.ts';
@@ -124,7 +125,7 @@ export class Supernode {
 
     this.address = await listenOn(app, this.config.listen, secret ? 'https' : 'http');
     this.adminAddress = await listenOn(admin, this.config.adminListen);
-    this.logger.info({ url: this.address, admin: this.adminAddress, tls: secret !== undefined, registries: hosts.hosts }, 'supernode listening');
+    this.logger.info({ url: this.address, admin: this.adminAddress, tls: secret !== undefined, registries: hosts.hosts, mallocHugepages: mallocHugepages(process.env) }, 'supernode listening');
     if (!secret) this.logger.warn({ url: this.address }, 'no cluster secret: the cluster API is plain HTTP, open to anyone who reaches this loopback address (set --secret to encrypt it)');
   }
 

@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../../cli/package-root.ts';
+import { withMallocTunables } from '../../src/malloc-tunables.ts';
 import { freePort, httpOk, spawnLogged, stopProcess, waitFor } from './tools.ts';
 
 /** The `pollen` command of this checkout: it runs the compiled daemons in dist/ (`npm run build`). */
@@ -51,7 +52,7 @@ export class PollenProcess {
     // POLLEN_NODE_FLAGS='--trace-gc ...': more node/V8 flags for every daemon (diagnosis only).
     const prof = [...(process.env.POLLEN_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.POLLEN_CPU_PROF_DIR}`] : []), ...(process.env.POLLEN_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [])];
     const { child, output } = spawnLogged(process.execPath, [...prof, POLLEN_BIN, command, '--listen', `127.0.0.1:${port}`, ...adminArgs, '--data', dataDir, '--log-level', 'debug', ...args], {
-      env: { ...process.env, ...options.env },
+      env: withMallocTunables({ ...process.env, ...options.env }),
     });
     const url = `http://127.0.0.1:${port}`;
     const adminUrl = `http://127.0.0.1:${adminPort}`;

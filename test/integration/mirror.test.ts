@@ -10,6 +10,7 @@ import { PollenProcess } from '../helpers/pollen.ts';
 import { TestRegistry } from '../helpers/registry.ts';
 import { pushStandardImages, type StandardImages } from '../helpers/test-images.ts';
 import { execFileP, requireTool } from '../helpers/tools.ts';
+import { MALLOC_TUNABLES } from '../../src/malloc-tunables.ts';
 
 let registry: TestRegistry;
 let images: StandardImages;
@@ -65,6 +66,12 @@ describe('pulls through the mirror with real clients', () => {
     expect(registry.blobGets().length).toBe(blobGetsAfterFirst);
     const large = images.app.layers[1]!.descriptor.digest;
     expect((await readFile(join(again, 'blobs', 'sha256', large.slice(7)))).equals(images.blobs.get(large)!)).toBe(true);
+  });
+
+  it('runs with malloc on huge pages, as every launcher starts it, and says so when it starts', async () => {
+    const environ = (await readFile(`/proc/${peer.pid}/environ`, 'utf8')).split('\0');
+    expect(environ).toContain(`GLIBC_TUNABLES=${MALLOC_TUNABLES}`);
+    expect(peer.output()).toMatch(/"mallocHugepages":true[^\n]*"msg":"peer mirror listening"/);
   });
 
   it('skopeo pulls this platform out of an OCI index, and a Docker schema 2 image', async () => {

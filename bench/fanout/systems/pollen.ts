@@ -5,6 +5,7 @@
 // has them, unavailableReason() says so and the runner reports the system as not run.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { withMallocTunables } from '../../../src/malloc-tunables.ts';
 import { run } from '../../testbed/exec.ts';
 import type { NsProcess } from '../../testbed/ns-process.ts';
 import type { Host } from '../../testbed/testbed.ts';
@@ -96,7 +97,7 @@ export class PollenSystem implements FanoutSystem {
     await mkdir(dir, { recursive: true });
     const supernodeUrl = `http://${ctx.supernode.ip}:${SUPERNODE_PORT}`;
     const snSpec = await this.launch.supernode(ctx, `${ctx.supernode.ip}:${SUPERNODE_PORT}`, join(dir, 'supernode'));
-    const sn = ctx.bed.spawn(ctx.supernode, snSpec.cmd, snSpec.args, { cwd: ctx.repoRoot });
+    const sn = ctx.bed.spawn(ctx.supernode, snSpec.cmd, snSpec.args, { cwd: ctx.repoRoot, env: withMallocTunables(process.env) });
     this.procs.set(`supernode@${ctx.supernode.name}`, sn);
     await waitHttp(ctx.bed, ctx.supernode, snSpec.healthUrl ?? supernodeUrl).catch((err: Error) => {
       throw new Error(`${this.name} supernode did not start: ${err.message}\n${sn.output().slice(-2000)}`);
@@ -110,7 +111,7 @@ export class PollenSystem implements FanoutSystem {
         supernodeUrl,
         wire: `${host.ip}:${WIRE_PORT}`,
       });
-      const peer = ctx.bed.spawn(host, spec.cmd, spec.args, { cwd: ctx.repoRoot });
+      const peer = ctx.bed.spawn(host, spec.cmd, spec.args, { cwd: ctx.repoRoot, env: withMallocTunables(process.env) });
       this.procs.set(`peer@${host.name}`, peer);
       await waitHttp(ctx.bed, host, `http://${MIRROR_ADDR}/v2/`).catch((err: Error) => {
         throw new Error(`${this.name} peer did not start on ${host.name}: ${err.message}\n${peer.output().slice(-2000)}`);
