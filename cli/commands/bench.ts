@@ -88,10 +88,18 @@ export function registerBench(program: Command): void {
     .option('--seed <n>', 'seed of the random start jitter and latencies', '1')
     .option('--cores <n>', "cores the peers' processes share (default: CPU is free; the fan-out bed has 2)")
     .option('--peer-ns-per-byte <rx,tx>', "a peer's CPU ns per byte received and sent, with --cores", '24,8')
+    .option('--against <results.json>', "hold the model against a fan-out bed run (pollen bench fanout's results.json): simulate each of its Pollen rows with its links, its cores and a CPU term fitted from its other rows, and print both all-done times (the other options but --seed, --max-sim-s and --out do not apply)")
     .option('--out <dir>', 'results directory (default: results/sim-<timestamp>)')
-    .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; scanLimit?: string; offerIntervalMs?: string; maxSimS: string; seed: string; cores?: string; peerNsPerByte: string; out?: string }) => {
+    .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; scanLimit?: string; offerIntervalMs?: string; maxSimS: string; seed: string; cores?: string; peerNsPerByte: string; against?: string; out?: string }) => {
       const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
       const outDir = o.out ?? join(REPO_ROOT, 'results', `sim-${stamp}`);
+      if (o.against !== undefined) {
+        const { readBedFile, runAgreement, renderAgreementTable } = await benchModule(() => import('../../bench/sim/agreement.ts'));
+        const bed = await readBedFile(o.against);
+        const rows = await runAgreement({ bed, seed: Number(o.seed), maxSimS: positive('max-sim-s', o.maxSimS), outDir, log: (line) => process.stdout.write(`${line}\n`) });
+        process.stdout.write(`\n${renderAgreementTable(rows)}\nresults: ${outDir} (agreement.json, agreement.txt; see bench/README.md)\n`);
+        return;
+      }
       const { runSimBench, renderSimTable } = await benchModule(() => import('../../bench/sim/sim-bench.ts'));
       const mbit = positive('mbit', o.mbit);
       const rows = await runSimBench({

@@ -1,0 +1,192 @@
+// `pollen bench sim --against <fan-out results.json>`: the model held against the bed of the machine
+// at hand. The simulation's one machine-specific input is what a byte costs the peers' CPU
+// (pollen-swarm.ts's cpu term): on a CPU-bound bed it sets the all-done time, and it moved 2 x
+// between two machines of the same kind (a kernel whose every trip cost twice as much). So it is
+// fitted from the bed's own Pollen rows (their total CPU over the bytes the peers received and
+// sent), each row predicted with a term fitted from the other rows only, and the simulation runs at
+// every (N, S) the bed ran; the table gives both all-done times and how far apart they are.
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pieceSizeFor } from '../../src/p2p/metainfo.ts';
+import { lowerBoundSeconds } from '../fanout/lower-bound.ts';
+import type { FanoutReport } from '../fanout/sweep.ts';
+import { runPollenSwarm } from './pollen-swarm.ts';
+import { mulberry32 } from './sim-bench.ts';
+
+/**
+ * A received byte costs the peers this many times a sent one. The bed gives one sum per row (every
+ * peer both receives and sends, nearly the same bytes), so the split cannot be fitted from it; it
+ * comes from `npm run bench:peer-cpu` (downloader against uploader on the seed and p2p paths, 3-4 : 1
+ * on the machines measured, the mirror path's cost on the downloader's side).
+ */
+export const RX_TX_RATIO = 3;
+
+const FANOUT_KIND = 'pollen-bench-fanout' satisfies FanoutReport['kind'];
+
+/** One Pollen row of a fan-out run: what the fit and the comparison need. */
+export interface BedRow {
+  n: number;
+  sizeMiB: number;
+  imageBytes: number;
+  allDoneS: number;
+  /** The CPU the whole system spent on the pulls (daemons and clients; report.ts's "total cpu s"). */
+  cpuS: number;
+  /** Bytes the peer hosts received and sent on their links. */
+  rxBytes: number;
+  txBytes: number;
+}
+
+export interface Bed {
+  cores: number;
+  mbit: number;
+  registryMbit: number;
+  rows: BedRow[];
+}
+
+export interface PeerCpu {
+  rxNsPerByte: number;
+  txNsPerByte: number;
+}
+
+export interface AgreementRow {
+  n: number;
+  sizeMiB: number;
+  lowerBoundS: number;
+  bedS: number;
+  simS: number;
+  /** simS / bedS - 1. */
+  diff: number;
+  cpu: PeerCpu;
+  /** The CPU term came from the other rows (false: the bed had one Pollen row, so it came from this one). */
+  heldOut: boolean;
+}
+
+const isRecord = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const num = (x: unknown): number => (typeof x === 'number' && Number.isFinite(x) ? x : NaN);
+
+/** The Pollen rows of a `pollen bench fanout` results.json in which every host finished. */
+export function readBed(json: unknown, source = 'results.json'): Bed {
+  const bad = (why: string): Error => new Error(`${source} is not a fan-out result (pollen bench fanout's results.json): ${why}`);
+  if (!isRecord(json) || json.kind !== FANOUT_KIND) throw bad(`no "kind": "${FANOUT_KIND}"`);
+  const machine = json.machine;
+  const options = json.options;
+  if (!isRecord(machine) || !isRecord(options) || !Array.isArray(json.scenarios)) throw bad('machine, options or scenarios missing');
+  const cores = num(machine.cpus);
+  const mbit = num(options.mbit);
+  const registryMbit = options.registryMbit === undefined ? mbit : num(options.registryMbit);
+  if (!(cores > 0 && mbit > 0 && registryMbit > 0)) throw bad('machine.cpus, options.mbit or options.registryMbit is not a positive number');
+  const rows: BedRow[] = [];
+  for (const s of json.scenarios as unknown[]) {
+    if (!isRecord(s) || s.system !== 'pollen' || s.error !== undefined || !Array.isArray(s.hosts) || !isRecord(s.daemons)) continue;
+    const hosts = s.hosts.filter(isRecord);
+    if (hosts.length === 0 || hosts.some((h) => h.ok !== true)) continue;
+    const daemonsCpu = Object.values(s.daemons).reduce<number>((sum, d) => sum + (isRecord(d) ? num(d.cpuS) : NaN), 0);
+    const clientsCpu = hosts.reduce((sum, h) => sum + (h.clientIsDaemon === true ? 0 : num(h.clientCpuS)), 0);
+    const row: BedRow = {
+      n: num(s.n),
+      sizeMiB: num(s.sizeMiB),
+      imageBytes: num(s.imageBytes),
+      allDoneS: num(s.allDoneS),
+      cpuS: daemonsCpu + clientsCpu,
+      rxBytes: hosts.reduce((sum, h) => sum + num(h.rxBytes), 0),
+      txBytes: hosts.reduce((sum, h) => sum + num(h.txBytes), 0),
+    };
+    if (Object.values(row).every((x) => x > 0)) rows.push(row);
+  }
+  if (rows.length === 0) throw bad('no Pollen row in which every host finished');
+  return { cores, mbit, registryMbit, rows };
+}
+
+/**
+ * The peers' CPU per byte that best explains the rows' CPU (least squares through the origin):
+ * cpuS = k x (RX_TX_RATIO x rxBytes + txBytes) x 1e-9, so a received byte costs RX_TX_RATIO x k ns
+ * and a sent one k.
+ */
+export function fitPeerCpu(rows: readonly BedRow[], ratio = RX_TX_RATIO): PeerCpu {
+  let xy = 0;
+  let xx = 0;
+  for (const r of rows) {
+    const x = (ratio * r.rxBytes + r.txBytes) * 1e-9;
+    xy += x * r.cpuS;
+    xx += x * x;
+  }
+  if (!(xx > 0)) throw new Error('fitting the peers\' CPU needs at least one row with bytes moved');
+  const k = xy / xx;
+  return { rxNsPerByte: ratio * k, txNsPerByte: k };
+}
+
+/** Each row's CPU term, fitted from the other rows (from the row itself when it is the only one). */
+export function heldOutFits(rows: readonly BedRow[], ratio = RX_TX_RATIO): { cpu: PeerCpu; heldOut: boolean }[] {
+  return rows.map((_, i) => {
+    const others = rows.filter((__, j) => j !== i);
+    return others.length > 0 ? { cpu: fitPeerCpu(others, ratio), heldOut: true } : { cpu: fitPeerCpu(rows, ratio), heldOut: false };
+  });
+}
+
+export async function readBedFile(path: string): Promise<Bed> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read the fan-out result ${path}: ${(err as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${path} is not JSON: ${(err as Error).message}`);
+  }
+  return readBed(json, path);
+}
+
+export interface AgreementOptions {
+  bed: Bed;
+  seed: number;
+  maxSimS: number;
+  outDir: string;
+  log: (line: string) => void;
+}
+
+/** Simulates every Pollen row of the bed with its held-out CPU term and the bed's links and cores. */
+export async function runAgreement(o: AgreementOptions): Promise<AgreementRow[]> {
+  const { bed } = o;
+  const fits = heldOutFits(bed.rows);
+  const up = (bed.mbit * 1e6) / 8;
+  const originUp = (bed.registryMbit * 1e6) / 8;
+  const rows: AgreementRow[] = [];
+  for (const [i, b] of bed.rows.entries()) {
+    const { cpu, heldOut } = fits[i]!;
+    const r = await runPollenSwarm({
+      peers: b.n,
+      blobBytes: b.imageBytes,
+      pieceBytes: pieceSizeFor(b.imageBytes),
+      peerUpBytesPerS: up,
+      peerDownBytesPerS: up,
+      originUpBytesPerS: originUp,
+      random: mulberry32(o.seed),
+      maxSimMs: o.maxSimS * 1000,
+      cpu: { cores: bed.cores, peerReceiveNsPerByte: cpu.rxNsPerByte, peerSendNsPerByte: cpu.txNsPerByte },
+    });
+    const lowerBoundS = lowerBoundSeconds(b.imageBytes, { registryUpMbit: bed.registryMbit, peerDownMbit: bed.mbit, peerUpMbit: new Array<number>(b.n).fill(bed.mbit) });
+    const simS = r.unfinished > 0 ? Number.POSITIVE_INFINITY : r.allDoneMs / 1000;
+    const row: AgreementRow = { n: b.n, sizeMiB: b.sizeMiB, lowerBoundS, bedS: b.allDoneS, simS, diff: simS / b.allDoneS - 1, cpu, heldOut };
+    rows.push(row);
+    o.log(JSON.stringify({ bench: 'sim-agreement', ...row }));
+  }
+  await mkdir(o.outDir, { recursive: true });
+  await writeFile(join(o.outDir, 'agreement.json'), `${JSON.stringify({ bed: { ...bed }, fitAll: fitPeerCpu(bed.rows), rxTxRatio: RX_TX_RATIO, seed: o.seed, rows }, null, 2)}\n`);
+  await writeFile(join(o.outDir, 'agreement.txt'), `${renderAgreementTable(rows)}\n`);
+  return rows;
+}
+
+export function renderAgreementTable(rows: readonly AgreementRow[]): string {
+  const head = ['S MiB', 'N', 'T* s', 'bed s', 'sim s', 'sim vs bed', 'ns/B rx,tx', 'fitted from'];
+  const f = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+  const body = rows.map((r) => [
+    String(r.sizeMiB), String(r.n), f(r.lowerBoundS), f(r.bedS), Number.isFinite(r.simS) ? f(r.simS) : 'unfinished',
+    Number.isFinite(r.diff) ? `${r.diff >= 0 ? '+' : ''}${(r.diff * 100).toFixed(0)} %` : 'n/a', `${f(r.cpu.rxNsPerByte, 1)},${f(r.cpu.txNsPerByte, 1)}`, r.heldOut ? 'other rows' : 'this row',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
+  return [line(head), ...body.map(line)].join('\n');
+}

@@ -1,0 +1,107 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type BedRow, fitPeerCpu, heldOutFits, readBed, readBedFile, RX_TX_RATIO, runAgreement } from '../../../../bench/sim/agreement.ts';
+
+const MIB = 1024 * 1024;
+
+/** A bed row whose CPU is exactly k ns per sent byte and RX_TX_RATIO x k per received one. */
+function row(n: number, sizeMiB: number, k: number, allDoneS = 10): BedRow {
+  const imageBytes = sizeMiB * MIB;
+  const rxBytes = n * imageBytes * 1.05;
+  const txBytes = n * imageBytes * 0.8;
+  return { n, sizeMiB, imageBytes, allDoneS, cpuS: k * (RX_TX_RATIO * rxBytes + txBytes) * 1e-9, rxBytes, txBytes };
+}
+
+/** A fan-out results.json as pollen bench fanout writes it (sweep.ts, scenario.ts), trimmed to what is read. */
+function fanoutReport(scenarios: unknown[]): unknown {
+  return { kind: 'pollen-bench-fanout', machine: { cpus: 2, kernel: 'x', node: 'v20' }, options: { peers: [2], sizesMiB: [8], mbit: 100, registryMbit: 100, systems: ['pollen'] }, systems: [], scenarios };
+}
+
+function scenario(system: string, n: number, opts: { ok?: boolean; clientIsDaemon?: boolean } = {}): unknown {
+  const hosts = Array.from({ length: n }, (_, i) => ({ host: `peer0${i + 1}`, ok: opts.ok ?? true, seconds: 9, rxBytes: 10 * MIB, txBytes: 8 * MIB, fromRegistry: 0, fromSupernode: MIB, fromPeers: 9 * MIB, clientCpuS: 0.5, clientIsDaemon: opts.clientIsDaemon, clientMaxRssMiB: 20 }));
+  return { system, n, sizeMiB: 8, imageBytes: 8 * MIB, lowerBoundS: 0.67, allDoneS: 9.5, medianS: 9, registryEgressBytes: 8 * MIB, supernodeEgressBytes: 8 * MIB, registryCpuS: 0.1, hosts, daemons: { supernode: { cpuS: 1, lifeCpuS: 2, maxRssMiB: 90 }, 'peer@peer01': { cpuS: 2, lifeCpuS: 3, maxRssMiB: 100 } } };
+}
+
+describe('fitting the peers\' CPU per byte to the bed', () => {
+  it('recovers the term the rows were made with, a received byte costing RX_TX_RATIO sent ones', () => {
+    const fit = fitPeerCpu([row(4, 64, 14), row(8, 64, 14), row(16, 256, 14)]);
+    expect(fit.txNsPerByte).toBeCloseTo(14, 9);
+    expect(fit.rxNsPerByte).toBeCloseTo(14 * RX_TX_RATIO, 9);
+  });
+
+  it('is the least-squares term through the origin when rows disagree, between their own terms', () => {
+    const fit = fitPeerCpu([row(4, 64, 10), row(4, 64, 20)]);
+    expect(fit.txNsPerByte).toBeCloseTo(15, 9);
+  });
+
+  it('predicts each row from the other rows only, and says so; a lone row is fitted from itself', () => {
+    const rows = [row(4, 64, 10), row(8, 64, 10), row(16, 64, 40)];
+    const fits = heldOutFits(rows);
+    expect(fits.map((f) => f.heldOut)).toEqual([true, true, true]);
+    // The outlier's own cost does not enter its prediction; it does enter the others'.
+    expect(fits[2]!.cpu.txNsPerByte).toBeCloseTo(10, 9);
+    expect(fits[0]!.cpu.txNsPerByte).toBeGreaterThan(10);
+    const lone = heldOutFits([row(4, 64, 12)]);
+    expect(lone).toEqual([{ cpu: { rxNsPerByte: 12 * RX_TX_RATIO, txNsPerByte: expect.closeTo(12, 9) as number }, heldOut: false }]);
+  });
+});
+
+describe('reading the bed', () => {
+  it('takes the Pollen rows in which every host finished, with daemons and clients that are not daemons as the CPU', () => {
+    const bed = readBed(fanoutReport([scenario('bittorrent', 2), scenario('pollen', 2), scenario('pollen', 3, { ok: false }), { system: 'pollen', error: 'unavailable' }]));
+    expect(bed).toMatchObject({ cores: 2, mbit: 100, registryMbit: 100 });
+    expect(bed.rows).toEqual([{ n: 2, sizeMiB: 8, imageBytes: 8 * MIB, allDoneS: 9.5, cpuS: 1 + 2 + 2 * 0.5, rxBytes: 20 * MIB, txBytes: 16 * MIB }]);
+    // A client that is one of the daemons is counted there only.
+    expect(readBed(fanoutReport([scenario('pollen', 2, { clientIsDaemon: true })])).rows[0]!.cpuS).toBe(3);
+  });
+
+  it('refuses what is not a fan-out result, or one without a Pollen row to hold the model against, saying why', () => {
+    expect(() => readBed({ kind: 'something-else' }, 'x.json')).toThrow(/x\.json is not a fan-out result .*"kind": "pollen-bench-fanout"/);
+    expect(() => readBed(fanoutReport([scenario('bittorrent', 2)]))).toThrow(/no Pollen row in which every host finished/);
+    expect(() => readBed({ ...(fanoutReport([]) as object), machine: { cpus: 0 } })).toThrow(/machine\.cpus/);
+  });
+
+  it('names the file and the cause when it cannot be read or parsed', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pollen-agree-'));
+    try {
+      await expect(readBedFile(join(dir, 'missing.json'))).rejects.toThrow(/cannot read the fan-out result .*missing\.json: ENOENT/);
+      await writeFile(join(dir, 'bad.json'), '{"kind":');
+      await expect(readBedFile(join(dir, 'bad.json'))).rejects.toThrow(/bad\.json is not JSON/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('runAgreement', () => {
+  let dir = '';
+  afterEach(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('simulates every row on the bed\'s cores with its held-out term: a costlier CPU is a slower swarm, and both times are written', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pollen-agree-'));
+    const lines: string[] = [];
+    // Two beds alike but for their CPU: the second's bytes cost 40 x the first's.
+    const cheap = { cores: 2, mbit: 100, registryMbit: 100, rows: [row(4, 16, 1, 2.5), row(8, 16, 1, 3)] };
+    const dear = { ...cheap, rows: [row(4, 16, 40, 9), row(8, 16, 40, 16)] };
+    const a = await runAgreement({ bed: cheap, seed: 3, maxSimS: 600, outDir: join(dir, 'cheap'), log: (l) => lines.push(l) });
+    const b = await runAgreement({ bed: dear, seed: 3, maxSimS: 600, outDir: join(dir, 'dear'), log: (l) => lines.push(l) });
+    expect(lines.map((l) => (JSON.parse(l) as { bench: string; n: number }).n)).toEqual([4, 8, 4, 8]);
+    for (const [i, r] of b.entries()) {
+      expect(Number.isFinite(r.simS)).toBe(true);
+      expect(r.simS).toBeGreaterThan(a[i]!.simS * 1.5);
+      expect(r.diff).toBeCloseTo(r.simS / r.bedS - 1, 9);
+      expect(r.heldOut).toBe(true);
+      // CPU-bound: the simulated swarm cannot beat its own CPU (the bytes the peers moved at the term, over the cores).
+      const bytes = r.n * 16 * MIB;
+      expect(r.simS).toBeGreaterThanOrEqual((bytes * (r.cpu.rxNsPerByte + r.cpu.txNsPerByte) * 1e-9 * 0.75) / 2);
+    }
+    const saved = JSON.parse(await readFile(join(dir, 'dear', 'agreement.json'), 'utf8')) as { rows: unknown[]; fitAll: { txNsPerByte: number } };
+    expect(saved.rows).toHaveLength(2);
+    expect(saved.fitAll.txNsPerByte).toBeCloseTo(40, 9);
+    expect(await readFile(join(dir, 'dear', 'agreement.txt'), 'utf8')).toMatch(/bed s +sim s +sim vs bed[\s\S]*other rows/);
+  });
+});
