@@ -153,13 +153,13 @@ export class ParentPool {
     );
   }
 
-  /** Parents with a piece that got no block for `stallMs` (each once). */
+  /** Parents with a stalled piece (ParentLink.isStalled: no block of it for `stallMs`, and none of anything else either), each once. */
   stalled(stallMs: number): Array<{ parent: ParentLink; piece: number }> {
     const now = this.clock.now();
     const out: Array<{ parent: ParentLink; piece: number }> = [];
     for (const parent of this.parents.values()) {
       for (const a of parent.assignments.values()) {
-        if (now - a.lastBlockAt > stallMs) {
+        if (parent.isStalled(a, now, stallMs)) {
           out.push({ parent, piece: a.index });
           break;
         }
@@ -184,8 +184,9 @@ export class ParentPool {
 
   /** Whether the parent is ready and has a piece of `index` assigned and not stalled for `stallMs`. */
   liveHolder(peerId: string, index: number, stallMs: number): boolean {
-    const a = this.parents.get(peerId)?.assignments.get(index);
-    return a !== undefined && this.clock.now() - a.lastBlockAt <= stallMs;
+    const parent = this.parents.get(peerId);
+    const a = parent?.assignments.get(index);
+    return parent !== undefined && a !== undefined && !parent.isStalled(a, this.clock.now(), stallMs);
   }
 
   /** The reports for the next sync, taken out (give them back with `restoreReports` if it fails). */

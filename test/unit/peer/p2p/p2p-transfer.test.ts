@@ -6,7 +6,7 @@ import { BLOCK_BYTES } from '../../../../src/p2p/metainfo.ts';
 import { ExpiringBans } from '../../../../src/p2p/wire-bans.ts';
 import { ENDGAME_COPIES } from '../../../../peer/p2p/piece-picker.ts';
 import { HAVE_BYTES_PER_SYNC, syncInterval } from '../../../../peer/p2p/transfer-sync.ts';
-import { MIN_WINDOW_BLOCKS } from '../../../../peer/p2p/parent-link.ts';
+import { MIN_WINDOW_BLOCKS, SLOW_PARENT_STALL_FACTOR } from '../../../../peer/p2p/parent-link.ts';
 import { MAX_PARENTS, MIN_PARENTS, parentsPerTransfer, USELESS_PATIENCE_MS } from '../../../../peer/p2p/parent-pool.ts';
 import { Bitfield } from '../../../../src/p2p/bitfield.ts';
 import { harness, offerParents, PIECE_BYTES, type Harness } from '../../../helpers/transfer-harness.ts';
@@ -340,6 +340,39 @@ describe('P2pTransfer on a manual clock', () => {
     await h.settle();
     await h.transfer.done;
     expect(h.transfer.state.phase).toBe('done');
+  });
+
+  it('keeps a slow parent that goes on sending other blocks while a piece waits, and drops it once the piece waited SLOW_PARENT_STALL_FACTOR stall times', async () => {
+    const h = start({ pieces: 8, parents: ['a'], timings: { pieceStallMs: 2_000 } });
+    await offerParents(h, { a: [0, 1, 2, 3, 4, 5, 6, 7] });
+    const a = h.parents.get('a')!;
+    // Piece 0's second block comes; its first never does, while a block of another piece comes every 500 ms.
+    a.deliverBlock(0, BLOCK_BYTES);
+    await h.settle();
+    for (let t = 500; t < SLOW_PARENT_STALL_FACTOR * 2_000 - 250; t += 500) {
+      await h.advance(500, 250);
+      const other = a.pending.find((r) => r.index !== 0);
+      if (other) a.deliverBlock(other.index, other.offset);
+      await h.settle();
+      // Past pieceStallMs for piece 0, the parent is kept: it is sending.
+      expect(a.isClosed).toBe(false);
+    }
+    expect(SLOW_PARENT_STALL_FACTOR * 2_000).toBeGreaterThan(2_000 + 500);
+    expect(h.transfer.stats.stalls).toBe(0);
+    expect(a.requestedPieces().has(0)).toBe(true);
+    await h.advance(1_000, 250);
+    expect(a.closeReason).toBe('stalled');
+    expect(h.transfer.stats.stalls).toBe(1);
+  });
+
+  it('drops a parent that sends nothing at all after pieceStallMs, slow parents\' patience notwithstanding', async () => {
+    const h = start({ pieces: 8, parents: ['a'], timings: { pieceStallMs: 2_000 } });
+    await offerParents(h, { a: [0, 1, 2, 3, 4, 5, 6, 7] });
+    const a = h.parents.get('a')!;
+    await h.advance(1_900, 100);
+    expect(a.isClosed).toBe(false);
+    await h.advance(500, 100);
+    expect(a.closeReason).toBe('stalled');
   });
 
   it('falls back to the registry after noProgressMs without bytes, fetching only the missing pieces', async () => {
