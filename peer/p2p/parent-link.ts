@@ -24,7 +24,7 @@ const WINDOW_SECONDS = 0.3;
  * else meanwhile either; a parent that keeps delivering other blocks is slow, not gone (it answers
  * a child's requests in order, so the piece comes after them), and is dropped only once the piece
  * waited this many stall times. On the CPU-bound bed (256 MiB, N = 16) slow parents were dropped
- * as stalled 96-153 times a run: each drop a new TLS connection, a report against a working parent
+ * as stalled 75-153 times a run: each drop a new TLS connection, a report against a working parent
  * and, while the pieces waited, seed pieces the supernode's link then carried twice (1.8-2.3 x S).
  */
 export const SLOW_PARENT_STALL_FACTOR = 3;
@@ -56,13 +56,12 @@ export class ParentLink {
   lastBlockAt: number;
   private readonly clock: Clock;
   private bytesPerSecond = 0;
-  private lastSample: number;
 
   constructor(peerId: string, conn: ParentConnection, clock: Clock) {
     this.peerId = peerId;
     this.conn = conn;
     this.clock = clock;
-    this.chokedSince = this.lastSample = this.lastAssignedAt = this.lastBlockAt = clock.now();
+    this.chokedSince = this.lastAssignedAt = this.lastBlockAt = clock.now();
   }
 
   /** Whether `a`, assigned to this parent, is stalled at `now` (see SLOW_PARENT_STALL_FACTOR). */
@@ -91,9 +90,8 @@ export class ParentLink {
 
   /** A block of `bytes` arrived at `now`: folds it into the measured throughput. */
   sample(bytes: number, now: number): void {
-    this.lastBlockAt = now;
-    const dt = Math.max(1, now - this.lastSample) / 1000;
+    const dt = Math.max(1, now - this.lastBlockAt) / 1000;
     this.bytesPerSecond = 0.8 * this.bytesPerSecond + 0.2 * Math.min(bytes / dt, 4e9);
-    this.lastSample = now;
+    this.lastBlockAt = now;
   }
 }

@@ -182,7 +182,7 @@ export class ParentPool {
     parent.conn.destroy('sent a bad piece');
   }
 
-  /** Whether the parent is ready and has a piece of `index` assigned and not stalled for `stallMs`. */
+  /** Whether the parent is ready and has a piece of `index` assigned that is not stalled (ParentLink.isStalled). */
   liveHolder(peerId: string, index: number, stallMs: number): boolean {
     const parent = this.parents.get(peerId);
     const a = parent?.assignments.get(index);

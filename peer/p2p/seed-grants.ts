@@ -1,6 +1,6 @@
 // The pieces a transfer fetches from the supernode's seed, each for a grant the supernode gave in
 // a sync answer. A grant is fetched unless the piece is held or coming: a grant for a piece in
-// flight to a live parent (a block within pieceStallMs) is declined, since both copies would arrive
+// flight to a live parent (not stalled: ParentLink.isStalled) is declined, since both copies would arrive
 // (the bed's duplicates); a piece on a stalled parent is fetched as a second copy. What the seed
 // sends is checked against the piece's sha256 and stored through the transfer's one store path;
 // bytes of a fetch given up part way are counted as duplicates by cause.
