@@ -9,6 +9,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pieceSizeFor } from '../../src/p2p/metainfo.ts';
 import { lowerBoundSeconds } from '../fanout/lower-bound.ts';
+import { totalCpuS, type ScenarioResult } from '../fanout/scenario.ts';
 import type { FanoutReport } from '../fanout/sweep.ts';
 import { runPollenSwarm } from './pollen-swarm.ts';
 import { mulberry32 } from './sim-bench.ts';
@@ -79,15 +80,14 @@ export function readBed(json: unknown, source = 'results.json'): Bed {
   for (const s of json.scenarios as unknown[]) {
     if (!isRecord(s) || s.system !== 'pollen' || s.error !== undefined || !Array.isArray(s.hosts) || !isRecord(s.daemons)) continue;
     const hosts = s.hosts.filter(isRecord);
-    if (hosts.length === 0 || hosts.some((h) => h.ok !== true)) continue;
-    const daemonsCpu = Object.values(s.daemons).reduce<number>((sum, d) => sum + (isRecord(d) ? num(d.cpuS) : NaN), 0);
-    const clientsCpu = hosts.reduce((sum, h) => sum + (h.clientIsDaemon === true ? 0 : num(h.clientCpuS)), 0);
+    if (hosts.length === 0 || hosts.length !== s.hosts.length || hosts.some((h) => h.ok !== true) || !Object.values(s.daemons).every(isRecord)) continue;
     const row: BedRow = {
       n: num(s.n),
       sizeMiB: num(s.sizeMiB),
       imageBytes: num(s.imageBytes),
       allDoneS: num(s.allDoneS),
-      cpuS: daemonsCpu + clientsCpu,
+      // The report's own "total cpu s"; a field missing or not a number gives NaN, and the row is left out below.
+      cpuS: num(totalCpuS(s as unknown as ScenarioResult)),
       rxBytes: hosts.reduce((sum, h) => sum + num(h.rxBytes), 0),
       txBytes: hosts.reduce((sum, h) => sum + num(h.txBytes), 0),
     };
