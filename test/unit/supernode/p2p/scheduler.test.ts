@@ -34,6 +34,22 @@ describe('Scheduler', () => {
     expect(s.availability).toEqual([2, 2, 2, 2, 1, 1, 1, 1]);
   });
 
+  it('offers a starved asker a holder of the pieces it lacks before any holder of nothing it lacks, however often it was picked', () => {
+    const { scheduler, peer, lookup } = setup({ maxParents: 1 });
+    const allBut3 = Bitfield.full(64);
+    allBut3.clear(3);
+    scheduler.join(digest, 64, peer('asker'), Bitfield.fromBase64(64, allBut3.toBase64()));
+    // Busy: picked by many askers for the same scarce piece.
+    const busy = peer('busy', 4);
+    busy.picks = 8;
+    scheduler.join(digest, 64, busy, Bitfield.full(64));
+    // Fresh, more slots, but holding nothing the asker lacks (and not complete: it may get more later).
+    scheduler.join(digest, 64, peer('fresh', 16), Bitfield.fromBase64(64, allBut3.toBase64()));
+    // Not starved: the score alone (slots, picks) decides, which early in a fan-out spreads the children.
+    expect(scheduler.schedule(digest, 'asker', 0, lookup).parents.map((p) => p.peerId)).toEqual(['fresh']);
+    expect(scheduler.schedule(digest, 'asker', 0, lookup, () => true, true).parents.map((p) => p.peerId)).toEqual(['busy']);
+  });
+
   it('grants seed pieces only for pieces no peer holds, each to one peer at a time until the lease expires', () => {
     const { clock, scheduler, peer, lookup } = setup({ maxSeedGrants: 2, seedLeaseMs: 5_000 });
     const held = new Bitfield(4);
@@ -93,7 +109,7 @@ describe('Scheduler', () => {
     expect(scheduler.schedule(digest, 'asker', 2, lookup).seedGrants).toEqual([0, 1]);
   });
 
-  it('lets the seed serve a starved asker pieces that peers hold, rarest first, each leased once', () => {
+  it('lets the seed serve a starved asker pieces that peers hold, rarest first, a lease counting as a holder to come', () => {
     const { scheduler, peer, lookup } = setup({ maxSeedGrants: 2 });
     scheduler.join(digest, 4, peer('asker'));
     scheduler.join(digest, 4, peer('other'));
@@ -107,10 +123,35 @@ describe('Scheduler', () => {
     expect(scheduler.schedule(digest, 'asker', 2, lookup, seedHas).seedGrants).toEqual([]);
     // Pieces 1 and 3 are held once, 0 and 2 twice.
     expect(scheduler.schedule(digest, 'asker', 2, lookup, seedHas, true).seedGrants).toEqual([1, 3]);
-    // The leases are the asker's: renewed for it, not granted again to another starved peer.
+    // The leases are the asker's: renewed for it, nothing more beyond its allowance.
     expect(scheduler.schedule(digest, 'asker', 2, lookup, seedHas, true).seedGrants).toEqual([1, 3]);
-    expect(scheduler.schedule(digest, 'other', 2, lookup, seedHas, true).seedGrants).toEqual([0, 2]);
-    expect(scheduler.schedule(digest, 'other', 2, lookup, (i) => i === 0, true).seedGrants).toEqual([0, 2]);
+    // For another starved peer 1 and 3 now count twice (a holder and a lease), like 0 and 2: index order.
+    expect(scheduler.schedule(digest, 'other', 2, lookup, seedHas, true).seedGrants).toEqual([0, 1]);
+    // Its leases come back first, renewed.
+    expect(scheduler.schedule(digest, 'other', 2, lookup, (i) => i === 0, true).seedGrants).toEqual([1, 0]);
+  });
+
+  it('shares a scarce piece\'s lease among starved peers, each getting it at most once, and never with a peer that is not starved', () => {
+    const { clock, scheduler, peer, lookup } = setup({ maxSeedGrants: 4, seedLeaseMs: 5_000 });
+    const allBut7 = Bitfield.full(8);
+    allBut7.clear(7);
+    const lacking = ['a', 'b', 'c'];
+    for (const id of lacking) scheduler.join(digest, 8, peer(id), Bitfield.fromBase64(8, allBut7.toBase64()));
+    scheduler.join(digest, 8, peer('holder'), Bitfield.full(8));
+    // a starves first and takes the lease; b and c starve too and get the same piece, not nothing.
+    for (const id of lacking) expect(scheduler.schedule(digest, id, 4, lookup, () => true, true).seedGrants).toEqual([7]);
+    // Not starved: the piece is held and leased, so no seed copy.
+    scheduler.join(digest, 8, peer('d'), Bitfield.fromBase64(8, allBut7.toBase64()));
+    expect(scheduler.schedule(digest, 'd', 4, lookup).seedGrants).toEqual([]);
+    // a got it: its lease goes, b's and c's stay theirs (renewed, not granted twice).
+    scheduler.have(digest, 'a', [7]);
+    expect(scheduler.schedule(digest, 'a', 4, lookup, () => true, true).seedGrants).toEqual([]);
+    expect(scheduler.schedule(digest, 'b', 4, lookup, () => true, true).seedGrants).toEqual([7]);
+    // A lease not renewed runs out; so does a peer's that leaves.
+    scheduler.leave(digest, 'b');
+    clock.advance(5_001);
+    expect(scheduler.schedule(digest, 'd', 4, lookup).seedGrants).toEqual([]);
+    expect(scheduler.schedule(digest, 'c', 4, lookup, () => true, true).seedGrants).toEqual([7]);
   });
 
   it('grants a starved asker only pieces the seed already has', () => {
