@@ -3,14 +3,14 @@
 import { totalCpuS, type ScenarioResult } from './scenario.ts';
 import type { FanoutReport } from './sweep.ts';
 
-const COLUMNS = ['S MiB', 'N', 'system', 'all-done s', 'x T*', 'x direct', 'median s', 'reg egress xS', 'sn egress xS', 'rx reg/sn/peers %', 'rx/need', 'rx pkt/MiB', 'dup xS', 'fallbacks', 'stalls', 'starved', 'client cpu s', 'client rss MiB', 'daemon cpu s', 'daemon sys %', 'daemon life cpu s', 'total cpu s', 'status'] as const;
+const COLUMNS = ['S MiB', 'N', 'system', 'all-done s', 'x T*', 'x direct', 'median s', 'reg egress xS', 'sn egress xS', 'rx reg/sn/peers %', 'rx/need', 'rx pkt/MiB', 'dup xS', 'fallbacks', 'stalls', 'starved', 'client cpu s', 'client rss MiB', 'daemon cpu s', 'daemon sys %', 'daemon life cpu s', 'total cpu s', 'cores busy %', 'status'] as const;
 const STATUS = COLUMNS.length - 1;
 
 function fmt(x: number, digits = 2): string {
   return Number.isFinite(x) ? x.toFixed(digits) : '-';
 }
 
-function row(r: ScenarioResult, direct: ScenarioResult | undefined): string[] {
+function row(r: ScenarioResult, direct: ScenarioResult | undefined, cores: number): string[] {
   if (r.error?.startsWith('not run')) return [String(r.sizeMiB), String(r.n), r.system, ...new Array<string>(STATUS - 3).fill('-'), 'not run (see below)'];
   const rx = r.hosts.reduce((a, h) => ({ reg: a.reg + h.fromRegistry, sn: a.sn + h.fromSupernode, peers: a.peers + h.fromPeers }), { reg: 0, sn: 0, peers: 0 });
   const total = rx.reg + rx.sn + rx.peers || 1;
@@ -44,6 +44,7 @@ function row(r: ScenarioResult, direct: ScenarioResult | undefined): string[] {
     fmt((100 * daemonSys) / daemonCpu, 0),
     fmt(daemonLifeCpu),
     fmt(totalCpuS(r)),
+    fmt((100 * totalCpuS(r)) / (cores * r.allDoneS), 0),
     r.error ? `FAILED ${failed}/${r.hosts.length}` : 'ok',
   ];
 }
@@ -52,7 +53,7 @@ export function renderTable(report: FanoutReport): string {
   const rows: string[][] = [];
   for (const r of report.scenarios) {
     const direct = report.scenarios.find((d) => d.system === 'direct' && d.n === r.n && d.sizeMiB === r.sizeMiB && !d.error);
-    rows.push(row(r, direct));
+    rows.push(row(r, direct, report.machine.cpus));
   }
   const widths = COLUMNS.map((c, i) => Math.max(c.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string => cells.map((c, i) => (i === 2 || i === STATUS ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
@@ -65,7 +66,8 @@ export function renderTable(report: FanoutReport): string {
     '"rx/need" = bytes the peers received / (N x image size); "rx pkt/MiB" = packets the peers received per MiB received (1 MiB is ~725 full frames); Pollen\'s own counts (its peers\' "blob committed" lines): "dup xS" = bytes received and',
     'thrown away / image size (by cause in report.json), "fallbacks" to the registry, "stalls" (parents dropped for a stalled piece), "starved" (seed grants declined);',
     '"daemon cpu s" = CPU of the long-running processes from the start of the pulls until they stop (aria2c, started by the pull, whole), "daemon sys %" the kernel share of it; "daemon life cpu s" = the same with their start-up;',
-    '"total cpu s" = daemon cpu s + the clients that are not daemons (skopeo; aria2c is both, counted once): the CPU the system spent on the pulls.',
+    '"total cpu s" = daemon cpu s + the clients that are not daemons (skopeo; aria2c is both, counted once): the CPU the system spent on the pulls;',
+    '"cores busy %" = total cpu s / (cores x all-done s): near 100 the run was bound by the machine\'s CPU, not by its links.',
     '',
     line(COLUMNS),
     line(COLUMNS.map((_, i) => '-'.repeat(widths[i]!))),

@@ -51,5 +51,8 @@ describe("the fan-out report's Pollen transfer columns", () => {
     expect(cells('bittorrent')[header.indexOf('daemon life cpu s')]).toBe('4.00');
     expect(cells('bittorrent')[header.indexOf('daemon sys %')]).toBe('25');
     expect(cells('pollen')[header.indexOf('total cpu s')]).toBe('4.00');
+    // 4 CPU s over 10 s on 2 cores: a fifth of the machine.
+    expect(cells('pollen')[header.indexOf('cores busy %')]).toBe('20');
+    expect(cells('bittorrent')[header.indexOf('cores busy %')]).toBe('15');
   });
 });
