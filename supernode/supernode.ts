@@ -100,6 +100,7 @@ export class Supernode {
       peers: () => tracker.size,
       tasks: () => scheduler.sizes.tasks,
       seed: () => seed.counters,
+      seedGrants: () => scheduler.seedGrants,
       jobsByState: () => countBy(jobs.list(), (j) => j.state),
     });
     const model = new StatusModel({

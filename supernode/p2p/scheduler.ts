@@ -49,6 +49,11 @@ export class Scheduler {
   private readonly tasks = new Map<Digest, TaskAvailability>();
   /** Parent scans run (a sync within offerIntervalMs of its asker's last scan runs none). */
   scans = 0;
+  /**
+   * Seed leases handed out (renewals not counted): `unheld`, pieces no trusted peer holds (the seed's
+   * first copy); `starved`, pieces for a peer that got no piece for a while, held by peers or not.
+   */
+  readonly seedGrants = { unheld: 0, starved: 0 };
 
   constructor(deps: { clock: Clock }, options: Partial<SchedulerOptions> = {}) {
     this.clock = deps.clock;
@@ -288,6 +293,7 @@ export class Scheduler {
       if (task.availability[i]! > heldBy(distrusted, i)) continue;
       task.leases.set(i, new Map([[asker, now + this.options.seedLeaseMs]]));
       grants.push(i);
+      this.seedGrants.unheld++;
     }
     return grants;
   }
@@ -318,6 +324,7 @@ export class Scheduler {
       if (lease) lease.set(asker, now + this.options.seedLeaseMs);
       else task.leases.set(i, new Map([[asker, now + this.options.seedLeaseMs]]));
       grants.push(i);
+      this.seedGrants.starved++;
     }
     return grants;
   }

@@ -18,6 +18,8 @@ export interface SupernodeMetricSources {
   peers(): number;
   tasks(): number;
   seed(): Readonly<SeedCounters>;
+  /** Seed leases the scheduler handed out, by kind (Scheduler.seedGrants). */
+  seedGrants(): Readonly<{ unheld: number; starved: number }>;
   /** Preheat jobs by state (PENDING, SUCCESS, FAILURE...). */
   jobsByState(): ReadonlyMap<string, number>;
 }
@@ -38,6 +40,13 @@ export class SupernodeMetrics {
       return [
         [{ direction: 'download', source: 'back_to_source' }, c.registryBytes],
         [{ direction: 'upload', source: 'seed' }, c.servedBytes],
+      ];
+    });
+    m.counterFrom('pollen_supernode_seed_grants_total', 'seed pieces granted to peers (renewals not counted), by kind: unheld, a piece no trusted peer holds (the seed\'s first copy); starved, a piece for a peer that got none for a while, which peers may hold', ['kind'], () => {
+      const g = sources.seedGrants();
+      return [
+        [{ kind: 'unheld' }, g.unheld],
+        [{ kind: 'starved' }, g.starved],
       ];
     });
     const seen = new Set<string>(['PENDING', 'SUCCESS', 'FAILURE']);

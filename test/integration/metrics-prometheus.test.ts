@@ -113,6 +113,8 @@ describe('metrics scraped by a real Prometheus', () => {
     expect(total).toBeGreaterThanOrEqual(2 * layer.blob.length);
     await waitPositive('sum by (source) (pollen_peer_bytes_total{direction="upload"})', 'source', ['remote_peer', 'local_cache']);
     await waitPositive('sum by (direction) (pollen_supernode_seed_bytes_total)', 'direction', ['download', 'upload']);
+    // A's pieces came from the seed on grants of pieces nobody held.
+    await waitPositive('sum by (kind) (pollen_supernode_seed_grants_total)', 'kind', ['unheld']);
 
     await waitPositive('sum by (outcome) (pollen_peer_mirror_request_duration_seconds_count{kind="blob"})', 'outcome', ['hit', 'miss']);
     await waitPositive('sum by (outcome) (pollen_peer_mirror_request_duration_seconds_sum{kind="blob"})', 'outcome', ['hit', 'miss']);

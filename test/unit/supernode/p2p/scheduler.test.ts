@@ -152,6 +152,8 @@ describe('Scheduler', () => {
     clock.advance(5_001);
     expect(scheduler.schedule(digest, 'd', 4, lookup).seedGrants).toEqual([]);
     expect(scheduler.schedule(digest, 'c', 4, lookup, () => true, true).seedGrants).toEqual([7]);
+    // New leases counted by kind (the metrics' pollen_supernode_seed_grants_total), renewals not.
+    expect(scheduler.seedGrants).toEqual({ unheld: 0, starved: 4 });
   });
 
   it('grants a starved asker only pieces the seed already has', () => {
