@@ -1,7 +1,8 @@
 // What the Pollen peers say about their transfers, read from their logs: every 'blob committed'
 // line (peer/p2p/p2p-transfer.ts) carries the bytes received, the bytes thrown away by cause, and
 // the fallbacks, stalled parents, declined seed grants, parent dials and answered syncs of that blob. Summed over a scenario's
-// peers they are the report's duplicate, fallback, stall and starved-grant columns.
+// peers they are the report's duplicate, fallback, stall and starved-grant columns. The supernode's
+// 'supernode stopping' line gives the seed pieces it granted, by kind (supernode/p2p/scheduler.ts).
 
 export interface TransferSummary {
   /** 'blob committed' lines read. */
@@ -15,6 +16,8 @@ export interface TransferSummary {
   /** Wire connections the peers opened to parents, and syncs the supernode answered. */
   dials: number;
   syncs: number;
+  /** Seed pieces the supernode granted: the first copies (unheld) and those for starved peers (absent without the supernode's line). */
+  seedGrants?: { unheld: number; starved: number };
 }
 
 const num = (x: unknown): number => (typeof x === 'number' && Number.isFinite(x) ? x : 0);
@@ -24,11 +27,16 @@ export function transferSummaryFromLogs(outputs: Iterable<string>): TransferSumm
   const s: TransferSummary = { blobs: 0, receivedBytes: 0, duplicateBytes: 0, duplicatesByCause: {}, fallbacks: 0, stalls: 0, starvedGrants: 0, dials: 0, syncs: 0 };
   for (const text of outputs) {
     for (const line of text.split('\n')) {
-      if (!line.includes('"blob committed"')) continue;
+      if (!line.includes('"blob committed"') && !line.includes('"supernode stopping"')) continue;
       let o: Record<string, unknown>;
       try {
         o = JSON.parse(line) as Record<string, unknown>;
       } catch {
+        continue;
+      }
+      if (o.msg === 'supernode stopping') {
+        const g = o.seedGrants as Record<string, unknown> | undefined;
+        s.seedGrants = { unheld: (s.seedGrants?.unheld ?? 0) + num(g?.unheld), starved: (s.seedGrants?.starved ?? 0) + num(g?.starved) };
         continue;
       }
       if (o.msg !== 'blob committed') continue;

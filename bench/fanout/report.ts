@@ -3,7 +3,7 @@
 import { totalCpuS, type ScenarioResult } from './scenario.ts';
 import type { FanoutReport } from './sweep.ts';
 
-const COLUMNS = ['S MiB', 'N', 'system', 'all-done s', 'x T*', 'x direct', 'median s', 'reg egress xS', 'sn egress xS', 'rx reg/sn/peers %', 'rx/need', 'rx pkt/MiB', 'dup xS', 'fallbacks', 'stalls', 'starved', 'client cpu s', 'client rss MiB', 'daemon cpu s', 'daemon sys %', 'daemon life cpu s', 'total cpu s', 'cores busy %', 'status'] as const;
+const COLUMNS = ['S MiB', 'N', 'system', 'all-done s', 'x T*', 'x direct', 'median s', 'reg egress xS', 'sn egress xS', 'rx reg/sn/peers %', 'rx/need', 'rx pkt/MiB', 'dup xS', 'fallbacks', 'stalls', 'starved', 'seed grants u/s', 'client cpu s', 'client rss MiB', 'daemon cpu s', 'daemon sys %', 'daemon life cpu s', 'total cpu s', 'cores busy %', 'status'] as const;
 const STATUS = COLUMNS.length - 1;
 
 function fmt(x: number, digits = 2): string {
@@ -38,6 +38,7 @@ function row(r: ScenarioResult, direct: ScenarioResult | undefined, cores: numbe
     t ? String(t.fallbacks) : '-',
     t ? String(t.stalls) : '-',
     t ? String(t.starvedGrants) : '-',
+    t?.seedGrants ? `${t.seedGrants.unheld}/${t.seedGrants.starved}` : '-',
     fmt(meanCpu),
     fmt(maxRss, 0),
     fmt(daemonCpu),
@@ -65,6 +66,7 @@ export function renderTable(report: FanoutReport): string {
     '"reg egress xS" = bytes the registry host sent / image size; "rx reg/sn/peers %" = where the peers\' received bytes came from;',
     '"rx/need" = bytes the peers received / (N x image size); "rx pkt/MiB" = packets the peers received per MiB received (1 MiB is ~725 full frames); Pollen\'s own counts (its peers\' "blob committed" lines): "dup xS" = bytes received and',
     'thrown away / image size (by cause in report.json), "fallbacks" to the registry, "stalls" (parents dropped for a stalled piece), "starved" (seed grants declined);',
+    '"seed grants u/s" = seed pieces the supernode granted: unheld (the first copy of a piece) / to peers starved of pieces (what takes "sn egress" past 1 x S);',
     '"daemon cpu s" = CPU of the long-running processes from the start of the pulls until they stop (aria2c, started by the pull, whole), "daemon sys %" the kernel share of it; "daemon life cpu s" = the same with their start-up;',
     '"total cpu s" = daemon cpu s + the clients that are not daemons (skopeo; aria2c is both, counted once): the CPU the system spent on the pulls;',
     '"cores busy %" = total cpu s / (cores x all-done s): near 100 the run was bound by the machine\'s CPU, not by its links.',

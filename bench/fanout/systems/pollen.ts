@@ -127,10 +127,11 @@ export class PollenSystem implements FanoutSystem {
     return Object.fromEntries([...this.stopped].map(([name, proc]) => [name, proc.output()]));
   }
 
-  /** The peers' 'blob committed' lines of the last scenario, summed (undefined before any peer stopped). */
+  /** The peers' 'blob committed' lines of the last scenario, summed, and the supernode's seed grants (undefined before any peer stopped). */
   transferSummary(): TransferSummary | undefined {
     const peers = [...this.stopped].filter(([name]) => name.startsWith('peer@')).map(([, proc]) => proc.output());
-    return peers.length > 0 ? transferSummaryFromLogs(peers) : undefined;
+    const supernode = [...this.stopped].filter(([name]) => name.startsWith('supernode@')).map(([, proc]) => proc.output());
+    return peers.length > 0 ? transferSummaryFromLogs([...peers, ...supernode]) : undefined;
   }
 
   usageNow(): DaemonUsage {

@@ -20,6 +20,9 @@ describe("the fan-out report's Pollen transfer columns", () => {
     const peerB = committed({ received: 64 * MIB, duplicates: { endgame: MIB }, fallbacks: 1, stalls: 0, starvedGrants: 0, dials: 3, syncs: 11 });
     const s = transferSummaryFromLogs([peerA, peerB]);
     expect(s).toEqual({ blobs: 2, receivedBytes: 134 * MIB, duplicateBytes: 7 * MIB, duplicatesByCause: { endgame: 5 * MIB, 'stall-reassign': 2 * MIB }, fallbacks: 1, stalls: 1, starvedGrants: 2, dials: 10, syncs: 41 });
+    // The supernode's last line adds its seed grants by kind.
+    const supernode = JSON.stringify({ level: 30, msg: 'supernode stopping', seed: { servedBytes: 1 }, seedGrants: { unheld: 128, starved: 9 } });
+    expect(transferSummaryFromLogs([peerA, peerB, supernode]).seedGrants).toEqual({ unheld: 128, starved: 9 });
   });
 
   it('prints rx/need for every system and dup xS, fallbacks, stalls, starved where the system counted them', () => {
@@ -35,6 +38,10 @@ describe("the fan-out report's Pollen transfer columns", () => {
     expect(cells('bittorrent')[col('dup xS')]).toBe('-');
     expect(cells('pollen')[col('dup xS')]).toBe('0.50');
     expect([col('fallbacks'), col('stalls'), col('starved')].map((i) => cells('pollen')[i])).toEqual(['3', '4', '5']);
+    expect(cells('pollen')[col('seed grants u/s')]).toBe('-');
+    pollen.transfer!.seedGrants = { unheld: 128, starved: 9 };
+    const again = renderTable(report).split('\n').find((l) => l.includes(' pollen '))!.trim().split(/\s{2,}/);
+    expect(again[col('seed grants u/s')]).toBe('128/9');
   });
 
   it('counts a client that is also a daemon (aria2c) once in total cpu s, a separate client (skopeo) on top of the daemons, and the kernel share of the daemons', () => {
