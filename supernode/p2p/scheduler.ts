@@ -18,6 +18,13 @@ const MAX_PENDING_TASKS = 10_000;
 /** Parents remembered per asker and task as offered (the most recent ones). */
 const MAX_OFFERS_PER_ASKER = 64;
 const SEED_LOOKAHEAD_PIECES = 2;
+/**
+ * Seed leases a starved asker holds at once. One piece ends a starvation (the asker is starved
+ * while no piece came for a while); with its whole allowance (3) each starvation took three, and
+ * those starved grants were all of the supernode host's egress past 1 x S on the 256 MiB, 16-host
+ * bed (512 unheld grants, 281 starved: 1.56 x S).
+ */
+const STARVED_SEED_LEASES = 1;
 
 interface TaskAvailability {
   readonly pieceCount: number;
@@ -205,7 +212,7 @@ export class Scheduler {
     const distrusted: Bitfield[] = [];
     const parents = this.scanAllowed(task, asker, now, starved) ? this.pickParents(task, asker, mine, lookup, distrusted, starved) : this.distrustedIn(task, lookup, distrusted);
     const want = Math.min(wantSeed, this.options.maxSeedGrants);
-    const seedGrants = starved ? this.grantStarved(task, asker, mine, want, seedHas) : this.grantSeed(task, asker, mine, want, distrusted, seedHas);
+    const seedGrants = starved ? this.grantStarved(task, asker, mine, Math.min(want, STARVED_SEED_LEASES), seedHas) : this.grantSeed(task, asker, mine, want, distrusted, seedHas);
     return { parents, seedGrants, availability: toArray(task.availability) };
   }
 

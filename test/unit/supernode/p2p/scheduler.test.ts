@@ -109,7 +109,7 @@ describe('Scheduler', () => {
     expect(scheduler.schedule(digest, 'asker', 2, lookup).seedGrants).toEqual([0, 1]);
   });
 
-  it('lets the seed serve a starved asker pieces that peers hold, rarest first, a lease counting as a holder to come', () => {
+  it('lets the seed serve a starved asker one piece at a time that peers hold, rarest first, a lease counting as a holder to come', () => {
     const { scheduler, peer, lookup } = setup({ maxSeedGrants: 2 });
     scheduler.join(digest, 4, peer('asker'));
     scheduler.join(digest, 4, peer('other'));
@@ -121,14 +121,16 @@ describe('Scheduler', () => {
     scheduler.join(digest, 4, peer('p2'), some);
     const seedHas = (i: number) => i < 4;
     expect(scheduler.schedule(digest, 'asker', 2, lookup, seedHas).seedGrants).toEqual([]);
-    // Pieces 1 and 3 are held once, 0 and 2 twice.
-    expect(scheduler.schedule(digest, 'asker', 2, lookup, seedHas, true).seedGrants).toEqual([1, 3]);
-    // The leases are the asker's: renewed for it, nothing more beyond its allowance.
-    expect(scheduler.schedule(digest, 'asker', 2, lookup, seedHas, true).seedGrants).toEqual([1, 3]);
-    // For another starved peer 1 and 3 now count twice (a holder and a lease), like 0 and 2: index order.
-    expect(scheduler.schedule(digest, 'other', 2, lookup, seedHas, true).seedGrants).toEqual([0, 1]);
-    // Its leases come back first, renewed.
-    expect(scheduler.schedule(digest, 'other', 2, lookup, (i) => i === 0, true).seedGrants).toEqual([1, 0]);
+    // Pieces 1 and 3 are held once, 0 and 2 twice: the rarest, and one only (one piece ends a starvation).
+    expect(scheduler.schedule(digest, 'asker', 2, lookup, seedHas, true).seedGrants).toEqual([1]);
+    // The lease is the asker's: renewed for it, nothing more while it runs.
+    expect(scheduler.schedule(digest, 'asker', 2, lookup, seedHas, true).seedGrants).toEqual([1]);
+    // For another starved peer 1 now counts twice (a holder and a lease), 3 once.
+    expect(scheduler.schedule(digest, 'other', 2, lookup, seedHas, true).seedGrants).toEqual([3]);
+    expect(scheduler.schedule(digest, 'other', 2, lookup, (i) => i === 0, true).seedGrants).toEqual([3]);
+    // The asker got piece 1: starved again, it gets another, 0, 2 and 3 now alike (3 is held once and leased to other).
+    scheduler.have(digest, 'asker', [1]);
+    expect(scheduler.schedule(digest, 'asker', 2, lookup, seedHas, true).seedGrants).toEqual([0]);
   });
 
   it('shares a scarce piece\'s lease among starved peers, each getting it at most once, and never with a peer that is not starved', () => {
