@@ -1,7 +1,7 @@
 // Per-task piece availability and parent choice. Parents are peers first (scored by pieces held,
 // free upload slots, recent picks and failure history; never the asker), and the seed only for
 // pieces no peer holds, each leased to one peer at a time so the seed sends a piece about once
-// (peers starved of pieces may share a lease: grantStarved).
+// (peers starved of pieces may share a lease: seed-leases.ts).
 // Work per request is bounded: at most scanLimit holders are scored, whatever the swarm size, in a
 // window that moves on with every request so that every holder is offered in turn.
 // Reports are believed only as far as the scheduler can check them: a peer reports a parent only
@@ -13,18 +13,11 @@ import { Bitfield } from '../../src/p2p/bitfield.ts';
 import type { ParentInfo } from '../../src/p2p/supernode-api.ts';
 import type { PeerRecord } from './tracker.ts';
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from './scheduler-options.ts';
+import { SeedLeases, STARVED_SEED_LEASES, type SeedGrantCounts } from './seed-leases.ts';
 
 const MAX_PENDING_TASKS = 10_000;
 /** Parents remembered per asker and task as offered (the most recent ones). */
 const MAX_OFFERS_PER_ASKER = 64;
-const SEED_LOOKAHEAD_PIECES = 2;
-/**
- * Seed leases a starved asker holds at once. One piece ends a starvation (the asker is starved
- * while no piece came for a while); with its whole allowance (3) each starvation took three, and
- * those starved grants were all of the supernode host's egress past 1 x S on the 256 MiB, 16-host
- * bed (512 unheld grants, 281 starved: 1.56 x S).
- */
-const STARVED_SEED_LEASES = 1;
 
 interface TaskAvailability {
   readonly pieceCount: number;
@@ -36,8 +29,7 @@ interface TaskAvailability {
   readonly orderBits: Bitfield[];
   readonly position: Map<string, number>;
   cursor: number;
-  /** Seed leases by piece: the peers each piece is leased to and until when (several only through starved grants). */
-  readonly leases: Map<number, Map<string, number>>;
+  readonly leases: SeedLeases;
   /** Parents each asker was offered and has not reported yet (insertion order: oldest first). */
   readonly offered: Map<string, Set<string>>;
   /** When each asker's last parent scan ran. */
@@ -60,7 +52,7 @@ export class Scheduler {
    * Seed leases handed out (renewals not counted): `unheld`, pieces no trusted peer holds (the seed's
    * first copy); `starved`, pieces for a peer that got no piece for a while, held by peers or not.
    */
-  readonly seedGrants = { unheld: 0, starved: 0 };
+  readonly seedGrants: SeedGrantCounts = { unheld: 0, starved: 0 };
 
   constructor(deps: { clock: Clock }, options: Partial<SchedulerOptions> = {}) {
     this.clock = deps.clock;
@@ -118,7 +110,8 @@ export class Scheduler {
     let task = this.tasks.get(digest);
     if (!task || task.pieceCount !== pieceCount) {
       if (task) this.forgetTask(digest);
-      task = { pieceCount, availability: new Uint32Array(pieceCount), holders: new Map(), order: [], orderBits: [], position: new Map(), cursor: 0, leases: new Map(), offered: new Map(), scannedAt: new Map() };
+      const availability = new Uint32Array(pieceCount);
+      task = { pieceCount, availability, holders: new Map(), order: [], orderBits: [], position: new Map(), cursor: 0, leases: new SeedLeases(pieceCount, availability, this.seedGrants), offered: new Map(), scannedAt: new Map() };
       this.tasks.set(digest, task);
     }
     const old = task.holders.get(peer.peerId);
@@ -153,7 +146,7 @@ export class Scheduler {
     task.position.delete(peerId);
     task.offered.delete(peerId);
     task.scannedAt.delete(peerId);
-    for (const [i, lease] of task.leases) if (lease.delete(peerId) && lease.size === 0) task.leases.delete(i);
+    task.leases.forgetPeer(peerId);
     if (task.holders.size === 0) this.tasks.delete(digest);
   }
 
@@ -188,8 +181,7 @@ export class Scheduler {
     if (!task || !bits) return;
     for (const i of pieces) {
       if (bits.set(i)) task.availability[i]!++;
-      const lease = task.leases.get(i);
-      if (lease?.delete(peerId) && lease.size === 0) task.leases.delete(i);
+      task.leases.got(i, peerId);
     }
   }
 
@@ -212,7 +204,8 @@ export class Scheduler {
     const distrusted: Bitfield[] = [];
     const parents = this.scanAllowed(task, asker, now, starved) ? this.pickParents(task, asker, mine, lookup, distrusted, starved) : this.distrustedIn(task, lookup, distrusted);
     const want = Math.min(wantSeed, this.options.maxSeedGrants);
-    const seedGrants = starved ? this.grantStarved(task, asker, mine, Math.min(want, STARVED_SEED_LEASES), seedHas) : this.grantSeed(task, asker, mine, want, distrusted, seedHas);
+    const lease = { asker, mine, now, leaseMs: this.options.seedLeaseMs, seedHas };
+    const seedGrants = starved ? task.leases.grantStarved({ ...lease, want: Math.min(want, STARVED_SEED_LEASES) }) : task.leases.grantUnheld({ ...lease, want }, (i) => heldBy(distrusted, i));
     return { parents, seedGrants, availability: toArray(task.availability) };
   }
 
@@ -277,64 +270,6 @@ export class Scheduler {
     if (parents.length > 0 && task.holders.has(asker)) rememberOffers(task, asker, parents);
     return parents;
   }
-
-  /**
-   * Pieces the asker may fetch from the seed: the leases it holds (renewed) plus new ones up to
-   * `want` (at most maxSeedGrants, which keeps one quick asker from taking every lease). No
-   * super-seeding: holding back a peer whose pieces nobody else has yet left the seed's link idle
-   * while a few peers traded, and that link is what bounds a small fan-out. Simulated 256 MiB, free
-   * CPU: N = 2 55.3 -> 22.8 s, 4: 27.5 -> 22.8 s, 8: 25.2 -> 22.9 s; 32 MiB at N = 10 and 64 MiB at
-   * N = 100 to 1,000 within 1 %. Bed (fan-out, 256 MiB): N = 2 31.3 -> 26.4 s, N = 4 26.9 / 26.9
-   * -> 25.6 / 26.4 s.
-   */
-  private grantSeed(task: TaskAvailability, asker: string, mine: Bitfield | undefined, want: number, distrusted: Bitfield[], seedHas: (i: number) => boolean): number[] {
-    const now = this.clock.now();
-    const grants = renewLeases(task, asker, mine, now, this.options.seedLeaseMs);
-    // Pieces the seed has not got yet are granted only a few ahead of it: a peer holding a grant far
-    // ahead would wait on the registry while others could have served it what the seed already has.
-    let ahead = 0;
-    for (let i = 0; i < task.pieceCount && grants.length < want; i++) {
-      const ready = seedHas(i);
-      if (!ready && ahead++ >= SEED_LOOKAHEAD_PIECES) break;
-      if (mine?.has(i) || task.leases.has(i)) continue;
-      if (task.availability[i]! > heldBy(distrusted, i)) continue;
-      task.leases.set(i, new Map([[asker, now + this.options.seedLeaseMs]]));
-      grants.push(i);
-      this.seedGrants.unheld++;
-    }
-    return grants;
-  }
-
-  /**
-   * Seed pieces for a starved asker: any piece the seed has and the asker lacks, held by peers or
-   * leased to other peers or not, rarest first (a lease counts as a holder to come). Peers hold them
-   * but are not delivering them to this asker; the seed sends such a piece at most once per starved
-   * peer. A piece leased to another peer is shared, not withheld: when the last pieces of a layer
-   * are scarce, every peer lacking them starves at once, and one lease per piece served them one at
-   * a time, for as long as each lease holder kept renewing it (also while it declined the grant
-   * because a slow parent had the piece in flight): the 256 MiB, 16-host bed's registry fallbacks,
-   * each after 30 s without a byte, with only such pieces missing.
-   */
-  private grantStarved(task: TaskAvailability, asker: string, mine: Bitfield | undefined, want: number, seedHas: (i: number) => boolean): number[] {
-    const now = this.clock.now();
-    const grants = renewLeases(task, asker, mine, now, this.options.seedLeaseMs);
-    if (grants.length >= want) return grants;
-    const candidates: Array<{ i: number; rank: number }> = [];
-    for (let i = 0; i < task.pieceCount; i++) {
-      const lease = task.leases.get(i);
-      if (!mine?.has(i) && !lease?.has(asker) && seedHas(i)) candidates.push({ i, rank: task.availability[i]! + (lease?.size ?? 0) });
-    }
-    candidates.sort((a, b) => a.rank - b.rank || a.i - b.i);
-    for (const { i } of candidates) {
-      if (grants.length >= want) break;
-      const lease = task.leases.get(i);
-      if (lease) lease.set(asker, now + this.options.seedLeaseMs);
-      else task.leases.set(i, new Map([[asker, now + this.options.seedLeaseMs]]));
-      grants.push(i);
-      this.seedGrants.starved++;
-    }
-    return grants;
-  }
 }
 
 function rememberOffers(task: TaskAvailability, asker: string, parents: readonly ParentInfo[]): void {
@@ -348,22 +283,6 @@ function rememberOffers(task: TaskAvailability, asker: string, parents: readonly
     if (offers.size <= MAX_OFFERS_PER_ASKER) break;
     offers.delete(oldest);
   }
-}
-
-/** Leases of `asker` that are still running, renewed; expired leases of anyone are dropped. */
-function renewLeases(task: TaskAvailability, asker: string, mine: Bitfield | undefined, now: number, leaseMs: number): number[] {
-  const grants: number[] = [];
-  for (const [i, lease] of task.leases) {
-    for (const [peerId, until] of lease) {
-      if (until <= now) lease.delete(peerId);
-      else if (peerId === asker && !mine?.has(i)) {
-        lease.set(peerId, now + leaseMs);
-        grants.push(i);
-      }
-    }
-    if (lease.size === 0) task.leases.delete(i);
-  }
-  return grants;
 }
 
 // The window: up to scanLimit holders, starting where the previous request's window ended. In a
