@@ -42,6 +42,7 @@ export class SeedLeases {
     private readonly pieceCount: number,
     /** The task's holders per piece (the scheduler's array, kept up to date by it). */
     private readonly availability: Uint32Array,
+    /** The scheduler's counters, shared by all its tasks' leases (incremented here). */
     private readonly counts: SeedGrantCounts,
   ) {}
 
