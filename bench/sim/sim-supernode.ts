@@ -80,7 +80,7 @@ export class SimSupernode {
   }
 
   /** POST /api/v1/tasks/:digest/sync; undefined is the route's 404 (unknown peer or task). */
-  sync(peerId: string, body: { have: readonly number[]; wantSeed: number; badParents: readonly string[]; starved?: boolean }): SimSyncAnswer | undefined {
+  sync(peerId: string, body: { have: readonly number[]; wantSeed: number; badParents: readonly string[]; starved?: boolean; declined?: readonly number[] }): SimSyncAnswer | undefined {
     const t = performance.now();
     return this.timed(() => {
       if (!this.tracker.get(peerId) || !this.scheduler.holds(this.digest, peerId)) return undefined;
@@ -93,7 +93,7 @@ export class SimSupernode {
       // As the route does: the seed "has" a piece once its hash is known (it arrived from the registry).
       const now = this.queue.now;
       const scans = this.scheduler.scans;
-      const answer = this.scheduler.schedule(this.digest, peerId, body.wantSeed, (id) => this.tracker.get(id), (i) => this.seedHasAt(i, now), body.starved === true);
+      const answer = this.scheduler.schedule(this.digest, peerId, body.wantSeed, (id) => this.tracker.get(id), { seedHas: (i) => this.seedHasAt(i, now), starved: body.starved === true, declined: body.declined });
       const second = Math.floor(now / 1000);
       this.stats.scansBySimS[second] = (this.stats.scansBySimS[second] ?? 0) + this.scheduler.scans - scans;
       this.stats.syncWallMs += performance.now() - t;

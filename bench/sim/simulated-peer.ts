@@ -206,7 +206,7 @@ export class SimulatedPeer implements UploadSide {
     return {
       sync: (_url, _digest, body) =>
         later((): SyncResponse => {
-          const answer = world.supernode.sync(this.peerId, { have: body.have, wantSeed: body.wantSeed, badParents: body.badParents, starved: body.starved });
+          const answer = world.supernode.sync(this.peerId, { have: body.have, wantSeed: body.wantSeed, badParents: body.badParents, starved: body.starved, declined: body.declined });
           if (!answer) throw new PollenError('ERR_NOT_FOUND', 'unknown peer or task');
           return { ...answer, hashes: this.hashesNow(), hashesFrom: 0 };
         }).then((res) => {

@@ -104,9 +104,13 @@ export class P2pTransfer {
         // Leases we hold come back with every answer, so count the whole allowance, not what is left.
         wantSeed: SEED_CONCURRENCY,
         starved: !this.ledger.have.complete && this.clock.now() - this.lastPieceAt > STARVED_MS,
+        declined: this.seed.takeDeclines(),
         knownHashes: knownHashCount(this.meta),
       }),
-      unsent: (r) => this.pool.restoreReports({ badParents: r.badParents, corruptParents: r.corruptParents ?? [] }),
+      unsent: (r) => {
+        this.pool.restoreReports({ badParents: r.badParents, corruptParents: r.corruptParents ?? [] });
+        this.seed.restoreDeclines(r.declined ?? []);
+      },
       recreateTask: async () => {
         await this.deps.client.createTask(this.deps.supernode, taskRequest(this.deps.peerId, this.request, this.meta.size));
       },

@@ -1,7 +1,8 @@
 // The pieces a transfer fetches from the supernode's seed, each for a grant the supernode gave in
 // a sync answer. A grant is fetched unless the piece is held or coming: a grant for a piece in
 // flight to a live parent (not stalled: ParentLink.isStalled) is declined, since both copies would arrive
-// (the bed's duplicates); a piece on a stalled parent is fetched as a second copy. What the seed
+// (the bed's duplicates), and the next sync says so, so that the lease can go to another piece; a
+// piece on a stalled parent is fetched as a second copy. What the seed
 // sends is checked against the piece's sha256 and stored through the transfer's one store path;
 // bytes of a fetch given up part way are counted as duplicates by cause.
 import type { Logger } from 'pino';
@@ -9,7 +10,7 @@ import type { Clock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
 import { pieceRange } from '../../src/p2p/metainfo.ts';
-import type { MetainfoBody } from '../../src/p2p/supernode-api.ts';
+import { API_LIMITS, type MetainfoBody } from '../../src/p2p/supernode-api.ts';
 import type { Throttle } from '../../src/rate/throttle.ts';
 import type { ParentPool } from './parent-pool.ts';
 import { SEED_SOURCE, type DuplicateCause, type PieceLedger } from './piece-ledger.ts';
@@ -49,6 +50,8 @@ export class SeedGrants {
   private readonly port: SeedGrantsPort;
   private readonly fetches = new Map<number, AbortController>();
   private readonly declined = new Set<number>();
+  /** Grants declined since the last sync went out: the next sync names them, so their leases go. */
+  private unreported: number[] = [];
   private readonly controller = new AbortController();
 
   constructor(port: SeedGrantsPort) {
@@ -60,6 +63,7 @@ export class SeedGrants {
     const { ledger, pool } = this.port;
     if (!ledger.isMissing(index) || this.fetches.has(index)) return;
     if (ledger.holders(index).some((p) => pool.liveHolder(p, index, this.port.pieceStallMs))) {
+      if (!this.unreported.includes(index) && this.unreported.length < API_LIMITS.declinedGrants) this.unreported.push(index);
       if (!this.declined.has(index)) {
         this.declined.add(index);
         ledger.stats.starvedGrants++;
@@ -68,6 +72,18 @@ export class SeedGrants {
       return;
     }
     void this.fetch(index);
+  }
+
+  /** The grants declined since the last sync, taken out for the next one (`restoreDeclines` if it fails). */
+  takeDeclines(): number[] {
+    const taken = this.unreported;
+    this.unreported = [];
+    return taken;
+  }
+
+  /** A sync that named these declines failed: they are owed again. */
+  restoreDeclines(pieces: readonly number[]): void {
+    for (const i of pieces) if (!this.unreported.includes(i) && this.unreported.length < API_LIMITS.declinedGrants) this.unreported.push(i);
   }
 
   /** Gives up the fetch of `index` (another copy is being stored). */

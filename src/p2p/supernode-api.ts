@@ -33,6 +33,7 @@ export const API_LIMITS = {
   holdings: 5_000,
   reportedParents: 64,
   wantSeed: 64,
+  declinedGrants: 64,
   uploadSlots: 10_000,
   syncsPerBatch: 64,
 } as const;
@@ -126,6 +127,11 @@ export interface SyncRequest {
    * pieces that peers hold (they are not delivering them to this peer).
    */
   readonly starved?: boolean;
+  /**
+   * Seed grants the peer declined since its last sync (a live parent had the piece in flight): the
+   * supernode drops those leases and grants other pieces, if any, in this answer.
+   */
+  readonly declined?: readonly number[];
   /** How many piece hashes, from the first, the peer already knows: the answer sends only the rest. */
   readonly knownHashes?: number;
   /** Set when the peer gives up the task (done or fallen back). */

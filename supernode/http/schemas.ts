@@ -89,6 +89,7 @@ export const SYNC_BODY = {
     badParents: PARENTS,
     corruptParents: PARENTS,
     starved: { type: 'boolean' },
+    declined: { type: 'array', maxItems: API_LIMITS.declinedGrants, items: PIECE_INDEX },
     knownHashes: { type: 'number' },
     leave: { type: 'boolean' },
   },

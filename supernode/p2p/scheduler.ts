@@ -42,6 +42,16 @@ export interface Schedule {
   readonly availability: number[];
 }
 
+/** What a sync asks of the scheduler beyond the asker and its allowance. */
+export interface ScheduleAsk {
+  /** Whether the seed has piece `i` already (default: every piece). */
+  readonly seedHas?: ((i: number) => boolean) | undefined;
+  /** The asker got no piece for a while. */
+  readonly starved?: boolean | undefined;
+  /** Pieces whose seed grants the asker declined since its last sync. */
+  readonly declined?: readonly number[] | undefined;
+}
+
 export class Scheduler {
   private readonly clock: Clock;
   private readonly options: SchedulerOptions;
@@ -191,9 +201,11 @@ export class Scheduler {
 
   /**
    * Parents and seed grants for `asker`. `lookup` gives the tracker's record of a holder; `starved`
-   * (the asker got no piece for a while) lets the seed serve pieces that peers hold.
+   * (the asker got no piece for a while) lets the seed serve pieces that peers hold; `declined`
+   * (grants the asker turned down since its last sync) frees those leases for other pieces.
    */
-  schedule(digest: Digest, asker: string, wantSeed: number, lookup: (peerId: string) => PeerRecord | undefined, seedHas: (i: number) => boolean = () => true, starved = false): Schedule {
+  schedule(digest: Digest, asker: string, wantSeed: number, lookup: (peerId: string) => PeerRecord | undefined, ask: ScheduleAsk = {}): Schedule {
+    const { seedHas = () => true, starved = false, declined = [] } = ask;
     const task = this.tasks.get(digest);
     if (!task) return { parents: [], seedGrants: [], availability: [] };
     const mine = task.holders.get(asker);
@@ -204,7 +216,12 @@ export class Scheduler {
     const distrusted: Bitfield[] = [];
     const parents = this.scanAllowed(task, asker, now, starved) ? this.pickParents(task, asker, mine, lookup, distrusted, starved) : this.distrustedIn(task, lookup, distrusted);
     const want = Math.min(wantSeed, this.options.maxSeedGrants);
-    const lease = { asker, mine, now, leaseMs: this.options.seedLeaseMs, seedHas };
+    let skip: Set<number> | undefined;
+    if (declined.length > 0) {
+      skip = new Set(declined);
+      task.leases.decline(skip, asker);
+    }
+    const lease = { asker, mine, now, leaseMs: this.options.seedLeaseMs, seedHas, declined: skip };
     const seedGrants = starved ? task.leases.grantStarved({ ...lease, want: Math.min(want, STARVED_SEED_LEASES) }) : task.leases.grantUnheld({ ...lease, want }, (i) => heldBy(distrusted, i));
     return { parents, seedGrants, availability: toArray(task.availability) };
   }

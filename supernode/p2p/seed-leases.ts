@@ -32,6 +32,8 @@ export interface LeaseRequest {
   readonly leaseMs: number;
   /** Whether the seed has piece `i` already (it fetches the blob from the registry in order). */
   readonly seedHas: (i: number) => boolean;
+  /** Pieces whose grants the asker declined since its last sync: not granted to it again in this answer. */
+  readonly declined?: ReadonlySet<number> | undefined;
 }
 
 export class SeedLeases {
@@ -50,6 +52,15 @@ export class SeedLeases {
   got(i: number, peerId: string): void {
     const lease = this.byPiece.get(i);
     if (lease?.delete(peerId) && lease.size === 0) this.byPiece.delete(i);
+  }
+
+  /**
+   * The asker declined its grants of these pieces (a live parent has them in flight): its leases on
+   * them go, so the next grant can be another piece. Renewed at every sync, a declined lease held a
+   * starved peer's one seed lease until the slow parent's copy came (up to 3 x pieceStallMs).
+   */
+  decline(pieces: Iterable<number>, peerId: string): void {
+    for (const i of pieces) this.got(i, peerId);
   }
 
   /** The peer left the task: its leases go. */
@@ -74,7 +85,7 @@ export class SeedLeases {
     for (let i = 0; i < this.pieceCount && grants.length < req.want; i++) {
       const ready = req.seedHas(i);
       if (!ready && ahead++ >= SEED_LOOKAHEAD_PIECES) break;
-      if (req.mine?.has(i) || this.byPiece.has(i)) continue;
+      if (req.mine?.has(i) || this.byPiece.has(i) || req.declined?.has(i)) continue;
       if (this.availability[i]! > distrustedHolders(i)) continue;
       this.byPiece.set(i, new Map([[req.asker, req.now + req.leaseMs]]));
       grants.push(i);
@@ -100,7 +111,7 @@ export class SeedLeases {
     const candidates: Array<{ i: number; rank: number }> = [];
     for (let i = 0; i < this.pieceCount; i++) {
       const lease = this.byPiece.get(i);
-      if (!req.mine?.has(i) && !lease?.has(req.asker) && req.seedHas(i)) candidates.push({ i, rank: this.availability[i]! + (lease?.size ?? 0) });
+      if (!req.mine?.has(i) && !lease?.has(req.asker) && !req.declined?.has(i) && req.seedHas(i)) candidates.push({ i, rank: this.availability[i]! + (lease?.size ?? 0) });
     }
     candidates.sort((a, b) => a.rank - b.rank || a.i - b.i);
     for (const { i } of candidates) {

@@ -287,6 +287,15 @@ describe('P2pTransfer on a manual clock', () => {
     await h.settle();
     expect(h.supernode.seedAsked).toEqual([1]);
     expect(h.transfer.stats.starvedGrants).toBe(1);
+    // The next sync names the declined grant (its lease can go to another piece), the one after does not.
+    const before = h.supernode.bodies.length;
+    while (h.supernode.bodies.length < before + 1) await h.advance(50);
+    expect(h.supernode.bodies[before]!.declined).toEqual([0]);
+    h.supernode.answer({ seedGrants: [] });
+    while (h.supernode.bodies.length < before + 2) await h.advance(50);
+    expect(h.supernode.bodies[before + 1]!.declined).toEqual([]);
+    h.supernode.answer({ seedGrants: [1] });
+    await h.settle();
     // Piece 0 gets no block for pieceStallMs: its parent is dropped and the grant taken.
     for (let t = 0; t < 2_500; t += 250) {
       await h.advance(250);

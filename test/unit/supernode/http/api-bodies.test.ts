@@ -125,6 +125,7 @@ const syncBody = fc.oneof(
       badParents: field(fc.array(peerId, { maxLength: 70 })),
       corruptParents: field(fc.array(peerId, { maxLength: 70 })),
       starved: field(fc.boolean()),
+      declined: field(ints),
       knownHashes: field(fc.oneof(fc.integer(), fc.double())),
       leave: field(fc.boolean()),
       peerId: field(peerId),

@@ -47,7 +47,7 @@ describe('Scheduler', () => {
     scheduler.join(digest, 64, peer('fresh', 16), Bitfield.fromBase64(64, allBut3.toBase64()));
     // Not starved: the score alone (slots, picks) decides, which early in a fan-out spreads the children.
     expect(scheduler.schedule(digest, 'asker', 0, lookup).parents.map((p) => p.peerId)).toEqual(['fresh']);
-    expect(scheduler.schedule(digest, 'asker', 0, lookup, () => true, true).parents.map((p) => p.peerId)).toEqual(['busy']);
+    expect(scheduler.schedule(digest, 'asker', 0, lookup, { seedHas: () => true, starved: true }).parents.map((p) => p.peerId)).toEqual(['busy']);
   });
 
   it('grants seed pieces only for pieces no peer holds, each to one peer at a time until the lease expires', () => {
@@ -94,8 +94,8 @@ describe('Scheduler', () => {
     scheduler.join(digest, 10, peer('a'));
     scheduler.join(digest, 10, peer('b'));
     const seedHas = (i: number) => i < 3;
-    expect(scheduler.schedule(digest, 'a', 4, lookup, seedHas).seedGrants).toEqual([0, 1, 2, 3]);
-    expect(scheduler.schedule(digest, 'b', 4, lookup, seedHas).seedGrants).toEqual([4]);
+    expect(scheduler.schedule(digest, 'a', 4, lookup, { seedHas }).seedGrants).toEqual([0, 1, 2, 3]);
+    expect(scheduler.schedule(digest, 'b', 4, lookup, { seedHas }).seedGrants).toEqual([4]);
   });
 
   it('lets the seed serve pieces whose only holders were reported bad', () => {
@@ -120,17 +120,17 @@ describe('Scheduler', () => {
     scheduler.join(digest, 4, peer('p1'), most);
     scheduler.join(digest, 4, peer('p2'), some);
     const seedHas = (i: number) => i < 4;
-    expect(scheduler.schedule(digest, 'asker', 2, lookup, seedHas).seedGrants).toEqual([]);
+    expect(scheduler.schedule(digest, 'asker', 2, lookup, { seedHas }).seedGrants).toEqual([]);
     // Pieces 1 and 3 are held once, 0 and 2 twice: the rarest, and one only (one piece ends a starvation).
-    expect(scheduler.schedule(digest, 'asker', 2, lookup, seedHas, true).seedGrants).toEqual([1]);
+    expect(scheduler.schedule(digest, 'asker', 2, lookup, { seedHas, starved: true }).seedGrants).toEqual([1]);
     // The lease is the asker's: renewed for it, nothing more while it runs.
-    expect(scheduler.schedule(digest, 'asker', 2, lookup, seedHas, true).seedGrants).toEqual([1]);
+    expect(scheduler.schedule(digest, 'asker', 2, lookup, { seedHas, starved: true }).seedGrants).toEqual([1]);
     // For another starved peer 1 now counts twice (a holder and a lease), 3 once.
-    expect(scheduler.schedule(digest, 'other', 2, lookup, seedHas, true).seedGrants).toEqual([3]);
-    expect(scheduler.schedule(digest, 'other', 2, lookup, (i) => i === 0, true).seedGrants).toEqual([3]);
+    expect(scheduler.schedule(digest, 'other', 2, lookup, { seedHas, starved: true }).seedGrants).toEqual([3]);
+    expect(scheduler.schedule(digest, 'other', 2, lookup, { seedHas: (i) => i === 0, starved: true }).seedGrants).toEqual([3]);
     // The asker got piece 1: starved again, it gets another, 0, 2 and 3 now alike (3 is held once and leased to other).
     scheduler.have(digest, 'asker', [1]);
-    expect(scheduler.schedule(digest, 'asker', 2, lookup, seedHas, true).seedGrants).toEqual([0]);
+    expect(scheduler.schedule(digest, 'asker', 2, lookup, { seedHas, starved: true }).seedGrants).toEqual([0]);
   });
 
   it('shares a scarce piece\'s lease among starved peers, each getting it at most once, and never with a peer that is not starved', () => {
@@ -141,28 +141,54 @@ describe('Scheduler', () => {
     for (const id of lacking) scheduler.join(digest, 8, peer(id), Bitfield.fromBase64(8, allBut7.toBase64()));
     scheduler.join(digest, 8, peer('holder'), Bitfield.full(8));
     // a starves first and takes the lease; b and c starve too and get the same piece, not nothing.
-    for (const id of lacking) expect(scheduler.schedule(digest, id, 4, lookup, () => true, true).seedGrants).toEqual([7]);
+    for (const id of lacking) expect(scheduler.schedule(digest, id, 4, lookup, { seedHas: () => true, starved: true }).seedGrants).toEqual([7]);
     // Not starved: the piece is held and leased, so no seed copy.
     scheduler.join(digest, 8, peer('d'), Bitfield.fromBase64(8, allBut7.toBase64()));
     expect(scheduler.schedule(digest, 'd', 4, lookup).seedGrants).toEqual([]);
     // a got it: its lease goes, b's and c's stay theirs (renewed, not granted twice).
     scheduler.have(digest, 'a', [7]);
-    expect(scheduler.schedule(digest, 'a', 4, lookup, () => true, true).seedGrants).toEqual([]);
-    expect(scheduler.schedule(digest, 'b', 4, lookup, () => true, true).seedGrants).toEqual([7]);
+    expect(scheduler.schedule(digest, 'a', 4, lookup, { seedHas: () => true, starved: true }).seedGrants).toEqual([]);
+    expect(scheduler.schedule(digest, 'b', 4, lookup, { seedHas: () => true, starved: true }).seedGrants).toEqual([7]);
     // A lease not renewed runs out; so does a peer's that leaves.
     scheduler.leave(digest, 'b');
     clock.advance(5_001);
     expect(scheduler.schedule(digest, 'd', 4, lookup).seedGrants).toEqual([]);
-    expect(scheduler.schedule(digest, 'c', 4, lookup, () => true, true).seedGrants).toEqual([7]);
+    expect(scheduler.schedule(digest, 'c', 4, lookup, { seedHas: () => true, starved: true }).seedGrants).toEqual([7]);
     // New leases counted by kind (the metrics' pollen_supernode_seed_grants_total), renewals not.
     expect(scheduler.seedGrants).toEqual({ unheld: 0, starved: 4 });
+  });
+
+  it('drops the leases an asker declined and grants it another piece in the same answer, never a declined one', () => {
+    const { scheduler, peer, lookup } = setup({ maxSeedGrants: 4 });
+    scheduler.join(digest, 4, peer('asker'));
+    const some = new Bitfield(4);
+    some.set(0);
+    some.set(1);
+    scheduler.join(digest, 4, peer('p1'), Bitfield.full(4));
+    scheduler.join(digest, 4, peer('p2'), some);
+    // 2 and 3 are held once: the asker's one starved lease is on 2.
+    expect(scheduler.schedule(digest, 'asker', 4, lookup, { starved: true }).seedGrants).toEqual([2]);
+    // It declined 2 (a live parent has it in flight): that lease goes and 3 comes in its place.
+    expect(scheduler.schedule(digest, 'asker', 4, lookup, { starved: true, declined: [2] }).seedGrants).toEqual([3]);
+    // Both declined: nothing of those two, the next rarest instead.
+    expect(scheduler.schedule(digest, 'asker', 4, lookup, { starved: true, declined: [3, 2] }).seedGrants).toEqual([0]);
+    // A decline frees an unheld piece's lease for other peers too.
+    const digest2 = sha256Digest('other task');
+    scheduler.join(digest2, 2, peer('a'));
+    scheduler.join(digest2, 2, peer('b'));
+    expect(scheduler.schedule(digest2, 'a', 1, lookup).seedGrants).toEqual([0]);
+    expect(scheduler.schedule(digest2, 'b', 1, lookup).seedGrants).toEqual([1]);
+    expect(scheduler.schedule(digest2, 'a', 1, lookup, { declined: [0] }).seedGrants).toEqual([]);
+    expect(scheduler.schedule(digest2, 'b', 1, lookup).seedGrants).toEqual([1]);
+    scheduler.have(digest2, 'b', [1]);
+    expect(scheduler.schedule(digest2, 'b', 1, lookup).seedGrants).toEqual([0]);
   });
 
   it('grants a starved asker only pieces the seed already has', () => {
     const { scheduler, peer, lookup } = setup({ maxSeedGrants: 4 });
     scheduler.join(digest, 4, peer('asker'));
     scheduler.join(digest, 4, peer('p1'), Bitfield.full(4));
-    expect(scheduler.schedule(digest, 'asker', 4, lookup, (i) => i === 2, true).seedGrants).toEqual([2]);
+    expect(scheduler.schedule(digest, 'asker', 4, lookup, { seedHas: (i) => i === 2, starved: true }).seedGrants).toEqual([2]);
   });
 
   it('keeps counting the pieces of a parent reported slow, so the seed does not serve them again', () => {
@@ -238,7 +264,7 @@ describe('Scheduler', () => {
     expect(soon.seedGrants).toEqual([1, 2]);
     // Another asker has its own interval.
     expect(scheduler.schedule(digest, 'other', 2, lookup).parents.map((p) => p.peerId).sort()).toEqual(['asker', 'holder']);
-    expect(scheduler.schedule(digest, 'asker', 2, lookup, () => true, true).parents.map((p) => p.peerId).sort()).toEqual(['holder', 'other']);
+    expect(scheduler.schedule(digest, 'asker', 2, lookup, { seedHas: () => true, starved: true }).parents.map((p) => p.peerId).sort()).toEqual(['holder', 'other']);
     clock.advance(400);
     expect(scheduler.schedule(digest, 'asker', 2, lookup).parents).not.toEqual([]);
     expect(scheduler.scans).toBe(scans + 3);
