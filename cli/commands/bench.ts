@@ -36,6 +36,21 @@ function positive(flag: string, value: string): number {
   return x;
 }
 
+function nonNegative(flag: string, value: string): number {
+  const x = Number(value);
+  if (!(x >= 0) || !Number.isFinite(x)) throw new Error(`--${flag} takes a number of 0 or more, got "${value}"`);
+  return x;
+}
+
+/**
+ * A simulated sync on the supernode's real route, beyond the scheduler's own work. A simulated peer
+ * has one task, so each of its syncs is a request of its own: `npm run bench:sync` (TLS, 96 peers,
+ * the two-core machine of 2026-12-01) measured 64-68 CPU us for a request that schedules nothing
+ * (a heartbeat) and 160-167 us for one carrying 4 task syncs, i.e. ~24 us per task sync past the
+ * request, ~10 of it not the scheduler's (bench sim measures 5-16 us for the scheduler): 66 + 10.
+ */
+const DEFAULT_ROUTE_US_PER_SYNC = 75;
+
 /** --cores with --peer-ns-per-byte <rx,tx>: the shared CPU of the simulation (bench/sim/pollen-swarm.ts). */
 function simCpu(cores: number, nsPerByte: readonly number[]): { cores: number; peerReceiveNsPerByte: number; peerSendNsPerByte: number } {
   const [rx, tx] = nsPerByte;
@@ -88,9 +103,10 @@ export function registerBench(program: Command): void {
     .option('--seed <n>', 'seed of the random start jitter and latencies', '1')
     .option('--cores <n>', "cores the peers' processes share (default: CPU is free; the fan-out bed has 2)")
     .option('--peer-ns-per-byte <rx,tx>', "a peer's CPU ns per byte received and sent, with --cores", '24,8')
+    .option('--route-us-per-sync <us>', "CPU us a simulated sync costs the supernode beyond the scheduler (the HTTP request that carries it: TLS, parsing, validation, the token, JSON), added in the 'sn CPU at peak +route' column; npm run bench:sync measures it", String(DEFAULT_ROUTE_US_PER_SYNC))
     .option('--against <results.json>', "hold the model against a fan-out bed run (pollen bench fanout's results.json): simulate each of its Pollen rows with its links, its cores and a CPU term fitted from its other rows, and print both all-done times (the other options but --seed, --max-sim-s and --out do not apply)")
     .option('--out <dir>', 'results directory (default: results/sim-<timestamp>)')
-    .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; scanLimit?: string; offerIntervalMs?: string; maxSimS: string; seed: string; cores?: string; peerNsPerByte: string; against?: string; out?: string }) => {
+    .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; scanLimit?: string; offerIntervalMs?: string; maxSimS: string; seed: string; cores?: string; peerNsPerByte: string; routeUsPerSync: string; against?: string; out?: string }) => {
       const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
       const outDir = o.out ?? join(REPO_ROOT, 'results', `sim-${stamp}`);
       if (o.against !== undefined) {
@@ -115,6 +131,7 @@ export function registerBench(program: Command): void {
         maxSimS: positive('max-sim-s', o.maxSimS),
         seed: Number(o.seed),
         ...(o.cores === undefined ? {} : { cpu: simCpu(positive('cores', o.cores), numberList('peer-ns-per-byte', o.peerNsPerByte)) }),
+        routeUsPerSync: nonNegative('route-us-per-sync', o.routeUsPerSync),
         outDir,
         log: (line) => process.stdout.write(`${line}\n`),
       });

@@ -13,7 +13,7 @@ describe('runSimBench', () => {
   it('prints one JSON line per N and writes results.json, table.txt and the chart, with all-done against T*', async () => {
     dir = await mkdtemp(join(tmpdir(), 'pollen-sim-'));
     const lines: string[] = [];
-    const rows = await runSimBench({ peers: [4, 8], sizeMiB: 16, mbit: 100, originMbit: 100, seed: 5, maxSimS: 600, scheduler: { offerIntervalMs: 400 }, outDir: dir, log: (l) => lines.push(l) });
+    const rows = await runSimBench({ peers: [4, 8], sizeMiB: 16, mbit: 100, originMbit: 100, seed: 5, maxSimS: 600, scheduler: { offerIntervalMs: 400 }, routeUsPerSync: 75, outDir: dir, log: (l) => lines.push(l) });
     expect(lines.map((l) => JSON.parse(l).n)).toEqual([4, 8]);
     for (const r of rows) {
       expect(r.unfinished).toBe(0);
@@ -27,6 +27,9 @@ describe('runSimBench', () => {
       expect(r.peakScansPerSimS).toBeGreaterThan(0);
       expect(r.peakScansPerSimS).toBeLessThan(r.peakSchedulesPerSimS);
       expect(r.supernodeCpuAtPeak).toBeGreaterThan(0);
+      // Each sync of the busiest second also pays its HTTP request (75 us here).
+      expect(r.supernodeCpuAtPeakWithRoute).toBeGreaterThan(r.supernodeCpuAtPeak);
+      expect(r.supernodeCpuAtPeakWithRoute).toBeGreaterThanOrEqual(r.peakSchedulesPerSimS * 75e-6);
     }
     const saved = JSON.parse(await readFile(join(dir, 'results.json'), 'utf8')) as { rows: unknown[] };
     expect(saved.rows).toHaveLength(2);

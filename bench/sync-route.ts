@@ -1,0 +1,174 @@
+// What one sync costs the supernode, measured on the real route: a `pollen supernode` process with
+// its cluster API on TLS (keyed by a secret, as deployed), many registered peers each holding tasks
+// for every layer of one image, and each peer sending the batched syncs a transfer sends (one
+// request carrying one sync per task, as peer/p2p/supernode-client.ts batches them), with pieces
+// reported as they would be verified, so the scheduler's scans run over a growing set of holders.
+// The supernode's CPU (user + system, from /proc) per request and per task's sync, against a
+// baseline measured in the same run on the same connections: heartbeats, the cheapest authenticated
+// call (the same TLS, HTTP, token check and request budget, no scheduling). `bench sim` times the
+// scheduler alone (its "cpu us/sync"); this is what a sync costs with the HTTP around it, the figure
+// that says how many syncs a second one supernode core answers.
+// Usage: npm run bench:sync [-- --peers 96 --rounds 100 --layers 4 --layer-mib 16]
+import { parseArgs } from 'node:util';
+import { generateSecret } from '../src/cluster-tls.ts';
+import type { Digest } from '../src/digest.ts';
+import type { MetainfoBody } from '../src/p2p/supernode-api.ts';
+import { SupernodeClient } from '../peer/p2p/supernode-client.ts';
+import { UPSTREAM_HOST } from '../test/helpers/clients.ts';
+import { pushRandomImage, startSupernodeProcess } from '../test/helpers/p2p-cluster.ts';
+import type { PollenProcess } from '../test/helpers/pollen.ts';
+import { TestRegistry } from '../test/helpers/registry.ts';
+import { cpuDetail } from './testbed/process-stats.ts';
+import { timed } from './timed.ts';
+
+const MiB = 1 << 20;
+
+interface Phase {
+  readonly requests: number;
+  readonly taskSyncs: number;
+  readonly wallS: number;
+  readonly cpuS: number;
+  readonly sysS: number;
+}
+
+function cpuOf(proc: PollenProcess): { cpu: number; sys: number } {
+  const d = cpuDetail(proc.pid ?? 0);
+  if (!d) throw new Error(`supernode process ${proc.pid} is gone`);
+  return { cpu: d.userS + d.systemS, sys: d.systemS };
+}
+
+async function measure(supernode: PollenProcess, run: () => Promise<{ requests: number; taskSyncs: number }>): Promise<Phase> {
+  const before = cpuOf(supernode);
+  let counts = { requests: 0, taskSyncs: 0 };
+  const ms = await timed(async () => {
+    counts = await run();
+  });
+  const after = cpuOf(supernode);
+  return { ...counts, wallS: ms / 1000, cpuS: after.cpu - before.cpu, sysS: after.sys - before.sys };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      peers: { type: 'string', default: '96' },
+      rounds: { type: 'string', default: '100' },
+      layers: { type: 'string', default: '4' },
+      'layer-mib': { type: 'string', default: '16' },
+    },
+  });
+  const peers = Number(values.peers);
+  const rounds = Number(values.rounds);
+  const layers = Number(values.layers);
+  const layerMiB = Number(values['layer-mib']);
+  if (![peers, rounds, layers, layerMiB].every((n) => Number.isInteger(n) && n > 0)) throw new Error('--peers, --rounds, --layers and --layer-mib take positive integers');
+
+  const registry = await TestRegistry.start();
+  const secret = generateSecret();
+  let supernode: PollenProcess | undefined;
+  const clients: SupernodeClient[] = [];
+  try {
+    const image = await pushRandomImage(registry, 'bench/sync', Array.from({ length: layers }, () => layerMiB * MiB));
+    const digests = image.layers.map((l) => l.descriptor.digest as Digest);
+    // No per-peer request budget: the bench's peers call as fast as the supernode answers.
+    supernode = await startSupernodeProcess(registry, ['--secret', secret, '--log-level', 'warn', '--peer-request-rate', '0']);
+    const url = supernode.url;
+
+    // Every peer registers and opens a task per layer (the seed fetches each blob once).
+    const ids = Array.from({ length: peers }, (_, k) => `bench-peer-${String(k).padStart(4, '0')}`);
+    const metas = new Map<Digest, MetainfoBody>();
+    for (const [k, peerId] of ids.entries()) {
+      const client = new SupernodeClient({}, { urls: [url], secret, timeoutMs: 30_000 });
+      clients.push(client);
+      await client.register(url, { peerId, wireAddr: `127.0.0.1:${20_000 + k}`, uploadSlots: 10, holdings: [] });
+      for (const digest of digests) metas.set(digest, await client.createTask(url, { digest, upstream: { registry: UPSTREAM_HOST, name: 'bench/sync' } }));
+    }
+    const pieceCount = (d: Digest) => metas.get(d)!.pieceCount;
+
+    // Heartbeats: every peer at once, one after another on each peer's connection.
+    const heartbeatRound = () =>
+      measure(supernode!, async () => {
+        await Promise.all(ids.map(async (peerId, k) => {
+          for (let r = 0; r < rounds; r++) if (!(await clients[k]!.heartbeat(url, peerId))) throw new Error(`supernode forgot ${peerId}`);
+        }));
+        return { requests: peers * rounds, taskSyncs: 0 };
+      });
+
+    // Syncs: each round a peer reports one new piece of every task (a different one per peer, so
+    // holders spread as in a fan-out) and asks for parents and seed pieces; its task syncs of a
+    // round go out in one request.
+    let seedGrants = 0;
+    let parents = 0;
+    let round0 = 0;
+    const syncRound = () =>
+      measure(supernode!, async () => {
+        const from = round0;
+        round0 += rounds;
+        await Promise.all(ids.map(async (_peerId, k) => {
+          const client = clients[k]!;
+          for (let r = from; r < from + rounds; r++) {
+            const answers = await Promise.all(digests.map((digest) => {
+              const n = pieceCount(digest);
+              return client.sync(url, digest, { have: r < n ? [(k + r) % n] : [], wantSeed: 4, badParents: [], knownHashes: n });
+            }));
+            for (const a of answers) {
+              seedGrants += a.seedGrants.length;
+              parents += a.parents.length;
+            }
+          }
+        }));
+        return { requests: peers * rounds, taskSyncs: peers * rounds * digests.length };
+      });
+
+    // A round of each first, unmeasured (V8 compiles the hot paths), then heartbeats, syncs and
+    // heartbeats again: the baseline brackets the syncs, so a change in the machine's load shows.
+    await heartbeatRound();
+    await syncRound();
+    const hb1 = await heartbeatRound();
+    const syncs = await syncRound();
+    const hb2 = await heartbeatRound();
+    const heartbeats: Phase = { requests: hb1.requests + hb2.requests, taskSyncs: 0, wallS: hb1.wallS + hb2.wallS, cpuS: hb1.cpuS + hb2.cpuS, sysS: hb1.sysS + hb2.sysS };
+    if (parents === 0) throw new Error('no sync was answered with a parent: the scheduler did not run');
+
+    const us = (p: Phase, n: number) => (n > 0 ? (p.cpuS / n) * 1e6 : 0);
+    const result = {
+      bench: 'sync-route',
+      peers,
+      rounds,
+      tasksPerPeer: digests.length,
+      piecesPerTask: pieceCount(digests[0]!),
+      heartbeat: {
+        requests: heartbeats.requests,
+        wallS: +heartbeats.wallS.toFixed(2),
+        cpuS: +heartbeats.cpuS.toFixed(2),
+        cpuUsPerRequest: Math.round(us(heartbeats, heartbeats.requests)),
+        cpuUsPerRequestBeforeAfter: [Math.round(us(hb1, hb1.requests)), Math.round(us(hb2, hb2.requests))],
+      },
+      sync: {
+        requests: syncs.requests,
+        taskSyncs: syncs.taskSyncs,
+        wallS: +syncs.wallS.toFixed(2),
+        cpuS: +syncs.cpuS.toFixed(2),
+        sysS: +syncs.sysS.toFixed(2),
+        cpuUsPerRequest: Math.round(us(syncs, syncs.requests)),
+        cpuUsPerTaskSync: Math.round(us(syncs, syncs.taskSyncs)),
+        parentsOffered: parents,
+        seedGrants,
+      },
+      syncOverHeartbeat: +(us(syncs, syncs.requests) / us(heartbeats, heartbeats.requests)).toFixed(2),
+      taskSyncsPerCoreS: Math.round(syncs.taskSyncs / syncs.cpuS),
+    };
+    console.log(JSON.stringify(result));
+    console.log(`\nsupernode CPU per call on its TLS API (${peers} peers x ${digests.length} tasks of ${result.piecesPerTask} pieces, ${rounds} rounds; baseline: heartbeats, same run)\n`);
+    console.log('| call                                  | requests | wall s | supernode CPU s | CPU us / request | CPU us / task sync | x heartbeat |');
+    console.log('| ------------------------------------- | -------- | ------ | --------------- | ---------------- | ------------------ | ----------- |');
+    console.log(`| ${'heartbeat'.padEnd(37)} | ${String(heartbeats.requests).padStart(8)} | ${heartbeats.wallS.toFixed(1).padStart(6)} | ${heartbeats.cpuS.toFixed(2).padStart(15)} | ${String(result.heartbeat.cpuUsPerRequest).padStart(16)} | ${'-'.padStart(18)} | ${'1.00'.padStart(11)} |`);
+    console.log(`| ${`sync batch (${digests.length} task syncs per request)`.padEnd(37)} | ${String(syncs.requests).padStart(8)} | ${syncs.wallS.toFixed(1).padStart(6)} | ${syncs.cpuS.toFixed(2).padStart(15)} | ${String(result.sync.cpuUsPerRequest).padStart(16)} | ${String(result.sync.cpuUsPerTaskSync).padStart(18)} | ${result.syncOverHeartbeat.toFixed(2).padStart(11)} |`);
+    console.log(`\none supernode core answers ~${result.taskSyncsPerCoreS} task syncs a second on this machine (parents offered ${parents}, seed grants ${seedGrants})`);
+  } finally {
+    for (const c of clients) await c.close().catch(() => {});
+    await supernode?.stop().catch(() => {});
+    await registry.stop();
+  }
+}
+
+await main();
