@@ -144,12 +144,12 @@ function syncCpuUs(n: number, pieceCount: number, options: Partial<SchedulerOpti
     scheduler.join(digest, pieceCount, tracker.register(`peer-${i}`, `10.0.0.1:${i}`, 8).peer, bits);
   }
   const lookup = (id: string) => tracker.get(id);
-  for (let i = 0; i < n; i++) scheduler.schedule(digest, `peer-${i}`, 3, lookup);
+  for (let i = 0; i < n; i++) scheduler.schedule(digest, `peer-${i}`, 3);
   const run = (count: number): void => {
     for (let k = 0; k < count; k++) {
       const asker = `peer-${Math.floor(random() * n)}`;
       scheduler.have(digest, asker, [Math.floor(random() * pieceCount)]);
-      scheduler.schedule(digest, asker, 3, lookup);
+      scheduler.schedule(digest, asker, 3);
       if (k % 100 === 0) clock.advance(50);
     }
   };

@@ -93,7 +93,7 @@ export class SimSupernode {
       // As the route does: the seed "has" a piece once its hash is known (it arrived from the registry).
       const now = this.queue.now;
       const scans = this.scheduler.scans;
-      const answer = this.scheduler.schedule(this.digest, peerId, body.wantSeed, (id) => this.tracker.get(id), { seedHas: (i) => this.seedHasAt(i, now), starved: body.starved === true, declined: body.declined });
+      const answer = this.scheduler.schedule(this.digest, peerId, body.wantSeed, { seedHas: (i) => this.seedHasAt(i, now), starved: body.starved === true, declined: body.declined });
       const second = Math.floor(now / 1000);
       this.stats.scansBySimS[second] = (this.stats.scansBySimS[second] ?? 0) + this.scheduler.scans - scans;
       this.stats.syncWallMs += performance.now() - t;

@@ -107,7 +107,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
     report(digest, peer, body.corruptParents ?? [], true);
     if (body.leave) return { hashes: [], parents: [], seedGrants: [], availability: [] };
     if (task.state.name === 'failed') return { hashes: [], parents: [], seedGrants: [], availability: [], failed: task.state.error.message };
-    const schedule = scheduler.schedule(digest, peer.peerId, body.wantSeed ?? 0, (id) => tracker.get(id), { seedHas: (i) => typeof task.meta.hashes[i] === 'string', starved: body.starved === true, declined: body.declined });
+    const schedule = scheduler.schedule(digest, peer.peerId, body.wantSeed ?? 0, { seedHas: (i) => typeof task.meta.hashes[i] === 'string', starved: body.starved === true, declined: body.declined });
     // Only the hashes the peer lacks: all of them on every sync was 17 KB per answer for a 256 MiB
     // blob, on the links the seed keeps full.
     const k = body.knownHashes;

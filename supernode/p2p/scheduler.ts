@@ -23,8 +23,12 @@ interface TaskAvailability {
   readonly pieceCount: number;
   readonly availability: Uint32Array;
   readonly holders: Map<string, Bitfield>;
-  /** Holder ids in an array, so each request scans a window that moves on (see scanWindow). */
-  readonly order: string[];
+  /**
+   * The holders' records in an array, so each request scans a window that moves on (see
+   * scanWindow). Records, not ids: a holder is in a task only while the tracker keeps it (its drop
+   * calls dropPeer), and a map lookup per holder scanned was a fifth of a sync's CPU at 10,000 peers.
+   */
+  readonly order: PeerRecord[];
   /** The holders' bitfields in the same order (the scan reads them without a map lookup each). */
   readonly orderBits: Bitfield[];
   readonly position: Map<string, number>;
@@ -130,10 +134,12 @@ export class Scheduler {
     for (const i of bits.indexes()) task.availability[i]!++;
     task.holders.set(peer.peerId, bits);
     const at = task.position.get(peer.peerId);
-    if (at !== undefined) task.orderBits[at] = bits;
-    else {
+    if (at !== undefined) {
+      task.order[at] = peer;
+      task.orderBits[at] = bits;
+    } else {
       task.position.set(peer.peerId, task.order.length);
-      task.order.push(peer.peerId);
+      task.order.push(peer);
       task.orderBits.push(bits);
     }
     peer.tasks.add(digest);
@@ -148,10 +154,10 @@ export class Scheduler {
     const at = task.position.get(peerId)!;
     const last = task.order.pop()!;
     const lastBits = task.orderBits.pop()!;
-    if (last !== peerId) {
+    if (last.peerId !== peerId) {
       task.order[at] = last;
       task.orderBits[at] = lastBits;
-      task.position.set(last, at);
+      task.position.set(last.peerId, at);
     }
     task.position.delete(peerId);
     task.offered.delete(peerId);
@@ -200,11 +206,10 @@ export class Scheduler {
   }
 
   /**
-   * Parents and seed grants for `asker`. `lookup` gives the tracker's record of a holder; `starved`
-   * (the asker got no piece for a while) lets the seed serve pieces that peers hold; `declined`
+   * Parents and seed grants for `asker`. `starved` (the asker got no piece for a while) lets the seed serve pieces that peers hold; `declined`
    * (grants the asker turned down since its last sync) frees those leases for other pieces.
    */
-  schedule(digest: Digest, asker: string, wantSeed: number, lookup: (peerId: string) => PeerRecord | undefined, ask: ScheduleAsk = {}): Schedule {
+  schedule(digest: Digest, asker: string, wantSeed: number, ask: ScheduleAsk = {}): Schedule {
     const { seedHas = () => true, starved = false, declined = [] } = ask;
     const task = this.tasks.get(digest);
     if (!task) return { parents: [], seedGrants: [], availability: [] };
@@ -214,7 +219,7 @@ export class Scheduler {
     // the seed. Slow or unreachable ones still do: counting those too made the seed serve nearly
     // every piece to every peer on a CPU-starved 16-host bed (9.9 x S), where stalls are common.
     const distrusted: Bitfield[] = [];
-    const parents = this.scanAllowed(task, asker, now, starved) ? this.pickParents(task, asker, mine, lookup, distrusted, starved) : this.distrustedIn(task, lookup, distrusted);
+    const parents = this.scanAllowed(task, asker, now, starved) ? this.pickParents(task, asker, mine, distrusted, starved) : this.distrustedIn(task, distrusted);
     const want = Math.min(wantSeed, this.options.maxSeedGrants);
     let skip: Set<number> | undefined;
     if (declined.length > 0) {
@@ -237,18 +242,18 @@ export class Scheduler {
   }
 
   /** Without a scan: only the distrusted holders of the next window (lookups, no scoring); no parents. */
-  private distrustedIn(task: TaskAvailability, lookup: (peerId: string) => PeerRecord | undefined, distrusted: Bitfield[]): ParentInfo[] {
+  private distrustedIn(task: TaskAvailability, distrusted: Bitfield[]): ParentInfo[] {
     const n = task.order.length;
     const count = Math.min(this.options.scanLimit, n);
     for (let k = 0; k < count; k++) {
       const at = (task.cursor + k) % n;
-      if ((lookup(task.order[at]!)?.corruptions ?? 0) > 0) distrusted.push(task.orderBits[at]!);
+      if (task.order[at]!.corruptions > 0) distrusted.push(task.orderBits[at]!);
     }
     return [];
   }
 
-  private pickParents(task: TaskAvailability, asker: string, mine: Bitfield | undefined, lookup: (peerId: string) => PeerRecord | undefined, distrusted: Bitfield[], starved: boolean): ParentInfo[] {
-    // One pass over the window: each holder is looked up once, scored, and kept if it is among the
+  private pickParents(task: TaskAvailability, asker: string, mine: Bitfield | undefined, distrusted: Bitfield[], starved: boolean): ParentInfo[] {
+    // One pass over the window: each holder is scored once and kept if it is among the
     // best maxParents so far (a sorted insert into a short list, not a sort of the whole window).
     const best: Array<{ peer: PeerRecord; needed: boolean; score: number }> = [];
     const keep = this.options.maxParents;
@@ -256,12 +261,10 @@ export class Scheduler {
     const count = Math.min(this.options.scanLimit, n);
     for (let k = 0; k < count; k++) {
       const slot = (task.cursor + k) % n;
-      const peerId = task.order[slot]!;
+      const peer = task.order[slot]!;
       const bits = task.orderBits[slot]!;
-      const peer = lookup(peerId);
-      if (!peer) continue;
       if (peer.corruptions > 0) distrusted.push(bits);
-      if (peerId === asker || keep === 0) continue;
+      if (peer.peerId === asker || keep === 0) continue;
       const useful = mine ? countUseful(bits, mine) : bits.count;
       if (useful === 0 && bits.complete) continue;
       // For a starved asker a holder of anything it lacks ranks above every holder of nothing it

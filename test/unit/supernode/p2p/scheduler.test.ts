@@ -29,7 +29,7 @@ describe('Scheduler', () => {
     scheduler.join(digest, 8, peer('asker'));
     scheduler.join(digest, 8, peer('half'), half);
     scheduler.join(digest, 8, peer('full'), full);
-    const s = scheduler.schedule(digest, 'asker', 0, lookup);
+    const s = scheduler.schedule(digest, 'asker', 0);
     expect(s.parents.map((p) => p.peerId)).toEqual(['full', 'half']);
     expect(s.availability).toEqual([2, 2, 2, 2, 1, 1, 1, 1]);
   });
@@ -46,8 +46,8 @@ describe('Scheduler', () => {
     // Fresh, more slots, but holding nothing the asker lacks (and not complete: it may get more later).
     scheduler.join(digest, 64, peer('fresh', 16), Bitfield.fromBase64(64, allBut3.toBase64()));
     // Not starved: the score alone (slots, picks) decides, which early in a fan-out spreads the children.
-    expect(scheduler.schedule(digest, 'asker', 0, lookup).parents.map((p) => p.peerId)).toEqual(['fresh']);
-    expect(scheduler.schedule(digest, 'asker', 0, lookup, { seedHas: () => true, starved: true }).parents.map((p) => p.peerId)).toEqual(['busy']);
+    expect(scheduler.schedule(digest, 'asker', 0).parents.map((p) => p.peerId)).toEqual(['fresh']);
+    expect(scheduler.schedule(digest, 'asker', 0, { seedHas: () => true, starved: true }).parents.map((p) => p.peerId)).toEqual(['busy']);
   });
 
   it('grants seed pieces only for pieces no peer holds, each to one peer at a time until the lease expires', () => {
@@ -57,36 +57,36 @@ describe('Scheduler', () => {
     scheduler.join(digest, 4, peer('a'));
     scheduler.join(digest, 4, peer('b'));
     scheduler.join(digest, 4, peer('c'), held);
-    expect(scheduler.schedule(digest, 'a', 2, lookup).seedGrants).toEqual([1, 2]);
-    expect(scheduler.schedule(digest, 'b', 2, lookup).seedGrants).toEqual([3]);
+    expect(scheduler.schedule(digest, 'a', 2).seedGrants).toEqual([1, 2]);
+    expect(scheduler.schedule(digest, 'b', 2).seedGrants).toEqual([3]);
     // a asks again: its own leases come back (renewed), nothing new beyond its allowance.
-    expect(scheduler.schedule(digest, 'a', 2, lookup).seedGrants).toEqual([1, 2]);
+    expect(scheduler.schedule(digest, 'a', 2).seedGrants).toEqual([1, 2]);
     scheduler.have(digest, 'a', [1]);
     // Piece 1 is now held by a peer and 2 is leased to a: b keeps only its own lease.
-    expect(scheduler.schedule(digest, 'b', 2, lookup).seedGrants).toEqual([3]);
+    expect(scheduler.schedule(digest, 'b', 2).seedGrants).toEqual([3]);
     clock.advance(5_001);
     // Every lease ran out: 2 and 3 are grantable again.
-    expect(scheduler.schedule(digest, 'b', 2, lookup).seedGrants).toEqual([2, 3]);
+    expect(scheduler.schedule(digest, 'b', 2).seedGrants).toEqual([2, 3]);
   });
 
   it('keeps the seed busy: a peer holding pieces nobody else has still gets new seed pieces, within its allowance', () => {
     const { scheduler, peer, lookup } = setup({ maxSeedGrants: 2 });
     scheduler.join(digest, 8, peer('a'));
     scheduler.join(digest, 8, peer('b'));
-    expect(scheduler.schedule(digest, 'a', 2, lookup).seedGrants).toEqual([0, 1]);
+    expect(scheduler.schedule(digest, 'a', 2).seedGrants).toEqual([0, 1]);
     scheduler.have(digest, 'a', [0, 1]);
     // a holds 0 and 1 alone and b has nothing yet: a still gets the next seed pieces, b the ones after.
-    expect(scheduler.schedule(digest, 'a', 2, lookup).seedGrants).toEqual([2, 3]);
-    expect(scheduler.schedule(digest, 'b', 2, lookup).seedGrants).toEqual([4, 5]);
+    expect(scheduler.schedule(digest, 'a', 2).seedGrants).toEqual([2, 3]);
+    expect(scheduler.schedule(digest, 'b', 2).seedGrants).toEqual([4, 5]);
     // Never more than its allowance at once: a's two leases come back, nothing new.
-    expect(scheduler.schedule(digest, 'a', 4, lookup).seedGrants).toEqual([2, 3]);
+    expect(scheduler.schedule(digest, 'a', 4).seedGrants).toEqual([2, 3]);
   });
 
   it('keeps granting seed pieces to a peer that is alone in its task', () => {
     const { scheduler, peer, lookup } = setup({ maxSeedGrants: 4 });
     scheduler.join(digest, 8, peer('solo'));
     scheduler.have(digest, 'solo', [0, 1, 2]);
-    expect(scheduler.schedule(digest, 'solo', 2, lookup).seedGrants).toEqual([3, 4]);
+    expect(scheduler.schedule(digest, 'solo', 2).seedGrants).toEqual([3, 4]);
   });
 
   it('grants pieces the seed has not fetched yet only a couple ahead of it', () => {
@@ -94,8 +94,8 @@ describe('Scheduler', () => {
     scheduler.join(digest, 10, peer('a'));
     scheduler.join(digest, 10, peer('b'));
     const seedHas = (i: number) => i < 3;
-    expect(scheduler.schedule(digest, 'a', 4, lookup, { seedHas }).seedGrants).toEqual([0, 1, 2, 3]);
-    expect(scheduler.schedule(digest, 'b', 4, lookup, { seedHas }).seedGrants).toEqual([4]);
+    expect(scheduler.schedule(digest, 'a', 4, { seedHas }).seedGrants).toEqual([0, 1, 2, 3]);
+    expect(scheduler.schedule(digest, 'b', 4, { seedHas }).seedGrants).toEqual([4]);
   });
 
   it('lets the seed serve pieces whose only holders were reported bad', () => {
@@ -103,10 +103,10 @@ describe('Scheduler', () => {
     scheduler.join(digest, 2, peer('asker'));
     const liar = peer('liar');
     scheduler.join(digest, 2, liar, Bitfield.full(2));
-    expect(scheduler.schedule(digest, 'asker', 2, lookup).seedGrants).toEqual([]);
+    expect(scheduler.schedule(digest, 'asker', 2).seedGrants).toEqual([]);
     liar.failures++;
     liar.corruptions++;
-    expect(scheduler.schedule(digest, 'asker', 2, lookup).seedGrants).toEqual([0, 1]);
+    expect(scheduler.schedule(digest, 'asker', 2).seedGrants).toEqual([0, 1]);
   });
 
   it('lets the seed serve a starved asker one piece at a time that peers hold, rarest first, a lease counting as a holder to come', () => {
@@ -120,17 +120,17 @@ describe('Scheduler', () => {
     scheduler.join(digest, 4, peer('p1'), most);
     scheduler.join(digest, 4, peer('p2'), some);
     const seedHas = (i: number) => i < 4;
-    expect(scheduler.schedule(digest, 'asker', 2, lookup, { seedHas }).seedGrants).toEqual([]);
+    expect(scheduler.schedule(digest, 'asker', 2, { seedHas }).seedGrants).toEqual([]);
     // Pieces 1 and 3 are held once, 0 and 2 twice: the rarest, and one only (one piece ends a starvation).
-    expect(scheduler.schedule(digest, 'asker', 2, lookup, { seedHas, starved: true }).seedGrants).toEqual([1]);
+    expect(scheduler.schedule(digest, 'asker', 2, { seedHas, starved: true }).seedGrants).toEqual([1]);
     // The lease is the asker's: renewed for it, nothing more while it runs.
-    expect(scheduler.schedule(digest, 'asker', 2, lookup, { seedHas, starved: true }).seedGrants).toEqual([1]);
+    expect(scheduler.schedule(digest, 'asker', 2, { seedHas, starved: true }).seedGrants).toEqual([1]);
     // For another starved peer 1 now counts twice (a holder and a lease), 3 once.
-    expect(scheduler.schedule(digest, 'other', 2, lookup, { seedHas, starved: true }).seedGrants).toEqual([3]);
-    expect(scheduler.schedule(digest, 'other', 2, lookup, { seedHas: (i) => i === 0, starved: true }).seedGrants).toEqual([3]);
+    expect(scheduler.schedule(digest, 'other', 2, { seedHas, starved: true }).seedGrants).toEqual([3]);
+    expect(scheduler.schedule(digest, 'other', 2, { seedHas: (i) => i === 0, starved: true }).seedGrants).toEqual([3]);
     // The asker got piece 1: starved again, it gets another, 0, 2 and 3 now alike (3 is held once and leased to other).
     scheduler.have(digest, 'asker', [1]);
-    expect(scheduler.schedule(digest, 'asker', 2, lookup, { seedHas, starved: true }).seedGrants).toEqual([0]);
+    expect(scheduler.schedule(digest, 'asker', 2, { seedHas, starved: true }).seedGrants).toEqual([0]);
   });
 
   it('shares a scarce piece\'s lease among starved peers, each getting it at most once, and never with a peer that is not starved', () => {
@@ -141,19 +141,19 @@ describe('Scheduler', () => {
     for (const id of lacking) scheduler.join(digest, 8, peer(id), Bitfield.fromBase64(8, allBut7.toBase64()));
     scheduler.join(digest, 8, peer('holder'), Bitfield.full(8));
     // a starves first and takes the lease; b and c starve too and get the same piece, not nothing.
-    for (const id of lacking) expect(scheduler.schedule(digest, id, 4, lookup, { seedHas: () => true, starved: true }).seedGrants).toEqual([7]);
+    for (const id of lacking) expect(scheduler.schedule(digest, id, 4, { seedHas: () => true, starved: true }).seedGrants).toEqual([7]);
     // Not starved: the piece is held and leased, so no seed copy.
     scheduler.join(digest, 8, peer('d'), Bitfield.fromBase64(8, allBut7.toBase64()));
-    expect(scheduler.schedule(digest, 'd', 4, lookup).seedGrants).toEqual([]);
+    expect(scheduler.schedule(digest, 'd', 4).seedGrants).toEqual([]);
     // a got it: its lease goes, b's and c's stay theirs (renewed, not granted twice).
     scheduler.have(digest, 'a', [7]);
-    expect(scheduler.schedule(digest, 'a', 4, lookup, { seedHas: () => true, starved: true }).seedGrants).toEqual([]);
-    expect(scheduler.schedule(digest, 'b', 4, lookup, { seedHas: () => true, starved: true }).seedGrants).toEqual([7]);
+    expect(scheduler.schedule(digest, 'a', 4, { seedHas: () => true, starved: true }).seedGrants).toEqual([]);
+    expect(scheduler.schedule(digest, 'b', 4, { seedHas: () => true, starved: true }).seedGrants).toEqual([7]);
     // A lease not renewed runs out; so does a peer's that leaves.
     scheduler.leave(digest, 'b');
     clock.advance(5_001);
-    expect(scheduler.schedule(digest, 'd', 4, lookup).seedGrants).toEqual([]);
-    expect(scheduler.schedule(digest, 'c', 4, lookup, { seedHas: () => true, starved: true }).seedGrants).toEqual([7]);
+    expect(scheduler.schedule(digest, 'd', 4).seedGrants).toEqual([]);
+    expect(scheduler.schedule(digest, 'c', 4, { seedHas: () => true, starved: true }).seedGrants).toEqual([7]);
     // New leases counted by kind (the metrics' pollen_supernode_seed_grants_total), renewals not.
     expect(scheduler.seedGrants).toEqual({ unheld: 0, starved: 4 });
   });
@@ -167,28 +167,28 @@ describe('Scheduler', () => {
     scheduler.join(digest, 4, peer('p1'), Bitfield.full(4));
     scheduler.join(digest, 4, peer('p2'), some);
     // 2 and 3 are held once: the asker's one starved lease is on 2.
-    expect(scheduler.schedule(digest, 'asker', 4, lookup, { starved: true }).seedGrants).toEqual([2]);
+    expect(scheduler.schedule(digest, 'asker', 4, { starved: true }).seedGrants).toEqual([2]);
     // It declined 2 (a live parent has it in flight): that lease goes and 3 comes in its place.
-    expect(scheduler.schedule(digest, 'asker', 4, lookup, { starved: true, declined: [2] }).seedGrants).toEqual([3]);
+    expect(scheduler.schedule(digest, 'asker', 4, { starved: true, declined: [2] }).seedGrants).toEqual([3]);
     // Both declined: nothing of those two, the next rarest instead.
-    expect(scheduler.schedule(digest, 'asker', 4, lookup, { starved: true, declined: [3, 2] }).seedGrants).toEqual([0]);
+    expect(scheduler.schedule(digest, 'asker', 4, { starved: true, declined: [3, 2] }).seedGrants).toEqual([0]);
     // A decline frees an unheld piece's lease for other peers too.
     const digest2 = sha256Digest('other task');
     scheduler.join(digest2, 2, peer('a'));
     scheduler.join(digest2, 2, peer('b'));
-    expect(scheduler.schedule(digest2, 'a', 1, lookup).seedGrants).toEqual([0]);
-    expect(scheduler.schedule(digest2, 'b', 1, lookup).seedGrants).toEqual([1]);
-    expect(scheduler.schedule(digest2, 'a', 1, lookup, { declined: [0] }).seedGrants).toEqual([]);
-    expect(scheduler.schedule(digest2, 'b', 1, lookup).seedGrants).toEqual([1]);
+    expect(scheduler.schedule(digest2, 'a', 1).seedGrants).toEqual([0]);
+    expect(scheduler.schedule(digest2, 'b', 1).seedGrants).toEqual([1]);
+    expect(scheduler.schedule(digest2, 'a', 1, { declined: [0] }).seedGrants).toEqual([]);
+    expect(scheduler.schedule(digest2, 'b', 1).seedGrants).toEqual([1]);
     scheduler.have(digest2, 'b', [1]);
-    expect(scheduler.schedule(digest2, 'b', 1, lookup).seedGrants).toEqual([0]);
+    expect(scheduler.schedule(digest2, 'b', 1).seedGrants).toEqual([0]);
   });
 
   it('grants a starved asker only pieces the seed already has', () => {
     const { scheduler, peer, lookup } = setup({ maxSeedGrants: 4 });
     scheduler.join(digest, 4, peer('asker'));
     scheduler.join(digest, 4, peer('p1'), Bitfield.full(4));
-    expect(scheduler.schedule(digest, 'asker', 4, lookup, { seedHas: (i) => i === 2, starved: true }).seedGrants).toEqual([2]);
+    expect(scheduler.schedule(digest, 'asker', 4, { seedHas: (i) => i === 2, starved: true }).seedGrants).toEqual([2]);
   });
 
   it('keeps counting the pieces of a parent reported slow, so the seed does not serve them again', () => {
@@ -197,7 +197,7 @@ describe('Scheduler', () => {
     const slow = peer('slow');
     scheduler.join(digest, 2, slow, Bitfield.full(2));
     slow.failures += 3;
-    expect(scheduler.schedule(digest, 'asker', 2, lookup).seedGrants).toEqual([]);
+    expect(scheduler.schedule(digest, 'asker', 2).seedGrants).toEqual([]);
   });
 
   it('drops a peer that stops heart-beating and forgets what it held', () => {
@@ -210,7 +210,7 @@ describe('Scheduler', () => {
       clock.advance(500);
     }
     expect(dropped).toEqual(['gone']);
-    const s = scheduler.schedule(digest, 'alive', 2, lookup);
+    const s = scheduler.schedule(digest, 'alive', 2);
     expect(s.parents).toEqual([]);
     expect(s.availability).toEqual([0, 0]);
     expect(s.seedGrants).toEqual([0, 1]);
@@ -218,16 +218,18 @@ describe('Scheduler', () => {
   });
 
   it('scores at most scanLimit holders per request however large the swarm', () => {
-    const { scheduler, peer, lookup } = setup({ scanLimit: 50, maxParents: 5 });
+    const { scheduler, peer } = setup({ scanLimit: 50, maxParents: 5 });
     scheduler.join(digest, 16, peer('asker'));
     for (let i = 0; i < 10_000; i++) scheduler.join(digest, 16, peer(`p${i}`), Bitfield.full(16));
-    let looked = 0;
-    const s = scheduler.schedule(digest, 'asker', 0, (id) => {
-      looked++;
-      return lookup(id);
-    });
-    expect(s.parents).toHaveLength(5);
-    expect(looked).toBeLessThanOrEqual(100);
+    // Holders alike: each request's parents come from its window of 50 (the asker, p0..p48), and
+    // the next request's window is the next 50 (p49..p98), not the whole swarm.
+    const index = (id: string) => Number(id.slice(1));
+    const first = scheduler.schedule(digest, 'asker', 0).parents.map((p) => index(p.peerId));
+    expect(first).toHaveLength(5);
+    for (const i of first) expect(i).toBeLessThan(49);
+    const second = scheduler.schedule(digest, 'asker', 0).parents.map((p) => index(p.peerId));
+    expect(second).toHaveLength(5);
+    for (const i of second) expect(i >= 49 && i < 99).toBe(true);
   });
 
   it('offers every holder in turn when the swarm is larger than scanLimit, also after holders leave', () => {
@@ -237,7 +239,7 @@ describe('Scheduler', () => {
     for (let i = 0; i < 100; i++) scheduler.join(digest, 16, peer(`p${i}`), Bitfield.full(16));
     scheduler.leave(digest, 'p3');
     const offered = new Set<string>();
-    for (let k = 0; k < 20; k++) for (const p of scheduler.schedule(digest, 'asker', 0, lookup).parents) offered.add(p.peerId);
+    for (let k = 0; k < 20; k++) for (const p of scheduler.schedule(digest, 'asker', 0).parents) offered.add(p.peerId);
     // 20 requests x 10 scanned cover all 100 holders: parents come from the whole swarm, not the first 10 to join.
     expect([...offered].some((id) => Number(id.slice(1)) >= 50)).toBe(true);
     expect(offered.size).toBeGreaterThanOrEqual(50);
@@ -252,21 +254,21 @@ describe('Scheduler', () => {
     const holder = new Bitfield(4);
     holder.set(0);
     scheduler.join(digest, 4, peer('holder'), holder);
-    const first = scheduler.schedule(digest, 'asker', 2, lookup);
+    const first = scheduler.schedule(digest, 'asker', 2);
     expect(first.parents.map((p) => p.peerId)).toEqual(['holder', 'other']);
     expect(first.seedGrants).toEqual([1, 2]);
     const scans = scheduler.scans;
     clock.advance(399);
     scheduler.have(digest, 'other', [1]);
-    const soon = scheduler.schedule(digest, 'asker', 2, lookup);
+    const soon = scheduler.schedule(digest, 'asker', 2);
     expect(soon.parents).toEqual([]);
     expect(soon.availability).toEqual([1, 1, 0, 0]);
     expect(soon.seedGrants).toEqual([1, 2]);
     // Another asker has its own interval.
-    expect(scheduler.schedule(digest, 'other', 2, lookup).parents.map((p) => p.peerId).sort()).toEqual(['asker', 'holder']);
-    expect(scheduler.schedule(digest, 'asker', 2, lookup, { seedHas: () => true, starved: true }).parents.map((p) => p.peerId).sort()).toEqual(['holder', 'other']);
+    expect(scheduler.schedule(digest, 'other', 2).parents.map((p) => p.peerId).sort()).toEqual(['asker', 'holder']);
+    expect(scheduler.schedule(digest, 'asker', 2, { seedHas: () => true, starved: true }).parents.map((p) => p.peerId).sort()).toEqual(['holder', 'other']);
     clock.advance(400);
-    expect(scheduler.schedule(digest, 'asker', 2, lookup).parents).not.toEqual([]);
+    expect(scheduler.schedule(digest, 'asker', 2).parents).not.toEqual([]);
     expect(scheduler.scans).toBe(scans + 3);
   });
 
@@ -276,7 +278,7 @@ describe('Scheduler', () => {
     scheduler.rememberHolding(digest, 'holder', Bitfield.full(3).toBase64());
     scheduler.adoptPending(digest, 3, lookup);
     scheduler.join(digest, 3, peer('asker'));
-    const s = scheduler.schedule(digest, 'asker', 3, lookup);
+    const s = scheduler.schedule(digest, 'asker', 3);
     expect(s.parents.map((p) => p.peerId)).toEqual(['holder']);
     expect(s.seedGrants).toEqual([]);
   });
@@ -290,7 +292,7 @@ describe('Scheduler', () => {
     scheduler.join(other, 2, peer('asker'));
     // Never offered: a report naming it is not believed.
     expect(scheduler.takeOffer(digest, 'asker', 'honest')).toBe(false);
-    expect(scheduler.schedule(digest, 'asker', 0, lookup).parents.map((p) => p.peerId)).toContain('honest');
+    expect(scheduler.schedule(digest, 'asker', 0).parents.map((p) => p.peerId)).toContain('honest');
     // Offered in this task to this asker: counted once; not in another task, not for another asker.
     expect(scheduler.takeOffer(other, 'asker', 'honest')).toBe(false);
     expect(scheduler.takeOffer(digest, 'bystander', 'honest')).toBe(false);
@@ -310,7 +312,7 @@ describe('Scheduler', () => {
     scheduler.join(digest, 2, gone, Bitfield.full(2));
     scheduler.join(digest, 2, lookup('alive')!);
     scheduler.join(lonely, 2, gone, Bitfield.full(2));
-    scheduler.schedule(digest, 'gone', 0, lookup);
+    scheduler.schedule(digest, 'gone', 0);
     expect(scheduler.sizes).toEqual({ tasks: 2, pendingTasks: 1, pendingPeers: 2 });
     for (let t = 0; t < PEER_TTL_MS + 1_000; t += 500) {
       tracker.heartbeat('alive');
@@ -324,10 +326,10 @@ describe('Scheduler', () => {
     expect(scheduler.holds(lonely, 'gone')).toBe(false);
     scheduler.adoptPending(pendingDigest, 3, lookup);
     scheduler.join(pendingDigest, 3, peer('asker'));
-    expect(scheduler.schedule(pendingDigest, 'asker', 0, lookup).parents.map((p) => p.peerId)).toEqual(['alive']);
+    expect(scheduler.schedule(pendingDigest, 'asker', 0).parents.map((p) => p.peerId)).toEqual(['alive']);
     expect(scheduler.sizes.pendingPeers).toBe(0);
     // A peer registering the departed id later is a new peer: nothing of the old one is offered.
-    expect(scheduler.schedule(digest, 'alive', 0, lookup).availability).toEqual([0, 0]);
+    expect(scheduler.schedule(digest, 'alive', 0).availability).toEqual([0, 0]);
     tracker.close();
   });
 });
