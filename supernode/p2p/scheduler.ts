@@ -22,6 +22,8 @@ const MAX_OFFERS_PER_ASKER = 64;
 interface TaskAvailability {
   readonly pieceCount: number;
   readonly availability: Uint32Array;
+  /** Pieces no holder has (availability 0): without any, and without distrusted holders, no piece is the seed's to grant. */
+  unheld: number;
   readonly holders: Map<string, Bitfield>;
   /**
    * The holders' records in an array, so each request scans a window that moves on (see
@@ -125,13 +127,13 @@ export class Scheduler {
     if (!task || task.pieceCount !== pieceCount) {
       if (task) this.forgetTask(digest);
       const availability = new Uint32Array(pieceCount);
-      task = { pieceCount, availability, holders: new Map(), order: [], orderBits: [], position: new Map(), cursor: 0, leases: new SeedLeases(pieceCount, availability, this.seedGrants), offered: new Map(), scannedAt: new Map() };
+      task = { pieceCount, availability, unheld: pieceCount, holders: new Map(), order: [], orderBits: [], position: new Map(), cursor: 0, leases: new SeedLeases(pieceCount, availability, this.seedGrants), offered: new Map(), scannedAt: new Map() };
       this.tasks.set(digest, task);
     }
     const old = task.holders.get(peer.peerId);
     const bits = pieces && pieces.length === pieceCount ? pieces : new Bitfield(pieceCount);
-    if (old) for (const i of old.indexes()) task.availability[i]!--;
-    for (const i of bits.indexes()) task.availability[i]!++;
+    if (old) for (const i of old.indexes()) release(task, i);
+    for (const i of bits.indexes()) hold(task, i);
     task.holders.set(peer.peerId, bits);
     const at = task.position.get(peer.peerId);
     if (at !== undefined) {
@@ -149,7 +151,7 @@ export class Scheduler {
     const task = this.tasks.get(digest);
     const bits = task?.holders.get(peerId);
     if (!task || !bits) return;
-    for (const i of bits.indexes()) task.availability[i]!--;
+    for (const i of bits.indexes()) release(task, i);
     task.holders.delete(peerId);
     const at = task.position.get(peerId)!;
     const last = task.order.pop()!;
@@ -196,7 +198,7 @@ export class Scheduler {
     const bits = task?.holders.get(peerId);
     if (!task || !bits) return;
     for (const i of pieces) {
-      if (bits.set(i)) task.availability[i]!++;
+      if (bits.set(i)) hold(task, i);
       task.leases.got(i, peerId);
     }
   }
@@ -227,7 +229,7 @@ export class Scheduler {
       task.leases.decline(skip, asker);
     }
     const lease = { asker, mine, now, leaseMs: this.options.seedLeaseMs, seedHas, declined: skip };
-    const seedGrants = starved ? task.leases.grantStarved({ ...lease, want: Math.min(want, STARVED_SEED_LEASES) }) : task.leases.grantUnheld({ ...lease, want }, (i) => heldBy(distrusted, i));
+    const seedGrants = starved ? task.leases.grantStarved({ ...lease, want: Math.min(want, STARVED_SEED_LEASES) }) : task.leases.grantUnheld({ ...lease, want }, (i) => heldBy(distrusted, i), task.unheld > 0 || distrusted.length > 0);
     return { parents, seedGrants, availability: toArray(task.availability) };
   }
 
@@ -308,6 +310,16 @@ function rememberOffers(task: TaskAvailability, asker: string, parents: readonly
 // The window: up to scanLimit holders, starting where the previous request's window ended. In a
 // swarm larger than the limit every holder gets offered in turn (scanning from the first holder
 // every time would offer only the first `limit` peers to join as parents, however large the swarm).
+
+/** One more holder of piece `i`. */
+function hold(task: TaskAvailability, i: number): void {
+  if (task.availability[i]!++ === 0) task.unheld--;
+}
+
+/** One holder fewer of piece `i`. */
+function release(task: TaskAvailability, i: number): void {
+  if (--task.availability[i]! === 0) task.unheld++;
+}
 
 /** A plain array (what JSON carries) of a typed one; Array.from goes through the iterator protocol, several times slower. */
 function toArray(a: Uint32Array): number[] {

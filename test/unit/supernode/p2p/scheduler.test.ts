@@ -50,6 +50,29 @@ describe('Scheduler', () => {
     expect(scheduler.schedule(digest, 'asker', 0, { seedHas: () => true, starved: true }).parents.map((p) => p.peerId)).toEqual(['busy']);
   });
 
+  it('grants a piece again once no peer holds it: a holder leaving, or joining again with fewer pieces', () => {
+    const { scheduler, peer } = setup({ maxSeedGrants: 4 });
+    const all = Bitfield.full(3);
+    scheduler.join(digest, 3, peer('asker'));
+    scheduler.join(digest, 3, peer('h1'), all);
+    scheduler.join(digest, 3, peer('h2'), Bitfield.fromBase64(3, all.toBase64()));
+    // Every piece held: nothing from the seed.
+    expect(scheduler.schedule(digest, 'asker', 4).seedGrants).toEqual([]);
+    scheduler.leave(digest, 'h1');
+    expect(scheduler.schedule(digest, 'asker', 4).seedGrants).toEqual([]);
+    // h2 joins again holding only piece 1: 0 and 2 have no holder left.
+    const one = new Bitfield(3);
+    one.set(1);
+    scheduler.join(digest, 3, peer('h2'), one);
+    expect(scheduler.schedule(digest, 'asker', 4).seedGrants).toEqual([0, 2]);
+    // The asker got 0: a new peer finds only 2 unheld, and leased; h2 leaving frees 1 for it.
+    scheduler.have(digest, 'asker', [0]);
+    scheduler.join(digest, 3, peer('late'));
+    expect(scheduler.schedule(digest, 'late', 4).seedGrants).toEqual([]);
+    scheduler.leave(digest, 'h2');
+    expect(scheduler.schedule(digest, 'late', 4).seedGrants).toEqual([1]);
+  });
+
   it('grants seed pieces only for pieces no peer holds, each to one peer at a time until the lease expires', () => {
     const { clock, scheduler, peer, lookup } = setup({ maxSeedGrants: 2, seedLeaseMs: 5_000 });
     const held = new Bitfield(4);
