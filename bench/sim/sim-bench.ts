@@ -143,7 +143,6 @@ function syncCpuUs(n: number, pieceCount: number, options: Partial<SchedulerOpti
     for (let p = 0; p < pieceCount; p++) if (random() < 0.5) bits.set(p);
     scheduler.join(digest, pieceCount, tracker.register(`peer-${i}`, `10.0.0.1:${i}`, 8).peer, bits);
   }
-  const lookup = (id: string) => tracker.get(id);
   for (let i = 0; i < n; i++) scheduler.schedule(digest, `peer-${i}`, 3);
   const run = (count: number): void => {
     for (let k = 0; k < count; k++) {

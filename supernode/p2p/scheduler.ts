@@ -208,8 +208,9 @@ export class Scheduler {
   }
 
   /**
-   * Parents and seed grants for `asker`. `starved` (the asker got no piece for a while) lets the seed serve pieces that peers hold; `declined`
-   * (grants the asker turned down since its last sync) frees those leases for other pieces.
+   * Parents and seed grants for `asker`. `starved` (the asker got no piece for a while) lets the
+   * seed serve pieces that peers hold; `declined` (grants the asker turned down since its last
+   * sync) frees those leases for other pieces.
    */
   schedule(digest: Digest, asker: string, wantSeed: number, ask: ScheduleAsk = {}): Schedule {
     const { seedHas = () => true, starved = false, declined = [] } = ask;
@@ -243,7 +244,7 @@ export class Scheduler {
     return true;
   }
 
-  /** Without a scan: only the distrusted holders of the next window (lookups, no scoring); no parents. */
+  /** Without a scan: only the distrusted holders of the next window (no scoring); no parents. */
   private distrustedIn(task: TaskAvailability, distrusted: Bitfield[]): ParentInfo[] {
     const n = task.order.length;
     const count = Math.min(this.options.scanLimit, n);

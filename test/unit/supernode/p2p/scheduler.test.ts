@@ -22,7 +22,7 @@ function setup(options: ConstructorParameters<typeof Scheduler>[1] = {}) {
 
 describe('Scheduler', () => {
   it('never hands out the asker as its own parent, and prefers peers holding more of what it lacks', () => {
-    const { scheduler, peer, lookup } = setup({ maxParents: 2 });
+    const { scheduler, peer } = setup({ maxParents: 2 });
     const full = Bitfield.full(8);
     const half = new Bitfield(8);
     for (const i of [0, 1, 2, 3]) half.set(i);
@@ -35,7 +35,7 @@ describe('Scheduler', () => {
   });
 
   it('offers a starved asker a holder of the pieces it lacks before any holder of nothing it lacks, however often it was picked', () => {
-    const { scheduler, peer, lookup } = setup({ maxParents: 1 });
+    const { scheduler, peer } = setup({ maxParents: 1 });
     const allBut3 = Bitfield.full(64);
     allBut3.clear(3);
     scheduler.join(digest, 64, peer('asker'), Bitfield.fromBase64(64, allBut3.toBase64()));
@@ -74,7 +74,7 @@ describe('Scheduler', () => {
   });
 
   it('grants seed pieces only for pieces no peer holds, each to one peer at a time until the lease expires', () => {
-    const { clock, scheduler, peer, lookup } = setup({ maxSeedGrants: 2, seedLeaseMs: 5_000 });
+    const { clock, scheduler, peer } = setup({ maxSeedGrants: 2, seedLeaseMs: 5_000 });
     const held = new Bitfield(4);
     held.set(0);
     scheduler.join(digest, 4, peer('a'));
@@ -93,7 +93,7 @@ describe('Scheduler', () => {
   });
 
   it('keeps the seed busy: a peer holding pieces nobody else has still gets new seed pieces, within its allowance', () => {
-    const { scheduler, peer, lookup } = setup({ maxSeedGrants: 2 });
+    const { scheduler, peer } = setup({ maxSeedGrants: 2 });
     scheduler.join(digest, 8, peer('a'));
     scheduler.join(digest, 8, peer('b'));
     expect(scheduler.schedule(digest, 'a', 2).seedGrants).toEqual([0, 1]);
@@ -106,14 +106,14 @@ describe('Scheduler', () => {
   });
 
   it('keeps granting seed pieces to a peer that is alone in its task', () => {
-    const { scheduler, peer, lookup } = setup({ maxSeedGrants: 4 });
+    const { scheduler, peer } = setup({ maxSeedGrants: 4 });
     scheduler.join(digest, 8, peer('solo'));
     scheduler.have(digest, 'solo', [0, 1, 2]);
     expect(scheduler.schedule(digest, 'solo', 2).seedGrants).toEqual([3, 4]);
   });
 
   it('grants pieces the seed has not fetched yet only a couple ahead of it', () => {
-    const { scheduler, peer, lookup } = setup({ maxSeedGrants: 4 });
+    const { scheduler, peer } = setup({ maxSeedGrants: 4 });
     scheduler.join(digest, 10, peer('a'));
     scheduler.join(digest, 10, peer('b'));
     const seedHas = (i: number) => i < 3;
@@ -122,7 +122,7 @@ describe('Scheduler', () => {
   });
 
   it('lets the seed serve pieces whose only holders were reported bad', () => {
-    const { scheduler, peer, lookup } = setup();
+    const { scheduler, peer } = setup();
     scheduler.join(digest, 2, peer('asker'));
     const liar = peer('liar');
     scheduler.join(digest, 2, liar, Bitfield.full(2));
@@ -133,7 +133,7 @@ describe('Scheduler', () => {
   });
 
   it('lets the seed serve a starved asker one piece at a time that peers hold, rarest first, a lease counting as a holder to come', () => {
-    const { scheduler, peer, lookup } = setup({ maxSeedGrants: 2 });
+    const { scheduler, peer } = setup({ maxSeedGrants: 2 });
     scheduler.join(digest, 4, peer('asker'));
     scheduler.join(digest, 4, peer('other'));
     const most = Bitfield.full(4);
@@ -157,7 +157,7 @@ describe('Scheduler', () => {
   });
 
   it('shares a scarce piece\'s lease among starved peers, each getting it at most once, and never with a peer that is not starved', () => {
-    const { clock, scheduler, peer, lookup } = setup({ maxSeedGrants: 4, seedLeaseMs: 5_000 });
+    const { clock, scheduler, peer } = setup({ maxSeedGrants: 4, seedLeaseMs: 5_000 });
     const allBut7 = Bitfield.full(8);
     allBut7.clear(7);
     const lacking = ['a', 'b', 'c'];
@@ -182,7 +182,7 @@ describe('Scheduler', () => {
   });
 
   it('drops the leases an asker declined and grants it another piece in the same answer, never a declined one', () => {
-    const { scheduler, peer, lookup } = setup({ maxSeedGrants: 4 });
+    const { scheduler, peer } = setup({ maxSeedGrants: 4 });
     scheduler.join(digest, 4, peer('asker'));
     const some = new Bitfield(4);
     some.set(0);
@@ -208,14 +208,14 @@ describe('Scheduler', () => {
   });
 
   it('grants a starved asker only pieces the seed already has', () => {
-    const { scheduler, peer, lookup } = setup({ maxSeedGrants: 4 });
+    const { scheduler, peer } = setup({ maxSeedGrants: 4 });
     scheduler.join(digest, 4, peer('asker'));
     scheduler.join(digest, 4, peer('p1'), Bitfield.full(4));
     expect(scheduler.schedule(digest, 'asker', 4, { seedHas: (i) => i === 2, starved: true }).seedGrants).toEqual([2]);
   });
 
   it('keeps counting the pieces of a parent reported slow, so the seed does not serve them again', () => {
-    const { scheduler, peer, lookup } = setup();
+    const { scheduler, peer } = setup();
     scheduler.join(digest, 2, peer('asker'));
     const slow = peer('slow');
     scheduler.join(digest, 2, slow, Bitfield.full(2));
@@ -224,7 +224,7 @@ describe('Scheduler', () => {
   });
 
   it('drops a peer that stops heart-beating and forgets what it held', () => {
-    const { clock, scheduler, tracker, peer, lookup, dropped } = setup();
+    const { clock, scheduler, tracker, peer, dropped } = setup();
     tracker.start();
     scheduler.join(digest, 2, peer('gone'), Bitfield.full(2));
     scheduler.join(digest, 2, peer('alive'));
@@ -257,7 +257,7 @@ describe('Scheduler', () => {
 
   it('offers every holder in turn when the swarm is larger than scanLimit, also after holders leave', () => {
     // Every request scans (no offer interval): this is about the window, not how often it moves.
-    const { scheduler, peer, lookup } = setup({ scanLimit: 10, maxParents: 5, offerIntervalMs: 0 });
+    const { scheduler, peer } = setup({ scanLimit: 10, maxParents: 5, offerIntervalMs: 0 });
     scheduler.join(digest, 16, peer('asker'));
     for (let i = 0; i < 100; i++) scheduler.join(digest, 16, peer(`p${i}`), Bitfield.full(16));
     scheduler.leave(digest, 'p3');
@@ -271,7 +271,7 @@ describe('Scheduler', () => {
   });
 
   it('scans for parents at most once per offerIntervalMs per asker (a starved asker at once); haves and seed grants count at every sync', () => {
-    const { clock, scheduler, peer, lookup } = setup({ offerIntervalMs: 400, maxSeedGrants: 2, maxParents: 2 });
+    const { clock, scheduler, peer } = setup({ offerIntervalMs: 400, maxSeedGrants: 2, maxParents: 2 });
     scheduler.join(digest, 4, peer('asker'));
     scheduler.join(digest, 4, peer('other'));
     const holder = new Bitfield(4);
@@ -307,7 +307,7 @@ describe('Scheduler', () => {
   });
 
   it('counts a report only against a parent its schedule offered the reporter in this task, each offer once', () => {
-    const { scheduler, peer, lookup } = setup();
+    const { scheduler, peer } = setup();
     const other = sha256Digest('other task');
     scheduler.join(digest, 2, peer('asker'));
     scheduler.join(digest, 2, peer('bystander'));
