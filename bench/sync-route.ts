@@ -1,13 +1,14 @@
 // What one sync costs the supernode, measured on the real route: a `pollen supernode` process with
 // its cluster API on TLS (keyed by a secret, as deployed), many registered peers each holding tasks
 // for every layer of one image, and each peer sending the batched syncs a transfer sends (one
-// request carrying one sync per task, as peer/p2p/supernode-client.ts batches them), with pieces
-// reported as they would be verified, so the scheduler's scans run over a growing set of holders.
+// request carrying one sync per task, as peer/p2p/supernode-client.ts batches them), each reporting
+// one new piece of every task per round until it holds them all (at the defaults, within the
+// unmeasured warm-up round: the measured syncs are a swarm's steady state, every piece held).
 // The supernode's CPU (user + system, from /proc) per request and per task's sync, against a
 // baseline measured in the same run on the same connections: heartbeats, the cheapest authenticated
-// call (the same TLS, HTTP, token check and request budget, no scheduling). `bench sim` times the
-// scheduler alone (its "cpu us/sync"); this is what a sync costs with the HTTP around it, the figure
-// that says how many syncs a second one supernode core answers.
+// call (the same TLS, HTTP and token check, no scheduling; the per-peer request budget is off for
+// the bench's peers). `bench sim` times the scheduler alone (its "cpu us/scan"); this is what a
+// sync costs with the HTTP around it, the figure that says how many syncs one supernode core answers.
 // Usage: npm run bench:sync [-- --peers 96 --rounds 100 --layers 4 --layer-mib 16]
 import { parseArgs } from 'node:util';
 import { generateSecret } from '../src/cluster-tls.ts';
