@@ -228,7 +228,7 @@ describe('the supernode cluster API under attack', () => {
     }
   }, 120_000);
 
-  it("peer A cannot take B's id, sync as B, or poll B's preheat work", async () => {
+  it("peer A cannot take B's id, sync as B, drop B's seed leases, or poll B's preheat work", async () => {
     const a = await registered('peer-a', '127.0.0.1:41001');
     const b = await registered('peer-b', '127.0.0.1:41002');
     const c = await registered('peer-c', '127.0.0.1:41003');
@@ -253,6 +253,13 @@ describe('the supernode cluster API under attack', () => {
       expect(held.get('peer-a')).toBe(2);
       expect(held.get('peer-b') ?? 0).toBe(0);
       expect((await sync(b, { wantSeed: 2 })).seedGrants).toEqual([2, 3]);
+      // A "declines" B's seed grants, naming itself B: a decline drops only the caller's own leases,
+      // so B keeps 2 and 3 and C is given neither; an oversized list is refused whole.
+      await sync(a, { peerId: 'peer-b', declined: [2, 3] });
+      expect((await sync(b, { wantSeed: 2 })).seedGrants).toEqual([2, 3]);
+      expect((await sync(c, { wantSeed: 2 })).seedGrants).toEqual([4, 5]);
+      const tooMany = await call({ method: 'POST', path: `/api/v1/tasks/${layer}/sync`, token: a, body: { have: [], wantSeed: 0, badParents: [], declined: Array.from({ length: 65 }, (_, i) => i) } });
+      expectRefusal(tooMany, [400]);
       // B's address is still B's, in the supernode's view and in what it tells the others.
       expect(status.peers.find((p) => p.id === 'peer-b')?.address).toBe('127.0.0.1:41002');
       for (const p of (await sync(c, {})).parents) if (p.peerId === 'peer-b') expect(p.wireAddr).toBe('127.0.0.1:41002');
