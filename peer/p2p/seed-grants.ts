@@ -63,7 +63,7 @@ export class SeedGrants {
     const { ledger, pool } = this.port;
     if (!ledger.isMissing(index) || this.fetches.has(index)) return;
     if (ledger.holders(index).some((p) => pool.liveHolder(p, index, this.port.pieceStallMs))) {
-      if (!this.unreported.includes(index) && this.unreported.length < API_LIMITS.declinedGrants) this.unreported.push(index);
+      this.owe(index);
       if (!this.declined.has(index)) {
         this.declined.add(index);
         ledger.stats.starvedGrants++;
@@ -83,7 +83,12 @@ export class SeedGrants {
 
   /** A sync that named these declines failed: they are owed again. */
   restoreDeclines(pieces: readonly number[]): void {
-    for (const i of pieces) if (!this.unreported.includes(i) && this.unreported.length < API_LIMITS.declinedGrants) this.unreported.push(i);
+    for (const i of pieces) this.owe(i);
+  }
+
+  /** The next sync names the decline of `index` (once; at most what the supernode takes). */
+  private owe(index: number): void {
+    if (!this.unreported.includes(index) && this.unreported.length < API_LIMITS.declinedGrants) this.unreported.push(index);
   }
 
   /** Gives up the fetch of `index` (another copy is being stored). */

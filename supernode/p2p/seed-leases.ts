@@ -2,7 +2,7 @@
 // until when. A piece no trusted peer holds is leased to one peer at a time, so the seed sends it
 // about once (grantUnheld); peers starved of pieces may share a lease (grantStarved). A lease lives
 // while its peer renews it, at every sync, and lacks the piece; it goes when the peer has the
-// piece, leaves the task, or stops renewing it.
+// piece, declines it (a live parent has the piece in flight), leaves the task, or stops renewing it.
 import type { Bitfield } from '../../src/p2p/bitfield.ts';
 
 /** Pieces the seed has not got yet are granted at most this many ahead of it. */
