@@ -7,6 +7,7 @@ import { quotaProblem } from '../src/store/quota.ts';
 import { durationProblem, parseDuration } from '../src/units.ts';
 import { DEFAULT_MAX_PARENTS } from './p2p/scheduler-options.ts';
 import { DEFAULT_PEER_REQUEST_RATE } from './http/peer-request-budget.ts';
+import { DEFAULT_SYNC_RATE } from './p2p/sync-pacer.ts';
 
 export const DEFAULT_SEED_MAX_BLOB_BYTES = 64 * 1024 * 1024 * 1024;
 
@@ -23,6 +24,7 @@ export const SUPERNODE_SETTINGS = [
   { key: 'seedBlobTtl', type: 'string', flag: 'seed-blob-ttl', env: 'POLLEN_SEED_BLOB_TTL', default: undefined, help: 'evict seed blobs not read for this long (30m, 6h, 7d); default: only the quota evicts', validate: durationProblem },
   { key: 'seedRegistryRate', type: 'rate', flag: 'seed-registry-rate', env: 'POLLEN_SEED_REGISTRY_RATE', default: 0, help: 'cap of the bandwidth the seed takes from registries, shared by all its fetches, in bytes per second or a size per second (50MiB); 0 = unlimited' },
   { key: 'peerRequestRate', type: 'int', flag: 'peer-request-rate', env: 'POLLEN_PEER_REQUEST_RATE', default: DEFAULT_PEER_REQUEST_RATE, help: "calls of the cluster API a peer may make per second (heartbeats, tasks, syncs; not seed pieces), with a burst of 5 s or 256; faster ones are answered 429. 0 = unlimited" },
+  { key: 'syncRate', type: 'int', flag: 'sync-rate', env: 'POLLEN_SYNC_RATE', default: DEFAULT_SYNC_RATE, help: 'syncs per second the supernode aims at: when its peers would sync more often, each answer asks them to wait longer (the peers syncing lately / this rate, at most 4 s) and offers more parents, and busy peers heart-beat less often; 0 = no pacing' },
   { key: 'maxParents', type: 'int', flag: 'max-parents', env: 'POLLEN_MAX_PARENTS', default: DEFAULT_MAX_PARENTS, help: 'parents handed to a peer per sync' },
   { key: 'logLevel', type: 'string', flag: 'log-level', env: 'POLLEN_LOG_LEVEL', default: 'info', help: 'log level (fatal, error, warn, info, debug, trace)' },
 ] as const satisfies readonly Setting[];
@@ -48,6 +50,8 @@ export interface SupernodeConfig {
   readonly maxParents: number;
   /** Cluster API calls per second per peer (0 = unlimited). */
   readonly peerRequestRate?: number;
+  /** Syncs per second the pacing aims at (0 = no pacing); default DEFAULT_SYNC_RATE. */
+  readonly syncRate?: number;
   readonly logLevel: string;
 }
 
@@ -67,6 +71,7 @@ export function supernodeConfigFrom(values: ConfigValues): SupernodeConfig {
     seedRegistryRate: values.seedRegistryRate as number,
     maxParents: values.maxParents as number,
     peerRequestRate: values.peerRequestRate as number,
+    syncRate: values.syncRate as number,
     logLevel: values.logLevel as string,
   });
 }

@@ -23,6 +23,7 @@ import { checkClusterListen } from './http/listen-policy.ts';
 import { JobManager } from './preheat/job-manager.ts';
 import { preheatPorts } from './preheat/preheat-ports.ts';
 import { Scheduler } from './p2p/scheduler.ts';
+import { DEFAULT_SYNC_RATE, SyncPacer } from './p2p/sync-pacer.ts';
 import { Seed } from './p2p/seed.ts';
 import { Tracker } from './p2p/tracker.ts';
 import { ReadinessProbe, httpReachableCheck, kvCheck, writableDirCheck } from '../src/health.ts';
@@ -98,8 +99,10 @@ export class Supernode {
     await jobs.start();
     this.jobs = jobs;
 
+    const pacer = new SyncPacer({ clock: this.clock }, { rate: this.config.syncRate ?? DEFAULT_SYNC_RATE });
     const metrics = new SupernodeMetrics({
       peers: () => tracker.size,
+      syncPace: () => ({ ms: pacer.currentMs, peers: pacer.activePeers }),
       tasks: () => scheduler.sizes.tasks,
       seed: () => seed.counters,
       seedGrants: () => scheduler.seedGrants,
@@ -119,7 +122,7 @@ export class Supernode {
     ]);
     const observe = (a: FastifyInstance): void => metrics.observeClusterApp(a, (digest, n) => model.onSeedPiece(digest, n));
     const peerBudget = new PeerRequestBudget({ clock: this.clock }, { perSecond: this.config.peerRequestRate ?? DEFAULT_PEER_REQUEST_RATE });
-    const app = createClusterApp(this.logger, { tracker, scheduler, seed, jobs, observe, peerBudget }, { secret });
+    const app = createClusterApp(this.logger, { tracker, scheduler, seed, pacer, jobs, observe, peerBudget }, { secret });
     this.app = app;
     const stats = (): unknown => ({ peers: tracker.size, seed: seed.counters, scheduler: scheduler.sizes });
     const status = (a: FastifyInstance): void => registerStatusRoutes(a, { readiness, metrics: metrics.metrics, model, events });

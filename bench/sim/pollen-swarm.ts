@@ -47,6 +47,8 @@ export interface PollenSwarmOptions {
   /** The transfer's timings (default DEFAULT_TIMINGS of peer/p2p/p2p-transfer.ts). */
   timings?: Partial<TransferTimings>;
   scheduler?: Partial<SchedulerOptions>;
+  /** The supernode's --sync-rate (its pacing of the peers' syncs; default the supernode's). */
+  syncRate?: number;
   /**
    * The machine's CPU, shared by the peers' processes (default: free). The fan-out bed runs every
    * host on the same 2 cores, and there a Pollen peer's CPU per byte limits the swarm before its links.
@@ -109,7 +111,7 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
   const registryHost = addHost(o.originUpBytesPerS, o.originUpBytesPerS);
   const digest = `sha256:${createHash('sha256').update(`sim-${o.blobBytes}`).digest('hex')}` as Digest;
   const seedReadyAtMs = (i: number): number => (((i + 1) * pieceBytes) / o.originUpBytesPerS) * 1000;
-  const supernode = new SimSupernode({ queue }, { digest, pieceCount, scheduler: o.scheduler, seedHas: (i, now) => seedReadyAtMs(i) <= now });
+  const supernode = new SimSupernode({ queue }, { digest, pieceCount, scheduler: o.scheduler, ...(o.syncRate === undefined ? {} : { syncRate: o.syncRate }), seedHas: (i, now) => seedReadyAtMs(i) <= now });
   const peers = new Map<string, SimulatedPeer>();
   let remaining = o.peers;
   let seedLastMs = NaN;

@@ -26,6 +26,8 @@ export interface SimBenchOptions {
   /** Stop a run after this much simulated time; peers not done by then are reported as unfinished. */
   maxSimS: number;
   scheduler?: Partial<SchedulerOptions>;
+  /** The supernode's --sync-rate (default its default). */
+  syncRate?: number;
   /** The machine's cores shared by the peers, and a peer's CPU ns per byte received and sent (pollen-swarm.ts). */
   cpu?: { cores: number; peerReceiveNsPerByte: number; peerSendNsPerByte: number };
   /**
@@ -72,13 +74,21 @@ export interface SimRow {
   /** CPU us per sync that runs no parent scan (its asker scanned within offerIntervalMs). */
   cpuUsPerSyncWithoutScan: number;
   meanSchedulesPerSimS: number;
+  /** Syncs in each second of simulated time (where the peak falls: the start, the middle, the final reports). */
+  syncsBySimS: number[];
   peakSchedulesPerSimS: number;
   /** The most parent scans in one second of simulated time. */
   peakScansPerSimS: number;
   /** The busiest simulated second's syncs at their measured CPU costs, in cores. */
   supernodeCpuAtPeak: number;
-  /** The same with each sync's route cost (routeUsPerSync) added: what the supernode process needs. */
+  /**
+   * The same with each request's route cost (routeUsPerSync) added, for the syncs and the peers'
+   * heartbeats: what the supernode process needs in its busiest second, and over its busiest 5 s
+   * (a second's burst, such as every peer's first sync at once, waits in the queue).
+   */
   supernodeCpuAtPeakWithRoute: number;
+  supernodeCpuBusiest5sWithRoute: number;
+  heartbeatsBySimS: number[];
   bytesPerPeerTask: number;
   wallS: number;
   events: number;
@@ -172,11 +182,14 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
     // the timed calls, and 10,000 peers read 44 us per sync where a fresh process measures 14.
     gcNow();
     const cpu = measureScheduleCpuUs(n, pieceCountFor(blobBytes, pieceBytes), o.scheduler);
-    const r = await runPollenSwarm({ peers: n, blobBytes, pieceBytes, peerUpBytesPerS: up, peerDownBytesPerS: up, originUpBytesPerS: originUp, random: mulberry32(o.seed), scheduler: o.scheduler, maxSimMs: o.maxSimS * 1000, ...(o.cpu ? { cpu: o.cpu } : {}) });
+    const r = await runPollenSwarm({ peers: n, blobBytes, pieceBytes, peerUpBytesPerS: up, peerDownBytesPerS: up, originUpBytesPerS: originUp, random: mulberry32(o.seed), scheduler: o.scheduler, ...(o.syncRate === undefined ? {} : { syncRate: o.syncRate }), maxSimMs: o.maxSimS * 1000, ...(o.cpu ? { cpu: o.cpu } : {}) });
     const lowerBoundS = lowerBoundSeconds(blobBytes, { registryUpMbit: o.originMbit, peerDownMbit: o.mbit, peerUpMbit: new Array<number>(n).fill(o.mbit) });
     const cpuUsPerSchedule = cpu.scan;
-    const { callsBySimS, scansBySimS } = r.supernode;
+    const { callsBySimS, scansBySimS, heartbeatsBySimS } = r.supernode;
     const usBySimS = Array.from(callsBySimS, (calls = 0, s) => (calls - (scansBySimS[s] ?? 0)) * cpu.withoutScan + (scansBySimS[s] ?? 0) * cpu.scan);
+    const seconds = Math.max(callsBySimS.length, heartbeatsBySimS.length);
+    const withRouteUs = Array.from({ length: seconds }, (_, s) => (usBySimS[s] ?? 0) + ((callsBySimS[s] ?? 0) + (heartbeatsBySimS[s] ?? 0)) * (o.routeUsPerSync ?? 0));
+    const busiest5s = Math.max(0, ...withRouteUs.map((_, s) => withRouteUs.slice(s, s + 5).reduce((a, b) => a + b, 0) / 5));
     const usPerSchedule = (r.supernode.syncWallMs * 1000) / Math.max(1, r.supernode.scheduleCalls);
     const simS = (Number.isFinite(r.allDoneMs) ? r.allDoneMs : Math.max(...r.doneMs.filter(Number.isFinite), 1)) / 1000;
     const row: SimRow = {
@@ -205,10 +218,13 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
       schedulesPerCoreS: 1e6 / cpuUsPerSchedule,
       cpuUsPerSyncWithoutScan: cpu.withoutScan,
       meanSchedulesPerSimS: r.supernode.scheduleCalls / simS,
+      syncsBySimS: Array.from(callsBySimS, (c = 0) => c),
       peakSchedulesPerSimS: r.supernode.peakCallsPerSimS,
       peakScansPerSimS: Math.max(0, ...Array.from(scansBySimS, (x = 0) => x)),
       supernodeCpuAtPeak: Math.max(0, ...usBySimS) / 1e6,
-      supernodeCpuAtPeakWithRoute: Math.max(0, ...Array.from(callsBySimS, (calls = 0, s) => (usBySimS[s] ?? 0) + calls * (o.routeUsPerSync ?? 0))) / 1e6,
+      supernodeCpuAtPeakWithRoute: Math.max(0, ...withRouteUs) / 1e6,
+      supernodeCpuBusiest5sWithRoute: busiest5s / 1e6,
+      heartbeatsBySimS: Array.from(heartbeatsBySimS, (c = 0) => c),
       bytesPerPeerTask: measureBytesPerPeerTask(n, r.pieceCount),
       wallS: r.wallMs / 1000,
       events: r.events,
@@ -236,12 +252,12 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
 }
 
 export function renderSimTable(rows: readonly SimRow[]): string {
-  const head = ['N', 'S MiB', 'pieces', 'T* s', 'all-done s', 'x T*', 'median s', 'done@1.5T*', 'done@end', 'seed xS', 'registry xS', 'fallbacks', 'dup xS', 'recv/need', 'stalls', 'starved', 'peer up used', 'wall us/sync', 'cpu us/scan', 'cpu us/sync w/o scan', 'scans/s/core', 'syncs/s peak', 'scans/s peak', 'sn CPU at peak', 'sn CPU at peak +route', 'B/peer-task', 'wall s'];
+  const head = ['N', 'S MiB', 'pieces', 'T* s', 'all-done s', 'x T*', 'median s', 'done@1.5T*', 'done@end', 'seed xS', 'registry xS', 'fallbacks', 'dup xS', 'recv/need', 'stalls', 'starved', 'peer up used', 'wall us/sync', 'cpu us/scan', 'cpu us/sync w/o scan', 'scans/s/core', 'syncs/s peak', 'scans/s peak', 'sn CPU at peak', 'sn CPU at peak +route', 'sn CPU 5 s +route', 'B/peer-task', 'wall s'];
   const f = (x: number, d = 1): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
   const body = rows.map((r) => [
     String(r.n), String(r.sizeMiB), String(r.pieces), f(r.lowerBoundS), r.unfinished > 0 ? `${r.unfinished} unfinished` : f(r.allDoneS), f(r.xLowerBound, 2), f(r.medianS), `${f(r.doneBy15 * 100, 0)} %`, `${f(r.doneByEnd * 100, 0)} %`,
     f(r.seedEgressXS, 2), f(r.registryEgressXS, 2), String(r.fallbacks), f(r.duplicateXS, 1), f(r.receivedPerNeeded, 2), String(r.stalls), String(r.starvedGrants), `${f(r.peerUpUtil * 100, 0)} %`, f(r.usPerSchedule, 0), f(r.cpuUsPerSchedule, 0), f(r.cpuUsPerSyncWithoutScan, 0), f(r.schedulesPerCoreS, 0), String(r.peakSchedulesPerSimS), String(r.peakScansPerSimS),
-    `${f(r.supernodeCpuAtPeak * 100, 0)} %`, `${f(r.supernodeCpuAtPeakWithRoute * 100, 0)} %`, f(r.bytesPerPeerTask, 0), f(r.wallS),
+    `${f(r.supernodeCpuAtPeak * 100, 0)} %`, `${f(r.supernodeCpuAtPeakWithRoute * 100, 0)} %`, `${f(r.supernodeCpuBusiest5sWithRoute * 100, 0)} %`, f(r.bytesPerPeerTask, 0), f(r.wallS),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');

@@ -5,16 +5,18 @@
 // reports how many scheduling decisions per second the real code makes.
 import { ManualClock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
-import type { ParentInfo } from '../../src/p2p/supernode-api.ts';
+import type { HeartbeatResponse, ParentInfo } from '../../src/p2p/supernode-api.ts';
 import { Scheduler } from '../../supernode/p2p/scheduler.ts';
+import { DEFAULT_SYNC_RATE, pacedSchedule, SyncPacer } from '../../supernode/p2p/sync-pacer.ts';
 import type { SchedulerOptions } from '../../supernode/p2p/scheduler-options.ts';
-import { Tracker } from '../../supernode/p2p/tracker.ts';
+import { HEARTBEAT_MS, Tracker } from '../../supernode/p2p/tracker.ts';
 import type { EventQueue } from './event-queue.ts';
 
 export interface SimSyncAnswer {
   readonly parents: readonly ParentInfo[];
   readonly seedGrants: readonly number[];
   readonly availability: readonly number[];
+  readonly syncMs?: number;
 }
 
 export interface SupernodeStats {
@@ -28,6 +30,8 @@ export interface SupernodeStats {
   /** Syncs, and those that ran a parent scan, in each second of simulated time. */
   readonly callsBySimS: number[];
   readonly scansBySimS: number[];
+  /** Heartbeats in each second of simulated time (a request each, like a sync). */
+  readonly heartbeatsBySimS: number[];
   peersDropped: number;
 }
 
@@ -35,7 +39,8 @@ export class SimSupernode {
   readonly clock = new ManualClock(0);
   readonly tracker: Tracker;
   readonly scheduler: Scheduler;
-  readonly stats: SupernodeStats = { scheduleCalls: 0, syncWallMs: 0, schedulerWallMs: 0, peakCallsPerSimS: 0, callsBySimS: [], scansBySimS: [], peersDropped: 0 };
+  readonly pacer: SyncPacer;
+  readonly stats: SupernodeStats = { scheduleCalls: 0, syncWallMs: 0, schedulerWallMs: 0, peakCallsPerSimS: 0, callsBySimS: [], scansBySimS: [], heartbeatsBySimS: [], peersDropped: 0 };
   private readonly queue: EventQueue;
   private readonly digest: Digest;
   private readonly pieceCount: number;
@@ -43,12 +48,13 @@ export class SimSupernode {
   private secondStart = 0;
   private callsThisSecond = 0;
 
-  constructor(deps: { queue: EventQueue }, options: { digest: Digest; pieceCount: number; scheduler?: Partial<SchedulerOptions>; seedHas?: (i: number, nowMs: number) => boolean }) {
+  constructor(deps: { queue: EventQueue }, options: { digest: Digest; pieceCount: number; scheduler?: Partial<SchedulerOptions>; syncRate?: number; seedHas?: (i: number, nowMs: number) => boolean }) {
     this.queue = deps.queue;
     this.seedHasAt = options.seedHas ?? (() => true);
     this.digest = options.digest;
     this.pieceCount = options.pieceCount;
     this.scheduler = new Scheduler({ clock: this.clock }, options.scheduler);
+    this.pacer = new SyncPacer({ clock: this.clock }, { rate: options.syncRate ?? DEFAULT_SYNC_RATE });
     this.tracker = new Tracker({
       clock: this.clock,
       onDrop: (peer) => {
@@ -75,15 +81,27 @@ export class SimSupernode {
     });
   }
 
-  heartbeat(peerId: string): boolean {
-    return this.timed(() => this.tracker.heartbeat(peerId));
+  /** POST /api/v1/heartbeat: the route's answer, or undefined for its 404 (unknown peer). */
+  heartbeat(peerId: string): HeartbeatResponse | undefined {
+    this.countIn(this.stats.heartbeatsBySimS);
+    return this.timed(() => {
+      if (!this.tracker.heartbeat(peerId)) return undefined;
+      const busyHeartbeatMs = this.pacer.busyHeartbeatMs(HEARTBEAT_MS);
+      return busyHeartbeatMs > 0 ? { ok: true, busyHeartbeatMs } : { ok: true };
+    });
+  }
+
+  private countIn(bySecond: number[]): void {
+    const second = Math.floor(this.queue.now / 1000);
+    bySecond[second] = (bySecond[second] ?? 0) + 1;
   }
 
   /** POST /api/v1/tasks/:digest/sync; undefined is the route's 404 (unknown peer or task). */
   sync(peerId: string, body: { have: readonly number[]; wantSeed: number; badParents: readonly string[]; starved?: boolean; declined?: readonly number[] }): SimSyncAnswer | undefined {
     const t = performance.now();
     return this.timed(() => {
-      if (!this.tracker.get(peerId) || !this.scheduler.holds(this.digest, peerId)) return undefined;
+      const peer = this.tracker.get(peerId);
+      if (!peer || !this.scheduler.holds(this.digest, peerId)) return undefined;
       this.scheduler.have(this.digest, peerId, body.have);
       for (const p of body.badParents) {
         const parent = this.tracker.get(p);
@@ -93,7 +111,7 @@ export class SimSupernode {
       // As the route does: the seed "has" a piece once its hash is known (it arrived from the registry).
       const now = this.queue.now;
       const scans = this.scheduler.scans;
-      const answer = this.scheduler.schedule(this.digest, peerId, body.wantSeed, { seedHas: (i) => this.seedHasAt(i, now), starved: body.starved === true, declined: body.declined });
+      const answer = pacedSchedule(this.scheduler, this.pacer, peer, this.digest, body.wantSeed, { seedHas: (i) => this.seedHasAt(i, now), starved: body.starved === true, declined: body.declined });
       const second = Math.floor(now / 1000);
       this.stats.scansBySimS[second] = (this.stats.scansBySimS[second] ?? 0) + this.scheduler.scans - scans;
       this.stats.syncWallMs += performance.now() - t;

@@ -13,6 +13,7 @@ import { PollenError } from '../../src/errors.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
 import type { MetainfoBody, SyncResponse } from '../../src/p2p/supernode-api.ts';
+import { busyHeartbeatMs } from '../../peer/p2p/p2p-agent.ts';
 import { P2pTransfer } from '../../peer/p2p/p2p-transfer.ts';
 import { DEFAULT_TIMINGS, type TransferTimings } from '../../peer/p2p/transfer-seams.ts';
 import { UploadSlots, type SlotHolder } from '../../peer/p2p/upload-slots.ts';
@@ -105,13 +106,15 @@ export class SimulatedPeer implements UploadSide {
     const { queue, supernode } = this.world;
     queue.after(this.rtt(), () => {
       supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots);
-      // Liveness: the idle period the supernode names at registration (a real peer moving bytes
-      // beats every second for the status page, which the scheduling here does not depend on).
+      // A peer downloading or serving children beats as often as the agent does when busy (every
+      // second, or as the supernode's pacing asks: peer/p2p/p2p-agent.ts): a simulated peer is one
+      // or the other until the run ends. The scheduling does not depend on it; the supernode's work does.
       const beat = (): void => {
-        if (!supernode.heartbeat(this.peerId)) supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots);
-        queue.after(HEARTBEAT_MS, beat);
+        const answer = supernode.heartbeat(this.peerId);
+        if (!answer) supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots);
+        queue.after(busyHeartbeatMs(HEARTBEAT_MS, answer?.busyHeartbeatMs), beat);
       };
-      queue.after(HEARTBEAT_MS, beat);
+      queue.after(busyHeartbeatMs(HEARTBEAT_MS, undefined), beat);
       queue.after(this.rtt(), () => this.startTransfer());
     });
   }

@@ -47,6 +47,15 @@ const MAX_HEARTBEAT_MS = 60_000;
 /** While the peer moves bytes its reports (the status page's rates) go out this often. */
 const BUSY_HEARTBEAT_MS = 1_000;
 
+/**
+ * A busy peer's heartbeat period: every BUSY_HEARTBEAT_MS, or as seldom as the supernode's last
+ * answer asked (its pacing of a large swarm), never more seldom than the idle period.
+ */
+export function busyHeartbeatMs(idleMs: number, asked: unknown): number {
+  const paced = typeof asked === 'number' && Number.isFinite(asked) ? asked : 0;
+  return Math.min(idleMs, Math.max(BUSY_HEARTBEAT_MS, paced));
+}
+
 export class P2pAgent {
   /**
    * The id this peer registers with: random, and taken afresh when a supernode says another member
@@ -170,14 +179,15 @@ export class P2pAgent {
     if (this.closed) return;
     let next = RETRY_MS;
     try {
-      if (!this.registered.has(url) || !(await this.client.heartbeat(url, this.peerId, this.report()))) {
+      const answer = this.registered.has(url) ? await this.client.heartbeat(url, this.peerId, this.report()) : undefined;
+      if (!answer) {
         this.registered.delete(url);
         await this.register(url);
       }
-      // Busy (downloading, or children connected): every second, so the status page's rates are live;
-      // idle, as the supernode asked.
+      // Busy (downloading, or children connected): every second, so the status page's rates are
+      // live, or as seldom as a supernode pacing a large swarm asks; idle, as the supernode asked.
       const asked = this.heartbeatMs.get(url) ?? DEFAULT_HEARTBEAT_MS;
-      next = this.pieces.activeTransfers > 0 || this.uploader.connectedChildren > 0 ? Math.min(asked, BUSY_HEARTBEAT_MS) : asked;
+      next = this.pieces.activeTransfers > 0 || this.uploader.connectedChildren > 0 ? busyHeartbeatMs(asked, answer?.busyHeartbeatMs) : asked;
     } catch (err) {
       if (this.registered.delete(url)) this.logger.warn({ supernode: url, err: (err as Error).message }, 'supernode unreachable');
     }

@@ -155,7 +155,7 @@ export class P2pTransfer {
       wasted: (cause, bytes) => this.wasted(cause, bytes),
       progressed: () => (this.lastProgressAt = this.clock.now()),
       settled: () => {
-        void this.sync();
+        if (this.supernodeSync.due()) void this.sync();
         this.pump();
       },
     });
@@ -215,7 +215,7 @@ export class P2pTransfer {
       this.deps.onEvent?.({ kind: 'stall' });
       this.pool.dropStalled(parent);
     }
-    if (now - this.supernodeSync.lastSentAt >= syncInterval(this.timings.syncMs, this.ledger.have.count, this.meta.pieceCount)) void this.sync();
+    if (this.supernodeSync.due(syncInterval(this.timings.syncMs, this.ledger.have.count, this.meta.pieceCount))) void this.sync();
     this.pump();
   }
 
@@ -397,7 +397,7 @@ export class P2pTransfer {
     await this.record.save();
     this.deps.logger.debug({ digest: this.digest, piece: index, from }, 'piece verified');
     if (this.ledger.have.complete) await this.finish();
-    else if (this.supernodeSync.pendingCount * this.meta.pieceSize >= HAVE_BYTES_PER_SYNC) void this.sync();
+    else if (this.supernodeSync.pendingCount * this.meta.pieceSize >= HAVE_BYTES_PER_SYNC && this.supernodeSync.due()) void this.sync();
   }
 
   /** Cancels the requests for `index` still out to parents and the seed (its copy is being stored). */

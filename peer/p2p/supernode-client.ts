@@ -19,6 +19,7 @@ import {
   apiErrorFrom,
   apiErrorOf,
   type HeartbeatBody,
+  type HeartbeatResponse,
   type MetainfoBody,
   type RegisterRequest,
   type RegisterResponse,
@@ -117,14 +118,13 @@ export class SupernodeClient {
     return res;
   }
 
-  /** False when the supernode no longer knows this peer (`peerId`): it must register again. */
-  async heartbeat(url: string, peerId: string, report: HeartbeatBody = {}): Promise<boolean> {
-    if (this.sessions.get(url)?.peerId !== peerId) return false;
+  /** The supernode's answer, or undefined when it no longer knows this peer (`peerId`): it must register again. */
+  async heartbeat(url: string, peerId: string, report: HeartbeatBody = {}): Promise<HeartbeatResponse | undefined> {
+    if (this.sessions.get(url)?.peerId !== peerId) return undefined;
     try {
-      await this.post(url, API.heartbeat, report);
-      return true;
+      return await this.post<HeartbeatResponse>(url, API.heartbeat, report);
     } catch (err) {
-      if (err instanceof PollenError && err.kind === 'not_found') return false;
+      if (err instanceof PollenError && err.kind === 'not_found') return undefined;
       throw err;
     }
   }

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import { toPollenError } from '../../src/errors.ts';
-import type { MetainfoBody, SyncRequest, SyncResponse } from '../../src/p2p/supernode-api.ts';
+import { MAX_SYNC_PACE_MS, type MetainfoBody, type SyncRequest, type SyncResponse } from '../../src/p2p/supernode-api.ts';
 import type { TransferClient } from './transfer-seams.ts';
 
 /**
@@ -29,6 +29,12 @@ export const HAVE_BYTES_PER_SYNC = 2 * 1024 * 1024;
  */
 export function syncInterval(syncMs: number, have: number, pieceCount: number): number {
   return have * 4 < pieceCount ? syncMs / 2 : syncMs;
+}
+
+/** The wait an answer asks for, within [0, MAX_SYNC_PACE_MS] (a malformed value asks none). */
+export function pacedMs(res: SyncResponse): number {
+  const ms = res.syncMs;
+  return typeof ms === 'number' && ms > 0 ? Math.min(ms, MAX_SYNC_PACE_MS) : 0;
 }
 
 /** Tries of the report that a transfer has every piece (1 s, then 2 s apart). */
@@ -60,6 +66,8 @@ export class TransferSync {
   /** When the last sync left, and when the supernode last answered (or took the task again). */
   lastSentAt = 0;
   lastOkAt: number;
+  /** The wait the last answer asked for before the next routine sync (0: none). */
+  paceMs = 0;
 
   constructor(port: SyncPort) {
     this.port = port;
@@ -76,6 +84,14 @@ export class TransferSync {
     return this.pending.length;
   }
 
+  /**
+   * Whether a routine sync (periodic, after new haves, after a seed fetch) may leave now: `everyMs`
+   * since the last one, and the supernode's pacing too.
+   */
+  due(everyMs = 0): boolean {
+    return this.port.clock.now() - this.lastSentAt >= Math.max(everyMs, this.paceMs);
+  }
+
   /** Syncs now unless a sync is out (then resolves when that one is answered or failed). */
   sync(): Promise<void> {
     const port = this.port;
@@ -88,6 +104,7 @@ export class TransferSync {
       .sync(port.supernode, port.digest, { peerId: port.peerId, have, ...rest })
       .then((res) => {
         this.lastOkAt = port.clock.now();
+        this.paceMs = pacedMs(res);
         port.onAnswer(res);
       })
       .catch(async (err: unknown) => {

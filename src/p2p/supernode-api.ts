@@ -38,6 +38,13 @@ export const API_LIMITS = {
   syncsPerBatch: 64,
 } as const;
 
+/**
+ * The longest wait between syncs a sync's answer asks for (`syncMs`: the supernode's pacing of a
+ * large swarm, supernode/p2p/sync-pacer.ts). The peer holds to it too, so no answer silences a
+ * peer for longer; well within the peer's 30 s "supernode unreachable" limit.
+ */
+export const MAX_SYNC_PACE_MS = 4_000;
+
 /** Peer ids: letters, digits, `-` and `_` (the agent uses 40 hex digits). */
 export const PEER_ID_PATTERN = '^[A-Za-z0-9_-]{1,128}$';
 
@@ -61,6 +68,15 @@ export interface HeartbeatBody {
   readonly storeQuotaBytes?: number;
   readonly uploadedBytes?: number;
   readonly downloadedBytes?: number;
+}
+
+export interface HeartbeatResponse {
+  readonly ok: true;
+  /**
+   * How often a peer moving bytes should heart-beat now, in ms (a large swarm's pacing,
+   * supernode/p2p/sync-pacer.ts); absent: every second.
+   */
+  readonly busyHeartbeatMs?: number;
 }
 
 export interface RegisterResponse {
@@ -154,6 +170,11 @@ export interface SyncResponse {
   readonly availability: readonly number[];
   /** The seed failed (e.g. digest mismatch): the peer must fall back. */
   readonly failed?: string;
+  /**
+   * Wait this many ms after this sync before the next routine one (the supernode paces a large
+   * swarm's syncs: supernode/p2p/sync-pacer.ts); absent or 0: the peer's own timing.
+   */
+  readonly syncMs?: number;
 }
 
 /** One task's sync in a batch: the digest and its SyncRequest. */

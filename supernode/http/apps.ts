@@ -9,6 +9,7 @@ import type { JobManager } from '../preheat/job-manager.ts';
 import { registerJobRoutes, registerPreheatWorkRoute } from '../preheat/routes-jobs.ts';
 import { registerP2pRoutes, type SeedPort } from '../p2p/routes-p2p.ts';
 import type { Scheduler } from '../p2p/scheduler.ts';
+import type { SyncPacer } from '../p2p/sync-pacer.ts';
 import type { Tracker } from '../p2p/tracker.ts';
 import { installErrorHandler } from './error-handler.ts';
 import type { PeerRequestBudget } from './peer-request-budget.ts';
@@ -21,6 +22,8 @@ export interface ClusterAppDeps {
   readonly tracker: Tracker;
   readonly scheduler: Scheduler;
   readonly seed: SeedPort;
+  /** Paces the peers' syncs (none: every answer leaves the timing to the peer). */
+  readonly pacer?: SyncPacer;
   readonly jobs: Pick<JobManager, 'work'>;
   /** Each peer's allowance of calls (none: unlimited). */
   readonly peerBudget?: PeerRequestBudget;

@@ -10,6 +10,7 @@ import { Bitfield } from '../../src/p2p/bitfield.ts';
 import {
   API,
   type HeartbeatBody,
+  type HeartbeatResponse,
   type Holding,
   type MetainfoBody,
   type RegisterResponse,
@@ -26,6 +27,7 @@ import { DIGEST_PARAMS, HEARTBEAT_BODY, PIECE_PARAMS, REGISTER_BODY, SYNC_BATCH_
 import { checkWireHost, parseWireAddr } from '../http/wire-addr.ts';
 import type { Scheduler } from './scheduler.ts';
 import type { Seed, SeedTask } from './seed.ts';
+import { pacedSchedule, type SyncPacer } from './sync-pacer.ts';
 import { HEARTBEAT_MS, type PeerRecord, type Tracker } from './tracker.ts';
 
 /** What the routes need of the seed (the unit tests give a stand-in). */
@@ -35,6 +37,8 @@ export interface P2pRouteDeps {
   readonly tracker: Tracker;
   readonly scheduler: Scheduler;
   readonly seed: SeedPort;
+  /** How long each answer asks the peer to wait before its next sync (absent: no pacing). */
+  readonly pacer?: SyncPacer;
 }
 
 interface RegisterBody {
@@ -49,7 +53,7 @@ function metaBody(task: SeedTask): MetainfoBody {
 }
 
 export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): void {
-  const { tracker, scheduler, seed } = deps;
+  const { tracker, scheduler, seed, pacer } = deps;
 
   /** The peer the request's token named (the auth hook put its id on the request). */
   const caller = (request: FastifyRequest): PeerRecord => {
@@ -76,9 +80,10 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
     return { peerId: peer.peerId, token, heartbeatMs: HEARTBEAT_MS };
   });
 
-  app.post<{ Body: HeartbeatBody | undefined }>(API.heartbeat, { config: { auth: 'peer' }, schema: { body: HEARTBEAT_BODY }, bodyLimit: 4096 }, async (request) => {
+  app.post<{ Body: HeartbeatBody | undefined }>(API.heartbeat, { config: { auth: 'peer' }, schema: { body: HEARTBEAT_BODY }, bodyLimit: 4096 }, async (request): Promise<HeartbeatResponse> => {
     tracker.heartbeat(caller(request).peerId, request.body ?? undefined);
-    return { ok: true };
+    const busyHeartbeatMs = pacer?.busyHeartbeatMs(HEARTBEAT_MS) ?? 0;
+    return busyHeartbeatMs > 0 ? { ok: true, busyHeartbeatMs } : { ok: true };
   });
 
   app.post<{ Body: TaskBody }>(API.task, { config: { auth: 'peer' }, schema: { body: TASK_BODY } }, async (request) => {
@@ -107,7 +112,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
     report(digest, peer, body.corruptParents ?? [], true);
     if (body.leave) return { hashes: [], parents: [], seedGrants: [], availability: [] };
     if (task.state.name === 'failed') return { hashes: [], parents: [], seedGrants: [], availability: [], failed: task.state.error.message };
-    const schedule = scheduler.schedule(digest, peer.peerId, body.wantSeed ?? 0, { seedHas: (i) => typeof task.meta.hashes[i] === 'string', starved: body.starved === true, declined: body.declined });
+    const schedule = pacedSchedule(scheduler, pacer, peer, digest, body.wantSeed ?? 0, { seedHas: (i) => typeof task.meta.hashes[i] === 'string', starved: body.starved === true, declined: body.declined });
     // Only the hashes the peer lacks: all of them on every sync was 17 KB per answer for a 256 MiB
     // blob, on the links the seed keeps full.
     const k = body.knownHashes;

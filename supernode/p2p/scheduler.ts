@@ -56,6 +56,8 @@ export interface ScheduleAsk {
   readonly starved?: boolean | undefined;
   /** Pieces whose seed grants the asker declined since its last sync. */
   readonly declined?: readonly number[] | undefined;
+  /** Parents to offer at most, instead of maxParents (a paced asker gets more per answer). */
+  readonly parents?: number | undefined;
 }
 
 export class Scheduler {
@@ -69,6 +71,11 @@ export class Scheduler {
    * first copy); `starved`, pieces for a peer that got no piece for a while, held by peers or not.
    */
   readonly seedGrants: SeedGrantCounts = { unheld: 0, starved: 0 };
+
+  /** Parents offered per sync (unless the sync's ask names another number). */
+  get maxParents(): number {
+    return this.options.maxParents;
+  }
 
   constructor(deps: { clock: Clock }, options: Partial<SchedulerOptions> = {}) {
     this.clock = deps.clock;
@@ -222,7 +229,7 @@ export class Scheduler {
     // the seed. Slow or unreachable ones still do: counting those too made the seed serve nearly
     // every piece to every peer on a CPU-starved 16-host bed (9.9 x S), where stalls are common.
     const distrusted: Bitfield[] = [];
-    const parents = this.scanAllowed(task, asker, now, starved) ? this.pickParents(task, asker, mine, distrusted, starved) : this.distrustedIn(task, distrusted);
+    const parents = this.scanAllowed(task, asker, now, starved) ? this.pickParents(task, asker, mine, distrusted, starved, ask.parents ?? this.options.maxParents) : this.distrustedIn(task, distrusted);
     const want = Math.min(wantSeed, this.options.maxSeedGrants);
     let skip: Set<number> | undefined;
     if (declined.length > 0) {
@@ -255,11 +262,10 @@ export class Scheduler {
     return [];
   }
 
-  private pickParents(task: TaskAvailability, asker: string, mine: Bitfield | undefined, distrusted: Bitfield[], starved: boolean): ParentInfo[] {
+  private pickParents(task: TaskAvailability, asker: string, mine: Bitfield | undefined, distrusted: Bitfield[], starved: boolean, keep: number): ParentInfo[] {
     // One pass over the window: each holder is scored once and kept if it is among the
-    // best maxParents so far (a sorted insert into a short list, not a sort of the whole window).
+    // best `keep` so far (a sorted insert into a short list, not a sort of the whole window).
     const best: Array<{ peer: PeerRecord; needed: boolean; score: number }> = [];
-    const keep = this.options.maxParents;
     const n = task.order.length;
     const count = Math.min(this.options.scanLimit, n);
     for (let k = 0; k < count; k++) {

@@ -48,8 +48,8 @@ describe('P2P swarm over a real registry', () => {
   }
 
   /** A fresh supernode with a peer registered through the API alone (no agent) that created the swarm layer's task. */
-  async function apiPeerWithTask(peerId: string, dispatcher?: Dispatcher) {
-    const { node } = await startSupernode({ upstream: registry.url, secret: SECRET });
+  async function apiPeerWithTask(peerId: string, dispatcher?: Dispatcher, syncRate?: number) {
+    const { node } = await startSupernode({ upstream: registry.url, secret: SECRET, ...(syncRate === undefined ? {} : { syncRate }) });
     cleanups.push(() => node.close());
     const client = new SupernodeClient(dispatcher ? { dispatcher } : {}, { urls: [node.url], secret: SECRET, timeoutMs: 5_000 });
     cleanups.push(() => client.close());
@@ -103,6 +103,30 @@ describe('P2P swarm over a real registry', () => {
     }
     // Not a number at all: the body schema refuses it.
     await expect(sync('x')).rejects.toMatchObject({ code: 'ERR_INVALID_REQUEST' });
+  });
+
+  it('a supernode paces its peers: each answer asks the wait that keeps the peers syncing lately at --sync-rate, shown in /metrics', async () => {
+    const { node, client, digest } = await apiPeerWithTask('p1', undefined, 4);
+    const body = (peerId: string) => ({ peerId, have: [], wantSeed: 0, badParents: [] });
+    const others = ['p2', 'p3'].map((peerId) => {
+      const c = new SupernodeClient({}, { urls: [node.url], secret: SECRET, timeoutMs: 5_000 });
+      cleanups.push(() => c.close());
+      return { peerId, c };
+    });
+    for (const { peerId, c } of others) {
+      await c.register(node.url, { peerId, wireAddr: '127.0.0.1:1', uploadSlots: 1, holdings: [] });
+      await c.createTask(node.url, { peerId, digest, upstream: { registry: registry.host, name: 'test/swarm' } });
+    }
+    // One peer syncing at 4 a second: 250 ms apart; three: 750 ms. The same peer again is not a fourth.
+    expect((await client.sync(node.url, digest, body('p1'))).syncMs).toBe(250);
+    expect((await others[0]!.c.sync(node.url, digest, body('p2'))).syncMs).toBe(500);
+    expect((await others[1]!.c.sync(node.url, digest, body('p3'))).syncMs).toBe(750);
+    expect((await client.sync(node.url, digest, body('p1'))).syncMs).toBe(750);
+    // Busy heartbeats slow down with the syncs: four waits apart.
+    expect(await client.heartbeat(node.url, 'p1')).toEqual({ ok: true, busyHeartbeatMs: 3_000 });
+    const metrics = await (await fetch(`${node.adminUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^pollen_supernode_sync_pace_seconds 0\.75$/m);
+    expect(metrics).toMatch(/^pollen_supernode_syncing_peers 3$/m);
   });
 
   it('syncs of one turn go in one request, and each gets its own answer or error', async () => {

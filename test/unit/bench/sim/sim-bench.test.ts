@@ -30,6 +30,11 @@ describe('runSimBench', () => {
       // Each sync of the busiest second also pays its HTTP request (75 us here).
       expect(r.supernodeCpuAtPeakWithRoute).toBeGreaterThan(r.supernodeCpuAtPeak);
       expect(r.supernodeCpuAtPeakWithRoute).toBeGreaterThanOrEqual(r.peakSchedulesPerSimS * 75e-6);
+      // Busy peers heart-beat every second (N a second, the swarm this small paces nothing) and pay their requests too.
+      expect(Math.max(...r.heartbeatsBySimS)).toBeGreaterThanOrEqual(r.n);
+      expect(r.supernodeCpuBusiest5sWithRoute).toBeGreaterThan(0);
+      expect(r.supernodeCpuBusiest5sWithRoute).toBeLessThanOrEqual(r.supernodeCpuAtPeakWithRoute);
+      expect(r.syncsBySimS.reduce((a, b) => a + b, 0)).toBe(r.scheduleCalls);
     }
     const saved = JSON.parse(await readFile(join(dir, 'results.json'), 'utf8')) as { rows: unknown[] };
     expect(saved.rows).toHaveLength(2);

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../../../src/clock.ts';
 import { MemoryContentStore } from '../../../../src/memory-content-store.ts';
 import { API } from '../../../../src/p2p/supernode-api.ts';
-import { P2pAgent } from '../../../../peer/p2p/p2p-agent.ts';
+import { busyHeartbeatMs, P2pAgent } from '../../../../peer/p2p/p2p-agent.ts';
 
 /** A stand-in supernode on loopback: registers anyone with `heartbeatMs` and counts heartbeats. */
 async function fakeSupernode(heartbeatMs: number): Promise<{ url: string; beats: number[]; server: Server }> {
@@ -55,5 +55,15 @@ describe('an idle peer heart-beats at the period its supernode names', () => {
 
   it('no faster than every 500 ms whatever the supernode says', async () => {
     expect(await idleAgentFor(20, 1_600)).toBeLessThanOrEqual(4);
+  });
+});
+
+describe('a busy peer heart-beats every second, or as seldom as a pacing supernode asks', () => {
+  it('takes the period the last answer asked, between a second and the idle period; anything else is a second', () => {
+    expect(busyHeartbeatMs(5_000, undefined)).toBe(1_000);
+    expect(busyHeartbeatMs(5_000, 3_000)).toBe(3_000);
+    expect(busyHeartbeatMs(5_000, 60_000)).toBe(5_000);
+    expect(busyHeartbeatMs(5_000, 10)).toBe(1_000);
+    for (const odd of ['3000', Number.NaN, Number.POSITIVE_INFINITY, -5, null]) expect(busyHeartbeatMs(5_000, odd)).toBe(1_000);
   });
 });

@@ -3,6 +3,8 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../src/clock.ts';
 import { BLOCK_BYTES } from '../../../../src/p2p/metainfo.ts';
+import { MAX_SYNC_PACE_MS } from '../../../../src/p2p/supernode-api.ts';
+import { TICK_MS } from '../../../../peer/p2p/p2p-transfer.ts';
 import { ExpiringBans } from '../../../../src/p2p/wire-bans.ts';
 import { ENDGAME_COPIES } from '../../../../peer/p2p/piece-picker.ts';
 import { HAVE_BYTES_PER_SYNC, syncInterval } from '../../../../peer/p2p/transfer-sync.ts';
@@ -226,6 +228,41 @@ describe('P2pTransfer on a manual clock', () => {
     const per = (pieceBytes: number): number => HAVE_BYTES_PER_SYNC / pieceBytes;
     expect(await havesPerSync(BLOCK_BYTES)).toEqual([per(BLOCK_BYTES), per(BLOCK_BYTES), expect.any(Number)]);
     expect(await havesPerSync(4 * BLOCK_BYTES)).toEqual([per(4 * BLOCK_BYTES), per(4 * BLOCK_BYTES), expect.any(Number)]);
+  });
+
+  it("holds to the wait the supernode's answer asks (periodic syncs and verified haves alike), at most MAX_SYNC_PACE_MS", async () => {
+    const PIECE_BLOCKS = HAVE_BYTES_PER_SYNC / 2 / BLOCK_BYTES;
+    const syncTimes = async (syncMs: number | undefined, deliver: boolean): Promise<number[]> => {
+      const all = Array.from({ length: 64 }, (_, i) => i);
+      const h = start({ pieces: 64, parents: ['a'], have: all.slice(0, 16), pieceBytes: HAVE_BYTES_PER_SYNC / 2 });
+      await offerParents(h, { a: all }, syncMs === undefined ? {} : { syncMs });
+      const t0 = h.clock.now();
+      const times: number[] = [];
+      for (let t = 0; t < 9_000; t += 50) {
+        // Half a piece every 50 ms: HAVE_BYTES_PER_SYNC (two pieces) verified every 200 ms.
+        if (deliver && h.transfer.state.phase === 'p2p') h.parents.get('a')!.deliver(PIECE_BLOCKS / 2);
+        await h.advance(50);
+        while (h.supernode.syncs.length > 0) {
+          times.push(h.clock.now() - t0);
+          h.supernode.answer(syncMs === undefined ? {} : { syncMs });
+        }
+      }
+      return times;
+    };
+    const gaps = (times: number[]): number[] => times.slice(1).map((t, k) => t - times[k]!);
+    // Unpaced: a sync whenever the haves fill (every 200 ms here), and every 500 ms without them.
+    expect(new Set(gaps(await syncTimes(undefined, true)).slice(0, 10))).toEqual(new Set([200]));
+    expect(new Set(gaps(await syncTimes(undefined, false)))).toEqual(new Set([500]));
+    // Paced to 2 s: no routine sync sooner, with or without fresh haves.
+    for (const deliver of [true, false]) {
+      const paced = await syncTimes(2_000, deliver);
+      expect(paced.length, `${paced}`).toBeGreaterThanOrEqual(2);
+      for (const gap of gaps(paced)) expect(gap, `${paced}`).toBeGreaterThanOrEqual(2_000);
+    }
+    // An answer asking an hour counts as MAX_SYNC_PACE_MS: the peer still syncs.
+    const capped = await syncTimes(3_600_000, false);
+    expect(capped.length).toBe(2);
+    expect(capped[1]! - capped[0]!).toBeLessThanOrEqual(MAX_SYNC_PACE_MS + TICK_MS);
   });
 
   it('in endgame asks a piece of at most ENDGAME_COPIES parents at once, whatever the parents do', async () => {

@@ -1,0 +1,115 @@
+// How often the supernode asks its peers to sync, so that a whole swarm's syncs stay within what it
+// can answer. A peer syncs every 250-500 ms and after every 2 MiB it verifies
+// (peer/p2p/transfer-sync.ts): in a 10,000-peer fan-out that is ~54,000 syncs a second at the
+// peak (bench sim), and each is an HTTP request over TLS whose floor alone is ~60 us of CPU
+// (bench:sync): several cores. A framed message on a kept TLS connection instead still cost ~35 us
+// a message on this machine (a throwaway measurement, 96 connections, JSON bodies: a read, a write
+// and a wake-up each, against ~56 us for the same body as an HTTPS request), so the number of syncs
+// is what has to give, as a BitTorrent tracker's `interval` does it: each answer says how long the peer
+// should wait before its next sync, the number of peers syncing lately divided by the rate the
+// supernode aims at. A small swarm (the bed's 16 hosts: 2 ms at the default) is never slowed; a
+// large one trades fresher haves for a supernode that keeps up. A peer that ignores the pacing is
+// still held to its request budget (../http/peer-request-budget.ts).
+import type { Clock } from '../../src/clock.ts';
+import { MAX_SYNC_PACE_MS } from '../../src/p2p/supernode-api.ts';
+import type { Digest } from '../../src/digest.ts';
+import type { Schedule, ScheduleAsk, Scheduler } from './scheduler.ts';
+import type { PeerRecord } from './tracker.ts';
+
+/**
+ * Syncs a second the supernode aims at: ~0.6-0.7 of a core on a 2-core PVM guest at 75-85 us a
+ * sync (its request, bench:sync, and the scheduler's work, bench sim).
+ */
+export const DEFAULT_SYNC_RATE = 8_000;
+/** Peers are counted per window; longer than MAX_SYNC_PACE_MS so that a paced peer is counted in every one. */
+const WINDOW_MS = 5_000;
+/**
+ * How often an unpaced peer syncs once it holds a quarter of a blob (peer/p2p/transfer-sync.ts):
+ * a paced answer carries the parents that many syncs would have, one parent offer per this long.
+ */
+const PEER_SYNC_MS = 500;
+/** Parents in one answer at most (a peer dials 8 per transfer at most). */
+const MAX_PACED_PARENTS = 8;
+/**
+ * A peer moving bytes heart-beats every second for the status page's rates; paced, every this many
+ * sync waits (at most the idle period), so busy heartbeats stay within a quarter of `rate`.
+ */
+const HEARTBEATS_PER_SYNC_WAIT = 4;
+
+export class SyncPacer {
+  private readonly clock: Clock;
+  private readonly rate: number;
+  /** The window each peer last synced in (weak: a dropped peer's record goes). */
+  private readonly seenIn = new WeakMap<PeerRecord, number>();
+  private window = -1;
+  private current = 0;
+  private previous = 0;
+
+  /** `rate` syncs a second; 0: no pacing. */
+  constructor(deps: { clock: Clock }, options: { rate: number }) {
+    this.clock = deps.clock;
+    this.rate = options.rate;
+  }
+
+  /** Counts `peer` as syncing now and answers how long it should wait before its next sync (ms). */
+  paceMs(peer: PeerRecord): number {
+    const window = this.roll();
+    if (this.seenIn.get(peer) !== window) {
+      this.seenIn.set(peer, window);
+      this.current++;
+    }
+    return this.currentMs;
+  }
+
+  /** Peers that synced in this window or the last (whichever counted more). */
+  get activePeers(): number {
+    this.roll();
+    return Math.max(this.current, this.previous);
+  }
+
+  /**
+   * The wait asked now: every active peer syncing once per wait is `rate` syncs a second; at most
+   * MAX_SYNC_PACE_MS (a swarm that needs more wants another supernode: digests are spread over
+   * supernodes by rendezvous hashing).
+   */
+  get currentMs(): number {
+    if (this.rate <= 0) return 0;
+    return Math.min(MAX_SYNC_PACE_MS, Math.floor((this.activePeers * 1000) / this.rate));
+  }
+
+  /**
+   * Parents to offer with a wait of `paceMs`: `maxParents` for each PEER_SYNC_MS the wait spans, so
+   * a paced peer learns of parents as fast as an unpaced one. Simulated 1,000 peers, 64 MiB, paced
+   * to 1.25 s (--sync-rate 800): 9.0 s with 1 parent an answer, 8.4 with 3 or 5 (7.7 unpaced).
+   */
+  static parentsFor(maxParents: number, paceMs: number): number {
+    return Math.min(MAX_PACED_PARENTS, Math.max(maxParents, maxParents * Math.ceil(paceMs / PEER_SYNC_MS)));
+  }
+
+  /** How often a busy peer should heart-beat now (0: as it likes, every second), at most `idleMs`. */
+  busyHeartbeatMs(idleMs: number): number {
+    const ms = this.currentMs * HEARTBEATS_PER_SYNC_WAIT;
+    return ms <= 1_000 ? 0 : Math.min(ms, idleMs);
+  }
+
+  /** Moves to the window of now (the one before is kept only if it was the last one). */
+  private roll(): number {
+    const window = Math.floor(this.clock.now() / WINDOW_MS);
+    if (window !== this.window) {
+      this.previous = window === this.window + 1 ? this.current : 0;
+      this.current = 0;
+      this.window = window;
+    }
+    return window;
+  }
+}
+
+/**
+ * One sync's schedule with the wait its answer asks (and the parents that wait is worth): what the
+ * sync route answers, and what the simulation's supernode answers, from the same code.
+ */
+export function pacedSchedule(scheduler: Scheduler, pacer: SyncPacer | undefined, peer: PeerRecord, digest: Digest, wantSeed: number, ask: ScheduleAsk): Schedule & { syncMs?: number } {
+  const syncMs = pacer?.paceMs(peer) ?? 0;
+  if (syncMs === 0) return scheduler.schedule(digest, peer.peerId, wantSeed, ask);
+  return { ...scheduler.schedule(digest, peer.peerId, wantSeed, { ...ask, parents: SyncPacer.parentsFor(scheduler.maxParents, syncMs) }), syncMs };
+}
