@@ -64,6 +64,9 @@ export interface SimulatedPeerOptions {
   trace?: TransferTrace;
 }
 
+/** Spreads the peers' heartbeat phases evenly whatever their number (the golden ratio's fraction). */
+const GOLDEN_FRACTION = 0.6180339887498949;
+
 export class SimulatedPeer implements UploadSide {
   doneMs = NaN;
   transfer: P2pTransfer | undefined;
@@ -108,13 +111,15 @@ export class SimulatedPeer implements UploadSide {
       supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots);
       // A peer downloading or serving children beats as often as the agent does when busy (every
       // second, or as the supernode's pacing asks: peer/p2p/p2p-agent.ts): a simulated peer is one
-      // or the other until the run ends. The scheduling does not depend on it; the supernode's work does.
+      // or the other until the run ends. The scheduling does not depend on it; the supernode's work
+      // does. The agents ran before the pull, so their beats keep phases of their own across the
+      // idle period (spread by the host's index, not the run's random numbers).
       const beat = (): void => {
         const answer = supernode.heartbeat(this.peerId);
         if (!answer) supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots);
         queue.after(busyHeartbeatMs(HEARTBEAT_MS, answer?.busyHeartbeatMs), beat);
       };
-      queue.after(busyHeartbeatMs(HEARTBEAT_MS, undefined), beat);
+      queue.after(HEARTBEAT_MS * ((this.host * GOLDEN_FRACTION) % 1), beat);
       queue.after(this.rtt(), () => this.startTransfer());
     });
   }

@@ -190,6 +190,24 @@ describe('P2pTransfer on a manual clock', () => {
     h.supernode.answer();
   });
 
+  it("sends the report that it has every piece no sooner than the supernode's pacing allows", async () => {
+    const h = start({ pieces: 3, parents: ['a'] });
+    await offerParents(h, { a: [0, 1, 2] }, { syncMs: 2_000 });
+    const paced = h.clock.now();
+    for (let k = 0; k < 10 && h.transfer.state.phase === 'p2p'; k++) {
+      h.parents.get('a')!.deliver();
+      await h.settle();
+    }
+    await h.transfer.done;
+    const asked = h.supernode.bodies.length;
+    await h.advance(1_900 - (h.clock.now() - paced), 100);
+    expect(h.supernode.bodies.length).toBe(asked);
+    await h.advance(200, 100);
+    expect(h.supernode.bodies.length).toBe(asked + 1);
+    expect(h.supernode.bodies.at(-1)!.have).toEqual([0, 1, 2]);
+    h.supernode.answer();
+  });
+
   it('syncs twice as often while it holds less than a quarter of the blob', async () => {
     expect(syncInterval(500, 1, 8)).toBe(250);
     expect(syncInterval(500, 2, 8)).toBe(500);
