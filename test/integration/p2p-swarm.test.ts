@@ -12,7 +12,7 @@ import { startPeer, startSupernode, type TestPeer } from '../helpers/p2p-swarm.t
 import { SupernodeClient } from '../../peer/p2p/supernode-client.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { generateSecret, pskClientOptions } from '../../src/cluster-tls.ts';
-import { API } from '../../src/p2p/supernode-api.ts';
+import { API, MAX_SYNC_PACE_MS } from '../../src/p2p/supernode-api.ts';
 import { Agent, type Dispatcher } from 'undici';
 
 const LAYER_BYTES = 40 << 20;
@@ -127,6 +127,16 @@ describe('P2P swarm over a real registry', () => {
     const metrics = await (await fetch(`${node.adminUrl}/metrics`)).text();
     expect(metrics).toMatch(/^pollen_supernode_sync_pace_seconds 0\.75$/m);
     expect(metrics).toMatch(/^pollen_supernode_syncing_peers 3$/m);
+    // A member syncing under many ids stretches everyone's wait to MAX_SYNC_PACE_MS, no further.
+    for (let k = 0; k < 20; k++) {
+      const peerId = `sybil${k}`;
+      const c = new SupernodeClient({}, { urls: [node.url], secret: SECRET, timeoutMs: 5_000 });
+      cleanups.push(() => c.close());
+      await c.register(node.url, { peerId, wireAddr: '127.0.0.1:1', uploadSlots: 1, holdings: [] });
+      await c.createTask(node.url, { peerId, digest, upstream: { registry: registry.host, name: 'test/swarm' } });
+      await c.sync(node.url, digest, body(peerId));
+    }
+    expect((await client.sync(node.url, digest, body('p1'))).syncMs).toBe(MAX_SYNC_PACE_MS);
   });
 
   it('syncs of one turn go in one request, and each gets its own answer or error', async () => {
