@@ -104,7 +104,7 @@ export function registerBench(program: Command): void {
     .option('--seed <n>', 'seed of the random start jitter and latencies', '1')
     .option('--cores <n>', "cores the peers' processes share (default: CPU is free; the fan-out bed has 2)")
     .option('--peer-ns-per-byte <rx,tx>', "a peer's CPU ns per byte received and sent, with --cores", '24,8')
-    .option('--route-us-per-sync <us>', "CPU us a simulated sync costs the supernode beyond the scheduler (the HTTP request that carries it: TLS, parsing, validation, the token, JSON), added in the 'sn CPU at peak +route' column; npm run bench:sync measures it", String(DEFAULT_ROUTE_US_PER_SYNC))
+    .option('--route-us-per-sync <us>', "CPU us a simulated request (a sync, or a busy peer's heartbeat) costs the supernode beyond the scheduler (TLS, parsing, validation, the token, JSON), added in the '+route' columns; npm run bench:sync measures it", String(DEFAULT_ROUTE_US_PER_SYNC))
     .option('--against <results.json>', "hold the model against a fan-out bed run (pollen bench fanout's results.json): simulate each of its Pollen rows with its links, its cores and a CPU term fitted from its other rows, and print both all-done times (the other options but --seed, --max-sim-s and --out do not apply)")
     .option('--out <dir>', 'results directory (default: results/sim-<timestamp>)')
     .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; scanLimit?: string; offerIntervalMs?: string; syncRate?: string; maxSimS: string; seed: string; cores?: string; peerNsPerByte: string; routeUsPerSync: string; against?: string; out?: string }) => {
