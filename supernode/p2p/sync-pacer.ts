@@ -22,7 +22,7 @@ import type { PeerRecord } from './tracker.ts';
  */
 export const DEFAULT_SYNC_RATE = 8_000;
 /** Peers are counted per window; longer than MAX_SYNC_PACE_MS so that a paced peer is counted in every one. */
-const WINDOW_MS = 5_000;
+export const SYNC_PACE_WINDOW_MS = 5_000;
 /**
  * How often an unpaced peer syncs once it holds a quarter of a blob (peer/p2p/transfer-sync.ts):
  * a paced answer carries the parents that many syncs would have, one parent offer per this long.
@@ -94,7 +94,7 @@ export class SyncPacer {
 
   /** Moves to the window of now (the one before is kept only if it was the last one). */
   private roll(): number {
-    const window = Math.floor(this.clock.now() / WINDOW_MS);
+    const window = Math.floor(this.clock.now() / SYNC_PACE_WINDOW_MS);
     if (window !== this.window) {
       this.previous = window === this.window + 1 ? this.current : 0;
       this.current = 0;
