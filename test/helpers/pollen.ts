@@ -10,6 +10,9 @@ import { freePort, httpOk, spawnLogged, stopProcess, waitFor } from './tools.ts'
 /** The `pollen` command of this checkout: it runs the compiled daemons in dist/ (`npm run build`). */
 export const POLLEN_BIN = join(packageRoot(import.meta.dirname), 'bin', 'pollen.js');
 
+/** The line each daemon logs once all its listeners are bound (peer/peer.ts, supernode/supernode.ts). */
+const READY_LINE: Record<string, string> = { supernode: '"msg":"supernode listening"', peer: '"msg":"peer mirror listening"', start: '"msg":"peer mirror listening"' };
+
 export class PollenProcess {
   private constructor(
     readonly url: string,
@@ -56,9 +59,13 @@ export class PollenProcess {
     });
     const url = `http://127.0.0.1:${port}`;
     const adminUrl = `http://127.0.0.1:${adminPort}`;
+    // Ready once the daemon itself logged that it listens (both its listeners bound) and its health
+    // answers: a health check alone could be answered by another test's daemon that took the admin
+    // port first, while this one exits with EADDRINUSE (CI once pulled through such a dead peer).
+    const listening = READY_LINE[command];
     try {
       // A daemon that exits (a failed start) ends the wait at once, not after the timeout.
-      await waitFor(async () => child.exitCode !== null || httpOk(`${adminUrl}/healthz`), `pollen ${command} on ${url}`, 60_000);
+      await waitFor(async () => child.exitCode !== null || ((listening === undefined || output().includes(listening)) && (await httpOk(`${adminUrl}/healthz`))), `pollen ${command} on ${url}`, 60_000);
       // A peer opens its metrics listener after its mirror: healthy means both are up.
       if (child.exitCode !== null) throw new Error(`pollen ${command} exited with code ${child.exitCode}`);
     } catch (err) {
