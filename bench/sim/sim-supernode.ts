@@ -85,9 +85,7 @@ export class SimSupernode {
   heartbeat(peerId: string): HeartbeatResponse | undefined {
     this.countIn(this.stats.heartbeatsBySimS);
     return this.timed(() => {
-      if (!this.tracker.heartbeat(peerId)) return undefined;
-      const busyHeartbeatMs = this.pacer.busyHeartbeatMs(HEARTBEAT_MS);
-      return busyHeartbeatMs > 0 ? { ok: true, busyHeartbeatMs } : { ok: true };
+      return this.tracker.heartbeat(peerId) ? this.pacer.heartbeatAnswer(HEARTBEAT_MS) : undefined;
     });
   }
 

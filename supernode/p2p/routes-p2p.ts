@@ -82,8 +82,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
 
   app.post<{ Body: HeartbeatBody | undefined }>(API.heartbeat, { config: { auth: 'peer' }, schema: { body: HEARTBEAT_BODY }, bodyLimit: 4096 }, async (request): Promise<HeartbeatResponse> => {
     tracker.heartbeat(caller(request).peerId, request.body ?? undefined);
-    const busyHeartbeatMs = pacer?.busyHeartbeatMs(HEARTBEAT_MS) ?? 0;
-    return busyHeartbeatMs > 0 ? { ok: true, busyHeartbeatMs } : { ok: true };
+    return pacer?.heartbeatAnswer(HEARTBEAT_MS) ?? { ok: true };
   });
 
   app.post<{ Body: TaskBody }>(API.task, { config: { auth: 'peer' }, schema: { body: TASK_BODY } }, async (request) => {

@@ -11,7 +11,7 @@
 // large one trades fresher haves for a supernode that keeps up. A peer that ignores the pacing is
 // still held to its request budget (../http/peer-request-budget.ts).
 import type { Clock } from '../../src/clock.ts';
-import { MAX_SYNC_PACE_MS } from '../../src/p2p/supernode-api.ts';
+import { MAX_SYNC_PACE_MS, type HeartbeatResponse } from '../../src/p2p/supernode-api.ts';
 import type { Digest } from '../../src/digest.ts';
 import type { Schedule, ScheduleAsk, Scheduler } from './scheduler.ts';
 import type { PeerRecord } from './tracker.ts';
@@ -90,6 +90,12 @@ export class SyncPacer {
   busyHeartbeatMs(idleMs: number): number {
     const ms = this.currentMs * HEARTBEATS_PER_SYNC_WAIT;
     return ms <= 1_000 ? 0 : Math.min(ms, idleMs);
+  }
+
+  /** A heartbeat's answer: with the busy period when the pacing asks one (the route and the simulation). */
+  heartbeatAnswer(idleMs: number): HeartbeatResponse {
+    const busyHeartbeatMs = this.busyHeartbeatMs(idleMs);
+    return busyHeartbeatMs > 0 ? { ok: true, busyHeartbeatMs } : { ok: true };
   }
 
   /** Moves to the window of now (the one before is kept only if it was the last one). */
