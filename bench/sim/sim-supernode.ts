@@ -100,6 +100,8 @@ export class SimSupernode {
     return this.timed(() => {
       const peer = this.tracker.get(peerId);
       if (!peer || !this.scheduler.holds(this.digest, peerId)) return undefined;
+      // The batch carries the heartbeat's report, as the route takes it.
+      this.tracker.heartbeat(peerId);
       this.scheduler.have(this.digest, peerId, body.have);
       for (const p of body.badParents) {
         const parent = this.tracker.get(p);

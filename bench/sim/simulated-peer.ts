@@ -13,7 +13,7 @@ import { PollenError } from '../../src/errors.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
 import type { MetainfoBody, SyncResponse } from '../../src/p2p/supernode-api.ts';
-import { busyHeartbeatMs } from '../../peer/p2p/p2p-agent.ts';
+import { busyHeartbeatMs, sparedHeartbeatMs } from '../../peer/p2p/p2p-agent.ts';
 import { P2pTransfer } from '../../peer/p2p/p2p-transfer.ts';
 import { DEFAULT_TIMINGS, type TransferTimings } from '../../peer/p2p/transfer-seams.ts';
 import { UploadSlots, type SlotHolder } from '../../peer/p2p/upload-slots.ts';
@@ -77,6 +77,8 @@ export class SimulatedPeer implements UploadSide {
   private readonly dialled: SimLink[] = [];
   /** Resolves once the last seed piece asked for has been sent (or given up). */
   private seedLine: Promise<void> = Promise.resolve();
+  /** When a sync last carried this peer's heartbeat report (sim ms; 0: never), as SupernodeClient.lastReportAt. */
+  private lastReportAt = 0;
   private readonly empty: Bitfield;
 
   constructor(
@@ -113,11 +115,19 @@ export class SimulatedPeer implements UploadSide {
       // second, or as the supernode's pacing asks: peer/p2p/p2p-agent.ts): a simulated peer is one
       // or the other until the run ends. The scheduling does not depend on it; the supernode's work
       // does. The agents ran before the pull, so their beats keep phases of their own across the
-      // idle period (spread by the host's index, not the run's random numbers).
+      // idle period (spread by the host's index, not the run's random numbers). A sync carries the
+      // report as the agent's do, and spares the beats of an idle period after it (P2pAgent.keepAlive).
+      let asked: number | undefined;
       const beat = (): void => {
+        const spared = sparedHeartbeatMs(queue.now, this.lastReportAt, HEARTBEAT_MS);
+        if (spared > 0) {
+          queue.after(spared, beat);
+          return;
+        }
         const answer = supernode.heartbeat(this.peerId);
         if (!answer) supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots);
-        queue.after(busyHeartbeatMs(HEARTBEAT_MS, answer?.busyHeartbeatMs), beat);
+        asked = answer?.busyHeartbeatMs;
+        queue.after(busyHeartbeatMs(HEARTBEAT_MS, asked), beat);
       };
       queue.after(HEARTBEAT_MS * ((this.host * GOLDEN_FRACTION) % 1), beat);
       queue.after(this.rtt(), () => this.startTransfer());
@@ -218,6 +228,7 @@ export class SimulatedPeer implements UploadSide {
           if (!answer) throw new PollenError('ERR_NOT_FOUND', 'unknown peer or task');
           return { ...answer, hashes: this.hashesNow(), hashesFrom: 0 };
         }).then((res) => {
+          this.lastReportAt = world.queue.now;
           trace?.events.push({ t: world.queue.now, kind: 'sync', res });
           return res;
         }),

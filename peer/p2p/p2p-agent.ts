@@ -56,6 +56,17 @@ export function busyHeartbeatMs(idleMs: number, asked: unknown): number {
   return Math.min(idleMs, Math.max(BUSY_HEARTBEAT_MS, paced));
 }
 
+/**
+ * How long a heartbeat due now may wait: a batch of syncs that carried the peer's report
+ * (`lastReportAt`, 0 for none) stands for a heartbeat for one idle period (`idleMs`, what the
+ * supernode asked at registration) after it. A downloading peer syncs far more often than that, so
+ * it sends no heartbeat at all, and its reports reach the status page with every sync; once its
+ * syncs stop, the heartbeats resume within an idle period. 0 = send it now.
+ */
+export function sparedHeartbeatMs(now: number, lastReportAt: number, idleMs: number): number {
+  return lastReportAt > 0 ? Math.max(0, lastReportAt + idleMs - now) : 0;
+}
+
 export class P2pAgent {
   /**
    * The id this peer registers with: random, and taken afresh when a supernode says another member
@@ -93,17 +104,22 @@ export class P2pAgent {
   private readonly registered = new Set<string>();
   /** The heartbeat period each supernode asked for at registration. */
   private readonly heartbeatMs = new Map<string, number>();
+  /** The busy period each supernode's last heartbeat answer asked for (its pacing of a large swarm). */
+  private readonly busyAsked = new Map<string, unknown>();
+  private readonly clock: Clock;
   private closed = false;
 
   /** `downloads`: the host's download budget, paying for what parents and the seed send. */
   constructor(deps: { store: ContentStore; logger: Logger; clock: Clock; downloads?: Throttle }, options: P2pAgentOptions) {
     this.options = options;
+    this.clock = deps.clock;
     this.logger = deps.logger.child({ component: 'p2p' });
     const peerId = Buffer.from(this.peerId, 'hex');
     this.wireBans = new AddressBans({ clock: deps.clock });
     this.parentBans = new ExpiringBans({ clock: deps.clock });
     this.dialer = new WireDialer({ bans: this.wireBans, throttle: deps.downloads }, { peerId, secret: options.secret });
-    this.client = new SupernodeClient({}, { urls: options.supernodes, secret: options.secret || undefined, timeoutMs: options.supernodeTimeoutMs });
+    this.client = new SupernodeClient({ clock: deps.clock }, { urls: options.supernodes, secret: options.secret || undefined, timeoutMs: options.supernodeTimeoutMs });
+    this.client.reportWith(() => this.report());
     this.downloads = deps.downloads;
     this.pieces = new LocalPieces({ store: deps.store });
     this.uploader = new Uploader(
@@ -175,19 +191,31 @@ export class P2pAgent {
     this.heartbeatMs.set(url, Number.isFinite(asked) ? Math.min(Math.max(asked, MIN_HEARTBEAT_MS), MAX_HEARTBEAT_MS) : DEFAULT_HEARTBEAT_MS);
   }
 
+  /**
+   * Busy (downloading, or children connected): every second, so the status page's rates are live,
+   * or as seldom as a supernode pacing a large swarm asks; idle, as the supernode asked.
+   */
+  private heartbeatPeriod(url: string): number {
+    const asked = this.heartbeatMs.get(url) ?? DEFAULT_HEARTBEAT_MS;
+    return this.pieces.activeTransfers > 0 || this.uploader.connectedChildren > 0 ? busyHeartbeatMs(asked, this.busyAsked.get(url)) : asked;
+  }
+
   private async keepAlive(url: string): Promise<void> {
     if (this.closed) return;
     let next = RETRY_MS;
     try {
-      const answer = this.registered.has(url) ? await this.client.heartbeat(url, this.peerId, this.report()) : undefined;
-      if (!answer) {
-        this.registered.delete(url);
-        await this.register(url);
+      // The transfers' syncs carried the report lately: that was the heartbeat.
+      const spared = this.registered.has(url) ? sparedHeartbeatMs(this.clock.now(), this.client.lastReportAt(url), this.heartbeatMs.get(url) ?? DEFAULT_HEARTBEAT_MS) : 0;
+      if (spared > 0) next = spared;
+      else {
+        const answer = this.registered.has(url) ? await this.client.heartbeat(url, this.peerId, this.report()) : undefined;
+        if (!answer) {
+          this.registered.delete(url);
+          await this.register(url);
+        }
+        this.busyAsked.set(url, answer?.busyHeartbeatMs);
+        next = this.heartbeatPeriod(url);
       }
-      // Busy (downloading, or children connected): every second, so the status page's rates are
-      // live, or as seldom as a supernode pacing a large swarm asks; idle, as the supernode asked.
-      const asked = this.heartbeatMs.get(url) ?? DEFAULT_HEARTBEAT_MS;
-      next = this.pieces.activeTransfers > 0 || this.uploader.connectedChildren > 0 ? busyHeartbeatMs(asked, answer?.busyHeartbeatMs) : asked;
     } catch (err) {
       if (this.registered.delete(url)) this.logger.warn({ supernode: url, err: (err as Error).message }, 'supernode unreachable');
     }

@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
+import { systemClock, type Clock } from '../../src/clock.ts';
 import { pskClientOptions } from '../../src/cluster-tls.ts';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
@@ -78,10 +79,16 @@ export class SupernodeClient {
   private readonly sessions = new Map<string, { peerId: string; token: string }>();
   private readonly registering = new Map<string, Promise<RegisterResponse>>();
   private readonly syncQueues = new Map<string, SyncQueue>();
+  private readonly clock: Clock;
+  /** What a heartbeat would report; every batch of syncs carries it (see lastReportAt). */
+  private reporter: (() => HeartbeatBody) | undefined;
+  /** When a batch of syncs last counted as this peer's heartbeat at each supernode (clock ms). */
+  private readonly reportedAt = new Map<string, number>();
 
-  constructor(deps: { dispatcher?: Dispatcher }, options: { urls: readonly string[]; secret?: string; timeoutMs: number }) {
+  constructor(deps: { dispatcher?: Dispatcher; clock?: Clock }, options: { urls: readonly string[]; secret?: string; timeoutMs: number }) {
     this.urls = options.urls.map((u) => u.replace(/\/+$/, ''));
     this.timeoutMs = options.timeoutMs;
+    this.clock = deps.clock ?? systemClock;
     this.tls = Boolean(options.secret);
     this.ownDispatcher = options.secret && !deps.dispatcher ? new Agent({ connect: pskClientOptions(options.secret, 'api') }) : undefined;
     this.dispatcher = deps.dispatcher ?? this.ownDispatcher;
@@ -129,6 +136,20 @@ export class SupernodeClient {
     }
   }
 
+  /** Every batch of syncs carries `report()` as the peer's heartbeat report. */
+  reportWith(report: () => HeartbeatBody): void {
+    this.reporter = report;
+  }
+
+  /**
+   * When a batch of syncs to `url` last counted as this peer's heartbeat (0: never): a supernode
+   * that took the report says so in its answer, so an older one, which ignores it, never spares a
+   * heartbeat.
+   */
+  lastReportAt(url: string): number {
+    return this.reportedAt.get(url) ?? 0;
+  }
+
   /** Creating a task waits for the seed's first answer from the registry: allow it more time. */
   createTask(url: string, body: TaskBody): Promise<MetainfoBody> {
     return this.post(url, API.task, body, Math.max(this.timeoutMs, CREATE_TASK_TIMEOUT_MS));
@@ -163,7 +184,9 @@ export class SupernodeClient {
     if (batch.length === 0) return;
     queue.inFlight = true;
     try {
-      const res = await this.post<SyncBatchResponse>(url, API.syncs, { syncs: batch.map((q) => ({ ...q.body, digest: q.digest })) });
+      const report = this.reporter?.();
+      const res = await this.post<SyncBatchResponse>(url, API.syncs, { syncs: batch.map((q) => ({ ...q.body, digest: q.digest })), ...(report ? { report } : {}) });
+      if (report && res?.reported === true) this.reportedAt.set(url, this.clock.now());
       const answers = Array.isArray(res?.syncs) ? res.syncs : [];
       batch.forEach((q, k) => {
         const a = answers[k];

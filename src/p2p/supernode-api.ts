@@ -182,6 +182,11 @@ export type SyncBatchItem = SyncRequest & { readonly digest: Digest };
 
 export interface SyncBatchRequest {
   readonly syncs: readonly SyncBatchItem[];
+  /**
+   * What a heartbeat would report (its body). A batch that carries it counts as the peer's
+   * heartbeat, so a peer that syncs need not also heart-beat (supernode/p2p/tracker.ts).
+   */
+  readonly report?: HeartbeatBody;
 }
 
 /** A batch item's answer, in the order asked: the task's SyncResponse, or the status and OCI error body it would have answered alone. */
@@ -189,6 +194,8 @@ export type SyncBatchAnswer = { readonly digest: Digest; readonly answer: SyncRe
 
 export interface SyncBatchResponse {
   readonly syncs: readonly SyncBatchAnswer[];
+  /** The batch counted as the peer's heartbeat (a supernode that predates `report` leaves it out). */
+  readonly reported?: true;
 }
 
 /** The OCI error body the supernode answers with (src/oci/error-body.ts). */

@@ -107,6 +107,7 @@ export const SYNC_BATCH_BODY = {
       maxItems: API_LIMITS.syncsPerBatch,
       items: { ...SYNC_BODY, required: ['digest'], properties: { ...SYNC_BODY.properties, digest: DIGEST } },
     },
+    report: HEARTBEAT_BODY,
   },
 } as const;
 

@@ -128,8 +128,11 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
   // The peer's transfers sync on the same ticks and send their syncs together: one request, one
   // token check and one TLS record each way instead of one per transfer. Each item is answered as
   // it would have been alone, its error included, so one unknown task does not fail the others.
+  // A batch that carries the heartbeat's report is the peer's heartbeat too: a busy peer then sends
+  // one request where it sent two (a fifth of the supernode's requests at 10,000 peers).
   app.post<{ Body: SyncBatchRequest }>(API.syncs, { config: { auth: 'peer' }, schema: { body: SYNC_BATCH_BODY } }, async (request): Promise<SyncBatchResponse> => {
     const peer = caller(request);
+    const reported = request.body.report !== undefined && tracker.heartbeat(peer.peerId, request.body.report);
     const syncs: SyncBatchAnswer[] = [];
     for (const { digest, ...body } of request.body.syncs) {
       try {
@@ -141,7 +144,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
         syncs.push({ digest, status: answer.status, error: answer.body });
       }
     }
-    return { syncs };
+    return reported ? { syncs, reported } : { syncs };
   });
 
   /** Counts reports only against parents the scheduler offered this peer here, within its allowance. */

@@ -30,8 +30,9 @@ describe('runSimBench', () => {
       // Each sync of the busiest second also pays its HTTP request (75 us here).
       expect(r.supernodeCpuAtPeakWithRoute).toBeGreaterThan(r.supernodeCpuAtPeak);
       expect(r.supernodeCpuAtPeakWithRoute).toBeGreaterThanOrEqual(r.peakSchedulesPerSimS * 75e-6);
-      // Busy peers heart-beat too (each its own phase, then every second: a swarm this small paces nothing), a request each.
-      expect(r.heartbeatsBySimS.reduce((x, y) => x + y, 0)).toBeGreaterThan(0);
+      // Busy peers heart-beat on phases of their own, a request each, but not while their syncs carry
+      // the report (every 250 ms here): at most a beat before a peer's first sync.
+      expect(r.heartbeatsBySimS.reduce((x, y) => x + y, 0)).toBeLessThanOrEqual(r.n);
       const requests = r.heartbeatsBySimS.map((h, s) => h + (r.syncsBySimS[s] ?? 0));
       expect(r.supernodeCpuAtPeakWithRoute).toBeGreaterThanOrEqual(Math.max(...requests) * 75e-6);
       expect(r.supernodeCpuBusiest5sWithRoute).toBeGreaterThan(0);

@@ -5,11 +5,15 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../../../src/clock.ts';
 import { MemoryContentStore } from '../../../../src/memory-content-store.ts';
 import { API } from '../../../../src/p2p/supernode-api.ts';
-import { busyHeartbeatMs, P2pAgent } from '../../../../peer/p2p/p2p-agent.ts';
+import { busyHeartbeatMs, P2pAgent, sparedHeartbeatMs } from '../../../../peer/p2p/p2p-agent.ts';
 
-/** A stand-in supernode on loopback: registers anyone with `heartbeatMs` and counts heartbeats. */
-async function fakeSupernode(heartbeatMs: number): Promise<{ url: string; beats: number[]; server: Server }> {
+/**
+ * A stand-in supernode on loopback: registers anyone with `heartbeatMs`, counts heartbeats, and
+ * answers batches of syncs (keeping their bodies), saying it took their report when `takesReports`.
+ */
+async function fakeSupernode(heartbeatMs: number, takesReports = false): Promise<{ url: string; beats: number[]; batches: Array<Record<string, unknown>>; server: Server }> {
   const beats: number[] = [];
+  const batches: Array<Record<string, unknown>> = [];
   const server = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
@@ -20,12 +24,18 @@ async function fakeSupernode(heartbeatMs: number): Promise<{ url: string; beats:
         beats.push(Date.now());
         return res.end('{}');
       }
+      if (req.url === API.syncs) {
+        const batch = JSON.parse(body) as { syncs: Array<{ digest: string }> };
+        batches.push(batch);
+        const syncs = batch.syncs.map((s) => ({ digest: s.digest, answer: { hashes: [], parents: [], seedGrants: [], availability: [] } }));
+        return res.end(JSON.stringify(takesReports ? { syncs, reported: true } : { syncs }));
+      }
       res.statusCode = 404;
       res.end(JSON.stringify({ errors: [{ code: 'NOT_FOUND', message: 'no route' }] }));
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, beats, server };
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, beats, batches, server };
 }
 
 const open: Array<() => Promise<void>> = [];
@@ -33,15 +43,20 @@ afterEach(async () => {
   for (const close of open.splice(0)) await close();
 });
 
-async function idleAgentFor(heartbeatMs: number, ms: number): Promise<number> {
-  const sn = await fakeSupernode(heartbeatMs);
-  open.push(() => new Promise<void>((r) => sn.server.close(() => r())));
+async function startAgent(url: string): Promise<P2pAgent> {
   const agent = new P2pAgent(
     { store: new MemoryContentStore(), logger: pino({ level: 'silent' }), clock: systemClock },
-    { supernodes: [sn.url], secret: '', wireListen: '127.0.0.1:0', wireAdvertise: undefined, uploadSlots: 4, uploadBytesPerSecond: 0, maxConnections: 8, supernodeTimeoutMs: 2_000 },
+    { supernodes: [url], secret: '', wireListen: '127.0.0.1:0', wireAdvertise: undefined, uploadSlots: 4, uploadBytesPerSecond: 0, maxConnections: 8, supernodeTimeoutMs: 2_000 },
   );
   open.unshift(() => agent.close());
   await agent.start();
+  return agent;
+}
+
+async function idleAgentFor(heartbeatMs: number, ms: number): Promise<number> {
+  const sn = await fakeSupernode(heartbeatMs);
+  open.push(() => new Promise<void>((r) => sn.server.close(() => r())));
+  await startAgent(sn.url);
   await new Promise((r) => setTimeout(r, ms));
   return sn.beats.length;
 }
@@ -65,5 +80,45 @@ describe('a busy peer heart-beats every second, or as seldom as a pacing superno
     expect(busyHeartbeatMs(5_000, 60_000)).toBe(5_000);
     expect(busyHeartbeatMs(5_000, 10)).toBe(1_000);
     for (const odd of ['3000', Number.NaN, Number.POSITIVE_INFINITY, -5, null]) expect(busyHeartbeatMs(5_000, odd)).toBe(1_000);
+  });
+});
+
+describe('a batch of syncs carries the heartbeat report and stands for the heartbeat', () => {
+  const DIGEST = `sha256:${'ab'.repeat(32)}` as const;
+
+  /** Beats an agent sends in `ms` while it syncs every 100 ms (heartbeat period 300 ms). */
+  async function beatsWhileSyncing(takesReports: boolean, ms: number): Promise<{ beats: number; batches: Array<Record<string, unknown>> }> {
+    const sn = await fakeSupernode(300, takesReports);
+    open.push(() => new Promise<void>((r) => sn.server.close(() => r())));
+    const agent = await startAgent(sn.url);
+    agent.report = () => ({ version: '9.9.9', uploadedBytes: 42 });
+    while (sn.beats.length === 0) await new Promise((r) => setTimeout(r, 20));
+    const before = sn.beats.length;
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      await agent.client.sync(sn.url, DIGEST, { have: [], wantSeed: 0, badParents: [] });
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return { beats: sn.beats.length - before, batches: sn.batches };
+  }
+
+  it('sends no heartbeat while its syncs reach a supernode that took their report', async () => {
+    const { beats, batches } = await beatsWhileSyncing(true, 1_500);
+    expect(batches.length).toBeGreaterThanOrEqual(8);
+    for (const b of batches) expect(b.report).toEqual({ version: '9.9.9', uploadedBytes: 42 });
+    // Without the syncs' reports: one heartbeat every 300 ms, ~5 in 1.5 s.
+    expect(beats).toBeLessThanOrEqual(1);
+  });
+
+  it('keeps heart-beating when the supernode does not say it took the report (one that predates it)', async () => {
+    const { beats } = await beatsWhileSyncing(false, 1_500);
+    expect(beats).toBeGreaterThanOrEqual(3);
+  });
+
+  it('a report spares the heartbeats of one idle period after it, no longer', () => {
+    expect(sparedHeartbeatMs(10_000, 0, 1_000)).toBe(0);
+    expect(sparedHeartbeatMs(10_000, 9_800, 1_000)).toBe(800);
+    expect(sparedHeartbeatMs(10_000, 9_000, 1_000)).toBe(0);
+    expect(sparedHeartbeatMs(10_000, 8_000, 1_000)).toBe(0);
   });
 });

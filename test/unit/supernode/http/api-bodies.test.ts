@@ -134,6 +134,17 @@ const syncBody = fc.oneof(
   ),
 );
 
+const batchBody = fc.oneof(
+  anyJson,
+  fc.record(
+    {
+      syncs: field(fc.array(fc.tuple(field(digestish), syncBody).map(([digest, body]) => (body && typeof body === 'object' && !Array.isArray(body) ? { ...body, digest } : body)), { maxLength: 20 })),
+      report: field(fc.record({ version: field(fc.string({ maxLength: 70 })), storeBytes: field(fc.integer({ min: -1, max: 2 ** 40 })), uploadedBytes: field(fc.double()) }, { requiredKeys: [] })),
+    },
+    { requiredKeys: [] },
+  ),
+);
+
 const taskBody = fc.oneof(
   anyJson,
   fc.record(
@@ -165,7 +176,7 @@ describe('supernode API bodies (fast-check over fastify inject)', () => {
     );
   });
 
-  it('task, sync, heartbeat, seed piece and preheat work: any JSON body with a valid token gets 2xx or 4xx with the OCI error body; never 500', async () => {
+  it('task, sync, batch of syncs, heartbeat, seed piece and preheat work: any JSON body with a valid token gets 2xx or 4xx with the OCI error body; never 500', async () => {
     const h = await harness();
     const token = await h.register('me');
     await h.register('other', '127.0.0.2:4000');
@@ -173,6 +184,7 @@ describe('supernode API bodies (fast-check over fastify inject)', () => {
     const routes: Array<[string, fc.Arbitrary<unknown>, (b: unknown) => string]> = [
       ['POST', taskBody, () => '/api/v1/tasks'],
       ['POST', syncBody, () => `/api/v1/tasks/${DIGEST}/sync`],
+      ['POST', batchBody, () => '/api/v1/syncs'],
       ['POST', anyJson, () => '/api/v1/peers/self/heartbeat'],
       ['POST', workBody, () => '/api/v1/peers/self/preheat'],
     ];
@@ -209,6 +221,27 @@ describe('supernode API bodies (fast-check over fastify inject)', () => {
     expect((await beat({ version: '0.1.0', storeBytes: 10, uploadedBytes: 5, downloadedBytes: 7, secretSauce: 'x' })).statusCode).toBe(200);
     expect(h.tracker.get('reporter')?.report).toEqual({ version: '0.1.0', storeBytes: 10, uploadedBytes: 5, downloadedBytes: 7 });
     const bad = await beat({ version: '<script>', storeBytes: -1 });
+    expect(bad.statusCode).toBe(400);
+    expectOciError(bad.body);
+  });
+
+  it('a batch of syncs with a report is the peer\'s heartbeat: it keeps the report, renews the peer and says so; without one it says nothing', async () => {
+    const h = await harness();
+    const token = await h.register('syncer');
+    await h.app.inject({ method: 'POST', url: '/api/v1/tasks', headers: { authorization: `Bearer ${token}` }, payload: { digest: DIGEST } });
+    const batch = (payload: object) => h.app.inject({ method: 'POST', url: '/api/v1/syncs', headers: { authorization: `Bearer ${token}` }, payload });
+    const sync = { digest: DIGEST, have: [], wantSeed: 0, badParents: [] };
+    h.clock.advance(15_000);
+    const plain = await batch({ syncs: [sync] });
+    expect(plain.statusCode).toBe(200);
+    expect(plain.json()).not.toHaveProperty('reported');
+    expect(h.tracker.get('syncer')?.lastSeen).toBe(0);
+    const reported = await batch({ syncs: [sync], report: { version: '0.2.0', uploadedBytes: 9, secretSauce: 'x' } });
+    expect(reported.statusCode).toBe(200);
+    expect(reported.json()).toMatchObject({ reported: true });
+    expect(h.tracker.get('syncer')?.report).toEqual({ version: '0.2.0', uploadedBytes: 9 });
+    expect(h.tracker.get('syncer')?.lastSeen).toBe(15_000);
+    const bad = await batch({ syncs: [sync], report: { storeBytes: -1 } });
     expect(bad.statusCode).toBe(400);
     expectOciError(bad.body);
   });
