@@ -1,6 +1,7 @@
 // The multi-host test bed checks itself: the bytes it counts are the bytes sent, a tbf cap holds
-// within 10 % and passes a TSO packet whole, and nothing (namespace, ifb, process) is left behind, even on SIGINT. Needs root:
-// without it Testbed.create throws a clear error and these tests fail (they never skip).
+// within 10 % and passes a TSO packet whole, and nothing (namespace, ifb, process) is left behind,
+// even on SIGINT. Needs root: without it Testbed.create throws a clear error and these tests fail
+// (they never skip).
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
