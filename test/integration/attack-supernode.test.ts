@@ -202,6 +202,35 @@ describe('the supernode cluster API under attack', () => {
     expect((await stats()).scheduler).toEqual(before.scheduler);
   });
 
+  it("a batch of syncs carries only its caller's heartbeat report: no naming another peer, and a malformed report refuses the batch whole", async () => {
+    const member = await registered('report-member', '127.0.0.1:41101');
+    const victim = await registered('report-victim', '127.0.0.1:41102');
+    for (const t of [member, victim]) expect((await call({ method: 'POST', path: '/api/v1/tasks', token: t, body: { digest: layer, upstream: upstream() } })).status).toBe(200);
+    const peersNow = async (): Promise<Map<string, { version: string | null; storeBytes: number | null }>> => {
+      const status = (await (await fetch(`${sn.adminUrl}/api/v1/status`)).json()) as { peers: { id: string; version: string | null; storeBytes: number | null }[] };
+      return new Map(status.peers.map((p) => [p.id, p]));
+    };
+    const sync = { digest: layer, have: [], wantSeed: 0, badParents: [] };
+    // The member "reports for" the victim, in the body and in the report: the report is the member's.
+    const res = await call({ method: 'POST', path: '/api/v1/syncs', token: member, body: { peerId: 'report-victim', syncs: [sync], report: { version: '6.6.6', storeBytes: 123, peerId: 'report-victim' } } });
+    expect(res.status, res.body).toBe(200);
+    expect(JSON.parse(res.body)).toMatchObject({ reported: true });
+    let peers = await peersNow();
+    expect(peers.get('report-member')).toMatchObject({ version: '6.6.6', storeBytes: 123 });
+    expect(peers.get('report-victim')?.version ?? null).toBeNull();
+    // A report outside the heartbeat's schema: 400 for the whole batch, no item applied, no report kept.
+    const before = await stats();
+    for (const report of [{ version: '<script>' }, { storeBytes: -1 }, { version: 'x'.repeat(65) }, 'hello', [1]]) {
+      expectRefusal(await call({ method: 'POST', path: '/api/v1/syncs', token: member, body: { syncs: [{ ...sync, have: [0] }], report } }), [400]);
+    }
+    expect((await stats()).scheduler).toEqual(before.scheduler);
+    peers = await peersNow();
+    expect(peers.get('report-member')).toMatchObject({ version: '6.6.6', storeBytes: 123 });
+    // Without the member's token the batch, report and all, is refused.
+    expectRefusal(await call({ method: 'POST', path: '/api/v1/syncs', body: { syncs: [sync], report: { version: '7.7.7' } } }));
+    expect((await peersNow()).get('report-victim')?.version ?? null).toBeNull();
+  });
+
   it("a member calling faster than its allowance gets 429 without the route running; another member is still answered", async () => {
     // A supernode of its own with 1 call a second per peer (burst 256), so the flood outruns the refill on any machine.
     const metered = await PollenProcess.spawn('supernode', ['--secret', SECRET, '--upstream', registry.url, '--peer-request-rate', '1']);
