@@ -40,10 +40,15 @@ export function pooledRangeBody(readInto: (target: Uint8Array, offset: number) =
  * Sends `body` as the whole answer of a fastify route (status and headers as set on `reply`): the
  * reply is hijacked and written here. The route's 'close' still ends its request as for any other.
  */
-export function sendPooledBody(reply: { hijack(): unknown; raw: ServerResponse; statusCode: number; getHeaders(): Record<string, unknown> }, body: PooledBody): void {
+export function sendPooledBody(reply: { hijack(): unknown; raw: ServerResponse; statusCode: number; getHeaders(): Record<string, unknown> }, body: PooledBody, options: PooledBodyOptions = {}): void {
   reply.hijack();
   reply.raw.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
-  void writePooledBody(reply.raw, body);
+  void writePooledBody(reply.raw, body, options);
+}
+
+export interface PooledBodyOptions {
+  /** Trailers to send once the body has been written (a chunked response, its `trailer` header set). */
+  readonly trailers?: () => Record<string, string> | undefined;
 }
 
 export function isPooledBody(body: unknown): body is PooledBody {
@@ -55,7 +60,7 @@ export function isPooledBody(body: unknown): body is PooledBody {
  * goes away; a read error destroys the response (the client sees the connection fail, never a
  * short body that looks complete).
  */
-export async function writePooledBody(res: ServerResponse, body: PooledBody): Promise<void> {
+export async function writePooledBody(res: ServerResponse, body: PooledBody, options: PooledBodyOptions = {}): Promise<void> {
   const release = (chunk: Uint8Array) => pool.release(chunk);
   try {
     for await (const chunk of body.chunks(() => pool.acquire())) {
@@ -65,7 +70,10 @@ export async function writePooledBody(res: ServerResponse, body: PooledBody): Pr
       }
       if (!res.write(chunk, () => release(chunk))) await drained(res);
     }
-    if (!res.destroyed) res.end();
+    if (res.destroyed) return;
+    const trailers = options.trailers?.();
+    if (trailers) res.addTrailers(trailers);
+    res.end();
   } catch (err) {
     res.destroy(err as Error);
   }

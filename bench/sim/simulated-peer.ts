@@ -17,6 +17,7 @@ import { busyHeartbeatMs, sparedHeartbeatMs } from '../../peer/p2p/p2p-agent.ts'
 import { P2pTransfer } from '../../peer/p2p/p2p-transfer.ts';
 import { DEFAULT_TIMINGS, type TransferTimings } from '../../peer/p2p/transfer-seams.ts';
 import { UploadSlots, type SlotHolder } from '../../peer/p2p/upload-slots.ts';
+import type { SeedPieceAnswer } from '../../peer/p2p/supernode-client.ts';
 import type { TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seams.ts';
 import type { EventQueue } from './event-queue.ts';
 import type { HostId, SimNetwork } from './network.ts';
@@ -240,7 +241,7 @@ export class SimulatedPeer implements UploadSide {
       // One connection per supernode (peer/p2p/supernode-client.ts, SEED_CONNECTIONS): a request
       // leaves once the body before it has come, and the seed answers it after the one-way latency.
       seedPiece: (_url, _digest, index, signal) =>
-        new Promise<Readable>((resolve, reject) => {
+        new Promise<SeedPieceAnswer>((resolve, reject) => {
           trace?.decisions.push(`seed:${index}`);
           const length = Math.min(world.pieceBytes, world.blobBytes - index * world.pieceBytes);
           let flow: ReturnType<SimNetwork['transfer']> | undefined;
@@ -265,7 +266,8 @@ export class SimulatedPeer implements UploadSide {
                   sent();
                   world.onSeedPiece(world.queue.now);
                   trace?.events.push({ t: world.queue.now, kind: 'seed', index });
-                  resolve(Readable.from([world.body(length)]));
+                  // The seed has the whole piece once it has sent it: its hash comes with it (a trailer).
+                  resolve({ body: Readable.from([world.body(length)]), pieceHash: () => SIM_HASH });
                 });
               });
             });

@@ -30,7 +30,7 @@ import { SeedGrants } from './seed-grants.ts';
 import { taskRequest } from './task-request.ts';
 import { TransferState } from './transfer-state.ts';
 import { fetchMissingFromUpstream } from './upstream-fallback.ts';
-import { HAVE_BYTES_PER_SYNC, knownHashCount, syncInterval, TransferSync, withAnsweredHashes } from './transfer-sync.ts';
+import { HAVE_BYTES_PER_SYNC, knownHashCount, syncInterval, TransferSync, withAnsweredHashes, withPieceHash } from './transfer-sync.ts';
 import { DEFAULT_TIMINGS, sha256Piece, type BlobReader, type BlobTarget, type PieceHasher, type TransferCounters, type TransferDeps, type TransferTimings } from './transfer-seams.ts';
 
 
@@ -151,6 +151,7 @@ export class P2pTransfer {
       inP2p: () => this.state.phase === 'p2p',
       sync: () => this.sync(),
       verify: (index, data) => this.verify(index, data),
+      learnHash: (index, hash) => (this.meta = withPieceHash(this.meta, index, hash)),
       store: (index, data) => this.storePiece(index, data, 'seed'),
       wasted: (cause, bytes) => this.wasted(cause, bytes),
       progressed: () => (this.lastProgressAt = this.clock.now()),

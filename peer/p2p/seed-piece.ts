@@ -2,7 +2,8 @@
 // bytes. The answer may wait for the registry; once bytes flow, a body that stops for `stallMs` is
 // given up, so the caller's lease goes back (in the 16-peer bed a stuck body held a piece nobody
 // else could get from the seed, and eleven peers fell back to the registry for it). Verification
-// against the piece's sha256 is the caller's. The body is paced by the host's download budget
+// against the piece's sha256 is the caller's; the hash the supernode sent with the piece (its head
+// or trailer) comes back with the bytes. The body is paced by the host's download budget
 // (`--download-rate`) when the request carries one.
 import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
@@ -22,8 +23,14 @@ export interface SeedPieceRequest {
   readonly throttle?: Throttle | undefined;
 }
 
-/** The body's chunks, in order, `length` bytes in all. */
-export async function fetchSeedPiece(client: Pick<SupernodeClient, 'seedPiece'>, req: SeedPieceRequest): Promise<Buffer[]> {
+/** A seed piece's bytes and the sha256 (hex) the supernode sent with them, if it sent one. */
+export interface SeedPiece {
+  readonly chunks: Buffer[];
+  readonly hash: string | undefined;
+}
+
+/** The body's chunks, in order, `length` bytes in all, and the piece's hash as the supernode sent it. */
+export async function fetchSeedPiece(client: Pick<SupernodeClient, 'seedPiece'>, req: SeedPieceRequest): Promise<SeedPiece> {
   const { index, length, stallMs } = req;
   const stall = new AbortController();
   let watchdog: NodeJS.Timeout | undefined;
@@ -33,7 +40,8 @@ export async function fetchSeedPiece(client: Pick<SupernodeClient, 'seedPiece'>,
   };
   try {
     const signal = AbortSignal.any([req.signal, stall.signal]);
-    const body = pacedChunks(await client.seedPiece(req.supernode, req.digest, index, signal) as AsyncIterable<Buffer>, req.throttle, signal);
+    const answer = await client.seedPiece(req.supernode, req.digest, index, signal);
+    const body = pacedChunks(answer.body as AsyncIterable<Buffer>, req.throttle, signal);
     const chunks: Buffer[] = [];
     let n = 0;
     rearm();
@@ -46,7 +54,7 @@ export async function fetchSeedPiece(client: Pick<SupernodeClient, 'seedPiece'>,
       chunks.push(chunk);
     }
     if (n !== length) throw new PollenError('ERR_SIZE_MISMATCH', `seed piece ${index} ended after ${n} of ${length} bytes`);
-    return chunks;
+    return { chunks, hash: answer.pieceHash() };
   } finally {
     clearTimeout(watchdog);
   }

@@ -19,6 +19,7 @@ import {
   API_LIMITS,
   apiErrorFrom,
   apiErrorOf,
+  PIECE_HASH_HEADER,
   type HeartbeatBody,
   type HeartbeatResponse,
   type MetainfoBody,
@@ -33,6 +34,21 @@ import { JOBS_API, type WorkRequest, type WorkResponse } from '../../src/preheat
 
 const MAX_RESPONSE_BYTES = 1 << 20;
 const SEED_PIECE_TIMEOUT_MS = 60_000;
+
+/** A seed piece as the supernode answers it. */
+export interface SeedPieceAnswer {
+  readonly body: Readable;
+  /**
+   * The piece's sha256 (hex) as the supernode sent it (PIECE_HASH_HEADER): from the head, or from
+   * the trailer once the body has ended; undefined when it sent none (an older supernode) or
+   * something that is not one.
+   */
+  pieceHash(): string | undefined;
+}
+
+function pieceHashOf(value: string | string[] | null | undefined): string | undefined {
+  return typeof value === 'string' && /^[0-9a-f]{64}$/.test(value) ? value : undefined;
+}
 /**
  * Seed pieces go to each supernode over one connection of their own, one request at a time. With
  * a connection per piece in flight, a supernode serving 4 peers sent on up to 16 flows whose queue
@@ -217,11 +233,11 @@ export class SupernodeClient {
     return this.post(url, JOBS_API.peerWork, body);
   }
 
-  async seedPiece(url: string, digest: Digest, index: number, signal: AbortSignal): Promise<Readable> {
+  async seedPiece(url: string, digest: Digest, index: number, signal: AbortSignal): Promise<SeedPieceAnswer> {
     // The seed answers once the piece has come from the registry: wait longer than for API calls.
     const res = await this.send(url, API.seedPiece(digest, index), 'GET', undefined, signal, SEED_PIECE_TIMEOUT_MS, this.tokenFor(url), this.seedDispatcher);
     if (res.statusCode !== 200) throw await this.errorOf(url, res);
-    return res.body;
+    return { body: res.body, pieceHash: () => pieceHashOf(res.headers[PIECE_HASH_HEADER]) ?? pieceHashOf(res.trailers?.[PIECE_HASH_HEADER]) };
   }
 
   async close(): Promise<void> {

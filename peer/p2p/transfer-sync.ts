@@ -160,6 +160,14 @@ export function withAnsweredHashes(meta: MetainfoBody, res: SyncResponse): Metai
   return { ...meta, hashes };
 }
 
+/** The metainfo with piece `index`'s hash, unless one is known already (the first known stays). */
+export function withPieceHash(meta: MetainfoBody, index: number, hash: string): MetainfoBody {
+  if (!Number.isInteger(index) || index < 0 || index >= meta.pieceCount || meta.hashes[index] != null) return meta;
+  const hashes = [...meta.hashes];
+  hashes[index] = hash;
+  return { ...meta, hashes };
+}
+
 /** Leading piece hashes known (what the next sync need not be sent again). */
 export function knownHashCount(meta: MetainfoBody): number {
   let n = 0;

@@ -9,6 +9,8 @@ import { sendPooledBody } from '../../src/pooled-body.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import {
   API,
+  PIECE_HASH_HEADER,
+  PIECE_LENGTH_HEADER,
   type HeartbeatBody,
   type HeartbeatResponse,
   type Holding,
@@ -164,9 +166,19 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
       const peer = caller(request);
       const controller = new AbortController();
       request.raw.once('close', () => controller.abort());
-      const { length, body } = await seed.readPiece(peer.peerId, request.params.digest, Number(request.params.index), controller.signal);
+      const { length, body, hash } = await seed.readPiece(peer.peerId, request.params.digest, Number(request.params.index), controller.signal);
+      void reply.type('application/octet-stream');
+      // The piece's hash goes with it (PIECE_HASH_HEADER): in the head when the seed has the whole
+      // piece, else as a trailer of a chunked body, known by the time its last bytes came.
+      const known = hash();
+      if (known) void reply.header('content-length', length).header(PIECE_HASH_HEADER, known);
+      else void reply.header(PIECE_LENGTH_HEADER, length).header('trailer', PIECE_HASH_HEADER);
       // In pooled buffers written with callbacks (src/pooled-body.ts), not a fresh buffer per read.
-      sendPooledBody(reply.header('content-length', length).type('application/octet-stream'), body);
+      const trailers = (): Record<string, string> | undefined => {
+        const h = hash();
+        return h === undefined ? undefined : { [PIECE_HASH_HEADER]: h };
+      };
+      sendPooledBody(reply, body, known ? {} : { trailers });
       return reply;
     },
   );

@@ -191,7 +191,11 @@ export class Seed {
   }
 
   /** The bytes of one piece, for a peer admitted for the blob; waits for them while the fetch runs. */
-  async readPiece(peerId: string, digest: Digest, index: number, signal?: AbortSignal): Promise<{ length: number; body: PooledBody }> {
+  /**
+   * Piece `index` of a blob for an admitted peer: its length, its body (from the registry's bytes as
+   * they come while the seed is fetching) and its sha256 (hex) once the seed has the whole piece.
+   */
+  async readPiece(peerId: string, digest: Digest, index: number, signal?: AbortSignal): Promise<{ length: number; body: PooledBody; hash: () => string | undefined }> {
     // Admission first: a peer not admitted learns nothing, not even whether the seed has the blob.
     if (!this.grants.has(peerId, digest)) {
       throw new PollenError('ERR_SEED_NOT_ADMITTED', `peer ${peerId.slice(0, 64)} is not admitted for ${digest}: create the task first`, { digest });
@@ -205,10 +209,11 @@ export class Seed {
     const state = task.state;
     if (state.name === 'failed') throw state.error;
     this.counters.servedBytes += length;
-    if (state.name === 'fetching') return { length, body: state.partial.pooledBody(range, signal) };
+    const hash = (): string | undefined => task.meta.hashes[index] ?? undefined;
+    if (state.name === 'fetching') return { length, body: state.partial.pooledBody(range, signal), hash };
     // Absent (evicted): a clear error now, before the answer's head is sent.
     if (!(await this.store.stat(digest))) throw new PollenError('ERR_BLOB_UNKNOWN', `blob ${digest} is not in the seed's store`, { digest });
-    return { length, body: pooledRangeBody((target, offset) => this.store.readInto(digest, target, offset), range) };
+    return { length, body: pooledRangeBody((target, offset) => this.store.readInto(digest, target, offset), range), hash };
   }
 
   async close(): Promise<void> {

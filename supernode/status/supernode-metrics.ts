@@ -4,7 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Metrics, type Counter, type Histogram } from '../../src/metrics.ts';
 import type { SeedCounters } from '../p2p/seed.ts';
-import { API } from '../../src/p2p/supernode-api.ts';
+import { API, PIECE_LENGTH_HEADER } from '../../src/p2p/supernode-api.ts';
 
 /** The cluster API's piece sync route, as fastify names it (see ../p2p/routes-p2p.ts). */
 export const SYNC_ROUTE = '/api/v1/tasks/:digest/sync';
@@ -73,7 +73,7 @@ export class SupernodeMetrics {
         this.syncLatency.observe(reply.elapsedTime / 1000);
       } else if (route === SEED_PIECE_ROUTE && reply.statusCode === 200 && reply.raw.writableFinished) {
         const digest = (req.params as { digest?: string }).digest;
-        const bytes = Number(reply.getHeader('content-length'));
+        const bytes = Number(reply.getHeader('content-length') ?? reply.getHeader(PIECE_LENGTH_HEADER));
         if (digest && Number.isSafeInteger(bytes)) onSeedPiece(digest, bytes);
       }
     });

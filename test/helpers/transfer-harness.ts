@@ -14,6 +14,7 @@ import type { ExpiringBans } from '../../src/p2p/wire-bans.ts';
 import type { MetainfoBody, SyncRequest, SyncResponse } from '../../src/p2p/supernode-api.ts';
 import { P2pTransfer } from '../../peer/p2p/p2p-transfer.ts';
 import { DEFAULT_TIMINGS, type TransferDeps, type TransferTimings } from '../../peer/p2p/transfer-seams.ts';
+import type { SeedPieceAnswer } from '../../peer/p2p/supernode-client.ts';
 import type { ParentConnection, ParentDialer, TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seams.ts';
 
 export const PIECE_BYTES = 2 * BLOCK_BYTES;
@@ -137,7 +138,7 @@ export class ScriptedSupernode implements TransferClient {
   /** Every sync body, in order. */
   readonly bodies: SyncRequest[] = [];
   /** Seed pieces asked and not answered yet (answered by `serveSeed`). */
-  private readonly seedPending = new Map<number, (body: Readable) => void>();
+  private readonly seedPending = new Map<number, (answer: SeedPieceAnswer) => void>();
 
   constructor(
     private readonly meta: MetainfoBody,
@@ -169,18 +170,19 @@ export class ScriptedSupernode implements TransferClient {
     return Promise.resolve(this.meta);
   }
 
-  seedPiece(_url: string, _digest: Digest, index: number): Promise<Readable> {
+  seedPiece(_url: string, _digest: Digest, index: number): Promise<SeedPieceAnswer> {
     this.seedAsked.push(index);
     this.decisions.push(`seed:${index}`);
     return new Promise((r) => this.seedPending.set(index, r));
   }
 
-  serveSeed(index: number): void {
+  /** Answers the seed piece asked for; `hash`: the sha256 the seed sends with it (none by default, as an older supernode). */
+  serveSeed(index: number, options: { hash?: string } = {}): void {
     const r = this.seedPending.get(index);
     if (!r) throw new Error(`seed piece ${index} not asked`);
     this.seedPending.delete(index);
     const pieceBytes = this.meta.pieceSize;
-    r(Readable.from([Buffer.from(this.blob.subarray(index * pieceBytes, (index + 1) * pieceBytes))]));
+    r({ body: Readable.from([Buffer.from(this.blob.subarray(index * pieceBytes, (index + 1) * pieceBytes))]), pieceHash: () => options.hash });
   }
 }
 

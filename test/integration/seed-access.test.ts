@@ -56,9 +56,13 @@ async function apiPeer(peerId: string): Promise<void> {
 async function seedBlob(peerId: string, meta: MetainfoBody): Promise<Buffer> {
   const sync = () => as(peerId).sync(supernode.url, meta.digest, { have: [], wantSeed: 0, badParents: [] });
   await waitFor(async () => (await sync()).hashes.every((h) => typeof h === 'string'), 'every piece hash', 60_000);
+  const hashes = (await sync()).hashes;
   const out: Buffer[] = [];
   for (let i = 0; i < meta.pieceCount; i++) {
-    for await (const c of await as(peerId).seedPiece(supernode.url, meta.digest, i, AbortSignal.timeout(30_000))) out.push(c as Buffer);
+    const answer = await as(peerId).seedPiece(supernode.url, meta.digest, i, AbortSignal.timeout(30_000));
+    for await (const c of answer.body) out.push(c as Buffer);
+    // The seed had the piece: its hash came in the answer's head, the one the syncs give.
+    expect(answer.pieceHash()).toBe(hashes[i]);
   }
   return Buffer.concat(out);
 }

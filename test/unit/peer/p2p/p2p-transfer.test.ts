@@ -364,7 +364,8 @@ describe('P2pTransfer on a manual clock', () => {
     expect(h.supernode.bodies.filter((b) => b.badParents.includes('a'))).toHaveLength(1);
   });
 
-  it('a seed piece whose hash is not known yet waits for a sync sent after it came, not one already out: it is stored, not counted corrupt', async () => {
+  /** A transfer of two pieces whose hashes it does not know, granted piece 0 of the seed; the hash of that piece. */
+  async function grantedUnhashedSeedPiece(): Promise<{ h: ReturnType<typeof start>; hash0: string }> {
     const blob = Buffer.alloc(2 * PIECE_BYTES);
     for (let i = 0; i < blob.length; i += 4) blob.writeUInt32BE((i * 2654435761) >>> 0, i);
     const hash0 = createHash('sha256').update(blob.subarray(0, PIECE_BYTES)).digest('hex');
@@ -373,6 +374,11 @@ describe('P2pTransfer on a manual clock', () => {
     h.supernode.answerWith({ hashes: [null, null], parents: [], seedGrants: [0], availability: [] });
     await h.settle();
     expect(h.supernode.seedAsked).toEqual([0]);
+    return { h, hash0 };
+  }
+
+  it('a seed piece whose hash is not known yet waits for a sync sent after it came, not one already out: it is stored, not counted corrupt', async () => {
+    const { h, hash0 } = await grantedUnhashedSeedPiece();
     // A periodic sync goes out before the piece comes, and is answered from before the seed had it.
     await h.advance(600);
     expect(h.supernode.syncs).toHaveLength(1);
@@ -386,6 +392,25 @@ describe('P2pTransfer on a manual clock', () => {
     await h.settle();
     expect(h.transfer.stats.duplicateBytes.corrupt ?? 0).toBe(0);
     expect(h.transfer.counters.seed).toBe(PIECE_BYTES);
+  });
+
+  it('a seed piece that comes with its hash (head or trailer) is verified against it and stored without a sync for the hash', async () => {
+    const { h, hash0 } = await grantedUnhashedSeedPiece();
+    const sent = h.supernode.bodies.length;
+    h.supernode.serveSeed(0, { hash: hash0 });
+    await h.settle();
+    expect(h.transfer.counters.seed).toBe(PIECE_BYTES);
+    expect(h.transfer.stats.duplicateBytes.corrupt ?? 0).toBe(0);
+    // Stored with no sync answered in between: any sync sent since already reports the piece.
+    expect(h.supernode.bodies.slice(sent).every((b) => b.have?.includes(0))).toBe(true);
+  });
+
+  it('a seed piece whose bytes do not match the hash sent with it is corrupt, not stored', async () => {
+    const { h } = await grantedUnhashedSeedPiece();
+    h.supernode.serveSeed(0, { hash: 'f'.repeat(64) });
+    await h.settle();
+    expect(h.transfer.counters.seed).toBe(0);
+    expect(h.transfer.stats.duplicateBytes.corrupt).toBe(PIECE_BYTES);
   });
 
   it('drops a parent whose piece stalls, counts its partial piece as a stall duplicate, and asks another parent', async () => {

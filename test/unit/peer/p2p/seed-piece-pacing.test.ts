@@ -19,7 +19,7 @@ describe('download budget on the seed and registry paths', () => {
   it('a seed piece fetched with the host\'s budget arrives at the budget\'s rate', async () => {
     const clock = new ManualClock();
     const bucket = new TokenBucket({ clock }, { bytesPerSecond: 1000, burstBytes: 100 });
-    const client = { seedPiece: async () => Readable.from([Buffer.alloc(100), Buffer.alloc(100), Buffer.alloc(100)]) };
+    const client = { seedPiece: async () => ({ body: Readable.from([Buffer.alloc(100), Buffer.alloc(100), Buffer.alloc(100)]), pieceHash: () => undefined }) };
     let got = 0;
     const piece = fetchSeedPiece(client as never, { supernode: 'x', digest: DIGEST, index: 0, length: 300, stallMs: 60_000, signal: new AbortController().signal, throttle: bucket, onChunk: (n) => (got += n) });
     await flush();
@@ -29,12 +29,12 @@ describe('download budget on the seed and registry paths', () => {
     expect(got).toBe(200);
     clock.advance(100);
     await flush();
-    expect((await piece).reduce((n, b) => n + b.length, 0)).toBe(300);
+    expect((await piece).chunks.reduce((n, b) => n + b.length, 0)).toBe(300);
   });
 
   it('a seed piece without a budget is not held back', async () => {
-    const client = { seedPiece: async () => Readable.from([Buffer.alloc(100), Buffer.alloc(100)]) };
-    const chunks = await fetchSeedPiece(client as never, { supernode: 'x', digest: DIGEST, index: 0, length: 200, stallMs: 60_000, signal: new AbortController().signal });
+    const client = { seedPiece: async () => ({ body: Readable.from([Buffer.alloc(100), Buffer.alloc(100)]), pieceHash: () => undefined }) };
+    const { chunks } = await fetchSeedPiece(client as never, { supernode: 'x', digest: DIGEST, index: 0, length: 200, stallMs: 60_000, signal: new AbortController().signal });
     expect(chunks).toHaveLength(2);
   });
 

@@ -74,7 +74,7 @@ describe('SupernodeClient seed pieces', () => {
       expect(h.socket).toBe(seedSocket);
       h.res.end(`piece-${i}`);
     }
-    const bodies = await Promise.all(pieces.map(async (p) => (await (await p).toArray()).map(String).join('')));
+    const bodies = await Promise.all(pieces.map(async (p) => (await (await p).body.toArray()).map(String).join('')));
     expect(bodies).toEqual(Array.from({ length: 4 }, (_, i) => `piece-${i}`));
     // The seed's connection, and the API's (register, heartbeat): two in all.
     expect(sn.sockets.size).toBe(2);
@@ -88,7 +88,7 @@ describe('SupernodeClient seed pieces', () => {
     const aborts = [0, 1, 2, 3].map(() => new AbortController());
     const pieces = aborts.map((a, i) =>
       client.seedPiece(sn.url, DIGEST, i, a.signal).then(
-        async (body) => (await body.toArray()).map(String).join(''),
+        async (answer) => (await answer.body.toArray()).map(String).join(''),
         (err: Error) => `failed: ${err.message}`,
       ),
     );

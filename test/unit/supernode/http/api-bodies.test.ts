@@ -46,7 +46,7 @@ function fakeSeed(): SeedPort & { ensured: number } {
     async readPiece(_peerId: string, d: Digest, index: number) {
       const t = tasks.get(d);
       if (!t || index >= t.meta.pieceCount) throw new PollenError('ERR_NOT_FOUND', 'no such piece');
-      return { length: 1, body: pooledRangeBody(async (target) => void target.fill(0x78), { start: 0, end: 0 }) };
+      return { length: 1, body: pooledRangeBody(async (target) => void target.fill(0x78), { start: 0, end: 0 }), hash: () => t.meta.hashes[index] ?? undefined };
     },
   };
   return seed as unknown as SeedPort & { ensured: number };

@@ -33,6 +33,8 @@ export class FakeRegistry implements SeedFetcher {
   pulled = 0;
   /** Called before each chunk is handed over. */
   onChunk: (() => void) | undefined;
+  /** Awaited before each chunk is handed over (a registry that holds its bytes back). */
+  gate: ((offset: number) => Promise<void>) | undefined;
 
   add(blob: FakeBlob): Digest {
     const digest = digestOf(blob.bytes);
@@ -64,6 +66,7 @@ export class FakeRegistry implements SeedFetcher {
     async function* chunks(): AsyncGenerator<Uint8Array> {
       for (let off = 0; off < data.length && !destroyed; off += chunkBytes) {
         await new Promise((r) => setImmediate(r));
+        await self.gate?.(off);
         const chunk = data.subarray(off, off + chunkBytes);
         self.pulled += chunk.length;
         self.onChunk?.();
