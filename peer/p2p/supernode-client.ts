@@ -49,6 +49,7 @@ export interface SeedPieceAnswer {
 function pieceHashOf(value: string | string[] | null | undefined): string | undefined {
   return typeof value === 'string' && /^[0-9a-f]{64}$/.test(value) ? value : undefined;
 }
+
 /**
  * Seed pieces go to each supernode over one connection of their own, one request at a time. With
  * a connection per piece in flight, a supernode serving 4 peers sent on up to 16 flows whose queue
