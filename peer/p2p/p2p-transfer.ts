@@ -209,6 +209,8 @@ export class P2pTransfer {
     // A slow or lost supernode matters only when the parents we have stop delivering too.
     const stalledFor = now - this.lastProgressAt;
     if (now - this.supernodeSync.lastOkAt > this.timings.supernodeDeadMs && stalledFor > this.timings.supernodeDeadMs / 2) return this.fallBack('supernode unreachable');
+    const refused = this.supernodeSync.refusedSince;
+    if (refused !== undefined && now - refused >= this.timings.supernodeRefusedMs && stalledFor >= this.timings.supernodeRefusedMs) return this.fallBack('supernode down');
     if (now - this.lastProgressAt > this.timings.noProgressMs) return this.fallBack('no progress');
     for (const { parent, piece } of this.pool.stalled(this.timings.pieceStallMs)) {
       this.deps.logger.debug({ digest: this.digest, parent: parent.peerId, piece }, 'piece stalled; dropping parent');

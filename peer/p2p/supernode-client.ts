@@ -46,6 +46,18 @@ export interface SeedPieceAnswer {
   pieceHash(): string | undefined;
 }
 
+/**
+ * True when `err` says the supernode's host refused the connection: nothing listens there (the
+ * supernode is down or restarting), unlike a timeout, which a slow supernode gives too.
+ */
+export function connectionRefused(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 5 && e instanceof Error; depth++, e = e.cause) {
+    if ((e as NodeJS.ErrnoException).code === 'ECONNREFUSED') return true;
+  }
+  return false;
+}
+
 function pieceHashOf(value: string | string[] | null | undefined): string | undefined {
   return typeof value === 'string' && /^[0-9a-f]{64}$/.test(value) ? value : undefined;
 }

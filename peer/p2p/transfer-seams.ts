@@ -70,12 +70,19 @@ export interface TransferTimings {
   readonly noProgressMs: number;
   /** The supernode unreachable for this long: fall back to the registry. */
   readonly supernodeDeadMs: number;
+  /**
+   * The supernode's host refused every sync for this long (nothing listens there: it is down, not
+   * slow) and no bytes came for as long: fall back to the registry. A refusal is certain where a
+   * timeout is not, so this is short: a pull whose pieces all came from the seed waited
+   * supernodeDeadMs (30 s) when the supernode stopped.
+   */
+  readonly supernodeRefusedMs: number;
 }
 
 // Generous: on a starved machine a fallback that comes too early sends the registry every byte again.
 // The fan-out bed (16 peers on 2 cores, every link full) lost syncs for over 15 s while P2P was
 // still the best way forward: 31 fallbacks sent the registry 12 x S.
-export const DEFAULT_TIMINGS: TransferTimings = { syncMs: 500, pieceStallMs: 8_000, noProgressMs: 30_000, supernodeDeadMs: 30_000 };
+export const DEFAULT_TIMINGS: TransferTimings = { syncMs: 500, pieceStallMs: 8_000, noProgressMs: 30_000, supernodeDeadMs: 30_000, supernodeRefusedMs: 3_000 };
 
 export interface TransferCounters {
   peer: number;

@@ -2,7 +2,8 @@
 // pieces verified since the last answered one, the parents to report and what the transfer wants
 // of the seed; the answer (parents, seed grants, piece hashes, availability) goes back to the
 // transfer. A failed sync keeps its pieces and reports for the next one; an unknown task (the
-// supernode restarted or dropped us) is created again. When the transfer has every piece, the last
+// supernode restarted or dropped us) is created again; refusals of the supernode's host are timed
+// (refusedSince), for the transfer's quick fallback when the supernode is down, not slow. When the transfer has every piece, the last
 // report names all of them and is tried again if it fails. Time and the supernode come through
 // the transfer's seams (transfer-seams.ts), so the simulation runs this code too.
 import type { Logger } from 'pino';
@@ -10,6 +11,7 @@ import type { Clock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import { toPollenError } from '../../src/errors.ts';
 import { MAX_SYNC_PACE_MS, type MetainfoBody, type SyncRequest, type SyncResponse } from '../../src/p2p/supernode-api.ts';
+import { connectionRefused } from './supernode-client.ts';
 import type { TransferClient } from './transfer-seams.ts';
 
 /**
@@ -68,6 +70,8 @@ export class TransferSync {
   lastOkAt: number;
   /** The wait the last answer asked for before the next routine sync (0: none). */
   paceMs = 0;
+  /** Since when every sync was refused by the supernode's host (connectionRefused), if the last one was. */
+  refusedSince: number | undefined;
 
   constructor(port: SyncPort) {
     this.port = port;
@@ -104,12 +108,14 @@ export class TransferSync {
       .sync(port.supernode, port.digest, { peerId: port.peerId, have, ...rest })
       .then((res) => {
         this.lastOkAt = port.clock.now();
+        this.refusedSince = undefined;
         this.paceMs = pacedMs(res);
         port.onAnswer(res);
       })
       .catch(async (err: unknown) => {
         this.pending.push(...have);
         port.unsent(rest);
+        this.refusedSince = connectionRefused(err) ? (this.refusedSince ?? port.clock.now()) : undefined;
         const e = toPollenError(err);
         if (e.kind === 'not_found') {
           // The supernode lost the peer or the task (a restart): register the task again.

@@ -187,6 +187,24 @@ describe('P2P faults with real processes', () => {
     expect(committedSources(next.output()).peer).toBeGreaterThan(0);
   }, 300_000);
 
+  it('a pull fed by the seed alone goes to the registry within seconds when the supernode stops, not after supernodeDeadMs', async () => {
+    // The seed fetches at 4 MiB/s: the 32 MiB layer takes ~8 s through it.
+    const sn = await startSupernodeProcess(registry, ['--seed-registry-rate', '4MiB']);
+    const first = track(await startP2pPeer(registry, sn.url));
+    const pull = skopeoPullChecked(first, small);
+    const layer = small.layers[0]!.descriptor.digest;
+    await waitFor(async () => new RegExp(`"digest":"${layer}","piece":\\d+[^\\n]*"msg":"piece verified"`).test(first.output()), 'a first piece of the layer', 60_000);
+    const before = registry.blobBytesSent();
+    const stopped = Date.now();
+    await sn.stop();
+    await pull;
+    // Its host refuses connections now: the transfer falls back after supernodeRefusedMs (3 s)
+    // without bytes, where a slow supernode would be given supernodeDeadMs (30 s).
+    expect(Date.now() - stopped).toBeLessThan(15_000);
+    expect(registry.blobBytesSent() - before).toBeGreaterThan(0);
+    expect(first.output()).toContain('supernode down');
+  }, 120_000);
+
   it('SIGKILL a peer mid-download and restart it: it resumes, fetching less than the blob again', async () => {
     const sn = track(await startSupernodeProcess(registry));
     const parent = track(await startP2pPeer(registry, sn.url, ['--upload-rate', String(4 * MiB)]));

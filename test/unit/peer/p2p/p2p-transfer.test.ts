@@ -11,6 +11,7 @@ import { HAVE_BYTES_PER_SYNC, syncInterval } from '../../../../peer/p2p/transfer
 import { MIN_WINDOW_BLOCKS, SLOW_PARENT_STALL_FACTOR } from '../../../../peer/p2p/parent-link.ts';
 import { MAX_PARENTS, MIN_PARENTS, parentsPerTransfer, USELESS_PATIENCE_MS } from '../../../../peer/p2p/parent-pool.ts';
 import { Bitfield } from '../../../../src/p2p/bitfield.ts';
+import { PollenError } from '../../../../src/errors.ts';
 import { harness, offerParents, PIECE_BYTES, type Harness } from '../../../helpers/transfer-harness.ts';
 
 const open: Harness[] = [];
@@ -472,6 +473,46 @@ describe('P2pTransfer on a manual clock', () => {
     expect(h.transfer.state.phase).toBe('done');
     expect(h.upstreamRanges).toEqual([{ start: PIECE_BYTES, end: 4 * PIECE_BYTES - 1 }]);
     expect(h.transfer.counters.upstream).toBe(3 * PIECE_BYTES);
+  });
+
+  /** Fails every sync the transfer sends for `ms` of its clock with `err`, a tick at a time. */
+  async function failSyncs(h: Harness, ms: number, err: () => Error): Promise<void> {
+    for (let t = 0; t < ms; t += 250) {
+      for (const s of h.supernode.syncs.splice(0)) s.fail(err());
+      await h.advance(250);
+    }
+  }
+  const refused = () => new PollenError('ERR_SUPERNODE_UNAVAILABLE', 'supernode unreachable: connect ECONNREFUSED', {}, { cause: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }) });
+
+  it('falls back to the registry supernodeRefusedMs after the supernode\'s host started refusing its syncs, when nothing comes meanwhile', async () => {
+    const h = start({ pieces: 4, parents: [], have: [0] });
+    await h.settle();
+    await failSyncs(h, 2_500, refused);
+    expect(h.transfer.stats.fallbacks).toBe(0);
+    await failSyncs(h, 1_000, refused);
+    await h.transfer.done;
+    expect(h.transfer.stats.fallbacks).toBe(1);
+    expect(h.upstreamRanges).toEqual([{ start: PIECE_BYTES, end: 4 * PIECE_BYTES - 1 }]);
+  });
+
+  it('a supernode that times out is not taken for one that is down: no fallback before supernodeDeadMs', async () => {
+    const h = start({ pieces: 4, parents: [], have: [0] });
+    await h.settle();
+    await failSyncs(h, 5_000, () => new PollenError('ERR_SUPERNODE_UNAVAILABLE', 'supernode unreachable: Headers Timeout Error'));
+    expect(h.transfer.stats.fallbacks).toBe(0);
+    expect(h.upstreamRanges).toEqual([]);
+  });
+
+  it('refused syncs do not end a transfer whose parents keep delivering', async () => {
+    const h = start({ pieces: 8, parents: ['a'] });
+    await offerParents(h, { a: [0, 1, 2, 3, 4, 5, 6, 7] });
+    const a = h.parents.get('a')!;
+    for (let k = 0; k < 5; k++) {
+      a.deliver(1);
+      await failSyncs(h, 1_000, refused);
+    }
+    expect(h.transfer.stats.fallbacks).toBe(0);
+    expect(h.upstreamRanges).toEqual([]);
   });
 
   it('counts what was in flight when it fell back as fallback overlap, and fetches that piece from the registry', async () => {
