@@ -130,7 +130,6 @@ export class Peer {
 
     const access = new AccessCache({ clock: this.clock }, { ttlMs: this.config.accessTtlMs, graceMs: this.config.accessGraceMs });
     const gate = new AccessGate({ cache: access, dispatcher: this.dispatcher, logger: this.logger });
-    const manifests = new ManifestService({ store: this.store, db: this.db, gate, dispatcher: this.dispatcher, logger: this.logger });
     const blobs = new BlobService({
       store: this.store,
       gate,
@@ -138,6 +137,7 @@ export class Peer {
       logger: this.logger,
       stats: { onHit: () => requests.inc({ outcome: 'hit' }), onMiss: () => requests.inc({ outcome: 'miss' }), onJoin: () => requests.inc({ outcome: 'join' }) },
     });
+    const manifests = new ManifestService({ store: this.store, db: this.db, gate, dispatcher: this.dispatcher, logger: this.logger, prefetch: (req) => void blobs.prefetch(req) });
 
     this.proxy = new ForwardProxy({ upstreams, logger: this.logger, dispatcher: this.dispatcher });
     const app = createHttpApp(this.logger, {

@@ -25,6 +25,16 @@ export interface BlobRequest {
   readonly onOutcome?: (outcome: 'hit' | 'miss' | 'join') => void;
 }
 
+/** A blob to fetch ahead of the client's request for it, as that client (see BlobService.prefetch). */
+export interface PrefetchRequest {
+  readonly upstream: Upstream;
+  readonly name: string;
+  readonly digest: Digest;
+  /** Its size as the manifest that named it declares. */
+  readonly size: number;
+  readonly authorization: string | undefined;
+}
+
 export interface BlobServiceStats {
   onHit(): void;
   onMiss(): void;
@@ -49,7 +59,7 @@ export class BlobService {
   }
 
   async serve(req: BlobRequest): Promise<MirrorReply> {
-    const target: UpstreamTarget = { registry: req.upstream.host, baseUrl: req.upstream.baseUrl, name: req.name, authorization: req.authorization ?? req.upstream.staticAuthorization };
+    const target = targetOf(req);
     const object = { kind: 'blob', digest: req.digest } as const;
     const local = await this.store.stat(req.digest);
     // The gate decides first, whatever happens next: nothing is served, and no download is started
@@ -76,23 +86,45 @@ export class BlobService {
     if (running) this.stats?.onJoin();
     else this.stats?.onMiss();
     req.onOutcome?.(running ? 'join' : 'miss');
-    const partial = await (running ?? this.download(req, target, gate.probe));
+    const partial = await (running ?? this.download(req.digest, target, gate.probe));
     return this.reply(req, partial.size, async (range) => partial.pooledBody(range, req.signal));
   }
 
-  private download(req: BlobRequest, target: UpstreamTarget, probe: Readonly<Record<string, string | string[] | undefined>> | undefined): Promise<PartialBlob> {
-    const sizeHint = probe ? Number(headerValue(probe['content-length'])) : NaN;
-    const started = this.downloader.start({ digest: req.digest, sizeHint: Number.isSafeInteger(sizeHint) ? sizeHint : undefined, upstream: target });
-    this.inflight.set(req.digest, started);
+  /**
+   * Starts the download of a blob its client is about to ask for (an image's config, named by the
+   * manifest just served to it), as that client: the gate asks the upstream with the client's own
+   * credentials first, and nothing goes to anyone. The client's own request then finds the blob
+   * here or joins the download. Containers/image clients (skopeo, podman) ask for the config only
+   * after every layer: through P2P that was ~140 ms more at the end of each pull on the 8-host bed.
+   * Never throws: a prefetch that cannot start leaves the client's request to do what it does.
+   */
+  async prefetch(req: PrefetchRequest): Promise<void> {
+    const { digest } = req;
+    try {
+      if (this.inflight.has(digest) || (await this.store.stat(digest))) return;
+      const target = targetOf(req);
+      const gate = await this.gate.check(target, { kind: 'blob', digest }, { clientMethod: 'GET', haveLocal: false });
+      if (!gate.allowed || this.inflight.has(digest) || (await this.store.stat(digest))) return;
+      await this.download(digest, target, gate.probe, req.size);
+    } catch (err) {
+      this.logger.debug({ digest, err }, 'blob prefetch did not start');
+    }
+  }
+
+  private download(digest: Digest, target: UpstreamTarget, probe: Readonly<Record<string, string | string[] | undefined>> | undefined, declared?: number): Promise<PartialBlob> {
+    const probed = probe ? Number(headerValue(probe['content-length'])) : NaN;
+    const sizeHint = Number.isSafeInteger(probed) ? probed : declared;
+    const started = this.downloader.start({ digest, sizeHint, upstream: target });
+    this.inflight.set(digest, started);
     started.then(
       (partial) => {
         void partial.settledPromise().finally(() => {
-          if (this.inflight.get(req.digest) === started) this.inflight.delete(req.digest);
+          if (this.inflight.get(digest) === started) this.inflight.delete(digest);
         });
       },
       (err: unknown) => {
-        if (this.inflight.get(req.digest) === started) this.inflight.delete(req.digest);
-        this.logger.debug({ digest: req.digest, err }, 'blob download did not start');
+        if (this.inflight.get(digest) === started) this.inflight.delete(digest);
+        this.logger.debug({ digest, err }, 'blob download did not start');
       },
     );
     return started;
@@ -117,4 +149,9 @@ export class BlobService {
       },
     };
   }
+}
+
+/** Where a client's blob comes from, with its credential (the upstream's own when it sent none). */
+function targetOf(req: { readonly upstream: Upstream; readonly name: string; readonly authorization: string | undefined }): UpstreamTarget {
+  return { registry: req.upstream.host, baseUrl: req.upstream.baseUrl, name: req.name, authorization: req.authorization ?? req.upstream.staticAuthorization };
 }

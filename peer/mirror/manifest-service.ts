@@ -11,14 +11,19 @@ import type { Kv } from '../../src/db.ts';
 import { parseDigest, sha256Digest, type Digest } from '../../src/digest.ts';
 import { PollenError, toPollenError } from '../../src/errors.ts';
 import { readBodyCapped } from '../../src/oci/body.ts';
-import { ACCEPT_ALL_MANIFESTS, MAX_MANIFEST_BYTES } from '../../src/oci/media-types.ts';
+import { parseManifest, type ImageDescriptor } from '../../src/oci/image.ts';
+import { ACCEPT_ALL_MANIFESTS, MAX_MANIFEST_BYTES, MediaType } from '../../src/oci/media-types.ts';
 import type { ManifestRef } from '../../src/oci/names.ts';
 import { headerValue, RegistryClient } from '../../src/oci/registry-client.ts';
 import { redactUrl } from '../../src/oci/redact-url.ts';
 import type { AccessGate } from './access-gate.ts';
 import type { UpstreamTarget } from '../blob-downloader.ts';
+import type { PrefetchRequest } from './blob-service.ts';
 import { relayUpstream, type MirrorReply } from './mirror-reply.ts';
 import type { Upstream } from './upstreams.ts';
+
+/** An image's config is fetched ahead of its client's request up to this size (configs are a few KiB). */
+export const MAX_PREFETCH_CONFIG_BYTES = 1024 * 1024;
 
 interface ManifestMeta {
   mediaType: string;
@@ -46,8 +51,11 @@ export class ManifestService {
   private readonly gate: AccessGate;
   private readonly dispatcher: Dispatcher | undefined;
   private readonly logger: Logger;
+  /** Starts a blob's download ahead of its client's request (BlobService.prefetch). */
+  private readonly prefetch: ((req: PrefetchRequest) => void) | undefined;
 
-  constructor(deps: { store: ContentStore; db: Kv; gate: AccessGate; dispatcher?: Dispatcher; logger: Logger }) {
+  constructor(deps: { store: ContentStore; db: Kv; gate: AccessGate; dispatcher?: Dispatcher; logger: Logger; prefetch?: (req: PrefetchRequest) => void }) {
+    this.prefetch = deps.prefetch;
     this.store = deps.store;
     this.meta = deps.db.sub<ManifestMeta>('manifest');
     this.tags = deps.db.sub<TagMeta>('tag');
@@ -114,7 +122,26 @@ export class ManifestService {
     this.gate.recordAllowed(target, { kind: 'manifest', digest });
     await this.remember(digest, bytes, mediaType);
     if (req.ref.kind === 'tag') await this.tags.put(tagKey(req.upstream.baseUrl, req.name, req.ref.tag), { digest, mediaType });
+    this.prefetchConfig(req, mediaType, bytes);
     return this.reply('GET', digest, { mediaType, size: bytes.length }, bytes);
+  }
+
+  /**
+   * An image manifest the upstream just gave a client names the config the client asks for next
+   * (or, for containers/image clients, after every layer): its download starts now, as that
+   * client (BlobService.prefetch). Only the config, and only a small one: a client that reads a
+   * manifest and stops (an engine checking a tag it holds) costs at most that.
+   */
+  private prefetchConfig(req: ManifestRequest, mediaType: string, bytes: Buffer): void {
+    if (!this.prefetch || (mediaType !== MediaType.OciManifest && mediaType !== MediaType.DockerManifest)) return;
+    let config: ImageDescriptor;
+    try {
+      config = parseManifest(bytes).config;
+    } catch {
+      return; // the client will say what it makes of it
+    }
+    if (config.size > MAX_PREFETCH_CONFIG_BYTES) return;
+    this.prefetch({ upstream: req.upstream, name: req.name, digest: config.digest, size: config.size, authorization: req.authorization });
   }
 
   /** The upstream cannot be asked: serve the last digest known for a tag, to a client allowed that digest before. */

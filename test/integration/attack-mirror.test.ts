@@ -190,6 +190,40 @@ describe('a client that may read public/app names a private layer', () => {
     expect(existsSync(join(peer.dataDir, 'content', 'blobs', 'sha256', privateOnly.descriptor.digest.slice(7)))).toBe(false);
   });
 
+  it('a manifest fetches its config ahead only for a client the registry gave it, and the config then goes to no one else', async () => {
+    const image = await scoped.push('private/prefetch', [await randomFileLayer('attack-prefetch', 32 * 1024)]);
+    const alice = await scoped.bearer('alice', 'private/prefetch');
+    const upstream = await fetch(`${scoped.url}/v2/private/prefetch/manifests/v1`, { headers: { authorization: alice, accept: image.manifest.mediaType } });
+    const config = ((await upstream.json()) as { config: { digest: string } }).config.digest;
+    const stored = join(peer.dataDir, 'content', 'blobs', 'sha256', config.slice('sha256:'.length));
+    // Refused the manifest (anonymous, another repository's token): no config download starts.
+    for (const headers of [{}, { authorization: auth.anonPublic }, { authorization: auth.bobTeam }] as Array<Record<string, string>>) {
+      const r = await raw(peer.url, 'GET', '/v2/private/prefetch/manifests/v1', { ...headers, accept: image.manifest.mediaType });
+      expect([401, 403, 404]).toContain(r.status);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    expect(scoped.registry.blobGets(config)).toHaveLength(0);
+    expect(existsSync(stored)).toBe(false);
+    // Given to alice: the config comes down before she asks for it.
+    const manifest = await raw(peer.url, 'GET', '/v2/private/prefetch/manifests/v1', { authorization: alice, accept: image.manifest.mediaType });
+    expect(manifest.status).toBe(200);
+    await waitFor(async () => existsSync(stored), 'the config in the store', 10_000);
+    // Nobody else reads it, by any repository.
+    for (const [what, path, headers, statuses] of [
+      ['anonymous', '/v2/private/prefetch/blobs/', {}, [401]],
+      ['public token, public/app', '/v2/public/app/blobs/', { authorization: auth.anonPublic }, [404]],
+      ['bob, team/app', '/v2/team/app/blobs/', { authorization: auth.bobTeam }, [404]],
+    ] as const) {
+      for (const method of ['GET', 'HEAD']) {
+        const r = await raw(peer.url, method, `${path}${config}`, headers);
+        expect(statuses as readonly number[], `${method} ${what}: ${r.status}`).toContain(r.status);
+        expect(r.headers['docker-content-digest'], what).toBeUndefined();
+      }
+    }
+    const own = await raw(peer.url, 'GET', `/v2/private/prefetch/blobs/${config}`, { authorization: alice });
+    expect(own.status).toBe(200);
+  });
+
   it('cached: refused the same way after alice pulled it through the mirror', async () => {
     const alice = await raw(peer.url, 'GET', `/v2/private/app/blobs/${privateOnly.descriptor.digest}`, { authorization: auth.alicePrivate });
     expect(alice.status).toBe(200);

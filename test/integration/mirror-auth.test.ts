@@ -1,7 +1,8 @@
 // The mirror against an htpasswd-protected registry, a corrupting upstream, and an upstream that
 // goes away: private content stays private, bad bytes never reach the store, tags survive outages.
 import { createServer, request as httpRequest, type Server } from 'node:http';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -72,6 +73,23 @@ describe('an htpasswd-protected registry', () => {
     expect(ping.status).toBe(401);
     expect(ping.headers.get('www-authenticate')).toMatch(/^Basic/);
     await ping.arrayBuffer();
+  });
+
+  it('fetches the config an image manifest names before its client asks for it, as that client: a client without credentials still gets the challenge', async () => {
+    const auth = { authorization: basic(creds.username, creds.password) };
+    const res = await fetch(`${peer.url}/v2/${images.docker.name}/manifests/v1`, { headers: { ...auth, accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
+    expect(res.status).toBe(200);
+    const config = ((await res.json()) as { config: { digest: string } }).config.digest;
+    // Nobody asked for the config: the manifest's GET started its download.
+    const file = join(peer.dataDir, 'content', 'blobs', 'sha256', config.slice('sha256:'.length));
+    await waitFor(async () => (await stat(file).catch(() => undefined)) !== undefined, 'the config in the store', 10_000);
+
+    const anonymous = await fetch(`${peer.url}/v2/${images.docker.name}/blobs/${config}`);
+    expect(anonymous.status).toBe(401);
+    await anonymous.arrayBuffer();
+    const own = await fetch(`${peer.url}/v2/${images.docker.name}/blobs/${config}`, { headers: auth });
+    expect(own.status).toBe(200);
+    expect(`sha256:${createHash('sha256').update(Buffer.from(await own.arrayBuffer())).digest('hex')}`).toBe(config);
   });
 
   it('refuses a pull by skopeo without credentials', async () => {

@@ -135,6 +135,27 @@ describe('BlobService access decisions', () => {
     expect((await bodyOf(alice)).equals(privateBlob)).toBe(true);
   });
 
+  it('a prefetch starts a download only for a client the upstream allows, once, and the client then joins it', async () => {
+    const prefetch = (name: string, authorization: string | undefined) =>
+      service.prefetch({ upstream: { host: 'r', baseUrl: registry.url, staticAuthorization: undefined }, name, digest: PRIVATE, size: privateBlob.length, authorization });
+    // Refused (no credential, or one allowed another repository): nothing starts, nothing throws.
+    await prefetch('private/app', undefined);
+    await prefetch('public/app', PUBLIC);
+    expect(downloader.started).toHaveLength(0);
+    // Allowed: one download, with the declared size and the client's own credential; again, nothing more.
+    await prefetch('private/app', ALICE);
+    await prefetch('private/app', ALICE);
+    expect(downloader.started).toHaveLength(1);
+    expect(downloader.started[0]).toMatchObject({ digest: PRIVATE, sizeHint: privateBlob.length, upstream: { name: 'private/app', authorization: ALICE } });
+    // The client's own request joins it, after its own gate.
+    const pending = ask('private/app', PRIVATE, ALICE);
+    await downloader.partial!.append([privateBlob]);
+    await downloader.partial!.commit();
+    expect((await bodyOf(await pending)).equals(privateBlob)).toBe(true);
+    expect(downloader.started).toHaveLength(1);
+    expect((await ask('private/app', PRIVATE, undefined)).status).toBe(401);
+  });
+
   it('while the upstream is down, serves a stored blob only on an earlier allowance of that very digest', async () => {
     await put(store, privateBlob);
     await put(store, publicBlob);
