@@ -1,7 +1,9 @@
-// The benchmark's charts: per (S, N) the completion-time CDF of each system with T* marked, and
-// per S the all-done time against N for each system beside T*.
+// The benchmark's charts: per (S, N) the completion-time CDF of each system with T* marked and the
+// rate at which the peers received over time, and per S the all-done time against N for each
+// system beside T*.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { LinkSeries } from '../testbed/link-series.ts';
 import { lineChart, type Series } from './svg.ts';
 import type { FanoutReport } from './sweep.ts';
 
@@ -9,6 +11,21 @@ export function cdfSeries(times: readonly number[]): [number, number][] {
   const sorted = [...times].sort((a, b) => a - b);
   const pts: [number, number][] = [[0, 0]];
   for (const [i, t] of sorted.entries()) pts.push([t, (i + 1) / sorted.length]);
+  return pts;
+}
+
+const RATE_BIN_MS = 300;
+
+/** The peers' summed receive rate (MB/s) over time (s from the origin), in bins of RATE_BIN_MS. */
+export function peerRateSeries(series: LinkSeries, peers: readonly string[]): [number, number][] {
+  const idx = peers.map((p) => series.hosts.indexOf(p)).filter((i) => i >= 0);
+  const per = Math.max(1, Math.round(RATE_BIN_MS / series.intervalMs));
+  const pts: [number, number][] = [];
+  for (let i = 0; i + per <= series.rxBytes.length; i += per) {
+    let bytes = 0;
+    for (let j = i; j < i + per; j++) for (const h of idx) bytes += series.rxBytes[j]![h]!;
+    pts.push([(series.startMs + (i + per) * series.intervalMs) / 1000, bytes / 1e6 / ((per * series.intervalMs) / 1000)]);
+  }
   return pts;
 }
 
@@ -26,6 +43,15 @@ export async function writeCharts(report: FanoutReport, outDir: string): Promise
       const file = `cdf-s${sizeMiB}-n${n}.svg`;
       await writeFile(join(outDir, file), lineChart({ title: `Completion time CDF, N=${n} hosts, S=${sizeMiB} MiB, ${report.options.mbit} Mbit/s`, xLabel: 'seconds since all pulls started', yLabel: 'fraction of hosts done', series, yMax: 1 }));
       written.push(file);
+      const sampled = rs.filter((r) => r.series);
+      if (sampled.length === 0) continue;
+      const rates: Series[] = sampled.map((r) => ({ name: r.system, dots: false, points: peerRateSeries(r.series!, r.hosts.map((h) => h.host)) }));
+      const cap = (n * report.options.mbit) / 8;
+      const tEnd = Math.max(...rates.flatMap((s) => s.points.map(([x]) => x)));
+      rates.push({ name: 'the peers\' downlinks', dashed: true, dots: false, points: [[0, cap], [tEnd, cap]] });
+      const rateFile = `rate-s${sizeMiB}-n${n}.svg`;
+      await writeFile(join(outDir, rateFile), lineChart({ title: `Bytes the ${n} peers received, S=${sizeMiB} MiB, ${report.options.mbit} Mbit/s`, xLabel: 'seconds since all pulls started', yLabel: 'MB/s, all peers together', series: rates }));
+      written.push(rateFile);
     }
     const bySize = ran.filter((r) => r.sizeMiB === sizeMiB);
     if (bySize.length === 0) continue;

@@ -1,16 +1,24 @@
 // The readable table of a fan-out run: one row per scenario, times against the lower bound T* and
 // the direct baseline of the same N and S, and the registry's egress as a multiple of the image size.
+import { swarmFigures } from '../testbed/link-series.ts';
 import { totalCpuS, type ScenarioResult } from './scenario.ts';
 import type { FanoutReport } from './sweep.ts';
 
-const COLUMNS = ['S MiB', 'N', 'system', 'all-done s', 'x T*', 'x direct', 'median s', 'reg egress xS', 'sn egress xS', 'rx reg/sn/peers %', 'rx/need', 'rx pkt/MiB', 'dup xS', 'fallbacks', 'stalls', 'starved', 'seed grants u/s', 'client cpu s', 'client rss MiB', 'daemon cpu s', 'daemon sys %', 'daemon life cpu s', 'total cpu s', 'cores busy %', 'status'] as const;
+const COLUMNS = ['S MiB', 'N', 'system', 'all-done s', 'x T*', 'x direct', 'median s', 'reg egress xS', 'sn egress xS', 'rx reg/sn/peers %', 'rx/need', 'rx pkt/MiB', 'dup xS', 'fallbacks', 'stalls', 'starved', 'seed grants u/s', 'half-rate s', 'link use %', 'tail s', 'client cpu s', 'client rss MiB', 'daemon cpu s', 'daemon sys %', 'daemon life cpu s', 'total cpu s', 'cores busy %', 'status'] as const;
 const STATUS = COLUMNS.length - 1;
 
 function fmt(x: number, digits = 2): string {
   return Number.isFinite(x) ? x.toFixed(digits) : '-';
 }
 
-function row(r: ScenarioResult, direct: ScenarioResult | undefined, cores: number): string[] {
+/** The link time series' figures of a scenario (see swarmFigures), or undefined for a report without a series. */
+export function scenarioSwarm(r: ScenarioResult, mbit: number): ReturnType<typeof swarmFigures> | undefined {
+  if (!r.series) return undefined;
+  const peers = r.hosts.map((h) => h.host);
+  return swarmFigures(r.series, peers, r.series.hosts.filter((h) => !peers.includes(h)), (mbit * 1e6) / 8, r.allDoneS);
+}
+
+function row(r: ScenarioResult, direct: ScenarioResult | undefined, cores: number, mbit: number): string[] {
   if (r.error?.startsWith('not run')) return [String(r.sizeMiB), String(r.n), r.system, ...new Array<string>(STATUS - 3).fill('-'), 'not run (see below)'];
   const rx = r.hosts.reduce((a, h) => ({ reg: a.reg + h.fromRegistry, sn: a.sn + h.fromSupernode, peers: a.peers + h.fromPeers }), { reg: 0, sn: 0, peers: 0 });
   const total = rx.reg + rx.sn + rx.peers || 1;
@@ -21,6 +29,7 @@ function row(r: ScenarioResult, direct: ScenarioResult | undefined, cores: numbe
   const daemonLifeCpu = Object.values(r.daemons).reduce((s, d) => s + (d.lifeCpuS ?? d.cpuS), 0);
   const failed = r.hosts.filter((h) => !h.ok).length;
   const t = r.transfer;
+  const swarm = scenarioSwarm(r, mbit);
   return [
     String(r.sizeMiB),
     String(r.n),
@@ -39,6 +48,9 @@ function row(r: ScenarioResult, direct: ScenarioResult | undefined, cores: numbe
     t ? String(t.stalls) : '-',
     t ? String(t.starvedGrants) : '-',
     t?.seedGrants ? `${t.seedGrants.unheld}/${t.seedGrants.starved}` : '-',
+    swarm ? fmt(swarm.halfRateS, 1) : '-',
+    swarm ? fmt(swarm.linkUsePct, 0) : '-',
+    swarm ? fmt(swarm.tailS, 1) : '-',
     fmt(meanCpu),
     fmt(maxRss, 0),
     fmt(daemonCpu),
@@ -54,7 +66,7 @@ export function renderTable(report: FanoutReport): string {
   const rows: string[][] = [];
   for (const r of report.scenarios) {
     const direct = report.scenarios.find((d) => d.system === 'direct' && d.n === r.n && d.sizeMiB === r.sizeMiB && !d.error);
-    rows.push(row(r, direct, report.machine.cpus));
+    rows.push(row(r, direct, report.machine.cpus, report.options.mbit));
   }
   const widths = COLUMNS.map((c, i) => Math.max(c.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string => cells.map((c, i) => (i === 2 || i === STATUS ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
@@ -67,6 +79,8 @@ export function renderTable(report: FanoutReport): string {
     '"rx/need" = bytes the peers received / (N x image size); "rx pkt/MiB" = packets the peers received per MiB received (1 MiB is ~725 full frames); Pollen\'s own counts (its peers\' "blob committed" lines): "dup xS" = bytes received and',
     'thrown away / image size (by cause in report.json), "fallbacks" to the registry, "stalls" (parents dropped for a stalled piece), "starved" (seed grants declined);',
     '"seed grants u/s" = seed pieces the supernode granted: unheld (the first copy of a piece) / to peers starved of pieces (what takes "sn egress" past 1 x S);',
+    'From every link\'s byte counters per 100 ms (rate-s<S>-n<N>.svg): "half-rate s" = when the peers together first received at half of what their downlinks carry (over 300 ms);',
+    '"link use %" = the peers\' received bytes until all-done / what their downlinks could carry in that time; "tail s" = all-done - the servers\' (registry and supernode hosts) last 100 ms sending >= 10 % of a link;',
     '"daemon cpu s" = CPU of the long-running processes from the start of the pulls until they stop (aria2c, started by the pull, whole), "daemon sys %" the kernel share of it; "daemon life cpu s" = the same with their start-up;',
     '"total cpu s" = daemon cpu s + the clients that are not daemons (skopeo; aria2c is both, counted once): the CPU the system spent on the pulls;',
     '"cores busy %" = total cpu s / (cores x all-done s): near 100 the run was bound by the machine\'s CPU, not by its links.',

@@ -4,6 +4,7 @@
 // registry's and supernode's egress and the usage of every daemon.
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { LinkSampler, LinkSeries } from '../testbed/link-series.ts';
 import type { NsProcess } from '../testbed/ns-process.ts';
 import { counterDelta, type HostCounters } from '../testbed/shaping.ts';
 import type { Host, Testbed } from '../testbed/testbed.ts';
@@ -52,6 +53,8 @@ export interface ScenarioResult {
    * `cpuS` (network stack, disk writes).
    */
   daemons: Record<string, { cpuS: number; sysS?: number; lifeCpuS: number; maxRssMiB: number }>;
+  /** Every host's link, per 100 ms from the pulls' common start until the last ended (absent in reports from before it was sampled). */
+  series?: LinkSeries;
   /** What the system's peers counted of their transfers (Pollen only). */
   transfer?: TransferSummary | undefined;
   /** Set when the system did not run (unavailable) or the scenario failed as a whole. */
@@ -120,6 +123,8 @@ export async function runScenario(input: ScenarioInput): Promise<ScenarioResult>
   };
   let daemons: DaemonUsage = {};
   let atStart: DaemonUsage = {};
+  let sampler: LinkSampler | undefined;
+  let t0 = Date.now();
   try {
     await system.prepare(ctx);
     const warm = input.warmImage;
@@ -133,9 +138,11 @@ export async function runScenario(input: ScenarioInput): Promise<ScenarioResult>
     }
     const regCpu0 = input.registryProc.usage().cpuSeconds;
     atStart = system.usageNow();
+    sampler = await bed.sampleLinks([input.registryHost, input.supernodeHost, ...input.peers]);
     const before = await bed.counters();
-    const t0 = Date.now();
+    t0 = Date.now();
     const outcomes: PullOutcome[] = await Promise.all(input.peers.map((h) => system.pull(ctx, h, t0)));
+    base.series = sampler.stop(t0);
     const after = await bed.counters();
     base.registryCpuS = input.registryProc.usage().cpuSeconds - regCpu0;
     daemons = await system.finish(ctx);
@@ -170,6 +177,7 @@ export async function runScenario(input: ScenarioInput): Promise<ScenarioResult>
   } catch (err) {
     base.error = (err as Error).message.slice(0, 4000);
   } finally {
+    base.series ??= sampler?.stop(t0);
     const more = await system.finish(ctx).catch(() => ({}));
     daemons = { ...daemons, ...more };
     base.transfer = system.transferSummary?.();

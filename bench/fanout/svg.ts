@@ -7,6 +7,8 @@ export interface Series {
   /** Draw as a step function (a CDF). */
   step?: boolean;
   dashed?: boolean;
+  /** Mark each point with a dot (default: for series that are not steps). */
+  dots?: boolean;
 }
 
 export interface ChartSpec {
@@ -74,7 +76,7 @@ export function lineChart(spec: ChartSpec): string {
     }
     const dash = s.dashed ? ' stroke-dasharray="6 4"' : '';
     if (path.length > 0) out.push(`<polyline fill="none" stroke="${color}" stroke-width="2"${dash} points="${path.join(' ')}"/>`);
-    if (!s.step) for (const [x, y] of pts) out.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3" fill="${color}"/>`);
+    if (s.dots ?? !s.step) for (const [x, y] of pts) out.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3" fill="${color}"/>`);
     const ly = MARGIN.top + 10 + i * 20;
     const lx = MARGIN.left + pw + 15;
     out.push(`<line x1="${lx}" y1="${ly}" x2="${lx + 24}" y2="${ly}" stroke="${color}" stroke-width="2"${dash}/>`);

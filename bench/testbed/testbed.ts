@@ -5,12 +5,13 @@
 // never collide and close() deletes only what this run created. Needs root.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { registerTeardown, unregisterTeardown, type Teardown } from './cleanup.ts';
 import { findTool, requireRoot, run, runSync } from './exec.ts';
 import { NsProcess, runTimed, type TimedResult } from './ns-process.ts';
+import { LinkSampler } from './link-series.ts';
 import { GNU_TIME_FORMAT } from './process-stats.ts';
 import { HOST_IF, readCounters, shapeHost, type CountedSource, type HostCounters, type LinkCaps } from './shaping.ts';
 
@@ -51,6 +52,8 @@ export class Testbed implements Teardown {
   private readonly children = new Set<NsProcess>();
   private readonly sources: CountedSource[];
   private created: string[] = [];
+  /** A process held in the bridge's namespace, through whose /proc entry the link samplers read its counters. */
+  private bridgeHolder: NsProcess | undefined;
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -134,6 +137,26 @@ export class Testbed implements Teardown {
     return out;
   }
 
+  /** Starts sampling the link counters of `hosts` (default: all) each `intervalMs` (see link-series.ts). */
+  async sampleLinks(hosts: readonly Host[] = this.hosts, intervalMs = 100): Promise<LinkSampler> {
+    if (!this.bridgeHolder?.running) {
+      const holder = this.track(spawn(this.ipBin, ['netns', 'exec', this.bridgeNs, findTool('sleep', 'coreutils'), 'infinity'], { stdio: ['ignore', 'pipe', 'pipe'] }), 'bridge: sleep');
+      // `ip netns exec` enters the namespace, then execs: wait until the pid's namespace is the bridge's.
+      const ours = netNsOf('self');
+      for (let i = 0; i < 100 && holder.running && netNsOf(holder.pid) === ours; i++) await new Promise((r) => setTimeout(r, 10));
+      if (!holder.running || netNsOf(holder.pid) === ours) throw new Error(`could not hold a process in the bridge namespace ${this.bridgeNs}: ${holder.output()}`);
+      this.bridgeHolder = holder;
+    }
+    return new LinkSampler(this.bridgeHolder.pid, hosts.map((h) => ({ host: h.name, port: `v${h.index}` })), intervalMs);
+  }
+
+  private track(child: ChildProcess, label: string): NsProcess {
+    const proc = new NsProcess(child, label);
+    this.children.add(proc);
+    void proc.exited.then(() => this.children.delete(proc));
+    return proc;
+  }
+
   /** Starts a long-running process inside a host; close() stops it if the caller did not. */
   spawn(host: Host, cmd: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): NsProcess {
     const niced = host.nice === 0 ? [] : [findTool('nice', 'coreutils'), '-n', String(host.nice)];
@@ -142,10 +165,7 @@ export class Testbed implements Teardown {
       env: options.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const proc = new NsProcess(child, `${host.name}: ${cmd}`);
-    this.children.add(proc);
-    void proc.exited.then(() => this.children.delete(proc));
-    return proc;
+    return this.track(child, `${host.name}: ${cmd}`);
   }
 
   /** Runs a command to completion inside a host, under GNU time: wall time, CPU seconds, peak RSS. */
@@ -193,6 +213,15 @@ export class Testbed implements Teardown {
     }
     this.created = [];
     rmSync(this.workDir, { recursive: true, force: true });
+  }
+}
+
+/** The network namespace a process is in (its inode link), or '' if it is gone. */
+function netNsOf(pid: number | 'self'): string {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/net`);
+  } catch {
+    return '';
   }
 }
 

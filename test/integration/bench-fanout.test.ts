@@ -91,11 +91,30 @@ describe('pollen bench fanout at small scale (needs root)', () => {
 
   it('writes results.json, table.txt and the charts', async () => {
     const files = await readdir(out);
-    expect(files).toEqual(expect.arrayContaining(['results.json', 'table.txt', `cdf-s${SIZE_MIB}-n2.svg`, `alldone-vs-n-s${SIZE_MIB}.svg`]));
+    expect(files).toEqual(expect.arrayContaining(['results.json', 'table.txt', `cdf-s${SIZE_MIB}-n2.svg`, `rate-s${SIZE_MIB}-n2.svg`, `alldone-vs-n-s${SIZE_MIB}.svg`]));
     const json = JSON.parse(await readFile(join(out, 'results.json'), 'utf8')) as FanoutReport;
     expect(json.scenarios).toHaveLength(3);
     const table = await readFile(join(out, 'table.txt'), 'utf8');
     for (const s of ['direct', 'proxy-cache', 'bittorrent']) expect(table).toContain(s);
+  });
+
+  it("samples every host's link per 100 ms during the pulls: each peer's received bytes add up to its link's counters", () => {
+    for (const r of report.scenarios) {
+      const series = r.series!;
+      expect(series.intervalMs).toBe(100);
+      expect(series.hosts).toEqual(['registry', 'supernode', ...r.hosts.map((h) => h.host)]);
+      // From about the pulls' start (the sampler starts just before) to about their end.
+      expect(Math.abs(series.startMs)).toBeLessThan(1000);
+      expect(series.rxBytes.length * series.intervalMs).toBeGreaterThan(r.allDoneS * 1000 * 0.8);
+      for (const [i, h] of r.hosts.entries()) {
+        const rx = series.rxBytes.reduce((s, row) => s + row[i + 2]!, 0);
+        expect(rx / h.rxBytes, `${r.system} ${h.host}`).toBeGreaterThan(0.97);
+        expect(rx / h.rxBytes, `${r.system} ${h.host}`).toBeLessThan(1.05);
+      }
+      const sent = series.txBytes.reduce((s, row) => s + row[0]!, 0);
+      expect(sent / r.registryEgressBytes, r.system).toBeGreaterThan(0.97);
+      expect(sent / r.registryEgressBytes, r.system).toBeLessThan(1.05);
+    }
   });
 
   it('builds .torrent files whose info hash aria2c agrees with', async () => {
