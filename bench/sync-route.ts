@@ -71,7 +71,7 @@ async function main(): Promise<void> {
     const image = await pushRandomImage(registry, 'bench/sync', Array.from({ length: layers }, () => layerMiB * MiB));
     const digests = image.layers.map((l) => l.descriptor.digest as Digest);
     // No per-peer request budget: the bench's peers call as fast as the supernode answers.
-    supernode = await startSupernodeProcess(registry, ['--secret', secret, '--log-level', 'warn', '--peer-request-rate', '0']);
+    supernode = await startSupernodeProcess(registry, ['--secret', secret, '--log-level', 'info', '--peer-request-rate', '0']);
     const url = supernode.url;
 
     // Every peer registers and opens a task per layer (the seed fetches each blob once).
