@@ -1,7 +1,7 @@
 // The readable table of a fan-out run: one row per scenario, times against the lower bound T* and
 // the direct baseline of the same N and S, and the registry's egress as a multiple of the image size.
 import { swarmFigures } from '../testbed/link-series.ts';
-import { totalCpuS, type ScenarioResult } from './scenario.ts';
+import { median, totalCpuS, type ScenarioResult } from './scenario.ts';
 import type { FanoutReport } from './sweep.ts';
 
 const COLUMNS = ['S MiB', 'N', 'system', 'all-done s', 'x T*', 'x direct', 'median s', 'reg egress xS', 'sn egress xS', 'rx reg/sn/peers %', 'rx/need', 'rx pkt/MiB', 'dup xS', 'fallbacks', 'stalls', 'starved', 'seed grants u/s', 'half-rate s', 'link use %', 'tail s', 'client cpu s', 'client rss MiB', 'daemon cpu s', 'daemon sys %', 'daemon life cpu s', 'total cpu s', 'cores busy %', 'status'] as const;
@@ -33,7 +33,7 @@ function row(r: ScenarioResult, direct: ScenarioResult | undefined, cores: numbe
   return [
     String(r.sizeMiB),
     String(r.n),
-    r.system,
+    r.run ? `${r.system} #${r.run}` : r.system,
     fmt(r.allDoneS),
     fmt(r.allDoneS / r.lowerBoundS),
     direct && r.system !== 'direct' ? fmt(r.allDoneS / direct.allDoneS) : r.system === 'direct' ? '1.00' : '-',
@@ -65,7 +65,7 @@ function row(r: ScenarioResult, direct: ScenarioResult | undefined, cores: numbe
 export function renderTable(report: FanoutReport): string {
   const rows: string[][] = [];
   for (const r of report.scenarios) {
-    const direct = report.scenarios.find((d) => d.system === 'direct' && d.n === r.n && d.sizeMiB === r.sizeMiB && !d.error);
+    const direct = report.scenarios.find((d) => d.system === 'direct' && d.n === r.n && d.sizeMiB === r.sizeMiB && d.run === r.run && !d.error);
     rows.push(row(r, direct, report.machine.cpus, report.options.mbit));
   }
   const widths = COLUMNS.map((c, i) => Math.max(c.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -88,7 +88,78 @@ export function renderTable(report: FanoutReport): string {
     line(COLUMNS),
     line(COLUMNS.map((_, i) => '-'.repeat(widths[i]!))),
   ];
+  const medians = report.options.runs && report.options.runs > 1 ? ['', ...renderMedians(report)] : [];
   const notes = report.scenarios.filter((r) => r.error && !r.error.startsWith('not run')).map((r) => `${r.system} N=${r.n} S=${r.sizeMiB}: ${r.error!.slice(0, 400)}`);
   const notRun = report.systems.filter((s) => s.notRun).map((s) => `${s.name}: not run: ${s.notRun}`);
-  return `${[...head, ...rows.map(line), '', ...notRun, ...notes].join('\n')}\n`;
+  return `${[...head, ...rows.map(line), ...medians, '', ...notRun, ...notes].join('\n')}\n`;
+}
+
+export interface RunsSummary {
+  sizeMiB: number;
+  n: number;
+  system: string;
+  /** Runs that finished (every host had the image). */
+  runs: number;
+  medianAllDoneS: number;
+  minAllDoneS: number;
+  maxAllDoneS: number;
+  lowerBoundS: number;
+  medianTotalCpuS: number;
+  /** Runs in which this system's all-done was the lowest of the run (ties count for each). */
+  fastest: number;
+}
+
+/** Per (S, N, system) over the runs of --runs: all-done median and range, CPU median, and how often it was the fastest of its run. */
+export function summarizeRuns(report: FanoutReport): RunsSummary[] {
+  const ok = report.scenarios.filter((r) => !r.error && Number.isFinite(r.allDoneS));
+  const out: RunsSummary[] = [];
+  for (const sizeMiB of report.options.sizesMiB) {
+    for (const n of report.options.peers) {
+      const here = ok.filter((r) => r.sizeMiB === sizeMiB && r.n === n);
+      const best = new Map<number, number>();
+      for (const r of here) best.set(r.run ?? 1, Math.min(best.get(r.run ?? 1) ?? Infinity, r.allDoneS));
+      for (const system of report.options.systems) {
+        const rs = here.filter((r) => r.system === system);
+        if (rs.length === 0) continue;
+        const times = rs.map((r) => r.allDoneS);
+        out.push({
+          sizeMiB,
+          n,
+          system,
+          runs: rs.length,
+          medianAllDoneS: median(times),
+          minAllDoneS: Math.min(...times),
+          maxAllDoneS: Math.max(...times),
+          lowerBoundS: rs[0]!.lowerBoundS,
+          medianTotalCpuS: median(rs.map(totalCpuS)),
+          fastest: rs.filter((r) => r.allDoneS <= best.get(r.run ?? 1)!).length,
+        });
+      }
+    }
+  }
+  return out;
+}
+
+function renderMedians(report: FanoutReport): string[] {
+  const cols = ['S MiB', 'N', 'system', 'runs ok', 'median all-done s', 'min-max s', 'median x T*', 'median total cpu s', 'fastest of its run'];
+  const rows = summarizeRuns(report).map((m) => [
+    String(m.sizeMiB),
+    String(m.n),
+    m.system,
+    String(m.runs),
+    fmt(m.medianAllDoneS),
+    `${fmt(m.minAllDoneS)}-${fmt(m.maxAllDoneS)}`,
+    fmt(m.medianAllDoneS / m.lowerBoundS),
+    fmt(m.medianTotalCpuS),
+    `${m.fastest} of ${m.runs}`,
+  ]);
+  const widths = cols.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: readonly string[]): string => cells.map((c, i) => (i === 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [
+    `Over the ${report.options.runs} runs of each (S, N) (every system once per run, a different one first each time): failed runs are left out; "fastest of its run" counts the runs whose all-done was the lowest of that run.`,
+    '',
+    line(cols),
+    line(cols.map((_, i) => '-'.repeat(widths[i]!))),
+    ...rows.map(line),
+  ];
 }

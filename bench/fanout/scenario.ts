@@ -33,6 +33,8 @@ export interface HostResult {
 
 export interface ScenarioResult {
   system: string;
+  /** Which run of its (S, N) this is, with --runs above 1 (1-based). */
+  run?: number;
   n: number;
   sizeMiB: number;
   imageBytes: number;
@@ -81,7 +83,8 @@ export interface ScenarioInput {
 
 const KIB_PER_MIB = 1024;
 
-function median(xs: readonly number[]): number {
+/** The middle value (the mean of the two middle ones for an even count); NaN for none. */
+export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
   return s.length === 0 ? NaN : s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;

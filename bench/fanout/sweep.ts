@@ -45,6 +45,8 @@ export interface FanoutOptions {
   systems: readonly (string | FanoutSystem)[];
   /** MiB of another image pulled through the daemons of systems that serve many pulls, before each measured pull (0: none). */
   warmUpMiB?: number | undefined;
+  /** Runs of each (S, N): every system once per run, in an order rotated by one each run (default 1). */
+  runs?: number | undefined;
   outDir: string;
   repoRoot: string;
   log: (line: string) => void;
@@ -55,7 +57,7 @@ export interface FanoutReport {
   startedAt: string;
   finishedAt: string;
   machine: { cpus: number; kernel: string; node: string };
-  options: { peers: number[]; sizesMiB: number[]; mbit: number; registryMbit: number; systems: string[]; warmUpMiB?: number };
+  options: { peers: number[]; sizesMiB: number[]; mbit: number; registryMbit: number; systems: string[]; warmUpMiB?: number; runs?: number };
   systems: { name: string; description: string; notRun?: string | undefined }[];
   scenarios: ScenarioResult[];
 }
@@ -67,13 +69,15 @@ export const SERVER_NICE = -5;
 export async function runFanout(opts: FanoutOptions): Promise<FanoutReport> {
   const systems = opts.systems.map((s) => (typeof s === 'string' ? makeSystem(s) : s));
   const registryMbit = opts.registryMbit ?? opts.mbit;
+  const runs = opts.runs ?? 1;
+  if (!Number.isInteger(runs) || runs < 1) throw new Error(`runs must be a positive integer, got ${runs}`);
   const maxN = Math.max(...opts.peers);
   const report: FanoutReport = {
     kind: 'pollen-bench-fanout',
     startedAt: new Date().toISOString(),
     finishedAt: '',
     machine: { cpus: cpus().length, kernel: release(), node: process.version },
-    options: { peers: [...opts.peers], sizesMiB: [...opts.sizesMiB], mbit: opts.mbit, registryMbit, systems: systems.map((s) => s.name), ...(opts.warmUpMiB ? { warmUpMiB: opts.warmUpMiB } : {}) },
+    options: { peers: [...opts.peers], sizesMiB: [...opts.sizesMiB], mbit: opts.mbit, registryMbit, systems: systems.map((s) => s.name), ...(opts.warmUpMiB ? { warmUpMiB: opts.warmUpMiB } : {}), ...(runs > 1 ? { runs } : {}) },
     systems: [],
     scenarios: [],
   };
@@ -109,14 +113,22 @@ export async function runFanout(opts: FanoutOptions): Promise<FanoutReport> {
         const lowerBoundS = lowerBoundSeconds(image.totalBytes, { registryUpMbit: registryMbit, peerDownMbit: opts.mbit, peerUpMbit: peers.map(() => opts.mbit) });
         // Generous: three times what N direct pulls from the registry would take, plus start-up.
         const pullTimeoutMs = Math.ceil(3 * ((n * image.totalBytes * 8) / (registryMbit * 1e6)) * 1000) + 60_000;
-        for (const [i, system] of systems.entries()) {
-          const notRun = report.systems[i]!.notRun;
-          const result: ScenarioResult = notRun
-            ? { system: system.name, n, sizeMiB, imageBytes: image.totalBytes, lowerBoundS, allDoneS: NaN, medianS: NaN, registryEgressBytes: 0, supernodeEgressBytes: 0, registryCpuS: 0, hosts: [], daemons: {}, error: `not run: ${notRun}` }
-            : await runScenario({ bed, system, registryHost, supernodeHost: bed.host('supernode'), peers, registryAddr: origin.addr, registryProc: origin.proc, image, lowerBoundS, pullTimeoutMs, repoRoot: opts.repoRoot, logDir: join(opts.outDir, 'logs'), warmImage });
-          report.scenarios.push(result);
-          if (!notRun) opts.log(JSON.stringify(summaryLine(result)));
-          await writeFile(join(opts.outDir, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
+        // The bed drifts within a session (the machine's other load, its memory): each run gives
+        // every system its turn, a different one first each time, so the drift spreads over all.
+        for (let run = 1; run <= runs; run++) {
+          for (let k = 0; k < systems.length; k++) {
+            const i = (k + run - 1) % systems.length;
+            const system = systems[i]!;
+            const notRun = report.systems[i]!.notRun;
+            if (notRun && run > 1) continue;
+            const result: ScenarioResult = notRun
+              ? { system: system.name, n, sizeMiB, imageBytes: image.totalBytes, lowerBoundS, allDoneS: NaN, medianS: NaN, registryEgressBytes: 0, supernodeEgressBytes: 0, registryCpuS: 0, hosts: [], daemons: {}, error: `not run: ${notRun}` }
+              : await runScenario({ bed, system, registryHost, supernodeHost: bed.host('supernode'), peers, registryAddr: origin.addr, registryProc: origin.proc, image, lowerBoundS, pullTimeoutMs, repoRoot: opts.repoRoot, logDir: join(opts.outDir, 'logs', ...(runs > 1 ? [`run${run}`] : [])), warmImage });
+            if (runs > 1 && !notRun) result.run = run;
+            report.scenarios.push(result);
+            if (!notRun) opts.log(JSON.stringify(summaryLine(result)));
+            await writeFile(join(opts.outDir, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
+          }
         }
       }
     }
@@ -137,6 +149,7 @@ export function summaryLine(r: ScenarioResult): Record<string, unknown> {
   return {
     bench: 'fanout',
     system: r.system,
+    ...(r.run ? { run: r.run } : {}),
     n: r.n,
     sizeMiB: r.sizeMiB,
     allDoneS: round(r.allDoneS),

@@ -36,6 +36,12 @@ function positive(flag: string, value: string): number {
   return x;
 }
 
+function positiveInteger(flag: string, value: string): number {
+  const x = Number(value);
+  if (!Number.isInteger(x) || x < 1) throw new Error(`--${flag} takes a positive integer, got "${value}"`);
+  return x;
+}
+
 function nonNegative(flag: string, value: string): number {
   const x = Number(value);
   if (!(x >= 0) || !Number.isFinite(x)) throw new Error(`--${flag} takes a number of 0 or more, got "${value}"`);
@@ -69,8 +75,9 @@ export function registerBench(program: Command): void {
     .option('--registry-mbit <rate>', 'upload cap of the registry host, Mbit/s (default: --mbit)')
     .option('--systems <list>', `systems to run, in order (${SYSTEM_NAMES.join(', ')})`, SYSTEM_NAMES.join(','))
     .option('--warm-up <mib>', 'before each measured pull, pull another image of this size through the daemons of systems that serve many pulls (pollen, proxy-cache): a long-running daemon, not a fresh one', '0')
+    .option('--runs <k>', 'runs of each (S, N): every system once per run, a different one first each time; the table adds medians', '1')
     .option('--out <dir>', 'results directory (default: results/fanout-<timestamp>)')
-    .action(async (o: { peers: string; sizes: string; mbit: string; registryMbit?: string; systems: string; warmUp: string; out?: string }) => {
+    .action(async (o: { peers: string; sizes: string; mbit: string; registryMbit?: string; systems: string; warmUp: string; runs: string; out?: string }) => {
       const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
       const outDir = o.out ?? join(REPO_ROOT, 'results', `fanout-${stamp}`);
       // Loaded on demand: the benchmark pulls in image generation and the test bed.
@@ -83,6 +90,7 @@ export function registerBench(program: Command): void {
         registryMbit: o.registryMbit === undefined ? undefined : positive('registry-mbit', o.registryMbit),
         systems: o.systems.split(',').map((s) => s.trim()).filter(Boolean),
         warmUpMiB: o.warmUp === '0' ? 0 : positive('warm-up', o.warmUp),
+        runs: positiveInteger('runs', o.runs),
         outDir,
         repoRoot: REPO_ROOT,
         log: (line) => process.stdout.write(`${line}\n`),

@@ -80,6 +80,22 @@ describe('pollen bench fanout at small scale (needs root)', () => {
     }
   }, 300_000);
 
+  it('with --runs, runs every system once per run, a different one first each time, and adds the medians', async () => {
+    const runsOut = await mkdtemp(join(tmpdir(), 'pollen-fanout-runs-'));
+    try {
+      const r = await runFanout({ peers: [2], sizesMiB: [2], mbit: 200, systems: ['direct', 'proxy-cache'], runs: 2, outDir: runsOut, repoRoot: ROOT, log: () => {} });
+      expect(r.options.runs).toBe(2);
+      expect(r.scenarios.map((s) => `${s.system}#${s.run}`)).toEqual(['direct#1', 'proxy-cache#1', 'proxy-cache#2', 'direct#2']);
+      for (const s of r.scenarios) expect(s.error, `${s.system}: ${s.error}`).toBeUndefined();
+      const table = await readFile(join(runsOut, 'table.txt'), 'utf8');
+      expect(table).toContain(' proxy-cache #2 ');
+      expect(table).toMatch(/^ +2 +2 +direct +2 +\d/m);
+      expect(await readdir(join(runsOut, 'logs'))).toEqual(expect.arrayContaining(['run1', 'run2']));
+    } finally {
+      await rm(runsOut, { recursive: true, force: true });
+    }
+  }, 300_000);
+
   it('records client CPU and peak RSS for every host', () => {
     for (const r of report.scenarios) {
       for (const h of r.hosts) {

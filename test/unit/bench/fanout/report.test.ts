@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { transferSummaryFromLogs } from '../../../../bench/fanout/pollen-stats.ts';
-import { renderTable } from '../../../../bench/fanout/report.ts';
+import { medianRuns } from '../../../../bench/fanout/charts.ts';
+import { renderTable, summarizeRuns } from '../../../../bench/fanout/report.ts';
 import { totalCpuS, type ScenarioResult } from '../../../../bench/fanout/scenario.ts';
 import type { FanoutReport } from '../../../../bench/fanout/sweep.ts';
 
@@ -61,5 +62,27 @@ describe("the fan-out report's Pollen transfer columns", () => {
     // 4 CPU s over 10 s on 2 cores: a fifth of the machine.
     expect(cells('pollen')[header.indexOf('cores busy %')]).toBe('20');
     expect(cells('bittorrent')[header.indexOf('cores busy %')]).toBe('15');
+  });
+
+  it('with --runs, labels each row with its run and adds medians, ranges and how often each system was the fastest of its run', () => {
+    const host = { host: 'p', ok: true, seconds: 10, rxBytes: 64 * MIB, fromRegistry: 0, fromSupernode: 0, fromPeers: 64 * MIB, txBytes: 0, clientCpuS: 1, clientMaxRssMiB: 10 };
+    const at = (system: string, run: number, allDoneS: number, cpuS: number, error?: string): ScenarioResult => ({
+      system, run, n: 8, sizeMiB: 64, imageBytes: 64 * MIB, lowerBoundS: 5, allDoneS, medianS: allDoneS, registryEgressBytes: 64 * MIB, supernodeEgressBytes: 0, registryCpuS: 0,
+      hosts: [host], daemons: { 'd@p': { cpuS, lifeCpuS: cpuS, maxRssMiB: 1 } }, ...(error ? { error } : {}),
+    });
+    const scenarios = [at('bittorrent', 1, 10, 4), at('pollen', 1, 9, 16), at('pollen', 2, 12, 18), at('bittorrent', 2, 11, 5), at('bittorrent', 3, 9.5, 6), at('pollen', 3, NaN, 0, '1 of 8 pulls failed')];
+    const report: FanoutReport = { kind: 'pollen-bench-fanout', startedAt: '', finishedAt: '', machine: { cpus: 2, kernel: 'k', node: 'v20' }, options: { peers: [8], sizesMiB: [64], mbit: 100, registryMbit: 100, systems: ['bittorrent', 'pollen'], runs: 3 }, systems: [], scenarios };
+    const [bt, pollen] = summarizeRuns(report);
+    // A failed run is left out of the medians (and the run it was in counts for the others).
+    expect(bt).toMatchObject({ system: 'bittorrent', runs: 3, medianAllDoneS: 10, minAllDoneS: 9.5, maxAllDoneS: 11, fastest: 2 });
+    expect(bt!.medianTotalCpuS).toBeCloseTo(5 + 1, 9);
+    expect(pollen).toMatchObject({ system: 'pollen', runs: 2, medianAllDoneS: 10.5, minAllDoneS: 9, maxAllDoneS: 12, fastest: 1 });
+    const text = renderTable(report);
+    expect(text).toContain(' pollen #2 ');
+    const medianRow = text.split('\n').find((l) => /^ +64 +8 +pollen +2 /.test(l))!;
+    expect(medianRow.trim().split(/\s{2,}/)).toEqual(['64', '8', 'pollen', '2', '10.50', '9.00-12.00', '2.10', '18.00', '1 of 2']);
+    // The charts draw one run per system: the median one (the lower of two middle runs).
+    expect(medianRuns(scenarios.filter((r) => r.system === 'bittorrent')).map((r) => r.run)).toEqual([1]);
+    expect(medianRuns(scenarios.filter((r) => r.system === 'pollen')).map((r) => r.run)).toEqual([1]);
   });
 });
