@@ -1,7 +1,8 @@
 // The one adapter over `level` (classic-level): JSON values, `undefined` for a missing key, and
 // prefix scans that are always drained or closed. Everything else in Pollen sees the Kv interface;
-// unit tests use MemoryKv. Both pass test/unit/db.test.ts.
+// unit tests use MemoryKv. test/unit/src/db.test.ts holds both to the same behaviour.
 import { ClassicLevel } from 'classic-level';
+import { PollenError } from './errors.ts';
 import { ensurePrivateDir } from './store/private-dir.ts';
 
 export type KvOp<T> = { type: 'put'; key: string; value: T } | { type: 'del'; key: string };
@@ -77,7 +78,16 @@ export async function openLevelKv<T = unknown>(path: string): Promise<Kv<T>> {
   // LevelDB creates its files 0644: the 0700 directory is what keeps them private.
   await ensurePrivateDir(path);
   const db = new ClassicLevel<string, string>(path, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
-  await db.open();
+  try {
+    await db.open();
+  } catch (err) {
+    // classic-level says only "Database failed to open"; the reason is in its cause.
+    const cause = (err as Error & { cause?: Error & { code?: string } }).cause;
+    if (cause?.code === 'LEVEL_LOCKED') {
+      throw new PollenError('ERR_INVALID_CONFIG', `the database ${path} is in use by another Pollen process (its LOCK is held): each daemon needs a --data directory of its own`, { path });
+    }
+    throw new PollenError('ERR_INTERNAL', `could not open the database ${path}: ${cause?.message ?? (err as Error).message}`, { path });
+  }
   return new LevelKv<T>(db, '', true);
 }
 
