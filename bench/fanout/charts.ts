@@ -44,6 +44,11 @@ export function medianRuns(rs: readonly ScenarioResult[]): ScenarioResult[] {
   return out;
 }
 
+/** The median all-done time of the runs that finished (NaN when none did: no point on a chart). */
+export function finishedMedian(rs: readonly ScenarioResult[]): number {
+  return median(rs.filter((r) => !r.error && Number.isFinite(r.allDoneS)).map((r) => r.allDoneS));
+}
+
 export async function writeCharts(report: FanoutReport, outDir: string): Promise<string[]> {
   const written: string[] = [];
   const ran = report.scenarios.filter((r) => r.hosts.length > 0);
@@ -72,7 +77,7 @@ export async function writeCharts(report: FanoutReport, outDir: string): Promise
     if (bySize.length === 0) continue;
     const series: Series[] = systems.map((name) => ({
       name,
-      points: [...new Set(bySize.filter((r) => r.system === name).map((r) => r.n))].map((n) => [n, median(bySize.filter((r) => r.system === name && r.n === n).map((r) => r.allDoneS))] as [number, number]),
+      points: [...new Set(bySize.filter((r) => r.system === name).map((r) => r.n))].map((n) => [n, finishedMedian(bySize.filter((r) => r.system === name && r.n === n))] as [number, number]),
     }));
     const bounds = new Map(bySize.map((r) => [r.n, r.lowerBoundS]));
     series.push({ name: 'T* (lower bound)', dashed: true, points: [...bounds].sort((a, b) => a[0] - b[0]) });

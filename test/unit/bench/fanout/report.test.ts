@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { transferSummaryFromLogs } from '../../../../bench/fanout/pollen-stats.ts';
-import { medianRuns } from '../../../../bench/fanout/charts.ts';
+import { finishedMedian, medianRuns } from '../../../../bench/fanout/charts.ts';
 import { renderTable, summarizeRuns } from '../../../../bench/fanout/report.ts';
 import { totalCpuS, type ScenarioResult } from '../../../../bench/fanout/scenario.ts';
 import type { FanoutReport } from '../../../../bench/fanout/sweep.ts';
@@ -84,5 +84,8 @@ describe("the fan-out report's Pollen transfer columns", () => {
     // The charts draw one run per system: the median one (the lower of two middle runs).
     expect(medianRuns(scenarios.filter((r) => r.system === 'bittorrent')).map((r) => r.run)).toEqual([1]);
     expect(medianRuns(scenarios.filter((r) => r.system === 'pollen')).map((r) => r.run)).toEqual([1]);
+    // The all-done-against-N chart: the median of the finished runs (a failed one would make it NaN).
+    expect(finishedMedian(scenarios.filter((r) => r.system === 'pollen'))).toBe(10.5);
+    expect(finishedMedian([at('pollen', 1, NaN, 0, 'failed')])).toBeNaN();
   });
 });
