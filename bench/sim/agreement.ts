@@ -7,7 +7,7 @@
 // every (N, S) the bed ran; the table gives both all-done times and how far apart they are.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pieceSizeFor } from '../../src/p2p/metainfo.ts';
+import { LAYER_SHARES } from '../fanout/image.ts';
 import { lowerBoundSeconds } from '../fanout/lower-bound.ts';
 import { totalCpuS, type ScenarioResult } from '../fanout/scenario.ts';
 import type { FanoutReport } from '../fanout/sweep.ts';
@@ -21,6 +21,7 @@ import { mulberry32 } from './sim-bench.ts';
  * on the machines measured, the mirror path's cost on the downloader's side).
  */
 export const RX_TX_RATIO = 3;
+const MIB = 1024 * 1024;
 
 const FANOUT_KIND = 'pollen-bench-fanout' satisfies FanoutReport['kind'];
 
@@ -141,6 +142,8 @@ export async function readBedFile(path: string): Promise<Bed> {
 
 export interface AgreementOptions {
   bed: Bed;
+  /** How the image is split into the blobs each peer pulls at once (default: the bed image's layers, LAYER_SHARES). */
+  layerShares?: readonly number[];
   seed: number;
   maxSimS: number;
   outDir: string;
@@ -158,8 +161,9 @@ export async function runAgreement(o: AgreementOptions): Promise<AgreementRow[]>
     const { cpu, heldOut } = fits[i]!;
     const r = await runPollenSwarm({
       peers: b.n,
-      blobBytes: b.imageBytes,
-      pieceBytes: pieceSizeFor(b.imageBytes),
+      // The image's layers as the bed made them (its config blob, a few hundred bytes, aside).
+      blobBytes: b.sizeMiB * MIB,
+      layerShares: o.layerShares ?? LAYER_SHARES,
       peerUpBytesPerS: up,
       peerDownBytesPerS: up,
       originUpBytesPerS: originUp,
@@ -174,7 +178,7 @@ export async function runAgreement(o: AgreementOptions): Promise<AgreementRow[]>
     o.log(JSON.stringify({ bench: 'sim-agreement', ...row }));
   }
   await mkdir(o.outDir, { recursive: true });
-  await writeFile(join(o.outDir, 'agreement.json'), `${JSON.stringify({ bed: { ...bed }, fitAll: fitPeerCpu(bed.rows), rxTxRatio: RX_TX_RATIO, seed: o.seed, rows }, null, 2)}\n`);
+  await writeFile(join(o.outDir, 'agreement.json'), `${JSON.stringify({ bed: { ...bed }, fitAll: fitPeerCpu(bed.rows), rxTxRatio: RX_TX_RATIO, layerShares: o.layerShares ?? LAYER_SHARES, seed: o.seed, rows }, null, 2)}\n`);
   await writeFile(join(o.outDir, 'agreement.txt'), `${renderAgreementTable(rows)}\n`);
   return rows;
 }

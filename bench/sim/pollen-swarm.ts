@@ -1,10 +1,11 @@
-// One simulated Pollen fan-out: N peers pull one blob of S bytes at (about) the same instant. The
-// supernode is the real Tracker + Scheduler (sim-supernode.ts), each peer runs the real P2pTransfer
-// through its seams (simulated-peer.ts, sim-wire.ts), on the fluid network model (network.ts). The seed is
-// supernode host (upload-capped like the registry) and receives the blob from the registry once,
-// in order, at the registry's rate (a piece can leave the seed once it has arrived); a registry
-// host with the same cap serves peers that fall back (its stream to the seed is not modelled as
-// competing with those fallbacks).
+// One simulated Pollen fan-out: N peers pull an image of S bytes at (about) the same instant: one
+// blob, or several layers at once (`layerShares`, as the fan-out bed's image: bench/fanout/image.ts).
+// The supernode is the real Tracker + Scheduler (sim-supernode.ts), each peer runs a real P2pTransfer
+// per blob through its seams (simulated-peer.ts, sim-wire.ts), on the fluid network model
+// (network.ts). The seed is the supernode host (upload-capped like the registry) and receives each
+// blob from the registry once, in order, the blobs' streams sharing the registry's rate (a piece can
+// leave the seed once it has arrived); a registry host with the same cap serves peers that fall
+// back (its streams to the seed are not modelled as competing with those fallbacks).
 import { createHash } from 'node:crypto';
 import type { Digest } from '../../src/digest.ts';
 import { pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
@@ -13,7 +14,7 @@ import { EventQueue } from './event-queue.ts';
 import { SimNetwork, type HostId } from './network.ts';
 import type { TransferTimings } from '../../peer/p2p/transfer-seams.ts';
 import { DUPLICATE_CAUSES, type DuplicateCause } from '../../peer/p2p/piece-ledger.ts';
-import { SimulatedPeer, type TransferTrace } from './simulated-peer.ts';
+import { SimulatedPeer, type SimBlob, type TransferTrace } from './simulated-peer.ts';
 import { SimSupernode, type SupernodeStats } from './sim-supernode.ts';
 
 export interface PeerCounters {
@@ -31,8 +32,14 @@ export interface PeerCounters {
 
 export interface PollenSwarmOptions {
   peers: number;
+  /** The image's bytes (S). */
   blobBytes: number;
-  /** Piece size (default: the real layout, pieceSizeFor(blobBytes)). */
+  /**
+   * How S is split into the blobs every peer pulls at once (default [1]: one blob). The bed's image
+   * is [0.4, 0.3, 0.2, 0.1] (bench/fanout/image.ts's LAYER_SHARES); shares are of S, as there.
+   */
+  layerShares?: readonly number[];
+  /** Piece size (default: the real layout, pieceSizeFor of each blob's size). */
   pieceBytes?: number;
   peerUpBytesPerS: number;
   peerDownBytesPerS: number;
@@ -65,8 +72,11 @@ export interface PollenSwarmOptions {
 }
 
 export interface PollenSwarmResult {
+  /** Pieces of all the blobs, and the first blob's piece size. */
   pieceCount: number;
   pieceBytes: number;
+  /** The blobs each peer pulled: their bytes, pieces, and when the last peer had each (NaN: not every peer did). */
+  blobs: Array<{ bytes: number; pieceCount: number; allDoneMs: number }>;
   doneMs: number[];
   allDoneMs: number;
   medianMs: number;
@@ -96,8 +106,6 @@ export const SIM_DEFAULTS = { uploadSlots: 10, startSpreadMs: 100, accessLatency
 
 export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarmResult> {
   const wall = performance.now();
-  const pieceBytes = o.pieceBytes ?? pieceSizeFor(o.blobBytes);
-  const pieceCount = pieceCountFor(o.blobBytes, pieceBytes);
   const queue = new EventQueue();
   const [lo, hi] = o.accessLatencyMs ?? SIM_DEFAULTS.accessLatencyMs;
   const access: number[] = [];
@@ -109,28 +117,25 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
   const peerCpu = o.cpu && { receiveNsPerByte: o.cpu.peerReceiveNsPerByte, sendNsPerByte: o.cpu.peerSendNsPerByte };
   const seedHost = addHost(o.originUpBytesPerS, o.originUpBytesPerS);
   const registryHost = addHost(o.originUpBytesPerS, o.originUpBytesPerS);
-  const digest = `sha256:${createHash('sha256').update(`sim-${o.blobBytes}`).digest('hex')}` as Digest;
-  const seedReadyAtMs = (i: number): number => (((i + 1) * pieceBytes) / o.originUpBytesPerS) * 1000;
-  const supernode = new SimSupernode({ queue }, { digest, pieceCount, scheduler: o.scheduler, ...(o.syncRate === undefined ? {} : { syncRate: o.syncRate }), seedHas: (i, now) => seedReadyAtMs(i) <= now });
+  const blobs = simBlobs(o.blobBytes, o.layerShares ?? [1], o.pieceBytes, o.originUpBytesPerS);
+  const supernode = new SimSupernode(
+    { queue },
+    { tasks: blobs.map((b) => ({ digest: b.digest, pieceCount: b.pieceCount, seedHasAt: (i, now) => b.seedReadyAtMs(i) <= now })), scheduler: o.scheduler, ...(o.syncRate === undefined ? {} : { syncRate: o.syncRate }) },
+  );
   const peers = new Map<string, SimulatedPeer>();
   let remaining = o.peers;
   let seedLastMs = NaN;
   // Every block and piece body is a view of this one buffer: the simulation names pieces, it does not hash them.
-  const blank = Buffer.alloc(Math.max(pieceBytes, 1));
+  const blank = Buffer.alloc(Math.max(...blobs.map((b) => b.pieceBytes), 1));
   const world = {
     queue,
     network,
     supernode,
     seedHost,
     registryHost,
-    digest,
-    blobBytes: o.blobBytes,
-    pieceBytes,
-    pieceCount,
+    blobs,
     latency: (a: HostId, b: HostId) => access[a]! + access[b]!,
     body: (length: number) => blank.subarray(0, length),
-    // The seed streams the blob from the registry once, in order, at the registry's upload rate.
-    seedReadyAtMs,
     peer: (id: string) => peers.get(id),
     onDone: () => void remaining--,
     onSeedPiece: (atMs: number) => void (seedLastMs = atMs),
@@ -155,28 +160,29 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
     queue.at(0, tick);
   }
   await queue.runSettling({ stop: () => remaining === 0, untilMs: o.maxSimMs ?? 3_600_000 });
-  for (const p of list) await p.transfer?.close();
+  for (const p of list) for (const t of p.transfers.values()) await t.close();
   supernode.close();
   const doneMs = list.map((p) => p.doneMs);
   const finished = doneMs.filter(Number.isFinite).sort((a, b) => a - b);
   const totals: PeerCounters = { fromPeers: 0, fromSeed: 0, fromRegistry: 0, duplicate: 0, duplicateByCause: Object.fromEntries(DUPLICATE_CAUSES.map((c) => [c, 0])) as Record<DuplicateCause, number>, networkReceived: 0, stalls: 0, starvedGrants: 0 };
   for (const p of list) {
     totals.networkReceived += network.receivedBytes(p.host);
-    const t = p.transfer;
-    if (!t) continue;
-    totals.fromPeers += t.counters.peer;
-    totals.fromSeed += t.counters.seed;
-    totals.fromRegistry += t.counters.upstream;
-    for (const c of DUPLICATE_CAUSES) {
-      totals.duplicateByCause[c] += t.stats.duplicateBytes[c];
-      totals.duplicate += t.stats.duplicateBytes[c];
+    for (const t of p.transfers.values()) {
+      totals.fromPeers += t.counters.peer;
+      totals.fromSeed += t.counters.seed;
+      totals.fromRegistry += t.counters.upstream;
+      for (const c of DUPLICATE_CAUSES) {
+        totals.duplicateByCause[c] += t.stats.duplicateBytes[c];
+        totals.duplicate += t.stats.duplicateBytes[c];
+      }
+      totals.stalls += t.stats.stalls;
+      totals.starvedGrants += t.stats.starvedGrants;
     }
-    totals.stalls += t.stats.stalls;
-    totals.starvedGrants += t.stats.starvedGrants;
   }
   return {
-    pieceCount,
-    pieceBytes,
+    pieceCount: blobs.reduce((n, b) => n + b.pieceCount, 0),
+    pieceBytes: blobs[0]!.pieceBytes,
+    blobs: blobs.map((b) => ({ bytes: b.bytes, pieceCount: b.pieceCount, allDoneMs: Math.max(...list.map((p) => p.blobDoneMs.get(b.digest) ?? NaN)) })),
     doneMs,
     allDoneMs: remaining === 0 ? Math.max(...doneMs) : NaN,
     medianMs: finished[Math.floor(finished.length / 2)] ?? NaN,
@@ -184,11 +190,33 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
     seedLastMs,
     registrySentBytes: network.sentBytes(registryHost),
     peersSentBytes: list.reduce((sum, p) => sum + network.sentBytes(p.host), 0),
-    fallbacks: list.reduce((n, p) => n + (p.transfer?.stats.fallbacks ?? 0), 0),
+    fallbacks: list.reduce((n, p) => n + [...p.transfers.values()].reduce((k, t) => k + t.stats.fallbacks, 0), 0),
     totals,
     supernode: { ...supernode.stats },
     events: queue.eventsRun,
     wallMs: performance.now() - wall,
     unfinished: remaining,
   };
+}
+
+/**
+ * The blobs S is split into (shares of S, each at least 1 KiB as the bed's layers are), and when
+ * each piece reaches the seed: the seed streams every blob from the registry at once and in order,
+ * the streams sharing the registry's rate equally, so when one stream has p bytes every other has
+ * min(p, its size), and byte p of a blob arrives after sum(min(p, size)) / rate.
+ */
+export function simBlobs(imageBytes: number, shares: readonly number[], pieceBytes: number | undefined, originBytesPerS: number): SimBlob[] {
+  if (shares.length === 0 || !shares.every((x) => x > 0 && Number.isFinite(x))) throw new Error(`layer shares must be positive numbers, not ${shares.join(',')}`);
+  const sizes = shares.map((share) => (shares.length === 1 ? imageBytes : Math.max(1024, Math.floor(imageBytes * share))));
+  const arrivedAtMs = (p: number): number => (sizes.reduce((sum, size) => sum + Math.min(p, size), 0) / originBytesPerS) * 1000;
+  return sizes.map((bytes, k) => {
+    const piece = pieceBytes ?? pieceSizeFor(bytes);
+    return {
+      digest: `sha256:${createHash('sha256').update(`sim-${bytes}-${k}`).digest('hex')}` as Digest,
+      bytes,
+      pieceBytes: piece,
+      pieceCount: pieceCountFor(bytes, piece),
+      seedReadyAtMs: (i: number) => arrivedAtMs(Math.min((i + 1) * piece, bytes)),
+    };
+  });
 }

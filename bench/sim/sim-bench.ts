@@ -14,7 +14,7 @@ import type { SchedulerOptions } from '../../supernode/p2p/scheduler-options.ts'
 import { Tracker } from '../../supernode/p2p/tracker.ts';
 import { lowerBoundSeconds } from '../fanout/lower-bound.ts';
 import { lineChart } from '../fanout/svg.ts';
-import { runPollenSwarm } from './pollen-swarm.ts';
+import { runPollenSwarm, simBlobs } from './pollen-swarm.ts';
 
 export interface SimBenchOptions {
   peers: readonly number[];
@@ -23,6 +23,8 @@ export interface SimBenchOptions {
   originMbit: number;
   seed: number;
   pieceMiB?: number;
+  /** How S is split into the blobs every peer pulls at once (default [1]: one blob; the bed's image: LAYER_SHARES). */
+  layerShares?: readonly number[];
   /** Stop a run after this much simulated time; peers not done by then are reported as unfinished. */
   maxSimS: number;
   scheduler?: Partial<SchedulerOptions>;
@@ -32,8 +34,9 @@ export interface SimBenchOptions {
   cpu?: { cores: number; peerReceiveNsPerByte: number; peerSendNsPerByte: number };
   /**
    * CPU us a sync costs the supernode beyond the scheduler: the HTTP request that carries it (TLS,
-   * parsing, validation, the token, the answer's JSON; a simulated peer has one task, so one sync
-   * per request). The simulation calls the scheduler directly; `npm run bench:sync` measures the
+   * parsing, validation, the token, the answer's JSON; one sync per request, as a peer pulling one
+   * blob sends them: with layers a real peer batches its tasks' syncs, so this counts high there).
+   * The simulation calls the scheduler directly; `npm run bench:sync` measures the
    * real route (0: not counted).
    */
   routeUsPerSync?: number;
@@ -44,6 +47,8 @@ export interface SimBenchOptions {
 export interface SimRow {
   n: number;
   sizeMiB: number;
+  /** Blobs each peer pulled at once, and their pieces together. */
+  layers: number;
   pieces: number;
   lowerBoundS: number;
   allDoneS: number;
@@ -171,7 +176,8 @@ function syncCpuUs(n: number, pieceCount: number, options: Partial<SchedulerOpti
 
 export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
   const blobBytes = o.sizeMiB * 1024 * 1024;
-  const pieceBytes = o.pieceMiB === undefined ? pieceSizeFor(blobBytes) : o.pieceMiB * 1024 * 1024;
+  const pieceBytes = o.pieceMiB === undefined ? undefined : o.pieceMiB * 1024 * 1024;
+  const layerShares = o.layerShares ?? [1];
   const up = (o.mbit * 1e6) / 8;
   const originUp = (o.originMbit * 1e6) / 8;
   const rows: SimRow[] = [];
@@ -181,8 +187,10 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
     // process, the swarm's garbage and its final state still around) major collections landed in
     // the timed calls, and 10,000 peers read 44 us per sync where a fresh process measures 14.
     gcNow();
-    const cpu = measureScheduleCpuUs(n, pieceCountFor(blobBytes, pieceBytes), o.scheduler);
-    const r = await runPollenSwarm({ peers: n, blobBytes, pieceBytes, peerUpBytesPerS: up, peerDownBytesPerS: up, originUpBytesPerS: originUp, random: mulberry32(o.seed), scheduler: o.scheduler, ...(o.syncRate === undefined ? {} : { syncRate: o.syncRate }), maxSimMs: o.maxSimS * 1000, ...(o.cpu ? { cpu: o.cpu } : {}) });
+    // The largest blob's task (the first share is the largest in the bed's image).
+    const taskPieces = simBlobs(blobBytes, layerShares, pieceBytes, originUp)[0]!.pieceCount;
+    const cpu = measureScheduleCpuUs(n, taskPieces, o.scheduler);
+    const r = await runPollenSwarm({ peers: n, blobBytes, layerShares, ...(pieceBytes === undefined ? {} : { pieceBytes }), peerUpBytesPerS: up, peerDownBytesPerS: up, originUpBytesPerS: originUp, random: mulberry32(o.seed), scheduler: o.scheduler, ...(o.syncRate === undefined ? {} : { syncRate: o.syncRate }), maxSimMs: o.maxSimS * 1000, ...(o.cpu ? { cpu: o.cpu } : {}) });
     const lowerBoundS = lowerBoundSeconds(blobBytes, { registryUpMbit: o.originMbit, peerDownMbit: o.mbit, peerUpMbit: new Array<number>(n).fill(o.mbit) });
     const cpuUsPerSchedule = cpu.scan;
     const { callsBySimS, scansBySimS, heartbeatsBySimS } = r.supernode;
@@ -195,6 +203,7 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
     const row: SimRow = {
       n,
       sizeMiB: o.sizeMiB,
+      layers: r.blobs.length,
       pieces: r.pieceCount,
       lowerBoundS,
       allDoneS: r.allDoneMs / 1000,
@@ -225,7 +234,7 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
       supernodeCpuAtPeakWithRoute: Math.max(0, ...withRouteUs) / 1e6,
       supernodeCpuBusiest5sWithRoute: busiest5s / 1e6,
       heartbeatsBySimS: Array.from(heartbeatsBySimS, (c = 0) => c),
-      bytesPerPeerTask: measureBytesPerPeerTask(n, r.pieceCount),
+      bytesPerPeerTask: measureBytesPerPeerTask(n, taskPieces),
       wallS: r.wallMs / 1000,
       events: r.events,
     };
@@ -252,10 +261,10 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
 }
 
 export function renderSimTable(rows: readonly SimRow[]): string {
-  const head = ['N', 'S MiB', 'pieces', 'T* s', 'all-done s', 'x T*', 'median s', 'done@1.5T*', 'done@end', 'seed xS', 'registry xS', 'fallbacks', 'dup xS', 'recv/need', 'stalls', 'starved', 'peer up used', 'wall us/sync', 'cpu us/scan', 'cpu us/sync w/o scan', 'scans/s/core', 'syncs/s peak', 'scans/s peak', 'sn CPU at peak', 'sn CPU at peak +route', 'sn CPU 5 s +route', 'B/peer-task', 'wall s'];
+  const head = ['N', 'S MiB', 'layers', 'pieces', 'T* s', 'all-done s', 'x T*', 'median s', 'done@1.5T*', 'done@end', 'seed xS', 'registry xS', 'fallbacks', 'dup xS', 'recv/need', 'stalls', 'starved', 'peer up used', 'wall us/sync', 'cpu us/scan', 'cpu us/sync w/o scan', 'scans/s/core', 'syncs/s peak', 'scans/s peak', 'sn CPU at peak', 'sn CPU at peak +route', 'sn CPU 5 s +route', 'B/peer-task', 'wall s'];
   const f = (x: number, d = 1): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
   const body = rows.map((r) => [
-    String(r.n), String(r.sizeMiB), String(r.pieces), f(r.lowerBoundS), r.unfinished > 0 ? `${r.unfinished} unfinished` : f(r.allDoneS), f(r.xLowerBound, 2), f(r.medianS), `${f(r.doneBy15 * 100, 0)} %`, `${f(r.doneByEnd * 100, 0)} %`,
+    String(r.n), String(r.sizeMiB), String(r.layers), String(r.pieces), f(r.lowerBoundS), r.unfinished > 0 ? `${r.unfinished} unfinished` : f(r.allDoneS), f(r.xLowerBound, 2), f(r.medianS), `${f(r.doneBy15 * 100, 0)} %`, `${f(r.doneByEnd * 100, 0)} %`,
     f(r.seedEgressXS, 2), f(r.registryEgressXS, 2), String(r.fallbacks), f(r.duplicateXS, 1), f(r.receivedPerNeeded, 2), String(r.stalls), String(r.starvedGrants), `${f(r.peerUpUtil * 100, 0)} %`, f(r.usPerSchedule, 0), f(r.cpuUsPerSchedule, 0), f(r.cpuUsPerSyncWithoutScan, 0), f(r.schedulesPerCoreS, 0), String(r.peakSchedulesPerSimS), String(r.peakScansPerSimS),
     `${f(r.supernodeCpuAtPeak * 100, 0)} %`, `${f(r.supernodeCpuAtPeakWithRoute * 100, 0)} %`, `${f(r.supernodeCpuBusiest5sWithRoute * 100, 0)} %`, f(r.bytesPerPeerTask, 0), f(r.wallS),
   ]);

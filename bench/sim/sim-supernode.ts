@@ -2,7 +2,8 @@
 // not copied) under a ManualClock that follows the event queue. The few lines of glue mirror what
 // supernode/p2p/routes-p2p.ts does for POST /peers, POST /tasks, POST /tasks/:digest/sync and the
 // heartbeat, without HTTP. Every call into the scheduler is timed on the wall clock, so the run
-// reports how many scheduling decisions per second the real code makes.
+// reports how many scheduling decisions per second the real code makes. One task per blob the peers
+// pull (an image's layers: one each), each with the seed's progress on it.
 import { ManualClock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import type { HeartbeatResponse, ParentInfo } from '../../src/p2p/supernode-api.ts';
@@ -17,6 +18,13 @@ export interface SimSyncAnswer {
   readonly seedGrants: readonly number[];
   readonly availability: readonly number[];
   readonly syncMs?: number;
+}
+
+/** One blob's task: its digest, piece count, and whether the seed has piece i at a simulated time. */
+export interface SimTask {
+  readonly digest: Digest;
+  readonly pieceCount: number;
+  seedHasAt(i: number, nowMs: number): boolean;
 }
 
 export interface SupernodeStats {
@@ -42,17 +50,14 @@ export class SimSupernode {
   readonly pacer: SyncPacer;
   readonly stats: SupernodeStats = { scheduleCalls: 0, syncWallMs: 0, schedulerWallMs: 0, peakCallsPerSimS: 0, callsBySimS: [], scansBySimS: [], heartbeatsBySimS: [], peersDropped: 0 };
   private readonly queue: EventQueue;
-  private readonly digest: Digest;
-  private readonly pieceCount: number;
-  private readonly seedHasAt: (i: number, nowMs: number) => boolean;
+  /** The blobs' tasks: their piece count and when the seed has piece i (it arrived from the registry). */
+  private readonly tasks: ReadonlyMap<Digest, SimTask>;
   private secondStart = 0;
   private callsThisSecond = 0;
 
-  constructor(deps: { queue: EventQueue }, options: { digest: Digest; pieceCount: number; scheduler?: Partial<SchedulerOptions>; syncRate?: number; seedHas?: (i: number, nowMs: number) => boolean }) {
+  constructor(deps: { queue: EventQueue }, options: { tasks: readonly SimTask[]; scheduler?: Partial<SchedulerOptions>; syncRate?: number }) {
     this.queue = deps.queue;
-    this.seedHasAt = options.seedHas ?? (() => true);
-    this.digest = options.digest;
-    this.pieceCount = options.pieceCount;
+    this.tasks = new Map(options.tasks.map((t) => [t.digest, t]));
     this.scheduler = new Scheduler({ clock: this.clock }, options.scheduler);
     this.pacer = new SyncPacer({ clock: this.clock }, { rate: options.syncRate ?? DEFAULT_SYNC_RATE });
     this.tracker = new Tracker({
@@ -72,13 +77,19 @@ export class SimSupernode {
     this.tracker.close();
   }
 
-  /** POST /api/v1/peers (no holdings: every simulated peer starts empty) then POST /api/v1/tasks. */
-  registerAndJoin(peerId: string, wireAddr: string, uploadSlots: number): void {
+  /** POST /api/v1/peers (no holdings: every simulated peer starts empty) then POST /api/v1/tasks for each of `digests`. */
+  registerAndJoin(peerId: string, wireAddr: string, uploadSlots: number, digests: readonly Digest[]): void {
     this.timed(() => {
       // A live peer registers again with its own token (as the real one does): its record stays.
       const peer = this.tracker.get(peerId) ?? this.tracker.register(peerId, wireAddr, uploadSlots).peer;
-      if (!this.scheduler.holds(this.digest, peerId)) this.scheduler.join(this.digest, this.pieceCount, peer);
+      for (const digest of digests) if (!this.scheduler.holds(digest, peerId)) this.scheduler.join(digest, this.task(digest).pieceCount, peer);
     });
+  }
+
+  private task(digest: Digest): SimTask {
+    const task = this.tasks.get(digest);
+    if (!task) throw new Error(`the simulation has no blob ${digest}`);
+    return task;
   }
 
   /** POST /api/v1/heartbeat: the route's answer, or undefined for its 404 (unknown peer). */
@@ -95,14 +106,15 @@ export class SimSupernode {
   }
 
   /** POST /api/v1/tasks/:digest/sync; undefined is the route's 404 (unknown peer or task). */
-  sync(peerId: string, body: { have: readonly number[]; wantSeed: number; badParents: readonly string[]; starved?: boolean; declined?: readonly number[] }): SimSyncAnswer | undefined {
+  sync(peerId: string, digest: Digest, body: { have: readonly number[]; wantSeed: number; badParents: readonly string[]; starved?: boolean; declined?: readonly number[] }): SimSyncAnswer | undefined {
     const t = performance.now();
+    const task = this.task(digest);
     return this.timed(() => {
       const peer = this.tracker.get(peerId);
-      if (!peer || !this.scheduler.holds(this.digest, peerId)) return undefined;
+      if (!peer || !this.scheduler.holds(digest, peerId)) return undefined;
       // The batch carries the heartbeat's report, as the route takes it.
       this.tracker.heartbeat(peerId);
-      this.scheduler.have(this.digest, peerId, body.have);
+      this.scheduler.have(digest, peerId, body.have);
       for (const p of body.badParents) {
         const parent = this.tracker.get(p);
         if (parent) parent.failures++;
@@ -111,7 +123,7 @@ export class SimSupernode {
       // As the route does: the seed "has" a piece once its hash is known (it arrived from the registry).
       const now = this.queue.now;
       const scans = this.scheduler.scans;
-      const answer = pacedSchedule(this.scheduler, this.pacer, peer, this.digest, body.wantSeed, { seedHas: (i) => this.seedHasAt(i, now), starved: body.starved === true, declined: body.declined });
+      const answer = pacedSchedule(this.scheduler, this.pacer, peer, digest, body.wantSeed, { seedHas: (i) => task.seedHasAt(i, now), starved: body.starved === true, declined: body.declined });
       const second = Math.floor(now / 1000);
       this.stats.scansBySimS[second] = (this.stats.scansBySimS[second] ?? 0) + this.scheduler.scans - scans;
       this.stats.syncWallMs += performance.now() - t;

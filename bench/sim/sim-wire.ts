@@ -1,10 +1,12 @@
-// A simulated wire connection between a child and a parent. The child's side is the
+// A simulated wire connection between a child and a parent, for one blob (as a real one is keyed by
+// its digest). The child's side is the
 // ParentConnection the real P2pTransfer dials (peer/p2p/transfer-seams.ts); the parent's side is
 // driven by the simulated peer's upload slots (simulated-peer.ts). Every message takes the one-way
 // latency; blocks go one after another as flows on the network model (one TCP stream: the next
 // block follows the last without waiting the latency again). A cancel rejects the child's request
 // at once (as the wire does) and stops the block at the parent if it has not started to send.
 import { EventEmitter } from 'node:events';
+import type { Digest } from '../../src/digest.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { PollenError } from '../../src/errors.ts';
 import type { ParentConnection } from '../../peer/p2p/transfer-seams.ts';
@@ -22,7 +24,7 @@ export interface WireWorld {
 /** The parent's side as the link needs it. */
 export interface UploadSide {
   readonly host: HostId;
-  /** A child connected: the parent answers with its bitfield, and unchokes it when a slot is free. */
+  /** A child connected for `link.digest`: the parent answers with its bitfield of that blob, and unchokes it when a slot is free. */
   accept(link: SimLink): void;
   /** The child went away (its slot is free again). */
   release(link: SimLink): void;
@@ -59,6 +61,7 @@ export class SimLink extends EventEmitter implements ParentConnection {
 
   constructor(
     private readonly world: WireWorld,
+    readonly digest: Digest,
     readonly childHost: HostId,
     readonly parent: UploadSide,
     private readonly observer?: LinkObserver,

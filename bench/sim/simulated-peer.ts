@@ -1,5 +1,7 @@
-// One simulated Pollen peer: the REAL transfer (peer/p2p/p2p-transfer.ts: its piece picker,
-// windows, stall, starve and endgame rules, and the parent pool) running on simulated time through
+// One simulated Pollen peer: the REAL transfers (peer/p2p/p2p-transfer.ts: its piece picker,
+// windows, stall, starve and endgame rules, and the parent pool), one per blob of the image, all at
+// once as a pull's layers are, sharing the host's parent budget (parentsPerTransfer), its upload
+// slots and its one seed connection as a real peer's do, and running on simulated time through
 // its seams: a QueueClock, a dialer whose connections move blocks over the network model
 // (sim-wire.ts), a supernode client that calls the real Tracker and Scheduler a latency away
 // (sim-supernode.ts), the seed and the registry as upload-capped hosts. What is modelled here and
@@ -14,6 +16,7 @@ import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
 import type { MetainfoBody, SyncResponse } from '../../src/p2p/supernode-api.ts';
 import { busyHeartbeatMs, sparedHeartbeatMs } from '../../peer/p2p/p2p-agent.ts';
+import { parentsPerTransfer } from '../../peer/p2p/parent-pool.ts';
 import { P2pTransfer } from '../../peer/p2p/p2p-transfer.ts';
 import { DEFAULT_TIMINGS, type TransferTimings } from '../../peer/p2p/transfer-seams.ts';
 import { UploadSlots, type SlotHolder } from '../../peer/p2p/upload-slots.ts';
@@ -30,16 +33,22 @@ import { HEARTBEAT_MS } from '../../supernode/p2p/tracker.ts';
 const SIM_HASH = 'sim';
 const silent = pino({ level: 'silent' });
 
+/** One blob every peer pulls (an image's layer). */
+export interface SimBlob {
+  readonly digest: Digest;
+  readonly bytes: number;
+  readonly pieceBytes: number;
+  readonly pieceCount: number;
+  /** When piece i has arrived at the seed from the registry (the seed streams each blob once, in order). */
+  seedReadyAtMs(i: number): number;
+}
+
 export interface SimWorld extends WireWorld {
   readonly supernode: SimSupernode;
   readonly seedHost: HostId;
   readonly registryHost: HostId;
-  readonly digest: Digest;
-  readonly blobBytes: number;
-  readonly pieceBytes: number;
-  readonly pieceCount: number;
-  /** When piece i has arrived at the seed from the registry (the seed streams the blob once, in order). */
-  seedReadyAtMs(i: number): number;
+  /** What each peer pulls, all at once; the first is the one a trace follows. */
+  readonly blobs: readonly SimBlob[];
   peer(peerId: string): SimulatedPeer | undefined;
   onDone(peer: SimulatedPeer): void;
   onSeedPiece(atMs: number): void;
@@ -62,6 +71,7 @@ export interface TransferTrace {
 export interface SimulatedPeerOptions {
   uploadSlots: number;
   timings: Partial<TransferTimings>;
+  /** Follows the transfer of the world's first blob. */
   trace?: TransferTrace;
 }
 
@@ -69,10 +79,18 @@ export interface SimulatedPeerOptions {
 const GOLDEN_FRACTION = 0.6180339887498949;
 
 export class SimulatedPeer implements UploadSide {
+  /** When the last of its blobs was done (NaN until then). */
   doneMs = NaN;
-  transfer: P2pTransfer | undefined;
+  /** Its transfers by blob, once started. */
+  readonly transfers = new Map<Digest, P2pTransfer>();
+  /** When each blob's transfer was done. */
+  readonly blobDoneMs = new Map<Digest, number>();
   private readonly clock: QueueClock;
-  private readonly children = new Set<SimLink>();
+  /** Children by blob (a link serves one). */
+  private readonly children = new Map<Digest, Set<SimLink>>();
+  /** Transfers running (the real peer's LocalPieces.activeTransfers: what its parent budget is shared by). */
+  private active = 0;
+  private blobsDone = 0;
   private readonly slots: UploadSlots<ParentEnd>;
   private readonly ends = new Map<SimLink, ParentEnd>();
   private readonly dialled: SimLink[] = [];
@@ -80,7 +98,6 @@ export class SimulatedPeer implements UploadSide {
   private seedLine: Promise<void> = Promise.resolve();
   /** When a sync last carried this peer's heartbeat report (sim ms; 0: never), as SupernodeClient.lastReportAt. */
   private lastReportAt = 0;
-  private readonly empty: Bitfield;
 
   constructor(
     private readonly world: SimWorld,
@@ -90,11 +107,11 @@ export class SimulatedPeer implements UploadSide {
   ) {
     this.clock = new QueueClock(world.queue);
     this.slots = new UploadSlots({ slots: options.uploadSlots });
-    this.empty = new Bitfield(world.pieceCount);
   }
 
-  get pieces(): Bitfield {
-    return this.transfer?.pieces ?? this.empty;
+  /** The pieces of `digest` this peer holds. */
+  pieces(blob: SimBlob): Bitfield {
+    return this.transfers.get(blob.digest)?.pieces ?? new Bitfield(blob.pieceCount);
   }
 
   /** Parent links of this peer as a child: ready and unchoked, ready but choked, still connecting. */
@@ -107,11 +124,12 @@ export class SimulatedPeer implements UploadSide {
     return r;
   }
 
-  /** The pull starts: register and create the task (a round trip each, as P2pDownloader does), then the transfer runs. */
+  /** The pull starts: register and create the tasks (a round trip each, as P2pDownloader does), then the transfers run. */
   start(): void {
     const { queue, supernode } = this.world;
+    const digests = this.world.blobs.map((b) => b.digest);
     queue.after(this.rtt(), () => {
-      supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots);
+      supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots, digests);
       // A peer downloading or serving children beats as often as the agent does when busy (every
       // second, or as the supernode's pacing asks: peer/p2p/p2p-agent.ts): a simulated peer is one
       // or the other until the run ends. The scheduling does not depend on it; the supernode's work
@@ -126,30 +144,32 @@ export class SimulatedPeer implements UploadSide {
           return;
         }
         const answer = supernode.heartbeat(this.peerId);
-        if (!answer) supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots);
+        if (!answer) supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots, digests);
         asked = answer?.busyHeartbeatMs;
         queue.after(busyHeartbeatMs(HEARTBEAT_MS, asked), beat);
       };
       queue.after(HEARTBEAT_MS * ((this.host * GOLDEN_FRACTION) % 1), beat);
-      queue.after(this.rtt(), () => this.startTransfer());
+      queue.after(this.rtt(), () => {
+        for (const blob of this.world.blobs) this.startTransfer(blob);
+      });
     });
   }
 
-  private startTransfer(): void {
+  private startTransfer(blob: SimBlob): void {
     const { world } = this;
-    const meta: MetainfoBody = { digest: world.digest, size: world.blobBytes, pieceSize: world.pieceBytes, pieceCount: world.pieceCount, hashes: this.hashesNow() };
-    const trace = this.options.trace;
+    const meta: MetainfoBody = { digest: blob.digest, size: blob.bytes, pieceSize: blob.pieceBytes, pieceCount: blob.pieceCount, hashes: this.hashesNow(blob) };
+    const trace = blob === world.blobs[0] ? this.options.trace : undefined;
     trace?.events.push({ t: world.queue.now, kind: 'start', hashes: [...meta.hashes] });
     const transfer = new P2pTransfer(
       {
-        client: this.client(),
+        client: this.client(blob, trace),
         supernode: 'sim',
         pieces: {
-          addActive: () => {},
-          removeActive: () => {},
+          addActive: () => void this.active++,
+          removeActive: () => void this.active--,
           markCommitted: () => {},
           announce: (_d, index) => {
-            for (const link of this.children) link.sendHave(index);
+            for (const link of this.children.get(blob.digest) ?? []) link.sendHave(index);
           },
         },
         kv: { put: async () => {}, del: async () => {} },
@@ -163,7 +183,7 @@ export class SimulatedPeer implements UploadSide {
               delivered: (e) => trace.events.push({ t: world.queue.now, kind: 'link', parent: wireAddr, e }),
               requested: (index, offset) => trace.decisions.push(`${wireAddr}:${index}/${offset / BLOCK_BYTES}`),
             };
-            const link = new SimLink(world, this.host, parent, observer);
+            const link = new SimLink(world, blob.digest, this.host, parent, observer);
             this.dialled.push(link);
             link.on('close', () => {
               const k = this.dialled.indexOf(link);
@@ -176,23 +196,27 @@ export class SimulatedPeer implements UploadSide {
         onBytes: () => {},
         onBan: () => {},
         clock: this.clock,
-        // One transfer per simulated peer: its ticks run from its own start, as on a host of its own.
+        // A simulated peer's transfers start together: their ticks run from that start, as on a host of its own.
         tickPhaseMs: this.clock.now(),
         hashPiece: () => SIM_HASH,
         fetchUpstream: this.fetchUpstream,
+        // The host's parent budget, shared by the transfers running (peer/p2p/p2p-downloader.ts).
+        maxParents: () => parentsPerTransfer(this.active),
       },
       {
-        request: { digest: world.digest, sizeHint: world.blobBytes, upstream: { baseUrl: 'sim://registry', name: 'sim', authorization: undefined } },
+        request: { digest: blob.digest, sizeHint: blob.bytes, upstream: { baseUrl: 'sim://registry', name: 'sim', authorization: undefined } },
         meta,
         partial: { writeAt: async () => {}, setAvailable: () => {}, commit: async () => ({}) as never, fail: async () => {} },
         ingest: { readAt: async () => 0 },
-        have: new Bitfield(world.pieceCount),
+        have: new Bitfield(blob.pieceCount),
       },
       { ...DEFAULT_TIMINGS, ...this.options.timings },
     );
-    this.transfer = transfer;
+    this.transfers.set(blob.digest, transfer);
     void transfer.done.then(() => {
       if (transfer.state.phase !== 'done') return;
+      this.blobDoneMs.set(blob.digest, world.queue.now);
+      if (++this.blobsDone < world.blobs.length) return;
       this.doneMs = world.queue.now;
       world.onDone(this);
     });
@@ -200,20 +224,19 @@ export class SimulatedPeer implements UploadSide {
   }
 
   /** Piece hashes the seed knows now (a piece's hash is known once it came from the registry). */
-  private hashesNow(): Array<string | null> {
+  private hashesNow(blob: SimBlob): Array<string | null> {
     const now = this.world.queue.now;
-    return Array.from({ length: this.world.pieceCount }, (_, i) => (this.world.seedReadyAtMs(i) <= now ? SIM_HASH : null));
+    return Array.from({ length: blob.pieceCount }, (_, i) => (blob.seedReadyAtMs(i) <= now ? SIM_HASH : null));
   }
 
   private rtt(): number {
     return 2 * this.world.latency(this.host, this.world.seedHost);
   }
 
-  /** The supernode API a latency away, answered by the real Tracker and Scheduler. */
-  private client(): TransferClient {
+  /** The supernode API for one blob's transfer, a latency away, answered by the real Tracker and Scheduler. */
+  private client(blob: SimBlob, trace: TransferTrace | undefined): TransferClient {
     const { world } = this;
     const oneWay = (): number => this.rtt() / 2;
-    const trace = this.options.trace;
     const later = <T>(fn: () => T): Promise<T> => new Promise((resolve, reject) => world.queue.after(oneWay(), () => {
       try {
         const v = fn();
@@ -225,9 +248,9 @@ export class SimulatedPeer implements UploadSide {
     return {
       sync: (_url, _digest, body) =>
         later((): SyncResponse => {
-          const answer = world.supernode.sync(this.peerId, { have: body.have, wantSeed: body.wantSeed, badParents: body.badParents, starved: body.starved, declined: body.declined });
+          const answer = world.supernode.sync(this.peerId, blob.digest, { have: body.have, wantSeed: body.wantSeed, badParents: body.badParents, starved: body.starved, declined: body.declined });
           if (!answer) throw new PollenError('ERR_NOT_FOUND', 'unknown peer or task');
-          return { ...answer, hashes: this.hashesNow(), hashesFrom: 0 };
+          return { ...answer, hashes: this.hashesNow(blob), hashesFrom: 0 };
         }).then((res) => {
           this.lastReportAt = world.queue.now;
           trace?.events.push({ t: world.queue.now, kind: 'sync', res });
@@ -235,15 +258,16 @@ export class SimulatedPeer implements UploadSide {
         }),
       createTask: () =>
         later(() => {
-          world.supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots);
-          return { digest: world.digest, size: world.blobBytes, pieceSize: world.pieceBytes, pieceCount: world.pieceCount, hashes: this.hashesNow() };
+          world.supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots, [blob.digest]);
+          return { digest: blob.digest, size: blob.bytes, pieceSize: blob.pieceBytes, pieceCount: blob.pieceCount, hashes: this.hashesNow(blob) };
         }),
-      // One connection per supernode (peer/p2p/supernode-client.ts, SEED_CONNECTIONS): a request
-      // leaves once the body before it has come, and the seed answers it after the one-way latency.
+      // One connection per supernode (peer/p2p/supernode-client.ts, SEED_CONNECTIONS), whatever the
+      // blob: a request leaves once the body before it has come, and the seed answers it after the
+      // one-way latency.
       seedPiece: (_url, _digest, index, signal) =>
         new Promise<SeedPieceAnswer>((resolve, reject) => {
           trace?.decisions.push(`seed:${index}`);
-          const length = Math.min(world.pieceBytes, world.blobBytes - index * world.pieceBytes);
+          const length = Math.min(blob.pieceBytes, blob.bytes - index * blob.pieceBytes);
           let flow: ReturnType<SimNetwork['transfer']> | undefined;
           let sent!: () => void;
           const previous = this.seedLine;
@@ -259,7 +283,7 @@ export class SimulatedPeer implements UploadSide {
             if (signal.aborted) return;
             world.queue.after(oneWay(), () => {
               if (signal.aborted) return;
-              world.queue.at(Math.max(world.queue.now, world.seedReadyAtMs(index)), () => {
+              world.queue.at(Math.max(world.queue.now, blob.seedReadyAtMs(index)), () => {
                 if (signal.aborted) return;
                 flow = world.network.transfer(world.seedHost, this.host, length, () => {
                   signal.removeEventListener('abort', onAbort);
@@ -297,15 +321,18 @@ export class SimulatedPeer implements UploadSide {
   // The upload side: the uploader's slots (the first uploadSlots children unchoked, the others wait in order).
 
   accept(link: SimLink): void {
-    this.children.add(link);
-    link.sendBitfield(this.pieces);
+    let children = this.children.get(link.digest);
+    if (!children) this.children.set(link.digest, (children = new Set()));
+    children.add(link);
+    const blob = this.world.blobs.find((b) => b.digest === link.digest)!;
+    link.sendBitfield(this.pieces(blob));
     const end = new ParentEnd(link);
     this.ends.set(link, end);
     this.slots.admit(end);
   }
 
   release(link: SimLink): void {
-    this.children.delete(link);
+    this.children.get(link.digest)?.delete(link);
     const end = this.ends.get(link);
     if (!end) return;
     this.ends.delete(link);

@@ -64,6 +64,16 @@ function simCpu(cores: number, nsPerByte: readonly number[]): { cores: number; p
   return { cores, peerReceiveNsPerByte: rx, peerSendNsPerByte: tx };
 }
 
+/** --layers: shares of S (as the bed's image: each layer that share of S), or 'bed' for the fan-out image's own. */
+async function simLayerShares(value: string): Promise<readonly number[]> {
+  if (value.trim() === 'bed') return (await benchModule(() => import('../../bench/fanout/image.ts'))).LAYER_SHARES;
+  const xs = value.split(',').map((v) => Number(v.trim()));
+  if (xs.some((x) => !(x > 0) || !Number.isFinite(x)) || xs.reduce((a, x) => a + x, 0) > 1 + 1e-9) {
+    throw new Error(`--layers takes 'bed' or comma-separated shares of S, each above 0 and together at most 1 (e.g. 0.4,0.3,0.2,0.1), got "${value}"`);
+  }
+  return xs;
+}
+
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('benchmarks that print figures (JSON lines and a table) and write charts');
   bench
@@ -105,6 +115,7 @@ export function registerBench(program: Command): void {
     .option('--mbit <rate>', 'upload and download cap of every peer, Mbit/s', DEFAULT_MBIT)
     .option('--origin-mbit <rate>', 'upload cap of the origin (registry and seed), Mbit/s (default: --mbit)')
     .option('--piece-mib <mib>', 'piece size in MiB (default: the real layout, 512 KiB doubled up to 1,000 pieces)')
+    .option('--layers <shares>', "how S is split into the blobs every peer pulls at once: shares of S such as 0.4,0.3,0.2,0.1, or 'bed' for the fan-out bed's image (default: one blob; with --against: 'bed')")
     .option('--max-sim-s <s>', 'stop a run after this many simulated seconds (peers not done are reported as unfinished)', '600')
     .option('--scan-limit <n>', "the scheduler's scanLimit (default: the supernode's)")
     .option('--offer-interval-ms <ms>', "the scheduler's offerIntervalMs: parents offered to a peer at most this often (default: the supernode's, every sync)")
@@ -115,13 +126,14 @@ export function registerBench(program: Command): void {
     .option('--route-us-per-sync <us>', "CPU us a simulated request (a sync, or a busy peer's heartbeat) costs the supernode beyond the scheduler (TLS, parsing, validation, the token, JSON), added in the '+route' columns; npm run bench:sync measures it", String(DEFAULT_ROUTE_US_PER_SYNC))
     .option('--against <results.json>', "hold the model against a fan-out bed run (pollen bench fanout's results.json): simulate each of its Pollen rows with its links, its cores and a CPU term fitted from its other rows, and print both all-done times (the other options but --seed, --max-sim-s and --out do not apply)")
     .option('--out <dir>', 'results directory (default: results/sim-<timestamp>)')
-    .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; scanLimit?: string; offerIntervalMs?: string; syncRate?: string; maxSimS: string; seed: string; cores?: string; peerNsPerByte: string; routeUsPerSync: string; against?: string; out?: string }) => {
+    .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; layers?: string; scanLimit?: string; offerIntervalMs?: string; syncRate?: string; maxSimS: string; seed: string; cores?: string; peerNsPerByte: string; routeUsPerSync: string; against?: string; out?: string }) => {
       const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
       const outDir = o.out ?? join(REPO_ROOT, 'results', `sim-${stamp}`);
+      const layerShares = o.layers === undefined ? undefined : await simLayerShares(o.layers);
       if (o.against !== undefined) {
         const { readBedFile, runAgreement, renderAgreementTable } = await benchModule(() => import('../../bench/sim/agreement.ts'));
         const bed = await readBedFile(o.against);
-        const rows = await runAgreement({ bed, seed: Number(o.seed), maxSimS: positive('max-sim-s', o.maxSimS), outDir, log: (line) => process.stdout.write(`${line}\n`) });
+        const rows = await runAgreement({ bed, ...(layerShares ? { layerShares } : {}), seed: Number(o.seed), maxSimS: positive('max-sim-s', o.maxSimS), outDir, log: (line) => process.stdout.write(`${line}\n`) });
         process.stdout.write(`\n${renderAgreementTable(rows)}\nresults: ${outDir} (agreement.json, agreement.txt; see bench/README.md)\n`);
         return;
       }
@@ -133,6 +145,7 @@ export function registerBench(program: Command): void {
         mbit,
         originMbit: o.originMbit === undefined ? mbit : positive('origin-mbit', o.originMbit),
         pieceMiB: o.pieceMib === undefined ? undefined : positive('piece-mib', o.pieceMib),
+        ...(layerShares ? { layerShares } : {}),
         scheduler: {
           ...(o.scanLimit === undefined ? {} : { scanLimit: numberList('scan-limit', o.scanLimit)[0]! }),
           ...(o.offerIntervalMs === undefined ? {} : { offerIntervalMs: positive('offer-interval-ms', o.offerIntervalMs) }),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { runPollenSwarm, type PollenSwarmOptions } from '../../../../bench/sim/pollen-swarm.ts';
-import { MAX_PARENTS } from '../../../../peer/p2p/parent-pool.ts';
+import { runPollenSwarm, simBlobs, type PollenSwarmOptions } from '../../../../bench/sim/pollen-swarm.ts';
+import { HOST_PARENT_BUDGET, MAX_PARENTS } from '../../../../peer/p2p/parent-pool.ts';
 import { measureBytesPerPeerTask, mulberry32 } from '../../../../bench/sim/sim-bench.ts';
 import { DEFAULT_PIECE_BYTES } from '../../../../src/p2p/metainfo.ts';
 
@@ -71,6 +71,53 @@ describe('runPollenSwarm (the real supernode scheduler and the real peer transfe
     expect(done).toEqual([...done].sort((a, b) => a - b));
     expect(unchoked).toBeGreaterThan(0);
     expect(overCap).toBe(0);
+  });
+
+  it("pulls an image's layers at once: every peer gets every blob, the seed sends each about once, a host's parents stay within its budget", async () => {
+    let overBudget = 0;
+    let most = 0;
+    const r = await runPollenSwarm(
+      options(8, {
+        layerShares: [0.4, 0.3, 0.2, 0.1],
+        sample: {
+          everyMs: 100,
+          fn: (_now, peers) => {
+            for (const p of peers) {
+              const l = p.linkStates();
+              const links = l.unchoked + l.choked + l.connecting;
+              most = Math.max(most, links);
+              if (links > HOST_PARENT_BUDGET) overBudget++;
+            }
+          },
+        },
+      }),
+    );
+    expect(r.unfinished).toBe(0);
+    expect(r.blobs.map((b) => b.bytes)).toEqual([0.4, 0.3, 0.2, 0.1].map((share) => Math.floor(32 * MIB * share)));
+    const image = r.blobs.reduce((n, b) => n + b.bytes, 0);
+    expect(r.pieceCount).toBe(r.blobs.reduce((n, b) => n + b.pieceCount, 0));
+    expect(r.totals.fromSeed + r.totals.fromPeers).toBe(8 * image);
+    expect(r.totals.fromSeed).toBe(image);
+    expect(r.fallbacks).toBe(0);
+    // The peer is done with its last blob; the run with the last peer.
+    expect(Math.max(...r.blobs.map((b) => b.allDoneMs))).toBe(r.allDoneMs);
+    // Four transfers share the host's budget (3 parents each): one transfer alone would take MAX_PARENTS.
+    expect(most).toBeGreaterThan(MAX_PARENTS);
+    expect(overBudget).toBe(0);
+  });
+
+  it('streams the blobs to the seed at once, sharing the registry: byte p of a blob arrives when every stream has min(p, its size)', () => {
+    const [a, b] = simBlobs(4 * MIB, [0.75, 0.25], MIB, MIB);
+    expect([a!.bytes, b!.bytes]).toEqual([3 * MIB, MIB]);
+    expect([a!.pieceCount, b!.pieceCount]).toEqual([3, 1]);
+    // Both streams at half the rate until the small one ends at 2 s, then the large one alone.
+    expect([0, 1, 2].map((i) => a!.seedReadyAtMs(i))).toEqual([2_000, 3_000, 4_000]);
+    expect(b!.seedReadyAtMs(0)).toBe(2_000);
+    expect(a!.digest).not.toBe(b!.digest);
+    // One blob: the stream alone, a piece per piece time.
+    const [only] = simBlobs(4 * MIB, [1], MIB, MIB);
+    expect([0, 3].map((i) => only!.seedReadyAtMs(i))).toEqual([1_000, 4_000]);
+    expect(() => simBlobs(MIB, [], undefined, MIB)).toThrow(/layer shares/);
   });
 
   it('is held back by a shared CPU that cannot carry every link at once', async () => {

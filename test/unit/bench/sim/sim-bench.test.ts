@@ -44,4 +44,17 @@ describe('runSimBench', () => {
     expect(await readFile(join(dir, 'table.txt'), 'utf8')).toMatch(/x T\*/);
     expect(await readFile(join(dir, 'alldone-vs-n.svg'), 'utf8')).toMatch(/^<svg[\s\S]*Pollen \(real scheduler\)[\s\S]*<\/svg>\n$/);
   });
+
+  it("simulates the peers pulling an image's layers at once when given their shares", async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pollen-sim-'));
+    const [one] = await runSimBench({ peers: [4], sizeMiB: 16, mbit: 100, originMbit: 100, seed: 5, maxSimS: 600, outDir: dir, log: () => {} });
+    const [layered] = await runSimBench({ peers: [4], sizeMiB: 16, mbit: 100, originMbit: 100, seed: 5, maxSimS: 600, layerShares: [0.5, 0.25, 0.25], outDir: dir, log: () => {} });
+    expect([one!.layers, layered!.layers]).toEqual([1, 3]);
+    // 16 MiB in 512 KiB pieces either way (8 + 4 + 4 MiB).
+    expect([one!.pieces, layered!.pieces]).toEqual([32, 32]);
+    expect(layered!.unfinished).toBe(0);
+    expect(layered!.seedEgressXS).toBeCloseTo(1, 6);
+    expect(layered!.allDoneS).not.toBe(one!.allDoneS);
+    expect(await readFile(join(dir, 'table.txt'), 'utf8')).toMatch(/layers[\s\S]*\n\s*4\s+16\s+3\s+32\s/);
+  });
 });
