@@ -58,6 +58,8 @@ export class SimLink extends EventEmitter implements ParentConnection {
   private readonly outbox: BlockRequest[] = [];
   private readonly pending = new Set<BlockRequest>();
   private sending: { req: BlockRequest; flow: Transfer } | undefined;
+  /** The parent's side: it chokes this child (requests that reach it meanwhile are ignored, as BEP 3 has it). */
+  private parentChoking = false;
 
   constructor(
     private readonly world: WireWorld,
@@ -90,10 +92,22 @@ export class SimLink extends EventEmitter implements ParentConnection {
   }
 
   sendUnchoke(): void {
+    this.parentChoking = false;
     this.toChild(() => {
       this.peerChoking = false;
       this.observer?.delivered({ kind: 'unchoke' });
       this.emit('unchoke');
+    });
+  }
+
+  /** The parent takes the child's slot back: requests it had not started are dropped; the child fails all it asked (the block on the way arrives unasked). */
+  sendChoke(): void {
+    this.parentChoking = true;
+    this.outbox.length = 0;
+    this.toChild(() => {
+      this.peerChoking = true;
+      for (const req of [...this.pending]) this.settle(req, new PollenError('ERR_PEER_PROTOCOL', 'peer is choking'));
+      this.emit('choke');
     });
   }
 
@@ -118,6 +132,7 @@ export class SimLink extends EventEmitter implements ParentConnection {
       const req: BlockRequest = { index, offset, length, resolve, reject, settled: false, cancelAt: Infinity };
       this.pending.add(req);
       this.toParent(() => {
+        if (this.parentChoking) return;
         this.outbox.push(req);
         this.sendNext(false);
       });

@@ -347,7 +347,15 @@ class ParentEnd implements SlotHolder {
 
   constructor(readonly link: SimLink) {}
 
+  get digest(): string {
+    return this.link.digest;
+  }
+
   unchoke(): void {
     this.link.sendUnchoke();
+  }
+
+  choke(): void {
+    this.link.sendChoke();
   }
 }

@@ -1,14 +1,29 @@
 // The uploader's slots: at most `slots` children unchoked at once; the others wait in the order
 // they came and get the next free slot. Separate from the uploader's sockets so the simulation
 // (bench/sim/simulated-peer.ts) runs this rule and not a copy of it.
+//
+// Slots are shared by every blob the host serves, and a child keeps its slot while it stays. A
+// pull fetches its layers at once, so a host's 10 slots went to the children of the layers that
+// asked first, and a layer whose children came later had none: the pieces of it that the host alone
+// held (the seed sends each piece to one peer) went nowhere until a slot freed. Simulated with the
+// bed's four layers (64 MiB, N = 8): the host holding the 30 % layer's last five lone pieces had 2-5
+// of that layer's children waiting choked from 1 s to 5 s while its 10 slots served the other
+// three layers; at 7.5 s every other peer still lacked those five pieces. So each blob gets a slot:
+// a child of a blob that has none unchoked takes one from the blob that has the most (at least two),
+// whose most recently unchoked child goes back to the head of the line, choked.
 
 /** A child connection as the slots see it. */
 export interface SlotHolder {
   readonly isClosed: boolean;
+  /** The blob it asks for (a wire connection serves one). */
+  readonly digest: string;
   unchoke(): void;
+  /** BEP 3: its requests not yet answered are dropped; it asks again, here or elsewhere. */
+  choke(): void;
 }
 
 export class UploadSlots<C extends SlotHolder> {
+  /** In the order they were unchoked. */
   private readonly unchoked = new Set<C>();
   private readonly waiting: C[] = [];
   private readonly slots: number;
@@ -17,14 +32,19 @@ export class UploadSlots<C extends SlotHolder> {
     this.slots = options.slots;
   }
 
-  /** A ready child: unchoked now if a slot is free, else it waits its turn. */
+  /** A ready child: unchoked now if a slot is free or its blob has none, else it waits its turn. */
   admit(conn: C): void {
-    if (this.unchoked.size < this.slots) {
-      this.unchoked.add(conn);
-      conn.unchoke();
-    } else {
-      this.waiting.push(conn);
+    if (this.unchoked.size < this.slots) return this.unchoke(conn);
+    if (this.slotsOf(conn.digest) === 0) {
+      const victim = this.victim();
+      if (victim) {
+        this.unchoked.delete(victim);
+        victim.choke();
+        this.waiting.unshift(victim);
+        return this.unchoke(conn);
+      }
     }
+    this.waiting.push(conn);
   }
 
   /** The child went away: its slot (or its place in line) goes to the next. */
@@ -42,13 +62,45 @@ export class UploadSlots<C extends SlotHolder> {
     return this.waiting.length;
   }
 
+  private unchoke(conn: C): void {
+    this.unchoked.add(conn);
+    conn.unchoke();
+  }
+
+  private slotsOf(digest: string): number {
+    let n = 0;
+    for (const c of this.unchoked) if (c.digest === digest) n++;
+    return n;
+  }
+
+  /** The most recently unchoked child of the blob with the most slots, if that blob has two or more. */
+  private victim(): C | undefined {
+    const count = new Map<string, number>();
+    let most = 1;
+    let blob: string | undefined;
+    for (const c of this.unchoked) {
+      const n = (count.get(c.digest) ?? 0) + 1;
+      count.set(c.digest, n);
+      if (n > most) {
+        most = n;
+        blob = c.digest;
+      }
+    }
+    if (blob === undefined) return undefined;
+    let last: C | undefined;
+    for (const c of this.unchoked) if (c.digest === blob) last = c;
+    return last;
+  }
+
+  /** A freed slot goes to the first in line whose blob has no slot, else to the first in line. */
   private unchokeNext(): void {
     while (this.unchoked.size < this.slots) {
-      const next = this.waiting.shift();
-      if (!next) return;
-      if (next.isClosed) continue;
-      this.unchoked.add(next);
-      next.unchoke();
+      for (let k = this.waiting.length - 1; k >= 0; k--) if (this.waiting[k]!.isClosed) this.waiting.splice(k, 1);
+      if (this.waiting.length === 0) return;
+      let at = this.waiting.findIndex((c) => this.slotsOf(c.digest) === 0);
+      if (at < 0) at = 0;
+      const [next] = this.waiting.splice(at, 1);
+      this.unchoke(next!);
     }
   }
 }

@@ -44,7 +44,7 @@ export interface TestPeer {
   close(): Promise<void>;
 }
 
-export async function startPeer(supernodes: string[], options: { secret?: string; dir?: string; timings?: Partial<TransferTimings>; uploadBytesPerSecond?: number } = {}): Promise<TestPeer> {
+export async function startPeer(supernodes: string[], options: { secret?: string; dir?: string; timings?: Partial<TransferTimings>; uploadBytesPerSecond?: number; uploadSlots?: number } = {}): Promise<TestPeer> {
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'pollen-peer-')));
   const store = await FsContentStore.open(join(dir, 'store'));
   const kv: Kv<PersistedPieces> = await openLevelKv<PersistedPieces>(join(dir, 'meta'));
@@ -55,7 +55,7 @@ export async function startPeer(supernodes: string[], options: { secret?: string
       secret: options.secret ?? '',
       wireListen: '127.0.0.1:0',
       wireAdvertise: undefined,
-      uploadSlots: 10,
+      uploadSlots: options.uploadSlots ?? 10,
       uploadBytesPerSecond: options.uploadBytesPerSecond ?? 0,
       maxConnections: 64,
       supernodeTimeoutMs: 2_000,

@@ -17,12 +17,15 @@ import { SYNC_PACE_WINDOW_MS } from '../../supernode/p2p/sync-pacer.ts';
 import { Agent, type Dispatcher } from 'undici';
 
 const LAYER_BYTES = 40 << 20;
+/** A second, smaller layer of the same image. */
+const SECOND_LAYER_BYTES = 2 << 20;
 /** The swarm's cluster secret: the wire runs TLS with its key (and the API checks its token). */
 const SECRET = generateSecret();
 
 describe('P2P swarm over a real registry', () => {
   let registry: TestRegistry;
   let layer: BuiltLayer;
+  let second: BuiltLayer;
   let layoutDir: string;
   const cleanups: Array<() => Promise<void>> = [];
 
@@ -31,7 +34,8 @@ describe('P2P swarm over a real registry', () => {
     layoutDir = await mkdtemp(join(tmpdir(), 'pollen-layout-'));
     const layout = new OciLayout(layoutDir);
     layer = await randomFileLayer('swarm', LAYER_BYTES, 'gzip');
-    layout.tag(layout.addImage([layer]), 'v1');
+    second = await randomFileLayer('swarm-second', SECOND_LAYER_BYTES, 'gzip');
+    layout.tag(layout.addImage([layer, second]), 'v1');
     await layout.save();
     await registry.push(layoutDir, 'v1', 'test/swarm:v1');
   });
@@ -226,6 +230,29 @@ describe('P2P swarm over a real registry', () => {
     expect(await again.pull(registry.url, 'test/swarm', digest)).toBe(digest);
     const fetched = again.agent.totals.peer + again.agent.totals.seed + again.agent.totals.upstream;
     expect(fetched).toBeLessThanOrEqual(layer.blob.length - held);
+  }, 180_000);
+
+  it("a parent whose upload slots all serve one blob gives another blob's child a slot, choking one of the first, and every pull completes", async () => {
+    const { node } = await startSupernode({ upstream: registry.url, secret: SECRET });
+    cleanups.push(() => node.close());
+    const a = layer.descriptor.digest as Digest;
+    const b = second.descriptor.digest as Digest;
+    // Two slots, and slow enough that the children of the large layer hold both for seconds.
+    const [holder] = await peers(1, [node.url], { uploadSlots: 2, uploadBytesPerSecond: 8 << 20 });
+    expect(await holder!.pull(registry.url, 'test/swarm', a)).toBe(a);
+    expect(await holder!.pull(registry.url, 'test/swarm', b)).toBe(b);
+    const [c1, c2, c3] = await peers(3, [node.url]);
+    const pullsA = [c1!.pull(registry.url, 'test/swarm', a), c2!.pull(registry.url, 'test/swarm', a)];
+    await waitFor(async () => c1!.agent.totals.peer > 0 && c2!.agent.totals.peer > 0, 'both children of the large layer served by the holder', 30_000);
+    // The holder alone has the small layer: without a slot its child would wait choked, drop the
+    // holder after a second, and be served by the seed once starved (or by the registry).
+    expect(await c3!.pull(registry.url, 'test/swarm', b)).toBe(b);
+    expect(c3!.agent.totals).toEqual({ peer: second.blob.length, seed: 0, upstream: 0 });
+    expect(await Promise.all(pullsA)).toEqual([a, a]);
+    for (const c of [c1!, c2!]) {
+      expect((await c.store.stat(a))?.size).toBe(layer.blob.length);
+      expect(c.agent.totals.upstream).toBe(0);
+    }
   }, 180_000);
 
   it('a parent that evicts a blob mid-upload closes its children without banning them, and the children still complete', async () => {

@@ -4,11 +4,21 @@ import { UploadSlots } from '../../../../peer/p2p/upload-slots.ts';
 class Child {
   isClosed = false;
   unchoked = false;
-  constructor(readonly name: string) {}
+  chokes = 0;
+  constructor(
+    readonly name: string,
+    readonly digest = 'sha256:a',
+  ) {}
   unchoke(): void {
     this.unchoked = true;
   }
+  choke(): void {
+    this.unchoked = false;
+    this.chokes++;
+  }
 }
+
+const children = (...names: string[]): Child[] => names.map((n) => new Child(n, `sha256:${n[0]}`));
 
 describe('UploadSlots', () => {
   it('unchokes the first children up to the slots; the others get freed slots in the order they came, skipping closed ones', () => {
@@ -24,5 +34,39 @@ describe('UploadSlots', () => {
     slots.release(b);
     expect(slots.unchokedCount).toBe(1);
     expect(slots.waitingCount).toBe(0);
+    expect([a, b, c, d, e].every((x) => x.chokes === 0)).toBe(true);
+  });
+
+  it("gives a blob without a slot one: the blob with the most gives up its latest, which waits first in line", () => {
+    const slots = new UploadSlots<Child>({ slots: 3 });
+    const [a1, a2, a3, b1, b2, c1] = children('a1', 'a2', 'a3', 'b1', 'b2', 'c1') as [Child, Child, Child, Child, Child, Child];
+    for (const x of [a1, a2, a3]) slots.admit(x);
+    slots.admit(b1);
+    expect([a1.unchoked, a2.unchoked, a3.unchoked, b1.unchoked]).toEqual([true, true, false, true]);
+    expect(a3.chokes).toBe(1);
+    // Blob b has its slot now: the next child of it waits, behind a3.
+    slots.admit(b2);
+    expect(b2.unchoked).toBe(false);
+    expect(slots.waitingCount).toBe(2);
+    slots.release(a1);
+    expect([a3.unchoked, b2.unchoked]).toEqual([true, false]);
+    // Blob c: taken from a (two slots) rather than b (one), from its most recently unchoked child.
+    slots.admit(c1);
+    expect([a2.unchoked, a3.unchoked, b1.unchoked, c1.unchoked]).toEqual([true, false, true, true]);
+    expect(a3.chokes).toBe(2);
+    expect(slots.unchokedCount).toBe(3);
+  });
+
+  it('never takes the last slot of a blob; a freed slot goes first to a waiting child whose blob has none', () => {
+    const slots = new UploadSlots<Child>({ slots: 2 });
+    const [a1, b1, b2, c1] = children('a1', 'b1', 'b2', 'c1') as [Child, Child, Child, Child];
+    for (const x of [a1, b1, b2, c1]) slots.admit(x);
+    expect([a1.unchoked, b1.unchoked, b2.unchoked, c1.unchoked]).toEqual([true, true, false, false]);
+    expect(a1.chokes + b1.chokes).toBe(0);
+    slots.release(a1);
+    // b2 came first, but blob c has no slot and b has one.
+    expect([b2.unchoked, c1.unchoked]).toEqual([false, true]);
+    slots.release(c1);
+    expect(b2.unchoked).toBe(true);
   });
 });
