@@ -217,6 +217,7 @@ export function simBlobs(imageBytes: number, shares: readonly number[], pieceByt
       pieceBytes: piece,
       pieceCount: pieceCountFor(bytes, piece),
       seedReadyAtMs: (i: number) => arrivedAtMs(Math.min((i + 1) * piece, bytes)),
+      seedFirstByteAtMs: (i: number) => arrivedAtMs(i * piece),
     };
   });
 }

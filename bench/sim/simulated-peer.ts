@@ -41,6 +41,8 @@ export interface SimBlob {
   readonly pieceCount: number;
   /** When piece i has arrived at the seed from the registry (the seed streams each blob once, in order). */
   seedReadyAtMs(i: number): number;
+  /** When piece i's first byte has arrived there. */
+  seedFirstByteAtMs(i: number): number;
 }
 
 export interface SimWorld extends WireWorld {
@@ -283,15 +285,23 @@ export class SimulatedPeer implements UploadSide {
             if (signal.aborted) return;
             world.queue.after(oneWay(), () => {
               if (signal.aborted) return;
-              world.queue.at(Math.max(world.queue.now, blob.seedReadyAtMs(index)), () => {
+              // The seed sends a piece on as it comes from the registry: from its first byte, and
+              // its last byte leaves no earlier than it arrived.
+              world.queue.at(Math.max(world.queue.now, blob.seedFirstByteAtMs(index)), () => {
                 if (signal.aborted) return;
-                flow = world.network.transfer(world.seedHost, this.host, length, () => {
+                const done = (): void => {
+                  if (signal.aborted) return;
                   signal.removeEventListener('abort', onAbort);
                   sent();
                   world.onSeedPiece(world.queue.now);
                   trace?.events.push({ t: world.queue.now, kind: 'seed', index });
                   // The seed has the whole piece once it has sent it: its hash comes with it (a trailer).
                   resolve({ body: Readable.from([world.body(length)]), pieceHash: () => SIM_HASH });
+                };
+                flow = world.network.transfer(world.seedHost, this.host, length, () => {
+                  const arrived = blob.seedReadyAtMs(index);
+                  if (world.queue.now < arrived) world.queue.at(arrived, done);
+                  else done();
                 });
               });
             });

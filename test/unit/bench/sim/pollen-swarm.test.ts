@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { runPollenSwarm, simBlobs, type PollenSwarmOptions } from '../../../../bench/sim/pollen-swarm.ts';
 import { HOST_PARENT_BUDGET, MAX_PARENTS } from '../../../../peer/p2p/parent-pool.ts';
 import { measureBytesPerPeerTask, mulberry32 } from '../../../../bench/sim/sim-bench.ts';
+import type { TraceEvent, TransferTrace } from '../../../../bench/sim/simulated-peer.ts';
 import { DEFAULT_PIECE_BYTES } from '../../../../src/p2p/metainfo.ts';
 
 const MIB = 1024 * 1024;
@@ -113,11 +114,28 @@ describe('runPollenSwarm (the real supernode scheduler and the real peer transfe
     // Both streams at half the rate until the small one ends at 2 s, then the large one alone.
     expect([0, 1, 2].map((i) => a!.seedReadyAtMs(i))).toEqual([2_000, 3_000, 4_000]);
     expect(b!.seedReadyAtMs(0)).toBe(2_000);
+    // A piece's first byte: when every stream has reached its start.
+    expect([0, 1, 2].map((i) => a!.seedFirstByteAtMs(i))).toEqual([0, 2_000, 3_000]);
+    expect(b!.seedFirstByteAtMs(0)).toBe(0);
     expect(a!.digest).not.toBe(b!.digest);
     // One blob: the stream alone, a piece per piece time.
     const [only] = simBlobs(4 * MIB, [1], MIB, MIB);
     expect([0, 3].map((i) => only!.seedReadyAtMs(i))).toEqual([1_000, 4_000]);
     expect(() => simBlobs(MIB, [], undefined, MIB)).toThrow(/layer shares/);
+  });
+
+  it('the seed sends a piece on as it arrives from the registry, and never finishes it before its last byte came', async () => {
+    const trace: TransferTrace = { events: [], decisions: [] };
+    // Three layers from a slow registry: each stream comes at a third of the rate the seed can send a piece at.
+    const origin = RATE / 20;
+    const r = await runPollenSwarm(options(2, { blobBytes: 8 * MIB, layerShares: [0.5, 0.25, 0.25], originUpBytesPerS: origin, trace: { peerId: 'peer-0', into: trace } }));
+    expect(r.unfinished).toBe(0);
+    const [first] = simBlobs(8 * MIB, [0.5, 0.25, 0.25], undefined, origin);
+    const late = trace.events.filter((e): e is Extract<TraceEvent, { kind: 'seed' }> => e.kind === 'seed').map((e) => e.t - first!.seedReadyAtMs(e.index));
+    expect(late.length).toBeGreaterThan(0);
+    expect(Math.min(...late)).toBeGreaterThanOrEqual(0);
+    // Sent on as it came, not stored first and then sent (half a piece's time at the registry's rate: 420 ms).
+    expect(Math.min(...late)).toBeLessThan(((first!.pieceBytes / origin) * 1000) / 2);
   });
 
   it('is held back by a shared CPU that cannot carry every link at once', async () => {
