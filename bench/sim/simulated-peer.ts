@@ -17,7 +17,7 @@ import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
 import type { MetainfoBody, SyncResponse } from '../../src/p2p/supernode-api.ts';
 import { busyHeartbeatMs, sparedHeartbeatMs } from '../../peer/p2p/p2p-agent.ts';
 import { parentsPerTransfer } from '../../peer/p2p/parent-pool.ts';
-import { P2pTransfer } from '../../peer/p2p/p2p-transfer.ts';
+import { P2pTransfer, seedLeasesPerTransfer } from '../../peer/p2p/p2p-transfer.ts';
 import { DEFAULT_TIMINGS, type TransferTimings } from '../../peer/p2p/transfer-seams.ts';
 import { UploadSlots, type SlotHolder } from '../../peer/p2p/upload-slots.ts';
 import type { SeedPieceAnswer } from '../../peer/p2p/supernode-client.ts';
@@ -204,6 +204,7 @@ export class SimulatedPeer implements UploadSide {
         fetchUpstream: this.fetchUpstream,
         // The host's parent budget, shared by the transfers running (peer/p2p/p2p-downloader.ts).
         maxParents: () => parentsPerTransfer(this.active),
+        seedLeases: () => seedLeasesPerTransfer(this.active),
       },
       {
         request: { digest: blob.digest, sizeHint: blob.bytes, upstream: { baseUrl: 'sim://registry', name: 'sim', authorization: undefined } },

@@ -15,7 +15,7 @@ import type { MetainfoBody } from '../../src/p2p/supernode-api.ts';
 import type { BlobDownloader, BlobFetchRequest } from '../blob-downloader.ts';
 import type { P2pAgent } from './p2p-agent.ts';
 import { parentsPerTransfer } from './parent-pool.ts';
-import { P2pTransfer } from './p2p-transfer.ts';
+import { P2pTransfer, seedLeasesPerTransfer } from './p2p-transfer.ts';
 import { DEFAULT_TIMINGS, type PersistedPieces, type TransferTimings } from './transfer-seams.ts';
 import { taskRequest } from './task-request.ts';
 
@@ -78,6 +78,7 @@ export class P2pDownloader implements BlobDownloader {
         logger: this.agent.logger,
         dialer: this.agent.dialer,
         maxParents: () => parentsPerTransfer(this.agent.pieces.activeTransfers),
+        seedLeases: () => seedLeasesPerTransfer(this.agent.pieces.activeTransfers),
         peerId: this.agent.peerId,
         onBytes: (from, n) => {
           this.agent.totals[from] += n;

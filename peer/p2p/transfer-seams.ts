@@ -112,6 +112,8 @@ export interface TransferDeps {
   readonly downloads?: Throttle | undefined;
   /** Parents this transfer may have now (default MAX_PARENTS; the peer shares a host budget). */
   readonly maxParents?: () => number;
+  /** Seed leases this transfer may hold now (default HOST_SEED_LEASES; the peer shares them: seedLeasesPerTransfer). */
+  readonly seedLeases?: () => number;
   /** Time (default the system clock). */
   readonly clock?: Clock;
   /** The piece hash (default sha256; the simulation names pieces without hashing them). */

@@ -220,6 +220,8 @@ export interface HarnessOptions {
   parentBans?: ExpiringBans;
   /** The transfer's share of the host's parent budget (default: MAX_PARENTS). */
   maxParents?: () => number;
+  /** The transfer's share of the host's seed leases (default: HOST_SEED_LEASES). */
+  seedLeases?: () => number;
   /** Where its ticks fall (default: the start, so it ticks every TICK_MS from there). */
   tickPhaseMs?: number;
   /** Where the verified bitfield is persisted (default: nowhere, at once). */
@@ -268,6 +270,7 @@ export function harness(options: HarnessOptions): Harness {
     tickPhaseMs: options.tickPhaseMs ?? options.startAt ?? 1_000_000,
     ...(options.hashPiece ? { hashPiece: options.hashPiece } : {}),
     ...(options.maxParents ? { maxParents: options.maxParents } : {}),
+    ...(options.seedLeases ? { seedLeases: options.seedLeases } : {}),
     ...(options.parentBans ? { parentBans: options.parentBans } : {}),
   };
   const have = new Bitfield(options.pieces);

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../src/clock.ts';
 import { BLOCK_BYTES } from '../../../../src/p2p/metainfo.ts';
 import { MAX_SYNC_PACE_MS } from '../../../../src/p2p/supernode-api.ts';
-import { TICK_MS } from '../../../../peer/p2p/p2p-transfer.ts';
+import { HOST_SEED_LEASES, seedLeasesPerTransfer, TICK_MS } from '../../../../peer/p2p/p2p-transfer.ts';
 import { ExpiringBans } from '../../../../src/p2p/wire-bans.ts';
 import { ENDGAME_COPIES } from '../../../../peer/p2p/piece-picker.ts';
 import { HAVE_BYTES_PER_SYNC, syncInterval } from '../../../../peer/p2p/transfer-sync.ts';
@@ -26,6 +26,24 @@ afterEach(async () => {
 
 const pieceOf = (entry: string): number => Number(entry.split(':')[1]!.split('/')[0]);
 const firstPieces = (log: readonly string[]): number[] => [...new Set(log.map(pieceOf))];
+
+describe("the host's seed leases", () => {
+  it('a transfer alone asks for two (its seed line never waits a sync); concurrent ones share them, at least one each', () => {
+    expect(HOST_SEED_LEASES).toBe(2);
+    expect([0, 1, 2, 3, 4, 40].map(seedLeasesPerTransfer)).toEqual([2, 2, 1, 1, 1, 1]);
+  });
+
+  it('each sync asks the supernode for the share the host gives the transfer now', async () => {
+    let share = 2;
+    const h = start({ pieces: 8, parents: [], seedLeases: () => share });
+    await h.settle();
+    expect(h.supernode.syncs[0]!.body.wantSeed).toBe(2);
+    h.supernode.answer({});
+    share = 1;
+    await h.advance(600);
+    expect(h.supernode.syncs.at(-1)!.body.wantSeed).toBe(1);
+  });
+});
 
 describe('the host\'s parent budget', () => {
   it('one transfer gets MAX_PARENTS; concurrent transfers share the budget, never below MIN_PARENTS', () => {
