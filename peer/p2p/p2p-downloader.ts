@@ -15,7 +15,8 @@ import type { MetainfoBody } from '../../src/p2p/supernode-api.ts';
 import type { BlobDownloader, BlobFetchRequest } from '../blob-downloader.ts';
 import type { P2pAgent } from './p2p-agent.ts';
 import { parentsPerTransfer } from './parent-pool.ts';
-import { P2pTransfer, seedLeasesPerTransfer } from './p2p-transfer.ts';
+import { P2pTransfer } from './p2p-transfer.ts';
+import { seedLeasesPerTransfer } from './seed-grants.ts';
 import { DEFAULT_TIMINGS, type PersistedPieces, type TransferTimings } from './transfer-seams.ts';
 import { taskRequest } from './task-request.ts';
 

@@ -17,6 +17,28 @@ import { SEED_SOURCE, type DuplicateCause, type PieceLedger } from './piece-ledg
 import { fetchSeedPiece } from './seed-piece.ts';
 import type { TransferClient, TransferEvent } from './transfer-seams.ts';
 
+/**
+ * Seed leases a host's transfers hold at once, shared as its parent budget is (at least one each).
+ * Their pieces come over the peer's one seed connection (SEED_CONNECTIONS), one after another: two
+ * keep that line full (the next piece is leased while one is coming), and more only wait in it while
+ * the seed could be sending the piece to a peer whose line is empty. With three per transfer, the
+ * last pieces of a layer queued on a few peers' lines, each flow a twelfth of a busy downlink, and
+ * the seed's link idled (simulated, the bed's four layers, 64 MiB, N = 16: its last 2.5 MB to one
+ * peer over 1 s at 2 MB/s). Simulated, free CPU, 64 MiB, seeds 1-6, three per transfer -> this:
+ * four layers N = 1 / 2 / 4 / 8 / 16 6.44 / 6.21 / 6.43 / 7.24 / 7.58 -> 6.45 / 6.17 / 6.20 / 6.73 /
+ * 7.38 s; one blob 6.25 / 6.09 / 6.05 / 6.57 / 6.78 -> 6.25 / 5.88 / 6.06 / 6.37 / 6.77 s. One lease
+ * per transfer whatever the host runs did as well with layers, but left a lone transfer's line a
+ * sync's wait after every piece (one blob, N = 1: 7.09 s). Bed, 64 MiB, with one lease per transfer
+ * (alternating against three): N = 8 10.28 / 10.39 / 10.02 -> 9.58 / 10.55 / 9.48 s, N = 4 and 16
+ * and 256 MiB N = 4 within their noise.
+ */
+export const HOST_SEED_LEASES = 2;
+
+/** Seed leases for each of `active` concurrent transfers: the host's budget shared, at least one. */
+export function seedLeasesPerTransfer(active: number): number {
+  return Math.max(1, Math.floor(HOST_SEED_LEASES / Math.max(1, active)));
+}
+
 /** What the seed fetches need of their transfer. */
 export interface SeedGrantsPort {
   readonly client: TransferClient;
