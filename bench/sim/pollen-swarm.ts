@@ -207,7 +207,7 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
  */
 export function simBlobs(imageBytes: number, shares: readonly number[], pieceBytes: number | undefined, originBytesPerS: number): SimBlob[] {
   if (shares.length === 0 || !shares.every((x) => x > 0 && Number.isFinite(x))) throw new Error(`layer shares must be positive numbers, not ${shares.join(',')}`);
-  const sizes = shares.map((share) => (shares.length === 1 ? imageBytes : Math.max(1024, Math.floor(imageBytes * share))));
+  const sizes = shares.map((share) => (share === 1 ? imageBytes : Math.max(1024, Math.floor(imageBytes * share))));
   const arrivedAtMs = (p: number): number => (sizes.reduce((sum, size) => sum + Math.min(p, size), 0) / originBytesPerS) * 1000;
   return sizes.map((bytes, k) => {
     const piece = pieceBytes ?? pieceSizeFor(bytes);

@@ -122,6 +122,8 @@ describe('runPollenSwarm (the real supernode scheduler and the real peer transfe
     const [only] = simBlobs(4 * MIB, [1], MIB, MIB);
     expect([0, 3].map((i) => only!.seedReadyAtMs(i))).toEqual([1_000, 4_000]);
     expect(() => simBlobs(MIB, [], undefined, MIB)).toThrow(/layer shares/);
+    // A single share is that share of S, as any other.
+    expect(simBlobs(4 * MIB, [0.5], undefined, MIB).map((x) => x.bytes)).toEqual([2 * MIB]);
   });
 
   it('the seed sends a piece on as it arrives from the registry, and never finishes it before its last byte came', async () => {
