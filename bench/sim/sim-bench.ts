@@ -8,7 +8,6 @@ import { runInNewContext } from 'node:vm';
 import { ManualClock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
-import { pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
 import { Scheduler } from '../../supernode/p2p/scheduler.ts';
 import type { SchedulerOptions } from '../../supernode/p2p/scheduler-options.ts';
 import { Tracker } from '../../supernode/p2p/tracker.ts';
