@@ -93,7 +93,6 @@ export class SimulatedPeer implements UploadSide {
   private readonly children = new Map<Digest, Set<SimLink>>();
   /** Transfers running (the real peer's LocalPieces.activeTransfers: what its parent budget is shared by). */
   private active = 0;
-  private blobsDone = 0;
   private readonly slots: UploadSlots<ParentEnd>;
   private readonly ends = new Map<SimLink, ParentEnd>();
   private readonly dialled: SimLink[] = [];
@@ -220,7 +219,7 @@ export class SimulatedPeer implements UploadSide {
     void transfer.done.then(() => {
       if (transfer.state.phase !== 'done') return;
       this.blobDoneMs.set(blob.digest, world.queue.now);
-      if (++this.blobsDone < world.blobs.length) return;
+      if (this.blobDoneMs.size < world.blobs.length) return;
       this.doneMs = world.queue.now;
       world.onDone(this);
     });
