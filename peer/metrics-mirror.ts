@@ -79,12 +79,17 @@ export class MirrorObserver {
     this.metrics.mirrorLatency.observe({ kind, outcome: outcome ?? 'none' }, ms / 1000);
     const length = Number(reply.getHeader('content-length'));
     // A client that went away mid-body did not get content-length bytes: count none rather than guess.
-    const bytes = req.method !== 'HEAD' && Number.isSafeInteger(length) && reply.raw.writableFinished ? length : 0;
+    // Ended with nothing left in node's buffers counts as sent: a client that closes as soon as it
+    // has read a body (skopeo does) can have its close seen before the response's 'finish'. A client
+    // that leaves earlier stops the body, and the response is never ended.
+    const raw = reply.raw;
+    const complete = raw.writableFinished || (raw.writableEnded && raw.writableLength === 0);
+    const bytes = req.method !== 'HEAD' && Number.isSafeInteger(length) && complete ? length : 0;
     if (outcome === 'hit') this.metrics.bytes.inc({ direction: 'upload', source: 'local_cache' }, bytes);
     if (!this.accessLog) return;
     const source: AccessSource | undefined = !blob || !outcome ? undefined : outcome === 'hit' ? 'local' : this.sources.main(blob[1]!);
     this.logger.info(
-      { method: req.method, path: path.slice(0, 300), status: reply.statusCode, bytes, ...(source ? { source } : {}), ms: Math.round(ms * 10) / 10, ...(reply.raw.writableFinished ? {} : { aborted: true }) },
+      { method: req.method, path: path.slice(0, 300), status: reply.statusCode, bytes, ...(source ? { source } : {}), ms: Math.round(ms * 10) / 10, ...(complete ? {} : { aborted: true }) },
       'access',
     );
   }

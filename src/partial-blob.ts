@@ -206,7 +206,10 @@ export class PartialBlob {
       }
     } finally {
       this.activeReaders--;
-      await this.maybeCloseIngest();
+      // Not awaited: a response ends when its body's generator returns, and a client that has read
+      // the whole body may close at once (skopeo does); waiting here for the file handle to close
+      // let that close come first, and the mirror logged a layer sent whole as aborted.
+      void this.maybeCloseIngest();
     }
   }
 

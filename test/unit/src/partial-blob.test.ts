@@ -46,6 +46,37 @@ describe('PartialBlob', () => {
     expect(await store.stat(digest)).toBeUndefined();
   });
 
+  it("returns from a reader's last byte without waiting for the ingest's file to close", async () => {
+    const store = new MemoryContentStore();
+    const digest = sha256Digest(data);
+    const inner = await store.openIngest(digest);
+    let closes = 0;
+    // An ingest whose close never finishes (a slow file system, a busy thread pool).
+    const ingest = new Proxy(inner, {
+      get: (target, key) => {
+        if (key === 'close') return () => (closes++, new Promise<void>(() => {}));
+        const v = Reflect.get(target, key) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const partial = new PartialBlob({ store, ingest }, { size: data.length });
+    const reader = partial.pooledBody().chunks(() => Buffer.alloc(64))[Symbol.asyncIterator]();
+    const first = reader.next();
+    await partial.append(data);
+    await partial.commit();
+    const chunks: Buffer[] = [];
+    for (let r = await first; ; r = await reader.next()) {
+      if (r.done) throw new Error('ended before the last byte');
+      chunks.push(Buffer.from(r.value));
+      if (Buffer.concat(chunks).length === data.length) break;
+    }
+    expect(Buffer.concat(chunks).equals(data)).toBe(true);
+    // The blob is committed and this was its last reader: the handle closes, and the reader ends now.
+    const end = await Promise.race([reader.next(), new Promise((r) => setTimeout(() => r('still waiting'), 1_000))]);
+    expect(end).toEqual({ done: true, value: undefined });
+    expect(closes).toBe(1);
+  });
+
   it('serves out-of-order writes only up to the contiguous prefix it is told about', async () => {
     const { partial } = await setup(data);
     const chunks: Buffer[] = [];
