@@ -208,8 +208,9 @@ export class PartialBlob {
       this.activeReaders--;
       // Not awaited: a response ends when its body's generator returns, and a client that has read
       // the whole body may close at once (skopeo does); waiting here for the file handle to close
-      // let that close come first, and the mirror logged a layer sent whole as aborted.
-      void this.maybeCloseIngest();
+      // let that close come first, and the mirror logged a layer sent whole as aborted. A failed
+      // close of a committed blob's read handle costs nothing but the handle: never a rejection.
+      void this.maybeCloseIngest().catch(() => {});
     }
   }
 

@@ -4,9 +4,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OciLayout, randomFileLayer } from '../../test/helpers/images.ts';
+import { LAYER_SHARES } from './layers.ts';
 
-/** How the image's size is split over its layers (largest first, as real images tend to be). */
-export const LAYER_SHARES = [0.4, 0.3, 0.2, 0.1] as const;
 const MIB = 1024 * 1024;
 
 export interface BlobInfo {

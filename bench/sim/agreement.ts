@@ -7,7 +7,7 @@
 // every (N, S) the bed ran; the table gives both all-done times and how far apart they are.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LAYER_SHARES } from '../fanout/image.ts';
+import { LAYER_SHARES } from '../fanout/layers.ts';
 import { lowerBoundSeconds } from '../fanout/lower-bound.ts';
 import { totalCpuS, type ScenarioResult } from '../fanout/scenario.ts';
 import type { FanoutReport } from '../fanout/sweep.ts';

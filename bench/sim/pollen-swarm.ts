@@ -36,7 +36,7 @@ export interface PollenSwarmOptions {
   blobBytes: number;
   /**
    * How S is split into the blobs every peer pulls at once (default [1]: one blob). The bed's image
-   * is [0.4, 0.3, 0.2, 0.1] (bench/fanout/image.ts's LAYER_SHARES); shares are of S, as there.
+   * is [0.4, 0.3, 0.2, 0.1] (bench/fanout/layers.ts's LAYER_SHARES); shares are of S, as there.
    */
   layerShares?: readonly number[];
   /** Piece size (default: the real layout, pieceSizeFor of each blob's size). */

@@ -66,7 +66,7 @@ function simCpu(cores: number, nsPerByte: readonly number[]): { cores: number; p
 
 /** --layers: shares of S (as the bed's image: each layer that share of S), or 'bed' for the fan-out image's own. */
 async function simLayerShares(value: string): Promise<readonly number[]> {
-  if (value.trim() === 'bed') return (await benchModule(() => import('../../bench/fanout/image.ts'))).LAYER_SHARES;
+  if (value.trim() === 'bed') return (await benchModule(() => import('../../bench/fanout/layers.ts'))).LAYER_SHARES;
   const xs = value.split(',').map((v) => Number(v.trim()));
   if (xs.some((x) => !(x > 0) || !Number.isFinite(x)) || xs.reduce((a, x) => a + x, 0) > 1 + 1e-9) {
     throw new Error(`--layers takes 'bed' or comma-separated shares of S, each above 0 and together at most 1 (e.g. 0.4,0.3,0.2,0.1), got "${value}"`);
