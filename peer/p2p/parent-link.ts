@@ -54,6 +54,11 @@ export class ParentLink {
   lastAssignedAt: number;
   /** When the parent connected or last sent a block (of any piece), whichever came later. */
   lastBlockAt: number;
+  /**
+   * The transfer's pick epoch when this parent last had no piece to give us, or -1 once it
+   * announced pieces since (P2pTransfer.pump asks it again only then, or when the epoch moved).
+   */
+  emptyAt = -1;
   private readonly clock: Clock;
   private bytesPerSecond = 0;
 

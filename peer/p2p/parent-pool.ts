@@ -139,8 +139,12 @@ export class ParentPool {
       this.events.onUnchoke();
     });
     conn.on('choke', () => (parent.chokedSince = this.clock.now()));
-    conn.on('have', () => this.events.onPieces());
-    conn.on('bitfield', () => this.events.onPieces());
+    const announced = (): void => {
+      parent.emptyAt = -1;
+      this.events.onPieces();
+    };
+    conn.on('have', announced);
+    conn.on('bitfield', announced);
     conn.ready.then(
       () => {
         this.connecting.delete(peerId);

@@ -47,6 +47,12 @@ export class PieceLedger {
   private readonly writing = new Set<number>();
   /** Why a piece was ever asked of two sources at once (the cause its wasted copies count under). */
   private readonly copyReason = new Map<number, RequestReason>();
+  /**
+   * Counts the times a missing piece may have become requestable again: a request taken back
+   * without its bytes, a write that failed. Between two changes of it, and outside endgame, a
+   * parent that had no piece to give still has none unless it announced more (P2pTransfer.pump).
+   */
+  freed = 0;
 
   constructor(have: Bitfield) {
     this.have = have;
@@ -82,9 +88,15 @@ export class PieceLedger {
     return why;
   }
 
-  release(index: number, source: string): void {
+  /**
+   * `source` is no longer asked for piece `index`. `arrived`: its bytes are in hand and go to be
+   * verified and written at once (if they fail, the caller says so with `lost`); otherwise the
+   * piece may be asked elsewhere again.
+   */
+  release(index: number, source: string, arrived = false): void {
     const held = this.requests.get(index);
     if (!held?.delete(source)) return;
+    if (!arrived) this.freed++;
     if (held.size === 0) {
       this.requests.delete(index);
       this.counts.delete(index);
@@ -101,6 +113,12 @@ export class PieceLedger {
   endWrite(index: number, stored: boolean): void {
     this.writing.delete(index);
     if (stored) this.have.set(index);
+    else this.freed++;
+  }
+
+  /** A piece released as arrived failed its hash: it is missing and requestable again. */
+  lost(): void {
+    this.freed++;
   }
 
   received(bytes: number): void {

@@ -570,3 +570,49 @@ describe('P2pTransfer on a manual clock', () => {
     expect(h.dialled).toContain('p9');
   });
 });
+
+// A parent that had no piece to give is not scanned again until something changes (P2pTransfer.pump):
+// each way a piece it holds can become gettable must reach it at once, or a piece waits for nothing.
+describe('a parent that had nothing to give is asked again as soon as a piece it holds becomes gettable', () => {
+  it('when the other parent asked for that piece goes away', async () => {
+    const h = start({ pieces: 2, parents: ['a', 'b'] });
+    await offerParents(h, { a: [0, 1], b: [0] });
+    const [a, b] = [h.parents.get('a')!, h.parents.get('b')!];
+    expect([a.requestedPieces(), b.requestedPieces()]).toEqual([new Set([0]), new Set()]);
+    a.destroy('gone');
+    await h.settle();
+    expect(b.requestedPieces()).toEqual(new Set([0]));
+  });
+
+  it('when the copy of that piece from the other parent fails its hash', async () => {
+    const h = start({ pieces: 2, parents: ['a', 'b'] });
+    await offerParents(h, { a: [0], b: [0] });
+    const [a, b] = [h.parents.get('a')!, h.parents.get('b')!];
+    expect(b.requestedPieces()).toEqual(new Set());
+    a.deliver(Infinity, true);
+    await h.settle();
+    expect(a.closeReason).toBe('sent a bad piece');
+    expect(b.requestedPieces()).toEqual(new Set([0]));
+  });
+
+  it("when that piece's hash is learned", async () => {
+    const h = start({ pieces: 2, parents: ['a'], hashes: [null, null], hashPiece: () => 'h' });
+    await offerParents(h, { a: [0] });
+    const a = h.parents.get('a')!;
+    expect(a.requestedPieces()).toEqual(new Set());
+    await h.advance(TICK_MS * 2, TICK_MS);
+    h.supernode.answer({ hashes: ['h', 'h'] });
+    await h.settle();
+    expect(a.requestedPieces()).toEqual(new Set([0]));
+  });
+
+  it('when it announces a piece we lack', async () => {
+    const h = start({ pieces: 2, parents: ['a', 'b'] });
+    await offerParents(h, { a: [0], b: [] });
+    const b = h.parents.get('b')!;
+    expect(b.requestedPieces()).toEqual(new Set());
+    b.announce(1);
+    await h.settle();
+    expect(b.requestedPieces()).toEqual(new Set([1]));
+  });
+});
