@@ -14,7 +14,11 @@ import { PollenError } from '../errors.ts';
  * hops. Simulated 64 MiB to 1,000 peers: 2.04 x T* with 1 MiB pieces, 1.77 with 512 KiB, 1.65 with
  * 256 KiB (200 peers: 1.89, 1.64, 1.52). On the CPU-bound 2-core bed 256 KiB cost 10-30 % more CPU
  * (a have, a persisted bitfield and a sync share per piece) and lost at N >= 8; 512 KiB matched 1 MiB
- * in time and CPU with fewer duplicate bytes (endgame copies are smaller).
+ * in time and CPU with fewer duplicate bytes (endgame copies are smaller). Measured again with the
+ * code of 2026-12-02: simulated 1,000 peers 1.44 -> 1.28 x T* with 256 KiB; on the bed, three
+ * interleaved pairs each, 64 MiB at N = 4, 8, 16 the same within the noise, 256 MiB lost (N = 8
+ * 30.4 -> 34.6 s, N = 16 61.4 -> 68.7 s, the peers' CPU +16 % and +15 %: about 1.5 ms of CPU per
+ * extra piece and peer, none of it seen on loopback with one parent). bench/README.md has the figures.
  */
 export const DEFAULT_PIECE_BYTES = 512 * 1024;
 export const MAX_PIECES = 1000;
