@@ -115,10 +115,13 @@ describe('multi-host test bed (needs root)', () => {
   });
 
   it('carries a TSO packet across a capped link whole, as a NIC would (tbf does not cut it into frames)', async () => {
-    // cubic in the sender's namespace: its TSO packets are then as large as the kernel makes them
-    // (64 KiB; BBR at a sane rate estimate sends smaller ones, which crossed the old bucket whole).
+    // A loss-based congestion control in the sender's namespace: its TSO packets are then as large
+    // as the kernel makes them (64 KiB; BBR at a sane rate estimate sends smaller ones, which crossed
+    // the old bucket whole). Reno, not cubic: a namespace may only choose what the host's
+    // net.ipv4.tcp_allowed_congestion_control lists, and reno is always allowed (a host running BBR
+    // lists "reno bbr"). Both size TSO packets from cwnd and RTT alike.
     const src = bed.host('src');
-    await run('ip', ['netns', 'exec', src.ns, 'sysctl', '-qw', 'net.ipv4.tcp_congestion_control=cubic']);
+    await run('ip', ['netns', 'exec', src.ns, 'sysctl', '-qw', 'net.ipv4.tcp_congestion_control=reno']);
     const bytes = 8 * 1024 * 1024;
     const before = await bed.counters();
     await transfer(bed, src, bed.host('sink'), bytes);
