@@ -89,14 +89,14 @@ export class PieceLedger {
   }
 
   /**
-   * `source` is no longer asked for piece `index`. `arrived`: its bytes are in hand and go to be
-   * verified and written at once (if they fail, the caller says so with `lost`); otherwise the
-   * piece may be asked elsewhere again.
+   * `source` is no longer asked for piece `index`: 'dropped', the piece may be asked elsewhere
+   * again; 'arrived', its bytes are in hand and go to be verified and written at once (if they
+   * fail, the caller says so with `lost`).
    */
-  release(index: number, source: string, arrived = false): void {
+  release(index: number, source: string, why: 'dropped' | 'arrived' = 'dropped'): void {
     const held = this.requests.get(index);
     if (!held?.delete(source)) return;
-    if (!arrived) this.freed++;
+    if (why === 'dropped') this.freed++;
     if (held.size === 0) {
       this.requests.delete(index);
       this.counts.delete(index);
