@@ -69,8 +69,6 @@ export class P2pTransfer {
   private lastProgressAt: number;
   private lastPieceAt: number;
   private pumpQueued = false;
-  /** Holders of each piece among the ready parents; undefined once a parent came, went or announced pieces. */
-  private connected: Uint16Array | undefined;
   /** Piece hashes learned (sync answers, seed pieces): with the ledger's `freed`, the pick epoch (see pump). */
   private hashUpdates = 0;
   private readonly record: BitfieldRecord;
@@ -124,15 +122,9 @@ export class P2pTransfer {
         clock: this.clock,
         ...(deps.parentBans ? { bans: deps.parentBans } : {}),
         events: {
-          onReady: () => {
-            this.connected = undefined;
-            this.pump();
-          },
+          onReady: () => this.pump(),
           onClose: (parent) => this.onParentClosed(parent),
-          onPieces: () => {
-            this.connected = undefined;
-            this.pumpSoon();
-          },
+          onPieces: () => this.pumpSoon(),
           onUnchoke: () => this.pump(),
           onDial: () => this.ledger.stats.dials++,
           wanted: () => this.state.phase === 'p2p',
@@ -250,7 +242,6 @@ export class P2pTransfer {
   }
 
   private onParentClosed(parent: ParentLink): void {
-    this.connected = undefined;
     const phase = this.state.phase;
     for (const a of parent.assignments.values()) {
       const cause: DuplicateCause = phase === 'fallback' ? 'fallback-overlap' : phase !== 'p2p' ? this.ledger.copyCause(a.index) : parent.stalled ? 'stall-reassign' : 'parent-lost';
@@ -312,7 +303,7 @@ export class P2pTransfer {
         let a = parent.unfinished();
         if (!a) {
           if (parent.emptyAt === epoch && this.ledger.inFlight.size < missing) break;
-          const connected = this.connectedCounts();
+          const connected = this.pool.holders(this.meta.pieceCount);
           const index = pickPiece({
             have: this.ledger.have,
             inFlight: this.ledger.inFlight,
@@ -330,14 +321,6 @@ export class P2pTransfer {
         this.requestBlock(parent, a);
       }
     }
-  }
-
-  /** Holders of each piece among the ready parents, counted again only after a parent came, went or announced pieces. */
-  private connectedCounts(): Uint16Array {
-    if (this.connected) return this.connected;
-    const connected = new Uint16Array(this.meta.pieceCount);
-    for (const p of this.pool.ready()) for (let i = 0; i < connected.length; i++) if (p.conn.peerHas(i)) connected[i]!++;
-    return (this.connected = connected);
   }
 
   private requestBlock(parent: ParentLink, a: Assignment): void {

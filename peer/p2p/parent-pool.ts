@@ -71,6 +71,8 @@ export class ParentPool {
   private readonly events: ParentPoolEvents;
   /** How many parents this transfer may have now (the host's budget shared by its transfers). */
   private readonly limit: () => number;
+  /** Holders of each piece among the ready parents; undefined once a parent came, went or announced pieces. */
+  private counted: Uint16Array | undefined;
 
   constructor(deps: { dialer: ParentDialer; clock: Clock; events: ParentPoolEvents; bans?: ExpiringBans }, options: { digest: Digest; maxParents?: () => number }) {
     this.dialer = deps.dialer;
@@ -84,6 +86,14 @@ export class ParentPool {
   /** The parents that are ready. */
   ready(): IterableIterator<ParentLink> {
     return this.parents.values();
+  }
+
+  /** How many ready parents hold each of `pieceCount` pieces (counted again only after a parent came, went or announced pieces). */
+  holders(pieceCount: number): Uint16Array {
+    if (this.counted?.length === pieceCount) return this.counted;
+    const counted = new Uint16Array(pieceCount);
+    for (const p of this.parents.values()) for (let i = 0; i < pieceCount; i++) if (p.conn.peerHas(i)) counted[i]!++;
+    return (this.counted = counted);
   }
 
   get size(): number {
@@ -131,6 +141,7 @@ export class ParentPool {
     conn.on('close', () => {
       this.connecting.delete(peerId);
       if (this.parents.get(peerId) === parent) this.parents.delete(peerId);
+      this.counted = undefined;
       this.events.onClose(parent);
     });
     // Bitfield and unchoke may arrive in the same read as the proof: listen before 'ready'.
@@ -141,6 +152,7 @@ export class ParentPool {
     conn.on('choke', () => (parent.chokedSince = this.clock.now()));
     const announced = (): void => {
       parent.emptyAt = -1;
+      this.counted = undefined;
       this.events.onPieces();
     };
     conn.on('have', announced);
@@ -150,6 +162,7 @@ export class ParentPool {
         this.connecting.delete(peerId);
         if (!this.events.wanted()) return conn.destroy('transfer over');
         this.parents.set(peerId, parent);
+        this.counted = undefined;
         conn.interested();
         this.events.onReady(parent);
       },
@@ -206,6 +219,7 @@ export class ParentPool {
   closeAll(): void {
     for (const p of [...this.parents.values()]) p.conn.destroy('transfer over');
     this.parents.clear();
+    this.counted = undefined;
   }
 }
 
