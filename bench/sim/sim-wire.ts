@@ -113,9 +113,10 @@ export class SimLink extends EventEmitter implements ParentConnection {
 
   sendHave(index: number): void {
     this.toChild(() => {
-      this.view?.set(index);
+      const fresh = this.view?.set(index) ?? true;
       this.observer?.delivered({ kind: 'have', index });
-      this.emit('have', index);
+      // As bittorrent-protocol: a have of a piece the child already knows the parent holds is not passed on.
+      if (fresh) this.emit('have', index);
     });
   }
 

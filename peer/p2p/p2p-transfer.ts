@@ -309,7 +309,7 @@ export class P2pTransfer {
             inFlight: this.ledger.inFlight,
             canGet: (i) => parent.conn.peerHas(i) && this.hashKnown(i) && !this.ledger.isWriting(i),
             availability: (i) => (this.availability[i] ?? 0) + connected[i]!,
-            mine: new Set(parent.assignments.keys()),
+            mine: parent.assignments,
           });
           if (index === undefined) {
             parent.emptyAt = epoch;

@@ -71,7 +71,7 @@ export class ParentPool {
   private readonly events: ParentPoolEvents;
   /** How many parents this transfer may have now (the host's budget shared by its transfers). */
   private readonly limit: () => number;
-  /** Holders of each piece among the ready parents; undefined once a parent came, went or announced pieces. */
+  /** Holders of each piece among the ready parents; undefined once a parent came or went or sent a whole bitfield. */
   private counted: Uint16Array | undefined;
 
   constructor(deps: { dialer: ParentDialer; clock: Clock; events: ParentPoolEvents; bans?: ExpiringBans }, options: { digest: Digest; maxParents?: () => number }) {
@@ -88,7 +88,7 @@ export class ParentPool {
     return this.parents.values();
   }
 
-  /** How many ready parents hold each of `pieceCount` pieces (counted again only after a parent came, went or announced pieces). */
+  /** How many ready parents hold each of `pieceCount` pieces (counted again only after a parent came or went or sent a bitfield; a have adds one). */
   holders(pieceCount: number): Uint16Array {
     if (this.counted?.length === pieceCount) return this.counted;
     const counted = new Uint16Array(pieceCount);
@@ -152,11 +152,20 @@ export class ParentPool {
     conn.on('choke', () => (parent.chokedSince = this.clock.now()));
     const announced = (): void => {
       parent.emptyAt = -1;
-      this.counted = undefined;
       this.events.onPieces();
     };
-    conn.on('have', announced);
-    conn.on('bitfield', announced);
+    // A ready parent's new piece adds one holder to the count (a parent not in the pool yet is
+    // counted whole when it comes); a whole bitfield has the count made again. Counting again at
+    // every have was ~750 counts of 4,000 bits per peer and 256 MiB on the fan-out bed (8 parents,
+    // 512 pieces), and four times that with pieces half the size.
+    conn.on('have', (index: number) => {
+      if (this.counted && index < this.counted.length && this.parents.get(peerId) === parent) this.counted[index]!++;
+      announced();
+    });
+    conn.on('bitfield', () => {
+      this.counted = undefined;
+      announced();
+    });
     conn.ready.then(
       () => {
         this.connecting.delete(peerId);

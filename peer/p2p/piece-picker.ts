@@ -20,16 +20,21 @@ export interface PickInput {
   /** Holders of piece i known to us (connected parents + supernode availability). */
   readonly availability: (i: number) => number;
   /** Pieces this parent is already fetching (never asked twice of one parent). */
-  readonly mine: ReadonlySet<number>;
+  readonly mine: { has(i: number): boolean };
 }
 
+/**
+ * Each pick reads every missing piece (the counts of pending and unrequested ones decide endgame),
+ * so the scans read the bitfield's bytes and step over a byte whose eight pieces are all held.
+ */
 export function pickPiece(input: PickInput): number | undefined {
   const { have, inFlight, canGet, availability, mine } = input;
   const n = have.length;
+  const held = have.bytes;
   const first = have.prefixLength();
   let ahead = 0;
   for (let i = first; i < n && ahead < STREAM_AHEAD_PIECES; i++) {
-    if (have.has(i)) continue;
+    if (isHeld(held, i)) continue;
     ahead++;
     if (!inFlight.has(i) && canGet(i)) return i;
   }
@@ -38,7 +43,11 @@ export function pickPiece(input: PickInput): number | undefined {
   let pending = 0;
   let unrequested = 0;
   for (let i = first; i < n; i++) {
-    if (have.has(i)) continue;
+    if ((i & 7) === 0 && held[i >> 3] === 0xff) {
+      i += 7;
+      continue;
+    }
+    if (isHeld(held, i)) continue;
     if (inFlight.has(i)) {
       pending++;
       continue;
@@ -55,9 +64,14 @@ export function pickPiece(input: PickInput): number | undefined {
   // Endgame: every missing piece is already requested somewhere.
   if (pending === 0 || unrequested > 0) return undefined;
   for (let i = first; i < n; i++) {
-    if (have.has(i) || mine.has(i)) continue;
+    if (isHeld(held, i) || mine.has(i)) continue;
     const copies = inFlight.get(i) ?? 0;
     if (copies > 0 && copies < ENDGAME_COPIES && canGet(i)) return i;
   }
   return undefined;
+}
+
+/** Bit `i` of a bitfield's bytes (BitTorrent order), without Bitfield.has's checks of `i`. */
+function isHeld(bytes: Uint8Array, i: number): boolean {
+  return (bytes[i >> 3]! & (0x80 >> (i & 7))) !== 0;
 }

@@ -4,6 +4,8 @@ export class Bitfield {
   readonly length: number;
   readonly bytes: Uint8Array;
   private ones = 0;
+  /** No missing piece comes before this one (prefixLength goes on from here instead of from 0). */
+  private prefixFrom = 0;
 
   constructor(length: number, bytes?: Uint8Array) {
     this.length = length;
@@ -56,13 +58,19 @@ export class Bitfield {
     if (!this.has(i)) return;
     this.bytes[i >> 3]! &= ~(0x80 >> (i & 7)) & 0xff;
     this.ones--;
+    if (i < this.prefixFrom) this.prefixFrom = i;
   }
 
-  /** Number of leading pieces that are all present. */
+  /**
+   * Number of leading pieces that are all present. It goes on from where the last call stopped (a
+   * piece is only taken away by `clear`, which moves that point back): the piece picker asks at every
+   * pick, and walking from piece 0 each time made each pick cost the length of the prefix.
+   */
   prefixLength(): number {
-    let i = 0;
-    while (i < this.length && this.has(i)) i++;
-    return i;
+    const bytes = this.bytes;
+    let i = this.prefixFrom;
+    while (i < this.length && (bytes[i >> 3]! & (0x80 >> (i & 7))) !== 0) i++;
+    return (this.prefixFrom = i);
   }
 
   *indexes(): Iterable<number> {

@@ -78,7 +78,9 @@ export class ScriptedParent extends EventEmitter implements ParentConnection {
     r.resolve(Buffer.from(this.blob.subarray(start, start + r.length)));
   }
 
+  /** A have, passed on only for a piece not announced before (as bittorrent-protocol does). */
   announce(i: number): void {
+    if (this.held.has(i)) return;
     this.held.add(i);
     this.emit('have', i);
   }

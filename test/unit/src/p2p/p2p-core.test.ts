@@ -32,6 +32,23 @@ describe('Bitfield', () => {
     expect(b.prefixLength()).toBe(3);
     expect(Bitfield.fromBase64(10, b.toBase64()).count).toBe(5);
   });
+
+  it('the prefix of held pieces grows with set and shrinks with clear', () => {
+    const b = new Bitfield(12);
+    for (const i of [0, 1, 2, 3, 4]) b.set(i);
+    expect(b.prefixLength()).toBe(5);
+    b.clear(2);
+    expect(b.prefixLength()).toBe(2);
+    b.set(6);
+    b.set(2);
+    expect(b.prefixLength()).toBe(5);
+    b.set(5);
+    expect(b.prefixLength()).toBe(7);
+    for (let i = 7; i < 12; i++) b.set(i);
+    expect(b.prefixLength()).toBe(12);
+    b.clear(0);
+    expect(b.prefixLength()).toBe(0);
+  });
 });
 
 describe('TokenBucket', () => {
@@ -156,6 +173,20 @@ describe('pickPiece', () => {
     expect(pickPiece(base(have))).toBe(0);
     const inFlight = new Map([[0, 1], [1, 1]]);
     expect(pickPiece({ ...base(have), inFlight, availability: (i) => (i === 7 ? 0 : 3) })).toBe(7);
+  });
+
+  it('steps over runs of held pieces without missing the first piece after them', () => {
+    const have = new Bitfield(24);
+    for (let i = 8; i < 16; i++) have.set(i);
+    // 0 and 1 are the head (in flight); 3 and 16 are gettable, 16 rarer.
+    const inFlight = new Map([[0, 1], [1, 1]]);
+    const canGet = (i: number): boolean => i === 3 || i === 16;
+    expect(pickPiece({ ...base(have), inFlight, canGet, availability: (i) => (i === 16 ? 1 : 3) })).toBe(16);
+    // Endgame counts the missing pieces on both sides of the run: 2-7 and 16-23 are not requested yet.
+    expect(pickPiece({ ...base(have), inFlight, canGet: (i) => i === 0 })).toBeUndefined();
+    for (let i = 2; i < 8; i++) inFlight.set(i, 1);
+    for (let i = 16; i < 24; i++) inFlight.set(i, 1);
+    expect(pickPiece({ ...base(have), inFlight, canGet: (i) => i === 23 })).toBe(23);
   });
 
   it('in endgame asks a second parent for a piece in flight, never the same parent twice', () => {

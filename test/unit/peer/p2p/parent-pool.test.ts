@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../../src/clock.ts';
+import type { Digest } from '../../../../src/digest.ts';
+import { ParentPool } from '../../../../peer/p2p/parent-pool.ts';
+import { ScriptedParent } from '../../../helpers/transfer-harness.ts';
+
+const DIGEST = `sha256:${'a'.repeat(64)}` as Digest;
+
+function pool(): { pool: ParentPool; parents: Map<string, ScriptedParent> } {
+  const parents = new Map<string, ScriptedParent>();
+  const p = new ParentPool(
+    {
+      clock: new ManualClock(),
+      dialer: {
+        dial: (wireAddr) => {
+          const conn = new ScriptedParent(wireAddr, Buffer.alloc(0), [], []);
+          parents.set(wireAddr, conn);
+          return conn;
+        },
+      },
+      events: { onReady() {}, onClose() {}, onPieces() {}, onUnchoke() {}, wanted: () => true },
+    },
+    { digest: DIGEST },
+  );
+  p.offer(['a', 'b', 'c'].map((id) => ({ peerId: id, wireAddr: id })), () => true);
+  return { pool: p, parents };
+}
+
+const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+describe("the parent pool's count of the ready parents holding each piece", () => {
+  it('follows haves, bitfields, parents that become ready and parents that leave', async () => {
+    const { pool: p, parents } = pool();
+    const [a, b, c] = ['a', 'b', 'c'].map((id) => parents.get(id)!);
+    a!.connect([0, 1]);
+    b!.connect([1]);
+    await settle();
+    expect([...p.holders(4)]).toEqual([1, 2, 0, 0]);
+    // A have from a ready parent adds one holder, without counting every parent's pieces again.
+    const counted = p.holders(4);
+    b!.announce(2);
+    a!.announce(2);
+    expect(p.holders(4)).toBe(counted);
+    expect([...p.holders(4)]).toEqual([1, 2, 2, 0]);
+    // One from a parent that is not ready yet is counted once it is, with what it held before.
+    c!.announce(3);
+    expect([...p.holders(4)]).toEqual([1, 2, 2, 0]);
+    c!.connect([0]);
+    await settle();
+    expect([...p.holders(4)]).toEqual([2, 2, 2, 1]);
+    // A whole bitfield replaces what a parent was known to hold.
+    a!.held.clear();
+    a!.held.add(3);
+    a!.emit('bitfield');
+    expect([...p.holders(4)]).toEqual([1, 1, 1, 2]);
+    b!.destroy('gone');
+    await settle();
+    expect([...p.holders(4)]).toEqual([1, 0, 0, 2]);
+  });
+});
