@@ -18,7 +18,9 @@ import { PollenError } from '../errors.ts';
  * code of 2026-12-02: simulated 1,000 peers 1.44 -> 1.28 x T* with 256 KiB; on the bed, three
  * interleaved pairs each, 64 MiB at N = 4, 8, 16 the same within the noise, 256 MiB lost (N = 8
  * 30.4 -> 34.6 s, N = 16 61.4 -> 68.7 s, the peers' CPU +16 % and +15 %: about 1.5 ms of CPU per
- * extra piece and peer, none of it seen on loopback with one parent). bench/README.md has the figures.
+ * extra piece and peer, none of it seen on loopback with one parent). With the transfer's per-piece
+ * counting made incremental, 256 MiB N = 8 was even (36.6 against 36.4 s) but N = 16 still lost
+ * (74.0 -> 96.6 s, the peers' CPU +36 %, spread over V8 and the kernel). bench/README.md has the figures.
  */
 export const DEFAULT_PIECE_BYTES = 512 * 1024;
 export const MAX_PIECES = 1000;
