@@ -5,32 +5,30 @@
 // verified bitfield is persisted so a restarted peer resumes, and the contiguous verified prefix is
 // exposed to waiting clients through the PartialBlob. The whole blob is verified at commit.
 // The parts: the piece accounting in piece-ledger.ts, the parents in parent-pool.ts (a parent's
-// window and assignments in parent-link.ts), the phase in transfer-state.ts, the seed-piece GET
+// window and assignments in parent-link.ts), what is asked of them in parent-requests.ts (with the
+// picker of piece-picker.ts), the phase in transfer-state.ts, the seed-piece GET
 // in seed-piece.ts, the seed grants in seed-grants.ts, the persisted bitfield in
 // bitfield-record.ts, the supernode sync in transfer-sync.ts, the registry fallback in
 // upstream-fallback.ts; time and every outside party come through the seams of
 // transfer-seams.ts, so unit tests drive it on a manual clock and bench/sim runs this very code on
-// simulated time. Over 400 lines because it is the one place the sources meet: which piece from
-// whom, when, and what a piece that came does to the others in flight.
+// simulated time.
 import { delayToGrid, systemClock, type Clock, type Timer } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError, toPollenError } from '../../src/errors.ts';
 import type { Bitfield } from '../../src/p2p/bitfield.ts';
-import { BLOCK_BYTES, pieceRange } from '../../src/p2p/metainfo.ts';
 import type { MetainfoBody, SyncResponse } from '../../src/p2p/supernode-api.ts';
-import { releaseBlock } from '../../src/p2p/wire-blocks.ts';
 import type { BlobFetchRequest } from '../blob-downloader.ts';
 import { fetchRangeFromUpstream } from '../mirror/upstream-ranges.ts';
-import type { Assignment, ParentLink } from './parent-link.ts';
 import { BitfieldRecord } from './bitfield-record.ts';
 import { MAX_PARENTS, ParentPool } from './parent-pool.ts';
 import { PieceLedger, SEED_SOURCE, type DuplicateCause, type TransferStats } from './piece-ledger.ts';
-import { ENDGAME_COPIES, pickPiece } from './piece-picker.ts';
+import { ParentRequests } from './parent-requests.ts';
+import { ENDGAME_COPIES } from './piece-picker.ts';
 import { HOST_SEED_LEASES, SeedGrants } from './seed-grants.ts';
 import { taskRequest } from './task-request.ts';
 import { TransferState } from './transfer-state.ts';
 import { fetchMissingFromUpstream } from './upstream-fallback.ts';
-import { HAVE_BYTES_PER_SYNC, knownHashCount, syncInterval, TransferSync, withAnsweredHashes, withPieceHash } from './transfer-sync.ts';
+import { HAVE_BYTES_PER_SYNC, hashKnown, knownHashCount, syncInterval, TransferSync, withAnsweredHashes, withPieceHash } from './transfer-sync.ts';
 import { DEFAULT_TIMINGS, sha256Piece, type BlobReader, type BlobTarget, type PieceHasher, type TransferCounters, type TransferDeps, type TransferTimings } from './transfer-seams.ts';
 
 /** The transfer's tick (stall and progress checks, periodic sync) runs this often at most. */
@@ -65,10 +63,10 @@ export class P2pTransfer {
   private readonly supernodeSync: TransferSync;
   private readonly pool: ParentPool;
   private readonly seed: SeedGrants;
+  private readonly requests: ParentRequests;
   private availability: readonly number[] = [];
   private lastProgressAt: number;
   private lastPieceAt: number;
-  private pumpQueued = false;
   /** Piece hashes learned (sync answers, seed pieces): with the ledger's `freed`, the pick epoch (see pump). */
   private hashUpdates = 0;
   private readonly record: BitfieldRecord;
@@ -123,8 +121,8 @@ export class P2pTransfer {
         ...(deps.parentBans ? { bans: deps.parentBans } : {}),
         events: {
           onReady: () => this.pump(),
-          onClose: (parent) => this.onParentClosed(parent),
-          onPieces: () => this.pumpSoon(),
+          onClose: (parent) => this.requests.parentClosed(parent),
+          onPieces: () => this.requests.pumpSoon(),
           onUnchoke: () => this.pump(),
           onDial: () => this.ledger.stats.dials++,
           wanted: () => this.state.phase === 'p2p',
@@ -135,6 +133,22 @@ export class P2pTransfer {
       // a TLS and two wire handshakes each for 741 bytes.
       { digest: this.digest, maxParents: () => Math.min(deps.maxParents?.() ?? MAX_PARENTS, Math.max(ENDGAME_COPIES, this.meta.pieceCount - this.ledger.have.count)) },
     );
+    this.requests = new ParentRequests({
+      clock: this.clock,
+      logger: deps.logger,
+      digest: this.digest,
+      ledger: this.ledger,
+      pool: this.pool,
+      meta: () => this.meta,
+      phase: () => this.state.phase,
+      availability: () => this.availability,
+      hashUpdates: () => this.hashUpdates,
+      verify: (index, data) => this.verify(index, data),
+      store: (index, data, written) => void this.storePiece(index, data, 'peer', written),
+      wasted: (cause, bytes) => this.wasted(cause, bytes),
+      progressed: (now) => (this.lastProgressAt = now),
+      onBan: (peerId) => this.deps.onBan(peerId),
+    });
     this.seed = new SeedGrants({
       client: deps.client,
       supernode: deps.supernode,
@@ -225,6 +239,10 @@ export class P2pTransfer {
     this.pump();
   }
 
+  private pump(): void {
+    this.requests.pump();
+  }
+
   private sync(): Promise<void> {
     return this.supernodeSync.sync();
   }
@@ -236,139 +254,9 @@ export class P2pTransfer {
     this.meta = withAnsweredHashes(this.meta, res);
     this.hashUpdates++;
     this.availability = res.availability;
-    this.pool.offer(res.parents, (parent) => this.isUseful(parent));
+    this.pool.offer(res.parents, (parent) => this.requests.isUseful(parent));
     for (const i of res.seedGrants) this.seed.grant(i);
     this.pump();
-  }
-
-  private onParentClosed(parent: ParentLink): void {
-    const phase = this.state.phase;
-    for (const a of parent.assignments.values()) {
-      const cause: DuplicateCause = phase === 'fallback' ? 'fallback-overlap' : phase !== 'p2p' ? this.ledger.copyCause(a.index) : parent.stalled ? 'stall-reassign' : 'parent-lost';
-      this.dropAssignment(parent, a, cause);
-    }
-    parent.assignments.clear();
-    this.pump();
-  }
-
-  /** Takes an assignment back: its blocks so far are wasted, blocks still to come count as wasted too. */
-  private dropAssignment(parent: ParentLink, a: Assignment, cause: DuplicateCause): void {
-    a.dropped = cause;
-    this.wasted(cause, a.received);
-    for (const b of a.blocks) if (b) releaseBlock(b);
-    a.blocks.fill(undefined);
-    if (parent.assignments.get(a.index) === a) parent.assignments.delete(a.index);
-    this.ledger.release(a.index, parent.peerId);
-  }
-
-  private isUseful(parent: ParentLink): boolean {
-    for (let i = 0; i < this.meta.pieceCount; i++) if (!this.ledger.have.has(i) && parent.conn.peerHas(i)) return true;
-    return false;
-  }
-
-  private hashKnown(i: number): boolean {
-    return typeof this.meta.hashes[i] === 'string';
-  }
-
-  /**
-   * One pump for a burst of events: every parent announces every piece it verifies, so with 16
-   * parents a 256-piece blob brings thousands of 'have' messages, each of which used to scan every
-   * piece for every parent.
-   */
-  private pumpSoon(): void {
-    if (this.pumpQueued) return;
-    this.pumpQueued = true;
-    this.clock.soon(() => {
-      this.pumpQueued = false;
-      this.pump();
-    });
-  }
-
-  /**
-   * Asks every unchoked parent for blocks up to its window. A parent that had no piece to give is
-   * not asked again (a scan of every piece) until it announces more or the pick epoch moves: a
-   * piece requested elsewhere was taken back, a write failed, hashes were learned. Only those make
-   * a piece it holds gettable, except in endgame, where every request changes the second copies it
-   * may give (simulated, 300 peers: 97 % of the scans found nothing, and with the pump they were
-   * 46 % of the simulation's CPU; the decisions are the same).
-   */
-  private pump(): void {
-    if (this.state.phase !== 'p2p') return;
-    const missing = this.meta.pieceCount - this.ledger.have.count;
-    const epoch = this.ledger.freed + this.hashUpdates;
-    for (const parent of this.pool.ready()) {
-      if (parent.conn.isClosed || parent.conn.peerChoking) continue;
-      const window = parent.window;
-      while (parent.outstanding < window) {
-        let a = parent.unfinished();
-        if (!a) {
-          if (parent.emptyAt === epoch && this.ledger.inFlight.size < missing) break;
-          const connected = this.pool.holders(this.meta.pieceCount);
-          const index = pickPiece({
-            have: this.ledger.have,
-            inFlight: this.ledger.inFlight,
-            canGet: (i) => parent.conn.peerHas(i) && this.hashKnown(i) && !this.ledger.isWriting(i),
-            availability: (i) => (this.availability[i] ?? 0) + connected[i]!,
-            mine: parent.assignments,
-          });
-          if (index === undefined) {
-            parent.emptyAt = epoch;
-            break;
-          }
-          a = parent.assign(index, pieceRange(this.meta.size, this.meta.pieceSize, index).length);
-          this.ledger.request(index, parent.peerId);
-        }
-        this.requestBlock(parent, a);
-      }
-    }
-  }
-
-  private requestBlock(parent: ParentLink, a: Assignment): void {
-    const offset = a.nextOffset;
-    const len = Math.min(BLOCK_BYTES, a.length - offset);
-    a.nextOffset += len;
-    parent.outstanding++;
-    parent.conn.request(a.index, offset, len).then(
-      (block) => {
-        parent.outstanding--;
-        const now = this.clock.now();
-        parent.sample(len, now);
-        this.ledger.received(len);
-        if (parent.assignments.get(a.index) !== a) {
-          releaseBlock(block);
-          this.wasted(a.dropped ?? 'late-arrival', len);
-          return this.pump();
-        }
-        a.blocks[offset / BLOCK_BYTES] = block;
-        a.received += len;
-        a.lastBlockAt = now;
-        this.lastProgressAt = now;
-        if (a.received === a.length) {
-          parent.assignments.delete(a.index);
-          this.ledger.release(a.index, parent.peerId, 'arrived');
-          // The blocks stay separate (no 1 MiB copy per piece): hashed in order, written vectored.
-          const data = a.blocks as Buffer[];
-          // The blocks' buffers go back to the wire's pool once stored (or refused): not before.
-          const done = (): void => data.forEach(releaseBlock);
-          if (!this.verify(a.index, data)) {
-            done();
-            this.ledger.lost();
-            this.wasted('corrupt', a.length);
-            this.deps.logger.warn({ digest: this.digest, parent: parent.peerId, piece: a.index }, 'bad piece from a parent; banning it');
-            this.deps.onBan(parent.peerId);
-            this.pool.ban(parent);
-          } else {
-            void this.storePiece(a.index, data, 'peer', done);
-          }
-        }
-        this.pump();
-      },
-      () => {
-        parent.outstanding = Math.max(0, parent.outstanding - 1);
-        // The blocks already in hand go back to the pool and count as wasted, as for any dropped copy.
-        if (parent.assignments.get(a.index) === a) this.dropAssignment(parent, a, 'parent-lost');
-      },
-    );
   }
 
   private wasted(cause: DuplicateCause, bytes: number): void {
@@ -424,17 +312,8 @@ export class P2pTransfer {
   private cancelCopies(index: number): void {
     const cause = this.ledger.copyCause(index);
     for (const source of this.ledger.holders(index)) {
-      if (source === SEED_SOURCE) {
-        this.seed.cancel(index);
-        continue;
-      }
-      for (const parent of this.pool.ready()) {
-        if (parent.peerId !== source) continue;
-        const a = parent.assignments.get(index);
-        if (!a) continue;
-        this.dropAssignment(parent, a, cause);
-        for (let off = 0; off < a.nextOffset; off += BLOCK_BYTES) parent.conn.cancel(index, off, Math.min(BLOCK_BYTES, a.length - off));
-      }
+      if (source === SEED_SOURCE) this.seed.cancel(index);
+      else this.requests.cancel(index, source, cause);
     }
   }
 
@@ -454,7 +333,7 @@ export class P2pTransfer {
       signal: this.controller.signal,
       running: () => !this.state.over,
       received: (n) => this.ledger.received(n),
-      matches: (index, data) => !this.hashKnown(index) || this.verify(index, [data]),
+      matches: (index, data) => !hashKnown(this.meta, index) || this.verify(index, [data]),
       store: (index, data) => this.storePiece(index, data, 'upstream'),
     }).then(
       () => this.finish(),

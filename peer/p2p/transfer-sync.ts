@@ -180,3 +180,8 @@ export function knownHashCount(meta: MetainfoBody): number {
   while (n < meta.pieceCount && typeof meta.hashes[n] === 'string') n++;
   return n;
 }
+
+/** Whether piece `i`'s hash is known (a piece is requested, or taken from the registry unchecked, only then). */
+export function hashKnown(meta: MetainfoBody, i: number): boolean {
+  return typeof meta.hashes[i] === 'string';
+}
