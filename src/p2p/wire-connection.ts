@@ -61,7 +61,6 @@ interface AskedBlock {
   readonly reject: (err: Error) => void;
 }
 
-
 export interface WireConnectionEvents {
   ready: [];
   have: [index: number];
@@ -339,8 +338,6 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     });
   }
 
-
-
   private failAsked(why: string): void {
     if (this.asked.size === 0) return;
     const all = [...this.asked.values()];
@@ -391,7 +388,6 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     this.emit('ready');
   }
 }
-
 
 /** Registers `pollen_accept` in the extended handshake's `m`, so either side may send it. */
 function acceptExtension(): new (wire: Wire) => object {
