@@ -67,7 +67,7 @@ export class P2pTransfer {
   private availability: readonly number[] = [];
   private lastProgressAt: number;
   private lastPieceAt: number;
-  /** Piece hashes learned (sync answers, seed pieces): with the ledger's `freed`, the pick epoch (see pump). */
+  /** Piece hashes learned (sync answers, seed pieces): with the ledger's `freed`, the pick epoch (see ParentRequests.pump). */
   private hashUpdates = 0;
   private readonly record: BitfieldRecord;
   private ticker: Timer | undefined;

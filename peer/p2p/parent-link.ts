@@ -56,7 +56,7 @@ export class ParentLink {
   lastBlockAt: number;
   /**
    * The transfer's pick epoch when this parent last had no piece to give us, or -1 once it
-   * announced pieces since (P2pTransfer.pump asks it again only then, or when the epoch moved).
+   * announced pieces since (ParentRequests.pump asks it again only then, or when the epoch moved).
    */
   emptyAt = -1;
   private readonly clock: Clock;

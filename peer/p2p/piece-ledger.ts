@@ -50,7 +50,7 @@ export class PieceLedger {
   /**
    * Counts the times a missing piece may have become requestable again: a request taken back
    * without its bytes, a write that failed. Between two changes of it, and outside endgame, a
-   * parent that had no piece to give still has none unless it announced more (P2pTransfer.pump).
+   * parent that had no piece to give still has none unless it announced more (ParentRequests.pump).
    */
   freed = 0;
 
