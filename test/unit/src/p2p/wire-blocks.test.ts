@@ -189,3 +189,15 @@ describe('block messages, dialling side', () => {
     expect(await c).toMatch(/closed/);
   });
 });
+
+describe("a parent's haves", () => {
+  it('each piece is passed on once, however often a parent repeats it (the parent pool counts holders by them)', async () => {
+    const { conn } = await readyDialler();
+    const seen: number[] = [];
+    conn.on('have', (i) => seen.push(i));
+    conn.receive(Buffer.concat([frame(4, 3), frame(4, 3), frame(4, 7), frame(4, 3), frame(4, 7), frame(4, 1_000_000)]));
+    await settle();
+    expect(seen).toEqual([3, 7, 1_000_000]);
+    expect(conn.isClosed).toBe(false);
+  });
+});
