@@ -5,11 +5,14 @@
 // (bench:sync): several cores. A framed message on a kept TLS connection instead still cost ~35 us
 // a message on this machine (a throwaway measurement, 96 connections, JSON bodies: a read, a write
 // and a wake-up each, against ~56 us for the same body as an HTTPS request), so the number of syncs
-// is what has to give, as a BitTorrent tracker's `interval` does it: each answer says how long the peer
-// should wait before its next sync, the number of peers syncing lately divided by the rate the
-// supernode aims at. A small swarm (the bed's 16 hosts: 2 ms at the default) is never slowed; a
-// large one trades fresher haves for a supernode that keeps up. A peer that ignores the pacing is
-// still held to its request budget (../http/peer-request-budget.ts).
+// is what has to give, as a BitTorrent tracker's `interval` does it: each answer says how long the
+// peer should wait before its next sync. The waits are slots on one line, 1/rate apart: a sync takes
+// the next free slot (now, if the line is idle) and is asked to come back then, so the syncs that
+// keep to their waits arrive at `rate` a second at most, a burst included (every peer's first sync
+// at once in a large fan-out). A small swarm (the bed's 16 hosts) never finds the line busy and is
+// never slowed; a large one trades fresher haves for a supernode that keeps up. A peer that syncs
+// before its slot keeps that slot (it cannot push the others back), and is still held to its
+// request budget (../http/peer-request-budget.ts).
 import type { Clock } from '../../src/clock.ts';
 import { MAX_SYNC_PACE_MS, type HeartbeatResponse } from '../../src/p2p/supernode-api.ts';
 import type { Digest } from '../../src/digest.ts';
@@ -35,6 +38,8 @@ const MAX_PACED_PARENTS = 8;
  * sync waits (at most the idle period), so busy heartbeats stay within a quarter of `rate`.
  */
 const HEARTBEATS_PER_SYNC_WAIT = 4;
+/** A sync this much before its slot or less takes a new one (the peer's wait counts from when it sent). */
+const EARLY_GRACE_MS = 50;
 
 export class SyncPacer {
   private readonly clock: Clock;
@@ -44,6 +49,10 @@ export class SyncPacer {
   private window = -1;
   private current = 0;
   private previous = 0;
+  /** The slot each peer was last given (clock ms). */
+  private readonly slotOf = new WeakMap<PeerRecord, number>();
+  /** The first slot not given yet (clock ms; fractional: slots are 1000 / rate apart). */
+  private nextSlot = 0;
 
   /** `rate` syncs a second; 0: no pacing. */
   constructor(deps: { clock: Clock }, options: { rate: number }) {
@@ -58,23 +67,31 @@ export class SyncPacer {
       this.seenIn.set(peer, window);
       this.current++;
     }
-    return this.currentMs;
+    if (this.rate <= 0) return 0;
+    const now = this.clock.now();
+    const held = this.slotOf.get(peer);
+    // Before its slot (beyond the clocks' and the network's jitter): the peer keeps its place.
+    if (held !== undefined && held - now > EARLY_GRACE_MS) return Math.ceil(held - now);
+    const slot = Math.min(Math.max(this.nextSlot, now), now + MAX_SYNC_PACE_MS);
+    this.nextSlot = slot + 1000 / this.rate;
+    this.slotOf.set(peer, slot);
+    return Math.floor(slot - now);
   }
 
-  /** Peers that synced in this window or the last (whichever counted more). */
+  /** Peers that synced in this window or the last (whichever counted more): the status page's count. */
   get activePeers(): number {
     this.roll();
     return Math.max(this.current, this.previous);
   }
 
   /**
-   * The wait asked now: every active peer syncing once per wait is `rate` syncs a second; at most
+   * The wait a sync arriving now is asked: how far the line of slots runs ahead of now, at most
    * MAX_SYNC_PACE_MS (a swarm that needs more wants another supernode: digests are spread over
    * supernodes by rendezvous hashing).
    */
   get currentMs(): number {
     if (this.rate <= 0) return 0;
-    return Math.min(MAX_SYNC_PACE_MS, Math.floor((this.activePeers * 1000) / this.rate));
+    return Math.floor(Math.min(MAX_SYNC_PACE_MS, Math.max(0, this.nextSlot - this.clock.now())));
   }
 
   /**

@@ -36,8 +36,8 @@ export class SupernodeMetrics {
     this.syncs = m.counter('pollen_supernode_syncs_total', 'piece syncs answered (a peer reports pieces and gets parents and seed grants); rate() gives syncs per second');
     this.syncLatency = m.histogram('pollen_supernode_sync_duration_seconds', 'time to answer a sync request (one task, or a batch of a peer\'s tasks), from request to response', [], SYNC_BUCKETS_S);
     m.gauge('pollen_supernode_peers', 'registered live peers', [], (g) => g.set(sources.peers()));
-    m.gauge('pollen_supernode_sync_pace_seconds', 'the wait before its next sync that each sync answer asks of a peer (0: the peers\' own timing); grows with the peers syncing, to keep the syncs at --sync-rate a second', [], (g) => g.set(sources.syncPace().ms / 1000));
-    m.gauge('pollen_supernode_syncing_peers', 'peers that synced in the last 5 to 10 s (what the sync pacing divides by --sync-rate)', [], (g) => g.set(sources.syncPace().peers));
+    m.gauge('pollen_supernode_sync_pace_seconds', 'the wait before its next sync that each sync answer asks of a peer now (0: the peers\' own timing): how far the line of sync slots, --sync-rate a second, runs ahead', [], (g) => g.set(sources.syncPace().ms / 1000));
+    m.gauge('pollen_supernode_syncing_peers', 'peers that synced in the last 5 to 10 s', [], (g) => g.set(sources.syncPace().peers));
     m.gauge('pollen_supernode_tasks', 'tasks (blobs) the scheduler tracks holders of', [], (g) => g.set(sources.tasks()));
     m.counterFrom('pollen_supernode_seed_bytes_total', 'seed bytes by direction: download from back_to_source (the registry), upload from the seed to peers', ['direction', 'source'], () => {
       const c = sources.seed();

@@ -110,35 +110,49 @@ describe('P2P swarm over a real registry', () => {
     await expect(sync('x')).rejects.toMatchObject({ code: 'ERR_INVALID_REQUEST' });
   });
 
-  it('a supernode paces its peers: each answer asks the wait that keeps the peers syncing lately at --sync-rate, shown in /metrics', async () => {
+  it('a supernode paces its peers: each answer asks the wait until the next free slot of --sync-rate a second, shown in /metrics', async () => {
     const { node, client, digest } = await apiPeerWithTask('p1', undefined, 4);
     const body = (peerId: string) => ({ peerId, have: [], wantSeed: 0, badParents: [] });
-    // p2, p3 and 20 more ids a single member registers, each with the task (no sync yet: only syncs count).
+    // p2, p3, a latecomer and 20 more ids a single member registers, each with the task (no sync yet: only syncs count).
     const others = new Map<string, SupernodeClient>();
-    for (const peerId of ['p2', 'p3', ...Array.from({ length: 20 }, (_, k) => `sybil${k}`)]) {
+    for (const peerId of ['p2', 'p3', 'late', ...Array.from({ length: 20 }, (_, k) => `sybil${k}`)]) {
       const c = new SupernodeClient({}, { urls: [node.url], secret: SECRET, timeoutMs: 5_000 });
       cleanups.push(() => c.close());
       await c.register(node.url, { peerId, wireAddr: '127.0.0.1:1', uploadSlots: 1, holdings: [] });
       await c.createTask(node.url, { peerId, digest, upstream: { registry: registry.host, name: 'test/swarm' } });
       others.set(peerId, c);
     }
-    const sync = async (peerId: string): Promise<number | undefined> => ((await (peerId === 'p1' ? client : others.get(peerId)!).sync(node.url, digest, body(peerId))).syncMs);
-    // The pacer counts peers per window of the supernode's clock (Date.now()): start at the top of one.
+    const sync = async (peerId: string): Promise<{ ms: number | undefined; sent: number; answered: number }> => {
+      const sent = Date.now();
+      const ms = (await (peerId === 'p1' ? client : others.get(peerId)!).sync(node.url, digest, body(peerId))).syncMs;
+      return { ms, sent, answered: Date.now() };
+    };
+    // The status page counts peers per window of the supernode's clock (Date.now()): start at the top of one.
     const into = Date.now() % SYNC_PACE_WINDOW_MS;
     if (into > 200) await new Promise((r) => setTimeout(r, SYNC_PACE_WINDOW_MS - into + 20));
-    // One peer syncing at 4 a second: 250 ms apart; three: 750 ms. The same peer again is not a fourth.
-    expect(await sync('p1')).toBe(250);
-    expect(await sync('p2')).toBe(500);
-    expect(await sync('p3')).toBe(750);
-    expect(await sync('p1')).toBe(750);
-    // Busy heartbeats slow down with the syncs: four waits apart.
-    expect(await client.heartbeat(node.url, 'p1')).toEqual({ ok: true, busyHeartbeatMs: 3_000 });
+    // 4 a second: slots 250 ms apart. The line is idle, so the first sync is asked no wait and holds slot 0.
+    const first = await sync('p1');
+    expect(first.ms).toBeUndefined();
+    // The k-th slot is 250 k ms after the first sync was handled; each answer asks the wait from when it was handled.
+    const expectSlot = (r: { ms: number | undefined; sent: number; answered: number }, k: number): void => {
+      expect(r.ms).toBeGreaterThanOrEqual(k * 250 + first.sent - r.answered - 1);
+      expect(r.ms).toBeLessThanOrEqual(k * 250 + first.answered - r.sent);
+    };
+    expectSlot(await sync('p2'), 1);
+    expectSlot(await sync('p3'), 2);
+    // p1's slot has passed: it takes the next free one; asked again before it, it keeps that one.
+    expectSlot(await sync('p1'), 3);
+    expectSlot(await sync('p1'), 3);
+    // Busy heartbeats slow down with the syncs: four waits apart (the line runs ~1 s ahead).
+    const beat = await client.heartbeat(node.url, 'p1');
+    expect(beat?.busyHeartbeatMs).toBeGreaterThan(3_000);
+    expect(beat?.busyHeartbeatMs).toBeLessThanOrEqual(4_000);
     const metrics = await (await fetch(`${node.adminUrl}/metrics`)).text();
-    expect(metrics).toMatch(/^pollen_supernode_sync_pace_seconds 0\.75$/m);
+    expect(Number(/^pollen_supernode_sync_pace_seconds (\S+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0.75);
     expect(metrics).toMatch(/^pollen_supernode_syncing_peers 3$/m);
-    // A member syncing under many ids stretches everyone's wait to MAX_SYNC_PACE_MS, no further.
+    // A member syncing under many ids pushes the line to MAX_SYNC_PACE_MS, no further.
     for (let k = 0; k < 20; k++) await sync(`sybil${k}`);
-    expect(await sync('p1')).toBe(MAX_SYNC_PACE_MS);
+    expect((await sync('late')).ms).toBe(MAX_SYNC_PACE_MS);
   });
 
   it('syncs of one turn go in one request, and each gets its own answer or error', async () => {

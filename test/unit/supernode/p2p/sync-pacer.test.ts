@@ -4,53 +4,95 @@ import { MAX_SYNC_PACE_MS } from '../../../../src/p2p/supernode-api.ts';
 import { SyncPacer } from '../../../../supernode/p2p/sync-pacer.ts';
 import { Tracker, type PeerRecord } from '../../../../supernode/p2p/tracker.ts';
 
-function setup(rate: number) {
+function setup(rate: number, count = 10_000) {
   const clock = new ManualClock(0);
   const tracker = new Tracker({ clock, onDrop: () => {} });
   const pacer = new SyncPacer({ clock }, { rate });
-  const peers: PeerRecord[] = Array.from({ length: 10_000 }, (_, i) => tracker.register(`p${i}`, `10.0.0.1:${i + 1}`, 4).peer);
-  return { clock, pacer, peers };
+  const peers: PeerRecord[] = Array.from({ length: count }, (_, i) => tracker.register(`p${i}`, `10.0.0.1:${i + 1}`, 4).peer);
+  const at = (t: number): void => clock.advance(t - clock.now());
+  return { clock, pacer, peers, at };
+}
+
+/**
+ * Peers that each sync first at `firstAt(i)`, then again after the wait the answer asked for (or
+ * their own `everyMs`, whichever is longer), until `untilMs`: the syncs per second of the clock.
+ */
+function run(rate: number, count: number, firstAt: (i: number) => number, everyMs: number, untilMs: number) {
+  const { pacer, peers, at } = setup(rate, count);
+  const due = peers.map((_, i) => firstAt(i));
+  const bySecond: number[] = [];
+  const waits: number[] = [];
+  for (;;) {
+    let next = -1;
+    for (let i = 0; i < due.length; i++) if (next < 0 || due[i]! < due[next]!) next = i;
+    const t = due[next]!;
+    if (t >= untilMs) break;
+    at(t);
+    const wait = pacer.paceMs(peers[next]!);
+    waits.push(wait);
+    const s = Math.floor(t / 1000);
+    bySecond[s] = (bySecond[s] ?? 0) + 1;
+    due[next] = t + Math.max(wait, everyMs);
+  }
+  return { bySecond, waits, pacer };
 }
 
 describe('SyncPacer', () => {
-  it('asks each peer to wait so that the peers syncing lately, once per wait, make `rate` syncs a second', () => {
-    const { pacer, peers } = setup(1_000);
-    expect(pacer.paceMs(peers[0]!)).toBe(1);
-    for (const p of peers.slice(0, 500)) pacer.paceMs(p);
-    // The same peer syncing again is not another peer.
-    for (let k = 0; k < 50; k++) pacer.paceMs(peers[0]!);
-    expect(pacer.activePeers).toBe(500);
-    expect(pacer.paceMs(peers[1]!)).toBe(500);
-    for (const p of peers.slice(0, 2_000)) pacer.paceMs(p);
-    expect(pacer.currentMs).toBe(2_000);
+  it('gives each sync the next free slot, 1000 / rate ms apart: syncs that keep to their waits arrive at `rate` a second at most', () => {
+    // 3,000 peers all start within 100 ms, then sync every 250 ms unless asked to wait longer.
+    const { bySecond, waits } = run(1_000, 3_000, (i) => (i * 100) / 3_000, 250, 12_000);
+    // The first second holds the burst itself; from then on the line holds them to the rate.
+    for (const n of bySecond.slice(1)) expect(n).toBeLessThanOrEqual(1_001);
+    expect(Math.min(...bySecond.slice(2))).toBeGreaterThanOrEqual(990);
+    expect(Math.max(...waits)).toBeGreaterThan(2_900);
+    expect(Math.max(...waits)).toBeLessThanOrEqual(3_000);
   });
 
-  it('never asks more than MAX_SYNC_PACE_MS, and nothing without a rate', () => {
-    const paced = setup(1_000);
-    for (const p of paced.peers) paced.pacer.paceMs(p);
-    expect(paced.pacer.currentMs).toBe(MAX_SYNC_PACE_MS);
+  it('never slows a swarm the line keeps up with: 16 peers syncing every 250 ms are asked no wait', () => {
+    const { waits, pacer } = run(8_000, 16, (i) => i, 250, 5_000);
+    expect(waits.length).toBeGreaterThan(300);
+    expect(new Set(waits)).toEqual(new Set([0]));
+    expect(pacer.currentMs).toBe(0);
+  });
+
+  it('a peer syncing before its slot keeps that slot and pushes no one back', () => {
+    const { pacer, peers, at } = setup(1_000);
+    for (const p of peers.slice(0, 500)) pacer.paceMs(p);
+    expect(pacer.currentMs).toBe(500);
+    at(10);
+    // Peer 400 was given the slot at 400 ms: asked again, it is told to keep it.
+    expect(pacer.paceMs(peers[400]!)).toBe(390);
+    for (let k = 0; k < 100; k++) expect(pacer.paceMs(peers[400]!)).toBe(390);
+    expect(pacer.currentMs).toBe(490);
+    expect(pacer.paceMs(peers[500]!)).toBe(490);
+    // At its slot (within the network's jitter) it takes the next free one.
+    at(390);
+    expect(pacer.paceMs(peers[400]!)).toBe(111);
+  });
+
+  it('never asks more than MAX_SYNC_PACE_MS nor lets the line run on past it, nothing without a rate, and drains when the peers stop', () => {
+    const { pacer, peers, at } = setup(1_000);
+    for (const p of peers) expect(pacer.paceMs(p)).toBeLessThanOrEqual(MAX_SYNC_PACE_MS);
+    expect(pacer.currentMs).toBe(MAX_SYNC_PACE_MS);
+    at(1_000);
+    expect(pacer.currentMs).toBe(MAX_SYNC_PACE_MS - 1_000 + 1);
+    at(MAX_SYNC_PACE_MS + 1_001);
+    expect(pacer.currentMs).toBe(0);
+    expect(pacer.paceMs(peers[0]!)).toBe(0);
     const free = setup(0);
     for (const p of free.peers) expect(free.pacer.paceMs(p)).toBe(0);
   });
 
-  it('keeps counting peers paced to the longest wait, and forgets peers that stopped syncing after two windows', () => {
-    const { clock, pacer, peers } = setup(100);
-    const swarm = peers.slice(0, 300);
-    for (const p of swarm) pacer.paceMs(p);
-    expect(pacer.currentMs).toBe(3_000);
-    // Each peer syncs once per wait: every window still sees all of them (and the next window starts with the last one's count).
-    const at = (t: number): void => clock.advance(t - clock.now());
-    for (let t = 0; t < 20_000; t += 3_000) {
-      at(t);
-      expect(pacer.currentMs).toBe(3_000);
-      for (const p of swarm) pacer.paceMs(p);
-    }
-    // The swarm is done (its last syncs at 18 s): one peer still syncs; the wait falls back within two windows.
-    at(20_000);
-    expect(pacer.paceMs(peers[0]!)).toBe(3_000);
-    at(25_000);
-    expect(pacer.paceMs(peers[0]!)).toBe(10);
-    // A gap of more than a window forgets everyone.
+  it('counts the peers syncing lately per window for the status page, and forgets them after two windows', () => {
+    const { pacer, peers, at } = setup(100);
+    for (const p of peers.slice(0, 300)) pacer.paceMs(p);
+    for (let k = 0; k < 50; k++) pacer.paceMs(peers[0]!);
+    expect(pacer.activePeers).toBe(300);
+    at(5_000);
+    pacer.paceMs(peers[0]!);
+    expect(pacer.activePeers).toBe(300);
+    at(10_000);
+    expect(pacer.activePeers).toBe(1);
     at(60_000);
     expect(pacer.activePeers).toBe(0);
   });
@@ -66,7 +108,7 @@ describe('SyncPacer', () => {
     for (const p of peers.slice(0, 200)) pacer.paceMs(p);
     // 200 ms a sync: busy heartbeats stay at the peers' own second.
     expect(pacer.busyHeartbeatMs(5_000)).toBe(0);
-    for (const p of peers.slice(0, 1_000)) pacer.paceMs(p);
+    for (const p of peers.slice(200, 1_000)) pacer.paceMs(p);
     // 1 s a sync: 1,000 peers beating every 4 s are 250 a second, a quarter of the rate; never past the idle period.
     expect(pacer.busyHeartbeatMs(5_000)).toBe(4_000);
     expect(pacer.busyHeartbeatMs(3_000)).toBe(3_000);
