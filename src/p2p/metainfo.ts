@@ -20,7 +20,9 @@ import { PollenError } from '../errors.ts';
  * 30.4 -> 34.6 s, N = 16 61.4 -> 68.7 s, the peers' CPU +16 % and +15 %: about 1.5 ms of CPU per
  * extra piece and peer, none of it seen on loopback with one parent). With the transfer's per-piece
  * counting made incremental, 256 MiB N = 8 was even (36.6 against 36.4 s) but N = 16 still lost
- * (74.0 -> 96.6 s, the peers' CPU +36 %, spread over V8 and the kernel). bench/README.md has the figures.
+ * (74.0 -> 96.6 s, the peers' CPU +36 %, spread over V8 and the kernel). 256 KiB only for blobs of at
+ * most 64 MiB cost the peers 6-9 % more CPU at N = 8 and lost there (64 MiB 11.03 -> 11.55 s, 256 MiB
+ * 33.2 -> 35.9 s), even at N = 16. bench/README.md has the figures.
  */
 export const DEFAULT_PIECE_BYTES = 512 * 1024;
 export const MAX_PIECES = 1000;
