@@ -14,6 +14,7 @@ import { digestHex, parseDigest, type Digest } from './digest.ts';
 import { PollenError } from './errors.ts';
 import type { BlobInfo, BlobUsage, ByteRange, CollectableStore, Ingest, IngestOptions, IngestUsage } from './content-store.ts';
 import { ensurePrivateDir, ensurePrivateFile, PRIVATE_FILE_MODE } from './store/private-dir.ts';
+import { PendingRanges } from './pending-ranges.ts';
 
 const HASH_CHUNK_BYTES = 1 << 20;
 
@@ -186,7 +187,7 @@ class FsIngest implements Ingest {
   private hashedBytes = 0;
   /** Length of the range being read back and hashed right now (it belongs to the prefix). */
   private hashingBytes = 0;
-  private readonly pending = new Map<number, number>();
+  private readonly pending = new PendingRanges();
   private catchingUp = false;
   private hashing: Promise<void> = Promise.resolve();
   private scratch: Buffer<ArrayBuffer> | undefined;
@@ -239,13 +240,13 @@ class FsIngest implements Ingest {
     const hash = this.hash;
     if (!hash || length === 0) return;
     if (offset < this.hashedBytes + this.hashingBytes || this.overlapsPending(offset, length)) return this.dropHash();
-    if (!this.hashInOrder(chunks, offset, length)) this.pending.set(offset, length);
+    if (!this.hashInOrder(chunks, offset, length)) this.pending.add(offset, length);
     this.catchUpSoon();
   }
 
   /** Reads back and hashes the pending ranges that now continue the prefix, one run at a time. */
   private catchUpSoon(): void {
-    if (this.catchingUp || !this.hash || !this.pending.has(this.hashedBytes)) return;
+    if (this.catchingUp || !this.hash || this.pending.get(this.hashedBytes) === undefined) return;
     this.catchingUp = true;
     this.hashing = this.catchUp()
       .catch(() => this.dropHash())
@@ -270,8 +271,7 @@ class FsIngest implements Ingest {
   }
 
   private overlapsPending(offset: number, length: number): boolean {
-    for (const [o, n] of this.pending) if (o < offset + length && offset < o + n) return true;
-    return false;
+    return this.pending.overlaps(offset, length);
   }
 
   private dropHash(): void {
