@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { parseDigest } from '../../src/digest.ts';
-import { PollenError, toPollenError } from '../../src/errors.ts';
+import { ABORTED, PollenError, toPollenError } from '../../src/errors.ts';
 import { httpStatusOf, ociErrorBody } from '../../src/oci/error-body.ts';
 import { isPooledBody, sendPooledBody } from '../../src/pooled-body.ts';
 import { parseManifestRef, parseName } from '../../src/oci/names.ts';
@@ -88,7 +88,7 @@ export function registerMirrorRoutes(app: FastifyInstance, deps: MirrorRouteDeps
         return send(reply, await deps.manifests.serve({ method, upstream, name, ref: parseManifestRef(ref), authorization, accept }));
       }
       const controller = new AbortController();
-      reply.raw.once('close', () => controller.abort());
+      reply.raw.once('close', () => controller.abort(ABORTED));
       return send(
         reply,
         await deps.blobs.serve({

@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
-import { PollenError } from '../../src/errors.ts';
+import { ABORTED, PollenError } from '../../src/errors.ts';
 import { pieceRange } from '../../src/p2p/metainfo.ts';
 import { API_LIMITS, type MetainfoBody } from '../../src/p2p/supernode-api.ts';
 import type { Throttle } from '../../src/rate/throttle.ts';
@@ -117,12 +117,12 @@ export class SeedGrants {
 
   /** Gives up the fetch of `index` (another copy is being stored). */
   cancel(index: number): void {
-    this.fetches.get(index)?.abort();
+    this.fetches.get(index)?.abort(ABORTED);
   }
 
   /** Gives up every fetch (the transfer left P2P). */
   stop(): void {
-    this.controller.abort();
+    this.controller.abort(ABORTED);
   }
 
   private async fetch(index: number): Promise<void> {

@@ -264,13 +264,22 @@ export class SupernodeClient {
   }
 
   private async post<T>(url: string, path: string, body: unknown, timeoutMs = this.timeoutMs, token: string | undefined = path === API.register ? undefined : this.tokenFor(url)): Promise<T> {
-    const res = await this.send(url, path, 'POST', JSON.stringify(body), AbortSignal.timeout(timeoutMs), timeoutMs, token);
-    if (res.statusCode !== 200) throw await this.errorOf(url, res);
-    const text = await readCapped(res.body);
+    // A deadline for the whole call, cleared once answered (AbortSignal.timeout's timer fires anyway,
+    // building a DOMException per call long after the answer).
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `no answer within ${timeoutMs} ms`)), timeoutMs);
+    timer.unref();
     try {
-      return JSON.parse(text) as T;
-    } catch {
-      throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent malformed JSON`, { supernode: url });
+      const res = await this.send(url, path, 'POST', JSON.stringify(body), deadline.signal, timeoutMs, token);
+      if (res.statusCode !== 200) throw await this.errorOf(url, res);
+      const text = await readCapped(res.body);
+      try {
+        return JSON.parse(text) as T;
+      } catch {
+        throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent malformed JSON`, { supernode: url });
+      }
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -4,7 +4,7 @@
 // handler runs; errors are thrown and leave through ../http/error-handler.ts.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Digest } from '../../src/digest.ts';
-import { PollenError } from '../../src/errors.ts';
+import { ABORTED, PollenError } from '../../src/errors.ts';
 import { sendPooledBody } from '../../src/pooled-body.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import {
@@ -165,7 +165,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
     async (request, reply) => {
       const peer = caller(request);
       const controller = new AbortController();
-      request.raw.once('close', () => controller.abort());
+      request.raw.once('close', () => controller.abort(ABORTED));
       const { length, body, hash } = await seed.readPiece(peer.peerId, request.params.digest, Number(request.params.index), controller.signal);
       void reply.type('application/octet-stream');
       // The piece's hash goes with it (PIECE_HASH_HEADER): in the head when the seed has the whole
