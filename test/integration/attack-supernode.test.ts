@@ -257,6 +257,41 @@ describe('the supernode cluster API under attack', () => {
     }
   }, 120_000);
 
+  it('a member syncing in a flood under one id holds one slot of the sync pacing: another member is not pushed back', async () => {
+    // A supernode of its own pacing to 1 sync a second: slots 1 s apart.
+    const paced = await PollenProcess.spawn('supernode', ['--secret', SECRET, '--upstream', registry.url, '--sync-rate', '1']);
+    try {
+      const pport = Number(new URL(paced.url).port);
+      const on = (req: { method: string; path: string; token?: string; body?: unknown }): Promise<RawAnswer> =>
+        pskRequest(pport, SECRET, { ...req, headers: req.token ? { authorization: `Bearer ${req.token}` } : {} });
+      const enrol = async (peerId: string, wireAddr: string): Promise<string> => {
+        const res = await on({ method: 'POST', path: '/api/v1/peers', body: { peerId, wireAddr, uploadSlots: 4, holdings: [] } });
+        expect(res.status, res.body).toBe(200);
+        const token = (JSON.parse(res.body) as { token: string }).token;
+        expect((await on({ method: 'POST', path: '/api/v1/tasks', token, body: { digest: layer, upstream: upstream() } })).status).toBe(200);
+        return token;
+      };
+      const flooder = await enrol('flooder', '127.0.0.1:43001');
+      const polite = await enrol('polite', '127.0.0.1:43002');
+      const wait = async (token: string): Promise<number> => {
+        const res = await on({ method: 'POST', path: `/api/v1/tasks/${layer}/sync`, token, body: { have: [], wantSeed: 0, badParents: [] } });
+        expect(res.status, res.body).toBe(200);
+        return (JSON.parse(res.body) as SyncResponse).syncMs ?? 0;
+      };
+      // The line is idle: the first sync takes slot 0; the second, the next one.
+      expect(await wait(flooder)).toBe(0);
+      expect(await wait(flooder)).toBeGreaterThan(0);
+      // Sixty more at once, before that slot: they keep it (each counted as a slot of its own, the
+      // line would run to the 4 s cap). A slow machine may see the slot pass once: one more.
+      const waits = await Promise.all(Array.from({ length: 60 }, () => wait(flooder)));
+      expect(Math.max(...waits)).toBeLessThanOrEqual(1_000);
+      // The other member is given a slot after the flooder's, not after sixty of them.
+      expect(await wait(polite)).toBeLessThanOrEqual(3_000);
+    } finally {
+      await paced.stop();
+    }
+  }, 120_000);
+
   it("peer A cannot take B's id, sync as B, drop B's seed leases, or poll B's preheat work", async () => {
     const a = await registered('peer-a', '127.0.0.1:41001');
     const b = await registered('peer-b', '127.0.0.1:41002');
