@@ -4,9 +4,9 @@
 // per-job timeout. Every change is persisted in level; on start, unfinished jobs resume from their
 // record (what is done stays done) or, when they carried registry credentials (never stored), fail
 // with ERR_JOB_INTERRUPTED: no job stays "running" across a restart. The records and their
-// persistence are job-store.ts; the scheduling round, resolution, seed and peer assignment here all
-// move the same job record through its state machines (over 400 lines: read together, one checks
-// that no transition is missed).
+// persistence are job-store.ts, the limits and timings job-options.ts; the scheduling round,
+// resolution, seed and peer assignment here all move the same job record through its state
+// machines (read together, one checks that no transition is missed).
 import type { Logger } from 'pino';
 import type { Clock } from '../../src/clock.ts';
 import type { Kv } from '../../src/db.ts';
@@ -20,36 +20,7 @@ import { JobStore } from './job-store.ts';
 import type { JobUpstream, PreheatPorts } from './preheat-ports.ts';
 import { allSettled, failureSummary, jobBody, peerTaskStates, type JobRecord, type LayerRecord } from './preheat-job.ts';
 import type { Resolved } from './preheat-resolver.ts';
-
-export interface JobManagerOptions {
-  readonly tickMs: number;
-  /** A selected peer unregistered this long loses its tasks (failed). */
-  readonly peerAbsentMs: number;
-  /** An assignment without a report this long is handed out again (or fails). */
-  readonly taskTimeoutMs: number;
-  readonly maxAttempts: number;
-  readonly maxRunningJobs: number;
-  readonly maxBlobsPerJob: number;
-  readonly maxKeptJobs: number;
-  /** How often peers poll for work while a job is queued or running, and while none is (a poll is a TLS request per peer). */
-  readonly pollMs: number;
-  readonly idlePollMs: number;
-  /** After the supernode starts, peers are chosen only once this has passed (peers register again within it). */
-  readonly registrationGraceMs: number;
-}
-
-export const DEFAULT_JOB_MANAGER_OPTIONS: JobManagerOptions = {
-  tickMs: 200,
-  peerAbsentMs: 20_000,
-  taskTimeoutMs: 10 * 60_000,
-  maxAttempts: 3,
-  maxRunningJobs: 4,
-  maxBlobsPerJob: 1_000,
-  maxKeptJobs: 500,
-  pollMs: 1_000,
-  idlePollMs: 5_000,
-  registrationGraceMs: 5_000,
-};
+import { DEFAULT_JOB_MANAGER_OPTIONS, type JobManagerOptions } from './job-options.ts';
 
 interface Runtime {
   readonly secrets: PreheatSecrets;
