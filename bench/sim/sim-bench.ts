@@ -93,6 +93,8 @@ export interface SimRow {
   supernodeCpuAtPeakWithRoute: number;
   supernodeCpuBusiest5sWithRoute: number;
   heartbeatsBySimS: number[];
+  /** Registrations and task creations without a first sync, a second (requests without a schedule). */
+  setupRequestsBySimS: number[];
   bytesPerPeerTask: number;
   wallS: number;
   events: number;
@@ -192,10 +194,11 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
     const r = await runPollenSwarm({ peers: n, blobBytes, layerShares, ...(pieceBytes === undefined ? {} : { pieceBytes }), peerUpBytesPerS: up, peerDownBytesPerS: up, originUpBytesPerS: originUp, random: mulberry32(o.seed), scheduler: o.scheduler, ...(o.syncRate === undefined ? {} : { syncRate: o.syncRate }), maxSimMs: o.maxSimS * 1000, ...(o.cpu ? { cpu: o.cpu } : {}) });
     const lowerBoundS = lowerBoundSeconds(blobBytes, { registryUpMbit: o.originMbit, peerDownMbit: o.mbit, peerUpMbit: new Array<number>(n).fill(o.mbit) });
     const cpuUsPerSchedule = cpu.scan;
-    const { callsBySimS, scansBySimS, heartbeatsBySimS } = r.supernode;
+    const { callsBySimS, scansBySimS, heartbeatsBySimS, setupRequestsBySimS } = r.supernode;
     const usBySimS = Array.from(callsBySimS, (calls = 0, s) => (calls - (scansBySimS[s] ?? 0)) * cpu.withoutScan + (scansBySimS[s] ?? 0) * cpu.scan);
-    const seconds = Math.max(callsBySimS.length, heartbeatsBySimS.length);
-    const withRouteUs = Array.from({ length: seconds }, (_, s) => (usBySimS[s] ?? 0) + ((callsBySimS[s] ?? 0) + (heartbeatsBySimS[s] ?? 0)) * (o.routeUsPerSync ?? 0));
+    const seconds = Math.max(callsBySimS.length, heartbeatsBySimS.length, setupRequestsBySimS.length);
+    // Every request pays the route (TLS, HTTP, auth, JSON): syncs and creations that schedule, heartbeats, registrations.
+    const withRouteUs = Array.from({ length: seconds }, (_, s) => (usBySimS[s] ?? 0) + ((callsBySimS[s] ?? 0) + (heartbeatsBySimS[s] ?? 0) + (setupRequestsBySimS[s] ?? 0)) * (o.routeUsPerSync ?? 0));
     const busiest5s = Math.max(0, ...withRouteUs.map((_, s) => withRouteUs.slice(s, s + 5).reduce((a, b) => a + b, 0) / 5));
     const usPerSchedule = (r.supernode.syncWallMs * 1000) / Math.max(1, r.supernode.scheduleCalls);
     const simS = (Number.isFinite(r.allDoneMs) ? r.allDoneMs : Math.max(...r.doneMs.filter(Number.isFinite), 1)) / 1000;
@@ -233,6 +236,7 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
       supernodeCpuAtPeakWithRoute: Math.max(0, ...withRouteUs) / 1e6,
       supernodeCpuBusiest5sWithRoute: busiest5s / 1e6,
       heartbeatsBySimS: Array.from(heartbeatsBySimS, (c = 0) => c),
+      setupRequestsBySimS: Array.from(setupRequestsBySimS, (c = 0) => c),
       bytesPerPeerTask: measureBytesPerPeerTask(n, taskPieces),
       wallS: r.wallMs / 1000,
       events: r.events,

@@ -10,7 +10,7 @@ import type { HeartbeatResponse, ParentInfo } from '../../src/p2p/supernode-api.
 import { Scheduler } from '../../supernode/p2p/scheduler.ts';
 import { DEFAULT_SYNC_RATE, pacedSchedule, SyncPacer } from '../../supernode/p2p/sync-pacer.ts';
 import type { SchedulerOptions } from '../../supernode/p2p/scheduler-options.ts';
-import { HEARTBEAT_MS, Tracker } from '../../supernode/p2p/tracker.ts';
+import { HEARTBEAT_MS, Tracker, type PeerRecord } from '../../supernode/p2p/tracker.ts';
 import type { EventQueue } from './event-queue.ts';
 
 export interface SimSyncAnswer {
@@ -40,6 +40,8 @@ export interface SupernodeStats {
   readonly scansBySimS: number[];
   /** Heartbeats in each second of simulated time (a request each, like a sync). */
   readonly heartbeatsBySimS: number[];
+  /** Registrations and task creations without a first sync in each second: a request each, no schedule. */
+  readonly setupRequestsBySimS: number[];
   peersDropped: number;
 }
 
@@ -48,7 +50,7 @@ export class SimSupernode {
   readonly tracker: Tracker;
   readonly scheduler: Scheduler;
   readonly pacer: SyncPacer;
-  readonly stats: SupernodeStats = { scheduleCalls: 0, syncWallMs: 0, schedulerWallMs: 0, peakCallsPerSimS: 0, callsBySimS: [], scansBySimS: [], heartbeatsBySimS: [], peersDropped: 0 };
+  readonly stats: SupernodeStats = { scheduleCalls: 0, syncWallMs: 0, schedulerWallMs: 0, peakCallsPerSimS: 0, callsBySimS: [], scansBySimS: [], heartbeatsBySimS: [], setupRequestsBySimS: [], peersDropped: 0 };
   private readonly queue: EventQueue;
   /** The blobs' tasks: their piece count and when the seed has piece i (it arrived from the registry). */
   private readonly tasks: ReadonlyMap<Digest, SimTask>;
@@ -77,13 +79,40 @@ export class SimSupernode {
     this.tracker.close();
   }
 
-  /** POST /api/v1/peers (no holdings: every simulated peer starts empty) then POST /api/v1/tasks for each of `digests`. */
+  /** POST /api/v1/peers (no holdings: every simulated peer starts empty) then POST /api/v1/tasks, without a first schedule, for each of `digests`. */
   registerAndJoin(peerId: string, wireAddr: string, uploadSlots: number, digests: readonly Digest[]): void {
+    for (let k = 0; k <= digests.length; k++) this.countIn(this.stats.setupRequestsBySimS);
     this.timed(() => {
-      // A live peer registers again with its own token (as the real one does): its record stays.
-      const peer = this.tracker.get(peerId) ?? this.tracker.register(peerId, wireAddr, uploadSlots).peer;
-      for (const digest of digests) if (!this.scheduler.holds(digest, peerId)) this.scheduler.join(digest, this.task(digest).pieceCount, peer);
+      const peer = this.registered(peerId, wireAddr, uploadSlots);
+      for (const digest of digests) this.join(peer, digest);
     });
+  }
+
+  /** POST /api/v1/peers (no holdings). */
+  register(peerId: string, wireAddr: string, uploadSlots: number): void {
+    this.countIn(this.stats.setupRequestsBySimS);
+    this.timed(() => this.registered(peerId, wireAddr, uploadSlots));
+  }
+
+  /**
+   * POST /api/v1/tasks with a first sync (`wantSeed`): joins the task and answers that sync as the
+   * route does, a request that schedules like a sync (counted with them). Undefined: the route's
+   * 401 (unknown peer: register again).
+   */
+  createTask(peerId: string, digest: Digest, first: { wantSeed: number }): SimSyncAnswer | undefined {
+    const peer = this.tracker.get(peerId);
+    if (!peer) return undefined;
+    this.timed(() => this.join(peer, digest));
+    return this.sync(peerId, digest, { have: [], wantSeed: first.wantSeed, badParents: [] });
+  }
+
+  private registered(peerId: string, wireAddr: string, uploadSlots: number): PeerRecord {
+    // A live peer registers again with its own token (as the real one does): its record stays.
+    return this.tracker.get(peerId) ?? this.tracker.register(peerId, wireAddr, uploadSlots).peer;
+  }
+
+  private join(peer: PeerRecord, digest: Digest): void {
+    if (!this.scheduler.holds(digest, peer.peerId)) this.scheduler.join(digest, this.task(digest).pieceCount, peer);
   }
 
   private task(digest: Digest): SimTask {

@@ -14,7 +14,8 @@ import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
-import type { MetainfoBody, SyncResponse } from '../../src/p2p/supernode-api.ts';
+import type { MetainfoBody, SyncResponse, TaskAnswer } from '../../src/p2p/supernode-api.ts';
+import type { BlobFetchRequest } from '../../peer/blob-downloader.ts';
 import { busyHeartbeatMs, sparedHeartbeatMs } from '../../peer/p2p/p2p-agent.ts';
 import { parentsPerTransfer } from '../../peer/p2p/parent-pool.ts';
 import { P2pTransfer } from '../../peer/p2p/p2p-transfer.ts';
@@ -59,7 +60,7 @@ export interface SimWorld extends WireWorld {
 
 /** What reached one peer's transfer through its seams, with the time, and what it decided (a replay test feeds the events to a transfer on a manual clock and compares the decisions). */
 export type TraceEvent = { t: number } & (
-  | { kind: 'start'; hashes: Array<string | null> }
+  | { kind: 'start'; hashes: Array<string | null>; first?: SyncResponse }
   | { kind: 'sync'; res: SyncResponse }
   | { kind: 'seed'; index: number }
   | { kind: 'link'; parent: string; e: Parameters<LinkObserver['delivered']>[0] }
@@ -131,7 +132,7 @@ export class SimulatedPeer implements UploadSide {
     const { queue, supernode } = this.world;
     const digests = this.world.blobs.map((b) => b.digest);
     queue.after(this.rtt(), () => {
-      supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots, digests);
+      supernode.register(this.peerId, this.peerId, this.options.uploadSlots);
       // A peer downloading or serving children beats as often as the agent does when busy (every
       // second, or as the supernode's pacing asks: peer/p2p/p2p-agent.ts): a simulated peer is one
       // or the other until the run ends. The scheduling does not depend on it; the supernode's work
@@ -151,20 +152,26 @@ export class SimulatedPeer implements UploadSide {
         queue.after(busyHeartbeatMs(HEARTBEAT_MS, asked), beat);
       };
       queue.after(HEARTBEAT_MS * ((this.host * GOLDEN_FRACTION) % 1), beat);
-      queue.after(this.rtt(), () => {
-        for (const blob of this.world.blobs) this.startTransfer(blob);
-      });
+      // Registered: each blob's task is created (a round trip), its answer carrying the first schedule.
+      for (const blob of this.world.blobs) this.startTransfer(blob);
     });
   }
 
+  /** Creates the blob's task as the peer's downloader does (with a first sync), then runs the transfer on its answer. */
   private startTransfer(blob: SimBlob): void {
     const { world } = this;
-    const meta: MetainfoBody = { digest: blob.digest, size: blob.bytes, pieceSize: blob.pieceBytes, pieceCount: blob.pieceCount, hashes: this.hashesNow(blob) };
     const trace = blob === world.blobs[0] ? this.options.trace : undefined;
-    trace?.events.push({ t: world.queue.now, kind: 'start', hashes: [...meta.hashes] });
+    const client = this.client(blob, trace);
+    const request = { digest: blob.digest, sizeHint: blob.bytes, upstream: { baseUrl: 'sim://registry', name: 'sim', authorization: undefined } };
+    void client.createTask('sim', { digest: blob.digest, sizeHint: blob.bytes, upstream: { registry: 'sim', name: 'sim' }, first: { wantSeed: seedLeasesPerTransfer(this.active + 1) } }).then(({ first, ...meta }) => this.runTransfer(blob, client, trace, request, meta, first));
+  }
+
+  private runTransfer(blob: SimBlob, client: TransferClient, trace: TransferTrace | undefined, request: BlobFetchRequest, meta: MetainfoBody, first: SyncResponse | undefined): void {
+    const { world } = this;
+    trace?.events.push({ t: world.queue.now, kind: 'start', hashes: [...meta.hashes], ...(first ? { first } : {}) });
     const transfer = new P2pTransfer(
       {
-        client: this.client(blob, trace),
+        client,
         supernode: 'sim',
         pieces: {
           addActive: () => void this.active++,
@@ -207,8 +214,9 @@ export class SimulatedPeer implements UploadSide {
         seedLeases: () => seedLeasesPerTransfer(this.active),
       },
       {
-        request: { digest: blob.digest, sizeHint: blob.bytes, upstream: { baseUrl: 'sim://registry', name: 'sim', authorization: undefined } },
+        request,
         meta,
+        ...(first ? { first } : {}),
         partial: { writeAt: async () => {}, setAvailable: () => {}, commit: async () => ({}) as never, fail: async () => {} },
         ingest: { readAt: async () => 0 },
         have: new Bitfield(blob.pieceCount),
@@ -259,10 +267,17 @@ export class SimulatedPeer implements UploadSide {
           trace?.events.push({ t: world.queue.now, kind: 'sync', res });
           return res;
         }),
-      createTask: () =>
-        later(() => {
-          world.supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots, [blob.digest]);
-          return { digest: blob.digest, size: blob.bytes, pieceSize: blob.pieceBytes, pieceCount: blob.pieceCount, hashes: this.hashesNow(blob) };
+      // As the route: the metainfo (every hash known now) and, when asked, the first sync's answer.
+      createTask: (_url, body) =>
+        later((): TaskAnswer => {
+          const meta = { digest: blob.digest, size: blob.bytes, pieceSize: blob.pieceBytes, pieceCount: blob.pieceCount, hashes: this.hashesNow(blob) };
+          if (!body.first) {
+            world.supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots, [blob.digest]);
+            return meta;
+          }
+          const answer = world.supernode.createTask(this.peerId, blob.digest, body.first);
+          if (!answer) throw new PollenError('ERR_CLUSTER_UNAUTHORIZED', 'unknown peer: register again');
+          return { ...meta, first: { ...answer, hashes: [], hashesFrom: blob.pieceCount } };
         }),
       // One connection per supernode (peer/p2p/supernode-client.ts, SEED_CONNECTIONS), whatever the
       // blob: a request leaves once the body before it has come, and the seed answers it after the

@@ -11,7 +11,7 @@ import { PollenError, toPollenError } from '../../src/errors.ts';
 import { PartialBlob } from '../../src/partial-blob.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { pieceCountFor, pieceRange, pieceSizeFor } from '../../src/p2p/metainfo.ts';
-import type { MetainfoBody } from '../../src/p2p/supernode-api.ts';
+import type { MetainfoBody, SyncResponse, TaskAnswer } from '../../src/p2p/supernode-api.ts';
 import type { BlobDownloader, BlobFetchRequest } from '../blob-downloader.ts';
 import type { P2pAgent } from './p2p-agent.ts';
 import { parentsPerTransfer } from './parent-pool.ts';
@@ -64,7 +64,7 @@ export class P2pDownloader implements BlobDownloader {
       this.active.delete(request.digest);
       return this.fallback.start(request);
     }
-    const { url, meta } = found;
+    const { url, meta, first } = found;
     const saved = await this.kv.get(request.digest);
     const ingest = await this.store.openIngest(request.digest, { resume: saved !== undefined });
     const have = await this.resume(ingest, meta, saved);
@@ -90,7 +90,7 @@ export class P2pDownloader implements BlobDownloader {
         onBan: (peerId) => this.agent.onBan(peerId),
         onEvent: (e) => this.agent.onTransferEvent(e),
       },
-      { request, meta, partial, ingest, have },
+      { request, meta, partial, ingest, have, ...(first ? { first } : {}) },
       this.timings,
     );
     this.transfers.add(transfer);
@@ -103,22 +103,28 @@ export class P2pDownloader implements BlobDownloader {
     return partial;
   }
 
-  /** The task from the first supernode (in rendezvous order) that answers; undefined to fall back. */
-  private async task(request: BlobFetchRequest): Promise<{ url: string; meta: MetainfoBody } | undefined> {
-    const body = taskRequest(this.agent.peerId, request, request.sizeHint);
+  /**
+   * The task from the first supernode (in rendezvous order) that answers, with the transfer's first
+   * schedule when the supernode sent one; undefined to fall back.
+   */
+  private async task(request: BlobFetchRequest): Promise<{ url: string; meta: MetainfoBody; first: SyncResponse | undefined } | undefined> {
+    // The transfer about to start shares the host's seed leases with those running.
+    const body = { ...taskRequest(this.agent.peerId, request, request.sizeHint), first: { wantSeed: seedLeasesPerTransfer(this.agent.pieces.activeTransfers + 1) } };
     for (const url of this.agent.client.ownersOf(request.digest)) {
       try {
         if (!this.agent.isRegistered(url)) await this.agent.register(url);
-        let meta: MetainfoBody;
+        let answer: TaskAnswer;
         try {
-          meta = await this.agent.client.createTask(url, body);
+          answer = await this.agent.client.createTask(url, body);
         } catch (err) {
           if (!(err instanceof PollenError) || err.code !== 'ERR_NOT_FOUND') throw err;
           await this.agent.register(url);
-          meta = await this.agent.client.createTask(url, body);
+          answer = await this.agent.client.createTask(url, body);
         }
+        const { first, ...meta } = answer;
         if (!consistent(meta, request.digest) || (request.sizeHint !== undefined && meta.size !== request.sizeHint)) throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent inconsistent metainfo`);
-        return { url, meta };
+        // A schedule of the wrong shape is left out: the transfer then syncs for one, as it would have.
+        return { url, meta, first: isSchedule(first) ? first : undefined };
       } catch (err) {
         const e = toPollenError(err);
         this.agent.logger.info({ digest: request.digest, supernode: url, code: e.code, err: e.message }, 'no P2P task from this supernode');
@@ -142,6 +148,10 @@ export class P2pDownloader implements BlobDownloader {
     }
     return have;
   }
+}
+
+function isSchedule(res: SyncResponse | undefined): res is SyncResponse {
+  return typeof res === 'object' && res !== null && Array.isArray(res.hashes) && Array.isArray(res.parents) && Array.isArray(res.seedGrants) && Array.isArray(res.availability);
 }
 
 function consistent(meta: MetainfoBody, digest: Digest): boolean {

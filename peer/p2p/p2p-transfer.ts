@@ -72,16 +72,22 @@ export class P2pTransfer {
   private readonly record: BitfieldRecord;
   private ticker: Timer | undefined;
   private readonly started: number;
+  private first: SyncResponse | undefined;
   private readonly controller = new AbortController();
   private resolveDone!: () => void;
   readonly done: Promise<void> = new Promise((r) => (this.resolveDone = r));
 
-  constructor(deps: TransferDeps, init: { request: BlobFetchRequest; meta: MetainfoBody; partial: BlobTarget; ingest: BlobReader; have: Bitfield }, timings: TransferTimings = DEFAULT_TIMINGS) {
+  /**
+   * `init.first`: the answer of the transfer's first sync, which came with the task's creation
+   * (TaskAnswer): the transfer starts on it instead of asking for it.
+   */
+  constructor(deps: TransferDeps, init: { request: BlobFetchRequest; meta: MetainfoBody; partial: BlobTarget; ingest: BlobReader; have: Bitfield; first?: SyncResponse }, timings: TransferTimings = DEFAULT_TIMINGS) {
     this.deps = deps;
     this.clock = deps.clock ?? systemClock;
     this.hashPiece = deps.hashPiece ?? sha256Piece;
     this.timings = timings;
     this.request = init.request;
+    this.first = init.first;
     this.digest = init.request.digest;
     this.meta = init.meta;
     this.partial = init.partial;
@@ -207,7 +213,10 @@ export class P2pTransfer {
   start(): void {
     this.deps.pieces.addActive(this.digest, this);
     this.scheduleTick();
+    const first = this.first;
+    this.first = undefined;
     if (this.ledger.have.complete) void this.finish();
+    else if (first) this.supernodeSync.answered(first);
     else void this.sync();
   }
 

@@ -22,12 +22,12 @@ import {
   PIECE_HASH_HEADER,
   type HeartbeatBody,
   type HeartbeatResponse,
-  type MetainfoBody,
   type RegisterRequest,
   type RegisterResponse,
   type SyncBatchResponse,
   type SyncRequest,
   type SyncResponse,
+  type TaskAnswer,
   type TaskBody,
 } from '../../src/p2p/supernode-api.ts';
 import { JOBS_API, type WorkRequest, type WorkResponse } from '../../src/preheat/jobs-api.ts';
@@ -180,7 +180,7 @@ export class SupernodeClient {
   }
 
   /** Creating a task waits for the seed's first answer from the registry: allow it more time. */
-  createTask(url: string, body: TaskBody): Promise<MetainfoBody> {
+  createTask(url: string, body: TaskBody): Promise<TaskAnswer> {
     return this.post(url, API.task, body, Math.max(this.timeoutMs, CREATE_TASK_TIMEOUT_MS));
   }
 

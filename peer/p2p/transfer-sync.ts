@@ -131,6 +131,17 @@ export class TransferSync {
   }
 
   /**
+   * Takes an answer that came without a sync of its own (the first schedule, with the task's
+   * creation) as if a sync had just been answered: its pacing counts from now.
+   */
+  answered(res: SyncResponse): void {
+    const now = this.port.clock.now();
+    this.lastSentAt = this.lastOkAt = now;
+    this.paceMs = pacedMs(res);
+    this.port.onAnswer(res);
+  }
+
+  /**
    * The last report names every piece, not only those since the last answered sync: a sync in
    * flight when the transfer ended may fail with its haves, and the supernode should list this peer
    * as a holder of the whole blob. A loaded supernode may drop one request: tried a few times.

@@ -67,6 +67,8 @@ const UPSTREAM = {
   },
 } as const;
 
+const WANT_SEED = { type: 'integer', minimum: 0, maximum: API_LIMITS.wantSeed } as const;
+
 export const TASK_BODY = {
   type: 'object',
   required: ['digest', 'upstream'],
@@ -75,6 +77,7 @@ export const TASK_BODY = {
     digest: DIGEST,
     sizeHint: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
     upstream: UPSTREAM,
+    first: { type: 'object', required: ['wantSeed'], additionalProperties: false, properties: { wantSeed: WANT_SEED } },
   },
 } as const;
 
@@ -85,7 +88,7 @@ export const SYNC_BODY = {
   additionalProperties: false,
   properties: {
     have: { type: 'array', maxItems: MAX_PIECES, items: PIECE_INDEX },
-    wantSeed: { type: 'integer', minimum: 0, maximum: API_LIMITS.wantSeed },
+    wantSeed: WANT_SEED,
     badParents: PARENTS,
     corruptParents: PARENTS,
     starved: { type: 'boolean' },

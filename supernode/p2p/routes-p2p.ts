@@ -21,6 +21,7 @@ import {
   type SyncBatchResponse,
   type SyncRequest,
   type SyncResponse,
+  type TaskAnswer,
   type TaskBody,
 } from '../../src/p2p/supernode-api.ts';
 import { classify, errorAnswer } from '../http/error-handler.ts';
@@ -87,14 +88,17 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
     return pacer?.heartbeatAnswer(HEARTBEAT_MS) ?? { ok: true };
   });
 
-  app.post<{ Body: TaskBody }>(API.task, { config: { auth: 'peer' }, schema: { body: TASK_BODY } }, async (request) => {
+  app.post<{ Body: TaskBody }>(API.task, { config: { auth: 'peer' }, schema: { body: TASK_BODY } }, async (request): Promise<TaskAnswer> => {
     const peer = caller(request);
-    const { digest, sizeHint, upstream } = request.body;
+    const { digest, sizeHint, upstream, first } = request.body;
     // Refused unless the registry admits the requester for this blob (seed.ts): nothing is joined or answered before.
     const task = await seed.openTask({ peerId: peer.peerId, digest, sizeHint, upstream });
     scheduler.adoptPending(digest, task.meta.pieceCount, (id) => tracker.get(id));
     if (!scheduler.holds(digest, peer.peerId)) scheduler.join(digest, task.meta.pieceCount, peer);
-    return metaBody(task);
+    const meta = metaBody(task);
+    // The first sync's answer with the metainfo (which has every hash known): a slot of the pacing
+    // like any sync, so a burst of creations is paced as a burst of syncs was.
+    return first ? { ...meta, first: syncOne(peer, digest, { have: [], wantSeed: first.wantSeed, badParents: [], knownHashes: task.meta.pieceCount }) } : meta;
   });
 
   // A peer's store evicted the blob: it holds none of it now, so it is nobody's parent for it. Only

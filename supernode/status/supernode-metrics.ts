@@ -33,7 +33,7 @@ export class SupernodeMetrics {
 
   constructor(sources: SupernodeMetricSources) {
     const m = this.metrics;
-    this.syncs = m.counter('pollen_supernode_syncs_total', 'piece syncs answered (a peer reports pieces and gets parents and seed grants); rate() gives syncs per second');
+    this.syncs = m.counter('pollen_supernode_syncs_total', 'piece syncs answered (a peer reports pieces and gets parents and seed grants; a transfer\'s first comes with its task\'s creation); rate() gives syncs per second');
     this.syncLatency = m.histogram('pollen_supernode_sync_duration_seconds', 'time to answer a sync request (one task, or a batch of a peer\'s tasks), from request to response', [], SYNC_BUCKETS_S);
     m.gauge('pollen_supernode_peers', 'registered live peers', [], (g) => g.set(sources.peers()));
     m.gauge('pollen_supernode_sync_pace_seconds', 'the wait before its next sync that each sync answer asks of a peer now (0: the peers\' own timing): how far the line of sync slots, --sync-rate a second, runs ahead', [], (g) => g.set(sources.syncPace().ms / 1000));
@@ -71,6 +71,9 @@ export class SupernodeMetrics {
         const items = reply.statusCode !== 200 ? 0 : route === API.syncs ? (Array.isArray(batch) ? batch.length : 0) : 1;
         this.syncs.inc(items);
         this.syncLatency.observe(reply.elapsedTime / 1000);
+      } else if (route === API.task && reply.statusCode === 200 && (req.body as { first?: unknown } | undefined)?.first !== undefined) {
+        // A creation that carried the transfer's first sync answered it too (its latency is the registry's, not a sync's).
+        this.syncs.inc();
       } else if (route === SEED_PIECE_ROUTE && reply.statusCode === 200 && reply.raw.writableFinished) {
         const digest = (req.params as { digest?: string }).digest;
         const bytes = Number(reply.getHeader('content-length') ?? reply.getHeader(PIECE_LENGTH_HEADER));

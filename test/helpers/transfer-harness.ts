@@ -11,7 +11,7 @@ import type { Digest } from '../../src/digest.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
 import type { ExpiringBans } from '../../src/p2p/wire-bans.ts';
-import type { MetainfoBody, SyncRequest, SyncResponse } from '../../src/p2p/supernode-api.ts';
+import type { MetainfoBody, SyncRequest, SyncResponse, TaskAnswer } from '../../src/p2p/supernode-api.ts';
 import { P2pTransfer } from '../../peer/p2p/p2p-transfer.ts';
 import { DEFAULT_TIMINGS, type TransferDeps, type TransferTimings } from '../../peer/p2p/transfer-seams.ts';
 import type { SeedPieceAnswer } from '../../peer/p2p/supernode-client.ts';
@@ -168,7 +168,7 @@ export class ScriptedSupernode implements TransferClient {
     return s.body;
   }
 
-  createTask(): Promise<MetainfoBody> {
+  createTask(): Promise<TaskAnswer> {
     return Promise.resolve(this.meta);
   }
 
@@ -228,6 +228,8 @@ export interface HarnessOptions {
   tickPhaseMs?: number;
   /** Where the verified bitfield is persisted (default: nowhere, at once). */
   kv?: TransferDeps['kv'];
+  /** The first schedule, as it comes with the task's creation (default: none, the transfer syncs for it). */
+  first?: SyncResponse;
 }
 
 export function harness(options: HarnessOptions): Harness {
@@ -294,7 +296,7 @@ export function harness(options: HarnessOptions): Harness {
   };
   const transfer = new P2pTransfer(
     deps,
-    { request: { digest, sizeHint: blob.length, upstream: { baseUrl: 'http://registry.test', name: 'x', authorization: undefined } }, meta, partial, ingest: { readAt: async () => 0 }, have },
+    { request: { digest, sizeHint: blob.length, upstream: { baseUrl: 'http://registry.test', name: 'x', authorization: undefined } }, meta, partial, ingest: { readAt: async () => 0 }, have, ...(options.first ? { first: options.first } : {}) },
     { ...DEFAULT_TIMINGS, ...options.timings },
   );
   const settle = async (): Promise<void> => {

@@ -11,6 +11,7 @@ import { freePort, waitFor } from '../helpers/tools.ts';
 import { startPeer, startSupernode, type TestPeer } from '../helpers/p2p-swarm.ts';
 import { SupernodeClient } from '../../peer/p2p/supernode-client.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
+import { pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
 import { generateSecret, pskClientOptions } from '../../src/cluster-tls.ts';
 import { API, MAX_SYNC_PACE_MS } from '../../src/p2p/supernode-api.ts';
 import { SYNC_PACE_WINDOW_MS } from '../../supernode/p2p/sync-pacer.ts';
@@ -195,6 +196,44 @@ describe('P2P swarm over a real registry', () => {
     expect(before.parents.map((p) => p.peerId)).toEqual(['holder']);
     expect((await sync({ badParents: ['holder', 'holder'] })).seedGrants).toEqual([]);
     expect((await sync({ corruptParents: ['holder'] })).seedGrants.length).toBeGreaterThan(0);
+  });
+
+  it("a task created with a first sync comes with that sync's answer: the holders as parents, a slot of the pacing; without one, the metainfo alone", async () => {
+    const { node } = await startSupernode({ upstream: registry.url, secret: SECRET, syncRate: 4 });
+    cleanups.push(() => node.close());
+    const digest = layer.descriptor.digest as Digest;
+    const upstream = { registry: registry.host, name: 'test/swarm' };
+    const member = async (peerId: string, holdings: Array<{ digest: Digest; pieces: string }> = []) => {
+      const c = new SupernodeClient({}, { urls: [node.url], secret: SECRET, timeoutMs: 5_000 });
+      cleanups.push(() => c.close());
+      await c.register(node.url, { peerId, wireAddr: `127.0.0.1:${10 + cleanups.length}`, uploadSlots: 1, holdings });
+      return c;
+    };
+    // A holder of the whole blob registers before anyone created the task.
+    const pieceCount = pieceCountFor(layer.blob.length, pieceSizeFor(layer.blob.length));
+    await member('holder', [{ digest, pieces: Bitfield.full(pieceCount).toBase64() }]);
+    const asker = await member('asker');
+    const sent = Date.now();
+    const answer = await asker.createTask(node.url, { digest, upstream, first: { wantSeed: 2 } });
+    expect(answer.pieceCount).toBe(pieceCount);
+    expect(answer.first?.parents.map((p) => p.peerId)).toEqual(['holder']);
+    expect(answer.first?.seedGrants).toEqual([]);
+    // The hashes came with the metainfo: the schedule repeats none of them.
+    expect(answer.first).toMatchObject({ hashes: [], hashesFrom: pieceCount });
+    // It took the idle line's first slot; the next peer's creation is asked to wait for the second, 250 ms on.
+    expect(answer.first?.syncMs).toBeUndefined();
+    const next = await (await member('next')).createTask(node.url, { digest, upstream, first: { wantSeed: 1 } });
+    expect(next.first?.syncMs).toBeGreaterThanOrEqual(250 - (Date.now() - sent) - 1);
+    expect(next.first?.syncMs).toBeLessThanOrEqual(250);
+    // Without `first` (an older peer) the answer is the metainfo, as before.
+    const plain = await (await member('plain')).createTask(node.url, { digest, upstream });
+    expect(plain).not.toHaveProperty('first');
+    expect(plain.hashes).toHaveLength(pieceCount);
+    // Both first syncs count as syncs answered.
+    const metrics = await (await fetch(`${node.adminUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^pollen_supernode_syncs_total 2$/m);
+    // The first sync's wish is bounded like a sync's.
+    await expect((await member('greedy')).createTask(node.url, { digest, upstream, first: { wantSeed: 1_000 } })).rejects.toMatchObject({ code: 'ERR_INVALID_REQUEST' });
   });
 
   it('a parent that serves corrupted pieces is banned and every pull is still correct', async () => {

@@ -24,11 +24,13 @@ describe('the simulation and a peer on a manual clock', () => {
     expect(r.unfinished).toBe(0);
     const [start, ...events] = trace.events as [Extract<TraceEvent, { kind: 'start' }>, ...TraceEvent[]];
     expect(start.kind).toBe('start');
+    // The task's creation brought the first schedule: the transfer starts on it without a sync.
+    expect(start.first?.parents.length ?? 0).toBeGreaterThan(0);
     // The traced peer got pieces from parents and from the seed: the replay covers both paths.
     expect(events.some((e) => e.kind === 'link' && e.e.kind === 'block')).toBe(true);
     expect(events.some((e) => e.kind === 'seed')).toBe(true);
 
-    const h = harness({ pieces: r.pieceCount, pieceBytes: r.pieceBytes, parents: ['peer-0', 'peer-2', 'peer-3'], startAt: start.t, hashes: start.hashes, hashPiece: () => 'sim' });
+    const h = harness({ pieces: r.pieceCount, pieceBytes: r.pieceBytes, parents: ['peer-0', 'peer-2', 'peer-3'], startAt: start.t, hashes: start.hashes, hashPiece: () => 'sim', ...(start.first ? { first: start.first } : {}) });
     try {
       for (const e of events) {
         // Timers (ticks, deferred pumps) due before the event run first, each followed by its promise callbacks.

@@ -228,6 +228,28 @@ describe('P2pTransfer on a manual clock', () => {
     h.supernode.answer();
   });
 
+  it('starts on the first schedule that came with the task: dials and asks at once, no sync until the interval and the pacing are over', async () => {
+    const all = Array.from({ length: 8 }, (_, i) => i);
+    const first = { hashes: [], hashesFrom: 8, parents: [{ peerId: 'a', wireAddr: 'a' }], seedGrants: [], availability: [], syncMs: 1_000 };
+    const h = start({ pieces: 8, parents: ['a'], first });
+    // Dialled during start(), before any promise ran: nothing was asked of the supernode.
+    expect(h.dialled).toEqual(['a']);
+    h.parents.get('a')!.connect(all);
+    await h.settle();
+    expect(h.log.length).toBeGreaterThan(0);
+    expect(h.supernode.bodies).toEqual([]);
+    // The answer's pacing holds as a sync's would: the first sync leaves 1 s after the start, not 250 ms.
+    await h.advance(950);
+    expect(h.supernode.bodies).toEqual([]);
+    await h.advance(100);
+    expect(h.supernode.bodies).toHaveLength(1);
+    // Without a first schedule the transfer asks for one at once.
+    const plain = start({ pieces: 8, parents: ['a'] });
+    await plain.settle();
+    expect(plain.dialled).toEqual([]);
+    expect(plain.supernode.bodies).toHaveLength(1);
+  });
+
   it('syncs twice as often while it holds less than a quarter of the blob', async () => {
     expect(syncInterval(500, 1, 8)).toBe(250);
     expect(syncInterval(500, 2, 8)).toBe(500);
