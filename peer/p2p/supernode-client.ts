@@ -179,9 +179,21 @@ export class SupernodeClient {
     return this.reportedAt.get(url) ?? 0;
   }
 
-  /** Creating a task waits for the seed's first answer from the registry: allow it more time. */
-  createTask(url: string, body: TaskBody): Promise<TaskAnswer> {
-    return this.post(url, API.task, body, Math.max(this.timeoutMs, CREATE_TASK_TIMEOUT_MS));
+  /**
+   * Creating a task waits for the seed's first answer from the registry: allow it more time. A
+   * supernode older than the first schedule refuses `first` as a field it does not know: asked
+   * again without it, it gives the task as before (the transfer then syncs for its schedule), so a
+   * cluster whose peers are upgraded first keeps pulling over P2P.
+   */
+  async createTask(url: string, body: TaskBody): Promise<TaskAnswer> {
+    const timeoutMs = Math.max(this.timeoutMs, CREATE_TASK_TIMEOUT_MS);
+    try {
+      return await this.post<TaskAnswer>(url, API.task, body, timeoutMs);
+    } catch (err) {
+      if (body.first === undefined || !(err instanceof PollenError) || err.code !== 'ERR_INVALID_REQUEST') throw err;
+      const { first: _, ...older } = body;
+      return this.post<TaskAnswer>(url, API.task, older, timeoutMs);
+    }
   }
 
   /**

@@ -1,0 +1,71 @@
+// A task's creation asks for the transfer's first schedule (`first`). A supernode from before that
+// field refuses it as its body schema refuses any field it does not know (400, ERR_INVALID_REQUEST):
+// the client asks again without it and gets the task as before, so peers upgraded ahead of their
+// supernodes keep pulling over P2P.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Digest } from '../../../../src/digest.ts';
+import { PollenError } from '../../../../src/errors.ts';
+import { SupernodeClient } from '../../../../peer/p2p/supernode-client.ts';
+import { errorAnswer } from '../../../../supernode/http/error-handler.ts';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+const DIGEST = `sha256:${'a'.repeat(64)}` as Digest;
+const META = { digest: DIGEST, size: 10, pieceSize: 524_288, pieceCount: 1, hashes: [null] };
+
+/** A supernode whose task route refuses `first` (or, with `refuseAll`, every creation) as the real error handler answers a schema failure. */
+async function olderSupernode(refuseAll = false): Promise<{ url: string; tasks: Array<Record<string, unknown>> }> {
+  const tasks: Array<Record<string, unknown>> = [];
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json');
+      if (req.url === '/api/v1/peers') return res.end(JSON.stringify({ peerId: 'p1', token: 'token', heartbeatMs: 1000 }));
+      const body = JSON.parse(Buffer.concat(chunks).toString()) as Record<string, unknown>;
+      tasks.push(body);
+      if (refuseAll || 'first' in body) {
+        const { status, body: error } = errorAnswer(new PollenError('ERR_INVALID_REQUEST', 'invalid request: body must NOT have additional properties'));
+        res.statusCode = status;
+        return res.end(JSON.stringify(error));
+      }
+      res.end(JSON.stringify(META));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, tasks };
+}
+
+describe('SupernodeClient task creation', () => {
+  const upstream = { registry: 'registry.test', name: 'app' };
+
+  it('asks a supernode that refuses the first schedule again without it, and gets the task', async () => {
+    const { url, tasks } = await olderSupernode();
+    const client = new SupernodeClient({}, { urls: [url], timeoutMs: 2_000 });
+    cleanups.push(() => client.close());
+    await client.register(url, { peerId: 'p1', wireAddr: '127.0.0.1:1', uploadSlots: 4, holdings: [] });
+    const answer = await client.createTask(url, { digest: DIGEST, upstream, first: { wantSeed: 2 } });
+    expect(answer).toEqual(META);
+    expect(tasks).toEqual([
+      { digest: DIGEST, upstream, first: { wantSeed: 2 } },
+      { digest: DIGEST, upstream },
+    ]);
+  });
+
+  it('does not ask again when the request was refused without a first schedule, or refused again', async () => {
+    const { url, tasks } = await olderSupernode(true);
+    const client = new SupernodeClient({}, { urls: [url], timeoutMs: 2_000 });
+    cleanups.push(() => client.close());
+    await client.register(url, { peerId: 'p1', wireAddr: '127.0.0.1:1', uploadSlots: 4, holdings: [] });
+    await expect(client.createTask(url, { digest: DIGEST, upstream })).rejects.toMatchObject({ code: 'ERR_INVALID_REQUEST' });
+    expect(tasks).toHaveLength(1);
+    await expect(client.createTask(url, { digest: DIGEST, upstream, first: { wantSeed: 2 } })).rejects.toMatchObject({ code: 'ERR_INVALID_REQUEST' });
+    expect(tasks).toHaveLength(3);
+  });
+});
