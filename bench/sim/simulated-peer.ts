@@ -94,6 +94,8 @@ export class SimulatedPeer implements UploadSide {
   private readonly children = new Map<Digest, Set<SimLink>>();
   /** Transfers running (the real peer's LocalPieces.activeTransfers: what its parent budget is shared by). */
   private active = 0;
+  /** Task creations under way (their transfers about to start). */
+  private creating = 0;
   private readonly slots: UploadSlots<ParentEnd>;
   private readonly ends = new Map<SimLink, ParentEnd>();
   private readonly dialled: SimLink[] = [];
@@ -163,7 +165,12 @@ export class SimulatedPeer implements UploadSide {
     const trace = blob === world.blobs[0] ? this.options.trace : undefined;
     const client = this.client(blob, trace);
     const request = { digest: blob.digest, sizeHint: blob.bytes, upstream: { baseUrl: 'sim://registry', name: 'sim', authorization: undefined } };
-    void client.createTask('sim', { digest: blob.digest, sizeHint: blob.bytes, upstream: { registry: 'sim', name: 'sim' }, first: { wantSeed: seedLeasesPerTransfer(this.active + 1) } }).then(({ first, ...meta }) => this.runTransfer(blob, client, trace, request, meta, first));
+    // The seed leases asked are shared with the transfers running and being created (peer/p2p/p2p-downloader.ts).
+    this.creating++;
+    void client
+      .createTask('sim', { digest: blob.digest, sizeHint: blob.bytes, upstream: { registry: 'sim', name: 'sim' }, first: { wantSeed: seedLeasesPerTransfer(this.active + this.creating) } })
+      .finally(() => this.creating--)
+      .then(({ first, ...meta }) => this.runTransfer(blob, client, trace, request, meta, first));
   }
 
   private runTransfer(blob: SimBlob, client: TransferClient, trace: TransferTrace | undefined, request: BlobFetchRequest, meta: MetainfoBody, first: SyncResponse | undefined): void {

@@ -11,7 +11,7 @@ import { PollenError, toPollenError } from '../../src/errors.ts';
 import { PartialBlob } from '../../src/partial-blob.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { pieceCountFor, pieceRange, pieceSizeFor } from '../../src/p2p/metainfo.ts';
-import type { MetainfoBody, SyncResponse, TaskAnswer } from '../../src/p2p/supernode-api.ts';
+import type { MetainfoBody, SyncResponse, TaskAnswer, TaskBody } from '../../src/p2p/supernode-api.ts';
 import type { BlobDownloader, BlobFetchRequest } from '../blob-downloader.ts';
 import type { P2pAgent } from './p2p-agent.ts';
 import { parentsPerTransfer } from './parent-pool.ts';
@@ -28,6 +28,8 @@ export class P2pDownloader implements BlobDownloader {
   private readonly timings: TransferTimings;
   private readonly active = new Map<Digest, Promise<PartialBlob>>();
   private readonly transfers = new Set<P2pTransfer>();
+  /** Task creations under way (transfers about to start). */
+  private creating = 0;
 
   constructor(deps: { agent: P2pAgent; store: ContentStore; kv: Kv<PersistedPieces>; fallback: BlobDownloader }, options: { timings?: Partial<TransferTimings> } = {}) {
     this.agent = deps.agent;
@@ -108,8 +110,18 @@ export class P2pDownloader implements BlobDownloader {
    * schedule when the supernode sent one; undefined to fall back.
    */
   private async task(request: BlobFetchRequest): Promise<{ url: string; meta: MetainfoBody; first: SyncResponse | undefined } | undefined> {
-    // The transfer about to start shares the host's seed leases with those running.
-    const body = { ...taskRequest(this.agent.peerId, request, request.sizeHint), first: { wantSeed: seedLeasesPerTransfer(this.agent.pieces.activeTransfers + 1) } };
+    // The transfer about to start shares the host's seed leases with those running and those being
+    // created: an image's layers are asked for together, and each asking the whole budget in its
+    // first schedule would have the seed start more pieces at once, each at a share of its uplink.
+    this.creating++;
+    try {
+      return await this.createTask(request, { ...taskRequest(this.agent.peerId, request, request.sizeHint), first: { wantSeed: seedLeasesPerTransfer(this.agent.pieces.activeTransfers + this.creating) } });
+    } finally {
+      this.creating--;
+    }
+  }
+
+  private async createTask(request: BlobFetchRequest, body: TaskBody): Promise<{ url: string; meta: MetainfoBody; first: SyncResponse | undefined } | undefined> {
     for (const url of this.agent.client.ownersOf(request.digest)) {
       try {
         if (!this.agent.isRegistered(url)) await this.agent.register(url);

@@ -10,6 +10,7 @@ import { TestRegistry } from '../helpers/registry.ts';
 import { freePort, waitFor } from '../helpers/tools.ts';
 import { startPeer, startSupernode, type TestPeer } from '../helpers/p2p-swarm.ts';
 import { SupernodeClient } from '../../peer/p2p/supernode-client.ts';
+import { HOST_SEED_LEASES } from '../../peer/p2p/seed-grants.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
 import { generateSecret, pskClientOptions } from '../../src/cluster-tls.ts';
@@ -232,8 +233,11 @@ describe('P2P swarm over a real registry', () => {
     // Both first syncs count as syncs answered.
     const metrics = await (await fetch(`${node.adminUrl}/metrics`)).text();
     expect(metrics).toMatch(/^pollen_supernode_syncs_total 2$/m);
-    // The first sync's wish is bounded like a sync's.
-    await expect((await member('greedy')).createTask(node.url, { digest, upstream, first: { wantSeed: 1_000 } })).rejects.toMatchObject({ code: 'ERR_INVALID_REQUEST' });
+    // The first sync's wish is bounded like a sync's: refused, the client asks again without it (as of a
+    // supernode that knows no \`first\`) and gets the metainfo alone.
+    const greedy = await (await member('greedy')).createTask(node.url, { digest, upstream, first: { wantSeed: 1_000 } });
+    expect(greedy).not.toHaveProperty('first');
+    expect(greedy.pieceCount).toBe(pieceCount);
   });
 
   it('a parent that serves corrupted pieces is banned and every pull is still correct', async () => {
@@ -283,6 +287,23 @@ describe('P2P swarm over a real registry', () => {
     expect(await again.pull(registry.url, 'test/swarm', digest)).toBe(digest);
     const fetched = again.agent.totals.peer + again.agent.totals.seed + again.agent.totals.upstream;
     expect(fetched).toBeLessThanOrEqual(layer.blob.length - held);
+  }, 180_000);
+
+  it("layers pulled together share the host's seed leases from their first schedule on", async () => {
+    const { node } = await startSupernode({ upstream: registry.url, secret: SECRET });
+    cleanups.push(() => node.close());
+    const [peer] = await peers(1, [node.url]);
+    const client = peer!.agent.client;
+    const asked: Array<number | undefined> = [];
+    const create = client.createTask.bind(client);
+    client.createTask = (url, body) => {
+      asked.push(body.first?.wantSeed);
+      return create(url, body);
+    };
+    const digests = [layer.descriptor.digest as Digest, second.descriptor.digest as Digest];
+    expect(await Promise.all(digests.map((d) => peer!.pull(registry.url, 'test/swarm', d)))).toEqual(digests);
+    // The host's two leases: the first creation asks both, the second, under way or started beside it, one.
+    expect(asked.sort()).toEqual([1, HOST_SEED_LEASES]);
   }, 180_000);
 
   it("a parent whose upload slots all serve one blob gives another blob's child a slot, choking one of the first, and every pull completes", async () => {
