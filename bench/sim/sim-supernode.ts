@@ -96,7 +96,8 @@ export class SimSupernode {
 
   /**
    * POST /api/v1/tasks with a first sync (`wantSeed`): joins the task and answers that sync as the
-   * route does, a request that schedules like a sync (counted with them). Undefined: the route's
+   * route does, a request that schedules like a sync (counted with them) and carries the heartbeat's
+   * report as a sync batch does (sync() takes it). Undefined: the route's
    * 401 (unknown peer: register again).
    */
   createTask(peerId: string, digest: Digest, first: { wantSeed: number }): SimSyncAnswer | undefined {

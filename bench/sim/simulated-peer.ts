@@ -284,7 +284,11 @@ export class SimulatedPeer implements UploadSide {
           }
           const answer = world.supernode.createTask(this.peerId, blob.digest, body.first);
           if (!answer) throw new PollenError('ERR_CLUSTER_UNAUTHORIZED', 'unknown peer: register again');
-          return { ...meta, first: { ...answer, hashes: [], hashesFrom: blob.pieceCount } };
+          return { ...meta, first: { ...answer, hashes: [], hashesFrom: blob.pieceCount }, reported: true as const };
+        }).then((answer) => {
+          // It carried the heartbeat's report, as a sync does (SupernodeClient.createTask).
+          if (answer.reported) this.lastReportAt = world.queue.now;
+          return answer;
         }),
       // One connection per supernode (peer/p2p/supernode-client.ts, SEED_CONNECTIONS), whatever the
       // blob: a request leaves once the body before it has come, and the seed answers it after the

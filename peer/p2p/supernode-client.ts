@@ -165,7 +165,7 @@ export class SupernodeClient {
     }
   }
 
-  /** Every batch of syncs carries `report()` as the peer's heartbeat report. */
+  /** Every batch of syncs, and every task creation with a first sync, carries `report()` as the peer's heartbeat report. */
   reportWith(report: () => HeartbeatBody): void {
     this.reporter = report;
   }
@@ -187,11 +187,15 @@ export class SupernodeClient {
    */
   async createTask(url: string, body: TaskBody): Promise<TaskAnswer> {
     const timeoutMs = Math.max(this.timeoutMs, CREATE_TASK_TIMEOUT_MS);
+    // A creation that asks for the first schedule carries the heartbeat's report too, as a sync batch does.
+    const report = body.first !== undefined ? this.reporter?.() : undefined;
     try {
-      return await this.post<TaskAnswer>(url, API.task, body, timeoutMs);
+      const answer = await this.post<TaskAnswer>(url, API.task, report ? { ...body, report } : body, timeoutMs);
+      if (report && answer?.reported === true) this.reportedAt.set(url, this.clock.now());
+      return answer;
     } catch (err) {
       if (body.first === undefined || !(err instanceof PollenError) || err.code !== 'ERR_INVALID_REQUEST') throw err;
-      const { first: _, ...older } = body;
+      const { first: _, report: __, ...older } = body;
       return this.post<TaskAnswer>(url, API.task, older, timeoutMs);
     }
   }

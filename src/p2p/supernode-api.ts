@@ -133,7 +133,12 @@ export interface MetainfoBody {
  * the transfer's first schedule too (TaskAnswer), as Dragonfly's peer-task registration does: one
  * request and one round trip less per blob and peer than a creation followed by a sync.
  */
-export type TaskBody = Omit<TaskRequest, 'peerId'> & { readonly peerId?: string; readonly first?: FirstSyncRequest };
+export type TaskBody = Omit<TaskRequest, 'peerId'> & {
+  readonly peerId?: string;
+  readonly first?: FirstSyncRequest;
+  /** With `first`: what a heartbeat would report, as a sync batch carries it (the creation then counts as the peer's heartbeat). */
+  readonly report?: HeartbeatBody;
+};
 
 /** The first sync of a transfer that has nothing yet: only how many seed pieces it would fetch now. */
 export interface FirstSyncRequest {
@@ -143,6 +148,8 @@ export interface FirstSyncRequest {
 /** The task's metainfo and, when the creation asked for it (`first`), the answer its first sync would have had. */
 export interface TaskAnswer extends MetainfoBody {
   readonly first?: SyncResponse;
+  /** The creation counted as the peer's heartbeat (it carried `first` and `report`). */
+  readonly reported?: true;
 }
 
 export interface SyncRequest {

@@ -78,6 +78,7 @@ export const TASK_BODY = {
     sizeHint: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
     upstream: UPSTREAM,
     first: { type: 'object', required: ['wantSeed'], additionalProperties: false, properties: { wantSeed: WANT_SEED } },
+    report: HEARTBEAT_BODY,
   },
 } as const;
 

@@ -90,15 +90,18 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
 
   app.post<{ Body: TaskBody }>(API.task, { config: { auth: 'peer' }, schema: { body: TASK_BODY } }, async (request): Promise<TaskAnswer> => {
     const peer = caller(request);
-    const { digest, sizeHint, upstream, first } = request.body;
+    const { digest, sizeHint, upstream, first, report } = request.body;
     // Refused unless the registry admits the requester for this blob (seed.ts): nothing is joined or answered before.
     const task = await seed.openTask({ peerId: peer.peerId, digest, sizeHint, upstream });
     scheduler.adoptPending(digest, task.meta.pieceCount, (id) => tracker.get(id));
     if (!scheduler.holds(digest, peer.peerId)) scheduler.join(digest, task.meta.pieceCount, peer);
     const meta = metaBody(task);
+    if (!first) return meta;
     // The first sync's answer with the metainfo (which has every hash known): a slot of the pacing
-    // like any sync, so a burst of creations is paced as a burst of syncs was.
-    return first ? { ...meta, first: syncOne(peer, digest, { have: [], wantSeed: first.wantSeed, badParents: [], knownHashes: task.meta.pieceCount }) } : meta;
+    // like any sync, so a burst of creations is paced as a burst of syncs was. Like a sync batch,
+    // it counts as the peer's heartbeat when it carries the report.
+    const answer = { ...meta, first: syncOne(peer, digest, { have: [], wantSeed: first.wantSeed, badParents: [], knownHashes: task.meta.pieceCount }) };
+    return report !== undefined && tracker.heartbeat(peer.peerId, report) ? { ...answer, reported: true } : answer;
   });
 
   // A peer's store evicted the blob: it holds none of it now, so it is nobody's parent for it. Only

@@ -214,8 +214,12 @@ describe('P2P swarm over a real registry', () => {
     const pieceCount = pieceCountFor(layer.blob.length, pieceSizeFor(layer.blob.length));
     await member('holder', [{ digest, pieces: Bitfield.full(pieceCount).toBase64() }]);
     const asker = await member('asker');
+    asker.reportWith(() => ({ uploadedBytes: 0 }));
     const sent = Date.now();
     const answer = await asker.createTask(node.url, { digest, upstream, first: { wantSeed: 2 } });
+    // It carried the heartbeat's report, as a sync batch does: the peer's next beat may wait.
+    expect(answer.reported).toBe(true);
+    expect(asker.lastReportAt(node.url)).toBeGreaterThanOrEqual(sent);
     expect(answer.pieceCount).toBe(pieceCount);
     expect(answer.first?.parents.map((p) => p.peerId)).toEqual(['holder']);
     expect(answer.first?.seedGrants).toEqual([]);
@@ -227,8 +231,12 @@ describe('P2P swarm over a real registry', () => {
     expect(next.first?.syncMs).toBeGreaterThanOrEqual(250 - (Date.now() - sent) - 1);
     expect(next.first?.syncMs).toBeLessThanOrEqual(250);
     // Without `first` (an older peer) the answer is the metainfo, as before.
-    const plain = await (await member('plain')).createTask(node.url, { digest, upstream });
+    const plainClient = await member('plain');
+    plainClient.reportWith(() => ({ uploadedBytes: 0 }));
+    const plain = await plainClient.createTask(node.url, { digest, upstream });
     expect(plain).not.toHaveProperty('first');
+    expect(plain).not.toHaveProperty('reported');
+    expect(plainClient.lastReportAt(node.url)).toBe(0);
     expect(plain.hashes).toHaveLength(pieceCount);
     // Both first syncs count as syncs answered.
     const metrics = await (await fetch(`${node.adminUrl}/metrics`)).text();

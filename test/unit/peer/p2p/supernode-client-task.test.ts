@@ -50,12 +50,15 @@ describe('SupernodeClient task creation', () => {
     const client = new SupernodeClient({}, { urls: [url], timeoutMs: 2_000 });
     cleanups.push(() => client.close());
     await client.register(url, { peerId: 'p1', wireAddr: '127.0.0.1:1', uploadSlots: 4, holdings: [] });
+    client.reportWith(() => ({ uploadedBytes: 7 }));
     const answer = await client.createTask(url, { digest: DIGEST, upstream, first: { wantSeed: 2 } });
     expect(answer).toEqual(META);
+    // The heartbeat's report goes with the first schedule and is left out with it.
     expect(tasks).toEqual([
-      { digest: DIGEST, upstream, first: { wantSeed: 2 } },
+      { digest: DIGEST, upstream, first: { wantSeed: 2 }, report: { uploadedBytes: 7 } },
       { digest: DIGEST, upstream },
     ]);
+    expect(client.lastReportAt(url)).toBe(0);
   });
 
   it('does not ask again when the request was refused without a first schedule, or refused again', async () => {
