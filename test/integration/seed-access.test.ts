@@ -100,14 +100,18 @@ describe('the seed against a registry with htpasswd auth', () => {
     for (const id of ['anon', 'mallory', 'alice']) await apiPeer(id);
     const layer = image.layers[0]!;
     const digest = layer.descriptor.digest as Digest;
+    // Each creation asks for the first schedule too: it comes only with the admission, never before it.
     const task = (peerId: string, authorization?: string) =>
-      as(peerId).createTask(supernode.url, { digest, sizeHint: layer.blob.length, upstream: { registry: registry.host, name: 'private/app', ...(authorization ? { authorization } : {}) } });
+      as(peerId).createTask(supernode.url, { digest, sizeHint: layer.blob.length, upstream: { registry: registry.host, name: 'private/app', ...(authorization ? { authorization } : {}) }, first: { wantSeed: 1 } });
     await expect(task('anon')).rejects.toMatchObject({ code: 'ERR_UNAUTHORIZED' });
     await expect(task('mallory', MALLORY)).rejects.toMatchObject({ code: 'ERR_UNAUTHORIZED' });
     expect(registry.blobGets(digest)).toEqual([]);
 
     const meta = await task('alice', ALICE);
     expect(meta).toMatchObject({ digest, size: layer.blob.length });
+    expect(Array.isArray(meta.first?.parents)).toBe(true);
+    // With alice now in the task, a refused creation still names no parent (no holder of a private blob leaks).
+    await expect(task('mallory', MALLORY)).rejects.toMatchObject({ code: 'ERR_UNAUTHORIZED' });
     expect(sha256(await seedBlob('alice', meta))).toBe(digest);
     for (const peerId of ['anon', 'mallory']) {
       await expect(as(peerId).seedPiece(supernode.url, digest, 0, AbortSignal.timeout(10_000))).rejects.toMatchObject({ code: 'ERR_SEED_NOT_ADMITTED', detail: { status: 403 } });
