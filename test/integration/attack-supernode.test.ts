@@ -7,7 +7,7 @@ import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pskClientOptions } from '../../src/cluster-tls.ts';
 import type { Digest } from '../../src/digest.ts';
-import type { SyncResponse } from '../../src/p2p/supernode-api.ts';
+import type { SyncResponse, TaskAnswer } from '../../src/p2p/supernode-api.ts';
 import { JobsClient } from '../../src/preheat/jobs-client.ts';
 import type { WorkResponse } from '../../src/preheat/jobs-api.ts';
 import { pushRandomImage, type ImageFixture } from '../helpers/p2p-cluster.ts';
@@ -26,20 +26,26 @@ let sn: PollenProcess;
 let port: number;
 let layer: Digest;
 
-const call = (req: { method: string; path: string; token?: string; headers?: Record<string, string>; body?: unknown }): Promise<RawAnswer> =>
-  pskRequest(port, SECRET, { ...req, headers: { ...(req.token ? { authorization: `Bearer ${req.token}` } : {}), ...req.headers } });
+type ApiCall = (req: { method: string; path: string; token?: string; headers?: Record<string, string>; body?: unknown }) => Promise<RawAnswer>;
+
+/** Calls on the cluster API of the supernode listening on port `p` (a test may start one of its own). */
+const callOn =
+  (p: number): ApiCall =>
+  (req) =>
+    pskRequest(p, SECRET, { ...req, headers: { ...(req.token ? { authorization: `Bearer ${req.token}` } : {}), ...req.headers } });
+const call: ApiCall = (req) => callOn(port)(req);
 
 /** Where the seed fetches the layer (the one place that knows the task body's upstream shape). */
 function upstream(): Record<string, string> {
   return { registry: registry.host, name: 'attack/app' };
 }
 
-async function register(peerId: string, wireAddr = '127.0.0.1:40000', token?: string): Promise<RawAnswer> {
-  return call({ method: 'POST', path: '/api/v1/peers', token, body: { peerId, wireAddr, uploadSlots: 4, holdings: [] } });
+async function register(peerId: string, wireAddr = '127.0.0.1:40000', token?: string, on: ApiCall = call): Promise<RawAnswer> {
+  return on({ method: 'POST', path: '/api/v1/peers', token, body: { peerId, wireAddr, uploadSlots: 4, holdings: [] } });
 }
 
-async function registered(peerId: string, wireAddr?: string): Promise<string> {
-  const res = await register(peerId, wireAddr);
+async function registered(peerId: string, wireAddr?: string, on: ApiCall = call): Promise<string> {
+  const res = await register(peerId, wireAddr, undefined, on);
   expect(res.status, res.body).toBe(200);
   return (JSON.parse(res.body) as { token: string }).token;
 }
@@ -235,16 +241,9 @@ describe('the supernode cluster API under attack', () => {
     // A supernode of its own with 1 call a second per peer (burst 256), so the flood outruns the refill on any machine.
     const metered = await PollenProcess.spawn('supernode', ['--secret', SECRET, '--upstream', registry.url, '--peer-request-rate', '1']);
     try {
-      const mport = Number(new URL(metered.url).port);
-      const on = (req: { method: string; path: string; token?: string; body?: unknown }): Promise<RawAnswer> =>
-        pskRequest(mport, SECRET, { ...req, headers: req.token ? { authorization: `Bearer ${req.token}` } : {} });
-      const enrol = async (peerId: string, wireAddr: string): Promise<string> => {
-        const res = await on({ method: 'POST', path: '/api/v1/peers', body: { peerId, wireAddr, uploadSlots: 4, holdings: [] } });
-        expect(res.status, res.body).toBe(200);
-        return (JSON.parse(res.body) as { token: string }).token;
-      };
-      const flooder = await enrol('flooder', '127.0.0.1:42001');
-      const polite = await enrol('polite', '127.0.0.1:42002');
+      const on = callOn(Number(new URL(metered.url).port));
+      const flooder = await registered('flooder', '127.0.0.1:42001', on);
+      const polite = await registered('polite', '127.0.0.1:42002', on);
       const answers = await Promise.all(Array.from({ length: 320 }, () => on({ method: 'POST', path: `/api/v1/tasks/${layer}/sync`, token: flooder, body: { have: [], wantSeed: 0, badParents: [] } })));
       const refused = answers.filter((r) => r.status === 429);
       expect(refused.length).toBeGreaterThan(0);
@@ -257,17 +256,13 @@ describe('the supernode cluster API under attack', () => {
     }
   }, 120_000);
 
-  it('a member syncing in a flood under one id holds one slot of the sync pacing: another member is not pushed back', async () => {
+  it('a member syncing (or creating tasks with a first sync) in a flood under one id holds one slot of the sync pacing: another member is not pushed back', async () => {
     // A supernode of its own pacing to 1 sync a second: slots 1 s apart.
     const paced = await PollenProcess.spawn('supernode', ['--secret', SECRET, '--upstream', registry.url, '--sync-rate', '1']);
     try {
-      const pport = Number(new URL(paced.url).port);
-      const on = (req: { method: string; path: string; token?: string; body?: unknown }): Promise<RawAnswer> =>
-        pskRequest(pport, SECRET, { ...req, headers: req.token ? { authorization: `Bearer ${req.token}` } : {} });
+      const on = callOn(Number(new URL(paced.url).port));
       const enrol = async (peerId: string, wireAddr: string): Promise<string> => {
-        const res = await on({ method: 'POST', path: '/api/v1/peers', body: { peerId, wireAddr, uploadSlots: 4, holdings: [] } });
-        expect(res.status, res.body).toBe(200);
-        const token = (JSON.parse(res.body) as { token: string }).token;
+        const token = await registered(peerId, wireAddr, on);
         expect((await on({ method: 'POST', path: '/api/v1/tasks', token, body: { digest: layer, upstream: upstream() } })).status).toBe(200);
         return token;
       };
@@ -285,6 +280,17 @@ describe('the supernode cluster API under attack', () => {
       // line would run to the 4 s cap). A slow machine may see the slot pass once: one more.
       const waits = await Promise.all(Array.from({ length: 60 }, () => wait(flooder)));
       expect(Math.max(...waits)).toBeLessThanOrEqual(1_000);
+      // A task's creation that asks for the first schedule is a sync to the pacing: twenty at once
+      // under the same id are paced (asked to wait) and keep that one slot too.
+      const created = await Promise.all(
+        Array.from({ length: 20 }, async () => {
+          const res = await on({ method: 'POST', path: '/api/v1/tasks', token: flooder, body: { digest: layer, upstream: upstream(), first: { wantSeed: 0 } } });
+          expect(res.status, res.body).toBe(200);
+          return (JSON.parse(res.body) as TaskAnswer).first?.syncMs ?? 0;
+        }),
+      );
+      expect(Math.max(...created)).toBeGreaterThan(0);
+      expect(Math.max(...created)).toBeLessThanOrEqual(1_000);
       // The other member is given a slot after the flooder's, not after sixty of them.
       expect(await wait(polite)).toBeLessThanOrEqual(3_000);
     } finally {
