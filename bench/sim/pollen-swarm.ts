@@ -149,6 +149,8 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
     list.push(peer);
   }
   supernode.start();
+  // The agents run before the pull: each registered when it started.
+  for (const peer of list) peer.joinCluster();
   const spread = o.startSpreadMs ?? SIM_DEFAULTS.startSpreadMs;
   for (const peer of list) queue.at(spread * o.random(), () => peer.start());
   const sample = o.sample;

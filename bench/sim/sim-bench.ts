@@ -95,6 +95,8 @@ export interface SimRow {
   heartbeatsBySimS: number[];
   /** Registrations and task creations without a first sync, a second (requests without a schedule). */
   setupRequestsBySimS: number[];
+  /** Registrations as the agents started, before the pull (each agent registers from its start, not its first pull). */
+  registrationsBeforePull: number;
   bytesPerPeerTask: number;
   wallS: number;
   events: number;
@@ -237,6 +239,7 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
       supernodeCpuBusiest5sWithRoute: busiest5s / 1e6,
       heartbeatsBySimS: Array.from(heartbeatsBySimS, (c = 0) => c),
       setupRequestsBySimS: Array.from(setupRequestsBySimS, (c = 0) => c),
+      registrationsBeforePull: r.supernode.registrationsBeforePull,
       bytesPerPeerTask: measureBytesPerPeerTask(n, taskPieces),
       wallS: r.wallMs / 1000,
       events: r.events,

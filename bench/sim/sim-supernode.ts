@@ -40,8 +40,10 @@ export interface SupernodeStats {
   readonly scansBySimS: number[];
   /** Heartbeats in each second of simulated time (a request each, like a sync). */
   readonly heartbeatsBySimS: number[];
-  /** Registrations and task creations without a first sync in each second: a request each, no schedule. */
+  /** Registrations and task creations without a first sync in each second of the pull: a request each, no schedule. */
   readonly setupRequestsBySimS: number[];
+  /** Registrations when the agents started, before the pull (not in any second of it). */
+  registrationsBeforePull: number;
   peersDropped: number;
 }
 
@@ -50,7 +52,7 @@ export class SimSupernode {
   readonly tracker: Tracker;
   readonly scheduler: Scheduler;
   readonly pacer: SyncPacer;
-  readonly stats: SupernodeStats = { scheduleCalls: 0, syncWallMs: 0, schedulerWallMs: 0, peakCallsPerSimS: 0, callsBySimS: [], scansBySimS: [], heartbeatsBySimS: [], setupRequestsBySimS: [], peersDropped: 0 };
+  readonly stats: SupernodeStats = { scheduleCalls: 0, syncWallMs: 0, schedulerWallMs: 0, peakCallsPerSimS: 0, callsBySimS: [], scansBySimS: [], heartbeatsBySimS: [], setupRequestsBySimS: [], registrationsBeforePull: 0, peersDropped: 0 };
   private readonly queue: EventQueue;
   /** The blobs' tasks: their piece count and when the seed has piece i (it arrived from the registry). */
   private readonly tasks: ReadonlyMap<Digest, SimTask>;
@@ -88,9 +90,13 @@ export class SimSupernode {
     });
   }
 
-  /** POST /api/v1/peers (no holdings). */
-  register(peerId: string, wireAddr: string, uploadSlots: number): void {
-    this.countIn(this.stats.setupRequestsBySimS);
+  /**
+   * POST /api/v1/peers (no holdings) when the peer's agent starts, before the pull: the agent
+   * registers from its start (P2pAgent.start), and its downloader registers only when it is not
+   * registered. Counted apart from the pull's seconds.
+   */
+  registerBeforePull(peerId: string, wireAddr: string, uploadSlots: number): void {
+    this.stats.registrationsBeforePull++;
     this.timed(() => this.registered(peerId, wireAddr, uploadSlots));
   }
 

@@ -129,34 +129,36 @@ export class SimulatedPeer implements UploadSide {
     return r;
   }
 
-  /** The pull starts: register and create the tasks (a round trip each, as P2pDownloader does), then the transfers run. */
+  /** The peer's agent starts, before the pull: it registers (P2pAgent.start), so its downloader need not. */
+  joinCluster(): void {
+    this.world.supernode.registerBeforePull(this.peerId, this.peerId, this.options.uploadSlots);
+  }
+
+  /** The pull starts: the tasks are created (a round trip each, as P2pDownloader does for a registered agent), then the transfers run. */
   start(): void {
     const { queue, supernode } = this.world;
     const digests = this.world.blobs.map((b) => b.digest);
-    queue.after(this.rtt(), () => {
-      supernode.register(this.peerId, this.peerId, this.options.uploadSlots);
-      // A peer downloading or serving children beats as often as the agent does when busy (every
-      // second, or as the supernode's pacing asks: peer/p2p/p2p-agent.ts): a simulated peer is one
-      // or the other until the run ends. The scheduling does not depend on it; the supernode's work
-      // does. The agents ran before the pull, so their beats keep phases of their own across the
-      // idle period (spread by the host's index, not the run's random numbers). A sync carries the
-      // report as the agent's do, and spares the beats of an idle period after it (P2pAgent.keepAlive).
-      let asked: number | undefined;
-      const beat = (): void => {
-        const spared = sparedHeartbeatMs(queue.now, this.lastReportAt, HEARTBEAT_MS);
-        if (spared > 0) {
-          queue.after(spared, beat);
-          return;
-        }
-        const answer = supernode.heartbeat(this.peerId);
-        if (!answer) supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots, digests);
-        asked = answer?.busyHeartbeatMs;
-        queue.after(busyHeartbeatMs(HEARTBEAT_MS, asked), beat);
-      };
-      queue.after(HEARTBEAT_MS * ((this.host * GOLDEN_FRACTION) % 1), beat);
-      // Registered: each blob's task is created (a round trip), its answer carrying the first schedule.
-      for (const blob of this.world.blobs) this.startTransfer(blob);
-    });
+    // A peer downloading or serving children beats as often as the agent does when busy (every
+    // second, or as the supernode's pacing asks: peer/p2p/p2p-agent.ts): a simulated peer is one
+    // or the other until the run ends. The scheduling does not depend on it; the supernode's work
+    // does. The agents ran before the pull, so their beats keep phases of their own across the
+    // idle period (spread by the host's index, not the run's random numbers). A sync carries the
+    // report as the agent's do, and spares the beats of an idle period after it (P2pAgent.keepAlive).
+    let asked: number | undefined;
+    const beat = (): void => {
+      const spared = sparedHeartbeatMs(queue.now, this.lastReportAt, HEARTBEAT_MS);
+      if (spared > 0) {
+        queue.after(spared, beat);
+        return;
+      }
+      const answer = supernode.heartbeat(this.peerId);
+      if (!answer) supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots, digests);
+      asked = answer?.busyHeartbeatMs;
+      queue.after(busyHeartbeatMs(HEARTBEAT_MS, asked), beat);
+    };
+    queue.after(HEARTBEAT_MS * ((this.host * GOLDEN_FRACTION) % 1), beat);
+    // Each blob's task is created (a round trip), its answer carrying the first schedule.
+    for (const blob of this.world.blobs) this.startTransfer(blob);
   }
 
   /** Creates the blob's task as the peer's downloader does (with a first sync), then runs the transfer on its answer. */

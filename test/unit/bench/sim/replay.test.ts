@@ -19,7 +19,7 @@ describe('the simulation and a peer on a manual clock', () => {
       peerDownBytesPerS: RATE,
       originUpBytesPerS: RATE,
       random: mulberry32(1),
-      trace: { peerId: 'peer-1', into: trace },
+      trace: { peerId: 'peer-0', into: trace },
     });
     expect(r.unfinished).toBe(0);
     const [start, ...events] = trace.events as [Extract<TraceEvent, { kind: 'start' }>, ...TraceEvent[]];
@@ -30,7 +30,7 @@ describe('the simulation and a peer on a manual clock', () => {
     expect(events.some((e) => e.kind === 'link' && e.e.kind === 'block')).toBe(true);
     expect(events.some((e) => e.kind === 'seed')).toBe(true);
 
-    const h = harness({ pieces: r.pieceCount, pieceBytes: r.pieceBytes, parents: ['peer-0', 'peer-2', 'peer-3'], startAt: start.t, hashes: start.hashes, hashPiece: () => 'sim', ...(start.first ? { first: start.first } : {}) });
+    const h = harness({ pieces: r.pieceCount, pieceBytes: r.pieceBytes, parents: ['peer-1', 'peer-2', 'peer-3'], startAt: start.t, hashes: start.hashes, hashPiece: () => 'sim', ...(start.first ? { first: start.first } : {}) });
     try {
       for (const e of events) {
         // Timers (ticks, deferred pumps) due before the event run first, each followed by its promise callbacks.
