@@ -16,6 +16,7 @@ import type { TransferTimings } from '../../peer/p2p/transfer-seams.ts';
 import { DUPLICATE_CAUSES, type DuplicateCause } from '../../peer/p2p/piece-ledger.ts';
 import { SimulatedPeer, type SimBlob, type TransferTrace } from './simulated-peer.ts';
 import { SimSupernode, type SupernodeStats } from './sim-supernode.ts';
+import type { ApiBytes } from './sim-api.ts';
 
 export interface PeerCounters {
   fromPeers: number;
@@ -80,7 +81,10 @@ export interface PollenSwarmResult {
   doneMs: number[];
   allDoneMs: number;
   medianMs: number;
+  /** Bytes of pieces the seed sent (its host's egress without the API's answers). */
   seedSentBytes: number;
+  /** The supernode API's bytes on the links: requests to the supernode's host and answers from it (sim-api.ts). */
+  apiBytes: ApiBytes;
   /** When the last piece from the seed arrived. */
   seedLastMs: number;
   registrySentBytes: number;
@@ -126,6 +130,7 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
   let remaining = o.peers;
   let seedLastMs = NaN;
   // Every block and piece body is a view of this one buffer: the simulation names pieces, it does not hash them.
+  const apiBytes: ApiBytes = { requests: 0, answers: 0 };
   const blank = Buffer.alloc(Math.max(...blobs.map((b) => b.pieceBytes), 1));
   const world = {
     queue,
@@ -134,6 +139,7 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
     seedHost,
     registryHost,
     blobs,
+    apiBytes,
     latency: (a: HostId, b: HostId) => access[a]! + access[b]!,
     body: (length: number) => blank.subarray(0, length),
     peer: (id: string) => peers.get(id),
@@ -188,7 +194,8 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
     doneMs,
     allDoneMs: remaining === 0 ? Math.max(...doneMs) : NaN,
     medianMs: finished[Math.floor(finished.length / 2)] ?? NaN,
-    seedSentBytes: network.sentBytes(seedHost),
+    seedSentBytes: network.sentBytes(seedHost) - apiBytes.answers,
+    apiBytes: { ...apiBytes },
     seedLastMs,
     registrySentBytes: network.sentBytes(registryHost),
     peersSentBytes: list.reduce((sum, p) => sum + network.sentBytes(p.host), 0),

@@ -56,7 +56,10 @@ export interface SimRow {
   /** Share of peers done within 1.5 x T*, and within maxSimS. */
   doneBy15: number;
   doneByEnd: number;
+  /** The seed's pieces, and the supernode API's answers and requests, over the image's size. */
   seedEgressXS: number;
+  apiAnswersXS: number;
+  apiRequestsXS: number;
   registryEgressXS: number;
   fallbacks: number;
   unfinished: number;
@@ -216,6 +219,8 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
       doneBy15: r.doneMs.filter((t) => t / 1000 <= 1.5 * lowerBoundS).length / n,
       doneByEnd: (n - r.unfinished) / n,
       seedEgressXS: r.seedSentBytes / blobBytes,
+      apiAnswersXS: r.apiBytes.answers / blobBytes,
+      apiRequestsXS: r.apiBytes.requests / blobBytes,
       registryEgressXS: r.registrySentBytes / blobBytes,
       fallbacks: r.fallbacks,
       unfinished: r.unfinished,
@@ -267,11 +272,11 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
 }
 
 export function renderSimTable(rows: readonly SimRow[]): string {
-  const head = ['N', 'S MiB', 'layers', 'pieces', 'T* s', 'all-done s', 'x T*', 'median s', 'done@1.5T*', 'done@end', 'seed xS', 'registry xS', 'fallbacks', 'dup xS', 'recv/need', 'stalls', 'starved', 'peer up used', 'wall us/sync', 'cpu us/scan', 'cpu us/sync w/o scan', 'scans/s/core', 'syncs/s peak', 'scans/s peak', 'sn CPU at peak', 'sn CPU at peak +route', 'sn CPU 5 s +route', 'B/peer-task', 'wall s'];
+  const head = ['N', 'S MiB', 'layers', 'pieces', 'T* s', 'all-done s', 'x T*', 'median s', 'done@1.5T*', 'done@end', 'seed xS', 'API xS out,in', 'registry xS', 'fallbacks', 'dup xS', 'recv/need', 'stalls', 'starved', 'peer up used', 'wall us/sync', 'cpu us/scan', 'cpu us/sync w/o scan', 'scans/s/core', 'syncs/s peak', 'scans/s peak', 'sn CPU at peak', 'sn CPU at peak +route', 'sn CPU 5 s +route', 'B/peer-task', 'wall s'];
   const f = (x: number, d = 1): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
   const body = rows.map((r) => [
     String(r.n), String(r.sizeMiB), String(r.layers), String(r.pieces), f(r.lowerBoundS), r.unfinished > 0 ? `${r.unfinished} unfinished` : f(r.allDoneS), f(r.xLowerBound, 2), f(r.medianS), `${f(r.doneBy15 * 100, 0)} %`, `${f(r.doneByEnd * 100, 0)} %`,
-    f(r.seedEgressXS, 2), f(r.registryEgressXS, 2), String(r.fallbacks), f(r.duplicateXS, 1), f(r.receivedPerNeeded, 2), String(r.stalls), String(r.starvedGrants), `${f(r.peerUpUtil * 100, 0)} %`, f(r.usPerSchedule, 0), f(r.cpuUsPerSchedule, 0), f(r.cpuUsPerSyncWithoutScan, 0), f(r.schedulesPerCoreS, 0), String(r.peakSchedulesPerSimS), String(r.peakScansPerSimS),
+    f(r.seedEgressXS, 2), `${f(r.apiAnswersXS, 2)},${f(r.apiRequestsXS, 2)}`, f(r.registryEgressXS, 2), String(r.fallbacks), f(r.duplicateXS, 1), f(r.receivedPerNeeded, 2), String(r.stalls), String(r.starvedGrants), `${f(r.peerUpUtil * 100, 0)} %`, f(r.usPerSchedule, 0), f(r.cpuUsPerSchedule, 0), f(r.cpuUsPerSyncWithoutScan, 0), f(r.schedulesPerCoreS, 0), String(r.peakSchedulesPerSimS), String(r.peakScansPerSimS),
     `${f(r.supernodeCpuAtPeak * 100, 0)} %`, `${f(r.supernodeCpuAtPeakWithRoute * 100, 0)} %`, `${f(r.supernodeCpuBusiest5sWithRoute * 100, 0)} %`, f(r.bytesPerPeerTask, 0), f(r.wallS),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));

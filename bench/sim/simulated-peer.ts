@@ -3,8 +3,8 @@
 // once as a pull's layers are, sharing the host's parent budget (parentsPerTransfer), its upload
 // slots and its one seed connection as a real peer's do, and running on simulated time through
 // its seams: a QueueClock, a dialer whose connections move blocks over the network model
-// (sim-wire.ts), a supernode client that calls the real Tracker and Scheduler a latency away
-// (sim-supernode.ts), the seed and the registry as upload-capped hosts. What is modelled here and
+// (sim-wire.ts), a supernode client that calls the real Tracker and Scheduler over the network
+// model (sim-supernode.ts, sim-api.ts), the seed and the registry as upload-capped hosts. What is modelled here and
 // not the product's code: the agent's register/heartbeat calls, writes
 // (instant) and hashes (a piece is named, not hashed). The upload side uses the uploader's own
 // slots (peer/p2p/upload-slots.ts).
@@ -27,6 +27,7 @@ import type { TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seam
 import type { EventQueue } from './event-queue.ts';
 import type { HostId, SimNetwork } from './network.ts';
 import { QueueClock } from './queue-clock.ts';
+import { apiCall, DIGEST_JSON_BYTES, hashesJsonBytes, jsonBytes, type ApiBytes, type ApiEnds } from './sim-api.ts';
 import { SimLink, type LinkObserver, type UploadSide, type WireWorld } from './sim-wire.ts';
 import type { SimSupernode } from './sim-supernode.ts';
 import { HEARTBEAT_MS } from '../../supernode/p2p/tracker.ts';
@@ -53,6 +54,8 @@ export interface SimWorld extends WireWorld {
   readonly registryHost: HostId;
   /** What each peer pulls, all at once; the first is the one a trace follows. */
   readonly blobs: readonly SimBlob[];
+  /** The supernode API's bytes (sim-api.ts). */
+  readonly apiBytes: ApiBytes;
   peer(peerId: string): SimulatedPeer | undefined;
   onDone(peer: SimulatedPeer): void;
   onSeedPiece(atMs: number): void;
@@ -253,32 +256,29 @@ export class SimulatedPeer implements UploadSide {
     return 2 * this.world.latency(this.host, this.world.seedHost);
   }
 
-  /** The supernode API for one blob's transfer, a latency away, answered by the real Tracker and Scheduler. */
+  /**
+   * The supernode API for one blob's transfer, answered by the real Tracker and Scheduler, its
+   * requests and answers flows to and from the supernode's host (sim-api.ts).
+   */
   private client(blob: SimBlob, trace: TransferTrace | undefined): TransferClient {
     const { world } = this;
     const oneWay = (): number => this.rtt() / 2;
-    const later = <T>(fn: () => T): Promise<T> => new Promise((resolve, reject) => world.queue.after(oneWay(), () => {
-      try {
-        const v = fn();
-        world.queue.after(oneWay(), () => resolve(v));
-      } catch (err) {
-        world.queue.after(oneWay(), () => reject(err));
-      }
-    }));
+    const ends: ApiEnds = { network: world.network, peer: this.host, supernode: world.seedHost, sharing: world.blobs.length, bytes: world.apiBytes };
     return {
+      // The route sends the hashes from the first one the peer lacks (`knownHashes`).
       sync: (_url, _digest, body) =>
-        later((): SyncResponse => {
+        apiCall(ends, jsonBytes(body) + DIGEST_JSON_BYTES, (): SyncResponse => {
           const answer = world.supernode.sync(this.peerId, blob.digest, { have: body.have, wantSeed: body.wantSeed, badParents: body.badParents, starved: body.starved, declined: body.declined });
           if (!answer) throw new PollenError('ERR_NOT_FOUND', 'unknown peer or task');
           return { ...answer, hashes: this.hashesNow(blob), hashesFrom: 0 };
-        }).then((res) => {
+        }, ({ hashes, ...rest }) => jsonBytes(rest) + hashesJsonBytes(hashes, Math.min(body.knownHashes ?? 0, blob.pieceCount)) + DIGEST_JSON_BYTES).then((res) => {
           this.lastReportAt = world.queue.now;
           trace?.events.push({ t: world.queue.now, kind: 'sync', res });
           return res;
         }),
       // As the route: the metainfo (every hash known now) and, when asked, the first sync's answer.
       createTask: (_url, body) =>
-        later((): TaskAnswer => {
+        apiCall(ends, jsonBytes(body), (): TaskAnswer => {
           const meta = { digest: blob.digest, size: blob.bytes, pieceSize: blob.pieceBytes, pieceCount: blob.pieceCount, hashes: this.hashesNow(blob) };
           if (!body.first) {
             world.supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots, [blob.digest]);
@@ -287,7 +287,7 @@ export class SimulatedPeer implements UploadSide {
           const answer = world.supernode.createTask(this.peerId, blob.digest, body.first);
           if (!answer) throw new PollenError('ERR_CLUSTER_UNAUTHORIZED', 'unknown peer: register again');
           return { ...meta, first: { ...answer, hashes: [], hashesFrom: blob.pieceCount }, reported: true as const };
-        }).then((answer) => {
+        }, ({ hashes, ...rest }) => jsonBytes(rest) + hashesJsonBytes(hashes, 0)).then((answer) => {
           // It carried the heartbeat's report, as a sync does (SupernodeClient.createTask).
           if (answer.reported) this.lastReportAt = world.queue.now;
           return answer;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { API_REQUEST_OVERHEAD_BYTES, API_RESPONSE_OVERHEAD_BYTES } from '../../../../bench/sim/sim-api.ts';
 import { runPollenSwarm, simBlobs, type PollenSwarmOptions } from '../../../../bench/sim/pollen-swarm.ts';
 import { HOST_PARENT_BUDGET, MAX_PARENTS } from '../../../../peer/p2p/parent-pool.ts';
 import { measureBytesPerPeerTask, mulberry32 } from '../../../../bench/sim/sim-bench.ts';
@@ -29,6 +30,10 @@ describe('runPollenSwarm (the real supernode scheduler and the real peer transfe
     expect(r.allDoneMs / 1000).toBeGreaterThanOrEqual((32 * MIB) / RATE);
     expect(r.supernode.scheduleCalls).toBeGreaterThan(10);
     expect(r.supernode.peersDropped).toBe(0);
+    // The API travels on the links: each call (a creation or a sync, all scheduling) is a request
+    // and an answer with HTTP around them, and every peer was sent every piece's hash (64 hex digits).
+    expect(r.apiBytes.requests).toBeGreaterThan(r.supernode.scheduleCalls * API_REQUEST_OVERHEAD_BYTES);
+    expect(r.apiBytes.answers).toBeGreaterThan(r.supernode.scheduleCalls * API_RESPONSE_OVERHEAD_BYTES + 10 * r.pieceCount * 64);
   });
 
   it('is deterministic for a seeded random', async () => {
