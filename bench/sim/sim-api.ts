@@ -3,6 +3,7 @@
 // size of its JSON plus the HTTP and TLS around it. At a thousand peers the answers are most of a
 // tenth of a second of the supernode's uplink every second, shared with the seed's pieces: free
 // messages made the model's ramp the seed's alone.
+import { hashesAfter } from '../../src/p2p/metainfo.ts';
 import type { HostId, SimNetwork } from './network.ts';
 
 /**
@@ -60,10 +61,14 @@ export function apiCall<T>(ends: ApiEnds, requestJsonBytes: number, answer: () =
   });
 }
 
-/** Bytes of `hashes` from `from` on as JSON: 64 hex digits quoted, or null where the seed has none yet. */
-export function hashesJsonBytes(hashes: ReadonlyArray<string | null>, from: number): number {
+/**
+ * Bytes of the hashes an answer carries from `from` on as JSON (the route's hashesAfter: a sync's
+ * trimmed as the peer's client asks, a creation's metainfo whole): 64 hex digits quoted, or null
+ * where the seed has none yet.
+ */
+export function hashesJsonBytes(hashes: ReadonlyArray<string | null>, from: number, trim: boolean): number {
   let n = 0;
-  for (let i = from; i < hashes.length; i++) n += hashes[i] === null ? 5 : 67;
+  for (const h of hashesAfter(hashes, from, trim)) n += h === null ? 5 : 67;
   return n;
 }
 

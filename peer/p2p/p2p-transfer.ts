@@ -262,7 +262,8 @@ export class P2pTransfer {
     if (res.failed) return this.fallBack(`seed failed: ${res.failed}`);
     this.meta = withAnsweredHashes(this.meta, res);
     this.hashUpdates++;
-    this.availability = res.availability;
+    // An empty availability is the supernode's "unchanged" (it sends it at most once a second).
+    if (res.availability.length > 0) this.availability = res.availability;
     this.pool.offer(res.parents, (parent) => this.requests.isUseful(parent));
     for (const i of res.seedGrants) this.seed.grant(i);
     this.pump();

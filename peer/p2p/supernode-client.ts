@@ -113,6 +113,8 @@ export class SupernodeClient {
   private reporter: (() => HeartbeatBody) | undefined;
   /** When a batch of syncs last counted as this peer's heartbeat at each supernode (clock ms). */
   private readonly reportedAt = new Map<string, number>();
+  /** Supernodes that refused `trimHashes` (from before it): their syncs go without it. */
+  private readonly untrimmed = new Set<string>();
 
   constructor(deps: { dispatcher?: Dispatcher; clock?: Clock }, options: { urls: readonly string[]; secret?: string; timeoutMs: number }) {
     this.urls = options.urls.map((u) => u.replace(/\/+$/, ''));
@@ -230,7 +232,16 @@ export class SupernodeClient {
     queue.inFlight = true;
     try {
       const report = this.reporter?.();
-      const res = await this.post<SyncBatchResponse>(url, API.syncs, { syncs: batch.map((q) => ({ ...q.body, digest: q.digest })), ...(report ? { report } : {}) });
+      const send = (trimHashes: boolean): Promise<SyncBatchResponse> =>
+        this.post<SyncBatchResponse>(url, API.syncs, { syncs: batch.map((q) => ({ ...q.body, digest: q.digest, ...(trimHashes ? { trimHashes } : {}) })), ...(report ? { report } : {}) });
+      // Answers without the nulls of the hashes the seed has not had yet; a supernode from before
+      // `trimHashes` refuses it as a field it does not know, and is asked again without it.
+      const trim = !this.untrimmed.has(url);
+      const res = await send(trim).catch((err: unknown) => {
+        if (!trim || !(err instanceof PollenError) || err.code !== 'ERR_INVALID_REQUEST') throw err;
+        this.untrimmed.add(url);
+        return send(false);
+      });
       if (report && res?.reported === true) this.reportedAt.set(url, this.clock.now());
       const answers = Array.isArray(res?.syncs) ? res.syncs : [];
       batch.forEach((q, k) => {

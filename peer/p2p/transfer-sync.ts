@@ -166,10 +166,13 @@ export class TransferSync {
   }
 }
 
-/** The metainfo with the hashes an answer carries (from `hashesFrom` on); a malformed answer changes nothing. */
+/**
+ * The metainfo with the hashes an answer carries (from `hashesFrom` on, possibly ending before the
+ * last piece: those after are not known yet); a malformed answer changes nothing.
+ */
 export function withAnsweredHashes(meta: MetainfoBody, res: SyncResponse): MetainfoBody {
   const from = res.hashesFrom ?? 0;
-  if (!Number.isInteger(from) || from < 0 || from + res.hashes.length !== meta.pieceCount) return meta;
+  if (!Number.isInteger(from) || from < 0 || from + res.hashes.length > meta.pieceCount) return meta;
   const hashes = [...meta.hashes];
   res.hashes.forEach((h, k) => {
     if (typeof h === 'string' && hashes[from + k] == null) hashes[from + k] = h;

@@ -61,3 +61,14 @@ export function layoutFor(digest: Digest, size: number): Metainfo {
   const pieceCount = pieceCountFor(size, pieceSize);
   return { digest, size, pieceSize, pieceCount, hashes: new Array<string | null>(pieceCount).fill(null) };
 }
+
+/**
+ * The piece hashes a sync answer carries: from `known` (what the peer has) on, and with `trim` not
+ * past the last one known (the seed learns them in order, so the rest would be nulls: 5 bytes each
+ * in every answer while the seed streams the blob).
+ */
+export function hashesAfter(hashes: ReadonlyArray<string | null>, known: number, trim: boolean): Array<string | null> {
+  let end = hashes.length;
+  if (trim) while (end > known && hashes[end - 1] == null) end--;
+  return hashes.slice(known, end);
+}

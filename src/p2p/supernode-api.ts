@@ -181,6 +181,12 @@ export interface SyncRequest {
   readonly declined?: readonly number[];
   /** How many piece hashes, from the first, the peer already knows: the answer sends only the rest. */
   readonly knownHashes?: number;
+  /**
+   * The answer's hashes may end at the last one the seed knows (what would follow are nulls): a
+   * peer that sets it reads a shorter list so. A supernode from before it refuses the field; the
+   * client asks it again without (peer/p2p/supernode-client.ts).
+   */
+  readonly trimHashes?: boolean;
   /** Set when the peer gives up the task (done or fallen back). */
   readonly leave?: boolean;
 }
@@ -197,7 +203,10 @@ export interface SyncResponse {
   readonly parents: readonly ParentInfo[];
   /** Pieces this peer may fetch from the seed (no peer holds them, nobody else is fetching them). */
   readonly seedGrants: readonly number[];
-  /** How many peers hold each piece (rarest-first guidance). */
+  /**
+   * How many peers hold each piece (rarest-first guidance). Sent at most once a second per peer
+   * and task (supernode/p2p/scheduler-options.ts); empty between: the last one stands.
+   */
   readonly availability: readonly number[];
   /** The seed failed (e.g. digest mismatch): the peer must fall back. */
   readonly failed?: string;

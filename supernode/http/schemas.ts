@@ -95,6 +95,7 @@ export const SYNC_BODY = {
     starved: { type: 'boolean' },
     declined: { type: 'array', maxItems: API_LIMITS.declinedGrants, items: PIECE_INDEX },
     knownHashes: { type: 'number' },
+    trimHashes: { type: 'boolean' },
     leave: { type: 'boolean' },
   },
 } as const;

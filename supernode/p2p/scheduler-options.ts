@@ -13,6 +13,13 @@ export interface SchedulerOptions {
    * supernode's CPU against the fan-out.
    */
   readonly offerIntervalMs: number;
+  /**
+   * An asker sent the task's availability less than this long ago gets an empty list instead (it
+   * keeps the last one). The availability is a count per piece in every answer: 434 of a sync
+   * answer's 1,288 bytes on average at 1,000 simulated peers and 128 pieces, 8 KB at 2,048 pieces,
+   * all of it on the supernode host's uplink beside the seed's pieces. 0 sends it every time.
+   */
+  readonly availabilityIntervalMs: number;
 }
 
 /**
@@ -30,10 +37,13 @@ export interface SchedulerOptions {
  */
 export const DEFAULT_MAX_PARENTS = 1;
 
+/** availabilityIntervalMs: see below (measured in bench/README.md, twenty-fifth session). */
+export const DEFAULT_AVAILABILITY_INTERVAL_MS = 1_000;
+
 /**
  * scanLimit: holders scored per sync. Simulated 1,000 peers, 64 MiB (seeds 1, 2): 200 gave 2.01 /
  * 2.06 x T*, 100 2.04 / 2.07, 64 2.08 / 2.12. A sync with its scan costs ~15 us of CPU at 10,000
  * holders and 128 pieces (bitfields read from an array beside the ids, bytes counted by table:
  * ~39 us before), one without ~4 us.
  */
-export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = { maxParents: DEFAULT_MAX_PARENTS, scanLimit: 100, seedLeaseMs: 10_000, maxSeedGrants: 4, offerIntervalMs: 0 };
+export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = { maxParents: DEFAULT_MAX_PARENTS, scanLimit: 100, seedLeaseMs: 10_000, maxSeedGrants: 4, offerIntervalMs: 0, availabilityIntervalMs: DEFAULT_AVAILABILITY_INTERVAL_MS };

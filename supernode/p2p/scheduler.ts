@@ -40,6 +40,8 @@ interface TaskAvailability {
   readonly offered: Map<string, Set<string>>;
   /** When each asker's last parent scan ran. */
   readonly scannedAt: Map<string, number>;
+  /** When each asker was last sent the availability. */
+  readonly availabilityAt: Map<string, number>;
 }
 
 export interface Schedule {
@@ -134,7 +136,7 @@ export class Scheduler {
     if (!task || task.pieceCount !== pieceCount) {
       if (task) this.forgetTask(digest);
       const availability = new Uint32Array(pieceCount);
-      task = { pieceCount, availability, unheld: pieceCount, holders: new Map(), order: [], orderBits: [], position: new Map(), cursor: 0, leases: new SeedLeases(pieceCount, availability, this.seedGrants), offered: new Map(), scannedAt: new Map() };
+      task = { pieceCount, availability, unheld: pieceCount, holders: new Map(), order: [], orderBits: [], position: new Map(), cursor: 0, leases: new SeedLeases(pieceCount, availability, this.seedGrants), offered: new Map(), scannedAt: new Map(), availabilityAt: new Map() };
       this.tasks.set(digest, task);
     }
     const old = task.holders.get(peer.peerId);
@@ -171,6 +173,7 @@ export class Scheduler {
     task.position.delete(peerId);
     task.offered.delete(peerId);
     task.scannedAt.delete(peerId);
+    task.availabilityAt.delete(peerId);
     task.leases.forgetPeer(peerId);
     if (task.holders.size === 0) this.tasks.delete(digest);
   }
@@ -238,7 +241,21 @@ export class Scheduler {
     }
     const lease = { asker, mine, now, leaseMs: this.options.seedLeaseMs, seedHas, declined: skip };
     const seedGrants = starved ? task.leases.grantStarved({ ...lease, want: Math.min(want, STARVED_SEED_LEASES) }) : task.leases.grantUnheld({ ...lease, want }, (i) => heldBy(distrusted, i), task.unheld > 0 || distrusted.length > 0);
-    return { parents, seedGrants, availability: toArray(task.availability) };
+    return { parents, seedGrants, availability: this.availabilityDue(task, asker, now) ? toArray(task.availability) : [] };
+  }
+
+  /**
+   * Whether this answer carries the availability (a count per piece, most of a sync answer's
+   * bytes): at most once per availabilityIntervalMs per asker; between, an empty list, which a peer
+   * reads as "unchanged" (a task has at least one piece, so a real availability is never empty).
+   */
+  private availabilityDue(task: TaskAvailability, asker: string, now: number): boolean {
+    const interval = this.options.availabilityIntervalMs;
+    if (interval <= 0) return true;
+    const last = task.availabilityAt.get(asker);
+    if (last !== undefined && now - last < interval) return false;
+    if (task.holders.has(asker)) task.availabilityAt.set(asker, now);
+    return true;
   }
 
   private scanAllowed(task: TaskAvailability, asker: string, now: number, starved: boolean): boolean {

@@ -142,6 +142,17 @@ describe('P2pTransfer on a manual clock', () => {
     expect(firstPieces(h.log)).toEqual([0, 1, 3, 2]);
   });
 
+  it('keeps the last availability through answers that carry none (the supernode sends it at most once a second)', async () => {
+    const h = start({ pieces: 6, parents: ['a', 'b', 'c', 'd'] });
+    await h.settle();
+    h.supernode.answer({ parents: [], availability: [5, 5, 5, 1, 5, 5] });
+    await h.settle();
+    await h.advance(600);
+    const all = [0, 1, 2, 3, 4, 5];
+    await offerParents(h, { a: all, b: all, c: all, d: all }, { availability: [] });
+    expect(firstPieces(h.log)).toEqual([0, 1, 3, 2]);
+  });
+
   it('keeps no more than MIN_WINDOW_BLOCKS in flight to a parent whose throughput is not known yet', async () => {
     const h = start({ pieces: 6, parents: ['a'] });
     await offerParents(h, { a: [0, 1, 2, 3, 4, 5] });

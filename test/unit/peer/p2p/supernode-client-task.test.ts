@@ -1,7 +1,8 @@
-// A task's creation asks for the transfer's first schedule (`first`). A supernode from before that
-// field refuses it as its body schema refuses any field it does not know (400, ERR_INVALID_REQUEST):
-// the client asks again without it and gets the task as before, so peers upgraded ahead of their
-// supernodes keep pulling over P2P.
+// A task's creation asks for the transfer's first schedule (`first`), and a batch of syncs for
+// hashes without trailing nulls (`trimHashes`). A supernode from before those fields refuses them as
+// its body schemas refuse any field they do not know (400, ERR_INVALID_REQUEST): the client asks
+// again without them and gets the answers as before, so peers upgraded ahead of their supernodes
+// keep pulling over P2P.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -17,10 +18,12 @@ afterEach(async () => {
 
 const DIGEST = `sha256:${'a'.repeat(64)}` as Digest;
 const META = { digest: DIGEST, size: 10, pieceSize: 524_288, pieceCount: 1, hashes: [null] };
+const SCHEDULE = { hashes: [null], hashesFrom: 0, parents: [], seedGrants: [], availability: [0] };
 
 /** A supernode whose task route refuses `first` (or, with `refuseAll`, every creation) as the real error handler answers a schema failure. */
-async function olderSupernode(refuseAll = false): Promise<{ url: string; tasks: Array<Record<string, unknown>> }> {
+async function olderSupernode(refuseAll = false): Promise<{ url: string; tasks: Array<Record<string, unknown>>; syncs: Array<Record<string, unknown>> }> {
   const tasks: Array<Record<string, unknown>> = [];
+  const syncs: Array<Record<string, unknown>> = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -28,8 +31,12 @@ async function olderSupernode(refuseAll = false): Promise<{ url: string; tasks: 
       res.setHeader('content-type', 'application/json');
       if (req.url === '/api/v1/peers') return res.end(JSON.stringify({ peerId: 'p1', token: 'token', heartbeatMs: 1000 }));
       const body = JSON.parse(Buffer.concat(chunks).toString()) as Record<string, unknown>;
-      tasks.push(body);
-      if (refuseAll || 'first' in body) {
+      if (req.url === '/api/v1/syncs') {
+        syncs.push(body);
+        const items = body.syncs as Array<Record<string, unknown>>;
+        if (!items.some((item) => 'trimHashes' in item)) return res.end(JSON.stringify({ syncs: items.map((item) => ({ digest: item.digest, answer: SCHEDULE })) }));
+      } else tasks.push(body);
+      if (refuseAll || 'first' in body || req.url === '/api/v1/syncs') {
         const { status, body: error } = errorAnswer(new PollenError('ERR_INVALID_REQUEST', 'invalid request: body must NOT have additional properties'));
         res.statusCode = status;
         return res.end(JSON.stringify(error));
@@ -39,7 +46,7 @@ async function olderSupernode(refuseAll = false): Promise<{ url: string; tasks: 
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, tasks };
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, tasks, syncs };
 }
 
 describe('SupernodeClient task creation', () => {
@@ -70,5 +77,18 @@ describe('SupernodeClient task creation', () => {
     expect(tasks).toHaveLength(1);
     await expect(client.createTask(url, { digest: DIGEST, upstream, first: { wantSeed: 2 } })).rejects.toMatchObject({ code: 'ERR_INVALID_REQUEST' });
     expect(tasks).toHaveLength(3);
+  });
+});
+
+describe('SupernodeClient syncs', () => {
+  it('asks a supernode that refuses trimmed hashes again without them, and no longer asks for them there', async () => {
+    const { url, syncs } = await olderSupernode();
+    const client = new SupernodeClient({}, { urls: [url], timeoutMs: 2_000 });
+    cleanups.push(() => client.close());
+    await client.register(url, { peerId: 'p1', wireAddr: '127.0.0.1:1', uploadSlots: 4, holdings: [] });
+    const body = { have: [], wantSeed: 0, badParents: [], knownHashes: 0 };
+    expect(await client.sync(url, DIGEST, body)).toEqual(SCHEDULE);
+    expect(await client.sync(url, DIGEST, body)).toEqual(SCHEDULE);
+    expect(syncs.map((b) => (b.syncs as Array<Record<string, unknown>>).map((item) => item.trimHashes))).toEqual([[true], [undefined], [undefined]]);
   });
 });

@@ -271,7 +271,7 @@ describe('Scheduler', () => {
   });
 
   it('scans for parents at most once per offerIntervalMs per asker (a starved asker at once); haves and seed grants count at every sync', () => {
-    const { clock, scheduler, peer } = setup({ offerIntervalMs: 400, maxSeedGrants: 2, maxParents: 2 });
+    const { clock, scheduler, peer } = setup({ offerIntervalMs: 400, maxSeedGrants: 2, maxParents: 2, availabilityIntervalMs: 0 });
     scheduler.join(digest, 4, peer('asker'));
     scheduler.join(digest, 4, peer('other'));
     const holder = new Bitfield(4);
@@ -293,6 +293,28 @@ describe('Scheduler', () => {
     clock.advance(400);
     expect(scheduler.schedule(digest, 'asker', 2).parents).not.toEqual([]);
     expect(scheduler.scans).toBe(scans + 3);
+  });
+
+  it('sends an asker the availability at most once per availabilityIntervalMs (empty between), each asker on its own clock', () => {
+    const { clock, scheduler, peer } = setup({ availabilityIntervalMs: 1_000 });
+    scheduler.join(digest, 4, peer('asker'));
+    scheduler.join(digest, 4, peer('other'));
+    const holder = new Bitfield(4);
+    holder.set(0);
+    scheduler.join(digest, 4, peer('holder'), holder);
+    expect(scheduler.schedule(digest, 'asker', 0).availability).toEqual([1, 0, 0, 0]);
+    clock.advance(999);
+    scheduler.have(digest, 'other', [1]);
+    // Within the interval: nothing, though the counts changed; another asker gets its own.
+    expect(scheduler.schedule(digest, 'asker', 0).availability).toEqual([]);
+    expect(scheduler.schedule(digest, 'other', 0).availability).toEqual([1, 1, 0, 0]);
+    clock.advance(1);
+    expect(scheduler.schedule(digest, 'asker', 0).availability).toEqual([1, 1, 0, 0]);
+    expect(scheduler.schedule(digest, 'asker', 0).availability).toEqual([]);
+    // One that left and joined again starts afresh.
+    scheduler.leave(digest, 'asker');
+    scheduler.join(digest, 4, peer('asker'));
+    expect(scheduler.schedule(digest, 'asker', 0).availability).toEqual([1, 1, 0, 0]);
   });
 
   it('rebuilds availability from holdings reported before the task exists (a restarted supernode)', () => {
