@@ -16,7 +16,7 @@ export interface SchedulerOptions {
   /**
    * An asker sent the task's availability less than this long ago gets an empty list instead (it
    * keeps the last one). The availability is a count per piece in every answer: 434 of a sync
-   * answer's 1,288 bytes on average at 1,000 simulated peers and 128 pieces, 8 KB at 2,048 pieces,
+   * answer's 1,288 bytes on average at 1,000 simulated peers and 128 pieces, ~4 KB at MAX_PIECES,
    * all of it on the supernode host's uplink beside the seed's pieces. 0 sends it every time.
    */
   readonly availabilityIntervalMs: number;
@@ -37,7 +37,10 @@ export interface SchedulerOptions {
  */
 export const DEFAULT_MAX_PARENTS = 1;
 
-/** availabilityIntervalMs: see below (measured in bench/README.md, twenty-fifth session). */
+/**
+ * availabilityIntervalMs: once a second, one answer in four (peers sync every 250 ms). bench sim,
+ * 1,000 peers, 64 MiB, the API on the links: 12.3 -> 12.0 s, the answers 0.83 -> 0.62 x S.
+ */
 export const DEFAULT_AVAILABILITY_INTERVAL_MS = 1_000;
 
 /**
