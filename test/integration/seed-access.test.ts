@@ -55,7 +55,11 @@ async function apiPeer(peerId: string): Promise<void> {
 /** Every piece of a task through the seed, once the seed knows every hash; checked against the digest. */
 async function seedBlob(peerId: string, meta: MetainfoBody): Promise<Buffer> {
   const sync = () => as(peerId).sync(supernode.url, meta.digest, { have: [], wantSeed: 0, badParents: [] });
-  await waitFor(async () => (await sync()).hashes.every((h) => typeof h === 'string'), 'every piece hash', 60_000);
+  // The client asks for trimmed answers (trimHashes): the list is whole once every hash is known.
+  await waitFor(async () => {
+    const { hashes } = await sync();
+    return hashes.length === meta.pieceCount && hashes.every((h) => typeof h === 'string');
+  }, 'every piece hash', 60_000);
   const hashes = (await sync()).hashes;
   const out: Buffer[] = [];
   for (let i = 0; i < meta.pieceCount; i++) {
