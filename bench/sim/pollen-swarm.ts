@@ -16,7 +16,7 @@ import type { TransferTimings } from '../../peer/p2p/transfer-seams.ts';
 import { DUPLICATE_CAUSES, type DuplicateCause } from '../../peer/p2p/piece-ledger.ts';
 import { SimulatedPeer, type SimBlob, type TransferTrace } from './simulated-peer.ts';
 import { SimSupernode, type SupernodeStats } from './sim-supernode.ts';
-import type { ApiBytes } from './sim-api.ts';
+import type { ApiBytes, ApiLines } from './sim-api.ts';
 
 export interface PeerCounters {
   fromPeers: number;
@@ -81,7 +81,7 @@ export interface PollenSwarmResult {
   doneMs: number[];
   allDoneMs: number;
   medianMs: number;
-  /** Bytes of pieces the seed sent (its host's egress without the API's answers). */
+  /** Bytes of pieces the seed sent. */
   seedSentBytes: number;
   /** The supernode API's bytes on the links: requests to the supernode's host and answers from it (sim-api.ts). */
   apiBytes: ApiBytes;
@@ -140,6 +140,7 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
     registryHost,
     blobs,
     apiBytes,
+    apiLines: { upBytesPerS: o.originUpBytesPerS, downBytesPerS: o.originUpBytesPerS, upFreeAt: 0, downFreeAt: 0 } satisfies ApiLines,
     latency: (a: HostId, b: HostId) => access[a]! + access[b]!,
     body: (length: number) => blank.subarray(0, length),
     peer: (id: string) => peers.get(id),
@@ -194,7 +195,7 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
     doneMs,
     allDoneMs: remaining === 0 ? Math.max(...doneMs) : NaN,
     medianMs: finished[Math.floor(finished.length / 2)] ?? NaN,
-    seedSentBytes: network.sentBytes(seedHost) - apiBytes.answers,
+    seedSentBytes: network.sentBytes(seedHost),
     apiBytes: { ...apiBytes },
     seedLastMs,
     registrySentBytes: network.sentBytes(registryHost),

@@ -1,10 +1,13 @@
-// The supernode API's bytes on the simulated network. A call is two flows: the request from the
-// peer's host to the supernode's (the seed's host, as on the bed) and the answer back, each the
-// size of its JSON plus the HTTP and TLS around it. At a thousand peers the answers are most of a
-// tenth of a second of the supernode's uplink every second, shared with the seed's pieces: free
-// messages made the model's ramp the seed's alone.
+// The supernode API's bytes on the simulated network. A request crosses to the supernode's host
+// (the seed's, as on the bed) and waits its turn on that host's downlink, the answer waits its turn
+// on its uplink and crosses back: each is its JSON's size plus the HTTP and TLS around it. A
+// message is a packet or two, so the link serves them in arrival order (a queue), not as fluid
+// flows sharing it: as flows, 10,000 answers of a burst all arrived when the last did, the seed's
+// pieces got a 10,000th of the uplink meanwhile, and a 10,000-peer swarm fell back to the
+// registry whole. The queue does not take the answers' bytes from the seed's pieces: the model is
+// optimistic by the share `API xS` reports.
+import type { EventQueue } from './event-queue.ts';
 import { hashesAfter } from '../../src/p2p/metainfo.ts';
-import type { HostId, SimNetwork } from './network.ts';
 
 /**
  * What an API call carries besides its JSON: the request line and headers (the peer's bearer
@@ -18,10 +21,19 @@ export const API_ERROR_BYTES = 160;
 /** `"digest":"sha256:<64 hex>",` naming a task in a sync batch's item and its answer. */
 export const DIGEST_JSON_BYTES = 81;
 
+/** The supernode host's two links as the API's messages queue on them (ms when each is free next). */
+export interface ApiLines {
+  readonly upBytesPerS: number;
+  readonly downBytesPerS: number;
+  upFreeAt: number;
+  downFreeAt: number;
+}
+
 export interface ApiEnds {
-  readonly network: SimNetwork;
-  readonly peer: HostId;
-  readonly supernode: HostId;
+  readonly queue: EventQueue;
+  /** One-way latency between the peer and the supernode, ms. */
+  readonly latencyMs: number;
+  readonly lines: ApiLines;
   /**
    * Calls that share one request's headers: a peer's transfers that sync on the same tick send
    * one batch (peer/p2p/supernode-client.ts), so each of an image's blobs pays its share.
@@ -36,27 +48,31 @@ export interface ApiBytes {
   answers: number;
 }
 
-/** The request's flow, then `answer` on the supernode, then the answer's flow; settles when the answer has arrived. */
+/** The request's crossing and turn on the supernode's downlink, then `answer`, then the answer's turn on its uplink and crossing; settles when the answer has arrived. */
 export function apiCall<T>(ends: ApiEnds, requestJsonBytes: number, answer: () => T, answerJsonBytes: (a: T) => number): Promise<T> {
-  const { network, peer, supernode, sharing, bytes } = ends;
-  // Counted once arrived, as the links count what they carried (a run ends with answers in flight).
-  const send = (from: HostId, to: HostId, n: number, then: () => void): void => {
-    network.transfer(from, to, n, () => {
-      if (from === peer) bytes.requests += n;
-      else bytes.answers += n;
-      then();
-    });
-  };
+  const { queue, latencyMs, lines, sharing, bytes } = ends;
+  const requestBytes = API_REQUEST_OVERHEAD_BYTES / sharing + requestJsonBytes;
   return new Promise((resolve, reject) => {
-    send(peer, supernode, API_REQUEST_OVERHEAD_BYTES / sharing + requestJsonBytes, () => {
-      let a: T;
-      try {
-        a = answer();
-      } catch (err) {
-        send(supernode, peer, API_RESPONSE_OVERHEAD_BYTES / sharing + API_ERROR_BYTES, () => reject(err));
-        return;
-      }
-      send(supernode, peer, API_RESPONSE_OVERHEAD_BYTES / sharing + answerJsonBytes(a), () => resolve(a));
+    const reply = (n: number, then: () => void): void => {
+      lines.upFreeAt = Math.max(queue.now, lines.upFreeAt) + (n / lines.upBytesPerS) * 1000;
+      queue.at(lines.upFreeAt + latencyMs, () => {
+        bytes.answers += n;
+        then();
+      });
+    };
+    queue.after(latencyMs, () => {
+      lines.downFreeAt = Math.max(queue.now, lines.downFreeAt) + (requestBytes / lines.downBytesPerS) * 1000;
+      queue.at(lines.downFreeAt, () => {
+        bytes.requests += requestBytes;
+        let a: T;
+        try {
+          a = answer();
+        } catch (err) {
+          reply(API_RESPONSE_OVERHEAD_BYTES / sharing + API_ERROR_BYTES, () => reject(err));
+          return;
+        }
+        reply(API_RESPONSE_OVERHEAD_BYTES / sharing + answerJsonBytes(a), () => resolve(a));
+      });
     });
   });
 }

@@ -27,7 +27,7 @@ import type { TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seam
 import type { EventQueue } from './event-queue.ts';
 import type { HostId, SimNetwork } from './network.ts';
 import { QueueClock } from './queue-clock.ts';
-import { apiCall, DIGEST_JSON_BYTES, hashesJsonBytes, jsonBytes, type ApiBytes, type ApiEnds } from './sim-api.ts';
+import { apiCall, DIGEST_JSON_BYTES, hashesJsonBytes, jsonBytes, type ApiBytes, type ApiEnds, type ApiLines } from './sim-api.ts';
 import { SimLink, type LinkObserver, type UploadSide, type WireWorld } from './sim-wire.ts';
 import type { SimSupernode } from './sim-supernode.ts';
 import { HEARTBEAT_MS } from '../../supernode/p2p/tracker.ts';
@@ -54,8 +54,9 @@ export interface SimWorld extends WireWorld {
   readonly registryHost: HostId;
   /** What each peer pulls, all at once; the first is the one a trace follows. */
   readonly blobs: readonly SimBlob[];
-  /** The supernode API's bytes (sim-api.ts). */
+  /** The supernode API's bytes, and its host's links as the API's messages queue on them (sim-api.ts). */
   readonly apiBytes: ApiBytes;
+  readonly apiLines: ApiLines;
   peer(peerId: string): SimulatedPeer | undefined;
   onDone(peer: SimulatedPeer): void;
   onSeedPiece(atMs: number): void;
@@ -263,7 +264,7 @@ export class SimulatedPeer implements UploadSide {
   private client(blob: SimBlob, trace: TransferTrace | undefined): TransferClient {
     const { world } = this;
     const oneWay = (): number => this.rtt() / 2;
-    const ends: ApiEnds = { network: world.network, peer: this.host, supernode: world.seedHost, sharing: world.blobs.length, bytes: world.apiBytes };
+    const ends: ApiEnds = { queue: world.queue, latencyMs: this.rtt() / 2, lines: world.apiLines, sharing: world.blobs.length, bytes: world.apiBytes };
     return {
       // The route sends the hashes from the first one the peer lacks (`knownHashes`).
       sync: (_url, _digest, body) =>
