@@ -102,6 +102,15 @@ export class SimNetwork {
     return this.hosts.length - 1;
   }
 
+  /** Changes a host's upload cap: its flows share the new one from the next recompute on. */
+  setUpCap(h: HostId, upBytesPerS: number): void {
+    if (!(upBytesPerS > 0)) throw new Error('host caps must be positive bytes per second');
+    const host = this.host(h);
+    if (host.upBytesPerS === upBytesPerS) return;
+    host.upBytesPerS = upBytesPerS;
+    this.markDirty();
+  }
+
   get hostCount(): number {
     return this.hosts.length;
   }

@@ -16,7 +16,7 @@ import type { TransferTimings } from '../../peer/p2p/transfer-seams.ts';
 import { DUPLICATE_CAUSES, type DuplicateCause } from '../../peer/p2p/piece-ledger.ts';
 import { SimulatedPeer, type SimBlob, type TransferTrace } from './simulated-peer.ts';
 import { SimSupernode, type SupernodeStats } from './sim-supernode.ts';
-import type { ApiBytes, ApiLines } from './sim-api.ts';
+import { API_SHARE_WINDOW_MS, apiUplinkShare, type ApiBytes, type ApiLines } from './sim-api.ts';
 
 export interface PeerCounters {
   fromPeers: number;
@@ -131,6 +131,7 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
   let seedLastMs = NaN;
   // Every block and piece body is a view of this one buffer: the simulation names pieces, it does not hash them.
   const apiBytes: ApiBytes = { requests: 0, answers: 0 };
+  const apiLines: ApiLines = { upBytesPerS: o.originUpBytesPerS, downBytesPerS: o.originUpBytesPerS, upFreeAt: 0, downFreeAt: 0, upBytesSinceShare: 0 };
   const blank = Buffer.alloc(Math.max(...blobs.map((b) => b.pieceBytes), 1));
   const world = {
     queue,
@@ -140,7 +141,7 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
     registryHost,
     blobs,
     apiBytes,
-    apiLines: { upBytesPerS: o.originUpBytesPerS, downBytesPerS: o.originUpBytesPerS, upFreeAt: 0, downFreeAt: 0 } satisfies ApiLines,
+    apiLines,
     latency: (a: HostId, b: HostId) => access[a]! + access[b]!,
     body: (length: number) => blank.subarray(0, length),
     peer: (id: string) => peers.get(id),
@@ -160,6 +161,12 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
   for (const peer of list) peer.joinCluster();
   const spread = o.startSpreadMs ?? SIM_DEFAULTS.startSpreadMs;
   for (const peer of list) queue.at(spread * o.random(), () => peer.start());
+  // The seed's pieces get what the API's answers leave of the supernode host's uplink.
+  const share = (): void => {
+    apiUplinkShare(apiLines, (bytesPerS) => network.setUpCap(seedHost, bytesPerS));
+    if (remaining > 0) queue.after(API_SHARE_WINDOW_MS, share);
+  };
+  queue.at(API_SHARE_WINDOW_MS, share);
   const sample = o.sample;
   if (sample) {
     const tick = (): void => {

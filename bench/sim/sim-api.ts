@@ -4,8 +4,7 @@
 // message is a packet or two, so the link serves them in arrival order (a queue), not as fluid
 // flows sharing it: as flows, 10,000 answers of a burst all arrived when the last did, the seed's
 // pieces got a 10,000th of the uplink meanwhile, and a 10,000-peer swarm fell back to the
-// registry whole. The queue does not take the answers' bytes from the seed's pieces: the model is
-// optimistic by the share `API xS` reports.
+// registry whole. The seed's pieces get what the answers leave of the uplink (apiUplinkShare).
 import type { EventQueue } from './event-queue.ts';
 import { hashesAfter } from '../../src/p2p/metainfo.ts';
 
@@ -27,6 +26,22 @@ export interface ApiLines {
   readonly downBytesPerS: number;
   upFreeAt: number;
   downFreeAt: number;
+  /** Answer bytes queued on the uplink since the seed's share was last set (apiUplinkShare). */
+  upBytesSinceShare: number;
+}
+
+/** How often the seed's pieces are given what the answers leave of the uplink, ms. */
+export const API_SHARE_WINDOW_MS = 20;
+
+/**
+ * The answers go first on the supernode's uplink (a packet or two each, between the pieces'
+ * packets); the seed's pieces get what they leave: over the last window, the uplink less the
+ * answers' bytes, never under a twentieth of it. Call every API_SHARE_WINDOW_MS.
+ */
+export function apiUplinkShare(lines: ApiLines, setSeedUpCap: (bytesPerS: number) => void): void {
+  const answersPerS = (lines.upBytesSinceShare * 1000) / API_SHARE_WINDOW_MS;
+  lines.upBytesSinceShare = 0;
+  setSeedUpCap(Math.max(lines.upBytesPerS / 20, lines.upBytesPerS - answersPerS));
 }
 
 export interface ApiEnds {
@@ -54,6 +69,7 @@ export function apiCall<T>(ends: ApiEnds, requestJsonBytes: number, answer: () =
   const requestBytes = API_REQUEST_OVERHEAD_BYTES / sharing + requestJsonBytes;
   return new Promise((resolve, reject) => {
     const reply = (n: number, then: () => void): void => {
+      lines.upBytesSinceShare += n;
       lines.upFreeAt = Math.max(queue.now, lines.upFreeAt) + (n / lines.upBytesPerS) * 1000;
       queue.at(lines.upFreeAt + latencyMs, () => {
         bytes.answers += n;
