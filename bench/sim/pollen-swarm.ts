@@ -129,9 +129,10 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
   const peers = new Map<string, SimulatedPeer>();
   let remaining = o.peers;
   let seedLastMs = NaN;
-  // Every block and piece body is a view of this one buffer: the simulation names pieces, it does not hash them.
+  // The supernode API's messages on the supernode (seed) host's links (sim-api.ts).
   const apiBytes: ApiBytes = { requests: 0, answers: 0 };
   const apiLines: ApiLines = { upBytesPerS: o.originUpBytesPerS, downBytesPerS: o.originUpBytesPerS, upFreeAt: 0, downFreeAt: 0, upBytesSinceShare: 0 };
+  // Every block and piece body is a view of this one buffer: the simulation names pieces, it does not hash them.
   const blank = Buffer.alloc(Math.max(...blobs.map((b) => b.pieceBytes), 1));
   const world = {
     queue,
