@@ -5,7 +5,9 @@
 // (network.ts). The seed is the supernode host (upload-capped like the registry) and receives each
 // blob from the registry once, in order, the blobs' streams sharing the registry's rate (a piece can
 // leave the seed once it has arrived); a registry host with the same cap serves peers that fall
-// back (its streams to the seed are not modelled as competing with those fallbacks).
+// back (its streams to the seed are not modelled as competing with those fallbacks). The API's
+// requests and answers queue on the supernode host's links and the seed's pieces get what the
+// answers leave of its uplink (sim-api.ts).
 import { createHash } from 'node:crypto';
 import type { Digest } from '../../src/digest.ts';
 import { pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
