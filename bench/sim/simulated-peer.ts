@@ -4,10 +4,9 @@
 // slots and its one seed connection as a real peer's do, and running on simulated time through
 // its seams: a QueueClock, a dialer whose connections move blocks over the network model
 // (sim-wire.ts), a supernode client that calls the real Tracker and Scheduler over the network
-// model (sim-supernode.ts, sim-api.ts), the seed and the registry as upload-capped hosts. What is modelled here and
-// not the product's code: the agent's register/heartbeat calls, writes
-// (instant) and hashes (a piece is named, not hashed). The upload side uses the uploader's own
-// slots (peer/p2p/upload-slots.ts).
+// model (sim-supernode.ts, sim-api.ts), the seed and the registry as upload-capped hosts. Modelled
+// here, not the product's code: the agent's register/heartbeat calls, writes (instant) and hashes
+// (a piece is named, not hashed). The upload side uses the uploader's slots (peer/p2p/upload-slots.ts).
 import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import type { Digest } from '../../src/digest.ts';
