@@ -208,6 +208,20 @@ describe('the supernode cluster API under attack', () => {
     expect((await stats()).scheduler).toEqual(before.scheduler);
   });
 
+  it("one member's syncs do not hold back another's availability, and a trimHashes of the wrong type is refused whole", async () => {
+    const [a, b] = [await registered('avail-a'), await registered('avail-b')];
+    for (const t of [a, b]) expect((await call({ method: 'POST', path: '/api/v1/tasks', token: t, body: { digest: layer, upstream: upstream() } })).status).toBe(200);
+    const sync = async (token: string, extra: object = {}): Promise<RawAnswer> => call({ method: 'POST', path: '/api/v1/syncs', token, body: { syncs: [{ digest: layer, have: [], wantSeed: 0, badParents: [], ...extra }] } });
+    const availability = async (token: string): Promise<number[]> => (JSON.parse((await sync(token)).body) as { syncs: Array<{ answer: SyncResponse }> }).syncs[0]!.answer.availability as number[];
+    // A gets the counts, then none within the interval however often it asks; B, on its own clock, still gets them.
+    expect((await availability(a)).length).toBeGreaterThan(0);
+    for (let k = 0; k < 5; k++) expect(await availability(a)).toEqual([]);
+    expect((await availability(b)).length).toBeGreaterThan(0);
+    const before = await stats();
+    for (const trimHashes of ['yes', 1, null]) expectRefusal(await sync(a, { trimHashes, have: [0] }), [400]);
+    expect((await stats()).scheduler).toEqual(before.scheduler);
+  });
+
   it("a batch of syncs carries only its caller's heartbeat report: no naming another peer, and a malformed report refuses the batch whole", async () => {
     const member = await registered('report-member', '127.0.0.1:41101');
     const victim = await registered('report-victim', '127.0.0.1:41102');
