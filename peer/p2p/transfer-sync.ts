@@ -147,7 +147,9 @@ export class TransferSync {
    * as a holder of the whole blob. A loaded supernode may drop one request: tried a few times.
    * It keeps to the supernode's pacing like a routine sync: the peers of a large fan-out finish
    * within a second or two of each other, and their reports at once were twice the paced rate
-   * (simulated 10,000 peers: 16,081 syncs in the last second against 8,000 before it).
+   * (simulated 10,000 peers: 16,081 syncs in the last second against 8,000 before it). It says
+   * every hash is known: without, the route answered the whole list, every piece's hash once more
+   * per peer and blob (simulated 1,000 peers, 64 MiB: 0.13 x S on the supernode's uplink).
    */
   async reportComplete(pieceCount: number): Promise<void> {
     const port = this.port;
@@ -156,7 +158,7 @@ export class TransferSync {
     const wait = this.lastSentAt + this.paceMs - port.clock.now();
     if (wait > 0) await new Promise<void>((resolve) => port.clock.setTimeout(resolve, wait));
     for (let attempt = 0; attempt < FINAL_REPORT_ATTEMPTS; attempt++) {
-      const ok = await port.client.sync(port.supernode, port.digest, { peerId: port.peerId, have, wantSeed: 0, badParents: [] }).then(
+      const ok = await port.client.sync(port.supernode, port.digest, { peerId: port.peerId, have, wantSeed: 0, badParents: [], knownHashes: pieceCount }).then(
         () => true,
         () => false,
       );

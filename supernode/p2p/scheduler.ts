@@ -227,6 +227,9 @@ export class Scheduler {
     const task = this.tasks.get(digest);
     if (!task) return { parents: [], seedGrants: [], availability: [] };
     const mine = task.holders.get(asker);
+    // A holder of every piece (its last report) has nothing left to fetch: no scan, no grant, no
+    // counts. Its answer was a whole schedule and, for the peer's last report, every hash.
+    if (mine?.complete) return { parents: [], seedGrants: [], availability: [] };
     const now = this.clock.now();
     // Holders others caught sending bad pieces do not count as a source: their pieces may come from
     // the seed. Slow or unreachable ones still do: counting those too made the seed serve nearly

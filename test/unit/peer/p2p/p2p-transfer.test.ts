@@ -212,6 +212,8 @@ describe('P2pTransfer on a manual clock', () => {
     // Syncs still open from the transfer (none answered any more) fail, as they may on a loaded supernode.
     const final = (): { body: { have: number[] }; fail: (e: Error) => void } => h.supernode.syncs.at(-1)! as never;
     expect(final().body.have).toEqual([0, 1, 2]);
+    // It knows every hash: the answer need not carry the list again.
+    expect(final().body).toMatchObject({ knownHashes: 3 });
     const asked = h.supernode.bodies.length;
     final().fail(new Error('timeout'));
     await h.settle();

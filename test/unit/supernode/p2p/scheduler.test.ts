@@ -240,6 +240,23 @@ describe('Scheduler', () => {
     tracker.close();
   });
 
+  it('answers a holder of every piece (a last report) with nothing: no scan, no parents, grants or counts', () => {
+    const { scheduler, peer } = setup({ maxParents: 4, maxSeedGrants: 4, offerIntervalMs: 0, availabilityIntervalMs: 0 });
+    scheduler.join(digest, 4, peer('other'), Bitfield.full(4));
+    scheduler.join(digest, 4, peer('asker'));
+    scheduler.have(digest, 'asker', [0, 1, 2]);
+    const before = scheduler.schedule(digest, 'asker', 4);
+    expect(before.parents.map((p) => p.peerId)).toEqual(['other']);
+    expect(before.availability).toEqual([2, 2, 2, 1]);
+    scheduler.have(digest, 'asker', [3]);
+    const scans = scheduler.scans;
+    expect(scheduler.schedule(digest, 'asker', 4, { seedHas: () => true, starved: true })).toEqual({ parents: [], seedGrants: [], availability: [] });
+    expect(scheduler.scans).toBe(scans);
+    // Another asker still gets the holder as a parent.
+    scheduler.join(digest, 4, peer('late'));
+    expect(scheduler.schedule(digest, 'late', 0).parents.map((p) => p.peerId).sort()).toEqual(['asker', 'other']);
+  });
+
   it('scores at most scanLimit holders per request however large the swarm', () => {
     const { scheduler, peer } = setup({ scanLimit: 50, maxParents: 5 });
     scheduler.join(digest, 16, peer('asker'));
