@@ -271,7 +271,7 @@ export class SimulatedPeer implements UploadSide {
           const answer = world.supernode.sync(this.peerId, blob.digest, { have: body.have, wantSeed: body.wantSeed, badParents: body.badParents, starved: body.starved, declined: body.declined });
           if (!answer) throw new PollenError('ERR_NOT_FOUND', 'unknown peer or task');
           return { ...answer, hashes: this.hashesNow(blob), hashesFrom: 0 };
-        }, ({ hashes, ...rest }) => jsonBytes(rest) + hashesJsonBytes(hashes, Math.min(body.knownHashes ?? 0, blob.pieceCount), true) + DIGEST_JSON_BYTES).then((res) => {
+        }, ({ hashes, ...rest }) => jsonBytes(rest) + hashesJsonBytes(hashes, Math.min(body.knownHashes ?? 0, blob.pieceCount), 'sync') + DIGEST_JSON_BYTES).then((res) => {
           this.lastReportAt = world.queue.now;
           trace?.events.push({ t: world.queue.now, kind: 'sync', res });
           return res;
@@ -287,7 +287,7 @@ export class SimulatedPeer implements UploadSide {
           const answer = world.supernode.createTask(this.peerId, blob.digest, body.first);
           if (!answer) throw new PollenError('ERR_CLUSTER_UNAUTHORIZED', 'unknown peer: register again');
           return { ...meta, first: { ...answer, hashes: [], hashesFrom: blob.pieceCount }, reported: true as const };
-        }, ({ hashes, ...rest }) => jsonBytes(rest) + hashesJsonBytes(hashes, 0, false)).then((answer) => {
+        }, ({ hashes, ...rest }) => jsonBytes(rest) + hashesJsonBytes(hashes, 0, 'metainfo')).then((answer) => {
           // It carried the heartbeat's report, as a sync does (SupernodeClient.createTask).
           if (answer.reported) this.lastReportAt = world.queue.now;
           return answer;

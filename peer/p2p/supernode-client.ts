@@ -30,9 +30,25 @@ import {
   type TaskAnswer,
   type TaskBody,
 } from '../../src/p2p/supernode-api.ts';
+import { MAX_PIECES, unpackHashes } from '../../src/p2p/metainfo.ts';
 import { JOBS_API, type WorkRequest, type WorkResponse } from '../../src/preheat/jobs-api.ts';
 
 const MAX_RESPONSE_BYTES = 1 << 20;
+
+/**
+ * What a batch of syncs asks of the answers, newest last (each in src/p2p/supernode-api.ts
+ * SyncRequest): hashes without the trailing nulls of those the seed has not had yet, then packed.
+ */
+const ANSWER_OPTIONS = ['trimHashes', 'packHashes'] as const;
+
+/** The answer with packed hashes (packHashes) as the list the transfer reads, or undefined if they are malformed. */
+export function withUnpackedHashes(answer: SyncResponse): SyncResponse | undefined {
+  if (answer.hashesPacked === undefined) return answer;
+  const hashes = unpackHashes(answer.hashesPacked, MAX_PIECES);
+  if (!hashes) return undefined;
+  const { hashesPacked: _, ...rest } = answer;
+  return { ...rest, hashes };
+}
 const SEED_PIECE_TIMEOUT_MS = 60_000;
 
 /** A seed piece as the supernode answers it. */
@@ -113,8 +129,11 @@ export class SupernodeClient {
   private reporter: (() => HeartbeatBody) | undefined;
   /** When a batch of syncs last counted as this peer's heartbeat at each supernode (clock ms). */
   private readonly reportedAt = new Map<string, number>();
-  /** Supernodes that refused `trimHashes` (from before it): their syncs go without it. */
-  private readonly untrimmed = new Set<string>();
+  /**
+   * How many of ANSWER_OPTIONS each supernode takes (all when absent): one from before an option
+   * refuses it as a field it does not know, and its syncs go without it (and those after it) from then.
+   */
+  private readonly answerOptions = new Map<string, number>();
 
   constructor(deps: { dispatcher?: Dispatcher; clock?: Clock }, options: { urls: readonly string[]; secret?: string; timeoutMs: number }) {
     this.urls = options.urls.map((u) => u.replace(/\/+$/, ''));
@@ -232,22 +251,32 @@ export class SupernodeClient {
     queue.inFlight = true;
     try {
       const report = this.reporter?.();
-      const send = (trimHashes: boolean): Promise<SyncBatchResponse> =>
-        this.post<SyncBatchResponse>(url, API.syncs, { syncs: batch.map((q) => ({ ...q.body, digest: q.digest, ...(trimHashes ? { trimHashes } : {}) })), ...(report ? { report } : {}) });
-      // Answers without the nulls of the hashes the seed has not had yet; a supernode from before
-      // `trimHashes` refuses it as a field it does not know, and is asked again without it.
-      const trim = !this.untrimmed.has(url);
-      const res = await send(trim).catch((err: unknown) => {
-        if (!trim || !(err instanceof PollenError) || err.code !== 'ERR_INVALID_REQUEST') throw err;
-        this.untrimmed.add(url);
-        return send(false);
-      });
+      const send = (options: number): Promise<SyncBatchResponse> => {
+        const asked = Object.fromEntries(ANSWER_OPTIONS.slice(0, options).map((o) => [o, true]));
+        return this.post<SyncBatchResponse>(url, API.syncs, { syncs: batch.map((q) => ({ ...q.body, digest: q.digest, ...asked })), ...(report ? { report } : {}) });
+      };
+      // A supernode from before an option refuses the batch (ERR_INVALID_REQUEST): asked again
+      // with one option less, down to none.
+      const sent = async (options: number): Promise<SyncBatchResponse> => {
+        try {
+          return await send(options);
+        } catch (err) {
+          if (options === 0 || !(err instanceof PollenError) || err.code !== 'ERR_INVALID_REQUEST') throw err;
+          this.answerOptions.set(url, options - 1);
+          return sent(options - 1);
+        }
+      };
+      const res = await sent(this.answerOptions.get(url) ?? ANSWER_OPTIONS.length);
       if (report && res?.reported === true) this.reportedAt.set(url, this.clock.now());
       const answers = Array.isArray(res?.syncs) ? res.syncs : [];
       batch.forEach((q, k) => {
         const a = answers[k];
         if (!a || a.digest !== q.digest) q.reject(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent a malformed sync answer`, { supernode: url }));
-        else if ('answer' in a && a.answer && typeof a.answer === 'object') q.resolve(a.answer);
+        else if ('answer' in a && a.answer && typeof a.answer === 'object') {
+          const answer = withUnpackedHashes(a.answer);
+          if (answer) q.resolve(answer);
+          else q.reject(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent malformed packed hashes`, { supernode: url }));
+        }
         else {
           const status = 'status' in a && Number.isInteger(a.status) ? a.status : 502;
           const err = apiErrorFrom(status, 'error' in a ? a.error : undefined, 'ERR_SUPERNODE_UNAVAILABLE', { supernode: url });

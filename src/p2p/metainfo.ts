@@ -72,3 +72,33 @@ export function hashesAfter(hashes: ReadonlyArray<string | null>, known: number,
   if (trim) while (end > known && hashes[end - 1] == null) end--;
   return hashes.slice(known, end);
 }
+
+/** Bytes of a sha256 piece hash. */
+const HASH_BYTES = 32;
+
+/**
+ * Piece hashes as one base64 string: 32 bytes each, all zero for one not known yet (no piece has
+ * that sha256). 43 bytes a hash in a sync answer instead of 67 as quoted hex: every peer of a
+ * fan-out gets every hash of the blob from the supernode, on the uplink the seed's pieces use.
+ */
+export function packHashes(hashes: ReadonlyArray<string | null>): string {
+  const packed = Buffer.alloc(hashes.length * HASH_BYTES);
+  hashes.forEach((h, i) => {
+    if (h != null) packed.write(h, i * HASH_BYTES, HASH_BYTES, 'hex');
+  });
+  return packed.toString('base64');
+}
+
+/** The hashes of packHashes, or undefined unless `packed` is canonical base64 of at most `max` whole hashes. */
+export function unpackHashes(packed: unknown, max: number): Array<string | null> | undefined {
+  if (typeof packed !== 'string' || packed.length > Math.ceil((max * HASH_BYTES) / 3) * 4) return undefined;
+  const bytes = Buffer.from(packed, 'base64');
+  // Node's decoder skips what is not base64; only its own encoding of the bytes is taken.
+  if (bytes.length % HASH_BYTES !== 0 || bytes.toString('base64') !== packed) return undefined;
+  const hashes: Array<string | null> = [];
+  for (let at = 0; at < bytes.length; at += HASH_BYTES) {
+    const h = bytes.subarray(at, at + HASH_BYTES);
+    hashes.push(h.every((b) => b === 0) ? null : h.toString('hex'));
+  }
+  return hashes;
+}

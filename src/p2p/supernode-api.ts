@@ -187,6 +187,11 @@ export interface SyncRequest {
    * client asks it again without (peer/p2p/supernode-client.ts).
    */
   readonly trimHashes?: boolean;
+  /**
+   * The answer carries its hashes packed (`hashesPacked`, src/p2p/metainfo.ts packHashes) and
+   * `hashes` empty; the peer's client unpacks them. Asked and refused as trimHashes is.
+   */
+  readonly packHashes?: boolean;
   /** Set when the peer gives up the task (done or fallen back). */
   readonly leave?: boolean;
 }
@@ -200,6 +205,8 @@ export interface SyncResponse {
   /** Piece hashes from index `hashesFrom` on (0 when absent), `null` where the seed has none yet. */
   readonly hashes: ReadonlyArray<string | null>;
   readonly hashesFrom?: number;
+  /** The same hashes packed, when the sync asked `packHashes` (then `hashes` is empty). */
+  readonly hashesPacked?: string;
   readonly parents: readonly ParentInfo[];
   /** Pieces this peer may fetch from the seed (no peer holds them, nobody else is fetching them). */
   readonly seedGrants: readonly number[];

@@ -96,6 +96,7 @@ export const SYNC_BODY = {
     declined: { type: 'array', maxItems: API_LIMITS.declinedGrants, items: PIECE_INDEX },
     knownHashes: { type: 'number' },
     trimHashes: { type: 'boolean' },
+    packHashes: { type: 'boolean' },
     leave: { type: 'boolean' },
   },
 } as const;

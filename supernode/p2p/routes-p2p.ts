@@ -7,7 +7,7 @@ import type { Digest } from '../../src/digest.ts';
 import { ABORTED, PollenError } from '../../src/errors.ts';
 import { sendPooledBody } from '../../src/pooled-body.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
-import { hashesAfter } from '../../src/p2p/metainfo.ts';
+import { hashesAfter, packHashes } from '../../src/p2p/metainfo.ts';
 import {
   API,
   PIECE_HASH_HEADER,
@@ -126,7 +126,8 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
     // blob, on the links the seed keeps full.
     const k = body.knownHashes;
     const known = typeof k === 'number' && Number.isInteger(k) ? Math.min(Math.max(0, k), task.meta.pieceCount) : 0;
-    return { hashes: hashesAfter(task.meta.hashes, known, body.trimHashes === true), hashesFrom: known, ...schedule };
+    const hashes = hashesAfter(task.meta.hashes, known, body.trimHashes === true);
+    return body.packHashes === true ? { hashes: [], hashesPacked: packHashes(hashes), hashesFrom: known, ...schedule } : { hashes, hashesFrom: known, ...schedule };
   }
 
   app.post<{ Params: { digest: Digest }; Body: SyncRequest }>(

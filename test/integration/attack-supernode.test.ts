@@ -7,6 +7,7 @@ import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pskClientOptions } from '../../src/cluster-tls.ts';
 import type { Digest } from '../../src/digest.ts';
+import { unpackHashes } from '../../src/p2p/metainfo.ts';
 import type { SyncResponse, TaskAnswer } from '../../src/p2p/supernode-api.ts';
 import { JobsClient } from '../../src/preheat/jobs-client.ts';
 import type { WorkResponse } from '../../src/preheat/jobs-api.ts';
@@ -208,7 +209,7 @@ describe('the supernode cluster API under attack', () => {
     expect((await stats()).scheduler).toEqual(before.scheduler);
   });
 
-  it("one member's syncs do not hold back another's availability, and a trimHashes of the wrong type is refused whole", async () => {
+  it("one member's syncs do not hold back another's availability; packed hashes are the plain ones; a trimHashes or packHashes of the wrong type is refused whole", async () => {
     const [a, b] = [await registered('avail-a'), await registered('avail-b')];
     for (const t of [a, b]) expect((await call({ method: 'POST', path: '/api/v1/tasks', token: t, body: { digest: layer, upstream: upstream() } })).status).toBe(200);
     const sync = async (token: string, extra: object = {}): Promise<RawAnswer> => call({ method: 'POST', path: '/api/v1/syncs', token, body: { syncs: [{ digest: layer, have: [], wantSeed: 0, badParents: [], ...extra }] } });
@@ -217,8 +218,18 @@ describe('the supernode cluster API under attack', () => {
     expect((await availability(a)).length).toBeGreaterThan(0);
     for (let k = 0; k < 5; k++) expect(await availability(a)).toEqual([]);
     expect((await availability(b)).length).toBeGreaterThan(0);
+    const answer = async (extra: object): Promise<SyncResponse> => (JSON.parse((await sync(a, extra)).body) as { syncs: Array<{ answer: SyncResponse }> }).syncs[0]!.answer;
+    await waitFor(async () => (await answer({})).hashes.every((h) => typeof h === 'string'), 'every piece hash', 30_000);
+    const plain = await answer({});
+    const packed = await answer({ packHashes: true });
+    expect(packed.hashes).toEqual([]);
+    expect(packed.hashesFrom).toBe(plain.hashesFrom);
+    expect(unpackHashes(packed.hashesPacked, plain.hashes.length)).toEqual(plain.hashes);
     const before = await stats();
-    for (const trimHashes of ['yes', 1, null]) expectRefusal(await sync(a, { trimHashes, have: [0] }), [400]);
+    for (const bad of ['yes', 1, null]) {
+      expectRefusal(await sync(a, { trimHashes: bad, have: [0] }), [400]);
+      expectRefusal(await sync(a, { packHashes: bad, have: [0] }), [400]);
+    }
     expect((await stats()).scheduler).toEqual(before.scheduler);
   });
 

@@ -31,9 +31,10 @@ describe('runPollenSwarm (the real supernode scheduler and the real peer transfe
     expect(r.supernode.scheduleCalls).toBeGreaterThan(10);
     expect(r.supernode.peersDropped).toBe(0);
     // The API travels on the links: each call (a creation or a sync, all scheduling) is a request
-    // and an answer with HTTP around them, and every peer was sent every piece's hash (64 hex digits).
+    // and an answer with HTTP around them, and every peer was sent every piece's hash (32 bytes in
+    // base64, as the peer's client asks: packHashes).
     expect(r.apiBytes.requests).toBeGreaterThan(r.supernode.scheduleCalls * API_REQUEST_OVERHEAD_BYTES);
-    expect(r.apiBytes.answers).toBeGreaterThan(r.supernode.scheduleCalls * API_RESPONSE_OVERHEAD_BYTES + 10 * r.pieceCount * 64);
+    expect(r.apiBytes.answers).toBeGreaterThan(r.supernode.scheduleCalls * API_RESPONSE_OVERHEAD_BYTES + 10 * r.pieceCount * 42);
   });
 
   it('is deterministic for a seeded random', async () => {

@@ -2,7 +2,7 @@
 // not past the last one the seed knows, since the rest would be nulls in every answer.
 import { describe, expect, it } from 'vitest';
 import type { Digest } from '../../../../src/digest.ts';
-import { hashesAfter } from '../../../../src/p2p/metainfo.ts';
+import { hashesAfter, packHashes, unpackHashes } from '../../../../src/p2p/metainfo.ts';
 import type { MetainfoBody, SyncResponse } from '../../../../src/p2p/supernode-api.ts';
 import { withAnsweredHashes } from '../../../../peer/p2p/transfer-sync.ts';
 
@@ -18,6 +18,22 @@ describe('hashesAfter', () => {
     expect(hashesAfter(seed, 4, true)).toEqual([]);
     expect(hashesAfter(seed, 6, true)).toEqual([]);
     expect(hashesAfter([null, null], 0, true)).toEqual([]);
+  });
+});
+
+describe('packHashes', () => {
+  it('packs 32 bytes a hash, zeros for an unknown one, and unpacks only its own encoding of whole hashes', () => {
+    const list = [h('a'), null, h('0'), h('9')];
+    const packed = packHashes(list);
+    expect(packed).toHaveLength(Math.ceil((4 * 32) / 3) * 4);
+    // The all-zero hash reads as unknown: no piece has that sha256.
+    expect(unpackHashes(packed, 4)).toEqual([h('a'), null, null, h('9')]);
+    expect(unpackHashes(packHashes([]), 4)).toEqual([]);
+    const one = packHashes([h('b')]);
+    expect(one.endsWith('=')).toBe(true);
+    for (const bad of [one.replace(/=+$/, ''), one.slice(0, 20), ` ${one}`, 7, null]) expect(unpackHashes(bad, 4)).toBeUndefined();
+    // More hashes than the caller takes.
+    expect(unpackHashes(packed, 3)).toBeUndefined();
   });
 });
 

@@ -1,5 +1,6 @@
 // A task's creation asks for the transfer's first schedule (`first`), and a batch of syncs for
-// hashes without trailing nulls (`trimHashes`). A supernode from before those fields refuses them as
+// hashes without trailing nulls (`trimHashes`), then packed (`packHashes`). A supernode from before
+// those fields refuses them as
 // its body schemas refuse any field they do not know (400, ERR_INVALID_REQUEST): the client asks
 // again without them and gets the answers as before, so peers upgraded ahead of their supernodes
 // keep pulling over P2P.
@@ -20,8 +21,12 @@ const DIGEST = `sha256:${'a'.repeat(64)}` as Digest;
 const META = { digest: DIGEST, size: 10, pieceSize: 524_288, pieceCount: 1, hashes: [null] };
 const SCHEDULE = { hashes: [null], hashesFrom: 0, parents: [], seedGrants: [], availability: [0] };
 
-/** A supernode whose task route refuses `first` (or, with `refuseAll`, every creation) as the real error handler answers a schema failure. */
-async function olderSupernode(refuseAll = false): Promise<{ url: string; tasks: Array<Record<string, unknown>>; syncs: Array<Record<string, unknown>> }> {
+/**
+ * A supernode whose task route refuses `first` (or, with `refuseAll`, every creation), and whose
+ * sync route refuses the answer options it does not `know`, as the real error handler answers a
+ * schema failure; it answers `answer` to a batch it takes.
+ */
+async function olderSupernode(refuseAll = false, know: readonly string[] = [], answer: Record<string, unknown> = SCHEDULE): Promise<{ url: string; tasks: Array<Record<string, unknown>>; syncs: Array<Record<string, unknown>> }> {
   const tasks: Array<Record<string, unknown>> = [];
   const syncs: Array<Record<string, unknown>> = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -34,7 +39,7 @@ async function olderSupernode(refuseAll = false): Promise<{ url: string; tasks: 
       if (req.url === '/api/v1/syncs') {
         syncs.push(body);
         const items = body.syncs as Array<Record<string, unknown>>;
-        if (!items.some((item) => 'trimHashes' in item)) return res.end(JSON.stringify({ syncs: items.map((item) => ({ digest: item.digest, answer: SCHEDULE })) }));
+        if (!items.some((item) => ['trimHashes', 'packHashes'].some((o) => o in item && !know.includes(o)))) return res.end(JSON.stringify({ syncs: items.map((item) => ({ digest: item.digest, answer })) }));
       } else tasks.push(body);
       if (refuseAll || 'first' in body || req.url === '/api/v1/syncs') {
         const { status, body: error } = errorAnswer(new PollenError('ERR_INVALID_REQUEST', 'invalid request: body must NOT have additional properties'));
@@ -49,14 +54,20 @@ async function olderSupernode(refuseAll = false): Promise<{ url: string; tasks: 
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, tasks, syncs };
 }
 
+/** A client of `url`, registered there as p1. */
+async function registeredClient(url: string): Promise<SupernodeClient> {
+  const client = new SupernodeClient({}, { urls: [url], timeoutMs: 2_000 });
+  cleanups.push(() => client.close());
+  await client.register(url, { peerId: 'p1', wireAddr: '127.0.0.1:1', uploadSlots: 4, holdings: [] });
+  return client;
+}
+
 describe('SupernodeClient task creation', () => {
   const upstream = { registry: 'registry.test', name: 'app' };
 
   it('asks a supernode that refuses the first schedule again without it, and gets the task', async () => {
     const { url, tasks } = await olderSupernode();
-    const client = new SupernodeClient({}, { urls: [url], timeoutMs: 2_000 });
-    cleanups.push(() => client.close());
-    await client.register(url, { peerId: 'p1', wireAddr: '127.0.0.1:1', uploadSlots: 4, holdings: [] });
+    const client = await registeredClient(url);
     client.reportWith(() => ({ uploadedBytes: 7 }));
     const answer = await client.createTask(url, { digest: DIGEST, upstream, first: { wantSeed: 2 } });
     expect(answer).toEqual(META);
@@ -70,9 +81,7 @@ describe('SupernodeClient task creation', () => {
 
   it('does not ask again when the request was refused without a first schedule, or refused again', async () => {
     const { url, tasks } = await olderSupernode(true);
-    const client = new SupernodeClient({}, { urls: [url], timeoutMs: 2_000 });
-    cleanups.push(() => client.close());
-    await client.register(url, { peerId: 'p1', wireAddr: '127.0.0.1:1', uploadSlots: 4, holdings: [] });
+    const client = await registeredClient(url);
     await expect(client.createTask(url, { digest: DIGEST, upstream })).rejects.toMatchObject({ code: 'ERR_INVALID_REQUEST' });
     expect(tasks).toHaveLength(1);
     await expect(client.createTask(url, { digest: DIGEST, upstream, first: { wantSeed: 2 } })).rejects.toMatchObject({ code: 'ERR_INVALID_REQUEST' });
@@ -81,14 +90,38 @@ describe('SupernodeClient task creation', () => {
 });
 
 describe('SupernodeClient syncs', () => {
-  it('asks a supernode that refuses trimmed hashes again without them, and no longer asks for them there', async () => {
+  it('asks a supernode that refuses trimmed and packed hashes again with one option less, then none, and no longer asks for them there', async () => {
     const { url, syncs } = await olderSupernode();
-    const client = new SupernodeClient({}, { urls: [url], timeoutMs: 2_000 });
-    cleanups.push(() => client.close());
-    await client.register(url, { peerId: 'p1', wireAddr: '127.0.0.1:1', uploadSlots: 4, holdings: [] });
+    const client = await registeredClient(url);
     const body = { have: [], wantSeed: 0, badParents: [], knownHashes: 0 };
     expect(await client.sync(url, DIGEST, body)).toEqual(SCHEDULE);
     expect(await client.sync(url, DIGEST, body)).toEqual(SCHEDULE);
-    expect(syncs.map((b) => (b.syncs as Array<Record<string, unknown>>).map((item) => item.trimHashes))).toEqual([[true], [undefined], [undefined]]);
+    const asked = (option: string) => syncs.map((b) => (b.syncs as Array<Record<string, unknown>>).map((item) => item[option]));
+    expect(asked('trimHashes')).toEqual([[true], [true], [undefined], [undefined]]);
+    expect(asked('packHashes')).toEqual([[true], [undefined], [undefined], [undefined]]);
+  });
+
+  it('asks a supernode that trims but does not pack with trimHashes alone from then on', async () => {
+    const { url, syncs } = await olderSupernode(false, ['trimHashes']);
+    const client = await registeredClient(url);
+    const body = { have: [], wantSeed: 0, badParents: [], knownHashes: 0 };
+    expect(await client.sync(url, DIGEST, body)).toEqual(SCHEDULE);
+    expect(await client.sync(url, DIGEST, body)).toEqual(SCHEDULE);
+    expect(syncs.map((b) => (b.syncs as Array<Record<string, unknown>>).map((item) => [item.trimHashes, item.packHashes]))).toEqual([[[true, true]], [[true, undefined]], [[true, undefined]]]);
+  });
+
+  it('unpacks packed hashes into the list the transfer reads, and refuses a malformed packing', async () => {
+    const hashes = ['1'.repeat(64), null, 'f'.repeat(64)];
+    const packed = Buffer.concat([Buffer.from(hashes[0]!, 'hex'), Buffer.alloc(32), Buffer.from(hashes[2]!, 'hex')]).toString('base64');
+    const body = { have: [], wantSeed: 0, badParents: [], knownHashes: 2 };
+    const answerOf = async (hashesPacked: string) => {
+      const { url } = await olderSupernode(false, ['trimHashes', 'packHashes'], { ...SCHEDULE, hashes: [], hashesFrom: 2, hashesPacked });
+      return (await registeredClient(url)).sync(url, DIGEST, body);
+    };
+    expect(await answerOf(packed)).toEqual({ ...SCHEDULE, hashes, hashesFrom: 2 });
+    // Not whole hashes, not base64 as packHashes writes it.
+    for (const bad of [packed.slice(0, 40), `${packed}!`, `${packed.slice(0, 4)}\n${packed.slice(4)}`]) {
+      await expect(answerOf(bad)).rejects.toMatchObject({ code: 'ERR_SUPERNODE_UNAVAILABLE' });
+    }
   });
 });
