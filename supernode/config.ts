@@ -7,7 +7,7 @@ import { quotaProblem } from '../src/store/quota.ts';
 import { durationProblem, parseDuration } from '../src/units.ts';
 import { DEFAULT_MAX_PARENTS } from './p2p/scheduler-options.ts';
 import { DEFAULT_PEER_REQUEST_RATE } from './http/peer-request-budget.ts';
-import { DEFAULT_SYNC_RATE } from './p2p/sync-pacer.ts';
+import { DEFAULT_SYNC_ANSWER_BYTES_PER_S, DEFAULT_SYNC_RATE } from './p2p/sync-pacer.ts';
 
 export const DEFAULT_SEED_MAX_BLOB_BYTES = 64 * 1024 * 1024 * 1024;
 
@@ -25,6 +25,7 @@ export const SUPERNODE_SETTINGS = [
   { key: 'seedRegistryRate', type: 'rate', flag: 'seed-registry-rate', env: 'POLLEN_SEED_REGISTRY_RATE', default: 0, help: 'cap of the bandwidth the seed takes from registries, shared by all its fetches, in bytes per second or a size per second (50MiB); 0 = unlimited' },
   { key: 'peerRequestRate', type: 'int', flag: 'peer-request-rate', env: 'POLLEN_PEER_REQUEST_RATE', default: DEFAULT_PEER_REQUEST_RATE, help: "calls of the cluster API a peer may make per second (heartbeats, tasks, syncs; not seed pieces), with a burst of 5 s or 256; faster ones are answered 429. 0 = unlimited" },
   { key: 'syncRate', type: 'int', flag: 'sync-rate', env: 'POLLEN_SYNC_RATE', default: DEFAULT_SYNC_RATE, help: 'syncs per second the supernode aims at: when its peers would sync more often, each answer asks them to wait for the next free slot of a line of this many a second (at most 4 s ahead) and offers more parents, and busy peers heart-beat less often; 0 = no pacing' },
+  { key: 'syncAnswerRate', type: 'rate', flag: 'sync-answer-rate', env: 'POLLEN_SYNC_ANSWER_RATE', default: DEFAULT_SYNC_ANSWER_BYTES_PER_S, help: "bandwidth of the supernode host's uplink the sync answers aim at (they share it with the seed's pieces), in bytes per second or a size per second (2MB): the line of --sync-rate slots is spaced by what an answer carries as well; default 10 Mbit/s, a tenth of a 100 Mbit/s link; 0 = not counted" },
   { key: 'maxParents', type: 'int', flag: 'max-parents', env: 'POLLEN_MAX_PARENTS', default: DEFAULT_MAX_PARENTS, help: 'parents handed to a peer per sync' },
   { key: 'logLevel', type: 'string', flag: 'log-level', env: 'POLLEN_LOG_LEVEL', default: 'info', help: 'log level (fatal, error, warn, info, debug, trace)' },
 ] as const satisfies readonly Setting[];
@@ -52,6 +53,8 @@ export interface SupernodeConfig {
   readonly peerRequestRate?: number;
   /** Syncs per second the pacing aims at (0 = no pacing); default DEFAULT_SYNC_RATE. */
   readonly syncRate?: number;
+  /** Bytes per second of sync answers the pacing aims at (0 = not counted); default DEFAULT_SYNC_ANSWER_BYTES_PER_S. */
+  readonly syncAnswerRate?: number;
   readonly logLevel: string;
 }
 
@@ -72,6 +75,7 @@ export function supernodeConfigFrom(values: ConfigValues): SupernodeConfig {
     maxParents: values.maxParents as number,
     peerRequestRate: values.peerRequestRate as number,
     syncRate: values.syncRate as number,
+    syncAnswerRate: values.syncAnswerRate as number,
     logLevel: values.logLevel as string,
   });
 }

@@ -23,7 +23,7 @@ import { checkClusterListen } from './http/listen-policy.ts';
 import { JobManager } from './preheat/job-manager.ts';
 import { preheatPorts } from './preheat/preheat-ports.ts';
 import { Scheduler } from './p2p/scheduler.ts';
-import { DEFAULT_SYNC_RATE, SyncPacer } from './p2p/sync-pacer.ts';
+import { DEFAULT_SYNC_ANSWER_BYTES_PER_S, DEFAULT_SYNC_RATE, SyncPacer } from './p2p/sync-pacer.ts';
 import { Seed } from './p2p/seed.ts';
 import { Tracker } from './p2p/tracker.ts';
 import { ReadinessProbe, httpReachableCheck, kvCheck, writableDirCheck } from '../src/health.ts';
@@ -99,10 +99,10 @@ export class Supernode {
     await jobs.start();
     this.jobs = jobs;
 
-    const pacer = new SyncPacer({ clock: this.clock }, { rate: this.config.syncRate ?? DEFAULT_SYNC_RATE });
+    const pacer = new SyncPacer({ clock: this.clock }, { rate: this.config.syncRate ?? DEFAULT_SYNC_RATE, answerBytesPerS: this.config.syncAnswerRate ?? DEFAULT_SYNC_ANSWER_BYTES_PER_S });
     const metrics = new SupernodeMetrics({
       peers: () => tracker.size,
-      syncPace: () => ({ ms: pacer.currentMs, peers: pacer.activePeers }),
+      syncPace: () => ({ ms: pacer.currentMs, peers: pacer.activePeers, answerBytes: pacer.meanAnswerBytes }),
       tasks: () => scheduler.sizes.tasks,
       seed: () => seed.counters,
       seedGrants: () => scheduler.seedGrants,

@@ -59,6 +59,8 @@ export interface PollenSwarmOptions {
   scheduler?: Partial<SchedulerOptions>;
   /** The supernode's --sync-rate (its pacing of the peers' syncs; default the supernode's). */
   syncRate?: number;
+  /** The supernode's --sync-answer-rate, bytes a second (default the supernode's). */
+  syncAnswerRate?: number;
   /**
    * The machine's CPU, shared by the peers' processes (default: free). The fan-out bed runs every
    * host on the same 2 cores, and there a Pollen peer's CPU per byte limits the swarm before its links.
@@ -126,7 +128,7 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
   const blobs = simBlobs(o.blobBytes, o.layerShares ?? [1], o.pieceBytes, o.originUpBytesPerS);
   const supernode = new SimSupernode(
     { queue },
-    { tasks: blobs.map((b) => ({ digest: b.digest, pieceCount: b.pieceCount, seedHasAt: (i, now) => b.seedReadyAtMs(i) <= now })), scheduler: o.scheduler, ...(o.syncRate === undefined ? {} : { syncRate: o.syncRate }) },
+    { tasks: blobs.map((b) => ({ digest: b.digest, pieceCount: b.pieceCount, seedHasAt: (i, now) => b.seedReadyAtMs(i) <= now })), scheduler: o.scheduler, ...(o.syncRate === undefined ? {} : { syncRate: o.syncRate }), ...(o.syncAnswerRate === undefined ? {} : { syncAnswerRate: o.syncAnswerRate }) },
   );
   const peers = new Map<string, SimulatedPeer>();
   let remaining = o.peers;

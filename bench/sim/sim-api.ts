@@ -7,6 +7,7 @@
 // registry whole. The seed's pieces get what the answers leave of the uplink (apiUplinkShare).
 import type { EventQueue } from './event-queue.ts';
 import { hashesAfter } from '../../src/p2p/metainfo.ts';
+import { ANSWER_OVERHEAD_BYTES } from '../../supernode/p2p/sync-pacer.ts';
 
 /**
  * What an API call carries besides its JSON: the request line and headers (the peer's bearer
@@ -14,7 +15,7 @@ import { hashesAfter } from '../../src/p2p/metainfo.ts';
  * header and tag each way, and the TCP/IP headers of the packets.
  */
 export const API_REQUEST_OVERHEAD_BYTES = 320;
-export const API_RESPONSE_OVERHEAD_BYTES = 220;
+export const API_RESPONSE_OVERHEAD_BYTES = ANSWER_OVERHEAD_BYTES;
 /** An OCI error body answered instead of a schedule. */
 export const API_ERROR_BYTES = 160;
 /** `"digest":"sha256:<64 hex>",` naming a task in a sync batch's item and its answer. */
@@ -56,6 +57,8 @@ export interface ApiEnds {
   readonly sharing: number;
   /** Every call's bytes that arrived, added up: requests to the supernode, answers from it. */
   readonly bytes: ApiBytes;
+  /** Told each answer's bytes, overhead included, as the route tells its pacing (SyncPacer.answered). */
+  readonly answered?: (bytes: number) => void;
 }
 
 export interface ApiBytes {
@@ -87,7 +90,9 @@ export function apiCall<T>(ends: ApiEnds, requestJsonBytes: number, answer: () =
           reply(API_RESPONSE_OVERHEAD_BYTES / sharing + API_ERROR_BYTES, () => reject(err));
           return;
         }
-        reply(API_RESPONSE_OVERHEAD_BYTES / sharing + answerJsonBytes(a), () => resolve(a));
+        const n = API_RESPONSE_OVERHEAD_BYTES / sharing + answerJsonBytes(a);
+        ends.answered?.(n);
+        reply(n, () => resolve(a));
       });
     });
   });

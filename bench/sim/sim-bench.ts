@@ -29,6 +29,8 @@ export interface SimBenchOptions {
   scheduler?: Partial<SchedulerOptions>;
   /** The supernode's --sync-rate (default its default). */
   syncRate?: number;
+  /** The supernode's --sync-answer-rate, bytes a second (default its default). */
+  syncAnswerRate?: number;
   /** The machine's cores shared by the peers, and a peer's CPU ns per byte received and sent (pollen-swarm.ts). */
   cpu?: { cores: number; peerReceiveNsPerByte: number; peerSendNsPerByte: number };
   /**
@@ -196,7 +198,7 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
     // The largest blob's task (the first share is the largest in the bed's image).
     const taskPieces = simBlobs(blobBytes, layerShares, pieceBytes, originUp)[0]!.pieceCount;
     const cpu = measureScheduleCpuUs(n, taskPieces, o.scheduler);
-    const r = await runPollenSwarm({ peers: n, blobBytes, layerShares, ...(pieceBytes === undefined ? {} : { pieceBytes }), peerUpBytesPerS: up, peerDownBytesPerS: up, originUpBytesPerS: originUp, random: mulberry32(o.seed), scheduler: o.scheduler, ...(o.syncRate === undefined ? {} : { syncRate: o.syncRate }), maxSimMs: o.maxSimS * 1000, ...(o.cpu ? { cpu: o.cpu } : {}) });
+    const r = await runPollenSwarm({ peers: n, blobBytes, layerShares, ...(pieceBytes === undefined ? {} : { pieceBytes }), peerUpBytesPerS: up, peerDownBytesPerS: up, originUpBytesPerS: originUp, random: mulberry32(o.seed), scheduler: o.scheduler, ...(o.syncRate === undefined ? {} : { syncRate: o.syncRate }), ...(o.syncAnswerRate === undefined ? {} : { syncAnswerRate: o.syncAnswerRate }), maxSimMs: o.maxSimS * 1000, ...(o.cpu ? { cpu: o.cpu } : {}) });
     const lowerBoundS = lowerBoundSeconds(blobBytes, { registryUpMbit: o.originMbit, peerDownMbit: o.mbit, peerUpMbit: new Array<number>(n).fill(o.mbit) });
     const cpuUsPerSchedule = cpu.scan;
     const { callsBySimS, scansBySimS, heartbeatsBySimS, setupRequestsBySimS } = r.supernode;

@@ -8,7 +8,7 @@ import { ManualClock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import type { HeartbeatResponse, ParentInfo } from '../../src/p2p/supernode-api.ts';
 import { Scheduler } from '../../supernode/p2p/scheduler.ts';
-import { DEFAULT_SYNC_RATE, pacedSchedule, SyncPacer } from '../../supernode/p2p/sync-pacer.ts';
+import { DEFAULT_SYNC_ANSWER_BYTES_PER_S, DEFAULT_SYNC_RATE, pacedSchedule, SyncPacer } from '../../supernode/p2p/sync-pacer.ts';
 import type { SchedulerOptions } from '../../supernode/p2p/scheduler-options.ts';
 import { HEARTBEAT_MS, Tracker, type PeerRecord } from '../../supernode/p2p/tracker.ts';
 import type { EventQueue } from './event-queue.ts';
@@ -59,11 +59,11 @@ export class SimSupernode {
   private secondStart = 0;
   private callsThisSecond = 0;
 
-  constructor(deps: { queue: EventQueue }, options: { tasks: readonly SimTask[]; scheduler?: Partial<SchedulerOptions>; syncRate?: number }) {
+  constructor(deps: { queue: EventQueue }, options: { tasks: readonly SimTask[]; scheduler?: Partial<SchedulerOptions>; syncRate?: number; syncAnswerRate?: number }) {
     this.queue = deps.queue;
     this.tasks = new Map(options.tasks.map((t) => [t.digest, t]));
     this.scheduler = new Scheduler({ clock: this.clock }, options.scheduler);
-    this.pacer = new SyncPacer({ clock: this.clock }, { rate: options.syncRate ?? DEFAULT_SYNC_RATE });
+    this.pacer = new SyncPacer({ clock: this.clock }, { rate: options.syncRate ?? DEFAULT_SYNC_RATE, answerBytesPerS: options.syncAnswerRate ?? DEFAULT_SYNC_ANSWER_BYTES_PER_S });
     this.tracker = new Tracker({
       clock: this.clock,
       onDrop: (peer) => {

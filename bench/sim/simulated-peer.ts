@@ -263,7 +263,7 @@ export class SimulatedPeer implements UploadSide {
   private client(blob: SimBlob, trace: TransferTrace | undefined): TransferClient {
     const { world } = this;
     const oneWay = (): number => this.rtt() / 2;
-    const ends: ApiEnds = { queue: world.queue, latencyMs: this.rtt() / 2, lines: world.apiLines, sharing: world.blobs.length, bytes: world.apiBytes };
+    const ends: ApiEnds = { queue: world.queue, latencyMs: this.rtt() / 2, lines: world.apiLines, sharing: world.blobs.length, bytes: world.apiBytes, answered: (n) => world.supernode.pacer.answered(n) };
     return {
       // The route sends the hashes from the first one the peer lacks (`knownHashes`).
       sync: (_url, _digest, body) =>

@@ -120,13 +120,14 @@ export function registerBench(program: Command): void {
     .option('--scan-limit <n>', "the scheduler's scanLimit (default: the supernode's)")
     .option('--offer-interval-ms <ms>', "the scheduler's offerIntervalMs: parents offered to a peer at most this often (default: the supernode's, every sync)")
     .option('--sync-rate <n>', "the supernode's --sync-rate: syncs per second it paces its peers to (0: no pacing; default: the supernode's)")
+    .option('--sync-answer-rate <bytes>', "the supernode's --sync-answer-rate in bytes a second: what its sync answers may take of its uplink (0: not counted; default: the supernode's)")
     .option('--seed <n>', 'seed of the random start jitter and latencies', '1')
     .option('--cores <n>', "cores the peers' processes share (default: CPU is free; the fan-out bed has 2)")
     .option('--peer-ns-per-byte <rx,tx>', "a peer's CPU ns per byte received and sent, with --cores", '24,8')
     .option('--route-us-per-sync <us>', "CPU us a simulated request (a sync, or a busy peer's heartbeat) costs the supernode beyond the scheduler (TLS, parsing, validation, the token, JSON), added in the '+route' columns; npm run bench:sync measures it", String(DEFAULT_ROUTE_US_PER_SYNC))
     .option('--against <results.json>', "hold the model against a fan-out bed run (pollen bench fanout's results.json): simulate each of its Pollen rows with its links, its cores and a CPU term fitted from its other rows, and print both all-done times (the other options but --seed, --max-sim-s and --out do not apply)")
     .option('--out <dir>', 'results directory (default: results/sim-<timestamp>)')
-    .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; layers?: string; scanLimit?: string; offerIntervalMs?: string; syncRate?: string; maxSimS: string; seed: string; cores?: string; peerNsPerByte: string; routeUsPerSync: string; against?: string; out?: string }) => {
+    .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; layers?: string; scanLimit?: string; offerIntervalMs?: string; syncRate?: string; syncAnswerRate?: string; maxSimS: string; seed: string; cores?: string; peerNsPerByte: string; routeUsPerSync: string; against?: string; out?: string }) => {
       const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
       const outDir = o.out ?? join(REPO_ROOT, 'results', `sim-${stamp}`);
       const layerShares = o.layers === undefined ? undefined : await simLayerShares(o.layers);
@@ -151,6 +152,7 @@ export function registerBench(program: Command): void {
           ...(o.offerIntervalMs === undefined ? {} : { offerIntervalMs: positive('offer-interval-ms', o.offerIntervalMs) }),
         },
         ...(o.syncRate === undefined ? {} : { syncRate: nonNegative('sync-rate', o.syncRate) }),
+        ...(o.syncAnswerRate === undefined ? {} : { syncAnswerRate: nonNegative('sync-answer-rate', o.syncAnswerRate) }),
         maxSimS: positive('max-sim-s', o.maxSimS),
         seed: Number(o.seed),
         ...(o.cores === undefined ? {} : { cpu: simCpu(positive('cores', o.cores), numberList('peer-ns-per-byte', o.peerNsPerByte)) }),

@@ -2,7 +2,7 @@
 // (cluster members) hands out the peer's token; heartbeats, tasks, syncs and seed pieces belong to
 // the peer its token names. Bodies are checked by the schemas in ../http/schemas.ts before a
 // handler runs; errors are thrown and leave through ../http/error-handler.ts.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Digest } from '../../src/digest.ts';
 import { ABORTED, PollenError } from '../../src/errors.ts';
 import { sendPooledBody } from '../../src/pooled-body.ts';
@@ -31,7 +31,7 @@ import { DIGEST_PARAMS, HEARTBEAT_BODY, PIECE_PARAMS, REGISTER_BODY, SYNC_BATCH_
 import { checkWireHost, parseWireAddr } from '../http/wire-addr.ts';
 import type { Scheduler } from './scheduler.ts';
 import type { Seed, SeedTask } from './seed.ts';
-import { pacedSchedule, type SyncPacer } from './sync-pacer.ts';
+import { ANSWER_OVERHEAD_BYTES, pacedSchedule, type SyncPacer } from './sync-pacer.ts';
 import { HEARTBEAT_MS, type PeerRecord, type Tracker } from './tracker.ts';
 
 /** What the routes need of the seed (the unit tests give a stand-in). */
@@ -89,7 +89,18 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
     return pacer?.heartbeatAnswer(HEARTBEAT_MS) ?? { ok: true };
   });
 
-  app.post<{ Body: TaskBody }>(API.task, { config: { auth: 'peer' }, schema: { body: TASK_BODY } }, async (request): Promise<TaskAnswer> => {
+  /**
+   * Tells the pacing what an answer that took `slots` of it carried (its JSON and the HTTP around
+   * it): the answers share the uplink with the seed's pieces (sync-pacer.ts).
+   */
+  const countAnswer =
+    <R extends FastifyRequest>(slots: (request: R) => number) =>
+    async (request: R, reply: FastifyReply, payload: unknown): Promise<unknown> => {
+      if (pacer && reply.statusCode === 200 && typeof payload === 'string') pacer.answered(payload.length + ANSWER_OVERHEAD_BYTES, slots(request));
+      return payload;
+    };
+
+  app.post<{ Body: TaskBody }>(API.task, { config: { auth: 'peer' }, schema: { body: TASK_BODY }, onSend: countAnswer((r: FastifyRequest<{ Body: TaskBody }>) => (r.body?.first ? 1 : 0)) }, async (request): Promise<TaskAnswer> => {
     const peer = caller(request);
     const { digest, sizeHint, upstream, first, report } = request.body;
     // Refused unless the registry admits the requester for this blob (seed.ts): nothing is joined or answered before.
@@ -132,7 +143,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
 
   app.post<{ Params: { digest: Digest }; Body: SyncRequest }>(
     '/api/v1/tasks/:digest/sync',
-    { config: { auth: 'peer' }, schema: { params: DIGEST_PARAMS, body: SYNC_BODY } },
+    { config: { auth: 'peer' }, schema: { params: DIGEST_PARAMS, body: SYNC_BODY }, onSend: countAnswer(() => 1) },
     async (request): Promise<SyncResponse> => syncOne(caller(request), request.params.digest, request.body),
   );
 
@@ -141,7 +152,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
   // it would have been alone, its error included, so one unknown task does not fail the others.
   // A batch that carries the heartbeat's report is the peer's heartbeat too: a busy peer then sends
   // one request where it sent two (a fifth of the supernode's requests at 10,000 peers).
-  app.post<{ Body: SyncBatchRequest }>(API.syncs, { config: { auth: 'peer' }, schema: { body: SYNC_BATCH_BODY } }, async (request): Promise<SyncBatchResponse> => {
+  app.post<{ Body: SyncBatchRequest }>(API.syncs, { config: { auth: 'peer' }, schema: { body: SYNC_BATCH_BODY }, onSend: countAnswer((r: FastifyRequest<{ Body: SyncBatchRequest }>) => r.body?.syncs?.length ?? 0) }, async (request): Promise<SyncBatchResponse> => {
     const peer = caller(request);
     const reported = request.body.report !== undefined && tracker.heartbeat(peer.peerId, request.body.report);
     const syncs: SyncBatchAnswer[] = [];

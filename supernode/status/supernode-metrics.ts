@@ -18,7 +18,7 @@ export interface SupernodeMetricSources {
   peers(): number;
   tasks(): number;
   /** The wait each sync's answer asks for now, and the peers it counts as syncing (SyncPacer). */
-  syncPace(): { ms: number; peers: number };
+  syncPace(): { ms: number; peers: number; answerBytes: number };
   seed(): Readonly<SeedCounters>;
   /** Seed leases the scheduler handed out, by kind (Scheduler.seedGrants). */
   seedGrants(): Readonly<{ unheld: number; starved: number }>;
@@ -37,6 +37,7 @@ export class SupernodeMetrics {
     this.syncLatency = m.histogram('pollen_supernode_sync_duration_seconds', 'time to answer a sync request (one task, or a batch of a peer\'s tasks), from request to response', [], SYNC_BUCKETS_S);
     m.gauge('pollen_supernode_peers', 'registered live peers', [], (g) => g.set(sources.peers()));
     m.gauge('pollen_supernode_sync_pace_seconds', 'the wait before its next sync that each sync answer asks of a peer now (0: the peers\' own timing): how far the line of sync slots, --sync-rate a second, runs ahead', [], (g) => g.set(sources.syncPace().ms / 1000));
+    m.gauge('pollen_supernode_sync_answer_bytes', 'the mean bytes of a sync answer lately, HTTP around it included: with --sync-answer-rate, what spaces the line of sync slots', [], (g) => g.set(Math.round(sources.syncPace().answerBytes)));
     m.gauge('pollen_supernode_syncing_peers', 'peers that synced in the last 5 to 10 s', [], (g) => g.set(sources.syncPace().peers));
     m.gauge('pollen_supernode_tasks', 'tasks (blobs) the scheduler tracks holders of', [], (g) => g.set(sources.tasks()));
     m.counterFrom('pollen_supernode_seed_bytes_total', 'seed bytes by direction: download from back_to_source (the registry), upload from the seed to peers', ['direction', 'source'], () => {

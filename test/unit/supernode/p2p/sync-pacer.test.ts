@@ -4,10 +4,10 @@ import { MAX_SYNC_PACE_MS } from '../../../../src/p2p/supernode-api.ts';
 import { SyncPacer } from '../../../../supernode/p2p/sync-pacer.ts';
 import { Tracker, type PeerRecord } from '../../../../supernode/p2p/tracker.ts';
 
-function setup(rate: number, count = 10_000) {
+function setup(rate: number, count = 10_000, answerBytesPerS = 0) {
   const clock = new ManualClock(0);
   const tracker = new Tracker({ clock, onDrop: () => {} });
-  const pacer = new SyncPacer({ clock }, { rate });
+  const pacer = new SyncPacer({ clock }, { rate, answerBytesPerS });
   const peers: PeerRecord[] = Array.from({ length: count }, (_, i) => tracker.register(`p${i}`, `10.0.0.1:${i + 1}`, 4).peer);
   const at = (t: number): void => clock.advance(t - clock.now());
   return { clock, pacer, peers, at };
@@ -53,6 +53,30 @@ describe('SyncPacer', () => {
     expect(waits.length).toBeGreaterThan(300);
     expect(new Set(waits)).toEqual(new Set([0]));
     expect(pacer.currentMs).toBe(0);
+  });
+
+  it("spaces the slots by what the answers carry when that takes the uplink's share longer than the rate's slot", () => {
+    // 100,000 bytes a second of answers: 1,000-byte answers are 10 ms apart (the rate's are 1 ms).
+    const { pacer, peers } = setup(1_000, 10_000, 100_000);
+    for (let k = 0; k < 100; k++) pacer.answered(1_000);
+    const waits = peers.slice(0, 100).map((p) => pacer.paceMs(p));
+    expect(waits[99]! - waits[89]!).toBeGreaterThanOrEqual(99);
+    expect(waits[99]! - waits[89]!).toBeLessThanOrEqual(101);
+    // Answers of 4,000 bytes (a batch of 4 syncs of 16,000 in all): the mean follows, the slots widen.
+    for (let k = 0; k < 100; k++) pacer.answered(16_000, 4);
+    const later = peers.slice(100, 120).map((p) => pacer.paceMs(p));
+    expect(later[19]! - later[9]!).toBeGreaterThanOrEqual(390);
+    expect(later[19]! - later[9]!).toBeLessThanOrEqual(401);
+    // Malformed counts change nothing; small answers leave the rate's slot.
+    pacer.answered(Number.NaN);
+    pacer.answered(1_000, 0);
+    expect(pacer.paceMs(peers[121]!) - later[19]!).toBeGreaterThanOrEqual(39);
+    for (let k = 0; k < 1_000; k++) pacer.answered(10);
+    const small = peers.slice(200, 300).map((p) => pacer.paceMs(p));
+    expect(small[99]! - small[89]!).toBeLessThanOrEqual(11);
+    // Bytes alone pace too (no rate).
+    const bytesOnly = setup(0, 10, 100_000);
+    expect(bytesOnly.peers.map((p) => bytesOnly.pacer.paceMs(p)).at(-1)).toBe(90);
   });
 
   it('a peer syncing before its slot keeps that slot and pushes no one back', () => {
