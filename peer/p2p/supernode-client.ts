@@ -49,6 +49,7 @@ export function withUnpackedHashes(answer: SyncResponse): SyncResponse | undefin
   const { hashesPacked: _, ...rest } = answer;
   return { ...rest, hashes };
 }
+
 const SEED_PIECE_TIMEOUT_MS = 60_000;
 
 /** A seed piece as the supernode answers it. */
