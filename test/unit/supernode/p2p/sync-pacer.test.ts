@@ -79,6 +79,18 @@ describe('SyncPacer', () => {
     expect(bytesOnly.peers.map((p) => bytesOnly.pacer.paceMs(p)).at(-1)).toBe(90);
   });
 
+  it("stretches the line by the answers' bytes only up to three quarters of MAX_SYNC_PACE_MS ahead, then by the rate alone", () => {
+    // 10,000-byte answers at 100,000 bytes a second: 100 ms a slot; the rate's is 1 ms.
+    const { pacer, peers } = setup(1_000, 10_000, 100_000);
+    // A batch of 32 moves the mean all the way.
+    pacer.answered(320_000, 32);
+    const waits = peers.slice(0, 1_000).map((p) => pacer.paceMs(p));
+    expect(waits.slice(0, 31)).toEqual(Array.from({ length: 31 }, (_, k) => k * 100));
+    // Past 3 s ahead a burst is spread at the rate's slots, not pushed to the longest wait together.
+    expect(waits.slice(31, 36)).toEqual([3_001, 3_002, 3_003, 3_004, 3_005]);
+    expect(waits.filter((w) => w === MAX_SYNC_PACE_MS).length).toBeLessThan(2);
+  });
+
   it('a peer syncing before its slot keeps that slot and pushes no one back', () => {
     const { pacer, peers, at } = setup(1_000);
     for (const p of peers.slice(0, 500)) pacer.paceMs(p);
