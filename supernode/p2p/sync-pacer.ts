@@ -18,7 +18,8 @@
 // ones, HTTP around them included), up to 3 s ahead: a swarm's answers then take that much of the
 // uplink at most, unless it is so large that even 3 s of waits do not hold them there. Simulated
 // 3,000 peers, 64 MiB, 100 Mbit/s links: paced at 8,000 syncs a second, the answers were 1.2 x S
-// on the supernode's uplink and the pull took 14.1 s (2.6 x T*); spaced by their bytes, 12.0 s.
+// on the supernode's uplink and the pull took 14.1 s (2.6 x T*); spaced by their bytes at 1.25 MB/s,
+// 12.0 s (DEFAULT_SYNC_ANSWER_BYTES_PER_S has the trade-off at 10,000 peers).
 import type { Clock } from '../../src/clock.ts';
 import { MAX_SYNC_PACE_MS, type HeartbeatResponse } from '../../src/p2p/supernode-api.ts';
 import type { Digest } from '../../src/digest.ts';
@@ -101,7 +102,7 @@ export class SyncPacer {
   }
 
   /**
-   * The slots' spacing for a slot at `slot` (ms after `now`): the rate's, or an answer's time on
+   * The spacing after a slot `ahead` ms from now: the rate's, or an answer's time on
    * the uplink's share if longer while the line runs less than BYTES_LINE_MS ahead. Past that the
    * answers' bytes stop stretching it: a line pushed to MAX_SYNC_PACE_MS asks every sync the same
    * longest wait, and a burst (a fan-out's start) comes back as a burst every 4 s (simulated
