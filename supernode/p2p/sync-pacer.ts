@@ -111,7 +111,8 @@ export class SyncPacer {
   private spacingMs(ahead: number): number {
     const rate = this.rate > 0 ? 1000 / this.rate : 0;
     if (this.answerBytesPerS <= 0 || ahead >= BYTES_LINE_MS) return rate;
-    return Math.max(rate, (this.answerBytes * 1000) / this.answerBytesPerS);
+    // Not past BYTES_LINE_MS in one step either: one huge mean would push the line to the limit.
+    return Math.max(rate, Math.min((this.answerBytes * 1000) / this.answerBytesPerS, BYTES_LINE_MS - ahead));
   }
 
   private get paced(): boolean {

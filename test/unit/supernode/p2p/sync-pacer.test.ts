@@ -91,6 +91,16 @@ describe('SyncPacer', () => {
     expect(waits.filter((w) => w === MAX_SYNC_PACE_MS).length).toBeLessThan(2);
   });
 
+  it('answers as large as a member can ask widen the line up to MAX_SYNC_PACE_MS, never beyond', () => {
+    const { pacer, peers } = setup(1_000, 10_000, 100_000);
+    // A member asking 64 MB answers over and over (far past any real one).
+    for (let k = 0; k < 100; k++) pacer.answered(64e6);
+    const waits = peers.map((p) => pacer.paceMs(p));
+    expect(Math.max(...waits)).toBeLessThanOrEqual(MAX_SYNC_PACE_MS);
+    // The first slot past 3 s ahead: from there the rate's slots, 1 ms apart.
+    expect(waits.filter((w) => w < MAX_SYNC_PACE_MS).length).toBeGreaterThan(900);
+  });
+
   it('a peer syncing before its slot keeps that slot and pushes no one back', () => {
     const { pacer, peers, at } = setup(1_000);
     for (const p of peers.slice(0, 500)) pacer.paceMs(p);
