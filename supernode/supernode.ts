@@ -13,6 +13,7 @@ import { systemClock, type Clock } from '../src/clock.ts';
 import { openGcStore, type GcStore } from '../src/store/gc-store.ts';
 import { ensurePrivateDir } from '../src/store/private-dir.ts';
 import type { MetainfoBody } from '../src/p2p/supernode-api.ts';
+import { PieceSigner } from '../src/p2p/piece-proof.ts';
 import { listenOn } from '../src/http-app.ts';
 import { mallocHugepages } from '../src/malloc-tunables.ts';
 import { RegistryHosts } from '../src/oci/registry-hosts.ts';
@@ -31,6 +32,9 @@ import { registerStatusRoutes } from './status/routes-status.ts';
 import { StatusEvents } from './status/status-events.ts';
 import { StatusModel } from './status/status-model.ts';
 import { SupernodeMetrics } from './status/supernode-metrics.ts';
+
+/** The piece key's file in the data directory (PKCS#8 PEM, mode 0600). */
+export const PIECE_KEY_FILE = 'piece-key.pem';
 
 export class Supernode {
   private readonly logger: Logger;
@@ -121,8 +125,11 @@ export class Supernode {
       ...(upstream ? [httpReachableCheck('upstream', `${upstream}/v2/`)] : []),
     ]);
     const observe = (a: FastifyInstance): void => metrics.observeClusterApp(a, (digest, n) => model.onSeedPiece(digest, n));
+    // The key the seed signs piece hashes with (src/p2p/piece-proof.ts): kept in the data directory
+    // so that the proofs peers hold stay good across a restart.
+    const signer = await PieceSigner.loadOrCreate(join(this.config.data, PIECE_KEY_FILE));
     const peerBudget = new PeerRequestBudget({ clock: this.clock }, { perSecond: this.config.peerRequestRate ?? DEFAULT_PEER_REQUEST_RATE });
-    const app = createClusterApp(this.logger, { tracker, scheduler, seed, pacer, jobs, observe, peerBudget }, { secret });
+    const app = createClusterApp(this.logger, { tracker, scheduler, seed, pacer, jobs, observe, peerBudget, signer }, { secret });
     this.app = app;
     const stats = (): unknown => ({ peers: tracker.size, seed: seed.counters, scheduler: scheduler.sizes });
     const status = (a: FastifyInstance): void => registerStatusRoutes(a, { readiness, metrics: metrics.metrics, model, events });

@@ -4,14 +4,26 @@
 // driven by the simulated peer's upload slots (simulated-peer.ts). Every message takes the one-way
 // latency; blocks go one after another as flows on the network model (one TCP stream: the next
 // block follows the last without waiting the latency again). A cancel rejects the child's request
-// at once (as the wire does) and stops the block at the parent if it has not started to send.
+// at once (as the wire does) and stops the block at the parent if it has not started to send. The
+// parent sends a piece's proof (src/p2p/piece-proof.ts) ahead of the first block of it the child
+// gets, if it has one, as the uploader does: its 100 bytes travel with that block.
 import { EventEmitter } from 'node:events';
 import type { Digest } from '../../src/digest.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { PollenError } from '../../src/errors.ts';
+import { PROOF_BYTES, type PieceProof } from '../../src/p2p/piece-proof.ts';
 import type { ParentConnection } from '../../peer/p2p/transfer-seams.ts';
+import type { ProofCheck } from '../../peer/p2p/transfer-proofs.ts';
+import type { SlotHolder } from '../../peer/p2p/upload-slots.ts';
 import type { EventQueue } from './event-queue.ts';
 import type { HostId, SimNetwork, Transfer } from './network.ts';
+
+/**
+ * The simulation's proofs: every signature is this one, and every check passes (the model has no
+ * forging parents; a proof's bytes and when it comes are what it models).
+ */
+export const SIM_SIGNATURE = Buffer.alloc(64);
+export const SIM_PROOF_CHECK: ProofCheck = { verify: () => true };
 
 export interface WireWorld {
   readonly queue: EventQueue;
@@ -26,13 +38,15 @@ export interface UploadSide {
   readonly host: HostId;
   /** A child connected for `link.digest`: the parent answers with its bitfield of that blob, and unchokes it when a slot is free. */
   accept(link: SimLink): void;
+  /** The parent's proof of a piece of `digest`, if it has one. */
+  proof(digest: Digest, index: number): PieceProof | undefined;
   /** The child went away (its slot is free again). */
   release(link: SimLink): void;
 }
 
 /** What crosses a link to the child, and what the child asks (the simulation's trace of one transfer). */
 export interface LinkObserver {
-  delivered(e: { kind: 'bitfield'; pieces: number[] } | { kind: 'unchoke' } | { kind: 'have'; index: number } | { kind: 'block'; index: number; offset: number }): void;
+  delivered(e: { kind: 'bitfield'; pieces: number[] } | { kind: 'unchoke' } | { kind: 'have'; index: number } | { kind: 'proof'; index: number } | { kind: 'block'; index: number; offset: number }): void;
   requested(index: number, offset: number): void;
 }
 
@@ -45,6 +59,8 @@ interface BlockRequest {
   settled: boolean;
   /** When the cancel reaches the parent (Infinity while not cancelled). */
   cancelAt: number;
+  /** The piece's proof, sent ahead of this block. */
+  proof?: PieceProof;
 }
 
 export class SimLink extends EventEmitter implements ParentConnection {
@@ -52,6 +68,9 @@ export class SimLink extends EventEmitter implements ParentConnection {
   isClosed = false;
   peerChoking = true;
   isReady = false;
+  readonly speaksProofs = true;
+  /** Pieces whose proof the parent sent on this link (once each). */
+  private readonly proved = new Set<number>();
   private view: Bitfield | undefined;
   private open!: () => void;
   private fail!: (e: Error) => void;
@@ -170,7 +189,11 @@ export class SimLink extends EventEmitter implements ParentConnection {
     while (req && req.cancelAt <= this.world.queue.now) req = this.outbox.shift();
     if (!req) return;
     const r = req;
-    const flow = this.world.network.transfer(this.parent.host, this.childHost, r.length, () => {
+    if (!this.proved.has(r.index)) {
+      this.proved.add(r.index);
+      r.proof = this.parent.proof(this.digest, r.index);
+    }
+    const flow = this.world.network.transfer(this.parent.host, this.childHost, r.length + (r.proof ? PROOF_BYTES : 0), () => {
       this.sending = undefined;
       this.settle(r, undefined);
       this.sendNext(true);
@@ -182,7 +205,15 @@ export class SimLink extends EventEmitter implements ParentConnection {
     if (req.settled) return;
     req.settled = true;
     this.pending.delete(req);
-    if (err) return req.reject(err);
+    if (err) {
+      // A proof still to travel with a block that is not sent goes with the piece's next request.
+      if (req.proof) this.proved.delete(req.index);
+      return req.reject(err);
+    }
+    if (req.proof) {
+      this.observer?.delivered({ kind: 'proof', index: req.index });
+      this.emit('proof', req.proof);
+    }
     this.observer?.delivered({ kind: 'block', index: req.index, offset: req.offset });
     req.resolve(this.world.body(req.length));
   }
@@ -201,5 +232,24 @@ export class SimLink extends EventEmitter implements ParentConnection {
     this.world.queue.after(this.world.latency(this.parent.host, this.childHost), () => {
       if (!this.isClosed) fn();
     });
+  }
+}
+
+/** The parent's end of a link, as the upload slots see it: closed once the child's close has reached the parent. */
+export class ParentEnd implements SlotHolder {
+  isClosed = false;
+
+  constructor(readonly link: SimLink) {}
+
+  get digest(): string {
+    return this.link.digest;
+  }
+
+  unchoke(): void {
+    this.link.sendUnchoke();
+  }
+
+  choke(): void {
+    this.link.sendChoke();
   }
 }

@@ -13,6 +13,7 @@ import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
+import type { PieceProof } from '../../src/p2p/piece-proof.ts';
 import type { MetainfoBody, SyncResponse, TaskAnswer } from '../../src/p2p/supernode-api.ts';
 import type { BlobFetchRequest } from '../../peer/blob-downloader.ts';
 import { busyHeartbeatMs, sparedHeartbeatMs } from '../../peer/p2p/p2p-agent.ts';
@@ -20,19 +21,19 @@ import { parentsPerTransfer } from '../../peer/p2p/parent-pool.ts';
 import { P2pTransfer } from '../../peer/p2p/p2p-transfer.ts';
 import { seedLeasesPerTransfer } from '../../peer/p2p/seed-grants.ts';
 import { DEFAULT_TIMINGS, type TransferTimings } from '../../peer/p2p/transfer-seams.ts';
-import { UploadSlots, type SlotHolder } from '../../peer/p2p/upload-slots.ts';
+import { UploadSlots } from '../../peer/p2p/upload-slots.ts';
 import type { SeedPieceAnswer } from '../../peer/p2p/supernode-client.ts';
 import type { TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seams.ts';
 import type { EventQueue } from './event-queue.ts';
 import type { HostId, SimNetwork } from './network.ts';
 import { QueueClock } from './queue-clock.ts';
 import { apiCall, DIGEST_JSON_BYTES, hashesJsonBytes, jsonBytes, type ApiBytes, type ApiEnds, type ApiLines } from './sim-api.ts';
-import { SimLink, type LinkObserver, type UploadSide, type WireWorld } from './sim-wire.ts';
+import { ParentEnd, SIM_PROOF_CHECK, SIM_SIGNATURE, SimLink, type LinkObserver, type UploadSide, type WireWorld } from './sim-wire.ts';
 import type { SimSupernode } from './sim-supernode.ts';
 import { HEARTBEAT_MS } from '../../supernode/p2p/tracker.ts';
 
 /** The hash every simulated piece carries (pieces are named by index, not hashed). */
-const SIM_HASH = 'sim';
+export const SIM_HASH = '0'.repeat(64);
 const silent = pino({ level: 'silent' });
 
 /** One blob every peer pulls (an image's layer). */
@@ -220,6 +221,7 @@ export class SimulatedPeer implements UploadSide {
         // A simulated peer's transfers start together: their ticks run from that start, as on a host of its own.
         tickPhaseMs: this.clock.now(),
         hashPiece: () => SIM_HASH,
+        proofs: () => SIM_PROOF_CHECK,
         fetchUpstream: this.fetchUpstream,
         // The host's parent budget, shared by the transfers running (peer/p2p/p2p-downloader.ts).
         maxParents: () => parentsPerTransfer(this.active),
@@ -325,7 +327,7 @@ export class SimulatedPeer implements UploadSide {
                   world.onSeedPiece(world.queue.now);
                   trace?.events.push({ t: world.queue.now, kind: 'seed', index });
                   // The seed has the whole piece once it has sent it: its hash comes with it (a trailer).
-                  resolve({ body: Readable.from([world.body(length)]), pieceHash: () => SIM_HASH });
+                  resolve({ body: Readable.from([world.body(length)]), pieceHash: () => SIM_HASH, pieceSignature: () => SIM_SIGNATURE });
                 };
                 flow = world.network.transfer(world.seedHost, this.host, length, () => {
                   const arrived = blob.seedReadyAtMs(index);
@@ -370,6 +372,10 @@ export class SimulatedPeer implements UploadSide {
     this.slots.admit(end);
   }
 
+  proof(digest: Digest, index: number): PieceProof | undefined {
+    return this.transfers.get(digest)?.proofs.get(index);
+  }
+
   release(link: SimLink): void {
     this.children.get(link.digest)?.delete(link);
     const end = this.ends.get(link);
@@ -377,24 +383,5 @@ export class SimulatedPeer implements UploadSide {
     this.ends.delete(link);
     end.isClosed = true;
     this.slots.release(end);
-  }
-}
-
-/** The parent's end of a link, as the upload slots see it: closed once the child's close has reached the parent. */
-class ParentEnd implements SlotHolder {
-  isClosed = false;
-
-  constructor(readonly link: SimLink) {}
-
-  get digest(): string {
-    return this.link.digest;
-  }
-
-  unchoke(): void {
-    this.link.sendUnchoke();
-  }
-
-  choke(): void {
-    this.link.sendChoke();
   }
 }

@@ -6,6 +6,7 @@ import type { ContentStore } from '../../src/content-store.ts';
 import type { Digest } from '../../src/digest.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
+import type { PieceProof, ProofSet } from '../../src/p2p/piece-proof.ts';
 import type { Holding } from '../../src/p2p/supernode-api.ts';
 import { uploadBuffer } from '../../src/p2p/wire-blocks.ts';
 
@@ -17,6 +18,8 @@ export interface PieceSource {
   bitfield(): Uint8Array;
   /** Reads bytes of the blob (only from verified pieces) into a buffer from `uploadBuffer`. */
   read(offset: number, length: number): Promise<Buffer>;
+  /** The supernode's proof of a held piece's hash, when this peer has it (see piece-proof.ts). */
+  proof(index: number): PieceProof | undefined;
 }
 
 export interface ActiveTransfer {
@@ -24,14 +27,24 @@ export interface ActiveTransfer {
   readonly pieces: Bitfield;
   /** Fills `target` from `offset` of the blob (verified pieces only). */
   readInto(target: Buffer, offset: number): Promise<void>;
+  /** Proofs of the pieces' hashes, as the transfer got them (from the seed or its parents). */
+  readonly proofs?: ProofSet;
 }
 
 const MAX_HOLDINGS = 2_000;
+/**
+ * Proofs kept for committed blobs, in bytes (96 a piece: at most ~94 KiB a blob). Beyond, the
+ * blobs committed longest ago lose theirs: their children then ask the supernode for those hashes.
+ */
+const MAX_COMMITTED_PROOF_BYTES = 16 << 20;
 
 export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: number] }> {
   private readonly store: ContentStore;
   private readonly active = new Map<Digest, ActiveTransfer>();
   private readonly committed = new Map<Digest, number>();
+  /** Proofs of committed blobs, oldest first (see MAX_COMMITTED_PROOF_BYTES). */
+  private readonly committedProofs = new Map<Digest, ProofSet>();
+  private committedProofBytes = 0;
 
   constructor(deps: { store: ContentStore }) {
     super();
@@ -59,13 +72,29 @@ export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: nu
     if (this.active.get(digest) === transfer) this.active.delete(digest);
   }
 
-  markCommitted(digest: Digest, size: number): void {
+  markCommitted(digest: Digest, size: number, proofs?: ProofSet): void {
     this.committed.set(digest, size);
+    this.dropProofs(digest);
+    if (!proofs) return;
+    this.committedProofs.set(digest, proofs);
+    this.committedProofBytes += proofs.size;
+    for (const [d] of this.committedProofs) {
+      if (this.committedProofBytes <= MAX_COMMITTED_PROOF_BYTES) break;
+      this.dropProofs(d);
+    }
   }
 
   /** The store no longer has the blob (evicted): nothing of it is offered any more. */
   forget(digest: Digest): boolean {
+    this.dropProofs(digest);
     return this.committed.delete(digest);
+  }
+
+  private dropProofs(digest: Digest): void {
+    const proofs = this.committedProofs.get(digest);
+    if (!proofs) return;
+    this.committedProofs.delete(digest);
+    this.committedProofBytes -= proofs.size;
   }
 
   /** Tells listeners (the uploader's connections) about a verified piece; never throws into the caller. */
@@ -97,6 +126,7 @@ export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: nu
             return this.readCommitted(digest, offset, length);
           }
         },
+        proof: (i) => (active.pieces.has(i) ? active.proofs?.get(i) : undefined) ?? this.committedProofs.get(digest)?.get(i),
       };
     }
     const size = this.committed.get(digest);
@@ -104,7 +134,8 @@ export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: nu
     const pieceSize = pieceSizeFor(size);
     const pieceCount = pieceCountFor(size, pieceSize);
     const all = Bitfield.full(pieceCount);
-    return { size, pieceSize, pieceCount, has: (i) => all.has(i), bitfield: () => all.bytes, read: (o, l) => this.readCommitted(digest, o, l) };
+    const proofs = this.committedProofs.get(digest);
+    return { size, pieceSize, pieceCount, has: (i) => all.has(i), bitfield: () => all.bytes, read: (o, l) => this.readCommitted(digest, o, l), proof: (i) => proofs?.get(i) };
   }
 
   /** What to report when (re-)registering with a supernode. */

@@ -76,6 +76,7 @@ export class P2pDownloader implements BlobDownloader {
       {
         client: this.agent.client,
         supernode: url,
+        proofs: () => this.agent.client.proofVerifier(url),
         pieces: this.agent.pieces,
         kv: this.kv,
         logger: this.agent.logger,

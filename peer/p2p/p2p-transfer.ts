@@ -6,16 +6,16 @@
 // exposed to waiting clients through the PartialBlob. The whole blob is verified at commit.
 // The parts: the piece accounting in piece-ledger.ts, the parents in parent-pool.ts (a parent's
 // window and assignments in parent-link.ts), what is asked of them in parent-requests.ts (with the
-// picker of piece-picker.ts), the phase in transfer-state.ts, the seed-piece GET
-// in seed-piece.ts, the seed grants in seed-grants.ts, the persisted bitfield in
-// bitfield-record.ts, the supernode sync in transfer-sync.ts, the registry fallback in
-// upstream-fallback.ts; time and every outside party come through the seams of
-// transfer-seams.ts, so unit tests drive it on a manual clock and bench/sim runs this very code on
-// simulated time.
+// picker of piece-picker.ts), the phase in transfer-state.ts, the seed-piece GET in seed-piece.ts,
+// the seed grants in seed-grants.ts, the piece proofs in transfer-proofs.ts, the persisted bitfield
+// in bitfield-record.ts, the supernode sync in transfer-sync.ts, the registry fallback in
+// upstream-fallback.ts; time and every outside party come through the seams of transfer-seams.ts,
+// so unit tests drive it on a manual clock and bench/sim runs this very code on simulated time.
 import { delayToGrid, systemClock, type Clock, type Timer } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError, toPollenError } from '../../src/errors.ts';
 import type { Bitfield } from '../../src/p2p/bitfield.ts';
+import type { ProofSet } from '../../src/p2p/piece-proof.ts';
 import type { MetainfoBody, SyncResponse } from '../../src/p2p/supernode-api.ts';
 import type { BlobFetchRequest } from '../blob-downloader.ts';
 import { fetchRangeFromUpstream } from '../mirror/upstream-ranges.ts';
@@ -26,6 +26,7 @@ import { ParentRequests } from './parent-requests.ts';
 import { ENDGAME_COPIES } from './piece-picker.ts';
 import { HOST_SEED_LEASES, SeedGrants } from './seed-grants.ts';
 import { taskRequest } from './task-request.ts';
+import { TransferProofs } from './transfer-proofs.ts';
 import { TransferState } from './transfer-state.ts';
 import { fetchMissingFromUpstream } from './upstream-fallback.ts';
 import { HAVE_BYTES_PER_SYNC, hashKnown, knownHashCount, syncInterval, TransferSync, withAnsweredHashes, withPieceHash } from './transfer-sync.ts';
@@ -64,6 +65,7 @@ export class P2pTransfer {
   private readonly pool: ParentPool;
   private readonly seed: SeedGrants;
   private readonly requests: ParentRequests;
+  private readonly proving: TransferProofs;
   private availability: readonly number[] = [];
   private lastProgressAt: number;
   private lastPieceAt: number;
@@ -93,6 +95,7 @@ export class P2pTransfer {
     this.partial = init.partial;
     this.ingest = init.ingest;
     this.ledger = new PieceLedger(init.have);
+    this.proving = new TransferProofs(this.digest, this.meta.pieceCount, () => deps.proofs?.(), { known: (i) => this.meta.hashes[i], learn: (i, hash) => this.learnHash(i, hash) });
     this.record = new BitfieldRecord(deps, { digest: this.digest, size: this.meta.size, pieceSize: this.meta.pieceSize, have: this.ledger.have });
     this.started = this.lastProgressAt = this.lastPieceAt = this.clock.now();
     this.supernodeSync = new TransferSync({
@@ -109,7 +112,8 @@ export class P2pTransfer {
         wantSeed: this.deps.seedLeases?.() ?? HOST_SEED_LEASES,
         starved: !this.ledger.have.complete && this.clock.now() - this.lastPieceAt > STARVED_MS,
         declined: this.seed.takeDeclines(),
-        knownHashes: knownHashCount(this.meta),
+        // With piece proofs every piece we may ask for comes with its hash: none from the supernode.
+        knownHashes: this.proving.askSupernode(this.pool.ready(), this.ledger.have) ? knownHashCount(this.meta) : this.meta.pieceCount,
       }),
       unsent: (r) => {
         this.pool.restoreReports({ badParents: r.badParents, corruptParents: r.corruptParents ?? [] });
@@ -126,10 +130,11 @@ export class P2pTransfer {
         clock: this.clock,
         ...(deps.parentBans ? { bans: deps.parentBans } : {}),
         events: {
-          onReady: () => this.pump(),
+          onReady: () => this.requests.pump(),
           onClose: (parent) => this.requests.parentClosed(parent),
           onPieces: () => this.requests.pumpSoon(),
-          onUnchoke: () => this.pump(),
+          onUnchoke: () => this.requests.pump(),
+          onProof: (parent, proof) => this.proving.fromParent(parent, proof),
           onDial: () => this.ledger.stats.dials++,
           wanted: () => this.state.phase === 'p2p',
         },
@@ -150,6 +155,7 @@ export class P2pTransfer {
       availability: () => this.availability,
       hashUpdates: () => this.hashUpdates,
       verify: (index, data) => this.verify(index, data),
+      vouches: (parent) => this.proving.vouches(parent),
       store: (index, data, written) => void this.storePiece(index, data, 'peer', written),
       wasted: (cause, bytes) => this.wasted(cause, bytes),
       progressed: (now) => (this.lastProgressAt = now),
@@ -169,18 +175,15 @@ export class P2pTransfer {
       onEvent: deps.onEvent,
       meta: () => this.meta,
       inP2p: () => this.state.phase === 'p2p',
-      sync: () => this.sync(),
+      sync: () => this.supernodeSync.sync(),
       verify: (index, data) => this.verify(index, data),
-      learnHash: (index, hash) => {
-        this.meta = withPieceHash(this.meta, index, hash);
-        this.hashUpdates++;
-      },
+      learnHash: (index, hash, signature) => this.proving.fromSeed(index, hash, signature),
       store: (index, data) => this.storePiece(index, data, 'seed'),
       wasted: (cause, bytes) => this.wasted(cause, bytes),
       progressed: () => (this.lastProgressAt = this.clock.now()),
       settled: () => {
-        if (this.supernodeSync.due()) void this.sync();
-        this.pump();
+        if (this.supernodeSync.due()) void this.supernodeSync.sync();
+        this.requests.pump();
       },
     });
   }
@@ -191,9 +194,12 @@ export class P2pTransfer {
 
   /** Parents connected and ready (a gauge for the metrics). */
   get connectedParents(): number {
-    let n = 0;
-    for (const _ of this.pool.ready()) n++;
-    return n;
+    return [...this.pool.ready()].length;
+  }
+
+  /** Proofs of the pieces' hashes, handed on to children (LocalPieces). */
+  get proofs(): ProofSet {
+    return this.proving.kept;
   }
 
   get pieces(): Bitfield {
@@ -217,7 +223,7 @@ export class P2pTransfer {
     this.first = undefined;
     if (this.ledger.have.complete) void this.finish();
     else if (first) this.supernodeSync.answered(first);
-    else void this.sync();
+    else void this.supernodeSync.sync();
   }
 
   /** The next tick, on the process's grid of ticks (see PROCESS_TICK_PHASE_MS). */
@@ -244,16 +250,8 @@ export class P2pTransfer {
       this.deps.onEvent?.({ kind: 'stall' });
       this.pool.dropStalled(parent);
     }
-    if (this.supernodeSync.due(syncInterval(this.timings.syncMs, this.ledger.have.count, this.meta.pieceCount))) void this.sync();
-    this.pump();
-  }
-
-  private pump(): void {
+    if (this.supernodeSync.due(syncInterval(this.timings.syncMs, this.ledger.have.count, this.meta.pieceCount))) void this.supernodeSync.sync();
     this.requests.pump();
-  }
-
-  private sync(): Promise<void> {
-    return this.supernodeSync.sync();
   }
 
   private onSync(res: SyncResponse): void {
@@ -266,13 +264,18 @@ export class P2pTransfer {
     if (res.availability.length > 0) this.availability = res.availability;
     this.pool.offer(res.parents, (parent) => this.requests.isUseful(parent));
     for (const i of res.seedGrants) this.seed.grant(i);
-    this.pump();
+    this.requests.pump();
   }
 
   private wasted(cause: DuplicateCause, bytes: number): void {
     if (bytes <= 0) return;
     this.ledger.wasted(cause, bytes);
     this.deps.onEvent?.({ kind: 'duplicate', cause, bytes });
+  }
+
+  private learnHash(index: number, hash: string): void {
+    this.meta = withPieceHash(this.meta, index, hash);
+    this.hashUpdates++;
   }
 
   private verify(index: number, data: readonly Buffer[]): boolean {
@@ -315,7 +318,7 @@ export class P2pTransfer {
     await this.record.save();
     this.deps.logger.debug({ digest: this.digest, piece: index, from }, 'piece verified');
     if (this.ledger.have.complete) await this.finish();
-    else if (this.supernodeSync.pendingCount * this.meta.pieceSize >= HAVE_BYTES_PER_SYNC && this.supernodeSync.due()) void this.sync();
+    else if (this.supernodeSync.pendingCount * this.meta.pieceSize >= HAVE_BYTES_PER_SYNC && this.supernodeSync.due()) void this.supernodeSync.sync();
   }
 
   /** Cancels the requests for `index` still out to parents and the seed (its copy is being stored). */
@@ -356,7 +359,7 @@ export class P2pTransfer {
     this.stop();
     try {
       await this.partial.commit();
-      this.deps.pieces.markCommitted(this.digest, this.meta.size);
+      this.deps.pieces.markCommitted(this.digest, this.meta.size, this.proving.kept);
       this.deps.pieces.removeActive(this.digest, this);
       await this.record.remove();
       void this.supernodeSync.reportComplete(this.meta.pieceCount);

@@ -50,6 +50,10 @@ export class ParentLink {
   chokedSince: number;
   /** Dropped for a stalled piece (its partial pieces count as stall duplicates). */
   stalled = false;
+  /** Pieces this parent sent a proof of (transfer-proofs.ts: one each). */
+  readonly proved = new Set<number>();
+  /** It sent a piece we asked for without knowing its hash, and no proof with it: asked for known hashes only since. */
+  withoutProofs = false;
   /** When the parent connected or was last given a piece, whichever came later. */
   lastAssignedAt: number;
   /** When the parent connected or last sent a block (of any piece), whichever came later. */

@@ -4,6 +4,7 @@
 // what to ask each parent for is the transfer's business, told through the callbacks.
 import type { Clock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
+import type { PieceProof } from '../../src/p2p/piece-proof.ts';
 import type { ParentInfo } from '../../src/p2p/supernode-api.ts';
 import { ExpiringBans } from '../../src/p2p/wire-bans.ts';
 import { ParentLink } from './parent-link.ts';
@@ -52,6 +53,8 @@ export interface ParentPoolEvents {
   /** It announced pieces (have, bitfield): worth a pump soon. */
   onPieces(): void;
   onUnchoke(): void;
+  /** It sent a piece proof. */
+  onProof?(parent: ParentLink, proof: PieceProof): void;
   /** A connection to a parent is being opened (counted in the transfer's stats). */
   onDial?(): void;
   /** Whether connecting is still wanted (false once the transfer left P2P). */
@@ -166,6 +169,7 @@ export class ParentPool {
       this.counted = undefined;
       announced();
     });
+    conn.on('proof', (proof: PieceProof) => this.events.onProof?.(parent, proof));
     conn.ready.then(
       () => {
         this.connecting.delete(peerId);

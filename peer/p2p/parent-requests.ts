@@ -31,6 +31,8 @@ export interface ParentRequestsPort {
   /** Piece hashes learned so far (with the ledger's `freed`, the pick epoch: see pump). */
   hashUpdates(): number;
   verify(index: number, data: readonly Buffer[]): boolean;
+  /** Whether `parent` may be asked for a piece whose hash is not known yet (it sends proofs: transfer-proofs.ts). */
+  vouches(parent: ParentLink): boolean;
   /** Stores a verified piece; `written` runs once `data` is no longer needed. */
   store(index: number, data: readonly Buffer[], written: () => void): void;
   wasted(cause: DuplicateCause, bytes: number): void;
@@ -80,6 +82,7 @@ export class ParentRequests {
     for (const parent of pool.ready()) {
       if (parent.conn.isClosed || parent.conn.peerChoking) continue;
       const window = parent.window;
+      const vouches = this.port.vouches(parent);
       while (parent.outstanding < window) {
         let a = parent.unfinished();
         if (!a) {
@@ -88,7 +91,7 @@ export class ParentRequests {
           const index = pickPiece({
             have: ledger.have,
             inFlight: ledger.inFlight,
-            canGet: (i) => parent.conn.peerHas(i) && hashKnown(meta, i) && !ledger.isWriting(i),
+            canGet: (i) => parent.conn.peerHas(i) && (vouches || hashKnown(meta, i)) && !ledger.isWriting(i),
             availability: (i) => (availability[i] ?? 0) + connected[i]!,
             mine: parent.assignments,
           });
@@ -173,7 +176,14 @@ export class ParentRequests {
           const data = a.blocks as Buffer[];
           // The blocks' buffers go back to the wire's pool once stored (or refused): not before.
           const done = (): void => data.forEach(releaseBlock);
-          if (!this.port.verify(a.index, data)) {
+          if (!hashKnown(this.port.meta(), a.index)) {
+            // Asked before its hash was known, and no proof came with it: the parent has none (no
+            // fault of its own). Asked again, and of this parent only for pieces with known hashes.
+            done();
+            ledger.lost();
+            this.port.wasted('unproved', a.length);
+            parent.withoutProofs = true;
+          } else if (!this.port.verify(a.index, data)) {
             done();
             ledger.lost();
             this.port.wasted('corrupt', a.length);

@@ -11,12 +11,14 @@ export const SEED_SOURCE = 'seed';
 /** Why a piece was requested from a source. */
 export type RequestReason = 'first' | 'endgame' | 'starved-seed-grant';
 
-export const DUPLICATE_CAUSES = ['endgame', 'starved-seed-grant', 'stall-reassign', 'parent-lost', 'fallback-overlap', 'late-arrival', 'corrupt'] as const;
+export const DUPLICATE_CAUSES = ['endgame', 'starved-seed-grant', 'stall-reassign', 'parent-lost', 'fallback-overlap', 'late-arrival', 'corrupt', 'unproved'] as const;
 /**
  * Why received bytes were thrown away: a second copy asked in endgame or by a seed grant for a
  * piece already in flight; the partial piece of a parent dropped for stalling, or of one that went
  * away; what was in flight when the transfer fell back to the registry (or registry bytes of pieces
- * already held); a block that came after its piece was settled; a piece that failed its hash.
+ * already held); a block that came after its piece was settled; a piece that failed its hash; a
+ * piece asked of a parent that speaks piece proofs before its hash was known, which came without
+ * a proof (transfer-proofs.ts).
  */
 export type DuplicateCause = (typeof DUPLICATE_CAUSES)[number];
 

@@ -61,7 +61,7 @@ export interface SeedGrantsPort {
   /** True when `data` matches the piece's known hash. */
   verify(index: number, data: readonly Buffer[]): boolean;
   /** The supernode sent piece `index`'s hash with the piece (kept if none is known yet). */
-  learnHash(index: number, hash: string): void;
+  learnHash(index: number, hash: string, signature?: Buffer): void;
   store(index: number, data: readonly Buffer[]): Promise<void>;
   wasted(cause: DuplicateCause, bytes: number): void;
   /** Bytes arrived (the transfer's progress clock). */
@@ -134,7 +134,7 @@ export class SeedGrants {
     let got = 0;
     try {
       const meta = port.meta();
-      const { chunks, hash } = await fetchSeedPiece(port.client, {
+      const { chunks, hash, signature } = await fetchSeedPiece(port.client, {
         supernode: port.supernode,
         digest: port.digest,
         index,
@@ -151,7 +151,7 @@ export class SeedGrants {
       // The supernode sends the piece's hash with it (as trusted as a sync answer: the same
       // authenticated API). From one that does not, a sync sent after the piece came brings it; a
       // sync already out may answer from before (then one more): an unknown hash is no corrupt piece.
-      if (hash !== undefined) port.learnHash(index, hash);
+      if (hash !== undefined) port.learnHash(index, hash, signature);
       for (let k = 0; k < 2 && typeof port.meta().hashes[index] !== 'string'; k++) await port.sync();
       if (!port.verify(index, chunks)) {
         port.wasted('corrupt', got);

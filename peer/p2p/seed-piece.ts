@@ -27,6 +27,8 @@ export interface SeedPieceRequest {
 export interface SeedPiece {
   readonly chunks: Buffer[];
   readonly hash: string | undefined;
+  /** The supernode's signature of that hash (piece-proof.ts), if it sent one. */
+  readonly signature?: Buffer | undefined;
 }
 
 /** The body's chunks, in order, `length` bytes in all, and the piece's hash as the supernode sent it. */
@@ -54,7 +56,7 @@ export async function fetchSeedPiece(client: Pick<SupernodeClient, 'seedPiece'>,
       chunks.push(chunk);
     }
     if (n !== length) throw new PollenError('ERR_SIZE_MISMATCH', `seed piece ${index} ended after ${n} of ${length} bytes`);
-    return { chunks, hash: answer.pieceHash() };
+    return { chunks, hash: answer.pieceHash(), signature: answer.pieceSignature?.() };
   } finally {
     clearTimeout(watchdog);
   }

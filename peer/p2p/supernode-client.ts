@@ -20,6 +20,7 @@ import {
   apiErrorFrom,
   apiErrorOf,
   PIECE_HASH_HEADER,
+  PIECE_SIGNATURE_HEADER,
   type HeartbeatBody,
   type HeartbeatResponse,
   type RegisterRequest,
@@ -31,6 +32,7 @@ import {
   type TaskBody,
 } from '../../src/p2p/supernode-api.ts';
 import { MAX_PIECES, unpackHashes } from '../../src/p2p/metainfo.ts';
+import { ProofVerifier, signatureOf } from '../../src/p2p/piece-proof.ts';
 import { JOBS_API, type WorkRequest, type WorkResponse } from '../../src/preheat/jobs-api.ts';
 
 const MAX_RESPONSE_BYTES = 1 << 20;
@@ -61,6 +63,8 @@ export interface SeedPieceAnswer {
    * something that is not one.
    */
   pieceHash(): string | undefined;
+  /** The supernode's signature of that hash (PIECE_SIGNATURE_HEADER), when it sent one that is one. */
+  pieceSignature?(): Buffer | undefined;
 }
 
 /**
@@ -75,7 +79,7 @@ export function connectionRefused(err: unknown): boolean {
   return false;
 }
 
-function pieceHashOf(value: string | string[] | null | undefined): string | undefined {
+function pieceHashOf(value: string | undefined): string | undefined {
   return typeof value === 'string' && /^[0-9a-f]{64}$/.test(value) ? value : undefined;
 }
 
@@ -123,6 +127,8 @@ export class SupernodeClient {
   private readonly timeoutMs: number;
   /** This peer's registration with each supernode (by configured URL). */
   private readonly sessions = new Map<string, { peerId: string; token: string }>();
+  /** Each supernode's piece key, as its registration answer gave it (none from one before piece proofs). */
+  private readonly verifiers = new Map<string, ProofVerifier>();
   private readonly registering = new Map<string, Promise<RegisterResponse>>();
   private readonly syncQueues = new Map<string, SyncQueue>();
   private readonly clock: Clock;
@@ -173,6 +179,15 @@ export class SupernodeClient {
     const res = await this.post<RegisterResponse>(url, API.register, sent, this.timeoutMs, session?.peerId === body.peerId ? session.token : undefined);
     if (typeof res.token !== 'string' || res.peerId !== body.peerId) throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent a malformed registration answer`, { supernode: url });
     this.sessions.set(url, { peerId: res.peerId, token: res.token });
+    // A key that is not one is as none: this peer then takes hashes from the supernode only.
+    let verifier: ProofVerifier | undefined;
+    try {
+      verifier = typeof res.pieceKey === 'string' ? new ProofVerifier(res.pieceKey) : undefined;
+    } catch {
+      verifier = undefined;
+    }
+    if (verifier) this.verifiers.set(url, verifier);
+    else this.verifiers.delete(url);
     return res;
   }
 
@@ -307,7 +322,16 @@ export class SupernodeClient {
     // The seed answers once the piece has come from the registry: wait longer than for API calls.
     const res = await this.send(url, API.seedPiece(digest, index), 'GET', undefined, signal, SEED_PIECE_TIMEOUT_MS, this.tokenFor(url), this.seedDispatcher);
     if (res.statusCode !== 200) throw await this.errorOf(url, res);
-    return { body: res.body, pieceHash: () => pieceHashOf(res.headers[PIECE_HASH_HEADER]) ?? pieceHashOf(res.trailers?.[PIECE_HASH_HEADER]) };
+    const header = (name: string): string | undefined => {
+      const v = res.headers[name] ?? res.trailers?.[name];
+      return typeof v === 'string' ? v : undefined;
+    };
+    return { body: res.body, pieceHash: () => pieceHashOf(header(PIECE_HASH_HEADER)), pieceSignature: () => signatureOf(header(PIECE_SIGNATURE_HEADER)) };
+  }
+
+  /** Checks piece proofs against `url`'s piece key; undefined when it gave none (not registered, or from before proofs). */
+  proofVerifier(url: string): ProofVerifier | undefined {
+    return this.verifiers.get(url);
   }
 
   async close(): Promise<void> {

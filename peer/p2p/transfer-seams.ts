@@ -10,12 +10,14 @@ import type { Ingest } from '../../src/content-store.ts';
 import type { Kv } from '../../src/db.ts';
 import type { Digest } from '../../src/digest.ts';
 import type { PartialBlob } from '../../src/partial-blob.ts';
+import type { PieceProof } from '../../src/p2p/piece-proof.ts';
 import type { ExpiringBans } from '../../src/p2p/wire-bans.ts';
 import type { Throttle } from '../../src/rate/throttle.ts';
 import type { fetchRangeFromUpstream } from '../mirror/upstream-ranges.ts';
 import type { LocalPieces } from './local-pieces.ts';
 import type { DuplicateCause } from './piece-ledger.ts';
 import type { SupernodeClient } from './supernode-client.ts';
+import type { ProofCheck } from './transfer-proofs.ts';
 
 /** One wire connection to a parent, as the transfer uses it (WireConnection implements it). */
 export interface ParentConnection {
@@ -24,6 +26,8 @@ export interface ParentConnection {
   readonly isClosed: boolean;
   readonly peerChoking: boolean;
   peerHas(index: number): boolean;
+  /** The parent sends piece proofs ('proof', before a piece's first block): it may be asked for pieces whose hash is not known yet. */
+  readonly speaksProofs?: boolean;
   /** One block; rejects when the connection closes or the request is cancelled. */
   request(index: number, offset: number, length: number): Promise<Buffer>;
   cancel(index: number, offset: number, length: number): void;
@@ -32,6 +36,7 @@ export interface ParentConnection {
   on(event: 'have', fn: (index: number) => void): unknown;
   on(event: 'bitfield' | 'choke' | 'unchoke', fn: () => void): unknown;
   on(event: 'close', fn: (reason: string) => void): unknown;
+  on(event: 'proof', fn: (proof: PieceProof) => void): unknown;
 }
 
 export interface ParentDialer {
@@ -116,6 +121,8 @@ export interface TransferDeps {
   readonly seedLeases?: () => number;
   /** Time (default the system clock). */
   readonly clock?: Clock;
+  /** Checks piece proofs against the supernode's key (none: hashes come from syncs only, as from a supernode before proofs). */
+  readonly proofs?: () => ProofCheck | undefined;
   /** The piece hash (default sha256; the simulation names pieces without hashing them). */
   readonly hashPiece?: PieceHasher;
   /** The registry range GET of the fallback (default fetchRangeFromUpstream). */

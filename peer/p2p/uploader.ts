@@ -11,7 +11,7 @@ import { TokenBucket } from '../../src/p2p/token-bucket.ts';
 import type { AddressBans } from '../../src/p2p/wire-bans.ts';
 import type { WireConnection } from '../../src/p2p/wire-connection.ts';
 import { WireListener } from '../../src/p2p/wire-listener.ts';
-import type { LocalPieces } from './local-pieces.ts';
+import type { LocalPieces, PieceSource } from './local-pieces.ts';
 import { UploadSlots } from './upload-slots.ts';
 
 export interface UploaderOptions {
@@ -38,6 +38,8 @@ export class Uploader {
   private readonly listener: WireListener;
   private readonly connections = new Set<WireConnection>();
   private readonly slots: UploadSlots<WireConnection>;
+  /** Per child connection, the pieces whose proof went to it already (once each). */
+  private readonly proved = new WeakMap<WireConnection, Set<number>>();
   private readonly onHave = (digest: Digest, index: number): void => {
     for (const c of this.connections) if (!c.isClosed && c.digestIfKnown === digest) c.have(index);
   };
@@ -100,6 +102,19 @@ export class Uploader {
     this.slots.admit(conn);
   }
 
+  /**
+   * The piece's proof, once per child and piece, before any of its blocks (queued now, so ahead of
+   * the block this request gets): the child may have asked for the piece without knowing its hash.
+   */
+  private sendProof(conn: WireConnection, source: PieceSource, index: number): void {
+    let sent = this.proved.get(conn);
+    if (!sent) this.proved.set(conn, (sent = new Set()));
+    if (sent.has(index)) return;
+    sent.add(index);
+    const proof = source.proof(index);
+    if (proof) conn.sendProof(proof);
+  }
+
   private async serve(conn: WireConnection, index: number, offset: number, length: number, respond: (err: Error | null, data?: Uint8Array) => void): Promise<void> {
     const source = this.pieces.source(conn.digest);
     // The blob went (evicted, or its download abandoned) after the child saw our bitfield: the child
@@ -110,6 +125,7 @@ export class Uploader {
     }
     const piece = pieceRange(source.size, source.pieceSize, index);
     if (offset < 0 || offset + length > piece.length) return conn.violate(`request outside piece ${index}`);
+    if (conn.speaksProofs) this.sendProof(conn, source, index);
     try {
       await this.bucket.take(length);
       const data = await source.read(piece.start + offset, length);

@@ -16,6 +16,8 @@ declare module 'bittorrent-protocol' {
     requests: unknown[];
     extendedHandshake: Record<string, unknown>;
     peerExtendedMapping: Record<string, number>;
+    /** Our extended message ids (as our handshake's `m` names them) to names. */
+    extendedMapping: Record<number, string>;
     destroyed: boolean;
     use(ext: new (wire: Wire) => WireExtension): void;
     handshake(infoHash: string | Uint8Array, peerId: string | Uint8Array, extensions?: Record<string, boolean>): void;

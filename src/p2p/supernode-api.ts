@@ -28,6 +28,8 @@ export const API = {
  * seed's pieces on the 8-host bed, each a round trip through the supernode's full uplink (p90 142 ms).
  */
 export const PIECE_HASH_HEADER = 'x-pollen-piece-sha256';
+/** The supernode's signature of the piece's hash (base64; see src/p2p/piece-proof.ts), beside PIECE_HASH_HEADER. */
+export const PIECE_SIGNATURE_HEADER = 'x-pollen-piece-signature';
 /** The seed piece's length when its body is chunked (no content-length): what the supernode's metrics count. */
 export const PIECE_LENGTH_HEADER = 'x-pollen-piece-length';
 
@@ -94,6 +96,12 @@ export interface RegisterResponse {
   /** This peer's credential for every later call (Authorization: Bearer TOKEN). */
   readonly token: string;
   readonly heartbeatMs: number;
+  /**
+   * The supernode's piece key (Ed25519, the raw 32 bytes as base64url): the seed signs each piece's
+   * hash with it, and a peer takes a hash from another peer only with a signature this key checks
+   * (src/p2p/piece-proof.ts). Absent from a supernode before piece proofs.
+   */
+  readonly pieceKey?: string;
 }
 
 export interface TaskRequest {

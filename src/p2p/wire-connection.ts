@@ -9,13 +9,14 @@
 // Framing and protocol violations close the connection and ban the remote address (wire-bans.ts).
 // The three messages that move blocks (request, piece, cancel) are parsed here and framed in
 // wire-blocks.ts, not by the library (see there why); every other message (handshakes, bitfield,
-// have, choke, interest, keep-alive) is still the library's.
+// have, choke, interest, keep-alive, the `pollen_proof` extension) is still the library's.
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import Wire from 'bittorrent-protocol';
 import { digestHex, isDigestLike, type Digest } from '../digest.ts';
 import { PollenError } from '../errors.ts';
 import { BLOCK_BYTES } from './metainfo.ts';
+import { decodeProof, encodeProof, type PieceProof } from './piece-proof.ts';
 import type { AddressBans } from './wire-bans.ts';
 import {
   BLOCK_MESSAGE_BYTES,
@@ -37,6 +38,17 @@ export const HANDSHAKE_TIMEOUT_MS = 5_000;
 export const IDLE_TIMEOUT_MS = 120_000;
 /** The listener's answer to the digest the dialler named: it serves it (payload: the digest). */
 const ACCEPT_EXT = 'pollen_accept';
+/**
+ * A piece's hash and the supernode's signature of it (src/p2p/piece-proof.ts), from the listener
+ * (the parent) before the first block of that piece it sends. Both sides name it in their
+ * extended handshake: the listener sends proofs only to a dialler that reads them, and the dialler
+ * asks for pieces whose hash it does not know yet only of a listener that sends them. Framed and
+ * parsed here as the block messages are, not by the library: its parser runs behind a stream, so
+ * a proof it parsed came after the piece message that followed it on the wire.
+ */
+const PROOF_EXT = 'pollen_proof';
+/** BEP 10's message id. */
+const MSG_EXTENDED = 20;
 
 export interface WireOptions {
   /** 20 bytes. */
@@ -68,6 +80,7 @@ export interface WireConnectionEvents {
   unchoke: [];
   choke: [];
   request: [index: number, offset: number, length: number, respond: (err: Error | null, data?: Uint8Array) => void];
+  proof: [proof: PieceProof];
   close: [reason: string];
 }
 
@@ -97,6 +110,8 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
   violation: string | undefined;
   private readonly handshakeTimer: NodeJS.Timeout;
   private readonly receiveChunk: (chunk: Buffer, transient: boolean) => void;
+  /** The id our extended handshake gives PROOF_EXT (what the remote side sends proofs under). */
+  private readonly proofExtId: number;
   readonly ready: Promise<void>;
 
   private constructor(socket: Socket, options: WireOptions, digest: Digest | undefined, accept: ((d: Digest) => boolean) | undefined) {
@@ -113,7 +128,9 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     });
     this.ready.catch(() => {});
     this.wire = new Wire(this.outgoing ? 'tcpOutgoing' : 'tcpIncoming');
-    this.wire.use(acceptExtension());
+    this.wire.use(namedExtension(ACCEPT_EXT));
+    this.wire.use(namedExtension(PROOF_EXT));
+    this.proofExtId = Number(Object.keys(this.wire.extendedMapping).find((id) => this.wire.extendedMapping[Number(id)] === PROOF_EXT));
     const guard = newWireGuard();
     socket.setNoDelay(true);
     // Idle: nothing received for one to two periods (a ready peer sends a keep-alive every minute).
@@ -131,7 +148,9 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
       if (typeof frames === 'string') return this.violate(frames);
       try {
         for (const frame of frames) {
-          if (this.frames++ > 0 && frame.length > 4 && frame[4]! >= MSG_REQUEST && frame[4]! <= MSG_CANCEL) this.onBlockMessage(frame);
+          const id = this.frames++ > 0 && frame.length > 4 ? frame[4]! : -1;
+          if (id >= MSG_REQUEST && id <= MSG_CANCEL) this.onBlockMessage(frame);
+          else if (id === MSG_EXTENDED && frame.length > 5 && frame[5] === this.proofExtId) this.onProofMessage(frame.subarray(6));
           else this.wire.write(frame);
           if (this.closed) return;
         }
@@ -204,6 +223,23 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
 
   peerHas(index: number): boolean {
     return this.isReady && this.wire.peerPieces.get(index);
+  }
+
+  /** The remote side speaks piece proofs: as a parent it sends them, as a child it reads them. */
+  get speaksProofs(): boolean {
+    return this.isReady && this.wire.peerExtendedMapping[PROOF_EXT] !== undefined;
+  }
+
+  /** Sends a piece's proof (to a child that reads them; queued in order with the blocks, so ahead of the piece's). */
+  sendProof(proof: PieceProof): void {
+    if (this.closed || !this.speaksProofs) return;
+    const body = encodeProof(proof);
+    const frame = Buffer.allocUnsafe(6 + body.length);
+    frame.writeUInt32BE(2 + body.length, 0);
+    frame[4] = MSG_EXTENDED;
+    frame[5] = this.wire.peerExtendedMapping[PROOF_EXT]!;
+    body.copy(frame, 6);
+    this.send(frame);
   }
 
   /** Asks for one block; resolves with it (a view into a pooled frame: see releaseBlock). */
@@ -339,6 +375,14 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     });
   }
 
+  /** A PROOF_EXT message's payload. Only a parent sends proofs, only once ready; what they vouch for is the transfer's to check. */
+  private onProofMessage(payload: Buffer): void {
+    if (!this.outgoing || !this.isReady) return this.violate('unexpected piece proof');
+    const proof = decodeProof(payload);
+    if (!proof) return this.violate('malformed piece proof');
+    this.emit('proof', proof);
+  }
+
   private failAsked(why: string): void {
     if (this.asked.size === 0) return;
     const all = [...this.asked.values()];
@@ -390,9 +434,9 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
   }
 }
 
-/** Registers `pollen_accept` in the extended handshake's `m`, so either side may send it. */
-function acceptExtension(): new (wire: Wire) => object {
-  class PollenAccept {}
-  (PollenAccept.prototype as unknown as { name: string }).name = ACCEPT_EXT;
-  return PollenAccept;
+/** Registers an extension's name in the extended handshake's `m`, so either side may send it. */
+function namedExtension(name: string): new (wire: Wire) => object {
+  class PollenExtension {}
+  (PollenExtension.prototype as unknown as { name: string }).name = name;
+  return PollenExtension;
 }

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { pskServerOptions } from '../../src/cluster-tls.ts';
 import { createHttpApp } from '../../src/http-app.ts';
+import type { PieceSigner } from '../../src/p2p/piece-proof.ts';
 import type { JobManager } from '../preheat/job-manager.ts';
 import { registerJobRoutes, registerPreheatWorkRoute } from '../preheat/routes-jobs.ts';
 import { registerP2pRoutes, type SeedPort } from '../p2p/routes-p2p.ts';
@@ -29,6 +30,8 @@ export interface ClusterAppDeps {
   readonly peerBudget?: PeerRequestBudget;
   /** Hooks that watch every answer (metrics), installed before the routes. */
   readonly observe?: (app: FastifyInstance) => void;
+  /** Signs the seed pieces' hashes (none: no piece proofs). */
+  readonly signer?: PieceSigner;
 }
 
 export function createClusterApp(logger: Logger, deps: ClusterAppDeps, options: { secret: string | undefined }): FastifyInstance {

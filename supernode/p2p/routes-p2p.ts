@@ -4,6 +4,7 @@
 // handler runs; errors are thrown and leave through ../http/error-handler.ts.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Digest } from '../../src/digest.ts';
+import type { PieceSigner } from '../../src/p2p/piece-proof.ts';
 import { ABORTED, PollenError } from '../../src/errors.ts';
 import { sendPooledBody } from '../../src/pooled-body.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
@@ -12,6 +13,7 @@ import {
   API,
   PIECE_HASH_HEADER,
   PIECE_LENGTH_HEADER,
+  PIECE_SIGNATURE_HEADER,
   type HeartbeatBody,
   type HeartbeatResponse,
   type Holding,
@@ -43,6 +45,8 @@ export interface P2pRouteDeps {
   readonly seed: SeedPort;
   /** How long each answer asks the peer to wait before its next sync (absent: no pacing). */
   readonly pacer?: SyncPacer;
+  /** Signs the hash of each seed piece served (absent: no piece proofs; peers take hashes only from syncs). */
+  readonly signer?: PieceSigner;
 }
 
 interface RegisterBody {
@@ -57,7 +61,7 @@ function metaBody(task: SeedTask): MetainfoBody {
 }
 
 export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): void {
-  const { tracker, scheduler, seed, pacer } = deps;
+  const { tracker, scheduler, seed, pacer, signer } = deps;
 
   /** The peer the request's token named (the auth hook put its id on the request). */
   const caller = (request: FastifyRequest): PeerRecord => {
@@ -81,7 +85,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
       scheduler.join(h.digest, task.meta.pieceCount, peer, Bitfield.fromBase64(task.meta.pieceCount, h.pieces));
     }
     request.log.info({ peerId: peer.peerId, wireAddr: body.wireAddr, holdings: holdings.length }, 'peer registered');
-    return { peerId: peer.peerId, token, heartbeatMs: HEARTBEAT_MS };
+    return { peerId: peer.peerId, token, heartbeatMs: HEARTBEAT_MS, ...(signer ? { pieceKey: signer.publicKey } : {}) };
   });
 
   app.post<{ Body: HeartbeatBody | undefined }>(API.heartbeat, { config: { auth: 'peer' }, schema: { body: HEARTBEAT_BODY }, bodyLimit: 4096 }, async (request): Promise<HeartbeatResponse> => {
@@ -188,15 +192,19 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
       request.raw.once('close', () => controller.abort(ABORTED));
       const { length, body, hash } = await seed.readPiece(peer.peerId, request.params.digest, Number(request.params.index), controller.signal);
       void reply.type('application/octet-stream');
-      // The piece's hash goes with it (PIECE_HASH_HEADER): in the head when the seed has the whole
-      // piece, else as a trailer of a chunked body, known by the time its last bytes came.
+      // The piece's hash goes with it (PIECE_HASH_HEADER), and the seed's signature of it
+      // (PIECE_SIGNATURE_HEADER: the peer hands both to its children, piece-proof.ts): in the head
+      // when the seed has the whole piece, else as trailers of a chunked body, known by the time
+      // its last bytes came.
+      const index = Number(request.params.index);
+      const proofOf = (h: string): Record<string, string> => ({ [PIECE_HASH_HEADER]: h, ...(signer ? { [PIECE_SIGNATURE_HEADER]: signer.sign(request.params.digest, index, h) } : {}) });
       const known = hash();
-      if (known) void reply.header('content-length', length).header(PIECE_HASH_HEADER, known);
-      else void reply.header(PIECE_LENGTH_HEADER, length).header('trailer', PIECE_HASH_HEADER);
+      if (known) void reply.header('content-length', length).headers(proofOf(known));
+      else void reply.header(PIECE_LENGTH_HEADER, length).header('trailer', signer ? `${PIECE_HASH_HEADER}, ${PIECE_SIGNATURE_HEADER}` : PIECE_HASH_HEADER);
       // In pooled buffers written with callbacks (src/pooled-body.ts), not a fresh buffer per read.
       const trailers = (): Record<string, string> | undefined => {
         const h = hash();
-        return h === undefined ? undefined : { [PIECE_HASH_HEADER]: h };
+        return h === undefined ? undefined : proofOf(h);
       };
       sendPooledBody(reply, body, known ? {} : { trailers });
       return reply;

@@ -10,10 +10,12 @@ import { ManualClock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
+import { ProofVerifier, type PieceProof, type PieceSigner } from '../../src/p2p/piece-proof.ts';
 import type { ExpiringBans } from '../../src/p2p/wire-bans.ts';
 import type { MetainfoBody, SyncRequest, SyncResponse, TaskAnswer } from '../../src/p2p/supernode-api.ts';
 import { P2pTransfer } from '../../peer/p2p/p2p-transfer.ts';
 import { DEFAULT_TIMINGS, type TransferDeps, type TransferTimings } from '../../peer/p2p/transfer-seams.ts';
+import type { ProofCheck } from '../../peer/p2p/transfer-proofs.ts';
 import type { SeedPieceAnswer } from '../../peer/p2p/supernode-client.ts';
 import type { ParentConnection, ParentDialer, TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seams.ts';
 
@@ -32,6 +34,8 @@ export class ScriptedParent extends EventEmitter implements ParentConnection {
   isClosed = false;
   peerChoking = true;
   closeReason: string | undefined;
+  /** Whether it sends piece proofs (set before it connects). */
+  speaksProofs = false;
   readonly held = new Set<number>();
   readonly pending: PendingBlock[] = [];
   readonly cancelled: Array<[number, number]> = [];
@@ -76,6 +80,11 @@ export class ScriptedParent extends EventEmitter implements ParentConnection {
     const r = this.pending.splice(k, 1)[0]!;
     const start = r.index * this.pieceBytes + r.offset;
     r.resolve(Buffer.from(this.blob.subarray(start, start + r.length)));
+  }
+
+  /** A piece proof, as the wire hands one over. */
+  sendProof(proof: PieceProof): void {
+    this.emit('proof', proof);
   }
 
   /** A have, passed on only for a piece not announced before (as bittorrent-protocol does). */
@@ -178,13 +187,13 @@ export class ScriptedSupernode implements TransferClient {
     return new Promise((r) => this.seedPending.set(index, r));
   }
 
-  /** Answers the seed piece asked for; `hash`: the sha256 the seed sends with it (none by default, as an older supernode). */
-  serveSeed(index: number, options: { hash?: string } = {}): void {
+  /** Answers the seed piece asked for; `hash`: the sha256 the seed sends with it (none by default, as an older supernode), `signature` its proof's. */
+  serveSeed(index: number, options: { hash?: string; signature?: Buffer } = {}): void {
     const r = this.seedPending.get(index);
     if (!r) throw new Error(`seed piece ${index} not asked`);
     this.seedPending.delete(index);
     const pieceBytes = this.meta.pieceSize;
-    r({ body: Readable.from([Buffer.from(this.blob.subarray(index * pieceBytes, (index + 1) * pieceBytes))]), pieceHash: () => options.hash });
+    r({ body: Readable.from([Buffer.from(this.blob.subarray(index * pieceBytes, (index + 1) * pieceBytes))]), pieceHash: () => options.hash, pieceSignature: () => options.signature });
   }
 }
 
@@ -199,6 +208,9 @@ export interface Harness {
   readonly decisions: string[];
   readonly dialled: string[];
   readonly upstreamRanges: Array<{ start: number; end: number }>;
+  readonly digest: Digest;
+  /** The sha256 of each piece (whatever the transfer starts knowing). */
+  readonly pieceHashes: readonly string[];
   /** Lets promise callbacks and `soon` work run (no clock time passes). */
   settle(): Promise<void>;
   /** Moves the clock `ms` forward, settling after each step of `stepMs`. */
@@ -230,6 +242,12 @@ export interface HarnessOptions {
   kv?: TransferDeps['kv'];
   /** The first schedule, as it comes with the task's creation (default: none, the transfer syncs for it). */
   first?: SyncResponse;
+  /** The supernode's piece key, whose public half the transfer checks proofs with (default: none). */
+  signer?: PieceSigner;
+  /** Checks proofs instead of a signer's key (the simulation's replay: every proof passes). */
+  proofCheck?: ProofCheck;
+  /** The parents send piece proofs (default: not). */
+  parentsSpeakProofs?: boolean;
 }
 
 export function harness(options: HarnessOptions): Harness {
@@ -237,13 +255,15 @@ export function harness(options: HarnessOptions): Harness {
   const clock = new ManualClock(options.startAt ?? 1_000_000);
   const blob = Buffer.alloc(options.pieces * pieceBytes);
   for (let i = 0; i < blob.length; i += 4) blob.writeUInt32BE(i * 2654435761 >>> 0, i);
-  const hashes = options.hashes ?? Array.from({ length: options.pieces }, (_, i) => createHash('sha256').update(blob.subarray(i * pieceBytes, (i + 1) * pieceBytes)).digest('hex'));
+  const pieceHashes = Array.from({ length: options.pieces }, (_, i) => createHash('sha256').update(blob.subarray(i * pieceBytes, (i + 1) * pieceBytes)).digest('hex'));
+  const hashes = options.hashes ?? pieceHashes;
   const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}` as Digest;
   const meta: MetainfoBody = { digest, size: blob.length, pieceSize: pieceBytes, pieceCount: options.pieces, hashes };
   const log: string[] = [];
   const decisions: string[] = [];
   const dialled: string[] = [];
   const parents = new Map(options.parents.map((id) => [id, new ScriptedParent(id, blob, log, decisions, pieceBytes)]));
+  for (const p of parents.values()) p.speaksProofs = options.parentsSpeakProofs ?? false;
   const dialer: ParentDialer = {
     dial: (wireAddr) => {
       dialled.push(wireAddr);
@@ -258,6 +278,7 @@ export function harness(options: HarnessOptions): Harness {
     for (let off = range.start, k = 0; off <= range.end; off += pieceSize, k++) await onPiece(k, Buffer.from(blob.subarray(off, Math.min(range.end + 1, off + pieceSize))));
   };
   const target = Buffer.alloc(blob.length);
+  const verifier: ProofCheck | undefined = options.proofCheck ?? (options.signer ? new ProofVerifier(options.signer.publicKey) : undefined);
   const deps: TransferDeps = {
     client: supernode,
     supernode: 'https://supernode.test',
@@ -273,6 +294,7 @@ export function harness(options: HarnessOptions): Harness {
     // Ticks every TICK_MS from the start, as a transfer started on the grid.
     tickPhaseMs: options.tickPhaseMs ?? options.startAt ?? 1_000_000,
     ...(options.hashPiece ? { hashPiece: options.hashPiece } : {}),
+    ...(verifier ? { proofs: () => verifier } : {}),
     ...(options.maxParents ? { maxParents: options.maxParents } : {}),
     ...(options.seedLeases ? { seedLeases: options.seedLeases } : {}),
     ...(options.parentBans ? { parentBans: options.parentBans } : {}),
@@ -312,7 +334,7 @@ export function harness(options: HarnessOptions): Harness {
     }
   };
   transfer.start();
-  return { clock, transfer, supernode, parents, log, decisions, dialled, upstreamRanges, settle, advance };
+  return { clock, transfer, supernode, parents, log, decisions, dialled, upstreamRanges, digest, pieceHashes, settle, advance };
 }
 
 /** Offers parents in the next sync answer and makes them ready with the pieces given. */

@@ -2,8 +2,9 @@
 // over real loopback sockets, in a cluster with a secret (so the wire is TLS with the wire key):
 // a stranger gets at most a TLS alert and learns nothing about what the peer holds; a stranger
 // holding many idle sockets does not keep a member out; a peer with another secret fetches nothing;
-// a member that breaks the block rules is closed and its address banned, and only its address.
-import { randomBytes } from 'node:crypto';
+// a member that breaks the block rules is closed and its address banned, and only its address; a
+// member that sends forged piece proofs with bad bytes gets none of them stored.
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -14,7 +15,11 @@ import { systemClock } from '../../src/clock.ts';
 import { generateSecret, pskClientOptions } from '../../src/cluster-tls.ts';
 import { sha256Digest, type Digest } from '../../src/digest.ts';
 import { AddressBans } from '../../src/p2p/wire-bans.ts';
-import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
+import { Bitfield } from '../../src/p2p/bitfield.ts';
+import { BLOCK_BYTES, pieceCountFor, pieceRange, pieceSizeFor } from '../../src/p2p/metainfo.ts';
+import { PieceSigner } from '../../src/p2p/piece-proof.ts';
+import { WireListener } from '../../src/p2p/wire-listener.ts';
+import { SupernodeClient } from '../../peer/p2p/supernode-client.ts';
 import { blockMessage, MAX_INCOMING_REQUESTS, MSG_REQUEST } from '../../src/p2p/wire-blocks.ts';
 import { infoHashOf, WireConnection } from '../../src/p2p/wire-connection.ts';
 import { WireDialer } from '../../src/p2p/wire-dialer.ts';
@@ -80,6 +85,7 @@ describe('attacks on the peer wire', () => {
   let layoutDir: string;
   let holder: TestPeer;
   let wirePort: number;
+  let supernodeUrl: string;
   const cleanups: Array<() => Promise<unknown>> = [];
 
   beforeAll(async () => {
@@ -92,6 +98,7 @@ describe('attacks on the peer wire', () => {
     await registry.push(layoutDir, 'v1', 'test/attack:v1');
     const { node } = await startSupernode({ upstream: registry.url, secret: SECRET });
     cleanups.push(() => node.close());
+    supernodeUrl = node.url;
     holder = await startPeer([node.url], { secret: SECRET });
     cleanups.push(() => holder.close());
     const digest = layer.descriptor.digest as Digest;
@@ -220,5 +227,63 @@ describe('attacks on the peer wire', () => {
       stop = true;
       for (const s of idle) s.destroy();
     }
+  }, 60_000);
+
+  it('a member that sends forged piece proofs with its bad bytes poisons nothing: no hash is taken from it, none of its bytes are stored, the pull completes', async () => {
+    // A layer the seed has not fetched yet, so the child lacks hashes when the forger is offered.
+    const dir = await mkdtemp(join(tmpdir(), 'pollen-attack-forged-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const forged = await randomFileLayer('attack-forged', 4 << 20, 'gzip');
+    const layout = new OciLayout(dir);
+    layout.tag(layout.addImage([forged]), 'v1');
+    await layout.save();
+    await registry.push(dir, 'v1', 'test/forged:v1');
+    const digest = forged.descriptor.digest as Digest;
+    const size = forged.blob.length;
+    const pieceSize = pieceSizeFor(size);
+    const pieceCount = pieceCountFor(size, pieceSize);
+    // The forger: a member's wire listener claiming every piece, sending each piece's proof (signed
+    // with a key of its own, over the hash of the bytes it sends) and then bytes of its own.
+    const forger = PieceSigner.generate();
+    const fake = (index: number): Buffer => Buffer.alloc(pieceRange(size, pieceSize, index).length, index + 1);
+    let proofs = 0;
+    let blocks = 0;
+    const listener = new WireListener({ clock: systemClock, bans: new AddressBans({ clock: systemClock }), accept: (d) => d === digest }, { listen: '127.0.0.1:0', peerId: randomBytes(20), secret: SECRET, maxConnections: 8 });
+    const proved = new Set<string>();
+    listener.on('ready', (conn) => {
+      conn.sendBitfield(Bitfield.full(pieceCount).bytes);
+      conn.unchoke();
+      conn.on('request', (index, offset, length, respond) => {
+        const key = `${conn.remoteAddress}/${index}`;
+        if (!proved.has(key)) {
+          proved.add(key);
+          const hash = createHash('sha256').update(fake(index)).digest('hex');
+          conn.sendProof({ index, hash, signature: Buffer.from(forger.sign(digest, index, hash), 'base64') });
+          proofs++;
+        }
+        blocks++;
+        respond(null, Buffer.from(fake(index).subarray(offset, offset + length)));
+      });
+    });
+    await listener.start(() => {});
+    cleanups.push(() => listener.close());
+    const client = new SupernodeClient({}, { urls: [supernodeUrl], secret: SECRET, timeoutMs: 5_000 });
+    cleanups.push(() => client.close());
+    await client.register(supernodeUrl, { peerId: 'forger', wireAddr: `127.0.0.1:${listener.port}`, uploadSlots: 4, holdings: [{ digest, pieces: Bitfield.full(pieceCount).toBase64() }] });
+
+    const child = await startPeer([supernodeUrl], { secret: SECRET });
+    cleanups.push(() => child.close());
+    const wasted: Record<string, number> = {};
+    child.agent.onTransferEvent = (e) => {
+      if (e.kind === 'duplicate') wasted[e.cause] = (wasted[e.cause] ?? 0) + e.bytes;
+    };
+    expect(await child.pull(registry.url, 'test/forged', digest)).toBe(digest);
+    expect((await child.store.stat(digest))?.size).toBe(size);
+    // The forger was asked (so its proofs were read), and every byte it sent was thrown away:
+    // unproved (the key did not check its proof), or corrupt once the hash was known (then banned).
+    expect(proofs).toBeGreaterThan(0);
+    expect(blocks).toBeGreaterThan(0);
+    expect((wasted.unproved ?? 0) + (wasted.corrupt ?? 0)).toBeGreaterThan(0);
+    expect(child.agent.totals.peer).toBe(0);
   }, 60_000);
 });

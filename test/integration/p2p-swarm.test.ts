@@ -12,6 +12,7 @@ import { startPeer, startSupernode, type TestPeer } from '../helpers/p2p-swarm.t
 import { SupernodeClient } from '../../peer/p2p/supernode-client.ts';
 import { HOST_SEED_LEASES } from '../../peer/p2p/seed-grants.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
+import { ProofVerifier } from '../../src/p2p/piece-proof.ts';
 import { pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
 import { generateSecret, pskClientOptions } from '../../src/cluster-tls.ts';
 import { API, MAX_SYNC_PACE_MS } from '../../src/p2p/supernode-api.ts';
@@ -82,6 +83,15 @@ describe('P2P swarm over a real registry', () => {
     const fromUpstream = swarm.reduce((n, p) => n + p.agent.totals.upstream, 0);
     expect(fromUpstream).toBe(0);
     expect(fromPeers).toBeGreaterThan(fromSeed);
+    // Every peer holds the supernode's proof of every piece's hash, from the seed's answers or from
+    // its parents on the wire, checked against the key of the registration answer: what it hands on.
+    const probe = new SupernodeClient({}, { urls: [node.url], secret: SECRET, timeoutMs: 5_000 });
+    cleanups.push(() => probe.close());
+    const key = new ProofVerifier(String((await probe.register(node.url, { peerId: 'key-reader', wireAddr: '127.0.0.1:1', uploadSlots: 1, holdings: [] })).pieceKey));
+    for (const p of swarm) {
+      const source = p.agent.pieces.source(digest)!;
+      for (let i = 0; i < source.pieceCount; i++) expect(key.verify(digest, source.proof(i)!)).toBe(true);
+    }
 
     // A peer that arrives after the others finished gets everything from peers.
     const [late] = await peers(1, [node.url]);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { runPollenSwarm } from '../../../../bench/sim/pollen-swarm.ts';
 import { mulberry32 } from '../../../../bench/sim/sim-bench.ts';
-import type { TraceEvent, TransferTrace } from '../../../../bench/sim/simulated-peer.ts';
+import { SIM_HASH, type TraceEvent, type TransferTrace } from '../../../../bench/sim/simulated-peer.ts';
+import { SIM_PROOF_CHECK, SIM_SIGNATURE } from '../../../../bench/sim/sim-wire.ts';
 import { harness } from '../../../helpers/transfer-harness.ts';
 
 const MIB = 1024 * 1024;
@@ -29,6 +30,8 @@ describe('the simulation and a peer on a manual clock', () => {
       });
       const fromParents = into.events.some((e) => e.kind === 'link' && e.e.kind === 'block');
       const fromSeed = into.events.some((e) => e.kind === 'seed');
+      // Piece proofs came from parents too (the transfer may then ask for pieces whose hash it lacks).
+      expect(into.events.some((e) => e.kind === 'link' && e.e.kind === 'proof')).toBe(true);
       const start = into.events[0];
       if (fromParents && fromSeed && start?.kind === 'start' && (start.first?.parents.length ?? 0) > 0) {
         trace = into;
@@ -43,7 +46,7 @@ describe('the simulation and a peer on a manual clock', () => {
     // The task's creation brought the first schedule: the transfer starts on it without a sync.
     expect(start.first?.parents.length ?? 0).toBeGreaterThan(0);
 
-    const h = harness({ pieces: r!.pieceCount, pieceBytes: r!.pieceBytes, parents: ['peer-0', 'peer-1', 'peer-2', 'peer-3'].filter((p) => p !== traced), startAt: start.t, hashes: start.hashes, hashPiece: () => 'sim', ...(start.first ? { first: start.first } : {}) });
+    const h = harness({ pieces: r!.pieceCount, pieceBytes: r!.pieceBytes, parents: ['peer-0', 'peer-1', 'peer-2', 'peer-3'].filter((p) => p !== traced), startAt: start.t, hashes: start.hashes, hashPiece: () => SIM_HASH, proofCheck: SIM_PROOF_CHECK, parentsSpeakProofs: true, ...(start.first ? { first: start.first } : {}) });
     try {
       for (const e of events) {
         // Timers (ticks, deferred pumps) due before the event run first, each followed by its promise callbacks.
@@ -56,12 +59,13 @@ describe('the simulation and a peer on a manual clock', () => {
           await flush();
         }
         if (e.kind === 'sync') h.supernode.answerWith(e.res);
-        else if (e.kind === 'seed') h.supernode.serveSeed(e.index);
+        else if (e.kind === 'seed') h.supernode.serveSeed(e.index, { hash: SIM_HASH, signature: SIM_SIGNATURE });
         else if (e.kind === 'link') {
           const p = h.parents.get(e.parent)!;
           if (e.e.kind === 'bitfield') p.handshake(e.e.pieces);
           else if (e.e.kind === 'unchoke') p.unchokeNow();
           else if (e.e.kind === 'have') p.announce(e.e.index);
+          else if (e.e.kind === 'proof') p.sendProof({ index: e.e.index, hash: SIM_HASH, signature: SIM_SIGNATURE });
           else p.deliverBlock(e.e.index, e.e.offset);
         }
         await flush();

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Digest } from '../../../../src/digest.ts';
 import { PollenError } from '../../../../src/errors.ts';
+import { PieceSigner } from '../../../../src/p2p/piece-proof.ts';
 import { SupernodeClient } from '../../../../peer/p2p/supernode-client.ts';
 import { errorAnswer } from '../../../../supernode/http/error-handler.ts';
 
@@ -123,5 +124,37 @@ describe('SupernodeClient syncs', () => {
     for (const bad of [packed.slice(0, 40), `${packed}!`, `${packed.slice(0, 4)}\n${packed.slice(4)}`]) {
       await expect(answerOf(bad)).rejects.toMatchObject({ code: 'ERR_SUPERNODE_UNAVAILABLE' });
     }
+  });
+});
+
+describe("SupernodeClient and the supernode's piece key", () => {
+  /** A supernode whose registration answers with `pieceKeys` in turn (undefined: none, as one from before proofs). */
+  async function registrar(pieceKeys: Array<string | undefined>): Promise<string> {
+    const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      req.resume();
+      req.on('end', () => {
+        const pieceKey = pieceKeys.shift();
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ peerId: 'p1', token: 'token', heartbeatMs: 1000, ...(pieceKey === undefined ? {} : { pieceKey }) }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+
+  it('checks proofs with the key of the registration answer; none from a supernode that sends none or one that is not a key, and none after a registration without it', async () => {
+    const signer = PieceSigner.generate();
+    const url = await registrar([signer.publicKey, undefined, 'not-a-key', signer.publicKey]);
+    const client = await registeredClient(url);
+    const hash = 'ab'.repeat(32);
+    const proof = { index: 0, hash, signature: Buffer.from(signer.sign(DIGEST, 0, hash), 'base64') };
+    expect(client.proofVerifier(url)?.verify(DIGEST, proof)).toBe(true);
+    await client.register(url, { peerId: 'p1', wireAddr: '127.0.0.1:1', uploadSlots: 4, holdings: [] });
+    expect(client.proofVerifier(url)).toBeUndefined();
+    await client.register(url, { peerId: 'p1', wireAddr: '127.0.0.1:1', uploadSlots: 4, holdings: [] });
+    expect(client.proofVerifier(url)).toBeUndefined();
+    await client.register(url, { peerId: 'p1', wireAddr: '127.0.0.1:1', uploadSlots: 4, holdings: [] });
+    expect(client.proofVerifier(url)?.verify(DIGEST, proof)).toBe(true);
   });
 });

@@ -1,12 +1,13 @@
 // The wire over real loopback sockets: TLS with the cluster's wire key (the dialler proves it
 // first), the digest exchange, blocks, and what a connection that breaks the protocol gets.
 import { connect, createServer, type Socket } from 'node:net';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../../../src/clock.ts';
 import { generateSecret } from '../../../../src/cluster-tls.ts';
 import { sha256Digest, type Digest } from '../../../../src/digest.ts';
 import { AddressBans } from '../../../../src/p2p/wire-bans.ts';
+import { PieceSigner, ProofVerifier, type PieceProof } from '../../../../src/p2p/piece-proof.ts';
 import { MAX_MESSAGE_BYTES } from '../../../../src/p2p/wire-blocks.ts';
 import { WireConnection, infoHashOf } from '../../../../src/p2p/wire-connection.ts';
 import { WireDialer } from '../../../../src/p2p/wire-dialer.ts';
@@ -171,5 +172,71 @@ describe('WireConnection on plain TCP (no secret: loopback only)', () => {
     } finally {
       hostile.close();
     }
+  });
+});
+
+describe('piece proofs on the wire (pollen_proof)', () => {
+  const signer = PieceSigner.generate();
+  const proofOf = (index: number): PieceProof => {
+    const hash = createHash('sha256').update(`piece ${index}`).digest('hex');
+    return { index, hash, signature: Buffer.from(signer.sign(digest, index, hash), 'base64') };
+  };
+
+  /** A listener that sends piece `index`'s proof ahead of each block it serves (`malformed`: five bytes instead). */
+  async function proofListener(malformed = false): Promise<{ port: number; children: WireConnection[] }> {
+    const children: WireConnection[] = [];
+    const listener = new WireListener({ clock: systemClock, bans: new AddressBans({ clock: systemClock }), accept: (d) => d === digest }, { listen: '127.0.0.1:0', peerId: randomBytes(20), secret: '', maxConnections: 16 });
+    listener.on('ready', (conn) => {
+      children.push(conn);
+      conn.sendBitfield(new Uint8Array([0b11000000]));
+      conn.unchoke();
+      conn.on('request', (index, _offset, length, respond) => {
+        if (malformed) (conn as unknown as { wire: { extended(e: string, b: Buffer): void } }).wire.extended('pollen_proof', Buffer.alloc(5));
+        else conn.sendProof(proofOf(index));
+        respond(null, Buffer.alloc(length, index + 1));
+      });
+    });
+    await listener.start(() => {});
+    listeners.push(listener);
+    return { port: listener.port, children };
+  }
+
+  it('both sides speak proofs; the child gets a proof, intact, before the block it came ahead of', async () => {
+    const { port, children } = await proofListener();
+    const c = dial(port, '');
+    await unchoked(c);
+    expect(c.speaksProofs).toBe(true);
+    expect(children[0]!.speaksProofs).toBe(true);
+    const order: string[] = [];
+    const got: PieceProof[] = [];
+    c.on('proof', (p) => {
+      got.push(p);
+      order.push('proof');
+    });
+    await c.request(1, 0, 1024).then(() => order.push('block'));
+    expect(order).toEqual(['proof', 'block']);
+    expect(got[0]!.index).toBe(1);
+    expect(got[0]!.hash).toBe(proofOf(1).hash);
+    expect(new ProofVerifier(signer.publicKey).verify(digest, got[0]!)).toBe(true);
+    c.destroy();
+  });
+
+  it('a malformed proof from a parent is a protocol violation', async () => {
+    const { port } = await proofListener(true);
+    const c = dial(port, '');
+    await unchoked(c);
+    const closed = new Promise<string>((r) => c.once('close', r));
+    await c.request(0, 0, 1024).catch(() => {});
+    expect(await closed).toMatch(/malformed piece proof/);
+    expect(c.violation).toBe('malformed piece proof');
+  });
+
+  it('a proof from a child (the dialling side) is a protocol violation at the parent', async () => {
+    const { port, children } = await proofListener();
+    const c = dial(port, '');
+    await unchoked(c);
+    const closed = new Promise<string>((r) => children[0]!.once('close', r));
+    c.sendProof(proofOf(0));
+    expect(await closed).toMatch(/unexpected piece proof/);
   });
 });

@@ -2,7 +2,8 @@
 // for the hash first: through the real cluster app, seed and peer client over HTTP, a piece the seed
 // already has brings the hash in the answer's head; a piece the seed is still receiving from the
 // registry when asked for comes as a chunked body with the hash as its trailer, and that hash is
-// the hash of the bytes that came.
+// the hash of the bytes that came. The seed's signature of the hash (PIECE_SIGNATURE_HEADER, a piece
+// proof) goes beside it, head or trailer, and checks against the key of the registration answer.
 import { createHash, randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
@@ -12,7 +13,8 @@ import { MemoryKv } from '../../../../src/db.ts';
 import { MemoryContentStore } from '../../../../src/memory-content-store.ts';
 import { RegistryHosts } from '../../../../src/oci/registry-hosts.ts';
 import { DEFAULT_PIECE_BYTES } from '../../../../src/p2p/metainfo.ts';
-import { PIECE_HASH_HEADER, type MetainfoBody } from '../../../../src/p2p/supernode-api.ts';
+import { PIECE_HASH_HEADER, PIECE_SIGNATURE_HEADER, type MetainfoBody } from '../../../../src/p2p/supernode-api.ts';
+import { PieceSigner } from '../../../../src/p2p/piece-proof.ts';
 import { SupernodeClient } from '../../../../peer/p2p/supernode-client.ts';
 import { createClusterApp } from '../../../../supernode/http/apps.ts';
 import { Scheduler } from '../../../../supernode/p2p/scheduler.ts';
@@ -37,7 +39,7 @@ async function cluster() {
   const scheduler = new Scheduler({ clock: systemClock });
   const tracker = new Tracker({ clock: systemClock, onDrop: (p) => scheduler.dropPeer(p) });
   const jobs = { work: () => ({ work: [], pollMs: 1_000 }) };
-  const app = createClusterApp(logger, { tracker, scheduler, seed, jobs }, { secret: undefined });
+  const app = createClusterApp(logger, { tracker, scheduler, seed, jobs, signer: PieceSigner.generate() }, { secret: undefined });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   const client = new SupernodeClient({}, { urls: [url], timeoutMs: 5_000 });
@@ -71,6 +73,8 @@ describe('seed piece hash', () => {
     for await (const c of first.body) got.push(c as Buffer);
     expect(Buffer.concat(got).equals(piece(0))).toBe(true);
     expect(first.pieceHash()).toBe(sha256(piece(0)));
+    const key = client.proofVerifier(url)!;
+    expect(key.verify(digest, { index: 0, hash: first.pieceHash()!, signature: first.pieceSignature!()! })).toBe(true);
 
     // The seed has the whole blob by now (the second piece follows the first).
     const synced = await client.sync(url, digest, { have: [], wantSeed: 0, badParents: [] });
@@ -80,6 +84,7 @@ describe('seed piece hash', () => {
     for await (const c of second.body) rest.push(c as Buffer);
     expect(Buffer.concat(rest).equals(piece(1))).toBe(true);
     expect(second.pieceHash()).toBe(sha256(piece(1)));
+    expect(key.verify(digest, { index: 1, hash: second.pieceHash()!, signature: second.pieceSignature!()! })).toBe(true);
   });
 
   it('the head carries it before the body when the seed has the piece; the trailer only when it did not', async () => {
@@ -93,6 +98,8 @@ describe('seed piece hash', () => {
     const res = await fetch(`${url}/api/v1/seed/${digest}/pieces/0`, { headers: { authorization: `Bearer ${token}` } });
     expect(res.status).toBe(200);
     expect(res.headers.get(PIECE_HASH_HEADER)).toBe(sha256(bytes));
+    const signature = Buffer.from(res.headers.get(PIECE_SIGNATURE_HEADER)!, 'base64');
+    expect(client.proofVerifier(url)!.verify(digest, { index: 0, hash: sha256(bytes), signature })).toBe(true);
     expect(res.headers.get('content-length')).toBe(String(bytes.length));
     expect(res.headers.get('trailer')).toBeNull();
     expect(Buffer.from(await res.arrayBuffer()).equals(bytes)).toBe(true);

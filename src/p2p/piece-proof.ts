@@ -1,0 +1,148 @@
+// Piece proofs: the supernode's Ed25519 signature over (digest, piece index, piece sha256). The seed
+// signs a piece's hash as it serves the piece; a peer keeps the signature beside the hash and hands
+// both to its children on the wire (src/p2p/wire-connection.ts, `pollen_proof`) before the piece's
+// first block. A child checks the signature against the supernode's public key, which it got over
+// the authenticated cluster API (the registration answer), so a parent can pass on a hash but not
+// make one up: the hashes no longer all travel through the supernode's uplink (every hash once per
+// peer and blob: 0.8 x the blob's size at 10,000 simulated peers), yet every piece is still checked
+// against a hash the supernode vouched for, as before (docs/security.md).
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { PollenError } from '../errors.ts';
+
+/** Bytes of a proof on the wire: index (4), sha256 (32), Ed25519 signature (64). */
+export const PROOF_BYTES = 100;
+const SIGNATURE_BYTES = 64;
+const CONTEXT = Buffer.from('pollen piece proof v1\n', 'latin1');
+
+export interface PieceProof {
+  readonly index: number;
+  /** Hex sha256 of the piece. */
+  readonly hash: string;
+  readonly signature: Buffer;
+}
+
+function signedBytes(digest: string, index: number, hash: string): Buffer {
+  const head = Buffer.allocUnsafe(4);
+  head.writeUInt32BE(index);
+  return Buffer.concat([CONTEXT, Buffer.from(digest, 'latin1'), Buffer.from('\n', 'latin1'), head, Buffer.from(hash, 'hex')]);
+}
+
+function isHash(hash: string): boolean {
+  return /^[0-9a-f]{64}$/.test(hash);
+}
+
+/** The supernode's signing key. */
+export class PieceSigner {
+  private readonly privateKey: KeyObject;
+  /** The public key as the peers get it: the raw 32 bytes, base64url (a JWK's `x`). */
+  readonly publicKey: string;
+
+  constructor(privateKey: KeyObject) {
+    if (privateKey.asymmetricKeyType !== 'ed25519') throw new PollenError('ERR_INVALID_CONFIG', `piece key is ${privateKey.asymmetricKeyType}, not ed25519`);
+    this.privateKey = privateKey;
+    this.publicKey = String(createPublicKey(privateKey).export({ format: 'jwk' }).x);
+  }
+
+  static generate(): PieceSigner {
+    return new PieceSigner(generateKeyPairSync('ed25519').privateKey);
+  }
+
+  /**
+   * The key in `path` (PKCS#8 PEM), created there (mode 0600) if the file does not exist: peers
+   * keep proofs across a supernode restart only if its key stays.
+   */
+  static async loadOrCreate(path: string): Promise<PieceSigner> {
+    const pem = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (pem !== undefined) {
+      try {
+        return new PieceSigner(createPrivateKey(pem));
+      } catch (err) {
+        throw new PollenError('ERR_INVALID_CONFIG', `piece key ${path} is not an ed25519 private key: ${(err as Error).message}`);
+      }
+    }
+    const signer = PieceSigner.generate();
+    await writeFile(path, signer.privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600, flag: 'wx' });
+    return signer;
+  }
+
+  /** The signature (base64) of piece `index` of `digest` having sha256 `hash` (hex). */
+  sign(digest: string, index: number, hash: string): string {
+    return sign(null, signedBytes(digest, index, hash), this.privateKey).toString('base64');
+  }
+}
+
+/** Checks proofs against one supernode's public key. */
+export class ProofVerifier {
+  private readonly key: KeyObject;
+
+  /** `publicKey`: the raw 32 bytes, base64url, as PieceSigner.publicKey; throws if it is not one. */
+  constructor(publicKey: string) {
+    if (!/^[A-Za-z0-9_-]{43}$/.test(publicKey)) throw new PollenError('ERR_INVALID_CONFIG', 'piece key is not 32 bytes of base64url');
+    this.key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: publicKey }, format: 'jwk' });
+  }
+
+  verify(digest: string, proof: PieceProof): boolean {
+    if (!Number.isInteger(proof.index) || proof.index < 0 || proof.index > 0xffffffff || !isHash(proof.hash) || proof.signature.length !== SIGNATURE_BYTES) return false;
+    return verify(null, signedBytes(digest, proof.index, proof.hash), this.key, proof.signature);
+  }
+}
+
+/** A signature as the seed's answer carries it (base64), or undefined if it is not one. */
+export function signatureOf(value: string | undefined): Buffer | undefined {
+  if (value === undefined || !/^[A-Za-z0-9+/]{86}==$/.test(value)) return undefined;
+  return Buffer.from(value, 'base64');
+}
+
+export function encodeProof(proof: PieceProof): Buffer {
+  const out = Buffer.allocUnsafe(PROOF_BYTES);
+  out.writeUInt32BE(proof.index, 0);
+  out.write(proof.hash, 4, 32, 'hex');
+  proof.signature.copy(out, 36);
+  return out;
+}
+
+/** A proof from the wire, or undefined if the payload is not one. */
+export function decodeProof(payload: Uint8Array): PieceProof | undefined {
+  if (payload.length !== PROOF_BYTES) return undefined;
+  const b = Buffer.from(payload.buffer, payload.byteOffset, payload.length);
+  return { index: b.readUInt32BE(0), hash: b.toString('hex', 4, 36), signature: Buffer.from(b.subarray(36)) };
+}
+
+const STORED_BYTES = 96;
+
+/** The proofs a peer holds for one blob's pieces: 96 bytes a piece in one buffer, not an object each. */
+export class ProofSet {
+  readonly pieceCount: number;
+  private readonly bytes: Buffer;
+  private readonly present: Uint8Array;
+
+  constructor(pieceCount: number) {
+    this.pieceCount = pieceCount;
+    this.bytes = Buffer.alloc(pieceCount * STORED_BYTES);
+    this.present = new Uint8Array(pieceCount);
+  }
+
+  /** Memory held (for the peer's bound on proofs of committed blobs). */
+  get size(): number {
+    return this.bytes.length + this.present.length;
+  }
+
+  /** Keeps a proof (the caller checked it); the first one kept for a piece stays. */
+  set(proof: PieceProof): void {
+    const i = proof.index;
+    if (!Number.isInteger(i) || i < 0 || i >= this.pieceCount || this.present[i] || proof.signature.length !== SIGNATURE_BYTES || !isHash(proof.hash)) return;
+    this.bytes.write(proof.hash, i * STORED_BYTES, 32, 'hex');
+    proof.signature.copy(this.bytes, i * STORED_BYTES + 32);
+    this.present[i] = 1;
+  }
+
+  get(index: number): PieceProof | undefined {
+    if (!this.present[index]) return undefined;
+    const at = index * STORED_BYTES;
+    return { index, hash: this.bytes.toString('hex', at, at + 32), signature: this.bytes.subarray(at + 32, at + STORED_BYTES) };
+  }
+}

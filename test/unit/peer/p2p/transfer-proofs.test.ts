@@ -1,0 +1,137 @@
+// Piece proofs in a transfer, on a manual clock (peer/p2p/transfer-proofs.ts): a parent that sends
+// proofs may be asked for pieces whose hash the transfer does not know; a proof the supernode's key
+// checks teaches the hash, one it does not teaches nothing; the syncs ask the supernode for hashes
+// only while some piece can come without a proof.
+import { afterEach, describe, expect, it } from 'vitest';
+import { PieceSigner, type PieceProof } from '../../../../src/p2p/piece-proof.ts';
+import { TICK_MS } from '../../../../peer/p2p/p2p-transfer.ts';
+import { harness, offerParents, PIECE_BYTES, type Harness, type HarnessOptions } from '../../../helpers/transfer-harness.ts';
+
+const open: Harness[] = [];
+function start(options: HarnessOptions): Harness {
+  const h = harness(options);
+  open.push(h);
+  return h;
+}
+afterEach(async () => {
+  for (const h of open.splice(0)) await h.transfer.close();
+});
+
+const signer = PieceSigner.generate();
+const proofOf = (h: Harness, index: number, by = signer, hash = h.pieceHashes[index]!): PieceProof => ({ index, hash, signature: Buffer.from(by.sign(h.digest, index, hash), 'base64') });
+
+/** A transfer of `pieces` pieces knowing none of their hashes, and parent `a` (speaking proofs or not) holding them all, connected. */
+async function unhashed(options: { pieces?: number; proofs: boolean; key?: boolean; more?: Record<string, { proofs: boolean; pieces: number[] }> }): Promise<Harness> {
+  const pieces = options.pieces ?? 2;
+  const more = options.more ?? {};
+  const h = start({ pieces, parents: ['a', ...Object.keys(more)], hashes: Array.from({ length: pieces }, () => null), ...(options.key === false ? {} : { signer }) });
+  h.parents.get('a')!.speaksProofs = options.proofs;
+  for (const [id, m] of Object.entries(more)) h.parents.get(id)!.speaksProofs = m.proofs;
+  await offerParents(h, { a: Array.from({ length: pieces }, (_, i) => i), ...Object.fromEntries(Object.entries(more).map(([id, m]) => [id, m.pieces])) });
+  return h;
+}
+
+/** Sends each newly asked piece's proof ahead of its blocks, as the uploader does, and answers every request until none is left. */
+async function serveWithProofs(h: Harness, id: string, proof: (i: number) => PieceProof | undefined = (i) => proofOf(h, i)): Promise<void> {
+  const parent = h.parents.get(id)!;
+  const proved = new Set<number>();
+  for (let k = 0; k < 20 && parent.pending.length > 0; k++) {
+    for (const i of parent.requestedPieces()) {
+      if (proved.has(i)) continue;
+      proved.add(i);
+      const p = proof(i);
+      if (p) parent.sendProof(p);
+    }
+    parent.deliver();
+    await h.settle();
+  }
+}
+
+describe('a transfer with piece proofs', () => {
+  it('asks a parent that sends proofs for pieces whose hashes it does not know, learns each from its proof, stores the pieces and keeps the proofs to hand on', async () => {
+    const h = await unhashed({ proofs: true });
+    const a = h.parents.get('a')!;
+    expect(a.requestedPieces().size).toBeGreaterThan(0);
+    await serveWithProofs(h, 'a');
+    expect(h.transfer.counters.peer).toBe(2 * PIECE_BYTES);
+    expect(h.transfer.stats.duplicateBytes.unproved).toBe(0);
+    expect(h.transfer.proofs.get(0)?.hash).toBe(h.pieceHashes[0]);
+    expect(h.transfer.proofs.get(1)?.hash).toBe(h.pieceHashes[1]);
+  });
+
+  it('asks a parent that sends no proofs only for pieces whose hashes it knows', async () => {
+    const h = await unhashed({ proofs: false });
+    expect(h.parents.get('a')!.requestedPieces()).toEqual(new Set());
+  });
+
+  it('without the supernode key (a supernode from before proofs) asks no parent for an unknown hash, proofs or not', async () => {
+    const h = await unhashed({ proofs: true, key: false });
+    expect(h.parents.get('a')!.requestedPieces()).toEqual(new Set());
+  });
+
+  it('a proof the key does not check teaches nothing: the piece is thrown away as unproved (no ban), asked again, and that parent only for known hashes since', async () => {
+    const h = await unhashed({ proofs: true });
+    const a = h.parents.get('a')!;
+    const other = PieceSigner.generate();
+    await serveWithProofs(h, 'a', (i) => proofOf(h, i, other));
+    expect(h.transfer.counters.peer).toBe(0);
+    expect(h.transfer.stats.duplicateBytes.unproved).toBeGreaterThan(0);
+    expect(h.transfer.stats.duplicateBytes.corrupt).toBe(0);
+    expect(a.isClosed).toBe(false);
+    expect(h.transfer.proofs.get(0)).toBeUndefined();
+    expect(a.requestedPieces()).toEqual(new Set());
+    // The supernode's hashes make the pieces gettable from it again.
+    await h.advance(TICK_MS * 2, TICK_MS);
+    h.supernode.answer({ hashes: h.pieceHashes });
+    await h.settle();
+    expect(a.requestedPieces().size).toBeGreaterThan(0);
+  });
+
+  it('a proof whose hash is not the piece\'s teaches a wrong hash only if the key signed it: an honest key\'s proof of another hash is refused', async () => {
+    const h = await unhashed({ proofs: true });
+    await serveWithProofs(h, 'a', (i) => ({ ...proofOf(h, i), hash: 'e'.repeat(64) }));
+    expect(h.transfer.counters.peer).toBe(0);
+    expect(h.transfer.proofs.get(0)).toBeUndefined();
+  });
+
+  it('a parent that sends a second proof of one piece is closed (each costs a signature check)', async () => {
+    const h = await unhashed({ proofs: true });
+    const a = h.parents.get('a')!;
+    a.sendProof(proofOf(h, 0));
+    a.sendProof(proofOf(h, 0));
+    await h.settle();
+    expect(a.isClosed).toBe(true);
+    expect(a.closeReason).toBe('piece proof repeated');
+  });
+
+  it('syncs ask the supernode for no hashes while every piece a parent holds can come with a proof; from the first unknown one while a parent without proofs holds an unknown one', async () => {
+    const h = await unhashed({ pieces: 4, proofs: true, more: { b: { proofs: false, pieces: [] } } });
+    const b = h.parents.get('b')!;
+    await h.advance(TICK_MS * 2, TICK_MS);
+    expect(h.supernode.syncs.length).toBeGreaterThan(0);
+    expect(h.supernode.answer({ hashes: [null, null, null, null] }).knownHashes).toBe(4);
+    b.announce(3);
+    await h.advance(TICK_MS * 2, TICK_MS);
+    expect(h.supernode.answer({ hashes: [null, null, null, null] }).knownHashes).toBe(0);
+  });
+
+  it('without the supernode key, syncs ask for hashes from the first unknown one, as before proofs', async () => {
+    const h = await unhashed({ proofs: true, key: false });
+    await h.advance(TICK_MS * 2, TICK_MS);
+    expect(h.supernode.answer({ hashes: [null, null] }).knownHashes).toBe(0);
+  });
+
+  it("keeps a seed piece's proof when the key checks it, and stores the piece on the seed's hash either way", async () => {
+    for (const good of [true, false]) {
+      const h = start({ pieces: 2, parents: [], hashes: [null, null], signer });
+      await h.settle();
+      h.supernode.answerWith({ hashes: [null, null], parents: [], seedGrants: [0], availability: [] });
+      await h.settle();
+      const proof = proofOf(h, 0, good ? signer : PieceSigner.generate());
+      h.supernode.serveSeed(0, { hash: h.pieceHashes[0]!, signature: proof.signature });
+      await h.settle();
+      expect(h.transfer.counters.seed).toBe(PIECE_BYTES);
+      expect(h.transfer.proofs.get(0)?.signature.equals(proof.signature) ?? false).toBe(good);
+    }
+  });
+});

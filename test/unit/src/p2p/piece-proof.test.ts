@@ -1,0 +1,92 @@
+// Piece proofs (src/p2p/piece-proof.ts): the supernode's Ed25519 signature over (digest, index,
+// hash), checked against its public key; the key kept in a file; the 100-byte wire record.
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { decodeProof, encodeProof, PieceSigner, PROOF_BYTES, ProofSet, ProofVerifier, signatureOf, type PieceProof } from '../../../../src/p2p/piece-proof.ts';
+
+const digest = `sha256:${'ab'.repeat(32)}`;
+const hash = 'cd'.repeat(32);
+const signer = PieceSigner.generate();
+const verifier = new ProofVerifier(signer.publicKey);
+const proof = (over: Partial<PieceProof> = {}): PieceProof => ({ index: 7, hash, signature: Buffer.from(signer.sign(digest, 7, hash), 'base64'), ...over });
+
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+describe('piece proofs', () => {
+  it("check against the signer's public key, and only for the digest, index and hash signed", () => {
+    expect(verifier.verify(digest, proof())).toBe(true);
+    expect(verifier.verify(`sha256:${'ac'.repeat(32)}`, proof())).toBe(false);
+    expect(verifier.verify(digest, proof({ index: 8 }))).toBe(false);
+    expect(verifier.verify(digest, proof({ hash: 'ce'.repeat(32) }))).toBe(false);
+    const flipped = Buffer.from(proof().signature);
+    flipped[10] = flipped[10]! ^ 1;
+    expect(verifier.verify(digest, proof({ signature: flipped }))).toBe(false);
+    expect(new ProofVerifier(PieceSigner.generate().publicKey).verify(digest, proof())).toBe(false);
+  });
+
+  it('malformed parts are refused without a check: a short signature, a hash that is not 64 hex digits, a negative index', () => {
+    expect(verifier.verify(digest, proof({ signature: Buffer.alloc(63) }))).toBe(false);
+    expect(verifier.verify(digest, proof({ hash: 'CD'.repeat(32) }))).toBe(false);
+    expect(verifier.verify(digest, proof({ index: -1 }))).toBe(false);
+  });
+
+  it('a public key that is not 32 bytes of base64url is refused', () => {
+    expect(() => new ProofVerifier('abc')).toThrow(/not 32 bytes/);
+    expect(() => new ProofVerifier(`${signer.publicKey}=`)).toThrow(/not 32 bytes/);
+  });
+
+  it('the signature header: 64 bytes of canonical base64, else nothing', () => {
+    const b64 = signer.sign(digest, 7, hash);
+    expect(signatureOf(b64)?.equals(proof().signature)).toBe(true);
+    expect(signatureOf(b64.slice(0, -4))).toBeUndefined();
+    expect(signatureOf(`${b64} `)).toBeUndefined();
+    expect(signatureOf(undefined)).toBeUndefined();
+  });
+
+  it('the wire record is 100 bytes and reads back as sent; another length is none', () => {
+    const bytes = encodeProof(proof());
+    expect(bytes.length).toBe(PROOF_BYTES);
+    const back = decodeProof(bytes)!;
+    expect(back.index).toBe(7);
+    expect(back.hash).toBe(hash);
+    expect(verifier.verify(digest, back)).toBe(true);
+    expect(decodeProof(bytes.subarray(0, 99))).toBeUndefined();
+    expect(decodeProof(Buffer.concat([bytes, Buffer.alloc(1)]))).toBeUndefined();
+  });
+
+  it('a set keeps the first proof of each piece, none outside the blob', () => {
+    const set = new ProofSet(8);
+    set.set(proof());
+    set.set(proof({ hash: 'ee'.repeat(32) }));
+    set.set(proof({ index: 8 }));
+    expect(set.get(7)?.hash).toBe(hash);
+    expect(verifier.verify(digest, set.get(7)!)).toBe(true);
+    expect(set.get(0)).toBeUndefined();
+    expect(set.get(8)).toBeUndefined();
+  });
+
+  it('the key is created in its file (mode 0600) once, and the same key is read back after a restart', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pollen-key-'));
+    dirs.push(dir);
+    const path = join(dir, 'piece-key.pem');
+    const first = await PieceSigner.loadOrCreate(path);
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    const again = await PieceSigner.loadOrCreate(path);
+    expect(again.publicKey).toBe(first.publicKey);
+    expect(new ProofVerifier(first.publicKey).verify(digest, { index: 1, hash, signature: Buffer.from(again.sign(digest, 1, hash), 'base64') })).toBe(true);
+    expect(await readFile(path, 'utf8')).toMatch(/BEGIN PRIVATE KEY/);
+  });
+
+  it('a key file that is not an ed25519 key stops the start with a clear error', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pollen-key-'));
+    dirs.push(dir);
+    const path = join(dir, 'piece-key.pem');
+    await writeFile(path, 'not a key');
+    await expect(PieceSigner.loadOrCreate(path)).rejects.toThrow(/piece key .* is not an ed25519 private key/);
+  });
+});
