@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
-import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
+import { BLOCK_BYTES, hashesAfter } from '../../src/p2p/metainfo.ts';
 import type { PieceProof } from '../../src/p2p/piece-proof.ts';
 import type { MetainfoBody, SyncResponse, TaskAnswer } from '../../src/p2p/supernode-api.ts';
 import type { BlobFetchRequest } from '../../peer/blob-downloader.ts';
@@ -267,13 +267,14 @@ export class SimulatedPeer implements UploadSide {
     const oneWay = (): number => this.rtt() / 2;
     const ends: ApiEnds = { queue: world.queue, latencyMs: this.rtt() / 2, lines: world.apiLines, sharing: world.blobs.length, bytes: world.apiBytes, answered: (n) => world.supernode.pacer.answered(n) };
     return {
-      // The route sends the hashes from the first one the peer lacks (`knownHashes`).
+      // The route sends the hashes from the first one the peer lacks (`knownHashes`), trimmed.
       sync: (_url, _digest, body) =>
         apiCall(ends, jsonBytes(body) + DIGEST_JSON_BYTES, (): SyncResponse => {
           const answer = world.supernode.sync(this.peerId, blob.digest, { have: body.have, wantSeed: body.wantSeed, badParents: body.badParents, starved: body.starved, declined: body.declined });
           if (!answer) throw new PollenError('ERR_NOT_FOUND', 'unknown peer or task');
-          return { ...answer, hashes: this.hashesNow(blob), hashesFrom: 0 };
-        }, ({ hashes, ...rest }) => jsonBytes(rest) + hashesJsonBytes(hashes, Math.min(body.knownHashes ?? 0, blob.pieceCount), 'sync') + DIGEST_JSON_BYTES).then((res) => {
+          const from = Math.min(body.knownHashes ?? 0, blob.pieceCount);
+          return { ...answer, hashes: hashesAfter(this.hashesNow(blob), from, true), hashesFrom: from };
+        }, ({ hashes, hashesFrom, ...rest }) => jsonBytes(rest) + hashesJsonBytes(hashes, 0, 'sync') + `"hashesFrom":${hashesFrom},`.length + DIGEST_JSON_BYTES).then((res) => {
           this.lastReportAt = world.queue.now;
           trace?.events.push({ t: world.queue.now, kind: 'sync', res });
           return res;
