@@ -142,7 +142,8 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
     const k = body.knownHashes;
     const known = typeof k === 'number' && Number.isInteger(k) ? Math.min(Math.max(0, k), task.meta.pieceCount) : 0;
     const hashes = hashesAfter(task.meta.hashes, known, body.trimHashes === true);
-    return body.packHashes === true ? { hashes: [], hashesPacked: packHashes(hashes), hashesFrom: known, ...schedule } : { hashes, hashesFrom: known, ...schedule };
+    // Packed when asked and there is anything to pack (a peer with piece proofs asks for none).
+    return body.packHashes === true && hashes.length > 0 ? { hashes: [], hashesPacked: packHashes(hashes), hashesFrom: known, ...schedule } : { hashes, hashesFrom: known, ...schedule };
   }
 
   app.post<{ Params: { digest: Digest }; Body: SyncRequest }>(

@@ -225,6 +225,10 @@ describe('the supernode cluster API under attack', () => {
     expect(packed.hashes).toEqual([]);
     expect(packed.hashesFrom).toBe(plain.hashesFrom);
     expect(unpackHashes(packed.hashesPacked, plain.hashes.length)).toEqual(plain.hashes);
+    // Nothing left to send (the peer knows every hash, as one whose parents send piece proofs): no packing either.
+    const none = await answer({ packHashes: true, knownHashes: plain.hashes.length });
+    expect(none.hashes).toEqual([]);
+    expect(none.hashesPacked).toBeUndefined();
     const before = await stats();
     for (const bad of ['yes', 1, null]) {
       expectRefusal(await sync(a, { trimHashes: bad, have: [0] }), [400]);

@@ -50,6 +50,8 @@ describe('hashesJsonBytes', () => {
     // The members' JSON without the object's braces, with the comma that follows them.
     const members = (o: object): number => JSON.stringify(o).length - 2 + 1;
     expect(hashesJsonBytes(hashes, 1, 'sync')).toBe(members({ hashes: [], hashesPacked: packHashes(hashesAfter(hashes, 1, true)) }));
+    // Nothing to send (a peer whose parents send piece proofs): an empty list, nothing packed.
+    expect(hashesJsonBytes(hashes, 5, 'sync')).toBe(members({ hashes: [] }));
     // Each entry with its comma: the list's JSON less its brackets and one comma more.
     expect(hashesJsonBytes(hashes, 0, 'metainfo')).toBe(JSON.stringify(hashes).length - 1);
   });
