@@ -63,11 +63,13 @@ export class TransferProofs {
   }
 
   /**
-   * A parent's proof: one per piece and connection (the uploader sends each once), so a parent
-   * costs at most one signature check per piece; a second closes the connection. A kept proof of a
-   * piece whose hash was unknown teaches the hash.
+   * A parent's proof: one per piece and connection, of a piece it holds (the uploader sends each
+   * once, as it serves the piece), so a parent costs at most one signature check per piece of the
+   * blob; anything else closes the connection. A kept proof of a piece whose hash was unknown
+   * teaches the hash.
    */
   fromParent(parent: ParentLink, proof: PieceProof): void {
+    if (proof.index >= this.kept.pieceCount || !parent.conn.peerHas(proof.index)) return parent.conn.destroy('piece proof of a piece it does not hold');
     if (parent.proved.has(proof.index)) return parent.conn.destroy('piece proof repeated');
     parent.proved.add(proof.index);
     const unknown = this.hashes.known(proof.index) == null;

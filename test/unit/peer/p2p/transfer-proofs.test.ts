@@ -94,6 +94,19 @@ describe('a transfer with piece proofs', () => {
     expect(h.transfer.proofs.get(0)).toBeUndefined();
   });
 
+  it('a parent that sends a proof of a piece it does not hold, or outside the blob, is closed (no signature check for it)', async () => {
+    for (const index of [1, 2, 1_000_000]) {
+      const h = start({ pieces: 2, parents: ['a'], hashes: [null, null], signer });
+      h.parents.get('a')!.speaksProofs = true;
+      await offerParents(h, { a: [0] });
+      const a = h.parents.get('a')!;
+      a.sendProof({ ...proofOf(h, 0), index });
+      await h.settle();
+      expect(a.isClosed).toBe(true);
+      expect(a.closeReason).toBe('piece proof of a piece it does not hold');
+    }
+  });
+
   it('a parent that sends a second proof of one piece is closed (each costs a signature check)', async () => {
     const h = await unhashed({ proofs: true });
     const a = h.parents.get('a')!;
