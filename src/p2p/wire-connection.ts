@@ -8,8 +8,9 @@
 // incoming requests (we drop a peer that exceeds ours), and it answers nothing while choking.
 // Framing and protocol violations close the connection and ban the remote address (wire-bans.ts).
 // The three messages that move blocks (request, piece, cancel) are parsed here and framed in
-// wire-blocks.ts, not by the library (see there why); every other message (handshakes, bitfield,
-// have, choke, interest, keep-alive, the `pollen_proof` extension) is still the library's.
+// wire-blocks.ts, not by the library (see there why), and so is the `pollen_proof` extension
+// message, which must stay in order with them; every other message (handshakes, bitfield, have,
+// choke, interest, keep-alive) is still the library's.
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import Wire from 'bittorrent-protocol';
