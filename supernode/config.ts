@@ -14,7 +14,7 @@ export const DEFAULT_SEED_MAX_BLOB_BYTES = 64 * 1024 * 1024 * 1024;
 export const SUPERNODE_SETTINGS = [
   { key: 'listen', type: 'string', flag: 'listen', env: 'POLLEN_SUPERNODE_LISTEN', default: '127.0.0.1:8002', help: 'address of the cluster API (peers): TLS 1.3 keyed by --secret; without a secret only a loopback address is allowed', validate: validateHostPort },
   { key: 'adminListen', type: 'string', flag: 'admin-listen', env: 'POLLEN_SUPERNODE_ADMIN_LISTEN', default: '127.0.0.1:8003', help: 'address of the admin API (plain HTTP: /healthz, /readyz, /metrics, the status page, stats, the preheat jobs API behind --admin-token); keep it on loopback or a private network', validate: validateHostPort },
-  { key: 'data', type: 'string', flag: 'data', env: 'POLLEN_SUPERNODE_DATA', default: '~/.pollen/supernode', help: 'data directory (metadata in level, seed blobs)' },
+  { key: 'data', type: 'string', flag: 'data', env: 'POLLEN_SUPERNODE_DATA', default: '~/.pollen/supernode', help: 'data directory (metadata in level, seed blobs, the piece key piece-key.pem)' },
   { key: 'secret', type: 'string', flag: 'secret', env: 'POLLEN_SECRET', default: undefined, help: 'cluster secret shared by the supernode and the peers: keys the TLS of the cluster API (`pollen secret` prints one)', secret: true },
   { key: 'adminToken', type: 'string', flag: 'admin-token', env: 'POLLEN_ADMIN_TOKEN', default: undefined, help: 'bearer token of the jobs API (preheat); without it the jobs API is disabled', secret: true },
   { key: 'upstream', type: 'string', flag: 'upstream', env: 'POLLEN_UPSTREAM', default: undefined, help: 'default registry URL of the seed (reached by its own HOST:PORT, as the peers\' --upstream)', validate: registryUrlProblem },
