@@ -84,10 +84,16 @@ export interface TransferTimings {
   readonly supernodeRefusedMs: number;
 }
 
+// syncMs: the periodic sync (twice as often while a transfer holds less than a quarter: syncInterval).
+// 500 until the supernode's API was counted on its links and hashes became piece proofs; then a
+// sync's fixed cost (~800 bytes of the supernode's links) was most of what it carried, and every
+// second (every 500 ms early): bench sim, 64 MiB, 1,000 peers 8.6 -> 8.3 s (1.60 -> 1.54 x T*, the
+// API 0.17 / 0.19 -> 0.11 / 0.12 x S), 3,000 peers 10.1 -> 9.7 s (1.87 -> 1.80; 2,000 ms: 1.87);
+// the bed (N = 4, 8, 64 MiB) 7.20 / 9.11 s, within its runs' spread.
 // Generous: on a starved machine a fallback that comes too early sends the registry every byte again.
 // The fan-out bed (16 peers on 2 cores, every link full) lost syncs for over 15 s while P2P was
 // still the best way forward: 31 fallbacks sent the registry 12 x S.
-export const DEFAULT_TIMINGS: TransferTimings = { syncMs: 500, pieceStallMs: 8_000, noProgressMs: 30_000, supernodeDeadMs: 30_000, supernodeRefusedMs: 3_000 };
+export const DEFAULT_TIMINGS: TransferTimings = { syncMs: 1_000, pieceStallMs: 8_000, noProgressMs: 30_000, supernodeDeadMs: 30_000, supernodeRefusedMs: 3_000 };
 
 export interface TransferCounters {
   peer: number;

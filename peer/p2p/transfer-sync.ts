@@ -24,7 +24,7 @@ import type { TransferClient } from './transfer-seams.ts';
  * answers, and one every 2 MiB was two thirds of all syncs: simulated, 1,000 peers 1.66-1.67 x T*
  * at 2 MiB (seeds 1-3), 1.61 at 4 MiB, 1.60-1.61 at 8 and 16 MiB (the API 0.31 -> 0.21 x S each
  * way); 3,000 peers 2.12 at 2 MiB, 2.09 at 4, 1.98 at 8, 2.00 at 16. At 100 Mbit/s 8 MiB comes
- * about as often as the periodic sync, which then sets the pace.
+ * every ~0.7 s, about as often as the periodic sync (DEFAULT_TIMINGS.syncMs).
  */
 export const HAVE_BYTES_PER_SYNC = 8 * 1024 * 1024;
 

@@ -39,7 +39,7 @@ export const DEFAULT_MAX_PARENTS = 1;
 
 /**
  * availabilityIntervalMs: how often an asker gets the pieces' holder counts (between, an empty
- * list: "unchanged"). Once a second (peers sync every 250-500 ms): bench sim, 1,000 peers, 64 MiB,
+ * list: "unchanged"). Once a second (peers synced every 250-500 ms then): bench sim, 1,000 peers, 64 MiB,
  * the API on the links: 12.3 -> 12.0 s, the answers 0.83 -> 0.62 x S. With piece proofs the
  * counts became the largest part of an answer (3,000 peers: 152 bytes a sync, 0.19 x S, beside
  * 220 of HTTP), and every 4 s: 3,000 peers 1.96 -> 1.87 x T* (2 s: 1.91), the answers 0.64 ->

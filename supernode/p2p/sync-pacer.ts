@@ -1,6 +1,6 @@
 // How often the supernode asks its peers to sync, so that a whole swarm's syncs stay within what it
-// can answer. A peer syncs every 250-500 ms and after every 2 MiB it verifies
-// (peer/p2p/transfer-sync.ts): in a 10,000-peer fan-out that is ~54,000 syncs a second at the
+// can answer. A peer syncs every 500-1,000 ms and after every 8 MiB it verifies (250-500 ms and
+// 2 MiB until 2026-12-03; peer/p2p/transfer-sync.ts): in a 10,000-peer fan-out that was ~54,000 syncs a second at the
 // peak (bench sim), and each is an HTTP request over TLS whose floor alone is ~60 us of CPU
 // (bench:sync): several cores. A framed message on a kept TLS connection instead still cost ~35 us
 // a message on this machine (a throwaway measurement, 96 connections, JSON bodies: a read, a write

@@ -10,6 +10,7 @@ import { ExpiringBans } from '../../../../src/p2p/wire-bans.ts';
 import { ENDGAME_COPIES } from '../../../../peer/p2p/piece-picker.ts';
 import { HAVE_BYTES_PER_SYNC, syncInterval } from '../../../../peer/p2p/transfer-sync.ts';
 import { MIN_WINDOW_BLOCKS, SLOW_PARENT_STALL_FACTOR } from '../../../../peer/p2p/parent-link.ts';
+import { DEFAULT_TIMINGS } from '../../../../peer/p2p/transfer-seams.ts';
 import { MAX_PARENTS, MIN_PARENTS, parentsPerTransfer, USELESS_PATIENCE_MS } from '../../../../peer/p2p/parent-pool.ts';
 import { Bitfield } from '../../../../src/p2p/bitfield.ts';
 import { PollenError } from '../../../../src/errors.ts';
@@ -277,8 +278,8 @@ describe('P2pTransfer on a manual clock', () => {
       }
       return h.supernode.bodies.length - before;
     };
-    expect(await syncsIn2s([0])).toBe(8);
-    expect(await syncsIn2s([0, 1])).toBe(4);
+    expect(await syncsIn2s([0])).toBe(2_000 / (DEFAULT_TIMINGS.syncMs / 2));
+    expect(await syncsIn2s([0, 1])).toBe(2_000 / DEFAULT_TIMINGS.syncMs);
   });
 
   it('syncs at once when HAVE_BYTES_PER_SYNC of verified pieces are unreported, the same bytes whatever the piece size', async () => {
@@ -323,9 +324,9 @@ describe('P2pTransfer on a manual clock', () => {
       return times;
     };
     const gaps = (times: number[]): number[] => times.slice(1).map((t, k) => t - times[k]!);
-    // Unpaced: a sync whenever the haves fill (every 200 ms here), and every 500 ms without them.
+    // Unpaced: a sync whenever the haves fill (every 200 ms here), and every syncMs without them.
     expect(new Set(gaps(await syncTimes(undefined, true)).slice(0, 10))).toEqual(new Set([200]));
-    expect(new Set(gaps(await syncTimes(undefined, false)))).toEqual(new Set([500]));
+    expect(new Set(gaps(await syncTimes(undefined, false)))).toEqual(new Set([DEFAULT_TIMINGS.syncMs]));
     // Paced to 2 s: no routine sync sooner, with or without fresh haves.
     for (const deliver of [true, false]) {
       const paced = await syncTimes(2_000, deliver);
