@@ -22,7 +22,7 @@ import { P2pTransfer } from '../../peer/p2p/p2p-transfer.ts';
 import { seedLeasesPerTransfer } from '../../peer/p2p/seed-grants.ts';
 import { DEFAULT_TIMINGS, type TransferTimings } from '../../peer/p2p/transfer-seams.ts';
 import { UploadSlots } from '../../peer/p2p/upload-slots.ts';
-import type { SeedPieceAnswer } from '../../peer/p2p/supernode-client.ts';
+import type { SeedPieceAnswer } from '../../peer/p2p/supernode-answers.ts';
 import type { TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seams.ts';
 import type { EventQueue } from './event-queue.ts';
 import type { HostId, SimNetwork } from './network.ts';

@@ -6,9 +6,9 @@
 // supernode given as `http://`: the secret says the cluster is encrypted. Registration returns this
 // peer's own token per supernode, presented on every later call; when a supernode no longer knows
 // the token (it restarted, or dropped the peer) the call fails as ERR_NOT_FOUND so the caller
-// registers again, as it does for an unknown task.
+// registers again, as it does for an unknown task. What an answer means beyond its JSON (packed
+// hashes, a seed piece's hash and proof, the piece key, a refused connection): supernode-answers.ts.
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import { systemClock, type Clock } from '../../src/clock.ts';
 import { pskClientOptions } from '../../src/cluster-tls.ts';
@@ -19,8 +19,6 @@ import {
   API_LIMITS,
   apiErrorFrom,
   apiErrorOf,
-  PIECE_HASH_HEADER,
-  PIECE_SIGNATURE_HEADER,
   type HeartbeatBody,
   type HeartbeatResponse,
   type RegisterRequest,
@@ -31,8 +29,8 @@ import {
   type TaskAnswer,
   type TaskBody,
 } from '../../src/p2p/supernode-api.ts';
-import { MAX_PIECES, unpackHashes } from '../../src/p2p/metainfo.ts';
-import { ProofVerifier, signatureOf } from '../../src/p2p/piece-proof.ts';
+import type { ProofVerifier } from '../../src/p2p/piece-proof.ts';
+import { seedPieceAnswer, verifierOf, withUnpackedHashes, type SeedPieceAnswer } from './supernode-answers.ts';
 import { JOBS_API, type WorkRequest, type WorkResponse } from '../../src/preheat/jobs-api.ts';
 
 const MAX_RESPONSE_BYTES = 1 << 20;
@@ -43,45 +41,7 @@ const MAX_RESPONSE_BYTES = 1 << 20;
  */
 const ANSWER_OPTIONS = ['trimHashes', 'packHashes'] as const;
 
-/** The answer with packed hashes (packHashes) as the list the transfer reads, or undefined if they are malformed. */
-export function withUnpackedHashes(answer: SyncResponse): SyncResponse | undefined {
-  if (answer.hashesPacked === undefined) return answer;
-  const hashes = unpackHashes(answer.hashesPacked, MAX_PIECES);
-  if (!hashes) return undefined;
-  const { hashesPacked: _, ...rest } = answer;
-  return { ...rest, hashes };
-}
-
 const SEED_PIECE_TIMEOUT_MS = 60_000;
-
-/** A seed piece as the supernode answers it. */
-export interface SeedPieceAnswer {
-  readonly body: Readable;
-  /**
-   * The piece's sha256 (hex) as the supernode sent it (PIECE_HASH_HEADER): from the head, or from
-   * the trailer once the body has ended; undefined when it sent none (an older supernode) or
-   * something that is not one.
-   */
-  pieceHash(): string | undefined;
-  /** The supernode's signature of that hash (PIECE_SIGNATURE_HEADER), when it sent one that is one. */
-  pieceSignature?(): Buffer | undefined;
-}
-
-/**
- * True when `err` says the supernode's host refused the connection: nothing listens there (the
- * supernode is down or restarting), unlike a timeout, which a slow supernode gives too.
- */
-export function connectionRefused(err: unknown): boolean {
-  let e: unknown = err;
-  for (let depth = 0; depth < 5 && e instanceof Error; depth++, e = e.cause) {
-    if ((e as NodeJS.ErrnoException).code === 'ECONNREFUSED') return true;
-  }
-  return false;
-}
-
-function pieceHashOf(value: string | undefined): string | undefined {
-  return typeof value === 'string' && /^[0-9a-f]{64}$/.test(value) ? value : undefined;
-}
 
 /**
  * Seed pieces go to each supernode over one connection of their own, one request at a time. With
@@ -179,13 +139,7 @@ export class SupernodeClient {
     const res = await this.post<RegisterResponse>(url, API.register, sent, this.timeoutMs, session?.peerId === body.peerId ? session.token : undefined);
     if (typeof res.token !== 'string' || res.peerId !== body.peerId) throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent a malformed registration answer`, { supernode: url });
     this.sessions.set(url, { peerId: res.peerId, token: res.token });
-    // A key that is not one is as none: this peer then takes hashes from the supernode only.
-    let verifier: ProofVerifier | undefined;
-    try {
-      verifier = typeof res.pieceKey === 'string' ? new ProofVerifier(res.pieceKey) : undefined;
-    } catch {
-      verifier = undefined;
-    }
+    const verifier = verifierOf(res.pieceKey);
     if (verifier) this.verifiers.set(url, verifier);
     else this.verifiers.delete(url);
     return res;
@@ -322,11 +276,7 @@ export class SupernodeClient {
     // The seed answers once the piece has come from the registry: wait longer than for API calls.
     const res = await this.send(url, API.seedPiece(digest, index), 'GET', undefined, signal, SEED_PIECE_TIMEOUT_MS, this.tokenFor(url), this.seedDispatcher);
     if (res.statusCode !== 200) throw await this.errorOf(url, res);
-    const header = (name: string): string | undefined => {
-      const v = res.headers[name] ?? res.trailers?.[name];
-      return typeof v === 'string' ? v : undefined;
-    };
-    return { body: res.body, pieceHash: () => pieceHashOf(header(PIECE_HASH_HEADER)), pieceSignature: () => signatureOf(header(PIECE_SIGNATURE_HEADER)) };
+    return seedPieceAnswer(res.body, (name) => res.headers[name] ?? res.trailers?.[name]);
   }
 
   /** Checks piece proofs against `url`'s piece key; undefined when it gave none (not registered, or from before proofs). */

@@ -11,7 +11,7 @@ import type { Clock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import { toPollenError } from '../../src/errors.ts';
 import { MAX_SYNC_PACE_MS, type MetainfoBody, type SyncRequest, type SyncResponse } from '../../src/p2p/supernode-api.ts';
-import { connectionRefused } from './supernode-client.ts';
+import { connectionRefused } from './supernode-answers.ts';
 import type { TransferClient } from './transfer-seams.ts';
 
 /**

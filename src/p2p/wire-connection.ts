@@ -17,7 +17,8 @@ import Wire from 'bittorrent-protocol';
 import { digestHex, isDigestLike, type Digest } from '../digest.ts';
 import { PollenError } from '../errors.ts';
 import { BLOCK_BYTES } from './metainfo.ts';
-import { decodeProof, encodeProof, type PieceProof } from './piece-proof.ts';
+import { decodeProof, type PieceProof } from './piece-proof.ts';
+import { ACCEPT_EXT, MSG_EXTENDED, PROOF_EXT, proofMessage, usePollenExtensions } from './wire-extensions.ts';
 import type { AddressBans } from './wire-bans.ts';
 import {
   BLOCK_MESSAGE_BYTES,
@@ -37,20 +38,6 @@ import {
 /** From TCP accept (or dial) to `ready`: TLS, the BEP 3 and the extended handshake together. */
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
 export const IDLE_TIMEOUT_MS = 120_000;
-/** The listener's answer to the digest the dialler named: it serves it (payload: the digest). */
-const ACCEPT_EXT = 'pollen_accept';
-/**
- * A piece's hash and the supernode's signature of it (src/p2p/piece-proof.ts), from the listener
- * (the parent) before the first block of that piece it sends. Both sides name it in their
- * extended handshake: the listener sends proofs only to a dialler that reads them, and the dialler
- * asks for pieces whose hash it does not know yet only of a listener that sends them. Framed and
- * parsed here as the block messages are, not by the library: its parser runs behind a stream, so
- * a proof it parsed came after the piece message that followed it on the wire.
- */
-const PROOF_EXT = 'pollen_proof';
-/** BEP 10's message id. */
-const MSG_EXTENDED = 20;
-
 export interface WireOptions {
   /** 20 bytes. */
   readonly peerId: Buffer;
@@ -129,9 +116,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     });
     this.ready.catch(() => {});
     this.wire = new Wire(this.outgoing ? 'tcpOutgoing' : 'tcpIncoming');
-    this.wire.use(namedExtension(ACCEPT_EXT));
-    this.wire.use(namedExtension(PROOF_EXT));
-    this.proofExtId = Number(Object.keys(this.wire.extendedMapping).find((id) => this.wire.extendedMapping[Number(id)] === PROOF_EXT));
+    this.proofExtId = usePollenExtensions(this.wire);
     const guard = newWireGuard();
     socket.setNoDelay(true);
     // Idle: nothing received for one to two periods (a ready peer sends a keep-alive every minute).
@@ -233,14 +218,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
 
   /** Sends a piece's proof (to a child that reads them; queued in order with the blocks, so ahead of the piece's). */
   sendProof(proof: PieceProof): void {
-    if (this.closed || !this.speaksProofs) return;
-    const body = encodeProof(proof);
-    const frame = Buffer.allocUnsafe(6 + body.length);
-    frame.writeUInt32BE(2 + body.length, 0);
-    frame[4] = MSG_EXTENDED;
-    frame[5] = this.wire.peerExtendedMapping[PROOF_EXT]!;
-    body.copy(frame, 6);
-    this.send(frame);
+    if (!this.closed && this.speaksProofs) this.send(proofMessage(this.wire.peerExtendedMapping[PROOF_EXT]!, proof));
   }
 
   /** Asks for one block; resolves with it (a view into a pooled frame: see releaseBlock). */
@@ -433,11 +411,4 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     this.wire.setKeepAlive(true);
     this.emit('ready');
   }
-}
-
-/** Registers an extension's name in the extended handshake's `m`, so either side may send it. */
-function namedExtension(name: string): new (wire: Wire) => object {
-  class PollenExtension {}
-  (PollenExtension.prototype as unknown as { name: string }).name = name;
-  return PollenExtension;
 }

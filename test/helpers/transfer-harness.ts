@@ -16,7 +16,7 @@ import type { MetainfoBody, SyncRequest, SyncResponse, TaskAnswer } from '../../
 import { P2pTransfer } from '../../peer/p2p/p2p-transfer.ts';
 import { DEFAULT_TIMINGS, type TransferDeps, type TransferTimings } from '../../peer/p2p/transfer-seams.ts';
 import type { ProofCheck } from '../../peer/p2p/transfer-proofs.ts';
-import type { SeedPieceAnswer } from '../../peer/p2p/supernode-client.ts';
+import type { SeedPieceAnswer } from '../../peer/p2p/supernode-answers.ts';
 import type { ParentConnection, ParentDialer, TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seams.ts';
 
 export const PIECE_BYTES = 2 * BLOCK_BYTES;

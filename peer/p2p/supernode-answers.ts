@@ -1,0 +1,64 @@
+// What a peer reads out of the supernode's answers beyond their JSON shape: packed piece hashes
+// (packHashes) as the list the transfer reads, a seed piece's hash and proof (head or trailer), the
+// piece key of a registration answer, and a refused connection told apart from a slow one.
+import type { Readable } from 'node:stream';
+import { MAX_PIECES, unpackHashes } from '../../src/p2p/metainfo.ts';
+import { ProofVerifier, signatureOf } from '../../src/p2p/piece-proof.ts';
+import { PIECE_HASH_HEADER, PIECE_SIGNATURE_HEADER, type SyncResponse } from '../../src/p2p/supernode-api.ts';
+
+/** The answer with packed hashes (packHashes) as the list the transfer reads, or undefined if they are malformed. */
+export function withUnpackedHashes(answer: SyncResponse): SyncResponse | undefined {
+  if (answer.hashesPacked === undefined) return answer;
+  const hashes = unpackHashes(answer.hashesPacked, MAX_PIECES);
+  if (!hashes) return undefined;
+  const { hashesPacked: _, ...rest } = answer;
+  return { ...rest, hashes };
+}
+
+/** A seed piece as the supernode answers it. */
+export interface SeedPieceAnswer {
+  readonly body: Readable;
+  /**
+   * The piece's sha256 (hex) as the supernode sent it (PIECE_HASH_HEADER): from the head, or from
+   * the trailer once the body has ended; undefined when it sent none (an older supernode) or
+   * something that is not one.
+   */
+  pieceHash(): string | undefined;
+  /** The supernode's signature of that hash (PIECE_SIGNATURE_HEADER), when it sent one that is one. */
+  pieceSignature?(): Buffer | undefined;
+}
+
+/**
+ * True when `err` says the supernode's host refused the connection: nothing listens there (the
+ * supernode is down or restarting), unlike a timeout, which a slow supernode gives too.
+ */
+export function connectionRefused(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 5 && e instanceof Error; depth++, e = e.cause) {
+    if ((e as NodeJS.ErrnoException).code === 'ECONNREFUSED') return true;
+  }
+  return false;
+}
+
+function pieceHashOf(value: string | undefined): string | undefined {
+  return typeof value === 'string' && /^[0-9a-f]{64}$/.test(value) ? value : undefined;
+}
+
+/** A seed piece's answer: its body, and its hash and signature from `header` (head, else trailer). */
+export function seedPieceAnswer(body: Readable, header: (name: string) => string | string[] | undefined): SeedPieceAnswer {
+  const text = (name: string): string | undefined => {
+    const v = header(name);
+    return typeof v === 'string' ? v : undefined;
+  };
+  return { body, pieceHash: () => pieceHashOf(text(PIECE_HASH_HEADER)), pieceSignature: () => signatureOf(text(PIECE_SIGNATURE_HEADER)) };
+}
+
+/** The checker of a registration answer's piece key; a key that is not one is as none (the peer then takes hashes from the supernode only). */
+export function verifierOf(pieceKey: unknown): ProofVerifier | undefined {
+  if (typeof pieceKey !== 'string') return undefined;
+  try {
+    return new ProofVerifier(pieceKey);
+  } catch {
+    return undefined;
+  }
+}

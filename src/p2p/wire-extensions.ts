@@ -1,0 +1,45 @@
+// Pollen's BEP 10 extensions on the peer wire, named in both sides' extended handshake: the
+// listener's `pollen_accept` (it serves the digest the dialler named) and the parent's
+// `pollen_proof` (a piece proof ahead of the piece's first block). WireConnection registers them
+// and reads them; the proof message is framed here, beside the block messages of wire-blocks.ts.
+import type Wire from 'bittorrent-protocol';
+import { encodeProof, type PieceProof } from './piece-proof.ts';
+
+/** The listener's answer to the digest the dialler named: it serves it (payload: the digest). */
+export const ACCEPT_EXT = 'pollen_accept';
+/**
+ * A piece's hash and the supernode's signature of it (src/p2p/piece-proof.ts), from the listener
+ * (the parent) before the first block of that piece it sends. Both sides name it in their
+ * extended handshake: the listener sends proofs only to a dialler that reads them, and the dialler
+ * asks for pieces whose hash it does not know yet only of a listener that sends them. Framed here
+ * and parsed by WireConnection as the block messages are, not by the library: its parser runs
+ * behind a stream, so a proof it parsed came after the piece message that followed it on the wire.
+ */
+export const PROOF_EXT = 'pollen_proof';
+/** BEP 10's message id. */
+export const MSG_EXTENDED = 20;
+
+/** Registers both extensions in `wire`'s handshake; the id ours gives PROOF_EXT (what the remote side sends proofs under). */
+export function usePollenExtensions(wire: Wire): number {
+  wire.use(namedExtension(ACCEPT_EXT));
+  wire.use(namedExtension(PROOF_EXT));
+  return Number(Object.keys(wire.extendedMapping).find((id) => wire.extendedMapping[Number(id)] === PROOF_EXT));
+}
+
+/** A proof as one extended message under the remote side's id for PROOF_EXT (length, 20, id, 100 bytes). */
+export function proofMessage(remoteId: number, proof: PieceProof): Buffer {
+  const body = encodeProof(proof);
+  const frame = Buffer.allocUnsafe(6 + body.length);
+  frame.writeUInt32BE(2 + body.length, 0);
+  frame[4] = MSG_EXTENDED;
+  frame[5] = remoteId;
+  body.copy(frame, 6);
+  return frame;
+}
+
+/** Registers an extension's name in the extended handshake's `m`, so either side may send it. */
+function namedExtension(name: string): new (wire: Wire) => object {
+  class PollenExtension {}
+  (PollenExtension.prototype as unknown as { name: string }).name = name;
+  return PollenExtension;
+}
