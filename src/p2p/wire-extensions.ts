@@ -2,7 +2,6 @@
 // listener's `pollen_accept` (it serves the digest the dialler named) and the parent's
 // `pollen_proof` (a piece proof ahead of the piece's first block). WireConnection registers them
 // and reads them; the proof message is framed here, beside the block messages of wire-blocks.ts.
-import type Wire from 'bittorrent-protocol';
 import { encodeProof, type PieceProof } from './piece-proof.ts';
 
 /** The listener's answer to the digest the dialler named: it serves it (payload: the digest). */
@@ -19,8 +18,14 @@ export const PROOF_EXT = 'pollen_proof';
 /** BEP 10's message id. */
 export const MSG_EXTENDED = 20;
 
+/** The part of a bittorrent-protocol wire that registers extensions (wire-connection.ts is the library's one importer). */
+interface ExtensibleWire {
+  use(ext: new (wire: never) => object): void;
+  readonly extendedMapping: Record<number, string>;
+}
+
 /** Registers both extensions in `wire`'s handshake; the id ours gives PROOF_EXT (what the remote side sends proofs under). */
-export function usePollenExtensions(wire: Wire): number {
+export function usePollenExtensions(wire: ExtensibleWire): number {
   wire.use(namedExtension(ACCEPT_EXT));
   wire.use(namedExtension(PROOF_EXT));
   return Number(Object.keys(wire.extendedMapping).find((id) => wire.extendedMapping[Number(id)] === PROOF_EXT));
@@ -38,7 +43,7 @@ export function proofMessage(remoteId: number, proof: PieceProof): Buffer {
 }
 
 /** Registers an extension's name in the extended handshake's `m`, so either side may send it. */
-function namedExtension(name: string): new (wire: Wire) => object {
+function namedExtension(name: string): new (wire: never) => object {
   class PollenExtension {}
   (PollenExtension.prototype as unknown as { name: string }).name = name;
   return PollenExtension;
