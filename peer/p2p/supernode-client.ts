@@ -57,6 +57,13 @@ const SEED_PIECE_TIMEOUT_MS = 60_000;
  * API calls (syncs, heartbeats) keep their own connections, so none waits behind a piece's body.
  */
 export const SEED_CONNECTIONS = 1;
+/**
+ * How long an idle connection to a supernode is kept: its answers say nothing of keep-alive
+ * (supernode/http/apps.ts), and the supernode closes one idle for 72 s. Longer than the heartbeat's
+ * period, so an idle peer's beats reuse one connection (one TLS handshake, not one a beat).
+ */
+export const API_KEEP_ALIVE_MS = 60_000;
+const API_KEEP_ALIVE = { keepAliveTimeout: API_KEEP_ALIVE_MS, keepAliveMaxTimeout: API_KEEP_ALIVE_MS } as const;
 const CREATE_TASK_TIMEOUT_MS = 20_000;
 /** Syncs sent in one request at most (the supernode takes API_LIMITS.syncsPerBatch). */
 const SYNCS_PER_REQUEST = 16;
@@ -107,9 +114,10 @@ export class SupernodeClient {
     this.timeoutMs = options.timeoutMs;
     this.clock = deps.clock ?? systemClock;
     this.tls = Boolean(options.secret);
-    this.ownDispatcher = options.secret && !deps.dispatcher ? new Agent({ connect: pskClientOptions(options.secret, 'api') }) : undefined;
+    const connect = options.secret ? { connect: pskClientOptions(options.secret, 'api') } : {};
+    this.ownDispatcher = deps.dispatcher ? undefined : new Agent({ ...connect, ...API_KEEP_ALIVE });
     this.dispatcher = deps.dispatcher ?? this.ownDispatcher;
-    this.seedDispatcher = deps.dispatcher ?? (this.ownSeedDispatcher = new Agent({ ...(options.secret ? { connect: pskClientOptions(options.secret, 'api') } : {}), connections: SEED_CONNECTIONS }));
+    this.seedDispatcher = deps.dispatcher ?? (this.ownSeedDispatcher = new Agent({ ...connect, ...API_KEEP_ALIVE, connections: SEED_CONNECTIONS }));
   }
 
   /** Supernodes in preference order for `digest` (rendezvous hashing). */

@@ -40,10 +40,16 @@ export const DEFAULT_SYNC_RATE = 8_000;
  */
 export const DEFAULT_SYNC_ANSWER_BYTES_PER_S = 5_000_000;
 /**
- * What an answer carries besides its JSON: the status line and headers, a TLS record's header
- * and tag, the TCP/IP headers of its packets.
+ * A JSON answer's status line and headers at most (content type and length; ../http/apps.ts sends
+ * nothing else), with a length of up to five digits. A test reads the real app's heads against it.
  */
-export const ANSWER_OVERHEAD_BYTES = 220;
+export const ANSWER_HEAD_BYTES = 74;
+/** A TLS 1.3 record's header, inner content type and AES-GCM tag. */
+export const TLS_RECORD_BYTES = 22;
+/** The IPv4 and TCP headers of a packet (with the timestamp option). */
+export const TCP_IP_BYTES = 52;
+/** What an answer carries besides its JSON: its head, a TLS record around it, its packet's headers. */
+export const ANSWER_OVERHEAD_BYTES = ANSWER_HEAD_BYTES + TLS_RECORD_BYTES + TCP_IP_BYTES;
 /** An answer's bytes before any is measured (a sync answer of a 64 MiB blob, 1,000 peers, simulated). */
 const FIRST_ANSWER_BYTES = 1_000;
 /** How much each answer moves the mean of answer bytes. */
