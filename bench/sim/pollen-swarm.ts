@@ -110,6 +110,19 @@ export interface PollenSwarmResult {
 export const NETWORK_QUANTUM_MS = 5;
 
 /** Defaults of peer/config.ts (uploadSlots). */
+/**
+ * Simulated peer `i`'s id: 40 hex digits, as long as the agent's random one (peer/p2p/p2p-agent.ts),
+ * since the answers that name parents, and the requests that name bad ones, carry it.
+ */
+export function simPeerId(i: number): string {
+  return i.toString(16).padStart(40, '0');
+}
+
+/** Simulated peer `i`'s wire address: a host address and the peer's default wire port, as the bed's. */
+export function simWireAddr(i: number): string {
+  return `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:65002`;
+}
+
 export const SIM_DEFAULTS = { uploadSlots: 10, startSpreadMs: 100, accessLatencyMs: [0.5, 2.5] as const };
 
 export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarmResult> {
@@ -149,16 +162,16 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
     apiLines,
     latency: (a: HostId, b: HostId) => access[a]! + access[b]!,
     body: (length: number) => blank.subarray(0, length),
-    peer: (id: string) => peers.get(id),
+    peer: (wireAddr: string) => peers.get(wireAddr),
     onDone: () => void remaining--,
     onSeedPiece: (atMs: number) => void (seedLastMs = atMs),
   };
   const peerOptions = { uploadSlots: o.uploadSlots ?? SIM_DEFAULTS.uploadSlots, timings: o.timings ?? {} };
   const list: SimulatedPeer[] = [];
   for (let i = 0; i < o.peers; i++) {
-    const id = `peer-${i}`;
-    const peer = new SimulatedPeer(world, id, addHost(o.peerUpBytesPerS, o.peerDownBytesPerS, peerCpu), o.trace?.peerId === id ? { ...peerOptions, trace: o.trace.into } : peerOptions);
-    peers.set(peer.peerId, peer);
+    const id = simPeerId(i);
+    const peer = new SimulatedPeer(world, id, simWireAddr(i), addHost(o.peerUpBytesPerS, o.peerDownBytesPerS, peerCpu), o.trace?.peerId === id ? { ...peerOptions, trace: o.trace.into } : peerOptions);
+    peers.set(peer.wireAddr, peer);
     list.push(peer);
   }
   supernode.start();

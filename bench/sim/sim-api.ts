@@ -6,7 +6,6 @@
 // pieces got a 10,000th of the uplink meanwhile, and a 10,000-peer swarm fell back to the
 // registry whole. The seed's pieces get what the answers leave of the uplink (apiUplinkShare).
 import type { EventQueue } from './event-queue.ts';
-import { hashesAfter } from '../../src/p2p/metainfo.ts';
 import { ANSWER_OVERHEAD_BYTES } from '../../supernode/p2p/sync-pacer.ts';
 
 /**
@@ -96,21 +95,6 @@ export function apiCall<T>(ends: ApiEnds, requestJsonBytes: number, answer: () =
       });
     });
   });
-}
-
-/**
- * Bytes of the hashes an answer carries from `from` on as JSON (the route's hashesAfter: a sync's
- * trimmed and packed as the peer's client asks, a creation's metainfo whole): packed, an empty
- * `hashes` and `hashesPacked` in base64, 32 bytes a hash (none at all: an empty `hashes` alone);
- * otherwise 64 hex digits quoted, or null
- * where the seed has none yet.
- */
-export function hashesJsonBytes(hashes: ReadonlyArray<string | null>, from: number, answer: 'sync' | 'metainfo'): number {
-  const list = hashesAfter(hashes, from, answer === 'sync');
-  if (answer === 'sync') return list.length === 0 ? '"hashes":[],'.length : '"hashes":[],"hashesPacked":"",'.length + Math.ceil((list.length * 32) / 3) * 4;
-  let n = 0;
-  for (const h of list) n += h === null ? 5 : 67;
-  return n;
 }
 
 export function jsonBytes(v: unknown): number {

@@ -12,8 +12,9 @@ import { pino } from 'pino';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
-import { BLOCK_BYTES, hashesAfter } from '../../src/p2p/metainfo.ts';
+import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
 import type { PieceProof } from '../../src/p2p/piece-proof.ts';
+import { asShaped, readSyncAnswer, syncAnswer, type SyncAnswerJson } from '../../src/p2p/sync-answer.ts';
 import type { MetainfoBody, SyncResponse, TaskAnswer } from '../../src/p2p/supernode-api.ts';
 import type { BlobFetchRequest } from '../../peer/blob-downloader.ts';
 import { busyHeartbeatMs, sparedHeartbeatMs } from '../../peer/p2p/p2p-agent.ts';
@@ -22,12 +23,13 @@ import { P2pTransfer } from '../../peer/p2p/p2p-transfer.ts';
 import { seedLeasesPerTransfer } from '../../peer/p2p/seed-grants.ts';
 import { DEFAULT_TIMINGS, type TransferTimings } from '../../peer/p2p/transfer-seams.ts';
 import { UploadSlots } from '../../peer/p2p/upload-slots.ts';
-import type { SeedPieceAnswer } from '../../peer/p2p/supernode-answers.ts';
+import { withUnpackedHashes, type SeedPieceAnswer } from '../../peer/p2p/supernode-answers.ts';
+import { SYNC_ANSWER_OPTIONS } from '../../peer/p2p/supernode-client.ts';
 import type { TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seams.ts';
 import type { EventQueue } from './event-queue.ts';
 import type { HostId, SimNetwork } from './network.ts';
 import { QueueClock } from './queue-clock.ts';
-import { apiCall, DIGEST_JSON_BYTES, hashesJsonBytes, jsonBytes, type ApiBytes, type ApiEnds, type ApiLines } from './sim-api.ts';
+import { apiCall, DIGEST_JSON_BYTES, jsonBytes, type ApiBytes, type ApiEnds, type ApiLines } from './sim-api.ts';
 import { ParentEnd, SIM_PROOF_CHECK, SIM_SIGNATURE, SimLink, type LinkObserver, type UploadSide, type WireWorld } from './sim-wire.ts';
 import type { SimSupernode } from './sim-supernode.ts';
 import { HEARTBEAT_MS } from '../../supernode/p2p/tracker.ts';
@@ -57,7 +59,8 @@ export interface SimWorld extends WireWorld {
   /** The supernode API's bytes, and its host's links as the API's messages queue on them (sim-api.ts). */
   readonly apiBytes: ApiBytes;
   readonly apiLines: ApiLines;
-  peer(peerId: string): SimulatedPeer | undefined;
+  /** The peer whose wire listens at `wireAddr` (what the supernode's parents name). */
+  peer(wireAddr: string): SimulatedPeer | undefined;
   onDone(peer: SimulatedPeer): void;
   onSeedPiece(atMs: number): void;
 }
@@ -111,6 +114,7 @@ export class SimulatedPeer implements UploadSide {
   constructor(
     private readonly world: SimWorld,
     readonly peerId: string,
+    readonly wireAddr: string,
     readonly host: HostId,
     private readonly options: SimulatedPeerOptions,
   ) {
@@ -135,7 +139,7 @@ export class SimulatedPeer implements UploadSide {
 
   /** The peer's agent starts, before the pull: it registers (P2pAgent.start), so its downloader need not. */
   joinCluster(): void {
-    this.world.supernode.registerBeforePull(this.peerId, this.peerId, this.options.uploadSlots);
+    this.world.supernode.registerBeforePull(this.peerId, this.wireAddr, this.options.uploadSlots);
   }
 
   /** The pull starts: the tasks are created (a round trip each, as P2pDownloader does for a registered agent), then the transfers run. */
@@ -156,7 +160,7 @@ export class SimulatedPeer implements UploadSide {
         return;
       }
       const answer = supernode.heartbeat(this.peerId);
-      if (!answer) supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots, digests);
+      if (!answer) supernode.registerAndJoin(this.peerId, this.wireAddr, this.options.uploadSlots, digests);
       asked = answer?.busyHeartbeatMs;
       queue.after(busyHeartbeatMs(HEARTBEAT_MS, asked), beat);
     };
@@ -267,30 +271,33 @@ export class SimulatedPeer implements UploadSide {
     const oneWay = (): number => this.rtt() / 2;
     const ends: ApiEnds = { queue: world.queue, latencyMs: this.rtt() / 2, lines: world.apiLines, sharing: world.blobs.length, bytes: world.apiBytes, answered: (n) => world.supernode.pacer.answered(n) };
     return {
-      // The route sends the hashes from the first one the peer lacks (`knownHashes`), trimmed.
-      sync: (_url, _digest, body) =>
-        apiCall(ends, jsonBytes(body) + DIGEST_JSON_BYTES, (): SyncResponse => {
-          const answer = world.supernode.sync(this.peerId, blob.digest, { have: body.have, wantSeed: body.wantSeed, badParents: body.badParents, starved: body.starved, declined: body.declined });
-          if (!answer) throw new PollenError('ERR_NOT_FOUND', 'unknown peer or task');
-          const from = Math.min(body.knownHashes ?? 0, blob.pieceCount);
-          return { ...answer, hashes: hashesAfter(this.hashesNow(blob), from, true), hashesFrom: from };
-        }, ({ hashes, hashesFrom, ...rest }) => jsonBytes(rest) + hashesJsonBytes(hashes, 0, 'sync') + `"hashesFrom":${hashesFrom},`.length + DIGEST_JSON_BYTES).then((res) => {
+      // As the client asks (its answer options) and the route answers: the hashes from the first
+      // one the peer lacks (`knownHashes`), trimmed and packed, the answer terse; read as the client reads it.
+      sync: (_url, _digest, body) => {
+        const ask = { ...body, ...SYNC_ANSWER_OPTIONS };
+        return apiCall(ends, jsonBytes(ask) + DIGEST_JSON_BYTES, (): SyncAnswerJson => {
+          const schedule = world.supernode.sync(this.peerId, blob.digest, { have: body.have, wantSeed: body.wantSeed, badParents: body.badParents, starved: body.starved, declined: body.declined });
+          if (!schedule) throw new PollenError('ERR_NOT_FOUND', 'unknown peer or task');
+          return asShaped(ask, syncAnswer(this.hashesNow(blob), ask, schedule));
+        }, (answer) => jsonBytes({ answer })).then((answer) => {
+          const res = withUnpackedHashes(readSyncAnswer(answer)!)!;
           this.lastReportAt = world.queue.now;
           trace?.events.push({ t: world.queue.now, kind: 'sync', res });
           return res;
-        }),
+        });
+      },
       // As the route: the metainfo (every hash known now) and, when asked, the first sync's answer.
       createTask: (_url, body) =>
         apiCall(ends, jsonBytes(body), (): TaskAnswer => {
           const meta = { digest: blob.digest, size: blob.bytes, pieceSize: blob.pieceBytes, pieceCount: blob.pieceCount, hashes: this.hashesNow(blob) };
           if (!body.first) {
-            world.supernode.registerAndJoin(this.peerId, this.peerId, this.options.uploadSlots, [blob.digest]);
+            world.supernode.registerAndJoin(this.peerId, this.wireAddr, this.options.uploadSlots, [blob.digest]);
             return meta;
           }
           const answer = world.supernode.createTask(this.peerId, blob.digest, body.first);
           if (!answer) throw new PollenError('ERR_CLUSTER_UNAUTHORIZED', 'unknown peer: register again');
           return { ...meta, first: { ...answer, hashes: [], hashesFrom: blob.pieceCount }, reported: true as const };
-        }, ({ hashes, ...rest }) => jsonBytes(rest) + hashesJsonBytes(hashes, 0, 'metainfo')).then((answer) => {
+        }, jsonBytes).then((answer) => {
           // It carried the heartbeat's report, as a sync does (SupernodeClient.createTask).
           if (answer.reported) this.lastReportAt = world.queue.now;
           return answer;

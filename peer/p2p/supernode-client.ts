@@ -30,6 +30,7 @@ import {
   type TaskBody,
 } from '../../src/p2p/supernode-api.ts';
 import type { ProofVerifier } from '../../src/p2p/piece-proof.ts';
+import { readSyncAnswer } from '../../src/p2p/sync-answer.ts';
 import { seedPieceAnswer, verifierOf, withUnpackedHashes, type SeedPieceAnswer } from './supernode-answers.ts';
 import { JOBS_API, type WorkRequest, type WorkResponse } from '../../src/preheat/jobs-api.ts';
 
@@ -37,9 +38,12 @@ const MAX_RESPONSE_BYTES = 1 << 20;
 
 /**
  * What a batch of syncs asks of the answers, newest last (each in src/p2p/supernode-api.ts
- * SyncRequest): hashes without the trailing nulls of those the seed has not had yet, then packed.
+ * SyncRequest): hashes without the trailing nulls of those the seed has not had yet, then packed,
+ * then answers without their empty fields and digests (src/p2p/sync-answer.ts).
  */
-const ANSWER_OPTIONS = ['trimHashes', 'packHashes'] as const;
+const ANSWER_OPTIONS = ['trimHashes', 'packHashes', 'terse'] as const;
+/** Every answer option asked, as a sync item carries them to a supernode that takes them all. */
+export const SYNC_ANSWER_OPTIONS: Readonly<Record<(typeof ANSWER_OPTIONS)[number], true>> = { trimHashes: true, packHashes: true, terse: true };
 
 const SEED_PIECE_TIMEOUT_MS = 60_000;
 
@@ -244,16 +248,21 @@ export class SupernodeClient {
           return sent(options - 1);
         }
       };
-      const res = await sent(this.answerOptions.get(url) ?? ANSWER_OPTIONS.length);
+      let options = this.answerOptions.get(url) ?? ANSWER_OPTIONS.length;
+      const res = await sent(options);
+      options = this.answerOptions.get(url) ?? ANSWER_OPTIONS.length;
+      // Terse answers name no digest: they come in the order asked.
+      const terse = options > ANSWER_OPTIONS.indexOf('terse');
       if (report && res?.reported === true) this.reportedAt.set(url, this.clock.now());
       const answers = Array.isArray(res?.syncs) ? res.syncs : [];
       batch.forEach((q, k) => {
         const a = answers[k];
-        if (!a || a.digest !== q.digest) q.reject(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent a malformed sync answer`, { supernode: url }));
+        if (!a || typeof a !== 'object' || (a.digest === undefined ? !terse : a.digest !== q.digest)) q.reject(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent a malformed sync answer`, { supernode: url }));
         else if ('answer' in a && a.answer && typeof a.answer === 'object') {
-          const answer = withUnpackedHashes(a.answer);
+          const read = readSyncAnswer(a.answer);
+          const answer = read && withUnpackedHashes(read);
           if (answer) q.resolve(answer);
-          else q.reject(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent malformed packed hashes`, { supernode: url }));
+          else q.reject(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent a malformed sync answer`, { supernode: url }));
         }
         else {
           const status = 'status' in a && Number.isInteger(a.status) ? a.status : 502;

@@ -200,6 +200,11 @@ export interface SyncRequest {
    * `hashes` empty; the peer's client unpacks them. Asked and refused as trimHashes is.
    */
   readonly packHashes?: boolean;
+  /**
+   * The answer leaves out its empty fields, and a batch item its digest (src/p2p/sync-answer.ts).
+   * Asked and refused as trimHashes is.
+   */
+  readonly terse?: boolean;
   /** Set when the peer gives up the task (done or fallen back). */
   readonly leave?: boolean;
 }
@@ -244,8 +249,11 @@ export interface SyncBatchRequest {
   readonly report?: HeartbeatBody;
 }
 
-/** A batch item's answer, in the order asked: the task's SyncResponse, or the status and OCI error body it would have answered alone. */
-export type SyncBatchAnswer = { readonly digest: Digest; readonly answer: SyncResponse } | { readonly digest: Digest; readonly status: number; readonly error: unknown };
+/**
+ * A batch item's answer, in the order asked: the task's SyncResponse, or the status and OCI error
+ * body it would have answered alone; with its digest unless the item asked `terse`.
+ */
+export type SyncBatchAnswer = { readonly digest?: Digest; readonly answer: SyncResponse | Partial<SyncResponse> } | { readonly digest?: Digest; readonly status: number; readonly error: unknown };
 
 export interface SyncBatchResponse {
   readonly syncs: readonly SyncBatchAnswer[];

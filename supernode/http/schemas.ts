@@ -97,6 +97,7 @@ export const SYNC_BODY = {
     knownHashes: { type: 'number' },
     trimHashes: { type: 'boolean' },
     packHashes: { type: 'boolean' },
+    terse: { type: 'boolean' },
     leave: { type: 'boolean' },
   },
 } as const;

@@ -8,7 +8,7 @@ import type { PieceSigner } from '../../src/p2p/piece-proof.ts';
 import { ABORTED, PollenError } from '../../src/errors.ts';
 import { sendPooledBody } from '../../src/pooled-body.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
-import { hashesAfter, packHashes } from '../../src/p2p/metainfo.ts';
+import { asShaped, syncAnswer, type SyncAnswerJson } from '../../src/p2p/sync-answer.ts';
 import {
   API,
   PIECE_HASH_HEADER,
@@ -137,19 +137,13 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
     if (body.leave) return { hashes: [], parents: [], seedGrants: [], availability: [] };
     if (task.state.name === 'failed') return { hashes: [], parents: [], seedGrants: [], availability: [], failed: task.state.error.message };
     const schedule = pacedSchedule(scheduler, pacer, peer, digest, body.wantSeed ?? 0, { seedHas: (i) => typeof task.meta.hashes[i] === 'string', starved: body.starved === true, declined: body.declined });
-    // Only the hashes the peer lacks: all of them on every sync was 17 KB per answer for a 256 MiB
-    // blob, on the links the seed keeps full.
-    const k = body.knownHashes;
-    const known = typeof k === 'number' && Number.isInteger(k) ? Math.min(Math.max(0, k), task.meta.pieceCount) : 0;
-    const hashes = hashesAfter(task.meta.hashes, known, body.trimHashes === true);
-    // Packed when asked and there is anything to pack (a peer with piece proofs asks for none).
-    return body.packHashes === true && hashes.length > 0 ? { hashes: [], hashesPacked: packHashes(hashes), hashesFrom: known, ...schedule } : { hashes, hashesFrom: known, ...schedule };
+    return syncAnswer(task.meta.hashes, body, schedule);
   }
 
   app.post<{ Params: { digest: Digest }; Body: SyncRequest }>(
     '/api/v1/tasks/:digest/sync',
     { config: { auth: 'peer' }, schema: { params: DIGEST_PARAMS, body: SYNC_BODY }, onSend: countAnswer(() => 1) },
-    async (request): Promise<SyncResponse> => syncOne(caller(request), request.params.digest, request.body),
+    async (request): Promise<SyncAnswerJson> => asShaped(request.body, syncOne(caller(request), request.params.digest, request.body)),
   );
 
   // The peer's transfers sync on the same ticks and send their syncs together: one request, one
@@ -163,12 +157,13 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
     const syncs: SyncBatchAnswer[] = [];
     for (const { digest, ...body } of request.body.syncs) {
       try {
-        syncs.push({ digest, answer: syncOne(peer, digest, body) });
+        const answer = asShaped(body, syncOne(peer, digest, body));
+        syncs.push(body.terse === true ? { answer } : { digest, answer });
       } catch (err) {
         const { error, status } = classify(err);
         const answer = errorAnswer(error, status);
         if (answer.status >= 500) request.log.error({ err, digest }, 'sync failed');
-        syncs.push({ digest, status: answer.status, error: answer.body });
+        syncs.push(body.terse === true ? { status: answer.status, error: answer.body } : { digest, status: answer.status, error: answer.body });
       }
     }
     return reported ? { syncs, reported } : { syncs };

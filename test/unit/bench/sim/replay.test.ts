@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runPollenSwarm } from '../../../../bench/sim/pollen-swarm.ts';
+import { runPollenSwarm, simPeerId, simWireAddr } from '../../../../bench/sim/pollen-swarm.ts';
 import { mulberry32 } from '../../../../bench/sim/sim-bench.ts';
 import { SIM_HASH, type TraceEvent, type TransferTrace } from '../../../../bench/sim/simulated-peer.ts';
 import { SIM_PROOF_CHECK, SIM_SIGNATURE } from '../../../../bench/sim/sim-wire.ts';
@@ -16,7 +16,7 @@ describe('the simulation and a peer on a manual clock', () => {
     let trace: TransferTrace | undefined;
     let traced = '';
     let r: Awaited<ReturnType<typeof runPollenSwarm>> | undefined;
-    for (const peerId of ['peer-0', 'peer-1', 'peer-2', 'peer-3']) {
+    for (const peerId of [0, 1, 2, 3].map(simPeerId)) {
       const into: TransferTrace = { events: [], decisions: [] };
       r = await runPollenSwarm({
         peers: 4,
@@ -46,7 +46,7 @@ describe('the simulation and a peer on a manual clock', () => {
     // The task's creation brought the first schedule: the transfer starts on it without a sync.
     expect(start.first?.parents.length ?? 0).toBeGreaterThan(0);
 
-    const h = harness({ pieces: r!.pieceCount, pieceBytes: r!.pieceBytes, parents: ['peer-0', 'peer-1', 'peer-2', 'peer-3'].filter((p) => p !== traced), startAt: start.t, hashes: start.hashes, hashPiece: () => SIM_HASH, proofCheck: SIM_PROOF_CHECK, parentsSpeakProofs: true, ...(start.first ? { first: start.first } : {}) });
+    const h = harness({ pieces: r!.pieceCount, pieceBytes: r!.pieceBytes, parents: [0, 1, 2, 3].filter((i) => simPeerId(i) !== traced).map(simWireAddr), startAt: start.t, hashes: start.hashes, hashPiece: () => SIM_HASH, proofCheck: SIM_PROOF_CHECK, parentsSpeakProofs: true, ...(start.first ? { first: start.first } : {}) });
     try {
       for (const e of events) {
         // Timers (ticks, deferred pumps) due before the event run first, each followed by its promise callbacks.

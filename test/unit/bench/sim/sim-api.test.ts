@@ -2,8 +2,7 @@
 // links, and the seed's pieces get what the answers leave of its uplink.
 import { describe, expect, it } from 'vitest';
 import { EventQueue } from '../../../../bench/sim/event-queue.ts';
-import { API_REQUEST_OVERHEAD_BYTES, API_RESPONSE_OVERHEAD_BYTES, API_SHARE_WINDOW_MS, apiCall, apiUplinkShare, hashesJsonBytes, type ApiLines } from '../../../../bench/sim/sim-api.ts';
-import { hashesAfter, packHashes } from '../../../../src/p2p/metainfo.ts';
+import { API_REQUEST_OVERHEAD_BYTES, API_RESPONSE_OVERHEAD_BYTES, API_SHARE_WINDOW_MS, apiCall, apiUplinkShare, type ApiLines } from '../../../../bench/sim/sim-api.ts';
 
 const RATE = 1e6; // bytes a second each way
 const lines = (): ApiLines => ({ upBytesPerS: RATE, downBytesPerS: RATE, upFreeAt: 0, downFreeAt: 0, upBytesSinceShare: 0 });
@@ -41,18 +40,5 @@ describe('apiUplinkShare', () => {
     expect(caps[0]).toBeCloseTo(0.75 * RATE, 6);
     expect(caps[1]).toBe(RATE);
     expect(caps[2]).toBe(RATE / 20);
-  });
-});
-
-describe('hashesJsonBytes', () => {
-  it("counts a sync answer's hashes as the route sends them to the peer's client (trimmed, packed), a creation's metainfo as hex", () => {
-    const hashes = ['a'.repeat(64), 'b'.repeat(64), null, 'c'.repeat(64), null];
-    // The members' JSON without the object's braces, with the comma that follows them.
-    const members = (o: object): number => JSON.stringify(o).length - 2 + 1;
-    expect(hashesJsonBytes(hashes, 1, 'sync')).toBe(members({ hashes: [], hashesPacked: packHashes(hashesAfter(hashes, 1, true)) }));
-    // Nothing to send (a peer whose parents send piece proofs): an empty list, nothing packed.
-    expect(hashesJsonBytes(hashes, 5, 'sync')).toBe(members({ hashes: [] }));
-    // Each entry with its comma: the list's JSON less its brackets and one comma more.
-    expect(hashesJsonBytes(hashes, 0, 'metainfo')).toBe(JSON.stringify(hashes).length - 1);
   });
 });

@@ -1,5 +1,6 @@
 // A task's creation asks for the transfer's first schedule (`first`), and a batch of syncs for
-// hashes without trailing nulls (`trimHashes`), then packed (`packHashes`). A supernode from before
+// hashes without trailing nulls (`trimHashes`), then packed (`packHashes`), then answers without
+// their empty fields and digests (`terse`). A supernode from before
 // those fields refuses them as
 // its body schemas refuse any field they do not know (400, ERR_INVALID_REQUEST): the client asks
 // again without them and gets the answers as before, so peers upgraded ahead of their supernodes
@@ -10,6 +11,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Digest } from '../../../../src/digest.ts';
 import { PollenError } from '../../../../src/errors.ts';
 import { PieceSigner } from '../../../../src/p2p/piece-proof.ts';
+import type { SyncResponse } from '../../../../src/p2p/supernode-api.ts';
+import { terse } from '../../../../src/p2p/sync-answer.ts';
 import { SupernodeClient } from '../../../../peer/p2p/supernode-client.ts';
 import { errorAnswer } from '../../../../supernode/http/error-handler.ts';
 
@@ -25,9 +28,9 @@ const SCHEDULE = { hashes: [null], hashesFrom: 0, parents: [], seedGrants: [], a
 /**
  * A supernode whose task route refuses `first` (or, with `refuseAll`, every creation), and whose
  * sync route refuses the answer options it does not `know`, as the real error handler answers a
- * schema failure; it answers `answer` to a batch it takes.
+ * schema failure; it answers `answer` to a batch it takes (`digestless`: naming no digest, whatever was asked).
  */
-async function olderSupernode(refuseAll = false, know: readonly string[] = [], answer: Record<string, unknown> = SCHEDULE): Promise<{ url: string; tasks: Array<Record<string, unknown>>; syncs: Array<Record<string, unknown>> }> {
+async function olderSupernode(refuseAll = false, know: readonly string[] = [], answer: Record<string, unknown> = SCHEDULE, digestless = false): Promise<{ url: string; tasks: Array<Record<string, unknown>>; syncs: Array<Record<string, unknown>> }> {
   const tasks: Array<Record<string, unknown>> = [];
   const syncs: Array<Record<string, unknown>> = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -40,7 +43,9 @@ async function olderSupernode(refuseAll = false, know: readonly string[] = [], a
       if (req.url === '/api/v1/syncs') {
         syncs.push(body);
         const items = body.syncs as Array<Record<string, unknown>>;
-        if (!items.some((item) => ['trimHashes', 'packHashes'].some((o) => o in item && !know.includes(o)))) return res.end(JSON.stringify({ syncs: items.map((item) => ({ digest: item.digest, answer })) }));
+        if (!items.some((item) => ['trimHashes', 'packHashes', 'terse'].some((o) => o in item && !know.includes(o)))) {
+          return res.end(JSON.stringify({ syncs: items.map((item) => (item.terse === true ? { answer: terse(answer as unknown as SyncResponse) } : digestless ? { answer } : { digest: item.digest, answer })) }));
+        }
       } else tasks.push(body);
       if (refuseAll || 'first' in body || req.url === '/api/v1/syncs') {
         const { status, body: error } = errorAnswer(new PollenError('ERR_INVALID_REQUEST', 'invalid request: body must NOT have additional properties'));
@@ -91,15 +96,16 @@ describe('SupernodeClient task creation', () => {
 });
 
 describe('SupernodeClient syncs', () => {
-  it('asks a supernode that refuses trimmed and packed hashes again with one option less, then none, and no longer asks for them there', async () => {
+  it('asks a supernode that refuses every answer option again with one option less, then none, and no longer asks for them there', async () => {
     const { url, syncs } = await olderSupernode();
     const client = await registeredClient(url);
     const body = { have: [], wantSeed: 0, badParents: [], knownHashes: 0 };
     expect(await client.sync(url, DIGEST, body)).toEqual(SCHEDULE);
     expect(await client.sync(url, DIGEST, body)).toEqual(SCHEDULE);
     const asked = (option: string) => syncs.map((b) => (b.syncs as Array<Record<string, unknown>>).map((item) => item[option]));
-    expect(asked('trimHashes')).toEqual([[true], [true], [undefined], [undefined]]);
-    expect(asked('packHashes')).toEqual([[true], [undefined], [undefined], [undefined]]);
+    expect(asked('trimHashes')).toEqual([[true], [true], [true], [undefined], [undefined]]);
+    expect(asked('packHashes')).toEqual([[true], [true], [undefined], [undefined], [undefined]]);
+    expect(asked('terse')).toEqual([[true], [undefined], [undefined], [undefined], [undefined]]);
   });
 
   it('asks a supernode that trims but does not pack with trimHashes alone from then on', async () => {
@@ -108,7 +114,25 @@ describe('SupernodeClient syncs', () => {
     const body = { have: [], wantSeed: 0, badParents: [], knownHashes: 0 };
     expect(await client.sync(url, DIGEST, body)).toEqual(SCHEDULE);
     expect(await client.sync(url, DIGEST, body)).toEqual(SCHEDULE);
-    expect(syncs.map((b) => (b.syncs as Array<Record<string, unknown>>).map((item) => [item.trimHashes, item.packHashes]))).toEqual([[[true, true]], [[true, undefined]], [[true, undefined]]]);
+    expect(syncs.map((b) => (b.syncs as Array<Record<string, unknown>>).map((item) => [item.trimHashes, item.packHashes]))).toEqual([[[true, true]], [[true, true]], [[true, undefined]], [[true, undefined]]]);
+  });
+
+  it('reads terse answers, which name no digest, as whole ones, in the order asked', async () => {
+    const { url, syncs } = await olderSupernode(false, ['trimHashes', 'packHashes', 'terse']);
+    const client = await registeredClient(url);
+    const body = { have: [], wantSeed: 0, badParents: [], knownHashes: 0 };
+    const other = `sha256:${'b'.repeat(64)}` as Digest;
+    expect(await Promise.all([client.sync(url, DIGEST, body), client.sync(url, other, body)])).toEqual([SCHEDULE, SCHEDULE]);
+    expect(syncs.map((b) => (b.syncs as Array<Record<string, unknown>>).map((item) => [item.digest, item.terse]))).toEqual([[[DIGEST, true], [other, true]]]);
+  });
+
+  it('refuses an answer without its digest to a sync that did not ask for terse answers', async () => {
+    const { url, syncs } = await olderSupernode(false, ['trimHashes', 'packHashes'], SCHEDULE, true);
+    const client = await registeredClient(url);
+    const body = { have: [], wantSeed: 0, badParents: [], knownHashes: 0 };
+    // Refused with `terse`, answered without it: an answer that names no digest is not one to trust.
+    await expect(client.sync(url, DIGEST, body)).rejects.toMatchObject({ code: 'ERR_SUPERNODE_UNAVAILABLE' });
+    expect(syncs.map((b) => (b.syncs as Array<Record<string, unknown>>)[0]!.terse)).toEqual([true, undefined]);
   });
 
   it('unpacks packed hashes into the list the transfer reads, and refuses a malformed packing', async () => {

@@ -1,0 +1,59 @@
+// A sync's answer as the route shapes it and the peer's client reads it (src/p2p/sync-answer.ts):
+// the hashes the peer lacks, trimmed and packed when asked; terse, without its empty fields; and
+// read back into the same answer the transfer would have had from a whole one.
+import { describe, expect, it } from 'vitest';
+import { hashesAfter, packHashes } from '../../../../src/p2p/metainfo.ts';
+import type { MetainfoBody, SyncResponse } from '../../../../src/p2p/supernode-api.ts';
+import { asShaped, readSyncAnswer, syncAnswer, terse } from '../../../../src/p2p/sync-answer.ts';
+import { withUnpackedHashes } from '../../../../peer/p2p/supernode-answers.ts';
+import { withAnsweredHashes } from '../../../../peer/p2p/transfer-sync.ts';
+
+const HASHES = ['a'.repeat(64), 'b'.repeat(64), null, 'c'.repeat(64), null];
+const EMPTY_SCHEDULE = { parents: [], seedGrants: [], availability: [] };
+const SCHEDULE = { parents: [{ peerId: 'p2', wireAddr: '10.0.0.2:6881' }], seedGrants: [4], availability: [3, 2, 0, 1, 0], syncMs: 1250 };
+
+describe('syncAnswer', () => {
+  it('sends the hashes from the first the peer lacks: whole, trimmed of the unknown tail, packed', () => {
+    expect(syncAnswer(HASHES, { knownHashes: 1 }, EMPTY_SCHEDULE)).toEqual({ hashes: HASHES.slice(1), hashesFrom: 1, ...EMPTY_SCHEDULE });
+    expect(syncAnswer(HASHES, { knownHashes: 1, trimHashes: true }, EMPTY_SCHEDULE).hashes).toEqual(HASHES.slice(1, 4));
+    expect(syncAnswer(HASHES, { knownHashes: 1, trimHashes: true, packHashes: true }, EMPTY_SCHEDULE)).toEqual({ hashes: [], hashesPacked: packHashes(hashesAfter(HASHES, 1, true)), hashesFrom: 1, ...EMPTY_SCHEDULE });
+    // A count out of range or not a count is as none known, or all.
+    expect(syncAnswer(HASHES, { knownHashes: 99 }, EMPTY_SCHEDULE).hashes).toEqual([]);
+    expect(syncAnswer(HASHES, { knownHashes: 1.5 }, EMPTY_SCHEDULE).hashesFrom).toBe(0);
+  });
+});
+
+describe('terse answers', () => {
+  it('leave out every empty list, hashesFrom without hashes and a zero syncMs', () => {
+    const idle = syncAnswer(HASHES, { knownHashes: HASHES.length, packHashes: true }, { ...EMPTY_SCHEDULE, syncMs: 0 });
+    expect(terse(idle)).toEqual({});
+    expect(JSON.stringify(asShaped({ terse: true }, idle))).toBe('{}');
+    const busy = syncAnswer(HASHES, { knownHashes: 3, packHashes: true }, SCHEDULE);
+    expect(terse(busy)).toEqual({ hashesPacked: packHashes(['c'.repeat(64), null]), hashesFrom: 3, ...SCHEDULE });
+    // Not asked: the whole answer, as a supernode from before `terse` sends it.
+    expect(asShaped({}, idle)).toBe(idle);
+  });
+
+  it('read back as the answer the transfer would have had whole', () => {
+    const cases: SyncResponse[] = [
+      syncAnswer(HASHES, { knownHashes: HASHES.length }, EMPTY_SCHEDULE),
+      syncAnswer(HASHES, { knownHashes: 0, trimHashes: true, packHashes: true }, SCHEDULE),
+      syncAnswer(HASHES, { knownHashes: 2 }, { ...SCHEDULE, failed: 'digest mismatch' }),
+    ];
+    const meta: MetainfoBody = { digest: `sha256:${'d'.repeat(64)}`, size: 5 << 20, pieceSize: 1 << 20, pieceCount: 5, hashes: [null, null, null, null, null] };
+    const wire = (a: object): object => JSON.parse(JSON.stringify(a)) as object;
+    for (const whole of cases) {
+      const fromTerse = withUnpackedHashes(readSyncAnswer(wire(terse(whole)))!)!;
+      const fromWhole = withUnpackedHashes(readSyncAnswer(wire(whole))!)!;
+      // The same hashes learned, the same schedule.
+      expect(withAnsweredHashes(meta, fromTerse)).toEqual(withAnsweredHashes(meta, fromWhole));
+      const { hashes: _a, hashesFrom: _b, ...scheduleOfTerse } = fromTerse;
+      const { hashes: _c, hashesFrom: _d, ...scheduleOfWhole } = fromWhole;
+      expect(scheduleOfTerse).toEqual(scheduleOfWhole);
+    }
+  });
+
+  it('are refused when a field is not of its type', () => {
+    for (const bad of [{ parents: 'x' }, { hashes: {} }, { seedGrants: 3 }, { availability: null }]) expect(readSyncAnswer(bad)).toBeUndefined();
+  });
+});
