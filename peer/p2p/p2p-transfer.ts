@@ -102,7 +102,6 @@ export class P2pTransfer {
       client: deps.client,
       supernode: deps.supernode,
       digest: this.digest,
-      peerId: deps.peerId,
       clock: this.clock,
       logger: deps.logger,
       wanted: () => this.state.phase === 'p2p',

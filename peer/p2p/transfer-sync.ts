@@ -53,7 +53,6 @@ export interface SyncPort {
   readonly client: TransferClient;
   readonly supernode: string;
   readonly digest: Digest;
-  readonly peerId: string;
   readonly clock: Clock;
   readonly logger: Logger;
   /** Whether syncing is still wanted (the transfer is fetching over P2P). */
@@ -111,7 +110,7 @@ export class TransferSync {
     this.pending = [];
     const rest = port.request();
     this.syncing = port.client
-      .sync(port.supernode, port.digest, { peerId: port.peerId, have, ...rest })
+      .sync(port.supernode, port.digest, { have, ...rest })
       .then((res) => {
         this.lastOkAt = port.clock.now();
         this.refusedSince = undefined;
@@ -164,7 +163,7 @@ export class TransferSync {
     const wait = this.lastSentAt + this.paceMs - port.clock.now();
     if (wait > 0) await new Promise<void>((resolve) => port.clock.setTimeout(resolve, wait));
     for (let attempt = 0; attempt < FINAL_REPORT_ATTEMPTS; attempt++) {
-      const ok = await port.client.sync(port.supernode, port.digest, { peerId: port.peerId, have, wantSeed: 0, badParents: [], knownHashes: pieceCount }).then(
+      const ok = await port.client.sync(port.supernode, port.digest, { have, wantSeed: 0, badParents: [], knownHashes: pieceCount }).then(
         () => true,
         () => false,
       );
