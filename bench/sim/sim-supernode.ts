@@ -142,7 +142,7 @@ export class SimSupernode {
   }
 
   /** POST /api/v1/tasks/:digest/sync; undefined is the route's 404 (unknown peer or task). */
-  sync(peerId: string, digest: Digest, body: { have: readonly number[]; wantSeed: number; badParents: readonly string[]; starved?: boolean; declined?: readonly number[] }): SimSyncAnswer | undefined {
+  sync(peerId: string, digest: Digest, body: { have: readonly number[]; wantSeed: number; badParents: readonly string[]; starved?: boolean; declined?: readonly number[]; wantParents?: number }): SimSyncAnswer | undefined {
     const t = performance.now();
     const task = this.task(digest);
     return this.timed(() => {
@@ -159,7 +159,7 @@ export class SimSupernode {
       // As the route does: the seed "has" a piece once its hash is known (it arrived from the registry).
       const now = this.queue.now;
       const scans = this.scheduler.scans;
-      const answer = pacedSchedule(this.scheduler, this.pacer, peer, digest, body.wantSeed, { seedHas: (i) => task.seedHasAt(i, now), starved: body.starved === true, declined: body.declined });
+      const answer = pacedSchedule(this.scheduler, this.pacer, peer, digest, body.wantSeed, { seedHas: (i) => task.seedHasAt(i, now), starved: body.starved === true, declined: body.declined, wantParents: body.wantParents });
       const second = Math.floor(now / 1000);
       this.stats.scansBySimS[second] = (this.stats.scansBySimS[second] ?? 0) + this.scheduler.scans - scans;
       this.stats.syncWallMs += performance.now() - t;

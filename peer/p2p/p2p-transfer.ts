@@ -111,6 +111,7 @@ export class P2pTransfer {
         wantSeed: this.deps.seedLeases?.() ?? HOST_SEED_LEASES,
         starved: !this.ledger.have.complete && this.clock.now() - this.lastPieceAt > STARVED_MS,
         declined: this.seed.takeDeclines(),
+        wantParents: this.pool.room((parent) => this.requests.isUseful(parent)),
         // With piece proofs every piece we may ask for comes with its hash: none from the supernode.
         knownHashes: this.proving.askSupernode(this.pool.ready(), this.ledger.have) ? knownHashCount(this.meta) : this.meta.pieceCount,
       }),

@@ -121,9 +121,7 @@ export class ParentPool {
       const now = this.clock.now();
       for (const parent of [...this.parents.values()]) {
         if (this.size < limit) break;
-        if (parent.assignments.size > 0) continue;
-        const reason =
-          now - parent.chokedSince > CHOKE_PATIENCE_MS ? 'kept us choked' : now - parent.lastAssignedAt > USELESS_PATIENCE_MS && !isUseful(parent) ? 'holds nothing we need' : undefined;
+        const reason = replaceable(parent, now, isUseful);
         if (!reason) continue;
         dropped.add(parent.peerId);
         parent.conn.destroy(reason);
@@ -133,6 +131,19 @@ export class ParentPool {
       if (this.size >= limit) break;
       if (!this.known(p.peerId) && !dropped.has(p.peerId)) this.connect(p.peerId, p.wireAddr);
     }
+  }
+
+  /**
+   * How many of the parents an offer brings would be dialled now (the sync's `wantParents`): the
+   * pool's free room, or, when it is full, one if a parent would make room for it (see offer). An
+   * offer to a full pool of busy parents was dropped unread: 86 bytes a parent on the supernode's uplink.
+   */
+  room(isUseful: (parent: ParentLink) => boolean): number {
+    const free = this.limit() - this.size;
+    if (free > 0) return free;
+    const now = this.clock.now();
+    for (const parent of this.parents.values()) if (replaceable(parent, now, isUseful)) return 1;
+    return 0;
   }
 
   private connect(peerId: string, wireAddr: string): void {
@@ -245,4 +256,11 @@ function take(set: Set<string>): string[] {
     set.delete(id);
   }
   return out;
+}
+
+/** Why `parent` would make room for a fresh one now (see ParentPool.offer), or undefined. */
+function replaceable(parent: ParentLink, now: number, isUseful: (parent: ParentLink) => boolean): string | undefined {
+  if (parent.assignments.size > 0) return undefined;
+  if (now - parent.chokedSince > CHOKE_PATIENCE_MS) return 'kept us choked';
+  return now - parent.lastAssignedAt > USELESS_PATIENCE_MS && !isUseful(parent) ? 'holds nothing we need' : undefined;
 }

@@ -187,6 +187,12 @@ export interface SyncRequest {
    * supernode drops those leases and grants other pieces, if any, in this answer.
    */
   readonly declined?: readonly number[];
+  /**
+   * Parents the transfer would dial from this answer now (free room in its pool, and parents it
+   * would let go for fresh ones): the answer offers no more. Absent: as many as the supernode offers.
+   * A supernode from before it drops it (its schemas drop unknown fields) and offers as before.
+   */
+  readonly wantParents?: number;
   /** How many piece hashes, from the first, the peer already knows: the answer sends only the rest. */
   readonly knownHashes?: number;
   /**

@@ -136,7 +136,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
     report(digest, peer, body.corruptParents ?? [], true);
     if (body.leave) return { hashes: [], parents: [], seedGrants: [], availability: [] };
     if (task.state.name === 'failed') return { hashes: [], parents: [], seedGrants: [], availability: [], failed: task.state.error.message };
-    const schedule = pacedSchedule(scheduler, pacer, peer, digest, body.wantSeed ?? 0, { seedHas: (i) => typeof task.meta.hashes[i] === 'string', starved: body.starved === true, declined: body.declined });
+    const schedule = pacedSchedule(scheduler, pacer, peer, digest, body.wantSeed ?? 0, { seedHas: (i) => typeof task.meta.hashes[i] === 'string', starved: body.starved === true, declined: body.declined, wantParents: body.wantParents });
     return syncAnswer(task.meta.hashes, body, schedule);
   }
 

@@ -60,6 +60,8 @@ export interface ScheduleAsk {
   readonly declined?: readonly number[] | undefined;
   /** Parents to offer at most, instead of maxParents (a paced asker gets more per answer). */
   readonly parents?: number | undefined;
+  /** Parents the asker would dial now (SyncRequest.wantParents): no more are offered, and none without a scan. */
+  readonly wantParents?: number | undefined;
 }
 
 export class Scheduler {
@@ -235,7 +237,8 @@ export class Scheduler {
     // the seed. Slow or unreachable ones still do: counting those too made the seed serve nearly
     // every piece to every peer on a CPU-starved 16-host bed (9.9 x S), where stalls are common.
     const distrusted: Bitfield[] = [];
-    const parents = this.scanAllowed(task, asker, now, starved) ? this.pickParents(task, asker, mine, distrusted, starved, ask.parents ?? this.options.maxParents) : this.distrustedIn(task, distrusted);
+    const keep = Math.min(ask.parents ?? this.options.maxParents, ask.wantParents ?? Infinity);
+    const parents = keep > 0 && this.scanAllowed(task, asker, now, starved) ? this.pickParents(task, asker, mine, distrusted, starved, keep) : this.distrustedIn(task, distrusted);
     const want = Math.min(wantSeed, this.options.maxSeedGrants);
     let skip: Set<number> | undefined;
     if (declined.length > 0) {

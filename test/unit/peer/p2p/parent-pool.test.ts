@@ -1,16 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../src/clock.ts';
 import type { Digest } from '../../../../src/digest.ts';
-import { ParentPool } from '../../../../peer/p2p/parent-pool.ts';
+import { CHOKE_PATIENCE_MS, ParentPool, USELESS_PATIENCE_MS } from '../../../../peer/p2p/parent-pool.ts';
 import { ScriptedParent } from '../../../helpers/transfer-harness.ts';
 
 const DIGEST = `sha256:${'a'.repeat(64)}` as Digest;
 
-function pool(): { pool: ParentPool; parents: Map<string, ScriptedParent> } {
+function pool(options: { clock?: ManualClock; maxParents?: number } = {}): { pool: ParentPool; parents: Map<string, ScriptedParent> } {
   const parents = new Map<string, ScriptedParent>();
+  const max = options.maxParents;
   const p = new ParentPool(
     {
-      clock: new ManualClock(),
+      clock: options.clock ?? new ManualClock(),
       dialer: {
         dial: (wireAddr) => {
           const conn = new ScriptedParent(wireAddr, Buffer.alloc(0), [], []);
@@ -20,7 +21,7 @@ function pool(): { pool: ParentPool; parents: Map<string, ScriptedParent> } {
       },
       events: { onReady() {}, onClose() {}, onPieces() {}, onUnchoke() {}, wanted: () => true },
     },
-    { digest: DIGEST },
+    { digest: DIGEST, ...(max !== undefined ? { maxParents: () => max } : {}) },
   );
   p.offer(['a', 'b', 'c'].map((id) => ({ peerId: id, wireAddr: id })), () => true);
   return { pool: p, parents };
@@ -56,5 +57,35 @@ describe("the parent pool's count of the ready parents holding each piece", () =
     b!.destroy('gone');
     await settle();
     expect([...p.holders(4)]).toEqual([1, 0, 0, 2]);
+  });
+});
+
+describe("the parent pool's room for offered parents (the sync's wantParents)", () => {
+  it('is its free room and the parents an offer would replace: none while every parent is busy, so the answer offers none', async () => {
+    const clock = new ManualClock();
+    const { pool: p, parents } = pool({ clock, maxParents: 4 });
+    // Three dialled of four: one free place, whatever they do.
+    expect(p.room(() => true)).toBe(1);
+    const [a, b, c] = ['a', 'b', 'c'].map((id) => parents.get(id)!);
+    a!.connect([0]);
+    b!.connect([0]);
+    c!.connect([0], false);
+    await settle();
+    p.offer([{ peerId: 'd', wireAddr: 'd' }], () => true);
+    expect(p.room(() => true)).toBe(0);
+    // c has kept us choked past the patience: an offer would replace it, one at a time.
+    clock.advance(CHOKE_PATIENCE_MS + 1);
+    expect(p.room(() => true)).toBe(1);
+    c!.unchokeNow();
+    expect(p.room(() => true)).toBe(0);
+    // a holds nothing we lack and was given nothing for a while: it would make room too.
+    clock.advance(USELESS_PATIENCE_MS);
+    expect(p.room((parent) => parent.peerId !== 'a')).toBe(1);
+    // What room counts is what an offer brings: of three offered, one is dialled in a's place.
+    p.offer(['e', 'f', 'g'].map((id) => ({ peerId: id, wireAddr: id })), (parent) => parent.peerId !== 'a');
+    await settle();
+    expect(a!.isClosed).toBe(true);
+    expect([...parents.keys()]).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(p.room((parent) => parent.peerId !== 'a')).toBe(0);
   });
 });

@@ -312,6 +312,25 @@ describe('Scheduler', () => {
     expect(scheduler.scans).toBe(scans + 3);
   });
 
+  it("offers no more parents than the asker would dial (wantParents), and scans for none when it wants none; grants go on", () => {
+    const { scheduler, peer } = setup({ maxParents: 3, maxSeedGrants: 1, offerIntervalMs: 400 });
+    const holder = new Bitfield(4);
+    holder.set(0);
+    for (const id of ['a', 'b', 'c']) scheduler.join(digest, 4, peer(id), holder);
+    scheduler.join(digest, 4, peer('asker'));
+    const scans = scheduler.scans;
+    const none = scheduler.schedule(digest, 'asker', 1, { wantParents: 0 });
+    expect(none.parents).toEqual([]);
+    expect(none.seedGrants).toEqual([1]);
+    expect(scheduler.scans).toBe(scans);
+    // Wanting none did not start the asker's offer interval: the next sync that wants one scans.
+    expect(scheduler.schedule(digest, 'asker', 1, { wantParents: 1 }).parents).toHaveLength(1);
+    expect(scheduler.scans).toBe(scans + 1);
+    // A paced answer's count is capped too, and an asker that says nothing gets the supernode's count.
+    expect(scheduler.schedule(digest, 'b', 0, { parents: 3, wantParents: 2 }).parents).toHaveLength(2);
+    expect(scheduler.schedule(digest, 'c', 0).parents).toHaveLength(3);
+  });
+
   it('sends an asker the availability at most once per availabilityIntervalMs (empty between), each asker on its own clock', () => {
     const { clock, scheduler, peer } = setup({ availabilityIntervalMs: 1_000 });
     scheduler.join(digest, 4, peer('asker'));
