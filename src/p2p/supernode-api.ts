@@ -207,8 +207,8 @@ export interface SyncRequest {
    */
   readonly packHashes?: boolean;
   /**
-   * The answer leaves out its empty fields, and a batch item its digest (src/p2p/sync-answer.ts).
-   * Asked and refused as trimHashes is.
+   * The answer leaves out its empty fields, and a batch item its digest, and packs its holder
+   * counts a byte a piece (src/p2p/sync-answer.ts). Asked and refused as trimHashes is.
    */
   readonly terse?: boolean;
   /** Set when the peer gives up the task (done or fallen back). */

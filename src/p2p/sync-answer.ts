@@ -7,7 +7,9 @@
 // peer with piece proofs, no grants once peers hold the pieces, the counts every 4 s). A terse
 // answer leaves out every empty list, `hashesFrom` with no hashes and a zero `syncMs`, and a batch
 // item leaves out its digest (the answers come in the order asked); readSyncAnswer puts them back.
-import { hashesAfter, packHashes } from './metainfo.ts';
+// Its holder counts go packed, a byte a piece (`availabilityPacked`, packCounts): at 3,000 peers
+// the counts were as large as the parents in the answers, 4-5 digits and a comma a piece.
+import { hashesAfter, MAX_PIECES, packHashes } from './metainfo.ts';
 import type { SyncRequest, SyncResponse } from './supernode-api.ts';
 
 /** What the answer says besides the hashes (the scheduler's part). */
@@ -17,7 +19,7 @@ export type SyncSchedule = Omit<SyncResponse, 'hashes' | 'hashesFrom' | 'hashesP
 export type SyncAnswerAsk = Pick<SyncRequest, 'knownHashes' | 'trimHashes' | 'packHashes' | 'terse'>;
 
 /** What goes on the wire for a sync: the whole answer, or a terse one. */
-export type SyncAnswerJson = SyncResponse | Partial<SyncResponse>;
+export type SyncAnswerJson = SyncResponse | TerseSyncAnswer;
 
 /**
  * The answer: the piece hashes the peer lacks (from `knownHashes` on; trimmed of the seed's
@@ -38,16 +40,46 @@ export function asShaped(ask: SyncAnswerAsk, answer: SyncResponse): SyncAnswerJs
   return ask.terse === true ? terse(answer) : answer;
 }
 
-/** A full answer without what a terse one leaves out (see the head of this file). */
-export function terse(answer: SyncResponse): Partial<SyncResponse> {
+/** A terse answer on the wire: a whole one without its empty fields, the counts packed. */
+export type TerseSyncAnswer = Partial<SyncResponse> & { readonly availabilityPacked?: string };
+
+/** A full answer without what a terse one leaves out, its counts packed (see the head of this file). */
+export function terse(answer: SyncResponse): TerseSyncAnswer {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(answer)) {
     if (Array.isArray(value) && value.length === 0) continue;
     if (key === 'syncMs' && !value) continue;
-    out[key] = value;
+    if (key === 'availability') out.availabilityPacked = packCounts(answer.availability);
+    else out[key] = value;
   }
   if (answer.hashes.length === 0 && answer.hashesPacked === undefined) delete out.hashesFrom;
-  return out as Partial<SyncResponse>;
+  return out as TerseSyncAnswer;
+}
+
+/** Counts below this go as themselves; from it on, in steps of 2^(1/COUNT_STEPS_PER_DOUBLING). */
+const EXACT_COUNTS = 128;
+const COUNT_STEPS_PER_DOUBLING = 8;
+
+/**
+ * Holder counts, a byte each, as base64: exact below 128 (the rare pieces, where rarest-first
+ * decides), then rounded down in steps of 9 % up to ~7.8 million holders (the order of two counts
+ * is kept unless they share a step).
+ */
+export function packCounts(counts: readonly number[]): string {
+  const bytes = Buffer.alloc(counts.length);
+  counts.forEach((c, i) => {
+    bytes[i] = c < EXACT_COUNTS ? Math.max(0, Math.floor(c)) : Math.min(255, EXACT_COUNTS + Math.floor(COUNT_STEPS_PER_DOUBLING * Math.log2(c / EXACT_COUNTS)));
+  });
+  return bytes.toString('base64');
+}
+
+/** The counts of packCounts (each step's least count), or undefined unless `packed` is canonical base64 of at most `max` counts. */
+export function unpackCounts(packed: unknown, max: number): number[] | undefined {
+  if (typeof packed !== 'string' || packed.length > Math.ceil(max / 3) * 4) return undefined;
+  const bytes = Buffer.from(packed, 'base64');
+  // Node's decoder skips what is not base64; only its own encoding of the bytes is taken.
+  if (bytes.length > max || bytes.toString('base64') !== packed) return undefined;
+  return Array.from(bytes, (b) => (b < EXACT_COUNTS ? b : Math.ceil(EXACT_COUNTS * 2 ** ((b - EXACT_COUNTS) / COUNT_STEPS_PER_DOUBLING))));
 }
 
 /**
@@ -55,12 +87,12 @@ export function terse(answer: SyncResponse): Partial<SyncResponse> {
  * when a field is not of its type (a malformed answer).
  */
 export function readSyncAnswer(json: object): SyncResponse | undefined {
-  const answer = json as Record<string, unknown>;
+  const { availabilityPacked, ...answer } = json as Record<string, unknown>;
   const list = (v: unknown): unknown[] | undefined => (v === undefined ? [] : Array.isArray(v) ? v : undefined);
   const hashes = list(answer.hashes);
   const parents = list(answer.parents);
   const seedGrants = list(answer.seedGrants);
-  const availability = list(answer.availability);
+  const availability = availabilityPacked === undefined ? list(answer.availability) : unpackCounts(availabilityPacked, MAX_PIECES);
   if (!hashes || !parents || !seedGrants || !availability) return undefined;
   return { ...answer, hashes, parents, seedGrants, availability } as SyncResponse;
 }

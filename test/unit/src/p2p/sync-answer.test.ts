@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { hashesAfter, packHashes } from '../../../../src/p2p/metainfo.ts';
 import type { MetainfoBody, SyncResponse } from '../../../../src/p2p/supernode-api.ts';
-import { asShaped, readSyncAnswer, syncAnswer, terse } from '../../../../src/p2p/sync-answer.ts';
+import { asShaped, packCounts, readSyncAnswer, syncAnswer, terse, unpackCounts } from '../../../../src/p2p/sync-answer.ts';
 import { withUnpackedHashes } from '../../../../peer/p2p/supernode-answers.ts';
 import { withAnsweredHashes } from '../../../../peer/p2p/transfer-sync.ts';
 
@@ -29,7 +29,8 @@ describe('terse answers', () => {
     expect(terse(idle)).toEqual({});
     expect(JSON.stringify(asShaped({ terse: true }, idle))).toBe('{}');
     const busy = syncAnswer(HASHES, { knownHashes: 3, packHashes: true }, SCHEDULE);
-    expect(terse(busy)).toEqual({ hashesPacked: packHashes(['c'.repeat(64), null]), hashesFrom: 3, ...SCHEDULE });
+    const { availability, ...rest } = SCHEDULE;
+    expect(terse(busy)).toEqual({ hashesPacked: packHashes(['c'.repeat(64), null]), hashesFrom: 3, ...rest, availabilityPacked: packCounts(availability) });
     // Not asked: the whole answer, as a supernode from before `terse` sends it.
     expect(asShaped({}, idle)).toBe(idle);
   });
@@ -54,6 +55,32 @@ describe('terse answers', () => {
   });
 
   it('are refused when a field is not of its type', () => {
-    for (const bad of [{ parents: 'x' }, { hashes: {} }, { seedGrants: 3 }, { availability: null }]) expect(readSyncAnswer(bad)).toBeUndefined();
+    for (const bad of [{ parents: 'x' }, { hashes: {} }, { seedGrants: 3 }, { availability: null }, { availabilityPacked: 7 }, { availabilityPacked: 'AAA*' }]) expect(readSyncAnswer(bad)).toBeUndefined();
+  });
+});
+
+describe('packed holder counts', () => {
+  it('are exact below 128, then at most 9 % under the count, in the same order, up to millions', () => {
+    const small = Array.from({ length: 128 }, (_, c) => c);
+    expect(unpackCounts(packCounts(small), 1000)).toEqual(small);
+    const large = [128, 139, 140, 255, 256, 1_000, 3_000, 9_999, 10_000, 1e6, 7.7e6];
+    const back = unpackCounts(packCounts(large), 1000)!;
+    large.forEach((c, i) => {
+      expect(back[i]).toBeLessThanOrEqual(c);
+      expect(back[i]).toBeGreaterThan(c / 1.091);
+      // What came back packs to the same byte.
+      expect(packCounts([back[i]!])).toBe(packCounts([c]));
+    });
+    for (let i = 1; i < back.length; i++) expect(back[i]).toBeGreaterThanOrEqual(back[i - 1]!);
+    // One byte a piece: 128 pieces in 172 characters, where 10,000-holder counts as JSON took 640.
+    expect(packCounts(Array.from({ length: 128 }, () => 9_999))).toHaveLength(172);
+  });
+
+  it('are refused unless canonical base64 of at most the pieces a blob may have', () => {
+    const packed = packCounts([1, 2, 3, 200]);
+    expect(unpackCounts(packed, 4)).toHaveLength(4);
+    for (const bad of [`${packed}!`, `${packed.slice(0, 2)}\n${packed.slice(2)}`, packed.slice(0, 3), 42]) expect(unpackCounts(bad, 4)).toBeUndefined();
+    expect(unpackCounts(packCounts(new Array(10).fill(1)), 4)).toBeUndefined();
+    expect(unpackCounts(packCounts(new Array(5).fill(1)), 4)).toBeUndefined();
   });
 });
