@@ -17,8 +17,6 @@ export const API_REQUEST_OVERHEAD_BYTES = 320;
 export const API_RESPONSE_OVERHEAD_BYTES = ANSWER_OVERHEAD_BYTES;
 /** An OCI error body answered instead of a schedule. */
 export const API_ERROR_BYTES = 160;
-/** `"digest":"sha256:<64 hex>",` naming a task in a sync batch's item and its answer. */
-export const DIGEST_JSON_BYTES = 81;
 
 /** The supernode host's two links as the API's messages queue on them (ms when each is free next). */
 export interface ApiLines {

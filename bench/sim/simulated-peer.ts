@@ -24,12 +24,12 @@ import { seedLeasesPerTransfer } from '../../peer/p2p/seed-grants.ts';
 import { DEFAULT_TIMINGS, type TransferTimings } from '../../peer/p2p/transfer-seams.ts';
 import { UploadSlots } from '../../peer/p2p/upload-slots.ts';
 import { withUnpackedHashes, type SeedPieceAnswer } from '../../peer/p2p/supernode-answers.ts';
-import { SYNC_ANSWER_OPTIONS } from '../../peer/p2p/supernode-client.ts';
+import { SYNC_ANSWER_OPTIONS, syncItem } from '../../peer/p2p/supernode-client.ts';
 import type { TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seams.ts';
 import type { EventQueue } from './event-queue.ts';
 import type { HostId, SimNetwork } from './network.ts';
 import { QueueClock } from './queue-clock.ts';
-import { apiCall, DIGEST_JSON_BYTES, jsonBytes, type ApiBytes, type ApiEnds, type ApiLines } from './sim-api.ts';
+import { apiCall, jsonBytes, type ApiBytes, type ApiEnds, type ApiLines } from './sim-api.ts';
 import { ParentEnd, SIM_PROOF_CHECK, SIM_SIGNATURE, SimLink, type LinkObserver, type UploadSide, type WireWorld } from './sim-wire.ts';
 import type { SimSupernode } from './sim-supernode.ts';
 import { HEARTBEAT_MS } from '../../supernode/p2p/tracker.ts';
@@ -275,7 +275,7 @@ export class SimulatedPeer implements UploadSide {
       // one the peer lacks (`knownHashes`), trimmed and packed, the answer terse; read as the client reads it.
       sync: (_url, _digest, body) => {
         const ask = { ...body, ...SYNC_ANSWER_OPTIONS };
-        return apiCall(ends, jsonBytes(ask) + DIGEST_JSON_BYTES, (): SyncAnswerJson => {
+        return apiCall(ends, jsonBytes(syncItem(body, blob.digest, SYNC_ANSWER_OPTIONS)), (): SyncAnswerJson => {
           const schedule = world.supernode.sync(this.peerId, blob.digest, { have: body.have, wantSeed: body.wantSeed, badParents: body.badParents, starved: body.starved, declined: body.declined, wantParents: body.wantParents });
           if (!schedule) throw new PollenError('ERR_NOT_FOUND', 'unknown peer or task');
           return asShaped(ask, syncAnswer(this.hashesNow(blob), ask, schedule));

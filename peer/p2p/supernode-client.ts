@@ -42,6 +42,22 @@ const MAX_RESPONSE_BYTES = 1 << 20;
  * then answers without their empty fields and digests (src/p2p/sync-answer.ts).
  */
 const ANSWER_OPTIONS = ['trimHashes', 'packHashes', 'terse'] as const;
+/** Fields of a sync whose absence the supernode reads as empty (none, or false): sent only when they say something. */
+const EMPTY_WHEN_ABSENT = ['have', 'badParents', 'corruptParents', 'declined', 'starved', 'leave'] as const;
+
+/**
+ * One task's sync as a batch item: its digest and the answer options asked, and without the lists
+ * that are empty and the flags that are false (15 and 16 bytes each in nearly every sync).
+ */
+export function syncItem(body: SyncRequest, digest: Digest, asked: Readonly<Record<string, boolean>>): Record<string, unknown> {
+  const item: Record<string, unknown> = { ...body, digest, ...asked };
+  for (const key of EMPTY_WHEN_ABSENT) {
+    const v = item[key];
+    if (v === false || (Array.isArray(v) && v.length === 0)) delete item[key];
+  }
+  return item;
+}
+
 /** Every answer option asked, as a sync item carries them to a supernode that takes them all. */
 export const SYNC_ANSWER_OPTIONS: Readonly<Record<(typeof ANSWER_OPTIONS)[number], true>> = { trimHashes: true, packHashes: true, terse: true };
 
@@ -235,7 +251,7 @@ export class SupernodeClient {
       const report = this.reporter?.();
       const send = (options: number): Promise<SyncBatchResponse> => {
         const asked = Object.fromEntries(ANSWER_OPTIONS.slice(0, options).map((o) => [o, true]));
-        return this.post<SyncBatchResponse>(url, API.syncs, { syncs: batch.map((q) => ({ ...q.body, digest: q.digest, ...asked })), ...(report ? { report } : {}) });
+        return this.post<SyncBatchResponse>(url, API.syncs, { syncs: batch.map((q) => syncItem(q.body, q.digest, asked)), ...(report ? { report } : {}) });
       };
       // A supernode from before an option refuses the batch (ERR_INVALID_REQUEST): asked again
       // with one option less, down to none.

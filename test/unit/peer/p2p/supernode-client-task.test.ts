@@ -126,6 +126,16 @@ describe('SupernodeClient syncs', () => {
     expect(syncs.map((b) => (b.syncs as Array<Record<string, unknown>>).map((item) => [item.digest, item.terse]))).toEqual([[[DIGEST, true], [other, true]]]);
   });
 
+  it('leaves out the lists that are empty and the flags that are false, never a count whose absence means something else', async () => {
+    const { url, syncs } = await olderSupernode(false, ['trimHashes', 'packHashes', 'terse']);
+    const client = await registeredClient(url);
+    await client.sync(url, DIGEST, { have: [], wantSeed: 0, badParents: [], corruptParents: [], knownHashes: 0, starved: false, declined: [], wantParents: 0, leave: false });
+    await client.sync(url, DIGEST, { have: [3], wantSeed: 2, badParents: ['p9'], knownHashes: 4, starved: true, declined: [1], wantParents: 2 });
+    const [quiet, busy] = syncs.map((b) => (b.syncs as Array<Record<string, unknown>>)[0]!);
+    expect(quiet).toEqual({ digest: DIGEST, wantSeed: 0, knownHashes: 0, wantParents: 0, trimHashes: true, packHashes: true, terse: true });
+    expect(busy).toEqual({ digest: DIGEST, have: [3], wantSeed: 2, badParents: ['p9'], knownHashes: 4, starved: true, declined: [1], wantParents: 2, trimHashes: true, packHashes: true, terse: true });
+  });
+
   it('refuses an answer without its digest to a sync that did not ask for terse answers', async () => {
     const { url, syncs } = await olderSupernode(false, ['trimHashes', 'packHashes'], SCHEDULE, true);
     const client = await registeredClient(url);
