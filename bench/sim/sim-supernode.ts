@@ -6,9 +6,10 @@
 // pull (an image's layers: one each), each with the seed's progress on it.
 import { ManualClock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
-import type { HeartbeatResponse, ParentInfo } from '../../src/p2p/supernode-api.ts';
+import type { HeartbeatResponse, ParentInfo, SyncRequest } from '../../src/p2p/supernode-api.ts';
 import { Scheduler } from '../../supernode/p2p/scheduler.ts';
-import { DEFAULT_SYNC_ANSWER_BYTES_PER_S, DEFAULT_SYNC_RATE, pacedSchedule, SyncPacer } from '../../supernode/p2p/sync-pacer.ts';
+import { DEFAULT_SYNC_ANSWER_BYTES_PER_S, DEFAULT_SYNC_RATE, SyncPacer } from '../../supernode/p2p/sync-pacer.ts';
+import { scheduleSync, takeSyncReports } from '../../supernode/p2p/task-sync.ts';
 import type { SchedulerOptions } from '../../supernode/p2p/scheduler-options.ts';
 import { HEARTBEAT_MS, Tracker, type PeerRecord } from '../../supernode/p2p/tracker.ts';
 import type { EventQueue } from './event-queue.ts';
@@ -142,7 +143,7 @@ export class SimSupernode {
   }
 
   /** POST /api/v1/tasks/:digest/sync; undefined is the route's 404 (unknown peer or task). */
-  sync(peerId: string, digest: Digest, body: { have: readonly number[]; wantSeed: number; badParents: readonly string[]; starved?: boolean; declined?: readonly number[]; wantParents?: number }): SimSyncAnswer | undefined {
+  sync(peerId: string, digest: Digest, body: SyncRequest): SimSyncAnswer | undefined {
     const t = performance.now();
     const task = this.task(digest);
     return this.timed(() => {
@@ -150,16 +151,12 @@ export class SimSupernode {
       if (!peer || !this.scheduler.holds(digest, peerId)) return undefined;
       // The batch carries the heartbeat's report, as the route takes it.
       this.tracker.heartbeat(peerId);
-      this.scheduler.have(digest, peerId, body.have);
-      for (const p of body.badParents) {
-        const parent = this.tracker.get(p);
-        if (parent) parent.failures++;
-      }
+      takeSyncReports(this, peer, digest, body);
       this.countCall();
       // As the route does: the seed "has" a piece once its hash is known (it arrived from the registry).
       const now = this.queue.now;
       const scans = this.scheduler.scans;
-      const answer = pacedSchedule(this.scheduler, this.pacer, peer, digest, body.wantSeed, { seedHas: (i) => task.seedHasAt(i, now), starved: body.starved === true, declined: body.declined, wantParents: body.wantParents });
+      const answer = scheduleSync(this, peer, digest, body, (i) => task.seedHasAt(i, now));
       const second = Math.floor(now / 1000);
       this.stats.scansBySimS[second] = (this.stats.scansBySimS[second] ?? 0) + this.scheduler.scans - scans;
       this.stats.syncWallMs += performance.now() - t;

@@ -276,7 +276,7 @@ export class SimulatedPeer implements UploadSide {
       sync: (_url, _digest, body) => {
         const ask = { ...body, ...SYNC_ANSWER_OPTIONS };
         return apiCall(ends, jsonBytes(syncItem(body, blob.digest, SYNC_ANSWER_OPTIONS)), (): SyncAnswerJson => {
-          const schedule = world.supernode.sync(this.peerId, blob.digest, { have: body.have, wantSeed: body.wantSeed, badParents: body.badParents, starved: body.starved, declined: body.declined, wantParents: body.wantParents });
+          const schedule = world.supernode.sync(this.peerId, blob.digest, body);
           if (!schedule) throw new PollenError('ERR_NOT_FOUND', 'unknown peer or task');
           return asShaped(ask, syncAnswer(this.hashesNow(blob), ask, schedule));
         }, (answer) => jsonBytes({ answer })).then((answer) => {

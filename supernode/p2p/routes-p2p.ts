@@ -33,7 +33,8 @@ import { DIGEST_PARAMS, HEARTBEAT_BODY, PIECE_PARAMS, REGISTER_BODY, SYNC_BATCH_
 import { checkWireHost, parseWireAddr } from '../http/wire-addr.ts';
 import type { Scheduler } from './scheduler.ts';
 import type { Seed, SeedTask } from './seed.ts';
-import { ANSWER_OVERHEAD_BYTES, pacedSchedule, type SyncPacer } from './sync-pacer.ts';
+import { ANSWER_OVERHEAD_BYTES, type SyncPacer } from './sync-pacer.ts';
+import { scheduleSync, takeSyncReports } from './task-sync.ts';
 import { HEARTBEAT_MS, type PeerRecord, type Tracker } from './tracker.ts';
 
 /** What the routes need of the seed (the unit tests give a stand-in). */
@@ -131,13 +132,10 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
   function syncOne(peer: PeerRecord, digest: Digest, body: SyncRequest): SyncResponse {
     const task = seed.get(digest);
     if (!task || !scheduler.holds(digest, peer.peerId) || !seed.isAdmitted(peer.peerId, digest)) throw new PollenError('ERR_NOT_FOUND', 'unknown task for this peer: create the task again');
-    scheduler.have(digest, peer.peerId, body.have ?? []);
-    report(digest, peer, body.badParents ?? [], false);
-    report(digest, peer, body.corruptParents ?? [], true);
+    takeSyncReports(deps, peer, digest, body);
     if (body.leave) return { hashes: [], parents: [], seedGrants: [], availability: [] };
     if (task.state.name === 'failed') return { hashes: [], parents: [], seedGrants: [], availability: [], failed: task.state.error.message };
-    const schedule = pacedSchedule(scheduler, pacer, peer, digest, body.wantSeed ?? 0, { seedHas: (i) => typeof task.meta.hashes[i] === 'string', starved: body.starved === true, declined: body.declined, wantParents: body.wantParents });
-    return syncAnswer(task.meta.hashes, body, schedule);
+    return syncAnswer(task.meta.hashes, body, scheduleSync(deps, peer, digest, body, (i) => typeof task.meta.hashes[i] === 'string'));
   }
 
   app.post<{ Params: { digest: Digest }; Body: SyncRequest }>(
@@ -168,16 +166,6 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
     }
     return reported ? { syncs, reported } : { syncs };
   });
-
-  /** Counts reports only against parents the scheduler offered this peer here, within its allowance. */
-  function report(digest: Digest, reporter: PeerRecord, parents: readonly string[], corrupt: boolean): void {
-    for (const id of parents) {
-      const parent = tracker.get(id);
-      if (!parent || !scheduler.takeOffer(digest, reporter.peerId, id) || !tracker.chargeReport(reporter)) continue;
-      parent.failures++;
-      if (corrupt) parent.corruptions++;
-    }
-  }
 
   app.get<{ Params: { digest: Digest; index: string } }>(
     '/api/v1/seed/:digest/pieces/:index',

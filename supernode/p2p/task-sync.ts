@@ -1,0 +1,40 @@
+// What one task's sync does at the supernode, apart from HTTP and the seed: the haves and reports
+// it brings in, and the schedule it gets back. The route (routes-p2p.ts) and the simulation
+// (bench/sim/sim-supernode.ts) both run these.
+import type { Digest } from '../../src/digest.ts';
+import type { SyncRequest } from '../../src/p2p/supernode-api.ts';
+import type { Schedule, Scheduler } from './scheduler.ts';
+import { pacedSchedule, type SyncPacer } from './sync-pacer.ts';
+import type { PeerRecord, Tracker } from './tracker.ts';
+
+export interface TaskSyncDeps {
+  readonly tracker: Tracker;
+  readonly scheduler: Scheduler;
+  /** Paces the peers' syncs (absent: no pacing). */
+  readonly pacer?: SyncPacer | undefined;
+}
+
+/** Takes in the pieces the peer verified and the parents it reports (slow or unreachable; corrupt). */
+export function takeSyncReports(deps: TaskSyncDeps, peer: PeerRecord, digest: Digest, body: SyncRequest): void {
+  deps.scheduler.have(digest, peer.peerId, body.have ?? []);
+  report(deps, digest, peer, body.badParents ?? [], false);
+  report(deps, digest, peer, body.corruptParents ?? [], true);
+}
+
+/** The sync's parents, seed grants and counts (and its wait, when paced). `seedHas`: whether the seed has piece i yet. */
+export function scheduleSync(deps: TaskSyncDeps, peer: PeerRecord, digest: Digest, body: SyncRequest, seedHas: (i: number) => boolean): Schedule & { syncMs?: number } {
+  return pacedSchedule(deps.scheduler, deps.pacer, peer, digest, body.wantSeed ?? 0, { seedHas, starved: body.starved === true, declined: body.declined, wantParents: body.wantParents });
+}
+
+/**
+ * Counts the reporter's reports against their parents: only parents the schedule offered it for
+ * this task, each offer once, within the reporter's allowance of reports.
+ */
+function report(deps: TaskSyncDeps, digest: Digest, reporter: PeerRecord, parents: readonly string[], corrupt: boolean): void {
+  for (const id of parents) {
+    const parent = deps.tracker.get(id);
+    if (!parent || !deps.scheduler.takeOffer(digest, reporter.peerId, id) || !deps.tracker.chargeReport(reporter)) continue;
+    parent.failures++;
+    if (corrupt) parent.corruptions++;
+  }
+}
