@@ -14,7 +14,7 @@ import { PollenError } from '../../src/errors.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
 import type { PieceProof } from '../../src/p2p/piece-proof.ts';
-import { asShaped, readSyncAnswer, syncAnswer, type SyncAnswerJson } from '../../src/p2p/sync-answer.ts';
+import { asShaped, readSyncAnswer, readTaskAnswer, syncAnswer, taskAnswer, type SyncAnswerJson } from '../../src/p2p/sync-answer.ts';
 import type { MetainfoBody, SyncResponse, TaskAnswer } from '../../src/p2p/supernode-api.ts';
 import type { BlobFetchRequest } from '../../peer/blob-downloader.ts';
 import { busyHeartbeatMs, sparedHeartbeatMs } from '../../peer/p2p/p2p-agent.ts';
@@ -286,18 +286,21 @@ export class SimulatedPeer implements UploadSide {
           return res;
         });
       },
-      // As the route: the metainfo (every hash known now) and, when asked, the first sync's answer.
+      // As the client asks (terse) and the route answers: the metainfo (every hash known now) and,
+      // when asked, the first sync's answer; read as the client reads it.
       createTask: (_url, body) =>
-        apiCall(ends, jsonBytes(body), (): TaskAnswer => {
+        apiCall(ends, jsonBytes({ ...body, terse: true }), (): object => {
           const meta = { digest: blob.digest, size: blob.bytes, pieceSize: blob.pieceBytes, pieceCount: blob.pieceCount, hashes: this.hashesNow(blob) };
           if (!body.first) {
             world.supernode.registerAndJoin(this.peerId, this.wireAddr, this.options.uploadSlots, [blob.digest]);
-            return meta;
+            return taskAnswer(meta, undefined, { terse: true });
           }
           const answer = world.supernode.createTask(this.peerId, blob.digest, body.first);
           if (!answer) throw new PollenError('ERR_CLUSTER_UNAUTHORIZED', 'unknown peer: register again');
-          return { ...meta, first: { ...answer, hashes: [], hashesFrom: blob.pieceCount }, reported: true as const };
-        }, jsonBytes).then((answer) => {
+          const first = syncAnswer(meta.hashes, { knownHashes: blob.pieceCount }, answer);
+          return { ...taskAnswer(meta, first, { terse: true }), reported: true as const };
+        }, jsonBytes).then((json): TaskAnswer => {
+          const answer = readTaskAnswer(json)!;
           // It carried the heartbeat's report, as a sync does (SupernodeClient.createTask).
           if (answer.reported) this.lastReportAt = world.queue.now;
           return answer;

@@ -30,7 +30,7 @@ import {
   type TaskBody,
 } from '../../src/p2p/supernode-api.ts';
 import type { ProofVerifier } from '../../src/p2p/piece-proof.ts';
-import { readSyncAnswer } from '../../src/p2p/sync-answer.ts';
+import { readSyncAnswer, readTaskAnswer } from '../../src/p2p/sync-answer.ts';
 import { seedPieceAnswer, verifierOf, withUnpackedHashes, type SeedPieceAnswer } from './supernode-answers.ts';
 import { JOBS_API, type WorkRequest, type WorkResponse } from '../../src/preheat/jobs-api.ts';
 
@@ -208,14 +208,19 @@ export class SupernodeClient {
     const timeoutMs = Math.max(this.timeoutMs, CREATE_TASK_TIMEOUT_MS);
     // A creation that asks for the first schedule carries the heartbeat's report too, as a sync batch does.
     const report = body.first !== undefined ? this.reporter?.() : undefined;
+    const read = (json: TaskAnswer): TaskAnswer => {
+      const answer = json && typeof json === 'object' ? readTaskAnswer(json) : undefined;
+      if (!answer) throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent a malformed task answer`, { supernode: url });
+      return answer;
+    };
     try {
-      const answer = await this.post<TaskAnswer>(url, API.task, report ? { ...body, report } : body, timeoutMs);
-      if (report && answer?.reported === true) this.reportedAt.set(url, this.clock.now());
+      const answer = read(await this.post<TaskAnswer>(url, API.task, { ...body, ...(report ? { report } : {}), terse: true }, timeoutMs));
+      if (report && answer.reported === true) this.reportedAt.set(url, this.clock.now());
       return answer;
     } catch (err) {
       if (body.first === undefined || !(err instanceof PollenError) || err.code !== 'ERR_INVALID_REQUEST') throw err;
       const { first: _, report: __, ...older } = body;
-      return this.post<TaskAnswer>(url, API.task, older, timeoutMs);
+      return read(await this.post<TaskAnswer>(url, API.task, older, timeoutMs));
     }
   }
 

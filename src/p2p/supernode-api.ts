@@ -146,6 +146,12 @@ export type TaskBody = Omit<TaskRequest, 'peerId'> & {
   readonly first?: FirstSyncRequest;
   /** With `first`: what a heartbeat would report, as a sync batch carries it (the creation then counts as the peer's heartbeat). */
   readonly report?: HeartbeatBody;
+  /**
+   * The answer's hashes go trimmed of the unknown tail and packed (`hashesPacked`), and `first`
+   * terse (src/p2p/sync-answer.ts taskAnswer); the client puts the list back (readTaskAnswer). A
+   * supernode from before it drops the field (its schemas drop unknown fields) and answers whole.
+   */
+  readonly terse?: boolean;
 };
 
 /** The first sync of a transfer that has nothing yet: only how many seed pieces it would fetch now. */
@@ -155,6 +161,8 @@ export interface FirstSyncRequest {
 
 /** The task's metainfo and, when the creation asked for it (`first`), the answer its first sync would have had. */
 export interface TaskAnswer extends MetainfoBody {
+  /** The hashes packed, when the creation asked `terse` (then `hashes` is empty). */
+  readonly hashesPacked?: string;
   readonly first?: SyncResponse;
   /** The creation counted as the peer's heartbeat (it carried `first` and `report`). */
   readonly reported?: true;

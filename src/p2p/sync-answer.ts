@@ -9,8 +9,11 @@
 // item leaves out its digest (the answers come in the order asked); readSyncAnswer puts them back.
 // Its holder counts go packed, a byte a piece (`availabilityPacked`, packCounts): at 3,000 peers
 // the counts were as large as the parents in the answers, 4-5 digits and a comma a piece.
-import { hashesAfter, MAX_PIECES, packHashes } from './metainfo.ts';
-import type { SyncRequest, SyncResponse } from './supernode-api.ts';
+// A task's creation asked terse gets its metainfo's hashes trimmed and packed and its first
+// schedule terse (taskAnswer): 10,000 creations in a pull's first second were ~1.2 KB each, most
+// of it the nulls of hashes the seed had not yet and counts that were all zero.
+import { hashesAfter, MAX_PIECES, packHashes, unpackHashes } from './metainfo.ts';
+import type { MetainfoBody, SyncRequest, SyncResponse, TaskAnswer } from './supernode-api.ts';
 
 /** What the answer says besides the hashes (the scheduler's part). */
 export type SyncSchedule = Omit<SyncResponse, 'hashes' | 'hashesFrom' | 'hashesPacked'>;
@@ -95,4 +98,29 @@ export function readSyncAnswer(json: object): SyncResponse | undefined {
   const availability = availabilityPacked === undefined ? list(answer.availability) : unpackCounts(availabilityPacked, MAX_PIECES);
   if (!hashes || !parents || !seedGrants || !availability) return undefined;
   return { ...answer, hashes, parents, seedGrants, availability } as SyncResponse;
+}
+
+/** A task creation's answer on the wire: whole, or (`terse`) with its hashes packed and its first schedule terse. */
+export function taskAnswer(meta: MetainfoBody, first: SyncResponse | undefined, ask: { readonly terse?: boolean | undefined }): TaskAnswer | Record<string, unknown> {
+  if (ask.terse !== true) return first ? { ...meta, first } : meta;
+  const known = hashesAfter(meta.hashes, 0, true);
+  const { hashes: _, ...rest } = meta;
+  return { ...rest, hashes: [], hashesPacked: packHashes(known), ...(first ? { first: terse(first) } : {}) };
+}
+
+/**
+ * A task creation's answer as the peer reads it: every piece's hash in the list (null where not
+ * known), `first` whole; undefined when the hashes or the first schedule are malformed.
+ */
+export function readTaskAnswer(json: object): TaskAnswer | undefined {
+  const { hashesPacked, first, ...meta } = json as Record<string, unknown> & MetainfoBody;
+  let hashes: ReadonlyArray<string | null> = meta.hashes;
+  if (hashesPacked !== undefined) {
+    const unpacked = unpackHashes(hashesPacked, MAX_PIECES);
+    if (!unpacked || !Number.isInteger(meta.pieceCount) || unpacked.length > meta.pieceCount) return undefined;
+    hashes = [...unpacked, ...new Array<null>(meta.pieceCount - unpacked.length).fill(null)];
+  }
+  if (first === undefined || first === null) return { ...meta, hashes };
+  const schedule = typeof first === 'object' ? readSyncAnswer(first) : undefined;
+  return schedule ? { ...meta, hashes, first: schedule } : undefined;
 }

@@ -79,6 +79,7 @@ export const TASK_BODY = {
     upstream: UPSTREAM,
     first: { type: 'object', required: ['wantSeed'], additionalProperties: false, properties: { wantSeed: WANT_SEED } },
     report: HEARTBEAT_BODY,
+    terse: { type: 'boolean' },
   },
 } as const;
 

@@ -8,7 +8,7 @@ import type { PieceSigner } from '../../src/p2p/piece-proof.ts';
 import { ABORTED, PollenError } from '../../src/errors.ts';
 import { sendPooledBody } from '../../src/pooled-body.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
-import { asShaped, syncAnswer, type SyncAnswerJson } from '../../src/p2p/sync-answer.ts';
+import { asShaped, syncAnswer, taskAnswer, type SyncAnswerJson } from '../../src/p2p/sync-answer.ts';
 import {
   API,
   PIECE_HASH_HEADER,
@@ -105,7 +105,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
       return payload;
     };
 
-  app.post<{ Body: TaskBody }>(API.task, { config: { auth: 'peer' }, schema: { body: TASK_BODY }, onSend: countAnswer((r: FastifyRequest<{ Body: TaskBody }>) => (r.body?.first ? 1 : 0)) }, async (request): Promise<TaskAnswer> => {
+  app.post<{ Body: TaskBody }>(API.task, { config: { auth: 'peer' }, schema: { body: TASK_BODY }, onSend: countAnswer((r: FastifyRequest<{ Body: TaskBody }>) => (r.body?.first ? 1 : 0)) }, async (request): Promise<TaskAnswer | Record<string, unknown>> => {
     const peer = caller(request);
     const { digest, sizeHint, upstream, first, report } = request.body;
     // Refused unless the registry admits the requester for this blob (seed.ts): nothing is joined or answered before.
@@ -113,11 +113,11 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
     scheduler.adoptPending(digest, task.meta.pieceCount, (id) => tracker.get(id));
     if (!scheduler.holds(digest, peer.peerId)) scheduler.join(digest, task.meta.pieceCount, peer);
     const meta = metaBody(task);
-    if (!first) return meta;
+    if (!first) return taskAnswer(meta, undefined, request.body);
     // The first sync's answer with the metainfo (which has every hash known): a slot of the pacing
     // like any sync, so a burst of creations is paced as a burst of syncs was. Like a sync batch,
     // it counts as the peer's heartbeat when it carries the report.
-    const answer = { ...meta, first: syncOne(peer, digest, { have: [], wantSeed: first.wantSeed, badParents: [], knownHashes: task.meta.pieceCount }) };
+    const answer = taskAnswer(meta, syncOne(peer, digest, { have: [], wantSeed: first.wantSeed, badParents: [], knownHashes: task.meta.pieceCount }), request.body);
     return report !== undefined && tracker.heartbeat(peer.peerId, report) ? { ...answer, reported: true } : answer;
   });
 

@@ -79,7 +79,7 @@ describe('SupernodeClient task creation', () => {
     expect(answer).toEqual(META);
     // The heartbeat's report goes with the first schedule and is left out with it.
     expect(tasks).toEqual([
-      { digest: DIGEST, upstream, first: { wantSeed: 2 }, report: { uploadedBytes: 7 } },
+      { digest: DIGEST, upstream, first: { wantSeed: 2 }, report: { uploadedBytes: 7 }, terse: true },
       { digest: DIGEST, upstream },
     ]);
     expect(client.lastReportAt(url)).toBe(0);

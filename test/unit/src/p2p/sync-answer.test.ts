@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { hashesAfter, packHashes } from '../../../../src/p2p/metainfo.ts';
 import type { MetainfoBody, SyncResponse } from '../../../../src/p2p/supernode-api.ts';
-import { asShaped, packCounts, readSyncAnswer, syncAnswer, terse, unpackCounts } from '../../../../src/p2p/sync-answer.ts';
+import { asShaped, packCounts, readSyncAnswer, readTaskAnswer, syncAnswer, taskAnswer, terse, unpackCounts } from '../../../../src/p2p/sync-answer.ts';
 import { withUnpackedHashes } from '../../../../peer/p2p/supernode-answers.ts';
 import { withAnsweredHashes } from '../../../../peer/p2p/transfer-sync.ts';
 
@@ -82,5 +82,30 @@ describe('packed holder counts', () => {
     for (const bad of [`${packed}!`, `${packed.slice(0, 2)}\n${packed.slice(2)}`, packed.slice(0, 3), 42]) expect(unpackCounts(bad, 4)).toBeUndefined();
     expect(unpackCounts(packCounts(new Array(10).fill(1)), 4)).toBeUndefined();
     expect(unpackCounts(packCounts(new Array(5).fill(1)), 4)).toBeUndefined();
+  });
+});
+
+describe("a task creation's answer", () => {
+  const meta: MetainfoBody = { digest: `sha256:${'d'.repeat(64)}`, size: 5 << 20, pieceSize: 1 << 20, pieceCount: 5, hashes: HASHES };
+  const first = syncAnswer(HASHES, { knownHashes: 5 }, { ...EMPTY_SCHEDULE, availability: [0, 0, 0, 0, 0], syncMs: 900 });
+  const wire = (a: object): object => JSON.parse(JSON.stringify(a)) as object;
+
+  it('asked terse, carries the known hashes packed, without the unknown tail, and the first schedule terse; read back as the whole answer', () => {
+    const shaped = taskAnswer(meta, first, { terse: true });
+    expect(shaped).toEqual({ ...meta, hashes: [], hashesPacked: packHashes(HASHES.slice(0, 4)), first: terse(first) });
+    expect(readTaskAnswer(wire(shaped))).toEqual({ ...meta, first: readSyncAnswer(wire(terse(first))) });
+    expect(readTaskAnswer(wire(shaped))?.first?.availability).toEqual([0, 0, 0, 0, 0]);
+    // Nothing known yet (a creation as the seed starts): an empty packing, every hash null when read.
+    const none = taskAnswer({ ...meta, hashes: new Array(5).fill(null) }, undefined, { terse: true });
+    expect(JSON.stringify(none).length).toBeLessThan(JSON.stringify({ ...meta, hashes: new Array(5).fill(null) }).length);
+    expect(readTaskAnswer(wire(none))?.hashes).toEqual([null, null, null, null, null]);
+    // Not asked (or a supernode from before): whole, and read as it is.
+    expect(taskAnswer(meta, first, {})).toEqual({ ...meta, first });
+    expect(readTaskAnswer(wire({ ...meta, first }))).toEqual({ ...meta, first });
+  });
+
+  it('is refused when its packed hashes or its first schedule are malformed, or more hashes come than the blob has pieces', () => {
+    const shaped = taskAnswer(meta, first, { terse: true }) as Record<string, unknown>;
+    for (const bad of [{ ...shaped, hashesPacked: 'x!' }, { ...shaped, first: { parents: 'p' } }, { ...shaped, first: 3 }, { ...shaped, pieceCount: 3 }]) expect(readTaskAnswer(wire(bad))).toBeUndefined();
   });
 });
