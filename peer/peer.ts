@@ -31,6 +31,7 @@ import { MirrorObserver } from './metrics-mirror.ts';
 import { PeerMetrics } from './metrics-peer.ts';
 import { P2pAgent } from './p2p/p2p-agent.ts';
 import { P2pDownloader } from './p2p/p2p-downloader.ts';
+import type { SavedProofs } from './p2p/local-pieces.ts';
 import type { PersistedPieces } from './p2p/transfer-seams.ts';
 import { PreheatWorker } from './preheat/preheat-worker.ts';
 import { UpstreamDownloader } from './mirror/upstream-downloader.ts';
@@ -186,7 +187,7 @@ export class Peer {
     const c = this.config;
     if (c.supernodes.length === 0 || !this.store || !this.db) return undefined;
     const agent = new P2pAgent(
-      { store: this.store, logger: this.logger, clock: this.clock, downloads: this.downloads },
+      { store: this.store, logger: this.logger, clock: this.clock, downloads: this.downloads, proofs: this.db.sub<SavedProofs>('proofs') },
       {
         supernodes: c.supernodes,
         secret: c.secret,

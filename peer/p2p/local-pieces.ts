@@ -6,7 +6,8 @@ import type { ContentStore } from '../../src/content-store.ts';
 import type { Digest } from '../../src/digest.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
-import type { PieceProof, ProofSet } from '../../src/p2p/piece-proof.ts';
+import { ProofSet, type PieceProof } from '../../src/p2p/piece-proof.ts';
+import type { Kv } from '../../src/db.ts';
 import type { Holding } from '../../src/p2p/supernode-api.ts';
 import { uploadBuffer } from '../../src/p2p/wire-blocks.ts';
 
@@ -38,6 +39,12 @@ const MAX_HOLDINGS = 2_000;
  */
 const MAX_COMMITTED_PROOF_BYTES = 16 << 20;
 
+/** A committed blob's proofs as the peer's store keeps them (ProofSet.toBase64). */
+export interface SavedProofs {
+  readonly pieceCount: number;
+  readonly proofs: string;
+}
+
 export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: number] }> {
   private readonly store: ContentStore;
   private readonly active = new Map<Digest, ActiveTransfer>();
@@ -46,13 +53,29 @@ export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: nu
   private readonly committedProofs = new Map<Digest, ProofSet>();
   private committedProofBytes = 0;
 
-  constructor(deps: { store: ContentStore }) {
+  /** Where committed blobs' proofs are kept across restarts (none: memory only). */
+  private readonly saved: Kv<SavedProofs> | undefined;
+
+  constructor(deps: { store: ContentStore; proofs?: Kv<SavedProofs> }) {
     super();
     this.store = deps.store;
+    this.saved = deps.proofs;
   }
 
+  /**
+   * Learns the committed blobs, and their proofs as saved before a restart (up to the memory bound;
+   * a saved set whose blob is gone is deleted): a restarted parent hands its children the proofs it
+   * had, where it would have cost each child that asked it for a piece of unknown hash that piece.
+   */
   async start(): Promise<void> {
     for await (const info of this.store.list()) this.committed.set(info.digest, info.size);
+    if (!this.saved) return;
+    for await (const [key, saved] of this.saved.entries()) {
+      const digest = key as Digest;
+      const proofs = this.committed.has(digest) ? ProofSet.fromBase64(saved.pieceCount, saved.proofs) : undefined;
+      if (!proofs) await this.saved.del(key).catch(() => {});
+      else if (this.committedProofBytes + proofs.size <= MAX_COMMITTED_PROOF_BYTES) this.keepProofs(digest, proofs);
+    }
   }
 
   knows(digest: Digest): boolean {
@@ -76,6 +99,12 @@ export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: nu
     this.committed.set(digest, size);
     this.dropProofs(digest);
     if (!proofs) return;
+    // Best effort, as the bitfield record is: a proof not saved costs a child a piece after a restart.
+    void this.saved?.put(digest, { pieceCount: proofs.pieceCount, proofs: proofs.toBase64() }).catch(() => {});
+    this.keepProofs(digest, proofs);
+  }
+
+  private keepProofs(digest: Digest, proofs: ProofSet): void {
     this.committedProofs.set(digest, proofs);
     this.committedProofBytes += proofs.size;
     for (const [d] of this.committedProofs) {
@@ -87,6 +116,7 @@ export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: nu
   /** The store no longer has the blob (evicted): nothing of it is offered any more. */
   forget(digest: Digest): boolean {
     this.dropProofs(digest);
+    void this.saved?.del(digest).catch(() => {});
     return this.committed.delete(digest);
   }
 

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock } from '../../src/clock.ts';
+import type { Kv } from '../../src/db.ts';
 import type { ContentStore } from '../../src/content-store.ts';
 import { splitHostPort } from '../../src/config.ts';
 import type { Digest } from '../../src/digest.ts';
@@ -13,7 +14,7 @@ import type { HeartbeatBody } from '../../src/p2p/supernode-api.ts';
 import { AddressBans, ExpiringBans } from '../../src/p2p/wire-bans.ts';
 import { WireDialer } from '../../src/p2p/wire-dialer.ts';
 import type { Throttle } from '../../src/rate/throttle.ts';
-import { LocalPieces } from './local-pieces.ts';
+import { LocalPieces, type SavedProofs } from './local-pieces.ts';
 import type { TransferEvent } from './transfer-seams.ts';
 import { SupernodeClient } from './supernode-client.ts';
 import { Uploader } from './uploader.ts';
@@ -110,7 +111,8 @@ export class P2pAgent {
   private closed = false;
 
   /** `downloads`: the host's download budget, paying for what parents and the seed send. */
-  constructor(deps: { store: ContentStore; logger: Logger; clock: Clock; downloads?: Throttle }, options: P2pAgentOptions) {
+  /** `proofs`: where committed blobs' piece proofs outlive a restart (none: memory only). */
+  constructor(deps: { store: ContentStore; logger: Logger; clock: Clock; downloads?: Throttle; proofs?: Kv<SavedProofs> }, options: P2pAgentOptions) {
     this.options = options;
     this.clock = deps.clock;
     this.logger = deps.logger.child({ component: 'p2p' });
@@ -121,7 +123,7 @@ export class P2pAgent {
     this.client = new SupernodeClient({ clock: deps.clock }, { urls: options.supernodes, secret: options.secret || undefined, timeoutMs: options.supernodeTimeoutMs });
     this.client.reportWith(() => this.report());
     this.downloads = deps.downloads;
-    this.pieces = new LocalPieces({ store: deps.store });
+    this.pieces = new LocalPieces({ store: deps.store, ...(deps.proofs ? { proofs: deps.proofs } : {}) });
     this.uploader = new Uploader(
       { pieces: this.pieces, logger: deps.logger, clock: deps.clock, bans: this.wireBans },
       { listen: options.wireListen, peerId, secret: options.secret, uploadSlots: options.uploadSlots, uploadBytesPerSecond: options.uploadBytesPerSecond, maxConnections: options.maxConnections, corruptUploads: options.faultCorruptUploads ?? false },

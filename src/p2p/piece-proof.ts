@@ -145,4 +145,20 @@ export class ProofSet {
     const at = index * STORED_BYTES;
     return { index, hash: this.bytes.toString('hex', at, at + 32), signature: this.bytes.subarray(at + 32, at + STORED_BYTES) };
   }
+
+  /** The set as one string (96 bytes a piece, then a byte a piece saying which are there), for the peer's store. */
+  toBase64(): string {
+    return Buffer.concat([this.bytes, this.present]).toString('base64');
+  }
+
+  /** A set of toBase64, or undefined unless `text` is one of `pieceCount` pieces. */
+  static fromBase64(pieceCount: number, text: unknown): ProofSet | undefined {
+    if (typeof text !== 'string' || !Number.isInteger(pieceCount) || pieceCount <= 0) return undefined;
+    const raw = Buffer.from(text, 'base64');
+    if (raw.length !== pieceCount * (STORED_BYTES + 1)) return undefined;
+    const set = new ProofSet(pieceCount);
+    raw.copy(set.bytes, 0, 0, pieceCount * STORED_BYTES);
+    for (let i = 0; i < pieceCount; i++) set.present[i] = raw[pieceCount * STORED_BYTES + i] ? 1 : 0;
+    return set;
+  }
 }

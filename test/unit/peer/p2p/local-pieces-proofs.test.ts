@@ -1,0 +1,100 @@
+// A committed blob's piece proofs outlive the peer's restart (LocalPieces with the peer's store):
+// a restarted parent hands its children the proofs it had, so a child that asked it for a piece of
+// unknown hash does not throw that piece away. Saved sets of blobs that are gone, and sets that are
+// not whole, are deleted at start; an evicted blob's set goes with it.
+import { createHash, randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { MemoryKv } from '../../../../src/db.ts';
+import { sha256Digest, type Digest } from '../../../../src/digest.ts';
+import { MemoryContentStore } from '../../../../src/memory-content-store.ts';
+import { PieceSigner, ProofSet, ProofVerifier } from '../../../../src/p2p/piece-proof.ts';
+import { LocalPieces, type SavedProofs } from '../../../../peer/p2p/local-pieces.ts';
+
+const PIECE = 512 * 1024;
+
+async function committedBlob(store: MemoryContentStore, pieces: number): Promise<{ digest: Digest; bytes: Buffer }> {
+  const bytes = randomBytes(pieces * PIECE);
+  const digest = sha256Digest(bytes);
+  const ingest = await store.openIngest(digest);
+  await ingest.writeAt(bytes, 0);
+  await ingest.commit(bytes.length);
+  return { digest, bytes };
+}
+
+function proofsOf(signer: PieceSigner, digest: Digest, bytes: Buffer, pieces: number): ProofSet {
+  const set = new ProofSet(pieces);
+  for (let i = 0; i < pieces; i++) {
+    const hash = createHash('sha256').update(bytes.subarray(i * PIECE, (i + 1) * PIECE)).digest('hex');
+    set.set({ index: i, hash, signature: Buffer.from(signer.sign(digest, i, hash), 'base64') });
+  }
+  return set;
+}
+
+const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+describe("a committed blob's piece proofs", () => {
+  it('are served again after a restart, and still check against the key that signed them', async () => {
+    const store = new MemoryContentStore();
+    const kv = new MemoryKv<SavedProofs>();
+    const signer = PieceSigner.generate();
+    const { digest, bytes } = await committedBlob(store, 3);
+    const before = new LocalPieces({ store, proofs: kv });
+    await before.start();
+    before.markCommitted(digest, bytes.length, proofsOf(signer, digest, bytes, 3));
+    await settle();
+
+    const after = new LocalPieces({ store, proofs: kv });
+    await after.start();
+    const verifier = new ProofVerifier(signer.publicKey);
+    for (let i = 0; i < 3; i++) {
+      const proof = after.source(digest)?.proof?.(i);
+      expect(proof?.index).toBe(i);
+      expect(verifier.verify(digest, proof!)).toBe(true);
+    }
+    // Without the store for proofs: none after a restart, as before.
+    const memoryOnly = new LocalPieces({ store });
+    await memoryOnly.start();
+    expect(memoryOnly.source(digest)?.proof?.(0)).toBeUndefined();
+  });
+
+  it('go with an evicted blob, and a saved set whose blob is gone or that is not whole is deleted at start', async () => {
+    const store = new MemoryContentStore();
+    const kv = new MemoryKv<SavedProofs>();
+    const signer = PieceSigner.generate();
+    const kept = await committedBlob(store, 2);
+    const evicted = await committedBlob(store, 2);
+    const pieces = new LocalPieces({ store, proofs: kv });
+    await pieces.start();
+    pieces.markCommitted(kept.digest, kept.bytes.length, proofsOf(signer, kept.digest, kept.bytes, 2));
+    pieces.markCommitted(evicted.digest, evicted.bytes.length, proofsOf(signer, evicted.digest, evicted.bytes, 2));
+    await settle();
+    await store.delete(evicted.digest);
+    pieces.forget(evicted.digest);
+    await settle();
+    expect(await kv.get(evicted.digest)).toBeUndefined();
+
+    const gone = sha256Digest('a blob this peer no longer has');
+    await kv.put(gone, (await kv.get(kept.digest))!);
+    const truncated = await committedBlob(store, 2);
+    await kv.put(truncated.digest, { pieceCount: 2, proofs: (await kv.get(kept.digest))!.proofs.slice(0, 40) });
+    const restarted = new LocalPieces({ store, proofs: kv });
+    await restarted.start();
+    expect(restarted.source(kept.digest)?.proof?.(1)?.index).toBe(1);
+    expect(restarted.source(truncated.digest)?.proof?.(0)).toBeUndefined();
+    expect(await kv.get(gone)).toBeUndefined();
+    expect(await kv.get(truncated.digest)).toBeUndefined();
+  });
+});
+
+describe('ProofSet as saved', () => {
+  it('reads back the proofs it held and only those, and refuses text that is not a set of that many pieces', () => {
+    const signer = PieceSigner.generate();
+    const set = new ProofSet(4);
+    const hash = 'ab'.repeat(32);
+    set.set({ index: 2, hash, signature: Buffer.from(signer.sign('sha256:x', 2, hash), 'base64') });
+    const back = ProofSet.fromBase64(4, set.toBase64())!;
+    expect(back.get(2)).toEqual(set.get(2));
+    expect([0, 1, 3].map((i) => back.get(i))).toEqual([undefined, undefined, undefined]);
+    for (const [count, text] of [[5, set.toBase64()], [4, set.toBase64().slice(8)], [4, 42], [0, '']] as const) expect(ProofSet.fromBase64(count, text)).toBeUndefined();
+  });
+});
