@@ -17,6 +17,11 @@ export const API_REQUEST_OVERHEAD_BYTES = 320;
 export const API_RESPONSE_OVERHEAD_BYTES = ANSWER_OVERHEAD_BYTES;
 /** An OCI error body answered instead of a schedule. */
 export const API_ERROR_BYTES = 160;
+/**
+ * The heartbeat's report that every batch of syncs and every creation with a first schedule carries
+ * (`"report":{...},`: peer/peer.ts agent.report, a version and four byte counts of a busy peer).
+ */
+export const API_REPORT_JSON_BYTES = JSON.stringify({ report: { version: '0.1.0', storeBytes: 123_456_789_012, storeQuotaBytes: 216_453_839_257, uploadedBytes: 1_234_567_890, downloadedBytes: 1_234_567_890 } }).length - 1;
 
 /** The supernode host's two links as the API's messages queue on them (ms when each is free next). */
 export interface ApiLines {

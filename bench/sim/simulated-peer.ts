@@ -29,7 +29,7 @@ import type { TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seam
 import type { EventQueue } from './event-queue.ts';
 import type { HostId, SimNetwork } from './network.ts';
 import { QueueClock } from './queue-clock.ts';
-import { apiCall, jsonBytes, type ApiBytes, type ApiEnds, type ApiLines } from './sim-api.ts';
+import { API_REPORT_JSON_BYTES, apiCall, jsonBytes, type ApiBytes, type ApiEnds, type ApiLines } from './sim-api.ts';
 import { ParentEnd, SIM_PROOF_CHECK, SIM_SIGNATURE, SimLink, type LinkObserver, type UploadSide, type WireWorld } from './sim-wire.ts';
 import type { SimSupernode } from './sim-supernode.ts';
 import { HEARTBEAT_MS } from '../../supernode/p2p/tracker.ts';
@@ -275,7 +275,7 @@ export class SimulatedPeer implements UploadSide {
       // one the peer lacks (`knownHashes`), trimmed and packed, the answer terse; read as the client reads it.
       sync: (_url, _digest, body) => {
         const ask = { ...body, ...SYNC_ANSWER_OPTIONS };
-        return apiCall(ends, jsonBytes(syncItem(body, blob.digest, SYNC_ANSWER_OPTIONS)), (): SyncAnswerJson => {
+        return apiCall(ends, jsonBytes(syncItem(body, blob.digest, SYNC_ANSWER_OPTIONS)) + API_REPORT_JSON_BYTES / ends.sharing, (): SyncAnswerJson => {
           const schedule = world.supernode.sync(this.peerId, blob.digest, body);
           if (!schedule) throw new PollenError('ERR_NOT_FOUND', 'unknown peer or task');
           return asShaped(ask, syncAnswer(this.hashesNow(blob), ask, schedule));
@@ -289,7 +289,7 @@ export class SimulatedPeer implements UploadSide {
       // As the client asks (terse) and the route answers: the metainfo (every hash known now) and,
       // when asked, the first sync's answer; read as the client reads it.
       createTask: (_url, body) =>
-        apiCall(ends, jsonBytes({ ...body, terse: true }), (): object => {
+        apiCall(ends, jsonBytes({ ...body, terse: true }) + (body.first ? API_REPORT_JSON_BYTES : 0), (): object => {
           const meta = { digest: blob.digest, size: blob.bytes, pieceSize: blob.pieceBytes, pieceCount: blob.pieceCount, hashes: this.hashesNow(blob) };
           if (!body.first) {
             world.supernode.registerAndJoin(this.peerId, this.wireAddr, this.options.uploadSlots, [blob.digest]);
