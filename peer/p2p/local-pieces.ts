@@ -72,7 +72,7 @@ export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: nu
     if (!this.saved) return;
     for await (const [key, saved] of this.saved.entries()) {
       const digest = key as Digest;
-      const proofs = this.committed.has(digest) ? ProofSet.fromBase64(saved.pieceCount, saved.proofs) : undefined;
+      const proofs = this.committed.has(digest) && typeof saved === 'object' && saved !== null ? ProofSet.fromBase64(saved.pieceCount, saved.proofs) : undefined;
       if (!proofs) await this.saved.del(key).catch(() => {});
       else if (this.committedProofBytes + proofs.size <= MAX_COMMITTED_PROOF_BYTES) this.keepProofs(digest, proofs);
     }

@@ -110,8 +110,10 @@ export class P2pAgent {
   private readonly clock: Clock;
   private closed = false;
 
-  /** `downloads`: the host's download budget, paying for what parents and the seed send. */
-  /** `proofs`: where committed blobs' piece proofs outlive a restart (none: memory only). */
+  /**
+   * `downloads`: the host's download budget, paying for what parents and the seed send; `proofs`:
+   * where committed blobs' piece proofs outlive a restart (none: memory only).
+   */
   constructor(deps: { store: ContentStore; logger: Logger; clock: Clock; downloads?: Throttle; proofs?: Kv<SavedProofs> }, options: P2pAgentOptions) {
     this.options = options;
     this.clock = deps.clock;

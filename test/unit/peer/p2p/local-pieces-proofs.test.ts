@@ -77,12 +77,15 @@ describe("a committed blob's piece proofs", () => {
     await kv.put(gone, (await kv.get(kept.digest))!);
     const truncated = await committedBlob(store, 2);
     await kv.put(truncated.digest, { pieceCount: 2, proofs: (await kv.get(kept.digest))!.proofs.slice(0, 40) });
+    const odd = await committedBlob(store, 1);
+    await kv.put(odd.digest, null as unknown as SavedProofs);
     const restarted = new LocalPieces({ store, proofs: kv });
     await restarted.start();
     expect(restarted.source(kept.digest)?.proof?.(1)?.index).toBe(1);
     expect(restarted.source(truncated.digest)?.proof?.(0)).toBeUndefined();
     expect(await kv.get(gone)).toBeUndefined();
     expect(await kv.get(truncated.digest)).toBeUndefined();
+    expect(await kv.get(odd.digest)).toBeUndefined();
   });
 });
 
