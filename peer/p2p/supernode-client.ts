@@ -30,7 +30,7 @@ import {
   type TaskBody,
 } from '../../src/p2p/supernode-api.ts';
 import type { ProofVerifier } from '../../src/p2p/piece-proof.ts';
-import { readSyncAnswer, readTaskAnswer } from '../../src/p2p/sync-answer.ts';
+import { readSyncAnswer, readTaskAnswer, syncItem } from '../../src/p2p/sync-answer.ts';
 import { seedPieceAnswer, verifierOf, withUnpackedHashes, type SeedPieceAnswer } from './supernode-answers.ts';
 import { JOBS_API, type WorkRequest, type WorkResponse } from '../../src/preheat/jobs-api.ts';
 
@@ -42,22 +42,6 @@ const MAX_RESPONSE_BYTES = 1 << 20;
  * then answers without their empty fields and digests (src/p2p/sync-answer.ts).
  */
 const ANSWER_OPTIONS = ['trimHashes', 'packHashes', 'terse'] as const;
-/** Fields of a sync whose absence the supernode reads as empty (none, or false): sent only when they say something. */
-const EMPTY_WHEN_ABSENT = ['have', 'badParents', 'corruptParents', 'declined', 'starved', 'leave'] as const;
-
-/**
- * One task's sync as a batch item: its digest and the answer options asked, and without the lists
- * that are empty and the flags that are false (15 and 16 bytes each in nearly every sync).
- */
-export function syncItem(body: SyncRequest, digest: Digest, asked: Readonly<Record<string, boolean>>): Record<string, unknown> {
-  const item: Record<string, unknown> = { ...body, digest, ...asked };
-  for (const key of EMPTY_WHEN_ABSENT) {
-    const v = item[key];
-    if (v === false || (Array.isArray(v) && v.length === 0)) delete item[key];
-  }
-  return item;
-}
-
 /** Every answer option asked, as a sync item carries them to a supernode that takes them all. */
 export const SYNC_ANSWER_OPTIONS: Readonly<Record<(typeof ANSWER_OPTIONS)[number], true>> = { trimHashes: true, packHashes: true, terse: true };
 
