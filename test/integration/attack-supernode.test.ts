@@ -203,7 +203,9 @@ describe('the supernode cluster API under attack', () => {
     expect(mixed.syncs[0]!.status).toBe(404);
     expect(Array.isArray(mixed.syncs[1]!.answer?.hashes)).toBe(true);
     // Malformed or too many items: 400 for the whole request, nothing applied.
-    for (const body of [{ syncs: [] }, { syncs: [{ have: [] }] }, { syncs: [{ ...item(layer), digest: '../x' }] }, { syncs: Array.from({ length: 65 }, () => item(layer)) }, { syncs: 'x' }]) {
+    // wantParents (how many parents the peer would dial) is a small count, or the request is refused.
+    const badWants = [-1, 65, 1.5, 'all', 1e12].map((wantParents) => ({ syncs: [{ ...item(layer), wantParents }] }));
+    for (const body of [{ syncs: [] }, { syncs: [{ have: [] }] }, { syncs: [{ ...item(layer), digest: '../x' }] }, { syncs: Array.from({ length: 65 }, () => item(layer)) }, { syncs: 'x' }, ...badWants, { syncs: [{ ...item(layer), terse: 'yes' }] }]) {
       expectRefusal(await call({ method: 'POST', path: '/api/v1/syncs', token: member, body }), [400]);
     }
     expect((await stats()).scheduler).toEqual(before.scheduler);
