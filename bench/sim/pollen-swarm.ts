@@ -8,17 +8,17 @@
 // back (its streams to the seed are not modelled as competing with those fallbacks). The API's
 // requests and answers queue on the supernode host's links and the seed's pieces get what the
 // answers leave of its uplink (sim-api.ts).
-import { createHash } from 'node:crypto';
 import type { Digest } from '../../src/digest.ts';
-import { pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
 import type { SchedulerOptions } from '../../supernode/p2p/scheduler-options.ts';
 import { EventQueue } from './event-queue.ts';
 import { SimNetwork, type HostId } from './network.ts';
 import type { TransferTimings } from '../../peer/p2p/transfer-seams.ts';
 import { DUPLICATE_CAUSES, type DuplicateCause } from '../../peer/p2p/piece-ledger.ts';
-import { SimulatedPeer, type SimBlob, type TransferTrace } from './simulated-peer.ts';
+import { SimulatedPeer, type TransferTrace } from './simulated-peer.ts';
+import { seededBlobs, simBlobs } from './sim-blobs.ts';
 import { SimSupernode, type SupernodeStats } from './sim-supernode.ts';
-import { API_SHARE_WINDOW_MS, apiUplinkShare, type ApiBytes, type ApiLines } from './sim-api.ts';
+import { API_SHARE_WINDOW_MS, apiDownlinkShare, apiUplinkShare, type ApiBytes, type ApiLines } from './sim-api.ts';
+import { SeedStream } from './seed-stream.ts';
 
 export interface PeerCounters {
   fromPeers: number;
@@ -138,17 +138,19 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
   const peerCpu = o.cpu && { receiveNsPerByte: o.cpu.peerReceiveNsPerByte, sendNsPerByte: o.cpu.peerSendNsPerByte };
   const seedHost = addHost(o.originUpBytesPerS, o.originUpBytesPerS);
   const registryHost = addHost(o.originUpBytesPerS, o.originUpBytesPerS);
-  const blobs = simBlobs(o.blobBytes, o.layerShares ?? [1], o.pieceBytes, o.originUpBytesPerS);
+  const shapes = simBlobs(o.blobBytes, o.layerShares ?? [1], o.pieceBytes);
+  const stream = new SeedStream(queue, shapes.map((b) => b.bytes), o.originUpBytesPerS);
+  const blobs = seededBlobs(shapes, stream);
   const supernode = new SimSupernode(
     { queue },
-    { tasks: blobs.map((b) => ({ digest: b.digest, pieceCount: b.pieceCount, seedHasAt: (i, now) => b.seedReadyAtMs(i) <= now })), scheduler: o.scheduler, ...(o.syncRate === undefined ? {} : { syncRate: o.syncRate }), ...(o.syncAnswerRate === undefined ? {} : { syncAnswerRate: o.syncAnswerRate }) },
+    { tasks: blobs.map((b) => ({ digest: b.digest, pieceCount: b.pieceCount, seedHasAt: (i) => b.seedHas(i) })), scheduler: o.scheduler, ...(o.syncRate === undefined ? {} : { syncRate: o.syncRate }), ...(o.syncAnswerRate === undefined ? {} : { syncAnswerRate: o.syncAnswerRate }) },
   );
   const peers = new Map<string, SimulatedPeer>();
   let remaining = o.peers;
   let seedLastMs = NaN;
   // The supernode API's messages on the supernode (seed) host's links (sim-api.ts).
   const apiBytes: ApiBytes = { requests: 0, answers: 0 };
-  const apiLines: ApiLines = { upBytesPerS: o.originUpBytesPerS, downBytesPerS: o.originUpBytesPerS, upFreeAt: 0, downFreeAt: 0, upBytesSinceShare: 0 };
+  const apiLines: ApiLines = { upBytesPerS: o.originUpBytesPerS, downBytesPerS: o.originUpBytesPerS, upFreeAt: 0, downFreeAt: 0, upBytesSinceShare: 0, downBytesSinceShare: 0 };
   // Every block and piece body is a view of this one buffer: the simulation names pieces, it does not hash them.
   const blank = Buffer.alloc(Math.max(...blobs.map((b) => b.pieceBytes), 1));
   const world = {
@@ -179,9 +181,13 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
   for (const peer of list) peer.joinCluster();
   const spread = o.startSpreadMs ?? SIM_DEFAULTS.startSpreadMs;
   for (const peer of list) queue.at(spread * o.random(), () => peer.start());
-  // The seed's pieces get what the API's answers leave of the supernode host's uplink.
+  // The seed's pieces get what the API's answers leave of the supernode host's uplink, its streams
+  // from the registry what the requests leave of the downlink (set again when it moved over 0.5 %).
   const share = (): void => {
     apiUplinkShare(apiLines, (bytesPerS) => network.setUpCap(seedHost, bytesPerS));
+    apiDownlinkShare(apiLines, o.originUpBytesPerS, (bytesPerS) => {
+      if (Math.abs(bytesPerS - stream.bytesPerS) > stream.bytesPerS / 200) stream.setRate(bytesPerS);
+    });
     if (remaining > 0) queue.after(API_SHARE_WINDOW_MS, share);
   };
   queue.at(API_SHARE_WINDOW_MS, share);
@@ -232,27 +238,4 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
     wallMs: performance.now() - wall,
     unfinished: remaining,
   };
-}
-
-/**
- * The blobs S is split into (shares of S, each at least 1 KiB as the bed's layers are), and when
- * each piece reaches the seed: the seed streams every blob from the registry at once and in order,
- * the streams sharing the registry's rate equally, so when one stream has p bytes every other has
- * min(p, its size), and byte p of a blob arrives after sum(min(p, size)) / rate.
- */
-export function simBlobs(imageBytes: number, shares: readonly number[], pieceBytes: number | undefined, originBytesPerS: number): SimBlob[] {
-  if (shares.length === 0 || !shares.every((x) => x > 0 && Number.isFinite(x))) throw new Error(`layer shares must be positive numbers, not ${shares.join(',')}`);
-  const sizes = shares.map((share) => (share === 1 ? imageBytes : Math.max(1024, Math.floor(imageBytes * share))));
-  const arrivedAtMs = (p: number): number => (sizes.reduce((sum, size) => sum + Math.min(p, size), 0) / originBytesPerS) * 1000;
-  return sizes.map((bytes, k) => {
-    const piece = pieceBytes ?? pieceSizeFor(bytes);
-    return {
-      digest: `sha256:${createHash('sha256').update(`sim-${bytes}-${k}`).digest('hex')}` as Digest,
-      bytes,
-      pieceBytes: piece,
-      pieceCount: pieceCountFor(bytes, piece),
-      seedReadyAtMs: (i: number) => arrivedAtMs(Math.min((i + 1) * piece, bytes)),
-      seedFirstByteAtMs: (i: number) => arrivedAtMs(i * piece),
-    };
-  });
 }

@@ -4,7 +4,8 @@
 // message is a packet or two, so the link serves them in arrival order (a queue), not as fluid
 // flows sharing it: as flows, 10,000 answers of a burst all arrived when the last did, the seed's
 // pieces got a 10,000th of the uplink meanwhile, and a 10,000-peer swarm fell back to the
-// registry whole. The seed's pieces get what the answers leave of the uplink (apiUplinkShare).
+// registry whole. The seed's pieces get what the answers leave of the uplink (apiUplinkShare), and
+// its streams from the registry what the requests leave of the downlink (apiDownlinkShare).
 import type { EventQueue } from './event-queue.ts';
 import { ANSWER_OVERHEAD_BYTES } from '../../supernode/p2p/sync-pacer.ts';
 
@@ -31,6 +32,8 @@ export interface ApiLines {
   downFreeAt: number;
   /** Answer bytes queued on the uplink since the seed's share was last set (apiUplinkShare). */
   upBytesSinceShare: number;
+  /** Request bytes queued on the downlink since the streams' share was last set (apiDownlinkShare). */
+  downBytesSinceShare: number;
 }
 
 /** How often the seed's pieces are given what the answers leave of the uplink, ms. */
@@ -45,6 +48,18 @@ export function apiUplinkShare(lines: ApiLines, setSeedUpCap: (bytesPerS: number
   const answersPerS = (lines.upBytesSinceShare * 1000) / API_SHARE_WINDOW_MS;
   lines.upBytesSinceShare = 0;
   setSeedUpCap(Math.max(lines.upBytesPerS / 20, lines.upBytesPerS - answersPerS));
+}
+
+/**
+ * The requests go first on the supernode's downlink too; the seed's streams from the registry get
+ * what they leave: over the last window, the downlink less the requests' bytes, never over the
+ * registry's upload cap (`originBytesPerS`) and never under a twentieth of the downlink. Call
+ * every API_SHARE_WINDOW_MS.
+ */
+export function apiDownlinkShare(lines: ApiLines, originBytesPerS: number, setStreamRate: (bytesPerS: number) => void): void {
+  const requestsPerS = (lines.downBytesSinceShare * 1000) / API_SHARE_WINDOW_MS;
+  lines.downBytesSinceShare = 0;
+  setStreamRate(Math.min(originBytesPerS, Math.max(lines.downBytesPerS / 20, lines.downBytesPerS - requestsPerS)));
 }
 
 export interface ApiEnds {
@@ -82,6 +97,7 @@ export function apiCall<T>(ends: ApiEnds, requestJsonBytes: number, answer: () =
       });
     };
     queue.after(latencyMs, () => {
+      lines.downBytesSinceShare += requestBytes;
       lines.downFreeAt = Math.max(queue.now, lines.downFreeAt) + (requestBytes / lines.downBytesPerS) * 1000;
       queue.at(lines.downFreeAt, () => {
         bytes.requests += requestBytes;

@@ -104,14 +104,14 @@ export class SimSupernode {
   /**
    * POST /api/v1/tasks with a first sync (`wantSeed`): joins the task and answers that sync as the
    * route does, a request that schedules like a sync (counted with them) and carries the heartbeat's
-   * report as a sync batch does (sync() takes it). Undefined: the route's
+   * report (`reported`) as a sync batch does (sync() takes it). Undefined: the route's
    * 401 (unknown peer: register again).
    */
-  createTask(peerId: string, digest: Digest, first: { wantSeed: number }): SimSyncAnswer | undefined {
+  createTask(peerId: string, digest: Digest, first: { wantSeed: number }, reported: boolean): SimSyncAnswer | undefined {
     const peer = this.tracker.get(peerId);
     if (!peer) return undefined;
     this.timed(() => this.join(peer, digest));
-    return this.sync(peerId, digest, { have: [], wantSeed: first.wantSeed, badParents: [] });
+    return this.sync(peerId, digest, { have: [], wantSeed: first.wantSeed, badParents: [] }, reported);
   }
 
   private registered(peerId: string, wireAddr: string, uploadSlots: number): PeerRecord {
@@ -142,15 +142,15 @@ export class SimSupernode {
     bySecond[second] = (bySecond[second] ?? 0) + 1;
   }
 
-  /** POST /api/v1/tasks/:digest/sync; undefined is the route's 404 (unknown peer or task). */
-  sync(peerId: string, digest: Digest, body: SyncRequest): SimSyncAnswer | undefined {
+  /** POST /api/v1/tasks/:digest/sync (its batch carried the heartbeat's report: `reported`); undefined is the route's 404 (unknown peer or task). */
+  sync(peerId: string, digest: Digest, body: SyncRequest, reported: boolean): SimSyncAnswer | undefined {
     const t = performance.now();
     const task = this.task(digest);
     return this.timed(() => {
       const peer = this.tracker.get(peerId);
       if (!peer || !this.scheduler.holds(digest, peerId)) return undefined;
-      // The batch carries the heartbeat's report, as the route takes it.
-      this.tracker.heartbeat(peerId);
+      // A batch that carries the heartbeat's report is the peer's heartbeat, as the route takes it.
+      if (reported) this.tracker.heartbeat(peerId);
       takeSyncReports(this, peer, digest, body);
       this.countCall();
       // As the route does: the seed "has" a piece once its hash is known (it arrived from the registry).

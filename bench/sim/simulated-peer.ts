@@ -24,7 +24,7 @@ import { seedLeasesPerTransfer } from '../../peer/p2p/seed-grants.ts';
 import { DEFAULT_TIMINGS, type TransferTimings } from '../../peer/p2p/transfer-seams.ts';
 import { UploadSlots } from '../../peer/p2p/upload-slots.ts';
 import { withUnpackedHashes, type SeedPieceAnswer } from '../../peer/p2p/supernode-answers.ts';
-import { SYNC_ANSWER_OPTIONS } from '../../peer/p2p/supernode-client.ts';
+import { reportDue, SYNC_ANSWER_OPTIONS } from '../../peer/p2p/sync-batch.ts';
 import type { TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seams.ts';
 import type { EventQueue } from './event-queue.ts';
 import type { HostId, SimNetwork } from './network.ts';
@@ -33,22 +33,11 @@ import { API_REPORT_JSON_BYTES, apiCall, jsonBytes, type ApiBytes, type ApiEnds,
 import { ParentEnd, SIM_PROOF_CHECK, SIM_SIGNATURE, SimLink, type LinkObserver, type UploadSide, type WireWorld } from './sim-wire.ts';
 import type { SimSupernode } from './sim-supernode.ts';
 import { HEARTBEAT_MS } from '../../supernode/p2p/tracker.ts';
+import type { SimBlob } from './sim-blobs.ts';
 
 /** The hash every simulated piece carries (pieces are named by index, not hashed). */
 export const SIM_HASH = '0'.repeat(64);
 const silent = pino({ level: 'silent' });
-
-/** One blob every peer pulls (an image's layer). */
-export interface SimBlob {
-  readonly digest: Digest;
-  readonly bytes: number;
-  readonly pieceBytes: number;
-  readonly pieceCount: number;
-  /** When piece i has arrived at the seed from the registry (the seed streams each blob once, in order). */
-  seedReadyAtMs(i: number): number;
-  /** When piece i's first byte has arrived there. */
-  seedFirstByteAtMs(i: number): number;
-}
 
 export interface SimWorld extends WireWorld {
   readonly supernode: SimSupernode;
@@ -254,8 +243,8 @@ export class SimulatedPeer implements UploadSide {
 
   /** Piece hashes the seed knows now (a piece's hash is known once it came from the registry). */
   private hashesNow(blob: SimBlob): Array<string | null> {
-    const now = this.world.queue.now;
-    return Array.from({ length: blob.pieceCount }, (_, i) => (blob.seedReadyAtMs(i) <= now ? SIM_HASH : null));
+    const known = blob.seedPieces();
+    return Array.from({ length: blob.pieceCount }, (_, i) => (i < known ? SIM_HASH : null));
   }
 
   private rtt(): number {
@@ -273,38 +262,42 @@ export class SimulatedPeer implements UploadSide {
     return {
       // As the client asks (its answer options) and the route answers: the hashes from the first
       // one the peer lacks (`knownHashes`), trimmed and packed, the answer terse; read as the client reads it.
+      // The batch carries the heartbeat's report when due (as SupernodeClient: reportDue).
       sync: (_url, _digest, body) => {
         const ask = { ...body, ...SYNC_ANSWER_OPTIONS };
-        return apiCall(ends, jsonBytes(syncItem(body, blob.digest, SYNC_ANSWER_OPTIONS)) + API_REPORT_JSON_BYTES / ends.sharing, (): SyncAnswerJson => {
-          const schedule = world.supernode.sync(this.peerId, blob.digest, body);
+        const report = reportDue(world.queue.now, this.lastReportAt);
+        return apiCall(ends, jsonBytes(syncItem(body, blob.digest, SYNC_ANSWER_OPTIONS)) + (report ? API_REPORT_JSON_BYTES / ends.sharing : 0), (): SyncAnswerJson => {
+          const schedule = world.supernode.sync(this.peerId, blob.digest, body, report);
           if (!schedule) throw new PollenError('ERR_NOT_FOUND', 'unknown peer or task');
           return asShaped(ask, syncAnswer(this.hashesNow(blob), ask, schedule));
         }, (answer) => jsonBytes({ answer })).then((answer) => {
           const res = withUnpackedHashes(readSyncAnswer(answer)!)!;
-          this.lastReportAt = world.queue.now;
+          if (report) this.lastReportAt = world.queue.now;
           trace?.events.push({ t: world.queue.now, kind: 'sync', res });
           return res;
         });
       },
       // As the client asks (terse) and the route answers: the metainfo (every hash known now) and,
       // when asked, the first sync's answer; read as the client reads it.
-      createTask: (_url, body) =>
-        apiCall(ends, jsonBytes({ ...body, terse: true }) + (body.first ? API_REPORT_JSON_BYTES : 0), (): object => {
+      createTask: (_url, body) => {
+        const report = body.first !== undefined && reportDue(world.queue.now, this.lastReportAt);
+        return apiCall(ends, jsonBytes({ ...body, terse: true }) + (report ? API_REPORT_JSON_BYTES : 0), (): object => {
           const meta = { digest: blob.digest, size: blob.bytes, pieceSize: blob.pieceBytes, pieceCount: blob.pieceCount, hashes: this.hashesNow(blob) };
           if (!body.first) {
             world.supernode.registerAndJoin(this.peerId, this.wireAddr, this.options.uploadSlots, [blob.digest]);
             return taskAnswer(meta, undefined, { terse: true });
           }
-          const answer = world.supernode.createTask(this.peerId, blob.digest, body.first);
+          const answer = world.supernode.createTask(this.peerId, blob.digest, body.first, report);
           if (!answer) throw new PollenError('ERR_CLUSTER_UNAUTHORIZED', 'unknown peer: register again');
           const first = syncAnswer(meta.hashes, { knownHashes: blob.pieceCount }, answer);
-          return { ...taskAnswer(meta, first, { terse: true }), reported: true as const };
+          return report ? { ...taskAnswer(meta, first, { terse: true }), reported: true as const } : taskAnswer(meta, first, { terse: true });
         }, jsonBytes).then((json): TaskAnswer => {
           const answer = readTaskAnswer(json)!;
           // It carried the heartbeat's report, as a sync does (SupernodeClient.createTask).
           if (answer.reported) this.lastReportAt = world.queue.now;
           return answer;
-        }),
+        });
+      },
       // One connection per supernode (peer/p2p/supernode-client.ts, SEED_CONNECTIONS), whatever the
       // blob: a request leaves once the body before it has come, and the seed answers it after the
       // one-way latency.
@@ -329,7 +322,7 @@ export class SimulatedPeer implements UploadSide {
               if (signal.aborted) return;
               // The seed sends a piece on as it comes from the registry: from its first byte, and
               // its last byte leaves no earlier than it arrived.
-              world.queue.at(Math.max(world.queue.now, blob.seedFirstByteAtMs(index)), () => {
+              blob.whenSeedHasStart(index, () => {
                 if (signal.aborted) return;
                 const done = (): void => {
                   if (signal.aborted) return;
@@ -340,11 +333,7 @@ export class SimulatedPeer implements UploadSide {
                   // The seed has the whole piece once it has sent it: its hash comes with it (a trailer).
                   resolve({ body: Readable.from([world.body(length)]), pieceHash: () => SIM_HASH, pieceSignature: () => SIM_SIGNATURE });
                 };
-                flow = world.network.transfer(world.seedHost, this.host, length, () => {
-                  const arrived = blob.seedReadyAtMs(index);
-                  if (world.queue.now < arrived) world.queue.at(arrived, done);
-                  else done();
-                });
+                flow = world.network.transfer(world.seedHost, this.host, length, () => blob.whenSeedHas(index, done));
               });
             });
           });

@@ -17,6 +17,7 @@ import type { Throttle } from '../../src/rate/throttle.ts';
 import { LocalPieces, type SavedProofs } from './local-pieces.ts';
 import type { TransferEvent } from './transfer-seams.ts';
 import { SupernodeClient } from './supernode-client.ts';
+import { REPORT_EVERY_MS } from './sync-batch.ts';
 import { Uploader } from './uploader.ts';
 
 export interface P2pAgentOptions {
@@ -45,8 +46,8 @@ const RETRY_MS = 1_000;
 const DEFAULT_HEARTBEAT_MS = 5_000;
 const MIN_HEARTBEAT_MS = 500;
 const MAX_HEARTBEAT_MS = 60_000;
-/** While the peer moves bytes its reports (the status page's rates) go out this often. */
-const BUSY_HEARTBEAT_MS = 1_000;
+/** While the peer moves bytes its reports (the status page's rates) go out this often, as a batch of syncs carries them. */
+const BUSY_HEARTBEAT_MS = REPORT_EVERY_MS;
 
 /**
  * A busy peer's heartbeat period: every BUSY_HEARTBEAT_MS, or as seldom as the supernode's last
@@ -123,7 +124,15 @@ export class P2pAgent {
     this.parentBans = new ExpiringBans({ clock: deps.clock });
     this.dialer = new WireDialer({ bans: this.wireBans, throttle: deps.downloads }, { peerId, secret: options.secret });
     this.client = new SupernodeClient({ clock: deps.clock }, { urls: options.supernodes, secret: options.secret || undefined, timeoutMs: options.supernodeTimeoutMs });
-    this.client.reportWith(() => this.report());
+    // A batch of syncs carries the report as often as a busy peer's heartbeat would go, and well
+    // within the idle period a report spares the heartbeat for (sparedHeartbeatMs).
+    this.client.reportWith(
+      () => this.report(),
+      (url) => {
+        const idle = this.heartbeatMs.get(url) ?? DEFAULT_HEARTBEAT_MS;
+        return Math.min(busyHeartbeatMs(idle, this.busyAsked.get(url)), idle / 2);
+      },
+    );
     this.downloads = deps.downloads;
     this.pieces = new LocalPieces({ store: deps.store, ...(deps.proofs ? { proofs: deps.proofs } : {}) });
     this.uploader = new Uploader(

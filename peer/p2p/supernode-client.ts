@@ -32,18 +32,10 @@ import {
 import type { ProofVerifier } from '../../src/p2p/piece-proof.ts';
 import { readSyncAnswer, readTaskAnswer, syncItem } from '../../src/p2p/sync-answer.ts';
 import { seedPieceAnswer, verifierOf, withUnpackedHashes, type SeedPieceAnswer } from './supernode-answers.ts';
+import { ANSWER_OPTIONS, REPORT_EVERY_MS, reportDue } from './sync-batch.ts';
 import { JOBS_API, type WorkRequest, type WorkResponse } from '../../src/preheat/jobs-api.ts';
 
 const MAX_RESPONSE_BYTES = 1 << 20;
-
-/**
- * What a batch of syncs asks of the answers, newest last (each in src/p2p/supernode-api.ts
- * SyncRequest): hashes without the trailing nulls of those the seed has not had yet, then packed,
- * then answers without their empty fields and digests (src/p2p/sync-answer.ts).
- */
-const ANSWER_OPTIONS = ['trimHashes', 'packHashes', 'terse'] as const;
-/** Every answer option asked, as a sync item carries them to a supernode that takes them all. */
-export const SYNC_ANSWER_OPTIONS: Readonly<Record<(typeof ANSWER_OPTIONS)[number], true>> = { trimHashes: true, packHashes: true, terse: true };
 
 const SEED_PIECE_TIMEOUT_MS = 60_000;
 
@@ -103,8 +95,10 @@ export class SupernodeClient {
   private readonly registering = new Map<string, Promise<RegisterResponse>>();
   private readonly syncQueues = new Map<string, SyncQueue>();
   private readonly clock: Clock;
-  /** What a heartbeat would report; every batch of syncs carries it (see lastReportAt). */
+  /** What a heartbeat would report; a batch of syncs carries it when due (reportDue). */
   private reporter: (() => HeartbeatBody) | undefined;
+  /** How often a report is due, per supernode (the peer's busy heartbeat period there). */
+  private reportEveryMs: (url: string) => number = () => REPORT_EVERY_MS;
   /** When a batch of syncs last counted as this peer's heartbeat at each supernode (clock ms). */
   private readonly reportedAt = new Map<string, number>();
   /**
@@ -168,9 +162,14 @@ export class SupernodeClient {
     }
   }
 
-  /** Every batch of syncs, and every task creation with a first sync, carries `report()` as the peer's heartbeat report. */
-  reportWith(report: () => HeartbeatBody): void {
+  /** Batches of syncs, and task creations with a first sync, carry `report()` as the peer's heartbeat report when due (reportDue). */
+  reportWith(report: () => HeartbeatBody, everyMs?: (url: string) => number): void {
     this.reporter = report;
+    if (everyMs) this.reportEveryMs = everyMs;
+  }
+
+  private reportIfDue(url: string): HeartbeatBody | undefined {
+    return reportDue(this.clock.now(), this.lastReportAt(url), this.reportEveryMs(url)) ? this.reporter?.() : undefined;
   }
 
   /**
@@ -191,7 +190,7 @@ export class SupernodeClient {
   async createTask(url: string, body: TaskBody): Promise<TaskAnswer> {
     const timeoutMs = Math.max(this.timeoutMs, CREATE_TASK_TIMEOUT_MS);
     // A creation that asks for the first schedule carries the heartbeat's report too, as a sync batch does.
-    const report = body.first !== undefined ? this.reporter?.() : undefined;
+    const report = body.first !== undefined ? this.reportIfDue(url) : undefined;
     const read = (json: TaskAnswer): TaskAnswer => {
       const answer = json && typeof json === 'object' ? readTaskAnswer(json) : undefined;
       if (!answer) throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent a malformed task answer`, { supernode: url });
@@ -237,7 +236,7 @@ export class SupernodeClient {
     if (batch.length === 0) return;
     queue.inFlight = true;
     try {
-      const report = this.reporter?.();
+      const report = this.reportIfDue(url);
       const send = (options: number): Promise<SyncBatchResponse> => {
         const asked = Object.fromEntries(ANSWER_OPTIONS.slice(0, options).map((o) => [o, true]));
         return this.post<SyncBatchResponse>(url, API.syncs, { syncs: batch.map((q) => syncItem(q.body, q.digest, asked)), ...(report ? { report } : {}) });

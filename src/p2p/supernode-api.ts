@@ -205,18 +205,20 @@ export interface SyncRequest {
   readonly knownHashes?: number;
   /**
    * The answer's hashes may end at the last one the seed knows (what would follow are nulls): a
-   * peer that sets it reads a shorter list so. A supernode from before it refuses the field; the
-   * client asks it again without (peer/p2p/supernode-client.ts).
+   * peer that sets it reads a shorter list so. Peers now ask `terse`, which implies it; the field
+   * stays for the peers that asked it alone.
    */
   readonly trimHashes?: boolean;
   /**
    * The answer carries its hashes packed (`hashesPacked`, src/p2p/metainfo.ts packHashes) and
-   * `hashes` empty; the peer's client unpacks them. Asked and refused as trimHashes is.
+   * `hashes` empty; the peer's client unpacks them. Implied by `terse`, as trimHashes is.
    */
   readonly packHashes?: boolean;
   /**
    * The answer leaves out its empty fields, and a batch item its digest, and packs its holder
-   * counts a byte a piece (src/p2p/sync-answer.ts). Asked and refused as trimHashes is.
+   * counts a byte a piece, and its hashes trimmed and packed (src/p2p/sync-answer.ts). A
+   * supernode from before it drops the field and answers whole; one that refuses it, the client
+   * asks again without (peer/p2p/supernode-client.ts).
    */
   readonly terse?: boolean;
   /** Set when the peer gives up the task (done or fallen back). */

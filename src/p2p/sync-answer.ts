@@ -34,9 +34,10 @@ export function syncAnswer(taskHashes: ReadonlyArray<string | null>, ask: SyncAn
   const known = typeof k === 'number' && Number.isInteger(k) ? Math.min(Math.max(0, k), taskHashes.length) : 0;
   // Only the hashes the peer lacks: all of them on every sync was 17 KB per answer for a 256 MiB
   // blob, on the links the seed keeps full.
-  const hashes = hashesAfter(taskHashes, known, ask.trimHashes === true);
+  // A terse answer has them trimmed and packed too (older peers asked each on its own).
+  const hashes = hashesAfter(taskHashes, known, ask.trimHashes === true || ask.terse === true);
   // Packed when asked and there is anything to pack (a peer with piece proofs asks for none).
-  return ask.packHashes === true && hashes.length > 0 ? { hashes: [], hashesPacked: packHashes(hashes), hashesFrom: known, ...schedule } : { hashes, hashesFrom: known, ...schedule };
+  return (ask.packHashes === true || ask.terse === true) && hashes.length > 0 ? { hashes: [], hashesPacked: packHashes(hashes), hashesFrom: known, ...schedule } : { hashes, hashesFrom: known, ...schedule };
 }
 
 /** The answer as the peer asked it on the wire: terse, or whole. */

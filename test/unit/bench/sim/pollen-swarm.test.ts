@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { API_REQUEST_OVERHEAD_BYTES, API_RESPONSE_OVERHEAD_BYTES } from '../../../../bench/sim/sim-api.ts';
-import { runPollenSwarm, simBlobs, simPeerId, type PollenSwarmOptions } from '../../../../bench/sim/pollen-swarm.ts';
+import { runPollenSwarm, simPeerId, type PollenSwarmOptions } from '../../../../bench/sim/pollen-swarm.ts';
+import { seededBlobs, simBlobs } from '../../../../bench/sim/sim-blobs.ts';
+import { SeedStream } from '../../../../bench/sim/seed-stream.ts';
+import { EventQueue } from '../../../../bench/sim/event-queue.ts';
 import { HOST_PARENT_BUDGET, MAX_PARENTS } from '../../../../peer/p2p/parent-pool.ts';
 import { measureBytesPerPeerTask, mulberry32 } from '../../../../bench/sim/sim-bench.ts';
 import type { TraceEvent, TransferTrace } from '../../../../bench/sim/simulated-peer.ts';
@@ -115,22 +118,38 @@ describe('runPollenSwarm (the real supernode scheduler and the real peer transfe
   });
 
   it('streams the blobs to the seed at once, sharing the registry: byte p of a blob arrives when every stream has min(p, its size)', () => {
-    const [a, b] = simBlobs(4 * MIB, [0.75, 0.25], MIB, MIB);
+    const [a, b] = simBlobs(4 * MIB, [0.75, 0.25], MIB);
     expect([a!.bytes, b!.bytes]).toEqual([3 * MIB, MIB]);
     expect([a!.pieceCount, b!.pieceCount]).toEqual([3, 1]);
+    const stream = new SeedStream({ now: 0, at: () => {} }, [a!.bytes, b!.bytes], MIB);
     // Both streams at half the rate until the small one ends at 2 s, then the large one alone.
-    expect([0, 1, 2].map((i) => a!.seedReadyAtMs(i))).toEqual([2_000, 3_000, 4_000]);
-    expect(b!.seedReadyAtMs(0)).toBe(2_000);
-    // A piece's first byte: when every stream has reached its start.
-    expect([0, 1, 2].map((i) => a!.seedFirstByteAtMs(i))).toEqual([0, 2_000, 3_000]);
-    expect(b!.seedFirstByteAtMs(0)).toBe(0);
+    expect([1, 2, 3].map((m) => stream.plannedAt(m * MIB))).toEqual([2_000, 3_000, 4_000]);
     expect(a!.digest).not.toBe(b!.digest);
     // One blob: the stream alone, a piece per piece time.
-    const [only] = simBlobs(4 * MIB, [1], MIB, MIB);
-    expect([0, 3].map((i) => only!.seedReadyAtMs(i))).toEqual([1_000, 4_000]);
-    expect(() => simBlobs(MIB, [], undefined, MIB)).toThrow(/layer shares/);
+    const [only] = simBlobs(4 * MIB, [1], MIB);
+    const alone = new SeedStream({ now: 0, at: () => {} }, [only!.bytes], MIB);
+    expect([1, 4].map((m) => alone.plannedAt(m * MIB))).toEqual([1_000, 4_000]);
+    expect(() => simBlobs(MIB, [], undefined)).toThrow(/layer shares/);
     // A single share is that share of S, as any other.
-    expect(simBlobs(4 * MIB, [0.5], undefined, MIB).map((x) => x.bytes)).toEqual([2 * MIB]);
+    expect(simBlobs(4 * MIB, [0.5], undefined).map((x) => x.bytes)).toEqual([2 * MIB]);
+  });
+
+  it('the streams get what the rate allows when it changes, and a wait ends when its bytes came', () => {
+    const queue = new EventQueue();
+    const [a, b] = seededBlobs(simBlobs(4 * MIB, [0.75, 0.25], MIB), new SeedStream(queue, [3 * MIB, MIB], MIB));
+    const stream = new SeedStream(queue, [3 * MIB, MIB], MIB);
+    const ends: Array<[string, number]> = [];
+    stream.whenHas(MIB, () => ends.push(['small', queue.now]));
+    stream.whenHas(2 * MIB, () => ends.push(['second', queue.now]));
+    // Half the rate from 1 s (the requests took half the downlink), all of it again from 3 s.
+    queue.at(1_000, () => stream.setRate(MIB / 2));
+    queue.at(3_000, () => stream.setRate(MIB));
+    queue.at(3_500, () => ends.push(['has 1.75 MiB', Number(stream.has(1.75 * MIB))]));
+    queue.run({ untilMs: 10_000 });
+    // 0.5 MiB each by 1 s, 1 MiB each by 3 s (the small one ends), the large one alone from there.
+    expect(ends).toEqual([['small', 3_000], ['has 1.75 MiB', 0], ['second', 4_000]]);
+    expect(b!.seedHas(0)).toBe(true);
+    expect(a!.seedPieces()).toBe(3);
   });
 
   it('the seed sends a piece on as it arrives from the registry, and never finishes it before its last byte came', async () => {
@@ -140,8 +159,12 @@ describe('runPollenSwarm (the real supernode scheduler and the real peer transfe
     const origin = RATE / 20;
     const r = await runPollenSwarm(options(1, { blobBytes: 8 * MIB, layerShares: [0.5, 0.25, 0.25], originUpBytesPerS: origin, trace: { peerId: simPeerId(0), into: trace } }));
     expect(r.unfinished).toBe(0);
-    const [first] = simBlobs(8 * MIB, [0.5, 0.25, 0.25], undefined, origin);
-    const late = trace.events.filter((e): e is Extract<TraceEvent, { kind: 'seed' }> => e.kind === 'seed').map((e) => e.t - first!.seedReadyAtMs(e.index));
+    // At the registry's rate (the one peer's requests take next to nothing of the downlink): each
+    // piece's arrival is no earlier than that.
+    const [first] = simBlobs(8 * MIB, [0.5, 0.25, 0.25], undefined);
+    const stream = new SeedStream({ now: 0, at: () => {} }, [4 * MIB, 2 * MIB, 2 * MIB], origin);
+    const arrivedMs = (i: number): number => stream.plannedAt(Math.min((i + 1) * first!.pieceBytes, first!.bytes));
+    const late = trace.events.filter((e): e is Extract<TraceEvent, { kind: 'seed' }> => e.kind === 'seed').map((e) => e.t - arrivedMs(e.index));
     expect(late.length).toBeGreaterThan(0);
     expect(Math.min(...late)).toBeGreaterThanOrEqual(0);
     // Sent on as it came, not stored first and then sent (half a piece's time at the registry's rate: 420 ms).

@@ -2,10 +2,10 @@
 // links, and the seed's pieces get what the answers leave of its uplink.
 import { describe, expect, it } from 'vitest';
 import { EventQueue } from '../../../../bench/sim/event-queue.ts';
-import { API_REQUEST_OVERHEAD_BYTES, API_RESPONSE_OVERHEAD_BYTES, API_SHARE_WINDOW_MS, apiCall, apiUplinkShare, type ApiLines } from '../../../../bench/sim/sim-api.ts';
+import { API_REQUEST_OVERHEAD_BYTES, API_RESPONSE_OVERHEAD_BYTES, API_SHARE_WINDOW_MS, apiCall, apiDownlinkShare, apiUplinkShare, type ApiLines } from '../../../../bench/sim/sim-api.ts';
 
 const RATE = 1e6; // bytes a second each way
-const lines = (): ApiLines => ({ upBytesPerS: RATE, downBytesPerS: RATE, upFreeAt: 0, downFreeAt: 0, upBytesSinceShare: 0 });
+const lines = (): ApiLines => ({ upBytesPerS: RATE, downBytesPerS: RATE, upFreeAt: 0, downFreeAt: 0, upBytesSinceShare: 0, downBytesSinceShare: 0 });
 
 describe('apiCall', () => {
   it('queues requests on the supernode downlink and answers on its uplink, in arrival order, each for its bytes', async () => {
@@ -40,5 +40,24 @@ describe('apiUplinkShare', () => {
     expect(caps[0]).toBeCloseTo(0.75 * RATE, 6);
     expect(caps[1]).toBe(RATE);
     expect(caps[2]).toBe(RATE / 20);
+  });
+});
+
+describe('apiDownlinkShare', () => {
+  it('gives the registry streams the downlink less the requests of the last window, within the registry cap and never under a twentieth', async () => {
+    const queue = new EventQueue();
+    const l = lines();
+    const rates: number[] = [];
+    // The requests' bytes count in the window they reach the supernode host in.
+    const call = apiCall({ queue, latencyMs: 1, lines: l, sharing: 1, bytes: { requests: 0, answers: 0 } }, (0.25 * RATE * API_SHARE_WINDOW_MS) / 1000 - API_REQUEST_OVERHEAD_BYTES, () => 0, () => 0);
+    queue.run();
+    await call;
+    apiDownlinkShare(l, RATE, (r) => rates.push(r));
+    apiDownlinkShare(l, RATE, (r) => rates.push(r));
+    apiDownlinkShare(l, RATE / 2, (r) => rates.push(r));
+    l.downBytesSinceShare = RATE;
+    apiDownlinkShare(l, RATE, (r) => rates.push(r));
+    expect(rates[0]).toBeCloseTo(0.75 * RATE, 6);
+    expect(rates.slice(1)).toEqual([RATE, RATE / 2, RATE / 20]);
   });
 });

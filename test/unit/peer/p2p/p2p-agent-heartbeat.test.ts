@@ -105,7 +105,11 @@ describe('a batch of syncs carries the heartbeat report and stands for the heart
   it('sends no heartbeat while its syncs reach a supernode that took their report', async () => {
     const { beats, batches } = await beatsWhileSyncing(true, 1_500);
     expect(batches.length).toBeGreaterThanOrEqual(8);
-    for (const b of batches) expect(b.report).toEqual({ version: '9.9.9', uploadedBytes: 42 });
+    // The report rides on a batch when due (every 150 ms here, half the idle period), not on each.
+    const reports = batches.filter((b) => b.report !== undefined);
+    for (const b of reports) expect(b.report).toEqual({ version: '9.9.9', uploadedBytes: 42 });
+    expect(reports.length).toBeGreaterThanOrEqual(4);
+    expect(reports.length).toBeLessThan(batches.length);
     // Without the syncs' reports: one heartbeat every 300 ms, ~5 in 1.5 s.
     expect(beats).toBeLessThanOrEqual(1);
   });

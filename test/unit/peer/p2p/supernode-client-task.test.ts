@@ -1,10 +1,8 @@
 // A task's creation asks for the transfer's first schedule (`first`), and a batch of syncs for
-// hashes without trailing nulls (`trimHashes`), then packed (`packHashes`), then answers without
-// their empty fields and digests (`terse`). A supernode from before
-// those fields refuses them as
-// its body schemas refuse any field they do not know (400, ERR_INVALID_REQUEST): the client asks
-// again without them and gets the answers as before, so peers upgraded ahead of their supernodes
-// keep pulling over P2P.
+// answers without their empty fields and digests, their hashes trimmed and packed (`terse`). A
+// supernode from before those fields whose body schemas refuse any field they do not know (400,
+// ERR_INVALID_REQUEST) is asked again without them and gives the answers as before, so peers
+// upgraded ahead of their supernodes keep pulling over P2P.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -96,25 +94,19 @@ describe('SupernodeClient task creation', () => {
 });
 
 describe('SupernodeClient syncs', () => {
-  it('asks a supernode that refuses every answer option again with one option less, then none, and no longer asks for them there', async () => {
-    const { url, syncs } = await olderSupernode();
-    const client = await registeredClient(url);
-    const body = { have: [], wantSeed: 0, badParents: [], knownHashes: 0 };
-    expect(await client.sync(url, DIGEST, body)).toEqual(SCHEDULE);
-    expect(await client.sync(url, DIGEST, body)).toEqual(SCHEDULE);
-    const asked = (option: string) => syncs.map((b) => (b.syncs as Array<Record<string, unknown>>).map((item) => item[option]));
-    expect(asked('trimHashes')).toEqual([[true], [true], [true], [undefined], [undefined]]);
-    expect(asked('packHashes')).toEqual([[true], [true], [undefined], [undefined], [undefined]]);
-    expect(asked('terse')).toEqual([[true], [undefined], [undefined], [undefined], [undefined]]);
-  });
-
-  it('asks a supernode that trims but does not pack with trimHashes alone from then on', async () => {
-    const { url, syncs } = await olderSupernode(false, ['trimHashes']);
-    const client = await registeredClient(url);
-    const body = { have: [], wantSeed: 0, badParents: [], knownHashes: 0 };
-    expect(await client.sync(url, DIGEST, body)).toEqual(SCHEDULE);
-    expect(await client.sync(url, DIGEST, body)).toEqual(SCHEDULE);
-    expect(syncs.map((b) => (b.syncs as Array<Record<string, unknown>>).map((item) => [item.trimHashes, item.packHashes]))).toEqual([[[true, true]], [[true, true]], [[true, undefined]], [[true, undefined]]]);
+  it('asks a supernode that refuses terse answers again without, and no longer asks for them there', async () => {
+    for (const know of [[], ['trimHashes', 'packHashes']]) {
+      const { url, syncs } = await olderSupernode(false, know);
+      const client = await registeredClient(url);
+      const body = { have: [], wantSeed: 0, badParents: [], knownHashes: 0 };
+      expect(await client.sync(url, DIGEST, body)).toEqual(SCHEDULE);
+      expect(await client.sync(url, DIGEST, body)).toEqual(SCHEDULE);
+      const asked = (option: string) => syncs.map((b) => (b.syncs as Array<Record<string, unknown>>).map((item) => item[option]));
+      expect(asked('terse')).toEqual([[true], [undefined], [undefined]]);
+      // terse implies the older options: they are never asked on their own.
+      expect(asked('trimHashes')).toEqual([[undefined], [undefined], [undefined]]);
+      expect(asked('packHashes')).toEqual([[undefined], [undefined], [undefined]]);
+    }
   });
 
   it('reads terse answers, which name no digest, as whole ones, in the order asked', async () => {
@@ -132,8 +124,8 @@ describe('SupernodeClient syncs', () => {
     await client.sync(url, DIGEST, { have: [], wantSeed: 0, badParents: [], corruptParents: [], knownHashes: 0, starved: false, declined: [], wantParents: 0, leave: false });
     await client.sync(url, DIGEST, { have: [3], wantSeed: 2, badParents: ['p9'], knownHashes: 4, starved: true, declined: [1], wantParents: 2 });
     const [quiet, busy] = syncs.map((b) => (b.syncs as Array<Record<string, unknown>>)[0]!);
-    expect(quiet).toEqual({ digest: DIGEST, wantSeed: 0, knownHashes: 0, wantParents: 0, trimHashes: true, packHashes: true, terse: true });
-    expect(busy).toEqual({ digest: DIGEST, have: [3], wantSeed: 2, badParents: ['p9'], knownHashes: 4, starved: true, declined: [1], wantParents: 2, trimHashes: true, packHashes: true, terse: true });
+    expect(quiet).toEqual({ digest: DIGEST, wantSeed: 0, knownHashes: 0, wantParents: 0, terse: true });
+    expect(busy).toEqual({ digest: DIGEST, have: [3], wantSeed: 2, badParents: ['p9'], knownHashes: 4, starved: true, declined: [1], wantParents: 2, terse: true });
   });
 
   it('refuses an answer without its digest to a sync that did not ask for terse answers', async () => {

@@ -17,6 +17,8 @@ describe('syncAnswer', () => {
     expect(syncAnswer(HASHES, { knownHashes: 1 }, EMPTY_SCHEDULE)).toEqual({ hashes: HASHES.slice(1), hashesFrom: 1, ...EMPTY_SCHEDULE });
     expect(syncAnswer(HASHES, { knownHashes: 1, trimHashes: true }, EMPTY_SCHEDULE).hashes).toEqual(HASHES.slice(1, 4));
     expect(syncAnswer(HASHES, { knownHashes: 1, trimHashes: true, packHashes: true }, EMPTY_SCHEDULE)).toEqual({ hashes: [], hashesPacked: packHashes(hashesAfter(HASHES, 1, true)), hashesFrom: 1, ...EMPTY_SCHEDULE });
+    // terse alone: trimmed and packed as well (peers ask it alone).
+    expect(syncAnswer(HASHES, { knownHashes: 1, terse: true }, EMPTY_SCHEDULE)).toEqual(syncAnswer(HASHES, { knownHashes: 1, trimHashes: true, packHashes: true }, EMPTY_SCHEDULE));
     // A count out of range or not a count is as none known, or all.
     expect(syncAnswer(HASHES, { knownHashes: 99 }, EMPTY_SCHEDULE).hashes).toEqual([]);
     expect(syncAnswer(HASHES, { knownHashes: 1.5 }, EMPTY_SCHEDULE).hashesFrom).toBe(0);
