@@ -167,7 +167,8 @@ export class SimulatedPeer implements UploadSide {
     // The seed leases asked are shared with the transfers running and being created (peer/p2p/p2p-downloader.ts).
     this.creating++;
     void client
-      .createTask('sim', { digest: blob.digest, sizeHint: blob.bytes, upstream: { registry: 'sim', name: 'sim' }, first: { wantSeed: seedLeasesPerTransfer(this.active + this.creating) } })
+      // It resumes nothing and reads piece proofs: the metainfo comes without hashes (as P2pDownloader asks).
+      .createTask('sim', { digest: blob.digest, sizeHint: blob.bytes, upstream: { registry: 'sim', name: 'sim' }, first: { wantSeed: seedLeasesPerTransfer(this.active + this.creating) }, withoutHashes: true })
       .finally(() => this.creating--)
       .then(({ first, ...meta }) => this.runTransfer(blob, client, trace, request, meta, first));
   }
@@ -277,20 +278,21 @@ export class SimulatedPeer implements UploadSide {
           return res;
         });
       },
-      // As the client asks (terse) and the route answers: the metainfo (every hash known now) and,
-      // when asked, the first sync's answer; read as the client reads it.
+      // As the client asks (terse) and the route answers: the metainfo (every hash known now, or
+      // none when asked without) and, when asked, the first sync's answer; read as the client reads it.
       createTask: (_url, body) => {
         const report = body.first !== undefined && reportDue(world.queue.now, this.lastReportAt);
+        const ask = { terse: true, withoutHashes: body.withoutHashes };
         return apiCall(ends, jsonBytes({ ...body, terse: true }) + (report ? API_REPORT_JSON_BYTES : 0), (): object => {
           const meta = { digest: blob.digest, size: blob.bytes, pieceSize: blob.pieceBytes, pieceCount: blob.pieceCount, hashes: this.hashesNow(blob) };
           if (!body.first) {
             world.supernode.registerAndJoin(this.peerId, this.wireAddr, this.options.uploadSlots, [blob.digest]);
-            return taskAnswer(meta, undefined, { terse: true });
+            return taskAnswer(meta, undefined, ask);
           }
           const answer = world.supernode.createTask(this.peerId, blob.digest, body.first, report);
           if (!answer) throw new PollenError('ERR_CLUSTER_UNAUTHORIZED', 'unknown peer: register again');
           const first = syncAnswer(meta.hashes, { knownHashes: blob.pieceCount }, answer);
-          return report ? { ...taskAnswer(meta, first, { terse: true }), reported: true as const } : taskAnswer(meta, first, { terse: true });
+          return report ? { ...taskAnswer(meta, first, ask), reported: true as const } : taskAnswer(meta, first, ask);
         }, jsonBytes).then((json): TaskAnswer => {
           const answer = readTaskAnswer(json)!;
           // It carried the heartbeat's report, as a sync does (SupernodeClient.createTask).

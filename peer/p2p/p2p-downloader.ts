@@ -61,13 +61,13 @@ export class P2pDownloader implements BlobDownloader {
   }
 
   private async begin(request: BlobFetchRequest): Promise<PartialBlob> {
-    const found = await this.task(request);
+    const saved = await this.kv.get(request.digest);
+    const found = await this.task(request, saved !== undefined);
     if (!found) {
       this.active.delete(request.digest);
       return this.fallback.start(request);
     }
     const { url, meta, first } = found;
-    const saved = await this.kv.get(request.digest);
     const ingest = await this.store.openIngest(request.digest, { resume: saved !== undefined });
     const have = await this.resume(ingest, meta, saved);
     const available = Math.min(meta.size, have.prefixLength() * meta.pieceSize);
@@ -110,29 +110,35 @@ export class P2pDownloader implements BlobDownloader {
    * The task from the first supernode (in rendezvous order) that answers, with the transfer's first
    * schedule when the supernode sent one; undefined to fall back.
    */
-  private async task(request: BlobFetchRequest): Promise<{ url: string; meta: MetainfoBody; first: SyncResponse | undefined } | undefined> {
+  private async task(request: BlobFetchRequest, resuming: boolean): Promise<{ url: string; meta: MetainfoBody; first: SyncResponse | undefined } | undefined> {
     // The transfer about to start shares the host's seed leases with those running and those being
     // created: an image's layers are asked for together, and each asking the whole budget in its
     // first schedule would have the seed start more pieces at once, each at a share of its uplink.
     this.creating++;
     try {
-      return await this.createTask(request, { ...taskRequest(this.agent.peerId, request, request.sizeHint), first: { wantSeed: seedLeasesPerTransfer(this.agent.pieces.activeTransfers + this.creating) } });
+      return await this.createTask(request, { ...taskRequest(this.agent.peerId, request, request.sizeHint), first: { wantSeed: seedLeasesPerTransfer(this.agent.pieces.activeTransfers + this.creating) } }, resuming);
     } finally {
       this.creating--;
     }
   }
 
-  private async createTask(request: BlobFetchRequest, body: TaskBody): Promise<{ url: string; meta: MetainfoBody; first: SyncResponse | undefined } | undefined> {
+  /**
+   * A transfer that resumes nothing, from a supernode whose piece proofs this peer reads, asks for
+   * the metainfo without hashes (each piece's comes with it); one that resumes checks its saved
+   * pieces against them.
+   */
+  private async createTask(request: BlobFetchRequest, body: TaskBody, resuming: boolean): Promise<{ url: string; meta: MetainfoBody; first: SyncResponse | undefined } | undefined> {
     for (const url of this.agent.client.ownersOf(request.digest)) {
       try {
         if (!this.agent.isRegistered(url)) await this.agent.register(url);
+        const ask = (): TaskBody => (!resuming && this.agent.client.proofVerifier(url) ? { ...body, withoutHashes: true } : body);
         let answer: TaskAnswer;
         try {
-          answer = await this.agent.client.createTask(url, body);
+          answer = await this.agent.client.createTask(url, ask());
         } catch (err) {
           if (!(err instanceof PollenError) || err.code !== 'ERR_NOT_FOUND') throw err;
           await this.agent.register(url);
-          answer = await this.agent.client.createTask(url, body);
+          answer = await this.agent.client.createTask(url, ask());
         }
         const { first, ...meta } = answer;
         if (!consistent(meta, request.digest) || (request.sizeHint !== undefined && meta.size !== request.sizeHint)) throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent inconsistent metainfo`);

@@ -202,7 +202,7 @@ export class SupernodeClient {
       return answer;
     } catch (err) {
       if (body.first === undefined || !(err instanceof PollenError) || err.code !== 'ERR_INVALID_REQUEST') throw err;
-      const { first: _, report: __, ...older } = body;
+      const { first: _, report: __, withoutHashes: ___, ...older } = body;
       return read(await this.post<TaskAnswer>(url, API.task, older, timeoutMs));
     }
   }

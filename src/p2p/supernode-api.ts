@@ -152,6 +152,13 @@ export type TaskBody = Omit<TaskRequest, 'peerId'> & {
    * supernode from before it drops the field (its schemas drop unknown fields) and answers whole.
    */
   readonly terse?: boolean;
+  /**
+   * The answer's metainfo carries no hashes (every piece's is null): the peer reads piece proofs,
+   * which bring each piece's hash with the piece, and resumes nothing. A late joiner at thousands
+   * of peers got every hash the seed knew, 43 bytes a piece on the supernode's uplink at the
+   * pull's busiest moment; when a parent without proofs needs them, its syncs ask.
+   */
+  readonly withoutHashes?: boolean;
 };
 
 /** The first sync of a transfer that has nothing yet: only how many seed pieces it would fetch now. */

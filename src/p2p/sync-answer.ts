@@ -11,7 +11,8 @@
 // the counts were as large as the parents in the answers, 4-5 digits and a comma a piece.
 // A task's creation asked terse gets its metainfo's hashes trimmed and packed and its first
 // schedule terse (taskAnswer): 10,000 creations in a pull's first second were ~1.2 KB each, most
-// of it the nulls of hashes the seed had not yet and counts that were all zero.
+// of it the nulls of hashes the seed had not yet and counts that were all zero. One asked
+// `withoutHashes` (a peer that reads piece proofs) gets none at all.
 import { hashesAfter, MAX_PIECES, packHashes, unpackHashes } from './metainfo.ts';
 import type { Digest } from '../digest.ts';
 import type { MetainfoBody, SyncRequest, SyncResponse, TaskAnswer } from './supernode-api.ts';
@@ -102,8 +103,9 @@ export function readSyncAnswer(json: object): SyncResponse | undefined {
   return { ...answer, hashes, parents, seedGrants, availability } as SyncResponse;
 }
 
-/** A task creation's answer on the wire: whole, or (`terse`) with its hashes packed and its first schedule terse. */
-export function taskAnswer(meta: MetainfoBody, first: SyncResponse | undefined, ask: { readonly terse?: boolean | undefined }): TaskAnswer | Record<string, unknown> {
+/** A task creation's answer on the wire: whole, or (`terse`) with its hashes packed and its first schedule terse; no hashes when asked `withoutHashes`. */
+export function taskAnswer(meta: MetainfoBody, first: SyncResponse | undefined, ask: { readonly terse?: boolean | undefined; readonly withoutHashes?: boolean | undefined }): TaskAnswer | Record<string, unknown> {
+  if (ask.withoutHashes === true) meta = { ...meta, hashes: new Array<null>(meta.pieceCount).fill(null) };
   if (ask.terse !== true) return first ? { ...meta, first } : meta;
   const known = hashesAfter(meta.hashes, 0, true);
   const { hashes: _, ...rest } = meta;

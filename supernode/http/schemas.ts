@@ -80,6 +80,7 @@ export const TASK_BODY = {
     first: { type: 'object', required: ['wantSeed'], additionalProperties: false, properties: { wantSeed: WANT_SEED } },
     report: HEARTBEAT_BODY,
     terse: { type: 'boolean' },
+    withoutHashes: { type: 'boolean' },
   },
 } as const;
 

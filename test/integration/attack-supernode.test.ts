@@ -185,6 +185,8 @@ describe('the supernode cluster API under attack', () => {
     const member = await registered('batch-member');
     const outsider = await registered('batch-outsider');
     expect((await call({ method: 'POST', path: '/api/v1/tasks', token: member, body: { digest: layer, upstream: upstream() } })).status).toBe(200);
+    // A creation's withoutHashes is a flag, or the creation is refused.
+    expectRefusal(await call({ method: 'POST', path: '/api/v1/tasks', token: member, body: { digest: layer, upstream: upstream(), withoutHashes: 'yes' } }), [400]);
     const before = await stats();
     const other = `sha256:${'1'.repeat(64)}`;
     const item = (digest: string) => ({ digest, have: [0, 1, 2], wantSeed: 4, badParents: [], corruptParents: ['batch-member'] });

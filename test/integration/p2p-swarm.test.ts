@@ -271,6 +271,16 @@ describe('P2P swarm over a real registry', () => {
     const greedy = await (await member('greedy')).createTask(node.url, { digest, upstream, first: { wantSeed: 1_000 } });
     expect(greedy).not.toHaveProperty('first');
     expect(greedy.pieceCount).toBe(pieceCount);
+    // Asked without hashes (a peer that reads piece proofs): the same task, every hash null, though the seed knows them.
+    let known = plain;
+    for (const until = Date.now() + 10_000; !known.hashes.some((h) => h !== null) && Date.now() < until; ) {
+      await new Promise((r) => setTimeout(r, 100));
+      known = await plainClient.createTask(node.url, { digest, upstream });
+    }
+    expect(known.hashes.some((h) => h !== null)).toBe(true);
+    const bare = await (await member('bare')).createTask(node.url, { digest, upstream, first: { wantSeed: 1 }, withoutHashes: true });
+    expect(bare.pieceCount).toBe(pieceCount);
+    expect(bare.hashes).toEqual(new Array(pieceCount).fill(null));
   });
 
   it('a parent that serves corrupted pieces is banned and every pull is still correct', async () => {
@@ -317,7 +327,15 @@ describe('P2P swarm over a real registry', () => {
 
     const again = await startPeer([node.url], { dir, secret: SECRET });
     cleanups.push(() => again.close());
+    // A transfer that resumes asks for the hashes: it checks its saved pieces against them.
+    const bare: Array<boolean | undefined> = [];
+    const create = again.agent.client.createTask.bind(again.agent.client);
+    again.agent.client.createTask = (url, body) => {
+      bare.push(body.withoutHashes);
+      return create(url, body);
+    };
     expect(await again.pull(registry.url, 'test/swarm', digest)).toBe(digest);
+    expect(bare).toEqual([undefined]);
     const fetched = again.agent.totals.peer + again.agent.totals.seed + again.agent.totals.upstream;
     expect(fetched).toBeLessThanOrEqual(layer.blob.length - held);
   }, 180_000);
@@ -328,15 +346,19 @@ describe('P2P swarm over a real registry', () => {
     const [peer] = await peers(1, [node.url]);
     const client = peer!.agent.client;
     const asked: Array<number | undefined> = [];
+    const bare: Array<boolean | undefined> = [];
     const create = client.createTask.bind(client);
     client.createTask = (url, body) => {
       asked.push(body.first?.wantSeed);
+      bare.push(body.withoutHashes);
       return create(url, body);
     };
     const digests = [layer.descriptor.digest as Digest, second.descriptor.digest as Digest];
     expect(await Promise.all(digests.map((d) => peer!.pull(registry.url, 'test/swarm', d)))).toEqual(digests);
     // The host's two leases: the first creation asks both, the second, under way or started beside it, one.
     expect(asked.sort()).toEqual([1, HOST_SEED_LEASES]);
+    // Fresh transfers from a supernode that signs piece proofs: their metainfo comes without hashes.
+    expect(bare).toEqual([true, true]);
   }, 180_000);
 
   it("a parent whose upload slots all serve one blob gives another blob's child a slot, choking one of the first, and every pull completes", async () => {

@@ -104,6 +104,11 @@ describe("a task creation's answer", () => {
     // Not asked (or a supernode from before): whole, and read as it is.
     expect(taskAnswer(meta, first, {})).toEqual({ ...meta, first });
     expect(readTaskAnswer(wire({ ...meta, first }))).toEqual({ ...meta, first });
+    // Asked without hashes (a peer that reads piece proofs): none, terse or whole, the rest as asked.
+    const bare = taskAnswer(meta, first, { terse: true, withoutHashes: true });
+    expect(readTaskAnswer(wire(bare))).toEqual({ ...meta, hashes: [null, null, null, null, null], first: readSyncAnswer(wire(terse(first))) });
+    expect(JSON.stringify(bare).length).toBeLessThan(JSON.stringify(shaped).length - 4 * 40);
+    expect(taskAnswer(meta, undefined, { withoutHashes: true })).toEqual({ ...meta, hashes: [null, null, null, null, null] });
   });
 
   it('is refused when its packed hashes or its first schedule are malformed, or more hashes come than the blob has pieces', () => {
