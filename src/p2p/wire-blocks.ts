@@ -3,7 +3,8 @@
 // through the library's stream (a queue and two microtasks per frame), its parser and its request
 // list, and left as two writes (a 13-byte header, then the block: two TLS records, two packets).
 // Here a piece is answered in one write from a buffer read with room for its header, and a
-// received piece resolves its request at once.
+// received piece resolves its request at once. BlockExchange keeps one connection's books of them:
+// the blocks we asked for and the remote side's requests, each until answered.
 import { BLOCK_BYTES } from './metainfo.ts';
 import { BlockPool } from './block-pool.ts';
 import { WireGuard } from './wire-guard.ts';
@@ -92,4 +93,112 @@ export function pieceMessage(index: number, offset: number, data: Uint8Array): B
   frame.writeUInt32BE(index, 5);
   frame.writeUInt32BE(offset, 9);
   return frame;
+}
+
+/** A block asked of the remote side, not answered yet. */
+interface AskedBlock {
+  readonly length: number;
+  readonly resolve: (block: Buffer) => void;
+  readonly reject: (err: Error) => void;
+}
+
+/** What a BlockExchange needs of its connection. */
+export interface BlockPort {
+  /** Queues a whole frame for the socket. */
+  send(chunk: Uint8Array): void;
+  /** The remote side asks a block; `respond` once with it (or an error: nothing is sent). */
+  request(index: number, offset: number, length: number, respond: (err: Error | null, data?: Uint8Array) => void): void;
+  closed(): boolean;
+}
+
+/**
+ * One connection's block messages: our requests not answered yet (by block), resolved by the piece
+ * that answers them or failed (cancel, choke, close); and the remote side's, each answered once
+ * unless it cancels it or we choke it first (BEP 3).
+ */
+export class BlockExchange {
+  private readonly port: BlockPort;
+  private readonly asked = new Map<string, AskedBlock>();
+  /** The remote side's requests not answered yet, by block (a token per request). */
+  private readonly served = new Map<string, object>();
+
+  constructor(port: BlockPort) {
+    this.port = port;
+  }
+
+  /** Sends a request for a block; false when that block is asked already. */
+  ask(index: number, offset: number, length: number, resolve: (block: Buffer) => void, reject: (err: Error) => void): boolean {
+    const key = blockKey(index, offset);
+    if (this.asked.has(key)) return false;
+    this.asked.set(key, { length, resolve, reject });
+    this.port.send(blockMessage(MSG_REQUEST, index, offset, length));
+    return true;
+  }
+
+  /** Withdraws our request for a block (its promise fails) and tells the remote side. */
+  cancel(index: number, offset: number, length: number): void {
+    const key = blockKey(index, offset);
+    const asked = this.asked.get(key);
+    if (!asked) return;
+    this.asked.delete(key);
+    asked.reject(new Error('request was cancelled'));
+    this.port.send(blockMessage(MSG_CANCEL, index, offset, length));
+  }
+
+  /** Fails every request of ours not answered yet (a choke, a close). */
+  failAsked(why: string): void {
+    if (this.asked.size === 0) return;
+    const all = [...this.asked.values()];
+    this.asked.clear();
+    for (const a of all) a.reject(new Error(why));
+  }
+
+  /** Drops the remote side's requests not answered yet (we choke it, or close). */
+  forgetServed(): void {
+    this.served.clear();
+  }
+
+  /** A request, piece or cancel frame (length prefix included); returns a protocol violation, if it is one. */
+  receive(frame: Buffer, amChoking: boolean): string | undefined {
+    const id = frame[4]!;
+    if (id === MSG_PIECE) {
+      if (frame.length < PIECE_HEAD_BYTES) return 'short piece message';
+      const key = blockKey(frame.readUInt32BE(5), frame.readUInt32BE(9));
+      const asked = this.asked.get(key);
+      const block = frame.subarray(PIECE_HEAD_BYTES);
+      // Not asked (cancelled, or choked meanwhile) or not the length asked: dropped, as BEP 3 has it.
+      if (!asked || asked.length !== block.length) {
+        releaseBlock(frame);
+        return undefined;
+      }
+      this.asked.delete(key);
+      asked.resolve(block);
+      return undefined;
+    }
+    if (frame.length !== BLOCK_MESSAGE_BYTES) return `message ${id} of ${frame.length - 4} bytes`;
+    const index = frame.readUInt32BE(5);
+    const offset = frame.readUInt32BE(9);
+    const length = frame.readUInt32BE(13);
+    const key = blockKey(index, offset);
+    if (id === MSG_CANCEL) {
+      this.served.delete(key);
+      return undefined;
+    }
+    // A request while we choke it is ignored (BEP 3; the library did the same); one we already
+    // have is ignored too.
+    if (amChoking || this.served.has(key)) return undefined;
+    if (length <= 0 || length > BLOCK_BYTES) return `request of ${length} bytes`;
+    if (this.served.size >= MAX_INCOMING_REQUESTS) return 'too many outstanding requests';
+    const token = {};
+    this.served.set(key, token);
+    this.port.request(index, offset, length, (err, data) => {
+      if (this.port.closed() || this.served.get(key) !== token || err || !data) {
+        if (data) releaseUpload(data);
+        return;
+      }
+      this.served.delete(key);
+      this.port.send(pieceMessage(index, offset, data));
+    });
+    return undefined;
+  }
 }

@@ -20,20 +20,7 @@ import { BLOCK_BYTES } from './metainfo.ts';
 import { decodeProof, type PieceProof } from './piece-proof.ts';
 import { ACCEPT_EXT, MSG_EXTENDED, PROOF_EXT, proofMessage, usePollenExtensions } from './wire-extensions.ts';
 import type { AddressBans } from './wire-bans.ts';
-import {
-  BLOCK_MESSAGE_BYTES,
-  blockKey,
-  blockMessage,
-  MAX_INCOMING_REQUESTS,
-  MSG_CANCEL,
-  MSG_PIECE,
-  MSG_REQUEST,
-  newWireGuard,
-  PIECE_HEAD_BYTES,
-  pieceMessage,
-  releaseBlock,
-  releaseUpload,
-} from './wire-blocks.ts';
+import { BlockExchange, MSG_CANCEL, MSG_REQUEST, newWireGuard, releaseUpload } from './wire-blocks.ts';
 
 /** From TCP accept (or dial) to `ready`: TLS, the BEP 3 and the extended handshake together. */
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
@@ -52,13 +39,6 @@ export interface WireOptions {
 
 export function infoHashOf(digest: Digest): string {
   return digestHex(digest).slice(0, 40);
-}
-
-/** A block asked of the remote side, not answered yet. */
-interface AskedBlock {
-  readonly length: number;
-  readonly resolve: (block: Buffer) => void;
-  readonly reject: (err: Error) => void;
 }
 
 export interface WireConnectionEvents {
@@ -87,10 +67,8 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
   private closed = false;
   /** Frames handed over by the guard (the first is the BEP 3 handshake). */
   private frames = 0;
-  /** Our requests to the remote side not answered yet, by block. */
-  private readonly asked = new Map<string, AskedBlock>();
-  /** The remote side's requests not answered yet, by block (a token per request). */
-  private readonly served = new Map<string, object>();
+  /** Our requests to the remote side and its requests to us, not answered yet (wire-blocks.ts). */
+  private readonly blocks: BlockExchange;
   /** Reads since the idle check last looked (see the constructor). */
   private reads = 0;
   private readonly idleTimer: NodeJS.Timeout;
@@ -117,6 +95,11 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     this.ready.catch(() => {});
     this.wire = new Wire(this.outgoing ? 'tcpOutgoing' : 'tcpIncoming');
     this.proofExtId = usePollenExtensions(this.wire);
+    this.blocks = new BlockExchange({
+      send: (chunk) => this.send(chunk),
+      request: (index, offset, length, respond) => this.emit('request', index, offset, length, respond),
+      closed: () => this.closed,
+    });
     const guard = newWireGuard();
     socket.setNoDelay(true);
     // Idle: nothing received for one to two periods (a ready peer sends a keep-alive every minute).
@@ -158,7 +141,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     this.wire.on('unchoke', (() => this.isReady && this.emit('unchoke')) as never);
     this.wire.on('choke', (() => {
       // BEP 3: a choke discards the requests the remote side had not answered.
-      this.failAsked('peer is choking');
+      this.blocks.failAsked('peer is choking');
       if (this.isReady) this.emit('choke');
     }) as never);
     this.handshakeTimer = setTimeout(() => this.destroy('handshake timeout'), HANDSHAKE_TIMEOUT_MS);
@@ -228,21 +211,12 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
       if (this.closed) return fail('wire connection closed');
       if (!this.isReady) return fail('wire connection not ready');
       if (this.wire.peerChoking) return fail('peer is choking');
-      const key = blockKey(index, offset);
-      if (this.asked.has(key)) return fail('already asked');
-      this.asked.set(key, { length, resolve, reject: (err) => fail(err.message) });
-      this.send(blockMessage(MSG_REQUEST, index, offset, length));
+      if (!this.blocks.ask(index, offset, length, resolve, (err) => fail(err.message))) fail('already asked');
     });
   }
 
   cancel(index: number, offset: number, length: number): void {
-    if (this.closed) return;
-    const key = blockKey(index, offset);
-    const asked = this.asked.get(key);
-    if (!asked) return;
-    this.asked.delete(key);
-    asked.reject(new Error('request was cancelled'));
-    this.send(blockMessage(MSG_CANCEL, index, offset, length));
+    if (!this.closed) this.blocks.cancel(index, offset, length);
   }
 
   sendBitfield(bytes: Uint8Array): void {
@@ -256,7 +230,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
   choke(): void {
     if (this.closed) return;
     // BEP 3: choking discards the requests we had not answered (answers still on disk are dropped).
-    this.served.clear();
+    this.blocks.forgetServed();
     this.wire.choke();
   }
 
@@ -273,8 +247,8 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     this.closed = true;
     clearTimeout(this.handshakeTimer);
     clearInterval(this.idleTimer);
-    this.served.clear();
-    this.failAsked('wire was closed');
+    this.blocks.forgetServed();
+    this.blocks.failAsked('wire was closed');
     this.socket.destroy();
     this.wire.destroy();
     for (const chunk of this.outbox.splice(0)) releaseUpload(chunk);
@@ -316,42 +290,9 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
 
   /** A request, piece or cancel message (a whole frame, length prefix included). */
   private onBlockMessage(frame: Buffer): void {
-    const id = frame[4]!;
-    if (!this.isReady) return this.violate(`message ${id} before the handshake`);
-    if (id === MSG_PIECE) {
-      if (frame.length < PIECE_HEAD_BYTES) return this.violate('short piece message');
-      const key = blockKey(frame.readUInt32BE(5), frame.readUInt32BE(9));
-      const asked = this.asked.get(key);
-      const block = frame.subarray(PIECE_HEAD_BYTES);
-      // Not asked (cancelled, or choked meanwhile) or not the length asked: dropped, as BEP 3 has it.
-      if (!asked || asked.length !== block.length) return releaseBlock(frame);
-      this.asked.delete(key);
-      return asked.resolve(block);
-    }
-    if (frame.length !== BLOCK_MESSAGE_BYTES) return this.violate(`message ${id} of ${frame.length - 4} bytes`);
-    const index = frame.readUInt32BE(5);
-    const offset = frame.readUInt32BE(9);
-    const length = frame.readUInt32BE(13);
-    const key = blockKey(index, offset);
-    if (id === MSG_CANCEL) {
-      this.served.delete(key);
-      return;
-    }
-    // A request while we choke it is ignored (BEP 3; the library did the same); one we already
-    // have is ignored too.
-    if (this.wire.amChoking || this.served.has(key)) return;
-    if (length <= 0 || length > BLOCK_BYTES) return this.violate(`request of ${length} bytes`);
-    if (this.served.size >= MAX_INCOMING_REQUESTS) return this.violate('too many outstanding requests');
-    const token = {};
-    this.served.set(key, token);
-    this.emit('request', index, offset, length, (err, data) => {
-      if (this.closed || this.served.get(key) !== token || err || !data) {
-        if (data) releaseUpload(data);
-        return;
-      }
-      this.served.delete(key);
-      this.send(pieceMessage(index, offset, data));
-    });
+    if (!this.isReady) return this.violate(`message ${frame[4]!} before the handshake`);
+    const violation = this.blocks.receive(frame, this.wire.amChoking);
+    if (violation) this.violate(violation);
   }
 
   /** A PROOF_EXT message's payload. Only a parent sends proofs, only once ready; what they vouch for is the transfer's to check. */
@@ -360,13 +301,6 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     const proof = decodeProof(payload);
     if (!proof) return this.violate('malformed piece proof');
     this.emit('proof', proof);
-  }
-
-  private failAsked(why: string): void {
-    if (this.asked.size === 0) return;
-    const all = [...this.asked.values()];
-    this.asked.clear();
-    for (const a of all) a.reject(new Error(why));
   }
 
   private onHandshake(infoHash: string, ext: { extended?: boolean }): void {
