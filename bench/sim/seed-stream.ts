@@ -15,7 +15,7 @@ export interface StreamClock {
 }
 
 /** Bytes short of a target that still count as there (the progress is a sum of float steps). */
-const SLACK_BYTES = 0.5;
+export const SLACK_BYTES = 0.5;
 
 export class SeedStream {
   private readonly clock: StreamClock;

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { Digest } from '../../src/digest.ts';
 import { pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
-import type { SeedStream } from './seed-stream.ts';
+import { SLACK_BYTES, type SeedStream } from './seed-stream.ts';
 
 /** One blob of the image as the model names it: its size and pieces (when the seed has them: SimBlob). */
 export interface SimBlobShape {
@@ -31,9 +31,10 @@ export function seededBlobs(shapes: readonly SimBlobShape[], stream: SeedStream)
     return {
       ...shape,
       seedHas: (i: number) => stream.has(end(i)),
+      // The prefix seedHas says the seed has (the same slack: a piece counted here is one it has).
       seedPieces: () => {
-        const p = stream.progress();
-        return p >= shape.bytes - 0.5 ? shape.pieceCount : Math.min(shape.pieceCount, Math.floor(p / shape.pieceBytes));
+        const p = stream.progress() + SLACK_BYTES;
+        return p >= shape.bytes ? shape.pieceCount : Math.min(shape.pieceCount, Math.floor(p / shape.pieceBytes));
       },
       whenSeedHasStart: (i: number, then: () => void) => stream.whenHas(i * shape.pieceBytes, then),
       whenSeedHas: (i: number, then: () => void) => stream.whenHas(end(i), then),
