@@ -15,6 +15,7 @@ import { PollenError } from './errors.ts';
 import type { BlobInfo, BlobUsage, ByteRange, CollectableStore, Ingest, IngestOptions, IngestUsage } from './content-store.ts';
 import { ensurePrivateDir, ensurePrivateFile, PRIVATE_FILE_MODE } from './store/private-dir.ts';
 import { PendingRanges } from './pending-ranges.ts';
+import { ReadHandles } from './store/read-handles.ts';
 
 const HASH_CHUNK_BYTES = 1 << 20;
 
@@ -22,6 +23,8 @@ export class FsContentStore implements CollectableStore {
   readonly root: string;
   private readonly blobDir: string;
   private readonly ingestDir: string;
+  /** Committed blobs' read handles, kept between positioned reads (readInto). */
+  private readonly handles = new ReadHandles();
 
   private constructor(root: string) {
     this.root = root;
@@ -83,18 +86,17 @@ export class FsContentStore implements CollectableStore {
   }
 
   async readInto(digest: Digest, target: Uint8Array, offset: number): Promise<void> {
-    const fh = await open(this.blobPath(digest), 'r').catch((err: NodeJS.ErrnoException) => {
-      throw err.code === 'ENOENT' ? new PollenError('ERR_BLOB_UNKNOWN', `blob ${digest} is not in the content store`, { digest }) : err;
-    });
-    try {
-      for (let filled = 0; filled < target.length; ) {
-        const { bytesRead } = await fh.read(target, filled, target.length - filled, offset + filled);
-        if (bytesRead === 0) throw new PollenError('ERR_INTERNAL', `short read of ${digest}: ${filled} of ${target.length} bytes at ${offset}`, { digest });
-        filled += bytesRead;
-      }
-    } finally {
-      await fh.close();
-    }
+    await this.handles
+      .use(this.blobPath(digest), async (fh) => {
+        for (let filled = 0; filled < target.length; ) {
+          const { bytesRead } = await fh.read(target, filled, target.length - filled, offset + filled);
+          if (bytesRead === 0) throw new PollenError('ERR_INTERNAL', `short read of ${digest}: ${filled} of ${target.length} bytes at ${offset}`, { digest });
+          filled += bytesRead;
+        }
+      })
+      .catch((err: NodeJS.ErrnoException) => {
+        throw err.code === 'ENOENT' ? new PollenError('ERR_BLOB_UNKNOWN', `blob ${digest} is not in the content store`, { digest }) : err;
+      });
   }
 
   async openIngest(digest: Digest, options: IngestOptions = {}): Promise<Ingest> {
@@ -110,6 +112,7 @@ export class FsContentStore implements CollectableStore {
   }
 
   async delete(digest: Digest): Promise<boolean> {
+    this.handles.forget(this.blobPath(digest));
     try {
       await rm(this.blobPath(digest));
       return true;
@@ -165,7 +168,9 @@ export class FsContentStore implements CollectableStore {
     }
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.handles.closeAll();
+  }
 }
 
 type IngestState = 'open' | 'verified' | 'committed' | 'closed';
