@@ -1,9 +1,9 @@
 // One blob fetched piece by piece: from several parents over the wire (a window of blocks per
 // parent sized from its measured throughput), from the seed for pieces the supernode grants, and
 // from the registry when P2P stops making progress. Every piece is checked against its sha256
-// before it is written, announced or persisted; a parent that sends a bad piece is banned. The
-// verified bitfield is persisted so a restarted peer resumes, and the contiguous verified prefix is
-// exposed to waiting clients through the PartialBlob. The whole blob is verified at commit.
+// before it is written, announced or persisted; a parent that sends a bad piece is banned. The verified
+// bitfield is persisted (once a second) so a restarted peer resumes, and the contiguous verified prefix
+// is exposed to waiting clients through the PartialBlob. The whole blob is verified at commit.
 // The parts: the piece accounting in piece-ledger.ts, the parents in parent-pool.ts (a parent's
 // window and assignments in parent-link.ts), what is asked of them in parent-requests.ts (with the
 // picker of piece-picker.ts), the phase in transfer-state.ts, the seed-piece GET in seed-piece.ts,
@@ -96,7 +96,7 @@ export class P2pTransfer {
     this.ingest = init.ingest;
     this.ledger = new PieceLedger(init.have);
     this.proving = new TransferProofs(this.digest, this.meta.pieceCount, () => deps.proofs?.(), { known: (i) => this.meta.hashes[i], learn: (i, hash) => this.learnHash(i, hash) });
-    this.record = new BitfieldRecord(deps, { digest: this.digest, size: this.meta.size, pieceSize: this.meta.pieceSize, have: this.ledger.have });
+    this.record = new BitfieldRecord({ kv: deps.kv, clock: this.clock }, { digest: this.digest, size: this.meta.size, pieceSize: this.meta.pieceSize, have: this.ledger.have });
     this.started = this.lastProgressAt = this.lastPieceAt = this.clock.now();
     this.supernodeSync = new TransferSync({
       client: deps.client,
@@ -312,10 +312,10 @@ export class P2pTransfer {
     this.deps.onBytes(from, bytes);
     this.deps.pieces.announce(this.digest, index);
     this.partial.setAvailable(Math.min(this.meta.size, this.ledger.have.prefixLength() * this.meta.pieceSize));
-    if (fallback) return void this.record.save();
+    if (fallback) return this.record.save();
     this.lastProgressAt = this.lastPieceAt = this.clock.now();
     this.supernodeSync.verified(index);
-    await this.record.save();
+    this.record.save();
     this.deps.logger.debug({ digest: this.digest, piece: index, from }, 'piece verified');
     if (this.ledger.have.complete) await this.finish();
     else if (this.supernodeSync.pendingCount * this.meta.pieceSize >= HAVE_BYTES_PER_SYNC && this.supernodeSync.due()) void this.supernodeSync.sync();
@@ -383,7 +383,7 @@ export class P2pTransfer {
     this.stop();
     this.deps.pieces.removeActive(this.digest, this);
     this.deps.logger.warn({ digest: this.digest, code: error.code, err: error.message }, 'blob download failed; partial state kept for a resume');
-    await this.partial.fail(error, { keepPartial: true });
+    await this.partial.fail(error, { keepPartial: true }).then(() => this.record.flush());
     this.resolveDone();
   }
 

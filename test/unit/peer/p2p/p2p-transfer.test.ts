@@ -5,6 +5,7 @@ import { ManualClock } from '../../../../src/clock.ts';
 import { BLOCK_BYTES } from '../../../../src/p2p/metainfo.ts';
 import { MAX_SYNC_PACE_MS } from '../../../../src/p2p/supernode-api.ts';
 import { TICK_MS } from '../../../../peer/p2p/p2p-transfer.ts';
+import { RECORD_EVERY_MS } from '../../../../peer/p2p/bitfield-record.ts';
 import { HOST_SEED_LEASES, seedLeasesPerTransfer } from '../../../../peer/p2p/seed-grants.ts';
 import { ExpiringBans } from '../../../../src/p2p/wire-bans.ts';
 import { ENDGAME_COPIES } from '../../../../peer/p2p/piece-picker.ts';
@@ -172,34 +173,40 @@ describe('P2pTransfer on a manual clock', () => {
     expect(h.transfer.counters.peer).toBe(3 * PIECE_BYTES);
   });
 
-  it('persists the verified bitfield once per store turn: pieces verified while a write waits join the next write, which carries them all', async () => {
+  it('persists the verified bitfield at most once a period: the first piece at once, those verified within the period in one write at its end', async () => {
     const snapshots: string[] = [];
-    const releases: Array<() => void> = [];
     const kv = {
-      put: (_key: string, value: { pieces: string }): Promise<void> => {
+      put: async (_key: string, value: { pieces: string }): Promise<void> => {
         snapshots.push(value.pieces);
-        return new Promise<void>((resolve) => releases.push(resolve));
       },
-      del: async () => {},
+      del: async () => {
+        snapshots.push('del');
+      },
     };
-    const h = start({ pieces: 6, parents: ['a'], kv });
-    await offerParents(h, { a: [0, 1, 2, 3, 4, 5] });
-    for (let k = 0; k < 12; k++) {
-      for (const p of h.parents.values()) p.deliver();
+    const h = start({ pieces: 6, parents: ['a', 'b'], kv });
+    await offerParents(h, { a: [0, 1, 2, 3] });
+    const verified = (): number => h.transfer.counters.peer / PIECE_BYTES;
+    for (let k = 0; k < 12 && verified() < 4; k++) {
+      h.parents.get('a')!.deliver();
       await h.settle();
     }
-    // Six pieces verified; the first write still waits for the store: one write, the rest queued as one.
+    expect(verified()).toBe(4);
+    // Four pieces verified in the same instant: one write, the rest wait for the period.
     expect(snapshots).toHaveLength(1);
-    expect(Bitfield.fromBase64(6, snapshots[0]!).count).toBeLessThan(6);
-    releases.shift()!();
-    await h.settle();
+    expect(Bitfield.fromBase64(6, snapshots[0]!).count).toBeLessThan(4);
+    await h.advance(RECORD_EVERY_MS);
     expect(snapshots).toHaveLength(2);
-    expect(Bitfield.fromBase64(6, snapshots[1]!).count).toBe(6);
-    releases.shift()!();
+    expect(Bitfield.fromBase64(6, snapshots[1]!).count).toBe(4);
+    await offerParents(h, { b: [4, 5] });
+    for (let k = 0; k < 12 && h.transfer.state.phase === 'p2p'; k++) {
+      h.parents.get('b')!.deliver();
+      await h.settle();
+    }
     await h.transfer.done;
     expect(h.transfer.state.phase).toBe('done');
-    // Two writes for six pieces (one per piece before: each waited its turn, then wrote the same).
-    expect(snapshots).toHaveLength(2);
+    // Completed within the period: what waited is not written, the record is deleted.
+    expect(snapshots).toHaveLength(3);
+    expect(snapshots[2]).toBe('del');
   });
 
   it('reports every piece once committed, and tries that report again when the supernode drops it', async () => {
