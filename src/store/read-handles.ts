@@ -1,8 +1,8 @@
 // Open read handles of committed blobs, kept between reads. A peer answers each wire request (a
 // 256 KiB block) and the seed each chunk of a piece with a positioned read of a committed blob;
 // opening and closing the file around every read was three trips through the thread pool where
-// one does, and on the bed's uploading peers the open and close alone were ~7 % of their CPU
-// (bench:peer-cpu profiles). A committed blob never changes (content-addressed, written once,
+// one does, and the open and close alone were ~7 % of an uploading peer's CPU (bench:peer-cpu
+// profiles). A committed blob never changes (content-addressed, written once,
 // renamed into place), so a handle stays valid for as long as the file is not deleted; deleting
 // goes through `forget`, which closes the handle once its last read is done.
 import { open, type FileHandle } from 'node:fs/promises';
