@@ -39,16 +39,17 @@ export class ReadHandles {
   /** Runs `read` with an open handle of `path` (opened on first use; open errors are the caller's). */
   async use<T>(path: string, read: (fh: FileHandle) => Promise<T>): Promise<T> {
     let entry = this.entries.get(path);
-    if (!entry) {
+    if (entry) entry.readers++;
+    else {
       const handle = open(path, 'r');
-      entry = { handle, readers: 0, lastUse: Date.now(), dropped: false };
+      // Counted as read before the trim, so the handle just opened is never the one closed.
+      entry = { handle, readers: 1, lastUse: Date.now(), dropped: false };
       this.entries.set(path, entry);
       const opened = entry;
       // A failed open is not kept: the next read tries again (and sees ENOENT or the cause itself).
       handle.catch(() => this.entries.get(path) === opened && this.entries.delete(path));
       this.trim();
     }
-    entry.readers++;
     try {
       return await read(await entry.handle);
     } finally {

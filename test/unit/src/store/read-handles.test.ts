@@ -107,6 +107,20 @@ describe('ReadHandles', () => {
     expect(h.size).toBe(2);
     expect(paths.map(fdsOn)).toEqual([0, 0, 1, 1]);
   });
+  it('a handle opened while the others are all being read is kept, not closed as the idle one over the cap', async () => {
+    const dir = await tempDir();
+    const [a, b] = ['a', 'b'].map((n) => join(dir, n));
+    await writeFile(a!, 'a');
+    await writeFile(b!, 'b');
+    const h = newHandles({ max: 1 });
+    let release!: () => void;
+    const held = h.use(a!, () => new Promise<void>((r) => (release = r)));
+    await settle(20);
+    expect(await readAll(h, b!, 1)).toBe('b');
+    expect(fdsOn(b!)).toBe(1);
+    release();
+    await held;
+  });
 });
 
 describe('FsContentStore reads through kept handles', () => {
