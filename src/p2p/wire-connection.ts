@@ -25,6 +25,10 @@ import { BlockExchange, MSG_CANCEL, MSG_REQUEST, newWireGuard, releaseUpload } f
 /** From TCP accept (or dial) to `ready`: TLS, the BEP 3 and the extended handshake together. */
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
 export const IDLE_TIMEOUT_MS = 120_000;
+/** Messages shorter than this that wait together are written as one (see send). */
+export const SMALL_MESSAGE_BYTES = 1024;
+/** At most this much in one merged write: one TLS record. */
+const MERGED_MESSAGES_BYTES = 16 * 1024;
 export interface WireOptions {
   /** 20 bytes. */
   readonly peerId: Buffer;
@@ -268,24 +272,49 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
    * writes would reach the socket as one writev, which TLS first copies into a single fresh buffer
    * (up to MAX_INCOMING_REQUESTS blocks: 16 MiB of page faults); one at a time, a block is
    * encrypted straight from its pooled buffer, which goes back to the pool once written.
+   *
+   * Small messages go together: the first write waits for the end of the turn (a microtask), and
+   * consecutive small chunks in the outbox then (a window's requests, a have, a proof, those queued
+   * behind a block) are copied into one write: one TLS record and one system call here, one read
+   * at the other end, where each alone cost ~26 us to send and ~54 us to receive (a wake-up) on the
+   * test machine. libtorrent corks a connection the same way while it handles a message. On the
+   * 16-host bed (64 MiB) 8,151 of 19,935 writes were small messages queued behind another write
+   * and 4,735 more came in the turn of the one before.
    */
   private send(chunk: Uint8Array): void {
     if (this.closed) return releaseUpload(chunk);
     this.outbox.push(chunk);
-    if (!this.writing) this.flush();
+    if (this.writing) return;
+    this.writing = true;
+    queueMicrotask(this.flushNext);
   }
 
-  private flush(): void {
-    const chunk = this.outbox.shift();
+  private readonly flushNext = (): void => {
+    let chunk = this.outbox.shift();
     if (chunk === undefined || this.closed) {
       this.writing = false;
       return;
     }
-    this.writing = true;
-    this.socket.write(chunk, () => {
-      releaseUpload(chunk);
-      this.flush();
+    if (chunk.length < SMALL_MESSAGE_BYTES && this.outbox.length > 0 && this.outbox[0]!.length < SMALL_MESSAGE_BYTES) chunk = this.mergeSmall(chunk);
+    const written = chunk;
+    this.socket.write(written, () => {
+      releaseUpload(written);
+      this.flushNext();
     });
+  };
+
+  /** `first` and the small chunks after it in the outbox, copied into one (each given back). */
+  private mergeSmall(first: Uint8Array): Buffer {
+    const parts = [first];
+    let bytes = first.length;
+    while (this.outbox.length > 0 && this.outbox[0]!.length < SMALL_MESSAGE_BYTES && bytes + this.outbox[0]!.length <= MERGED_MESSAGES_BYTES) {
+      const next = this.outbox.shift()!;
+      parts.push(next);
+      bytes += next.length;
+    }
+    const merged = Buffer.concat(parts, bytes);
+    for (const p of parts) releaseUpload(p);
+    return merged;
   }
 
   /** A request, piece or cancel message (a whole frame, length prefix included). */

@@ -120,6 +120,23 @@ describe('WireConnection on plain TCP (no secret: loopback only)', () => {
     expect(closed.some((r) => /protocol violation: request of/.test(r))).toBe(true);
   });
 
+  it('small messages of one turn leave in one write, and a block alone in its own; all arrive, in order', async () => {
+    const { port } = await listen('');
+    const socket = dialWire(`127.0.0.1:${port}`, '');
+    socket.on('error', () => {});
+    const writes: number[] = [];
+    const write = socket.write.bind(socket) as (chunk: Uint8Array, cb?: () => void) => boolean;
+    (socket as { write: unknown }).write = (chunk: Uint8Array, cb?: () => void) => (writes.push(chunk.length), write(chunk, cb));
+    const c = WireConnection.outgoing(socket, { peerId: randomBytes(20) }, digest);
+    await unchoked(c);
+    writes.length = 0;
+    // Three requests asked in one turn (as a transfer fills a window): 17 bytes each, one write.
+    const blocks = await Promise.all([c.request(0, 0, 100), c.request(1, 0, 200), c.request(0, 100, 300)]);
+    expect(writes).toEqual([3 * 17]);
+    expect(blocks.map((b) => [b.length, b[0]])).toEqual([[100, 1], [200, 2], [300, 1]]);
+    c.destroy();
+  });
+
   it('random bytes, a wrong handshake and oversized lengths close the socket and ban its address; others are still served', async () => {
     const { port, closed, bans } = await listen('');
     const junk = await rawSocket(port, '127.0.0.2');
