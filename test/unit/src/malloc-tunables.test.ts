@@ -34,7 +34,11 @@ describe('a node process started with it', () => {
     expect(thp, 'transparent huge pages mode').toMatch(/\[(madvise|always)\]/);
     const env = { ...process.env };
     delete env.GLIBC_TUNABLES;
-    const tuned = await hugeKiB(withMallocTunables(env));
+    // The kernel grants a huge page only where it finds (or compacts) 2 MiB of free memory at once:
+    // under the whole suite it once gave one page in 32 MiB. Three tries; without the tunable none
+    // gets near (madvise mode gives huge pages only on request).
+    let tuned = 0;
+    for (let attempt = 0; attempt < 3 && tuned < 8 * 1024; attempt++) tuned = Math.max(tuned, await hugeKiB(withMallocTunables(env)));
     expect(tuned).toBeGreaterThanOrEqual(8 * 1024);
     if (thp.includes('[madvise]')) expect(await hugeKiB(env)).toBeLessThan(tuned / 4);
   });
