@@ -1,7 +1,8 @@
 // The block messages (request, piece, cancel), which WireConnection frames and parses itself, on a
 // socket the test feeds and reads: every answered request leaves whole in one write (a block alone
-// in its write, small messages together), a cancelled or choked request is never answered, a dialler's request resolves
-// only with the block it asked for, and a remote side that breaks the rules is closed and banned.
+// in its write, small messages together), a cancelled or choked request is never answered, a
+// dialler's request resolves only with the block it asked for, and a remote side that breaks the
+// rules is closed and banned.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import fc from 'fast-check';

@@ -120,7 +120,7 @@ describe('WireConnection on plain TCP (no secret: loopback only)', () => {
     expect(closed.some((r) => /protocol violation: request of/.test(r))).toBe(true);
   });
 
-  it('small messages of one turn leave in one write, and a block alone in its own; all arrive, in order', async () => {
+  it('small messages of one turn leave in one write, and each is answered (a block alone in its write: wire-blocks.test.ts)', async () => {
     const { port } = await listen('');
     const socket = dialWire(`127.0.0.1:${port}`, '');
     socket.on('error', () => {});
