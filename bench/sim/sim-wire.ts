@@ -4,7 +4,10 @@
 // driven by the simulated peer's upload slots (simulated-peer.ts). Every message takes the one-way
 // latency; blocks go one after another as flows on the network model (one TCP stream: the next
 // block follows the last without waiting the latency again). A cancel rejects the child's request
-// at once (as the wire does) and stops the block at the parent if it has not started to send. The
+// at once (as the wire does) but does not stop the block: the real uploader writes a block into
+// its socket as soon as it has read it, so the kernel holds what the child's window asked before
+// a cancel can reach the parent (the bed's parents held 0.3-1.1 MB per child in their send
+// queues). The block still crosses the link and the child drops it ('discarded'). The
 // parent sends a piece's proof (src/p2p/piece-proof.ts) ahead of the first block of it the child
 // gets, if it has one, as the uploader does: its 100 bytes travel with that block.
 import { EventEmitter } from 'node:events';
@@ -57,8 +60,6 @@ interface BlockRequest {
   resolve: (b: Buffer) => void;
   reject: (e: Error) => void;
   settled: boolean;
-  /** When the cancel reaches the parent (Infinity while not cancelled). */
-  cancelAt: number;
   /** The piece's proof, sent ahead of this block. */
   proof?: PieceProof;
 }
@@ -149,7 +150,7 @@ export class SimLink extends EventEmitter implements ParentConnection {
     return new Promise((resolve, reject) => {
       if (this.isClosed) return reject(new PollenError('ERR_PEER_PROTOCOL', 'wire connection closed'));
       this.observer?.requested(index, offset);
-      const req: BlockRequest = { index, offset, length, resolve, reject, settled: false, cancelAt: Infinity };
+      const req: BlockRequest = { index, offset, length, resolve, reject, settled: false };
       this.pending.add(req);
       this.toParent(() => {
         if (this.parentChoking) return;
@@ -162,7 +163,6 @@ export class SimLink extends EventEmitter implements ParentConnection {
   cancel(index: number, offset: number): void {
     for (const req of this.pending) {
       if (req.index !== index || req.offset !== offset) continue;
-      req.cancelAt = this.world.queue.now + this.world.latency(this.childHost, this.parent.host);
       this.settle(req, new PollenError('ERR_PEER_PROTOCOL', 'request was cancelled'));
       return;
     }
@@ -185,17 +185,17 @@ export class SimLink extends EventEmitter implements ParentConnection {
   /** The parent sends the next block asked for (one at a time: a stream). */
   private sendNext(continued: boolean): void {
     if (this.sending || this.isClosed) return;
-    let req = this.outbox.shift();
-    while (req && req.cancelAt <= this.world.queue.now) req = this.outbox.shift();
-    if (!req) return;
-    const r = req;
+    const r = this.outbox.shift();
+    if (!r) return;
     if (!this.proved.has(r.index)) {
       this.proved.add(r.index);
       r.proof = this.parent.proof(this.digest, r.index);
     }
     const flow = this.world.network.transfer(this.parent.host, this.childHost, r.length + (r.proof ? PROOF_BYTES : 0), () => {
       this.sending = undefined;
-      this.settle(r, undefined);
+      // Cancelled, or the child was choked meanwhile: it came for no request (the wire drops it).
+      if (r.settled) this.emit('discarded', r.index, r.length);
+      else this.settle(r, undefined);
       this.sendNext(true);
     }, continued);
     this.sending = { req: r, flow };

@@ -135,6 +135,7 @@ export class P2pTransfer {
           onPieces: () => this.requests.pumpSoon(),
           onUnchoke: () => this.requests.pump(),
           onProof: (parent, proof) => this.proving.fromParent(parent, proof),
+          onDiscarded: (index, bytes) => this.requests.discarded(index, bytes),
           onDial: () => this.ledger.stats.dials++,
           wanted: () => this.state.phase === 'p2p',
         },

@@ -138,6 +138,15 @@ export class ParentRequests {
     }
   }
 
+  /**
+   * A parent sent a block after we cancelled it (a copy of the piece came first): it crossed the
+   * link, so it counts as received, and as wasted under the reason the piece was asked twice.
+   */
+  discarded(index: number, bytes: number): void {
+    this.port.ledger.received(bytes);
+    this.port.wasted(this.port.ledger.copyCause(index), bytes);
+  }
+
   /** Takes an assignment back: its blocks so far are wasted, blocks still to come count as wasted too. */
   private dropAssignment(parent: ParentLink, a: Assignment, cause: DuplicateCause): void {
     a.dropped = cause;

@@ -109,6 +109,12 @@ export interface BlockPort {
   /** The remote side asks a block; `respond` once with it (or an error: nothing is sent). */
   request(index: number, offset: number, length: number, respond: (err: Error | null, data?: Uint8Array) => void): void;
   closed(): boolean;
+  /**
+   * A block came that no request of ours waits for: cancelled after the remote side had sent it
+   * (a parent writes a block into its socket as soon as it has read it, so a cancel rarely
+   * overtakes it), or asked while it choked us. Dropped, but its bytes crossed the link.
+   */
+  discarded?(index: number, bytes: number): void;
 }
 
 /**
@@ -168,6 +174,7 @@ export class BlockExchange {
       const block = frame.subarray(PIECE_HEAD_BYTES);
       // Not asked (cancelled, or choked meanwhile) or not the length asked: dropped, as BEP 3 has it.
       if (!asked || asked.length !== block.length) {
+        this.port.discarded?.(frame.readUInt32BE(5), block.length);
         releaseBlock(frame);
         return undefined;
       }

@@ -396,6 +396,24 @@ describe('P2pTransfer on a manual clock', () => {
     expect(h.transfer.stats.receivedBytes).toBe(PIECE_BYTES + BLOCK_BYTES);
   });
 
+  it('a cancelled block that the parent had sent already still counts: received, and an endgame duplicate', async () => {
+    const h = start({ pieces: 2, parents: ['a', 'b'] });
+    await offerParents(h, { a: [0, 1], b: [0] });
+    const [a, b] = [h.parents.get('a')!, h.parents.get('b')!];
+    b.deliver(1);
+    await h.settle();
+    a.deliver(2);
+    await h.settle();
+    expect(b.cancelled).toContainEqual([0, BLOCK_BYTES]);
+    const { receivedBytes, duplicateBytes } = structuredClone(h.transfer.stats);
+    b.emit('discarded', 0, BLOCK_BYTES);
+    expect(h.transfer.stats.duplicateBytes.endgame).toBe(duplicateBytes.endgame + BLOCK_BYTES);
+    expect(h.transfer.stats.receivedBytes).toBe(receivedBytes + BLOCK_BYTES);
+    a.deliver();
+    await h.settle();
+    await h.transfer.done;
+  });
+
   it('declines a seed grant of a piece in flight to a live parent, and takes it once that parent stalled', async () => {
     const h = start({ pieces: 2, parents: ['a'], timings: { pieceStallMs: 2_000 } });
     await offerParents(h, { a: [0] });

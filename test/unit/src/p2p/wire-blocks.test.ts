@@ -210,6 +210,21 @@ describe('block messages, dialling side', () => {
     conn.destroy();
     expect(await c).toMatch(/closed/);
   });
+
+  it('a block that comes after its cancel (the parent had sent it) is reported as discarded, with its bytes, as is one never asked', async () => {
+    const { conn } = await readyDialler();
+    const discarded: Array<[number, number]> = [];
+    conn.on('discarded', (index, bytes) => discarded.push([index, bytes]));
+    const a = conn.request(4, 0, 100).catch((e: Error) => e.message);
+    await settle();
+    conn.cancel(4, 0, 100);
+    expect(await a).toMatch(/cancelled/);
+    conn.receive(Buffer.concat([frame(7, 4, 0, Buffer.alloc(100, 1)), frame(7, 9, BLOCK_BYTES, Buffer.alloc(7, 2))]));
+    await settle();
+    expect(discarded).toEqual([[4, 100], [9, 7]]);
+    expect(conn.isClosed).toBe(false);
+    conn.destroy();
+  });
 });
 
 describe("a parent's haves", () => {
