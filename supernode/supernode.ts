@@ -129,7 +129,8 @@ export class Supernode {
     // so that the proofs peers hold stay good across a restart.
     const signer = await PieceSigner.loadOrCreate(join(this.config.data, PIECE_KEY_FILE));
     const peerBudget = new PeerRequestBudget({ clock: this.clock }, { perSecond: this.config.peerRequestRate ?? DEFAULT_PEER_REQUEST_RATE });
-    const app = createClusterApp(this.logger, { tracker, scheduler, seed, pacer, jobs, observe, peerBudget, signer }, { secret });
+    const onChannelSyncs = (items: number, seconds: number): void => metrics.countSyncs(items, seconds);
+    const app = createClusterApp(this.logger, { tracker, scheduler, seed, pacer, jobs, observe, onChannelSyncs, peerBudget, signer }, { secret });
     this.app = app;
     const stats = (): unknown => ({ peers: tracker.size, seed: seed.counters, scheduler: scheduler.sizes });
     const status = (a: FastifyInstance): void => registerStatusRoutes(a, { readiness, metrics: metrics.metrics, model, events });

@@ -7,7 +7,8 @@
 // registry whole. The seed's pieces get what the answers leave of the uplink (apiUplinkShare), and
 // its streams from the registry what the requests leave of the downlink (apiDownlinkShare).
 import type { EventQueue } from './event-queue.ts';
-import { ANSWER_OVERHEAD_BYTES } from '../../supernode/p2p/sync-pacer.ts';
+import { FRAME_HEAD_BYTES } from '../../src/p2p/sync-channel-frames.ts';
+import { ANSWER_OVERHEAD_BYTES, CHANNEL_ANSWER_OVERHEAD_BYTES, TCP_IP_BYTES, TLS_RECORD_BYTES } from '../../supernode/p2p/sync-pacer.ts';
 
 /**
  * What an API call carries besides its JSON: the request line and headers (the peer's bearer
@@ -16,6 +17,24 @@ import { ANSWER_OVERHEAD_BYTES } from '../../supernode/p2p/sync-pacer.ts';
  */
 export const API_REQUEST_OVERHEAD_BYTES = 320;
 export const API_RESPONSE_OVERHEAD_BYTES = ANSWER_OVERHEAD_BYTES;
+
+/** What a call carries besides its JSON, each way. */
+export interface ApiOverhead {
+  readonly request: number;
+  readonly answer: number;
+}
+
+/** An HTTP request and its answer (task creations, registrations). */
+export const HTTP_OVERHEAD: ApiOverhead = { request: API_REQUEST_OVERHEAD_BYTES, answer: API_RESPONSE_OVERHEAD_BYTES };
+/**
+ * A batch of syncs on the peer's sync channel (src/p2p/sync-channel-frames.ts): a frame's head,
+ * its JSON wrapper (`{"i":123456,"b":...}`, `{"i":123456,"s":200,"b":...}`), a TLS record, the
+ * packet's headers.
+ */
+export const CHANNEL_OVERHEAD: ApiOverhead = {
+  request: FRAME_HEAD_BYTES + '{"i":123456,"b":}'.length + TLS_RECORD_BYTES + TCP_IP_BYTES,
+  answer: CHANNEL_ANSWER_OVERHEAD_BYTES + '{"i":123456,"s":200,"b":}'.length,
+};
 /** An OCI error body answered instead of a schedule. */
 export const API_ERROR_BYTES = 160;
 /**
@@ -84,9 +103,9 @@ export interface ApiBytes {
 }
 
 /** The request's crossing and turn on the supernode's downlink, then `answer`, then the answer's turn on its uplink and crossing; settles when the answer has arrived. */
-export function apiCall<T>(ends: ApiEnds, requestJsonBytes: number, answer: () => T, answerJsonBytes: (a: T) => number): Promise<T> {
+export function apiCall<T>(ends: ApiEnds, overhead: ApiOverhead, requestJsonBytes: number, answer: () => T, answerJsonBytes: (a: T) => number): Promise<T> {
   const { queue, latencyMs, lines, sharing, bytes } = ends;
-  const requestBytes = API_REQUEST_OVERHEAD_BYTES / sharing + requestJsonBytes;
+  const requestBytes = overhead.request / sharing + requestJsonBytes;
   return new Promise((resolve, reject) => {
     const reply = (n: number, then: () => void): void => {
       lines.upBytesSinceShare += n;
@@ -105,10 +124,10 @@ export function apiCall<T>(ends: ApiEnds, requestJsonBytes: number, answer: () =
         try {
           a = answer();
         } catch (err) {
-          reply(API_RESPONSE_OVERHEAD_BYTES / sharing + API_ERROR_BYTES, () => reject(err));
+          reply(overhead.answer / sharing + API_ERROR_BYTES, () => reject(err));
           return;
         }
-        const n = API_RESPONSE_OVERHEAD_BYTES / sharing + answerJsonBytes(a);
+        const n = overhead.answer / sharing + answerJsonBytes(a);
         ends.answered?.(n);
         reply(n, () => resolve(a));
       });

@@ -42,6 +42,11 @@ export interface SimBenchOptions {
    * real route (0: not counted).
    */
   routeUsPerSync?: number;
+  /**
+   * The same for a batch of syncs on a sync channel (what peers send now: one frame on a kept
+   * connection, no HTTP); routeUsPerSync then counts the heartbeats, registrations and creations.
+   */
+  channelUsPerSync?: number;
   outDir: string;
   log: (line: string) => void;
 }
@@ -205,8 +210,9 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
     const { callsBySimS, scansBySimS, heartbeatsBySimS, setupRequestsBySimS } = r.supernode;
     const usBySimS = Array.from(callsBySimS, (calls = 0, s) => (calls - (scansBySimS[s] ?? 0)) * cpu.withoutScan + (scansBySimS[s] ?? 0) * cpu.scan);
     const seconds = Math.max(callsBySimS.length, heartbeatsBySimS.length, setupRequestsBySimS.length);
-    // Every request pays the route (TLS, HTTP, auth, JSON): syncs and creations that schedule, heartbeats, registrations.
-    const withRouteUs = Array.from({ length: seconds }, (_, s) => (usBySimS[s] ?? 0) + ((callsBySimS[s] ?? 0) + (heartbeatsBySimS[s] ?? 0) + (setupRequestsBySimS[s] ?? 0)) * (o.routeUsPerSync ?? 0));
+    // Every call pays its transport (TLS, framing or HTTP, the token, JSON): syncs (and creations
+    // that schedule) a channel frame's, heartbeats, registrations and creations an HTTP request's.
+    const withRouteUs = Array.from({ length: seconds }, (_, s) => (usBySimS[s] ?? 0) + (callsBySimS[s] ?? 0) * (o.channelUsPerSync ?? o.routeUsPerSync ?? 0) + ((heartbeatsBySimS[s] ?? 0) + (setupRequestsBySimS[s] ?? 0)) * (o.routeUsPerSync ?? 0));
     const busiest5s = Math.max(0, ...withRouteUs.map((_, s) => withRouteUs.slice(s, s + 5).reduce((a, b) => a + b, 0) / 5));
     const usPerSchedule = (r.supernode.syncWallMs * 1000) / Math.max(1, r.supernode.scheduleCalls);
     const simS = (Number.isFinite(r.allDoneMs) ? r.allDoneMs : Math.max(...r.doneMs.filter(Number.isFinite), 1)) / 1000;

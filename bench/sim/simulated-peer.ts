@@ -29,7 +29,7 @@ import type { TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seam
 import type { EventQueue } from './event-queue.ts';
 import type { HostId, SimNetwork } from './network.ts';
 import { QueueClock } from './queue-clock.ts';
-import { API_REPORT_JSON_BYTES, apiCall, jsonBytes, type ApiBytes, type ApiEnds, type ApiLines } from './sim-api.ts';
+import { API_REPORT_JSON_BYTES, apiCall, CHANNEL_OVERHEAD, HTTP_OVERHEAD, jsonBytes, type ApiBytes, type ApiEnds, type ApiLines } from './sim-api.ts';
 import { ParentEnd, SIM_PROOF_CHECK, SIM_SIGNATURE, SimLink, type LinkObserver, type UploadSide, type WireWorld } from './sim-wire.ts';
 import type { SimSupernode } from './sim-supernode.ts';
 import { HEARTBEAT_MS } from '../../supernode/p2p/tracker.ts';
@@ -267,7 +267,7 @@ export class SimulatedPeer implements UploadSide {
       sync: (_url, _digest, body) => {
         const ask = { ...body, ...SYNC_ANSWER_OPTIONS };
         const report = reportDue(world.queue.now, this.lastReportAt);
-        return apiCall(ends, jsonBytes(syncItem(body, blob.digest, SYNC_ANSWER_OPTIONS)) + (report ? API_REPORT_JSON_BYTES / ends.sharing : 0), (): SyncAnswerJson => {
+        return apiCall(ends, CHANNEL_OVERHEAD, jsonBytes(syncItem(body, blob.digest, SYNC_ANSWER_OPTIONS)) + (report ? API_REPORT_JSON_BYTES / ends.sharing : 0), (): SyncAnswerJson => {
           const schedule = world.supernode.sync(this.peerId, blob.digest, body, report);
           if (!schedule) throw new PollenError('ERR_NOT_FOUND', 'unknown peer or task');
           return asShaped(ask, syncAnswer(this.hashesNow(blob), ask, schedule));
@@ -283,7 +283,7 @@ export class SimulatedPeer implements UploadSide {
       createTask: (_url, body) => {
         const report = body.first !== undefined && reportDue(world.queue.now, this.lastReportAt);
         const ask = { terse: true, withoutHashes: body.withoutHashes };
-        return apiCall(ends, jsonBytes({ ...body, terse: true }) + (report ? API_REPORT_JSON_BYTES : 0), (): object => {
+        return apiCall(ends, HTTP_OVERHEAD, jsonBytes({ ...body, terse: true }) + (report ? API_REPORT_JSON_BYTES : 0), (): object => {
           const meta = { digest: blob.digest, size: blob.bytes, pieceSize: blob.pieceBytes, pieceCount: blob.pieceCount, hashes: this.hashesNow(blob) };
           if (!body.first) {
             world.supernode.registerAndJoin(this.peerId, this.wireAddr, this.options.uploadSlots, [blob.digest]);

@@ -56,6 +56,13 @@ function nonNegative(flag: string, value: string): number {
  * request, ~10 of it not the scheduler's (bench sim measures 5-16 us for the scheduler): 66 + 10.
  */
 const DEFAULT_ROUTE_US_PER_SYNC = 75;
+/**
+ * npm run bench:sync, four runs on a quiet machine: a batch of 4 task syncs cost the supernode
+ * 105-144 us as an HTTP request and 61-79 us as a channel frame (0.51-0.73 x), a heartbeat
+ * (the route's cost, nearly) 56-74 us; with ~12 us a task sync, the channel's own part is ~15-30
+ * us against the route's ~60: the higher end here.
+ */
+const DEFAULT_CHANNEL_US_PER_SYNC = 30;
 
 /** --cores with --peer-ns-per-byte <rx,tx>: the shared CPU of the simulation (bench/sim/pollen-swarm.ts). */
 function simCpu(cores: number, nsPerByte: readonly number[]): { cores: number; peerReceiveNsPerByte: number; peerSendNsPerByte: number } {
@@ -124,10 +131,11 @@ export function registerBench(program: Command): void {
     .option('--seed <n>', 'seed of the random start jitter and latencies', '1')
     .option('--cores <n>', "cores the peers' processes share (default: CPU is free; the fan-out bed has 2)")
     .option('--peer-ns-per-byte <rx,tx>', "a peer's CPU ns per byte received and sent, with --cores", '24,8')
-    .option('--route-us-per-sync <us>', "CPU us a simulated request (a sync, or a busy peer's heartbeat) costs the supernode beyond the scheduler (TLS, parsing, validation, the token, JSON), added in the '+route' columns; npm run bench:sync measures it", String(DEFAULT_ROUTE_US_PER_SYNC))
+    .option('--route-us-per-sync <us>', "CPU us a simulated HTTP request (a busy peer's heartbeat, a registration, a creation) costs the supernode beyond the scheduler (TLS, parsing, validation, the token, JSON), added in the '+route' columns; npm run bench:sync measures it", String(DEFAULT_ROUTE_US_PER_SYNC))
+    .option('--channel-us-per-sync <us>', 'the same for a batch of syncs on a sync channel (one frame, no HTTP)', String(DEFAULT_CHANNEL_US_PER_SYNC))
     .option('--against <results.json>', "hold the model against a fan-out bed run (pollen bench fanout's results.json): simulate each of its Pollen rows with its links, its cores and a CPU term fitted from its other rows, and print both all-done times (the other options but --seed, --max-sim-s and --out do not apply)")
     .option('--out <dir>', 'results directory (default: results/sim-<timestamp>)')
-    .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; layers?: string; scanLimit?: string; offerIntervalMs?: string; syncRate?: string; syncAnswerRate?: string; maxSimS: string; seed: string; cores?: string; peerNsPerByte: string; routeUsPerSync: string; against?: string; out?: string }) => {
+    .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; layers?: string; scanLimit?: string; offerIntervalMs?: string; syncRate?: string; syncAnswerRate?: string; maxSimS: string; seed: string; cores?: string; peerNsPerByte: string; routeUsPerSync: string; channelUsPerSync: string; against?: string; out?: string }) => {
       const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
       const outDir = o.out ?? join(REPO_ROOT, 'results', `sim-${stamp}`);
       const layerShares = o.layers === undefined ? undefined : await simLayerShares(o.layers);
@@ -157,6 +165,7 @@ export function registerBench(program: Command): void {
         seed: Number(o.seed),
         ...(o.cores === undefined ? {} : { cpu: simCpu(positive('cores', o.cores), numberList('peer-ns-per-byte', o.peerNsPerByte)) }),
         routeUsPerSync: nonNegative('route-us-per-sync', o.routeUsPerSync),
+        channelUsPerSync: nonNegative('channel-us-per-sync', o.channelUsPerSync),
         outDir,
         log: (line) => process.stdout.write(`${line}\n`),
       });

@@ -9,12 +9,14 @@ import type { PieceSigner } from '../../src/p2p/piece-proof.ts';
 import type { JobManager } from '../preheat/job-manager.ts';
 import { registerJobRoutes, registerPreheatWorkRoute } from '../preheat/routes-jobs.ts';
 import { registerP2pRoutes, type SeedPort } from '../p2p/routes-p2p.ts';
+import { CHANNEL_ANSWER_OVERHEAD_BYTES } from '../p2p/sync-pacer.ts';
 import type { Scheduler } from '../p2p/scheduler.ts';
 import type { SyncPacer } from '../p2p/sync-pacer.ts';
 import type { Tracker } from '../p2p/tracker.ts';
 import { installErrorHandler } from './error-handler.ts';
 import type { PeerRequestBudget } from './peer-request-budget.ts';
 import { installRouteAuth } from './route-auth.ts';
+import { installSyncChannel } from './sync-channel.ts';
 
 /** Schema checks exactly as written: no type coercion ("5" is not 5). */
 const AJV = { customOptions: { coerceTypes: false } } as const;
@@ -30,6 +32,8 @@ export interface ClusterAppDeps {
   readonly peerBudget?: PeerRequestBudget;
   /** Hooks that watch every answer (metrics), installed before the routes. */
   readonly observe?: (app: FastifyInstance) => void;
+  /** A frame of a sync channel was answered: `items` task syncs (0 when refused) in `seconds` (metrics). */
+  readonly onChannelSyncs?: (items: number, seconds: number) => void;
   /** Signs the seed pieces' hashes (none: no piece proofs). */
   readonly signer?: PieceSigner;
 }
@@ -40,9 +44,19 @@ export function createClusterApp(logger: Logger, deps: ClusterAppDeps, options: 
   installErrorHandler(app);
   leanAnswerHeads(app);
   const budget = deps.peerBudget;
-  installRouteAuth(app, { tls: secret !== undefined, peerOf: (token) => deps.tracker.authenticate(token)?.peerId, ...(budget ? { admitPeer: (id: string) => budget.admit(id) } : {}) });
+  const auth = { tls: secret !== undefined, peerOf: (token: string) => deps.tracker.authenticate(token)?.peerId, ...(budget ? { admitPeer: (id: string) => budget.admit(id) } : {}) };
+  installRouteAuth(app, auth);
   deps.observe?.(app);
-  registerP2pRoutes(app, deps);
+  const { syncBatch } = registerP2pRoutes(app, deps);
+  installSyncChannel(app, {
+    ...auth,
+    logger,
+    syncBatch,
+    answered: (status, bytes, syncs, seconds) => {
+      if (status === 200) deps.pacer?.answered(bytes + CHANNEL_ANSWER_OVERHEAD_BYTES, syncs);
+      deps.onChannelSyncs?.(status === 200 ? syncs : 0, seconds);
+    },
+  });
   registerPreheatWorkRoute(app, deps);
   return app;
 }

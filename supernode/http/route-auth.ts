@@ -40,7 +40,12 @@ export interface RouteAuthDeps {
 
 /** The credential of `Authorization: Bearer TOKEN`, or undefined. */
 export function bearerOf(request: FastifyRequest): string | undefined {
-  const m = /^Bearer\s+(\S{1,4096})$/i.exec(request.headers.authorization ?? '');
+  return bearerFrom(request.headers.authorization);
+}
+
+/** The credential of an `Authorization` header's value `Bearer TOKEN`, or undefined. */
+export function bearerFrom(authorization: string | undefined): string | undefined {
+  const m = /^Bearer\s+(\S{1,4096})$/i.exec(authorization ?? '');
   return m?.[1];
 }
 

@@ -61,7 +61,12 @@ function metaBody(task: SeedTask): MetainfoBody {
   return { ...task.meta, hashes: [...task.meta.hashes] };
 }
 
-export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): void {
+/** What the routes share with the sync channel: a batch of syncs answered as POST /api/v1/syncs answers it. */
+export interface P2pRoutes {
+  syncBatch(peerId: string | undefined, batch: SyncBatchRequest): SyncBatchResponse;
+}
+
+export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2pRoutes {
   const { tracker, scheduler, seed, pacer, signer } = deps;
 
   /** The peer the request's token named (the auth hook put its id on the request). */
@@ -149,23 +154,28 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
   // it would have been alone, its error included, so one unknown task does not fail the others.
   // A batch that carries the heartbeat's report is the peer's heartbeat too: a busy peer then sends
   // one request where it sent two (a fifth of the supernode's requests at 10,000 peers).
-  app.post<{ Body: SyncBatchRequest }>(API.syncs, { config: { auth: 'peer' }, schema: { body: SYNC_BATCH_BODY }, onSend: countAnswer((r: FastifyRequest<{ Body: SyncBatchRequest }>) => r.body?.syncs?.length ?? 0) }, async (request): Promise<SyncBatchResponse> => {
-    const peer = caller(request);
-    const reported = request.body.report !== undefined && tracker.heartbeat(peer.peerId, request.body.report);
+  // The same work answers the batches that come over a peer's sync channel (../http/sync-channel.ts).
+  const syncBatch = (peerId: string | undefined, batch: SyncBatchRequest): SyncBatchResponse => {
+    const peer = peerId === undefined ? undefined : tracker.get(peerId);
+    if (!peer) throw new PollenError('ERR_CLUSTER_UNAUTHORIZED', 'unknown peer: register again');
+    const reported = batch.report !== undefined && tracker.heartbeat(peer.peerId, batch.report);
     const syncs: SyncBatchAnswer[] = [];
-    for (const { digest, ...body } of request.body.syncs) {
+    for (const { digest, ...body } of batch.syncs) {
       try {
         const answer = asShaped(body, syncOne(peer, digest, body));
         syncs.push(body.terse === true ? { answer } : { digest, answer });
       } catch (err) {
         const { error, status } = classify(err);
         const answer = errorAnswer(error, status);
-        if (answer.status >= 500) request.log.error({ err, digest }, 'sync failed');
+        if (answer.status >= 500) app.log.error({ err, digest }, 'sync failed');
         syncs.push(body.terse === true ? { status: answer.status, error: answer.body } : { digest, status: answer.status, error: answer.body });
       }
     }
     return reported ? { syncs, reported } : { syncs };
-  });
+  };
+  app.post<{ Body: SyncBatchRequest }>(API.syncs, { config: { auth: 'peer' }, schema: { body: SYNC_BATCH_BODY }, onSend: countAnswer((r: FastifyRequest<{ Body: SyncBatchRequest }>) => r.body?.syncs?.length ?? 0) }, async (request): Promise<SyncBatchResponse> =>
+    syncBatch(request.peerId, request.body),
+  );
 
   app.get<{ Params: { digest: Digest; index: string } }>(
     '/api/v1/seed/:digest/pieces/:index',
@@ -194,4 +204,5 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): voi
       return reply;
     },
   );
+  return { syncBatch };
 }

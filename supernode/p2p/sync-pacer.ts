@@ -23,6 +23,7 @@
 import type { Clock } from '../../src/clock.ts';
 import { MAX_SYNC_PACE_MS, type HeartbeatResponse } from '../../src/p2p/supernode-api.ts';
 import type { Digest } from '../../src/digest.ts';
+import { FRAME_HEAD_BYTES } from '../../src/p2p/sync-channel-frames.ts';
 import type { Schedule, ScheduleAsk, Scheduler } from './scheduler.ts';
 import type { PeerRecord } from './tracker.ts';
 
@@ -50,6 +51,8 @@ export const TLS_RECORD_BYTES = 22;
 export const TCP_IP_BYTES = 52;
 /** What an answer carries besides its JSON: its head, a TLS record around it, its packet's headers. */
 export const ANSWER_OVERHEAD_BYTES = ANSWER_HEAD_BYTES + TLS_RECORD_BYTES + TCP_IP_BYTES;
+/** The same for an answer on a sync channel: its frame's head instead of an HTTP head (src/p2p/sync-channel-frames.ts). */
+export const CHANNEL_ANSWER_OVERHEAD_BYTES = FRAME_HEAD_BYTES + TLS_RECORD_BYTES + TCP_IP_BYTES;
 /** An answer's bytes before any is measured (a sync answer of a 64 MiB blob, 1,000 peers, simulated). */
 const FIRST_ANSWER_BYTES = 1_000;
 /** How much each answer moves the mean of answer bytes. */

@@ -62,6 +62,12 @@ export class SupernodeMetrics {
     });
   }
 
+  /** A request of syncs (HTTP, or a frame of a sync channel) answered `items` task syncs in `seconds`. */
+  countSyncs(items: number, seconds: number): void {
+    this.syncs.inc(items);
+    this.syncLatency.observe(seconds);
+  }
+
   /** Times the cluster API's syncs, and tells `onSeedPiece` of each seed piece sent (per task). */
   observeClusterApp(app: FastifyInstance, onSeedPiece: (digest: string, bytes: number) => void): void {
     app.addHook('onResponse', async (req, reply) => {
@@ -70,8 +76,7 @@ export class SupernodeMetrics {
         // A batch answered counts each task's sync it carried (a refused request, none); its latency is the request's.
         const batch = (req.body as { syncs?: unknown } | undefined)?.syncs;
         const items = reply.statusCode !== 200 ? 0 : route === API.syncs ? (Array.isArray(batch) ? batch.length : 0) : 1;
-        this.syncs.inc(items);
-        this.syncLatency.observe(reply.elapsedTime / 1000);
+        this.countSyncs(items, reply.elapsedTime / 1000);
       } else if (route === API.task && reply.statusCode === 200 && (req.body as { first?: unknown } | undefined)?.first !== undefined) {
         // A creation that carried the transfer's first sync answered it too (its latency is the registry's, not a sync's).
         this.syncs.inc();

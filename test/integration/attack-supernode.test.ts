@@ -13,7 +13,7 @@ import { JobsClient } from '../../src/preheat/jobs-client.ts';
 import type { WorkResponse } from '../../src/preheat/jobs-api.ts';
 import { pushRandomImage, type ImageFixture } from '../helpers/p2p-cluster.ts';
 import { PollenProcess } from '../helpers/pollen.ts';
-import { pskRequest, type RawAnswer } from '../helpers/psk-http.ts';
+import { pskChannel, pskRequest, type RawAnswer, type RawChannel } from '../helpers/psk-http.ts';
 import { TestRegistry } from '../helpers/registry.ts';
 import { waitFor } from '../helpers/tools.ts';
 
@@ -268,6 +268,89 @@ describe('the supernode cluster API under attack', () => {
     // Without the member's token the batch, report and all, is refused.
     expectRefusal(await call({ method: 'POST', path: '/api/v1/syncs', body: { syncs: [sync], report: { version: '7.7.7' } } }));
     expect((await peersNow()).get('report-victim')?.version ?? null).toBeNull();
+  });
+
+  it("a sync channel opens only on its one path and protocol with the peer's own token; every refusal is an OCI error body and opens nothing", async () => {
+    const token = await registered('channel-opener');
+    const upgrade = (extra: Record<string, string> = {}) => ({ connection: 'Upgrade', upgrade: 'pollen-syncs/1', ...extra });
+    const refused = async (req: { method?: string; path: string; headers: Record<string, string> }, statuses: number[]): Promise<void> => {
+      const res = await pskChannel(port, SECRET, req);
+      expect('status' in res, `${req.method ?? 'POST'} ${req.path} opened a channel`).toBe(true);
+      const answer = res as RawAnswer;
+      expect(statuses, `${answer.status} ${answer.body}`).toContain(answer.status);
+      const body = JSON.parse(answer.body) as { errors: Array<{ detail: { pollenCode: string } }> };
+      expect(body.errors[0]!.detail.pollenCode).toBe(answer.status === 404 ? 'ERR_NOT_FOUND' : 'ERR_CLUSTER_UNAUTHORIZED');
+    };
+    for (const path of spellings('/api/v1/syncs/channel')) {
+      await refused({ path, headers: upgrade() }, path === '/api/v1/syncs/channel' ? [401] : [401, 404]);
+      await refused({ path, headers: upgrade({ authorization: 'Bearer not-a-token' }) }, path === '/api/v1/syncs/channel' ? [401] : [401, 404]);
+      await refused({ path, headers: upgrade({ authorization: `Bearer ${token}x` }) }, path === '/api/v1/syncs/channel' ? [401] : [401, 404]);
+    }
+    await refused({ method: 'GET', path: '/api/v1/syncs/channel', headers: upgrade({ authorization: `Bearer ${token}` }) }, [404]);
+    await refused({ path: '/api/v1/syncs/channel', headers: upgrade({ authorization: `Bearer ${token}`, upgrade: 'websocket' }) }, [404]);
+    await refused({ path: '/api/v1/syncs', headers: upgrade({ authorization: `Bearer ${token}` }) }, [404]);
+    const ok = await pskChannel(port, SECRET, { path: '/api/v1/syncs/channel', headers: upgrade({ authorization: `Bearer ${token}` }) });
+    expect('status' in ok).toBe(false);
+    (ok as RawChannel).destroy();
+  });
+
+  it('a sync channel answers as POST /api/v1/syncs does (an outsider item by item, a malformed batch 400 with the channel kept), a poisoned one 400 as over HTTP, and a frame that is not a frame, not JSON or over 1 MiB closes it', async () => {
+    const member = await registered('channel-member');
+    const outsider = await registered('channel-outsider');
+    expect((await call({ method: 'POST', path: '/api/v1/tasks', token: member, body: { digest: layer, upstream: upstream() } })).status).toBe(200);
+    const open = async (token: string): Promise<RawChannel> => {
+      const res = await pskChannel(port, SECRET, { path: '/api/v1/syncs/channel', headers: { connection: 'Upgrade', upgrade: 'pollen-syncs/1', authorization: `Bearer ${token}` } });
+      expect('status' in res, JSON.stringify(res)).toBe(false);
+      return res as RawChannel;
+    };
+    const before = await stats();
+    const item = (digest: string) => ({ digest, have: [0, 1, 2], wantSeed: 4, badParents: [], corruptParents: ['channel-member'] });
+    const out = await open(outsider);
+    out.frame({ i: 1, b: { syncs: [item(layer)] } });
+    const refusedItem = await out.next();
+    expect(refusedItem.i).toBe(1);
+    expect(refusedItem.s).toBe(200);
+    expect((refusedItem.b as { syncs: Array<{ status: number; error: { errors: Array<{ detail: { pollenCode: string } }> } }> }).syncs.map((a) => [a.status, a.error.errors[0]!.detail.pollenCode])).toEqual([[404, 'ERR_NOT_FOUND']]);
+    expect((await stats()).scheduler).toEqual(before.scheduler);
+    out.destroy();
+    const ch = await open(member);
+    // A batch the route would refuse is refused with its status and error; the channel goes on.
+    for (const [k, b] of [{ syncs: [] }, { syncs: 'x' }, { syncs: [{ ...item(layer), digest: '../x' }] }, { syncs: Array.from({ length: 65 }, () => item(layer)) }, { syncs: [{ ...item(layer), wantParents: -1 }] }].entries()) {
+      ch.frame({ i: 10 + k, b });
+      const a = await ch.next();
+      expect([a.i, a.s]).toEqual([10 + k, 400]);
+      expect((a.b as { errors: Array<{ detail: { pollenCode: string } }> }).errors[0]!.detail.pollenCode).toBe('ERR_INVALID_REQUEST');
+    }
+    // A poisoned body is refused as fastify refuses it (400), and pollutes nothing.
+    for (const [k, text] of ['{"i":30,"b":{"syncs":[],"__proto__":{"polluted":true}}}', '{"i":31,"b":{"constructor":{"prototype":{"polluted":true}}}}', '{"i":32,"__proto__":{"polluted":true},"b":{}}'].entries()) {
+      ch.frame(text);
+      const a = await ch.next();
+      expect([a.i, a.s]).toEqual([30 + k, 400]);
+    }
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect((await stats()).scheduler).toEqual(before.scheduler);
+    ch.frame({ i: 20, b: { syncs: [{ digest: layer, have: [], wantSeed: 0, badParents: [] }] } });
+    const good = await ch.next();
+    expect([good.i, good.s]).toEqual([20, 200]);
+    expect(Array.isArray((good.b as { syncs: Array<{ answer: SyncResponse }> }).syncs[0]!.answer.hashes)).toBe(true);
+    ch.destroy();
+    // Each of these closes the channel without an answer; the supernode goes on answering.
+    const oversized = Buffer.alloc(4);
+    oversized.writeUInt32BE((1 << 20) + 1);
+    const closers: Array<(c: RawChannel) => void> = [
+      (c) => c.frame('not json'),
+      (c) => c.frame({ b: { syncs: [] } }),
+      (c) => c.frame({ i: -1, b: { syncs: [] } }),
+      (c) => c.write(oversized),
+    ];
+    for (const close of closers) {
+      const c = await open(member);
+      close(c);
+      await c.closed;
+      await expect(c.next()).rejects.toThrow(/closed/);
+    }
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect((await call({ method: 'POST', path: '/api/v1/peers/self/heartbeat', token: member, body: {} })).status).toBe(200);
   });
 
   it("a member calling faster than its allowance gets 429 without the route running; another member is still answered", async () => {

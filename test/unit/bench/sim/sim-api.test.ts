@@ -2,7 +2,7 @@
 // links, and the seed's pieces get what the answers leave of its uplink.
 import { describe, expect, it } from 'vitest';
 import { EventQueue } from '../../../../bench/sim/event-queue.ts';
-import { API_REQUEST_OVERHEAD_BYTES, API_RESPONSE_OVERHEAD_BYTES, API_SHARE_WINDOW_MS, apiCall, apiDownlinkShare, apiUplinkShare, type ApiLines } from '../../../../bench/sim/sim-api.ts';
+import { API_REQUEST_OVERHEAD_BYTES, API_RESPONSE_OVERHEAD_BYTES, API_SHARE_WINDOW_MS, apiCall, apiDownlinkShare, apiUplinkShare, HTTP_OVERHEAD, type ApiLines } from '../../../../bench/sim/sim-api.ts';
 
 const RATE = 1e6; // bytes a second each way
 const lines = (): ApiLines => ({ upBytesPerS: RATE, downBytesPerS: RATE, upFreeAt: 0, downFreeAt: 0, upBytesSinceShare: 0, downBytesSinceShare: 0 });
@@ -15,8 +15,8 @@ describe('apiCall', () => {
     const ends = { queue, latencyMs: 5, lines: l, sharing: 1, bytes };
     const arrived: Array<[string, number]> = [];
     // Two calls at once: 1,000-byte requests and 10,000-byte answers (overheads on top).
-    const a = apiCall(ends, 1000 - API_REQUEST_OVERHEAD_BYTES, () => 'a', () => 10_000 - API_RESPONSE_OVERHEAD_BYTES).then((v) => arrived.push([v, queue.now]));
-    const b = apiCall(ends, 1000 - API_REQUEST_OVERHEAD_BYTES, () => 'b', () => 10_000 - API_RESPONSE_OVERHEAD_BYTES).then((v) => arrived.push([v, queue.now]));
+    const a = apiCall(ends, HTTP_OVERHEAD, 1000 - API_REQUEST_OVERHEAD_BYTES, () => 'a', () => 10_000 - API_RESPONSE_OVERHEAD_BYTES).then((v) => arrived.push([v, queue.now]));
+    const b = apiCall(ends, HTTP_OVERHEAD, 1000 - API_REQUEST_OVERHEAD_BYTES, () => 'b', () => 10_000 - API_RESPONSE_OVERHEAD_BYTES).then((v) => arrived.push([v, queue.now]));
     await queue.runSettling({ stop: () => arrived.length === 2, untilMs: 1_000 });
     await Promise.all([a, b]);
     // a: request in at 5 + 1 ms, answer out by 6 + 10, in at 21; b: request in at 7, answer after a's: 26 + 5.
@@ -49,7 +49,7 @@ describe('apiDownlinkShare', () => {
     const l = lines();
     const rates: number[] = [];
     // The requests' bytes count in the window they reach the supernode host in.
-    const call = apiCall({ queue, latencyMs: 1, lines: l, sharing: 1, bytes: { requests: 0, answers: 0 } }, (0.25 * RATE * API_SHARE_WINDOW_MS) / 1000 - API_REQUEST_OVERHEAD_BYTES, () => 0, () => 0);
+    const call = apiCall({ queue, latencyMs: 1, lines: l, sharing: 1, bytes: { requests: 0, answers: 0 } }, HTTP_OVERHEAD, (0.25 * RATE * API_SHARE_WINDOW_MS) / 1000 - API_REQUEST_OVERHEAD_BYTES, () => 0, () => 0);
     queue.run();
     await call;
     apiDownlinkShare(l, RATE, (r) => rates.push(r));

@@ -28,14 +28,22 @@ const SCHEDULE = { hashes: [null], hashesFrom: 0, parents: [], seedGrants: [], a
  * sync route refuses the answer options it does not `know`, as the real error handler answers a
  * schema failure; it answers `answer` to a batch it takes (`digestless`: naming no digest, whatever was asked).
  */
-async function olderSupernode(refuseAll = false, know: readonly string[] = [], answer: Record<string, unknown> = SCHEDULE, digestless = false): Promise<{ url: string; tasks: Array<Record<string, unknown>>; syncs: Array<Record<string, unknown>> }> {
+async function olderSupernode(refuseAll = false, know: readonly string[] = [], answer: Record<string, unknown> = SCHEDULE, digestless = false): Promise<{ url: string; tasks: Array<Record<string, unknown>>; syncs: Array<Record<string, unknown>>; upgrades: string[] }> {
   const tasks: Array<Record<string, unknown>> = [];
   const syncs: Array<Record<string, unknown>> = [];
+  const upgrades: string[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       res.setHeader('content-type', 'application/json');
+      // Without sync channels: an upgrade is a request to a route it does not have (fastify's 404).
+      if (req.headers.upgrade !== undefined) {
+        upgrades.push(String(req.url));
+        const { status, body: error } = errorAnswer(new PollenError('ERR_NOT_FOUND', `no route for ${req.method} ${req.url}`));
+        res.statusCode = status;
+        return res.end(JSON.stringify(error));
+      }
       if (req.url === '/api/v1/peers') return res.end(JSON.stringify({ peerId: 'p1', token: 'token', heartbeatMs: 1000 }));
       const body = JSON.parse(Buffer.concat(chunks).toString()) as Record<string, unknown>;
       if (req.url === '/api/v1/syncs') {
@@ -55,7 +63,7 @@ async function olderSupernode(refuseAll = false, know: readonly string[] = [], a
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, tasks, syncs };
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, tasks, syncs, upgrades };
 }
 
 /** A client of `url`, registered there as p1. */
@@ -116,6 +124,16 @@ describe('SupernodeClient syncs', () => {
     const other = `sha256:${'b'.repeat(64)}` as Digest;
     expect(await Promise.all([client.sync(url, DIGEST, body), client.sync(url, other, body)])).toEqual([SCHEDULE, SCHEDULE]);
     expect(syncs.map((b) => (b.syncs as Array<Record<string, unknown>>).map((item) => [item.digest, item.terse]))).toEqual([[[DIGEST, true], [other, true]]]);
+  });
+
+  it('asks a supernode without sync channels (its 404 to the upgrade) over HTTP, and does not try the channel again at every sync', async () => {
+    const { url, syncs, upgrades } = await olderSupernode(false, ['trimHashes', 'packHashes', 'terse']);
+    const client = await registeredClient(url);
+    const body = { have: [], wantSeed: 0, badParents: [], knownHashes: 0 };
+    for (let i = 0; i < 3; i++) expect(await client.sync(url, DIGEST, body)).toEqual(SCHEDULE);
+    expect(upgrades).toEqual(['/api/v1/syncs/channel']);
+    expect(syncs).toHaveLength(3);
+    expect(client.syncChannelCalls).toBe(0);
   });
 
   it('leaves out the lists that are empty and the flags that are false, never a count whose absence means something else', async () => {

@@ -1,0 +1,153 @@
+// The supernode's end of a peer's sync channel (src/p2p/sync-channel-frames.ts): an HTTP request to
+// SYNC_CHANNEL_PATH with `Upgrade: pollen-syncs/1` and the peer's token becomes a connection of
+// frames, each a batch of syncs answered as POST /api/v1/syncs answers it (the route's own work,
+// routes-p2p.ts), with the route's checks: the cluster's TLS and the peer's token at the upgrade,
+// and for every frame the token again (a peer dropped since is refused, then the channel closes),
+// the peer's allowance of calls, the route's body schema under the same options as fastify's, and
+// JSON parsed as fastify parses it (prototype poisoning refused with 400). Errors are the route's
+// OCI bodies with its statuses. A frame that is not JSON or has no id, or is longer than
+// MAX_FRAME_BYTES, closes the channel; a peer that does not read its answers has its reads paused
+// (no answers pile up), and a channel idle for IDLE_MS is closed as an idle HTTP connection is.
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { Ajv } from 'ajv';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import secureJson from 'secure-json-parse';
+import { PollenError } from '../../src/errors.ts';
+import type { SyncBatchRequest, SyncBatchResponse } from '../../src/p2p/supernode-api.ts';
+import { encodeFrame, FrameReader, SYNC_CHANNEL_PATH, SYNC_CHANNEL_PROTOCOL } from '../../src/p2p/sync-channel-frames.ts';
+import { classify, errorAnswer } from './error-handler.ts';
+import { bearerFrom } from './route-auth.ts';
+import { SYNC_BATCH_BODY } from './schemas.ts';
+
+/** A channel with no frame for this long is closed (fastify's keep-alive timeout for an idle HTTP connection). */
+export const IDLE_MS = 72_000;
+
+export interface SyncChannelDeps {
+  readonly logger: Logger;
+  /** Whether the listener is TLS-PSK: then only an encrypted connection may open a channel (route-auth.ts's `cluster`). */
+  readonly tls: boolean;
+  /** The peer id a token belongs to, or undefined. */
+  readonly peerOf: (token: string) => string | undefined;
+  /** A peer's allowance of calls: false refuses this one with 429. */
+  readonly admitPeer?: (peerId: string) => boolean;
+  /** The batch route's work (routes-p2p.ts). */
+  readonly syncBatch: (peerId: string, batch: SyncBatchRequest) => SyncBatchResponse;
+  /** An answer of `status` and `bytes` of JSON was sent for a batch of `syncs` task syncs, `seconds` after its frame came. */
+  readonly answered?: (status: number, bytes: number, syncs: number, seconds: number) => void;
+}
+
+// Fastify's validator with the cluster app's options (apps.ts: no coercion): defaults filled in,
+// properties the schema does not name removed, the first error reported.
+const validateBatch = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: true, allErrors: false }).compile(SYNC_BATCH_BODY);
+
+/** Answers upgrades to a sync channel on `app`'s server; channels close when the app does. */
+export function installSyncChannel(app: FastifyInstance, deps: SyncChannelDeps): void {
+  const open = new Set<Duplex>();
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    const refused = refusal(req, socket, deps);
+    if (refused) return refuse(socket, refused);
+    const peerId = deps.peerOf(bearerFrom(req.headers.authorization)!)!;
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SYNC_CHANNEL_PROTOCOL}\r\n\r\n`);
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+    serve(socket, req.headers.authorization!, peerId, deps, head);
+  });
+  app.addHook('preClose', (done) => {
+    for (const s of open) s.destroy();
+    done();
+  });
+}
+
+/** Why an upgrade is refused (status and error), or undefined when it opens a channel. */
+function refusal(req: IncomingMessage, socket: Duplex, deps: SyncChannelDeps): { status?: number; error: PollenError } | undefined {
+  if (req.method !== 'POST' || req.url !== SYNC_CHANNEL_PATH || req.headers.upgrade?.toLowerCase() !== SYNC_CHANNEL_PROTOCOL) {
+    return { error: new PollenError('ERR_NOT_FOUND', `no upgrade for ${req.method} ${String(req.url).slice(0, 200)} to ${String(req.headers.upgrade).slice(0, 64)}`) };
+  }
+  if (deps.tls && (socket as TLSSocket).encrypted !== true) return { error: new PollenError('ERR_CLUSTER_UNAUTHORIZED', 'a sync channel needs the cluster TLS') };
+  const token = bearerFrom(req.headers.authorization);
+  if (token === undefined || deps.peerOf(token) === undefined) {
+    return { error: new PollenError('ERR_CLUSTER_UNAUTHORIZED', "a sync channel needs the peer's own token (Authorization: Bearer TOKEN from POST /api/v1/peers); register again") };
+  }
+  return undefined;
+}
+
+function refuse(socket: Duplex, why: { status?: number; error: PollenError }): void {
+  const { status, body } = errorAnswer(why.error, why.status);
+  const json = JSON.stringify(body);
+  socket.end(`HTTP/1.1 ${status} Refused\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`);
+}
+
+function serve(socket: Duplex, authorization: string, peerId: string, deps: SyncChannelDeps, head: Buffer): void {
+  const reader = new FrameReader();
+  const token = bearerFrom(authorization)!;
+  (socket as Socket).setNoDelay?.(true);
+  (socket as Socket).setTimeout?.(IDLE_MS, () => socket.destroy());
+  const send = (id: number, status: number, body: unknown, syncs: number, started: number): void => {
+    const json = `{"i":${id},"s":${status},"b":${JSON.stringify(body)}}`;
+    deps.answered?.(status, json.length, syncs, (performance.now() - started) / 1000);
+    // A peer that does not read its answers: read no more of its frames until they drain.
+    if (!socket.write(encodeFrame(json))) {
+      socket.pause();
+      socket.once('drain', () => socket.resume());
+    }
+  };
+  const frame = (text: string): void => {
+    const started = performance.now();
+    let msg: { i?: unknown; b?: unknown };
+    let poisoned: Error | undefined;
+    try {
+      // As fastify parses a body: a __proto__ or constructor.prototype key refuses it (400).
+      msg = secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }) as typeof msg;
+    } catch (err) {
+      poisoned = err as Error;
+      try {
+        msg = JSON.parse(text) as typeof msg; // only to answer the frame's id
+      } catch {
+        throw new PollenError('ERR_INVALID_REQUEST', 'sync channel frame is not JSON');
+      }
+    }
+    if (msg === null || typeof msg !== 'object' || !Number.isSafeInteger(msg.i) || (msg.i as number) < 0) throw new PollenError('ERR_INVALID_REQUEST', 'sync channel frame without an id');
+    const id = msg.i as number;
+    // The token is checked at every frame, as every HTTP call checks it: a peer dropped since (or
+    // registered again, with a new token) is refused, and its channel closes once that is sent.
+    if (deps.peerOf(token) !== peerId) {
+      const { status, body } = errorAnswer(new PollenError('ERR_CLUSTER_UNAUTHORIZED', 'unknown peer: register again'));
+      send(id, status, body, 0, started);
+      socket.end();
+      return;
+    }
+    try {
+      if (poisoned) throw new PollenError('ERR_INVALID_REQUEST', poisoned.message.slice(0, 300));
+      if (deps.admitPeer && !deps.admitPeer(peerId)) throw new PollenError('ERR_TOO_MANY_REQUESTS', `peer ${peerId} called faster than its allowance; try again in a second`);
+      if (!validateBatch(msg.b)) {
+        const e = validateBatch.errors?.[0];
+        throw new PollenError('ERR_INVALID_REQUEST', `invalid request: body${e?.instancePath ?? ''} ${e?.message ?? 'is invalid'}`.slice(0, 300));
+      }
+      const batch = msg.b as SyncBatchRequest;
+      send(id, 200, deps.syncBatch(peerId, batch), batch.syncs.length, started);
+    } catch (err) {
+      const { error, status } = classify(err);
+      const answer = errorAnswer(error, status);
+      if (answer.status >= 500) deps.logger.error({ err, peerId }, 'sync channel call failed');
+      send(id, answer.status, answer.body, 0, started);
+    }
+  };
+  const read = (chunk: Buffer): void => {
+    try {
+      for (const text of reader.push(chunk)) {
+        if (socket.destroyed || socket.writableEnded) return;
+        frame(text);
+      }
+    } catch (err) {
+      deps.logger.warn({ peerId, err: (err as Error).message }, 'sync channel closed: malformed frame');
+      socket.destroy();
+    }
+  };
+  socket.on('data', read);
+  if (head.length > 0) read(head);
+}

@@ -1,0 +1,139 @@
+// The sync channel (src/p2p/sync-channel-frames.ts) against the real cluster app on a manual clock:
+// a frame is refused exactly as POST /api/v1/syncs refuses the same body (status and error code),
+// the token is checked at every frame (a peer the tracker dropped gets 401, then the channel
+// closes), the peer's allowance counts its frames, and the peer's client (SupernodeClient) syncs on
+// it, reads its errors as it reads the route's, and fails its call when the app closes.
+import fc from 'fast-check';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../../src/clock.ts';
+import { sha256Digest, type Digest } from '../../../../src/digest.ts';
+import { listenOn } from '../../../../src/http-app.ts';
+import { layoutFor } from '../../../../src/p2p/metainfo.ts';
+import { SupernodeClient } from '../../../../peer/p2p/supernode-client.ts';
+import { createClusterApp } from '../../../../supernode/http/apps.ts';
+import { PeerRequestBudget } from '../../../../supernode/http/peer-request-budget.ts';
+import type { SeedPort } from '../../../../supernode/p2p/routes-p2p.ts';
+import { Scheduler } from '../../../../supernode/p2p/scheduler.ts';
+import type { SeedTask } from '../../../../supernode/p2p/seed.ts';
+import { PEER_TTL_MS, Tracker } from '../../../../supernode/p2p/tracker.ts';
+import { pskChannel, type RawChannel } from '../../../helpers/psk-http.ts';
+
+const DIGEST = sha256Digest('blob');
+
+function oneBlobSeed(): SeedPort {
+  const meta = layoutFor(DIGEST, 5 << 20);
+  const task: SeedTask = { meta: { ...meta, hashes: meta.hashes.map((_, i) => `${i}`.padStart(64, '0')) }, state: { name: 'complete' } } as SeedTask;
+  return { get: (d: Digest) => (d === DIGEST ? task : undefined), openTask: async () => task, isAdmitted: () => true, readPiece: async () => { throw new Error('no pieces here'); } } as unknown as SeedPort;
+}
+
+const apps: FastifyInstance[] = [];
+const clients: SupernodeClient[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) await c.close();
+  for (const a of apps.splice(0)) await a.close();
+});
+
+async function harness(perSecond?: number): Promise<{ app: FastifyInstance; clock: ManualClock; tracker: Tracker; url: string; port: number; register(peerId: string): Promise<string> }> {
+  const clock = new ManualClock(0);
+  const scheduler = new Scheduler({ clock }, {});
+  const tracker = new Tracker({ clock, onDrop: (p) => scheduler.dropPeer(p) });
+  const peerBudget = perSecond === undefined ? undefined : new PeerRequestBudget({ clock }, { perSecond });
+  const app = createClusterApp(pino({ level: 'silent' }), { tracker, scheduler, seed: oneBlobSeed(), jobs: { work: () => ({ work: [], pollMs: 1_000 }) }, ...(peerBudget ? { peerBudget } : {}) }, { secret: undefined });
+  apps.push(app);
+  const url = await listenOn(app, '127.0.0.1:0');
+  return {
+    app, clock, tracker, url, port: Number(new URL(url).port),
+    async register(peerId) {
+      const res = await app.inject({ method: 'POST', url: '/api/v1/peers', payload: { peerId, wireAddr: '127.0.0.1:4000', uploadSlots: 4 } });
+      expect(res.statusCode, res.body).toBe(200);
+      const token = (res.json() as { token: string }).token;
+      expect((await app.inject({ method: 'POST', url: '/api/v1/tasks', headers: { authorization: `Bearer ${token}` }, payload: { digest: DIGEST, upstream: { registry: 'registry.test', name: 'app' } } })).statusCode).toBe(200);
+      return token;
+    },
+  };
+}
+
+/** A channel over plain TCP (the app has no secret: loopback), spoken byte for byte. */
+async function channel(port: number, token: string): Promise<RawChannel> {
+  const res = await pskChannel(port, undefined, { path: '/api/v1/syncs/channel', headers: { connection: 'Upgrade', upgrade: 'pollen-syncs/1', authorization: `Bearer ${token}` } });
+  if ('status' in res) throw new Error(`no channel: ${res.status} ${res.body}`);
+  return res;
+}
+
+const anyJson = fc.jsonValue({ maxDepth: 3 });
+const item = fc.record(
+  {
+    digest: fc.oneof(fc.constant(DIGEST), fc.string({ maxLength: 20 })),
+    have: fc.oneof(fc.array(fc.integer({ min: -2, max: 20 }), { maxLength: 5 }), anyJson),
+    wantSeed: fc.oneof(fc.integer({ min: -1, max: 8 }), anyJson),
+    badParents: fc.oneof(fc.constant([]), anyJson),
+    terse: fc.oneof(fc.boolean(), anyJson),
+  },
+  { requiredKeys: [] },
+);
+const batch = fc.oneof(anyJson, fc.record({ syncs: fc.oneof(fc.array(item, { maxLength: 3 }), anyJson), report: fc.oneof(fc.constant({}), anyJson) }, { requiredKeys: [] }));
+
+describe('the sync channel', () => {
+  it('answers any body with the status and error code POST /api/v1/syncs gives it', async () => {
+    const h = await harness();
+    const token = await h.register('p1');
+    const ch = await channel(h.port, token);
+    let id = 0;
+    await fc.assert(
+      fc.asyncProperty(batch, async (body) => {
+        const res = await h.app.inject({ method: 'POST', url: '/api/v1/syncs', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, payload: JSON.stringify(body) });
+        ch.frame({ i: ++id, b: body });
+        const a = await ch.next();
+        expect(a.i).toBe(id);
+        expect(a.s).toBe(res.statusCode);
+        const code = (b: unknown): unknown => (b as { errors?: Array<{ detail: { pollenCode: string } }> }).errors?.[0]?.detail.pollenCode;
+        expect(code(a.b)).toEqual(code(res.json()));
+        if (res.statusCode === 200) expect((a.b as { syncs: unknown[] }).syncs.length).toBe((res.json() as { syncs: unknown[] }).syncs.length);
+      }),
+      { numRuns: 150 },
+    );
+    ch.destroy();
+  });
+
+  it('answers 401 and closes once the tracker dropped the peer; counts frames against the allowance', async () => {
+    const h = await harness(1);
+    const token = await h.register('p1');
+    const ch = await channel(h.port, token);
+    const body = { syncs: [{ digest: DIGEST, have: [], wantSeed: 0, badParents: [] }] };
+    const statuses: number[] = [];
+    for (let i = 1; i <= 300; i++) ch.frame({ i, b: body });
+    for (let i = 1; i <= 300; i++) statuses.push((await ch.next()).s);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
+    expect(statuses.every((s) => s === 200 || s === 429)).toBe(true);
+    h.clock.advance(PEER_TTL_MS + 1);
+    h.tracker.sweep();
+    ch.frame({ i: 301, b: body });
+    const refused = await ch.next();
+    expect([refused.i, refused.s]).toEqual([301, 401]);
+    await ch.closed;
+  });
+
+  it("is what the peer's client syncs on; a dropped peer reads as not registered, as over HTTP; closing the app fails the channel's calls, not the process", async () => {
+    const h = await harness();
+    const client = new SupernodeClient({}, { urls: [h.url], timeoutMs: 5_000 });
+    clients.push(client);
+    await client.register(h.url, { peerId: 'p2', wireAddr: '127.0.0.1:4001', uploadSlots: 4, holdings: [] });
+    await client.createTask(h.url, { digest: DIGEST, upstream: { registry: 'registry.test', name: 'app' } });
+    const body = { have: [0], wantSeed: 1, badParents: [], knownHashes: 0 };
+    const answer = await client.sync(h.url, DIGEST, body);
+    expect(answer.hashes.length).toBeGreaterThan(0);
+    expect(client.syncChannelCalls).toBe(1);
+    h.clock.advance(PEER_TTL_MS + 1);
+    h.tracker.sweep();
+    await expect(client.sync(h.url, DIGEST, body)).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
+    await client.register(h.url, { peerId: 'p2', wireAddr: '127.0.0.1:4001', uploadSlots: 4, holdings: [] });
+    await client.createTask(h.url, { digest: DIGEST, upstream: { registry: 'registry.test', name: 'app' } });
+    expect((await client.sync(h.url, DIGEST, body)).hashes.length).toBeGreaterThan(0);
+    // The refusal was an answer on the channel too.
+    expect(client.syncChannelCalls).toBe(3);
+    await h.app.close();
+    await expect(client.sync(h.url, DIGEST, body)).rejects.toMatchObject({ code: 'ERR_SUPERNODE_UNAVAILABLE' });
+  });
+});
