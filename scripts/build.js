@@ -1,6 +1,7 @@
 // `npm run build`: compiles the TypeScript (tsconfig.build.json) to dist/, bundles the `pollen`
 // command (dist/cli/main.js and what it loads) into dist/bundle/, and stamps dist/.built with the
-// time the build started, so an edit made during the build still counts as newer.
+// time the build started (so an edit made during the build still counts as newer) and the source
+// files it compiled (scripts/dist-state.js).
 // The bundle is what bin/pollen.js runs: node resolving and loading ~400 module files was half of a
 // daemon's start (a peer until its mirror answers: 0.51-0.57 CPU s from dist/, 0.30-0.36 bundled;
 // 0.27-0.29 as one file). Code splitting keeps each command's modules in chunks loaded only when it
@@ -14,12 +15,14 @@ import { rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { distStaleness, STAMP } from './dist-state.js';
+import { distStaleness, sourceFiles, STAMP, stampText } from './dist-state.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 if (process.argv.includes('--if-stale') && distStaleness(root) === undefined) process.exit(0);
 if (process.argv.includes('--clean')) rmSync(join(root, 'dist'), { recursive: true, force: true });
 const started = new Date();
+// The files as they are when the build starts: one added during the build makes the next check stale.
+const files = sourceFiles(root);
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 const r = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
 if (r.status !== 0) {
@@ -66,5 +69,5 @@ try {
   process.exit(1);
 }
 const stamp = join(root, STAMP);
-writeFileSync(stamp, `${started.toISOString()}\n`);
+writeFileSync(stamp, stampText(started, files));
 utimesSync(stamp, started, started);
