@@ -7,7 +7,8 @@
 // JSON parsed as fastify parses it (prototype poisoning refused with 400). Errors are the route's
 // OCI bodies with its statuses. A frame that is not JSON or has no id, or is longer than
 // MAX_FRAME_BYTES, closes the channel; a peer that does not read its answers has its reads paused
-// (no answers pile up), and a channel idle for IDLE_MS is closed as an idle HTTP connection is.
+// (no answers pile up), a channel idle for IDLE_MS is closed as an idle HTTP connection is, and a
+// peer holds at most CHANNELS_PER_PEER (a newer one closes its oldest).
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -25,6 +26,8 @@ import { SYNC_BATCH_BODY } from './schemas.ts';
 
 /** A channel with no frame for this long is closed (fastify's keep-alive timeout for an idle HTTP connection). */
 export const IDLE_MS = 72_000;
+/** Channels one peer holds at once (it opens one; a reconnect may overlap the old one's close): a newer one closes the oldest. */
+export const CHANNELS_PER_PEER = 2;
 
 export interface SyncChannelDeps {
   readonly logger: Logger;
@@ -46,34 +49,42 @@ const validateBatch = new Ajv({ coerceTypes: false, useDefaults: true, removeAdd
 
 /** Answers upgrades to a sync channel on `app`'s server; channels close when the app does. */
 export function installSyncChannel(app: FastifyInstance, deps: SyncChannelDeps): void {
-  const open = new Set<Duplex>();
+  const byPeer = new Map<string, Duplex[]>();
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
-    const refused = refusal(req, socket, deps);
-    if (refused) return refuse(socket, refused);
-    const peerId = deps.peerOf(bearerFrom(req.headers.authorization)!)!;
+    const admitted = admit(req, socket, deps);
+    if ('error' in admitted) return refuse(socket, admitted);
+    const { peerId, token } = admitted;
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SYNC_CHANNEL_PROTOCOL}\r\n\r\n`);
-    open.add(socket);
-    socket.once('close', () => open.delete(socket));
-    serve(socket, req.headers.authorization!, peerId, deps, head);
+    const held = byPeer.get(peerId) ?? [];
+    byPeer.set(peerId, held);
+    held.push(socket);
+    if (held.length > CHANNELS_PER_PEER) held.shift()!.destroy();
+    socket.once('close', () => {
+      const i = held.indexOf(socket);
+      if (i >= 0) held.splice(i, 1);
+      if (held.length === 0 && byPeer.get(peerId) === held) byPeer.delete(peerId);
+    });
+    serve(socket, token, peerId, deps, head);
   });
   app.addHook('preClose', (done) => {
-    for (const s of open) s.destroy();
+    for (const held of byPeer.values()) for (const s of [...held]) s.destroy();
     done();
   });
 }
 
-/** Why an upgrade is refused (status and error), or undefined when it opens a channel. */
-function refusal(req: IncomingMessage, socket: Duplex, deps: SyncChannelDeps): { status?: number; error: PollenError } | undefined {
+/** The peer (and its token) an upgrade opens a channel for, or why it is refused (status and error). */
+function admit(req: IncomingMessage, socket: Duplex, deps: SyncChannelDeps): { peerId: string; token: string } | { status?: number; error: PollenError } {
   if (req.method !== 'POST' || req.url !== SYNC_CHANNEL_PATH || req.headers.upgrade?.toLowerCase() !== SYNC_CHANNEL_PROTOCOL) {
     return { error: new PollenError('ERR_NOT_FOUND', `no upgrade for ${req.method} ${String(req.url).slice(0, 200)} to ${String(req.headers.upgrade).slice(0, 64)}`) };
   }
   if (deps.tls && (socket as TLSSocket).encrypted !== true) return { error: new PollenError('ERR_CLUSTER_UNAUTHORIZED', 'a sync channel needs the cluster TLS') };
   const token = bearerFrom(req.headers.authorization);
-  if (token === undefined || deps.peerOf(token) === undefined) {
+  const peerId = token === undefined ? undefined : deps.peerOf(token);
+  if (token === undefined || peerId === undefined) {
     return { error: new PollenError('ERR_CLUSTER_UNAUTHORIZED', "a sync channel needs the peer's own token (Authorization: Bearer TOKEN from POST /api/v1/peers); register again") };
   }
-  return undefined;
+  return { peerId, token };
 }
 
 function refuse(socket: Duplex, why: { status?: number; error: PollenError }): void {
@@ -82,18 +93,22 @@ function refuse(socket: Duplex, why: { status?: number; error: PollenError }): v
   socket.end(`HTTP/1.1 ${status} Refused\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`);
 }
 
-function serve(socket: Duplex, authorization: string, peerId: string, deps: SyncChannelDeps, head: Buffer): void {
+function serve(socket: Duplex, token: string, peerId: string, deps: SyncChannelDeps, head: Buffer): void {
   const reader = new FrameReader();
-  const token = bearerFrom(authorization)!;
+  let paused = false;
   (socket as Socket).setNoDelay?.(true);
   (socket as Socket).setTimeout?.(IDLE_MS, () => socket.destroy());
   const send = (id: number, status: number, body: unknown, syncs: number, started: number): void => {
     const json = `{"i":${id},"s":${status},"b":${JSON.stringify(body)}}`;
     deps.answered?.(status, json.length, syncs, (performance.now() - started) / 1000);
     // A peer that does not read its answers: read no more of its frames until they drain.
-    if (!socket.write(encodeFrame(json))) {
+    if (!socket.write(encodeFrame(json)) && !paused) {
+      paused = true;
       socket.pause();
-      socket.once('drain', () => socket.resume());
+      socket.once('drain', () => {
+        paused = false;
+        socket.resume();
+      });
     }
   };
   const frame = (text: string): void => {

@@ -13,6 +13,7 @@ import { listenOn } from '../../../../src/http-app.ts';
 import { layoutFor } from '../../../../src/p2p/metainfo.ts';
 import { SupernodeClient } from '../../../../peer/p2p/supernode-client.ts';
 import { createClusterApp } from '../../../../supernode/http/apps.ts';
+import { CHANNELS_PER_PEER } from '../../../../supernode/http/sync-channel.ts';
 import { PeerRequestBudget } from '../../../../supernode/http/peer-request-budget.ts';
 import type { SeedPort } from '../../../../supernode/p2p/routes-p2p.ts';
 import { Scheduler } from '../../../../supernode/p2p/scheduler.ts';
@@ -113,6 +114,20 @@ describe('the sync channel', () => {
     const refused = await ch.next();
     expect([refused.i, refused.s]).toEqual([301, 401]);
     await ch.closed;
+  });
+
+  it('keeps at most CHANNELS_PER_PEER channels of one peer: a newer one closes the oldest, the others go on', async () => {
+    const h = await harness();
+    const token = await h.register('p1');
+    const opened: RawChannel[] = [];
+    for (let k = 0; k <= CHANNELS_PER_PEER; k++) opened.push(await channel(h.port, token));
+    await opened[0]!.closed;
+    const body = { syncs: [{ digest: DIGEST, have: [], wantSeed: 0, badParents: [] }] };
+    for (const [k, ch] of opened.slice(1).entries()) {
+      ch.frame({ i: k, b: body });
+      expect((await ch.next()).s).toBe(200);
+      ch.destroy();
+    }
   });
 
   it("is what the peer's client syncs on; a dropped peer reads as not registered, as over HTTP; closing the app fails the channel's calls, not the process", async () => {
