@@ -104,8 +104,10 @@ export class Supernode {
     this.jobs = jobs;
 
     const pacer = new SyncPacer({ clock: this.clock }, { rate: this.config.syncRate ?? DEFAULT_SYNC_RATE, answerBytesPerS: this.config.syncAnswerRate ?? DEFAULT_SYNC_ANSWER_BYTES_PER_S });
+    let syncChannels = 0;
     const metrics = new SupernodeMetrics({
       peers: () => tracker.size,
+      syncChannels: () => syncChannels,
       syncPace: () => ({ ms: pacer.currentMs, peers: pacer.activePeers, answerBytes: pacer.meanAnswerBytes }),
       tasks: () => scheduler.sizes.tasks,
       seed: () => seed.counters,
@@ -130,7 +132,8 @@ export class Supernode {
     const signer = await PieceSigner.loadOrCreate(join(this.config.data, PIECE_KEY_FILE));
     const peerBudget = new PeerRequestBudget({ clock: this.clock }, { perSecond: this.config.peerRequestRate ?? DEFAULT_PEER_REQUEST_RATE });
     const onChannelSyncs = (items: number, seconds: number): void => metrics.countSyncs(items, seconds);
-    const app = createClusterApp(this.logger, { tracker, scheduler, seed, pacer, jobs, observe, onChannelSyncs, peerBudget, signer }, { secret });
+    const onChannels = (delta: 1 | -1): void => void (syncChannels += delta);
+    const app = createClusterApp(this.logger, { tracker, scheduler, seed, pacer, jobs, observe, onChannelSyncs, onChannels, peerBudget, signer }, { secret });
     this.app = app;
     const stats = (): unknown => ({ peers: tracker.size, seed: seed.counters, scheduler: scheduler.sizes });
     const status = (a: FastifyInstance): void => registerStatusRoutes(a, { readiness, metrics: metrics.metrics, model, events });

@@ -34,6 +34,8 @@ export interface ClusterAppDeps {
   readonly observe?: (app: FastifyInstance) => void;
   /** A frame of a sync channel was answered: `items` task syncs (0 when refused) in `seconds` (metrics). */
   readonly onChannelSyncs?: (items: number, seconds: number) => void;
+  /** A sync channel opened (+1) or closed (-1) (metrics). */
+  readonly onChannels?: (delta: 1 | -1) => void;
   /** Signs the seed pieces' hashes (none: no piece proofs). */
   readonly signer?: PieceSigner;
 }
@@ -52,6 +54,7 @@ export function createClusterApp(logger: Logger, deps: ClusterAppDeps, options: 
     ...auth,
     logger,
     syncBatch,
+    ...(deps.onChannels ? { channels: deps.onChannels } : {}),
     answered: (status, bytes, syncs, seconds) => {
       if (status === 200) deps.pacer?.answered(bytes + CHANNEL_ANSWER_OVERHEAD_BYTES, syncs);
       deps.onChannelSyncs?.(status === 200 ? syncs : 0, seconds);

@@ -39,6 +39,8 @@ export interface SyncChannelDeps {
   readonly admitPeer?: (peerId: string) => boolean;
   /** The batch route's work (routes-p2p.ts). */
   readonly syncBatch: (peerId: string, batch: SyncBatchRequest) => SyncBatchResponse;
+  /** A channel opened (+1) or closed (-1): the metrics' gauge of open channels. */
+  readonly channels?: (delta: 1 | -1) => void;
   /** An answer of `status` and `bytes` of JSON was sent for a batch of `syncs` task syncs, `seconds` after its frame came. */
   readonly answered?: (status: number, bytes: number, syncs: number, seconds: number) => void;
 }
@@ -59,8 +61,10 @@ export function installSyncChannel(app: FastifyInstance, deps: SyncChannelDeps):
     const held = byPeer.get(peerId) ?? [];
     byPeer.set(peerId, held);
     held.push(socket);
+    deps.channels?.(1);
     if (held.length > CHANNELS_PER_PEER) held.shift()!.destroy();
     socket.once('close', () => {
+      deps.channels?.(-1);
       const i = held.indexOf(socket);
       if (i >= 0) held.splice(i, 1);
       if (held.length === 0 && byPeer.get(peerId) === held) byPeer.delete(peerId);
