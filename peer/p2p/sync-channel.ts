@@ -103,6 +103,8 @@ export class SyncChannels {
   private readonly httpUntil = new Map<string, number>();
   /** Calls answered over a channel. */
   answered = 0;
+  /** Closed with its client: no channel is opened or kept from then. */
+  private closed = false;
 
   constructor(private readonly options: { secret?: string | undefined; now?: () => number }) {}
 
@@ -112,7 +114,7 @@ export class SyncChannels {
    */
   async call(url: string, token: string, body: string, timeoutMs: number): Promise<ChannelAnswer | undefined> {
     const now = this.options.now?.() ?? Date.now();
-    if ((this.httpUntil.get(url) ?? 0) > now) return undefined;
+    if (this.closed || (this.httpUntil.get(url) ?? 0) > now) return undefined;
     let channel = this.channels.get(url);
     if (channel && channel.token !== token) {
       channel.close('registered again');
@@ -129,6 +131,7 @@ export class SyncChannels {
   }
 
   close(): void {
+    this.closed = true;
     for (const c of this.channels.values()) c.close('client closed');
   }
 
@@ -138,7 +141,11 @@ export class SyncChannels {
     if (!opening) {
       opening = this.connect(url, token, timeoutMs).then(
         (res) => {
-          if (res instanceof Channel) return res;
+          if (res instanceof Channel) {
+            // The client closed while this one was being opened: it goes too (the call fails).
+            if (this.closed) res.close('client closed');
+            return res;
+          }
           if (res.status === 401) throw Object.assign(new Error('unauthorized'), { answer: res });
           this.httpUntil.set(url, (this.options.now?.() ?? Date.now()) + FALLBACK_MS);
           return undefined;
