@@ -2,11 +2,12 @@
 // of syncs SupernodeClient sends go as frames on one kept connection (TLS with the cluster key, as
 // every API call), opened with an HTTP upgrade that carries the peer's token. A call is answered
 // with the status and body the HTTP route would give, so the client reads both the same way. HTTP
-// stays the reference path: a supernode that does not answer the upgrade with 101 (one from before
-// channels answers 404) is asked over HTTP for FALLBACK_MS, and so is one whose channel could not
-// be opened; a 401 comes back to the caller, which registers again, as over HTTP. A call not
-// answered in time fails and closes the channel (the next call opens another); an idle channel is
-// closed after API_IDLE_MS, before the supernode's 72 s.
+// stays the reference path: a supernode that does not answer the upgrade with 101 is asked over
+// HTTP for FALLBACK_MS, whatever it answered (one from before channels refuses the unknown path
+// with 401, which must not read as "register again": the HTTP call that follows tells), and so is
+// one that could not be reached that way or sent a malformed frame. A call not answered in time
+// fails and closes the channel (the next call opens another); an idle channel is closed after
+// API_IDLE_MS, before the supernode's 72 s.
 import net from 'node:net';
 import tls from 'node:tls';
 import { pskClientOptions } from '../../src/cluster-tls.ts';
@@ -34,6 +35,8 @@ interface Pending {
 
 class Channel {
   readonly pending = new Map<number, Pending>();
+  /** The supernode sent something that is not an answer frame (its channel is not to be tried again soon). */
+  malformed = false;
   private nextId = 1;
   private closed = false;
 
@@ -48,6 +51,7 @@ class Channel {
       try {
         for (const text of reader.push(chunk)) this.answer(JSON.parse(text) as AnswerFrame);
       } catch (err) {
+        this.malformed = true;
         this.close(`supernode ${url} sent a malformed sync channel frame: ${(err as Error).message}`);
       }
     });
@@ -121,9 +125,9 @@ export class SyncChannels {
       channel = undefined;
     }
     if (!channel) {
-      const opened = await this.open(url, token, timeoutMs);
-      if (!opened || 'status' in opened) return opened;
-      channel = opened;
+      channel = await this.open(url, token, timeoutMs);
+      // Opened for another call with an older token: this call goes over HTTP.
+      if (!channel || channel.token !== token) return undefined;
     }
     const answer = await channel.call(body, timeoutMs);
     this.answered++;
@@ -135,39 +139,35 @@ export class SyncChannels {
     for (const c of this.channels.values()) c.close('client closed');
   }
 
-  /** The channel, the supernode's refusal of it when it is 401 (the caller registers again), or undefined (use HTTP). */
-  private async open(url: string, token: string, timeoutMs: number): Promise<Channel | ChannelAnswer | undefined> {
+  /** The channel to `url`, or undefined when it is to be asked over HTTP for now (FALLBACK_MS). */
+  private open(url: string, token: string, timeoutMs: number): Promise<Channel | undefined> {
+    const toHttp = (): undefined => {
+      this.httpUntil.set(url, (this.options.now?.() ?? Date.now()) + FALLBACK_MS);
+      return undefined;
+    };
     let opening = this.opening.get(url);
     if (!opening) {
-      opening = this.connect(url, token, timeoutMs).then(
+      // The HTTP call that follows a failed upgrade has its own timeout: the upgrade gets half.
+      opening = this.connect(url, token, Math.max(1, Math.floor(timeoutMs / 2))).then(
         (res) => {
-          if (res instanceof Channel) {
-            // The client closed while this one was being opened: it goes too (the call fails).
-            if (this.closed) res.close('client closed');
-            return res;
-          }
-          if (res.status === 401) throw Object.assign(new Error('unauthorized'), { answer: res });
-          this.httpUntil.set(url, (this.options.now?.() ?? Date.now()) + FALLBACK_MS);
-          return undefined;
+          if (!(res instanceof Channel)) return toHttp();
+          // The client closed while this one was being opened: it goes too.
+          if (this.closed) res.close('client closed');
+          return res;
         },
-        () => {
-          this.httpUntil.set(url, (this.options.now?.() ?? Date.now()) + FALLBACK_MS);
-          return undefined;
-        },
+        toHttp,
       );
       this.opening.set(url, opening);
-      void opening.catch(() => {}).finally(() => this.opening.delete(url));
+      void opening.finally(() => this.opening.delete(url));
     }
-    try {
-      return await opening;
-    } catch (err) {
-      return (err as { answer: ChannelAnswer }).answer;
-    }
+    return opening;
   }
 
   /** Connects and sends the upgrade: the channel, or the supernode's answer when it is not 101. */
   private connect(url: string, token: string, timeoutMs: number): Promise<Channel | ChannelAnswer> {
     const u = new URL(url);
+    // The channel speaks TLS only with the cluster key, at the URL's root: anything else stays on HTTP.
+    if ((u.protocol === 'https:' && !this.options.secret) || u.pathname.replace(/\/+$/, '') !== '') return Promise.resolve({ status: 0, body: undefined });
     const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
     const port = Number(u.port || (this.options.secret || u.protocol === 'https:' ? 443 : 80));
     return new Promise((resolve, reject) => {
@@ -199,6 +199,7 @@ export class SyncChannels {
           socket.removeAllListeners('close').removeAllListeners('error').removeAllListeners('timeout');
           const channel = new Channel(token, socket, url, () => {
             if (this.channels.get(url) === channel) this.channels.delete(url);
+            if (channel.malformed) this.httpUntil.set(url, (this.options.now?.() ?? Date.now()) + FALLBACK_MS);
           });
           this.channels.set(url, channel);
           resolve(channel);

@@ -9,7 +9,7 @@
 // MAX_FRAME_BYTES, closes the channel; a peer that does not read its answers has its reads paused
 // (no answers pile up), a channel idle for IDLE_MS is closed as an idle HTTP connection is, and a
 // peer holds at most CHANNELS_PER_PEER (a newer one closes its oldest).
-import type { IncomingMessage } from 'node:http';
+import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -26,6 +26,8 @@ import { SYNC_BATCH_BODY } from './schemas.ts';
 
 /** A channel with no frame for this long is closed (fastify's keep-alive timeout for an idle HTTP connection). */
 export const IDLE_MS = 72_000;
+/** How long a refused upgrade's connection stays for its client to read the answer. */
+const REFUSED_LINGER_MS = 2_000;
 /** Channels one peer holds at once (it opens one; a reconnect may overlap the old one's close): a newer one closes the oldest. */
 export const CHANNELS_PER_PEER = 2;
 
@@ -49,12 +51,23 @@ export interface SyncChannelDeps {
 // properties the schema does not name removed, the first error reported.
 const validateBatch = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: true, allErrors: false }).compile(SYNC_BATCH_BODY);
 
-/** Answers upgrades to a sync channel on `app`'s server; channels close when the app does. */
+/**
+ * Answers upgrades to a sync channel on `app`'s server; channels close when the app does. Any other
+ * request that asks for an upgrade (`Upgrade: h2c`, say) is served by the app as a plain request,
+ * as it was before the server had an upgrade listener, on a connection that closes after it.
+ */
 export function installSyncChannel(app: FastifyInstance, deps: SyncChannelDeps): void {
   const byPeer = new Map<string, Duplex[]>();
+  let closing = false;
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
-    const admitted = admit(req, socket, deps);
+    if (!isChannelRequest(req)) {
+      // A body would come after the head on a socket no parser reads any more.
+      if (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') return refuse(socket, { status: 400, error: new PollenError('ERR_INVALID_REQUEST', 'a request with a body cannot ask for an upgrade here') });
+      if (req.headers['transfer-encoding'] !== undefined) return refuse(socket, { status: 400, error: new PollenError('ERR_INVALID_REQUEST', 'a request with a body cannot ask for an upgrade here') });
+      return servePlain(app, req, socket as Socket);
+    }
+    const admitted = closing ? { status: 503, error: new PollenError('ERR_SUPERNODE_UNAVAILABLE', 'the supernode is shutting down') } : admit(req, socket, deps);
     if ('error' in admitted) return refuse(socket, admitted);
     const { peerId, token } = admitted;
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SYNC_CHANNEL_PROTOCOL}\r\n\r\n`);
@@ -72,9 +85,27 @@ export function installSyncChannel(app: FastifyInstance, deps: SyncChannelDeps):
     serve(socket, token, peerId, deps, head);
   });
   app.addHook('preClose', (done) => {
+    closing = true;
     for (const held of byPeer.values()) for (const s of [...held]) s.destroy();
     done();
   });
+}
+
+/** An upgrade to a sync channel (any other upgrade is a plain request to the app). */
+function isChannelRequest(req: IncomingMessage): boolean {
+  return req.url === SYNC_CHANNEL_PATH || req.headers.upgrade?.toLowerCase() === SYNC_CHANNEL_PROTOCOL;
+}
+
+/** Hands a request that asked for some other upgrade to the app's routes, on a connection that closes after the answer. */
+function servePlain(app: FastifyInstance, req: IncomingMessage, socket: Socket): void {
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket);
+  res.once('finish', () => {
+    res.detachSocket(socket);
+    socket.destroySoon();
+  });
+  app.routing(req, res);
 }
 
 /** The peer (and its token) an upgrade opens a channel for, or why it is refused (status and error). */
@@ -95,23 +126,28 @@ function refuse(socket: Duplex, why: { status?: number; error: PollenError }): v
   const { status, body } = errorAnswer(why.error, why.status);
   const json = JSON.stringify(body);
   socket.end(`HTTP/1.1 ${status} Refused\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`);
+  // An upgraded socket has no HTTP timeouts any more: one whose client never closes its end would stay.
+  setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
 }
 
 function serve(socket: Duplex, token: string, peerId: string, deps: SyncChannelDeps, head: Buffer): void {
   const reader = new FrameReader();
+  /** Frames read and not answered yet: answering stops while the peer does not read (see send). */
+  const queued: string[] = [];
   let paused = false;
   (socket as Socket).setNoDelay?.(true);
   (socket as Socket).setTimeout?.(IDLE_MS, () => socket.destroy());
   const send = (id: number, status: number, body: unknown, syncs: number, started: number): void => {
     const json = `{"i":${id},"s":${status},"b":${JSON.stringify(body)}}`;
     deps.answered?.(status, json.length, syncs, (performance.now() - started) / 1000);
-    // A peer that does not read its answers: read no more of its frames until they drain.
+    // A peer that does not read its answers: answer and read no more of its frames until they drain.
     if (!socket.write(encodeFrame(json)) && !paused) {
       paused = true;
       socket.pause();
       socket.once('drain', () => {
         paused = false;
         socket.resume();
+        answerQueued();
       });
     }
   };
@@ -141,8 +177,9 @@ function serve(socket: Duplex, token: string, peerId: string, deps: SyncChannelD
       return;
     }
     try {
-      if (poisoned) throw new PollenError('ERR_INVALID_REQUEST', poisoned.message.slice(0, 300));
+      // Charged before the body is looked at, as the HTTP route's hook charges it.
       if (deps.admitPeer && !deps.admitPeer(peerId)) throw new PollenError('ERR_TOO_MANY_REQUESTS', `peer ${peerId} called faster than its allowance; try again in a second`);
+      if (poisoned) throw new PollenError('ERR_INVALID_REQUEST', poisoned.message.slice(0, 300));
       if (!validateBatch(msg.b)) {
         const e = validateBatch.errors?.[0];
         throw new PollenError('ERR_INVALID_REQUEST', `invalid request: body${e?.instancePath ?? ''} ${e?.message ?? 'is invalid'}`.slice(0, 300));
@@ -156,16 +193,24 @@ function serve(socket: Duplex, token: string, peerId: string, deps: SyncChannelD
       send(id, answer.status, answer.body, 0, started);
     }
   };
+  const fail = (err: unknown): void => {
+    deps.logger.warn({ peerId, err: (err as Error).message }, 'sync channel closed: malformed frame');
+    socket.destroy();
+  };
+  const answerQueued = (): void => {
+    try {
+      while (queued.length > 0 && !paused && !socket.destroyed && !socket.writableEnded) frame(queued.shift()!);
+    } catch (err) {
+      fail(err);
+    }
+  };
   const read = (chunk: Buffer): void => {
     try {
-      for (const text of reader.push(chunk)) {
-        if (socket.destroyed || socket.writableEnded) return;
-        frame(text);
-      }
+      queued.push(...reader.push(chunk));
     } catch (err) {
-      deps.logger.warn({ peerId, err: (err as Error).message }, 'sync channel closed: malformed frame');
-      socket.destroy();
+      return fail(err);
     }
+    answerQueued();
   };
   socket.on('data', read);
   if (head.length > 0) read(head);

@@ -37,10 +37,11 @@ async function olderSupernode(refuseAll = false, know: readonly string[] = [], a
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       res.setHeader('content-type', 'application/json');
-      // Without sync channels: an upgrade is a request to a route it does not have (fastify's 404).
+      // Without sync channels: an upgrade is a request to a route it does not have, which its
+      // deny-by-default auth hook refuses with 401 (route-auth.ts), before any 404.
       if (req.headers.upgrade !== undefined) {
         upgrades.push(String(req.url));
-        const { status, body: error } = errorAnswer(new PollenError('ERR_NOT_FOUND', `no route for ${req.method} ${req.url}`));
+        const { status, body: error } = errorAnswer(new PollenError('ERR_CLUSTER_UNAUTHORIZED', 'no route declares who may call it'));
         res.statusCode = status;
         return res.end(JSON.stringify(error));
       }
@@ -126,13 +127,14 @@ describe('SupernodeClient syncs', () => {
     expect(syncs.map((b) => (b.syncs as Array<Record<string, unknown>>).map((item) => [item.digest, item.terse]))).toEqual([[[DIGEST, true], [other, true]]]);
   });
 
-  it('asks a supernode without sync channels (its 404 to the upgrade) over HTTP, and does not try the channel again at every sync', async () => {
+  it('asks a supernode without sync channels (its 401 to the upgrade) over HTTP, keeps its registration, and does not try the channel again at every sync', async () => {
     const { url, syncs, upgrades } = await olderSupernode(false, ['trimHashes', 'packHashes', 'terse']);
     const client = await registeredClient(url);
     const body = { have: [], wantSeed: 0, badParents: [], knownHashes: 0 };
     for (let i = 0; i < 3; i++) expect(await client.sync(url, DIGEST, body)).toEqual(SCHEDULE);
     expect(upgrades).toEqual(['/api/v1/syncs/channel']);
     expect(syncs).toHaveLength(3);
+    // Every sync after the refused upgrade still went with the registration's token.
     expect(client.syncChannelCalls).toBe(0);
   });
 

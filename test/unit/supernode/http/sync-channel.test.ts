@@ -108,12 +108,48 @@ describe('the sync channel', () => {
     for (let i = 1; i <= 300; i++) statuses.push((await ch.next()).s);
     expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
     expect(statuses.every((s) => s === 200 || s === 429)).toBe(true);
+    // A poisoned frame is charged before it is refused for what it holds, as over HTTP.
+    for (let i = 1; i <= 20; i++) ch.frame(`{"i":${1000 + i},"b":{"syncs":[],"__proto__":{"x":1}}}`);
+    const poisoned: number[] = [];
+    for (let i = 1; i <= 20; i++) poisoned.push((await ch.next()).s);
+    expect(poisoned.filter((s) => s === 429).length).toBeGreaterThan(0);
+    expect(poisoned.every((s) => s === 400 || s === 429)).toBe(true);
     h.clock.advance(PEER_TTL_MS + 1);
     h.tracker.sweep();
     ch.frame({ i: 301, b: body });
     const refused = await ch.next();
     expect([refused.i, refused.s]).toEqual([301, 401]);
     await ch.closed;
+  });
+
+  it("closes a refused upgrade's connection even when its client keeps its end open; serves another upgrade as a plain request", async () => {
+    const h = await harness();
+    const token = await h.register('p1');
+    const { connect } = await import('node:net');
+    const held: Array<import('node:net').Socket> = [];
+    /** The answer's first bytes; the client never closes its end (allowHalfOpen). */
+    const raw = (head: string): Promise<string> =>
+      new Promise((resolve) => {
+        const s = connect({ host: '127.0.0.1', port: h.port, allowHalfOpen: true }, () => s.write(head));
+        held.push(s);
+        let text = '';
+        s.on('data', (c: Buffer) => (text += c.toString()));
+        s.on('error', () => {});
+        s.on('end', () => resolve(text));
+      });
+    const serverConnections = (): Promise<number> => new Promise((resolve, reject) => h.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+    const refused = await raw('POST /api/v1/syncs/channel HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: pollen-syncs/1\r\nauthorization: Bearer nope\r\ncontent-length: 0\r\n\r\n');
+    expect(refused).toMatch(/^HTTP\/1\.1 401 /);
+    // Another protocol's upgrade gets what the same request without it gets, and its connection closes after.
+    const plain = await h.app.inject({ method: 'POST', url: '/api/v1/peers/self/heartbeat', headers: { authorization: `Bearer ${token}` } });
+    const h2c = await raw(`POST /api/v1/peers/self/heartbeat HTTP/1.1\r\nhost: x\r\nconnection: Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAAQAAP__\r\nauthorization: Bearer ${token}\r\ncontent-length: 0\r\n\r\n`);
+    expect(h2c.split(' ')[1]).toBe(String(plain.statusCode));
+    expect(h2c).toContain(plain.body);
+    // The server lets go of both though neither client closed its end.
+    const deadline = Date.now() + 5_000;
+    while ((await serverConnections()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await serverConnections()).toBe(0);
+    for (const s of held) s.destroy();
   });
 
   it('keeps at most CHANNELS_PER_PEER channels of one peer: a newer one closes the oldest, the others go on', async () => {
