@@ -143,6 +143,7 @@ export class ParentRequests {
    * link, so it counts as received, and as wasted under the reason the piece was asked twice.
    */
   discarded(index: number, bytes: number): void {
+    if (!(index >= 0 && index < this.port.meta().pieceCount)) return; // no piece of this blob: nothing of ours
     this.port.ledger.received(bytes);
     this.port.wasted(this.port.ledger.copyCause(index), bytes);
   }
