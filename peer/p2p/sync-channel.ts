@@ -163,7 +163,7 @@ export class SyncChannels {
     return opening;
   }
 
-  /** Connects and sends the upgrade: the channel, or the supernode's answer when it is not 101. */
+  /** Connects and sends the upgrade: the channel, or the status of the supernode's answer when it is not 101. */
   private connect(url: string, token: string, timeoutMs: number): Promise<Channel | ChannelAnswer> {
     const u = new URL(url);
     // The channel speaks TLS only with the cluster key, at the URL's root: anything else stays on HTTP.
@@ -206,20 +206,12 @@ export class SyncChannels {
           if (rest.length > 0) socket.emit('data', rest);
           return;
         }
-        // A refusal: its JSON body, as far as its length says (a supernode's refusal closes the connection).
-        const length = Number(lines.find((l) => /^content-length:/i.test(l))?.split(':')[1] ?? NaN);
-        if (Number.isInteger(length) && rest.length < length && head.length <= MAX_HEAD_BYTES) return;
+        // Any other answer: this supernode is asked over HTTP for now (what it said is not read).
         socket.off('data', onData);
         socket.removeAllListeners('close').removeAllListeners('error').removeAllListeners('timeout');
         socket.on('error', () => {});
         socket.destroy();
-        let body: unknown;
-        try {
-          body = JSON.parse(rest.toString('utf8', 0, Number.isInteger(length) ? length : rest.length));
-        } catch {
-          body = undefined;
-        }
-        resolve({ status: Number.isInteger(status) ? status : 502, body });
+        resolve({ status: Number.isInteger(status) ? status : 0, body: undefined });
       };
       socket.on('data', onData);
     });

@@ -63,8 +63,8 @@ export function installSyncChannel(app: FastifyInstance, deps: SyncChannelDeps):
     socket.on('error', () => socket.destroy());
     if (!isChannelRequest(req)) {
       // A body would come after the head on a socket no parser reads any more.
-      if (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') return refuse(socket, { status: 400, error: new PollenError('ERR_INVALID_REQUEST', 'a request with a body cannot ask for an upgrade here') });
-      if (req.headers['transfer-encoding'] !== undefined) return refuse(socket, { status: 400, error: new PollenError('ERR_INVALID_REQUEST', 'a request with a body cannot ask for an upgrade here') });
+      const body = (req.headers['content-length'] ?? '0') !== '0' || req.headers['transfer-encoding'] !== undefined;
+      if (body) return refuse(socket, { status: 400, error: new PollenError('ERR_INVALID_REQUEST', 'a request with a body cannot ask for an upgrade here') });
       return servePlain(app, req, socket as Socket);
     }
     const admitted = closing ? { status: 503, error: new PollenError('ERR_SUPERNODE_UNAVAILABLE', 'the supernode is shutting down') } : admit(req, socket, deps);
@@ -98,6 +98,7 @@ function isChannelRequest(req: IncomingMessage): boolean {
 
 /** Hands a request that asked for some other upgrade to the app's routes, on a connection that closes after the answer. */
 function servePlain(app: FastifyInstance, req: IncomingMessage, socket: Socket): void {
+  socket.setTimeout(IDLE_MS, () => socket.destroy());
   const res = new ServerResponse(req);
   res.shouldKeepAlive = false;
   res.assignSocket(socket);
