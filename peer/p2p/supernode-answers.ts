@@ -2,6 +2,8 @@
 // (packHashes) as the list the transfer reads, a seed piece's hash and proof (head or trailer), the
 // piece key of a registration answer, and a refused connection told apart from a slow one.
 import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { PollenError } from '../../src/errors.ts';
 import { MAX_PIECES, unpackHashes } from '../../src/p2p/metainfo.ts';
 import { ProofVerifier, signatureOf } from '../../src/p2p/piece-proof.ts';
 import { PIECE_HASH_HEADER, PIECE_SIGNATURE_HEADER, type SyncResponse } from '../../src/p2p/supernode-api.ts';
@@ -61,4 +63,21 @@ export function verifierOf(pieceKey: unknown): ProofVerifier | undefined {
   } catch {
     return undefined;
   }
+}
+
+const MAX_RESPONSE_BYTES = 1 << 20;
+
+/** An answer's body as text, at most MAX_RESPONSE_BYTES (ERR_MESSAGE_TOO_LARGE past that, the body dropped). */
+export async function readCapped(body: Dispatcher.ResponseData['body']): Promise<string> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body) {
+    n += (c as Buffer).length;
+    if (n > MAX_RESPONSE_BYTES) {
+      body.destroy();
+      throw new PollenError('ERR_MESSAGE_TOO_LARGE', `supernode response exceeds ${MAX_RESPONSE_BYTES} bytes`);
+    }
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }

@@ -10,7 +10,7 @@
 // most, go on a sync channel to each supernode (sync-channel.ts: frames on one kept connection;
 // npm run bench:sync, the supernode's CPU for a batch of 4 task syncs 0.5-0.8 x an HTTP request's,
 // this client's about half), over HTTP where a supernode has none. What an answer means beyond its JSON (packed hashes, a seed piece's
-// hash and proof, the piece key, a refused connection): supernode-answers.ts.
+// hash and proof, the piece key, a refused connection, a body read to its cap): supernode-answers.ts.
 import { createHash } from 'node:crypto';
 import { Agent, request, type Dispatcher } from 'undici';
 import { systemClock, type Clock } from '../../src/clock.ts';
@@ -34,12 +34,10 @@ import {
 } from '../../src/p2p/supernode-api.ts';
 import type { ProofVerifier } from '../../src/p2p/piece-proof.ts';
 import { readSyncAnswer, readTaskAnswer, syncItem } from '../../src/p2p/sync-answer.ts';
-import { seedPieceAnswer, verifierOf, withUnpackedHashes, type SeedPieceAnswer } from './supernode-answers.ts';
+import { readCapped, seedPieceAnswer, verifierOf, withUnpackedHashes, type SeedPieceAnswer } from './supernode-answers.ts';
 import { ANSWER_OPTIONS, REPORT_EVERY_MS, reportDue } from './sync-batch.ts';
 import { SyncChannels } from './sync-channel.ts';
 import { JOBS_API, type WorkRequest, type WorkResponse } from '../../src/preheat/jobs-api.ts';
-
-const MAX_RESPONSE_BYTES = 1 << 20;
 
 const SEED_PIECE_TIMEOUT_MS = 60_000;
 
@@ -399,18 +397,4 @@ export class SupernodeClient {
 
 function notRegistered(url: string): PollenError {
   return new PollenError('ERR_NOT_FOUND', `this peer is not registered with supernode ${url}`, { supernode: url });
-}
-
-async function readCapped(body: Dispatcher.ResponseData['body']): Promise<string> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of body) {
-    n += (c as Buffer).length;
-    if (n > MAX_RESPONSE_BYTES) {
-      body.destroy();
-      throw new PollenError('ERR_MESSAGE_TOO_LARGE', `supernode response exceeds ${MAX_RESPONSE_BYTES} bytes`);
-    }
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
