@@ -90,6 +90,10 @@ export function renderTable(report: FanoutReport): string {
   ];
   const medians = report.options.runs && report.options.runs > 1 ? ['', ...renderMedians(report)] : [];
   const notes = report.scenarios.filter((r) => r.error && !r.error.startsWith('not run')).map((r) => `${r.system} N=${r.n} S=${r.sizeMiB}: ${r.error!.slice(0, 400)}`);
+  for (const r of report.scenarios) {
+    const retried = r.hosts.filter((h) => h.retriedAfter);
+    if (retried.length > 0) notes.push(`${r.system} N=${r.n} S=${r.sizeMiB}${r.run ? ` run ${r.run}` : ''}: ${retried.length} pull(s) retried (counted in the time) after: ${retried[0]!.retriedAfter!.slice(0, 300)}`);
+  }
   const notRun = report.systems.filter((s) => s.notRun).map((s) => `${s.name}: not run: ${s.notRun}`);
   return `${[...head, ...rows.map(line), ...medians, '', ...notRun, ...notes].join('\n')}\n`;
 }

@@ -29,6 +29,8 @@ export interface HostResult {
   clientIsDaemon?: boolean;
   clientMaxRssMiB: number;
   error?: string | undefined;
+  /** The client pulled again after this error (see PullOutcome.retriedAfter). */
+  retriedAfter?: string;
 }
 
 export interface ScenarioResult {
@@ -170,6 +172,7 @@ export async function runScenario(input: ScenarioInput): Promise<ScenarioResult>
         ...(o.clientIsDaemon ? { clientIsDaemon: true } : {}),
         clientMaxRssMiB: o.client.maxRssKiB / KIB_PER_MIB,
         error: o.error,
+        ...(o.retriedAfter ? { retriedAfter: o.retriedAfter.slice(0, 500) } : {}),
       };
     });
     const times = base.hosts.map((h) => h.seconds);

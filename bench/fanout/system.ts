@@ -32,6 +32,8 @@ export interface PullOutcome {
   /** The client is also one of the system's daemons (aria2c): its CPU is in the daemons' already. */
   clientIsDaemon?: boolean;
   error?: string | undefined;
+  /** The client's first attempt failed with this and it pulled again (a baseline's server error). */
+  retriedAfter?: string | undefined;
 }
 
 /** Usage of the long-running processes of a system, by role and host (e.g. "peer@peer03"). */

@@ -45,6 +45,15 @@ describe("the fan-out report's Pollen transfer columns", () => {
     expect(again[col('seed grants u/s')]).toBe('128/9');
   });
 
+  it("notes a baseline's pulls that were retried after a server error, with the error", () => {
+    const host = (retriedAfter?: string) => ({ host: 'p', ok: true, seconds: 10, rxBytes: 64 * MIB, fromRegistry: 0, fromSupernode: 64 * MIB, fromPeers: 0, txBytes: 0, clientCpuS: 1, clientMaxRssMiB: 10, ...(retriedAfter ? { retriedAfter } : {}) });
+    const cache: ScenarioResult = { system: 'proxy-cache', n: 2, sizeMiB: 64, imageBytes: 64 * MIB, lowerBoundS: 5, allDoneS: 10, medianS: 9, registryEgressBytes: 64 * MIB, supernodeEgressBytes: 128 * MIB, registryCpuS: 0, hosts: [host('skopeo exited 1: invalid status code from registry 500'), host()], daemons: {} };
+    const report: FanoutReport = { kind: 'pollen-bench-fanout', startedAt: '', finishedAt: '', machine: { cpus: 2, kernel: 'k', node: 'v20' }, options: { peers: [2], sizesMiB: [64], mbit: 100, registryMbit: 100, systems: [] }, systems: [], scenarios: [cache] };
+    expect(renderTable(report)).toContain('proxy-cache N=2 S=64: 1 pull(s) retried (counted in the time) after: skopeo exited 1: invalid status code from registry 500');
+    cache.hosts = [host(), host()];
+    expect(renderTable(report)).not.toContain('retried');
+  });
+
   it('counts a client that is also a daemon (aria2c) once in total cpu s, a separate client (skopeo) on top of the daemons, and the kernel share of the daemons', () => {
     const host = (clientIsDaemon: boolean) => ({ host: 'p', ok: true, seconds: 10, rxBytes: 64 * MIB, fromRegistry: 0, fromSupernode: 0, fromPeers: 64 * MIB, txBytes: 0, clientCpuS: 0.5, clientMaxRssMiB: 10, ...(clientIsDaemon ? { clientIsDaemon } : {}) });
     const daemons = { 'a@p1': { cpuS: 1, sysS: 0.25, lifeCpuS: 1.5, maxRssMiB: 1 }, 'b@p2': { cpuS: 2, sysS: 0.5, lifeCpuS: 2.5, maxRssMiB: 1 } };
