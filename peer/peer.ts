@@ -219,7 +219,7 @@ export class Peer {
       m.bans.inc();
       m.pieceFailures.inc({ cause: 'digest_mismatch' });
     };
-    const duplicates = metrics.counter('pollen_duplicate_bytes_total', 'bytes a P2P transfer received and threw away, by cause (endgame, starved-seed-grant, stall-reassign, parent-lost, fallback-overlap, late-arrival, corrupt, unproved)', ['cause']);
+    const duplicates = metrics.counter('pollen_duplicate_bytes_total', 'bytes a P2P transfer received and threw away, by cause (endgame, starved-seed-grant, stall-reassign, parent-lost, fallback-overlap, late-arrival, corrupt, unproved, unasked)', ['cause']);
     const fallbacks = metrics.counter('pollen_fallbacks_total', 'P2P transfers that fell back to the registry');
     const stalls = metrics.counter('pollen_piece_stalls_total', 'parents dropped because a piece got no block for the stall timeout');
     const starved = metrics.counter('pollen_starved_grants_total', 'seed grants declined because the piece was in flight to a live parent');

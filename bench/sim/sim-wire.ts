@@ -60,6 +60,8 @@ interface BlockRequest {
   resolve: (b: Buffer) => void;
   reject: (e: Error) => void;
   settled: boolean;
+  /** Settled by the child's cancel (a block that still comes is reported as cancelled). */
+  cancelled?: boolean;
   /** The piece's proof, sent ahead of this block. */
   proof?: PieceProof;
 }
@@ -163,6 +165,7 @@ export class SimLink extends EventEmitter implements ParentConnection {
   cancel(index: number, offset: number): void {
     for (const req of this.pending) {
       if (req.index !== index || req.offset !== offset) continue;
+      req.cancelled = true;
       this.settle(req, new PollenError('ERR_PEER_PROTOCOL', 'request was cancelled'));
       return;
     }
@@ -194,7 +197,7 @@ export class SimLink extends EventEmitter implements ParentConnection {
     const flow = this.world.network.transfer(this.parent.host, this.childHost, r.length + (r.proof ? PROOF_BYTES : 0), () => {
       this.sending = undefined;
       // Cancelled, or the child was choked meanwhile: it came for no request (the wire drops it).
-      if (r.settled) this.emit('discarded', r.index, r.length);
+      if (r.settled) this.emit('discarded', r.index, r.length, r.cancelled === true);
       else this.settle(r, undefined);
       this.sendNext(true);
     }, continued);

@@ -135,7 +135,7 @@ export class P2pTransfer {
           onPieces: () => this.requests.pumpSoon(),
           onUnchoke: () => this.requests.pump(),
           onProof: (parent, proof) => this.proving.fromParent(parent, proof),
-          onDiscarded: (index, bytes) => this.requests.discarded(index, bytes),
+          onDiscarded: (index, bytes, cancelled) => this.requests.discarded(index, bytes, cancelled),
           onDial: () => this.ledger.stats.dials++,
           wanted: () => this.state.phase === 'p2p',
         },

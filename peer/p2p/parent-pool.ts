@@ -55,8 +55,8 @@ export interface ParentPoolEvents {
   onUnchoke(): void;
   /** It sent a piece proof. */
   onProof?(parent: ParentLink, proof: PieceProof): void;
-  /** It sent a block of `index` no request waited for any more (ParentConnection 'discarded'). */
-  onDiscarded?(index: number, bytes: number): void;
+  /** It sent a block of `index` no request waited for (ParentConnection 'discarded'; `cancelled`: ours, after it sent it). */
+  onDiscarded?(index: number, bytes: number, cancelled: boolean): void;
   /** A connection to a parent is being opened (counted in the transfer's stats). */
   onDial?(): void;
   /** Whether connecting is still wanted (false once the transfer left P2P). */
@@ -183,7 +183,7 @@ export class ParentPool {
       announced();
     });
     conn.on('proof', (proof: PieceProof) => this.events.onProof?.(parent, proof));
-    conn.on('discarded', (index: number, bytes: number) => this.events.onDiscarded?.(index, bytes));
+    conn.on('discarded', (index: number, bytes: number, cancelled: boolean) => this.events.onDiscarded?.(index, bytes, cancelled));
     conn.ready.then(
       () => {
         this.connecting.delete(peerId);

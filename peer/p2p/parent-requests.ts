@@ -139,13 +139,14 @@ export class ParentRequests {
   }
 
   /**
-   * A parent sent a block after we cancelled it (a copy of the piece came first): it crossed the
-   * link, so it counts as received, and as wasted under the reason the piece was asked twice.
+   * A parent sent a block no request waited for: it crossed the link, so it counts as received,
+   * and as wasted: after our cancel (a copy of the piece came first) under the reason the piece was
+   * asked twice, otherwise (never asked, or asked before a choke) as unasked, no second copy.
    */
-  discarded(index: number, bytes: number): void {
+  discarded(index: number, bytes: number, cancelled: boolean): void {
     if (!(index >= 0 && index < this.port.meta().pieceCount)) return; // no piece of this blob: nothing of ours
     this.port.ledger.received(bytes);
-    this.port.wasted(this.port.ledger.copyCause(index), bytes);
+    this.port.wasted(cancelled ? this.port.ledger.copyCause(index) : 'unasked', bytes);
   }
 
   /** Takes an assignment back: its blocks so far are wasted, blocks still to come count as wasted too. */

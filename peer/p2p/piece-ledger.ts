@@ -11,14 +11,15 @@ export const SEED_SOURCE = 'seed';
 /** Why a piece was requested from a source. */
 export type RequestReason = 'first' | 'endgame' | 'starved-seed-grant';
 
-export const DUPLICATE_CAUSES = ['endgame', 'starved-seed-grant', 'stall-reassign', 'parent-lost', 'fallback-overlap', 'late-arrival', 'corrupt', 'unproved'] as const;
+export const DUPLICATE_CAUSES = ['endgame', 'starved-seed-grant', 'stall-reassign', 'parent-lost', 'fallback-overlap', 'late-arrival', 'corrupt', 'unproved', 'unasked'] as const;
 /**
  * Why received bytes were thrown away: a second copy asked in endgame or by a seed grant for a
  * piece already in flight; the partial piece of a parent dropped for stalling, or of one that went
  * away; what was in flight when the transfer fell back to the registry (or registry bytes of pieces
  * already held); a block that came after its piece was settled; a piece that failed its hash; a
  * piece asked of a parent that speaks piece proofs before its hash was known, which came without
- * a proof (transfer-proofs.ts).
+ * a proof (transfer-proofs.ts); a block a parent sent that we had not asked for, or no longer
+ * but not by a cancel (a choke came between): no second copy of anything.
  */
 export type DuplicateCause = (typeof DUPLICATE_CAUSES)[number];
 

@@ -37,8 +37,8 @@ export interface ParentConnection {
   on(event: 'bitfield' | 'choke' | 'unchoke', fn: () => void): unknown;
   on(event: 'close', fn: (reason: string) => void): unknown;
   on(event: 'proof', fn: (proof: PieceProof) => void): unknown;
-  /** A block came for a request no longer waiting (cancelled after the parent sent it): its bytes are lost. */
-  on(event: 'discarded', fn: (index: number, bytes: number) => void): unknown;
+  /** A block came for no waiting request (`cancelled`: one we cancelled after the parent sent it): its bytes are lost. */
+  on(event: 'discarded', fn: (index: number, bytes: number, cancelled: boolean) => void): unknown;
 }
 
 export interface ParentDialer {

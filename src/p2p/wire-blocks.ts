@@ -102,6 +102,12 @@ interface AskedBlock {
   readonly reject: (err: Error) => void;
 }
 
+/**
+ * Cancelled blocks remembered until they come: a connection has at most its window in flight (64
+ * blocks), so a parent that honoured a cancel leaves an entry that the bound ages out.
+ */
+const MAX_CANCELLED_KEPT = 256;
+
 /** What a BlockExchange needs of its connection. */
 export interface BlockPort {
   /** Queues a whole frame for the socket. */
@@ -110,11 +116,12 @@ export interface BlockPort {
   request(index: number, offset: number, length: number, respond: (err: Error | null, data?: Uint8Array) => void): void;
   closed(): boolean;
   /**
-   * A block came that no request of ours waits for: cancelled after the remote side had sent it
+   * A block came that no request of ours waits for: `cancelled` after the remote side had sent it
    * (a parent writes a block into its socket as soon as it has read it, so a cancel rarely
-   * overtakes it), or asked while it choked us. Dropped, but its bytes crossed the link.
+   * overtakes it), or not: never asked, or asked before a choke or of another length. Dropped, but
+   * its bytes crossed the link.
    */
-  discarded?(index: number, bytes: number): void;
+  discarded?(index: number, bytes: number, cancelled: boolean): void;
 }
 
 /**
@@ -127,6 +134,8 @@ export class BlockExchange {
   private readonly asked = new Map<string, AskedBlock>();
   /** The remote side's requests not answered yet, by block (a token per request). */
   private readonly served = new Map<string, object>();
+  /** Blocks we cancelled that may still come (the newest MAX_CANCELLED_KEPT; each forgotten once it came or is asked again). */
+  private readonly cancelled = new Set<string>();
 
   constructor(port: BlockPort) {
     this.port = port;
@@ -136,6 +145,7 @@ export class BlockExchange {
   ask(index: number, offset: number, length: number, resolve: (block: Buffer) => void, reject: (err: Error) => void): boolean {
     const key = blockKey(index, offset);
     if (this.asked.has(key)) return false;
+    this.cancelled.delete(key);
     this.asked.set(key, { length, resolve, reject });
     this.port.send(blockMessage(MSG_REQUEST, index, offset, length));
     return true;
@@ -147,6 +157,8 @@ export class BlockExchange {
     const asked = this.asked.get(key);
     if (!asked) return;
     this.asked.delete(key);
+    this.cancelled.add(key);
+    if (this.cancelled.size > MAX_CANCELLED_KEPT) this.cancelled.delete(this.cancelled.values().next().value!);
     asked.reject(new Error('request was cancelled'));
     this.port.send(blockMessage(MSG_CANCEL, index, offset, length));
   }
@@ -174,7 +186,7 @@ export class BlockExchange {
       const block = frame.subarray(PIECE_HEAD_BYTES);
       // Not asked (cancelled, or choked meanwhile) or not the length asked: dropped, as BEP 3 has it.
       if (!asked || asked.length !== block.length) {
-        this.port.discarded?.(frame.readUInt32BE(5), block.length);
+        this.port.discarded?.(frame.readUInt32BE(5), block.length, !asked && this.cancelled.delete(key));
         releaseBlock(frame);
         return undefined;
       }

@@ -54,7 +54,7 @@ export interface WireConnectionEvents {
   request: [index: number, offset: number, length: number, respond: (err: Error | null, data?: Uint8Array) => void];
   proof: [proof: PieceProof];
   /** A block came that no request of ours waits for (BlockPort.discarded). */
-  discarded: [index: number, bytes: number];
+  discarded: [index: number, bytes: number, cancelled: boolean];
   close: [reason: string];
 }
 
@@ -105,7 +105,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
       send: (chunk) => this.send(chunk),
       request: (index, offset, length, respond) => this.emit('request', index, offset, length, respond),
       closed: () => this.closed,
-      discarded: (index, bytes) => this.emit('discarded', index, bytes),
+      discarded: (index, bytes, cancelled) => this.emit('discarded', index, bytes, cancelled),
     });
     const guard = newWireGuard();
     socket.setNoDelay(true);

@@ -406,9 +406,14 @@ describe('P2pTransfer on a manual clock', () => {
     await h.settle();
     expect(b.cancelled).toContainEqual([0, BLOCK_BYTES]);
     const { receivedBytes, duplicateBytes } = structuredClone(h.transfer.stats);
-    b.emit('discarded', 0, BLOCK_BYTES);
+    b.emit('discarded', 0, BLOCK_BYTES, true);
     expect(h.transfer.stats.duplicateBytes.endgame).toBe(duplicateBytes.endgame + BLOCK_BYTES);
     expect(h.transfer.stats.receivedBytes).toBe(receivedBytes + BLOCK_BYTES);
+    // A block it was never asked for (or not by a cancel) is no second copy: counted as unasked.
+    b.emit('discarded', 1, BLOCK_BYTES, false);
+    expect(h.transfer.stats.duplicateBytes.unasked).toBe(BLOCK_BYTES);
+    expect(h.transfer.stats.duplicateBytes.endgame).toBe(duplicateBytes.endgame + BLOCK_BYTES);
+    expect(h.transfer.stats.receivedBytes).toBe(receivedBytes + 2 * BLOCK_BYTES);
     a.deliver();
     await h.settle();
     await h.transfer.done;

@@ -211,17 +211,29 @@ describe('block messages, dialling side', () => {
     expect(await c).toMatch(/closed/);
   });
 
-  it('a block that comes after its cancel (the parent had sent it) is reported as discarded, with its bytes, as is one never asked', async () => {
+  it('a block that comes after its cancel (the parent had sent it) is reported as discarded and cancelled, with its bytes; one never asked, a second copy, or one asked again and then failed, as not cancelled', async () => {
     const { conn } = await readyDialler();
-    const discarded: Array<[number, number]> = [];
-    conn.on('discarded', (index, bytes) => discarded.push([index, bytes]));
+    const discarded: Array<[number, number, boolean]> = [];
+    conn.on('discarded', (index, bytes, cancelled) => discarded.push([index, bytes, cancelled]));
     const a = conn.request(4, 0, 100).catch((e: Error) => e.message);
     await settle();
     conn.cancel(4, 0, 100);
     expect(await a).toMatch(/cancelled/);
-    conn.receive(Buffer.concat([frame(7, 4, 0, Buffer.alloc(100, 1)), frame(7, 9, BLOCK_BYTES, Buffer.alloc(7, 2))]));
+    conn.receive(Buffer.concat([frame(7, 4, 0, Buffer.alloc(100, 1)), frame(7, 9, BLOCK_BYTES, Buffer.alloc(7, 2)), frame(7, 4, 0, Buffer.alloc(100, 1))]));
     await settle();
-    expect(discarded).toEqual([[4, 100], [9, 7]]);
+    expect(discarded).toEqual([[4, 100, true], [9, 7, false], [4, 100, false]]);
+    // Cancelled, asked again, then failed by a choke: a block that comes is no longer one we cancelled.
+    const b = conn.request(5, 0, 100).catch((e: Error) => e.message);
+    await settle();
+    conn.cancel(5, 0, 100);
+    await b;
+    const c = conn.request(5, 0, 100).catch((e: Error) => e.message);
+    await settle();
+    conn.receive(frame(0));
+    expect(await c).toMatch(/chok/);
+    conn.receive(frame(7, 5, 0, Buffer.alloc(100, 1)));
+    await settle();
+    expect(discarded.at(-1)).toEqual([5, 100, false]);
     expect(conn.isClosed).toBe(false);
     conn.destroy();
   });
