@@ -223,6 +223,10 @@ export class Peer {
     const fallbacks = metrics.counter('pollen_fallbacks_total', 'P2P transfers that fell back to the registry');
     const stalls = metrics.counter('pollen_piece_stalls_total', 'parents dropped because a piece got no block for the stall timeout');
     const starved = metrics.counter('pollen_starved_grants_total', 'seed grants declined because the piece was in flight to a live parent');
+    metrics.counterFrom('pollen_sync_batches_total', 'batches of syncs sent to supernodes, by the way they went (channel: a frame on a sync channel; http: a request)', ['via'], () => [
+      [{ via: 'channel' }, agent.client.syncChannelCalls],
+      [{ via: 'http' }, agent.client.syncHttpCalls],
+    ]);
     agent.onTransferEvent = (e) => {
       if (e.kind === 'duplicate') duplicates.inc({ cause: e.cause }, e.bytes);
       else if (e.kind === 'fallback') fallbacks.inc();

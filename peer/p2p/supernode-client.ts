@@ -111,6 +111,7 @@ export class SupernodeClient {
 
   /** Each supernode's sync channel (none with an injected dispatcher, or when turned off). */
   private readonly channels: SyncChannels | undefined;
+  private syncRequests = 0;
 
   constructor(deps: { dispatcher?: Dispatcher; clock?: Clock }, options: { urls: readonly string[]; secret?: string; timeoutMs: number; syncChannel?: boolean }) {
     this.urls = options.urls.map((u) => u.replace(/\/+$/, ''));
@@ -292,7 +293,10 @@ export class SupernodeClient {
   private async postSyncs(url: string, body: unknown): Promise<SyncBatchResponse> {
     const token = this.tokenFor(url);
     const answer = await this.channels?.call(url, token, JSON.stringify(body), this.timeoutMs);
-    if (!answer) return this.post<SyncBatchResponse>(url, API.syncs, body, this.timeoutMs, token);
+    if (!answer) {
+      this.syncRequests++;
+      return this.post<SyncBatchResponse>(url, API.syncs, body, this.timeoutMs, token);
+    }
     if (answer.status !== 200) throw this.answeredError(url, answer.status, apiErrorFrom(answer.status, answer.body, 'ERR_SUPERNODE_UNAVAILABLE', { supernode: url }));
     return answer.body as SyncBatchResponse;
   }
@@ -315,9 +319,14 @@ export class SupernodeClient {
     return seedPieceAnswer(res.body, (name) => res.headers[name] ?? res.trailers?.[name]);
   }
 
-  /** Batches of syncs answered on sync channels (the rest went as HTTP requests). */
+  /** Batches of syncs answered on sync channels. */
   get syncChannelCalls(): number {
     return this.channels?.answered ?? 0;
+  }
+
+  /** Batches of syncs sent as HTTP requests (no channel, or none to be had). */
+  get syncHttpCalls(): number {
+    return this.syncRequests;
   }
 
   /** Checks piece proofs against `url`'s piece key; undefined when it gave none (not registered, or from before proofs). */

@@ -122,8 +122,9 @@ describe('metrics scraped by a real Prometheus', () => {
     await waitPositive('pollen_supernode_syncs_total', undefined);
     await waitPositive('pollen_supernode_sync_duration_seconds_sum', undefined);
     await waitPositive('pollen_supernode_peers', undefined);
-    // The peers' daemons sync on channels, not HTTP requests.
+    // The peers' daemons sync on channels, not HTTP requests (both ends say so).
     await waitPositive('pollen_supernode_sync_channels', undefined);
+    await waitPositive('sum by (via) (pollen_sync_batches_total)', 'via', ['channel']);
   }, 180_000);
 
   it('logs one access line per mirror request with the source of the bytes', () => {

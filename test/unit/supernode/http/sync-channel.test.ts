@@ -184,6 +184,7 @@ describe('the sync channel', () => {
     expect((await client.sync(h.url, DIGEST, body)).hashes.length).toBeGreaterThan(0);
     // The refusal was an answer on the channel too.
     expect(client.syncChannelCalls).toBe(3);
+    expect(client.syncHttpCalls).toBe(0);
     await h.app.close();
     await expect(client.sync(h.url, DIGEST, body)).rejects.toMatchObject({ code: 'ERR_SUPERNODE_UNAVAILABLE' });
   });
