@@ -139,7 +139,7 @@ async function main(): Promise<void> {
     const hb2 = await heartbeatRound();
     const heartbeats: Phase = { requests: hb1.requests + hb2.requests, taskSyncs: 0, wallS: hb1.wallS + hb2.wallS, cpuS: hb1.cpuS + hb2.cpuS, sysS: hb1.sysS + hb2.sysS, clientCpuS: hb1.clientCpuS + hb2.clientCpuS };
     if (parents === 0) throw new Error('no sync was answered with a parent: the scheduler did not run');
-    const onChannels = clients.map((c) => c.syncChannelCalls);
+    const onChannels = clients.map((c) => c.syncBatches.channel);
     if (onChannels.slice(0, peers).some((n) => n === 0) || onChannels.slice(peers).some((n) => n > 0)) throw new Error(`syncs did not go as asked (answered on channels, per peer: ${onChannels.join(' ')})`);
 
     const us = (p: Phase, n: number) => (n > 0 ? (p.cpuS / n) * 1e6 : 0);

@@ -224,8 +224,8 @@ export class Peer {
     const stalls = metrics.counter('pollen_piece_stalls_total', 'parents dropped because a piece got no block for the stall timeout');
     const starved = metrics.counter('pollen_starved_grants_total', 'seed grants declined because the piece was in flight to a live parent');
     metrics.counterFrom('pollen_sync_batches_total', 'batches of syncs sent to supernodes, by the way they went (channel: a frame on a sync channel; http: a request)', ['via'], () => [
-      [{ via: 'channel' }, agent.client.syncChannelCalls],
-      [{ via: 'http' }, agent.client.syncHttpCalls],
+      [{ via: 'channel' }, agent.client.syncBatches.channel],
+      [{ via: 'http' }, agent.client.syncBatches.http],
     ]);
     agent.onTransferEvent = (e) => {
       if (e.kind === 'duplicate') duplicates.inc({ cause: e.cause }, e.bytes);

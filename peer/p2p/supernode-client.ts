@@ -35,7 +35,7 @@ import {
 import type { ProofVerifier } from '../../src/p2p/piece-proof.ts';
 import { readSyncAnswer, readTaskAnswer, syncItem } from '../../src/p2p/sync-answer.ts';
 import { readCapped, seedPieceAnswer, verifierOf, withUnpackedHashes, type SeedPieceAnswer } from './supernode-answers.ts';
-import { ANSWER_OPTIONS, REPORT_EVERY_MS, reportDue } from './sync-batch.ts';
+import { ANSWER_OPTIONS, REPORT_EVERY_MS, reportDue, SYNCS_PER_REQUEST, type SyncQueue } from './sync-batch.ts';
 import { SyncChannels } from './sync-channel.ts';
 import { JOBS_API, type WorkRequest, type WorkResponse } from '../../src/preheat/jobs-api.ts';
 
@@ -63,22 +63,6 @@ export const SEED_CONNECTIONS = 1;
 export const API_KEEP_ALIVE_MS = 60_000;
 const API_KEEP_ALIVE = { keepAliveTimeout: API_KEEP_ALIVE_MS, keepAliveMaxTimeout: API_KEEP_ALIVE_MS } as const;
 const CREATE_TASK_TIMEOUT_MS = 20_000;
-/** Syncs sent in one request at most (the supernode takes API_LIMITS.syncsPerBatch). */
-const SYNCS_PER_REQUEST = 16;
-
-interface QueuedSync {
-  readonly digest: Digest;
-  readonly body: SyncRequest;
-  resolve(answer: SyncResponse): void;
-  reject(err: unknown): void;
-}
-
-/** The syncs waiting for one supernode, and whether a request of them is out. */
-interface SyncQueue {
-  readonly waiting: QueuedSync[];
-  scheduled: boolean;
-  inFlight: boolean;
-}
 
 export class SupernodeClient {
   /** The supernodes as configured (their identity: keys of ownership and registration). */
@@ -319,14 +303,9 @@ export class SupernodeClient {
     return seedPieceAnswer(res.body, (name) => res.headers[name] ?? res.trailers?.[name]);
   }
 
-  /** Batches of syncs answered on sync channels. */
-  get syncChannelCalls(): number {
-    return this.channels?.answered ?? 0;
-  }
-
-  /** Batches of syncs sent as HTTP requests (no channel, or none to be had). */
-  get syncHttpCalls(): number {
-    return this.syncRequests;
+  /** Batches of syncs answered on sync channels, and sent as HTTP requests (no channel, or none to be had). */
+  get syncBatches(): { channel: number; http: number } {
+    return { channel: this.channels?.answered ?? 0, http: this.syncRequests };
   }
 
   /** Checks piece proofs against `url`'s piece key; undefined when it gave none (not registered, or from before proofs). */

@@ -1,5 +1,8 @@
 // What a peer's batch of syncs carries besides its items: the answer options it asks, and, when
-// due, the peer's heartbeat report (the batch then stands for its heartbeat: p2p-agent.ts).
+// due, the peer's heartbeat report (the batch then stands for its heartbeat: p2p-agent.ts); and
+// the queue of syncs a batch is made of, per supernode (supernode-client.ts).
+import type { Digest } from '../../src/digest.ts';
+import type { SyncRequest, SyncResponse } from '../../src/p2p/supernode-api.ts';
 
 /**
  * What a batch of syncs asks of the answers (src/p2p/supernode-api.ts SyncRequest): `terse`,
@@ -20,4 +23,21 @@ export const SYNC_ANSWER_OPTIONS: Readonly<Record<(typeof ANSWER_OPTIONS)[number
 export const REPORT_EVERY_MS = 1_000;
 export function reportDue(now: number, lastReportAt: number, everyMs = REPORT_EVERY_MS): boolean {
   return lastReportAt === 0 || now - lastReportAt >= everyMs;
+}
+
+/** Syncs sent in one request at most (the supernode takes API_LIMITS.syncsPerBatch). */
+export const SYNCS_PER_REQUEST = 16;
+
+interface QueuedSync {
+  readonly digest: Digest;
+  readonly body: SyncRequest;
+  resolve(answer: SyncResponse): void;
+  reject(err: unknown): void;
+}
+
+/** The syncs waiting for one supernode, and whether a request of them is out. */
+export interface SyncQueue {
+  readonly waiting: QueuedSync[];
+  scheduled: boolean;
+  inFlight: boolean;
 }

@@ -135,8 +135,7 @@ describe('SupernodeClient syncs', () => {
     expect(upgrades).toEqual(['/api/v1/syncs/channel']);
     expect(syncs).toHaveLength(3);
     // Every sync after the refused upgrade still went with the registration's token.
-    expect(client.syncChannelCalls).toBe(0);
-    expect(client.syncHttpCalls).toBe(3);
+    expect(client.syncBatches).toEqual({ channel: 0, http: 3 });
   });
 
   it('leaves out the lists that are empty and the flags that are false, never a count whose absence means something else', async () => {

@@ -175,7 +175,7 @@ describe('the sync channel', () => {
     const body = { have: [0], wantSeed: 1, badParents: [], knownHashes: 0 };
     const answer = await client.sync(h.url, DIGEST, body);
     expect(answer.hashes.length).toBeGreaterThan(0);
-    expect(client.syncChannelCalls).toBe(1);
+    expect(client.syncBatches.channel).toBe(1);
     h.clock.advance(PEER_TTL_MS + 1);
     h.tracker.sweep();
     await expect(client.sync(h.url, DIGEST, body)).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
@@ -183,8 +183,7 @@ describe('the sync channel', () => {
     await client.createTask(h.url, { digest: DIGEST, upstream: { registry: 'registry.test', name: 'app' } });
     expect((await client.sync(h.url, DIGEST, body)).hashes.length).toBeGreaterThan(0);
     // The refusal was an answer on the channel too.
-    expect(client.syncChannelCalls).toBe(3);
-    expect(client.syncHttpCalls).toBe(0);
+    expect(client.syncBatches).toEqual({ channel: 3, http: 0 });
     await h.app.close();
     await expect(client.sync(h.url, DIGEST, body)).rejects.toMatchObject({ code: 'ERR_SUPERNODE_UNAVAILABLE' });
   });
