@@ -237,6 +237,20 @@ describe('block messages, dialling side', () => {
     expect(conn.isClosed).toBe(false);
     conn.destroy();
   });
+
+  it('remembers the newest 256 cancelled blocks only: a parent that honoured its cancels leaves no growing record', async () => {
+    const { conn } = await readyDialler();
+    const discarded: Array<[number, boolean]> = [];
+    conn.on('discarded', (index, _bytes, cancelled) => discarded.push([index, cancelled]));
+    const asked = Array.from({ length: 300 }, (_, i) => conn.request(i, 0, 100).catch(() => undefined));
+    await settle();
+    for (let i = 0; i < 300; i++) conn.cancel(i, 0, 100);
+    await Promise.all(asked);
+    conn.receive(Buffer.concat([0, 43, 44, 299].map((i) => frame(7, i, 0, Buffer.alloc(100, 1)))));
+    await settle();
+    expect(discarded).toEqual([[0, false], [43, false], [44, true], [299, true]]);
+    conn.destroy();
+  });
 });
 
 describe("a parent's haves", () => {
