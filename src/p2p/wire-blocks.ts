@@ -134,8 +134,14 @@ export class BlockExchange {
   private readonly asked = new Map<string, AskedBlock>();
   /** The remote side's requests not answered yet, by block (a token per request). */
   private readonly served = new Map<string, object>();
-  /** Blocks we cancelled that may still come (the newest MAX_CANCELLED_KEPT; each forgotten once it came or is asked again). */
-  private readonly cancelled = new Set<string>();
+  /**
+   * Blocks we cancelled whose answers may still come, by block: how many (the newest
+   * MAX_CANCELLED_KEPT blocks). Kept when the block is asked again: the cancelled answer, if the
+   * remote side had sent it, then answers the new request, and the new request's answer is the
+   * one that comes unasked (a bed run at N = 16 had whole pieces asked again of a parent after a
+   * cancel, each block twice).
+   */
+  private readonly cancelled = new Map<string, number>();
 
   constructor(port: BlockPort) {
     this.port = port;
@@ -145,7 +151,6 @@ export class BlockExchange {
   ask(index: number, offset: number, length: number, resolve: (block: Buffer) => void, reject: (err: Error) => void): boolean {
     const key = blockKey(index, offset);
     if (this.asked.has(key)) return false;
-    this.cancelled.delete(key);
     this.asked.set(key, { length, resolve, reject });
     this.port.send(blockMessage(MSG_REQUEST, index, offset, length));
     return true;
@@ -157,10 +162,21 @@ export class BlockExchange {
     const asked = this.asked.get(key);
     if (!asked) return;
     this.asked.delete(key);
-    this.cancelled.add(key);
-    if (this.cancelled.size > MAX_CANCELLED_KEPT) this.cancelled.delete(this.cancelled.values().next().value!);
+    const copies = (this.cancelled.get(key) ?? 0) + 1;
+    this.cancelled.delete(key);
+    this.cancelled.set(key, copies);
+    if (this.cancelled.size > MAX_CANCELLED_KEPT) this.cancelled.delete(this.cancelled.keys().next().value!);
     asked.reject(new Error('request was cancelled'));
     this.port.send(blockMessage(MSG_CANCEL, index, offset, length));
+  }
+
+  /** Whether a cancelled answer of `key` was still to come (it has now). */
+  private takeCancelled(key: string): boolean {
+    const copies = this.cancelled.get(key);
+    if (copies === undefined) return false;
+    if (copies > 1) this.cancelled.set(key, copies - 1);
+    else this.cancelled.delete(key);
+    return true;
   }
 
   /** Fails every request of ours not answered yet (a choke, a close). */
@@ -186,7 +202,7 @@ export class BlockExchange {
       const block = frame.subarray(PIECE_HEAD_BYTES);
       // Not asked (cancelled, or choked meanwhile) or not the length asked: dropped, as BEP 3 has it.
       if (!asked || asked.length !== block.length) {
-        this.port.discarded?.(frame.readUInt32BE(5), block.length, !asked && this.cancelled.delete(key));
+        this.port.discarded?.(frame.readUInt32BE(5), block.length, !asked && this.takeCancelled(key));
         releaseBlock(frame);
         return undefined;
       }
