@@ -13,7 +13,7 @@ import { releaseBlock } from '../../src/p2p/wire-blocks.ts';
 import type { Assignment, ParentLink } from './parent-link.ts';
 import type { ParentPool } from './parent-pool.ts';
 import type { DuplicateCause, PieceLedger } from './piece-ledger.ts';
-import { pickPiece } from './piece-picker.ts';
+import { ENDGAME_LAG_MS, pickPiece } from './piece-picker.ts';
 import type { TransferPhase } from './transfer-state.ts';
 import { hashKnown } from './transfer-sync.ts';
 
@@ -79,6 +79,7 @@ export class ParentRequests {
     const missing = meta.pieceCount - ledger.have.count;
     const epoch = ledger.freed + this.port.hashUpdates();
     const availability = this.port.availability();
+    const now = this.port.clock.now();
     for (const parent of pool.ready()) {
       if (parent.conn.isClosed || parent.conn.peerChoking) continue;
       const window = parent.window;
@@ -94,6 +95,7 @@ export class ParentRequests {
             canGet: (i) => parent.conn.peerHas(i) && (vouches || hashKnown(meta, i)) && !ledger.isWriting(i),
             availability: (i) => (availability[i] ?? 0) + connected[i]!,
             mine: parent.assignments,
+            overdue: (i) => this.overdue(i, now),
           });
           if (index === undefined) {
             parent.emptyAt = epoch;
@@ -105,6 +107,22 @@ export class ParentRequests {
         this.requestBlock(parent, a);
       }
     }
+  }
+
+  /**
+   * Whether every parent fetching piece `index` has sent none of it for ENDGAME_LAG_MS (endgame's
+   * second copy waits for that). A piece fetched from the seed alone is not: the seed's grants have
+   * their own stall (seed-grants.ts).
+   */
+  private overdue(index: number, now: number): boolean {
+    let fetched = false;
+    for (const parent of this.port.pool.ready()) {
+      const a = parent.assignments.get(index);
+      if (!a) continue;
+      if (now - a.lastBlockAt < ENDGAME_LAG_MS) return false;
+      fetched = true;
+    }
+    return fetched;
   }
 
   /** Whether the parent holds a piece we lack (a parent that does not may make room for another). */

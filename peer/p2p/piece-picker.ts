@@ -1,7 +1,19 @@
 // Which piece to ask a parent for next. The first few missing pieces come first, in order (a
 // waiting engine streams the blob in order); beyond that window, rarest first over what the
 // connected parents and the supernode report, lowest index on ties. In endgame (every missing
-// piece already requested somewhere, as BitTorrent's) a piece may be asked of a second parent.
+// piece already requested somewhere, as BitTorrent's) a piece may be asked of a second parent once
+// its first copy is late (`overdue`: no block of it for ENDGAME_LAG_MS). Asked at once, as
+// BitTorrent's endgame does, the second copy lost on the bed: a parent writes what a child asked
+// into its socket when asked, so a cancel rarely stops it, and the hosts received the second copies
+// too (N = 4 / 8 / 16, 64 MiB, two interleaved runs each, at once against never: all-done 7.65, 7.29
+// / 8.90, 9.31 / 16.01, 15.03 s against 7.64, 7.13 / 8.65, 8.63 / 15.38, 14.63 s; received over
+// needed 1.03-1.06 against 1.01-1.02, the busiest host up to 1.13 x the image; the daemons'
+// CPU 3-16 % more). Late copies only (1 s): N = 8 8.40 / 8.34 s; N = 16, three pairs interleaved with
+// the at-once endgame in a slow stretch of the machine, 18.47 / 15.05 / 17.29 against 19.11 /
+// 18.53 / 16.18 s, received over needed 1.011-1.013 against 1.021-1.034, the busiest host 1.02-1.03
+// against 1.05-1.12 x. A slow parent's last piece still gets its second copy a second in, not
+// after the 8 s stall. The model at 1,000 peers (seeds 1 / 2): 8.19 / 8.20 s at once, 8.23 / 8.20
+// late or never, no duplicate bytes.
 // A missing piece that no source offers yet (the seed has not had it from the registry) keeps the
 // peer out of endgame: the simulation running this picker found a peer caught up with the swarm's
 // frontier otherwise asked second copies of everything in flight, 2 x S of duplicates at N = 16.
@@ -10,6 +22,8 @@ import type { Bitfield } from '../../src/p2p/bitfield.ts';
 /** Missing pieces at the head of the blob fetched in order before rarest-first applies. */
 export const STREAM_AHEAD_PIECES = 2;
 export const ENDGAME_COPIES = 2;
+/** A piece in flight gets no second copy before its first went this long without a block. */
+export const ENDGAME_LAG_MS = 1_000;
 
 export interface PickInput {
   readonly have: Bitfield;
@@ -21,6 +35,8 @@ export interface PickInput {
   readonly availability: (i: number) => number;
   /** Pieces this parent is already fetching (never asked twice of one parent). */
   readonly mine: { has(i: number): boolean };
+  /** Whether piece i, in flight, is late enough for a second copy (see ENDGAME_LAG_MS). */
+  readonly overdue: (i: number) => boolean;
 }
 
 /**
@@ -28,7 +44,7 @@ export interface PickInput {
  * so the scans read the bitfield's bytes and step over a byte whose eight pieces are all held.
  */
 export function pickPiece(input: PickInput): number | undefined {
-  const { have, inFlight, canGet, availability, mine } = input;
+  const { have, inFlight, canGet, availability, mine, overdue } = input;
   const n = have.length;
   const held = have.bytes;
   const first = have.prefixLength();
@@ -66,7 +82,7 @@ export function pickPiece(input: PickInput): number | undefined {
   for (let i = first; i < n; i++) {
     if (isHeld(held, i) || mine.has(i)) continue;
     const copies = inFlight.get(i) ?? 0;
-    if (copies > 0 && copies < ENDGAME_COPIES && canGet(i)) return i;
+    if (copies > 0 && copies < ENDGAME_COPIES && canGet(i) && overdue(i)) return i;
   }
   return undefined;
 }

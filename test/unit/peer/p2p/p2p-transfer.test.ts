@@ -8,7 +8,7 @@ import { TICK_MS } from '../../../../peer/p2p/p2p-transfer.ts';
 import { RECORD_EVERY_MS } from '../../../../peer/p2p/bitfield-record.ts';
 import { HOST_SEED_LEASES, seedLeasesPerTransfer } from '../../../../peer/p2p/seed-grants.ts';
 import { ExpiringBans } from '../../../../src/p2p/wire-bans.ts';
-import { ENDGAME_COPIES } from '../../../../peer/p2p/piece-picker.ts';
+import { ENDGAME_COPIES, ENDGAME_LAG_MS } from '../../../../peer/p2p/piece-picker.ts';
 import { HAVE_BYTES_PER_SYNC, syncInterval } from '../../../../peer/p2p/transfer-sync.ts';
 import { MIN_WINDOW_BLOCKS, SLOW_PARENT_STALL_FACTOR } from '../../../../peer/p2p/parent-link.ts';
 import { DEFAULT_TIMINGS } from '../../../../peer/p2p/transfer-seams.ts';
@@ -385,6 +385,11 @@ describe('P2pTransfer on a manual clock', () => {
     await offerParents(h, { a: [0], b: [0] });
     const [a, b] = [h.parents.get('a')!, h.parents.get('b')!];
     expect(a.requestedPieces()).toEqual(new Set([0]));
+    // The second copy waits until the first is late.
+    expect(b.requestedPieces()).toEqual(new Set());
+    await h.advance(ENDGAME_LAG_MS - 300);
+    expect(b.requestedPieces()).toEqual(new Set());
+    await h.advance(300);
     expect(b.requestedPieces()).toEqual(new Set([0]));
     b.deliver(1);
     await h.settle();
@@ -397,26 +402,24 @@ describe('P2pTransfer on a manual clock', () => {
   });
 
   it('a cancelled block that the parent had sent already still counts: received, and an endgame duplicate', async () => {
-    const h = start({ pieces: 2, parents: ['a', 'b'] });
-    await offerParents(h, { a: [0, 1], b: [0] });
+    const h = start({ pieces: 1, parents: ['a', 'b'] });
+    await offerParents(h, { a: [0], b: [0] });
     const [a, b] = [h.parents.get('a')!, h.parents.get('b')!];
-    b.deliver(1);
+    await h.advance(ENDGAME_LAG_MS);
+    expect(b.requestedPieces()).toEqual(new Set([0]));
+    a.deliver();
     await h.settle();
-    a.deliver(2);
-    await h.settle();
+    await h.transfer.done;
     expect(b.cancelled).toContainEqual([0, BLOCK_BYTES]);
     const { receivedBytes, duplicateBytes } = structuredClone(h.transfer.stats);
     b.emit('discarded', 0, BLOCK_BYTES, true);
     expect(h.transfer.stats.duplicateBytes.endgame).toBe(duplicateBytes.endgame + BLOCK_BYTES);
     expect(h.transfer.stats.receivedBytes).toBe(receivedBytes + BLOCK_BYTES);
     // A block it was never asked for (or not by a cancel) is no second copy: counted as unasked.
-    b.emit('discarded', 1, BLOCK_BYTES, false);
+    b.emit('discarded', 0, BLOCK_BYTES, false);
     expect(h.transfer.stats.duplicateBytes.unasked).toBe(BLOCK_BYTES);
     expect(h.transfer.stats.duplicateBytes.endgame).toBe(duplicateBytes.endgame + BLOCK_BYTES);
     expect(h.transfer.stats.receivedBytes).toBe(receivedBytes + 2 * BLOCK_BYTES);
-    a.deliver();
-    await h.settle();
-    await h.transfer.done;
   });
 
   it('declines a seed grant of a piece in flight to a live parent, and takes it once that parent stalled', async () => {

@@ -166,7 +166,7 @@ describe('BlockPool', () => {
 });
 
 describe('pickPiece', () => {
-  const base = (have: Bitfield) => ({ have, inFlight: new Map<number, number>(), canGet: () => true, availability: () => 1, mine: new Set<number>() });
+  const base = (have: Bitfield) => ({ have, inFlight: new Map<number, number>(), canGet: () => true, availability: () => 1, mine: new Set<number>(), overdue: () => true });
 
   it('fetches the head of the blob in order, then the rarest piece', () => {
     const have = new Bitfield(10);
@@ -196,6 +196,15 @@ describe('pickPiece', () => {
     expect(pickPiece({ ...base(have), inFlight })).toBe(2);
     expect(pickPiece({ ...base(have), inFlight, mine: new Set([2]) })).toBeUndefined();
     expect(pickPiece({ ...base(have), inFlight: new Map([[2, 2]]) })).toBeUndefined();
+  });
+
+  it('in endgame asks no second copy of a piece whose first copy is not late', () => {
+    const have = Bitfield.full(4);
+    have.clear(1);
+    have.clear(3);
+    const inFlight = new Map([[1, 1], [3, 1]]);
+    expect(pickPiece({ ...base(have), inFlight, overdue: () => false })).toBeUndefined();
+    expect(pickPiece({ ...base(have), inFlight, overdue: (i) => i === 3 })).toBe(3);
   });
 
   it('stays out of endgame while a missing piece is requested nowhere (not offered by anyone yet)', () => {
