@@ -29,7 +29,7 @@ import { taskRequest } from './task-request.ts';
 import { TransferProofs } from './transfer-proofs.ts';
 import { TransferState } from './transfer-state.ts';
 import { fetchMissingFromUpstream } from './upstream-fallback.ts';
-import { HAVE_BYTES_PER_SYNC, hashKnown, knownHashCount, syncInterval, TransferSync, withAnsweredHashes, withPieceHash } from './transfer-sync.ts';
+import { HAVE_BYTES_PER_SYNC, hashKnown, knownHashCount, STARVED_MS, syncInterval, TransferSync, withAnsweredHashes, withPieceHash } from './transfer-sync.ts';
 import { DEFAULT_TIMINGS, sha256Piece, type BlobReader, type BlobTarget, type PieceHasher, type TransferCounters, type TransferDeps, type TransferTimings } from './transfer-seams.ts';
 
 /** The transfer's tick (stall and progress checks, periodic sync) runs this often at most. */
@@ -40,13 +40,6 @@ export const TICK_MS = 250;
  * phase of the process's own so that a cluster's peers do not all sync in the same millisecond.
  */
 const PROCESS_TICK_PHASE_MS = Math.floor(Math.random() * TICK_MS);
-/**
- * No verified piece for this long, with pieces missing: the peer tells the supernode it is starved,
- * and the seed backs up the parents that hold what it lacks but do not deliver it (all slots busy,
- * links full). Falling back to the registry (noProgressMs) is for when that fails too: on the
- * CPU-starved 16-host bed, 40 such fallbacks sent the registry 6.9 x S.
- */
-export const STARVED_MS = 5_000;
 
 export class P2pTransfer {
   readonly counters: TransferCounters = { peer: 0, seed: 0, upstream: 0 };
