@@ -5,6 +5,7 @@ import { validateHostPort, type ConfigValues, type Setting } from '../src/config
 import { parseHostMappings, registryUrlProblem, validateHostMappings } from '../src/oci/registry-hosts.ts';
 import { quotaProblem } from '../src/store/quota.ts';
 import { durationProblem, parseDuration } from '../src/units.ts';
+import { SMALL_PIECES_FROM_PEERS } from '../src/p2p/metainfo.ts';
 import { DEFAULT_MAX_PARENTS } from './p2p/scheduler-options.ts';
 import { DEFAULT_PEER_REQUEST_RATE } from './http/peer-request-budget.ts';
 import { DEFAULT_SYNC_ANSWER_BYTES_PER_S, DEFAULT_SYNC_RATE } from './p2p/sync-pacer.ts';
@@ -27,6 +28,7 @@ export const SUPERNODE_SETTINGS = [
   { key: 'syncRate', type: 'int', flag: 'sync-rate', env: 'POLLEN_SYNC_RATE', default: DEFAULT_SYNC_RATE, help: 'syncs per second the supernode aims at: when its peers would sync more often, each answer asks them to wait for the next free slot of a line of this many a second (at most 4 s ahead) and offers more parents, and busy peers heart-beat less often; 0 = not counted (with --sync-answer-rate 0 too: no pacing)' },
   { key: 'syncAnswerRate', type: 'rate', flag: 'sync-answer-rate', env: 'POLLEN_SYNC_ANSWER_RATE', default: DEFAULT_SYNC_ANSWER_BYTES_PER_S, help: "bandwidth of the supernode host's uplink the sync answers aim at (they share it with the seed's pieces), in bytes per second or a size per second (2MB): the line of --sync-rate slots is spaced by what an answer carries as well; default 40 Mbit/s (on a 100 Mbit/s host with a swarm of a few thousand peers, 1.25MB serves better); 0 = not counted" },
   { key: 'maxParents', type: 'int', flag: 'max-parents', env: 'POLLEN_MAX_PARENTS', default: DEFAULT_MAX_PARENTS, help: 'parents handed to a peer per sync' },
+  { key: 'smallPiecesFrom', type: 'int', flag: 'small-pieces-from', env: 'POLLEN_SMALL_PIECES_FROM', default: SMALL_PIECES_FROM_PEERS, help: 'live peers from which the seed gives a blob it begins 256 KiB pieces instead of 512 KiB (a deep swarm passes pieces through more hops; a small one spends less CPU on larger pieces); a blob keeps the layout it began with' },
   { key: 'logLevel', type: 'string', flag: 'log-level', env: 'POLLEN_LOG_LEVEL', default: 'info', help: 'log level (fatal, error, warn, info, debug, trace)' },
 ] as const satisfies readonly Setting[];
 
@@ -49,6 +51,8 @@ export interface SupernodeConfig {
   /** Bytes per second the seed reads from registries, all fetches together; 0 (default) = unlimited. */
   readonly seedRegistryRate?: number;
   readonly maxParents: number;
+  /** Live peers from which new blobs get SMALL_PIECE_BYTES pieces; default SMALL_PIECES_FROM_PEERS. */
+  readonly smallPiecesFrom?: number;
   /** Cluster API calls per second per peer (0 = unlimited). */
   readonly peerRequestRate?: number;
   /** Syncs per second the pacing aims at (0 = no pacing); default DEFAULT_SYNC_RATE. */
@@ -73,6 +77,7 @@ export function supernodeConfigFrom(values: ConfigValues): SupernodeConfig {
     seedBlobTtlMs: values.seedBlobTtl === undefined ? 0 : parseDuration(values.seedBlobTtl as string),
     seedRegistryRate: values.seedRegistryRate as number,
     maxParents: values.maxParents as number,
+    smallPiecesFrom: values.smallPiecesFrom as number,
     peerRequestRate: values.peerRequestRate as number,
     syncRate: values.syncRate as number,
     syncAnswerRate: values.syncAnswerRate as number,

@@ -84,8 +84,12 @@ export class Supernode {
     const store = this.seedStore.store;
     const hosts = new RegistryHosts({ defaultUpstream: this.config.upstream, registries: this.config.registries ?? new Map() });
     const seed = new Seed(
-      { store, kv: this.db.sub<MetainfoBody>('meta'), logger: this.logger, hosts, clock: this.clock },
-      { maxBlobBytes: this.config.seedMaxBlobBytes ?? DEFAULT_SEED_MAX_BLOB_BYTES, registryBytesPerSecond: this.config.seedRegistryRate ?? 0 },
+      { store, kv: this.db.sub<MetainfoBody>('meta'), logger: this.logger, hosts, clock: this.clock, livePeers: () => this.tracker?.size ?? 0 },
+      {
+        maxBlobBytes: this.config.seedMaxBlobBytes ?? DEFAULT_SEED_MAX_BLOB_BYTES,
+        registryBytesPerSecond: this.config.seedRegistryRate ?? 0,
+        ...(this.config.smallPiecesFrom === undefined ? {} : { smallPiecesFromPeers: this.config.smallPiecesFrom }),
+      },
     );
     await seed.start();
     this.seed = seed;

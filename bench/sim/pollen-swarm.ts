@@ -42,7 +42,7 @@ export interface PollenSwarmOptions {
    * is [0.4, 0.3, 0.2, 0.1] (bench/fanout/layers.ts's LAYER_SHARES); shares are of S, as there.
    */
   layerShares?: readonly number[];
-  /** Piece size (default: the real layout, pieceSizeFor of each blob's size). */
+  /** Piece size (default: the supernode's layout for a cluster of `peers`, pieceSizeForSwarm of each blob's size). */
   pieceBytes?: number;
   peerUpBytesPerS: number;
   peerDownBytesPerS: number;
@@ -138,7 +138,7 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
   const peerCpu = o.cpu && { receiveNsPerByte: o.cpu.peerReceiveNsPerByte, sendNsPerByte: o.cpu.peerSendNsPerByte };
   const seedHost = addHost(o.originUpBytesPerS, o.originUpBytesPerS);
   const registryHost = addHost(o.originUpBytesPerS, o.originUpBytesPerS);
-  const shapes = simBlobs(o.blobBytes, o.layerShares ?? [1], o.pieceBytes);
+  const shapes = simBlobs(o.blobBytes, o.layerShares ?? [1], o.pieceBytes, o.peers);
   const stream = new SeedStream(queue, shapes.map((b) => b.bytes), o.originUpBytesPerS);
   const blobs = seededBlobs(shapes, stream);
   const supernode = new SimSupernode(

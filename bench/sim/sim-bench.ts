@@ -202,7 +202,7 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
     // the timed calls, and 10,000 peers read 44 us per sync where a fresh process measures 14.
     gcNow();
     // The largest blob's task (the first share is the largest in the bed's image).
-    const taskPieces = simBlobs(blobBytes, layerShares, pieceBytes)[0]!.pieceCount;
+    const taskPieces = simBlobs(blobBytes, layerShares, pieceBytes, n)[0]!.pieceCount;
     const cpu = measureScheduleCpuUs(n, taskPieces, o.scheduler);
     const r = await runPollenSwarm({ peers: n, blobBytes, layerShares, ...(pieceBytes === undefined ? {} : { pieceBytes }), peerUpBytesPerS: up, peerDownBytesPerS: up, originUpBytesPerS: originUp, random: mulberry32(o.seed), scheduler: o.scheduler, ...(o.syncRate === undefined ? {} : { syncRate: o.syncRate }), ...(o.syncAnswerRate === undefined ? {} : { syncAnswerRate: o.syncAnswerRate }), maxSimMs: o.maxSimS * 1000, ...(o.cpu ? { cpu: o.cpu } : {}) });
     const lowerBoundS = lowerBoundSeconds(blobBytes, { registryUpMbit: o.originMbit, peerDownMbit: o.mbit, peerUpMbit: new Array<number>(n).fill(o.mbit) });

@@ -3,7 +3,7 @@
 // the seed's to send once its last byte has come.
 import { createHash } from 'node:crypto';
 import type { Digest } from '../../src/digest.ts';
-import { pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
+import { pieceCountFor, pieceSizeForSwarm } from '../../src/p2p/metainfo.ts';
 import { SLACK_BYTES, type SeedStream } from './seed-stream.ts';
 
 /** One blob of the image as the model names it: its size and pieces (when the seed has them: SimBlob). */
@@ -14,12 +14,15 @@ export interface SimBlobShape {
   readonly pieceCount: number;
 }
 
-/** The blobs S is split into: shares of S, each at least 1 KiB as the bed's layers are. */
-export function simBlobs(imageBytes: number, shares: readonly number[], pieceBytes: number | undefined): SimBlobShape[] {
+/**
+ * The blobs S is split into: shares of S, each at least 1 KiB as the bed's layers are; in the layout
+ * the supernode gives a blob while `peers` are registered (pieceSizeForSwarm), unless `pieceBytes` names one.
+ */
+export function simBlobs(imageBytes: number, shares: readonly number[], pieceBytes: number | undefined, peers = 0): SimBlobShape[] {
   if (shares.length === 0 || !shares.every((x) => x > 0 && Number.isFinite(x))) throw new Error(`layer shares must be positive numbers, not ${shares.join(',')}`);
   const sizes = shares.map((share) => (share === 1 ? imageBytes : Math.max(1024, Math.floor(imageBytes * share))));
   return sizes.map((bytes, k) => {
-    const piece = pieceBytes ?? pieceSizeFor(bytes);
+    const piece = pieceBytes ?? pieceSizeForSwarm(bytes, peers);
     return { digest: `sha256:${createHash('sha256').update(`sim-${bytes}-${k}`).digest('hex')}` as Digest, bytes, pieceBytes: piece, pieceCount: pieceCountFor(bytes, piece) };
   });
 }

@@ -1,11 +1,12 @@
 // What this peer can serve to others: blobs being downloaded (the pieces verified so far, read from
-// their ingest) and blobs committed in the content store (all pieces). The uploader asks here; the
-// downloader registers its transfers and announces each verified piece.
+// their ingest, in the transfer's layout) and blobs committed in the content store (all pieces, in
+// whichever layout the child names: metainfo.ts isLayout). The uploader asks here; the downloader
+// registers its transfers and announces each verified piece.
 import { EventEmitter } from 'node:events';
 import type { ContentStore } from '../../src/content-store.ts';
 import type { Digest } from '../../src/digest.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
-import { pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
+import { isLayout, pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
 import { ProofSet, type PieceProof } from '../../src/p2p/piece-proof.ts';
 import type { Kv } from '../../src/db.ts';
 import type { Holding } from '../../src/p2p/supernode-api.ts';
@@ -25,6 +26,7 @@ export interface PieceSource {
 
 export interface ActiveTransfer {
   readonly size: number;
+  readonly pieceSize: number;
   readonly pieces: Bitfield;
   /** Fills `target` from `offset` of the blob (verified pieces only). */
   readInto(target: Buffer, offset: number): Promise<void>;
@@ -78,8 +80,12 @@ export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: nu
     }
   }
 
-  knows(digest: Digest): boolean {
-    return this.active.has(digest) || this.committed.has(digest);
+  /** Whether this peer serves `digest` in pieces of `pieceSize` (undefined: the size's default layout). */
+  knows(digest: Digest, pieceSize?: number): boolean {
+    const active = this.active.get(digest);
+    if (active) return active.pieceSize === (pieceSize ?? pieceSizeFor(active.size));
+    const size = this.committed.get(digest);
+    return size !== undefined && isLayout(size, pieceSize ?? pieceSizeFor(size));
   }
 
   /** Blobs downloading now (the transfers that share the host's parent budget). */
@@ -136,13 +142,14 @@ export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: nu
     }
   }
 
-  source(digest: Digest): PieceSource | undefined {
+  /** The blob in pieces of `pieceSize` (undefined: the size's default layout), if this peer serves it so. */
+  source(digest: Digest, pieceSize?: number): PieceSource | undefined {
+    if (!this.knows(digest, pieceSize)) return undefined;
     const active = this.active.get(digest);
     if (active) {
-      const pieceSize = pieceSizeFor(active.size);
       return {
         size: active.size,
-        pieceSize,
+        pieceSize: active.pieceSize,
         pieceCount: active.pieces.length,
         has: (i) => active.pieces.has(i),
         bitfield: () => active.pieces.bytes,
@@ -156,16 +163,21 @@ export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: nu
             return this.readCommitted(digest, offset, length);
           }
         },
-        proof: (i) => (active.pieces.has(i) ? active.proofs?.get(i) : undefined) ?? this.committedProofs.get(digest)?.get(i),
+        proof: (i) => (active.pieces.has(i) ? active.proofs?.get(i) : undefined) ?? this.proofsIn(digest, active.pieces.length)?.get(i),
       };
     }
-    const size = this.committed.get(digest);
-    if (size === undefined) return undefined;
-    const pieceSize = pieceSizeFor(size);
-    const pieceCount = pieceCountFor(size, pieceSize);
+    const size = this.committed.get(digest)!;
+    const layout = pieceSize ?? pieceSizeFor(size);
+    const pieceCount = pieceCountFor(size, layout);
     const all = Bitfield.full(pieceCount);
-    const proofs = this.committedProofs.get(digest);
-    return { size, pieceSize, pieceCount, has: (i) => all.has(i), bitfield: () => all.bytes, read: (o, l) => this.readCommitted(digest, o, l), proof: (i) => proofs?.get(i) };
+    const proofs = this.proofsIn(digest, pieceCount);
+    return { size, pieceSize: layout, pieceCount, has: (i) => all.has(i), bitfield: () => all.bytes, read: (o, l) => this.readCommitted(digest, o, l), proof: (i) => proofs?.get(i) };
+  }
+
+  /** A committed blob's proofs if they are of the layout of `pieceCount` pieces (two layouts of a blob never have the same count). */
+  private proofsIn(digest: Digest, pieceCount: number): ProofSet | undefined {
+    const kept = this.committedProofs.get(digest);
+    return kept?.pieceCount === pieceCount ? kept : undefined;
   }
 
   /** What to report when (re-)registering with a supernode. */

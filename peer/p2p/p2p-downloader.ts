@@ -10,7 +10,7 @@ import type { Digest } from '../../src/digest.ts';
 import { PollenError, toPollenError } from '../../src/errors.ts';
 import { PartialBlob } from '../../src/partial-blob.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
-import { pieceCountFor, pieceRange, pieceSizeFor } from '../../src/p2p/metainfo.ts';
+import { isLayout, pieceCountFor, pieceRange } from '../../src/p2p/metainfo.ts';
 import type { MetainfoBody, SyncResponse, TaskAnswer, TaskBody } from '../../src/p2p/supernode-api.ts';
 import type { BlobDownloader, BlobFetchRequest } from '../blob-downloader.ts';
 import type { P2pAgent } from './p2p-agent.ts';
@@ -178,7 +178,7 @@ function consistent(meta: MetainfoBody, digest: Digest): boolean {
     meta.digest === digest &&
     Number.isSafeInteger(meta.size) &&
     meta.size >= 0 &&
-    meta.pieceSize === pieceSizeFor(meta.size) &&
+    isLayout(meta.size, meta.pieceSize) &&
     meta.pieceCount === pieceCountFor(meta.size, meta.pieceSize) &&
     Array.isArray(meta.hashes) &&
     meta.hashes.length === meta.pieceCount

@@ -88,7 +88,7 @@ export class P2pTransfer {
     this.partial = init.partial;
     this.ingest = init.ingest;
     this.ledger = new PieceLedger(init.have);
-    this.proving = new TransferProofs(this.digest, this.meta.pieceCount, () => deps.proofs?.(), { known: (i) => this.meta.hashes[i], learn: (i, hash) => this.learnHash(i, hash) });
+    this.proving = new TransferProofs(this.meta, () => deps.proofs?.(), { known: (i) => this.meta.hashes[i], learn: (i, hash) => this.learnHash(i, hash) });
     this.record = new BitfieldRecord({ kv: deps.kv, clock: this.clock }, { digest: this.digest, size: this.meta.size, pieceSize: this.meta.pieceSize, have: this.ledger.have });
     this.started = this.lastProgressAt = this.lastPieceAt = this.clock.now();
     this.supernodeSync = new TransferSync({
@@ -136,7 +136,7 @@ export class P2pTransfer {
       // No more parents than pieces still lacking (ENDGAME_COPIES at least, for a last piece's second
       // copy): the one-piece config blob of an image dialled ~5 parents per host on the bed (N = 16),
       // a TLS and two wire handshakes each for 741 bytes.
-      { digest: this.digest, maxParents: () => Math.min(deps.maxParents?.() ?? MAX_PARENTS, Math.max(ENDGAME_COPIES, this.meta.pieceCount - this.ledger.have.count)) },
+      { digest: this.digest, pieceSize: this.meta.pieceSize, maxParents: () => Math.min(deps.maxParents?.() ?? MAX_PARENTS, Math.max(ENDGAME_COPIES, this.meta.pieceCount - this.ledger.have.count)) },
     );
     this.requests = new ParentRequests({
       clock: this.clock,
@@ -184,6 +184,10 @@ export class P2pTransfer {
 
   get size(): number {
     return this.meta.size;
+  }
+
+  get pieceSize(): number {
+    return this.meta.pieceSize;
   }
 
   /** Parents connected and ready (a gauge for the metrics). */

@@ -73,18 +73,21 @@ export class ParentPool {
   private readonly dialer: ParentDialer;
   private readonly clock: Clock;
   private readonly digest: Digest;
+  /** The transfer's layout, named to each parent (a parent holding the whole blob serves any). */
+  private readonly pieceSize: number;
   private readonly events: ParentPoolEvents;
   /** How many parents this transfer may have now (the host's budget shared by its transfers). */
   private readonly limit: () => number;
   /** Holders of each piece among the ready parents; undefined once a parent came or went or sent a whole bitfield. */
   private counted: Uint16Array | undefined;
 
-  constructor(deps: { dialer: ParentDialer; clock: Clock; events: ParentPoolEvents; bans?: ExpiringBans }, options: { digest: Digest; maxParents?: () => number }) {
+  constructor(deps: { dialer: ParentDialer; clock: Clock; events: ParentPoolEvents; bans?: ExpiringBans }, options: { digest: Digest; pieceSize: number; maxParents?: () => number }) {
     this.dialer = deps.dialer;
     this.clock = deps.clock;
     this.banned = deps.bans ?? new ExpiringBans({ clock: deps.clock });
     this.events = deps.events;
     this.digest = options.digest;
+    this.pieceSize = options.pieceSize;
     this.limit = options.maxParents ?? (() => MAX_PARENTS);
   }
 
@@ -149,7 +152,7 @@ export class ParentPool {
   }
 
   private connect(peerId: string, wireAddr: string): void {
-    const conn = this.dialer.dial(wireAddr, this.digest);
+    const conn = this.dialer.dial(wireAddr, this.digest, this.pieceSize);
     if (!conn) return; // its address broke the wire protocol: banned for a while
     this.events.onDial?.();
     this.connecting.add(peerId);

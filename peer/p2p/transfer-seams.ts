@@ -42,8 +42,8 @@ export interface ParentConnection {
 }
 
 export interface ParentDialer {
-  /** A connection asking `wireAddr` for `digest`; undefined when that address is banned. */
-  dial(wireAddr: string, digest: Digest): ParentConnection | undefined;
+  /** A connection asking `wireAddr` for `digest` in pieces of `pieceSize`; undefined when that address is banned. */
+  dial(wireAddr: string, digest: Digest, pieceSize: number): ParentConnection | undefined;
 }
 
 export type TransferClient = Pick<SupernodeClient, 'sync' | 'createTask' | 'seedPiece'>;

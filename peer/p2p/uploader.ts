@@ -52,7 +52,7 @@ export class Uploader {
     this.slots = new UploadSlots({ slots: options.uploadSlots });
     this.bucket = new TokenBucket({ clock: deps.clock }, { bytesPerSecond: options.uploadBytesPerSecond, burstBytes: Math.max(options.uploadBytesPerSecond / 4, 1 << 20) });
     this.listener = new WireListener(
-      { clock: deps.clock, bans: deps.bans, accept: (d) => this.pieces.knows(d) },
+      { clock: deps.clock, bans: deps.bans, accept: (d, pieceSize) => this.pieces.knows(d, pieceSize) },
       { listen: options.listen, peerId: options.peerId, secret: options.secret, maxConnections: options.maxConnections },
     );
     this.listener.on('ready', (conn) => this.onReady(conn));
@@ -90,7 +90,7 @@ export class Uploader {
   }
 
   private onReady(conn: WireConnection): void {
-    const source = this.pieces.source(conn.digest);
+    const source = this.pieces.source(conn.digest, conn.pieceSize);
     if (!source) return conn.destroy('blob gone');
     this.connections.add(conn);
     conn.on('close', () => {
@@ -116,7 +116,7 @@ export class Uploader {
   }
 
   private async serve(conn: WireConnection, index: number, offset: number, length: number, respond: (err: Error | null, data?: Uint8Array) => void): Promise<void> {
-    const source = this.pieces.source(conn.digest);
+    const source = this.pieces.source(conn.digest, conn.pieceSize);
     // The blob went (evicted, or its download abandoned) after the child saw our bitfield: the child
     // did nothing wrong, so close without a ban; it learns from the supernode who else holds it.
     if (!source) return conn.destroy('blob no longer held');

@@ -1,12 +1,15 @@
-// Pieces of a blob: the piece size is a pure function of the blob size (512 KiB by default, doubled
-// until a blob has at most MAX_PIECES pieces; a small blob is one piece), so every peer and the
-// supernode agree on the layout without exchanging it. Metainfo adds the sha256 of each piece.
+// Pieces of a blob: the supernode fixes a blob's layout when it first seeds it (layoutFor: 512 KiB
+// pieces, or 256 KiB when the cluster is large, see SMALL_PIECES_FROM_PEERS; doubled until a blob
+// has at most MAX_PIECES pieces; a small blob is one piece) and every peer takes it from the task's
+// metainfo. A peer holding a whole blob serves it in whichever layout a child names on the wire.
+// Metainfo adds the sha256 of each piece.
 // Small, not Dragonfly's 4 MiB: a peer passes a piece on only once it has all of it and checked
 // its hash, so each hop of a fan-out costs a piece time (42 ms at 100 Mbit/s instead of 336 ms);
 // simulated, 100 peers at 100 Mbit/s pulling 256 MiB finished 1.6 x T* with 4 MiB pieces and
 // 1.2 x T* (median) with 1 MiB (bench/sim, see bench/README.md). Every peer and supernode of a
 // cluster must run the same layout (a version that changes it is a whole-cluster upgrade).
 import type { Digest } from '../digest.ts';
+import { Bitfield } from './bitfield.ts';
 import { PollenError } from '../errors.ts';
 
 /**
@@ -25,6 +28,15 @@ import { PollenError } from '../errors.ts';
  * 33.2 -> 35.9 s), even at N = 16. bench/README.md has the figures.
  */
 export const DEFAULT_PIECE_BYTES = 512 * 1024;
+/**
+ * The layout for a large cluster: a deep swarm passes each piece through more hops, and a hop costs
+ * a piece time. Simulated 64 MiB at 100 Mbit/s with the peer's own transfer code (2026-12-04): 100
+ * peers 7.75 -> 7.21 s, 300 peers 7.87 -> 7.18, 1,000 peers 8.19 -> 7.49 (1.52 -> 1.40 x T*). The
+ * bed's peers, 16 on 2 cores, pay 6-9 % more CPU for it and are no faster: below
+ * SMALL_PIECES_FROM_PEERS live peers the supernode keeps DEFAULT_PIECE_BYTES.
+ */
+export const SMALL_PIECE_BYTES = 256 * 1024;
+export const SMALL_PIECES_FROM_PEERS = 64;
 export const MAX_PIECES = 1000;
 /** Blocks are what one wire request asks for (BEP 3 "request"). */
 export const BLOCK_BYTES = 256 * 1024;
@@ -55,11 +67,57 @@ export function pieceRange(size: number, pieceSize: number, index: number): { st
   return { start, length: Math.max(0, Math.min(pieceSize, size - start)) };
 }
 
-/** The layout of a blob of `size` bytes (hashes unknown). */
-export function layoutFor(digest: Digest, size: number): Metainfo {
-  const pieceSize = pieceSizeFor(size);
+/**
+ * The small layout of a blob of `size` bytes, if it differs from the default one: a blob of at most
+ * SMALL_PIECE_BYTES, or one so large that both double to the same size, has one layout only (so two
+ * layouts of a blob never have the same piece count).
+ */
+function smallPieceSize(size: number): number | undefined {
+  const small = pieceSizeFor(size, SMALL_PIECE_BYTES);
+  return pieceCountFor(size, small) === pieceCountFor(size, pieceSizeFor(size)) ? undefined : small;
+}
+
+/** The piece size the supernode gives a new blob while `livePeers` peers are registered. */
+export function pieceSizeForSwarm(size: number, livePeers: number, fromPeers = SMALL_PIECES_FROM_PEERS): number {
+  return (livePeers >= fromPeers ? smallPieceSize(size) : undefined) ?? pieceSizeFor(size);
+}
+
+/** Whether `pieceSize` is a layout a supernode may give a blob of `size` bytes (the default or the small one). */
+export function isLayout(size: number, pieceSize: number): boolean {
+  return Number.isSafeInteger(size) && size >= 0 && (pieceSize === pieceSizeFor(size) || pieceSize === smallPieceSize(size));
+}
+
+/**
+ * What a piece proof binds besides digest, index and hash: nothing for the size's default layout
+ * (proofs as they were before layouts could differ), else the piece size, so that a proof of one
+ * layout never checks in another (the same index covers other bytes there).
+ */
+export function proofLayout(size: number, pieceSize: number): number | undefined {
+  return pieceSize === pieceSizeFor(size) ? undefined : pieceSize;
+}
+
+/** The layout of a blob of `size` bytes (hashes unknown): the default one unless `pieceSize` names another. */
+export function layoutFor(digest: Digest, size: number, pieceSize = pieceSizeFor(size)): Metainfo {
   const pieceCount = pieceCountFor(size, pieceSize);
   return { digest, size, pieceSize, pieceCount, hashes: new Array<string | null>(pieceCount).fill(null) };
+}
+
+/**
+ * A holding a peer reported (a base64 bitfield) in the blob's layout `meta`. A peer reports a blob it
+ * holds whole as the full bitfield of the size's default layout, whatever layout it came in (it
+ * serves any): that is every piece in the small layout too. Anything else of another byte length
+ * (a partial blob in another layout: a peer downloading when the supernode lost the blob's metainfo)
+ * holds nothing here; one of the same byte length (pieces counts within 8 of each other) is read
+ * as it is, and a child that dials such a parent is refused (the wire names the layout).
+ */
+export function holdingBits(meta: { size: number; pieceSize: number; pieceCount: number }, pieces: string): Bitfield {
+  const bytes = Buffer.from(pieces, 'base64');
+  const own = Math.ceil(meta.pieceCount / 8);
+  if (meta.pieceSize !== pieceSizeFor(meta.size)) {
+    const whole = Bitfield.full(pieceCountFor(meta.size, pieceSizeFor(meta.size))).bytes;
+    if (Buffer.compare(bytes, whole) === 0) return Bitfield.full(meta.pieceCount);
+  }
+  return bytes.length === own ? new Bitfield(meta.pieceCount, bytes) : new Bitfield(meta.pieceCount);
 }
 
 /**

@@ -22,10 +22,15 @@ export interface PieceProof {
   readonly signature: Buffer;
 }
 
-function signedBytes(digest: string, index: number, hash: string): Buffer {
+/**
+ * `layout`: the piece size when the blob is not in its size's default layout (metainfo.ts
+ * proofLayout), signed too so that a proof checks in one layout only.
+ */
+function signedBytes(digest: string, index: number, hash: string, layout: number | undefined): Buffer {
   const head = Buffer.allocUnsafe(4);
   head.writeUInt32BE(index);
-  return Buffer.concat([CONTEXT, Buffer.from(digest, 'latin1'), Buffer.from('\n', 'latin1'), head, Buffer.from(hash, 'hex')]);
+  const line = layout === undefined ? '\n' : `\npieces of ${layout}\n`;
+  return Buffer.concat([CONTEXT, Buffer.from(digest, 'latin1'), Buffer.from(line, 'latin1'), head, Buffer.from(hash, 'hex')]);
 }
 
 function isHash(hash: string): boolean {
@@ -69,9 +74,9 @@ export class PieceSigner {
     return signer;
   }
 
-  /** The signature (base64) of piece `index` of `digest` having sha256 `hash` (hex). */
-  sign(digest: string, index: number, hash: string): string {
-    return sign(null, signedBytes(digest, index, hash), this.privateKey).toString('base64');
+  /** The signature (base64) of piece `index` of `digest` (in layout `layout`, see signedBytes) having sha256 `hash` (hex). */
+  sign(digest: string, index: number, hash: string, layout?: number): string {
+    return sign(null, signedBytes(digest, index, hash, layout), this.privateKey).toString('base64');
   }
 }
 
@@ -85,9 +90,9 @@ export class ProofVerifier {
     this.key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: publicKey }, format: 'jwk' });
   }
 
-  verify(digest: string, proof: PieceProof): boolean {
+  verify(digest: string, proof: PieceProof, layout?: number): boolean {
     if (!Number.isInteger(proof.index) || proof.index < 0 || proof.index > 0xffffffff || !isHash(proof.hash) || proof.signature.length !== SIGNATURE_BYTES) return false;
-    return verify(null, signedBytes(digest, proof.index, proof.hash), this.key, proof.signature);
+    return verify(null, signedBytes(digest, proof.index, proof.hash, layout), this.key, proof.signature);
   }
 }
 

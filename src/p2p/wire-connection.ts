@@ -2,8 +2,9 @@
 // digest (info hash = the first 20 bytes of its sha256). Cluster membership is proven below this
 // class, by the transport (src/p2p/wire-tls.ts: TLS 1.3 with the cluster's pre-shared key, the
 // dialler proving the key first); what runs here is the BEP 3 handshake and a BEP 10 extended
-// handshake in which the dialler names the digest and the listener, if it serves it, answers with
-// a `pollen_accept` message. Only then is the connection `ready`. The library's quirks are handled
+// handshake in which the dialler names the digest and its piece layout (`pollen_pieces`: the piece
+// size; a dialler that names none means the size's default layout) and the listener, if it serves
+// the blob in that layout, answers with a `pollen_accept` message. Only then is the connection `ready`. The library's quirks are handled
 // here once: it buffers any announced message length (WireGuard caps it), it has no cap on
 // incoming requests (we drop a peer that exceeds ours), and it answers nothing while choking.
 // Framing and protocol violations close the connection and ban the remote address (wire-bans.ts).
@@ -63,9 +64,11 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
   private readonly socket: Socket;
   private readonly wire: Wire;
   private readonly options: WireOptions;
-  private readonly accept: ((digest: Digest) => boolean) | undefined;
+  private readonly accept: ((digest: Digest, pieceSize: number | undefined) => boolean) | undefined;
   private infoHash: string | undefined;
   private digestValue: Digest | undefined;
+  /** The piece size the dialler named (undefined: the blob size's default layout). */
+  private pieceSizeValue: number | undefined;
   private isReady = false;
   /** Output of the library not yet handed to the socket (see send). */
   private readonly outbox: Uint8Array[] = [];
@@ -86,12 +89,13 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
   private readonly proofExtId: number;
   readonly ready: Promise<void>;
 
-  private constructor(socket: Socket, options: WireOptions, digest: Digest | undefined, accept: ((d: Digest) => boolean) | undefined) {
+  private constructor(socket: Socket, options: WireOptions, digest: Digest | undefined, pieceSize: number | undefined, accept: ((d: Digest, pieceSize: number | undefined) => boolean) | undefined) {
     super();
     this.socket = socket;
     this.options = options;
     this.outgoing = digest !== undefined;
     this.digestValue = digest;
+    this.pieceSizeValue = pieceSize;
     this.accept = accept;
     this.ready = new Promise((resolve, reject) => {
       this.once('ready', resolve);
@@ -155,19 +159,19 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     this.handshakeTimer.unref();
     if (digest) {
       this.infoHash = infoHashOf(digest);
-      this.wire.extendedHandshake = { pollen_digest: digest };
+      this.wire.extendedHandshake = pieceSize === undefined ? { pollen_digest: digest } : { pollen_digest: digest, pollen_pieces: pieceSize };
       this.wire.handshake(this.infoHash, options.peerId);
     }
   }
 
-  /** Dialling side: asks for `digest` over `socket` (already secured by the transport). */
-  static outgoing(socket: Socket, options: WireOptions, digest: Digest): WireConnection {
-    return new WireConnection(socket, options, digest, undefined);
+  /** Dialling side: asks for `digest` in pieces of `pieceSize` over `socket` (already secured by the transport). */
+  static outgoing(socket: Socket, options: WireOptions, digest: Digest, pieceSize?: number): WireConnection {
+    return new WireConnection(socket, options, digest, pieceSize, undefined);
   }
 
-  /** Listening side: `accept` says whether this peer serves the digest the other side asks for. */
-  static incoming(socket: Socket, options: WireOptions, accept: (digest: Digest) => boolean): WireConnection {
-    return new WireConnection(socket, options, undefined, accept);
+  /** Listening side: `accept` says whether this peer serves the digest the other side asks for, in the layout it names. */
+  static incoming(socket: Socket, options: WireOptions, accept: (digest: Digest, pieceSize: number | undefined) => boolean): WireConnection {
+    return new WireConnection(socket, options, undefined, undefined, accept);
   }
 
   /** One read of a socket dialled with `ownReads`; `chunk` is only valid during the call. */
@@ -178,6 +182,11 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
   get digest(): Digest {
     if (!this.digestValue) throw new PollenError('ERR_INTERNAL', 'wire connection has no digest yet');
     return this.digestValue;
+  }
+
+  /** The piece size of the layout the dialler named (undefined: the blob size's default layout). */
+  get pieceSize(): number | undefined {
+    return this.pieceSizeValue;
   }
 
   /** The digest once known (always for outgoing; after the extended handshake for incoming). */
@@ -365,8 +374,12 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     const digest = raw instanceof Uint8Array ? Buffer.from(raw).toString('latin1') : '';
     if (!isDigestLike(digest) || !digest.startsWith('sha256:')) return this.violate('bad digest');
     if (infoHashOf(digest as Digest) !== this.infoHash) return this.violate('digest does not match info hash');
-    if (!this.accept?.(digest as Digest)) return this.destroy('blob not served here');
+    const pieces = handshake.pollen_pieces;
+    if (pieces !== undefined && !(Number.isSafeInteger(pieces) && (pieces as number) > 0)) return this.violate('bad piece size');
+    const pieceSize = pieces as number | undefined;
+    if (!this.accept?.(digest as Digest, pieceSize)) return this.destroy('blob not served here');
     this.digestValue = digest as Digest;
+    this.pieceSizeValue = pieceSize;
     this.wire.extended(ACCEPT_EXT, Buffer.from(digest, 'latin1'));
     this.becomeReady();
   }

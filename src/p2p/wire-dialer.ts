@@ -28,8 +28,8 @@ export class WireDialer {
     this.options = options;
   }
 
-  /** A connection asking `wireAddr` (HOST:PORT) for `digest`; undefined when that address is banned. */
-  dial(wireAddr: string, digest: Digest): WireConnection | undefined {
+  /** A connection asking `wireAddr` (HOST:PORT) for `digest` in pieces of `pieceSize`; undefined when that address is banned. */
+  dial(wireAddr: string, digest: Digest, pieceSize?: number): WireConnection | undefined {
     if (this.bans.isBanned(splitHostPort(wireAddr).host)) return undefined;
     const options = { peerId: this.options.peerId, bans: this.bans };
     if (this.throttle && !this.throttle.unlimited) {
@@ -39,7 +39,7 @@ export class WireDialer {
       socket.on('error', () => {});
       const pace = readPacer(socket, this.throttle)!;
       socket.on('data', (chunk: Buffer) => void pace(chunk.length));
-      return WireConnection.outgoing(socket, options, digest);
+      return WireConnection.outgoing(socket, options, digest, pieceSize);
     }
     // Unpaced: reads land in the process's one read buffer and go straight to the connection's framing.
     let conn: WireConnection | undefined;
@@ -51,7 +51,7 @@ export class WireDialer {
       },
     });
     socket.on('error', () => {});
-    conn = WireConnection.outgoing(socket, { ...options, ownReads: true }, digest);
+    conn = WireConnection.outgoing(socket, { ...options, ownReads: true }, digest, pieceSize);
     return conn;
   }
 }

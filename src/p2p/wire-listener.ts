@@ -37,13 +37,13 @@ export class WireListener extends EventEmitter<WireListenerEvents> {
   private readonly options: WireListenerOptions;
   private readonly bans: AddressBans;
   private readonly admission: WireAdmission;
-  private readonly accept: (digest: Digest) => boolean;
+  private readonly accept: (digest: Digest, pieceSize: number | undefined) => boolean;
   private readonly sockets = new Set<Socket>();
   private readyCount = 0;
   private server: Server | undefined;
   private boundPort = 0;
 
-  constructor(deps: { clock: Clock; bans: AddressBans; accept: (digest: Digest) => boolean }, options: WireListenerOptions) {
+  constructor(deps: { clock: Clock; bans: AddressBans; accept: (digest: Digest, pieceSize: number | undefined) => boolean }, options: WireListenerOptions) {
     super();
     this.options = options;
     this.bans = deps.bans;

@@ -7,7 +7,7 @@ import type { Digest } from '../../src/digest.ts';
 import type { PieceSigner } from '../../src/p2p/piece-proof.ts';
 import { ABORTED, PollenError } from '../../src/errors.ts';
 import { sendPooledBody } from '../../src/pooled-body.ts';
-import { Bitfield } from '../../src/p2p/bitfield.ts';
+import { holdingBits } from '../../src/p2p/metainfo.ts';
 import { asShaped, syncAnswer, taskAnswer, type SyncAnswerJson } from '../../src/p2p/sync-answer.ts';
 import {
   API,
@@ -88,7 +88,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
         scheduler.rememberHolding(h.digest, peer.peerId, h.pieces);
         continue;
       }
-      scheduler.join(h.digest, task.meta.pieceCount, peer, Bitfield.fromBase64(task.meta.pieceCount, h.pieces));
+      scheduler.join(h.digest, task.meta.pieceCount, peer, holdingBits(task.meta, h.pieces));
     }
     request.log.info({ peerId: peer.peerId, wireAddr: body.wireAddr, holdings: holdings.length }, 'peer registered');
     return { peerId: peer.peerId, token, heartbeatMs: HEARTBEAT_MS, ...(signer ? { pieceKey: signer.publicKey } : {}) };
@@ -115,7 +115,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
     const { digest, sizeHint, upstream, first, report } = request.body;
     // Refused unless the registry admits the requester for this blob (seed.ts): nothing is joined or answered before.
     const task = await seed.openTask({ peerId: peer.peerId, digest, sizeHint, upstream });
-    scheduler.adoptPending(digest, task.meta.pieceCount, (id) => tracker.get(id));
+    scheduler.adoptPending(digest, task.meta, (id) => tracker.get(id));
     if (!scheduler.holds(digest, peer.peerId)) scheduler.join(digest, task.meta.pieceCount, peer);
     const meta = metaBody(task);
     if (!first) return taskAnswer(meta, undefined, request.body);
@@ -184,14 +184,14 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
       const peer = caller(request);
       const controller = new AbortController();
       request.raw.once('close', () => controller.abort(ABORTED));
-      const { length, body, hash } = await seed.readPiece(peer.peerId, request.params.digest, Number(request.params.index), controller.signal);
+      const { length, body, hash, layout } = await seed.readPiece(peer.peerId, request.params.digest, Number(request.params.index), controller.signal);
       void reply.type('application/octet-stream');
       // The piece's hash goes with it (PIECE_HASH_HEADER), and the seed's signature of it
       // (PIECE_SIGNATURE_HEADER: the peer hands both to its children, piece-proof.ts): in the head
       // when the seed has the whole piece, else as trailers of a chunked body, known by the time
       // its last bytes came.
       const index = Number(request.params.index);
-      const proofOf = (h: string): Record<string, string> => ({ [PIECE_HASH_HEADER]: h, ...(signer ? { [PIECE_SIGNATURE_HEADER]: signer.sign(request.params.digest, index, h) } : {}) });
+      const proofOf = (h: string): Record<string, string> => ({ [PIECE_HASH_HEADER]: h, ...(signer ? { [PIECE_SIGNATURE_HEADER]: signer.sign(request.params.digest, index, h, layout) } : {}) });
       const known = hash();
       if (known) void reply.header('content-length', length).headers(proofOf(known));
       else void reply.header(PIECE_LENGTH_HEADER, length).header('trailer', signer ? `${PIECE_HASH_HEADER}, ${PIECE_SIGNATURE_HEADER}` : PIECE_HASH_HEADER);

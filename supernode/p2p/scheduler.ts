@@ -10,6 +10,7 @@
 import type { Clock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
+import { holdingBits } from '../../src/p2p/metainfo.ts';
 import type { ParentInfo } from '../../src/p2p/supernode-api.ts';
 import type { PeerRecord } from './tracker.ts';
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from './scheduler-options.ts';
@@ -114,15 +115,15 @@ export class Scheduler {
     for (const [digest, task] of this.tasks) yield { digest, pieceCount: task.pieceCount, holders: task.holders };
   }
 
-  /** Applies remembered holdings once the task exists. */
-  adoptPending(digest: Digest, pieceCount: number, lookup: (peerId: string) => PeerRecord | undefined): void {
+  /** Applies remembered holdings once the task exists (in its layout `meta`, see holdingBits). */
+  adoptPending(digest: Digest, meta: { size: number; pieceSize: number; pieceCount: number }, lookup: (peerId: string) => PeerRecord | undefined): void {
     const m = this.pendingHoldings.get(digest);
     if (!m) return;
     this.pendingHoldings.delete(digest);
     for (const [peerId, pieces] of m) {
       this.forgetPending(peerId, digest);
       const peer = lookup(peerId);
-      if (peer && !this.holds(digest, peerId)) this.join(digest, pieceCount, peer, Bitfield.fromBase64(pieceCount, pieces));
+      if (peer && !this.holds(digest, peerId)) this.join(digest, meta.pieceCount, peer, holdingBits(meta, pieces));
     }
   }
 

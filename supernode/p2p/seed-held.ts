@@ -1,10 +1,10 @@
-// Piece hashes of a blob the seed's store holds whole, in the current piece layout: for a blob whose
+// Piece hashes of a blob the seed's store holds whole, in the layout given: for a blob whose
 // metainfo is gone or of an older layout, read from disk instead of fetched again.
 import { createHash } from 'node:crypto';
 import type { ContentStore } from '../../src/content-store.ts';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
-import { layoutFor, pieceRange } from '../../src/p2p/metainfo.ts';
+import { pieceRange, type Metainfo } from '../../src/p2p/metainfo.ts';
 
 export interface HeldMeta {
   digest: Digest;
@@ -14,8 +14,8 @@ export interface HeldMeta {
   hashes: Array<string | null>;
 }
 
-export async function hashHeldBlob(store: ContentStore, digest: Digest, size: number): Promise<HeldMeta> {
-  const layout = layoutFor(digest, size);
+export async function hashHeldBlob(store: ContentStore, layout: Metainfo): Promise<HeldMeta> {
+  const { digest, size } = layout;
   const hashes: string[] = [];
   let hash = createHash('sha256');
   let inPiece = 0;

@@ -17,7 +17,7 @@ import type { Kv } from '../../src/db.ts';
 import type { RegistryHosts } from '../../src/oci/registry-hosts.ts';
 import { PartialBlob } from '../../src/partial-blob.ts';
 import { pooledRangeBody, type PooledBody } from '../../src/pooled-body.ts';
-import { layoutFor, pieceRange } from '../../src/p2p/metainfo.ts';
+import { isLayout, layoutFor, pieceCountFor, pieceRange, pieceSizeForSwarm, proofLayout, SMALL_PIECES_FROM_PEERS, type Metainfo } from '../../src/p2p/metainfo.ts';
 import type { TokenBucket } from '../../src/p2p/token-bucket.ts';
 import { pacedChunks, rateLimiter } from '../../src/rate/throttle.ts';
 import type { MetainfoBody, TaskRequest, TaskUpstream } from '../../src/p2p/supernode-api.ts';
@@ -42,9 +42,11 @@ export interface SeedOptions {
   readonly grants: Partial<SeedGrantsOptions>;
   /** Bytes per second read from registries, all fetches together; 0 = unlimited. */
   readonly registryBytesPerSecond: number;
+  /** Live peers from which a blob the seed begins gets SMALL_PIECE_BYTES pieces (metainfo.ts). */
+  readonly smallPiecesFromPeers: number;
 }
 
-export const DEFAULT_SEED_OPTIONS: SeedOptions = { maxBlobBytes: DEFAULT_SEED_MAX_BLOB_BYTES, bufferBytes: 16 << 20, failedTtlMs: 10_000, admission: {}, grants: {}, registryBytesPerSecond: 0 };
+export const DEFAULT_SEED_OPTIONS: SeedOptions = { maxBlobBytes: DEFAULT_SEED_MAX_BLOB_BYTES, bufferBytes: 16 << 20, failedTtlMs: 10_000, admission: {}, grants: {}, registryBytesPerSecond: 0, smallPiecesFromPeers: SMALL_PIECES_FROM_PEERS };
 
 type SeedState =
   | { name: 'fetching'; partial: PartialBlob }
@@ -69,6 +71,8 @@ export class Seed {
   private readonly clock: Clock;
   private readonly hosts: RegistryHosts;
   private readonly fetcher: SeedFetcher;
+  /** Peers registered now: how large the swarm of a blob begun now may grow (its layout). */
+  private readonly livePeers: () => number;
   private readonly options: SeedOptions;
   private readonly admission: SeedAdmission;
   private readonly grants: SeedGrants;
@@ -80,7 +84,7 @@ export class Seed {
   readonly counters: SeedCounters = { registryBytes: 0, servedBytes: 0 };
 
   constructor(
-    deps: { store: ContentStore; kv: Kv<MetainfoBody>; logger: Logger; hosts: RegistryHosts; clock?: Clock; fetcher?: SeedFetcher },
+    deps: { store: ContentStore; kv: Kv<MetainfoBody>; logger: Logger; hosts: RegistryHosts; clock?: Clock; fetcher?: SeedFetcher; livePeers?: () => number },
     options: Partial<SeedOptions> = {},
   ) {
     this.store = deps.store;
@@ -89,6 +93,7 @@ export class Seed {
     this.clock = deps.clock ?? systemClock;
     this.hosts = deps.hosts;
     this.fetcher = deps.fetcher ?? registrySeedFetcher();
+    this.livePeers = deps.livePeers ?? (() => 0);
     this.options = { ...DEFAULT_SEED_OPTIONS, ...options };
     this.admission = new SeedAdmission({ fetcher: this.fetcher, clock: this.clock }, this.options.admission);
     this.grants = new SeedGrants({ clock: this.clock }, this.options.grants);
@@ -100,9 +105,9 @@ export class Seed {
   async start(): Promise<void> {
     for await (const [digest, meta] of this.kv.entries()) {
       const info = await this.store.stat(meta.digest);
-      // Metainfo of another piece layout (written before DEFAULT_PIECE_BYTES changed) is dropped:
-      // peers refuse it; begin() hashes the held blob again in the current layout.
-      if (info && info.size === meta.size && meta.pieceSize === layoutFor(meta.digest, meta.size).pieceSize && meta.hashes.every((h) => h !== null)) {
+      // Metainfo of a layout no longer given (written before DEFAULT_PIECE_BYTES changed) is dropped:
+      // peers refuse it; begin() hashes the held blob again in a current layout.
+      if (info && info.size === meta.size && heldLayout(meta)) {
         this.tasks.set(meta.digest, { meta: { ...meta, hashes: [...meta.hashes] }, state: { name: 'complete' } });
       } else {
         await this.kv.del(digest);
@@ -195,7 +200,7 @@ export class Seed {
    * Piece `index` of a blob for an admitted peer: its length, its body (from the registry's bytes as
    * they come while the seed is fetching) and its sha256 (hex) once the seed has the whole piece.
    */
-  async readPiece(peerId: string, digest: Digest, index: number, signal?: AbortSignal): Promise<{ length: number; body: PooledBody; hash: () => string | undefined }> {
+  async readPiece(peerId: string, digest: Digest, index: number, signal?: AbortSignal): Promise<{ length: number; body: PooledBody; hash: () => string | undefined; layout: number | undefined }> {
     // Admission first: a peer not admitted learns nothing, not even whether the seed has the blob.
     if (!this.grants.has(peerId, digest)) {
       throw new PollenError('ERR_SEED_NOT_ADMITTED', `peer ${peerId.slice(0, 64)} is not admitted for ${digest}: create the task first`, { digest });
@@ -210,10 +215,11 @@ export class Seed {
     if (state.name === 'failed') throw state.error;
     this.counters.servedBytes += length;
     const hash = (): string | undefined => task.meta.hashes[index] ?? undefined;
-    if (state.name === 'fetching') return { length, body: state.partial.pooledBody(range, signal), hash };
+    const layout = proofLayout(task.meta.size, task.meta.pieceSize);
+    if (state.name === 'fetching') return { length, body: state.partial.pooledBody(range, signal), hash, layout };
     // Absent (evicted): a clear error now, before the answer's head is sent.
     if (!(await this.store.stat(digest))) throw new PollenError('ERR_BLOB_UNKNOWN', `blob ${digest} is not in the seed's store`, { digest });
-    return { length, body: pooledRangeBody((target, offset) => this.store.readInto(digest, target, offset), range), hash };
+    return { length, body: pooledRangeBody((target, offset) => this.store.readInto(digest, target, offset), range), hash, layout };
   }
 
   async close(): Promise<void> {
@@ -238,7 +244,7 @@ export class Seed {
       res.body.destroy();
       throw new PollenError('ERR_SIZE_MISMATCH', `registry ${source.registry} sent ${res.size} bytes of blob ${digest} after declaring ${size}`, { digest, upstream: source.registry });
     }
-    const layout = layoutFor(digest, size);
+    const layout = this.newLayout(digest, size);
     const ingest = await this.store.openIngest(digest);
     const partial = new PartialBlob({ store: this.store, ingest }, { size });
     const task: SeedTask = { meta: { ...layout, hashes: [...layout.hashes] }, state: { name: 'fetching', partial } };
@@ -248,14 +254,19 @@ export class Seed {
     return task;
   }
 
+  /** The layout of a blob begun now: by the cluster's size (metainfo.ts pieceSizeForSwarm). */
+  private newLayout(digest: Digest, size: number): Metainfo {
+    return layoutFor(digest, size, pieceSizeForSwarm(size, this.livePeers(), this.options.smallPiecesFromPeers));
+  }
+
   /** A blob the store holds whole: its metainfo from level, or hashed again here (not from the registry). */
   private async adoptHeld(digest: Digest, size: number): Promise<SeedTask> {
     const stored = await this.kv.get(digest);
     let meta: SeedTask['meta'];
-    if (stored && stored.size === size && stored.pieceSize === layoutFor(digest, stored.size).pieceSize && stored.hashes.every((h) => h !== null)) {
+    if (stored && stored.digest === digest && stored.size === size && heldLayout(stored)) {
       meta = { ...stored, hashes: [...stored.hashes] };
     } else {
-      meta = await hashHeldBlob(this.store, digest, size);
+      meta = await hashHeldBlob(this.store, this.newLayout(digest, size));
       await this.kv.put(digest, meta);
     }
     const task: SeedTask = { meta, state: { name: 'complete' } };
@@ -360,4 +371,9 @@ function checkHint(source: SeedSource, digest: Digest, declared: number, sizeHin
   if (sizeHint !== undefined && sizeHint !== declared) {
     throw new PollenError('ERR_SIZE_MISMATCH', `registry ${source.registry} declares ${declared} bytes for blob ${digest}; the peer expects ${sizeHint}`, { digest, upstream: source.registry, expectedSize: sizeHint });
   }
+}
+
+/** Stored metainfo of a whole blob, in a layout peers take, with every hash. */
+function heldLayout(meta: MetainfoBody): boolean {
+  return isLayout(meta.size, meta.pieceSize) && meta.pieceCount === pieceCountFor(meta.size, meta.pieceSize) && meta.hashes.length === meta.pieceCount && meta.hashes.every((h) => h !== null);
 }

@@ -13,7 +13,7 @@ import { SupernodeClient } from '../../peer/p2p/supernode-client.ts';
 import { HOST_SEED_LEASES } from '../../peer/p2p/seed-grants.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { ProofVerifier } from '../../src/p2p/piece-proof.ts';
-import { pieceCountFor, pieceSizeFor } from '../../src/p2p/metainfo.ts';
+import { pieceCountFor, pieceSizeFor, pieceSizeForSwarm } from '../../src/p2p/metainfo.ts';
 import { generateSecret, pskClientOptions } from '../../src/cluster-tls.ts';
 import { API, MAX_SYNC_PACE_MS } from '../../src/p2p/supernode-api.ts';
 import { SYNC_PACE_WINDOW_MS } from '../../supernode/p2p/sync-pacer.ts';
@@ -433,5 +433,61 @@ describe('P2P swarm over a real registry', () => {
     expect(await late!.pull(registry.url, 'test/swarm', digest)).toBe(digest);
     expect(late!.agent.totals.peer).toBe(layer.blob.length);
     expect(registry.blobBytesSent() - before).toBe(0);
+  }, 180_000);
+
+  it('a large cluster gets small pieces: holders of the whole blob in the other layout serve it, with proofs bound to the layout', async () => {
+    // Live peers from 3 on: the two first pullers get the default layout; after a restart that lost
+    // the seed's metainfo, the blob begins again in the small one while they hold it whole.
+    const port = await freePort();
+    const data = await mkdtemp(join(tmpdir(), 'pollen-sn-'));
+    cleanups.push(() => rm(data, { recursive: true, force: true }));
+    let { node } = await startSupernode({ upstream: registry.url, data, listen: `127.0.0.1:${port}`, secret: SECRET, smallPiecesFrom: 3 });
+    const digest = layer.descriptor.digest as Digest;
+    const size = layer.blob.length;
+    const small = pieceSizeForSwarm(size, 3, 3);
+    expect(small).toBeLessThan(pieceSizeFor(size));
+    const holders = await peers(2, [node.url]);
+    expect(await Promise.all(holders.map((p) => p.pull(registry.url, 'test/swarm', digest)))).toEqual([digest, digest]);
+    const probe = new SupernodeClient({}, { urls: [node.url], secret: SECRET, timeoutMs: 5_000 });
+    cleanups.push(() => probe.close());
+    const key = new ProofVerifier(String((await probe.register(node.url, { peerId: 'key-reader', wireAddr: '127.0.0.1:1', uploadSlots: 1, holdings: [] })).pieceKey));
+    const defaultCount = pieceCountFor(size, pieceSizeFor(size));
+    for (const p of holders) {
+      const source = p.agent.pieces.source(digest)!;
+      expect(source.pieceCount).toBe(defaultCount);
+      for (let i = 0; i < defaultCount; i++) expect(key.verify(digest, source.proof(i)!)).toBe(true);
+    }
+    await node.close();
+    await rm(join(data, 'seed'), { recursive: true, force: true });
+    await rm(join(data, 'meta'), { recursive: true, force: true });
+
+    ({ node } = await startSupernode({ upstream: registry.url, data, listen: `127.0.0.1:${port}`, secret: SECRET, smallPiecesFrom: 3 }));
+    cleanups.push(() => node.close());
+    const restarted = node;
+    await waitFor(async () => {
+      const status = (await (await fetch(`${restarted.adminUrl}/api/v1/status`)).json()) as { peers: Array<{ id: string }> };
+      const known = new Set(status.peers.map((p) => p.id));
+      return holders.every((p) => known.has(p.agent.peerId));
+    }, 'the restarted supernode knows the holders', 30_000);
+    const [late] = await peers(1, [node.url]);
+    expect(await late!.pull(registry.url, 'test/swarm', digest)).toBe(digest);
+    expect(late!.agent.totals.peer + late!.agent.totals.seed + late!.agent.totals.upstream).toBe(size);
+    // The holders served it in the small layout the late peer named (as much as the seed, at least).
+    expect(late!.agent.totals.peer).toBeGreaterThan(late!.agent.totals.seed);
+    const smallCount = pieceCountFor(size, small);
+    expect(late!.agent.pieces.source(digest, small)!.pieceCount).toBe(smallCount);
+    // The seed's proofs of the small layout (same key: piece-key.pem was kept) check only with that
+    // layout named, and a proof of the default layout does not check in the small one.
+    const reader = new SupernodeClient({}, { urls: [node.url], secret: SECRET, timeoutMs: 5_000 });
+    cleanups.push(() => reader.close());
+    await reader.register(node.url, { peerId: 'seed-reader', wireAddr: '127.0.0.1:1', uploadSlots: 1, holdings: [] });
+    const meta = await reader.createTask(node.url, { peerId: 'seed-reader', digest, upstream: { registry: registry.host, name: 'test/swarm' } });
+    expect(meta.pieceSize).toBe(small);
+    const answer = await reader.seedPiece(node.url, digest, 1, AbortSignal.timeout(30_000));
+    for await (const c of answer.body) void c;
+    const proof = { index: 1, hash: answer.pieceHash()!, signature: answer.pieceSignature!()! };
+    expect(key.verify(digest, proof, small)).toBe(true);
+    expect(key.verify(digest, proof)).toBe(false);
+    expect(key.verify(digest, holders[0]!.agent.pieces.source(digest)!.proof(1)!, small)).toBe(false);
   }, 180_000);
 });

@@ -9,6 +9,7 @@ import { sha256Digest, type Digest } from '../../../../src/digest.ts';
 import { MemoryContentStore } from '../../../../src/memory-content-store.ts';
 import { PieceSigner, ProofSet, ProofVerifier } from '../../../../src/p2p/piece-proof.ts';
 import { LocalPieces, type SavedProofs } from '../../../../peer/p2p/local-pieces.ts';
+import { Bitfield } from '../../../../src/p2p/bitfield.ts';
 
 const PIECE = 512 * 1024;
 
@@ -100,4 +101,37 @@ describe('ProofSet as saved', () => {
     expect([0, 1, 3].map((i) => back.get(i))).toEqual([undefined, undefined, undefined]);
     for (const [count, text] of [[5, set.toBase64()], [4, set.toBase64().slice(8)], [4, 42], [0, '']] as const) expect(ProofSet.fromBase64(count, text)).toBeUndefined();
   });
+
+  it('a committed blob is served in either layout a child names, its proofs only in the layout they came in; a download only in its own', async () => {
+    const store = new MemoryContentStore();
+    const signer = PieceSigner.generate();
+    const { digest, bytes } = await committedBlob(store, 4);
+    const pieces = new LocalPieces({ store });
+    await pieces.start();
+    pieces.markCommitted(digest, bytes.length, proofsOf(signer, digest, bytes, 4));
+    const small = PIECE / 2;
+    expect(pieces.knows(digest)).toBe(true);
+    expect(pieces.knows(digest, small)).toBe(true);
+    expect(pieces.knows(digest, PIECE * 2)).toBe(false);
+    const asDefault = pieces.source(digest)!;
+    const asSmall = pieces.source(digest, small)!;
+    expect([asDefault.pieceSize, asDefault.pieceCount]).toEqual([PIECE, 4]);
+    expect([asSmall.pieceSize, asSmall.pieceCount]).toEqual([small, 8]);
+    expect(asSmall.has(7)).toBe(true);
+    expect(Buffer.compare(await asSmall.read(7 * small, small), bytes.subarray(7 * small))).toBe(0);
+    expect(asDefault.proof(3)?.index).toBe(3);
+    expect(asSmall.proof(3)).toBeUndefined();
+
+    // A blob being downloaded: only in the transfer's layout.
+    const other = sha256Digest('downloading');
+    const have = new Bitfield(8);
+    have.set(2);
+    pieces.addActive(other, { size: 8 * small, pieceSize: small, pieces: have, readInto: async () => {} });
+    expect(pieces.knows(other, small)).toBe(true);
+    expect(pieces.knows(other)).toBe(false);
+    expect(pieces.knows(other, PIECE)).toBe(false);
+    expect(pieces.source(other, small)?.pieceCount).toBe(8);
+    expect(pieces.source(other)).toBeUndefined();
+  });
 });
+

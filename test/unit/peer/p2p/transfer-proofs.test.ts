@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { PieceSigner, type PieceProof } from '../../../../src/p2p/piece-proof.ts';
 import { TICK_MS } from '../../../../peer/p2p/p2p-transfer.ts';
+import { SMALL_PIECE_BYTES } from '../../../../src/p2p/metainfo.ts';
 import { harness, offerParents, PIECE_BYTES, type Harness, type HarnessOptions } from '../../../helpers/transfer-harness.ts';
 
 const open: Harness[] = [];
@@ -21,10 +22,10 @@ const signer = PieceSigner.generate();
 const proofOf = (h: Harness, index: number, by = signer, hash = h.pieceHashes[index]!): PieceProof => ({ index, hash, signature: Buffer.from(by.sign(h.digest, index, hash), 'base64') });
 
 /** A transfer of `pieces` pieces knowing none of their hashes, and parent `a` (speaking proofs or not) holding them all, connected. */
-async function unhashed(options: { pieces?: number; proofs: boolean; key?: boolean; more?: Record<string, { proofs: boolean; pieces: number[] }> }): Promise<Harness> {
+async function unhashed(options: { pieces?: number; pieceBytes?: number; proofs: boolean; key?: boolean; more?: Record<string, { proofs: boolean; pieces: number[] }> }): Promise<Harness> {
   const pieces = options.pieces ?? 2;
   const more = options.more ?? {};
-  const h = start({ pieces, parents: ['a', ...Object.keys(more)], hashes: Array.from({ length: pieces }, () => null), ...(options.key === false ? {} : { signer }) });
+  const h = start({ pieces, parents: ['a', ...Object.keys(more)], hashes: Array.from({ length: pieces }, () => null), ...(options.key === false ? {} : { signer }), ...(options.pieceBytes ? { pieceBytes: options.pieceBytes } : {}) });
   h.parents.get('a')!.speaksProofs = options.proofs;
   for (const [id, m] of Object.entries(more)) h.parents.get(id)!.speaksProofs = m.proofs;
   await offerParents(h, { a: Array.from({ length: pieces }, (_, i) => i), ...Object.fromEntries(Object.entries(more).map(([id, m]) => [id, m.pieces])) });
@@ -57,6 +58,20 @@ describe('a transfer with piece proofs', () => {
     expect(h.transfer.stats.duplicateBytes.unproved).toBe(0);
     expect(h.transfer.proofs.get(0)?.hash).toBe(h.pieceHashes[0]);
     expect(h.transfer.proofs.get(1)?.hash).toBe(h.pieceHashes[1]);
+  });
+
+  it("in the small layout only proofs signed for it teach: one of the default layout's signature (same digest, index and hash) is refused", async () => {
+    // 4 pieces of 256 KiB: 1 MiB, whose default layout is 2 pieces of 512 KiB.
+    const h = await unhashed({ proofs: true, pieces: 4, pieceBytes: SMALL_PIECE_BYTES });
+    await serveWithProofs(h, 'a', (i) => proofOf(h, i));
+    expect(h.transfer.counters.peer).toBe(0);
+    expect(h.transfer.stats.duplicateBytes.unproved).toBeGreaterThan(0);
+    expect(h.transfer.proofs.get(0)).toBeUndefined();
+
+    const g = await unhashed({ proofs: true, pieces: 4, pieceBytes: SMALL_PIECE_BYTES });
+    await serveWithProofs(g, 'a', (i) => ({ ...proofOf(g, i), signature: Buffer.from(signer.sign(g.digest, i, g.pieceHashes[i]!, SMALL_PIECE_BYTES), 'base64') }));
+    expect(g.transfer.counters.peer).toBe(4 * SMALL_PIECE_BYTES);
+    expect(g.transfer.proofs.get(3)?.hash).toBe(g.pieceHashes[3]);
   });
 
   it('asks a parent that sends no proofs only for pieces whose hashes it knows', async () => {

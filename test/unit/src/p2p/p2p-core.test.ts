@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../src/clock.ts';
 import { sha256Digest } from '../../../../src/digest.ts';
 import { Bitfield } from '../../../../src/p2p/bitfield.ts';
-import { layoutFor, MAX_PIECES, pieceRange, pieceSizeFor, DEFAULT_PIECE_BYTES } from '../../../../src/p2p/metainfo.ts';
+import { holdingBits, isLayout, layoutFor, MAX_PIECES, pieceCountFor, pieceRange, pieceSizeFor, pieceSizeForSwarm, proofLayout, DEFAULT_PIECE_BYTES, SMALL_PIECE_BYTES, SMALL_PIECES_FROM_PEERS } from '../../../../src/p2p/metainfo.ts';
 import { BlockPool } from '../../../../src/p2p/block-pool.ts';
 import { TokenBucket } from '../../../../src/p2p/token-bucket.ts';
 import { WireGuard } from '../../../../src/p2p/wire-guard.ts';
@@ -18,6 +18,46 @@ describe('piece layout', () => {
     expect(layout.pieceCount).toBeLessThanOrEqual(MAX_PIECES);
     expect(layout.pieceSize).toBe(16 * 1024 * 1024);
     expect(pieceRange(10 << 20, 4 << 20, 2)).toEqual({ start: 8 << 20, length: 2 << 20 });
+  });
+
+  it('a cluster of SMALL_PIECES_FROM_PEERS live peers or more gets the small layout, where a blob has one; both are layouts, nothing else is', () => {
+    const MiB = 1 << 20;
+    expect(pieceSizeForSwarm(64 * MiB, SMALL_PIECES_FROM_PEERS - 1)).toBe(DEFAULT_PIECE_BYTES);
+    expect(pieceSizeForSwarm(64 * MiB, SMALL_PIECES_FROM_PEERS)).toBe(SMALL_PIECE_BYTES);
+    expect(pieceSizeForSwarm(64 * MiB, 3, 3)).toBe(SMALL_PIECE_BYTES);
+    // One layout only: a blob of one small piece, and one so large that both bases double alike.
+    expect(pieceSizeForSwarm(200 * 1024, 10_000)).toBe(pieceSizeFor(200 * 1024));
+    expect(pieceSizeForSwarm(600 * MiB, 10_000)).toBe(pieceSizeFor(600 * MiB));
+    expect(pieceSizeForSwarm(300 * 1024, 10_000)).toBe(SMALL_PIECE_BYTES);
+    for (const size of [0, 10, 300 * 1024, 64 * MiB, 400 * MiB, 600 * MiB]) {
+      expect(isLayout(size, pieceSizeFor(size))).toBe(true);
+      expect(isLayout(size, pieceSizeForSwarm(size, 10_000))).toBe(true);
+      expect(isLayout(size, pieceSizeFor(size) * 2)).toBe(false);
+      expect(isLayout(size, 4096)).toBe(false);
+      // Two layouts of a blob never have the same piece count (what a peer's kept proofs go by).
+      const a = pieceSizeFor(size);
+      const b = pieceSizeForSwarm(size, 10_000);
+      expect(a === b || pieceCountFor(size, a) !== pieceCountFor(size, b)).toBe(true);
+      // Proofs bind the piece size of the small layout only.
+      expect(proofLayout(size, a)).toBeUndefined();
+      expect(proofLayout(size, b)).toBe(a === b ? undefined : b);
+    }
+  });
+
+  it('a holding in the layout of the task counts as sent; the whole blob in the default layout is whole in the small one; a partial one of another length holds nothing', () => {
+    const size = 64 * SMALL_PIECE_BYTES;
+    const small = { size, pieceSize: SMALL_PIECE_BYTES, pieceCount: 64 };
+    const dflt = { size, pieceSize: DEFAULT_PIECE_BYTES, pieceCount: 32 };
+    const some = new Bitfield(64);
+    some.set(1);
+    some.set(60);
+    expect([...holdingBits(small, some.toBase64()).indexes()]).toEqual([1, 60]);
+    expect(holdingBits(small, Bitfield.full(32).toBase64()).count).toBe(64);
+    expect(holdingBits(dflt, Bitfield.full(32).toBase64()).count).toBe(32);
+    const partial = new Bitfield(32);
+    partial.set(0);
+    expect(holdingBits(small, partial.toBase64()).count).toBe(0);
+    expect(holdingBits(dflt, Bitfield.full(64).toBase64()).count).toBe(0);
   });
 });
 

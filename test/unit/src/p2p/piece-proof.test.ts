@@ -29,6 +29,14 @@ describe('piece proofs', () => {
     expect(new ProofVerifier(PieceSigner.generate().publicKey).verify(digest, proof())).toBe(false);
   });
 
+  it('a proof of a layout other than the default checks only with that piece size named, and a default one only without', () => {
+    const inSmall = proof({ signature: Buffer.from(signer.sign(digest, 7, hash, 262144), 'base64') });
+    expect(verifier.verify(digest, inSmall, 262144)).toBe(true);
+    expect(verifier.verify(digest, inSmall)).toBe(false);
+    expect(verifier.verify(digest, inSmall, 524288)).toBe(false);
+    expect(verifier.verify(digest, proof(), 262144)).toBe(false);
+  });
+
   it('malformed parts are refused without a check: a short signature, a hash that is not 64 hex digits, a negative index', () => {
     expect(verifier.verify(digest, proof({ signature: Buffer.alloc(63) }))).toBe(false);
     expect(verifier.verify(digest, proof({ hash: 'CD'.repeat(32) }))).toBe(false);

@@ -106,6 +106,43 @@ describe('WireConnection over TLS with the cluster key', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(closed).toContain('blob not served here');
   });
+
+  it('the dialler names its piece layout: served in one the listener has, refused (not banned) in another, banned for a malformed one', async () => {
+    const named: Array<number | undefined> = [];
+    const closed: string[] = [];
+    const bans = new AddressBans({ clock: systemClock });
+    const accept = (d: Digest, pieceSize: number | undefined): boolean => {
+      named.push(pieceSize);
+      return d === digest && (pieceSize === undefined || pieceSize === 1024);
+    };
+    const listener = new WireListener({ clock: systemClock, bans, accept }, { listen: '127.0.0.1:0', peerId: randomBytes(20), secret: SECRET, maxConnections: 16 });
+    const served: Array<number | undefined> = [];
+    listener.on('ready', (conn) => served.push(conn.pieceSize));
+    listener.on('closed', (_c, r) => closed.push(r));
+    await listener.start(() => {});
+    listeners.push(listener);
+    const at = (pieceSize?: number): WireConnection => {
+      const socket = dialWire(`127.0.0.1:${listener.port}`, SECRET);
+      socket.on('error', () => {});
+      return WireConnection.outgoing(socket, { peerId: randomBytes(20) }, digest, pieceSize);
+    };
+    const a = at(1024);
+    await a.ready;
+    const b = at();
+    await b.ready;
+    await expect(at(2048).ready).rejects.toThrow();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(served).toEqual([1024, undefined]);
+    expect(named).toEqual([1024, undefined, 2048]);
+    expect(closed).toContain('blob not served here');
+    expect(bans.isBanned('127.0.0.1')).toBe(false);
+    await expect(at(-1).ready).rejects.toThrow();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(named).toHaveLength(3);
+    expect(bans.isBanned('127.0.0.1')).toBe(true);
+    a.destroy('done');
+    b.destroy('done');
+  });
 });
 
 describe('WireConnection on plain TCP (no secret: loopback only)', () => {

@@ -357,7 +357,7 @@ describe('Scheduler', () => {
     const { scheduler, peer, lookup } = setup();
     peer('holder');
     scheduler.rememberHolding(digest, 'holder', Bitfield.full(3).toBase64());
-    scheduler.adoptPending(digest, 3, lookup);
+    scheduler.adoptPending(digest, { size: 3 * 524288, pieceSize: 524288, pieceCount: 3 }, lookup);
     scheduler.join(digest, 3, peer('asker'));
     const s = scheduler.schedule(digest, 'asker', 3);
     expect(s.parents.map((p) => p.peerId)).toEqual(['holder']);
@@ -405,7 +405,7 @@ describe('Scheduler', () => {
     // The task only the departed held is gone; its pending holding is pruned, the live peer's kept.
     expect(scheduler.sizes).toEqual({ tasks: 1, pendingTasks: 1, pendingPeers: 1 });
     expect(scheduler.holds(lonely, 'gone')).toBe(false);
-    scheduler.adoptPending(pendingDigest, 3, lookup);
+    scheduler.adoptPending(pendingDigest, { size: 3 * 524288, pieceSize: 524288, pieceCount: 3 }, lookup);
     scheduler.join(pendingDigest, 3, peer('asker'));
     expect(scheduler.schedule(pendingDigest, 'asker', 0).parents.map((p) => p.peerId)).toEqual(['alive']);
     expect(scheduler.sizes.pendingPeers).toBe(0);

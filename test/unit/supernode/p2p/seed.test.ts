@@ -18,7 +18,7 @@ import { FsContentStore } from '../../../../src/fs-content-store.ts';
 import { MemoryContentStore } from '../../../../src/memory-content-store.ts';
 import { isValidName } from '../../../../src/oci/names.ts';
 import { RegistryHosts } from '../../../../src/oci/registry-hosts.ts';
-import { DEFAULT_PIECE_BYTES, layoutFor } from '../../../../src/p2p/metainfo.ts';
+import { DEFAULT_PIECE_BYTES, layoutFor, SMALL_PIECE_BYTES } from '../../../../src/p2p/metainfo.ts';
 import type { MetainfoBody, TaskRequest } from '../../../../src/p2p/supernode-api.ts';
 import { Seed, type SeedOptions, type SeedTask } from '../../../../supernode/p2p/seed.ts';
 import { FakeRegistry } from './seed-fakes.ts';
@@ -36,13 +36,13 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function setup(options: Partial<SeedOptions> & { store?: ContentStore; kv?: MemoryKv<MetainfoBody> } = {}) {
+function setup(options: Partial<SeedOptions> & { store?: ContentStore; kv?: MemoryKv<MetainfoBody>; livePeers?: () => number } = {}) {
   const registry = new FakeRegistry();
   const clock = new ManualClock(1_000);
   const hosts = new RegistryHosts({ defaultUpstream: DEFAULT_URL, registries: new Map([[REG, REG_URL]]) });
   const store = options.store ?? new MemoryContentStore();
   const kv = options.kv ?? new MemoryKv<MetainfoBody>();
-  const seed = new Seed({ store, kv, logger, hosts, clock, fetcher: registry }, options);
+  const seed = new Seed({ store, kv, logger, hosts, clock, fetcher: registry, ...(options.livePeers ? { livePeers: options.livePeers } : {}) }, options);
   cleanups.push(() => seed.close());
   return { seed, registry, clock, store, kv };
 }
@@ -321,6 +321,36 @@ describe('Seed: memory and failed attempts', () => {
     expect((await kv.get(digest))?.hashes).toEqual(want);
     expect(registry.heads).toHaveLength(1);
     expect(registry.gets).toEqual([]);
+  });
+});
+
+describe('Seed: the layout of a blob it begins', () => {
+  it('small pieces once the cluster has smallPiecesFromPeers live peers; a blob keeps its layout, across a restart too', async () => {
+    let live = 3;
+    const store = new MemoryContentStore();
+    const kv = new MemoryKv<MetainfoBody>();
+    const { seed, registry } = setup({ store, kv, livePeers: () => live, smallPiecesFromPeers: 4 });
+    const first = randomBytes(4 * DEFAULT_PIECE_BYTES);
+    const second = randomBytes(4 * DEFAULT_PIECE_BYTES);
+    const a = registry.add({ bytes: first, name: 'private/app' });
+    const b = registry.add({ bytes: second, name: 'private/app' });
+    const ta = await seed.openTask(task('p', a));
+    expect([ta.meta.pieceSize, ta.meta.pieceCount]).toEqual([DEFAULT_PIECE_BYTES, 4]);
+    live = 4;
+    const tb = await seed.openTask(task('p', b));
+    expect([tb.meta.pieceSize, tb.meta.pieceCount]).toEqual([SMALL_PIECE_BYTES, 8]);
+    expect(await settled(ta)).toBe('complete');
+    expect(await settled(tb)).toBe('complete');
+    expect((await seed.openTask(task('q', a))).meta.pieceSize).toBe(DEFAULT_PIECE_BYTES);
+    expect(Buffer.compare(await readAll(seed, 'p', tb), second)).toBe(0);
+    expect(tb.meta.hashes).toEqual([0, 1, 2, 3, 4, 5, 6, 7].map((i) => createHash('sha256').update(second.subarray(i * SMALL_PIECE_BYTES, (i + 1) * SMALL_PIECE_BYTES)).digest('hex')));
+    await seed.close();
+
+    live = 0;
+    const again = setup({ store, kv, livePeers: () => live, smallPiecesFromPeers: 4 });
+    await again.seed.start();
+    expect(again.seed.get(b)?.meta.pieceSize).toBe(SMALL_PIECE_BYTES);
+    expect(again.seed.get(a)?.meta.pieceSize).toBe(DEFAULT_PIECE_BYTES);
   });
 });
 
