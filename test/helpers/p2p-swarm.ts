@@ -19,9 +19,9 @@ import { Supernode } from '../../supernode/supernode.ts';
 export const testLogger = pino({ level: process.env.POLLEN_TEST_LOG ?? 'silent' });
 
 /** A supernode whose seed reaches `upstream` (the registry's URL; peers name it by its HOST:PORT). */
-export async function startSupernode(options: { upstream: string; secret?: string; data?: string; listen?: string; syncRate?: number; smallPiecesFrom?: number }): Promise<{ node: Supernode; data: string }> {
+export async function startSupernode(options: { upstream: string; secret?: string; data?: string; listen?: string; syncRate?: number; smallPiecesFrom?: number; seedRegistryRate?: number }): Promise<{ node: Supernode; data: string }> {
   const data = options.data ?? (await mkdtemp(join(tmpdir(), 'pollen-sn-')));
-  const node = new Supernode({ logger: testLogger }, { listen: options.listen ?? '127.0.0.1:0', adminListen: '127.0.0.1:0', data, secret: options.secret, upstream: options.upstream, maxParents: 6, logLevel: 'info', ...(options.syncRate === undefined ? {} : { syncRate: options.syncRate }), ...(options.smallPiecesFrom === undefined ? {} : { smallPiecesFrom: options.smallPiecesFrom }) });
+  const node = new Supernode({ logger: testLogger }, { listen: options.listen ?? '127.0.0.1:0', adminListen: '127.0.0.1:0', data, secret: options.secret, upstream: options.upstream, maxParents: 6, logLevel: 'info', ...(options.syncRate === undefined ? {} : { syncRate: options.syncRate }), ...(options.smallPiecesFrom === undefined ? {} : { smallPiecesFrom: options.smallPiecesFrom }), ...(options.seedRegistryRate === undefined ? {} : { seedRegistryRate: options.seedRegistryRate }) });
   if (!options.data) {
     // A directory made here goes with the supernode (its seed's store holds whole blobs).
     const close = node.close.bind(node);

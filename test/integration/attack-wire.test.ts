@@ -5,7 +5,7 @@
 // a member that breaks the block rules is closed and its address banned, and only its address; a
 // member that sends forged piece proofs with bad bytes gets none of them stored.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -26,6 +26,7 @@ import { WireDialer } from '../../src/p2p/wire-dialer.ts';
 import { splitHostPort } from '../../src/config.ts';
 import { OciLayout, randomFileLayer, type BuiltLayer } from '../helpers/images.ts';
 import { startPeer, startSupernode, type TestPeer } from '../helpers/p2p-swarm.ts';
+import { PIECE_KEY_FILE } from '../../supernode/supernode.ts';
 import { TestRegistry } from '../helpers/registry.ts';
 
 const SECRET = generateSecret();
@@ -286,4 +287,77 @@ describe('attacks on the peer wire', () => {
     expect((wasted.unproved ?? 0) + (wasted.corrupt ?? 0)).toBeGreaterThan(0);
     expect(child.agent.totals.peer).toBe(0);
   }, 60_000);
+
+  it("a member replaying the supernode's genuine proofs of the blob's other layout poisons nothing: the index covers other bytes there, and the proof does not check", async () => {
+    // 768 KiB: 2 pieces of 512 KiB (default layout) or 3 of 256 KiB (small). Default piece 1 is
+    // bytes 512-768 KiB, as long as small piece 1 (256-512 KiB): a proof that named no layout would
+    // make the child store the first at the second's place.
+    const blob = randomBytes(768 * 1024);
+    const digest = sha256Digest(blob);
+    const start = await fetch(`${registry.url}/v2/test/layouts/blobs/uploads/`, { method: 'POST' });
+    const location = new URL(start.headers.get('location')!, registry.url);
+    location.searchParams.set('digest', digest);
+    expect((await fetch(location, { method: 'PUT', body: blob, headers: { 'content-type': 'application/octet-stream' } })).status).toBe(201);
+    const upstream = { registry: registry.host, name: 'test/layouts' };
+
+    // The genuine proof of default piece 1, from a supernode of the default layout.
+    const { node: plain, data } = await startSupernode({ upstream: registry.url, secret: SECRET });
+    cleanups.push(() => plain.close());
+    const reader = new SupernodeClient({}, { urls: [plain.url], secret: SECRET, timeoutMs: 5_000 });
+    cleanups.push(() => reader.close());
+    await reader.register(plain.url, { peerId: 'reader', wireAddr: '127.0.0.1:1', uploadSlots: 1, holdings: [] });
+    expect((await reader.createTask(plain.url, { peerId: 'reader', digest, upstream })).pieceSize).toBe(512 * 1024);
+    const answer = await reader.seedPiece(plain.url, digest, 1, AbortSignal.timeout(30_000));
+    for await (const c of answer.body) void c;
+    const replayed = { index: 1, hash: answer.pieceHash()!, signature: answer.pieceSignature!()! };
+    expect(replayed.hash).toBe(createHash('sha256').update(blob.subarray(512 * 1024)).digest('hex'));
+
+    // A supernode with the same key whose cluster is large (small pieces), its seed slowed so the
+    // child lacks hashes while the replaying member is offered.
+    const smallData = await mkdtemp(join(tmpdir(), 'pollen-attack-layout-'));
+    cleanups.push(() => rm(smallData, { recursive: true, force: true }));
+    await copyFile(join(data, PIECE_KEY_FILE), join(smallData, PIECE_KEY_FILE));
+    const { node: large } = await startSupernode({ upstream: registry.url, secret: SECRET, data: smallData, smallPiecesFrom: 0, seedRegistryRate: 64 * 1024 });
+    cleanups.push(() => large.close());
+    let sent = 0;
+    let blocks = 0;
+    const listener = new WireListener({ clock: systemClock, bans: new AddressBans({ clock: systemClock }), accept: (d) => d === digest }, { listen: '127.0.0.1:0', peerId: randomBytes(20), secret: SECRET, maxConnections: 8 });
+    const proved = new Set<string>();
+    listener.on('ready', (conn) => {
+      conn.sendBitfield(Bitfield.full(3).bytes);
+      conn.unchoke();
+      conn.on('request', (index, offset, length, respond) => {
+        const key = `${conn.remoteAddress}/${index}`;
+        if (index === 1 && !proved.has(key)) {
+          proved.add(key);
+          conn.sendProof(replayed);
+          sent++;
+        }
+        blocks++;
+        // Served as if in the default layout: piece `index` from index * 512 KiB.
+        const from = index * 512 * 1024 + offset;
+        respond(null, Buffer.from(blob.subarray(from, from + length)));
+      });
+    });
+    await listener.start(() => {});
+    cleanups.push(() => listener.close());
+    const member = new SupernodeClient({}, { urls: [large.url], secret: SECRET, timeoutMs: 5_000 });
+    cleanups.push(() => member.close());
+    await member.register(large.url, { peerId: 'replayer', wireAddr: `127.0.0.1:${listener.port}`, uploadSlots: 4, holdings: [{ digest, pieces: Bitfield.full(3).toBase64() }] });
+
+    const child = await startPeer([large.url], { secret: SECRET });
+    cleanups.push(() => child.close());
+    const wasted: Record<string, number> = {};
+    child.agent.onTransferEvent = (e) => {
+      if (e.kind === 'duplicate') wasted[e.cause] = (wasted[e.cause] ?? 0) + e.bytes;
+    };
+    expect(await child.pull(registry.url, 'test/layouts', digest)).toBe(digest);
+    expect((await child.store.stat(digest))?.size).toBe(blob.length);
+    expect(sent).toBeGreaterThan(0);
+    expect(blocks).toBeGreaterThan(0);
+    expect((wasted.unproved ?? 0) + (wasted.corrupt ?? 0)).toBeGreaterThan(0);
+    expect(child.agent.totals.peer).toBe(0);
+    expect(child.agent.totals.seed + child.agent.totals.upstream).toBe(blob.length);
+  }, 60_000);
 });
+
