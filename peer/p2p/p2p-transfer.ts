@@ -113,7 +113,9 @@ export class P2pTransfer {
         this.seed.restoreDeclines(r.declined ?? []);
       },
       recreateTask: async () => {
-        await this.deps.client.createTask(this.deps.supernode, taskRequest(this.deps.peerId, this.request, this.meta.size));
+        const again = await this.deps.client.createTask(this.deps.supernode, taskRequest(this.deps.peerId, this.request, this.meta.size));
+        // A supernode that lost the blob begins it again, maybe in the other layout: our indexes mean other bytes there.
+        if (again.pieceSize !== this.meta.pieceSize) this.fallBack('the supernode gave the blob another piece layout');
       },
       onAnswer: (res) => this.onSync(res),
     });

@@ -591,6 +591,23 @@ describe('P2pTransfer on a manual clock', () => {
     expect(h.upstreamRanges).toEqual([]);
   });
 
+  it('a supernode that lost the task and begins it again in the other layout is left: the rest comes from the registry; in the same layout the transfer goes on', async () => {
+    const lost = () => new PollenError('ERR_NOT_FOUND', 'unknown task for this peer: create the task again');
+    const h = start({ pieces: 4, parents: [], have: [0] });
+    await h.settle();
+    h.supernode.createTask = async () => ({ digest: h.digest, size: 4 * PIECE_BYTES, pieceSize: PIECE_BYTES / 2, pieceCount: 8, hashes: [] });
+    await failSyncs(h, 250, lost);
+    await h.transfer.done;
+    expect(h.transfer.stats.fallbacks).toBe(1);
+    expect(h.upstreamRanges).toEqual([{ start: PIECE_BYTES, end: 4 * PIECE_BYTES - 1 }]);
+
+    const same = start({ pieces: 4, parents: [], have: [0] });
+    await same.settle();
+    await failSyncs(same, 1_000, lost);
+    expect(same.transfer.stats.fallbacks).toBe(0);
+    expect(same.upstreamRanges).toEqual([]);
+  });
+
   it('refused syncs do not end a transfer whose parents keep delivering', async () => {
     const h = start({ pieces: 8, parents: ['a'] });
     await offerParents(h, { a: [0, 1, 2, 3, 4, 5, 6, 7] });
