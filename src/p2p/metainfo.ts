@@ -31,9 +31,10 @@ export const DEFAULT_PIECE_BYTES = 512 * 1024;
 /**
  * The layout for a large cluster: a deep swarm passes each piece through more hops, and a hop costs
  * a piece time. Simulated 64 MiB at 100 Mbit/s with the peer's own transfer code (2026-12-04): 100
- * peers 7.75 -> 7.21 s, 300 peers 7.87 -> 7.18, 1,000 peers 8.19 -> 7.49 (1.52 -> 1.40 x T*). The
- * bed's peers, 16 on 2 cores, pay 6-9 % more CPU for it and are no faster: below
- * SMALL_PIECES_FROM_PEERS live peers the supernode keeps DEFAULT_PIECE_BYTES.
+ * peers 7.75 -> 7.21 s, 300 peers 7.87 -> 7.06, 1,000 peers 8.19 -> 7.36 (1.52 -> 1.37 x T*); 16 and
+ * 32 peers no faster (the median peer is, the last one is not), 64 about even. On the bed (8 and 16
+ * peers on 2 cores) even in time and CPU. So below SMALL_PIECES_FROM_PEERS live peers the supernode
+ * keeps DEFAULT_PIECE_BYTES, as cheap per byte and fewer pieces to track.
  */
 export const SMALL_PIECE_BYTES = 256 * 1024;
 export const SMALL_PIECES_FROM_PEERS = 64;
