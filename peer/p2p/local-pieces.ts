@@ -183,7 +183,7 @@ export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: nu
   /** What to report when (re-)registering with a supernode. */
   holdings(): Holding[] {
     const out: Holding[] = [];
-    for (const [digest, t] of this.active) out.push({ digest, pieces: t.pieces.toBase64() });
+    for (const [digest, t] of this.active) out.push({ digest, pieces: t.pieces.toBase64(), pieceSize: t.pieceSize });
     for (const [digest, size] of this.committed) {
       if (out.length >= MAX_HOLDINGS) break;
       if (!this.active.has(digest)) out.push({ digest, pieces: Bitfield.full(pieceCountFor(size, pieceSizeFor(size))).toBase64() });

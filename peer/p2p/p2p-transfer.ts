@@ -113,7 +113,7 @@ export class P2pTransfer {
         this.seed.restoreDeclines(r.declined ?? []);
       },
       recreateTask: async () => {
-        const again = await this.deps.client.createTask(this.deps.supernode, taskRequest(this.deps.peerId, this.request, this.meta.size));
+        const again = await this.deps.client.createTask(this.deps.supernode, { ...taskRequest(this.deps.peerId, this.request, this.meta.size), pieceSize: this.meta.pieceSize });
         // A supernode that lost the blob begins it again, maybe in the other layout: our indexes mean other bytes there.
         if (again.pieceSize !== this.meta.pieceSize) this.fallBack('the supernode gave the blob another piece layout');
       },
@@ -138,7 +138,7 @@ export class P2pTransfer {
       // No more parents than pieces still lacking (ENDGAME_COPIES at least, for a last piece's second
       // copy): the one-piece config blob of an image dialled ~5 parents per host on the bed (N = 16),
       // a TLS and two wire handshakes each for 741 bytes.
-      { digest: this.digest, pieceSize: this.meta.pieceSize, maxParents: () => Math.min(deps.maxParents?.() ?? MAX_PARENTS, Math.max(ENDGAME_COPIES, this.meta.pieceCount - this.ledger.have.count)) },
+      { digest: this.digest, layout: this.meta, maxParents: () => Math.min(deps.maxParents?.() ?? MAX_PARENTS, Math.max(ENDGAME_COPIES, this.meta.pieceCount - this.ledger.have.count)) },
     );
     this.requests = new ParentRequests({
       clock: this.clock,

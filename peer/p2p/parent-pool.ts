@@ -3,6 +3,7 @@
 // a corrupt piece). It dials through the injected dialer and reads time from the injected clock;
 // what to ask each parent for is the transfer's business, told through the callbacks.
 import type { Clock } from '../../src/clock.ts';
+import { namedLayout } from '../../src/p2p/metainfo.ts';
 import type { Digest } from '../../src/digest.ts';
 import type { PieceProof } from '../../src/p2p/piece-proof.ts';
 import type { ParentInfo } from '../../src/p2p/supernode-api.ts';
@@ -73,21 +74,21 @@ export class ParentPool {
   private readonly dialer: ParentDialer;
   private readonly clock: Clock;
   private readonly digest: Digest;
-  /** The transfer's layout, named to each parent (a parent holding the whole blob serves any). */
-  private readonly pieceSize: number;
+  /** The transfer's layout as the wire names it (metainfo.ts namedLayout: undefined for the default one); a parent holding the whole blob serves either. */
+  private readonly layout: number | undefined;
   private readonly events: ParentPoolEvents;
   /** How many parents this transfer may have now (the host's budget shared by its transfers). */
   private readonly limit: () => number;
   /** Holders of each piece among the ready parents; undefined once a parent came or went or sent a whole bitfield. */
   private counted: Uint16Array | undefined;
 
-  constructor(deps: { dialer: ParentDialer; clock: Clock; events: ParentPoolEvents; bans?: ExpiringBans }, options: { digest: Digest; pieceSize: number; maxParents?: () => number }) {
+  constructor(deps: { dialer: ParentDialer; clock: Clock; events: ParentPoolEvents; bans?: ExpiringBans }, options: { digest: Digest; layout: { size: number; pieceSize: number }; maxParents?: () => number }) {
     this.dialer = deps.dialer;
     this.clock = deps.clock;
     this.banned = deps.bans ?? new ExpiringBans({ clock: deps.clock });
     this.events = deps.events;
     this.digest = options.digest;
-    this.pieceSize = options.pieceSize;
+    this.layout = namedLayout(options.layout.size, options.layout.pieceSize);
     this.limit = options.maxParents ?? (() => MAX_PARENTS);
   }
 
@@ -152,7 +153,7 @@ export class ParentPool {
   }
 
   private connect(peerId: string, wireAddr: string): void {
-    const conn = this.dialer.dial(wireAddr, this.digest, this.pieceSize);
+    const conn = this.dialer.dial(wireAddr, this.digest, this.layout);
     if (!conn) return; // its address broke the wire protocol: banned for a while
     this.events.onDial?.();
     this.connecting.add(peerId);

@@ -7,7 +7,7 @@
 // peer hands on to its own children. A parent that has no proof for a piece it sends (it learned
 // the hash from a sync, or restarted since) is asked only for pieces whose hash is known from then.
 import type { Digest } from '../../src/digest.ts';
-import { proofLayout } from '../../src/p2p/metainfo.ts';
+import { namedLayout } from '../../src/p2p/metainfo.ts';
 import { ProofSet, type PieceProof, type ProofVerifier } from '../../src/p2p/piece-proof.ts';
 import type { Bitfield } from '../../src/p2p/bitfield.ts';
 import type { ParentLink } from './parent-link.ts';
@@ -25,14 +25,14 @@ export interface HashPort {
 export class TransferProofs {
   readonly kept: ProofSet;
   private readonly digest: Digest;
-  /** What the proofs bind besides the piece (metainfo.ts proofLayout). */
+  /** What the proofs bind besides the piece (metainfo.ts namedLayout). */
   private readonly layout: number | undefined;
   private readonly verifier: () => ProofCheck | undefined;
   private readonly hashes: HashPort;
 
   constructor(meta: { digest: Digest; size: number; pieceSize: number; pieceCount: number }, verifier: () => ProofCheck | undefined, hashes: HashPort) {
     this.digest = meta.digest;
-    this.layout = proofLayout(meta.size, meta.pieceSize);
+    this.layout = namedLayout(meta.size, meta.pieceSize);
     this.kept = new ProofSet(meta.pieceCount);
     this.verifier = verifier;
     this.hashes = hashes;

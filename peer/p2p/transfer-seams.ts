@@ -42,8 +42,8 @@ export interface ParentConnection {
 }
 
 export interface ParentDialer {
-  /** A connection asking `wireAddr` for `digest` in pieces of `pieceSize`; undefined when that address is banned. */
-  dial(wireAddr: string, digest: Digest, pieceSize: number): ParentConnection | undefined;
+  /** A connection asking `wireAddr` for `digest` in the layout named `layout` (metainfo.ts namedLayout); undefined when that address is banned. */
+  dial(wireAddr: string, digest: Digest, layout: number | undefined): ParentConnection | undefined;
 }
 
 export type TransferClient = Pick<SupernodeClient, 'sync' | 'createTask' | 'seedPiece'>;

@@ -40,8 +40,9 @@ export class Uploader {
   private readonly slots: UploadSlots<WireConnection>;
   /** Per child connection, the pieces whose proof went to it already (once each). */
   private readonly proved = new WeakMap<WireConnection, Set<number>>();
+  /** A verified piece of a download: told to the children of its digest in its layout (one of a blob gone since, in another, is not). */
   private readonly onHave = (digest: Digest, index: number): void => {
-    for (const c of this.connections) if (!c.isClosed && c.digestIfKnown === digest) c.have(index);
+    for (const c of this.connections) if (!c.isClosed && c.digestIfKnown === digest && this.pieces.knows(digest, c.pieceSize)) c.have(index);
   };
   uploadedBytes = 0;
 

@@ -89,11 +89,12 @@ export function isLayout(size: number, pieceSize: number): boolean {
 }
 
 /**
- * What a piece proof binds besides digest, index and hash: nothing for the size's default layout
- * (proofs as they were before layouts could differ), else the piece size, so that a proof of one
- * layout never checks in another (the same index covers other bytes there).
+ * How a layout is named where it must be: nothing for the size's default layout (as before layouts
+ * could differ, so older peers and saved proofs agree), else the piece size. A piece proof signs it
+ * (a proof of one layout never checks in the other: the same index covers other bytes there), and
+ * a child names it in the wire's handshake (a parent that does not serve it refuses the connection).
  */
-export function proofLayout(size: number, pieceSize: number): number | undefined {
+export function namedLayout(size: number, pieceSize: number): number | undefined {
   return pieceSize === pieceSizeFor(size) ? undefined : pieceSize;
 }
 
@@ -104,21 +105,18 @@ export function layoutFor(digest: Digest, size: number, pieceSize = pieceSizeFor
 }
 
 /**
- * A holding a peer reported (a base64 bitfield) in the blob's layout `meta`. A peer reports a blob it
- * holds whole as the full bitfield of the size's default layout, whatever layout it came in (it
- * serves any): that is every piece in the small layout too. Anything else of another byte length
- * (a partial blob in another layout: a peer downloading when the supernode lost the blob's metainfo)
- * holds nothing here; one of the same byte length (pieces counts within 8 of each other) is read
- * as it is, and a child that dials such a parent is refused (the wire names the layout).
+ * A holding a peer reported, in the blob's layout `meta`: the pieces as sent when the holding is in
+ * that layout (its `pieceSize`, or the size's default one when it names none); every piece when it
+ * is whole in the other layout (a peer holding a blob whole serves it in any); else nothing (part
+ * of a download in the other layout: its indexes mean other bytes here).
  */
-export function holdingBits(meta: { size: number; pieceSize: number; pieceCount: number }, pieces: string): Bitfield {
-  const bytes = Buffer.from(pieces, 'base64');
-  const own = Math.ceil(meta.pieceCount / 8);
-  if (meta.pieceSize !== pieceSizeFor(meta.size)) {
-    const whole = Bitfield.full(pieceCountFor(meta.size, pieceSizeFor(meta.size))).bytes;
-    if (Buffer.compare(bytes, whole) === 0) return Bitfield.full(meta.pieceCount);
-  }
-  return bytes.length === own ? new Bitfield(meta.pieceCount, bytes) : new Bitfield(meta.pieceCount);
+export function holdingBits(meta: { size: number; pieceSize: number; pieceCount: number }, holding: { pieces: string; pieceSize?: number }): Bitfield {
+  const bytes = Buffer.from(holding.pieces, 'base64');
+  const layout = holding.pieceSize ?? pieceSizeFor(meta.size);
+  if (layout === meta.pieceSize) return bytes.length === Math.ceil(meta.pieceCount / 8) ? new Bitfield(meta.pieceCount, bytes) : new Bitfield(meta.pieceCount);
+  if (!isLayout(meta.size, layout)) return new Bitfield(meta.pieceCount);
+  const whole = Bitfield.full(pieceCountFor(meta.size, layout)).bytes;
+  return Buffer.compare(bytes, whole) === 0 ? Bitfield.full(meta.pieceCount) : new Bitfield(meta.pieceCount);
 }
 
 /**

@@ -24,7 +24,7 @@ export interface PieceProof {
 
 /**
  * `layout`: the piece size when the blob is not in its size's default layout (metainfo.ts
- * proofLayout), signed too so that a proof checks in one layout only.
+ * namedLayout), signed too so that a proof checks in one layout only.
  */
 function signedBytes(digest: string, index: number, hash: string, layout: number | undefined): Buffer {
   const head = Buffer.allocUnsafe(4);

@@ -37,6 +37,11 @@ export interface Holding {
   readonly digest: Digest;
   /** base64 bitfield of the pieces held. */
   readonly pieces: string;
+  /**
+   * The layout of `pieces` (metainfo.ts holdingBits): a download's piece size; absent, the size's
+   * default layout, in which a peer reports a blob it holds whole.
+   */
+  readonly pieceSize?: number;
 }
 
 /** Bounds of the request bodies (the supernode's schemas refuse more). */
@@ -111,6 +116,11 @@ export interface TaskRequest {
   /** The blob's size as the peer saw it (manifest descriptor or its own HEAD): the registry must declare the same. */
   readonly sizeHint?: number;
   readonly upstream: TaskUpstream;
+  /**
+   * The layout a peer downloads the blob in, when it creates the task again mid-transfer (the
+   * supernode restarted or evicted the blob): a seed that begins the blob afresh keeps it.
+   */
+  readonly pieceSize?: number;
 }
 
 /**

@@ -3,8 +3,9 @@
 // class, by the transport (src/p2p/wire-tls.ts: TLS 1.3 with the cluster's pre-shared key, the
 // dialler proving the key first); what runs here is the BEP 3 handshake and a BEP 10 extended
 // handshake in which the dialler names the digest and its piece layout (`pollen_pieces`: the piece
-// size; a dialler that names none means the size's default layout) and the listener, if it serves
-// the blob in that layout, answers with a `pollen_accept` message. Only then is the connection `ready`. The library's quirks are handled
+// size, named only when it is not the size's default layout: metainfo.ts namedLayout) and the
+// listener, if it serves the blob in that layout, answers with a `pollen_accept` message that
+// echoes both. Only then is the connection `ready`. The library's quirks are handled
 // here once: it buffers any announced message length (WireGuard caps it), it has no cap on
 // incoming requests (we drop a peer that exceeds ours), and it answers nothing while choking.
 // Framing and protocol violations close the connection and ban the remote address (wire-bans.ts).
@@ -44,6 +45,15 @@ export interface WireOptions {
 
 export function infoHashOf(digest: Digest): string {
   return digestHex(digest).slice(0, 40);
+}
+
+/**
+ * The `pollen_accept` payload: the digest, and the piece size when the dialler named one, so that a
+ * dialler knows its layout is served (a parent from before layouts echoes the digest alone and
+ * serves the default one: refused, not banned).
+ */
+function acceptance(digest: Digest, pieceSize: number | undefined): string {
+  return pieceSize === undefined ? digest : `${digest} ${pieceSize}`;
 }
 
 export interface WireConnectionEvents {
@@ -362,7 +372,8 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     if (ext === 'handshake') return this.outgoing ? undefined : this.onDiallerHandshake(payload as Record<string, unknown>);
     if (ext !== ACCEPT_EXT || !this.outgoing || this.isReady) return;
     const named = payload instanceof Uint8Array ? Buffer.from(payload).toString('latin1') : '';
-    if (named !== this.digestValue) return this.violate('accepted another digest');
+    if (named === this.digestValue && this.pieceSizeValue !== undefined) return this.destroy('parent does not serve the layout named');
+    if (named !== acceptance(this.digestValue!, this.pieceSizeValue)) return this.violate('accepted another digest or layout');
     this.becomeReady();
   }
 
@@ -380,7 +391,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     if (!this.accept?.(digest as Digest, pieceSize)) return this.destroy('blob not served here');
     this.digestValue = digest as Digest;
     this.pieceSizeValue = pieceSize;
-    this.wire.extended(ACCEPT_EXT, Buffer.from(digest, 'latin1'));
+    this.wire.extended(ACCEPT_EXT, Buffer.from(acceptance(digest as Digest, pieceSize), 'latin1'));
     this.becomeReady();
   }
 

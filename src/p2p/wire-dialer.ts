@@ -28,7 +28,7 @@ export class WireDialer {
     this.options = options;
   }
 
-  /** A connection asking `wireAddr` (HOST:PORT) for `digest` in pieces of `pieceSize`; undefined when that address is banned. */
+  /** A connection asking `wireAddr` (HOST:PORT) for `digest` in the layout named `pieceSize` (metainfo.ts namedLayout; none: the default); undefined when that address is banned. */
   dial(wireAddr: string, digest: Digest, pieceSize?: number): WireConnection | undefined {
     if (this.bans.isBanned(splitHostPort(wireAddr).host)) return undefined;
     const options = { peerId: this.options.peerId, bans: this.bans };

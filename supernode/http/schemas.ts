@@ -38,6 +38,9 @@ export const PIECE_PARAMS = {
   properties: { digest: DIGEST, index: { type: 'string', pattern: '^(0|[1-9][0-9]{0,5})$' } },
 } as const;
 
+/** A layout's piece size as a peer names it (metainfo.ts isLayout says whether it is one for the blob). */
+const PIECE_SIZE = { type: 'integer', minimum: 1, maximum: 2 ** 31 } as const;
+
 export const REGISTER_BODY = {
   type: 'object',
   required: ['peerId', 'wireAddr', 'uploadSlots'],
@@ -49,7 +52,7 @@ export const REGISTER_BODY = {
     holdings: {
       type: 'array',
       maxItems: API_LIMITS.holdings,
-      items: { type: 'object', required: ['digest', 'pieces'], additionalProperties: false, properties: { digest: DIGEST, pieces: BITFIELD } },
+      items: { type: 'object', required: ['digest', 'pieces'], additionalProperties: false, properties: { digest: DIGEST, pieces: BITFIELD, pieceSize: PIECE_SIZE } },
     },
   },
 } as const;
@@ -81,6 +84,7 @@ export const TASK_BODY = {
     report: HEARTBEAT_BODY,
     terse: { type: 'boolean' },
     withoutHashes: { type: 'boolean' },
+    pieceSize: PIECE_SIZE,
   },
 } as const;
 

@@ -85,10 +85,10 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
     for (const h of holdings) {
       const task = seed.get(h.digest);
       if (!task || task.state.name === 'failed') {
-        scheduler.rememberHolding(h.digest, peer.peerId, h.pieces);
+        scheduler.rememberHolding(h.digest, peer.peerId, h);
         continue;
       }
-      scheduler.join(h.digest, task.meta.pieceCount, peer, holdingBits(task.meta, h.pieces));
+      scheduler.join(h.digest, task.meta.pieceCount, peer, holdingBits(task.meta, h));
     }
     request.log.info({ peerId: peer.peerId, wireAddr: body.wireAddr, holdings: holdings.length }, 'peer registered');
     return { peerId: peer.peerId, token, heartbeatMs: HEARTBEAT_MS, ...(signer ? { pieceKey: signer.publicKey } : {}) };
@@ -112,11 +112,12 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
 
   app.post<{ Body: TaskBody }>(API.task, { config: { auth: 'peer' }, schema: { body: TASK_BODY }, onSend: countAnswer((r: FastifyRequest<{ Body: TaskBody }>) => (r.body?.first ? 1 : 0)) }, async (request): Promise<TaskAnswer | Record<string, unknown>> => {
     const peer = caller(request);
-    const { digest, sizeHint, upstream, first, report } = request.body;
+    const { digest, sizeHint, upstream, first, report, pieceSize } = request.body;
     // Refused unless the registry admits the requester for this blob (seed.ts): nothing is joined or answered before.
-    const task = await seed.openTask({ peerId: peer.peerId, digest, sizeHint, upstream });
+    const task = await seed.openTask({ peerId: peer.peerId, digest, sizeHint, upstream, ...(pieceSize === undefined ? {} : { pieceSize }) });
     scheduler.adoptPending(digest, task.meta, (id) => tracker.get(id));
-    if (!scheduler.holds(digest, peer.peerId)) scheduler.join(digest, task.meta.pieceCount, peer);
+    // A task the seed began again in another layout (after an eviction) starts the scheduler's afresh.
+    if (!scheduler.holds(digest, peer.peerId) || scheduler.pieceCountOf(digest) !== task.meta.pieceCount) scheduler.join(digest, task.meta.pieceCount, peer);
     const meta = metaBody(task);
     if (!first) return taskAnswer(meta, undefined, request.body);
     // The first sync's answer with the metainfo (which has every hash known): a slot of the pacing
@@ -136,7 +137,11 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
   /** One task's sync: the pieces the peer verified and its reports go in, parents and seed grants come out. */
   function syncOne(peer: PeerRecord, digest: Digest, body: SyncRequest): SyncResponse {
     const task = seed.get(digest);
-    if (!task || !scheduler.holds(digest, peer.peerId) || !seed.isAdmitted(peer.peerId, digest)) throw new PollenError('ERR_NOT_FOUND', 'unknown task for this peer: create the task again');
+    // Also when the scheduler's task is of another layout than the seed's (the seed began the blob
+    // again): the peer's indexes may mean other bytes; it asks for the task again and learns.
+    if (!task || !scheduler.holds(digest, peer.peerId) || scheduler.pieceCountOf(digest) !== task.meta.pieceCount || !seed.isAdmitted(peer.peerId, digest)) {
+      throw new PollenError('ERR_NOT_FOUND', 'unknown task for this peer: create the task again');
+    }
     takeSyncReports(deps, peer, digest, body);
     if (body.leave) return { hashes: [], parents: [], seedGrants: [], availability: [] };
     if (task.state.name === 'failed') return { hashes: [], parents: [], seedGrants: [], availability: [], failed: task.state.error.message };

@@ -11,7 +11,7 @@ import type { Clock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { holdingBits } from '../../src/p2p/metainfo.ts';
-import type { ParentInfo } from '../../src/p2p/supernode-api.ts';
+import type { Holding, ParentInfo } from '../../src/p2p/supernode-api.ts';
 import type { PeerRecord } from './tracker.ts';
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from './scheduler-options.ts';
 import { SeedLeases, STARVED_SEED_LEASES, type SeedGrantCounts } from './seed-leases.ts';
@@ -88,18 +88,18 @@ export class Scheduler {
   }
 
   /** Holdings reported for a task the supernode does not know yet (e.g. after a restart). */
-  private readonly pendingHoldings = new Map<Digest, Map<string, string>>();
+  private readonly pendingHoldings = new Map<Digest, Map<string, Pick<Holding, 'pieces' | 'pieceSize'>>>();
   /** The digests each peer has pending holdings of (pruned when the peer is dropped). */
   private readonly pendingByPeer = new Map<string, Set<Digest>>();
 
-  rememberHolding(digest: Digest, peerId: string, pieces: string): void {
+  rememberHolding(digest: Digest, peerId: string, holding: Pick<Holding, 'pieces' | 'pieceSize'>): void {
     let m = this.pendingHoldings.get(digest);
     if (!m) {
       if (this.pendingHoldings.size >= MAX_PENDING_TASKS) return;
       m = new Map();
       this.pendingHoldings.set(digest, m);
     }
-    m.set(peerId, pieces);
+    m.set(peerId, holding);
     let mine = this.pendingByPeer.get(peerId);
     if (!mine) this.pendingByPeer.set(peerId, (mine = new Set()));
     mine.add(digest);
@@ -115,15 +115,20 @@ export class Scheduler {
     for (const [digest, task] of this.tasks) yield { digest, pieceCount: task.pieceCount, holders: task.holders };
   }
 
+  /** The piece count of the scheduler's task of `digest` (the layout it counts in), if it has one. */
+  pieceCountOf(digest: Digest): number | undefined {
+    return this.tasks.get(digest)?.pieceCount;
+  }
+
   /** Applies remembered holdings once the task exists (in its layout `meta`, see holdingBits). */
   adoptPending(digest: Digest, meta: { size: number; pieceSize: number; pieceCount: number }, lookup: (peerId: string) => PeerRecord | undefined): void {
     const m = this.pendingHoldings.get(digest);
     if (!m) return;
     this.pendingHoldings.delete(digest);
-    for (const [peerId, pieces] of m) {
+    for (const [peerId, holding] of m) {
       this.forgetPending(peerId, digest);
       const peer = lookup(peerId);
-      if (peer && !this.holds(digest, peerId)) this.join(digest, meta.pieceCount, peer, holdingBits(meta, pieces));
+      if (peer && !this.holds(digest, peerId)) this.join(digest, meta.pieceCount, peer, holdingBits(meta, holding));
     }
   }
 

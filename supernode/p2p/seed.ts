@@ -17,7 +17,7 @@ import type { Kv } from '../../src/db.ts';
 import type { RegistryHosts } from '../../src/oci/registry-hosts.ts';
 import { PartialBlob } from '../../src/partial-blob.ts';
 import { pooledRangeBody, type PooledBody } from '../../src/pooled-body.ts';
-import { isLayout, layoutFor, pieceCountFor, pieceRange, pieceSizeForSwarm, proofLayout, SMALL_PIECES_FROM_PEERS, type Metainfo } from '../../src/p2p/metainfo.ts';
+import { isLayout, layoutFor, pieceCountFor, pieceRange, pieceSizeForSwarm, namedLayout, SMALL_PIECES_FROM_PEERS, type Metainfo } from '../../src/p2p/metainfo.ts';
 import type { TokenBucket } from '../../src/p2p/token-bucket.ts';
 import { pacedChunks, rateLimiter } from '../../src/rate/throttle.ts';
 import type { MetainfoBody, TaskRequest, TaskUpstream } from '../../src/p2p/supernode-api.ts';
@@ -138,7 +138,7 @@ export class Seed {
       checkHint(source, req.digest, known.meta.size, req.sizeHint);
       return known;
     }
-    const task = await this.ensure(source, req.digest, req.sizeHint);
+    const task = await this.ensure(source, req.digest, req.sizeHint, req.pieceSize);
     this.grants.admit(req.peerId, req.digest);
     return task;
   }
@@ -174,7 +174,7 @@ export class Seed {
    * The task for a blob, once the registry admitted `source`'s credential for it and declared the
    * expected size; starts the registry fetch when needed. Resolves once the size is known.
    */
-  async ensure(source: SeedSource, digest: Digest, sizeHint?: number): Promise<SeedTask> {
+  async ensure(source: SeedSource, digest: Digest, sizeHint?: number, pieceSize?: number): Promise<SeedTask> {
     const declared = await this.admission.check(source, digest, this.controller.signal);
     checkHint(source, digest, declared, sizeHint);
     if (declared > this.options.maxBlobBytes) {
@@ -184,7 +184,7 @@ export class Seed {
     if (!known || known.state.name === 'failed') {
       let pending = this.starting.get(digest);
       if (!pending) {
-        pending = this.begin(source, digest, declared).finally(() => this.starting.delete(digest));
+        pending = this.begin(source, digest, declared, pieceSize).finally(() => this.starting.delete(digest));
         this.starting.set(digest, pending);
       }
       known = await pending;
@@ -215,7 +215,7 @@ export class Seed {
     if (state.name === 'failed') throw state.error;
     this.counters.servedBytes += length;
     const hash = (): string | undefined => task.meta.hashes[index] ?? undefined;
-    const layout = proofLayout(task.meta.size, task.meta.pieceSize);
+    const layout = namedLayout(task.meta.size, task.meta.pieceSize);
     if (state.name === 'fetching') return { length, body: state.partial.pooledBody(range, signal), hash, layout };
     // Absent (evicted): a clear error now, before the answer's head is sent.
     if (!(await this.store.stat(digest))) throw new PollenError('ERR_BLOB_UNKNOWN', `blob ${digest} is not in the seed's store`, { digest });
@@ -231,11 +231,12 @@ export class Seed {
     }
   }
 
-  private async begin(source: SeedSource, digest: Digest, size: number): Promise<SeedTask> {
+  /** `pieceSize`: the layout a peer downloads in (TaskRequest.pieceSize), kept if it is one. */
+  private async begin(source: SeedSource, digest: Digest, size: number, pieceSize: number | undefined): Promise<SeedTask> {
     const previous = this.tasks.get(digest);
     if (previous?.state.name === 'failed') await previous.state.cleaned;
     const existing = await this.store.stat(digest);
-    if (existing) return this.adoptHeld(digest, existing.size);
+    if (existing) return this.adoptHeld(digest, existing.size, pieceSize);
     const res = await this.fetcher.get(source, digest, this.controller.signal).catch((err: unknown) => {
       throw toPollenError(err, 'ERR_UPSTREAM_UNAVAILABLE');
     });
@@ -244,7 +245,7 @@ export class Seed {
       res.body.destroy();
       throw new PollenError('ERR_SIZE_MISMATCH', `registry ${source.registry} sent ${res.size} bytes of blob ${digest} after declaring ${size}`, { digest, upstream: source.registry });
     }
-    const layout = this.newLayout(digest, size);
+    const layout = this.newLayout(digest, size, pieceSize);
     const ingest = await this.store.openIngest(digest);
     const partial = new PartialBlob({ store: this.store, ingest }, { size });
     const task: SeedTask = { meta: { ...layout, hashes: [...layout.hashes] }, state: { name: 'fetching', partial } };
@@ -254,19 +255,24 @@ export class Seed {
     return task;
   }
 
-  /** The layout of a blob begun now: by the cluster's size (metainfo.ts pieceSizeForSwarm). */
-  private newLayout(digest: Digest, size: number): Metainfo {
-    return layoutFor(digest, size, pieceSizeForSwarm(size, this.livePeers(), this.options.smallPiecesFromPeers));
+  /**
+   * The layout of a blob begun now: the one a peer downloads in when it asks for the task again
+   * mid-transfer (after a restart or an eviction: the peers registered again may be too few yet to
+   * say the cluster is large), else by the cluster's size (metainfo.ts pieceSizeForSwarm).
+   */
+  private newLayout(digest: Digest, size: number, asked: number | undefined): Metainfo {
+    const pieceSize = asked !== undefined && isLayout(size, asked) ? asked : pieceSizeForSwarm(size, this.livePeers(), this.options.smallPiecesFromPeers);
+    return layoutFor(digest, size, pieceSize);
   }
 
   /** A blob the store holds whole: its metainfo from level, or hashed again here (not from the registry). */
-  private async adoptHeld(digest: Digest, size: number): Promise<SeedTask> {
+  private async adoptHeld(digest: Digest, size: number, pieceSize: number | undefined): Promise<SeedTask> {
     const stored = await this.kv.get(digest);
     let meta: SeedTask['meta'];
     if (stored && stored.digest === digest && stored.size === size && heldLayout(stored)) {
       meta = { ...stored, hashes: [...stored.hashes] };
     } else {
-      meta = await hashHeldBlob(this.store, this.newLayout(digest, size));
+      meta = await hashHeldBlob(this.store, this.newLayout(digest, size, pieceSize));
       await this.kv.put(digest, meta);
     }
     const task: SeedTask = { meta, state: { name: 'complete' } };

@@ -343,7 +343,8 @@ describe('attacks on the peer wire', () => {
     cleanups.push(() => listener.close());
     const member = new SupernodeClient({}, { urls: [large.url], secret: SECRET, timeoutMs: 5_000 });
     cleanups.push(() => member.close());
-    await member.register(large.url, { peerId: 'replayer', wireAddr: `127.0.0.1:${listener.port}`, uploadSlots: 4, holdings: [{ digest, pieces: Bitfield.full(3).toBase64() }] });
+    // Claims the blob whole, as a holder reports it: the full bitfield of the default layout (2 pieces).
+    await member.register(large.url, { peerId: 'replayer', wireAddr: `127.0.0.1:${listener.port}`, uploadSlots: 4, holdings: [{ digest, pieces: Bitfield.full(2).toBase64() }] });
 
     const child = await startPeer([large.url], { secret: SECRET });
     cleanups.push(() => child.close());

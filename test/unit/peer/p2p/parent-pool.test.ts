@@ -21,7 +21,7 @@ function pool(options: { clock?: ManualClock; maxParents?: number } = {}): { poo
       },
       events: { onReady() {}, onClose() {}, onPieces() {}, onUnchoke() {}, wanted: () => true },
     },
-    { digest: DIGEST, pieceSize: 512 * 1024, ...(max !== undefined ? { maxParents: () => max } : {}) },
+    { digest: DIGEST, layout: { size: 4 << 20, pieceSize: 512 * 1024 }, ...(max !== undefined ? { maxParents: () => max } : {}) },
   );
   p.offer(['a', 'b', 'c'].map((id) => ({ peerId: id, wireAddr: id })), () => true);
   return { pool: p, parents };

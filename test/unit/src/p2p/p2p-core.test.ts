@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../src/clock.ts';
 import { sha256Digest } from '../../../../src/digest.ts';
 import { Bitfield } from '../../../../src/p2p/bitfield.ts';
-import { holdingBits, isLayout, layoutFor, MAX_PIECES, pieceCountFor, pieceRange, pieceSizeFor, pieceSizeForSwarm, proofLayout, DEFAULT_PIECE_BYTES, SMALL_PIECE_BYTES, SMALL_PIECES_FROM_PEERS } from '../../../../src/p2p/metainfo.ts';
+import { holdingBits, isLayout, layoutFor, MAX_PIECES, pieceCountFor, pieceRange, pieceSizeFor, pieceSizeForSwarm, namedLayout, DEFAULT_PIECE_BYTES, SMALL_PIECE_BYTES, SMALL_PIECES_FROM_PEERS } from '../../../../src/p2p/metainfo.ts';
 import { BlockPool } from '../../../../src/p2p/block-pool.ts';
 import { TokenBucket } from '../../../../src/p2p/token-bucket.ts';
 import { WireGuard } from '../../../../src/p2p/wire-guard.ts';
@@ -39,25 +39,39 @@ describe('piece layout', () => {
       const b = pieceSizeForSwarm(size, 10_000);
       expect(a === b || pieceCountFor(size, a) !== pieceCountFor(size, b)).toBe(true);
       // Proofs bind the piece size of the small layout only.
-      expect(proofLayout(size, a)).toBeUndefined();
-      expect(proofLayout(size, b)).toBe(a === b ? undefined : b);
+      expect(namedLayout(size, a)).toBeUndefined();
+      expect(namedLayout(size, b)).toBe(a === b ? undefined : b);
     }
   });
 
-  it('a holding in the layout of the task counts as sent; the whole blob in the default layout is whole in the small one; a partial one of another length holds nothing', () => {
+  it('a holding counts as sent in its own layout, as whole in the other only when whole, else as nothing (a download in the other layout)', () => {
     const size = 64 * SMALL_PIECE_BYTES;
     const small = { size, pieceSize: SMALL_PIECE_BYTES, pieceCount: 64 };
     const dflt = { size, pieceSize: DEFAULT_PIECE_BYTES, pieceCount: 32 };
     const some = new Bitfield(64);
     some.set(1);
     some.set(60);
-    expect([...holdingBits(small, some.toBase64()).indexes()]).toEqual([1, 60]);
-    expect(holdingBits(small, Bitfield.full(32).toBase64()).count).toBe(64);
-    expect(holdingBits(dflt, Bitfield.full(32).toBase64()).count).toBe(32);
+    expect([...holdingBits(small, { pieces: some.toBase64(), pieceSize: SMALL_PIECE_BYTES }).indexes()]).toEqual([1, 60]);
+    // A whole blob (reported in the default layout, naming none) is whole in the small one, and back.
+    expect(holdingBits(small, { pieces: Bitfield.full(32).toBase64() }).count).toBe(64);
+    expect(holdingBits(dflt, { pieces: Bitfield.full(32).toBase64() }).count).toBe(32);
+    expect(holdingBits(dflt, { pieces: Bitfield.full(64).toBase64(), pieceSize: SMALL_PIECE_BYTES }).count).toBe(32);
     const partial = new Bitfield(32);
     partial.set(0);
-    expect(holdingBits(small, partial.toBase64()).count).toBe(0);
-    expect(holdingBits(dflt, Bitfield.full(64).toBase64()).count).toBe(0);
+    expect(holdingBits(small, { pieces: partial.toBase64() }).count).toBe(0);
+    expect(holdingBits(dflt, { pieces: some.toBase64(), pieceSize: SMALL_PIECE_BYTES }).count).toBe(0);
+    // A 1 MiB blob: 2 default pieces or 4 small ones, one byte of bitfield either way. Half of a
+    // small-layout download has the bytes of the whole default bitfield: its piece size tells them apart.
+    const mib = { size: 4 * SMALL_PIECE_BYTES, pieceSize: SMALL_PIECE_BYTES, pieceCount: 4 };
+    const half = new Bitfield(4);
+    half.set(0);
+    half.set(1);
+    expect(half.toBase64()).toBe(Bitfield.full(2).toBase64());
+    expect([...holdingBits(mib, { pieces: half.toBase64(), pieceSize: SMALL_PIECE_BYTES }).indexes()]).toEqual([0, 1]);
+    expect(holdingBits(mib, { pieces: Bitfield.full(2).toBase64() }).count).toBe(4);
+    expect(holdingBits({ ...mib, pieceSize: DEFAULT_PIECE_BYTES, pieceCount: 2 }, { pieces: half.toBase64(), pieceSize: SMALL_PIECE_BYTES }).count).toBe(0);
+    // A piece size that is no layout of the blob holds nothing.
+    expect(holdingBits(small, { pieces: Bitfield.full(16).toBase64(), pieceSize: 4 * DEFAULT_PIECE_BYTES }).count).toBe(0);
   });
 });
 

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../src/clock.ts';
 import { sha256Digest, type Digest } from '../../../../src/digest.ts';
 import { PollenError } from '../../../../src/errors.ts';
-import { layoutFor } from '../../../../src/p2p/metainfo.ts';
+import { layoutFor, SMALL_PIECE_BYTES } from '../../../../src/p2p/metainfo.ts';
 import { splitHostPort } from '../../../../src/config.ts';
 import type { SyncResponse } from '../../../../src/p2p/supernode-api.ts';
 import { createClusterApp } from '../../../../supernode/http/apps.ts';
@@ -24,7 +24,7 @@ const DIGEST = sha256Digest('blob');
 const RUNS = 150;
 
 /** A seed that knows one 5 MiB blob, complete, creates any other task on demand, and admits every task's peer. */
-function fakeSeed(): SeedPort & { ensured: number } {
+function fakeSeed(): SeedPort & { ensured: number; tasks: Map<Digest, SeedTask> } {
   const tasks = new Map<Digest, SeedTask>();
   const make = (d: Digest): SeedTask => {
     const meta = layoutFor(d, 5 << 20);
@@ -34,6 +34,7 @@ function fakeSeed(): SeedPort & { ensured: number } {
   const admitted = new Set<string>();
   const seed = {
     ensured: 0,
+    tasks,
     get: (d: Digest) => tasks.get(d),
     async openTask(req: { peerId: string; digest: Digest }) {
       seed.ensured++;
@@ -49,14 +50,14 @@ function fakeSeed(): SeedPort & { ensured: number } {
       return { length: 1, body: pooledRangeBody(async (target) => void target.fill(0x78), { start: 0, end: 0 }), hash: () => t.meta.hashes[index] ?? undefined };
     },
   };
-  return seed as unknown as SeedPort & { ensured: number };
+  return seed as unknown as SeedPort & { ensured: number; tasks: Map<Digest, SeedTask> };
 }
 
 interface Harness {
   app: FastifyInstance;
   clock: ManualClock;
   tracker: Tracker;
-  seed: SeedPort & { ensured: number };
+  seed: SeedPort & { ensured: number; tasks: Map<Digest, SeedTask> };
   work: string[];
   register(peerId: string, wireAddr?: string, extra?: object): Promise<string>;
 }
@@ -360,5 +361,24 @@ describe('supernode API bodies (fast-check over fastify inject)', () => {
     const after: number[] = [];
     for (let i = 0; i < 12; i++) after.push((await beat(flooder)).statusCode);
     expect(after.filter((c) => c === 200)).toHaveLength(10);
+  });
+
+  it('a blob the seed began again in the other layout: a holder of the old task must create it again, and then syncs in the new one', async () => {
+    const h = await harness();
+    const auth = { authorization: `Bearer ${await h.register('holder')}` };
+    const create = () => h.app.inject({ method: 'POST', url: '/api/v1/tasks', headers: auth, payload: { digest: DIGEST, upstream: { registry: 'r.example', name: 'a/b' } } });
+    const sync = () => h.app.inject({ method: 'POST', url: `/api/v1/tasks/${DIGEST}/sync`, headers: auth, payload: { have: [0], wantSeed: 0, badParents: [] } });
+    expect((await create()).json()).toMatchObject({ pieceCount: 10 });
+    expect((await sync()).statusCode).toBe(200);
+    // Evicted and begun again (for another peer) in 256 KiB pieces: 20 of them.
+    const small = layoutFor(DIGEST, 5 << 20, SMALL_PIECE_BYTES);
+    h.seed.tasks.set(DIGEST, { meta: { ...small, hashes: small.hashes.map((_, i) => `${i}`.padStart(64, '1')) }, state: { name: 'complete' } });
+    const refused = await sync();
+    expect(refused.statusCode).toBe(404);
+    expect(refused.json()).toMatchObject({ errors: [{ detail: { pollenCode: 'ERR_NOT_FOUND' } }] });
+    expect((await create()).json()).toMatchObject({ pieceCount: 20, pieceSize: SMALL_PIECE_BYTES });
+    const answer = await sync();
+    expect(answer.statusCode).toBe(200);
+    expect((answer.json() as SyncResponse).hashes[0]).toBe('0'.padStart(64, '1'));
   });
 });

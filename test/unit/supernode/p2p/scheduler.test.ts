@@ -356,7 +356,7 @@ describe('Scheduler', () => {
   it('rebuilds availability from holdings reported before the task exists (a restarted supernode)', () => {
     const { scheduler, peer, lookup } = setup();
     peer('holder');
-    scheduler.rememberHolding(digest, 'holder', Bitfield.full(3).toBase64());
+    scheduler.rememberHolding(digest, 'holder', { pieces: Bitfield.full(3).toBase64() });
     scheduler.adoptPending(digest, { size: 3 * 524288, pieceSize: 524288, pieceCount: 3 }, lookup);
     scheduler.join(digest, 3, peer('asker'));
     const s = scheduler.schedule(digest, 'asker', 3);
@@ -388,8 +388,8 @@ describe('Scheduler', () => {
     tracker.start();
     const gone = peer('gone');
     peer('alive');
-    scheduler.rememberHolding(pendingDigest, 'gone', Bitfield.full(3).toBase64());
-    scheduler.rememberHolding(pendingDigest, 'alive', Bitfield.full(3).toBase64());
+    scheduler.rememberHolding(pendingDigest, 'gone', { pieces: Bitfield.full(3).toBase64() });
+    scheduler.rememberHolding(pendingDigest, 'alive', { pieces: Bitfield.full(3).toBase64() });
     scheduler.join(digest, 2, gone, Bitfield.full(2));
     scheduler.join(digest, 2, lookup('alive')!);
     scheduler.join(lonely, 2, gone, Bitfield.full(2));

@@ -352,6 +352,16 @@ describe('Seed: the layout of a blob it begins', () => {
     expect(again.seed.get(b)?.meta.pieceSize).toBe(SMALL_PIECE_BYTES);
     expect(again.seed.get(a)?.meta.pieceSize).toBe(DEFAULT_PIECE_BYTES);
   });
+
+  it("a blob begun again for a peer downloading it (TaskRequest.pieceSize) keeps that peer's layout, whatever the cluster's size; a size that is no layout is ignored", async () => {
+    const { seed, registry } = setup({ livePeers: () => 0, smallPiecesFromPeers: 4 });
+    const one = registry.add({ bytes: randomBytes(4 * DEFAULT_PIECE_BYTES), name: 'private/app' });
+    const two = registry.add({ bytes: randomBytes(4 * DEFAULT_PIECE_BYTES), name: 'private/app' });
+    expect((await seed.openTask({ ...task('p', one), pieceSize: SMALL_PIECE_BYTES })).meta.pieceSize).toBe(SMALL_PIECE_BYTES);
+    expect((await seed.openTask({ ...task('p', two), pieceSize: 4096 })).meta.pieceSize).toBe(DEFAULT_PIECE_BYTES);
+    // A task the seed has is not begun again: its layout stands.
+    expect((await seed.openTask({ ...task('q', one), pieceSize: DEFAULT_PIECE_BYTES })).meta.pieceSize).toBe(SMALL_PIECE_BYTES);
+  });
 });
 
 describe('Seed: eviction from its store', () => {
