@@ -246,7 +246,9 @@ describe('P2P faults with real processes', () => {
     expect(recorded.every((i) => verified.has(i))).toBe(true);
     const again = track(await startP2pPeer(registry, sn.url, [], { dataDir: dir }));
     await skopeoPullChecked(again, small);
-    expect(logCount(again, 'resuming a partial download')).toBe(1);
+    // The layer's record, once (a kill right after the one-piece config blob was verified leaves its
+    // record too, whole: that blob resumes as well, and is not what this counts).
+    expect(again.output().split('\n').filter((l) => l.includes('resuming a partial download') && l.includes(layer.descriptor.digest))).toHaveLength(1);
     const from = committedSources(again.output(), layer.descriptor.digest);
     expect(from.peer + from.seed + from.upstream).toBe(layer.blob.length - bytesOf(recorded));
   }, 300_000);
