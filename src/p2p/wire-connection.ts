@@ -20,7 +20,7 @@ import { digestHex, isDigestLike, type Digest } from '../digest.ts';
 import { PollenError } from '../errors.ts';
 import { BLOCK_BYTES } from './metainfo.ts';
 import { decodeProof, type PieceProof } from './piece-proof.ts';
-import { ACCEPT_EXT, MSG_EXTENDED, PROOF_EXT, proofMessage, usePollenExtensions } from './wire-extensions.ts';
+import { acceptance, ACCEPT_EXT, MSG_EXTENDED, PROOF_EXT, proofMessage, usePollenExtensions } from './wire-extensions.ts';
 import type { AddressBans } from './wire-bans.ts';
 import { BlockExchange, MSG_CANCEL, MSG_REQUEST, newWireGuard, releaseUpload } from './wire-blocks.ts';
 
@@ -45,15 +45,6 @@ export interface WireOptions {
 
 export function infoHashOf(digest: Digest): string {
   return digestHex(digest).slice(0, 40);
-}
-
-/**
- * The `pollen_accept` payload: the digest, and the piece size when the dialler named one, so that a
- * dialler knows its layout is served (a parent from before layouts echoes the digest alone and
- * serves the default one: refused, not banned).
- */
-function acceptance(digest: Digest, pieceSize: number | undefined): string {
-  return pieceSize === undefined ? digest : `${digest} ${pieceSize}`;
 }
 
 export interface WireConnectionEvents {

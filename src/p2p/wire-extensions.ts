@@ -4,8 +4,17 @@
 // and reads them; the proof message is framed here, beside the block messages of wire-blocks.ts.
 import { encodeProof, type PieceProof } from './piece-proof.ts';
 
-/** The listener's answer to the digest the dialler named: it serves it (payload: the digest). */
+/** The listener's answer to the digest the dialler named: it serves it (payload: see acceptance). */
 export const ACCEPT_EXT = 'pollen_accept';
+
+/**
+ * The `pollen_accept` payload: the digest, and the piece size when the dialler named one, so that a
+ * dialler knows its layout is served (a parent from before layouts echoes the digest alone and
+ * serves the default one: refused, not banned).
+ */
+export function acceptance(digest: string, pieceSize: number | undefined): string {
+  return pieceSize === undefined ? digest : `${digest} ${pieceSize}`;
+}
 /**
  * A piece's hash and the supernode's signature of it (src/p2p/piece-proof.ts), from the listener
  * (the parent) before the first block of that piece it sends. Both sides name it in their
