@@ -73,7 +73,7 @@ export interface PollenSwarmOptions {
   /** Records what reaches this peer's transfer and what it decides (simulated-peer.ts). */
   trace?: { peerId: string; into: TransferTrace };
   /** Called every everyMs of simulated time while the run lasts (time series for diagnosis). */
-  sample?: { everyMs: number; fn: (nowMs: number, peers: readonly SimulatedPeer[], network: SimNetwork) => void };
+  sample?: { everyMs: number; fn: (nowMs: number, peers: readonly SimulatedPeer[], network: SimNetwork, api: Readonly<ApiBytes>) => void };
 }
 
 export interface PollenSwarmResult {
@@ -194,7 +194,7 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
   const sample = o.sample;
   if (sample) {
     const tick = (): void => {
-      sample.fn(queue.now, list, network);
+      sample.fn(queue.now, list, network, apiBytes);
       if (remaining > 0) queue.after(sample.everyMs, tick);
     };
     queue.at(0, tick);

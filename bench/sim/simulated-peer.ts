@@ -15,7 +15,7 @@ import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
 import type { PieceProof } from '../../src/p2p/piece-proof.ts';
 import { asShaped, readSyncAnswer, readTaskAnswer, syncAnswer, syncItem, taskAnswer, type SyncAnswerJson } from '../../src/p2p/sync-answer.ts';
-import type { MetainfoBody, SyncResponse, TaskAnswer } from '../../src/p2p/supernode-api.ts';
+import type { MetainfoBody, SyncRequest, SyncResponse, TaskAnswer } from '../../src/p2p/supernode-api.ts';
 import type { BlobFetchRequest } from '../../peer/blob-downloader.ts';
 import { busyHeartbeatMs, sparedHeartbeatMs } from '../../peer/p2p/p2p-agent.ts';
 import { parentsPerTransfer } from '../../peer/p2p/parent-pool.ts';
@@ -24,7 +24,7 @@ import { seedLeasesPerTransfer } from '../../peer/p2p/seed-grants.ts';
 import { DEFAULT_TIMINGS, type TransferTimings } from '../../peer/p2p/transfer-seams.ts';
 import { UploadSlots } from '../../peer/p2p/upload-slots.ts';
 import { withUnpackedHashes, type SeedPieceAnswer } from '../../peer/p2p/supernode-answers.ts';
-import { reportDue, SYNC_ANSWER_OPTIONS } from '../../peer/p2p/sync-batch.ts';
+import { reportDue, SYNC_ANSWER_OPTIONS, TASK_ANSWER_OPTIONS } from '../../peer/p2p/sync-batch.ts';
 import type { TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seams.ts';
 import type { EventQueue } from './event-queue.ts';
 import type { HostId, SimNetwork } from './network.ts';
@@ -263,12 +263,14 @@ export class SimulatedPeer implements UploadSide {
     return {
       // As the client asks (its answer options) and the route answers: the hashes from the first
       // one the peer lacks (`knownHashes`), trimmed and packed, the answer terse; read as the client reads it.
-      // The batch carries the heartbeat's report when due (as SupernodeClient: reportDue).
+      // The batch carries the heartbeat's report when due (as SupernodeClient: reportDue), and its
+      // item goes as to a supernode that reads packed haves; the supernode reads that item.
       sync: (_url, _digest, body) => {
         const ask = { ...body, ...SYNC_ANSWER_OPTIONS };
         const report = reportDue(world.queue.now, this.lastReportAt);
-        return apiCall(ends, CHANNEL_OVERHEAD, jsonBytes(syncItem(body, blob.digest, SYNC_ANSWER_OPTIONS)) + (report ? API_REPORT_JSON_BYTES / ends.sharing : 0), (): SyncAnswerJson => {
-          const schedule = world.supernode.sync(this.peerId, blob.digest, body, report);
+        const item = syncItem(body, blob.digest, SYNC_ANSWER_OPTIONS, true);
+        return apiCall(ends, CHANNEL_OVERHEAD, jsonBytes(item) + (report ? API_REPORT_JSON_BYTES / ends.sharing : 0), (): SyncAnswerJson => {
+          const schedule = world.supernode.sync(this.peerId, blob.digest, item as unknown as SyncRequest, report);
           if (!schedule) throw new PollenError('ERR_NOT_FOUND', 'unknown peer or task');
           return asShaped(ask, syncAnswer(this.hashesNow(blob), ask, schedule));
         }, (answer) => jsonBytes({ answer })).then((answer) => {
@@ -282,8 +284,8 @@ export class SimulatedPeer implements UploadSide {
       // none when asked without) and, when asked, the first sync's answer; read as the client reads it.
       createTask: (_url, body) => {
         const report = body.first !== undefined && reportDue(world.queue.now, this.lastReportAt);
-        const ask = { terse: true, withoutHashes: body.withoutHashes };
-        return apiCall(ends, HTTP_OVERHEAD, jsonBytes({ ...body, terse: true }) + (report ? API_REPORT_JSON_BYTES : 0), (): object => {
+        const ask = { ...TASK_ANSWER_OPTIONS, withoutHashes: body.withoutHashes };
+        return apiCall(ends, HTTP_OVERHEAD, jsonBytes({ ...body, ...TASK_ANSWER_OPTIONS }) + (report ? API_REPORT_JSON_BYTES : 0), (): object => {
           const meta = { digest: blob.digest, size: blob.bytes, pieceSize: blob.pieceBytes, pieceCount: blob.pieceCount, hashes: this.hashesNow(blob) };
           if (!body.first) {
             world.supernode.registerAndJoin(this.peerId, this.wireAddr, this.options.uploadSlots, [blob.digest]);

@@ -35,7 +35,7 @@ import {
 import type { ProofVerifier } from '../../src/p2p/piece-proof.ts';
 import { readSyncAnswer, readTaskAnswer, syncItem } from '../../src/p2p/sync-answer.ts';
 import { readCapped, seedPieceAnswer, verifierOf, withUnpackedHashes, type SeedPieceAnswer } from './supernode-answers.ts';
-import { ANSWER_OPTIONS, REPORT_EVERY_MS, reportDue, SYNCS_PER_REQUEST, type SyncQueue } from './sync-batch.ts';
+import { ANSWER_OPTIONS, REPORT_EVERY_MS, reportDue, SYNCS_PER_REQUEST, TASK_ANSWER_OPTIONS, type SyncQueue } from './sync-batch.ts';
 import { SyncChannels } from './sync-channel.ts';
 import { JOBS_API, type WorkRequest, type WorkResponse } from '../../src/preheat/jobs-api.ts';
 
@@ -78,6 +78,8 @@ export class SupernodeClient {
   private readonly sessions = new Map<string, { peerId: string; token: string }>();
   /** Each supernode's piece key, as its registration answer gave it (none from one before piece proofs). */
   private readonly verifiers = new Map<string, ProofVerifier>();
+  /** Supernodes whose registration said they read packed haves (RegisterResponse.syncFields). */
+  private readonly packedHaves = new Set<string>();
   private readonly registering = new Map<string, Promise<RegisterResponse>>();
   private readonly syncQueues = new Map<string, SyncQueue>();
   private readonly clock: Clock;
@@ -139,6 +141,8 @@ export class SupernodeClient {
     const verifier = verifierOf(res.pieceKey);
     if (verifier) this.verifiers.set(url, verifier);
     else this.verifiers.delete(url);
+    if (Array.isArray(res.syncFields) && res.syncFields.includes('havePacked')) this.packedHaves.add(url);
+    else this.packedHaves.delete(url);
     return res;
   }
 
@@ -188,7 +192,7 @@ export class SupernodeClient {
       return answer;
     };
     try {
-      const answer = read(await this.post<TaskAnswer>(url, API.task, { ...body, ...(report ? { report } : {}), terse: true }, timeoutMs));
+      const answer = read(await this.post<TaskAnswer>(url, API.task, { ...body, ...(report ? { report } : {}), ...TASK_ANSWER_OPTIONS }, timeoutMs));
       if (report && answer.reported === true) this.reportedAt.set(url, this.clock.now());
       return answer;
     } catch (err) {
@@ -230,7 +234,7 @@ export class SupernodeClient {
       const report = this.reportIfDue(url);
       const send = (options: number): Promise<SyncBatchResponse> => {
         const asked = Object.fromEntries(ANSWER_OPTIONS.slice(0, options).map((o) => [o, true]));
-        return this.postSyncs(url, { syncs: batch.map((q) => syncItem(q.body, q.digest, asked)), ...(report ? { report } : {}) });
+        return this.postSyncs(url, { syncs: batch.map((q) => syncItem(q.body, q.digest, asked, this.packedHaves.has(url))), ...(report ? { report } : {}) });
       };
       // A supernode from before an option refuses the batch (ERR_INVALID_REQUEST): asked again
       // with one option less, down to none.

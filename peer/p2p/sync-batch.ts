@@ -6,12 +6,15 @@ import type { SyncRequest, SyncResponse } from '../../src/p2p/supernode-api.ts';
 
 /**
  * What a batch of syncs asks of the answers (src/p2p/supernode-api.ts SyncRequest): `terse`,
- * answers without their empty fields and digests, their hashes trimmed and packed
- * (src/p2p/sync-answer.ts). A supernode from before it answers whole.
+ * answers without their empty fields and digests, their hashes trimmed and packed; `packParents`,
+ * their parents packed too (src/p2p/sync-answer.ts). A supernode from before an option answers
+ * without it.
  */
-export const ANSWER_OPTIONS = ['terse'] as const;
+export const ANSWER_OPTIONS = ['terse', 'packParents'] as const;
 /** Every answer option asked, as a sync item carries them to a supernode that takes them all. */
-export const SYNC_ANSWER_OPTIONS: Readonly<Record<(typeof ANSWER_OPTIONS)[number], true>> = { terse: true };
+export const SYNC_ANSWER_OPTIONS: Readonly<Record<(typeof ANSWER_OPTIONS)[number], true>> = { terse: true, packParents: true };
+/** What a task's creation asks of its answer: the same options (src/p2p/sync-answer.ts taskAnswer); a supernode from before drops them. */
+export const TASK_ANSWER_OPTIONS = SYNC_ANSWER_OPTIONS;
 
 /**
  * A batch of syncs (or a creation asking its first schedule) carries the peer's report when the

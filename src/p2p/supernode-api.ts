@@ -107,7 +107,15 @@ export interface RegisterResponse {
    * (src/p2p/piece-proof.ts). Absent from a supernode before piece proofs.
    */
   readonly pieceKey?: string;
+  /**
+   * Fields of a sync this supernode reads that one from before would drop (its schemas drop
+   * unknown fields): a peer sends them only when named here (SYNC_FIELDS).
+   */
+  readonly syncFields?: readonly string[];
 }
+
+/** What a supernode of this version names in its registrations' `syncFields`. */
+export const SYNC_FIELDS = ['havePacked'] as const;
 
 export interface TaskRequest {
   /** Filled in by the supernode from the caller's token (a peer need not send it; it is ignored). */
@@ -169,6 +177,8 @@ export type TaskBody = Omit<TaskRequest, 'peerId'> & {
    * pull's busiest moment; when a parent without proofs needs them, its syncs ask.
    */
   readonly withoutHashes?: boolean;
+  /** With `terse`: the first schedule's parents go packed, as a sync's (SyncRequest.packParents). */
+  readonly packParents?: boolean;
 };
 
 /** The first sync of a transfer that has nothing yet: only how many seed pieces it would fetch now. */
@@ -190,6 +200,12 @@ export interface SyncRequest {
   readonly peerId?: string;
   /** Pieces verified since the last sync. */
   readonly have: readonly number[];
+  /**
+   * More of them, as a bitfield (src/p2p/sync-answer.ts packIndexes): sent, when shorter than the
+   * list, only to a supernode whose registration names it in `syncFields` (one from before would
+   * drop it, and the haves with it).
+   */
+  readonly havePacked?: string;
   /** How many seed pieces the peer would fetch now. */
   readonly wantSeed: number;
   /**
@@ -238,6 +254,12 @@ export interface SyncRequest {
    * asks again without (peer/p2p/supernode-client.ts).
    */
   readonly terse?: boolean;
+  /**
+   * With `terse`: the answer's parents go packed (`parentsPacked`, src/p2p/sync-answer.ts
+   * packParents) when each is an agent's id and an IPv4 address. A supernode from before drops the
+   * field and sends the list.
+   */
+  readonly packParents?: boolean;
   /** Set when the peer gives up the task (done or fallen back). */
   readonly leave?: boolean;
 }

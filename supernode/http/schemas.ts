@@ -84,6 +84,7 @@ export const TASK_BODY = {
     report: HEARTBEAT_BODY,
     terse: { type: 'boolean' },
     withoutHashes: { type: 'boolean' },
+    packParents: { type: 'boolean' },
     pieceSize: PIECE_SIZE,
   },
 } as const;
@@ -95,6 +96,7 @@ export const SYNC_BODY = {
   additionalProperties: false,
   properties: {
     have: { type: 'array', maxItems: MAX_PIECES, items: PIECE_INDEX },
+    havePacked: BITFIELD,
     wantSeed: WANT_SEED,
     badParents: PARENTS,
     corruptParents: PARENTS,
@@ -105,6 +107,7 @@ export const SYNC_BODY = {
     trimHashes: { type: 'boolean' },
     packHashes: { type: 'boolean' },
     terse: { type: 'boolean' },
+    packParents: { type: 'boolean' },
     leave: { type: 'boolean' },
   },
 } as const;

@@ -14,6 +14,7 @@ import {
   PIECE_HASH_HEADER,
   PIECE_LENGTH_HEADER,
   PIECE_SIGNATURE_HEADER,
+  SYNC_FIELDS,
   type HeartbeatBody,
   type HeartbeatResponse,
   type Holding,
@@ -91,7 +92,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
       scheduler.join(h.digest, task.meta.pieceCount, peer, holdingBits(task.meta, h));
     }
     request.log.info({ peerId: peer.peerId, wireAddr: body.wireAddr, holdings: holdings.length }, 'peer registered');
-    return { peerId: peer.peerId, token, heartbeatMs: HEARTBEAT_MS, ...(signer ? { pieceKey: signer.publicKey } : {}) };
+    return { peerId: peer.peerId, token, heartbeatMs: HEARTBEAT_MS, ...(signer ? { pieceKey: signer.publicKey } : {}), syncFields: SYNC_FIELDS };
   });
 
   app.post<{ Body: HeartbeatBody | undefined }>(API.heartbeat, { config: { auth: 'peer' }, schema: { body: HEARTBEAT_BODY }, bodyLimit: 4096 }, async (request): Promise<HeartbeatResponse> => {

@@ -2,7 +2,9 @@
 // it brings in, and the schedule it gets back. The route (routes-p2p.ts) and the simulation
 // (bench/sim/sim-supernode.ts) both run these.
 import type { Digest } from '../../src/digest.ts';
+import { PollenError } from '../../src/errors.ts';
 import type { SyncRequest } from '../../src/p2p/supernode-api.ts';
+import { havesOf } from '../../src/p2p/sync-answer.ts';
 import type { Schedule, Scheduler } from './scheduler.ts';
 import { pacedSchedule, type SyncPacer } from './sync-pacer.ts';
 import type { PeerRecord, Tracker } from './tracker.ts';
@@ -16,7 +18,9 @@ export interface TaskSyncDeps {
 
 /** Takes in the pieces the peer verified and the parents it reports (slow or unreachable; corrupt). */
 export function takeSyncReports(deps: TaskSyncDeps, peer: PeerRecord, digest: Digest, body: SyncRequest): void {
-  deps.scheduler.have(digest, peer.peerId, body.have ?? []);
+  const have = havesOf(body);
+  if (!have) throw new PollenError('ERR_INVALID_REQUEST', 'havePacked is not a canonical base64 bitfield');
+  deps.scheduler.have(digest, peer.peerId, have);
   report(deps, digest, peer, body.badParents ?? [], false);
   report(deps, digest, peer, body.corruptParents ?? [], true);
 }

@@ -10,7 +10,7 @@ import type { Digest } from '../../../../src/digest.ts';
 import { PollenError } from '../../../../src/errors.ts';
 import { PieceSigner } from '../../../../src/p2p/piece-proof.ts';
 import type { SyncResponse } from '../../../../src/p2p/supernode-api.ts';
-import { terse } from '../../../../src/p2p/sync-answer.ts';
+import { packIndexes, terse } from '../../../../src/p2p/sync-answer.ts';
 import { SupernodeClient } from '../../../../peer/p2p/supernode-client.ts';
 import { errorAnswer } from '../../../../supernode/http/error-handler.ts';
 
@@ -22,13 +22,15 @@ afterEach(async () => {
 const DIGEST = `sha256:${'a'.repeat(64)}` as Digest;
 const META = { digest: DIGEST, size: 10, pieceSize: 524_288, pieceCount: 1, hashes: [null] };
 const SCHEDULE = { hashes: [null], hashesFrom: 0, parents: [], seedGrants: [], availability: [0] };
+/** Every answer option a sync has asked, oldest first; a supernode of today knows them all. */
+const ANSWER_OPTIONS_EVER = ['trimHashes', 'packHashes', 'terse', 'packParents'];
 
 /**
  * A supernode whose task route refuses `first` (or, with `refuseAll`, every creation), and whose
  * sync route refuses the answer options it does not `know`, as the real error handler answers a
  * schema failure; it answers `answer` to a batch it takes (`digestless`: naming no digest, whatever was asked).
  */
-async function olderSupernode(refuseAll = false, know: readonly string[] = [], answer: Record<string, unknown> = SCHEDULE, digestless = false): Promise<{ url: string; tasks: Array<Record<string, unknown>>; syncs: Array<Record<string, unknown>>; upgrades: string[] }> {
+async function olderSupernode(refuseAll = false, know: readonly string[] = [], answer: Record<string, unknown> = SCHEDULE, digestless = false, registration: object = {}): Promise<{ url: string; tasks: Array<Record<string, unknown>>; syncs: Array<Record<string, unknown>>; upgrades: string[] }> {
   const tasks: Array<Record<string, unknown>> = [];
   const syncs: Array<Record<string, unknown>> = [];
   const upgrades: string[] = [];
@@ -45,13 +47,13 @@ async function olderSupernode(refuseAll = false, know: readonly string[] = [], a
         res.statusCode = status;
         return res.end(JSON.stringify(error));
       }
-      if (req.url === '/api/v1/peers') return res.end(JSON.stringify({ peerId: 'p1', token: 'token', heartbeatMs: 1000 }));
+      if (req.url === '/api/v1/peers') return res.end(JSON.stringify({ peerId: 'p1', token: 'token', heartbeatMs: 1000, ...registration }));
       const body = JSON.parse(Buffer.concat(chunks).toString()) as Record<string, unknown>;
       if (req.url === '/api/v1/syncs') {
         syncs.push(body);
         const items = body.syncs as Array<Record<string, unknown>>;
-        if (!items.some((item) => ['trimHashes', 'packHashes', 'terse'].some((o) => o in item && !know.includes(o)))) {
-          return res.end(JSON.stringify({ syncs: items.map((item) => (item.terse === true ? { answer: terse(answer as unknown as SyncResponse) } : digestless ? { answer } : { digest: item.digest, answer })) }));
+        if (!items.some((item) => ANSWER_OPTIONS_EVER.some((o) => o in item && !know.includes(o)))) {
+          return res.end(JSON.stringify({ syncs: items.map((item) => (item.terse === true ? { answer: terse(answer as unknown as SyncResponse, item.packParents === true) } : digestless ? { answer } : { digest: item.digest, answer })) }));
         }
       } else tasks.push(body);
       if (refuseAll || 'first' in body || req.url === '/api/v1/syncs') {
@@ -86,7 +88,7 @@ describe('SupernodeClient task creation', () => {
     expect(answer).toEqual(META);
     // The heartbeat's report goes with the first schedule and is left out with it.
     expect(tasks).toEqual([
-      { digest: DIGEST, upstream, first: { wantSeed: 2 }, report: { uploadedBytes: 7 }, terse: true },
+      { digest: DIGEST, upstream, first: { wantSeed: 2 }, report: { uploadedBytes: 7 }, terse: true, packParents: true },
       { digest: DIGEST, upstream },
     ]);
     expect(client.lastReportAt(url)).toBe(0);
@@ -111,15 +113,48 @@ describe('SupernodeClient syncs', () => {
       expect(await client.sync(url, DIGEST, body)).toEqual(SCHEDULE);
       expect(await client.sync(url, DIGEST, body)).toEqual(SCHEDULE);
       const asked = (option: string) => syncs.map((b) => (b.syncs as Array<Record<string, unknown>>).map((item) => item[option]));
-      expect(asked('terse')).toEqual([[true], [undefined], [undefined]]);
+      // One option less at each refusal: packParents, then terse.
+      expect(asked('packParents')).toEqual([[true], [undefined], [undefined], [undefined]]);
+      expect(asked('terse')).toEqual([[true], [true], [undefined], [undefined]]);
       // terse implies the older options: they are never asked on their own.
-      expect(asked('trimHashes')).toEqual([[undefined], [undefined], [undefined]]);
-      expect(asked('packHashes')).toEqual([[undefined], [undefined], [undefined]]);
+      expect(asked('trimHashes')).toEqual([[undefined], [undefined], [undefined], [undefined]]);
+      expect(asked('packHashes')).toEqual([[undefined], [undefined], [undefined], [undefined]]);
     }
   });
 
+  it('asks a supernode that refuses packed parents for terse answers alone, and reads their parents as a list', async () => {
+    const parents = [{ peerId: 'ab'.repeat(20), wireAddr: '10.0.0.2:65002' }];
+    const { url, syncs } = await olderSupernode(false, ['trimHashes', 'packHashes', 'terse'], { ...SCHEDULE, parents });
+    const client = await registeredClient(url);
+    const body = { have: [], wantSeed: 0, badParents: [], knownHashes: 0 };
+    expect(await client.sync(url, DIGEST, body)).toEqual({ ...SCHEDULE, parents });
+    expect(await client.sync(url, DIGEST, body)).toEqual({ ...SCHEDULE, parents });
+    expect(syncs.map((b) => (b.syncs as Array<Record<string, unknown>>).map((item) => [item.terse, item.packParents]))).toEqual([[[true, true]], [[true, undefined]], [[true, undefined]]]);
+  });
+
+  it('packs its haves, when shorter, only for a supernode whose registration says it reads them', async () => {
+    const have = Array.from({ length: 40 }, (_, k) => 3 * k);
+    for (const [registration, packed] of [[{}, false], [{ syncFields: ['havePacked'] }, true], [{ syncFields: 'havePacked' }, false]] as const) {
+      const { url, syncs } = await olderSupernode(false, ANSWER_OPTIONS_EVER, SCHEDULE, false, registration);
+      const client = await registeredClient(url);
+      await client.sync(url, DIGEST, { have, wantSeed: 0, badParents: [], knownHashes: 0 });
+      await client.sync(url, DIGEST, { have: [5], wantSeed: 0, badParents: [], knownHashes: 0 });
+      const [lots, one] = syncs.map((b) => (b.syncs as Array<Record<string, unknown>>)[0]!);
+      expect(lots).toEqual(packed ? expect.objectContaining({ havePacked: packIndexes(have) }) : expect.objectContaining({ have }));
+      expect(packed ? lots : {}).not.toHaveProperty('have');
+      expect(one).toMatchObject({ have: [5] });
+    }
+  });
+
+  it('reads packed parents as the list', async () => {
+    const parents = [{ peerId: 'ab'.repeat(20), wireAddr: '10.0.0.2:65002' }, { peerId: 'cd'.repeat(20), wireAddr: '10.0.0.3:65002' }];
+    const { url } = await olderSupernode(false, ANSWER_OPTIONS_EVER, { ...SCHEDULE, parents });
+    const client = await registeredClient(url);
+    expect(await client.sync(url, DIGEST, { have: [], wantSeed: 0, badParents: [], knownHashes: 0 })).toEqual({ ...SCHEDULE, parents });
+  });
+
   it('reads terse answers, which name no digest, as whole ones, in the order asked', async () => {
-    const { url, syncs } = await olderSupernode(false, ['trimHashes', 'packHashes', 'terse']);
+    const { url, syncs } = await olderSupernode(false, ANSWER_OPTIONS_EVER);
     const client = await registeredClient(url);
     const body = { have: [], wantSeed: 0, badParents: [], knownHashes: 0 };
     const other = `sha256:${'b'.repeat(64)}` as Digest;
@@ -128,7 +163,7 @@ describe('SupernodeClient syncs', () => {
   });
 
   it('asks a supernode without sync channels (its 401 to the upgrade) over HTTP, keeps its registration, and does not try the channel again at every sync', async () => {
-    const { url, syncs, upgrades } = await olderSupernode(false, ['trimHashes', 'packHashes', 'terse']);
+    const { url, syncs, upgrades } = await olderSupernode(false, ANSWER_OPTIONS_EVER);
     const client = await registeredClient(url);
     const body = { have: [], wantSeed: 0, badParents: [], knownHashes: 0 };
     for (let i = 0; i < 3; i++) expect(await client.sync(url, DIGEST, body)).toEqual(SCHEDULE);
@@ -139,13 +174,13 @@ describe('SupernodeClient syncs', () => {
   });
 
   it('leaves out the lists that are empty and the flags that are false, never a count whose absence means something else', async () => {
-    const { url, syncs } = await olderSupernode(false, ['trimHashes', 'packHashes', 'terse']);
+    const { url, syncs } = await olderSupernode(false, ANSWER_OPTIONS_EVER);
     const client = await registeredClient(url);
     await client.sync(url, DIGEST, { have: [], wantSeed: 0, badParents: [], corruptParents: [], knownHashes: 0, starved: false, declined: [], wantParents: 0, leave: false });
     await client.sync(url, DIGEST, { have: [3], wantSeed: 2, badParents: ['p9'], knownHashes: 4, starved: true, declined: [1], wantParents: 2 });
     const [quiet, busy] = syncs.map((b) => (b.syncs as Array<Record<string, unknown>>)[0]!);
-    expect(quiet).toEqual({ digest: DIGEST, wantSeed: 0, knownHashes: 0, wantParents: 0, terse: true });
-    expect(busy).toEqual({ digest: DIGEST, have: [3], wantSeed: 2, badParents: ['p9'], knownHashes: 4, starved: true, declined: [1], wantParents: 2, terse: true });
+    expect(quiet).toEqual({ digest: DIGEST, wantSeed: 0, knownHashes: 0, wantParents: 0, terse: true, packParents: true });
+    expect(busy).toEqual({ digest: DIGEST, have: [3], wantSeed: 2, badParents: ['p9'], knownHashes: 4, starved: true, declined: [1], wantParents: 2, terse: true, packParents: true });
   });
 
   it('refuses an answer without its digest to a sync that did not ask for terse answers', async () => {
@@ -154,7 +189,7 @@ describe('SupernodeClient syncs', () => {
     const body = { have: [], wantSeed: 0, badParents: [], knownHashes: 0 };
     // Refused with `terse`, answered without it: an answer that names no digest is not one to trust.
     await expect(client.sync(url, DIGEST, body)).rejects.toMatchObject({ code: 'ERR_SUPERNODE_UNAVAILABLE' });
-    expect(syncs.map((b) => (b.syncs as Array<Record<string, unknown>>)[0]!.terse)).toEqual([true, undefined]);
+    expect(syncs.map((b) => (b.syncs as Array<Record<string, unknown>>)[0]!.terse)).toEqual([true, true, undefined]);
   });
 
   it('unpacks packed hashes into the list the transfer reads, and refuses a malformed packing', async () => {

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { hashesAfter, packHashes } from '../../../../src/p2p/metainfo.ts';
 import type { MetainfoBody, SyncResponse } from '../../../../src/p2p/supernode-api.ts';
-import { asShaped, packCounts, readSyncAnswer, readTaskAnswer, syncAnswer, taskAnswer, terse, unpackCounts } from '../../../../src/p2p/sync-answer.ts';
+import { asShaped, havesOf, packCounts, packIndexes, packParents, readSyncAnswer, readTaskAnswer, syncAnswer, syncItem, taskAnswer, terse, unpackCounts, unpackIndexes, unpackParents } from '../../../../src/p2p/sync-answer.ts';
 import { withUnpackedHashes } from '../../../../peer/p2p/supernode-answers.ts';
 import { withAnsweredHashes } from '../../../../peer/p2p/transfer-sync.ts';
 
@@ -32,7 +32,9 @@ describe('terse answers', () => {
     expect(JSON.stringify(asShaped({ terse: true }, idle))).toBe('{}');
     const busy = syncAnswer(HASHES, { knownHashes: 3, packHashes: true }, SCHEDULE);
     const { availability, ...rest } = SCHEDULE;
-    expect(terse(busy)).toEqual({ hashesPacked: packHashes(['c'.repeat(64), null]), hashesFrom: 3, ...rest, availabilityPacked: packCounts(availability) });
+    // The counts end at the last piece anyone holds ([3, 2, 0, 1, 0]).
+    expect(availability).toEqual([3, 2, 0, 1, 0]);
+    expect(terse(busy)).toEqual({ hashesPacked: packHashes(['c'.repeat(64), null]), hashesFrom: 3, ...rest, availabilityPacked: packCounts([3, 2, 0, 1]) });
     // Not asked: the whole answer, as a supernode from before `terse` sends it.
     expect(asShaped({}, idle)).toBe(idle);
   });
@@ -50,10 +52,58 @@ describe('terse answers', () => {
       const fromWhole = withUnpackedHashes(readSyncAnswer(wire(whole))!)!;
       // The same hashes learned, the same schedule.
       expect(withAnsweredHashes(meta, fromTerse)).toEqual(withAnsweredHashes(meta, fromWhole));
-      const { hashes: _a, hashesFrom: _b, ...scheduleOfTerse } = fromTerse;
-      const { hashes: _c, hashesFrom: _d, ...scheduleOfWhole } = fromWhole;
+      const { hashes: _a, hashesFrom: _b, availability: countsOfTerse, ...scheduleOfTerse } = fromTerse;
+      const { hashes: _c, hashesFrom: _d, availability: countsOfWhole, ...scheduleOfWhole } = fromWhole;
       expect(scheduleOfTerse).toEqual(scheduleOfWhole);
+      // The same count at every piece as the picker reads them (past the list's end: 0), and "unchanged" (empty) only when it was.
+      const read = (counts: readonly number[]): number[] => meta.hashes.map((_, i) => counts[i] ?? 0);
+      expect(read(countsOfTerse)).toEqual(read(countsOfWhole));
+      expect(countsOfTerse.length === 0).toBe(countsOfWhole.length === 0);
     }
+  });
+
+  it('end their counts at the last piece anyone holds, and keep one when nobody holds any (not "unchanged")', () => {
+    const counts = (availability: number[]): readonly number[] | undefined => readSyncAnswer(JSON.parse(JSON.stringify(terse(syncAnswer([], {}, { ...EMPTY_SCHEDULE, availability })))) as object)?.availability;
+    expect(counts([0, 0, 0, 0])).toEqual([0]);
+    expect(counts([0, 0, 5, 0])).toEqual([0, 0, 5]);
+    expect(counts([1, 2, 3])).toEqual([1, 2, 3]);
+    // A creation's first schedule in a fan-out's first second: the counts of 256 pieces, one of them held.
+    const first = taskAnswer({ digest: `sha256:${'d'.repeat(64)}`, size: 256 << 18, pieceSize: 1 << 18, pieceCount: 256, hashes: new Array<null>(256).fill(null) }, { ...EMPTY_SCHEDULE, hashes: [], availability: [1, ...new Array<number>(255).fill(0)] }, { terse: true });
+    expect((first.first as Record<string, unknown>).availabilityPacked).toBe(packCounts([1]));
+  });
+
+  it('carry their parents packed when asked, 26 bytes each, read back as the same list', () => {
+    const parents = [
+      { peerId: 'ab'.repeat(20), wireAddr: '10.0.39.16:65002' },
+      { peerId: '0'.repeat(40), wireAddr: '255.255.255.255:1' },
+    ];
+    const answer = syncAnswer([], {}, { ...EMPTY_SCHEDULE, parents });
+    const shaped = asShaped({ terse: true, packParents: true }, answer) as Record<string, unknown>;
+    expect(shaped).toEqual({ parentsPacked: packParents(parents) });
+    expect(Buffer.from(shaped.parentsPacked as string, 'base64')).toHaveLength(52);
+    expect(readSyncAnswer(JSON.parse(JSON.stringify(shaped)) as object)?.parents).toEqual(parents);
+    // Not asked, or not terse: the list.
+    expect(asShaped({ terse: true }, answer)).toEqual({ parents });
+    expect(asShaped({ packParents: true }, answer)).toBe(answer);
+    // One that would not read back the same (not an agent's id, not IPv4, not as written back): the whole list goes as it is.
+    for (const odd of [{ peerId: 'p2', wireAddr: '10.0.0.2:6881' }, { peerId: 'ab'.repeat(20), wireAddr: '[::1]:65002' }, { peerId: 'ab'.repeat(20), wireAddr: 'host.example:65002' }, { peerId: 'ab'.repeat(20), wireAddr: '10.0.0.02:65002' }, { peerId: 'ab'.repeat(20), wireAddr: '10.0.0.256:65002' }, { peerId: 'ab'.repeat(20), wireAddr: '10.0.0.2:65536' }, { peerId: 'AB'.repeat(20), wireAddr: '10.0.0.2:65002' }]) {
+      expect(packParents([...parents, odd])).toBeUndefined();
+      expect(asShaped({ terse: true, packParents: true }, syncAnswer([], {}, { ...EMPTY_SCHEDULE, parents: [...parents, odd] }))).toEqual({ parents: [...parents, odd] });
+    }
+    // A creation's first schedule, asked so.
+    const meta: MetainfoBody = { digest: `sha256:${'d'.repeat(64)}`, size: 5 << 20, pieceSize: 1 << 20, pieceCount: 5, hashes: [null, null, null, null, null] };
+    const created = taskAnswer(meta, answer, { terse: true, packParents: true });
+    expect(created.first).toEqual({ parentsPacked: packParents(parents) });
+    expect(readTaskAnswer(JSON.parse(JSON.stringify(created)) as object)?.first?.parents).toEqual(parents);
+  });
+
+  it('refuse packed parents that are not whole, canonical, within the limit, or sent beside the list', () => {
+    const one = packParents([{ peerId: 'ab'.repeat(20), wireAddr: '10.0.0.1:65002' }])!;
+    for (const bad of [7, '', `${one}!`, one.slice(0, 8), Buffer.alloc(27).toString('base64')]) expect(unpackParents(bad, 64)).toBeUndefined();
+    expect(unpackParents(Buffer.alloc(26 * 65).toString('base64'), 64)).toBeUndefined();
+    expect(unpackParents(Buffer.alloc(26 * 64).toString('base64'), 64)).toHaveLength(64);
+    expect(readSyncAnswer({ parentsPacked: one, parents: [] })).toBeUndefined();
+    expect(readSyncAnswer({ parentsPacked: 'AAA*' })).toBeUndefined();
   });
 
   it('are refused when a field is not of its type', () => {
@@ -96,7 +146,8 @@ describe("a task creation's answer", () => {
     const shaped = taskAnswer(meta, first, { terse: true });
     expect(shaped).toEqual({ ...meta, hashes: [], hashesPacked: packHashes(HASHES.slice(0, 4)), first: terse(first) });
     expect(readTaskAnswer(wire(shaped))).toEqual({ ...meta, first: readSyncAnswer(wire(terse(first))) });
-    expect(readTaskAnswer(wire(shaped))?.first?.availability).toEqual([0, 0, 0, 0, 0]);
+    // Nobody holds a piece: one zero count (not an empty list, the supernode's "unchanged").
+    expect(readTaskAnswer(wire(shaped))?.first?.availability).toEqual([0]);
     // Nothing known yet (a creation as the seed starts): an empty packing, every hash null when read.
     const none = taskAnswer({ ...meta, hashes: new Array(5).fill(null) }, undefined, { terse: true });
     expect(JSON.stringify(none).length).toBeLessThan(JSON.stringify({ ...meta, hashes: new Array(5).fill(null) }).length);
@@ -114,5 +165,32 @@ describe("a task creation's answer", () => {
   it('is refused when its packed hashes or its first schedule are malformed, or more hashes come than the blob has pieces', () => {
     const shaped = taskAnswer(meta, first, { terse: true }) as Record<string, unknown>;
     for (const bad of [{ ...shaped, hashesPacked: 'x!' }, { ...shaped, first: { parents: 'p' } }, { ...shaped, first: 3 }, { ...shaped, pieceCount: 3 }]) expect(readTaskAnswer(wire(bad))).toBeUndefined();
+  });
+});
+
+describe("a sync's haves", () => {
+  const DIGEST = `sha256:${'d'.repeat(64)}` as const;
+  const body = (have: number[]) => ({ have, wantSeed: 0, badParents: [] });
+
+  it('pack into a bitfield up to the largest, and read back in order', () => {
+    expect(packIndexes([])).toBe('');
+    expect(Buffer.from(packIndexes([0, 9]), 'base64')).toEqual(Buffer.from([0x80, 0x40]));
+    const many = Array.from({ length: 120 }, (_, k) => (k * 7) % 997).sort((a, b) => a - b);
+    expect(unpackIndexes(packIndexes(many), 1000)).toEqual(many);
+    for (const bad of [7, 'AB==', 'A', `${packIndexes([3])}!`, Buffer.alloc(126).toString('base64')]) expect(unpackIndexes(bad, 1000)).toBeUndefined();
+  });
+
+  it('go packed only to a supernode that reads them, and only when shorter; the supernode reads both', () => {
+    const few = body([7]);
+    const lots = body(Array.from({ length: 60 }, (_, k) => 100 + 2 * k));
+    expect(syncItem(lots, DIGEST, {})).toMatchObject({ have: lots.have });
+    expect(syncItem(few, DIGEST, {}, true)).toMatchObject({ have: [7] });
+    const packed = syncItem(lots, DIGEST, {}, true);
+    expect(packed).not.toHaveProperty('have');
+    expect(JSON.stringify(packed).length).toBeLessThan(JSON.stringify(syncItem(lots, DIGEST, {})).length / 2);
+    expect(havesOf(packed)).toEqual(lots.have);
+    expect(havesOf({ have: [1], havePacked: packIndexes([5]) })).toEqual([1, 5]);
+    expect(havesOf({ havePacked: 'AB==' })).toBeUndefined();
+    expect(havesOf({})).toEqual([]);
   });
 });

@@ -13,6 +13,7 @@ import { PollenError } from '../../../../src/errors.ts';
 import { layoutFor, SMALL_PIECE_BYTES } from '../../../../src/p2p/metainfo.ts';
 import { splitHostPort } from '../../../../src/config.ts';
 import type { SyncResponse } from '../../../../src/p2p/supernode-api.ts';
+import { packIndexes } from '../../../../src/p2p/sync-answer.ts';
 import { createClusterApp } from '../../../../supernode/http/apps.ts';
 import { PeerRequestBudget } from '../../../../supernode/http/peer-request-budget.ts';
 import type { SeedPort } from '../../../../supernode/p2p/routes-p2p.ts';
@@ -122,6 +123,7 @@ const syncBody = fc.oneof(
   fc.record(
     {
       have: field(ints),
+      havePacked: field(fc.oneof(fc.base64String({ maxLength: 200 }), fc.string({ maxLength: 20 }))),
       wantSeed: field(fc.integer({ min: -2, max: 100 })),
       badParents: field(fc.array(peerId, { maxLength: 70 })),
       corruptParents: field(fc.array(peerId, { maxLength: 70 })),
@@ -129,6 +131,8 @@ const syncBody = fc.oneof(
       declined: field(ints),
       knownHashes: field(fc.oneof(fc.integer(), fc.double())),
       leave: field(fc.boolean()),
+      terse: field(fc.boolean()),
+      packParents: field(fc.boolean()),
       peerId: field(peerId),
     },
     { requiredKeys: [] },
@@ -335,6 +339,24 @@ describe('supernode API bodies (fast-check over fastify inject)', () => {
     expect(await parents()).toEqual(['holder', 'other']);
     expect((await h.app.inject({ method: 'POST', url: `/api/v1/tasks/${DIGEST}/drop`, headers: holder, payload: {} })).statusCode).toBe(200);
     expect(await parents()).toEqual(['other']);
+  });
+
+  it('the registration names the sync fields it reads; packed haves count as the list does; a packing that is not canonical is refused and nothing of its sync taken', async () => {
+    const h = await harness();
+    const registered = await h.app.inject({ method: 'POST', url: '/api/v1/peers', payload: { peerId: 'packer', wireAddr: '127.0.0.2:4000', uploadSlots: 4 } });
+    expect(registered.json()).toMatchObject({ syncFields: ['havePacked'] });
+    const packer = { authorization: `Bearer ${(registered.json() as { token: string }).token}`, 'content-type': 'application/json' };
+    const child = { authorization: `Bearer ${await h.register('child', '127.0.0.3:4000')}`, 'content-type': 'application/json' };
+    const task = { digest: DIGEST, upstream: { registry: 'r.example', name: 'a/b' } };
+    for (const a of [packer, child]) expect((await h.app.inject({ method: 'POST', url: '/api/v1/tasks', headers: a, payload: task })).statusCode).toBe(200);
+    const sync = (headers: Record<string, string>, payload: object) => h.app.inject({ method: 'POST', url: `/api/v1/tasks/${DIGEST}/sync`, headers, payload });
+    // A packing whose spare bits are set ('AB==' is 0x00 written otherwise): refused, and its list not taken either.
+    const bad = await sync(packer, { havePacked: 'AB==', have: [1], wantSeed: 0 });
+    expect(bad.statusCode).toBe(400);
+    expectOciError(bad.body);
+    expect((await sync(packer, { havePacked: packIndexes([0, 2]), have: [4], wantSeed: 0 })).statusCode).toBe(200);
+    const counts = (JSON.parse((await sync(child, { have: [], wantSeed: 0 })).body) as SyncResponse).availability;
+    expect(counts.slice(0, 6)).toEqual([1, 0, 1, 0, 1, 0]);
   });
 
   it("a peer calling faster than its allowance gets 429 with the OCI body and Retry-After; other peers and the seed's pieces are not held back", async () => {
