@@ -17,7 +17,7 @@ import type { PieceProof } from '../../src/p2p/piece-proof.ts';
 import { asShaped, readSyncAnswer, readTaskAnswer, syncAnswer, syncItem, taskAnswer, type SyncAnswerJson } from '../../src/p2p/sync-answer.ts';
 import type { MetainfoBody, SyncRequest, SyncResponse, TaskAnswer } from '../../src/p2p/supernode-api.ts';
 import type { BlobFetchRequest } from '../../peer/blob-downloader.ts';
-import { busyHeartbeatMs, sparedHeartbeatMs } from '../../peer/p2p/p2p-agent.ts';
+import { busyHeartbeatMs, reportEveryMs, sparedHeartbeatMs } from '../../peer/p2p/p2p-agent.ts';
 import { parentsPerTransfer } from '../../peer/p2p/parent-pool.ts';
 import { P2pTransfer } from '../../peer/p2p/p2p-transfer.ts';
 import { seedLeasesPerTransfer } from '../../peer/p2p/seed-grants.ts';
@@ -99,6 +99,10 @@ export class SimulatedPeer implements UploadSide {
   private seedLine: Promise<void> = Promise.resolve();
   /** When a sync last carried this peer's heartbeat report (sim ms; 0: never), as SupernodeClient.lastReportAt. */
   private lastReportAt = 0;
+  /** The wait the last sync answer asked (its `syncMs`; 0: none), as SupernodeClient keeps it. */
+  private syncWaitMs = 0;
+  /** The busy period the last heartbeat answer asked, as the agent keeps it. */
+  private busyAsked: number | undefined;
 
   constructor(
     private readonly world: SimWorld,
@@ -141,7 +145,6 @@ export class SimulatedPeer implements UploadSide {
     // does. The agents ran before the pull, so their beats keep phases of their own across the
     // idle period (spread by the host's index, not the run's random numbers). A sync carries the
     // report as the agent's do, and spares the beats of an idle period after it (P2pAgent.keepAlive).
-    let asked: number | undefined;
     const beat = (): void => {
       const spared = sparedHeartbeatMs(queue.now, this.lastReportAt, HEARTBEAT_MS);
       if (spared > 0) {
@@ -150,8 +153,8 @@ export class SimulatedPeer implements UploadSide {
       }
       const answer = supernode.heartbeat(this.peerId);
       if (!answer) supernode.registerAndJoin(this.peerId, this.wireAddr, this.options.uploadSlots, digests);
-      asked = answer?.busyHeartbeatMs;
-      queue.after(busyHeartbeatMs(HEARTBEAT_MS, asked), beat);
+      this.busyAsked = answer?.busyHeartbeatMs;
+      queue.after(busyHeartbeatMs(HEARTBEAT_MS, this.busyAsked), beat);
     };
     queue.after(HEARTBEAT_MS * ((this.host * GOLDEN_FRACTION) % 1), beat);
     // Each blob's task is created (a round trip), its answer carrying the first schedule.
@@ -248,6 +251,11 @@ export class SimulatedPeer implements UploadSide {
     return Array.from({ length: blob.pieceCount }, (_, i) => (i < known ? SIM_HASH : null));
   }
 
+  /** Whether a batch or creation sent now carries the report (SupernodeClient.reportIfDue with the agent's period). */
+  private reportDue(): boolean {
+    return reportDue(this.world.queue.now, this.lastReportAt, reportEveryMs(HEARTBEAT_MS, this.busyAsked, this.syncWaitMs));
+  }
+
   private rtt(): number {
     return 2 * this.world.latency(this.host, this.world.seedHost);
   }
@@ -267,7 +275,7 @@ export class SimulatedPeer implements UploadSide {
       // item goes as to a supernode that reads packed haves; the supernode reads that item.
       sync: (_url, _digest, body) => {
         const ask = { ...body, ...SYNC_ANSWER_OPTIONS };
-        const report = reportDue(world.queue.now, this.lastReportAt);
+        const report = this.reportDue();
         const item = syncItem(body, blob.digest, SYNC_ANSWER_OPTIONS, true);
         return apiCall(ends, CHANNEL_OVERHEAD, jsonBytes(item) + (report ? API_REPORT_JSON_BYTES / ends.sharing : 0), (): SyncAnswerJson => {
           const schedule = world.supernode.sync(this.peerId, blob.digest, item as unknown as SyncRequest, report);
@@ -276,6 +284,7 @@ export class SimulatedPeer implements UploadSide {
         }, (answer) => jsonBytes({ answer })).then((answer) => {
           const res = withUnpackedHashes(readSyncAnswer(answer)!)!;
           if (report) this.lastReportAt = world.queue.now;
+          this.syncWaitMs = typeof res.syncMs === 'number' && res.syncMs > 0 ? res.syncMs : 0;
           trace?.events.push({ t: world.queue.now, kind: 'sync', res });
           return res;
         });
@@ -283,7 +292,7 @@ export class SimulatedPeer implements UploadSide {
       // As the client asks (terse) and the route answers: the metainfo (every hash known now, or
       // none when asked without) and, when asked, the first sync's answer; read as the client reads it.
       createTask: (_url, body) => {
-        const report = body.first !== undefined && reportDue(world.queue.now, this.lastReportAt);
+        const report = body.first !== undefined && this.reportDue();
         const ask = { ...TASK_ANSWER_OPTIONS, withoutHashes: body.withoutHashes };
         return apiCall(ends, HTTP_OVERHEAD, jsonBytes({ ...body, ...TASK_ANSWER_OPTIONS }) + (report ? API_REPORT_JSON_BYTES : 0), (): object => {
           const meta = { digest: blob.digest, size: blob.bytes, pieceSize: blob.pieceBytes, pieceCount: blob.pieceCount, hashes: this.hashesNow(blob) };

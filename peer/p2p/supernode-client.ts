@@ -85,8 +85,10 @@ export class SupernodeClient {
   private readonly clock: Clock;
   /** What a heartbeat would report; a batch of syncs carries it when due (reportDue). */
   private reporter: (() => HeartbeatBody) | undefined;
-  /** How often a report is due, per supernode (the peer's busy heartbeat period there). */
-  private reportEveryMs: (url: string) => number = () => REPORT_EVERY_MS;
+  /** How often a report is due, per supernode, given the wait its last sync answer asked (the peer's busy heartbeat period there). */
+  private reportEveryMs: (url: string, syncWaitMs: number) => number = () => REPORT_EVERY_MS;
+  /** The wait the last sync answer from each supernode asked (`syncMs`; 0: none). */
+  private readonly syncWaits = new Map<string, number>();
   /** When a batch of syncs last counted as this peer's heartbeat at each supernode (clock ms). */
   private readonly reportedAt = new Map<string, number>();
   /**
@@ -158,13 +160,13 @@ export class SupernodeClient {
   }
 
   /** Batches of syncs, and task creations with a first sync, carry `report()` as the peer's heartbeat report when due (reportDue). */
-  reportWith(report: () => HeartbeatBody, everyMs?: (url: string) => number): void {
+  reportWith(report: () => HeartbeatBody, everyMs?: (url: string, syncWaitMs: number) => number): void {
     this.reporter = report;
     if (everyMs) this.reportEveryMs = everyMs;
   }
 
   private reportIfDue(url: string): HeartbeatBody | undefined {
-    return reportDue(this.clock.now(), this.lastReportAt(url), this.reportEveryMs(url)) ? this.reporter?.() : undefined;
+    return reportDue(this.clock.now(), this.lastReportAt(url), this.reportEveryMs(url, this.syncWaits.get(url) ?? 0)) ? this.reporter?.() : undefined;
   }
 
   /**
@@ -260,6 +262,7 @@ export class SupernodeClient {
         else if ('answer' in a && a.answer && typeof a.answer === 'object') {
           const read = readSyncAnswer(a.answer);
           const answer = read && withUnpackedHashes(read);
+          if (answer) this.syncWaits.set(url, typeof answer.syncMs === 'number' && answer.syncMs > 0 ? answer.syncMs : 0);
           if (answer) q.resolve(answer);
           else q.reject(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent a malformed sync answer`, { supernode: url }));
         }

@@ -62,6 +62,14 @@ export const API_LIMITS = {
  */
 export const MAX_SYNC_PACE_MS = 4_000;
 
+/**
+ * A paced peer's heartbeats (and the reports its syncs carry instead) go every this many of its
+ * sync waits: what the supernode asks in a heartbeat's `busyHeartbeatMs`, and what a peer that
+ * only syncs reads from its answers' `syncMs`, so that at 10,000 peers the reports stay a
+ * fraction of the syncs (supernode/p2p/sync-pacer.ts).
+ */
+export const HEARTBEATS_PER_SYNC_WAIT = 4;
+
 /** Peer ids: letters, digits, `-` and `_` (the agent uses 40 hex digits). */
 export const PEER_ID_PATTERN = '^[A-Za-z0-9_-]{1,128}$';
 

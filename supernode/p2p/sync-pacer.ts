@@ -21,7 +21,10 @@
 // on the supernode's uplink and the pull took 14.1 s (2.6 x T*); spaced by their bytes at 1.25 MB/s,
 // 12.0 s (DEFAULT_SYNC_ANSWER_BYTES_PER_S has the trade-off at 10,000 peers).
 import type { Clock } from '../../src/clock.ts';
-import { MAX_SYNC_PACE_MS, type HeartbeatResponse } from '../../src/p2p/supernode-api.ts';
+// A peer moving bytes heart-beats every second for the status page's rates; paced, every
+// HEARTBEATS_PER_SYNC_WAIT sync waits (at most the idle period), so busy heartbeats stay within a
+// quarter of `rate`.
+import { HEARTBEATS_PER_SYNC_WAIT, MAX_SYNC_PACE_MS, type HeartbeatResponse } from '../../src/p2p/supernode-api.ts';
 import type { Digest } from '../../src/digest.ts';
 import { FRAME_HEAD_BYTES } from '../../src/p2p/sync-channel-frames.ts';
 import type { Schedule, ScheduleAsk, Scheduler } from './scheduler.ts';
@@ -68,11 +71,6 @@ export const SYNC_PACE_WINDOW_MS = 5_000;
 const PEER_SYNC_MS = 500;
 /** Parents in one answer at most (a peer dials 8 per transfer at most). */
 const MAX_PACED_PARENTS = 8;
-/**
- * A peer moving bytes heart-beats every second for the status page's rates; paced, every this many
- * sync waits (at most the idle period), so busy heartbeats stay within a quarter of `rate`.
- */
-const HEARTBEATS_PER_SYNC_WAIT = 4;
 /** A sync this much before its slot or less takes a new one (the peer's wait counts from when it sent). */
 const EARLY_GRACE_MS = 50;
 

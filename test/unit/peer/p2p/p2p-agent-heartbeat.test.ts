@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../../../src/clock.ts';
 import { MemoryContentStore } from '../../../../src/memory-content-store.ts';
 import { API } from '../../../../src/p2p/supernode-api.ts';
-import { busyHeartbeatMs, P2pAgent, sparedHeartbeatMs } from '../../../../peer/p2p/p2p-agent.ts';
+import { busyHeartbeatMs, P2pAgent, reportEveryMs, sparedHeartbeatMs } from '../../../../peer/p2p/p2p-agent.ts';
 
 /**
  * A stand-in supernode on loopback: registers anyone with `heartbeatMs`, counts heartbeats, and
@@ -88,6 +88,17 @@ describe('a busy peer heart-beats every second, or as seldom as a pacing superno
     expect(busyHeartbeatMs(5_000, 60_000)).toBe(5_000);
     expect(busyHeartbeatMs(5_000, 10)).toBe(1_000);
     for (const odd of ['3000', Number.NaN, Number.POSITIVE_INFINITY, -5, null]) expect(busyHeartbeatMs(5_000, odd)).toBe(1_000);
+  });
+});
+
+describe("a batch of syncs carries the report as a busy heartbeat would go, or every 4 of the waits its answers asked", () => {
+  it('within half the idle period, which a report spares the heartbeat for', () => {
+    expect(reportEveryMs(5_000, undefined, 0)).toBe(1_000);
+    expect(reportEveryMs(5_000, undefined, 400)).toBe(1_600);
+    // Paced to 1.25 s (10,000 simulated peers): every 2.5 s, not every second.
+    expect(reportEveryMs(5_000, undefined, 1_250)).toBe(2_500);
+    expect(reportEveryMs(5_000, 2_000, 100)).toBe(2_000);
+    expect(reportEveryMs(60_000, undefined, 4_000)).toBe(16_000);
   });
 });
 

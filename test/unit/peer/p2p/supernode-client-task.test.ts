@@ -146,6 +146,17 @@ describe('SupernodeClient syncs', () => {
     }
   });
 
+  it('tells the report period the wait its last sync answer asked', async () => {
+    const { url } = await olderSupernode(false, ANSWER_OPTIONS_EVER, { ...SCHEDULE, syncMs: 1_250 });
+    const client = await registeredClient(url);
+    const waits: number[] = [];
+    client.reportWith(() => ({ uploadedBytes: 7 }), (_url, syncWaitMs) => (waits.push(syncWaitMs), 1_000));
+    const body = { have: [], wantSeed: 0, badParents: [], knownHashes: 0 };
+    await client.sync(url, DIGEST, body);
+    await client.sync(url, DIGEST, body);
+    expect(waits).toEqual([0, 1_250]);
+  });
+
   it('reads packed parents as the list', async () => {
     const parents = [{ peerId: 'ab'.repeat(20), wireAddr: '10.0.0.2:65002' }, { peerId: 'cd'.repeat(20), wireAddr: '10.0.0.3:65002' }];
     const { url } = await olderSupernode(false, ANSWER_OPTIONS_EVER, { ...SCHEDULE, parents });
