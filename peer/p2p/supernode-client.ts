@@ -262,9 +262,10 @@ export class SupernodeClient {
         else if ('answer' in a && a.answer && typeof a.answer === 'object') {
           const read = readSyncAnswer(a.answer);
           const answer = read && withUnpackedHashes(read);
-          if (answer) this.syncWaits.set(url, typeof answer.syncMs === 'number' && answer.syncMs > 0 ? answer.syncMs : 0);
-          if (answer) q.resolve(answer);
-          else q.reject(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent a malformed sync answer`, { supernode: url }));
+          if (answer) {
+            this.syncWaits.set(url, typeof answer.syncMs === 'number' && answer.syncMs > 0 ? answer.syncMs : 0);
+            q.resolve(answer);
+          } else q.reject(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent a malformed sync answer`, { supernode: url }));
         }
         else {
           const status = 'status' in a && Number.isInteger(a.status) ? a.status : 502;

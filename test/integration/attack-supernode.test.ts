@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pskClientOptions } from '../../src/cluster-tls.ts';
 import type { Digest } from '../../src/digest.ts';
 import { unpackHashes } from '../../src/p2p/metainfo.ts';
+import { packIndexes } from '../../src/p2p/sync-answer.ts';
 import type { SyncResponse, TaskAnswer } from '../../src/p2p/supernode-api.ts';
 import { JobsClient } from '../../src/preheat/jobs-client.ts';
 import type { WorkResponse } from '../../src/preheat/jobs-api.ts';
@@ -239,6 +240,32 @@ describe('the supernode cluster API under attack', () => {
       expectRefusal(await sync(a, { packHashes: bad, have: [0] }), [400]);
     }
     expect((await stats()).scheduler).toEqual(before.scheduler);
+  });
+
+  it("packed haves count as a member's list does, only its own; a packing that is not canonical, too long or not a string takes nothing of its sync", async () => {
+    const reg = await register('packed-a');
+    expect(reg.status).toBe(200);
+    expect((JSON.parse(reg.body) as { syncFields?: string[] }).syncFields).toEqual(['havePacked']);
+    const a = (JSON.parse(reg.body) as { token: string }).token;
+    const b = await registered('packed-b');
+    for (const t of [a, b]) expect((await call({ method: 'POST', path: '/api/v1/tasks', token: t, body: { digest: layer, upstream: upstream() } })).status).toBe(200);
+    const sync = async (token: string, extra: object): Promise<RawAnswer> => call({ method: 'POST', path: '/api/v1/syncs', token, body: { syncs: [{ digest: layer, wantSeed: 0, ...extra }] } });
+    const counts = async (): Promise<number[]> => (JSON.parse((await sync(b, {})).body) as { syncs: Array<{ answer: SyncResponse }> }).syncs[0]!.answer.availability as number[];
+    const before = await counts();
+    expect(before.length).toBeGreaterThan(2);
+    // Not canonical ('AB==' is 0x00 written otherwise): that item refused, its list (piece 1) not taken.
+    const odd = JSON.parse((await sync(a, { havePacked: 'AB==', have: [1] })).body) as { syncs: Array<{ status?: number }> };
+    expect(odd.syncs[0]!.status).toBe(400);
+    // Longer than any blob's bitfield, or not a string: the batch refused whole.
+    expectRefusal(await sync(a, { havePacked: Buffer.alloc(200).toString('base64'), have: [1] }), [400]);
+    expectRefusal(await sync(a, { havePacked: 7, have: [1] }), [400]);
+    expect((await sync(a, { havePacked: packIndexes([0, 2]) })).status).toBe(200);
+    // B's next counts (sent every 4 s at most): pieces 0 and 2 one holder more, piece 1 as it was.
+    let after: number[] = [];
+    await waitFor(async () => (after = await counts()).length > 0, "B's next counts", 10_000);
+    expect([after[0], after[1] ?? 0, after[2]]).toEqual([before[0]! + 1, before[1] ?? 0, before[2]! + 1]);
+    // A holds nothing any more (the later cases count unheld pieces).
+    expect((await call({ method: 'POST', path: `/api/v1/tasks/${layer}/drop`, token: a, body: {} })).status).toBe(200);
   });
 
   it("a batch of syncs carries only its caller's heartbeat report: no naming another peer, and a malformed report refuses the batch whole", async () => {
