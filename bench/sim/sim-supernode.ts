@@ -6,10 +6,10 @@
 // pull (an image's layers: one each), each with the seed's progress on it.
 import { ManualClock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
-import type { HeartbeatResponse, ParentInfo, SyncRequest } from '../../src/p2p/supernode-api.ts';
+import type { HeartbeatResponse, ParentInfo, SyncBatchItem, SyncRequest } from '../../src/p2p/supernode-api.ts';
 import { Scheduler } from '../../supernode/p2p/scheduler.ts';
 import { DEFAULT_SYNC_ANSWER_BYTES_PER_S, DEFAULT_SYNC_RATE, SyncPacer } from '../../supernode/p2p/sync-pacer.ts';
-import { scheduleSync, takeSyncReports } from '../../supernode/p2p/task-sync.ts';
+import { scheduleSync, syncItemTask, takeSyncReports } from '../../supernode/p2p/task-sync.ts';
 import type { SchedulerOptions } from '../../supernode/p2p/scheduler-options.ts';
 import { HEARTBEAT_MS, Tracker, type PeerRecord } from '../../supernode/p2p/tracker.ts';
 import type { EventQueue } from './event-queue.ts';
@@ -140,6 +140,19 @@ export class SimSupernode {
   private countIn(bySecond: number[]): void {
     const second = Math.floor(this.queue.now / 1000);
     bySecond[second] = (bySecond[second] ?? 0) + 1;
+  }
+
+  /**
+   * One item of a batch of syncs as the route reads it (its task by digest or by short name,
+   * syncItemTask, which throws the route's errors): its sync as read and the schedule; undefined
+   * is the route's 404 (unknown peer or task).
+   */
+  syncItem(peerId: string, item: SyncBatchItem, reported: boolean): { readonly body: SyncRequest; readonly schedule: SimSyncAnswer } | undefined {
+    const peer = this.tracker.get(peerId);
+    if (!peer) return undefined;
+    const { digest, body } = syncItemTask(peer, item);
+    const schedule = this.sync(peerId, digest, body, reported);
+    return schedule && { body, schedule };
   }
 
   /** POST /api/v1/tasks/:digest/sync (its batch carried the heartbeat's report: `reported`); undefined is the route's 404 (unknown peer or task). */

@@ -15,7 +15,7 @@ import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
 import type { PieceProof } from '../../src/p2p/piece-proof.ts';
 import { asShaped, readSyncAnswer, readTaskAnswer, syncAnswer, syncItem, taskAnswer, type SyncAnswerJson } from '../../src/p2p/sync-answer.ts';
-import type { MetainfoBody, SyncRequest, SyncResponse, TaskAnswer } from '../../src/p2p/supernode-api.ts';
+import { SYNC_FIELDS, type MetainfoBody, type SyncResponse, type TaskAnswer } from '../../src/p2p/supernode-api.ts';
 import type { BlobFetchRequest } from '../../peer/blob-downloader.ts';
 import { busyHeartbeatMs, reportEveryMs, sparedHeartbeatMs } from '../../peer/p2p/p2p-agent.ts';
 import { parentsPerTransfer } from '../../peer/p2p/parent-pool.ts';
@@ -272,15 +272,15 @@ export class SimulatedPeer implements UploadSide {
       // As the client asks (its answer options) and the route answers: the hashes from the first
       // one the peer lacks (`knownHashes`), trimmed and packed, the answer terse; read as the client reads it.
       // The batch carries the heartbeat's report when due (as SupernodeClient: reportDue), and its
-      // item goes as to a supernode that reads packed haves; the supernode reads that item.
+      // item goes as to a supernode of this version (SYNC_FIELDS: its task by short name, its haves
+      // packed); the supernode reads that item as the route does.
       sync: (_url, _digest, body) => {
-        const ask = { ...body, ...SYNC_ANSWER_OPTIONS };
         const report = this.reportDue();
-        const item = syncItem(body, blob.digest, SYNC_ANSWER_OPTIONS, true);
+        const item = syncItem(body, blob.digest, SYNC_ANSWER_OPTIONS, SYNC_FIELDS);
         return apiCall(ends, CHANNEL_OVERHEAD, jsonBytes(item) + (report ? API_REPORT_JSON_BYTES / ends.sharing : 0), (): SyncAnswerJson => {
-          const schedule = world.supernode.sync(this.peerId, blob.digest, item as unknown as SyncRequest, report);
-          if (!schedule) throw new PollenError('ERR_NOT_FOUND', 'unknown peer or task');
-          return asShaped(ask, syncAnswer(this.hashesNow(blob), ask, schedule));
+          const read = world.supernode.syncItem(this.peerId, item, report);
+          if (!read) throw new PollenError('ERR_NOT_FOUND', 'unknown peer or task');
+          return asShaped(read.body, syncAnswer(this.hashesNow(blob), read.body, read.schedule));
         }, (answer) => jsonBytes({ answer })).then((answer) => {
           const res = withUnpackedHashes(readSyncAnswer(answer)!)!;
           if (report) this.lastReportAt = world.queue.now;

@@ -26,6 +26,7 @@ import {
   type HeartbeatResponse,
   type RegisterRequest,
   type RegisterResponse,
+  type SyncBatchItem,
   type SyncBatchResponse,
   type SyncRequest,
   type SyncResponse,
@@ -63,6 +64,8 @@ export const SEED_CONNECTIONS = 1;
 export const API_KEEP_ALIVE_MS = 60_000;
 const API_KEEP_ALIVE = { keepAliveTimeout: API_KEEP_ALIVE_MS, keepAliveMaxTimeout: API_KEEP_ALIVE_MS } as const;
 const CREATE_TASK_TIMEOUT_MS = 20_000;
+/** Tasks named by digest because a supernode could not tell them by name, at most (SupernodeClient.byDigest). */
+const BY_DIGEST_MAX = 1_024;
 
 export class SupernodeClient {
   /** The supernodes as configured (their identity: keys of ownership and registration). */
@@ -78,8 +81,14 @@ export class SupernodeClient {
   private readonly sessions = new Map<string, { peerId: string; token: string }>();
   /** Each supernode's piece key, as its registration answer gave it (none from one before piece proofs). */
   private readonly verifiers = new Map<string, ProofVerifier>();
-  /** Supernodes whose registration said they read packed haves (RegisterResponse.syncFields). */
-  private readonly packedHaves = new Set<string>();
+  /** The sync fields each supernode's registration named (RegisterResponse.syncFields). */
+  private readonly syncFields = new Map<string, readonly string[]>();
+  /**
+   * Tasks a supernode could not tell by their short name (two of this peer's tasks there share
+   * it): their syncs name them by digest (src/p2p/sync-answer.ts syncItem). Bounded: when full
+   * it starts again (a task named again is refused once more).
+   */
+  private readonly byDigest = new Set<string>();
   private readonly registering = new Map<string, Promise<RegisterResponse>>();
   private readonly syncQueues = new Map<string, SyncQueue>();
   private readonly clock: Clock;
@@ -143,8 +152,7 @@ export class SupernodeClient {
     const verifier = verifierOf(res.pieceKey);
     if (verifier) this.verifiers.set(url, verifier);
     else this.verifiers.delete(url);
-    if (Array.isArray(res.syncFields) && res.syncFields.includes('havePacked')) this.packedHaves.add(url);
-    else this.packedHaves.delete(url);
+    this.syncFields.set(url, Array.isArray(res.syncFields) ? res.syncFields.filter((f): f is string => typeof f === 'string') : []);
     return res;
   }
 
@@ -234,9 +242,12 @@ export class SupernodeClient {
     queue.inFlight = true;
     try {
       const report = this.reportIfDue(url);
+      let items: readonly SyncBatchItem[] = [];
       const send = (options: number): Promise<SyncBatchResponse> => {
         const asked = Object.fromEntries(ANSWER_OPTIONS.slice(0, options).map((o) => [o, true]));
-        return this.postSyncs(url, { syncs: batch.map((q) => syncItem(q.body, q.digest, asked, this.packedHaves.has(url))), ...(report ? { report } : {}) });
+        const fields = this.syncFields.get(url) ?? [];
+        items = batch.map((q) => syncItem(q.body, q.digest, asked, fields, this.byDigest.has(`${url} ${q.digest}`)));
+        return this.postSyncs(url, { syncs: items, ...(report ? { report } : {}) });
       };
       // A supernode from before an option refuses the batch (ERR_INVALID_REQUEST): asked again
       // with one option less, down to none.
@@ -252,13 +263,14 @@ export class SupernodeClient {
       let options = this.answerOptions.get(url) ?? ANSWER_OPTIONS.length;
       const res = await sent(options);
       options = this.answerOptions.get(url) ?? ANSWER_OPTIONS.length;
-      // Terse answers name no digest: they come in the order asked.
+      // Terse answers (and those to items named by task, which ask terse) name no digest: they come in the order asked.
       const terse = options > ANSWER_OPTIONS.indexOf('terse');
       if (report && res?.reported === true) this.reportedAt.set(url, this.clock.now());
       const answers = Array.isArray(res?.syncs) ? res.syncs : [];
       batch.forEach((q, k) => {
         const a = answers[k];
-        if (!a || typeof a !== 'object' || (a.digest === undefined ? !terse : a.digest !== q.digest)) q.reject(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent a malformed sync answer`, { supernode: url }));
+        const named = items[k]?.task !== undefined;
+        if (!a || typeof a !== 'object' || (a.digest === undefined ? !(terse || named) : a.digest !== q.digest)) q.reject(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent a malformed sync answer`, { supernode: url }));
         else if ('answer' in a && a.answer && typeof a.answer === 'object') {
           const read = readSyncAnswer(a.answer);
           const answer = read && withUnpackedHashes(read);
@@ -270,6 +282,7 @@ export class SupernodeClient {
         else {
           const status = 'status' in a && Number.isInteger(a.status) ? a.status : 502;
           const err = apiErrorFrom(status, 'error' in a ? a.error : undefined, 'ERR_SUPERNODE_UNAVAILABLE', { supernode: url });
+          if (named && err.code === 'ERR_INVALID_REQUEST') this.nameByDigest(url, q.digest);
           q.reject(new PollenError(err.code, `supernode ${url} answered ${status} for ${q.digest}: ${err.message}`, err.detail));
         }
       });
@@ -279,6 +292,12 @@ export class SupernodeClient {
       queue.inFlight = false;
       this.flushSoon(url, queue);
     }
+  }
+
+  /** The supernode could not tell `digest`'s task by its short name: its syncs there name it by digest. */
+  private nameByDigest(url: string, digest: Digest): void {
+    if (this.byDigest.size >= BY_DIGEST_MAX) this.byDigest.clear();
+    this.byDigest.add(`${url} ${digest}`);
   }
 
   /** A batch of syncs: on the sync channel to `url` (sync-channel.ts), or POST /api/v1/syncs where it has none. */

@@ -18,7 +18,7 @@
 // packParents), when every one is an agent's id and an IPv4 address.
 import { hashesAfter, MAX_PIECES, packHashes, unpackHashes } from './metainfo.ts';
 import type { Digest } from '../digest.ts';
-import type { MetainfoBody, ParentInfo, SyncRequest, SyncResponse, TaskAnswer } from './supernode-api.ts';
+import type { MetainfoBody, ParentInfo, SyncBatchItem, SyncRequest, SyncResponse, TaskAnswer } from './supernode-api.ts';
 
 /** What the answer says besides the hashes (the scheduler's part). */
 export type SyncSchedule = Omit<SyncResponse, 'hashes' | 'hashesFrom' | 'hashesPacked'>;
@@ -218,26 +218,41 @@ export function unpackIndexes(packed: unknown, max: number): number[] | undefine
 /** Fields of a sync whose absence the supernode reads as empty (none, or false): sent only when they say something. */
 const EMPTY_WHEN_ABSENT = ['have', 'badParents', 'corruptParents', 'declined', 'starved', 'leave'] as const;
 
+/** Hex digits of a digest that name its task in a batch item (SyncBatchItem `task`): 64 bits. */
+export const TASK_NAME_HEX = 16;
+/** A task's short name: the first TASK_NAME_HEX hex digits of its digest. */
+export function taskName(digest: Digest): string {
+  const hex = digest.indexOf(':') + 1;
+  return digest.slice(hex, hex + TASK_NAME_HEX);
+}
+
+/** The answer options an item named by `task` asks without sending them (SyncBatchItem). */
+export const NAMED_ITEM_OPTIONS = { terse: true, packParents: true } as const;
+
 /**
- * One task's sync as the peer's client sends it in a batch: its digest and the answer options
- * asked, without the lists that are empty and the flags that are false (15 and 16 bytes each in
- * nearly every sync), and, to a supernode that reads them (`packHave`: its registration said so),
- * its haves packed when that is shorter. The model counts its requests with it.
+ * One task's sync as the peer's client sends it in a batch, for a supernode that reads `fields`
+ * (its registration's `syncFields`): the task by digest with the answer options asked, or by its
+ * short name (`task`) with the options implied; without the lists that are empty and the flags
+ * that are false (15 and 16 bytes each in nearly every sync); its haves packed when that is
+ * shorter (`havePacked`). `byDigest`: the supernode could not tell this task by its name (two of
+ * the peer's tasks share it). The model counts its requests with it.
  */
-export function syncItem(body: SyncRequest, digest: Digest, asked: Readonly<Record<string, boolean>>, packHave = false): Record<string, unknown> {
-  const item: Record<string, unknown> = { ...body, digest, ...asked };
+export function syncItem(body: SyncRequest, digest: Digest, asked: Readonly<Record<string, boolean>>, fields: readonly string[] = [], byDigest = false): SyncBatchItem {
+  const named = fields.includes('task') && !byDigest;
+  const item: Record<string, unknown> = named ? { ...body, task: taskName(digest) } : { ...body, digest, ...asked };
   for (const key of EMPTY_WHEN_ABSENT) {
     const v = item[key];
     if (v === false || (Array.isArray(v) && v.length === 0)) delete item[key];
   }
-  if (packHave && body.have.length > 0) {
+  if (named && body.wantSeed === 0) delete item.wantSeed;
+  if (fields.includes('havePacked') && body.have.length > 0) {
     const packed = packIndexes(body.have);
     if (packed.length < JSON.stringify(body.have).length) {
       delete item.have;
       item.havePacked = packed;
     }
   }
-  return item;
+  return item as unknown as SyncBatchItem;
 }
 
 /** A sync's haves: its list and its packed ones (`havePacked`); undefined when the packing is malformed. */

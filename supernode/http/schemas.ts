@@ -4,6 +4,7 @@
 // older supernode accepts a newer peer's extra fields.
 import { MAX_PIECES } from '../../src/p2p/metainfo.ts';
 import { API_LIMITS, PEER_ID_PATTERN } from '../../src/p2p/supernode-api.ts';
+import { TASK_NAME_HEX } from '../../src/p2p/sync-answer.ts';
 
 const DIGEST = { type: 'string', pattern: '^sha256:[a-f0-9]{64}$' } as const;
 const PEER_ID = { type: 'string', pattern: PEER_ID_PATTERN } as const;
@@ -112,7 +113,10 @@ export const SYNC_BODY = {
   },
 } as const;
 
-/** Several tasks' syncs: each item is a SYNC_BODY with its digest. */
+/** A task's short name in a batch item: the first hex digits of its sha256 digest. */
+const TASK_NAME = { type: 'string', pattern: `^[a-f0-9]{${TASK_NAME_HEX}}$` } as const;
+
+/** Several tasks' syncs: each item is a SYNC_BODY with its digest or its task's short name. */
 export const SYNC_BATCH_BODY = {
   type: 'object',
   required: ['syncs'],
@@ -122,7 +126,8 @@ export const SYNC_BATCH_BODY = {
       type: 'array',
       minItems: 1,
       maxItems: API_LIMITS.syncsPerBatch,
-      items: { ...SYNC_BODY, required: ['digest'], properties: { ...SYNC_BODY.properties, digest: DIGEST } },
+      // Each names its task once: by digest, or by its short name (src/p2p/sync-answer.ts taskName).
+      items: { ...SYNC_BODY, oneOf: [{ required: ['digest'] }, { required: ['task'] }], properties: { ...SYNC_BODY.properties, digest: DIGEST, task: TASK_NAME } },
     },
     report: HEARTBEAT_BODY,
   },

@@ -35,7 +35,7 @@ import { checkWireHost, parseWireAddr } from '../http/wire-addr.ts';
 import type { Scheduler } from './scheduler.ts';
 import type { Seed, SeedTask } from './seed.ts';
 import { ANSWER_OVERHEAD_BYTES, type SyncPacer } from './sync-pacer.ts';
-import { scheduleSync, takeSyncReports } from './task-sync.ts';
+import { scheduleSync, syncItemTask, takeSyncReports } from './task-sync.ts';
 import { HEARTBEAT_MS, type PeerRecord, type Tracker } from './tracker.ts';
 
 /** What the routes need of the seed (the unit tests give a stand-in). */
@@ -166,15 +166,18 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
     if (!peer) throw new PollenError('ERR_CLUSTER_UNAUTHORIZED', 'unknown peer: register again');
     const reported = batch.report !== undefined && tracker.heartbeat(peer.peerId, batch.report);
     const syncs: SyncBatchAnswer[] = [];
-    for (const { digest, ...body } of batch.syncs) {
+    for (const item of batch.syncs) {
+      // Terse answers, and those to items named by `task` (which asks terse), name no digest.
+      const digest = item.terse === true ? undefined : item.digest;
       try {
-        const answer = asShaped(body, syncOne(peer, digest, body));
-        syncs.push(body.terse === true ? { answer } : { digest, answer });
+        const sync = syncItemTask(peer, item);
+        const answer = asShaped(sync.body, syncOne(peer, sync.digest, sync.body));
+        syncs.push(digest === undefined ? { answer } : { digest, answer });
       } catch (err) {
         const { error, status } = classify(err);
         const answer = errorAnswer(error, status);
-        if (answer.status >= 500) app.log.error({ err, digest }, 'sync failed');
-        syncs.push(body.terse === true ? { status: answer.status, error: answer.body } : { digest, status: answer.status, error: answer.body });
+        if (answer.status >= 500) app.log.error({ err, digest: item.digest, task: item.task }, 'sync failed');
+        syncs.push(digest === undefined ? { status: answer.status, error: answer.body } : { digest, status: answer.status, error: answer.body });
       }
     }
     return reported ? { syncs, reported } : { syncs };

@@ -12,7 +12,7 @@ import type { Digest } from '../../src/digest.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { holdingBits } from '../../src/p2p/metainfo.ts';
 import type { Holding, ParentInfo } from '../../src/p2p/supernode-api.ts';
-import type { PeerRecord } from './tracker.ts';
+import { addTask, clearTasks, type PeerRecord } from './tracker.ts';
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from './scheduler-options.ts';
 import { SeedLeases, STARVED_SEED_LEASES, type SeedGrantCounts } from './seed-leases.ts';
 
@@ -161,7 +161,7 @@ export class Scheduler {
       task.order.push(peer);
       task.orderBits.push(bits);
     }
-    peer.tasks.add(digest);
+    addTask(peer, digest);
   }
 
   leave(digest: Digest, peerId: string): void {
@@ -189,7 +189,7 @@ export class Scheduler {
   /** Forgets everything about a dropped peer: what it held, its leases and offers, its pending holdings. */
   dropPeer(peer: PeerRecord): void {
     for (const digest of peer.tasks) this.leave(digest, peer.peerId);
-    peer.tasks.clear();
+    clearTasks(peer);
     for (const digest of this.pendingByPeer.get(peer.peerId) ?? []) {
       const m = this.pendingHoldings.get(digest);
       m?.delete(peer.peerId);

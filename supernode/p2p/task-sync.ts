@@ -3,8 +3,8 @@
 // (bench/sim/sim-supernode.ts) both run these.
 import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
-import type { SyncRequest } from '../../src/p2p/supernode-api.ts';
-import { havesOf } from '../../src/p2p/sync-answer.ts';
+import type { SyncBatchItem, SyncRequest } from '../../src/p2p/supernode-api.ts';
+import { havesOf, NAMED_ITEM_OPTIONS } from '../../src/p2p/sync-answer.ts';
 import type { Schedule, Scheduler } from './scheduler.ts';
 import { pacedSchedule, type SyncPacer } from './sync-pacer.ts';
 import type { PeerRecord, Tracker } from './tracker.ts';
@@ -14,6 +14,22 @@ export interface TaskSyncDeps {
   readonly scheduler: Scheduler;
   /** Paces the peers' syncs (absent: no pacing). */
   readonly pacer?: SyncPacer | undefined;
+}
+
+/**
+ * A batch item's task and its sync: named by digest, or by its short name among the calling peer's
+ * own tasks only (an item so named asks the answer options it implies: NAMED_ITEM_OPTIONS). A
+ * name no task of the peer's has reads as an unknown task (the peer creates it again); a name two
+ * of them share is refused, and the peer names that task by digest from then on.
+ */
+export function syncItemTask(peer: PeerRecord, item: SyncBatchItem): { readonly digest: Digest; readonly body: SyncRequest } {
+  const { digest, task, ...rest } = item;
+  const body = { ...rest, have: rest.have ?? [], wantSeed: rest.wantSeed ?? 0, badParents: rest.badParents ?? [] };
+  if (digest !== undefined) return { digest, body };
+  const named = task === undefined ? undefined : peer.taskNames.get(task);
+  if (named === null) throw new PollenError('ERR_INVALID_REQUEST', `two tasks of this peer have the name ${task}: name the task by its digest`, { task });
+  if (named === undefined) throw new PollenError('ERR_NOT_FOUND', 'unknown task for this peer: create the task again', { task });
+  return { digest: named, body: { ...body, ...NAMED_ITEM_OPTIONS } };
 }
 
 /** Takes in the pieces the peer verified and the parents it reports (slow or unreachable; corrupt). */

@@ -6,6 +6,7 @@ import type { Clock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
 import type { HeartbeatBody } from '../../src/p2p/supernode-api.ts';
+import { taskName } from '../../src/p2p/sync-answer.ts';
 import { issuePeerToken, parsePeerToken, tokenMatches } from './peer-token.ts';
 
 /**
@@ -48,8 +49,24 @@ export interface PeerRecord {
   reports: number;
   reportsWindowAt: number;
   readonly tasks: Set<Digest>;
+  /** Its tasks by short name (src/p2p/sync-answer.ts taskName), null where two share one (addTask). */
+  readonly taskNames: Map<string, Digest | null>;
   /** What the peer last reported with a heartbeat (version, store use, byte totals), if anything. */
   report?: HeartbeatBody;
+}
+
+/** Counts `digest` among the peer's tasks, and under its short name (a batch item may name it so: task-sync.ts syncItemTask). */
+export function addTask(peer: PeerRecord, digest: Digest): void {
+  if (peer.tasks.has(digest)) return;
+  peer.tasks.add(digest);
+  const name = taskName(digest);
+  peer.taskNames.set(name, peer.taskNames.has(name) ? null : digest);
+}
+
+/** Forgets every task of the peer (it was dropped). */
+export function clearTasks(peer: PeerRecord): void {
+  peer.tasks.clear();
+  peer.taskNames.clear();
 }
 
 export class Tracker {
@@ -102,7 +119,7 @@ export class Tracker {
     const issued = issuePeerToken(peerId);
     const peer: PeerRecord = {
       peerId, tokenHash: issued.hash, wireAddr, uploadSlots, lastSeen: now,
-      failures: 0, corruptions: 0, failuresDecayedAt: now, picks: 0, reports: 0, reportsWindowAt: now, tasks: new Set(),
+      failures: 0, corruptions: 0, failuresDecayedAt: now, picks: 0, reports: 0, reportsWindowAt: now, tasks: new Set(), taskNames: new Map(),
     };
     this.peers.set(peerId, peer);
     return { peer, token: issued.token };

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pskClientOptions } from '../../src/cluster-tls.ts';
 import type { Digest } from '../../src/digest.ts';
 import { unpackHashes } from '../../src/p2p/metainfo.ts';
-import { packIndexes } from '../../src/p2p/sync-answer.ts';
+import { packIndexes, taskName } from '../../src/p2p/sync-answer.ts';
 import type { SyncResponse, TaskAnswer } from '../../src/p2p/supernode-api.ts';
 import { JobsClient } from '../../src/preheat/jobs-client.ts';
 import type { WorkResponse } from '../../src/preheat/jobs-api.ts';
@@ -245,7 +245,7 @@ describe('the supernode cluster API under attack', () => {
   it("packed haves count as a member's list does, only its own; a packing that is not canonical, too long or not a string takes nothing of its sync", async () => {
     const reg = await register('packed-a');
     expect(reg.status).toBe(200);
-    expect((JSON.parse(reg.body) as { syncFields?: string[] }).syncFields).toEqual(['havePacked']);
+    expect((JSON.parse(reg.body) as { syncFields?: string[] }).syncFields).toEqual(['havePacked', 'task']);
     const a = (JSON.parse(reg.body) as { token: string }).token;
     const b = await registered('packed-b');
     for (const t of [a, b]) expect((await call({ method: 'POST', path: '/api/v1/tasks', token: t, body: { digest: layer, upstream: upstream() } })).status).toBe(200);
@@ -265,6 +265,27 @@ describe('the supernode cluster API under attack', () => {
     await waitFor(async () => (after = await counts()).length > 0, "B's next counts", 10_000);
     expect([after[0], after[1] ?? 0, after[2]]).toEqual([before[0]! + 1, before[1] ?? 0, before[2]! + 1]);
     // A holds nothing any more (the later cases count unheld pieces).
+    expect((await call({ method: 'POST', path: `/api/v1/tasks/${layer}/drop`, token: a, body: {} })).status).toBe(200);
+  });
+
+  it("a task named by its short name is the caller's own or none: another member's task so named is unknown and takes nothing; a malformed name, or a name with a digest, refuses the batch", async () => {
+    const a = await registered('named-a');
+    const b = await registered('named-b');
+    expect((await call({ method: 'POST', path: '/api/v1/tasks', token: a, body: { digest: layer, upstream: upstream() } })).status).toBe(200);
+    const batch = (token: string, items: object[]) => call({ method: 'POST', path: '/api/v1/syncs', token, body: { syncs: items } });
+    const before = await stats();
+    // B never created the task: naming it (as one could who saw A's traffic, or guessed) is an unknown task.
+    const theirs = await batch(b, [{ task: taskName(layer), have: [0, 1], wantSeed: 4 }]);
+    expect(theirs.status, theirs.body).toBe(200);
+    const item = (JSON.parse(theirs.body) as { syncs: Array<{ status?: number; error?: { errors: Array<{ detail: { pollenCode: string } }> } }> }).syncs[0]!;
+    expect(item.status).toBe(404);
+    expect(item.error?.errors[0]?.detail.pollenCode).toBe('ERR_NOT_FOUND');
+    for (const items of [[{ task: 'XYZ' }], [{ task: taskName(layer).slice(1) }], [{ task: taskName(layer), digest: layer }], [{ task: 7 }], [{}]]) expectRefusal(await batch(b, items), [400]);
+    expect((await stats()).scheduler).toEqual(before.scheduler);
+    // A's own task by name: answered terse (no digest), as A would have been by digest.
+    const own = JSON.parse((await batch(a, [{ task: taskName(layer), knownHashes: 1 << 20 }])).body) as { syncs: Array<Record<string, unknown>> };
+    expect(own.syncs[0]).toHaveProperty('answer');
+    expect(own.syncs[0]).not.toHaveProperty('digest');
     expect((await call({ method: 'POST', path: `/api/v1/tasks/${layer}/drop`, token: a, body: {} })).status).toBe(200);
   });
 

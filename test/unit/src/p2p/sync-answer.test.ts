@@ -3,8 +3,8 @@
 // read back into the same answer the transfer would have had from a whole one.
 import { describe, expect, it } from 'vitest';
 import { hashesAfter, packHashes } from '../../../../src/p2p/metainfo.ts';
-import type { MetainfoBody, SyncResponse } from '../../../../src/p2p/supernode-api.ts';
-import { asShaped, havesOf, packCounts, packIndexes, packParents, readSyncAnswer, readTaskAnswer, syncAnswer, syncItem, taskAnswer, terse, unpackCounts, unpackIndexes, unpackParents } from '../../../../src/p2p/sync-answer.ts';
+import { SYNC_FIELDS, type MetainfoBody, type SyncResponse } from '../../../../src/p2p/supernode-api.ts';
+import { asShaped, havesOf, NAMED_ITEM_OPTIONS, packCounts, packIndexes, packParents, readSyncAnswer, readTaskAnswer, syncAnswer, syncItem, TASK_NAME_HEX, taskAnswer, taskName, terse, unpackCounts, unpackIndexes, unpackParents } from '../../../../src/p2p/sync-answer.ts';
 import { withUnpackedHashes } from '../../../../peer/p2p/supernode-answers.ts';
 import { withAnsweredHashes } from '../../../../peer/p2p/transfer-sync.ts';
 
@@ -184,13 +184,39 @@ describe("a sync's haves", () => {
     const few = body([7]);
     const lots = body(Array.from({ length: 60 }, (_, k) => 100 + 2 * k));
     expect(syncItem(lots, DIGEST, {})).toMatchObject({ have: lots.have });
-    expect(syncItem(few, DIGEST, {}, true)).toMatchObject({ have: [7] });
-    const packed = syncItem(lots, DIGEST, {}, true);
+    expect(syncItem(few, DIGEST, {}, ['havePacked'])).toMatchObject({ have: [7] });
+    const packed = syncItem(lots, DIGEST, {}, ['havePacked']);
     expect(packed).not.toHaveProperty('have');
     expect(JSON.stringify(packed).length).toBeLessThan(JSON.stringify(syncItem(lots, DIGEST, {})).length / 2);
     expect(havesOf(packed)).toEqual(lots.have);
     expect(havesOf({ have: [1], havePacked: packIndexes([5]) })).toEqual([1, 5]);
     expect(havesOf({ havePacked: 'AB==' })).toBeUndefined();
     expect(havesOf({})).toEqual([]);
+  });
+});
+
+describe('a batch item', () => {
+  const DIGEST = `sha256:0123456789abcdef${'e'.repeat(48)}` as const;
+  const body = { have: [], wantSeed: 0, badParents: [], knownHashes: 12, wantParents: 2 };
+  const asked = { terse: true, packParents: true };
+
+  it('names its task by digest with the options asked, to a supernode that does not read names', () => {
+    expect(syncItem(body, DIGEST, asked)).toEqual({ digest: DIGEST, wantSeed: 0, knownHashes: 12, wantParents: 2, terse: true, packParents: true });
+    expect(syncItem(body, DIGEST, asked, ['havePacked'])).toHaveProperty('digest', DIGEST);
+  });
+
+  it("names it by its digest's first 16 hex digits to one that does, the options it implies and a zero wantSeed left out", () => {
+    expect(taskName(DIGEST)).toBe('0123456789abcdef');
+    expect(taskName(DIGEST)).toHaveLength(TASK_NAME_HEX);
+    const named = syncItem(body, DIGEST, asked, SYNC_FIELDS);
+    expect(named).toEqual({ task: '0123456789abcdef', knownHashes: 12, wantParents: 2 });
+    expect(syncItem({ ...body, wantSeed: 3 }, DIGEST, asked, SYNC_FIELDS)).toMatchObject({ task: '0123456789abcdef', wantSeed: 3 });
+    expect(Object.keys(NAMED_ITEM_OPTIONS).sort()).toEqual(Object.keys(asked).sort());
+    // 35 bytes where the digest and the options were 119.
+    expect(JSON.stringify(syncItem(body, DIGEST, asked, ['havePacked'])).length - JSON.stringify(named).length).toBeGreaterThan(80);
+  });
+
+  it('names it by digest again where the supernode could not tell the name', () => {
+    expect(syncItem(body, DIGEST, asked, SYNC_FIELDS, true)).toEqual({ digest: DIGEST, wantSeed: 0, knownHashes: 12, wantParents: 2, terse: true, packParents: true });
   });
 });

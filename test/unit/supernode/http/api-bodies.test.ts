@@ -13,7 +13,7 @@ import { PollenError } from '../../../../src/errors.ts';
 import { layoutFor, SMALL_PIECE_BYTES } from '../../../../src/p2p/metainfo.ts';
 import { splitHostPort } from '../../../../src/config.ts';
 import type { SyncResponse } from '../../../../src/p2p/supernode-api.ts';
-import { packIndexes } from '../../../../src/p2p/sync-answer.ts';
+import { packIndexes, taskName } from '../../../../src/p2p/sync-answer.ts';
 import { createClusterApp } from '../../../../supernode/http/apps.ts';
 import { PeerRequestBudget } from '../../../../supernode/http/peer-request-budget.ts';
 import type { SeedPort } from '../../../../supernode/p2p/routes-p2p.ts';
@@ -101,6 +101,7 @@ function expectOciError(body: string): void {
 const peerId = fc.oneof(fc.stringMatching(/^[A-Za-z0-9_-]{1,20}$/), fc.string({ maxLength: 200 }));
 const digestish = fc.oneof(fc.constant(DIGEST), fc.stringMatching(/^sha256:[a-f0-9]{64}$/), fc.string({ maxLength: 80 }));
 const anyJson = fc.jsonValue({ maxDepth: 3 });
+const taskish = fc.oneof(fc.constant(taskName(DIGEST)), fc.stringMatching(/^[a-f0-9]{16}$/), fc.string({ maxLength: 20 }));
 /** A value of about the right type, or anything at all. */
 const field = <T>(good: fc.Arbitrary<T>) => fc.oneof({ weight: 3, arbitrary: good }, { weight: 1, arbitrary: anyJson });
 const ints = fc.array(fc.oneof(fc.integer({ min: -5, max: 1_200 }), fc.double()), { maxLength: 20 });
@@ -143,7 +144,13 @@ const batchBody = fc.oneof(
   anyJson,
   fc.record(
     {
-      syncs: field(fc.array(fc.tuple(field(digestish), syncBody).map(([digest, body]) => (body && typeof body === 'object' && !Array.isArray(body) ? { ...body, digest } : body)), { maxLength: 20 })),
+      // Each item names its task by digest, by short name, by both or by neither.
+      syncs: field(
+        fc.array(
+          fc.tuple(fc.record({ digest: field(digestish), task: field(taskish) }, { requiredKeys: [] }), syncBody).map(([names, body]) => (body && typeof body === 'object' && !Array.isArray(body) ? { ...body, ...names } : body)),
+          { maxLength: 20 },
+        ),
+      ),
       report: field(fc.record({ version: field(fc.string({ maxLength: 70 })), storeBytes: field(fc.integer({ min: -1, max: 2 ** 40 })), uploadedBytes: field(fc.double()) }, { requiredKeys: [] })),
     },
     { requiredKeys: [] },
@@ -344,7 +351,7 @@ describe('supernode API bodies (fast-check over fastify inject)', () => {
   it('the registration names the sync fields it reads; packed haves count as the list does; a packing that is not canonical is refused and nothing of its sync taken', async () => {
     const h = await harness();
     const registered = await h.app.inject({ method: 'POST', url: '/api/v1/peers', payload: { peerId: 'packer', wireAddr: '127.0.0.2:4000', uploadSlots: 4 } });
-    expect(registered.json()).toMatchObject({ syncFields: ['havePacked'] });
+    expect(registered.json()).toMatchObject({ syncFields: ['havePacked', 'task'] });
     const packer = { authorization: `Bearer ${(registered.json() as { token: string }).token}`, 'content-type': 'application/json' };
     const child = { authorization: `Bearer ${await h.register('child', '127.0.0.3:4000')}`, 'content-type': 'application/json' };
     const task = { digest: DIGEST, upstream: { registry: 'r.example', name: 'a/b' } };

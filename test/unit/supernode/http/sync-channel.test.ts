@@ -6,11 +6,13 @@
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
+import { Agent } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../src/clock.ts';
 import { sha256Digest, type Digest } from '../../../../src/digest.ts';
 import { listenOn } from '../../../../src/http-app.ts';
 import { layoutFor } from '../../../../src/p2p/metainfo.ts';
+import { packIndexes, taskName } from '../../../../src/p2p/sync-answer.ts';
 import { SupernodeClient } from '../../../../peer/p2p/supernode-client.ts';
 import { createClusterApp } from '../../../../supernode/http/apps.ts';
 import { CHANNELS_PER_PEER } from '../../../../supernode/http/sync-channel.ts';
@@ -36,7 +38,7 @@ afterEach(async () => {
   for (const a of apps.splice(0)) await a.close();
 });
 
-async function harness(perSecond?: number): Promise<{ app: FastifyInstance; clock: ManualClock; tracker: Tracker; url: string; port: number; register(peerId: string): Promise<string> }> {
+async function harness(perSecond?: number): Promise<{ app: FastifyInstance; clock: ManualClock; tracker: Tracker; scheduler: Scheduler; url: string; port: number; register(peerId: string): Promise<string> }> {
   const clock = new ManualClock(0);
   const scheduler = new Scheduler({ clock }, {});
   const tracker = new Tracker({ clock, onDrop: (p) => scheduler.dropPeer(p) });
@@ -45,7 +47,7 @@ async function harness(perSecond?: number): Promise<{ app: FastifyInstance; cloc
   apps.push(app);
   const url = await listenOn(app, '127.0.0.1:0');
   return {
-    app, clock, tracker, url, port: Number(new URL(url).port),
+    app, clock, tracker, scheduler, url, port: Number(new URL(url).port),
     async register(peerId) {
       const res = await app.inject({ method: 'POST', url: '/api/v1/peers', payload: { peerId, wireAddr: '127.0.0.1:4000', uploadSlots: 4 } });
       expect(res.statusCode, res.body).toBe(200);
@@ -67,6 +69,7 @@ const anyJson = fc.jsonValue({ maxDepth: 3 });
 const item = fc.record(
   {
     digest: fc.oneof(fc.constant(DIGEST), fc.string({ maxLength: 20 })),
+    task: fc.oneof(fc.constant(taskName(DIGEST)), fc.constant(taskName(sha256Digest('other'))), fc.string({ maxLength: 20 })),
     have: fc.oneof(fc.array(fc.integer({ min: -2, max: 20 }), { maxLength: 5 }), anyJson),
     wantSeed: fc.oneof(fc.integer({ min: -1, max: 8 }), anyJson),
     badParents: fc.oneof(fc.constant([]), anyJson),
@@ -186,5 +189,30 @@ describe('the sync channel', () => {
     expect(client.syncBatches).toEqual({ channel: 3, http: 0 });
     await h.app.close();
     await expect(client.sync(h.url, DIGEST, body)).rejects.toMatchObject({ code: 'ERR_SUPERNODE_UNAVAILABLE' });
+  });
+
+  it("names its tasks by short name to this supernode, which reads them as the digest; one the supernode cannot tell goes by digest from then on", async () => {
+    const h = await harness();
+    // Over HTTP (an injected dispatcher has no channel), to see each batch as sent.
+    const sent: Array<Record<string, unknown>> = [];
+    const dispatcher = new Agent().compose((dispatch) => (opts, handler) => {
+      if (opts.path === '/api/v1/syncs') sent.push(...(JSON.parse(String(opts.body)) as { syncs: Array<Record<string, unknown>> }).syncs);
+      return dispatch(opts, handler);
+    });
+    const client = new SupernodeClient({ dispatcher }, { urls: [h.url], timeoutMs: 5_000 });
+    clients.push(client);
+    await client.register(h.url, { peerId: 'p3', wireAddr: '127.0.0.1:4002', uploadSlots: 4, holdings: [] });
+    await client.createTask(h.url, { digest: DIGEST, upstream: { registry: 'registry.test', name: 'app' } });
+    const body = { have: [0, 1], wantSeed: 1, badParents: [], knownHashes: 0 };
+    expect((await client.sync(h.url, DIGEST, body)).hashes.length).toBeGreaterThan(0);
+    expect(sent).toEqual([{ task: taskName(DIGEST), havePacked: packIndexes([0, 1]), wantSeed: 1, knownHashes: 0 }]);
+    // Its haves counted against the task the name stands for.
+    expect(h.scheduler.taskViews().next().value?.holders.get('p3')?.has(1)).toBe(true);
+    // A second task of the peer's with the same name: the supernode refuses the name, and the
+    // client names the task by digest from then on.
+    h.scheduler.join(`sha256:${DIGEST.slice(7, 23)}${'0'.repeat(48)}` as Digest, 4, h.tracker.get('p3')!);
+    await expect(client.sync(h.url, DIGEST, body)).rejects.toMatchObject({ code: 'ERR_INVALID_REQUEST' });
+    expect((await client.sync(h.url, DIGEST, body)).hashes.length).toBeGreaterThan(0);
+    expect(sent.slice(1)).toEqual([expect.objectContaining({ task: taskName(DIGEST) }), expect.objectContaining({ digest: DIGEST, terse: true, packParents: true })]);
   });
 });
