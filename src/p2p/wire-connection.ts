@@ -16,7 +16,7 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import Wire from 'bittorrent-protocol';
-import { digestHex, isDigestLike, type Digest } from '../digest.ts';
+import { digestHex, parseDigest, type Digest } from '../digest.ts';
 import { PollenError } from '../errors.ts';
 import { BLOCK_BYTES } from './metainfo.ts';
 import { decodeProof, type PieceProof } from './piece-proof.ts';
@@ -45,6 +45,16 @@ export interface WireOptions {
 
 export function infoHashOf(digest: Digest): string {
   return digestHex(digest).slice(0, 40);
+}
+
+/** The digest a dialler's handshake names (`pollen_digest`), when it is one: `sha256:` and 64 lowercase hex digits. */
+function wireDigest(raw: unknown): Digest | undefined {
+  if (!(raw instanceof Uint8Array) || raw.length > 200) return undefined;
+  try {
+    return parseDigest(Buffer.from(raw).toString('latin1'));
+  } catch {
+    return undefined;
+  }
 }
 
 export interface WireConnectionEvents {
@@ -373,16 +383,16 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     if (this.digestValue !== undefined) return this.violate('second extended handshake');
     if (!this.wire.peerExtendedMapping[ACCEPT_EXT]) return this.violate('peer does not speak pollen_accept');
     const raw = handshake.pollen_digest;
-    const digest = raw instanceof Uint8Array ? Buffer.from(raw).toString('latin1') : '';
-    if (!isDigestLike(digest) || !digest.startsWith('sha256:')) return this.violate('bad digest');
-    if (infoHashOf(digest as Digest) !== this.infoHash) return this.violate('digest does not match info hash');
+    const digest = wireDigest(raw);
+    if (!digest) return this.violate('bad digest');
+    if (infoHashOf(digest) !== this.infoHash) return this.violate('digest does not match info hash');
     const pieces = handshake.pollen_pieces;
     if (pieces !== undefined && !(Number.isSafeInteger(pieces) && (pieces as number) > 0)) return this.violate('bad piece size');
     const pieceSize = pieces as number | undefined;
-    if (!this.accept?.(digest as Digest, pieceSize)) return this.destroy('blob not served here');
-    this.digestValue = digest as Digest;
+    if (!this.accept?.(digest, pieceSize)) return this.destroy('blob not served here');
+    this.digestValue = digest;
     this.pieceSizeValue = pieceSize;
-    this.wire.extended(ACCEPT_EXT, Buffer.from(acceptance(digest as Digest, pieceSize), 'latin1'));
+    this.wire.extended(ACCEPT_EXT, Buffer.from(acceptance(digest, pieceSize), 'latin1'));
     this.becomeReady();
   }
 
