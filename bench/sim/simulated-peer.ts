@@ -26,6 +26,7 @@ import { UploadSlots } from '../../peer/p2p/upload-slots.ts';
 import { withUnpackedHashes, type SeedPieceAnswer } from '../../peer/p2p/supernode-answers.ts';
 import { reportDue, SYNC_ANSWER_OPTIONS, TASK_ANSWER_OPTIONS } from '../../peer/p2p/sync-batch.ts';
 import type { TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seams.ts';
+import { pacedMs } from '../../peer/p2p/transfer-sync.ts';
 import type { EventQueue } from './event-queue.ts';
 import type { HostId, SimNetwork } from './network.ts';
 import { QueueClock } from './queue-clock.ts';
@@ -284,7 +285,7 @@ export class SimulatedPeer implements UploadSide {
         }, (answer) => jsonBytes({ answer })).then((answer) => {
           const res = withUnpackedHashes(readSyncAnswer(answer)!)!;
           if (report) this.lastReportAt = world.queue.now;
-          this.syncWaitMs = typeof res.syncMs === 'number' && res.syncMs > 0 ? res.syncMs : 0;
+          this.syncWaitMs = pacedMs(res);
           trace?.events.push({ t: world.queue.now, kind: 'sync', res });
           return res;
         });

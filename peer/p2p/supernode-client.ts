@@ -34,10 +34,11 @@ import {
   type TaskBody,
 } from '../../src/p2p/supernode-api.ts';
 import type { ProofVerifier } from '../../src/p2p/piece-proof.ts';
-import { readSyncAnswer, readTaskAnswer, syncItem } from '../../src/p2p/sync-answer.ts';
-import { readCapped, seedPieceAnswer, verifierOf, withUnpackedHashes, type SeedPieceAnswer } from './supernode-answers.ts';
-import { ANSWER_OPTIONS, REPORT_EVERY_MS, reportDue, SYNCS_PER_REQUEST, TASK_ANSWER_OPTIONS, type SyncQueue } from './sync-batch.ts';
+import { readTaskAnswer, syncItem } from '../../src/p2p/sync-answer.ts';
+import { readCapped, seedPieceAnswer, verifierOf, type SeedPieceAnswer } from './supernode-answers.ts';
+import { ANSWER_OPTIONS, NamedByDigest, REPORT_EVERY_MS, reportDue, settleBatch, SYNCS_PER_REQUEST, TASK_ANSWER_OPTIONS, type SyncQueue } from './sync-batch.ts';
 import { SyncChannels } from './sync-channel.ts';
+import { pacedMs } from './transfer-sync.ts';
 import { JOBS_API, type WorkRequest, type WorkResponse } from '../../src/preheat/jobs-api.ts';
 
 const SEED_PIECE_TIMEOUT_MS = 60_000;
@@ -64,8 +65,6 @@ export const SEED_CONNECTIONS = 1;
 export const API_KEEP_ALIVE_MS = 60_000;
 const API_KEEP_ALIVE = { keepAliveTimeout: API_KEEP_ALIVE_MS, keepAliveMaxTimeout: API_KEEP_ALIVE_MS } as const;
 const CREATE_TASK_TIMEOUT_MS = 20_000;
-/** Tasks named by digest because a supernode could not tell them by name, at most (SupernodeClient.byDigest). */
-const BY_DIGEST_MAX = 1_024;
 
 export class SupernodeClient {
   /** The supernodes as configured (their identity: keys of ownership and registration). */
@@ -83,12 +82,8 @@ export class SupernodeClient {
   private readonly verifiers = new Map<string, ProofVerifier>();
   /** The sync fields each supernode's registration named (RegisterResponse.syncFields). */
   private readonly syncFields = new Map<string, readonly string[]>();
-  /**
-   * Tasks a supernode could not tell by their short name (two of this peer's tasks there share
-   * it): their syncs name them by digest (src/p2p/sync-answer.ts syncItem). Bounded: when full
-   * it starts again (a task named again is refused once more).
-   */
-  private readonly byDigest = new Set<string>();
+  /** Tasks a supernode could not tell by their short name: their syncs there name them by digest. */
+  private readonly byDigest = new NamedByDigest();
   private readonly registering = new Map<string, Promise<RegisterResponse>>();
   private readonly syncQueues = new Map<string, SyncQueue>();
   private readonly clock: Clock;
@@ -246,7 +241,7 @@ export class SupernodeClient {
       const send = (options: number): Promise<SyncBatchResponse> => {
         const asked = Object.fromEntries(ANSWER_OPTIONS.slice(0, options).map((o) => [o, true]));
         const fields = this.syncFields.get(url) ?? [];
-        items = batch.map((q) => syncItem(q.body, q.digest, asked, fields, this.byDigest.has(`${url} ${q.digest}`)));
+        items = batch.map((q) => syncItem(q.body, q.digest, asked, fields, this.byDigest.has(url, q.digest)));
         return this.postSyncs(url, { syncs: items, ...(report ? { report } : {}) });
       };
       // A supernode from before an option refuses the batch (ERR_INVALID_REQUEST): asked again
@@ -266,25 +261,9 @@ export class SupernodeClient {
       // Terse answers (and those to items named by task, which ask terse) name no digest: they come in the order asked.
       const terse = options > ANSWER_OPTIONS.indexOf('terse');
       if (report && res?.reported === true) this.reportedAt.set(url, this.clock.now());
-      const answers = Array.isArray(res?.syncs) ? res.syncs : [];
-      batch.forEach((q, k) => {
-        const a = answers[k];
-        const named = items[k]?.task !== undefined;
-        if (!a || typeof a !== 'object' || (a.digest === undefined ? !(terse || named) : a.digest !== q.digest)) q.reject(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent a malformed sync answer`, { supernode: url }));
-        else if ('answer' in a && a.answer && typeof a.answer === 'object') {
-          const read = readSyncAnswer(a.answer);
-          const answer = read && withUnpackedHashes(read);
-          if (answer) {
-            this.syncWaits.set(url, typeof answer.syncMs === 'number' && answer.syncMs > 0 ? answer.syncMs : 0);
-            q.resolve(answer);
-          } else q.reject(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent a malformed sync answer`, { supernode: url }));
-        }
-        else {
-          const status = 'status' in a && Number.isInteger(a.status) ? a.status : 502;
-          const err = apiErrorFrom(status, 'error' in a ? a.error : undefined, 'ERR_SUPERNODE_UNAVAILABLE', { supernode: url });
-          if (named && err.code === 'ERR_INVALID_REQUEST') this.nameByDigest(url, q.digest);
-          q.reject(new PollenError(err.code, `supernode ${url} answered ${status} for ${q.digest}: ${err.message}`, err.detail));
-        }
+      settleBatch(url, batch, items, res, terse, {
+        answered: (answer) => this.syncWaits.set(url, pacedMs(answer)),
+        unnamed: (digest) => this.byDigest.add(url, digest),
       });
     } catch (err) {
       for (const q of batch) q.reject(err);
@@ -292,12 +271,6 @@ export class SupernodeClient {
       queue.inFlight = false;
       this.flushSoon(url, queue);
     }
-  }
-
-  /** The supernode could not tell `digest`'s task by its short name: its syncs there name it by digest. */
-  private nameByDigest(url: string, digest: Digest): void {
-    if (this.byDigest.size >= BY_DIGEST_MAX) this.byDigest.clear();
-    this.byDigest.add(`${url} ${digest}`);
   }
 
   /** A batch of syncs: on the sync channel to `url` (sync-channel.ts), or POST /api/v1/syncs where it has none. */

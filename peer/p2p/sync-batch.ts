@@ -1,8 +1,12 @@
 // What a peer's batch of syncs carries besides its items: the answer options it asks, and, when
 // due, the peer's heartbeat report (the batch then stands for its heartbeat: p2p-agent.ts); and
-// the queue of syncs a batch is made of, per supernode (supernode-client.ts).
+// the queue of syncs a batch is made of, per supernode (supernode-client.ts), and how a batch's
+// answer is read back into each queued sync's.
 import type { Digest } from '../../src/digest.ts';
-import type { SyncRequest, SyncResponse } from '../../src/p2p/supernode-api.ts';
+import { PollenError } from '../../src/errors.ts';
+import { apiErrorFrom, type SyncBatchItem, type SyncBatchResponse, type SyncRequest, type SyncResponse } from '../../src/p2p/supernode-api.ts';
+import { readSyncAnswer } from '../../src/p2p/sync-answer.ts';
+import { withUnpackedHashes } from './supernode-answers.ts';
 
 /**
  * What a batch of syncs asks of the answers (src/p2p/supernode-api.ts SyncRequest): `terse`,
@@ -31,7 +35,7 @@ export function reportDue(now: number, lastReportAt: number, everyMs = REPORT_EV
 /** Syncs sent in one request at most (the supernode takes API_LIMITS.syncsPerBatch). */
 export const SYNCS_PER_REQUEST = 16;
 
-interface QueuedSync {
+export interface QueuedSync {
   readonly digest: Digest;
   readonly body: SyncRequest;
   resolve(answer: SyncResponse): void;
@@ -43,4 +47,52 @@ export interface SyncQueue {
   readonly waiting: QueuedSync[];
   scheduled: boolean;
   inFlight: boolean;
+}
+
+/**
+ * Answers each queued sync of a batch from the batch's answer, in the order asked: its schedule
+ * (`answered` sees it first), or the error it would have had alone. An answer names its digest
+ * unless the batch asked `terse` or the item named its task by short name (`items`, as sent); an
+ * item whose name the supernode could not tell is handed to `unnamed`.
+ */
+export function settleBatch(url: string, batch: readonly QueuedSync[], items: readonly SyncBatchItem[], res: SyncBatchResponse | undefined, terse: boolean, hooks: { answered(answer: SyncResponse): void; unnamed(digest: Digest): void }): void {
+  const answers = Array.isArray(res?.syncs) ? res.syncs : [];
+  const malformed = (): PollenError => new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent a malformed sync answer`, { supernode: url });
+  batch.forEach((q, k) => {
+    const a = answers[k];
+    const named = items[k]?.task !== undefined;
+    if (!a || typeof a !== 'object' || (a.digest === undefined ? !(terse || named) : a.digest !== q.digest)) return q.reject(malformed());
+    if ('answer' in a && a.answer && typeof a.answer === 'object') {
+      const read = readSyncAnswer(a.answer);
+      const answer = read && withUnpackedHashes(read);
+      if (!answer) return q.reject(malformed());
+      hooks.answered(answer);
+      return q.resolve(answer);
+    }
+    const status = 'status' in a && Number.isInteger(a.status) ? a.status : 502;
+    const err = apiErrorFrom(status, 'error' in a ? a.error : undefined, 'ERR_SUPERNODE_UNAVAILABLE', { supernode: url });
+    if (named && err.code === 'ERR_INVALID_REQUEST') hooks.unnamed(q.digest);
+    q.reject(new PollenError(err.code, `supernode ${url} answered ${status} for ${q.digest}: ${err.message}`, err.detail));
+  });
+}
+
+/** Tasks named by digest because a supernode could not tell them by name, at most (NamedByDigest). */
+const BY_DIGEST_MAX = 1_024;
+
+/**
+ * Tasks a supernode could not tell by their short name (two of this peer's tasks there share it):
+ * their syncs there name them by digest (src/p2p/sync-answer.ts syncItem). Bounded: when full it
+ * starts again (a task named again is refused once more).
+ */
+export class NamedByDigest {
+  private readonly keys = new Set<string>();
+
+  has(url: string, digest: Digest): boolean {
+    return this.keys.has(`${url} ${digest}`);
+  }
+
+  add(url: string, digest: Digest): void {
+    if (this.keys.size >= BY_DIGEST_MAX) this.keys.clear();
+    this.keys.add(`${url} ${digest}`);
+  }
 }

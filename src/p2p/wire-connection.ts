@@ -16,11 +16,11 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import Wire from 'bittorrent-protocol';
-import { digestHex, parseDigest, type Digest } from '../digest.ts';
+import { digestHex, type Digest } from '../digest.ts';
 import { PollenError } from '../errors.ts';
 import { BLOCK_BYTES } from './metainfo.ts';
 import { decodeProof, type PieceProof } from './piece-proof.ts';
-import { acceptance, ACCEPT_EXT, MSG_EXTENDED, PROOF_EXT, proofMessage, usePollenExtensions } from './wire-extensions.ts';
+import { acceptance, ACCEPT_EXT, MSG_EXTENDED, PROOF_EXT, proofMessage, usePollenExtensions, wireDigest } from './wire-extensions.ts';
 import type { AddressBans } from './wire-bans.ts';
 import { BlockExchange, MSG_CANCEL, MSG_REQUEST, newWireGuard, releaseUpload } from './wire-blocks.ts';
 
@@ -45,16 +45,6 @@ export interface WireOptions {
 
 export function infoHashOf(digest: Digest): string {
   return digestHex(digest).slice(0, 40);
-}
-
-/** The digest a dialler's handshake names (`pollen_digest`), when it is one: `sha256:` and 64 lowercase hex digits. */
-function wireDigest(raw: unknown): Digest | undefined {
-  if (!(raw instanceof Uint8Array) || raw.length > 200) return undefined;
-  try {
-    return parseDigest(Buffer.from(raw).toString('latin1'));
-  } catch {
-    return undefined;
-  }
 }
 
 export interface WireConnectionEvents {

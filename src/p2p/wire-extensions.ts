@@ -2,6 +2,7 @@
 // listener's `pollen_accept` (it serves the digest the dialler named) and the parent's
 // `pollen_proof` (a piece proof ahead of the piece's first block). WireConnection registers them
 // and reads them; the proof message is framed here, beside the block messages of wire-blocks.ts.
+import { parseDigest, type Digest } from '../digest.ts';
 import { encodeProof, type PieceProof } from './piece-proof.ts';
 
 /** The listener's answer to the digest the dialler named: it serves it (payload: see acceptance). */
@@ -15,6 +16,16 @@ export const ACCEPT_EXT = 'pollen_accept';
 export function acceptance(digest: string, pieceSize: number | undefined): string {
   return pieceSize === undefined ? digest : `${digest} ${pieceSize}`;
 }
+/** The digest a dialler's handshake names (`pollen_digest`), when it is one: `sha256:` and 64 lowercase hex digits. */
+export function wireDigest(raw: unknown): Digest | undefined {
+  if (!(raw instanceof Uint8Array) || raw.length > 200) return undefined;
+  try {
+    return parseDigest(Buffer.from(raw).toString('latin1'));
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * A piece's hash and the supernode's signature of it (src/p2p/piece-proof.ts), from the listener
  * (the parent) before the first block of that piece it sends. Both sides name it in their
