@@ -12,7 +12,7 @@ import type { Digest } from '../../src/digest.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { holdingBits } from '../../src/p2p/metainfo.ts';
 import type { Holding, ParentInfo } from '../../src/p2p/supernode-api.ts';
-import { addTask, clearTasks, type PeerRecord } from './tracker.ts';
+import { addTask, clearTasks, removeTask, type PeerRecord } from './tracker.ts';
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from './scheduler-options.ts';
 import { SeedLeases, STARVED_SEED_LEASES, type SeedGrantCounts } from './seed-leases.ts';
 
@@ -171,6 +171,7 @@ export class Scheduler {
     for (const i of bits.indexes()) release(task, i);
     task.holders.delete(peerId);
     const at = task.position.get(peerId)!;
+    removeTask(task.order[at]!, digest);
     const last = task.order.pop()!;
     const lastBits = task.orderBits.pop()!;
     if (last.peerId !== peerId) {
@@ -188,7 +189,7 @@ export class Scheduler {
 
   /** Forgets everything about a dropped peer: what it held, its leases and offers, its pending holdings. */
   dropPeer(peer: PeerRecord): void {
-    for (const digest of peer.tasks) this.leave(digest, peer.peerId);
+    for (const digest of [...peer.tasks]) this.leave(digest, peer.peerId);
     clearTasks(peer);
     for (const digest of this.pendingByPeer.get(peer.peerId) ?? []) {
       const m = this.pendingHoldings.get(digest);
@@ -206,7 +207,9 @@ export class Scheduler {
     return this.tasks.get(digest)?.offered.get(asker)?.delete(parent) ?? false;
   }
 
+  /** Forgets the task and that its holders were in it (a peer of the task begun again joins it anew). */
   forgetTask(digest: Digest): void {
+    for (const peer of this.tasks.get(digest)?.order ?? []) removeTask(peer, digest);
     this.tasks.delete(digest);
   }
 

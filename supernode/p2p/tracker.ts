@@ -63,6 +63,24 @@ export function addTask(peer: PeerRecord, digest: Digest): void {
   peer.taskNames.set(name, peer.taskNames.has(name) ? null : digest);
 }
 
+/**
+ * Forgets `digest` among the peer's tasks (it left the task: its store evicted the blob, or the
+ * task was begun again without it), and its short name with it: a peer's tasks shrink with what it
+ * holds, not only when the peer is dropped. A name two tasks shared goes to the one left, if one is.
+ */
+export function removeTask(peer: PeerRecord, digest: Digest): void {
+  if (!peer.tasks.delete(digest)) return;
+  const name = taskName(digest);
+  const named = peer.taskNames.get(name);
+  if (named === digest) {
+    peer.taskNames.delete(name);
+  } else if (named === null) {
+    const left = [...peer.tasks].filter((d) => taskName(d) === name);
+    if (left.length === 0) peer.taskNames.delete(name);
+    else if (left.length === 1) peer.taskNames.set(name, left[0]!);
+  }
+}
+
 /** Forgets every task of the peer (it was dropped). */
 export function clearTasks(peer: PeerRecord): void {
   peer.tasks.clear();

@@ -18,6 +18,17 @@ function setup() {
   return { clock, scheduler, tracker, peer };
 }
 
+/** Peer `a` in two tasks whose digests begin alike: one short name for both. */
+function twoTasksOneName() {
+  const { scheduler, peer } = setup();
+  const a = peer('a');
+  const one = digest('00112233445566778', '8');
+  const two = digest('00112233445566778', '9');
+  scheduler.join(one, 4, a);
+  scheduler.join(two, 4, a);
+  return { scheduler, a, one, two };
+}
+
 describe('a batch item names its task', () => {
   it('by digest: taken as it is, its empty fields read as empty', () => {
     const { peer } = setup();
@@ -50,15 +61,49 @@ describe('a batch item names its task', () => {
   });
 
   it('refuses a name two of its tasks share (the peer names them by digest then), and still takes each by digest', () => {
-    const { scheduler, peer } = setup();
-    const a = peer('a');
-    const one = digest('00112233445566778', '8');
-    const two = digest('00112233445566778', '9');
-    scheduler.join(one, 4, a);
-    scheduler.join(two, 4, a);
+    const { scheduler, a, one, two } = twoTasksOneName();
     // Joining the same task again does not make its name look shared.
     scheduler.join(one, 4, a);
     expect(() => syncItemTask(a, { task: taskName(one) })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_REQUEST' }));
     expect(syncItemTask(a, { digest: two }).digest).toBe(two);
+  });
+
+  it('a task the peer left (its store evicted the blob) is no longer among its tasks nor its names', () => {
+    const { scheduler, peer } = setup();
+    const a = peer('a');
+    const kept = digest('aa', '3');
+    const left = digest('bb', '4');
+    scheduler.join(kept, 4, a);
+    scheduler.join(left, 4, a);
+    scheduler.leave(left, 'a');
+    expect([...a.tasks]).toEqual([kept]);
+    expect([...a.taskNames.keys()]).toEqual([taskName(kept)]);
+    expect(() => syncItemTask(a, { task: taskName(left) })).toThrow(expect.objectContaining({ code: 'ERR_NOT_FOUND' }));
+    // Pulled again: named again.
+    scheduler.join(left, 4, a);
+    expect(syncItemTask(a, { task: taskName(left) }).digest).toBe(left);
+  });
+
+  it('a name two tasks shared goes to the one left when the other is left', () => {
+    const { scheduler, a, one, two } = twoTasksOneName();
+    scheduler.leave(one, 'a');
+    expect(syncItemTask(a, { task: taskName(two) }).digest).toBe(two);
+    scheduler.leave(two, 'a');
+    expect(a.tasks.size).toBe(0);
+    expect(a.taskNames.size).toBe(0);
+  });
+
+  it('a task begun again in another layout is none of its old holders\' until they join it again', () => {
+    const { scheduler, peer } = setup();
+    const a = peer('a');
+    const b = peer('b');
+    const d = digest('cc', '5');
+    scheduler.join(d, 4, a);
+    scheduler.join(d, 4, b);
+    // The seed began the blob again with 8 pieces; b joins the new task, a has not yet.
+    scheduler.join(d, 8, b);
+    expect(b.tasks.has(d)).toBe(true);
+    expect(a.tasks.has(d)).toBe(false);
+    expect(() => syncItemTask(a, { task: taskName(d) })).toThrow(expect.objectContaining({ code: 'ERR_NOT_FOUND' }));
   });
 });
