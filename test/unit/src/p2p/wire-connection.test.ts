@@ -1,6 +1,6 @@
 // The wire over real loopback sockets: TLS with the cluster's wire key (the dialler proves it
 // first), the digest exchange, blocks, and what a connection that breaks the protocol gets.
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../../../src/clock.ts';
@@ -17,8 +17,10 @@ import { dialWire } from '../../../../src/p2p/wire-tls.ts';
 const digest = sha256Digest('blob');
 const SECRET = generateSecret();
 const listeners: WireListener[] = [];
+const rawServers: Server[] = [];
 afterEach(async () => {
   for (const l of listeners.splice(0)) await l.close();
+  for (const s of rawServers.splice(0)) await new Promise((r) => s.close(r));
 });
 
 /** The real wire listener serving `digest` with two pieces of 1 KiB (piece i = byte i+1). */
@@ -142,6 +144,75 @@ describe('WireConnection over TLS with the cluster key', () => {
     expect(bans.isBanned('127.0.0.1')).toBe(true);
     a.destroy('done');
     b.destroy('done');
+  });
+});
+
+/**
+ * A listener that answers the dialler's extended handshake with `pollen_accept` carrying `echo` (a
+ * listener from before layouts echoes the digest alone). Raw bytes on plain TCP: the library has
+ * one importer (src/p2p/wire-connection.ts).
+ */
+async function echoingListener(echo: string): Promise<number> {
+  const frame = (msgId: number, body: Buffer): Buffer => {
+    const head = Buffer.from([0, 0, 0, 0, 20, msgId]);
+    head.writeUInt32BE(2 + body.length, 0);
+    return Buffer.concat([head, body]);
+  };
+  const server = createServer((s) => {
+    let got = Buffer.alloc(0);
+    let shaken = false;
+    s.on('error', () => {});
+    s.on('data', (d: Buffer) => {
+      got = Buffer.concat([got, d]);
+      // The BEP 3 handshake first: the dialler sends its extended handshake once it has ours.
+      if (!shaken && got.length >= 68) {
+        shaken = true;
+        s.write(handshakeBytes(got.subarray(28, 48).toString('hex')));
+      }
+      const text = got.toString('latin1');
+      const id = /13:pollen_accepti(\d+)e/.exec(text)?.[1];
+      if (id === undefined || !text.includes('pollen_digest')) return;
+      s.removeAllListeners('data');
+      s.write(Buffer.concat([frame(0, Buffer.from('d1:md13:pollen_accepti1eee', 'latin1')), frame(Number(id), Buffer.from(echo, 'latin1'))]));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  rawServers.push(server);
+  return (server.address() as { port: number }).port;
+}
+
+describe('a dialler reads the listener\'s pollen_accept', () => {
+  const dialLayout = (port: number, bans: AddressBans): { conn: WireConnection; reason: Promise<string> } => {
+    const socket = dialWire(`127.0.0.1:${port}`, '');
+    socket.on('error', () => {});
+    const conn = WireConnection.outgoing(socket, { peerId: randomBytes(20), bans }, digest, 1024);
+    conn.ready.catch(() => {});
+    return { conn, reason: new Promise((r) => conn.once('close', r)) };
+  };
+
+  it('its layout echoed: ready', async () => {
+    const bans = new AddressBans({ clock: systemClock });
+    const { conn } = dialLayout(await echoingListener(`${digest} 1024`), bans);
+    await conn.ready;
+    conn.destroy('done');
+  });
+
+  it('the digest alone (a parent from before layouts, serving the default one): refused, not banned', async () => {
+    const bans = new AddressBans({ clock: systemClock });
+    const { conn, reason } = dialLayout(await echoingListener(digest), bans);
+    await expect(conn.ready).rejects.toThrow();
+    expect(await reason).toBe('parent does not serve the layout named');
+    expect(bans.isBanned('127.0.0.1')).toBe(false);
+  });
+
+  it('another digest or layout: a protocol violation, banned', async () => {
+    for (const echo of [`${sha256Digest('other')} 1024`, `${digest} 2048`]) {
+      const bans = new AddressBans({ clock: systemClock });
+      const { conn, reason } = dialLayout(await echoingListener(echo), bans);
+      await expect(conn.ready).rejects.toThrow();
+      expect(await reason).toBe('protocol violation: accepted another digest or layout');
+      expect(bans.isBanned('127.0.0.1')).toBe(true);
+    }
   });
 });
 
