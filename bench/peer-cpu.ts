@@ -12,9 +12,10 @@
 // skopeo's wall time; (a) is the baseline of the same run (the ratios are what to compare across
 // machines). The floors: curl fetching the same blob straight from the registry (its CPU under GNU
 // time), what any client pays to receive the bytes at all, to /dev/null and to a new file (what a
-// client that keeps the blob, as a peer does, pays at least).
+// client that keeps the blob, as a peer does, pays at least). Every measured pull and floor writes
+// into memory the kernel has handed out before (touchMemory), as on a host that has run a while.
 // Usage: npm run bench:peer-cpu [-- --size-mib 256]
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -45,7 +46,30 @@ interface Row {
   readonly faults: Record<string, number>;
 }
 
-async function measure(pull: string, procs: Record<string, PollenProcess>, run: () => Promise<void>): Promise<Row> {
+/**
+ * Memory the kernel has not handed out since this VM booted costs ~2 CPU s of system time per GiB
+ * the first time a file's page cache takes it (`dd` of 256 MiB to a new file: 0.51 s; right after
+ * 1 GiB was written and deleted: 0.04 s). A long-running host's memory has all been touched; a fresh
+ * VM's has not, and which rows found touched pages depended on their order: in a perf record of one
+ * run the mirror (first), its skopeo and curl paid 8-12 samples in that copy
+ * (`copy_folio_from_iter_atomic`), every later daemon and skopeo 220-300 (~2 CPU s per GiB). So
+ * before each measured pull as many bytes as it will keep are written to a file and deleted, outside
+ * what is measured: every row then writes into touched memory, as on a host that has run a while.
+ */
+async function touchMemory(dir: string, bytes: number): Promise<void> {
+  const path = join(dir, 'touched');
+  const chunk = Buffer.alloc(8 * MiB);
+  const fh = await open(path, 'w');
+  try {
+    for (let n = 0; n < bytes; n += chunk.length) await fh.write(chunk);
+  } finally {
+    await fh.close();
+  }
+  await rm(path);
+}
+
+async function measure(pull: string, procs: Record<string, PollenProcess>, run: () => Promise<void>, touch: () => Promise<void>): Promise<Row> {
+  await touch();
   const before = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSeconds(p)] as const));
   const ms = await timed(run);
   const cpu: Record<string, number> = {};
@@ -71,16 +95,18 @@ async function main(): Promise<void> {
   try {
     const image = await pushRandomImage(registry, 'bench/cpu', [sizeMiB * MiB]);
     const gib = image.size / (1 << 30);
+    // The most one pull keeps: the seed path's supernode store, peer A's store and skopeo's copy.
+    const touch = () => touchMemory(dir, 3 * image.size);
 
     const mirror = await PollenProcess.peer(['--upstream', registry.url, '--registry', `${UPSTREAM_HOST}=${registry.url}`, ...quiet]);
     procs.push(mirror);
-    const a0 = await measure('mirror: registry -> peer -> skopeo', { peer: mirror }, () => skopeoPullViaMirror(mirror.host, image.ref, join(dir, 'mirror')));
+    const a0 = await measure('mirror: registry -> peer -> skopeo', { peer: mirror }, () => skopeoPullViaMirror(mirror.host, image.ref, join(dir, 'mirror')), touch);
     // The floor: curl receiving the layer straight from the registry, to /dev/null; and to a new
     // file, kept to the end as the peers' stores are, which is what a client that keeps the blob
-    // pays at least (on this kind of VM, writing the page cache of a new file into memory the guest
-    // never touched costs ~2 CPU s per GiB of kernel time, against ~0.2 when the memory is reused).
+    // pays at least; into touched memory, as every row (touchMemory).
     const layer = image.layers[0]!;
     const curlFloor = async (output: string): Promise<number> => {
+      await touch();
       const run = await execFileP('/usr/bin/time', ['-f', GNU_TIME_FORMAT, requireTool('curl', 'curl'), '-sf', '-o', output, `${registry.url}/v2/${image.ref.split(':')[0]}/blobs/${layer.descriptor.digest}`]);
       const usage = parseGnuTime(run.stderr);
       if (!usage) throw new Error(`GNU time gave no usage for curl: ${run.stderr}`);
@@ -106,12 +132,12 @@ async function main(): Promise<void> {
     const seedRows = new Map<Wire, Row>();
     for (const wire of ['plain', 'tls'] as const) {
       const { a, supernode } = clusters.get(wire)!;
-      seedRows.set(wire, await measure(`seed (${wire}): supernode -> peer A`, { supernode, peerA: a }, () => skopeoPullViaMirror(a.host, image.ref, join(dir, `a-${wire}`))));
+      seedRows.set(wire, await measure(`seed (${wire}): supernode -> peer A`, { supernode, peerA: a }, () => skopeoPullViaMirror(a.host, image.ref, join(dir, `a-${wire}`)), touch));
     }
     const p2pRows: Array<{ wire: Wire; row: Row }> = [];
     for (const [wire, round] of [['plain', 0], ['tls', 0], ['tls', 1], ['plain', 1]] as const) {
       const { a, bs } = clusters.get(wire)!;
-      const row = await measure(`p2p (${wire}) #${round + 1}: peer A -> peer B`, { peerA: a, peerB: bs[round]! }, () => skopeoPullViaMirror(bs[round]!.host, image.ref, join(dir, `b-${wire}-${round}`)));
+      const row = await measure(`p2p (${wire}) #${round + 1}: peer A -> peer B`, { peerA: a, peerB: bs[round]! }, () => skopeoPullViaMirror(bs[round]!.host, image.ref, join(dir, `b-${wire}-${round}`)), touch);
       p2pRows.push({ wire, row });
     }
     const fromPeers = Math.min(...[...clusters.values()].flatMap((c) => c.bs.map((b) => committedSources(b.output()).peer)));
