@@ -15,7 +15,7 @@
 // client that keeps the blob, as a peer does, pays at least). Every measured pull and floor writes
 // into memory the kernel has handed out before (touchMemory), as on a host that has run a while.
 // Usage: npm run bench:peer-cpu [-- --size-mib 256]
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -26,6 +26,7 @@ import { PollenProcess } from '../test/helpers/pollen.ts';
 import { TestRegistry } from '../test/helpers/registry.ts';
 import { execFileP, requireTool } from '../test/helpers/tools.ts';
 import { cpuDetail, GNU_TIME_FORMAT, parseGnuTime } from './testbed/process-stats.ts';
+import { touchMemory } from './testbed/touch-memory.ts';
 import { timed } from './timed.ts';
 
 const MiB = 1 << 20;
@@ -44,28 +45,6 @@ interface Row {
   readonly sys: Record<string, number>;
   /** Minor page faults per process (first touches of fresh memory: costly on this kind of VM). */
   readonly faults: Record<string, number>;
-}
-
-/**
- * Memory the kernel has not handed out since this VM booted costs ~2 CPU s of system time per GiB
- * the first time a file's page cache takes it (`dd` of 256 MiB to a new file: 0.51 s; right after
- * 1 GiB was written and deleted: 0.04 s). A long-running host's memory has all been touched; a fresh
- * VM's has not, and which rows found touched pages depended on their order: in a perf record of one
- * run the mirror (first), its skopeo and curl paid 8-12 samples in that copy
- * (`copy_folio_from_iter_atomic`), every later daemon and skopeo 220-300 (~2 CPU s per GiB). So
- * before each measured pull as many bytes as it will keep are written to a file and deleted, outside
- * what is measured: every row then writes into touched memory, as on a host that has run a while.
- */
-async function touchMemory(dir: string, bytes: number): Promise<void> {
-  const path = join(dir, 'touched');
-  const chunk = Buffer.alloc(8 * MiB);
-  const fh = await open(path, 'w');
-  try {
-    for (let n = 0; n < bytes; n += chunk.length) await fh.write(chunk);
-  } finally {
-    await fh.close();
-  }
-  await rm(path);
 }
 
 async function measure(pull: string, procs: Record<string, PollenProcess>, run: () => Promise<void>, touch: () => Promise<void>): Promise<Row> {

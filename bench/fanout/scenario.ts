@@ -8,6 +8,7 @@ import type { LinkSampler, LinkSeries } from '../testbed/link-series.ts';
 import type { NsProcess } from '../testbed/ns-process.ts';
 import { counterDelta, type HostCounters } from '../testbed/shaping.ts';
 import type { Host, Testbed } from '../testbed/testbed.ts';
+import { touchMemory } from '../testbed/touch-memory.ts';
 import type { BenchImage } from './image.ts';
 import type { TransferSummary } from './pollen-stats.ts';
 import type { DaemonUsage, FanoutContext, FanoutSystem, PullOutcome } from './system.ts';
@@ -141,6 +142,9 @@ export async function runScenario(input: ScenarioInput): Promise<ScenarioResult>
       if (failed) throw new Error(`warm-up pull failed: ${failed.error ?? 'unknown error'}`);
       base.warmUpS = Math.max(...warmed.map((o) => o.seconds));
     }
+    // At most what the pulls keep (each host's store and its engine's copy, and the seed's), so that
+    // every system writes into touched memory, whichever ran before it (../testbed/touch-memory.ts).
+    await touchMemory(workDir, (2 * input.peers.length + 1) * image.totalBytes);
     const regCpu0 = input.registryProc.usage().cpuSeconds;
     atStart = system.usageNow();
     sampler = await bed.sampleLinks([input.registryHost, input.supernodeHost, ...input.peers]);
