@@ -287,6 +287,11 @@ describe('the supernode cluster API under attack', () => {
     expect(own.syncs[0]).toHaveProperty('answer');
     expect(own.syncs[0]).not.toHaveProperty('digest');
     expect((await call({ method: 'POST', path: `/api/v1/tasks/${layer}/drop`, token: a, body: {} })).status).toBe(200);
+    // Left (its store evicted the blob): the name is none of A's tasks any more, and takes nothing.
+    const left = await stats();
+    const gone = JSON.parse((await batch(a, [{ task: taskName(layer), have: [0], wantSeed: 4 }])).body) as { syncs: Array<{ status?: number }> };
+    expect(gone.syncs[0]!.status).toBe(404);
+    expect((await stats()).scheduler).toEqual(left.scheduler);
   });
 
   it("a batch of syncs carries only its caller's heartbeat report: no naming another peer, and a malformed report refuses the batch whole", async () => {
