@@ -34,7 +34,7 @@ import {
   type TaskBody,
 } from '../../src/p2p/supernode-api.ts';
 import type { ProofVerifier } from '../../src/p2p/piece-proof.ts';
-import { readTaskAnswer, syncItem } from '../../src/p2p/sync-answer.ts';
+import { type AnswerOptions, readTaskAnswer, syncItem } from '../../src/p2p/sync-answer.ts';
 import { readCapped, seedPieceAnswer, verifierOf, type SeedPieceAnswer } from './supernode-answers.ts';
 import { ANSWER_OPTIONS, NamedByDigest, REPORT_EVERY_MS, reportDue, settleBatch, SYNCS_PER_REQUEST, TASK_ANSWER_OPTIONS, type SyncQueue } from './sync-batch.ts';
 import { SyncChannels } from './sync-channel.ts';
@@ -239,7 +239,7 @@ export class SupernodeClient {
       const report = this.reportIfDue(url);
       let items: readonly SyncBatchItem[] = [];
       const send = (options: number): Promise<SyncBatchResponse> => {
-        const asked = Object.fromEntries(ANSWER_OPTIONS.slice(0, options).map((o) => [o, true]));
+        const asked: AnswerOptions = Object.fromEntries(ANSWER_OPTIONS.slice(0, options).map((o) => [o, true]));
         const fields = this.syncFields.get(url) ?? [];
         items = batch.map((q) => syncItem(q.body, q.digest, asked, fields, this.byDigest.has(url, q.digest)));
         return this.postSyncs(url, { syncs: items, ...(report ? { report } : {}) });

@@ -215,9 +215,6 @@ export function unpackIndexes(packed: unknown, max: number): number[] | undefine
   return indexes;
 }
 
-/** Fields of a sync whose absence the supernode reads as empty (none, or false): sent only when they say something. */
-const EMPTY_WHEN_ABSENT = ['have', 'badParents', 'corruptParents', 'declined', 'starved', 'leave'] as const;
-
 /** Hex digits of a digest that name its task in a batch item (SyncBatchItem `task`): 64 bits. */
 export const TASK_NAME_HEX = 16;
 /** A task's short name: the first TASK_NAME_HEX hex digits of its digest. */
@@ -229,30 +226,33 @@ export function taskName(digest: Digest): string {
 /** The answer options an item named by `task` asks without sending them (SyncBatchItem). */
 export const NAMED_ITEM_OPTIONS = { terse: true, packParents: true } as const;
 
+/** The answer options a sync may ask (flags of SyncRequest). */
+export type AnswerOptions = Pick<SyncRequest, 'terse' | 'packParents' | 'trimHashes' | 'packHashes'>;
+
 /**
  * One task's sync as the peer's client sends it in a batch, for a supernode that reads `fields`
  * (its registration's `syncFields`): the task by digest with the answer options asked, or by its
  * short name (`task`) with the options implied; without the lists that are empty and the flags
- * that are false (15 and 16 bytes each in nearly every sync); its haves packed when that is
- * shorter (`havePacked`). `byDigest`: the supernode could not tell this task by its name (two of
- * the peer's tasks share it). The model counts its requests with it.
+ * that are false, which the supernode reads absent as empty (15 and 16 bytes each in nearly every
+ * sync); its haves packed when that is shorter (`havePacked`). `byDigest`: the supernode could not
+ * tell this task by its name (two of the peer's tasks share it). The model counts its requests
+ * with it.
  */
-export function syncItem(body: SyncRequest, digest: Digest, asked: Readonly<Record<string, boolean>>, fields: readonly string[] = [], byDigest = false): SyncBatchItem {
+export function syncItem(body: SyncRequest, digest: Digest, asked: AnswerOptions, fields: readonly string[] = [], byDigest = false): SyncBatchItem {
   const named = fields.includes('task') && !byDigest;
-  const item: Record<string, unknown> = named ? { ...body, task: taskName(digest) } : { ...body, digest, ...asked };
-  for (const key of EMPTY_WHEN_ABSENT) {
-    const v = item[key];
-    if (v === false || (Array.isArray(v) && v.length === 0)) delete item[key];
-  }
-  if (named && body.wantSeed === 0) delete item.wantSeed;
-  if (fields.includes('havePacked') && body.have.length > 0) {
-    const packed = packIndexes(body.have);
-    if (packed.length < JSON.stringify(body.have).length) {
-      delete item.have;
-      item.havePacked = packed;
-    }
-  }
-  return item as unknown as SyncBatchItem;
+  const { have, wantSeed, badParents, corruptParents, declined, starved, leave, ...rest } = body;
+  const packed = fields.includes('havePacked') && have.length > 0 ? packIndexes(have) : undefined;
+  const said = {
+    ...rest,
+    ...(packed !== undefined && packed.length < JSON.stringify(have).length ? { havePacked: packed } : have.length > 0 && { have }),
+    ...(!(named && wantSeed === 0) && { wantSeed }),
+    ...(badParents.length > 0 && { badParents }),
+    ...(corruptParents !== undefined && corruptParents.length > 0 && { corruptParents }),
+    ...(declined !== undefined && declined.length > 0 && { declined }),
+    ...(starved === true && { starved }),
+    ...(leave === true && { leave }),
+  };
+  return named ? { ...said, task: taskName(digest) } : { ...said, digest, ...asked };
 }
 
 /** A sync's haves: its list and its packed ones (`havePacked`); undefined when the packing is malformed. */
