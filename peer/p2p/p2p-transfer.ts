@@ -72,10 +72,7 @@ export class P2pTransfer {
   private resolveDone!: () => void;
   readonly done: Promise<void> = new Promise((r) => (this.resolveDone = r));
 
-  /**
-   * `init.first`: the answer of the transfer's first sync, which came with the task's creation
-   * (TaskAnswer): the transfer starts on it instead of asking for it.
-   */
+  /** `init.first`: the answer of the first sync, which came with the task's creation (TaskAnswer): no need to ask it. */
   constructor(deps: TransferDeps, init: { request: BlobFetchRequest; meta: MetainfoBody; partial: BlobTarget; ingest: BlobReader; have: Bitfield; first?: SyncResponse }, timings: TransferTimings = DEFAULT_TIMINGS) {
     this.deps = deps;
     this.clock = deps.clock ?? systemClock;
@@ -115,7 +112,9 @@ export class P2pTransfer {
       recreateTask: async () => {
         const again = await this.deps.client.createTask(this.deps.supernode, { ...taskRequest(this.deps.peerId, this.request, this.meta.size), pieceSize: this.meta.pieceSize });
         // A supernode that lost the blob begins it again, maybe in the other layout: our indexes mean other bytes there.
-        if (again.pieceSize !== this.meta.pieceSize) this.fallBack('the supernode gave the blob another piece layout');
+        const ours = again.pieceSize === this.meta.pieceSize;
+        if (!ours) this.fallBack('the supernode gave the blob another piece layout');
+        return ours;
       },
       onAnswer: (res) => this.onSync(res),
     });

@@ -69,8 +69,12 @@ export interface SyncPort {
   request(): Omit<SyncRequest, 'have' | 'peerId'>;
   /** The request failed: its reports are owed again. */
   unsent(request: Omit<SyncRequest, 'have' | 'peerId'>): void;
-  /** The supernode no longer knows the task: create it again. */
-  recreateTask(): Promise<void>;
+  /**
+   * The supernode no longer knows the task: create it again. False: the supernode began it in
+   * another layout, where our piece indexes name other bytes: the transfer left it (no more syncs,
+   * no final report).
+   */
+  recreateTask(): Promise<boolean>;
   onAnswer(res: SyncResponse): void;
 }
 
@@ -85,6 +89,8 @@ export class TransferSync {
   paceMs = 0;
   /** Since when every sync was refused by the supernode's host (connectionRefused), if the last one was. */
   refusedSince: number | undefined;
+  /** Set when the supernode's task is no longer this transfer's (begun again in another layout). */
+  private left = false;
 
   constructor(port: SyncPort) {
     this.port = port;
@@ -133,7 +139,10 @@ export class TransferSync {
         if (e.kind === 'not_found') {
           // The supernode lost the peer or the task (a restart): register the task again.
           await port.recreateTask().then(
-            () => (this.lastOkAt = port.clock.now()),
+            (ours) => {
+              if (ours) this.lastOkAt = port.clock.now();
+              else this.left = true;
+            },
             () => {},
           );
         }
@@ -162,10 +171,12 @@ export class TransferSync {
    * within a second or two of each other, and their reports at once were twice the paced rate
    * (simulated 10,000 peers: 16,081 syncs in the last second against 8,000 before it). It says
    * every hash is known: without, the route answered the whole list, every piece's hash once more
-   * per peer and blob (simulated 1,000 peers, 64 MiB: 0.13 x S on the supernode's uplink).
+   * per peer and blob (simulated 1,000 peers, 64 MiB: 0.13 x S on the supernode's uplink). None
+   * to a task the transfer left (begun again in another layout: a 404 there, or other bytes named).
    */
   async reportComplete(pieceCount: number): Promise<void> {
     const port = this.port;
+    if (this.left) return;
     this.pending = [];
     const have = Array.from({ length: pieceCount }, (_, i) => i);
     const wait = this.lastSentAt + this.paceMs - port.clock.now();

@@ -600,12 +600,37 @@ describe('P2pTransfer on a manual clock', () => {
     await h.transfer.done;
     expect(h.transfer.stats.fallbacks).toBe(1);
     expect(h.upstreamRanges).toEqual([{ start: PIECE_BYTES, end: 4 * PIECE_BYTES - 1 }]);
+    // Its 4 pieces are not the supernode's 8: it reports nothing to the task it left.
+    const asked = h.supernode.bodies.length;
+    await h.advance(60_000, 250);
+    console.log("DBG", h.transfer.state.phase, asked, JSON.stringify(h.supernode.bodies.map((b) => b.have)), h.supernode.syncs.length);
+    expect(h.supernode.bodies.slice(asked)).toEqual([]);
 
     const same = start({ pieces: 4, parents: [], have: [0] });
     await same.settle();
     await failSyncs(same, 1_000, lost);
     expect(same.transfer.stats.fallbacks).toBe(0);
     expect(same.upstreamRanges).toEqual([]);
+  });
+
+  it('a transfer that left a task begun again in the other layout does not report its pieces to it once committed', async () => {
+    const lost = () => new PollenError('ERR_NOT_FOUND', 'unknown task for this peer: create the task again');
+    for (const layout of ['other', 'same'] as const) {
+      const h = start({ pieces: 4, parents: [], timings: { noProgressMs: 3_000 } });
+      await h.settle();
+      if (layout === 'other') h.supernode.createTask = async () => ({ digest: h.digest, size: 4 * PIECE_BYTES, pieceSize: PIECE_BYTES / 2, pieceCount: 8, hashes: [] });
+      await failSyncs(h, 250, lost);
+      // In the same layout it goes on, and falls back when nothing came for noProgressMs.
+      if (layout === 'same') await failSyncs(h, 4_000, lost);
+      await h.transfer.done;
+      expect(h.transfer.stats.fallbacks).toBe(1);
+      expect(h.transfer.state.phase).toBe('done');
+      await h.advance(5_000, 250);
+      // Our 4 pieces are not the 8 of the other layout: nothing to say there. In ours, the whole blob is reported.
+      const reports = h.supernode.bodies.filter((b) => b.have.length === 4);
+      if (layout === 'other') expect(reports).toEqual([]);
+      else expect(reports.length).toBeGreaterThan(0);
+    }
   });
 
   it('refused syncs do not end a transfer whose parents keep delivering', async () => {
