@@ -2,7 +2,10 @@
 // (256 MiB, 3 layers) at once with skopeo, against 8 skopeo pulls straight from the registry, side
 // by side in one run. Figures: time until all are done, and the blob bytes the registry sent (as
 // a multiple of the image size). On one machine every peer shares the same CPUs and disk, so the
-// time is not a fan-out speed-up; the registry bytes are the point.
+// time is not a fan-out speed-up; the registry bytes are the point. Both sides are CPU-bound on a
+// two-core machine, so each also reports the CPU seconds the machine spent (all processes, from
+// /proc/stat) and of them the registry's (direct) or Pollen's daemons' (P2P); the rest is skopeo and
+// the kernel work no process is charged for. Each side writes into touched memory (touchMemory).
 // Usage: npm run bench:p2p [-- --size-mib 256 --peers 8]
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,9 +16,28 @@ import { committedSources, pushRandomImage, startP2pPeer, startSupernodeProcess 
 import type { PollenProcess } from '../test/helpers/pollen.ts';
 import { TestRegistry } from '../test/helpers/registry.ts';
 import { execFileP, requireTool } from '../test/helpers/tools.ts';
+import { cpuDetail, machineBusySeconds } from './testbed/process-stats.ts';
+import { touchMemory } from './testbed/touch-memory.ts';
 import { timed } from './timed.ts';
 
 const MiB = 1 << 20;
+
+function cpuOf(pids: readonly (number | undefined)[]): number {
+  let s = 0;
+  for (const pid of pids) {
+    const d = pid === undefined ? undefined : cpuDetail(pid);
+    if (d) s += d.userS + d.systemS;
+  }
+  return s;
+}
+
+/** Wall ms of run, the machine's busy CPU seconds over it, and those of the processes pids. */
+async function measured(pids: readonly (number | undefined)[], run: () => Promise<unknown>): Promise<{ ms: number; machineCpuS: number; cpuS: number }> {
+  const machine0 = machineBusySeconds();
+  const own0 = cpuOf(pids);
+  const ms = await timed(run);
+  return { ms, machineCpuS: machineBusySeconds() - machine0, cpuS: cpuOf(pids) - own0 };
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '256' }, peers: { type: 'string', default: '8' } } });
@@ -31,14 +53,16 @@ async function main(): Promise<void> {
     const image = await pushRandomImage(registry, 'bench/p2p', [half * MiB, quarter * MiB, (sizeMiB - half - quarter) * MiB]);
 
     // Baseline: n clients straight from the registry, at once.
+    await touchMemory(dir, n * image.size);
     let before = registry.blobBytesSent();
-    const directMs = await timed(() =>
+    const direct = await measured([registry.pid], () =>
       Promise.all(
         Array.from({ length: n }, (_, i) =>
           execFileP(skopeo, ['copy', '--quiet', '--insecure-policy', '--src-tls-verify=false', `docker://${registry.host}/${image.ref}`, `oci:${join(dir, `direct-${i}`)}:pulled`], { maxBuffer: 16 << 20 }),
         ),
       ),
     );
+    const directMs = direct.ms;
     const directBytes = registry.blobBytesSent() - before;
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir);
@@ -48,8 +72,11 @@ async function main(): Promise<void> {
     procs.push(supernode);
     const peers = await Promise.all(Array.from({ length: n }, () => startP2pPeer(registry, supernode.url, ['--log-level', 'info'])));
     procs.push(...peers);
+    // What the pull keeps: each peer's store and its client's copy, and the seed's store.
+    await touchMemory(dir, (2 * n + 1) * image.size);
     before = registry.blobBytesSent();
-    const p2pMs = await timed(() => Promise.all(peers.map((p, i) => skopeoPullViaMirror(p.host, image.ref, join(dir, `p2p-${i}`)))));
+    const p2p = await measured(procs.map((p) => p.pid), () => Promise.all(peers.map((p, i) => skopeoPullViaMirror(p.host, image.ref, join(dir, `p2p-${i}`)))));
+    const p2pMs = p2p.ms;
     const p2pBytes = registry.blobBytesSent() - before;
     const sources = peers.map((p) => committedSources(p.output()));
     const logFile = join(tmpdir(), 'pollen-bench-p2p.log');
@@ -71,6 +98,10 @@ async function main(): Promise<void> {
       bytesFromPeers: sum('peer'),
       bytesFromSeed: sum('seed'),
       bytesFromUpstream: sum('upstream'),
+      p2pMachineCpuS: p2p.machineCpuS,
+      directMachineCpuS: direct.machineCpuS,
+      p2pDaemonsCpuS: p2p.cpuS,
+      directRegistryCpuS: direct.cpuS,
     };
     console.log(JSON.stringify(result));
     const f = (x: number, d = 1) => x.toFixed(d);
@@ -78,6 +109,8 @@ async function main(): Promise<void> {
     console.log('| measure                     | pollen P2P | registry direct | ratio  |');
     console.log('| --------------------------- | ---------- | --------------- | ------ |');
     console.log(`| time until all done (s)     | ${f(p2pMs / 1000).padStart(10)} | ${f(directMs / 1000).padStart(15)} | ${f(result.timeRatio, 2).padStart(5)}x |`);
+    console.log(`| machine CPU s (all)         | ${f(p2p.machineCpuS).padStart(10)} | ${f(direct.machineCpuS).padStart(15)} | ${f(p2p.machineCpuS / direct.machineCpuS, 2).padStart(5)}x |`);
+    console.log(`| of it Pollen / registry     | ${f(p2p.cpuS).padStart(10)} | ${f(direct.cpuS).padStart(15)} |        |`);
     console.log(`| registry blob bytes (x img) | ${f(result.p2pRegistryXImage, 2).padStart(10)} | ${f(result.directRegistryXImage, 2).padStart(15)} | ${f(p2pBytes / Math.max(1, directBytes), 2).padStart(5)}x |`);
     console.log(`\n(daemon logs: ${logFile})`);
     console.log(`\nP2P bytes by source: peers ${f(result.bytesFromPeers / MiB, 0)} MiB, seed ${f(result.bytesFromSeed / MiB, 0)} MiB, upstream ${f(result.bytesFromUpstream / MiB, 0)} MiB`);

@@ -90,6 +90,14 @@ export function sampleUsage(pid: number): ProcessUsage {
   return { cpuSeconds: ticks / CLOCK_TICKS_PER_S, systemSeconds: systemTicks / CLOCK_TICKS_PER_S, maxRssKiB: rss };
 }
 
+/** CPU seconds the whole machine has been busy since boot (all cores: user, nice, system, irq, softirq, steal). */
+export function machineBusySeconds(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal: idle and iowait are not busy.
+  return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) / CLOCK_TICKS_PER_S;
+}
+
 /** GNU time format the test bed uses: `%e %U %S %M` (wall s, user s, system s, max RSS KiB). */
 export const GNU_TIME_FORMAT = 'pollen-usage %e %U %S %M';
 

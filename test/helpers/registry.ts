@@ -66,6 +66,11 @@ export class TestRegistry {
     return this.accessLog().filter((e) => e.method === 'GET' && e.path.includes('/blobs/') && (!digest || e.path.includes(digest)));
   }
 
+  /** The registry process's pid (the benches read its CPU from /proc). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   blobBytesSent(): number {
     return this.blobGets().reduce((n, e) => n + e.bytes, 0);
   }
