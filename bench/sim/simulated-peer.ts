@@ -24,7 +24,7 @@ import { seedLeasesPerTransfer } from '../../peer/p2p/seed-grants.ts';
 import { DEFAULT_TIMINGS, type TransferTimings } from '../../peer/p2p/transfer-seams.ts';
 import { UploadSlots } from '../../peer/p2p/upload-slots.ts';
 import { withUnpackedHashes, type SeedPieceAnswer } from '../../peer/p2p/supernode-answers.ts';
-import { reportDue, SYNC_ANSWER_OPTIONS, TASK_ANSWER_OPTIONS } from '../../peer/p2p/sync-batch.ts';
+import { ReportTurn, SYNC_ANSWER_OPTIONS, TASK_ANSWER_OPTIONS } from '../../peer/p2p/sync-batch.ts';
 import type { TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seams.ts';
 import { pacedMs } from '../../peer/p2p/transfer-sync.ts';
 import type { EventQueue } from './event-queue.ts';
@@ -98,8 +98,8 @@ export class SimulatedPeer implements UploadSide {
   private readonly dialled: SimLink[] = [];
   /** Resolves once the last seed piece asked for has been sent (or given up). */
   private seedLine: Promise<void> = Promise.resolve();
-  /** When a sync last carried this peer's heartbeat report (sim ms; 0: never), as SupernodeClient.lastReportAt. */
-  private lastReportAt = 0;
+  /** The heartbeat's report as SupernodeClient carries it: when a request last did (0: never), one request at a time. */
+  private readonly reports = new ReportTurn();
   /** The wait the last sync answer asked (its `syncMs`; 0: none), as SupernodeClient keeps it. */
   private syncWaitMs = 0;
   /** The busy period the last heartbeat answer asked, as the agent keeps it. */
@@ -147,11 +147,8 @@ export class SimulatedPeer implements UploadSide {
     // idle period (spread by the host's index, not the run's random numbers). A sync carries the
     // report as the agent's do, and spares the beats of an idle period after it (P2pAgent.keepAlive).
     const beat = (): void => {
-      const spared = sparedHeartbeatMs(queue.now, this.lastReportAt, HEARTBEAT_MS);
-      if (spared > 0) {
-        queue.after(spared, beat);
-        return;
-      }
+      const spared = sparedHeartbeatMs(queue.now, this.reports.lastAt, HEARTBEAT_MS);
+      if (spared > 0) return void queue.after(spared, beat);
       const answer = supernode.heartbeat(this.peerId);
       if (!answer) supernode.registerAndJoin(this.peerId, this.wireAddr, this.options.uploadSlots, digests);
       this.busyAsked = answer?.busyHeartbeatMs;
@@ -254,7 +251,7 @@ export class SimulatedPeer implements UploadSide {
 
   /** Whether a batch or creation sent now carries the report (SupernodeClient.reportIfDue with the agent's period). */
   private reportDue(): boolean {
-    return reportDue(this.world.queue.now, this.lastReportAt, reportEveryMs(HEARTBEAT_MS, this.busyAsked, this.syncWaitMs));
+    return this.reports.take(this.world.queue.now, reportEveryMs(HEARTBEAT_MS, this.busyAsked, this.syncWaitMs));
   }
 
   private rtt(): number {
@@ -272,30 +269,33 @@ export class SimulatedPeer implements UploadSide {
     return {
       // As the client asks (its answer options) and the route answers: the hashes from the first
       // one the peer lacks (`knownHashes`), trimmed and packed, the answer terse; read as the client reads it.
-      // The batch carries the heartbeat's report when due (as SupernodeClient: reportDue), and its
-      // item goes as to a supernode of this version (SYNC_FIELDS: its task by short name, its haves
-      // packed); the supernode reads that item as the route does.
+      // The batch carries the heartbeat's report when due, one request at a time (as SupernodeClient:
+      // ReportTurn), and its item goes as to a supernode of this version (SYNC_FIELDS: its task by
+      // short name, its haves packed); the supernode reads that item as the route does.
       sync: (_url, _digest, body) => {
         const report = this.reportDue();
+        let taken = false;
         const item = syncItem(body, blob.digest, SYNC_ANSWER_OPTIONS, SYNC_FIELDS);
-        return apiCall(ends, CHANNEL_OVERHEAD, jsonBytes(item) + (report ? API_REPORT_JSON_BYTES / ends.sharing : 0), (): SyncAnswerJson => {
+        return apiCall(ends, CHANNEL_OVERHEAD, jsonBytes(item) + (report ? API_REPORT_JSON_BYTES : 0), (): SyncAnswerJson => {
           const read = world.supernode.syncItem(this.peerId, item, report);
           if (!read) throw new PollenError('ERR_NOT_FOUND', 'unknown peer or task');
           return asShaped(read.body, syncAnswer(this.hashesNow(blob), read.body, read.schedule));
         }, (answer) => jsonBytes({ answer })).then((answer) => {
           const res = withUnpackedHashes(readSyncAnswer(answer)!)!;
-          if (report) this.lastReportAt = world.queue.now;
+          taken = true;
           this.syncWaitMs = pacedMs(res);
           trace?.events.push({ t: world.queue.now, kind: 'sync', res });
           return res;
-        });
+        }).finally(() => report && this.reports.settle(world.queue.now, taken));
       },
       // As the client asks (terse) and the route answers: the metainfo (every hash known now, or
-      // none when asked without) and, when asked, the first sync's answer; read as the client reads it.
+      // none when asked without) and, when asked, the first sync's answer; read as the client reads
+      // it. A creation is a request of its own: its head is not shared with other blobs' as a batch's.
       createTask: (_url, body) => {
         const report = body.first !== undefined && this.reportDue();
+        let taken = false;
         const ask = { ...TASK_ANSWER_OPTIONS, withoutHashes: body.withoutHashes };
-        return apiCall(ends, HTTP_OVERHEAD, jsonBytes({ ...body, ...TASK_ANSWER_OPTIONS }) + (report ? API_REPORT_JSON_BYTES : 0), (): object => {
+        return apiCall({ ...ends, sharing: 1 }, HTTP_OVERHEAD, jsonBytes({ ...body, ...TASK_ANSWER_OPTIONS }) + (report ? API_REPORT_JSON_BYTES : 0), (): object => {
           const meta = { digest: blob.digest, size: blob.bytes, pieceSize: blob.pieceBytes, pieceCount: blob.pieceCount, hashes: this.hashesNow(blob) };
           if (!body.first) {
             world.supernode.registerAndJoin(this.peerId, this.wireAddr, this.options.uploadSlots, [blob.digest]);
@@ -308,9 +308,9 @@ export class SimulatedPeer implements UploadSide {
         }, jsonBytes).then((json): TaskAnswer => {
           const answer = readTaskAnswer(json)!;
           // It carried the heartbeat's report, as a sync does (SupernodeClient.createTask).
-          if (answer.reported) this.lastReportAt = world.queue.now;
+          taken = answer.reported === true;
           return answer;
-        });
+        }).finally(() => report && this.reports.settle(world.queue.now, taken));
       },
       // One connection per supernode (peer/p2p/supernode-client.ts, SEED_CONNECTIONS), whatever the
       // blob: a request leaves once the body before it has come, and the seed answers it after the

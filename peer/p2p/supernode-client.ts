@@ -36,7 +36,7 @@ import {
 import type { ProofVerifier } from '../../src/p2p/piece-proof.ts';
 import { type AnswerOptions, readTaskAnswer, syncItem } from '../../src/p2p/sync-answer.ts';
 import { readCapped, seedPieceAnswer, verifierOf, type SeedPieceAnswer } from './supernode-answers.ts';
-import { ANSWER_OPTIONS, NamedByDigest, REPORT_EVERY_MS, reportDue, settleBatch, SYNCS_PER_REQUEST, TASK_ANSWER_OPTIONS, type SyncQueue } from './sync-batch.ts';
+import { ANSWER_OPTIONS, NamedByDigest, REPORT_EVERY_MS, ReportTurn, settleBatch, SYNCS_PER_REQUEST, TASK_ANSWER_OPTIONS, type SyncQueue } from './sync-batch.ts';
 import { SyncChannels } from './sync-channel.ts';
 import { pacedMs } from './transfer-sync.ts';
 import { JOBS_API, type WorkRequest, type WorkResponse } from '../../src/preheat/jobs-api.ts';
@@ -93,8 +93,8 @@ export class SupernodeClient {
   private reportEveryMs: (url: string, syncWaitMs: number) => number = () => REPORT_EVERY_MS;
   /** The wait the last sync answer from each supernode asked (`syncMs`; 0: none). */
   private readonly syncWaits = new Map<string, number>();
-  /** When a batch of syncs last counted as this peer's heartbeat at each supernode (clock ms). */
-  private readonly reportedAt = new Map<string, number>();
+  /** The report to each supernode: when a request last counted as this peer's heartbeat there, and whether one carries it now. */
+  private readonly reports = new Map<string, ReportTurn>();
   /**
    * How many of ANSWER_OPTIONS each supernode takes (all when absent): one from before an option
    * refuses it as a field it does not know, and its syncs go without it (and those after it) from then.
@@ -162,14 +162,22 @@ export class SupernodeClient {
     }
   }
 
-  /** Batches of syncs, and task creations with a first sync, carry `report()` as the peer's heartbeat report when due (reportDue). */
+  /** Batches of syncs, and task creations with a first sync, carry `report()` as the peer's heartbeat report when due (reportDue), one request at a time (ReportTurn). */
   reportWith(report: () => HeartbeatBody, everyMs?: (url: string, syncWaitMs: number) => number): void {
     this.reporter = report;
     if (everyMs) this.reportEveryMs = everyMs;
   }
 
+  /** The report, if due and no other request to `url` carries it; the request that takes it settles it (settleReport). */
   private reportIfDue(url: string): HeartbeatBody | undefined {
-    return reportDue(this.clock.now(), this.lastReportAt(url), this.reportEveryMs(url, this.syncWaits.get(url) ?? 0)) ? this.reporter?.() : undefined;
+    if (!this.reporter) return undefined;
+    let turn = this.reports.get(url);
+    if (!turn) this.reports.set(url, (turn = new ReportTurn()));
+    return turn.take(this.clock.now(), this.reportEveryMs(url, this.syncWaits.get(url) ?? 0)) ? this.reporter() : undefined;
+  }
+
+  private settleReport(url: string, taken: boolean): void {
+    this.reports.get(url)?.settle(this.clock.now(), taken);
   }
 
   /**
@@ -178,7 +186,7 @@ export class SupernodeClient {
    * heartbeat.
    */
   lastReportAt(url: string): number {
-    return this.reportedAt.get(url) ?? 0;
+    return this.reports.get(url)?.lastAt ?? 0;
   }
 
   /**
@@ -196,14 +204,17 @@ export class SupernodeClient {
       if (!answer) throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent a malformed task answer`, { supernode: url });
       return answer;
     };
+    let taken = false;
     try {
       const answer = read(await this.post<TaskAnswer>(url, API.task, { ...body, ...(report ? { report } : {}), ...TASK_ANSWER_OPTIONS }, timeoutMs));
-      if (report && answer.reported === true) this.reportedAt.set(url, this.clock.now());
+      taken = answer.reported === true;
       return answer;
     } catch (err) {
       if (body.first === undefined || !(err instanceof PollenError) || err.code !== 'ERR_INVALID_REQUEST') throw err;
       const { first: _, report: __, withoutHashes: ___, ...older } = body;
       return read(await this.post<TaskAnswer>(url, API.task, older, timeoutMs));
+    } finally {
+      if (report) this.settleReport(url, taken);
     }
   }
 
@@ -235,8 +246,9 @@ export class SupernodeClient {
     const batch = queue.waiting.splice(0, SYNCS_PER_REQUEST);
     if (batch.length === 0) return;
     queue.inFlight = true;
+    const report = this.reportIfDue(url);
+    let taken = false;
     try {
-      const report = this.reportIfDue(url);
       let items: readonly SyncBatchItem[] = [];
       const send = (options: number): Promise<SyncBatchResponse> => {
         const asked: AnswerOptions = Object.fromEntries(ANSWER_OPTIONS.slice(0, options).map((o) => [o, true]));
@@ -260,7 +272,7 @@ export class SupernodeClient {
       options = this.answerOptions.get(url) ?? ANSWER_OPTIONS.length;
       // Terse answers (and those to items named by task, which ask terse) name no digest: they come in the order asked.
       const terse = options > ANSWER_OPTIONS.indexOf('terse');
-      if (report && res?.reported === true) this.reportedAt.set(url, this.clock.now());
+      taken = res?.reported === true;
       settleBatch(url, batch, items, res, terse, {
         answered: (answer) => this.syncWaits.set(url, pacedMs(answer)),
         unnamed: (digest) => this.byDigest.add(url, digest),
@@ -268,6 +280,7 @@ export class SupernodeClient {
     } catch (err) {
       for (const q of batch) q.reject(err);
     } finally {
+      if (report) this.settleReport(url, taken);
       queue.inFlight = false;
       this.flushSoon(url, queue);
     }

@@ -32,6 +32,33 @@ export function reportDue(now: number, lastReportAt: number, everyMs = REPORT_EV
   return lastReportAt === 0 || now - lastReportAt >= everyMs;
 }
 
+/**
+ * The report to one supernode: due as reportDue says, and carried by one request at a time. An
+ * image's layers are created together (the engine asks for them at once), and each creation took
+ * the report while none had been answered: an image of four layers sent it four times at the
+ * start of a pull, on the supernode host's downlink when every peer of a fan-out starts at once.
+ * A request that carried it settles it: the supernode took it (its answer says `reported`), or not
+ * (then the next request carries it).
+ */
+export class ReportTurn {
+  /** When the supernode last took the report (0: never). */
+  lastAt = 0;
+  private out = false;
+
+  /** Whether a request leaving now carries the report: due, and no other request carries it. */
+  take(now: number, everyMs?: number): boolean {
+    if (this.out || !reportDue(now, this.lastAt, everyMs)) return false;
+    this.out = true;
+    return true;
+  }
+
+  /** The request that carried the report ended: `taken`, with the supernode's answer that it took it. */
+  settle(now: number, taken: boolean): void {
+    this.out = false;
+    if (taken) this.lastAt = now;
+  }
+}
+
 /** Syncs sent in one request at most (the supernode takes API_LIMITS.syncsPerBatch). */
 export const SYNCS_PER_REQUEST = 16;
 
