@@ -43,18 +43,23 @@ export function reportDue(now: number, lastReportAt: number, everyMs = REPORT_EV
 export class ReportTurn {
   /** When the supernode last took the report (0: never). */
   lastAt = 0;
-  private out = false;
+  /** When the request that carries it now left (undefined: none does). */
+  private outSince: number | undefined;
 
-  /** Whether a request leaving now carries the report: due, and no other request carries it. */
-  take(now: number, everyMs?: number): boolean {
-    if (this.out || !reportDue(now, this.lastAt, everyMs)) return false;
-    this.out = true;
+  /**
+   * Whether a request leaving now carries the report: due, and no other request carries it, or the
+   * one that does left `everyMs` ago (a creation may wait long on the registry's admission: the
+   * report is not held back longer than it would have been without this rule).
+   */
+  take(now: number, everyMs = REPORT_EVERY_MS): boolean {
+    if ((this.outSince !== undefined && now - this.outSince < everyMs) || !reportDue(now, this.lastAt, everyMs)) return false;
+    this.outSince = now;
     return true;
   }
 
   /** The request that carried the report ended: `taken`, with the supernode's answer that it took it. */
   settle(now: number, taken: boolean): void {
-    this.out = false;
+    this.outSince = undefined;
     if (taken) this.lastAt = now;
   }
 }
