@@ -168,16 +168,12 @@ export class SupernodeClient {
     if (everyMs) this.reportEveryMs = everyMs;
   }
 
-  /** The report, if due and no other request to `url` carries it; the request that takes it settles it (settleReport). */
+  /** The report, if due and no other request to `url` carries it; the request that takes it settles it (ReportTurn.settle). */
   private reportIfDue(url: string): HeartbeatBody | undefined {
     if (!this.reporter) return undefined;
     let turn = this.reports.get(url);
     if (!turn) this.reports.set(url, (turn = new ReportTurn()));
     return turn.take(this.clock.now(), this.reportEveryMs(url, this.syncWaits.get(url) ?? 0)) ? this.reporter() : undefined;
-  }
-
-  private settleReport(url: string, taken: boolean): void {
-    this.reports.get(url)?.settle(this.clock.now(), taken);
   }
 
   /**
@@ -214,7 +210,7 @@ export class SupernodeClient {
       const { first: _, report: __, withoutHashes: ___, ...older } = body;
       return read(await this.post<TaskAnswer>(url, API.task, older, timeoutMs));
     } finally {
-      if (report) this.settleReport(url, taken);
+      if (report) this.reports.get(url)?.settle(this.clock.now(), taken);
     }
   }
 
@@ -280,7 +276,7 @@ export class SupernodeClient {
     } catch (err) {
       for (const q of batch) q.reject(err);
     } finally {
-      if (report) this.settleReport(url, taken);
+      if (report) this.reports.get(url)?.settle(this.clock.now(), taken);
       queue.inFlight = false;
       this.flushSoon(url, queue);
     }
