@@ -13,7 +13,11 @@ const CHUNK_BYTES = 8 << 20;
  * (`copy_folio_from_iter_atomic`), every later daemon and skopeo 220-300 (~2 CPU s per GiB). So
  * before each measured pull as many bytes as it will keep are written to a file in `dir` and deleted,
  * outside what is measured: every row then writes into touched memory, as on a host that has run a
- * while (bench:peer-cpu before each pull, bench fanout before each system's pulls).
+ * while (bench:peer-cpu before each pull, bench fanout before each system's pulls). It holds only
+ * for a measurement that starts soon after: this VM also hands freed memory back to its host (free
+ * page reporting, ~45 MB a second when idle), and only the last 1.5-3.5 GiB freed stay warm; past
+ * them a growing page cache pays ~1.9 CPU s per GiB again, whoever writes (bench/README.md,
+ * fortieth session).
  */
 export async function touchMemory(dir: string, bytes: number): Promise<void> {
   const path = join(dir, 'touched');
