@@ -227,6 +227,10 @@ export class Peer {
       [{ via: 'channel' }, agent.client.syncBatches.channel],
       [{ via: 'http' }, agent.client.syncBatches.http],
     ]);
+    metrics.counterFrom('pollen_task_creations_total', 'task creations sent to supernodes, by the way they went (channel: a frame on a sync channel; http: a request)', ['via'], () => [
+      [{ via: 'channel' }, agent.client.taskCreations.channel],
+      [{ via: 'http' }, agent.client.taskCreations.http],
+    ]);
     agent.onTransferEvent = (e) => {
       if (e.kind === 'duplicate') duplicates.inc({ cause: e.cause }, e.bytes);
       else if (e.kind === 'fallback') fallbacks.inc();

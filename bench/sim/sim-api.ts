@@ -27,7 +27,7 @@ export interface ApiOverhead {
 /** An HTTP request and its answer (task creations, registrations). */
 export const HTTP_OVERHEAD: ApiOverhead = { request: API_REQUEST_OVERHEAD_BYTES, answer: API_RESPONSE_OVERHEAD_BYTES };
 /**
- * A batch of syncs on the peer's sync channel (src/p2p/sync-channel-frames.ts): a frame's head,
+ * A batch of syncs or a task's creation on the peer's sync channel (src/p2p/sync-channel-frames.ts): a frame's head,
  * its JSON wrapper (`{"i":123456,"b":...}`, `{"i":123456,"s":200,"b":...}`), a TLS record, the
  * packet's headers.
  */

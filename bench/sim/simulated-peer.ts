@@ -30,7 +30,7 @@ import { pacedMs } from '../../peer/p2p/transfer-sync.ts';
 import type { EventQueue } from './event-queue.ts';
 import type { HostId, SimNetwork } from './network.ts';
 import { QueueClock } from './queue-clock.ts';
-import { API_REPORT_JSON_BYTES, apiCall, CHANNEL_OVERHEAD, HTTP_OVERHEAD, jsonBytes, type ApiBytes, type ApiEnds, type ApiLines } from './sim-api.ts';
+import { API_REPORT_JSON_BYTES, apiCall, CHANNEL_OVERHEAD, jsonBytes, type ApiBytes, type ApiEnds, type ApiLines } from './sim-api.ts';
 import { ParentEnd, SIM_PROOF_CHECK, SIM_SIGNATURE, SimLink, type LinkObserver, type UploadSide, type WireWorld } from './sim-wire.ts';
 import type { SimSupernode } from './sim-supernode.ts';
 import { HEARTBEAT_MS } from '../../supernode/p2p/tracker.ts';
@@ -290,12 +290,12 @@ export class SimulatedPeer implements UploadSide {
       },
       // As the client asks (terse) and the route answers: the metainfo (every hash known now, or
       // none when asked without) and, when asked, the first sync's answer; read as the client reads
-      // it. A creation is a request of its own: its head is not shared with other blobs' as a batch's.
+      // it. A creation is a frame of its own on the sync channel: its head is not shared with other blobs' as a batch's.
       createTask: (_url, body) => {
         const report = body.first !== undefined && this.reportDue();
         let taken = false;
         const ask = { ...TASK_ANSWER_OPTIONS, withoutHashes: body.withoutHashes };
-        return apiCall({ ...ends, sharing: 1 }, HTTP_OVERHEAD, jsonBytes({ ...body, ...TASK_ANSWER_OPTIONS }) + (report ? API_REPORT_JSON_BYTES : 0), (): object => {
+        return apiCall({ ...ends, sharing: 1 }, CHANNEL_OVERHEAD, jsonBytes({ ...body, ...TASK_ANSWER_OPTIONS }) + (report ? API_REPORT_JSON_BYTES : 0), (): object => {
           const meta = { digest: blob.digest, size: blob.bytes, pieceSize: blob.pieceBytes, pieceCount: blob.pieceCount, hashes: this.hashesNow(blob) };
           if (!body.first) {
             world.supernode.registerAndJoin(this.peerId, this.wireAddr, this.options.uploadSlots, [blob.digest]);

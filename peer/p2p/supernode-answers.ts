@@ -6,7 +6,8 @@ import type { Dispatcher } from 'undici';
 import { PollenError } from '../../src/errors.ts';
 import { MAX_PIECES, unpackHashes } from '../../src/p2p/metainfo.ts';
 import { ProofVerifier, signatureOf } from '../../src/p2p/piece-proof.ts';
-import { PIECE_HASH_HEADER, PIECE_SIGNATURE_HEADER, type SyncResponse } from '../../src/p2p/supernode-api.ts';
+import { PIECE_HASH_HEADER, PIECE_SIGNATURE_HEADER, type SyncResponse, type TaskAnswer } from '../../src/p2p/supernode-api.ts';
+import { readTaskAnswer } from '../../src/p2p/sync-answer.ts';
 
 /** The answer with packed hashes (packHashes) as the list the transfer reads, or undefined if they are malformed. */
 export function withUnpackedHashes(answer: SyncResponse): SyncResponse | undefined {
@@ -53,6 +54,22 @@ export function seedPieceAnswer(body: Readable, header: (name: string) => string
     return typeof v === 'string' ? v : undefined;
   };
   return { body, pieceHash: () => pieceHashOf(text(PIECE_HASH_HEADER)), pieceSignature: () => signatureOf(text(PIECE_SIGNATURE_HEADER)) };
+}
+
+/** A task's creation answered by `url` (its list of hashes put back), or ERR_SUPERNODE_UNAVAILABLE when malformed. */
+export function taskAnswerOf(url: string, json: unknown): TaskAnswer {
+  const answer = json && typeof json === 'object' ? readTaskAnswer(json) : undefined;
+  if (!answer) throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent a malformed task answer`, { supernode: url });
+  return answer;
+}
+
+export function notRegistered(url: string): PollenError {
+  return new PollenError('ERR_NOT_FOUND', `this peer is not registered with supernode ${url}`, { supernode: url });
+}
+
+/** The strings of a registration answer's list of names (syncFields, channelCalls); none when it is not a list. */
+export function namesOf(list: unknown): string[] {
+  return Array.isArray(list) ? list.filter((f): f is string => typeof f === 'string') : [];
 }
 
 /** The checker of a registration answer's piece key; a key that is not one is as none (the peer then takes hashes from the supernode only). */

@@ -7,9 +7,9 @@
 // peer's own token per supernode, presented on every later call; when a supernode no longer knows
 // the token (it restarted, or dropped the peer) the call fails as ERR_NOT_FOUND so the caller
 // registers again, as it does for an unknown task. Batches of syncs, the calls a busy peer makes
-// most, go on a sync channel to each supernode (sync-channel.ts: frames on one kept connection;
-// npm run bench:sync, the supernode's CPU for a batch of 4 task syncs 0.5-0.8 x an HTTP request's,
-// this client's about half), over HTTP where a supernode has none. What an answer means beyond its JSON (packed hashes, a seed piece's
+// most, and task creations go on a sync channel to each supernode (sync-channel.ts: frames on one
+// kept connection; npm run bench:sync, the supernode's CPU for a batch of 4 task syncs 0.5-0.8 x an
+// HTTP request's, this client's about half), over HTTP where a supernode has none. What an answer means beyond its JSON (packed hashes, a seed piece's
 // hash and proof, the piece key, a refused connection, a body read to its cap): supernode-answers.ts.
 import { createHash } from 'node:crypto';
 import { Agent, request, type Dispatcher } from 'undici';
@@ -34,8 +34,8 @@ import {
   type TaskBody,
 } from '../../src/p2p/supernode-api.ts';
 import type { ProofVerifier } from '../../src/p2p/piece-proof.ts';
-import { type AnswerOptions, readTaskAnswer, syncItem } from '../../src/p2p/sync-answer.ts';
-import { readCapped, seedPieceAnswer, verifierOf, type SeedPieceAnswer } from './supernode-answers.ts';
+import { type AnswerOptions, syncItem } from '../../src/p2p/sync-answer.ts';
+import { namesOf, notRegistered, readCapped, seedPieceAnswer, taskAnswerOf, verifierOf, type SeedPieceAnswer } from './supernode-answers.ts';
 import { ANSWER_OPTIONS, NamedByDigest, REPORT_EVERY_MS, ReportTurn, settleBatch, SYNCS_PER_REQUEST, TASK_ANSWER_OPTIONS, type SyncQueue } from './sync-batch.ts';
 import { SyncChannels } from './sync-channel.ts';
 import { pacedMs } from './transfer-sync.ts';
@@ -80,8 +80,9 @@ export class SupernodeClient {
   private readonly sessions = new Map<string, { peerId: string; token: string }>();
   /** Each supernode's piece key, as its registration answer gave it (none from one before piece proofs). */
   private readonly verifiers = new Map<string, ProofVerifier>();
-  /** The sync fields each supernode's registration named (RegisterResponse.syncFields). */
+  /** The sync fields and channel calls each supernode's registration named (RegisterResponse.syncFields, channelCalls). */
   private readonly syncFields = new Map<string, readonly string[]>();
+  private readonly channelCalls = new Map<string, readonly string[]>();
   /** Tasks a supernode could not tell by their short name: their syncs there name them by digest. */
   private readonly byDigest = new NamedByDigest();
   private readonly registering = new Map<string, Promise<RegisterResponse>>();
@@ -103,7 +104,8 @@ export class SupernodeClient {
 
   /** Each supernode's sync channel (none with an injected dispatcher, or when turned off). */
   private readonly channels: SyncChannels | undefined;
-  private syncRequests = 0;
+  /** Batches of syncs (`b`) and task creations (`t`) answered on sync channels, and sent as HTTP requests (no channel, or none to be had). */
+  private readonly via = { b: { channel: 0, http: 0 }, t: { channel: 0, http: 0 } };
 
   constructor(deps: { dispatcher?: Dispatcher; clock?: Clock }, options: { urls: readonly string[]; secret?: string; timeoutMs: number; syncChannel?: boolean }) {
     this.urls = options.urls.map((u) => u.replace(/\/+$/, ''));
@@ -147,7 +149,8 @@ export class SupernodeClient {
     const verifier = verifierOf(res.pieceKey);
     if (verifier) this.verifiers.set(url, verifier);
     else this.verifiers.delete(url);
-    this.syncFields.set(url, Array.isArray(res.syncFields) ? res.syncFields.filter((f): f is string => typeof f === 'string') : []);
+    this.syncFields.set(url, namesOf(res.syncFields));
+    this.channelCalls.set(url, namesOf(res.channelCalls));
     return res;
   }
 
@@ -195,20 +198,15 @@ export class SupernodeClient {
     const timeoutMs = Math.max(this.timeoutMs, CREATE_TASK_TIMEOUT_MS);
     // A creation that asks for the first schedule carries the heartbeat's report too, as a sync batch does.
     const report = body.first !== undefined ? this.reportIfDue(url) : undefined;
-    const read = (json: TaskAnswer): TaskAnswer => {
-      const answer = json && typeof json === 'object' ? readTaskAnswer(json) : undefined;
-      if (!answer) throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent a malformed task answer`, { supernode: url });
-      return answer;
-    };
     let taken = false;
     try {
-      const answer = read(await this.post<TaskAnswer>(url, API.task, { ...body, ...(report ? { report } : {}), ...TASK_ANSWER_OPTIONS }, timeoutMs));
+      const answer = taskAnswerOf(url, await this.viaChannel<TaskAnswer>(url, 't', API.task, { ...body, ...(report ? { report } : {}), ...TASK_ANSWER_OPTIONS }, timeoutMs));
       taken = answer.reported === true;
       return answer;
     } catch (err) {
       if (body.first === undefined || !(err instanceof PollenError) || err.code !== 'ERR_INVALID_REQUEST') throw err;
       const { first: _, report: __, withoutHashes: ___, ...older } = body;
-      return read(await this.post<TaskAnswer>(url, API.task, older, timeoutMs));
+      return taskAnswerOf(url, await this.post<TaskAnswer>(url, API.task, older, timeoutMs));
     } finally {
       if (report) this.reports.get(url)?.settle(this.clock.now(), taken);
     }
@@ -250,7 +248,7 @@ export class SupernodeClient {
         const asked: AnswerOptions = Object.fromEntries(ANSWER_OPTIONS.slice(0, options).map((o) => [o, true]));
         const fields = this.syncFields.get(url) ?? [];
         items = batch.map((q) => syncItem(q.body, q.digest, asked, fields, this.byDigest.has(url, q.digest)));
-        return this.postSyncs(url, { syncs: items, ...(report ? { report } : {}) });
+        return this.viaChannel<SyncBatchResponse>(url, 'b', API.syncs, { syncs: items, ...(report ? { report } : {}) }, this.timeoutMs);
       };
       // A supernode from before an option refuses the batch (ERR_INVALID_REQUEST): asked again
       // with one option less, down to none.
@@ -282,16 +280,22 @@ export class SupernodeClient {
     }
   }
 
-  /** A batch of syncs: on the sync channel to `url` (sync-channel.ts), or POST /api/v1/syncs where it has none. */
-  private async postSyncs(url: string, body: unknown): Promise<SyncBatchResponse> {
+  /**
+   * A call on the sync channel to `url` (sync-channel.ts), a batch of syncs (`b`) or a task's
+   * creation (`t`: a 4-byte head, not HTTP's ~250 bytes each way), answered as POST `path` would be;
+   * over HTTP where the supernode has no channel, or takes no creations there (channelCalls).
+   */
+  private async viaChannel<T>(url: string, kind: 'b' | 't', path: string, body: unknown, timeoutMs: number): Promise<T> {
     const token = this.tokenFor(url);
-    const answer = await this.channels?.call(url, token, JSON.stringify(body), this.timeoutMs);
+    const channel = kind === 'b' || this.channelCalls.get(url)?.includes('task');
+    const answer = channel ? await this.channels?.call(url, token, JSON.stringify(body), timeoutMs, kind) : undefined;
     if (!answer) {
-      this.syncRequests++;
-      return this.post<SyncBatchResponse>(url, API.syncs, body, this.timeoutMs, token);
+      this.via[kind].http++;
+      return this.post<T>(url, path, body, timeoutMs, token);
     }
+    this.via[kind].channel++;
     if (answer.status !== 200) throw this.answeredError(url, answer.status, apiErrorFrom(answer.status, answer.body, 'ERR_SUPERNODE_UNAVAILABLE', { supernode: url }));
-    return answer.body as SyncBatchResponse;
+    return answer.body as T;
   }
 
   /** This peer no longer holds `digest` (its store evicted it). */
@@ -312,9 +316,12 @@ export class SupernodeClient {
     return seedPieceAnswer(res.body, (name) => res.headers[name] ?? res.trailers?.[name]);
   }
 
-  /** Batches of syncs answered on sync channels, and sent as HTTP requests (no channel, or none to be had). */
   get syncBatches(): { channel: number; http: number } {
-    return { channel: this.channels?.answered ?? 0, http: this.syncRequests };
+    return { ...this.via.b };
+  }
+
+  get taskCreations(): { channel: number; http: number } {
+    return { ...this.via.t };
   }
 
   /** Checks piece proofs against `url`'s piece key; undefined when it gave none (not registered, or from before proofs). */
@@ -390,8 +397,4 @@ export class SupernodeClient {
     }
     return new PollenError(err.code, `supernode ${url} answered ${status}: ${err.message}`, err.detail);
   }
-}
-
-function notRegistered(url: string): PollenError {
-  return new PollenError('ERR_NOT_FOUND', `this peer is not registered with supernode ${url}`, { supernode: url });
 }

@@ -1,5 +1,6 @@
 // The peer's end of its sync channel to each supernode (src/p2p/sync-channel-frames.ts): the batches
-// of syncs SupernodeClient sends go as frames on one kept connection (TLS with the cluster key, as
+// of syncs SupernodeClient sends, and its task creations where the supernode takes them, go as
+// frames on one kept connection (TLS with the cluster key, as
 // every API call), opened with an HTTP upgrade that carries the peer's token. A call is answered
 // with the status and body the HTTP route would give, so the client reads both the same way. HTTP
 // stays the reference path: a supernode that does not answer the upgrade with 101 is asked over
@@ -66,14 +67,14 @@ class Channel {
     return this.closed;
   }
 
-  call(body: string, timeoutMs: number): Promise<ChannelAnswer> {
+  call(body: string, timeoutMs: number, kind: 'b' | 't'): Promise<ChannelAnswer> {
     return new Promise((resolve, reject) => {
       if (this.closed) return reject(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${this.url} unreachable: the sync channel closed`, { supernode: this.url }));
       const id = this.nextId++;
       const timer = setTimeout(() => this.close(`no answer within ${timeoutMs} ms`), timeoutMs);
       timer.unref();
       this.pending.set(id, { resolve, reject, timer });
-      this.socket.write(encodeFrame(`{"i":${id},"b":${body}}`));
+      this.socket.write(encodeFrame(`{"i":${id},"${kind}":${body}}`));
     });
   }
 
@@ -105,18 +106,17 @@ export class SyncChannels {
   private readonly opening = new Map<string, Promise<Channel | undefined>>();
   /** Supernodes asked over HTTP until then (clock ms): they refused the upgrade, or it failed. */
   private readonly httpUntil = new Map<string, number>();
-  /** Calls answered over a channel. */
-  answered = 0;
   /** Closed with its client: no channel is opened or kept from then. */
   private closed = false;
 
   constructor(private readonly options: { secret?: string | undefined; now?: () => number }) {}
 
   /**
-   * The answer to a batch of syncs (`body`, the JSON of POST /api/v1/syncs) over the channel to
-   * `url`, opened with `token` if need be; undefined when that supernode is to be asked over HTTP.
+   * The answer to a batch of syncs (`b`: `body` is the JSON of POST /api/v1/syncs) or a task's
+   * creation (`t`: of POST /api/v1/tasks) over the channel to `url`, opened with `token` if need be;
+   * undefined when that supernode is to be asked over HTTP.
    */
-  async call(url: string, token: string, body: string, timeoutMs: number): Promise<ChannelAnswer | undefined> {
+  async call(url: string, token: string, body: string, timeoutMs: number, kind: 'b' | 't' = 'b'): Promise<ChannelAnswer | undefined> {
     const now = this.options.now?.() ?? Date.now();
     if (this.closed || (this.httpUntil.get(url) ?? 0) > now) return undefined;
     let channel = this.channels.get(url);
@@ -129,9 +129,7 @@ export class SyncChannels {
       // Opened for another call with an older token: this call goes over HTTP.
       if (!channel || channel.token !== token) return undefined;
     }
-    const answer = await channel.call(body, timeoutMs);
-    this.answered++;
-    return answer;
+    return channel.call(body, timeoutMs, kind);
   }
 
   close(): void {

@@ -120,6 +120,11 @@ export interface RegisterResponse {
    * unknown fields): a peer sends them only when named here (SYNC_FIELDS).
    */
   readonly syncFields?: readonly string[];
+  /**
+   * Calls the supernode's sync channel takes besides batches of syncs (CHANNEL_CALLS): a peer makes
+   * them over HTTP with a supernode that names none.
+   */
+  readonly channelCalls?: readonly string[];
 }
 
 /**
@@ -127,6 +132,12 @@ export interface RegisterResponse {
  * (SyncRequest), and `task`, batch items named by their task's short name (SyncBatchItem).
  */
 export const SYNC_FIELDS = ['havePacked', 'task'] as const;
+
+/**
+ * What a supernode of this version names in its registrations' `channelCalls`: `task`, a task's
+ * creation as a frame of the sync channel (src/p2p/sync-channel-frames.ts).
+ */
+export const CHANNEL_CALLS = ['task'] as const;
 
 export interface TaskRequest {
   /** Filled in by the supernode from the caller's token (a peer need not send it; it is ignored). */

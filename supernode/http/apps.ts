@@ -48,11 +48,12 @@ export function createClusterApp(logger: Logger, deps: ClusterAppDeps, options: 
   const auth = { tls: secret !== undefined, peerOf: (token: string) => deps.tracker.authenticate(token)?.peerId, ...(budget ? { admitPeer: (id: string) => budget.admit(id) } : {}) };
   installRouteAuth(app, auth);
   deps.observe?.(app);
-  const { syncBatch } = registerP2pRoutes(app, deps);
+  const { syncBatch, createTask } = registerP2pRoutes(app, deps);
   installSyncChannel(app, {
     ...auth,
     logger,
     syncBatch,
+    createTask,
     ...(deps.onChannels ? { channels: deps.onChannels } : {}),
     answered: (status, bytes, syncs, seconds) => {
       if (status === 200) deps.pacer?.answered(bytes + CHANNEL_ANSWER_OVERHEAD_BYTES, syncs);

@@ -1,7 +1,9 @@
 // The supernode's end of a peer's sync channel (src/p2p/sync-channel-frames.ts): an HTTP request to
 // SYNC_CHANNEL_PATH with `Upgrade: pollen-syncs/1` and the peer's token becomes a connection of
 // frames, each a batch of syncs answered as POST /api/v1/syncs answers it (the route's own work,
-// routes-p2p.ts), with the route's checks: the cluster's TLS and the peer's token at the upgrade,
+// routes-p2p.ts), or a task's creation answered as POST /api/v1/tasks answers it, when it is done
+// (it waits for the registry's admission of the peer: answers may come out of order, at most
+// CREATIONS_PER_CHANNEL creations at a time). Each with the route's checks: the cluster's TLS and the peer's token at the upgrade,
 // and for every frame the token again (a peer dropped since is refused, then the channel closes),
 // the peer's allowance of calls, the route's body schema under the same options as fastify's, and
 // JSON parsed as fastify parses it (prototype poisoning refused with 400). Errors are the route's
@@ -18,11 +20,11 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import secureJson from 'secure-json-parse';
 import { PollenError } from '../../src/errors.ts';
-import type { SyncBatchRequest, SyncBatchResponse } from '../../src/p2p/supernode-api.ts';
+import type { SyncBatchRequest, SyncBatchResponse, TaskBody } from '../../src/p2p/supernode-api.ts';
 import { encodeFrame, FrameReader, SYNC_CHANNEL_PATH, SYNC_CHANNEL_PROTOCOL } from '../../src/p2p/sync-channel-frames.ts';
 import { classify, errorAnswer } from './error-handler.ts';
 import { bearerFrom } from './route-auth.ts';
-import { SYNC_BATCH_BODY } from './schemas.ts';
+import { SYNC_BATCH_BODY, TASK_BODY } from './schemas.ts';
 
 /** A channel with no frame for this long is closed (fastify's keep-alive timeout for an idle HTTP connection). */
 export const IDLE_MS = 72_000;
@@ -30,6 +32,12 @@ export const IDLE_MS = 72_000;
 const REFUSED_LINGER_MS = 2_000;
 /** Channels one peer holds at once (it opens one; a reconnect may overlap the old one's close): a newer one closes the oldest. */
 export const CHANNELS_PER_PEER = 2;
+/**
+ * Task creations one channel has under way at once (each waits for the registry): more are refused
+ * with 429, so a peer's channel holds no more of the seed's admissions than this. An engine pulls
+ * a few layers at a time (dockerd and containerd 3, skopeo 6) and preheat one blob at a time.
+ */
+export const CREATIONS_PER_CHANNEL = 64;
 
 export interface SyncChannelDeps {
   readonly logger: Logger;
@@ -41,6 +49,8 @@ export interface SyncChannelDeps {
   readonly admitPeer?: (peerId: string) => boolean;
   /** The batch route's work (routes-p2p.ts). */
   readonly syncBatch: (peerId: string, batch: SyncBatchRequest) => SyncBatchResponse;
+  /** The task route's work (routes-p2p.ts); without it a creation frame is refused as a malformed batch. */
+  readonly createTask?: (peerId: string, body: TaskBody) => Promise<unknown>;
   /** A channel opened (+1) or closed (-1): the metrics' gauge of open channels. */
   readonly channels?: (delta: 1 | -1) => void;
   /** An answer of `status` and `bytes` of JSON was sent for a batch of `syncs` task syncs, `seconds` after its frame came. */
@@ -49,7 +59,15 @@ export interface SyncChannelDeps {
 
 // Fastify's validator with the cluster app's options (apps.ts: no coercion): defaults filled in,
 // properties the schema does not name removed, the first error reported.
-const validateBatch = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: true, allErrors: false }).compile(SYNC_BATCH_BODY);
+const ajv = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: true, allErrors: false });
+const validateBatch = ajv.compile(SYNC_BATCH_BODY);
+const validateTask = ajv.compile(TASK_BODY);
+
+/** The route's 400 for a body its schema refuses. */
+function invalid(validate: { errors?: Array<{ instancePath?: string; message?: string }> | null | undefined }): PollenError {
+  const e = validate.errors?.[0];
+  return new PollenError('ERR_INVALID_REQUEST', `invalid request: body${e?.instancePath ?? ''} ${e?.message ?? 'is invalid'}`.slice(0, 300));
+}
 
 /**
  * Answers upgrades to a sync channel on `app`'s server; channels close when the app does. Any other
@@ -136,9 +154,11 @@ function serve(socket: Duplex, token: string, peerId: string, deps: SyncChannelD
   /** Frames read and not answered yet: answering stops while the peer does not read (see send). */
   const queued: string[] = [];
   let paused = false;
+  let creating = 0;
   (socket as Socket).setNoDelay?.(true);
   (socket as Socket).setTimeout?.(IDLE_MS, () => socket.destroy());
   const send = (id: number, status: number, body: unknown, syncs: number, started: number): void => {
+    if (socket.destroyed || socket.writableEnded) return; // a creation answered after the channel went
     const json = `{"i":${id},"s":${status},"b":${JSON.stringify(body)}}`;
     deps.answered?.(status, json.length, syncs, (performance.now() - started) / 1000);
     // A peer that does not read its answers: answer and read no more of its frames until they drain.
@@ -152,9 +172,28 @@ function serve(socket: Duplex, token: string, peerId: string, deps: SyncChannelD
       });
     }
   };
+  const failed = (id: number, err: unknown, started: number): void => {
+    const { error, status } = classify(err);
+    const answer = errorAnswer(error, status);
+    if (answer.status >= 500) deps.logger.error({ err, peerId }, 'sync channel call failed');
+    send(id, answer.status, answer.body, 0, started);
+  };
+  /** A creation frame: answered when the task route's work is done, frames after it meanwhile. */
+  const create = (id: number, body: unknown, started: number): void => {
+    if (!validateTask(body)) throw invalid(validateTask);
+    if (creating >= CREATIONS_PER_CHANNEL) throw new PollenError('ERR_TOO_MANY_REQUESTS', `at most ${CREATIONS_PER_CHANNEL} task creations at a time on one sync channel`);
+    creating++;
+    const slots = (body as TaskBody).first ? 1 : 0;
+    void deps.createTask!(peerId, body as TaskBody)
+      .then(
+        (answer) => send(id, 200, answer, slots, started),
+        (err: unknown) => failed(id, err, started),
+      )
+      .finally(() => creating--);
+  };
   const frame = (text: string): void => {
     const started = performance.now();
-    let msg: { i?: unknown; b?: unknown };
+    let msg: { i?: unknown; b?: unknown; t?: unknown };
     let poisoned: Error | undefined;
     try {
       // As fastify parses a body: a __proto__ or constructor.prototype key refuses it (400).
@@ -181,17 +220,12 @@ function serve(socket: Duplex, token: string, peerId: string, deps: SyncChannelD
       // Charged before the body is looked at, as the HTTP route's hook charges it.
       if (deps.admitPeer && !deps.admitPeer(peerId)) throw new PollenError('ERR_TOO_MANY_REQUESTS', `peer ${peerId} called faster than its allowance; try again in a second`);
       if (poisoned) throw new PollenError('ERR_INVALID_REQUEST', poisoned.message.slice(0, 300));
-      if (!validateBatch(msg.b)) {
-        const e = validateBatch.errors?.[0];
-        throw new PollenError('ERR_INVALID_REQUEST', `invalid request: body${e?.instancePath ?? ''} ${e?.message ?? 'is invalid'}`.slice(0, 300));
-      }
+      if (msg.t !== undefined && deps.createTask) return create(id, msg.t, started);
+      if (!validateBatch(msg.b)) throw invalid(validateBatch);
       const batch = msg.b as SyncBatchRequest;
       send(id, 200, deps.syncBatch(peerId, batch), batch.syncs.length, started);
     } catch (err) {
-      const { error, status } = classify(err);
-      const answer = errorAnswer(error, status);
-      if (answer.status >= 500) deps.logger.error({ err, peerId }, 'sync channel call failed');
-      send(id, answer.status, answer.body, 0, started);
+      failed(id, err, started);
     }
   };
   const fail = (err: unknown): void => {

@@ -14,6 +14,7 @@ import {
   PIECE_HASH_HEADER,
   PIECE_LENGTH_HEADER,
   PIECE_SIGNATURE_HEADER,
+  CHANNEL_CALLS,
   SYNC_FIELDS,
   type HeartbeatBody,
   type HeartbeatResponse,
@@ -62,9 +63,13 @@ function metaBody(task: SeedTask): MetainfoBody {
   return { ...task.meta, hashes: [...task.meta.hashes] };
 }
 
-/** What the routes share with the sync channel: a batch of syncs answered as POST /api/v1/syncs answers it. */
+/**
+ * What the routes share with the sync channel: a batch of syncs answered as POST /api/v1/syncs
+ * answers it, and a task created as POST /api/v1/tasks creates it.
+ */
 export interface P2pRoutes {
   syncBatch(peerId: string | undefined, batch: SyncBatchRequest): SyncBatchResponse;
+  createTask(peerId: string | undefined, body: TaskBody): Promise<TaskAnswer | Record<string, unknown>>;
 }
 
 export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2pRoutes {
@@ -92,7 +97,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
       scheduler.join(h.digest, task.meta.pieceCount, peer, holdingBits(task.meta, h));
     }
     request.log.info({ peerId: peer.peerId, wireAddr: body.wireAddr, holdings: holdings.length }, 'peer registered');
-    return { peerId: peer.peerId, token, heartbeatMs: HEARTBEAT_MS, ...(signer ? { pieceKey: signer.publicKey } : {}), syncFields: SYNC_FIELDS };
+    return { peerId: peer.peerId, token, heartbeatMs: HEARTBEAT_MS, ...(signer ? { pieceKey: signer.publicKey } : {}), syncFields: SYNC_FIELDS, channelCalls: CHANNEL_CALLS };
   });
 
   app.post<{ Body: HeartbeatBody | undefined }>(API.heartbeat, { config: { auth: 'peer' }, schema: { body: HEARTBEAT_BODY }, bodyLimit: 4096 }, async (request): Promise<HeartbeatResponse> => {
@@ -111,22 +116,27 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
       return payload;
     };
 
-  app.post<{ Body: TaskBody }>(API.task, { config: { auth: 'peer' }, schema: { body: TASK_BODY }, onSend: countAnswer((r: FastifyRequest<{ Body: TaskBody }>) => (r.body?.first ? 1 : 0)) }, async (request): Promise<TaskAnswer | Record<string, unknown>> => {
-    const peer = caller(request);
-    const { digest, sizeHint, upstream, first, report, pieceSize } = request.body;
-    // Refused unless the registry admits the requester for this blob (seed.ts): nothing is joined or answered before.
+  // A task for the calling peer: refused unless the registry admits the requester for this blob
+  // (seed.ts), with the credential this request carries; nothing is joined or answered before.
+  const createTask = async (peerId: string | undefined, body: TaskBody): Promise<TaskAnswer | Record<string, unknown>> => {
+    const peer = peerId === undefined ? undefined : tracker.get(peerId);
+    if (!peer) throw new PollenError('ERR_CLUSTER_UNAUTHORIZED', 'unknown peer: register again');
+    const { digest, sizeHint, upstream, first, report, pieceSize } = body;
     const task = await seed.openTask({ peerId: peer.peerId, digest, sizeHint, upstream, ...(pieceSize === undefined ? {} : { pieceSize }) });
     scheduler.adoptPending(digest, task.meta, (id) => tracker.get(id));
     // A task the seed began again in another layout (after an eviction) starts the scheduler's afresh.
     if (!scheduler.holds(digest, peer.peerId) || scheduler.pieceCountOf(digest) !== task.meta.pieceCount) scheduler.join(digest, task.meta.pieceCount, peer);
     const meta = metaBody(task);
-    if (!first) return taskAnswer(meta, undefined, request.body);
+    if (!first) return taskAnswer(meta, undefined, body);
     // The first sync's answer with the metainfo (which has every hash known): a slot of the pacing
     // like any sync, so a burst of creations is paced as a burst of syncs was. Like a sync batch,
     // it counts as the peer's heartbeat when it carries the report.
-    const answer = taskAnswer(meta, syncOne(peer, digest, { have: [], wantSeed: first.wantSeed, badParents: [], knownHashes: task.meta.pieceCount }), request.body);
+    const answer = taskAnswer(meta, syncOne(peer, digest, { have: [], wantSeed: first.wantSeed, badParents: [], knownHashes: task.meta.pieceCount }), body);
     return report !== undefined && tracker.heartbeat(peer.peerId, report) ? { ...answer, reported: true } : answer;
-  });
+  };
+  app.post<{ Body: TaskBody }>(API.task, { config: { auth: 'peer' }, schema: { body: TASK_BODY }, onSend: countAnswer((r: FastifyRequest<{ Body: TaskBody }>) => (r.body?.first ? 1 : 0)) }, async (request) =>
+    createTask(caller(request).peerId, request.body),
+  );
 
   // A peer's store evicted the blob: it holds none of it now, so it is nobody's parent for it. Only
   // about itself (the id comes from its token) and only ever shrinking: nothing to admit or check.
@@ -213,5 +223,5 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
       return reply;
     },
   );
-  return { syncBatch };
+  return { syncBatch, createTask };
 }

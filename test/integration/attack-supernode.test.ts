@@ -382,6 +382,21 @@ describe('the supernode cluster API under attack', () => {
     }
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect((await stats()).scheduler).toEqual(before.scheduler);
+    // A creation frame is the task route's: its schema, its configured registries, and no request
+    // to any registry for what it refuses; a poisoned one is refused as fastify refuses it.
+    const registryRequests = registry.accessLog().length;
+    for (const [k, t] of [{ digest: '../x', upstream: upstream() }, { digest: layer, upstream: { registry: '127.0.0.1:1', name: 'attack/app' } }, { digest: layer, upstream: { ...upstream(), name: '../../v2/_catalog' } }].entries()) {
+      ch.frame({ i: 40 + k, t });
+      const a = await ch.next();
+      expect([a.i, a.s]).toEqual([40 + k, 400]);
+    }
+    ch.frame('{"i":43,"t":{"digest":"x","__proto__":{"polluted":true}}}');
+    expect((await ch.next()).s).toBe(400);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(registry.accessLog().length).toBe(registryRequests);
+    ch.frame({ i: 44, t: { digest: layer, upstream: upstream() } });
+    const created = await ch.next();
+    expect([created.i, created.s, (created.b as { digest?: string }).digest]).toEqual([44, 200, layer]);
     ch.frame({ i: 20, b: { syncs: [{ digest: layer, have: [], wantSeed: 0, badParents: [] }] } });
     const good = await ch.next();
     expect([good.i, good.s]).toEqual([20, 200]);

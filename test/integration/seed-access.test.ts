@@ -42,9 +42,13 @@ function sha256(b: Buffer): string {
   return `sha256:${createHash('sha256').update(b).digest('hex')}`;
 }
 
-/** Registers a peer through the API alone (a member of the cluster: it has the secret) and keeps it alive. */
-async function apiPeer(peerId: string): Promise<void> {
-  const client = new SupernodeClient({}, { urls: [supernode.url], secret: CLUSTER_SECRET, timeoutMs: 10_000 });
+/**
+ * Registers a peer through the API alone (a member of the cluster: it has the secret) and keeps it
+ * alive. Its calls go on the sync channel where the supernode takes them (creations too), or over
+ * HTTP alone (`http`): the rules hold on both.
+ */
+async function apiPeer(peerId: string, over: 'channel' | 'http' = 'channel'): Promise<void> {
+  const client = new SupernodeClient({}, { urls: [supernode.url], secret: CLUSTER_SECRET, timeoutMs: 10_000, syncChannel: over === 'channel' });
   clients.set(peerId, client);
   await client.register(supernode.url, { peerId, wireAddr: '127.0.0.1:9', uploadSlots: 1, holdings: [] });
   const t = setInterval(() => void client.heartbeat(supernode.url, peerId).catch(() => {}), 1_000);
@@ -100,15 +104,18 @@ describe('the seed against a registry with htpasswd auth', () => {
     expect(registry.accessLog().length).toBe(before);
   });
 
-  it('a requester without credentials (or with wrong ones) gets neither metainfo nor pieces of a private blob; one with credentials gets both', async () => {
+  it('a requester without credentials (or with wrong ones) gets neither metainfo nor pieces of a private blob; one with credentials gets both; its creations over HTTP are refused alike', async () => {
     for (const id of ['anon', 'mallory', 'alice']) await apiPeer(id);
+    for (const id of ['anon-http', 'mallory-http']) await apiPeer(id, 'http');
     const layer = image.layers[0]!;
     const digest = layer.descriptor.digest as Digest;
     // Each creation asks for the first schedule too: it comes only with the admission, never before it.
     const task = (peerId: string, authorization?: string) =>
       as(peerId).createTask(supernode.url, { digest, sizeHint: layer.blob.length, upstream: { registry: registry.host, name: 'private/app', ...(authorization ? { authorization } : {}) }, first: { wantSeed: 1 } });
-    await expect(task('anon')).rejects.toMatchObject({ code: 'ERR_UNAUTHORIZED' });
-    await expect(task('mallory', MALLORY)).rejects.toMatchObject({ code: 'ERR_UNAUTHORIZED' });
+    for (const [anon, mallory] of [['anon', 'mallory'], ['anon-http', 'mallory-http']]) {
+      await expect(task(anon!)).rejects.toMatchObject({ code: 'ERR_UNAUTHORIZED' });
+      await expect(task(mallory!, MALLORY)).rejects.toMatchObject({ code: 'ERR_UNAUTHORIZED' });
+    }
     expect(registry.blobGets(digest)).toEqual([]);
 
     const meta = await task('alice', ALICE);
@@ -116,13 +123,17 @@ describe('the seed against a registry with htpasswd auth', () => {
     expect(Array.isArray(meta.first?.parents)).toBe(true);
     // With alice now in the task, a refused creation still names no parent (no holder of a private blob leaks).
     await expect(task('mallory', MALLORY)).rejects.toMatchObject({ code: 'ERR_UNAUTHORIZED' });
+    await expect(task('mallory-http', MALLORY)).rejects.toMatchObject({ code: 'ERR_UNAUTHORIZED' });
     expect(sha256(await seedBlob('alice', meta))).toBe(digest);
-    for (const peerId of ['anon', 'mallory']) {
+    for (const peerId of ['anon', 'mallory', 'anon-http', 'mallory-http']) {
       await expect(as(peerId).seedPiece(supernode.url, digest, 0, AbortSignal.timeout(10_000))).rejects.toMatchObject({ code: 'ERR_SEED_NOT_ADMITTED', detail: { status: 403 } });
       await expect(as(peerId).sync(supernode.url, digest, { have: [], wantSeed: 1, badParents: [] })).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
     }
     // The seed holds the blob now: still nothing without credentials.
     await expect(task('anon')).rejects.toMatchObject({ code: 'ERR_UNAUTHORIZED' });
+    await expect(task('anon-http')).rejects.toMatchObject({ code: 'ERR_UNAUTHORIZED' });
+    // Each way was taken: the creations on the sync channel, the others over HTTP.
+    expect([as('anon').taskCreations, as('anon-http').taskCreations]).toEqual([{ channel: 2, http: 0 }, { channel: 0, http: 2 }]);
     expect(registry.blobGets(digest)).toHaveLength(1);
   }, 120_000);
 

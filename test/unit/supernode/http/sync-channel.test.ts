@@ -2,7 +2,9 @@
 // a frame is refused exactly as POST /api/v1/syncs refuses the same body (status and error code),
 // the token is checked at every frame (a peer the tracker dropped gets 401, then the channel
 // closes), the peer's allowance counts its frames, and the peer's client (SupernodeClient) syncs on
-// it, reads its errors as it reads the route's, and fails its call when the app closes.
+// it, reads its errors as it reads the route's, and fails its call when the app closes. A task's
+// creation on it is answered as POST /api/v1/tasks answers it, when the seed's admission is done,
+// after frames sent behind it, at most CREATIONS_PER_CHANNEL at a time.
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -15,7 +17,7 @@ import { layoutFor } from '../../../../src/p2p/metainfo.ts';
 import { packIndexes, taskName } from '../../../../src/p2p/sync-answer.ts';
 import { SupernodeClient } from '../../../../peer/p2p/supernode-client.ts';
 import { createClusterApp } from '../../../../supernode/http/apps.ts';
-import { CHANNELS_PER_PEER } from '../../../../supernode/http/sync-channel.ts';
+import { CHANNELS_PER_PEER, CREATIONS_PER_CHANNEL } from '../../../../supernode/http/sync-channel.ts';
 import { PeerRequestBudget } from '../../../../supernode/http/peer-request-budget.ts';
 import type { SeedPort } from '../../../../supernode/p2p/routes-p2p.ts';
 import { Scheduler } from '../../../../supernode/p2p/scheduler.ts';
@@ -25,10 +27,15 @@ import { pskChannel, type RawChannel } from '../../../helpers/psk-http.ts';
 
 const DIGEST = sha256Digest('blob');
 
-function oneBlobSeed(): SeedPort {
+/** A seed of one blob; `admit` (when given) holds each creation until it resolves (the registry's admission). */
+function oneBlobSeed(admit?: () => Promise<void>): SeedPort {
   const meta = layoutFor(DIGEST, 5 << 20);
   const task: SeedTask = { meta: { ...meta, hashes: meta.hashes.map((_, i) => `${i}`.padStart(64, '0')) }, state: { name: 'complete' } } as SeedTask;
-  return { get: (d: Digest) => (d === DIGEST ? task : undefined), openTask: async () => task, isAdmitted: () => true, readPiece: async () => { throw new Error('no pieces here'); } } as unknown as SeedPort;
+  const openTask = async (): Promise<SeedTask> => {
+    await admit?.();
+    return task;
+  };
+  return { get: (d: Digest) => (d === DIGEST ? task : undefined), openTask, isAdmitted: () => true, readPiece: async () => { throw new Error('no pieces here'); } } as unknown as SeedPort;
 }
 
 const apps: FastifyInstance[] = [];
@@ -38,13 +45,14 @@ afterEach(async () => {
   for (const a of apps.splice(0)) await a.close();
 });
 
-async function harness(perSecond?: number): Promise<{ app: FastifyInstance; clock: ManualClock; tracker: Tracker; scheduler: Scheduler; url: string; port: number; register(peerId: string): Promise<string> }> {
+async function harness(perSecond?: number, seed: SeedPort = oneBlobSeed(), configure?: (app: FastifyInstance) => void): Promise<{ app: FastifyInstance; clock: ManualClock; tracker: Tracker; scheduler: Scheduler; url: string; port: number; register(peerId: string): Promise<string> }> {
   const clock = new ManualClock(0);
   const scheduler = new Scheduler({ clock }, {});
   const tracker = new Tracker({ clock, onDrop: (p) => scheduler.dropPeer(p) });
   const peerBudget = perSecond === undefined ? undefined : new PeerRequestBudget({ clock }, { perSecond });
-  const app = createClusterApp(pino({ level: 'silent' }), { tracker, scheduler, seed: oneBlobSeed(), jobs: { work: () => ({ work: [], pollMs: 1_000 }) }, ...(peerBudget ? { peerBudget } : {}) }, { secret: undefined });
+  const app = createClusterApp(pino({ level: 'silent' }), { tracker, scheduler, seed, jobs: { work: () => ({ work: [], pollMs: 1_000 }) }, ...(peerBudget ? { peerBudget } : {}) }, { secret: undefined });
   apps.push(app);
+  configure?.(app);
   const url = await listenOn(app, '127.0.0.1:0');
   return {
     app, clock, tracker, scheduler, url, port: Number(new URL(url).port),
@@ -78,6 +86,21 @@ const item = fc.record(
   { requiredKeys: [] },
 );
 const batch = fc.oneof(anyJson, fc.record({ syncs: fc.oneof(fc.array(item, { maxLength: 3 }), anyJson), report: fc.oneof(fc.constant({}), anyJson) }, { requiredKeys: [] }));
+const creation = fc.oneof(
+  anyJson,
+  fc.record(
+    {
+      digest: fc.oneof(fc.constant(DIGEST), fc.string({ maxLength: 20 })),
+      sizeHint: fc.oneof(fc.integer({ min: -1, max: 6 << 20 }), anyJson),
+      upstream: fc.oneof(fc.constant({ registry: 'registry.test', name: 'app' }), fc.record({ registry: fc.string({ maxLength: 12 }), name: fc.string({ maxLength: 12 }), authorization: fc.string({ maxLength: 12 }) }, { requiredKeys: [] }), anyJson),
+      first: fc.oneof(fc.record({ wantSeed: fc.integer({ min: -1, max: 8 }) }), anyJson),
+      terse: fc.oneof(fc.boolean(), anyJson),
+      pieceSize: fc.oneof(fc.constant(1 << 20), fc.integer({ min: -1, max: 1 << 30 }), anyJson),
+    },
+    { requiredKeys: [] },
+  ),
+);
+const code = (b: unknown): unknown => (b as { errors?: Array<{ detail: { pollenCode: string } }> }).errors?.[0]?.detail.pollenCode;
 
 describe('the sync channel', () => {
   it('answers any body with the status and error code POST /api/v1/syncs gives it', async () => {
@@ -92,13 +115,102 @@ describe('the sync channel', () => {
         const a = await ch.next();
         expect(a.i).toBe(id);
         expect(a.s).toBe(res.statusCode);
-        const code = (b: unknown): unknown => (b as { errors?: Array<{ detail: { pollenCode: string } }> }).errors?.[0]?.detail.pollenCode;
         expect(code(a.b)).toEqual(code(res.json()));
         if (res.statusCode === 200) expect((a.b as { syncs: unknown[] }).syncs.length).toBe((res.json() as { syncs: unknown[] }).syncs.length);
       }),
       { numRuns: 150 },
     );
     ch.destroy();
+  });
+
+  it('answers a creation frame with the status and error code POST /api/v1/tasks gives the same body, and its answer', async () => {
+    const h = await harness();
+    const token = await h.register('p1');
+    const ch = await channel(h.port, token);
+    let id = 0;
+    await fc.assert(
+      fc.asyncProperty(creation, async (body) => {
+        const res = await h.app.inject({ method: 'POST', url: '/api/v1/tasks', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, payload: JSON.stringify(body) });
+        ch.frame({ i: ++id, t: body });
+        const a = await ch.next();
+        expect([a.i, a.s]).toEqual([id, res.statusCode]);
+        expect(code(a.b)).toEqual(code(res.json()));
+        if (res.statusCode === 200) expect(Object.keys(a.b as object).sort()).toEqual(Object.keys(res.json() as object).sort());
+      }),
+      { numRuns: 150 },
+    );
+    ch.destroy();
+  });
+
+  it('answers a creation once the seed admitted the peer, after the frames sent behind it; at most CREATIONS_PER_CHANNEL at a time, more refused with 429', async () => {
+    let release!: () => void;
+    let gate = new Promise<void>((r) => (release = r));
+    const h = await harness(undefined, oneBlobSeed(() => gate));
+    const registered = new Promise<string>((resolve) => void h.register('p1').then(resolve));
+    release();
+    const token = await registered;
+    gate = new Promise<void>((r) => (release = r));
+    const ch = await channel(h.port, token);
+    const task = { digest: DIGEST, upstream: { registry: 'registry.test', name: 'app' }, first: { wantSeed: 1 } };
+    ch.frame({ i: 1, t: task });
+    ch.frame({ i: 2, b: { syncs: [{ digest: DIGEST, have: [], wantSeed: 0, badParents: [] }] } });
+    const sync = await ch.next();
+    expect([sync.i, sync.s]).toEqual([2, 200]);
+    for (let i = 3; i <= CREATIONS_PER_CHANNEL + 1; i++) ch.frame({ i, t: task });
+    ch.frame({ i: 100, t: task });
+    const refused = await ch.next();
+    expect([refused.i, refused.s, code(refused.b)]).toEqual([100, 429, 'ERR_TOO_MANY_REQUESTS']);
+    release();
+    const answered = new Map<number, { s: number; b: unknown }>();
+    for (let k = 0; k < CREATIONS_PER_CHANNEL; k++) {
+      const a = await ch.next();
+      answered.set(a.i, a);
+    }
+    expect([...answered.keys()].sort((a, b) => a - b)).toEqual([1, ...Array.from({ length: CREATIONS_PER_CHANNEL - 1 }, (_, k) => k + 3)]);
+    expect([...answered.values()].every((a) => a.s === 200 && (a.b as { digest: string }).digest === DIGEST && (a.b as { first?: unknown }).first !== undefined)).toBe(true);
+    // Room again: the next one is answered.
+    ch.frame({ i: 200, t: task });
+    expect((await ch.next()).s).toBe(200);
+    // A creation still under way when its channel goes is dropped with it; the supernode goes on.
+    gate = new Promise<void>((r) => (release = r));
+    ch.frame({ i: 300, t: task });
+    ch.destroy();
+    release();
+    const again = await channel(h.port, token);
+    again.frame({ i: 1, t: task });
+    expect((await again.next()).s).toBe(200);
+    again.destroy();
+  });
+
+  it("is where the peer's client creates its tasks when the supernode names it (RegisterResponse.channelCalls); over HTTP with one that does not", async () => {
+    const overHttp: string[] = [];
+    const watch = (app: FastifyInstance): void => {
+      app.addHook('onRequest', async (request) => {
+        if (request.url === '/api/v1/tasks') overHttp.push(request.method);
+      });
+    };
+    const h = await harness(undefined, undefined, watch);
+    const client = new SupernodeClient({}, { urls: [h.url], timeoutMs: 5_000 });
+    clients.push(client);
+    const registration = await client.register(h.url, { peerId: 'p4', wireAddr: '127.0.0.1:4003', uploadSlots: 4, holdings: [] });
+    expect(registration.channelCalls).toEqual(['task']);
+    const created = await client.createTask(h.url, { digest: DIGEST, upstream: { registry: 'registry.test', name: 'app' }, first: { wantSeed: 1 } });
+    expect(created).toMatchObject({ digest: DIGEST, pieceCount: layoutFor(DIGEST, 5 << 20).pieceCount });
+    expect(created.first?.hashes).toBeDefined();
+    expect(overHttp).toEqual([]);
+    // A refusal comes back as the route's error, as over HTTP.
+    await expect(client.createTask(h.url, { digest: 'sha256:nope' as Digest, upstream: { registry: 'registry.test', name: 'app' } })).rejects.toMatchObject({ code: 'ERR_INVALID_REQUEST' });
+    expect(overHttp).toEqual([]);
+    // A supernode that names no channel calls (one from before) gets its creations over HTTP.
+    const old = await harness(undefined, undefined, (app) => {
+      watch(app);
+      app.addHook('onSend', async (request, _reply, payload) => (request.url === '/api/v1/peers' && typeof payload === 'string' ? payload.replace(/,"channelCalls":\[[^\]]*\]/, '') : payload));
+    });
+    const older = new SupernodeClient({}, { urls: [old.url], timeoutMs: 5_000 });
+    clients.push(older);
+    expect((await older.register(old.url, { peerId: 'p5', wireAddr: '127.0.0.1:4004', uploadSlots: 4, holdings: [] })).channelCalls).toBeUndefined();
+    expect(await older.createTask(old.url, { digest: DIGEST, upstream: { registry: 'registry.test', name: 'app' } })).toMatchObject({ digest: DIGEST });
+    expect(overHttp).toEqual(['POST']);
   });
 
   it('answers 401 and closes once the tracker dropped the peer; counts frames against the allowance', async () => {
