@@ -210,8 +210,9 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
     const { callsBySimS, scansBySimS, heartbeatsBySimS, setupRequestsBySimS } = r.supernode;
     const usBySimS = Array.from(callsBySimS, (calls = 0, s) => (calls - (scansBySimS[s] ?? 0)) * cpu.withoutScan + (scansBySimS[s] ?? 0) * cpu.scan);
     const seconds = Math.max(callsBySimS.length, heartbeatsBySimS.length, setupRequestsBySimS.length);
-    // Every call pays its transport (TLS, framing or HTTP, the token, JSON): syncs (and creations
-    // that schedule) a channel frame's, heartbeats, registrations and creations an HTTP request's.
+    // Every call pays its transport (TLS, framing or HTTP, the token, JSON): syncs and creations a
+    // channel frame's, heartbeats and registrations an HTTP request's (and the rare creations
+    // without a first schedule, counted with registrations: an HTTP request's, the dearer).
     const withRouteUs = Array.from({ length: seconds }, (_, s) => (usBySimS[s] ?? 0) + (callsBySimS[s] ?? 0) * (o.channelUsPerSync ?? o.routeUsPerSync ?? 0) + ((heartbeatsBySimS[s] ?? 0) + (setupRequestsBySimS[s] ?? 0)) * (o.routeUsPerSync ?? 0));
     const busiest5s = Math.max(0, ...withRouteUs.map((_, s) => withRouteUs.slice(s, s + 5).reduce((a, b) => a + b, 0) / 5));
     const usPerSchedule = (r.supernode.syncWallMs * 1000) / Math.max(1, r.supernode.scheduleCalls);
