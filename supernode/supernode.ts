@@ -135,7 +135,7 @@ export class Supernode {
     // so that the proofs peers hold stay good across a restart.
     const signer = await PieceSigner.loadOrCreate(join(this.config.data, PIECE_KEY_FILE));
     const peerBudget = new PeerRequestBudget({ clock: this.clock }, { perSecond: this.config.peerRequestRate ?? DEFAULT_PEER_REQUEST_RATE });
-    const onChannelSyncs = (items: number, seconds: number): void => metrics.countSyncs(items, seconds);
+    const onChannelSyncs = (items: number, seconds: number | undefined): void => metrics.countSyncs(items, seconds);
     const onChannels = (delta: 1 | -1): void => void (syncChannels += delta);
     const app = createClusterApp(this.logger, { tracker, scheduler, seed, pacer, jobs, observe, onChannelSyncs, onChannels, peerBudget, signer }, { secret });
     this.app = app;

@@ -31,8 +31,11 @@ export interface ClusterAppDeps {
   readonly peerBudget?: PeerRequestBudget;
   /** Hooks that watch every answer (metrics), installed before the routes. */
   readonly observe?: (app: FastifyInstance) => void;
-  /** A frame of a sync channel was answered: `items` task syncs (0 when refused) in `seconds` (metrics). */
-  readonly onChannelSyncs?: (items: number, seconds: number) => void;
+  /**
+   * A frame of a sync channel was answered: `items` task syncs (0 when refused) in `seconds`
+   * (metrics); a creation's first sync without `seconds` (its time is the registry's, not a sync's).
+   */
+  readonly onChannelSyncs?: (items: number, seconds: number | undefined) => void;
   /** A sync channel opened (+1) or closed (-1) (metrics). */
   readonly onChannels?: (delta: 1 | -1) => void;
   /** Signs the seed pieces' hashes (none: no piece proofs). */
@@ -55,9 +58,11 @@ export function createClusterApp(logger: Logger, deps: ClusterAppDeps, options: 
     syncBatch,
     createTask,
     ...(deps.onChannels ? { channels: deps.onChannels } : {}),
-    answered: (status, bytes, syncs, seconds) => {
+    answered: (status, bytes, syncs, seconds, creation) => {
       if (status === 200) deps.pacer?.answered(bytes + CHANNEL_ANSWER_OVERHEAD_BYTES, syncs);
-      deps.onChannelSyncs?.(status === 200 ? syncs : 0, seconds);
+      // As over HTTP (supernode-metrics.ts): a creation counts its first sync, not a sync's latency.
+      if (!creation) deps.onChannelSyncs?.(status === 200 ? syncs : 0, seconds);
+      else if (status === 200 && syncs > 0) deps.onChannelSyncs?.(syncs, undefined);
     },
   });
   registerPreheatWorkRoute(app, deps);

@@ -54,7 +54,7 @@ export interface SyncChannelDeps {
   /** A channel opened (+1) or closed (-1): the metrics' gauge of open channels. */
   readonly channels?: (delta: 1 | -1) => void;
   /** An answer of `status` and `bytes` of JSON was sent for a batch of `syncs` task syncs, `seconds` after its frame came. */
-  readonly answered?: (status: number, bytes: number, syncs: number, seconds: number) => void;
+  readonly answered?: (status: number, bytes: number, syncs: number, seconds: number, creation: boolean) => void;
 }
 
 // Fastify's validator with the cluster app's options (apps.ts: no coercion): defaults filled in,
@@ -157,10 +157,10 @@ function serve(socket: Duplex, token: string, peerId: string, deps: SyncChannelD
   let creating = 0;
   (socket as Socket).setNoDelay?.(true);
   (socket as Socket).setTimeout?.(IDLE_MS, () => socket.destroy());
-  const send = (id: number, status: number, body: unknown, syncs: number, started: number): void => {
+  const send = (id: number, status: number, body: unknown, syncs: number, started: number, creation = false): void => {
     if (socket.destroyed || socket.writableEnded) return; // a creation answered after the channel went
     const json = `{"i":${id},"s":${status},"b":${JSON.stringify(body)}}`;
-    deps.answered?.(status, json.length, syncs, (performance.now() - started) / 1000);
+    deps.answered?.(status, json.length, syncs, (performance.now() - started) / 1000, creation);
     // A peer that does not read its answers: answer and read no more of its frames until they drain.
     if (!socket.write(encodeFrame(json)) && !paused) {
       paused = true;
@@ -172,11 +172,11 @@ function serve(socket: Duplex, token: string, peerId: string, deps: SyncChannelD
       });
     }
   };
-  const failed = (id: number, err: unknown, started: number): void => {
+  const failed = (id: number, err: unknown, started: number, creation = false): void => {
     const { error, status } = classify(err);
     const answer = errorAnswer(error, status);
     if (answer.status >= 500) deps.logger.error({ err, peerId }, 'sync channel call failed');
-    send(id, answer.status, answer.body, 0, started);
+    send(id, answer.status, answer.body, 0, started, creation);
   };
   /** A creation frame: answered when the task route's work is done, frames after it meanwhile. */
   const create = (id: number, body: unknown, started: number): void => {
@@ -186,8 +186,8 @@ function serve(socket: Duplex, token: string, peerId: string, deps: SyncChannelD
     const slots = (body as TaskBody).first ? 1 : 0;
     void deps.createTask!(peerId, body as TaskBody)
       .then(
-        (answer) => send(id, 200, answer, slots, started),
-        (err: unknown) => failed(id, err, started),
+        (answer) => send(id, 200, answer, slots, started, true),
+        (err: unknown) => failed(id, err, started, true),
       )
       .finally(() => creating--);
   };

@@ -65,10 +65,13 @@ export class SupernodeMetrics {
     });
   }
 
-  /** A request of syncs (HTTP, or a frame of a sync channel) answered `items` task syncs in `seconds`. */
-  countSyncs(items: number, seconds: number): void {
+  /**
+   * A request of syncs (HTTP, or a frame of a sync channel) answered `items` task syncs in
+   * `seconds`; a creation's first sync, without its time (the registry's, not a sync's).
+   */
+  countSyncs(items: number, seconds: number | undefined): void {
     this.syncs.inc(items);
-    this.syncLatency.observe(seconds);
+    if (seconds !== undefined) this.syncLatency.observe(seconds);
   }
 
   /** Times the cluster API's syncs, and tells `onSeedPiece` of each seed piece sent (per task). */

@@ -16,7 +16,7 @@ import { listenOn } from '../../../../src/http-app.ts';
 import { layoutFor } from '../../../../src/p2p/metainfo.ts';
 import { packIndexes, taskName } from '../../../../src/p2p/sync-answer.ts';
 import { SupernodeClient } from '../../../../peer/p2p/supernode-client.ts';
-import { createClusterApp } from '../../../../supernode/http/apps.ts';
+import { createClusterApp, type ClusterAppDeps } from '../../../../supernode/http/apps.ts';
 import { CHANNELS_PER_PEER, CREATIONS_PER_CHANNEL } from '../../../../supernode/http/sync-channel.ts';
 import { PeerRequestBudget } from '../../../../supernode/http/peer-request-budget.ts';
 import type { SeedPort } from '../../../../supernode/p2p/routes-p2p.ts';
@@ -45,12 +45,12 @@ afterEach(async () => {
   for (const a of apps.splice(0)) await a.close();
 });
 
-async function harness(perSecond?: number, seed: SeedPort = oneBlobSeed(), configure?: (app: FastifyInstance) => void): Promise<{ app: FastifyInstance; clock: ManualClock; tracker: Tracker; scheduler: Scheduler; url: string; port: number; register(peerId: string): Promise<string> }> {
+async function harness(perSecond?: number, seed: SeedPort = oneBlobSeed(), configure?: (app: FastifyInstance) => void, onChannelSyncs?: ClusterAppDeps['onChannelSyncs']): Promise<{ app: FastifyInstance; clock: ManualClock; tracker: Tracker; scheduler: Scheduler; url: string; port: number; register(peerId: string): Promise<string> }> {
   const clock = new ManualClock(0);
   const scheduler = new Scheduler({ clock }, {});
   const tracker = new Tracker({ clock, onDrop: (p) => scheduler.dropPeer(p) });
   const peerBudget = perSecond === undefined ? undefined : new PeerRequestBudget({ clock }, { perSecond });
-  const app = createClusterApp(pino({ level: 'silent' }), { tracker, scheduler, seed, jobs: { work: () => ({ work: [], pollMs: 1_000 }) }, ...(peerBudget ? { peerBudget } : {}) }, { secret: undefined });
+  const app = createClusterApp(pino({ level: 'silent' }), { tracker, scheduler, seed, jobs: { work: () => ({ work: [], pollMs: 1_000 }) }, ...(peerBudget ? { peerBudget } : {}), ...(onChannelSyncs ? { onChannelSyncs } : {}) }, { secret: undefined });
   apps.push(app);
   configure?.(app);
   const url = await listenOn(app, '127.0.0.1:0');
@@ -180,6 +180,22 @@ describe('the sync channel', () => {
     again.frame({ i: 1, t: task });
     expect((await again.next()).s).toBe(200);
     again.destroy();
+  });
+
+  it("counts a creation's first sync in the supernode's syncs, without its time, which is the registry's (as over HTTP)", async () => {
+    const counted: Array<[number, number | undefined]> = [];
+    const h = await harness(undefined, undefined, undefined, (items, seconds) => counted.push([items, seconds]));
+    const token = await h.register('p1');
+    const ch = await channel(h.port, token);
+    ch.frame({ i: 1, t: { digest: DIGEST, upstream: { registry: 'registry.test', name: 'app' }, first: { wantSeed: 1 } } });
+    ch.frame({ i: 2, t: { digest: DIGEST, upstream: { registry: 'registry.test', name: 'app' } } });
+    ch.frame({ i: 3, b: { syncs: [{ digest: DIGEST, have: [], wantSeed: 0, badParents: [] }] } });
+    for (let k = 0; k < 3; k++) expect((await ch.next()).s).toBe(200);
+    // Answered in either order: the creations' after their admission, the batch's at once.
+    expect(counted).toHaveLength(2);
+    expect(counted).toContainEqual([1, undefined]);
+    expect(counted).toContainEqual([1, expect.any(Number)]);
+    ch.destroy();
   });
 
   it("is where the peer's client creates its tasks when the supernode names it (RegisterResponse.channelCalls); over HTTP with one that does not", async () => {
