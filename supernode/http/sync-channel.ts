@@ -3,10 +3,11 @@
 // frames, each a batch of syncs answered as POST /api/v1/syncs answers it (the route's own work,
 // routes-p2p.ts), or a task's creation answered as POST /api/v1/tasks answers it, when it is done
 // (it waits for the registry's admission of the peer: answers may come out of order, at most
-// CREATIONS_PER_CHANNEL creations at a time). Each with the route's checks: the cluster's TLS and the peer's token at the upgrade,
-// and for every frame the token again (a peer dropped since is refused, then the channel closes),
-// the peer's allowance of calls, the route's body schema under the same options as fastify's, and
-// JSON parsed as fastify parses it (prototype poisoning refused with 400). Errors are the route's
+// CREATIONS_PER_CHANNEL creations at a time). Each with the route's checks: the cluster's TLS and
+// the peer's token at the upgrade, and for every frame the token again (a peer dropped since is
+// refused, then the channel closes), the peer's allowance of calls, the route's body schema under
+// the same options as fastify's, and JSON parsed as fastify parses it (prototype poisoning refused
+// with 400). Errors are the route's
 // OCI bodies with its statuses. A frame that is not JSON or has no id, or is longer than
 // MAX_FRAME_BYTES, closes the channel; a peer that does not read its answers has its reads paused
 // (no answers pile up), a channel idle for IDLE_MS is closed as an idle HTTP connection is, and a
@@ -180,8 +181,8 @@ function serve(socket: Duplex, token: string, peerId: string, deps: SyncChannelD
   };
   /** A creation frame: answered when the task route's work is done, frames after it meanwhile. */
   const create = (id: number, body: unknown, started: number): void => {
-    if (!validateTask(body)) throw invalid(validateTask);
-    if (creating >= CREATIONS_PER_CHANNEL) throw new PollenError('ERR_TOO_MANY_REQUESTS', `at most ${CREATIONS_PER_CHANNEL} task creations at a time on one sync channel`);
+    if (!validateTask(body)) return failed(id, invalid(validateTask), started, true);
+    if (creating >= CREATIONS_PER_CHANNEL) return failed(id, new PollenError('ERR_TOO_MANY_REQUESTS', `at most ${CREATIONS_PER_CHANNEL} task creations at a time on one sync channel`), started, true);
     creating++;
     const slots = (body as TaskBody).first ? 1 : 0;
     void deps.createTask!(peerId, body as TaskBody)

@@ -182,7 +182,7 @@ describe('the sync channel', () => {
     again.destroy();
   });
 
-  it("counts a creation's first sync in the supernode's syncs, without its time, which is the registry's (as over HTTP)", async () => {
+  it("counts a creation's first sync in the supernode's syncs, without its time, which is the registry's, and a refused one not at all (as over HTTP)", async () => {
     const counted: Array<[number, number | undefined]> = [];
     const h = await harness(undefined, undefined, undefined, (items, seconds) => counted.push([items, seconds]));
     const token = await h.register('p1');
@@ -191,6 +191,9 @@ describe('the sync channel', () => {
     ch.frame({ i: 2, t: { digest: DIGEST, upstream: { registry: 'registry.test', name: 'app' } } });
     ch.frame({ i: 3, b: { syncs: [{ digest: DIGEST, have: [], wantSeed: 0, badParents: [] }] } });
     for (let k = 0; k < 3; k++) expect((await ch.next()).s).toBe(200);
+    // A refused creation counts nothing, as a refused POST /api/v1/tasks.
+    ch.frame({ i: 4, t: { digest: 'x', upstream: { registry: 'registry.test', name: 'app' }, first: { wantSeed: 1 } } });
+    expect((await ch.next()).s).toBe(400);
     // Answered in either order: the creations' after their admission, the batch's at once.
     expect(counted).toHaveLength(2);
     expect(counted).toContainEqual([1, undefined]);
