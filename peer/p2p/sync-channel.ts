@@ -1,13 +1,15 @@
 // The peer's end of its sync channel to each supernode (src/p2p/sync-channel-frames.ts): the batches
 // of syncs SupernodeClient sends, and its task creations where the supernode takes them, go as
-// frames on one kept connection (TLS with the cluster key, as
-// every API call), opened with an HTTP upgrade that carries the peer's token. A call is answered
-// with the status and body the HTTP route would give, so the client reads both the same way. HTTP
+// frames on one kept connection (TLS with the cluster key, as every API call), opened with an HTTP
+// upgrade that carries the peer's token. A call is answered with the status and body the HTTP
+// route would give, so the client reads both the same way (a creation's answer may come after
+// those of calls sent behind it: each is matched by its id). HTTP
 // stays the reference path: a supernode that does not answer the upgrade with 101 is asked over
 // HTTP for FALLBACK_MS, whatever it answered (one from before channels refuses the unknown path
 // with 401, which must not read as "register again": the HTTP call that follows tells), and so is
 // one that could not be reached that way or sent a malformed frame. A call not answered in time
-// fails and closes the channel (the next call opens another); an idle channel is closed after
+// (a creation has the creation's longer timeout) fails and closes the channel, and with it the
+// calls under way on it (the next call opens another); an idle channel is closed after
 // API_IDLE_MS, before the supernode's 72 s.
 import net from 'node:net';
 import tls from 'node:tls';
