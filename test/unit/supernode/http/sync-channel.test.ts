@@ -103,43 +103,35 @@ const creation = fc.oneof(
 const code = (b: unknown): unknown => (b as { errors?: Array<{ detail: { pollenCode: string } }> }).errors?.[0]?.detail.pollenCode;
 
 describe('the sync channel', () => {
-  it('answers any body with the status and error code POST /api/v1/syncs gives it', async () => {
+  /**
+   * Each body of `bodies` as a frame of `kind` and as a POST to `route`: the same status and error
+   * code, and for an answer `same` says what must agree.
+   */
+  const asTheRoute = async (kind: 'b' | 't', route: string, bodies: fc.Arbitrary<unknown>, same: (channel: unknown, http: unknown) => void): Promise<void> => {
     const h = await harness();
     const token = await h.register('p1');
     const ch = await channel(h.port, token);
     let id = 0;
     await fc.assert(
-      fc.asyncProperty(batch, async (body) => {
-        const res = await h.app.inject({ method: 'POST', url: '/api/v1/syncs', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, payload: JSON.stringify(body) });
-        ch.frame({ i: ++id, b: body });
-        const a = await ch.next();
-        expect(a.i).toBe(id);
-        expect(a.s).toBe(res.statusCode);
-        expect(code(a.b)).toEqual(code(res.json()));
-        if (res.statusCode === 200) expect((a.b as { syncs: unknown[] }).syncs.length).toBe((res.json() as { syncs: unknown[] }).syncs.length);
-      }),
-      { numRuns: 150 },
-    );
-    ch.destroy();
-  });
-
-  it('answers a creation frame with the status and error code POST /api/v1/tasks gives the same body, and its answer', async () => {
-    const h = await harness();
-    const token = await h.register('p1');
-    const ch = await channel(h.port, token);
-    let id = 0;
-    await fc.assert(
-      fc.asyncProperty(creation, async (body) => {
-        const res = await h.app.inject({ method: 'POST', url: '/api/v1/tasks', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, payload: JSON.stringify(body) });
-        ch.frame({ i: ++id, t: body });
+      fc.asyncProperty(bodies, async (body) => {
+        const res = await h.app.inject({ method: 'POST', url: route, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, payload: JSON.stringify(body) });
+        ch.frame({ i: ++id, [kind]: body });
         const a = await ch.next();
         expect([a.i, a.s]).toEqual([id, res.statusCode]);
         expect(code(a.b)).toEqual(code(res.json()));
-        if (res.statusCode === 200) expect(Object.keys(a.b as object).sort()).toEqual(Object.keys(res.json() as object).sort());
+        if (res.statusCode === 200) same(a.b, res.json());
       }),
       { numRuns: 150 },
     );
     ch.destroy();
+  };
+
+  it('answers any body with the status and error code POST /api/v1/syncs gives it', async () => {
+    await asTheRoute('b', '/api/v1/syncs', batch, (a, b) => expect((a as { syncs: unknown[] }).syncs.length).toBe((b as { syncs: unknown[] }).syncs.length));
+  });
+
+  it('answers a creation frame with the status and error code POST /api/v1/tasks gives the same body, and its answer', async () => {
+    await asTheRoute('t', '/api/v1/tasks', creation, (a, b) => expect(Object.keys(a as object).sort()).toEqual(Object.keys(b as object).sort()));
   });
 
   it('answers a creation once the seed admitted the peer, after the frames sent behind it; at most CREATIONS_PER_CHANNEL at a time, more refused with 429', async () => {
