@@ -11,10 +11,10 @@ import { holdingBits } from '../../src/p2p/metainfo.ts';
 import { asShaped, syncAnswer, taskAnswer, type SyncAnswerJson } from '../../src/p2p/sync-answer.ts';
 import {
   API,
+  CHANNEL_CALLS,
   PIECE_HASH_HEADER,
   PIECE_LENGTH_HEADER,
   PIECE_SIGNATURE_HEADER,
-  CHANNEL_CALLS,
   SYNC_FIELDS,
   type HeartbeatBody,
   type HeartbeatResponse,
@@ -75,12 +75,13 @@ export interface P2pRoutes {
 export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2pRoutes {
   const { tracker, scheduler, seed, pacer, signer } = deps;
 
-  /** The peer the request's token named (the auth hook put its id on the request). */
-  const caller = (request: FastifyRequest): PeerRecord => {
-    const peer = request.peerId === undefined ? undefined : tracker.get(request.peerId);
+  /** The peer a token named (the auth hook, or the sync channel, took its id from it); one dropped since must register again. */
+  const known = (peerId: string | undefined): PeerRecord => {
+    const peer = peerId === undefined ? undefined : tracker.get(peerId);
     if (!peer) throw new PollenError('ERR_CLUSTER_UNAUTHORIZED', 'unknown peer: register again');
     return peer;
   };
+  const caller = (request: FastifyRequest): PeerRecord => known(request.peerId);
 
   app.post<{ Body: RegisterBody }>(API.register, { config: { auth: 'cluster' }, schema: { body: REGISTER_BODY }, bodyLimit: 4 << 20 }, async (request): Promise<RegisterResponse> => {
     const body = request.body;
@@ -119,8 +120,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
   // A task for the calling peer: refused unless the registry admits the requester for this blob
   // (seed.ts), with the credential this request carries; nothing is joined or answered before.
   const createTask = async (peerId: string | undefined, body: TaskBody): Promise<TaskAnswer | Record<string, unknown>> => {
-    const peer = peerId === undefined ? undefined : tracker.get(peerId);
-    if (!peer) throw new PollenError('ERR_CLUSTER_UNAUTHORIZED', 'unknown peer: register again');
+    const peer = known(peerId);
     const { digest, sizeHint, upstream, first, report, pieceSize } = body;
     const task = await seed.openTask({ peerId: peer.peerId, digest, sizeHint, upstream, ...(pieceSize === undefined ? {} : { pieceSize }) });
     scheduler.adoptPending(digest, task.meta, (id) => tracker.get(id));
@@ -135,7 +135,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
     return report !== undefined && tracker.heartbeat(peer.peerId, report) ? { ...answer, reported: true } : answer;
   };
   app.post<{ Body: TaskBody }>(API.task, { config: { auth: 'peer' }, schema: { body: TASK_BODY }, onSend: countAnswer((r: FastifyRequest<{ Body: TaskBody }>) => (r.body?.first ? 1 : 0)) }, async (request) =>
-    createTask(caller(request).peerId, request.body),
+    createTask(request.peerId, request.body),
   );
 
   // A peer's store evicted the blob: it holds none of it now, so it is nobody's parent for it. Only
@@ -172,8 +172,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
   // one request where it sent two (a fifth of the supernode's requests at 10,000 peers).
   // The same work answers the batches that come over a peer's sync channel (../http/sync-channel.ts).
   const syncBatch = (peerId: string | undefined, batch: SyncBatchRequest): SyncBatchResponse => {
-    const peer = peerId === undefined ? undefined : tracker.get(peerId);
-    if (!peer) throw new PollenError('ERR_CLUSTER_UNAUTHORIZED', 'unknown peer: register again');
+    const peer = known(peerId);
     const reported = batch.report !== undefined && tracker.heartbeat(peer.peerId, batch.report);
     const syncs: SyncBatchAnswer[] = [];
     for (const item of batch.syncs) {
