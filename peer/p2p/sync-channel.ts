@@ -9,8 +9,10 @@
 // with 401, which must not read as "register again": the HTTP call that follows tells), and so is
 // one that could not be reached that way or sent a malformed frame. A call not answered in time
 // (a creation has the creation's longer timeout) fails and closes the channel, and with it the
-// calls under way on it (the next call opens another); an idle channel is closed after
-// API_IDLE_MS, before the supernode's 72 s.
+// calls under way on it (the next call opens another), unless it is a creation and the channel
+// answered another call since it was sent: the supernode is there, the creation waits on the
+// registry's admission of the peer, and the syncs under way need not fail with it. An idle channel
+// is closed after API_IDLE_MS, before the supernode's 72 s.
 import net from 'node:net';
 import tls from 'node:tls';
 import { pskClientOptions } from '../../src/cluster-tls.ts';
@@ -42,6 +44,8 @@ class Channel {
   malformed = false;
   private nextId = 1;
   private closed = false;
+  /** Answers read on this channel: a creation that times out after one came fails alone. */
+  private answers = 0;
 
   constructor(
     readonly token: string,
@@ -73,7 +77,12 @@ class Channel {
     return new Promise((resolve, reject) => {
       if (this.closed) return reject(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${this.url} unreachable: the sync channel closed`, { supernode: this.url }));
       const id = this.nextId++;
-      const timer = setTimeout(() => this.close(`no answer within ${timeoutMs} ms`), timeoutMs);
+      const answersBefore = this.answers;
+      const timer = setTimeout(() => {
+        if (kind !== 't' || this.answers === answersBefore) return this.close(`no answer within ${timeoutMs} ms`);
+        this.pending.delete(id);
+        reject(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${this.url}: no answer to the task's creation within ${timeoutMs} ms`, { supernode: this.url }));
+      }, timeoutMs);
       timer.unref();
       this.pending.set(id, { resolve, reject, timer });
       this.socket.write(encodeFrame(`{"i":${id},"${kind}":${body}}`));
@@ -95,8 +104,9 @@ class Channel {
 
   private answer(frame: AnswerFrame): void {
     if (frame === null || typeof frame !== 'object' || !Number.isInteger(frame.s)) throw new Error('not an answer');
+    this.answers++;
     const p = this.pending.get(frame.i);
-    if (!p) return; // its call gave up (timed out, and this channel would be closed then)
+    if (!p) return; // its call gave up (a creation that timed out alone)
     this.pending.delete(frame.i);
     clearTimeout(p.timer);
     p.resolve({ status: frame.s, body: frame.b });

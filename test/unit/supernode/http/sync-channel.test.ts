@@ -16,6 +16,7 @@ import { listenOn } from '../../../../src/http-app.ts';
 import { layoutFor } from '../../../../src/p2p/metainfo.ts';
 import { packIndexes, taskName } from '../../../../src/p2p/sync-answer.ts';
 import { SupernodeClient } from '../../../../peer/p2p/supernode-client.ts';
+import { SyncChannels } from '../../../../peer/p2p/sync-channel.ts';
 import { createClusterApp, type ClusterAppDeps } from '../../../../supernode/http/apps.ts';
 import { CHANNELS_PER_PEER, CREATIONS_PER_CHANNEL } from '../../../../supernode/http/sync-channel.ts';
 import { PeerRequestBudget } from '../../../../supernode/http/peer-request-budget.ts';
@@ -172,6 +173,37 @@ describe('the sync channel', () => {
     again.frame({ i: 1, t: task });
     expect((await again.next()).s).toBe(200);
     again.destroy();
+  });
+
+  it('fails a creation not answered in time alone when the channel answered since it was sent (the supernode is there); closes the channel when nothing came', async () => {
+    let release: () => void = () => {};
+    let gate = Promise.resolve();
+    const h = await harness(undefined, oneBlobSeed(() => gate));
+    let connections = 0;
+    h.app.server.on('connection', () => connections++);
+    const token = await h.register('p1');
+    gate = new Promise<void>((r) => (release = r));
+    const creation = JSON.stringify({ digest: DIGEST, upstream: { registry: 'registry.test', name: 'app' }, first: { wantSeed: 1 } });
+    const batch = JSON.stringify({ syncs: [{ digest: DIGEST, have: [], wantSeed: 0, badParents: [] }] });
+    const alive = new SyncChannels({});
+    const created = alive.call(h.url, token, creation, 300, 't');
+    const failed = expect(created).rejects.toMatchObject({ code: 'ERR_SUPERNODE_UNAVAILABLE', message: expect.stringContaining("no answer to the task's creation") });
+    expect((await alive.call(h.url, token, batch, 5_000, 'b'))?.status).toBe(200);
+    await failed;
+    // The same channel goes on: the next sync opens no connection.
+    const opened = connections;
+    expect((await alive.call(h.url, token, batch, 5_000, 'b'))?.status).toBe(200);
+    expect(connections).toBe(opened);
+    // Nothing answered since the creation was sent: the channel may be dead, and closes.
+    const silent = new SyncChannels({});
+    await expect(silent.call(h.url, token, creation, 300, 't')).rejects.toMatchObject({ code: 'ERR_SUPERNODE_UNAVAILABLE', message: expect.stringContaining('no answer within 300 ms') });
+    expect((await silent.call(h.url, token, batch, 5_000, 'b'))?.status).toBe(200);
+    expect(connections).toBe(opened + 2);
+    // The late answers find no call waiting, and change nothing.
+    release();
+    expect((await alive.call(h.url, token, batch, 5_000, 'b'))?.status).toBe(200);
+    alive.close();
+    silent.close();
   });
 
   it("counts a creation's first sync in the supernode's syncs, without its time, which is the registry's, and a refused one not at all (as over HTTP)", async () => {
