@@ -26,7 +26,7 @@ describe("the fan-out report's Pollen transfer columns", () => {
     expect(transferSummaryFromLogs([peerA, peerB, supernode]).seedGrants).toEqual({ unheld: 128, starved: 9 });
   });
 
-  it('prints rx/need for every system and dup xS, fallbacks, stalls, starved where the system counted them', () => {
+  it('prints rx/need and the most one host received for every system and dup xS, fallbacks, stalls, starved where the system counted them', () => {
     const host = (rxBytes: number) => ({ host: 'p', ok: true, seconds: 10, rxBytes, fromRegistry: 0, fromSupernode: 0, fromPeers: rxBytes, txBytes: 0, clientCpuS: 1, clientMaxRssMiB: 10 });
     const base: ScenarioResult = { system: 'bittorrent', n: 2, sizeMiB: 64, imageBytes: 64 * MIB, lowerBoundS: 5, allDoneS: 10, medianS: 9, registryEgressBytes: 64 * MIB, supernodeEgressBytes: 0, registryCpuS: 0, hosts: [host(64 * MIB), host(72 * MIB)], daemons: {} };
     const pollen: ScenarioResult = { ...base, system: 'pollen', transfer: { blobs: 2, receivedBytes: 0, duplicateBytes: 32 * MIB, duplicatesByCause: {}, fallbacks: 3, stalls: 4, starvedGrants: 5, dials: 6, syncs: 7 } };
@@ -36,6 +36,8 @@ describe("the fan-out report's Pollen transfer columns", () => {
     const cells = (system: string) => lines.find((l) => l.includes(` ${system} `))!.trim().split(/\s{2,}/);
     const col = (name: string) => header.indexOf(name);
     expect(cells('bittorrent')[col('rx/need')]).toBe('1.06');
+    // The mean hides the host that received most: 72 of 64 MiB.
+    expect(cells('bittorrent')[col('rx max xS')]).toBe('1.125');
     expect(cells('bittorrent')[col('dup xS')]).toBe('-');
     expect(cells('pollen')[col('dup xS')]).toBe('0.50');
     expect([col('fallbacks'), col('stalls'), col('starved')].map((i) => cells('pollen')[i])).toEqual(['3', '4', '5']);
