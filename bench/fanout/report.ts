@@ -4,7 +4,7 @@ import { swarmFigures } from '../testbed/link-series.ts';
 import { median, totalCpuS, type ScenarioResult } from './scenario.ts';
 import type { FanoutReport } from './sweep.ts';
 
-const COLUMNS = ['S MiB', 'N', 'system', 'all-done s', 'x T*', 'x direct', 'median s', 'reg egress xS', 'sn egress xS', 'rx reg/sn/peers %', 'rx/need', 'rx max xS', 'rx pkt/MiB', 'dup xS', 'fallbacks', 'stalls', 'starved', 'seed grants u/s', 'half-rate s', 'link use %', 'tail s', 'client cpu s', 'client rss MiB', 'daemon cpu s', 'daemon sys %', 'daemon life cpu s', 'total cpu s', 'cores busy %', 'status'] as const;
+const COLUMNS = ['S MiB', 'N', 'system', 'all-done s', 'x T*', 'x direct', 'median s', 'reg egress xS', 'sn egress xS', 'rx reg/sn/peers %', 'rx/need', 'rx max xS', 'down drops', 'rx pkt/MiB', 'dup xS', 'fallbacks', 'stalls', 'starved', 'seed grants u/s', 'half-rate s', 'link use %', 'tail s', 'client cpu s', 'client rss MiB', 'daemon cpu s', 'daemon sys %', 'daemon life cpu s', 'total cpu s', 'cores busy %', 'status'] as const;
 const STATUS = COLUMNS.length - 1;
 
 function fmt(x: number, digits = 2): string {
@@ -43,6 +43,7 @@ function row(r: ScenarioResult, direct: ScenarioResult | undefined, cores: numbe
     `${Math.round((100 * rx.reg) / total)}/${Math.round((100 * rx.sn) / total)}/${Math.round((100 * rx.peers) / total)}`,
     fmt(r.hosts.reduce((s, h) => s + h.rxBytes, 0) / (r.n * r.imageBytes || 1)),
     fmt(Math.max(...r.hosts.map((h) => h.rxBytes)) / (r.imageBytes || 1), 3),
+    r.hosts.every((h) => h.downDrops !== undefined) ? String(r.hosts.reduce((s, h) => s + h.downDrops!, 0)) : '-',
     fmt(r.hosts.reduce((s, h) => s + (h.rxPackets ?? NaN), 0) / (r.hosts.reduce((s, h) => s + h.rxBytes, 0) / 2 ** 20), 0),
     t ? fmt(t.duplicateBytes / r.imageBytes) : '-',
     t ? String(t.fallbacks) : '-',
@@ -77,7 +78,7 @@ export function renderTable(report: FanoutReport): string {
       (o.warmUpMiB ? `; pollen and proxy-cache daemons warmed up by a ${o.warmUpMiB} MiB pull of another image before each measured pull` : ''),
     'T* = max(S/u_registry, S/d_peer, N*S/(u_registry + sum u_peer)); "x direct" = all-done / all-done of direct pulls at the same N and S;',
     '"reg egress xS" = bytes the registry host sent / image size; "rx reg/sn/peers %" = where the peers\' received bytes came from;',
-    '"rx/need" = bytes the peers received / (N x image size); "rx max xS" = the most one host received / image size (interface bytes, TCP/IP headers included); "rx pkt/MiB" = packets the peers received per MiB received (1 MiB is ~725 full frames); Pollen\'s own counts (its peers\' "blob committed" lines): "dup xS" = bytes received and',
+    '"rx/need" = bytes the peers received / (N x image size); "rx max xS" = the most one host received / image size (interface bytes, TCP/IP headers included); "down drops" = packets the peers\' download queues dropped (the interface counted each, up to 64 KiB, before the drop, and TCP sent it again); "rx pkt/MiB" = packets the peers received per MiB received (1 MiB is ~725 full frames); Pollen\'s own counts (its peers\' "blob committed" lines): "dup xS" = bytes received and',
     'thrown away / image size (by cause in report.json), "fallbacks" to the registry, "stalls" (parents dropped for a stalled piece), "starved" (seed grants declined);',
     '"seed grants u/s" = seed pieces the supernode granted: unheld (the first copy of a piece) / to peers starved of pieces (what takes "sn egress" past 1 x S);',
     'From every link\'s byte counters per 100 ms (rate-s<S>-n<N>.svg): "half-rate s" = when the peers together first received at half of what their downlinks carry (over 300 ms);',

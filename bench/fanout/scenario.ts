@@ -21,6 +21,10 @@ export interface HostResult {
   /** Packets received and sent on the host's link (absent in reports from before they were counted). */
   rxPackets?: number;
   txPackets?: number;
+  /** Bytes the host's download shaper passed on (rxBytes less what its queue dropped); absent in older reports. */
+  deliveredBytes?: number;
+  /** Packets the host's download shaper dropped (TCP sent them again); absent in older reports. */
+  downDrops?: number;
   fromRegistry: number;
   fromSupernode: number;
   fromPeers: number;
@@ -167,6 +171,8 @@ export async function runScenario(input: ScenarioInput): Promise<ScenarioResult>
         seconds: o.seconds,
         rxBytes: d.rxBytes,
         rxPackets: d.rxPackets,
+        deliveredBytes: d.deliveredBytes,
+        downDrops: d.downDrops,
         txPackets: d.txPackets,
         fromRegistry: d.rxFrom[input.registryHost.name] ?? 0,
         fromSupernode: d.rxFrom[input.supernodeHost.name] ?? 0,

@@ -66,6 +66,14 @@ export interface HostCounters {
   rxPackets: number;
   /** Bytes received per counted source; `other` is everything else (peers, ARP). */
   rxFrom: Record<string, number>;
+  /**
+   * Bytes the download shaper passed on to the host (the ifb's root qdisc). rxBytes counts a packet
+   * as it arrives, before that queue; the difference is what the queue dropped (and TCP sent again),
+   * bytes a host behind a switch port would never see.
+   */
+  deliveredBytes: number;
+  /** Packets that queue dropped (each sent again by TCP, so counted twice in rxBytes). */
+  downDrops: number;
 }
 
 interface TcFilter {
@@ -73,14 +81,21 @@ interface TcFilter {
   options?: { actions?: { stats?: { bytes?: number } }[] };
 }
 
+interface TcQdisc {
+  root?: boolean;
+  bytes?: number;
+  drops?: number;
+}
+
 interface IpLink {
   stats64?: { rx?: { bytes?: number; packets?: number }; tx?: { bytes?: number; packets?: number } };
 }
 
 export async function readCounters(tc: string, ip: string, ns: string, sources: readonly CountedSource[]): Promise<HostCounters> {
-  const [linkJson, filterJson] = await Promise.all([
+  const [linkJson, filterJson, ifbJson] = await Promise.all([
     run(ip, ['-n', ns, '-s', '-j', 'link', 'show', 'dev', HOST_IF]),
     run(tc, ['-n', ns, '-s', '-j', 'filter', 'show', 'dev', HOST_IF, 'ingress']),
+    run(tc, ['-n', ns, '-s', '-j', 'qdisc', 'show', 'dev', IFB_IF]),
   ]);
   const link = (JSON.parse(linkJson) as IpLink[])[0];
   const rxFrom: Record<string, number> = { other: 0 };
@@ -92,12 +107,21 @@ export async function readCounters(tc: string, ip: string, ns: string, sources: 
     if (name !== undefined) rxFrom[name] = (rxFrom[name] ?? 0) + bytes;
   }
   const stats = link?.stats64;
-  return { txBytes: stats?.tx?.bytes ?? 0, rxBytes: stats?.rx?.bytes ?? 0, txPackets: stats?.tx?.packets ?? 0, rxPackets: stats?.rx?.packets ?? 0, rxFrom };
+  const ifbRoot = (JSON.parse(ifbJson) as TcQdisc[]).find((q) => q.root);
+  return { txBytes: stats?.tx?.bytes ?? 0, rxBytes: stats?.rx?.bytes ?? 0, txPackets: stats?.tx?.packets ?? 0, rxPackets: stats?.rx?.packets ?? 0, rxFrom, deliveredBytes: ifbRoot?.bytes ?? 0, downDrops: ifbRoot?.drops ?? 0 };
 }
 
 /** Counter differences (after - before), for measuring one phase of a run. */
 export function counterDelta(after: HostCounters, before: HostCounters): HostCounters {
   const rxFrom: Record<string, number> = {};
   for (const [k, v] of Object.entries(after.rxFrom)) rxFrom[k] = v - (before.rxFrom[k] ?? 0);
-  return { txBytes: after.txBytes - before.txBytes, rxBytes: after.rxBytes - before.rxBytes, txPackets: after.txPackets - before.txPackets, rxPackets: after.rxPackets - before.rxPackets, rxFrom };
+  return {
+    txBytes: after.txBytes - before.txBytes,
+    rxBytes: after.rxBytes - before.rxBytes,
+    txPackets: after.txPackets - before.txPackets,
+    rxPackets: after.rxPackets - before.rxPackets,
+    rxFrom,
+    deliveredBytes: after.deliveredBytes - before.deliveredBytes,
+    downDrops: after.downDrops - before.downDrops,
+  };
 }

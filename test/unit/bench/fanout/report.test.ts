@@ -38,6 +38,9 @@ describe("the fan-out report's Pollen transfer columns", () => {
     expect(cells('bittorrent')[col('rx/need')]).toBe('1.06');
     // The mean hides the host that received most: 72 of 64 MiB.
     expect(cells('bittorrent')[col('rx max xS')]).toBe('1.125');
+    expect(cells('bittorrent')[col('down drops')]).toBe('-');
+    base.hosts = base.hosts.map((h, i) => ({ ...h, downDrops: i + 2 }));
+    expect(renderTable(report).split('\n').find((l) => l.includes(' bittorrent '))!.trim().split(/\s{2,}/)[col('down drops')]).toBe('5');
     expect(cells('bittorrent')[col('dup xS')]).toBe('-');
     expect(cells('pollen')[col('dup xS')]).toBe('0.50');
     expect([col('fallbacks'), col('stalls'), col('starved')].map((i) => cells('pollen')[i])).toEqual(['3', '4', '5']);
