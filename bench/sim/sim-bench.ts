@@ -61,6 +61,11 @@ export interface SimRow {
   allDoneS: number;
   xLowerBound: number;
   medianS: number;
+  /** The 90th and 99th percentile of the peers' done times (JSON only: where the tail starts). */
+  p90S: number;
+  p99S: number;
+  /** When the seed sent its last byte (JSON only): all-done minus this is what the swarm took after the origin. */
+  seedLastS: number;
   /** Share of peers done within 1.5 x T*, and within maxSimS. */
   doneBy15: number;
   doneByEnd: number;
@@ -226,6 +231,9 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
       allDoneS: r.allDoneMs / 1000,
       xLowerBound: r.allDoneMs / 1000 / lowerBoundS,
       medianS: r.medianMs / 1000,
+      p90S: quantileMs(r.doneMs, 0.9) / 1000,
+      p99S: quantileMs(r.doneMs, 0.99) / 1000,
+      seedLastS: r.seedLastMs / 1000,
       doneBy15: r.doneMs.filter((t) => t / 1000 <= 1.5 * lowerBoundS).length / n,
       doneByEnd: (n - r.unfinished) / n,
       seedEgressXS: r.seedSentBytes / blobBytes,
@@ -292,4 +300,10 @@ export function renderSimTable(rows: readonly SimRow[]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
   return [line(head), ...body.map(line)].join('\n');
+}
+
+/** The q-quantile of the finite times (NaN when none finished). */
+function quantileMs(times: readonly number[], q: number): number {
+  const done = times.filter(Number.isFinite).sort((a, b) => a - b);
+  return done[Math.min(done.length - 1, Math.floor(q * done.length))] ?? NaN;
 }
