@@ -21,7 +21,7 @@ export interface HostResult {
   /** Packets received and sent on the host's link (absent in reports from before they were counted). */
   rxPackets?: number;
   txPackets?: number;
-  /** Bytes the host's download shaper passed on (rxBytes less what its queue dropped); absent in older reports. */
+  /** Bytes the host's download shaper passed on, every segment's headers counted (HostCounters.deliveredBytes); absent in older reports. */
   deliveredBytes?: number;
   /** Packets the host's download shaper dropped (TCP sent them again); absent in older reports. */
   downDrops?: number;
