@@ -203,7 +203,6 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
   for (const p of list) for (const t of p.transfers.values()) await t.close();
   supernode.close();
   const doneMs = list.map((p) => p.doneMs);
-  const finished = doneMs.filter(Number.isFinite).sort((a, b) => a - b);
   const totals: PeerCounters = { fromPeers: 0, fromSeed: 0, fromRegistry: 0, duplicate: 0, duplicateByCause: Object.fromEntries(DUPLICATE_CAUSES.map((c) => [c, 0])) as Record<DuplicateCause, number>, networkReceived: 0, stalls: 0, starvedGrants: 0 };
   for (const p of list) {
     totals.networkReceived += network.receivedBytes(p.host);
@@ -225,7 +224,7 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
     blobs: blobs.map((b) => ({ bytes: b.bytes, pieceCount: b.pieceCount, allDoneMs: Math.max(...list.map((p) => p.blobDoneMs.get(b.digest) ?? NaN)) })),
     doneMs,
     allDoneMs: remaining === 0 ? Math.max(...doneMs) : NaN,
-    medianMs: finished[Math.floor(finished.length / 2)] ?? NaN,
+    medianMs: quantileMs(doneMs, 0.5),
     seedSentBytes: network.sentBytes(seedHost),
     apiBytes: { ...apiBytes },
     seedLastMs,
@@ -238,4 +237,10 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
     wallMs: performance.now() - wall,
     unfinished: remaining,
   };
+}
+
+/** The q-quantile of the peers' done times, the unfinished left out (NaN when none finished). */
+export function quantileMs(times: readonly number[], q: number): number {
+  const done = times.filter(Number.isFinite).sort((a, b) => a - b);
+  return done[Math.min(done.length - 1, Math.floor(q * done.length))] ?? NaN;
 }

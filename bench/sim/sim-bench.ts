@@ -13,7 +13,7 @@ import type { SchedulerOptions } from '../../supernode/p2p/scheduler-options.ts'
 import { Tracker } from '../../supernode/p2p/tracker.ts';
 import { lowerBoundSeconds } from '../fanout/lower-bound.ts';
 import { lineChart } from '../fanout/svg.ts';
-import { runPollenSwarm } from './pollen-swarm.ts';
+import { quantileMs, runPollenSwarm } from './pollen-swarm.ts';
 import { simBlobs } from './sim-blobs.ts';
 
 export interface SimBenchOptions {
@@ -64,7 +64,7 @@ export interface SimRow {
   /** The 90th and 99th percentile of the peers' done times (JSON only: where the tail starts). */
   p90S: number;
   p99S: number;
-  /** When the seed sent its last byte (JSON only): all-done minus this is what the swarm took after the origin. */
+  /** When the seed's last piece reached its peer (JSON only): all-done minus this is what the swarm took after the origin. */
   seedLastS: number;
   /** Share of peers done within 1.5 x T*, and within maxSimS. */
   doneBy15: number;
@@ -300,10 +300,4 @@ export function renderSimTable(rows: readonly SimRow[]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
   return [line(head), ...body.map(line)].join('\n');
-}
-
-/** The q-quantile of the finite times (NaN when none finished). */
-function quantileMs(times: readonly number[], q: number): number {
-  const done = times.filter(Number.isFinite).sort((a, b) => a - b);
-  return done[Math.min(done.length - 1, Math.floor(q * done.length))] ?? NaN;
 }
