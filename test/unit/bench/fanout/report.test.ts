@@ -31,23 +31,22 @@ describe("the fan-out report's Pollen transfer columns", () => {
     const base: ScenarioResult = { system: 'bittorrent', n: 2, sizeMiB: 64, imageBytes: 64 * MIB, lowerBoundS: 5, allDoneS: 10, medianS: 9, registryEgressBytes: 64 * MIB, supernodeEgressBytes: 0, registryCpuS: 0, hosts: [host(64 * MIB), host(72 * MIB)], daemons: {} };
     const pollen: ScenarioResult = { ...base, system: 'pollen', transfer: { blobs: 2, receivedBytes: 0, duplicateBytes: 32 * MIB, duplicatesByCause: {}, fallbacks: 3, stalls: 4, starvedGrants: 5, dials: 6, syncs: 7 } };
     const report: FanoutReport = { kind: 'pollen-bench-fanout', startedAt: '', finishedAt: '', machine: { cpus: 2, kernel: 'k', node: 'v20' }, options: { peers: [2], sizesMiB: [64], mbit: 100, registryMbit: 100, systems: [] }, systems: [], scenarios: [base, pollen] };
-    const lines = renderTable(report).split('\n');
-    const header = lines.find((l) => l.trim().startsWith('S MiB'))!.trim().split(/\s{2,}/);
-    const cells = (system: string) => lines.find((l) => l.includes(` ${system} `))!.trim().split(/\s{2,}/);
+    const header = renderTable(report).split('\n').find((l) => l.trim().startsWith('S MiB'))!.trim().split(/\s{2,}/);
+    // Rendered again at each look, so a change to the report shows.
+    const cells = (system: string) => renderTable(report).split('\n').find((l) => l.includes(` ${system} `))!.trim().split(/\s{2,}/);
     const col = (name: string) => header.indexOf(name);
     expect(cells('bittorrent')[col('rx/need')]).toBe('1.06');
     // The mean hides the host that received most: 72 of 64 MiB.
     expect(cells('bittorrent')[col('rx max xS')]).toBe('1.125');
     expect(cells('bittorrent')[col('down drops')]).toBe('-');
     base.hosts = base.hosts.map((h, i) => ({ ...h, downDrops: i + 2 }));
-    expect(renderTable(report).split('\n').find((l) => l.includes(' bittorrent '))!.trim().split(/\s{2,}/)[col('down drops')]).toBe('5');
+    expect(cells('bittorrent')[col('down drops')]).toBe('5');
     expect(cells('bittorrent')[col('dup xS')]).toBe('-');
     expect(cells('pollen')[col('dup xS')]).toBe('0.50');
     expect([col('fallbacks'), col('stalls'), col('starved')].map((i) => cells('pollen')[i])).toEqual(['3', '4', '5']);
     expect(cells('pollen')[col('seed grants u/s')]).toBe('-');
     pollen.transfer!.seedGrants = { unheld: 128, starved: 9 };
-    const again = renderTable(report).split('\n').find((l) => l.includes(' pollen '))!.trim().split(/\s{2,}/);
-    expect(again[col('seed grants u/s')]).toBe('128/9');
+    expect(cells('pollen')[col('seed grants u/s')]).toBe('128/9');
   });
 
   it("notes a baseline's pulls that were retried after a server error, with the error", () => {
