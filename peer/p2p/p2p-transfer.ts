@@ -29,7 +29,7 @@ import { taskRequest } from './task-request.ts';
 import { TransferProofs } from './transfer-proofs.ts';
 import { TransferState } from './transfer-state.ts';
 import { fetchMissingFromUpstream } from './upstream-fallback.ts';
-import { HAVE_BYTES_PER_SYNC, hashKnown, knownHashCount, STARVED_MS, syncInterval, TransferSync, withAnsweredHashes, withPieceHash } from './transfer-sync.ts';
+import { hashKnown, knownHashCount, STARVED_MS, TransferSync, withAnsweredHashes, withPieceHash } from './transfer-sync.ts';
 import { DEFAULT_TIMINGS, sha256Piece, type BlobReader, type BlobTarget, type PieceHasher, type TransferCounters, type TransferDeps, type TransferTimings } from './transfer-seams.ts';
 
 /** The transfer's tick (stall and progress checks, periodic sync) runs this often at most. */
@@ -95,6 +95,7 @@ export class P2pTransfer {
       clock: this.clock,
       logger: deps.logger,
       wanted: () => this.state.phase === 'p2p',
+      poolFull: () => this.pool.room((parent) => this.requests.isUseful(parent)) === 0,
       request: () => ({
         ...this.pool.takeReports(),
         // Leases we hold come back with every answer, so count the whole allowance, not what is left.
@@ -249,7 +250,7 @@ export class P2pTransfer {
       this.deps.onEvent?.({ kind: 'stall' });
       this.pool.dropStalled(parent);
     }
-    if (this.supernodeSync.due(syncInterval(this.timings.syncMs, this.ledger.have.count, this.meta.pieceCount))) void this.supernodeSync.sync();
+    if (this.supernodeSync.periodicDue(this.timings.syncMs, this.ledger.have.count, this.meta.pieceCount)) void this.supernodeSync.sync();
     this.requests.pump();
   }
 
@@ -317,7 +318,7 @@ export class P2pTransfer {
     this.record.save();
     this.deps.logger.debug({ digest: this.digest, piece: index, from }, 'piece verified');
     if (this.ledger.have.complete) await this.finish();
-    else if (this.supernodeSync.pendingCount * this.meta.pieceSize >= HAVE_BYTES_PER_SYNC && this.supernodeSync.due()) void this.supernodeSync.sync();
+    else if (this.supernodeSync.havesDue(this.meta.pieceSize, this.ledger.have.count, this.meta.pieceCount)) void this.supernodeSync.sync();
   }
 
   /** Cancels the requests for `index` still out to parents and the seed (its copy is being stored). */

@@ -86,7 +86,8 @@ export interface TransferTimings {
   readonly supernodeRefusedMs: number;
 }
 
-// syncMs: the periodic sync (twice as often while a transfer holds less than a quarter: syncInterval).
+// syncMs: the periodic sync (twice as often while a transfer holds less than a quarter, half as
+// often once it holds that and its parent pool is full: syncInterval, QUIET_SYNC_FACTOR).
 // 500 until the supernode's API was counted on its links and hashes became piece proofs; then a
 // sync's fixed cost (~800 bytes of the supernode's links) was most of what it carried, and every
 // second (every 500 ms early): bench sim, 64 MiB, 1,000 peers 8.6 -> 8.3 s (1.60 -> 1.54 x T*, the

@@ -9,7 +9,7 @@ import { RECORD_EVERY_MS } from '../../../../peer/p2p/bitfield-record.ts';
 import { HOST_SEED_LEASES, seedLeasesPerTransfer } from '../../../../peer/p2p/seed-grants.ts';
 import { ExpiringBans } from '../../../../src/p2p/wire-bans.ts';
 import { ENDGAME_COPIES, ENDGAME_LAG_MS } from '../../../../peer/p2p/piece-picker.ts';
-import { HAVE_BYTES_PER_SYNC, syncInterval } from '../../../../peer/p2p/transfer-sync.ts';
+import { HAVE_BYTES_PER_SYNC, QUIET_SYNC_FACTOR, syncInterval } from '../../../../peer/p2p/transfer-sync.ts';
 import { MIN_WINDOW_BLOCKS, SLOW_PARENT_STALL_FACTOR } from '../../../../peer/p2p/parent-link.ts';
 import { DEFAULT_TIMINGS } from '../../../../peer/p2p/transfer-seams.ts';
 import { MAX_PARENTS, MIN_PARENTS, parentsPerTransfer, USELESS_PATIENCE_MS } from '../../../../peer/p2p/parent-pool.ts';
@@ -287,6 +287,47 @@ describe('P2pTransfer on a manual clock', () => {
     };
     expect(await syncsIn2s([0])).toBe(2_000 / (DEFAULT_TIMINGS.syncMs / 2));
     expect(await syncsIn2s([0, 1])).toBe(2_000 / DEFAULT_TIMINGS.syncMs);
+  });
+
+  it('syncs QUIET_SYNC_FACTOR times less often once it holds a quarter and its pool would dial no offered parent', async () => {
+    expect(syncInterval(500, 2, 8, true)).toBe(500 * QUIET_SYNC_FACTOR);
+    expect(syncInterval(500, 1, 8, true)).toBe(250);
+    const all = [0, 1, 2, 3, 4, 5, 6, 7];
+    // Two parents hold every piece and sit on the blocks asked of them (busy, so neither makes room).
+    const syncsIn4s = async (maxParents: number, have: number[]): Promise<number> => {
+      const h = start({ pieces: 8, parents: ['a', 'b'], have, maxParents: () => maxParents });
+      await offerParents(h, { a: all, b: all });
+      const before = h.supernode.bodies.length;
+      for (let t = 0; t < 4_000; t += 50) {
+        await h.advance(50);
+        while (h.supernode.syncs.length > 0) h.supernode.answer();
+      }
+      expect(h.parents.get('a')!.requestedPieces().size).toBeGreaterThan(0);
+      return h.supernode.bodies.length - before;
+    };
+    expect(await syncsIn4s(2, [0, 1])).toBe(4_000 / (DEFAULT_TIMINGS.syncMs * QUIET_SYNC_FACTOR));
+    // Room for one more parent: the usual period. Below a quarter: twice as often, full pool or not.
+    expect(await syncsIn4s(3, [0, 1])).toBe(4_000 / DEFAULT_TIMINGS.syncMs);
+    expect(await syncsIn4s(2, [0])).toBe(4_000 / (DEFAULT_TIMINGS.syncMs / 2));
+  });
+
+  it('waits for QUIET_SYNC_FACTOR x HAVE_BYTES_PER_SYNC of verified pieces before it syncs for them while its pool is full', async () => {
+    const pieces = (8 * HAVE_BYTES_PER_SYNC) / BLOCK_BYTES;
+    const all = Array.from({ length: pieces }, (_, i) => i);
+    const h = start({ pieces, parents: ['a'], have: all.slice(0, pieces / 4), pieceBytes: BLOCK_BYTES, maxParents: () => 1 });
+    await offerParents(h, { a: all });
+    const asked = h.supernode.bodies.length;
+    // The clock stands still: every sync from here on is one the verified pieces asked for.
+    for (let k = 0; k < pieces && h.transfer.state.phase === 'p2p'; k++) {
+      h.parents.get('a')!.deliver(1);
+      await h.settle();
+      while (h.supernode.syncs.length > 0) h.supernode.answer();
+    }
+    await h.transfer.done;
+    // Three quarters to fetch: two syncs for their haves (the last ones go with the final report).
+    const per = (QUIET_SYNC_FACTOR * HAVE_BYTES_PER_SYNC) / BLOCK_BYTES;
+    const routine = h.supernode.bodies.slice(asked).filter((b) => b.have.length < pieces);
+    expect(routine.map((b) => b.have.length)).toEqual([per, per]);
   });
 
   it('syncs at once when HAVE_BYTES_PER_SYNC of verified pieces are unreported, the same bytes whatever the piece size', async () => {
@@ -603,7 +644,6 @@ describe('P2pTransfer on a manual clock', () => {
     // Its 4 pieces are not the supernode's 8: it reports nothing to the task it left.
     const asked = h.supernode.bodies.length;
     await h.advance(60_000, 250);
-    console.log("DBG", h.transfer.state.phase, asked, JSON.stringify(h.supernode.bodies.map((b) => b.have)), h.supernode.syncs.length);
     expect(h.supernode.bodies.slice(asked)).toEqual([]);
 
     const same = start({ pieces: 4, parents: [], have: [0] });
