@@ -1,5 +1,5 @@
 // Per-task piece availability and parent choice. Parents are peers first (scored by pieces held,
-// free upload slots, recent picks and failure history; never the asker), and the seed only for
+// upload slots as registered, recent picks and failure history; never the asker), and the seed only for
 // pieces no peer holds, each leased to one peer at a time so the seed sends a piece about once
 // (peers starved of pieces may share a lease: seed-leases.ts).
 // Work per request is bounded: at most scanLimit holders are scored, whatever the swarm size, in a
