@@ -129,9 +129,9 @@ export class TransferSync {
     return this.port.clock.now() - this.lastSentAt >= Math.max(everyMs, this.paceMs);
   }
 
-  /** Whether the periodic sync is due (syncInterval's period, quiet or not). */
+  /** Whether the periodic sync is due (syncInterval's period; whether it is quiet is asked only once the usual one is over). */
   periodicDue(syncMs: number, have: number, pieceCount: number): boolean {
-    return this.due(syncInterval(syncMs, have, pieceCount, this.quiet(have, pieceCount)));
+    return this.due(syncInterval(syncMs, have, pieceCount)) && (!this.quiet(have, pieceCount) || this.due(syncInterval(syncMs, have, pieceCount, true)));
   }
 
   /**
