@@ -31,6 +31,8 @@ export interface PeerCounters {
   networkReceived: number;
   stalls: number;
   starvedGrants: number;
+  /** Connections the transfers opened to parents (each a TLS and two wire handshakes on a real peer). */
+  dials: number;
 }
 
 export interface PollenSwarmOptions {
@@ -203,7 +205,7 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
   for (const p of list) for (const t of p.transfers.values()) await t.close();
   supernode.close();
   const doneMs = list.map((p) => p.doneMs);
-  const totals: PeerCounters = { fromPeers: 0, fromSeed: 0, fromRegistry: 0, duplicate: 0, duplicateByCause: Object.fromEntries(DUPLICATE_CAUSES.map((c) => [c, 0])) as Record<DuplicateCause, number>, networkReceived: 0, stalls: 0, starvedGrants: 0 };
+  const totals: PeerCounters = { fromPeers: 0, fromSeed: 0, fromRegistry: 0, duplicate: 0, duplicateByCause: Object.fromEntries(DUPLICATE_CAUSES.map((c) => [c, 0])) as Record<DuplicateCause, number>, networkReceived: 0, stalls: 0, starvedGrants: 0, dials: 0 };
   for (const p of list) {
     totals.networkReceived += network.receivedBytes(p.host);
     for (const t of p.transfers.values()) {
@@ -216,6 +218,7 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
       }
       totals.stalls += t.stats.stalls;
       totals.starvedGrants += t.stats.starvedGrants;
+      totals.dials += t.stats.dials;
     }
   }
   return {

@@ -83,6 +83,8 @@ export interface SimRow {
   receivedPerNeeded: number;
   stalls: number;
   starvedGrants: number;
+  /** Connections a peer's transfers opened to parents, on average (the bed's "dials"). */
+  dialsPerPeer: number;
   /** Peers' upload used until all-done (or the end of the run): bytes they sent / (N x u_peer x time). */
   peerUpUtil: number;
   scheduleCalls: number;
@@ -247,6 +249,7 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
       receivedPerNeeded: r.totals.networkReceived / (n * blobBytes),
       stalls: r.totals.stalls,
       starvedGrants: r.totals.starvedGrants,
+      dialsPerPeer: r.totals.dials / n,
       peerUpUtil: r.peersSentBytes / (n * up * (Number.isFinite(r.allDoneMs) ? r.allDoneMs / 1000 : o.maxSimS)),
       scheduleCalls: r.supernode.scheduleCalls,
       usPerSchedule,

@@ -33,6 +33,9 @@ describe('runPollenSwarm (the real supernode scheduler and the real peer transfe
     expect(r.allDoneMs / 1000).toBeGreaterThanOrEqual((32 * MIB) / RATE);
     expect(r.supernode.scheduleCalls).toBeGreaterThan(10);
     expect(r.supernode.peersDropped).toBe(0);
+    // Each peer dialled parents, and none more than the pool holds at once: nothing failed or stalled.
+    expect(r.totals.dials).toBeGreaterThanOrEqual(10);
+    expect(r.totals.dials).toBeLessThanOrEqual(10 * MAX_PARENTS);
     // The API travels on the links: each call (a creation or a sync, all scheduling) is a request
     // and an answer with at least a sync channel's frame, TLS and TCP/IP around them (a creation
     // has HTTP's). The piece hashes came from the seed and the parents (piece proofs), not in the

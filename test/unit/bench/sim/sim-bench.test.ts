@@ -43,6 +43,8 @@ describe('runSimBench', () => {
       expect(r.supernodeCpuBusiest5sWithRoute).toBeGreaterThan(0);
       expect(r.supernodeCpuBusiest5sWithRoute).toBeLessThanOrEqual(r.supernodeCpuAtPeakWithRoute);
       expect(r.syncsBySimS.reduce((a, b) => a + b, 0)).toBe(r.scheduleCalls);
+      // Every peer dialled at least one parent (the seed alone does not serve a swarm of peers).
+      expect(r.dialsPerPeer).toBeGreaterThanOrEqual(1);
     }
     const saved = JSON.parse(await readFile(join(dir, 'results.json'), 'utf8')) as { rows: unknown[] };
     expect(saved.rows).toHaveLength(2);
