@@ -15,6 +15,7 @@ import { lowerBoundSeconds } from '../fanout/lower-bound.ts';
 import { lineChart } from '../fanout/svg.ts';
 import { quantileMs, runPollenSwarm } from './pollen-swarm.ts';
 import { simBlobs } from './sim-blobs.ts';
+import { mulberry32 } from './seeded-random.ts';
 
 export interface SimBenchOptions {
   peers: readonly number[];
@@ -120,17 +121,7 @@ export interface SimRow {
   events: number;
 }
 
-/** A seeded PRNG (mulberry32). */
-export function mulberry32(seed: number): () => number {
-  let x = seed >>> 0;
-  return () => {
-    x = (x + 0x6d2b79f5) >>> 0;
-    let t = x;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from './seeded-random.ts';
 
 function gcNow(): void {
   setFlagsFromString('--expose-gc');

@@ -35,6 +35,9 @@ import { ParentEnd, SIM_PROOF_CHECK, SIM_SIGNATURE, SimLink, type LinkObserver, 
 import type { SimSupernode } from './sim-supernode.ts';
 import { HEARTBEAT_MS } from '../../supernode/p2p/tracker.ts';
 import type { SimBlob } from './sim-blobs.ts';
+import { mulberry32, transferSeed } from './seeded-random.ts';
+import type { TransferTrace } from './transfer-trace.ts';
+export type { TraceEvent, TransferTrace } from './transfer-trace.ts';
 
 /** The hash every simulated piece carries (pieces are named by index, not hashed). */
 export const SIM_HASH = '0'.repeat(64);
@@ -46,6 +49,8 @@ export interface SimWorld extends WireWorld {
   readonly registryHost: HostId;
   /** What each peer pulls, all at once; the first is the one a trace follows. */
   readonly blobs: readonly SimBlob[];
+  /** The run's seed of its transfers' own numbers (seeded-random.ts transferSeed). */
+  readonly pickSeed: number;
   /** The supernode API's bytes, and its host's links as the API's messages queue on them (sim-api.ts). */
   readonly apiBytes: ApiBytes;
   readonly apiLines: ApiLines;
@@ -53,20 +58,6 @@ export interface SimWorld extends WireWorld {
   peer(wireAddr: string): SimulatedPeer | undefined;
   onDone(peer: SimulatedPeer): void;
   onSeedPiece(atMs: number): void;
-}
-
-/** What reached one peer's transfer through its seams, with the time, and what it decided (a replay test feeds the events to a transfer on a manual clock and compares the decisions). */
-export type TraceEvent = { t: number } & (
-  | { kind: 'start'; hashes: Array<string | null>; first?: SyncResponse }
-  | { kind: 'sync'; res: SyncResponse }
-  | { kind: 'seed'; index: number }
-  | { kind: 'link'; parent: string; e: Parameters<LinkObserver['delivered']>[0] }
-);
-
-export interface TransferTrace {
-  readonly events: TraceEvent[];
-  /** `dial:<parent>`, `<parent>:<piece>/<block>`, `seed:<piece>`, in the order the transfer made them. */
-  readonly decisions: string[];
 }
 
 export interface SimulatedPeerOptions {
@@ -176,7 +167,8 @@ export class SimulatedPeer implements UploadSide {
 
   private runTransfer(blob: SimBlob, client: TransferClient, trace: TransferTrace | undefined, request: BlobFetchRequest, meta: MetainfoBody, first: SyncResponse | undefined): void {
     const { world } = this;
-    trace?.events.push({ t: world.queue.now, kind: 'start', hashes: [...meta.hashes], ...(first ? { first } : {}) });
+    const seed = transferSeed(world.pickSeed, parseInt(this.peerId, 16), world.blobs.indexOf(blob));
+    trace?.events.push({ t: world.queue.now, kind: 'start', hashes: [...meta.hashes], ...(first ? { first } : {}), seed });
     const transfer = new P2pTransfer(
       {
         client,
@@ -221,6 +213,7 @@ export class SimulatedPeer implements UploadSide {
         // The host's parent budget, shared by the transfers running (peer/p2p/p2p-downloader.ts).
         maxParents: () => parentsPerTransfer(this.active),
         seedLeases: () => seedLeasesPerTransfer(this.active),
+        random: mulberry32(seed),
       },
       {
         request,

@@ -24,6 +24,8 @@ export interface ParentRequestsPort {
   readonly digest: Digest;
   readonly ledger: PieceLedger;
   readonly pool: ParentPool;
+  /** Breaks ties between equally rare pieces (piece-picker.ts). */
+  readonly random: () => number;
   meta(): MetainfoBody;
   phase(): TransferPhase;
   /** Holders of each piece the supernode reported with its last answer. */
@@ -96,6 +98,7 @@ export class ParentRequests {
             availability: (i) => (availability[i] ?? 0) + connected[i]!,
             mine: parent.assignments,
             overdue: (i) => this.overdue(i, now),
+            random: this.port.random,
           });
           if (index === undefined) {
             parent.emptyAt = epoch;

@@ -1,19 +1,26 @@
 // Which piece to ask a parent for next. The first few missing pieces come first, in order (a
 // waiting engine streams the blob in order); beyond that window, rarest first over what the
-// connected parents and the supernode report, lowest index on ties. In endgame (every missing
-// piece already requested somewhere, as BitTorrent's) a piece may be asked of a second parent once
-// its first copy is late (`overdue`: no block of it for ENDGAME_LAG_MS). Asked at once, as
-// BitTorrent's endgame does, the second copy lost on the bed: a parent writes what a child asked
-// into its socket when asked, so a cancel rarely stops it, and the hosts received the second copies
-// too (N = 4 / 8 / 16, 64 MiB, two interleaved runs each, at once against never: all-done 7.65, 7.29
-// / 8.90, 9.31 / 16.01, 15.03 s against 7.64, 7.13 / 8.65, 8.63 / 15.38, 14.63 s; received over
-// needed 1.03-1.06 against 1.01-1.02, the busiest host up to 1.13 x the image; the daemons'
-// CPU 3-16 % more). Late copies only (1 s): N = 8 8.40 / 8.34 s; N = 16, three pairs interleaved with
-// the at-once endgame in a slow stretch of the machine, 18.47 / 15.05 / 17.29 against 19.11 /
-// 18.53 / 16.18 s, received over needed 1.011-1.013 against 1.021-1.034, the busiest host 1.02-1.03
-// against 1.05-1.12 x. A slow parent's last piece still gets its second copy a second in, not
-// after the 8 s stall. The model at 1,000 peers (seeds 1 / 2): 8.19 / 8.20 s at once, 8.23 / 8.20
-// late or never, no duplicate bytes.
+// connected parents and the supernode report, a random one of the rarest on ties (libtorrent keeps
+// each rarity's pieces in random order). The lowest index on ties had children that saw the same
+// counts ask for the same pieces: simulated 1,000 peers, 64 MiB, with each transfer's periodic sync
+// kept exactly to its period (a throwaway), the downlinks were 0.60-0.84 busy from 1.5 to 4.25 s
+// against 0.77-0.92, and the swarm ended 0.3 s later (7.62 s against 7.32; random ties: 7.30); the
+// syncs' spread the timers give by chance had hidden it. Seeds 1-4, the code as it is: medians 7.15
+// / 7.14 / 7.16 / 7.16 -> 7.09 / 7.06 / 7.09 / 7.10 s, all-done 7.32 / 7.33 / 7.33 / 7.53 -> 7.33 /
+// 7.19 / 7.21 / 7.38.
+// In endgame (every missing piece already requested somewhere, as BitTorrent's) a piece may be
+// asked of a second parent once its first copy is late (`overdue`: no block of it for
+// ENDGAME_LAG_MS). Asked at once, as BitTorrent's endgame does, the second copy lost on the bed: a
+// parent writes what a child asked into its socket when asked, so a cancel rarely stops it, and the
+// hosts received the second copies too (N = 4 / 8 / 16, 64 MiB, two interleaved runs each, at once
+// against never: all-done 7.65, 7.29 / 8.90, 9.31 / 16.01, 15.03 s against 7.64, 7.13 / 8.65, 8.63
+// / 15.38, 14.63 s; received over needed 1.03-1.06 against 1.01-1.02, the busiest host up to 1.13 x
+// the image; the daemons' CPU 3-16 % more). Late copies only (1 s): N = 8 8.40 / 8.34 s; N = 16,
+// three pairs interleaved with the at-once endgame in a slow stretch of the machine, 18.47 / 15.05
+// / 17.29 against 19.11 / 18.53 / 16.18 s, received over needed 1.011-1.013 against 1.021-1.034,
+// the busiest host 1.02-1.03 against 1.05-1.12 x. A slow parent's last piece still gets its second
+// copy a second in, not after the 8 s stall. The model at 1,000 peers (seeds 1 / 2): 8.19 / 8.20 s
+// at once, 8.23 / 8.20 late or never, no duplicate bytes.
 // A missing piece that no source offers yet (the seed has not had it from the registry) keeps the
 // peer out of endgame: the simulation running this picker found a peer caught up with the swarm's
 // frontier otherwise asked second copies of everything in flight, 2 x S of duplicates at N = 16.
@@ -37,6 +44,8 @@ export interface PickInput {
   readonly mine: { has(i: number): boolean };
   /** Whether piece i, in flight, is late enough for a second copy (see ENDGAME_LAG_MS). */
   readonly overdue: (i: number) => boolean;
+  /** Uniform in [0, 1): which of the equally rare pieces (default: the lowest index). */
+  readonly random?: () => number;
 }
 
 /**
@@ -44,7 +53,7 @@ export interface PickInput {
  * so the scans read the bitfield's bytes and step over a byte whose eight pieces are all held.
  */
 export function pickPiece(input: PickInput): number | undefined {
-  const { have, inFlight, canGet, availability, mine, overdue } = input;
+  const { have, inFlight, canGet, availability, mine, overdue, random } = input;
   const n = have.length;
   const held = have.bytes;
   const first = have.prefixLength();
@@ -56,6 +65,7 @@ export function pickPiece(input: PickInput): number | undefined {
   }
   let best: number | undefined;
   let bestAvail = Infinity;
+  let ties = 0;
   let pending = 0;
   let unrequested = 0;
   for (let i = first; i < n; i++) {
@@ -74,7 +84,8 @@ export function pickPiece(input: PickInput): number | undefined {
     if (a < bestAvail) {
       best = i;
       bestAvail = a;
-    }
+      ties = 1;
+    } else if (a === bestAvail && random && random() * ++ties < 1) best = i; // each of the k tied kept with 1/k
   }
   if (best !== undefined) return best;
   // Endgame: every missing piece is already requested somewhere.

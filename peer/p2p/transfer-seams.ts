@@ -138,4 +138,6 @@ export interface TransferDeps {
   readonly fetchUpstream?: UpstreamFetch;
   /** Ticks fall on times t with (t - tickPhaseMs) a multiple of the tick (default: this process's phase). */
   readonly tickPhaseMs?: number;
+  /** Uniform in [0, 1) (default Math.random; the simulation's is seeded): ties of the piece picker. */
+  readonly random?: () => number;
 }

@@ -248,6 +248,8 @@ export interface HarnessOptions {
   proofCheck?: ProofCheck;
   /** The parents send piece proofs (default: not). */
   parentsSpeakProofs?: boolean;
+  /** The transfer's numbers, for its picker's ties (default: numbers that never move a tie off the lowest index). */
+  random?: () => number;
 }
 
 export function harness(options: HarnessOptions): Harness {
@@ -298,6 +300,7 @@ export function harness(options: HarnessOptions): Harness {
     ...(options.maxParents ? { maxParents: options.maxParents } : {}),
     ...(options.seedLeases ? { seedLeases: options.seedLeases } : {}),
     ...(options.parentBans ? { parentBans: options.parentBans } : {}),
+    random: options.random ?? (() => 0.99),
   };
   const have = new Bitfield(options.pieces);
   for (const i of options.have ?? []) have.set(i);

@@ -46,7 +46,7 @@ describe('the simulation and a peer on a manual clock', () => {
     // The task's creation brought the first schedule: the transfer starts on it without a sync.
     expect(start.first?.parents.length ?? 0).toBeGreaterThan(0);
 
-    const h = harness({ pieces: r!.pieceCount, pieceBytes: r!.pieceBytes, parents: [0, 1, 2, 3].filter((i) => simPeerId(i) !== traced).map(simWireAddr), startAt: start.t, hashes: start.hashes, hashPiece: () => SIM_HASH, proofCheck: SIM_PROOF_CHECK, parentsSpeakProofs: true, ...(start.first ? { first: start.first } : {}) });
+    const h = harness({ pieces: r!.pieceCount, pieceBytes: r!.pieceBytes, parents: [0, 1, 2, 3].filter((i) => simPeerId(i) !== traced).map(simWireAddr), startAt: start.t, hashes: start.hashes, hashPiece: () => SIM_HASH, proofCheck: SIM_PROOF_CHECK, parentsSpeakProofs: true, random: mulberry32(start.seed), ...(start.first ? { first: start.first } : {}) });
     try {
       for (const e of events) {
         // Timers (ticks, deferred pumps) due before the event run first, each followed by its promise callbacks.

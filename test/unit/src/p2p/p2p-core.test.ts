@@ -229,6 +229,26 @@ describe('pickPiece', () => {
     expect(pickPiece({ ...base(have), inFlight, availability: (i) => (i === 7 ? 0 : 3) })).toBe(7);
   });
 
+  it('breaks a tie between equally rare pieces at random: each is picked about as often, a rarer one always first', () => {
+    const have = new Bitfield(12);
+    const inFlight = new Map([[0, 1], [1, 1]]);
+    // Pieces 4, 7 and 10 are the rarest (1 holder), the rest have 3.
+    const availability = (i: number): number => ([4, 7, 10].includes(i) ? 1 : 3);
+    let x = 12345;
+    const random = (): number => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 4294967296);
+    const picks = new Map<number, number>();
+    for (let k = 0; k < 3_000; k++) {
+      const i = pickPiece({ ...base(have), inFlight, availability, random })!;
+      picks.set(i, (picks.get(i) ?? 0) + 1);
+    }
+    expect([...picks.keys()].sort((a, b) => a - b)).toEqual([4, 7, 10]);
+    for (const n of picks.values()) expect(n).toBeGreaterThan(800);
+    // Without numbers, the lowest index of the rarest.
+    expect(pickPiece({ ...base(have), inFlight, availability })).toBe(4);
+    // The head of the blob still comes first, in order.
+    expect(pickPiece({ ...base(have), availability, random })).toBe(0);
+  });
+
   it('steps over runs of held pieces without missing the first piece after them', () => {
     const have = new Bitfield(24);
     for (let i = 8; i < 16; i++) have.set(i);
