@@ -135,7 +135,7 @@ describe('one reputation of parents for every transfer', () => {
 });
 
 describe('P2pTransfer on a manual clock', () => {
-  it('asks the first missing pieces in order, then the rarest first (lowest index on ties)', async () => {
+  it('asks the first missing pieces in order, then the rarest first (the lowest index on ties: numbers from the harness never move one)', async () => {
     const h = start({ pieces: 6, parents: ['a', 'b', 'c', 'd'] });
     const all = [0, 1, 2, 3, 4, 5];
     await offerParents(h, { a: all, b: all, c: all, d: all }, { availability: [5, 5, 5, 1, 5, 5] });
