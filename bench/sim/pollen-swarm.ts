@@ -184,6 +184,7 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
   for (const peer of list) peer.joinCluster();
   const spread = o.startSpreadMs ?? SIM_DEFAULTS.startSpreadMs;
   for (const peer of list) queue.at(spread * o.random(), () => peer.start());
+  // Drawn after every other number of the run, so its start jitter and latencies stay what they were.
   world.pickSeed = Math.floor(o.random() * 2 ** 32);
   // The seed's pieces get what the API's answers leave of the supernode host's uplink, its streams
   // from the registry what the requests leave of the downlink (set again when it moved over 0.5 %).

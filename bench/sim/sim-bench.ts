@@ -121,7 +121,7 @@ export interface SimRow {
   events: number;
 }
 
-export { mulberry32 } from './seeded-random.ts';
+export { mulberry32 };
 
 function gcNow(): void {
   setFlagsFromString('--expose-gc');
