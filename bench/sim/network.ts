@@ -111,6 +111,11 @@ export class SimNetwork {
     this.markDirty();
   }
 
+  /** A host's upload cap now, bytes a second. */
+  upCap(h: HostId): number {
+    return this.host(h).upBytesPerS;
+  }
+
   get hostCount(): number {
     return this.hosts.length;
   }

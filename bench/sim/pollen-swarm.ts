@@ -64,6 +64,14 @@ export interface PollenSwarmOptions {
   /** The supernode's --sync-answer-rate, bytes a second (default the supernode's). */
   syncAnswerRate?: number;
   /**
+   * Where the supernode API's requests and answers queue (sim-api.ts): on the seed's host links,
+   * before its pieces and its stream from the registry (`shared`, the default: Pollen's supernode is
+   * scheduler and seed in one process on one host), or on links of their own at the origin's rate
+   * (`own`: a scheduler on a host apart from its seed, as Dragonfly 2 runs them), leaving the seed's
+   * links whole. A layout for weighing that split; the product runs `shared`.
+   */
+  apiLinks?: 'shared' | 'own';
+  /**
    * The machine's CPU, shared by the peers' processes (default: free). The fan-out bed runs every
    * host on the same 2 cores, and there a Pollen peer's CPU per byte limits the swarm before its links.
    */
@@ -195,7 +203,7 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
     });
     if (remaining > 0) queue.after(API_SHARE_WINDOW_MS, share);
   };
-  queue.at(API_SHARE_WINDOW_MS, share);
+  if ((o.apiLinks ?? 'shared') === 'shared') queue.at(API_SHARE_WINDOW_MS, share);
   const sample = o.sample;
   if (sample) {
     const tick = (): void => {

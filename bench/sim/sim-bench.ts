@@ -33,6 +33,8 @@ export interface SimBenchOptions {
   syncRate?: number;
   /** The supernode's --sync-answer-rate, bytes a second (default its default). */
   syncAnswerRate?: number;
+  /** Where the API's messages queue: the seed host's links (default) or links of their own (pollen-swarm.ts apiLinks). */
+  apiLinks?: 'shared' | 'own';
   /** The machine's cores shared by the peers, and a peer's CPU ns per byte received and sent (pollen-swarm.ts). */
   cpu?: { cores: number; peerReceiveNsPerByte: number; peerSendNsPerByte: number };
   /**
@@ -202,7 +204,7 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
     // The largest blob's task (the first share is the largest in the bed's image).
     const taskPieces = simBlobs(blobBytes, layerShares, pieceBytes, n)[0]!.pieceCount;
     const cpu = measureScheduleCpuUs(n, taskPieces, o.scheduler);
-    const r = await runPollenSwarm({ peers: n, blobBytes, layerShares, ...(pieceBytes === undefined ? {} : { pieceBytes }), peerUpBytesPerS: up, peerDownBytesPerS: up, originUpBytesPerS: originUp, random: mulberry32(o.seed), scheduler: o.scheduler, ...(o.syncRate === undefined ? {} : { syncRate: o.syncRate }), ...(o.syncAnswerRate === undefined ? {} : { syncAnswerRate: o.syncAnswerRate }), maxSimMs: o.maxSimS * 1000, ...(o.cpu ? { cpu: o.cpu } : {}) });
+    const r = await runPollenSwarm({ peers: n, blobBytes, layerShares, ...(pieceBytes === undefined ? {} : { pieceBytes }), peerUpBytesPerS: up, peerDownBytesPerS: up, originUpBytesPerS: originUp, random: mulberry32(o.seed), scheduler: o.scheduler, ...(o.syncRate === undefined ? {} : { syncRate: o.syncRate }), ...(o.syncAnswerRate === undefined ? {} : { syncAnswerRate: o.syncAnswerRate }), ...(o.apiLinks === undefined ? {} : { apiLinks: o.apiLinks }), maxSimMs: o.maxSimS * 1000, ...(o.cpu ? { cpu: o.cpu } : {}) });
     const lowerBoundS = lowerBoundSeconds(blobBytes, { registryUpMbit: o.originMbit, peerDownMbit: o.mbit, peerUpMbit: new Array<number>(n).fill(o.mbit) });
     const cpuUsPerSchedule = cpu.scan;
     const { callsBySimS, scansBySimS, heartbeatsBySimS, setupRequestsBySimS } = r.supernode;
@@ -262,7 +264,7 @@ export async function runSimBench(o: SimBenchOptions): Promise<SimRow[]> {
       events: r.events,
     };
     rows.push(row);
-    o.log(JSON.stringify({ bench: 'sim', ...row }));
+    o.log(JSON.stringify({ bench: 'sim', apiLinks: o.apiLinks ?? 'shared', ...row }));
   }
   await writeFile(join(o.outDir, 'results.json'), `${JSON.stringify({ options: { ...o, log: undefined }, rows }, null, 2)}\n`);
   const table = renderSimTable(rows);

@@ -42,6 +42,11 @@ function positiveInteger(flag: string, value: string): number {
   return x;
 }
 
+function apiLinksOf(value: string): 'shared' | 'own' {
+  if (value !== 'shared' && value !== 'own') throw new Error(`--api-links takes 'shared' or 'own', got "${value}"`);
+  return value;
+}
+
 function nonNegative(flag: string, value: string): number {
   const x = Number(value);
   if (!(x >= 0) || !Number.isFinite(x)) throw new Error(`--${flag} takes a number of 0 or more, got "${value}"`);
@@ -128,6 +133,7 @@ export function registerBench(program: Command): void {
     .option('--offer-interval-ms <ms>', "the scheduler's offerIntervalMs: parents offered to a peer at most this often (default: the supernode's, every sync)")
     .option('--sync-rate <n>', "the supernode's --sync-rate: syncs per second it paces its peers to (0: no pacing; default: the supernode's)")
     .option('--sync-answer-rate <bytes>', "the supernode's --sync-answer-rate in bytes a second: what its sync answers may take of its uplink (0: not counted; default: the supernode's)")
+    .option('--api-links <where>', "where the supernode API's requests and answers queue: 'shared', on the seed host's links before its pieces and its stream from the registry (Pollen's supernode is both, on one host), or 'own', links of their own at --origin-mbit (a scheduler apart from its seed, as Dragonfly 2 runs them)", 'shared')
     .option('--seed <n>', 'seed of the random start jitter and latencies', '1')
     .option('--cores <n>', "cores the peers' processes share (default: CPU is free; the fan-out bed has 2)")
     .option('--peer-ns-per-byte <rx,tx>', "a peer's CPU ns per byte received and sent, with --cores", '24,8')
@@ -135,7 +141,7 @@ export function registerBench(program: Command): void {
     .option('--channel-us-per-sync <us>', 'the same for a batch of syncs on a sync channel (one frame, no HTTP)', String(DEFAULT_CHANNEL_US_PER_SYNC))
     .option('--against <results.json>', "hold the model against a fan-out bed run (pollen bench fanout's results.json): simulate each of its Pollen rows with its links, its cores and a CPU term fitted from its other rows, and print both all-done times (the other options but --seed, --max-sim-s and --out do not apply)")
     .option('--out <dir>', 'results directory (default: results/sim-<timestamp>)')
-    .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; layers?: string; scanLimit?: string; offerIntervalMs?: string; syncRate?: string; syncAnswerRate?: string; maxSimS: string; seed: string; cores?: string; peerNsPerByte: string; routeUsPerSync: string; channelUsPerSync: string; against?: string; out?: string }) => {
+    .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; layers?: string; scanLimit?: string; offerIntervalMs?: string; syncRate?: string; syncAnswerRate?: string; apiLinks: string; maxSimS: string; seed: string; cores?: string; peerNsPerByte: string; routeUsPerSync: string; channelUsPerSync: string; against?: string; out?: string }) => {
       const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
       const outDir = o.out ?? join(REPO_ROOT, 'results', `sim-${stamp}`);
       const layerShares = o.layers === undefined ? undefined : await simLayerShares(o.layers);
@@ -161,6 +167,7 @@ export function registerBench(program: Command): void {
         },
         ...(o.syncRate === undefined ? {} : { syncRate: nonNegative('sync-rate', o.syncRate) }),
         ...(o.syncAnswerRate === undefined ? {} : { syncAnswerRate: nonNegative('sync-answer-rate', o.syncAnswerRate) }),
+        apiLinks: apiLinksOf(o.apiLinks),
         maxSimS: positive('max-sim-s', o.maxSimS),
         seed: Number(o.seed),
         ...(o.cores === undefined ? {} : { cpu: simCpu(positive('cores', o.cores), numberList('peer-ns-per-byte', o.peerNsPerByte)) }),

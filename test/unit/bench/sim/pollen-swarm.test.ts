@@ -45,6 +45,19 @@ describe('runPollenSwarm (the real supernode scheduler and the real peer transfe
     expect(r.apiBytes.answers).toBeLessThan(r.supernode.scheduleCalls * (API_RESPONSE_OVERHEAD_BYTES + 2 * r.pieceCount * 4));
   });
 
+  it("the API's messages on links of their own leave the seed's uplink whole; on the seed's host they take their share of it", async () => {
+    // The seed's host is the run's first (pollen-swarm.ts); sampled every share window.
+    const lowestSeedUpCap = async (apiLinks: 'shared' | 'own'): Promise<number> => {
+      let lowest = Number.POSITIVE_INFINITY;
+      const r = await runPollenSwarm(options(30, { apiLinks, sample: { everyMs: 20, fn: (_now, _peers, network) => (lowest = Math.min(lowest, network.upCap(0))) } }));
+      expect(r.unfinished).toBe(0);
+      expect(r.apiBytes.answers).toBeGreaterThan(0);
+      return lowest;
+    };
+    expect(await lowestSeedUpCap('own')).toBe(RATE);
+    expect(await lowestSeedUpCap('shared')).toBeLessThan(RATE);
+  });
+
   it('is deterministic for a seeded random', async () => {
     const a = await runPollenSwarm(options(12, { random: mulberry32(3) }));
     const b = await runPollenSwarm(options(12, { random: mulberry32(3) }));
