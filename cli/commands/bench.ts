@@ -126,7 +126,7 @@ export function registerBench(program: Command): void {
     .option('--size <mib>', 'blob size S in MiB', '256')
     .option('--mbit <rate>', 'upload and download cap of every peer, Mbit/s', DEFAULT_MBIT)
     .option('--origin-mbit <rate>', 'upload cap of the origin (registry and seed), Mbit/s (default: --mbit)')
-    .option('--piece-mib <mib>', 'piece size in MiB (default: the layout the supernode gives a blob with N live peers: 256 KiB from --small-pieces-from, else 512 KiB; doubled up to 1,000 pieces)')
+    .option('--piece-mib <mib>', 'piece size in MiB (default: the layout the supernode gives a blob with N live peers: 128 KiB from --small-pieces-from, else 512 KiB; doubled up to 1,000 pieces)')
     .option('--layers <shares>', "how S is split into the blobs every peer pulls at once: shares of S such as 0.4,0.3,0.2,0.1, or 'bed' for the fan-out bed's image (default: one blob; with --against: 'bed')")
     .option('--max-sim-s <s>', 'stop a run after this many simulated seconds (peers not done are reported as unfinished)', '600')
     .option('--scan-limit <n>', "the scheduler's scanLimit (default: the supernode's)")

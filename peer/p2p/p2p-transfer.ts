@@ -250,7 +250,7 @@ export class P2pTransfer {
       this.deps.onEvent?.({ kind: 'stall' });
       this.pool.dropStalled(parent);
     }
-    if (this.supernodeSync.periodicDue(this.timings.syncMs, this.ledger.have.count, this.meta.pieceCount)) void this.supernodeSync.sync();
+    if (this.supernodeSync.periodicDue(this.timings.syncMs, this.ledger.have.count, this.meta.pieceCount, Math.min(TICK_MS, this.timings.syncMs))) void this.supernodeSync.sync();
     this.requests.pump();
   }
 

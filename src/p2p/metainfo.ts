@@ -1,5 +1,5 @@
 // Pieces of a blob: the supernode fixes a blob's layout when it first seeds it (layoutFor: 512 KiB
-// pieces, or 256 KiB when the cluster is large, see SMALL_PIECES_FROM_PEERS; doubled until a blob
+// pieces, or 128 KiB when the cluster is large, see SMALL_PIECES_FROM_PEERS; doubled until a blob
 // has at most MAX_PIECES pieces; a small blob is one piece) and every peer takes it from the task's
 // metainfo. A peer holding a whole blob serves it in whichever layout a child names on the wire.
 // Metainfo adds the sha256 of each piece.
@@ -30,13 +30,20 @@ import { PollenError } from '../errors.ts';
 export const DEFAULT_PIECE_BYTES = 512 * 1024;
 /**
  * The layout for a large cluster: a deep swarm passes each piece through more hops, and a hop costs
- * a piece time. Simulated 64 MiB at 100 Mbit/s with the peer's own transfer code (2026-12-04): 100
- * peers 7.75 -> 7.21 s, 300 peers 7.87 -> 7.06, 1,000 peers 8.19 -> 7.36 (1.52 -> 1.37 x T*); 16 and
- * 32 peers no faster (the median peer is, the last one is not), 64 about even. On the bed (8 and 16
- * peers on 2 cores) even in time and CPU. So below SMALL_PIECES_FROM_PEERS live peers the supernode
- * keeps DEFAULT_PIECE_BYTES, as cheap per byte and fewer pieces to track.
+ * a piece time. Simulated 64 MiB at 100 Mbit/s with the peer's own transfer code (2026-12-04), 256
+ * KiB against 512: 100 peers 7.75 -> 7.21 s, 300 peers 7.87 -> 7.06, 1,000 peers 8.19 -> 7.36 (1.52
+ * -> 1.37 x T*); 16 and 32 peers no faster (the median peer is, the last one is not), 64 about even.
+ * On the bed (8 and 16 peers on 2 cores) even in time and CPU. 128 KiB against 256 (2026-12-05, with
+ * periodic syncs kept to the nearest tick, peer/p2p/transfer-sync.ts): 1,000 peers (seeds 1 / 2)
+ * 7.33 / 7.19 -> 7.04 / 7.01 s (1.31 x T*), the median 7.09 / 7.06 -> 6.67 / 6.66; without that
+ * sync rule 128 KiB left a tail (7.86 / 7.77 s). A piece costs a peer CPU whatever its size (a
+ * have, a proof, a persisted bitfield, a sync's share: ~1.5 ms a piece on the 2-core bed), so
+ * below SMALL_PIECES_FROM_PEERS live peers the supernode keeps DEFAULT_PIECE_BYTES, as cheap per
+ * byte and fewer pieces to track. Every peer and supernode of a cluster must agree on the small
+ * layout too: a peer refuses a layout it does not know (isLayout), so this change is a
+ * whole-cluster upgrade.
  */
-export const SMALL_PIECE_BYTES = 256 * 1024;
+export const SMALL_PIECE_BYTES = 128 * 1024;
 export const SMALL_PIECES_FROM_PEERS = 64;
 export const MAX_PIECES = 1000;
 /** Blocks are what one wire request asks for (BEP 3 "request"). */

@@ -16,7 +16,7 @@ import { generateSecret, pskClientOptions } from '../../src/cluster-tls.ts';
 import { sha256Digest, type Digest } from '../../src/digest.ts';
 import { AddressBans } from '../../src/p2p/wire-bans.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
-import { BLOCK_BYTES, pieceCountFor, pieceRange, pieceSizeFor } from '../../src/p2p/metainfo.ts';
+import { BLOCK_BYTES, DEFAULT_PIECE_BYTES, pieceCountFor, pieceRange, pieceSizeFor, SMALL_PIECE_BYTES } from '../../src/p2p/metainfo.ts';
 import { PieceSigner } from '../../src/p2p/piece-proof.ts';
 import { WireListener } from '../../src/p2p/wire-listener.ts';
 import { SupernodeClient } from '../../peer/p2p/supernode-client.ts';
@@ -289,10 +289,10 @@ describe('attacks on the peer wire', () => {
   }, 60_000);
 
   it("a member replaying the supernode's genuine proofs of the blob's other layout poisons nothing: the index covers other bytes there, and the proof does not check", async () => {
-    // 768 KiB: 2 pieces of 512 KiB (default layout) or 3 of 256 KiB (small). Default piece 1 is
-    // bytes 512-768 KiB, as long as small piece 1 (256-512 KiB): a proof that named no layout would
-    // make the child store the first at the second's place.
-    const blob = randomBytes(768 * 1024);
+    // A default piece and a small one: 2 pieces in the default layout, 1 + ratio in the small one.
+    // Default piece 1 is bytes 512-640 KiB, as long as small piece 1 (128-256 KiB): a proof that
+    // named no layout would make the child store the first at the second's place.
+    const blob = randomBytes(DEFAULT_PIECE_BYTES + SMALL_PIECE_BYTES);
     const digest = sha256Digest(blob);
     const start = await fetch(`${registry.url}/v2/test/layouts/blobs/uploads/`, { method: 'POST' });
     const location = new URL(start.headers.get('location')!, registry.url);
@@ -306,11 +306,11 @@ describe('attacks on the peer wire', () => {
     const reader = new SupernodeClient({}, { urls: [plain.url], secret: SECRET, timeoutMs: 5_000 });
     cleanups.push(() => reader.close());
     await reader.register(plain.url, { peerId: 'reader', wireAddr: '127.0.0.1:1', uploadSlots: 1, holdings: [] });
-    expect((await reader.createTask(plain.url, { peerId: 'reader', digest, upstream })).pieceSize).toBe(512 * 1024);
+    expect((await reader.createTask(plain.url, { peerId: 'reader', digest, upstream })).pieceSize).toBe(DEFAULT_PIECE_BYTES);
     const answer = await reader.seedPiece(plain.url, digest, 1, AbortSignal.timeout(30_000));
     for await (const c of answer.body) void c;
     const replayed = { index: 1, hash: answer.pieceHash()!, signature: answer.pieceSignature!()! };
-    expect(replayed.hash).toBe(createHash('sha256').update(blob.subarray(512 * 1024)).digest('hex'));
+    expect(replayed.hash).toBe(createHash('sha256').update(blob.subarray(DEFAULT_PIECE_BYTES)).digest('hex'));
 
     // A supernode with the same key whose cluster is large (small pieces), its seed slowed so the
     // child lacks hashes while the replaying member is offered.
@@ -324,7 +324,7 @@ describe('attacks on the peer wire', () => {
     const listener = new WireListener({ clock: systemClock, bans: new AddressBans({ clock: systemClock }), accept: (d) => d === digest }, { listen: '127.0.0.1:0', peerId: randomBytes(20), secret: SECRET, maxConnections: 8 });
     const proved = new Set<string>();
     listener.on('ready', (conn) => {
-      conn.sendBitfield(Bitfield.full(3).bytes);
+      conn.sendBitfield(Bitfield.full(pieceCountFor(blob.length, SMALL_PIECE_BYTES)).bytes);
       conn.unchoke();
       conn.on('request', (index, offset, length, respond) => {
         const key = `${conn.remoteAddress}/${index}`;
@@ -335,7 +335,7 @@ describe('attacks on the peer wire', () => {
         }
         blocks++;
         // Served as if in the default layout: piece `index` from index * 512 KiB.
-        const from = index * 512 * 1024 + offset;
+        const from = index * DEFAULT_PIECE_BYTES + offset;
         respond(null, Buffer.from(blob.subarray(from, from + length)));
       });
     });

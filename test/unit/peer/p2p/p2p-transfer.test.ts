@@ -106,11 +106,13 @@ describe('the transfers of a peer tick together', () => {
       }
       return times;
     };
-    // Started 100 and 180 ms past a tick: the first sync at the start, then on the 250 ms grid.
-    const first = await syncTimes(1_000_100);
-    const second = await syncTimes(1_000_180);
-    expect(first[0]).toBe(1_000_100);
-    expect(second[0]).toBe(1_000_180);
+    // Started 140 and 220 ms past a tick: the first sync at the start, then on the 250 ms grid, at the
+    // tick nearest each period (both 500 ms periods end nearest the same tick; starts that straddle
+    // half a tick end a tick apart, as starts that straddle a tick did when syncs took the next one).
+    const first = await syncTimes(1_000_140);
+    const second = await syncTimes(1_000_220);
+    expect(first[0]).toBe(1_000_140);
+    expect(second[0]).toBe(1_000_220);
     for (const t of [...first.slice(1), ...second.slice(1)]) expect(t % 250).toBe(0);
     expect(first.slice(1, 3)).toEqual(second.slice(1, 3));
   });

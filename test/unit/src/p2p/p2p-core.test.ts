@@ -26,7 +26,7 @@ describe('piece layout', () => {
     expect(pieceSizeForSwarm(64 * MiB, SMALL_PIECES_FROM_PEERS)).toBe(SMALL_PIECE_BYTES);
     expect(pieceSizeForSwarm(64 * MiB, 3, 3)).toBe(SMALL_PIECE_BYTES);
     // One layout only: a blob of one small piece, and one so large that both bases double alike.
-    expect(pieceSizeForSwarm(200 * 1024, 10_000)).toBe(pieceSizeFor(200 * 1024));
+    expect(pieceSizeForSwarm(100 * 1024, 10_000)).toBe(pieceSizeFor(100 * 1024));
     expect(pieceSizeForSwarm(600 * MiB, 10_000)).toBe(pieceSizeFor(600 * MiB));
     expect(pieceSizeForSwarm(300 * 1024, 10_000)).toBe(SMALL_PIECE_BYTES);
     for (const size of [0, 10, 300 * 1024, 64 * MiB, 400 * MiB, 600 * MiB]) {
@@ -45,31 +45,32 @@ describe('piece layout', () => {
   });
 
   it('a holding counts as sent in its own layout, as whole in the other only when whole, else as nothing (a download in the other layout)', () => {
+    const ratio = DEFAULT_PIECE_BYTES / SMALL_PIECE_BYTES;
     const size = 64 * SMALL_PIECE_BYTES;
     const small = { size, pieceSize: SMALL_PIECE_BYTES, pieceCount: 64 };
-    const dflt = { size, pieceSize: DEFAULT_PIECE_BYTES, pieceCount: 32 };
+    const dflt = { size, pieceSize: DEFAULT_PIECE_BYTES, pieceCount: 64 / ratio };
     const some = new Bitfield(64);
     some.set(1);
     some.set(60);
     expect([...holdingBits(small, { pieces: some.toBase64(), pieceSize: SMALL_PIECE_BYTES }).indexes()]).toEqual([1, 60]);
     // A whole blob (reported in the default layout, naming none) is whole in the small one, and back.
-    expect(holdingBits(small, { pieces: Bitfield.full(32).toBase64() }).count).toBe(64);
-    expect(holdingBits(dflt, { pieces: Bitfield.full(32).toBase64() }).count).toBe(32);
-    expect(holdingBits(dflt, { pieces: Bitfield.full(64).toBase64(), pieceSize: SMALL_PIECE_BYTES }).count).toBe(32);
-    const partial = new Bitfield(32);
+    expect(holdingBits(small, { pieces: Bitfield.full(64 / ratio).toBase64() }).count).toBe(64);
+    expect(holdingBits(dflt, { pieces: Bitfield.full(64 / ratio).toBase64() }).count).toBe(64 / ratio);
+    expect(holdingBits(dflt, { pieces: Bitfield.full(64).toBase64(), pieceSize: SMALL_PIECE_BYTES }).count).toBe(64 / ratio);
+    const partial = new Bitfield(64 / ratio);
     partial.set(0);
     expect(holdingBits(small, { pieces: partial.toBase64() }).count).toBe(0);
     expect(holdingBits(dflt, { pieces: some.toBase64(), pieceSize: SMALL_PIECE_BYTES }).count).toBe(0);
-    // A 1 MiB blob: 2 default pieces or 4 small ones, one byte of bitfield either way. Half of a
-    // small-layout download has the bytes of the whole default bitfield: its piece size tells them apart.
-    const mib = { size: 4 * SMALL_PIECE_BYTES, pieceSize: SMALL_PIECE_BYTES, pieceCount: 4 };
-    const half = new Bitfield(4);
-    half.set(0);
-    half.set(1);
-    expect(half.toBase64()).toBe(Bitfield.full(2).toBase64());
-    expect([...holdingBits(mib, { pieces: half.toBase64(), pieceSize: SMALL_PIECE_BYTES }).indexes()]).toEqual([0, 1]);
-    expect(holdingBits(mib, { pieces: Bitfield.full(2).toBase64() }).count).toBe(4);
-    expect(holdingBits({ ...mib, pieceSize: DEFAULT_PIECE_BYTES, pieceCount: 2 }, { pieces: half.toBase64(), pieceSize: SMALL_PIECE_BYTES }).count).toBe(0);
+    // A blob of 2 default pieces is 2 x ratio small ones, one byte of bitfield either way. Two small
+    // pieces of a small-layout download have the bytes of the whole default bitfield: its piece size tells them apart.
+    const two = { size: 2 * DEFAULT_PIECE_BYTES, pieceSize: SMALL_PIECE_BYTES, pieceCount: 2 * ratio };
+    const firstTwo = new Bitfield(2 * ratio);
+    firstTwo.set(0);
+    firstTwo.set(1);
+    expect(firstTwo.toBase64()).toBe(Bitfield.full(2).toBase64());
+    expect([...holdingBits(two, { pieces: firstTwo.toBase64(), pieceSize: SMALL_PIECE_BYTES }).indexes()]).toEqual([0, 1]);
+    expect(holdingBits(two, { pieces: Bitfield.full(2).toBase64() }).count).toBe(2 * ratio);
+    expect(holdingBits({ ...two, pieceSize: DEFAULT_PIECE_BYTES, pieceCount: 2 }, { pieces: firstTwo.toBase64(), pieceSize: SMALL_PIECE_BYTES }).count).toBe(0);
     // A piece size that is no layout of the blob holds nothing.
     expect(holdingBits(small, { pieces: Bitfield.full(16).toBase64(), pieceSize: 4 * DEFAULT_PIECE_BYTES }).count).toBe(0);
   });

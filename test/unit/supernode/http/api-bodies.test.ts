@@ -399,13 +399,13 @@ describe('supernode API bodies (fast-check over fastify inject)', () => {
     const sync = () => h.app.inject({ method: 'POST', url: `/api/v1/tasks/${DIGEST}/sync`, headers: auth, payload: { have: [0], wantSeed: 0, badParents: [] } });
     expect((await create()).json()).toMatchObject({ pieceCount: 10 });
     expect((await sync()).statusCode).toBe(200);
-    // Evicted and begun again (for another peer) in 256 KiB pieces: 20 of them.
+    // Evicted and begun again (for another peer) in the small layout's pieces.
     const small = layoutFor(DIGEST, 5 << 20, SMALL_PIECE_BYTES);
     h.seed.tasks.set(DIGEST, { meta: { ...small, hashes: small.hashes.map((_, i) => `${i}`.padStart(64, '1')) }, state: { name: 'complete' } });
     const refused = await sync();
     expect(refused.statusCode).toBe(404);
     expect(refused.json()).toMatchObject({ errors: [{ detail: { pollenCode: 'ERR_NOT_FOUND' } }] });
-    expect((await create()).json()).toMatchObject({ pieceCount: 20, pieceSize: SMALL_PIECE_BYTES });
+    expect((await create()).json()).toMatchObject({ pieceCount: (5 << 20) / SMALL_PIECE_BYTES, pieceSize: SMALL_PIECE_BYTES });
     const answer = await sync();
     expect(answer.statusCode).toBe(200);
     expect((answer.json() as SyncResponse).hashes[0]).toBe('0'.padStart(64, '1'));

@@ -1,0 +1,50 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../../src/clock.ts';
+import { parseDigest } from '../../../../src/digest.ts';
+import type { SyncResponse } from '../../../../src/p2p/supernode-api.ts';
+import { TransferSync } from '../../../../peer/p2p/transfer-sync.ts';
+import type { TransferClient } from '../../../../peer/p2p/transfer-seams.ts';
+
+const ANSWER: SyncResponse = { hashes: [], parents: [], seedGrants: [], availability: [] };
+
+function transferSync(clock: ManualClock): TransferSync {
+  const client = { sync: async () => ANSWER } as unknown as TransferClient;
+  return new TransferSync({
+    client,
+    supernode: 'https://supernode.test',
+    digest: parseDigest(`sha256:${'a'.repeat(64)}`),
+    clock,
+    logger: pino({ level: 'silent' }),
+    wanted: () => true,
+    poolFull: () => false,
+    request: () => ({ wantSeed: 0, badParents: [] }),
+    unsent: () => {},
+    recreateTask: async () => true,
+    onAnswer: () => {},
+  });
+}
+
+describe('TransferSync', () => {
+  it('keeps the periodic sync to the nearest tick: a tick a hair short of the period does not put it a whole tick later', async () => {
+    const clock = new ManualClock(1_000);
+    const sync = transferSync(clock);
+    await sync.sync();
+    // A quarter held (2 of 8): the period is syncMs; ticks come every 250 ms.
+    const due = (at: number): boolean => {
+      clock.advance(at - (clock.now() - 1_000));
+      return sync.periodicDue(1_000, 2, 8, 250);
+    };
+    expect(due(800)).toBe(false);
+    expect(due(874)).toBe(false);
+    // The tick meant for 1,000 ms that came 0.1 ms early.
+    expect(due(999.9)).toBe(true);
+    // The supernode's pacing still holds in full.
+    await sync.sync();
+    sync.paceMs = 2_000;
+    clock.advance(1_900);
+    expect(sync.periodicDue(1_000, 2, 8, 250)).toBe(false);
+    clock.advance(100);
+    expect(sync.periodicDue(1_000, 2, 8, 250)).toBe(true);
+  });
+});
