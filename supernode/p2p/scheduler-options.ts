@@ -14,6 +14,11 @@ export interface SchedulerOptions {
    */
   readonly offerIntervalMs: number;
   /**
+   * maxParents are offered for each period of this length since the asker's last offer (to the
+   * nearest; one period at least): see DEFAULT_OFFER_PERIOD_MS. 0: maxParents an answer.
+   */
+  readonly offerPeriodMs: number;
+  /**
    * An asker sent the task's availability less than this long ago gets an empty list instead (it
    * keeps the last one). The availability is a count per piece in every answer: 434 of a sync
    * answer's 1,288 bytes on average at 1,000 simulated peers and 128 pieces, ~4 KB at MAX_PIECES,
@@ -23,8 +28,22 @@ export interface SchedulerOptions {
 }
 
 /**
- * maxParents: parents offered per sync. A peer dials what it is offered up to its own limit (8 per
- * transfer, its host's budget shared), so 6 at a time filled its pool at its first sync with the
+ * offerPeriodMs: a transfer's parent pool grows with time, not with its syncs. A peer syncs every
+ * 500 ms until it holds a quarter of a blob, then every second (every 2 s quiet: peer/p2p/transfer-sync.ts),
+ * and at one parent an answer a large swarm's peers reached their 8 parents only ~4.5 s into a
+ * 64 MiB pull, while each parent's uplink was shared by ~8.5 children: a peer with 4-5 parents got
+ * 0.5-0.8 of its downlink, and the last peers were those that synced least. One parent per 250 ms
+ * (two an answer early, four later): simulated 1,000 peers, 64 MiB in 128 KiB pieces, all-done
+ * 7.04 / 7.01 -> 6.73 / 6.95 s (seeds 1 / 2), median 6.67 / 6.66 -> 6.58 / 6.57, p99 6.86 / 6.92
+ * -> 6.66 / 6.70; per 500 ms 7.03 s (seed 1: the same as per answer), per 125 ms 6.87. It also
+ * gives a paced asker (told to wait: sync-pacer.ts) the parents its wait was worth.
+ */
+export const DEFAULT_OFFER_PERIOD_MS = 250;
+
+/**
+ * maxParents: parents offered per sync (measured so; now per offerPeriodMs since the last offer). A
+ * peer dials what it is offered up to its own limit (8 per transfer, its host's budget shared), so
+ * 6 at a time filled its pool at its first sync with the
  * holders of that moment, the same few early peers for everyone, which then served a crowd while
  * later holders idled; fewer at a time fill it over a few syncs from whoever is best placed by
  * then. Simulated 64 MiB, free CPU: N = 1,000 8.38 s with 6, 7.94 with 2, 7.76 with 1 (1.56, 1.48,
@@ -54,4 +73,4 @@ export const DEFAULT_AVAILABILITY_INTERVAL_MS = 4_000;
  * holders and 128 pieces (bitfields read from an array beside the ids, bytes counted by table:
  * ~39 us before), one without ~4 us.
  */
-export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = { maxParents: DEFAULT_MAX_PARENTS, scanLimit: 100, seedLeaseMs: 10_000, maxSeedGrants: 4, offerIntervalMs: 0, availabilityIntervalMs: DEFAULT_AVAILABILITY_INTERVAL_MS };
+export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = { maxParents: DEFAULT_MAX_PARENTS, scanLimit: 100, seedLeaseMs: 10_000, maxSeedGrants: 4, offerIntervalMs: 0, offerPeriodMs: DEFAULT_OFFER_PERIOD_MS, availabilityIntervalMs: DEFAULT_AVAILABILITY_INTERVAL_MS };

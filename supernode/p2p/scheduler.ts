@@ -19,6 +19,8 @@ import { SeedLeases, STARVED_SEED_LEASES, type SeedGrantCounts } from './seed-le
 const MAX_PENDING_TASKS = 10_000;
 /** Parents remembered per asker and task as offered (the most recent ones). */
 const MAX_OFFERS_PER_ASKER = 64;
+/** Parents in one answer at most (a peer dials 8 per transfer at most). */
+const MAX_OFFERED_PARENTS = 8;
 
 interface TaskAvailability {
   readonly pieceCount: number;
@@ -39,7 +41,7 @@ interface TaskAvailability {
   readonly leases: SeedLeases;
   /** Parents each asker was offered and has not reported yet (insertion order: oldest first). */
   readonly offered: Map<string, Set<string>>;
-  /** When each asker's last parent scan ran. */
+  /** When each asker's last parent scan ran (its last offer of parents). */
   readonly scannedAt: Map<string, number>;
   /** When each asker was last sent the availability. */
   readonly availabilityAt: Map<string, number>;
@@ -59,8 +61,6 @@ export interface ScheduleAsk {
   readonly starved?: boolean | undefined;
   /** Pieces whose seed grants the asker declined since its last sync. */
   readonly declined?: readonly number[] | undefined;
-  /** Parents to offer at most, instead of maxParents (a paced asker gets more per answer). */
-  readonly parents?: number | undefined;
   /** Parents the asker would dial now (SyncRequest.wantParents): no more are offered, and none without a scan. */
   readonly wantParents?: number | undefined;
 }
@@ -76,11 +76,6 @@ export class Scheduler {
    * first copy); `starved`, pieces for a peer that got no piece for a while, held by peers or not.
    */
   readonly seedGrants: SeedGrantCounts = { unheld: 0, starved: 0 };
-
-  /** Parents offered per sync (unless the sync's ask names another number). */
-  get maxParents(): number {
-    return this.options.maxParents;
-  }
 
   constructor(deps: { clock: Clock }, options: Partial<SchedulerOptions> = {}) {
     this.clock = deps.clock;
@@ -246,7 +241,7 @@ export class Scheduler {
     // the seed. Slow or unreachable ones still do: counting those too made the seed serve nearly
     // every piece to every peer on a CPU-starved 16-host bed (9.9 x S), where stalls are common.
     const distrusted: Bitfield[] = [];
-    const keep = Math.min(ask.parents ?? this.options.maxParents, ask.wantParents ?? Infinity);
+    const keep = Math.min(this.parentCredit(task, asker, now), ask.wantParents ?? Infinity);
     const parents = keep > 0 && this.scanAllowed(task, asker, now, starved) ? this.pickParents(task, asker, mine, distrusted, starved, keep) : this.distrustedIn(task, distrusted);
     const want = Math.min(wantSeed, this.options.maxSeedGrants);
     let skip: Set<number> | undefined;
@@ -273,12 +268,23 @@ export class Scheduler {
     return true;
   }
 
+  /**
+   * Parents the asker may be offered now: maxParents for each offerPeriodMs since its last offer
+   * (to the nearest period; at least maxParents, at most MAX_OFFERED_PARENTS), so a transfer's pool
+   * grows with time, not with how often it syncs (see offerPeriodMs), and a paced asker, told to
+   * wait, is offered what its wait was worth.
+   */
+  private parentCredit(task: TaskAvailability, asker: string, now: number): number {
+    const { maxParents, offerPeriodMs } = this.options;
+    const last = task.scannedAt.get(asker);
+    const periods = last === undefined || offerPeriodMs <= 0 ? 1 : Math.max(1, Math.round((now - last) / offerPeriodMs));
+    return Math.min(MAX_OFFERED_PARENTS, maxParents * periods);
+  }
+
   private scanAllowed(task: TaskAvailability, asker: string, now: number, starved: boolean): boolean {
-    if (this.options.offerIntervalMs > 0) {
-      const last = task.scannedAt.get(asker);
-      if (!starved && last !== undefined && now - last < this.options.offerIntervalMs) return false;
-      if (task.holders.has(asker)) task.scannedAt.set(asker, now);
-    }
+    const last = task.scannedAt.get(asker);
+    if (this.options.offerIntervalMs > 0 && !starved && last !== undefined && now - last < this.options.offerIntervalMs) return false;
+    if (task.holders.has(asker)) task.scannedAt.set(asker, now);
     this.scans++;
     return true;
   }

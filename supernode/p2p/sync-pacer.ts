@@ -64,13 +64,6 @@ const ANSWER_BYTES_WEIGHT = 1 / 32;
 const BYTES_LINE_MS = (MAX_SYNC_PACE_MS * 3) / 4;
 /** Peers are counted per window; longer than MAX_SYNC_PACE_MS so that a paced peer is counted in every one. */
 export const SYNC_PACE_WINDOW_MS = 5_000;
-/**
- * How often an unpaced peer syncs once it holds a quarter of a blob (peer/p2p/transfer-sync.ts):
- * a paced answer carries the parents that many syncs would have, one parent offer per this long.
- */
-const PEER_SYNC_MS = 500;
-/** Parents in one answer at most (a peer dials 8 per transfer at most). */
-const MAX_PACED_PARENTS = 8;
 /** A sync this much before its slot or less takes a new one (the peer's wait counts from when it sent). */
 const EARLY_GRACE_MS = 50;
 
@@ -160,15 +153,6 @@ export class SyncPacer {
     return Math.floor(Math.min(MAX_SYNC_PACE_MS, Math.max(0, this.nextSlot - this.clock.now())));
   }
 
-  /**
-   * Parents to offer with a wait of `paceMs`: `maxParents` for each PEER_SYNC_MS the wait spans, so
-   * a paced peer learns of parents as fast as an unpaced one. Simulated 1,000 peers, 64 MiB, paced
-   * to 1.25 s (--sync-rate 800): 9.0 s with 1 parent an answer, 8.4 with 3 or 5 (7.7 unpaced).
-   */
-  static parentsFor(maxParents: number, paceMs: number): number {
-    return Math.min(MAX_PACED_PARENTS, Math.max(maxParents, maxParents * Math.ceil(paceMs / PEER_SYNC_MS)));
-  }
-
   /** How often a busy peer should heart-beat now (0: as it likes, every second), at most `idleMs`. */
   busyHeartbeatMs(idleMs: number): number {
     const ms = this.currentMs * HEARTBEATS_PER_SYNC_WAIT;
@@ -194,11 +178,12 @@ export class SyncPacer {
 }
 
 /**
- * One sync's schedule with the wait its answer asks (and the parents that wait is worth): what the
- * sync route answers, and what the simulation's supernode answers, from the same code.
+ * One sync's schedule with the wait its answer asks: what the sync route answers, and what the
+ * simulation's supernode answers, from the same code. The parents a wait is worth come with the
+ * asker's next answer (Scheduler: parents by the time since its last offer).
  */
 export function pacedSchedule(scheduler: Scheduler, pacer: SyncPacer | undefined, peer: PeerRecord, digest: Digest, wantSeed: number, ask: ScheduleAsk): Schedule & { syncMs?: number } {
   const syncMs = pacer?.paceMs(peer) ?? 0;
-  if (syncMs === 0) return scheduler.schedule(digest, peer.peerId, wantSeed, ask);
-  return { ...scheduler.schedule(digest, peer.peerId, wantSeed, { ...ask, parents: SyncPacer.parentsFor(scheduler.maxParents, syncMs) }), syncMs };
+  const schedule = scheduler.schedule(digest, peer.peerId, wantSeed, ask);
+  return syncMs === 0 ? schedule : { ...schedule, syncMs };
 }

@@ -326,9 +326,43 @@ describe('Scheduler', () => {
     // Wanting none did not start the asker's offer interval: the next sync that wants one scans.
     expect(scheduler.schedule(digest, 'asker', 1, { wantParents: 1 }).parents).toHaveLength(1);
     expect(scheduler.scans).toBe(scans + 1);
-    // A paced answer's count is capped too, and an asker that says nothing gets the supernode's count.
-    expect(scheduler.schedule(digest, 'b', 0, { parents: 3, wantParents: 2 }).parents).toHaveLength(2);
+    // An asker that says nothing gets the supernode's count.
+    expect(scheduler.schedule(digest, 'b', 0, { wantParents: 2 }).parents).toHaveLength(2);
     expect(scheduler.schedule(digest, 'c', 0).parents).toHaveLength(3);
+  });
+
+  it('offers maxParents per offerPeriodMs since the asker\'s last offer (to the nearest period, one at least, 8 at most), each asker on its own clock', () => {
+    const { clock, scheduler, peer } = setup({ maxParents: 1, offerPeriodMs: 250 });
+    const holder = new Bitfield(4);
+    holder.set(0);
+    for (let k = 0; k < 20; k++) scheduler.join(digest, 4, peer(`h${k}`), holder);
+    scheduler.join(digest, 4, peer('asker'));
+    scheduler.join(digest, 4, peer('other'));
+    const offered = (asker: string, ask = {}): number => scheduler.schedule(digest, asker, 0, ask).parents.length;
+    expect(offered('asker')).toBe(1);
+    clock.advance(100);
+    expect(offered('asker')).toBe(1);
+    clock.advance(374);
+    expect(offered('asker')).toBe(1);
+    clock.advance(376);
+    expect(offered('asker')).toBe(2);
+    clock.advance(1_000);
+    expect(offered('asker')).toBe(4);
+    // What the asker would dial caps the offer, and an offer of fewer still starts the next period.
+    clock.advance(1_000);
+    expect(offered('asker', { wantParents: 1 })).toBe(1);
+    clock.advance(250);
+    expect(offered('asker')).toBe(1);
+    clock.advance(60_000);
+    expect(offered('asker')).toBe(8);
+    // Another asker's first offer is maxParents, whenever it comes.
+    expect(offered('other')).toBe(1);
+    const perAnswer = setup({ maxParents: 2, offerPeriodMs: 0 });
+    for (let k = 0; k < 20; k++) perAnswer.scheduler.join(digest, 4, perAnswer.peer(`h${k}`), holder);
+    perAnswer.scheduler.join(digest, 4, perAnswer.peer('asker'));
+    perAnswer.scheduler.schedule(digest, 'asker', 0);
+    perAnswer.clock.advance(5_000);
+    expect(perAnswer.scheduler.schedule(digest, 'asker', 0).parents).toHaveLength(2);
   });
 
   it('sends an asker the availability at most once per availabilityIntervalMs (empty between), each asker on its own clock', () => {
