@@ -65,7 +65,7 @@ const BYTES_LINE_MS = (MAX_SYNC_PACE_MS * 3) / 4;
 /** Peers are counted per window; longer than MAX_SYNC_PACE_MS so that a paced peer is counted in every one. */
 export const SYNC_PACE_WINDOW_MS = 5_000;
 /** A sync this much before its slot or less takes a new one (the peer's wait counts from when it sent). */
-const EARLY_GRACE_MS = 50;
+export const EARLY_GRACE_MS = 50;
 
 export class SyncPacer {
   private readonly clock: Clock;
