@@ -269,10 +269,9 @@ export class Scheduler {
   }
 
   /**
-   * Parents the asker may be offered now: maxParents for each offerPeriodMs since its last offer
-   * (to the nearest period; at least maxParents, at most MAX_OFFERED_PARENTS), so a transfer's pool
-   * grows with time, not with how often it syncs (see offerPeriodMs), and a paced asker, told to
-   * wait, is offered what its wait was worth.
+   * Parents the asker may be offered now: maxParents for each offerPeriodMs since its last offer (to
+   * the nearest period; maxParents at least, MAX_OFFERED_PARENTS at most), so a transfer's pool grows
+   * with time, not with how often it syncs, and a paced asker is offered what its wait was worth.
    */
   private parentCredit(task: TaskAvailability, asker: string, now: number): number {
     const { maxParents, offerPeriodMs } = this.options;
