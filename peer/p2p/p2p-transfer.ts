@@ -30,16 +30,7 @@ import { TransferProofs } from './transfer-proofs.ts';
 import { TransferState } from './transfer-state.ts';
 import { fetchMissingFromUpstream } from './upstream-fallback.ts';
 import { hashKnown, knownHashCount, STARVED_MS, TransferSync, withAnsweredHashes, withPieceHash } from './transfer-sync.ts';
-import { DEFAULT_TIMINGS, sha256Piece, type BlobReader, type BlobTarget, type PieceHasher, type TransferCounters, type TransferDeps, type TransferTimings } from './transfer-seams.ts';
-
-/** The transfer's tick (stall and progress checks, periodic sync) runs this often at most. */
-export const TICK_MS = 250;
-/**
- * Where in each TICK_MS this process's transfers tick: all at the same instants, so their periodic
- * syncs leave in one request (the supernode client sends the syncs of one turn together), at a
- * phase of the process's own so that a cluster's peers do not all sync in the same millisecond.
- */
-const PROCESS_TICK_PHASE_MS = Math.floor(Math.random() * TICK_MS);
+import { DEFAULT_TIMINGS, PROCESS_TICK_PHASE_MS, sha256Piece, tickMs, type BlobReader, type BlobTarget, type PieceHasher, type TransferCounters, type TransferDeps, type TransferTimings } from './transfer-seams.ts';
 
 export class P2pTransfer {
   readonly counters: TransferCounters = { peer: 0, seed: 0, upstream: 0 };
@@ -228,11 +219,10 @@ export class P2pTransfer {
 
   /** The next tick, on the process's grid of ticks (see PROCESS_TICK_PHASE_MS). */
   private scheduleTick(): void {
-    const period = Math.min(TICK_MS, this.timings.syncMs);
     this.ticker = this.clock.setTimeout(() => {
       this.tick();
       if (!this.state.over) this.scheduleTick();
-    }, delayToGrid(this.clock.now(), this.deps.tickPhaseMs ?? PROCESS_TICK_PHASE_MS, period));
+    }, delayToGrid(this.clock.now(), this.deps.tickPhaseMs ?? PROCESS_TICK_PHASE_MS, tickMs(this.timings)));
   }
 
   private tick(): void {
@@ -250,7 +240,7 @@ export class P2pTransfer {
       this.deps.onEvent?.({ kind: 'stall' });
       this.pool.dropStalled(parent);
     }
-    if (this.supernodeSync.periodicDue(this.timings.syncMs, this.ledger.have.count, this.meta.pieceCount, Math.min(TICK_MS, this.timings.syncMs))) void this.supernodeSync.sync();
+    if (this.supernodeSync.periodicDue(this.timings.syncMs, this.ledger.have.count, this.meta.pieceCount, tickMs(this.timings))) void this.supernodeSync.sync();
     this.requests.pump();
   }
 

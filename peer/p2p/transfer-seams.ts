@@ -98,6 +98,20 @@ export interface TransferTimings {
 // still the best way forward: 31 fallbacks sent the registry 12 x S.
 export const DEFAULT_TIMINGS: TransferTimings = { syncMs: 1_000, pieceStallMs: 8_000, noProgressMs: 30_000, supernodeDeadMs: 30_000, supernodeRefusedMs: 3_000 };
 
+/** The transfer's tick (stall and progress checks, periodic sync) runs this often at most: see tickMs. */
+export const TICK_MS = 250;
+/**
+ * Where in each TICK_MS this process's transfers tick: all at the same instants, so their periodic
+ * syncs leave in one request (the supernode client sends the syncs of one turn together), at a
+ * phase of the process's own so that a cluster's peers do not all sync in the same millisecond.
+ */
+export const PROCESS_TICK_PHASE_MS = Math.floor(Math.random() * TICK_MS);
+
+/** The transfer's tick period: TICK_MS, or syncMs if that is shorter (a test's fast syncs). */
+export function tickMs(timings: TransferTimings): number {
+  return Math.min(TICK_MS, timings.syncMs);
+}
+
 export interface TransferCounters {
   peer: number;
   seed: number;

@@ -37,10 +37,10 @@ export const DEFAULT_PIECE_BYTES = 512 * 1024;
  * periodic syncs kept to the nearest tick, peer/p2p/transfer-sync.ts): 1,000 peers (seeds 1 / 2)
  * 7.33 / 7.19 -> 7.04 / 7.01 s (1.31 x T*), the median 7.09 / 7.06 -> 6.67 / 6.66; without that
  * sync rule 128 KiB left a tail (7.86 / 7.77 s). 10,000 peers (seed 1) 8.37 -> 8.04 s (1.56 ->
- * 1.50 x T*), the median 8.16 -> 7.81, the supernode 0.96 of a core at its peak. A piece costs a peer CPU whatever its size (a
- * have, a proof, a persisted bitfield, a sync's share: ~1.5 ms a piece on the 2-core bed), so
- * below SMALL_PIECES_FROM_PEERS live peers the supernode keeps DEFAULT_PIECE_BYTES, as cheap per
- * byte and fewer pieces to track. Every peer and supernode of a cluster must agree on the small
+ * 1.50 x T*), the median 8.16 -> 7.81, the supernode 0.96 of a core at its peak. A piece costs a
+ * peer CPU whatever its size (a have, a proof, a persisted bitfield, a sync's share: ~1.5 ms a
+ * piece on the 2-core bed), so below SMALL_PIECES_FROM_PEERS live peers the supernode keeps
+ * DEFAULT_PIECE_BYTES, as cheap per byte and fewer pieces to track. Every peer and supernode of a cluster must agree on the small
  * layout too: a peer refuses a layout it does not know (isLayout), so this change is a
  * whole-cluster upgrade.
  */

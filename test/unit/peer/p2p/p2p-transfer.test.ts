@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../src/clock.ts';
 import { BLOCK_BYTES } from '../../../../src/p2p/metainfo.ts';
 import { MAX_SYNC_PACE_MS } from '../../../../src/p2p/supernode-api.ts';
-import { TICK_MS } from '../../../../peer/p2p/p2p-transfer.ts';
+import { TICK_MS } from '../../../../peer/p2p/transfer-seams.ts';
 import { RECORD_EVERY_MS } from '../../../../peer/p2p/bitfield-record.ts';
 import { HOST_SEED_LEASES, seedLeasesPerTransfer } from '../../../../peer/p2p/seed-grants.ts';
 import { ExpiringBans } from '../../../../src/p2p/wire-bans.ts';

@@ -4,7 +4,7 @@
 // only while some piece can come without a proof.
 import { afterEach, describe, expect, it } from 'vitest';
 import { PieceSigner, type PieceProof } from '../../../../src/p2p/piece-proof.ts';
-import { TICK_MS } from '../../../../peer/p2p/p2p-transfer.ts';
+import { TICK_MS } from '../../../../peer/p2p/transfer-seams.ts';
 import { SMALL_PIECE_BYTES } from '../../../../src/p2p/metainfo.ts';
 import { harness, offerParents, PIECE_BYTES, type Harness, type HarnessOptions } from '../../../helpers/transfer-harness.ts';
 
