@@ -171,15 +171,20 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
   // A batch that carries the heartbeat's report is the peer's heartbeat too: a busy peer then sends
   // one request where it sent two (a fifth of the supernode's requests at 10,000 peers).
   // The same work answers the batches that come over a peer's sync channel (../http/sync-channel.ts).
+  // A task is synced once a batch: a repeat (by digest or by name) is that item's 400, else one
+  // request of 64 copies would be 64 scans, parent offers, pacing slots and answers.
   const syncBatch = (peerId: string | undefined, batch: SyncBatchRequest): SyncBatchResponse => {
     const peer = known(peerId);
     const reported = batch.report !== undefined && tracker.heartbeat(peer.peerId, batch.report);
     const syncs: SyncBatchAnswer[] = [];
+    const synced = new Set<Digest>();
     for (const item of batch.syncs) {
       // Terse answers, and those to items named by `task` (which asks terse), name no digest.
       const digest = item.terse === true ? undefined : item.digest;
       try {
         const sync = syncItemTask(peer, item);
+        if (synced.has(sync.digest)) throw new PollenError('ERR_INVALID_REQUEST', 'this batch syncs the task twice: one item a task', { digest: sync.digest });
+        synced.add(sync.digest);
         const answer = asShaped(sync.body, syncOne(peer, sync.digest, sync.body));
         syncs.push(digest === undefined ? { answer } : { digest, answer });
       } catch (err) {

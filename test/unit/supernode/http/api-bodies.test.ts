@@ -6,7 +6,7 @@ import { pooledRangeBody } from '../../../../src/pooled-body.ts';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../../../src/clock.ts';
 import { sha256Digest, type Digest } from '../../../../src/digest.ts';
 import { PollenError } from '../../../../src/errors.ts';
@@ -58,6 +58,7 @@ interface Harness {
   app: FastifyInstance;
   clock: ManualClock;
   tracker: Tracker;
+  scheduler: Scheduler;
   seed: SeedPort & { ensured: number; tasks: Map<Digest, SeedTask> };
   work: string[];
   register(peerId: string, wireAddr?: string, extra?: object): Promise<string>;
@@ -82,7 +83,7 @@ async function harness(perSecond?: number): Promise<Harness> {
   apps.push(app);
   await app.ready();
   return {
-    app, clock, tracker, seed, work,
+    app, clock, tracker, scheduler, seed, work,
     async register(peerId, wireAddr = '127.0.0.1:4000', extra = {}) {
       const res = await app.inject({ method: 'POST', url: '/api/v1/peers', payload: { peerId, wireAddr, uploadSlots: 4, ...extra } });
       expect(res.statusCode, res.body).toBe(200);
@@ -256,6 +257,29 @@ describe('supernode API bodies (fast-check over fastify inject)', () => {
     const bad = await batch({ syncs: [sync], report: { storeBytes: -1 } });
     expect(bad.statusCode).toBe(400);
     expectOciError(bad.body);
+  });
+
+  it('a batch syncs each task once: a repeat, by digest or by its short name, is refused as that item alone and schedules nothing', async () => {
+    const h = await harness();
+    const token = await h.register('repeater');
+    const created = await h.app.inject({ method: 'POST', url: '/api/v1/tasks', headers: { authorization: `Bearer ${token}` }, payload: { digest: DIGEST, upstream: { registry: 'r.example', name: 'a/b' } } });
+    expect(created.statusCode).toBe(200);
+    const batch = (payload: object) => h.app.inject({ method: 'POST', url: '/api/v1/syncs', headers: { authorization: `Bearer ${token}` }, payload });
+    const sync = { digest: DIGEST, have: [], wantSeed: 0, badParents: [] };
+    const schedule = vi.spyOn(h.scheduler, 'schedule');
+    const twice = await batch({ syncs: [sync, sync, { task: taskName(DIGEST) }] });
+    expect(twice.statusCode).toBe(200);
+    const items = twice.json().syncs as Array<{ answer?: unknown; status?: number; error?: string }>;
+    expect(items).toHaveLength(3);
+    expect(items[0], JSON.stringify(items[0])).toHaveProperty('answer');
+    for (const repeat of items.slice(1)) {
+      expect(repeat.status).toBe(400);
+      expectOciError(JSON.stringify(repeat.error));
+    }
+    expect(schedule).toHaveBeenCalledTimes(1);
+    // The next batch syncs it again.
+    const again = await batch({ syncs: [sync] });
+    expect(again.json().syncs[0]).toHaveProperty('answer');
   });
 
   it('no spelling of a peer route reaches it without the peer token (or with a wrong one): 401, OCI body, no state change', async () => {
