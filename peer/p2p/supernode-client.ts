@@ -36,7 +36,7 @@ import {
 import type { ProofVerifier } from '../../src/p2p/piece-proof.ts';
 import { type AnswerOptions, syncItem } from '../../src/p2p/sync-answer.ts';
 import { namesOf, notRegistered, readCapped, seedPieceAnswer, taskAnswerOf, verifierOf, type SeedPieceAnswer } from './supernode-answers.ts';
-import { ANSWER_OPTIONS, NamedByDigest, REPORT_EVERY_MS, ReportTurn, settleBatch, SYNCS_PER_REQUEST, TASK_ANSWER_OPTIONS, type SyncQueue } from './sync-batch.ts';
+import { ANSWER_OPTIONS, NamedByDigest, REPORT_EVERY_MS, ReportTurn, settleBatch, takeBatch, TASK_ANSWER_OPTIONS, type SyncQueue } from './sync-batch.ts';
 import { SyncChannels } from './sync-channel.ts';
 import { pacedMs } from './transfer-sync.ts';
 import { JOBS_API, type WorkRequest, type WorkResponse } from '../../src/preheat/jobs-api.ts';
@@ -237,7 +237,7 @@ export class SupernodeClient {
 
   private async flushSyncs(url: string, queue: SyncQueue): Promise<void> {
     if (queue.inFlight) return;
-    const batch = queue.waiting.splice(0, SYNCS_PER_REQUEST);
+    const batch = takeBatch(queue.waiting);
     if (batch.length === 0) return;
     queue.inFlight = true;
     const report = this.reportIfDue(url);

@@ -82,6 +82,28 @@ export interface SyncQueue {
 }
 
 /**
+ * The next request's syncs: the first SYNCS_PER_REQUEST waiting, one a task (a supernode refuses a
+ * task synced twice in one batch, and an answer that names its digest could not tell them apart);
+ * a task's later sync waits, in its place, for the next request (a transfer's last report can be
+ * asked while its periodic sync waits).
+ */
+export function takeBatch(waiting: QueuedSync[]): QueuedSync[] {
+  const batch: QueuedSync[] = [];
+  const digests = new Set<Digest>();
+  for (let k = 0; k < waiting.length && batch.length < SYNCS_PER_REQUEST; ) {
+    const q = waiting[k]!;
+    if (digests.has(q.digest)) {
+      k++;
+      continue;
+    }
+    digests.add(q.digest);
+    batch.push(q);
+    waiting.splice(k, 1);
+  }
+  return batch;
+}
+
+/**
  * Answers each queued sync of a batch from the batch's answer, in the order asked: its schedule
  * (`answered` sees it first), or the error it would have had alone. An answer names its digest
  * unless the batch asked `terse` or the item named its task by short name (`items`, as sent); an
