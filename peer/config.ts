@@ -6,6 +6,7 @@ import { hasUserinfo } from '../src/oci/redact-url.ts';
 import { parseHostMappings, validateHostMappings } from '../src/oci/registry-hosts.ts';
 import { quotaProblem } from '../src/store/quota.ts';
 import { durationProblem, parseDuration } from '../src/units.ts';
+import { API_LIMITS } from '../src/p2p/supernode-api.ts';
 
 /**
  * A registry URL: http(s), and without `user:password@` (it would end up in logs and error
@@ -49,19 +50,19 @@ export const PEER_SETTINGS = [
   { key: 'upstream', type: 'string', flag: 'upstream', env: 'POLLEN_UPSTREAM', default: undefined, help: 'default upstream registry URL, used when a request names no registry', validate: validateRegistryUrl('--upstream') },
   { key: 'registry', type: 'list', flag: 'registry', env: 'POLLEN_REGISTRY', default: [], help: 'HOST=URL: the URL that reaches registry HOST (for ?ns=HOST and proxy requests; the proxy serves only these and --upstream)', validate: validateRegistryMappings },
   { key: 'credentials', type: 'list', flag: 'credentials', env: 'POLLEN_CREDENTIALS', default: [], help: 'HOST=USER:PASSWORD: static credentials for an upstream, used when the client sends none', secret: true, validate: validateHostMappings('--credentials') },
-  { key: 'accessTtlMs', type: 'int', flag: 'access-ttl-ms', env: 'POLLEN_ACCESS_TTL_MS', default: 30_000, help: 'how long an upstream access decision (per credential, registry, repository and digest) is trusted' },
-  { key: 'accessGraceMs', type: 'int', flag: 'access-grace-ms', env: 'POLLEN_ACCESS_GRACE_MS', default: 3_600_000, help: 'how long an expired "allowed" decision still serves cached content while the upstream is unreachable' },
-  { key: 'upstreamTimeoutMs', type: 'int', flag: 'upstream-timeout-ms', env: 'POLLEN_UPSTREAM_TIMEOUT_MS', default: 30_000, help: 'connect and header timeout for upstream requests' },
+  { key: 'accessTtlMs', type: 'int', min: 0, flag: 'access-ttl-ms', env: 'POLLEN_ACCESS_TTL_MS', default: 30_000, help: 'how long an upstream access decision (per credential, registry, repository and digest) is trusted' },
+  { key: 'accessGraceMs', type: 'int', min: 0, flag: 'access-grace-ms', env: 'POLLEN_ACCESS_GRACE_MS', default: 3_600_000, help: 'how long an expired "allowed" decision still serves cached content while the upstream is unreachable' },
+  { key: 'upstreamTimeoutMs', type: 'int', min: 1, flag: 'upstream-timeout-ms', env: 'POLLEN_UPSTREAM_TIMEOUT_MS', default: 30_000, help: 'connect and header timeout for upstream requests' },
   { key: 'supernode', type: 'list', flag: 'supernode', env: 'POLLEN_SUPERNODE', default: [], help: 'supernode URL: joins the P2P cluster (each digest is owned by one of them, by rendezvous hashing)', validate: validateSupernodeUrls },
   { key: 'secret', type: 'string', flag: 'secret', env: 'POLLEN_SECRET', default: undefined, help: 'cluster secret shared by the supernode and the peers, proven on the wire and to the supernode', secret: true },
   { key: 'wire', type: 'string', flag: 'wire', env: 'POLLEN_WIRE', default: '127.0.0.1:65002', help: 'address of the peer wire (BitTorrent protocol; TLS with the cluster secret\'s key when one is set); off loopback it needs a strong --secret', validate: validateHostPort },
   { key: 'wireAdvertise', type: 'string', flag: 'wire-advertise', env: 'POLLEN_WIRE_ADVERTISE', default: undefined, help: 'HOST:PORT other peers dial to reach this wire (default: the wire address, 127.0.0.1 for a wildcard host)', validate: validateHostPort },
-  { key: 'uploadSlots', type: 'int', flag: 'upload-slots', env: 'POLLEN_UPLOAD_SLOTS', default: 10, help: 'peers served at once (the others wait, choked; a blob with none served takes a slot from the blob with the most); keep it above the 8 parents a peer fetches from' },
+  { key: 'uploadSlots', type: 'int', min: 0, max: API_LIMITS.uploadSlots, flag: 'upload-slots', env: 'POLLEN_UPLOAD_SLOTS', default: 10, help: 'peers served at once (the others wait, choked; a blob with none served takes a slot from the blob with the most); keep it above the 8 parents a peer fetches from' },
   { key: 'uploadRate', type: 'rate', flag: 'upload-rate', env: 'POLLEN_UPLOAD_RATE', default: 0, help: 'upload bandwidth cap for the whole host, in bytes per second or a size per second (50MiB, 100MB/s); 0 = unlimited' },
   { key: 'downloadRate', type: 'rate', flag: 'download-rate', env: 'POLLEN_DOWNLOAD_RATE', default: 0, help: 'download bandwidth cap for the whole host, shared by everything it receives for blobs (pieces from peers and the seed, registry downloads), in bytes per second or a size per second (50MiB); 0 = unlimited' },
-  { key: 'wireMaxConnections', type: 'int', flag: 'wire-max-connections', env: 'POLLEN_WIRE_MAX_CONNECTIONS', default: 256, help: 'incoming wire connections accepted at once' },
-  { key: 'supernodeTimeoutMs', type: 'int', flag: 'supernode-timeout-ms', env: 'POLLEN_SUPERNODE_TIMEOUT_MS', default: 5_000, help: 'timeout of a supernode API call' },
-  { key: 'p2pStallMs', type: 'int', flag: 'p2p-stall-ms', env: 'POLLEN_P2P_STALL_MS', default: 30_000, help: 'a P2P download with no verified piece for this long falls back to the registry' },
+  { key: 'wireMaxConnections', type: 'int', min: 1, flag: 'wire-max-connections', env: 'POLLEN_WIRE_MAX_CONNECTIONS', default: 256, help: 'incoming wire connections accepted at once' },
+  { key: 'supernodeTimeoutMs', type: 'int', min: 1, flag: 'supernode-timeout-ms', env: 'POLLEN_SUPERNODE_TIMEOUT_MS', default: 5_000, help: 'timeout of a supernode API call' },
+  { key: 'p2pStallMs', type: 'int', min: 1, flag: 'p2p-stall-ms', env: 'POLLEN_P2P_STALL_MS', default: 30_000, help: 'a P2P download with no verified piece for this long falls back to the registry' },
   { key: 'faultCorruptUploads', type: 'bool', flag: 'fault-corrupt-uploads', env: 'POLLEN_FAULT_CORRUPT_UPLOADS', default: false, help: 'TEST ONLY: corrupt every block this peer uploads (to test that others ban it)' },
   { key: 'logLevel', type: 'string', flag: 'log-level', env: 'POLLEN_LOG_LEVEL', default: 'info', help: 'log level (fatal, error, warn, info, debug, trace)' },
 ] as const satisfies readonly Setting[];

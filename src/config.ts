@@ -21,6 +21,9 @@ export interface Setting {
   readonly secret?: boolean;
   /** Returns a reason when the value is not acceptable. */
   readonly validate?: (value: never) => string | undefined;
+  /** An int's least and greatest values (inclusive). */
+  readonly min?: number;
+  readonly max?: number;
 }
 
 export type ConfigValues = Readonly<Record<string, string | number | boolean | readonly string[] | undefined>>;
@@ -45,6 +48,8 @@ function parseValue(setting: Setting, raw: unknown, source: string): string | nu
     case 'int': {
       const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
       if (!Number.isSafeInteger(n)) fail(`expected an integer, got ${JSON.stringify(raw)}`);
+      const { min, max } = setting;
+      if ((min !== undefined && n < min) || (max !== undefined && n > max)) fail(`expected an integer ${max === undefined ? `of ${min} or more` : min === undefined ? `of ${max} or less` : `from ${min} to ${max}`}, got ${n}`);
       return n;
     }
     case 'rate': {

@@ -55,6 +55,8 @@ export const DEFAULT_OFFER_PERIOD_MS = 250;
  * against 7.25, 7.30 / 9.79, 9.16 / 20.18, 19.55).
  */
 export const DEFAULT_MAX_PARENTS = 1;
+/** Parents in one answer at most (a peer dials 8 per transfer at most): maxParents is at most this too. */
+export const MAX_OFFERED_PARENTS = 8;
 
 /**
  * availabilityIntervalMs: how often an asker gets the pieces' holder counts (between, an empty

@@ -13,14 +13,12 @@ import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { holdingBits } from '../../src/p2p/metainfo.ts';
 import type { Holding, ParentInfo } from '../../src/p2p/supernode-api.ts';
 import { addTask, clearTasks, removeTask, type PeerRecord } from './tracker.ts';
-import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from './scheduler-options.ts';
+import { DEFAULT_SCHEDULER_OPTIONS, MAX_OFFERED_PARENTS, type SchedulerOptions } from './scheduler-options.ts';
 import { SeedLeases, STARVED_SEED_LEASES, type SeedGrantCounts } from './seed-leases.ts';
 
 const MAX_PENDING_TASKS = 10_000;
 /** Parents remembered per asker and task as offered (the most recent ones). */
 const MAX_OFFERS_PER_ASKER = 64;
-/** Parents in one answer at most (a peer dials 8 per transfer at most). */
-const MAX_OFFERED_PARENTS = 8;
 
 interface TaskAvailability {
   readonly pieceCount: number;
@@ -270,8 +268,10 @@ export class Scheduler {
 
   /**
    * Parents the asker may be offered now: maxParents for each offerPeriodMs since its last offer (to
-   * the nearest period; maxParents at least, MAX_OFFERED_PARENTS at most), so a transfer's pool grows
-   * with time, not with how often it syncs, and a paced asker is offered what its wait was worth.
+   * the nearest period; maxParents at least, MAX_OFFERED_PARENTS at most), so a transfer that syncs
+   * seldom, or is paced, is offered what its wait was worth. It is a floor, not a cap: an answer
+   * offers maxParents however soon it comes, as before (the pacer and the peer's request budget
+   * bound how often that is).
    */
   private parentCredit(task: TaskAvailability, asker: string, now: number): number {
     const { maxParents, offerPeriodMs } = this.options;
