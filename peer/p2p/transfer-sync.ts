@@ -34,8 +34,16 @@ export const HAVE_BYTES_PER_SYNC = 8 * 1024 * 1024;
  * child hears of them; later its parents' haves carry most of that news. Simulated 64 MiB, free
  * CPU: N = 300 8.15 -> 7.75 s, N = 1,000 8.98 -> 8.38 s (1.67 -> 1.56 x T*); syncing every 250 ms
  * throughout gained no more (7.79, 8.22 s) for twice the supernode's work. `quiet`: see QUIET_SYNC_FACTOR.
+ * Four times as often while it holds nothing (every tick at the default 1 s): its downlink idles
+ * until its parents have something for it, and the supernode offers parents at a rate since the
+ * last offer (supernode/p2p/scheduler-options.ts offerPeriodMs), so each tick's sync brings the
+ * next parent a period sooner and not the whole credit later. Simulated 64 MiB in 128 KiB pieces,
+ * seed 1: 1,000 peers 6.73 -> 6.72 s (seed 2: 6.95 -> 6.85), median 6.58 -> 6.52; 3,000 peers
+ * 7.30 -> 7.03 s (1.36 -> 1.31 x T*), median 7.18 -> 6.94, the requests on the supernode's
+ * downlink 0.139 -> 0.132 x S. The supernode's pacing (`paceMs`) still holds a large swarm's syncs.
  */
 export function syncInterval(syncMs: number, have: number, pieceCount: number, quiet = false): number {
+  if (have === 0) return syncMs / 4;
   if (have * 4 < pieceCount) return syncMs / 2;
   return quiet ? syncMs * QUIET_SYNC_FACTOR : syncMs;
 }

@@ -273,7 +273,9 @@ describe('P2pTransfer on a manual clock', () => {
     expect(plain.supernode.bodies).toHaveLength(1);
   });
 
-  it('syncs twice as often while it holds less than a quarter of the blob', async () => {
+  it('syncs four times as often while it holds nothing, twice as often while it holds less than a quarter of the blob', async () => {
+    expect(syncInterval(500, 0, 8)).toBe(125);
+    expect(syncInterval(500, 0, 8, true)).toBe(125);
     expect(syncInterval(500, 1, 8)).toBe(250);
     expect(syncInterval(500, 2, 8)).toBe(500);
     const syncsIn2s = async (have: number[]): Promise<number> => {
@@ -287,6 +289,7 @@ describe('P2pTransfer on a manual clock', () => {
       }
       return h.supernode.bodies.length - before;
     };
+    expect(await syncsIn2s([])).toBe(2_000 / (DEFAULT_TIMINGS.syncMs / 4));
     expect(await syncsIn2s([0])).toBe(2_000 / (DEFAULT_TIMINGS.syncMs / 2));
     expect(await syncsIn2s([0, 1])).toBe(2_000 / DEFAULT_TIMINGS.syncMs);
   });
