@@ -179,7 +179,7 @@ describe('P2P swarm over a real registry', () => {
     expect((await sync('late')).ms).toBe(MAX_SYNC_PACE_MS);
   });
 
-  it('syncs of one turn go in one request, and each gets its own answer or error', async () => {
+  it('syncs of one turn go in one request, one a task, and each gets its own answer or error', async () => {
     const paths: string[] = [];
     const agent = new Agent({ connect: pskClientOptions(SECRET, 'api') });
     cleanups.push(() => agent.close());
@@ -200,8 +200,13 @@ describe('P2P swarm over a real registry', () => {
     paths.length = 0;
     const first = client.sync(node.url, digest, body);
     await new Promise((r) => setImmediate(r));
-    const later = [client.sync(node.url, digest, body), client.sync(node.url, digest, body)];
+    const later = [client.sync(node.url, digest, body), client.sync(node.url, unknown, body).catch(() => undefined)];
     await Promise.all([first, ...later]);
+    expect(paths).toEqual([API.syncs, API.syncs]);
+    // The same task twice in a turn: one sync of it a request (the supernode refuses a repeat), each answered.
+    paths.length = 0;
+    const twice = await Promise.all([client.sync(node.url, digest, body), client.sync(node.url, digest, body)]);
+    expect(twice.every((a) => Array.isArray(a.parents))).toBe(true);
     expect(paths).toEqual([API.syncs, API.syncs]);
   });
 
