@@ -40,9 +40,9 @@ export const DEFAULT_PIECE_BYTES = 512 * 1024;
  * 1.50 x T*), the median 8.16 -> 7.81, the supernode 0.96 of a core at its peak. A piece costs a
  * peer CPU whatever its size (a have, a proof, a persisted bitfield, a sync's share: ~1.5 ms a
  * piece on the 2-core bed), so below SMALL_PIECES_FROM_PEERS live peers the supernode keeps
- * DEFAULT_PIECE_BYTES, as cheap per byte and fewer pieces to track. Every peer and supernode of a cluster must agree on the small
- * layout too: a peer refuses a layout it does not know (isLayout), so this change is a
- * whole-cluster upgrade.
+ * DEFAULT_PIECE_BYTES, as cheap per byte and fewer pieces to track. Every peer and supernode of a
+ * cluster must agree on the small layout too: a peer refuses a layout it does not know (isLayout),
+ * so this change is a whole-cluster upgrade.
  */
 export const SMALL_PIECE_BYTES = 128 * 1024;
 export const SMALL_PIECES_FROM_PEERS = 64;
