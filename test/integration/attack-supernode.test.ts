@@ -215,6 +215,22 @@ describe('the supernode cluster API under attack', () => {
     expect((await stats()).scheduler).toEqual(before.scheduler);
   });
 
+  it('a batch that syncs one task many times gets one answer: every repeat, by digest or by short name, is its own 400 and schedules nothing', async () => {
+    const member = await registered('batch-repeater');
+    expect((await call({ method: 'POST', path: '/api/v1/tasks', token: member, body: { digest: layer, upstream: upstream() } })).status).toBe(200);
+    const item = { digest: layer, have: [], wantSeed: 4, badParents: [] };
+    const syncs = [...Array.from({ length: 62 }, () => item), { task: taskName(layer) }, item];
+    const res = await call({ method: 'POST', path: '/api/v1/syncs', token: member, body: { syncs } });
+    expect(res.status, res.body).toBe(200);
+    const answers = (JSON.parse(res.body) as { syncs: Array<{ status?: number; error?: { errors: Array<{ detail: { pollenCode: string } }> }; answer?: SyncResponse }> }).syncs;
+    expect(answers).toHaveLength(64);
+    expect(Array.isArray(answers[0]!.answer?.hashes)).toBe(true);
+    for (const repeat of answers.slice(1)) expect([repeat.status, repeat.error?.errors[0]?.detail.pollenCode, repeat.answer]).toEqual([400, 'ERR_INVALID_REQUEST', undefined]);
+    // The next batch is answered as usual.
+    const again = JSON.parse((await call({ method: 'POST', path: '/api/v1/syncs', token: member, body: { syncs: [item] } })).body) as { syncs: Array<{ answer?: SyncResponse }> };
+    expect(Array.isArray(again.syncs[0]!.answer?.hashes)).toBe(true);
+  });
+
   it("one member's syncs do not hold back another's availability; packed hashes are the plain ones; a trimHashes or packHashes of the wrong type is refused whole", async () => {
     const [a, b] = [await registered('avail-a'), await registered('avail-b')];
     for (const t of [a, b]) expect((await call({ method: 'POST', path: '/api/v1/tasks', token: t, body: { digest: layer, upstream: upstream() } })).status).toBe(200);
