@@ -28,31 +28,33 @@ export interface SchedulerOptions {
 }
 
 /**
- * offerPeriodMs: a transfer's parent pool grows with time, not with its syncs. A peer syncs every
- * 500 ms until it holds a quarter of a blob, then every second (every 2 s quiet: peer/p2p/transfer-sync.ts),
+ * offerPeriodMs: a transfer's parent pool grows with time, not with its syncs. A peer synced every
+ * 500 ms until it held a quarter of a blob, then every second (every 2 s quiet: peer/p2p/transfer-sync.ts),
  * and at one parent an answer a large swarm's peers reached their 8 parents only ~4.5 s into a
  * 64 MiB pull, while each parent's uplink was shared by ~8.5 children: a peer with 4-5 parents got
  * 0.5-0.8 of its downlink, and the last peers were those that synced least. One parent per 250 ms
  * (two an answer early, four later): simulated 1,000 peers, 64 MiB in 128 KiB pieces, all-done
  * 7.04 / 7.01 -> 6.73 / 6.95 s (seeds 1 / 2), median 6.67 / 6.66 -> 6.58 / 6.57, p99 6.86 / 6.92
  * -> 6.66 / 6.70; per 500 ms 7.03 s (seed 1: the same as per answer), per 125 ms 6.87. It also
- * gives a paced asker (told to wait: sync-pacer.ts) the parents its wait was worth.
+ * gives a paced asker (told to wait: sync-pacer.ts) the parents its wait was worth, after the wait,
+ * where the pacer's own rule gave them with the answer that asked it: 10,000 peers (seed 2) left a
+ * tail, all-done 7.92 -> 8.40 s (1.475 -> 1.565 x T*) with the median 7.80 -> 7.85 (bench/README,
+ * forty-eighth session: an open question).
  */
 export const DEFAULT_OFFER_PERIOD_MS = 250;
 
 /**
  * maxParents: parents offered per sync (measured so; now per offerPeriodMs since the last offer). A
  * peer dials what it is offered up to its own limit (8 per transfer, its host's budget shared), so
- * 6 at a time filled its pool at its first sync with the
- * holders of that moment, the same few early peers for everyone, which then served a crowd while
- * later holders idled; fewer at a time fill it over a few syncs from whoever is best placed by
- * then. Simulated 64 MiB, free CPU: N = 1,000 8.38 s with 6, 7.94 with 2, 7.76 with 1 (1.56, 1.48,
- * 1.45 x T*); N = 3,000 8.14 -> 8.03 s and N = 10,000 8.6 -> 8.3 s (1.60 -> 1.55 x, 2 -> 1); N =
- * 300 7.75 with 6, 7.52 with 2 (3: 7.61, 4: 7.67, 10: 8.47); N = 4 to 100, and --cores 2 at N = 4 /
- * 8 / 16, within 2 % between 2 and 1. The bed (N = 4 / 8 / 16, 64 MiB, two interleaved pairs, 2
- * against 1): 7.44, 7.41 / 9.08, 9.30 / 21.79, 19.64 s against 7.66, 7.46 / 8.80, 9.20 / 20.00,
- * 20.10 s, CPU alike (its noise; 6 against 2 earlier: 7.95, 7.26 / 9.80, 9.97 / 20.37, 20.01 s
- * against 7.25, 7.30 / 9.79, 9.16 / 20.18, 19.55).
+ * 6 at a time filled its pool at its first sync with the holders of that moment, the same few early
+ * peers for everyone, which then served a crowd while later holders idled; fewer at a time fill it
+ * over a few syncs from whoever is best placed by then. Simulated 64 MiB, free CPU: N = 1,000 8.38
+ * s with 6, 7.94 with 2, 7.76 with 1 (1.56, 1.48, 1.45 x T*); N = 3,000 8.14 -> 8.03 s and N =
+ * 10,000 8.6 -> 8.3 s (1.60 -> 1.55 x, 2 -> 1); N = 300 7.75 with 6, 7.52 with 2 (3: 7.61, 4: 7.67,
+ * 10: 8.47); N = 4 to 100, and --cores 2 at N = 4 / 8 / 16, within 2 % between 2 and 1. The bed (N
+ * = 4 / 8 / 16, 64 MiB, two interleaved pairs, 2 against 1): 7.44, 7.41 / 9.08, 9.30 / 21.79, 19.64
+ * s against 7.66, 7.46 / 8.80, 9.20 / 20.00, 20.10 s, CPU alike (its noise; 6 against 2 earlier:
+ * 7.95, 7.26 / 9.80, 9.97 / 20.37, 20.01 s against 7.25, 7.30 / 9.79, 9.16 / 20.18, 19.55).
  */
 export const DEFAULT_MAX_PARENTS = 1;
 /** Parents in one answer at most (a peer dials 8 per transfer at most): maxParents is at most this too. */
