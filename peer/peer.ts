@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Agent, type Dispatcher } from 'undici';
-import { systemClock, type Clock } from '../src/clock.ts';
+import { steadyClock, systemClock, type Clock } from '../src/clock.ts';
 import type { ContentStore } from '../src/content-store.ts';
 import { openLevelKv, type Kv } from '../src/db.ts';
 import { registerGcRoutes } from '../src/store/gc-routes.ts';
@@ -43,7 +43,9 @@ export type DownloaderFactory = (deps: { store: ContentStore; db: Kv; logger: Lo
 export class Peer {
   private readonly logger: Logger;
   private readonly config: PeerConfig;
+  /** Durations and deadlines (steadyClock); the store's times, which it keeps on disk, are on wallClock. */
   private readonly clock: Clock;
+  private readonly wallClock: Clock;
   private readonly downloaderFactory: DownloaderFactory | undefined;
   /** The host's download budget (`--download-rate`): registry bodies, parents' and the seed's pieces. */
   private readonly downloads: TokenBucket;
@@ -67,7 +69,8 @@ export class Peer {
     this.version = deps.version;
     // The daemon's own key; its parts add `component` (access, p2p, uploader...): one each per line.
     this.logger = deps.logger.child({ daemon: 'peer' });
-    this.clock = deps.clock ?? systemClock;
+    this.clock = deps.clock ?? steadyClock;
+    this.wallClock = deps.clock ?? systemClock;
     this.downloaderFactory = deps.downloaderFactory;
     this.config = config;
     this.downloads = rateLimiter({ clock: this.clock }, config.downloadRate);
@@ -87,7 +90,7 @@ export class Peer {
 
   async start(): Promise<void> {
     await ensurePrivateDir(this.config.data);
-    this.gc = await openGcStore({ clock: this.clock, logger: this.logger }, join(this.config.data, 'content'), { diskQuota: this.config.diskQuota, blobTtlMs: this.config.blobTtlMs });
+    this.gc = await openGcStore({ clock: this.wallClock, logger: this.logger }, join(this.config.data, 'content'), { diskQuota: this.config.diskQuota, blobTtlMs: this.config.blobTtlMs });
     this.store = this.gc.store;
     this.store.onRemoved((removed) => this.onBlobRemoved(removed));
     this.db = await openLevelKv(join(this.config.data, 'meta'));

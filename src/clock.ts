@@ -42,6 +42,17 @@ export const systemClock: Clock = {
   },
 };
 
+/**
+ * The system's timers with a clock that never steps: milliseconds since the epoch as they were when
+ * the process started, plus the monotonic time since (performance.now, CLOCK_MONOTONIC). For
+ * durations and deadlines that stay in the process (a transfer's syncs and stall timers, the
+ * supernode's pacing, leases and heart-beat deadlines): Date.now steps when the wall clock is set,
+ * and a step back of an hour stopped a transfer's periodic syncs and its dead-supernode fallback
+ * for that hour (each waited for a time that had moved away). Times that are stored or compared
+ * with other processes' and files' (an mtime, a job's timestamps) stay on systemClock.
+ */
+export const steadyClock: Clock = { ...systemClock, now: () => Math.floor(performance.timeOrigin + performance.now()) };
+
 interface ManualTimer {
   at: number;
   seq: number;

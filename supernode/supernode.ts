@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { openLevelKv, type Kv } from '../src/db.ts';
-import { systemClock, type Clock } from '../src/clock.ts';
+import { steadyClock, systemClock, type Clock } from '../src/clock.ts';
 import { openGcStore, type GcStore } from '../src/store/gc-store.ts';
 import { ensurePrivateDir } from '../src/store/private-dir.ts';
 import type { MetainfoBody } from '../src/p2p/supernode-api.ts';
@@ -44,7 +44,9 @@ export class Supernode {
   private db: Kv | undefined;
   private address: string | undefined;
   private adminAddress: string | undefined;
+  /** Durations and deadlines (steadyClock); the stores' and preheat jobs' times, kept on disk, are on wallClock. */
   private readonly clock: Clock;
+  private readonly wallClock: Clock;
   private tracker: Tracker | undefined;
   private seed: Seed | undefined;
   private scheduler: Scheduler | undefined;
@@ -54,7 +56,8 @@ export class Supernode {
   constructor(deps: { logger: Logger; clock?: Clock }, config: SupernodeConfig) {
     // The daemon's own key; its parts add `component` (seed, preheat, content-store...): one each per line.
     this.logger = deps.logger.child({ daemon: 'supernode' });
-    this.clock = deps.clock ?? systemClock;
+    this.clock = deps.clock ?? steadyClock;
+    this.wallClock = deps.clock ?? systemClock;
     this.config = config;
   }
 
@@ -77,7 +80,7 @@ export class Supernode {
     this.db = await openLevelKv(join(this.config.data, 'meta'));
     await ensurePrivateDir(this.config.data);
     // The seed's store: private, with a quota and LRU/TTL eviction of blobs nothing is reading.
-    this.seedStore = await openGcStore({ clock: this.clock, logger: this.logger.child({ store: 'seed' }) }, join(this.config.data, 'seed'), {
+    this.seedStore = await openGcStore({ clock: this.wallClock, logger: this.logger.child({ store: 'seed' }) }, join(this.config.data, 'seed'), {
       diskQuota: this.config.seedDiskQuota,
       blobTtlMs: this.config.seedBlobTtlMs ?? 0,
     });
@@ -103,7 +106,7 @@ export class Supernode {
     } });
     tracker.start();
     this.tracker = tracker;
-    const jobs = new JobManager({ kv: this.db.sub('preheat'), clock: this.clock, logger: this.logger, ports: preheatPorts({ seed, tracker, hosts }) });
+    const jobs = new JobManager({ kv: this.db.sub('preheat'), clock: this.wallClock, logger: this.logger, ports: preheatPorts({ seed, tracker, hosts }) });
     await jobs.start();
     this.jobs = jobs;
 
@@ -119,6 +122,7 @@ export class Supernode {
       jobsByState: () => countBy(jobs.list(), (j) => j.state),
     });
     const model = new StatusModel({
+      now: () => this.clock.now(),
       sources: { peers: () => tracker.list(), tasks: () => scheduler.taskViews(), seedTask: (d) => seed.get(d), seedCounters: () => seed.counters, jobs: () => jobs.list() },
     });
     const events = new StatusEvents({ snapshot: () => model.snapshot() });

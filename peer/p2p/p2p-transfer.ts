@@ -11,7 +11,7 @@
 // in bitfield-record.ts, the supernode sync in transfer-sync.ts, the registry fallback in
 // upstream-fallback.ts; time and every outside party come through the seams of transfer-seams.ts,
 // so unit tests drive it on a manual clock and bench/sim runs this very code on simulated time.
-import { delayToGrid, systemClock, type Clock, type Timer } from '../../src/clock.ts';
+import { delayToGrid, steadyClock, type Clock, type Timer } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError, toPollenError } from '../../src/errors.ts';
 import type { Bitfield } from '../../src/p2p/bitfield.ts';
@@ -66,7 +66,7 @@ export class P2pTransfer {
   /** `init.first`: the answer of the first sync, which came with the task's creation (TaskAnswer): no need to ask it. */
   constructor(deps: TransferDeps, init: { request: BlobFetchRequest; meta: MetainfoBody; partial: BlobTarget; ingest: BlobReader; have: Bitfield; first?: SyncResponse }, timings: TransferTimings = DEFAULT_TIMINGS) {
     this.deps = deps;
-    this.clock = deps.clock ?? systemClock;
+    this.clock = deps.clock ?? steadyClock;
     this.hashPiece = deps.hashPiece ?? sha256Piece;
     this.timings = timings;
     this.request = init.request;

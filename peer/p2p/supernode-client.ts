@@ -13,7 +13,7 @@
 // hash and proof, the piece key, a refused connection, a body read to its cap): supernode-answers.ts.
 import { createHash } from 'node:crypto';
 import { Agent, request, type Dispatcher } from 'undici';
-import { systemClock, type Clock } from '../../src/clock.ts';
+import { steadyClock, type Clock } from '../../src/clock.ts';
 import { pskClientOptions } from '../../src/cluster-tls.ts';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
@@ -110,7 +110,7 @@ export class SupernodeClient {
   constructor(deps: { dispatcher?: Dispatcher; clock?: Clock }, options: { urls: readonly string[]; secret?: string; timeoutMs: number; syncChannel?: boolean }) {
     this.urls = options.urls.map((u) => u.replace(/\/+$/, ''));
     this.timeoutMs = options.timeoutMs;
-    this.clock = deps.clock ?? systemClock;
+    this.clock = deps.clock ?? steadyClock;
     this.tls = Boolean(options.secret);
     const connect = options.secret ? { connect: pskClientOptions(options.secret, 'api') } : {};
     this.ownDispatcher = deps.dispatcher ? undefined : new Agent({ ...connect, ...API_KEEP_ALIVE });

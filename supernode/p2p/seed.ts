@@ -9,7 +9,7 @@
 // one bandwidth cap (`--seed-registry-rate`), paced chunk by chunk across all fetches.
 import { createHash, type Hash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { systemClock, type Clock } from '../../src/clock.ts';
+import { steadyClock, type Clock } from '../../src/clock.ts';
 import type { ContentStore } from '../../src/content-store.ts';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError, toPollenError } from '../../src/errors.ts';
@@ -90,7 +90,7 @@ export class Seed {
     this.store = deps.store;
     this.kv = deps.kv;
     this.logger = deps.logger.child({ component: 'seed' });
-    this.clock = deps.clock ?? systemClock;
+    this.clock = deps.clock ?? steadyClock;
     this.hosts = deps.hosts;
     this.fetcher = deps.fetcher ?? registrySeedFetcher();
     this.livePeers = deps.livePeers ?? (() => 0);

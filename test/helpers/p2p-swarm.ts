@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { systemClock } from '../../src/clock.ts';
+import { steadyClock } from '../../src/clock.ts';
 import { openLevelKv, type Kv } from '../../src/db.ts';
 import type { Digest } from '../../src/digest.ts';
 import { FsContentStore } from '../../src/fs-content-store.ts';
@@ -49,7 +49,7 @@ export async function startPeer(supernodes: string[], options: { secret?: string
   const store = await FsContentStore.open(join(dir, 'store'));
   const kv: Kv<PersistedPieces> = await openLevelKv<PersistedPieces>(join(dir, 'meta'));
   const agent = new P2pAgent(
-    { store, logger: testLogger, clock: systemClock },
+    { store, logger: testLogger, clock: steadyClock },
     {
       supernodes,
       secret: options.secret ?? '',

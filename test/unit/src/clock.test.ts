@@ -1,11 +1,30 @@
-import { describe, expect, it } from 'vitest';
-import { delayToGrid, ManualClock, systemClock } from '../../../src/clock.ts';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { delayToGrid, ManualClock, steadyClock, systemClock } from '../../../src/clock.ts';
 import { clockConformance as conformance } from './clock.conformance.ts';
 
 conformance('systemClock', () => ({ clock: systemClock, wait: (ms) => new Promise((r) => setTimeout(r, ms + 5)) }));
+conformance('steadyClock', () => ({ clock: steadyClock, wait: (ms) => new Promise((r) => setTimeout(r, ms + 5)) }));
 conformance('ManualClock', () => {
   const clock = new ManualClock(1_000);
   return { clock, wait: async (ms) => clock.advance(ms) };
+});
+
+describe('steadyClock', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('reads the epoch time it started at, and does not step back when the wall clock is set back an hour', async () => {
+    expect(Math.abs(steadyClock.now() - Date.now())).toBeLessThan(1_000);
+    const before = steadyClock.now();
+    const deadline = before + 30;
+    const wall = Date.now();
+    vi.spyOn(Date, 'now').mockReturnValue(wall - 3_600_000);
+    expect(systemClock.now()).toBe(wall - 3_600_000);
+    expect(steadyClock.now()).toBeGreaterThanOrEqual(before);
+    // A deadline taken before the step comes when its time has passed, not an hour later.
+    await new Promise((r) => setTimeout(r, 40));
+    expect(steadyClock.now()).toBeGreaterThanOrEqual(deadline);
+    expect(steadyClock.now() - before).toBeLessThan(1_000);
+  });
 });
 
 describe('ManualClock', () => {
