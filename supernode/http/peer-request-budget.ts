@@ -6,6 +6,12 @@
 // rate is the data's, bounded by the seed grants (at most maxSeedGrants leases per peer).
 // A peer legitimately sends a few calls a second (one batched sync per turn, a heartbeat, a poll);
 // an image's layers open their tasks together, which the burst covers.
+// An answer costs by its bytes too: one call per ANSWER_BYTES_PER_CALL it carries, the first in
+// the admission, the rest taken after it is sent (a debt the peer's next calls wait out). A peer
+// that left out `knownHashes`, or created its task again and again, was sent every piece hash each
+// time (43 KB at 1,000 pieces) for one call: 2 MB/s of the supernode host's uplink at the rate, and
+// a mean answer so large that the pacing (sync-pacer.ts) spaced every peer's syncs by it. Now what
+// one peer is sent is at most the burst and rate in these units, 200 KB/s at the default rate.
 import type { Clock } from '../../src/clock.ts';
 
 interface Bucket {
@@ -14,6 +20,12 @@ interface Bucket {
 }
 
 export const DEFAULT_PEER_REQUEST_RATE = 50;
+/**
+ * Answer bytes one call's allowance pays for. A peer's answers are a few hundred bytes (it reads
+ * piece proofs, so it asks no hashes); a batch of 64 syncs with the holder counts of 2,048-piece
+ * tasks, ~175 KB every 4 s, is ~11 calls a second of it.
+ */
+export const ANSWER_BYTES_PER_CALL = 4096;
 
 /** Entries kept before the idle ones (a full bucket, the same as none) are dropped. */
 const PRUNE_ABOVE = 4096;
@@ -46,6 +58,18 @@ export class PeerRequestBudget {
     if (b.tokens < 1) return false;
     b.tokens -= 1;
     return true;
+  }
+
+  /**
+   * `peerId` was sent an answer of `bytes`: the calls beyond the first it is worth (the first was
+   * admitted) come off its allowance, which may go below zero: the peer's calls are refused until
+   * the refill has paid it (an answer is at most a batch's, ~1 s of the default rate).
+   */
+  charge(peerId: string, bytes: number): void {
+    if (this.perSecond <= 0 || !(bytes > ANSWER_BYTES_PER_CALL)) return;
+    const b = this.buckets.get(peerId);
+    if (!b) return;
+    b.tokens -= Math.ceil(bytes / ANSWER_BYTES_PER_CALL) - 1;
   }
 
   get size(): number {

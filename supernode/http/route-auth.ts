@@ -36,6 +36,8 @@ export interface RouteAuthDeps {
   readonly adminToken?: string | undefined;
   /** A peer's allowance of calls: false refuses this one with 429 (routes marked `unmetered` skip it). */
   readonly admitPeer?: (peerId: string) => boolean;
+  /** A metered call of this peer was answered with `bytes` (peer-request-budget.ts: an answer costs by its bytes). */
+  readonly chargePeer?: (peerId: string, bytes: number) => void;
 }
 
 /** The credential of `Authorization: Bearer TOKEN`, or undefined. */
@@ -87,6 +89,13 @@ export function installRouteAuth(app: FastifyInstance, deps: RouteAuthDeps): voi
         throw denied();
     }
   });
+  const charge = deps.chargePeer;
+  if (charge) {
+    app.addHook('onSend', async (request, _reply, payload) => {
+      if (request.peerId !== undefined && request.routeOptions.config.unmetered !== true && typeof payload === 'string') charge(request.peerId, Buffer.byteLength(payload));
+      return payload;
+    });
+  }
 }
 
 function denied(): PollenError {

@@ -48,6 +48,8 @@ export interface SyncChannelDeps {
   readonly peerOf: (token: string) => string | undefined;
   /** A peer's allowance of calls: false refuses this one with 429. */
   readonly admitPeer?: (peerId: string) => boolean;
+  /** This peer was answered `bytes` (peer-request-budget.ts: an answer costs by its bytes). */
+  readonly chargePeer?: (peerId: string, bytes: number) => void;
   /** The batch route's work (routes-p2p.ts). */
   readonly syncBatch: (peerId: string, batch: SyncBatchRequest) => SyncBatchResponse;
   /** The task route's work (routes-p2p.ts); without it a creation frame is refused as a malformed batch. */
@@ -162,6 +164,7 @@ function serve(socket: Duplex, token: string, peerId: string, deps: SyncChannelD
     if (socket.destroyed || socket.writableEnded) return; // a creation answered after the channel went
     const json = `{"i":${id},"s":${status},"b":${JSON.stringify(body)}}`;
     deps.answered?.(status, json.length, syncs, (performance.now() - started) / 1000, creation);
+    deps.chargePeer?.(peerId, json.length);
     // A peer that does not read its answers: answer and read no more of its frames until they drain.
     if (!socket.write(encodeFrame(json)) && !paused) {
       paused = true;

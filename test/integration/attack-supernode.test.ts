@@ -458,6 +458,47 @@ describe('the supernode cluster API under attack', () => {
     }
   }, 120_000);
 
+  it("a member asking every piece hash on each sync (or creating its task again) pays for the answers' bytes: refused with 429 once they pass its allowance; another member is still answered", async () => {
+    // A supernode of its own with 1 call a second per peer (burst 256) and 128 KiB pieces for any
+    // swarm: a 16 MiB layer's ~128 hashes are ~8.6 KB an answer, three calls of ANSWER_BYTES_PER_CALL.
+    const big = (await pushRandomImage(registry, 'attack/hashes', [16 * MiB])).layers[0]!.descriptor.digest as Digest;
+    const metered = await PollenProcess.spawn('supernode', ['--secret', SECRET, '--upstream', registry.url, '--peer-request-rate', '1', '--small-pieces-from', '1']);
+    try {
+      const on = callOn(Number(new URL(metered.url).port));
+      const [greedy, polite] = [await registered('greedy', '127.0.0.1:44001', on), await registered('polite', '127.0.0.1:44002', on)];
+      const create = { digest: big, upstream: { registry: registry.host, name: 'attack/hashes' } };
+      let pieces = 0;
+      for (const t of [greedy, polite]) {
+        const res = await on({ method: 'POST', path: '/api/v1/tasks', token: t, body: create });
+        expect(res.status, res.body).toBe(200);
+        pieces = (JSON.parse(res.body) as TaskAnswer).pieceCount;
+      }
+      expect(pieces).toBeGreaterThanOrEqual(128);
+      const sync = (token: string, knownHashes = 0): Promise<RawAnswer> => on({ method: 'POST', path: `/api/v1/tasks/${big}/sync`, token, body: { have: [], wantSeed: 0, badParents: [], knownHashes } });
+      await waitFor(async () => (JSON.parse((await sync(polite)).body) as SyncResponse).hashes.filter((h) => typeof h === 'string').length === pieces, 'every piece hash', 30_000);
+      const started = Date.now();
+      let sent = 0;
+      let refused: RawAnswer | undefined;
+      for (let k = 0; k < 200 && !refused; k++) {
+        const res = await (k % 2 === 0 ? sync(greedy) : on({ method: 'POST', path: '/api/v1/tasks', token: greedy, body: create }));
+        if (res.status === 429) refused = res;
+        else {
+          expect(res.status, res.body).toBe(200);
+          sent += Buffer.byteLength(res.body);
+        }
+      }
+      // Refused well before the 256 calls of its burst, with the bytes it was sent within the burst and the refill.
+      expect(refused, 'the greedy member was never refused').toBeDefined();
+      expect(JSON.parse(refused!.body).errors[0].detail.pollenCode).toBe('ERR_TOO_MANY_REQUESTS');
+      expect(sent).toBeGreaterThan(100 * 4096);
+      expect(sent).toBeLessThanOrEqual((256 + (Date.now() - started) / 1000 + 3) * 4096);
+      // The other member, asking only what it lacks (nothing), is answered.
+      expect((await sync(polite, pieces)).status).toBe(200);
+    } finally {
+      await metered.stop();
+    }
+  }, 120_000);
+
   it('a member syncing (or creating tasks with a first sync) in a flood under one id holds one slot of the sync pacing: another member is not pushed back', async () => {
     // A supernode of its own pacing to 1 sync a second: slots 1 s apart.
     const paced = await PollenProcess.spawn('supernode', ['--secret', SECRET, '--upstream', registry.url, '--sync-rate', '1']);

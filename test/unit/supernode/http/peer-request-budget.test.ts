@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../src/clock.ts';
-import { PeerRequestBudget } from '../../../../supernode/http/peer-request-budget.ts';
+import { ANSWER_BYTES_PER_CALL, PeerRequestBudget } from '../../../../supernode/http/peer-request-budget.ts';
 
 describe('PeerRequestBudget', () => {
   it('admits at most burst + rate x window in any window, and never refuses a peer within its rate', () => {
@@ -26,6 +26,39 @@ describe('PeerRequestBudget', () => {
           for (let k = 0; k < 30; k++) polite.admit('noisy');
           expect(polite.admit('polite')).toBe(true);
           clock.advance(Math.ceil(1000 / perSecond));
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it("charges an answer by its bytes: over any window the calls' answers cost at most burst + rate x window (the last one whole), and answers of a call's bytes cost nothing more", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 100 }), fc.array(fc.record({ gapMs: fc.nat(500), calls: fc.nat(10), bytes: fc.nat(64 * ANSWER_BYTES_PER_CALL) }), { minLength: 1, maxLength: 60 }), (perSecond, schedule) => {
+        const clock = new ManualClock(0);
+        const budget = new PeerRequestBudget({ clock }, { perSecond, burst: 20 });
+        const small = new PeerRequestBudget({ clock }, { perSecond, burst: 20 });
+        const plain = new PeerRequestBudget({ clock }, { perSecond, burst: 20 });
+        const admitted: Array<{ at: number; cost: number }> = [];
+        for (const { gapMs, calls, bytes } of schedule) {
+          clock.advance(gapMs);
+          for (let i = 0; i < calls; i++) {
+            if (budget.admit('p')) {
+              budget.charge('p', bytes);
+              admitted.push({ at: clock.now(), cost: Math.max(1, Math.ceil(bytes / ANSWER_BYTES_PER_CALL)) });
+            }
+            // Answers of a call's bytes or less: the same as not charging at all.
+            const a = small.admit('p');
+            if (a) small.charge('p', bytes % (ANSWER_BYTES_PER_CALL + 1));
+            expect(a).toBe(plain.admit('p'));
+          }
+        }
+        for (let i = 0; i < admitted.length; i++) {
+          let cost = 0;
+          for (let j = i; j < admitted.length; j++) {
+            cost += admitted[j]!.cost;
+            expect(cost).toBeLessThanOrEqual(20 + ((admitted[j]!.at - admitted[i]!.at) / 1000) * perSecond + admitted[j]!.cost + 1e-9);
+          }
         }
       }),
       { numRuns: 100 },
