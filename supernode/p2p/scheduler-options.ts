@@ -35,11 +35,12 @@ export interface SchedulerOptions {
  * 0.5-0.8 of its downlink, and the last peers were those that synced least. One parent per 250 ms
  * (two an answer early, four later): simulated 1,000 peers, 64 MiB in 128 KiB pieces, all-done
  * 7.04 / 7.01 -> 6.73 / 6.95 s (seeds 1 / 2), median 6.67 / 6.66 -> 6.58 / 6.57, p99 6.86 / 6.92
- * -> 6.66 / 6.70; per 500 ms 7.03 s (seed 1: the same as per answer), per 125 ms 6.87. It also
- * gives a paced asker (told to wait: sync-pacer.ts) the parents its wait was worth, after the wait,
- * where the pacer's own rule gave them with the answer that asked it: 10,000 peers (seed 2) left a
- * tail, all-done 7.92 -> 8.40 s (1.475 -> 1.565 x T*) with the median 7.80 -> 7.85 (bench/README,
- * forty-eighth session: an open question).
+ * -> 6.66 / 6.70; per 500 ms 7.03 s (seed 1: the same as per answer), per 125 ms 6.87. A paced
+ * asker (told to wait: sync-pacer.ts) got the parents its wait was worth only after the wait, where
+ * the pacer's old rule gave one per 500 ms of it with the answer that asked it: 10,000 peers (seed
+ * 2) left a tail, all-done 7.92 -> 8.40 s (1.475 -> 1.565 x T*). The answer now offers the larger
+ * of the two (Scheduler.parentCredit): 8.00 s (1.490 x), median 7.88; crediting the coming wait in
+ * place of the next answer's, 8.08 s (bench/README, forty-ninth session).
  */
 export const DEFAULT_OFFER_PERIOD_MS = 250;
 

@@ -61,6 +61,7 @@ export interface ScheduleAsk {
   readonly declined?: readonly number[] | undefined;
   /** Parents the asker would dial now (SyncRequest.wantParents): no more are offered, and none without a scan. */
   readonly wantParents?: number | undefined;
+  readonly aheadMs?: number | undefined; // the wait this answer asks (the pacer's): see parentCredit
 }
 
 export class Scheduler {
@@ -239,7 +240,7 @@ export class Scheduler {
     // the seed. Slow or unreachable ones still do: counting those too made the seed serve nearly
     // every piece to every peer on a CPU-starved 16-host bed (9.9 x S), where stalls are common.
     const distrusted: Bitfield[] = [];
-    const keep = Math.min(this.parentCredit(task, asker, now), ask.wantParents ?? Infinity);
+    const keep = Math.min(this.parentCredit(task, asker, now, ask.aheadMs ?? 0), ask.wantParents ?? Infinity);
     const parents = keep > 0 && this.scanAllowed(task, asker, now, starved) ? this.pickParents(task, asker, mine, distrusted, starved, keep) : this.distrustedIn(task, distrusted);
     const want = Math.min(wantSeed, this.options.maxSeedGrants);
     let skip: Set<number> | undefined;
@@ -267,17 +268,16 @@ export class Scheduler {
   }
 
   /**
-   * Parents the asker may be offered now: maxParents for each offerPeriodMs since its last offer (to
-   * the nearest period; maxParents at least, MAX_OFFERED_PARENTS at most), so a transfer that syncs
-   * seldom, or is paced, is offered what its wait was worth. It is a floor, not a cap: an answer
-   * offers maxParents however soon it comes, as before (the pacer and the peer's request budget
-   * bound how often that is).
+   * Parents the asker may be offered now: maxParents per offerPeriodMs since its last offer (nearest
+   * period), or per two periods of the wait this answer asks (aheadMs, up) if more; 8 at most. A
+   * floor: an answer offers maxParents however soon it comes (pacer and request budget bound that).
    */
-  private parentCredit(task: TaskAvailability, asker: string, now: number): number {
+  private parentCredit(task: TaskAvailability, asker: string, now: number, aheadMs: number): number {
     const { maxParents, offerPeriodMs } = this.options;
     const last = task.scannedAt.get(asker);
-    const periods = last === undefined || offerPeriodMs <= 0 ? 1 : Math.max(1, Math.round((now - last) / offerPeriodMs));
-    return Math.min(MAX_OFFERED_PARENTS, maxParents * periods);
+    if (offerPeriodMs <= 0) return Math.min(MAX_OFFERED_PARENTS, maxParents);
+    const since = last === undefined ? 1 : Math.round((now - last) / offerPeriodMs);
+    return Math.min(MAX_OFFERED_PARENTS, maxParents * Math.max(1, since, Math.ceil(aheadMs / (2 * offerPeriodMs))));
   }
 
   private scanAllowed(task: TaskAvailability, asker: string, now: number, starved: boolean): boolean {

@@ -179,11 +179,11 @@ export class SyncPacer {
 
 /**
  * One sync's schedule with the wait its answer asks: what the sync route answers, and what the
- * simulation's supernode answers, from the same code. The parents a wait is worth come with the
- * asker's next answer (Scheduler: parents by the time since its last offer).
+ * simulation's supernode answers, from the same code. The parents the wait is worth come with this
+ * answer as well as the next (Scheduler.parentCredit).
  */
 export function pacedSchedule(scheduler: Scheduler, pacer: SyncPacer | undefined, peer: PeerRecord, digest: Digest, wantSeed: number, ask: ScheduleAsk): Schedule & { syncMs?: number } {
   const syncMs = pacer?.paceMs(peer) ?? 0;
-  const schedule = scheduler.schedule(digest, peer.peerId, wantSeed, ask);
+  const schedule = scheduler.schedule(digest, peer.peerId, wantSeed, { ...ask, aheadMs: syncMs });
   return syncMs === 0 ? schedule : { ...schedule, syncMs };
 }

@@ -365,6 +365,27 @@ describe('Scheduler', () => {
     expect(perAnswer.scheduler.schedule(digest, 'asker', 0).parents).toHaveLength(2);
   });
 
+  it('offers a paced asker the parents of the wait its answer asks (maxParents per two periods of it) with that answer, and the time since its last offer with the next', () => {
+    const { clock, scheduler, peer } = setup({ maxParents: 1, offerPeriodMs: 250 });
+    const holder = new Bitfield(4);
+    holder.set(0);
+    for (let k = 0; k < 20; k++) scheduler.join(digest, 4, peer(`h${k}`), holder);
+    scheduler.join(digest, 4, peer('asker'));
+    const offered = (aheadMs?: number): number => scheduler.schedule(digest, 'asker', 0, { aheadMs }).parents.length;
+    // Told to wait 1.25 s at its first sync: three parents now (one per 500 ms of the wait, rounded up), not one.
+    expect(offered(1_250)).toBe(3);
+    // After that wait, the time since (five periods) if more than what the next wait is worth.
+    clock.advance(1_250);
+    expect(offered(400)).toBe(5);
+    // A wait of 4 s: 8, the most an answer offers; a sync soon after, unpaced, one.
+    expect(offered(4_000)).toBe(8);
+    clock.advance(100);
+    expect(offered()).toBe(1);
+    // What the asker would dial still caps it.
+    clock.advance(100);
+    expect(scheduler.schedule(digest, 'asker', 0, { aheadMs: 4_000, wantParents: 2 }).parents).toHaveLength(2);
+  });
+
   it('sends an asker the availability at most once per availabilityIntervalMs (empty between), each asker on its own clock', () => {
     const { clock, scheduler, peer } = setup({ availabilityIntervalMs: 1_000 });
     scheduler.join(digest, 4, peer('asker'));
