@@ -48,7 +48,7 @@ export function createClusterApp(logger: Logger, deps: ClusterAppDeps, options: 
   installErrorHandler(app);
   leanAnswerHeads(app);
   const budget = deps.peerBudget;
-  const auth = { tls: secret !== undefined, peerOf: (token: string) => deps.tracker.authenticate(token)?.peerId, ...(budget ? { admitPeer: (id: string) => budget.admit(id), chargePeer: (id: string, bytes: number) => budget.charge(id, bytes) } : {}) };
+  const auth = { tls: secret !== undefined, peerOf: (token: string) => deps.tracker.authenticate(token)?.peerId, ...(budget ? { admitPeer: (id: string) => budget.admitOrRefuse(id), chargePeer: (id: string, bytes: number) => budget.charge(id, bytes) } : {}) };
   installRouteAuth(app, auth);
   deps.observe?.(app);
   const { syncBatch, createTask } = registerP2pRoutes(app, deps);

@@ -39,13 +39,19 @@ export function classify(err: unknown): { error: PollenError; status?: number } 
   return { error: e.kind === 'internal' ? new PollenError('ERR_INTERNAL', 'internal error (logged by the supernode)') : e };
 }
 
+/** The whole seconds a refusal says to wait (its `retryAfter`), 1 when it says none. */
+function retryAfterOf(error: PollenError): number {
+  const s = error.detail.retryAfter;
+  return typeof s === 'number' && Number.isSafeInteger(s) && s >= 1 ? s : 1;
+}
+
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err, request, reply) => {
     const { error, status } = classify(err);
     const answer = errorAnswer(error, status);
     if (answer.status >= 500) request.log.error({ err, method: request.method, url: request.url.slice(0, 200) }, 'supernode request failed');
     else request.log.debug({ code: error.code, method: request.method, url: request.url.slice(0, 200) }, 'supernode request refused');
-    if (answer.status === 429) reply.header('retry-after', '1');
+    if (answer.status === 429) reply.header('retry-after', String(retryAfterOf(error)));
     return reply.code(answer.status).type('application/json').send(answer.body);
   });
   app.setNotFoundHandler((request, reply) => {

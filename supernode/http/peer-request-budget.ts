@@ -13,6 +13,7 @@
 // a mean answer so large that the pacing (sync-pacer.ts) spaced every peer's syncs by it. Now what
 // one peer is sent is at most the burst and rate in these units, 200 KB/s at the default rate.
 import type { Clock } from '../../src/clock.ts';
+import { PollenError } from '../../src/errors.ts';
 
 interface Bucket {
   tokens: number;
@@ -58,6 +59,17 @@ export class PeerRequestBudget {
     if (b.tokens < 1) return false;
     b.tokens -= 1;
     return true;
+  }
+
+  /**
+   * Takes one call from `peerId`'s allowance, or gives the refusal to answer with (429, whose
+   * Retry-After is the whole seconds until a call is back: after an answer's debt, more than one).
+   */
+  admitOrRefuse(peerId: string): PollenError | undefined {
+    if (this.admit(peerId)) return undefined;
+    const b = this.buckets.get(peerId);
+    const seconds = b ? Math.max(1, Math.ceil((1 - b.tokens) / this.perSecond)) : 1;
+    return new PollenError('ERR_TOO_MANY_REQUESTS', `peer ${peerId} called faster than its allowance; try again in ${seconds} s`, { retryAfter: seconds });
   }
 
   /**

@@ -34,8 +34,8 @@ export interface RouteAuthDeps {
   /** The peer id a token belongs to (constant-time check), or undefined. */
   readonly peerOf?: (token: string) => string | undefined;
   readonly adminToken?: string | undefined;
-  /** A peer's allowance of calls: false refuses this one with 429 (routes marked `unmetered` skip it). */
-  readonly admitPeer?: (peerId: string) => boolean;
+  /** A peer's allowance of calls: takes one, or gives the 429 refusal to answer with (routes marked `unmetered` skip it). */
+  readonly admitPeer?: (peerId: string) => PollenError | undefined;
   /** A metered call of this peer was answered with `bytes` (peer-request-budget.ts: an answer costs by its bytes). */
   readonly chargePeer?: (peerId: string, bytes: number) => void;
 }
@@ -73,9 +73,8 @@ export function installRouteAuth(app: FastifyInstance, deps: RouteAuthDeps): voi
         const token = bearerOf(request);
         const peerId = token === undefined ? undefined : deps.peerOf?.(token);
         if (peerId === undefined) throw new PollenError('ERR_CLUSTER_UNAUTHORIZED', "this call needs the peer's own token (Authorization: Bearer TOKEN from POST /api/v1/peers); register again");
-        if (deps.admitPeer && request.routeOptions.config.unmetered !== true && !deps.admitPeer(peerId)) {
-          throw new PollenError('ERR_TOO_MANY_REQUESTS', `peer ${peerId} called faster than its allowance; try again in a second`);
-        }
+        const refused = request.routeOptions.config.unmetered === true ? undefined : deps.admitPeer?.(peerId);
+        if (refused) throw refused;
         request.peerId = peerId;
         return;
       }

@@ -46,8 +46,8 @@ export interface SyncChannelDeps {
   readonly tls: boolean;
   /** The peer id a token belongs to, or undefined. */
   readonly peerOf: (token: string) => string | undefined;
-  /** A peer's allowance of calls: false refuses this one with 429. */
-  readonly admitPeer?: (peerId: string) => boolean;
+  /** A peer's allowance of calls: takes one, or gives the 429 refusal to answer with. */
+  readonly admitPeer?: (peerId: string) => PollenError | undefined;
   /** This peer was answered `bytes` (peer-request-budget.ts: an answer costs by its bytes). */
   readonly chargePeer?: (peerId: string, bytes: number) => void;
   /** The batch route's work (routes-p2p.ts). */
@@ -222,7 +222,8 @@ function serve(socket: Duplex, token: string, peerId: string, deps: SyncChannelD
     }
     try {
       // Charged before the body is looked at, as the HTTP route's hook charges it.
-      if (deps.admitPeer && !deps.admitPeer(peerId)) throw new PollenError('ERR_TOO_MANY_REQUESTS', `peer ${peerId} called faster than its allowance; try again in a second`);
+      const refused = deps.admitPeer?.(peerId);
+      if (refused) throw refused;
       if (poisoned) throw new PollenError('ERR_INVALID_REQUEST', poisoned.message.slice(0, 300));
       if (msg.t !== undefined && deps.createTask) return create(id, msg.t, started);
       if (!validateBatch(msg.b)) throw invalid(validateBatch);

@@ -489,11 +489,17 @@ describe('the supernode cluster API under attack', () => {
       }
       // Refused well before the 256 calls of its burst, with the bytes it was sent within the burst and the refill.
       expect(refused, 'the greedy member was never refused').toBeDefined();
-      expect(JSON.parse(refused!.body).errors[0].detail.pollenCode).toBe('ERR_TOO_MANY_REQUESTS');
+      const detail = JSON.parse(refused!.body).errors[0].detail as { pollenCode: string; retryAfter: number };
+      expect(detail.pollenCode).toBe('ERR_TOO_MANY_REQUESTS');
+      // Retry-After says how long its debt takes to pay (whole seconds, the body's too); after that it is answered.
+      expect(refused!.headers['retry-after']).toBe(String(detail.retryAfter));
+      expect(detail.retryAfter).toBeGreaterThanOrEqual(1);
       expect(sent).toBeGreaterThan(100 * 4096);
       expect(sent).toBeLessThanOrEqual((256 + (Date.now() - started) / 1000 + 3) * 4096);
       // The other member, asking only what it lacks (nothing), is answered.
       expect((await sync(polite, pieces)).status).toBe(200);
+      await new Promise((r) => setTimeout(r, detail.retryAfter * 1000));
+      expect((await sync(greedy, pieces)).status).toBe(200);
     } finally {
       await metered.stop();
     }

@@ -65,6 +65,42 @@ describe('PeerRequestBudget', () => {
     );
   });
 
+  it("a refusal's Retry-After is the whole seconds until a call is back: the peer is admitted once it has waited them, and not a second sooner", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 100 }), fc.array(fc.record({ gapMs: fc.nat(500), calls: fc.nat(10), bytes: fc.nat(64 * ANSWER_BYTES_PER_CALL) }), { minLength: 1, maxLength: 40 }), (perSecond, schedule) => {
+        // Replays the schedule up to its first refusal (if any) on a fresh budget.
+        const replay = (): { budget: PeerRequestBudget; clock: ManualClock; seconds?: number } => {
+          const clock = new ManualClock(0);
+          const budget = new PeerRequestBudget({ clock }, { perSecond, burst: 20 });
+          for (const { gapMs, calls, bytes } of schedule) {
+            clock.advance(gapMs);
+            for (let i = 0; i < calls; i++) {
+              const refused = budget.admitOrRefuse('p');
+              if (refused) {
+                expect(refused.code).toBe('ERR_TOO_MANY_REQUESTS');
+                expect(refused.message).toContain(`try again in ${String(refused.detail.retryAfter)} s`);
+                return { budget, clock, seconds: refused.detail.retryAfter as number };
+              }
+              budget.charge('p', bytes);
+            }
+          }
+          return { budget, clock };
+        };
+        const first = replay();
+        if (first.seconds === undefined) return;
+        expect(Number.isSafeInteger(first.seconds) && first.seconds >= 1).toBe(true);
+        first.clock.advance(first.seconds * 1000);
+        expect(first.budget.admitOrRefuse('p')).toBeUndefined();
+        if (first.seconds > 1) {
+          const again = replay();
+          again.clock.advance((first.seconds - 1) * 1000);
+          expect(again.budget.admitOrRefuse('p')?.code).toBe('ERR_TOO_MANY_REQUESTS');
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   it('0 per second is no limit; entries of idle peers are dropped once there are many', () => {
     const clock = new ManualClock(0);
     const open = new PeerRequestBudget({ clock }, { perSecond: 0 });
