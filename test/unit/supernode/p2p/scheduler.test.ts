@@ -20,6 +20,16 @@ function setup(options: ConstructorParameters<typeof Scheduler>[1] = {}) {
   return { clock, scheduler, tracker, peer, lookup, dropped };
 }
 
+/** setup() with 20 holders of piece 0 of a 4-piece task and the `askers` joined, holding nothing. */
+function withHolders(options: ConstructorParameters<typeof Scheduler>[1], askers: readonly string[]) {
+  const s = setup(options);
+  const holder = new Bitfield(4);
+  holder.set(0);
+  for (let k = 0; k < 20; k++) s.scheduler.join(digest, 4, s.peer(`h${k}`), holder);
+  for (const a of askers) s.scheduler.join(digest, 4, s.peer(a));
+  return s;
+}
+
 describe('Scheduler', () => {
   it('never hands out the asker as its own parent, and prefers peers holding more of what it lacks', () => {
     const { scheduler, peer } = setup({ maxParents: 2 });
@@ -332,12 +342,7 @@ describe('Scheduler', () => {
   });
 
   it('offers maxParents per offerPeriodMs since the asker\'s last offer (to the nearest period, one at least, 8 at most), each asker on its own clock', () => {
-    const { clock, scheduler, peer } = setup({ maxParents: 1, offerPeriodMs: 250 });
-    const holder = new Bitfield(4);
-    holder.set(0);
-    for (let k = 0; k < 20; k++) scheduler.join(digest, 4, peer(`h${k}`), holder);
-    scheduler.join(digest, 4, peer('asker'));
-    scheduler.join(digest, 4, peer('other'));
+    const { clock, scheduler } = withHolders({ maxParents: 1, offerPeriodMs: 250 }, ['asker', 'other']);
     const offered = (asker: string, ask = {}): number => scheduler.schedule(digest, asker, 0, ask).parents.length;
     expect(offered('asker')).toBe(1);
     clock.advance(100);
@@ -357,20 +362,14 @@ describe('Scheduler', () => {
     expect(offered('asker')).toBe(8);
     // Another asker's first offer is maxParents, whenever it comes.
     expect(offered('other')).toBe(1);
-    const perAnswer = setup({ maxParents: 2, offerPeriodMs: 0 });
-    for (let k = 0; k < 20; k++) perAnswer.scheduler.join(digest, 4, perAnswer.peer(`h${k}`), holder);
-    perAnswer.scheduler.join(digest, 4, perAnswer.peer('asker'));
+    const perAnswer = withHolders({ maxParents: 2, offerPeriodMs: 0 }, ['asker']);
     perAnswer.scheduler.schedule(digest, 'asker', 0);
     perAnswer.clock.advance(5_000);
     expect(perAnswer.scheduler.schedule(digest, 'asker', 0).parents).toHaveLength(2);
   });
 
   it('offers a paced asker the parents of the wait its answer asks (maxParents per two periods of it) with that answer, and the time since its last offer with the next', () => {
-    const { clock, scheduler, peer } = setup({ maxParents: 1, offerPeriodMs: 250 });
-    const holder = new Bitfield(4);
-    holder.set(0);
-    for (let k = 0; k < 20; k++) scheduler.join(digest, 4, peer(`h${k}`), holder);
-    scheduler.join(digest, 4, peer('asker'));
+    const { clock, scheduler } = withHolders({ maxParents: 1, offerPeriodMs: 250 }, ['asker']);
     const offered = (aheadMs?: number): number => scheduler.schedule(digest, 'asker', 0, { aheadMs }).parents.length;
     // Told to wait 1.25 s at its first sync: three parents now (one per 500 ms of the wait, rounded up), not one.
     expect(offered(1_250)).toBe(3);
