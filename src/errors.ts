@@ -32,7 +32,7 @@ export const ERROR_CODES = {
   ERR_UNAUTHORIZED: { kind: 'unauthorized', description: 'the upstream registry requires credentials the client did not give' },
   ERR_DENIED: { kind: 'denied', description: 'the upstream registry refused access with the given credentials' },
   ERR_PROXY_TARGET_DENIED: { kind: 'denied', description: 'the forward proxy serves configured registries only (--registry, --upstream); other hosts are refused without a connection' },
-  ERR_TOO_MANY_REQUESTS: { kind: 'unavailable', description: "a peer called the supernode's cluster API faster than its allowance (--peer-request-rate); it is answered 429 and tries again on its next turn" },
+  ERR_TOO_MANY_REQUESTS: { kind: 'unavailable', description: "a peer called the supernode's cluster API faster than its allowance (--peer-request-rate); it is answered 429 with the seconds to wait (Retry-After, detail.retryAfter), and a transfer's next routine sync waits them (4 s at most)" },
   ERR_PROXY_BUSY: { kind: 'unavailable', description: 'the forward proxy has as many CONNECT tunnels open as it allows (256); try again when some close' },
   ERR_UPSTREAM_UNAVAILABLE: { kind: 'unavailable', description: 'the upstream registry cannot be reached or answered with a server error' },
   ERR_UPSTREAM_PROTOCOL: { kind: 'unavailable', description: 'the upstream registry answered with something that breaks the distribution protocol' },

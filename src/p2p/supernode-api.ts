@@ -373,5 +373,8 @@ export function apiErrorFrom(status: number, body: unknown, fallback: ErrorCode,
   const pollenCode = first?.detail?.pollenCode;
   if (status < 500 && typeof pollenCode === 'string' && pollenCode in ERROR_CODES) code = pollenCode as ErrorCode;
   if (typeof first?.message === 'string') message = first.message.slice(0, 500);
-  return new PollenError(code, message, { ...where, status });
+  // A refusal's wait (429: the peer's allowance of calls), whole seconds, kept when sane.
+  const retryAfter = (first?.detail as { retryAfter?: unknown } | undefined)?.retryAfter;
+  const wait = status === 429 && typeof retryAfter === 'number' && Number.isSafeInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 3600 ? { retryAfter } : {};
+  return new PollenError(code, message, { ...where, status, ...wait });
 }
