@@ -9,13 +9,14 @@ import type { Kv } from '../../src/db.ts';
 import type { ContentStore } from '../../src/content-store.ts';
 import { splitHostPort } from '../../src/config.ts';
 import type { Digest } from '../../src/digest.ts';
-import { PollenError } from '../../src/errors.ts';
+import { PollenError, toPollenError } from '../../src/errors.ts';
 import { HEARTBEATS_PER_SYNC_WAIT, type HeartbeatBody } from '../../src/p2p/supernode-api.ts';
 import { AddressBans, ExpiringBans } from '../../src/p2p/wire-bans.ts';
 import { WireDialer } from '../../src/p2p/wire-dialer.ts';
 import type { Throttle } from '../../src/rate/throttle.ts';
 import { LocalPieces, type SavedProofs } from './local-pieces.ts';
 import type { TransferEvent } from './transfer-seams.ts';
+import { refusedMs } from './supernode-answers.ts';
 import { SupernodeClient } from './supernode-client.ts';
 import { REPORT_EVERY_MS } from './sync-batch.ts';
 import { Uploader } from './uploader.ts';
@@ -239,7 +240,11 @@ export class P2pAgent {
         next = this.heartbeatPeriod(url);
       }
     } catch (err) {
-      if (this.registered.delete(url)) this.logger.warn({ supernode: url, err: (err as Error).message }, 'supernode unreachable');
+      const e = toPollenError(err);
+      // Refused for the peer's allowance: the supernode knows this peer and answers; registering
+      // again would only cost more calls (and end the transfers' channel). Wait what it said.
+      if (e.code === 'ERR_TOO_MANY_REQUESTS') next = Math.max(RETRY_MS, refusedMs(e));
+      else if (this.registered.delete(url)) this.logger.warn({ supernode: url, err: e.message }, 'supernode unreachable');
     }
     if (this.closed) return;
     const t = setTimeout(() => void this.keepAlive(url), next);

@@ -1,12 +1,13 @@
 // What a peer reads out of the supernode's answers beyond their JSON shape: packed piece hashes
 // (packHashes) as the list the transfer reads, a seed piece's hash and proof (head or trailer), the
-// piece key of a registration answer, and a refused connection told apart from a slow one.
+// piece key of a registration answer, a refused connection told apart from a slow one, and the
+// wait a refusal for the peer's allowance asks.
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { PollenError } from '../../src/errors.ts';
 import { MAX_PIECES, unpackHashes } from '../../src/p2p/metainfo.ts';
 import { ProofVerifier, signatureOf } from '../../src/p2p/piece-proof.ts';
-import { PIECE_HASH_HEADER, PIECE_SIGNATURE_HEADER, type SyncResponse, type TaskAnswer } from '../../src/p2p/supernode-api.ts';
+import { MAX_SYNC_PACE_MS, PIECE_HASH_HEADER, PIECE_SIGNATURE_HEADER, type SyncResponse, type TaskAnswer } from '../../src/p2p/supernode-api.ts';
 import { readTaskAnswer } from '../../src/p2p/sync-answer.ts';
 
 /** The answer with packed hashes (packHashes) as the list the transfer reads, or undefined if they are malformed. */
@@ -16,6 +17,15 @@ export function withUnpackedHashes(answer: SyncResponse): SyncResponse | undefin
   if (!hashes) return undefined;
   const { hashesPacked: _, ...rest } = answer;
   return { ...rest, hashes };
+}
+
+/**
+ * The wait a call refused for the peer's allowance asks (429's retryAfter, seconds: apiErrorFrom
+ * keeps it), within [0, MAX_SYNC_PACE_MS] like a paced answer's; 0 for any other error.
+ */
+export function refusedMs(err: PollenError): number {
+  const s = err.detail.retryAfter;
+  return err.code === 'ERR_TOO_MANY_REQUESTS' && typeof s === 'number' && s > 0 ? Math.min(s * 1000, MAX_SYNC_PACE_MS) : 0;
 }
 
 /** A seed piece as the supernode answers it. */

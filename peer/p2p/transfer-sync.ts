@@ -9,9 +9,9 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
-import { toPollenError, type PollenError } from '../../src/errors.ts';
+import { toPollenError } from '../../src/errors.ts';
 import { MAX_SYNC_PACE_MS, type MetainfoBody, type SyncRequest, type SyncResponse } from '../../src/p2p/supernode-api.ts';
-import { connectionRefused } from './supernode-answers.ts';
+import { connectionRefused, refusedMs } from './supernode-answers.ts';
 import type { TransferClient } from './transfer-seams.ts';
 
 /**
@@ -71,12 +71,6 @@ export const STARVED_MS = 5_000;
 export function pacedMs(res: SyncResponse): number {
   const ms = res.syncMs;
   return typeof ms === 'number' && ms > 0 ? Math.min(ms, MAX_SYNC_PACE_MS) : 0;
-}
-
-/** The wait a refusal asks for (429's retryAfter, seconds), within [0, MAX_SYNC_PACE_MS], as a paced answer's. */
-export function refusedMs(err: PollenError): number {
-  const s = err.detail.retryAfter;
-  return err.code === 'ERR_TOO_MANY_REQUESTS' && typeof s === 'number' && s > 0 ? Math.min(s * 1000, MAX_SYNC_PACE_MS) : 0;
 }
 
 /** Tries of the report that a transfer has every piece (1 s, then 2 s apart). */

@@ -11,17 +11,27 @@ import { busyHeartbeatMs, P2pAgent, reportEveryMs, sparedHeartbeatMs } from '../
  * A stand-in supernode on loopback: registers anyone with `heartbeatMs`, counts heartbeats, and
  * answers batches of syncs (keeping their bodies), saying it took their report when `takesReports`.
  */
-async function fakeSupernode(heartbeatMs: number, takesReports = false): Promise<{ url: string; beats: number[]; batches: Array<Record<string, unknown>>; server: Server }> {
+async function fakeSupernode(heartbeatMs: number, takesReports = false, refuseBeats = 0): Promise<{ url: string; beats: number[]; registrations: number[]; batches: Array<Record<string, unknown>>; server: Server }> {
   const beats: number[] = [];
+  const registrations: number[] = [];
   const batches: Array<Record<string, unknown>> = [];
   const server = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
       res.setHeader('content-type', 'application/json');
-      if (req.url === API.register) return res.end(JSON.stringify({ peerId: (JSON.parse(body) as { peerId: string }).peerId, token: 'a-token', heartbeatMs }));
+      if (req.url === API.register) {
+        registrations.push(Date.now());
+        return res.end(JSON.stringify({ peerId: (JSON.parse(body) as { peerId: string }).peerId, token: 'a-token', heartbeatMs }));
+      }
       if (req.url === API.heartbeat) {
         beats.push(Date.now());
+        // The first `refuseBeats` refused as the supernode refuses a peer over its allowance.
+        if (beats.length <= refuseBeats) {
+          res.statusCode = 429;
+          res.setHeader('retry-after', '2');
+          return res.end(JSON.stringify({ errors: [{ code: 'TOOMANYREQUESTS', message: 'peer called faster than its allowance; try again in 2 s', detail: { pollenCode: 'ERR_TOO_MANY_REQUESTS', retryAfter: 2 } }] }));
+        }
         return res.end('{}');
       }
       if (req.url === API.syncs) {
@@ -35,7 +45,7 @@ async function fakeSupernode(heartbeatMs: number, takesReports = false): Promise
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, beats, batches, server };
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, beats, registrations, batches, server };
 }
 
 const open: Array<() => Promise<void>> = [];
@@ -79,6 +89,21 @@ describe('an idle peer heart-beats at the period its supernode names', () => {
   it('no faster than every 500 ms whatever the supernode says', async () => {
     expect(await idleAgentFor(20, 1_600)).toBeLessThanOrEqual(4);
   });
+});
+
+describe('a heartbeat refused for the peer\'s allowance (429)', () => {
+  it('is tried again after the wait the refusal asks, without registering again', async () => {
+    const sn = await fakeSupernode(500, false, 2);
+    open.push(() => new Promise<void>((r) => sn.server.close(() => r())));
+    await startAgent(sn.url);
+    const deadline = Date.now() + 20_000;
+    while (sn.beats.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(sn.beats.length, 'three heartbeats within 20 s').toBeGreaterThanOrEqual(3);
+    // 2 s after each refusal (not the 1 s retry of an unreachable supernode), and one registration only.
+    expect(sn.beats[1]! - sn.beats[0]!).toBeGreaterThanOrEqual(1_900);
+    expect(sn.beats[2]! - sn.beats[1]!).toBeGreaterThanOrEqual(1_900);
+    expect(sn.registrations).toHaveLength(1);
+  }, 30_000);
 });
 
 describe('a busy peer heart-beats every second, or as seldom as a pacing supernode asks', () => {
