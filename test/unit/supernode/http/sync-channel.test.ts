@@ -263,8 +263,12 @@ describe('the sync channel', () => {
     const body = { syncs: [{ digest: DIGEST, have: [], wantSeed: 0, badParents: [] }] };
     const statuses: number[] = [];
     for (let i = 1; i <= 300; i++) ch.frame({ i, b: body });
-    for (let i = 1; i <= 300; i++) statuses.push((await ch.next()).s);
+    const answers: Array<{ s: number; b: unknown }> = [];
+    for (let i = 1; i <= 300; i++) answers.push(await ch.next());
+    statuses.push(...answers.map((a) => a.s));
     expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
+    // A refusal says how long to wait, as over HTTP (Retry-After there): whole seconds, 1 here (the clock stands still, the allowance is at 0).
+    expect(answers.find((a) => a.s === 429)!.b).toMatchObject({ errors: [{ detail: { pollenCode: 'ERR_TOO_MANY_REQUESTS', retryAfter: 1 } }] });
     expect(statuses.every((s) => s === 200 || s === 429)).toBe(true);
     // A poisoned frame is charged before it is refused for what it holds, as over HTTP.
     for (let i = 1; i <= 20; i++) ch.frame(`{"i":${1000 + i},"b":{"syncs":[],"__proto__":{"x":1}}}`);
