@@ -193,6 +193,11 @@ export class P2pAgent {
     }
   }
 
+  /** Resolves after `ms` on the agent's clock (a wait a supernode's refusal asked for). */
+  wait(ms: number): Promise<void> {
+    return new Promise((resolve) => this.clock.setTimeout(resolve, ms));
+  }
+
   isRegistered(url: string): boolean {
     return this.registered.has(url);
   }

@@ -17,6 +17,7 @@ import type { P2pAgent } from './p2p-agent.ts';
 import { parentsPerTransfer } from './parent-pool.ts';
 import { P2pTransfer } from './p2p-transfer.ts';
 import { seedLeasesPerTransfer } from './seed-grants.ts';
+import { refusedMs } from './supernode-answers.ts';
 import { DEFAULT_TIMINGS, type PersistedPieces, type TransferTimings } from './transfer-seams.ts';
 import { taskRequest } from './task-request.ts';
 
@@ -129,28 +130,47 @@ export class P2pDownloader implements BlobDownloader {
    */
   private async createTask(request: BlobFetchRequest, body: TaskBody, resuming: boolean): Promise<{ url: string; meta: MetainfoBody; first: SyncResponse | undefined } | undefined> {
     for (const url of this.agent.client.ownersOf(request.digest)) {
-      try {
-        if (!this.agent.isRegistered(url)) await this.agent.register(url);
-        const ask = (): TaskBody => (!resuming && this.agent.client.proofVerifier(url) ? { ...body, withoutHashes: true } : body);
-        let answer: TaskAnswer;
-        try {
-          answer = await this.agent.client.createTask(url, ask());
-        } catch (err) {
-          if (!(err instanceof PollenError) || err.code !== 'ERR_NOT_FOUND') throw err;
-          await this.agent.register(url);
-          answer = await this.agent.client.createTask(url, ask());
-        }
-        const { first, ...meta } = answer;
-        if (!consistent(meta, request.digest) || (request.sizeHint !== undefined && meta.size !== request.sizeHint)) throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent inconsistent metainfo`);
-        // A schedule of the wrong shape is left out: the transfer then syncs for one, as it would have.
-        return { url, meta, first: isSchedule(first) ? first : undefined };
-      } catch (err) {
-        const e = toPollenError(err);
-        this.agent.logger.info({ digest: request.digest, supernode: url, code: e.code, err: e.message }, 'no P2P task from this supernode');
-        if (e.code !== 'ERR_SUPERNODE_UNAVAILABLE') return undefined;
+      // A supernode that refused for the peer's allowance (429) is asked once more after the wait
+      // it gave, then the next owner: falling back at once would have the registry send the blob
+      // again, to a peer that was only early.
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const outcome = await this.taskFrom(url, request, body, resuming);
+        if (typeof outcome === 'object') return outcome;
+        if (outcome === 'fallback') return undefined;
+        if (outcome === 'next' || attempt === 1) break;
+        await this.agent.wait(outcome);
       }
     }
     return undefined;
+  }
+
+  /**
+   * The task from `url`; else 'next' (unavailable: the next owner is asked), 'fallback' (any other
+   * error), or the milliseconds its refusal for the peer's allowance asks to wait.
+   */
+  private async taskFrom(url: string, request: BlobFetchRequest, body: TaskBody, resuming: boolean): Promise<{ url: string; meta: MetainfoBody; first: SyncResponse | undefined } | 'next' | 'fallback' | number> {
+    try {
+      if (!this.agent.isRegistered(url)) await this.agent.register(url);
+      const ask = (): TaskBody => (!resuming && this.agent.client.proofVerifier(url) ? { ...body, withoutHashes: true } : body);
+      let answer: TaskAnswer;
+      try {
+        answer = await this.agent.client.createTask(url, ask());
+      } catch (err) {
+        if (!(err instanceof PollenError) || err.code !== 'ERR_NOT_FOUND') throw err;
+        await this.agent.register(url);
+        answer = await this.agent.client.createTask(url, ask());
+      }
+      const { first, ...meta } = answer;
+      if (!consistent(meta, request.digest) || (request.sizeHint !== undefined && meta.size !== request.sizeHint)) throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent inconsistent metainfo`);
+      // A schedule of the wrong shape is left out: the transfer then syncs for one, as it would have.
+      return { url, meta, first: isSchedule(first) ? first : undefined };
+    } catch (err) {
+      const e = toPollenError(err);
+      const wait = refusedMs(e);
+      this.agent.logger.info({ digest: request.digest, supernode: url, code: e.code, err: e.message, ...(wait > 0 ? { retryInMs: wait } : {}) }, 'no P2P task from this supernode');
+      if (wait > 0) return wait;
+      return e.code === 'ERR_SUPERNODE_UNAVAILABLE' ? 'next' : 'fallback';
+    }
   }
 
   /** Pieces a previous run verified and persisted, checked again against their hashes. */
