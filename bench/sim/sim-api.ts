@@ -7,6 +7,7 @@
 // registry whole. The seed's pieces get what the answers leave of the uplink (apiUplinkShare), and
 // its streams from the registry what the requests leave of the downlink (apiDownlinkShare).
 import type { EventQueue } from './event-queue.ts';
+import type { HeartbeatBody } from '../../src/p2p/supernode-api.ts';
 import { FRAME_HEAD_BYTES } from '../../src/p2p/sync-channel-frames.ts';
 import { ANSWER_OVERHEAD_BYTES, CHANNEL_ANSWER_OVERHEAD_BYTES, TCP_IP_BYTES, TLS_RECORD_BYTES } from '../../supernode/p2p/sync-pacer.ts';
 
@@ -38,10 +39,18 @@ export const CHANNEL_OVERHEAD: ApiOverhead = {
 /** An OCI error body answered instead of a schedule. */
 export const API_ERROR_BYTES = 160;
 /**
- * The heartbeat's report that every batch of syncs and every creation with a first schedule carries
- * (`"report":{...},`: peer/peer.ts agent.report, a version and four byte counts of a busy peer).
+ * The heartbeat's report as a busy peer makes it at `now` (peer/peer.ts agent.report: a version,
+ * the store's quota, and three byte counts that move while it pulls).
  */
-export const API_REPORT_JSON_BYTES = JSON.stringify({ report: { version: '0.1.0', storeBytes: 123_456_789_012, storeQuotaBytes: 216_453_839_257, uploadedBytes: 1_234_567_890, downloadedBytes: 1_234_567_890 } }).length - 1;
+export function simReport(now: number): HeartbeatBody {
+  const moving = Math.floor(now);
+  return { version: '0.1.0', storeBytes: 123_456_789_012 + moving, storeQuotaBytes: 216_453_839_257, uploadedBytes: 1_234_567_890 + moving, downloadedBytes: 1_234_567_890 + moving };
+}
+
+/** The bytes `report` adds to a batch of syncs or a creation (`"report":{...},`). */
+export function reportJsonBytes(report: HeartbeatBody): number {
+  return JSON.stringify({ report }).length - 1;
+}
 
 /** The supernode host's two links as the API's messages queue on them (ms when each is free next). */
 export interface ApiLines {

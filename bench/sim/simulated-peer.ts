@@ -15,7 +15,7 @@ import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { BLOCK_BYTES } from '../../src/p2p/metainfo.ts';
 import type { PieceProof } from '../../src/p2p/piece-proof.ts';
 import { asShaped, readSyncAnswer, readTaskAnswer, syncAnswer, syncItem, taskAnswer, type SyncAnswerJson } from '../../src/p2p/sync-answer.ts';
-import { SYNC_FIELDS, type MetainfoBody, type SyncResponse, type TaskAnswer } from '../../src/p2p/supernode-api.ts';
+import { SYNC_FIELDS, type HeartbeatBody, type MetainfoBody, type SyncResponse, type TaskAnswer } from '../../src/p2p/supernode-api.ts';
 import type { BlobFetchRequest } from '../../peer/blob-downloader.ts';
 import { busyHeartbeatMs, reportEveryMs, sparedHeartbeatMs } from '../../peer/p2p/p2p-agent.ts';
 import { parentsPerTransfer } from '../../peer/p2p/parent-pool.ts';
@@ -30,7 +30,7 @@ import { pacedMs } from '../../peer/p2p/transfer-sync.ts';
 import type { EventQueue } from './event-queue.ts';
 import type { HostId, SimNetwork } from './network.ts';
 import { QueueClock } from './queue-clock.ts';
-import { API_REPORT_JSON_BYTES, apiCall, CHANNEL_OVERHEAD, jsonBytes, type ApiBytes, type ApiEnds, type ApiLines } from './sim-api.ts';
+import { apiCall, CHANNEL_OVERHEAD, jsonBytes, reportJsonBytes, simReport, type ApiBytes, type ApiEnds, type ApiLines } from './sim-api.ts';
 import { ParentEnd, SIM_PROOF_CHECK, SIM_SIGNATURE, SimLink, type LinkObserver, type UploadSide, type WireWorld } from './sim-wire.ts';
 import type { SimSupernode } from './sim-supernode.ts';
 import { HEARTBEAT_MS } from '../../supernode/p2p/tracker.ts';
@@ -242,9 +242,16 @@ export class SimulatedPeer implements UploadSide {
     return Array.from({ length: blob.pieceCount }, (_, i) => (i < known ? SIM_HASH : null));
   }
 
-  /** Whether a batch or creation sent now carries the report (SupernodeClient.reportIfDue with the agent's period). */
-  private reportDue(): boolean {
-    return this.reports.take(this.world.queue.now, reportEveryMs(HEARTBEAT_MS, this.busyAsked, this.syncWaitMs));
+  /**
+   * The report a batch or creation sent now carries, if any (SupernodeClient.reportIfDue with the
+   * agent's period): the whole one it stands for and what goes, to a supernode of this version
+   * (SYNC_FIELDS `reportChanges`: the fields that changed since the last one it took).
+   */
+  private reportDue(): { full: HeartbeatBody; bytes: number } | undefined {
+    const now = this.world.queue.now;
+    if (!this.reports.take(now, reportEveryMs(HEARTBEAT_MS, this.busyAsked, this.syncWaitMs))) return undefined;
+    const full = simReport(now);
+    return { full, bytes: reportJsonBytes(this.reports.body(full, SYNC_FIELDS.includes('reportChanges'))) };
   }
 
   private rtt(): number {
@@ -269,8 +276,8 @@ export class SimulatedPeer implements UploadSide {
         const report = this.reportDue();
         let taken = false;
         const item = syncItem(body, blob.digest, SYNC_ANSWER_OPTIONS, SYNC_FIELDS);
-        return apiCall(ends, CHANNEL_OVERHEAD, jsonBytes(item) + (report ? API_REPORT_JSON_BYTES : 0), (): SyncAnswerJson => {
-          const read = world.supernode.syncItem(this.peerId, item, report);
+        return apiCall(ends, CHANNEL_OVERHEAD, jsonBytes(item) + (report?.bytes ?? 0), (): SyncAnswerJson => {
+          const read = world.supernode.syncItem(this.peerId, item, report !== undefined);
           if (!read) throw new PollenError('ERR_NOT_FOUND', 'unknown peer or task');
           return asShaped(read.body, syncAnswer(this.hashesNow(blob), read.body, read.schedule));
         }, (answer) => jsonBytes({ answer })).then((answer) => {
@@ -279,22 +286,22 @@ export class SimulatedPeer implements UploadSide {
           this.syncWaitMs = pacedMs(res);
           trace?.events.push({ t: world.queue.now, kind: 'sync', res });
           return res;
-        }).finally(() => report && this.reports.settle(world.queue.now, taken));
+        }).finally(() => report && this.reports.settle(world.queue.now, taken, report.full));
       },
       // As the client asks (terse) and the route answers: the metainfo (every hash known now, or
       // none when asked without) and, when asked, the first sync's answer; read as the client reads
       // it. A creation is a frame of its own on the sync channel: its head is not shared with other blobs' as a batch's.
       createTask: (_url, body) => {
-        const report = body.first !== undefined && this.reportDue();
+        const report = body.first !== undefined ? this.reportDue() : undefined;
         let taken = false;
         const ask = { ...TASK_ANSWER_OPTIONS, withoutHashes: body.withoutHashes };
-        return apiCall({ ...ends, sharing: 1 }, CHANNEL_OVERHEAD, jsonBytes({ ...body, ...TASK_ANSWER_OPTIONS }) + (report ? API_REPORT_JSON_BYTES : 0), (): object => {
+        return apiCall({ ...ends, sharing: 1 }, CHANNEL_OVERHEAD, jsonBytes({ ...body, ...TASK_ANSWER_OPTIONS }) + (report?.bytes ?? 0), (): object => {
           const meta = { digest: blob.digest, size: blob.bytes, pieceSize: blob.pieceBytes, pieceCount: blob.pieceCount, hashes: this.hashesNow(blob) };
           if (!body.first) {
             world.supernode.registerAndJoin(this.peerId, this.wireAddr, this.options.uploadSlots, [blob.digest]);
             return taskAnswer(meta, undefined, ask);
           }
-          const answer = world.supernode.createTask(this.peerId, blob.digest, body.first, report);
+          const answer = world.supernode.createTask(this.peerId, blob.digest, body.first, report !== undefined);
           if (!answer) throw new PollenError('ERR_CLUSTER_UNAUTHORIZED', 'unknown peer: register again');
           const first = syncAnswer(meta.hashes, { knownHashes: blob.pieceCount }, answer);
           return report ? { ...taskAnswer(meta, first, ask), reported: true as const } : taskAnswer(meta, first, ask);
@@ -303,7 +310,7 @@ export class SimulatedPeer implements UploadSide {
           // It carried the heartbeat's report, as a sync does (SupernodeClient.createTask).
           taken = answer.reported === true;
           return answer;
-        }).finally(() => report && this.reports.settle(world.queue.now, taken));
+        }).finally(() => report && this.reports.settle(world.queue.now, taken, report.full));
       },
       // One connection per supernode (peer/p2p/supernode-client.ts, SEED_CONNECTIONS), whatever the
       // blob: a request leaves once the body before it has come, and the seed answers it after the

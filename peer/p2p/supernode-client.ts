@@ -151,6 +151,7 @@ export class SupernodeClient {
     else this.verifiers.delete(url);
     this.syncFields.set(url, namesOf(res.syncFields));
     this.channelCalls.set(url, namesOf(res.channelCalls));
+    this.reports.get(url)?.forget();
     return res;
   }
 
@@ -171,12 +172,17 @@ export class SupernodeClient {
     if (everyMs) this.reportEveryMs = everyMs;
   }
 
-  /** The report, if due and no other request to `url` carries it; the request that takes it settles it (ReportTurn.settle). */
-  private reportIfDue(url: string): HeartbeatBody | undefined {
+  /**
+   * The report, if due and no other request to `url` carries it: `full`, what it stands for, and
+   * `body`, what goes (ReportTurn.body); the request that takes it settles it (ReportTurn.settle).
+   */
+  private reportIfDue(url: string): { full: HeartbeatBody; body: HeartbeatBody } | undefined {
     if (!this.reporter) return undefined;
     let turn = this.reports.get(url);
     if (!turn) this.reports.set(url, (turn = new ReportTurn()));
-    return turn.take(this.clock.now(), this.reportEveryMs(url, this.syncWaits.get(url) ?? 0)) ? this.reporter() : undefined;
+    if (!turn.take(this.clock.now(), this.reportEveryMs(url, this.syncWaits.get(url) ?? 0))) return undefined;
+    const full = this.reporter();
+    return { full, body: turn.body(full, this.syncFields.get(url)?.includes('reportChanges') === true) };
   }
 
   /**
@@ -200,7 +206,7 @@ export class SupernodeClient {
     const report = body.first !== undefined ? this.reportIfDue(url) : undefined;
     let taken = false;
     try {
-      const answer = taskAnswerOf(url, await this.viaChannel<TaskAnswer>(url, 't', API.task, { ...body, ...(report ? { report } : {}), ...TASK_ANSWER_OPTIONS }, timeoutMs));
+      const answer = taskAnswerOf(url, await this.viaChannel<TaskAnswer>(url, 't', API.task, { ...body, ...(report ? { report: report.body } : {}), ...TASK_ANSWER_OPTIONS }, timeoutMs));
       taken = answer.reported === true;
       return answer;
     } catch (err) {
@@ -208,7 +214,7 @@ export class SupernodeClient {
       const { first: _, report: __, withoutHashes: ___, ...older } = body;
       return taskAnswerOf(url, await this.post<TaskAnswer>(url, API.task, older, timeoutMs));
     } finally {
-      if (report) this.reports.get(url)?.settle(this.clock.now(), taken);
+      if (report) this.reports.get(url)?.settle(this.clock.now(), taken, report.full);
     }
   }
 
@@ -248,7 +254,7 @@ export class SupernodeClient {
         const asked: AnswerOptions = Object.fromEntries(ANSWER_OPTIONS.slice(0, options).map((o) => [o, true]));
         const fields = this.syncFields.get(url) ?? [];
         items = batch.map((q) => syncItem(q.body, q.digest, asked, fields, this.byDigest.has(url, q.digest)));
-        return this.viaChannel<SyncBatchResponse>(url, 'b', API.syncs, { syncs: items, ...(report ? { report } : {}) }, this.timeoutMs);
+        return this.viaChannel<SyncBatchResponse>(url, 'b', API.syncs, { syncs: items, ...(report ? { report: report.body } : {}) }, this.timeoutMs);
       };
       // A supernode from before an option refuses the batch (ERR_INVALID_REQUEST): asked again
       // with one option less, down to none.
@@ -274,7 +280,7 @@ export class SupernodeClient {
     } catch (err) {
       for (const q of batch) q.reject(err);
     } finally {
-      if (report) this.reports.get(url)?.settle(this.clock.now(), taken);
+      if (report) this.reports.get(url)?.settle(this.clock.now(), taken, report.full);
       queue.inFlight = false;
       this.flushSoon(url, queue);
     }

@@ -4,7 +4,7 @@
 // answer is read back into each queued sync's.
 import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
-import { apiErrorFrom, type SyncBatchItem, type SyncBatchResponse, type SyncRequest, type SyncResponse } from '../../src/p2p/supernode-api.ts';
+import { apiErrorFrom, type HeartbeatBody, type SyncBatchItem, type SyncBatchResponse, type SyncRequest, type SyncResponse } from '../../src/p2p/supernode-api.ts';
 import { readSyncAnswer } from '../../src/p2p/sync-answer.ts';
 import { withUnpackedHashes } from './supernode-answers.ts';
 
@@ -57,10 +57,38 @@ export class ReportTurn {
     return true;
   }
 
-  /** The request that carried the report ended: `taken`, with the supernode's answer that it took it. */
-  settle(now: number, taken: boolean): void {
+  /**
+   * What the supernode holds of the report (the fields it took), kept for one that keeps what a
+   * report leaves out (`reportChanges` in its registration's syncFields); undefined: nothing.
+   */
+  private known: HeartbeatBody | undefined;
+
+  /**
+   * The report a request that took the turn carries, of the whole one `full`: to a supernode that
+   * keeps what a report leaves out (`keeps`), only the fields that changed since the last one it
+   * took. The version and the store's quota never change, and the byte counts are what the status
+   * page reads: ~140 bytes become ~90, four times a pull, on the supernode host's downlink.
+   */
+  body(full: HeartbeatBody, keeps: boolean): HeartbeatBody {
+    const known = this.known;
+    if (!keeps || !known) return full;
+    return Object.fromEntries(Object.entries(full).filter(([k, v]) => known[k as keyof HeartbeatBody] !== v)) as HeartbeatBody;
+  }
+
+  /**
+   * The request that carried the report ended: `taken`, with the supernode's answer that it took
+   * it; `sent` the whole report it stood for (ReportTurn.body's `full`).
+   */
+  settle(now: number, taken: boolean, sent?: HeartbeatBody): void {
     this.outSince = undefined;
-    if (taken) this.lastAt = now;
+    if (!taken) return;
+    this.lastAt = now;
+    if (sent) this.known = { ...this.known, ...sent };
+  }
+
+  /** The supernode registered this peer anew: it holds none of its report. */
+  forget(): void {
+    this.known = undefined;
   }
 }
 

@@ -129,9 +129,11 @@ export interface RegisterResponse {
 
 /**
  * What a supernode of this version names in its registrations' `syncFields`: `havePacked`
- * (SyncRequest), and `task`, batch items named by their task's short name (SyncBatchItem).
+ * (SyncRequest), `task`, batch items named by their task's short name (SyncBatchItem), and
+ * `reportChanges`, a report (HeartbeatBody, with a batch, a creation or a heartbeat) that carries
+ * only the fields that changed since the last one it took: it keeps the others.
  */
-export const SYNC_FIELDS = ['havePacked', 'task'] as const;
+export const SYNC_FIELDS = ['havePacked', 'task', 'reportChanges'] as const;
 
 /**
  * What a supernode of this version names in its registrations' `channelCalls`: `task`, a task's

@@ -167,7 +167,8 @@ export class Tracker {
     const peer = this.peers.get(peerId);
     if (!peer) return false;
     peer.lastSeen = this.clock.now();
-    if (report && Object.keys(report).length > 0) peer.report = report;
+    // A report may carry only what changed since the last one (SYNC_FIELDS `reportChanges`): the rest is kept.
+    if (report && Object.keys(report).length > 0) peer.report = { ...peer.report, ...report };
     // Failure reports fade (a stall under load is not a lie); a liar keeps being reported and banned locally.
     if (this.clock.now() - peer.failuresDecayedAt >= FAILURE_DECAY_MS) {
       peer.failures = Math.floor(peer.failures / 2);

@@ -263,7 +263,7 @@ describe('the supernode cluster API under attack', () => {
   it("packed haves count as a member's list does, only its own; a packing that is not canonical, too long or not a string takes nothing of its sync", async () => {
     const reg = await register('packed-a');
     expect(reg.status).toBe(200);
-    expect((JSON.parse(reg.body) as { syncFields?: string[] }).syncFields).toEqual(['havePacked', 'task']);
+    expect((JSON.parse(reg.body) as { syncFields?: string[] }).syncFields).toEqual(['havePacked', 'task', 'reportChanges']);
     const a = (JSON.parse(reg.body) as { token: string }).token;
     const b = await registered('packed-b');
     for (const t of [a, b]) expect((await call({ method: 'POST', path: '/api/v1/tasks', token: t, body: { digest: layer, upstream: upstream() } })).status).toBe(200);

@@ -29,10 +29,32 @@ describe('ReportTurn', () => {
     expect(turn.take(2_100, 1_000)).toBe(false);
     expect(turn.take(2_200, 1_000)).toBe(true);
   });
+
+  it('sends a supernode that keeps what a report leaves out only what changed since the one it took', () => {
+    const turn = new ReportTurn();
+    const at = (n: number) => ({ version: '1.2.3', storeQuotaBytes: 1_000, storeBytes: n, uploadedBytes: n, downloadedBytes: 5 });
+    // Nothing taken yet: the whole report, to either kind of supernode.
+    expect(turn.body(at(1), true)).toEqual(at(1));
+    turn.settle(10, false, at(1));
+    expect(turn.body(at(2), true)).toEqual(at(2));
+    turn.settle(20, true, at(2));
+    expect(turn.body(at(3), true)).toEqual({ storeBytes: 3, uploadedBytes: 3 });
+    // One from before (it replaces the report it holds) gets all of it.
+    expect(turn.body(at(3), false)).toEqual(at(3));
+    // Nothing changed: an empty report, which still stands for the heartbeat.
+    turn.settle(30, true, at(3));
+    expect(turn.body(at(3), true)).toEqual({});
+    // A report not taken leaves what the supernode holds as it was.
+    turn.settle(40, false, at(4));
+    expect(turn.body(at(4), true)).toEqual({ storeBytes: 4, uploadedBytes: 4 });
+    // Registered anew, the supernode holds nothing of it.
+    turn.forget();
+    expect(turn.body(at(4), true)).toEqual(at(4));
+  });
 });
 
 /** A supernode whose task route holds each creation until `release`, then answers it (`fail`: with a 503). */
-async function holdingSupernode(): Promise<{ url: string; tasks: Array<Record<string, unknown>>; release(fail?: boolean): void }> {
+async function holdingSupernode(syncFields: string[] = []): Promise<{ url: string; tasks: Array<Record<string, unknown>>; release(fail?: boolean): void }> {
   const tasks: Array<Record<string, unknown>> = [];
   const held: Array<{ body: Record<string, unknown>; res: ServerResponse }> = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -40,7 +62,7 @@ async function holdingSupernode(): Promise<{ url: string; tasks: Array<Record<st
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       res.setHeader('content-type', 'application/json');
-      if (req.url === '/api/v1/peers') return res.end(JSON.stringify({ peerId: 'p1', token: 'token', heartbeatMs: 1000 }));
+      if (req.url === '/api/v1/peers') return res.end(JSON.stringify({ peerId: 'p1', token: 'token', heartbeatMs: 1000, syncFields }));
       const body = JSON.parse(Buffer.concat(chunks).toString()) as Record<string, unknown>;
       tasks.push(body);
       held.push({ body, res });
@@ -98,5 +120,27 @@ describe('SupernodeClient and the report', () => {
     expect(tasks.filter((t) => 'report' in t)).toHaveLength(0);
     release();
     await Promise.all(pending);
+  });
+
+  it('to a supernode that names reportChanges, the fields that changed since the one it took; all of them after registering again', async () => {
+    const { url, tasks, release } = await holdingSupernode(['reportChanges']);
+    const client = new SupernodeClient({}, { urls: [url], timeoutMs: 5_000 });
+    cleanups.push(() => client.close());
+    const registration = { peerId: 'p1', wireAddr: '127.0.0.1:1', uploadSlots: 4, holdings: [] };
+    await client.register(url, registration);
+    let uploaded = 7;
+    client.reportWith(() => ({ version: '1.2.3', storeQuotaBytes: 1_000, uploadedBytes: uploaded }), () => 0);
+    const created = async (c: string): Promise<unknown> => {
+      const pending = await creations(client, url, c);
+      release();
+      await Promise.all(pending);
+      return tasks.at(-1)?.report;
+    };
+    expect(await created('a')).toEqual({ version: '1.2.3', storeQuotaBytes: 1_000, uploadedBytes: 7 });
+    uploaded = 9;
+    expect(await created('b')).toEqual({ uploadedBytes: 9 });
+    expect(await created('c')).toEqual({});
+    await client.register(url, registration);
+    expect(await created('d')).toEqual({ version: '1.2.3', storeQuotaBytes: 1_000, uploadedBytes: 9 });
   });
 });

@@ -375,7 +375,7 @@ describe('supernode API bodies (fast-check over fastify inject)', () => {
   it('the registration names the sync fields it reads; packed haves count as the list does; a packing that is not canonical is refused and nothing of its sync taken', async () => {
     const h = await harness();
     const registered = await h.app.inject({ method: 'POST', url: '/api/v1/peers', payload: { peerId: 'packer', wireAddr: '127.0.0.2:4000', uploadSlots: 4 } });
-    expect(registered.json()).toMatchObject({ syncFields: ['havePacked', 'task'] });
+    expect(registered.json()).toMatchObject({ syncFields: ['havePacked', 'task', 'reportChanges'] });
     const packer = { authorization: `Bearer ${(registered.json() as { token: string }).token}`, 'content-type': 'application/json' };
     const child = { authorization: `Bearer ${await h.register('child', '127.0.0.3:4000')}`, 'content-type': 'application/json' };
     const task = { digest: DIGEST, upstream: { registry: 'r.example', name: 'a/b' } };

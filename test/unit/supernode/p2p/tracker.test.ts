@@ -59,6 +59,20 @@ describe('Tracker identities', () => {
   });
 });
 
+describe('Tracker reports', () => {
+  it('keeps what a report leaves out (a report of what changed), and a whole one replaces each field', () => {
+    const { tracker } = setup();
+    const { peer } = tracker.register('a', '10.0.0.1:1', 4);
+    expect(tracker.heartbeat('a', { version: '1.2.3', storeQuotaBytes: 1_000, storeBytes: 1, uploadedBytes: 2, downloadedBytes: 3 })).toBe(true);
+    expect(tracker.heartbeat('a', { storeBytes: 10, downloadedBytes: 30 })).toBe(true);
+    expect(peer.report).toEqual({ version: '1.2.3', storeQuotaBytes: 1_000, storeBytes: 10, uploadedBytes: 2, downloadedBytes: 30 });
+    expect(tracker.heartbeat('a', {})).toBe(true);
+    expect(peer.report).toEqual({ version: '1.2.3', storeQuotaBytes: 1_000, storeBytes: 10, uploadedBytes: 2, downloadedBytes: 30 });
+    expect(tracker.heartbeat('a', { version: '1.2.4', storeQuotaBytes: 2_000, storeBytes: 11, uploadedBytes: 12, downloadedBytes: 13 })).toBe(true);
+    expect(peer.report).toEqual({ version: '1.2.4', storeQuotaBytes: 2_000, storeBytes: 11, uploadedBytes: 12, downloadedBytes: 13 });
+  });
+});
+
 describe('Tracker liveness', () => {
   it("halves a peer's picks every second of the clock whether it heart-beats or not, and drops it only after PEER_TTL_MS of silence", () => {
     const { clock, tracker } = setup();
