@@ -1,7 +1,7 @@
 // Per-task piece availability and parent choice. Parents are peers first (scored by pieces held,
-// upload slots as registered, recent picks and failure history; never the asker), and the seed only for
-// pieces no peer holds, each leased to one peer at a time so the seed sends a piece about once
-// (peers starved of pieces may share a lease: seed-leases.ts).
+// upload slots as registered, children per slot, recent picks and failure history; never the
+// asker), and the seed only for pieces no peer holds, each leased to one peer at a time so the
+// seed sends a piece about once (peers starved of pieces may share a lease: seed-leases.ts).
 // Work per request is bounded: at most scanLimit holders are scored, whatever the swarm size, in a
 // window that moves on with every request so that every holder is offered in turn.
 // Reports are believed only as far as the scheduler can check them: a peer reports a parent only
@@ -13,12 +13,20 @@ import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { holdingBits } from '../../src/p2p/metainfo.ts';
 import type { Holding, ParentInfo } from '../../src/p2p/supernode-api.ts';
 import { addTask, clearTasks, removeTask, type PeerRecord } from './tracker.ts';
+import { countUseful, heldBy } from './bitfield-counts.ts';
+import { ParentLoad } from './parent-load.ts';
 import { DEFAULT_SCHEDULER_OPTIONS, MAX_OFFERED_PARENTS, type SchedulerOptions } from './scheduler-options.ts';
 import { SeedLeases, STARVED_SEED_LEASES, type SeedGrantCounts } from './seed-leases.ts';
 
 const MAX_PENDING_TASKS = 10_000;
 /** Parents remembered per asker and task as offered (the most recent ones). */
 const MAX_OFFERS_PER_ASKER = 64;
+/**
+ * A parent's children per upload slot (parent-load.ts) weigh as much as its share of the pieces the
+ * asker lacks: a parent whose slots are all taken ranks as one holding nothing more (Dragonfly 2's
+ * evaluator weighs a parent's free uploads against its finished pieces alike). Figures: parent-load.ts.
+ */
+const LOAD_WEIGHT = 1;
 
 interface TaskAvailability {
   readonly pieceCount: number;
@@ -43,6 +51,8 @@ interface TaskAvailability {
   readonly scannedAt: Map<string, number>;
   /** When each asker was last sent the availability. */
   readonly availabilityAt: Map<string, number>;
+  /** The children the offers gave each parent (PeerRecord.children). */
+  readonly load: ParentLoad;
 }
 
 export interface Schedule {
@@ -138,7 +148,7 @@ export class Scheduler {
     if (!task || task.pieceCount !== pieceCount) {
       if (task) this.forgetTask(digest);
       const availability = new Uint32Array(pieceCount);
-      task = { pieceCount, availability, unheld: pieceCount, holders: new Map(), order: [], orderBits: [], position: new Map(), cursor: 0, leases: new SeedLeases(pieceCount, availability, this.seedGrants), offered: new Map(), scannedAt: new Map(), availabilityAt: new Map() };
+      task = { pieceCount, availability, unheld: pieceCount, holders: new Map(), order: [], orderBits: [], position: new Map(), cursor: 0, leases: new SeedLeases(pieceCount, availability, this.seedGrants), offered: new Map(), scannedAt: new Map(), availabilityAt: new Map(), load: new ParentLoad() };
       this.tasks.set(digest, task);
     }
     const old = task.holders.get(peer.peerId);
@@ -175,6 +185,7 @@ export class Scheduler {
     }
     task.position.delete(peerId);
     task.offered.delete(peerId);
+    task.load.done(peerId);
     task.scannedAt.delete(peerId);
     task.availabilityAt.delete(peerId);
     task.leases.forgetPeer(peerId);
@@ -204,6 +215,7 @@ export class Scheduler {
   /** Forgets the task and that its holders were in it (a peer of the task begun again joins it anew). */
   forgetTask(digest: Digest): void {
     for (const peer of this.tasks.get(digest)?.order ?? []) removeTask(peer, digest);
+    this.tasks.get(digest)?.load.clear();
     this.tasks.delete(digest);
   }
 
@@ -216,6 +228,7 @@ export class Scheduler {
       if (bits.set(i)) hold(task, i);
       task.leases.got(i, peerId);
     }
+    if (bits.complete) task.load.done(peerId);
   }
 
   holds(digest: Digest, peerId: string): boolean {
@@ -320,7 +333,7 @@ export class Scheduler {
       // in a fan-out, offering idle peers that hold nothing yet spreads the children (simulated
       // 1,000 peers, 64 MiB: 1.44 x T* as is, 1.48 with needed-first for all).
       const needed = starved && useful > 0;
-      const score = useful / task.pieceCount + 0.05 * peer.uploadSlots - 0.1 * peer.picks - 1.0 * peer.failures;
+      const score = useful / task.pieceCount + 0.05 * peer.uploadSlots - 0.1 * peer.picks - LOAD_WEIGHT * (peer.children / Math.max(1, peer.uploadSlots)) - 1.0 * peer.failures;
       if (best.length === keep && !ranksBelow(best[keep - 1]!, needed, score)) continue;
       let at = best.length < keep ? best.length : keep - 1;
       while (at > 0 && ranksBelow(best[at - 1]!, needed, score)) at--;
@@ -333,6 +346,7 @@ export class Scheduler {
       peer.picks++;
       return { peerId: peer.peerId, wireAddr: peer.wireAddr };
     });
+    if (task.holders.has(asker)) task.load.offered(asker, best.map((b) => b.peer));
     if (parents.length > 0 && task.holders.has(asker)) rememberOffers(task, asker, parents);
     return parents;
   }
@@ -375,26 +389,4 @@ function toArray(a: Uint32Array): number[] {
 /** Whether a kept holder ranks below one that holds what the asker lacks (`needed`) with `score`. */
 function ranksBelow(kept: { needed: boolean; score: number }, needed: boolean, score: number): boolean {
   return kept.needed === needed ? kept.score < score : needed;
-}
-
-/** How many of `bitfields` hold piece `i`. */
-function heldBy(bitfields: readonly Bitfield[], i: number): number {
-  let n = 0;
-  for (const b of bitfields) if (b.has(i)) n++;
-  return n;
-}
-
-/** Set bits of each byte value. */
-const POPCOUNT8 = Uint8Array.from({ length: 256 }, (_, b) => {
-  let n = 0;
-  for (let x = b; x; x &= x - 1) n++;
-  return n;
-});
-
-function countUseful(theirs: Bitfield, mine: Bitfield): number {
-  const t = theirs.bytes;
-  const m = mine.bytes;
-  let n = 0;
-  for (let b = 0; b < t.length; b++) n += POPCOUNT8[t[b]! & ~m[b]! & 0xff]!;
-  return n;
 }

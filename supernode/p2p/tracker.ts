@@ -45,6 +45,8 @@ export interface PeerRecord {
   failuresDecayedAt: number;
   /** How often the scheduler recently handed this peer out as a parent (spreads load). */
   picks: number;
+  /** Children the scheduler's offers gave it across its tasks, until each holds the whole blob (parent-load.ts). */
+  children: number;
   /** Reports this peer made that counted in the current window (bounded rate). */
   reports: number;
   reportsWindowAt: number;
@@ -137,7 +139,7 @@ export class Tracker {
     const issued = issuePeerToken(peerId);
     const peer: PeerRecord = {
       peerId, tokenHash: issued.hash, wireAddr, uploadSlots, lastSeen: now,
-      failures: 0, corruptions: 0, failuresDecayedAt: now, picks: 0, reports: 0, reportsWindowAt: now, tasks: new Set(), taskNames: new Map(),
+      failures: 0, corruptions: 0, failuresDecayedAt: now, picks: 0, children: 0, reports: 0, reportsWindowAt: now, tasks: new Set(), taskNames: new Map(),
     };
     this.peers.set(peerId, peer);
     return { peer, token: issued.token };

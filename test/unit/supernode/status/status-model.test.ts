@@ -8,7 +8,7 @@ const D = `sha256:${'a'.repeat(64)}` as Digest;
 const MiB = 1 << 20;
 
 function peer(id: string): PeerRecord {
-  return { peerId: id, tokenHash: Buffer.alloc(32), wireAddr: `127.0.0.1:${id.length}`, uploadSlots: 10, lastSeen: 0, failures: 0, corruptions: 0, failuresDecayedAt: 0, picks: 0, reports: 0, reportsWindowAt: 0, tasks: new Set([D]), taskNames: new Map() };
+  return { peerId: id, tokenHash: Buffer.alloc(32), wireAddr: `127.0.0.1:${id.length}`, uploadSlots: 10, lastSeen: 0, failures: 0, corruptions: 0, failuresDecayedAt: 0, picks: 0, children: 0, reports: 0, reportsWindowAt: 0, tasks: new Set([D]), taskNames: new Map() };
 }
 
 /** A model whose only peer is `id`, on a clock the test moves (`clock.now`). */
