@@ -249,9 +249,8 @@ export class SimulatedPeer implements UploadSide {
    */
   private reportDue(): { full: HeartbeatBody; bytes: number } | undefined {
     const now = this.world.queue.now;
-    if (!this.reports.take(now, reportEveryMs(HEARTBEAT_MS, this.busyAsked, this.syncWaitMs))) return undefined;
-    const full = simReport(now);
-    return { full, bytes: reportJsonBytes(this.reports.body(full, SYNC_FIELDS.includes('reportChanges'))) };
+    const report = this.reports.next(now, reportEveryMs(HEARTBEAT_MS, this.busyAsked, this.syncWaitMs), () => simReport(now), SYNC_FIELDS.includes('reportChanges'));
+    return report && { full: report.full, bytes: reportJsonBytes(report.body) };
   }
 
   private rtt(): number {

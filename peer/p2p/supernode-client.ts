@@ -172,17 +172,11 @@ export class SupernodeClient {
     if (everyMs) this.reportEveryMs = everyMs;
   }
 
-  /**
-   * The report, if due and no other request to `url` carries it: `full`, what it stands for, and
-   * `body`, what goes (ReportTurn.body); the request that takes it settles it (ReportTurn.settle).
-   */
+  /** The report, if due and no other request to `url` carries it (ReportTurn.next); the request that takes it settles it (ReportTurn.settle). */
   private reportIfDue(url: string): { full: HeartbeatBody; body: HeartbeatBody } | undefined {
     if (!this.reporter) return undefined;
-    let turn = this.reports.get(url);
-    if (!turn) this.reports.set(url, (turn = new ReportTurn()));
-    if (!turn.take(this.clock.now(), this.reportEveryMs(url, this.syncWaits.get(url) ?? 0))) return undefined;
-    const full = this.reporter();
-    return { full, body: turn.body(full, this.syncFields.get(url)?.includes('reportChanges') === true) };
+    const turn = this.reports.get(url) ?? this.reports.set(url, new ReportTurn()).get(url)!;
+    return turn.next(this.clock.now(), this.reportEveryMs(url, this.syncWaits.get(url) ?? 0), this.reporter, this.syncFields.get(url)?.includes('reportChanges') === true);
   }
 
   /**

@@ -75,6 +75,13 @@ export class ReportTurn {
     return Object.fromEntries(Object.entries(full).filter(([k, v]) => known[k as keyof HeartbeatBody] !== v)) as HeartbeatBody;
   }
 
+  /** A request leaving now takes the turn (take): the report `report()` it stands for (`full`) and what goes (`body`). */
+  next(now: number, everyMs: number, report: () => HeartbeatBody, keeps: boolean): { full: HeartbeatBody; body: HeartbeatBody } | undefined {
+    if (!this.take(now, everyMs)) return undefined;
+    const full = report();
+    return { full, body: this.body(full, keeps) };
+  }
+
   /**
    * The request that carried the report ended: `taken`, with the supernode's answer that it took
    * it; `sent` the whole report it stood for (ReportTurn.body's `full`).
