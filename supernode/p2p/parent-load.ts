@@ -8,9 +8,10 @@
 // tenth of its uplink (their downlinks 60 % used, the median's 90 %). The scheduler weighs a
 // parent's children per upload slot against its share of the pieces the asker lacks (scheduler.ts
 // LOAD_WEIGHT). Simulated 64 MiB, 1,000 peers, seed 1, before -> after: paced to 2.5 s
-// (`--sync-rate 400`) all-done 8.28 -> 7.73 s, p99 7.61 -> 7.40, median 6.86 -> 6.85; paced to 4 s
-// (`--sync-rate 250`) 9.55 -> 9.09 s; not paced 6.65 -> 6.72 s (median 6.505 -> 6.508, p99 6.59
-// either way). More in bench/README.md (fifty-first session).
+// (`--sync-rate 400`) all-done 8.28 -> 7.73 s, p99 7.61 -> 7.40, median 6.86 -> 6.85 (seeds 2-4:
+// 8.06 / 7.81 / 8.20 -> 7.67 / 7.72 / 7.73 s); paced to 4 s
+// (`--sync-rate 250`) 9.55 -> 9.09 s; not paced 6.65 -> 6.72 s (seed 2: 6.79 -> 6.64; medians
+// and p99s within 0.04 s). More in bench/README.md (fifty-first session).
 import type { PeerRecord } from './tracker.ts';
 
 /** The parents remembered per child: its pool holds at most this many per transfer (peer/p2p/parent-pool.ts MAX_PARENTS). */

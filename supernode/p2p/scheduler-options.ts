@@ -41,7 +41,8 @@ export interface SchedulerOptions {
  * 2) left a tail, all-done 7.92 -> 8.40 s (1.475 -> 1.565 x T*). The answer now offers the larger
  * of the two (Scheduler.parentCredit): 8.00 s (1.490 x), median 7.88; crediting the coming wait in
  * place of the next answer's, 8.08 s (bench/README, forty-ninth session). On seed 1 the same rule
- * leaves six peers after 1.5 x T*: 8.79 s (1.637 x), median 7.85, p99 7.94 (fiftieth session).
+ * leaves six peers after 1.5 x T*: 8.79 s (1.637 x), median 7.85, p99 7.94 (fiftieth session);
+ * with parents chosen by their children too (parent-load.ts) one: 8.06 s (1.501 x), p99 7.98.
  */
 export const DEFAULT_OFFER_PERIOD_MS = 250;
 
