@@ -73,7 +73,7 @@ describe("the parent pool's room for offered parents (the sync's wantParents)", 
     await settle();
     p.offer([{ peerId: 'd', wireAddr: 'd' }], () => true);
     expect(p.room(() => true)).toBe(0);
-    // c has kept us choked past the patience: an offer would replace it, one at a time.
+    // c has kept us choked past the patience: an offer would replace it.
     clock.advance(CHOKE_PATIENCE_MS + 1);
     expect(p.room(() => true)).toBe(1);
     c!.unchokeNow();
@@ -87,5 +87,33 @@ describe("the parent pool's room for offered parents (the sync's wantParents)", 
     expect(a!.isClosed).toBe(true);
     expect([...parents.keys()]).toEqual(['a', 'b', 'c', 'd', 'e']);
     expect(p.room((parent) => parent.peerId !== 'a')).toBe(0);
+  });
+
+  it('counts every parent an offer would replace, and an offer of as many fresh parents replaces them all at once', async () => {
+    // Paced syncs meet the supernode every few seconds: replacing one choking parent per sync left
+    // a child behind three of them for seconds (simulated 1,000 peers, syncs every ~4 s).
+    const clock = new ManualClock();
+    const { pool: p, parents } = pool({ clock, maxParents: 3 });
+    const [a, b, c] = ['a', 'b', 'c'].map((id) => parents.get(id)!);
+    a!.connect([0], false);
+    b!.connect([0], false);
+    c!.connect([0]);
+    await settle();
+    expect(p.room(() => true)).toBe(0);
+    clock.advance(CHOKE_PATIENCE_MS + 1);
+    expect(p.room(() => true)).toBe(2);
+    // One fresh parent among the offered replaces one of them; a parent we know is not fresh.
+    p.offer([{ peerId: 'c', wireAddr: 'c' }, { peerId: 'd', wireAddr: 'd' }], () => true);
+    await settle();
+    expect([a!.isClosed, b!.isClosed, c!.isClosed]).toEqual([true, false, false]);
+    expect(p.room(() => true)).toBe(1);
+    parents.get('d')!.connect([0]);
+    await settle();
+    p.offer(['e', 'f'].map((id) => ({ peerId: id, wireAddr: id })), () => true);
+    await settle();
+    // b is replaced by e; f finds no room (c and d are serving us).
+    expect(b!.isClosed).toBe(true);
+    expect([...parents.keys()]).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(p.size).toBe(3);
   });
 });
