@@ -19,6 +19,7 @@ import { seededBlobs, simBlobs } from './sim-blobs.ts';
 import { SimSupernode, type SupernodeStats } from './sim-supernode.ts';
 import { API_SHARE_WINDOW_MS, apiDownlinkShare, apiUplinkShare, type ApiBytes, type ApiLines } from './sim-api.ts';
 import { SeedStream } from './seed-stream.ts';
+import { mulberry32 } from './seeded-random.ts';
 
 export interface PeerCounters {
   fromPeers: number;
@@ -151,8 +152,10 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
   const shapes = simBlobs(o.blobBytes, o.layerShares ?? [1], o.pieceBytes, o.peers);
   const stream = new SeedStream(queue, shapes.map((b) => b.bytes), o.originUpBytesPerS);
   const blobs = seededBlobs(shapes, stream);
+  // The scheduler's scan windows (supernode/p2p/scan-window.ts) draw from their own numbers, seeded last (below).
+  let scanRandom: () => number = () => 0;
   const supernode = new SimSupernode(
-    { queue },
+    { queue, random: () => scanRandom() },
     { tasks: blobs.map((b) => ({ digest: b.digest, pieceCount: b.pieceCount, seedHasAt: (i) => b.seedHas(i) })), scheduler: o.scheduler, ...(o.syncRate === undefined ? {} : { syncRate: o.syncRate }), ...(o.syncAnswerRate === undefined ? {} : { syncAnswerRate: o.syncAnswerRate }) },
   );
   const peers = new Map<string, SimulatedPeer>();
@@ -194,6 +197,7 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
   for (const peer of list) queue.at(spread * o.random(), () => peer.start());
   // Drawn after every other number of the run, so its start jitter and latencies stay what they were.
   world.pickSeed = Math.floor(o.random() * 2 ** 32);
+  scanRandom = mulberry32(world.pickSeed ^ 0x5bd1e995);
   // The seed's pieces get what the API's answers leave of the supernode host's uplink, its streams
   // from the registry what the requests leave of the downlink (set again when it moved over 0.5 %).
   const share = (): void => {

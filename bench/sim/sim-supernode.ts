@@ -60,10 +60,10 @@ export class SimSupernode {
   private secondStart = 0;
   private callsThisSecond = 0;
 
-  constructor(deps: { queue: EventQueue }, options: { tasks: readonly SimTask[]; scheduler?: Partial<SchedulerOptions>; syncRate?: number; syncAnswerRate?: number }) {
+  constructor(deps: { queue: EventQueue; random?: () => number }, options: { tasks: readonly SimTask[]; scheduler?: Partial<SchedulerOptions>; syncRate?: number; syncAnswerRate?: number }) {
     this.queue = deps.queue;
     this.tasks = new Map(options.tasks.map((t) => [t.digest, t]));
-    this.scheduler = new Scheduler({ clock: this.clock }, options.scheduler);
+    this.scheduler = new Scheduler({ clock: this.clock, ...(deps.random ? { random: deps.random } : {}) }, options.scheduler);
     this.pacer = new SyncPacer({ clock: this.clock }, { rate: options.syncRate ?? DEFAULT_SYNC_RATE, answerBytesPerS: options.syncAnswerRate ?? DEFAULT_SYNC_ANSWER_BYTES_PER_S });
     this.tracker = new Tracker({
       clock: this.clock,

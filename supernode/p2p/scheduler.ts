@@ -14,6 +14,7 @@ import { holdingBits } from '../../src/p2p/metainfo.ts';
 import type { Holding, ParentInfo } from '../../src/p2p/supernode-api.ts';
 import { addTask, clearTasks, removeTask, type PeerRecord } from './tracker.ts';
 import { countUseful, heldBy } from './bitfield-counts.ts';
+import { scanWindow, windowPositions } from './scan-window.ts';
 import { ParentLoad } from './parent-load.ts';
 import { DEFAULT_SCHEDULER_OPTIONS, MAX_OFFERED_PARENTS, type SchedulerOptions } from './scheduler-options.ts';
 import { SeedLeases, STARVED_SEED_LEASES, type SeedGrantCounts } from './seed-leases.ts';
@@ -35,15 +36,14 @@ interface TaskAvailability {
   unheld: number;
   readonly holders: Map<string, Bitfield>;
   /**
-   * The holders' records in an array, so each request scans a window that moves on (see
-   * scanWindow). Records, not ids: a holder is in a task only while the tracker keeps it (its drop
+   * The holders' records in an array, so each request scans a window of them drawn at random
+   * (scan-window.ts). Records, not ids: a holder is in a task only while the tracker keeps it (its drop
    * calls dropPeer), and a map lookup per holder scanned was a fifth of a sync's CPU at 10,000 peers.
    */
   readonly order: PeerRecord[];
   /** The holders' bitfields in the same order (the scan reads them without a map lookup each). */
   readonly orderBits: Bitfield[];
   readonly position: Map<string, number>;
-  cursor: number;
   readonly leases: SeedLeases;
   /** Parents each asker was offered and has not reported yet (insertion order: oldest first). */
   readonly offered: Map<string, Set<string>>;
@@ -86,8 +86,12 @@ export class Scheduler {
    */
   readonly seedGrants: SeedGrantCounts = { unheld: 0, starved: 0 };
 
-  constructor(deps: { clock: Clock }, options: Partial<SchedulerOptions> = {}) {
+  /** Where each scan's window of holders falls (scan-window.ts): a seam, so the simulation's runs repeat. */
+  private readonly random: () => number;
+
+  constructor(deps: { clock: Clock; random?: () => number }, options: Partial<SchedulerOptions> = {}) {
     this.clock = deps.clock;
+    this.random = deps.random ?? Math.random;
     this.options = { ...DEFAULT_SCHEDULER_OPTIONS, ...options };
   }
 
@@ -148,7 +152,7 @@ export class Scheduler {
     if (!task || task.pieceCount !== pieceCount) {
       if (task) this.forgetTask(digest);
       const availability = new Uint32Array(pieceCount);
-      task = { pieceCount, availability, unheld: pieceCount, holders: new Map(), order: [], orderBits: [], position: new Map(), cursor: 0, leases: new SeedLeases(pieceCount, availability, this.seedGrants), offered: new Map(), scannedAt: new Map(), availabilityAt: new Map(), load: new ParentLoad() };
+      task = { pieceCount, availability, unheld: pieceCount, holders: new Map(), order: [], orderBits: [], position: new Map(), leases: new SeedLeases(pieceCount, availability, this.seedGrants), offered: new Map(), scannedAt: new Map(), availabilityAt: new Map(), load: new ParentLoad() };
       this.tasks.set(digest, task);
     }
     const old = task.holders.get(peer.peerId);
@@ -304,9 +308,7 @@ export class Scheduler {
   /** Without a scan: only the distrusted holders of the next window (no scoring); no parents. */
   private distrustedIn(task: TaskAvailability, distrusted: Bitfield[]): ParentInfo[] {
     const n = task.order.length;
-    const count = Math.min(this.options.scanLimit, n);
-    for (let k = 0; k < count; k++) {
-      const at = (task.cursor + k) % n;
+    for (const at of windowPositions(scanWindow(n, this.options.scanLimit, this.random), n)) {
       if (task.order[at]!.corruptions > 0) distrusted.push(task.orderBits[at]!);
     }
     return [];
@@ -317,9 +319,8 @@ export class Scheduler {
     // best `keep` so far (a sorted insert into a short list, not a sort of the whole window).
     const best: Array<{ peer: PeerRecord; needed: boolean; score: number }> = [];
     const n = task.order.length;
-    const count = Math.min(this.options.scanLimit, n);
-    for (let k = 0; k < count; k++) {
-      const slot = (task.cursor + k) % n;
+    const { start, stride, count } = scanWindow(n, this.options.scanLimit, this.random);
+    for (let k = 0, slot = start; k < count; k++, slot = slot + stride >= n ? slot + stride - n : slot + stride) {
       const peer = task.order[slot]!;
       const bits = task.orderBits[slot]!;
       if (peer.corruptions > 0) distrusted.push(bits);
@@ -340,8 +341,6 @@ export class Scheduler {
       best.splice(at, 0, { peer, needed, score });
       if (best.length > keep) best.pop();
     }
-    // The next request's window starts where this one ended (see scanWindow's note below).
-    task.cursor = n === 0 ? 0 : (task.cursor + count) % n;
     const parents = best.map(({ peer }) => {
       peer.picks++;
       return { peerId: peer.peerId, wireAddr: peer.wireAddr };

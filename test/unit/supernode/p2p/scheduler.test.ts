@@ -7,9 +7,9 @@ import { PEER_TTL_MS, Tracker, type PeerRecord } from '../../../../supernode/p2p
 
 const digest = sha256Digest('task');
 
-function setup(options: ConstructorParameters<typeof Scheduler>[1] = {}) {
+function setup(options: ConstructorParameters<typeof Scheduler>[1] = {}, random?: () => number) {
   const clock = new ManualClock(1_000);
-  const scheduler = new Scheduler({ clock }, options);
+  const scheduler = new Scheduler({ clock, ...(random ? { random } : {}) }, options);
   const dropped: string[] = [];
   const tracker = new Tracker({ clock, onDrop: (p) => {
     dropped.push(p.peerId);
@@ -268,18 +268,38 @@ describe('Scheduler', () => {
   });
 
   it('scores at most scanLimit holders per request however large the swarm', () => {
-    const { scheduler, peer } = setup({ scanLimit: 50, maxParents: 5 });
+    // The windows' draws (scan-window.ts): start 0 and stride 1, then start 5,000 and stride 1.
+    const draws = [0, 0, 0.5, 0];
+    const { scheduler, peer } = setup({ scanLimit: 50, maxParents: 5 }, () => draws.shift() ?? 0);
     scheduler.join(digest, 16, peer('asker'));
     for (let i = 0; i < 10_000; i++) scheduler.join(digest, 16, peer(`p${i}`), Bitfield.full(16));
-    // Holders alike: each request's parents come from its window of 50 (the asker, p0..p48), and
-    // the next request's window is the next 50 (p49..p98), not the whole swarm.
+    // Holders alike: each request's parents come from its window of 50 (the asker, p0..p48; then
+    // p4999..p5048), not the whole swarm.
     const index = (id: string) => Number(id.slice(1));
     const first = scheduler.schedule(digest, 'asker', 0).parents.map((p) => index(p.peerId));
     expect(first).toHaveLength(5);
     for (const i of first) expect(i).toBeLessThan(49);
     const second = scheduler.schedule(digest, 'asker', 0).parents.map((p) => index(p.peerId));
     expect(second).toHaveLength(5);
-    for (const i of second) expect(i >= 49 && i < 99).toBe(true);
+    for (const i of second) expect(i >= 4999 && i < 5049).toBe(true);
+  });
+
+  it("spreads children over the whole swarm however the askers' wants vary, not within blocks of scanLimit holders", () => {
+    // Half the askers want 8 parents and half 1, in turns that follow the scans: a window that moved
+    // on by scanLimit (ten blocks of 100 here) gave the blocks the 8-askers' scans fell on all their
+    // children, 8 a holder, and the others 1 (simulated, with wants that vary in time: 4 in one
+    // block, 11 in the next; scan-window.ts).
+    let x = 7;
+    const random = (): number => ((x = (x * 48271) % 2147483647) / 2147483647);
+    const { scheduler, peer, lookup } = setup({ scanLimit: 100, maxParents: 8, offerPeriodMs: 0 }, random);
+    const n = 1000;
+    for (let i = 0; i < n; i++) scheduler.join(digest, 64, peer(`p${i}`, 10));
+    for (let i = 0; i < n; i++) scheduler.schedule(digest, `p${i}`, 0, { wantParents: i % 10 < 5 ? 8 : 1 });
+    const children = Array.from({ length: n }, (_, i) => lookup(`p${i}`)!.children);
+    expect(children.reduce((a, b) => a + b, 0)).toBe(500 * 8 + 500);
+    // 4.5 a holder on average: none is given twice that.
+    expect(Math.max(...children)).toBeLessThanOrEqual(7);
+    expect(Math.min(...children)).toBeGreaterThanOrEqual(2);
   });
 
   it('offers every holder in turn when the swarm is larger than scanLimit, also after holders leave', () => {
