@@ -80,6 +80,7 @@ export const DEFAULT_AVAILABILITY_INTERVAL_MS = 4_000;
  * drawn at random (scan-window.ts) mix the swarm at every scan, and 50 do what 100 did (1,000 peers,
  * seed 1: 6.53 against 6.51 s; paced to 2.5 s 6.70 against 6.69), at half the cost: the holders of
  * a random window are not next to each other in memory, and a scan of 100 at 10,000 holders and
- * 512 pieces took ~75 us of CPU against ~40 for 100 side by side (loaded machine); 50, ~35 us.
+ * 512 pieces took ~64 us of CPU against ~34 for 100 side by side; 50, ~38 us (medians of five, a
+ * loaded machine).
  */
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = { maxParents: DEFAULT_MAX_PARENTS, scanLimit: 50, seedLeaseMs: 10_000, maxSeedGrants: 4, offerIntervalMs: 0, offerPeriodMs: DEFAULT_OFFER_PERIOD_MS, availabilityIntervalMs: DEFAULT_AVAILABILITY_INTERVAL_MS };

@@ -305,7 +305,7 @@ export class Scheduler {
     return true;
   }
 
-  /** Without a scan: only the distrusted holders of the next window (no scoring); no parents. */
+  /** Without a scan: only the distrusted holders of a window (no scoring); no parents. */
   private distrustedIn(task: TaskAvailability, distrusted: Bitfield[]): ParentInfo[] {
     const n = task.order.length;
     for (const at of windowPositions(scanWindow(n, this.options.scanLimit, this.random), n)) {
