@@ -3,7 +3,8 @@
 // asker), and the seed only for pieces no peer holds, each leased to one peer at a time so the
 // seed sends a piece about once (peers starved of pieces may share a lease: seed-leases.ts).
 // Work per request is bounded: at most scanLimit holders are scored, whatever the swarm size, in a
-// window that moves on with every request so that every holder is offered in turn.
+// window drawn at random (scan-window.ts), and one holder of a piece stranded with few holders
+// (rare-pieces.ts).
 // Reports are believed only as far as the scheduler can check them: a peer reports a parent only
 // if this task's schedule offered it that parent, and each offer once. A dropped peer leaves no
 // trace: its holdings, leases, offers and pending holdings go with it.
@@ -16,18 +17,14 @@ import { addTask, clearTasks, removeTask, type PeerRecord } from './tracker.ts';
 import { countUseful, heldBy } from './bitfield-counts.ts';
 import { scanWindow, windowPositions } from './scan-window.ts';
 import { ParentLoad } from './parent-load.ts';
+import { RarePieces } from './rare-pieces.ts';
+import { keepRanked, parentScore, type Ranked } from './parent-rank.ts';
 import { DEFAULT_SCHEDULER_OPTIONS, MAX_OFFERED_PARENTS, type SchedulerOptions } from './scheduler-options.ts';
 import { SeedLeases, STARVED_SEED_LEASES, type SeedGrantCounts } from './seed-leases.ts';
 
 const MAX_PENDING_TASKS = 10_000;
 /** Parents remembered per asker and task as offered (the most recent ones). */
 const MAX_OFFERS_PER_ASKER = 64;
-/**
- * A parent's children per upload slot (parent-load.ts) weigh as much as its share of the pieces the
- * asker lacks: a parent whose slots are all taken ranks as one holding nothing more (Dragonfly 2's
- * evaluator weighs a parent's free uploads against its finished pieces alike). Figures: parent-load.ts.
- */
-const LOAD_WEIGHT = 1;
 
 interface TaskAvailability {
   readonly pieceCount: number;
@@ -53,6 +50,8 @@ interface TaskAvailability {
   readonly availabilityAt: Map<string, number>;
   /** The children the offers gave each parent (PeerRecord.children). */
   readonly load: ParentLoad;
+  /** Pieces few holders have, and who (rare-pieces.ts): a scan offers their holders out of its window. */
+  readonly rare: RarePieces;
 }
 
 export interface Schedule {
@@ -152,13 +151,14 @@ export class Scheduler {
     if (!task || task.pieceCount !== pieceCount) {
       if (task) this.forgetTask(digest);
       const availability = new Uint32Array(pieceCount);
-      task = { pieceCount, availability, unheld: pieceCount, holders: new Map(), order: [], orderBits: [], position: new Map(), leases: new SeedLeases(pieceCount, availability, this.seedGrants), offered: new Map(), scannedAt: new Map(), availabilityAt: new Map(), load: new ParentLoad() };
+      task = { pieceCount, availability, unheld: pieceCount, holders: new Map(), order: [], orderBits: [], position: new Map(), leases: new SeedLeases(pieceCount, availability, this.seedGrants), offered: new Map(), scannedAt: new Map(), availabilityAt: new Map(), load: new ParentLoad(), rare: new RarePieces() };
       this.tasks.set(digest, task);
     }
     const old = task.holders.get(peer.peerId);
     const bits = pieces && pieces.length === pieceCount ? pieces : new Bitfield(pieceCount);
-    if (old) for (const i of old.indexes()) release(task, i);
-    for (const i of bits.indexes()) hold(task, i);
+    if (old) for (const i of old.indexes()) release(task, i, peer);
+    const now = this.clock.now();
+    for (const i of bits.indexes()) hold(task, i, peer, now);
     task.holders.set(peer.peerId, bits);
     const at = task.position.get(peer.peerId);
     if (at !== undefined) {
@@ -176,9 +176,9 @@ export class Scheduler {
     const task = this.tasks.get(digest);
     const bits = task?.holders.get(peerId);
     if (!task || !bits) return;
-    for (const i of bits.indexes()) release(task, i);
-    task.holders.delete(peerId);
     const at = task.position.get(peerId)!;
+    for (const i of bits.indexes()) release(task, i, task.order[at]!);
+    task.holders.delete(peerId);
     removeTask(task.order[at]!, digest);
     const last = task.order.pop()!;
     const lastBits = task.orderBits.pop()!;
@@ -228,8 +228,10 @@ export class Scheduler {
     const task = this.tasks.get(digest);
     const bits = task?.holders.get(peerId);
     if (!task || !bits) return;
+    const peer = task.order[task.position.get(peerId)!]!;
+    const now = this.clock.now();
     for (const i of pieces) {
-      if (bits.set(i)) hold(task, i);
+      if (bits.set(i)) hold(task, i, peer, now);
       task.leases.got(i, peerId);
     }
     if (bits.complete) task.load.done(peerId);
@@ -258,8 +260,11 @@ export class Scheduler {
     // every piece to every peer on a CPU-starved 16-host bed (9.9 x S), where stalls are common.
     const distrusted: Bitfield[] = [];
     const keep = Math.min(this.parentCredit(task, asker, now, ask.aheadMs ?? 0), ask.wantParents ?? Infinity);
-    const parents = keep > 0 && this.scanAllowed(task, asker, now, starved) ? this.pickParents(task, asker, mine, distrusted, starved, keep) : this.distrustedIn(task, distrusted);
-    const want = Math.min(wantSeed, this.options.maxSeedGrants);
+    const parents = keep > 0 && this.scanAllowed(task, asker, now, starved) ? this.pickParents(task, asker, mine, distrusted, starved, keep, now) : this.distrustedIn(task, distrusted);
+    // Pieces no peer holds go to an asker that passes them on (parent-load.ts passesOn), in a swarm
+    // whose scans do not read every holder (in one they do, a holder with no child is offered anyway).
+    const passesOn = starved || task.order.length <= this.options.scanLimit || task.load.passesOn(task.order[task.position.get(asker) ?? -1]);
+    const want = passesOn ? Math.min(wantSeed, this.options.maxSeedGrants) : 0;
     let skip: Set<number> | undefined;
     if (declined.length > 0) {
       skip = new Set(declined);
@@ -314,10 +319,10 @@ export class Scheduler {
     return [];
   }
 
-  private pickParents(task: TaskAvailability, asker: string, mine: Bitfield | undefined, distrusted: Bitfield[], starved: boolean, keep: number): ParentInfo[] {
+  private pickParents(task: TaskAvailability, asker: string, mine: Bitfield | undefined, distrusted: Bitfield[], starved: boolean, keep: number, now: number): ParentInfo[] {
     // One pass over the window: each holder is scored once and kept if it is among the
     // best `keep` so far (a sorted insert into a short list, not a sort of the whole window).
-    const best: Array<{ peer: PeerRecord; needed: boolean; score: number }> = [];
+    const best: Ranked[] = [];
     const n = task.order.length;
     const { start, stride, count } = scanWindow(n, this.options.scanLimit, this.random);
     for (let k = 0, slot = start; k < count; k++, slot = slot + stride >= n ? slot + stride - n : slot + stride) {
@@ -333,13 +338,14 @@ export class Scheduler {
       // the picks that everyone asking for those same pieces gave them. Not for every asker: early
       // in a fan-out, offering idle peers that hold nothing yet spreads the children (simulated
       // 1,000 peers, 64 MiB: 1.44 x T* as is, 1.48 with needed-first for all).
-      const needed = starved && useful > 0;
-      const score = useful / task.pieceCount + 0.05 * peer.uploadSlots - 0.1 * peer.picks - LOAD_WEIGHT * (peer.children / Math.max(1, peer.uploadSlots)) - 1.0 * peer.failures;
-      if (best.length === keep && !ranksBelow(best[keep - 1]!, needed, score)) continue;
-      let at = best.length < keep ? best.length : keep - 1;
-      while (at > 0 && ranksBelow(best[at - 1]!, needed, score)) at--;
-      best.splice(at, 0, { peer, needed, score });
-      if (best.length > keep) best.pop();
+      keepRanked(best, keep, peer, starved && useful > 0, parentScore(peer, useful, task.pieceCount));
+    }
+    // One holder of a stranded piece the asker lacks, wherever the window fell, ranked with the
+    // holders of what a starved asker lacks: it is the piece's one way out (rare-pieces.ts).
+    if (keep > 0 && task.rare.size > 0) {
+      const skip = (peer: PeerRecord): boolean => peer.corruptions > 0 || peer.failures > 0 || best.some((b) => b.peer === peer);
+      const peer = task.rare.holderFor((i) => !mine?.has(i), asker, now, skip);
+      if (peer) keepRanked(best, keep, peer, true, parentScore(peer, mine ? countUseful(task.holders.get(peer.peerId)!, mine) : 1, task.pieceCount));
     }
     const parents = best.map(({ peer }) => {
       peer.picks++;
@@ -364,18 +370,16 @@ function rememberOffers(task: TaskAvailability, asker: string, parents: readonly
   }
 }
 
-// The window: up to scanLimit holders, starting where the previous request's window ended. In a
-// swarm larger than the limit every holder gets offered in turn (scanning from the first holder
-// every time would offer only the first `limit` peers to join as parents, however large the swarm).
-
 /** One more holder of piece `i`. */
-function hold(task: TaskAvailability, i: number): void {
+function hold(task: TaskAvailability, i: number, peer: PeerRecord, now: number): void {
   if (task.availability[i]!++ === 0) task.unheld--;
+  task.rare.held(i, peer, task.availability[i]!, now);
 }
 
 /** One holder fewer of piece `i`. */
-function release(task: TaskAvailability, i: number): void {
+function release(task: TaskAvailability, i: number, peer: PeerRecord): void {
   if (--task.availability[i]! === 0) task.unheld++;
+  task.rare.released(i, peer, task.availability[i]!);
 }
 
 /** A plain array (what JSON carries) of a typed one; Array.from goes through the iterator protocol, several times slower. */
@@ -383,9 +387,4 @@ function toArray(a: Uint32Array): number[] {
   const out = new Array<number>(a.length);
   for (let i = 0; i < a.length; i++) out[i] = a[i]!;
   return out;
-}
-
-/** Whether a kept holder ranks below one that holds what the asker lacks (`needed`) with `score`. */
-function ranksBelow(kept: { needed: boolean; score: number }, needed: boolean, score: number): boolean {
-  return kept.needed === needed ? kept.score < score : needed;
 }

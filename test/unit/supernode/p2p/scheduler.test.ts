@@ -115,6 +115,36 @@ describe('Scheduler', () => {
     expect(scheduler.schedule(digest, 'a', 4).seedGrants).toEqual([2, 3]);
   });
 
+  it("grants pieces no peer holds only to an asker with a child in the task once any holder has one, when scans do not read every holder", () => {
+    let x = 5;
+    const random = (): number => ((x = (x * 48271) % 2147483647) / 2147483647);
+    const { scheduler, peer, lookup } = setup({ scanLimit: 10, maxParents: 2, maxSeedGrants: 2, offerPeriodMs: 0 }, random);
+    for (let i = 0; i < 20; i++) scheduler.join(digest, 16, peer(`p${i}`));
+    // p0's scan makes two holders its parents: it has no child, so its grants go to others.
+    const first = scheduler.schedule(digest, 'p0', 2);
+    expect(first.parents).toHaveLength(2);
+    expect(first.seedGrants).toEqual([]);
+    const parent = first.parents[0]!.peerId;
+    expect(lookup(parent)!.children).toBe(1);
+    expect(scheduler.schedule(digest, parent, 2, { wantParents: 0 }).seedGrants).toHaveLength(2);
+    // Starved, p0 is served all the same (one piece), and a lease it holds stays its own.
+    expect(lookup('p0')!.children).toBe(0);
+    const starved = scheduler.schedule(digest, 'p0', 2, { starved: true, wantParents: 0 }).seedGrants;
+    expect(starved).toHaveLength(1);
+    expect(scheduler.schedule(digest, 'p0', 2, { wantParents: 0 }).seedGrants).toEqual(starved);
+    // Once some asker's parent, it is granted its whole allowance.
+    for (let i = 1; lookup('p0')!.children === 0; i++) scheduler.schedule(digest, `p${i}`, 0);
+    expect(scheduler.schedule(digest, 'p0', 2).seedGrants).toHaveLength(2);
+  });
+
+  it('grants pieces no peer holds to any asker while the scans read every holder', () => {
+    const { scheduler, peer } = setup({ scanLimit: 50, maxParents: 2, maxSeedGrants: 2 });
+    for (let i = 0; i < 20; i++) scheduler.join(digest, 16, peer(`p${i}`));
+    const first = scheduler.schedule(digest, 'p0', 2);
+    expect(first.parents).toHaveLength(2);
+    expect(first.seedGrants).toHaveLength(2);
+  });
+
   it('keeps granting seed pieces to a peer that is alone in its task', () => {
     const { scheduler, peer } = setup({ maxSeedGrants: 4 });
     scheduler.join(digest, 8, peer('solo'));
@@ -300,6 +330,29 @@ describe('Scheduler', () => {
     // 4.5 a holder on average: none is given twice that.
     expect(Math.max(...children)).toBeLessThanOrEqual(7);
     expect(Math.min(...children)).toBeGreaterThanOrEqual(2);
+  });
+
+  it('offers the holder of a piece it alone has held for a while to every asker that lacks it, wherever the window falls', () => {
+    // 1,000 holders of pieces 0-62 and one, `lone`, of piece 63 too; the windows (50 of 1,001) are
+    // drawn at random, so one in twenty would hold `lone` (rare-pieces.ts).
+    let x = 11;
+    const random = (): number => ((x = (x * 48271) % 2147483647) / 2147483647);
+    const { clock, scheduler, peer } = setup({ scanLimit: 50, maxParents: 4, offerPeriodMs: 0 }, random);
+    const most = Bitfield.full(64);
+    most.clear(63);
+    for (let i = 0; i < 1000; i++) scheduler.join(digest, 64, peer(`p${i}`, 10), Bitfield.fromBase64(64, most.toBase64()));
+    scheduler.join(digest, 64, peer('lone', 10), Bitfield.full(64));
+    const offeredLone = (asker: string): boolean => scheduler.schedule(digest, asker, 0).parents.some((p) => p.peerId === 'lone');
+    // Just got: its children fetch a piece that fresh, so it is not offered out of the window.
+    const fresh = Array.from({ length: 40 }, (_, i) => offeredLone(`p${i}`)).filter(Boolean).length;
+    expect(fresh).toBeLessThan(10);
+    clock.advance(1_000);
+    for (let i = 40; i < 80; i++) expect(offeredLone(`p${i}`)).toBe(true);
+    // Three holders: no longer rare, back to the window's chances.
+    scheduler.have(digest, 'p0', [63]);
+    scheduler.have(digest, 'p1', [63]);
+    const later = Array.from({ length: 40 }, (_, i) => offeredLone(`p${100 + i}`)).filter(Boolean).length;
+    expect(later).toBeLessThan(10);
   });
 
   it('offers every holder in turn when the swarm is larger than scanLimit, also after holders leave', () => {
