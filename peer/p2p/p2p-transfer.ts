@@ -86,14 +86,14 @@ export class P2pTransfer {
       clock: this.clock,
       logger: deps.logger,
       wanted: () => this.state.phase === 'p2p',
-      poolFull: () => this.pool.room((parent) => this.requests.isUseful(parent)) === 0,
+      poolFull: () => this.room() === 0,
       request: () => ({
         ...this.pool.takeReports(),
         // Leases we hold come back with every answer, so count the whole allowance, not what is left.
         wantSeed: this.deps.seedLeases?.() ?? HOST_SEED_LEASES,
         starved: !this.ledger.have.complete && this.clock.now() - this.lastPieceAt > STARVED_MS,
         declined: this.seed.takeDeclines(),
-        wantParents: this.pool.room((parent) => this.requests.isUseful(parent)),
+        wantParents: this.room(),
         // With piece proofs every piece we may ask for comes with its hash: none from the supernode.
         knownHashes: this.proving.askSupernode(this.pool.ready(), this.ledger.have) ? knownHashCount(this.meta) : this.meta.pieceCount,
       }),
@@ -252,9 +252,14 @@ export class P2pTransfer {
     this.hashUpdates++;
     // An empty availability is the supernode's "unchanged" (it sends it at most once a second).
     if (res.availability.length > 0) this.availability = res.availability;
-    this.pool.offer(res.parents, (parent) => this.requests.isUseful(parent));
+    this.pool.offer(res.parents, (parent) => this.requests.isUseful(parent), this.requests.uselessPatienceMs());
     for (const i of res.seedGrants) this.seed.grant(i);
     this.requests.pump();
+  }
+
+  /** Parents an offer would bring now (ParentPool.room). */
+  private room(): number {
+    return this.pool.room((parent) => this.requests.isUseful(parent), this.requests.uselessPatienceMs());
   }
 
   private wasted(cause: DuplicateCause, bytes: number): void {

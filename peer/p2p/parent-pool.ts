@@ -14,7 +14,7 @@ import type { ParentDialer } from './transfer-seams.ts';
 /**
  * Parents connected at once. Five left peers starved in simulation: a child keeps a parent while it
  * holds anything useful, so a child whose few parents were all busy crawled while other uploads
- * idled. It stays below the uploaders' slots (10 by default): with more children asking than slots
+ * idled. It stays below the uploaders' slots (12 by default): with more children asking than slots
  * to serve them, the children that came last waited choked behind the ones that never leave
  * (simulated 1,000 peers, 256 MiB, 100 Mbit/s: all-done 1.55 x T* with 8 parents and 8 slots,
  * 1.43 x with 8 and 10; bench/sim).
@@ -40,7 +40,9 @@ export const CHOKE_PATIENCE_MS = 1_000;
  * A parent that holds nothing we lack, and was given no piece for this long, makes room for a fresh
  * one. In a fan-out every parent is downloading too: what it lacks now it announces a moment later.
  * Dropping it at the first offer of another parent made half of all dials on the bed (N = 16, 64 MiB:
- * ~1,050 dials, 519 of them closed as holding nothing, each a TLS and two wire handshakes).
+ * ~1,050 dials, 519 of them closed as holding nothing, each a TLS and two wire handshakes). The
+ * transfer waits none when no parent has anything for it and another peer holds what it lacks
+ * (parent-requests.ts uselessPatienceMs).
  */
 export const USELESS_PATIENCE_MS = 2_000;
 /** Parents reported per sync and list (the supernode reads no more); the rest go with the next. */
@@ -119,7 +121,7 @@ export class ParentPool {
    * and was given no piece for USELESS_PATIENCE_MS, makes room;
    * then fresh parents are dialled up to the limit (MAX_PARENTS, or the host's share).
    */
-  offer(offered: readonly ParentInfo[], isUseful: (parent: ParentLink) => boolean): void {
+  offer(offered: readonly ParentInfo[], isUseful: (parent: ParentLink) => boolean, uselessPatienceMs = USELESS_PATIENCE_MS): void {
     const limit = this.limit();
     // A parent dropped to make room is not dialled again from the same offer.
     const dropped = new Set<string>();
@@ -128,7 +130,7 @@ export class ParentPool {
       const now = this.clock.now();
       for (const parent of [...this.parents.values()]) {
         if (this.size <= limit - fresh) break;
-        const reason = replaceable(parent, now, isUseful);
+        const reason = replaceable(parent, now, isUseful, uselessPatienceMs);
         if (!reason) continue;
         dropped.add(parent.peerId);
         parent.conn.destroy(reason);
@@ -147,10 +149,10 @@ export class ParentPool {
    * paced peer meets the supernode every few seconds, and counting one replaceable parent at most
    * left it behind three that had choked it (simulated 1,000 peers, syncs every ~4 s) for a sync each.
    */
-  room(isUseful: (parent: ParentLink) => boolean): number {
+  room(isUseful: (parent: ParentLink) => boolean, uselessPatienceMs = USELESS_PATIENCE_MS): number {
     let room = Math.max(0, this.limit() - this.size);
     const now = this.clock.now();
-    for (const parent of this.parents.values()) if (replaceable(parent, now, isUseful)) room++;
+    for (const parent of this.parents.values()) if (replaceable(parent, now, isUseful, uselessPatienceMs)) room++;
     return room;
   }
 
@@ -268,8 +270,8 @@ function take(set: Set<string>): string[] {
 }
 
 /** Why `parent` would make room for a fresh one now (see ParentPool.offer), or undefined. */
-function replaceable(parent: ParentLink, now: number, isUseful: (parent: ParentLink) => boolean): string | undefined {
+function replaceable(parent: ParentLink, now: number, isUseful: (parent: ParentLink) => boolean, uselessPatienceMs: number): string | undefined {
   if (parent.assignments.size > 0) return undefined;
   if (now - parent.chokedSince > CHOKE_PATIENCE_MS) return 'kept us choked';
-  return now - parent.lastAssignedAt > USELESS_PATIENCE_MS && !isUseful(parent) ? 'holds nothing we need' : undefined;
+  return now - parent.lastAssignedAt > uselessPatienceMs && !isUseful(parent) ? 'holds nothing we need' : undefined;
 }

@@ -92,6 +92,43 @@ describe('the host\'s parent budget', () => {
   });
 });
 
+describe('a transfer whose parents hold nothing it lacks', () => {
+  it('waits USELESS_PATIENCE_MS on them while no other peer holds a piece it lacks, none once one does', async () => {
+    // Parents a and b hold pieces 0-2; a announces 2 at 1.8 s and sends it, then neither holds
+    // anything the transfer lacks (3). The supernode's counts say whether another peer holds 3.
+    const run = async (holdersOf3: number) => {
+      const h = start({ pieces: 4, have: [0, 1], parents: ['a', 'b', 'c'], maxParents: () => 2 });
+      await offerParents(h, { a: [0, 1], b: [0, 1] });
+      await h.advance(1_800);
+      h.parents.get('a')!.announce(2);
+      await h.settle();
+      h.parents.get('a')!.deliver();
+      await h.settle();
+      const wants: number[] = [];
+      const sync = async (res: Parameters<typeof h.supernode.answer>[0]): Promise<void> => {
+        for (let waited = 0; h.supernode.syncs.length === 0 && waited < 5_000; waited += 50) await h.advance(50);
+        wants.push(h.supernode.syncs[0]!.body.wantParents!);
+        h.supernode.answer(res);
+        await h.settle();
+      };
+      await sync({ availability: [3, 3, 3, holdersOf3] });
+      await sync({ parents: [{ peerId: 'c', wireAddr: 'c' }] });
+      return { wants, h };
+    };
+    // The first sync (2 s) comes before the counts; at the second (3 s) b has been idle past the
+    // patience, a (given piece 2 at 1.8 s) not yet.
+    const waiting = await run(0);
+    expect(waiting.wants).toEqual([0, 1]);
+    expect(waiting.h.parents.get('a')!.isClosed).toBe(false);
+    expect(waiting.h.parents.get('b')!.closeReason).toBe('holds nothing we need');
+    // Another peer holds 3: a is no reason to wait either.
+    const moving = await run(1);
+    expect(moving.wants).toEqual([0, 2]);
+    expect(moving.h.parents.get('a')!.closeReason).toBe('holds nothing we need');
+    expect(moving.h.dialled).toEqual(['a', 'b', 'c']);
+  });
+});
+
 describe('the transfers of a peer tick together', () => {
   it('ticks on the process grid, not from its own start, so periodic syncs of transfers started apart fall at the same instants', async () => {
     const syncTimes = async (startAt: number): Promise<number[]> => {
