@@ -7,6 +7,7 @@ import { parseHostMappings, validateHostMappings } from '../src/oci/registry-hos
 import { quotaProblem } from '../src/store/quota.ts';
 import { durationProblem, parseDuration } from '../src/units.ts';
 import { API_LIMITS } from '../src/p2p/supernode-api.ts';
+import { DEFAULT_UPLOAD_SLOTS } from './p2p/upload-slots.ts';
 
 /**
  * A registry URL: http(s), and without `user:password@` (it would end up in logs and error
@@ -57,7 +58,7 @@ export const PEER_SETTINGS = [
   { key: 'secret', type: 'string', flag: 'secret', env: 'POLLEN_SECRET', default: undefined, help: 'cluster secret shared by the supernode and the peers, proven on the wire and to the supernode', secret: true },
   { key: 'wire', type: 'string', flag: 'wire', env: 'POLLEN_WIRE', default: '127.0.0.1:65002', help: 'address of the peer wire (BitTorrent protocol; TLS with the cluster secret\'s key when one is set); off loopback it needs a strong --secret', validate: validateHostPort },
   { key: 'wireAdvertise', type: 'string', flag: 'wire-advertise', env: 'POLLEN_WIRE_ADVERTISE', default: undefined, help: 'HOST:PORT other peers dial to reach this wire (default: the wire address, 127.0.0.1 for a wildcard host)', validate: validateHostPort },
-  { key: 'uploadSlots', type: 'int', min: 0, max: API_LIMITS.uploadSlots, flag: 'upload-slots', env: 'POLLEN_UPLOAD_SLOTS', default: 10, help: 'peers served at once (the others wait, choked; a blob with none served takes a slot from the blob with the most); keep it above the 8 parents a peer fetches from' },
+  { key: 'uploadSlots', type: 'int', min: 0, max: API_LIMITS.uploadSlots, flag: 'upload-slots', env: 'POLLEN_UPLOAD_SLOTS', default: DEFAULT_UPLOAD_SLOTS, help: 'peers served at once (the others wait, choked; a blob with none served takes a slot from the blob with the most); keep it at or above the 12 parents a host fetches from' },
   { key: 'uploadRate', type: 'rate', flag: 'upload-rate', env: 'POLLEN_UPLOAD_RATE', default: 0, help: 'upload bandwidth cap for the whole host, in bytes per second or a size per second (50MiB, 100MB/s); 0 = unlimited' },
   { key: 'downloadRate', type: 'rate', flag: 'download-rate', env: 'POLLEN_DOWNLOAD_RATE', default: 0, help: 'download bandwidth cap for the whole host, shared by everything it receives for blobs (pieces from peers and the seed, registry downloads), in bytes per second or a size per second (50MiB); 0 = unlimited' },
   { key: 'wireMaxConnections', type: 'int', min: 1, flag: 'wire-max-connections', env: 'POLLEN_WIRE_MAX_CONNECTIONS', default: 256, help: 'incoming wire connections accepted at once' },

@@ -20,6 +20,7 @@ import { SimSupernode, type SupernodeStats } from './sim-supernode.ts';
 import { API_SHARE_WINDOW_MS, apiDownlinkShare, apiUplinkShare, type ApiBytes, type ApiLines } from './sim-api.ts';
 import { SeedStream } from './seed-stream.ts';
 import { mulberry32 } from './seeded-random.ts';
+import { DEFAULT_UPLOAD_SLOTS } from '../../peer/p2p/upload-slots.ts';
 
 export interface PeerCounters {
   fromPeers: number;
@@ -120,7 +121,6 @@ export interface PollenSwarmResult {
  */
 export const NETWORK_QUANTUM_MS = 5;
 
-/** Defaults of peer/config.ts (uploadSlots). */
 /**
  * Simulated peer `i`'s id: 40 hex digits, as long as the agent's random one (peer/p2p/p2p-agent.ts),
  * since the answers that name parents, and the requests that name bad ones, carry it.
@@ -134,7 +134,8 @@ export function simWireAddr(i: number): string {
   return `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:65002`;
 }
 
-export const SIM_DEFAULTS = { uploadSlots: 10, startSpreadMs: 100, accessLatencyMs: [0.5, 2.5] as const };
+/** The peer's upload slots as it runs unconfigured (peer/config.ts); the bed's start spread and latencies. */
+export const SIM_DEFAULTS = { uploadSlots: DEFAULT_UPLOAD_SLOTS, startSpreadMs: 100, accessLatencyMs: [0.5, 2.5] as const };
 
 export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarmResult> {
   const wall = performance.now();

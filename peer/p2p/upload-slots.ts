@@ -12,6 +12,18 @@
 // a child of a blob that has none unchoked takes one from the blob that has the most (at least two),
 // whose most recently unchoked child goes back to the head of the line, choked.
 
+/**
+ * A peer's upload slots unless configured (`--upload-slots`): as many as the parents one host dials
+ * across a pull's transfers (parent-pool.ts HOST_PARENT_BUDGET), so that hosts dialling each other
+ * as the scheduler spreads them find a slot. With 10, a pull of the bed's four layers (each
+ * transfer 3 parents) kept every uploader's 10 slots full and 2-4 more children waiting choked from
+ * 0.5 s to 6 s (2,000-3,500 of ~12,500 child links; simulated 1,000 peers, 64 MiB, paced to 2.5 s),
+ * and the last peers had 4-8 of their 12 parents choking them. With 12 (and the scheduler's stranded
+ * pieces: supernode/p2p/rare-pieces.ts, parent-load.ts passesOn) all-done 9.23 / 9.01 -> 7.70 /
+ * 7.88 s (seeds 1 / 2), every peer within 1.5 x T*; one blob 6.53 -> 6.55 s, paced 6.70 -> 6.70.
+ */
+export const DEFAULT_UPLOAD_SLOTS = 12;
+
 /** A child connection as the slots see it. */
 export interface SlotHolder {
   readonly isClosed: boolean;
