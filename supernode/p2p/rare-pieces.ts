@@ -32,12 +32,13 @@ export class RarePieces {
   /** `peer` got piece `i`, which `held` peers hold now (it included). */
   held(i: number, peer: PeerRecord, held: number, now: number): void {
     if (held > RARE_HOLDERS) {
-      this.pieces.delete(i);
+      // Only a piece that came up from one holder is tracked, so it goes as it passes the line.
+      if (held === RARE_HOLDERS + 1) this.pieces.delete(i);
       return;
     }
     const rare = this.pieces.get(i);
     if (rare) {
-      if (!rare.holders.includes(peer)) rare.holders.push(peer);
+      if (!rare.holders.some((h) => h.peerId === peer.peerId)) rare.holders.push(peer);
     } else if (held === 1) this.pieces.set(i, { since: now, holders: [peer] });
     // A piece that fell back to RARE_HOLDERS holders from more (holders left) is not tracked: its
     // holders are not known without a scan, and they got it from each other or the seed, together.
@@ -47,7 +48,7 @@ export class RarePieces {
   released(i: number, peer: PeerRecord, held: number): void {
     const rare = this.pieces.get(i);
     if (!rare) return;
-    const at = rare.holders.indexOf(peer);
+    const at = rare.holders.findIndex((h) => h.peerId === peer.peerId);
     if (at >= 0) rare.holders.splice(at, 1);
     if (held === 0 || rare.holders.length === 0) this.pieces.delete(i);
   }

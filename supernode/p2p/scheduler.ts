@@ -345,7 +345,8 @@ export class Scheduler {
     if (keep > 0 && task.rare.size > 0) {
       const skip = (peer: PeerRecord): boolean => peer.corruptions > 0 || peer.failures > 0 || best.some((b) => b.peer === peer);
       const peer = task.rare.holderFor((i) => !mine?.has(i), asker, now, skip);
-      if (peer) keepRanked(best, keep, peer, true, parentScore(peer, mine ? countUseful(task.holders.get(peer.peerId)!, mine) : 1, task.pieceCount));
+      const bits = peer && task.holders.get(peer.peerId);
+      if (peer && bits) keepRanked(best, keep, peer, true, parentScore(peer, mine ? countUseful(bits, mine) : bits.count, task.pieceCount));
     }
     const parents = best.map(({ peer }) => {
       peer.picks++;
