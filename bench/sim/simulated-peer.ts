@@ -213,6 +213,7 @@ export class SimulatedPeer implements UploadSide {
         // The host's parent budget, shared by the transfers running (peer/p2p/p2p-downloader.ts).
         maxParents: () => parentsPerTransfer(this.active),
         seedLeases: () => seedLeasesPerTransfer(this.active),
+        children: () => this.children.get(blob.digest)?.size ?? 0,
         random: mulberry32(seed),
       },
       {

@@ -162,6 +162,11 @@ export class P2pAgent {
     return this.uploader.connectedChildren;
   }
 
+  /** Children connected for `digest`. */
+  childrenOf(digest: Digest): number {
+    return this.uploader.childrenOf(digest);
+  }
+
   get uploadedBytes(): number {
     return this.uploader.uploadedBytes;
   }

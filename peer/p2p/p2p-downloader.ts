@@ -84,6 +84,7 @@ export class P2pDownloader implements BlobDownloader {
         dialer: this.agent.dialer,
         maxParents: () => parentsPerTransfer(this.agent.pieces.activeTransfers),
         seedLeases: () => seedLeasesPerTransfer(this.agent.pieces.activeTransfers),
+        children: () => this.agent.childrenOf(request.digest),
         peerId: this.agent.peerId,
         onBytes: (from, n) => {
           this.agent.totals[from] += n;

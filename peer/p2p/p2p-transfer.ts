@@ -24,7 +24,7 @@ import { MAX_PARENTS, ParentPool } from './parent-pool.ts';
 import { PieceLedger, SEED_SOURCE, type DuplicateCause, type TransferStats } from './piece-ledger.ts';
 import { ParentRequests } from './parent-requests.ts';
 import { ENDGAME_COPIES } from './piece-picker.ts';
-import { HOST_SEED_LEASES, SeedGrants } from './seed-grants.ts';
+import { HOST_SEED_LEASES, SeedGrants, seedLeasesWanted } from './seed-grants.ts';
 import { taskRequest } from './task-request.ts';
 import { TransferProofs } from './transfer-proofs.ts';
 import { TransferState } from './transfer-state.ts';
@@ -90,8 +90,7 @@ export class P2pTransfer {
       request: () => ({
         ...this.pool.takeReports(),
         // Leases we hold come back with every answer, so count the whole allowance, not what is left.
-        wantSeed: this.deps.seedLeases?.() ?? HOST_SEED_LEASES,
-        starved: !this.ledger.have.complete && this.clock.now() - this.lastPieceAt > STARVED_MS,
+        ...this.seedAsk(),
         declined: this.seed.takeDeclines(),
         wantParents: this.room(),
         // With piece proofs every piece we may ask for comes with its hash: none from the supernode.
@@ -255,6 +254,12 @@ export class P2pTransfer {
     this.pool.offer(res.parents, (parent) => this.requests.isUseful(parent), this.requests.uselessPatienceMs());
     for (const i of res.seedGrants) this.seed.grant(i);
     this.requests.pump();
+  }
+
+  /** The sync's ask of the seed: its leases (seedLeasesWanted), and whether no piece came for STARVED_MS. */
+  private seedAsk(): { wantSeed: number; starved: boolean } {
+    const starved = !this.ledger.have.complete && this.clock.now() - this.lastPieceAt > STARVED_MS;
+    return { wantSeed: seedLeasesWanted(this.deps.seedLeases?.() ?? HOST_SEED_LEASES, { children: this.deps.children?.(), hasParents: !this.pool.ready().next().done, starved }), starved };
   }
 
   /** Parents an offer would bring now (ParentPool.room). */

@@ -142,6 +142,8 @@ export interface TransferDeps {
   readonly maxParents?: () => number;
   /** Seed leases this transfer may hold now (default HOST_SEED_LEASES; the peer shares them: seedLeasesPerTransfer). */
   readonly seedLeases?: () => number;
+  /** Children this host serves the blob to now (the uploader's connections for its digest; default: none counted, every lease asked). */
+  readonly children?: () => number;
   /** Time (default the system clock). */
   readonly clock?: Clock;
   /** Checks piece proofs against the supernode's key (none: hashes come from syncs only, as from a supernode before proofs). */

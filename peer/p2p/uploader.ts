@@ -73,6 +73,13 @@ export class Uploader {
     return this.connections.size;
   }
 
+  /** Children connected for `digest` (a wire connection serves one blob). */
+  childrenOf(digest: Digest): number {
+    let n = 0;
+    for (const c of this.connections) if (!c.isClosed && c.digestIfKnown === digest) n++;
+    return n;
+  }
+
   get handshaking(): number {
     return this.listener.handshaking;
   }

@@ -20,28 +20,6 @@ export const PARENTS_PER_CHILD = 8;
 export class ParentLoad {
   /** Each child's most recently offered parents, oldest first. */
   private readonly parentsOf = new Map<string, PeerRecord[]>();
-  /** Each parent's children in this task (PeerRecord.children counts them in every task). */
-  private readonly childrenHere = new Map<PeerRecord, number>();
-
-  /** `parent`'s children in this task. */
-  childrenOf(parent: PeerRecord): number {
-    return this.childrenHere.get(parent) ?? 0;
-  }
-
-  /**
-   * Whether `asker` may be granted pieces no peer holds (a starved asker always is): only one that
-   * passes them on, a parent of some child in this task, while any holder is one. The seed sends
-   * such a piece once, and a peer with no child in the task kept it until some asker's scan came
-   * upon it (rare-pieces.ts) at its next paced sync. Simulated 1,000 peers, the bed's four layers,
-   * paced to 2.5 s, 12 upload slots (seed 1): the last piece of the first layer went at 7.4 s to a
-   * peer with no child in it, and the whole swarm waited for it until 9.7 s; with this rule
-   * all-done 7.70 s. A lone peer, or a task's first askers, have no one to pass pieces to and no
-   * one who could: they are granted as before (`asker` undefined: not a holder yet). Leases held
-   * are renewed either way.
-   */
-  passesOn(asker: PeerRecord | undefined): boolean {
-    return asker === undefined || this.childrenHere.size === 0 || this.childrenOf(asker) > 0;
-  }
 
   /** `child` was offered `parents`: each counts it as a child, its oldest offers beyond PARENTS_PER_CHILD no longer. */
   offered(child: string, parents: readonly PeerRecord[]): void {
@@ -50,25 +28,18 @@ export class ParentLoad {
     for (const p of parents) {
       const at = list.indexOf(p);
       if (at >= 0) list.splice(at, 1);
-      else this.count(p, 1);
+      else p.children++;
       list.push(p);
     }
-    while (list.length > PARENTS_PER_CHILD) this.count(list.shift()!, -1);
+    while (list.length > PARENTS_PER_CHILD) list.shift()!.children--;
   }
 
   /** `child` holds the whole blob or left the task: its parents no longer serve it. */
   done(child: string): void {
     const list = this.parentsOf.get(child);
     if (!list) return;
-    for (const p of list) this.count(p, -1);
+    for (const p of list) p.children--;
     this.parentsOf.delete(child);
-  }
-
-  private count(parent: PeerRecord, by: 1 | -1): void {
-    parent.children += by;
-    const here = this.childrenOf(parent) + by;
-    if (here > 0) this.childrenHere.set(parent, here);
-    else this.childrenHere.delete(parent);
   }
 
   /** Forgets every child (the task went): their parents' counts drop with them. */

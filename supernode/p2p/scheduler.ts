@@ -261,10 +261,7 @@ export class Scheduler {
     const distrusted: Bitfield[] = [];
     const keep = Math.min(this.parentCredit(task, asker, now, ask.aheadMs ?? 0), ask.wantParents ?? Infinity);
     const parents = keep > 0 && this.scanAllowed(task, asker, now, starved) ? this.pickParents(task, asker, mine, distrusted, starved, keep, now) : this.distrustedIn(task, distrusted);
-    // Pieces no peer holds go to an asker that passes them on (parent-load.ts passesOn), in a swarm
-    // whose scans do not read every holder (in one they do, a holder with no child is offered anyway).
-    const passesOn = starved || task.order.length <= this.options.scanLimit || task.load.passesOn(task.order[task.position.get(asker) ?? -1]);
-    const want = passesOn ? Math.min(wantSeed, this.options.maxSeedGrants) : 0;
+    const want = Math.min(wantSeed, this.options.maxSeedGrants);
     let skip: Set<number> | undefined;
     if (declined.length > 0) {
       skip = new Set(declined);

@@ -236,6 +236,8 @@ export interface HarnessOptions {
   maxParents?: () => number;
   /** The transfer's share of the host's seed leases (default: HOST_SEED_LEASES). */
   seedLeases?: () => number;
+  /** Children the host serves the blob to (default: not counted). */
+  children?: () => number;
   /** Where its ticks fall (default: the start, so it ticks every TICK_MS from there). */
   tickPhaseMs?: number;
   /** Where the verified bitfield is persisted (default: nowhere, at once). */
@@ -299,6 +301,7 @@ export function harness(options: HarnessOptions): Harness {
     ...(verifier ? { proofs: () => verifier } : {}),
     ...(options.maxParents ? { maxParents: options.maxParents } : {}),
     ...(options.seedLeases ? { seedLeases: options.seedLeases } : {}),
+    ...(options.children ? { children: options.children } : {}),
     ...(options.parentBans ? { parentBans: options.parentBans } : {}),
     random: options.random ?? (() => 0.99),
   };

@@ -115,36 +115,6 @@ describe('Scheduler', () => {
     expect(scheduler.schedule(digest, 'a', 4).seedGrants).toEqual([2, 3]);
   });
 
-  it("grants pieces no peer holds only to an asker with a child in the task once any holder has one, when scans do not read every holder", () => {
-    let x = 5;
-    const random = (): number => ((x = (x * 48271) % 2147483647) / 2147483647);
-    const { scheduler, peer, lookup } = setup({ scanLimit: 10, maxParents: 2, maxSeedGrants: 2, offerPeriodMs: 0 }, random);
-    for (let i = 0; i < 20; i++) scheduler.join(digest, 16, peer(`p${i}`));
-    // p0's scan makes two holders its parents: it has no child, so its grants go to others.
-    const first = scheduler.schedule(digest, 'p0', 2);
-    expect(first.parents).toHaveLength(2);
-    expect(first.seedGrants).toEqual([]);
-    const parent = first.parents[0]!.peerId;
-    expect(lookup(parent)!.children).toBe(1);
-    expect(scheduler.schedule(digest, parent, 2, { wantParents: 0 }).seedGrants).toHaveLength(2);
-    // Starved, p0 is served all the same (one piece), and a lease it holds stays its own.
-    expect(lookup('p0')!.children).toBe(0);
-    const starved = scheduler.schedule(digest, 'p0', 2, { starved: true, wantParents: 0 }).seedGrants;
-    expect(starved).toHaveLength(1);
-    expect(scheduler.schedule(digest, 'p0', 2, { wantParents: 0 }).seedGrants).toEqual(starved);
-    // Once some asker's parent, it is granted its whole allowance.
-    for (let i = 1; lookup('p0')!.children === 0; i++) scheduler.schedule(digest, `p${i}`, 0);
-    expect(scheduler.schedule(digest, 'p0', 2).seedGrants).toHaveLength(2);
-  });
-
-  it('grants pieces no peer holds to any asker while the scans read every holder', () => {
-    const { scheduler, peer } = setup({ scanLimit: 50, maxParents: 2, maxSeedGrants: 2 });
-    for (let i = 0; i < 20; i++) scheduler.join(digest, 16, peer(`p${i}`));
-    const first = scheduler.schedule(digest, 'p0', 2);
-    expect(first.parents).toHaveLength(2);
-    expect(first.seedGrants).toHaveLength(2);
-  });
-
   it('keeps granting seed pieces to a peer that is alone in its task', () => {
     const { scheduler, peer } = setup({ maxSeedGrants: 4 });
     scheduler.join(digest, 8, peer('solo'));
