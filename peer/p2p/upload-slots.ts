@@ -18,9 +18,10 @@
  * as the scheduler spreads them find a slot. With 10, a pull of the bed's four layers (each
  * transfer 3 parents) kept every uploader's 10 slots full and 2-4 more children waiting choked from
  * 0.5 s to 6 s (2,000-3,500 of ~12,500 child links; simulated 1,000 peers, 64 MiB, paced to 2.5 s),
- * and the last peers had 4-8 of their 12 parents choking them. With 12 (and the scheduler's stranded
- * pieces: supernode/p2p/rare-pieces.ts, parent-load.ts passesOn) all-done 9.23 / 9.01 -> 7.70 /
- * 7.88 s (seeds 1 / 2), every peer within 1.5 x T*; one blob 6.53 -> 6.55 s, paced 6.70 -> 6.70.
+ * and the last peers had 4-8 of their 12 parents choking them. With 12, and the rules for stranded
+ * pieces (supernode/p2p/rare-pieces.ts, seed-grants.ts seedLeasesWanted), all-done 9.23 / 9.01 ->
+ * 7.84 / 7.58 s (seeds 1 / 2), every peer within 1.5 x T*; one blob 6.53 -> 6.51 s, paced 6.70 ->
+ * 6.67. More slots alone stranded pieces on peers with no child (12: 9.68 s, 16: 12.28).
  */
 export const DEFAULT_UPLOAD_SLOTS = 12;
 
