@@ -38,7 +38,6 @@ import type { SimBlob } from './sim-blobs.ts';
 import { mulberry32, transferSeed } from './seeded-random.ts';
 import type { TransferTrace } from './transfer-trace.ts';
 export type { TraceEvent, TransferTrace } from './transfer-trace.ts';
-
 /** The hash every simulated piece carries (pieces are named by index, not hashed). */
 export const SIM_HASH = '0'.repeat(64);
 const silent = pino({ level: 'silent' });
