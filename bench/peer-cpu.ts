@@ -3,7 +3,9 @@
 // Pulls of one image through `pollen peer` processes, each by skopeo through its own peer:
 //   (a) mirror:  a peer without a supernode pulls from the registry (the registry-mirror path);
 //   (b) seed:    peer A pulls through P2P; every piece comes from the supernode's seed;
-//   (c) p2p:     peer B pulls through P2P with A holding everything: every piece comes from A.
+//   (c) p2p:     peer B pulls through P2P with A holding everything: every piece comes from A; a
+//                second B then pulls with A and the first B as its parents (the uploading side is
+//                the two together: with the scheduler free to pick either, A alone read 0 s).
 // (b) and (c) run in two clusters side by side: without a secret (plain TCP wire and plain HTTP API,
 // allowed on loopback only) and with one (the wire and the supernode API are TLS 1.3 with keys
 // derived from the cluster secret), so the cost of encryption on the downloading (B) and uploading
@@ -116,7 +118,10 @@ async function main(): Promise<void> {
     const p2pRows: Array<{ wire: Wire; row: Row }> = [];
     for (const [wire, round] of [['plain', 0], ['tls', 0], ['tls', 1], ['plain', 1]] as const) {
       const { a, bs } = clusters.get(wire)!;
-      const row = await measure(`p2p (${wire}) #${round + 1}: peer A -> peer B`, { peerA: a, peerB: bs[round]! }, () => skopeoPullViaMirror(bs[round]!.host, image.ref, join(dir, `b-${wire}-${round}`)), touch);
+      // The second B's parents are A and the first B (both hold the image, and the scheduler may
+      // pick either or both): the uploading side is the two together.
+      const uploaders: Record<string, PollenProcess> = round === 0 ? { peerA: a } : { peerA: a, peerB1: bs[0]! };
+      const row = await measure(`p2p (${wire}) #${round + 1}: peer A -> peer B`, { ...uploaders, peerB: bs[round]! }, () => skopeoPullViaMirror(bs[round]!.host, image.ref, join(dir, `b-${wire}-${round}`)), touch);
       p2pRows.push({ wire, row });
     }
     const fromPeers = Math.min(...[...clusters.values()].flatMap((c) => c.bs.map((b) => committedSources(b.output()).peer)));
@@ -124,10 +129,11 @@ async function main(): Promise<void> {
     const rows = [a0, seedRows.get('plain')!, seedRows.get('tls')!, ...p2pRows.map((r) => r.row)];
     const perGiB = (s: number) => s / gib;
     const baseline = perGiB(a0.cpu.peer!);
-    /** CPU s per GiB of one role in the p2p pulls of one cluster, averaged over its rounds. */
+    /** CPU s per GiB of one role in the p2p pulls of one cluster, averaged over its rounds (the uploading side: peer A and, in round 2, the first B). */
     const wireCpu = (wire: Wire, role: 'peerA' | 'peerB') => {
       const mine = p2pRows.filter((r) => r.wire === wire);
-      return perGiB(mine.reduce((n, r) => n + r.row.cpu[role]!, 0) / mine.length);
+      const of = (row: Row) => (role === 'peerA' ? row.cpu.peerA! + (row.cpu.peerB1 ?? 0) : row.cpu.peerB!);
+      return perGiB(mine.reduce((n, r) => n + of(r.row), 0) / mine.length);
     };
     const wireOf = (wire: Wire) => ({ downloaderCpuSPerGiB: +wireCpu(wire, 'peerB').toFixed(2), uploaderCpuSPerGiB: +wireCpu(wire, 'peerA').toFixed(2) });
     const overPlain = (role: 'peerA' | 'peerB') => +(wireCpu('tls', role) / wireCpu('plain', role)).toFixed(3);
@@ -172,7 +178,7 @@ async function main(): Promise<void> {
     console.log(
       `\nwire encryption (TLS 1.3 PSK, AES-128-GCM) against plain TCP, CPU s per GiB (mean of 2 pulls each): ` +
         `downloading peer B ${wireCpu('plain', 'peerB').toFixed(2)} -> ${wireCpu('tls', 'peerB').toFixed(2)} (${pct(result.wire.downloaderTlsOverPlain)}), ` +
-        `uploading peer A ${wireCpu('plain', 'peerA').toFixed(2)} -> ${wireCpu('tls', 'peerA').toFixed(2)} (${pct(result.wire.uploaderTlsOverPlain)}); ` +
+        `uploading side ${wireCpu('plain', 'peerA').toFixed(2)} -> ${wireCpu('tls', 'peerA').toFixed(2)} (${pct(result.wire.uploaderTlsOverPlain)}); ` +
         `seed path (supernode API, TLS against plain HTTP), peer A: ${pct(result.wire.seedPeerTlsOverPlain)}`,
     );
     console.log(`every peer B got at least ${(fromPeers / MiB).toFixed(0)} of ${(image.size / MiB).toFixed(0)} MiB from peers`);
