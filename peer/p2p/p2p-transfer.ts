@@ -24,7 +24,7 @@ import { MAX_PARENTS, ParentPool } from './parent-pool.ts';
 import { PieceLedger, SEED_SOURCE, type DuplicateCause, type TransferStats } from './piece-ledger.ts';
 import { ParentRequests } from './parent-requests.ts';
 import { ENDGAME_COPIES } from './piece-picker.ts';
-import { HOST_SEED_LEASES, SeedGrants, seedLeasesWanted } from './seed-grants.ts';
+import { HOST_SEED_LEASES, PARENT_FEEDING_MS, SeedGrants, seedLeasesWanted } from './seed-grants.ts';
 import { taskRequest } from './task-request.ts';
 import { TransferProofs } from './transfer-proofs.ts';
 import { TransferState } from './transfer-state.ts';
@@ -259,7 +259,7 @@ export class P2pTransfer {
   /** The sync's ask of the seed: its leases (seedLeasesWanted), and whether no piece came for STARVED_MS. */
   private seedAsk(): { wantSeed: number; starved: boolean } {
     const starved = !this.ledger.have.complete && this.clock.now() - this.lastPieceAt > STARVED_MS;
-    return { wantSeed: seedLeasesWanted(this.deps.seedLeases?.() ?? HOST_SEED_LEASES, { children: this.deps.children?.(), hasParents: !this.pool.ready().next().done, starved }), starved };
+    return { wantSeed: seedLeasesWanted(this.deps.seedLeases?.() ?? HOST_SEED_LEASES, { children: this.deps.children?.(), fedByParents: this.pool.fedWithin(PARENT_FEEDING_MS), starved }), starved };
   }
 
   /** Parents an offer would bring now (ParentPool.room). */

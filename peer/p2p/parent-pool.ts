@@ -107,6 +107,13 @@ export class ParentPool {
     return (this.counted = counted);
   }
 
+  /** Whether a ready parent sent a block (or came) within the last `ms`. */
+  fedWithin(ms: number): boolean {
+    const now = this.clock.now();
+    for (const p of this.parents.values()) if (now - p.lastBlockAt < ms) return true;
+    return false;
+  }
+
   get size(): number {
     return this.parents.size + this.connecting.size;
   }

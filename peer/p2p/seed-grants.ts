@@ -34,10 +34,15 @@ import type { TransferClient, TransferEvent } from './transfer-seams.ts';
  */
 export const HOST_SEED_LEASES = 2;
 
+/** A parent that sent a block this recently (or connected this recently) is feeding its child. */
+export const PARENT_FEEDING_MS = 1_000;
+
 /**
  * The seed leases a transfer asks for (`leases`, its share) while it passes what the seed sends on:
- * none while it has parents and no children in the blob (`children` undefined: not counted), unless
- * it is starved (the seed's way out for a peer no parent serves). The
+ * none while its parents feed it (a block within PARENT_FEEDING_MS) and it has no children in the
+ * blob (`children` undefined: not counted), unless it is starved (the seed's way out for a peer no
+ * parent serves). A peer whose parents have nothing more for it (a holder of part of the blob that
+ * stopped) asks again a second later. The
  * seed sends a piece about once, to the peer its lease went to, and a peer whose children had all
  * left it (it was behind them, so they dropped it as holding nothing they lacked) kept what the
  * seed sent it: simulated 1,000 peers, the bed's four layers, paced to 2.5 s, seed 2, one such peer
@@ -45,8 +50,8 @@ export const HOST_SEED_LEASES = 2;
  * Declining, 9.45 -> 7.58 s (seed 4: 8.45 -> 7.61). A peer without parents (a lone one, or one
  * whose first parents have not come) asks as before.
  */
-export function seedLeasesWanted(leases: number, at: { children: number | undefined; hasParents: boolean; starved: boolean }): number {
-  return at.children === 0 && at.hasParents && !at.starved ? 0 : leases;
+export function seedLeasesWanted(leases: number, at: { children: number | undefined; fedByParents: boolean; starved: boolean }): number {
+  return at.children === 0 && at.fedByParents && !at.starved ? 0 : leases;
 }
 
 /** Seed leases for each of `active` concurrent transfers: the host's budget shared, at least one. */

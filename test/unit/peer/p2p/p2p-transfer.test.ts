@@ -6,10 +6,10 @@ import { BLOCK_BYTES } from '../../../../src/p2p/metainfo.ts';
 import { MAX_SYNC_PACE_MS } from '../../../../src/p2p/supernode-api.ts';
 import { TICK_MS } from '../../../../peer/p2p/transfer-seams.ts';
 import { RECORD_EVERY_MS } from '../../../../peer/p2p/bitfield-record.ts';
-import { HOST_SEED_LEASES, seedLeasesPerTransfer, seedLeasesWanted } from '../../../../peer/p2p/seed-grants.ts';
+import { HOST_SEED_LEASES, PARENT_FEEDING_MS, seedLeasesPerTransfer, seedLeasesWanted } from '../../../../peer/p2p/seed-grants.ts';
 import { ExpiringBans } from '../../../../src/p2p/wire-bans.ts';
 import { ENDGAME_COPIES, ENDGAME_LAG_MS } from '../../../../peer/p2p/piece-picker.ts';
-import { HAVE_BYTES_PER_SYNC, QUIET_SYNC_FACTOR, STARVED_MS, syncInterval } from '../../../../peer/p2p/transfer-sync.ts';
+import { HAVE_BYTES_PER_SYNC, QUIET_SYNC_FACTOR, syncInterval } from '../../../../peer/p2p/transfer-sync.ts';
 import { MIN_WINDOW_BLOCKS, SLOW_PARENT_STALL_FACTOR } from '../../../../peer/p2p/parent-link.ts';
 import { DEFAULT_TIMINGS } from '../../../../peer/p2p/transfer-seams.ts';
 import { MAX_PARENTS, MIN_PARENTS, parentsPerTransfer, USELESS_PATIENCE_MS } from '../../../../peer/p2p/parent-pool.ts';
@@ -49,7 +49,7 @@ describe("the host's seed leases", () => {
 });
 
 describe('seed leases for a transfer that passes pieces on', () => {
-  it('asks for none while it has parents and no child in the blob, unless starved; a lone transfer asks as before', async () => {
+  it('asks for none while parents feed it and it has no child in the blob, unless starved; a lone transfer asks as before', async () => {
     let children = 0;
     const h = start({ pieces: 8, parents: ['a'], children: () => children });
     // No parent yet: it may be alone.
@@ -71,19 +71,17 @@ describe('seed leases for a transfer that passes pieces on', () => {
     h.parents.get('a')!.deliver();
     await h.settle();
     expect((await nextAsk()).wantSeed).toBe(0);
-    // No piece for STARVED_MS: the seed is its way out, child or not.
-    await h.advance(STARVED_MS + 1_000, 100);
-    let ask = await nextAsk();
-    while (!ask.starved) ask = await nextAsk();
-    expect(ask.wantSeed).toBe(HOST_SEED_LEASES);
+    // Its parent has nothing more for it: a second later the seed is its way, child or not.
+    await h.advance(PARENT_FEEDING_MS, 100);
+    expect((await nextAsk()).wantSeed).toBe(HOST_SEED_LEASES);
   });
 
-  it('seedLeasesWanted: none only with parents, no child and not starved', () => {
-    expect(seedLeasesWanted(2, { children: 0, hasParents: true, starved: false })).toBe(0);
-    expect(seedLeasesWanted(2, { children: 3, hasParents: true, starved: false })).toBe(2);
-    expect(seedLeasesWanted(2, { children: 0, hasParents: false, starved: false })).toBe(2);
-    expect(seedLeasesWanted(2, { children: 0, hasParents: true, starved: true })).toBe(2);
-    expect(seedLeasesWanted(1, { children: undefined, hasParents: true, starved: false })).toBe(1);
+  it('seedLeasesWanted: none only while fed by parents, with no child and not starved', () => {
+    expect(seedLeasesWanted(2, { children: 0, fedByParents: true, starved: false })).toBe(0);
+    expect(seedLeasesWanted(2, { children: 3, fedByParents: true, starved: false })).toBe(2);
+    expect(seedLeasesWanted(2, { children: 0, fedByParents: false, starved: false })).toBe(2);
+    expect(seedLeasesWanted(2, { children: 0, fedByParents: true, starved: true })).toBe(2);
+    expect(seedLeasesWanted(1, { children: undefined, fedByParents: true, starved: false })).toBe(1);
   });
 });
 
