@@ -41,14 +41,13 @@ export const PARENT_FEEDING_MS = 1_000;
  * The seed leases a transfer asks for (`leases`, its share) while it passes what the seed sends on:
  * none while its parents feed it (a block within PARENT_FEEDING_MS) and it has no children in the
  * blob (`children` undefined: not counted), unless it is starved (the seed's way out for a peer no
- * parent serves). A peer whose parents have nothing more for it (a holder of part of the blob that
- * stopped) asks again a second later. The
- * seed sends a piece about once, to the peer its lease went to, and a peer whose children had all
- * left it (it was behind them, so they dropped it as holding nothing they lacked) kept what the
- * seed sent it: simulated 1,000 peers, the bed's four layers, paced to 2.5 s, seed 2, one such peer
- * got the last piece of the first layer at 5.9 s and every other peer waited for it until 9.4 s.
- * Declining, 9.45 -> 7.58 s (seed 4: 8.45 -> 7.61). A peer without parents (a lone one, or one
- * whose first parents have not come) asks as before.
+ * parent serves). The seed sends a piece about once, to the peer its lease went to, and a peer
+ * whose children had all left it (it was behind them, so they dropped it as holding nothing they
+ * lacked) kept what the seed sent it: simulated 1,000 peers, the bed's four layers, paced to 2.5 s,
+ * seed 2, one such peer got the last piece of the first layer at 5.9 s and every other peer waited
+ * for it until 9.4 s. Declining, 9.45 -> 7.58 s (seed 4: 8.45 -> 7.61). A peer no parent feeds (a
+ * lone one, one whose first parents have not come, one whose parents hold only part of the blob
+ * and stopped) asks as before.
  */
 export function seedLeasesWanted(leases: number, at: { children: number | undefined; fedByParents: boolean; starved: boolean }): number {
   return at.children === 0 && at.fedByParents && !at.starved ? 0 : leases;
