@@ -197,8 +197,11 @@ export class SimLink extends EventEmitter implements ParentConnection {
     const flow = this.world.network.transfer(this.parent.host, this.childHost, r.length + (r.proof ? PROOF_BYTES : 0), () => {
       this.sending = undefined;
       // Cancelled, or the child was choked meanwhile: it came for no request (the wire drops it).
-      if (r.settled) this.emit('discarded', r.index, r.length, r.cancelled === true);
-      else this.settle(r, undefined);
+      // The proof ahead of it came all the same, as the uploader's proof message does.
+      if (r.settled) {
+        if (r.proof) this.deliverProof(r.index, r.proof);
+        this.emit('discarded', r.index, r.length, r.cancelled === true);
+      } else this.settle(r, undefined);
       this.sendNext(true);
     }, continued);
     this.sending = { req: r, flow };
@@ -208,17 +211,16 @@ export class SimLink extends EventEmitter implements ParentConnection {
     if (req.settled) return;
     req.settled = true;
     this.pending.delete(req);
-    if (err) {
-      // A proof still to travel with a block that is not sent goes with the piece's next request.
-      if (req.proof) this.proved.delete(req.index);
-      return req.reject(err);
-    }
-    if (req.proof) {
-      this.observer?.delivered({ kind: 'proof', index: req.index });
-      this.emit('proof', req.proof);
-    }
+    // A request has a proof once its block is on the way: the proof arrives with it (sendNext).
+    if (err) return req.reject(err);
+    if (req.proof) this.deliverProof(req.index, req.proof);
     this.observer?.delivered({ kind: 'block', index: req.index, offset: req.offset });
     req.resolve(this.world.body(req.length));
+  }
+
+  private deliverProof(index: number, proof: PieceProof): void {
+    this.observer?.delivered({ kind: 'proof', index });
+    this.emit('proof', proof);
   }
 
   private toParent(fn: () => void): void {
