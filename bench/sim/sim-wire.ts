@@ -39,8 +39,10 @@ export interface WireWorld {
 /** The parent's side as the link needs it. */
 export interface UploadSide {
   readonly host: HostId;
-  /** A child connected for `link.digest`: the parent answers with its bitfield of that blob, and unchokes it when a slot is free. */
+  /** A child connected for `link.digest`: the parent answers with its bitfield of that blob. */
   accept(link: SimLink): void;
+  /** The child says it wants pieces (BEP 3 interested: a slot when one is free), or no longer does. */
+  interest(link: SimLink, wants: boolean): void;
   /** The parent's proof of a piece of `digest`, if it has one. */
   proof(digest: Digest, index: number): PieceProof | undefined;
   /** The child went away (its slot is free again). */
@@ -81,7 +83,7 @@ export class SimLink extends EventEmitter implements ParentConnection {
   private readonly pending = new Set<BlockRequest>();
   private sending: { req: BlockRequest; flow: Transfer } | undefined;
   /** The parent's side: it chokes this child (requests that reach it meanwhile are ignored, as BEP 3 has it). */
-  private parentChoking = false;
+  private parentChoking = true;
 
   constructor(
     private readonly world: WireWorld,
@@ -171,7 +173,13 @@ export class SimLink extends EventEmitter implements ParentConnection {
     }
   }
 
-  interested(): void {}
+  interested(): void {
+    this.toParent(() => this.parent.interest(this, true));
+  }
+
+  uninterested(): void {
+    this.toParent(() => this.parent.interest(this, false));
+  }
 
   destroy(reason = 'closed'): void {
     if (this.isClosed) return;
@@ -245,6 +253,11 @@ export class ParentEnd implements SlotHolder {
   isClosed = false;
 
   constructor(readonly link: SimLink) {}
+
+  /** The child's close reached the parent. */
+  close(): void {
+    this.isClosed = true;
+  }
 
   get digest(): string {
     return this.link.digest;

@@ -21,11 +21,10 @@ import { busyHeartbeatMs, reportEveryMs, sparedHeartbeatMs } from '../../peer/p2
 import { parentsPerTransfer } from '../../peer/p2p/parent-pool.ts';
 import { P2pTransfer } from '../../peer/p2p/p2p-transfer.ts';
 import { seedLeasesPerTransfer } from '../../peer/p2p/seed-grants.ts';
-import { DEFAULT_TIMINGS, type TransferTimings } from '../../peer/p2p/transfer-seams.ts';
+import { DEFAULT_TIMINGS, type TransferClient, type TransferTimings, type UpstreamFetch } from '../../peer/p2p/transfer-seams.ts';
 import { UploadSlots } from '../../peer/p2p/upload-slots.ts';
 import { withUnpackedHashes, type SeedPieceAnswer } from '../../peer/p2p/supernode-answers.ts';
 import { ReportTurn, SYNC_ANSWER_OPTIONS, TASK_ANSWER_OPTIONS } from '../../peer/p2p/sync-batch.ts';
-import type { TransferClient, UpstreamFetch } from '../../peer/p2p/transfer-seams.ts';
 import { pacedMs } from '../../peer/p2p/transfer-sync.ts';
 import type { EventQueue } from './event-queue.ts';
 import type { HostId, SimNetwork } from './network.ts';
@@ -372,17 +371,19 @@ export class SimulatedPeer implements UploadSide {
       signal.addEventListener('abort', onAbort, { once: true });
     });
 
-  // The upload side: the uploader's slots (the first uploadSlots children unchoked, the others wait in order).
+  // The upload side: the uploader's slots (the first uploadSlots children that want pieces unchoked, the others wait in order).
 
   accept(link: SimLink): void {
     let children = this.children.get(link.digest);
     if (!children) this.children.set(link.digest, (children = new Set()));
     children.add(link);
-    const blob = this.world.blobs.find((b) => b.digest === link.digest)!;
-    link.sendBitfield(this.pieces(blob));
-    const end = new ParentEnd(link);
-    this.ends.set(link, end);
-    this.slots.admit(end);
+    link.sendBitfield(this.pieces(this.world.blobs.find((b) => b.digest === link.digest)!));
+    this.ends.set(link, new ParentEnd(link));
+  }
+
+  interest(link: SimLink, wants: boolean): void {
+    const end = this.ends.get(link);
+    if (end) this.slots[wants ? 'interested' : 'notInterested'](end);
   }
 
   proof(digest: Digest, index: number): PieceProof | undefined {
@@ -392,9 +393,8 @@ export class SimulatedPeer implements UploadSide {
   release(link: SimLink): void {
     this.children.get(link.digest)?.delete(link);
     const end = this.ends.get(link);
-    if (!end) return;
     this.ends.delete(link);
-    end.isClosed = true;
-    this.slots.release(end);
+    end?.close();
+    if (end) this.slots.release(end);
   }
 }

@@ -86,13 +86,13 @@ export class P2pTransfer {
       clock: this.clock,
       logger: deps.logger,
       wanted: () => this.state.phase === 'p2p',
-      poolFull: () => this.room() === 0,
+      poolFull: () => this.pool.room(this.requests.uselessPatienceMs()) === 0,
       request: () => ({
         ...this.pool.takeReports(),
         // Leases we hold come back with every answer, so count the whole allowance, not what is left.
         ...this.seedAsk(),
         declined: this.seed.takeDeclines(),
-        wantParents: this.room(),
+        wantParents: this.pool.room(this.requests.uselessPatienceMs()),
         // With piece proofs every piece we may ask for comes with its hash: none from the supernode.
         knownHashes: this.proving.askSupernode(this.pool.ready(), this.ledger.have) ? knownHashCount(this.meta) : this.meta.pieceCount,
       }),
@@ -128,7 +128,7 @@ export class P2pTransfer {
       // No more parents than pieces still lacking (ENDGAME_COPIES at least, for a last piece's second
       // copy): the one-piece config blob of an image dialled ~5 parents per host on the bed (N = 16),
       // a TLS and two wire handshakes each for 741 bytes.
-      { digest: this.digest, layout: this.meta, maxParents: () => Math.min(deps.maxParents?.() ?? MAX_PARENTS, Math.max(ENDGAME_COPIES, this.meta.pieceCount - this.ledger.have.count)) },
+      { digest: this.digest, layout: this.meta, have: this.ledger.have, maxParents: () => Math.min(deps.maxParents?.() ?? MAX_PARENTS, Math.max(ENDGAME_COPIES, this.meta.pieceCount - this.ledger.have.count)) },
     );
     this.requests = new ParentRequests({
       clock: this.clock,
@@ -251,7 +251,7 @@ export class P2pTransfer {
     this.hashUpdates++;
     // An empty availability is the supernode's "unchanged" (it sends it at most once a second).
     if (res.availability.length > 0) this.availability = res.availability;
-    this.pool.offer(res.parents, (parent) => this.requests.isUseful(parent), this.requests.uselessPatienceMs());
+    this.pool.offer(res.parents, this.requests.uselessPatienceMs());
     for (const i of res.seedGrants) this.seed.grant(i);
     this.requests.pump();
   }
@@ -260,11 +260,6 @@ export class P2pTransfer {
   private seedAsk(): { wantSeed: number; starved: boolean } {
     const starved = !this.ledger.have.complete && this.clock.now() - this.lastPieceAt > STARVED_MS;
     return { wantSeed: seedLeasesWanted(this.deps.seedLeases?.() ?? HOST_SEED_LEASES, { children: this.deps.children?.(), fedByParents: this.pool.fedWithin(PARENT_FEEDING_MS), starved }), starved };
-  }
-
-  /** Parents an offer would bring now (ParentPool.room). */
-  private room(): number {
-    return this.pool.room((parent) => this.requests.isUseful(parent), this.requests.uselessPatienceMs());
   }
 
   private wasted(cause: DuplicateCause, bytes: number): void {
@@ -308,6 +303,7 @@ export class P2pTransfer {
       this.ledger.endWrite(index, stored);
       written?.();
     }
+    this.pool.stored(index);
     this.counters[from] += bytes;
     this.deps.onBytes(from, bytes);
     this.deps.pieces.announce(this.digest, index);

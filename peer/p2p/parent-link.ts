@@ -63,6 +63,10 @@ export class ParentLink {
    * announced pieces since (ParentRequests.pump asks it again only then, or when the epoch moved).
    */
   emptyAt = -1;
+  /** Pieces it announced that we lack (ParentPool keeps the count): we are interested (BEP 3) while there are any. */
+  lacked = 0;
+  /** What we last told it: interested or not (none said yet: not, as BEP 3 starts). */
+  interested = false;
   private readonly clock: Clock;
   private bytesPerSecond = 0;
 

@@ -81,10 +81,13 @@ export class ParentPool {
   private readonly events: ParentPoolEvents;
   /** How many parents this transfer may have now (the host's budget shared by its transfers). */
   private readonly limit: () => number;
+  /** The pieces we hold (the transfer's ledger): what a parent's announcements are counted against. */
+  private readonly have: { has(index: number): boolean };
+  private readonly pieceCount: number;
   /** Holders of each piece among the ready parents; undefined once a parent came or went or sent a whole bitfield. */
   private counted: Uint16Array | undefined;
 
-  constructor(deps: { dialer: ParentDialer; clock: Clock; events: ParentPoolEvents; bans?: ExpiringBans }, options: { digest: Digest; layout: { size: number; pieceSize: number }; maxParents?: () => number }) {
+  constructor(deps: { dialer: ParentDialer; clock: Clock; events: ParentPoolEvents; bans?: ExpiringBans }, options: { digest: Digest; layout: { size: number; pieceSize: number }; have: { has(index: number): boolean }; maxParents?: () => number }) {
     this.dialer = deps.dialer;
     this.clock = deps.clock;
     this.banned = deps.bans ?? new ExpiringBans({ clock: deps.clock });
@@ -92,6 +95,18 @@ export class ParentPool {
     this.digest = options.digest;
     this.layout = namedLayout(options.layout.size, options.layout.pieceSize);
     this.limit = options.maxParents ?? (() => MAX_PARENTS);
+    this.have = options.have;
+    this.pieceCount = Math.ceil(options.layout.size / options.layout.pieceSize);
+  }
+
+  /** We stored piece `index`: parents holding it hold one piece fewer that we lack. */
+  stored(index: number): void {
+    for (const p of this.parents.values()) {
+      if (p.lacked > 0 && p.conn.peerHas(index)) {
+        p.lacked--;
+        this.tellInterest(p);
+      }
+    }
   }
 
   /** The parents that are ready. */
@@ -128,7 +143,7 @@ export class ParentPool {
    * and was given no piece for USELESS_PATIENCE_MS, makes room;
    * then fresh parents are dialled up to the limit (MAX_PARENTS, or the host's share).
    */
-  offer(offered: readonly ParentInfo[], isUseful: (parent: ParentLink) => boolean, uselessPatienceMs = USELESS_PATIENCE_MS): void {
+  offer(offered: readonly ParentInfo[], uselessPatienceMs = USELESS_PATIENCE_MS): void {
     const limit = this.limit();
     // A parent dropped to make room is not dialled again from the same offer.
     const dropped = new Set<string>();
@@ -137,7 +152,7 @@ export class ParentPool {
       const now = this.clock.now();
       for (const parent of [...this.parents.values()]) {
         if (this.size <= limit - fresh) break;
-        const reason = replaceable(parent, now, isUseful, uselessPatienceMs);
+        const reason = replaceable(parent, now, uselessPatienceMs);
         if (!reason) continue;
         dropped.add(parent.peerId);
         parent.conn.destroy(reason);
@@ -156,10 +171,10 @@ export class ParentPool {
    * paced peer meets the supernode every few seconds, and counting one replaceable parent at most
    * left it behind three that had choked it (simulated 1,000 peers, syncs every ~4 s) for a sync each.
    */
-  room(isUseful: (parent: ParentLink) => boolean, uselessPatienceMs = USELESS_PATIENCE_MS): number {
+  room(uselessPatienceMs = USELESS_PATIENCE_MS): number {
     let room = Math.max(0, this.limit() - this.size);
     const now = this.clock.now();
-    for (const parent of this.parents.values()) if (replaceable(parent, now, isUseful, uselessPatienceMs)) room++;
+    for (const parent of this.parents.values()) if (replaceable(parent, now, uselessPatienceMs)) room++;
     return room;
   }
 
@@ -190,11 +205,18 @@ export class ParentPool {
     // every have was ~750 counts of 4,000 bits per peer and 256 MiB on the fan-out bed (8 parents,
     // 512 pieces), and four times that with pieces half the size.
     conn.on('have', (index: number) => {
-      if (this.counted && index < this.counted.length && this.parents.get(peerId) === parent) this.counted[index]!++;
+      if (this.parents.get(peerId) === parent) {
+        if (this.counted && index < this.counted.length) this.counted[index]!++;
+        if (index < this.pieceCount && !this.have.has(index)) {
+          parent.lacked++;
+          this.tellInterest(parent);
+        }
+      }
       announced();
     });
     conn.on('bitfield', () => {
       this.counted = undefined;
+      if (this.parents.get(peerId) === parent) this.countLacked(parent);
       announced();
     });
     conn.on('proof', (proof: PieceProof) => this.events.onProof?.(parent, proof));
@@ -205,11 +227,34 @@ export class ParentPool {
         if (!this.events.wanted()) return conn.destroy('transfer over');
         this.parents.set(peerId, parent);
         this.counted = undefined;
-        conn.interested();
+        this.countLacked(parent);
         this.events.onReady(parent);
       },
       () => this.badParents.add(peerId),
     );
+  }
+
+  /** Counts the pieces `parent` holds that we lack, and tells it whether we are interested. */
+  private countLacked(parent: ParentLink): void {
+    let n = 0;
+    for (let i = 0; i < this.pieceCount; i++) if (!this.have.has(i) && parent.conn.peerHas(i)) n++;
+    parent.lacked = n;
+    this.tellInterest(parent);
+  }
+
+  /**
+   * BEP 3 interest, told to the parent as it changes: interested while it holds a piece we lack.
+   * Its uploader unchokes only children that are, so a child that has all its parent holds gives
+   * its slot to one that wants pieces (upload-slots.ts).
+   */
+  private tellInterest(parent: ParentLink): void {
+    const want = parent.lacked > 0;
+    if (want === parent.interested) return;
+    parent.interested = want;
+    if (!want) return parent.conn.uninterested();
+    // CHOKE_PATIENCE_MS counts from when we asked: a choke while we wanted nothing is not the parent's doing.
+    if (parent.chokedSince !== Infinity) parent.chokedSince = this.clock.now();
+    parent.conn.interested();
   }
 
   /** Parents with a stalled piece (ParentLink.isStalled: no block of it for `stallMs`, and none of anything else either), each once. */
@@ -277,8 +322,8 @@ function take(set: Set<string>): string[] {
 }
 
 /** Why `parent` would make room for a fresh one now (see ParentPool.offer), or undefined. */
-function replaceable(parent: ParentLink, now: number, isUseful: (parent: ParentLink) => boolean, uselessPatienceMs: number): string | undefined {
+function replaceable(parent: ParentLink, now: number, uselessPatienceMs: number): string | undefined {
   if (parent.assignments.size > 0) return undefined;
-  if (now - parent.chokedSince > CHOKE_PATIENCE_MS) return 'kept us choked';
-  return now - parent.lastAssignedAt > uselessPatienceMs && !isUseful(parent) ? 'holds nothing we need' : undefined;
+  if (parent.interested && now - parent.chokedSince > CHOKE_PATIENCE_MS) return 'kept us choked';
+  return now - parent.lastAssignedAt > uselessPatienceMs && parent.lacked === 0 ? 'holds nothing we need' : undefined;
 }

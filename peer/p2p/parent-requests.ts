@@ -128,14 +128,6 @@ export class ParentRequests {
     return fetched;
   }
 
-  /** Whether the parent holds a piece we lack (a parent that does not may make room for another). */
-  isUseful(parent: ParentLink): boolean {
-    const { have } = this.port.ledger;
-    const n = this.port.meta().pieceCount;
-    for (let i = 0; i < n; i++) if (!have.has(i) && parent.conn.peerHas(i)) return true;
-    return false;
-  }
-
   /**
    * How long a parent that holds nothing we lack is kept before it makes room for a fresh one
    * (parent-pool.ts USELESS_PATIENCE_MS); none while no parent has a piece asked of it or anything we
@@ -147,7 +139,7 @@ export class ParentRequests {
    */
   uselessPatienceMs(): number {
     const { have } = this.port.ledger;
-    for (const parent of this.port.pool.ready()) if (parent.assignments.size > 0 || this.isUseful(parent)) return USELESS_PATIENCE_MS;
+    for (const parent of this.port.pool.ready()) if (parent.assignments.size > 0 || parent.lacked > 0) return USELESS_PATIENCE_MS;
     const availability = this.port.availability();
     for (let i = 0; i < availability.length; i++) if (availability[i]! > 0 && !have.has(i)) return 0;
     return USELESS_PATIENCE_MS;

@@ -2,15 +2,21 @@
 // they came and get the next free slot. Separate from the uploader's sockets so the simulation
 // (bench/sim/simulated-peer.ts) runs this rule and not a copy of it.
 //
-// Slots are shared by every blob the host serves, and a child keeps its slot while it stays. A
-// pull fetches its layers at once, so a host's 10 slots went to the children of the layers that
-// asked first, and a layer whose children came later had none: the pieces of it that the host alone
-// held (the seed sends each piece to one peer) went nowhere until a slot freed. Simulated with the
-// bed's four layers (64 MiB, N = 8): the host holding the 30 % layer's last five lone pieces had 2-5
-// of that layer's children waiting choked from 1 s to 5 s while its 10 slots served the other
-// three layers; at 7.5 s every other peer still lacked those five pieces. So each blob gets a slot:
-// a child of a blob that has none unchoked takes one from the blob that has the most (at least two),
-// whose most recently unchoked child goes back to the head of the line, choked.
+// A slot is for a child that wants pieces (BEP 3 interested): one that holds everything this host
+// announced says so, and its slot goes to a child waiting (it keeps it while none waits). Before,
+// a child kept its slot while it stayed: in a fan-out of 1,000 peers pulling four layers, the
+// hosts' 12 slots were held by children that had caught up with them while others waited choked
+// at 4-6 parents holding 30-50 pieces they lacked (simulated, paced syncs every 4 s: 3.4 s).
+//
+// Slots are shared by every blob the host serves. A pull fetches its layers at once, so a host's 10
+// slots went to the children of the layers that asked first, and a layer whose children came later
+// had none: the pieces of it that the host alone held (the seed sends each piece to one peer) went
+// nowhere until a slot freed. Simulated with the bed's four layers (64 MiB, N = 8): the host
+// holding the 30 % layer's last five lone pieces had 2-5 of that layer's children waiting choked
+// from 1 s to 5 s while its 10 slots served the other three layers; at 7.5 s every other peer still
+// lacked those five pieces. So each blob gets a slot: a child of a blob that has none unchoked
+// takes one from the blob that has the most (at least two), whose most recently unchoked child goes
+// back to the head of the line, choked.
 
 /**
  * A peer's upload slots unless configured (`--upload-slots`): as many as the parents one host dials
@@ -38,30 +44,52 @@ export interface SlotHolder {
 export class UploadSlots<C extends SlotHolder> {
   /** In the order they were unchoked. */
   private readonly unchoked = new Set<C>();
+  /** Children that want a slot, in the order they asked. */
   private readonly waiting: C[] = [];
+  /** Unchoked children that want nothing we hold now: they keep their slots until a child waits. */
+  private readonly idle = new Set<C>();
   private readonly slots: number;
 
   constructor(options: { slots: number }) {
     this.slots = options.slots;
   }
 
-  /** A ready child: unchoked now if a slot is free or its blob has none, else it waits its turn. */
-  admit(conn: C): void {
+  /**
+   * A child wants pieces we hold (BEP 3 interested): unchoked now if a slot is free, an idle child
+   * holds one or its blob has none; else it waits its turn.
+   */
+  interested(conn: C): void {
+    if (this.unchoked.has(conn)) return void this.idle.delete(conn);
+    if (this.waiting.includes(conn)) return;
     if (this.unchoked.size < this.slots) return this.unchoke(conn);
-    if (this.slotsOf(conn.digest) === 0) {
-      const victim = this.victim();
-      if (victim) {
-        this.unchoked.delete(victim);
-        victim.choke();
-        this.waiting.unshift(victim);
-        return this.unchoke(conn);
-      }
+    const victim = this.idle.values().next().value ?? (this.slotsOf(conn.digest) === 0 ? this.victim() : undefined);
+    if (victim) {
+      this.unchoked.delete(victim);
+      victim.choke();
+      // An idle child wants nothing: it asks again when it does. A busy one goes to the head of the line.
+      if (!this.idle.delete(victim)) this.waiting.unshift(victim);
+      return this.unchoke(conn);
     }
     this.waiting.push(conn);
   }
 
+  /**
+   * A child wants nothing we hold now (BEP 3 not interested): it leaves the line, and its slot goes
+   * to the first child waiting (it keeps the slot while none waits: no choke to take back later).
+   */
+  notInterested(conn: C): void {
+    const w = this.waiting.indexOf(conn);
+    if (w >= 0) return void this.waiting.splice(w, 1);
+    if (!this.unchoked.has(conn)) return;
+    if (!this.waiting.some((c) => !c.isClosed)) return void this.idle.add(conn);
+    this.unchoked.delete(conn);
+    conn.choke();
+    this.unchokeNext();
+  }
+
   /** The child went away: its slot (or its place in line) goes to the next. */
   release(conn: C): void {
+    this.idle.delete(conn);
     if (this.unchoked.delete(conn)) this.unchokeNext();
     const w = this.waiting.indexOf(conn);
     if (w >= 0) this.waiting.splice(w, 1);

@@ -1,8 +1,9 @@
 // Serves pieces of complete and partial blobs to other peers over the wire: the wire listener
 // (src/p2p/wire-listener.ts: TLS with the cluster key, admission of sockets in handshake, bans)
-// hands over connections that are ready; each gets an upload slot (at most `uploadSlots` unchoked
-// at once, the rest wait their turn) and a per-host token bucket caps upload bandwidth. A request
-// for a piece we do not hold, or outside the blob, is a protocol violation: closed and banned.
+// hands over connections that are ready; each that says it is interested gets an upload slot (at
+// most `uploadSlots` unchoked at once, the rest wait their turn) and a per-host token bucket caps
+// upload bandwidth. A request for a piece we do not hold, or outside the blob, is a protocol
+// violation: closed and banned.
 import type { Logger } from 'pino';
 import type { Clock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
@@ -107,7 +108,11 @@ export class Uploader {
     });
     conn.on('request', (index, offset, length, respond) => void this.serve(conn, index, offset, length, respond));
     conn.sendBitfield(source.bitfield());
-    this.slots.admit(conn);
+    // BEP 3: a slot for a child that wants pieces; one that wants none (it holds all we announced)
+    // gives its slot up to a child waiting.
+    conn.on('interested', () => this.slots.interested(conn));
+    conn.on('uninterested', () => this.slots.notInterested(conn));
+    if (conn.peerInterested) this.slots.interested(conn);
   }
 
   /**

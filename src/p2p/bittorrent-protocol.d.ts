@@ -11,6 +11,7 @@ declare module 'bittorrent-protocol' {
     constructor(type?: string);
     peerPieces: PeerBitField;
     peerChoking: boolean;
+    peerInterested: boolean;
     amChoking: boolean;
     peerRequests: unknown[];
     requests: unknown[];
@@ -27,6 +28,7 @@ declare module 'bittorrent-protocol' {
     choke(): void;
     unchoke(): void;
     interested(): void;
+    uninterested(): void;
     request(index: number, offset: number, length: number, cb: (err: Error | null, buf?: Uint8Array) => void): void;
     cancel(index: number, offset: number, length: number): void;
     setKeepAlive(enable: boolean): void;

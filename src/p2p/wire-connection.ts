@@ -53,6 +53,9 @@ export interface WireConnectionEvents {
   bitfield: [];
   unchoke: [];
   choke: [];
+  /** BEP 3: the other side wants pieces we hold (a child asking for an upload slot), or no longer does. */
+  interested: [];
+  uninterested: [];
   request: [index: number, offset: number, length: number, respond: (err: Error | null, data?: Uint8Array) => void];
   proof: [proof: PieceProof];
   /** A block came that no request of ours waits for (BlockPort.discarded). */
@@ -151,6 +154,8 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     this.wire.on('have', ((i: number) => this.isReady && this.emit('have', i)) as never);
     this.wire.on('bitfield', (() => this.isReady && this.emit('bitfield')) as never);
     this.wire.on('unchoke', (() => this.isReady && this.emit('unchoke')) as never);
+    this.wire.on('interested', (() => this.isReady && this.emit('interested')) as never);
+    this.wire.on('uninterested', (() => this.isReady && this.emit('uninterested')) as never);
     this.wire.on('choke', (() => {
       // BEP 3: a choke discards the requests the remote side had not answered.
       this.blocks.failAsked('peer is choking');
@@ -257,6 +262,15 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
 
   interested(): void {
     if (!this.closed) this.wire.interested();
+  }
+
+  uninterested(): void {
+    if (!this.closed) this.wire.uninterested();
+  }
+
+  /** Whether the other side said it is interested (and has not taken it back). */
+  get peerInterested(): boolean {
+    return this.wire.peerInterested;
   }
 
   destroy(reason = 'closed'): void {

@@ -132,7 +132,16 @@ export class ScriptedParent extends EventEmitter implements ParentConnection {
     this.pending.splice(k, 1)[0]!.reject(new Error('request was cancelled'));
   }
 
-  interested(): void {}
+  /** What the transfer last told this parent (BEP 3): interested or not. */
+  isInterested = false;
+
+  interested(): void {
+    this.isInterested = true;
+  }
+
+  uninterested(): void {
+    this.isInterested = false;
+  }
 
   destroy(reason = 'closed'): void {
     if (this.isClosed) return;

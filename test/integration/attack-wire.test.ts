@@ -153,6 +153,7 @@ describe('attacks on the peer wire', () => {
 
     const member = new WireDialer({ bans }, { peerId: randomBytes(20), secret: SECRET }).dial(holder.agent.wireAddr, digest)!;
     await member.ready;
+    member.interested(); // BEP 3: a slot goes to a child that asks for one
     if (member.peerChoking) await new Promise<void>((r) => member.once('unchoke', () => r()));
     const block = await member.request(0, 0, 16 * 1024);
     expect(sha256Digest(block)).toBe(sha256Digest(layer.blob.subarray(0, 16 * 1024)));
@@ -181,6 +182,7 @@ describe('attacks on the peer wire', () => {
       const address = `127.0.0.${41 + i}`;
       const { socket, conn } = memberFrom(address);
       await conn.ready;
+      conn.interested(); // BEP 3: a slot goes to a child that asks for one
       if (conn.peerChoking) await new Promise<void>((r) => conn.once('unchoke', () => r()));
       const closed = new Promise<void>((r) => socket.once('close', () => r()));
       socket.write(bytes);
@@ -192,6 +194,7 @@ describe('attacks on the peer wire', () => {
     }
     const { socket, conn } = memberFrom('127.0.0.1');
     await conn.ready;
+    conn.interested(); // BEP 3: a slot goes to a child that asks for one
     if (conn.peerChoking) await new Promise<void>((r) => conn.once('unchoke', () => r()));
     const got = await conn.request(0, 0, block);
     expect(sha256Digest(got)).toBe(sha256Digest(layer.blob.subarray(0, block)));

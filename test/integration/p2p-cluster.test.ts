@@ -139,6 +139,7 @@ describe('a P2P cluster of real processes', () => {
     expect(late.exited).toBe(false);
     const member = WireConnection.outgoing(dialWire(`127.0.0.1:${port}`, CLUSTER_SECRET), { peerId: randomBytes(20) }, digest);
     await member.ready;
+    member.interested(); // BEP 3: a slot goes to a child that asks for one
     if (member.peerChoking) await new Promise<void>((r) => member.once('unchoke', () => r()));
     const block = await member.request(0, 0, 16 * 1024);
     expect(block.equals(big.layers[0]!.blob.subarray(0, 16 * 1024))).toBe(true);

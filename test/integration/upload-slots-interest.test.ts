@@ -1,0 +1,88 @@
+// A peer's upload slots on real sockets (peer/p2p/uploader.ts, BEP 3 interest): a child is unchoked
+// only once it says it is interested, a child that says it no longer is gives its slot to one that
+// waits, and it waits its turn when it wants pieces again.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/clock.ts';
+import type { Digest } from '../../src/digest.ts';
+import { AddressBans } from '../../src/p2p/wire-bans.ts';
+import type { WireConnection } from '../../src/p2p/wire-connection.ts';
+import { WireDialer } from '../../src/p2p/wire-dialer.ts';
+import { OciLayout, randomFileLayer, type BuiltLayer } from '../helpers/images.ts';
+import { startPeer, startSupernode, type TestPeer } from '../helpers/p2p-swarm.ts';
+import { TestRegistry } from '../helpers/registry.ts';
+
+/** Resolves true once `conn` is unchoked, false if it is still choked after `ms`. */
+function unchokedWithin(conn: WireConnection, ms: number): Promise<boolean> {
+  if (!conn.peerChoking) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(false), ms);
+    conn.once('unchoke', () => (clearTimeout(t), resolve(true)));
+  });
+}
+
+function chokedWithin(conn: WireConnection, ms: number): Promise<boolean> {
+  if (conn.peerChoking) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(false), ms);
+    conn.once('choke', () => (clearTimeout(t), resolve(true)));
+  });
+}
+
+describe("a peer's upload slots go to children that want pieces", () => {
+  let registry: TestRegistry;
+  let layer: BuiltLayer;
+  let layoutDir: string;
+  let holder: TestPeer;
+  const cleanups: Array<() => Promise<unknown>> = [];
+
+  beforeAll(async () => {
+    registry = await TestRegistry.start();
+    layoutDir = await mkdtemp(join(tmpdir(), 'pollen-slots-'));
+    const layout = new OciLayout(layoutDir);
+    layer = await randomFileLayer('slots', 2 << 20, 'gzip');
+    layout.tag(layout.addImage([layer]), 'v1');
+    await layout.save();
+    await registry.push(layoutDir, 'v1', 'test/slots:v1');
+    const { node } = await startSupernode({ upstream: registry.url });
+    cleanups.push(() => node.close());
+    holder = await startPeer([node.url], { uploadSlots: 1 });
+    cleanups.push(() => holder.close());
+    const digest = layer.descriptor.digest as Digest;
+    expect(await holder.pull(registry.url, 'test/slots', digest)).toBe(digest);
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+    await registry?.stop();
+    await rm(layoutDir, { recursive: true, force: true });
+  });
+
+  it('unchokes an interested child only, gives the slot of a child no longer interested to the one waiting, and queues it when it asks again', async () => {
+    const dialer = new WireDialer({ bans: new AddressBans({ clock: systemClock }) }, { peerId: randomBytes(20), secret: '' });
+    const digest = layer.descriptor.digest as Digest;
+    const [a, b] = [dialer.dial(holder.agent.wireAddr, digest)!, dialer.dial(holder.agent.wireAddr, digest)!];
+    cleanups.push(async () => (a.destroy(), b.destroy()));
+    await Promise.all([a.ready, b.ready]);
+    // Neither said it wants anything: the one slot stays free.
+    expect(await unchokedWithin(a, 500)).toBe(false);
+    a.interested();
+    expect(await unchokedWithin(a, 5_000)).toBe(true);
+    b.interested();
+    expect(await unchokedWithin(b, 500)).toBe(false);
+    // a has what it wanted: its slot goes to b, and a is choked.
+    a.uninterested();
+    const [aChoked, bUnchoked] = await Promise.all([chokedWithin(a, 5_000), unchokedWithin(b, 5_000)]);
+    expect([aChoked, bUnchoked]).toEqual([true, true]);
+    const block = await b.request(0, 0, 16 * 1024);
+    expect(block.equals(layer.blob.subarray(0, 16 * 1024))).toBe(true);
+    // a wants pieces again: it waits behind b until b no longer does.
+    a.interested();
+    expect(await unchokedWithin(a, 500)).toBe(false);
+    b.uninterested();
+    expect(await unchokedWithin(a, 5_000)).toBe(true);
+  });
+});
