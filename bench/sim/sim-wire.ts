@@ -173,12 +173,8 @@ export class SimLink extends EventEmitter implements ParentConnection {
     }
   }
 
-  interested(): void {
-    this.toParent(() => this.parent.interest(this, true));
-  }
-
-  uninterested(): void {
-    this.toParent(() => this.parent.interest(this, false));
+  interested(wants = true): void {
+    this.toParent(() => this.parent.interest(this, wants));
   }
 
   destroy(reason = 'closed'): void {

@@ -251,7 +251,7 @@ export class ParentPool {
     const want = parent.lacked > 0;
     if (want === parent.interested) return;
     parent.interested = want;
-    if (!want) return parent.conn.uninterested();
+    if (!want) return parent.conn.interested(false);
     // CHOKE_PATIENCE_MS counts from when we asked: a choke while we wanted nothing is not the parent's doing.
     if (parent.chokedSince !== Infinity) parent.chokedSince = this.clock.now();
     parent.conn.interested();

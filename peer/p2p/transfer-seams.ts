@@ -31,9 +31,8 @@ export interface ParentConnection {
   /** One block; rejects when the connection closes or the request is cancelled. */
   request(index: number, offset: number, length: number): Promise<Buffer>;
   cancel(index: number, offset: number, length: number): void;
-  /** BEP 3: we want pieces it holds (its uploader gives us a slot), or no longer do. */
-  interested(): void;
-  uninterested(): void;
+  /** BEP 3: we want pieces it holds (its uploader gives us a slot), or (false) no longer do. */
+  interested(wants?: boolean): void;
   destroy(reason?: string): void;
   on(event: 'have', fn: (index: number) => void): unknown;
   on(event: 'bitfield' | 'choke' | 'unchoke', fn: () => void): unknown;

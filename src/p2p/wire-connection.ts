@@ -5,9 +5,9 @@
 // handshake in which the dialler names the digest and its piece layout (`pollen_pieces`: the piece
 // size, named only when it is not the size's default layout: metainfo.ts namedLayout) and the
 // listener, if it serves the blob in that layout, answers with a `pollen_accept` message that
-// echoes both. Only then is the connection `ready`. The library's quirks are handled
-// here once: it buffers any announced message length (WireGuard caps it), it has no cap on
-// incoming requests (we drop a peer that exceeds ours), and it answers nothing while choking.
+// echoes both. Only then is the connection `ready`. The library's quirks are handled here once: it
+// buffers any announced message length (WireGuard caps it), it has no cap on incoming requests
+// (we drop a peer that exceeds ours), and it answers nothing while choking.
 // Framing and protocol violations close the connection and ban the remote address (wire-bans.ts).
 // The three messages that move blocks (request, piece, cancel) are parsed here and framed in
 // wire-blocks.ts, not by the library (see there why), and so is the `pollen_proof` extension
@@ -34,10 +34,7 @@ const MERGED_MESSAGES_BYTES = 16 * 1024;
 export interface WireOptions {
   /** 20 bytes. */
   readonly peerId: Buffer;
-  /**
-   * The socket reads through `onread` into a buffer it reuses (see READ_BUFFER and dialWire) and
-   * hands each read to `receive`: no 'data' events, no fresh buffer per read.
-   */
+  /** The socket reads through `onread` into a buffer it reuses (see READ_BUFFER and dialWire) and hands each read to `receive`: no 'data' events, no fresh buffer per read. */
   readonly ownReads?: boolean;
   /** Where a protocol violation bans the remote address (none: the connection is only closed). */
   readonly bans?: AddressBans;
@@ -152,10 +149,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     this.wire.on('handshake', ((infoHash: string, _peerId: string, ext: { extended?: boolean }) => this.onHandshake(infoHash, ext)) as never);
     this.wire.on('extended', ((ext: string, payload: unknown) => this.onExtended(ext, payload)) as never);
     this.wire.on('have', ((i: number) => this.isReady && this.emit('have', i)) as never);
-    this.wire.on('bitfield', (() => this.isReady && this.emit('bitfield')) as never);
-    this.wire.on('unchoke', (() => this.isReady && this.emit('unchoke')) as never);
-    this.wire.on('interested', (() => this.isReady && this.emit('interested')) as never);
-    this.wire.on('uninterested', (() => this.isReady && this.emit('uninterested')) as never);
+    for (const e of ['bitfield', 'unchoke', 'interested', 'uninterested'] as const) this.wire.on(e, (() => this.isReady && this.emit(e)) as never);
     this.wire.on('choke', (() => {
       // BEP 3: a choke discards the requests the remote side had not answered.
       this.blocks.failAsked('peer is choking');
@@ -260,12 +254,9 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     if (!this.closed) this.wire.unchoke();
   }
 
-  interested(): void {
-    if (!this.closed) this.wire.interested();
-  }
-
-  uninterested(): void {
-    if (!this.closed) this.wire.uninterested();
+  /** BEP 3: we want pieces the other side holds, or (false) no longer do. */
+  interested(wants = true): void {
+    if (!this.closed) this.wire[wants ? 'interested' : 'uninterested']();
   }
 
   /** Whether the other side said it is interested (and has not taken it back). */

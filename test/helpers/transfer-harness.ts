@@ -135,12 +135,8 @@ export class ScriptedParent extends EventEmitter implements ParentConnection {
   /** What the transfer last told this parent (BEP 3): interested or not. */
   isInterested = false;
 
-  interested(): void {
-    this.isInterested = true;
-  }
-
-  uninterested(): void {
-    this.isInterested = false;
+  interested(wants = true): void {
+    this.isInterested = wants;
   }
 
   destroy(reason = 'closed'): void {

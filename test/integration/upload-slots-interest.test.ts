@@ -74,7 +74,7 @@ describe("a peer's upload slots go to children that want pieces", () => {
     b.interested();
     expect(await unchokedWithin(b, 500)).toBe(false);
     // a has what it wanted: its slot goes to b, and a is choked.
-    a.uninterested();
+    a.interested(false);
     const [aChoked, bUnchoked] = await Promise.all([chokedWithin(a, 5_000), unchokedWithin(b, 5_000)]);
     expect([aChoked, bUnchoked]).toEqual([true, true]);
     const block = await b.request(0, 0, 16 * 1024);
@@ -82,7 +82,7 @@ describe("a peer's upload slots go to children that want pieces", () => {
     // a wants pieces again: it waits behind b until b no longer does.
     a.interested();
     expect(await unchokedWithin(a, 500)).toBe(false);
-    b.uninterested();
+    b.interested(false);
     expect(await unchokedWithin(a, 5_000)).toBe(true);
   });
 });

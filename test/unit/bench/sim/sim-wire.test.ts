@@ -40,7 +40,7 @@ describe('a simulated wire link', () => {
     link.interested();
     q.run();
     expect([interest, link.peerChoking]).toEqual([[true], false]);
-    link.uninterested();
+    link.interested(false);
     q.run();
     expect([interest, link.peerChoking]).toEqual([[true, false], true]);
   });
