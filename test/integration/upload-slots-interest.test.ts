@@ -84,5 +84,26 @@ describe("a peer's upload slots go to children that want pieces", () => {
     expect(await unchokedWithin(a, 500)).toBe(false);
     b.interested(false);
     expect(await unchokedWithin(a, 5_000)).toBe(true);
+    a.destroy();
+    b.destroy();
+  });
+
+  it('a child that toggles its interest in a flood cannot take the slot of one that is served, and the peer keeps serving', async () => {
+    const dialer = new WireDialer({ bans: new AddressBans({ clock: systemClock }) }, { peerId: randomBytes(20), secret: '' });
+    const digest = layer.descriptor.digest as Digest;
+    const [served, flooder] = [dialer.dial(holder.agent.wireAddr, digest)!, dialer.dial(holder.agent.wireAddr, digest)!];
+    cleanups.push(async () => (served.destroy(), flooder.destroy()));
+    await Promise.all([served.ready, flooder.ready]);
+    served.interested();
+    expect(await unchokedWithin(served, 5_000)).toBe(true);
+    let servedChoked = false;
+    served.on('choke', () => (servedChoked = true));
+    for (let i = 0; i < 500; i++) flooder.interested(i % 2 === 0);
+    flooder.interested();
+    expect(await unchokedWithin(flooder, 1_000)).toBe(false);
+    expect(servedChoked).toBe(false);
+    const block = await served.request(0, 16 * 1024, 16 * 1024);
+    expect(block.equals(layer.blob.subarray(16 * 1024, 32 * 1024))).toBe(true);
+    expect(flooder.isClosed).toBe(false);
   });
 });
