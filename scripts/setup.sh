@@ -11,7 +11,7 @@ declare -A NEED=(
   [tini]=tini [htpasswd]=apache2-utils [curl]=curl [tc]=iproute2 [openssl]=openssl
   [aria2c]=aria2 [opentracker]=opentracker [setfattr]=attr [getfattr]=attr
   [systemd-analyze]=systemd [dockerd]=docker.io [docker]=docker.io [kubectl]=kubernetes-client
-  [chromium]=chromium [prometheus]=prometheus [filefrag]=e2fsprogs
+  [chromium]=chromium [prometheus]=prometheus
 )
 missing=()
 for tool in "${!NEED[@]}"; do

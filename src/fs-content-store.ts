@@ -1,7 +1,6 @@
 // Content store on disk, laid out as containerd's: `blobs/sha256/<hex>` for committed blobs and
-// `ingest/<hex>` for blobs being written. Commit = verify, fsync, rename; a reader never sees a
-// partial blob under blobs/. An ingest's pages go to disk as it is written (FlushBehind), so the
-// commit's fsync does not write a whole layer at the moment the engine fsyncs its own copy. "Already exists" on commit is success. Directories are 0700 and files
+// `ingest/<hex>` for blobs being written. Commit = fsync, verify, rename; a reader never sees a
+// partial blob under blobs/. "Already exists" on commit is success. Directories are 0700 and files
 // 0600, as containerd's content store: layers of private images are readable by Pollen's user only.
 // A blob's last-access time is its file's mtime (set by `touch`): blobs are immutable, so mtime
 // carries nothing else, it survives restarts with the file itself (no second record to reconcile
@@ -17,7 +16,6 @@ import type { BlobInfo, BlobUsage, ByteRange, CollectableStore, Ingest, IngestOp
 import { ensurePrivateDir, ensurePrivateFile, PRIVATE_FILE_MODE } from './store/private-dir.ts';
 import { PendingRanges } from './pending-ranges.ts';
 import { ReadHandles } from './store/read-handles.ts';
-import { FlushBehind } from './store/flush-behind.ts';
 
 const HASH_CHUNK_BYTES = 1 << 20;
 
@@ -200,12 +198,10 @@ class FsIngest implements Ingest {
   private scratch: Buffer<ArrayBuffer> | undefined;
   private state: IngestState = 'open';
   private verified: BlobInfo | undefined;
-  private readonly flush: FlushBehind;
 
   constructor(digest: Digest, fh: FileHandle, path: string, target: string, resumedBytes: number) {
     this.digest = digest;
     this.fh = fh;
-    this.flush = new FlushBehind(fh);
     this.path = path;
     this.target = target;
     this.resumedBytes = resumedBytes;
@@ -232,7 +228,6 @@ class FsIngest implements Ingest {
       this.dropHash();
       throw err;
     }
-    this.flush.wrote(length);
     if (hashedNow) this.catchUpSoon();
     else this.noteWritten(chunks, offset, length);
   }
@@ -322,7 +317,6 @@ class FsIngest implements Ingest {
     const info = await this.verify(expectedSize);
     this.assert('verified');
     try {
-      await this.flush.settled();
       await this.fh.sync();
       await rename(this.path, this.target);
       this.state = 'committed';
@@ -337,7 +331,6 @@ class FsIngest implements Ingest {
   async abort(): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    await this.flush.settled().catch(() => {});
     await this.fh.close().catch(() => {});
     await rm(this.path, { force: true });
   }
@@ -345,7 +338,6 @@ class FsIngest implements Ingest {
   async suspend(): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    await this.flush.settled().catch(() => {});
     await this.fh.sync().catch(() => {});
     await this.fh.close().catch(() => {});
   }
