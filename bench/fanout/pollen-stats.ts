@@ -58,3 +58,27 @@ export function transferSummaryFromLogs(outputs: Iterable<string>): TransferSumm
   }
   return s;
 }
+
+/**
+ * When a peer handed its client the last byte of the last blob it had to fetch: the time (epoch ms)
+ * of the peer's last 'access' line of a blob GET answered 200 from anywhere but its own store
+ * (`source` "local": skopeo reads the image's config again from it at the end), logged as the
+ * response ended; or undefined when there is none. What the client does after (skopeo checks the
+ * digest and fsyncs each blob before its rename) is the client's, not the fan-out's.
+ */
+export function lastBlobServedMs(log: string): number | undefined {
+  let last: number | undefined;
+  for (const line of log.split('\n')) {
+    if (!line.includes('"access"') || !line.includes('/blobs/')) continue;
+    let o: Record<string, unknown>;
+    try {
+      o = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    if (o.msg !== 'access' || o.method !== 'GET' || o.status !== 200 || o.source === 'local' || typeof o.path !== 'string' || !o.path.includes('/blobs/')) continue;
+    const t = num(o.time);
+    if (t > 0 && (last === undefined || t > last)) last = t;
+  }
+  return last;
+}

@@ -4,7 +4,7 @@ import { swarmFigures } from '../testbed/link-series.ts';
 import { median, totalCpuS, type ScenarioResult } from './scenario.ts';
 import type { FanoutReport } from './sweep.ts';
 
-const COLUMNS = ['S MiB', 'N', 'system', 'all-done s', 'x T*', 'x direct', 'median s', 'reg egress xS', 'sn egress xS', 'rx reg/sn/peers %', 'rx/need', 'rx max xS', 'down drops', 'rx pkt/MiB', 'dup xS', 'fallbacks', 'stalls', 'starved', 'seed grants u/s', 'half-rate s', 'link use %', 'tail s', 'client cpu s', 'client rss MiB', 'daemon cpu s', 'daemon sys %', 'daemon life cpu s', 'total cpu s', 'cores busy %', 'status'] as const;
+const COLUMNS = ['S MiB', 'N', 'system', 'all-done s', 'x T*', 'x direct', 'median s', 'reg egress xS', 'sn egress xS', 'rx reg/sn/peers %', 'rx/need', 'rx max xS', 'down drops', 'rx pkt/MiB', 'dup xS', 'fallbacks', 'stalls', 'starved', 'seed grants u/s', 'half-rate s', 'link use %', 'tail s', 'client tail s', 'client cpu s', 'client rss MiB', 'daemon cpu s', 'daemon sys %', 'daemon life cpu s', 'total cpu s', 'cores busy %', 'status'] as const;
 const STATUS = COLUMNS.length - 1;
 
 function fmt(x: number, digits = 2): string {
@@ -16,6 +16,12 @@ export function scenarioSwarm(r: ScenarioResult, mbit: number): ReturnType<typeo
   if (!r.series) return undefined;
   const peers = r.hosts.map((h) => h.host);
   return swarmFigures(r.series, peers, r.series.hosts.filter((h) => !peers.includes(h)), (mbit * 1e6) / 8, r.allDoneS);
+}
+
+/** The median over its hosts of the client's own work after its daemon served it the last byte (NaN when not known). */
+export function clientTailS(r: ScenarioResult): number {
+  const tails = r.hosts.filter((h) => h.ok && h.servedS !== undefined).map((h) => h.seconds - h.servedS!);
+  return tails.length > 0 ? median(tails) : NaN;
 }
 
 function row(r: ScenarioResult, direct: ScenarioResult | undefined, cores: number, mbit: number): string[] {
@@ -53,6 +59,7 @@ function row(r: ScenarioResult, direct: ScenarioResult | undefined, cores: numbe
     swarm ? fmt(swarm.halfRateS, 1) : '-',
     swarm ? fmt(swarm.linkUsePct, 0) : '-',
     swarm ? fmt(swarm.tailS, 1) : '-',
+    fmt(clientTailS(r)),
     fmt(meanCpu),
     fmt(maxRss, 0),
     fmt(daemonCpu),
@@ -83,6 +90,7 @@ export function renderTable(report: FanoutReport): string {
     '"seed grants u/s" = seed pieces the supernode granted: unheld (the first copy of a piece) / to peers starved of pieces (what takes "sn egress" past 1 x S);',
     'From every link\'s byte counters per 100 ms (rate-s<S>-n<N>.svg): "half-rate s" = when the peers together first received at half of what their downlinks carry (over 300 ms);',
     '"link use %" = the peers\' received bytes until all-done / what their downlinks could carry in that time; "tail s" = all-done - the servers\' (registry and supernode hosts) last 100 ms sending >= 10 % of a link;',
+    '"client tail s" = the median host\'s pull end - when its daemon served its client the last byte (Pollen: the peer\'s last blob answered): the client\'s own work after it (skopeo checks and fsyncs each blob);',
     '"daemon cpu s" = CPU of the long-running processes from the start of the pulls until they stop (aria2c, started by the pull, whole), "daemon sys %" the kernel share of it; "daemon life cpu s" = the same with their start-up;',
     '"total cpu s" = daemon cpu s + the clients that are not daemons (skopeo; aria2c is both, counted once): the CPU the system spent on the pulls;',
     '"cores busy %" = total cpu s / (cores x all-done s): near 100 the run was bound by the machine\'s CPU, not by its links.',

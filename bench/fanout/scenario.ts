@@ -33,6 +33,12 @@ export interface HostResult {
   /** The client is one of the daemons too (aria2c), so totalCpuS counts it there only. */
   clientIsDaemon?: boolean;
   clientMaxRssMiB: number;
+  /**
+   * When the host's daemon served its client the image's last byte, s since the pulls started
+   * (Pollen: its peer's last blob answered); `seconds` - `servedS` is the client's own work after
+   * it (skopeo checks and fsyncs each blob). Absent for systems without a serving daemon.
+   */
+  servedS?: number;
   error?: string | undefined;
   /** The client pulled again after this error (see PullOutcome.retriedAfter). */
   retriedAfter?: string;
@@ -197,6 +203,8 @@ export async function runScenario(input: ScenarioInput): Promise<ScenarioResult>
     const more = await system.finish(ctx).catch(() => ({}));
     daemons = { ...daemons, ...more };
     base.transfer = system.transferSummary?.();
+    const served = system.servedAt?.() ?? {};
+    for (const h of base.hosts) if (served[h.host] !== undefined) h.servedS = (served[h.host]! - t0) / 1000;
     if (input.logDir) await writeLogs(input.logDir, `${system.name}-n${base.n}-s${base.sizeMiB}`, system.logs?.() ?? {});
     await rm(workDir, { recursive: true, force: true });
   }

@@ -61,4 +61,6 @@ export interface FanoutSystem {
   logs?(): Record<string, string>;
   /** After finish(): what the system's own peers counted of their transfers (Pollen's duplicates by cause, fallbacks, stalls, starved grants). */
   transferSummary?(): TransferSummary | undefined;
+  /** After finish(): when each host's daemon served its client the image's last byte (epoch ms, by host name). */
+  servedAt?(): Record<string, number>;
 }

@@ -36,6 +36,11 @@ export interface BedRow {
   /** Bytes the peer hosts received and sent on their links. */
   rxBytes: number;
   txBytes: number;
+  /**
+   * When the last host's peer had served its client the image (fan-out results with hosts'
+   * `servedS`): what the model's all-done is, the client's own work after it left out.
+   */
+  servedS?: number;
 }
 
 export interface Bed {
@@ -58,6 +63,9 @@ export interface AgreementRow {
   simS: number;
   /** simS / bedS - 1. */
   diff: number;
+  /** The bed's BedRow.servedS and simS / bedServedS - 1, where the bed has it. */
+  bedServedS?: number;
+  servedDiff?: number;
   cpu: PeerCpu;
   /** The CPU term came from the other rows (false: the bed had one Pollen row, so it came from this one). */
   heldOut: boolean;
@@ -92,7 +100,10 @@ export function readBed(json: unknown, source = 'results.json'): Bed {
       rxBytes: hosts.reduce((sum, h) => sum + num(h.rxBytes), 0),
       txBytes: hosts.reduce((sum, h) => sum + num(h.txBytes), 0),
     };
-    if (Object.values(row).every((x) => x > 0)) rows.push(row);
+    if (!Object.values(row).every((x) => x > 0)) continue;
+    const served = hosts.map((h) => num(h.servedS));
+    if (served.every((x) => x > 0)) row.servedS = Math.max(...served);
+    rows.push(row);
   }
   if (rows.length === 0) throw bad('no Pollen row in which every host finished');
   return { cores, mbit, registryMbit, rows };
@@ -174,6 +185,7 @@ export async function runAgreement(o: AgreementOptions): Promise<AgreementRow[]>
     const lowerBoundS = lowerBoundSeconds(b.imageBytes, { registryUpMbit: bed.registryMbit, peerDownMbit: bed.mbit, peerUpMbit: new Array<number>(b.n).fill(bed.mbit) });
     const simS = r.unfinished > 0 ? Number.POSITIVE_INFINITY : r.allDoneMs / 1000;
     const row: AgreementRow = { n: b.n, sizeMiB: b.sizeMiB, lowerBoundS, bedS: b.allDoneS, simS, diff: simS / b.allDoneS - 1, cpu, heldOut };
+    if (b.servedS !== undefined) Object.assign(row, { bedServedS: b.servedS, servedDiff: simS / b.servedS - 1 });
     rows.push(row);
     o.log(JSON.stringify({ bench: 'sim-agreement', ...row }));
   }
@@ -184,11 +196,12 @@ export async function runAgreement(o: AgreementOptions): Promise<AgreementRow[]>
 }
 
 export function renderAgreementTable(rows: readonly AgreementRow[]): string {
-  const head = ['S MiB', 'N', 'T* s', 'bed s', 'sim s', 'sim vs bed', 'ns/B rx,tx', 'fitted from'];
+  const head = ['S MiB', 'N', 'T* s', 'bed s', 'sim s', 'sim vs bed', 'bed served s', 'sim vs served', 'ns/B rx,tx', 'fitted from'];
   const f = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+  const pct = (x: number | undefined): string => (x !== undefined && Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${(x * 100).toFixed(0)} %` : '-');
   const body = rows.map((r) => [
     String(r.sizeMiB), String(r.n), f(r.lowerBoundS), f(r.bedS), Number.isFinite(r.simS) ? f(r.simS) : 'unfinished',
-    Number.isFinite(r.diff) ? `${r.diff >= 0 ? '+' : ''}${(r.diff * 100).toFixed(0)} %` : 'n/a', `${f(r.cpu.rxNsPerByte, 1)},${f(r.cpu.txNsPerByte, 1)}`, r.heldOut ? 'other rows' : 'this row',
+    pct(r.diff), r.bedServedS !== undefined ? f(r.bedServedS) : '-', pct(r.servedDiff), `${f(r.cpu.rxNsPerByte, 1)},${f(r.cpu.txNsPerByte, 1)}`, r.heldOut ? 'other rows' : 'this row',
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');

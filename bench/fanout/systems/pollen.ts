@@ -10,7 +10,7 @@ import { run } from '../../testbed/exec.ts';
 import type { NsProcess } from '../../testbed/ns-process.ts';
 import type { Host } from '../../testbed/testbed.ts';
 import { skopeoPull, waitHttp } from '../ns-tools.ts';
-import { transferSummaryFromLogs, type TransferSummary } from '../pollen-stats.ts';
+import { lastBlobServedMs, transferSummaryFromLogs, type TransferSummary } from '../pollen-stats.ts';
 import type { DaemonUsage, FanoutContext, FanoutSystem, PullOutcome } from '../system.ts';
 
 const SUPERNODE_PORT = 8002;
@@ -132,6 +132,17 @@ export class PollenSystem implements FanoutSystem {
     const peers = [...this.stopped].filter(([name]) => name.startsWith('peer@')).map(([, proc]) => proc.output());
     const supernode = [...this.stopped].filter(([name]) => name.startsWith('supernode@')).map(([, proc]) => proc.output());
     return peers.length > 0 ? transferSummaryFromLogs([...peers, ...supernode]) : undefined;
+  }
+
+  /** When each host's peer served its client the last blob byte (epoch ms), from the logs of the stopped peers. */
+  servedAt(): Record<string, number> {
+    const at: Record<string, number> = {};
+    for (const [name, proc] of this.stopped) {
+      if (!name.startsWith('peer@')) continue;
+      const ms = lastBlobServedMs(proc.output());
+      if (ms !== undefined) at[name.slice('peer@'.length)] = ms;
+    }
+    return at;
   }
 
   usageNow(): DaemonUsage {

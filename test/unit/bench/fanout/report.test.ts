@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { transferSummaryFromLogs } from '../../../../bench/fanout/pollen-stats.ts';
+import { lastBlobServedMs, transferSummaryFromLogs } from '../../../../bench/fanout/pollen-stats.ts';
 import { finishedMedian, medianRuns } from '../../../../bench/fanout/charts.ts';
 import { renderTable, summarizeRuns } from '../../../../bench/fanout/report.ts';
 import { totalCpuS, type ScenarioResult } from '../../../../bench/fanout/scenario.ts';
@@ -47,6 +47,33 @@ describe("the fan-out report's Pollen transfer columns", () => {
     expect(cells('pollen')[col('seed grants u/s')]).toBe('-');
     pollen.transfer!.seedGrants = { unheld: 128, starved: 9 };
     expect(cells('pollen')[col('seed grants u/s')]).toBe('128/9');
+  });
+
+  it("reads when a peer served its client the last blob, and prints the client's tail after it", () => {
+    const access = (o: Record<string, unknown>): string => JSON.stringify({ level: 30, component: 'access', method: 'GET', status: 200, bytes: 100, msg: 'access', ...o });
+    const log = [
+      access({ time: 1000, path: '/v2/' }),
+      access({ time: 5000, path: '/v2/r/blobs/sha256:aa', source: 'peer' }),
+      access({ time: 7000, path: '/v2/r/blobs/sha256:bb', source: 'peer' }),
+      // The config read again from the store at the end: the client's own step.
+      access({ time: 7500, path: '/v2/r/blobs/sha256:aa', source: 'local' }),
+      access({ time: 8000, path: '/v2/r/blobs/sha256:cc', status: 404 }),
+      access({ time: 9000, path: '/v2/r/blobs/sha256:dd', method: 'HEAD' }),
+      access({ time: 9500, path: '/v2/r/manifests/latest' }),
+      'not json "access" /blobs/',
+    ].join('\n');
+    expect(lastBlobServedMs(log)).toBe(7000);
+    expect(lastBlobServedMs(access({ time: 1, path: '/v2/' }))).toBeUndefined();
+    const host = (seconds: number, servedS?: number) => ({ host: 'p', ok: true, seconds, ...(servedS !== undefined ? { servedS } : {}), rxBytes: 64 * MIB, fromRegistry: 0, fromSupernode: 0, fromPeers: 64 * MIB, txBytes: 0, clientCpuS: 1, clientMaxRssMiB: 10 });
+    const pollen: ScenarioResult = { system: 'pollen', n: 3, sizeMiB: 64, imageBytes: 64 * MIB, lowerBoundS: 5, allDoneS: 10, medianS: 9, registryEgressBytes: 64 * MIB, supernodeEgressBytes: 0, registryCpuS: 0, hosts: [host(9, 8), host(10, 8.5), host(9.5, 9.3)], daemons: {} };
+    const report: FanoutReport = { kind: 'pollen-bench-fanout', startedAt: '', finishedAt: '', machine: { cpus: 2, kernel: 'k', node: 'v20' }, options: { peers: [3], sizesMiB: [64], mbit: 100, registryMbit: 100, systems: [] }, systems: [], scenarios: [pollen] };
+    const lines = renderTable(report).split('\n');
+    const header = lines.find((l) => l.trim().startsWith('S MiB'))!.trim().split(/\s{2,}/);
+    const cells = lines.find((l) => l.includes(' pollen '))!.trim().split(/\s{2,}/);
+    // Tails 1.0, 1.5 and 0.2 s: the median host's.
+    expect(cells[header.indexOf('client tail s')]).toBe('1.00');
+    pollen.hosts = [host(9), host(10)];
+    expect(renderTable(report).split('\n').find((l) => l.includes(' pollen '))!.trim().split(/\s{2,}/)[header.indexOf('client tail s')]).toBe('-');
   });
 
   it("notes a baseline's pulls that were retried after a server error, with the error", () => {

@@ -19,8 +19,8 @@ function fanoutReport(scenarios: unknown[]): unknown {
   return { kind: 'pollen-bench-fanout', machine: { cpus: 2, kernel: 'x', node: 'v20' }, options: { peers: [2], sizesMiB: [8], mbit: 100, registryMbit: 100, systems: ['pollen'] }, systems: [], scenarios };
 }
 
-function scenario(system: string, n: number, opts: { ok?: boolean; clientIsDaemon?: boolean } = {}): unknown {
-  const hosts = Array.from({ length: n }, (_, i) => ({ host: `peer0${i + 1}`, ok: opts.ok ?? true, seconds: 9, rxBytes: 10 * MIB, txBytes: 8 * MIB, fromRegistry: 0, fromSupernode: MIB, fromPeers: 9 * MIB, clientCpuS: 0.5, clientIsDaemon: opts.clientIsDaemon, clientMaxRssMiB: 20 }));
+function scenario(system: string, n: number, opts: { ok?: boolean; clientIsDaemon?: boolean; servedS?: (i: number) => number | undefined } = {}): unknown {
+  const hosts = Array.from({ length: n }, (_, i) => ({ host: `peer0${i + 1}`, ok: opts.ok ?? true, seconds: 9, servedS: opts.servedS?.(i), rxBytes: 10 * MIB, txBytes: 8 * MIB, fromRegistry: 0, fromSupernode: MIB, fromPeers: 9 * MIB, clientCpuS: 0.5, clientIsDaemon: opts.clientIsDaemon, clientMaxRssMiB: 20 }));
   return { system, n, sizeMiB: 8, imageBytes: 8 * MIB, lowerBoundS: 0.67, allDoneS: 9.5, medianS: 9, registryEgressBytes: 8 * MIB, supernodeEgressBytes: 8 * MIB, registryCpuS: 0.1, hosts, daemons: { supernode: { cpuS: 1, lifeCpuS: 2, maxRssMiB: 90 }, 'peer@peer01': { cpuS: 2, lifeCpuS: 3, maxRssMiB: 100 } } };
 }
 
@@ -57,6 +57,11 @@ describe('reading the bed', () => {
     expect(readBed(fanoutReport([scenario('pollen', 2, { clientIsDaemon: true })])).rows[0]!.cpuS).toBe(3);
   });
 
+  it('takes when the last peer served its client the image, where every host says so', () => {
+    expect(readBed(fanoutReport([scenario('pollen', 3, { servedS: (i) => 7 + i / 2 })])).rows[0]!.servedS).toBe(8);
+    expect(readBed(fanoutReport([scenario('pollen', 3, { servedS: (i) => (i === 1 ? undefined : 7) })])).rows[0]!.servedS).toBeUndefined();
+  });
+
   it('refuses what is not a fan-out result, or one without a Pollen row to hold the model against, saying why', () => {
     expect(() => readBed({ kind: 'something-else' }, 'x.json')).toThrow(/x\.json is not a fan-out result .*"kind": "pollen-bench-fanout"/);
     expect(() => readBed(fanoutReport([scenario('bittorrent', 2)]))).toThrow(/no Pollen row in which every host finished/);
@@ -85,7 +90,7 @@ describe('runAgreement', () => {
     dir = await mkdtemp(join(tmpdir(), 'pollen-agree-'));
     const lines: string[] = [];
     // Two beds alike but for their CPU: the second's bytes cost 40 x the first's.
-    const cheap = { cores: 2, mbit: 100, registryMbit: 100, rows: [row(4, 16, 1, 2.5), row(8, 16, 1, 3)] };
+    const cheap = { cores: 2, mbit: 100, registryMbit: 100, rows: [row(4, 16, 1, 2.5), { ...row(8, 16, 1, 3), servedS: 2 }] };
     const dear = { ...cheap, rows: [row(4, 16, 40, 9), row(8, 16, 40, 16)] };
     const a = await runAgreement({ bed: cheap, seed: 3, maxSimS: 600, outDir: join(dir, 'cheap'), log: (l) => lines.push(l) });
     const b = await runAgreement({ bed: dear, seed: 3, maxSimS: 600, outDir: join(dir, 'dear'), log: (l) => lines.push(l) });
@@ -99,6 +104,10 @@ describe('runAgreement', () => {
       const bytes = r.n * 16 * MIB;
       expect(r.simS).toBeGreaterThanOrEqual((bytes * (r.cpu.rxNsPerByte + r.cpu.txNsPerByte) * 1e-9 * 0.75) / 2);
     }
+    // Against when the peers served their clients, where the bed has it.
+    expect(a[0]!.servedDiff).toBeUndefined();
+    expect(a[1]!.servedDiff).toBeCloseTo(a[1]!.simS / 2 - 1, 9);
+    expect(await readFile(join(dir, 'cheap', 'agreement.txt'), 'utf8')).toMatch(/bed served s +sim vs served[\s\S]*\s2\.00 +[+-]\d+ %/);
     const saved = JSON.parse(await readFile(join(dir, 'dear', 'agreement.json'), 'utf8')) as { rows: unknown[]; fitAll: { txNsPerByte: number } };
     expect(saved.rows).toHaveLength(2);
     expect(saved.fitAll.txNsPerByte).toBeCloseTo(40, 9);
