@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
+import { OciLayout, randomFileLayer, type BuiltLayer } from './images.ts';
 import { execFileP, freePort, requireTool, spawnLogged, stopProcess, waitFor } from './tools.ts';
 
 export interface AccessLogEntry {
@@ -84,6 +85,21 @@ export class TestRegistry {
     if (this.credentials) args.push('--dest-creds', `${this.credentials.username}:${this.credentials.password}`);
     args.push(`oci:${layoutDir}:${tag}`, `docker://${this.host}/${dest}`);
     await execFileP(skopeo, args, { maxBuffer: 16 << 20 });
+  }
+
+  /**
+   * Pushes an image of random-file layers (gzip), one per `{ seed, bytes }`, as `dest`, from an OCI
+   * layout in a new directory that the caller removes.
+   */
+  async pushRandomImage<const L extends ReadonlyArray<{ seed: string; bytes: number }>>(dest: string, layers: L): Promise<{ layers: { [K in keyof L]: BuiltLayer }; layoutDir: string }> {
+    const layoutDir = await mkdtemp(join(tmpdir(), 'pollen-layout-'));
+    const layout = new OciLayout(layoutDir);
+    const built: BuiltLayer[] = [];
+    for (const l of layers) built.push(await randomFileLayer(l.seed, l.bytes, 'gzip'));
+    layout.tag(layout.addImage(built), 'v1');
+    await layout.save();
+    await this.push(layoutDir, 'v1', dest);
+    return { layers: built as unknown as { [K in keyof L]: BuiltLayer }, layoutDir };
   }
 
   async stop(): Promise<void> {

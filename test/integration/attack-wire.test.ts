@@ -24,7 +24,7 @@ import { blockMessage, MAX_INCOMING_REQUESTS, MSG_REQUEST } from '../../src/p2p/
 import { infoHashOf, WireConnection } from '../../src/p2p/wire-connection.ts';
 import { WireDialer } from '../../src/p2p/wire-dialer.ts';
 import { splitHostPort } from '../../src/config.ts';
-import { OciLayout, randomFileLayer, type BuiltLayer } from '../helpers/images.ts';
+import type { BuiltLayer } from '../helpers/images.ts';
 import { startPeer, startSupernode, type TestPeer } from '../helpers/p2p-swarm.ts';
 import { PIECE_KEY_FILE } from '../../supernode/supernode.ts';
 import { TestRegistry } from '../helpers/registry.ts';
@@ -91,12 +91,7 @@ describe('attacks on the peer wire', () => {
 
   beforeAll(async () => {
     registry = await TestRegistry.start();
-    layoutDir = await mkdtemp(join(tmpdir(), 'pollen-attack-wire-'));
-    const layout = new OciLayout(layoutDir);
-    layer = await randomFileLayer('attack-wire', 6 << 20, 'gzip');
-    layout.tag(layout.addImage([layer]), 'v1');
-    await layout.save();
-    await registry.push(layoutDir, 'v1', 'test/attack:v1');
+    ({ layers: [layer], layoutDir } = await registry.pushRandomImage('test/attack:v1', [{ seed: 'attack-wire', bytes: 6 << 20 }]));
     const { node } = await startSupernode({ upstream: registry.url, secret: SECRET });
     cleanups.push(() => node.close());
     supernodeUrl = node.url;
@@ -235,13 +230,11 @@ describe('attacks on the peer wire', () => {
 
   it('a member that sends forged piece proofs with its bad bytes poisons nothing: no hash is taken from it, none of its bytes are stored, the pull completes', async () => {
     // A layer the seed has not fetched yet, so the child lacks hashes when the forger is offered.
-    const dir = await mkdtemp(join(tmpdir(), 'pollen-attack-forged-'));
+    const {
+      layers: [forged],
+      layoutDir: dir,
+    } = await registry.pushRandomImage('test/forged:v1', [{ seed: 'attack-forged', bytes: 4 << 20 }]);
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const forged = await randomFileLayer('attack-forged', 4 << 20, 'gzip');
-    const layout = new OciLayout(dir);
-    layout.tag(layout.addImage([forged]), 'v1');
-    await layout.save();
-    await registry.push(dir, 'v1', 'test/forged:v1');
     const digest = forged.descriptor.digest as Digest;
     const size = forged.blob.length;
     const pieceSize = pieceSizeFor(size);

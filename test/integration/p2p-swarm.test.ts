@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../../src/digest.ts';
-import { OciLayout, randomFileLayer, type BuiltLayer } from '../helpers/images.ts';
+import type { BuiltLayer } from '../helpers/images.ts';
 import { TestRegistry } from '../helpers/registry.ts';
 import { freePort, waitFor } from '../helpers/tools.ts';
 import { startPeer, startSupernode, type TestPeer } from '../helpers/p2p-swarm.ts';
@@ -34,13 +34,10 @@ describe('P2P swarm over a real registry', () => {
 
   beforeAll(async () => {
     registry = await TestRegistry.start();
-    layoutDir = await mkdtemp(join(tmpdir(), 'pollen-layout-'));
-    const layout = new OciLayout(layoutDir);
-    layer = await randomFileLayer('swarm', LAYER_BYTES, 'gzip');
-    second = await randomFileLayer('swarm-second', SECOND_LAYER_BYTES, 'gzip');
-    layout.tag(layout.addImage([layer, second]), 'v1');
-    await layout.save();
-    await registry.push(layoutDir, 'v1', 'test/swarm:v1');
+    ({ layers: [layer, second], layoutDir } = await registry.pushRandomImage('test/swarm:v1', [
+      { seed: 'swarm', bytes: LAYER_BYTES },
+      { seed: 'swarm-second', bytes: SECOND_LAYER_BYTES },
+    ]));
   });
 
   afterAll(async () => {

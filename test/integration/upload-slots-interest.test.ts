@@ -2,16 +2,14 @@
 // only once it says it is interested, a child that says it no longer is gives its slot to one that
 // waits, and it waits its turn when it wants pieces again.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import { AddressBans } from '../../src/p2p/wire-bans.ts';
 import type { WireConnection } from '../../src/p2p/wire-connection.ts';
 import { WireDialer } from '../../src/p2p/wire-dialer.ts';
-import { OciLayout, randomFileLayer, type BuiltLayer } from '../helpers/images.ts';
+import type { BuiltLayer } from '../helpers/images.ts';
 import { startPeer, startSupernode, type TestPeer } from '../helpers/p2p-swarm.ts';
 import { TestRegistry } from '../helpers/registry.ts';
 
@@ -41,12 +39,7 @@ describe("a peer's upload slots go to children that want pieces", () => {
 
   beforeAll(async () => {
     registry = await TestRegistry.start();
-    layoutDir = await mkdtemp(join(tmpdir(), 'pollen-slots-'));
-    const layout = new OciLayout(layoutDir);
-    layer = await randomFileLayer('slots', 2 << 20, 'gzip');
-    layout.tag(layout.addImage([layer]), 'v1');
-    await layout.save();
-    await registry.push(layoutDir, 'v1', 'test/slots:v1');
+    ({ layers: [layer], layoutDir } = await registry.pushRandomImage('test/slots:v1', [{ seed: 'slots', bytes: 2 << 20 }]));
     const { node } = await startSupernode({ upstream: registry.url });
     cleanups.push(() => node.close());
     holder = await startPeer([node.url], { uploadSlots: 1 });
@@ -55,6 +48,16 @@ describe("a peer's upload slots go to children that want pieces", () => {
     expect(await holder.pull(registry.url, 'test/slots', digest)).toBe(digest);
   }, 120_000);
 
+  /** Two children of the holder for the layer, dialled as a raw wire client does, ready. */
+  async function twoChildren(): Promise<[WireConnection, WireConnection]> {
+    const dialer = new WireDialer({ bans: new AddressBans({ clock: systemClock }) }, { peerId: randomBytes(20), secret: '' });
+    const digest = layer.descriptor.digest as Digest;
+    const pair: [WireConnection, WireConnection] = [dialer.dial(holder.agent.wireAddr, digest)!, dialer.dial(holder.agent.wireAddr, digest)!];
+    cleanups.push(async () => pair.forEach((c) => c.destroy()));
+    await Promise.all(pair.map((c) => c.ready));
+    return pair;
+  }
+
   afterAll(async () => {
     for (const c of cleanups.reverse()) await c().catch(() => {});
     await registry?.stop();
@@ -62,11 +65,7 @@ describe("a peer's upload slots go to children that want pieces", () => {
   });
 
   it('unchokes an interested child only, gives the slot of a child no longer interested to the one waiting, and queues it when it asks again', async () => {
-    const dialer = new WireDialer({ bans: new AddressBans({ clock: systemClock }) }, { peerId: randomBytes(20), secret: '' });
-    const digest = layer.descriptor.digest as Digest;
-    const [a, b] = [dialer.dial(holder.agent.wireAddr, digest)!, dialer.dial(holder.agent.wireAddr, digest)!];
-    cleanups.push(async () => (a.destroy(), b.destroy()));
-    await Promise.all([a.ready, b.ready]);
+    const [a, b] = await twoChildren();
     // Neither said it wants anything: the one slot stays free.
     expect(await unchokedWithin(a, 500)).toBe(false);
     a.interested();
@@ -89,11 +88,7 @@ describe("a peer's upload slots go to children that want pieces", () => {
   });
 
   it('a child that toggles its interest in a flood cannot take the slot of one that is served, and the peer keeps serving', async () => {
-    const dialer = new WireDialer({ bans: new AddressBans({ clock: systemClock }) }, { peerId: randomBytes(20), secret: '' });
-    const digest = layer.descriptor.digest as Digest;
-    const [served, flooder] = [dialer.dial(holder.agent.wireAddr, digest)!, dialer.dial(holder.agent.wireAddr, digest)!];
-    cleanups.push(async () => (served.destroy(), flooder.destroy()));
-    await Promise.all([served.ready, flooder.ready]);
+    const [served, flooder] = await twoChildren();
     served.interested();
     expect(await unchokedWithin(served, 5_000)).toBe(true);
     let servedChoked = false;
