@@ -12,6 +12,7 @@ import { WireDialer } from '../../src/p2p/wire-dialer.ts';
 import type { BuiltLayer } from '../helpers/images.ts';
 import { startPeer, startSupernode, type TestPeer } from '../helpers/p2p-swarm.ts';
 import { TestRegistry } from '../helpers/registry.ts';
+import { waitFor } from '../helpers/tools.ts';
 
 /** Resolves true once `conn` is unchoked, false if it is still choked after `ms`. */
 function unchokedWithin(conn: WireConnection, ms: number): Promise<boolean> {
@@ -66,6 +67,10 @@ describe("a peer's upload slots go to children that want pieces", () => {
 
   it('unchokes an interested child only, gives the slot of a child no longer interested to the one waiting, and queues it when it asks again', async () => {
     const [a, b] = await twoChildren();
+    // The holder counts them as children of this blob (what its own transfer reads: p2p-downloader.ts).
+    const digest = layer.descriptor.digest as Digest;
+    await waitFor(async () => holder.agent.childrenOf(digest) === 2, 'two children of the blob');
+    expect(holder.agent.childrenOf('sha256:0000000000000000000000000000000000000000000000000000000000000000' as Digest)).toBe(0);
     // Neither said it wants anything: the one slot stays free.
     expect(await unchokedWithin(a, 500)).toBe(false);
     a.interested();
@@ -84,6 +89,7 @@ describe("a peer's upload slots go to children that want pieces", () => {
     b.interested(false);
     expect(await unchokedWithin(a, 5_000)).toBe(true);
     a.destroy();
+    await waitFor(async () => holder.agent.childrenOf(digest) === 1, 'one child left once the other closed');
     b.destroy();
   });
 
