@@ -198,7 +198,7 @@ export async function runAgreement(o: AgreementOptions): Promise<AgreementRow[]>
 export function renderAgreementTable(rows: readonly AgreementRow[]): string {
   const head = ['S MiB', 'N', 'T* s', 'bed s', 'sim s', 'sim vs bed', 'bed served s', 'sim vs served', 'ns/B rx,tx', 'fitted from'];
   const f = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
-  const pct = (x: number | undefined): string => (x !== undefined && Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${(x * 100).toFixed(0)} %` : '-');
+  const pct = (x: number | undefined): string => (x === undefined ? '-' : Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${(x * 100).toFixed(0)} %` : 'n/a');
   const body = rows.map((r) => [
     String(r.sizeMiB), String(r.n), f(r.lowerBoundS), f(r.bedS), Number.isFinite(r.simS) ? f(r.simS) : 'unfinished',
     pct(r.diff), r.bedServedS !== undefined ? f(r.bedServedS) : '-', pct(r.servedDiff), `${f(r.cpu.rxNsPerByte, 1)},${f(r.cpu.txNsPerByte, 1)}`, r.heldOut ? 'other rows' : 'this row',
