@@ -93,13 +93,19 @@ export class TestRegistry {
    */
   async pushRandomImage<const L extends ReadonlyArray<{ seed: string; bytes: number }>>(dest: string, layers: L): Promise<{ layers: { [K in keyof L]: BuiltLayer }; layoutDir: string }> {
     const layoutDir = await mkdtemp(join(tmpdir(), 'pollen-layout-'));
-    const layout = new OciLayout(layoutDir);
-    const built: BuiltLayer[] = [];
-    for (const l of layers) built.push(await randomFileLayer(l.seed, l.bytes, 'gzip'));
-    layout.tag(layout.addImage(built), 'v1');
-    await layout.save();
-    await this.push(layoutDir, 'v1', dest);
-    return { layers: built as unknown as { [K in keyof L]: BuiltLayer }, layoutDir };
+    try {
+      const layout = new OciLayout(layoutDir);
+      const built: BuiltLayer[] = [];
+      for (const l of layers) built.push(await randomFileLayer(l.seed, l.bytes, 'gzip'));
+      layout.tag(layout.addImage(built), 'v1');
+      await layout.save();
+      await this.push(layoutDir, 'v1', dest);
+      return { layers: built as unknown as { [K in keyof L]: BuiltLayer }, layoutDir };
+    } catch (err) {
+      // Nobody else knows the directory yet.
+      await rm(layoutDir, { recursive: true, force: true });
+      throw err;
+    }
   }
 
   async stop(): Promise<void> {
