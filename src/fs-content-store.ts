@@ -16,8 +16,14 @@ import type { BlobInfo, BlobUsage, ByteRange, CollectableStore, Ingest, IngestOp
 import { ensurePrivateDir, ensurePrivateFile, PRIVATE_FILE_MODE } from './store/private-dir.ts';
 import { PendingRanges } from './pending-ranges.ts';
 import { ReadHandles } from './store/read-handles.ts';
+import { InlineIo, type InlineIoOptions } from './store/inline-io.ts';
 
 const HASH_CHUNK_BYTES = 1 << 20;
+
+export interface FsContentStoreOptions {
+  /** How positioned reads and writes choose between the main thread and the thread pool (src/store/inline-io.ts). */
+  inlineIo?: InlineIoOptions;
+}
 
 export class FsContentStore implements CollectableStore {
   readonly root: string;
@@ -25,15 +31,18 @@ export class FsContentStore implements CollectableStore {
   private readonly ingestDir: string;
   /** Committed blobs' read handles, kept between positioned reads (readInto). */
   private readonly handles = new ReadHandles();
+  /** Positioned reads and writes on the main thread while they are page-cache copies. */
+  readonly io: InlineIo;
 
-  private constructor(root: string) {
+  private constructor(root: string, options: FsContentStoreOptions) {
     this.root = root;
+    this.io = new InlineIo(options.inlineIo);
     this.blobDir = join(root, 'blobs', 'sha256');
     this.ingestDir = join(root, 'ingest');
   }
 
-  static async open(root: string): Promise<FsContentStore> {
-    const store = new FsContentStore(root);
+  static async open(root: string, options: FsContentStoreOptions = {}): Promise<FsContentStore> {
+    const store = new FsContentStore(root, options);
     const { wasPrivate } = await ensurePrivateDir(root);
     await ensurePrivateDir(join(root, 'blobs'));
     await ensurePrivateDir(store.blobDir);
@@ -89,7 +98,7 @@ export class FsContentStore implements CollectableStore {
     await this.handles
       .use(this.blobPath(digest), async (fh) => {
         for (let filled = 0; filled < target.length; ) {
-          const { bytesRead } = await fh.read(target, filled, target.length - filled, offset + filled);
+          const bytesRead = await this.io.read(fh, target, filled, target.length - filled, offset + filled);
           if (bytesRead === 0) throw new PollenError('ERR_INTERNAL', `short read of ${digest}: ${filled} of ${target.length} bytes at ${offset}`, { digest });
           filled += bytesRead;
         }
@@ -108,7 +117,7 @@ export class FsContentStore implements CollectableStore {
       return open(path, 'r+');
     });
     const { size } = await fh.stat();
-    return new FsIngest(digest, fh, path, this.blobPath(digest), size);
+    return new FsIngest(digest, fh, path, this.blobPath(digest), size, this.io);
   }
 
   async delete(digest: Digest): Promise<boolean> {
@@ -181,6 +190,7 @@ class FsIngest implements Ingest {
   private readonly fh: FileHandle;
   private readonly path: string;
   private readonly target: string;
+  private readonly io: InlineIo;
   // Incremental hash of the written prefix. A write at the end of the hashed prefix is hashed from
   // memory before writeAt resolves; a write beyond it is remembered as a range and read back from
   // the file (the page cache) once the prefix reaches it, so pieces landing out of order (P2P) are
@@ -199,8 +209,9 @@ class FsIngest implements Ingest {
   private state: IngestState = 'open';
   private verified: BlobInfo | undefined;
 
-  constructor(digest: Digest, fh: FileHandle, path: string, target: string, resumedBytes: number) {
+  constructor(digest: Digest, fh: FileHandle, path: string, target: string, resumedBytes: number, io: InlineIo) {
     this.digest = digest;
+    this.io = io;
     this.fh = fh;
     this.path = path;
     this.target = target;
@@ -217,7 +228,7 @@ class FsIngest implements Ingest {
     // write resolved sent most in-order pieces to the read-back path (writes complete out of order).
     const hashedNow = this.hashInOrder(chunks, offset, length);
     try {
-      const { bytesWritten } = await this.fh.writev(chunks as Uint8Array[], offset);
+      const bytesWritten = await this.io.writev(this.fh, chunks, offset);
       if (bytesWritten < length) {
         // A short vectored write (rare): finish the rest with plain writes.
         const rest = Buffer.concat(chunks).subarray(bytesWritten);
@@ -287,8 +298,7 @@ class FsIngest implements Ingest {
 
   async readAt(target: Uint8Array, offset: number): Promise<number> {
     if (this.state === 'closed') throw new PollenError('ERR_CLOSED', `ingest of ${this.digest} is closed`, { digest: this.digest });
-    const { bytesRead } = await this.fh.read(target, 0, target.length, offset);
-    return bytesRead;
+    return this.io.read(this.fh, target, 0, target.length, offset);
   }
 
   async verify(expectedSize?: number): Promise<BlobInfo> {
@@ -360,7 +370,7 @@ class FsIngest implements Ingest {
 
   private async hashRange(hash: Hash, start: number, end: number, buf: Buffer = Buffer.allocUnsafe(Math.min(HASH_CHUNK_BYTES, Math.max(1, end - start)))): Promise<void> {
     for (let pos = start; pos < end; ) {
-      const { bytesRead } = await this.fh.read(buf, 0, Math.min(buf.length, end - pos), pos);
+      const bytesRead = await this.io.read(this.fh, buf, 0, Math.min(buf.length, end - pos), pos);
       if (bytesRead === 0) throw new PollenError('ERR_SIZE_MISMATCH', `blob ${this.digest} ends at ${pos}, before ${end}`, { digest: this.digest });
       hash.update(buf.subarray(0, bytesRead));
       pos += bytesRead;

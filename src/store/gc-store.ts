@@ -24,7 +24,9 @@ export interface GcStore {
  * ingests of an earlier run are removed now). With `collect: false` nothing runs on a timer.
  */
 export async function openGcStore(deps: { clock: Clock; logger?: Logger }, root: string, options: GcStoreOptions & { collect?: boolean } = {}): Promise<GcStore> {
-  const fs = await FsContentStore.open(root);
+  const fs = await FsContentStore.open(root, {
+    inlineIo: { onBlocked: (ms) => deps.logger?.warn({ ms: Math.round(ms), root }, 'content store reads and writes blocked the main thread on the disk; the next ones go through the thread pool for 10 s') },
+  });
   const quota = options.diskQuota ? await resolveQuota(parseQuota(options.diskQuota), root) : undefined;
   const store = new ManagedStore({ store: fs, clock: deps.clock, logger: deps.logger }, { quota });
   await store.start();

@@ -12,10 +12,10 @@ const dirs: string[] = [];
 afterAll(async () => {
   for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
 });
-const fsStore = async (): Promise<FsContentStore> => {
+const fsStore = async (inline = true): Promise<FsContentStore> => {
   const dir = await mkdtemp(join(tmpdir(), 'pollen-cs-'));
   dirs.push(dir);
-  return FsContentStore.open(dir);
+  return FsContentStore.open(dir, { inlineIo: { enabled: inline } });
 };
 const managed = async (inner: FsContentStore | MemoryContentStore): Promise<ManagedStore> => {
   // A quota far above what the suite writes: the managed store must keep the contract unchanged.
@@ -24,9 +24,11 @@ const managed = async (inner: FsContentStore | MemoryContentStore): Promise<Mana
   return store;
 };
 
-contentStoreConformance('FsContentStore', fsStore);
+contentStoreConformance('FsContentStore', () => fsStore());
+// After a slow call (a cold read, a throttled write) the store's reads and writes go through the thread pool.
+contentStoreConformance('FsContentStore through the thread pool', () => fsStore(false));
 contentStoreConformance('MemoryContentStore', async () => new MemoryContentStore());
 contentStoreConformance('ManagedStore over FsContentStore', async () => managed(await fsStore()));
 contentStoreConformance('ManagedStore over MemoryContentStore', async () => managed(new MemoryContentStore()));
-collectableStoreConformance('FsContentStore', fsStore);
+collectableStoreConformance('FsContentStore', () => fsStore());
 collectableStoreConformance('MemoryContentStore', async () => new MemoryContentStore());
