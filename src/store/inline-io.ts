@@ -2,8 +2,9 @@
 // copies, instead of in libuv's thread pool. An async fs call is a trip through the pool (a futex
 // wake of a worker, its syscall, an eventfd wake of the loop, a FileHandle promise), and a peer
 // makes one per 256 KiB block it stores, streams to its client or uploads: on the 2-core bed at
-// N = 16 (64 MiB, alternating pairs) doing them inline took the daemons' CPU from a median of
-// 23.4 to 20.5 s and the all-done from 17.4 to 15.8 s. The same copy inline costs ~0.1 ms.
+// N = 16 (64 MiB, 13 alternating pairs) doing them inline took the daemons' CPU from a median of
+// 23.4 to 22.0 s and the all-done from 17.1 to 16.3 s; a downloading peer on loopback (bench:
+// peer-cpu) spends 13 % less CPU per byte, an uploading one ~20 % less.
 //
 // A call that blocks on the disk (a cold read, a write throttled by dirty-page writeback) stalls
 // the whole event loop, so each inline call is watched: one that took longer than `slowMs` and
@@ -11,7 +12,8 @@
 // row send the calls of the next `asyncMs` to the thread pool, where a slow disk costs only its
 // wait. Wall time alone cannot tell: on a saturated machine a page-cache copy is often preempted
 // for 20-100 ms (the 16-host bed: ~115 such calls a peer a run, ~15 of them with some thread of
-// the process sleeping meanwhile, never three in a row), while a blocked disk makes every call slow.
+// the process sleeping meanwhile; three in a row 0-1 times a run), while a blocked disk makes every
+// call slow.
 import { readSync, writevSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
