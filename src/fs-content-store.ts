@@ -32,7 +32,7 @@ export class FsContentStore implements CollectableStore {
   /** Committed blobs' read handles, kept between positioned reads (readInto). */
   private readonly handles = new ReadHandles();
   /** Positioned reads and writes on the main thread while they are page-cache copies. */
-  readonly io: InlineIo;
+  private readonly io: InlineIo;
 
   private constructor(root: string, options: FsContentStoreOptions) {
     this.root = root;

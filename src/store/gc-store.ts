@@ -3,6 +3,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
 import { FsContentStore } from '../fs-content-store.ts';
+import { INLINE_PAUSE_MS } from './inline-io.ts';
 import { Collector, type CollectorOptions } from './collector.ts';
 import { ManagedStore } from './managed-store.ts';
 import { parseQuota, resolveQuota } from './quota.ts';
@@ -25,7 +26,7 @@ export interface GcStore {
  */
 export async function openGcStore(deps: { clock: Clock; logger?: Logger }, root: string, options: GcStoreOptions & { collect?: boolean } = {}): Promise<GcStore> {
   const fs = await FsContentStore.open(root, {
-    inlineIo: { onBlocked: (ms) => deps.logger?.warn({ ms: Math.round(ms), root }, 'content store reads and writes blocked the main thread on the disk; the next ones go through the thread pool for 10 s') },
+    inlineIo: { onBlocked: (ms) => deps.logger?.warn({ ms: Math.round(ms), root }, `content store reads and writes blocked the main thread on the disk; the next ones go through the thread pool for ${INLINE_PAUSE_MS / 1000} s`) },
   });
   const quota = options.diskQuota ? await resolveQuota(parseQuota(options.diskQuota), root) : undefined;
   const store = new ManagedStore({ store: fs, clock: deps.clock, logger: deps.logger }, { quota });
