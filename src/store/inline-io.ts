@@ -9,8 +9,8 @@
 // A call that blocks on the disk (a cold read, a write throttled by dirty-page writeback) stalls
 // the whole event loop, so each inline call is watched: one that took longer than `slowMs` and
 // in which the process slept (a voluntary context switch) blocked; `blockedInARow` of those in a
-// row send the calls of the next `asyncMs` to the thread pool, where a slow disk costs only its
-// wait. Wall time alone cannot tell: on a saturated machine a page-cache copy is often preempted
+// row (the first of a row judged on its time alone) send the calls of the next `asyncMs` to the
+// thread pool, where a slow disk costs only its wait. Wall time alone cannot tell: on a saturated machine a page-cache copy is often preempted
 // for 20-100 ms (the 16-host bed: ~115 such calls a peer a run, ~15 of them with some thread of
 // the process sleeping meanwhile; three in a row 0-1 times a run), while a blocked disk makes every
 // call slow.
@@ -79,15 +79,22 @@ export class InlineIo {
     return this.timed(() => readSync(fh.fd, target, offset, length, position));
   }
 
-  /** Runs a synchronous call, watching whether it blocked (its error is the caller's). */
+  /**
+   * Runs a synchronous call, watching whether it blocked (its error is the caller's). The sleep
+   * counter is read only once a row has begun: the first slow call of a row counts on its time
+   * alone, the rest must also have slept. `process.resourceUsage()` around every call was 5 % of a
+   * downloading peer's main thread (bench:peer-cpu's profile); now a run reads it around the few
+   * calls that follow a slow one.
+   */
   timed<T>(call: () => T): T {
     const start = this.now();
-    const slept = this.sleeps();
+    const watched = this.blocked > 0;
+    const slept = watched ? this.sleeps() : 0;
     try {
       return call();
     } finally {
       const end = this.now();
-      if (end - start <= this.slowMs || this.sleeps() === slept) this.blocked = 0;
+      if (end - start <= this.slowMs || (watched && this.sleeps() === slept)) this.blocked = 0;
       else if (++this.blocked >= this.blockedInARow) {
         this.blocked = 0;
         this.pauses++;

@@ -51,6 +51,27 @@ describe('InlineIo', () => {
     expect(io.inline).toBe(true);
   });
 
+  it('reads the sleep counter only around calls that follow a slow one', () => {
+    let reads = 0;
+    let t = 0;
+    let sleeps = 0;
+    const io = new InlineIo({ now: () => t, sleeps: () => (reads++, sleeps), slowMs: 10, blockedInARow: 3, asyncMs: 1_000 });
+    for (let i = 0; i < 100; i++) io.timed(() => (t += 1)); // quick page-cache copies
+    expect(reads).toBe(0);
+    io.timed(() => (t += 50)); // slow: a row begins, judged on its time
+    expect(reads).toBe(0);
+    io.timed(() => (t += 50)); // slow, no sleep: a preempted copy ends the row
+    expect(reads).toBe(2);
+    io.timed(() => (t += 1));
+    expect(reads).toBe(2);
+    expect(io.pauses).toBe(0);
+    // A slow first call and two slow ones that slept: blocked.
+    io.timed(() => (t += 50));
+    io.timed(() => ((t += 50), sleeps++));
+    io.timed(() => ((t += 50), sleeps++));
+    expect(io.pauses).toBe(1);
+  });
+
   it('counts a call that throws (the error is the caller\'s)', () => {
     const { io, c } = manual();
     for (let i = 0; i < 3; i++) {
