@@ -35,10 +35,17 @@ export interface SeedPiece {
 export async function fetchSeedPiece(client: Pick<SupernodeClient, 'seedPiece'>, req: SeedPieceRequest): Promise<SeedPiece> {
   const { index, length, stallMs } = req;
   const stall = new AbortController();
+  // One timer for the whole body: each chunk only notes when it came, and the timer, when it
+  // fires, waits out the rest of `stallMs` after the last one (a timer cleared and set again per
+  // chunk was two timer-list updates per 16 KiB TLS record).
+  let lastChunk = 0;
   let watchdog: NodeJS.Timeout | undefined;
-  const rearm = (): void => {
-    clearTimeout(watchdog);
-    watchdog = setTimeout(() => stall.abort(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `seed piece ${index} stalled for ${stallMs} ms`)), stallMs);
+  const watch = (ms: number): void => {
+    watchdog = setTimeout(() => {
+      const quiet = performance.now() - lastChunk;
+      if (quiet >= stallMs) stall.abort(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `seed piece ${index} stalled for ${stallMs} ms`));
+      else watch(stallMs - quiet);
+    }, ms);
   };
   try {
     const signal = AbortSignal.any([req.signal, stall.signal]);
@@ -46,9 +53,10 @@ export async function fetchSeedPiece(client: Pick<SupernodeClient, 'seedPiece'>,
     const body = pacedChunks(answer.body as AsyncIterable<Buffer>, req.throttle, signal);
     const chunks: Buffer[] = [];
     let n = 0;
-    rearm();
+    lastChunk = performance.now();
+    watch(stallMs);
     for await (const c of body) {
-      rearm();
+      lastChunk = performance.now();
       const chunk = c as Buffer;
       n += chunk.length;
       if (n > length) throw new PollenError('ERR_SIZE_MISMATCH', `seed piece ${index} is longer than ${length} bytes`);

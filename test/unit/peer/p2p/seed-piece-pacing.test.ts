@@ -38,6 +38,35 @@ describe('download budget on the seed and registry paths', () => {
     expect(chunks).toHaveLength(2);
   });
 
+  it('a seed body that stops for stallMs is given up; one whose chunks keep coming is not, however long it takes', async () => {
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    async function* trickle(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < 6; i++) {
+        await sleep(40);
+        yield Buffer.alloc(10);
+      }
+    }
+    const slow = { seedPiece: async () => ({ body: Readable.from(trickle()), pieceHash: () => undefined }) };
+    // 240 ms in all, never 150 ms without a chunk.
+    const { chunks } = await fetchSeedPiece(slow as never, { supernode: 'x', digest: DIGEST, index: 0, length: 60, stallMs: 150, signal: new AbortController().signal });
+    expect(chunks).toHaveLength(6);
+    // As undici does, the request's signal ends the body with its reason.
+    const stuck = {
+      seedPiece: async (_url: string, _digest: Digest, _index: number, signal: AbortSignal) => {
+        const body = new Readable({ read() {} }); // one chunk, then nothing more
+        body.push(Buffer.alloc(10));
+        signal.addEventListener('abort', () => body.destroy(signal.reason as Error), { once: true });
+        return { body, pieceHash: () => undefined };
+      },
+    };
+    const started = performance.now();
+    await expect(fetchSeedPiece(stuck as never, { supernode: 'x', digest: DIGEST, index: 3, length: 60, stallMs: 150, signal: new AbortController().signal })).rejects.toMatchObject({
+      code: 'ERR_SUPERNODE_UNAVAILABLE',
+      message: expect.stringContaining('seed piece 3 stalled for 150 ms'),
+    });
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
+
   it('withDownloadBudget stamps the budget on every request\'s target, and is a no-op when unlimited', async () => {
     const seen: BlobFetchRequest[] = [];
     const inner = { start: async (r: BlobFetchRequest) => (seen.push(r), {} as PartialBlob) };
