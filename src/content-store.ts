@@ -32,21 +32,36 @@ export interface Ingest {
    */
   readAt(target: Uint8Array, offset: number): Promise<number>;
   /**
+   * Stops hashing the blob as it is written (and reading back what came out of order), for a
+   * writer that checks every byte against piece hashes whose list the supernode vouched for as
+   * the blob's (VerifyOptions.vouched). Verifying without `vouched` then hashes the whole file.
+   */
+  forgoDigest(): void;
+  /**
    * Checks size and digest without making the blob visible. Rejects with ERR_DIGEST_MISMATCH /
    * ERR_SIZE_MISMATCH (the ingest is then discarded). Cheap when writes came in order.
    */
-  verify(expectedSize?: number): Promise<BlobInfo>;
+  verify(expectedSize?: number, options?: VerifyOptions): Promise<BlobInfo>;
   /**
    * Verifies (unless already verified), makes the content durable, then visible, and releases the
    * handle — unless `keepReadable`, for readers mid-stream; then `close()` releases it later.
    */
-  commit(expectedSize?: number, options?: { keepReadable?: boolean }): Promise<BlobInfo>;
+  commit(expectedSize?: number, options?: VerifyOptions & { keepReadable?: boolean }): Promise<BlobInfo>;
   /** Discards the ingest. Idempotent. */
   abort(): Promise<void>;
   /** Releases handles but keeps the partial content so a later `openIngest(.., {resume: true})` continues it. */
   suspend(): Promise<void>;
   /** Releases the read handle after a commit. Idempotent. */
   close(): Promise<void>;
+}
+
+export interface VerifyOptions {
+  /**
+   * The writer vouches for the bytes: it checked every piece against hashes whose list the
+   * supernode's seed verified as the blob's (peer/p2p/p2p-transfer.ts vouches): the size is
+   * checked, the digest is not hashed again. Nothing else passes it.
+   */
+  readonly vouched?: boolean;
 }
 
 export interface IngestOptions {

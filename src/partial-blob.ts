@@ -4,7 +4,7 @@
 // so one slow client never holds back the download or the others, and memory stays bounded.
 // After commit readers continue from the committed blob; after a failure they get the error.
 import { Readable } from 'node:stream';
-import type { ContentStore, BlobInfo, Ingest, ByteRange } from './content-store.ts';
+import type { ContentStore, BlobInfo, Ingest, ByteRange, VerifyOptions } from './content-store.ts';
 import type { Digest } from './digest.ts';
 import { PollenError } from './errors.ts';
 import type { PooledBody } from './pooled-body.ts';
@@ -118,17 +118,17 @@ export class PartialBlob {
   }
 
   /**
-   * Verifies and commits the blob. Readers get the last byte as soon as the digest is verified,
-   * without waiting for the fsync and rename that make it durable and visible.
+   * Verifies and commits the blob (`vouched`: see VerifyOptions). Readers get the last byte as soon
+   * as the digest is verified, without waiting for the fsync and rename that make it durable and visible.
    */
-  async commit(): Promise<BlobInfo> {
+  async commit(options: VerifyOptions = {}): Promise<BlobInfo> {
     this.assertWriting();
     this.state = { name: 'verifying' };
     try {
-      await this.ingest.verify(this.size);
+      await this.ingest.verify(this.size, options);
       this.state = { name: 'verified' };
       this.wake();
-      const info = await this.ingest.commit(this.size, { keepReadable: true });
+      const info = await this.ingest.commit(this.size, { ...options, keepReadable: true });
       this.state = { name: 'committed', info };
       return info;
     } catch (err) {

@@ -71,6 +71,11 @@ export class P2pDownloader implements BlobDownloader {
     const { url, meta, first } = found;
     const ingest = await this.store.openIngest(request.digest, { resume: saved !== undefined });
     const have = await this.resume(ingest, meta, saved);
+    // The supernode vouched for the blob's piece hashes: the transfer checks every piece against
+    // them and commits vouched, so the ingest need not hash the blob as well (when the transfer
+    // cannot vouch, the commit hashes the whole file). Not when resuming: those pieces came before.
+    const hashList = have.count === 0 && ingest.resumedBytes === 0 ? found.hashList : undefined;
+    if (hashList !== undefined) ingest.forgoDigest();
     const available = Math.min(meta.size, have.prefixLength() * meta.pieceSize);
     const partial = new PartialBlob({ store: this.store, ingest }, { size: meta.size, available });
     const transfer = new P2pTransfer(
@@ -95,7 +100,7 @@ export class P2pDownloader implements BlobDownloader {
         onBan: (peerId) => this.agent.onBan(peerId),
         onEvent: (e) => this.agent.onTransferEvent(e),
       },
-      { request, meta, partial, ingest, have, ...(first ? { first } : {}) },
+      { request, meta, partial, ingest, have, ...(first ? { first } : {}), ...(hashList !== undefined ? { hashList } : {}) },
       this.timings,
     );
     this.transfers.add(transfer);
@@ -112,7 +117,7 @@ export class P2pDownloader implements BlobDownloader {
    * The task from the first supernode (in rendezvous order) that answers, with the transfer's first
    * schedule when the supernode sent one; undefined to fall back.
    */
-  private async task(request: BlobFetchRequest, resuming: boolean): Promise<{ url: string; meta: MetainfoBody; first: SyncResponse | undefined } | undefined> {
+  private async task(request: BlobFetchRequest, resuming: boolean): Promise<FoundTask | undefined> {
     // The transfer about to start shares the host's seed leases with those running and those being
     // created: an image's layers are asked for together, and each asking the whole budget in its
     // first schedule would have the seed start more pieces at once, each at a share of its uplink.
@@ -129,7 +134,7 @@ export class P2pDownloader implements BlobDownloader {
    * the metainfo without hashes (each piece's comes with it); one that resumes checks its saved
    * pieces against them.
    */
-  private async createTask(request: BlobFetchRequest, body: TaskBody, resuming: boolean): Promise<{ url: string; meta: MetainfoBody; first: SyncResponse | undefined } | undefined> {
+  private async createTask(request: BlobFetchRequest, body: TaskBody, resuming: boolean): Promise<FoundTask | undefined> {
     for (const url of this.agent.client.ownersOf(request.digest)) {
       // A supernode that refused for the peer's allowance (429) is asked once more after the wait
       // it gave, then the next owner: falling back at once would have the registry send the blob
@@ -149,7 +154,7 @@ export class P2pDownloader implements BlobDownloader {
    * The task from `url`; else 'next' (unavailable: the next owner is asked), 'fallback' (any other
    * error), or the milliseconds its refusal for the peer's allowance asks to wait.
    */
-  private async taskFrom(url: string, request: BlobFetchRequest, body: TaskBody, resuming: boolean): Promise<{ url: string; meta: MetainfoBody; first: SyncResponse | undefined } | 'next' | 'fallback' | number> {
+  private async taskFrom(url: string, request: BlobFetchRequest, body: TaskBody, resuming: boolean): Promise<FoundTask | 'next' | 'fallback' | number> {
     try {
       if (!this.agent.isRegistered(url)) await this.agent.register(url);
       const ask = (): TaskBody => (!resuming && this.agent.client.proofVerifier(url) ? { ...body, withoutHashes: true } : body);
@@ -161,10 +166,11 @@ export class P2pDownloader implements BlobDownloader {
         await this.agent.register(url);
         answer = await this.agent.client.createTask(url, ask());
       }
-      const { first, ...meta } = answer;
+      const { first, hashList, ...meta } = answer;
       if (!consistent(meta, request.digest) || (request.sizeHint !== undefined && meta.size !== request.sizeHint)) throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent inconsistent metainfo`);
-      // A schedule of the wrong shape is left out: the transfer then syncs for one, as it would have.
-      return { url, meta, first: isSchedule(first) ? first : undefined };
+      // A schedule of the wrong shape is left out: the transfer then syncs for one, as it would have;
+      // so is a hash list that is no sha256 (the commit then hashes the blob).
+      return { url, meta, first: isSchedule(first) ? first : undefined, hashList: typeof hashList === 'string' && /^[0-9a-f]{64}$/.test(hashList) ? hashList : undefined };
     } catch (err) {
       const e = toPollenError(err);
       const wait = refusedMs(e);
@@ -188,6 +194,14 @@ export class P2pDownloader implements BlobDownloader {
     }
     return have;
   }
+}
+
+/** A task a supernode created: its metainfo, the first schedule and the vouched hash list (TaskAnswer) when it sent them. */
+interface FoundTask {
+  readonly url: string;
+  readonly meta: MetainfoBody;
+  readonly first: SyncResponse | undefined;
+  readonly hashList: string | undefined;
 }
 
 function isSchedule(res: SyncResponse | undefined): res is SyncResponse {

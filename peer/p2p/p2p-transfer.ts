@@ -1,16 +1,15 @@
 // One blob fetched piece by piece: from several parents over the wire (a window of blocks per
 // parent sized from its measured throughput), from the seed for pieces the supernode grants, and
 // from the registry when P2P stops making progress. Every piece is checked against its sha256
-// before it is written, announced or persisted; a parent that sends a bad piece is banned. The verified
-// bitfield is persisted (once a second) so a restarted peer resumes, and the contiguous verified prefix
-// is exposed to waiting clients through the PartialBlob. The whole blob is verified at commit.
-// The parts: the piece accounting in piece-ledger.ts, the parents in parent-pool.ts (a parent's
-// window and assignments in parent-link.ts), what is asked of them in parent-requests.ts (with the
-// picker of piece-picker.ts), the phase in transfer-state.ts, the seed-piece GET in seed-piece.ts,
-// the seed grants in seed-grants.ts, the piece proofs in transfer-proofs.ts, the persisted bitfield
-// in bitfield-record.ts, the supernode sync in transfer-sync.ts, the registry fallback in
-// upstream-fallback.ts; time and every outside party come through the seams of transfer-seams.ts,
-// so unit tests drive it on a manual clock and bench/sim runs this very code on simulated time.
+// before it is written, announced or persisted; a parent that sends a bad piece is banned. The
+// verified bitfield is persisted (once a second) so a restarted peer resumes; the contiguous
+// verified prefix is exposed to clients through the PartialBlob. The whole blob is verified at
+// commit, against its digest unless the supernode vouched for the piece hashes (transfer-vouch.ts).
+// The parts: piece-ledger.ts (piece accounting), parent-pool.ts and parent-link.ts (parents, their
+// windows), parent-requests.ts and piece-picker.ts (what is asked of them), transfer-state.ts,
+// seed-piece.ts and seed-grants.ts (the seed), transfer-proofs.ts, bitfield-record.ts,
+// transfer-sync.ts (the supernode), upstream-fallback.ts; time and every outside party come
+// through transfer-seams.ts, so unit tests drive it on a manual clock and bench/sim runs this code.
 import { delayToGrid, steadyClock, type Clock, type Timer } from '../../src/clock.ts';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError, toPollenError } from '../../src/errors.ts';
@@ -27,6 +26,7 @@ import { ENDGAME_COPIES } from './piece-picker.ts';
 import { HOST_SEED_LEASES, PARENT_FEEDING_MS, SeedGrants, seedLeasesWanted } from './seed-grants.ts';
 import { taskRequest } from './task-request.ts';
 import { TransferProofs } from './transfer-proofs.ts';
+import { TransferVouch } from './transfer-vouch.ts';
 import { TransferState } from './transfer-state.ts';
 import { fetchMissingFromUpstream } from './upstream-fallback.ts';
 import { hashKnown, knownHashCount, STARVED_MS, TransferSync, withAnsweredHashes, withPieceHash } from './transfer-sync.ts';
@@ -50,6 +50,7 @@ export class P2pTransfer {
   private readonly seed: SeedGrants;
   private readonly requests: ParentRequests;
   private readonly proving: TransferProofs;
+  private readonly vouch: TransferVouch;
   private availability: readonly number[] = [];
   private lastProgressAt: number;
   private lastPieceAt: number;
@@ -63,8 +64,8 @@ export class P2pTransfer {
   private resolveDone!: () => void;
   readonly done: Promise<void> = new Promise((r) => (this.resolveDone = r));
 
-  /** `init.first`: the answer of the first sync, which came with the task's creation (TaskAnswer): no need to ask it. */
-  constructor(deps: TransferDeps, init: { request: BlobFetchRequest; meta: MetainfoBody; partial: BlobTarget; ingest: BlobReader; have: Bitfield; first?: SyncResponse }, timings: TransferTimings = DEFAULT_TIMINGS) {
+  /** `init.first`: the first sync's answer, which came with the task (TaskAnswer); `hashList`: see transfer-vouch.ts. */
+  constructor(deps: TransferDeps, init: { request: BlobFetchRequest; meta: MetainfoBody; partial: BlobTarget; ingest: BlobReader; have: Bitfield; first?: SyncResponse; hashList?: string }, timings: TransferTimings = DEFAULT_TIMINGS) {
     this.deps = deps;
     this.clock = deps.clock ?? steadyClock;
     this.hashPiece = deps.hashPiece ?? sha256Piece;
@@ -76,6 +77,7 @@ export class P2pTransfer {
     this.partial = init.partial;
     this.ingest = init.ingest;
     this.ledger = new PieceLedger(init.have);
+    this.vouch = new TransferVouch(this.meta.pieceCount, init.hashList, init.have.count > 0);
     this.proving = new TransferProofs(this.meta, () => deps.proofs?.(), { known: (i) => this.meta.hashes[i], learn: (i, hash) => this.learnHash(i, hash) });
     this.record = new BitfieldRecord({ kv: deps.kv, clock: this.clock }, { digest: this.digest, size: this.meta.size, pieceSize: this.meta.pieceSize, have: this.ledger.have });
     this.started = this.lastProgressAt = this.lastPieceAt = this.clock.now();
@@ -293,6 +295,7 @@ export class P2pTransfer {
     this.cancelCopies(index);
     let stored = false;
     try {
+      this.vouch.wrote(index, fallback ? undefined : this.meta.hashes[index]);
       await this.partial.writeAt(data, index * this.meta.pieceSize);
       stored = true;
     } catch (err) {
@@ -354,14 +357,15 @@ export class P2pTransfer {
     if (!this.state.tryMove('done')) return;
     this.stop();
     try {
-      await this.partial.commit();
+      const vouched = this.vouch.vouches(this.meta);
+      await this.partial.commit({ vouched });
       this.deps.pieces.markCommitted(this.digest, this.meta.size, this.proving.kept);
       this.deps.pieces.removeActive(this.digest, this);
       await this.record.remove();
       void this.supernodeSync.reportComplete(this.meta.pieceCount);
       const s = this.ledger.stats;
       this.deps.logger.info(
-        { digest: this.digest, size: this.meta.size, ms: this.clock.now() - this.started, from: { ...this.counters }, received: s.receivedBytes, duplicates: { ...s.duplicateBytes }, fallbacks: s.fallbacks, stalls: s.stalls, starvedGrants: s.starvedGrants, dials: s.dials, syncs: s.syncs },
+        { digest: this.digest, size: this.meta.size, ms: this.clock.now() - this.started, vouched, from: { ...this.counters }, received: s.receivedBytes, duplicates: { ...s.duplicateBytes }, fallbacks: s.fallbacks, stalls: s.stalls, starvedGrants: s.starvedGrants, dials: s.dials, syncs: s.syncs },
         'blob committed',
       );
     } catch (err) {

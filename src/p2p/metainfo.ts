@@ -8,6 +8,7 @@
 // simulated, 100 peers at 100 Mbit/s pulling 256 MiB finished 1.6 x T* with 4 MiB pieces and
 // 1.2 x T* (median) with 1 MiB (bench/sim, see bench/README.md). Every peer and supernode of a
 // cluster must run the same layout (a version that changes it is a whole-cluster upgrade).
+import { createHash } from 'node:crypto';
 import type { Digest } from '../digest.ts';
 import { Bitfield } from './bitfield.ts';
 import { PollenError } from '../errors.ts';
@@ -166,4 +167,22 @@ export function unpackHashes(packed: unknown, max: number): Array<string | null>
     hashes.push(h.every((b) => b === 0) ? null : h.toString('hex'));
   }
   return hashes;
+}
+
+const HASH_LIST_CONTEXT = 'pollen piece hash list v1\n';
+
+/**
+ * The sha256 (hex) of a blob's piece hashes in order, bound to its digest and layout; undefined
+ * while one is unknown (or not a sha256). The supernode's task answer carries it (`hashList`) once
+ * its seed holds the blob verified against the digest: a peer that checked every piece it wrote
+ * against exactly those hashes has the bytes the seed verified, and commits without hashing the
+ * whole blob again (peer/p2p/p2p-transfer.ts, Ingest.forgoDigest).
+ */
+export function pieceHashList(meta: { readonly digest: Digest; readonly pieceSize: number; readonly hashes: ReadonlyArray<string | null | undefined> }): string | undefined {
+  const list = createHash('sha256').update(`${HASH_LIST_CONTEXT}${meta.digest}\n${meta.pieceSize}\n`, 'latin1');
+  for (const h of meta.hashes) {
+    if (typeof h !== 'string' || !/^[0-9a-f]{64}$/.test(h)) return undefined;
+    list.update(Buffer.from(h, 'hex'));
+  }
+  return list.digest('hex');
 }

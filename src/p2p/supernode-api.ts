@@ -212,6 +212,12 @@ export interface FirstSyncRequest {
 
 /** The task's metainfo and, when the creation asked for it (`first`), the answer its first sync would have had. */
 export interface TaskAnswer extends MetainfoBody {
+  /**
+   * Once the seed holds the blob whole and verified against its digest: pieceHashList of its
+   * piece hashes (src/p2p/metainfo.ts). A peer that checked every piece against exactly those
+   * commits without hashing the blob again; a peer from before ignores it.
+   */
+  readonly hashList?: string;
   /** The hashes packed, when the creation asked `terse` (then `hashes` is empty). */
   readonly hashesPacked?: string;
   readonly first?: SyncResponse;

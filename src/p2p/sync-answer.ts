@@ -165,7 +165,7 @@ export function readSyncAnswer(json: object): SyncResponse | undefined {
 }
 
 /** A task creation's answer on the wire: whole, or (`terse`) with its hashes packed and its first schedule terse; no hashes when asked `withoutHashes`. */
-export function taskAnswer(meta: MetainfoBody, first: SyncResponse | undefined, ask: { readonly terse?: boolean | undefined; readonly withoutHashes?: boolean | undefined; readonly packParents?: boolean | undefined }): TaskAnswer | Record<string, unknown> {
+export function taskAnswer(meta: MetainfoBody & { readonly hashList?: string }, first: SyncResponse | undefined, ask: { readonly terse?: boolean | undefined; readonly withoutHashes?: boolean | undefined; readonly packParents?: boolean | undefined }): TaskAnswer | Record<string, unknown> {
   if (ask.withoutHashes === true) meta = { ...meta, hashes: new Array<null>(meta.pieceCount).fill(null) };
   if (ask.terse !== true) return first ? { ...meta, first } : meta;
   const known = hashesAfter(meta.hashes, 0, true);

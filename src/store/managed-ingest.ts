@@ -1,7 +1,7 @@
 // An ingest of the managed store: accounts the bytes it adds (or reserves up front, when the
 // download declared its size) against the quota before writing them, and tells the store how it
 // ended: committed (a blob now), discarded (bytes gone) or suspended (bytes kept for a resume).
-import type { BlobInfo, Ingest } from '../content-store.ts';
+import type { BlobInfo, Ingest, VerifyOptions } from '../content-store.ts';
 import type { Digest } from '../digest.ts';
 import type { ManagedStore } from './managed-store.ts';
 
@@ -61,9 +61,13 @@ export class ManagedIngest implements Ingest {
     return this.inner.readAt(target, offset);
   }
 
-  async verify(expectedSize?: number): Promise<BlobInfo> {
+  forgoDigest(): void {
+    this.inner.forgoDigest();
+  }
+
+  async verify(expectedSize?: number, options?: VerifyOptions): Promise<BlobInfo> {
     try {
-      return await this.inner.verify(expectedSize);
+      return await this.inner.verify(expectedSize, options);
     } catch (err) {
       // A failed verify discards the ingest (the contract of Ingest.verify).
       this.finish('discarded');
@@ -71,7 +75,7 @@ export class ManagedIngest implements Ingest {
     }
   }
 
-  async commit(expectedSize?: number, options: { keepReadable?: boolean } = {}): Promise<BlobInfo> {
+  async commit(expectedSize?: number, options: VerifyOptions & { keepReadable?: boolean } = {}): Promise<BlobInfo> {
     let info: BlobInfo;
     try {
       info = await this.inner.commit(expectedSize, options);

@@ -7,7 +7,7 @@ import type { Digest } from '../../src/digest.ts';
 import type { PieceSigner } from '../../src/p2p/piece-proof.ts';
 import { ABORTED, PollenError } from '../../src/errors.ts';
 import { sendPooledBody } from '../../src/pooled-body.ts';
-import { holdingBits } from '../../src/p2p/metainfo.ts';
+import { holdingBits, pieceHashList } from '../../src/p2p/metainfo.ts';
 import { asShaped, syncAnswer, taskAnswer, type SyncAnswerJson } from '../../src/p2p/sync-answer.ts';
 import {
   API,
@@ -59,8 +59,13 @@ interface RegisterBody {
   readonly holdings?: readonly Holding[];
 }
 
-function metaBody(task: SeedTask): MetainfoBody {
-  return { ...task.meta, hashes: [...task.meta.hashes] };
+/**
+ * A task's metainfo as its creation answers it; once the seed holds the blob whole, verified
+ * against its digest (state complete), with the list of its piece hashes vouched for (`hashList`).
+ */
+function metaBody(task: SeedTask): MetainfoBody & { hashList?: string } {
+  if (task.state.name === 'complete') task.hashList ??= pieceHashList(task.meta);
+  return { ...task.meta, hashes: [...task.meta.hashes], ...(task.hashList !== undefined ? { hashList: task.hashList } : {}) };
 }
 
 /**

@@ -57,6 +57,8 @@ type SeedState =
 export interface SeedTask {
   readonly meta: { digest: Digest; size: number; pieceSize: number; pieceCount: number; hashes: Array<string | null> };
   state: SeedState;
+  /** pieceHashList of a complete task, once a task answer needed it (routes-p2p.ts). */
+  hashList?: string;
 }
 
 export interface SeedCounters {

@@ -213,6 +213,8 @@ export interface Harness {
   readonly decisions: string[];
   readonly dialled: string[];
   readonly upstreamRanges: Array<{ start: number; end: number }>;
+  /** The options of each commit of the blob (whether the transfer vouched for it). */
+  readonly commits: Array<{ vouched?: boolean }>;
   readonly digest: Digest;
   /** The sha256 of each piece (whatever the transfer starts knowing). */
   readonly pieceHashes: readonly string[];
@@ -255,6 +257,8 @@ export interface HarnessOptions {
   proofCheck?: ProofCheck;
   /** The parents send piece proofs (default: not). */
   parentsSpeakProofs?: boolean;
+  /** The piece hashes the supernode vouched for with the task (TaskAnswer.hashList; default: none). */
+  hashList?: string;
   /** The transfer's numbers, for its picker's ties (default: numbers that never move a tie off the lowest index). */
   random?: () => number;
 }
@@ -282,6 +286,7 @@ export function harness(options: HarnessOptions): Harness {
   };
   const supernode = new ScriptedSupernode(meta, blob, decisions);
   const upstreamRanges: Array<{ start: number; end: number }> = [];
+  const commits: Array<{ vouched?: boolean }> = [];
   const fetchUpstream: UpstreamFetch = async (_u, _d, range, _signal, onPiece, pieceSize) => {
     upstreamRanges.push(range);
     for (let off = range.start, k = 0; off <= range.end; off += pieceSize, k++) await onPiece(k, Buffer.from(blob.subarray(off, Math.min(range.end + 1, off + pieceSize))));
@@ -321,7 +326,8 @@ export function harness(options: HarnessOptions): Harness {
       }
     },
     setAvailable: () => {},
-    commit: async () => {
+    commit: async (how: { vouched?: boolean } = {}) => {
+      commits.push(how);
       if (!options.hashPiece && !target.equals(blob)) throw new Error('blob differs');
       return { digest, size: blob.length } as never;
     },
@@ -329,7 +335,7 @@ export function harness(options: HarnessOptions): Harness {
   };
   const transfer = new P2pTransfer(
     deps,
-    { request: { digest, sizeHint: blob.length, upstream: { baseUrl: 'http://registry.test', name: 'x', authorization: undefined } }, meta, partial, ingest: { readAt: async () => 0 }, have, ...(options.first ? { first: options.first } : {}) },
+    { request: { digest, sizeHint: blob.length, upstream: { baseUrl: 'http://registry.test', name: 'x', authorization: undefined } }, meta, partial, ingest: { readAt: async () => 0 }, have, ...(options.first ? { first: options.first } : {}), ...(options.hashList !== undefined ? { hashList: options.hashList } : {}) },
     { ...DEFAULT_TIMINGS, ...options.timings },
   );
   const settle = async (): Promise<void> => {
@@ -345,7 +351,7 @@ export function harness(options: HarnessOptions): Harness {
     }
   };
   transfer.start();
-  return { clock, transfer, supernode, parents, log, decisions, dialled, upstreamRanges, digest, pieceHashes, settle, advance };
+  return { clock, transfer, supernode, parents, log, decisions, dialled, upstreamRanges, commits, digest, pieceHashes, settle, advance };
 }
 
 /** Offers parents in the next sync answer and makes them ready with the pieces given. */

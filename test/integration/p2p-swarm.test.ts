@@ -1,6 +1,8 @@
 // Several peers (the real P2P parts, in process) pulling one layer through a real supernode from a
 // real registry, driven through the BlobDownloader seam.
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { buffer } from 'node:stream/consumers';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +15,8 @@ import { SupernodeClient } from '../../peer/p2p/supernode-client.ts';
 import { HOST_SEED_LEASES } from '../../peer/p2p/seed-grants.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
 import { ProofVerifier } from '../../src/p2p/piece-proof.ts';
-import { pieceCountFor, pieceSizeFor, pieceSizeForSwarm } from '../../src/p2p/metainfo.ts';
+import { pieceCountFor, pieceHashList, pieceRange, pieceSizeFor, pieceSizeForSwarm } from '../../src/p2p/metainfo.ts';
+import { sha256Digest } from '../../src/digest.ts';
 import { generateSecret, pskClientOptions } from '../../src/cluster-tls.ts';
 import { API, MAX_SYNC_PACE_MS } from '../../src/p2p/supernode-api.ts';
 import { SYNC_PACE_WINDOW_MS } from '../../supernode/p2p/sync-pacer.ts';
@@ -241,6 +244,8 @@ describe('P2P swarm over a real registry', () => {
     asker.reportWith(() => ({ uploadedBytes: 0 }));
     const sent = Date.now();
     const answer = await asker.createTask(node.url, { digest, upstream, first: { wantSeed: 2 } });
+    // The seed has only begun the blob: no piece hashes are vouched for yet.
+    expect(answer.hashList).toBeUndefined();
     // It carried the heartbeat's report, as a sync batch does: the peer's next beat may wait.
     expect(answer.reported).toBe(true);
     expect(asker.lastReportAt(node.url)).toBeGreaterThanOrEqual(sent);
@@ -284,6 +289,53 @@ describe('P2P swarm over a real registry', () => {
     expect(bare.pieceCount).toBe(pieceCount);
     expect(bare.hashes).toEqual(new Array(pieceCount).fill(null));
   });
+
+  it('a peer that joins once the seed holds the blob verified commits it on the piece hashes the supernode vouched for, without hashing it again', async () => {
+    const { node } = await startSupernode({ upstream: registry.url, secret: SECRET });
+    cleanups.push(() => node.close());
+    const digest = layer.descriptor.digest as Digest;
+    const upstream = { registry: registry.host, name: 'test/swarm' };
+    const [first] = await peers(1, [node.url]);
+    expect(await first!.pull(registry.url, 'test/swarm', digest)).toBe(digest);
+    // The list the supernode vouches for once its seed committed the blob: the blob's piece hashes, here computed apart.
+    const probe = new SupernodeClient({}, { urls: [node.url], secret: SECRET, timeoutMs: 5_000 });
+    cleanups.push(() => probe.close());
+    await probe.register(node.url, { peerId: 'probe', wireAddr: '127.0.0.1:9', uploadSlots: 1, holdings: [] });
+    let answer = await probe.createTask(node.url, { digest, upstream });
+    for (const until = Date.now() + 10_000; answer.hashList === undefined && Date.now() < until; ) {
+      await new Promise((r) => setTimeout(r, 100));
+      answer = await probe.createTask(node.url, { digest, upstream });
+    }
+    const hashes = Array.from({ length: answer.pieceCount }, (_, i) => {
+      const { start, length } = pieceRange(answer.size, answer.pieceSize, i);
+      return createHash('sha256').update(layer.blob.subarray(start, start + length)).digest('hex');
+    });
+    expect(answer.hashList).toBe(pieceHashList({ digest, pieceSize: answer.pieceSize, hashes }));
+    // Two late peers: one takes the list as sent, the other is sent a list that is not the blob's.
+    const [late, misled] = await peers(2, [node.url]);
+    const seen = new Map<TestPeer, { forgone: number; vouched: Array<boolean | undefined> }>();
+    for (const p of [late!, misled!]) {
+      const mine = { forgone: 0, vouched: [] as Array<boolean | undefined> };
+      seen.set(p, mine);
+      const open = p.store.openIngest.bind(p.store);
+      p.store.openIngest = async (d, o) => {
+        const ingest = await open(d, o);
+        const forgo = ingest.forgoDigest.bind(ingest);
+        const commit = ingest.commit.bind(ingest);
+        ingest.forgoDigest = () => (mine.forgone++, forgo());
+        ingest.commit = (size, options) => (mine.vouched.push(options?.vouched), commit(size, options));
+        return ingest;
+      };
+    }
+    const create = misled!.agent.client.createTask.bind(misled!.agent.client);
+    misled!.agent.client.createTask = async (url, body) => ({ ...(await create(url, body)), hashList: 'f'.repeat(64) });
+    expect(await late!.pull(registry.url, 'test/swarm', digest)).toBe(digest);
+    expect(await misled!.pull(registry.url, 'test/swarm', digest)).toBe(digest);
+    expect(seen.get(late!)).toEqual({ forgone: 1, vouched: [true] });
+    // Not vouched: the commit hashed the whole file, and the blob is right.
+    expect(seen.get(misled!)).toEqual({ forgone: 1, vouched: [false] });
+    for (const p of [late!, misled!]) expect(sha256Digest(await buffer(await p.store.read(digest)))).toBe(digest);
+  }, 120_000);
 
   it('a parent that serves corrupted pieces is banned and every pull is still correct', async () => {
     const { node } = await startSupernode({ upstream: registry.url, secret: SECRET });

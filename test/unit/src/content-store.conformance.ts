@@ -128,6 +128,30 @@ export function contentStoreConformance(name: string, open: () => Promise<Conten
       await expect(store.read(digest)).rejects.toSatisfy((e) => isPollenError(e, 'ERR_BLOB_UNKNOWN'));
     });
 
+    it('an ingest that forgoes its digest hashes the whole file at a commit not vouched, and a vouched one checks the size only', async () => {
+      const store = await open();
+      const piece = Math.floor(data.length / 3);
+      const outOfOrder = async (bytes: Buffer) => {
+        const ingest = await store.openIngest(digest);
+        ingest.forgoDigest();
+        await ingest.writeAt(bytes.subarray(piece), piece);
+        await ingest.writeAt(bytes.subarray(0, piece), 0);
+        return ingest;
+      };
+      const bad = Buffer.from(data);
+      bad[piece + 1] = bad[piece + 1]! ^ 1;
+      await expect((await outOfOrder(bad)).commit(data.length)).rejects.toSatisfy((e) => isPollenError(e, 'ERR_DIGEST_MISMATCH'));
+      expect(await store.stat(digest)).toBeUndefined();
+      // Vouched: the writer checked every piece (here it says so); a wrong size is still refused.
+      await expect((await outOfOrder(data)).commit(data.length + 1, { vouched: true })).rejects.toSatisfy((e) => isPollenError(e, 'ERR_SIZE_MISMATCH'));
+      await (await outOfOrder(data)).commit(data.length, { vouched: true });
+      expect(Buffer.concat(await (await store.read(digest)).toArray())).toEqual(data);
+      await store.delete(digest);
+      await (await outOfOrder(data)).commit(data.length);
+      expect((await store.stat(digest))?.size).toBe(data.length);
+      await store.close();
+    });
+
     it('refuses a commit of the wrong size', async () => {
       const store = await open();
       const ingest = await store.openIngest(digest);

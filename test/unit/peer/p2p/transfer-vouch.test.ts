@@ -1,0 +1,76 @@
+// A transfer commits its blob vouched (no second sha256 pass) only when every piece it wrote was
+// checked against exactly the piece hashes the supernode vouched for with the task.
+import { describe, expect, it } from 'vitest';
+import { pieceHashList } from '../../../../src/p2p/metainfo.ts';
+import { TransferVouch } from '../../../../peer/p2p/transfer-vouch.ts';
+import { harness, offerParents, PIECE_BYTES, type Harness } from '../../../helpers/transfer-harness.ts';
+import type { Digest } from '../../../../src/digest.ts';
+
+async function fromParents(h: Harness): Promise<void> {
+  await offerParents(h, { a: [0, 1, 2], b: [0, 1, 2] });
+  for (let k = 0; k < 10 && h.transfer.state.phase === 'p2p'; k++) {
+    for (const p of h.parents.values()) p.deliver();
+    await h.settle();
+  }
+  await h.transfer.done;
+  expect(h.transfer.state.phase).toBe('done');
+}
+
+/** The list the supernode would vouch for: the harness blob's hashes (its digest and layout). */
+function listOf(h: Pick<Harness, 'digest' | 'pieceHashes'>): string {
+  return pieceHashList({ digest: h.digest, pieceSize: PIECE_BYTES, hashes: h.pieceHashes })!;
+}
+
+describe('commits vouched for by the supernode', () => {
+  it('a transfer whose every piece checked against the vouched list commits vouched', async () => {
+    const probe = harness({ pieces: 3, parents: [] });
+    const h = harness({ pieces: 3, parents: ['a', 'b'], hashList: listOf(probe) });
+    await fromParents(h);
+    expect(h.commits).toEqual([{ vouched: true }]);
+  });
+
+  it('not without a list, nor with one that is not of these hashes, this digest or this layout', async () => {
+    const probe = harness({ pieces: 3, parents: [] });
+    const others = [
+      undefined,
+      pieceHashList({ digest: probe.digest, pieceSize: PIECE_BYTES, hashes: [...probe.pieceHashes].reverse() }),
+      pieceHashList({ digest: `sha256:${'0'.repeat(64)}` as Digest, pieceSize: PIECE_BYTES, hashes: probe.pieceHashes }),
+      pieceHashList({ digest: probe.digest, pieceSize: 2 * PIECE_BYTES, hashes: probe.pieceHashes }),
+    ];
+    for (const hashList of others) {
+      const h = harness({ pieces: 3, parents: ['a', 'b'], ...(hashList !== undefined ? { hashList } : {}) });
+      await fromParents(h);
+      expect(h.commits).toEqual([{ vouched: false }]);
+    }
+  });
+
+  it('not once a piece came from the registry fallback, nor when the transfer resumed pieces an earlier run wrote', async () => {
+    const probe = harness({ pieces: 4, parents: [] });
+    const fallen = harness({ pieces: 4, parents: [], hashList: listOf(probe), timings: { noProgressMs: 3_000 } });
+    await fallen.advance(3_500, 250);
+    await fallen.transfer.done;
+    expect(fallen.transfer.stats.fallbacks).toBe(1);
+    expect(fallen.commits).toEqual([{ vouched: false }]);
+    const resumed = harness({ pieces: 3, parents: ['a', 'b'], have: [0], hashList: listOf(harness({ pieces: 3, parents: [] })) });
+    await fromParents(resumed);
+    expect(resumed.commits).toEqual([{ vouched: false }]);
+  });
+
+  it('TransferVouch: the hashes the pieces were checked against, every one, must be the list', () => {
+    const digest = `sha256:${'a'.repeat(64)}` as Digest;
+    const hashes = ['1', '2', '3'].map((c) => c.repeat(64));
+    const meta = { digest, pieceSize: PIECE_BYTES, pieceCount: 3 };
+    const list = pieceHashList({ digest, pieceSize: PIECE_BYTES, hashes })!;
+    const v = new TransferVouch(3, list, false);
+    v.wrote(0, hashes[0]!);
+    v.wrote(2, hashes[2]!);
+    expect(v.vouches(meta)).toBe(false); // piece 1 not written
+    v.wrote(1, '4'.repeat(64));
+    expect(v.vouches(meta)).toBe(false); // checked against another hash
+    v.wrote(1, hashes[1]!);
+    expect(v.vouches(meta)).toBe(true);
+    v.wrote(0, undefined);
+    expect(v.vouches(meta)).toBe(false);
+    expect(new TransferVouch(3, list, true).vouches(meta)).toBe(false);
+  });
+});
