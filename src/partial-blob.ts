@@ -109,6 +109,12 @@ export class PartialBlob {
     await this.ingest.writeAt(chunk, offset);
   }
 
+  /** The writer checks every byte against vouched piece hashes (Ingest.forgoDigest): the ingest stops hashing. */
+  forgoDigest(): void {
+    this.assertWriting();
+    this.ingest.forgoDigest();
+  }
+
   /** Declares that the first `bytes` bytes are on disk and verified enough to serve in order. */
   setAvailable(bytes: number): void {
     if (bytes > this.prefix) {

@@ -218,7 +218,7 @@ export class SimulatedPeer implements UploadSide {
         request,
         meta,
         ...(first ? { first } : {}),
-        partial: { writeAt: async () => {}, setAvailable: () => {}, commit: async () => ({}) as never, fail: async () => {} },
+        partial: { writeAt: async () => {}, setAvailable: () => {}, commit: async () => ({}) as never, fail: async () => {}, forgoDigest: () => {} },
         ingest: { readAt: async () => 0 },
         have: new Bitfield(blob.pieceCount),
       },

@@ -71,11 +71,6 @@ export class P2pDownloader implements BlobDownloader {
     const { url, meta, first } = found;
     const ingest = await this.store.openIngest(request.digest, { resume: saved !== undefined });
     const have = await this.resume(ingest, meta, saved);
-    // The supernode vouched for the blob's piece hashes: the transfer checks every piece against
-    // them and commits vouched, so the ingest need not hash the blob as well (when the transfer
-    // cannot vouch, the commit hashes the whole file). Not when resuming: those pieces came before.
-    const hashList = have.count === 0 && ingest.resumedBytes === 0 ? found.hashList : undefined;
-    if (hashList !== undefined) ingest.forgoDigest();
     const available = Math.min(meta.size, have.prefixLength() * meta.pieceSize);
     const partial = new PartialBlob({ store: this.store, ingest }, { size: meta.size, available });
     const transfer = new P2pTransfer(
@@ -100,7 +95,7 @@ export class P2pDownloader implements BlobDownloader {
         onBan: (peerId) => this.agent.onBan(peerId),
         onEvent: (e) => this.agent.onTransferEvent(e),
       },
-      { request, meta, partial, ingest, have, ...(first ? { first } : {}), ...(hashList !== undefined ? { hashList } : {}) },
+      { request, meta, partial, ingest, have, ...(first ? { first } : {}), ...(found.hashList !== undefined ? { hashList: found.hashList } : {}) },
       this.timings,
     );
     this.transfers.add(transfer);

@@ -45,6 +45,8 @@ export class P2pTransfer {
   private readonly ingest: BlobReader;
   private meta: MetainfoBody;
   private readonly ledger: PieceLedger;
+  /** Bytes received and thrown away by cause, fallbacks, stalls, declined seed grants. */
+  readonly stats: Readonly<TransferStats>;
   private readonly supernodeSync: TransferSync;
   private readonly pool: ParentPool;
   private readonly seed: SeedGrants;
@@ -77,7 +79,8 @@ export class P2pTransfer {
     this.partial = init.partial;
     this.ingest = init.ingest;
     this.ledger = new PieceLedger(init.have);
-    this.vouch = new TransferVouch(this.meta.pieceCount, init.hashList, init.have.count > 0);
+    this.stats = this.ledger.stats;
+    this.vouch = new TransferVouch(this.meta.pieceCount, init.have.count > 0, () => this.partial.forgoDigest(), init.hashList);
     this.proving = new TransferProofs(this.meta, () => deps.proofs?.(), { known: (i) => this.meta.hashes[i], learn: (i, hash) => this.learnHash(i, hash) });
     this.record = new BitfieldRecord({ kv: deps.kv, clock: this.clock }, { digest: this.digest, size: this.meta.size, pieceSize: this.meta.pieceSize, have: this.ledger.have });
     this.started = this.lastProgressAt = this.lastPieceAt = this.clock.now();
@@ -97,6 +100,7 @@ export class P2pTransfer {
         wantParents: this.pool.room(this.requests.uselessPatienceMs()),
         // With piece proofs every piece we may ask for comes with its hash: none from the supernode.
         knownHashes: this.proving.askSupernode(this.pool.ready(), this.ledger.have) ? knownHashCount(this.meta) : this.meta.pieceCount,
+        ...(this.vouch.wants ? { wantHashList: true } : {}),
       }),
       unsent: (r) => {
         this.pool.restoreReports({ badParents: r.badParents, corruptParents: r.corruptParents ?? [] });
@@ -198,11 +202,6 @@ export class P2pTransfer {
     return this.ledger.have;
   }
 
-  /** Bytes received and thrown away by cause, fallbacks, stalls, declined seed grants. */
-  get stats(): Readonly<TransferStats> {
-    return this.ledger.stats;
-  }
-
   async readInto(target: Buffer, offset: number): Promise<void> {
     const n = await this.ingest.readAt(target, offset);
     if (n !== target.length) throw new PollenError('ERR_INTERNAL', `short read of ${this.digest}`);
@@ -249,6 +248,7 @@ export class P2pTransfer {
     this.ledger.stats.syncs++;
     if (this.state.phase !== 'p2p') return;
     if (res.failed) return this.fallBack(`seed failed: ${res.failed}`);
+    this.vouch.learn(res.hashList);
     this.meta = withAnsweredHashes(this.meta, res);
     this.hashUpdates++;
     // An empty availability is the supernode's "unchanged" (it sends it at most once a second).

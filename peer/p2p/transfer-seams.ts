@@ -48,7 +48,7 @@ export interface ParentDialer {
 }
 
 export type TransferClient = Pick<SupernodeClient, 'sync' | 'createTask' | 'seedPiece'>;
-export type BlobTarget = Pick<PartialBlob, 'writeAt' | 'setAvailable' | 'commit' | 'fail'>;
+export type BlobTarget = Pick<PartialBlob, 'writeAt' | 'setAvailable' | 'commit' | 'fail' | 'forgoDigest'>;
 export type PieceRegistry = Pick<LocalPieces, 'addActive' | 'removeActive' | 'announce' | 'markCommitted'>;
 export type BlobReader = Pick<Ingest, 'readAt'>;
 export type UpstreamFetch = typeof fetchRangeFromUpstream;

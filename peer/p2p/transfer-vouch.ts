@@ -1,26 +1,44 @@
-// Whether a transfer may commit its blob without hashing it whole. The supernode's task answer
-// vouches for the blob's piece hashes once its seed holds the blob verified against the digest
-// (TaskAnswer.hashList, pieceHashList of src/p2p/metainfo.ts). Every piece a transfer writes from
-// a parent or the seed was checked against its hash first (ParentRequests, SeedGrants); if those
-// are exactly the vouched list, the file holds the bytes the seed verified, and the second sha256
-// pass over the blob (in order as it is written, reading back what came out of order) is not
-// needed: on loopback it was a fifth of a downloading peer's CPU (bench:peer-cpu). A piece from the
-// registry fallback (whose hash may not have been known when it was written) or one written by an
-// earlier run leaves the commit to hash the file as before.
+// Whether a transfer may commit its blob without hashing it whole. The supernode vouches for the
+// blob's piece hashes once its seed holds the blob verified against the digest: pieceHashList of
+// src/p2p/metainfo.ts, in the task's creation answer or, asked (`wantHashList`), in a sync answer
+// once the seed is done. Every piece a transfer writes from a parent or the seed was checked
+// against its hash first (ParentRequests, SeedGrants); if those are exactly the vouched list, the
+// file holds the bytes the seed verified, and the second sha256 pass over the blob (in order as it
+// is written, reading back what came out of order) is not needed: on loopback it was a fifth of a
+// downloading peer's CPU (bench:peer-cpu). So the ingest stops hashing as soon as a list comes. A
+// piece from the registry fallback (whose hash may not have been known when it was written) or
+// from an earlier run leaves the commit to hash the whole file.
 import type { MetainfoBody } from '../../src/p2p/supernode-api.ts';
 import { pieceHashList } from '../../src/p2p/metainfo.ts';
 
 export class TransferVouch {
-  private readonly hashList: string | undefined;
+  private hashList: string | undefined;
   /** The hash each piece was checked against before it was written (by index). */
   private readonly checked: Array<string | undefined>;
-  private unchecked = false;
+  private unchecked: boolean;
+  private readonly forgoDigest: () => void;
 
-  /** `resumed`: the transfer starts with pieces an earlier run wrote (checked then, not here). */
-  constructor(pieceCount: number, hashList: string | undefined, resumed: boolean) {
-    this.hashList = hashList;
+  /**
+   * `resumed`: the transfer starts with pieces an earlier run wrote; `forgoDigest`: the ingest may
+   * stop hashing the blob; `hashList`: the one the task's creation answer brought, if any.
+   */
+  constructor(pieceCount: number, resumed: boolean, forgoDigest: () => void, hashList?: string) {
     this.checked = new Array<string | undefined>(pieceCount);
     this.unchecked = resumed;
+    this.forgoDigest = forgoDigest;
+    this.learn(hashList);
+  }
+
+  /** Whether syncs should ask for the list: none yet, and it could be used. */
+  get wants(): boolean {
+    return this.hashList === undefined && !this.unchecked;
+  }
+
+  /** A list the supernode sent (the first one counts; one that is no sha256 is ignored). */
+  learn(hashList: unknown): void {
+    if (!this.wants || typeof hashList !== 'string' || !/^[0-9a-f]{64}$/.test(hashList)) return;
+    this.hashList = hashList;
+    this.forgoDigest();
   }
 
   /** Piece `index` is written after it checked against `hash`; undefined: unchecked (the registry fallback). */

@@ -239,6 +239,11 @@ export interface SyncRequest {
   /** How many seed pieces the peer would fetch now. */
   readonly wantSeed: number;
   /**
+   * The transfer has no vouched hash list yet (TaskAnswer.hashList): the answer carries it once the
+   * seed holds the blob verified. A supernode from before drops the field and answers as before.
+   */
+  readonly wantHashList?: boolean;
+  /**
    * Parents that failed us (stalled, unreachable): they are offered less. Only parents the
    * supernode offered this peer for this task count, each offer at most once.
    */
@@ -315,6 +320,8 @@ export interface SyncResponse {
   readonly availability: readonly number[];
   /** The seed failed (e.g. digest mismatch): the peer must fall back. */
   readonly failed?: string;
+  /** Asked with `wantHashList`, once the seed holds the blob verified: TaskAnswer.hashList. */
+  readonly hashList?: string;
   /**
    * Wait this many ms after this sync before the next routine one (the supernode paces a large
    * swarm's syncs: supernode/p2p/sync-pacer.ts); absent or 0: the peer's own timing.

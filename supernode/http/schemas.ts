@@ -104,6 +104,7 @@ export const SYNC_BODY = {
     starved: { type: 'boolean' },
     declined: { type: 'array', maxItems: API_LIMITS.declinedGrants, items: PIECE_INDEX },
     knownHashes: { type: 'number' },
+    wantHashList: { type: 'boolean' },
     wantParents: { type: 'integer', minimum: 0, maximum: 64 },
     trimHashes: { type: 'boolean' },
     packHashes: { type: 'boolean' },

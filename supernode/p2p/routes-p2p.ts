@@ -64,8 +64,14 @@ interface RegisterBody {
  * against its digest (state complete), with the list of its piece hashes vouched for (`hashList`).
  */
 function metaBody(task: SeedTask): MetainfoBody & { hashList?: string } {
+  const hashList = vouchedList(task);
+  return { ...task.meta, hashes: [...task.meta.hashes], ...(hashList !== undefined ? { hashList } : {}) };
+}
+
+/** The list of piece hashes the supernode vouches for: once the seed holds the blob whole, verified against its digest. */
+function vouchedList(task: SeedTask): string | undefined {
   if (task.state.name === 'complete') task.hashList ??= pieceHashList(task.meta);
-  return { ...task.meta, hashes: [...task.meta.hashes], ...(task.hashList !== undefined ? { hashList: task.hashList } : {}) };
+  return task.hashList;
 }
 
 /**
@@ -161,7 +167,9 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
     takeSyncReports(deps, peer, digest, body);
     if (body.leave) return { hashes: [], parents: [], seedGrants: [], availability: [] };
     if (task.state.name === 'failed') return { hashes: [], parents: [], seedGrants: [], availability: [], failed: task.state.error.message };
-    return syncAnswer(task.meta.hashes, body, scheduleSync(deps, peer, digest, body, (i) => typeof task.meta.hashes[i] === 'string'));
+    const answer = syncAnswer(task.meta.hashes, body, scheduleSync(deps, peer, digest, body, (i) => typeof task.meta.hashes[i] === 'string'));
+    const hashList = body.wantHashList === true ? vouchedList(task) : undefined;
+    return hashList === undefined ? answer : { ...answer, hashList };
   }
 
   app.post<{ Params: { digest: Digest }; Body: SyncRequest }>(

@@ -215,6 +215,8 @@ export interface Harness {
   readonly upstreamRanges: Array<{ start: number; end: number }>;
   /** The options of each commit of the blob (whether the transfer vouched for it). */
   readonly commits: Array<{ vouched?: boolean }>;
+  /** Each time the transfer told its blob to stop hashing in order (forgoDigest). */
+  readonly forgone: true[];
   readonly digest: Digest;
   /** The sha256 of each piece (whatever the transfer starts knowing). */
   readonly pieceHashes: readonly string[];
@@ -287,6 +289,7 @@ export function harness(options: HarnessOptions): Harness {
   const supernode = new ScriptedSupernode(meta, blob, decisions);
   const upstreamRanges: Array<{ start: number; end: number }> = [];
   const commits: Array<{ vouched?: boolean }> = [];
+  const forgone: true[] = [];
   const fetchUpstream: UpstreamFetch = async (_u, _d, range, _signal, onPiece, pieceSize) => {
     upstreamRanges.push(range);
     for (let off = range.start, k = 0; off <= range.end; off += pieceSize, k++) await onPiece(k, Buffer.from(blob.subarray(off, Math.min(range.end + 1, off + pieceSize))));
@@ -326,6 +329,7 @@ export function harness(options: HarnessOptions): Harness {
       }
     },
     setAvailable: () => {},
+    forgoDigest: () => void forgone.push(true),
     commit: async (how: { vouched?: boolean } = {}) => {
       commits.push(how);
       if (!options.hashPiece && !target.equals(blob)) throw new Error('blob differs');
@@ -351,7 +355,7 @@ export function harness(options: HarnessOptions): Harness {
     }
   };
   transfer.start();
-  return { clock, transfer, supernode, parents, log, decisions, dialled, upstreamRanges, commits, digest, pieceHashes, settle, advance };
+  return { clock, transfer, supernode, parents, log, decisions, dialled, upstreamRanges, commits, forgone, digest, pieceHashes, settle, advance };
 }
 
 /** Offers parents in the next sync answer and makes them ready with the pieces given. */

@@ -311,6 +311,10 @@ describe('P2P swarm over a real registry', () => {
       return createHash('sha256').update(layer.blob.subarray(start, start + length)).digest('hex');
     });
     expect(answer.hashList).toBe(pieceHashList({ digest, pieceSize: answer.pieceSize, hashes }));
+    // A transfer created before the seed was done asks its syncs for the list (batched, on the sync channel).
+    const sync = { have: [], wantSeed: 0, badParents: [] };
+    expect((await probe.sync(node.url, digest, { ...sync, wantHashList: true })).hashList).toBe(answer.hashList);
+    expect((await probe.sync(node.url, digest, sync)).hashList).toBeUndefined();
     // Two late peers: one takes the list as sent, the other is sent a list that is not the blob's.
     const [late, misled] = await peers(2, [node.url]);
     const seen = new Map<TestPeer, { forgone: number; vouched: Array<boolean | undefined> }>();

@@ -6,8 +6,8 @@ import { TransferVouch } from '../../../../peer/p2p/transfer-vouch.ts';
 import { harness, offerParents, PIECE_BYTES, type Harness } from '../../../helpers/transfer-harness.ts';
 import type { Digest } from '../../../../src/digest.ts';
 
-async function fromParents(h: Harness): Promise<void> {
-  await offerParents(h, { a: [0, 1, 2], b: [0, 1, 2] });
+async function fromParents(h: Harness, offer = true): Promise<void> {
+  if (offer) await offerParents(h, { a: [0, 1, 2], b: [0, 1, 2] });
   for (let k = 0; k < 10 && h.transfer.state.phase === 'p2p'; k++) {
     for (const p of h.parents.values()) p.deliver();
     await h.settle();
@@ -26,6 +26,24 @@ describe('commits vouched for by the supernode', () => {
     const probe = harness({ pieces: 3, parents: [] });
     const h = harness({ pieces: 3, parents: ['a', 'b'], hashList: listOf(probe) });
     await fromParents(h);
+    expect(h.commits).toEqual([{ vouched: true }]);
+    expect(h.forgone).toEqual([true]);
+    expect(h.supernode.bodies.map((b) => b.wantHashList)).toEqual(h.supernode.bodies.map(() => undefined));
+  });
+
+  it('asks its syncs for the list until one brings it, then stops hashing the blob in order and commits vouched', async () => {
+    const probe = harness({ pieces: 3, parents: [] });
+    const h = harness({ pieces: 3, parents: ['a', 'b'] });
+    await h.settle();
+    expect(h.supernode.syncs[0]!.body.wantHashList).toBe(true);
+    expect(h.forgone).toEqual([]);
+    await offerParents(h, { a: [0, 1, 2], b: [0, 1, 2] }, { hashList: listOf(probe) });
+    expect(h.forgone).toEqual([true]);
+    h.parents.get('a')!.deliver();
+    await h.advance(2_000, 250);
+    expect(h.supernode.bodies.length).toBeGreaterThan(1);
+    expect(h.supernode.bodies.slice(1).map((b) => b.wantHashList)).toEqual(h.supernode.bodies.slice(1).map(() => undefined));
+    await fromParents(h, false);
     expect(h.commits).toEqual([{ vouched: true }]);
   });
 
@@ -56,12 +74,19 @@ describe('commits vouched for by the supernode', () => {
     expect(resumed.commits).toEqual([{ vouched: false }]);
   });
 
-  it('TransferVouch: the hashes the pieces were checked against, every one, must be the list', () => {
+  it('TransferVouch: the hashes the pieces were checked against, every one, must be the list; it forgoes the digest once it has one', () => {
     const digest = `sha256:${'a'.repeat(64)}` as Digest;
     const hashes = ['1', '2', '3'].map((c) => c.repeat(64));
     const meta = { digest, pieceSize: PIECE_BYTES, pieceCount: 3 };
     const list = pieceHashList({ digest, pieceSize: PIECE_BYTES, hashes })!;
-    const v = new TransferVouch(3, list, false);
+    let forgone = 0;
+    const v = new TransferVouch(3, false, () => forgone++);
+    expect(v.wants).toBe(true);
+    v.learn('not a list');
+    expect(v.wants).toBe(true);
+    v.learn(list);
+    v.learn('e'.repeat(64)); // the first list counts
+    expect([v.wants, forgone]).toEqual([false, 1]);
     v.wrote(0, hashes[0]!);
     v.wrote(2, hashes[2]!);
     expect(v.vouches(meta)).toBe(false); // piece 1 not written
@@ -71,6 +96,9 @@ describe('commits vouched for by the supernode', () => {
     expect(v.vouches(meta)).toBe(true);
     v.wrote(0, undefined);
     expect(v.vouches(meta)).toBe(false);
-    expect(new TransferVouch(3, list, true).vouches(meta)).toBe(false);
+    // Resumed: it neither asks for a list nor forgoes the digest.
+    const resumed = new TransferVouch(3, true, () => forgone++);
+    resumed.learn(list);
+    expect([resumed.wants, resumed.vouches(meta), forgone]).toEqual([false, false, 1]);
   });
 });
