@@ -100,7 +100,7 @@ export class P2pTransfer {
         wantParents: this.pool.room(this.requests.uselessPatienceMs()),
         // With piece proofs every piece we may ask for comes with its hash: none from the supernode.
         knownHashes: this.proving.askSupernode(this.pool.ready(), this.ledger.have) ? knownHashCount(this.meta) : this.meta.pieceCount,
-        ...(this.vouch.wants ? { wantHashList: true } : {}),
+        ...(this.vouch.wants(this.ledger.have.count) ? { wantHashList: true } : {}),
       }),
       unsent: (r) => {
         this.pool.restoreReports({ badParents: r.badParents, corruptParents: r.corruptParents ?? [] });

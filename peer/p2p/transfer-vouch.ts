@@ -29,14 +29,19 @@ export class TransferVouch {
     this.learn(hashList);
   }
 
-  /** Whether syncs should ask for the list: none yet, and it could be used. */
-  get wants(): boolean {
-    return this.hashList === undefined && !this.unchecked;
+  /**
+   * Whether a sync should ask for the list: none yet, it could be used, and the transfer holds half
+   * the blob. Every piece starts at the seed, so the seed, done only once it holds them all, is
+   * rarely done before a peer holds half: asked from the start, the flag rode on every sync of a
+   * fan-out's busiest seconds (the model's 1,000 peers: 6 % more request bytes) for nothing.
+   */
+  wants(held: number): boolean {
+    return this.hashList === undefined && !this.unchecked && 2 * held >= this.checked.length;
   }
 
   /** A list the supernode sent (the first one counts; one that is no sha256 is ignored). */
   learn(hashList: unknown): void {
-    if (!this.wants || typeof hashList !== 'string' || !/^[0-9a-f]{64}$/.test(hashList)) return;
+    if (this.hashList !== undefined || this.unchecked || typeof hashList !== 'string' || !/^[0-9a-f]{64}$/.test(hashList)) return;
     this.hashList = hashList;
     this.forgoDigest();
   }

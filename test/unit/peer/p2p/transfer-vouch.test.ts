@@ -31,19 +31,33 @@ describe('commits vouched for by the supernode', () => {
     expect(h.supernode.bodies.map((b) => b.wantHashList)).toEqual(h.supernode.bodies.map(() => undefined));
   });
 
-  it('asks its syncs for the list until one brings it, then stops hashing the blob in order and commits vouched', async () => {
-    const probe = harness({ pieces: 3, parents: [] });
-    const h = harness({ pieces: 3, parents: ['a', 'b'] });
-    await h.settle();
-    expect(h.supernode.syncs[0]!.body.wantHashList).toBe(true);
+  it('asks its syncs for the list from half the blob on until one brings it, then stops hashing the blob in order and commits vouched', async () => {
+    const probe = harness({ pieces: 4, parents: [] });
+    const h = harness({ pieces: 4, parents: ['a'] });
+    await offerParents(h, { a: [0, 1, 2, 3] });
+    const a = h.parents.get('a')!;
+    for (let k = 0; k < 20 && h.transfer.pieces.count < 2; k++) {
+      a.deliver(1);
+      await h.settle();
+    }
+    expect(h.transfer.pieces.count).toBe(2);
+    await h.advance(1_000, 250);
+    const asked = h.supernode.bodies.map((b) => b.wantHashList === true);
+    expect(asked[0]).toBe(false); // held nothing
+    expect(asked.at(-1)).toBe(true);
     expect(h.forgone).toEqual([]);
-    await offerParents(h, { a: [0, 1, 2], b: [0, 1, 2] }, { hashList: listOf(probe) });
+    while (h.supernode.syncs.length > 1) h.supernode.answer();
+    h.supernode.answer({ hashList: listOf(probe) });
+    await h.settle();
     expect(h.forgone).toEqual([true]);
-    h.parents.get('a')!.deliver();
-    await h.advance(2_000, 250);
-    expect(h.supernode.bodies.length).toBeGreaterThan(1);
-    expect(h.supernode.bodies.slice(1).map((b) => b.wantHashList)).toEqual(h.supernode.bodies.slice(1).map(() => undefined));
-    await fromParents(h, false);
+    const before = h.supernode.bodies.length;
+    for (let k = 0; k < 20 && h.transfer.state.phase === 'p2p'; k++) {
+      a.deliver();
+      await h.advance(250);
+      while (h.supernode.syncs.length > 0) h.supernode.answer();
+    }
+    await h.transfer.done;
+    expect(h.supernode.bodies.slice(before).some((b) => b.wantHashList === true)).toBe(false);
     expect(h.commits).toEqual([{ vouched: true }]);
   });
 
@@ -81,12 +95,12 @@ describe('commits vouched for by the supernode', () => {
     const list = pieceHashList({ digest, pieceSize: PIECE_BYTES, hashes })!;
     let forgone = 0;
     const v = new TransferVouch(3, false, () => forgone++);
-    expect(v.wants).toBe(true);
+    expect([v.wants(1), v.wants(2)]).toEqual([false, true]); // from half the pieces on
     v.learn('not a list');
-    expect(v.wants).toBe(true);
+    expect(v.wants(2)).toBe(true);
     v.learn(list);
     v.learn('e'.repeat(64)); // the first list counts
-    expect([v.wants, forgone]).toEqual([false, 1]);
+    expect([v.wants(3), forgone]).toEqual([false, 1]);
     v.wrote(0, hashes[0]!);
     v.wrote(2, hashes[2]!);
     expect(v.vouches(meta)).toBe(false); // piece 1 not written
@@ -99,6 +113,6 @@ describe('commits vouched for by the supernode', () => {
     // Resumed: it neither asks for a list nor forgoes the digest.
     const resumed = new TransferVouch(3, true, () => forgone++);
     resumed.learn(list);
-    expect([resumed.wants, resumed.vouches(meta), forgone]).toEqual([false, false, 1]);
+    expect([resumed.wants(3), resumed.vouches(meta), forgone]).toEqual([false, false, 1]);
   });
 });
