@@ -173,7 +173,7 @@ const HASH_LIST_CONTEXT = 'pollen piece hash list v1\n';
 
 /**
  * The sha256 (hex) of a blob's piece hashes in order, bound to its digest and layout; undefined
- * while one is unknown (or not a sha256). The supernode's task answer carries it (`hashList`) once
+ * while one is unknown (or not a sha256). The supernode's task and sync answers carry it (`hashList`) once
  * its seed holds the blob verified against the digest: a peer that checked every piece it wrote
  * against exactly those hashes has the bytes the seed verified, and commits without hashing the
  * whole blob again (peer/p2p/p2p-transfer.ts, Ingest.forgoDigest).
