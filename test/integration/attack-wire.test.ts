@@ -102,6 +102,41 @@ describe('attacks on the peer wire', () => {
     wirePort = splitHostPort(holder.agent.wireAddr).port;
   }, 120_000);
 
+  /**
+   * A forger: a member's wire listener claiming every piece of `digest`, sending each piece's proof
+   * (signed with a key of its own, over the hash of the bytes it sends) and then bytes of its own;
+   * registered with the supernode as holding the whole blob.
+   */
+  async function startForger(digest: Digest, size: number, pieceSize: number): Promise<{ proofs: number; blocks: number }> {
+    const pieceCount = pieceCountFor(size, pieceSize);
+    const forger = PieceSigner.generate();
+    const fake = (index: number): Buffer => Buffer.alloc(pieceRange(size, pieceSize, index).length, index + 1);
+    const counts = { proofs: 0, blocks: 0 };
+    const listener = new WireListener({ clock: systemClock, bans: new AddressBans({ clock: systemClock }), accept: (d) => d === digest }, { listen: '127.0.0.1:0', peerId: randomBytes(20), secret: SECRET, maxConnections: 8 });
+    const proved = new Set<string>();
+    listener.on('ready', (conn) => {
+      conn.sendBitfield(Bitfield.full(pieceCount).bytes);
+      conn.unchoke();
+      conn.on('request', (index, offset, length, respond) => {
+        const key = `${conn.remoteAddress}/${index}`;
+        if (!proved.has(key)) {
+          proved.add(key);
+          const hash = createHash('sha256').update(fake(index)).digest('hex');
+          conn.sendProof({ index, hash, signature: Buffer.from(forger.sign(digest, index, hash), 'base64') });
+          counts.proofs++;
+        }
+        counts.blocks++;
+        respond(null, Buffer.from(fake(index).subarray(offset, offset + length)));
+      });
+    });
+    await listener.start(() => {});
+    cleanups.push(() => listener.close());
+    const client = new SupernodeClient({}, { urls: [supernodeUrl], secret: SECRET, timeoutMs: 5_000 });
+    cleanups.push(() => client.close());
+    await client.register(supernodeUrl, { peerId: `forger-${digest.slice(7, 15)}`, wireAddr: `127.0.0.1:${listener.port}`, uploadSlots: 4, holdings: [{ digest, pieces: Bitfield.full(pieceCount).toBase64() }] });
+    return counts;
+  }
+
   afterAll(async () => {
     for (const c of cleanups.reverse()) await c().catch(() => {});
     await registry?.stop();
@@ -239,34 +274,7 @@ describe('attacks on the peer wire', () => {
     const size = forged.blob.length;
     const pieceSize = pieceSizeFor(size);
     const pieceCount = pieceCountFor(size, pieceSize);
-    // The forger: a member's wire listener claiming every piece, sending each piece's proof (signed
-    // with a key of its own, over the hash of the bytes it sends) and then bytes of its own.
-    const forger = PieceSigner.generate();
-    const fake = (index: number): Buffer => Buffer.alloc(pieceRange(size, pieceSize, index).length, index + 1);
-    let proofs = 0;
-    let blocks = 0;
-    const listener = new WireListener({ clock: systemClock, bans: new AddressBans({ clock: systemClock }), accept: (d) => d === digest }, { listen: '127.0.0.1:0', peerId: randomBytes(20), secret: SECRET, maxConnections: 8 });
-    const proved = new Set<string>();
-    listener.on('ready', (conn) => {
-      conn.sendBitfield(Bitfield.full(pieceCount).bytes);
-      conn.unchoke();
-      conn.on('request', (index, offset, length, respond) => {
-        const key = `${conn.remoteAddress}/${index}`;
-        if (!proved.has(key)) {
-          proved.add(key);
-          const hash = createHash('sha256').update(fake(index)).digest('hex');
-          conn.sendProof({ index, hash, signature: Buffer.from(forger.sign(digest, index, hash), 'base64') });
-          proofs++;
-        }
-        blocks++;
-        respond(null, Buffer.from(fake(index).subarray(offset, offset + length)));
-      });
-    });
-    await listener.start(() => {});
-    cleanups.push(() => listener.close());
-    const client = new SupernodeClient({}, { urls: [supernodeUrl], secret: SECRET, timeoutMs: 5_000 });
-    cleanups.push(() => client.close());
-    await client.register(supernodeUrl, { peerId: 'forger', wireAddr: `127.0.0.1:${listener.port}`, uploadSlots: 4, holdings: [{ digest, pieces: Bitfield.full(pieceCount).toBase64() }] });
+    const forger = await startForger(digest, size, pieceSize);
 
     const child = await startPeer([supernodeUrl], { secret: SECRET });
     cleanups.push(() => child.close());
@@ -278,11 +286,55 @@ describe('attacks on the peer wire', () => {
     expect((await child.store.stat(digest))?.size).toBe(size);
     // The forger was asked (so its proofs were read), and every byte it sent was thrown away:
     // unproved (the key did not check its proof), or corrupt once the hash was known (then banned).
-    expect(proofs).toBeGreaterThan(0);
-    expect(blocks).toBeGreaterThan(0);
+    expect(forger.proofs).toBeGreaterThan(0);
+    expect(forger.blocks).toBeGreaterThan(0);
     expect((wasted.unproved ?? 0) + (wasted.corrupt ?? 0)).toBeGreaterThan(0);
     expect(child.agent.totals.peer).toBe(0);
   }, 60_000);
+
+  it('a member that sends forged proofs and bad bytes to a peer that commits on the vouched hash list gets none of them stored: the blob on disk is the digest\'s', async () => {
+    // A layer the seed holds whole and verified (an honest peer pulled it, then left): every task
+    // created for it carries the hash list, and the forger is the only other holder.
+    const {
+      layers: [layer2],
+      layoutDir: dir,
+    } = await registry.pushRandomImage('test/vouched:v1', [{ seed: 'attack-vouched', bytes: 4 << 20 }]);
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const digest = layer2.descriptor.digest as Digest;
+    const size = layer2.blob.length;
+    const first = await startPeer([supernodeUrl], { secret: SECRET });
+    expect(await first.pull(registry.url, 'test/vouched', digest)).toBe(digest);
+    await first.close();
+    const forger = await startForger(digest, size, pieceSizeFor(size));
+    const child = await startPeer([supernodeUrl], { secret: SECRET });
+    cleanups.push(() => child.close());
+    const wasted: Record<string, number> = {};
+    child.agent.onTransferEvent = (e) => {
+      if (e.kind === 'duplicate') wasted[e.cause] = (wasted[e.cause] ?? 0) + e.bytes;
+    };
+    const seen = { forgone: 0, vouched: [] as Array<boolean | undefined> };
+    const open = child.store.openIngest.bind(child.store);
+    child.store.openIngest = async (d, o) => {
+      const ingest = await open(d, o);
+      const forgo = ingest.forgoDigest.bind(ingest);
+      const commit = ingest.commit.bind(ingest);
+      ingest.forgoDigest = () => (seen.forgone++, forgo());
+      ingest.commit = (n, options) => (seen.vouched.push(options?.vouched), commit(n, options));
+      return ingest;
+    };
+    for (const until = Date.now() + 10_000; seen.forgone === 0 && Date.now() < until; ) {
+      expect(await child.pull(registry.url, 'test/vouched', digest)).toBe(digest);
+      if (seen.forgone === 0) await child.store.delete(digest); // the seed was not done yet: again
+    }
+    // The ingest never hashed the blob; the bytes on disk are still exactly the digest's.
+    expect(seen.forgone).toBe(1);
+    expect(sha256Digest(Buffer.concat(await (await child.store.read(digest)).toArray()))).toBe(digest);
+    expect(forger.proofs).toBeGreaterThan(0);
+    expect((wasted.unproved ?? 0) + (wasted.corrupt ?? 0)).toBeGreaterThan(0);
+    expect(child.agent.totals.peer).toBe(0);
+    // Vouched unless a piece came from the registry fallback (then the whole file was hashed).
+    expect(seen.vouched).toEqual([child.agent.totals.upstream === 0]);
+  }, 90_000);
 
   it("a member replaying the supernode's genuine proofs of the blob's other layout poisons nothing: the index covers other bytes there, and the proof does not check", async () => {
     // A default piece and a small one: 2 pieces in the default layout, 1 + ratio in the small one.
