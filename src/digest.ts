@@ -28,6 +28,11 @@ export function parseDigest(s: string): Digest {
   return s as Digest;
 }
 
+/** Whether `s` is a sha256 in 64 lowercase hex digits (a piece hash, a digest's hex). */
+export function isSha256Hex(s: unknown): s is string {
+  return typeof s === 'string' && SHA256_HEX.test(s);
+}
+
 export function digestHex(d: Digest): string {
   return d.slice('sha256:'.length);
 }

@@ -163,9 +163,9 @@ export class P2pDownloader implements BlobDownloader {
       }
       const { first, hashList, ...meta } = answer;
       if (!consistent(meta, request.digest) || (request.sizeHint !== undefined && meta.size !== request.sizeHint)) throw new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} sent inconsistent metainfo`);
-      // A schedule of the wrong shape is left out: the transfer then syncs for one, as it would have;
-      // so is a hash list that is no sha256 (the commit then hashes the blob).
-      return { url, meta, first: isSchedule(first) ? first : undefined, hashList: typeof hashList === 'string' && /^[0-9a-f]{64}$/.test(hashList) ? hashList : undefined };
+      // A schedule of the wrong shape is left out: the transfer then syncs for one, as it would have.
+      // The hash list goes to the transfer as sent (TransferVouch takes only a sha256).
+      return { url, meta, first: isSchedule(first) ? first : undefined, hashList };
     } catch (err) {
       const e = toPollenError(err);
       const wait = refusedMs(e);

@@ -4,6 +4,7 @@
 // wait a refusal for the peer's allowance asks.
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { isSha256Hex } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
 import { MAX_PIECES, unpackHashes } from '../../src/p2p/metainfo.ts';
 import { ProofVerifier, signatureOf } from '../../src/p2p/piece-proof.ts';
@@ -54,7 +55,7 @@ export function connectionRefused(err: unknown): boolean {
 }
 
 function pieceHashOf(value: string | undefined): string | undefined {
-  return typeof value === 'string' && /^[0-9a-f]{64}$/.test(value) ? value : undefined;
+  return isSha256Hex(value) ? value : undefined;
 }
 
 /** A seed piece's answer: its body, and its hash and signature from `header` (head, else trailer). */

@@ -8,6 +8,7 @@
 // downloading peer's CPU (bench:peer-cpu). So the ingest stops hashing as soon as a list comes. A
 // piece from the registry fallback (whose hash may not have been known when it was written) or
 // from an earlier run leaves the commit to hash the whole file.
+import { isSha256Hex } from '../../src/digest.ts';
 import type { MetainfoBody } from '../../src/p2p/supernode-api.ts';
 import { pieceHashList } from '../../src/p2p/metainfo.ts';
 
@@ -41,7 +42,7 @@ export class TransferVouch {
 
   /** A list the supernode sent (the first one counts; one that is no sha256 is ignored). */
   learn(hashList: unknown): void {
-    if (this.hashList !== undefined || this.unchecked || typeof hashList !== 'string' || !/^[0-9a-f]{64}$/.test(hashList)) return;
+    if (this.hashList !== undefined || this.unchecked || !isSha256Hex(hashList)) return;
     this.hashList = hashList;
     this.forgoDigest();
   }

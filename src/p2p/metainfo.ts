@@ -9,7 +9,7 @@
 // 1.2 x T* (median) with 1 MiB (bench/sim, see bench/README.md). Every peer and supernode of a
 // cluster must run the same layout (a version that changes it is a whole-cluster upgrade).
 import { createHash } from 'node:crypto';
-import type { Digest } from '../digest.ts';
+import { isSha256Hex, type Digest } from '../digest.ts';
 import { Bitfield } from './bitfield.ts';
 import { PollenError } from '../errors.ts';
 
@@ -181,7 +181,7 @@ const HASH_LIST_CONTEXT = 'pollen piece hash list v1\n';
 export function pieceHashList(meta: { readonly digest: Digest; readonly pieceSize: number; readonly hashes: ReadonlyArray<string | null | undefined> }): string | undefined {
   const list = createHash('sha256').update(`${HASH_LIST_CONTEXT}${meta.digest}\n${meta.pieceSize}\n`, 'latin1');
   for (const h of meta.hashes) {
-    if (typeof h !== 'string' || !/^[0-9a-f]{64}$/.test(h)) return undefined;
+    if (!isSha256Hex(h)) return undefined;
     list.update(Buffer.from(h, 'hex'));
   }
   return list.digest('hex');

@@ -8,6 +8,7 @@
 // against a hash the supernode vouched for, as before (docs/security.md).
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
+import { isSha256Hex } from '../digest.ts';
 import { PollenError } from '../errors.ts';
 
 /** Bytes of a proof on the wire: index (4), sha256 (32), Ed25519 signature (64). */
@@ -31,10 +32,6 @@ function signedBytes(digest: string, index: number, hash: string, layout: number
   head.writeUInt32BE(index);
   const line = layout === undefined ? '\n' : `\npieces of ${layout}\n`;
   return Buffer.concat([CONTEXT, Buffer.from(digest, 'latin1'), Buffer.from(line, 'latin1'), head, Buffer.from(hash, 'hex')]);
-}
-
-function isHash(hash: string): boolean {
-  return /^[0-9a-f]{64}$/.test(hash);
 }
 
 /** The supernode's signing key. */
@@ -91,7 +88,7 @@ export class ProofVerifier {
   }
 
   verify(digest: string, proof: PieceProof, layout?: number): boolean {
-    if (!Number.isInteger(proof.index) || proof.index < 0 || proof.index > 0xffffffff || !isHash(proof.hash) || proof.signature.length !== SIGNATURE_BYTES) return false;
+    if (!Number.isInteger(proof.index) || proof.index < 0 || proof.index > 0xffffffff || !isSha256Hex(proof.hash) || proof.signature.length !== SIGNATURE_BYTES) return false;
     return verify(null, signedBytes(digest, proof.index, proof.hash, layout), this.key, proof.signature);
   }
 }
@@ -139,7 +136,7 @@ export class ProofSet {
   /** Keeps a proof (the caller checked it); the first one kept for a piece stays. */
   set(proof: PieceProof): void {
     const i = proof.index;
-    if (!Number.isInteger(i) || i < 0 || i >= this.pieceCount || this.present[i] || proof.signature.length !== SIGNATURE_BYTES || !isHash(proof.hash)) return;
+    if (!Number.isInteger(i) || i < 0 || i >= this.pieceCount || this.present[i] || proof.signature.length !== SIGNATURE_BYTES || !isSha256Hex(proof.hash)) return;
     this.bytes.write(proof.hash, i * STORED_BYTES, 32, 'hex');
     proof.signature.copy(this.bytes, i * STORED_BYTES + 32);
     this.present[i] = 1;
