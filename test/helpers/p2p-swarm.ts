@@ -44,6 +44,27 @@ export interface TestPeer {
   close(): Promise<void>;
 }
 
+/** What a peer's ingests did about the digest: how often they forwent it, and each commit's `vouched`. */
+export interface DigestWatch {
+  forgone: number;
+  readonly vouched: Array<boolean | undefined>;
+}
+
+/** Watches `peer`'s ingests from now on (its store's openIngest): forgoDigest calls and each commit's `vouched`. */
+export function watchDigests(peer: TestPeer): DigestWatch {
+  const seen: DigestWatch = { forgone: 0, vouched: [] };
+  const open = peer.store.openIngest.bind(peer.store);
+  peer.store.openIngest = async (digest, options) => {
+    const ingest = await open(digest, options);
+    const forgo = ingest.forgoDigest.bind(ingest);
+    const commit = ingest.commit.bind(ingest);
+    ingest.forgoDigest = () => (seen.forgone++, forgo());
+    ingest.commit = (size, o) => (seen.vouched.push(o?.vouched), commit(size, o));
+    return ingest;
+  };
+  return seen;
+}
+
 export async function startPeer(supernodes: string[], options: { secret?: string; dir?: string; timings?: Partial<TransferTimings>; uploadBytesPerSecond?: number; uploadSlots?: number } = {}): Promise<TestPeer> {
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'pollen-peer-')));
   const store = await FsContentStore.open(join(dir, 'store'));

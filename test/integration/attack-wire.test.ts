@@ -25,7 +25,7 @@ import { infoHashOf, WireConnection } from '../../src/p2p/wire-connection.ts';
 import { WireDialer } from '../../src/p2p/wire-dialer.ts';
 import { splitHostPort } from '../../src/config.ts';
 import type { BuiltLayer } from '../helpers/images.ts';
-import { startPeer, startSupernode, type TestPeer } from '../helpers/p2p-swarm.ts';
+import { startPeer, startSupernode, watchDigests, type TestPeer } from '../helpers/p2p-swarm.ts';
 import { PIECE_KEY_FILE } from '../../supernode/supernode.ts';
 import { TestRegistry } from '../helpers/registry.ts';
 
@@ -312,16 +312,7 @@ describe('attacks on the peer wire', () => {
     child.agent.onTransferEvent = (e) => {
       if (e.kind === 'duplicate') wasted[e.cause] = (wasted[e.cause] ?? 0) + e.bytes;
     };
-    const seen = { forgone: 0, vouched: [] as Array<boolean | undefined> };
-    const open = child.store.openIngest.bind(child.store);
-    child.store.openIngest = async (d, o) => {
-      const ingest = await open(d, o);
-      const forgo = ingest.forgoDigest.bind(ingest);
-      const commit = ingest.commit.bind(ingest);
-      ingest.forgoDigest = () => (seen.forgone++, forgo());
-      ingest.commit = (n, options) => (seen.vouched.push(options?.vouched), commit(n, options));
-      return ingest;
-    };
+    const seen = watchDigests(child);
     for (const until = Date.now() + 10_000; seen.forgone === 0 && Date.now() < until; ) {
       expect(await child.pull(registry.url, 'test/vouched', digest)).toBe(digest);
       if (seen.forgone === 0) await child.store.delete(digest); // the seed was not done yet: again

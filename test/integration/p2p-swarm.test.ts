@@ -10,7 +10,7 @@ import type { Digest } from '../../src/digest.ts';
 import type { BuiltLayer } from '../helpers/images.ts';
 import { TestRegistry } from '../helpers/registry.ts';
 import { freePort, waitFor } from '../helpers/tools.ts';
-import { startPeer, startSupernode, type TestPeer } from '../helpers/p2p-swarm.ts';
+import { startPeer, startSupernode, watchDigests, type TestPeer } from '../helpers/p2p-swarm.ts';
 import { SupernodeClient } from '../../peer/p2p/supernode-client.ts';
 import { HOST_SEED_LEASES } from '../../peer/p2p/seed-grants.ts';
 import { Bitfield } from '../../src/p2p/bitfield.ts';
@@ -317,20 +317,7 @@ describe('P2P swarm over a real registry', () => {
     expect((await probe.sync(node.url, digest, sync)).hashList).toBeUndefined();
     // Two late peers: one takes the list as sent, the other is sent a list that is not the blob's.
     const [late, misled] = await peers(2, [node.url]);
-    const seen = new Map<TestPeer, { forgone: number; vouched: Array<boolean | undefined> }>();
-    for (const p of [late!, misled!]) {
-      const mine = { forgone: 0, vouched: [] as Array<boolean | undefined> };
-      seen.set(p, mine);
-      const open = p.store.openIngest.bind(p.store);
-      p.store.openIngest = async (d, o) => {
-        const ingest = await open(d, o);
-        const forgo = ingest.forgoDigest.bind(ingest);
-        const commit = ingest.commit.bind(ingest);
-        ingest.forgoDigest = () => (mine.forgone++, forgo());
-        ingest.commit = (size, options) => (mine.vouched.push(options?.vouched), commit(size, options));
-        return ingest;
-      };
-    }
+    const seen = new Map([late!, misled!].map((p) => [p, watchDigests(p)] as const));
     const create = misled!.agent.client.createTask.bind(misled!.agent.client);
     misled!.agent.client.createTask = async (url, body) => ({ ...(await create(url, body)), hashList: 'f'.repeat(64) });
     expect(await late!.pull(registry.url, 'test/swarm', digest)).toBe(digest);
