@@ -19,8 +19,17 @@
 // three pairs interleaved with the at-once endgame in a slow stretch of the machine, 18.47 / 15.05
 // / 17.29 against 19.11 / 18.53 / 16.18 s, received over needed 1.011-1.013 against 1.021-1.034,
 // the busiest host 1.02-1.03 against 1.05-1.12 x. A slow parent's last piece still gets its second
-// copy a second in, not after the 8 s stall. The model at 1,000 peers (seeds 1 / 2): 8.19 / 8.20 s
-// at once, 8.23 / 8.20 late or never, no duplicate bytes.
+// copy two seconds in, not after the 8 s stall. The model at 1,000 peers (seeds 1 / 2): 8.19 /
+// 8.20 s at once, 8.23 / 8.20 late or never, no duplicate bytes.
+// Late by 2 s, not 1: where the cores are the limit (16 hosts, 256 MiB), a parent's next block
+// often comes more than a second after its last, so the second copies went to pieces that were
+// coming anyway, and cost the busy cores their bytes: five alternating pairs, 1 s against 2 s,
+// duplicates 55-97 MB (endgame 20-71) against 21-44 MB (endgame 3-17), the busiest host
+// 1.073-1.092 against 1.053-1.063 x the image, all-done 41.56 / 35.89 / 35.90 / 38.34 / 34.26
+// against 38.29 / 35.13 / 32.72 / 36.82 / 35.05 s (medians 35.90 against 35.13). Where they are
+// not (64 MiB, N = 8 and 4): 7.77 / 8.08 / 7.97 and 6.89 / 7.04 against 7.65 / 8.43 / 7.71 and
+// 6.88 / 6.75 s. The model (free CPU, 1,000 peers, one blob and the bed's four layers): the same
+// to the hundredth.
 // A missing piece that no source offers yet (the seed has not had it from the registry) keeps the
 // peer out of endgame: the simulation running this picker found a peer caught up with the swarm's
 // frontier otherwise asked second copies of everything in flight, 2 x S of duplicates at N = 16.
@@ -30,7 +39,7 @@ import type { Bitfield } from '../../src/p2p/bitfield.ts';
 export const STREAM_AHEAD_PIECES = 2;
 export const ENDGAME_COPIES = 2;
 /** A piece in flight gets no second copy before its first went this long without a block. */
-export const ENDGAME_LAG_MS = 1_000;
+export const ENDGAME_LAG_MS = 2_000;
 
 export interface PickInput {
   readonly have: Bitfield;
