@@ -107,6 +107,22 @@ describe('attacks on the peer wire', () => {
    * (signed with a key of its own, over the hash of the bytes it sends) and then bytes of its own;
    * registered with the supernode as holding the whole blob.
    */
+  /** A 4 MiB layer pushed as image `repo:v1` (its layout removed after the suite). */
+  async function pushLayer(repo: string, seed: string): Promise<BuiltLayer> {
+    const { layers, layoutDir: dir } = await registry.pushRandomImage(`${repo}:v1`, [{ seed, bytes: 4 << 20 }]);
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    return layers[0]!;
+  }
+
+  /** The bytes `peer`'s transfers threw away, by cause, as they are counted. */
+  function wastedBytes(peer: TestPeer): Record<string, number> {
+    const wasted: Record<string, number> = {};
+    peer.agent.onTransferEvent = (e) => {
+      if (e.kind === 'duplicate') wasted[e.cause] = (wasted[e.cause] ?? 0) + e.bytes;
+    };
+    return wasted;
+  }
+
   async function startForger(digest: Digest, size: number, pieceSize: number): Promise<{ proofs: number; blocks: number }> {
     const pieceCount = pieceCountFor(size, pieceSize);
     const forger = PieceSigner.generate();
@@ -265,11 +281,7 @@ describe('attacks on the peer wire', () => {
 
   it('a member that sends forged piece proofs with its bad bytes poisons nothing: no hash is taken from it, none of its bytes are stored, the pull completes', async () => {
     // A layer the seed has not fetched yet, so the child lacks hashes when the forger is offered.
-    const {
-      layers: [forged],
-      layoutDir: dir,
-    } = await registry.pushRandomImage('test/forged:v1', [{ seed: 'attack-forged', bytes: 4 << 20 }]);
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const forged = await pushLayer('test/forged', 'attack-forged');
     const digest = forged.descriptor.digest as Digest;
     const size = forged.blob.length;
     const pieceSize = pieceSizeFor(size);
@@ -278,10 +290,7 @@ describe('attacks on the peer wire', () => {
 
     const child = await startPeer([supernodeUrl], { secret: SECRET });
     cleanups.push(() => child.close());
-    const wasted: Record<string, number> = {};
-    child.agent.onTransferEvent = (e) => {
-      if (e.kind === 'duplicate') wasted[e.cause] = (wasted[e.cause] ?? 0) + e.bytes;
-    };
+    const wasted = wastedBytes(child);
     expect(await child.pull(registry.url, 'test/forged', digest)).toBe(digest);
     expect((await child.store.stat(digest))?.size).toBe(size);
     // The forger was asked (so its proofs were read), and every byte it sent was thrown away:
@@ -295,11 +304,7 @@ describe('attacks on the peer wire', () => {
   it('a member that sends forged proofs and bad bytes to a peer that commits on the vouched hash list gets none of them stored: the blob on disk is the digest\'s', async () => {
     // A layer the seed holds whole and verified (an honest peer pulled it, then left): every task
     // created for it carries the hash list, and the forger is the only other holder.
-    const {
-      layers: [layer2],
-      layoutDir: dir,
-    } = await registry.pushRandomImage('test/vouched:v1', [{ seed: 'attack-vouched', bytes: 4 << 20 }]);
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const layer2 = await pushLayer('test/vouched', 'attack-vouched');
     const digest = layer2.descriptor.digest as Digest;
     const size = layer2.blob.length;
     const first = await startPeer([supernodeUrl], { secret: SECRET });
@@ -308,10 +313,7 @@ describe('attacks on the peer wire', () => {
     const forger = await startForger(digest, size, pieceSizeFor(size));
     const child = await startPeer([supernodeUrl], { secret: SECRET });
     cleanups.push(() => child.close());
-    const wasted: Record<string, number> = {};
-    child.agent.onTransferEvent = (e) => {
-      if (e.kind === 'duplicate') wasted[e.cause] = (wasted[e.cause] ?? 0) + e.bytes;
-    };
+    const wasted = wastedBytes(child);
     const seen = watchDigests(child);
     for (const until = Date.now() + 10_000; seen.forgone === 0 && Date.now() < until; ) {
       expect(await child.pull(registry.url, 'test/vouched', digest)).toBe(digest);
@@ -387,10 +389,7 @@ describe('attacks on the peer wire', () => {
 
     const child = await startPeer([large.url], { secret: SECRET });
     cleanups.push(() => child.close());
-    const wasted: Record<string, number> = {};
-    child.agent.onTransferEvent = (e) => {
-      if (e.kind === 'duplicate') wasted[e.cause] = (wasted[e.cause] ?? 0) + e.bytes;
-    };
+    const wasted = wastedBytes(child);
     expect(await child.pull(registry.url, 'test/layouts', digest)).toBe(digest);
     expect((await child.store.stat(digest))?.size).toBe(blob.length);
     expect(sent).toBeGreaterThan(0);
