@@ -30,6 +30,18 @@ export function peerRateSeries(series: LinkSeries, peers: readonly string[]): [n
   return pts;
 }
 
+/** How busy the machine's cores were (% of their time) over time (s from the origin), in bins of RATE_BIN_MS; empty without a CPU series. */
+export function cpuBusySeries(series: LinkSeries): [number, number][] {
+  const busy = series.cpuBusy ?? [];
+  const per = Math.max(1, Math.round(RATE_BIN_MS / series.intervalMs));
+  const pts: [number, number][] = [];
+  for (let i = 0; i + per <= busy.length; i += per) {
+    const bin = busy.slice(i, i + per).filter((b) => Number.isFinite(b));
+    if (bin.length > 0) pts.push([(series.startMs + (i + per) * series.intervalMs) / 1000, (100 * bin.reduce((a, b) => a + b, 0)) / bin.length]);
+  }
+  return pts;
+}
+
 /**
  * One scenario per system: with several runs, the finished run whose all-done is the median (the
  * lower of the middle two); a system none of whose runs finished keeps its first.
@@ -72,6 +84,11 @@ export async function writeCharts(report: FanoutReport, outDir: string): Promise
       const rateFile = `rate-s${sizeMiB}-n${n}.svg`;
       await writeFile(join(outDir, rateFile), lineChart({ title: `Bytes the ${n} peers received, S=${sizeMiB} MiB, ${report.options.mbit} Mbit/s`, xLabel: 'seconds since all pulls started', yLabel: 'MB/s, all peers together', series: rates }));
       written.push(rateFile);
+      const cpu: Series[] = sampled.map((r) => ({ name: r.system, dots: false, points: cpuBusySeries(r.series!) })).filter((c) => c.points.length > 0);
+      if (cpu.length === 0) continue;
+      const cpuFile = `cpu-s${sizeMiB}-n${n}.svg`;
+      await writeFile(join(outDir, cpuFile), lineChart({ title: `The machine's cores during the pulls, N=${n}, S=${sizeMiB} MiB (${report.machine.cpus} cores, every process)`, xLabel: 'seconds since all pulls started', yLabel: '% of the cores busy', series: cpu, yMax: 100 }));
+      written.push(cpuFile);
     }
     const bySize = ran.filter((r) => r.sizeMiB === sizeMiB);
     if (bySize.length === 0) continue;

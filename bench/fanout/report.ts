@@ -4,7 +4,7 @@ import { swarmFigures } from '../testbed/link-series.ts';
 import { median, totalCpuS, type ScenarioResult } from './scenario.ts';
 import type { FanoutReport } from './sweep.ts';
 
-const COLUMNS = ['S MiB', 'N', 'system', 'all-done s', 'x T*', 'x direct', 'median s', 'reg egress xS', 'sn egress xS', 'rx reg/sn/peers %', 'rx/need', 'rx max xS', 'down drops', 'rx pkt/MiB', 'dup xS', 'fallbacks', 'stalls', 'starved', 'seed grants u/s', 'half-rate s', 'link use %', 'tail s', 'client tail s', 'client cpu s', 'client rss MiB', 'daemon cpu s', 'daemon sys %', 'daemon life cpu s', 'total cpu s', 'cores busy %', 'status'] as const;
+const COLUMNS = ['S MiB', 'N', 'system', 'all-done s', 'x T*', 'x direct', 'median s', 'reg egress xS', 'sn egress xS', 'rx reg/sn/peers %', 'rx/need', 'rx max xS', 'down drops', 'rx pkt/MiB', 'dup xS', 'fallbacks', 'stalls', 'starved', 'seed grants u/s', 'half-rate s', 'link use %', 'tail s', 'client tail s', 'client cpu s', 'client rss MiB', 'daemon cpu s', 'daemon sys %', 'daemon life cpu s', 'total cpu s', 'cores busy %', 'cpu-bound %', 'status'] as const;
 const STATUS = COLUMNS.length - 1;
 
 function fmt(x: number, digits = 2): string {
@@ -67,6 +67,7 @@ function row(r: ScenarioResult, direct: ScenarioResult | undefined, cores: numbe
     fmt(daemonLifeCpu),
     fmt(totalCpuS(r)),
     fmt((100 * totalCpuS(r)) / (cores * r.allDoneS), 0),
+    swarm ? fmt(swarm.cpuBoundPct, 0) : '-',
     r.error ? `FAILED ${failed}/${r.hosts.length}` : 'ok',
   ];
 }
@@ -93,7 +94,8 @@ export function renderTable(report: FanoutReport): string {
     '"client tail s" = the median host\'s pull end - when its daemon served its client the last byte (Pollen: the peer\'s last blob answered): the client\'s own work after it (skopeo checks and fsyncs each blob);',
     '"daemon cpu s" = CPU of the long-running processes from the start of the pulls until they stop (aria2c, started by the pull, whole), "daemon sys %" the kernel share of it; "daemon life cpu s" = the same with their start-up;',
     '"total cpu s" = daemon cpu s + the clients that are not daemons (skopeo; aria2c is both, counted once): the CPU the system spent on the pulls;',
-    '"cores busy %" = total cpu s / (cores x all-done s): near 100 the run was bound by the machine\'s CPU, not by its links.',
+    '"cores busy %" = total cpu s / (cores x all-done s): near 100 the run was bound by the machine\'s CPU, not by its links;',
+    '"cpu-bound %" = the share of the run\'s 100 ms intervals in which the machine\'s cores (every process on it, from /proc/stat) were at least 95 % busy (cpu-s<S>-n<N>.svg): which phases the CPU bound.',
     '',
     line(COLUMNS),
     line(COLUMNS.map((_, i) => '-'.repeat(widths[i]!))),

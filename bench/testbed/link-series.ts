@@ -1,7 +1,9 @@
 // A time series of every host's link during a run: the bytes each host sent and received in each
 // interval (100 ms by default), read from the bridge side of its veth. The totals of a run say how
 // many bytes moved; the series says when: how long a swarm takes to fill the links, how much of
-// them it uses mid-run, how long its tail is after the servers fall quiet.
+// them it uses mid-run, how long its tail is after the servers fall quiet. Beside it, how busy the
+// machine's cores were in each interval (/proc/stat): every host of the bed shares them, so a phase
+// in which they are all busy is bound by the CPU, whatever the links could still carry.
 //
 // The counters live in the bridge's namespace. /proc/<pid>/net/dev shows the network namespace of
 // that process, so a `sleep` held in the bridge namespace lets the bench read them every interval
@@ -17,6 +19,19 @@ export interface LinkSeries {
   /** rxBytes[i][h]: bytes host h received in interval i (i from 0; interval i ends at startMs + (i + 1) * intervalMs). */
   rxBytes: number[][];
   txBytes: number[][];
+  /** cpuBusy[i]: the share (0-1) of the machine's CPU time that was busy in interval i (absent in reports from before it was sampled). */
+  cpuBusy?: number[];
+}
+
+/** The machine's CPU time so far in clock ticks, all cores: busy (anything but idle and iowait) and total, from the text of /proc/stat. */
+export function parseProcStat(text: string): { busy: number; total: number } | undefined {
+  const line = text.split('\n').find((l) => l.startsWith('cpu '));
+  if (!line) return undefined;
+  // user nice system idle iowait irq softirq steal (guest time is counted in user already)
+  const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  if (f.length < 5 || f.some((x) => !Number.isFinite(x))) return undefined;
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3]! - f[4]!, total };
 }
 
 /** rx/tx byte counters by interface name, from the text of /proc/net/dev. */
@@ -42,7 +57,7 @@ export interface LinkPort {
 
 /** Samples the counters of `ports` in the namespace of process `pid` until stop(). */
 export class LinkSampler {
-  private readonly samples: { t: number; counters: Map<string, { rx: number; tx: number }> }[] = [];
+  private readonly samples: { t: number; counters: Map<string, { rx: number; tx: number }>; cpu: { busy: number; total: number } | undefined }[] = [];
   private readonly timer: NodeJS.Timeout;
   private stopped = false;
 
@@ -57,7 +72,8 @@ export class LinkSampler {
 
   private sample(): void {
     try {
-      this.samples.push({ t: Date.now(), counters: parseNetDev(readFileSync(`/proc/${this.pid}/net/dev`, 'utf8')) });
+      const counters = parseNetDev(readFileSync(`/proc/${this.pid}/net/dev`, 'utf8'));
+      this.samples.push({ t: Date.now(), counters, cpu: parseProcStat(readFileSync('/proc/stat', 'utf8')) });
     } catch {
       // The holder is gone (the bed is closing): the series ends here.
     }
@@ -74,7 +90,7 @@ export class LinkSampler {
       this.stopped = true;
     }
     const s = this.samples;
-    const series: LinkSeries = { intervalMs: this.intervalMs, startMs: s.length > 0 ? s[0]!.t - origin : 0, hosts: this.ports.map((p) => p.host), rxBytes: [], txBytes: [] };
+    const series: LinkSeries = { intervalMs: this.intervalMs, startMs: s.length > 0 ? s[0]!.t - origin : 0, hosts: this.ports.map((p) => p.host), rxBytes: [], txBytes: [], cpuBusy: [] };
     for (let i = 1; i < s.length; i++) {
       const prev = s[i - 1]!.counters;
       const cur = s[i]!.counters;
@@ -82,6 +98,9 @@ export class LinkSampler {
       const delta = (p: LinkPort, dir: 'rx' | 'tx'): number => Math.max(0, (cur.get(p.port)?.[dir] ?? 0) - (prev.get(p.port)?.[dir] ?? 0));
       series.rxBytes.push(this.ports.map((p) => delta(p, 'tx')));
       series.txBytes.push(this.ports.map((p) => delta(p, 'rx')));
+      const [a, b] = [s[i - 1]!.cpu, s[i]!.cpu];
+      const ticks = a && b ? b.total - a.total : 0;
+      series.cpuBusy!.push(ticks > 0 ? Math.min(1, Math.max(0, (b!.busy - a!.busy) / ticks)) : NaN);
     }
     return series;
   }
@@ -94,7 +113,12 @@ export interface SwarmFigures {
   linkUsePct: number;
   /** Seconds from the servers' last busy interval (together sending >= 10 % of one link) to all-done. */
   tailS: number;
+  /** The share of the run (its intervals until all-done) in which the machine's cores were at least CPU_BOUND_BUSY busy, %; NaN without a CPU series. */
+  cpuBoundPct: number;
 }
+
+/** Cores this busy (a share of the machine's CPU time) in an interval: the interval was bound by the CPU. */
+export const CPU_BOUND_BUSY = 0.95;
 
 const HALF_RATE_WINDOW_MS = 300;
 const SERVER_BUSY_FRACTION = 0.1;
@@ -129,5 +153,13 @@ export function swarmFigures(series: LinkSeries, peers: readonly string[], serve
     const sent = serverIdx.reduce((s, h) => s + series.txBytes[i]![h]!, 0);
     if (sent / sec >= SERVER_BUSY_FRACTION * linkBytesPerS && endOf(i) <= allDoneS + sec / 2) lastBusy = i;
   }
-  return { halfRateS, linkUsePct, tailS: lastBusy >= 0 ? allDoneS - endOf(lastBusy) : NaN };
+  let intervals = 0;
+  let bound = 0;
+  for (let i = 0; i < (series.cpuBusy?.length ?? 0) && endOf(i) <= allDoneS + sec / 2; i++) {
+    const busy = series.cpuBusy![i]!;
+    if (!Number.isFinite(busy) || endOf(i) <= 0) continue;
+    intervals++;
+    if (busy >= CPU_BOUND_BUSY) bound++;
+  }
+  return { halfRateS, linkUsePct, tailS: lastBusy >= 0 ? allDoneS - endOf(lastBusy) : NaN, cpuBoundPct: intervals > 0 ? (100 * bound) / intervals : NaN };
 }

@@ -2,8 +2,8 @@
 // derives from a series (when the swarm reached half its links' rate, how much of them it used,
 // how long it ran after the servers fell quiet).
 import { describe, expect, it } from 'vitest';
-import { peerRateSeries } from '../../../bench/fanout/charts.ts';
-import { parseNetDev, swarmFigures, type LinkSeries } from '../../../bench/testbed/link-series.ts';
+import { cpuBusySeries, peerRateSeries } from '../../../bench/fanout/charts.ts';
+import { parseNetDev, parseProcStat, swarmFigures, type LinkSeries } from '../../../bench/testbed/link-series.ts';
 
 const NET_DEV = `Inter-|   Receive                                                |  Transmit
  face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
@@ -20,6 +20,18 @@ describe('parseNetDev', () => {
     expect(m.get('v0')).toEqual({ rx: 5_000_000, tx: 67_108_864 });
     // No space after the colon once the number is wide.
     expect(m.get('br0')).toEqual({ rx: 12_345_678_901, tx: 7 });
+  });
+});
+
+describe('parseProcStat', () => {
+  it("reads the machine's busy and total CPU ticks from the all-cores line, idle and iowait not busy, guest time not counted twice", () => {
+    const text = 'cpu  100 5 50 800 20 3 7 2 40 0\ncpu0 50 2 25 400 10 1 3 1 20 0\nintr 123\n';
+    expect(parseProcStat(text)).toEqual({ busy: 100 + 5 + 50 + 3 + 7 + 2, total: 100 + 5 + 50 + 800 + 20 + 3 + 7 + 2 });
+  });
+
+  it('is undefined for text without the all-cores line', () => {
+    expect(parseProcStat('cpu0 1 2 3 4 5\n')).toBeUndefined();
+    expect(parseProcStat('cpu  a b c d e\n')).toBeUndefined();
   });
 });
 
@@ -64,6 +76,31 @@ describe('swarmFigures', () => {
     const f = swarmFigures(series(rows), ['p1', 'p2'], ['registry', 'supernode'], LINK, 1);
     expect(f.linkUsePct).toBeCloseTo(100, 6);
     expect(f.tailS).toBeCloseTo(0, 6);
+  });
+});
+
+describe('cpuBoundPct', () => {
+  it('is the share of the intervals until all-done in which the cores were at least 95 % busy, skipping unknown ones', () => {
+    const rows = Array.from({ length: 12 }, () => ({ rx: [FULL, FULL] as [number, number], serverTx: FULL }));
+    const s = { ...series(rows), cpuBusy: [0.5, 0.96, 1, 1, NaN, 0.94, 1, 0.99, 0.95, 0.2, 1, 1] };
+    // Until all-done at 1.0 s: ten intervals, one unknown; of the nine, six at 95 % or more.
+    expect(swarmFigures(s, ['p1', 'p2'], ['registry', 'supernode'], LINK, 1).cpuBoundPct).toBeCloseTo((100 * 6) / 9, 6);
+  });
+
+  it('is NaN for a series without CPU samples (a report from before they were taken)', () => {
+    const rows = Array.from({ length: 5 }, () => ({ rx: [FULL, FULL] as [number, number], serverTx: FULL }));
+    expect(swarmFigures(series(rows), ['p1', 'p2'], ['registry', 'supernode'], LINK, 0.5).cpuBoundPct).toBeNaN();
+  });
+});
+
+describe('cpuBusySeries', () => {
+  it('averages the known intervals into 300 ms bins of percent, leaving out a last partial bin', () => {
+    const s = { ...series(Array.from({ length: 7 }, () => ({ rx: [0, 0] as [number, number], serverTx: 0 }))), cpuBusy: [1, 0.5, 0, NaN, 0.9, 0.7, 1] };
+    expect(cpuBusySeries(s)).toEqual([
+      [0.3, 50],
+      [0.6, 80],
+    ]);
+    expect(cpuBusySeries(series([]))).toEqual([]);
   });
 });
 

@@ -47,6 +47,13 @@ describe("the fan-out report's Pollen transfer columns", () => {
     expect(cells('pollen')[col('seed grants u/s')]).toBe('-');
     pollen.transfer!.seedGrants = { unheld: 128, starved: 9 };
     expect(cells('pollen')[col('seed grants u/s')]).toBe('128/9');
+    // The share of the run the cores were saturated: only with a series that sampled them.
+    expect(cells('pollen')[col('cpu-bound %')]).toBe('-');
+    const intervals = 100; // 10 s of 100 ms intervals, until all-done
+    pollen.series = { intervalMs: 100, startMs: 0, hosts: ['p'], rxBytes: Array.from({ length: intervals }, () => [0]), txBytes: Array.from({ length: intervals }, () => [0]) };
+    expect(cells('pollen')[col('cpu-bound %')]).toBe('-');
+    pollen.series.cpuBusy = Array.from({ length: intervals }, (_, i) => (i < 30 ? 0.5 : 1));
+    expect(cells('pollen')[col('cpu-bound %')]).toBe('70');
   });
 
   it("reads when a peer served its client the last blob, and prints the client's tail after it", () => {
