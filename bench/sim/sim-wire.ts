@@ -7,7 +7,9 @@
 // at once (as the wire does) but does not stop the block: the real uploader writes a block into
 // its socket as soon as it has read it, so the kernel holds what the child's window asked before
 // a cancel can reach the parent (the bed's parents held 0.3-1.1 MB per child in their send
-// queues). The block still crosses the link and the child drops it ('discarded'). The
+// queues). The block still crosses the link and the child drops it ('discarded'). A choke drops
+// the requests the parent had not started, each rejected to the child (the wire's REJECT_EXT), and
+// a request that reaches a choking parent is rejected too; the child gives up only those. The
 // parent sends a piece's proof (src/p2p/piece-proof.ts) ahead of the first block of it the child
 // gets, if it has one, as the uploader does: its 100 bytes travel with that block.
 import { EventEmitter } from 'node:events';
@@ -82,7 +84,7 @@ export class SimLink extends EventEmitter implements ParentConnection {
   private readonly outbox: BlockRequest[] = [];
   private readonly pending = new Set<BlockRequest>();
   private sending: { req: BlockRequest; flow: Transfer } | undefined;
-  /** The parent's side: it chokes this child (requests that reach it meanwhile are ignored, as BEP 3 has it). */
+  /** The parent's side: it chokes this child (requests that reach it meanwhile are rejected). */
   private parentChoking = true;
 
   constructor(
@@ -124,15 +126,19 @@ export class SimLink extends EventEmitter implements ParentConnection {
     });
   }
 
-  /** The parent takes the child's slot back: requests it had not started are dropped; the child fails all it asked (the block on the way arrives unasked). */
+  /** The parent takes the child's slot back: requests it had not started are rejected (the block on the way still comes and is answered). */
   sendChoke(): void {
     this.parentChoking = true;
-    this.outbox.length = 0;
+    for (const req of this.outbox.splice(0)) this.sendReject(req);
     this.toChild(() => {
       this.peerChoking = true;
-      for (const req of [...this.pending]) this.settle(req, new PollenError('ERR_PEER_PROTOCOL', 'peer is choking'));
       this.emit('choke');
     });
+  }
+
+  /** The parent will not answer `req`: the child's request fails once the reject reaches it. */
+  private sendReject(req: BlockRequest): void {
+    this.toChild(() => this.settle(req, new PollenError('ERR_PEER_PROTOCOL', 'request was rejected')));
   }
 
   sendHave(index: number): void {
@@ -157,7 +163,7 @@ export class SimLink extends EventEmitter implements ParentConnection {
       const req: BlockRequest = { index, offset, length, resolve, reject, settled: false };
       this.pending.add(req);
       this.toParent(() => {
-        if (this.parentChoking) return;
+        if (this.parentChoking) return this.sendReject(req);
         this.outbox.push(req);
         this.sendNext(false);
       });

@@ -114,6 +114,12 @@ export interface BlockPort {
   send(chunk: Uint8Array): void;
   /** The remote side asks a block; `respond` once with it (or an error: nothing is sent). */
   request(index: number, offset: number, length: number, respond: (err: Error | null, data?: Uint8Array) => void): void;
+  /**
+   * Tells the remote side a request of its will not be answered (wire-extensions.ts REJECT_EXT);
+   * absent, or returning false, when the remote side does not read rejects: its requests are then
+   * dropped silently, as BEP 3 has it.
+   */
+  reject?(index: number, offset: number, length: number): boolean;
   closed(): boolean;
   /**
    * A block came that no request of ours waits for: `cancelled` after the remote side had sent it
@@ -132,8 +138,10 @@ export interface BlockPort {
 export class BlockExchange {
   private readonly port: BlockPort;
   private readonly asked = new Map<string, AskedBlock>();
-  /** The remote side's requests not answered yet, by block (a token per request). */
-  private readonly served = new Map<string, object>();
+  /** The remote side's requests not answered yet, by block (each its own record, a token). */
+  private readonly served = new Map<string, { index: number; offset: number; length: number }>();
+  /** The remote side's requests that reached us while we choked it, since we last choked it. */
+  private askedWhileChoking = 0;
   /**
    * Blocks we cancelled whose answers may still come, by block: how many (the newest
    * MAX_CANCELLED_KEPT blocks). Kept when the block is asked again: the cancelled answer, if the
@@ -190,6 +198,26 @@ export class BlockExchange {
   /** Drops the remote side's requests not answered yet (we choke it, or close). */
   forgetServed(): void {
     this.served.clear();
+    this.askedWhileChoking = 0;
+  }
+
+  /** We choke the remote side: its requests not answered yet are dropped, each rejected where it reads rejects. */
+  rejectServed(): void {
+    const dropped = [...this.served.values()];
+    this.forgetServed();
+    for (const r of dropped) if (!this.port.reject?.(r.index, r.offset, r.length)) break;
+  }
+
+  /**
+   * The remote side will not answer our request for this block (its REJECT_EXT): the request fails.
+   * A reject of a block not asked (cancelled meanwhile), or of another length, changes nothing.
+   */
+  rejected(index: number, offset: number, length: number): void {
+    const key = blockKey(index, offset);
+    const asked = this.asked.get(key);
+    if (!asked || asked.length !== length) return;
+    this.asked.delete(key);
+    asked.reject(new Error('request was rejected'));
   }
 
   /** A request, piece or cancel frame (length prefix included); returns a protocol violation, if it is one. */
@@ -219,12 +247,19 @@ export class BlockExchange {
       this.served.delete(key);
       return undefined;
     }
-    // A request while we choke it is ignored (BEP 3; the library did the same); one we already
-    // have is ignored too.
-    if (amChoking || this.served.has(key)) return undefined;
+    // One we already have is ignored. A request while we choke it is rejected where the remote side
+    // reads rejects, else ignored (BEP 3; the library did the same).
+    if (this.served.has(key)) return undefined;
     if (length <= 0 || length > BLOCK_BYTES) return `request of ${length} bytes`;
+    if (amChoking) {
+      // A child asks at most its window before it learns of the choke (our bound on its
+      // outstanding requests); more is a flood that would only grow our queue of rejects.
+      if (++this.askedWhileChoking > MAX_INCOMING_REQUESTS) return 'too many requests while choked';
+      this.port.reject?.(index, offset, length);
+      return undefined;
+    }
     if (this.served.size >= MAX_INCOMING_REQUESTS) return 'too many outstanding requests';
-    const token = {};
+    const token = { index, offset, length };
     this.served.set(key, token);
     this.port.request(index, offset, length, (err, data) => {
       if (this.port.closed() || this.served.get(key) !== token || err || !data) {

@@ -10,9 +10,10 @@
 // (we drop a peer that exceeds ours), and it answers nothing while choking.
 // Framing and protocol violations close the connection and ban the remote address (wire-bans.ts).
 // The three messages that move blocks (request, piece, cancel) are parsed here and framed in
-// wire-blocks.ts, not by the library (see there why), and so is the `pollen_proof` extension
-// message, which must stay in order with them; every other message (handshakes, bitfield, have,
-// choke, interest, keep-alive) is still the library's.
+// wire-blocks.ts, not by the library (see there why), and so are the `pollen_proof` and
+// `pollen_reject` extension messages, which must stay in order with them; every other message
+// (handshakes, bitfield, have, choke, interest, keep-alive) is still the library's. What is
+// written goes out in order through one outbox (wire-outbox.ts).
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import Wire from 'bittorrent-protocol';
@@ -20,17 +21,14 @@ import { digestHex, type Digest } from '../digest.ts';
 import { PollenError } from '../errors.ts';
 import { BLOCK_BYTES } from './metainfo.ts';
 import { decodeProof, type PieceProof } from './piece-proof.ts';
-import { acceptance, ACCEPT_EXT, MSG_EXTENDED, PROOF_EXT, proofMessage, usePollenExtensions, wireDigest } from './wire-extensions.ts';
+import { acceptance, ACCEPT_EXT, MSG_EXTENDED, PROOF_EXT, proofMessage, REJECT_BYTES, REJECT_EXT, rejectMessage, usePollenExtensions, wireDigest } from './wire-extensions.ts';
 import type { AddressBans } from './wire-bans.ts';
-import { BlockExchange, MSG_CANCEL, MSG_REQUEST, newWireGuard, releaseUpload } from './wire-blocks.ts';
+import { BlockExchange, MSG_CANCEL, MSG_REQUEST, newWireGuard } from './wire-blocks.ts';
+import { WireOutbox } from './wire-outbox.ts';
 
 /** From TCP accept (or dial) to `ready`: TLS, the BEP 3 and the extended handshake together. */
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
 export const IDLE_TIMEOUT_MS = 120_000;
-/** Messages shorter than this that wait together are written as one (see send). */
-export const SMALL_MESSAGE_BYTES = 1024;
-/** At most this much in one merged write: one TLS record. */
-const MERGED_MESSAGES_BYTES = 16 * 1024;
 export interface WireOptions {
   /** 20 bytes. */
   readonly peerId: Buffer;
@@ -71,9 +69,8 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
   /** The piece size the dialler named (undefined: the blob size's default layout). */
   private pieceSizeValue: number | undefined;
   private isReady = false;
-  /** Output of the library not yet handed to the socket (see send). */
-  private readonly outbox: Uint8Array[] = [];
-  private writing = false;
+  /** What we write, in order (the library's output and our block, proof and reject messages). */
+  private readonly outbox: WireOutbox;
   private closed = false;
   /** Frames handed over by the guard (the first is the BEP 3 handshake). */
   private frames = 0;
@@ -88,6 +85,8 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
   private readonly receiveChunk: (chunk: Buffer, transient: boolean) => void;
   /** The id our extended handshake gives PROOF_EXT (what the remote side sends proofs under). */
   private readonly proofExtId: number;
+  /** The id our extended handshake gives REJECT_EXT. */
+  private readonly rejectExtId: number;
   readonly ready: Promise<void>;
 
   private constructor(socket: Socket, options: WireOptions, digest: Digest | undefined, pieceSize: number | undefined, accept: ((d: Digest, pieceSize: number | undefined) => boolean) | undefined) {
@@ -98,6 +97,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     this.digestValue = digest;
     this.pieceSizeValue = pieceSize;
     this.accept = accept;
+    this.outbox = new WireOutbox(socket);
     this.ready = new Promise((resolve, reject) => {
       this.once('ready', resolve);
       // Only before ready: an error and its stack per close of a ready one was ~0.3 % of the bed's peers' CPU.
@@ -105,10 +105,13 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     });
     this.ready.catch(() => {});
     this.wire = new Wire(this.outgoing ? 'tcpOutgoing' : 'tcpIncoming');
-    this.proofExtId = usePollenExtensions(this.wire);
+    const ids = usePollenExtensions(this.wire);
+    this.proofExtId = ids.proof;
+    this.rejectExtId = ids.reject;
     this.blocks = new BlockExchange({
       send: (chunk) => this.send(chunk),
       request: (index, offset, length, respond) => this.emit('request', index, offset, length, respond),
+      reject: (index, offset, length) => this.sendReject(index, offset, length),
       closed: () => this.closed,
       discarded: (index, bytes, cancelled) => this.emit('discarded', index, bytes, cancelled),
     });
@@ -132,6 +135,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
           const id = this.frames++ > 0 && frame.length > 4 ? frame[4]! : -1;
           if (id >= MSG_REQUEST && id <= MSG_CANCEL) this.onBlockMessage(frame);
           else if (id === MSG_EXTENDED && frame.length > 5 && frame[5] === this.proofExtId) this.onProofMessage(frame.subarray(6));
+          else if (id === MSG_EXTENDED && frame.length > 5 && frame[5] === this.rejectExtId) this.onRejectMessage(frame.subarray(6));
           else this.wire.write(frame);
           if (this.closed) return;
         }
@@ -151,8 +155,9 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     this.wire.on('have', ((i: number) => this.isReady && this.emit('have', i)) as never);
     for (const e of ['bitfield', 'unchoke', 'interested', 'uninterested'] as const) this.wire.on(e, (() => this.isReady && this.emit(e)) as never);
     this.wire.on('choke', (() => {
-      // BEP 3: a choke discards the requests the remote side had not answered.
-      this.blocks.failAsked('peer is choking');
+      // BEP 3: a choke discards the requests the remote side had not answered; a parent that
+      // speaks rejects says which (REJECT_EXT), and answers the others.
+      if (!this.speaksRejects) this.blocks.failAsked('peer is choking');
       if (this.isReady) this.emit('choke');
     }) as never);
     this.handshakeTimer = setTimeout(() => this.destroy('handshake timeout'), HANDSHAKE_TIMEOUT_MS);
@@ -215,6 +220,11 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     return this.isReady && this.wire.peerExtendedMapping[PROOF_EXT] !== undefined;
   }
 
+  /** The remote side speaks rejects (REJECT_EXT): as a parent it sends them and a choke drops nothing by itself; as a child it reads them. */
+  get speaksRejects(): boolean {
+    return this.isReady && this.wire.peerExtendedMapping[REJECT_EXT] !== undefined;
+  }
+
   /** Sends a piece's proof (to a child that reads them; queued in order with the blocks, so ahead of the piece's). */
   sendProof(proof: PieceProof): void {
     if (!this.closed && this.speaksProofs) this.send(proofMessage(this.wire.peerExtendedMapping[PROOF_EXT]!, proof));
@@ -245,8 +255,10 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
 
   choke(): void {
     if (this.closed) return;
-    // BEP 3: choking discards the requests we had not answered (answers still on disk are dropped).
-    this.blocks.forgetServed();
+    // BEP 3: choking discards the requests we had not answered (answers still on disk are dropped),
+    // each rejected to a child that reads rejects, ahead of the choke.
+    if (this.speaksRejects) this.blocks.rejectServed();
+    else this.blocks.forgetServed();
     this.wire.choke();
   }
 
@@ -273,7 +285,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     this.blocks.failAsked('wire was closed');
     this.socket.destroy();
     this.wire.destroy();
-    for (const chunk of this.outbox.splice(0)) releaseUpload(chunk);
+    this.outbox.close();
     this.emit('close', reason);
   }
 
@@ -285,54 +297,9 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     this.destroy(`protocol violation: ${reason}`);
   }
 
-  /**
-   * Writes the library's output one chunk at a time, each once the previous one is written. Queued
-   * writes would reach the socket as one writev, which TLS first copies into a single fresh buffer
-   * (up to MAX_INCOMING_REQUESTS blocks: 16 MiB of page faults); one at a time, a block is
-   * encrypted straight from its pooled buffer, which goes back to the pool once written.
-   *
-   * Small messages go together: the first write waits for the end of the turn (a microtask), and
-   * consecutive small chunks in the outbox then (a window's requests, a have, a proof, those queued
-   * behind a block) are copied into one write: one TLS record and one system call here, one read
-   * at the other end, where each alone cost ~26 us to send and ~54 us to receive (a wake-up) on the
-   * test machine. libtorrent corks a connection the same way while it handles a message. On the
-   * 16-host bed (64 MiB) 8,151 of 19,935 writes were small messages queued behind another write
-   * and 4,735 more came in the turn of the one before.
-   */
+  /** Queues a whole frame for the socket (wire-outbox.ts). */
   private send(chunk: Uint8Array): void {
-    if (this.closed) return releaseUpload(chunk);
-    this.outbox.push(chunk);
-    if (this.writing) return;
-    this.writing = true;
-    queueMicrotask(this.flushNext);
-  }
-
-  private readonly flushNext = (): void => {
-    let chunk = this.outbox.shift();
-    if (chunk === undefined || this.closed) {
-      this.writing = false;
-      return;
-    }
-    if (chunk.length < SMALL_MESSAGE_BYTES && this.outbox.length > 0 && this.outbox[0]!.length < SMALL_MESSAGE_BYTES) chunk = this.mergeSmall(chunk);
-    const written = chunk;
-    this.socket.write(written, () => {
-      releaseUpload(written);
-      this.flushNext();
-    });
-  };
-
-  /** `first` and the small chunks after it in the outbox, copied into one (each given back). */
-  private mergeSmall(first: Uint8Array): Buffer {
-    const parts = [first];
-    let bytes = first.length;
-    while (this.outbox.length > 0 && this.outbox[0]!.length < SMALL_MESSAGE_BYTES && bytes + this.outbox[0]!.length <= MERGED_MESSAGES_BYTES) {
-      const next = this.outbox.shift()!;
-      parts.push(next);
-      bytes += next.length;
-    }
-    const merged = Buffer.concat(parts, bytes);
-    for (const p of parts) releaseUpload(p);
-    return merged;
+    this.outbox.send(chunk);
   }
 
   /** A request, piece or cancel message (a whole frame, length prefix included). */
@@ -340,6 +307,20 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     if (!this.isReady) return this.violate(`message ${frame[4]!} before the handshake`);
     const violation = this.blocks.receive(frame, this.wire.amChoking);
     if (violation) this.violate(violation);
+  }
+
+  /** Tells a child that reads rejects that its request will not be answered; false when it does not read them. */
+  private sendReject(index: number, offset: number, length: number): boolean {
+    if (this.closed || this.outgoing || !this.speaksRejects) return false;
+    this.send(rejectMessage(this.wire.peerExtendedMapping[REJECT_EXT]!, index, offset, length));
+    return true;
+  }
+
+  /** A REJECT_EXT message's payload: only a parent sends rejects, only once ready. */
+  private onRejectMessage(payload: Buffer): void {
+    if (!this.outgoing || !this.isReady) return this.violate('unexpected reject');
+    if (payload.length !== REJECT_BYTES) return this.violate('malformed reject');
+    this.blocks.rejected(payload.readUInt32BE(0), payload.readUInt32BE(4), payload.readUInt32BE(8));
   }
 
   /** A PROOF_EXT message's payload. Only a parent sends proofs, only once ready; what they vouch for is the transfer's to check. */

@@ -1,7 +1,8 @@
 // Pollen's BEP 10 extensions on the peer wire, named in both sides' extended handshake: the
-// listener's `pollen_accept` (it serves the digest the dialler named) and the parent's
-// `pollen_proof` (a piece proof ahead of the piece's first block). WireConnection registers them
-// and reads them; the proof message is framed here, beside the block messages of wire-blocks.ts.
+// listener's `pollen_accept` (it serves the digest the dialler named), the parent's `pollen_proof`
+// (a piece proof ahead of the piece's first block) and `pollen_reject` (a request it will not
+// answer). WireConnection registers them and reads them; the proof and reject messages are framed
+// here, beside the block messages of wire-blocks.ts.
 import { parseDigest, type Digest } from '../digest.ts';
 import { encodeProof, type PieceProof } from './piece-proof.ts';
 
@@ -35,6 +36,20 @@ export function wireDigest(raw: unknown): Digest | undefined {
  * behind a stream, so a proof it parsed came after the piece message that followed it on the wire.
  */
 export const PROOF_EXT = 'pollen_proof';
+/**
+ * A request the parent will not answer, named by index, offset and length as the request was
+ * (BEP 6's reject, as an extended message). Under BEP 3 a choke drops every request the parent has
+ * not answered, and a request that reaches a choking parent is ignored; a child cannot tell which of
+ * its requests crossed the choke, so it gives up all it asked. A parent that chokes and unchokes a
+ * child within a round trip (its upload slots moving between blobs) then answers the requests that
+ * reached it after the unchoke, and the child drops those blocks as unasked: on the 16-host bed,
+ * every such block followed a choke and an unchoke that came together, 12 MB a 64 MiB run. With
+ * this extension named by both sides, a choke drops nothing by itself: the parent rejects each
+ * request it drops (at the choke, or one that reaches it while it chokes) and answers the rest.
+ */
+export const REJECT_EXT = 'pollen_reject';
+/** A reject's payload: index, offset, length (4 bytes each). */
+export const REJECT_BYTES = 12;
 /** BEP 10's message id. */
 export const MSG_EXTENDED = 20;
 
@@ -44,11 +59,25 @@ interface ExtensibleWire {
   readonly extendedMapping: Record<number, string>;
 }
 
-/** Registers both extensions in `wire`'s handshake; the id ours gives PROOF_EXT (what the remote side sends proofs under). */
-export function usePollenExtensions(wire: ExtensibleWire): number {
+/** Registers the extensions in `wire`'s handshake; the ids ours gives PROOF_EXT and REJECT_EXT (what the remote side sends them under). */
+export function usePollenExtensions(wire: ExtensibleWire): { proof: number; reject: number } {
   wire.use(namedExtension(ACCEPT_EXT));
   wire.use(namedExtension(PROOF_EXT));
-  return Number(Object.keys(wire.extendedMapping).find((id) => wire.extendedMapping[Number(id)] === PROOF_EXT));
+  wire.use(namedExtension(REJECT_EXT));
+  const idOf = (name: string): number => Number(Object.keys(wire.extendedMapping).find((id) => wire.extendedMapping[Number(id)] === name));
+  return { proof: idOf(PROOF_EXT), reject: idOf(REJECT_EXT) };
+}
+
+/** A reject as one extended message under the remote side's id for REJECT_EXT (length, 20, id, index, offset, length). */
+export function rejectMessage(remoteId: number, index: number, offset: number, length: number): Buffer {
+  const frame = Buffer.allocUnsafe(6 + REJECT_BYTES);
+  frame.writeUInt32BE(2 + REJECT_BYTES, 0);
+  frame[4] = MSG_EXTENDED;
+  frame[5] = remoteId;
+  frame.writeUInt32BE(index, 6);
+  frame.writeUInt32BE(offset, 10);
+  frame.writeUInt32BE(length, 14);
+  return frame;
 }
 
 /** A proof as one extended message under the remote side's id for PROOF_EXT (length, 20, id, 100 bytes). */

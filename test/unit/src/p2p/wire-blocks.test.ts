@@ -8,36 +8,13 @@ import type { Socket } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../../../../src/clock.ts';
-import { sha256Digest } from '../../../../src/digest.ts';
 import { BLOCK_BYTES } from '../../../../src/p2p/metainfo.ts';
 import { AddressBans } from '../../../../src/p2p/wire-bans.ts';
 import { MAX_INCOMING_REQUESTS, uploadBuffer } from '../../../../src/p2p/wire-blocks.ts';
-import { infoHashOf, SMALL_MESSAGE_BYTES, WireConnection } from '../../../../src/p2p/wire-connection.ts';
+import { WireConnection } from '../../../../src/p2p/wire-connection.ts';
+import { SMALL_MESSAGE_BYTES } from '../../../../src/p2p/wire-outbox.ts';
 import { FakeWireSocket } from '../../../helpers/fake-wire-socket.ts';
-
-const digest = sha256Digest('blob');
-
-function frame(id: number, ...parts: Array<number | Uint8Array>): Buffer {
-  const body = Buffer.concat(parts.map((p) => (typeof p === 'number' ? Buffer.from([p >>> 24, (p >>> 16) & 255, (p >>> 8) & 255, p & 255]) : Buffer.from(p))));
-  const head = Buffer.alloc(5);
-  head.writeUInt32BE(1 + body.length);
-  head[4] = id;
-  return Buffer.concat([head, body]);
-}
-
-function handshake(): Buffer {
-  const reserved = Buffer.alloc(8);
-  reserved[5] = 0x10;
-  return Buffer.concat([Buffer.from('\x13BitTorrent protocol', 'latin1'), reserved, Buffer.from(infoHashOf(digest), 'hex'), randomBytes(20)]);
-}
-
-function extended(id: number, body: string | Buffer): Buffer {
-  return frame(20, Buffer.from([id]), typeof body === 'string' ? Buffer.from(body, 'latin1') : body);
-}
-
-async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-}
+import { digest, frame, handshake, readyDialler, readyListener, settle } from '../../../helpers/wire-frames.ts';
 
 /** The whole messages of each write (a message split across two writes fails the test). */
 function messagesOf(written: Buffer[]): Buffer[][] {
@@ -62,31 +39,6 @@ function pieces(written: Buffer[]): Array<[number, number, number, number]> {
   const all = messagesOf(written);
   for (const w of all) if (w.some((m) => m.length >= SMALL_MESSAGE_BYTES)) expect(w).toHaveLength(1);
   return all.flat().filter((m) => m.length >= 13 && m[4] === 7).map((m) => [m.readUInt32BE(5), m.readUInt32BE(9), m.readUInt32BE(0) - 9, m.length]);
-}
-
-/** A listening side that became ready for `digest` and unchoked the dialler. */
-async function readyListener(bans = new AddressBans({ clock: systemClock })): Promise<{ conn: WireConnection; socket: FakeWireSocket; bans: AddressBans }> {
-  const socket = new FakeWireSocket();
-  const conn = WireConnection.incoming(socket as unknown as Socket, { peerId: randomBytes(20), bans }, (d) => d === digest);
-  conn.on('close', () => {});
-  socket.emit('data', Buffer.concat([handshake(), extended(0, `d1:md13:pollen_accepti1ee13:pollen_digest${digest.length}:${digest}e`)]));
-  await conn.ready;
-  conn.unchoke();
-  await settle();
-  return { conn, socket, bans };
-}
-
-/** A dialling side that became ready (the listener accepted the digest) and was unchoked. */
-async function readyDialler(): Promise<{ conn: WireConnection; socket: FakeWireSocket; bans: AddressBans }> {
-  const bans = new AddressBans({ clock: systemClock });
-  const socket = new FakeWireSocket();
-  const conn = WireConnection.outgoing(socket as unknown as Socket, { peerId: randomBytes(20), ownReads: true, bans }, digest);
-  conn.on('close', () => {});
-  conn.receive(Buffer.concat([handshake(), extended(0, 'd1:md13:pollen_accepti1eee'), extended(1, Buffer.from(digest, 'latin1')), frame(1)]));
-  await conn.ready;
-  await settle();
-  expect(conn.peerChoking).toBe(false);
-  return { conn, socket, bans };
 }
 
 describe('block messages, serving side', () => {
