@@ -19,6 +19,8 @@ export const MSG_REQUEST = 6;
 export const MSG_PIECE = 7;
 export const MSG_CANCEL = 8;
 export const MAX_INCOMING_REQUESTS = 64;
+/** Requests a choked child may still send (see BlockExchange.receive) before it is a flood. */
+export const MAX_REQUESTS_WHILE_CHOKED = 2 * MAX_INCOMING_REQUESTS;
 /** Buffers of incoming whole-block piece messages, shared by every connection of the process (16 MiB kept at most). */
 const blockPool = new BlockPool({ frameBytes: 4 + MAX_MESSAGE_BYTES, maxFree: 64 });
 /**
@@ -252,9 +254,10 @@ export class BlockExchange {
     if (this.served.has(key)) return undefined;
     if (length <= 0 || length > BLOCK_BYTES) return `request of ${length} bytes`;
     if (amChoking) {
-      // A child asks at most its window before it learns of the choke (our bound on its
-      // outstanding requests); more is a flood that would only grow our queue of rejects.
-      if (++this.askedWhileChoking > MAX_INCOMING_REQUESTS) return 'too many requests while choked';
+      // A child asks at most its window (our bound on its outstanding requests) before it learns of
+      // the choke, and again what rejects and blocks that came ahead of the choke freed: twice the
+      // bound is generous, and more a flood that would only grow our queue of rejects.
+      if (++this.askedWhileChoking > MAX_REQUESTS_WHILE_CHOKED) return 'too many requests while choked';
       this.port.reject?.(index, offset, length);
       return undefined;
     }

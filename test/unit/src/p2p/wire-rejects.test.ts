@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../../../src/clock.ts';
 import { generateSecret } from '../../../../src/cluster-tls.ts';
 import { AddressBans } from '../../../../src/p2p/wire-bans.ts';
-import { MAX_INCOMING_REQUESTS, uploadBuffer } from '../../../../src/p2p/wire-blocks.ts';
+import { MAX_REQUESTS_WHILE_CHOKED, uploadBuffer } from '../../../../src/p2p/wire-blocks.ts';
 import { WireConnection } from '../../../../src/p2p/wire-connection.ts';
 import { WireListener } from '../../../../src/p2p/wire-listener.ts';
 import { dialWire } from '../../../../src/p2p/wire-tls.ts';
@@ -67,14 +67,14 @@ describe('rejects, serving side', () => {
     conn.destroy();
   });
 
-  it(`to a child that reads them: more than ${MAX_INCOMING_REQUESTS} requests while choked is a flood, closed and banned`, async () => {
+  it(`to a child that reads them: more than ${MAX_REQUESTS_WHILE_CHOKED} requests while choked is a flood, closed and banned`, async () => {
     const bans = new AddressBans({ clock: systemClock });
     const { conn, socket } = await readyListener(bans, READS_REJECTS);
     conn.on('request', () => {});
     conn.choke();
-    socket.emit('data', Buffer.concat(Array.from({ length: MAX_INCOMING_REQUESTS }, (_, i) => frame(6, i, 0, 16))));
+    socket.emit('data', Buffer.concat(Array.from({ length: MAX_REQUESTS_WHILE_CHOKED }, (_, i) => frame(6, i, 0, 16))));
     expect(conn.isClosed).toBe(false);
-    socket.emit('data', frame(6, MAX_INCOMING_REQUESTS, 0, 16));
+    socket.emit('data', frame(6, MAX_REQUESTS_WHILE_CHOKED, 0, 16));
     expect(conn.violation).toMatch(/while choked/);
     expect(bans.isBanned(socket.remoteAddress)).toBe(true);
   });
