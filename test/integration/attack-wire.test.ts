@@ -20,7 +20,7 @@ import { BLOCK_BYTES, DEFAULT_PIECE_BYTES, pieceCountFor, pieceRange, pieceSizeF
 import { PieceSigner } from '../../src/p2p/piece-proof.ts';
 import { WireListener } from '../../src/p2p/wire-listener.ts';
 import { SupernodeClient } from '../../peer/p2p/supernode-client.ts';
-import { blockMessage, MAX_INCOMING_REQUESTS, MSG_REQUEST } from '../../src/p2p/wire-blocks.ts';
+import { blockMessage, MAX_INCOMING_REQUESTS, MAX_REQUESTS_WHILE_CHOKED, MSG_REQUEST } from '../../src/p2p/wire-blocks.ts';
 import { infoHashOf, WireConnection } from '../../src/p2p/wire-connection.ts';
 import { WireDialer } from '../../src/p2p/wire-dialer.ts';
 import { splitHostPort } from '../../src/config.ts';
@@ -215,7 +215,7 @@ describe('attacks on the peer wire', () => {
     return { socket, conn };
   }
 
-  it('a member that breaks the block rules is closed and banned by address; members elsewhere still fetch', async () => {
+  it('a member that breaks the block rules (or floods requests while choked) is closed and banned by address; members elsewhere still fetch', async () => {
     const block = 16 * 1024;
     const tooMany = Buffer.concat(Array.from({ length: MAX_INCOMING_REQUESTS + 1 }, (_, k) => blockMessage(MSG_REQUEST, Math.floor(k / 32), (k % 32) * block, block)));
     const malformed = Buffer.concat([Buffer.from([0, 0, 0, 14, MSG_REQUEST]), Buffer.alloc(13)]);
@@ -236,6 +236,20 @@ describe('attacks on the peer wire', () => {
       // The same address is refused from now on, even with the key and a fresh connection.
       const again = memberFrom(address);
       await expect(again.conn.ready, what).rejects.toThrow();
+      again.socket.destroy();
+    }
+    // A member that never asks for a slot and floods requests while choked: each is rejected
+    // (pollen_reject) up to the bound, then it is closed and banned.
+    {
+      const address = `127.0.0.${41 + breaches.length}`;
+      const { socket, conn } = memberFrom(address);
+      await conn.ready;
+      expect(conn.speaksRejects).toBe(true);
+      const closed = new Promise<void>((r) => socket.once('close', () => r()));
+      socket.write(Buffer.concat(Array.from({ length: MAX_REQUESTS_WHILE_CHOKED + 1 }, (_, k) => blockMessage(MSG_REQUEST, Math.floor(k / 32), (k % 32) * block, block))));
+      await expect(Promise.race([closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('still open after a flood while choked'), 5_000))])).resolves.toBe('closed');
+      const again = memberFrom(address);
+      await expect(again.conn.ready).rejects.toThrow();
       again.socket.destroy();
     }
     const { socket, conn } = memberFrom('127.0.0.1');
