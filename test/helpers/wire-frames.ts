@@ -32,6 +32,20 @@ export function extended(id: number, body: string | Buffer): Buffer {
   return frame(20, Buffer.from([id]), typeof body === 'string' ? Buffer.from(body, 'latin1') : body);
 }
 
+/** The whole messages of each write (a message split across two writes fails the test). */
+export function messagesOf(written: Buffer[]): Buffer[][] {
+  return written.map((w) => {
+    const out: Buffer[] = [];
+    for (let at = 0; at < w.length; ) {
+      const end = at + 4 + w.readUInt32BE(at);
+      if (end > w.length) throw new Error(`a message split across writes: ${end - at} bytes at ${at} of a ${w.length}-byte write`);
+      out.push(w.subarray(at, end));
+      at = end;
+    }
+    return out;
+  });
+}
+
 export async function settle(): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
 }

@@ -14,21 +14,8 @@ import { MAX_INCOMING_REQUESTS, uploadBuffer } from '../../../../src/p2p/wire-bl
 import { WireConnection } from '../../../../src/p2p/wire-connection.ts';
 import { SMALL_MESSAGE_BYTES } from '../../../../src/p2p/wire-outbox.ts';
 import { FakeWireSocket } from '../../../helpers/fake-wire-socket.ts';
-import { digest, frame, handshake, readyDialler, readyListener, settle } from '../../../helpers/wire-frames.ts';
+import { digest, frame, handshake, messagesOf, readyDialler, readyListener, settle } from '../../../helpers/wire-frames.ts';
 
-/** The whole messages of each write (a message split across two writes fails the test). */
-function messagesOf(written: Buffer[]): Buffer[][] {
-  return written.map((w) => {
-    const out: Buffer[] = [];
-    for (let at = 0; at < w.length; ) {
-      const end = at + 4 + w.readUInt32BE(at);
-      expect(end).toBeLessThanOrEqual(w.length);
-      out.push(w.subarray(at, end));
-      at = end;
-    }
-    return out;
-  });
-}
 
 /**
  * Piece messages among what was written, in order: [index, offset, block length, message length].

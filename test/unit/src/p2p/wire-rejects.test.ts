@@ -13,7 +13,7 @@ import { WireConnection } from '../../../../src/p2p/wire-connection.ts';
 import { WireListener } from '../../../../src/p2p/wire-listener.ts';
 import { dialWire } from '../../../../src/p2p/wire-tls.ts';
 import type { FakeWireSocket } from '../../../helpers/fake-wire-socket.ts';
-import { digest, extended, frame, readyDialler, readyListener, settle } from '../../../helpers/wire-frames.ts';
+import { digest, extended, frame, messagesOf, readyDialler, readyListener, settle } from '../../../helpers/wire-frames.ts';
 
 const READS_REJECTS = '13:pollen_accepti1e13:pollen_rejecti3e';
 
@@ -24,21 +24,17 @@ function ourRejectId(socket: FakeWireSocket): number {
   return Number(m[1]);
 }
 
-/** The messages written, each as [id, extended id or -1, payload numbers]. */
+/** The messages written, each as [id, extended id or -1, payload numbers (of a short one)]. */
 function messages(written: Buffer[]): Array<[number, number, number[]]> {
-  const all = Buffer.concat(written);
-  const out: Array<[number, number, number[]]> = [];
-  for (let at = 0; at < all.length; ) {
-    const len = all.readUInt32BE(at);
-    const id = all[at + 4]!;
-    const ext = id === 20 ? all[at + 5]! : -1;
-    const body = all.subarray(at + (id === 20 ? 6 : 5), at + 4 + len);
-    const nums: number[] = [];
-    for (let i = 0; i + 4 <= body.length && body.length <= 12; i += 4) nums.push(body.readUInt32BE(i));
-    out.push([id, ext, nums]);
-    at += 4 + len;
-  }
-  return out;
+  return messagesOf(written)
+    .flat()
+    .map((m) => {
+      const id = m[4]!;
+      const body = m.subarray(id === 20 ? 6 : 5);
+      const nums: number[] = [];
+      for (let i = 0; i + 4 <= body.length && body.length <= 12; i += 4) nums.push(body.readUInt32BE(i));
+      return [id, id === 20 ? m[5]! : -1, nums];
+    });
 }
 
 describe('rejects, serving side', () => {
