@@ -33,12 +33,12 @@ if (!process.execArgv.some((a) => a.includes('liftoff'))) setFlagsFromString('--
 if (!process.execArgv.some((a) => a.startsWith('--heap-growing-percent'))) setFlagsFromString('--heap-growing-percent=200');
 // V8's memory reducer shrinks a heap it takes for idle: 8 s after a full collection, when the JS
 // heap allocates little, it runs up to three more. A peer's bytes flow through buffers outside the
-// JS heap, so in the middle of a pull it looks idle: with --trace-gc, every daemon of the fan-out
-// bed (64 MiB, N = 8) ran 2-3 such collections (20-80 ms of main thread each, more on V8's helper
-// threads) 8.3-9.8 s after it started, during the pulls. Started a minute after the last full
-// collection, it still gives memory back once a daemon has been quiet (RSS 120 -> 103 MiB after a
-// 128 MiB pull) and none ran during a pull: daemons' CPU 10.36 / 8.83 / 7.02 -> 8.45 / 7.88 / 6.26
-// s in three alternating pairs (all-done 8.15 / 7.67 / 7.61 -> 7.77 / 7.56 / 7.58 s).
+// JS heap, so in the middle of a pull it looks idle: with --trace-gc, 7 of the 9 daemons of the
+// fan-out bed (64 MiB, N = 8) ran 2-3 such collections (9-65 ms of main thread each, and V8's
+// helper threads) 8.3-9.8 s after they started, during the pulls. Started a minute after the last
+// full collection, none ran during a pull and a quiet daemon still gives the memory back (RSS 122
+// -> 104 MiB within 80 s of a 128 MiB pull): daemons' CPU 10.36 / 8.83 / 7.02 -> 8.45 / 7.88 /
+// 6.26 s in three alternating pairs (all-done 8.15 / 7.67 / 7.61 -> 7.77 / 7.56 / 7.58 s).
 if (!process.execArgv.some((a) => a.startsWith('--gc-memory-reducer-start-delay-ms'))) setFlagsFromString('--gc-memory-reducer-start-delay-ms=60000');
 
 const root = dirname(import.meta.dirname);
