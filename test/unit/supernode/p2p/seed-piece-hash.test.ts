@@ -76,7 +76,8 @@ describe('seed piece hash', () => {
     const key = client.proofVerifier(url)!;
     expect(key.verify(digest, { index: 0, hash: first.pieceHash()!, signature: first.pieceSignature!()! })).toBe(true);
 
-    // The seed has the whole blob by now (the second piece follows the first).
+    // Once the seed has the second piece too (it follows the first), a sync brings its hash.
+    await expect.poll(() => seed.get(digest)!.meta.hashes[1], { timeout: 10_000 }).toBe(sha256(piece(1)));
     const synced = await client.sync(url, digest, { have: [], wantSeed: 0, badParents: [] });
     expect(synced.hashes[1]).toBe(sha256(piece(1)));
     const second = await client.seedPiece(url, digest, 1, AbortSignal.timeout(10_000));
