@@ -22,6 +22,8 @@ export interface PieceSource {
   read(offset: number, length: number): Promise<Buffer>;
   /** The supernode's proof of a held piece's hash, when this peer has it (see piece-proof.ts). */
   proof(index: number): PieceProof | undefined;
+  /** Every piece's hash (ProofSet.hashList), when this peer knows them all. */
+  hashes(): Buffer | undefined;
 }
 
 export interface ActiveTransfer {
@@ -164,6 +166,7 @@ export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: nu
           }
         },
         proof: (i) => (active.pieces.has(i) ? active.proofs?.get(i) : undefined) ?? this.proofsIn(digest, active.pieces.length)?.get(i),
+        hashes: () => active.proofs?.hashList() ?? this.proofsIn(digest, active.pieces.length)?.hashList(),
       };
     }
     const size = this.committed.get(digest)!;
@@ -171,7 +174,7 @@ export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: nu
     const pieceCount = pieceCountFor(size, layout);
     const all = Bitfield.full(pieceCount);
     const proofs = this.proofsIn(digest, pieceCount);
-    return { size, pieceSize: layout, pieceCount, has: (i) => all.has(i), bitfield: () => all.bytes, read: (o, l) => this.readCommitted(digest, o, l), proof: (i) => proofs?.get(i) };
+    return { size, pieceSize: layout, pieceCount, has: (i) => all.has(i), bitfield: () => all.bytes, read: (o, l) => this.readCommitted(digest, o, l), proof: (i) => proofs?.get(i), hashes: () => proofs?.hashList() };
   }
 
   /** A committed blob's proofs if they are of the layout of `pieceCount` pieces (two layouts of a blob never have the same count). */

@@ -25,11 +25,11 @@ import { ParentRequests } from './parent-requests.ts';
 import { ENDGAME_COPIES } from './piece-picker.ts';
 import { HOST_SEED_LEASES, PARENT_FEEDING_MS, SeedGrants, seedLeasesWanted } from './seed-grants.ts';
 import { taskRequest } from './task-request.ts';
-import { TransferProofs } from './transfer-proofs.ts';
+import { TransferProofs, type HashPort } from './transfer-proofs.ts';
 import { TransferVouch } from './transfer-vouch.ts';
 import { TransferState } from './transfer-state.ts';
 import { fetchMissingFromUpstream } from './upstream-fallback.ts';
-import { hashKnown, knownHashCount, STARVED_MS, TransferSync, withAnsweredHashes, withPieceHash } from './transfer-sync.ts';
+import { hashKnown, knownHashCount, STARVED_MS, TransferSync, withAnsweredHashes } from './transfer-sync.ts';
 import { DEFAULT_TIMINGS, PROCESS_TICK_PHASE_MS, sha256Piece, tickMs, type BlobReader, type BlobTarget, type PieceHasher, type TransferCounters, type TransferDeps, type TransferTimings } from './transfer-seams.ts';
 
 export class P2pTransfer {
@@ -41,6 +41,8 @@ export class P2pTransfer {
   private readonly timings: TransferTimings;
   private readonly request: BlobFetchRequest;
   private readonly digest: Digest;
+  readonly size: number;
+  readonly pieceSize: number;
   private readonly partial: BlobTarget;
   private readonly ingest: BlobReader;
   private meta: MetainfoBody;
@@ -76,12 +78,15 @@ export class P2pTransfer {
     this.first = init.first;
     this.digest = init.request.digest;
     this.meta = init.meta;
+    this.size = init.meta.size;
+    this.pieceSize = init.meta.pieceSize;
     this.partial = init.partial;
     this.ingest = init.ingest;
     this.ledger = new PieceLedger(init.have);
     this.stats = this.ledger.stats;
     this.vouch = new TransferVouch(this.meta.pieceCount, init.have.count > 0, () => this.partial.forgoDigest(), init.hashList);
-    this.proving = new TransferProofs(this.meta, () => deps.proofs?.(), { known: (i) => this.meta.hashes[i], learn: (i, hash) => this.learnHash(i, hash) });
+    const hashes: HashPort = { known: (i) => this.meta.hashes[i], learn: (i, hash) => this.onHashes({ hashesFrom: i, hashes: [hash] }), learnAll: (all) => this.onHashes({ hashes: all }), vouched: () => this.vouch.list };
+    this.proving = new TransferProofs(this.meta, () => deps.proofs?.(), hashes, { logger: deps.logger, ban: (parent) => this.requests.ban(parent) });
     this.record = new BitfieldRecord({ kv: deps.kv, clock: this.clock }, { digest: this.digest, size: this.meta.size, pieceSize: this.meta.pieceSize, have: this.ledger.have });
     this.started = this.lastProgressAt = this.lastPieceAt = this.clock.now();
     this.supernodeSync = new TransferSync({
@@ -126,6 +131,8 @@ export class P2pTransfer {
           onPieces: () => this.requests.pumpSoon(),
           onUnchoke: () => this.requests.pump(),
           onProof: (parent, proof) => this.proving.fromParent(parent, proof),
+          onHashes: (parent, list) => this.proving.fromList(parent, list),
+          wantHashes: () => this.proving.wantList(),
           onDiscarded: (index, bytes, cancelled) => this.requests.discarded(index, bytes, cancelled),
           onDial: () => this.ledger.stats.dials++,
           wanted: () => this.state.phase === 'p2p',
@@ -178,14 +185,6 @@ export class P2pTransfer {
         this.requests.pump();
       },
     });
-  }
-
-  get size(): number {
-    return this.meta.size;
-  }
-
-  get pieceSize(): number {
-    return this.meta.pieceSize;
   }
 
   /** Parents connected and ready (a gauge for the metrics). */
@@ -249,8 +248,7 @@ export class P2pTransfer {
     if (this.state.phase !== 'p2p') return;
     if (res.failed) return this.fallBack(`seed failed: ${res.failed}`);
     this.vouch.learn(res.hashList);
-    this.meta = withAnsweredHashes(this.meta, res);
-    this.hashUpdates++;
+    this.onHashes(res);
     // An empty availability is the supernode's "unchanged" (it sends it at most once a second).
     if (res.availability.length > 0) this.availability = res.availability;
     this.pool.offer(res.parents, this.requests.uselessPatienceMs());
@@ -270,8 +268,8 @@ export class P2pTransfer {
     this.deps.onEvent?.({ kind: 'duplicate', cause, bytes });
   }
 
-  private learnHash(index: number, hash: string): void {
-    this.meta = withPieceHash(this.meta, index, hash);
+  private onHashes(res: Pick<SyncResponse, 'hashes' | 'hashesFrom'>): void {
+    this.meta = withAnsweredHashes(this.meta, res);
     this.hashUpdates++;
   }
 
@@ -359,7 +357,7 @@ export class P2pTransfer {
     try {
       const vouched = this.vouch.vouches(this.meta);
       await this.partial.commit({ vouched });
-      this.deps.pieces.markCommitted(this.digest, this.meta.size, this.proving.kept);
+      this.deps.pieces.markCommitted(this.digest, this.meta.size, this.proving.committed());
       this.deps.pieces.removeActive(this.digest, this);
       await this.record.remove();
       void this.supernodeSync.reportComplete(this.meta.pieceCount);

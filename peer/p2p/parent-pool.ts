@@ -58,6 +58,10 @@ export interface ParentPoolEvents {
   onUnchoke(): void;
   /** It sent a piece proof. */
   onProof?(parent: ParentLink, proof: PieceProof): void;
+  /** A parent sent the hash list a dial asked for (wantHashes). */
+  onHashes?(parent: ParentLink, list: Buffer): void;
+  /** Whether a dial now asks for the hash list (the transfer could check one and lacks hashes). */
+  wantHashes?(): boolean;
   /** It sent a block of `index` no request waited for (ParentConnection 'discarded'; `cancelled`: ours, after it sent it). */
   onDiscarded?(index: number, bytes: number, cancelled: boolean): void;
   /** A connection to a parent is being opened (counted in the transfer's stats). */
@@ -179,7 +183,7 @@ export class ParentPool {
   }
 
   private connect(peerId: string, wireAddr: string): void {
-    const conn = this.dialer.dial(wireAddr, this.digest, this.layout);
+    const conn = this.dialer.dial(wireAddr, this.digest, this.layout, this.events.wantHashes?.() === true);
     if (!conn) return; // its address broke the wire protocol: banned for a while
     this.events.onDial?.();
     this.connecting.add(peerId);
@@ -220,6 +224,7 @@ export class ParentPool {
       announced();
     });
     conn.on('proof', (proof: PieceProof) => this.events.onProof?.(parent, proof));
+    conn.on('hashes', (list: Buffer) => this.events.onHashes?.(parent, list));
     conn.on('discarded', (index: number, bytes: number, cancelled: boolean) => this.events.onDiscarded?.(index, bytes, cancelled));
     conn.ready.then(
       () => {

@@ -66,6 +66,12 @@ export class ParentRequests {
     });
   }
 
+  /** Bans a parent that lied about the blob (a bad piece, a false hash list), for every transfer of this peer. */
+  ban(parent: ParentLink): void {
+    this.port.onBan(parent.peerId);
+    this.port.pool.ban(parent);
+  }
+
   /**
    * Asks every unchoked parent for blocks up to its window. A parent that had no piece to give is
    * not asked again (a scan of every piece) until it announces more or the pick epoch moves: a
@@ -229,8 +235,7 @@ export class ParentRequests {
             ledger.lost();
             this.port.wasted('corrupt', a.length);
             this.port.logger.warn({ digest: this.port.digest, parent: parent.peerId, piece: a.index }, 'bad piece from a parent; banning it');
-            this.port.onBan(parent.peerId);
-            this.port.pool.ban(parent);
+            this.ban(parent);
           } else {
             this.port.store(a.index, data, done);
           }

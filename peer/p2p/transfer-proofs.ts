@@ -6,8 +6,9 @@
 // peers, every hash once per peer was 0.8 x the blob's size there). Every proof kept is one this
 // peer hands on to its own children. A parent that has no proof for a piece it sends (it learned
 // the hash from a sync, or restarted since) is asked only for pieces whose hash is known from then.
+import type { Logger } from 'pino';
 import type { Digest } from '../../src/digest.ts';
-import { namedLayout } from '../../src/p2p/metainfo.ts';
+import { namedLayout, pieceHashList } from '../../src/p2p/metainfo.ts';
 import { ProofSet, type PieceProof, type ProofVerifier } from '../../src/p2p/piece-proof.ts';
 import type { Bitfield } from '../../src/p2p/bitfield.ts';
 import type { ParentLink } from './parent-link.ts';
@@ -20,18 +21,30 @@ export interface HashPort {
   known(i: number): string | null | undefined;
   /** Learns piece `i`'s hash (it was unknown). */
   learn(i: number, hash: string): void;
+  /** Learns every piece's hash at once (those known stay). */
+  learnAll(hashes: readonly string[]): void;
+  /** The hash of the piece-hash list the supernode vouched for (transfer-vouch.ts), once it did. */
+  vouched(): string | undefined;
 }
 
 export class TransferProofs {
   readonly kept: ProofSet;
   private readonly digest: Digest;
+  private readonly pieceSize: number;
   /** What the proofs bind besides the piece (metainfo.ts namedLayout). */
   private readonly layout: number | undefined;
   private readonly verifier: () => ProofCheck | undefined;
   private readonly hashes: HashPort;
 
-  constructor(meta: { digest: Digest; size: number; pieceSize: number; pieceCount: number }, verifier: () => ProofCheck | undefined, hashes: HashPort) {
+  /** A list did not match the vouched value (fromList): none is asked for again. */
+  private listsOff = false;
+  /** Where a parent that sent a hash list other than the vouched one is logged and banned. */
+  private readonly bad: { readonly logger: Pick<Logger, 'warn'>; ban(parent: ParentLink): void };
+
+  constructor(meta: { digest: Digest; size: number; pieceSize: number; pieceCount: number }, verifier: () => ProofCheck | undefined, hashes: HashPort, bad: TransferProofs['bad']) {
     this.digest = meta.digest;
+    this.pieceSize = meta.pieceSize;
+    this.bad = bad;
     this.layout = namedLayout(meta.size, meta.pieceSize);
     this.kept = new ProofSet(meta.pieceCount);
     this.verifier = verifier;
@@ -78,6 +91,50 @@ export class TransferProofs {
     parent.proved.add(proof.index);
     const unknown = this.hashes.known(proof.index) == null;
     if (this.take(proof) && unknown) this.hashes.learn(proof.index, proof.hash);
+  }
+
+  /** Whether a parent dialled now is asked for its hash list: the supernode vouched for one, hashes are still unknown, and no list failed to match. */
+  wantList(): boolean {
+    if (this.listsOff || this.hashes.vouched() === undefined) return false;
+    for (let i = 0; i < this.kept.pieceCount; i++) if (this.hashes.known(i) == null) return true;
+    return false;
+  }
+
+  /**
+   * A parent's hash list (wire-extensions.ts HASHES_EXT), asked for when the supernode had vouched
+   * for the list's hash: every piece's hash, if the list hashes to that (pieceHashList). A list of
+   * another length, or one that contradicts a hash already known (from the supernode, the seed or a
+   * checked proof), is a lie about the blob: the parent is banned, as for a bad piece. One that
+   * only fails to hash to the vouched value could also mean the vouched value is wrong: the parent
+   * is closed, not banned, and no parent is asked for a list again in this transfer.
+   */
+  fromList(parent: ParentLink, list: Buffer): void {
+    const vouched = this.hashes.vouched();
+    if (vouched === undefined || this.listsOff) return;
+    const hashes: string[] = [];
+    for (let i = 0; i < this.kept.pieceCount && list.length === this.kept.pieceCount * 32; i++) hashes.push(list.toString('hex', i * 32, i * 32 + 32));
+    if (pieceHashList({ digest: this.digest, pieceSize: this.pieceSize, hashes }) === vouched && hashes.length > 0) {
+      this.hashes.learnAll(hashes);
+      hashes.forEach((h, i) => this.kept.setHash(i, h));
+      return;
+    }
+    const lie = hashes.length === 0 || hashes.some((h, i) => {
+      const known = this.hashes.known(i);
+      return typeof known === 'string' && known !== h;
+    });
+    this.bad.logger.warn({ digest: this.digest, parent: parent.peerId, lie }, lie ? 'hash list from a parent contradicts the known hashes; banning it' : 'hash list from a parent is not the one the supernode vouched for; no more lists for this blob');
+    if (lie) return this.bad.ban(parent);
+    this.listsOff = true;
+    parent.conn.destroy('hash list not the one the supernode vouched for');
+  }
+
+  /** The proofs and hashes kept, with every hash the transfer knows (its pieces were all checked against them): what a committed blob's children get. */
+  committed(): ProofSet {
+    for (let i = 0; i < this.kept.pieceCount; i++) {
+      const h = this.hashes.known(i);
+      if (typeof h === 'string') this.kept.setHash(i, h);
+    }
+    return this.kept;
   }
 
   /**

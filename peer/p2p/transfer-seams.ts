@@ -38,13 +38,15 @@ export interface ParentConnection {
   on(event: 'bitfield' | 'choke' | 'unchoke', fn: () => void): unknown;
   on(event: 'close', fn: (reason: string) => void): unknown;
   on(event: 'proof', fn: (proof: PieceProof) => void): unknown;
+  /** The parent's hash list (wire-extensions.ts HASHES_EXT), if the dial asked for it. */
+  on(event: 'hashes', fn: (list: Buffer) => void): unknown;
   /** A block came for no waiting request (`cancelled`: one we cancelled after the parent sent it): its bytes are lost. */
   on(event: 'discarded', fn: (index: number, bytes: number, cancelled: boolean) => void): unknown;
 }
 
 export interface ParentDialer {
-  /** A connection asking `wireAddr` for `digest` in the layout named `layout` (metainfo.ts namedLayout); undefined when that address is banned. */
-  dial(wireAddr: string, digest: Digest, layout: number | undefined): ParentConnection | undefined;
+  /** A connection asking `wireAddr` for `digest` in the layout named `layout` (metainfo.ts namedLayout), and for its hash list if `wantHashes`; undefined when that address is banned. */
+  dial(wireAddr: string, digest: Digest, layout: number | undefined, wantHashes?: boolean): ParentConnection | undefined;
 }
 
 export type TransferClient = Pick<SupernodeClient, 'sync' | 'createTask' | 'seedPiece'>;

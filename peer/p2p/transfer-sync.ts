@@ -253,21 +253,13 @@ export class TransferSync {
  * The metainfo with the hashes an answer carries (from `hashesFrom` on, possibly ending before the
  * last piece: those after are not known yet); a malformed answer changes nothing.
  */
-export function withAnsweredHashes(meta: MetainfoBody, res: SyncResponse): MetainfoBody {
+export function withAnsweredHashes(meta: MetainfoBody, res: Pick<SyncResponse, 'hashes' | 'hashesFrom'>): MetainfoBody {
   const from = res.hashesFrom ?? 0;
   if (!Number.isInteger(from) || from < 0 || from + res.hashes.length > meta.pieceCount) return meta;
   const hashes = [...meta.hashes];
   res.hashes.forEach((h, k) => {
     if (typeof h === 'string' && hashes[from + k] == null) hashes[from + k] = h;
   });
-  return { ...meta, hashes };
-}
-
-/** The metainfo with piece `index`'s hash, unless one is known already (the first known stays). */
-export function withPieceHash(meta: MetainfoBody, index: number, hash: string): MetainfoBody {
-  if (!Number.isInteger(index) || index < 0 || index >= meta.pieceCount || meta.hashes[index] != null) return meta;
-  const hashes = [...meta.hashes];
-  hashes[index] = hash;
   return { ...meta, hashes };
 }
 

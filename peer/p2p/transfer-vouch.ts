@@ -40,6 +40,11 @@ export class TransferVouch {
     return this.hashList === undefined && !this.unchecked && 2 * held >= this.checked.length;
   }
 
+  /** The hash of the piece-hash list the supernode vouched for, once it did (a resumed transfer's is not taken). */
+  get list(): string | undefined {
+    return this.hashList;
+  }
+
   /** A list the supernode sent (the first one counts; one that is no sha256 is ignored). */
   learn(hashList: unknown): void {
     if (this.hashList !== undefined || this.unchecked || !isSha256Hex(hashList)) return;

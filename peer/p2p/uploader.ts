@@ -108,6 +108,11 @@ export class Uploader {
     });
     conn.on('request', (index, offset, length, respond) => void this.serve(conn, index, offset, length, respond));
     conn.sendBitfield(source.bitfield());
+    // A child that asked for the hash list and gets it needs no proofs on this connection.
+    if (conn.hashList.wants) {
+      const list = source.hashes();
+      if (list) conn.hashList.send(list);
+    }
     // BEP 3: a slot for a child that wants pieces; one that wants none (it holds all we announced)
     // gives its slot up to a child waiting.
     conn.on('interested', () => this.slots.interested(conn));
@@ -138,7 +143,7 @@ export class Uploader {
     }
     const piece = pieceRange(source.size, source.pieceSize, index);
     if (offset < 0 || offset + length > piece.length) return conn.violate(`request outside piece ${index}`);
-    if (conn.speaksProofs) this.sendProof(conn, source, index);
+    if (conn.speaksProofs && !conn.hashList.sent) this.sendProof(conn, source, index);
     try {
       await this.bucket.take(length);
       const data = await source.read(piece.start + offset, length);

@@ -115,12 +115,22 @@ export function decodeProof(payload: Uint8Array): PieceProof | undefined {
 }
 
 const STORED_BYTES = 96;
+/** What a ProofSet holds of a piece: nothing, its hash and the supernode's signature, or its hash alone. */
+const NONE = 0;
+const PROOF = 1;
+const HASH_ONLY = 2;
 
-/** The proofs a peer holds for one blob's pieces: 96 bytes a piece in one buffer, not an object each. */
+/**
+ * The proofs a peer holds for one blob's pieces, 96 bytes a piece in one buffer, not an object each;
+ * and the hashes it learned without a proof (from a hash list the supernode vouched for, wire
+ * `pollen_hashes`): once it holds every piece's hash it can hand its children the whole list.
+ */
 export class ProofSet {
   readonly pieceCount: number;
   private readonly bytes: Buffer;
   private readonly present: Uint8Array;
+  /** Pieces with a hash (proof or not): the list is whole at pieceCount. */
+  private hashed = 0;
 
   constructor(pieceCount: number) {
     this.pieceCount = pieceCount;
@@ -133,22 +143,52 @@ export class ProofSet {
     return this.bytes.length + this.present.length;
   }
 
-  /** Keeps a proof (the caller checked it); the first one kept for a piece stays. */
+  /** Keeps a proof (the caller checked it); the first one kept for a piece stays, and it takes the place of the same hash kept alone. */
   set(proof: PieceProof): void {
     const i = proof.index;
-    if (!Number.isInteger(i) || i < 0 || i >= this.pieceCount || this.present[i] || proof.signature.length !== SIGNATURE_BYTES || !isSha256Hex(proof.hash)) return;
+    if (!this.slot(i) || this.present[i] === PROOF || proof.signature.length !== SIGNATURE_BYTES || !isSha256Hex(proof.hash)) return;
+    if (this.present[i] === HASH_ONLY && this.hashOf(i) !== proof.hash) return;
+    if (this.present[i] === NONE) this.hashed++;
     this.bytes.write(proof.hash, i * STORED_BYTES, 32, 'hex');
     proof.signature.copy(this.bytes, i * STORED_BYTES + 32);
-    this.present[i] = 1;
+    this.present[i] = PROOF;
   }
 
+  /** Keeps piece `i`'s hash without a proof (one the caller knows from the supernode); a piece's first hash stays. */
+  setHash(i: number, hash: string): void {
+    if (!this.slot(i) || this.present[i] !== NONE || !isSha256Hex(hash)) return;
+    this.bytes.write(hash, i * STORED_BYTES, 32, 'hex');
+    this.present[i] = HASH_ONLY;
+    this.hashed++;
+  }
+
+  /** A kept proof (a hash kept alone is none). */
   get(index: number): PieceProof | undefined {
-    if (!this.present[index]) return undefined;
+    if (this.present[index] !== PROOF) return undefined;
     const at = index * STORED_BYTES;
     return { index, hash: this.bytes.toString('hex', at, at + 32), signature: this.bytes.subarray(at + 32, at + STORED_BYTES) };
   }
 
-  /** The set as one string (96 bytes a piece, then a byte a piece saying which are there), for the peer's store. */
+  /** The hash kept for piece `index`, with its proof or alone. */
+  hashOf(index: number): string | undefined {
+    if (!this.present[index]) return undefined;
+    const at = index * STORED_BYTES;
+    return this.bytes.toString('hex', at, at + 32);
+  }
+
+  /** Every piece's sha256, 32 bytes each in piece order (a `pollen_hashes` payload), once every piece has one. */
+  hashList(): Buffer | undefined {
+    if (this.hashed < this.pieceCount) return undefined;
+    const out = Buffer.allocUnsafe(this.pieceCount * 32);
+    for (let i = 0; i < this.pieceCount; i++) this.bytes.copy(out, i * 32, i * STORED_BYTES, i * STORED_BYTES + 32);
+    return out;
+  }
+
+  private slot(i: number): boolean {
+    return Number.isInteger(i) && i >= 0 && i < this.pieceCount;
+  }
+
+  /** The set as one string (96 bytes a piece, then a byte a piece saying what is there), for the peer's store. */
   toBase64(): string {
     return Buffer.concat([this.bytes, this.present]).toString('base64');
   }
@@ -160,7 +200,11 @@ export class ProofSet {
     if (raw.length !== pieceCount * (STORED_BYTES + 1)) return undefined;
     const set = new ProofSet(pieceCount);
     raw.copy(set.bytes, 0, 0, pieceCount * STORED_BYTES);
-    for (let i = 0; i < pieceCount; i++) set.present[i] = raw[pieceCount * STORED_BYTES + i] ? 1 : 0;
+    for (let i = 0; i < pieceCount; i++) {
+      const kind = raw[pieceCount * STORED_BYTES + i];
+      set.present[i] = kind === HASH_ONLY ? HASH_ONLY : kind ? PROOF : NONE;
+      if (kind) set.hashed++;
+    }
     return set;
   }
 }

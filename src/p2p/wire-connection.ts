@@ -21,7 +21,8 @@ import { digestHex, type Digest } from '../digest.ts';
 import { PollenError } from '../errors.ts';
 import { BLOCK_BYTES } from './metainfo.ts';
 import { decodeProof, type PieceProof } from './piece-proof.ts';
-import { acceptance, ACCEPT_EXT, MSG_EXTENDED, PROOF_EXT, proofMessage, REJECT_BYTES, REJECT_EXT, rejectMessage, usePollenExtensions, wireDigest } from './wire-extensions.ts';
+import { WireHashList } from './wire-hash-list.ts';
+import { acceptance, ACCEPT_EXT, HASHES_EXT, MSG_EXTENDED, PROOF_EXT, proofMessage, REJECT_BYTES, REJECT_EXT, rejectMessage, usePollenExtensions, wireDigest } from './wire-extensions.ts';
 import type { AddressBans } from './wire-bans.ts';
 import { BlockExchange, MSG_CANCEL, MSG_REQUEST, newWireGuard } from './wire-blocks.ts';
 import { WireOutbox } from './wire-outbox.ts';
@@ -53,6 +54,8 @@ export interface WireConnectionEvents {
   uninterested: [];
   request: [index: number, offset: number, length: number, respond: (err: Error | null, data?: Uint8Array) => void];
   proof: [proof: PieceProof];
+  /** The parent's list of every piece's hash (HASHES_EXT), 32 bytes each; a copy. */
+  hashes: [list: Buffer];
   /** A block came that no request of ours waits for (BlockPort.discarded). */
   discarded: [index: number, bytes: number, cancelled: boolean];
   close: [reason: string];
@@ -87,9 +90,13 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
   private readonly proofExtId: number;
   /** The id our extended handshake gives REJECT_EXT. */
   private readonly rejectExtId: number;
+  /** The id our extended handshake gives HASHES_EXT. */
+  private readonly hashesExtId: number;
+  /** The hash list (wire-hash-list.ts): the listening side sends it to a dialler that asked. */
+  readonly hashList: WireHashList;
   readonly ready: Promise<void>;
 
-  private constructor(socket: Socket, options: WireOptions, digest: Digest | undefined, pieceSize: number | undefined, accept: ((d: Digest, pieceSize: number | undefined) => boolean) | undefined) {
+  private constructor(socket: Socket, options: WireOptions, digest: Digest | undefined, pieceSize: number | undefined, accept: ((d: Digest, pieceSize: number | undefined) => boolean) | undefined, wantHashes = false) {
     super();
     this.socket = socket;
     this.options = options;
@@ -108,6 +115,14 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     const ids = usePollenExtensions(this.wire);
     this.proofExtId = ids.proof;
     this.rejectExtId = ids.reject;
+    this.hashesExtId = ids.hashes;
+    this.hashList = new WireHashList(this.outgoing, wantHashes, {
+      send: (frame) => this.closed || this.send(frame),
+      violate: (reason) => this.violate(reason),
+      deliver: (list) => this.emit('hashes', list),
+      ready: () => this.isReady,
+      remoteId: () => this.wire.peerExtendedMapping[HASHES_EXT],
+    });
     this.blocks = new BlockExchange({
       send: (chunk) => this.send(chunk),
       request: (index, offset, length, respond) => this.emit('request', index, offset, length, respond),
@@ -136,6 +151,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
           if (id >= MSG_REQUEST && id <= MSG_CANCEL) this.onBlockMessage(frame);
           else if (id === MSG_EXTENDED && frame.length > 5 && frame[5] === this.proofExtId) this.onProofMessage(frame.subarray(6));
           else if (id === MSG_EXTENDED && frame.length > 5 && frame[5] === this.rejectExtId) this.onRejectMessage(frame.subarray(6));
+          else if (id === MSG_EXTENDED && frame.length > 5 && frame[5] === this.hashesExtId) this.hashList.receive(frame.subarray(6));
           else this.wire.write(frame);
           if (this.closed) return;
         }
@@ -164,14 +180,14 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     this.handshakeTimer.unref();
     if (digest) {
       this.infoHash = infoHashOf(digest);
-      this.wire.extendedHandshake = pieceSize === undefined ? { pollen_digest: digest } : { pollen_digest: digest, pollen_pieces: pieceSize };
+      this.wire.extendedHandshake = { pollen_digest: digest, ...(pieceSize === undefined ? {} : { pollen_pieces: pieceSize }), ...WireHashList.ask(wantHashes) };
       this.wire.handshake(this.infoHash, options.peerId);
     }
   }
 
-  /** Dialling side: asks for `digest` in pieces of `pieceSize` over `socket` (already secured by the transport). */
-  static outgoing(socket: Socket, options: WireOptions, digest: Digest, pieceSize?: number): WireConnection {
-    return new WireConnection(socket, options, digest, pieceSize, undefined);
+  /** Dialling side: asks for `digest` in pieces of `pieceSize` over `socket` (already secured by the transport), and for the hash list if `wantHashes`. */
+  static outgoing(socket: Socket, options: WireOptions, digest: Digest, pieceSize?: number, wantHashes = false): WireConnection {
+    return new WireConnection(socket, options, digest, pieceSize, undefined, wantHashes);
   }
 
   /** Listening side: `accept` says whether this peer serves the digest the other side asks for, in the layout it names. */
@@ -368,6 +384,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     if (!this.accept?.(digest, pieceSize)) return this.destroy('blob not served here');
     this.digestValue = digest;
     this.pieceSizeValue = pieceSize;
+    this.hashList.heard(handshake);
     this.wire.extended(ACCEPT_EXT, Buffer.from(acceptance(digest, pieceSize), 'latin1'));
     this.becomeReady();
   }
@@ -376,6 +393,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     this.isReady = true;
     clearTimeout(this.handshakeTimer);
     this.wire.setKeepAlive(true);
+    this.hashList.readied();
     this.emit('ready');
   }
 }

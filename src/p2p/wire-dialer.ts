@@ -28,8 +28,12 @@ export class WireDialer {
     this.options = options;
   }
 
-  /** A connection asking `wireAddr` (HOST:PORT) for `digest` in the layout named `pieceSize` (metainfo.ts namedLayout; none: the default); undefined when that address is banned. */
-  dial(wireAddr: string, digest: Digest, pieceSize?: number): WireConnection | undefined {
+  /**
+   * A connection asking `wireAddr` (HOST:PORT) for `digest` in the layout named `pieceSize`
+   * (metainfo.ts namedLayout; none: the default), and for its hash list if `wantHashes`
+   * (wire-extensions.ts HASHES_EXT); undefined when that address is banned.
+   */
+  dial(wireAddr: string, digest: Digest, pieceSize?: number, wantHashes = false): WireConnection | undefined {
     if (this.bans.isBanned(splitHostPort(wireAddr).host)) return undefined;
     const options = { peerId: this.options.peerId, bans: this.bans };
     if (this.throttle && !this.throttle.unlimited) {
@@ -39,7 +43,7 @@ export class WireDialer {
       socket.on('error', () => {});
       const pace = readPacer(socket, this.throttle)!;
       socket.on('data', (chunk: Buffer) => void pace(chunk.length));
-      return WireConnection.outgoing(socket, options, digest, pieceSize);
+      return WireConnection.outgoing(socket, options, digest, pieceSize, wantHashes);
     }
     // Unpaced: reads land in the process's one read buffer and go straight to the connection's framing.
     let conn: WireConnection | undefined;
@@ -51,7 +55,7 @@ export class WireDialer {
       },
     });
     socket.on('error', () => {});
-    conn = WireConnection.outgoing(socket, { ...options, ownReads: true }, digest, pieceSize);
+    conn = WireConnection.outgoing(socket, { ...options, ownReads: true }, digest, pieceSize, wantHashes);
     return conn;
   }
 }

@@ -1,9 +1,11 @@
 // Pollen's BEP 10 extensions on the peer wire, named in both sides' extended handshake: the
 // listener's `pollen_accept` (it serves the digest the dialler named), the parent's `pollen_proof`
-// (a piece proof ahead of the piece's first block) and `pollen_reject` (a request it will not
-// answer). WireConnection registers them and reads them; the proof and reject messages are framed
-// here, beside the block messages of wire-blocks.ts.
+// (a piece proof ahead of the piece's first block), `pollen_reject` (a request it will not answer)
+// and `pollen_hashes` (every piece's hash at once, to a dialler that asked). WireConnection
+// registers them and reads them; the proof, reject and hash-list messages are framed here, beside
+// the block messages of wire-blocks.ts.
 import { parseDigest, type Digest } from '../digest.ts';
+import { MAX_PIECES } from './metainfo.ts';
 import { encodeProof, type PieceProof } from './piece-proof.ts';
 
 /** The listener's answer to the digest the dialler named: it serves it (payload: see acceptance). */
@@ -48,6 +50,18 @@ export const PROOF_EXT = 'pollen_proof';
  * request it drops (at the choke, or one that reaches it while it chokes) and answers the rest.
  */
 export const REJECT_EXT = 'pollen_reject';
+/**
+ * Every piece's sha256 at once (32 bytes each, in piece order), from the listener (the parent) as
+ * soon as the connection is ready, to a dialler whose extended handshake asked for it
+ * (`pollen_want_hashes`: it holds the hash of that list, which the supernode vouches for once its
+ * seed has the whole blob, transfer-vouch.ts, but not the hashes). The dialler checks the list
+ * against that hash and then knows every piece's hash: no proof per piece, and no Ed25519 check per
+ * piece (92 us each here, a third of the piece's own sha256 at 512 KiB). A parent that sent the
+ * list sends no proofs on that connection.
+ */
+export const HASHES_EXT = 'pollen_hashes';
+/** The largest hash list: MAX_PIECES hashes (metainfo.ts). */
+export const MAX_HASH_LIST_BYTES = MAX_PIECES * 32;
 /** A reject's payload: index, offset, length (4 bytes each). */
 export const REJECT_BYTES = 12;
 /** BEP 10's message id. */
@@ -59,13 +73,14 @@ interface ExtensibleWire {
   readonly extendedMapping: Record<number, string>;
 }
 
-/** Registers the extensions in `wire`'s handshake; the ids ours gives PROOF_EXT and REJECT_EXT (what the remote side sends them under). */
-export function usePollenExtensions(wire: ExtensibleWire): { proof: number; reject: number } {
+/** Registers the extensions in `wire`'s handshake; the ids ours gives PROOF_EXT, REJECT_EXT and HASHES_EXT (what the remote side sends them under). */
+export function usePollenExtensions(wire: ExtensibleWire): { proof: number; reject: number; hashes: number } {
   wire.use(namedExtension(ACCEPT_EXT));
   wire.use(namedExtension(PROOF_EXT));
   wire.use(namedExtension(REJECT_EXT));
+  wire.use(namedExtension(HASHES_EXT));
   const idOf = (name: string): number => Number(Object.keys(wire.extendedMapping).find((id) => wire.extendedMapping[Number(id)] === name));
-  return { proof: idOf(PROOF_EXT), reject: idOf(REJECT_EXT) };
+  return { proof: idOf(PROOF_EXT), reject: idOf(REJECT_EXT), hashes: idOf(HASHES_EXT) };
 }
 
 /** A reject as one extended message under the remote side's id for REJECT_EXT (length, 20, id, index, offset, length). */
@@ -82,12 +97,20 @@ export function rejectMessage(remoteId: number, index: number, offset: number, l
 
 /** A proof as one extended message under the remote side's id for PROOF_EXT (length, 20, id, 100 bytes). */
 export function proofMessage(remoteId: number, proof: PieceProof): Buffer {
-  const body = encodeProof(proof);
+  return extendedMessage(remoteId, encodeProof(proof));
+}
+
+/** A hash list (ProofSet.hashList) as one extended message under the remote side's id for HASHES_EXT. */
+export function hashesMessage(remoteId: number, list: Uint8Array): Buffer {
+  return extendedMessage(remoteId, list);
+}
+
+function extendedMessage(remoteId: number, body: Uint8Array): Buffer {
   const frame = Buffer.allocUnsafe(6 + body.length);
   frame.writeUInt32BE(2 + body.length, 0);
   frame[4] = MSG_EXTENDED;
   frame[5] = remoteId;
-  body.copy(frame, 6);
+  frame.set(body, 6);
   return frame;
 }
 

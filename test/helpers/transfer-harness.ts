@@ -87,6 +87,14 @@ export class ScriptedParent extends EventEmitter implements ParentConnection {
     this.emit('proof', proof);
   }
 
+  /** A hash list (wire-extensions.ts HASHES_EXT), as the wire hands one over. */
+  sendHashes(list: Buffer): void {
+    this.emit('hashes', list);
+  }
+
+  /** Whether the dial that opened it asked for the hash list. */
+  askedForHashes = false;
+
   /** A have, passed on only for a piece not announced before (as bittorrent-protocol does). */
   announce(i: number): void {
     if (this.held.has(i)) return;
@@ -280,10 +288,12 @@ export function harness(options: HarnessOptions): Harness {
   const parents = new Map(options.parents.map((id) => [id, new ScriptedParent(id, blob, log, decisions, pieceBytes)]));
   for (const p of parents.values()) p.speaksProofs = options.parentsSpeakProofs ?? false;
   const dialer: ParentDialer = {
-    dial: (wireAddr) => {
+    dial: (wireAddr, _digest, _layout, wantHashes) => {
       dialled.push(wireAddr);
       decisions.push(`dial:${wireAddr}`);
-      return parents.get(wireAddr);
+      const parent = parents.get(wireAddr);
+      if (parent) parent.askedForHashes = wantHashes === true;
+      return parent;
     },
   };
   const supernode = new ScriptedSupernode(meta, blob, decisions);

@@ -114,6 +114,16 @@ describe('attacks on the peer wire', () => {
     return layers[0]!;
   }
 
+  /** A layer the seed holds whole and verified (an honest peer pulled it, then left): every task created for it carries the hash of its piece-hash list. */
+  async function vouchedLayer(repo: string, seed: string): Promise<{ digest: Digest; size: number }> {
+    const pushed = await pushLayer(repo, seed);
+    const digest = pushed.descriptor.digest as Digest;
+    const first = await startPeer([supernodeUrl], { secret: SECRET });
+    expect(await first.pull(registry.url, repo, digest)).toBe(digest);
+    await first.close();
+    return { digest, size: pushed.blob.length };
+  }
+
   /** The bytes `peer`'s transfers threw away, by cause, as they are counted. */
   function wastedBytes(peer: TestPeer): Record<string, number> {
     const wasted: Record<string, number> = {};
@@ -123,15 +133,21 @@ describe('attacks on the peer wire', () => {
     return wasted;
   }
 
-  async function startForger(digest: Digest, size: number, pieceSize: number): Promise<{ proofs: number; blocks: number }> {
+  async function startForger(digest: Digest, size: number, pieceSize: number, options: { list?: boolean } = {}): Promise<{ proofs: number; blocks: number; lists: number; asked: number }> {
     const pieceCount = pieceCountFor(size, pieceSize);
     const forger = PieceSigner.generate();
     const fake = (index: number): Buffer => Buffer.alloc(pieceRange(size, pieceSize, index).length, index + 1);
-    const counts = { proofs: 0, blocks: 0 };
+    const counts = { proofs: 0, blocks: 0, lists: 0, asked: 0 };
     const listener = new WireListener({ clock: systemClock, bans: new AddressBans({ clock: systemClock }), accept: (d) => d === digest }, { listen: '127.0.0.1:0', peerId: randomBytes(20), secret: SECRET, maxConnections: 8 });
     const proved = new Set<string>();
     listener.on('ready', (conn) => {
       conn.sendBitfield(Bitfield.full(pieceCount).bytes);
+      if (conn.hashList.wants) counts.asked++;
+      // `list`: the hashes of its own bytes, as the list a child asked for.
+      if (options.list && conn.hashList.wants) {
+        conn.hashList.send(Buffer.concat(Array.from({ length: pieceCount }, (_, i) => createHash('sha256').update(fake(i)).digest())));
+        counts.lists++;
+      }
       conn.unchoke();
       conn.on('request', (index, offset, length, respond) => {
         const key = `${conn.remoteAddress}/${index}`;
@@ -316,14 +332,8 @@ describe('attacks on the peer wire', () => {
   }, 60_000);
 
   it('a member that sends forged proofs and bad bytes to a peer that commits on the vouched hash list gets none of them stored: the blob on disk is the digest\'s', async () => {
-    // A layer the seed holds whole and verified (an honest peer pulled it, then left): every task
-    // created for it carries the hash list, and the forger is the only other holder.
-    const layer2 = await pushLayer('test/vouched', 'attack-vouched');
-    const digest = layer2.descriptor.digest as Digest;
-    const size = layer2.blob.length;
-    const first = await startPeer([supernodeUrl], { secret: SECRET });
-    expect(await first.pull(registry.url, 'test/vouched', digest)).toBe(digest);
-    await first.close();
+    // The forger is the only holder of the vouched layer besides the seed.
+    const { digest, size } = await vouchedLayer('test/vouched', 'attack-vouched');
     const forger = await startForger(digest, size, pieceSizeFor(size));
     const child = await startPeer([supernodeUrl], { secret: SECRET });
     cleanups.push(() => child.close());
@@ -341,6 +351,25 @@ describe('attacks on the peer wire', () => {
     expect(child.agent.totals.peer).toBe(0);
     // Vouched unless a piece came from the registry fallback (then the whole file was hashed).
     expect(seen.vouched).toEqual([child.agent.totals.upstream === 0]);
+  }, 90_000);
+
+  it('a member that answers with a hash list of its own bytes teaches no hash: the list does not hash to the one the supernode vouched for, the member is dropped and asked for no list again, and the blob on disk is the digest\'s', async () => {
+    // The child's task carries the list's hash, so its dials ask for the list; the forger is the
+    // only holder besides the seed.
+    const { digest, size } = await vouchedLayer('test/listed', 'attack-listed');
+    const forger = await startForger(digest, size, pieceSizeFor(size), { list: true });
+    const child = await startPeer([supernodeUrl], { secret: SECRET });
+    cleanups.push(() => child.close());
+    const seen = watchDigests(child);
+    for (const until = Date.now() + 10_000; forger.lists === 0 && Date.now() < until; ) {
+      expect(await child.pull(registry.url, 'test/listed', digest)).toBe(digest);
+      if (forger.lists === 0) await child.store.delete(digest); // the seed was not done yet: again
+    }
+    expect(forger.lists).toBe(1);
+    expect(forger.asked).toBe(1);
+    expect(child.agent.totals.peer).toBe(0);
+    expect(sha256Digest(Buffer.concat(await (await child.store.read(digest)).toArray()))).toBe(digest);
+    expect(seen.vouched.at(-1)).toBe(child.agent.totals.upstream === 0);
   }, 90_000);
 
   it("a member replaying the supernode's genuine proofs of the blob's other layout poisons nothing: the index covers other bytes there, and the proof does not check", async () => {

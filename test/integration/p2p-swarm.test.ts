@@ -99,6 +99,13 @@ describe('P2P swarm over a real registry', () => {
     expect(await late!.pull(registry.url, 'test/swarm', digest)).toBe(digest);
     expect(registry.blobBytesSent() - lateBefore).toBe(0);
     expect(late!.agent.totals).toEqual({ peer: layer.blob.length, seed: 0, upstream: 0 });
+    // The seed was done, so the supernode vouched for the hash of the blob's piece-hash list: the
+    // late peer asked its parents for the list (pollen_hashes) and took every hash from it, with no
+    // proof to check, and can hand the list on in its turn.
+    const lateSource = late!.agent.pieces.source(digest)!;
+    expect(lateSource.proof(0)).toBeUndefined();
+    expect(lateSource.hashes()).toEqual(swarm[0]!.agent.pieces.source(digest)!.hashes());
+    expect(lateSource.hashes()?.length).toBe(lateSource.pieceCount * 32);
   }, 180_000);
 
   it('a sync answer carries only the piece hashes the peer does not know yet; a bad count is clamped', async () => {

@@ -1,11 +1,12 @@
 // Piece proofs in a transfer, on a manual clock (peer/p2p/transfer-proofs.ts): a parent that sends
 // proofs may be asked for pieces whose hash the transfer does not know; a proof the supernode's key
 // checks teaches the hash, one it does not teaches nothing; the syncs ask the supernode for hashes
-// only while some piece can come without a proof.
+// only while some piece can come without a proof. A parent's hash list, once the supernode vouched
+// for its hash, teaches every hash at once with no signature to check; any other list bans it.
 import { afterEach, describe, expect, it } from 'vitest';
 import { PieceSigner, type PieceProof } from '../../../../src/p2p/piece-proof.ts';
 import { TICK_MS } from '../../../../peer/p2p/transfer-seams.ts';
-import { SMALL_PIECE_BYTES } from '../../../../src/p2p/metainfo.ts';
+import { pieceHashList, SMALL_PIECE_BYTES } from '../../../../src/p2p/metainfo.ts';
 import { harness, offerParents, PIECE_BYTES, type Harness, type HarnessOptions } from '../../../helpers/transfer-harness.ts';
 
 const open: Harness[] = [];
@@ -161,5 +162,77 @@ describe('a transfer with piece proofs', () => {
       expect(h.transfer.counters.seed).toBe(PIECE_BYTES);
       expect(h.transfer.proofs.get(0)?.signature.equals(proof.signature) ?? false).toBe(good);
     }
+  });
+});
+
+describe('a hash list from a parent (pollen_hashes)', () => {
+  const packed = (hashes: readonly string[]): Buffer => Buffer.concat(hashes.map((x) => Buffer.from(x, 'hex')));
+  const PIECES = 3;
+
+  /** A transfer knowing no piece hash, parent `a` (sending proofs) holding every piece; `vouched`: the supernode vouched for the list's hash with the task. Counts the proof checks. */
+  async function listed(vouched: boolean, knowsFirst = false): Promise<{ h: Harness; checks: () => number }> {
+    const probe = start({ pieces: PIECES, parents: [] });
+    let checks = 0;
+    const list = pieceHashList({ digest: probe.digest, pieceSize: PIECE_BYTES, hashes: probe.pieceHashes })!;
+    const h = start({ pieces: PIECES, parents: ['a', 'b'], hashes: Array.from({ length: PIECES }, (_, i) => (knowsFirst && i === 0 ? probe.pieceHashes[0]! : null)), proofCheck: { verify: () => (checks++, true) }, ...(vouched ? { hashList: list } : {}) });
+    h.parents.get('a')!.speaksProofs = true;
+    await offerParents(h, { a: Array.from({ length: PIECES }, (_, i) => i) });
+    return { h, checks: () => checks };
+  }
+
+  async function deliverAll(h: Harness, id: string): Promise<void> {
+    const parent = h.parents.get(id)!;
+    for (let k = 0; k < 20 && parent.pending.length > 0 && !parent.isClosed; k++) {
+      parent.deliver();
+      await h.settle();
+    }
+  }
+
+  it('with the list\'s hash vouched, a dial asks for the list; the list teaches every hash, the pieces come without proofs and no signature is checked, and the transfer can hand the list on', async () => {
+    const { h, checks } = await listed(true);
+    const a = h.parents.get('a')!;
+    expect(a.askedForHashes).toBe(true);
+    a.sendHashes(packed(h.pieceHashes));
+    await h.settle();
+    await deliverAll(h, 'a');
+    expect(h.transfer.counters.peer).toBe(PIECES * PIECE_BYTES);
+    expect(h.transfer.stats.duplicateBytes.unproved).toBe(0);
+    expect(checks()).toBe(0);
+    expect(h.transfer.proofs.hashList()).toEqual(packed(h.pieceHashes));
+    expect(h.transfer.proofs.get(0)).toBeUndefined();
+  });
+
+  it('a list that contradicts a known hash, or of another length, bans the parent and teaches nothing', async () => {
+    for (const bad of [(hs: readonly string[]) => [...hs].reverse(), (hs: readonly string[]) => hs.slice(1)]) {
+      const { h } = await listed(true, true);
+      const a = h.parents.get('a')!;
+      a.sendHashes(packed(bad(h.pieceHashes)));
+      await h.settle();
+      expect(a.closeReason).toBe('sent a bad piece');
+      expect(h.transfer.proofs.hashList()).toBeUndefined();
+    }
+  });
+
+  it('a list that only fails to hash to the vouched value closes the parent without a ban, and no later dial asks for a list', async () => {
+    const { h } = await listed(true);
+    const a = h.parents.get('a')!;
+    a.sendHashes(packed([...h.pieceHashes].reverse()));
+    await h.settle();
+    expect(a.closeReason).toBe('hash list not the one the supernode vouched for');
+    expect(h.transfer.proofs.hashList()).toBeUndefined();
+    await h.advance(2 * TICK_MS);
+    await offerParents(h, { b: [0, 1, 2] });
+    expect(h.dialled).toContain('b');
+    expect(h.parents.get('b')!.askedForHashes).toBe(false);
+  });
+
+  it('without a vouched list a dial does not ask, and a list sent anyway teaches nothing', async () => {
+    const { h } = await listed(false);
+    const a = h.parents.get('a')!;
+    expect(a.askedForHashes).toBe(false);
+    a.sendHashes(packed(h.pieceHashes));
+    await h.settle();
+    expect(a.isClosed).toBe(false);
+    expect(h.transfer.proofs.hashList()).toBeUndefined();
   });
 });

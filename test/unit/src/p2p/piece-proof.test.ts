@@ -1,5 +1,6 @@
 // Piece proofs (src/p2p/piece-proof.ts): the supernode's Ed25519 signature over (digest, index,
 // hash), checked against its public key; the key kept in a file; the 100-byte wire record.
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -96,5 +97,44 @@ describe('piece proofs', () => {
     const path = join(dir, 'piece-key.pem');
     await writeFile(path, 'not a key');
     await expect(PieceSigner.loadOrCreate(path)).rejects.toThrow(/piece key .* is not an ed25519 private key/);
+  });
+});
+
+describe('ProofSet with hashes kept alone (from a vouched hash list)', () => {
+  const signer = PieceSigner.generate();
+  const digest = 'sha256:' + 'ab'.repeat(32);
+  const hashOf = (i: number): string => createHash('sha256').update(`piece ${i}`).digest('hex');
+  const proofOf = (i: number, hash = hashOf(i)): PieceProof => ({ index: i, hash, signature: Buffer.from(signer.sign(digest, i, hash), 'base64') });
+
+  it('hands on the whole list only once every piece has a hash, proofs only for pieces that have one, and keeps both kinds across a save', () => {
+    const set = new ProofSet(3);
+    set.set(proofOf(0));
+    set.setHash(1, hashOf(1));
+    expect(set.hashList()).toBeUndefined();
+    set.setHash(2, hashOf(2));
+    const list = Buffer.concat([0, 1, 2].map((i) => Buffer.from(hashOf(i), 'hex')));
+    expect(set.hashList()).toEqual(list);
+    expect(set.get(0)?.hash).toBe(hashOf(0));
+    expect(set.get(1)).toBeUndefined();
+    expect(set.hashOf(1)).toBe(hashOf(1));
+    const back = ProofSet.fromBase64(3, set.toBase64())!;
+    expect(back.hashList()).toEqual(list);
+    expect(back.get(1)).toBeUndefined();
+    expect(new ProofVerifier(signer.publicKey).verify(digest, back.get(0)!)).toBe(true);
+  });
+
+  it("a proof of a hash kept alone takes its place; one of another hash does not, and a piece's first hash stays", () => {
+    const set = new ProofSet(2);
+    set.setHash(0, hashOf(0));
+    set.set(proofOf(0, hashOf(9)));
+    expect(set.get(0)).toBeUndefined();
+    set.set(proofOf(0));
+    expect(set.get(0)?.hash).toBe(hashOf(0));
+    set.setHash(1, hashOf(1));
+    set.setHash(1, hashOf(8));
+    expect(set.hashOf(1)).toBe(hashOf(1));
+    for (const i of [-1, 2, 0.5]) set.setHash(i, hashOf(1));
+    set.setHash(1, 'not a hash');
+    expect(set.hashList()).toEqual(Buffer.concat([Buffer.from(hashOf(0), 'hex'), Buffer.from(hashOf(1), 'hex')]));
   });
 });

@@ -365,3 +365,69 @@ describe('piece proofs on the wire (pollen_proof)', () => {
     expect(await closed).toMatch(/unexpected piece proof/);
   });
 });
+
+describe('the hash list on the wire (pollen_hashes)', () => {
+  const list = Buffer.alloc(3 * 32, 7);
+
+  /** A listener that sends `payload` (default: the list) to each child that asked for it, as the uploader does; `again`: twice. */
+  async function listListener(payload: Buffer = list, again = false): Promise<{ port: number; children: WireConnection[] }> {
+    const children: WireConnection[] = [];
+    const listener = new WireListener({ clock: systemClock, bans: new AddressBans({ clock: systemClock }), accept: (d) => d === digest }, { listen: '127.0.0.1:0', peerId: randomBytes(20), secret: '', maxConnections: 16 });
+    listener.on('ready', (conn) => {
+      children.push(conn);
+      conn.sendBitfield(new Uint8Array([0b11000000]));
+      const wants = conn.hashList.wants;
+      if (payload === list || !wants) conn.hashList.send(payload);
+      else (conn as unknown as { wire: { extended(e: string, b: Buffer): void } }).wire.extended('pollen_hashes', payload);
+      if (again && wants) (conn as unknown as { wire: { extended(e: string, b: Buffer): void } }).wire.extended('pollen_hashes', payload);
+      conn.unchoke();
+    });
+    await listener.start(() => {});
+    listeners.push(listener);
+    return { port: listener.port, children };
+  }
+
+  function dialFor(port: number, wantHashes: boolean): WireConnection {
+    const socket = dialWire(`127.0.0.1:${port}`, '');
+    socket.on('error', () => {});
+    return WireConnection.outgoing(socket, { peerId: randomBytes(20) }, digest, undefined, wantHashes);
+  }
+
+  for (const asks of [true, false]) {
+    it(asks ? 'a child that asks gets the list once, intact, right after the bitfield; the parent then counts it as served (no proofs for it)' : 'a child that does not ask gets no list (hashList.send does nothing)', async () => {
+      const { port, children } = await listListener();
+      const c = dialFor(port, asks);
+      const got: Buffer[] = [];
+      c.on('hashes', (l) => got.push(l));
+      await unchoked(c);
+      expect(got).toEqual(asks ? [list] : []);
+      expect(children[0]!.hashList.sent).toBe(asks);
+      expect(children[0]!.hashList.wants).toBe(false);
+      c.destroy();
+    });
+  }
+
+  for (const [name, payload, again, reason] of [
+    ['a list of partial hashes', Buffer.alloc(33), false, 'malformed hash list'],
+    ['an empty list', Buffer.alloc(0), false, 'malformed hash list'],
+    ['a list longer than MAX_PIECES hashes', Buffer.alloc(1001 * 32), false, 'malformed hash list'],
+    ['a second list', list.subarray(0, 64), true, 'unexpected hash list'],
+  ] as const) {
+    it(`${name} from a parent is a protocol violation`, async () => {
+      const { port } = await listListener(Buffer.from(payload), again);
+      const c = dialFor(port, true);
+      const closed = new Promise<string>((r) => c.once('close', r));
+      await unchoked(c).catch(() => {});
+      expect(await closed).toMatch(new RegExp(reason));
+    });
+  }
+
+  it('a list from a child (the dialling side) is a protocol violation at the parent', async () => {
+    const { port, children } = await listListener();
+    const c = dialFor(port, false);
+    await unchoked(c);
+    const closed = new Promise<string>((r) => children[0]!.once('close', r));
+    (c as unknown as { wire: { extended(e: string, b: Buffer): void } }).wire.extended('pollen_hashes', list);
+    expect(await closed).toMatch(/unexpected hash list/);
+  });
+});
