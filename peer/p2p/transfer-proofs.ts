@@ -47,6 +47,10 @@ export class TransferProofs {
     this.bad = bad;
     this.layout = namedLayout(meta.size, meta.pieceSize);
     this.kept = new ProofSet(meta.pieceCount);
+    // Kept with a committed blob's proofs (LocalPieces): the check holds the key's getter, the digest
+    // and the layout, not this transfer.
+    const { digest, layout } = this;
+    this.kept.checkWith((proof) => verifier()?.verify(digest, proof, layout) === true);
     this.verifier = verifier;
     this.hashes = hashes;
   }
@@ -58,21 +62,28 @@ export class TransferProofs {
 
   /**
    * The seed's piece came with its hash (as trusted as a sync answer's: learned) and perhaps its
-   * proof (kept to hand on to children, if the key checks it).
+   * proof (kept to hand on to children; its signature checked when it is first handed on).
    */
   fromSeed(index: number, hash: string, signature: Buffer | undefined): void {
-    if (signature) this.take({ index, hash, signature });
     if (this.hashes.known(index) == null) this.hashes.learn(index, hash);
+    if (signature) this.take({ index, hash, signature });
   }
 
   /**
-   * Keeps `proof` if the supernode's key checks it and it agrees with the hash already known for the
-   * piece (if any); true when kept. A piece's proof already kept is not checked again.
+   * Keeps `proof` if it agrees with the hash already known for the piece (then its signature is
+   * checked only if it is handed on), or, for a piece whose hash is not known, if the supernode's
+   * key checks it; true when kept. A piece's proof already kept is not checked again.
    */
   private take(proof: PieceProof): boolean {
     const known = this.hashes.known(proof.index);
     if (typeof known === 'string' && known !== proof.hash) return false;
-    if (this.kept.get(proof.index)?.hash === proof.hash) return true;
+    if (this.kept.hasProof(proof.index) && this.kept.hashOf(proof.index) === proof.hash) return true;
+    // The hash is known from the supernode (its answers, the list, or a proof checked before): the
+    // proof teaches nothing, and its signature is checked only if it is handed on (ProofSet.get).
+    if (typeof known === 'string') {
+      this.kept.set(proof, false);
+      return true;
+    }
     const verifier = this.verifier();
     if (!verifier?.verify(this.digest, proof, this.layout)) return false;
     this.kept.set(proof);

@@ -115,15 +115,23 @@ export function decodeProof(payload: Uint8Array): PieceProof | undefined {
 }
 
 const STORED_BYTES = 96;
-/** What a ProofSet holds of a piece: nothing, its hash and the supernode's signature, or its hash alone. */
+/**
+ * What a ProofSet holds of a piece: nothing, its hash and the supernode's signature (checked), its
+ * hash alone, or its hash and a signature not checked yet (the hash was known from the supernode).
+ */
 const NONE = 0;
 const PROOF = 1;
 const HASH_ONLY = 2;
+const UNCHECKED = 3;
 
 /**
  * The proofs a peer holds for one blob's pieces, 96 bytes a piece in one buffer, not an object each;
  * and the hashes it learned without a proof (from a hash list the supernode vouched for, wire
- * `pollen_hashes`): once it holds every piece's hash it can hand its children the whole list.
+ * `pollen_hashes`): once it holds every piece's hash it can hand its children the whole list. A
+ * proof of a hash the peer already had from the supernode (the seed's answer, a sync, the list)
+ * teaches nothing, so its signature is checked only when the proof is first handed on (`get`, with
+ * the check given to `checkWith`): a proof that fails it is dropped and its hash kept alone. A peer
+ * whose children take the list checks none of those.
  */
 export class ProofSet {
   readonly pieceCount: number;
@@ -131,6 +139,8 @@ export class ProofSet {
   private readonly present: Uint8Array;
   /** Pieces with a hash (proof or not): the list is whole at pieceCount. */
   private hashed = 0;
+  /** Checks a signature not checked yet (none: such proofs are not handed on). */
+  private check: ((proof: PieceProof) => boolean) | undefined;
 
   constructor(pieceCount: number) {
     this.pieceCount = pieceCount;
@@ -143,15 +153,28 @@ export class ProofSet {
     return this.bytes.length + this.present.length;
   }
 
-  /** Keeps a proof (the caller checked it); the first one kept for a piece stays, and it takes the place of the same hash kept alone. */
-  set(proof: PieceProof): void {
+  /**
+   * Keeps a proof, checked by the caller or (`checked` false) to be checked before it is handed on;
+   * the first one kept for a piece stays, and it takes the place of the same hash kept alone.
+   */
+  set(proof: PieceProof, checked = true): void {
     const i = proof.index;
-    if (!this.slot(i) || this.present[i] === PROOF || proof.signature.length !== SIGNATURE_BYTES || !isSha256Hex(proof.hash)) return;
+    if (!this.slot(i) || this.present[i] === PROOF || this.present[i] === UNCHECKED || proof.signature.length !== SIGNATURE_BYTES || !isSha256Hex(proof.hash)) return;
     if (this.present[i] === HASH_ONLY && this.hashOf(i) !== proof.hash) return;
     if (this.present[i] === NONE) this.hashed++;
     this.bytes.write(proof.hash, i * STORED_BYTES, 32, 'hex');
     proof.signature.copy(this.bytes, i * STORED_BYTES + 32);
-    this.present[i] = PROOF;
+    this.present[i] = checked ? PROOF : UNCHECKED;
+  }
+
+  /** How a proof kept unchecked is checked when it is first handed on. */
+  checkWith(check: (proof: PieceProof) => boolean): void {
+    this.check = check;
+  }
+
+  /** Whether a proof (checked or not) is kept for piece `index`. */
+  hasProof(index: number): boolean {
+    return this.present[index] === PROOF || this.present[index] === UNCHECKED;
   }
 
   /** Keeps piece `i`'s hash without a proof (one the caller knows from the supernode); a piece's first hash stays. */
@@ -162,11 +185,17 @@ export class ProofSet {
     this.hashed++;
   }
 
-  /** A kept proof (a hash kept alone is none). */
+  /** A kept proof whose signature checks (a hash kept alone is none); one not checked yet is checked now, once. */
   get(index: number): PieceProof | undefined {
-    if (this.present[index] !== PROOF) return undefined;
+    const state = this.present[index];
+    if (state !== PROOF && state !== UNCHECKED) return undefined;
     const at = index * STORED_BYTES;
-    return { index, hash: this.bytes.toString('hex', at, at + 32), signature: this.bytes.subarray(at + 32, at + STORED_BYTES) };
+    const proof = { index, hash: this.bytes.toString('hex', at, at + 32), signature: this.bytes.subarray(at + 32, at + STORED_BYTES) };
+    if (state === PROOF) return proof;
+    if (!this.check) return undefined;
+    const good = this.check(proof);
+    this.present[index] = good ? PROOF : HASH_ONLY;
+    return good ? proof : undefined;
   }
 
   /** The hash kept for piece `index`, with its proof or alone. */
@@ -202,7 +231,7 @@ export class ProofSet {
     raw.copy(set.bytes, 0, 0, pieceCount * STORED_BYTES);
     for (let i = 0; i < pieceCount; i++) {
       const kind = raw[pieceCount * STORED_BYTES + i];
-      set.present[i] = kind === HASH_ONLY ? HASH_ONLY : kind ? PROOF : NONE;
+      set.present[i] = kind === HASH_ONLY || kind === UNCHECKED ? kind : kind ? PROOF : NONE;
       if (kind) set.hashed++;
     }
     return set;

@@ -163,6 +163,28 @@ describe('a transfer with piece proofs', () => {
       expect(h.transfer.proofs.get(0)?.signature.equals(proof.signature) ?? false).toBe(good);
     }
   });
+  it("checks a proof of a hash it already knows (the seed's, or a parent's of a known hash) only when it first hands it on, and once", async () => {
+    let checks = 0;
+    // Piece 1's hash known with the task (as a sync would bring it): a probe's blob is the same.
+    const probe = start({ pieces: 2, parents: [] });
+    const h = start({ pieces: 2, parents: ['a'], hashes: [null, probe.pieceHashes[1]!], proofCheck: { verify: () => (checks++, true) } });
+    h.parents.get('a')!.speaksProofs = true;
+    await h.settle();
+    h.supernode.answerWith({ hashes: [null, null], parents: [], seedGrants: [0], availability: [] });
+    await h.settle();
+    h.supernode.serveSeed(0, { hash: h.pieceHashes[0]!, signature: proofOf(h, 0).signature });
+    await h.settle();
+    expect(h.transfer.counters.seed).toBe(PIECE_BYTES);
+    await h.advance(2 * TICK_MS);
+    await offerParents(h, { a: [1] });
+    await serveWithProofs(h, 'a');
+    expect(h.transfer.counters.peer).toBe(PIECE_BYTES);
+    expect(checks).toBe(0);
+    expect(h.transfer.proofs.get(0)?.hash).toBe(h.pieceHashes[0]);
+    expect(h.transfer.proofs.get(1)?.hash).toBe(h.pieceHashes[1]);
+    expect(h.transfer.proofs.get(0)?.hash).toBe(h.pieceHashes[0]);
+    expect(checks).toBe(2);
+  });
 });
 
 describe('a hash list from a parent (pollen_hashes)', () => {
