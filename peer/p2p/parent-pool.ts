@@ -229,6 +229,8 @@ export class ParentPool {
     conn.ready.then(
       () => {
         this.connecting.delete(peerId);
+        // Closed already: by its own 'close' before this ran, e.g. for a hash list handed on ahead of 'ready' (wire-hash-list.ts).
+        if (conn.isClosed) return;
         if (!this.events.wanted()) return conn.destroy('transfer over');
         this.parents.set(peerId, parent);
         this.counted = undefined;
@@ -285,10 +287,10 @@ export class ParentPool {
   }
 
   /** Bans a parent that sent a bad piece: not dialled again (by any transfer sharing the bans), reported as corrupt. */
-  ban(parent: ParentLink): void {
+  ban(parent: ParentLink, reason = 'sent a bad piece'): void {
     this.banned.ban(parent.peerId);
     this.corruptParents.add(parent.peerId);
-    parent.conn.destroy('sent a bad piece');
+    parent.conn.destroy(reason);
   }
 
   /** Whether the parent is ready and has a piece of `index` assigned that is not stalled (ParentLink.isStalled). */

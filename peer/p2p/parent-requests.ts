@@ -67,9 +67,9 @@ export class ParentRequests {
   }
 
   /** Bans a parent that lied about the blob (a bad piece, a false hash list), for every transfer of this peer. */
-  ban(parent: ParentLink): void {
+  ban(parent: ParentLink, reason?: string): void {
     this.port.onBan(parent.peerId);
-    this.port.pool.ban(parent);
+    this.port.pool.ban(parent, reason);
   }
 
   /**

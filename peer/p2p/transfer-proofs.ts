@@ -3,9 +3,11 @@
 // block. A proof the supernode's key checks gives the transfer the piece's hash, so it may ask a
 // parent that sends proofs for a piece whose hash it has not learned yet, and its syncs need not
 // carry hashes at all: the supernode's uplink then carries no piece hashes (at 10,000 simulated
-// peers, every hash once per peer was 0.8 x the blob's size there). Every proof kept is one this
-// peer hands on to its own children. A parent that has no proof for a piece it sends (it learned
-// the hash from a sync, or restarted since) is asked only for pieces whose hash is known from then.
+// peers, every hash once per peer was 0.8 x the blob's size there). A proof kept is one this peer
+// may hand on to its own children (checked first, ProofSet.get). A parent that has no proof for a
+// piece it sends (it learned the hash from a sync or a hash list, or restarted since) is asked only
+// for pieces whose hash is known from then. Once the supernode vouched for the hash of the blob's
+// piece-hash list, a parent's list (fromList) teaches every hash with no proof at all.
 import type { Logger } from 'pino';
 import type { Digest } from '../../src/digest.ts';
 import { namedLayout, pieceHashList } from '../../src/p2p/metainfo.ts';
@@ -38,7 +40,7 @@ export class TransferProofs {
 
   /** A list did not match the vouched value (fromList): none is asked for again. */
   private listsOff = false;
-  /** Where a parent that sent a hash list other than the vouched one is logged and banned. */
+  /** Where a parent whose hash list lies is logged and banned (fromList). */
   private readonly bad: { readonly logger: Pick<Logger, 'warn'>; ban(parent: ParentLink): void };
 
   constructor(meta: { digest: Digest; size: number; pieceSize: number; pieceCount: number }, verifier: () => ProofCheck | undefined, hashes: HashPort, bad: TransferProofs['bad']) {
@@ -47,10 +49,7 @@ export class TransferProofs {
     this.bad = bad;
     this.layout = namedLayout(meta.size, meta.pieceSize);
     this.kept = new ProofSet(meta.pieceCount);
-    // Kept with a committed blob's proofs (LocalPieces): the check holds the key's getter, the digest
-    // and the layout, not this transfer.
-    const { digest, layout } = this;
-    this.kept.checkWith((proof) => verifier()?.verify(digest, proof, layout) === true);
+    this.kept.checkWith((proof) => checkBy(verifier(), this.digest, this.layout)?.(proof));
     this.verifier = verifier;
     this.hashes = hashes;
   }
@@ -121,7 +120,11 @@ export class TransferProofs {
    */
   fromList(parent: ParentLink, list: Buffer): void {
     const vouched = this.hashes.vouched();
-    if (vouched === undefined || this.listsOff) return;
+    // Not taken (it came on a dial from before lists stopped): that parent sends no proofs here either.
+    if (vouched === undefined || this.listsOff) {
+      parent.withoutProofs = true;
+      return;
+    }
     const hashes: string[] = [];
     for (let i = 0; i < this.kept.pieceCount && list.length === this.kept.pieceCount * 32; i++) hashes.push(list.toString('hex', i * 32, i * 32 + 32));
     if (pieceHashList({ digest: this.digest, pieceSize: this.pieceSize, hashes }) === vouched && hashes.length > 0) {
@@ -139,12 +142,18 @@ export class TransferProofs {
     parent.conn.destroy('hash list not the one the supernode vouched for');
   }
 
-  /** The proofs and hashes kept, with every hash the transfer knows (its pieces were all checked against them): what a committed blob's children get. */
+  /**
+   * The proofs and hashes kept, with every hash the transfer knows (its pieces were all checked
+   * against them): what a committed blob's children get (LocalPieces keeps it). Its unchecked proofs
+   * are checked, if ever, with the key the supernode has now: the check then holds that key, the
+   * digest and the layout, not this transfer.
+   */
   committed(): ProofSet {
     for (let i = 0; i < this.kept.pieceCount; i++) {
       const h = this.hashes.known(i);
       if (typeof h === 'string') this.kept.setHash(i, h);
     }
+    this.kept.checkWith(checkBy(this.verifier(), this.digest, this.layout));
     return this.kept;
   }
 
@@ -161,4 +170,9 @@ export class TransferProofs {
     }
     return false;
   }
+}
+
+/** A check of unchecked proofs by `key` (undefined without one), holding nothing but its arguments. */
+function checkBy(key: ProofCheck | undefined, digest: Digest, layout: number | undefined): ((proof: PieceProof) => boolean) | undefined {
+  return key ? (proof) => key.verify(digest, proof, layout) : undefined;
 }

@@ -14,6 +14,8 @@ import { pieceHashList } from '../../src/p2p/metainfo.ts';
 
 export class TransferVouch {
   private hashList: string | undefined;
+  /** The vouched value as a parent's hash list is checked against: taken also by a transfer that may not commit on it (resumed). */
+  private listHash: string | undefined;
   /** The hash each piece was checked against before it was written (by index). */
   private readonly checked: Array<string | undefined>;
   private unchecked: boolean;
@@ -40,14 +42,16 @@ export class TransferVouch {
     return this.hashList === undefined && !this.unchecked && 2 * held >= this.checked.length;
   }
 
-  /** The hash of the piece-hash list the supernode vouched for, once it did (a resumed transfer's is not taken). */
+  /** The hash of the piece-hash list the supernode vouched for, once it did: what a parent's list must hash to (transfer-proofs.ts fromList). */
   get list(): string | undefined {
-    return this.hashList;
+    return this.listHash;
   }
 
   /** A list the supernode sent (the first one counts; one that is no sha256 is ignored). */
   learn(hashList: unknown): void {
-    if (this.hashList !== undefined || this.unchecked || !isSha256Hex(hashList)) return;
+    if (!isSha256Hex(hashList)) return;
+    this.listHash ??= hashList;
+    if (this.hashList !== undefined || this.unchecked) return;
     this.hashList = hashList;
     this.forgoDigest();
   }

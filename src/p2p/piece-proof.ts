@@ -131,7 +131,8 @@ const UNCHECKED = 3;
  * proof of a hash the peer already had from the supernode (the seed's answer, a sync, the list)
  * teaches nothing, so its signature is checked only when the proof is first handed on (`get`, with
  * the check given to `checkWith`): a proof that fails it is dropped and its hash kept alone. A peer
- * whose children take the list checks none of those.
+ * whose children take the list checks none of those. Saved (toBase64), a proof never checked is
+ * kept as its hash alone: whatever checks it then is gone with the transfer.
  */
 export class ProofSet {
   readonly pieceCount: number;
@@ -139,8 +140,8 @@ export class ProofSet {
   private readonly present: Uint8Array;
   /** Pieces with a hash (proof or not): the list is whole at pieceCount. */
   private hashed = 0;
-  /** Checks a signature not checked yet (none: such proofs are not handed on). */
-  private check: ((proof: PieceProof) => boolean) | undefined;
+  /** Checks a signature not checked yet: true or false, or undefined while it cannot (no key: such a proof is not handed on now, and stays unchecked). */
+  private check: ((proof: PieceProof) => boolean | undefined) | undefined;
 
   constructor(pieceCount: number) {
     this.pieceCount = pieceCount;
@@ -167,8 +168,8 @@ export class ProofSet {
     this.present[i] = checked ? PROOF : UNCHECKED;
   }
 
-  /** How a proof kept unchecked is checked when it is first handed on. */
-  checkWith(check: (proof: PieceProof) => boolean): void {
+  /** How a proof kept unchecked is checked when it is first handed on (undefined: not any more). */
+  checkWith(check: ((proof: PieceProof) => boolean | undefined) | undefined): void {
     this.check = check;
   }
 
@@ -192,8 +193,8 @@ export class ProofSet {
     const at = index * STORED_BYTES;
     const proof = { index, hash: this.bytes.toString('hex', at, at + 32), signature: this.bytes.subarray(at + 32, at + STORED_BYTES) };
     if (state === PROOF) return proof;
-    if (!this.check) return undefined;
-    const good = this.check(proof);
+    const good = this.check?.(proof);
+    if (good === undefined) return undefined;
     this.present[index] = good ? PROOF : HASH_ONLY;
     return good ? proof : undefined;
   }
@@ -217,9 +218,9 @@ export class ProofSet {
     return Number.isInteger(i) && i >= 0 && i < this.pieceCount;
   }
 
-  /** The set as one string (96 bytes a piece, then a byte a piece saying what is there), for the peer's store. */
+  /** The set as one string (96 bytes a piece, then a byte a piece saying what is there; a proof never checked as its hash alone), for the peer's store. */
   toBase64(): string {
-    return Buffer.concat([this.bytes, this.present]).toString('base64');
+    return Buffer.concat([this.bytes, this.present.map((kind) => (kind === UNCHECKED ? HASH_ONLY : kind))]).toString('base64');
   }
 
   /** A set of toBase64, or undefined unless `text` is one of `pieceCount` pieces. */
@@ -231,7 +232,7 @@ export class ProofSet {
     raw.copy(set.bytes, 0, 0, pieceCount * STORED_BYTES);
     for (let i = 0; i < pieceCount; i++) {
       const kind = raw[pieceCount * STORED_BYTES + i];
-      set.present[i] = kind === HASH_ONLY || kind === UNCHECKED ? kind : kind ? PROOF : NONE;
+      set.present[i] = kind === HASH_ONLY ? HASH_ONLY : kind ? PROOF : NONE;
       if (kind) set.hashed++;
     }
     return set;

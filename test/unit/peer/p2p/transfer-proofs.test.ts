@@ -230,7 +230,7 @@ describe('a hash list from a parent (pollen_hashes)', () => {
       const a = h.parents.get('a')!;
       a.sendHashes(packed(bad(h.pieceHashes)));
       await h.settle();
-      expect(a.closeReason).toBe('sent a bad piece');
+      expect(a.closeReason).toBe('sent a false hash list');
       expect(h.transfer.proofs.hashList()).toBeUndefined();
     }
   });
@@ -248,6 +248,22 @@ describe('a hash list from a parent (pollen_hashes)', () => {
     expect(h.parents.get('b')!.askedForHashes).toBe(false);
   });
 
+  it('a list handed on ahead of the parent\'s ready (the wire reads its accept later) and refused leaves no closed parent in the pool', async () => {
+    const probe = start({ pieces: PIECES, parents: [] });
+    const list = pieceHashList({ digest: probe.digest, pieceSize: PIECE_BYTES, hashes: probe.pieceHashes })!;
+    const h = start({ pieces: PIECES, parents: ['a'], hashes: Array.from({ length: PIECES }, () => null), hashList: list });
+    await h.settle();
+    h.supernode.answer({ parents: [{ peerId: 'a', wireAddr: 'a' }] });
+    await h.settle();
+    const a = h.parents.get('a')!;
+    expect(a.askedForHashes).toBe(true);
+    a.sendHashes(packed([...probe.pieceHashes].reverse()));
+    a.connect([0, 1, 2]);
+    await h.settle();
+    expect(a.closeReason).toBe('hash list not the one the supernode vouched for');
+    expect(h.transfer.connectedParents).toBe(0);
+  });
+
   it('without a vouched list a dial does not ask, and a list sent anyway teaches nothing', async () => {
     const { h } = await listed(false);
     const a = h.parents.get('a')!;
@@ -256,5 +272,10 @@ describe('a hash list from a parent (pollen_hashes)', () => {
     await h.settle();
     expect(a.isClosed).toBe(false);
     expect(h.transfer.proofs.hashList()).toBeUndefined();
+    // A parent that sent a list sends no proofs on that connection: what it had been asked comes
+    // unproved, and it is not asked for a piece of unknown hash again.
+    await deliverAll(h, 'a');
+    expect(a.pending.length).toBe(0);
+    expect(h.transfer.counters.peer).toBe(0);
   });
 });

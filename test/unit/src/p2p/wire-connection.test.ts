@@ -377,7 +377,7 @@ describe('the hash list on the wire (pollen_hashes)', () => {
       children.push(conn);
       conn.sendBitfield(new Uint8Array([0b11000000]));
       const wants = conn.hashList.wants;
-      if (payload === list || !wants) conn.hashList.send(payload);
+      if (payload === list) conn.hashList.send(payload);
       else (conn as unknown as { wire: { extended(e: string, b: Buffer): void } }).wire.extended('pollen_hashes', payload);
       if (again && wants) (conn as unknown as { wire: { extended(e: string, b: Buffer): void } }).wire.extended('pollen_hashes', payload);
       conn.unchoke();
@@ -421,6 +421,14 @@ describe('the hash list on the wire (pollen_hashes)', () => {
       expect(await closed).toMatch(new RegExp(reason));
     });
   }
+
+  it('a list to a dialler that did not ask for it is a protocol violation', async () => {
+    const { port } = await listListener(Buffer.from(list.subarray(0, 32)), false);
+    const c = dialFor(port, false);
+    const closed = new Promise<string>((r) => c.once('close', r));
+    await unchoked(c).catch(() => {});
+    expect(await closed).toMatch(/unexpected hash list/);
+  });
 
   it('a list from a child (the dialling side) is a protocol violation at the parent', async () => {
     const { port, children } = await listListener();
