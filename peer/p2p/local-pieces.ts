@@ -43,10 +43,11 @@ const MAX_HOLDINGS = 2_000;
  */
 const MAX_COMMITTED_PROOF_BYTES = 16 << 20;
 
-/** A committed blob's proofs as the peer's store keeps them (ProofSet.toBase64). */
+/** A committed blob's proofs as the peer's store keeps them (ProofSet.toBase64 and hashesAlone). */
 export interface SavedProofs {
   readonly pieceCount: number;
   readonly proofs: string;
+  readonly hashesAlone?: string;
 }
 
 export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: number] }> {
@@ -76,7 +77,7 @@ export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: nu
     if (!this.saved) return;
     for await (const [key, saved] of this.saved.entries()) {
       const digest = key as Digest;
-      const proofs = this.committed.has(digest) && typeof saved === 'object' && saved !== null ? ProofSet.fromBase64(saved.pieceCount, saved.proofs) : undefined;
+      const proofs = this.committed.has(digest) && typeof saved === 'object' && saved !== null ? ProofSet.fromBase64(saved.pieceCount, saved.proofs, saved.hashesAlone) : undefined;
       if (!proofs) await this.saved.del(key).catch(() => {});
       else if (this.committedProofBytes + proofs.size <= MAX_COMMITTED_PROOF_BYTES) this.keepProofs(digest, proofs);
     }
@@ -108,7 +109,8 @@ export class LocalPieces extends EventEmitter<{ have: [digest: Digest, index: nu
     this.dropProofs(digest);
     if (!proofs) return;
     // Best effort, as the bitfield record is: a proof not saved costs a child a piece after a restart.
-    void this.saved?.put(digest, { pieceCount: proofs.pieceCount, proofs: proofs.toBase64() }).catch(() => {});
+    const hashesAlone = proofs.hashesAlone();
+    void this.saved?.put(digest, { pieceCount: proofs.pieceCount, proofs: proofs.toBase64(), ...(hashesAlone === undefined ? {} : { hashesAlone }) }).catch(() => {});
     this.keepProofs(digest, proofs);
   }
 

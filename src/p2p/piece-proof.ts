@@ -131,8 +131,8 @@ const UNCHECKED = 3;
  * proof of a hash the peer already had from the supernode (the seed's answer, a sync, the list)
  * teaches nothing, so its signature is checked only when the proof is first handed on (`get`, with
  * the check given to `checkWith`): a proof that fails it is dropped and its hash kept alone. A peer
- * whose children take the list checks none of those. Saved (toBase64), a proof never checked is
- * kept as its hash alone: whatever checks it then is gone with the transfer.
+ * whose children take the list checks none of those. Saved, a proof never checked is kept as its
+ * hash alone: whatever checks it then is gone with the transfer.
  */
 export class ProofSet {
   readonly pieceCount: number;
@@ -218,22 +218,34 @@ export class ProofSet {
     return Number.isInteger(i) && i >= 0 && i < this.pieceCount;
   }
 
-  /** The set as one string (96 bytes a piece, then a byte a piece saying what is there; a proof never checked as its hash alone), for the peer's store. */
+  /**
+   * The set as one string for the peer's store: 96 bytes a piece, then a byte a piece, 1 for a
+   * checked proof (what versions before hash lists read: a nonzero byte is a proof to hand on).
+   * Hashes kept alone, and proofs never checked (nothing can check them after a restart), go in
+   * hashesAlone, which those versions do not read.
+   */
   toBase64(): string {
-    return Buffer.concat([this.bytes, this.present.map((kind) => (kind === UNCHECKED ? HASH_ONLY : kind))]).toString('base64');
+    return Buffer.concat([this.bytes, this.present.map((kind) => (kind === PROOF ? 1 : 0))]).toString('base64');
   }
 
-  /** A set of toBase64, or undefined unless `text` is one of `pieceCount` pieces. */
-  static fromBase64(pieceCount: number, text: unknown): ProofSet | undefined {
+  /** Which pieces have a hash but no checked proof, a byte each (undefined: none). */
+  hashesAlone(): string | undefined {
+    const alone = this.present.map((kind) => (kind === HASH_ONLY || kind === UNCHECKED ? 1 : 0));
+    return alone.includes(1) ? Buffer.from(alone).toString('base64') : undefined;
+  }
+
+  /** A set of toBase64 (and hashesAlone), or undefined unless `text` is one of `pieceCount` pieces. */
+  static fromBase64(pieceCount: number, text: unknown, hashesAlone?: unknown): ProofSet | undefined {
     if (typeof text !== 'string' || !Number.isInteger(pieceCount) || pieceCount <= 0) return undefined;
     const raw = Buffer.from(text, 'base64');
     if (raw.length !== pieceCount * (STORED_BYTES + 1)) return undefined;
+    const alone = typeof hashesAlone === 'string' ? Buffer.from(hashesAlone, 'base64') : undefined;
     const set = new ProofSet(pieceCount);
     raw.copy(set.bytes, 0, 0, pieceCount * STORED_BYTES);
     for (let i = 0; i < pieceCount; i++) {
-      const kind = raw[pieceCount * STORED_BYTES + i];
-      set.present[i] = kind === HASH_ONLY ? HASH_ONLY : kind ? PROOF : NONE;
-      if (kind) set.hashed++;
+      const kind = raw[pieceCount * STORED_BYTES + i] ? PROOF : alone?.length === pieceCount && alone[i] ? HASH_ONLY : NONE;
+      set.present[i] = kind;
+      if (kind !== NONE) set.hashed++;
     }
     return set;
   }

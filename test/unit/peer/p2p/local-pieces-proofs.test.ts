@@ -1,7 +1,8 @@
 // A committed blob's piece proofs outlive the peer's restart (LocalPieces with the peer's store):
 // a restarted parent hands its children the proofs it had, so a child that asked it for a piece of
 // unknown hash does not throw that piece away. Saved sets of blobs that are gone, and sets that are
-// not whole, are deleted at start; an evicted blob's set goes with it.
+// not whole, are deleted at start; an evicted blob's set goes with it. Hashes kept without a proof
+// (from a parent's hash list) are saved beside the proofs, where older versions do not read them.
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { MemoryKv } from '../../../../src/db.ts';
@@ -57,6 +58,27 @@ describe("a committed blob's piece proofs", () => {
     const memoryOnly = new LocalPieces({ store });
     await memoryOnly.start();
     expect(memoryOnly.source(digest)?.proof?.(0)).toBeUndefined();
+  });
+
+  it('hashes kept alone (from a hash list) are saved too: after a restart the peer hands on the whole list, and proofs only where it had checked ones', async () => {
+    const store = new MemoryContentStore();
+    const kv = new MemoryKv<SavedProofs>();
+    const signer = PieceSigner.generate();
+    const { digest, bytes } = await committedBlob(store, 3);
+    const full = proofsOf(signer, digest, bytes, 3);
+    const set = new ProofSet(3);
+    set.set(full.get(0)!);
+    set.setHash(1, full.hashOf(1)!);
+    set.set(full.get(2)!, false); // a proof of a hash already known, never handed on: not checked
+    const before = new LocalPieces({ store, proofs: kv });
+    await before.start();
+    before.markCommitted(digest, bytes.length, set);
+    await settle();
+    const after = new LocalPieces({ store, proofs: kv });
+    await after.start();
+    const source = after.source(digest)!;
+    expect(source.hashes()).toEqual(full.hashList());
+    expect([0, 1, 2].map((i) => source.proof(i)?.hash)).toEqual([full.hashOf(0), undefined, undefined]);
   });
 
   it('go with an evicted blob, and a saved set whose blob is gone or that is not whole is deleted at start', async () => {

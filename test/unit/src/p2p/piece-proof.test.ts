@@ -117,10 +117,13 @@ describe('ProofSet with hashes kept alone (from a vouched hash list)', () => {
     expect(set.get(0)?.hash).toBe(hashOf(0));
     expect(set.get(1)).toBeUndefined();
     expect(set.hashOf(1)).toBe(hashOf(1));
-    const back = ProofSet.fromBase64(3, set.toBase64())!;
+    const back = ProofSet.fromBase64(3, set.toBase64(), set.hashesAlone())!;
     expect(back.hashList()).toEqual(list);
     expect(back.get(1)).toBeUndefined();
     expect(new ProofVerifier(signer.publicKey).verify(digest, back.get(0)!)).toBe(true);
+    // A version from before hash lists reads only the first string: its one proof, nothing alone.
+    const older = ProofSet.fromBase64(3, set.toBase64())!;
+    expect([older.hasProof(0), older.hashOf(1), older.hashList()]).toEqual([true, undefined, undefined]);
   });
 
   it("a proof of a hash kept alone takes its place; one of another hash does not, and a piece's first hash stays", () => {
@@ -146,7 +149,7 @@ describe('ProofSet with hashes kept alone (from a vouched hash list)', () => {
     expect(set.get(0)).toBeUndefined(); // no check given: not handed on
     set.checkWith(() => undefined); // no key yet: still not handed on, and still unchecked
     expect(set.get(0)).toBeUndefined();
-    const restored = ProofSet.fromBase64(2, set.toBase64())!;
+    const restored = ProofSet.fromBase64(2, set.toBase64(), set.hashesAlone())!;
     let checks = 0;
     const verifier = new ProofVerifier(signer.publicKey);
     set.checkWith((p) => (checks++, verifier.verify(digest, p)));
