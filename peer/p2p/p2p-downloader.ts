@@ -77,7 +77,7 @@ export class P2pDownloader implements BlobDownloader {
       {
         client: this.agent.client,
         supernode: url,
-        proofs: () => this.agent.client.proofVerifier(url),
+        proofs: proofKey(this.agent.client, url),
         pieces: this.agent.pieces,
         kv: this.kv,
         logger: this.agent.logger,
@@ -213,4 +213,13 @@ function consistent(meta: MetainfoBody, digest: Digest): boolean {
     Array.isArray(meta.hashes) &&
     meta.hashes.length === meta.pieceCount
   );
+}
+
+/**
+ * The getter of `url`'s piece key for a transfer. Made here, not in `begin`: a committed blob's
+ * proofs keep it (to check the unchecked ones when first handed on), and a closure made in `begin`
+ * would keep everything that function's closures hold, the transfer among them.
+ */
+function proofKey(client: P2pAgent['client'], url: string): () => ReturnType<P2pAgent['client']['proofVerifier']> {
+  return () => client.proofVerifier(url);
 }

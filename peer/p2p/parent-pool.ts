@@ -228,9 +228,9 @@ export class ParentPool {
     conn.on('discarded', (index: number, bytes: number, cancelled: boolean) => this.events.onDiscarded?.(index, bytes, cancelled));
     conn.ready.then(
       () => {
-        this.connecting.delete(peerId);
-        // Closed already: by its own 'close' before this ran, e.g. for a hash list handed on ahead of 'ready' (wire-hash-list.ts).
+        // Closed already (its 'close' ran and cleared it): e.g. for a hash list handed on ahead of 'ready' (wire-hash-list.ts).
         if (conn.isClosed) return;
+        this.connecting.delete(peerId);
         if (!this.events.wanted()) return conn.destroy('transfer over');
         this.parents.set(peerId, parent);
         this.counted = undefined;

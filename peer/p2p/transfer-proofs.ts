@@ -49,7 +49,7 @@ export class TransferProofs {
     this.bad = bad;
     this.layout = namedLayout(meta.size, meta.pieceSize);
     this.kept = new ProofSet(meta.pieceCount);
-    this.kept.checkWith((proof) => checkBy(verifier(), this.digest, this.layout)?.(proof));
+    this.kept.checkWith(checkBy(verifier, this.digest, this.layout));
     this.verifier = verifier;
     this.hashes = hashes;
   }
@@ -144,16 +144,14 @@ export class TransferProofs {
 
   /**
    * The proofs and hashes kept, with every hash the transfer knows (its pieces were all checked
-   * against them): what a committed blob's children get (LocalPieces keeps it). Its unchecked proofs
-   * are checked, if ever, with the key the supernode has now: the check then holds that key, the
-   * digest and the layout, not this transfer.
+   * against them): what a committed blob's children get (LocalPieces keeps it, and with it the
+   * check of its unchecked proofs, which holds only the key's getter, the digest and the layout).
    */
   committed(): ProofSet {
     for (let i = 0; i < this.kept.pieceCount; i++) {
       const h = this.hashes.known(i);
       if (typeof h === 'string') this.kept.setHash(i, h);
     }
-    this.kept.checkWith(checkBy(this.verifier(), this.digest, this.layout));
     return this.kept;
   }
 
@@ -172,7 +170,11 @@ export class TransferProofs {
   }
 }
 
-/** A check of unchecked proofs by `key` (undefined without one), holding nothing but its arguments. */
-function checkBy(key: ProofCheck | undefined, digest: Digest, layout: number | undefined): ((proof: PieceProof) => boolean) | undefined {
-  return key ? (proof) => key.verify(digest, proof, layout) : undefined;
+/**
+ * The check of unchecked proofs (ProofSet.checkWith): by the key `key()` gives when it runs, put off
+ * while there is none. Made here so that it holds its arguments and nothing of the transfer (a
+ * committed blob's proofs keep it; the getter is made apart for the same reason, p2p-downloader.ts).
+ */
+function checkBy(key: () => ProofCheck | undefined, digest: Digest, layout: number | undefined): (proof: PieceProof) => boolean | undefined {
+  return (proof) => key()?.verify(digest, proof, layout);
 }

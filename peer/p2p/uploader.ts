@@ -108,10 +108,11 @@ export class Uploader {
     });
     conn.on('request', (index, offset, length, respond) => void this.serve(conn, index, offset, length, respond));
     conn.sendBitfield(source.bitfield());
-    // A child that asked for the hash list and gets it needs no proofs on this connection.
+    // A child that asked for the hash list and gets it needs no proofs on this connection. Paid for
+    // from the upload budget like the blocks; when it has no room now, the child gets proofs instead.
     if (conn.hashList.wants) {
       const list = source.hashes();
-      if (list) conn.hashList.send(list);
+      if (list && this.bucket.tryTake(list.length)) conn.hashList.send(list);
     }
     // BEP 3: a slot for a child that wants pieces; one that wants none (it holds all we announced)
     // gives its slot up to a child waiting.

@@ -243,7 +243,9 @@ export class ProofSet {
     const set = new ProofSet(pieceCount);
     raw.copy(set.bytes, 0, 0, pieceCount * STORED_BYTES);
     for (let i = 0; i < pieceCount; i++) {
-      const kind = raw[pieceCount * STORED_BYTES + i] ? PROOF : alone?.length === pieceCount && alone[i] ? HASH_ONLY : NONE;
+      // 1: a checked proof. 2 and 3 (a hash alone, a proof unchecked), as the first builds with hash lists saved them: hashes alone.
+      const byte = raw[pieceCount * STORED_BYTES + i];
+      const kind = byte === PROOF ? PROOF : byte === HASH_ONLY || byte === UNCHECKED || (alone?.length === pieceCount && alone[i]) ? HASH_ONLY : NONE;
       set.present[i] = kind;
       if (kind !== NONE) set.hashed++;
     }

@@ -272,10 +272,23 @@ describe('a hash list from a parent (pollen_hashes)', () => {
     await h.settle();
     expect(a.isClosed).toBe(false);
     expect(h.transfer.proofs.hashList()).toBeUndefined();
-    // A parent that sent a list sends no proofs on that connection: what it had been asked comes
-    // unproved, and it is not asked for a piece of unknown hash again.
-    await deliverAll(h, 'a');
-    expect(a.pending.length).toBe(0);
-    expect(h.transfer.counters.peer).toBe(0);
+  });
+
+  it('a list on a connection dialled before lists stopped is not taken, and that parent, which sends no proofs there, is asked only for pieces whose hash is known', async () => {
+    const probe = start({ pieces: PIECES, parents: [] });
+    const list = pieceHashList({ digest: probe.digest, pieceSize: PIECE_BYTES, hashes: probe.pieceHashes })!;
+    const h = start({ pieces: PIECES, parents: ['a', 'b'], hashes: Array.from({ length: PIECES }, () => null), hashList: list, parentsSpeakProofs: true, signer });
+    await h.settle();
+    h.supernode.answer({ parents: ['a', 'b'].map((id) => ({ peerId: id, wireAddr: id })) });
+    await h.settle();
+    const [a, b] = [h.parents.get('a')!, h.parents.get('b')!];
+    expect([a.askedForHashes, b.askedForHashes]).toEqual([true, true]);
+    a.sendHashes(packed([...probe.pieceHashes].reverse()));
+    await h.settle();
+    b.sendHashes(packed(probe.pieceHashes));
+    b.connect([0, 1, 2]);
+    await h.settle();
+    expect(h.transfer.proofs.hashList()).toBeUndefined();
+    expect(b.requestedPieces()).toEqual(new Set());
   });
 });

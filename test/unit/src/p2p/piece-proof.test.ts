@@ -124,6 +124,12 @@ describe('ProofSet with hashes kept alone (from a vouched hash list)', () => {
     // A version from before hash lists reads only the first string: its one proof, nothing alone.
     const older = ProofSet.fromBase64(3, set.toBase64())!;
     expect([older.hasProof(0), older.hashOf(1), older.hashList()]).toEqual([true, undefined, undefined]);
+    // The first builds with hash lists marked hashes alone and unchecked proofs (2, 3) in that string: hashes alone.
+    const raw = Buffer.from(set.toBase64(), 'base64');
+    raw[3 * 96 + 1] = 2;
+    raw[3 * 96 + 2] = 3;
+    const early = ProofSet.fromBase64(3, raw.toString('base64'))!;
+    expect([early.hasProof(0), early.hasProof(1), early.hasProof(2), early.hashList()?.length]).toEqual([true, false, false, 96]);
   });
 
   it("a proof of a hash kept alone takes its place; one of another hash does not, and a piece's first hash stays", () => {
