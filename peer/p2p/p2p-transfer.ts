@@ -25,7 +25,7 @@ import { ParentRequests } from './parent-requests.ts';
 import { ENDGAME_COPIES } from './piece-picker.ts';
 import { HOST_SEED_LEASES, PARENT_FEEDING_MS, SeedGrants, seedLeasesWanted } from './seed-grants.ts';
 import { taskRequest } from './task-request.ts';
-import { TransferProofs, type HashPort } from './transfer-proofs.ts';
+import { NO_KEY, TransferProofs, type HashPort } from './transfer-proofs.ts';
 import { TransferVouch } from './transfer-vouch.ts';
 import { TransferState } from './transfer-state.ts';
 import { fetchMissingFromUpstream } from './upstream-fallback.ts';
@@ -86,7 +86,7 @@ export class P2pTransfer {
     this.stats = this.ledger.stats;
     this.vouch = new TransferVouch(this.meta.pieceCount, init.have.count > 0, () => this.partial.forgoDigest(), init.hashList);
     const hashes: HashPort = { known: (i) => this.meta.hashes[i], learn: (i, hash) => this.onHashes({ hashesFrom: i, hashes: [hash] }), learnAll: (all) => this.onHashes({ hashes: all }), vouched: () => this.vouch.list };
-    this.proving = new TransferProofs(this.meta, deps.proofs ?? (() => undefined), hashes, { logger: deps.logger, ban: (parent) => this.requests.ban(parent, 'sent a false hash list') });
+    this.proving = new TransferProofs(this.meta, deps.proofs ?? NO_KEY, hashes, { logger: deps.logger, ban: (parent) => this.requests.ban(parent, 'sent a false hash list') });
     this.record = new BitfieldRecord({ kv: deps.kv, clock: this.clock }, { digest: this.digest, size: this.meta.size, pieceSize: this.meta.pieceSize, have: this.ledger.have });
     this.started = this.lastProgressAt = this.lastPieceAt = this.clock.now();
     this.supernodeSync = new TransferSync({
