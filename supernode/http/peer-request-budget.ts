@@ -5,7 +5,13 @@
 // refused sync would have reported for its next one. The seed's piece route is not counted: its
 // rate is the data's, bounded by the seed grants (at most maxSeedGrants leases per peer).
 // A peer legitimately sends a few calls a second (one batched sync per turn, a heartbeat, a poll);
-// an image's layers open their tasks together, which the burst covers.
+// an image's layers open their tasks together, which the burst covers. A peer fetching from the
+// seed syncs once a piece besides: each settled seed lease is reported, and the next granted, by
+// a sync. So every seed piece sent whole pays for a call (`credit`, SEED_BYTES_PER_CALL): a lone
+// pull on a fast network (loopback: ~300 pieces a second) spent the burst in a second, was refused
+// and waited a whole Retry-After second with its seed line empty (a 256 MiB pull took 3.3 s where
+// the seed held the blob after 0.7 s). What a credit lets a peer make the supernode do (one sync,
+// 50-100 us) is a fraction of what sending the bytes that earned it cost the supernode.
 // An answer costs by its bytes too: one call per ANSWER_BYTES_PER_CALL it carries, the first in
 // the admission, the rest taken after it is sent (a debt the peer's next calls wait out). A peer
 // that left out `knownHashes`, or created its task again and again, was sent every piece hash each
@@ -27,6 +33,13 @@ export const DEFAULT_PEER_REQUEST_RATE = 50;
  * tasks, ~175 KB every 4 s, is ~11 calls a second of it.
  */
 export const ANSWER_BYTES_PER_CALL = 4096;
+
+/**
+ * Seed bytes sent whole that pay for one call (at most one a piece): a 64 KiB piece (the smallest
+ * layout but a tiny blob's one piece) or larger pays for the sync that follows it; a small blob's
+ * one piece of a few hundred bytes for almost none, however often it is fetched.
+ */
+export const SEED_BYTES_PER_CALL = 64 * 1024;
 
 /** Entries kept before the idle ones (a full bucket, the same as none) are dropped. */
 const PRUNE_ABOVE = 4096;
@@ -70,6 +83,18 @@ export class PeerRequestBudget {
     const b = this.buckets.get(peerId);
     const seconds = b ? Math.max(1, Math.ceil((1 - b.tokens) / this.perSecond)) : 1;
     return new PollenError('ERR_TOO_MANY_REQUESTS', `peer ${peerId} called faster than its allowance; try again in ${seconds} s`, { retryAfter: seconds });
+  }
+
+  /**
+   * `peerId` was sent `bytes` of a seed piece whole: its allowance gains up to one call
+   * (SEED_BYTES_PER_CALL), to at most the burst. A peer with no allowance on record has it whole.
+   */
+  credit(peerId: string, bytes: number): void {
+    const b = this.buckets.get(peerId);
+    if (this.perSecond <= 0 || !b || !(bytes > 0)) return;
+    const now = this.clock.now();
+    b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.perSecond + Math.min(1, bytes / SEED_BYTES_PER_CALL));
+    b.at = now;
   }
 
   /**

@@ -33,6 +33,7 @@ import { classify, errorAnswer } from '../http/error-handler.ts';
 import { bearerOf } from '../http/route-auth.ts';
 import { DIGEST_PARAMS, HEARTBEAT_BODY, PIECE_PARAMS, REGISTER_BODY, SYNC_BATCH_BODY, SYNC_BODY, TASK_BODY } from '../http/schemas.ts';
 import { checkWireHost, parseWireAddr } from '../http/wire-addr.ts';
+import type { PeerRequestBudget } from '../http/peer-request-budget.ts';
 import type { Scheduler } from './scheduler.ts';
 import type { Seed, SeedTask } from './seed.ts';
 import { ANSWER_OVERHEAD_BYTES, type SyncPacer } from './sync-pacer.ts';
@@ -50,6 +51,8 @@ export interface P2pRouteDeps {
   readonly pacer?: SyncPacer;
   /** Signs the hash of each seed piece served (absent: no piece proofs; peers take hashes only from syncs). */
   readonly signer?: PieceSigner;
+  /** The peers' allowances of calls: a seed piece sent whole pays for one (peer-request-budget.ts). */
+  readonly peerBudget?: Pick<PeerRequestBudget, 'credit'>;
 }
 
 interface RegisterBody {
@@ -236,6 +239,9 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
         const h = hash();
         return h === undefined ? undefined : proofOf(h);
       };
+      // Sent whole (handed to the socket), the piece pays for the sync that reports it and leases
+      // the next (peer-request-budget.ts): a fast seed line syncs once a piece.
+      if (deps.peerBudget) reply.raw.once('finish', () => deps.peerBudget?.credit(peer.peerId, length));
       sendPooledBody(reply, body, known ? {} : { trailers });
       return reply;
     },

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../../../src/clock.ts';
 import { sha256Digest, type Digest } from '../../../../src/digest.ts';
 import { PollenError } from '../../../../src/errors.ts';
-import { layoutFor, SMALL_PIECE_BYTES } from '../../../../src/p2p/metainfo.ts';
+import { layoutFor, pieceRange, SMALL_PIECE_BYTES } from '../../../../src/p2p/metainfo.ts';
 import { splitHostPort } from '../../../../src/config.ts';
 import type { SyncResponse } from '../../../../src/p2p/supernode-api.ts';
 import { packIndexes, taskName } from '../../../../src/p2p/sync-answer.ts';
@@ -48,7 +48,8 @@ function fakeSeed(): SeedPort & { ensured: number; tasks: Map<Digest, SeedTask> 
     async readPiece(_peerId: string, d: Digest, index: number) {
       const t = tasks.get(d);
       if (!t || index >= t.meta.pieceCount) throw new PollenError('ERR_NOT_FOUND', 'no such piece');
-      return { length: 1, body: pooledRangeBody(async (target) => void target.fill(0x78), { start: 0, end: 0 }), hash: () => t.meta.hashes[index] ?? undefined };
+      const { length } = pieceRange(t.meta.size, t.meta.pieceSize, index);
+      return { length, body: pooledRangeBody(async (target) => void target.fill(0x78), { start: 0, end: length - 1 }), hash: () => t.meta.hashes[index] ?? undefined };
     },
   };
   return seed as unknown as SeedPort & { ensured: number; tasks: Map<Digest, SeedTask> };
@@ -409,11 +410,27 @@ describe('supernode API bodies (fast-check over fastify inject)', () => {
     await h.app.inject({ method: 'POST', url: '/api/v1/tasks', headers: other, payload: { digest: DIGEST, size: 5 << 20 } });
     const piece = await h.app.inject({ method: 'GET', url: `/api/v1/seed/${DIGEST}/pieces/0`, headers: flooder });
     expect(piece.statusCode).not.toBe(429);
-    // A second refills ten calls, no more.
+    // A second refills ten calls, and the piece sent paid for one: eleven, no more.
     h.clock.advance(1_000);
     const after: number[] = [];
-    for (let i = 0; i < 12; i++) after.push((await beat(flooder)).statusCode);
-    expect(after.filter((c) => c === 200)).toHaveLength(10);
+    for (let i = 0; i < 13; i++) after.push((await beat(flooder)).statusCode);
+    expect(after.filter((c) => c === 200)).toHaveLength(11);
+  });
+
+  it('a seed piece sent whole pays for the call that follows it (a fast seed line syncs once a piece)', async () => {
+    const h = await harness(10);
+    const auth = { authorization: `Bearer ${await h.register('fetcher')}` };
+    const beat = () => h.app.inject({ method: 'POST', url: '/api/v1/peers/self/heartbeat', headers: auth, payload: {} });
+    for (let i = 0; i < 256; i++) expect((await beat()).statusCode).toBe(200);
+    expect((await beat()).statusCode).toBe(429);
+    for (let round = 0; round < 3; round++) {
+      const piece = await h.app.inject({ method: 'GET', url: `/api/v1/seed/${DIGEST}/pieces/${round}`, headers: auth });
+      expect(piece.statusCode).toBe(200);
+      expect(piece.rawPayload.length).toBe(512 * 1024);
+      // One piece, one call: the next is refused again.
+      expect((await beat()).statusCode).toBe(200);
+      expect((await beat()).statusCode).toBe(429);
+    }
   });
 
   it('a blob the seed began again in the other layout: a holder of the old task must create it again, and then syncs in the new one', async () => {

@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../src/clock.ts';
-import { ANSWER_BYTES_PER_CALL, PeerRequestBudget } from '../../../../supernode/http/peer-request-budget.ts';
+import { ANSWER_BYTES_PER_CALL, PeerRequestBudget, SEED_BYTES_PER_CALL } from '../../../../supernode/http/peer-request-budget.ts';
 
 describe('PeerRequestBudget', () => {
   it('admits at most burst + rate x window in any window, and never refuses a peer within its rate', () => {
@@ -99,6 +99,59 @@ describe('PeerRequestBudget', () => {
       }),
       { numRuns: 200 },
     );
+  });
+
+  it('a seed piece pays for at most one call, by its bytes: over any window the calls admitted are at most burst + rate x window + the credits, never more than the burst at once', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 100 }),
+        fc.array(fc.record({ gapMs: fc.nat(200), pieces: fc.array(fc.nat(4 * SEED_BYTES_PER_CALL), { maxLength: 8 }), calls: fc.nat(12) }), { minLength: 1, maxLength: 60 }),
+        (perSecond, schedule) => {
+          const clock = new ManualClock(0);
+          const budget = new PeerRequestBudget({ clock }, { perSecond, burst: 20 });
+          budget.admit('p');
+          const admitted: Array<{ at: number; credits: number }> = [];
+          let credits = 0;
+          for (const { gapMs, pieces, calls } of schedule) {
+            clock.advance(gapMs);
+            for (const bytes of pieces) {
+              budget.credit('p', bytes);
+              credits += Math.min(1, bytes / SEED_BYTES_PER_CALL);
+            }
+            for (let i = 0; i < calls; i++) if (budget.admit('p')) admitted.push({ at: clock.now(), credits });
+          }
+          for (let i = 0; i < admitted.length; i++) {
+            for (let j = i; j < admitted.length; j++) {
+              const window = (admitted[j]!.at - admitted[i]!.at) / 1000;
+              expect(j - i + 1).toBeLessThanOrEqual(20 + window * perSecond + (admitted[j]!.credits - admitted[i]!.credits) + 1 + 1e-9);
+            }
+          }
+          // However much was credited, no more than the burst at one instant.
+          for (let k = 0; k < 100; k++) budget.credit('p', SEED_BYTES_PER_CALL);
+          let now = 0;
+          while (budget.admit('p')) now++;
+          expect(now).toBe(20);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it("a peer syncing once a seed piece is never refused, however fast the pieces come; a tiny blob's piece fetched over and over pays for almost nothing; a peer with no record gains none", () => {
+    const clock = new ManualClock(0);
+    const budget = new PeerRequestBudget({ clock }, { perSecond: 10, burst: 20 });
+    for (let i = 0; i < 5_000; i++) {
+      budget.credit('fast', 512 * 1024);
+      expect(budget.admit('fast')).toBe(true);
+      clock.advance(1);
+    }
+    for (let i = 0; i < 20; i++) budget.admit('tiny');
+    expect(budget.admit('tiny')).toBe(false);
+    for (let i = 0; i < 200; i++) budget.credit('tiny', 284);
+    expect(budget.admit('tiny')).toBe(false);
+    const fresh = new PeerRequestBudget({ clock }, { perSecond: 10, burst: 20 });
+    fresh.credit('never-called', SEED_BYTES_PER_CALL);
+    expect(fresh.size).toBe(0);
   });
 
   it('0 per second is no limit; entries of idle peers are dropped once there are many', () => {
