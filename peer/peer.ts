@@ -234,6 +234,10 @@ export class Peer {
       [{ via: 'channel' }, agent.client.taskCreations.channel],
       [{ via: 'http' }, agent.client.taskCreations.http],
     ]);
+    metrics.counterFrom('pollen_seed_piece_requests_total', "seed pieces asked of supernodes, by the way they went (channel: a frame on a seed channel; http: a request)", ['via'], () => [
+      [{ via: 'channel' }, agent.client.seedPieces.channel],
+      [{ via: 'http' }, agent.client.seedPieces.http],
+    ]);
     agent.onTransferEvent = (e) => {
       if (e.kind === 'duplicate') duplicates.inc({ cause: e.cause }, e.bytes);
       else if (e.kind === 'fallback') fallbacks.inc();

@@ -55,21 +55,42 @@ export function isPooledBody(body: unknown): body is PooledBody {
   return typeof body === 'object' && body !== null && (body as { pooled?: unknown }).pooled === true;
 }
 
+/** Where pooled chunks are written: an HTTP response or a socket. */
+export interface PooledSink {
+  readonly destroyed: boolean;
+  write(chunk: Uint8Array, callback?: (err?: Error | null) => void): boolean;
+  on(event: 'drain' | 'close', listener: () => void): unknown;
+  off(event: 'drain' | 'close', listener: () => void): unknown;
+}
+
+/**
+ * Writes `body`'s chunks to `sink` as the sink takes them (each after `frame(length)`, when given),
+ * each pooled buffer given back once written. Stops early when the sink goes or `stop()` says so;
+ * resolves to the body's bytes written. A failed read of the body rejects.
+ */
+export async function writePooledChunks(sink: PooledSink, body: PooledBody, options: { frame?: (length: number) => Uint8Array; stop?: () => boolean } = {}): Promise<number> {
+  const release = (chunk: Uint8Array) => pool.release(chunk);
+  let sent = 0;
+  for await (const chunk of body.chunks(() => pool.acquire())) {
+    if (sink.destroyed || options.stop?.()) {
+      release(chunk);
+      break;
+    }
+    if (options.frame) sink.write(options.frame(chunk.length));
+    sent += chunk.length;
+    if (!sink.write(chunk, () => release(chunk))) await drained(sink);
+  }
+  return sent;
+}
+
 /**
  * Writes `body` to `res` (whose head is written or about to be) and ends it. Stops when the client
  * goes away; a read error destroys the response (the client sees the connection fail, never a
  * short body that looks complete).
  */
 export async function writePooledBody(res: ServerResponse, body: PooledBody, options: PooledBodyOptions = {}): Promise<void> {
-  const release = (chunk: Uint8Array) => pool.release(chunk);
   try {
-    for await (const chunk of body.chunks(() => pool.acquire())) {
-      if (res.destroyed) {
-        release(chunk);
-        return;
-      }
-      if (!res.write(chunk, () => release(chunk))) await drained(res);
-    }
+    await writePooledChunks(res, body);
     if (res.destroyed) return;
     const trailers = options.trailers?.();
     if (trailers) res.addTrailers(trailers);
@@ -79,14 +100,15 @@ export async function writePooledBody(res: ServerResponse, body: PooledBody, opt
   }
 }
 
-function drained(res: ServerResponse): Promise<void> {
+/** Resolves once `sink` takes writes again, or has closed. */
+export function drained(sink: PooledSink): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
+      sink.off('drain', done);
+      sink.off('close', done);
       resolve();
     };
-    res.on('drain', done);
-    res.on('close', done);
+    sink.on('drain', done);
+    sink.on('close', done);
   });
 }

@@ -310,9 +310,9 @@ export class SimulatedPeer implements UploadSide {
           return answer;
         }).finally(() => report && this.reports.settle(world.queue.now, taken, report.full));
       },
-      // One connection per supernode (peer/p2p/supernode-client.ts, SEED_CONNECTIONS), whatever the
-      // blob: a request leaves once the body before it has come, and the seed answers it after the
-      // one-way latency.
+      // One seed channel per supernode (peer/p2p/seed-channel.ts), whatever the blob: a request
+      // leaves at once, reaches the seed after the one-way latency, and is answered once the body
+      // before it has gone (the channel answers in order).
       seedPiece: (_url, _digest, index, signal) =>
         new Promise<SeedPieceAnswer>((resolve, reject) => {
           trace?.decisions.push(`seed:${index}`);
@@ -328,9 +328,8 @@ export class SimulatedPeer implements UploadSide {
             reject(new PollenError('ERR_ABORTED', 'seed piece aborted'));
           };
           signal.addEventListener('abort', onAbort, { once: true });
-          void previous.then(() => {
-            if (signal.aborted) return;
-            world.queue.after(oneWay(), () => {
+          world.queue.after(oneWay(), () => {
+            void previous.then(() => {
               if (signal.aborted) return;
               // The seed sends a piece on as it comes from the registry: from its first byte, and
               // its last byte leaves no earlier than it arrived.

@@ -1,4 +1,5 @@
-// One piece from the supernode's seed: GET it and gather its body, which must be exactly `length`
+// One piece from the supernode's seed: ask for it (on the seed channel, or a GET: SupernodeClient)
+// and gather its body, which must be exactly `length`
 // bytes. The answer may wait for the registry; once bytes flow, a body that stops for `stallMs` is
 // given up, so the caller's lease goes back (in the 16-peer bed a stuck body held a piece nobody
 // else could get from the seed, and eleven peers fell back to the registry for it). Verification

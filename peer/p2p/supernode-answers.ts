@@ -2,7 +2,6 @@
 // (packHashes) as the list the transfer reads, a seed piece's hash and proof (head or trailer), the
 // piece key of a registration answer, a refused connection told apart from a slow one, and the
 // wait a refusal for the peer's allowance asks.
-import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { isSha256Hex } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
@@ -31,7 +30,7 @@ export function refusedMs(err: PollenError): number {
 
 /** A seed piece as the supernode answers it. */
 export interface SeedPieceAnswer {
-  readonly body: Readable;
+  readonly body: AsyncIterable<Buffer>;
   /**
    * The piece's sha256 (hex) as the supernode sent it (PIECE_HASH_HEADER): from the head, or from
    * the trailer once the body has ended; undefined when it sent none (an older supernode) or
@@ -58,9 +57,9 @@ function pieceHashOf(value: string | undefined): string | undefined {
   return isSha256Hex(value) ? value : undefined;
 }
 
-/** A seed piece's answer: its body, and its hash and signature from `header` (head, else trailer). */
-export function seedPieceAnswer(body: Readable, header: (name: string) => string | string[] | undefined): SeedPieceAnswer {
-  const text = (name: string): string | undefined => {
+/** A seed piece's answer: its body, and its hash and signature from `header` (head, else trailer; over a seed channel, its head or end frame). */
+export function seedPieceAnswer(body: AsyncIterable<Buffer>, header: (name: typeof PIECE_HASH_HEADER | typeof PIECE_SIGNATURE_HEADER) => string | string[] | undefined): SeedPieceAnswer {
+  const text = (name: typeof PIECE_HASH_HEADER | typeof PIECE_SIGNATURE_HEADER): string | undefined => {
     const v = header(name);
     return typeof v === 'string' ? v : undefined;
   };

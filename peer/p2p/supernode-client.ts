@@ -9,7 +9,8 @@
 // registers again, as it does for an unknown task. Batches of syncs, the calls a busy peer makes
 // most, and task creations go on a sync channel to each supernode (sync-channel.ts: frames on one
 // kept connection; npm run bench:sync, the supernode's CPU for a batch of 4 task syncs 0.5-0.8 x an
-// HTTP request's, this client's about half), over HTTP where a supernode has none. What an answer means beyond its JSON (packed hashes, a seed piece's
+// HTTP request's, this client's about half), and seed pieces on a seed channel (seed-channel.ts),
+// over HTTP where a supernode has none. What an answer means beyond its JSON (packed hashes, a seed piece's
 // hash and proof, the piece key, a refused connection, a body read to its cap): supernode-answers.ts.
 import { createHash } from 'node:crypto';
 import { Agent, request, type Dispatcher } from 'undici';
@@ -17,26 +18,12 @@ import { steadyClock, type Clock } from '../../src/clock.ts';
 import { pskClientOptions } from '../../src/cluster-tls.ts';
 import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
-import {
-  API,
-  API_LIMITS,
-  apiErrorFrom,
-  apiErrorOf,
-  type HeartbeatBody,
-  type HeartbeatResponse,
-  type RegisterRequest,
-  type RegisterResponse,
-  type SyncBatchItem,
-  type SyncBatchResponse,
-  type SyncRequest,
-  type SyncResponse,
-  type TaskAnswer,
-  type TaskBody,
-} from '../../src/p2p/supernode-api.ts';
+import { API, API_LIMITS, apiErrorFrom, apiErrorOf, type HeartbeatBody, type HeartbeatResponse, type RegisterRequest, type RegisterResponse, type SyncBatchItem, type SyncBatchResponse, type SyncRequest, type SyncResponse, type TaskAnswer, type TaskBody } from '../../src/p2p/supernode-api.ts';
 import type { ProofVerifier } from '../../src/p2p/piece-proof.ts';
 import { type AnswerOptions, syncItem } from '../../src/p2p/sync-answer.ts';
 import { namesOf, notRegistered, readCapped, seedPieceAnswer, taskAnswerOf, verifierOf, type SeedPieceAnswer } from './supernode-answers.ts';
 import { ANSWER_OPTIONS, NamedByDigest, REPORT_EVERY_MS, ReportTurn, settleBatch, takeBatch, TASK_ANSWER_OPTIONS, type SyncQueue } from './sync-batch.ts';
+import { SeedChannels } from './seed-channel.ts';
 import { SyncChannels } from './sync-channel.ts';
 import { pacedMs } from './transfer-sync.ts';
 import { JOBS_API, type WorkRequest, type WorkResponse } from '../../src/preheat/jobs-api.ts';
@@ -44,17 +31,11 @@ import { JOBS_API, type WorkRequest, type WorkResponse } from '../../src/preheat
 const SEED_PIECE_TIMEOUT_MS = 60_000;
 
 /**
- * Seed pieces go to each supernode over one connection of their own, one request at a time. With
- * a connection per piece in flight, a supernode serving 4 peers sent on up to 16 flows whose queue
- * in the host's uplink (126-374 KB, 10-30 ms on the fan-out bed) held back the ACKs of the seed's
- * own stream from the registry: 11.0 MB/s of a 12.5 MB/s link, against 11.75 for a client that
- * only receives. One flow per peer keeps that queue short and the stream at the link's rate. Bed,
- * 256 MiB, N = 4, two runs each: registry stream 24.63 / 24.79 -> 23.05 / 23.00 s, all-done
- * 26.14 / 26.19 -> 25.52 / 25.67 s. Pipelining the requests on that connection did better still
- * (25.24 / 25.34 s: no gap between one piece and the next) but undici 7 (7.30.2) then crashes the
- * process when a request behind the head is aborted (an assertion in its request handler, thrown
- * from a socket callback), and a seed copy is aborted whenever a peer delivers the piece first.
- * API calls (syncs, heartbeats) keep their own connections, so none waits behind a piece's body.
+ * Seed pieces over HTTP (a supernode without a seed channel, seed-channel.ts) go to each supernode
+ * over one connection of their own, one request at a time: a connection per piece in flight filled
+ * the supernode host's uplink queue with flows that held back the ACKs of the seed's own stream
+ * from the registry (bed, 256 MiB, N = 4: all-done 26.14 / 26.19 -> 25.52 / 25.67 s); undici 7
+ * (7.30.2) crashes when a pipelined request behind the head is aborted. API calls keep their own.
  */
 export const SEED_CONNECTIONS = 1;
 /**
@@ -104,6 +85,10 @@ export class SupernodeClient {
 
   /** Each supernode's sync channel (none with an injected dispatcher, or when turned off). */
   private readonly channels: SyncChannels | undefined;
+  /** Each supernode's seed channel (likewise). */
+  private readonly seedChannels: SeedChannels | undefined;
+  /** Seed pieces asked on seed channels, and over HTTP (no channel, or none to be had). */
+  private readonly seedVia = { channel: 0, http: 0 };
   /** Batches of syncs (`b`) and task creations (`t`) answered on sync channels, and sent as HTTP requests (no channel, or none to be had). */
   private readonly via = { b: { channel: 0, http: 0 }, t: { channel: 0, http: 0 } };
 
@@ -117,6 +102,7 @@ export class SupernodeClient {
     this.dispatcher = deps.dispatcher ?? this.ownDispatcher;
     this.seedDispatcher = deps.dispatcher ?? (this.ownSeedDispatcher = new Agent({ ...connect, ...API_KEEP_ALIVE, connections: SEED_CONNECTIONS }));
     this.channels = deps.dispatcher || options.syncChannel === false ? undefined : new SyncChannels({ secret: options.secret, now: () => this.clock.now() });
+    this.seedChannels = deps.dispatcher || options.syncChannel === false ? undefined : new SeedChannels({ secret: options.secret, now: () => this.clock.now() });
   }
 
   /** Supernodes in preference order for `digest` (rendezvous hashing). */
@@ -310,8 +296,17 @@ export class SupernodeClient {
   }
 
   async seedPiece(url: string, digest: Digest, index: number, signal: AbortSignal): Promise<SeedPieceAnswer> {
+    // On the seed channel where the supernode has one (seed-channel.ts), else over HTTP.
+    const token = this.tokenFor(url);
+    const viaChannel = this.channelCalls.get(url)?.includes('seed') ? await this.seedChannels?.piece(url, token, digest, index, signal, SEED_PIECE_TIMEOUT_MS) : undefined;
+    if (viaChannel) {
+      this.seedVia.channel++;
+      if ('answer' in viaChannel) return viaChannel.answer;
+      throw this.answeredError(url, viaChannel.status, apiErrorFrom(viaChannel.status, viaChannel.body, 'ERR_SUPERNODE_UNAVAILABLE', { supernode: url }));
+    }
+    this.seedVia.http++;
     // The seed answers once the piece has come from the registry: wait longer than for API calls.
-    const res = await this.send(url, API.seedPiece(digest, index), 'GET', undefined, signal, SEED_PIECE_TIMEOUT_MS, this.tokenFor(url), this.seedDispatcher);
+    const res = await this.send(url, API.seedPiece(digest, index), 'GET', undefined, signal, SEED_PIECE_TIMEOUT_MS, token, this.seedDispatcher);
     if (res.statusCode !== 200) throw await this.errorOf(url, res);
     return seedPieceAnswer(res.body, (name) => res.headers[name] ?? res.trailers?.[name]);
   }
@@ -324,6 +319,10 @@ export class SupernodeClient {
     return { ...this.via.t };
   }
 
+  get seedPieces(): { channel: number; http: number } {
+    return { ...this.seedVia };
+  }
+
   /** Checks piece proofs against `url`'s piece key; undefined when it gave none (not registered, or from before proofs). */
   proofVerifier(url: string): ProofVerifier | undefined {
     return this.verifiers.get(url);
@@ -331,6 +330,7 @@ export class SupernodeClient {
 
   async close(): Promise<void> {
     this.channels?.close();
+    this.seedChannels?.close();
     await Promise.all([this.ownDispatcher?.close(), this.ownSeedDispatcher?.close()]);
   }
 

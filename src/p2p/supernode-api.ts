@@ -137,9 +137,10 @@ export const SYNC_FIELDS = ['havePacked', 'task', 'reportChanges'] as const;
 
 /**
  * What a supernode of this version names in its registrations' `channelCalls`: `task`, a task's
- * creation as a frame of the sync channel (src/p2p/sync-channel-frames.ts).
+ * creation as a frame of the sync channel (src/p2p/sync-channel-frames.ts); `seed`, the seed's
+ * pieces on a seed channel (src/p2p/seed-channel-frames.ts).
  */
-export const CHANNEL_CALLS = ['task'] as const;
+export const CHANNEL_CALLS = ['task', 'seed'] as const;
 
 export interface TaskRequest {
   /** Filled in by the supernode from the caller's token (a peer need not send it; it is ignored). */

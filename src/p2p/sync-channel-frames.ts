@@ -57,6 +57,9 @@ export class FrameReader {
   private parts: Buffer[] = [];
   private held = 0;
 
+  /** `maxBytes`: a frame's JSON at most (the seed channel's requests are far smaller). */
+  constructor(private readonly maxBytes = MAX_FRAME_BYTES) {}
+
   /** The whole frames' JSON texts the stream holds once `chunk` is added. */
   push(chunk: Buffer): string[] {
     this.parts.push(chunk);
@@ -65,7 +68,7 @@ export class FrameReader {
     while (this.held >= FRAME_HEAD_BYTES) {
       if (this.parts[0]!.length < FRAME_HEAD_BYTES) this.parts = [Buffer.concat(this.parts, this.held)];
       const n = this.parts[0]!.readUInt32BE(0);
-      if (n > MAX_FRAME_BYTES) throw new PollenError('ERR_MESSAGE_TOO_LARGE', `sync channel frame of ${n} bytes (at most ${MAX_FRAME_BYTES})`);
+      if (n > this.maxBytes) throw new PollenError('ERR_MESSAGE_TOO_LARGE', `channel frame of ${n} bytes (at most ${this.maxBytes})`);
       if (this.held < FRAME_HEAD_BYTES + n) break;
       const buf = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.held);
       out.push(buf.toString('utf8', FRAME_HEAD_BYTES, FRAME_HEAD_BYTES + n));

@@ -51,12 +51,14 @@ export function createClusterApp(logger: Logger, deps: ClusterAppDeps, options: 
   const auth = { tls: secret !== undefined, peerOf: (token: string) => deps.tracker.authenticate(token)?.peerId, ...(budget ? { admitPeer: (id: string) => budget.admitOrRefuse(id), chargePeer: (id: string, bytes: number) => budget.charge(id, bytes) } : {}) };
   installRouteAuth(app, auth);
   deps.observe?.(app);
-  const { syncBatch, createTask } = registerP2pRoutes(app, deps);
+  const { syncBatch, createTask, seedPiece } = registerP2pRoutes(app, deps);
   installSyncChannel(app, {
     ...auth,
     logger,
     syncBatch,
     createTask,
+    seedPiece,
+    ...(budget ? { creditPeer: (id: string, bytes: number) => budget.credit(id, bytes) } : {}),
     ...(deps.onChannels ? { channels: deps.onChannels } : {}),
     answered: (status, bytes, syncs, seconds, creation) => {
       if (status === 200) deps.pacer?.answered(bytes + CHANNEL_ANSWER_OVERHEAD_BYTES, syncs);

@@ -22,8 +22,10 @@ import type { Logger } from 'pino';
 import secureJson from 'secure-json-parse';
 import { PollenError } from '../../src/errors.ts';
 import type { SyncBatchRequest, SyncBatchResponse, TaskBody } from '../../src/p2p/supernode-api.ts';
+import { SEED_CHANNEL_PATH, SEED_CHANNEL_PROTOCOL } from '../../src/p2p/seed-channel-frames.ts';
 import { encodeFrame, FrameReader, SYNC_CHANNEL_PATH, SYNC_CHANNEL_PROTOCOL } from '../../src/p2p/sync-channel-frames.ts';
 import { classify, errorAnswer } from './error-handler.ts';
+import { serveSeedChannel, type SeedChannelDeps } from './seed-channel.ts';
 import { bearerFrom } from './route-auth.ts';
 import { SYNC_BATCH_BODY, TASK_BODY } from './schemas.ts';
 
@@ -56,6 +58,10 @@ export interface SyncChannelDeps {
   readonly createTask?: (peerId: string, body: TaskBody) => Promise<unknown>;
   /** A channel opened (+1) or closed (-1): the metrics' gauge of open channels. */
   readonly channels?: (delta: 1 | -1) => void;
+  /** The seed piece route's work (routes-p2p.ts): with it, a peer may open a seed channel too (seed-channel.ts). */
+  readonly seedPiece?: SeedChannelDeps['seedPiece'];
+  /** A seed piece sent whole pays for one of its peer's calls (peer-request-budget.ts). */
+  readonly creditPeer?: (peerId: string, bytes: number) => void;
   /** An answer of `status` and `bytes` of JSON was sent for a batch of `syncs` task syncs, `seconds` after its frame came. */
   readonly answered?: (status: number, bytes: number, syncs: number, seconds: number, creation: boolean) => void;
 }
@@ -88,12 +94,15 @@ export function installSyncChannel(app: FastifyInstance, deps: SyncChannelDeps):
       if (body) return refuse(socket, { status: 400, error: new PollenError('ERR_INVALID_REQUEST', 'a request with a body cannot ask for an upgrade here') });
       return servePlain(app, req, socket as Socket);
     }
-    const admitted = closing ? { status: 503, error: new PollenError('ERR_SUPERNODE_UNAVAILABLE', 'the supernode is shutting down') } : admit(req, socket, deps);
+    const kind = channelKind(req, deps);
+    const admitted = closing ? { status: 503, error: new PollenError('ERR_SUPERNODE_UNAVAILABLE', 'the supernode is shutting down') } : admit(req, socket, deps, kind);
     if ('error' in admitted) return refuse(socket, admitted);
     const { peerId, token } = admitted;
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SYNC_CHANNEL_PROTOCOL}\r\n\r\n`);
-    const held = byPeer.get(peerId) ?? [];
-    byPeer.set(peerId, held);
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${kind.protocol}\r\n\r\n`);
+    // Each peer holds at most CHANNELS_PER_PEER of each kind.
+    const key = `${kind.protocol} ${peerId}`;
+    const held = byPeer.get(key) ?? [];
+    byPeer.set(key, held);
     held.push(socket);
     deps.channels?.(1);
     if (held.length > CHANNELS_PER_PEER) held.shift()!.destroy();
@@ -101,9 +110,10 @@ export function installSyncChannel(app: FastifyInstance, deps: SyncChannelDeps):
       deps.channels?.(-1);
       const i = held.indexOf(socket);
       if (i >= 0) held.splice(i, 1);
-      if (held.length === 0 && byPeer.get(peerId) === held) byPeer.delete(peerId);
+      if (held.length === 0 && byPeer.get(key) === held) byPeer.delete(key);
     });
-    serve(socket, token, peerId, deps, head);
+    if (kind.seed && deps.seedPiece) serveSeedChannel(socket, token, peerId, { logger: deps.logger, peerOf: deps.peerOf, seedPiece: deps.seedPiece, ...(deps.creditPeer ? { creditPeer: deps.creditPeer } : {}) }, head, IDLE_MS);
+    else serve(socket, token, peerId, deps, head);
   });
   app.addHook('preClose', (done) => {
     closing = true;
@@ -112,9 +122,15 @@ export function installSyncChannel(app: FastifyInstance, deps: SyncChannelDeps):
   });
 }
 
-/** An upgrade to a sync channel (any other upgrade is a plain request to the app). */
+/** An upgrade to a sync or seed channel (any other upgrade is a plain request to the app). */
 function isChannelRequest(req: IncomingMessage): boolean {
-  return req.url === SYNC_CHANNEL_PATH || req.headers.upgrade?.toLowerCase() === SYNC_CHANNEL_PROTOCOL;
+  const upgrade = req.headers.upgrade?.toLowerCase();
+  return req.url === SYNC_CHANNEL_PATH || upgrade === SYNC_CHANNEL_PROTOCOL || req.url === SEED_CHANNEL_PATH || upgrade === SEED_CHANNEL_PROTOCOL;
+}
+
+/** Which channel an upgrade asks for, by its path (the seed's only where the app serves seed pieces). */
+function channelKind(req: IncomingMessage, deps: SyncChannelDeps): { path: string; protocol: string; seed: boolean } {
+  return req.url === SEED_CHANNEL_PATH && deps.seedPiece ? { path: SEED_CHANNEL_PATH, protocol: SEED_CHANNEL_PROTOCOL, seed: true } : { path: SYNC_CHANNEL_PATH, protocol: SYNC_CHANNEL_PROTOCOL, seed: false };
 }
 
 /** Hands a request that asked for some other upgrade to the app's routes, on a connection that closes after the answer. */
@@ -131,8 +147,8 @@ function servePlain(app: FastifyInstance, req: IncomingMessage, socket: Socket):
 }
 
 /** The peer (and its token) an upgrade opens a channel for, or why it is refused (status and error). */
-function admit(req: IncomingMessage, socket: Duplex, deps: SyncChannelDeps): { peerId: string; token: string } | { status?: number; error: PollenError } {
-  if (req.method !== 'POST' || req.url !== SYNC_CHANNEL_PATH || req.headers.upgrade?.toLowerCase() !== SYNC_CHANNEL_PROTOCOL) {
+function admit(req: IncomingMessage, socket: Duplex, deps: SyncChannelDeps, kind: { path: string; protocol: string }): { peerId: string; token: string } | { status?: number; error: PollenError } {
+  if (req.method !== 'POST' || req.url !== kind.path || req.headers.upgrade?.toLowerCase() !== kind.protocol) {
     return { error: new PollenError('ERR_NOT_FOUND', `no upgrade for ${req.method} ${String(req.url).slice(0, 200)} to ${String(req.headers.upgrade).slice(0, 64)}`) };
   }
   if (deps.tls && (socket as TLSSocket).encrypted !== true) return { error: new PollenError('ERR_CLUSTER_UNAUTHORIZED', 'a sync channel needs the cluster TLS') };

@@ -34,6 +34,7 @@ import { bearerOf } from '../http/route-auth.ts';
 import { DIGEST_PARAMS, HEARTBEAT_BODY, PIECE_PARAMS, REGISTER_BODY, SYNC_BATCH_BODY, SYNC_BODY, TASK_BODY } from '../http/schemas.ts';
 import { checkWireHost, parseWireAddr } from '../http/wire-addr.ts';
 import type { PeerRequestBudget } from '../http/peer-request-budget.ts';
+import type { SeedPieceProof, SeedPieceReply } from '../http/seed-channel.ts';
 import type { Scheduler } from './scheduler.ts';
 import type { Seed, SeedTask } from './seed.ts';
 import { ANSWER_OVERHEAD_BYTES, type SyncPacer } from './sync-pacer.ts';
@@ -84,6 +85,8 @@ function vouchedList(task: SeedTask): string | undefined {
 export interface P2pRoutes {
   syncBatch(peerId: string | undefined, batch: SyncBatchRequest): SyncBatchResponse;
   createTask(peerId: string | undefined, body: TaskBody): Promise<TaskAnswer | Record<string, unknown>>;
+  /** A seed piece as GET /api/v1/seed/:digest/pieces/:index serves it (the seed channel's work, supernode/http/seed-channel.ts). */
+  seedPiece(peerId: string | undefined, digest: Digest, index: number, signal: AbortSignal): Promise<SeedPieceReply>;
 }
 
 export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2pRoutes {
@@ -216,35 +219,45 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
     syncBatch(request.peerId, request.body),
   );
 
+  /** A seed piece: its length, its bytes, and its hash with the seed's signature once the seed has the whole piece. */
+  const seedPiece = async (peerId: string | undefined, digest: Digest, index: number, signal: AbortSignal): Promise<SeedPieceReply> => {
+    const peer = known(peerId);
+    const { length, body, hash, layout } = await seed.readPiece(peer.peerId, digest, index, signal);
+    const proof = (): SeedPieceProof | undefined => {
+      const h = hash();
+      return h === undefined ? undefined : { hash: h, ...(signer ? { signature: signer.sign(digest, index, h, layout) } : {}) };
+    };
+    return { length, body, proof };
+  };
+
   app.get<{ Params: { digest: Digest; index: string } }>(
     '/api/v1/seed/:digest/pieces/:index',
     { config: { auth: 'peer', unmetered: true }, schema: { params: PIECE_PARAMS } },
     async (request, reply) => {
-      const peer = caller(request);
       const controller = new AbortController();
       request.raw.once('close', () => controller.abort(ABORTED));
-      const { length, body, hash, layout } = await seed.readPiece(peer.peerId, request.params.digest, Number(request.params.index), controller.signal);
+      const { length, body, proof } = await seedPiece(request.peerId, request.params.digest, Number(request.params.index), controller.signal);
       void reply.type('application/octet-stream');
       // The piece's hash goes with it (PIECE_HASH_HEADER), and the seed's signature of it
       // (PIECE_SIGNATURE_HEADER: the peer hands both to its children, piece-proof.ts): in the head
       // when the seed has the whole piece, else as trailers of a chunked body, known by the time
       // its last bytes came.
-      const index = Number(request.params.index);
-      const proofOf = (h: string): Record<string, string> => ({ [PIECE_HASH_HEADER]: h, ...(signer ? { [PIECE_SIGNATURE_HEADER]: signer.sign(request.params.digest, index, h, layout) } : {}) });
-      const known = hash();
-      if (known) void reply.header('content-length', length).headers(proofOf(known));
+      const headers = (p: SeedPieceProof): Record<string, string> => ({ [PIECE_HASH_HEADER]: p.hash, ...(p.signature !== undefined ? { [PIECE_SIGNATURE_HEADER]: p.signature } : {}) });
+      const known = proof();
+      if (known) void reply.header('content-length', length).headers(headers(known));
       else void reply.header(PIECE_LENGTH_HEADER, length).header('trailer', signer ? `${PIECE_HASH_HEADER}, ${PIECE_SIGNATURE_HEADER}` : PIECE_HASH_HEADER);
       // In pooled buffers written with callbacks (src/pooled-body.ts), not a fresh buffer per read.
       const trailers = (): Record<string, string> | undefined => {
-        const h = hash();
-        return h === undefined ? undefined : proofOf(h);
+        const p = proof();
+        return p === undefined ? undefined : headers(p);
       };
       // Sent whole (handed to the socket), the piece pays for the sync that reports it and leases
       // the next (peer-request-budget.ts): a fast seed line syncs once a piece.
-      if (deps.peerBudget) reply.raw.once('finish', () => deps.peerBudget?.credit(peer.peerId, length));
+      const peerId = request.peerId;
+      if (deps.peerBudget && peerId !== undefined) reply.raw.once('finish', () => deps.peerBudget?.credit(peerId, length));
       sendPooledBody(reply, body, known ? {} : { trailers });
       return reply;
     },
   );
-  return { syncBatch, createTask };
+  return { syncBatch, createTask, seedPiece };
 }

@@ -41,7 +41,7 @@ export class SupernodeMetrics {
     m.gauge('pollen_supernode_sync_pace_seconds', 'the wait before its next sync that each sync answer asks of a peer now (0: the peers\' own timing): how far the line of sync slots, --sync-rate a second, runs ahead', [], (g) => g.set(sources.syncPace().ms / 1000));
     m.gauge('pollen_supernode_sync_answer_bytes', 'the mean bytes of a sync answer lately, HTTP around it included: with --sync-answer-rate, what spaces the line of sync slots', [], (g) => g.set(Math.round(sources.syncPace().answerBytes)));
     m.gauge('pollen_supernode_syncing_peers', 'peers that synced in the last 5 to 10 s', [], (g) => g.set(sources.syncPace().peers));
-    m.gauge('pollen_supernode_sync_channels', "peers' sync channels open (a peer's batches of syncs as frames on one kept connection instead of HTTP requests)", [], (g) => g.set(sources.syncChannels?.() ?? 0));
+    m.gauge('pollen_supernode_sync_channels', "peers' sync and seed channels open (a peer's batches of syncs, and its seed pieces, as frames on kept connections instead of HTTP requests)", [], (g) => g.set(sources.syncChannels?.() ?? 0));
     m.gauge('pollen_supernode_tasks', 'tasks (blobs) the scheduler tracks holders of', [], (g) => g.set(sources.tasks()));
     m.counterFrom('pollen_supernode_seed_bytes_total', 'seed bytes by direction: download from back_to_source (the registry), upload from the seed to peers', ['direction', 'source'], () => {
       const c = sources.seed();

@@ -126,6 +126,7 @@ describe('metrics scraped by a real Prometheus', () => {
     await waitPositive('pollen_supernode_sync_channels', undefined);
     await waitPositive('sum by (via) (pollen_sync_batches_total)', 'via', ['channel']);
     await waitPositive('sum by (via) (pollen_task_creations_total)', 'via', ['channel']);
+    await waitPositive('sum by (via) (pollen_seed_piece_requests_total)', 'via', ['channel']);
   }, 180_000);
 
   it('logs one access line per mirror request with the source of the bytes', () => {

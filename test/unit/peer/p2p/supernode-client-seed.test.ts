@@ -1,5 +1,5 @@
-// Seed pieces travel to a supernode on one connection of their own, one after another
-// (SEED_CONNECTIONS), and the API calls keep theirs: a heartbeat or sync never waits behind a piece
+// Seed pieces travel over HTTP to a supernode without a seed channel on one connection of their
+// own, one after another (SEED_CONNECTIONS), and the API calls keep theirs: a heartbeat or sync never waits behind a piece
 // the seed is still waiting on the registry for; a piece given up while others wait for the
 // connection takes nothing else down. A real HTTP server stands in for the supernode's routes.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -10,6 +10,12 @@ import { SupernodeClient } from '../../../../peer/p2p/supernode-client.ts';
 import { waitFor } from '../../../helpers/tools.ts';
 
 const DIGEST = `sha256:${'b'.repeat(64)}` as Digest;
+
+async function collect(body: AsyncIterable<Buffer>): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for await (const c of body) out.push(c);
+  return out;
+}
 
 interface HeldPiece {
   readonly index: number;
@@ -74,10 +80,12 @@ describe('SupernodeClient seed pieces', () => {
       expect(h.socket).toBe(seedSocket);
       h.res.end(`piece-${i}`);
     }
-    const bodies = await Promise.all(pieces.map(async (p) => (await (await p).body.toArray()).map(String).join('')));
+    const bodies = await Promise.all(pieces.map(async (p) => (await collect((await p).body)).map(String).join('')));
     expect(bodies).toEqual(Array.from({ length: 4 }, (_, i) => `piece-${i}`));
     // The seed's connection, and the API's (register, heartbeat): two in all.
     expect(sn.sockets.size).toBe(2);
+    // A supernode whose registration names no seed channel is asked over HTTP.
+    expect(client.seedPieces).toEqual({ channel: 0, http: 4 });
   });
 
   it('a piece given up while it waits for the connection fails alone; the others still come', async () => {
@@ -88,7 +96,7 @@ describe('SupernodeClient seed pieces', () => {
     const aborts = [0, 1, 2, 3].map(() => new AbortController());
     const pieces = aborts.map((a, i) =>
       client.seedPiece(sn.url, DIGEST, i, a.signal).then(
-        async (answer) => (await answer.body.toArray()).map(String).join(''),
+        async (answer) => (await collect(answer.body)).map(String).join(''),
         (err: Error) => `failed: ${err.message}`,
       ),
     );

@@ -236,7 +236,7 @@ describe('the sync channel', () => {
     const client = new SupernodeClient({}, { urls: [h.url], timeoutMs: 5_000 });
     clients.push(client);
     const registration = await client.register(h.url, { peerId: 'p4', wireAddr: '127.0.0.1:4003', uploadSlots: 4, holdings: [] });
-    expect(registration.channelCalls).toEqual(['task']);
+    expect(registration.channelCalls).toEqual(['task', 'seed']);
     const created = await client.createTask(h.url, { digest: DIGEST, upstream: { registry: 'registry.test', name: 'app' }, first: { wantSeed: 1 } });
     expect(created).toMatchObject({ digest: DIGEST, pieceCount: layoutFor(DIGEST, 5 << 20).pieceCount });
     expect(created.first?.hashes).toBeDefined();

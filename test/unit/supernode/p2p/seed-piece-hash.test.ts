@@ -2,7 +2,8 @@
 // for the hash first: through the real cluster app, seed and peer client over HTTP, a piece the seed
 // already has brings the hash in the answer's head; a piece the seed is still receiving from the
 // registry when asked for comes as a chunked body with the hash as its trailer, and that hash is
-// the hash of the bytes that came. The seed's signature of the hash (PIECE_SIGNATURE_HEADER, a piece
+// the hash of the bytes that came; the same over the seed channel (its head and end frames). The
+// seed's signature of the hash (PIECE_SIGNATURE_HEADER, a piece
 // proof) goes beside it, head or trailer, and checks against the key of the registration answer.
 import { createHash, randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -32,7 +33,7 @@ afterEach(async () => {
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-async function cluster() {
+async function cluster(via: 'http' | 'channel' = 'channel') {
   const registry = new FakeRegistry();
   const hosts = new RegistryHosts({ defaultUpstream: 'http://127.0.0.1:5000', registries: new Map([[REG, 'https://registry.internal:8443']]) });
   const seed = new Seed({ store: new MemoryContentStore(), kv: new MemoryKv<MetainfoBody>(), logger, hosts, fetcher: registry });
@@ -42,15 +43,15 @@ async function cluster() {
   const app = createClusterApp(logger, { tracker, scheduler, seed, jobs, signer: PieceSigner.generate() }, { secret: undefined });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  const client = new SupernodeClient({}, { urls: [url], timeoutMs: 5_000 });
+  const client = new SupernodeClient({}, { urls: [url], timeoutMs: 5_000, syncChannel: via === 'channel' });
   cleanups.push(() => seed.close(), () => app.close(), () => client.close());
   await client.register(url, { peerId: 'p1', wireAddr: '127.0.0.1:1', uploadSlots: 4, holdings: [] });
   return { registry, seed, client, url };
 }
 
 describe('seed piece hash', () => {
-  it('comes in the head for a piece the seed has, and as the trailer of a piece still coming from the registry', async () => {
-    const { registry, seed, client, url } = await cluster();
+  it.each(['http', 'channel'] as const)('comes in the head for a piece the seed has, and as the trailer of a piece still coming from the registry (%s)', async (via) => {
+    const { registry, seed, client, url } = await cluster(via);
     const bytes = randomBytes(2 * DEFAULT_PIECE_BYTES);
     const piece = (i: number) => bytes.subarray(i * DEFAULT_PIECE_BYTES, (i + 1) * DEFAULT_PIECE_BYTES);
     // The registry sends its first chunk, then holds the rest until released.
@@ -67,8 +68,9 @@ describe('seed piece hash', () => {
     expect(seed.get(digest)!.meta.hashes[0]).toBeNull();
     release();
     const first = await asked;
-    // Its head went out before the seed had the whole piece: no hash there, a trailer instead.
-    expect(first.body.readableEnded).toBe(false);
+    // Its head went out before the seed had the whole piece: no hash there, a trailer (the
+    // channel's end frame) instead.
+    expect(first.pieceHash()).toBeUndefined();
     const got: Buffer[] = [];
     for await (const c of first.body) got.push(c as Buffer);
     expect(Buffer.concat(got).equals(piece(0))).toBe(true);
@@ -86,6 +88,7 @@ describe('seed piece hash', () => {
     expect(Buffer.concat(rest).equals(piece(1))).toBe(true);
     expect(second.pieceHash()).toBe(sha256(piece(1)));
     expect(key.verify(digest, { index: 1, hash: second.pieceHash()!, signature: second.pieceSignature!()! })).toBe(true);
+    expect(client.seedPieces).toEqual(via === 'channel' ? { channel: 2, http: 0 } : { channel: 0, http: 2 });
   });
 
   it('the head carries it before the body when the seed has the piece; the trailer only when it did not', async () => {

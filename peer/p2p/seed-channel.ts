@@ -1,0 +1,228 @@
+// The peer's end of its seed channel to each supernode (src/p2p/seed-channel-frames.ts): the seed
+// pieces its transfers fetch (SupernodeClient.seedPiece), asked as soon as their leases come and
+// answered in that order on one kept connection, opened, kept and given up for HTTP as the sync
+// channel is (kept-channels.ts). A piece's answer is its status (a failure with the route's OCI
+// body, read as the route's) or its bytes as they are read, with its hash and signature from the
+// head or, once the bytes are in, from the end. A piece given up (its signal, or its reader
+// stopping) is cancelled: the supernode skips it if not begun and cuts it short if it was, and
+// what still comes of it is dropped. A piece's bytes not taken yet pause the socket past
+// BODY_HIGH_WATER_BYTES (a paced reader, the host's download budget), so nothing piles up. A head
+// not come within the call's timeout, a frame out of place, or bytes beyond the promised length
+// close the channel, and with it the pieces under way on it (the next piece opens another).
+import type net from 'node:net';
+import { ABORTED, PollenError } from '../../src/errors.ts';
+import { SEED_CHANNEL_PATH, SEED_CHANNEL_PROTOCOL, SeedAnswerReader, type SeedAnswerEnd, type SeedAnswerHead } from '../../src/p2p/seed-channel-frames.ts';
+import { PIECE_HASH_HEADER } from '../../src/p2p/supernode-api.ts';
+import { encodeFrame } from '../../src/p2p/sync-channel-frames.ts';
+import { KeptChannels, watchChannelSocket } from './kept-channels.ts';
+import { seedPieceAnswer, type SeedPieceAnswer } from './supernode-answers.ts';
+
+/** A piece's bytes read and not taken past which the socket is paused (and resumed below half). */
+export const BODY_HIGH_WATER_BYTES = 1 << 20;
+
+/** A piece's answer over the channel: its bytes (200), or the status and OCI body the route would give. */
+export type SeedChannelAnswer = { readonly status: 200; readonly answer: SeedPieceAnswer } | { readonly status: number; readonly body: unknown };
+
+/** A piece's bytes as they come, read once. */
+class PieceBody implements AsyncIterable<Buffer> {
+  private readonly chunks: Buffer[] = [];
+  private queued = 0;
+  private ended = false;
+  private failure: Error | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly flow: { pause(): void; resume(): void },
+    /** The reader stopped before the end (the piece is given up). */
+    private readonly onStop: () => void,
+  ) {}
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.queued += chunk.length;
+    if (this.queued > BODY_HIGH_WATER_BYTES) this.flow.pause();
+    this.notify();
+  }
+
+  end(): void {
+    this.ended = true;
+    this.notify();
+  }
+
+  fail(err: Error): void {
+    this.failure ??= err;
+    this.chunks.length = 0;
+    if (this.queued > 0) this.flow.resume();
+    this.queued = 0;
+    this.notify();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
+    let done = false;
+    try {
+      for (;;) {
+        if (this.failure) throw this.failure;
+        const chunk = this.chunks.shift();
+        if (chunk) {
+          const before = this.queued;
+          this.queued -= chunk.length;
+          if (before > BODY_HIGH_WATER_BYTES / 2 && this.queued <= BODY_HIGH_WATER_BYTES / 2) this.flow.resume();
+          yield chunk;
+          continue;
+        }
+        if (this.ended) {
+          done = true;
+          return;
+        }
+        await new Promise<void>((resolve) => (this.wake = resolve));
+      }
+    } finally {
+      if (!done && !this.failure) this.onStop();
+    }
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+}
+
+interface Call {
+  readonly id: number;
+  readonly resolve: (answer: SeedChannelAnswer) => void;
+  readonly reject: (err: Error) => void;
+  readonly timer: NodeJS.Timeout;
+  givenUp: boolean;
+  /** Set once its head came with 200. */
+  body?: PieceBody;
+  length?: number;
+  received: number;
+  hash?: string | undefined;
+  signature?: string | undefined;
+}
+
+class SeedChannel {
+  /** Calls in the order sent: the first is the one being answered. */
+  private readonly calls: Call[] = [];
+  malformed = false;
+  private nextId = 1;
+  private closed = false;
+
+  constructor(
+    readonly token: string,
+    private readonly socket: net.Socket,
+    private readonly url: string,
+    private readonly onClose: () => void,
+  ) {
+    const reader = new SeedAnswerReader({ head: (h) => this.head(h), data: (b) => this.data(b), end: (e) => this.end(e) });
+    watchChannelSocket(socket, 'seed channel', url, {
+      read: (chunk) => reader.push(chunk),
+      malformed: () => (this.malformed = true),
+      close: (why) => this.close(why),
+      idle: () => this.calls.length === 0,
+    });
+  }
+
+  piece(digest: string, index: number, signal: AbortSignal, timeoutMs: number): Promise<SeedChannelAnswer> {
+    return new Promise((resolve, reject) => {
+      if (this.closed) return reject(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${this.url} unreachable: the seed channel closed`, { supernode: this.url }));
+      if (signal.aborted) return reject(signal.reason as Error);
+      const id = this.nextId++;
+      const timer = setTimeout(() => this.close(`no answer to seed piece ${index} within ${timeoutMs} ms`), timeoutMs);
+      timer.unref();
+      const call: Call = { id, resolve, reject, timer, givenUp: false, received: 0 };
+      this.calls.push(call);
+      signal.addEventListener('abort', () => this.giveUp(call, signal.reason as Error), { once: true });
+      this.socket.write(encodeFrame(`{"i":${id},"d":${JSON.stringify(digest)},"x":${index}}`));
+    });
+  }
+
+  close(why: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.destroy();
+    const err = new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${this.url} unreachable: ${why}`, { supernode: this.url });
+    for (const call of this.calls.splice(0)) {
+      clearTimeout(call.timer);
+      if (call.body) call.body.fail(err);
+      else call.reject(err);
+    }
+    this.onClose();
+  }
+
+  /** The piece is no longer wanted: the supernode is told, and what comes of it is dropped. */
+  private giveUp(call: Call, reason: Error): void {
+    if (call.givenUp || this.closed || !this.calls.includes(call)) return;
+    call.givenUp = true;
+    if (call.body) call.body.fail(reason ?? ABORTED);
+    else call.reject(reason ?? ABORTED);
+    this.socket.write(encodeFrame(`{"i":${call.id},"c":1}`));
+  }
+
+  /** The call being answered, which `id` must name. */
+  private answering(id: number): Call {
+    const call = this.calls[0];
+    if (!call || call.id !== id) throw new Error(`an answer for ${id} out of order`);
+    return call;
+  }
+
+  private head(h: SeedAnswerHead): void {
+    const call = this.answering(h.i);
+    if (call.body) throw new Error(`a second head for ${h.i}`);
+    clearTimeout(call.timer);
+    if (h.s !== 200) {
+      this.calls.shift();
+      if (!call.givenUp) call.resolve({ status: h.s, body: h.b });
+      return;
+    }
+    if (!Number.isSafeInteger(h.n) || (h.n as number) < 0) throw new Error('a piece head without its length');
+    call.length = h.n as number;
+    call.hash = h.h;
+    call.signature = h.g;
+    call.body = new PieceBody(this.socket, () => this.giveUp(call, ABORTED));
+    if (call.givenUp) call.body.fail(ABORTED);
+    else call.resolve({ status: 200, answer: seedPieceAnswer(call.body, (name) => (name === PIECE_HASH_HEADER ? call.hash : call.signature)) });
+  }
+
+  private data(bytes: Buffer): void {
+    const call = this.calls[0];
+    if (!call?.body) throw new Error('piece bytes without a head');
+    call.received += bytes.length;
+    if (call.received > call.length!) throw new Error(`piece bytes beyond the ${call.length} its head promised`);
+    if (!call.givenUp) call.body.push(bytes);
+  }
+
+  private end(e: SeedAnswerEnd): void {
+    const call = this.answering(e.i);
+    if (!call.body) throw new Error(`an end for ${e.i} before its head`);
+    this.calls.shift();
+    if (call.givenUp) return;
+    if (e.x !== undefined || call.received !== call.length) {
+      // Cut short though not given up here (or short without saying so): the piece failed.
+      call.body.fail(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${this.url} cut seed piece ${call.id} short (${call.received} of ${call.length} bytes)`, { supernode: this.url }));
+      return;
+    }
+    call.hash ??= e.h;
+    call.signature ??= e.g;
+    call.body.end();
+  }
+}
+
+export class SeedChannels {
+  private readonly kept: KeptChannels<SeedChannel>;
+
+  constructor(options: { secret?: string | undefined; now?: () => number }) {
+    this.kept = new KeptChannels({ ...options, path: SEED_CHANNEL_PATH, protocol: SEED_CHANNEL_PROTOCOL, name: 'seed channel', make: (token, socket, url, onClose) => new SeedChannel(token, socket, url, onClose) });
+  }
+
+  /** Seed piece `index` of `digest` over the channel to `url`, opened with `token` if need be; undefined when that supernode is to be asked over HTTP. */
+  async piece(url: string, token: string, digest: string, index: number, signal: AbortSignal, timeoutMs: number): Promise<SeedChannelAnswer | undefined> {
+    const channel = await this.kept.get(url, token, timeoutMs);
+    return channel?.piece(digest, index, signal, timeoutMs);
+  }
+
+  close(): void {
+    this.kept.close();
+  }
+}

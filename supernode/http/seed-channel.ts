@@ -1,0 +1,173 @@
+// The supernode's end of a peer's seed channel (src/p2p/seed-channel-frames.ts): the seed's pieces
+// as GET /api/v1/seed/:digest/pieces/:index serves them (routes-p2p.ts: the same admission, bytes,
+// hash and signature), answered in the order asked on one kept connection that the sync channel's
+// upgrade opened (sync-channel.ts: the cluster's TLS and the peer's token). The token is checked
+// again at every request, as every HTTP call checks it: a peer dropped since is answered 401 and
+// the channel closes. A piece is written as the peer's socket takes it; a request the peer gave up
+// is skipped if not begun and cut short at the next chunk if it was. Like the route, it does not
+// count against the peer's allowance of calls, and a piece sent whole pays for one
+// (peer-request-budget.ts). A request frame that is not JSON, has no id, is longer than
+// MAX_SEED_REQUEST_BYTES, or is one more than MAX_SEED_QUEUED waiting closes the channel; so does
+// a piece whose bytes fail part way (its length was promised).
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import secureJson from 'secure-json-parse';
+import { parseDigest, type Digest } from '../../src/digest.ts';
+import { PollenError } from '../../src/errors.ts';
+import { drained, writePooledChunks, type PooledBody } from '../../src/pooled-body.ts';
+import { ANSWER_END, ANSWER_HEAD, dataFrameHead, GIVEN_UP_STATUS, jsonAnswerFrame, MAX_SEED_QUEUED, MAX_SEED_REQUEST_BYTES } from '../../src/p2p/seed-channel-frames.ts';
+import { FrameReader } from '../../src/p2p/sync-channel-frames.ts';
+import { classify, errorAnswer } from './error-handler.ts';
+
+/** A piece's hash and the seed's signature of it (absent without a signer), as the route's headers carry them. */
+export interface SeedPieceProof {
+  readonly hash: string;
+  readonly signature?: string;
+}
+
+/** A seed piece as the route serves it: its length, its bytes, and its proof once the seed has the whole piece. */
+export interface SeedPieceReply {
+  readonly length: number;
+  readonly body: PooledBody;
+  proof(): SeedPieceProof | undefined;
+}
+
+export interface SeedChannelDeps {
+  readonly logger: Logger;
+  /** The peer id a token belongs to, or undefined. */
+  readonly peerOf: (token: string) => string | undefined;
+  /** The seed piece route's work (routes-p2p.ts); without it, no seed channel is opened. */
+  readonly seedPiece: (peerId: string, digest: Digest, index: number, signal: AbortSignal) => Promise<SeedPieceReply>;
+  /** `peerId` was sent a piece of `bytes` whole (peer-request-budget.ts credit). */
+  readonly creditPeer?: (peerId: string, bytes: number) => void;
+}
+
+interface Request {
+  readonly id: number;
+  readonly digest: unknown;
+  readonly index: unknown;
+}
+
+/** The fields of a head or end frame that carry a proof. */
+function proofFields(proof: SeedPieceProof | undefined): { h?: string; g?: string } {
+  return proof ? { h: proof.hash, ...(proof.signature !== undefined ? { g: proof.signature } : {}) } : {};
+}
+
+/** Serves the channel on an upgraded `socket` (`head`: bytes read past the upgrade); closed when idle for `idleMs`. */
+export function serveSeedChannel(socket: Duplex, token: string, peerId: string, deps: SeedChannelDeps, head: Buffer, idleMs: number): void {
+  const reader = new FrameReader(MAX_SEED_REQUEST_BYTES);
+  const queue: Request[] = [];
+  /** Requests the peer gave up before their answer began (each one queued). */
+  const givenUp = new Set<number>();
+  /** The request being answered; `givenUp` once the peer gave it up (its body stops at the next chunk). */
+  let current: { id: number; givenUp: boolean } | undefined;
+  let running = false;
+  // A piece waits for the registry's bytes until the channel goes (a piece given up stops at its
+  // next chunk instead: the seed fetches in order, those bytes come anyway).
+  const gone = new AbortController();
+  (socket as Socket).setNoDelay?.(true);
+  (socket as Socket).setTimeout?.(idleMs, () => socket.destroy());
+  socket.once('close', () => gone.abort(new PollenError('ERR_ABORTED', 'seed channel closed')));
+
+  const close = (why: string): void => {
+    deps.logger.warn({ peerId, why }, 'seed channel closed');
+    socket.destroy();
+  };
+  const sendHead = (id: number, status: number, fields: Record<string, unknown>): void => {
+    socket.write(jsonAnswerFrame(ANSWER_HEAD, JSON.stringify({ i: id, s: status, ...fields })));
+  };
+  const refuse = (id: number, err: unknown): void => {
+    const { error, status } = classify(err);
+    const answer = errorAnswer(error, status);
+    if (answer.status >= 500) deps.logger.error({ err, peerId }, 'seed channel piece failed');
+    sendHead(id, answer.status, { b: answer.body });
+  };
+
+  const answer = async (req: Request): Promise<void> => {
+    const at = { id: req.id, givenUp: false };
+    current = at;
+    try {
+      let piece: SeedPieceReply;
+      try {
+        if (typeof req.digest !== 'string' || !Number.isSafeInteger(req.index) || (req.index as number) < 0) {
+          throw new PollenError('ERR_INVALID_REQUEST', 'a seed channel request names a digest (d) and a piece index (x)');
+        }
+        piece = await deps.seedPiece(peerId, parseDigest(req.digest), req.index as number, gone.signal);
+      } catch (err) {
+        if (!socket.destroyed) refuse(req.id, err);
+        return;
+      }
+      if (socket.destroyed) return;
+      const early = piece.proof();
+      sendHead(req.id, 200, { n: piece.length, ...proofFields(early) });
+      let sent: number;
+      try {
+        sent = await writePooledChunks(socket, piece.body, { frame: dataFrameHead, stop: () => at.givenUp });
+      } catch (err) {
+        // Fewer bytes than the head promised, and no way to say so in order: the channel goes.
+        if (socket.destroyed) return;
+        return close(`piece ${String(req.index)} of ${String(req.digest)} failed part way: ${(err as Error).message}`);
+      }
+      if (socket.destroyed) return;
+      const whole = sent === piece.length;
+      socket.write(jsonAnswerFrame(ANSWER_END, JSON.stringify(whole ? { i: req.id, ...(early ? {} : proofFields(piece.proof())) } : { i: req.id, x: 1 })));
+      if (whole) deps.creditPeer?.(peerId, piece.length);
+    } finally {
+      current = undefined;
+    }
+  };
+
+  const run = async (): Promise<void> => {
+    running = true;
+    try {
+      while (queue.length > 0 && !socket.destroyed) {
+        const req = queue.shift()!;
+        if (givenUp.delete(req.id)) {
+          sendHead(req.id, GIVEN_UP_STATUS, { b: errorAnswer(new PollenError('ERR_ABORTED', 'given up')).body });
+          continue;
+        }
+        if (deps.peerOf(token) !== peerId) {
+          refuse(req.id, new PollenError('ERR_CLUSTER_UNAUTHORIZED', 'unknown peer: register again'));
+          socket.end();
+          return;
+        }
+        await answer(req);
+        // A peer that does not read its answers: none is written until it does (its requests
+        // wait, at most MAX_SEED_QUEUED of them).
+        if ((socket as Socket).writableNeedDrain) await drained(socket);
+      }
+    } finally {
+      running = false;
+    }
+  };
+
+  const read = (chunk: Buffer): void => {
+    let texts: string[];
+    try {
+      texts = reader.push(chunk);
+    } catch (err) {
+      return close((err as Error).message);
+    }
+    for (const text of texts) {
+      let msg: { i?: unknown; d?: unknown; x?: unknown; c?: unknown };
+      try {
+        msg = secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }) as typeof msg;
+      } catch {
+        return close('a request frame is not JSON');
+      }
+      if (msg === null || typeof msg !== 'object' || !Number.isSafeInteger(msg.i) || (msg.i as number) < 0) return close('a request frame without an id');
+      const id = msg.i as number;
+      if (msg.c !== undefined) {
+        if (current?.id === id) current.givenUp = true;
+        else if (queue.some((q) => q.id === id)) givenUp.add(id);
+        continue;
+      }
+      if (queue.length >= MAX_SEED_QUEUED) return close(`more than ${MAX_SEED_QUEUED} requests waiting`);
+      queue.push({ id, digest: msg.d, index: msg.x });
+    }
+    if (!running && queue.length > 0) void run().catch((err: unknown) => close(`answering failed: ${(err as Error).message}`));
+  };
+  socket.on('data', read);
+  if (head.length > 0) read(head);
+}
