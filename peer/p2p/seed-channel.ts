@@ -6,9 +6,11 @@
 // head or, once the bytes are in, from the end. A piece given up (its signal, or its reader
 // stopping) is cancelled: the supernode skips it if not begun and cuts it short if it was, and
 // what still comes of it is dropped. A piece's bytes not taken yet pause the socket past
-// BODY_HIGH_WATER_BYTES (a paced reader, the host's download budget), so nothing piles up. A head
-// not come within the call's timeout, a frame out of place, or bytes beyond the promised length
-// close the channel, and with it the pieces under way on it (the next piece opens another).
+// BODY_HIGH_WATER_BYTES (a paced reader, the host's download budget), so nothing piles up. The
+// first piece in line waits for its head at most the timeout (those behind it wait their turn, as
+// answers come in order); a head that does not come, a frame out of place, or bytes beyond the
+// promised length close the channel, and with it the pieces under way on it (the next piece opens
+// another).
 import type net from 'node:net';
 import { ABORTED, PollenError } from '../../src/errors.ts';
 import { SEED_CHANNEL_PATH, SEED_CHANNEL_PROTOCOL, SeedAnswerReader, type SeedAnswerEnd, type SeedAnswerHead } from '../../src/p2p/seed-channel-frames.ts';
@@ -23,24 +25,46 @@ export const BODY_HIGH_WATER_BYTES = 1 << 20;
 /** A piece's answer over the channel: its bytes (200), or the status and OCI body the route would give. */
 export type SeedChannelAnswer = { readonly status: 200; readonly answer: SeedPieceAnswer } | { readonly status: number; readonly body: unknown };
 
+/**
+ * The channel's socket, paused while any piece holds more than BODY_HIGH_WATER_BYTES read and not
+ * taken, resumed once none does (a body that stops or fails lets go of its hold).
+ */
+class ReadGate {
+  private holds = 0;
+
+  constructor(private readonly socket: net.Socket) {}
+
+  hold(): void {
+    if (this.holds++ === 0) this.socket.pause();
+  }
+
+  release(): void {
+    if (--this.holds === 0) this.socket.resume();
+  }
+}
+
 /** A piece's bytes as they come, read once. */
 class PieceBody implements AsyncIterable<Buffer> {
-  private readonly chunks: Buffer[] = [];
+  private chunks: Buffer[] = [];
   private queued = 0;
+  private holding = false;
   private ended = false;
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
 
   constructor(
-    private readonly flow: { pause(): void; resume(): void },
-    /** The reader stopped before the end (the piece is given up). */
+    private readonly gate: ReadGate,
+    /** The reader stopped before the end (the piece is given up, if it is still coming). */
     private readonly onStop: () => void,
   ) {}
 
   push(chunk: Buffer): void {
     this.chunks.push(chunk);
     this.queued += chunk.length;
-    if (this.queued > BODY_HIGH_WATER_BYTES) this.flow.pause();
+    if (this.queued > BODY_HIGH_WATER_BYTES && !this.holding) {
+      this.holding = true;
+      this.gate.hold();
+    }
     this.notify();
   }
 
@@ -51,9 +75,7 @@ class PieceBody implements AsyncIterable<Buffer> {
 
   fail(err: Error): void {
     this.failure ??= err;
-    this.chunks.length = 0;
-    if (this.queued > 0) this.flow.resume();
-    this.queued = 0;
+    this.drop();
     this.notify();
   }
 
@@ -64,9 +86,8 @@ class PieceBody implements AsyncIterable<Buffer> {
         if (this.failure) throw this.failure;
         const chunk = this.chunks.shift();
         if (chunk) {
-          const before = this.queued;
           this.queued -= chunk.length;
-          if (before > BODY_HIGH_WATER_BYTES / 2 && this.queued <= BODY_HIGH_WATER_BYTES / 2) this.flow.resume();
+          if (this.holding && this.queued <= BODY_HIGH_WATER_BYTES / 2) this.letGo();
           yield chunk;
           continue;
         }
@@ -77,8 +98,23 @@ class PieceBody implements AsyncIterable<Buffer> {
         await new Promise<void>((resolve) => (this.wake = resolve));
       }
     } finally {
-      if (!done && !this.failure) this.onStop();
+      if (!done && !this.failure) {
+        // The reader stopped early: what it did not take goes, and so does its hold on the socket.
+        this.drop();
+        this.onStop();
+      }
     }
+  }
+
+  private drop(): void {
+    this.chunks = [];
+    this.queued = 0;
+    if (this.holding) this.letGo();
+  }
+
+  private letGo(): void {
+    this.holding = false;
+    this.gate.release();
   }
 
   private notify(): void {
@@ -90,9 +126,13 @@ class PieceBody implements AsyncIterable<Buffer> {
 
 interface Call {
   readonly id: number;
+  readonly index: number;
   readonly resolve: (answer: SeedChannelAnswer) => void;
   readonly reject: (err: Error) => void;
-  readonly timer: NodeJS.Timeout;
+  /** Stops listening to the caller's signal (once the call is settled). */
+  readonly unlisten: () => void;
+  /** Runs while the call is first in line waiting for its head, or given up waiting for its end. */
+  timer?: NodeJS.Timeout | undefined;
   givenUp: boolean;
   /** Set once its head came with 200. */
   body?: PieceBody;
@@ -108,13 +148,17 @@ class SeedChannel {
   malformed = false;
   private nextId = 1;
   private closed = false;
+  private readonly gate: ReadGate;
 
   constructor(
     readonly token: string,
     private readonly socket: net.Socket,
     private readonly url: string,
     private readonly onClose: () => void,
+    /** How long the first call in line may wait for its head (or, given up, for its end). */
+    private readonly timeoutMs: number,
   ) {
+    this.gate = new ReadGate(socket);
     const reader = new SeedAnswerReader({ head: (h) => this.head(h), data: (b) => this.data(b), end: (e) => this.end(e) });
     watchChannelSocket(socket, 'seed channel', url, {
       read: (chunk) => reader.push(chunk),
@@ -124,17 +168,16 @@ class SeedChannel {
     });
   }
 
-  piece(digest: string, index: number, signal: AbortSignal, timeoutMs: number): Promise<SeedChannelAnswer> {
+  piece(digest: string, index: number, signal: AbortSignal): Promise<SeedChannelAnswer> {
     return new Promise((resolve, reject) => {
       if (this.closed) return reject(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${this.url} unreachable: the seed channel closed`, { supernode: this.url }));
       if (signal.aborted) return reject(signal.reason as Error);
-      const id = this.nextId++;
-      const timer = setTimeout(() => this.close(`no answer to seed piece ${index} within ${timeoutMs} ms`), timeoutMs);
-      timer.unref();
-      const call: Call = { id, resolve, reject, timer, givenUp: false, received: 0 };
+      const onAbort = (): void => this.giveUp(call, signal.reason as Error);
+      const call: Call = { id: this.nextId++, index, resolve, reject, unlisten: () => signal.removeEventListener('abort', onAbort), givenUp: false, received: 0 };
+      signal.addEventListener('abort', onAbort, { once: true });
       this.calls.push(call);
-      signal.addEventListener('abort', () => this.giveUp(call, signal.reason as Error), { once: true });
-      this.socket.write(encodeFrame(`{"i":${id},"d":${JSON.stringify(digest)},"x":${index}}`));
+      this.armFirst();
+      this.socket.write(encodeFrame(`{"i":${call.id},"d":${JSON.stringify(digest)},"x":${index}}`));
     });
   }
 
@@ -144,7 +187,7 @@ class SeedChannel {
     this.socket.destroy();
     const err = new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${this.url} unreachable: ${why}`, { supernode: this.url });
     for (const call of this.calls.splice(0)) {
-      clearTimeout(call.timer);
+      this.settle(call);
       if (call.body) call.body.fail(err);
       else call.reject(err);
     }
@@ -155,9 +198,31 @@ class SeedChannel {
   private giveUp(call: Call, reason: Error): void {
     if (call.givenUp || this.closed || !this.calls.includes(call)) return;
     call.givenUp = true;
+    call.unlisten();
     if (call.body) call.body.fail(reason ?? ABORTED);
     else call.reject(reason ?? ABORTED);
     this.socket.write(encodeFrame(`{"i":${call.id},"c":1}`));
+    // Its end (or its head) must still come for the calls behind it: no longer than a head may take.
+    if (call.body && this.calls[0] === call) this.arm(call);
+  }
+
+  /** The first call in line waits for its head at most timeoutMs (the calls behind it wait their turn, untimed). */
+  private armFirst(): void {
+    const first = this.calls[0];
+    if (first && !first.body && !first.timer) this.arm(first);
+  }
+
+  private arm(call: Call): void {
+    clearTimeout(call.timer);
+    call.timer = setTimeout(() => this.close(`no answer to seed piece ${call.index} within ${this.timeoutMs} ms`), this.timeoutMs);
+    call.timer.unref();
+  }
+
+  /** The call's answer is over (or the channel went): its timer and its signal are let go. */
+  private settle(call: Call): void {
+    clearTimeout(call.timer);
+    call.timer = undefined;
+    call.unlisten();
   }
 
   /** The call being answered, which `id` must name. */
@@ -170,17 +235,24 @@ class SeedChannel {
   private head(h: SeedAnswerHead): void {
     const call = this.answering(h.i);
     if (call.body) throw new Error(`a second head for ${h.i}`);
-    clearTimeout(call.timer);
     if (h.s !== 200) {
       this.calls.shift();
+      this.settle(call);
+      this.armFirst();
       if (!call.givenUp) call.resolve({ status: h.s, body: h.b });
       return;
     }
     if (!Number.isSafeInteger(h.n) || (h.n as number) < 0) throw new Error('a piece head without its length');
+    // From here the reader's stall watchdog (seed-piece.ts) watches the bytes; a given-up piece's
+    // end is timed (giveUp).
+    if (!call.givenUp) {
+      clearTimeout(call.timer);
+      call.timer = undefined;
+    }
     call.length = h.n as number;
     call.hash = h.h;
     call.signature = h.g;
-    call.body = new PieceBody(this.socket, () => this.giveUp(call, ABORTED));
+    call.body = new PieceBody(this.gate, () => this.giveUp(call, ABORTED));
     if (call.givenUp) call.body.fail(ABORTED);
     else call.resolve({ status: 200, answer: seedPieceAnswer(call.body, (name) => (name === PIECE_HASH_HEADER ? call.hash : call.signature)) });
   }
@@ -197,10 +269,12 @@ class SeedChannel {
     const call = this.answering(e.i);
     if (!call.body) throw new Error(`an end for ${e.i} before its head`);
     this.calls.shift();
+    this.settle(call);
+    this.armFirst();
     if (call.givenUp) return;
     if (e.x !== undefined || call.received !== call.length) {
       // Cut short though not given up here (or short without saying so): the piece failed.
-      call.body.fail(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${this.url} cut seed piece ${call.id} short (${call.received} of ${call.length} bytes)`, { supernode: this.url }));
+      call.body.fail(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${this.url} cut seed piece ${call.index} short (${call.received} of ${call.length} bytes)`, { supernode: this.url }));
       return;
     }
     call.hash ??= e.h;
@@ -211,15 +285,18 @@ class SeedChannel {
 
 export class SeedChannels {
   private readonly kept: KeptChannels<SeedChannel>;
+  private readonly timeoutMs: number;
 
-  constructor(options: { secret?: string | undefined; now?: () => number }) {
-    this.kept = new KeptChannels({ ...options, path: SEED_CHANNEL_PATH, protocol: SEED_CHANNEL_PROTOCOL, name: 'seed channel', make: (token, socket, url, onClose) => new SeedChannel(token, socket, url, onClose) });
+  /** `timeoutMs`: how long the first piece in line may wait for its answer to begin. */
+  constructor(options: { secret?: string | undefined; now?: () => number; timeoutMs: number }) {
+    this.timeoutMs = options.timeoutMs;
+    this.kept = new KeptChannels({ ...options, path: SEED_CHANNEL_PATH, protocol: SEED_CHANNEL_PROTOCOL, name: 'seed channel', make: (token, socket, url, onClose) => new SeedChannel(token, socket, url, onClose, this.timeoutMs) });
   }
 
   /** Seed piece `index` of `digest` over the channel to `url`, opened with `token` if need be; undefined when that supernode is to be asked over HTTP. */
-  async piece(url: string, token: string, digest: string, index: number, signal: AbortSignal, timeoutMs: number): Promise<SeedChannelAnswer | undefined> {
-    const channel = await this.kept.get(url, token, timeoutMs);
-    return channel?.piece(digest, index, signal, timeoutMs);
+  async piece(url: string, token: string, digest: string, index: number, signal: AbortSignal): Promise<SeedChannelAnswer | undefined> {
+    const channel = await this.kept.get(url, token, this.timeoutMs);
+    return channel?.piece(digest, index, signal);
   }
 
   close(): void {

@@ -102,7 +102,7 @@ export class SupernodeClient {
     this.dispatcher = deps.dispatcher ?? this.ownDispatcher;
     this.seedDispatcher = deps.dispatcher ?? (this.ownSeedDispatcher = new Agent({ ...connect, ...API_KEEP_ALIVE, connections: SEED_CONNECTIONS }));
     this.channels = deps.dispatcher || options.syncChannel === false ? undefined : new SyncChannels({ secret: options.secret, now: () => this.clock.now() });
-    this.seedChannels = deps.dispatcher || options.syncChannel === false ? undefined : new SeedChannels({ secret: options.secret, now: () => this.clock.now() });
+    this.seedChannels = deps.dispatcher || options.syncChannel === false ? undefined : new SeedChannels({ secret: options.secret, now: () => this.clock.now(), timeoutMs: SEED_PIECE_TIMEOUT_MS });
   }
 
   /** Supernodes in preference order for `digest` (rendezvous hashing). */
@@ -298,7 +298,7 @@ export class SupernodeClient {
   async seedPiece(url: string, digest: Digest, index: number, signal: AbortSignal): Promise<SeedPieceAnswer> {
     // On the seed channel where the supernode has one (seed-channel.ts), else over HTTP.
     const token = this.tokenFor(url);
-    const viaChannel = this.channelCalls.get(url)?.includes('seed') ? await this.seedChannels?.piece(url, token, digest, index, signal, SEED_PIECE_TIMEOUT_MS) : undefined;
+    const viaChannel = this.channelCalls.get(url)?.includes('seed') ? await this.seedChannels?.piece(url, token, digest, index, signal) : undefined;
     if (viaChannel) {
       this.seedVia.channel++;
       if ('answer' in viaChannel) return viaChannel.answer;

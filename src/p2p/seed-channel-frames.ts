@@ -39,8 +39,6 @@ export const ANSWER_END = 3;
 export const ANSWER_FRAME_HEAD_BYTES = 5;
 /** A HEAD's or END's JSON at most (an OCI error body is a few hundred bytes). */
 export const MAX_ANSWER_JSON_BYTES = 16 << 10;
-/** A DATA frame's bytes at most (the supernode sends its pooled body chunks, 256 KiB). */
-export const MAX_ANSWER_DATA_BYTES = 1 << 20;
 
 export interface SeedAnswerHead {
   readonly i: number;
@@ -85,8 +83,8 @@ export interface SeedAnswerHandlers {
 
 /**
  * Cuts the supernode's stream into answer frames. DATA is handed on as it is read, in views of
- * the reads, without waiting for a whole frame; a frame of an unknown kind, too long, or JSON that
- * is not an object with an id throws (the channel is to be closed).
+ * the reads, without waiting for a whole frame; a frame of an unknown kind, a HEAD or END over
+ * MAX_ANSWER_JSON_BYTES, or JSON that is not an object with an id throws (the channel is to be closed).
  */
 export class SeedAnswerReader {
   private head = Buffer.alloc(0);
@@ -126,7 +124,7 @@ export class SeedAnswerReader {
       const kind = this.head.readUInt8(4);
       this.head = Buffer.alloc(0);
       if (kind === ANSWER_DATA) {
-        if (length > MAX_ANSWER_DATA_BYTES) throw new PollenError('ERR_MESSAGE_TOO_LARGE', `seed channel data frame of ${length} bytes (at most ${MAX_ANSWER_DATA_BYTES})`);
+        // Handed on as it is read, never held whole: bounded by the length the piece's head promised (the channel checks).
         this.dataLeft = length;
       } else if (kind === ANSWER_HEAD || kind === ANSWER_END) {
         if (length > MAX_ANSWER_JSON_BYTES) throw new PollenError('ERR_MESSAGE_TOO_LARGE', `seed channel answer of ${length} bytes (at most ${MAX_ANSWER_JSON_BYTES})`);

@@ -58,7 +58,6 @@ export function createClusterApp(logger: Logger, deps: ClusterAppDeps, options: 
     syncBatch,
     createTask,
     seedPiece,
-    ...(budget ? { creditPeer: (id: string, bytes: number) => budget.credit(id, bytes) } : {}),
     ...(deps.onChannels ? { channels: deps.onChannels } : {}),
     answered: (status, bytes, syncs, seconds, creation) => {
       if (status === 200) deps.pacer?.answered(bytes + CHANNEL_ANSWER_OVERHEAD_BYTES, syncs);

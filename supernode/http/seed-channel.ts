@@ -31,16 +31,16 @@ export interface SeedPieceReply {
   readonly length: number;
   readonly body: PooledBody;
   proof(): SeedPieceProof | undefined;
+  /** Every byte was handed to the peer's socket (the lease it was sent on pays for one call of the peer's). */
+  sentWhole(): void;
 }
 
 export interface SeedChannelDeps {
   readonly logger: Logger;
   /** The peer id a token belongs to, or undefined. */
   readonly peerOf: (token: string) => string | undefined;
-  /** The seed piece route's work (routes-p2p.ts); without it, no seed channel is opened. */
+  /** The seed piece route's work (routes-p2p.ts). */
   readonly seedPiece: (peerId: string, digest: Digest, index: number, signal: AbortSignal) => Promise<SeedPieceReply>;
-  /** `peerId` was sent a piece of `bytes` whole (peer-request-budget.ts credit). */
-  readonly creditPeer?: (peerId: string, bytes: number) => void;
 }
 
 interface Request {
@@ -60,14 +60,19 @@ export function serveSeedChannel(socket: Duplex, token: string, peerId: string, 
   const queue: Request[] = [];
   /** Requests the peer gave up before their answer began (each one queued). */
   const givenUp = new Set<number>();
-  /** The request being answered; `givenUp` once the peer gave it up (its body stops at the next chunk). */
-  let current: { id: number; givenUp: boolean } | undefined;
+  /** The request being answered; aborted when the peer gives it up (a wait on the registry ends too). */
+  let current: { id: number; controller: AbortController } | undefined;
+  /** The highest request id read: a cancel of a later one is of nothing the peer asked for. */
+  let lastId = -1;
   let running = false;
-  // A piece waits for the registry's bytes until the channel goes (a piece given up stops at its
-  // next chunk instead: the seed fetches in order, those bytes come anyway).
+  /** Whether a failure was logged on this channel already (a failed blob's pieces fail alike: one line). */
+  let logged = false;
   const gone = new AbortController();
   (socket as Socket).setNoDelay?.(true);
-  (socket as Socket).setTimeout?.(idleMs, () => socket.destroy());
+  // Idle: nothing asked and nothing being answered (a piece may wait on the registry that long).
+  (socket as Socket).setTimeout?.(idleMs, () => {
+    if (!current && queue.length === 0) socket.destroy();
+  });
   socket.once('close', () => gone.abort(new PollenError('ERR_ABORTED', 'seed channel closed')));
 
   const close = (why: string): void => {
@@ -80,39 +85,48 @@ export function serveSeedChannel(socket: Duplex, token: string, peerId: string, 
   const refuse = (id: number, err: unknown): void => {
     const { error, status } = classify(err);
     const answer = errorAnswer(error, status);
-    if (answer.status >= 500) deps.logger.error({ err, peerId }, 'seed channel piece failed');
+    if (answer.status >= 500 && !logged) {
+      logged = true;
+      deps.logger.error({ err, peerId }, 'seed channel piece failed');
+    }
     sendHead(id, answer.status, { b: answer.body });
   };
+  const givenUpHead = (id: number): void => sendHead(id, GIVEN_UP_STATUS, { b: errorAnswer(new PollenError('ERR_ABORTED', 'given up')).body });
 
   const answer = async (req: Request): Promise<void> => {
-    const at = { id: req.id, givenUp: false };
-    current = at;
+    const controller = new AbortController();
+    current = { id: req.id, controller };
+    const givenUpNow = (): boolean => controller.signal.aborted;
     try {
       let piece: SeedPieceReply;
       try {
         if (typeof req.digest !== 'string' || !Number.isSafeInteger(req.index) || (req.index as number) < 0) {
           throw new PollenError('ERR_INVALID_REQUEST', 'a seed channel request names a digest (d) and a piece index (x)');
         }
-        piece = await deps.seedPiece(peerId, parseDigest(req.digest), req.index as number, gone.signal);
+        piece = await deps.seedPiece(peerId, parseDigest(req.digest), req.index as number, AbortSignal.any([gone.signal, controller.signal]));
       } catch (err) {
-        if (!socket.destroyed) refuse(req.id, err);
+        if (socket.destroyed) return;
+        if (givenUpNow()) givenUpHead(req.id);
+        else refuse(req.id, err);
         return;
       }
       if (socket.destroyed) return;
+      if (givenUpNow()) return givenUpHead(req.id);
       const early = piece.proof();
       sendHead(req.id, 200, { n: piece.length, ...proofFields(early) });
-      let sent: number;
+      let sent = 0;
       try {
-        sent = await writePooledChunks(socket, piece.body, { frame: dataFrameHead, stop: () => at.givenUp });
+        sent = await writePooledChunks(socket, piece.body, { frame: dataFrameHead, stop: givenUpNow });
       } catch (err) {
-        // Fewer bytes than the head promised, and no way to say so in order: the channel goes.
         if (socket.destroyed) return;
-        return close(`piece ${String(req.index)} of ${String(req.digest)} failed part way: ${(err as Error).message}`);
+        // Fewer bytes than the head promised, and no way to say so in order but by closing: the
+        // channel goes, unless the piece was given up (its wait on the registry cut): cut short.
+        if (!givenUpNow()) return close(`piece ${String(req.index)} of ${String(req.digest)} failed part way: ${(err as Error).message}`);
       }
       if (socket.destroyed) return;
       const whole = sent === piece.length;
       socket.write(jsonAnswerFrame(ANSWER_END, JSON.stringify(whole ? { i: req.id, ...(early ? {} : proofFields(piece.proof())) } : { i: req.id, x: 1 })));
-      if (whole) deps.creditPeer?.(peerId, piece.length);
+      if (whole) piece.sentWhole();
     } finally {
       current = undefined;
     }
@@ -124,7 +138,7 @@ export function serveSeedChannel(socket: Duplex, token: string, peerId: string, 
       while (queue.length > 0 && !socket.destroyed) {
         const req = queue.shift()!;
         if (givenUp.delete(req.id)) {
-          sendHead(req.id, GIVEN_UP_STATUS, { b: errorAnswer(new PollenError('ERR_ABORTED', 'given up')).body });
+          givenUpHead(req.id);
           continue;
         }
         if (deps.peerOf(token) !== peerId) {
@@ -159,11 +173,15 @@ export function serveSeedChannel(socket: Duplex, token: string, peerId: string, 
       if (msg === null || typeof msg !== 'object' || !Number.isSafeInteger(msg.i) || (msg.i as number) < 0) return close('a request frame without an id');
       const id = msg.i as number;
       if (msg.c !== undefined) {
-        if (current?.id === id) current.givenUp = true;
+        // A cancel may cross the piece's answer (then there is nothing left to cancel); one of an
+        // id never asked for is no peer's.
+        if (id > lastId) return close('a cancel of a request never made');
+        if (current?.id === id) current.controller.abort(new PollenError('ERR_ABORTED', 'given up'));
         else if (queue.some((q) => q.id === id)) givenUp.add(id);
         continue;
       }
       if (queue.length >= MAX_SEED_QUEUED) return close(`more than ${MAX_SEED_QUEUED} requests waiting`);
+      lastId = Math.max(lastId, id);
       queue.push({ id, digest: msg.d, index: msg.x });
     }
     if (!running && queue.length > 0) void run().catch((err: unknown) => close(`answering failed: ${(err as Error).message}`));

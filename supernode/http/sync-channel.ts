@@ -60,8 +60,6 @@ export interface SyncChannelDeps {
   readonly channels?: (delta: 1 | -1) => void;
   /** The seed piece route's work (routes-p2p.ts): with it, a peer may open a seed channel too (seed-channel.ts). */
   readonly seedPiece?: SeedChannelDeps['seedPiece'];
-  /** A seed piece sent whole pays for one of its peer's calls (peer-request-budget.ts). */
-  readonly creditPeer?: (peerId: string, bytes: number) => void;
   /** An answer of `status` and `bytes` of JSON was sent for a batch of `syncs` task syncs, `seconds` after its frame came. */
   readonly answered?: (status: number, bytes: number, syncs: number, seconds: number, creation: boolean) => void;
 }
@@ -112,7 +110,7 @@ export function installSyncChannel(app: FastifyInstance, deps: SyncChannelDeps):
       if (i >= 0) held.splice(i, 1);
       if (held.length === 0 && byPeer.get(key) === held) byPeer.delete(key);
     });
-    if (kind.seed && deps.seedPiece) serveSeedChannel(socket, token, peerId, { logger: deps.logger, peerOf: deps.peerOf, seedPiece: deps.seedPiece, ...(deps.creditPeer ? { creditPeer: deps.creditPeer } : {}) }, head, IDLE_MS);
+    if (kind.seed && deps.seedPiece) serveSeedChannel(socket, token, peerId, { logger: deps.logger, peerOf: deps.peerOf, seedPiece: deps.seedPiece }, head, IDLE_MS);
     else serve(socket, token, peerId, deps, head);
   });
   app.addHook('preClose', (done) => {

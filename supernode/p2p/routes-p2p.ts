@@ -227,7 +227,13 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
       const h = hash();
       return h === undefined ? undefined : { hash: h, ...(signer ? { signature: signer.sign(digest, index, h, layout) } : {}) };
     };
-    return { length, body, proof };
+    // Sent whole on a lease of the peer's, the piece pays for the sync that reports it and leases
+    // the next (peer-request-budget.ts): a fast seed line syncs once a piece. Once per lease: a
+    // piece fetched again and again buys nothing.
+    const sentWhole = (): void => {
+      if (deps.peerBudget && scheduler.creditSeedPiece(digest, peer.peerId, index)) deps.peerBudget.credit(peer.peerId, length);
+    };
+    return { length, body, proof, sentWhole };
   };
 
   app.get<{ Params: { digest: Digest; index: string } }>(
@@ -236,7 +242,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
     async (request, reply) => {
       const controller = new AbortController();
       request.raw.once('close', () => controller.abort(ABORTED));
-      const { length, body, proof } = await seedPiece(request.peerId, request.params.digest, Number(request.params.index), controller.signal);
+      const { length, body, proof, sentWhole } = await seedPiece(request.peerId, request.params.digest, Number(request.params.index), controller.signal);
       void reply.type('application/octet-stream');
       // The piece's hash goes with it (PIECE_HASH_HEADER), and the seed's signature of it
       // (PIECE_SIGNATURE_HEADER: the peer hands both to its children, piece-proof.ts): in the head
@@ -251,10 +257,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
         const p = proof();
         return p === undefined ? undefined : headers(p);
       };
-      // Sent whole (handed to the socket), the piece pays for the sync that reports it and leases
-      // the next (peer-request-budget.ts): a fast seed line syncs once a piece.
-      const peerId = request.peerId;
-      if (deps.peerBudget && peerId !== undefined) reply.raw.once('finish', () => deps.peerBudget?.credit(peerId, length));
+      reply.raw.once('finish', sentWhole);
       sendPooledBody(reply, body, known ? {} : { trailers });
       return reply;
     },

@@ -237,6 +237,11 @@ export class Scheduler {
     if (bits.complete) task.load.done(peerId);
   }
 
+  /** The seed sent piece `index` of `digest` whole to `peerId`: true once per seed lease it holds on it (SeedLeases.creditSent). */
+  creditSeedPiece(digest: Digest, peerId: string, index: number): boolean {
+    return this.tasks.get(digest)?.leases.creditSent(index, peerId) ?? false;
+  }
+
   holds(digest: Digest, peerId: string): boolean {
     return this.tasks.get(digest)?.holders.has(peerId) ?? false;
   }

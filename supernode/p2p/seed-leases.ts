@@ -39,6 +39,8 @@ export interface LeaseRequest {
 export class SeedLeases {
   /** Piece -> the peers it is leased to -> until when. */
   private readonly byPiece = new Map<number, Map<string, number>>();
+  /** Leases whose piece the seed sent whole already (`${piece} ${peer}`): each pays for one call of its peer, once (creditSent). */
+  private readonly credited = new Set<string>();
 
   constructor(
     private readonly pieceCount: number,
@@ -52,6 +54,20 @@ export class SeedLeases {
   got(i: number, peerId: string): void {
     const lease = this.byPiece.get(i);
     if (lease?.delete(peerId) && lease.size === 0) this.byPiece.delete(i);
+    this.credited.delete(`${i} ${peerId}`);
+  }
+
+  /**
+   * The seed sent piece `i` whole to `peerId`: true once per lease the peer holds on it (the sync
+   * that reports the piece and leases the next is paid by it: ../http/peer-request-budget.ts), false
+   * for a piece it holds no lease on or was sent whole before under the same lease.
+   */
+  creditSent(i: number, peerId: string): boolean {
+    if (!this.byPiece.get(i)?.has(peerId)) return false;
+    const key = `${i} ${peerId}`;
+    if (this.credited.has(key)) return false;
+    this.credited.add(key);
+    return true;
   }
 
   /**
@@ -65,7 +81,10 @@ export class SeedLeases {
 
   /** The peer left the task: its leases go. */
   forgetPeer(peerId: string): void {
-    for (const [i, lease] of this.byPiece) if (lease.delete(peerId) && lease.size === 0) this.byPiece.delete(i);
+    for (const [i, lease] of this.byPiece) {
+      if (lease.delete(peerId) && lease.size === 0) this.byPiece.delete(i);
+      this.credited.delete(`${i} ${peerId}`);
+    }
   }
 
   /**
@@ -134,8 +153,10 @@ export class SeedLeases {
     const grants: number[] = [];
     for (const [i, lease] of this.byPiece) {
       for (const [peerId, until] of lease) {
-        if (until <= req.now) lease.delete(peerId);
-        else if (peerId === req.asker && !req.mine?.has(i)) {
+        if (until <= req.now) {
+          lease.delete(peerId);
+          this.credited.delete(`${i} ${peerId}`);
+        } else if (peerId === req.asker && !req.mine?.has(i)) {
           lease.set(peerId, req.now + req.leaseMs);
           grants.push(i);
         }

@@ -410,25 +410,35 @@ describe('supernode API bodies (fast-check over fastify inject)', () => {
     await h.app.inject({ method: 'POST', url: '/api/v1/tasks', headers: other, payload: { digest: DIGEST, size: 5 << 20 } });
     const piece = await h.app.inject({ method: 'GET', url: `/api/v1/seed/${DIGEST}/pieces/0`, headers: flooder });
     expect(piece.statusCode).not.toBe(429);
-    // A second refills ten calls, and the piece sent paid for one: eleven, no more.
+    // A second refills ten calls, no more (the piece was on no lease of the flooder's: it paid nothing).
     h.clock.advance(1_000);
     const after: number[] = [];
-    for (let i = 0; i < 13; i++) after.push((await beat(flooder)).statusCode);
-    expect(after.filter((c) => c === 200)).toHaveLength(11);
+    for (let i = 0; i < 12; i++) after.push((await beat(flooder)).statusCode);
+    expect(after.filter((c) => c === 200)).toHaveLength(10);
   });
 
-  it('a seed piece sent whole pays for the call that follows it (a fast seed line syncs once a piece)', async () => {
+  it('a seed piece sent whole on a lease pays for the call that follows it, once a lease (a fast seed line syncs once a piece)', async () => {
     const h = await harness(10);
     const auth = { authorization: `Bearer ${await h.register('fetcher')}` };
+    expect((await h.app.inject({ method: 'POST', url: '/api/v1/tasks', headers: auth, payload: { digest: DIGEST, upstream: { registry: 'r.example', name: 'a/b' } } })).statusCode).toBe(200);
+    const sync = await h.app.inject({ method: 'POST', url: `/api/v1/tasks/${DIGEST}/sync`, headers: auth, payload: { have: [], wantSeed: 2, badParents: [] } });
+    const grants = (sync.json() as SyncResponse).seedGrants;
+    expect(grants).toHaveLength(2);
     const beat = () => h.app.inject({ method: 'POST', url: '/api/v1/peers/self/heartbeat', headers: auth, payload: {} });
-    for (let i = 0; i < 256; i++) expect((await beat()).statusCode).toBe(200);
-    expect((await beat()).statusCode).toBe(429);
-    for (let round = 0; round < 3; round++) {
-      const piece = await h.app.inject({ method: 'GET', url: `/api/v1/seed/${DIGEST}/pieces/${round}`, headers: auth });
+    while ((await beat()).statusCode === 200);
+    const fetch = async (index: number): Promise<void> => {
+      const piece = await h.app.inject({ method: 'GET', url: `/api/v1/seed/${DIGEST}/pieces/${index}`, headers: auth });
       expect(piece.statusCode).toBe(200);
       expect(piece.rawPayload.length).toBe(512 * 1024);
+    };
+    for (const index of grants) {
+      await fetch(index);
       // One piece, one call: the next is refused again.
       expect((await beat()).statusCode).toBe(200);
+      expect((await beat()).statusCode).toBe(429);
+      // The same piece again, or one on no lease of its own, pays for nothing.
+      await fetch(index);
+      await fetch(9);
       expect((await beat()).statusCode).toBe(429);
     }
   });

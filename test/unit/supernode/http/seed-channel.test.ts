@@ -2,10 +2,12 @@
 // pieces come when the test says: pieces are answered in the order asked, each whole with its
 // proof, refused with the route's status and OCI body; a piece given up before its answer began is
 // skipped, one given up part way is cut short and the next still comes whole; the token is checked
-// at every request; malformed or too many requests close the channel; a piece sent whole pays for
-// one call of the peer's allowance. And the peer's client (SupernodeClient) fetches its seed pieces
-// there where the supernode names it, over HTTP where it does not.
+// at every request; malformed or too many requests close the channel; a piece sent whole on a lease
+// pays for one call of the peer's allowance, once. And the peer's client (SupernodeClient,
+// SeedChannels) fetches its seed pieces there: only the first piece in line is timed, a piece
+// given up (its stall watchdog) frees the line, a reader that stops lets the channel read on.
 import { randomBytes } from 'node:crypto';
+import { getEventListeners } from 'node:events';
 import net from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -18,6 +20,8 @@ import { layoutFor, pieceRange } from '../../../../src/p2p/metainfo.ts';
 import { PieceSigner, ProofVerifier } from '../../../../src/p2p/piece-proof.ts';
 import { MAX_SEED_QUEUED, MAX_SEED_REQUEST_BYTES, SEED_CHANNEL_PATH, SEED_CHANNEL_PROTOCOL, SeedAnswerReader, type SeedAnswerEnd, type SeedAnswerHead } from '../../../../src/p2p/seed-channel-frames.ts';
 import type { PooledBody } from '../../../../src/pooled-body.ts';
+import { SeedChannels } from '../../../../peer/p2p/seed-channel.ts';
+import { fetchSeedPiece } from '../../../../peer/p2p/seed-piece.ts';
 import { SupernodeClient } from '../../../../peer/p2p/supernode-client.ts';
 import { createClusterApp } from '../../../../supernode/http/apps.ts';
 import { PeerRequestBudget } from '../../../../supernode/http/peer-request-budget.ts';
@@ -35,6 +39,10 @@ const pieceBytes = (i: number): Buffer => {
   return BYTES.subarray(start, start + length);
 };
 const hashOf = (i: number): string => sha256Digest(pieceBytes(i)).slice('sha256:'.length);
+/** A blob of two pieces larger than a channel lets a reader hold (BODY_HIGH_WATER_BYTES). */
+const BIG_BYTES = randomBytes(2 * 1536 * 1024);
+const BIG = sha256Digest(BIG_BYTES);
+const BIG_META = layoutFor(BIG, BIG_BYTES.length, 1536 * 1024);
 
 /**
  * A seed of one blob whose pieces' bytes after their first chunk wait for `release(i)` (all flow
@@ -58,15 +66,21 @@ function gatedSeed(gated: boolean): { seed: SeedPort; release(i: number): void; 
     get: (d: Digest) => (d === DIGEST ? task : undefined),
     openTask: async (req: { peerId: string }) => (admitted.add(req.peerId), task),
     isAdmitted: (peerId: string) => admitted.has(peerId),
-    async readPiece(peerId: string, d: Digest, index: number) {
+    async readPiece(peerId: string, d: Digest, index: number, signal: AbortSignal) {
       if (!admitted.has(peerId)) throw new PollenError('ERR_SEED_NOT_ADMITTED', `peer ${peerId} is not admitted for ${d}`, { digest: d });
+      if (d === BIG && index < BIG_META.pieceCount) {
+        const start = index * BIG_META.pieceSize;
+        const big = BIG_BYTES.subarray(start, start + BIG_META.pieceSize);
+        return { length: big.length, body: { pooled: true, async *chunks() { yield big; } } as PooledBody, hash: () => undefined, layout: undefined };
+      }
       if (d !== DIGEST || index >= META.pieceCount) throw new PollenError('ERR_NOT_FOUND', `the seed has no piece ${index} of ${d}`);
       const bytes = pieceBytes(index);
       const body: PooledBody = {
         pooled: true,
         async *chunks(acquire) {
           for (let pos = 0, k = 0; pos < bytes.length; k++) {
-            if (k === 1 && gated) await gate(index).promise;
+            // As the seed's partial blob waits for the registry: until the bytes come or the wait is given up.
+            if (k === 1 && gated) await Promise.race([gate(index).promise, new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }))]);
             const whole = acquire();
             const n = Math.min(whole.length, bytes.length - pos);
             bytes.copy(whole, 0, pos, pos + n);
@@ -84,9 +98,11 @@ function gatedSeed(gated: boolean): { seed: SeedPort; release(i: number): void; 
 
 const apps: FastifyInstance[] = [];
 const clients: SupernodeClient[] = [];
+const clientsClose: Array<() => void> = [];
 const sockets: net.Socket[] = [];
 afterEach(async () => {
   for (const s of sockets.splice(0)) s.destroy();
+  for (const c of clientsClose.splice(0)) c();
   for (const c of clients.splice(0)) await c.close();
   for (const a of apps.splice(0)) await a.close();
 });
@@ -213,12 +229,11 @@ describe('seed channel', () => {
     ch.frame({ i: 1, d: DIGEST, x: 0 });
     ch.frame({ i: 2, d: DIGEST, x: 1 });
     ch.frame({ i: 3, d: DIGEST, x: 2 });
-    // Piece 0's first chunk is out; the peer gives up 0 (part way) and 1 (not begun).
+    // Piece 0's first chunk is out; the peer gives up 1 (not begun), then 0 (part way).
     await new Promise((r) => setTimeout(r, 50));
-    ch.frame({ i: 1, c: 1 });
     ch.frame({ i: 2, c: 1 });
     await new Promise((r) => setTimeout(r, 50));
-    h.release(0);
+    ch.frame({ i: 1, c: 1 });
     h.release(2);
     const answers = await ch.answered(3);
     expect(answers.map((a) => [a.head.i, a.head.s])).toEqual([[1, 200], [2, 499], [3, 200]]);
@@ -235,6 +250,23 @@ describe('seed channel', () => {
     const ch = await rawChannel(h.port, await h.register('p1'));
     ch.frame({ i: 1, d: DIGEST, x: 0 });
     expect((await ch.answered(1))[0]!.head.s).toBe(200);
+  });
+
+  it('gives up the piece in answer while it waits on the registry, at once: the pieces behind it come', async () => {
+    const h = await harness({ gated: true });
+    const ch = await rawChannel(h.port, await h.register('p1'));
+    ch.frame({ i: 1, d: DIGEST, x: 0 });
+    ch.frame({ i: 2, d: DIGEST, x: 1 });
+    await new Promise((r) => setTimeout(r, 50));
+    // Piece 0 never comes from the registry; the peer gives it up.
+    ch.frame({ i: 1, c: 1 });
+    h.release(1);
+    const answers = await ch.answered(2);
+    expect(answers[0]!.end).toEqual({ i: 1, x: 1 });
+    expect(answers[1]!.bytes.equals(pieceBytes(1))).toBe(true);
+    // A cancel of a request never made closes the channel.
+    ch.frame({ i: 7, c: 1 });
+    await ch.closed;
   });
 
   it('checks the token at every request: a peer the tracker dropped gets 401 and the channel closes', async () => {
@@ -265,16 +297,84 @@ describe('seed channel', () => {
     await ch.closed;
   });
 
-  it("pays for one of the peer's calls with each piece sent whole, over the channel as over the route", async () => {
+  it("pays for one of the peer's calls with each piece sent whole on a lease of its own, once, over the channel as over the route", async () => {
     const h = await harness({ perSecond: 10 });
     const token = await h.register('p1');
-    const beat = () => h.app.inject({ method: 'POST', url: '/api/v1/peers/self/heartbeat', headers: { authorization: `Bearer ${token}` }, payload: {} });
+    const auth = { authorization: `Bearer ${token}` };
+    const sync = await h.app.inject({ method: 'POST', url: `/api/v1/tasks/${DIGEST}/sync`, headers: auth, payload: { have: [], wantSeed: 1, badParents: [] } });
+    const [leased] = (sync.json() as { seedGrants: number[] }).seedGrants;
+    expect(leased).toBe(0);
+    const beat = () => h.app.inject({ method: 'POST', url: '/api/v1/peers/self/heartbeat', headers: auth, payload: {} });
     while ((await beat()).statusCode === 200);
     const ch = await rawChannel(h.port, token);
     ch.frame({ i: 1, d: DIGEST, x: 0 });
     await ch.answered(1);
     expect((await beat()).statusCode).toBe(200);
     expect((await beat()).statusCode).toBe(429);
+    // Again, and a piece on no lease: nothing more.
+    ch.frame({ i: 2, d: DIGEST, x: 0 });
+    ch.frame({ i: 3, d: DIGEST, x: 1 });
+    await ch.answered(3);
+    expect((await beat()).statusCode).toBe(429);
+  });
+
+  it("times only the first piece in line: one streaming longer than the timeout and the one queued behind it both come", async () => {
+    const h = await harness({ gated: true });
+    const token = await h.register('p1');
+    const channels = new SeedChannels({ timeoutMs: 300 });
+    clientsClose.push(() => channels.close());
+    const take = async (index: number): Promise<Buffer> => {
+      const a = await channels.piece(h.url, token, DIGEST, index, AbortSignal.timeout(5_000));
+      if (!a || !('answer' in a)) throw new Error(`no piece ${index}`);
+      const parts: Buffer[] = [];
+      for await (const c of a.answer.body) parts.push(c);
+      return Buffer.concat(parts);
+    };
+    const both = Promise.all([take(0), take(1)]);
+    await new Promise((r) => setTimeout(r, 700));
+    h.release(0);
+    h.release(1);
+    const [a, b] = await both;
+    expect(a.equals(pieceBytes(0)) && b.equals(pieceBytes(1))).toBe(true);
+  });
+
+  it('a reader that stops with bytes held lets the channel read on, and its signal keeps no listener', async () => {
+    const h = await harness();
+    const token = await h.register('p1');
+    const channels = new SeedChannels({ timeoutMs: 5_000 });
+    clientsClose.push(() => channels.close());
+    const signal = AbortSignal.timeout(10_000);
+    const first = await channels.piece(h.url, token, BIG, 0, signal);
+    if (!first || !('answer' in first)) throw new Error('no piece');
+    // The piece's bytes pile up past what a channel lets a reader hold; it then reads one chunk and stops.
+    await new Promise((r) => setTimeout(r, 200));
+    for await (const c of first.answer.body) {
+      expect(c.length).toBeGreaterThan(0);
+      break;
+    }
+    const second = await channels.piece(h.url, token, BIG, 1, signal);
+    if (!second || !('answer' in second)) throw new Error('no piece');
+    const parts: Buffer[] = [];
+    for await (const c of second.answer.body) parts.push(c);
+    expect(Buffer.concat(parts).equals(BIG_BYTES.subarray(BIG_META.pieceSize))).toBe(true);
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0);
+  });
+
+  it("gives up a stalled piece through the transfer's own fetch (its stall watchdog), and the next piece comes", async () => {
+    const h = await harness({ gated: true });
+    const client = new SupernodeClient({}, { urls: [h.url], timeoutMs: 5_000 });
+    clients.push(client);
+    await client.register(h.url, { peerId: 'p1', wireAddr: '127.0.0.1:4001', uploadSlots: 4, holdings: [] });
+    await client.createTask(h.url, { digest: DIGEST, upstream: { registry: 'registry.test', name: 'app' } });
+    const ask = (index: number) => fetchSeedPiece(client, { supernode: h.url, digest: DIGEST, index, length: pieceBytes(index).length, stallMs: 300, signal: AbortSignal.timeout(10_000) });
+    const stalled = ask(0).then(
+      () => 'came',
+      (err: Error) => err.message,
+    );
+    const next = ask(1);
+    h.release(1);
+    expect(await stalled).toMatch(/stalled/);
+    expect(Buffer.concat((await next).chunks).equals(pieceBytes(1))).toBe(true);
   });
 
   it("is where the peer's client fetches seed pieces, in order, a piece it gives up failing alone", async () => {
