@@ -59,6 +59,8 @@ export function isPooledBody(body: unknown): body is PooledBody {
 export interface PooledSink {
   readonly destroyed: boolean;
   write(chunk: Uint8Array, callback?: (err?: Error | null) => void): boolean;
+  cork?(): void;
+  uncork?(): void;
   on(event: 'drain' | 'close', listener: () => void): unknown;
   off(event: 'drain' | 'close', listener: () => void): unknown;
 }
@@ -76,9 +78,18 @@ export async function writePooledChunks(sink: PooledSink, body: PooledBody, opti
       release(chunk);
       break;
     }
-    if (options.frame) sink.write(options.frame(chunk.length));
     sent += chunk.length;
-    if (!sink.write(chunk, () => release(chunk))) await drained(sink);
+    let flowing: boolean;
+    if (options.frame) {
+      // The frame's head and its bytes in one write (one TLS record run, one system call).
+      sink.cork?.();
+      sink.write(options.frame(chunk.length));
+      flowing = sink.write(chunk, () => release(chunk));
+      sink.uncork?.();
+    } else {
+      flowing = sink.write(chunk, () => release(chunk));
+    }
+    if (!flowing) await drained(sink);
   }
   return sent;
 }

@@ -7,7 +7,8 @@
 // A peer legitimately sends a few calls a second (one batched sync per turn, a heartbeat, a poll);
 // an image's layers open their tasks together, which the burst covers. A peer fetching from the
 // seed syncs once a piece besides: each settled seed lease is reported, and the next granted, by
-// a sync. So every seed piece sent whole pays for a call (`credit`, SEED_BYTES_PER_CALL): a lone
+// a sync. So every seed piece sent whole on a lease of the peer's pays for a call, once a lease
+// (`credit`, SEED_BYTES_PER_CALL; routes-p2p.ts, SeedLeases.creditSent): a lone
 // pull on a fast network (loopback: ~300 pieces a second) spent the burst in a second, was refused
 // and waited a whole Retry-After second with its seed line empty (a 256 MiB pull took 3.3 s where
 // the seed held the blob after 0.7 s). What a credit lets a peer make the supernode do (one sync,
