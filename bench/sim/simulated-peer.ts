@@ -329,8 +329,13 @@ export class SimulatedPeer implements UploadSide {
           };
           signal.addEventListener('abort', onAbort, { once: true });
           world.queue.after(oneWay(), () => {
+            const arrivedAt = world.queue.now;
             void previous.then(() => {
               if (signal.aborted) return;
+              // Asked while the body before it was still going: the seed writes this one right
+              // behind it, no latency between them (unless it must wait on the registry first).
+              const behind = world.queue.now > arrivedAt;
+              const readyAt = world.queue.now;
               // The seed sends a piece on as it comes from the registry: from its first byte, and
               // its last byte leaves no earlier than it arrived.
               blob.whenSeedHasStart(index, () => {
@@ -344,7 +349,7 @@ export class SimulatedPeer implements UploadSide {
                   // The seed has the whole piece once it has sent it: its hash comes with it (a trailer).
                   resolve({ body: Readable.from([world.body(length)]), pieceHash: () => SIM_HASH, pieceSignature: () => SIM_SIGNATURE });
                 };
-                flow = world.network.transfer(world.seedHost, this.host, length, () => blob.whenSeedHas(index, done));
+                flow = world.network.transfer(world.seedHost, this.host, length, () => blob.whenSeedHas(index, done), behind && world.queue.now === readyAt);
               });
             });
           });

@@ -10,10 +10,11 @@
 // first piece in line waits for its head at most the timeout (those behind it wait their turn, as
 // answers come in order); a head that does not come, a frame out of place, or bytes beyond the
 // promised length close the channel, and with it the pieces under way on it (the next piece opens
-// another).
+// another). Fewer than MAX_SEED_QUEUED pieces are in flight on a channel, those given up and not
+// yet answered included (the supernode closes a channel with more): past that, over HTTP.
 import type net from 'node:net';
 import { ABORTED, PollenError } from '../../src/errors.ts';
-import { SEED_CHANNEL_PATH, SEED_CHANNEL_PROTOCOL, SeedAnswerReader, type SeedAnswerEnd, type SeedAnswerHead } from '../../src/p2p/seed-channel-frames.ts';
+import { MAX_SEED_QUEUED, SEED_CHANNEL_PATH, SEED_CHANNEL_PROTOCOL, SeedAnswerReader, type SeedAnswerEnd, type SeedAnswerHead } from '../../src/p2p/seed-channel-frames.ts';
 import { PIECE_HASH_HEADER } from '../../src/p2p/supernode-api.ts';
 import { encodeFrame } from '../../src/p2p/sync-channel-frames.ts';
 import { KeptChannels, watchChannelSocket } from './kept-channels.ts';
@@ -26,8 +27,9 @@ export const BODY_HIGH_WATER_BYTES = 1 << 20;
 export type SeedChannelAnswer = { readonly status: 200; readonly answer: SeedPieceAnswer } | { readonly status: number; readonly body: unknown };
 
 /**
- * The channel's socket, paused while any piece holds more than BODY_HIGH_WATER_BYTES read and not
- * taken, resumed once none does (a body that stops or fails lets go of its hold).
+ * The channel's socket, paused while a piece still coming holds more than BODY_HIGH_WATER_BYTES
+ * read and not taken, resumed once none does (a body lets go of its hold when it drains, ends,
+ * fails or its reader stops).
  */
 class ReadGate {
   private holds = 0;
@@ -68,8 +70,10 @@ class PieceBody implements AsyncIterable<Buffer> {
     this.notify();
   }
 
+  /** All its bytes came: its hold on the socket goes (they are in memory, and the next piece's bytes may come). */
   end(): void {
     this.ended = true;
+    if (this.holding) this.letGo();
     this.notify();
   }
 
@@ -166,6 +170,11 @@ class SeedChannel {
       close: (why) => this.close(why),
       idle: () => this.calls.length === 0,
     });
+  }
+
+  /** Calls in flight reach MAX_SEED_QUEUED (given-up ones included, as the supernode counts them): more go over HTTP. */
+  get full(): boolean {
+    return this.calls.length >= MAX_SEED_QUEUED;
   }
 
   piece(digest: string, index: number, signal: AbortSignal): Promise<SeedChannelAnswer> {
@@ -296,7 +305,7 @@ export class SeedChannels {
   /** Seed piece `index` of `digest` over the channel to `url`, opened with `token` if need be; undefined when that supernode is to be asked over HTTP. */
   async piece(url: string, token: string, digest: string, index: number, signal: AbortSignal): Promise<SeedChannelAnswer | undefined> {
     const channel = await this.kept.get(url, token, this.timeoutMs);
-    return channel?.piece(digest, index, signal);
+    return channel && !channel.full ? channel.piece(digest, index, signal) : undefined;
   }
 
   close(): void {

@@ -26,7 +26,8 @@ export const SEED_CHANNEL_PROTOCOL = 'pollen-seed/1';
 export const MAX_SEED_REQUEST_BYTES = 256;
 /**
  * Requests a channel may have waiting for their answers: more close it. A peer asks for the pieces
- * its seed leases name (at most maxSeedGrants a transfer), for the transfers it runs at once.
+ * its seed leases name (at most maxSeedGrants a transfer), for the transfers it runs at once; its
+ * client asks over HTTP rather than keep this many in flight (given-up ones included).
  */
 export const MAX_SEED_QUEUED = 256;
 /** The status of a request given up before its answer began (nginx's "client closed request"). */

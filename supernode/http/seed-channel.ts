@@ -67,13 +67,15 @@ export function serveSeedChannel(socket: Duplex, token: string, peerId: string, 
   let running = false;
   /** Whether a failure was logged on this channel already (a failed blob's pieces fail alike: one line). */
   let logged = false;
-  const gone = new AbortController();
   (socket as Socket).setNoDelay?.(true);
-  // Idle: nothing asked and nothing being answered (a piece may wait on the registry that long).
+  // Idle: nothing asked and nothing being answered (a piece may wait on the registry that long),
+  // or an answer the peer has not read for that long.
   (socket as Socket).setTimeout?.(idleMs, () => {
-    if (!current && queue.length === 0) socket.destroy();
+    if ((!current && queue.length === 0) || (socket as Socket).writableNeedDrain) socket.destroy();
   });
-  socket.once('close', () => gone.abort(new PollenError('ERR_ABORTED', 'seed channel closed')));
+  // Only the piece being answered waits on anything (a signal of its own: one joined to a signal
+  // of the channel's would be kept by it until the channel closed, on Node 20).
+  socket.once('close', () => current?.controller.abort(new PollenError('ERR_ABORTED', 'seed channel closed')));
 
   const close = (why: string): void => {
     deps.logger.warn({ peerId, why }, 'seed channel closed');
@@ -103,7 +105,7 @@ export function serveSeedChannel(socket: Duplex, token: string, peerId: string, 
         if (typeof req.digest !== 'string' || !Number.isSafeInteger(req.index) || (req.index as number) < 0) {
           throw new PollenError('ERR_INVALID_REQUEST', 'a seed channel request names a digest (d) and a piece index (x)');
         }
-        piece = await deps.seedPiece(peerId, parseDigest(req.digest), req.index as number, AbortSignal.any([gone.signal, controller.signal]));
+        piece = await deps.seedPiece(peerId, parseDigest(req.digest), req.index as number, controller.signal);
       } catch (err) {
         if (socket.destroyed) return;
         if (givenUpNow()) givenUpHead(req.id);
@@ -180,6 +182,7 @@ export function serveSeedChannel(socket: Duplex, token: string, peerId: string, 
         else if (queue.some((q) => q.id === id)) givenUp.add(id);
         continue;
       }
+      // The peer's client keeps fewer than this in flight, those it gave up included (seed-channel.ts).
       if (queue.length >= MAX_SEED_QUEUED) return close(`more than ${MAX_SEED_QUEUED} requests waiting`);
       lastId = Math.max(lastId, id);
       queue.push({ id, digest: msg.d, index: msg.x });

@@ -238,7 +238,8 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
 
   app.get<{ Params: { digest: Digest; index: string } }>(
     '/api/v1/seed/:digest/pieces/:index',
-    { config: { auth: 'peer', unmetered: true }, schema: { params: PIECE_PARAMS } },
+    // No HEAD (fastify would add one): a body nobody sends must not pay for a call (sentWhole).
+    { config: { auth: 'peer', unmetered: true }, schema: { params: PIECE_PARAMS }, exposeHeadRoute: false },
     async (request, reply) => {
       const controller = new AbortController();
       request.raw.once('close', () => controller.abort(ABORTED));

@@ -239,7 +239,7 @@ export class Scheduler {
 
   /** The seed sent piece `index` of `digest` whole to `peerId`: true once per seed lease it holds on it (SeedLeases.creditSent). */
   creditSeedPiece(digest: Digest, peerId: string, index: number): boolean {
-    return this.tasks.get(digest)?.leases.creditSent(index, peerId) ?? false;
+    return this.tasks.get(digest)?.leases.creditSent(index, peerId, this.clock.now()) ?? false;
   }
 
   holds(digest: Digest, peerId: string): boolean {

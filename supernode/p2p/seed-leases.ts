@@ -62,8 +62,8 @@ export class SeedLeases {
    * that reports the piece and leases the next is paid by it: ../http/peer-request-budget.ts), false
    * for a piece it holds no lease on or was sent whole before under the same lease.
    */
-  creditSent(i: number, peerId: string): boolean {
-    if (!this.byPiece.get(i)?.has(peerId)) return false;
+  creditSent(i: number, peerId: string, now: number): boolean {
+    if (!((this.byPiece.get(i)?.get(peerId) ?? 0) > now)) return false;
     const key = `${i} ${peerId}`;
     if (this.credited.has(key)) return false;
     this.credited.add(key);

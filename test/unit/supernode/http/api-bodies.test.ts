@@ -436,9 +436,10 @@ describe('supernode API bodies (fast-check over fastify inject)', () => {
       // One piece, one call: the next is refused again.
       expect((await beat()).statusCode).toBe(200);
       expect((await beat()).statusCode).toBe(429);
-      // The same piece again, or one on no lease of its own, pays for nothing.
+      // The same piece again, one on no lease of its own, or a HEAD of it (no body sent), pays for nothing.
       await fetch(index);
       await fetch(9);
+      expect((await h.app.inject({ method: 'HEAD', url: `/api/v1/seed/${DIGEST}/pieces/${index}`, headers: auth })).statusCode).not.toBe(200);
       expect((await beat()).statusCode).toBe(429);
     }
   });

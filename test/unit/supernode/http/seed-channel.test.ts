@@ -18,7 +18,7 @@ import { PollenError } from '../../../../src/errors.ts';
 import { listenOn } from '../../../../src/http-app.ts';
 import { layoutFor, pieceRange } from '../../../../src/p2p/metainfo.ts';
 import { PieceSigner, ProofVerifier } from '../../../../src/p2p/piece-proof.ts';
-import { MAX_SEED_QUEUED, MAX_SEED_REQUEST_BYTES, SEED_CHANNEL_PATH, SEED_CHANNEL_PROTOCOL, SeedAnswerReader, type SeedAnswerEnd, type SeedAnswerHead } from '../../../../src/p2p/seed-channel-frames.ts';
+import { ANSWER_END, ANSWER_HEAD, dataFrameHead, jsonAnswerFrame, MAX_SEED_QUEUED, MAX_SEED_REQUEST_BYTES, SEED_CHANNEL_PATH, SEED_CHANNEL_PROTOCOL, SeedAnswerReader, type SeedAnswerEnd, type SeedAnswerHead } from '../../../../src/p2p/seed-channel-frames.ts';
 import type { PooledBody } from '../../../../src/pooled-body.ts';
 import { SeedChannels } from '../../../../peer/p2p/seed-channel.ts';
 import { fetchSeedPiece } from '../../../../peer/p2p/seed-piece.ts';
@@ -358,6 +358,68 @@ describe('seed channel', () => {
     for await (const c of second.answer.body) parts.push(c);
     expect(Buffer.concat(parts).equals(BIG_BYTES.subarray(BIG_META.pieceSize))).toBe(true);
     expect(getEventListeners(signal, 'abort')).toHaveLength(0);
+  });
+
+  it('a slow reader of a piece whose end came lets the channel read on: the next piece comes in time', async () => {
+    // A fake supernode that sends piece 1 (over what a reader may hold) and its end in one go, then piece 2.
+    const n1 = (1 << 20) + 4096;
+    const server = net.createServer((sock) => {
+      let head = Buffer.alloc(0);
+      let asked = 0;
+      sock.on('error', () => {});
+      sock.on('data', (c: Buffer) => {
+        if (head.indexOf('\r\n\r\n') < 0) {
+          head = Buffer.concat([head, c]);
+          const end = head.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          sock.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SEED_CHANNEL_PROTOCOL}\r\n\r\n`);
+          c = head.subarray(end + 4);
+        }
+        asked += (c.toString('latin1').match(/"x":/g) ?? []).length;
+        if (asked !== 2) return;
+        sock.write(Buffer.concat([jsonAnswerFrame(ANSWER_HEAD, JSON.stringify({ i: 1, s: 200, n: n1 })), dataFrameHead(n1), Buffer.alloc(n1), jsonAnswerFrame(ANSWER_END, JSON.stringify({ i: 1 }))]));
+        setTimeout(() => sock.write(Buffer.concat([jsonAnswerFrame(ANSWER_HEAD, JSON.stringify({ i: 2, s: 200, n: 10 })), dataFrameHead(10), Buffer.alloc(10), jsonAnswerFrame(ANSWER_END, JSON.stringify({ i: 2 }))])), 100);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    clientsClose.push(() => server.close());
+    const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    const channels = new SeedChannels({ timeoutMs: 400 });
+    clientsClose.push(() => channels.close());
+    const first = channels.piece(url, 'token', DIGEST, 0, AbortSignal.timeout(10_000));
+    const second = channels.piece(url, 'token', DIGEST, 1, AbortSignal.timeout(10_000)).then(async (a) => {
+      if (!a || !('answer' in a)) return 'no answer';
+      let n = 0;
+      for await (const c of a.answer.body) n += c.length;
+      return `${n} bytes`;
+    }, (err: Error) => err.message);
+    const a1 = await first;
+    // The reader of piece 1 takes nothing for a second (a paced download): piece 2 still comes.
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(await second).toBe('10 bytes');
+    let n = 0;
+    if (a1 && 'answer' in a1) for await (const c of a1.answer.body) n += c.length;
+    expect(n).toBe(n1);
+  });
+
+  it('keeps fewer requests in flight than the supernode takes: the rest go over HTTP, and nothing closes', async () => {
+    const h = await harness({ gated: true });
+    const client = new SupernodeClient({}, { urls: [h.url], timeoutMs: 5_000 });
+    clients.push(client);
+    await client.register(h.url, { peerId: 'p1', wireAddr: '127.0.0.1:4001', uploadSlots: 4, holdings: [] });
+    await client.createTask(h.url, { digest: DIGEST, upstream: { registry: 'registry.test', name: 'app' } });
+    const asked = Array.from({ length: MAX_SEED_QUEUED + 20 }, () =>
+      client.seedPiece(h.url, DIGEST, 0, AbortSignal.timeout(20_000)).then(async (a) => {
+        const parts: Buffer[] = [];
+        for await (const c of a.body) parts.push(c);
+        return Buffer.concat(parts).equals(pieceBytes(0));
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    h.release(0);
+    expect((await Promise.all(asked)).every(Boolean)).toBe(true);
+    expect(client.seedPieces.channel).toBe(MAX_SEED_QUEUED);
+    expect(client.seedPieces.http).toBe(20);
   });
 
   it("gives up a stalled piece through the transfer's own fetch (its stall watchdog), and the next piece comes", async () => {
