@@ -310,9 +310,9 @@ export class SimulatedPeer implements UploadSide {
           return answer;
         }).finally(() => report && this.reports.settle(world.queue.now, taken, report.full));
       },
-      // One seed channel per supernode (peer/p2p/seed-channel.ts), whatever the blob: a request
-      // leaves at once, reaches the seed after the one-way latency, and is answered once the body
-      // before it has gone (the channel answers in order).
+      // One seed channel per supernode (peer/p2p/seed-channel.ts; over HTTP, one connection:
+      // SEED_CONNECTIONS), whatever the blob: a request leaves once the body before it has come
+      // (one piece on the wire at a time), and the seed answers it after the one-way latency.
       seedPiece: (_url, _digest, index, signal) =>
         new Promise<SeedPieceAnswer>((resolve, reject) => {
           trace?.decisions.push(`seed:${index}`);
@@ -328,14 +328,10 @@ export class SimulatedPeer implements UploadSide {
             reject(new PollenError('ERR_ABORTED', 'seed piece aborted'));
           };
           signal.addEventListener('abort', onAbort, { once: true });
-          world.queue.after(oneWay(), () => {
-            const arrivedAt = world.queue.now;
-            void previous.then(() => {
+          void previous.then(() => {
+            if (signal.aborted) return;
+            world.queue.after(oneWay(), () => {
               if (signal.aborted) return;
-              // Asked while the body before it was still going: the seed writes this one right
-              // behind it, no latency between them (unless it must wait on the registry first).
-              const behind = world.queue.now > arrivedAt;
-              const readyAt = world.queue.now;
               // The seed sends a piece on as it comes from the registry: from its first byte, and
               // its last byte leaves no earlier than it arrived.
               blob.whenSeedHasStart(index, () => {
@@ -349,7 +345,7 @@ export class SimulatedPeer implements UploadSide {
                   // The seed has the whole piece once it has sent it: its hash comes with it (a trailer).
                   resolve({ body: Readable.from([world.body(length)]), pieceHash: () => SIM_HASH, pieceSignature: () => SIM_SIGNATURE });
                 };
-                flow = world.network.transfer(world.seedHost, this.host, length, () => blob.whenSeedHas(index, done), behind && world.queue.now === readyAt);
+                flow = world.network.transfer(world.seedHost, this.host, length, () => blob.whenSeedHas(index, done));
               });
             });
           });

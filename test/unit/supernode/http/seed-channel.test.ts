@@ -361,7 +361,7 @@ describe('seed channel', () => {
   });
 
   it('a slow reader of a piece whose end came lets the channel read on: the next piece comes in time', async () => {
-    // A fake supernode that sends piece 1 (over what a reader may hold) and its end in one go, then piece 2.
+    // A fake supernode that sends piece 1 (over what a reader may hold) and its end in one go, then piece 2 when asked.
     const n1 = (1 << 20) + 4096;
     const server = net.createServer((sock) => {
       let head = Buffer.alloc(0);
@@ -375,10 +375,10 @@ describe('seed channel', () => {
           sock.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SEED_CHANNEL_PROTOCOL}\r\n\r\n`);
           c = head.subarray(end + 4);
         }
+        const before = asked;
         asked += (c.toString('latin1').match(/"x":/g) ?? []).length;
-        if (asked !== 2) return;
-        sock.write(Buffer.concat([jsonAnswerFrame(ANSWER_HEAD, JSON.stringify({ i: 1, s: 200, n: n1 })), dataFrameHead(n1), Buffer.alloc(n1), jsonAnswerFrame(ANSWER_END, JSON.stringify({ i: 1 }))]));
-        setTimeout(() => sock.write(Buffer.concat([jsonAnswerFrame(ANSWER_HEAD, JSON.stringify({ i: 2, s: 200, n: 10 })), dataFrameHead(10), Buffer.alloc(10), jsonAnswerFrame(ANSWER_END, JSON.stringify({ i: 2 }))])), 100);
+        if (before < 1 && asked >= 1) sock.write(Buffer.concat([jsonAnswerFrame(ANSWER_HEAD, JSON.stringify({ i: 1, s: 200, n: n1 })), dataFrameHead(n1), Buffer.alloc(n1), jsonAnswerFrame(ANSWER_END, JSON.stringify({ i: 1 }))]));
+        if (before < 2 && asked >= 2) setTimeout(() => sock.write(Buffer.concat([jsonAnswerFrame(ANSWER_HEAD, JSON.stringify({ i: 2, s: 200, n: 10 })), dataFrameHead(10), Buffer.alloc(10), jsonAnswerFrame(ANSWER_END, JSON.stringify({ i: 2 }))])), 100);
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
@@ -400,6 +400,50 @@ describe('seed channel', () => {
     let n = 0;
     if (a1 && 'answer' in a1) for await (const c of a1.answer.body) n += c.length;
     expect(n).toBe(n1);
+  });
+
+  it('puts one piece on the wire at a time: the next is asked once the answer before it is over; one given up before it was asked is never asked', async () => {
+    const frames: string[] = [];
+    const server = net.createServer((sock) => {
+      let head = Buffer.alloc(0);
+      sock.on('error', () => {});
+      sock.on('data', (c: Buffer) => {
+        if (head.indexOf('\r\n\r\n') < 0) {
+          head = Buffer.concat([head, c]);
+          const end = head.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          sock.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SEED_CHANNEL_PROTOCOL}\r\n\r\n`);
+          c = head.subarray(end + 4);
+        }
+        const text = c.toString('latin1');
+        frames.push(...(text.match(/\{[^}]*\}/g) ?? []));
+        const asked = /"i":(\d+),"d"/.exec(text);
+        // Piece 1 is answered after a while; piece 3 at once.
+        if (asked?.[1] === '1') setTimeout(() => sock.write(Buffer.concat([jsonAnswerFrame(ANSWER_HEAD, JSON.stringify({ i: 1, s: 200, n: 3 })), dataFrameHead(3), Buffer.from('abc'), jsonAnswerFrame(ANSWER_END, JSON.stringify({ i: 1 }))])), 200);
+        if (asked?.[1] === '3') sock.write(Buffer.concat([jsonAnswerFrame(ANSWER_HEAD, JSON.stringify({ i: 3, s: 200, n: 3 })), dataFrameHead(3), Buffer.from('xyz'), jsonAnswerFrame(ANSWER_END, JSON.stringify({ i: 3 }))]));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    clientsClose.push(() => server.close());
+    const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    const channels = new SeedChannels({ timeoutMs: 5_000 });
+    clientsClose.push(() => channels.close());
+    const read = async (p: Promise<unknown>): Promise<string> => {
+      const a = (await p) as { answer?: { body: AsyncIterable<Buffer> } };
+      const parts: Buffer[] = [];
+      for await (const c of a.answer!.body) parts.push(c);
+      return Buffer.concat(parts).toString();
+    };
+    const gaveUp = new AbortController();
+    const first = read(channels.piece(url, 'token', DIGEST, 0, AbortSignal.timeout(5_000)));
+    const second = channels.piece(url, 'token', DIGEST, 1, gaveUp.signal).then(() => 'answered', (err: Error) => err.message);
+    const third = read(channels.piece(url, 'token', DIGEST, 2, AbortSignal.timeout(5_000)));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(frames).toEqual([`{"i":1,"d":"${DIGEST}","x":0}`]);
+    gaveUp.abort(new PollenError('ERR_ABORTED', 'another copy came'));
+    expect(await second).toBe('another copy came');
+    expect([await first, await third]).toEqual(['abc', 'xyz']);
+    expect(frames).toEqual([`{"i":1,"d":"${DIGEST}","x":0}`, `{"i":3,"d":"${DIGEST}","x":2}`]);
   });
 
   it('keeps fewer requests in flight than the supernode takes: the rest go over HTTP, and nothing closes', async () => {
