@@ -185,6 +185,33 @@ async function rawChannel(port: number, token: string) {
   return { socket, frame, answered, closed };
 }
 
+/**
+ * A stand-in supernode that answers the seed channel's upgrade and hands each read after it to
+ * `onRequests` (the request frames' text, and the socket to answer on); its URL.
+ */
+async function fakeSupernode(onRequests: (text: string, sock: net.Socket) => void): Promise<string> {
+  const server = net.createServer((sock) => {
+    let head = Buffer.alloc(0);
+    sock.on('error', () => {});
+    sock.on('data', (c: Buffer) => {
+      if (head.indexOf('\r\n\r\n') < 0) {
+        head = Buffer.concat([head, c]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        sock.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SEED_CHANNEL_PROTOCOL}\r\n\r\n`);
+        c = head.subarray(end + 4);
+      }
+      onRequests(c.toString('latin1'), sock);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  clientsClose.push(() => server.close());
+  return `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+}
+
+/** One whole answer: head, the bytes in one data frame, end. */
+const wholeAnswer = (i: number, bytes: Buffer): Buffer => Buffer.concat([jsonAnswerFrame(ANSWER_HEAD, JSON.stringify({ i, s: 200, n: bytes.length })), dataFrameHead(bytes.length), bytes, jsonAnswerFrame(ANSWER_END, JSON.stringify({ i }))]);
+
 describe('seed channel', () => {
   it('answers pieces in the order asked, each whole with its hash and the seed signature (in the head once known, else at the end)', async () => {
     const h = await harness();
@@ -363,27 +390,13 @@ describe('seed channel', () => {
   it('a slow reader of a piece whose end came lets the channel read on: the next piece comes in time', async () => {
     // A fake supernode that sends piece 1 (over what a reader may hold) and its end in one go, then piece 2 when asked.
     const n1 = (1 << 20) + 4096;
-    const server = net.createServer((sock) => {
-      let head = Buffer.alloc(0);
-      let asked = 0;
-      sock.on('error', () => {});
-      sock.on('data', (c: Buffer) => {
-        if (head.indexOf('\r\n\r\n') < 0) {
-          head = Buffer.concat([head, c]);
-          const end = head.indexOf('\r\n\r\n');
-          if (end < 0) return;
-          sock.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SEED_CHANNEL_PROTOCOL}\r\n\r\n`);
-          c = head.subarray(end + 4);
-        }
-        const before = asked;
-        asked += (c.toString('latin1').match(/"x":/g) ?? []).length;
-        if (before < 1 && asked >= 1) sock.write(Buffer.concat([jsonAnswerFrame(ANSWER_HEAD, JSON.stringify({ i: 1, s: 200, n: n1 })), dataFrameHead(n1), Buffer.alloc(n1), jsonAnswerFrame(ANSWER_END, JSON.stringify({ i: 1 }))]));
-        if (before < 2 && asked >= 2) setTimeout(() => sock.write(Buffer.concat([jsonAnswerFrame(ANSWER_HEAD, JSON.stringify({ i: 2, s: 200, n: 10 })), dataFrameHead(10), Buffer.alloc(10), jsonAnswerFrame(ANSWER_END, JSON.stringify({ i: 2 }))])), 100);
-      });
+    let asked = 0;
+    const url = await fakeSupernode((text, sock) => {
+      const before = asked;
+      asked += (text.match(/"x":/g) ?? []).length;
+      if (before < 1 && asked >= 1) sock.write(wholeAnswer(1, Buffer.alloc(n1)));
+      if (before < 2 && asked >= 2) setTimeout(() => sock.write(wholeAnswer(2, Buffer.alloc(10))), 100);
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    clientsClose.push(() => server.close());
-    const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
     const channels = new SeedChannels({ timeoutMs: 400 });
     clientsClose.push(() => channels.close());
     const first = channels.piece(url, 'token', DIGEST, 0, AbortSignal.timeout(10_000));
@@ -404,28 +417,13 @@ describe('seed channel', () => {
 
   it('puts one piece on the wire at a time: the next is asked once the answer before it is over; one given up before it was asked is never asked', async () => {
     const frames: string[] = [];
-    const server = net.createServer((sock) => {
-      let head = Buffer.alloc(0);
-      sock.on('error', () => {});
-      sock.on('data', (c: Buffer) => {
-        if (head.indexOf('\r\n\r\n') < 0) {
-          head = Buffer.concat([head, c]);
-          const end = head.indexOf('\r\n\r\n');
-          if (end < 0) return;
-          sock.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SEED_CHANNEL_PROTOCOL}\r\n\r\n`);
-          c = head.subarray(end + 4);
-        }
-        const text = c.toString('latin1');
-        frames.push(...(text.match(/\{[^}]*\}/g) ?? []));
-        const asked = /"i":(\d+),"d"/.exec(text);
-        // Piece 1 is answered after a while; piece 3 at once.
-        if (asked?.[1] === '1') setTimeout(() => sock.write(Buffer.concat([jsonAnswerFrame(ANSWER_HEAD, JSON.stringify({ i: 1, s: 200, n: 3 })), dataFrameHead(3), Buffer.from('abc'), jsonAnswerFrame(ANSWER_END, JSON.stringify({ i: 1 }))])), 200);
-        if (asked?.[1] === '3') sock.write(Buffer.concat([jsonAnswerFrame(ANSWER_HEAD, JSON.stringify({ i: 3, s: 200, n: 3 })), dataFrameHead(3), Buffer.from('xyz'), jsonAnswerFrame(ANSWER_END, JSON.stringify({ i: 3 }))]));
-      });
+    const url = await fakeSupernode((text, sock) => {
+      frames.push(...(text.match(/\{[^}]*\}/g) ?? []));
+      const asked = /"i":(\d+),"d"/.exec(text);
+      // Piece 1 is answered after a while; piece 3 at once.
+      if (asked?.[1] === '1') setTimeout(() => sock.write(wholeAnswer(1, Buffer.from('abc'))), 200);
+      if (asked?.[1] === '3') sock.write(wholeAnswer(3, Buffer.from('xyz')));
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    clientsClose.push(() => server.close());
-    const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
     const channels = new SeedChannels({ timeoutMs: 5_000 });
     clientsClose.push(() => channels.close());
     const read = async (p: Promise<unknown>): Promise<string> => {
