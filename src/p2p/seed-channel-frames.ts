@@ -2,10 +2,11 @@
 // answers it): a peer's requests for seed pieces (GET /api/v1/seed/:digest/pieces/:index: the same
 // checks, the same bytes, hash and signature) on one kept connection, upgraded from an HTTP request
 // that carries the peer's token, as the sync channel is. Each GET cost the two ends ~0.5 ms of CPU
-// beyond its bytes (node's HTTP parser, fastify's request and reply, undici's client), a piece at a
-// time, and one connection took one GET at a time (SEED_CONNECTIONS): every piece waited a round
-// trip behind the one before. Here requests go out as soon as the leases come, and the supernode
-// answers them in order, the next piece's first bytes right behind the last one's.
+// beyond its bytes (node's HTTP parser, fastify's request and reply, undici's client). Here a
+// request is a small frame and its answer a head, the bytes and an end. The peer puts one piece on
+// the wire at a time, as one connection took one GET at a time (SEED_CONNECTIONS): two asked ahead
+// held two pieces per peer at the seed's uplink and slowed a fan-out (peer/p2p/seed-channel.ts);
+// the supernode answers whatever it is sent in order.
 //   request frame   u32 length, then JSON {"i": id, "d": digest, "x": index}
 //                   or {"i": id, "c": 1}: the peer gave that piece up (another copy came)
 //   answer frames   u32 length, u8 kind, then the payload:
