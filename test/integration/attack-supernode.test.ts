@@ -16,6 +16,7 @@ import type { WorkResponse } from '../../src/preheat/jobs-api.ts';
 import { pushRandomImage, type ImageFixture } from '../helpers/p2p-cluster.ts';
 import { PollenProcess } from '../helpers/pollen.ts';
 import { pskChannel, pskRequest, type RawAnswer, type RawChannel } from '../helpers/psk-http.ts';
+import { SeedChannels } from '../../peer/p2p/seed-channel.ts';
 import { TestRegistry } from '../helpers/registry.ts';
 import { waitFor } from '../helpers/tools.ts';
 
@@ -363,6 +364,45 @@ describe('the supernode cluster API under attack', () => {
     const ok = await pskChannel(port, SECRET, { path: '/api/v1/syncs/channel', headers: upgrade({ authorization: `Bearer ${token}` }) });
     expect('status' in ok).toBe(false);
     (ok as RawChannel).destroy();
+  });
+
+  it("a seed channel opens only on its one path and protocol with the peer's own token; on it a member gets only the pieces of a blob the seed admitted it for, and a request that is not a request closes it", async () => {
+    const token = await registered('seed-channel-member');
+    const outsider = await registered('seed-channel-outsider');
+    const upgrade = (extra: Record<string, string> = {}) => ({ connection: 'Upgrade', upgrade: 'pollen-seed/1', ...extra });
+    for (const path of spellings('/api/v1/seed/channel')) {
+      for (const authorization of [undefined, 'Bearer not-a-token', `Bearer ${token}x`]) {
+        const res = await pskChannel(port, SECRET, { path, headers: upgrade(authorization ? { authorization } : {}) });
+        expect('status' in res, `${path} opened a channel`).toBe(true);
+        const answer = res as RawAnswer;
+        expect(path === '/api/v1/seed/channel' ? [401] : [401, 404], `${answer.status} ${answer.body}`).toContain(answer.status);
+        expect((JSON.parse(answer.body) as { errors: Array<{ detail: { pollenCode: string } }> }).errors[0]!.detail.pollenCode).toBe(answer.status === 404 ? 'ERR_NOT_FOUND' : 'ERR_CLUSTER_UNAUTHORIZED');
+      }
+    }
+    // The member's task admits it for the layer; the outsider has none.
+    expect((await call({ method: 'POST', path: '/api/v1/tasks', token, body: { digest: layer, upstream: upstream() } })).status).toBe(200);
+    const channels = new SeedChannels({ secret: SECRET, timeoutMs: 30_000 });
+    try {
+      const read = async (t: string): Promise<{ status: number; bytes?: Buffer; code?: string }> => {
+        const answer = await channels.piece(sn.url, t, layer, 0, AbortSignal.timeout(30_000));
+        if (!answer) throw new Error('no seed channel');
+        if (!('answer' in answer)) return { status: answer.status, code: (answer.body as { errors: Array<{ detail: { pollenCode: string } }> }).errors[0]!.detail.pollenCode };
+        const parts: Buffer[] = [];
+        for await (const c of answer.answer.body) parts.push(c);
+        return { status: 200, bytes: Buffer.concat(parts) };
+      };
+      const mine = await read(token);
+      expect(mine.status).toBe(200);
+      expect(mine.bytes!.equals(image.layers[0]!.blob.subarray(0, mine.bytes!.length))).toBe(true);
+      expect(await read(outsider)).toEqual({ status: 403, code: 'ERR_SEED_NOT_ADMITTED' });
+    } finally {
+      channels.close();
+    }
+    for (const bad of [Buffer.from([0, 1, 0, 0, 0x7b]), Buffer.from('\x00\x00\x00\x05{nope'), Buffer.from('\x00\x00\x00\x05{"x":0}')]) {
+      const ch = (await pskChannel(port, SECRET, { path: '/api/v1/seed/channel', headers: upgrade({ authorization: `Bearer ${token}` }) })) as RawChannel;
+      ch.write(bad);
+      await ch.closed;
+    }
   });
 
   it('a sync channel answers as POST /api/v1/syncs does (an outsider item by item, a malformed batch 400 with the channel kept), a poisoned one 400 as over HTTP, and a frame that is not a frame, not JSON or over 1 MiB closes it', async () => {

@@ -212,6 +212,15 @@ async function fakeSupernode(onRequests: (text: string, sock: net.Socket) => voi
 /** One whole answer: head, the bytes in one data frame, end. */
 const wholeAnswer = (i: number, bytes: Buffer): Buffer => Buffer.concat([jsonAnswerFrame(ANSWER_HEAD, JSON.stringify({ i, s: 200, n: bytes.length })), dataFrameHead(bytes.length), bytes, jsonAnswerFrame(ANSWER_END, JSON.stringify({ i }))]);
 
+/** The peer's client of the supernode at `url`, registered as p1, its task created (admitted for DIGEST). */
+async function peerClient(url: string): Promise<SupernodeClient> {
+  const client = new SupernodeClient({}, { urls: [url], timeoutMs: 5_000 });
+  clients.push(client);
+  await client.register(url, { peerId: 'p1', wireAddr: '127.0.0.1:4001', uploadSlots: 4, holdings: [] });
+  await client.createTask(url, { digest: DIGEST, upstream: { registry: 'registry.test', name: 'app' } });
+  return client;
+}
+
 describe('seed channel', () => {
   it('answers pieces in the order asked, each whole with its hash and the seed signature (in the head once known, else at the end)', async () => {
     const h = await harness();
@@ -446,10 +455,7 @@ describe('seed channel', () => {
 
   it('keeps fewer requests in flight than the supernode takes: the rest go over HTTP, and nothing closes', async () => {
     const h = await harness({ gated: true });
-    const client = new SupernodeClient({}, { urls: [h.url], timeoutMs: 5_000 });
-    clients.push(client);
-    await client.register(h.url, { peerId: 'p1', wireAddr: '127.0.0.1:4001', uploadSlots: 4, holdings: [] });
-    await client.createTask(h.url, { digest: DIGEST, upstream: { registry: 'registry.test', name: 'app' } });
+    const client = await peerClient(h.url);
     const asked = Array.from({ length: MAX_SEED_QUEUED + 20 }, () =>
       client.seedPiece(h.url, DIGEST, 0, AbortSignal.timeout(20_000)).then(async (a) => {
         const parts: Buffer[] = [];
@@ -466,10 +472,7 @@ describe('seed channel', () => {
 
   it("gives up a stalled piece through the transfer's own fetch (its stall watchdog), and the next piece comes", async () => {
     const h = await harness({ gated: true });
-    const client = new SupernodeClient({}, { urls: [h.url], timeoutMs: 5_000 });
-    clients.push(client);
-    await client.register(h.url, { peerId: 'p1', wireAddr: '127.0.0.1:4001', uploadSlots: 4, holdings: [] });
-    await client.createTask(h.url, { digest: DIGEST, upstream: { registry: 'registry.test', name: 'app' } });
+    const client = await peerClient(h.url);
     const ask = (index: number) => fetchSeedPiece(client, { supernode: h.url, digest: DIGEST, index, length: pieceBytes(index).length, stallMs: 300, signal: AbortSignal.timeout(10_000) });
     const stalled = ask(0).then(
       () => 'came',
@@ -483,10 +486,7 @@ describe('seed channel', () => {
 
   it("is where the peer's client fetches seed pieces, in order, a piece it gives up failing alone", async () => {
     const h = await harness({ gated: true });
-    const client = new SupernodeClient({}, { urls: [h.url], timeoutMs: 5_000 });
-    clients.push(client);
-    await client.register(h.url, { peerId: 'p1', wireAddr: '127.0.0.1:4001', uploadSlots: 4, holdings: [] });
-    await client.createTask(h.url, { digest: DIGEST, upstream: { registry: 'registry.test', name: 'app' } });
+    const client = await peerClient(h.url);
     const collect = async (body: AsyncIterable<Buffer>): Promise<Buffer> => {
       const parts: Buffer[] = [];
       for await (const c of body) parts.push(c);
