@@ -9,6 +9,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { pskClientOptions } from '../../src/cluster-tls.ts';
 import { PollenError } from '../../src/errors.ts';
+import { READ_BUFFER } from '../../src/p2p/wire-blocks.ts';
 
 /** After an upgrade was refused (or failed to connect), HTTP is used for this long before the channel is tried again. */
 export const FALLBACK_MS = 60_000;
@@ -18,12 +19,23 @@ export const API_IDLE_MS = 60_000;
 const MAX_HEAD_BYTES = 16 << 10;
 
 /**
+ * Where a channel's reads go. `transient`: the socket reads into the process's one read buffer
+ * (`onread`, READ_BUFFER, as the wire's dialled sockets do), so a read is a view valid only until
+ * its handler returns: what is kept must be copied.
+ */
+export interface ChannelReads {
+  readonly transient: boolean;
+  /** Sends every read from now on to `handler`. */
+  to(handler: (chunk: Buffer) => void): void;
+}
+
+/**
  * Wires a channel's socket: each read goes to `read` (a throw is a malformed frame: `malformed()`
  * is called and the channel closed), a close or an error closes it, and so does API_IDLE_MS without
  * traffic while `idle()` says nothing is under way.
  */
-export function watchChannelSocket(socket: net.Socket, name: string, url: string, channel: { read(chunk: Buffer): void; malformed(): void; close(why: string): void; idle(): boolean }): void {
-  socket.on('data', (chunk: Buffer) => {
+export function watchChannelSocket(socket: net.Socket, reads: ChannelReads, name: string, url: string, channel: { read(chunk: Buffer): void; malformed(): void; close(why: string): void; idle(): boolean }): void {
+  reads.to((chunk: Buffer) => {
     try {
       channel.read(chunk);
     } catch (err) {
@@ -54,8 +66,10 @@ export interface KeptChannelsOptions<C extends KeptChannel> {
   readonly protocol: string;
   /** The channel's name in errors. */
   readonly name: string;
-  /** The channel on an upgraded socket; `onClose` must be called once it closes. */
-  make(token: string, socket: net.Socket, url: string, onClose: () => void): C;
+  /** Its socket reads into the process's one read buffer (ChannelReads.transient): a channel that moves bulk bytes. */
+  readonly transientReads?: boolean;
+  /** The channel on an upgraded socket, its reads given to `reads`; `onClose` must be called once it closes. */
+  make(token: string, socket: net.Socket, url: string, onClose: () => void, reads: ChannelReads): C;
 }
 
 export class KeptChannels<C extends KeptChannel> {
@@ -116,14 +130,27 @@ export class KeptChannels<C extends KeptChannel> {
 
   /** Connects and sends the upgrade: the channel, or undefined when the supernode's answer is not 101. */
   private connect(url: string, token: string, timeoutMs: number): Promise<C | undefined> {
-    const { secret, path, protocol, name } = this.options;
+    const { secret, path, protocol, name, transientReads = false } = this.options;
     const u = new URL(url);
     // The channel speaks TLS only with the cluster key, at the URL's root: anything else stays on HTTP.
     if ((u.protocol === 'https:' && !secret) || u.pathname.replace(/\/+$/, '') !== '') return Promise.resolve(undefined);
     const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
     const port = Number(u.port || (secret || u.protocol === 'https:' ? 443 : 80));
     return new Promise((resolve, reject) => {
-      const socket = secret ? tls.connect({ host, port, ...pskClientOptions(secret, 'api') }) : net.connect({ host, port });
+      let deliver: (chunk: Buffer) => void = () => {};
+      // A read into READ_BUFFER is handled before the next read of any socket of the process.
+      const onread = transientReads
+        ? {
+            buffer: READ_BUFFER,
+            callback: (bytes: number, buf: Uint8Array): boolean => {
+              deliver(Buffer.from(buf.buffer, buf.byteOffset, bytes));
+              return true;
+            },
+          }
+        : undefined;
+      const socket = secret ? tls.connect({ host, port, ...pskClientOptions(secret, 'api'), ...(onread ? { onread } : {}) }) : net.connect({ host, port, ...(onread ? { onread } : {}) });
+      if (!onread) socket.on('data', (chunk: Buffer) => deliver(chunk));
+      const reads: ChannelReads = { transient: transientReads, to: (handler) => (deliver = handler) };
       const fail = (why: string): void => {
         socket.destroy();
         reject(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} ${name}: ${why}`, { supernode: url }));
@@ -136,6 +163,7 @@ export class KeptChannels<C extends KeptChannel> {
         socket.write(`POST ${path} HTTP/1.1\r\nHost: ${u.host}\r\nConnection: Upgrade\r\nUpgrade: ${protocol}\r\nAuthorization: Bearer ${token}\r\nContent-Length: 0\r\n\r\n`);
       });
       let head = Buffer.alloc(0);
+      // The answer's head, copied out of each read (Buffer.concat): reads may be transient.
       const onData = (chunk: Buffer): void => {
         head = Buffer.concat([head, chunk]);
         const end = head.indexOf('\r\n\r\n');
@@ -145,16 +173,22 @@ export class KeptChannels<C extends KeptChannel> {
         }
         const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head.toString('latin1', 0, end).split('\r\n')[0] ?? '')?.[1]);
         const rest = head.subarray(end + 4);
-        socket.off('data', onData);
+        deliver = () => {};
         socket.removeAllListeners('close').removeAllListeners('error').removeAllListeners('timeout');
         if (status === 101) {
-          const channel = this.options.make(token, socket, url, () => {
-            if (this.channels.get(url) === channel) this.channels.delete(url);
-            if (channel.malformed) this.httpUntil.set(url, this.now() + FALLBACK_MS);
-          });
+          const channel = this.options.make(
+            token,
+            socket,
+            url,
+            () => {
+              if (this.channels.get(url) === channel) this.channels.delete(url);
+              if (channel.malformed) this.httpUntil.set(url, this.now() + FALLBACK_MS);
+            },
+            reads,
+          );
           this.channels.set(url, channel);
           resolve(channel);
-          if (rest.length > 0) socket.emit('data', rest);
+          if (rest.length > 0) deliver(rest);
           return;
         }
         // Any other answer: this supernode is asked over HTTP for now (what it said is not read).
@@ -162,7 +196,7 @@ export class KeptChannels<C extends KeptChannel> {
         socket.destroy();
         resolve(undefined);
       };
-      socket.on('data', onData);
+      deliver = onData;
     });
   }
 }

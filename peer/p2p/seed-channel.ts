@@ -11,12 +11,17 @@
 // answers come in order); a head that does not come, a frame out of place, or bytes beyond the
 // promised length close the channel, and with it the pieces under way on it (the next piece opens
 // another). Fewer than MAX_SEED_QUEUED pieces wait on a channel: past that, over HTTP.
+// The socket reads into the process's one read buffer (kept-channels.ts ChannelReads), and a
+// piece's bytes are copied out of each read into blocks of the wire's pool (BLOCK_BYTES), handed
+// on whole: one chunk per block for the reader, not one per read (a TLS record is 16 KiB), and no
+// fresh buffer per read. The piece's reader gives the blocks back (releaseBlock) once stored.
 import type net from 'node:net';
 import { ABORTED, PollenError } from '../../src/errors.ts';
 import { MAX_SEED_QUEUED, SEED_CHANNEL_PATH, SEED_CHANNEL_PROTOCOL, SeedAnswerReader, type SeedAnswerEnd, type SeedAnswerHead } from '../../src/p2p/seed-channel-frames.ts';
 import { PIECE_HASH_HEADER } from '../../src/p2p/supernode-api.ts';
 import { encodeFrame } from '../../src/p2p/sync-channel-frames.ts';
-import { KeptChannels, watchChannelSocket } from './kept-channels.ts';
+import { acquireBlock, releaseBlock } from '../../src/p2p/wire-blocks.ts';
+import { type ChannelReads, KeptChannels, watchChannelSocket } from './kept-channels.ts';
 import { seedPieceAnswer, type SeedPieceAnswer } from './supernode-answers.ts';
 
 /** A piece's bytes read and not taken past which the socket is paused (and resumed below half). */
@@ -44,7 +49,7 @@ class ReadGate {
   }
 }
 
-/** A piece's bytes as they come, read once. */
+/** A piece's bytes as they come (blocks of the wire's pool, each the reader's to give back), read once. */
 class PieceBody implements AsyncIterable<Buffer> {
   private chunks: Buffer[] = [];
   private queued = 0;
@@ -109,7 +114,9 @@ class PieceBody implements AsyncIterable<Buffer> {
     }
   }
 
+  /** What the reader will not take goes back to the pool. */
   private drop(): void {
+    for (const chunk of this.chunks) releaseBlock(chunk);
     this.chunks = [];
     this.queued = 0;
     if (this.holding) this.letGo();
@@ -146,6 +153,9 @@ interface Call {
   received: number;
   hash?: string | undefined;
   signature?: string | undefined;
+  /** The block being filled with the piece's bytes, and how much of it is. */
+  block?: Buffer | undefined;
+  filled: number;
 }
 
 class SeedChannel {
@@ -163,10 +173,11 @@ class SeedChannel {
     private readonly onClose: () => void,
     /** How long the first call in line may wait for its head (or, given up, for its end). */
     private readonly timeoutMs: number,
+    reads: ChannelReads,
   ) {
     this.gate = new ReadGate(socket);
     const reader = new SeedAnswerReader({ head: (h) => this.head(h), data: (b) => this.data(b), end: (e) => this.end(e) });
-    watchChannelSocket(socket, 'seed channel', url, {
+    watchChannelSocket(socket, reads, 'seed channel', url, {
       read: (chunk) => reader.push(chunk),
       malformed: () => (this.malformed = true),
       close: (why) => this.close(why),
@@ -186,7 +197,7 @@ class SeedChannel {
       const onAbort = (): void => this.giveUp(call, signal.reason as Error);
       const id = this.nextId++;
       const request = encodeFrame(`{"i":${id},"d":${JSON.stringify(digest)},"x":${index}}`);
-      const call: Call = { id, index, request, sent: false, resolve, reject, unlisten: () => signal.removeEventListener('abort', onAbort), givenUp: false, received: 0 };
+      const call: Call = { id, index, request, sent: false, resolve, reject, unlisten: () => signal.removeEventListener('abort', onAbort), givenUp: false, received: 0, filled: 0 };
       signal.addEventListener('abort', onAbort, { once: true });
       this.calls.push(call);
       this.sendFirst();
@@ -200,6 +211,7 @@ class SeedChannel {
     const err = new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${this.url} unreachable: ${why}`, { supernode: this.url });
     for (const call of this.calls.splice(0)) {
       this.settle(call);
+      this.dropBlock(call);
       if (call.body) call.body.fail(err);
       else call.reject(err);
     }
@@ -212,6 +224,7 @@ class SeedChannel {
     if (call.givenUp || this.closed || at < 0) return;
     call.givenUp = true;
     call.unlisten();
+    this.dropBlock(call);
     if (call.body) call.body.fail(reason ?? ABORTED);
     else call.reject(reason ?? ABORTED);
     if (!call.sent) {
@@ -242,6 +255,13 @@ class SeedChannel {
     clearTimeout(call.timer);
     call.timer = setTimeout(() => this.close(`no answer to seed piece ${call.index} within ${this.timeoutMs} ms`), this.timeoutMs);
     call.timer.unref();
+  }
+
+  /** The block a call was filling goes back to the pool (the call failed or was given up). */
+  private dropBlock(call: Call): void {
+    if (call.block) releaseBlock(call.block);
+    call.block = undefined;
+    call.filled = 0;
   }
 
   /** The call's answer is over (or the channel went): its timer and its signal are let go. */
@@ -288,7 +308,24 @@ class SeedChannel {
     if (!call?.sent || !call.body) throw new Error('piece bytes without a head');
     call.received += bytes.length;
     if (call.received > call.length!) throw new Error(`piece bytes beyond the ${call.length} its head promised`);
-    if (!call.givenUp) call.body.push(bytes);
+    if (call.givenUp) return;
+    // Copied out of the read (its buffer is the next read's): a block goes to the reader when full,
+    // the last one once the piece's bytes are all in.
+    const body = call.body;
+    for (let at = 0; at < bytes.length; ) {
+      const block = (call.block ??= acquireBlock());
+      const n = bytes.copy(block, call.filled, at);
+      at += n;
+      call.filled += n;
+      if (call.filled === block.length) this.handOn(call, body);
+    }
+    if (call.received === call.length && call.block) this.handOn(call, body);
+  }
+
+  private handOn(call: Call, body: PieceBody): void {
+    body.push(call.block!.subarray(0, call.filled));
+    call.block = undefined;
+    call.filled = 0;
   }
 
   private end(e: SeedAnswerEnd): void {
@@ -300,6 +337,7 @@ class SeedChannel {
     if (call.givenUp) return;
     if (e.x !== undefined || call.received !== call.length) {
       // Cut short though not given up here (or short without saying so): the piece failed.
+      this.dropBlock(call);
       call.body.fail(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${this.url} cut seed piece ${call.index} short (${call.received} of ${call.length} bytes)`, { supernode: this.url }));
       return;
     }
@@ -316,7 +354,7 @@ export class SeedChannels {
   /** `timeoutMs`: how long the first piece in line may wait for its answer to begin. */
   constructor(options: { secret?: string | undefined; now?: () => number; timeoutMs: number }) {
     this.timeoutMs = options.timeoutMs;
-    this.kept = new KeptChannels({ ...options, path: SEED_CHANNEL_PATH, protocol: SEED_CHANNEL_PROTOCOL, name: 'seed channel', make: (token, socket, url, onClose) => new SeedChannel(token, socket, url, onClose, this.timeoutMs) });
+    this.kept = new KeptChannels({ ...options, path: SEED_CHANNEL_PATH, protocol: SEED_CHANNEL_PROTOCOL, name: 'seed channel', transientReads: true, make: (token, socket, url, onClose, reads) => new SeedChannel(token, socket, url, onClose, this.timeoutMs, reads) });
   }
 
   /** Seed piece `index` of `digest` over the channel to `url`, opened with `token` if need be; undefined when that supernode is to be asked over HTTP. */

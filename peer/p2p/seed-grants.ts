@@ -14,7 +14,7 @@ import { API_LIMITS, type MetainfoBody } from '../../src/p2p/supernode-api.ts';
 import type { Throttle } from '../../src/rate/throttle.ts';
 import type { ParentPool } from './parent-pool.ts';
 import { SEED_SOURCE, type DuplicateCause, type PieceLedger } from './piece-ledger.ts';
-import { fetchSeedPiece } from './seed-piece.ts';
+import { fetchSeedPiece, releaseChunks } from './seed-piece.ts';
 import type { TransferClient, TransferEvent } from './transfer-seams.ts';
 
 /**
@@ -81,7 +81,8 @@ export interface SeedGrantsPort {
   verify(index: number, data: readonly Buffer[]): boolean;
   /** The supernode sent piece `index`'s hash with the piece (kept if none is known yet). */
   learnHash(index: number, hash: string, signature?: Buffer): void;
-  store(index: number, data: readonly Buffer[]): Promise<void>;
+  /** Writes the piece; `written` runs once `data` is not needed any more (its blocks go back to the pool). */
+  store(index: number, data: readonly Buffer[], written: () => void): Promise<void>;
   wasted(cause: DuplicateCause, bytes: number): void;
   /** Bytes arrived (the transfer's progress clock). */
   progressed(): void;
@@ -151,6 +152,8 @@ export class SeedGrants {
     this.fetches.set(index, piece);
     ledger.request(index, SEED_SOURCE, 'starved-seed-grant');
     let got = 0;
+    /** The piece's chunks until the store takes them (and gives them back once written). */
+    let held: readonly Buffer[] | undefined;
     try {
       const meta = port.meta();
       const { chunks, hash, signature } = await fetchSeedPiece(port.client, {
@@ -167,6 +170,7 @@ export class SeedGrants {
           port.progressed();
         },
       });
+      held = chunks;
       // The supernode sends the piece's hash with it (as trusted as a sync answer: the same
       // authenticated API). From one that does not, a sync sent after the piece came brings it; a
       // sync already out may answer from before (then one more): an unknown hash is no corrupt piece.
@@ -178,12 +182,14 @@ export class SeedGrants {
         throw new PollenError('ERR_PIECE_DIGEST_MISMATCH', `seed piece ${index} of ${port.digest} failed verification`);
       }
       got = 0;
-      await port.store(index, chunks);
+      held = undefined;
+      await port.store(index, chunks, () => releaseChunks(chunks));
     } catch (err) {
       // A fetch given up part way: what came is wasted (the piece came from a parent, or P2P ended).
       port.wasted(!port.inP2p() ? 'fallback-overlap' : ledger.isMissing(index) ? 'late-arrival' : ledger.copyCause(index), got);
       if (port.inP2p() && !piece.signal.aborted) port.logger.debug({ digest: port.digest, piece: index, err: (err as Error).message }, 'seed piece failed');
     } finally {
+      if (held) releaseChunks(held);
       if (this.fetches.get(index) === piece) this.fetches.delete(index);
       ledger.release(index, SEED_SOURCE);
       port.settled();

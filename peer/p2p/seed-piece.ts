@@ -5,9 +5,12 @@
 // else could get from the seed, and eleven peers fell back to the registry for it). Verification
 // against the piece's sha256 is the caller's; the hash the supernode sent with the piece (its head
 // or trailer) comes back with the bytes. The body is paced by the host's download budget
-// (`--download-rate`) when the request carries one.
+// (`--download-rate`) when the request carries one. Chunks may be blocks of the wire's pool (the seed
+// channel's): whoever ends up with them gives them back (releaseChunks) once they are not needed;
+// a failed fetch gives back what it had gathered.
 import type { Digest } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
+import { releaseBlock } from '../../src/p2p/wire-blocks.ts';
 import { pacedChunks, type Throttle } from '../../src/rate/throttle.ts';
 import type { SupernodeClient } from './supernode-client.ts';
 
@@ -32,6 +35,11 @@ export interface SeedPiece {
   readonly signature?: Buffer | undefined;
 }
 
+/** Gives a seed piece's chunks back to the wire's pool (those that are not from it are left to the GC). */
+export function releaseChunks(chunks: readonly Buffer[]): void {
+  for (const chunk of chunks) releaseBlock(chunk);
+}
+
 /** The body's chunks, in order, `length` bytes in all, and the piece's hash as the supernode sent it. */
 export async function fetchSeedPiece(client: Pick<SupernodeClient, 'seedPiece'>, req: SeedPieceRequest): Promise<SeedPiece> {
   const { index, length, stallMs } = req;
@@ -41,6 +49,7 @@ export async function fetchSeedPiece(client: Pick<SupernodeClient, 'seedPiece'>,
   // chunk was two timer-list updates per 16 KiB TLS record).
   let lastChunk = 0;
   let watchdog: NodeJS.Timeout | undefined;
+  const chunks: Buffer[] = [];
   const watch = (ms: number): void => {
     watchdog = setTimeout(() => {
       const quiet = performance.now() - lastChunk;
@@ -52,20 +61,22 @@ export async function fetchSeedPiece(client: Pick<SupernodeClient, 'seedPiece'>,
     const signal = AbortSignal.any([req.signal, stall.signal]);
     const answer = await client.seedPiece(req.supernode, req.digest, index, signal);
     const body = pacedChunks(answer.body as AsyncIterable<Buffer>, req.throttle, signal);
-    const chunks: Buffer[] = [];
     let n = 0;
     lastChunk = performance.now();
     watch(stallMs);
     for await (const c of body) {
       lastChunk = performance.now();
       const chunk = c as Buffer;
+      chunks.push(chunk);
       n += chunk.length;
       if (n > length) throw new PollenError('ERR_SIZE_MISMATCH', `seed piece ${index} is longer than ${length} bytes`);
       req.onChunk?.(chunk.length);
-      chunks.push(chunk);
     }
     if (n !== length) throw new PollenError('ERR_SIZE_MISMATCH', `seed piece ${index} ended after ${n} of ${length} bytes`);
     return { chunks, hash: answer.pieceHash(), signature: answer.pieceSignature?.() };
+  } catch (err) {
+    releaseChunks(chunks);
+    throw err;
   } finally {
     clearTimeout(watchdog);
   }

@@ -13,7 +13,7 @@
 import type net from 'node:net';
 import { PollenError } from '../../src/errors.ts';
 import { encodeFrame, FrameReader, SYNC_CHANNEL_PATH, SYNC_CHANNEL_PROTOCOL, type AnswerFrame } from '../../src/p2p/sync-channel-frames.ts';
-import { KeptChannels, watchChannelSocket } from './kept-channels.ts';
+import { type ChannelReads, KeptChannels, watchChannelSocket } from './kept-channels.ts';
 
 /** An answer over the channel: the status and the parsed JSON body the HTTP route would give. */
 export interface ChannelAnswer {
@@ -41,9 +41,10 @@ class Channel {
     private readonly socket: net.Socket,
     private readonly url: string,
     private readonly onClose: () => void,
+    reads: ChannelReads,
   ) {
     const reader = new FrameReader();
-    watchChannelSocket(socket, 'sync channel', url, {
+    watchChannelSocket(socket, reads, 'sync channel', url, {
       read: (chunk) => {
         for (const text of reader.push(chunk)) this.answer(JSON.parse(text) as AnswerFrame);
       },
@@ -101,7 +102,7 @@ export class SyncChannels {
   private readonly kept: KeptChannels<Channel>;
 
   constructor(options: { secret?: string | undefined; now?: () => number }) {
-    this.kept = new KeptChannels({ ...options, path: SYNC_CHANNEL_PATH, protocol: SYNC_CHANNEL_PROTOCOL, name: 'sync channel', make: (token, socket, url, onClose) => new Channel(token, socket, url, onClose) });
+    this.kept = new KeptChannels({ ...options, path: SYNC_CHANNEL_PATH, protocol: SYNC_CHANNEL_PROTOCOL, name: 'sync channel', make: (token, socket, url, onClose, reads) => new Channel(token, socket, url, onClose, reads) });
   }
 
   /**

@@ -9,6 +9,7 @@ export class BlockPool {
   private readonly maxFree: number;
   private readonly free: ArrayBuffer[] = [];
   private readonly lent = new WeakSet<ArrayBuffer>();
+  private out = 0;
 
   constructor(options: { frameBytes: number; maxFree: number }) {
     this.frameBytes = options.frameBytes;
@@ -20,6 +21,7 @@ export class BlockPool {
     // allocUnsafeSlow: a buffer of its own, not zero-filled (new ArrayBuffer would clear it first).
     const ab = this.free.pop() ?? (Buffer.allocUnsafeSlow(this.frameBytes).buffer as ArrayBuffer);
     this.lent.add(ab);
+    this.out++;
     return Buffer.from(ab);
   }
 
@@ -28,12 +30,18 @@ export class BlockPool {
     const ab = view.buffer;
     if (!(ab instanceof ArrayBuffer) || !this.lent.has(ab)) return;
     this.lent.delete(ab);
+    this.out--;
     if (this.free.length < this.maxFree) this.free.push(ab);
   }
 
   /** True when `view` lies in a buffer lent by this pool and not given back yet. */
   owns(view: Uint8Array): boolean {
     return view.buffer instanceof ArrayBuffer && this.lent.has(view.buffer);
+  }
+
+  /** Buffers lent and not given back (one never given back counts until the process ends). */
+  get lentCount(): number {
+    return this.out;
   }
 
   get freeCount(): number {

@@ -78,7 +78,7 @@ export function dataFrameHead(length: number): Buffer {
 
 export interface SeedAnswerHandlers {
   head(head: SeedAnswerHead): void;
-  /** A view of the bytes read (never copied): the consumer may keep it. */
+  /** A view of the bytes read (never copied): valid as long as the read it is in (a transient read: until `data` returns). */
   data(bytes: Buffer): void;
   end(end: SeedAnswerEnd): void;
 }
@@ -109,7 +109,8 @@ export class SeedAnswerReader {
       if (this.json) {
         const j = this.json;
         const take = Math.min(j.need - j.held, rest.length);
-        j.parts.push(rest.subarray(0, take));
+        // Copied: a HEAD or END split across reads outlives the read it began in.
+        j.parts.push(Buffer.from(rest.subarray(0, take)));
         j.held += take;
         rest = rest.subarray(take);
         if (j.held === j.need) {
@@ -130,8 +131,15 @@ export class SeedAnswerReader {
         this.dataLeft = length;
       } else if (kind === ANSWER_HEAD || kind === ANSWER_END) {
         if (length > MAX_ANSWER_JSON_BYTES) throw new PollenError('ERR_MESSAGE_TOO_LARGE', `seed channel answer of ${length} bytes (at most ${MAX_ANSWER_JSON_BYTES})`);
-        this.json = { kind, need: length, parts: [], held: 0 };
         if (length === 0) throw new PollenError('ERR_INVALID_REQUEST', 'empty seed channel answer');
+        if (rest.length >= length) {
+          // Whole in this read (the usual case): read where it is.
+          const text = rest.toString('utf8', 0, length);
+          rest = rest.subarray(length);
+          this.emitJson(kind, text);
+          continue;
+        }
+        this.json = { kind, need: length, parts: [], held: 0 };
       } else {
         throw new PollenError('ERR_INVALID_REQUEST', `seed channel frame of unknown kind ${kind}`);
       }

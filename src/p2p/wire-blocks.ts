@@ -39,7 +39,20 @@ const withHeadRoom = new WeakSet<ArrayBuffer>();
  */
 export const READ_BUFFER = Buffer.allocUnsafeSlow(64 * 1024);
 
-/** Gives a block that `request` resolved with back for reuse; call once, when nothing uses it any more. */
+/**
+ * A block of BLOCK_BYTES from the same pool, to copy bytes read elsewhere into (the seed channel's
+ * piece bytes); give it back with releaseBlock, as a received block.
+ */
+export function acquireBlock(): Buffer {
+  return blockPool.acquire().subarray(0, BLOCK_BYTES);
+}
+
+/** Blocks lent (received, or acquireBlock) and not given back yet: what a test of their owners' bookkeeping reads. */
+export function lentBlocks(): number {
+  return blockPool.lentCount;
+}
+
+/** Gives a block that `request` resolved with (or acquireBlock lent) back for reuse; call once, when nothing uses it any more. */
 export function releaseBlock(block: Uint8Array): void {
   blockPool.release(block);
 }

@@ -23,6 +23,7 @@ import type { PooledBody } from '../../../../src/pooled-body.ts';
 import { SeedChannels } from '../../../../peer/p2p/seed-channel.ts';
 import { fetchSeedPiece } from '../../../../peer/p2p/seed-piece.ts';
 import { SupernodeClient } from '../../../../peer/p2p/supernode-client.ts';
+import { fakeSeedSupernode, wholeAnswer } from '../../../helpers/seed-channel-fake.ts';
 import { createClusterApp } from '../../../../supernode/http/apps.ts';
 import { PeerRequestBudget } from '../../../../supernode/http/peer-request-budget.ts';
 import type { SeedPort } from '../../../../supernode/p2p/routes-p2p.ts';
@@ -185,32 +186,12 @@ async function rawChannel(port: number, token: string) {
   return { socket, frame, answered, closed };
 }
 
-/**
- * A stand-in supernode that answers the seed channel's upgrade and hands each read after it to
- * `onRequests` (the request frames' text, and the socket to answer on); its URL.
- */
+/** A stand-in supernode (test/helpers/seed-channel-fake.ts), closed after the test; its URL. */
 async function fakeSupernode(onRequests: (text: string, sock: net.Socket) => void): Promise<string> {
-  const server = net.createServer((sock) => {
-    let head = Buffer.alloc(0);
-    sock.on('error', () => {});
-    sock.on('data', (c: Buffer) => {
-      if (head.indexOf('\r\n\r\n') < 0) {
-        head = Buffer.concat([head, c]);
-        const end = head.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        sock.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SEED_CHANNEL_PROTOCOL}\r\n\r\n`);
-        c = head.subarray(end + 4);
-      }
-      onRequests(c.toString('latin1'), sock);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  clientsClose.push(() => server.close());
-  return `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  const fake = await fakeSeedSupernode(onRequests);
+  clientsClose.push(fake.close);
+  return fake.url;
 }
-
-/** One whole answer: head, the bytes in one data frame, end. */
-const wholeAnswer = (i: number, bytes: Buffer): Buffer => Buffer.concat([jsonAnswerFrame(ANSWER_HEAD, JSON.stringify({ i, s: 200, n: bytes.length })), dataFrameHead(bytes.length), bytes, jsonAnswerFrame(ANSWER_END, JSON.stringify({ i }))]);
 
 /** The peer's client of the supernode at `url`, registered as p1, its task created (admitted for DIGEST). */
 async function peerClient(url: string): Promise<SupernodeClient> {
