@@ -177,6 +177,7 @@ export class P2pTransfer {
       sync: () => this.supernodeSync.sync(),
       verify: (index, data) => this.verify(index, data),
       learnHash: (index, hash, signature) => this.proving.fromSeed(index, hash, signature),
+      learnList: (hashList) => this.vouch.learn(hashList),
       store: (index, data, written) => this.storePiece(index, data, 'seed', written),
       wasted: (cause, bytes) => this.wasted(cause, bytes),
       progressed: () => (this.lastProgressAt = this.clock.now()),

@@ -18,7 +18,7 @@
 import type net from 'node:net';
 import { ABORTED, PollenError } from '../../src/errors.ts';
 import { MAX_SEED_QUEUED, SEED_CHANNEL_PATH, SEED_CHANNEL_PROTOCOL, SeedAnswerReader, type SeedAnswerEnd, type SeedAnswerHead } from '../../src/p2p/seed-channel-frames.ts';
-import { PIECE_HASH_HEADER } from '../../src/p2p/supernode-api.ts';
+import { PIECE_HASH_HEADER, PIECE_HASH_LIST_HEADER } from '../../src/p2p/supernode-api.ts';
 import { encodeFrame } from '../../src/p2p/sync-channel-frames.ts';
 import { acquireBlock, releaseBlock } from '../../src/p2p/wire-blocks.ts';
 import { type ChannelReads, KeptChannels, watchChannelSocket } from './kept-channels.ts';
@@ -153,6 +153,8 @@ interface Call {
   received: number;
   hash?: string | undefined;
   signature?: string | undefined;
+  /** The blob's vouched list of piece hashes, when the head brought it. */
+  list?: string | undefined;
   /** The block being filled with the piece's bytes, and how much of it is. */
   block?: Buffer | undefined;
   filled: number;
@@ -298,9 +300,10 @@ class SeedChannel {
     call.length = h.n as number;
     call.hash = h.h;
     call.signature = h.g;
+    call.list = h.l;
     call.body = new PieceBody(this.gate, () => this.giveUp(call, ABORTED));
     if (call.givenUp) call.body.fail(ABORTED);
-    else call.resolve({ status: 200, answer: seedPieceAnswer(call.body, (name) => (name === PIECE_HASH_HEADER ? call.hash : call.signature)) });
+    else call.resolve({ status: 200, answer: seedPieceAnswer(call.body, (name) => (name === PIECE_HASH_HEADER ? call.hash : name === PIECE_HASH_LIST_HEADER ? call.list : call.signature)) });
   }
 
   private data(bytes: Buffer): void {

@@ -81,6 +81,8 @@ export interface SeedGrantsPort {
   verify(index: number, data: readonly Buffer[]): boolean;
   /** The supernode sent piece `index`'s hash with the piece (kept if none is known yet). */
   learnHash(index: number, hash: string, signature?: Buffer): void;
+  /** The supernode sent the blob's vouched list of piece hashes with a piece (as a sync answer would). */
+  learnList(hashList: string): void;
   /** Writes the piece; `written` runs once `data` is not needed any more (its blocks go back to the pool). */
   store(index: number, data: readonly Buffer[], written: () => void): Promise<void>;
   wasted(cause: DuplicateCause, bytes: number): void;
@@ -156,7 +158,7 @@ export class SeedGrants {
     let held: readonly Buffer[] | undefined;
     try {
       const meta = port.meta();
-      const { chunks, hash, signature } = await fetchSeedPiece(port.client, {
+      const { chunks, hash, signature, hashList } = await fetchSeedPiece(port.client, {
         supernode: port.supernode,
         digest: port.digest,
         index,
@@ -175,6 +177,7 @@ export class SeedGrants {
       // authenticated API). From one that does not, a sync sent after the piece came brings it; a
       // sync already out may answer from before (then one more): an unknown hash is no corrupt piece.
       if (hash !== undefined) port.learnHash(index, hash, signature);
+      if (hashList !== undefined) port.learnList(hashList);
       for (let k = 0; k < 2 && typeof port.meta().hashes[index] !== 'string'; k++) await port.sync();
       if (!port.verify(index, chunks)) {
         port.wasted('corrupt', got);

@@ -33,6 +33,8 @@ export interface SeedPiece {
   readonly hash: string | undefined;
   /** The supernode's signature of that hash (piece-proof.ts), if it sent one. */
   readonly signature?: Buffer | undefined;
+  /** The blob's vouched list of piece hashes, if the seed held the blob verified when it answered. */
+  readonly hashList?: string | undefined;
 }
 
 /** Gives a seed piece's chunks back to the wire's pool (those that are not from it are left to the GC). */
@@ -73,7 +75,7 @@ export async function fetchSeedPiece(client: Pick<SupernodeClient, 'seedPiece'>,
       req.onChunk?.(chunk.length);
     }
     if (n !== length) throw new PollenError('ERR_SIZE_MISMATCH', `seed piece ${index} ended after ${n} of ${length} bytes`);
-    return { chunks, hash: answer.pieceHash(), signature: answer.pieceSignature?.() };
+    return { chunks, hash: answer.pieceHash(), signature: answer.pieceSignature?.(), hashList: answer.hashList?.() };
   } catch (err) {
     releaseChunks(chunks);
     throw err;

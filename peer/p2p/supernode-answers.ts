@@ -7,7 +7,7 @@ import { isSha256Hex } from '../../src/digest.ts';
 import { PollenError } from '../../src/errors.ts';
 import { MAX_PIECES, unpackHashes } from '../../src/p2p/metainfo.ts';
 import { ProofVerifier, signatureOf } from '../../src/p2p/piece-proof.ts';
-import { MAX_SYNC_PACE_MS, PIECE_HASH_HEADER, PIECE_SIGNATURE_HEADER, type SyncResponse, type TaskAnswer } from '../../src/p2p/supernode-api.ts';
+import { MAX_SYNC_PACE_MS, PIECE_HASH_HEADER, PIECE_HASH_LIST_HEADER, PIECE_SIGNATURE_HEADER, type SyncResponse, type TaskAnswer } from '../../src/p2p/supernode-api.ts';
 import { readTaskAnswer } from '../../src/p2p/sync-answer.ts';
 
 /** The answer with packed hashes (packHashes) as the list the transfer reads, or undefined if they are malformed. */
@@ -39,6 +39,8 @@ export interface SeedPieceAnswer {
   pieceHash(): string | undefined;
   /** The supernode's signature of that hash (PIECE_SIGNATURE_HEADER), when it sent one that is one. */
   pieceSignature?(): Buffer | undefined;
+  /** The blob's vouched list of piece hashes (PIECE_HASH_LIST_HEADER), when it came and is a sha256. */
+  hashList?(): string | undefined;
 }
 
 /**
@@ -57,13 +59,16 @@ function pieceHashOf(value: string | undefined): string | undefined {
   return isSha256Hex(value) ? value : undefined;
 }
 
+/** What a seed piece's answer says beside its bytes (headers or trailers; over a seed channel, fields of its head or end frame). */
+export type SeedPieceHeader = typeof PIECE_HASH_HEADER | typeof PIECE_SIGNATURE_HEADER | typeof PIECE_HASH_LIST_HEADER;
+
 /** A seed piece's answer: its body, and its hash and signature from `header` (head, else trailer; over a seed channel, its head or end frame). */
-export function seedPieceAnswer(body: AsyncIterable<Buffer>, header: (name: typeof PIECE_HASH_HEADER | typeof PIECE_SIGNATURE_HEADER) => string | string[] | undefined): SeedPieceAnswer {
-  const text = (name: typeof PIECE_HASH_HEADER | typeof PIECE_SIGNATURE_HEADER): string | undefined => {
+export function seedPieceAnswer(body: AsyncIterable<Buffer>, header: (name: SeedPieceHeader) => string | string[] | undefined): SeedPieceAnswer {
+  const text = (name: SeedPieceHeader): string | undefined => {
     const v = header(name);
     return typeof v === 'string' ? v : undefined;
   };
-  return { body, pieceHash: () => pieceHashOf(text(PIECE_HASH_HEADER)), pieceSignature: () => signatureOf(text(PIECE_SIGNATURE_HEADER)) };
+  return { body, pieceHash: () => pieceHashOf(text(PIECE_HASH_HEADER)), pieceSignature: () => signatureOf(text(PIECE_SIGNATURE_HEADER)), hashList: () => pieceHashOf(text(PIECE_HASH_LIST_HEADER)) };
 }
 
 /** A task's creation answered by `url` (its list of hashes put back), or ERR_SUPERNODE_UNAVAILABLE when malformed. */

@@ -49,6 +49,8 @@ export interface SeedAnswerHead {
   readonly h?: string;
   readonly g?: string;
   readonly b?: unknown;
+  /** The blob's vouched list of piece hashes, once the seed holds it verified (PIECE_HASH_LIST_HEADER). */
+  readonly l?: string;
 }
 
 export interface SeedAnswerEnd {

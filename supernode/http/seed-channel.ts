@@ -31,6 +31,8 @@ export interface SeedPieceReply {
   readonly length: number;
   readonly body: PooledBody;
   proof(): SeedPieceProof | undefined;
+  /** The blob's vouched list of piece hashes once the seed holds it verified (PIECE_HASH_LIST_HEADER). */
+  hashList(): string | undefined;
   /** Every byte was handed to the peer's socket (the lease it was sent on pays for one call of the peer's). */
   sentWhole(): void;
 }
@@ -115,7 +117,8 @@ export function serveSeedChannel(socket: Duplex, token: string, peerId: string, 
       if (socket.destroyed) return;
       if (givenUpNow()) return givenUpHead(req.id);
       const early = piece.proof();
-      sendHead(req.id, 200, { n: piece.length, ...proofFields(early) });
+      const list = piece.hashList();
+      sendHead(req.id, 200, { n: piece.length, ...proofFields(early), ...(list !== undefined ? { l: list } : {}) });
       let sent = 0;
       try {
         sent = await writePooledChunks(socket, piece.body, { frame: dataFrameHead, stop: givenUpNow });

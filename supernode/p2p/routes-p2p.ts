@@ -13,6 +13,7 @@ import {
   API,
   CHANNEL_CALLS,
   PIECE_HASH_HEADER,
+  PIECE_HASH_LIST_HEADER,
   PIECE_LENGTH_HEADER,
   PIECE_SIGNATURE_HEADER,
   SYNC_FIELDS,
@@ -233,7 +234,11 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
     const sentWhole = (): void => {
       if (deps.peerBudget && scheduler.creditSeedPiece(digest, peer.peerId, index)) deps.peerBudget.credit(peer.peerId, length);
     };
-    return { length, body, proof, sentWhole };
+    const hashList = (): string | undefined => {
+      const task = seed.get(digest);
+      return task ? vouchedList(task) : undefined;
+    };
+    return { length, body, proof, hashList, sentWhole };
   };
 
   app.get<{ Params: { digest: Digest; index: string } }>(
@@ -243,7 +248,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
     async (request, reply) => {
       const controller = new AbortController();
       request.raw.once('close', () => controller.abort(ABORTED));
-      const { length, body, proof, sentWhole } = await seedPiece(request.peerId, request.params.digest, Number(request.params.index), controller.signal);
+      const { length, body, proof, hashList, sentWhole } = await seedPiece(request.peerId, request.params.digest, Number(request.params.index), controller.signal);
       void reply.type('application/octet-stream');
       // The piece's hash goes with it (PIECE_HASH_HEADER), and the seed's signature of it
       // (PIECE_SIGNATURE_HEADER: the peer hands both to its children, piece-proof.ts): in the head
@@ -251,6 +256,8 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
       // its last bytes came.
       const headers = (p: SeedPieceProof): Record<string, string> => ({ [PIECE_HASH_HEADER]: p.hash, ...(p.signature !== undefined ? { [PIECE_SIGNATURE_HEADER]: p.signature } : {}) });
       const known = proof();
+      const list = hashList();
+      if (list !== undefined) void reply.header(PIECE_HASH_LIST_HEADER, list);
       if (known) void reply.header('content-length', length).headers(headers(known));
       else void reply.header(PIECE_LENGTH_HEADER, length).header('trailer', signer ? `${PIECE_HASH_HEADER}, ${PIECE_SIGNATURE_HEADER}` : PIECE_HASH_HEADER);
       // In pooled buffers written with callbacks (src/pooled-body.ts), not a fresh buffer per read.

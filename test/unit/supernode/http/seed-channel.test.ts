@@ -16,9 +16,10 @@ import { ManualClock } from '../../../../src/clock.ts';
 import { sha256Digest, type Digest } from '../../../../src/digest.ts';
 import { PollenError } from '../../../../src/errors.ts';
 import { listenOn } from '../../../../src/http-app.ts';
-import { layoutFor, pieceRange } from '../../../../src/p2p/metainfo.ts';
+import { layoutFor, pieceHashList, pieceRange } from '../../../../src/p2p/metainfo.ts';
 import { PieceSigner, ProofVerifier } from '../../../../src/p2p/piece-proof.ts';
 import { ANSWER_END, ANSWER_HEAD, dataFrameHead, jsonAnswerFrame, MAX_SEED_QUEUED, MAX_SEED_REQUEST_BYTES, SEED_CHANNEL_PATH, SEED_CHANNEL_PROTOCOL, SeedAnswerReader, type SeedAnswerEnd, type SeedAnswerHead } from '../../../../src/p2p/seed-channel-frames.ts';
+import { PIECE_HASH_LIST_HEADER } from '../../../../src/p2p/supernode-api.ts';
 import type { PooledBody } from '../../../../src/pooled-body.ts';
 import { SeedChannels } from '../../../../peer/p2p/seed-channel.ts';
 import { fetchSeedPiece } from '../../../../peer/p2p/seed-piece.ts';
@@ -219,6 +220,28 @@ describe('seed channel', () => {
       expect(new ProofVerifier(h.signer.publicKey).verify(DIGEST, { index: x, hash: proof.h!, signature: Buffer.from(proof.g!, 'base64') })).toBe(true);
       expect(a.end!.x).toBeUndefined();
     }
+  });
+
+  it("carries the blob's vouched list of piece hashes with a piece once the seed holds the blob verified, over the channel as over the route", async () => {
+    const h = await harness();
+    const client = await peerClient(h.url);
+    const listOf = async (index: number) => {
+      const a = await client.seedPiece(h.url, DIGEST, index, AbortSignal.timeout(5_000));
+      for await (const _ of a.body);
+      return a.hashList?.();
+    };
+    // Not before the seed has every piece's hash.
+    expect([await listOf(0), await listOf(1)]).toEqual([undefined, undefined]);
+    await listOf(2);
+    const list = pieceHashList({ ...META, hashes: META.hashes.map((_, i) => hashOf(i)) });
+    expect(list).toBeDefined();
+    expect(await listOf(0)).toBe(list);
+    expect(client.seedPieces.http).toBe(0);
+    // The route says it as a header.
+    const token = await h.register('p2');
+    const res = await h.app.inject({ method: 'GET', url: `/api/v1/seed/${DIGEST}/pieces/1`, headers: { authorization: `Bearer ${token}` } });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers[PIECE_HASH_LIST_HEADER]).toBe(list);
   });
 
   it("refuses what the route refuses, with its status and OCI body, and goes on: a piece the seed does not have, a bad digest, a blob the peer was not admitted for", async () => {
