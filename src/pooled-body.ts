@@ -66,11 +66,12 @@ export interface PooledSink {
 }
 
 /**
- * Writes `body`'s chunks to `sink` as the sink takes them (each after `frame(length)`, when given),
- * each pooled buffer given back once written. Stops early when the sink goes or `stop()` says so;
- * resolves to the body's bytes written. A failed read of the body rejects.
+ * Writes `body`'s chunks to `sink` as the sink takes them (each after `frame(length)`, when given,
+ * and before what `after(bytes written so far)` returns, in the same write), each pooled buffer
+ * given back once written. Stops early when the sink goes or `stop()` says so; resolves to the
+ * body's bytes written. A failed read of the body rejects.
  */
-export async function writePooledChunks(sink: PooledSink, body: PooledBody, options: { frame?: (length: number) => Uint8Array; stop?: () => boolean } = {}): Promise<number> {
+export async function writePooledChunks(sink: PooledSink, body: PooledBody, options: { frame?: (length: number) => Uint8Array; after?: (sent: number) => Uint8Array | undefined; stop?: () => boolean } = {}): Promise<number> {
   const release = (chunk: Uint8Array) => pool.release(chunk);
   let sent = 0;
   for await (const chunk of body.chunks(() => pool.acquire())) {
@@ -85,6 +86,8 @@ export async function writePooledChunks(sink: PooledSink, body: PooledBody, opti
       sink.cork?.();
       sink.write(options.frame(chunk.length));
       flowing = sink.write(chunk, () => release(chunk));
+      const after = options.after?.(sent);
+      if (after) flowing = sink.write(after);
       sink.uncork?.();
     } else {
       flowing = sink.write(chunk, () => release(chunk));
