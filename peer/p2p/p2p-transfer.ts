@@ -291,7 +291,7 @@ export class P2pTransfer {
       this.wasted(fallback ? 'fallback-overlap' : this.ledger.copyCause(index), bytes);
       return written?.();
     }
-    this.cancelCopies(index);
+    this.cancelCopies(index, from);
     let stored = false;
     try {
       this.vouch.wrote(index, fallback ? undefined : this.meta.hashes[index]);
@@ -319,12 +319,13 @@ export class P2pTransfer {
     else if (this.supernodeSync.havesDue(this.meta.pieceSize, this.ledger.have.count, this.meta.pieceCount)) void this.supernodeSync.sync();
   }
 
-  /** Cancels the requests for `index` still out to parents and the seed (its copy is being stored). */
-  private cancelCopies(index: number): void {
+  /** Cancels the requests for `index` still out to parents and the seed (its copy from `from` is being stored). */
+  private cancelCopies(index: number, from: keyof TransferCounters): void {
     const cause = this.ledger.copyCause(index);
     for (const source of this.ledger.holders(index)) {
-      if (source === SEED_SOURCE) this.seed.cancel(index);
-      else this.requests.cancel(index, source, cause);
+      if (source !== SEED_SOURCE) this.requests.cancel(index, source, cause);
+      // The seed's own copy is the one being stored (its fetch lets go of the piece once stored).
+      else if (from !== 'seed') this.seed.cancel(index);
     }
   }
 

@@ -21,6 +21,11 @@ export interface SeedPieceRequest {
   readonly length: number;
   readonly stallMs: number;
   readonly signal: AbortSignal;
+  /**
+   * Aborts `signal` (its owner's controller): the stall watchdog gives the piece up through it.
+   * Without it, a signal of the watchdog's own is joined to `signal`.
+   */
+  readonly giveUp?: (err: Error) => void;
   /** Hears of every chunk (progress). */
   readonly onChunk?: (bytes: number) => void;
   /** The host's download budget, paid for every chunk before it is taken. */
@@ -45,7 +50,8 @@ export function releaseChunks(chunks: readonly Buffer[]): void {
 /** The body's chunks, in order, `length` bytes in all, and the piece's hash as the supernode sent it. */
 export async function fetchSeedPiece(client: Pick<SupernodeClient, 'seedPiece'>, req: SeedPieceRequest): Promise<SeedPiece> {
   const { index, length, stallMs } = req;
-  const stall = new AbortController();
+  const stall = req.giveUp ? undefined : new AbortController();
+  const giveUp = req.giveUp ?? ((err: Error) => stall!.abort(err));
   // One timer for the whole body: each chunk only notes when it came, and the timer, when it
   // fires, waits out the rest of `stallMs` after the last one (a timer cleared and set again per
   // chunk was two timer-list updates per 16 KiB TLS record).
@@ -55,12 +61,12 @@ export async function fetchSeedPiece(client: Pick<SupernodeClient, 'seedPiece'>,
   const watch = (ms: number): void => {
     watchdog = setTimeout(() => {
       const quiet = performance.now() - lastChunk;
-      if (quiet >= stallMs) stall.abort(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `seed piece ${index} stalled for ${stallMs} ms`));
+      if (quiet >= stallMs) giveUp(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `seed piece ${index} stalled for ${stallMs} ms`));
       else watch(stallMs - quiet);
     }, ms);
   };
   try {
-    const signal = AbortSignal.any([req.signal, stall.signal]);
+    const signal = stall ? AbortSignal.any([req.signal, stall.signal]) : req.signal;
     const answer = await client.seedPiece(req.supernode, req.digest, index, signal);
     const body = pacedChunks(answer.body as AsyncIterable<Buffer>, req.throttle, signal);
     let n = 0;
