@@ -67,7 +67,7 @@ export interface PooledSink {
 
 /**
  * Writes `body`'s chunks to `sink` as the sink takes them (each after `frame(length)`, when given,
- * and before what `after(bytes written so far)` returns, in the same write), each pooled buffer
+ * and, with `frame`, before what `after(bytes written so far)` returns, in the same write), each pooled buffer
  * given back once written. Stops early when the sink goes or `stop()` says so; resolves to the
  * body's bytes written. A failed read of the body rejects.
  */

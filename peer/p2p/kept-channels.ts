@@ -18,13 +18,8 @@ export const API_IDLE_MS = 60_000;
 /** An answer to the upgrade request longer than this is no answer of a supernode. */
 const MAX_HEAD_BYTES = 16 << 10;
 
-/**
- * Where a channel's reads go. `transient`: the socket reads into the process's one read buffer
- * (`onread`, READ_BUFFER, as the wire's dialled sockets do), so a read is a view valid only until
- * its handler returns: what is kept must be copied.
- */
+/** Where a channel's reads go (KeptChannelsOptions.transientReads says how long a read is valid). */
 export interface ChannelReads {
-  readonly transient: boolean;
   /** Sends every read from now on to `handler`. */
   to(handler: (chunk: Buffer) => void): void;
 }
@@ -66,7 +61,11 @@ export interface KeptChannelsOptions<C extends KeptChannel> {
   readonly protocol: string;
   /** The channel's name in errors. */
   readonly name: string;
-  /** Its socket reads into the process's one read buffer (ChannelReads.transient): a channel that moves bulk bytes. */
+  /**
+   * Its socket reads into the process's one read buffer (`onread`, READ_BUFFER, as the wire's
+   * dialled sockets do): a read is a view valid only until its handler returns, so what the channel
+   * keeps it copies. For a channel that moves bulk bytes (no fresh buffer per read).
+   */
   readonly transientReads?: boolean;
   /** The channel on an upgraded socket, its reads given to `reads`; `onClose` must be called once it closes. */
   make(token: string, socket: net.Socket, url: string, onClose: () => void, reads: ChannelReads): C;
@@ -150,7 +149,7 @@ export class KeptChannels<C extends KeptChannel> {
         : undefined;
       const socket = secret ? tls.connect({ host, port, ...pskClientOptions(secret, 'api'), ...(onread ? { onread } : {}) }) : net.connect({ host, port, ...(onread ? { onread } : {}) });
       if (!onread) socket.on('data', (chunk: Buffer) => deliver(chunk));
-      const reads: ChannelReads = { transient: transientReads, to: (handler) => (deliver = handler) };
+      const reads: ChannelReads = { to: (handler) => (deliver = handler) };
       const fail = (why: string): void => {
         socket.destroy();
         reject(new PollenError('ERR_SUPERNODE_UNAVAILABLE', `supernode ${url} ${name}: ${why}`, { supernode: url }));

@@ -147,8 +147,12 @@ export function serveSeedChannel(socket: Duplex, token: string, peerId: string, 
         if (!givenUpNow()) return close(`piece ${String(req.index)} of ${String(req.digest)} failed part way: ${(err as Error).message}`);
       }
       if (socket.destroyed) return;
-      // Given up before its first bytes went: nothing was said of it yet.
-      if (leading) return givenUpHead(req.id);
+      if (leading) {
+        // None of it went, nor its head: given up, it is answered as given up before it began;
+        // otherwise (a body that ended at once) its head goes, and its end says it was cut short.
+        if (givenUpNow()) return givenUpHead(req.id);
+        socket.write(leading);
+      }
       const whole = sent === piece.length;
       if (!ended) socket.write(jsonAnswerFrame(ANSWER_END, JSON.stringify(whole ? { i: req.id, ...(early ? {} : proofFields(piece.proof())) } : { i: req.id, x: 1 })));
       if (whole) piece.sentWhole();

@@ -2,7 +2,8 @@
 // piece the seed holds whole goes in one write per chunk, its head in that of its first bytes and
 // its end in that of its last; a piece still coming from the registry has its head written at once
 // (the peer times the wait for it), its end on its own once its proof is known; a piece given up
-// before its first bytes went is answered as given up (499), never with a head of 200.
+// before its first bytes went is answered as given up (499), never with a head of 200; one whose
+// body ends before its first bytes gets its head and an end that says it was cut short.
 import { Duplex } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -99,6 +100,14 @@ describe("seed channel answers' writes", () => {
     const { heads, ends, bytes } = await a;
     expect(heads.map((h) => h.s)).toEqual([GIVEN_UP_STATUS]);
     expect(ends).toEqual([]);
+    expect(bytes).toBe(0);
+  });
+
+  it('says a piece held whole whose body ended before its first bytes was cut short, with its head first', async () => {
+    const empty: PooledBody = { pooled: true, async *chunks() {} };
+    const { heads, ends, bytes } = await serve({ length: 1000, body: empty, proof: () => ({ hash: HASH }), hashList: () => undefined, sentWhole: () => {} });
+    expect(heads).toEqual([{ i: 1, s: 200, n: 1000, h: HASH }]);
+    expect(ends).toEqual([{ i: 1, x: 1 }]);
     expect(bytes).toBe(0);
   });
 
