@@ -30,12 +30,7 @@ export const API = {
 export const PIECE_HASH_HEADER = 'x-pollen-piece-sha256';
 /** The supernode's signature of the piece's hash (base64; see src/p2p/piece-proof.ts), beside PIECE_HASH_HEADER. */
 export const PIECE_SIGNATURE_HEADER = 'x-pollen-piece-signature';
-/**
- * With a seed piece once the seed holds the blob whole, verified against its digest: the list of
- * piece hashes the supernode vouches for (TaskAnswer.hashList). A peer fetching from the seed learns
- * it with the next piece instead of at half the blob (transfer-vouch.ts), and stops hashing the blob
- * in order from there: a lone pull on a fast network had the seed done long before.
- */
+/** With a seed piece once the seed holds the blob verified: TaskAnswer.hashList, learnt with the next piece, not at half the blob (transfer-vouch.ts). */
 export const PIECE_HASH_LIST_HEADER = 'x-pollen-hash-list';
 /** The seed piece's length when its body is chunked (no content-length): what the supernode's metrics count. */
 export const PIECE_LENGTH_HEADER = 'x-pollen-piece-length';
