@@ -191,13 +191,14 @@ export class SeedGrants {
       // authenticated API). From one that does not, a sync sent after the piece came brings it; a
       // sync already out may answer from before (then one more): an unknown hash is no corrupt piece.
       if (hash !== undefined) port.learnHash(index, hash, signature);
-      if (hashList !== undefined) port.learnList(hashList);
       for (let k = 0; k < 2 && typeof port.meta().hashes[index] !== 'string'; k++) await port.sync();
       if (!port.verify(index, chunks)) {
         port.wasted('corrupt', got);
         got = 0;
         throw new PollenError('ERR_PIECE_DIGEST_MISMATCH', `seed piece ${index} of ${port.digest} failed verification`);
       }
+      // The list the piece came with, once the piece checked (a piece of another layout would not).
+      if (hashList !== undefined) port.learnList(hashList);
       got = 0;
       held = undefined;
       await port.store(index, chunks, () => releaseChunks(chunks));

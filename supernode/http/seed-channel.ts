@@ -133,7 +133,7 @@ export function serveSeedChannel(socket: Duplex, token: string, peerId: string, 
         return both;
       };
       const after = (sentSoFar: number): Uint8Array | undefined => {
-        if (!early || sentSoFar !== piece.length) return undefined;
+        if (!early || ended || sentSoFar !== piece.length) return undefined;
         ended = true;
         return jsonAnswerFrame(ANSWER_END, JSON.stringify({ i: req.id }));
       };

@@ -200,13 +200,13 @@ export class ScriptedSupernode implements TransferClient {
     return new Promise((r) => this.seedPending.set(index, r));
   }
 
-  /** Answers the seed piece asked for; `hash`: the sha256 the seed sends with it (none by default, as an older supernode), `signature` its proof's. */
-  serveSeed(index: number, options: { hash?: string; signature?: Buffer } = {}): void {
+  /** Answers the seed piece asked for; `hash`: the sha256 the seed sends with it (none by default, as an older supernode), `signature` its proof's, `hashList` the blob's vouched list. */
+  serveSeed(index: number, options: { hash?: string; signature?: Buffer; hashList?: string } = {}): void {
     const r = this.seedPending.get(index);
     if (!r) throw new Error(`seed piece ${index} not asked`);
     this.seedPending.delete(index);
     const pieceBytes = this.meta.pieceSize;
-    r({ body: Readable.from([Buffer.from(this.blob.subarray(index * pieceBytes, (index + 1) * pieceBytes))]), pieceHash: () => options.hash, pieceSignature: () => options.signature });
+    r({ body: Readable.from([Buffer.from(this.blob.subarray(index * pieceBytes, (index + 1) * pieceBytes))]), pieceHash: () => options.hash, pieceSignature: () => options.signature, hashList: () => options.hashList });
   }
 }
 

@@ -28,8 +28,12 @@ async function dribble(sock: net.Socket, bytes: Buffer, parts: number): Promise<
   }
 }
 
-/** A fake supernode answering request k (1, 2, ...) with `pieces[k - 1]`: head, its bytes in 37 writes, end; and the peer's channels to it. */
-async function channelTo(pieces: Buffer[]): Promise<{ url: string; channels: SeedChannels }> {
+/**
+ * A fake supernode answering request k (1, 2, ...) with `pieces[k - 1]`: head, its bytes in 37
+ * writes, end; with `hold`, the first answer's bytes past `hold.after` wait for `hold.until`. And
+ * the peer's channels to it.
+ */
+async function channelTo(pieces: Buffer[], hold?: { after: number; until: Promise<void> }): Promise<{ url: string; channels: SeedChannels }> {
   let asked = 0;
   const fake = await fakeSeedSupernode((text, sock) => {
     for (const _ of text.match(/"x":/g) ?? []) {
@@ -37,7 +41,13 @@ async function channelTo(pieces: Buffer[]): Promise<{ url: string; channels: See
       const bytes = pieces[i - 1]!;
       void (async () => {
         sock.write(Buffer.concat([answerHead(i, bytes.length), dataFrameHead(bytes.length)]));
-        await dribble(sock, bytes, 37);
+        if (i === 1 && hold) {
+          await dribble(sock, bytes.subarray(0, hold.after), 13);
+          await hold.until;
+          await dribble(sock, bytes.subarray(hold.after), 13);
+        } else {
+          await dribble(sock, bytes, 37);
+        }
         sock.write(answerEnd(i));
       })();
     }
@@ -78,19 +88,24 @@ describe('seed channel reads', () => {
   it('gives back the blocks of a piece given up part way, those the channel held and those not taken', async () => {
     const big = randomBytes(3 * BLOCK_BYTES);
     const next = randomBytes(1000);
-    const { url, channels } = await channelTo([big, next]);
+    let rest!: () => void;
+    // The piece's first 2.5 blocks come; the rest waits until it has been given up.
+    const { url, channels } = await channelTo([big, next], { after: 2 * BLOCK_BYTES + BLOCK_BYTES / 2, until: new Promise<void>((r) => (rest = r)) });
     const lent = lentBlocks();
     const gaveUp = new AbortController();
     const taken: Buffer[] = [];
     const reading = (async () => {
       for await (const c of await bodyOf(channels, url, 0, gaveUp.signal)) {
         taken.push(c);
-        // Two blocks in, the third being filled: the piece is given up.
-        await new Promise((r) => setTimeout(r, 60));
+        // The reader takes one block and waits while the second is queued and the third filled half.
+        while (lentBlocks() < lent + 3) await new Promise((r) => setTimeout(r, 5));
         gaveUp.abort(new PollenError('ERR_ABORTED', 'another copy came'));
       }
     })().catch((err: Error) => err.message);
     expect(await reading).toBe('another copy came');
+    // Given up: the queued block and the half-filled one are back; the one taken is the reader's.
+    expect(lentBlocks()).toBe(lent + 1);
+    rest();
     // The next piece still comes whole once the given-up one's bytes have drained.
     const parts: Buffer[] = [];
     for await (const c of await bodyOf(channels, url, 1)) parts.push(c);

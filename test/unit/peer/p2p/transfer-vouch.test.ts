@@ -31,6 +31,30 @@ describe('commits vouched for by the supernode', () => {
     expect(h.supernode.bodies.map((b) => b.wantHashList)).toEqual(h.supernode.bodies.map(() => undefined));
   });
 
+  it('learns the list from a seed piece that checks against its hash, not from one that does not', async () => {
+    const probe = harness({ pieces: 2, parents: [] });
+    const list = listOf(probe);
+    const h = harness({ pieces: 2, parents: [], hashes: [null, null] });
+    await h.settle();
+    h.supernode.answerWith({ hashes: [null, null], parents: [], seedGrants: [0], availability: [] });
+    await h.settle();
+    expect(h.supernode.seedAsked).toEqual([0]);
+    // A piece whose bytes are not those of the hash it came with: its list is not taken.
+    h.supernode.serveSeed(0, { hash: 'f'.repeat(64), hashList: 'e'.repeat(64) });
+    await h.settle();
+    expect(h.forgone).toEqual([]);
+    // Piece 1 granted at the next sync, and served whole with its hash.
+    if (h.supernode.syncs.length === 0) await h.advance(600);
+    while (h.supernode.syncs.length > 1) h.supernode.answer();
+    h.supernode.answerWith({ hashes: [null, null], parents: [], seedGrants: [1], availability: [] });
+    await h.settle();
+    expect(h.supernode.seedAsked).toEqual([0, 1]);
+    h.supernode.serveSeed(1, { hash: h.pieceHashes[1]!, hashList: list });
+    await h.settle();
+    // Learnt from the first piece that checked, long before half the blob: the in-order digest stops.
+    expect(h.forgone).toEqual([true]);
+  });
+
   it('asks its syncs for the list from half the blob on until one brings it, then stops hashing the blob in order and commits vouched', async () => {
     const probe = harness({ pieces: 4, parents: [] });
     const h = harness({ pieces: 4, parents: ['a'] });
