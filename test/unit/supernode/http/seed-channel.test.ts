@@ -3,7 +3,8 @@
 // proof, refused with the route's status and OCI body; a piece given up before its answer began is
 // skipped, one given up part way is cut short and the next still comes whole; the token is checked
 // at every request; malformed or too many requests close the channel; a piece sent whole on a lease
-// pays for one call of the peer's allowance, once. And the peer's client (SupernodeClient,
+// pays for one call of the peer's allowance, once; a piece carries the blob's vouched hash list once
+// the seed holds the blob verified. And the peer's client (SupernodeClient,
 // SeedChannels) fetches its seed pieces there: only the first piece in line is timed, a piece
 // given up (its stall watchdog) frees the line, a reader that stops lets the channel read on.
 import { randomBytes } from 'node:crypto';
