@@ -32,7 +32,8 @@ const uploadPool = new BlockPool({ frameBytes: PIECE_HEAD_BYTES + BLOCK_BYTES, m
 const withHeadRoom = new WeakSet<ArrayBuffer>();
 
 /**
- * What dialled sockets read into (`onread`), shared by all of them: each read is framed, and copied
+ * What dialled wire sockets and the seed channel (peer/p2p/kept-channels.ts) read into (`onread`),
+ * shared by all of them: each read is framed, and copied
  * out where kept, before the next read of any socket can happen. A fresh buffer per read (Node's
  * default) made V8 run a full mark-compact every ~150 ms of a download, for the memory it counts
  * as external: about a third of a downloading peer's CPU (--trace-gc, bench:peer-cpu).

@@ -366,7 +366,7 @@ describe('the supernode cluster API under attack', () => {
     (ok as RawChannel).destroy();
   });
 
-  it("a seed channel opens only on its one path and protocol with the peer's own token; on it a member gets only the pieces of a blob the seed admitted it for, and a request that is not a request closes it", async () => {
+  it("a seed channel opens only on its one path and protocol with the peer's own token; on it a member gets only the pieces of a blob the seed admitted it for (with the vouched hash list the task answers with, once the seed verified the blob), and a request that is not a request closes it", async () => {
     const token = await registered('seed-channel-member');
     const outsider = await registered('seed-channel-outsider');
     const upgrade = (extra: Record<string, string> = {}) => ({ connection: 'Upgrade', upgrade: 'pollen-seed/1', ...extra });
@@ -383,18 +383,30 @@ describe('the supernode cluster API under attack', () => {
     expect((await call({ method: 'POST', path: '/api/v1/tasks', token, body: { digest: layer, upstream: upstream() } })).status).toBe(200);
     const channels = new SeedChannels({ secret: SECRET, timeoutMs: 30_000 });
     try {
-      const read = async (t: string): Promise<{ status: number; bytes?: Buffer; code?: string }> => {
+      const read = async (t: string): Promise<{ status: number; bytes?: Buffer; list?: string | undefined; code?: string }> => {
         const answer = await channels.piece(sn.url, t, layer, 0, AbortSignal.timeout(30_000));
         if (!answer) throw new Error('no seed channel');
         if (!('answer' in answer)) return { status: answer.status, code: (answer.body as { errors: Array<{ detail: { pollenCode: string } }> }).errors[0]!.detail.pollenCode };
         const parts: Buffer[] = [];
         for await (const c of answer.answer.body) parts.push(c);
-        return { status: 200, bytes: Buffer.concat(parts) };
+        return { status: 200, bytes: Buffer.concat(parts), list: answer.answer.hashList?.() };
       };
       const mine = await read(token);
       expect(mine.status).toBe(200);
       expect(mine.bytes!.equals(image.layers[0]!.blob.subarray(0, mine.bytes!.length))).toBe(true);
+      // The list a piece carries is the one the task answers with once the seed verified the blob.
+      let listed = mine;
+      await waitFor(async () => (listed = await read(token)).list !== undefined, 'a seed piece with the hash list', 30_000);
+      const task = JSON.parse((await call({ method: 'POST', path: '/api/v1/tasks', token, body: { digest: layer, upstream: upstream() } })).body) as { hashList?: string };
+      expect(task.hashList).toMatch(/^[0-9a-f]{64}$/);
+      expect(listed.list).toBe(task.hashList);
+      const routed = await call({ method: 'GET', path: `/api/v1/seed/${layer}/pieces/0`, token });
+      expect([routed.status, routed.headers['x-pollen-hash-list']]).toEqual([200, task.hashList]);
       expect(await read(outsider)).toEqual({ status: 403, code: 'ERR_SEED_NOT_ADMITTED' });
+      // Nor over the route: the refusal says nothing of the blob's hashes.
+      const refused = await call({ method: 'GET', path: `/api/v1/seed/${layer}/pieces/0`, token: outsider });
+      expect(refused.status).toBe(403);
+      expect(refused.headers['x-pollen-hash-list']).toBeUndefined();
     } finally {
       channels.close();
     }
