@@ -150,6 +150,25 @@ describe('block messages, dialling side', () => {
     expect(await c).toMatch(/closed/);
   });
 
+  it('the library\'s messages are handled in the read that brings them, in order with the blocks: a choke ahead of a block refuses it, a have behind one is known at once', async () => {
+    const { conn } = await readyDialler();
+    const discarded: Array<[number, number, boolean]> = [];
+    conn.on('discarded', (index, bytes, cancelled) => discarded.push([index, bytes, cancelled]));
+    const haves: number[] = [];
+    conn.on('have', (i) => haves.push(i));
+    const asked = conn.request(0, 0, 4).then(
+      () => 'answered',
+      (e: Error) => e.message,
+    );
+    // One read: a choke, then the block asked for (the parent speaks no rejects: the choke drops the ask).
+    conn.receive(Buffer.concat([frame(0), frame(7, 0, 0, Buffer.alloc(4))]));
+    expect(conn.peerChoking).toBe(true);
+    expect(await asked).toMatch(/choking/);
+    expect(discarded).toEqual([[0, 4, false]]);
+    conn.receive(Buffer.concat([frame(1), frame(4, 3)]));
+    expect([conn.peerChoking, haves, conn.peerHas(3)]).toEqual([false, [3], true]);
+  });
+
   it('a block that comes after its cancel (the parent had sent it) is reported as discarded and cancelled, with its bytes; one never asked or a copy past the cancelled ones as not cancelled', async () => {
     const { conn } = await readyDialler();
     const discarded: Array<[number, number, boolean]> = [];
