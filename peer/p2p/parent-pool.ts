@@ -228,7 +228,7 @@ export class ParentPool {
     conn.on('discarded', (index: number, bytes: number, cancelled: boolean) => this.events.onDiscarded?.(index, bytes, cancelled));
     conn.ready.then(
       () => {
-        // Closed already (its 'close' ran and cleared it): e.g. for a hash list handed on ahead of 'ready' (wire-hash-list.ts).
+        // Closed already (its 'close' ran and cleared it): e.g. for a hash list handed on ahead of 'ready' (an older parent: wire-hash-list.ts).
         if (conn.isClosed) return;
         this.connecting.delete(peerId);
         if (!this.events.wanted()) return conn.destroy('transfer over');

@@ -32,10 +32,9 @@ declare module 'bittorrent-protocol' {
     request(index: number, offset: number, length: number, cb: (err: Error | null, buf?: Uint8Array) => void): void;
     cancel(index: number, offset: number, length: number): void;
     setKeepAlive(enable: boolean): void;
-    write(chunk: Uint8Array): boolean;
     /** The library's own parse of bytes written (what its stream's write queues for later): run at once by wire-connection.ts. */
     _write(chunk: Uint8Array, cb: (err?: Error | null) => void): void;
-    /** One whole message, its length prefix stripped (`chunk[0]` is the id), once past the handshake. */
+    /** One whole message, its length prefix stripped (`message[0]` is the id), once past the handshake. */
     _onMessage(message: Uint8Array): void;
     /** Where the library puts each message it sends (its stream's push): replaced by wire-connection.ts. */
     _push(data: Uint8Array): unknown;

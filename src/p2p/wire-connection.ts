@@ -5,15 +5,14 @@
 // handshake in which the dialler names the digest and its piece layout (`pollen_pieces`: the piece
 // size, named only when it is not the size's default layout: metainfo.ts namedLayout) and the
 // listener, if it serves the blob in that layout, answers with a `pollen_accept` message that
-// echoes both. Only then is the connection `ready`. The library's quirks are handled here once: it
-// buffers any announced message length (WireGuard caps it), it has no cap on incoming requests
-// (we drop a peer that exceeds ours), and it answers nothing while choking.
-// Framing and protocol violations close the connection and ban the remote address (wire-bans.ts).
-// Requests, pieces and cancels are framed here (wire-blocks.ts), and so are `pollen_proof` and
-// `pollen_reject`, which stay in order with them; the library parses the other messages and makes
-// ours, handed over directly, not through its stream (streamx), which put each on a later
-// microtask both ways: 5 % of a peer's CPU on the 16-host bed (64 MiB), mostly 9-byte haves, and
-// a choke handled after blocks read behind it. All we write leaves in order (wire-outbox.ts).
+// echoes both. Only then is the connection `ready`. Framing (WireGuard caps every length) and
+// protocol violations close the connection and ban the remote address (wire-bans.ts).
+// Requests, pieces and cancels are framed here (wire-blocks.ts, with our cap on requests), and so
+// are `pollen_proof` and `pollen_reject`, which stay in order with them; the library parses the
+// other messages and makes ours, handed over directly, not through its stream (streamx), which put
+// each on a later microtask both ways: 5 % of a peer's CPU on the 16-host bed (64 MiB), mostly
+// 9-byte haves, and a choke handled after blocks read behind it. All we write leaves in order
+// through one outbox (wire-outbox.ts).
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import Wire from 'bittorrent-protocol';
@@ -31,8 +30,7 @@ import { WireOutbox } from './wire-outbox.ts';
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
 export const IDLE_TIMEOUT_MS = 120_000;
 export interface WireOptions {
-  /** 20 bytes. */
-  readonly peerId: Buffer;
+  readonly peerId: Buffer; // 20 bytes
   /** The socket reads through `onread` into a buffer it reuses (see READ_BUFFER and dialWire) and hands each read to `receive`: no 'data' events, no fresh buffer per read. */
   readonly ownReads?: boolean;
   /** Where a protocol violation bans the remote address (none: the connection is only closed). */
@@ -72,11 +70,11 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
   /** The piece size the dialler named (undefined: the blob size's default layout). */
   private pieceSizeValue: number | undefined;
   private isReady = false;
+  private shook = false; // the library read the BEP 3 handshake
   /** What we write, in order (the library's output and our block, proof and reject messages). */
   private readonly outbox: WireOutbox;
   private closed = false;
-  /** Frames handed over by the guard (the first is the BEP 3 handshake). */
-  private frames = 0;
+  private frames = 0; // handed over by the guard (the first is the BEP 3 handshake)
   /** Our requests to the remote side and its requests to us, not answered yet (wire-blocks.ts). */
   private readonly blocks: BlockExchange;
   /** Reads since the idle check last looked (see the constructor). */
@@ -86,11 +84,9 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
   violation: string | undefined;
   private readonly handshakeTimer: NodeJS.Timeout;
   private readonly receiveChunk: (chunk: Buffer, transient: boolean) => void;
-  /** The id our extended handshake gives PROOF_EXT (what the remote side sends proofs under). */
+  /** The ids our extended handshake gives PROOF_EXT, REJECT_EXT and HASHES_EXT (what the remote side sends those under). */
   private readonly proofExtId: number;
-  /** The id our extended handshake gives REJECT_EXT. */
   private readonly rejectExtId: number;
-  /** The id our extended handshake gives HASHES_EXT. */
   private readonly hashesExtId: number;
   /** The hash list (wire-hash-list.ts): the listening side sends it to a dialler that asked. */
   readonly hashList: WireHashList;
@@ -153,8 +149,11 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
           else if (id === MSG_EXTENDED && frame.length > 5 && frame[5] === this.proofExtId) this.onProofMessage(frame.subarray(6));
           else if (id === MSG_EXTENDED && frame.length > 5 && frame[5] === this.rejectExtId) this.onRejectMessage(frame.subarray(6));
           else if (id === MSG_EXTENDED && frame.length > 5 && frame[5] === this.hashesExtId) this.hashList.receive(frame.subarray(6));
-          else if (id < 0) this.wire._write(frame, () => {}); // the handshake or a keep-alive (rare)
-          else this.wire._onMessage(frame.subarray(4));
+          else if (id >= 0) this.wire._onMessage(frame.subarray(4));
+          else {
+            this.wire._write(frame, () => {}); // the handshake (whole: WireGuard) or a keep-alive
+            if (!this.shook) return this.violate('bad handshake'); // the library refused it (and ended its wire)
+          }
           if (this.closed) return;
         }
       } catch (err) {
@@ -349,6 +348,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
   }
 
   private onHandshake(infoHash: string, ext: { extended?: boolean }): void {
+    this.shook = true;
     if (!ext.extended) return this.violate('peer does not speak the extension protocol');
     if (this.outgoing) {
       if (infoHash !== this.infoHash) this.violate('info hash mismatch');

@@ -34,8 +34,8 @@ export function wireDigest(raw: unknown): Digest | undefined {
  * (the parent) before the first block of that piece it sends. Both sides name it in their
  * extended handshake: the listener sends proofs only to a dialler that reads them, and the dialler
  * asks for pieces whose hash it does not know yet only of a listener that sends them. Framed here
- * and parsed by WireConnection as the block messages are, not by the library: its parser runs
- * behind a stream, so a proof it parsed came after the piece message that followed it on the wire.
+ * and parsed by WireConnection as the block messages are, in order with them (the library's
+ * parser, behind its stream, once handed a proof after the piece message that followed it).
  */
 export const PROOF_EXT = 'pollen_proof';
 /**

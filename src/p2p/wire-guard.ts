@@ -1,8 +1,9 @@
 // Frames the incoming byte stream of a BitTorrent connection before bittorrent-protocol sees it:
 // the 68-byte handshake must start with 19 ("BitTorrent protocol"), and every length prefix must
-// be at most `maxMessageBytes` (the library buffers whatever length a peer announces). Whole frames
-// are handed on in one piece, because the library re-concatenates its buffer on every chunk it gets
-// (quadratic for a 256 KiB block arriving in small TCP reads).
+// be at most `maxMessageBytes` (the library would buffer whatever length a peer announces). Whole
+// frames are handed on in one piece: WireConnection parses some itself and hands the others to the
+// library's parser one message at a time (re-concatenating its buffer on every chunk was quadratic
+// for a 256 KiB block arriving in small TCP reads).
 // A frame that spans reads is copied into one buffer allocated at its known length as the reads
 // come (Buffer.concat of the ~180 segments of a block on a shaped link cost 20 times more: it
 // was the largest item in a peer's profile); a frame inside one read is passed on as a view.

@@ -58,9 +58,10 @@ export class WireHashList {
   }
 
   /**
-   * A HASHES_EXT payload: only from a parent we asked, once, whole hashes within MAX_PIECES. The
-   * parent sends it as it gets ready and the library reads its accept behind a stream: a list read
-   * before that is handed on as this side gets ready (readied), ahead of 'ready'.
+   * A HASHES_EXT payload: only from a parent we asked, once, whole hashes within MAX_PIECES. A
+   * parent sends it after its accept; one of an earlier version, whose library sent the accept a
+   * turn late, put it ahead: a list read before the accept is handed on as this side gets ready
+   * (readied), ahead of 'ready'.
    */
   receive(payload: Buffer): void {
     if (!this.outgoing || !this.asked || this.done) return this.port.violate('unexpected hash list');

@@ -14,7 +14,7 @@ import { MAX_INCOMING_REQUESTS, uploadBuffer } from '../../../../src/p2p/wire-bl
 import { WireConnection } from '../../../../src/p2p/wire-connection.ts';
 import { SMALL_MESSAGE_BYTES } from '../../../../src/p2p/wire-outbox.ts';
 import { FakeWireSocket } from '../../../helpers/fake-wire-socket.ts';
-import { digest, frame, handshake, messagesOf, readyDialler, readyListener, settle } from '../../../helpers/wire-frames.ts';
+import { digest, extended, frame, handshake, messagesOf, readyDialler, readyListener, settle } from '../../../helpers/wire-frames.ts';
 
 
 /**
@@ -167,6 +167,32 @@ describe('block messages, dialling side', () => {
     expect(discarded).toEqual([[0, 4, false]]);
     conn.receive(Buffer.concat([frame(1), frame(4, 3)]));
     expect([conn.peerChoking, haves, conn.peerHas(3)]).toEqual([false, [3], true]);
+  });
+
+  it('a handshake the library refuses (19, then another protocol) closes and bans in the read that brings it: an accept behind it never makes the connection ready', async () => {
+    const bans = new AddressBans({ clock: systemClock });
+    const socket = new FakeWireSocket();
+    const conn = WireConnection.outgoing(socket as unknown as Socket, { peerId: randomBytes(20), ownReads: true, bans }, digest);
+    conn.on('close', () => {});
+    const bad = handshake();
+    bad.write('BitTorrent protocoX', 1, 'latin1');
+    conn.receive(Buffer.concat([bad, extended(0, 'd1:md13:pollen_accepti1eee'), extended(1, Buffer.from(digest, 'latin1')), frame(1)]));
+    expect([conn.isClosed, conn.violation]).toEqual([true, 'bad handshake']);
+    await expect(conn.ready).rejects.toThrow(/closed before ready/);
+    expect(bans.isBanned(socket.remoteAddress)).toBe(true);
+  });
+
+  it('a hash list read ahead of the accept (as a parent of an earlier version sends it) is handed on as the connection gets ready', async () => {
+    const socket = new FakeWireSocket();
+    const conn = WireConnection.outgoing(socket as unknown as Socket, { peerId: randomBytes(20), ownReads: true }, digest, undefined, true);
+    const seen: string[] = [];
+    conn.on('hashes', (l) => seen.push(`hashes ${l.length}`));
+    conn.on('ready', () => seen.push('ready'));
+    // Our extended handshake names pollen_accept 1 and pollen_hashes 4 (usePollenExtensions' order).
+    conn.receive(Buffer.concat([handshake(), extended(0, 'd1:md13:pollen_accepti1e13:pollen_hashesi9eee'), extended(4, Buffer.alloc(64, 7)), extended(1, Buffer.from(digest, 'latin1'))]));
+    await conn.ready;
+    expect(seen).toEqual(['hashes 64', 'ready']);
+    expect(conn.isClosed).toBe(false);
   });
 
   it('a block that comes after its cancel (the parent had sent it) is reported as discarded and cancelled, with its bytes; one never asked or a copy past the cancelled ones as not cancelled', async () => {
