@@ -3,7 +3,8 @@
 // a stranger gets at most a TLS alert and learns nothing about what the peer holds; a stranger
 // holding many idle sockets does not keep a member out; a peer with another secret fetches nothing;
 // a member that breaks the block rules is closed and its address banned, and only its address; a
-// member that sends forged piece proofs with bad bytes gets none of them stored.
+// member that sends forged piece proofs with bad bytes gets none of them stored; a member posing
+// as a parent with a handshake that is not BitTorrent's never gets the dialler ready.
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
@@ -23,6 +24,7 @@ import { SupernodeClient } from '../../peer/p2p/supernode-client.ts';
 import { blockMessage, MAX_INCOMING_REQUESTS, MAX_REQUESTS_WHILE_CHOKED, MSG_REQUEST } from '../../src/p2p/wire-blocks.ts';
 import { infoHashOf, WireConnection } from '../../src/p2p/wire-connection.ts';
 import { WireDialer } from '../../src/p2p/wire-dialer.ts';
+import { secureIncoming, whenSecure } from '../../src/p2p/wire-tls.ts';
 import { splitHostPort } from '../../src/config.ts';
 import type { BuiltLayer } from '../helpers/images.ts';
 import { startPeer, startSupernode, watchDigests, type TestPeer } from '../helpers/p2p-swarm.ts';
@@ -276,6 +278,33 @@ describe('attacks on the peer wire', () => {
     expect(sha256Digest(got)).toBe(sha256Digest(layer.blob.subarray(0, block)));
     socket.destroy();
   }, 60_000);
+
+  it('a member posing as a parent whose BEP 3 handshake is not BitTorrent\'s gets nothing from the handshake on: the dialler never gets ready on the accept and unchoke written behind it, and bans the address', async () => {
+    const digest = layer.descriptor.digest as Digest;
+    const bad = Buffer.concat([Buffer.from('\x13BitTorrent protocoX', 'latin1'), Buffer.from([0, 0, 0, 0, 0, 0x10, 0, 0]), Buffer.from(infoHashOf(digest), 'hex'), randomBytes(20)]);
+    const withLength = (message: Buffer): Buffer => {
+      const head = Buffer.alloc(4);
+      head.writeUInt32BE(message.length);
+      return Buffer.concat([head, message]);
+    };
+    const ext = (id: number, body: Buffer): Buffer => withLength(Buffer.concat([Buffer.from([20, id]), body]));
+    // The dialler's extended handshake names pollen_accept 1 (usePollenExtensions' order).
+    const answer = Buffer.concat([bad, ext(0, Buffer.from('d1:md13:pollen_accepti1eee', 'latin1')), ext(1, Buffer.from(digest, 'latin1')), withLength(Buffer.from([5, 0xff])), withLength(Buffer.from([1]))]);
+    const server = createServer((tcp) => {
+      tcp.on('error', () => {});
+      const socket = secureIncoming(tcp, SECRET);
+      socket.on('error', () => {});
+      whenSecure(socket, () => socket.once('data', () => socket.write(answer)));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => server.close(r)));
+    const bans = new AddressBans({ clock: systemClock });
+    const conn = new WireDialer({ bans }, { peerId: randomBytes(20), secret: SECRET }).dial(`127.0.0.1:${(server.address() as { port: number }).port}`, digest)!;
+    let readied = false;
+    conn.on('ready', () => (readied = true));
+    await expect(conn.ready).rejects.toThrow(/closed before ready/);
+    expect([readied, conn.violation, bans.isBanned('127.0.0.1')]).toEqual([false, 'bad handshake', true]);
+  }, 30_000);
 
   it('a stranger keeping hundreds of idle sockets open from many addresses does not stop a member from connecting and pulling', async () => {
     const idle = new Set<Socket>();
