@@ -13,13 +13,10 @@ declare module 'bittorrent-protocol' {
     peerChoking: boolean;
     peerInterested: boolean;
     amChoking: boolean;
-    peerRequests: unknown[];
-    requests: unknown[];
     extendedHandshake: Record<string, unknown>;
     peerExtendedMapping: Record<string, number>;
     /** Our extended message ids (as our handshake's `m` names them) to names. */
     extendedMapping: Record<number, string>;
-    destroyed: boolean;
     use(ext: new (wire: Wire) => WireExtension): void;
     handshake(infoHash: string | Uint8Array, peerId: string | Uint8Array, extensions?: Record<string, boolean>): void;
     extended(ext: string | number, obj: Uint8Array | Record<string, unknown>): void;
@@ -29,8 +26,6 @@ declare module 'bittorrent-protocol' {
     unchoke(): void;
     interested(): void;
     uninterested(): void;
-    request(index: number, offset: number, length: number, cb: (err: Error | null, buf?: Uint8Array) => void): void;
-    cancel(index: number, offset: number, length: number): void;
     setKeepAlive(enable: boolean): void;
     /** The library's own parse of bytes written (what its stream's write queues for later): run at once by wire-connection.ts. */
     _write(chunk: Uint8Array, cb: (err?: Error | null) => void): void;
