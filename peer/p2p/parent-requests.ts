@@ -153,6 +153,8 @@ export class ParentRequests {
 
   /** The parent's connection closed: what it was asked for can be asked elsewhere. */
   parentClosed(parent: ParentLink): void {
+    const { failure } = parent.conn;
+    if (failure) this.port.logger.error({ digest: this.port.digest, parent: parent.peerId, err: failure }, 'wire connection to a parent closed by an error of ours');
     const phase = this.port.phase();
     const { ledger } = this.port;
     for (const a of parent.assignments.values()) {

@@ -24,6 +24,8 @@ export interface ParentConnection {
   /** Settles once the handshakes are done (rejects if they fail). */
   readonly ready: Promise<void>;
   readonly isClosed: boolean;
+  /** Set when one of our own listeners threw (the connection closed; no fault of the parent's). */
+  readonly failure?: Error;
   readonly peerChoking: boolean;
   peerHas(index: number): boolean;
   /** The parent sends piece proofs ('proof', before a piece's first block): it may be asked for pieces whose hash is not known yet. */

@@ -60,6 +60,7 @@ export class Uploader {
     this.listener.on('ready', (conn) => this.onReady(conn));
     this.listener.on('closed', (conn, reason) => {
       if (conn.violation) this.logger.warn({ remote: conn.remoteAddress, reason: conn.violation }, 'wire protocol violation; address banned');
+      else if (conn.failure) this.logger.error({ remote: conn.remoteAddress, err: conn.failure }, 'wire connection to a child closed by an error of ours');
       else this.logger.debug({ remote: conn.remoteAddress, reason }, 'wire connection closed');
     });
   }

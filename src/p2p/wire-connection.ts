@@ -2,26 +2,24 @@
 // digest (info hash = the first 20 bytes of its sha256). Cluster membership is proven below this
 // class, by the transport (src/p2p/wire-tls.ts: TLS 1.3 with the cluster's pre-shared key, the
 // dialler proving the key first); what runs here is the BEP 3 handshake and a BEP 10 extended
-// handshake in which the dialler names the digest and its piece layout (`pollen_pieces`: the piece
-// size, named only when it is not the size's default layout: metainfo.ts namedLayout) and the
-// listener, if it serves the blob in that layout, answers with a `pollen_accept` message that
-// echoes both. Only then is the connection `ready`. Framing (WireGuard caps every length) and
-// protocol violations close the connection and ban the remote address (wire-bans.ts).
-// Requests, pieces and cancels are framed here (wire-blocks.ts, with our cap on requests), and so
-// are `pollen_proof` and `pollen_reject`, which stay in order with them; the library parses the
-// other messages and makes ours, handed over directly, not through its stream (streamx), which put
-// each on a later microtask both ways: 5 % of a peer's CPU on the 16-host bed (64 MiB), mostly
-// 9-byte haves, and a choke handled after blocks read behind it. All we write leaves in order
-// through one outbox (wire-outbox.ts).
+// handshake in which the dialler names the digest and its piece layout (`pollen_pieces`, only when
+// not the size's default: metainfo.ts namedLayout) and the listener, if it serves the blob in that
+// layout, answers with a `pollen_accept` that echoes both. Only then is the connection `ready`.
+// Framing (WireGuard caps every length) and protocol violations close the connection and ban the
+// remote address (wire-bans.ts). Requests, pieces, cancels, `pollen_proof` and `pollen_reject` are
+// framed here (wire-blocks.ts, wire-extensions.ts), in order; the library parses the other
+// messages and makes ours, handed over directly and not through its stream (streamx: each message
+// a microtask later both ways, 5 % of a peer's CPU on the 16-host bed). All we write leaves in
+// order through one outbox (wire-outbox.ts).
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import Wire from 'bittorrent-protocol';
-import { digestHex, type Digest } from '../digest.ts';
+import type { Digest } from '../digest.ts';
 import { PollenError } from '../errors.ts';
 import { BLOCK_BYTES } from './metainfo.ts';
 import { decodeProof, type PieceProof } from './piece-proof.ts';
 import { WireHashList } from './wire-hash-list.ts';
-import { acceptance, ACCEPT_EXT, HASHES_EXT, MSG_EXTENDED, PROOF_EXT, proofMessage, REJECT_BYTES, REJECT_EXT, rejectMessage, usePollenExtensions, wireDigest } from './wire-extensions.ts';
+import { acceptance, ACCEPT_EXT, diallerAsks, HASHES_EXT, infoHashOf, MSG_EXTENDED, PROOF_EXT, proofMessage, REJECT_BYTES, REJECT_EXT, rejectMessage, usePollenExtensions } from './wire-extensions.ts';
 import type { AddressBans } from './wire-bans.ts';
 import { BlockExchange, MSG_CANCEL, MSG_REQUEST, newWireGuard } from './wire-blocks.ts';
 import { WireOutbox } from './wire-outbox.ts';
@@ -35,10 +33,6 @@ export interface WireOptions {
   readonly ownReads?: boolean;
   /** Where a protocol violation bans the remote address (none: the connection is only closed). */
   readonly bans?: AddressBans;
-}
-
-export function infoHashOf(digest: Digest): string {
-  return digestHex(digest).slice(0, 40);
 }
 
 export interface WireConnectionEvents {
@@ -82,6 +76,8 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
   private readonly idleTimer: NodeJS.Timeout;
   /** Why the connection was closed for breaking the protocol (and its address banned), if it was. */
   violation: string | undefined;
+  /** An error one of our own listeners threw (a bug of ours, not the remote side's): closed, no ban. */
+  failure: Error | undefined;
   private readonly handshakeTimer: NodeJS.Timeout;
   private readonly receiveChunk: (chunk: Buffer, transient: boolean) => void;
   /** The ids our extended handshake gives PROOF_EXT, REJECT_EXT and HASHES_EXT (what the remote side sends those under). */
@@ -108,20 +104,20 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     });
     this.ready.catch(() => {});
     this.wire = new Wire(this.outgoing ? 'tcpOutgoing' : 'tcpIncoming');
-    this.wire._push = (data: Uint8Array) => this.send(data); // to the outbox, in order (see the top)
+    this.wire._push = (data: Uint8Array) => this.outbox.send(data); // to the outbox, in order (see the top)
     const ids = usePollenExtensions(this.wire);
     this.proofExtId = ids.proof;
     this.rejectExtId = ids.reject;
     this.hashesExtId = ids.hashes;
     this.hashList = new WireHashList(this.outgoing, wantHashes, {
-      send: (frame) => this.closed || this.send(frame),
+      send: (frame) => this.closed || this.outbox.send(frame),
       violate: (reason) => this.violate(reason),
       deliver: (list) => this.emit('hashes', list),
       ready: () => this.isReady,
       remoteId: () => this.wire.peerExtendedMapping[HASHES_EXT],
     });
     this.blocks = new BlockExchange({
-      send: (chunk) => this.send(chunk),
+      send: (chunk) => this.outbox.send(chunk),
       request: (index, offset, length, respond) => this.emit('request', index, offset, length, respond),
       reject: (index, offset, length) => this.sendReject(index, offset, length),
       closed: () => this.closed,
@@ -243,7 +239,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
 
   /** Sends a piece's proof (to a child that reads them; queued in order with the blocks, so ahead of the piece's). */
   sendProof(proof: PieceProof): void {
-    if (!this.closed && this.speaksProofs) this.send(proofMessage(this.wire.peerExtendedMapping[PROOF_EXT]!, proof));
+    if (!this.closed && this.speaksProofs) this.outbox.send(proofMessage(this.wire.peerExtendedMapping[PROOF_EXT]!, proof));
   }
 
   /** Asks for one block; resolves with it (a view into a pooled frame: see releaseBlock). */
@@ -292,6 +288,17 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     return this.wire.peerInterested;
   }
 
+  /** Our listeners run inside the read's try/catch (a throw there is the remote side's fault): an error of theirs closes without a ban, kept as `failure`. */
+  override emit<K extends keyof WireConnectionEvents>(event: K, ...args: WireConnectionEvents[K]): boolean {
+    try {
+      return super.emit<K>(event, ...(args as never));
+    } catch (err) {
+      this.failure ??= err as Error;
+      this.destroy(`internal error: ${(err as Error).message}`);
+      return true;
+    }
+  }
+
   destroy(reason = 'closed'): void {
     if (this.closed) return;
     this.closed = true;
@@ -313,11 +320,6 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     this.destroy(`protocol violation: ${reason}`);
   }
 
-  /** Queues a whole frame for the socket (wire-outbox.ts). */
-  private send(chunk: Uint8Array): void {
-    this.outbox.send(chunk);
-  }
-
   /** A request, piece or cancel message (a whole frame, length prefix included). */
   private onBlockMessage(frame: Buffer): void {
     if (!this.isReady) return this.violate(`message ${frame[4]!} before the handshake`);
@@ -328,7 +330,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
   /** Tells a child that reads rejects that its request will not be answered; false when it does not read them. */
   private sendReject(index: number, offset: number, length: number): boolean {
     if (this.closed || this.outgoing || !this.speaksRejects) return false;
-    this.send(rejectMessage(this.wire.peerExtendedMapping[REJECT_EXT]!, index, offset, length));
+    this.outbox.send(rejectMessage(this.wire.peerExtendedMapping[REJECT_EXT]!, index, offset, length));
     return true;
   }
 
@@ -375,13 +377,9 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
   private onDiallerHandshake(handshake: Record<string, unknown>): void {
     if (this.digestValue !== undefined) return this.violate('second extended handshake');
     if (!this.wire.peerExtendedMapping[ACCEPT_EXT]) return this.violate('peer does not speak pollen_accept');
-    const raw = handshake.pollen_digest;
-    const digest = wireDigest(raw);
-    if (!digest) return this.violate('bad digest');
-    if (infoHashOf(digest) !== this.infoHash) return this.violate('digest does not match info hash');
-    const pieces = handshake.pollen_pieces;
-    if (pieces !== undefined && !(Number.isSafeInteger(pieces) && (pieces as number) > 0)) return this.violate('bad piece size');
-    const pieceSize = pieces as number | undefined;
+    const asks = diallerAsks(handshake, this.infoHash);
+    if (typeof asks === 'string') return this.violate(asks);
+    const { digest, pieceSize } = asks;
     if (!this.accept?.(digest, pieceSize)) return this.destroy('blob not served here');
     this.digestValue = digest;
     this.pieceSizeValue = pieceSize;

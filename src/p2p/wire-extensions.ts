@@ -4,7 +4,7 @@
 // and `pollen_hashes` (every piece's hash at once, to a dialler that asked). WireConnection
 // registers them and reads them; the proof, reject and hash-list messages are framed here, beside
 // the block messages of wire-blocks.ts.
-import { parseDigest, type Digest } from '../digest.ts';
+import { digestHex, parseDigest, type Digest } from '../digest.ts';
 import { MAX_PIECES } from './metainfo.ts';
 import { encodeProof, type PieceProof } from './piece-proof.ts';
 
@@ -19,14 +19,27 @@ export const ACCEPT_EXT = 'pollen_accept';
 export function acceptance(digest: string, pieceSize: number | undefined): string {
   return pieceSize === undefined ? digest : `${digest} ${pieceSize}`;
 }
-/** The digest a dialler's handshake names (`pollen_digest`), when it is one: `sha256:` and 64 lowercase hex digits. */
-export function wireDigest(raw: unknown): Digest | undefined {
-  if (!(raw instanceof Uint8Array) || raw.length > 200) return undefined;
+/** A blob's BEP 3 info hash: the first 20 bytes of its sha256. */
+export function infoHashOf(digest: Digest): string {
+  return digestHex(digest).slice(0, 40);
+}
+
+/**
+ * What the dialler's extended handshake asks the listener for: the digest (`pollen_digest`:
+ * `sha256:` and 64 lowercase hex digits, the one its BEP 3 handshake's `infoHash` is of) and the
+ * piece size (`pollen_pieces`, if named); or the protocol violation it is.
+ */
+export function diallerAsks(handshake: Record<string, unknown>, infoHash: string | undefined): { digest: Digest; pieceSize: number | undefined } | string {
+  const raw = handshake.pollen_digest;
+  let digest: Digest | undefined;
   try {
-    return parseDigest(Buffer.from(raw).toString('latin1'));
-  } catch {
-    return undefined;
-  }
+    if (raw instanceof Uint8Array && raw.length <= 200) digest = parseDigest(Buffer.from(raw).toString('latin1'));
+  } catch {}
+  if (!digest) return 'bad digest';
+  if (infoHashOf(digest) !== infoHash) return 'digest does not match info hash';
+  const pieces = handshake.pollen_pieces;
+  if (pieces !== undefined && !(Number.isSafeInteger(pieces) && (pieces as number) > 0)) return 'bad piece size';
+  return { digest, pieceSize: pieces as number | undefined };
 }
 
 /**

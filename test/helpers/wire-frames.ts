@@ -6,7 +6,8 @@ import type { Socket } from 'node:net';
 import { systemClock } from '../../src/clock.ts';
 import { sha256Digest } from '../../src/digest.ts';
 import { AddressBans } from '../../src/p2p/wire-bans.ts';
-import { infoHashOf, WireConnection } from '../../src/p2p/wire-connection.ts';
+import { WireConnection } from '../../src/p2p/wire-connection.ts';
+import { infoHashOf } from '../../src/p2p/wire-extensions.ts';
 import { FakeWireSocket } from './fake-wire-socket.ts';
 
 export const digest = sha256Digest('blob');

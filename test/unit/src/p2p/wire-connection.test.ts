@@ -9,7 +9,8 @@ import { sha256Digest, type Digest } from '../../../../src/digest.ts';
 import { AddressBans } from '../../../../src/p2p/wire-bans.ts';
 import { PieceSigner, ProofVerifier, type PieceProof } from '../../../../src/p2p/piece-proof.ts';
 import { MAX_MESSAGE_BYTES } from '../../../../src/p2p/wire-blocks.ts';
-import { WireConnection, infoHashOf } from '../../../../src/p2p/wire-connection.ts';
+import { WireConnection } from '../../../../src/p2p/wire-connection.ts';
+import { infoHashOf } from '../../../../src/p2p/wire-extensions.ts';
 import { WireDialer } from '../../../../src/p2p/wire-dialer.ts';
 import { WireListener } from '../../../../src/p2p/wire-listener.ts';
 import { dialWire } from '../../../../src/p2p/wire-tls.ts';
@@ -271,6 +272,46 @@ describe('WireConnection on plain TCP (no secret: loopback only)', () => {
     await ok.ready;
     ok.destroy();
   }, 20_000);
+
+  it('an error thrown by our own listener closes the connection as ours: no ban on either side, kept as failure', async () => {
+    // The parent's side: its listener of a child's interest throws.
+    const bans = new AddressBans({ clock: systemClock });
+    const listener = new WireListener({ clock: systemClock, bans, accept: (d) => d === digest }, { listen: '127.0.0.1:0', peerId: randomBytes(20), secret: '', maxConnections: 16 });
+    const closedConns: WireConnection[] = [];
+    listener.on('closed', (conn) => closedConns.push(conn));
+    listener.on('ready', (conn) => {
+      conn.sendBitfield(new Uint8Array([0b11000000]));
+      conn.on('interested', () => {
+        throw new Error('bug in the uploader');
+      });
+    });
+    await listener.start(() => {});
+    listeners.push(listener);
+    const child = dial(listener.port, '');
+    await child.ready;
+    child.interested();
+    await new Promise<void>((r) => child.once('close', () => r()));
+    expect(closedConns[0]?.failure?.message).toBe('bug in the uploader');
+    expect(closedConns[0]?.violation).toBeUndefined();
+    expect(bans.isBanned('127.0.0.1')).toBe(false);
+
+    // The child's side: its listener of the parent's unchoke throws; the parent is not banned and is dialled again.
+    const { port } = await listen('');
+    const dialBans = new AddressBans({ clock: systemClock });
+    const dialer = new WireDialer({ bans: dialBans }, { peerId: randomBytes(20), secret: '' });
+    const conn = dialer.dial(`127.0.0.1:${port}`, digest)!;
+    conn.on('unchoke', () => {
+      throw new Error('bug in the transfer');
+    });
+    const reason = await new Promise<string>((r) => conn.once('close', r));
+    expect(reason).toBe('internal error: bug in the transfer');
+    expect(conn.failure?.message).toBe('bug in the transfer');
+    expect(conn.violation).toBeUndefined();
+    expect(dialBans.isBanned('127.0.0.1')).toBe(false);
+    const again = dialer.dial(`127.0.0.1:${port}`, digest)!;
+    await again.ready;
+    again.destroy();
+  });
 
   it('a dialler that never sends its extended handshake is closed at the handshake deadline, not banned', async () => {
     const { port, bans } = await listen('');
