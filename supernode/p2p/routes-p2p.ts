@@ -43,7 +43,7 @@ import { scheduleSync, syncItemTask, takeSyncReports } from './task-sync.ts';
 import { HEARTBEAT_MS, type PeerRecord, type Tracker } from './tracker.ts';
 
 /** What the routes need of the seed (the unit tests give a stand-in). */
-export type SeedPort = Pick<Seed, 'get' | 'openTask' | 'isAdmitted' | 'readPiece'>;
+export type SeedPort = Pick<Seed, 'get' | 'openTask' | 'isAdmitted' | 'readPiece' | 'served'>;
 
 export interface P2pRouteDeps {
   readonly tracker: Tracker;
@@ -232,6 +232,7 @@ export function registerP2pRoutes(app: FastifyInstance, deps: P2pRouteDeps): P2p
     // the next (peer-request-budget.ts): a fast seed line syncs once a piece. Once per lease: a
     // piece fetched again and again buys nothing.
     const sentWhole = (): void => {
+      seed.served(length);
       if (deps.peerBudget && scheduler.creditSeedPiece(digest, peer.peerId, index)) deps.peerBudget.credit(peer.peerId, length);
     };
     const hashList = (): string | undefined => {

@@ -63,6 +63,7 @@ export interface SeedTask {
 
 export interface SeedCounters {
   registryBytes: number;
+  /** Bytes of pieces sent whole to peers (served): not those of a piece the peer gave up on or that was cut short. */
   servedBytes: number;
 }
 
@@ -197,7 +198,6 @@ export class Seed {
     return known;
   }
 
-  /** The bytes of one piece, for a peer admitted for the blob; waits for them while the fetch runs. */
   /**
    * Piece `index` of a blob for an admitted peer: its length, its body (from the registry's bytes as
    * they come while the seed is fetching) and its sha256 (hex) once the seed has the whole piece.
@@ -215,13 +215,17 @@ export class Seed {
     const range = { start, end: start + length - 1 };
     const state = task.state;
     if (state.name === 'failed') throw state.error;
-    this.counters.servedBytes += length;
     const hash = (): string | undefined => task.meta.hashes[index] ?? undefined;
     const layout = namedLayout(task.meta.size, task.meta.pieceSize);
     if (state.name === 'fetching') return { length, body: state.partial.pooledBody(range, signal), hash, layout };
     // Absent (evicted): a clear error now, before the answer's head is sent.
     if (!(await this.store.stat(digest))) throw new PollenError('ERR_BLOB_UNKNOWN', `blob ${digest} is not in the seed's store`, { digest });
     return { length, body: pooledRangeBody((target, offset) => this.store.readInto(digest, target, offset), range), hash, layout };
+  }
+
+  /** A piece of `bytes` went to a peer whole (its answer's last byte written). */
+  served(bytes: number): void {
+    this.counters.servedBytes += bytes;
   }
 
   async close(): Promise<void> {

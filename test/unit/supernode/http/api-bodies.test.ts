@@ -45,6 +45,7 @@ function fakeSeed(): SeedPort & { ensured: number; tasks: Map<Digest, SeedTask> 
       return t;
     },
     isAdmitted: (peerId: string, d: Digest) => admitted.has(`${peerId} ${d}`),
+    served: () => {},
     async readPiece(_peerId: string, d: Digest, index: number) {
       const t = tasks.get(d);
       if (!t || index >= t.meta.pieceCount) throw new PollenError('ERR_NOT_FOUND', 'no such piece');

@@ -52,7 +52,7 @@ const BIG_META = layoutFor(BIG, BIG_BYTES.length, 1536 * 1024);
  * when `gated` is false); it knows piece i's hash once all its bytes went (as the real seed learns
  * it from the registry). Only the peer that created the task is admitted.
  */
-function gatedSeed(gated: boolean): { seed: SeedPort; release(i: number): void; admitted: Set<string> } {
+function gatedSeed(gated: boolean): { seed: SeedPort; release(i: number): void; admitted: Set<string>; served: number[] } {
   const task: SeedTask = { meta: { ...META, hashes: META.hashes.map(() => null) }, state: { name: 'complete' } } as unknown as SeedTask;
   const gates = new Map<number, { promise: Promise<void>; open: () => void }>();
   const gate = (i: number) => {
@@ -65,7 +65,9 @@ function gatedSeed(gated: boolean): { seed: SeedPort; release(i: number): void; 
     return g;
   };
   const admitted = new Set<string>();
+  const served: number[] = [];
   const seed = {
+    served: (bytes: number) => served.push(bytes),
     get: (d: Digest) => (d === DIGEST ? task : undefined),
     openTask: async (req: { peerId: string }) => (admitted.add(req.peerId), task),
     isAdmitted: (peerId: string) => admitted.has(peerId),
@@ -96,7 +98,7 @@ function gatedSeed(gated: boolean): { seed: SeedPort; release(i: number): void; 
       return { length: bytes.length, body, hash: () => task.meta.hashes[index] ?? undefined, layout: undefined };
     },
   };
-  return { seed: seed as unknown as SeedPort, release: (i) => gate(i).open(), admitted };
+  return { seed: seed as unknown as SeedPort, release: (i) => gate(i).open(), admitted, served };
 }
 
 const apps: FastifyInstance[] = [];
@@ -114,7 +116,7 @@ async function harness(options: { gated?: boolean; perSecond?: number } = {}) {
   const clock = new ManualClock(0);
   const scheduler = new Scheduler({ clock }, {});
   const tracker = new Tracker({ clock, onDrop: (p) => scheduler.dropPeer(p) });
-  const { seed, release } = gatedSeed(options.gated ?? false);
+  const { seed, release, served } = gatedSeed(options.gated ?? false);
   const signer = PieceSigner.generate();
   const peerBudget = options.perSecond === undefined ? undefined : new PeerRequestBudget({ clock }, { perSecond: options.perSecond });
   const app = createClusterApp(pino({ level: 'silent' }), { tracker, scheduler, seed, signer, jobs: { work: () => ({ work: [], pollMs: 1_000 }) }, ...(peerBudget ? { peerBudget } : {}) }, { secret: undefined });
@@ -126,7 +128,7 @@ async function harness(options: { gated?: boolean; perSecond?: number } = {}) {
     if (createTask) expect((await app.inject({ method: 'POST', url: '/api/v1/tasks', headers: { authorization: `Bearer ${token}` }, payload: { digest: DIGEST, upstream: { registry: 'registry.test', name: 'app' } } })).statusCode).toBe(200);
     return token;
   };
-  return { app, clock, tracker, url, port: Number(new URL(url).port), release, register, signer };
+  return { app, clock, tracker, url, port: Number(new URL(url).port), release, register, signer, served };
 }
 
 interface Answer {
@@ -511,6 +513,8 @@ describe('seed channel', () => {
     const [a, c] = await Promise.all([first, third]);
     expect(a.bytes.equals(pieceBytes(0)) && c.bytes.equals(pieceBytes(2))).toBe(true);
     expect([a.hash, c.hash]).toEqual([hashOf(0), hashOf(2)]);
+    // Served: the two pieces sent whole, not the one given up.
+    await expect.poll(() => h.served).toEqual([pieceBytes(0).length, pieceBytes(2).length]);
     // (The piece given up may have gone before its request was written.)
     expect(client.seedPieces.http).toBe(0);
     expect(client.seedPieces.channel).toBeGreaterThanOrEqual(2);

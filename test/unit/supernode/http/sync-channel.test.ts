@@ -36,7 +36,7 @@ function oneBlobSeed(admit?: () => Promise<void>): SeedPort {
     await admit?.();
     return task;
   };
-  return { get: (d: Digest) => (d === DIGEST ? task : undefined), openTask, isAdmitted: () => true, readPiece: async () => { throw new Error('no pieces here'); } } as unknown as SeedPort;
+  return { get: (d: Digest) => (d === DIGEST ? task : undefined), openTask, isAdmitted: () => true, served: () => {}, readPiece: async () => { throw new Error('no pieces here'); } } as unknown as SeedPort;
 }
 
 const apps: FastifyInstance[] = [];

@@ -62,10 +62,19 @@ describe('seed piece hash', () => {
     const meta = await client.createTask(url, { digest, sizeHint: bytes.length, upstream: { registry: REG, name: 'app' } });
     expect(meta.hashes).toEqual([null, null]);
 
+    let taken = 0;
+    const readPiece = seed.readPiece.bind(seed);
+    seed.readPiece = async (...args) => {
+      const piece = await readPiece(...args);
+      taken++;
+      return piece;
+    };
     const asked = client.seedPiece(url, digest, 0, AbortSignal.timeout(10_000));
-    // The seed takes the request while it has only the registry's first chunk of the piece.
-    await expect.poll(() => seed.counters.servedBytes, { timeout: 10_000 }).toBe(DEFAULT_PIECE_BYTES);
+    // The seed takes the request while it has only the registry's first chunk of the piece; the
+    // piece counts as served only once it went whole.
+    await expect.poll(() => taken, { timeout: 10_000 }).toBe(1);
     expect(seed.get(digest)!.meta.hashes[0]).toBeNull();
+    expect(seed.counters.servedBytes).toBe(0);
     release();
     const first = await asked;
     // Its head went out before the seed had the whole piece: no hash there, a trailer (the
@@ -75,6 +84,7 @@ describe('seed piece hash', () => {
     for await (const c of first.body) got.push(c as Buffer);
     expect(Buffer.concat(got).equals(piece(0))).toBe(true);
     expect(first.pieceHash()).toBe(sha256(piece(0)));
+    await expect.poll(() => seed.counters.servedBytes, { timeout: 10_000 }).toBe(DEFAULT_PIECE_BYTES);
     const key = client.proofVerifier(url)!;
     expect(key.verify(digest, { index: 0, hash: first.pieceHash()!, signature: first.pieceSignature!()! })).toBe(true);
 
