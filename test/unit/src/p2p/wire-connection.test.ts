@@ -310,7 +310,12 @@ describe('WireConnection on plain TCP (no secret: loopback only)', () => {
     expect(dialBans.isBanned('127.0.0.1')).toBe(false);
     const again = dialer.dial(`127.0.0.1:${port}`, digest)!;
     await again.ready;
-    again.destroy();
+    // A close listener's error is thrown on from destroy, as any emitter's: the connection is closed already.
+    again.on('close', () => {
+      throw new Error('bug in a close listener');
+    });
+    expect(() => again.destroy()).toThrow('bug in a close listener');
+    expect(again.isClosed && again.failure === undefined).toBe(true);
   });
 
   it('a dialler that never sends its extended handshake is closed at the handshake deadline, not banned', async () => {
