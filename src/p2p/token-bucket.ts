@@ -1,9 +1,19 @@
 // A token bucket for a bandwidth cap: `take(n)` resolves once n bytes may go. Waiters are served
 // in order (FIFO), so one large request cannot starve others and flows sharing the bucket get turns.
 // A request larger than the burst waits for a full bucket and leaves it in debt, so the long-run
-// rate holds whatever the chunk sizes. Rate 0 means unlimited.
+// rate holds whatever the chunk sizes. A wait lets a batch gather (BATCH_MS of the rate, at most
+// three quarters of the burst), not just the head's bytes: a flow held at its cap then wakes once
+// a batch, not once a chunk. Rate 0 means unlimited.
 import type { Clock } from '../clock.ts';
 import { PollenError } from '../errors.ts';
+
+/**
+ * The bytes a wait gathers, in ms of the rate. Woken per 64 KiB chunk, a registry pull capped at
+ * 12.5 MB/s cost its peer 1.8-2.1 CPU s for 256 MiB (0.74 uncapped): each wake-up finds the caches
+ * cold. Batches of ~47 ms: 1.37-1.48 s, the same wall time. The rest of the burst is room for a
+ * timer that fires late, so no bytes of the rate are lost to the cap.
+ */
+export const BATCH_MS = 50;
 
 interface Waiter {
   readonly n: number;
@@ -15,6 +25,8 @@ export class TokenBucket {
   private readonly clock: Clock;
   readonly bytesPerSecond: number;
   private readonly burst: number;
+  /** What a wait gathers at least (BATCH_MS). */
+  private readonly batch: number;
   private tokens: number;
   private last: number;
   private queue: Waiter[] = [];
@@ -25,6 +37,7 @@ export class TokenBucket {
     this.clock = deps.clock;
     this.bytesPerSecond = options.bytesPerSecond;
     this.burst = Math.max(1, options.burstBytes);
+    this.batch = Math.min(this.burst * 0.75, (this.bytesPerSecond * BATCH_MS) / 1000);
     this.tokens = this.burst;
     this.last = this.clock.now();
   }
@@ -101,7 +114,7 @@ export class TokenBucket {
       w.resolve();
     }
     if (this.queue.length > 0 && !this.timer) {
-      const want = Math.min(this.queue[0]!.n, this.burst) - this.tokens;
+      const want = Math.max(Math.min(this.queue[0]!.n, this.burst), this.batch) - this.tokens;
       const waitMs = Math.max(1, Math.ceil((want * 1000) / this.bytesPerSecond));
       this.timer = this.clock.setTimeout(() => {
         this.timer = undefined;

@@ -54,7 +54,11 @@ describe('TokenBucket as a shared throttle', () => {
     clock.advance(500);
     await flush();
     expect(order).toEqual([]);
-    clock.advance(320);
+    // a at 800 ms; b and c behind it wait for a batch (50 ms of the rate), not for their 10 bytes each.
+    clock.advance(300);
+    await flush();
+    expect(order).toEqual(['a']);
+    clock.advance(50);
     await flush();
     expect(order).toEqual(['a', 'b', 'c']);
   });
@@ -106,6 +110,37 @@ describe('TokenBucket as a shared throttle', () => {
     await flush();
     expect(second).toBe(true);
     await expect(bucket.take(1, AbortSignal.abort(new Error('already')))).rejects.toThrow('already');
+  });
+
+  it('a flow held at its cap waits once a batch (BATCH_MS of the rate), not once a chunk, and still gets exactly the rate', async () => {
+    const clock = new ManualClock();
+    let timers = 0;
+    const setTimeout = clock.setTimeout.bind(clock);
+    clock.setTimeout = (fn, ms) => (timers++, setTimeout(fn, ms));
+    // 1 MB/s with the download limiter's burst (a sixteenth of a second: 62,500 bytes), 4 KB chunks.
+    const bucket = new TokenBucket({ clock }, { bytesPerSecond: 1_000_000, burstBytes: 62_500 });
+    let granted = 0;
+    let waits = 0;
+    const loop = (async () => {
+      while (granted < 1_000_000) {
+        if (!bucket.tryTake(4_000)) {
+          waits++;
+          await bucket.take(4_000);
+        }
+        granted += 4_000;
+      }
+    })();
+    // The rate holds: after half a second, the burst and half a second's bytes, less one batch at most.
+    await step(clock, 1, 500);
+    expect(granted).toBeLessThanOrEqual(62_500 + 500_000);
+    expect(granted).toBeGreaterThanOrEqual(62_500 + 500_000 - 46_875);
+    await step(clock, 1, 500);
+    await loop;
+    // 1 MB after the burst, in batches of 46,875 bytes (three quarters of the burst, below 50 ms of
+    // the rate): ~20 waits, where a wait per chunk was 235.
+    expect(waits).toBeGreaterThanOrEqual(18);
+    expect(waits).toBeLessThanOrEqual(23);
+    expect(timers).toBe(waits);
   });
 
   it('rejects waiters when closed, and never waits when unlimited', async () => {
