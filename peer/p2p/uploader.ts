@@ -147,7 +147,7 @@ export class Uploader {
     if (offset < 0 || offset + length > piece.length) return conn.violate(`request outside piece ${index}`);
     if (conn.speaksProofs && !conn.hashList.sent) this.sendProof(conn, source, index);
     try {
-      await this.bucket.take(length);
+      await this.bucket.take(length, undefined, conn);
       const data = await source.read(piece.start + offset, length);
       if (data.length !== length) throw new Error(`short read ${data.length}/${length}`);
       this.uploadedBytes += length;

@@ -2,21 +2,24 @@
 // in order (FIFO), so one large request cannot starve others and flows sharing the bucket get turns.
 // A request larger than the burst waits for a full bucket and leaves it in debt, so the long-run
 // rate holds whatever the chunk sizes. A wait lets a batch gather (BATCH_MS of the rate, at most
-// three quarters of the burst), not just the head's bytes: a flow held at its cap then wakes once
-// a batch, not once a chunk. Rate 0 means unlimited.
+// three quarters of the burst), not just the head's bytes: a flow held at its cap then wakes once a
+// batch, not once a chunk. What the batch holds beyond the waiters it serves is shared among the
+// flows they belong to (each caller names its flow), so the flows still take turns, a batch at a
+// time: taken by whoever asked first, the whole rest went to one flow. Rate 0 means unlimited.
 import type { Clock } from '../clock.ts';
 import { PollenError } from '../errors.ts';
 
 /**
  * The bytes a wait gathers, in ms of the rate. Woken per 64 KiB chunk, a registry pull capped at
- * 12.5 MB/s cost its peer 1.8-2.1 CPU s for 256 MiB (0.74 uncapped): each wake-up finds the caches
- * cold. Batches of ~47 ms: 1.37-1.48 s, the same wall time. The rest of the burst is room for a
- * timer that fires late, so no bytes of the rate are lost to the cap.
+ * 12.5 MB/s cost its peer 2.2-2.6 CPU s for 256 MiB (0.74 uncapped): each wake-up finds the caches
+ * cold. In batches of ~47 ms: 1.5-1.6 s, the same wall time. A timer that fires late loses nothing:
+ * while flows wait, the bucket holds up to a batch beyond its burst.
  */
 export const BATCH_MS = 50;
 
 interface Waiter {
   readonly n: number;
+  readonly flow: object | undefined;
   readonly resolve: () => void;
   readonly reject: (e: unknown) => void;
 }
@@ -30,6 +33,8 @@ export class TokenBucket {
   private tokens: number;
   private last: number;
   private queue: Waiter[] = [];
+  /** The last wake's batch beyond its waiters' bytes, a share for each flow it served, until the next wake. */
+  private readonly shares = new Map<object, number>();
   private timer: { cancel(): void } | undefined;
   private closed = false;
 
@@ -46,9 +51,14 @@ export class TokenBucket {
     return this.bytesPerSecond <= 0;
   }
 
-  /** Takes n bytes now if the bucket holds them and nobody waits ahead; false otherwise (nothing taken). */
-  tryTake(n: number): boolean {
+  /** Takes n bytes now, from `flow`'s share or from a bucket that holds them with nobody waiting ahead; false otherwise (nothing taken). */
+  tryTake(n: number, flow?: object): boolean {
     if (this.unlimited) return true;
+    const share = flow === undefined ? undefined : this.shares.get(flow);
+    if (share !== undefined && share >= n && !this.closed) {
+      this.shares.set(flow!, share - n);
+      return true;
+    }
     if (this.closed || this.queue.length > 0) return false;
     this.refill();
     if (this.tokens < Math.min(n, this.burst)) return false;
@@ -56,9 +66,9 @@ export class TokenBucket {
     return true;
   }
 
-  /** Resolves once n bytes may go; rejects with the signal's reason when aborted while waiting. */
-  take(n: number, signal?: AbortSignal): Promise<void> {
-    if (this.tryTake(n)) return Promise.resolve();
+  /** Resolves once n bytes of `flow` (the caller's stream, socket or child: see the top) may go; rejects with the signal's reason when aborted while waiting. */
+  take(n: number, signal?: AbortSignal, flow?: object): Promise<void> {
+    if (this.tryTake(n, flow)) return Promise.resolve();
     if (this.closed) return Promise.reject(new PollenError('ERR_CLOSED', 'bandwidth limiter closed'));
     if (signal?.aborted) return Promise.reject(signal.reason ?? new PollenError('ERR_ABORTED', 'waiting for bandwidth aborted'));
     return new Promise((resolve, reject) => {
@@ -72,6 +82,7 @@ export class TokenBucket {
       };
       const waiter: Waiter = {
         n,
+        flow,
         resolve: () => {
           signal?.removeEventListener('abort', onAbort);
           resolve();
@@ -91,12 +102,15 @@ export class TokenBucket {
     this.closed = true;
     this.timer?.cancel();
     this.timer = undefined;
+    this.shares.clear();
     for (const w of this.queue.splice(0)) w.reject(new PollenError('ERR_CLOSED', 'bandwidth limiter closed'));
   }
 
   private refill(): void {
     const now = this.clock.now();
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.bytesPerSecond) / 1000);
+    // While flows wait, what accrued while their timer ran late is theirs: up to a batch beyond the burst.
+    const cap = this.queue.length > 0 ? this.burst + this.batch : this.burst;
+    this.tokens = Math.min(cap, this.tokens + ((now - this.last) * this.bytesPerSecond) / 1000);
     this.last = now;
   }
 
@@ -106,19 +120,30 @@ export class TokenBucket {
     this.drain();
   }
 
-  private drain(): void {
+  /** Serves the waiters the bucket can pay; at a wake (`woken`: the timer), shares the batch's rest among their flows. */
+  private drain(woken = false): void {
     this.refill();
+    if (woken) {
+      for (const share of this.shares.values()) this.tokens += share; // the last batch's shares not used
+      this.shares.clear();
+    }
+    const served: object[] = [];
     while (this.queue.length > 0 && this.tokens >= Math.min(this.queue[0]!.n, this.burst)) {
       const w = this.queue.shift()!;
       this.tokens -= w.n;
+      if (woken && w.flow !== undefined && !served.includes(w.flow)) served.push(w.flow);
       w.resolve();
+    }
+    if (served.length > 0 && this.tokens > 0) {
+      for (const flow of served) this.shares.set(flow, this.tokens / served.length);
+      this.tokens = 0;
     }
     if (this.queue.length > 0 && !this.timer) {
       const want = Math.max(Math.min(this.queue[0]!.n, this.burst), this.batch) - this.tokens;
       const waitMs = Math.max(1, Math.ceil((want * 1000) / this.bytesPerSecond));
       this.timer = this.clock.setTimeout(() => {
         this.timer = undefined;
-        this.drain();
+        this.drain(true);
       }, waitMs);
     }
   }

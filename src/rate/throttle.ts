@@ -1,6 +1,6 @@
 // The host's download budget (`--download-rate`, and the seed's `--seed-registry-rate`): one token
-// bucket (src/p2p/token-bucket.ts, FIFO, so flows sharing it take turns chunk by chunk) and the two
-// ways bytes are paced by it. An async body (a registry GET, a seed piece) is read one chunk at a
+// bucket (src/p2p/token-bucket.ts, FIFO, so flows sharing it take turns, a batch of the rate at a
+// time) and the two ways bytes are paced by it. An async body (a registry GET, a seed piece) is read one chunk at a
 // time and its next chunk is asked for only once the last one was paid for, so the stream's own
 // backpressure holds the sender back. A socket (a parent on the wire) is paused after a read it
 // could not pay for and resumed once paid: at most one socket read is held beyond the kernel's
@@ -31,8 +31,9 @@ export function pacedChunks<T extends Uint8Array>(source: AsyncIterable<T>, thro
 }
 
 async function* paced<T extends Uint8Array>(source: AsyncIterable<T>, throttle: Throttle, signal: AbortSignal | undefined): AsyncGenerator<T> {
+  const flow = {}; // this body's turn (TokenBucket's shares)
   for await (const chunk of source) {
-    if (!throttle.tryTake(chunk.length)) await throttle.take(chunk.length, signal);
+    if (!throttle.tryTake(chunk.length, flow)) await throttle.take(chunk.length, signal, flow);
     yield chunk;
   }
 }
@@ -48,9 +49,9 @@ export function readPacer(socket: Socket, throttle: Throttle | undefined): ((byt
   const gone = new AbortController();
   socket.once('close', () => gone.abort());
   return (bytes) => {
-    if (throttle.tryTake(bytes)) return true;
+    if (throttle.tryTake(bytes, socket)) return true;
     socket.pause();
-    throttle.take(bytes, gone.signal).then(
+    throttle.take(bytes, gone.signal, socket).then(
       () => {
         if (!socket.destroyed) socket.resume();
       },

@@ -143,6 +143,55 @@ describe('TokenBucket as a shared throttle', () => {
     expect(timers).toBe(waits);
   });
 
+  it('two flows held at the cap take turns a batch at a time: the batch beyond the waiters is shared, not taken by the first back', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket({ clock }, { bytesPerSecond: 1_000_000, burstBytes: 62_500 });
+    const granted = [0, 0];
+    let stop = false;
+    // Each flow takes 4 KB chunks as fast as the bucket lets it, without yielding between chunks it
+    // may take at once: the first to come back after a wake would take the whole batch's rest.
+    const flows = [0, 1].map(async (i) => {
+      const flow = {};
+      while (!stop) {
+        if (!bucket.tryTake(4_000, flow)) await bucket.take(4_000, undefined, flow);
+        granted[i]! += 4_000;
+      }
+    });
+    await step(clock, 1, 1000);
+    stop = true;
+    await step(clock, 50, 4);
+    await Promise.all(flows);
+    // The burst went to the first flow; after it, each had about half of the second's 1 MB.
+    const afterBurst = [granted[0]! - 62_500, granted[1]!];
+    expect(Math.abs(afterBurst[0]! - afterBurst[1]!)).toBeLessThanOrEqual(2 * 46_875);
+    expect(afterBurst[0]! + afterBurst[1]!).toBeGreaterThanOrEqual(1_000_000 - 46_875);
+  });
+
+  it('a late timer loses none of the rate: what accrued meanwhile is the waiting flow\'s, up to a batch beyond the burst', async () => {
+    const clock = new ManualClock();
+    // Every timer fires 40 ms after it was due (a busy event loop).
+    const setTimeout = clock.setTimeout.bind(clock);
+    clock.setTimeout = (fn, ms) => setTimeout(fn, ms + 40);
+    const bucket = new TokenBucket({ clock }, { bytesPerSecond: 1_000_000, burstBytes: 62_500 });
+    let granted = 0;
+    const flow = {};
+    let stop = false;
+    const loop = (async () => {
+      while (!stop) {
+        if (!bucket.tryTake(4_000, flow)) await bucket.take(4_000, undefined, flow);
+        granted += 4_000;
+      }
+    })();
+    // A wait asks for ~47 ms (a batch) and ends after ~87: ~87 KB accrued, more than the burst.
+    await step(clock, 1, 2000);
+    // The burst and 2 s of the rate, less at most the batch still to come and a chunk.
+    expect(granted).toBeGreaterThanOrEqual(62_500 + 2_000_000 - 86_875 - 4_000);
+    expect(granted).toBeLessThanOrEqual(62_500 + 2_000_000 + 4_000);
+    stop = true;
+    await step(clock, 50, 4);
+    await loop;
+  });
+
   it('rejects waiters when closed, and never waits when unlimited', async () => {
     const clock = new ManualClock();
     const bucket = new TokenBucket({ clock }, { bytesPerSecond: 10, burstBytes: 10 });
