@@ -293,7 +293,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
     try {
       return super.emit<K>(event, ...(args as never));
     } catch (err) {
-      if (event === 'close') throw err; // closed already: thrown on, as from any other emitter
+      if (this.closed) return process.emitWarning(err as Error), true; // its owner heard 'close' already
       this.failure ??= err as Error;
       this.destroy(`internal error: ${(err as Error).message}`);
       return true;

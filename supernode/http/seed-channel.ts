@@ -33,7 +33,7 @@ export interface SeedPieceReply {
   proof(): SeedPieceProof | undefined;
   /** The blob's vouched list of piece hashes once the seed holds it verified (PIECE_HASH_LIST_HEADER). */
   hashList(): string | undefined;
-  /** Every byte was handed to the peer's socket (the lease it was sent on pays for one call of the peer's). */
+  /** Every byte was handed to the peer's socket: the seed counts the piece as served, and the lease it was sent on pays for one call of the peer's. */
   sentWhole(): void;
 }
 

@@ -43,7 +43,7 @@ export class SupernodeMetrics {
     m.gauge('pollen_supernode_syncing_peers', 'peers that synced in the last 5 to 10 s', [], (g) => g.set(sources.syncPace().peers));
     m.gauge('pollen_supernode_sync_channels', "peers' sync and seed channels open (a peer's batches of syncs, and its seed pieces, as frames on kept connections instead of HTTP requests)", [], (g) => g.set(sources.syncChannels?.() ?? 0));
     m.gauge('pollen_supernode_tasks', 'tasks (blobs) the scheduler tracks holders of', [], (g) => g.set(sources.tasks()));
-    m.counterFrom('pollen_supernode_seed_bytes_total', 'seed bytes by direction: download from back_to_source (the registry), upload from the seed to peers', ['direction', 'source'], () => {
+    m.counterFrom('pollen_supernode_seed_bytes_total', 'seed bytes by direction: download from back_to_source (the registry), upload from the seed to peers (pieces sent whole, counted as each one ends; not those given up or cut short)', ['direction', 'source'], () => {
       const c = sources.seed();
       return [
         [{ direction: 'download', source: 'back_to_source' }, c.registryBytes],
