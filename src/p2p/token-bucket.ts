@@ -4,15 +4,15 @@
 // rate holds whatever the chunk sizes. A wait lets a batch gather (BATCH_MS of the rate, at most
 // three quarters of the burst), not just the head's bytes: a flow held at its cap then wakes once a
 // batch, not once a chunk. What the batch holds beyond the waiters it serves is shared among the
-// flows they belong to (each caller names its flow), so the flows still take turns, a batch at a
-// time: taken by whoever asked first, the whole rest went to one flow. Rate 0 means unlimited.
+// flows they belong to (each caller names its flow), so flows still take turns, a batch at a time
+// (left to whoever asked first, the whole rest went to one flow). Rate 0 means unlimited.
 import type { Clock } from '../clock.ts';
 import { PollenError } from '../errors.ts';
 
 /**
  * The bytes a wait gathers, in ms of the rate. Woken per 64 KiB chunk, a registry pull capped at
- * 12.5 MB/s cost its peer 2.2-2.6 CPU s for 256 MiB (0.74 uncapped): each wake-up finds the caches
- * cold. In batches of ~47 ms: 1.5-1.6 s, the same wall time. A timer that fires late loses nothing:
+ * 12.5 MB/s cost its peer 2.1-2.6 CPU s for 256 MiB (0.74 uncapped): each wake-up finds the caches
+ * cold. In batches of ~47 ms: 1.4-1.6 s, the same wall time. A timer that fires late loses nothing:
  * while flows wait, the bucket holds up to a batch beyond its burst.
  */
 export const BATCH_MS = 50;

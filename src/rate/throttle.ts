@@ -1,10 +1,10 @@
 // The host's download budget (`--download-rate`, and the seed's `--seed-registry-rate`): one token
 // bucket (src/p2p/token-bucket.ts, FIFO, so flows sharing it take turns, a batch of the rate at a
-// time) and the two ways bytes are paced by it. An async body (a registry GET, a seed piece) is read one chunk at a
-// time and its next chunk is asked for only once the last one was paid for, so the stream's own
-// backpressure holds the sender back. A socket (a parent on the wire) is paused after a read it
-// could not pay for and resumed once paid: at most one socket read is held beyond the kernel's
-// buffers, and TCP's window slows the sender. Rate 0 is unlimited and costs nothing.
+// time) and the two ways bytes are paced by it. An async body (a registry GET, a seed piece) is
+// read one chunk at a time and its next chunk is asked for only once the last one was paid for, so
+// the stream's own backpressure holds the sender back. A socket (a parent on the wire) is paused
+// after a read it could not pay for and resumed once paid: at most one socket read is held beyond
+// the kernel's buffers, and TCP's window slows the sender. Rate 0 is unlimited and costs nothing.
 import type { Socket } from 'node:net';
 import type { Clock } from '../clock.ts';
 import { TokenBucket } from '../p2p/token-bucket.ts';
