@@ -22,6 +22,7 @@ import { WireHashList } from './wire-hash-list.ts';
 import { acceptance, ACCEPT_EXT, diallerAsks, HASHES_EXT, infoHashOf, MSG_EXTENDED, PROOF_EXT, proofMessage, REJECT_BYTES, REJECT_EXT, rejectMessage, usePollenExtensions } from './wire-extensions.ts';
 import type { AddressBans } from './wire-bans.ts';
 import { BlockExchange, MSG_CANCEL, MSG_REQUEST, newWireGuard } from './wire-blocks.ts';
+import { wrongFixedLength } from './wire-guard.ts';
 import { WireOutbox } from './wire-outbox.ts';
 
 /** From TCP accept (or dial) to `ready`: TLS, the BEP 3 and the extended handshake together. */
@@ -71,8 +72,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
   private frames = 0; // handed over by the guard (the first is the BEP 3 handshake)
   /** Our requests to the remote side and its requests to us, not answered yet (wire-blocks.ts). */
   private readonly blocks: BlockExchange;
-  /** Reads since the idle check last looked (see the constructor). */
-  private reads = 0;
+  private reads = 0; // since the idle check last looked (see the constructor)
   private readonly idleTimer: NodeJS.Timeout;
   /** Why the connection was closed for breaking the protocol (and its address banned), if it was. */
   violation: string | undefined;
@@ -145,6 +145,7 @@ export class WireConnection extends EventEmitter<WireConnectionEvents> {
           else if (id === MSG_EXTENDED && frame.length > 5 && frame[5] === this.proofExtId) this.onProofMessage(frame.subarray(6));
           else if (id === MSG_EXTENDED && frame.length > 5 && frame[5] === this.rejectExtId) this.onRejectMessage(frame.subarray(6));
           else if (id === MSG_EXTENDED && frame.length > 5 && frame[5] === this.hashesExtId) this.hashList.receive(frame.subarray(6));
+          else if (id >= 0 && wrongFixedLength(frame)) return this.violate(`message ${id} of ${frame.length - 4} bytes`); // the library would read on past it
           else if (id >= 0) this.wire._onMessage(frame.subarray(4));
           else {
             this.wire._write(frame, () => {}); // the handshake (whole: WireGuard) or a keep-alive

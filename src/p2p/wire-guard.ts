@@ -13,6 +13,20 @@
 // from a BlockPool, which the downloader gives back once the block is stored.
 import type { BlockPool } from './block-pool.ts';
 
+/**
+ * The payload length (id included) of each message bittorrent-protocol parses that has a fixed
+ * one: choke, unchoke, interested, uninterested and have (BEP 3), port, and suggest, have-all,
+ * have-none and allowed-fast (BEP 6). The library reads a short one as if zeros followed (a 2-byte
+ * have named piece 0).
+ */
+const FIXED_LENGTHS = new Map([[0, 1], [1, 1], [2, 1], [3, 1], [4, 5], [9, 3], [0x0d, 5], [0x0e, 1], [0x0f, 1], [0x11, 5]]);
+
+/** Whether `frame` (length prefix included, after the handshake) is such a message of another length. */
+export function wrongFixedLength(frame: Buffer): boolean {
+  const want = frame.length > 4 ? FIXED_LENGTHS.get(frame[4]!) : undefined;
+  return want !== undefined && frame.length - 4 !== want;
+}
+
 export class WireGuard {
   private readonly maxMessageBytes: number;
   private readonly pool: BlockPool | undefined;

@@ -242,6 +242,9 @@ describe('attacks on the peer wire', () => {
       ['a request larger than a block', blockMessage(MSG_REQUEST, 0, 0, BLOCK_BYTES + 1)],
       [`${MAX_INCOMING_REQUESTS + 1} requests outstanding`, tooMany],
       ['a request of the wrong length', malformed],
+      // Parsed by bittorrent-protocol, not by Pollen's framing: its error is still the member's
+      // (a protocol violation), not one of our own listeners' (WireConnection.emit, no ban).
+      ['a have of the wrong length', Buffer.from([0, 0, 0, 2, 4, 0])],
     ];
     for (const [i, [what, bytes]] of breaches.entries()) {
       const address = `127.0.0.${41 + i}`;

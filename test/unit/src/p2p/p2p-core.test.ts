@@ -5,7 +5,7 @@ import { Bitfield } from '../../../../src/p2p/bitfield.ts';
 import { holdingBits, isLayout, layoutFor, MAX_PIECES, pieceCountFor, pieceRange, pieceSizeFor, pieceSizeForSwarm, namedLayout, DEFAULT_PIECE_BYTES, SMALL_PIECE_BYTES, SMALL_PIECES_FROM_PEERS } from '../../../../src/p2p/metainfo.ts';
 import { BlockPool } from '../../../../src/p2p/block-pool.ts';
 import { TokenBucket } from '../../../../src/p2p/token-bucket.ts';
-import { WireGuard } from '../../../../src/p2p/wire-guard.ts';
+import { WireGuard, wrongFixedLength } from '../../../../src/p2p/wire-guard.ts';
 import { pickPiece } from '../../../../peer/p2p/piece-picker.ts';
 
 describe('piece layout', () => {
@@ -125,6 +125,18 @@ describe('TokenBucket', () => {
 });
 
 describe('WireGuard', () => {
+  it('tells a fixed-length message of another length (a short have, a choke with a payload) from a well-formed one', () => {
+    const frame = (...bytes: number[]): Buffer => Buffer.concat([Buffer.from([0, 0, 0, bytes.length]), Buffer.from(bytes)]);
+    expect(wrongFixedLength(frame(4, 0, 0, 0, 7))).toBe(false); // have 7
+    expect(wrongFixedLength(frame(4, 0))).toBe(true);
+    expect(wrongFixedLength(frame(4, 0, 0, 0, 7, 1))).toBe(true);
+    expect(wrongFixedLength(frame(0))).toBe(false); // choke
+    expect(wrongFixedLength(frame(0, 1))).toBe(true);
+    expect(wrongFixedLength(frame(5, 0xff, 0x80))).toBe(false); // a bitfield has no fixed length
+    expect(wrongFixedLength(frame(20, 0, 1, 2))).toBe(false); // nor an extended message
+  });
+
+
   it('reassembles frames split across reads and refuses oversized lengths', () => {
     const g = new WireGuard({ maxMessageBytes: 100 });
     const hs = Buffer.concat([Buffer.from([19]), Buffer.alloc(67)]);
