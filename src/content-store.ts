@@ -47,7 +47,7 @@ export interface Ingest {
    * handle — unless `keepReadable`, for readers mid-stream; then `close()` releases it later.
    */
   commit(expectedSize?: number, options?: VerifyOptions & { keepReadable?: boolean }): Promise<BlobInfo>;
-  /** Discards the ingest. Idempotent. */
+  /** Discards the ingest. Idempotent, and never rejects (a file it cannot remove is left to the store's collector). */
   abort(): Promise<void>;
   /** Releases handles but keeps the partial content so a later `openIngest(.., {resume: true})` continues it. */
   suspend(): Promise<void>;

@@ -131,7 +131,8 @@ class LayerFetcher {
     try {
       const ingest = await this.deps.content.openIngest(layer.digest);
       const partial = new PartialBlob({ store: this.deps.content, ingest }, { size: layer.size });
-      this.download(layer, index, partial).finally(release);
+      // Never rejects: its failures go to the partial, whose readers see them.
+      void this.download(layer, index, partial).finally(release);
       return partial;
     } catch (err) {
       release();

@@ -93,7 +93,9 @@ export class JobStore {
     const finished = [...this.jobs.values()].filter((j) => isFinished(j.state)).sort((a, b) => a.id - b.id);
     for (const job of finished.slice(0, Math.max(0, finished.length - maxKept))) {
       this.jobs.delete(job.id);
-      void this.kv.del(key(job.id));
+      // A delete that fails (a full disk) leaves a finished job that the next start loads and prunes
+      // again; it must not end the supernode as an unhandled rejection.
+      void this.kv.del(key(job.id)).catch(this.onError);
     }
   }
 }

@@ -58,7 +58,7 @@ export function preheatPorts(deps: { seed: Seed; tracker: Tracker; hosts: Regist
         if (state.name === 'complete') return;
         if (state.name === 'failed') throw state.error;
         if (state.partial.settled) await sleep(SETTLE_POLL_MS, undefined, { signal });
-        else await Promise.race([state.partial.settledPromise(), aborted(signal)]);
+        else await settledOrAborted(state.partial.settledPromise(), signal);
       }
     },
 
@@ -72,10 +72,17 @@ export function preheatPorts(deps: { seed: Seed; tracker: Tracker; hosts: Regist
   };
 }
 
-function aborted(signal: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => {
-    const fail = (): void => reject(new PollenError('ERR_ABORTED', 'preheat seed wait aborted'));
-    if (signal.aborted) fail();
-    else signal.addEventListener('abort', fail, { once: true });
+/** Waits for `settled`, or rejects once `signal` aborts; the abort listener goes either way (one wait per partial of a task). */
+async function settledOrAborted(settled: Promise<unknown>, signal: AbortSignal): Promise<void> {
+  let fail!: () => void;
+  const aborted = new Promise<never>((_, reject) => {
+    fail = () => reject(new PollenError('ERR_ABORTED', 'preheat seed wait aborted'));
   });
+  if (signal.aborted) fail();
+  else signal.addEventListener('abort', fail, { once: true });
+  try {
+    await Promise.race([settled, aborted]);
+  } finally {
+    signal.removeEventListener('abort', fail);
+  }
 }

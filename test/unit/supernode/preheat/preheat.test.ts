@@ -4,12 +4,14 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../src/clock.ts';
-import { MemoryKv } from '../../../../src/db.ts';
+import { MemoryKv, type Kv } from '../../../../src/db.ts';
 import { sha256Digest, type Digest } from '../../../../src/digest.ts';
 import { PollenError } from '../../../../src/errors.ts';
 import { MediaType } from '../../../../src/oci/media-types.ts';
 import type { FetchedManifest } from '../../../../src/oci/registry-client.ts';
 import { JobManager } from '../../../../supernode/preheat/job-manager.ts';
+import { JobStore } from '../../../../supernode/preheat/job-store.ts';
+import type { JobRecord } from '../../../../supernode/preheat/preheat-job.ts';
 import { DEFAULT_JOB_MANAGER_OPTIONS } from '../../../../supernode/preheat/job-options.ts';
 import type { JobUpstream, PreheatPorts } from '../../../../supernode/preheat/preheat-ports.ts';
 import { selectPeers } from '../../../../supernode/p2p/peer-selection.ts';
@@ -352,5 +354,35 @@ describe('JobManager', () => {
     const third = await second.jobs.create({ type: 'preheat', args: { image: 'reg.example/ns/app:v1' } });
     expect(third.id).toBeGreaterThan(secret.id);
     await second.jobs.close();
+  });
+});
+
+describe('JobStore', () => {
+  /** A store whose deletes fail (a full disk): its puts and reads work. */
+  class NoDeletes<T> extends MemoryKv<T> {
+    constructor(
+      private readonly shared = new Map<string, string>(),
+      private readonly at = '',
+    ) {
+      super(shared, at);
+    }
+    override async del(): Promise<void> {
+      throw new Error('disk full');
+    }
+    override sub<U>(name: string): Kv<U> {
+      return new NoDeletes<U>(this.shared, `${this.at}${name}!`);
+    }
+  }
+
+  it('forgets the oldest finished jobs beyond the cap; a delete that fails goes to onError, not to an unhandled rejection', async () => {
+    const errors: string[] = [];
+    const store = new JobStore({ kv: new NoDeletes(), clock: new ManualClock(0), onError: (err) => errors.push((err as Error).message) });
+    const job = (id: number, state: JobRecord['state']): JobRecord => ({ id, createdAt: 0, updatedAt: 0, spec: {} as JobRecord['spec'], echo: {}, hasSecrets: false, state, resumed: 0, layers: [], peers: [], tasks: {} });
+    for (const id of [1, 2, 3]) store.add(job(id, { name: 'succeeded', at: id }));
+    store.add(job(4, { name: 'pending' }));
+    store.prune(1);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect([...store.values()].map((j) => j.id)).toEqual([3, 4]);
+    expect(errors).toEqual(['disk full', 'disk full']);
   });
 });
