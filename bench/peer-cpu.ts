@@ -15,8 +15,9 @@
 // machines). The floors: curl fetching the same blob straight from the registry (its CPU under GNU
 // time), what any client pays to receive the bytes at all, to /dev/null and to a new file (what a
 // client that keeps the blob, as a peer does, pays at least). Every measured pull and floor writes
-// into memory the kernel has handed out before (touchMemory), as on a host that has run a while.
-// Usage: npm run bench:peer-cpu [-- --size-mib 256]
+// into memory the kernel has handed out before (touchMemory), as on a host that has run a while,
+// and a VM that hands freed memory back to its host keeps it for the run (testbed/vm-memory.ts).
+// Usage: npm run bench:peer-cpu [-- --size-mib 256] [--vm-memory as-is]
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +30,7 @@ import { TestRegistry } from '../test/helpers/registry.ts';
 import { execFileP, requireTool } from '../test/helpers/tools.ts';
 import { cpuDetail, GNU_TIME_FORMAT, parseGnuTime } from './testbed/process-stats.ts';
 import { touchMemory } from './testbed/touch-memory.ts';
+import { holdFreedMemory } from './testbed/vm-memory.ts';
 import { timed } from './timed.ts';
 
 const MiB = 1 << 20;
@@ -66,9 +68,11 @@ async function measure(pull: string, procs: Record<string, PollenProcess>, run: 
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '256' } } });
+  const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '256' }, 'vm-memory': { type: 'string', default: 'hold' } } });
   const sizeMiB = Number(values['size-mib']);
+  if (values['vm-memory'] !== 'hold' && values['vm-memory'] !== 'as-is') throw new Error(`--vm-memory takes 'hold' or 'as-is', got "${values['vm-memory']}"`);
   requireTool('skopeo', 'skopeo');
+  const hold = values['vm-memory'] === 'hold' ? holdFreedMemory() : undefined;
   const registry = await TestRegistry.start();
   const dir = await mkdtemp(join(tmpdir(), 'pollen-bench-cpu-'));
   const procs: PollenProcess[] = [];
@@ -140,6 +144,7 @@ async function main(): Promise<void> {
     const result = {
       bench: 'peer-cpu',
       sizeMiB,
+      vmMemory: hold?.state ?? 'not asked',
       imageBytes: image.size,
       bFromPeersBytes: fromPeers,
       pulls: rows.map((r) => ({
@@ -163,7 +168,7 @@ async function main(): Promise<void> {
       },
     };
     console.log(JSON.stringify(result));
-    console.log(`\npeer CPU per GiB on loopback, ${sizeMiB} MiB image, no caps (baseline: the mirror path, same run)\n`);
+    console.log(`\npeer CPU per GiB on loopback, ${sizeMiB} MiB image, no caps (baseline: the mirror path, same run); the VM's freed memory: ${result.vmMemory}\n`);
     console.log('| pull                                 | wall s | process: CPU s per GiB (x mirror) [of it system; page faults per GiB]          |');
     console.log('| ------------------------------------ | ------ | ------------------------------------------------------------------------------ |');
     console.log(`| ${'floor: curl <- registry (same blob)'.padEnd(36)} | ${'-'.padStart(6)} | ${`curl ${curlCpuPerGiB.toFixed(2)} (${(curlCpuPerGiB / baseline).toFixed(2)}x)`.padEnd(78)} |`);
@@ -187,6 +192,7 @@ async function main(): Promise<void> {
     for (const p of procs.reverse()) await p.stop().catch(() => {});
     await registry.stop();
     await rm(dir, { recursive: true, force: true });
+    await hold?.release();
   }
 }
 

@@ -98,8 +98,10 @@ export function registerBench(program: Command): void {
     .option('--systems <list>', `systems to run, in order (${SYSTEM_NAMES.join(', ')})`, SYSTEM_NAMES.join(','))
     .option('--warm-up <mib>', 'before each measured pull, pull another image of this size through the daemons of systems that serve many pulls (pollen, proxy-cache): a long-running daemon, not a fresh one', '0')
     .option('--runs <k>', 'runs of each (S, N): every system once per run, a different one first each time; the table adds medians', '1')
+    .option('--vm-memory <how>', "'hold': a VM that hands freed memory back to its host (free page reporting) keeps it during the sweep, as a host that has run a while; 'as-is': it does not", 'hold')
     .option('--out <dir>', 'results directory (default: results/fanout-<timestamp>)')
-    .action(async (o: { peers: string; sizes: string; mbit: string; registryMbit?: string; systems: string; warmUp: string; runs: string; out?: string }) => {
+    .action(async (o: { peers: string; sizes: string; mbit: string; registryMbit?: string; systems: string; warmUp: string; runs: string; vmMemory: string; out?: string }) => {
+      if (o.vmMemory !== 'hold' && o.vmMemory !== 'as-is') throw new Error(`--vm-memory takes 'hold' or 'as-is', got "${o.vmMemory}"`);
       const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
       const outDir = o.out ?? join(REPO_ROOT, 'results', `fanout-${stamp}`);
       // Loaded on demand: the benchmark pulls in image generation and the test bed.
@@ -113,6 +115,7 @@ export function registerBench(program: Command): void {
         systems: o.systems.split(',').map((s) => s.trim()).filter(Boolean),
         warmUpMiB: o.warmUp === '0' ? 0 : positive('warm-up', o.warmUp),
         runs: positiveInteger('runs', o.runs),
+        vmMemory: o.vmMemory,
         outDir,
         repoRoot: REPO_ROOT,
         log: (line) => process.stdout.write(`${line}\n`),
