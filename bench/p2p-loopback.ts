@@ -5,8 +5,9 @@
 // time is not a fan-out speed-up; the registry bytes are the point. Both sides are CPU-bound on a
 // two-core machine, so each also reports the CPU seconds the machine spent (all processes, from
 // /proc/stat) and of them the registry's (direct) or Pollen's daemons' (P2P); the rest is skopeo and
-// the kernel work no process is charged for. Each side writes into touched memory (touchMemory).
-// Usage: npm run bench:p2p [-- --size-mib 256 --peers 8]
+// the kernel work no process is charged for. Each side writes into touched memory (touchMemory),
+// which a VM that hands freed memory back to its host keeps for the run (testbed/vm-memory.ts).
+// Usage: npm run bench:p2p [-- --size-mib 256 --peers 8 --vm-memory as-is]
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +19,7 @@ import { TestRegistry } from '../test/helpers/registry.ts';
 import { execFileP, requireTool } from '../test/helpers/tools.ts';
 import { cpuDetail, machineBusySeconds } from './testbed/process-stats.ts';
 import { touchMemory } from './testbed/touch-memory.ts';
+import { holdFreedMemory } from './testbed/vm-memory.ts';
 import { timed } from './timed.ts';
 
 const MiB = 1 << 20;
@@ -40,10 +42,12 @@ async function measured(pids: readonly (number | undefined)[], run: () => Promis
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '256' }, peers: { type: 'string', default: '8' } } });
+  const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '256' }, peers: { type: 'string', default: '8' }, 'vm-memory': { type: 'string', default: 'hold' } } });
   const sizeMiB = Number(values['size-mib']);
   const n = Number(values.peers);
+  if (values['vm-memory'] !== 'hold' && values['vm-memory'] !== 'as-is') throw new Error(`--vm-memory takes 'hold' or 'as-is', got "${values['vm-memory']}"`);
   const skopeo = requireTool('skopeo', 'skopeo');
+  const hold = values['vm-memory'] === 'hold' ? holdFreedMemory() : undefined;
   const registry = await TestRegistry.start();
   const dir = await mkdtemp(join(tmpdir(), 'pollen-bench-p2p-'));
   const procs: PollenProcess[] = [];
@@ -86,6 +90,7 @@ async function main(): Promise<void> {
     const result = {
       bench: 'p2p-loopback',
       sizeMiB,
+      vmMemory: hold?.state ?? 'not asked',
       imageBytes: image.size,
       peers: n,
       p2pAllDoneMs: Math.round(p2pMs),
@@ -105,7 +110,7 @@ async function main(): Promise<void> {
     };
     console.log(JSON.stringify(result));
     const f = (x: number, d = 1) => x.toFixed(d);
-    console.log(`\nP2P loopback: ${n} clients, ${sizeMiB} MiB image (3 layers), all at once, one machine\n`);
+    console.log(`\nP2P loopback: ${n} clients, ${sizeMiB} MiB image (3 layers), all at once, one machine; the VM's freed memory: ${result.vmMemory}\n`);
     console.log('| measure                     | pollen P2P | registry direct | ratio  |');
     console.log('| --------------------------- | ---------- | --------------- | ------ |');
     console.log(`| time until all done (s)     | ${f(p2pMs / 1000).padStart(10)} | ${f(directMs / 1000).padStart(15)} | ${f(result.timeRatio, 2).padStart(5)}x |`);
@@ -118,6 +123,7 @@ async function main(): Promise<void> {
     for (const p of procs) await p.stop().catch(() => {});
     await registry.stop();
     await rm(dir, { recursive: true, force: true });
+    await hold?.release();
   }
 }
 

@@ -48,6 +48,9 @@ export function holdFreedMemory(paths: { order?: string; buddyinfo?: string } = 
     return { state: 'no page reporting', release: async () => {} };
   }
   const above = orderAboveBuddy(readFileSync(paths.buddyinfo ?? BUDDYINFO, 'utf8'));
+  // Held already (another measurement running, or one killed before it could restore): leave the
+  // restoring to whoever found the kernel's own setting.
+  if (before === String(above)) return { state: 'held', release: async () => {} };
   try {
     writeFileSync(orderPath, String(above));
   } catch (err) {

@@ -2,6 +2,7 @@
 // gets the image onto every host, the byte accounting says where the bytes came from, and the
 // results directory holds the JSON, the table and the charts. Needs root (see testbed.test.ts).
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScenarioResult } from '../../bench/fanout/scenario.ts';
 import { runFanout, type FanoutReport } from '../../bench/fanout/sweep.ts';
+import { PAGE_REPORTING_ORDER } from '../../bench/testbed/vm-memory.ts';
 import { PollenSystem, type LaunchSpec, type PollenLaunch } from '../../bench/fanout/systems/pollen.ts';
 import { makeTorrent } from '../../bench/fanout/torrent.ts';
 import { requireTool } from '../helpers/tools.ts';
@@ -19,6 +21,8 @@ const SIZE_MIB = 8;
 describe('pollen bench fanout at small scale (needs root)', () => {
   let out: string;
   let report: FanoutReport;
+  /** The VM's free page reporting order before the sweep (undefined: a kernel without it). */
+  let reportingOrder: string | undefined;
   const scenario = (system: string): ScenarioResult => {
     const r = report.scenarios.find((s) => s.system === system);
     if (!r) throw new Error(`no ${system} scenario`);
@@ -28,6 +32,7 @@ describe('pollen bench fanout at small scale (needs root)', () => {
   beforeAll(async () => {
     for (const [tool, pkg] of [['skopeo', 'skopeo'], ['docker-registry', 'docker-registry'], ['aria2c', 'aria2'], ['opentracker', 'opentracker'], ['curl', 'curl']] as const) requireTool(tool, pkg);
     out = await mkdtemp(join(tmpdir(), 'pollen-fanout-test-'));
+    reportingOrder = existsSync(PAGE_REPORTING_ORDER) ? await readFile(PAGE_REPORTING_ORDER, 'utf8') : undefined;
     report = await runFanout({ peers: [2], sizesMiB: [SIZE_MIB], mbit: 200, systems: ['direct', 'proxy-cache', 'bittorrent'], outDir: out, repoRoot: ROOT, log: () => {} });
   }, 300_000);
 
@@ -45,6 +50,11 @@ describe('pollen bench fanout at small scale (needs root)', () => {
       }
       expect(r.allDoneS).toBeGreaterThanOrEqual(r.lowerBoundS * 0.95);
     }
+  });
+
+  it('held the VM\'s freed memory for the sweep, and gave the kernel its setting back', async () => {
+    expect(report.options.vmMemory).toBe(reportingOrder === undefined ? 'no page reporting' : 'held');
+    if (reportingOrder !== undefined) expect(await readFile(PAGE_REPORTING_ORDER, 'utf8')).toBe(reportingOrder);
   });
 
   it('counts direct pulls as N image sizes sent by the registry, all received from it', () => {

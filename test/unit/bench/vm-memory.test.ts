@@ -42,6 +42,17 @@ describe('holding a VM\'s freed memory (free page reporting)', () => {
     expect(await readFile(paths.order, 'utf8')).toBe('9');
   });
 
+  it('a second hold while one is held leaves the restoring to the first', async () => {
+    const paths = await files('9\n');
+    const first = holdFreedMemory(paths);
+    const second = holdFreedMemory(paths);
+    expect(second.state).toBe('held');
+    await second.release();
+    expect(await readFile(paths.order, 'utf8')).toBe('11');
+    await first.release();
+    expect(await readFile(paths.order, 'utf8')).toBe('9');
+  });
+
   it('a kernel without page reporting has nothing to hold', async () => {
     const paths = await files(undefined);
     const hold = holdFreedMemory(paths);
