@@ -346,8 +346,8 @@ class FsIngest implements Ingest {
   /**
    * Never rejects: callers abort on their way out of a failure (verify, commit, a failed download),
    * and an ingest file that cannot be removed (EACCES, EROFS) must neither replace their error nor
-   * end a fire-and-forget download as an unhandled rejection. The collector removes stale ingest
-   * files later (src/store/collector.ts).
+   * end a fire-and-forget download as an unhandled rejection. The collector tries again once the
+   * file is stale, and logs what it cannot remove (src/store/collector.ts).
    */
   async abort(): Promise<void> {
     if (this.state === 'closed') return;

@@ -101,7 +101,13 @@ export class Collector {
     for (const i of candidates) {
       // Checked right before removing: a download may have resumed it since the listing.
       if (this.store.isIngesting(i.digest)) continue;
-      if (await this.store.inner.removeIngest(i.digest)) {
+      // One that cannot be removed (EACCES, EROFS) is reported and skipped: the collection (and the
+      // quota's eviction after it) goes on.
+      const gone = await this.store.inner.removeIngest(i.digest).catch((err: unknown) => {
+        this.logger?.warn({ digest: i.digest, err: (err as Error).message }, 'could not remove an abandoned ingest');
+        return false;
+      });
+      if (gone) {
         if (!this.store.isIngesting(i.digest)) this.store.index.deleteIngest(i.digest);
         removed.push({ digest: i.digest, size: i.size });
       }

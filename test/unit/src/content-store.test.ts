@@ -49,7 +49,7 @@ describe('FsContentStore: an ingest file it cannot remove', () => {
     return { store, ingest, path };
   }
 
-  it('abort resolves and leaves the file to the collector', async () => {
+  it('abort resolves, and the file stays where it was', async () => {
     const { ingest, path } = await stuckIngest(sha256Digest('abort'));
     await expect(ingest.abort()).resolves.toBeUndefined();
     expect(await readdir(path)).toEqual(['x']);

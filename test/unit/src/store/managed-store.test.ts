@@ -180,6 +180,34 @@ describe.each(inners)('ManagedStore over the %s store', (_name, makeInner) => {
   });
 });
 
+describe('collector and an ingest it cannot remove', () => {
+  it('reports it, skips it, and removes the other abandoned ingests', async () => {
+    const clock = new ManualClock(T0);
+    const stuck = sha256Digest(blob('stuck'));
+    class Stubborn extends MemoryContentStore {
+      override async removeIngest(digest: Digest): Promise<boolean> {
+        if (digest === stuck) throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
+        return super.removeIngest(digest);
+      }
+    }
+    const store = new ManagedStore({ store: new Stubborn({ clock }), clock }, { quota: { bytes: 1000, label: '1000 B' } });
+    await store.start();
+    for (const name of ['stuck', 'gone']) {
+      const ingest = await store.openIngest(sha256Digest(blob(name)));
+      await ingest.writeAt(blob(name).subarray(0, 10), 0);
+      await ingest.suspend();
+    }
+    clock.advance(2 * 60 * 60_000);
+    const warnings: string[] = [];
+    const logger = { child: () => logger, warn: (_o: unknown, msg: string) => warnings.push(msg), info: () => {} } as unknown as ConstructorParameters<typeof Collector>[0]['logger'];
+    const gc = new Collector({ store, clock, logger }, { abandonedIngestMs: 60 * 60_000 });
+    const report = await gc.collect();
+    expect(report.ingests).toEqual([{ digest: sha256Digest(blob('gone')), size: 10 }]);
+    expect(warnings).toEqual(['could not remove an abandoned ingest']);
+    await gc.close();
+  });
+});
+
 describe('quota', () => {
   it('resolves a percentage against the size of the filesystem holding the store', async () => {
     const q = await resolveQuota(parseQuota('80%'), '/data', async () => 1000);
