@@ -19,7 +19,7 @@ import { TestRegistry } from '../test/helpers/registry.ts';
 import { execFileP, requireTool } from '../test/helpers/tools.ts';
 import { cpuDetail, machineBusySeconds } from './testbed/process-stats.ts';
 import { touchMemory } from './testbed/touch-memory.ts';
-import { holdFreedMemory } from './testbed/vm-memory.ts';
+import { holdFreedMemory, parseVmMemory } from './testbed/vm-memory.ts';
 import { timed } from './timed.ts';
 
 const MiB = 1 << 20;
@@ -45,9 +45,9 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '256' }, peers: { type: 'string', default: '8' }, 'vm-memory': { type: 'string', default: 'hold' } } });
   const sizeMiB = Number(values['size-mib']);
   const n = Number(values.peers);
-  if (values['vm-memory'] !== 'hold' && values['vm-memory'] !== 'as-is') throw new Error(`--vm-memory takes 'hold' or 'as-is', got "${values['vm-memory']}"`);
+  const vmMemory = parseVmMemory(values['vm-memory']);
   const skopeo = requireTool('skopeo', 'skopeo');
-  const hold = values['vm-memory'] === 'hold' ? holdFreedMemory() : undefined;
+  const hold = vmMemory === 'hold' ? holdFreedMemory() : undefined;
   const registry = await TestRegistry.start();
   const dir = await mkdtemp(join(tmpdir(), 'pollen-bench-p2p-'));
   const procs: PollenProcess[] = [];

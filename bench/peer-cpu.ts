@@ -30,7 +30,7 @@ import { TestRegistry } from '../test/helpers/registry.ts';
 import { execFileP, requireTool } from '../test/helpers/tools.ts';
 import { cpuDetail, GNU_TIME_FORMAT, parseGnuTime } from './testbed/process-stats.ts';
 import { touchMemory } from './testbed/touch-memory.ts';
-import { holdFreedMemory } from './testbed/vm-memory.ts';
+import { holdFreedMemory, parseVmMemory } from './testbed/vm-memory.ts';
 import { timed } from './timed.ts';
 
 const MiB = 1 << 20;
@@ -70,9 +70,9 @@ async function measure(pull: string, procs: Record<string, PollenProcess>, run: 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '256' }, 'vm-memory': { type: 'string', default: 'hold' } } });
   const sizeMiB = Number(values['size-mib']);
-  if (values['vm-memory'] !== 'hold' && values['vm-memory'] !== 'as-is') throw new Error(`--vm-memory takes 'hold' or 'as-is', got "${values['vm-memory']}"`);
+  const vmMemory = parseVmMemory(values['vm-memory']);
   requireTool('skopeo', 'skopeo');
-  const hold = values['vm-memory'] === 'hold' ? holdFreedMemory() : undefined;
+  const hold = vmMemory === 'hold' ? holdFreedMemory() : undefined;
   const registry = await TestRegistry.start();
   const dir = await mkdtemp(join(tmpdir(), 'pollen-bench-cpu-'));
   const procs: PollenProcess[] = [];

@@ -84,7 +84,7 @@ export function renderTable(report: FanoutReport): string {
   const head = [
     `pollen bench fanout: links ${o.mbit} Mbit/s up and down per host, registry upload ${o.registryMbit} Mbit/s; ${report.machine.cpus} cores, kernel ${report.machine.kernel}` +
       (o.warmUpMiB ? `; pollen and proxy-cache daemons warmed up by a ${o.warmUpMiB} MiB pull of another image before each measured pull` : '') +
-      (o.vmMemory === 'held' ? "; the VM's freed memory held (free page reporting off, as on a host that has run a while)" : o.vmMemory === 'not asked' ? "; the VM's freed memory as it keeps it (--vm-memory as-is)" : ''),
+      (o.vmMemory === 'held' ? "; the VM's freed memory held (free page reporting off, as on a host that has run a while)" : o.vmMemory === 'not asked' ? "; the VM's freed memory as it keeps it (--vm-memory as-is)" : o.vmMemory ? `; the VM's freed memory: ${o.vmMemory}` : ''),
     'T* = max(S/u_registry, S/d_peer, N*S/(u_registry + sum u_peer)); "x direct" = all-done / all-done of direct pulls at the same N and S;',
     '"reg egress xS" = bytes the registry host sent / image size; "rx reg/sn/peers %" = where the peers\' received bytes came from;',
     '"rx/need" = bytes the peers received / (N x image size); "rx max xS" = the most one host received / image size (interface bytes, TCP/IP headers included); "down drops" = packets the peers\' download queues dropped (the interface counted each, up to 64 KiB, before the drop, and TCP sent it again); "rx pkt/MiB" = packets the peers received per MiB received (1 MiB is ~725 full frames); Pollen\'s own counts (its peers\' "blob committed" lines): "dup xS" = bytes received and',

@@ -5,7 +5,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { Testbed, type HostSpec } from '../testbed/testbed.ts';
-import { holdFreedMemory, type MemoryHold } from '../testbed/vm-memory.ts';
+import { holdFreedMemory, parseVmMemory, type VmMemoryState } from '../testbed/vm-memory.ts';
 import { buildBenchImage, type BenchImage } from './image.ts';
 import { lowerBoundSeconds } from './lower-bound.ts';
 import { pushImage, startRegistry } from './registry-daemon.ts';
@@ -52,7 +52,7 @@ export interface FanoutOptions {
    * 'hold' (default): the VM keeps its freed memory during the sweep (../testbed/vm-memory.ts), as
    * a host that has run a while does; 'as-is': the VM hands it back to its host as it likes.
    */
-  vmMemory?: 'hold' | 'as-is' | undefined;
+  vmMemory?: string | undefined;
   outDir: string;
   repoRoot: string;
   log: (line: string) => void;
@@ -63,7 +63,7 @@ export interface FanoutReport {
   startedAt: string;
   finishedAt: string;
   machine: { cpus: number; kernel: string; node: string };
-  options: { peers: number[]; sizesMiB: number[]; mbit: number; registryMbit: number; systems: string[]; warmUpMiB?: number; runs?: number; vmMemory?: MemoryHold['state'] };
+  options: { peers: number[]; sizesMiB: number[]; mbit: number; registryMbit: number; systems: string[]; warmUpMiB?: number; runs?: number; vmMemory?: VmMemoryState };
   systems: { name: string; description: string; notRun?: string | undefined }[];
   scenarios: ScenarioResult[];
 }
@@ -100,9 +100,9 @@ export async function runFanout(opts: FanoutOptions): Promise<FanoutReport> {
   ];
   for (let i = 1; i <= maxN; i++) specs.push({ name: `peer${String(i).padStart(PEER_NAME_DIGITS, '0')}`, upMbit: opts.mbit, downMbit: opts.mbit });
   opts.log(`building the test bed: registry, supernode and ${maxN} peer hosts at ${opts.mbit} Mbit/s (registry upload ${registryMbit} Mbit/s)`);
-  const hold = opts.vmMemory === 'as-is' ? undefined : holdFreedMemory();
+  const hold = parseVmMemory(opts.vmMemory) === 'as-is' ? undefined : holdFreedMemory();
   report.options.vmMemory = hold?.state ?? 'not asked';
-  opts.log(`VM memory: ${hold ? (hold.state === 'held' ? 'held (free page reporting off until the sweep ends)' : 'nothing to hold (no free page reporting)') : 'as the VM keeps it (--vm-memory as-is)'}`);
+  opts.log(`VM memory: ${hold ? (hold.state === 'held' ? 'held (free page reporting off until the sweep ends)' : hold.state) : 'as the VM keeps it (--vm-memory as-is)'}`);
   const bed = await Testbed.create(specs, { countedSources: ['registry', 'supernode'] }).catch(async (err: unknown) => {
     await hold?.release();
     throw err;
@@ -145,8 +145,11 @@ export async function runFanout(opts: FanoutOptions): Promise<FanoutReport> {
       }
     }
   } finally {
-    await bed.close();
-    await hold?.release();
+    try {
+      await bed.close();
+    } finally {
+      await hold?.release();
+    }
   }
   report.finishedAt = new Date().toISOString();
   await writeFile(join(opts.outDir, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);

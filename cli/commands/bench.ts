@@ -101,7 +101,6 @@ export function registerBench(program: Command): void {
     .option('--vm-memory <how>', "'hold': a VM that hands freed memory back to its host (free page reporting) keeps it during the sweep, as a host that has run a while; 'as-is': it does not", 'hold')
     .option('--out <dir>', 'results directory (default: results/fanout-<timestamp>)')
     .action(async (o: { peers: string; sizes: string; mbit: string; registryMbit?: string; systems: string; warmUp: string; runs: string; vmMemory: string; out?: string }) => {
-      if (o.vmMemory !== 'hold' && o.vmMemory !== 'as-is') throw new Error(`--vm-memory takes 'hold' or 'as-is', got "${o.vmMemory}"`);
       const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
       const outDir = o.out ?? join(REPO_ROOT, 'results', `fanout-${stamp}`);
       // Loaded on demand: the benchmark pulls in image generation and the test bed.
