@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 // Preheat jobs with in-memory parts: the state machines, image resolution over a map of manifests,
 // argument validation, peer selection, and the job manager driven by a ManualClock with fake ports
 // (resolution, seed, live peers) and a MemoryKv, including a "restart" over the same store.
@@ -13,7 +14,7 @@ import { JobManager } from '../../../../supernode/preheat/job-manager.ts';
 import { JobStore } from '../../../../supernode/preheat/job-store.ts';
 import type { JobRecord } from '../../../../supernode/preheat/preheat-job.ts';
 import { DEFAULT_JOB_MANAGER_OPTIONS } from '../../../../supernode/preheat/job-options.ts';
-import type { JobUpstream, PreheatPorts } from '../../../../supernode/preheat/preheat-ports.ts';
+import { preheatPorts, type JobUpstream, type PreheatPorts } from '../../../../supernode/preheat/preheat-ports.ts';
 import { selectPeers } from '../../../../supernode/p2p/peer-selection.ts';
 import { moveJob, moveTask } from '../../../../supernode/preheat/job-state.ts';
 import { parsePreheatArgs } from '../../../../supernode/preheat/preheat-args.ts';
@@ -384,5 +385,31 @@ describe('JobStore', () => {
     await new Promise((resolve) => setImmediate(resolve));
     expect([...store.values()].map((j) => j.id)).toEqual([3, 4]);
     expect(errors).toEqual(['disk full', 'disk full']);
+  });
+});
+
+describe('preheatPorts', () => {
+  it('the seed wait takes its abort listener off once each partial of the task settles', async () => {
+    // The seed's task goes through two partials (a retried stream), then completes.
+    const releases: Array<() => void> = [];
+    const fetching = () => {
+      const settled = new Promise<void>((resolve) => releases.push(resolve));
+      return { name: 'fetching', partial: { settled: false, settledPromise: () => settled } };
+    };
+    const states: unknown[] = [fetching(), fetching(), { name: 'complete' }];
+    let at = 0;
+    const seed = { ensure: async () => ({ state: states[0] }), sourceOf: () => ({}), get: () => ({ state: states[at] }) };
+    const ports = preheatPorts({ seed, tracker: {}, hosts: {} } as unknown as Parameters<typeof preheatPorts>[0]);
+    const controller = new AbortController();
+    const upstream: JobUpstream = { registry: 'reg.example', name: 'ns/app' };
+    const done = ports.seedFetch(sha256Digest('blob'), 4, upstream, controller.signal, () => {});
+    for (let i = 0; i < 2; i++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
+      at++;
+      releases[i]!();
+    }
+    await done;
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
   });
 });
