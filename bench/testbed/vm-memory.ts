@@ -109,7 +109,13 @@ export function holdFreedMemory(paths: { order?: string; buddyinfo?: string; sta
     }
   }
   const holders = current === above && record ? record.holders.filter(alive) : [];
-  writeFileSync(statePath, JSON.stringify({ order: original, holders: [...holders, process.pid] }));
+  try {
+    writeFileSync(statePath, JSON.stringify({ order: original, holders: [...holders, process.pid] }));
+  } catch (err) {
+    // Without its record no one could give the kernel its value back: do not hold.
+    if (current !== above) writeFileSync(orderPath, original);
+    return { state: `not held: cannot write ${statePath} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, release: NOTHING_HELD };
+  }
   let released = false;
   const restore = (): void => {
     if (released) return;

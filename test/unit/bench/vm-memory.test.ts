@@ -88,6 +88,13 @@ describe("holding a VM's freed memory (free page reporting)", () => {
     expect(await readFile(none.order, 'utf8')).toBe('-1\n');
   });
 
+  it('a record it cannot write gives the kernel its value back at once, and says why it did not hold', async () => {
+    const paths = await files('9\n');
+    const hold = holdFreedMemory({ ...paths, state: join(paths.state, 'no-such-dir', 'hold.json') });
+    expect(hold.state).toMatch(/^not held: cannot write .*hold\.json \(ENOENT\)$/);
+    expect(await readFile(paths.order, 'utf8')).toBe('9');
+  });
+
   it('a parameter it cannot write is reported as not held, with the cause', async () => {
     const { buddyinfo, state } = await files(undefined);
     // Readable, and refused to every writer, root included.
