@@ -15,6 +15,7 @@
 // (cleanup.ts), and a hold that finds only dead holders (a bench killed with SIGKILL) takes their
 // place, so the value is restored by whoever holds last.
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { processAlive } from '../../src/process-alive.ts';
 import { registerTeardown, unregisterTeardown, type Teardown } from './cleanup.ts';
 
 export const PAGE_REPORTING_ORDER = '/sys/module/page_reporting/parameters/page_reporting_order';
@@ -50,15 +51,6 @@ export function orderAboveBuddy(buddyinfo: string): number {
   }
   if (columns === 0) throw new Error('no free-block counts in /proc/buddyinfo');
   return columns;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function readRecord(path: string): HoldRecord | undefined {
@@ -108,7 +100,7 @@ export function holdFreedMemory(paths: { order?: string; buddyinfo?: string; sta
       return { state: `not held: cannot write ${orderPath} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, release: NOTHING_HELD };
     }
   }
-  const holders = current === above && record ? record.holders.filter(alive) : [];
+  const holders = current === above && record ? record.holders.filter(processAlive) : [];
   try {
     writeFileSync(statePath, JSON.stringify({ order: original, holders: [...holders, process.pid] }));
   } catch (err) {
@@ -125,7 +117,7 @@ export function holdFreedMemory(paths: { order?: string; buddyinfo?: string; sta
       const holders = [...(now?.holders ?? [])];
       const mine = holders.indexOf(process.pid);
       if (mine >= 0) holders.splice(mine, 1);
-      const others = holders.filter(alive);
+      const others = holders.filter(processAlive);
       if (others.length > 0) return writeFileSync(statePath, JSON.stringify({ order: now?.order ?? original, holders: others }));
       writeFileSync(orderPath, now?.order ?? original);
       rmSync(statePath, { force: true });

@@ -18,6 +18,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { digestHex, type Digest } from '../digest.ts';
 import { PollenError } from '../errors.ts';
+import { processAlive } from '../process-alive.ts';
 
 const run = promisify(execFile);
 
@@ -59,6 +60,7 @@ export class SnapshotStore {
     for (const hex of await readdir(join(abs, 'snapshots'))) await chmod(join(abs, 'snapshots', hex), PRIVATE_DIR_MODE).catch(() => {});
     for (const name of await readdir(join(abs, 'tmp'))) {
       const pid = Number(name.split('-')[0]);
+      // A live process's directory stays (ours too: another store object may be unpacking in it).
       if (!Number.isSafeInteger(pid) || !processAlive(pid)) await rm(join(abs, 'tmp', name), { recursive: true, force: true });
     }
     return new SnapshotStore(abs);
@@ -199,16 +201,6 @@ export async function privateDir(dir: string, parents = false): Promise<void> {
     });
   }
   await chmod(dir, PRIVATE_DIR_MODE);
-}
-
-function processAlive(pid: number): boolean {
-  if (pid === process.pid) return true; // another store object of this process may be unpacking
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** The file in a bundle directory that names the snapshot it was made from. */
