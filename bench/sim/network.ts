@@ -11,6 +11,10 @@
 // default quantum of 0 the model is exact event by event; at 10,000 hosts a quantum of a few ms
 // keeps a run to minutes. Completions are exact: a flow that will end before the next recompute
 // gets its own event at the instant its last byte arrives.
+//
+// With `cores`, the hosts' processes share one machine's CPU, as on the fan-out bed: each byte
+// costs its sender and its receiver CPU time, and a process's work that no byte pays for (its
+// start-up) runs as work of its own (compute()), moving like a flow at one core at most.
 import type { EventQueue, SimEvent } from './event-queue.ts';
 
 export type HostId = number;
@@ -34,6 +38,13 @@ export interface NetworkOptions {
    * as processes on a loaded machine do: the fan-out bed runs all its hosts on 2 cores.
    */
   cores?: number;
+  /**
+   * How much cheaper a byte gets on a crowded machine (default 0: not at all; below 1). When the
+   * hosts' processes ask L > 1 times the cores, each byte costs L^-contention of what it costs on an
+   * idle machine: a process that waits for a core finds more bytes queued at each wake-up, and pays
+   * a wake-up's fixed work over more of them. So the flows slow by L^(1 - contention), not L.
+   */
+  contention?: number;
 }
 
 export interface Transfer {
@@ -43,6 +54,11 @@ export interface Transfer {
 }
 
 interface Flow extends Transfer {
+  /**
+   * CPU work of one host's process, not bytes on a link (compute()): `bytes` and `remaining` count
+   * ns of one core's time, moving at up to NS_PER_S a second. Work is in no host's in or out.
+   */
+  work: boolean;
   remaining: number;
   rateBytesPerS: number;
   lastMs: number;
@@ -73,12 +89,15 @@ const EPSILON_BYTES = 1e-6;
 const HORIZON_MS = 20;
 /** Upload-then-download water-filling rounds per recompute. */
 const FILL_ROUNDS = 2;
+/** A process's work moves this many ns of CPU time a second at most: one core. */
+const NS_PER_S = 1e9;
 
 export class SimNetwork {
   private readonly hosts: HostState[] = [];
   private readonly latency: (from: HostId, to: HostId) => number;
   private readonly quantumMs: number;
   private readonly cores: number;
+  private readonly contention: number;
   private readonly flows = new Set<Flow>();
   private recompute: SimEvent | undefined;
   private lastRecomputeMs = -Infinity;
@@ -91,8 +110,10 @@ export class SimNetwork {
     this.latency = options.latencyMs ?? (() => 0);
     this.quantumMs = options.quantumMs ?? 0;
     this.cores = options.cores ?? Infinity;
+    this.contention = options.contention ?? 0;
     if (!(this.quantumMs >= 0)) throw new Error('quantumMs must be >= 0');
     if (!(this.cores > 0)) throw new Error('cores must be > 0');
+    if (!(this.contention >= 0 && this.contention < 1)) throw new Error('contention must be >= 0 and < 1');
   }
 
   addHost(spec: SimHostSpec): HostId {
@@ -154,8 +175,22 @@ export class SimNetwork {
     this.host(to);
     if (from === to) throw new Error('a transfer needs two different hosts');
     if (!(bytes > 0)) throw new Error(`a transfer moves a positive number of bytes, got ${bytes}`);
-    const flow: Flow = { from, to, bytes, remaining: bytes, rateBytesPerS: 0, lastMs: 0, active: false, done: false, event: undefined, onDone, allowBytesPerS: 0, upBytesPerS: 0 };
+    const flow: Flow = { from, to, bytes, work: false, remaining: bytes, rateBytesPerS: 0, lastMs: 0, active: false, done: false, event: undefined, onDone, allowBytesPerS: 0, upBytesPerS: 0 };
     flow.event = this.queue.after(continued ? 0 : this.latency(from, to), () => this.activate(flow));
+    return flow;
+  }
+
+  /**
+   * Runs `cpuS` CPU seconds of a host's process that are no byte's cost (a process's start-up, say):
+   * one core's worth a second at most, less when the machine's cores are shared out (`cores`).
+   * onDone runs when it is done; cancel() stops it.
+   */
+  compute(h: HostId, cpuS: number, onDone: (atMs: number) => void): Transfer {
+    this.host(h);
+    if (!(cpuS > 0)) throw new Error(`work takes a positive number of CPU seconds, got ${cpuS}`);
+    const bytes = cpuS * NS_PER_S;
+    const flow: Flow = { from: h, to: h, bytes, work: true, remaining: bytes, rateBytesPerS: 0, lastMs: 0, active: false, done: false, event: undefined, onDone, allowBytesPerS: 0, upBytesPerS: 0 };
+    this.activate(flow);
     return flow;
   }
 
@@ -181,8 +216,10 @@ export class SimNetwork {
     flow.active = true;
     flow.lastMs = this.queue.now;
     this.flows.add(flow);
-    this.hosts[flow.from]!.out.add(flow);
-    this.hosts[flow.to]!.in.add(flow);
+    if (!flow.work) {
+      this.hosts[flow.from]!.out.add(flow);
+      this.hosts[flow.to]!.in.add(flow);
+    }
     this.markDirty();
   }
 
@@ -190,8 +227,7 @@ export class SimNetwork {
     flow.event = undefined;
     this.settle(flow);
     // Floating-point dust: the flow has moved all its bytes.
-    this.hosts[flow.from]!.sentBytes += flow.remaining;
-    this.hosts[flow.to]!.receivedBytes += flow.remaining;
+    this.count(flow, flow.remaining);
     flow.remaining = 0;
     flow.done = true;
     this.detach(flow);
@@ -215,6 +251,11 @@ export class SimNetwork {
     const moved = Math.min(flow.remaining, (flow.rateBytesPerS * (now - flow.lastMs)) / 1000);
     flow.remaining -= moved;
     flow.lastMs = now;
+    this.count(flow, moved);
+  }
+
+  private count(flow: Flow, moved: number): void {
+    if (flow.work) return;
     this.hosts[flow.from]!.sentBytes += moved;
     this.hosts[flow.to]!.receivedBytes += moved;
   }
@@ -263,6 +304,10 @@ export class SimNetwork {
   /** Approximate max-min fair rates for every active flow. */
   private fill(): void {
     for (const f of this.flows) {
+      if (f.work) {
+        f.rateBytesPerS = NS_PER_S;
+        continue;
+      }
       const dst = this.hosts[f.to]!;
       f.allowBytesPerS = dst.downBytesPerS / dst.in.size;
     }
@@ -274,22 +319,32 @@ export class SimNetwork {
         if (h.in.size > 0) h.downLevel = waterFill(h.downBytesPerS, h.in, (f) => f.upBytesPerS, (f, r) => (f.rateBytesPerS = r));
       }
       // What each receiver would allow a flow that asked for more: its download's water level.
-      for (const f of this.flows) f.allowBytesPerS = Math.max(f.rateBytesPerS, this.hosts[f.to]!.downLevel);
+      for (const f of this.flows) if (!f.work) f.allowBytesPerS = Math.max(f.rateBytesPerS, this.hosts[f.to]!.downLevel);
     }
     if (Number.isFinite(this.cores)) this.shareCores();
   }
 
-  /** Slows the flows that cost CPU in proportion when together they need more than the cores. */
+  /**
+   * When the flows' CPU and the processes' work together need more than the cores, slows both in
+   * proportion, the bytes made cheaper first by the crowding (`contention`).
+   */
   private shareCores(): void {
-    let demand = 0;
-    for (const f of this.flows) demand += f.rateBytesPerS * this.nsPerByte(f) * 1e-9;
+    let bytesDemand = 0;
+    let workDemand = 0;
+    for (const f of this.flows) {
+      if (f.work) workDemand += f.rateBytesPerS / NS_PER_S;
+      else bytesDemand += f.rateBytesPerS * this.nsPerByte(f) * 1e-9;
+    }
+    const load = (bytesDemand + workDemand) / this.cores;
+    if (load <= 1) return;
+    const demand = bytesDemand * load ** -this.contention + workDemand;
     if (demand <= this.cores) return;
     const scale = this.cores / demand;
-    for (const f of this.flows) if (this.nsPerByte(f) > 0) f.rateBytesPerS *= scale;
+    for (const f of this.flows) if (f.work || this.nsPerByte(f) > 0) f.rateBytesPerS *= scale;
   }
 
   private nsPerByte(f: Flow): number {
-    return this.hosts[f.from]!.sendNsPerByte + this.hosts[f.to]!.receiveNsPerByte;
+    return f.work ? 0 : this.hosts[f.from]!.sendNsPerByte + this.hosts[f.to]!.receiveNsPerByte;
   }
 }
 

@@ -77,7 +77,7 @@ export interface PollenSwarmOptions {
    * The machine's CPU, shared by the peers' processes (default: free). The fan-out bed runs every
    * host on the same 2 cores, and there a Pollen peer's CPU per byte limits the swarm before its links.
    */
-  cpu?: { cores: number; peerReceiveNsPerByte: number; peerSendNsPerByte: number };
+  cpu?: SwarmCpu;
   /** The network model's rate recompute quantum, ms (network.ts; default NETWORK_QUANTUM_MS). */
   networkQuantumMs?: number;
   /** Give up after this much simulated time (default 1 h). */
@@ -86,6 +86,20 @@ export interface PollenSwarmOptions {
   trace?: { peerId: string; into: TransferTrace };
   /** Called every everyMs of simulated time while the run lasts (time series for diagnosis). */
   sample?: { everyMs: number; fn: (nowMs: number, peers: readonly SimulatedPeer[], network: SimNetwork, api: Readonly<ApiBytes>) => void };
+}
+
+/** What the peers' hosts cost the machine's cores (network.ts); agreement.ts fits it to the bed. */
+export interface SwarmCpu {
+  cores: number;
+  peerReceiveNsPerByte: number;
+  peerSendNsPerByte: number;
+  /**
+   * CPU s a host's pull costs whatever the image's size (its client's and its peer's start-up, the
+   * manifest, registering), run on the shared cores before the host's pull starts (default 0).
+   */
+  hostCpuS?: number;
+  /** How much cheaper a byte gets on a crowded machine (network.ts's `contention`; default 0). */
+  contention?: number;
 }
 
 export interface PollenSwarmResult {
@@ -142,7 +156,7 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
   const queue = new EventQueue();
   const [lo, hi] = o.accessLatencyMs ?? SIM_DEFAULTS.accessLatencyMs;
   const access: number[] = [];
-  const network = new SimNetwork(queue, { latencyMs: (a, b) => access[a]! + access[b]!, quantumMs: o.networkQuantumMs ?? NETWORK_QUANTUM_MS, ...(o.cpu ? { cores: o.cpu.cores } : {}) });
+  const network = new SimNetwork(queue, { latencyMs: (a, b) => access[a]! + access[b]!, quantumMs: o.networkQuantumMs ?? NETWORK_QUANTUM_MS, ...(o.cpu ? { cores: o.cpu.cores, contention: o.cpu.contention ?? 0 } : {}) });
   const addHost = (up: number, down: number, cpu?: { receiveNsPerByte: number; sendNsPerByte: number }): HostId => {
     access.push(lo + (hi - lo) * o.random());
     return network.addHost({ upBytesPerS: up, downBytesPerS: down, ...cpu });
@@ -195,7 +209,8 @@ export async function runPollenSwarm(o: PollenSwarmOptions): Promise<PollenSwarm
   // The agents run before the pull: each registered when it started.
   for (const peer of list) peer.joinCluster();
   const spread = o.startSpreadMs ?? SIM_DEFAULTS.startSpreadMs;
-  for (const peer of list) queue.at(spread * o.random(), () => peer.start());
+  const hostCpuS = o.cpu?.hostCpuS ?? 0;
+  for (const peer of list) queue.at(spread * o.random(), () => (hostCpuS > 0 ? network.compute(peer.host, hostCpuS, () => peer.start()) : peer.start()));
   // Drawn after every other number of the run, so its start jitter and latencies stay what they were.
   world.pickSeed = Math.floor(o.random() * 2 ** 32);
   scanRandom = mulberry32(world.pickSeed ^ 0x5bd1e995);

@@ -13,7 +13,7 @@ import type { SchedulerOptions } from '../../supernode/p2p/scheduler-options.ts'
 import { Tracker } from '../../supernode/p2p/tracker.ts';
 import { lowerBoundSeconds } from '../fanout/lower-bound.ts';
 import { lineChart } from '../fanout/svg.ts';
-import { quantileMs, runPollenSwarm } from './pollen-swarm.ts';
+import { quantileMs, runPollenSwarm, type SwarmCpu } from './pollen-swarm.ts';
 import { simBlobs } from './sim-blobs.ts';
 import { mulberry32 } from './seeded-random.ts';
 
@@ -36,7 +36,7 @@ export interface SimBenchOptions {
   /** Where the API's messages queue: the seed host's links (default) or links of their own (pollen-swarm.ts apiLinks). */
   apiLinks?: 'shared' | 'own';
   /** The machine's cores shared by the peers, and a peer's CPU ns per byte received and sent (pollen-swarm.ts). */
-  cpu?: { cores: number; peerReceiveNsPerByte: number; peerSendNsPerByte: number };
+  cpu?: SwarmCpu;
   /**
    * CPU us a sync costs the supernode beyond the scheduler: the HTTP request that carries it (TLS,
    * parsing, validation, the token, the answer's JSON; one sync per request, as a peer pulling one

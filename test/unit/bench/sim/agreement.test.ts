@@ -8,10 +8,19 @@ const MIB = 1024 * 1024;
 
 /** A bed row whose CPU is exactly k ns per sent byte and RX_TX_RATIO x k per received one. */
 function row(n: number, sizeMiB: number, k: number, allDoneS = 10): BedRow {
+  return madeRow(n, sizeMiB, { k, hostCpuS: 0, contention: 0 }, allDoneS);
+}
+
+const MACHINE = { cores: 2, mbit: 100 };
+
+/** A bed row whose CPU is exactly what fitPeerCpu's three-part term says on MACHINE. */
+function madeRow(n: number, sizeMiB: number, t: { k: number; hostCpuS: number; contention: number }, allDoneS = 10): BedRow {
   const imageBytes = sizeMiB * MIB;
   const rxBytes = n * imageBytes * 1.05;
   const txBytes = n * imageBytes * 0.8;
-  return { n, sizeMiB, imageBytes, allDoneS, cpuS: k * (RX_TX_RATIO * rxBytes + txBytes) * 1e-9, rxBytes, txBytes };
+  const load = (n * 12.5e6 * (RX_TX_RATIO + 1) * t.k * 1e-9) / MACHINE.cores;
+  const cpuS = n * t.hostCpuS + t.k * (RX_TX_RATIO * rxBytes + txBytes) * 1e-9 * Math.max(1, load) ** -t.contention;
+  return { n, sizeMiB, imageBytes, allDoneS, cpuS, rxBytes, txBytes };
 }
 
 /** A fan-out results.json as pollen bench fanout writes it (sweep.ts, scenario.ts), trimmed to what is read. */
@@ -24,27 +33,43 @@ function scenario(system: string, n: number, opts: { ok?: boolean; clientIsDaemo
   return { system, n, sizeMiB: 8, imageBytes: 8 * MIB, lowerBoundS: 0.67, allDoneS: 9.5, medianS: 9, registryEgressBytes: 8 * MIB, supernodeEgressBytes: 8 * MIB, registryCpuS: 0.1, hosts, daemons: { supernode: { cpuS: 1, lifeCpuS: 2, maxRssMiB: 90 }, 'peer@peer01': { cpuS: 2, lifeCpuS: 3, maxRssMiB: 100 } } };
 }
 
-describe('fitting the peers\' CPU per byte to the bed', () => {
-  it('recovers the term the rows were made with, a received byte costing RX_TX_RATIO sent ones', () => {
-    const fit = fitPeerCpu([row(4, 64, 14), row(8, 64, 14), row(16, 256, 14)]);
-    expect(fit.txNsPerByte).toBeCloseTo(14, 9);
-    expect(fit.rxNsPerByte).toBeCloseTo(14 * RX_TX_RATIO, 9);
+describe('fitting the peers\' CPU to the bed', () => {
+  const matrix = (t: { k: number; hostCpuS: number; contention: number }): BedRow[] => [4, 8, 16].flatMap((n) => [64, 256].map((s) => madeRow(n, s, t)));
+
+  it('recovers the three parts the rows were made with: a cost per host, a cost per byte, and how crowding cheapens a byte', () => {
+    const fit = fitPeerCpu(matrix({ k: 5, hostCpuS: 0.55, contention: 0.37 }), MACHINE);
+    expect(fit.txNsPerByte).toBeCloseTo(5, 6);
+    expect(fit.rxNsPerByte).toBeCloseTo(5 * RX_TX_RATIO, 6);
+    expect(fit.hostCpuS).toBeCloseTo(0.55, 6);
+    expect(fit.contention).toBeCloseTo(0.37, 9);
   });
 
-  it('is the least-squares term through the origin when rows disagree, between their own terms', () => {
-    const fit = fitPeerCpu([row(4, 64, 10), row(4, 64, 20)]);
-    expect(fit.txNsPerByte).toBeCloseTo(15, 9);
+  it('finds one cost per byte in rows made with one, a received byte costing RX_TX_RATIO sent ones', () => {
+    const fit = fitPeerCpu([row(4, 64, 14), row(8, 64, 14), row(16, 256, 14)], MACHINE);
+    expect(fit.txNsPerByte).toBeCloseTo(14, 6);
+    expect(fit.rxNsPerByte).toBeCloseTo(14 * RX_TX_RATIO, 6);
+    expect(fit.hostCpuS).toBeCloseTo(0, 6);
+    expect(fit.contention).toBe(0);
+  });
+
+  it('fits one cost per byte, least squares on the relative error, where the rows cannot tell the parts apart', () => {
+    // Two rows: k minimises (k/10 - 1)^2 + (k/20 - 1)^2, so k = (1/10 + 1/20) / (1/100 + 1/400) = 12.
+    expect(fitPeerCpu([row(4, 64, 10), row(4, 64, 20)], MACHINE)).toEqual({ rxNsPerByte: expect.closeTo(36, 9) as number, txNsPerByte: expect.closeTo(12, 9) as number, hostCpuS: 0, contention: 0 });
+    // Three rows of one N and S: no fixed part to tell from the bytes.
+    expect(fitPeerCpu([row(4, 64, 10), row(4, 64, 20), row(4, 64, 15)], MACHINE).hostCpuS).toBe(0);
   });
 
   it('predicts each row from the other rows only, and says so; a lone row is fitted from itself', () => {
-    const rows = [row(4, 64, 10), row(8, 64, 10), row(16, 64, 40)];
-    const fits = heldOutFits(rows);
-    expect(fits.map((f) => f.heldOut)).toEqual([true, true, true]);
+    const t = { k: 5, hostCpuS: 0.5, contention: 0.3 };
+    const rows = [...matrix(t), madeRow(16, 64, { ...t, k: 20 })];
+    const fits = heldOutFits(rows, MACHINE);
+    expect(fits.map((f) => f.heldOut)).toEqual(rows.map(() => true));
     // The outlier's own cost does not enter its prediction; it does enter the others'.
-    expect(fits[2]!.cpu.txNsPerByte).toBeCloseTo(10, 9);
-    expect(fits[0]!.cpu.txNsPerByte).toBeGreaterThan(10);
-    const lone = heldOutFits([row(4, 64, 12)]);
-    expect(lone).toEqual([{ cpu: { rxNsPerByte: 12 * RX_TX_RATIO, txNsPerByte: expect.closeTo(12, 9) as number }, heldOut: false }]);
+    expect(fits[6]!.cpu.txNsPerByte).toBeCloseTo(5, 6);
+    expect(fits[6]!.cpu.hostCpuS).toBeCloseTo(0.5, 6);
+    expect(fits[0]!.cpu.txNsPerByte).not.toBeCloseTo(5, 2);
+    const lone = heldOutFits([row(4, 64, 12)], MACHINE);
+    expect(lone).toEqual([{ cpu: { rxNsPerByte: expect.closeTo(12 * RX_TX_RATIO, 9) as number, txNsPerByte: expect.closeTo(12, 9) as number, hostCpuS: 0, contention: 0 }, heldOut: false }]);
   });
 });
 

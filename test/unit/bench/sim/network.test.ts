@@ -128,4 +128,50 @@ describe('SimNetwork', () => {
     expect(done.xy).toBeCloseTo(1000, 6);
     expect(() => new SimNetwork(q, { cores: 0 })).toThrow(/cores/);
   });
+
+  it('with contention, a crowded machine pays less per byte: flows asking L x the cores slow by L^(1 - contention)', () => {
+    const q = new EventQueue();
+    const net = new SimNetwork(q, { cores: 1, contention: 0.5 });
+    // Four flows at 10 MB/s x 100 ns/B ask 4 cores of 1: L = 4, so each byte costs 4^-0.5 = half, and the flows move at 1/2 their rate.
+    const peer = { upBytesPerS: 10 * MB, downBytesPerS: 10 * MB, sendNsPerByte: 40, receiveNsPerByte: 60 };
+    const hosts = Array.from({ length: 8 }, () => net.addHost(peer));
+    const done: number[] = [];
+    for (let i = 0; i < 8; i += 2) net.transfer(hosts[i]!, hosts[i + 1]!, 10 * MB, (t) => done.push(t));
+    q.run();
+    expect(done).toHaveLength(4);
+    for (const t of done) expect(t).toBeCloseTo(2000, 6);
+    expect(() => new SimNetwork(q, { cores: 1, contention: 1 })).toThrow(/contention/);
+    expect(() => new SimNetwork(q, { cores: 1, contention: -0.1 })).toThrow(/contention/);
+  });
+
+  it('runs a process\'s work at one core at most, shares the cores with other work and with the bytes, and counts no bytes', () => {
+    const q = new EventQueue();
+    const net = new SimNetwork(q, { cores: 2 });
+    const peer = { upBytesPerS: 10 * MB, downBytesPerS: 10 * MB, sendNsPerByte: 50, receiveNsPerByte: 50 };
+    const [a, b, c] = [net.addHost(peer), net.addHost(peer), net.addHost(peer)];
+    const done: Record<string, number> = {};
+    // Alone on 2 cores: one core, 1 CPU s in 1 s.
+    net.compute(a, 1, (t) => (done.alone = t));
+    q.run();
+    expect(done.alone).toBeCloseTo(1000, 6);
+    expect(net.sentBytes(a)).toBe(0);
+    expect(net.receivedBytes(a)).toBe(0);
+    // Three processes' work and a flow asking 10 MB/s x 100 ns/B = 1 core: 4 cores asked of 2, all at half speed,
+    // until the work ends at 2 s; then the flow has moved 10 MB and takes its last 10 MB at full speed.
+    const start = q.now;
+    for (const h of [a, b, c]) net.compute(h, 1, (t) => (done[`w${h}`] = t - start));
+    net.transfer(a, b, 20 * MB, (t) => (done.flow = t - start));
+    q.run();
+    for (const h of [a, b, c]) expect(done[`w${h}`]).toBeCloseTo(2000, 6);
+    expect(done.flow).toBeCloseTo(3000, 6);
+    expect(net.sentBytes(a)).toBeCloseTo(20 * MB, 3);
+    // Stopped work never ends.
+    let stopped = false;
+    const w = net.compute(c, 1, () => (stopped = true));
+    net.cancel(w);
+    q.run();
+    expect(stopped).toBe(false);
+    expect(() => net.compute(a, 0, () => {})).toThrow(/positive number of CPU seconds/);
+    expect(() => net.compute(9, 1, () => {})).toThrow(/no host 9/);
+  });
 });

@@ -194,6 +194,20 @@ describe('runPollenSwarm (the real supernode scheduler and the real peer transfe
     const starved = await runPollenSwarm(options(8, { cpu: { cores: 1, peerReceiveNsPerByte: 60, peerSendNsPerByte: 40 } }));
     expect(starved.unfinished).toBe(0);
     expect(starved.allDoneMs).toBeGreaterThan(1.5 * free.allDoneMs);
+    // Crowding that cheapens each byte gives some of it back.
+    const crowded = await runPollenSwarm(options(8, { cpu: { cores: 1, peerReceiveNsPerByte: 60, peerSendNsPerByte: 40, contention: 0.5 } }));
+    expect(crowded.unfinished).toBe(0);
+    expect(crowded.allDoneMs).toBeLessThan(0.8 * starved.allDoneMs);
+    expect(crowded.allDoneMs).toBeGreaterThan(free.allDoneMs);
+  });
+
+  it('runs each host\'s fixed CPU before its pull, on the shared cores', async () => {
+    const free = await runPollenSwarm(options(4, { cpu: { cores: 2, peerReceiveNsPerByte: 0, peerSendNsPerByte: 0 } }));
+    // 4 hosts x 1 CPU s on 2 cores: no peer starts its pull before 2 s.
+    const fixed = await runPollenSwarm(options(4, { cpu: { cores: 2, peerReceiveNsPerByte: 0, peerSendNsPerByte: 0, hostCpuS: 1 } }));
+    expect(fixed.unfinished).toBe(0);
+    expect(Math.min(...fixed.doneMs)).toBeGreaterThan(2000 + Math.min(...free.doneMs) - 250);
+    expect(fixed.allDoneMs).toBeGreaterThanOrEqual(free.allDoneMs + 1500);
   });
 
   it('reports an unfinished run instead of hanging when the time limit passes', async () => {
