@@ -69,11 +69,16 @@ const DEFAULT_ROUTE_US_PER_SYNC = 75;
  */
 const DEFAULT_CHANNEL_US_PER_SYNC = 30;
 
-/** --cores with --peer-ns-per-byte <rx,tx>: the shared CPU of the simulation (bench/sim/pollen-swarm.ts). */
-function simCpu(cores: number, nsPerByte: readonly number[]): { cores: number; peerReceiveNsPerByte: number; peerSendNsPerByte: number } {
-  const [rx, tx] = nsPerByte;
-  if (nsPerByte.length !== 2 || rx === undefined || tx === undefined) throw new Error('--peer-ns-per-byte takes two numbers, received and sent, e.g. 24,8');
-  return { cores, peerReceiveNsPerByte: rx, peerSendNsPerByte: tx };
+/**
+ * --cores with --peer-ns-per-byte <rx,tx>, --host-cpu-s and --contention: the shared CPU of the
+ * simulation (bench/sim/pollen-swarm.ts), as `--against` fits it to a bed (agreement.json's fitAll).
+ */
+function simCpu(cores: number, nsPerByte: string, hostCpuS: number, contention: number): { cores: number; peerReceiveNsPerByte: number; peerSendNsPerByte: number; hostCpuS: number; contention: number } {
+  const xs = nsPerByte.split(',').map((v) => Number(v.trim()));
+  const [rx, tx] = xs;
+  if (xs.length !== 2 || !(rx! >= 0 && tx! >= 0 && Number.isFinite(rx! + tx!))) throw new Error(`--peer-ns-per-byte takes two numbers of 0 or more, received and sent, e.g. 14.9,5.0; got "${nsPerByte}"`);
+  if (!(contention < 1)) throw new Error(`--contention takes a number of 0 or more and below 1, got ${contention}`);
+  return { cores, peerReceiveNsPerByte: rx!, peerSendNsPerByte: tx!, hostCpuS, contention };
 }
 
 /** --layers: shares of S (as the bed's image: each layer that share of S), or 'bed' for the fan-out image's own. */
@@ -139,11 +144,13 @@ export function registerBench(program: Command): void {
     .option('--seed <n>', 'seed of the random start jitter and latencies', '1')
     .option('--cores <n>', "cores the peers' processes share (default: CPU is free; the fan-out bed has 2)")
     .option('--peer-ns-per-byte <rx,tx>', "a peer's CPU ns per byte received and sent, with --cores", '24,8')
+    .option('--host-cpu-s <s>', "CPU s a host's pull costs whatever its size, run on the shared cores before its pull, with --cores", '0')
+    .option('--contention <x>', 'how much cheaper a byte gets on crowded cores, with --cores: asked L > 1 times the cores, a byte costs L^-x (0 to below 1)', '0')
     .option('--route-us-per-sync <us>', "CPU us a simulated HTTP request (a busy peer's heartbeat, a registration, a creation) costs the supernode beyond the scheduler (TLS, parsing, validation, the token, JSON), added in the '+route' columns; npm run bench:sync measures it", String(DEFAULT_ROUTE_US_PER_SYNC))
     .option('--channel-us-per-sync <us>', 'the same for a batch of syncs on a sync channel (one frame, no HTTP)', String(DEFAULT_CHANNEL_US_PER_SYNC))
-    .option('--against <results.json>', "hold the model against a fan-out bed run (pollen bench fanout's results.json): simulate each of its Pollen rows with its links, its cores and a CPU term fitted from its other rows, and print both all-done times (the other options but --seed, --max-sim-s and --out do not apply)")
+    .option('--against <results.json>', "hold the model against a fan-out bed run (pollen bench fanout's results.json): simulate each of its Pollen rows with its links, its cores and a CPU term fitted from its other rows (a cost per host, per byte and the crowding discount; agreement.json's fitAll has the term of all rows, for --cores, --peer-ns-per-byte, --host-cpu-s and --contention), and print both all-done times (the other options but --seed, --max-sim-s and --out do not apply)")
     .option('--out <dir>', 'results directory (default: results/sim-<timestamp>)')
-    .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; layers?: string; scanLimit?: string; offerIntervalMs?: string; syncRate?: string; syncAnswerRate?: string; apiLinks: string; maxSimS: string; seed: string; cores?: string; peerNsPerByte: string; routeUsPerSync: string; channelUsPerSync: string; against?: string; out?: string }) => {
+    .action(async (o: { peers: string; size: string; mbit: string; originMbit?: string; pieceMib?: string; layers?: string; scanLimit?: string; offerIntervalMs?: string; syncRate?: string; syncAnswerRate?: string; apiLinks: string; maxSimS: string; seed: string; cores?: string; peerNsPerByte: string; hostCpuS: string; contention: string; routeUsPerSync: string; channelUsPerSync: string; against?: string; out?: string }) => {
       const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
       const outDir = o.out ?? join(REPO_ROOT, 'results', `sim-${stamp}`);
       const layerShares = o.layers === undefined ? undefined : await simLayerShares(o.layers);
@@ -172,7 +179,7 @@ export function registerBench(program: Command): void {
         apiLinks: apiLinksOf(o.apiLinks),
         maxSimS: positive('max-sim-s', o.maxSimS),
         seed: Number(o.seed),
-        ...(o.cores === undefined ? {} : { cpu: simCpu(positive('cores', o.cores), numberList('peer-ns-per-byte', o.peerNsPerByte)) }),
+        ...(o.cores === undefined ? {} : { cpu: simCpu(positive('cores', o.cores), o.peerNsPerByte, nonNegative('host-cpu-s', o.hostCpuS), nonNegative('contention', o.contention)) }),
         routeUsPerSync: nonNegative('route-us-per-sync', o.routeUsPerSync),
         channelUsPerSync: nonNegative('channel-us-per-sync', o.channelUsPerSync),
         outDir,
