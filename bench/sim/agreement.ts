@@ -122,6 +122,8 @@ export function readBed(json: unknown, source = 'results.json'): Bed {
 
 /** The contention exponents the fit tries: 0 to 0.95 by 0.01. */
 const CONTENTION_STEPS = 96;
+/** The costs per sent byte the fit tries first, ns: a log grid of 20 a decade, then refined. */
+const K_GRID = { from: 1e-3, to: 1e5, perDecade: 20 };
 
 /**
  * The peers' CPU that best explains the rows' CPU. A row of N hosts whose peers received rxBytes and
@@ -131,59 +133,90 @@ const CONTENTION_STEPS = 96;
  *   L = N x link x (RX_TX_RATIO + 1) x k x 1e-9 / cores
  * is how many times the cores the peers' bytes would ask for, every host receiving at its link's
  * rate (what the network model's `contention` is applied to). Least squares on each row's relative
- * error, as rows differ tenfold in CPU. Fewer than three rows cannot tell three parts apart, and rows
- * that cannot tell the fixed part from the bytes (one N and S) leave it out: then the fit is one cost
- * per byte, as it was.
+ * error, as rows differ tenfold in CPU: for each contention, a search over k with hostCpuS (>= 0)
+ * solved for each k. A part the rows cannot tell apart is left out: the fixed part without two image
+ * sizes, the discount without two N, both with fewer than three rows (one cost per byte then).
  */
 export function fitPeerCpu(rows: readonly BedRow[], machine: { cores: number; mbit: number }, ratio = RX_TX_RATIO): PeerCpu {
+  if (!rows.some((r) => r.rxBytes + r.txBytes > 0)) throw new Error('fitting the peers\' CPU needs at least one row with bytes moved');
+  const parts = rows.length >= 3;
+  const withHost = parts && new Set(rows.map((r) => r.sizeMiB)).size >= 2;
+  const steps = parts && new Set(rows.map((r) => r.n)).size >= 2 ? CONTENTION_STEPS : 1;
   let best: { k: number; hostCpuS: number; contention: number; err: number } | undefined;
-  const steps = rows.length >= 3 ? CONTENTION_STEPS : 1;
   for (let step = 0; step < steps; step++) {
-    const fit = fitAtContention(rows, machine, ratio, step / 100, rows.length >= 3);
-    if (fit && (!best || fit.err < best.err)) best = fit;
+    const fit = fitAtContention(rows, machine, ratio, step / 100, withHost);
+    // A contention that explains the rows no better (none of them crowded) does not replace a lower one.
+    if (!best || fit.err < best.err * (1 - 1e-9)) best = fit;
   }
-  if (!best) throw new Error('fitting the peers\' CPU needs at least one row with bytes moved');
-  return { rxNsPerByte: ratio * best.k, txNsPerByte: best.k, hostCpuS: best.hostCpuS, contention: best.contention };
+  return { rxNsPerByte: ratio * best!.k, txNsPerByte: best!.k, hostCpuS: best!.hostCpuS, contention: best!.contention };
 }
 
-function fitAtContention(rows: readonly BedRow[], machine: { cores: number; mbit: number }, ratio: number, contention: number, withHost: boolean): { k: number; hostCpuS: number; contention: number; err: number } | undefined {
+function fitAtContention(rows: readonly BedRow[], machine: { cores: number; mbit: number }, ratio: number, contention: number, withHost: boolean): { k: number; hostCpuS: number; contention: number; err: number } {
   const linkBytesPerS = (machine.mbit * 1e6) / 8;
-  const weighted = (r: BedRow): number => (ratio * r.rxBytes + r.txBytes) * 1e-9;
-  const bytesPart = (r: BedRow, k: number): number => weighted(r) * Math.max(1, (r.n * linkBytesPerS * (ratio + 1) * k * 1e-9) / machine.cores) ** -contention;
-  // k sits in L too: iterate (k^contention with contention < 1 contracts).
-  let k = 1;
-  let hostCpuS = 0;
-  for (let it = 0; it < 1000; it++) {
-    // Normal equations of sum ((a x1 + k' x2) - 1)^2, x1 = N / cpuS, x2 = bytesPart(k) / cpuS; k' is the next k.
-    let s11 = 0;
-    let s12 = 0;
-    let s22 = 0;
-    let t1 = 0;
-    let t2 = 0;
+  const bytesCpuS = (r: BedRow, k: number): number => k * (ratio * r.rxBytes + r.txBytes) * 1e-9 * Math.max(1, (r.n * linkBytesPerS * (ratio + 1) * k * 1e-9) / machine.cores) ** -contention;
+  // At a given k the fixed part is linear: sum ((a N + bytes) / cpuS - 1)^2 is least at a = sum x e / sum x^2.
+  const at = (k: number): { hostCpuS: number; err: number } => {
+    let xe = 0;
+    let xx = 0;
     for (const r of rows) {
-      const x1 = r.n / r.cpuS;
-      const x2 = bytesPart(r, k) / r.cpuS;
-      s11 += x1 * x1;
-      s12 += x1 * x2;
-      s22 += x2 * x2;
-      t1 += x1;
-      t2 += x2;
+      const x = r.n / r.cpuS;
+      xe += x * (1 - bytesCpuS(r, k) / r.cpuS);
+      xx += x * x;
     }
-    if (!(s22 > 0)) return undefined;
-    const det = s11 * s22 - s12 * s12;
-    let a = withHost && det > 1e-9 * s11 * s22 ? (t1 * s22 - t2 * s12) / det : 0;
-    let next = withHost && a !== 0 ? (s11 * t2 - s12 * t1) / det : t2 / s22;
-    if (a < 0 || next <= 0) {
-      a = 0;
-      next = t2 / s22;
-    }
-    hostCpuS = a;
-    const settled = Math.abs(next - k) <= 1e-12 * k;
-    k = next;
-    if (settled) break;
+    const hostCpuS = withHost && xx > 0 ? Math.max(0, xe / xx) : 0;
+    return { hostCpuS, err: rows.reduce((sum, r) => sum + ((r.n * hostCpuS + bytesCpuS(r, k)) / r.cpuS - 1) ** 2, 0) };
+  };
+  if (contention === 0) {
+    // No discount: the fit is linear in both parts, solved outright (the fixed part held at >= 0).
+    const linear = linearFit(rows, ratio, withHost);
+    if (linear) return { ...linear, contention, err: at(linear.k).err };
   }
-  const err = rows.reduce((sum, r) => sum + ((r.n * hostCpuS + k * bytesPart(r, k)) / r.cpuS - 1) ** 2, 0);
-  return { k, hostCpuS, contention, err };
+  // Else k also sets how crowded the cores are (L), so the error is searched over k, not solved: a
+  // log grid, then golden sections about its best point.
+  const step = 10 ** (1 / K_GRID.perDecade);
+  let bestK = K_GRID.from;
+  let bestErr = at(bestK).err;
+  for (let k = K_GRID.from * step; k <= K_GRID.to; k *= step) {
+    const err = at(k).err;
+    if (err < bestErr) [bestK, bestErr] = [k, err];
+  }
+  let lo = bestK / step;
+  let hi = bestK * step;
+  const golden = (Math.sqrt(5) - 1) / 2;
+  for (let i = 0; i < 80; i++) {
+    const m1 = hi - golden * (hi - lo);
+    const m2 = lo + golden * (hi - lo);
+    if (at(m1).err <= at(m2).err) hi = m2;
+    else lo = m1;
+  }
+  const k = at((lo + hi) / 2).err <= bestErr ? (lo + hi) / 2 : bestK;
+  return { k, contention, ...at(k) };
+}
+
+/** Least squares of sum ((a N + k w) / cpuS - 1)^2, w the rows' weighted bytes, a >= 0 (undefined: no k > 0 fits). */
+function linearFit(rows: readonly BedRow[], ratio: number, withHost: boolean): { k: number; hostCpuS: number } | undefined {
+  let s11 = 0;
+  let s12 = 0;
+  let s22 = 0;
+  let t1 = 0;
+  let t2 = 0;
+  for (const r of rows) {
+    const x1 = r.n / r.cpuS;
+    const x2 = ((ratio * r.rxBytes + r.txBytes) * 1e-9) / r.cpuS;
+    s11 += x1 * x1;
+    s12 += x1 * x2;
+    s22 += x2 * x2;
+    t1 += x1;
+    t2 += x2;
+  }
+  const det = s11 * s22 - s12 * s12;
+  if (withHost && det > 1e-9 * s11 * s22) {
+    const a = (t1 * s22 - t2 * s12) / det;
+    const k = (s11 * t2 - s12 * t1) / det;
+    if (a >= 0 && k > 0) return { k, hostCpuS: a };
+    if (a >= 0) return undefined;
+  }
+  return s22 > 0 && t2 > 0 ? { k: t2 / s22, hostCpuS: 0 } : undefined;
 }
 
 /** Each row's CPU term, fitted from the other rows (from the row itself when it is the only one). */

@@ -13,8 +13,9 @@
 // gets its own event at the instant its last byte arrives.
 //
 // With `cores`, the hosts' processes share one machine's CPU, as on the fan-out bed: each byte
-// costs its sender and its receiver CPU time, and a process's work that no byte pays for (its
-// start-up) runs as work of its own (compute()), moving like a flow at one core at most.
+// costs its sender and its receiver CPU time, and a process's work that no byte pays for (the part
+// of a pull that does not grow with its size) runs as work of its own (compute()), moving like a
+// flow at one core at most.
 import type { EventQueue, SimEvent } from './event-queue.ts';
 
 export type HostId = number;
@@ -181,7 +182,7 @@ export class SimNetwork {
   }
 
   /**
-   * Runs `cpuS` CPU seconds of a host's process that are no byte's cost (a process's start-up, say):
+   * Runs `cpuS` CPU seconds of a host's process that are no byte's cost (a pull's fixed part, say):
    * one core's worth a second at most, less when the machine's cores are shared out (`cores`).
    * onDone runs when it is done; cancel() stops it.
    */

@@ -94,8 +94,10 @@ export interface SwarmCpu {
   peerReceiveNsPerByte: number;
   peerSendNsPerByte: number;
   /**
-   * CPU s a host's pull costs whatever the image's size (its client's and its peer's start-up, the
-   * manifest, registering), run on the shared cores before the host's pull starts (default 0).
+   * CPU s a host's pull costs whatever the image's size (agreement.ts fits it to the bed, ~0.3-0.75
+   * s), run on the shared cores before the host's pull starts (default 0). The bed tells how much,
+   * not when in a pull it falls. Before the pull is the simplest place: N hosts starting together on
+   * C cores start their pulls N x hostCpuS / C later.
    */
   hostCpuS?: number;
   /** How much cheaper a byte gets on a crowded machine (network.ts's `contention`; default 0). */

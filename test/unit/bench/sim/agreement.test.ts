@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type BedRow, fitPeerCpu, heldOutFits, readBed, readBedFile, RX_TX_RATIO, runAgreement } from '../../../../bench/sim/agreement.ts';
+import { mulberry32 } from '../../../../bench/sim/sim-bench.ts';
 
 const MIB = 1024 * 1024;
 
@@ -55,8 +56,36 @@ describe('fitting the peers\' CPU to the bed', () => {
   it('fits one cost per byte, least squares on the relative error, where the rows cannot tell the parts apart', () => {
     // Two rows: k minimises (k/10 - 1)^2 + (k/20 - 1)^2, so k = (1/10 + 1/20) / (1/100 + 1/400) = 12.
     expect(fitPeerCpu([row(4, 64, 10), row(4, 64, 20)], MACHINE)).toEqual({ rxNsPerByte: expect.closeTo(36, 9) as number, txNsPerByte: expect.closeTo(12, 9) as number, hostCpuS: 0, contention: 0 });
-    // Three rows of one N and S: no fixed part to tell from the bytes.
-    expect(fitPeerCpu([row(4, 64, 10), row(4, 64, 20), row(4, 64, 15)], MACHINE).hostCpuS).toBe(0);
+    // Three rows of one N and S (one cell run three times): neither a fixed part nor a discount to tell from the bytes.
+    const one = [row(4, 64, 40), row(4, 64, 80), row(4, 64, 60)];
+    const single = (1 / 40 + 1 / 80 + 1 / 60) / (1 / 40 ** 2 + 1 / 80 ** 2 + 1 / 60 ** 2);
+    expect(fitPeerCpu(one, MACHINE)).toEqual({ rxNsPerByte: expect.closeTo(single * RX_TX_RATIO, 6) as number, txNsPerByte: expect.closeTo(single, 6) as number, hostCpuS: 0, contention: 0 });
+  });
+
+  it('fits the discount but no fixed part to one image size at several N', () => {
+    const rows = [4, 8, 16].map((n) => madeRow(n, 64, { k: 5, hostCpuS: 0, contention: 0.37 }));
+    const fit = fitPeerCpu(rows, MACHINE);
+    expect(fit.hostCpuS).toBe(0);
+    expect(fit.txNsPerByte).toBeCloseTo(5, 4);
+    expect(fit.contention).toBeCloseTo(0.37, 9);
+  });
+
+  it('holds the fixed part at zero where the rows would have it negative', () => {
+    const rows = [4, 8, 16].flatMap((n) => [64, 256].map((s) => ({ ...row(n, s, 5), cpuS: row(n, s, 5).cpuS - 0.2 * n })));
+    expect(fitPeerCpu(rows, MACHINE).hostCpuS).toBe(0);
+  });
+
+  it('explains noisy rows at least as well as a search of every part on a grid', () => {
+    // Beds with some cells crowded (L > 1 at N = 8 and 16) and some not, each row off its term by up to 10 %.
+    const random = mulberry32(11);
+    for (let bed = 0; bed < 6; bed++) {
+      const rows = [4, 8, 16].flatMap((n) => [64, 256].map((s) => madeRow(n, s, { k: 5, hostCpuS: 0.56, contention: 0.37 }))).map((r) => ({ ...r, cpuS: r.cpuS * (0.9 + 0.2 * random()) }));
+      const err = (t: { k: number; hostCpuS: number; contention: number }): number => rows.reduce((sum, r) => sum + (madeRow(r.n, r.sizeMiB, t).cpuS / r.cpuS - 1) ** 2, 0);
+      const fit = fitPeerCpu(rows, MACHINE);
+      let grid = Infinity;
+      for (let a = 0; a <= 1.2; a += 0.02) for (let k = 3; k <= 8; k += 0.05) for (let c = 0; c <= 0.95; c += 0.05) grid = Math.min(grid, err({ k, hostCpuS: a, contention: c }));
+      expect(err({ k: fit.txNsPerByte, hostCpuS: fit.hostCpuS, contention: fit.contention })).toBeLessThanOrEqual(grid * (1 + 1e-6));
+    }
   });
 
   it('predicts each row from the other rows only, and says so; a lone row is fitted from itself', () => {
@@ -137,5 +166,17 @@ describe('runAgreement', () => {
     expect(saved.rows).toHaveLength(2);
     expect(saved.fitAll.txNsPerByte).toBeCloseTo(40, 9);
     expect(await readFile(join(dir, 'dear', 'agreement.txt'), 'utf8')).toMatch(/bed s +sim s +sim vs bed[\s\S]*other rows/);
+  });
+
+  it('runs each host\'s fixed part of the fitted term on the cores before its pull', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pollen-agree-'));
+    // Cheap bytes and 3 CPU s a host: at N hosts on 2 cores no pull starts before 1.5 N s.
+    const t = { k: 0.5, hostCpuS: 3, contention: 0 };
+    const bed = { cores: 2, mbit: 100, registryMbit: 100, rows: [4, 8].flatMap((n) => [8, 16].map((s) => madeRow(n, s, t))) };
+    const rows = await runAgreement({ bed, seed: 3, maxSimS: 600, outDir: dir, log: () => {} });
+    for (const r of rows) {
+      expect(r.cpu.hostCpuS).toBeCloseTo(3, 6);
+      expect(r.simS).toBeGreaterThan(1.5 * r.n);
+    }
   });
 });
