@@ -161,6 +161,7 @@ export function registerBench(program: Command): void {
         process.stdout.write(`\n${renderAgreementTable(rows)}\nresults: ${outDir} (agreement.json, agreement.txt; see bench/README.md)\n`);
         return;
       }
+      if (o.cores === undefined && (nonNegative('host-cpu-s', o.hostCpuS) > 0 || nonNegative('contention', o.contention) > 0)) throw new Error('--host-cpu-s and --contention share the cores of --cores among the peers: give --cores too');
       const { runSimBench, renderSimTable } = await benchModule(() => import('../../bench/sim/sim-bench.ts'));
       const mbit = positive('mbit', o.mbit);
       const rows = await runSimBench({

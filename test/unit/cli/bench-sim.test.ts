@@ -32,5 +32,6 @@ describe('pollen bench sim on shared cores', () => {
     expect(bad.stderr).toMatch(/--peer-ns-per-byte takes two numbers of 0 or more.*"1,x"/);
     expect(sim('bad', '--cores', '2', '--contention', '1').stderr).toMatch(/--contention takes a number of 0 or more and below 1/);
     expect(sim('bad', '--cores', '2', '--host-cpu-s', '-1').stderr).toMatch(/--host-cpu-s takes a number of 0 or more/);
+    expect(sim('bad', '--host-cpu-s', '0.5').stderr).toMatch(/--host-cpu-s and --contention share the cores of --cores .*give --cores too/);
   });
 });
