@@ -105,8 +105,14 @@ export function holdFreedMemory(paths: { order?: string; buddyinfo?: string; sta
     writeFileSync(statePath, JSON.stringify({ order: original, holders: [...holders, process.pid] }));
   } catch (err) {
     // Without its record no one could give the kernel its value back: do not hold.
-    if (current !== above) writeFileSync(orderPath, original);
-    return { state: `not held: cannot write ${statePath} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, release: NOTHING_HELD };
+    const why = `cannot write ${statePath} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+    if (current === above) return { state: `not held: ${why}`, release: NOTHING_HELD };
+    try {
+      writeFileSync(orderPath, original);
+    } catch (back) {
+      return { state: `not held: ${why}; and could not give ${orderPath} back its value ${original} (${(back as Error).message})`, release: NOTHING_HELD };
+    }
+    return { state: `not held: ${why}`, release: NOTHING_HELD };
   }
   let released = false;
   const restore = (): void => {
